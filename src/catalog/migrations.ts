@@ -1,0 +1,80 @@
+import { sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+
+/**
+ * The catalog's own schema, versioned with Kysely's migrator and kept in code (not in
+ * migrations/, which is the application's schema shared by every tenant).
+ */
+const migrations: Record<string, Migration> = {
+  '0001_tenants_operations_events': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('tenants')
+        .addColumn('id', 'bigserial', (c) => c.primaryKey())
+        .addColumn('slug', 'text', (c) => c.notNull().unique())
+        .addColumn('key', 'text', (c) => c.notNull().unique())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('tier', 'text', (c) => c.notNull())
+        .addColumn('model', 'text', (c) => c.notNull().check(sql`model in ('pool','schema','database')`))
+        .addColumn('region', 'text', (c) => c.notNull())
+        .addColumn('shard', 'text', (c) => c.notNull())
+        .addColumn('database_name', 'text', (c) => c.notNull())
+        .addColumn('schema_name', 'text', (c) => c.notNull())
+        .addColumn('residency', 'text')
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('status_detail', 'text')
+        .addColumn('schema_version', 'text')
+        .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .addColumn('updated_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .execute();
+      await db.schema.createIndex('tenants_shard_idx').on('tenants').columns(['shard', 'model']).execute();
+      // Keys for bigint-keyed fleets come from here, so two concurrent creates never collide.
+      await sql`create sequence tenant_key_seq`.execute(db);
+
+      await db.schema
+        .createTable('operations')
+        .addColumn('id', 'bigserial', (c) => c.primaryKey())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('tenant_slug', 'text')
+        .addColumn('holder', 'text', (c) => c.notNull())
+        .addColumn('args', 'jsonb', (c) => c.notNull().defaultTo(sql`'{}'::jsonb`))
+        .addColumn('progress', 'jsonb')
+        .addColumn('started_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .addColumn('heartbeat_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .addColumn('finished_at', 'timestamptz')
+        .execute();
+
+      await db.schema
+        .createTable('events')
+        .addColumn('id', 'bigserial', (c) => c.primaryKey())
+        .addColumn('at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .addColumn('actor', 'text', (c) => c.notNull())
+        .addColumn('ci_job', 'text')
+        .addColumn('command', 'text', (c) => c.notNull())
+        .addColumn('tenant_slug', 'text')
+        .addColumn('action', 'text', (c) => c.notNull())
+        .addColumn('result', 'text', (c) => c.notNull())
+        .addColumn('details', 'jsonb')
+        .execute();
+      await db.schema.createIndex('events_tenant_idx').on('events').columns(['tenant_slug', 'id']).execute();
+      // Append-only: the log of who did what is not edited after the fact.
+      await sql`
+        create function events_append_only() returns trigger language plpgsql as $$
+        begin raise exception 'the event log is append-only'; end $$`.execute(db);
+      await sql`
+        create trigger events_no_update before update or delete on events
+        for each row execute function events_append_only()`.execute(db);
+    },
+  },
+};
+
+export const catalogMigrations: MigrationProvider = {
+  async getMigrations() {
+    return migrations;
+  },
+};
+
+/** Register more catalog migrations (later features add their tables this way). */
+export function addCatalogMigration(name: string, migration: Migration): void {
+  migrations[name] = migration;
+}

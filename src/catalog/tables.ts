@@ -1,0 +1,65 @@
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { Model } from '../config/types.js';
+
+/**
+ * Typed catalog tables. The catalog is the one source of truth for where every tenant lives.
+ */
+export type TenantStatus = 'provisioning' | 'active' | 'suspended' | 'failed' | 'deleting';
+
+export interface TenantsTable {
+  id: Generated<number>;
+  slug: string;
+  key: string;
+  name: string;
+  tier: string;
+  model: Model;
+  region: string;
+  shard: string;
+  database_name: string;
+  schema_name: string;
+  residency: string | null;
+  status: TenantStatus;
+  /** What went wrong, for a failed tenant; null otherwise. */
+  status_detail: string | null;
+  /** The last migration applied at its placement, as far as the catalog knows. */
+  schema_version: string | null;
+  created_at: ColumnType<Date, never, never>;
+  updated_at: ColumnType<Date, never, Date>;
+}
+
+export interface OperationsTable {
+  id: Generated<number>;
+  kind: string;
+  status: string;
+  tenant_slug: string | null;
+  holder: string;
+  args: ColumnType<unknown, string, string>;
+  progress: ColumnType<unknown, string | null, string | null>;
+  started_at: ColumnType<Date, never, never>;
+  heartbeat_at: ColumnType<Date, never, Date>;
+  finished_at: ColumnType<Date | null, never, Date | null>;
+}
+
+export interface EventsTable {
+  id: Generated<number>;
+  at: ColumnType<Date, never, never>;
+  actor: string;
+  ci_job: string | null;
+  command: string;
+  tenant_slug: string | null;
+  action: string;
+  result: string;
+  details: ColumnType<unknown, string | null, never>;
+}
+
+export interface CatalogDatabase {
+  tenants: TenantsTable;
+  operations: OperationsTable;
+  events: EventsTable;
+}
+
+export type TenantRow = Selectable<TenantsTable>;
+export type NewTenant = Insertable<TenantsTable>;
+export type TenantUpdate = Updateable<TenantsTable>;
+export type EventRow = Selectable<EventsTable>;
+export type OperationRow = Selectable<OperationsTable>;

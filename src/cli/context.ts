@@ -1,0 +1,64 @@
+import type { Config } from '../config/types.js';
+import { loadConfig } from '../config/load.js';
+import { createOutput, type Output } from '../report/output.js';
+import type { CatalogDb } from '../catalog/open.js';
+import type { Fleet } from '../fleet/fleet.js';
+
+/** Global flags every command sees. */
+export interface GlobalOptions {
+  config?: string;
+  json?: boolean;
+  quiet?: boolean;
+  color?: boolean;
+  verbose?: boolean;
+}
+
+/**
+ * What a command runs with: the config, the output, and the catalog and fleet opened lazily
+ * (so `config show` or `dev up` never touch a database they do not need) and closed at the end.
+ */
+export class CommandContext {
+  readonly out: Output;
+  readonly command: string;
+  private cfg?: Config;
+  private db?: CatalogDb;
+  private fl?: Fleet;
+
+  constructor(
+    readonly opts: GlobalOptions,
+    command: string,
+  ) {
+    this.command = command;
+    this.out = createOutput({ json: opts.json, quiet: opts.quiet, color: opts.color });
+  }
+
+  get config(): Config {
+    this.cfg ??= loadConfig({ file: this.opts.config });
+    return this.cfg;
+  }
+
+  async catalog(): Promise<CatalogDb> {
+    if (!this.db) {
+      const { openCatalog } = await import('../catalog/open.js');
+      this.db = await openCatalog(this.config);
+    }
+    return this.db;
+  }
+
+  async fleet(): Promise<Fleet> {
+    if (!this.fl) {
+      const { Fleet } = await import('../fleet/fleet.js');
+      this.fl = new Fleet(this.config);
+    }
+    return this.fl;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.fl?.close(), this.db?.destroy()]);
+  }
+}
+
+/** Off a TTY, or with --json, nobody can answer a prompt. */
+export function canPrompt(ctx: CommandContext): boolean {
+  return Boolean(process.stdin.isTTY && process.stderr.isTTY && !ctx.opts.json);
+}

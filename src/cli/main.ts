@@ -1,0 +1,57 @@
+import { Command, Option } from 'commander';
+import { registerConfigCommands } from './config-cmd.js';
+import { registerDevCommands } from './dev-cmd.js';
+import { registerTenantCommands } from './tenant-cmd.js';
+import { registerResolveCommand } from './resolve-cmd.js';
+import { registerDoctorCommand } from './doctor-cmd.js';
+import { registerMigrateCommands } from './migrate-cmd.js';
+
+/**
+ * Wires the command groups. Each group file only declares flags and hands them to a core
+ * function, imported lazily so that `tenantctl --help` loads almost nothing.
+ */
+export function buildProgram(): Command {
+  const program = new Command('tenantctl')
+    .description('A control plane for multi-tenant PostgreSQL fleets')
+    .addHelpText('beforeAll', 'Example:\n  tenantctl dev up && tenantctl tenant create acme --tier standard\n')
+    .option('--config <file>', 'fleet config (default: $TENANTCTL_CONFIG, then ./tenants.config.yaml)')
+    .option('--json', 'print one JSON document on stdout; progress goes to stderr')
+    .option('--quiet', 'no progress output')
+    .option('--no-color', 'no colours (NO_COLOR is honoured too)')
+    .addOption(new Option('--verbose', 'stack traces for unexpected errors').hideHelp())
+    .showSuggestionAfterError(true)
+    .configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: (s) => process.stderr.write(s) })
+    .exitOverride();
+  registerDevCommands(program);
+  registerConfigCommands(program);
+  registerTenantCommands(program);
+  registerMigrateCommands(program);
+  registerResolveCommand(program);
+  registerDoctorCommand(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    const e = err as { code?: string; exitCode?: number };
+    if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') {
+      process.exitCode = 0;
+    } else if (typeof e.exitCode === 'number') {
+      // Commander already printed the usage problem; usage errors are exit 2.
+      process.exitCode = e.exitCode === 0 ? 0 : 2;
+    } else {
+      throw err;
+    }
+  }
+}
+
+process.on('SIGINT', () => {
+  // Commands that run fan-outs install their own handler to stop scheduling; elsewhere a Ctrl-C
+  // means stop now.
+  if (process.listenerCount('SIGINT') === 1) process.exit(130);
+});
+
+await main(process.argv);

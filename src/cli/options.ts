@@ -1,0 +1,45 @@
+import { Option, type Command } from 'commander';
+import { UsageError } from '../errors.js';
+import type { TenantSelector } from '../catalog/tenants.js';
+
+/** Shared flag definitions, so every command spells a selector the same way. */
+const list = (v: string, prev: string[] = []) => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
+
+export function addSelectorOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--tenant <slugs>', 'only these tenants (comma-separated)').argParser(list))
+    .addOption(new Option('--model <models>', 'pool, schema or database (comma-separated)').argParser(list))
+    .addOption(new Option('--region <regions>', 'only these regions').argParser(list))
+    .addOption(new Option('--shard <shards>', 'only these shards').argParser(list))
+    .addOption(new Option('--tier <tiers>', 'only these tiers').argParser(list))
+    .addOption(new Option('--status <statuses>', 'only tenants in these statuses').argParser(list));
+}
+
+export function selectorFrom(opts: Record<string, unknown>): TenantSelector {
+  return {
+    tenants: opts.tenant as string[] | undefined,
+    model: opts.model as string[] | undefined,
+    region: opts.region as string[] | undefined,
+    shard: opts.shard as string[] | undefined,
+    tier: opts.tier as string[] | undefined,
+    status: opts.status as string[] | undefined,
+  };
+}
+
+/** A positive integer flag, with the flag's name in the error. */
+export function positiveInt(flag: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) {
+      throw new UsageError('USAGE', `${flag} must be a positive whole number, got ${JSON.stringify(v)}`, `e.g. ${flag} 8`);
+    }
+    return n;
+  };
+}
+
+/** Flags, then TENANTCTL_* environment variables, then the config, then defaults. */
+export function concurrencyFrom(flag: number | undefined, configDefault: number, env = process.env): number {
+  if (flag !== undefined) return flag;
+  if (env.TENANTCTL_CONCURRENCY) return positiveInt('TENANTCTL_CONCURRENCY')(env.TENANTCTL_CONCURRENCY);
+  return configDefault;
+}

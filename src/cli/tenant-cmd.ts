@@ -1,0 +1,183 @@
+import { Option, type Command } from 'commander';
+import { UsageError } from '../errors.js';
+import type { TenantRow } from '../catalog/tables.js';
+import { resultDocument, exitCodeFor } from '../fanout/result.js';
+import { renderTable } from '../report/table.js';
+import { renderResultDocument } from '../report/results.js';
+import { canPrompt, type CommandContext } from './context.js';
+import { addSelectorOptions, concurrencyFrom, positiveInt, selectorFrom } from './options.js';
+import { confirmDestructive } from './confirm.js';
+import { action } from './run.js';
+
+interface CreateFlags {
+  model?: string;
+  tier?: string;
+  region?: string;
+  shard?: string;
+  name?: string;
+  key?: string;
+  residency?: string;
+  fromFile?: string;
+  concurrency?: number;
+}
+
+async function deps(ctx: CommandContext) {
+  const { loadMigrations } = await import('../migrate/files.js');
+  return {
+    config: ctx.config,
+    db: await ctx.catalog(),
+    fleet: await ctx.fleet(),
+    migrations: await loadMigrations(ctx.config.migrationsDir),
+    command: ctx.command,
+  };
+}
+
+async function create(ctx: CommandContext, slugArg: string | undefined, flags: CreateFlags): Promise<number> {
+  const started = Date.now();
+  if (flags.fromFile) {
+    if (slugArg) throw new UsageError('USAGE', 'give either a slug or --from-file, not both', 'tenantctl tenant create --from-file tenants.csv');
+    const { readTenantFile } = await import('../provision/bulk-file.js');
+    const inputs = readTenantFile(flags.fromFile);
+    const d = await deps(ctx);
+    const { createProgress } = await import('../report/progress.js');
+    const progress = createProgress(ctx.out, 'tenant create', inputs.length);
+    const { createTenants } = await import('../provision/bulk-create.js');
+    const results = await createTenants(d, inputs, {
+      concurrency: concurrencyFrom(flags.concurrency, ctx.config.defaults.concurrency),
+      onStart: (i) => progress.started(i.slug),
+      onResult: (_i, r) => progress.finished(r),
+    });
+    await progress.close();
+    const doc = resultDocument('tenant create', results, started);
+    renderResultDocument(ctx.out, doc);
+    return exitCodeFor(doc);
+  }
+  let slug = slugArg;
+  if (!slug) {
+    if (!canPrompt(ctx)) throw new UsageError('USAGE', 'missing the tenant slug', 'tenantctl tenant create <slug> [--tier T] (or --from-file FILE)');
+    slug = await promptForCreate(ctx, flags);
+  }
+  const { createTenant } = await import('../provision/create-tenant.js');
+  const r = await createTenant(await deps(ctx), { slug, ...flags });
+  const doc = resultDocument('tenant create', [r], started);
+  if (ctx.out.json) ctx.out.document(doc);
+  else if (r.status === 'succeeded') ctx.out.print(ctx.out.color.green(`created ${r.tenant}: ${r.model} on ${r.shard} (${r.target})${r.resumed ? ', finishing an earlier attempt' : ''}`));
+  else renderResultDocument(ctx.out, doc);
+  return exitCodeFor(doc);
+}
+
+/** On a TTY, ask for what the flags left out. */
+async function promptForCreate(ctx: CommandContext, flags: CreateFlags): Promise<string> {
+  const { input, select } = await import('@inquirer/prompts');
+  const { slugProblem } = await import('../placement/slug.js');
+  const io = { output: process.stderr };
+  const slug = await input({ message: 'Tenant slug', validate: (v) => (slugProblem(v) ? `slug ${slugProblem(v)}` : true) }, io);
+  const c = ctx.config;
+  if (!flags.tier && !flags.model) {
+    flags.tier = await select({ message: 'Tier', choices: Object.entries(c.tiers).map(([t, v]) => ({ name: `${t} (${v.model})`, value: t })), default: c.defaultTier }, io);
+  }
+  if (!flags.region && !flags.shard) {
+    flags.region = await select({ message: 'Region', choices: Object.keys(c.regions).map((r) => ({ name: r, value: r })), default: c.defaultRegion }, io);
+  }
+  return slug;
+}
+
+function tenantRows(ts: TenantRow[]) {
+  return ts.map((t) => [t.slug, t.model, t.tier, t.region, t.shard, t.status, t.schema_version ?? '']);
+}
+
+export function registerTenantCommands(program: Command): void {
+  const tenant = program.command('tenant').description('provision and manage tenants');
+
+  tenant
+    .command('create [slug]')
+    .description('provision a tenant (or many with --from-file)')
+    .addHelpText('before', 'Examples:\n  tenantctl tenant create acme --tier standard\n  tenantctl tenant create --from-file new-tenants.csv --concurrency 8\n')
+    .addOption(new Option('--model <model>', 'pool, schema or database (default: from the tier)'))
+    .option('--tier <tier>', 'tier from the config (decides the model)')
+    .option('--region <region>', 'region (default: defaults.region)')
+    .option('--shard <shard>', 'shard (default: the least-loaded of the region)')
+    .option('--name <name>', 'display name (default: the slug)')
+    .option('--key <key>', 'tenant key value (default: a fresh one)')
+    .option('--residency <label>', 'refuse regions without this residency label (e.g. eu)')
+    .option('--from-file <file>', 'CSV (header row) or YAML list with slug,name,model,tier,region,shard,key')
+    .option('--concurrency <n>', 'tenants created at once with --from-file', positiveInt('--concurrency'))
+    .action(action('tenant create', create));
+
+  addSelectorOptions(tenant.command('list').description('tenants in the catalog'))
+    .addHelpText('before', 'Example:\n  tenantctl tenant list --region eu-west --model schema\n')
+    .action(
+      action('tenant list', async (ctx, opts: Record<string, unknown>) => {
+        const { selectTenants } = await import('../catalog/tenants.js');
+        const ts = await selectTenants(await ctx.catalog(), selectorFrom(opts));
+        if (ctx.out.json) ctx.out.document({ command: 'tenant list', ok: true, tenants: ts.map(publicTenant) });
+        else ctx.out.print(renderTable(ctx.out, ['slug', 'model', 'tier', 'region', 'shard', 'status', 'version'], tenantRows(ts)));
+      }),
+    );
+
+  tenant
+    .command('show <slug>')
+    .description('one tenant, its placement and its recent events')
+    .addHelpText('before', 'Example:\n  tenantctl tenant show acme\n')
+    .action(
+      action('tenant show', async (ctx, slug: string) => {
+        const { getTenant } = await import('../catalog/tenants.js');
+        const { recentEvents } = await import('../catalog/events.js');
+        const db = await ctx.catalog();
+        const t = await getTenant(db, slug);
+        const events = await recentEvents(db, slug);
+        if (ctx.out.json) {
+          ctx.out.document({ command: 'tenant show', ok: true, tenant: publicTenant(t), events });
+          return;
+        }
+        const fields: [string, unknown][] = [
+          ['slug', t.slug], ['name', t.name], ['key', t.key], ['status', t.status + (t.status_detail ? ` (${t.status_detail})` : '')],
+          ['tier', t.tier], ['model', t.model], ['region', t.region], ['shard', t.shard], ['database', t.database_name],
+          ['schema', t.schema_name], ['residency', t.residency ?? ''], ['version', t.schema_version ?? ''], ['created', t.created_at.toISOString()],
+        ];
+        ctx.out.print(fields.map(([k, v]) => `${k.padEnd(10)} ${v}`).join('\n'));
+        ctx.out.print('\nrecent events:');
+        ctx.out.print(renderTable(ctx.out, ['at', 'actor', 'command', 'action', 'result'], events.map((e) => [e.at.toISOString(), e.actor + (e.ci_job ? ` (${e.ci_job})` : ''), e.command, e.action, e.result])));
+      }),
+    );
+
+  for (const verb of ['suspend', 'resume'] as const) {
+    tenant
+      .command(`${verb} <slug>`)
+      .description(verb === 'suspend' ? 'stop a tenant from logging in (it is still migrated)' : 'let a suspended tenant back in')
+      .action(
+        action(`tenant ${verb}`, async (ctx, slug: string) => {
+          const { setSuspended } = await import('../provision/lifecycle.js');
+          const t = await setSuspended({ config: ctx.config, db: await ctx.catalog(), fleet: await ctx.fleet(), command: ctx.command }, slug, verb === 'suspend');
+          if (ctx.out.json) ctx.out.document({ command: ctx.command, ok: true, tenant: publicTenant(t) });
+          else ctx.out.print(`${slug} is ${t.status}`);
+        }),
+      );
+  }
+
+  tenant
+    .command('delete <slug>')
+    .description('remove a tenant\'s placement (or pool rows) and its catalog entry')
+    .addHelpText('before', 'Example:\n  tenantctl tenant delete acme --yes\n')
+    .option('--yes', 'confirm without asking')
+    .action(
+      action('tenant delete', async (ctx, slug: string, opts: { yes?: boolean }) => {
+        const { getTenant } = await import('../catalog/tenants.js');
+        const db = await ctx.catalog();
+        const t = await getTenant(db, slug);
+        await confirmDestructive(ctx, opts.yes, `delete tenant ${slug} and all its data (${t.model} on ${t.shard})`);
+        const { deleteTenant } = await import('../provision/lifecycle.js');
+        await deleteTenant({ config: ctx.config, db, fleet: await ctx.fleet(), command: ctx.command }, slug);
+        if (ctx.out.json) ctx.out.document({ command: ctx.command, ok: true, tenant: publicTenant(t) });
+        else ctx.out.print(`deleted ${slug}`);
+      }),
+    );
+}
+
+export function publicTenant(t: TenantRow) {
+  return {
+    slug: t.slug, key: t.key, name: t.name, tier: t.tier, model: t.model, region: t.region, shard: t.shard,
+    database: t.database_name, schema: t.schema_name, residency: t.residency, status: t.status,
+    statusDetail: t.status_detail, schemaVersion: t.schema_version, createdAt: t.created_at, updatedAt: t.updated_at,
+  };
+}

@@ -1,0 +1,70 @@
+/**
+ * Redaction of connection URLs. URLs are parsed, never regex-matched, so passwords with `@`, `:`,
+ * `/`, `%` or quotes are found whatever they contain.
+ *
+ * @example
+ *   redactUrl('postgres://app:s3cr%40t@db:5432/x') // 'postgres://app:***@db:5432/x'
+ */
+const secrets = new Set<string>();
+
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    // Not a URL we can parse: hide all of it rather than guess where the secret is.
+    return '<unparseable url redacted>';
+  }
+}
+
+/** Remember a secret (a password from a URL or the config) so that free text can be scrubbed. */
+export function registerSecret(secret: string | undefined): void {
+  if (!secret || secret.length < 3) return;
+  secrets.add(secret);
+  try {
+    const decoded = decodeURIComponent(secret);
+    secrets.add(decoded);
+    secrets.add(encodeURIComponent(decoded));
+  } catch {
+    /* a password that is not valid percent-encoding is stored as is */
+  }
+}
+
+/** Register the password of a connection URL. */
+export function registerUrlSecret(url: string): void {
+  try {
+    const parsed = new URL(url);
+    registerSecret(parsed.password);
+  } catch {
+    /* unparseable URLs are reported by validation */
+  }
+}
+
+/**
+ * Scrub every registered secret, and any URL's password, from free text (error messages from
+ * pg or child processes may quote a connection string).
+ */
+export function redactText(text: string): string {
+  let out = text;
+  // Longest first so that a secret containing another is removed whole.
+  for (const s of [...secrets].sort((a, b) => b.length - a.length)) out = out.split(s).join('***');
+  // A URL ends at whitespace or a double quote, but not at a single quote: `'` is legal, unescaped,
+  // in a percent-encoded password (encodeURIComponent and URL both leave it), so stopping there
+  // would leave the rest of the password in the text.
+  return out.replace(/\b(postgres(?:ql)?:\/\/)[^\s"]*/g, (m) => redactUrl(m));
+}
+
+/** Deep-copy a JSON-like value with every string scrubbed. */
+export function redactDeep<T>(value: T): T {
+  if (typeof value === 'string') return redactText(value) as T;
+  if (Array.isArray(value)) return value.map((v) => redactDeep(v)) as T;
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) {
+      out[k] = /password|secret/i.test(k) && typeof v === 'string' ? '***' : redactDeep(v);
+    }
+    return out as T;
+  }
+  return value;
+}

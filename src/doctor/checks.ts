@@ -1,0 +1,70 @@
+import { Migrator } from 'kysely';
+import { $ } from 'zx';
+import type { Config } from '../config/types.js';
+import { redactText } from '../config/redact.js';
+import { errorMessage } from '../errors.js';
+import type { Fleet } from '../fleet/fleet.js';
+import { ADMIN_DATABASE } from '../placement/databases.js';
+import { openCatalog } from '../catalog/open.js';
+import { catalogMigrations } from '../catalog/migrations.js';
+
+export interface Check {
+  check: string;
+  ok: boolean;
+  detail: string;
+}
+
+/**
+ * Everything an operator wants to know before trusting a run: config valid, shards reachable
+ * with their versions, catalog migrated, pg_dump present and new enough, roles present.
+ */
+export async function runDoctor(config: Config, fleet: Fleet): Promise<Check[]> {
+  const checks: Check[] = [{ check: 'config', ok: true, detail: `${config.file}: ${config.shards.length} shard(s) in ${Object.keys(config.regions).length} region(s)` }];
+  const majors: number[] = [];
+  await Promise.all(
+    config.shards.map(async (s) => {
+      try {
+        const r = await fleet.withClient(s.name, ADMIN_DATABASE, (c) =>
+          c.query<{ v: string; n: number; serving: boolean }>(
+            `select current_setting('server_version') as v, current_setting('server_version_num')::int as n,
+                    exists(select 1 from pg_roles where rolname = $1) as serving`,
+            [config.servingRole.name],
+          ),
+        );
+        const row = r.rows[0];
+        majors.push(Math.floor(row.n / 10000));
+        checks.push({ check: `shard ${s.name}`, ok: true, detail: `reachable, PostgreSQL ${row.v}` });
+        checks.push({
+          check: `role ${config.servingRole.name} on ${s.name}`,
+          ok: row.serving,
+          detail: row.serving ? 'present' : 'missing: it is created when the first pool tenant is provisioned',
+        });
+      } catch (err) {
+        checks.push({ check: `shard ${s.name}`, ok: false, detail: redactText(errorMessage(err)) });
+      }
+    }),
+  );
+  try {
+    const db = await openCatalog(config, { migrate: false });
+    try {
+      const all = await new Migrator({ db, provider: catalogMigrations }).getMigrations();
+      const pending = all.filter((m) => !m.executedAt).map((m) => m.name);
+      checks.push({ check: 'catalog', ok: pending.length === 0, detail: pending.length ? `pending catalog migrations: ${pending.join(', ')} (any command applies them)` : 'migrated' });
+    } finally {
+      await db.destroy();
+    }
+  } catch (err) {
+    checks.push({ check: 'catalog', ok: false, detail: redactText(errorMessage(err)) });
+  }
+  try {
+    $.verbose = false;
+    const out = (await $`pg_dump --version`.quiet()).stdout.trim();
+    const major = Number(/(\d+)(?:\.\d+)?/.exec(out.replace(/^[^\d]*/, ''))?.[1] ?? 0);
+    const newest = Math.max(0, ...majors);
+    const ok = major >= newest;
+    checks.push({ check: 'pg_dump', ok, detail: ok ? `${out}` : `${out} is older than the newest shard (PostgreSQL ${newest}); install pg_dump ${newest} or newer` });
+  } catch {
+    checks.push({ check: 'pg_dump', ok: false, detail: 'pg_dump not found on PATH: install the PostgreSQL client tools (backups need it)' });
+  }
+  return checks.sort((a, b) => a.check.localeCompare(b.check));
+}

@@ -1,0 +1,65 @@
+/**
+ * Result sets: one row per tenant, never a thrown error per tenant. The caller renders them and
+ * computes the exit code from them.
+ */
+export type ResultStatus = 'succeeded' | 'failed' | 'skipped';
+
+export interface ResultError {
+  code: string;
+  message: string;
+  [extra: string]: unknown;
+}
+
+export interface TenantResult {
+  tenant: string;
+  status: ResultStatus;
+  model?: string;
+  region?: string;
+  shard?: string;
+  target?: string;
+  durationMs?: number;
+  reason?: string;
+  error?: ResultError;
+  [extra: string]: unknown;
+}
+
+export interface ResultSummary {
+  total: number;
+  succeeded: number;
+  failed: number;
+  skipped: number;
+  durationMs: number;
+}
+
+export interface ResultDocument<R extends TenantResult = TenantResult> {
+  command: string;
+  ok: boolean;
+  summary: ResultSummary;
+  results: R[];
+  [extra: string]: unknown;
+}
+
+/**
+ * @example
+ *   const doc = resultDocument('tenant create', results, started);
+ *   process.exitCode = exitCodeFor(doc);
+ */
+export function resultDocument<R extends TenantResult>(
+  command: string,
+  results: R[],
+  startedAt: number,
+  extra: Record<string, unknown> = {},
+): ResultDocument<R> {
+  const summary: ResultSummary = {
+    total: results.length,
+    succeeded: results.filter((r) => r.status === 'succeeded').length,
+    failed: results.filter((r) => r.status === 'failed').length,
+    skipped: results.filter((r) => r.status === 'skipped').length,
+    durationMs: Date.now() - startedAt,
+  };
+  return { command, ok: summary.failed === 0, summary, results, ...extra };
+}
+
+export function exitCodeFor(doc: { ok: boolean }): number {
+  return doc.ok ? 0 : 1;
+}

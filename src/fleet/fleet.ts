@@ -1,0 +1,107 @@
+import type { Config, Shard } from '../config/types.js';
+import { UsageError } from '../errors.js';
+import { ShardConnections, type ShardClient } from './shard-connections.js';
+import { CATALOG_POOL_SIZE } from '../catalog/open.js';
+
+/**
+ * All shards of the config, each behind its own connection budget. One Fleet per command;
+ * close it at the end.
+ *
+ * @example
+ *   const fleet = new Fleet(config);
+ *   await fleet.withClient('us1', 'tenant_pool', (c) => c.query('select 1'));
+ *   await fleet.close();
+ */
+export class Fleet {
+  private conns = new Map<string, ShardConnections>();
+
+  constructor(readonly config: Config) {}
+
+  shard(name: string): Shard {
+    const shard = this.config.shards.find((s) => s.name === name);
+    if (!shard) {
+      throw new UsageError(
+        'UNKNOWN_SHARD',
+        `unknown shard "${name}"`,
+        `use one of: ${this.config.shards.map((s) => s.name).join(', ')}`,
+      );
+    }
+    return shard;
+  }
+
+  connections(shardName: string): ShardConnections {
+    let c = this.conns.get(shardName);
+    if (!c) {
+      const shard = this.shard(shardName);
+      // The catalog's own pool lives on one shard too; keep the sum within that shard's budget.
+      const budget = shardHostsCatalog(this.config, shard)
+        ? Math.max(1, shard.maxConnections - CATALOG_POOL_SIZE)
+        : shard.maxConnections;
+      c = new ShardConnections(shard, budget);
+      this.conns.set(shardName, c);
+    }
+    return c;
+  }
+
+  /** Run fn with a connection to (shard, database), released afterwards. */
+  async withClient<T>(shardName: string, database: string, fn: (c: ShardClient) => Promise<T>): Promise<T> {
+    const conns = this.connections(shardName);
+    const client = await conns.acquire(database);
+    try {
+      return await fn(client);
+    } catch (err) {
+      // A failed statement leaves the connection usable, but a lost connection does not.
+      if (isConnectionError(err)) client.tenantctlBroken = true;
+      throw err;
+    } finally {
+      conns.release(client);
+    }
+  }
+
+  /** Run fn inside one transaction on (shard, database); rolled back if fn throws. */
+  async withTransaction<T>(shardName: string, database: string, fn: (c: ShardClient) => Promise<T>): Promise<T> {
+    return this.withClient(shardName, database, (c) => inTransaction(c, fn));
+  }
+
+  /** The highest number of connections open at once to each shard (for tests and benchmarks). */
+  peaks(): Record<string, number> {
+    return Object.fromEntries([...this.conns].map(([k, v]) => [k, v.peakOpen]));
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.conns.values()].map((c) => c.close()));
+    this.conns.clear();
+  }
+}
+
+export async function inTransaction<T>(c: ShardClient, fn: (c: ShardClient) => Promise<T>): Promise<T> {
+  await c.query('begin');
+  try {
+    const out = await fn(c);
+    await c.query('commit');
+    return out;
+  } catch (err) {
+    await c.query('rollback').catch(() => {
+      c.tenantctlBroken = true;
+    });
+    throw err;
+  }
+}
+
+export function isConnectionError(err: unknown): boolean {
+  const code = (err as { code?: string })?.code ?? '';
+  return (
+    code.startsWith('08') ||
+    code === '57P01' ||
+    code === 'ECONNREFUSED' ||
+    code === 'ECONNRESET' ||
+    /Connection terminated|connection timeout/i.test((err as Error)?.message ?? '')
+  );
+}
+
+function shardHostsCatalog(config: Config, shard: Shard): boolean {
+  if (config.catalog.shard) return config.catalog.shard === shard.name;
+  const a = new URL(config.catalogUrl);
+  const b = new URL(shard.url);
+  return a.hostname === b.hostname && (a.port || '5432') === (b.port || '5432');
+}

@@ -1,0 +1,513 @@
+import { basename } from 'node:path';
+import type pg from 'pg';
+import { durationMs } from '../config/load.js';
+import { redactText } from '../config/redact.js';
+import type { Config, Model } from '../config/types.js';
+import { errorMessage, TenantctlError } from '../errors.js';
+import type { Fleet } from '../fleet/fleet.js';
+import { isConnectionError } from '../fleet/fleet.js';
+import type { ShardClient } from '../fleet/shard-connections.js';
+import { targetId } from '../placement/naming.js';
+import { ensureServingRole, repairRlsPolicies, rlsNeedsApply } from '../placement/rls.js';
+import { ident } from '../sql.js';
+import { importMigration, type MigrationFile } from './files.js';
+import { kyselyOnClient } from './kysely-on-client.js';
+import { lineAt, splitStatements } from './split.js';
+import { renderSql, templateVars, type TemplateVars } from './template.js';
+import { ensureTrackingTable, pendingFor, readApplied, recordApplied, type Drift } from './tracking.js';
+
+/**
+ * Bring one target (shard, database, schema, model) to the head of the migration files, on one
+ * connection the caller holds. Never throws for a failed migration: the outcome says what
+ * happened, and fan-out collects one outcome per target.
+ *
+ * - Refuses (DRIFT) when an applied migration's file changed since.
+ * - Holds a per-target session advisory lock (classid MIGRATION_LOCK_CLASSID, objid
+ *   hashtext(schema)): schemas of one database migrate in parallel, one schema never twice.
+ * - Each migration runs in its own transaction (search_path, lock_timeout and statement_timeout
+ *   set locally) with its tracking row, unless it opts out (`-- tenantctl:no-transaction`).
+ * - Lock waits, deadlocks and serialization failures are retried with jittered backoff.
+ * - A pool target then gets tenantctl's row-level security on its tenant-scoped tables.
+ *
+ * @example
+ *   const outcome = await fleet.withClient('us1', 'tenant_schemas', (c) =>
+ *     migrateTarget(c, { model: 'schema', shard: 'us1', database: 'tenant_schemas', schema: 't_acme' },
+ *       migrations, { config }));
+ *   if (outcome.status === 'failed') console.error(outcome.error.message);
+ */
+export interface MigrationTarget {
+  model: Model;
+  shard: string;
+  database: string;
+  schema: string;
+}
+
+export type TargetStatus = 'succeeded' | 'failed' | 'skipped';
+export type TargetErrorCode = 'MIGRATION_FAILED' | 'DRIFT' | 'LOCKED' | 'TIMEOUT' | 'UNREACHABLE' | 'INTERRUPTED';
+
+export interface TargetError {
+  code: TargetErrorCode;
+  /** Written for the operator; PostgreSQL's own message for a failed statement. */
+  message: string;
+  /** The migration that failed, e.g. `0004_add_archived_at`. */
+  migration?: string;
+  /** PostgreSQL's SQLSTATE, e.g. `42703`. */
+  pgCode?: string;
+  /** What to do about it. */
+  hint?: string;
+  /** For DRIFT: every changed file. */
+  drift?: Drift[];
+}
+
+export interface TargetOutcome {
+  /** `us1/tenant_schemas/t_acme` */
+  target: string;
+  status: TargetStatus;
+  /** Applied by this run, in order. */
+  applied: string[];
+  /** Not applied: what a dry run would apply, or what remains after a failure. */
+  pending: string[];
+  /** Applied at the target with no file here (a newer release ran there). Reported, not fatal. */
+  unknown: string[];
+  /** Pool targets: the tenant-scoped tables under tenantctl's row-level security. */
+  protectedTables?: string[];
+  /** Why it was skipped. */
+  reason?: string;
+  durationMs: number;
+  error?: TargetError;
+}
+
+export type MigrateEvent =
+  | { type: 'start'; target: string; migration: string }
+  | { type: 'done'; target: string; migration: string; durationMs: number }
+  | { type: 'retry'; target: string; migration: string; attempt: number; delayMs: number; pgCode?: string };
+
+export interface MigrateTargetOptions {
+  config: Pick<Config, 'migrations' | 'tenantKey' | 'rls' | 'servingRole'>;
+  /** Read and compare only: nothing is created, locked or applied. */
+  dryRun?: boolean;
+  /** Stops before the next migration starts (Ctrl-C, or a fan-out stopping on error). */
+  signal?: AbortSignal;
+  onEvent?: (e: MigrateEvent) => void;
+  /** How long to wait for another session's lock on this target; default migrations.lockTimeout. */
+  lockWaitMs?: number;
+  /** Overall budget for this target; default migrations.targetTimeout. */
+  targetTimeoutMs?: number;
+  /** Backoff base for retries (tests shorten it). */
+  retryBaseMs?: number;
+}
+
+/** First key of tenantctl's two-int advisory locks: 'tnct'. */
+export const MIGRATION_LOCK_CLASSID = 0x746e6374;
+const RETRYABLE = new Set(['55P03', '40P01', '40001']);
+const LOCK_POLL_MS = 100;
+
+type Client = pg.ClientBase & Partial<Pick<ShardClient, 'tenantctlDatabase' | 'tenantctlBroken'>>;
+
+export async function migrateTarget(
+  client: Client,
+  target: MigrationTarget,
+  migrations: MigrationFile[],
+  opts: MigrateTargetOptions,
+): Promise<TargetOutcome> {
+  if (client.tenantctlDatabase !== undefined && client.tenantctlDatabase !== target.database) {
+    throw new Error(`migrateTarget: client is on database ${client.tenantctlDatabase}, target is ${target.database}`);
+  }
+  const run = new TargetRun(client, target, migrations, opts);
+  return run.execute();
+}
+
+/**
+ * migrateTarget on a connection from the fleet; a shard that cannot be reached becomes an
+ * UNREACHABLE outcome instead of an exception.
+ */
+export async function migratePlacement(
+  fleet: Fleet,
+  target: MigrationTarget,
+  migrations: MigrationFile[],
+  opts: MigrateTargetOptions,
+): Promise<TargetOutcome> {
+  const started = Date.now();
+  try {
+    return await fleet.withClient(target.shard, target.database, (c) => migrateTarget(c, target, migrations, opts));
+  } catch (err) {
+    if (err instanceof TenantctlError && err.code === 'UNREACHABLE') {
+      return {
+        target: targetId(target),
+        status: 'failed',
+        applied: [],
+        pending: migrations.map((m) => m.id),
+        unknown: [],
+        durationMs: Date.now() - started,
+        error: { code: 'UNREACHABLE', message: err.message, hint: err.hint },
+      };
+    }
+    throw err;
+  }
+}
+
+/** Thrown inside a run to end it with a given error; converted to an outcome at the top. */
+class Stop extends Error {
+  constructor(readonly error: TargetError) {
+    super(error.message);
+  }
+}
+
+class TargetRun {
+  private readonly id: string;
+  private readonly started = Date.now();
+  private readonly deadline: number;
+  private timedOut = false;
+  private readonly applied: string[] = [];
+  private readonly vars: TemplateVars;
+  private readonly lockTimeoutMs: number;
+  private readonly statementTimeoutMs: number;
+  private readonly retries: number;
+  private readonly pool: boolean;
+
+  constructor(
+    private readonly client: Client,
+    private readonly target: MigrationTarget,
+    private readonly migrations: MigrationFile[],
+    private readonly opts: MigrateTargetOptions,
+  ) {
+    const m = opts.config.migrations;
+    this.id = targetId(target);
+    this.deadline = this.started + (opts.targetTimeoutMs ?? durationMs(m.targetTimeout));
+    this.lockTimeoutMs = durationMs(m.lockTimeout);
+    this.statementTimeoutMs = durationMs(m.statementTimeout);
+    this.retries = m.retries;
+    this.vars = templateVars(opts.config);
+    this.pool = target.model === 'pool';
+  }
+
+  async execute(): Promise<TargetOutcome> {
+    if (this.opts.signal?.aborted) return this.outcome('skipped', { reason: 'interrupted' });
+    const timer = setTimeout(() => (this.timedOut = true), Math.max(0, this.deadline - Date.now()));
+    timer.unref?.();
+    let pending: MigrationFile[] = [];
+    let unknown: string[] = [];
+    let locked = false;
+    try {
+      if (this.opts.dryRun) {
+        const report = pendingFor(this.migrations, await readApplied(this.client, [this.target.schema]));
+        if (report.drift.length > 0) return this.outcome('failed', { error: driftError(report.drift), unknown: report.unknown });
+        return this.outcome('succeeded', { pending: report.pending.map((p) => p.id), unknown: report.unknown });
+      }
+
+      locked = await this.lock();
+      // Read only under the lock: another run may have just finished.
+      const report = pendingFor(this.migrations, await readApplied(this.client, [this.target.schema]));
+      pending = report.pending;
+      unknown = report.unknown;
+      if (report.drift.length > 0) throw new Stop(driftError(report.drift));
+
+      if (pending.length > 0) {
+        await ensureTrackingTable(this.client, MIGRATION_LOCK_CLASSID);
+        await this.ensureSchema();
+      }
+      if (this.pool && (pending.length > 0 || (await rlsNeedsApply(this.client, this.target.schema, this.opts.config)))) {
+        await ensureServingRole(this.client, this.opts.config);
+      }
+
+      for (const m of pending) {
+        this.checkContinue(m);
+        await this.applyOne(m);
+      }
+
+      let protectedTables: string[] | undefined;
+      if (this.pool) {
+        // Migrations have secured their own tables; this also repairs tables changed by hand.
+        const { tables } = await this.withRetry(undefined, () =>
+          this.inTransaction(() => repairRlsPolicies(this.client, this.target.schema, this.opts.config)),
+        );
+        protectedTables = tables.map((t) => t.table);
+      }
+      return this.outcome('succeeded', { unknown, protectedTables });
+    } catch (err) {
+      const error = err instanceof Stop ? err.error : this.toError(err, undefined);
+      const left = pending.map((p) => p.id).filter((id) => !this.applied.includes(id));
+      return this.outcome('failed', { error, unknown, pending: left });
+    } finally {
+      clearTimeout(timer);
+      if (locked) await this.unlock();
+    }
+  }
+
+  private outcome(status: TargetStatus, extra: Partial<TargetOutcome>): TargetOutcome {
+    return {
+      target: this.id,
+      status,
+      applied: [...this.applied],
+      pending: [],
+      unknown: [],
+      durationMs: Date.now() - this.started,
+      ...extra,
+    };
+  }
+
+  private checkContinue(m: MigrationFile | undefined): void {
+    if (this.opts.signal?.aborted) {
+      throw new Stop({
+        code: 'INTERRUPTED',
+        message: `interrupted before ${m?.id ?? 'the next step'} started`,
+        migration: m?.id,
+        hint: 'run migrate up again to continue',
+      });
+    }
+    if (this.timedOut || Date.now() >= this.deadline) {
+      throw new Stop({
+        code: 'TIMEOUT',
+        message: `target ${this.id} ran longer than migrations.targetTimeout; ${m ? `${m.id} was not started` : 'stopped'}`,
+        migration: m?.id,
+        hint: 'raise migrations.targetTimeout, or split the migration; run migrate up again to continue',
+      });
+    }
+  }
+
+  /** Take the target's session advisory lock, waiting up to the lock timeout. */
+  private async lock(): Promise<boolean> {
+    const waitMs = this.opts.lockWaitMs ?? this.lockTimeoutMs;
+    const until = Date.now() + waitMs;
+    for (;;) {
+      const res = await this.client.query<{ ok: boolean }>('select pg_try_advisory_lock($1::int, hashtext($2)) as ok', [
+        MIGRATION_LOCK_CLASSID,
+        this.target.schema,
+      ]);
+      if (res.rows[0]?.ok) return true;
+      if (Date.now() >= until || this.opts.signal?.aborted) break;
+      await sleep(Math.min(LOCK_POLL_MS + Math.random() * LOCK_POLL_MS, Math.max(0, until - Date.now())));
+    }
+    if (this.opts.signal?.aborted) this.checkContinue(undefined);
+    throw new Stop({
+      code: 'LOCKED',
+      message: `target ${this.id} is being migrated by another session${await this.lockHolder()}; waited ${waitMs}ms`,
+      hint: 'wait for the other run to finish, then run migrate up again',
+    });
+  }
+
+  private async lockHolder(): Promise<string> {
+    try {
+      const res = await this.client.query<{ pid: number; application_name: string; since: Date | null }>(
+        `select l.pid, a.application_name, a.backend_start as since
+           from pg_locks l left join pg_stat_activity a on a.pid = l.pid
+          where l.locktype = 'advisory' and l.granted and l.objsubid = 2
+            and l.database = (select oid from pg_database where datname = current_database())
+            and l.classid = $1::int::oid and l.objid = hashtext($2)::oid
+          limit 1`,
+        [MIGRATION_LOCK_CLASSID, this.target.schema],
+      );
+      const h = res.rows[0];
+      if (!h) return '';
+      return ` (pid ${h.pid}${h.application_name ? `, ${h.application_name}` : ''}${h.since ? `, connected since ${h.since.toISOString()}` : ''})`;
+    } catch {
+      return '';
+    }
+  }
+
+  private async unlock(): Promise<void> {
+    try {
+      await this.client.query('select pg_advisory_unlock($1::int, hashtext($2))', [MIGRATION_LOCK_CLASSID, this.target.schema]);
+    } catch {
+      // A connection that cannot unlock must not go back to the pool holding the lock.
+      this.client.tenantctlBroken = true;
+    }
+  }
+
+  private async ensureSchema(): Promise<void> {
+    const exists = await this.client.query('select 1 from pg_namespace where nspname = $1', [this.target.schema]);
+    if (exists.rowCount) return;
+    try {
+      await this.client.query(`create schema if not exists ${ident(this.target.schema)}`);
+    } catch (err) {
+      // Created concurrently by provisioning: fine.
+      const code = (err as { code?: string }).code;
+      if (code !== '42P06' && code !== '23505') throw err;
+    }
+  }
+
+  private async applyOne(m: MigrationFile): Promise<void> {
+    this.opts.onEvent?.({ type: 'start', target: this.id, migration: m.id });
+    const t0 = Date.now();
+    let transactional = m.transactional;
+    let up: ((db: any) => Promise<void>) | undefined;
+    if (m.kind === 'module') {
+      try {
+        const mod = await importMigration(m);
+        up = mod.up;
+        if (mod.transaction !== undefined) transactional = mod.transaction;
+      } catch (err) {
+        throw new Stop({
+          code: 'MIGRATION_FAILED',
+          message: `cannot load ${m.id}: ${redactText(errorMessage(err))}`,
+          migration: m.id,
+          hint: 'fix the module; nothing of it was applied',
+        });
+      }
+    }
+    const sql = m.kind === 'sql' ? renderSql(m.sql ?? '', this.vars) : '';
+    if (transactional) {
+      await this.withRetry(m, () =>
+        this.inTransaction(async () => {
+          await this.setTimeouts(true);
+          if (up) await up(kyselyOnClient(this.client, { insideTransaction: true }));
+          else await this.execSql(sql, 1);
+          // The tables this migration created or changed are protected before anyone sees them.
+          if (this.pool) await repairRlsPolicies(this.client, this.target.schema, this.opts.config);
+          await recordApplied(this.client, this.target.schema, m, Date.now() - t0);
+        }),
+      );
+    } else {
+      await this.setTimeouts(false);
+      try {
+        if (up) {
+          await up(kyselyOnClient(this.client, { insideTransaction: false }));
+        } else {
+          for (const st of splitStatements(sql)) {
+            this.checkContinue(m);
+            await this.withRetry(m, () => this.execSql(st.sql, st.line));
+          }
+        }
+      } finally {
+        await this.client.query('reset search_path; reset lock_timeout; reset statement_timeout').catch(() => {
+          this.client.tenantctlBroken = true;
+        });
+      }
+      await this.withRetry(m, () =>
+        this.inTransaction(async () => {
+          if (this.pool) await repairRlsPolicies(this.client, this.target.schema, this.opts.config);
+          await recordApplied(this.client, this.target.schema, m, Date.now() - t0);
+        }),
+      );
+    }
+    this.applied.push(m.id);
+    this.opts.onEvent?.({ type: 'done', target: this.id, migration: m.id, durationMs: Date.now() - t0 });
+  }
+
+  /** search_path, lock_timeout and statement_timeout, transaction-local or for the session. */
+  private async setTimeouts(local: boolean): Promise<void> {
+    const remaining = Math.max(1, this.deadline - Date.now());
+    const statement = Math.min(this.statementTimeoutMs, remaining);
+    await this.client.query(
+      `select set_config('search_path', $1, $4), set_config('lock_timeout', $2, $4),
+              set_config('statement_timeout', $3, $4)`,
+      [`${ident(this.target.schema)}, public`, `${this.lockTimeoutMs}ms`, `${statement}ms`, local],
+    );
+  }
+
+  private async inTransaction<T>(fn: () => Promise<T>): Promise<T> {
+    await this.client.query('begin');
+    try {
+      const out = await fn();
+      await this.client.query('commit');
+      return out;
+    } catch (err) {
+      await this.client.query('rollback').catch(() => {
+        this.client.tenantctlBroken = true;
+      });
+      throw err;
+    }
+  }
+
+  /** Send SQL text; errors remember the text and its first line, to name the failing line. */
+  private async execSql(sql: string, firstLine: number): Promise<void> {
+    try {
+      await this.client.query(sql);
+    } catch (err) {
+      if (err && typeof err === 'object') Object.assign(err, { tenantctlSql: sql, tenantctlLine: firstLine });
+      throw err;
+    }
+  }
+
+  /** Retry on lock timeouts, deadlocks and serialization failures, with jittered backoff. */
+  private async withRetry<T>(m: MigrationFile | undefined, fn: () => Promise<T>): Promise<T> {
+    const base = this.opts.retryBaseMs ?? 200;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (err instanceof Stop) throw err;
+        const code = pgCode(err);
+        const retryable = code !== undefined && RETRYABLE.has(code);
+        if (!retryable || attempt > this.retries || this.opts.signal?.aborted) throw this.stopFor(err, m, attempt);
+        // Equal jitter: half the exponential delay fixed, half random, capped at 10s.
+        const exp = Math.min(10_000, base * 2 ** (attempt - 1));
+        const delayMs = Math.round(exp / 2 + (Math.random() * exp) / 2);
+        if (Date.now() + delayMs >= this.deadline) throw this.stopFor(err, m, attempt);
+        this.opts.onEvent?.({ type: 'retry', target: this.id, migration: m?.id ?? '(rls)', attempt, delayMs, pgCode: code });
+        await sleep(delayMs);
+      }
+    }
+  }
+
+  private stopFor(err: unknown, m: MigrationFile | undefined, attempts: number): Stop {
+    const error = this.toError(err, m);
+    if (attempts > 1) error.message += ` (after ${attempts} attempts)`;
+    return new Stop(error);
+  }
+
+  private toError(err: unknown, m: MigrationFile | undefined): TargetError {
+    if (isConnectionError(err)) {
+      this.client.tenantctlBroken = true;
+      return {
+        code: 'UNREACHABLE',
+        message: `lost the connection to ${this.id}${m ? ` during ${m.id}` : ''}: ${redactText(errorMessage(err))}`,
+        migration: m?.id,
+        pgCode: pgCode(err),
+        hint: m?.transactional === false
+          ? `${m.id} runs outside a transaction and may be partly applied; check it, then run migrate up again`
+          : 'check the shard, then run migrate up again',
+      };
+    }
+    const code = pgCode(err);
+    const e = err as { position?: string; detail?: string; hint?: string; tenantctlSql?: string; tenantctlLine?: number };
+    let message = redactText(errorMessage(err));
+    if (m && e.position && e.tenantctlSql !== undefined && e.tenantctlLine !== undefined) {
+      // position is 1-based in the text sent; placeholder substitution never adds or removes lines.
+      const line = e.tenantctlLine + lineAt(e.tenantctlSql, Number(e.position) - 1) - 1;
+      message += ` (${basename(m.file)} line ${line})`;
+    }
+    if (e.detail) message += `; ${redactText(e.detail)}`;
+    if (code === '57014' && Date.now() >= this.deadline - 50) {
+      return {
+        code: 'TIMEOUT',
+        message: `target ${this.id} ran longer than migrations.targetTimeout: ${message}`,
+        migration: m?.id,
+        pgCode: code,
+        hint: 'raise migrations.targetTimeout, or split the migration; run migrate up again to continue',
+      };
+    }
+    return {
+      code: 'MIGRATION_FAILED',
+      message,
+      migration: m?.id,
+      pgCode: code,
+      hint:
+        e.hint ??
+        (m?.transactional === false
+          ? `${m.id} runs outside a transaction: statements before the failing one stay applied; make them idempotent (if not exists) and run again`
+          : m
+            ? `${m.id} was rolled back; fix it and run migrate up again`
+            : undefined),
+    };
+  }
+}
+
+function driftError(drift: Drift[]): TargetError {
+  return {
+    code: 'DRIFT',
+    message: `applied migration(s) changed since they ran: ${drift.map((d) => d.migration).join(', ')}`,
+    migration: drift[0]?.migration,
+    drift,
+    hint: 'restore the original file(s) and put the change in a new migration (tenantctl migrate create <name>)',
+  };
+}
+
+function pgCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown })?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,32 @@
+import type { Fleet } from '../fleet/fleet.js';
+import { ident } from '../sql.js';
+
+/** The maintenance database every PostgreSQL cluster has; DDL on databases runs from there. */
+export const ADMIN_DATABASE = 'postgres';
+
+/**
+ * Create a database on a shard if it is missing. Safe when two processes race (the loser sees
+ * duplicate_database and carries on). CONNECT is revoked from PUBLIC so that only roles granted it
+ * can connect.
+ */
+export async function ensureDatabase(fleet: Fleet, shard: string, database: string): Promise<boolean> {
+  return fleet.withClient(shard, ADMIN_DATABASE, async (c) => {
+    const exists = await c.query('select 1 from pg_database where datname = $1', [database]);
+    if (exists.rowCount) return false;
+    try {
+      await c.query(`create database ${ident(database)}`);
+    } catch (err) {
+      if ((err as { code?: string }).code === '42P04') return false;
+      throw err;
+    }
+    await c.query(`revoke connect, temporary on database ${ident(database)} from public`);
+    return true;
+  });
+}
+
+/** Drop a database if it exists, closing other sessions on it first (PostgreSQL 13+). */
+export async function dropDatabase(fleet: Fleet, shard: string, database: string): Promise<void> {
+  // Our own idle connections to it would block the drop.
+  await fleet.connections(shard).closeIdle(database);
+  await fleet.withClient(shard, ADMIN_DATABASE, (c) => c.query(`drop database if exists ${ident(database)} with (force)`));
+}

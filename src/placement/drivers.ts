@@ -1,0 +1,122 @@
+import type { Config, Model } from '../config/types.js';
+import type { Fleet } from '../fleet/fleet.js';
+import type { ShardClient } from '../fleet/shard-connections.js';
+import { ident, qualified } from '../sql.js';
+import { ADMIN_DATABASE, dropDatabase, ensureDatabase } from './databases.js';
+import { tenantRoleName } from './naming.js';
+import { dropTenantRole, ensureTenantRole, grantSchemaToRole } from './roles.js';
+import { ensureServingRole } from './rls.js';
+import { scopedTablesInOrder } from './scoped-tables.js';
+
+/** The parts of a tenant's catalog row a placement needs. */
+export interface PlacedTenant {
+  slug: string;
+  key: string;
+  model: Model;
+  shard: string;
+  database_name: string;
+  schema_name: string;
+}
+
+/**
+ * The three isolation models behind one interface. Every step is idempotent, so a provisioning
+ * killed half-way is finished by running it again.
+ */
+export interface PlacementDriver {
+  /** Create what must exist before migrations run: database, schema, roles. */
+  prepare(fleet: Fleet, config: Config, t: PlacedTenant): Promise<void>;
+  /** After migrations: grants on the tables they made. */
+  finish(fleet: Fleet, config: Config, t: PlacedTenant): Promise<void>;
+  /** Remove the tenant's placement (exclusive models) or its rows (pool). */
+  remove(fleet: Fleet, config: Config, t: PlacedTenant): Promise<void>;
+}
+
+/** CREATE SCHEMA IF NOT EXISTS still races with a concurrent create of the same name. */
+export async function ensureSchema(c: ShardClient, schema: string): Promise<void> {
+  try {
+    await c.query(`create schema if not exists ${ident(schema)}`);
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code !== '23505' && code !== '42P06') throw err;
+  }
+}
+
+async function currentUser(c: ShardClient): Promise<string> {
+  return (await c.query<{ u: string }>('select current_user as u')).rows[0].u;
+}
+
+const pool: PlacementDriver = {
+  async prepare(fleet, config, t) {
+    await ensureDatabase(fleet, t.shard, t.database_name);
+    await fleet.withClient(t.shard, t.database_name, async (c) => {
+      await ensureServingRole(c, config);
+      await c.query(`grant connect on database ${ident(t.database_name)} to ${ident(config.servingRole.name)}`);
+      await ensureSchema(c, t.schema_name);
+    });
+  },
+  async finish() {
+    // migrateTarget re-applies the row-level-security policies and serving-role grants.
+  },
+  async remove(fleet, config, t) {
+    await fleet.withTransaction(t.shard, t.database_name, async (c) => {
+      const tables = await scopedTablesInOrder(c, t.schema_name, config);
+      // Children before parents, so foreign keys never block the delete.
+      for (const { table, keyColumn } of tables.reverse()) {
+        await c.query(`delete from ${qualified(t.schema_name, table)} where ${ident(keyColumn)}::text = $1`, [t.key]);
+      }
+    });
+  },
+};
+
+const schema: PlacementDriver = {
+  async prepare(fleet, _config, t) {
+    await ensureDatabase(fleet, t.shard, t.database_name);
+    const role = tenantRoleName(t.slug);
+    await fleet.withTransaction(t.shard, t.database_name, async (c) => {
+      await ensureSchema(c, t.schema_name);
+      await ensureTenantRole(c, role);
+      await c.query(`revoke all on schema ${ident(t.schema_name)} from public`);
+      await c.query(`grant connect on database ${ident(t.database_name)} to ${ident(role)}`);
+    });
+  },
+  async finish(fleet, _config, t) {
+    await fleet.withTransaction(t.shard, t.database_name, async (c) =>
+      grantSchemaToRole(c, t.schema_name, tenantRoleName(t.slug), await currentUser(c)),
+    );
+  },
+  async remove(fleet, _config, t) {
+    const exists = await fleet.withClient(t.shard, ADMIN_DATABASE, (c) =>
+      c.query('select 1 from pg_database where datname = $1', [t.database_name]),
+    );
+    if (!exists.rowCount) return;
+    await fleet.withTransaction(t.shard, t.database_name, async (c) => {
+      await c.query(`drop schema if exists ${ident(t.schema_name)} cascade`);
+      const tracked = await c.query(`select to_regclass('tenantctl.schema_migrations') as t`);
+      if (tracked.rows[0].t) await c.query('delete from tenantctl.schema_migrations where target_schema = $1', [t.schema_name]);
+    });
+    await fleet.withClient(t.shard, t.database_name, (c) => dropTenantRole(c, tenantRoleName(t.slug)));
+  },
+};
+
+const database: PlacementDriver = {
+  async prepare(fleet, _config, t) {
+    const role = tenantRoleName(t.slug);
+    await ensureDatabase(fleet, t.shard, t.database_name);
+    await fleet.withClient(t.shard, ADMIN_DATABASE, async (c) => {
+      await ensureTenantRole(c, role);
+      await c.query(`grant connect on database ${ident(t.database_name)} to ${ident(role)}`);
+    });
+    await fleet.withClient(t.shard, t.database_name, (c) => ensureSchema(c, t.schema_name));
+  },
+  async finish(fleet, _config, t) {
+    await fleet.withTransaction(t.shard, t.database_name, async (c) =>
+      grantSchemaToRole(c, t.schema_name, tenantRoleName(t.slug), await currentUser(c)),
+    );
+  },
+  async remove(fleet, _config, t) {
+    await dropDatabase(fleet, t.shard, t.database_name);
+    await fleet.withClient(t.shard, ADMIN_DATABASE, (c) => dropTenantRole(c, tenantRoleName(t.slug)));
+  },
+};
+
+export const drivers: Record<Model, PlacementDriver> = { pool, schema, database };

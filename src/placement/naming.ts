@@ -1,0 +1,56 @@
+import type { Model } from '../config/types.js';
+
+/**
+ * Where a tenant's rows live, by model. Names derive from the slug, which is validated, and are
+ * still always quoted when they reach SQL.
+ */
+export const POOL_SCHEMA = 'app';
+export const DATABASE_SCHEMA = 'app';
+/** Schema in every target database holding tenantctl's own bookkeeping (migration records). */
+export const META_SCHEMA = 'tenantctl';
+
+/** `acme-corp` → `acme_corp`: hyphens are awkward in identifiers; slugs never contain `_`. */
+export function slugIdent(slug: string): string {
+  return slug.replace(/-/g, '_');
+}
+
+export function tenantSchemaName(slug: string): string {
+  return `t_${slugIdent(slug)}`;
+}
+
+export function tenantDatabaseName(slug: string): string {
+  return `t_${slugIdent(slug)}`;
+}
+
+export function tenantRoleName(slug: string): string {
+  return `tenant_${slugIdent(slug)}`;
+}
+
+export interface Placement {
+  model: Model;
+  shard: string;
+  database: string;
+  schema: string;
+}
+
+export interface ShardDatabases {
+  poolDatabase: string;
+  tenantDatabase: string;
+}
+
+/** The placement a new tenant of this model gets on this shard. */
+export function placementFor(slug: string, model: Model, shard: string, dbs: ShardDatabases): Placement {
+  switch (model) {
+    case 'pool':
+      return { model, shard, database: dbs.poolDatabase, schema: POOL_SCHEMA };
+    case 'schema':
+      return { model, shard, database: dbs.tenantDatabase, schema: tenantSchemaName(slug) };
+    case 'database':
+      return { model, shard, database: tenantDatabaseName(slug), schema: DATABASE_SCHEMA };
+  }
+}
+
+/** `us1/tenant_schemas/t_acme`: the target id in reports and run records. */
+export function targetId(p: { shard: string; database: string; schema: string }): string {
+  return `${p.shard}/${p.database}/${p.schema}`;
+}

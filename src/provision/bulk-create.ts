@@ -1,0 +1,46 @@
+import { fanout } from '../fanout/run.js';
+import type { TenantResult } from '../fanout/result.js';
+import { TenantctlError, errorMessage } from '../errors.js';
+import { redactText } from '../config/redact.js';
+import { createTenant, type ProvisionDeps } from './create-tenant.js';
+import type { CreateTenantInput } from './plan.js';
+
+export interface BulkOptions {
+  concurrency: number;
+  onStart?: (input: CreateTenantInput) => void;
+  onResult?: (input: CreateTenantInput, r: TenantResult) => void;
+  signal?: AbortSignal;
+}
+
+/**
+ * Onboard many tenants with bounded concurrency; one result per tenant, in file order. A bad row
+ * fails alone; the others go on.
+ */
+export async function createTenants(deps: ProvisionDeps, inputs: CreateTenantInput[], opts: BulkOptions): Promise<TenantResult[]> {
+  return fanout(
+    inputs,
+    {
+      concurrency: opts.concurrency,
+      onError: 'continue',
+      // Placement is decided per tenant inside createTenant; the shard bound there is the
+      // connection budget, enforced by the fleet's connection pool.
+      shardOf: () => '*',
+      shardBudget: () => opts.concurrency,
+      signal: opts.signal,
+      onStart: opts.onStart,
+      onResult: opts.onResult,
+    },
+    async (input) => {
+      try {
+        return await createTenant(deps, input);
+      } catch (err) {
+        return {
+          tenant: input.slug,
+          status: 'failed',
+          error: { code: err instanceof TenantctlError ? err.code : 'PROVISION_FAILED', message: redactText(errorMessage(err)) },
+        };
+      }
+    },
+    (input, reason) => ({ tenant: input.slug, status: 'skipped', reason }),
+  );
+}

@@ -1,0 +1,68 @@
+import type { CatalogDb } from '../catalog/open.js';
+import { getTenant, updateTenant } from '../catalog/tenants.js';
+import type { TenantRow } from '../catalog/tables.js';
+import { recordEvent } from '../catalog/events.js';
+import type { Config } from '../config/types.js';
+import type { Fleet } from '../fleet/fleet.js';
+import { UsageError } from '../errors.js';
+import { drivers } from '../placement/drivers.js';
+import { ADMIN_DATABASE } from '../placement/databases.js';
+import { tenantRoleName } from '../placement/naming.js';
+import { ident } from '../sql.js';
+
+export interface LifecycleDeps {
+  config: Config;
+  db: CatalogDb;
+  fleet: Fleet;
+  command: string;
+}
+
+/**
+ * Suspend or resume a tenant. Schema and database tenants lose (or regain) their role's LOGIN;
+ * the catalog status tells applications and later runs (migrations still run on suspended
+ * tenants so that they never drift).
+ */
+export async function setSuspended(deps: LifecycleDeps, slug: string, suspend: boolean): Promise<TenantRow> {
+  const t = await getTenant(deps.db, slug);
+  const from = suspend ? 'active' : 'suspended';
+  if (t.status !== from) {
+    throw new UsageError('TENANT_STATE', `tenant "${slug}" is ${t.status}, not ${from}`, `only ${from} tenants can be ${suspend ? 'suspended' : 'resumed'}`);
+  }
+  if (t.model !== 'pool') {
+    await deps.fleet.withClient(t.shard, ADMIN_DATABASE, (c) =>
+      c.query(`alter role ${ident(tenantRoleName(t.slug))} ${suspend ? 'nologin' : 'login'}`),
+    );
+  }
+  await deps.db.transaction().execute(async (tx) => {
+    await updateTenant(tx, slug, { status: suspend ? 'suspended' : 'active' });
+    await recordEvent(tx, { command: deps.command, action: suspend ? 'suspended' : 'resumed', result: 'ok', tenant: slug });
+  });
+  return getTenant(deps.db, slug);
+}
+
+/**
+ * Delete a tenant: mark it deleting, remove its placement (or its pool rows), then remove its
+ * catalog row and record the event. Killed half-way, it is still in the catalog as deleting and
+ * running delete again finishes it.
+ */
+export async function deleteTenant(deps: LifecycleDeps, slug: string): Promise<TenantRow> {
+  const t = await getTenant(deps.db, slug);
+  await updateTenant(deps.db, slug, { status: 'deleting' });
+  try {
+    await drivers[t.model].remove(deps.fleet, deps.config, t);
+  } catch (err) {
+    await recordEvent(deps.db, { command: deps.command, action: 'delete failed', result: 'failed', tenant: slug, details: { error: String(err) } });
+    throw err;
+  }
+  await deps.db.transaction().execute(async (tx) => {
+    await tx.deleteFrom('tenants').where('slug', '=', slug).execute();
+    await recordEvent(tx, {
+      command: deps.command,
+      action: 'deleted',
+      result: 'ok',
+      tenant: slug,
+      details: { model: t.model, shard: t.shard, database: t.database_name, schema: t.schema_name, key: t.key },
+    });
+  });
+  return t;
+}

@@ -1,0 +1,107 @@
+import type { Config, Model } from '../config/types.js';
+import { MODELS } from '../config/schema.js';
+import { UsageError } from '../errors.js';
+import { placementFor, type Placement } from '../placement/naming.js';
+import { assertSlug } from '../placement/slug.js';
+
+export interface CreateTenantInput {
+  slug: string;
+  name?: string;
+  tier?: string;
+  model?: string;
+  region?: string;
+  shard?: string;
+  key?: string;
+  /** A residency requirement (`eu`): the tenant may only live in regions with that label. */
+  residency?: string;
+}
+
+export interface TenantPlan {
+  slug: string;
+  name: string;
+  tier: string;
+  model: Model;
+  region: string;
+  shard: string;
+  residency: string | null;
+  key?: string;
+  placement: Placement;
+}
+
+/**
+ * Decide where a new tenant goes (pure): tier decides the model unless --model is given; region
+ * from --region or the default; shard is the least-loaded of the region unless --shard is given;
+ * a region that breaks the residency is refused.
+ *
+ * @example
+ *   planTenant(config, { slug: 'acme', tier: 'standard' }, new Map([['us1', 3], ['us2', 1]]))
+ *   // → { model: 'schema', region: 'us-east', shard: 'us2', ... }
+ */
+export function planTenant(config: Config, input: CreateTenantInput, load: Map<string, number>): TenantPlan {
+  const slug = assertSlug(input.slug);
+  const tier = input.tier ?? config.defaultTier;
+  if (!config.tiers[tier]) {
+    throw new UsageError('UNKNOWN_TIER', `unknown tier "${tier}"`, `use one of: ${Object.keys(config.tiers).join(', ')}`);
+  }
+  const model = (input.model ?? config.tiers[tier].model) as Model;
+  if (!(MODELS as readonly string[]).includes(model)) {
+    throw new UsageError('UNKNOWN_MODEL', `unknown model "${model}"`, `use one of: ${MODELS.join(', ')}`);
+  }
+  const shardGiven = input.shard ? config.shards.find((s) => s.name === input.shard) : undefined;
+  if (input.shard && !shardGiven) {
+    throw new UsageError('UNKNOWN_SHARD', `unknown shard "${input.shard}"`, `use one of: ${config.shards.map((s) => s.name).join(', ')}`);
+  }
+  const region = input.region ?? shardGiven?.region ?? config.defaultRegion;
+  const regionCfg = config.regions[region];
+  if (!regionCfg) {
+    throw new UsageError('UNKNOWN_REGION', `unknown region "${region}"`, `use one of: ${Object.keys(config.regions).join(', ')}`);
+  }
+  if (shardGiven && shardGiven.region !== region) {
+    throw new UsageError(
+      'UNKNOWN_SHARD',
+      `shard "${shardGiven.name}" is in region ${shardGiven.region}, not ${region}`,
+      `drop --region, or pick a shard of ${region}: ${Object.keys(regionCfg.shards).join(', ')}`,
+    );
+  }
+  const residency = input.residency ?? null;
+  if (residency && regionCfg.residency !== residency) {
+    const ok = Object.entries(config.regions).filter(([, r]) => r.residency === residency).map(([n]) => n);
+    throw new UsageError(
+      'RESIDENCY',
+      `region ${region} breaks residency "${residency}" (its residency is ${regionCfg.residency ?? 'unset'})`,
+      ok.length ? `use --region ${ok.join(' or --region ')}` : `no region has residency "${residency}"; add one to the config`,
+    );
+  }
+  const shard =
+    shardGiven?.name ??
+    Object.keys(regionCfg.shards)
+      // Least loaded first; the name breaks ties so the choice is deterministic.
+      .sort((a, b) => (load.get(a) ?? 0) - (load.get(b) ?? 0) || a.localeCompare(b))[0];
+  const s = config.shards.find((x) => x.name === shard)!;
+  if (input.key !== undefined) validateKey(config, input.key);
+  return {
+    slug,
+    name: input.name ?? slug,
+    tier,
+    model,
+    region,
+    shard,
+    residency: residency ?? regionCfg.residency ?? null,
+    key: input.key,
+    placement: placementFor(slug, model, shard, s),
+  };
+}
+
+/** A --key must parse as the configured key type. */
+export function validateKey(config: Config, key: string): void {
+  const type = config.tenantKey.type;
+  const ok =
+    type === 'uuid'
+      ? /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(key)
+      : type === 'bigint'
+        ? /^-?\d{1,18}$/.test(key)
+        : key.length > 0 && key.length <= 200 && !key.includes('\0');
+  if (!ok) {
+    throw new UsageError('BAD_INPUT', `--key ${JSON.stringify(key)} is not a valid ${type}`, `give a ${type} key, or leave --key out for a fresh one`);
+  }
+}

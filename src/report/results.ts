@@ -1,0 +1,41 @@
+import type { ResultDocument, TenantResult } from '../fanout/result.js';
+import type { Output } from './output.js';
+import { renderTable } from './table.js';
+
+/**
+ * The end of a fan-out: the JSON document with --json; otherwise a summary line and a table of
+ * failures (tenant, target, error).
+ */
+export function renderResultDocument(out: Output, doc: ResultDocument): void {
+  if (out.json) {
+    out.document(doc);
+    return;
+  }
+  const s = doc.summary;
+  const failed = doc.results.filter((r) => r.status === 'failed');
+  if (failed.length > 0) {
+    out.print(
+      renderTable(
+        out,
+        ['tenant', 'target', 'error'],
+        failed.map((r) => [r.tenant, r.target ?? r.shard ?? '', errorText(r)]),
+      ),
+    );
+  }
+  const line = `${doc.command}: ${s.succeeded} succeeded, ${s.failed} failed, ${s.skipped} skipped of ${s.total} in ${(s.durationMs / 1000).toFixed(1)}s`;
+  out.print(doc.ok ? out.color.green(line) : out.color.red(line));
+}
+
+export function errorText(r: TenantResult): string {
+  if (!r.error) return r.reason ?? '';
+  const where = typeof r.error.migration === 'string' ? ` (${r.error.migration})` : '';
+  return `${r.error.code}${where}: ${r.error.message}`;
+}
+
+/** One plain line per finished target, for logs and CI. */
+export function resultLine(out: Output, r: TenantResult): string {
+  const mark = r.status === 'succeeded' ? out.color.green('ok') : r.status === 'failed' ? out.color.red('FAILED') : out.color.yellow('skipped');
+  const ms = r.durationMs !== undefined ? ` ${r.durationMs}ms` : '';
+  const tail = r.status === 'succeeded' ? '' : ` ${errorText(r)}`;
+  return `${mark} ${r.tenant}${r.target ? ` ${r.target}` : ''}${ms}${tail}`;
+}

@@ -1,0 +1,30 @@
+import type { TestProject } from 'vitest/node';
+import { startTestFleet } from './test-fleet.js';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** Path of the shared test fleet's config file: `loadConfig({ file: inject('fleetConfigFile') })`. */
+    fleetConfigFile: string;
+    /** The fleet's superuser password (decoded), so tests can assert it never appears in output. */
+    fleetPassword: string;
+  }
+}
+
+/**
+ * vitest globalSetup of the integration project: ONE fleet of 3 embedded clusters for the whole
+ * suite (initdb costs about a second per cluster). Test files run in parallel against it, so each
+ * must use its own tenant slugs.
+ *
+ * @example
+ *   // in a test file
+ *   import { inject } from 'vitest';
+ *   const config = loadConfig({ file: inject('fleetConfigFile') });
+ */
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const fleet = await startTestFleet();
+  project.provide('fleetConfigFile', fleet.configFile);
+  project.provide('fleetPassword', fleet.password);
+  return async () => {
+    await fleet.stop();
+  };
+}

@@ -1,0 +1,130 @@
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseDocument } from 'yaml';
+import { loadConfig } from '../../src/config/load.js';
+import type { Config } from '../../src/config/types.js';
+import { devDown, devUp } from '../../src/dev/fleet.js';
+
+/** The repository root, whatever the current directory of the test run. */
+const REPO = fileURLToPath(new URL('../..', import.meta.url));
+
+/**
+ * A password with every character that breaks naive URL handling and quoting. Tests assert that
+ * it never appears in any output.
+ */
+export const HOSTILE_PASSWORD = `p@ss:w/rd%"'x`;
+
+export interface TestFleet {
+  config: Config;
+  /** The temporary tenants.config.yaml; pass it as --config to the CLI. */
+  configFile: string;
+  /** The temporary folder holding the config, the clusters and backups. */
+  dir: string;
+  /** The shards' superuser password, decoded (as it must never be printed). */
+  password: string;
+  /** Stop the clusters and delete the folder. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Start a throwaway fleet of embedded clusters on free ports, with a config file shaped like the
+ * repository's tenants.config.yaml. By default 3 shards: us-east (us1, us2), eu-west (eu1,
+ * residency eu); the catalog database lives on us1 (created by whoever needs it).
+ *
+ * @example
+ *   const fleet = await startTestFleet({ shards: 1 });
+ *   try { ... } finally { await fleet.stop(); }
+ */
+export async function startTestFleet(opts: { shards?: number } = {}): Promise<TestFleet> {
+  const count = opts.shards ?? 3;
+  if (!Number.isInteger(count) || count < 1) throw new Error(`shards must be at least 1, got ${count}`);
+  const dir = await mkdtemp(join(tmpdir(), 'tenantctl-fleet-'));
+  // mkdtemp makes 0700; the postgres OS user must be able to pass through to its data dirs.
+  await chmod(dir, 0o755);
+  try {
+    const configFile = join(dir, 'tenants.config.yaml');
+    await writeFile(configFile, await fleetConfigText(dir, count));
+    const config = loadConfig({ file: configFile, env: process.env });
+    const results = await devUp(config, { testMode: true });
+    const failed = results.filter((r) => r.state === 'failed');
+    if (failed.length > 0) {
+      throw new Error(`test fleet did not start: ${failed.map((r) => `${r.shard}: ${r.error}`).join('; ')}`);
+    }
+    let stopped = false;
+    return {
+      config,
+      configFile,
+      dir,
+      password: HOSTILE_PASSWORD,
+      async stop() {
+        if (stopped) return;
+        stopped = true;
+        await devDown(config);
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (err) {
+    // Do not leave half a fleet running behind a failed start.
+    try {
+      await devDown(loadConfig({ file: join(dir, 'tenants.config.yaml') }));
+    } catch {
+      /* the config was never written, or nothing started */
+    }
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/**
+ * The repository's config with the fleet swapped: shards alternate between the two regions
+ * (us1, eu1, us2, eu2, ...), so 3 gives us-east: us1, us2 and eu-west: eu1. Comments and every
+ * other setting of the shipped file are kept, so tests exercise the real shape.
+ */
+async function fleetConfigText(dir: string, count: number): Promise<string> {
+  const doc = parseDocument(await readFile(join(REPO, 'tenants.config.yaml'), 'utf8'));
+  const ports = await freePorts(count);
+  const encoded = encodeURIComponent(HOSTILE_PASSWORD);
+  const regions: Record<string, { residency?: string; backup: { dir: string }; shards: Record<string, unknown> }> = {
+    'us-east': { backup: { dir: join(dir, 'backups', 'us-east') }, shards: {} },
+  };
+  for (let i = 0; i < count; i++) {
+    const region = i % 2 === 0 ? 'us-east' : 'eu-west';
+    const name = `${region === 'us-east' ? 'us' : 'eu'}${Math.floor(i / 2) + 1}`;
+    regions[region] ??= { residency: 'eu', backup: { dir: join(dir, 'backups', 'eu-west') }, shards: {} };
+    regions[region].shards[name] = {
+      url: `postgres://postgres:${encoded}@127.0.0.1:${ports[i]}/postgres`,
+      maxConnections: 10,
+      embedded: true,
+    };
+  }
+  doc.set('regions', doc.createNode(regions));
+  doc.setIn(['catalog', 'shard'], 'us1');
+  doc.setIn(['defaults', 'region'], 'us-east');
+  doc.setIn(['migrations', 'dir'], join(REPO, 'migrations'));
+  doc.setIn(['dev', 'dataDir'], join(dir, 'clusters'));
+  return doc.toString();
+}
+
+/**
+ * Distinct ports the kernel reports free right now: all listeners are held open together so
+ * that the same port is not handed out twice.
+ */
+async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: count },
+      () =>
+        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
+          const server = createServer();
+          server.once('error', reject);
+          server.listen({ host: '127.0.0.1', port: 0 }, () => resolve(server));
+        }),
+    ),
+  );
+  const ports = servers.map((s) => (s.address() as AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  return ports;
+}
