@@ -4,7 +4,8 @@
  * transaction, where CREATE INDEX CONCURRENTLY is refused, so each statement is sent on its own.
  *
  * Understands '…' strings (with '' and E'\'' escapes), "…" identifiers, $tag$…$tag$ bodies,
- * -- line comments and nested /* *\/ comments. Statements that are only comments are dropped.
+ * -- line comments and nested /* *\/ comments. Leading comments are dropped from each statement,
+ * and statements that are only comments are dropped.
  *
  * @example
  *   splitStatements("create table a (x int); -- note\ninsert into a values (1);")
@@ -23,10 +24,9 @@ export function splitStatements(script: string): Statement[] {
   const n = script.length;
 
   const push = (end: number) => {
-    const raw = script.slice(start, end);
-    const lead = raw.length - raw.trimStart().length;
-    const sql = raw.trim();
-    if (sql && hasCode(sql)) out.push({ sql, line: lineAt(script, start + lead) });
+    const from = skipComments(script, start, end);
+    const sql = script.slice(from, end).trim();
+    if (sql) out.push({ sql, line: lineAt(script, from) });
     start = end + 1;
   };
 
@@ -83,10 +83,25 @@ export function splitStatements(script: string): Statement[] {
   return out;
 }
 
-function hasCode(sql: string): boolean {
-  // Strip comments; anything left is a statement.
-  const stripped = sql.replace(/--[^\n]*/g, '').replace(/\/\*[\s\S]*?\*\//g, '');
-  return stripped.trim().length > 0;
+/** The offset of the first character after leading whitespace and comments. */
+function skipComments(script: string, from: number, end: number): number {
+  let i = from;
+  while (i < end) {
+    if (/\s/.test(script[i])) i++;
+    else if (script[i] === '-' && script[i + 1] === '-') {
+      const eol = script.indexOf('\n', i);
+      i = eol < 0 || eol > end ? end : eol + 1;
+    } else if (script[i] === '/' && script[i + 1] === '*') {
+      let depth = 1;
+      i += 2;
+      while (i < end && depth > 0) {
+        if (script[i] === '/' && script[i + 1] === '*') (depth++, (i += 2));
+        else if (script[i] === '*' && script[i + 1] === '/') (depth--, (i += 2));
+        else i++;
+      }
+    } else break;
+  }
+  return Math.min(i, end);
 }
 
 /** 1-based line number of a character offset. */

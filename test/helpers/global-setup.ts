@@ -1,5 +1,5 @@
 import type { TestProject } from 'vitest/node';
-import { startTestFleet } from './test-fleet.js';
+import { reapStaleFleets, startTestFleet } from './test-fleet.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -21,6 +21,7 @@ declare module 'vitest' {
  *   const config = loadConfig({ file: inject('fleetConfigFile') });
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  await reapStaleFleets();
   const fleet = await startTestFleet();
   project.provide('fleetConfigFile', fleet.configFile);
   project.provide('fleetPassword', fleet.password);

@@ -1,4 +1,4 @@
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,12 @@ import { devDown, devUp } from '../../src/dev/fleet.js';
 
 /** The repository root, whatever the current directory of the test run. */
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
+
+/** Test fleets live in `<tmpdir>/tenantctl-fleet-XXXXXX`. */
+const PREFIX = 'tenantctl-fleet-';
+
+/** Records which process started a fleet, so that a later run can reap it if that process died. */
+const OWNER_FILE = 'owner.pid';
 
 /**
  * A password with every character that breaks naive URL handling and quoting. Tests assert that
@@ -41,10 +47,11 @@ export interface TestFleet {
 export async function startTestFleet(opts: { shards?: number } = {}): Promise<TestFleet> {
   const count = opts.shards ?? 3;
   if (!Number.isInteger(count) || count < 1) throw new Error(`shards must be at least 1, got ${count}`);
-  const dir = await mkdtemp(join(tmpdir(), 'tenantctl-fleet-'));
+  const dir = await mkdtemp(join(tmpdir(), PREFIX));
   // mkdtemp makes 0700; the postgres OS user must be able to pass through to its data dirs.
   await chmod(dir, 0o755);
   try {
+    await writeFile(join(dir, OWNER_FILE), String(process.pid));
     const configFile = join(dir, 'tenants.config.yaml');
     await writeFile(configFile, await fleetConfigText(dir, count));
     const config = loadConfig({ file: configFile, env: process.env });
@@ -75,6 +82,41 @@ export async function startTestFleet(opts: { shards?: number } = {}): Promise<Te
     }
     await rm(dir, { recursive: true, force: true });
     throw err;
+  }
+}
+
+/**
+ * Stop and delete test fleets whose owning process is gone (a run killed before its teardown),
+ * so that interrupted runs do not pile up running clusters. Fleets of live processes, such as a
+ * colleague's test run on the same machine, are left alone.
+ *
+ * @example
+ *   await reapStaleFleets(); // in globalSetup, before starting the suite's fleet
+ */
+export async function reapStaleFleets(): Promise<string[]> {
+  const reaped: string[] = [];
+  const names = await readdir(tmpdir()).catch(() => [] as string[]);
+  for (const name of names.filter((n) => n.startsWith(PREFIX))) {
+    const dir = join(tmpdir(), name);
+    const owner = Number.parseInt(await readFile(join(dir, OWNER_FILE), 'utf8').catch(() => ''), 10);
+    if (!Number.isInteger(owner) || isAlive(owner)) continue;
+    try {
+      await devDown(loadConfig({ file: join(dir, 'tenants.config.yaml') }));
+    } catch {
+      /* a fleet that never got as far as its config */
+    }
+    await rm(dir, { recursive: true, force: true });
+    reaped.push(dir);
+  }
+  return reaped;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -94,7 +94,7 @@ describe('loadMigrations', () => {
       expect(err.message).toContain(`${bad}: bad name`);
     }
     expect(err.message).toContain('0005_ok.sql: unknown placeholder(s) {{tenant_key_typ}}');
-    expect(err.message).toContain('has 8 problem(s)');
+    expect(err.message).toContain('has 7 problem(s)');
   });
 
   it('refuses a missing folder with the fix', async () => {
@@ -108,6 +108,14 @@ describe('loadMigrations', () => {
     await chmod(join(dir, '0001_secret.sql'), 0o000);
     const err = await problems(dir);
     expect(err.message).toMatch(/0001_secret\.sql: cannot be read/);
+  });
+
+  it('reports a file that cannot be read (a dangling link), with the others', async () => {
+    const dir = await folder({ '0002_fine.sql': 'select 1;', '0002_dup.sql': 'select 1;' });
+    await symlink(join(dir, 'nowhere.sql'), join(dir, '0001_link.sql'));
+    const err = await problems(dir);
+    expect(err.message).toMatch(/0001_link\.sql: cannot be read \(.*ENOENT.*\)/);
+    expect(err.message).toMatch(/share number 0002/);
   });
 
   it('reports a folder named like a migration', async () => {
@@ -154,7 +162,7 @@ describe('splitStatements', () => {
     ].join('\n');
     expect(splitStatements(script)).toEqual([
       { sql: "create table a (x text default 'a;b')", line: 2 },
-      { sql: '/* a; /* nested; */ comment */\ncreate function f() returns int language sql as $$ select 1; $$', line: 3 },
+      { sql: 'create function f() returns int language sql as $$ select 1; $$', line: 4 },
       { sql: "select E'it\\'s;', \"we;ird\" from a", line: 5 },
       { sql: 'do $body$ begin perform 1; end $body$', line: 6 },
     ]);
