@@ -8,7 +8,7 @@ import type { Fleet } from '../fleet/fleet.js';
 import { isConnectionError } from '../fleet/fleet.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
 import { targetId } from '../placement/naming.js';
-import { ensureServingRole, repairRlsPolicies, rlsNeedsApply } from '../placement/rls.js';
+import { ensureServingRole, repairRlsPolicies, rlsNeedsApply, tenantScopedTables } from '../placement/rls.js';
 import { ident } from '../sql.js';
 import { importMigration, type MigrationFile } from './files.js';
 import { kyselyOnClient } from './kysely-on-client.js';
@@ -73,6 +73,8 @@ export interface TargetOutcome {
   protectedTables?: string[];
   /** Why it was skipped. */
   reason?: string;
+  /** Things the operator should know that did not fail the target. */
+  warnings?: string[];
   durationMs: number;
   error?: TargetError;
 }
@@ -158,6 +160,8 @@ class TargetRun {
   private readonly started = Date.now();
   private readonly deadline: number;
   private timedOut = false;
+  /** The statement_timeout in force was cut to the time left of targetTimeout. */
+  private boundByDeadline = false;
   private readonly applied: string[] = [];
   private readonly vars: TemplateVars;
   private readonly lockTimeoutMs: number;
@@ -188,6 +192,7 @@ class TargetRun {
     let pending: MigrationFile[] = [];
     let unknown: string[] = [];
     let locked = false;
+    const warnings: string[] = [];
     try {
       if (this.opts.dryRun) {
         const report = pendingFor(this.migrations, await readApplied(this.client, [this.target.schema]));
@@ -202,12 +207,19 @@ class TargetRun {
       unknown = report.unknown;
       if (report.drift.length > 0) throw new Stop(driftError(report.drift));
 
+      // Pool targets: when nothing is pending, still repair RLS that was changed by hand.
+      const rlsBroken = this.pool && pending.length === 0 && (await rlsNeedsApply(this.client, this.target.schema, this.opts.config));
       if (pending.length > 0) {
         await ensureTrackingTable(this.client, MIGRATION_LOCK_CLASSID);
         await this.ensureSchema();
       }
-      if (this.pool && (pending.length > 0 || (await rlsNeedsApply(this.client, this.target.schema, this.opts.config)))) {
-        await ensureServingRole(this.client, this.opts.config);
+      if (this.pool && (pending.length > 0 || rlsBroken)) {
+        const role = await ensureServingRole(this.client, this.opts.config);
+        if (role.bypassesRls) {
+          warnings.push(
+            `serving role ${this.opts.config.servingRole.name} is SUPERUSER or BYPASSRLS: row-level security does not apply to it`,
+          );
+        }
       }
 
       for (const m of pending) {
@@ -217,13 +229,15 @@ class TargetRun {
 
       let protectedTables: string[] | undefined;
       if (this.pool) {
-        // Migrations have secured their own tables; this also repairs tables changed by hand.
-        const { tables } = await this.withRetry(undefined, () =>
-          this.inTransaction(() => repairRlsPolicies(this.client, this.target.schema, this.opts.config)),
-        );
-        protectedTables = tables.map((t) => t.table);
+        // Each migration secured its own tables in its transaction; this repairs hand-made changes.
+        if (rlsBroken) {
+          await this.withRetry(undefined, () =>
+            this.inTransaction(() => repairRlsPolicies(this.client, this.target.schema, this.opts.config)),
+          );
+        }
+        protectedTables = (await tenantScopedTables(this.client, this.target.schema, this.opts.config)).map((t) => t.table);
       }
-      return this.outcome('succeeded', { unknown, protectedTables });
+      return this.outcome('succeeded', { unknown, protectedTables, ...(warnings.length ? { warnings } : {}) });
     } catch (err) {
       const error = err instanceof Stop ? err.error : this.toError(err, undefined);
       const left = pending.map((p) => p.id).filter((id) => !this.applied.includes(id));
@@ -388,6 +402,7 @@ class TargetRun {
   private async setTimeouts(local: boolean): Promise<void> {
     const remaining = Math.max(1, this.deadline - Date.now());
     const statement = Math.min(this.statementTimeoutMs, remaining);
+    this.boundByDeadline = remaining < this.statementTimeoutMs;
     await this.client.query(
       `select set_config('search_path', $1, $4), set_config('lock_timeout', $2, $4),
               set_config('statement_timeout', $3, $4)`,
@@ -468,7 +483,7 @@ class TargetRun {
       message += ` (${basename(m.file)} line ${line})`;
     }
     if (e.detail) message += `; ${redactText(e.detail)}`;
-    if (code === '57014' && Date.now() >= this.deadline - 50) {
+    if (code === '57014' && (this.boundByDeadline || this.timedOut)) {
       return {
         code: 'TIMEOUT',
         message: `target ${this.id} ran longer than migrations.targetTimeout: ${message}`,

@@ -149,7 +149,8 @@ function policyMatches(rendered: string, column: string, config: Pick<Config, 't
     r.startsWith(norm(column) + '=') &&
     r.includes(norm(`current_setting('${config.rls.setting}'`)) &&
     r.includes('nullif') &&
-    r.endsWith(`::${config.tenantKey.type}`)
+    // A text key needs no cast, and PostgreSQL prints none.
+    (config.tenantKey.type === 'text' || r.endsWith(`::${config.tenantKey.type}`))
   );
 }
 

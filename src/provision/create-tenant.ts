@@ -20,7 +20,11 @@ export interface ProvisionDeps {
   fleet: Fleet;
   migrations: MigrationFile[];
   command?: string;
-  /** Test hook: throw after this step to prove rollback ('prepared' | 'migrated'). */
+  /**
+   * Fault injection for tests of the rollback and re-run promises: 'prepared' or 'migrated'
+   * throws after that step; 'hang-after-prepared' waits forever (to be killed). Read from
+   * TENANTCTL_INJECT_FAULT when not given.
+   */
   failAfter?: string;
 }
 
@@ -85,16 +89,18 @@ export async function createTenant(deps: ProvisionDeps, input: CreateTenantInput
     target: targetId({ shard: tenant.shard, database: tenant.database_name, schema: tenant.schema_name }),
   };
   const driver = drivers[tenant.model];
+  const fault = deps.failAfter ?? process.env.TENANTCTL_INJECT_FAULT;
   try {
     await driver.prepare(fleet, config, tenant);
-    if (deps.failAfter === 'prepared') throw new Error('injected failure after prepare');
+    if (fault === 'prepared') throw new Error('injected failure after prepare');
+    if (fault === 'hang-after-prepared') await new Promise(() => setInterval(() => {}, 1000));
     const outcome = await fleet.withClient(tenant.shard, tenant.database_name, (c) =>
       migrateTarget(c, { shard: tenant.shard, database: tenant.database_name, schema: tenant.schema_name, model: tenant.model }, deps.migrations, { config }),
     );
     if (outcome.status === 'failed') {
       throw new TenantctlError('PROVISION_FAILED', `migrating the new placement failed: ${outcome.error?.message ?? 'unknown error'}`);
     }
-    if (deps.failAfter === 'migrated') throw new Error('injected failure after migrate');
+    if (fault === 'migrated') throw new Error('injected failure after migrate');
     await driver.finish(fleet, config, tenant);
     const version = deps.migrations.at(-1)?.id ?? null;
     await db.transaction().execute(async (tx) => {

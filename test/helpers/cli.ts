@@ -1,0 +1,37 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const BIN = fileURLToPath(new URL('../../bin/tenantctl', import.meta.url));
+
+export interface CliRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Run the built CLI the way a CI job does: piped, no TTY, CI variables as given.
+ *
+ * @example
+ *   const r = await cli(['tenant', 'list', '--json'], { config });
+ */
+export function cli(
+  args: string[],
+  opts: { config?: string; env?: NodeJS.ProcessEnv; onSpawn?: (pid: number) => void } = {},
+): Promise<CliRun> {
+  const full = opts.config ? ['--config', opts.config, ...args] : args;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...full], {
+      env: { ...process.env, NO_COLOR: undefined, FORCE_COLOR: undefined, ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    if (child.pid) opts.onSpawn?.(child.pid);
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}

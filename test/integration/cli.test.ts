@@ -1,0 +1,158 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { cli } from '../helpers/cli.js';
+import { q, shardDbUrl, testDeps } from '../helpers/deps.js';
+
+const config = inject('fleetConfigFile');
+const password = inject('fleetPassword');
+let deps: Awaited<ReturnType<typeof testDeps>>;
+const tmp = mkdtempSync(join(tmpdir(), 'tenantctl-cli-'));
+
+beforeAll(async () => {
+  deps = await testDeps();
+});
+afterAll(async () => {
+  await deps?.close();
+});
+
+function expectNoSecret(text: string): void {
+  for (const form of [password, encodeURIComponent(password), deps.config.servingRole.password!]) {
+    expect(text.includes(form), `output contains a secret: ${text.slice(0, 300)}`).toBe(false);
+  }
+}
+
+/** A copy of the fleet config with edits to its text. */
+function variant(name: string, edit: (text: string) => string): string {
+  const file = join(tmp, `${name}.yaml`);
+  writeFileSync(file, edit(readFileSync(config, 'utf8')));
+  return file;
+}
+
+describe('the CLI as CI runs it (no TTY)', () => {
+  it('never prints a password, in any output of any command', async () => {
+    const unreachable = variant('unreachable', (t) => t.replace(/127\.0\.0\.1:(\d+)\/postgres/, '127.0.0.1:1/postgres'));
+    const runs = [
+      ['config', 'show'],
+      ['config', 'show', '--json'],
+      ['tenant', 'create', 'cli-secret', '--tier', 'standard'],
+      ['tenant', 'create', 'cli-secret-db', '--model', 'database', '--json'],
+      ['tenant', 'list', '--json'],
+      ['tenant', 'list'],
+      ['tenant', 'show', 'cli-secret'],
+      ['tenant', 'show', 'cli-secret', '--json'],
+      ['resolve', 'cli-secret'],
+      ['resolve', 'cli-secret', '--json'],
+      ['doctor'],
+      ['doctor', '--json'],
+      ['dev', 'status', '--json'],
+      ['tenant', 'show', 'no-such-tenant'],
+    ];
+    for (const args of runs) {
+      const r = await cli(args, { config });
+      expectNoSecret(r.stdout + r.stderr);
+    }
+    // Errors that quote connection details: an unreachable shard, named, without the password.
+    for (const args of [['doctor'], ['tenant', 'list'], ['tenant', 'create', 'cli-unreach', '--json']]) {
+      const r = await cli(args, { config: unreachable, env: { TENANTCTL_CONNECT_TIMEOUT_MS: '2000' } });
+      expect(r.code).not.toBe(0);
+      expectNoSecret(r.stdout + r.stderr);
+    }
+    const r = await cli(['doctor'], { config: unreachable });
+    expect(r.stdout).toMatch(/shard us1\s+FAIL/);
+  });
+
+  it('--json prints exactly one JSON document on stdout', async () => {
+    const r = await cli(['tenant', 'create', 'cli-json', '--tier', 'free', '--json'], { config });
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    expect(doc).toMatchObject({ command: 'tenant create', ok: true, summary: { total: 1, succeeded: 1 }, results: [{ tenant: 'cli-json', model: 'pool', status: 'succeeded' }] });
+  });
+
+  it('a missing slug off a TTY is exit 2 naming what is missing', async () => {
+    const r = await cli(['tenant', 'create', '--tier', 'free'], { config });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/missing the tenant slug/);
+    expect(r.stderr).toMatch(/tenant create <slug>/);
+  });
+
+  it('delete without --yes off a TTY is exit 2 and deletes nothing', async () => {
+    await cli(['tenant', 'create', 'cli-keep', '--tier', 'standard'], { config });
+    const r = await cli(['tenant', 'delete', 'cli-keep'], { config });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--yes/);
+    expect((await cli(['tenant', 'show', 'cli-keep'], { config })).code).toBe(0);
+    const ok = await cli(['tenant', 'delete', 'cli-keep', '--yes'], { config });
+    expect(ok.code).toBe(0);
+    expect((await cli(['tenant', 'show', 'cli-keep'], { config })).code).toBe(2);
+  });
+
+  it('bad config and bad slugs are exit 2 with the problem named', async () => {
+    const cases: [string, RegExp][] = [
+      [variant('yaml', (t) => t + '\n  : : bad: [\n'), /not valid YAML/],
+      [variant('unknown', (t) => t.replace('catalog:', 'catalogue: {}\ncatalog:')), /unknown key\(s\) "catalogue"/],
+      [variant('env', (t) => t.replace('rls:', 'rls:\n  setting: ${TENANTCTL_NOPE_UNSET}\n  # ').replace(/\n  # \s*setting:.*\n/, '\n')), /TENANTCTL_NOPE_UNSET/],
+    ];
+    for (const [file, msg] of cases) {
+      const r = await cli(['tenant', 'list'], { config: file });
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(msg);
+      expectNoSecret(r.stderr);
+    }
+    for (const slug of ['Acme', "o'hare", 'a;drop', '9lives']) {
+      const r = await cli(['tenant', 'create', slug], { config });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/tenant slug/);
+    }
+    expect((await cli(['tenant', 'create', 'cli-region', '--region', 'mars'], { config })).stderr).toMatch(/unknown region "mars".*\n.*us-east/);
+  });
+
+  it('honours NO_COLOR and prints no escape codes off a TTY', async () => {
+    const r = await cli(['tenant', 'list'], { config, env: { NO_COLOR: '1' } });
+    expect(r.stdout + r.stderr).not.toMatch(/\x1b\[/);
+  });
+
+  it('a create killed with SIGKILL half-way, then re-run, ends with one active tenant and no leftovers', async () => {
+    let pid = 0;
+    const killed = cli(['tenant', 'create', 'cli-killed', '--model', 'schema', '--shard', 'us1'], {
+      config,
+      env: { TENANTCTL_INJECT_FAULT: 'hang-after-prepared' },
+      onSpawn: (p) => (pid = p),
+    });
+    const url = shardDbUrl(deps.config, 'us1', 'tenant_schemas');
+    for (let i = 0; i < 200; i++) {
+      const rows = await q(url, `select 1 from pg_namespace where nspname = 't_cli_killed'`).catch(() => []);
+      if (rows.length) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    process.kill(pid, 'SIGKILL');
+    expect((await killed).signal).toBe('SIGKILL');
+    const mid = JSON.parse((await cli(['tenant', 'show', 'cli-killed', '--json'], { config })).stdout);
+    expect(mid.tenant.status).toBe('provisioning');
+    const again = await cli(['tenant', 'create', 'cli-killed', '--json'], { config });
+    expect(again.code, again.stderr).toBe(0);
+    const after = JSON.parse((await cli(['tenant', 'list', '--tenant', 'cli-killed', '--json'], { config })).stdout);
+    expect(after.tenants).toHaveLength(1);
+    expect(after.tenants[0].status).toBe('active');
+    const schemas = await q(url, `select nspname from pg_namespace where nspname like 't_cli_killed%'`);
+    expect(schemas.map((s) => s.nspname)).toEqual(['t_cli_killed']);
+  });
+
+  it('bulk onboarding from CSV reports per tenant; a bad file creates nothing', async () => {
+    const good = join(tmp, 'good.csv');
+    writeFileSync(good, 'slug,tier,region\ncli-bulk-a,free,\ncli-bulk-b,standard,us-east\ncli-bulk-c,enterprise,eu-west\ncli-json,free,\n');
+    const r = await cli(['tenant', 'create', '--from-file', good, '--concurrency', '2', '--json'], { config });
+    expect(r.code).toBe(1); // cli-json exists already
+    const doc = JSON.parse(r.stdout);
+    expect(doc.summary).toMatchObject({ total: 4, succeeded: 3, failed: 1 });
+    expect(doc.results.find((x: { tenant: string }) => x.tenant === 'cli-json').error.code).toBe('TENANT_EXISTS');
+    const bad = join(tmp, 'bad.yaml');
+    writeFileSync(bad, 'tenants:\n  - slug: cli-bulk-ok\n  - slug: "Bad Slug"\n  - slug: cli-bulk-x\n    colour: red\n');
+    const b = await cli(['tenant', 'create', '--from-file', bad], { config });
+    expect(b.code).toBe(2);
+    expect(b.stderr).toMatch(/item 2: slug "Bad Slug"/);
+    expect(b.stderr).toMatch(/item 3: unknown column\(s\) colour/);
+    expect((await cli(['tenant', 'show', 'cli-bulk-ok'], { config })).code).toBe(2);
+  });
+});
