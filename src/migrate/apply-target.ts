@@ -4,8 +4,7 @@ import { durationMs } from '../config/load.js';
 import { redactText } from '../config/redact.js';
 import type { Config, Model } from '../config/types.js';
 import { errorMessage, TenantctlError } from '../errors.js';
-import type { Fleet } from '../fleet/fleet.js';
-import { isConnectionError } from '../fleet/fleet.js';
+import { isConnectionError, type Fleet } from '../fleet/fleet.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
 import { targetId } from '../placement/naming.js';
 import { ensureServingRole, repairRlsPolicies, rlsNeedsApply, tenantScopedTables } from '../placement/rls.js';
@@ -16,25 +15,7 @@ import { lineAt, splitStatements } from './split.js';
 import { renderSql, templateVars, type TemplateVars } from './template.js';
 import { ensureTrackingTable, pendingFor, readApplied, recordApplied, type Drift } from './tracking.js';
 
-/**
- * Bring one target (shard, database, schema, model) to the head of the migration files, on one
- * connection the caller holds. Never throws for a failed migration: the outcome says what
- * happened, and fan-out collects one outcome per target.
- *
- * - Refuses (DRIFT) when an applied migration's file changed since.
- * - Holds a per-target session advisory lock (classid MIGRATION_LOCK_CLASSID, objid
- *   hashtext(schema)): schemas of one database migrate in parallel, one schema never twice.
- * - Each migration runs in its own transaction (search_path, lock_timeout and statement_timeout
- *   set locally) with its tracking row, unless it opts out (`-- tenantctl:no-transaction`).
- * - Lock waits, deadlocks and serialization failures are retried with jittered backoff.
- * - A pool target then gets tenantctl's row-level security on its tenant-scoped tables.
- *
- * @example
- *   const outcome = await fleet.withClient('us1', 'tenant_schemas', (c) =>
- *     migrateTarget(c, { model: 'schema', shard: 'us1', database: 'tenant_schemas', schema: 't_acme' },
- *       migrations, { config }));
- *   if (outcome.status === 'failed') console.error(outcome.error.message);
- */
+/** Where migrations run: a Placement (src/placement/naming.ts). */
 export interface MigrationTarget {
   model: Model;
   shard: string;
@@ -104,10 +85,30 @@ export const MIGRATION_LOCK_CLASSID = 0x746e6374;
 const RETRYABLE = new Set(['55P03', '40P01', '40001']);
 const LOCK_POLL_MS = 100;
 
-type Client = pg.ClientBase & Partial<Pick<ShardClient, 'tenantctlDatabase' | 'tenantctlBroken'>>;
+/** A ShardClient, or any pg client (tests, one-off tools). */
+export type MigrationClient = pg.ClientBase & Partial<Pick<ShardClient, 'tenantctlDatabase' | 'tenantctlBroken'>>;
 
+/**
+ * Bring one target (shard, database, schema, model) to the head of the migration files, on one
+ * connection the caller holds. Never throws for a failed migration: the outcome says what
+ * happened, and fan-out collects one outcome per target.
+ *
+ * - Refuses (DRIFT) when an applied migration's file changed since.
+ * - Holds a per-target session advisory lock (classid MIGRATION_LOCK_CLASSID, objid
+ *   hashtext(schema)): schemas of one database migrate in parallel, one schema never twice.
+ * - Each migration runs in its own transaction (search_path, lock_timeout and statement_timeout
+ *   set locally) with its tracking row, unless it opts out (`-- tenantctl:no-transaction`).
+ * - Lock waits, deadlocks and serialization failures are retried with jittered backoff.
+ * - A pool target then gets tenantctl's row-level security on its tenant-scoped tables.
+ *
+ * @example
+ *   const outcome = await fleet.withClient('us1', 'tenant_schemas', (c) =>
+ *     migrateTarget(c, { model: 'schema', shard: 'us1', database: 'tenant_schemas', schema: 't_acme' },
+ *       migrations, { config }));
+ *   if (outcome.status === 'failed') console.error(outcome.error?.message);
+ */
 export async function migrateTarget(
-  client: Client,
+  client: MigrationClient,
   target: MigrationTarget,
   migrations: MigrationFile[],
   opts: MigrateTargetOptions,
@@ -170,7 +171,7 @@ class TargetRun {
   private readonly pool: boolean;
 
   constructor(
-    private readonly client: Client,
+    private readonly client: MigrationClient,
     private readonly target: MigrationTarget,
     private readonly migrations: MigrationFile[],
     private readonly opts: MigrateTargetOptions,
@@ -260,11 +261,12 @@ class TargetRun {
     };
   }
 
-  private checkContinue(m: MigrationFile | undefined): void {
+  /** Throws when the run must not start another step: interrupted, or out of time. */
+  private checkContinue(m: MigrationFile | undefined, midway = false): void {
     if (this.opts.signal?.aborted) {
       throw new Stop({
         code: 'INTERRUPTED',
-        message: `interrupted before ${m?.id ?? 'the next step'} started`,
+        message: m && midway ? `interrupted inside ${m.id} (it runs outside a transaction)` : `interrupted before ${m?.id ?? 'the next step'} started`,
         migration: m?.id,
         hint: 'run migrate up again to continue',
       });
@@ -272,7 +274,9 @@ class TargetRun {
     if (this.timedOut || Date.now() >= this.deadline) {
       throw new Stop({
         code: 'TIMEOUT',
-        message: `target ${this.id} ran longer than migrations.targetTimeout; ${m ? `${m.id} was not started` : 'stopped'}`,
+        message: `target ${this.id} ran longer than migrations.targetTimeout; ${
+          m ? (midway ? `stopped inside ${m.id} (it runs outside a transaction)` : `${m.id} was not started`) : 'stopped'
+        }`,
         migration: m?.id,
         hint: 'raise migrations.targetTimeout, or split the migration; run migrate up again to continue',
       });
@@ -377,8 +381,9 @@ class TargetRun {
         if (up) {
           await up(kyselyOnClient(this.client, { insideTransaction: false }));
         } else {
-          for (const st of splitStatements(sql)) {
-            this.checkContinue(m);
+          const statements = splitStatements(sql);
+          for (const st of statements) {
+            this.checkContinue(m, st !== statements[0]);
             await this.withRetry(m, () => this.execSql(st.sql, st.line));
           }
         }

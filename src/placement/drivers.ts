@@ -61,8 +61,8 @@ const pool: PlacementDriver = {
     await fleet.withTransaction(t.shard, t.database_name, async (c) => {
       const tables = await scopedTablesInOrder(c, t.schema_name, config);
       // Children before parents, so foreign keys never block the delete.
-      for (const { table, keyColumn } of tables.reverse()) {
-        await c.query(`delete from ${qualified(t.schema_name, table)} where ${ident(keyColumn)}::text = $1`, [t.key]);
+      for (const { table, column } of tables.reverse()) {
+        await c.query(`delete from ${qualified(t.schema_name, table)} where ${ident(column)}::text = $1`, [t.key]);
       }
     });
   },

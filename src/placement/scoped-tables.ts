@@ -1,41 +1,18 @@
 import type pg from 'pg';
 import type { Config } from '../config/types.js';
-
-export interface ScopedTable {
-  table: string;
-  /** The column holding the tenant key in this table. */
-  keyColumn: string;
-}
+import { tenantScopedTables, type ScopedTable } from './rls.js';
 
 /**
- * Tenant-scoped tables of a schema (those carrying the key column, or their configured
- * override), parents before children by foreign key, so copying goes in this order and deleting
- * in the reverse. Read from the PostgreSQL catalog: the database is the truth about its tables.
+ * Tenant-scoped tables of a schema (see tenantScopedTables in rls.ts), parents before children by
+ * foreign key, so copying goes in this order and deleting in the reverse. Read from the PostgreSQL
+ * catalog: the database is the truth about its tables.
  */
 export async function scopedTablesInOrder(
   client: Pick<pg.ClientBase, 'query'>,
   schema: string,
-  config: Pick<Config, 'tenantKey'>,
+  config: Pick<Config, 'tenantKey' | 'rls' | 'servingRole'>,
 ): Promise<ScopedTable[]> {
-  const { rows: cols } = await client.query<{ table: string; column: string }>(
-    `select c.relname as table, a.attname as column
-       from pg_class c
-       join pg_namespace n on n.oid = c.relnamespace
-       join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
-      where n.nspname = $1 and c.relkind in ('r', 'p')`,
-    [schema],
-  );
-  const overrides = config.tenantKey.tables;
-  const byTable = new Map<string, Set<string>>();
-  for (const r of cols) {
-    if (!byTable.has(r.table)) byTable.set(r.table, new Set());
-    byTable.get(r.table)!.add(r.column);
-  }
-  const scoped = new Map<string, string>();
-  for (const [table, columns] of byTable) {
-    const keyColumn = overrides[table] ?? config.tenantKey.column;
-    if (columns.has(keyColumn)) scoped.set(table, keyColumn);
-  }
+  const scoped = new Map((await tenantScopedTables(client, schema, config)).map((t) => [t.table, t.column]));
   const { rows: edges } = await client.query<{ child: string; parent: string }>(
     `select ch.relname as child, pa.relname as parent
        from pg_constraint k
@@ -45,7 +22,7 @@ export async function scopedTablesInOrder(
       where k.contype = 'f' and n.nspname = $1 and pa.relnamespace = ch.relnamespace`,
     [schema],
   );
-  return topoOrder([...scoped.keys()].sort(), edges).map((table) => ({ table, keyColumn: scoped.get(table)! }));
+  return topoOrder([...scoped.keys()].sort(), edges).map((table) => ({ table, column: scoped.get(table)! }));
 }
 
 /** Parents first; tables in a cycle (or self-references) keep their name order at the end. */
