@@ -102,8 +102,8 @@ bench_measure() {
       times+=("$(bench_elapsed_ms "$t0" "$t1")")
     done
     BENCH_MEDIAN_MS=$(bench_median "${times[@]}")
-    BENCH_MIN_MS=$(printf '%s\n' "${times[@]}" | sort -g | head -1)
-    BENCH_MAX_MS=$(printf '%s\n' "${times[@]}" | sort -g | tail -1)
+    BENCH_MIN_MS=$(printf "%s\n" "${times[@]}" | sort -g | head -1 | xargs printf "%.1f")
+    BENCH_MAX_MS=$(printf "%s\n" "${times[@]}" | sort -g | tail -1 | xargs printf "%.1f")
     bench_log "  $name: median ${BENCH_MEDIAN_MS} ms (min ${BENCH_MIN_MS}, max ${BENCH_MAX_MS}, $runs runs, plain loop)"
   fi
 }

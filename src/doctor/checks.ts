@@ -7,6 +7,8 @@ import type { Fleet } from '../fleet/fleet.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
 import { openCatalog } from '../catalog/open.js';
 import { catalogMigrations } from '../catalog/migrations.js';
+import type { CatalogDb } from '../catalog/open.js';
+import { tenantRoleName } from '../placement/naming.js';
 
 export interface Check {
   check: string;
@@ -36,8 +38,9 @@ export async function runDoctor(config: Config, fleet: Fleet): Promise<Check[]> 
         checks.push({ check: `shard ${s.name}`, ok: true, detail: `reachable, PostgreSQL ${row.v}` });
         checks.push({
           check: `role ${config.servingRole.name} on ${s.name}`,
-          ok: row.serving,
-          detail: row.serving ? 'present' : 'missing: it is created when the first pool tenant is provisioned',
+          // Not an error: it is created with the shard's first pool tenant.
+          ok: true,
+          detail: row.serving ? 'present' : 'not created yet (made with the first pool tenant on this shard)',
         });
       } catch (err) {
         checks.push({ check: `shard ${s.name}`, ok: false, detail: redactText(errorMessage(err)) });
@@ -50,6 +53,7 @@ export async function runDoctor(config: Config, fleet: Fleet): Promise<Check[]> 
       const all = await new Migrator({ db, provider: catalogMigrations }).getMigrations();
       const pending = all.filter((m) => !m.executedAt).map((m) => m.name);
       checks.push({ check: 'catalog', ok: pending.length === 0, detail: pending.length ? `pending catalog migrations: ${pending.join(', ')} (any command applies them)` : 'migrated' });
+      if (pending.length === 0) checks.push(...(await tenantRoleChecks(db, fleet, config)));
     } finally {
       await db.destroy();
     }
@@ -67,4 +71,34 @@ export async function runDoctor(config: Config, fleet: Fleet): Promise<Check[]> 
     checks.push({ check: 'pg_dump', ok: false, detail: 'pg_dump not found on PATH: install the PostgreSQL client tools (backups need it)' });
   }
   return checks.sort((a, b) => a.check.localeCompare(b.check));
+}
+
+/** Every schema and database tenant of the catalog has its role on its shard. */
+async function tenantRoleChecks(db: CatalogDb, fleet: Fleet, config: Config): Promise<Check[]> {
+  const tenants = await db
+    .selectFrom('tenants')
+    .select(['slug', 'shard'])
+    .where('model', 'in', ['schema', 'database'])
+    .where('status', 'in', ['active', 'suspended'])
+    .execute();
+  const out: Check[] = [];
+  for (const shard of config.shards) {
+    const expected = tenants.filter((t) => t.shard === shard.name).map((t) => tenantRoleName(t.slug));
+    if (expected.length === 0) continue;
+    try {
+      const { rows } = await fleet.withClient(shard.name, ADMIN_DATABASE, (c) =>
+        c.query<{ rolname: string }>('select rolname from pg_roles where rolname = any($1)', [expected]),
+      );
+      const have = new Set(rows.map((r) => r.rolname));
+      const missing = expected.filter((r) => !have.has(r));
+      out.push({
+        check: `tenant roles on ${shard.name}`,
+        ok: missing.length === 0,
+        detail: missing.length ? `missing: ${missing.join(', ')} (re-create with tenant create on a failed tenant, or create the role)` : `${expected.length} present`,
+      });
+    } catch {
+      // The shard's own check already reports it unreachable.
+    }
+  }
+  return out;
 }

@@ -126,27 +126,33 @@ export function pendingFor(migrations: MigrationFile[], appliedRows: AppliedRow[
  * the creation is serialised by a transaction-level advisory lock.
  */
 export async function ensureTrackingTable(client: Queryable, lockClassId: number): Promise<void> {
-  const exists = await client.query<{ t: string | null }>('select to_regclass($1)::text as t', [TRACKING]);
-  if (exists.rows[0]?.t) return;
-  await client.query('begin');
-  try {
-    // objid 0 is never a schema's hashtext in practice, and even so would only wait briefly.
-    await client.query('select pg_advisory_xact_lock($1::int, 0)', [lockClassId]);
-    await client.query(`create schema if not exists ${ident(META_SCHEMA)}`);
-    await client.query(
-      `create table if not exists ${TRACKING} (
-         target_schema text not null,
-         name text not null,
-         checksum text not null,
-         applied_at timestamptz not null default now(),
-         duration_ms integer,
-         primary key (target_schema, name)
-       )`,
-    );
-    await client.query('commit');
-  } catch (err) {
-    await client.query('rollback').catch(() => undefined);
-    throw err;
+  // A session that waited for the lock can still hold a stale "does not exist" in its catalog
+  // cache and collide with the creator (unique violation on pg_namespace); a new transaction
+  // reads fresh, so such a collision is retried once the other side has committed.
+  for (let attempt = 1; ; attempt++) {
+    const exists = await client.query<{ t: string | null }>('select to_regclass($1)::text as t', [TRACKING]);
+    if (exists.rows[0]?.t) return;
+    await client.query('begin');
+    try {
+      await client.query('select pg_advisory_xact_lock($1::int, 0)', [lockClassId]);
+      await client.query(`create schema if not exists ${ident(META_SCHEMA)}`);
+      await client.query(
+        `create table if not exists ${TRACKING} (
+           target_schema text not null,
+           name text not null,
+           checksum text not null,
+           applied_at timestamptz not null default now(),
+           duration_ms integer,
+           primary key (target_schema, name)
+         )`,
+      );
+      await client.query('commit');
+      return;
+    } catch (err) {
+      await client.query('rollback').catch(() => undefined);
+      const code = (err as { code?: string }).code;
+      if (attempt >= 3 || !(code === '23505' || code === '42P06' || code === '42P07')) throw err;
+    }
   }
 }
 

@@ -16,7 +16,9 @@ export async function ensureDatabase(fleet: Fleet, shard: string, database: stri
     try {
       await c.query(`create database ${ident(database)}`);
     } catch (err) {
-      if ((err as { code?: string }).code === '42P04') return false;
+      // Someone else created it first: 42P04, or 23505 when both got past the check at once.
+      const code = (err as { code?: string }).code;
+      if (code === '42P04' || code === '23505') return false;
       throw err;
     }
     await c.query(`revoke connect, temporary on database ${ident(database)} from public`);

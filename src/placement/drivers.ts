@@ -4,7 +4,8 @@ import type { ShardClient } from '../fleet/shard-connections.js';
 import { ident, qualified } from '../sql.js';
 import { ADMIN_DATABASE, dropDatabase, ensureDatabase } from './databases.js';
 import { tenantRoleName } from './naming.js';
-import { dropTenantRole, ensureTenantRole, grantSchemaToRole } from './roles.js';
+import { dropTenantRole, ensureTenantRole, grantConnect, grantSchemaToRole } from './roles.js';
+import { inTransaction } from '../fleet/fleet.js';
 import { ensureServingRole } from './rls.js';
 import { scopedTablesInOrder } from './scoped-tables.js';
 
@@ -50,7 +51,7 @@ const pool: PlacementDriver = {
     await ensureDatabase(fleet, t.shard, t.database_name);
     await fleet.withClient(t.shard, t.database_name, async (c) => {
       await ensureServingRole(c, config);
-      await c.query(`grant connect on database ${ident(t.database_name)} to ${ident(config.servingRole.name)}`);
+      await inTransaction(c, () => grantConnect(c, t.database_name, config.servingRole.name));
       await ensureSchema(c, t.schema_name);
     });
   },
@@ -76,7 +77,7 @@ const schema: PlacementDriver = {
       await ensureSchema(c, t.schema_name);
       await ensureTenantRole(c, role);
       await c.query(`revoke all on schema ${ident(t.schema_name)} from public`);
-      await c.query(`grant connect on database ${ident(t.database_name)} to ${ident(role)}`);
+      await grantConnect(c, t.database_name, role);
     });
   },
   async finish(fleet, _config, t) {
@@ -102,9 +103,9 @@ const database: PlacementDriver = {
   async prepare(fleet, _config, t) {
     const role = tenantRoleName(t.slug);
     await ensureDatabase(fleet, t.shard, t.database_name);
-    await fleet.withClient(t.shard, ADMIN_DATABASE, async (c) => {
+    await fleet.withTransaction(t.shard, ADMIN_DATABASE, async (c) => {
       await ensureTenantRole(c, role);
-      await c.query(`grant connect on database ${ident(t.database_name)} to ${ident(role)}`);
+      await grantConnect(c, t.database_name, role);
     });
     await fleet.withClient(t.shard, t.database_name, (c) => ensureSchema(c, t.schema_name));
   },

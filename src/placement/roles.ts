@@ -34,3 +34,17 @@ export async function grantSchemaToRole(c: ShardClient, schema: string, role: st
   await c.query(`alter default privileges for role ${ident(admin)} in schema ${s} grant select, insert, update, delete on tables to ${r}`);
   await c.query(`alter default privileges for role ${ident(admin)} in schema ${s} grant usage, select on sequences to ${r}`);
 }
+
+/** First key of the advisory lock that serialises GRANTs on one database ('tacl'). */
+const DATABASE_ACL_LOCK = 0x7461636c;
+
+/**
+ * GRANT CONNECT on a database to a role. A GRANT rewrites the database's pg_database row, and two
+ * at once fail with "tuple concurrently updated" (bulk onboarding does exactly that), so grants on
+ * one database are serialised with a transaction-scoped advisory lock. Call inside a transaction.
+ */
+export async function grantConnect(c: ShardClient, database: string, role: string): Promise<void> {
+  await c.query('select pg_advisory_xact_lock($1, hashtext($2))', [DATABASE_ACL_LOCK, database]);
+  const has = await c.query<{ ok: boolean }>(`select has_database_privilege($1, $2, 'CONNECT') as ok`, [role, database]);
+  if (!has.rows[0].ok) await c.query(`grant connect on database ${ident(database)} to ${ident(role)}`);
+}

@@ -14,7 +14,8 @@ export interface BulkOptions {
 
 /**
  * Onboard many tenants with bounded concurrency; one result per tenant, in file order. A bad row
- * fails alone; the others go on.
+ * fails alone; the others go on. Tenants that already exist are skipped, so the same file can be
+ * run again after a partial failure (failed and interrupted ones are finished).
  */
 export async function createTenants(deps: ProvisionDeps, inputs: CreateTenantInput[], opts: BulkOptions): Promise<TenantResult[]> {
   return fanout(
@@ -34,6 +35,10 @@ export async function createTenants(deps: ProvisionDeps, inputs: CreateTenantInp
       try {
         return await createTenant(deps, input);
       } catch (err) {
+        // Re-running a file after a partial failure must not fail on the rows that made it.
+        if (err instanceof TenantctlError && err.code === 'TENANT_EXISTS') {
+          return { tenant: input.slug, status: 'skipped', reason: err.message };
+        }
         return {
           tenant: input.slug,
           status: 'failed',

@@ -143,10 +143,10 @@ describe('the CLI as CI runs it (no TTY)', () => {
     const good = join(tmp, 'good.csv');
     writeFileSync(good, 'slug,tier,region\ncli-bulk-a,free,\ncli-bulk-b,standard,us-east\ncli-bulk-c,enterprise,eu-west\ncli-json,free,\n');
     const r = await cli(['tenant', 'create', '--from-file', good, '--concurrency', '2', '--json'], { config });
-    expect(r.code).toBe(1); // cli-json exists already
+    expect(r.code, r.stderr).toBe(0); // cli-json exists already: skipped, so a file can be re-run
     const doc = JSON.parse(r.stdout);
-    expect(doc.summary).toMatchObject({ total: 4, succeeded: 3, failed: 1 });
-    expect(doc.results.find((x: { tenant: string }) => x.tenant === 'cli-json').error.code).toBe('TENANT_EXISTS');
+    expect(doc.summary).toMatchObject({ total: 4, succeeded: 3, failed: 0, skipped: 1 });
+    expect(doc.results.find((x: { tenant: string }) => x.tenant === 'cli-json').reason).toMatch(/already exists/);
     const bad = join(tmp, 'bad.yaml');
     writeFileSync(bad, 'tenants:\n  - slug: cli-bulk-ok\n  - slug: "Bad Slug"\n  - slug: cli-bulk-x\n    colour: red\n');
     const b = await cli(['tenant', 'create', '--from-file', bad], { config });

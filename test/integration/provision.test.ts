@@ -3,6 +3,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTenant } from '../../src/provision/create-tenant.js';
 import { deleteTenant, setSuspended } from '../../src/provision/lifecycle.js';
+import { createTenants } from '../../src/provision/bulk-create.js';
 import { getTenant } from '../../src/catalog/tenants.js';
 import { UsageError } from '../../src/errors.js';
 import { catalogCount, q, shardDbUrl, testDeps } from '../helpers/deps.js';
@@ -64,6 +65,19 @@ describe('provisioning in each model', () => {
     expect(r.model).toBe('database');
     await expect(createTenant(deps, { slug: 'pv-res', residency: 'eu', region: 'us-east' })).rejects.toMatchObject({ code: 'RESIDENCY' });
     expect(await catalogCount(deps.db, 'pv-res')).toBe(0);
+  });
+});
+
+describe('bulk onboarding', () => {
+  it('creates many tenants of every model on one shard at once (no catalog races between them)', async () => {
+    const inputs = [
+      ...Array.from({ length: 12 }, (_, i) => ({ slug: `pv-bulk-s${i}`, model: 'schema', shard: 'us1' })),
+      ...Array.from({ length: 6 }, (_, i) => ({ slug: `pv-bulk-p${i}`, model: 'pool', shard: 'us1' })),
+      ...Array.from({ length: 4 }, (_, i) => ({ slug: `pv-bulk-d${i}`, model: 'database', shard: 'us1' })),
+    ];
+    const results = await createTenants(deps, inputs, { concurrency: 8 });
+    expect(results.filter((r) => r.status !== 'succeeded'), JSON.stringify(results.filter((r) => r.status !== 'succeeded'))).toEqual([]);
+    expect(results.map((r) => r.tenant)).toEqual(inputs.map((i) => i.slug));
   });
 });
 
