@@ -23,7 +23,7 @@ bench_tctl() { "${BENCH_TENANTCTL[@]}" --config "$BENCH_CONFIG" "$@"; }
 bench_psql() {
   local port=$1 db=$2
   shift 2
-  PGPASSWORD="$BENCH_PASSWORD" PGCONNECT_TIMEOUT=10 psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres -d "$db" "$@"
+  PGPASSWORD="$BENCH_PASSWORD" PGCONNECT_TIMEOUT=10 PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres -d "$db" "$@"
 }
 
 bench_cleanup() {

@@ -66,6 +66,36 @@ const migrations: Record<string, Migration> = {
         for each row execute function events_append_only()`.execute(db);
     },
   },
+  '0002_migrate_runs': {
+    // `migrate up` runs: the run itself is an operations row (kind 'migrate'); this holds each
+    // target's state in it, written as each target finishes, so a crashed or stopped run can be
+    // resumed and `migrate status` can name the tenants whose last run failed.
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('migrate_targets')
+        .addColumn('run_id', 'bigint', (c) => c.notNull().references('operations.id').onDelete('cascade'))
+        .addColumn('target', 'text', (c) => c.notNull())
+        .addColumn('position', 'integer', (c) => c.notNull())
+        .addColumn('model', 'text', (c) => c.notNull())
+        .addColumn('shard', 'text', (c) => c.notNull())
+        .addColumn('database_name', 'text', (c) => c.notNull())
+        .addColumn('schema_name', 'text', (c) => c.notNull())
+        .addColumn('tenants', sql`text[]`, (c) => c.notNull())
+        .addColumn('status', 'text', (c) =>
+          c.notNull().check(sql`status in ('pending', 'succeeded', 'failed', 'not_run')`),
+        )
+        .addColumn('applied', sql`text[]`, (c) => c.notNull().defaultTo(sql`'{}'`))
+        .addColumn('error', 'jsonb')
+        .addColumn('started_at', 'timestamptz')
+        .addColumn('finished_at', 'timestamptz')
+        .addColumn('duration_ms', 'integer')
+        .addPrimaryKeyConstraint('migrate_targets_pkey', ['run_id', 'target'])
+        .execute();
+      // The last run of each target (migrate status), newest first.
+      await sql`create index migrate_targets_target_idx on migrate_targets (target, run_id desc)`.execute(db);
+      await sql`create index operations_kind_status_idx on operations (kind, status, id)`.execute(db);
+    },
+  },
 };
 
 export const catalogMigrations: MigrationProvider = {

@@ -2,7 +2,7 @@ import { Kysely, Migrator, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Config } from '../config/types.js';
 import { redactText } from '../config/redact.js';
-import { TenantctlError } from '../errors.js';
+import { EXIT, TenantctlError } from '../errors.js';
 import { ident } from '../sql.js';
 import { CONNECT_TIMEOUT_MS } from '../fleet/shard-connections.js';
 import { catalogMigrations } from './migrations.js';
@@ -37,7 +37,7 @@ export async function openCatalog(config: Config, opts: { migrate?: boolean } = 
     const { error } = await new Migrator({ db, provider: catalogMigrations }).migrateToLatest();
     if (error) {
       await db.destroy();
-      throw catalogError('could not migrate the catalog', error);
+      throw catalogError(config, 'could not migrate', error);
     }
   }
   return db;
@@ -49,7 +49,7 @@ async function ensureCatalogDatabase(config: Config): Promise<void> {
     await client.connect();
     return;
   } catch (err) {
-    if ((err as { code?: string }).code !== '3D000') throw catalogError('the catalog is unreachable', err);
+    if ((err as { code?: string }).code !== '3D000') throw catalogError(config, 'is unreachable', err);
   } finally {
     await client.end().catch(() => undefined);
   }
@@ -62,18 +62,21 @@ async function ensureCatalogDatabase(config: Config): Promise<void> {
     await admin.query(`create database ${ident(dbName)}`);
   } catch (err) {
     // Two first runs at once: the other one created it.
-    if ((err as { code?: string }).code !== '42P04') throw catalogError('could not create the catalog database', err);
+    const code = (err as { code?: string }).code;
+    if (code !== '42P04' && code !== '23505') throw catalogError(config, 'could not be created', err);
   } finally {
     await admin.end().catch(() => undefined);
   }
 }
 
-function catalogError(what: string, err: unknown): TenantctlError {
+function catalogError(config: Config, what: string, err: unknown): TenantctlError {
+  const u = new URL(config.catalogUrl);
+  const where = `${config.catalog.shard ? `on shard ${config.catalog.shard}, ` : ''}${u.hostname}:${u.port || 5432}${u.pathname}`;
   return new TenantctlError(
     'UNREACHABLE',
-    `${what}: ${redactText(err instanceof Error ? err.message : String(err))}`,
+    `the catalog (${where}) ${what}: ${redactText(err instanceof Error ? err.message : String(err))}`,
     'check catalog.url (or catalog.shard) in the config and that the server runs (tenantctl dev up for the embedded fleet)',
-    undefined,
+    EXIT.usage,
     { cause: err },
   );
 }

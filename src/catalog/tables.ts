@@ -52,10 +52,36 @@ export interface EventsTable {
   details: ColumnType<unknown, string | null, never>;
 }
 
+/** A target's state within one `migrate up` run (operations row of kind 'migrate'). */
+export type MigrateTargetStatus = 'pending' | 'succeeded' | 'failed' | 'not_run';
+
+export interface MigrateTargetsTable {
+  run_id: number;
+  /** `us1/tenant_schemas/t_acme` */
+  target: string;
+  /** Order in the run's plan; --resume keeps it. */
+  position: number;
+  model: Model;
+  shard: string;
+  database_name: string;
+  schema_name: string;
+  /** Slugs of the tenants the target served in this run (many for a pool target). */
+  tenants: string[];
+  status: MigrateTargetStatus;
+  /** Migrations this run applied there. */
+  applied: ColumnType<string[], string[] | undefined, string[]>;
+  /** `{ code, message, migration, pgCode, hint }` for a failed target; the reason for not_run. */
+  error: ColumnType<unknown, string | null, string | null>;
+  started_at: Date | null;
+  finished_at: Date | null;
+  duration_ms: number | null;
+}
+
 export interface CatalogDatabase {
   tenants: TenantsTable;
   operations: OperationsTable;
   events: EventsTable;
+  migrate_targets: MigrateTargetsTable;
 }
 
 export type TenantRow = Selectable<TenantsTable>;
@@ -63,3 +89,4 @@ export type NewTenant = Insertable<TenantsTable>;
 export type TenantUpdate = Updateable<TenantsTable>;
 export type EventRow = Selectable<EventsTable>;
 export type OperationRow = Selectable<OperationsTable>;
+export type MigrateTargetRow = Selectable<MigrateTargetsTable>;

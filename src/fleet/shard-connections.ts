@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { redactText } from '../config/redact.js';
 import type { Shard } from '../config/types.js';
-import { TenantctlError } from '../errors.js';
+import { EXIT, TenantctlError } from '../errors.js';
 import { databaseUrl } from './connection-url.js';
 
 /**
@@ -153,17 +153,22 @@ export class ShardConnections {
 /** A connection failure that names the shard and database, never the password. */
 export function unreachable(shard: Shard, database: string, err: unknown): TenantctlError {
   const u = new URL(shard.url);
-  const detail = redactText(err instanceof Error ? err.message : String(err)) || 'connection failed';
+  const raw = err instanceof Error ? err.message : String(err);
+  const detail = /timeout expired/i.test(raw)
+    ? `no answer within ${CONNECT_TIMEOUT_MS} ms (connection timed out)`
+    : redactText(raw) || 'connection failed';
   const code = (err as { code?: string })?.code;
   const hint =
     code === '3D000'
       ? `the database does not exist on shard ${shard.name}`
       : `check that shard ${shard.name} is running (tenantctl dev up for embedded shards) and its url in the config`;
+  // Exit 2 when it ends a command: nothing was changed, and the fix is in the config or the
+  // server. Inside a fan-out it becomes that target's failed result instead.
   return new TenantctlError(
     'UNREACHABLE',
     `shard ${shard.name} (${u.hostname}:${u.port || 5432}/${database}) is unreachable: ${detail}`,
     hint,
-    undefined,
+    EXIT.usage,
     { cause: err },
   );
 }

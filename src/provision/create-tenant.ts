@@ -9,6 +9,7 @@ import type { TenantResult } from '../fanout/result.js';
 import { redactText } from '../config/redact.js';
 import { TenantctlError, UsageError, errorMessage } from '../errors.js';
 import { drivers } from '../placement/drivers.js';
+import { ADMIN_DATABASE } from '../placement/databases.js';
 import { targetId } from '../placement/naming.js';
 import type { MigrationFile } from '../migrate/files.js';
 import { migrateTarget } from '../migrate/apply-target.js';
@@ -56,6 +57,8 @@ export async function createTenant(deps: ProvisionDeps, input: CreateTenantInput
     resumed = true; // an earlier run was interrupted or failed: finish its placement as recorded
   } else {
     const plan = planTenant(config, input, await tenantCountsByShard(db));
+    // An unreachable shard is refused before the catalog records anything (exit 2).
+    await fleet.withClient(plan.shard, ADMIN_DATABASE, (c) => c.query('select 1'));
     const key = plan.key ?? (await freshKey(config, db, plan.slug));
     try {
       row = await insertTenant(db, {

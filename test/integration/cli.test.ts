@@ -1,5 +1,6 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { cli } from '../helpers/cli.js';
@@ -61,6 +62,32 @@ describe('the CLI as CI runs it (no TTY)', () => {
     }
     const r = await cli(['doctor'], { config: unreachable });
     expect(r.stdout).toMatch(/shard us1\s+FAIL/);
+  });
+
+  it('an unreachable shard or catalog is exit 2, names it, times out, and records nothing', async () => {
+    // A server that accepts connections and never answers: the connect must time out.
+    const silent = createServer(() => {});
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const port = (silent.address() as AddressInfo).port;
+    try {
+      const text = readFileSync(config, 'utf8');
+      const us2Port = /us2:\s*\n\s*url: postgres:\/\/[^\n]*127\.0\.0\.1:(\d+)/.exec(text)![1];
+      const hung = variant('hung-us2', (t) => t.replace(`127.0.0.1:${us2Port}/`, `127.0.0.1:${port}/`));
+      const started = Date.now();
+      const r = await cli(['tenant', 'create', 'cli-hung', '--model', 'schema', '--shard', 'us2'], { config: hung, env: { TENANTCTL_CONNECT_TIMEOUT_MS: '1000' } });
+      expect(Date.now() - started).toBeLessThan(15_000);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(/shard us2 .*unreachable.*timed out/);
+      expectNoSecret(r.stderr);
+      expect((await cli(['tenant', 'show', 'cli-hung'], { config })).code).toBe(2);
+      const catalogDown = variant('catalog-down', (t) => t.replace(/catalog:\n(\s+)shard: us1/, 'catalog:\n$1url: postgres://postgres:secret-pw@127.0.0.1:' + port + '/cat'));
+      const c = await cli(['tenant', 'list'], { config: catalogDown, env: { TENANTCTL_CONNECT_TIMEOUT_MS: '1000' } });
+      expect(c.code, c.stderr).toBe(2);
+      expect(c.stderr).toMatch(/the catalog \(127\.0\.0\.1:\d+\/cat\) is unreachable/);
+      expect(c.stderr).not.toMatch(/secret-pw/);
+    } finally {
+      silent.close();
+    }
   });
 
   it('--json prints exactly one JSON document on stdout', async () => {

@@ -1,0 +1,152 @@
+import pLimit, { type LimitFunction } from 'p-limit';
+import { redactText } from '../config/redact.js';
+import { errorMessage, TenantctlError } from '../errors.js';
+import type { Fleet } from '../fleet/fleet.js';
+import type { TargetError } from './apply-target.js';
+import type { MigrationFile } from './files.js';
+import { groupBySchema, pendingFor, readApplied, type AppliedRow, type PendingReport } from './tracking.js';
+
+/**
+ * What each target has applied, read with ONE query per database (not one per schema), so a
+ * fleet that is up to date is checked in a handful of round trips. Used by `migrate up` (to skip
+ * targets with nothing to do without taking their lock), by `--dry-run` and by `migrate status`.
+ *
+ * A shard that cannot be reached is remembered: its other databases fail at once with the same
+ * UNREACHABLE error instead of each waiting for its own connection timeout.
+ */
+export type TargetState =
+  | { ok: true; rows: AppliedRow[]; report: PendingReport }
+  | { ok: false; error: TargetError };
+
+export interface ReadableTarget {
+  id: string;
+  shard: string;
+  database: string;
+  schema: string;
+}
+
+/** Shards found down during this command, with the error their targets get. */
+export class ShardHealth {
+  private readonly down = new Map<string, TargetError>();
+
+  get(shard: string): TargetError | undefined {
+    return this.down.get(shard);
+  }
+
+  /**
+   * Turn a connection failure into a TargetError; remember the shard as down unless only the
+   * database is missing (then the shard itself answered).
+   */
+  failure(shard: string, err: unknown): TargetError {
+    const error: TargetError = {
+      code: 'UNREACHABLE',
+      message: redactText(errorMessage(err)),
+      hint: err instanceof TenantctlError ? err.hint : undefined,
+    };
+    if (!isMissingDatabase(err)) this.down.set(shard, error);
+    return error;
+  }
+}
+
+/** UNREACHABLE because the database does not exist (3D000), not because the shard is down. */
+export function isMissingDatabase(err: unknown): boolean {
+  const cause = (err as { cause?: { code?: string } })?.cause;
+  return cause?.code === '3D000';
+}
+
+export function isUnreachable(err: unknown): boolean {
+  return err instanceof TenantctlError && err.code === 'UNREACHABLE';
+}
+
+/** Targets grouped by (shard, database), in first-seen order. */
+export function byDatabase<T extends ReadableTarget>(targets: readonly T[]): T[][] {
+  const groups = new Map<string, T[]>();
+  for (const t of targets) {
+    const key = `${t.shard}\u0000${t.database}`;
+    const g = groups.get(key);
+    if (g) g.push(t);
+    else groups.set(key, [t]);
+  }
+  return [...groups.values()];
+}
+
+export interface ReadStatesOptions {
+  /** Databases read at once across the fleet. */
+  concurrency: number;
+  health?: ShardHealth;
+}
+
+/**
+ * Read the state of every target, one query per (shard, database), at most `concurrency` at once
+ * and never more per shard than its connection budget (the fleet enforces it).
+ *
+ * @example
+ *   const states = await readStates(fleet, plan.targets, migrations, { concurrency: 8 });
+ *   const s = states.get('us1/tenant_schemas/t_acme');
+ *   if (s?.ok) s.report.pending.map((m) => m.id);
+ */
+export async function readStates<T extends ReadableTarget>(
+  fleet: Fleet,
+  groups: readonly T[][],
+  migrations: MigrationFile[],
+  opts: ReadStatesOptions,
+): Promise<Map<string, TargetState>> {
+  const health = opts.health ?? new ShardHealth();
+  const states = new Map<string, TargetState>();
+  const global = pLimit(Math.max(1, opts.concurrency));
+  const perShard = new Map<string, LimitFunction>();
+  const shardLimit = (shard: string) => {
+    let l = perShard.get(shard);
+    if (!l) {
+      l = pLimit(Math.max(1, fleet.connections(shard).budget));
+      perShard.set(shard, l);
+    }
+    return l;
+  };
+  await Promise.all(
+    groups.map((group) => {
+      const { shard, database } = group[0];
+      return shardLimit(shard)(() =>
+        global(async () => {
+          const down = health.get(shard);
+          if (down) {
+            for (const t of group) states.set(t.id, { ok: false, error: down });
+            return;
+          }
+          try {
+            // Every selected schema of the database in one query.
+            const rows = await fleet.withClient(shard, database, (c) => readApplied(c, group.map((t) => t.schema)));
+            const bySchema = groupBySchema(rows);
+            for (const t of group) {
+              const own = bySchema.get(t.schema) ?? [];
+              states.set(t.id, { ok: true, rows: own, report: pendingFor(migrations, own) });
+            }
+          } catch (err) {
+            if (!isUnreachable(err)) throw err;
+            const error = health.failure(shard, err);
+            for (const t of group) states.set(t.id, { ok: false, error });
+          }
+        }),
+      );
+    }),
+  );
+  return states;
+}
+
+/**
+ * Whether a target has nothing to do: nothing pending and no drift. Pool targets still need the
+ * cheap row-level-security check before they can be called done.
+ */
+export function nothingToDo(state: TargetState | undefined): boolean {
+  return Boolean(state?.ok && state.report.pending.length === 0 && state.report.drift.length === 0);
+}
+
+/**
+ * The version a target is at: the highest migration applied there (ids start with their
+ * four-digit number, so text order is number order), or null when nothing is.
+ */
+export function versionOf(applied: Iterable<string>): string | null {
+  let max: string | null = null;
+  for (const id of applied) if (max === null || id > max) max = id;
+  return max;
+}
