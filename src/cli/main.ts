@@ -1,4 +1,6 @@
 import { Command, Option } from 'commander';
+import { TenantctlError } from '../errors.js';
+import { redactText } from '../config/redact.js';
 import { registerConfigCommands } from './config-cmd.js';
 import { registerDevCommands } from './dev-cmd.js';
 import { registerTenantCommands } from './tenant-cmd.js';
@@ -39,6 +41,10 @@ export async function main(argv: string[]): Promise<void> {
     const e = err as { code?: string; exitCode?: number };
     if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') {
       process.exitCode = 0;
+    } else if (err instanceof TenantctlError) {
+      // Thrown while commander parsed the flags, before any command's own error handling.
+      process.stderr.write(`error: ${redactText(err.message)}${err.hint ? `\nhint: ${redactText(err.hint)}` : ''}\n`);
+      process.exitCode = err.exitCode;
     } else if (typeof e.exitCode === 'number') {
       // Commander already printed the usage problem; usage errors are exit 2.
       process.exitCode = e.exitCode === 0 ? 0 : 2;

@@ -1,4 +1,150 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
+import { EXIT, UsageError } from '../errors.js';
+import type { CommandContext } from './context.js';
+import { addSelectorOptions, concurrencyFrom, positiveInt, selectorFrom } from './options.js';
+import { action } from './run.js';
 
-/** The migrate command group; filled in by the migration fan-out. */
-export function registerMigrateCommands(_program: Command): void {}
+interface UpFlags {
+  concurrency?: number;
+  onError?: 'stop' | 'continue';
+  maxFailures?: number;
+  canary?: number;
+  dryRun?: boolean;
+  resume?: number;
+  onlyFailed?: number;
+  partition?: string;
+  wait?: boolean;
+  [selector: string]: unknown;
+}
+
+async function up(ctx: CommandContext, flags: UpFlags): Promise<number> {
+  const selector = selectorFrom(flags);
+  const fromRun = flags.resume ?? flags.onlyFailed;
+  if (flags.resume !== undefined && flags.onlyFailed !== undefined) {
+    throw new UsageError('USAGE', 'give either --resume RUN or --only-failed RUN, not both', 'tenantctl migrate up --resume 42');
+  }
+  if (fromRun !== undefined && (Object.values(selector).some((v) => v !== undefined) || flags.partition)) {
+    throw new UsageError('USAGE', `--${flags.resume !== undefined ? 'resume' : 'only-failed'} takes the targets of run ${fromRun}; selectors and --partition do not apply`, `tenantctl migrate up --${flags.resume !== undefined ? 'resume' : 'only-failed'} ${fromRun}`);
+  }
+  const { parsePartition } = await import('../migrate/plan.js');
+  const partition = flags.partition !== undefined ? parsePartition(flags.partition) : undefined;
+  // Bad files are exit 2 before anything is touched.
+  const { loadMigrations } = await import('../migrate/files.js');
+  const migrations = await loadMigrations(ctx.config.migrationsDir);
+  const [{ migrateUp }, { createProgress }, { renderMigrateUp }] = await Promise.all([
+    import('../migrate/up.js'),
+    import('../report/progress.js'),
+    import('../report/migrate.js'),
+  ]);
+  const deps = { config: ctx.config, db: await ctx.catalog(), fleet: await ctx.fleet(), migrations, command: 'migrate up' };
+
+  // Ctrl-C (or a CI job's SIGTERM): stop scheduling, let running targets finish, record the run.
+  const stop = new AbortController();
+  const onSignal = () => {
+    if (stop.signal.aborted) process.exit(EXIT.interrupted);
+    stop.abort();
+    ctx.out.error('interrupted: no new targets start; waiting for running ones to finish (Ctrl-C again to quit at once)');
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let progress: ReturnType<typeof createProgress> | undefined;
+  try {
+    const { doc } = await migrateUp(deps, {
+      selector,
+      partition,
+      concurrency: concurrencyFrom(flags.concurrency, ctx.config.defaults.concurrency),
+      onError: flags.onError,
+      maxFailures: flags.maxFailures,
+      canary: flags.canary,
+      dryRun: flags.dryRun,
+      resume: flags.resume,
+      onlyFailed: flags.onlyFailed,
+      wait: flags.wait,
+      signal: stop.signal,
+      hooks: {
+        onWaiting: (holder) => ctx.out.info(`waiting for the run lock: ${holder}`),
+        onRun: (r) => {
+          ctx.out.info(
+            `run ${r.runId}${r.resumed ? ' (resumed)' : ''}: ${r.work} of ${r.targets} targets to check or migrate, ${r.upToDate} up to date` +
+              `${r.skipped ? `, ${r.skipped} tenants skipped` : ''}; if it stops: tenantctl migrate up --resume ${r.runId}`,
+          );
+          progress = createProgress(ctx.out, 'migrate up', r.work);
+        },
+        onTargetStart: (t) => progress?.started(t.id),
+        onTargetResult: (_t, r) => progress?.finished(r),
+      },
+    });
+    await progress?.close();
+    renderMigrateUp(ctx.out, doc);
+    if (doc.interrupted) return EXIT.interrupted;
+    return doc.ok ? EXIT.ok : EXIT.failed;
+  } finally {
+    await progress?.close();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+/** The migrate command group: up, status, create. */
+export function registerMigrateCommands(program: Command): void {
+  const migrate = program.command('migrate').description('apply migrations/ to every pool, schema and database target');
+
+  addSelectorOptions(
+    migrate
+      .command('up')
+      .description('migrate the selected targets: pool targets first, then schema and database targets'),
+  )
+    .addHelpText(
+      'before',
+      'Examples:\n  tenantctl migrate up\n  tenantctl migrate up --json --on-error continue --max-failures 10\n' +
+        '  tenantctl migrate up --canary 3 --region eu-west\n  tenantctl migrate up --partition 2/4     # job 2 of a 4-job CI matrix\n' +
+        '  tenantctl migrate up --resume 42          # finish run 42 after a crash or Ctrl-C\n',
+    )
+    .option('--concurrency <n>', 'targets migrated at once across the fleet (default: defaults.concurrency; each shard also keeps to its maxConnections)', positiveInt('--concurrency'))
+    .addOption(new Option('--on-error <policy>', 'stop: no new targets after a failure (default); continue: run every target').choices(['stop', 'continue']))
+    .option('--max-failures <n>', 'stop scheduling after this many failed targets', positiveInt('--max-failures'))
+    .option('--canary <n>', 'migrate n targets first, one at a time; stop if any fails', positiveInt('--canary'))
+    .option('--dry-run', 'print the pending migrations per target; change nothing')
+    .option('--resume <run>', "finish run <run>: its targets not yet succeeded", positiveInt('--resume'))
+    .option('--only-failed <run>', "retry run <run>'s failed targets", positiveInt('--only-failed'))
+    .option('--partition <i/n>', 'only slice i of n of the targets (a stable split for CI matrices)')
+    .option('--wait', 'wait for another running migrate up instead of exit 3')
+    .action(action('migrate up', up));
+
+  addSelectorOptions(migrate.command('status').description('versions across the fleet, grouped; drift; never-migrated and failed targets'))
+    .addHelpText(
+      'before',
+      'Examples:\n  tenantctl migrate status\n  tenantctl migrate status --json --region eu-west\n' +
+        'Exit code: 0 every selected target is at head; 1 something is pending, never migrated, failed, drifted or unreachable.\n',
+    )
+    .option('--concurrency <n>', 'databases read at once', positiveInt('--concurrency'))
+    .action(
+      action('migrate status', async (ctx, flags: Record<string, unknown>) => {
+        const { loadMigrations } = await import('../migrate/files.js');
+        const migrations = await loadMigrations(ctx.config.migrationsDir);
+        const { migrateStatus } = await import('../migrate/status.js');
+        const { renderMigrateStatus } = await import('../report/migrate.js');
+        const doc = await migrateStatus(
+          { db: await ctx.catalog(), fleet: await ctx.fleet(), migrations },
+          { selector: selectorFrom(flags), concurrency: concurrencyFrom(flags.concurrency as number | undefined, ctx.config.defaults.concurrency) },
+        );
+        renderMigrateStatus(ctx.out, doc);
+        return doc.ok ? EXIT.ok : EXIT.failed;
+      }),
+    );
+
+  migrate
+    .command('create <name>')
+    .description('write the next-numbered migration file in migrations.dir')
+    .addHelpText('before', 'Examples:\n  tenantctl migrate create add_archived_at\n  tenantctl migrate create tasks_due_index --no-transaction\n')
+    .option('--ts', 'a Kysely TypeScript module instead of SQL')
+    .option('--no-transaction', 'run outside a transaction (CREATE INDEX CONCURRENTLY)')
+    .action(
+      action('migrate create', async (ctx, name: string, flags: { ts?: boolean; transaction?: boolean }) => {
+        const { createMigrationFile } = await import('../migrate/create.js');
+        const file = await createMigrationFile(ctx.config.migrationsDir, name, { ts: flags.ts, noTransaction: flags.transaction === false });
+        if (ctx.out.json) ctx.out.document({ command: 'migrate create', ok: true, file });
+        else ctx.out.print(`created ${file}`);
+      }),
+    );
+}

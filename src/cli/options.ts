@@ -1,4 +1,4 @@
-import { Option, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { UsageError } from '../errors.js';
 import type { TenantSelector } from '../catalog/tenants.js';
 
@@ -26,12 +26,16 @@ export function selectorFrom(opts: Record<string, unknown>): TenantSelector {
   };
 }
 
-/** A positive integer flag, with the flag's name in the error. */
+/**
+ * A positive integer flag. Commander prints an InvalidArgumentError with the flag's name and
+ * exits 2 (see main.ts); for environment variables the same check throws a UsageError.
+ */
 export function positiveInt(flag: string) {
   return (v: string): number => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < 1) {
-      throw new UsageError('USAGE', `${flag} must be a positive whole number, got ${JSON.stringify(v)}`, `e.g. ${flag} 8`);
+      if (flag.startsWith('--')) throw new InvalidArgumentError(`must be a positive whole number, e.g. ${flag} 8`);
+      throw new UsageError('USAGE', `${flag} must be a positive whole number, got ${JSON.stringify(v)}`, `e.g. ${flag}=8`);
     }
     return n;
   };
