@@ -1,5 +1,4 @@
 import type { Config } from '../config/types.js';
-import { loadConfig } from '../config/load.js';
 import { createOutput, type Output } from '../report/output.js';
 import type { CatalogDb } from '../catalog/open.js';
 import type { Fleet } from '../fleet/fleet.js';
@@ -32,8 +31,16 @@ export class CommandContext {
     this.out = createOutput({ json: opts.json, quiet: opts.quiet, color: opts.color });
   }
 
+  private load?: typeof import('../config/load.js').loadConfig;
+
+  /** Load the config module (zod, yaml) only when a command runs, never for --help. */
+  async prepare(): Promise<void> {
+    this.load = (await import('../config/load.js')).loadConfig;
+  }
+
   get config(): Config {
-    this.cfg ??= loadConfig({ file: this.opts.config });
+    if (!this.load) throw new Error('CommandContext.prepare() was not awaited');
+    this.cfg ??= this.load({ file: this.opts.config });
     return this.cfg;
   }
 

@@ -18,6 +18,7 @@ export function action<A extends unknown[]>(
     const ctx = new CommandContext(globals, name);
     let code: number;
     try {
+      await ctx.prepare();
       code = (await fn(ctx, ...(args.slice(0, -1) as A))) ?? EXIT.ok;
     } catch (err) {
       code = reportError(ctx, err);
