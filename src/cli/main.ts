@@ -54,6 +54,12 @@ export async function main(argv: string[]): Promise<void> {
   }
 }
 
+// `tenantctl ... | head` closes our stdout early: that is the reader's choice, not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw err;
+});
+
 process.on('SIGINT', () => {
   // Commands that run fan-outs install their own handler to stop scheduling; elsewhere a Ctrl-C
   // means stop now.

@@ -14,6 +14,14 @@ import { CATALOG_POOL_SIZE } from '../catalog/open.js';
  */
 export class Fleet {
   private conns = new Map<string, ShardConnections>();
+  /**
+   * `shard/database` pairs this process has seen exist (or created). Databases are not dropped
+   * behind a running command's back except by that command, which forgets them, so checking once
+   * per process spares a connection to the maintenance database per tenant in bulk runs.
+   */
+  readonly knownDatabases = new Set<string>();
+  /** Shards this process has reached at least once. */
+  readonly reachedShards = new Set<string>();
 
   constructor(readonly config: Config) {}
 
@@ -61,6 +69,16 @@ export class Fleet {
   /** Run fn inside one transaction on (shard, database); rolled back if fn throws. */
   async withTransaction<T>(shardName: string, database: string, fn: (c: ShardClient) => Promise<T>): Promise<T> {
     return this.withClient(shardName, database, (c) => inTransaction(c, fn));
+  }
+
+  /**
+   * Fail fast, and before anything is recorded, when a shard cannot be reached; once per shard per
+   * process.
+   */
+  async assertReachable(shardName: string, database: string): Promise<void> {
+    if (this.reachedShards.has(shardName)) return;
+    await this.withClient(shardName, database, (c) => c.query('select 1'));
+    this.reachedShards.add(shardName);
   }
 
   /** The highest number of connections open at once to each shard (for tests and benchmarks). */

@@ -10,7 +10,9 @@ export const ADMIN_DATABASE = 'postgres';
  * can connect.
  */
 export async function ensureDatabase(fleet: Fleet, shard: string, database: string): Promise<boolean> {
-  return fleet.withClient(shard, ADMIN_DATABASE, async (c) => {
+  const known = `${shard}/${database}`;
+  if (fleet.knownDatabases.has(known)) return false;
+  const created = await fleet.withClient(shard, ADMIN_DATABASE, async (c) => {
     const exists = await c.query('select 1 from pg_database where datname = $1', [database]);
     if (exists.rowCount) return false;
     try {
@@ -24,11 +26,14 @@ export async function ensureDatabase(fleet: Fleet, shard: string, database: stri
     await c.query(`revoke connect, temporary on database ${ident(database)} from public`);
     return true;
   });
+  fleet.knownDatabases.add(known);
+  return created;
 }
 
 /** Drop a database if it exists, closing other sessions on it first (PostgreSQL 13+). */
 export async function dropDatabase(fleet: Fleet, shard: string, database: string): Promise<void> {
   // Our own idle connections to it would block the drop.
   await fleet.connections(shard).closeIdle(database);
+  fleet.knownDatabases.delete(`${shard}/${database}`);
   await fleet.withClient(shard, ADMIN_DATABASE, (c) => c.query(`drop database if exists ${ident(database)} with (force)`));
 }

@@ -3,6 +3,7 @@ import type { TenantResult } from '../fanout/result.js';
 import { TenantctlError, errorMessage } from '../errors.js';
 import { redactText } from '../config/redact.js';
 import { createTenant, type ProvisionDeps } from './create-tenant.js';
+import { tenantCountsByShard } from '../catalog/tenants.js';
 import type { CreateTenantInput } from './plan.js';
 
 export interface BulkOptions {
@@ -18,6 +19,7 @@ export interface BulkOptions {
  * run again after a partial failure (failed and interrupted ones are finished).
  */
 export async function createTenants(deps: ProvisionDeps, inputs: CreateTenantInput[], opts: BulkOptions): Promise<TenantResult[]> {
+  const shared: ProvisionDeps = { ...deps, shardLoad: deps.shardLoad ?? (await tenantCountsByShard(deps.db)) };
   return fanout(
     inputs,
     {
@@ -33,7 +35,7 @@ export async function createTenants(deps: ProvisionDeps, inputs: CreateTenantInp
     },
     async (input) => {
       try {
-        return await createTenant(deps, input);
+        return await createTenant(shared, input);
       } catch (err) {
         // Re-running a file after a partial failure must not fail on the rows that made it.
         if (err instanceof TenantctlError && err.code === 'TENANT_EXISTS') {

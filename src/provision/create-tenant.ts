@@ -27,6 +27,8 @@ export interface ProvisionDeps {
    * TENANTCTL_INJECT_FAULT when not given.
    */
   failAfter?: string;
+  /** Tenants per shard for least-loaded placement; bulk runs pass one map and it is kept current. */
+  shardLoad?: Map<string, number>;
 }
 
 /**
@@ -56,9 +58,12 @@ export async function createTenant(deps: ProvisionDeps, input: CreateTenantInput
   if (row) {
     resumed = true; // an earlier run was interrupted or failed: finish its placement as recorded
   } else {
-    const plan = planTenant(config, input, await tenantCountsByShard(db));
+    const load = deps.shardLoad ?? (await tenantCountsByShard(db));
+    const plan = planTenant(config, input, load);
     // An unreachable shard is refused before the catalog records anything (exit 2).
-    await fleet.withClient(plan.shard, ADMIN_DATABASE, (c) => c.query('select 1'));
+    await fleet.assertReachable(plan.shard, ADMIN_DATABASE);
+    // Bulk runs share one count instead of a GROUP BY over the catalog per tenant.
+    if (deps.shardLoad) load.set(plan.shard, (load.get(plan.shard) ?? 0) + 1);
     const key = plan.key ?? (await freshKey(config, db, plan.slug));
     try {
       row = await insertTenant(db, {

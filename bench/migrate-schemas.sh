@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# migrate up over 1000 schema tenants on one shard, against raw psql.
+#
+#   bash bench/migrate-schemas.sh               # 1000 tenants, 3 rounds (BENCH_TENANTS, BENCH_ROUNDS)
+#
+# Each round adds one migration of three statements (add a column, create an index, add a
+# column) and times, process start included:
+#   tenantctl  `tenantctl migrate up --quiet` (default concurrency, the shard's budget)
+#   raw psql   the same three statements on the same schemas, 4 psql sessions in parallel
+#              (a quarter of the schemas each; every statement in autocommit)
+# then times `migrate up` again with nothing pending.
+# Targets (issue 3): tenantctl within 2x of raw psql (aiming for 1.5x); nothing pending within 1 s.
+set -euo pipefail
+source "$(dirname "$0")/lib/common.sh"
+source "$(dirname "$0")/lib/migrate-seed.sh"
+cd "$BENCH_REPO"
+
+N=${BENCH_TENANTS:-1000}
+ROUNDS=${BENCH_ROUNDS:-3}
+bench_fleet_up 1
+bench_migrations_dir
+bench_log "migrate-schemas: seeding $N schema tenants"
+bench_seed_schemas "$N" s
+
+# 4 files of raw statements for one round: bench_raw_files TAG
+bench_raw_files() {
+  local tag=$1 j i stmts
+  stmts="$(bench_round_sql "$tag")"
+  for ((j = 0; j < 4; j++)); do
+    {
+      ((j == 0)) && printf 'set search_path = t_sseed;\n%s\n' "$stmts"
+      for ((i = j + 1; i < N; i += 4)); do printf 'set search_path = t_s%d;\n%s\n' "$i" "$stmts"; done
+    } >"$BENCH_DIR/raw-$j.sql"
+  done
+}
+bench_raw_run() {
+  local j
+  for ((j = 0; j < 4; j++)); do bench_psql "$BENCH_PORT" tenant_schemas -f "$BENCH_DIR/raw-$j.sql" & done
+  wait
+}
+
+bench_log "migrate-schemas: $ROUNDS rounds, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+tctl=() raw=()
+for ((r = 1; r <= ROUNDS; r++)); do
+  bench_round_sql "bench$r" >"$BENCH_MIGRATIONS/$(printf '%04d' $((3 + r)))_bench$r.sql"
+  bench_time bench_tctl --quiet migrate up
+  tctl+=("$BENCH_LAST_MS")
+  bench_raw_files "raw$r"
+  bench_time bench_raw_run
+  raw+=("$BENCH_LAST_MS")
+  bench_log "  round $r: tenantctl ${tctl[-1]} ms, raw psql ${raw[-1]} ms"
+done
+# Every target really got every round's migration.
+done_rows=$(bench_psql "$BENCH_PORT" tenant_schemas -Atc "select count(*) from tenantctl.schema_migrations where name like '%_bench%'")
+[[ $done_rows -eq $((N * ROUNDS)) ]] || bench_die "expected $((N * ROUNDS)) applied rows, found $done_rows"
+
+t_med=$(bench_median "${tctl[@]}")
+r_med=$(bench_median "${raw[@]}")
+bench_measure 'migrate up, nothing pending' 5 1 "node bin/tenantctl --config '$BENCH_CONFIG' --quiet migrate up"
+idle=$BENCH_MEDIAN_MS
+ratio=$(bench_ratio "$t_med" "$r_med")
+v1=$(awk -v x="$ratio" 'BEGIN { print (x <= 2) ? "PASS" : "FAIL" }')
+v2=$(awk -v m="$idle" 'BEGIN { print (m <= 1000) ? "PASS" : "FAIL" }')
+echo
+echo "migrate-schemas: $N schema tenants, 3 statements: tenantctl median ${t_med} ms, raw psql (4 sessions) median ${r_med} ms, ratio ${ratio}x (target <= 2x): $v1"
+echo "migrate-schemas: nothing pending: median ${idle} ms (target <= 1000 ms): $v2"

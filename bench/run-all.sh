@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Every benchmark, one after the other (`npm run bench`). Each prints its own summary line; the
+# summaries are repeated at the end. Environment variables of the scripts pass through
+# (BENCH_RUNS is the runs of help-startup; BENCH_BULK_RUNS those of bulk-create).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+summaries=()
+run() {
+  local out
+  out="$(mktemp "${TMPDIR:-/tmp}/bench-out-XXXXXX")"
+  "$@" | tee "$out"
+  summaries+=("$(tail -1 "$out")")
+  rm -f "$out"
+}
+run bash bench/help-startup.sh
+echo
+BENCH_RUNS=${BENCH_BULK_RUNS:-1} run bash bench/bulk-create.sh
+echo
+echo "== summary ($(date -u +%Y-%m-%d), $(nproc) cores, node $(node --version))"
+printf '%s\n' "${summaries[@]}"
