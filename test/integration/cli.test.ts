@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -16,6 +16,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await deps?.close();
+  rmSync(tmp, { recursive: true, force: true });
 });
 
 function expectNoSecret(text: string): void {
