@@ -1,4 +1,3 @@
-import pLimit, { type LimitFunction } from 'p-limit';
 import { errorMessage } from '../errors.js';
 import { redactText } from '../config/redact.js';
 import type { TenantResult } from './result.js';
@@ -24,7 +23,8 @@ export interface FanoutOptions<T> {
 
 /**
  * Run fn over items with a global bound and a per-shard bound, collecting one result per item in
- * input order. fn returns a result; if it throws anyway, the item is reported as failed.
+ * input order. fn returns a result; if it throws anyway, the item is reported as failed. Items
+ * start in input order as slots free up (the earliest waiting item whose shard has room).
  *
  * @example
  *   const results = await fanout(targets, { concurrency: 8, shardOf: (t) => t.shard,
@@ -38,44 +38,75 @@ export async function fanout<T, R extends TenantResult>(
   onThrow: (item: T, err: unknown) => R = (item, err) =>
     ({ ...notRun(item, 'error'), status: 'failed', reason: undefined, error: { code: 'INTERNAL', message: redactText(errorMessage(err)) } }) as R,
 ): Promise<R[]> {
-  const global = pLimit(Math.max(1, opts.concurrency));
-  const perShard = new Map<string, LimitFunction>();
-  const shardLimit = (shard: string) => {
-    let l = perShard.get(shard);
-    if (!l) {
-      l = pLimit(Math.max(1, opts.shardBudget(shard)));
-      perShard.set(shard, l);
+  const results = new Array<R>(items.length);
+  if (items.length === 0) return results;
+  const concurrency = Math.max(1, opts.concurrency);
+  const maxFailures = opts.maxFailures ?? (opts.onError === 'continue' ? Infinity : 1);
+  // Items wait as indexes in one queue per shard (input order), not as a promise each: a fan-out
+  // over 10,000 targets holds no per-item closures while it waits.
+  const queues = new Map<string, { items: number[]; head: number; running: number; budget: number }>();
+  items.forEach((item, i) => {
+    const shard = opts.shardOf(item);
+    let q = queues.get(shard);
+    if (!q) {
+      q = { items: [], head: 0, running: 0, budget: Math.max(1, opts.shardBudget(shard)) };
+      queues.set(shard, q);
     }
-    return l;
-  };
+    q.items.push(i);
+  });
+  let running = 0;
+  let settled = 0;
   let failures = 0;
   let stopReason: string | null = null;
-  const maxFailures = opts.maxFailures ?? (opts.onError === 'continue' ? Infinity : 1);
 
-  const results = await Promise.all(
-    items.map((item) =>
-      // Shard bound outside the global one, so a slot of the global bound is only taken by an
-      // item whose shard has room.
-      shardLimit(opts.shardOf(item))(() =>
-        global(async () => {
-          if (opts.signal?.aborted) stopReason = stopReason ?? 'interrupted';
-          if (stopReason) return notRun(item, stopReason);
-          opts.onStart?.(item);
-          let r: R;
-          try {
-            r = await fn(item);
-          } catch (err) {
-            r = onThrow(item, err);
-          }
-          if (r.status === 'failed' && ++failures >= maxFailures) {
-            stopReason =
-              opts.maxFailures !== undefined ? `not run: ${failures} failure(s) reached --max-failures` : 'not run: an earlier target failed (--on-error stop)';
-          }
-          opts.onResult?.(item, r);
-          return r;
-        }),
-      ),
-    ),
-  );
-  return results;
+  return new Promise<R[]>((resolve, reject) => {
+    const finish = (i: number, r: R) => {
+      results[i] = r;
+      if (++settled === items.length) resolve(results);
+    };
+    const pump = () => {
+      if (opts.signal?.aborted) stopReason = stopReason ?? 'interrupted';
+      if (stopReason) {
+        // No new items: everything still waiting is reported as not run, in input order.
+        const left: number[] = [];
+        for (const q of queues.values()) while (q.head < q.items.length) left.push(q.items[q.head++]);
+        for (const i of left.sort((a, b) => a - b)) finish(i, notRun(items[i], stopReason));
+        return;
+      }
+      while (running < concurrency) {
+        // The earliest waiting item whose shard has room: a global slot only goes to such an item.
+        let pick: { q: { items: number[]; head: number; running: number; budget: number }; i: number } | null = null;
+        for (const q of queues.values()) {
+          if (q.head < q.items.length && q.running < q.budget && (!pick || q.items[q.head] < pick.i)) pick = { q, i: q.items[q.head] };
+        }
+        if (!pick) return;
+        pick.q.head++;
+        start(pick.i, pick.q);
+      }
+    };
+    const start = (i: number, q: { running: number }) => {
+      running++;
+      q.running++;
+      const item = items[i];
+      opts.onStart?.(item);
+      void (async () => {
+        let r: R;
+        try {
+          r = await fn(item);
+        } catch (err) {
+          r = onThrow(item, err);
+        }
+        if (r.status === 'failed' && ++failures >= maxFailures) {
+          stopReason ??=
+            opts.maxFailures !== undefined ? `not run: ${failures} failure(s) reached --max-failures` : 'not run: an earlier target failed (--on-error stop)';
+        }
+        opts.onResult?.(item, r);
+        running--;
+        q.running--;
+        finish(i, r);
+        pump();
+      })().catch(reject);
+    };
+    pump();
+  });
 }

@@ -8,12 +8,25 @@ import { isConnectionError, type Fleet } from '../fleet/fleet.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
 import { targetId } from '../placement/naming.js';
 import { ensureServingRole, repairRlsPolicies, rlsNeedsApply, tenantScopedTables } from '../placement/rls.js';
-import { ident } from '../sql.js';
+import { ident, literal } from '../sql.js';
 import { importMigration, type MigrationFile } from './files.js';
 import { kyselyOnClient } from './kysely-on-client.js';
 import { lineAt, splitStatements } from './split.js';
 import { renderSql, templateVars, type TemplateVars } from './template.js';
-import { ensureTrackingTable, pendingFor, readApplied, recordApplied, type Drift } from './tracking.js';
+import {
+  appliedRowsSql,
+  ensureTrackingTable,
+  pendingFor,
+  readApplied,
+  readAppliedRows,
+  recordApplied,
+  recordAppliedSql,
+  rowsOfApplied,
+  TRACKING,
+  versionOf,
+  type AppliedRow,
+  type Drift,
+} from './tracking.js';
 
 /** Where migrations run: a Placement (src/placement/naming.ts). */
 export interface MigrationTarget {
@@ -52,6 +65,8 @@ export interface TargetOutcome {
   unknown: string[];
   /** Pool targets: the tenant-scoped tables under tenantctl's row-level security. */
   protectedTables?: string[];
+  /** The highest migration applied at the target afterwards (null: none), when it was read. */
+  version?: string | null;
   /** Why it was skipped. */
   reason?: string;
   /** Things the operator should know that did not fail the target. */
@@ -78,11 +93,29 @@ export interface MigrateTargetOptions {
   targetTimeoutMs?: number;
   /** Backoff base for retries (tests shorten it). */
   retryBaseMs?: number;
+  /**
+   * What the caller just read at the target (one query per database, before the fan-out). With
+   * it, a target whose pending migrations are all transactional SQL is migrated in ONE round
+   * trip when nothing changed since; anything unexpected falls back to the step-by-step path.
+   */
+  known?: KnownState;
+}
+
+export interface KnownState {
+  /** Ids applied at the target when it was read (shared between targets: never mutated). */
+  applied: readonly string[];
+  pending: readonly MigrationFile[];
+  unknown: readonly string[];
+  /** The database has the tracking table (implied when something is applied). */
+  tracked?: boolean;
 }
 
 /** First key of tenantctl's two-int advisory locks: 'tnct'. */
 export const MIGRATION_LOCK_CLASSID = 0x746e6374;
 const RETRYABLE = new Set(['55P03', '40P01', '40001']);
+/** Errors the one-round-trip path raises on purpose (a cast of a volatile text to int). */
+const BUSY_MARKER = 'tenantctl:lock-busy:';
+const CHANGED_MARKER = 'tenantctl:state-changed:';
 const LOCK_POLL_MS = 100;
 
 /** A ShardClient, or any pg client (tests, one-off tools). */
@@ -164,6 +197,10 @@ class TargetRun {
   /** The statement_timeout in force was cut to the time left of targetTimeout. */
   private boundByDeadline = false;
   private readonly applied: string[] = [];
+  /** The target's advisory lock is held. */
+  private locked = false;
+  /** A transaction is open on the client (begun with the read, or by applyOne). */
+  private txOpen = false;
   private readonly vars: TemplateVars;
   private readonly lockTimeoutMs: number;
   private readonly statementTimeoutMs: number;
@@ -192,7 +229,7 @@ class TargetRun {
     timer.unref?.();
     let pending: MigrationFile[] = [];
     let unknown: string[] = [];
-    let locked = false;
+    let before: string[] | undefined;
     const warnings: string[] = [];
     try {
       if (this.opts.dryRun) {
@@ -201,18 +238,30 @@ class TargetRun {
         return this.outcome('succeeded', { pending: report.pending.map((p) => p.id), unknown: report.unknown });
       }
 
-      locked = await this.lock();
-      // Read only under the lock: another run may have just finished.
-      const report = pendingFor(this.migrations, await readApplied(this.client, [this.target.schema]));
+      if (this.opts.known) {
+        const fast = await this.oneRoundTrip(this.opts.known);
+        if (fast) return fast;
+      }
+
+      // Round trips are the cost of a fleet of small targets, so the common path takes three:
+      // the lock (with what exists), then begin + settings + the read of what is applied (only
+      // under the lock: another run may have just finished), then each migration with its
+      // tracking row and commit (the last one also unlocks).
+      const probe = await this.lock();
+      // Pool targets leave the transaction for ensureServingRole, so they read on their own.
+      const fused = probe.tracked && !this.pool;
+      const rows = fused ? await this.beginAndRead() : probe.tracked ? await readAppliedRows(this.client, this.target.schema) : [];
+      const report = pendingFor(this.migrations, rows);
       pending = report.pending;
       unknown = report.unknown;
+      before = rows.map((r) => r.name);
       if (report.drift.length > 0) throw new Stop(driftError(report.drift));
 
       // Pool targets: when nothing is pending, still repair RLS that was changed by hand.
       const rlsBroken = this.pool && pending.length === 0 && (await rlsNeedsApply(this.client, this.target.schema, this.opts.config));
       if (pending.length > 0) {
-        await ensureTrackingTable(this.client, MIGRATION_LOCK_CLASSID);
-        await this.ensureSchema();
+        if (!probe.tracked) await ensureTrackingTable(this.client, MIGRATION_LOCK_CLASSID);
+        if (!probe.schemaExists) await this.ensureSchema();
       }
       if (this.pool && (pending.length > 0 || rlsBroken)) {
         const role = await ensureServingRole(this.client, this.opts.config);
@@ -223,9 +272,9 @@ class TargetRun {
         }
       }
 
-      for (const m of pending) {
+      for (const [i, m] of pending.entries()) {
         this.checkContinue(m);
-        await this.applyOne(m);
+        await this.applyOne(m, !this.pool && i === pending.length - 1);
       }
 
       let protectedTables: string[] | undefined;
@@ -238,15 +287,126 @@ class TargetRun {
         }
         protectedTables = (await tenantScopedTables(this.client, this.target.schema, this.opts.config)).map((t) => t.table);
       }
-      return this.outcome('succeeded', { unknown, protectedTables, ...(warnings.length ? { warnings } : {}) });
+      return this.outcome('succeeded', {
+        unknown,
+        protectedTables,
+        version: versionOf([...before, ...this.applied]),
+        ...(warnings.length ? { warnings } : {}),
+      });
     } catch (err) {
       const error = err instanceof Stop ? err.error : this.toError(err, undefined);
       const left = pending.map((p) => p.id).filter((id) => !this.applied.includes(id));
-      return this.outcome('failed', { error, unknown, pending: left });
+      return this.outcome('failed', {
+        error,
+        unknown,
+        pending: left,
+        ...(before ? { version: versionOf([...before, ...this.applied]) } : {}),
+      });
     } finally {
       clearTimeout(timer);
-      if (locked) await this.unlock();
+      await this.release();
     }
+  }
+
+  /**
+   * The whole target in one message: try the lock, check that the target still has the applied
+   * count the caller read, then each pending migration with its tracking row in its own
+   * transaction, then unlock. Returns null to take the step-by-step path instead (not eligible,
+   * lock busy, state changed, or a retryable error such as a lock timeout); a real failure is
+   * reported as precisely as the step-by-step path would (what committed is read back, and the
+   * error position is mapped into the failing file).
+   */
+  private async oneRoundTrip(known: KnownState): Promise<TargetOutcome | null> {
+    const pending = known.pending;
+    if (this.pool || pending.length === 0 || (known.applied.length === 0 && !known.tracked)) return null;
+    if (pending.some((m) => m.kind !== 'sql' || !m.transactional)) return null;
+    const schema = literal(this.target.schema);
+    let text =
+      `select case when pg_try_advisory_lock(${MIGRATION_LOCK_CLASSID}, hashtext(${schema})) then 0 ` +
+      `else ('${BUSY_MARKER}' || random())::int end;\n`;
+    const parts: { m: MigrationFile; offset: number; sql: string }[] = [];
+    for (const [i, m] of pending.entries()) {
+      // Settings and (first) the guard in one SELECT: every statement costs a result to parse.
+      // The guard runs in a statement after the lock's, so it reads what committed before it.
+      // The schema must exist: otherwise search_path would fall through to public.
+      const guard =
+        i === 0
+          ? `, case when (select count(*) from ${TRACKING} where target_schema = ${schema}) = ${known.applied.length} ` +
+            `and exists (select 1 from pg_namespace where nspname = ${schema}) then 0 ` +
+            `else ('${CHANGED_MARKER}' || random())::int end`
+          : '';
+      text += `begin; ${this.settingsSelect()}${guard};\n`;
+      const sql = rendered(m, this.vars);
+      parts.push({ m, offset: text.length, sql });
+      // The newline ends a trailing line comment of the file.
+      text += `${sql}\n;\n${recordAppliedSql(this.target.schema, m)}; commit;\n`;
+    }
+    text += this.unlockSql();
+    this.opts.onEvent?.({ type: 'start', target: this.id, migration: pending[0].id });
+    const t0 = Date.now();
+    try {
+      await this.client.query(text);
+    } catch (err) {
+      if (errorMessage(err).includes(BUSY_MARKER)) return null;
+      if (isConnectionError(err)) throw err;
+      // The lock is held and a transaction may be open: close both, and read what committed.
+      this.locked = true;
+      this.txOpen = true;
+      const res = (await this.client.query(`rollback; ${this.unlockSql()}; ${appliedRowsSql(this.target.schema)}`)) as unknown as pg.QueryResult[];
+      this.locked = false;
+      this.txOpen = false;
+      // The guard failed before anything of ours ran: another run got there first. Re-read.
+      if (errorMessage(err).includes(CHANGED_MARKER)) return null;
+      // Past the guard, under our lock, every new row is ours.
+      const committed = new Set(rowsOfApplied(res[res.length - 1].rows).map((r) => r.name));
+      for (const m of pending) if (committed.has(m.id)) this.applied.push(m.id);
+      const code = pgCode(err);
+      if (code !== undefined && RETRYABLE.has(code)) return null;
+      const failing = pending.find((m) => !committed.has(m.id));
+      const part = parts.find((x) => x.m === failing);
+      const e = err as { position?: string };
+      if (part && e.position !== undefined) {
+        const pos = Number(e.position) - part.offset;
+        if (pos >= 1 && pos <= part.sql.length) Object.assign(err as object, { position: String(pos), tenantctlSql: part.sql, tenantctlLine: 1 });
+        else delete e.position;
+      }
+      return this.outcome('failed', {
+        error: this.toError(err, failing),
+        pending: pending.map((m) => m.id).filter((id) => !committed.has(id)),
+        unknown: [...known.unknown],
+        version: versionOf([...known.applied, ...this.applied]),
+      });
+    }
+    const ms = Date.now() - t0;
+    for (const m of pending) {
+      this.applied.push(m.id);
+      this.opts.onEvent?.({ type: 'done', target: this.id, migration: m.id, durationMs: ms });
+    }
+    return this.outcome('succeeded', { unknown: [...known.unknown], version: versionOf([...known.applied, ...this.applied]) });
+  }
+
+  /** End what is still open, in one round trip: the read's transaction, and the target's lock. */
+  private async release(): Promise<void> {
+    if (!this.txOpen && !this.locked) return;
+    const parts: string[] = [];
+    if (this.txOpen) parts.push('rollback');
+    if (this.locked) parts.push(this.unlockSql());
+    try {
+      await this.client.query(parts.join('; '));
+      this.txOpen = false;
+      this.locked = false;
+    } catch {
+      // A connection that cannot unlock must not go back to the pool holding the lock.
+      this.client.tenantctlBroken = true;
+    }
+  }
+
+  /** begin, the transaction's settings, and the target's applied rows, in one round trip. */
+  private async beginAndRead(): Promise<AppliedRow[]> {
+    const res = await this.client.query(`begin; ${this.settingsSql(true)}; ${appliedRowsSql(this.target.schema)}`);
+    this.txOpen = true;
+    const results = res as unknown as pg.QueryResult[];
+    return rowsOfApplied(results[results.length - 1].rows);
   }
 
   private outcome(status: TargetStatus, extra: Partial<TargetOutcome>): TargetOutcome {
@@ -283,16 +443,24 @@ class TargetRun {
     }
   }
 
-  /** Take the target's session advisory lock, waiting up to the lock timeout. */
-  private async lock(): Promise<boolean> {
+  /**
+   * Take the target's session advisory lock, waiting up to the lock timeout; also says whether
+   * the tracking table and the target schema exist (same round trip).
+   */
+  private async lock(): Promise<{ tracked: boolean; schemaExists: boolean }> {
     const waitMs = this.opts.lockWaitMs ?? this.lockTimeoutMs;
     const until = Date.now() + waitMs;
     for (;;) {
-      const res = await this.client.query<{ ok: boolean }>('select pg_try_advisory_lock($1::int, hashtext($2)) as ok', [
-        MIGRATION_LOCK_CLASSID,
-        this.target.schema,
-      ]);
-      if (res.rows[0]?.ok) return true;
+      const res = await this.client.query<{ ok: boolean; tracked: boolean; schema_exists: boolean }>(
+        `select pg_try_advisory_lock($1::int, hashtext($2)) as ok, to_regclass($3) is not null as tracked,
+                exists (select 1 from pg_namespace where nspname = $2) as schema_exists`,
+        [MIGRATION_LOCK_CLASSID, this.target.schema, TRACKING],
+      );
+      const r = res.rows[0];
+      if (r?.ok) {
+        this.locked = true;
+        return { tracked: r.tracked, schemaExists: r.schema_exists };
+      }
       if (Date.now() >= until || this.opts.signal?.aborted) break;
       await sleep(Math.min(LOCK_POLL_MS + Math.random() * LOCK_POLL_MS, Math.max(0, until - Date.now())));
     }
@@ -302,6 +470,10 @@ class TargetRun {
       message: `target ${this.id} is being migrated by another session${await this.lockHolder()}; waited ${waitMs}ms`,
       hint: 'wait for the other run to finish, then run migrate up again',
     });
+  }
+
+  private unlockSql(): string {
+    return `select pg_advisory_unlock(${MIGRATION_LOCK_CLASSID}, hashtext(${literal(this.target.schema)}))`;
   }
 
   private async lockHolder(): Promise<string> {
@@ -323,15 +495,6 @@ class TargetRun {
     }
   }
 
-  private async unlock(): Promise<void> {
-    try {
-      await this.client.query('select pg_advisory_unlock($1::int, hashtext($2))', [MIGRATION_LOCK_CLASSID, this.target.schema]);
-    } catch {
-      // A connection that cannot unlock must not go back to the pool holding the lock.
-      this.client.tenantctlBroken = true;
-    }
-  }
-
   private async ensureSchema(): Promise<void> {
     const exists = await this.client.query('select 1 from pg_namespace where nspname = $1', [this.target.schema]);
     if (exists.rowCount) return;
@@ -344,7 +507,11 @@ class TargetRun {
     }
   }
 
-  private async applyOne(m: MigrationFile): Promise<void> {
+  /**
+   * Apply one migration. `last`: the target's lock is released in the same round trip as the
+   * commit (not for pool targets, which still check their row-level security afterwards).
+   */
+  private async applyOne(m: MigrationFile, last: boolean): Promise<void> {
     this.opts.onEvent?.({ type: 'start', target: this.id, migration: m.id });
     const t0 = Date.now();
     let transactional = m.transactional;
@@ -363,19 +530,44 @@ class TargetRun {
         });
       }
     }
-    const sql = m.kind === 'sql' ? renderSql(m.sql ?? '', this.vars) : '';
+    const sql = m.kind === 'sql' ? rendered(m, this.vars) : '';
     if (transactional) {
-      await this.withRetry(m, () =>
-        this.inTransaction(async () => {
-          await this.setTimeouts(true);
-          if (up) await up(kyselyOnClient(this.client, { insideTransaction: true }));
-          else await this.execSql(sql, 1);
-          // The tables this migration created or changed are protected before anyone sees them.
-          if (this.pool) await repairRlsPolicies(this.client, this.target.schema, this.opts.config);
-          await recordApplied(this.client, this.target.schema, m, Date.now() - t0);
-        }),
-      );
+      await this.withRetry(m, async () => {
+        try {
+          if (!this.txOpen) {
+            await this.client.query(`begin; ${this.settingsSql(true)}`);
+            this.txOpen = true;
+          }
+          const tail = `${recordAppliedSql(this.target.schema, m)}; commit${last ? `; ${this.unlockSql()}` : ''}`;
+          if (up || this.pool) {
+            if (up) await up(kyselyOnClient(this.client, { insideTransaction: true }));
+            else await this.execSql(sql, 1);
+            // The tables this migration created or changed are protected before anyone sees them.
+            if (this.pool) await repairRlsPolicies(this.client, this.target.schema, this.opts.config);
+            await this.client.query(tail);
+          } else {
+            // The migration, its tracking row and the commit in one round trip (the newline ends a
+            // trailing line comment). The migration comes first, so error positions stay its own.
+            await this.execSql(`${sql}\n;\n${tail}`, 1);
+          }
+          this.txOpen = false;
+          if (last) this.locked = false;
+        } catch (err) {
+          if (this.txOpen) {
+            await this.client.query('rollback').catch(() => {
+              this.client.tenantctlBroken = true;
+            });
+            this.txOpen = false;
+          }
+          throw err;
+        }
+      });
     } else {
+      if (this.txOpen) {
+        // The read's transaction: statements outside a transaction cannot run inside it.
+        await this.client.query('rollback');
+        this.txOpen = false;
+      }
       await this.setTimeouts(false);
       try {
         if (up) {
@@ -405,13 +597,33 @@ class TargetRun {
 
   /** search_path, lock_timeout and statement_timeout, transaction-local or for the session. */
   private async setTimeouts(local: boolean): Promise<void> {
+    await this.client.query(this.settingsSql(local));
+  }
+
+  /**
+   * The settings as SET statements with literal values (so they share a round trip with begin,
+   * and return no row to parse). The statement timeout is cut to the time left of targetTimeout.
+   */
+  /** The transaction-local settings as one SELECT of set_config calls (one result, not three). */
+  private settingsSelect(): string {
     const remaining = Math.max(1, this.deadline - Date.now());
     const statement = Math.min(this.statementTimeoutMs, remaining);
     this.boundByDeadline = remaining < this.statementTimeoutMs;
-    await this.client.query(
-      `select set_config('search_path', $1, $4), set_config('lock_timeout', $2, $4),
-              set_config('statement_timeout', $3, $4)`,
-      [`${ident(this.target.schema)}, public`, `${this.lockTimeoutMs}ms`, `${statement}ms`, local],
+    const searchPath = literal(`${ident(this.target.schema)}, public`);
+    return (
+      `select set_config('search_path', ${searchPath}, true), set_config('lock_timeout', '${this.lockTimeoutMs}ms', true), ` +
+      `set_config('statement_timeout', '${statement}ms', true)`
+    );
+  }
+
+  private settingsSql(local: boolean): string {
+    const remaining = Math.max(1, this.deadline - Date.now());
+    const statement = Math.min(this.statementTimeoutMs, remaining);
+    this.boundByDeadline = remaining < this.statementTimeoutMs;
+    const set = local ? 'set local' : 'set';
+    return (
+      `${set} search_path to ${ident(this.target.schema)}, public; ${set} lock_timeout = '${this.lockTimeoutMs}ms'; ` +
+      `${set} statement_timeout = '${statement}ms'`
     );
   }
 
@@ -513,7 +725,8 @@ class TargetRun {
   }
 }
 
-function driftError(drift: Drift[]): TargetError {
+/** The DRIFT error for changed files (also what a dry run or `migrate status` reports). */
+export function driftError(drift: Drift[]): TargetError {
   return {
     code: 'DRIFT',
     message: `applied migration(s) changed since they ran: ${drift.map((d) => d.migration).join(', ')}`,
@@ -521,6 +734,18 @@ function driftError(drift: Drift[]): TargetError {
     drift,
     hint: 'restore the original file(s) and put the change in a new migration (tenantctl migrate create <name>)',
   };
+}
+
+/** Rendered SQL per migration file and placeholder values: a thousand targets render it once. */
+const renderCache = new WeakMap<MigrationFile, { vars: string; sql: string }>();
+
+function rendered(m: MigrationFile, vars: TemplateVars): string {
+  const key = JSON.stringify(vars);
+  const hit = renderCache.get(m);
+  if (hit && hit.vars === key) return hit.sql;
+  const sql = renderSql(m.sql ?? '', vars);
+  renderCache.set(m, { vars: key, sql });
+  return sql;
 }
 
 function pgCode(err: unknown): string | undefined {

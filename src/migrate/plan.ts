@@ -23,7 +23,7 @@ import type { MigrationTarget } from './apply-target.js';
 export type PlannableTenant = Pick<
   TenantRow,
   'slug' | 'model' | 'region' | 'shard' | 'database_name' | 'schema_name' | 'status'
->;
+> & { schema_version?: string | null };
 
 export interface TenantRef {
   slug: string;
@@ -31,6 +31,8 @@ export interface TenantRef {
   region: string;
   shard: string;
   status: string;
+  /** The catalog's schema_version (to skip writing it again when it is right). */
+  schemaVersion?: string | null;
 }
 
 export interface PlannedTarget extends MigrationTarget {
@@ -82,7 +84,7 @@ export function planTargets(tenants: readonly PlannableTenant[], opts: PlanOptio
   for (const t of tenants) {
     const id = targetId({ shard: t.shard, database: t.database_name, schema: t.schema_name });
     if (!keep(id, opts)) continue;
-    const ref: TenantRef = { slug: t.slug, model: t.model, region: t.region, shard: t.shard, status: t.status };
+    const ref: TenantRef = { slug: t.slug, model: t.model, region: t.region, shard: t.shard, status: t.status, schemaVersion: t.schema_version };
     if (SKIPPED_STATUSES.has(t.status)) {
       skipped.push({ tenant: ref, target: id, reason: t.status });
       continue;

@@ -337,9 +337,11 @@ export interface TargetRecord {
  * loses at most the targets not yet written, which `--resume` re-runs and finds done.
  */
 export class CatalogWriter {
-  private queue: TargetRecord[] = [];
+  /** Records already as JSON: objects die young; a waiting record costs a short string. */
+  private queue: string[] = [];
   private flushing: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
+  private delay: NodeJS.Timeout | null = null;
   private readonly actor: { actor: string; ciJob: string | null };
   /** The first failure to write; the run reports it at the end. */
   error: unknown = null;
@@ -351,6 +353,8 @@ export class CatalogWriter {
     private readonly command: string,
     private readonly progress: () => Record<string, unknown>,
     heartbeatMs = 10_000,
+    /** How long finished targets may wait to be written together (0: write at once). */
+    private readonly batchMs = 50,
   ) {
     this.actor = currentActor();
     if (runId !== null) {
@@ -360,12 +364,22 @@ export class CatalogWriter {
   }
 
   push(record: TargetRecord): void {
-    this.queue.push(record);
-    this.kick(false);
+    this.queue.push(JSON.stringify(rowOf(record)));
+    // A statement per finished target would cost the catalog more than the targets cost their
+    // shards: gather for a moment (a crash loses at most this much, which --resume re-checks).
+    if (this.queue.length >= 500 || this.batchMs === 0) this.kick(false);
+    else if (!this.delay) {
+      this.delay = setTimeout(() => {
+        this.delay = null;
+        this.kick(false);
+      }, this.batchMs);
+    }
   }
 
   /** Write everything queued; resolves when the catalog has it (or the write failed). */
   async flush(): Promise<void> {
+    if (this.delay) clearTimeout(this.delay);
+    this.delay = null;
     while (this.flushing || this.queue.length > 0) {
       if (!this.flushing) this.kick(false);
       await this.flushing;
@@ -383,7 +397,13 @@ export class CatalogWriter {
     if (this.queue.length === 0 && !heartbeat) return;
     this.flushing = this.loop().finally(() => {
       this.flushing = null;
-      if (this.queue.length > 0) this.kick(false);
+      if (this.queue.length >= 500) this.kick(false);
+      else if (this.queue.length > 0 && !this.delay) {
+        this.delay = setTimeout(() => {
+          this.delay = null;
+          this.kick(false);
+        }, this.batchMs);
+      }
     });
   }
 
@@ -399,26 +419,11 @@ export class CatalogWriter {
     } while (this.queue.length > 0);
   }
 
-  private async write(batch: TargetRecord[]): Promise<void> {
-    const rows = batch.map((r) => ({
-      target: r.target,
-      status: r.status ?? null,
-      applied: r.applied ?? [],
-      error: r.error === undefined ? null : redactDeep(r.error),
-      started_at: r.startedAt?.toISOString() ?? null,
-      duration_ms: r.durationMs === undefined ? null : Math.round(r.durationMs),
-      version: r.version ?? null,
-      slugs: r.slugs ?? [],
-      pool_shard: r.poolShard ?? null,
-      ev_action: r.event?.action ?? null,
-      ev_result: r.event?.result ?? null,
-      ev_details: r.event ? redactDeep(r.event.details) : null,
-      ev_tenants: r.event?.tenants ?? [],
-    }));
+  private async write(batch: string[]): Promise<void> {
     const runId = this.runId;
     await sql`
       with d as (
-        select * from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as x(
+        select * from jsonb_to_recordset(${`[${batch.join(',')}]`}::jsonb) as x(
           target text, status text, applied text[], error jsonb, started_at timestamptz, duration_ms int,
           version text, slugs text[], pool_shard text, ev_action text, ev_result text, ev_details jsonb, ev_tenants text[])
       ),
@@ -454,6 +459,27 @@ export class CatalogWriter {
       )
       select (select count(*) from upd) as targets`.execute(this.db);
   }
+}
+
+/** A record as the row the batch statement reads (jsonb_to_recordset). */
+function rowOf(r: TargetRecord) {
+  return {
+    target: r.target,
+    status: r.status ?? null,
+    applied: r.applied ?? [],
+    error: r.error === undefined ? null : redactDeep(r.error),
+    started_at: r.startedAt?.toISOString() ?? null,
+    duration_ms: r.durationMs === undefined ? null : Math.round(r.durationMs),
+    version: r.version ?? null,
+    slugs: r.slugs ?? [],
+    pool_shard: r.poolShard ?? null,
+    ev_action: r.event?.action ?? null,
+    ev_result: r.event?.result ?? null,
+    // Target and migration ids only, plus an error that was redacted where it was made; the
+    // redaction pass is kept for the error, where text from PostgreSQL may quote anything.
+    ev_details: r.event ? (r.event.details.error === undefined ? r.event.details : redactDeep(r.event.details)) : null,
+    ev_tenants: r.event?.tenants ?? [],
+  };
 }
 
 /** A failure to reach the catalog while taking the lock, as an UNREACHABLE error. */

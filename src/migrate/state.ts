@@ -4,7 +4,7 @@ import { errorMessage, TenantctlError } from '../errors.js';
 import type { Fleet } from '../fleet/fleet.js';
 import type { TargetError } from './apply-target.js';
 import type { MigrationFile } from './files.js';
-import { groupBySchema, pendingFor, readApplied, type AppliedRow, type PendingReport } from './tracking.js';
+import { pendingFor, readSummaries, versionOf, type AppliedRow, type PendingReport } from './tracking.js';
 
 /**
  * What each target has applied, read with ONE query per database (not one per schema), so a
@@ -15,7 +15,14 @@ import { groupBySchema, pendingFor, readApplied, type AppliedRow, type PendingRe
  * UNREACHABLE error instead of each waiting for its own connection timeout.
  */
 export type TargetState =
-  | { ok: true; rows: AppliedRow[]; report: PendingReport }
+  | {
+      ok: true;
+      /** Ids applied at the target (shared between targets at head: do not mutate). */
+      applied: readonly string[];
+      report: PendingReport;
+      /** The database has tenantctl's tracking table. */
+      tracked: boolean;
+    }
   | { ok: false; error: TargetError };
 
 export interface ReadableTarget {
@@ -92,6 +99,19 @@ export async function readStates<T extends ReadableTarget>(
   opts: ReadStatesOptions,
 ): Promise<Map<string, TargetState>> {
   const health = opts.health ?? new ShardHealth();
+  const headIds = migrations.map((m) => m.id);
+  const headReport: PendingReport = { applied: headIds, pending: [], drift: [], unknown: [] };
+  // Targets with the same applied list share one parsed state (never mutated).
+  const byList = new Map<AppliedRow[] | undefined, { applied: readonly string[]; report: PendingReport }>();
+  const shared = (rows: AppliedRow[] | undefined) => {
+    let v = byList.get(rows);
+    if (!v) {
+      const own = rows ?? [];
+      v = { applied: own.map((r) => r.name), report: pendingFor(migrations, own) };
+      byList.set(rows, v);
+    }
+    return v;
+  };
   const states = new Map<string, TargetState>();
   const global = pLimit(Math.max(1, opts.concurrency));
   const perShard = new Map<string, LimitFunction>();
@@ -114,12 +134,13 @@ export async function readStates<T extends ReadableTarget>(
             return;
           }
           try {
-            // Every selected schema of the database in one query.
-            const rows = await fleet.withClient(shard, database, (c) => readApplied(c, group.map((t) => t.schema)));
-            const bySchema = groupBySchema(rows);
+            // Every selected schema of the database in one query; a schema at head comes back
+            // as a flag, and every such target shares one report.
+            const summary = await fleet.withClient(shard, database, (c) => readSummaries(c, group.map((t) => t.schema), migrations));
             for (const t of group) {
-              const own = bySchema.get(t.schema) ?? [];
-              states.set(t.id, { ok: true, rows: own, report: pendingFor(migrations, own) });
+              const s = summary.schemas.get(t.schema);
+              if (s === 'head') states.set(t.id, { ok: true, applied: headIds, report: headReport, tracked: true });
+              else states.set(t.id, { ok: true, ...shared(s === undefined ? undefined : summary.lists.get(s)), tracked: summary.tracked });
             }
           } catch (err) {
             if (!isUnreachable(err)) throw err;
@@ -141,12 +162,4 @@ export function nothingToDo(state: TargetState | undefined): boolean {
   return Boolean(state?.ok && state.report.pending.length === 0 && state.report.drift.length === 0);
 }
 
-/**
- * The version a target is at: the highest migration applied there (ids start with their
- * four-digit number, so text order is number order), or null when nothing is.
- */
-export function versionOf(applied: Iterable<string>): string | null {
-  let max: string | null = null;
-  for (const id of applied) if (max === null || id > max) max = id;
-  return max;
-}
+export { versionOf };

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { META_SCHEMA } from '../placement/naming.js';
-import { ident, qualified } from '../sql.js';
+import { ident, literal, qualified } from '../sql.js';
 import type { MigrationFile } from './files.js';
 
 /**
@@ -21,8 +21,9 @@ export interface AppliedRow {
   /** Migration id, `0004_add_archived_at`. */
   name: string;
   checksum: string;
-  appliedAt: Date;
-  durationMs: number | null;
+  /** Only when read with details (the hot paths skip it: dates cost a parse per row). */
+  appliedAt?: Date;
+  durationMs?: number | null;
 }
 
 /** A migration whose file changed after it was applied somewhere. */
@@ -58,25 +59,103 @@ export async function readApplied(client: Queryable, schemas?: string[]): Promis
   ]);
   if (!exists.rows[0]?.t) return [];
   if (schemas && schemas.length === 0) return [];
-  const res = await client.query<{
-    target_schema: string;
-    name: string;
-    checksum: string;
-    applied_at: Date;
-    duration_ms: number | null;
-  }>(
-    `select target_schema, name, checksum, applied_at, duration_ms from ${TRACKING}
+  const res = await client.query<AppliedDbRow>(
+    `select target_schema, name, checksum from ${TRACKING}
       where $1::text[] is null or target_schema = any($1::text[])
       order by target_schema, name`,
     [schemas ?? null],
   );
-  return res.rows.map((r) => ({
-    schema: r.target_schema,
-    name: r.name,
-    checksum: r.checksum,
-    appliedAt: r.applied_at,
-    durationMs: r.duration_ms,
-  }));
+  return rowsOfApplied(res.rows);
+}
+
+type AppliedDbRow = { target_schema: string; name: string; checksum: string };
+
+/** The applied rows of one schema, as SQL text with the schema as a literal (to share a round trip). */
+export function appliedRowsSql(schema: string): string {
+  return `select target_schema, name, checksum from ${TRACKING} where target_schema = ${literal(schema)} order by name`;
+}
+
+/** The rows of appliedRowsSql (or readApplied's query) as AppliedRows. */
+export function rowsOfApplied(rows: AppliedDbRow[]): AppliedRow[] {
+  return rows.map((r) => ({ schema: r.target_schema, name: r.name, checksum: r.checksum }));
+}
+
+/** One schema's applied rows, when the tracking table is known to exist. */
+export async function readAppliedRows(client: Queryable, schema: string): Promise<AppliedRow[]> {
+  const res = await client.query<AppliedDbRow>(
+    `select target_schema, name, checksum from ${TRACKING} where target_schema = $1 order by name`,
+    [schema],
+  );
+  return rowsOfApplied(res.rows);
+}
+
+/**
+ * The version a target is at: the highest migration applied there (ids start with their
+ * four-digit number, so text order is number order), or null when nothing is.
+ */
+export function versionOf(applied: Iterable<string>): string | null {
+  let max: string | null = null;
+  for (const id of applied) if (max === null || id > max) max = id;
+  return max;
+}
+
+/**
+ * What readSummaries says about a database: each schema exactly at head (every file applied with
+ * its checksum, nothing else) is 'head'; any other schema names its applied list by a key, and
+ * each distinct list is sent and parsed once (a thousand schemas one migration behind share one).
+ * Schemas with nothing applied are absent.
+ */
+export interface DatabaseSummary {
+  /** The database has the tracking table. */
+  tracked: boolean;
+  schemas: Map<string, 'head' | string>;
+  /** Applied rows of each distinct list, by key (rows carry no schema). */
+  lists: Map<string, AppliedRow[]>;
+}
+
+/**
+ * Like readApplied, but PostgreSQL compares each schema's applied list with the files: checking a
+ * thousand schemas costs a thousand short rows, whatever their state.
+ */
+export async function readSummaries(client: Queryable, schemas: string[], migrations: MigrationFile[]): Promise<DatabaseSummary> {
+  const out: DatabaseSummary = { tracked: false, schemas: new Map(), lists: new Map() };
+  const exists = await client.query<{ t: string | null }>('select to_regclass($1)::text as t', [TRACKING]);
+  if (!exists.rows[0]?.t) return out;
+  out.tracked = true;
+  if (schemas.length === 0) return out;
+  // name and checksum never contain ' ' or ',': ids are [0-9a-z_], checksums hex.
+  const head = migrations.map((m) => `${m.id} ${m.checksum}`).join(',');
+  const res = await client.query<{ s: string; k: string | null; d: string | null }>(
+    `select target_schema as s, case when agg = $2 then null else md5(agg) end as k,
+            case when agg <> $2 and row_number() over (partition by agg order by target_schema) = 1 then agg end as d
+       from (select target_schema, string_agg(name || ' ' || checksum, ',' order by name) as agg
+               from ${TRACKING} where target_schema = any($1::text[]) group by target_schema) x`,
+    [schemas, head],
+  );
+  // One string per known name and checksum, shared by every list.
+  const intern = new Map<string, string>();
+  for (const m of migrations) {
+    intern.set(m.id, m.id);
+    intern.set(m.checksum, m.checksum);
+  }
+  const shared = (x: string) => intern.get(x) ?? x;
+  for (const r of res.rows) {
+    if (r.k === null) {
+      out.schemas.set(r.s, 'head');
+      continue;
+    }
+    out.schemas.set(r.s, r.k);
+    if (r.d !== null) {
+      out.lists.set(
+        r.k,
+        r.d.split(',').map((pair) => {
+          const [name, checksum] = pair.split(' ');
+          return { schema: '', name: shared(name), checksum: shared(checksum) };
+        }),
+      );
+    }
+  }
+  return out;
 }
 
 /** Rows of readApplied keyed by schema (schemas with nothing applied are absent). */
@@ -154,6 +233,17 @@ export async function ensureTrackingTable(client: Queryable, lockClassId: number
       if (attempt >= 3 || !(code === '23505' || code === '42P06' || code === '42P07')) throw err;
     }
   }
+}
+
+/**
+ * The INSERT of recordApplied as SQL text (to share a round trip with the migration and its
+ * commit); duration_ms is the transaction's time so far.
+ */
+export function recordAppliedSql(schema: string, m: Pick<MigrationFile, 'id' | 'checksum'>): string {
+  return (
+    `insert into ${TRACKING} (target_schema, name, checksum, duration_ms) values ` +
+    `(${literal(schema)}, ${literal(m.id)}, ${literal(m.checksum)}, (extract(epoch from clock_timestamp() - now()) * 1000)::int)`
+  );
 }
 
 /** Record one applied migration (inside the migration's transaction when it has one). */

@@ -1,4 +1,3 @@
-import { Listr, ListrLogger, ProcessOutput } from 'listr2';
 import type { TenantResult } from '../fanout/result.js';
 import type { Output } from './output.js';
 import { errorText, resultLine } from './results.js';
@@ -30,6 +29,8 @@ export function createProgress(out: Output, title: string, total: number): Progr
 }
 
 function listrProgress(out: Output, title: string, total: number): Progress {
+  // listr2 is loaded only for the live view: CI runs (off a TTY) never pay for it.
+  const loaded = import('listr2');
   const started = Date.now();
   let done = 0;
   let failed = 0;
@@ -42,7 +43,7 @@ function listrProgress(out: Output, title: string, total: number): Progress {
     const eta = done > 0 ? Math.max(0, ((total - done) * elapsed) / done) : NaN;
     return `${title}: ${done}/${total} done, ${failed} failed, ${running} running${Number.isFinite(eta) ? `, ETA ${eta.toFixed(0)}s` : ''}`;
   };
-  const list = new Listr(
+  const run = loaded.then(({ Listr, ListrLogger, ProcessOutput }) => new Listr(
     [
       {
         title: status(),
@@ -65,8 +66,7 @@ function listrProgress(out: Output, title: string, total: number): Progress {
       rendererOptions: { logger: new ListrLogger({ processOutput: new ProcessOutput(process.stderr, process.stderr) }) },
       registerSignalListeners: false,
     },
-  );
-  const run = list.run().catch(() => undefined);
+  ).run()).catch(() => undefined);
   return {
     started() {
       running++;

@@ -1,0 +1,131 @@
+import type { MigrateStatusDocument } from '../migrate/status.js';
+import type { MigrateRow, MigrateUpDocument } from '../migrate/up.js';
+import type { Output } from './output.js';
+import { renderTable } from './table.js';
+
+/**
+ * The end of `migrate up` and the whole of `migrate status`: the JSON document with --json;
+ * otherwise tables and one summary line on stdout.
+ */
+export function renderMigrateUp(out: Output, doc: MigrateUpDocument): void {
+  if (out.json) {
+    out.document(doc);
+    return;
+  }
+  if (doc.dryRun) renderDryRun(out, doc);
+  const failed = doc.results.filter((r) => r.status === 'failed');
+  if (failed.length > 0) {
+    out.print(
+      renderTable(
+        out,
+        ['tenant', 'target', 'migration', 'error'],
+        byTarget(failed).map(({ target, rows }) => {
+          const e = rows[0].error!;
+          return [tenantsCell(rows), target, typeof e.migration === 'string' ? e.migration : '', `${e.code}: ${e.message}`];
+        }),
+      ),
+    );
+  }
+  for (const w of doc.warnings ?? []) out.error(out.color.yellow(`warning: ${w}`));
+  const s = doc.summary;
+  const t = doc.targets;
+  // Tenants left out for their status (provisioning, failed, deleting); not-run targets are counted above.
+  const skipped = doc.results.filter((r) => r.status === 'skipped' && !r.reason?.startsWith('not run'));
+  const reasons = countBy(skipped.map((r) => r.reason ?? ''));
+  const head = doc.head ? ` to ${doc.head}` : '';
+  const line = doc.dryRun
+    ? `migrate up --dry-run: ${t.migrated} of ${t.total} targets (${s.total} tenants) would be migrated${head}, ${t.upToDate} up to date, ${t.failed} refused; nothing was changed`
+    : `migrate up${doc.run !== null ? ` (run ${doc.run})` : ''}: ${s.total} tenants in ${t.total} targets: ${t.migrated} migrated${head}, ${t.upToDate} up to date, ${t.failed} failed, ${t.notRun} not run` +
+      `${skipped.length ? `; ${skipped.length} skipped (${reasons})` : ''}${doc.interrupted ? '; interrupted' : ''} in ${(s.durationMs / 1000).toFixed(1)}s`;
+  out.print(doc.ok ? out.color.green(line) : out.color.red(line));
+  if (!doc.dryRun && doc.run !== null && (t.failed > 0 || t.notRun > 0)) {
+    const hints = [];
+    if (t.failed > 0) hints.push(`retry the failures: tenantctl migrate up --only-failed ${doc.run}`);
+    hints.push(`finish the run (failures and targets not run): tenantctl migrate up --resume ${doc.run}`);
+    out.print(hints.join('\n'));
+  }
+}
+
+/** Pending migrations grouped by target. */
+function renderDryRun(out: Output, doc: MigrateUpDocument): void {
+  const pending = byTarget(doc.results.filter((r) => r.status === 'succeeded' && r.pending?.length));
+  if (pending.length === 0) {
+    out.print('nothing to apply');
+    return;
+  }
+  out.print(renderTable(out, ['target', 'tenant', 'pending'], pending.map(({ target, rows }) => [target, tenantsCell(rows), rows[0].pending!.join(', ')])));
+}
+
+export function renderMigrateStatus(out: Output, doc: MigrateStatusDocument): void {
+  if (out.json) {
+    out.document(doc);
+    return;
+  }
+  const s = doc.summary;
+  if (s.targets === 0) {
+    out.print(`migrate status: no targets selected (head ${doc.head ?? '(no migration files)'})${s.skipped ? `; ${s.skipped} tenants skipped (${countBy(doc.skipped.map((x) => x.reason))})` : ''}`);
+    return;
+  }
+  out.print(renderTable(out, ['tenants', 'targets', 'state'], doc.groups.map((g) => [g.tenants, g.targets, g.label])));
+  // Pending targets are the groups above; the table names the ones that need a person.
+  const problems = doc.targets.filter((t) => (t.condition !== 'up-to-date' && t.condition !== 'pending') || t.unknown.length > 0);
+  if (problems.length > 0) {
+    const shown = problems.slice(0, 50);
+    out.print(
+      renderTable(
+        out,
+        ['target', 'tenant', 'state', 'version', 'detail'],
+        shown.map((t) => [
+          t.target,
+          t.tenants.length > 3 ? `${t.tenants.slice(0, 3).join(', ')} +${t.tenants.length - 3} more` : t.tenants.join(', '),
+          t.condition,
+          t.version ?? '',
+          detail(t),
+        ]),
+      ),
+    );
+    if (problems.length > shown.length) out.print(`… and ${problems.length - shown.length} more (see --json)`);
+  }
+  const line =
+    `migrate status: ${s.tenants} tenants in ${s.targets} targets, head ${doc.head ?? '(no migration files)'}: ` +
+    doc.groups.map((g) => g.label).join(', ') +
+    (s.skipped ? `; ${s.skipped} skipped (${countBy(doc.skipped.map((x) => x.reason))})` : '') +
+    (s.unknown ? `; ${s.unknown} target(s) with unknown migrations` : '');
+  out.print(doc.ok ? out.color.green(line) : out.color.yellow(line));
+}
+
+function detail(t: MigrateStatusDocument['targets'][number]): string {
+  const parts: string[] = [];
+  if (t.error) parts.push(t.error.message);
+  if (t.drift.length) parts.push(`changed: ${t.drift.map((d) => d.migration).join(', ')}`);
+  if (t.pending.length) parts.push(`pending: ${t.pending.join(', ')}`);
+  if (t.unknown.length) parts.push(`unknown here: ${t.unknown.join(', ')}`);
+  if (t.lastRun?.error && typeof t.lastRun.error === 'object') {
+    const e = t.lastRun.error as { code?: string; migration?: string; message?: string };
+    parts.push(`run ${t.lastRun.run} failed${e.migration ? ` at ${e.migration}` : ''}: ${e.message ?? e.code}`);
+  }
+  return parts.join('; ');
+}
+
+/** Rows grouped by target, in first-seen order (pool tenants share their target's result). */
+function byTarget(rows: MigrateRow[]): { target: string; rows: MigrateRow[] }[] {
+  const m = new Map<string, MigrateRow[]>();
+  for (const r of rows) {
+    const key = r.target ?? r.tenant;
+    const list = m.get(key);
+    if (list) list.push(r);
+    else m.set(key, [r]);
+  }
+  return [...m].map(([target, rs]) => ({ target, rows: rs }));
+}
+
+function tenantsCell(rows: MigrateRow[]): string {
+  const names = rows.map((r) => r.tenant);
+  return names.length > 3 ? `${names.slice(0, 3).join(', ')} +${names.length - 3} more` : names.join(', ');
+}
+
+function countBy(values: string[]): string {
+  const m = new Map<string, number>();
+  for (const v of values) m.set(v, (m.get(v) ?? 0) + 1);
+  return [...m].map(([k, n]) => `${n} ${k}`).join(', ');
+}

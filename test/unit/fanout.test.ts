@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest';
+import { fanout } from '../../src/fanout/run.js';
+import type { TenantResult } from '../../src/fanout/result.js';
+
+interface Item {
+  id: number;
+  shard: string;
+  fail?: boolean;
+  ms?: number;
+}
+
+const notRun = (i: Item, reason: string): TenantResult => ({ tenant: String(i.id), status: 'skipped', reason });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Runs items, recording how many ran at once overall and per shard, and the start order. */
+function tracker() {
+  let now = 0;
+  const perShard = new Map<string, number>();
+  const peak = { all: 0, shard: new Map<string, number>() };
+  const started: number[] = [];
+  const fn = async (i: Item): Promise<TenantResult> => {
+    started.push(i.id);
+    now++;
+    perShard.set(i.shard, (perShard.get(i.shard) ?? 0) + 1);
+    peak.all = Math.max(peak.all, now);
+    peak.shard.set(i.shard, Math.max(peak.shard.get(i.shard) ?? 0, perShard.get(i.shard)!));
+    await sleep(i.ms ?? 2);
+    now--;
+    perShard.set(i.shard, perShard.get(i.shard)! - 1);
+    if (i.fail) return { tenant: String(i.id), status: 'failed', error: { code: 'X', message: 'boom' } };
+    return { tenant: String(i.id), status: 'succeeded' };
+  };
+  return { fn, peak, started };
+}
+
+describe('fanout', () => {
+  const items = (n: number, shards = ['a', 'b', 'c']): Item[] => Array.from({ length: n }, (_, id) => ({ id, shard: shards[id % shards.length] }));
+
+  it('keeps the global and per-shard bounds and returns one result per item in input order', async () => {
+    const t = tracker();
+    const all = items(60);
+    const budget: Record<string, number> = { a: 1, b: 2, c: 5 };
+    const results = await fanout(all, { concurrency: 4, shardOf: (i) => i.shard, shardBudget: (s) => budget[s] }, t.fn, notRun);
+    expect(results.map((r) => r.tenant)).toEqual(all.map((i) => String(i.id)));
+    expect(results.every((r) => r.status === 'succeeded')).toBe(true);
+    expect(t.peak.all).toBe(4);
+    expect(t.peak.shard.get('a')).toBe(1);
+    expect(t.peak.shard.get('b')).toBe(2);
+    expect(t.peak.shard.get('c')!).toBeLessThanOrEqual(4);
+  });
+
+  it('a full shard does not hold up the others', async () => {
+    const t = tracker();
+    const all: Item[] = [...Array.from({ length: 5 }, (_, id) => ({ id, shard: 'slow', ms: 30 })), { id: 5, shard: 'fast' }];
+    await fanout(all, { concurrency: 4, shardOf: (i) => i.shard, shardBudget: (s) => (s === 'slow' ? 1 : 4) }, t.fn, notRun);
+    expect(t.started.slice(0, 2)).toEqual([0, 5]);
+  });
+
+  it('stop (default): no new items after a failure, running ones finish, the rest are not run', async () => {
+    const t = tracker();
+    const all = items(10, ['a']);
+    all[3].fail = true;
+    const results = await fanout(all, { concurrency: 2, shardOf: (i) => i.shard, shardBudget: () => 2 }, t.fn, notRun);
+    expect(results[3].status).toBe('failed');
+    expect(results.slice(6).every((r) => r.status === 'skipped' && /--on-error stop/.test(r.reason!))).toBe(true);
+    expect(t.started.length).toBeLessThanOrEqual(5);
+  });
+
+  it('continue runs everything; max-failures stops after that many', async () => {
+    const all = items(12, ['a']).map((i) => ({ ...i, fail: i.id % 3 === 0 }));
+    const cont = await fanout(all, { concurrency: 1, shardOf: () => 'a', shardBudget: () => 1, onError: 'continue' }, tracker().fn, notRun);
+    expect(cont.filter((r) => r.status === 'failed')).toHaveLength(4);
+    const capped = await fanout(all, { concurrency: 1, shardOf: () => 'a', shardBudget: () => 1, maxFailures: 2 }, tracker().fn, notRun);
+    expect(capped.map((r) => r.status)).toEqual(['failed', 'succeeded', 'succeeded', 'failed', ...Array(8).fill('skipped')]);
+    expect(capped[4].reason).toBe('not run: 2 failure(s) reached --max-failures');
+  });
+
+  it('an aborted signal stops scheduling; items that throw are failed results; an empty list is fine', async () => {
+    const ac = new AbortController();
+    const t = tracker();
+    const run = fanout(items(20, ['a']), { concurrency: 2, shardOf: (i) => i.shard, shardBudget: () => 2, signal: ac.signal }, t.fn, notRun);
+    await sleep(1);
+    ac.abort();
+    const results = await run;
+    expect(results.filter((r) => r.reason === 'interrupted').length).toBeGreaterThan(10);
+    const thrown = await fanout([{ id: 1, shard: 'a' }], { concurrency: 1, shardOf: () => 'a', shardBudget: () => 1 }, async () => {
+      throw new Error('postgres://u:secret@h/db broke');
+    }, notRun);
+    expect(thrown[0]).toMatchObject({ status: 'failed', error: { code: 'INTERNAL' } });
+    expect(thrown[0].error!.message).not.toContain('secret');
+    expect(await fanout([], { concurrency: 1, shardOf: () => 'a', shardBudget: () => 1 }, tracker().fn, notRun)).toEqual([]);
+  });
+
+  it('a callback that throws rejects the fan-out instead of hanging', async () => {
+    await expect(
+      fanout(items(3, ['a']), { concurrency: 1, shardOf: () => 'a', shardBudget: () => 1, onResult: () => { throw new Error('render'); } }, tracker().fn, notRun),
+    ).rejects.toThrow('render');
+  });
+});
