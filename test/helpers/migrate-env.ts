@@ -13,7 +13,8 @@ import { loadMigrations } from '../../src/migrate/files.js';
 import { createTenants } from '../../src/provision/bulk-create.js';
 import type { TenantResult } from '../../src/fanout/result.js';
 import { cli, type CliRun } from './cli.js';
-import type { TestFleet } from './test-fleet.js';
+import { afterAll, beforeAll } from 'vitest';
+import { startTestFleet, type TestFleet } from './test-fleet.js';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -149,4 +150,33 @@ export async function until<T>(fn: () => Promise<T>, timeoutMs = 20_000, everyMs
     if (Date.now() > end) throw new Error('timed out waiting');
     await sleep(everyMs);
   }
+}
+
+/**
+ * A test file's own fleet (2 shards: us1 with the catalog, eu1), started before its tests and
+ * stopped after them with every environment made on it, so fixture migrations never touch the
+ * shared fleet. Call at the top level of the file.
+ *
+ * @example
+ *   const { env } = ownMigrateFleet();
+ *   it('…', async () => { const e = await env('rs'); … });
+ */
+export function ownMigrateFleet(): { env: (name: string, opts?: EnvOptions) => Promise<MigrateEnv>; fleet: () => TestFleet } {
+  let fleet: TestFleet;
+  const envs: MigrateEnv[] = [];
+  beforeAll(async () => {
+    fleet = await startTestFleet({ shards: 2 });
+  });
+  afterAll(async () => {
+    await Promise.all(envs.map((e) => e.close().catch(() => undefined)));
+    await fleet?.stop();
+  });
+  return {
+    fleet: () => fleet,
+    async env(name, opts) {
+      const e = await migrateEnv(fleet, name, opts);
+      envs.push(e);
+      return e;
+    },
+  };
 }

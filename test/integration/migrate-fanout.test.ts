@@ -4,29 +4,13 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseUrl } from '../../src/fleet/connection-url.js';
 import { rlsState } from '../../src/placement/rls.js';
-import { json, migrateEnv, sleep, until, type MigrateEnv } from '../helpers/migrate-env.js';
-import { startTestFleet, type TestFleet } from '../helpers/test-fleet.js';
+import { json, ownMigrateFleet, sleep, until, type MigrateEnv } from '../helpers/migrate-env.js';
 
 /**
  * `migrate up` / `migrate status` / `migrate create` through the built CLI, on a fleet of its own
  * (2 shards: us1 with the catalog, eu1) so fixture migrations never touch the shared fleet.
  */
-let fleet: TestFleet;
-const envs: MigrateEnv[] = [];
-
-beforeAll(async () => {
-  fleet = await startTestFleet({ shards: 2 });
-});
-afterAll(async () => {
-  await Promise.all(envs.map((e) => e.close().catch(() => undefined)));
-  await fleet?.stop();
-});
-
-async function env(name: string, opts?: Parameters<typeof migrateEnv>[2]): Promise<MigrateEnv> {
-  const e = await migrateEnv(fleet, name, opts);
-  envs.push(e);
-  return e;
-}
+const { env, fleet: ownFleet } = ownMigrateFleet();
 
 const HEAD = '0003_comments';
 
@@ -38,7 +22,7 @@ describe('migrate up: bounds', () => {
     await e.addMigration('0004_slow_column.sql', 'select pg_sleep(0.03);\nalter table workspaces add column archived_at timestamptz;\n');
 
     // Sample the shard every few milliseconds while the run goes.
-    const eu1 = fleet.config.shards.find((s) => s.name === 'eu1')!;
+    const eu1 = ownFleet().config.shards.find((s) => s.name === 'eu1')!;
     const sampler = new pg.Client({ connectionString: databaseUrl(eu1.url, 'postgres'), application_name: 'sampler' });
     await sampler.connect();
     const samples: { total: number; migrating: number }[] = [];
@@ -320,7 +304,7 @@ describe('pool targets and the JSON document', () => {
     expect(rows['pool-new']).toEqual({ tenant: 'pool-new', model: 'pool', region: 'us-east', shard: 'us1', target: 'us1/pool_pool/app', status: 'skipped', reason: 'provisioning' });
 
     for (const shard of ['us1', 'eu1']) {
-      const s = fleet.config.shards.find((x) => x.name === shard)!;
+      const s = ownFleet().config.shards.find((x) => x.name === shard)!;
       const c = new pg.Client({ connectionString: databaseUrl(s.url, 'pool_pool') });
       await c.connect();
       try {

@@ -1,27 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { json, migrateEnv, sleep, until, type MigrateEnv } from '../helpers/migrate-env.js';
-import { startTestFleet, type TestFleet } from '../helpers/test-fleet.js';
+import { json, ownMigrateFleet, sleep, until, type MigrateEnv } from '../helpers/migrate-env.js';
 
 /**
  * `migrate up` interrupted (SIGKILL, Ctrl-C) and resumed, split with --partition, and with a shard
  * down; on a fleet of its own (2 shards: us1 with the catalog, eu1).
  */
-let fleet: TestFleet;
-const envs: MigrateEnv[] = [];
-
-beforeAll(async () => {
-  fleet = await startTestFleet({ shards: 2 });
-});
-afterAll(async () => {
-  await Promise.all(envs.map((e) => e.close().catch(() => undefined)));
-  await fleet?.stop();
-});
-
-async function env(name: string, opts?: Parameters<typeof migrateEnv>[2]): Promise<MigrateEnv> {
-  const e = await migrateEnv(fleet, name, opts);
-  envs.push(e);
-  return e;
-}
+const { env } = ownMigrateFleet();
 
 const appliedCount = async (e: MigrateEnv, db: string, name: string) =>
   (await e.q('us1', db, `select count(*)::int as n from tenantctl.schema_migrations where name = $1`, [name]))[0].n as number;
