@@ -9,12 +9,19 @@ run() {
   local out
   out="$(mktemp "${TMPDIR:-/tmp}/bench-out-XXXXXX")"
   "$@" | tee "$out"
-  summaries+=("$(tail -1 "$out")")
+  # Each script ends with its summary line(s), named after the script.
+  while IFS= read -r line; do summaries+=("$line"); done < <(tail -3 "$out" | grep -E '^(help-startup|bulk-create|migrate-[a-z]+):')
   rm -f "$out"
 }
 run bash bench/help-startup.sh
 echo
 BENCH_RUNS=${BENCH_BULK_RUNS:-1} run bash bench/bulk-create.sh
+echo
+run bash bench/migrate-schemas.sh
+echo
+run bash bench/migrate-databases.sh
+echo
+run bash bench/migrate-rss.sh
 echo
 echo "== summary ($(date -u +%Y-%m-%d), $(nproc) cores, node $(node --version))"
 printf '%s\n' "${summaries[@]}"
