@@ -10,7 +10,7 @@ run() {
   out="$(mktemp "${TMPDIR:-/tmp}/bench-out-XXXXXX")"
   "$@" | tee "$out"
   # Each script ends with its summary line(s), named after the script.
-  while IFS= read -r line; do summaries+=("$line"); done < <(tail -3 "$out" | grep -E '^(help-startup|bulk-create|migrate-[a-z]+):')
+  while IFS= read -r line; do summaries+=("$line"); done < <(tail -3 "$out" | grep -E '^(help-startup|bulk-create|migrate-[a-z]+)[: ]')
   rm -f "$out"
 }
 run bash bench/help-startup.sh
