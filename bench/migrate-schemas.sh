@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # migrate up over 1000 schema tenants on one shard, against raw psql.
 #
-#   bash bench/migrate-schemas.sh               # 1000 tenants, 3 rounds (BENCH_TENANTS, BENCH_ROUNDS)
+#   bash bench/migrate-schemas.sh               # 1000 tenants, 3 rounds (BENCH_TENANTS, BENCH_ROUNDS;
+#                                               # BENCH_TCTL_ARGS adds flags to migrate up, e.g. "--concurrency 4")
 #
 # Each round adds one migration of three statements (add a column, create an index, add a
 # column) and times, process start included:
@@ -43,7 +44,7 @@ bench_log "migrate-schemas: $ROUNDS rounds, $(nproc) cores, load average $(cut -
 tctl=() raw=()
 for ((r = 1; r <= ROUNDS; r++)); do
   bench_round_sql "bench$r" >"$BENCH_MIGRATIONS/$(printf '%04d' $((3 + r)))_bench$r.sql"
-  bench_time bench_tctl --quiet migrate up
+  bench_time bench_tctl --quiet migrate up ${BENCH_TCTL_ARGS:-}
   tctl+=("$BENCH_LAST_MS")
   bench_raw_files "raw$r"
   bench_time bench_raw_run
