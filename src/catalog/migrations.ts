@@ -103,8 +103,3 @@ export const catalogMigrations: MigrationProvider = {
     return migrations;
   },
 };
-
-/** Register more catalog migrations (later features add their tables this way). */
-export function addCatalogMigration(name: string, migration: Migration): void {
-  migrations[name] = migration;
-}

@@ -88,5 +88,4 @@ export type TenantRow = Selectable<TenantsTable>;
 export type NewTenant = Insertable<TenantsTable>;
 export type TenantUpdate = Updateable<TenantsTable>;
 export type EventRow = Selectable<EventsTable>;
-export type OperationRow = Selectable<OperationsTable>;
 export type MigrateTargetRow = Selectable<MigrateTargetsTable>;

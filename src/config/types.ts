@@ -1,4 +1,4 @@
-import type { Model, RawConfig, ShardConfig } from './schema.js';
+import type { RawConfig, ShardConfig } from './schema.js';
 
 export type { Model } from './schema.js';
 
@@ -21,12 +21,4 @@ export interface Config extends RawConfig {
   defaultRegion: string;
   defaultTier: string;
   migrationsDir: string;
-}
-
-export function shardByName(config: Config, name: string): Shard | undefined {
-  return config.shards.find((s) => s.name === name);
-}
-
-export function modelForTier(config: Config, tier: string): Model | undefined {
-  return config.tiers[tier]?.model;
 }
