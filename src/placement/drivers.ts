@@ -61,9 +61,10 @@ const pool: PlacementDriver = {
   async remove(fleet, config, t) {
     await fleet.withTransaction(t.shard, t.database_name, async (c) => {
       const tables = await scopedTablesInOrder(c, t.schema_name, config);
-      // Children before parents, so foreign keys never block the delete.
+      // Children before parents, so foreign keys never block the delete. The key is cast to the
+      // column's type (not the column to text) so the tenant-key indexes serve the delete.
       for (const { table, column } of tables.reverse()) {
-        await c.query(`delete from ${qualified(t.schema_name, table)} where ${ident(column)}::text = $1`, [t.key]);
+        await c.query(`delete from ${qualified(t.schema_name, table)} where ${ident(column)} = $1::${config.tenantKey.type}`, [t.key]);
       }
     });
   },
