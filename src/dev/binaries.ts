@@ -1,4 +1,8 @@
+import { existsSync } from 'node:fs';
+import { chmod, cp, rename, rm } from 'node:fs/promises';
 import { arch, platform } from 'node:os';
+import { basename, dirname, join, relative } from 'node:path';
+import { needsRelocation, relocatedPath } from './reachable.js';
 import { TenantctlError } from '../errors.js';
 
 /** Absolute paths of the PostgreSQL programs the dev fleet runs. */
@@ -68,5 +72,29 @@ async function load(): Promise<PostgresBinaries> {
   if (!initdb || !pg_ctl || !postgres) {
     throw new TenantctlError('DEV_FAILED', `${pkg} does not export initdb, pg_ctl and postgres`, 'reinstall dependencies');
   }
-  return { initdb, pg_ctl, postgres };
+  return relocateIfUnreachable({ initdb, pg_ctl, postgres });
+}
+
+/**
+ * The binaries inside a private checkout cannot be run by the cluster's OS user: copy the
+ * package's program folder (bin/ and lib/, ~60 MB, once per installed copy) to the temp folder
+ * and run them from there.
+ */
+async function relocateIfUnreachable(bins: PostgresBinaries): Promise<PostgresBinaries> {
+  const binDir = dirname(bins.initdb);
+  if (!needsRelocation(binDir)) return bins;
+  const native = dirname(binDir);
+  const target = relocatedPath('pgsql', native);
+  if (!existsSync(join(target, 'bin', basename(bins.initdb)))) {
+    // Copy under a temporary name and rename, so a concurrent or interrupted copy is never used.
+    const partial = `${target}.partial-${process.pid}`;
+    await cp(native, partial, { recursive: true, verbatimSymlinks: true });
+    await chmod(partial, 0o755);
+    await rename(partial, target).catch(async (err: NodeJS.ErrnoException) => {
+      await rm(partial, { recursive: true, force: true });
+      if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
+    });
+  }
+  const moved = (p: string) => join(target, relative(native, p));
+  return { initdb: moved(bins.initdb), pg_ctl: moved(bins.pg_ctl), postgres: moved(bins.postgres) };
 }

@@ -1,5 +1,6 @@
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { needsRelocation, relocatedPath } from './reachable.js';
 import { redactText } from '../config/redact.js';
 import type { Config, Shard } from '../config/types.js';
 import { TenantctlError, UsageError, errorMessage } from '../errors.js';
@@ -135,8 +136,19 @@ export function embeddedShards(config: Config): Shard[] {
  *   shardDataDir(config, shard); // '/repo/.tenantctl/dev/us1'
  */
 export function shardDataDir(config: Config, shard: Shard): string {
-  return resolve(config.baseDir, config.dev.dataDir, shard.name);
+  return join(devDataRoot(config), shard.name);
 }
+
+/**
+ * Where the embedded clusters keep their data: `dev.dataDir`, unless we run as root inside a
+ * folder other users cannot enter (see reachable.ts); then a folder of its own under the temp
+ * folder, named after the wanted path so that every `dev` command finds the same one.
+ */
+export function devDataRoot(config: Config): string {
+  const wanted = resolve(config.baseDir, config.dev.dataDir);
+  return needsRelocation(wanted) ? relocatedPath('dev', wanted) : wanted;
+}
+
 
 type Described = Omit<DevShardResult, 'state' | 'error'>;
 
