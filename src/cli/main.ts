@@ -15,7 +15,7 @@ import { registerMigrateCommands } from './migrate-cmd.js';
 export function buildProgram(): Command {
   const program = new Command('tenantctl')
     .description('A control plane for multi-tenant PostgreSQL fleets')
-    .addHelpText('beforeAll', 'Example:\n  tenantctl dev up && tenantctl tenant create acme --tier standard\n')
+    .addHelpText('before', 'Example:\n  tenantctl dev up && tenantctl tenant create acme --tier standard\n')
     .option('--config <file>', 'fleet config (default: $TENANTCTL_CONFIG, then ./tenants.config.yaml)')
     .option('--json', 'print one JSON document on stdout; progress goes to stderr')
     .option('--quiet', 'no progress output')

@@ -54,6 +54,9 @@ describe('the CLI as CI runs it (no TTY)', () => {
     for (const args of runs) {
       const r = await cli(args, { config });
       expectNoSecret(r.stdout + r.stderr);
+      // Every run but the unknown tenant (exit 2) succeeds, so the check covers real output.
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(args.includes('no-such-tenant') ? 2 : 0);
+      if (args.includes('--json')) expect(() => JSON.parse(r.stdout), args.join(' ')).not.toThrow();
     }
     // Errors that quote connection details: an unreachable shard, named, without the password.
     for (const args of [['doctor'], ['tenant', 'list'], ['tenant', 'create', 'cli-unreach', '--json']]) {
