@@ -99,6 +99,18 @@ export interface MigrateTargetOptions {
    * trip when nothing changed since; anything unexpected falls back to the step-by-step path.
    */
   known?: KnownState;
+  /**
+   * The caller has begun a transaction on this client (provisioning a new schema or database
+   * tenant: placement, migrations and grants commit or roll back together). Every pending
+   * migration runs inside it with its tracking row: no begin/commit, no session lock (a
+   * transaction-level one on the same key keeps a concurrent `migrate up` of the target out), no
+   * retries (the failed statement aborted the caller's transaction), no rollback (the caller's).
+   * The tracking table must exist before the caller's transaction began (ensureTrackingTable:
+   * creators in concurrent transactions would collide on the catalog's unique indexes) and the
+   * schema must exist. Every pending migration must be transactional (see runsInOneTransaction);
+   * one that is not fails the outcome. Not for pool targets.
+   */
+  withinTransaction?: boolean;
 }
 
 export interface KnownState {
@@ -149,8 +161,28 @@ export async function migrateTarget(
   if (client.tenantctlDatabase !== undefined && client.tenantctlDatabase !== target.database) {
     throw new Error(`migrateTarget: client is on database ${client.tenantctlDatabase}, target is ${target.database}`);
   }
+  if (opts.withinTransaction && target.model === 'pool') throw new Error('migrateTarget: withinTransaction is not for pool targets');
   const run = new TargetRun(client, target, migrations, opts);
   return run.execute();
+}
+
+/**
+ * Whether every migration can run inside one caller-held transaction (migrateTarget with
+ * `withinTransaction`): SQL files without the no-transaction marker, modules that do not export
+ * `transaction = false`. A module that cannot be imported answers false, so the step-by-step
+ * path reports the problem as it always does.
+ */
+export async function runsInOneTransaction(migrations: MigrationFile[]): Promise<boolean> {
+  for (const m of migrations) {
+    if (m.kind === 'sql') {
+      if (!m.transactional) return false;
+      continue;
+    }
+    // As applyOne decides: the module's export, else what its text says.
+    const mod = await importMigration(m).catch(() => undefined);
+    if (!mod || !(mod.transaction ?? m.transactional)) return false;
+  }
+  return true;
 }
 
 /**
@@ -237,6 +269,8 @@ class TargetRun {
         if (report.drift.length > 0) return this.outcome('failed', { error: driftError(report.drift), unknown: report.unknown });
         return this.outcome('succeeded', { pending: report.pending.map((p) => p.id), unknown: report.unknown });
       }
+
+      if (this.opts.withinTransaction) return await this.inCallerTransaction();
 
       if (this.opts.known) {
         const fast = await this.oneRoundTrip(this.opts.known);
@@ -383,6 +417,53 @@ class TargetRun {
       this.opts.onEvent?.({ type: 'done', target: this.id, migration: m.id, durationMs: ms });
     }
     return this.outcome('succeeded', { unknown: [...known.unknown], version: versionOf([...known.applied, ...this.applied]) });
+  }
+
+  /**
+   * Every pending migration inside the caller's transaction (opts.withinTransaction): one round
+   * trip for the settings, a transaction-level lock on the target's key, a check that the schema
+   * exists and the read of what is applied; then one per migration with its tracking row.
+   * Failures are returned, not thrown: the caller rolls its transaction back.
+   */
+  private async inCallerTransaction(): Promise<TargetOutcome> {
+    const schema = literal(this.target.schema);
+    let pending: MigrationFile[] = [];
+    let unknown: string[] = [];
+    try {
+      const res = (await this.client.query(
+        `${this.settingsSelect()}; select pg_advisory_xact_lock(${MIGRATION_LOCK_CLASSID}, hashtext(${schema})); ` +
+          `select exists (select 1 from pg_namespace where nspname = ${schema}) as ok; ${appliedRowsSql(this.target.schema)}`,
+      )) as unknown as pg.QueryResult[];
+      if (!res[2].rows[0]?.ok) throw new Error(`schema ${this.target.schema} does not exist: create it in the transaction first`);
+      const report = pendingFor(this.migrations, rowsOfApplied(res[3].rows));
+      pending = report.pending;
+      unknown = report.unknown;
+      if (report.drift.length > 0) throw new Stop(driftError(report.drift));
+      for (const m of pending) {
+        this.checkContinue(m);
+        this.opts.onEvent?.({ type: 'start', target: this.id, migration: m.id });
+        const t0 = Date.now();
+        if (m.kind === 'module') {
+          const mod = await importMigration(m);
+          if (!(mod.transaction ?? m.transactional)) throw new Stop(notInOneTransaction(m));
+          await mod.up(kyselyOnClient(this.client, { insideTransaction: true }));
+          await this.client.query(recordAppliedSql(this.target.schema, m));
+        } else {
+          if (!m.transactional) throw new Stop(notInOneTransaction(m));
+          // The newline ends a trailing line comment; the migration first keeps error positions its own.
+          await this.execSql(`${rendered(m, this.vars)}\n;\n${recordAppliedSql(this.target.schema, m)}`, 1);
+        }
+        this.applied.push(m.id);
+        this.opts.onEvent?.({ type: 'done', target: this.id, migration: m.id, durationMs: Date.now() - t0 });
+      }
+      return this.outcome('succeeded', { unknown, version: versionOf([...res[3].rows.map((r) => r.name as string), ...this.applied]) });
+    } catch (err) {
+      const failing = pending.find((m) => !this.applied.includes(m.id));
+      const error = err instanceof Stop ? err.error : this.toError(err, failing);
+      // Nothing of this run survives the caller's rollback.
+      this.applied.length = 0;
+      return this.outcome('failed', { error, unknown, pending: pending.map((m) => m.id) });
+    }
   }
 
   /** End what is still open, in one round trip: the read's transaction, and the target's lock. */
@@ -733,6 +814,15 @@ export function driftError(drift: Drift[]): TargetError {
     migration: drift[0]?.migration,
     drift,
     hint: 'restore the original file(s) and put the change in a new migration (tenantctl migrate create <name>)',
+  };
+}
+
+function notInOneTransaction(m: MigrationFile): TargetError {
+  return {
+    code: 'MIGRATION_FAILED',
+    message: `${m.id} runs outside a transaction and cannot run inside the caller's transaction`,
+    migration: m.id,
+    hint: 'use the step-by-step path (migrateTarget without withinTransaction)',
   };
 }
 

@@ -30,6 +30,20 @@ export interface PlacementDriver {
   finish(fleet: Fleet, config: Config, t: PlacedTenant): Promise<void>;
   /** Remove the tenant's placement (exclusive models) or its rows (pool). */
   remove(fleet: Fleet, config: Config, t: PlacedTenant): Promise<void>;
+  /**
+   * prepare, then `steps.inside` (the migrations), then finish, with everything PostgreSQL allows
+   * in ONE transaction on one connection to the tenant's database: a failure or a crash inside
+   * it leaves nothing of that part behind. Exclusive models only (a pool tenant gets no objects
+   * of its own). Still idempotent, so a resumed provisioning may call it again.
+   */
+  createInOneTransaction?(fleet: Fleet, config: Config, t: PlacedTenant, steps: OneTransactionSteps): Promise<void>;
+}
+
+export interface OneTransactionSteps {
+  /** On the connection, before its transaction begins (e.g. the tracking table, created once per database). */
+  before(c: ShardClient): Promise<void>;
+  /** Inside the transaction, after the placement's schema and role exist, before the grants on tables. */
+  inside(c: ShardClient): Promise<void>;
 }
 
 /** CREATE SCHEMA IF NOT EXISTS still races with a concurrent create of the same name. */
@@ -86,6 +100,26 @@ const schema: PlacementDriver = {
       grantSchemaToRole(c, t.schema_name, tenantRoleName(t.slug), await currentUser(c)),
     );
   },
+  async createInOneTransaction(fleet, _config, t, steps) {
+    await ensureDatabase(fleet, t.shard, t.database_name);
+    const role = tenantRoleName(t.slug);
+    await fleet.withClient(t.shard, t.database_name, async (c) => {
+      await steps.before(c);
+      await inTransaction(c, async () => {
+        await ensureSchema(c, t.schema_name);
+        // CREATE ROLE is transactional: a rolled-back provisioning leaves no role either (role
+        // names are cluster-wide, but creating different roles at once does not conflict).
+        await ensureTenantRole(c, role);
+        await c.query(`revoke all on schema ${ident(t.schema_name)} from public`);
+        await steps.inside(c);
+        await grantSchemaToRole(c, t.schema_name, role, await currentUser(c));
+        // Last: grantConnect's advisory lock (which serialises GRANTs on this shared database)
+        // is then held only until the commit, not for the whole provisioning, so bulk
+        // onboarding is not serialised by it.
+        await grantConnect(c, t.database_name, role);
+      });
+    });
+  },
   async remove(fleet, _config, t) {
     const exists = await fleet.withClient(t.shard, ADMIN_DATABASE, (c) =>
       c.query('select 1 from pg_database where datname = $1', [t.database_name]),
@@ -100,20 +134,40 @@ const schema: PlacementDriver = {
   },
 };
 
+/** A database tenant's database, its role and the role's CONNECT on it. */
+async function prepareTenantDatabase(fleet: Fleet, t: PlacedTenant): Promise<void> {
+  const role = tenantRoleName(t.slug);
+  await ensureDatabase(fleet, t.shard, t.database_name);
+  await fleet.withTransaction(t.shard, ADMIN_DATABASE, async (c) => {
+    await ensureTenantRole(c, role);
+    await grantConnect(c, t.database_name, role);
+  });
+}
+
 const database: PlacementDriver = {
   async prepare(fleet, _config, t) {
-    const role = tenantRoleName(t.slug);
-    await ensureDatabase(fleet, t.shard, t.database_name);
-    await fleet.withTransaction(t.shard, ADMIN_DATABASE, async (c) => {
-      await ensureTenantRole(c, role);
-      await grantConnect(c, t.database_name, role);
-    });
+    await prepareTenantDatabase(fleet, t);
     await fleet.withClient(t.shard, t.database_name, (c) => ensureSchema(c, t.schema_name));
   },
   async finish(fleet, _config, t) {
     await fleet.withTransaction(t.shard, t.database_name, async (c) =>
       grantSchemaToRole(c, t.schema_name, tenantRoleName(t.slug), await currentUser(c)),
     );
+  },
+  async createInOneTransaction(fleet, _config, t, steps) {
+    // CREATE DATABASE cannot run in a transaction, so the database, the role and its CONNECT (as
+    // in prepare, from the maintenance database) come first; a crash after them leaves an empty
+    // database and a role, which undo and resume handle. Inside the database, everything else is
+    // one transaction.
+    await prepareTenantDatabase(fleet, t);
+    await fleet.withClient(t.shard, t.database_name, async (c) => {
+      await steps.before(c);
+      await inTransaction(c, async () => {
+        await ensureSchema(c, t.schema_name);
+        await steps.inside(c);
+        await grantSchemaToRole(c, t.schema_name, tenantRoleName(t.slug), await currentUser(c));
+      });
+    });
   },
   async remove(fleet, _config, t) {
     await dropDatabase(fleet, t.shard, t.database_name);

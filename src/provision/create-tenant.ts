@@ -12,7 +12,9 @@ import { drivers } from '../placement/drivers.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
 import { targetId } from '../placement/naming.js';
 import type { MigrationFile } from '../migrate/files.js';
-import { migrateTarget } from '../migrate/apply-target.js';
+import { MIGRATION_LOCK_CLASSID, migrateTarget, runsInOneTransaction, type MigrationTarget } from '../migrate/apply-target.js';
+import { ensureTrackingTable } from '../migrate/tracking.js';
+import type { ShardClient } from '../fleet/shard-connections.js';
 import { planTenant, type CreateTenantInput } from './plan.js';
 
 export interface ProvisionDeps {
@@ -27,6 +29,8 @@ export interface ProvisionDeps {
    * TENANTCTL_INJECT_FAULT when not given.
    */
   failAfter?: string;
+  /** Tests only: leave what a failure left behind (no undo), to check what it left. */
+  skipUndo?: boolean;
   /** Tenants per shard for least-loaded placement; bulk runs pass one map and it is kept current. */
   shardLoad?: Map<string, number>;
 }
@@ -98,18 +102,35 @@ export async function createTenant(deps: ProvisionDeps, input: CreateTenantInput
   };
   const driver = drivers[tenant.model];
   const fault = deps.failAfter ?? process.env.TENANTCTL_INJECT_FAULT;
-  try {
-    await driver.prepare(fleet, config, tenant);
-    if (fault === 'prepared') throw new Error('injected failure after prepare');
-    if (fault === 'hang-after-prepared') await new Promise(() => setInterval(() => {}, 1000));
-    const outcome = await fleet.withClient(tenant.shard, tenant.database_name, (c) =>
-      migrateTarget(c, { shard: tenant.shard, database: tenant.database_name, schema: tenant.schema_name, model: tenant.model }, deps.migrations, { config }),
-    );
+  const target: MigrationTarget = { shard: tenant.shard, database: tenant.database_name, schema: tenant.schema_name, model: tenant.model };
+  const migrate = async (c: ShardClient, withinTransaction: boolean) => {
+    const outcome = await migrateTarget(c, target, deps.migrations, { config, withinTransaction });
     if (outcome.status === 'failed') {
       throw new TenantctlError('PROVISION_FAILED', `migrating the new placement failed: ${outcome.error?.message ?? 'unknown error'}`);
     }
-    if (fault === 'migrated') throw new Error('injected failure after migrate');
-    await driver.finish(fleet, config, tenant);
+  };
+  try {
+    if (driver.createInOneTransaction && (await runsInOneTransaction(deps.migrations))) {
+      // Schema and database tenants: placement, migrations with their tracking rows, and grants
+      // commit together, so a failure or a crash leaves nothing half-made inside the tenant's
+      // database (promise 2). The faults fire inside that transaction.
+      await driver.createInOneTransaction(fleet, config, tenant, {
+        before: (c) => ensureTrackingTable(c, MIGRATION_LOCK_CLASSID),
+        inside: async (c) => {
+          await injectFault(fault, 'prepared');
+          await migrate(c, true);
+          await injectFault(fault, 'migrated');
+        },
+      });
+    } else {
+      // Pool tenants (the shared target is migrated by the normal engine), or a migration that
+      // must run outside a transaction: step by step; undo and resume cover a failure between.
+      await driver.prepare(fleet, config, tenant);
+      await injectFault(fault, 'prepared');
+      await fleet.withClient(tenant.shard, tenant.database_name, (c) => migrate(c, false));
+      await injectFault(fault, 'migrated');
+      await driver.finish(fleet, config, tenant);
+    }
     const version = deps.migrations.at(-1)?.id ?? null;
     await db.transaction().execute(async (tx) => {
       await updateTenant(tx, tenant.slug, { status: 'active', status_detail: null, schema_version: version });
@@ -118,7 +139,7 @@ export async function createTenant(deps: ProvisionDeps, input: CreateTenantInput
     return { ...base, status: 'succeeded', key: tenant.key, resumed, durationMs: Date.now() - started };
   } catch (err) {
     const message = redactText(errorMessage(err));
-    const undo = await undoPlacement(deps, tenant);
+    const undo = deps.skipUndo ? 'skipped' : await undoPlacement(deps, tenant);
     await updateTenant(db, tenant.slug, { status: 'failed', status_detail: message + (undo ? `; cleanup: ${undo}` : '') });
     await recordEvent(db, { command, action: 'provision failed', result: 'failed', tenant: tenant.slug, details: { error: message, cleanup: undo ?? 'done' } });
     return {
@@ -128,6 +149,12 @@ export async function createTenant(deps: ProvisionDeps, input: CreateTenantInput
       error: { code: err instanceof TenantctlError ? err.code : 'PROVISION_FAILED', message, hint: `run the same command again to retry; tenantctl tenant delete ${tenant.slug} --yes to give up` },
     };
   }
+}
+
+/** Fault injection for tests: 'prepared' and 'migrated' throw there; 'hang-after-prepared' waits forever. */
+async function injectFault(fault: string | undefined, step: 'prepared' | 'migrated'): Promise<void> {
+  if (fault === step) throw new Error(`injected failure after ${step === 'prepared' ? 'prepare' : 'migrate'}`);
+  if (step === 'prepared' && fault === 'hang-after-prepared') await new Promise(() => setInterval(() => {}, 1000));
 }
 
 /** Remove what a failed provisioning created; returns a problem, or null when all is clean. */

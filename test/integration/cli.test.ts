@@ -152,13 +152,21 @@ describe('the CLI as CI runs it (no TTY)', () => {
       onSpawn: (p) => (pid = p),
     });
     const url = shardDbUrl(deps.config, 'us1', 'tenant_schemas');
-    for (let i = 0; i < 200; i++) {
-      const rows = await q(url, `select 1 from pg_namespace where nspname = 't_cli_killed'`).catch(() => []);
-      if (rows.length) break;
-      await new Promise((r) => setTimeout(r, 50));
+    // The schema and role are made in the provisioning's one transaction, invisible until it
+    // commits: wait for that transaction to be open, hanging after the schema's statements.
+    const open = `select 1 from pg_stat_activity where datname = 'tenant_schemas' and state = 'idle in transaction' and query like '%t_cli_killed%'`;
+    let seen = false;
+    for (let i = 0; i < 200 && !seen; i++) {
+      seen = (await q(url, open).catch(() => [])).length > 0;
+      if (!seen) await new Promise((r) => setTimeout(r, 50));
     }
+    expect(seen).toBe(true);
     process.kill(pid, 'SIGKILL');
     expect((await killed).signal).toBe('SIGKILL');
+    // The killed client's transaction is rolled back: nothing of the schema or the role is left.
+    for (let i = 0; i < 200 && (await q(url, open)).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await q(url, `select 1 from pg_namespace where nspname = 't_cli_killed'`)).toEqual([]);
+    expect(await q(url, `select 1 from pg_roles where rolname = 'tenant_cli_killed'`)).toEqual([]);
     const mid = JSON.parse((await cli(['tenant', 'show', 'cli-killed', '--json'], { config })).stdout);
     expect(mid.tenant.status).toBe('provisioning');
     const again = await cli(['tenant', 'create', 'cli-killed', '--json'], { config });

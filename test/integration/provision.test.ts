@@ -164,6 +164,34 @@ describe('bad input and failures', () => {
     expect((await getTenant(deps.db, slug)).status).toBe('active');
   });
 
+  it.each(['prepared', 'migrated'])('schema: a failure after %s leaves nothing in the tenant database even without undo (one transaction)', async (step) => {
+    const slug = `pv-atomic-${step}`;
+    const ident = slug.replace(/-/g, '_');
+    const r = await createTenant({ ...deps, failAfter: step, skipUndo: true }, { slug, model: 'schema', shard: 'us2' });
+    expect(r.status).toBe('failed');
+    expect(await schemaExists('us2', 'tenant_schemas', `t_${ident}`)).toBe(false);
+    expect(await roleExists('us2', `tenant_${ident}`)).toBe(false);
+    const tracked = await q(admin('us2', 'tenant_schemas'), 'select name from tenantctl.schema_migrations where target_schema = $1', [`t_${ident}`]);
+    expect(tracked).toEqual([]);
+    const again = await createTenant(deps, { slug });
+    expect(again).toMatchObject({ status: 'succeeded', resumed: true });
+    const applied = await q(admin('us2', 'tenant_schemas'), 'select name from tenantctl.schema_migrations where target_schema = $1 order by name', [`t_${ident}`]);
+    expect(applied.map((x) => x.name)).toEqual(deps.migrations.map((m) => m.id));
+  });
+
+  it('database: a failure after migrated leaves the new database empty even without undo (one transaction inside it)', async () => {
+    const slug = 'pv-atomic-db';
+    const r = await createTenant({ ...deps, failAfter: 'migrated', skipUndo: true }, { slug, model: 'database', shard: 'us2' });
+    expect(r.status).toBe('failed');
+    // CREATE DATABASE cannot be in a transaction: the database (and role) stay, empty.
+    expect(await dbExists('us2', 't_pv_atomic_db')).toBe(true);
+    expect(await schemaExists('us2', 't_pv_atomic_db', 'app')).toBe(false);
+    expect(await q(admin('us2', 't_pv_atomic_db'), 'select name from tenantctl.schema_migrations')).toEqual([]);
+    const again = await createTenant(deps, { slug });
+    expect(again).toMatchObject({ status: 'succeeded', resumed: true });
+    expect(await schemaExists('us2', 't_pv_atomic_db', 'app')).toBe(true);
+  });
+
   it('suspend, resume and delete', async () => {
     await createTenant(deps, { slug: 'pv-life', model: 'schema', shard: 'us1' });
     expect((await setSuspended({ ...deps, command: 'test' }, 'pv-life', true)).status).toBe('suspended');
