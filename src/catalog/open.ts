@@ -3,7 +3,7 @@ import pg from 'pg';
 import type { Config } from '../config/types.js';
 import { redactText } from '../config/redact.js';
 import { EXIT, TenantctlError } from '../errors.js';
-import { ident } from '../sql.js';
+import { ident, isAlreadyExists } from '../sql.js';
 import { CONNECT_TIMEOUT_MS } from '../fleet/shard-connections.js';
 import { catalogMigrations } from './migrations.js';
 import type { CatalogDatabase } from './tables.js';
@@ -62,8 +62,7 @@ async function ensureCatalogDatabase(config: Config): Promise<void> {
     await admin.query(`create database ${ident(dbName)}`);
   } catch (err) {
     // Two first runs at once: the other one created it.
-    const code = (err as { code?: string }).code;
-    if (code !== '42P04' && code !== '23505') throw catalogError(config, 'could not be created', err);
+    if (!isAlreadyExists(err)) throw catalogError(config, 'could not be created', err);
   } finally {
     await admin.end().catch(() => undefined);
   }

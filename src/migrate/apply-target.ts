@@ -8,7 +8,7 @@ import { isConnectionError, type Fleet } from '../fleet/fleet.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
 import { targetId } from '../placement/naming.js';
 import { ensureServingRole, repairRlsPolicies, rlsNeedsApply, tenantScopedTables } from '../placement/rls.js';
-import { ident, literal } from '../sql.js';
+import { ensureSchema, ident, literal } from '../sql.js';
 import { importMigration, type MigrationFile } from './files.js';
 import { kyselyOnClient } from './kysely-on-client.js';
 import { lineAt, splitStatements } from './split.js';
@@ -577,15 +577,7 @@ class TargetRun {
   }
 
   private async ensureSchema(): Promise<void> {
-    const exists = await this.client.query('select 1 from pg_namespace where nspname = $1', [this.target.schema]);
-    if (exists.rowCount) return;
-    try {
-      await this.client.query(`create schema if not exists ${ident(this.target.schema)}`);
-    } catch (err) {
-      // Created concurrently by provisioning: fine.
-      const code = (err as { code?: string }).code;
-      if (code !== '42P06' && code !== '23505') throw err;
-    }
+    await ensureSchema(this.client, this.target.schema);
   }
 
   /**

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { META_SCHEMA } from '../placement/naming.js';
-import { ident, literal, qualified } from '../sql.js';
+import { ident, isAlreadyExists, literal, qualified } from '../sql.js';
 import type { MigrationFile } from './files.js';
 
 /**
@@ -229,8 +229,7 @@ export async function ensureTrackingTable(client: Queryable, lockClassId: number
       return;
     } catch (err) {
       await client.query('rollback').catch(() => undefined);
-      const code = (err as { code?: string }).code;
-      if (attempt >= 3 || !(code === '23505' || code === '42P06' || code === '42P07')) throw err;
+      if (attempt >= 3 || !isAlreadyExists(err)) throw err;
     }
   }
 }

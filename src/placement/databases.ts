@@ -1,5 +1,5 @@
 import type { Fleet } from '../fleet/fleet.js';
-import { ident } from '../sql.js';
+import { ident, isAlreadyExists } from '../sql.js';
 
 /** The maintenance database every PostgreSQL cluster has; DDL on databases runs from there. */
 export const ADMIN_DATABASE = 'postgres';
@@ -18,9 +18,8 @@ export async function ensureDatabase(fleet: Fleet, shard: string, database: stri
     try {
       await c.query(`create database ${ident(database)}`);
     } catch (err) {
-      // Someone else created it first: 42P04, or 23505 when both got past the check at once.
-      const code = (err as { code?: string }).code;
-      if (code === '42P04' || code === '23505') return false;
+      // Someone else created it first (42P04, or 23505 when both got past the check at once).
+      if (isAlreadyExists(err)) return false;
       throw err;
     }
     await c.query(`revoke connect, temporary on database ${ident(database)} from public`);

@@ -1,7 +1,7 @@
 import type { Config, Model } from '../config/types.js';
 import type { Fleet } from '../fleet/fleet.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
-import { ident, qualified } from '../sql.js';
+import { ensureSchema, ident, qualified } from '../sql.js';
 import { ADMIN_DATABASE, dropDatabase, ensureDatabase } from './databases.js';
 import { tenantRoleName } from './naming.js';
 import { dropTenantRole, ensureTenantRole, grantConnect, grantSchemaToRole } from './roles.js';
@@ -44,16 +44,6 @@ export interface OneTransactionSteps {
   before(c: ShardClient): Promise<void>;
   /** Inside the transaction, after the placement's schema and role exist, before the grants on tables. */
   inside(c: ShardClient): Promise<void>;
-}
-
-/** CREATE SCHEMA IF NOT EXISTS still races with a concurrent create of the same name. */
-export async function ensureSchema(c: ShardClient, schema: string): Promise<void> {
-  try {
-    await c.query(`create schema if not exists ${ident(schema)}`);
-  } catch (err) {
-    const code = (err as { code?: string }).code;
-    if (code !== '23505' && code !== '42P06') throw err;
-  }
 }
 
 async function currentUser(c: ShardClient): Promise<string> {

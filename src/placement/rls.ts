@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { Config } from '../config/types.js';
-import { ident, literal, qualified } from '../sql.js';
+import { ident, isAlreadyExists, literal, qualified } from '../sql.js';
 
 /**
  * Row-level security for pool targets, managed by tenantctl rather than written in migrations:
@@ -183,9 +183,8 @@ export async function ensureServingRole(client: Queryable, config: Pick<Config, 
     );
     return { created: true, bypassesRls: false };
   } catch (err) {
-    const code = (err as { code?: string }).code;
     // Another process created it between our check and our create.
-    if (code === '42710' || code === '23505') return { created: false, bypassesRls: false };
+    if (isAlreadyExists(err)) return { created: false, bypassesRls: false };
     throw err;
   }
 }

@@ -1,5 +1,5 @@
 import type { ShardClient } from '../fleet/shard-connections.js';
-import { ident } from '../sql.js';
+import { ident, isAlreadyExists } from '../sql.js';
 
 /**
  * Tenant roles: one per schema or database tenant, able to use its own placement and nothing of
@@ -12,7 +12,7 @@ export async function ensureTenantRole(c: ShardClient, role: string): Promise<vo
   try {
     await c.query(`create role ${ident(role)} login nosuperuser nocreatedb nocreaterole noinherit nobypassrls`);
   } catch (err) {
-    if ((err as { code?: string }).code !== '42710') throw err;
+    if (!isAlreadyExists(err)) throw err;
   }
 }
 
