@@ -31,6 +31,9 @@ export type ErrorCode =
   | 'DEV_PORT_TAKEN'
   | 'DEV_FAILED'
   | 'PROVISION_FAILED'
+  | 'RLS_UNSAFE'
+  | 'KEY_IN_USE'
+  | 'DELETE_INCOMPLETE'
   | 'INTERNAL';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, locked: 3, interrupted: 130 } as const;

@@ -17,7 +17,7 @@ export interface ClusterSpec {
   /** listen_addresses: an IP literal or `localhost`. */
   host: string;
   port: number;
-  /** The bootstrap superuser, named after the shard URL's user. */
+  /** The shard URL's user: the least-privileged role tenantctl connects as (see shard-role.ts). */
   user: string;
   /** Its password (decoded). Never passed on a command line, where `ps` would show it. */
   password: string;
@@ -33,6 +33,9 @@ export interface ClusterStatus {
   pid?: number;
   port?: number;
 }
+
+/** The bootstrap superuser of every embedded cluster (same password as the url's user). */
+export const DEV_SUPERUSER = 'postgres';
 
 /** How long pg_ctl waits for start and stop (seconds). Startup after a crash replays WAL. */
 const PG_CTL_TIMEOUT_S = 60;
@@ -65,7 +68,7 @@ export async function clusterStatus(dataDir: string): Promise<ClusterStatus> {
 /**
  * Create the cluster with initdb if dataDir holds none yet. Returns true when it ran initdb.
  * Authentication is scram-sha-256 for TCP and the socket alike, with spec.user/spec.password as
- * the superuser, UTF8 and the C locale (the only locales guaranteed to exist everywhere).
+ * the superuser's password (the superuser is `postgres`), UTF8 and the C locale (the only locales guaranteed to exist everywhere).
  *
  * @example
  *   await initCluster({ dataDir, host: '127.0.0.1', port: 55431, user: 'postgres', password: 'pw' });
@@ -83,7 +86,7 @@ export async function initCluster(spec: ClusterSpec): Promise<boolean> {
     if (osUser) await chown(pwfile, osUser.uid, osUser.gid);
     const result = await runAs(osUser, bin.initdb, [
       `--pgdata=${spec.dataDir}`,
-      `--username=${spec.user}`,
+      `--username=${DEV_SUPERUSER}`,
       `--pwfile=${pwfile}`,
       '--auth=scram-sha-256',
       '--encoding=UTF8',

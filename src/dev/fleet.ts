@@ -13,6 +13,7 @@ import {
   type ClusterSpec,
   type ClusterStatus,
 } from './cluster.js';
+import { ensureShardRole } from './shard-role.js';
 
 /**
  * The embedded development fleet: one local cluster per `embedded: true` shard of the config.
@@ -53,12 +54,16 @@ export async function devUp(config: Config, opts: DevOptions = {}): Promise<DevS
     planned.map((p) =>
       settle(p, async () => {
         if (p.status.state === 'running') {
-          if (p.status.port === p.spec.port) return 'already running';
+          if (p.status.port === p.spec.port) {
+            await ensureShardRole(p.spec);
+            return 'already running';
+          }
           // Running, but the url's port changed since it started: move it to the new port.
           await stopCluster(p.spec.dataDir);
         }
         await initCluster(p.spec);
         await startCluster(p.spec);
+        await ensureShardRole(p.spec);
         return 'started';
       }),
     ),
@@ -118,6 +123,7 @@ export async function devReset(config: Config, opts: DevOptions = {}): Promise<D
         await removeDataDir(p.spec.dataDir);
         await initCluster(p.spec);
         await startCluster(p.spec);
+        await ensureShardRole(p.spec);
         return 'reset';
       }),
     ),

@@ -9,6 +9,8 @@ import { openCatalog } from '../catalog/open.js';
 import { catalogMigrations } from '../catalog/migrations.js';
 import type { CatalogDb } from '../catalog/open.js';
 import { tenantRoleName } from '../placement/naming.js';
+import { loadMigrations } from '../migrate/files.js';
+import { shardRoleChecks } from './shard-role.js';
 
 export interface Check {
   check: string;
@@ -36,6 +38,7 @@ export async function runDoctor(config: Config, fleet: Fleet): Promise<Check[]> 
         const row = r.rows[0];
         majors.push(Math.floor(row.n / 10000));
         checks.push({ check: `shard ${s.name}`, ok: true, detail: `reachable, PostgreSQL ${row.v}` });
+        checks.push(...(await shardRoleChecks(config, fleet, s)));
         checks.push({
           check: `role ${config.servingRole.name} on ${s.name}`,
           // Not an error: it is created with the shard's first pool tenant.
@@ -52,14 +55,19 @@ export async function runDoctor(config: Config, fleet: Fleet): Promise<Check[]> 
     try {
       const all = await new Migrator({ db, provider: catalogMigrations }).getMigrations();
       const pending = all.filter((m) => !m.executedAt).map((m) => m.name);
-      checks.push({ check: 'catalog', ok: pending.length === 0, detail: pending.length ? `pending catalog migrations: ${pending.join(', ')} (any command applies them)` : 'migrated' });
-      if (pending.length === 0) checks.push(...(await tenantRoleChecks(db, fleet, config)));
+      // A fresh fleet's catalog is migrated by the first command that needs it: information, not a failure.
+      checks.push({ check: 'catalog', ok: true, detail: pending.length ? `not migrated yet: ${pending.join(', ')} (the first command that needs it applies them)` : 'migrated' });
+      if (pending.length === 0) {
+        checks.push(...(await tenantRoleChecks(db, fleet, config)));
+        checks.push(await stuckTenantsCheck(db));
+      }
     } finally {
       await db.destroy();
     }
   } catch (err) {
     checks.push({ check: 'catalog', ok: false, detail: redactText(errorMessage(err)) });
   }
+  checks.push(await migrationsCheck(config));
   try {
     $.verbose = false;
     const out = (await $`pg_dump --version`.quiet()).stdout.trim();
@@ -71,6 +79,38 @@ export async function runDoctor(config: Config, fleet: Fleet): Promise<Check[]> 
     checks.push({ check: 'pg_dump', ok: false, detail: 'pg_dump not found on PATH: install the PostgreSQL client tools (backups need it)' });
   }
   return checks.sort((a, b) => a.check.localeCompare(b.check));
+}
+
+/** The application's migrations folder exists and its files load (names, numbering, readability). */
+async function migrationsCheck(config: Config): Promise<Check> {
+  try {
+    const files = await loadMigrations(config.migrationsDir);
+    return {
+      check: 'migrations',
+      ok: files.length > 0,
+      detail: files.length ? `${config.migrationsDir}: ${files.length} file(s), head ${files.at(-1)!.id}` : `${config.migrationsDir} holds no migration files (NNNN_name.sql): tenants would get no tables`,
+    };
+  } catch (err) {
+    return { check: 'migrations', ok: false, detail: redactText(errorMessage(err)) };
+  }
+}
+
+/** Tenants a command left half-way: each needs its command run again (or deleted). */
+async function stuckTenantsCheck(db: CatalogDb): Promise<Check> {
+  const stuck = await db
+    .selectFrom('tenants')
+    .select(['slug', 'status', 'status_detail'])
+    .where('status', 'in', ['provisioning', 'failed', 'deleting'])
+    .orderBy('slug')
+    .execute();
+  const fix: Record<string, string> = { provisioning: 'tenant create again to finish', failed: 'tenant create again to retry', deleting: 'tenant delete again to finish' };
+  return {
+    check: 'stuck tenants',
+    ok: stuck.length === 0,
+    detail: stuck.length
+      ? stuck.map((t) => `${t.slug} ${t.status} (run ${fix[t.status]}${t.status_detail ? `; ${t.status_detail}` : ''})`).join('; ')
+      : 'none in provisioning, failed or deleting',
+  };
 }
 
 /** Every schema and database tenant of the catalog has its role on its shard. */

@@ -224,6 +224,8 @@ class Stop extends Error {
 class TargetRun {
   private readonly id: string;
   private readonly started = Date.now();
+  /** Side doors the managed-RLS step closed on a pool target (named in the report). */
+  private readonly secured: string[] = [];
   private readonly deadline: number;
   private timedOut = false;
   /** The statement_timeout in force was cut to the time left of targetTimeout. */
@@ -316,10 +318,14 @@ class TargetRun {
         // Each migration secured its own tables in its transaction; this repairs hand-made changes.
         if (rlsBroken) {
           await this.withRetry(undefined, () =>
-            this.inTransaction(() => repairRlsPolicies(this.client, this.target.schema, this.opts.config)),
+            this.inTransaction(async () => {
+              this.secured.push(...(await repairRlsPolicies(this.client, this.target.schema, this.opts.config)).secured);
+            }),
           );
         }
         protectedTables = (await tenantScopedTables(this.client, this.target.schema, this.opts.config)).map((t) => t.table);
+        // Side doors closed by the managed-RLS step are named in the report.
+        warnings.push(...this.secured);
       }
       return this.outcome('succeeded', {
         unknown,
@@ -616,7 +622,7 @@ class TargetRun {
             if (up) await up(kyselyOnClient(this.client, { insideTransaction: true }));
             else await this.execSql(sql, 1);
             // The tables this migration created or changed are protected before anyone sees them.
-            if (this.pool) await repairRlsPolicies(this.client, this.target.schema, this.opts.config);
+            if (this.pool) this.secured.push(...(await repairRlsPolicies(this.client, this.target.schema, this.opts.config)).secured);
             await this.client.query(tail);
           } else {
             // The migration, its tracking row and the commit in one round trip (the newline ends a
@@ -659,7 +665,7 @@ class TargetRun {
       }
       await this.withRetry(m, () =>
         this.inTransaction(async () => {
-          if (this.pool) await repairRlsPolicies(this.client, this.target.schema, this.opts.config);
+          if (this.pool) this.secured.push(...(await repairRlsPolicies(this.client, this.target.schema, this.opts.config)).secured);
           await recordApplied(this.client, this.target.schema, m, Date.now() - t0);
         }),
       );

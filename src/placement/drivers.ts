@@ -8,6 +8,8 @@ import { dropTenantRole, ensureTenantRole, grantConnect, grantSchemaToRole } fro
 import { inTransaction } from '../fleet/fleet.js';
 import { ensureServingRole } from './rls.js';
 import { scopedTablesInOrder } from './scoped-tables.js';
+import { databaseExists, ensureAdminSeesAll, poolKeyRows, rowsWithKey, type KeyRows, type PoolScope } from './pool-rows.js';
+import { TenantctlError } from '../errors.js';
 
 /** The parts of a tenant's catalog row a placement needs. */
 export interface PlacedTenant {
@@ -30,6 +32,11 @@ export interface PlacementDriver {
   finish(fleet: Fleet, config: Config, t: PlacedTenant): Promise<void>;
   /** Remove the tenant's placement (exclusive models) or its rows (pool). */
   remove(fleet: Fleet, config: Config, t: PlacedTenant): Promise<void>;
+  /**
+   * Shared placements only: rows already there with the tenant's key (a new tenant with it
+   * would see them). Exclusive placements start empty.
+   */
+  keyRows?(fleet: Fleet, config: Config, t: PoolScope): Promise<KeyRows[]>;
   /**
    * prepare, then `steps.inside` (the migrations), then finish, with everything PostgreSQL allows
    * in ONE transaction on one connection to the tenant's database: a failure or a crash inside
@@ -63,14 +70,29 @@ const pool: PlacementDriver = {
     // migrateTarget re-applies the row-level-security policies and serving-role grants.
   },
   async remove(fleet, config, t) {
+    if (!(await databaseExists(fleet, t.shard, t.database_name))) return;
     await fleet.withTransaction(t.shard, t.database_name, async (c) => {
+      // tenantctl's role must see every row, or the delete would match nothing and "succeed".
+      await ensureAdminSeesAll(c, t.schema_name, config);
       const tables = await scopedTablesInOrder(c, t.schema_name, config);
       // Children before parents, so foreign keys never block the delete. The key is cast to the
       // column's type (not the column to text) so the tenant-key indexes serve the delete.
-      for (const { table, column } of tables.reverse()) {
+      for (const { table, column } of [...tables].reverse()) {
         await c.query(`delete from ${qualified(t.schema_name, table)} where ${ident(column)} = $1::${config.tenantKey.type}`, [t.key]);
       }
+      // Proof, in the same transaction: nothing with the key is left anywhere.
+      const left = await rowsWithKey(c, tables, t.schema_name, t.key, config);
+      if (left.length > 0) {
+        throw new TenantctlError(
+          'DELETE_INCOMPLETE',
+          `rows with key ${t.key} are still in ${left.map((l) => `${t.schema_name}.${l.table} (${l.rows})`).join(', ')} after the delete; nothing was deleted`,
+          'check the row-level security of those tables (tenantctl doctor), then run the delete again',
+        );
+      }
     });
+  },
+  async keyRows(fleet, config, t) {
+    return poolKeyRows(fleet, config, t);
   },
 };
 

@@ -2,7 +2,7 @@ import type { TenantRow } from '../catalog/tables.js';
 import type { Config } from '../config/types.js';
 import { redactUrl } from '../config/redact.js';
 import { databaseUrl, shardEndpoint } from '../fleet/connection-url.js';
-import { targetId } from './naming.js';
+import { targetId, tenantRoleName } from './naming.js';
 
 export interface Resolved {
   tenant: string;
@@ -14,27 +14,55 @@ export interface Resolved {
   port: number;
   database: string;
   schema: string;
+  /** The role the application connects as: the serving role (pool) or the tenant's own role. */
+  role: string;
   target: string;
-  /** The connection URL of the tenant's database, password redacted. */
+  /** What the application connects with (password redacted; tenant roles have none). */
   url: string;
   /** How the application scopes to the tenant there. */
   scope: string;
+  /** Pool: the setting to set on every request (transaction), and its value. */
+  setting?: { name: string; value: string };
+  /** Only with --admin: tenantctl's own shard URL for the tenant's database, password redacted. */
+  adminUrl?: string;
 }
 
 /**
- * Where a tenant lives, from the catalog and the config.
+ * Where a tenant lives and what its application connects with, from the catalog and the config.
+ * Never tenantctl's own (admin) role unless asked: a superuser or table owner skips row-level
+ * security, so handing its URL to an application would show it every tenant.
  *
  * @example
- *   resolveTenant(config, row).url // 'postgres://postgres:***@127.0.0.1:55431/tenant_schemas'
+ *   resolveTenant(config, poolRow).url
+ *   // 'postgres://app_user:***@127.0.0.1:55431/tenant_pool?options=-c%20app.tenant_id%3D4f0c…'
+ *   resolveTenant(config, schemaRow, { admin: true }).adminUrl
+ *   // 'postgres://tenantctl:***@127.0.0.1:55431/tenant_schemas'
  */
-export function resolveTenant(config: Config, t: TenantRow): Resolved {
+export function resolveTenant(config: Config, t: TenantRow, opts: { admin?: boolean } = {}): Resolved {
   const shard = config.shards.find((s) => s.name === t.shard);
   if (!shard) throw new Error(`tenant ${t.slug} is on shard ${t.shard}, which is not in the config`);
   const ep = shardEndpoint(shard);
-  const scope =
-    t.model === 'pool'
-      ? `set ${config.rls.setting} = '${t.key}' (row-level security on ${t.schema_name}.*)`
-      : `search_path = ${t.schema_name}`;
+  const base = new URL(databaseUrl(shard.url, t.database_name));
+  base.search = '';
+  const pool = t.model === 'pool';
+  const role = pool ? config.servingRole.name : tenantRoleName(t.slug);
+  const app = new URL(base.toString());
+  app.username = encodeURIComponent(role);
+  // The serving role's password is in the config (shown redacted); tenant roles have none:
+  // operators set one or map the role in their pooler.
+  app.password = pool && config.servingRole.password ? '***' : '';
+  // libpq's `options` sets the setting (pool) or search_path (schema) for the whole connection:
+  // right for one tenant per connection; a shared pool sets the setting per transaction instead.
+  const options = pool
+    ? `-c ${config.rls.setting}=${t.key}`
+    : t.model === 'schema'
+      ? `-c search_path=${t.schema_name}`
+      : undefined;
+  // %20, not '+': libpq decodes only percent-escapes in a URI.
+  if (options) app.search = `?options=${encodeURIComponent(options)}`;
+  const scope = pool
+    ? `per transaction: select set_config('${config.rls.setting}', '${t.key}', true) (row-level security on ${t.schema_name}.*)`
+    : `search_path = ${t.schema_name}`;
   return {
     tenant: t.slug,
     status: t.status,
@@ -45,8 +73,11 @@ export function resolveTenant(config: Config, t: TenantRow): Resolved {
     port: ep.port,
     database: t.database_name,
     schema: t.schema_name,
+    role,
     target: targetId({ shard: t.shard, database: t.database_name, schema: t.schema_name }),
-    url: redactUrl(databaseUrl(shard.url, t.database_name)),
+    url: app.toString(),
     scope,
+    ...(pool ? { setting: { name: config.rls.setting, value: t.key } } : {}),
+    ...(opts.admin ? { adminUrl: redactUrl(base.toString()) } : {}),
   };
 }

@@ -1,19 +1,30 @@
 import type pg from 'pg';
 import type { Config } from '../config/types.js';
+import { TenantctlError } from '../errors.js';
 import { ident, isAlreadyExists, literal, qualified } from '../sql.js';
+import { closeSideDoors, findSideDoors } from './pool-side-doors.js';
 
 /**
- * Row-level security for pool targets, managed by tenantctl rather than written in migrations:
- * every tenant-scoped table (one with the tenant-key column, or the column named for it in
- * `tenantKey.tables`) gets RLS enabled and forced, and one policy, `tenantctl_isolation`,
- * comparing the key column with the `rls.setting` session setting. The serving role the
- * application connects as gets data privileges and nothing more.
+ * Row-level security for pool targets, managed by tenantctl rather than written in migrations.
+ * Every tenant-scoped table (one with the tenant-key column, or the column named for it in
+ * `tenantKey.tables`), partitions included, gets RLS enabled and two permissive policies:
+ *
+ * - `tenantctl_isolation`, for everyone: the key column equals the `rls.setting` session setting;
+ * - `tenantctl_admin`, for tenantctl's own shard role only: every row. Its work (deleting a pool
+ *   tenant's rows, data migrations, copies) must never be filtered.
+ *
+ * FORCE is set only when the table's owner is another role than tenantctl's (the serving role,
+ * say): an owner skips RLS unless it is forced, so a foreign owner must be subject to it, while
+ * tenantctl as the owner stays exempt, which also lets it COPY FROM into pool tables (PostgreSQL
+ * refuses COPY FROM to any role RLS applies to). The serving role is never the owner-exempt role.
  *
  * @example
- *   await inTransaction(client, () => applyRlsPolicies(client, 'app', config));
+ *   await inTransaction(client, () => repairRlsPolicies(client, 'app', config));
  *   // as app_user: select set_config('app.tenant_id', '<key>', false); select * from tasks;
  */
 export const POLICY_NAME = 'tenantctl_isolation';
+/** The policy that lets tenantctl's own shard role see and change every row. */
+export const ADMIN_POLICY_NAME = 'tenantctl_admin';
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
 type RlsConfig = Pick<Config, 'tenantKey' | 'rls' | 'servingRole'>;
@@ -25,42 +36,66 @@ export interface ScopedTable {
 }
 
 export interface TableRlsState extends ScopedTable {
+  /** A partition: protected on its own (it can be read directly), deleted through its parent. */
+  partition: boolean;
+  owner: string;
+  /** tenantctl's role on this connection (current_user). */
+  admin: string;
   enabled: boolean;
   forced: boolean;
-  /** The policy's USING expression as PostgreSQL prints it, if the policy exists. */
+  /** The isolation policy's USING expression as PostgreSQL prints it, if it exists. */
   policy: string | null;
   /** Its WITH CHECK expression. */
   check: string | null;
+  /** The roles it applies to ('public' for everyone). */
+  policyRoles: string[] | null;
+  /** The admin policy's USING / WITH CHECK and roles, if it exists. */
+  adminPolicy: string | null;
+  adminCheck: string | null;
+  adminRoles: string[] | null;
+  /** Permissive policies of someone else's that apply to the serving role: they would widen isolation. */
+  widening: string[];
 }
 
 /**
- * Tables of `schema` that carry the tenant key: a column named tenantKey.column, or for tables
- * listed in tenantKey.tables the column named there. Partitions are left out (their parent is
- * protected). Sorted by name.
+ * Tables of `schema` that carry the tenant key, parents only (partitions are reached through
+ * their parent), sorted by name. What delete, key checks and copies work on.
  */
 export async function tenantScopedTables(client: Queryable, schema: string, config: RlsConfig): Promise<ScopedTable[]> {
   const states = await rlsState(client, schema, config);
-  return states.map(({ table, column }) => ({ table, column }));
+  return states.filter((s) => !s.partition).map(({ table, column }) => ({ table, column }));
 }
 
-/** Tenant-scoped tables with their current RLS state (for audit and for deciding to re-apply). */
+/** Tenant-scoped tables, partitions included, with their RLS state (for audit and repair). */
 export async function rlsState(client: Queryable, schema: string, config: RlsConfig): Promise<TableRlsState[]> {
   const res = await client.query<TableRlsState>(
-    `select c.relname as table, a.attname as column, c.relrowsecurity as enabled, c.relforcerowsecurity as forced,
-            p.policy, p.check
+    `select c.relname as table, a.attname as column, c.relispartition as partition,
+            pg_get_userbyid(c.relowner) as owner, current_user as admin,
+            c.relrowsecurity as enabled, c.relforcerowsecurity as forced,
+            p.policy, p.check, p.roles as "policyRoles",
+            ap.policy as "adminPolicy", ap.check as "adminCheck", ap.roles as "adminRoles",
+            array(select w.polname::text from pg_policy w
+                   where w.polrelid = c.oid and w.polpermissive and w.polname not in ($4, $5)
+                     and (0 = any(w.polroles) or (select oid from pg_roles where rolname = $6) = any(w.polroles))
+                   order by 1) as widening
        from pg_class c
        join pg_namespace n on n.oid = c.relnamespace
        join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
        left join lateral (
-         select pg_get_expr(polqual, polrelid) as policy, pg_get_expr(polwithcheck, polrelid) as check
-           from pg_policy where polrelid = c.oid and polname = $4 and polcmd = '*'
+         select pg_get_expr(polqual, polrelid) as policy, pg_get_expr(polwithcheck, polrelid) as check,
+                array(select case when r = 0 then 'public' else pg_get_userbyid(r)::text end from unnest(polroles) r order by 1) as roles
+           from pg_policy where polrelid = c.oid and polname = $4 and polcmd = '*' and polpermissive
        ) p on true
+       left join lateral (
+         select pg_get_expr(polqual, polrelid) as policy, pg_get_expr(polwithcheck, polrelid) as check,
+                array(select case when r = 0 then 'public' else pg_get_userbyid(r)::text end from unnest(polroles) r order by 1) as roles
+           from pg_policy where polrelid = c.oid and polname = $5 and polcmd = '*' and polpermissive
+       ) ap on true
       where n.nspname = $1
         and c.relkind in ('r', 'p')
-        and not c.relispartition
         and a.attname = coalesce($2::jsonb ->> c.relname::text, $3)
       order by c.relname`,
-    [schema, JSON.stringify(config.tenantKey.tables ?? {}), config.tenantKey.column, POLICY_NAME],
+    [schema, JSON.stringify(config.tenantKey.tables ?? {}), config.tenantKey.column, POLICY_NAME, ADMIN_POLICY_NAME, config.servingRole.name],
   );
   return res.rows;
 }
@@ -72,49 +107,65 @@ export function policyExpression(column: string, config: Pick<Config, 'tenantKey
   return `${ident(column)} = nullif(current_setting(${literal(config.rls.setting)}, true), '')::${config.tenantKey.type}`;
 }
 
-/**
- * Enable and force RLS with the tenantctl_isolation policy on every tenant-scoped table of
- * `schema`, and grant the serving role usage of the schema, data privileges on its tables and
- * usage of its sequences. Idempotent; run it inside the caller's transaction so the tables are
- * never seen half protected. The serving role must exist (ensureServingRole). Returns the
- * protected tables.
- */
-export async function applyRlsPolicies(client: Queryable, schema: string, config: RlsConfig): Promise<ScopedTable[]> {
-  const tables = await tenantScopedTables(client, schema, config);
-  for (const t of tables) await protectTable(client, schema, t, config);
-  await grantServingRole(client, schema, config);
-  return tables;
+export interface RlsRepair {
+  /** Every tenant-scoped table (parents). */
+  tables: ScopedTable[];
+  /** Tables (partitions included) whose RLS was changed. */
+  changed: string[];
+  /** Side doors closed, in words for the report (views made security_invoker, grants revoked). */
+  secured: string[];
 }
 
 /**
- * Like applyRlsPolicies, but only touches the tables whose RLS state differs from what tenantctl
- * wants (ALTER TABLE and CREATE POLICY take an exclusive lock, so a table already right is left
- * alone). Grants are always re-issued: new tables need them. Run inside the caller's
- * transaction. Returns every tenant-scoped table and the ones it changed.
+ * Bring a pool target to tenantctl's managed state: RLS and both policies on every tenant-scoped
+ * table whose state differs (ALTER TABLE and CREATE POLICY take an exclusive lock, so a table
+ * already right is left alone), the serving role's grants (always re-issued: new tables need
+ * them), then the side doors closed (pool-side-doors.ts). Run it inside the caller's
+ * transaction so the tables are never seen half protected. A hole it cannot close throws
+ * RLS_UNSAFE, which fails the migration.
  */
-export async function repairRlsPolicies(
-  client: Queryable,
-  schema: string,
-  config: RlsConfig,
-): Promise<{ tables: ScopedTable[]; changed: string[] }> {
+export async function repairRlsPolicies(client: Queryable, schema: string, config: RlsConfig): Promise<RlsRepair> {
   const states = await rlsState(client, schema, config);
+  assertServingRoleIsNotAdmin(states, config);
   const changed: string[] = [];
   for (const s of states) {
+    refuseWidening(schema, s);
     if (tableIsProtected(s, config)) continue;
     await protectTable(client, schema, s, config);
     changed.push(s.table);
   }
   await grantServingRole(client, schema, config);
-  return { tables: states.map(({ table, column }) => ({ table, column })), changed };
+  const secured = await closeSideDoors(client, schema, config);
+  return { tables: states.filter((s) => !s.partition).map(({ table, column }) => ({ table, column })), changed, secured };
 }
 
-async function protectTable(client: Queryable, schema: string, { table, column }: ScopedTable, config: RlsConfig) {
-  const t = qualified(schema, table);
-  const expr = policyExpression(column, config);
-  await client.query(`alter table ${t} enable row level security`);
-  await client.query(`alter table ${t} force row level security`);
-  await client.query(`drop policy if exists ${ident(POLICY_NAME)} on ${t}`);
-  await client.query(`create policy ${ident(POLICY_NAME)} on ${t} for all using (${expr}) with check (${expr})`);
+/** Kept for callers that only need the tables protected. */
+export async function applyRlsPolicies(client: Queryable, schema: string, config: RlsConfig): Promise<ScopedTable[]> {
+  return (await repairRlsPolicies(client, schema, config)).tables;
+}
+
+async function protectTable(client: Queryable, schema: string, s: TableRlsState, config: RlsConfig) {
+  const t = qualified(schema, s.table);
+  const expr = policyExpression(s.column, config);
+  try {
+    await client.query(`alter table ${t} enable row level security`);
+    await client.query(`alter table ${t} ${s.owner === s.admin ? 'no force' : 'force'} row level security`);
+    await client.query(`drop policy if exists ${ident(POLICY_NAME)} on ${t}`);
+    await client.query(`create policy ${ident(POLICY_NAME)} on ${t} as permissive for all to public using (${expr}) with check (${expr})`);
+    await client.query(`drop policy if exists ${ident(ADMIN_POLICY_NAME)} on ${t}`);
+    await client.query(
+      `create policy ${ident(ADMIN_POLICY_NAME)} on ${t} as permissive for all to ${ident(s.admin)} using (true) with check (true)`,
+    );
+  } catch (err) {
+    if ((err as { code?: string }).code === '42501') {
+      throw new TenantctlError(
+        'RLS_UNSAFE',
+        `table ${schema}.${s.table} is owned by role ${s.owner}; tenantctl's role ${s.admin} cannot manage its row-level security`,
+        `make ${s.admin} its owner (alter table ${t} owner to ${ident(s.admin)}) or a member of ${s.owner}, then run migrate up again`,
+      );
+    }
+    throw err;
+  }
 }
 
 async function grantServingRole(client: Queryable, schema: string, config: RlsConfig) {
@@ -124,21 +175,53 @@ async function grantServingRole(client: Queryable, schema: string, config: RlsCo
   await client.query(`grant usage on all sequences in schema ${ident(schema)} to ${role}`);
 }
 
+function assertServingRoleIsNotAdmin(states: TableRlsState[], config: RlsConfig): void {
+  const admin = states[0]?.admin;
+  if (admin !== undefined && admin === config.servingRole.name) {
+    throw new TenantctlError(
+      'RLS_UNSAFE',
+      `the serving role ${admin} is the role tenantctl connects as: tenantctl's role sees every tenant's rows`,
+      'give servingRole.name a role of its own (tenantctl creates it) and keep the shard url on the admin role',
+    );
+  }
+}
+
+function refuseWidening(schema: string, s: TableRlsState): void {
+  if (s.widening.length === 0) return;
+  throw new TenantctlError(
+    'RLS_UNSAFE',
+    `permissive polic${s.widening.length > 1 ? 'ies' : 'y'} ${s.widening.join(', ')} on ${schema}.${s.table} would let the serving role past ${POLICY_NAME}`,
+    `create ${s.widening.length > 1 ? 'them' : 'it'} AS RESTRICTIVE (restrictive policies narrow, permissive ones widen) or drop ${s.widening.length > 1 ? 'them' : 'it'} in a migration`,
+  );
+}
+
 /**
- * True when some tenant-scoped table lacks RLS, FORCE or the policy with the expected
- * expression, so applyRlsPolicies has work to do.
+ * True when some tenant-scoped table is not in the managed state, or a side door is open, so
+ * repairRlsPolicies has work to do.
  */
 export async function rlsNeedsApply(client: Queryable, schema: string, config: RlsConfig): Promise<boolean> {
   const states = await rlsState(client, schema, config);
-  if (states.length === 0) return false;
-  return states.some((s) => !tableIsProtected(s, config));
+  if (states.some((s) => !tableIsProtected(s, config) || s.widening.length > 0)) return true;
+  return (await findSideDoors(client, schema, config)).length > 0;
 }
 
-/** RLS enabled and forced, and the policy present with tenantctl's expression. */
+/** RLS enabled, forced exactly when someone else owns the table, and both policies as tenantctl writes them. */
 export function tableIsProtected(s: TableRlsState, config: Pick<Config, 'tenantKey' | 'rls'>): boolean {
   return (
-    s.enabled && s.forced && s.policy !== null && s.check === s.policy && policyMatches(s.policy, s.column, config)
+    s.enabled &&
+    s.forced === (s.owner !== s.admin) &&
+    s.policy !== null &&
+    s.check === s.policy &&
+    sameRoles(s.policyRoles, ['public']) &&
+    policyMatches(s.policy, s.column, config) &&
+    s.adminPolicy === 'true' &&
+    s.adminCheck === 'true' &&
+    sameRoles(s.adminRoles, [s.admin])
   );
+}
+
+function sameRoles(actual: string[] | null, wanted: string[]): boolean {
+  return actual !== null && actual.length === wanted.length && actual.every((r, i) => r === wanted[i]);
 }
 
 /** Loose comparison of PostgreSQL's rendering of a policy with the one tenantctl writes. */

@@ -16,10 +16,23 @@ export async function ensureTenantRole(c: ShardClient, role: string): Promise<vo
   }
 }
 
+/**
+ * Drop a tenant role and every privilege granted to it in this database and on shared objects
+ * (CONNECT on databases). DROP OWNED needs the privileges of the role: a superuser has them; a
+ * `CREATEROLE` shard role gets them by making itself a member first (PostgreSQL 15 lets it grant
+ * any non-superuser role; 16 gives it ADMIN on the roles it created). The membership goes with
+ * the role. Idempotent, so a delete that failed half-way is finished by running it again.
+ */
 export async function dropTenantRole(c: ShardClient, role: string): Promise<void> {
-  const exists = await c.query('select 1 from pg_roles where rolname = $1', [role]);
-  if (!exists.rowCount) return;
-  // Privileges granted to it in this database go first; grants in other databases went with them.
+  const { rows } = await c.query<{ member: boolean; superuser: boolean }>(
+    `select pg_has_role(current_user, r.oid, 'usage') as member,
+            (select rolsuper from pg_roles where rolname = current_user) as superuser
+       from pg_roles r where r.rolname = $1`,
+    [role],
+  );
+  if (rows.length === 0) return;
+  if (!rows[0].superuser && !rows[0].member) await c.query(`grant ${ident(role)} to current_user`);
+  // Privileges granted to it in this database and on shared objects; the role owns nothing.
   await c.query(`drop owned by ${ident(role)}`);
   await c.query(`drop role if exists ${ident(role)}`);
 }

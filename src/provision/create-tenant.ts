@@ -9,6 +9,7 @@ import type { TenantResult } from '../fanout/result.js';
 import { redactText } from '../config/redact.js';
 import { TenantctlError, UsageError, errorMessage } from '../errors.js';
 import { drivers } from '../placement/drivers.js';
+import type { PoolScope } from '../placement/pool-rows.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
 import { targetId } from '../placement/naming.js';
 import type { MigrationFile } from '../migrate/files.js';
@@ -69,6 +70,7 @@ export async function createTenant(deps: ProvisionDeps, input: CreateTenantInput
     // Bulk runs share one count instead of a GROUP BY over the catalog per tenant.
     if (deps.shardLoad) load.set(plan.shard, (load.get(plan.shard) ?? 0) + 1);
     const key = plan.key ?? (await freshKey(config, db, plan.slug));
+    await refuseKeyInUse(deps, { shard: plan.shard, database_name: plan.placement.database, schema_name: plan.placement.schema, key }, plan.model);
     try {
       row = await insertTenant(db, {
         slug: plan.slug,
@@ -165,6 +167,22 @@ async function undoPlacement(deps: ProvisionDeps, tenant: TenantRow): Promise<st
   } catch (err) {
     return redactText(errorMessage(err));
   }
+}
+
+/**
+ * A shared placement that still holds rows with this key (a deleted tenant's leftovers, or rows
+ * written by hand) would show them to the new tenant: refuse before anything is created.
+ */
+async function refuseKeyInUse(deps: ProvisionDeps, scope: PoolScope, model: TenantRow['model']): Promise<void> {
+  const keyRows = drivers[model].keyRows;
+  if (!keyRows) return;
+  const found = await keyRows(deps.fleet, deps.config, scope);
+  if (found.length === 0) return;
+  throw new UsageError(
+    'KEY_IN_USE',
+    `key ${scope.key} still has rows in ${scope.shard}/${scope.database_name}: ${found.map((f) => `${scope.schema_name}.${f.table} (${f.rows})`).join(', ')}`,
+    'pick another --key, or remove those rows first (they belong to no tenant in the catalog, or to a deleted one)',
+  );
 }
 
 async function freshKey(config: Config, db: CatalogDb, slug: string): Promise<string> {

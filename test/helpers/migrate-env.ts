@@ -1,4 +1,4 @@
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,7 +14,7 @@ import { createTenants } from '../../src/provision/bulk-create.js';
 import type { TenantResult } from '../../src/fanout/result.js';
 import { cli, type CliRun } from './cli.js';
 import { afterAll, beforeAll } from 'vitest';
-import { startTestFleet, type TestFleet } from './test-fleet.js';
+import { startTestFleet, superuserUrl, type TestFleet } from './test-fleet.js';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -41,7 +41,7 @@ export interface MigrateEnv {
   create(tenants: { slug: string; model: Model; shard?: string }[]): Promise<TenantResult[]>;
   addMigration(file: string, sql: string): Promise<void>;
   cli(args: string[], opts?: { env?: NodeJS.ProcessEnv; onSpawn?: (pid: number) => void }): Promise<CliRun>;
-  /** One query as the superuser on (shard, database). */
+  /** One query as the env's shard role on (shard, database). */
   q<T extends pg.QueryResultRow = any>(shard: string, database: string, sql: string, params?: unknown[]): Promise<T[]>;
   /** The catalog's migrate runs, newest first. */
   runs(): Promise<{ id: number; status: string; holder: string; args: any; progress: any }[]>;
@@ -55,19 +55,33 @@ export interface EnvOptions {
   /** Extra shards (e.g. one that is down): name → url, in region us-east. */
   extraShards?: Record<string, string>;
   migrations?: Partial<Config['migrations']>;
+  /** Connect as the clusters' superuser instead of the least-privileged shard role (tested on purpose). */
+  superuser?: boolean;
+  /** Another tenant key (the user's own schema). */
+  tenantKey?: Config['tenantKey'];
+  /** Copy these migration files instead of the repository's migrations/ (only the named files when `files` is given). */
+  migrationsFrom?: string;
+  files?: string[];
 }
 
 export async function migrateEnv(fleet: TestFleet, name: string, opts: EnvOptions = {}): Promise<MigrateEnv> {
   const dir = await mkdtemp(join(tmpdir(), `tenantctl-menv-${name}-`));
   const migrationsDir = join(dir, 'migrations');
-  await cp(join(REPO, 'migrations'), migrationsDir, { recursive: true });
+  if (opts.files) {
+    await mkdir(migrationsDir, { recursive: true });
+    for (const f of opts.files) await cp(join(opts.migrationsFrom ?? join(REPO, 'migrations'), f), join(migrationsDir, f));
+  } else {
+    await cp(opts.migrationsFrom ?? join(REPO, 'migrations'), migrationsDir, { recursive: true });
+  }
   const doc = parseDocument(await readFile(fleet.configFile, 'utf8'));
   doc.setIn(['catalog', 'database'], `cat_${name}`);
   doc.setIn(['migrations', 'dir'], migrationsDir);
   for (const [k, v] of Object.entries(opts.migrations ?? {})) doc.setIn(['migrations', k], v);
+  if (opts.tenantKey) doc.set('tenantKey', doc.createNode(opts.tenantKey));
   for (const s of fleet.config.shards) {
     doc.setIn(['regions', s.region, 'shards', s.name, 'poolDatabase'], `pool_${name}`);
     doc.setIn(['regions', s.region, 'shards', s.name, 'tenantDatabase'], `schemas_${name}`);
+    if (opts.superuser) doc.setIn(['regions', s.region, 'shards', s.name, 'url'], superuserUrl(s.url));
     const max = opts.maxConnections?.[s.name];
     if (max !== undefined) doc.setIn(['regions', s.region, 'shards', s.name, 'maxConnections'], max);
   }

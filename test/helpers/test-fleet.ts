@@ -3,7 +3,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseDocument } from 'yaml';
+import { parse, parseDocument, stringify } from 'yaml';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
 import { devDown, devUp } from '../../src/dev/fleet.js';
@@ -86,6 +86,37 @@ export async function startTestFleet(opts: { shards?: number } = {}): Promise<Te
 }
 
 /**
+ * The same shard url as the cluster's superuser (`postgres`, same password): for the few tests
+ * that run tenantctl as a superuser on purpose, and for planting flaws only a superuser may.
+ *
+ * @example
+ *   const su = superuserUrl(fleet.config.shards[0].url);
+ */
+export function superuserUrl(url: string): string {
+  const u = new URL(url);
+  u.username = 'postgres';
+  return u.toString();
+}
+
+/**
+ * A copy of a fleet's config file whose shards connect as the superuser: tenantctl run as a
+ * superuser, the exception tested on purpose. Returns the new file's path.
+ */
+export async function superuserConfigFile(configFile: string, catalogDatabase?: string): Promise<string> {
+  const doc = parse(await readFile(configFile, 'utf8')) as {
+    catalog: { database?: string };
+    regions: Record<string, { shards: Record<string, { url: string }> }>;
+  };
+  for (const region of Object.values(doc.regions)) {
+    for (const shard of Object.values(region.shards)) shard.url = superuserUrl(shard.url);
+  }
+  if (catalogDatabase) doc.catalog.database = catalogDatabase;
+  const out = configFile.replace(/\.yaml$/, `.superuser-${process.pid}-${Date.now()}.yaml`);
+  await writeFile(out, stringify(doc));
+  return out;
+}
+
+/**
  * Stop and delete test fleets whose owning process is gone (a run killed before its teardown),
  * so that interrupted runs do not pile up running clusters. Fleets of live processes, such as a
  * colleague's test run on the same machine, are left alone.
@@ -137,7 +168,8 @@ async function fleetConfigText(dir: string, count: number): Promise<string> {
     const name = `${region === 'us-east' ? 'us' : 'eu'}${Math.floor(i / 2) + 1}`;
     regions[region] ??= { residency: 'eu', backup: { dir: join(dir, 'backups', 'eu-west') }, shards: {} };
     regions[region].shards[name] = {
-      url: `postgres://postgres:${encoded}@127.0.0.1:${ports[i]}/postgres`,
+      // The least-privileged shard role operators give tenantctl; `dev up` creates it.
+      url: `postgres://tenantctl:${encoded}@127.0.0.1:${ports[i]}/postgres`,
       maxConnections: 10,
       embedded: true,
     };

@@ -4,7 +4,7 @@ import { describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { UsageError } from '../../src/errors.js';
 import { devDown, devReset, devStatus, devUp } from '../../src/dev/fleet.js';
-import { startTestFleet } from '../helpers/test-fleet.js';
+import { startTestFleet, superuserUrl } from '../helpers/test-fleet.js';
 
 const config = loadConfig({ file: inject('fleetConfigFile') });
 const password = inject('fleetPassword');
@@ -69,7 +69,8 @@ describe('dev fleet', () => {
     try {
       const [us1] = fleet.config.shards;
       const port = Number(new URL(us1.url).port);
-      await query(us1.url, 'create table dev_fleet_marker (id int)');
+      // As the superuser: the shard role (least privilege) may not create in public.
+      await query(superuserUrl(us1.url), 'create table dev_fleet_marker (id int)');
       expect(await devDown(fleet.config)).toMatchObject([{ shard: 'us1', state: 'stopped' }]);
 
       const squatter = await listen(port);

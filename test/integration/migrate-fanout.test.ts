@@ -309,7 +309,7 @@ describe('pool targets and the JSON document', () => {
       await c.connect();
       try {
         const labels = (await rlsState(c, 'app', e.config)).find((t) => t.table === 'labels');
-        expect(labels).toMatchObject({ enabled: true, forced: true });
+        expect(labels).toMatchObject({ enabled: true, forced: false, adminPolicy: 'true' });
         expect(labels!.policy).toBeTruthy();
       } finally {
         await c.end();

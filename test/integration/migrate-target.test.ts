@@ -342,13 +342,13 @@ describe('pool targets: row-level security', () => {
     c = await connect(db);
   });
 
-  it('enables and forces RLS with the tenantctl policy on every tenant-scoped table', async () => {
+  it('enables RLS with both tenantctl policies on every tenant-scoped table (no FORCE: tenantctl owns them)', async () => {
     const out = await migrateTarget(c, poolTarget(db), shipped, { config });
     expect(out.error).toBeUndefined();
     expect(out.protectedTables).toEqual(['comments', 'projects', 'tasks', 'users', 'workspaces']);
     const states = await rlsState(c, 'app', config);
     for (const s of states) {
-      expect(s).toMatchObject({ enabled: true, forced: true });
+      expect(s).toMatchObject({ enabled: true, forced: false, adminPolicy: 'true', adminCheck: 'true', adminRoles: [s.admin] });
       expect(s.policy).toMatch(new RegExp(`^\\(?${s.column} = `));
       expect(s.check).toBe(s.policy);
     }
@@ -398,12 +398,14 @@ describe('pool targets: row-level security', () => {
   });
 
   it('re-running repairs RLS changed by hand', async () => {
-    await c.query('alter table app.tasks no force row level security');
+    await c.query('alter table app.tasks force row level security');
+    await c.query(`drop policy tenantctl_admin on app.users`);
     await c.query(`drop policy ${POLICY_NAME} on app.comments`);
     const out = await migrateTarget(c, poolTarget(db), shipped, { config });
     expect(out).toMatchObject({ status: 'succeeded', applied: [] });
     const states = await rlsState(c, 'app', config);
-    expect(states.filter((s) => !s.forced || !s.policy)).toEqual([]);
+    expect(states.filter((s) => s.forced || !s.policy || s.adminPolicy !== 'true')).toEqual([]);
+    expect(states.length).toBe(5);
   });
 
   it('ensureServingRole is idempotent and safe when many run at once', async () => {
@@ -443,7 +445,8 @@ describe('tenant key types', () => {
       const key = type === 'uuid' ? randomUUID() : type === 'bigint' ? '42' : 'acme';
       await c.query(`insert into app.workspaces (id, name) values ($1, 'W')`, [key]);
       const states = await rlsState(c, 'app', cfg);
-      expect(states.every((s) => s.enabled && s.forced && s.policy?.includes('NULLIF(current_setting'))).toBe(true);
+      expect(states.length).toBe(5);
+      expect(states.every((s) => s.enabled && !s.forced && s.adminPolicy === 'true' && s.policy?.includes('NULLIF(current_setting'))).toBe(true);
       // PostgreSQL's rendering of the policy is recognised, so a re-run leaves the tables alone.
       expect(await rlsNeedsApply(c, 'app', cfg)).toBe(false);
     });

@@ -7,6 +7,7 @@ import { createTenants } from '../../src/provision/bulk-create.js';
 import { getTenant } from '../../src/catalog/tenants.js';
 import { UsageError } from '../../src/errors.js';
 import { catalogCount, q, shardDbUrl, testDeps } from '../helpers/deps.js';
+import { superuserUrl } from '../helpers/test-fleet.js';
 
 let deps: Awaited<ReturnType<typeof testDeps>>;
 beforeAll(async () => {
@@ -25,19 +26,22 @@ const dbExists = async (shard: string, db: string) =>
   (await q(admin(shard, 'postgres'), 'select 1 from pg_database where datname = $1', [db])).length > 0;
 
 describe('provisioning in each model', () => {
-  it('pool: catalog row active, pool target at head, every tenant-scoped table under forced RLS', async () => {
+  it('pool: catalog row active, pool target at head, every tenant-scoped table under RLS with both policies', async () => {
     const r = await createTenant(deps, { slug: 'pv-pool-a', model: 'pool', shard: 'us1' });
     expect(r.status).toBe('succeeded');
     const t = await getTenant(deps.db, 'pv-pool-a');
     expect(t).toMatchObject({ status: 'active', model: 'pool', database_name: 'tenant_pool', schema_name: 'app', schema_version: deps.migrations.at(-1)!.id });
     const tables = await q(admin('us1', 'tenant_pool'),
       `select c.relname, c.relrowsecurity, c.relforcerowsecurity,
-              exists(select 1 from pg_policy p where p.polrelid = c.oid and p.polname = 'tenantctl_isolation') as policy
+              exists(select 1 from pg_policy p where p.polrelid = c.oid and p.polname = 'tenantctl_isolation') as policy,
+              exists(select 1 from pg_policy p where p.polrelid = c.oid and p.polname = 'tenantctl_admin'
+                                                 and p.polroles = array[(select oid from pg_roles where rolname = current_user)]) as admin
          from pg_class c join pg_namespace n on n.oid = c.relnamespace
         where n.nspname = 'app' and c.relkind = 'r'`);
     const scoped = tables.filter((x) => x.relname !== 'task_statuses' && x.relname !== 'countries');
     expect(scoped.length).toBeGreaterThanOrEqual(4);
-    for (const row of scoped) expect(row, row.relname).toMatchObject({ relrowsecurity: true, relforcerowsecurity: true, policy: true });
+    // tenantctl's role owns the tables: exempt as the owner (no FORCE), the serving role is not.
+    for (const row of scoped) expect(row, row.relname).toMatchObject({ relrowsecurity: true, relforcerowsecurity: false, policy: true, admin: true });
   });
 
   it('schema: own schema at head and a role that can use it', async () => {
@@ -88,7 +92,8 @@ describe('isolation between tenants', () => {
   });
 
   it("the tenant role of A cannot read B's schema", async () => {
-    const url = admin('us1', 'tenant_schemas');
+    // SET ROLE needs membership in the role: the superuser has it, tenantctl's role does not.
+    const url = superuserUrl(admin('us1', 'tenant_schemas'));
     // Sanity: A can read its own.
     await q(url, 'set role tenant_pv_iso_a; select count(*) from t_pv_iso_a.workspaces');
     await expect(q(url, 'set role tenant_pv_iso_a; select count(*) from t_pv_iso_b.workspaces')).rejects.toMatchObject({ code: '42501' });

@@ -54,7 +54,7 @@ describe('parseConfig', () => {
     ]);
     expect(config.shards.find((s) => s.name === 'eu1')?.residency).toBe('eu');
     expect(new URL(config.shards[0].url).port).toBe('55431');
-    expect(config.catalogUrl).toBe('postgres://postgres:dev-Pw-4f9c@127.0.0.1:55431/tenantctl_catalog');
+    expect(config.catalogUrl).toBe('postgres://tenantctl:dev-Pw-4f9c@127.0.0.1:55431/tenantctl_catalog');
     expect(config.defaultRegion).toBe('us-east');
     expect(config.defaultTier).toBe('free');
     expect(config.dev.dataDir).toBe('.tenantctl/dev');

@@ -1,0 +1,41 @@
+import pg from 'pg';
+import { TenantctlError, errorMessage } from '../errors.js';
+import { redactText } from '../config/redact.js';
+import { ident, isAlreadyExists, literal } from '../sql.js';
+import { DEV_SUPERUSER, type ClusterSpec } from './cluster.js';
+
+/**
+ * Give an embedded cluster the least-privileged role its shard url names: LOGIN CREATEDB
+ * CREATEROLE, not SUPERUSER, not BYPASSRLS, which is what operators give tenantctl on real
+ * clusters. The dev fleet and the tests then run as it, so a bug that only a superuser's rights
+ * hide (RLS skipped, any role droppable) shows up locally. The cluster's superuser (`postgres`,
+ * same password) connects once for this. Idempotent: an existing role keeps its attributes, and
+ * its password follows the url. A url whose user is the superuser itself is left as it is.
+ */
+export async function ensureShardRole(spec: ClusterSpec): Promise<void> {
+  if (spec.user === DEV_SUPERUSER) return;
+  const client = new pg.Client({ host: spec.host, port: spec.port, user: DEV_SUPERUSER, password: spec.password, database: 'postgres' });
+  try {
+    await client.connect();
+    const exists = await client.query('select 1 from pg_roles where rolname = $1', [spec.user]);
+    if (exists.rowCount) {
+      await client.query(`alter role ${ident(spec.user)} password ${literal(spec.password)}`);
+      return;
+    }
+    try {
+      await client.query(
+        `create role ${ident(spec.user)} login createdb createrole nosuperuser nobypassrls password ${literal(spec.password)}`,
+      );
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+    }
+  } catch (err) {
+    throw new TenantctlError(
+      'DEV_FAILED',
+      `could not create the shard role ${spec.user} on ${spec.host}:${spec.port}: ${redactText(errorMessage(err))}`,
+      `the embedded cluster's superuser is "${DEV_SUPERUSER}" with the url's password; if this cluster was made with another password, \`tenantctl dev reset --yes\` recreates it`,
+    );
+  } finally {
+    await client.end().catch(() => {});
+  }
+}

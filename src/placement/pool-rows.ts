@@ -1,0 +1,74 @@
+import type { Config } from '../config/types.js';
+import type { Fleet } from '../fleet/fleet.js';
+import type { ShardClient } from '../fleet/shard-connections.js';
+import { ident, qualified } from '../sql.js';
+import { repairRlsPolicies, rlsState, tableIsProtected, type ScopedTable } from './rls.js';
+import { scopedTablesInOrder } from './scoped-tables.js';
+import { ADMIN_DATABASE } from './databases.js';
+
+type PoolConfig = Pick<Config, 'tenantKey' | 'rls' | 'servingRole'>;
+
+/** Where a pool tenant's rows live and which key selects them. */
+export interface PoolScope {
+  shard: string;
+  database_name: string;
+  schema_name: string;
+  key: string;
+}
+
+export interface KeyRows {
+  table: string;
+  rows: number;
+}
+
+/**
+ * Make sure tenantctl's own role sees every row of the pool target before it counts or deletes:
+ * a table not in the managed state (changed by hand, or never migrated since the policy design
+ * changed) could filter it, and a delete would then match nothing and still "succeed". Repairs
+ * in the caller's transaction.
+ */
+export async function ensureAdminSeesAll(c: ShardClient, schema: string, config: PoolConfig): Promise<void> {
+  const states = await rlsState(c, schema, config);
+  if (states.some((s) => !tableIsProtected(s, config))) await repairRlsPolicies(c, schema, config);
+}
+
+/** Rows carrying `key` in each tenant-scoped table of the schema (only tables with rows). */
+export async function rowsWithKey(c: ShardClient, tables: ScopedTable[], schema: string, key: string, config: PoolConfig): Promise<KeyRows[]> {
+  if (tables.length === 0) return [];
+  const sql = tables
+    .map(
+      (t) =>
+        `select ${literalName(t.table)} as table, count(*)::int as rows from ${qualified(schema, t.table)} where ${ident(t.column)} = $1::${config.tenantKey.type}`,
+    )
+    .join(' union all ');
+  const { rows } = await c.query<KeyRows>(sql, [key]);
+  return rows.filter((r) => r.rows > 0);
+}
+
+/**
+ * Rows a pool placement already holds for `key` (a deleted tenant's leftovers, or another
+ * tenant's key): a new tenant with that key would see them. Empty when the database or schema
+ * does not exist yet. Read-only apart from repairing tenantctl's own visibility.
+ *
+ * @example
+ *   await poolKeyRows(fleet, config, { shard: 'us1', database_name: 'tenant_pool', schema_name: 'app', key: '42' })
+ *   // [{ table: 'projects', rows: 3 }]
+ */
+export async function poolKeyRows(fleet: Fleet, config: PoolConfig, p: PoolScope): Promise<KeyRows[]> {
+  if (!(await databaseExists(fleet, p.shard, p.database_name))) return [];
+  return fleet.withTransaction(p.shard, p.database_name, async (c) => {
+    await ensureAdminSeesAll(c, p.schema_name, config);
+    const tables = await scopedTablesInOrder(c, p.schema_name, config);
+    return rowsWithKey(c, tables, p.schema_name, p.key, config);
+  });
+}
+
+export async function databaseExists(fleet: Fleet, shard: string, database: string): Promise<boolean> {
+  const res = await fleet.withClient(shard, ADMIN_DATABASE, (c) => c.query('select 1 from pg_database where datname = $1', [database]));
+  return (res.rowCount ?? 0) > 0;
+}
+
+/** A table name as a SQL string literal (for the label column). */
+function literalName(name: string): string {
+  return `'${name.replace(/'/g, "''")}'`;
+}

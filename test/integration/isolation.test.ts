@@ -1,0 +1,246 @@
+import { cp } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import { databaseUrl } from '../../src/fleet/connection-url.js';
+import { json, ownMigrateFleet, type MigrateEnv } from '../helpers/migrate-env.js';
+import { superuserUrl } from '../helpers/test-fleet.js';
+
+/**
+ * Isolation with the user's own schema (a bigint key named company_id, a root table keyed by
+ * `id`, a data migration, views, a materialized view, a definer function, a partitioned table,
+ * shared tables without the key), run as the least-privileged shard role tenantctl is given in
+ * production (LOGIN CREATEDB CREATEROLE) and, on purpose, as a superuser.
+ */
+const FIXTURES = fileURLToPath(new URL('../fixtures/own-schema', import.meta.url));
+const KEY = { column: 'company_id', type: 'bigint' as const, tables: { companies: 'id' } };
+const { env, fleet } = ownMigrateFleet();
+
+async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
+}
+
+/** A URL for (shard, database) as another role. */
+function urlAs(e: MigrateEnv, shard: string, database: string, user: string, password: string): string {
+  const u = new URL(databaseUrl(e.config.shards.find((s) => s.name === shard)!.url, database));
+  u.username = encodeURIComponent(user);
+  u.password = encodeURIComponent(password);
+  return u.toString();
+}
+
+/** As the serving role on the pool database, with the tenant setting (or none). */
+function asServing<T>(e: MigrateEnv, key: string | null, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const url = urlAs(e, 'us1', `pool_${e.name}`, e.config.servingRole.name, e.config.servingRole.password ?? '');
+  return withClient(url, async (c) => {
+    if (key !== null) await c.query('select set_config($1, $2, false)', [e.config.rls.setting, key]);
+    return fn(c);
+  });
+}
+
+/** As the cluster's superuser, who sees everything: the ground truth. */
+function asSuperuser<T>(e: MigrateEnv, database: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  return withClient(superuserUrl(databaseUrl(e.config.shards.find((s) => s.name === 'us1')!.url, database)), fn);
+}
+
+async function ok(e: MigrateEnv, args: string[]) {
+  const r = await e.cli([...args, '--json']);
+  expect(r.code, `${args.join(' ')}: ${r.stdout}${r.stderr}`).toBe(0);
+  return json(r);
+}
+
+for (const mode of ['least-privilege', 'superuser'] as const) {
+  const sfx = mode === 'superuser' ? 'su' : 'lp';
+
+  describe(`the user's own schema, tenantctl as ${mode}`, () => {
+    it('data migrations change pool rows; views, materialized views, definer functions and partitions do not leak', async () => {
+      const e = await env(`own_${sfx}`, { superuser: mode === 'superuser', tenantKey: KEY, migrationsFrom: FIXTURES, files: ['0001_companies.sql'] });
+      const role = (await e.q('us1', 'postgres', 'select rolsuper from pg_roles where rolname = current_user'))[0].rolsuper;
+      expect(role).toBe(mode === 'superuser');
+      await ok(e, ['tenant', 'create', `own-a-${sfx}`, '--model', 'pool', '--shard', 'us1', '--key', '101']);
+      await ok(e, ['tenant', 'create', `own-b-${sfx}`, '--model', 'pool', '--shard', 'us1', '--key', '102']);
+      await ok(e, ['tenant', 'create', `own-c-${sfx}`, '--model', 'schema', '--shard', 'us1', '--key', '103']);
+      for (const key of ['101', '102']) {
+        await asServing(e, key, async (c) => {
+          await c.query(`insert into app.companies (id, name) values ($1, 'co')`, [key]);
+          await c.query(`insert into app.campaigns (company_id, title) values ($1, $2), ($1, $3)`, [key, `one-${key}`, `two-${key}`]);
+          await c.query(`insert into app.clicks (company_id, at, campaign) values ($1, '2026-05-01', 1), ($1, '2027-05-01', 1)`, [key]);
+        });
+      }
+      await e.q('us1', `schemas_${e.name}`, `insert into t_own_c_${sfx}.companies (id, name) values (103, 'c')`);
+      await e.q('us1', `schemas_${e.name}`, `insert into t_own_c_${sfx}.campaigns (company_id, title) values (103, 'c1')`);
+
+      for (const f of ['0002_pause_campaigns.sql', '0003_reporting.sql']) await cp(join(FIXTURES, f), join(e.migrationsDir, f));
+      const up = await ok(e, ['migrate', 'up']);
+      const poolRow = up.results.find((r: any) => r.tenant === `own-a-${sfx}`);
+      expect(poolRow).toMatchObject({ status: 'succeeded', applied: ['0002_pause_campaigns', '0003_reporting'] });
+      // The side doors it closed are named in the report.
+      expect(poolRow.warnings.join('\n')).toMatch(/view app\.campaign_stats now runs with the caller's rights/);
+      expect(poolRow.warnings.join('\n')).toMatch(/materialized view app\.campaign_totals/);
+      expect(poolRow.warnings.join('\n')).toMatch(/SECURITY DEFINER function app\.count_campaigns\(\)/);
+
+      // The data migration changed every tenant's rows: pool and schema alike.
+      const states = await asSuperuser(e, `pool_${e.name}`, (c) => c.query('select state, count(*)::int as n from app.campaigns group by 1'));
+      expect(states.rows).toEqual([{ state: 'paused', n: 4 }]);
+      const schemaStates = await e.q('us1', `schemas_${e.name}`, `select state from t_own_c_${sfx}.campaigns`);
+      expect(schemaStates).toEqual([{ state: 'paused' }]);
+
+      // Views are filtered for the serving role, with the setting and without it.
+      await asServing(e, '101', async (c) => {
+        expect((await c.query('select company_id::text, campaigns::int from app.campaign_stats')).rows).toEqual([{ company_id: '101', campaigns: 2 }]);
+        expect((await c.query('select title from app.campaign_titles order by 1')).rows.map((r) => r.title)).toEqual(['one-101', 'two-101']);
+        expect((await c.query('select app.my_campaigns()::int as n')).rows[0].n).toBe(2);
+        // Partitions read directly are filtered too.
+        expect((await c.query('select company_id::text from app.clicks_2026')).rows).toEqual([{ company_id: '101' }]);
+        await expect(c.query('select * from app.campaign_totals')).rejects.toMatchObject({ code: '42501' });
+        await expect(c.query('select app.count_campaigns()')).rejects.toMatchObject({ code: '42501' });
+      });
+      await asServing(e, null, async (c) => {
+        expect((await c.query('select * from app.campaign_stats')).rows).toEqual([]);
+        expect((await c.query('select * from app.clicks_2027')).rows).toEqual([]);
+      });
+
+      // A hole tenantctl cannot close is a failed migration, and nothing of it stays.
+      await e.addMigration('0004_open.sql', 'create policy open_all on campaigns using (true);');
+      const bad = await e.cli(['migrate', 'up', '--json']);
+      expect(bad.code).toBe(1);
+      const failed = json(bad).results.find((r: any) => r.tenant === `own-a-${sfx}`);
+      expect(failed.status).toBe('failed');
+      expect(failed.error.message).toMatch(/open_all on app\.campaigns would let the serving role past tenantctl_isolation/);
+      const policies = await asSuperuser(e, `pool_${e.name}`, (c) => c.query(`select polname from pg_policy where polname = 'open_all'`));
+      expect(policies.rows).toEqual([]);
+    });
+
+    it('pool delete removes every row of the key; the key cannot be re-used while rows remain; a re-used key sees nothing', async () => {
+      const e = await env(`del_${sfx}`, { superuser: mode === 'superuser', tenantKey: KEY, migrationsFrom: FIXTURES, files: ['0001_companies.sql'] });
+      await ok(e, ['tenant', 'create', `del-a-${sfx}`, '--model', 'pool', '--shard', 'us1', '--key', '201']);
+      await ok(e, ['tenant', 'create', `del-b-${sfx}`, '--model', 'pool', '--shard', 'us1', '--key', '202']);
+      for (const key of ['201', '202']) {
+        await asServing(e, key, async (c) => {
+          await c.query(`insert into app.companies (id, name) values ($1, 'co')`, [key]);
+          await c.query(`insert into app.campaigns (company_id, title) values ($1, 't')`, [key]);
+          await c.query(`insert into app.clicks (company_id, at, campaign) values ($1, '2026-05-01', 1)`, [key]);
+        });
+      }
+      const del = await ok(e, ['tenant', 'delete', `del-a-${sfx}`, '--yes']);
+      expect(del.ok).toBe(true);
+      const left = await asSuperuser(e, `pool_${e.name}`, (c) =>
+        c.query(`select (select count(*) from app.companies where id = 201)::int + (select count(*) from app.campaigns where company_id = 201)::int
+                        + (select count(*) from app.clicks where company_id = 201)::int as a,
+                        (select count(*) from app.campaigns where company_id = 202)::int as b`),
+      );
+      expect(left.rows[0]).toEqual({ a: 0, b: 1 });
+
+      // Rows left behind with a key (written by hand) make that key unusable until they are gone.
+      await asSuperuser(e, `pool_${e.name}`, (c) => c.query(`insert into app.companies (id, name) values (201, 'leftover')`));
+      const refused = await e.cli(['tenant', 'create', `del-c-${sfx}`, '--model', 'pool', '--shard', 'us1', '--key', '201', '--json']);
+      expect(refused.code).toBe(2);
+      expect(json(refused).error).toMatchObject({ code: 'KEY_IN_USE' });
+      expect(json(refused).error.message).toMatch(/key 201 still has rows in us1\/pool_del_\w+: app\.companies \(1\)/);
+      expect(await e.db.selectFrom('tenants').select('slug').where('slug', '=', `del-c-${sfx}`).execute()).toEqual([]);
+      await asSuperuser(e, `pool_${e.name}`, (c) => c.query('delete from app.companies where id = 201'));
+      await ok(e, ['tenant', 'create', `del-c-${sfx}`, '--model', 'pool', '--shard', 'us1', '--key', '201']);
+      await asServing(e, '201', async (c) => {
+        expect((await c.query('select * from app.campaigns')).rows).toEqual([]);
+        expect((await c.query('select * from app.companies')).rows).toEqual([]);
+      });
+    });
+
+    it('resolve hands out the serving role or the tenant role, never the admin URL unless asked', async () => {
+      const e = await env(`res_${sfx}`, { superuser: mode === 'superuser' });
+      const pool = await ok(e, ['tenant', 'create', `res-p-${sfx}`, '--model', 'pool', '--shard', 'us1']);
+      await ok(e, ['tenant', 'create', `res-q-${sfx}`, '--model', 'pool', '--shard', 'us1']);
+      await ok(e, ['tenant', 'create', `res-s-${sfx}`, '--model', 'schema', '--shard', 'us1']);
+      const keyP = pool.results[0].key ?? (await e.db.selectFrom('tenants').select('key').where('slug', '=', `res-p-${sfx}`).executeTakeFirstOrThrow()).key;
+      const keyQ = (await e.db.selectFrom('tenants').select('key').where('slug', '=', `res-q-${sfx}`).executeTakeFirstOrThrow()).key;
+      for (const [key, name] of [[keyP, 'P'], [keyQ, 'Q']]) {
+        await asServing(e, key, (c) => c.query(`insert into app.workspaces (id, name) values ($1, $2)`, [key, name]));
+      }
+
+      const r = await ok(e, ['resolve', `res-p-${sfx}`]);
+      expect(r).toMatchObject({ command: 'resolve', ok: true, role: 'app_user', setting: { name: 'app.tenant_id', value: keyP } });
+      expect(r.url).toMatch(/^postgres:\/\/app_user:\*\*\*@127\.0\.0\.1:\d+\/pool_res_\w+\?options=-c%20app\.tenant_id%3D/);
+      expect(r.adminUrl).toBeUndefined();
+      expect(JSON.stringify(r)).not.toContain('tenantctl:');
+      // The URL as given (with the password filled in) sees exactly its tenant, with no SET.
+      const url = new URL(r.url);
+      url.password = encodeURIComponent(e.config.servingRole.password ?? '');
+      const seen = await withClient(url.toString(), (c) => c.query('select name from app.workspaces'));
+      expect(seen.rows).toEqual([{ name: 'P' }]);
+
+      const s = await ok(e, ['resolve', `res-s-${sfx}`]);
+      expect(s).toMatchObject({ role: `tenant_res_s_${sfx}`, schema: `t_res_s_${sfx}` });
+      expect(s.url).toMatch(new RegExp(`^postgres://tenant_res_s_${sfx}@127\\.0\\.0\\.1:\\d+/schemas_res_\\w+\\?options=-c%20search_path%3Dt_res_s_${sfx}$`));
+      // Tenant roles have no password: the operator sets one; then the URL works as printed.
+      await e.q('us1', 'postgres', `alter role tenant_res_s_${sfx} password 'tenant-pw'`);
+      const su = new URL(s.url);
+      su.password = 'tenant-pw';
+      const tables = await withClient(su.toString(), (c) => c.query(`select count(*)::int as n from workspaces`));
+      expect(tables.rows[0].n).toBe(0);
+
+      const admin = await ok(e, ['resolve', `res-s-${sfx}`, '--admin']);
+      expect(admin.adminUrl).toMatch(new RegExp(`^postgres://${mode === 'superuser' ? 'postgres' : 'tenantctl'}:\\*\\*\\*@127\\.0\\.0\\.1:\\d+/schemas_res_`));
+      expect(JSON.stringify(admin)).not.toContain(fleet().password);
+    });
+  });
+}
+
+describe('deletes with the least-privileged role', () => {
+  it('schema and database tenants leave no schema, database or role; a delete stopped half-way is finished by running it again', async () => {
+    const e = await env('dl');
+    await ok(e, ['tenant', 'create', 'dl-s', '--model', 'schema', '--shard', 'us1']);
+    await ok(e, ['tenant', 'create', 'dl-d', '--model', 'database', '--shard', 'eu1']);
+    await ok(e, ['tenant', 'create', 'dl-h', '--model', 'schema', '--shard', 'us1']);
+    await ok(e, ['tenant', 'delete', 'dl-s', '--yes']);
+    await ok(e, ['tenant', 'delete', 'dl-d', '--yes']);
+    const us1 = await e.q('us1', 'postgres', `select rolname from pg_roles where rolname in ('tenant_dl_s', 'tenant_dl_h') order by 1`);
+    expect(us1).toEqual([{ rolname: 'tenant_dl_h' }]);
+    expect(await e.q('us1', `schemas_${e.name}`, `select nspname from pg_namespace where nspname = 't_dl_s'`)).toEqual([]);
+    expect(await e.q('eu1', 'postgres', `select 1 from pg_roles where rolname = 'tenant_dl_d'`)).toEqual([]);
+    expect(await e.q('eu1', 'postgres', `select 1 from pg_database where datname = 't_dl_d'`)).toEqual([]);
+
+    // Half-way: the schema is gone but the role and the catalog row (deleting) are still there.
+    await e.q('us1', `schemas_${e.name}`, 'drop schema t_dl_h cascade');
+    await e.db.updateTable('tenants').set({ status: 'deleting' }).where('slug', '=', 'dl-h').execute();
+    await ok(e, ['tenant', 'delete', 'dl-h', '--yes']);
+    expect(await e.q('us1', 'postgres', `select 1 from pg_roles where rolname = 'tenant_dl_h'`)).toEqual([]);
+    expect(await e.db.selectFrom('tenants').select('slug').where('slug', 'like', 'dl-%').execute()).toEqual([]);
+  });
+});
+
+describe('doctor', () => {
+  it("passes on a fresh fleet, reports the shard role's attributes, lists stuck tenants, fails without migrations", async () => {
+    const e = await env('doc');
+    const fresh = await e.cli(['doctor', '--json']);
+    const doc = json(fresh);
+    expect(fresh.code, JSON.stringify(doc.checks.filter((c: any) => !c.ok))).toBe(0);
+    const role = doc.checks.find((c: any) => c.check === 'shard role on us1');
+    expect(role).toMatchObject({ ok: true });
+    expect(role.detail).toMatch(/^tenantctl: CREATEDB CREATEROLE; least privilege/);
+
+    await ok(e, ['tenant', 'create', 'doc-p', '--model', 'pool', '--shard', 'us1']);
+    const withPool = json(await e.cli(['doctor', '--json']));
+    expect(withPool.checks.find((c: any) => c.check === 'pool tables on us1')).toMatchObject({ ok: true });
+    expect(withPool.checks.find((c: any) => c.check === 'pool tables on us1').detail).toMatch(/owned by tenantctl, row-level security in place/);
+
+    await e.db.updateTable('tenants').set({ status: 'failed', status_detail: 'boom' }).where('slug', '=', 'doc-p').execute();
+    const stuck = await e.cli(['doctor', '--json']);
+    expect(stuck.code).toBe(1);
+    expect(json(stuck).checks.find((c: any) => c.check === 'stuck tenants')).toMatchObject({ ok: false, detail: expect.stringMatching(/doc-p failed \(run tenant create again to retry; boom\)/) });
+    await e.db.updateTable('tenants').set({ status: 'active', status_detail: null }).where('slug', '=', 'doc-p').execute();
+
+    const su = json(await e.cli(['doctor', '--json']));
+    expect(su.ok).toBe(true);
+    const { rm } = await import('node:fs/promises');
+    await rm(e.migrationsDir, { recursive: true });
+    const missing = await e.cli(['doctor', '--json']);
+    expect(missing.code).toBe(1);
+    expect(json(missing).checks.find((c: any) => c.check === 'migrations')).toMatchObject({ ok: false });
+  });
+});
