@@ -43,6 +43,12 @@ export function commanderMessage(message: string): string {
 
 export function argvErrorDocument(program: Command, args: string[], code: string, message: string, hint?: string) {
   const path = commandPath(program, args);
+  // Commander appends its suggestion to the message: in JSON it is the hint.
+  const suggestion = /\n?\(Did you mean (.+)\?\)$/.exec(message);
+  if (suggestion) {
+    message = message.slice(0, suggestion.index);
+    hint ??= `did you mean ${suggestion[1]}? see tenantctl ${[...path, '--help'].join(' ')}`;
+  }
   return redactDeep({
     command: path.join(' ') || 'tenantctl',
     ok: false,
