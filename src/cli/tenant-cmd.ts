@@ -6,7 +6,7 @@ import { renderTable } from '../report/table.js';
 import { escapeControl } from '../report/escape.js';
 import { sortNaturallyBy } from '../report/natural-sort.js';
 import { nameProblem } from '../provision/name.js';
-import { renderResultDocument } from '../report/results.js';
+import { isNotRun, renderResultDocument } from '../report/results.js';
 import { canPrompt, type CommandContext } from './context.js';
 import { addSelectorOptions, concurrencyFrom, positiveInt, selectorFrom } from './options.js';
 import { confirmDestructive } from './confirm.js';
@@ -70,7 +70,7 @@ async function create(ctx: CommandContext, slugArg: string | undefined, flags: C
       const doc = resultDocument('tenant create', results, started, interrupted ? { interrupted: true } : {});
       if (interrupted) doc.ok = false;
       renderResultDocument(ctx.out, doc);
-      const unfinished = doc.results.filter((r) => r.status !== 'succeeded' && !(r.status === 'skipped' && !r.reason?.startsWith('not run'))).length;
+      const unfinished = doc.results.filter((r) => r.status === 'failed' || isNotRun(r)).length;
       if (!ctx.out.json && (interrupted || unfinished > 0)) {
         // Re-running the same file skips the tenants that exist and finishes the rest.
         ctx.out.print(`to finish: ${finishCommand(ctx, flags)}`);

@@ -1,7 +1,7 @@
 import type { TenantResult } from '../fanout/result.js';
 import type { Output } from './output.js';
 import { escapeControl } from './escape.js';
-import { errorText, resultLine } from './results.js';
+import { errorText, isNotRun as notRun, resultLine } from './results.js';
 
 /**
  * Live progress of a fan-out. On a TTY: a listr2 view on stderr with done, failed, running and
@@ -31,11 +31,6 @@ export interface Tally {
   failed: number;
   skipped: number;
   running: number;
-}
-
-/** A result whose item never started (stopped, interrupted): counted as not run. */
-function notRun(r: TenantResult): boolean {
-  return r.status === 'skipped' && (r.reason ?? '').startsWith('not run');
 }
 
 /**

@@ -24,11 +24,19 @@ export function renderResultDocument(out: Output, doc: ResultDocument): void {
     );
   }
   // Items that never started (stopped, interrupted) are not "skipped": say how many never ran.
-  const notRun = doc.results.filter((r) => r.status === 'skipped' && r.reason?.startsWith('not run')).length;
+  const notRun = doc.results.filter(isNotRun).length;
   const line =
     `${doc.command}${doc.interrupted ? ' (interrupted)' : ''}: ${s.succeeded} succeeded, ${s.failed} failed, ${s.skipped - notRun} skipped` +
     `${notRun ? `, ${notRun} not run` : ''} of ${s.total} in ${(s.durationMs / 1000).toFixed(1)}s`;
   out.print(doc.ok ? out.color.green(line) : out.color.red(line));
+}
+
+/**
+ * A result whose item never started: the fan-out stopped (`not run: …`) or was interrupted
+ * before it (the bounded runner's reason is then just `interrupted`). Not "skipped".
+ */
+export function isNotRun(r: TenantResult): boolean {
+  return r.status === 'skipped' && (r.reason === 'interrupted' || Boolean(r.reason?.startsWith('not run')));
 }
 
 export function errorText(r: TenantResult): string {
