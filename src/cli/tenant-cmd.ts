@@ -73,7 +73,8 @@ async function create(ctx: CommandContext, slugArg: string | undefined, flags: C
       const unfinished = doc.results.filter((r) => r.status === 'failed' || isNotRun(r)).length;
       if (!ctx.out.json && (interrupted || unfinished > 0)) {
         // Re-running the same file skips the tenants that exist and finishes the rest.
-        ctx.out.print(`to finish: ${finishCommand(ctx, flags)}`);
+        const failed = doc.results.some((r) => r.status === 'failed');
+        ctx.out.print(`${interrupted || !failed ? 'to finish' : 'fix the failures, then finish'}: ${finishCommand(ctx, flags)}`);
       }
       return interrupted ? EXIT.interrupted : exitCodeFor(doc);
     } finally {
