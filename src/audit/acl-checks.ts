@@ -41,7 +41,7 @@ export async function crossTenantAcl(c: ShardClient, at: { shard: string; databa
        from acl
       where acl.grantee not in (select oid from me)
         and (acl.grantee = 0 or pg_get_userbyid(acl.grantee) <> acl.own)
-      group by 1, 2, 3, 4, acl.own
+      group by acl.schema, acl.rel, acl.grantee, acl.own
       order by 1, 2 nulls first, 4`,
     [owned.map((o) => o.schema), owned.map((o) => o.role)],
   );
@@ -144,8 +144,8 @@ export async function searchPathChecks(c: ShardClient, at: { shard: string; data
   const names = [...new Set(relevant.flatMap((s) => splitPath(s.path)))];
   const writers = await c.query<{ nsp: string; pub: boolean; writers: string[] }>(
     `select n.nspname as nsp, has_schema_privilege('public', n.oid, 'CREATE') as pub,
-            array(select pg_get_userbyid(a.grantee) from aclexplode(n.nspacl) a where a.privilege_type = 'CREATE' and a.grantee <> 0
-                  union select pg_get_userbyid(n.nspowner)) as writers
+            array(select pg_get_userbyid(a.grantee)::text from aclexplode(n.nspacl) a where a.privilege_type = 'CREATE' and a.grantee <> 0
+                  union select pg_get_userbyid(n.nspowner)::text) as writers
        from pg_namespace n where n.nspname = any($1::text[])`,
     [names],
   );

@@ -86,7 +86,7 @@ export async function poolChecks(c: ShardClient, unit: AuditUnit, env: AuditEnv,
   const policies = (
     await c.query<PolicyRow>(
       `select p.polrelid::int as relid, p.polname as name, p.polcmd as cmd, p.polpermissive as permissive,
-              coalesce(array(select case when r = 0 then 'public' else pg_get_userbyid(r) end from unnest(p.polroles) r), '{}') as roles,
+              array(select case when r = 0 then 'public' else pg_get_userbyid(r)::text end from unnest(p.polroles) r)::text[] as roles,
               pg_get_expr(p.polqual, p.polrelid) as qual, pg_get_expr(p.polwithcheck, p.polrelid) as check,
               exists (select 1 from pg_depend d join pg_attribute a on a.attrelid = p.polrelid and a.attnum = d.refobjsubid
                        where d.classid = 'pg_policy'::regclass and d.objid = p.oid and d.refobjid = p.polrelid
@@ -227,14 +227,14 @@ async function relationChecks(
         where d.refobjid <> r.ev_class)
      select c.oid::int as oid, n.nspname as nsp, c.relname as name, c.relkind as kind, pg_get_userbyid(c.relowner) as owner,
             coalesce(exists (select 1 from unnest(c.reloptions) o where o in ('security_invoker=true', 'security_invoker=on', 'security_invoker=1', 'security_invoker=yes')), false) as invoker,
-            exists (select 1 from reads where reads.view = c.oid and reads.rel = any($3::oid[])) as reads_tenant,
+            exists (select 1 from reads where reads.view = c.oid and reads.rel = any($2::oid[])) as reads_tenant,
             (select rolsuper from pg_roles where oid = c.relowner) as owner_super
        from pg_class c join pg_namespace n on n.oid = c.relnamespace
       where c.relkind in ('v', 'm', 'f')
         and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_%'
         and has_table_privilege($1::text, c.oid, 'SELECT')
       order by n.nspname, c.relname`,
-    [serving, schema, tables.map((t) => t.oid)],
+    [serving, tables.map((t) => t.oid)],
   );
   const out: Finding[] = [];
   for (const v of rels.rows) {
