@@ -122,7 +122,8 @@ export async function poolChecks(c: ShardClient, unit: AuditUnit, env: AuditEnv,
       out.push(finding('pool.rls-not-forced', {
         ...at, object: obj, severity: servingOwns ? 'critical' : 'high',
         message: `${obj} is owned by ${t.owner}${servingOwns ? ' (the serving role)' : ''} and row-level security is not forced, so its owner bypasses the policies`,
-        fix: `alter table ${qualified(schema, t.table)} force row level security;`,
+        // Only the owner may ALTER the table; tenantctl does not take on another role to do it.
+        fix: `alter table ${qualified(schema, t.table)} force row level security; -- as ${t.owner}`,
       }));
     }
     for (const p of pols) out.push(...policyFindings(p, t, obj, { at, shardRole, servingName, protect }));

@@ -14,7 +14,7 @@ export interface CheckInfo {
 export const CHECKS = {
   // pool targets
   'pool.rls-disabled': { severity: 'critical', fixable: true, title: 'tenant-scoped table without row-level security' },
-  'pool.rls-not-forced': { severity: 'critical', fixable: true, title: 'row-level security enabled but not forced while a role other than tenantctl\'s owns the table' },
+  'pool.rls-not-forced': { severity: 'critical', fixable: false, title: 'row-level security enabled but not forced while a role other than tenantctl\'s owns the table' },
   'pool.policies-while-disabled': { severity: 'high', fixable: true, title: 'policies present while row-level security is off' },
   'pool.no-policy': { severity: 'medium', fixable: true, title: 'row-level security on and no policy' },
   'pool.always-true-policy': { severity: 'critical', fixable: true, title: 'a policy that is always true (other than tenantctl_admin to the shard role)' },

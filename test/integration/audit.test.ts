@@ -81,7 +81,7 @@ const cases: Case[] = [
       create policy tenantctl_isolation on app.notes using (${setting}) with check (${setting}); grant select on app.notes to tenantctl;
       alter table app.notes owner to app_user; grant all on app.notes to tenantctl`]],
     expect: [{ check: 'pool.rls-not-forced', object: 'app.notes' }],
-    fixable: true,
+    fixable: false,
     cleanup: [[P, 'drop table app.notes']],
   },
   { name: 'an always-true policy (also caught by the probes)', plant: [[P, `create policy leak on app.users for select to public using (true)`]], expect: [{ check: 'pool.always-true-policy', object: 'policy leak on app.users' }, { check: 'probe.cross-tenant-read', object: 'app.users' }], fixable: true },
@@ -170,7 +170,7 @@ describe('catalog states and the command line', () => {
 
   it('audit --json: the envelope, exit 1 at --fail-on, --fix needs --yes off a terminal, --fix --yes repairs', async () => {
     const clean = await cli(['audit', '--json'], { config: af.configFile });
-    expect(clean.code, clean.stderr).toBe(0);
+    expect(clean.code, clean.stderr + clean.stdout.slice(0, 4000)).toBe(0);
     const doc = JSON.parse(clean.stdout);
     expect(doc).toMatchObject({ command: 'audit', ok: true, failOn: 'high', summary: { findings: 0 } });
     expect(clean.stdout + clean.stderr).not.toContain(af.fleet.password);
