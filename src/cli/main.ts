@@ -9,6 +9,7 @@ import { registerTenantCommands } from './tenant-cmd.js';
 import { registerResolveCommand } from './resolve-cmd.js';
 import { registerDoctorCommand } from './doctor-cmd.js';
 import { registerMigrateCommands } from './migrate-cmd.js';
+import { registerAuditCommand } from './audit-cmd.js';
 
 /**
  * Wires the command groups. Each group file only declares flags and hands them to a core
@@ -38,6 +39,7 @@ export function buildProgram(): Command {
   registerMigrateCommands(program);
   registerResolveCommand(program);
   registerDoctorCommand(program);
+  registerAuditCommand(program);
   return program;
 }
 
