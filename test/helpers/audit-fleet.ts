@@ -1,15 +1,11 @@
-import { readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import pg from 'pg';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
 import { openCatalog, type CatalogDb } from '../../src/catalog/open.js';
 import { Fleet } from '../../src/fleet/fleet.js';
 import { loadMigrations } from '../../src/migrate/files.js';
-import { rlsState } from '../../src/placement/rls.js';
-import { qualified, ident } from '../../src/sql.js';
 import { shardDbUrl } from './deps.js';
-import { HOSTILE_PASSWORD, startTestFleet, type TestFleet } from './test-fleet.js';
+import { startTestFleet, superuserUrl, type TestFleet } from './test-fleet.js';
 
 export const SHARD_ROLE = 'tenantctl';
 
@@ -46,15 +42,8 @@ async function run(url: string, sql: string, params: unknown[] = []): Promise<pg
 export async function startAuditFleet(shards = 2): Promise<AuditFleet> {
   const fleet = await startTestFleet({ shards });
   try {
-    for (const s of fleet.config.shards) {
-      await run(shardDbUrl(fleet.config, s.name, 'postgres'), `do $$ begin
-        if not exists (select 1 from pg_roles where rolname = 'tenantctl') then
-          create role tenantctl login createdb createrole password ${"'" + HOSTILE_PASSWORD.replace(/'/g, "''") + "'"};
-        end if; end $$`);
-    }
-    const text = await readFile(fleet.configFile, 'utf8');
-    const configFile = join(fleet.dir, 'tenants.audit.yaml');
-    await writeFile(configFile, text.replaceAll('postgres://postgres:', `postgres://${SHARD_ROLE}:`));
+    // The test fleet already connects as the least-privileged shard role (dev up creates it).
+    const configFile = fleet.configFile;
     const config = loadConfig({ file: configFile, env: process.env });
     const db = await openCatalog(config);
     const conns = new Fleet(config);
@@ -66,7 +55,7 @@ export async function startAuditFleet(shards = 2): Promise<AuditFleet> {
       db,
       conns,
       deps: { config, db, fleet: conns, migrations, command: 'test' },
-      su: (shard, database, sql, params) => run(shardDbUrl(fleet.config, shard, database), sql, params),
+      su: (shard, database, sql, params) => run(superuserUrl(shardDbUrl(fleet.config, shard, database)), sql, params),
       as: (shard, database, sql, params) => run(shardDbUrl(config, shard, database), sql, params),
       async stop() {
         await conns.close();
@@ -77,25 +66,5 @@ export async function startAuditFleet(shards = 2): Promise<AuditFleet> {
   } catch (err) {
     await fleet.stop();
     throw err;
-  }
-}
-
-/**
- * The pool state of the isolation design (which main is adopting): tables owned by the shard
- * role are not forced, and `tenantctl_admin` lets the shard role see every row. Idempotent, so it
- * is harmless once provisioning does it itself.
- */
-export async function designPoolState(af: AuditFleet, shard: string): Promise<void> {
-  const c = new pg.Client({ connectionString: shardDbUrl(af.config, shard, 'tenant_pool') });
-  await c.connect();
-  try {
-    for (const t of await rlsState(c, 'app', af.config)) {
-      const q = qualified('app', t.table);
-      await c.query(`alter table ${q} no force row level security`);
-      await c.query(`drop policy if exists tenantctl_admin on ${q}`);
-      await c.query(`create policy tenantctl_admin on ${q} for all to ${ident(SHARD_ROLE)} using (true) with check (true)`);
-    }
-  } finally {
-    await c.end();
   }
 }

@@ -6,7 +6,7 @@ import type { Finding } from '../../src/audit/types.js';
 import { createTenant } from '../../src/provision/create-tenant.js';
 import { updateTenant } from '../../src/catalog/tenants.js';
 import { cli } from '../helpers/cli.js';
-import { designPoolState, startAuditFleet, type AuditFleet } from '../helpers/audit-fleet.js';
+import { startAuditFleet, type AuditFleet } from '../helpers/audit-fleet.js';
 
 /**
  * The audit against a private fleet provisioned by tenantctl (connecting as a least-privilege
@@ -31,7 +31,6 @@ beforeAll(async () => {
     expect(r.status, JSON.stringify(r)).toBe('succeeded');
     keys[slug] = (await af.db.selectFrom('tenants').select('key').where('slug', '=', slug).executeTakeFirstOrThrow()).key;
   }
-  await designPoolState(af, 'us1');
   // Rows of both pool tenants, written by tenantctl's role (owner, exempt from the policies).
   for (const slug of ['au-p1', 'au-p2']) {
     await af.as('us1', 'tenant_pool', `insert into app.workspaces (id, name) values ($1, $2)`, [keys[slug], slug]);
