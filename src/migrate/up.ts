@@ -33,6 +33,7 @@ import {
 } from './run-record.js';
 import { lockTenant, type TenantLock } from '../operations/tenant-lock.js';
 import { findTenant } from '../catalog/tenants.js';
+import type { TenantRow } from '../catalog/tables.js';
 import { LockedError } from '../errors.js';
 import { durationMs } from '../config/load.js';
 import { byDatabase, isUnreachable, nothingToDo, readStates, ShardHealth, versionOf, type TargetState } from './state.js';
@@ -301,7 +302,11 @@ async function execute(
       const opts = known?.ok && known.report.drift.length === 0
         ? { ...targetOpts, known: { applied: known.applied, pending: known.report.pending, unknown: known.report.unknown, tracked: known.tracked } }
         : targetOpts;
-      return await fleet.withClient(t.shard, t.database, async (c) => done(t, await migrateTarget(c, t, migrations, opts)));
+      const r = await fleet.withClient(t.shard, t.database, async (c) => done(t, await migrateTarget(c, t, migrations, opts)));
+      // A pool target is shared: it is migrated whoever comes and goes, but a pool tenant
+      // deleted (or no longer migratable) meanwhile is reported gone, not migrated.
+      if (t.model === 'pool') await notePoolGone(t);
+      return r;
     } catch (err) {
       if (!isUnreachable(err)) throw err;
       return failed(t, health.failure(t.shard, err), t0);
@@ -310,6 +315,21 @@ async function execute(
     }
   }
   const lockWaitMs = durationMs(config.migrations.lockTimeout);
+  const poolGone = new Map<string, Map<string, string>>();
+  async function notePoolGone(t: PlannedTarget): Promise<void> {
+    const slugs = t.tenants.map((x) => x.slug);
+    const now = new Map<string, TenantRow>();
+    for (let i = 0; i < slugs.length; i += 5000) {
+      const part = await db.selectFrom('tenants').selectAll().where('slug', 'in', slugs.slice(i, i + 5000)).execute();
+      for (const row of part) now.set(row.slug, row);
+    }
+    const gone = new Map<string, string>();
+    for (const slug of slugs) {
+      const why = goneReason(t, now.get(slug));
+      if (why) gone.set(slug, why);
+    }
+    if (gone.size > 0) poolGone.set(t.id, gone);
+  }
 
   const notRun = (t: PlannedTarget, reason: string): TargetDone => ({
     ...targetResult(t),
@@ -326,7 +346,9 @@ async function execute(
     else if (o && o.applied.length === 0) counts.upToDate++;
     else counts.migrated++;
     if (o) {
-      rows.push(...tenantRows(t, o));
+      const gone = poolGone.get(t.id);
+      rows.push(...tenantRows(t, o).map((row) => (gone?.has(row.tenant) ? goneRow(row, gone.get(row.tenant)!) : row)));
+      poolGone.delete(t.id);
       writer.push(record(t, { status: o.status === 'skipped' ? 'not_run' : o.status, outcome: o }));
       // The rows and the record have what the outcome said; the fan-out's result need not keep it.
       r.outcome = undefined;
@@ -453,6 +475,10 @@ function goneReason(t: PlannedTarget, now: { status: string; shard: string; data
   if (now.shard !== t.shard || now.database_name !== t.database || now.schema_name !== t.schema) return 'gone: the tenant moved during the run';
   if (now.status !== 'active' && now.status !== 'suspended') return `gone: the tenant became ${now.status} during the run`;
   return null;
+}
+
+function goneRow(row: MigrateRow, reason: string): MigrateRow {
+  return { tenant: row.tenant, model: row.model, region: row.region, shard: row.shard, target: row.target, status: 'skipped', reason };
 }
 
 function tenantBase(t: PlannedTarget, slug: string) {

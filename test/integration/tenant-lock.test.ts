@@ -94,6 +94,24 @@ describe('never act on a tenant that is gone, never adopt', () => {
     expect(await tenantRow(e, 'gone-b')).toBeUndefined();
   });
 
+  it('a pool tenant deleted while its shared pool target migrates is reported gone, the others migrated', async () => {
+    const e = await env('gonep');
+    await e.create([
+      { slug: 'gonep-1', model: 'pool', shard: 'us1' },
+      { slug: 'gonep-2', model: 'pool', shard: 'us1' },
+    ]);
+    await e.addMigration('0100_slow.sql', 'create table slow_marker (id int);\nselect pg_sleep(4);\n');
+    const run = e.cli(['migrate', 'up', '--json']);
+    await until(async () => (await e.q('us1', `pool_${e.name}`, `select 1 from pg_stat_activity where query like '%pg_sleep(4)%' and pid <> pg_backend_pid()`)).length > 0);
+    const del = await e.cli(['tenant', 'delete', 'gonep-1', '--yes']);
+    expect(del.code, del.stderr).toBe(0);
+    const r = await run;
+    expect(r.code, r.stderr).toBe(0);
+    const doc = json(r);
+    expect(doc.results.find((x: any) => x.tenant === 'gonep-1')).toMatchObject({ status: 'skipped', reason: 'gone: the tenant was deleted during the run' });
+    expect(doc.results.find((x: any) => x.tenant === 'gonep-2')).toMatchObject({ status: 'succeeded', applied: ['0100_slow'] });
+  });
+
   it('tenant create refuses a schema, database or role it did not make (exit 2, nothing recorded)', async () => {
     const e = await env('adopt');
     await e.create([{ slug: 'adopt-seed', model: 'schema', shard: 'us1' }]); // the schemas database exists
