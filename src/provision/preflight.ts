@@ -68,21 +68,36 @@ export async function assertNothingThere(
   if (t.model === 'pool') return;
   const role = tenantRoleName(t.slug);
   const found: string[] = [];
-  const r = await fleet.withClient(t.shard, ADMIN_DATABASE, (c) =>
-    c.query<{ role: boolean; db: boolean }>(
-      'select exists (select 1 from pg_roles where rolname = $1) as role, exists (select 1 from pg_database where datname = $2) as db',
-      [role, t.database],
-    ),
-  );
-  if (t.model === 'database' && r.rows[0].db) found.push(`database ${t.database}`);
-  if (t.model === 'schema' && r.rows[0].db) {
-    const s = await fleet.withClient(t.shard, t.database, (c) => c.query('select 1 from pg_namespace where nspname = $1', [t.schema]));
-    if (s.rowCount) found.push(`schema ${t.schema} in database ${t.database}`);
+  const known = `${t.shard}/${t.database}`;
+  if (t.model === 'schema' && fleet.knownDatabases.has(known)) {
+    // Roles are cluster-wide: one query on the schemas database the provisioning uses next, not a
+    // connection to the maintenance database per tenant (bulk runs would churn connections).
+    const r = await fleet.withClient(t.shard, t.database, (c) =>
+      c.query<{ role: boolean; schema: boolean }>(
+        'select exists (select 1 from pg_roles where rolname = $1) as role, exists (select 1 from pg_namespace where nspname = $2) as schema',
+        [role, t.schema],
+      ),
+    );
+    if (r.rows[0].schema) found.push(`schema ${t.schema} in database ${t.database}`);
+    if (r.rows[0].role) found.push(`role ${role}`);
+  } else {
+    const r = await fleet.withClient(t.shard, ADMIN_DATABASE, (c) =>
+      c.query<{ role: boolean; db: boolean }>(
+        'select exists (select 1 from pg_roles where rolname = $1) as role, exists (select 1 from pg_database where datname = $2) as db',
+        [role, t.database],
+      ),
+    );
+    if (t.model === 'database' && r.rows[0].db) found.push(`database ${t.database}`);
+    if (t.model === 'schema' && r.rows[0].db) {
+      fleet.knownDatabases.add(known);
+      const s = await fleet.withClient(t.shard, t.database, (c) => c.query('select 1 from pg_namespace where nspname = $1', [t.schema]));
+      if (s.rowCount) found.push(`schema ${t.schema} in database ${t.database}`);
+    }
+    if (r.rows[0].role) found.push(`role ${role}`);
   }
-  if (r.rows[0].role) found.push(`role ${role}`);
   if (found.length === 0) return;
   throw new UsageError(
-    'TENANT_EXISTS',
+    'PLACEMENT_EXISTS',
     `tenant "${t.slug}" is not in the catalog, but ${found.join(' and ')} already exist${found.length === 1 ? 's' : ''} on shard ${t.shard}; tenantctl did not make ${found.length === 1 ? 'it' : 'them'} for this tenant and will not adopt ${found.length === 1 ? 'it' : 'them'}`,
     `inspect and drop ${found.length === 1 ? 'it' : 'them'} yourself if ${found.length === 1 ? 'it is' : 'they are'} leftovers, or pick another slug`,
   );

@@ -126,11 +126,20 @@ describe('never act on a tenant that is gone, never adopt', () => {
       ] as const) {
         const r = await e.cli(['tenant', 'create', slug, '--model', model, '--shard', 'us1', '--json']);
         expect(r.code, r.stdout).toBe(2);
+        expect(json(r).error.code).toBe('PLACEMENT_EXISTS');
         expect(json(r).error.message).toContain(what);
         expect(json(r).error.message).toContain('will not adopt');
         expect(await tenantRow(e, slug)).toBeUndefined();
       }
       expect(await schemaExists(e, 'us1', 't_adopt_s')).toBe(true);
+      // In a bulk run (the schemas database already known to the process) it is a failed row, not "exists, skipped".
+      const file = join(e.migrationsDir, '..', 'adopt.csv');
+      await writeFile(file, 'slug,model,shard\nadopt-ok,schema,us1\nadopt-s,schema,us1\n');
+      const b = await e.cli(['tenant', 'create', '--from-file', file, '--concurrency', '1', '--json']);
+      expect(b.code, b.stdout).toBe(1);
+      expect(json(b).results.find((x: any) => x.tenant === 'adopt-s')).toMatchObject({ status: 'failed', error: { code: 'PLACEMENT_EXISTS' } });
+      expect(await tenantRow(e, 'adopt-ok')).toMatchObject({ status: 'active' });
+      expect(await tenantRow(e, 'adopt-s')).toBeUndefined();
     } finally {
       await e.q('us1', 'postgres', 'drop database if exists t_adopt_d');
       await e.q('us1', 'postgres', 'drop role if exists tenant_adopt_r');
