@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'UNKNOWN_MODEL'
   | 'RESIDENCY'
   | 'TENANT_EXISTS'
+  | 'PLACEMENT_EXISTS'
   | 'TENANT_NOT_FOUND'
   | 'TENANT_STATE'
   | 'NEEDS_YES'
