@@ -116,12 +116,13 @@ describe('migrate up: the run lock', () => {
   it('a second run exits 3 naming the holder; with --wait it waits and then finds nothing to do', async () => {
     const e = await env('lock');
     await e.create(['a', 'b', 'c'].map((x) => ({ slug: `lock-${x}`, model: 'schema' as const, shard: 'us1' })));
-    await e.addMigration('0004_slow.sql', 'select pg_sleep(1);\n');
+    // Long enough that the other three CLI processes start while it runs, even on a busy machine.
+    await e.addMigration('0004_slow.sql', 'select pg_sleep(2.5);\n');
     // The holder is a CI job: the message names it too.
     const first = e.cli(['migrate', 'up', '--concurrency', '1', '--json'], { env: { GITHUB_RUN_ID: '77', GITHUB_REPOSITORY: 'org/repo' } });
     const running = await until(async () => (await e.runs()).find((x) => x.status === 'running'));
 
-    // All three start while the first run holds the lock (it runs for about 3 s).
+    // All three start while the first run holds the lock (it runs for about 7 s).
     const [second, asJson, waited] = await Promise.all([
       e.cli(['migrate', 'up']),
       e.cli(['migrate', 'up', '--json']),
