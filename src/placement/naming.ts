@@ -26,6 +26,11 @@ export function tenantRoleName(slug: string): string {
   return `tenant_${slugIdent(slug)}`;
 }
 
+/**
+ * Where a tenant's (or a pool's) objects live: the ONE shape for it. Migration targets, the
+ * placement of a new tenant and the catalog's recorded placement (src/placement/placement.ts,
+ * `placementOf`) are all this.
+ */
 export interface Placement {
   model: Model;
   shard: string;

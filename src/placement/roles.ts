@@ -60,3 +60,11 @@ export async function grantConnect(c: ShardClient, database: string, role: strin
   const has = await c.query<{ ok: boolean }>(`select has_database_privilege($1, $2, 'CONNECT') as ok`, [role, database]);
   if (!has.rows[0].ok) await c.query(`grant connect on database ${ident(database)} to ${ident(role)}`);
 }
+
+/**
+ * Turn a tenant role's LOGIN off (suspend; later the fence of a move) or on again. Idempotent.
+ * Run on the maintenance database: roles are cluster-wide.
+ */
+export async function setRoleLogin(c: ShardClient, role: string, login: boolean): Promise<void> {
+  await c.query(`alter role ${ident(role)} ${login ? 'login' : 'nologin'}`);
+}
