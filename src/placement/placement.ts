@@ -61,7 +61,15 @@ export function tenantRole(t: { slug: string; model: Model }): string | null {
 
 /** The placement of a catalog row. */
 export function placementOf(t: CatalogPlacement): TenantPlacement {
-  return { model: t.model, shard: t.shard, database: t.database_name, schema: t.schema_name, slug: t.slug, key: t.key, role: tenantRole(t) };
+  return {
+    model: t.model,
+    shard: t.shard,
+    database: t.database_name,
+    schema: t.schema_name,
+    slug: t.slug,
+    key: t.key,
+    role: tenantRole(t),
+  };
 }
 
 /**
@@ -70,9 +78,7 @@ export function placementOf(t: CatalogPlacement): TenantPlacement {
  * of the placement's schema (it is the tenant's alone). Delete, copy, backup and move select
  * by it.
  */
-export type TenantScope =
-  | { kind: 'rows'; placement: Placement; key: string }
-  | { kind: 'placement'; placement: Placement };
+export type TenantScope = { kind: 'rows'; placement: Placement; key: string } | { kind: 'placement'; placement: Placement };
 
 /** The scope of a tenant, from its traits. */
 export function scopeOf(t: CatalogPlacement): TenantScope {

@@ -8,7 +8,11 @@ export function renderDevShards(out: Output, command: string, results: DevShardR
   if (out.json) out.document({ command, ok, results });
   else
     out.print(
-      renderTable(out, ['shard', 'region', 'port', 'state', 'data'], results.map((r) => [r.shard, r.region, r.port, r.error ? `${r.state}: ${r.error}` : r.state, r.dataDir])),
+      renderTable(
+        out,
+        ['shard', 'region', 'port', 'state', 'data'],
+        results.map((r) => [r.shard, r.region, r.port, r.error ? `${r.state}: ${r.error}` : r.state, r.dataDir]),
+      ),
     );
   return ok;
 }

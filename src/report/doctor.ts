@@ -7,6 +7,13 @@ import { renderTable } from './table.js';
 export function renderDoctor(out: Output, checks: Check[]): boolean {
   const ok = checks.every((c) => c.ok);
   if (out.json) out.document({ command: 'doctor', ok, checks });
-  else out.print(renderTable(out, ['check', 'ok', 'detail'], checks.map((c) => [c.check, styled(c.ok ? out.color.green('ok') : out.color.red('FAIL')), c.detail])));
+  else
+    out.print(
+      renderTable(
+        out,
+        ['check', 'ok', 'detail'],
+        checks.map((c) => [c.check, styled(c.ok ? out.color.green('ok') : out.color.red('FAIL')), c.detail]),
+      ),
+    );
   return ok;
 }

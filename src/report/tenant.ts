@@ -9,9 +9,21 @@ import { renderTable } from './table.js';
 /** A catalog row as the documents show it (camelCase, the placement spelled out). */
 export function publicTenant(t: TenantRow) {
   return {
-    slug: t.slug, key: t.key, name: t.name, tier: t.tier, model: t.model, region: t.region, shard: t.shard,
-    database: t.database_name, schema: t.schema_name, residency: t.residency, status: t.status,
-    statusDetail: t.status_detail, schemaVersion: t.schema_version, createdAt: t.created_at, updatedAt: t.updated_at,
+    slug: t.slug,
+    key: t.key,
+    name: t.name,
+    tier: t.tier,
+    model: t.model,
+    region: t.region,
+    shard: t.shard,
+    database: t.database_name,
+    schema: t.schema_name,
+    residency: t.residency,
+    status: t.status,
+    statusDetail: t.status_detail,
+    schemaVersion: t.schema_version,
+    createdAt: t.created_at,
+    updatedAt: t.updated_at,
   };
 }
 
@@ -26,23 +38,35 @@ export async function renderTenantList(out: Output, ts: TenantRow[]): Promise<vo
 }
 
 /** `tenant show`: the tenant's fields and its recent events. */
-export function renderTenantShow(
-  out: Output,
-  t: TenantRow,
-  events: EventRow[],
-): void {
+export function renderTenantShow(out: Output, t: TenantRow, events: EventRow[]): void {
   if (out.json) {
     out.document({ command: 'tenant show', ok: true, tenant: publicTenant(t), events });
     return;
   }
   const fields: [string, unknown][] = [
-    ['slug', t.slug], ['name', t.name], ['key', t.key], ['status', t.status + (t.status_detail ? ` (${t.status_detail})` : '')],
-    ['tier', t.tier], ['model', t.model], ['region', t.region], ['shard', t.shard], ['database', t.database_name],
-    ['schema', t.schema_name], ['residency', t.residency ?? ''], ['version', t.schema_version ?? ''], ['created', t.created_at.toISOString()],
+    ['slug', t.slug],
+    ['name', t.name],
+    ['key', t.key],
+    ['status', t.status + (t.status_detail ? ` (${t.status_detail})` : '')],
+    ['tier', t.tier],
+    ['model', t.model],
+    ['region', t.region],
+    ['shard', t.shard],
+    ['database', t.database_name],
+    ['schema', t.schema_name],
+    ['residency', t.residency ?? ''],
+    ['version', t.schema_version ?? ''],
+    ['created', t.created_at.toISOString()],
   ];
   out.print(fields.map(([k, v]) => `${k.padEnd(10)} ${escapeControl(String(v))}`).join('\n'));
   out.print('\nrecent events:');
-  out.print(renderTable(out, ['at', 'actor', 'command', 'action', 'result'], events.map((e) => [e.at.toISOString(), e.actor + (e.ci_job ? ` (${e.ci_job})` : ''), e.command, e.action, e.result])));
+  out.print(
+    renderTable(
+      out,
+      ['at', 'actor', 'command', 'action', 'result'],
+      events.map((e) => [e.at.toISOString(), e.actor + (e.ci_job ? ` (${e.ci_job})` : ''), e.command, e.action, e.result]),
+    ),
+  );
 }
 
 /** suspend, resume, delete: the tenant (--json) or one line. */
@@ -54,7 +78,10 @@ export function renderTenantChanged(out: Output, command: string, t: TenantRow, 
 /** `tenant create <slug>`: one line when it worked, else the result document. */
 export function renderCreated(out: Output, doc: ResultDocument, r: TenantResult): void {
   if (out.json) out.document(doc);
-  else if (r.status === 'succeeded') out.print(out.color.green(`created ${r.tenant}: ${r.model} on ${r.shard} (${r.target})${r.resumed ? ', finishing an earlier attempt' : ''}`));
+  else if (r.status === 'succeeded')
+    out.print(
+      out.color.green(`created ${r.tenant}: ${r.model} on ${r.shard} (${r.target})${r.resumed ? ', finishing an earlier attempt' : ''}`),
+    );
   else renderResultDocument(out, doc);
 }
 

@@ -32,9 +32,16 @@ describe('placement vocabulary', () => {
   });
 
   it('scopes a shared-table tenant by its key and an exclusive one by its whole placement', () => {
-    expect(scopeOf(row('pool'))).toEqual({ kind: 'rows', key: '42', placement: { model: 'pool', shard: 'us1', database: 'tenant_pool', schema: 'app' } });
+    expect(scopeOf(row('pool'))).toEqual({
+      kind: 'rows',
+      key: '42',
+      placement: { model: 'pool', shard: 'us1', database: 'tenant_pool', schema: 'app' },
+    });
     expect(scopeOf(row('schema')).kind).toBe('placement');
-    expect(scopeOf(row('database'))).toEqual({ kind: 'placement', placement: { model: 'database', shard: 'us1', database: 't_acme_corp', schema: 'app' } });
+    expect(scopeOf(row('database'))).toEqual({
+      kind: 'placement',
+      placement: { model: 'database', shard: 'us1', database: 't_acme_corp', schema: 'app' },
+    });
     // Every model is described, so a lookup never yields undefined.
     expect(Object.keys(MODEL_TRAITS).sort()).toEqual(['database', 'pool', 'schema']);
   });
