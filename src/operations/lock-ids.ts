@@ -10,6 +10,8 @@
  * Each target database:
  *   MIGRATION 'tnct'  one migration target, keyed by hashtext(schema)
  *   DATABASE_ACL 'tacl' serialises GRANTs on one database (taken in src/placement/roles.ts)
+ *
+ * @module
  */
 export const FLEET_LOCK_CLASSID = 0x746e666c;
 export const RUN_LOCK_CLASSID = 0x746e726e;
