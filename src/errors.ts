@@ -1,43 +1,79 @@
 /**
- * Typed errors. One top-level catch (src/cli/main.ts) maps them to exit codes, so feature code
- * throws these and never calls process.exit itself.
+ * Typed errors and the one vocabulary of error codes. One top-level catch (src/cli/run.ts) maps
+ * them to exit codes, so feature code throws these and never calls process.exit itself. Result
+ * rows (a failed target, a tenant not run) carry the same codes.
  *
  * @example
  *   throw new UsageError('BAD_SLUG', 'slug "Acme" has upper case', 'use lowercase letters: acme');
  */
-export type ErrorCode =
-  | 'USAGE'
-  | 'CONFIG_INVALID'
-  | 'CONFIG_NOT_FOUND'
-  | 'CONFIG_YAML'
-  | 'CONFIG_ENV'
-  | 'BAD_SLUG'
-  | 'BAD_INPUT'
-  | 'UNKNOWN_REGION'
-  | 'UNKNOWN_SHARD'
-  | 'UNKNOWN_TIER'
-  | 'UNKNOWN_MODEL'
-  | 'RESIDENCY'
-  | 'TENANT_EXISTS'
-  | 'PLACEMENT_EXISTS'
-  | 'TENANT_NOT_FOUND'
-  | 'TENANT_STATE'
-  | 'NEEDS_YES'
-  | 'UNREACHABLE'
-  | 'LOCKED'
-  | 'INTERRUPTED'
-  | 'MIGRATION_FILES'
-  | 'MIGRATION_FAILED'
-  | 'DRIFT'
-  | 'DEV_PORT_TAKEN'
-  | 'DEV_FAILED'
-  | 'PROVISION_FAILED'
-  | 'RLS_UNSAFE'
-  | 'KEY_IN_USE'
-  | 'DELETE_INCOMPLETE'
-  | 'INTERNAL';
 
+/** Every exit code tenantctl gives, by meaning. Nothing else writes a number to process.exit. */
 export const EXIT = { ok: 0, failed: 1, usage: 2, locked: 3, interrupted: 130 } as const;
+export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
+
+interface CodeInfo {
+  /** The exit code when an error with this code ends the command (a thrower may say otherwise). */
+  exit: ExitCode;
+  /** What to do about it, when the thrower gives no more specific hint. */
+  hint: string;
+}
+
+/**
+ * Every error code, with its default exit code and a generic hint. Thrown errors, failed targets
+ * of a fan-out (`TargetErrorCode`) and rows never run (`NOT_RUN`, `GONE`) all draw from it.
+ */
+export const ERROR_CODES = {
+  USAGE: { exit: EXIT.usage, hint: 'see tenantctl <command> --help' },
+  CONFIG_INVALID: { exit: EXIT.usage, hint: 'fix the config file (tenantctl config show prints what was read)' },
+  CONFIG_NOT_FOUND: { exit: EXIT.usage, hint: 'pass --config FILE or set TENANTCTL_CONFIG' },
+  CONFIG_YAML: { exit: EXIT.usage, hint: 'fix the YAML syntax at the position named' },
+  CONFIG_ENV: { exit: EXIT.usage, hint: 'set the environment variable the config refers to' },
+  BAD_SLUG: { exit: EXIT.usage, hint: 'use lowercase letters, digits and hyphens' },
+  BAD_INPUT: { exit: EXIT.usage, hint: 'fix the value named and run the command again' },
+  UNKNOWN_REGION: { exit: EXIT.usage, hint: 'use a region of the config (tenantctl config show)' },
+  UNKNOWN_SHARD: { exit: EXIT.usage, hint: 'use a shard of the config (tenantctl config show)' },
+  UNKNOWN_TIER: { exit: EXIT.usage, hint: 'use a tier of the config (tenantctl config show)' },
+  UNKNOWN_MODEL: { exit: EXIT.usage, hint: 'use pool, schema or database' },
+  RESIDENCY: { exit: EXIT.usage, hint: 'pick a region with the residency asked for' },
+  TENANT_EXISTS: { exit: EXIT.usage, hint: 'pick another slug' },
+  PLACEMENT_EXISTS: { exit: EXIT.usage, hint: 'inspect and drop the leftovers yourself, or pick another slug' },
+  TENANT_NOT_FOUND: { exit: EXIT.usage, hint: 'see tenantctl tenant list' },
+  TENANT_STATE: { exit: EXIT.usage, hint: 'see tenantctl tenant show <slug>' },
+  NEEDS_YES: { exit: EXIT.usage, hint: 'pass --yes to confirm' },
+  UNREACHABLE: { exit: EXIT.usage, hint: 'check the shard is running and its url in the config' },
+  LOCKED: { exit: EXIT.locked, hint: 'wait for it to finish, or pass --wait' },
+  INTERRUPTED: { exit: EXIT.interrupted, hint: 'run the command again to finish' },
+  TIMEOUT: { exit: EXIT.failed, hint: 'raise migrations.statementTimeout or migrations.lockTimeout, or run at a quieter time' },
+  MIGRATION_FILES: { exit: EXIT.usage, hint: 'fix the files in the migrations folder' },
+  MIGRATION_FAILED: { exit: EXIT.failed, hint: 'fix the migration in a new file, then run migrate up again' },
+  DRIFT: { exit: EXIT.usage, hint: 'restore the edited files to what was applied; put changes in a new migration' },
+  DEV_PORT_TAKEN: { exit: EXIT.usage, hint: 'set TENANTCTL_DEV_PORT_US1/US2/EU1 to free ports' },
+  DEV_FAILED: { exit: EXIT.failed, hint: 'see the cluster log named in the message' },
+  PROVISION_FAILED: { exit: EXIT.failed, hint: 'run the same command again to retry' },
+  RLS_UNSAFE: { exit: EXIT.failed, hint: 'see tenantctl audit for the pool target' },
+  KEY_IN_USE: { exit: EXIT.usage, hint: 'pick another --key, or remove the rows first' },
+  DELETE_INCOMPLETE: { exit: EXIT.failed, hint: 'check the row-level security of the tables named, then run the delete again' },
+  /** A fan-out row that never ran (stopped, interrupted, its shard was down first). */
+  NOT_RUN: { exit: EXIT.failed, hint: 'run the command again (or --resume the run)' },
+  /** A tenant deleted while a fan-out was under way: nothing done, nothing recreated. */
+  GONE: { exit: EXIT.failed, hint: 'nothing to do: the tenant no longer exists' },
+  INTERNAL: { exit: EXIT.failed, hint: 'run again with --verbose for details, and report it with the command you ran' },
+} as const satisfies Record<string, CodeInfo>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** The codes a migration target's outcome may carry (src/migrate/ adopts this one). */
+export type TargetErrorCode = Extract<ErrorCode, 'MIGRATION_FAILED' | 'DRIFT' | 'LOCKED' | 'TIMEOUT' | 'UNREACHABLE' | 'INTERRUPTED'>;
+
+/** The default exit code of an error code. */
+export function exitFor(code: ErrorCode): ExitCode {
+  return ERROR_CODES[code].exit;
+}
+
+/** The generic hint of an error code. */
+export function hintFor(code: ErrorCode): string {
+  return ERROR_CODES[code].hint;
+}
 
 export class TenantctlError extends Error {
   constructor(
@@ -45,7 +81,7 @@ export class TenantctlError extends Error {
     message: string,
     /** What the operator should do about it; printed after the message. */
     readonly hint?: string,
-    readonly exitCode: number = EXIT.failed,
+    readonly exitCode: number = exitFor(code),
     options?: { cause?: unknown },
   ) {
     super(message, options);

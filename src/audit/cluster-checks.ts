@@ -1,6 +1,6 @@
 import type { TenantRow } from '../catalog/tables.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
-import { tenantDatabaseName, tenantRoleName } from '../placement/naming.js';
+import { MODEL_TRAITS, tenantRole } from '../placement/placement.js';
 import { ident } from '../sql.js';
 import { asRole, rolledBack } from './as-role.js';
 import { tenantRoleMemberships } from './acl-checks.js';
@@ -23,8 +23,7 @@ export async function clusterChecks(c: ShardClient, unit: AuditUnit, env: AuditE
   const shard = env.config.shards.find((s) => s.name === unit.shard)!;
   const at = { shard: unit.shard, database: unit.database };
   const onShard = env.allTenants.filter((t) => t.shard === unit.shard);
-  const exclusive = onShard.filter((t) => t.model !== 'pool');
-  const roleToSlug = new Map(exclusive.map((t) => [tenantRoleName(t.slug), t.slug]));
+  const roleToSlug = new Map(onShard.flatMap((t) => { const role = tenantRole(t); return role ? [[role, t.slug] as const] : []; }));
   const selected = unit.tenants;
   const out: Finding[] = [];
 
@@ -33,12 +32,15 @@ export async function clusterChecks(c: ShardClient, unit: AuditUnit, env: AuditE
   );
   const checkRoles = new Map<string, string | null>();
   if (existingRoles.has(config.servingRole.name)) checkRoles.set(config.servingRole.name, null);
-  for (const t of selected) if (t.model !== 'pool' && existingRoles.has(tenantRoleName(t.slug))) checkRoles.set(tenantRoleName(t.slug), t.slug);
+  for (const t of selected) {
+    const role = tenantRole(t);
+    if (role && existingRoles.has(role)) checkRoles.set(role, t.slug);
+  }
   out.push(...(await roleChecks(c, unit, checkRoles)));
   out.push(...(await tenantRoleMemberships(c, at, roleToSlug)));
 
   // Databases tenantctl made on this shard: the pool and schema databases, and database tenants'.
-  const dbTenants = new Map(onShard.filter((t) => t.model === 'database').map((t) => [t.database_name, t]));
+  const dbTenants = new Map(onShard.filter((t) => MODEL_TRAITS[t.model].ownDatabase).map((t) => [t.database_name, t]));
   const dbs = await c.query<{ datname: string; public_connect: boolean; grantees: { role: string; members: string[] }[] }>(
     `select d.datname, has_database_privilege('public', d.datname, 'CONNECT') as public_connect,
             coalesce((select json_agg(json_build_object('role', g.rolname, 'members', array(
@@ -63,7 +65,7 @@ export async function clusterChecks(c: ShardClient, unit: AuditUnit, env: AuditE
       out.push(finding('database.public-connect', { ...at, tenant: owner?.slug ?? null, object: `database ${d.datname}`, message: `CONNECT on database ${d.datname} is granted to PUBLIC: every role on the shard, every tenant role included, can connect to it`, fix: `revoke connect on database ${ident(d.datname)} from public;` }));
     }
     if (!owner) continue;
-    const own = tenantRoleName(owner.slug);
+    const own = tenantRole(owner);
     for (const g of d.grantees) {
       const intruders = [...(g.role !== own && /^tenant_/.test(g.role) ? [g.role] : []), ...g.members.filter((m) => m !== own)];
       if (intruders.length === 0) continue;
@@ -77,8 +79,9 @@ export async function clusterChecks(c: ShardClient, unit: AuditUnit, env: AuditE
     if (!dbNames.has(t.database_name)) {
       out.push(finding('catalog.placement-missing', { ...at, tenant: t.slug, object: `database ${t.database_name}`, message: `tenant ${t.slug} is ${t.status} in the catalog but its database ${t.database_name} does not exist on ${unit.shard}`, fix: null }));
     }
-    if (t.model !== 'pool' && !existingRoles.has(tenantRoleName(t.slug))) {
-      out.push(finding('catalog.placement-missing', { ...at, tenant: t.slug, object: `role ${tenantRoleName(t.slug)}`, message: `tenant ${t.slug} is ${t.status} but its role ${tenantRoleName(t.slug)} does not exist on ${unit.shard}`, fix: null }));
+    const role = tenantRole(t);
+    if (role && !existingRoles.has(role)) {
+      out.push(finding('catalog.placement-missing', { ...at, tenant: t.slug, object: `role ${role}`, message: `tenant ${t.slug} is ${t.status} but its role ${role} does not exist on ${unit.shard}`, fix: null }));
     }
   }
   for (const r of existingRoles) {
@@ -96,15 +99,15 @@ export async function clusterChecks(c: ShardClient, unit: AuditUnit, env: AuditE
  * the CONNECT privilege evaluated as that role is what the login would be checked against.
  */
 async function databaseConnectProbe(c: ShardClient, unit: AuditUnit, dbTenants: TenantRow[]): Promise<Finding[]> {
-  const selected = unit.tenants.filter((t) => t.model === 'database' && placed(t) && dbTenants.some((d) => d.slug === t.slug));
+  const selected = unit.tenants.filter((t) => MODEL_TRAITS[t.model].ownDatabase && placed(t) && dbTenants.some((d) => d.slug === t.slug));
   if (selected.length === 0 || dbTenants.length < 2) return [];
   const names = dbTenants.map((t) => t.database_name);
   const out: Finding[] = [];
   await rolledBack(c, async () => {
     for (const t of selected) {
-      const role = tenantRoleName(t.slug);
+      const role = tenantRole(t)!;
       const reach = await asRole(c, role, () =>
-        c.query<{ datname: string }>(`select datname from pg_database where datname = any($1::text[]) and datname <> $2 and has_database_privilege(datname, 'CONNECT')`, [names, tenantDatabaseName(t.slug)]),
+        c.query<{ datname: string }>(`select datname from pg_database where datname = any($1::text[]) and datname <> $2 and has_database_privilege(datname, 'CONNECT')`, [names, t.database_name]),
       );
       for (const r of reach.rows) {
         out.push(finding('probe.tenant-role-cross-database', { shard: unit.shard, database: unit.database, tenant: t.slug, object: `database ${r.datname}`, message: `probe: as ${role}, PostgreSQL grants CONNECT to ${r.datname}, another tenant's database`, fix: null }));

@@ -4,7 +4,7 @@ import type { Config } from '../config/types.js';
 import type { Fleet } from '../fleet/fleet.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
 import { databaseUrl } from '../fleet/connection-url.js';
-import { CONNECT_TIMEOUT_MS } from '../fleet/shard-connections.js';
+import { CONNECT_TIMEOUT_MS } from '../config/connection-limits.js';
 import { ident, qualified } from '../sql.js';
 import { asRole, attempt, rolledBack } from './as-role.js';
 import { finding } from './registry.js';

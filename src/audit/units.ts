@@ -1,5 +1,6 @@
 import type { ShardClient } from '../fleet/shard-connections.js';
-import { POOL_SCHEMA, tenantRoleName } from '../placement/naming.js';
+import { POOL_SCHEMA } from '../placement/naming.js';
+import { tenantRole } from '../placement/placement.js';
 import { qualified } from '../sql.js';
 import { crossTenantAcl, defaultPrivilegeChecks, publicCreateCheck, searchPathChecks, type OwnedSchema } from './acl-checks.js';
 import { asRole, attempt, rolledBack } from './as-role.js';
@@ -34,7 +35,7 @@ export async function auditUnit(c: ShardClient, unit: AuditUnit, env: AuditEnv, 
     }
     case 'schemas': {
       const all = env.allTenants.filter((t) => t.shard === unit.shard && t.model === 'schema' && t.database_name === unit.database);
-      const owned: OwnedSchema[] = all.map((t) => ({ schema: t.schema_name, slug: t.slug, role: tenantRoleName(t.slug) }));
+      const owned: OwnedSchema[] = all.map((t) => ({ schema: t.schema_name, slug: t.slug, role: tenantRole(t)! }));
       const mine = new Set(unit.tenants.map((t) => t.schema_name));
       const findings: Finding[] = [];
       // Database-wide checks run once, with the database's first chunk.
@@ -55,14 +56,14 @@ export async function auditUnit(c: ShardClient, unit: AuditUnit, env: AuditEnv, 
     }
     case 'database': {
       const t = unit.tenants[0];
-      const owned: OwnedSchema[] = [{ schema: t.schema_name, slug: t.slug, role: tenantRoleName(t.slug) }];
+      const owned: OwnedSchema[] = [{ schema: t.schema_name, slug: t.slug, role: tenantRole(t)! }];
       const present = await c.query('select 1 from pg_namespace where nspname = $1', [t.schema_name]);
       return {
         findings: [
           ...(present.rowCount ? [] : [finding('catalog.placement-missing', { ...at, tenant: t.slug, object: `schema ${t.database_name}.${t.schema_name}`, message: `tenant ${t.slug} is ${t.status} but schema ${t.schema_name} is missing from its database`, fix: null })]),
           ...(await crossTenantAcl(c, at, owned)),
           ...(await defaultPrivilegeChecks(c, at, owned)),
-          ...(await searchPathChecks(c, at, new Map([[tenantRoleName(t.slug), t.slug]]), env.config.servingRole.name)),
+          ...(await searchPathChecks(c, at, new Map([[tenantRole(t)!, t.slug]]), env.config.servingRole.name)),
           ...(await functionChecks(c, unit, serving, () => t.slug)),
         ],
       };
@@ -137,7 +138,7 @@ async function schemaProbes(c: ShardClient, unit: AuditUnit, owned: OwnedSchema[
   const order = owned.map((o) => o.schema).sort();
   await rolledBack(c, async () => {
     for (const t of tenants) {
-      const role = tenantRoleName(t.slug);
+      const role = tenantRole(t)!;
       const i = order.indexOf(t.schema_name);
       const neighbour = order[(i + 1) % order.length];
       await asRole(c, role, async () => {

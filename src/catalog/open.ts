@@ -4,12 +4,12 @@ import type { Config } from '../config/types.js';
 import { redactText } from '../config/redact.js';
 import { EXIT, TenantctlError } from '../errors.js';
 import { ident, isAlreadyExists } from '../sql.js';
-import { CONNECT_TIMEOUT_MS } from '../fleet/shard-connections.js';
+import { CATALOG_POOL_SIZE, CONNECT_TIMEOUT_MS } from '../config/connection-limits.js';
 import { catalogMigrations } from './migrations.js';
 import type { CatalogDatabase } from './tables.js';
 
-/** Connections the catalog may hold; counted against its shard's budget (see Fleet). */
-export const CATALOG_POOL_SIZE = 2;
+// Kept importable from here; defined in src/config/connection-limits.ts (no catalog ↔ fleet cycle).
+export { CATALOG_POOL_SIZE };
 
 export type CatalogDb = Kysely<CatalogDatabase>;
 

@@ -15,28 +15,16 @@ interface AuditFlags {
 }
 
 async function audit(ctx: CommandContext, flags: AuditFlags): Promise<number> {
-  const [{ runAudit }, { applyFixes }, { auditDocument, renderAudit }] = await Promise.all([
-    import('../audit/run.js'),
-    import('../audit/fix.js'),
-    import('../report/audit.js'),
-  ]);
+  const [{ auditAndFix }, { auditDocument, renderAudit }] = await Promise.all([import('../audit/audit-and-fix.js'), import('../report/audit.js')]);
   const deps = { config: ctx.config, db: await ctx.catalog(), fleet: await ctx.fleet() };
   const opts = { selector: selectorFrom(flags), concurrency: concurrencyFrom(flags.concurrency, ctx.config.defaults.concurrency), probes: flags.probes };
-  let report = await runAudit(deps, opts);
-  let extra = {};
-  if (flags.fix) {
-    const fixable = report.findings.filter((f) => f.fixable);
-    if (fixable.length > 0) {
-      await confirmDestructive(ctx, flags.yes, `apply ${fixable.length} fix(es) to the fleet`);
-      const fixes = await applyFixes(deps.fleet, fixable);
-      const before = report;
-      ctx.out.info(`applied ${fixes.filter((f) => f.status === 'applied').length} fix(es); auditing again`);
-      report = await runAudit(deps, opts);
-      extra = { fixes, before };
-    } else {
-      extra = { fixes: [] };
-    }
-  }
+  const fix = flags.fix
+    ? {
+        confirm: (what: string) => confirmDestructive(ctx, flags.yes, what),
+        onApplied: (n: number) => ctx.out.info(`applied ${n} fix(es); auditing again`),
+      }
+    : undefined;
+  const { report, ...extra } = await auditAndFix(deps, opts, fix);
   const doc = auditDocument(report, flags.failOn, extra);
   renderAudit(ctx.out, doc);
   return doc.ok ? EXIT.ok : EXIT.failed;

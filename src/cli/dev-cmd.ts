@@ -1,18 +1,8 @@
 import type { Command } from 'commander';
 import type { DevShardResult } from '../dev/fleet.js';
-import { renderTable } from '../report/table.js';
-import type { CommandContext } from './context.js';
+import { EXIT } from '../errors.js';
+import { renderDevShards } from '../report/dev.js';
 import { action } from './run.js';
-
-function report(ctx: CommandContext, command: string, results: DevShardResult[]): number {
-  const ok = results.every((r) => r.state !== 'failed');
-  if (ctx.out.json) ctx.out.document({ command, ok, results });
-  else
-    ctx.out.print(
-      renderTable(ctx.out, ['shard', 'region', 'port', 'state', 'data'], results.map((r) => [r.shard, r.region, r.port, r.error ? `${r.state}: ${r.error}` : r.state, r.dataDir])),
-    );
-  return ok ? 0 : 1;
-}
 
 export function registerDevCommands(program: Command): void {
   const dev = program
@@ -38,7 +28,7 @@ export function registerDevCommands(program: Command): void {
           }
           const mod = await import('../dev/fleet.js');
           const run = mod[fn as 'devUp'] as (c: typeof ctx.config) => Promise<DevShardResult[]>;
-          return report(ctx, `dev ${verb}`, await run(ctx.config));
+          return renderDevShards(ctx.out, `dev ${verb}`, await run(ctx.config)) ? EXIT.ok : EXIT.failed;
         }),
       );
   }

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
-import { TenantctlError } from '../errors.js';
+import { EXIT, TenantctlError } from '../errors.js';
 import { argvErrorDocument, commanderMessage, wantsJson } from './argv-errors.js';
 import { redactText } from '../config/redact.js';
 import { registerConfigCommands } from './config-cmd.js';
@@ -57,22 +57,22 @@ export async function main(argv: string[]): Promise<void> {
     const e = err as { code?: string; exitCode?: number; message?: string };
     if (e.code === 'commander.version' && json) {
       printJson({ command: 'version', ok: true, version: packageVersion() });
-      process.exitCode = 0;
+      process.exitCode = EXIT.ok;
     } else if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') {
       process.stdout.write(held);
-      process.exitCode = 0;
+      process.exitCode = EXIT.ok;
     } else if (json && (err instanceof TenantctlError || typeof e.exitCode === 'number')) {
       // An argument error under --json: one document on stdout (commander also told stderr).
       if (err instanceof TenantctlError) printJson(argvErrorDocument(program, argv.slice(2), err.code, err.message, err.hint));
       else printJson(argvErrorDocument(program, argv.slice(2), 'USAGE', commanderMessage(e.message ?? String(err))));
-      process.exitCode = 2;
+      process.exitCode = EXIT.usage;
     } else if (err instanceof TenantctlError) {
       // Thrown while commander parsed the flags, before any command's own error handling.
       process.stderr.write(`error: ${redactText(err.message)}${err.hint ? `\nhint: ${redactText(err.hint)}` : ''}\n`);
       process.exitCode = err.exitCode;
     } else if (typeof e.exitCode === 'number') {
       // Commander already printed the usage problem; usage errors are exit 2.
-      process.exitCode = e.exitCode === 0 ? 0 : 2;
+      process.exitCode = e.exitCode === 0 ? EXIT.ok : EXIT.usage;
     } else {
       throw err;
     }
@@ -81,14 +81,14 @@ export async function main(argv: string[]): Promise<void> {
 
 // `tenantctl ... | head` closes our stdout early: that is the reader's choice, not an error.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-  if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  if (err.code === 'EPIPE') process.exit(process.exitCode ?? EXIT.ok);
   throw err;
 });
 
 process.on('SIGINT', () => {
   // Commands that run fan-outs install their own handler to stop scheduling; elsewhere a Ctrl-C
   // means stop now.
-  if (process.listenerCount('SIGINT') === 1) process.exit(130);
+  if (process.listenerCount('SIGINT') === 1) process.exit(EXIT.interrupted);
 });
 
 await main(process.argv);

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { redactText } from '../config/redact.js';
-import { EXIT, TenantctlError } from '../errors.js';
+import { EXIT, hintFor, TenantctlError } from '../errors.js';
 import { CommandContext, type GlobalOptions } from './context.js';
 
 /**
@@ -32,7 +32,8 @@ export function action<A extends unknown[]>(
 export function reportError(ctx: CommandContext, err: unknown): number {
   if (err instanceof TenantctlError) {
     const msg = redactText(err.message);
-    const hint = err.hint ? redactText(err.hint) : undefined;
+    // The thrower's hint, else the code's own (src/errors.ts): every error says what to do.
+    const hint = redactText(err.hint ?? hintFor(err.code));
     if (ctx.opts.json) {
       ctx.out.document({ command: ctx.command, ok: false, error: { code: err.code, message: msg, hint } });
     }
@@ -47,6 +48,6 @@ export function reportError(ctx: CommandContext, err: unknown): number {
   if (ctx.opts.json) ctx.out.document({ command: ctx.command, ok: false, error: { code: 'INTERNAL', message } });
   ctx.out.error(`${ctx.out.color.red('unexpected error:')} ${message}`);
   if (ctx.opts.verbose && err instanceof Error && err.stack) ctx.out.error(redactText(err.stack));
-  else ctx.out.error('run again with --verbose for details, and report it with the command you ran');
+  else ctx.out.error(hintFor('INTERNAL'));
   return EXIT.failed;
 }

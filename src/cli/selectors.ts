@@ -2,8 +2,10 @@ import { UsageError, type ErrorCode } from '../errors.js';
 import type { Config } from '../config/types.js';
 import type { CatalogDb } from '../catalog/open.js';
 import type { TenantSelector } from '../catalog/tenants.js';
+import { MODEL_TRAITS } from '../placement/placement.js';
 
-const MODELS = ['pool', 'schema', 'database'];
+// The models placement knows, in its order (pool, schema, database).
+const MODELS = Object.keys(MODEL_TRAITS);
 const STATUSES = ['provisioning', 'active', 'suspended', 'failed', 'deleting'];
 
 /**

@@ -1,12 +1,10 @@
 import { Option, type Command } from 'commander';
 import { EXIT, UsageError } from '../errors.js';
-import type { TenantRow } from '../catalog/tables.js';
 import { resultDocument, exitCodeFor } from '../fanout/result.js';
-import { renderTable } from '../report/table.js';
 import { escapeControl } from '../report/escape.js';
 import { sortNaturallyBy } from '../report/natural-sort.js';
 import { nameProblem } from '../provision/name.js';
-import { isNotRun, renderResultDocument } from '../report/results.js';
+import { publicTenant, renderBulkCreate, renderCreated, renderTenantChanged, renderTenantList, renderTenantShow } from '../report/tenant.js';
 import { canPrompt, type CommandContext } from './context.js';
 import { addSelectorOptions, concurrencyFrom, positiveInt, selectorFrom } from './options.js';
 import { confirmDestructive } from './confirm.js';
@@ -50,15 +48,9 @@ async function create(ctx: CommandContext, slugArg: string | undefined, flags: C
   if (nameIssue) throw new UsageError('BAD_INPUT', `--name ${nameIssue}`, 'give a shorter display name (the slug is the identifier)');
   if (flags.fromFile) {
     if (slugArg) throw new UsageError('USAGE', 'give either a slug or --from-file, not both', 'tenantctl tenant create --from-file tenants.csv');
-    const { readTenantFile } = await import('../provision/bulk-file.js');
-    const inputs = readTenantFile(flags.fromFile);
-    const d = await deps(ctx);
     const { createProgress } = await import('../report/progress.js');
-    const progress = createProgress(ctx.out, 'tenant create', inputs.length);
-    const { createTenants } = await import('../provision/bulk-create.js');
-    const { assertBulkInputs } = await import('../provision/bulk-check.js');
-    // Every row against the config and the catalog before anything is created (exit 2).
-    await assertBulkInputs(d, inputs, flags.fromFile);
+    const { createTenantsFromFile } = await import('../provision/bulk-create.js');
+    let progress: ReturnType<typeof createProgress> | undefined;
     // Ctrl-C: no new tenant starts; the ones being created finish (each is one transaction, or is
     // undone); then the summary says what was done and how to finish. A second Ctrl-C quits.
     const stop = new AbortController();
@@ -70,26 +62,21 @@ async function create(ctx: CommandContext, slugArg: string | undefined, flags: C
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     try {
-      const results = await createTenants({ ...d, wait: flags.wait, onWaiting: waiting(ctx) }, inputs, {
+      const results = await createTenantsFromFile(async () => ({ ...(await deps(ctx)), wait: flags.wait, onWaiting: waiting(ctx) }), flags.fromFile, {
         concurrency: concurrencyFrom(flags.concurrency, ctx.config.defaults.concurrency),
-        onStart: (i) => progress.started(i.slug),
-        onResult: (_i, r) => progress.finished(r),
+        onRead: (inputs) => (progress = createProgress(ctx.out, 'tenant create', inputs.length)),
+        onStart: (i) => progress?.started(i.slug),
+        onResult: (_i, r) => progress?.finished(r),
         signal: stop.signal,
       });
       const interrupted = stop.signal.aborted;
-      await progress.close({ interrupted });
+      await progress?.close({ interrupted });
       const doc = resultDocument('tenant create', results, started, interrupted ? { interrupted: true } : {});
       if (interrupted) doc.ok = false;
-      renderResultDocument(ctx.out, doc);
-      const unfinished = doc.results.filter((r) => r.status === 'failed' || isNotRun(r)).length;
-      if (!ctx.out.json && (interrupted || unfinished > 0)) {
-        // Re-running the same file skips the tenants that exist and finishes the rest.
-        const failed = doc.results.some((r) => r.status === 'failed');
-        ctx.out.print(`${interrupted || !failed ? 'to finish' : 'fix the failures, then finish'}: ${finishCommand(ctx, flags)}`);
-      }
+      renderBulkCreate(ctx.out, doc, interrupted, finishCommand(ctx, flags));
       return interrupted ? EXIT.interrupted : exitCodeFor(doc);
     } finally {
-      await progress.close();
+      await progress?.close();
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
     }
@@ -103,9 +90,7 @@ async function create(ctx: CommandContext, slugArg: string | undefined, flags: C
   const { wait, fromFile: _f, concurrency: _c, ...input } = flags;
   const r = await createTenant({ ...(await deps(ctx)), wait, onWaiting: waiting(ctx) }, { slug, ...input });
   const doc = resultDocument('tenant create', [r], started);
-  if (ctx.out.json) ctx.out.document(doc);
-  else if (r.status === 'succeeded') ctx.out.print(ctx.out.color.green(`created ${r.tenant}: ${r.model} on ${r.shard} (${r.target})${r.resumed ? ', finishing an earlier attempt' : ''}`));
-  else renderResultDocument(ctx.out, doc);
+  renderCreated(ctx.out, doc, r);
   return exitCodeFor(doc);
 }
 
@@ -133,10 +118,6 @@ async function promptForCreate(ctx: CommandContext, flags: CreateFlags): Promise
     flags.region = await select({ message: 'Region', choices: Object.keys(c.regions).map((r) => ({ name: r, value: r })), default: c.defaultRegion }, io);
   }
   return slug;
-}
-
-function tenantRows(ts: TenantRow[]) {
-  return ts.map((t) => [t.slug, t.model, t.tier, t.region, t.shard, t.status, t.schema_version ?? '']);
 }
 
 export function registerTenantCommands(program: Command): void {
@@ -167,12 +148,7 @@ export function registerTenantCommands(program: Command): void {
         const selector = selectorFrom(opts);
         const db = await ctx.catalog();
         await checkSelector(ctx.config, db, selector);
-        const ts = sortNaturallyBy(await selectTenants(db, selector), (t) => t.slug);
-        if (ctx.out.json) ctx.out.document({ command: 'tenant list', ok: true, tenants: ts.map(publicTenant) });
-        else {
-          const { printPaged } = await import('../report/pager.js');
-          await printPaged(ctx.out, renderTable(ctx.out, ['slug', 'model', 'tier', 'region', 'shard', 'status', 'version'], tenantRows(ts)));
-        }
+        await renderTenantList(ctx.out, sortNaturallyBy(await selectTenants(db, selector), (t) => t.slug));
       }),
     );
 
@@ -186,19 +162,7 @@ export function registerTenantCommands(program: Command): void {
         const { recentEvents } = await import('../catalog/events.js');
         const db = await ctx.catalog();
         const t = await getTenant(db, slug);
-        const events = await recentEvents(db, slug);
-        if (ctx.out.json) {
-          ctx.out.document({ command: 'tenant show', ok: true, tenant: publicTenant(t), events });
-          return;
-        }
-        const fields: [string, unknown][] = [
-          ['slug', t.slug], ['name', t.name], ['key', t.key], ['status', t.status + (t.status_detail ? ` (${t.status_detail})` : '')],
-          ['tier', t.tier], ['model', t.model], ['region', t.region], ['shard', t.shard], ['database', t.database_name],
-          ['schema', t.schema_name], ['residency', t.residency ?? ''], ['version', t.schema_version ?? ''], ['created', t.created_at.toISOString()],
-        ];
-        ctx.out.print(fields.map(([k, v]) => `${k.padEnd(10)} ${escapeControl(String(v))}`).join('\n'));
-        ctx.out.print('\nrecent events:');
-        ctx.out.print(renderTable(ctx.out, ['at', 'actor', 'command', 'action', 'result'], events.map((e) => [e.at.toISOString(), e.actor + (e.ci_job ? ` (${e.ci_job})` : ''), e.command, e.action, e.result])));
+        renderTenantShow(ctx.out, t, await recentEvents(db, slug));
       }),
     );
 
@@ -212,8 +176,7 @@ export function registerTenantCommands(program: Command): void {
           const { setSuspended } = await import('../provision/lifecycle.js');
           const deps = { config: ctx.config, db: await ctx.catalog(), fleet: await ctx.fleet(), command: ctx.command, wait: opts.wait, onWaiting: waiting(ctx) };
           const t = await setSuspended(deps, slug, verb === 'suspend');
-          if (ctx.out.json) ctx.out.document({ command: ctx.command, ok: true, tenant: publicTenant(t) });
-          else ctx.out.print(`${slug} is ${t.status}`);
+          renderTenantChanged(ctx.out, ctx.command, t, `${slug} is ${t.status}`);
         }),
       );
   }
@@ -232,16 +195,10 @@ export function registerTenantCommands(program: Command): void {
         await confirmDestructive(ctx, opts.yes, `delete tenant ${slug} and all its data (${t.model} on ${t.shard})`);
         const { deleteTenant } = await import('../provision/lifecycle.js');
         await deleteTenant({ config: ctx.config, db, fleet: await ctx.fleet(), command: ctx.command, wait: opts.wait, onWaiting: waiting(ctx) }, slug);
-        if (ctx.out.json) ctx.out.document({ command: ctx.command, ok: true, tenant: publicTenant(t) });
-        else ctx.out.print(`deleted ${slug}`);
+        renderTenantChanged(ctx.out, ctx.command, t, `deleted ${slug}`);
       }),
     );
 }
 
-export function publicTenant(t: TenantRow) {
-  return {
-    slug: t.slug, key: t.key, name: t.name, tier: t.tier, model: t.model, region: t.region, shard: t.shard,
-    database: t.database_name, schema: t.schema_name, residency: t.residency, status: t.status,
-    statusDetail: t.status_detail, schemaVersion: t.schema_version, createdAt: t.created_at, updatedAt: t.updated_at,
-  };
-}
+// Kept importable from here; the renderer lives in src/report/tenant.ts.
+export { publicTenant };

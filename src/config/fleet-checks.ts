@@ -1,4 +1,4 @@
-import { CATALOG_POOL_SIZE } from '../catalog/open.js';
+import { CATALOG_POOL_SIZE } from './connection-limits.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
 import { tenantDatabaseName } from '../placement/naming.js';
 import { catalogShardName } from './catalog-shard.js';

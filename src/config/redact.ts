@@ -4,6 +4,8 @@
  *
  * @example
  *   redactUrl('postgres://app:s3cr%40t@db:5432/x') // 'postgres://app:***@db:5432/x'
+ *
+ * @module
  */
 const secrets = new Set<string>();
 

@@ -1,9 +1,11 @@
-import { z } from 'zod';
-
 /**
  * The shape of tenants.config.yaml. Objects are strict: an unknown key (a typo) is an error,
  * never a silent default.
+ *
+ * @module
  */
+import { z } from 'zod';
+
 const identifier = z
   .string()
   .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lowercase SQL identifier (letters, digits, underscore)');

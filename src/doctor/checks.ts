@@ -8,7 +8,7 @@ import { ADMIN_DATABASE } from '../placement/databases.js';
 import { openCatalog } from '../catalog/open.js';
 import { catalogMigrations } from '../catalog/migrations.js';
 import type { CatalogDb } from '../catalog/open.js';
-import { tenantRoleName } from '../placement/naming.js';
+import { modelsWith, tenantRole } from '../placement/placement.js';
 import { loadMigrations } from '../migrate/files.js';
 import { shardRoleChecks } from './shard-role.js';
 
@@ -117,13 +117,13 @@ async function stuckTenantsCheck(db: CatalogDb): Promise<Check> {
 async function tenantRoleChecks(db: CatalogDb, fleet: Fleet, config: Config): Promise<Check[]> {
   const tenants = await db
     .selectFrom('tenants')
-    .select(['slug', 'shard'])
-    .where('model', 'in', ['schema', 'database'])
+    .select(['slug', 'shard', 'model'])
+    .where('model', 'in', modelsWith('ownRole'))
     .where('status', 'in', ['active', 'suspended'])
     .execute();
   const out: Check[] = [];
   for (const shard of config.shards) {
-    const expected = tenants.filter((t) => t.shard === shard.name).map((t) => tenantRoleName(t.slug));
+    const expected = tenants.filter((t) => t.shard === shard.name).map((t) => tenantRole(t)!);
     if (expected.length === 0) continue;
     try {
       const { rows } = await fleet.withClient(shard.name, ADMIN_DATABASE, (c) =>

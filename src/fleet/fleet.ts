@@ -1,7 +1,7 @@
 import type { Config, Shard } from '../config/types.js';
 import { UsageError } from '../errors.js';
 import { ShardConnections, type ShardClient } from './shard-connections.js';
-import { CATALOG_POOL_SIZE } from '../catalog/open.js';
+import { CATALOG_POOL_SIZE } from '../config/connection-limits.js';
 import { catalogShardName } from '../config/catalog-shard.js';
 
 /**

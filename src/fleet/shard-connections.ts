@@ -1,3 +1,4 @@
+import { CONNECT_TIMEOUT_MS } from '../config/connection-limits.js';
 import pg from 'pg';
 import { redactText } from '../config/redact.js';
 import type { Shard } from '../config/types.js';
@@ -29,7 +30,8 @@ interface Waiter {
   reject: (e: unknown) => void;
 }
 
-export const CONNECT_TIMEOUT_MS = Number(process.env.TENANTCTL_CONNECT_TIMEOUT_MS ?? 5000);
+// Kept importable from here; defined in src/config/connection-limits.ts.
+export { CONNECT_TIMEOUT_MS };
 
 export class ShardConnections {
   private idle = new Map<string, ShardClient[]>();

@@ -9,8 +9,9 @@
  *   TENANT 'tntn'  one tenant's operation lock, keyed by hashtext(slug)
  * Each target database:
  *   MIGRATION 'tnct'  one migration target, keyed by hashtext(schema)
- *   DATABASE_ACL 'tacl' serialises GRANTs on one database (taken in src/placement/roles.ts,
- *                        which keeps its own copy of the value)
+ *   DATABASE_ACL 'tacl' serialises GRANTs on one database (taken in src/placement/roles.ts)
+ *
+ * @module
  */
 export const FLEET_LOCK_CLASSID = 0x746e666c;
 export const RUN_LOCK_CLASSID = 0x746e726e;

@@ -2,7 +2,7 @@ import { sql, type Kysely } from 'kysely';
 import type { CatalogDb } from '../catalog/open.js';
 import type { CatalogDatabase } from '../catalog/tables.js';
 import { redactText } from '../config/redact.js';
-import { errorMessage, TenantctlError } from '../errors.js';
+import { errorMessage, EXIT, TenantctlError } from '../errors.js';
 
 /**
  * The process's lock session: ONE catalog connection, pinned while any lock is held, on which
@@ -119,7 +119,7 @@ export function catalogDown(err: unknown): TenantctlError {
     'UNREACHABLE',
     `the catalog is unreachable: ${redactText(errorMessage(err))}`,
     'check catalog.url (or catalog.shard) in the config and that the server runs',
-    undefined,
+    EXIT.failed,
     { cause: err },
   );
 }

@@ -4,22 +4,17 @@ import type { ShardClient } from '../fleet/shard-connections.js';
 import { ensureSchema, ident, qualified } from '../sql.js';
 import { ADMIN_DATABASE, dropDatabase, ensureDatabase } from './databases.js';
 import { tenantRoleName } from './naming.js';
-import { dropTenantRole, ensureTenantRole, grantConnect, grantSchemaToRole } from './roles.js';
+import { dropTenantRole, ensureTenantRole, grantConnect, grantSchemaToRole, setRoleLogin } from './roles.js';
 import { inTransaction } from '../fleet/fleet.js';
 import { ensureServingRole } from './rls.js';
 import { scopedTablesInOrder } from './scoped-tables.js';
 import { databaseExists, ensureAdminSeesAll, poolKeyRows, rowsWithKey, type KeyRows, type PoolScope } from './pool-rows.js';
 import { TenantctlError } from '../errors.js';
+import type { CatalogPlacement } from './placement.js';
+import { existingDatabasePlacement, existingSchemaPlacement, type NewPlacement } from './existing.js';
 
-/** The parts of a tenant's catalog row a placement needs. */
-export interface PlacedTenant {
-  slug: string;
-  key: string;
-  model: Model;
-  shard: string;
-  database_name: string;
-  schema_name: string;
-}
+/** The parts of a tenant's catalog row a placement needs (src/placement/placement.ts). */
+export type PlacedTenant = CatalogPlacement;
 
 /**
  * The three isolation models behind one interface. Every step is idempotent, so a provisioning
@@ -44,6 +39,16 @@ export interface PlacementDriver {
    * of its own). Still idempotent, so a resumed provisioning may call it again.
    */
   createInOneTransaction?(fleet: Fleet, config: Config, t: PlacedTenant, steps: OneTransactionSteps): Promise<void>;
+  /**
+   * Let the tenant log in, or not (suspend and resume; later the fence of a move). Models without
+   * a role of their own do nothing: a pool tenant's access is the serving role's, shared.
+   */
+  setLogin(fleet: Fleet, t: PlacedTenant, login: boolean): Promise<void>;
+  /**
+   * What of a new tenant's placement already exists on the shard (schema, database, role), named
+   * for the operator; tenant create refuses to adopt any of it. Shared placements: nothing.
+   */
+  existing(fleet: Fleet, t: NewPlacement): Promise<string[]>;
 }
 
 export interface OneTransactionSteps {
@@ -93,6 +98,12 @@ const pool: PlacementDriver = {
   },
   async keyRows(fleet, config, t) {
     return poolKeyRows(fleet, config, t);
+  },
+  async setLogin() {
+    // The serving role is shared by every pool tenant: a pool tenant's access is its key.
+  },
+  async existing() {
+    return [];
   },
 };
 
@@ -144,6 +155,8 @@ const schema: PlacementDriver = {
     });
     await fleet.withClient(t.shard, t.database_name, (c) => dropTenantRole(c, tenantRoleName(t.slug)));
   },
+  setLogin: setTenantLogin,
+  existing: existingSchemaPlacement,
 };
 
 /** A database tenant's database, its role and the role's CONNECT on it. */
@@ -185,6 +198,13 @@ const database: PlacementDriver = {
     await dropDatabase(fleet, t.shard, t.database_name);
     await fleet.withClient(t.shard, ADMIN_DATABASE, (c) => dropTenantRole(c, tenantRoleName(t.slug)));
   },
+  setLogin: setTenantLogin,
+  existing: existingDatabasePlacement,
 };
+
+/** LOGIN of the tenant's own role on or off, from the maintenance database (roles are cluster-wide). */
+async function setTenantLogin(fleet: Fleet, t: PlacedTenant, login: boolean): Promise<void> {
+  await fleet.withClient(t.shard, ADMIN_DATABASE, (c) => setRoleLogin(c, tenantRoleName(t.slug), login));
+}
 
 export const drivers: Record<Model, PlacementDriver> = { pool, schema, database };

@@ -1,10 +1,14 @@
-import type { Model } from '../config/types.js';
-
 /**
  * Where a tenant's rows live, by model. Names derive from the slug, which is validated, and are
  * still always quoted when they reach SQL.
+ *
+ * @module
  */
+import type { Model } from '../config/types.js';
+
+/** The schema of the pool database that holds every pool tenant's rows. */
 export const POOL_SCHEMA = 'app';
+/** The schema inside a database tenant's own database. */
 export const DATABASE_SCHEMA = 'app';
 /** Schema in every target database holding tenantctl's own bookkeeping (migration records). */
 export const META_SCHEMA = 'tenantctl';
@@ -22,10 +26,16 @@ export function tenantDatabaseName(slug: string): string {
   return `t_${slugIdent(slug)}`;
 }
 
+/** The role a schema or database tenant gets; ask src/placement/placement.ts `tenantRole` outside src/placement/. */
 export function tenantRoleName(slug: string): string {
   return `tenant_${slugIdent(slug)}`;
 }
 
+/**
+ * Where a tenant's (or a pool's) objects live: the ONE shape for it. Migration targets, the
+ * placement of a new tenant and the catalog's recorded placement (src/placement/placement.ts,
+ * `placementOf`) are all this.
+ */
 export interface Placement {
   model: Model;
   shard: string;

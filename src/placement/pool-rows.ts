@@ -5,16 +5,12 @@ import { ident, qualified } from '../sql.js';
 import { repairRlsPolicies, rlsState, tableIsProtected, type ScopedTable } from './rls.js';
 import { scopedTablesInOrder } from './scoped-tables.js';
 import { ADMIN_DATABASE } from './databases.js';
+import type { CatalogPlacement } from './placement.js';
 
 type PoolConfig = Pick<Config, 'tenantKey' | 'rls' | 'servingRole'>;
 
 /** Where a pool tenant's rows live and which key selects them. */
-export interface PoolScope {
-  shard: string;
-  database_name: string;
-  schema_name: string;
-  key: string;
-}
+export type PoolScope = Pick<CatalogPlacement, 'shard' | 'database_name' | 'schema_name' | 'key'>;
 
 export interface KeyRows {
   table: string;

@@ -1,8 +1,3 @@
-import type pg from 'pg';
-import type { Config } from '../config/types.js';
-import { TenantctlError } from '../errors.js';
-import { ident, qualified } from '../sql.js';
-
 /**
  * Side doors of a pool database: objects through which the serving role could read tenant rows
  * past row-level security, because they run or were filled with someone else's rights.
@@ -16,7 +11,14 @@ import { ident, qualified } from '../sql.js';
  *
  * Closed after every pool migration, in its transaction. What cannot be closed (an object owned
  * by a role tenantctl cannot act for, access through role membership) fails the migration.
+ *
+ * @module
  */
+import type pg from 'pg';
+import type { Config } from '../config/types.js';
+import { TenantctlError } from '../errors.js';
+import { ident, qualified } from '../sql.js';
+
 type Queryable = Pick<pg.ClientBase, 'query'>;
 type DoorConfig = Pick<Config, 'tenantKey' | 'servingRole'>;
 

@@ -1,9 +1,3 @@
-import type pg from 'pg';
-import type { Config } from '../config/types.js';
-import { TenantctlError } from '../errors.js';
-import { ident, isAlreadyExists, literal, qualified } from '../sql.js';
-import { closeSideDoors, findSideDoors } from './pool-side-doors.js';
-
 /**
  * Row-level security for pool targets, managed by tenantctl rather than written in migrations.
  * Every tenant-scoped table (one with the tenant-key column, or the column named for it in
@@ -21,7 +15,16 @@ import { closeSideDoors, findSideDoors } from './pool-side-doors.js';
  * @example
  *   await inTransaction(client, () => repairRlsPolicies(client, 'app', config));
  *   // as app_user: select set_config('app.tenant_id', '<key>', false); select * from tasks;
+ *
+ * @module
  */
+import type pg from 'pg';
+import type { Config } from '../config/types.js';
+import { TenantctlError } from '../errors.js';
+import { ident, isAlreadyExists, literal, qualified } from '../sql.js';
+import { closeSideDoors, findSideDoors } from './pool-side-doors.js';
+
+/** The policy that lets a session see the rows of the tenant named by the setting, and no others. */
 export const POLICY_NAME = 'tenantctl_isolation';
 /** The policy that lets tenantctl's own shard role see and change every row. */
 export const ADMIN_POLICY_NAME = 'tenantctl_admin';

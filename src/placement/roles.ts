@@ -1,5 +1,6 @@
 import type { ShardClient } from '../fleet/shard-connections.js';
 import { ident, isAlreadyExists } from '../sql.js';
+import { DATABASE_ACL_LOCK_CLASSID } from '../operations/lock-ids.js';
 
 /**
  * Tenant roles: one per schema or database tenant, able to use its own placement and nothing of
@@ -48,8 +49,6 @@ export async function grantSchemaToRole(c: ShardClient, schema: string, role: st
   await c.query(`alter default privileges for role ${ident(admin)} in schema ${s} grant usage, select on sequences to ${r}`);
 }
 
-/** First key of the advisory lock that serialises GRANTs on one database ('tacl'). */
-const DATABASE_ACL_LOCK = 0x7461636c;
 
 /**
  * GRANT CONNECT on a database to a role. A GRANT rewrites the database's pg_database row, and two
@@ -57,7 +56,15 @@ const DATABASE_ACL_LOCK = 0x7461636c;
  * one database are serialised with a transaction-scoped advisory lock. Call inside a transaction.
  */
 export async function grantConnect(c: ShardClient, database: string, role: string): Promise<void> {
-  await c.query('select pg_advisory_xact_lock($1, hashtext($2))', [DATABASE_ACL_LOCK, database]);
+  await c.query('select pg_advisory_xact_lock($1, hashtext($2))', [DATABASE_ACL_LOCK_CLASSID, database]);
   const has = await c.query<{ ok: boolean }>(`select has_database_privilege($1, $2, 'CONNECT') as ok`, [role, database]);
   if (!has.rows[0].ok) await c.query(`grant connect on database ${ident(database)} to ${ident(role)}`);
+}
+
+/**
+ * Turn a tenant role's LOGIN off (suspend; later the fence of a move) or on again. Idempotent.
+ * Run on the maintenance database: roles are cluster-wide.
+ */
+export async function setRoleLogin(c: ShardClient, role: string, login: boolean): Promise<void> {
+  await c.query(`alter role ${ident(role)} ${login ? 'login' : 'nologin'}`);
 }

@@ -5,6 +5,8 @@ import { redactText } from '../config/redact.js';
 import { createTenant, type ProvisionDeps } from './create-tenant.js';
 import { tenantCountsByShard } from '../catalog/tenants.js';
 import type { CreateTenantInput } from './plan.js';
+import { readTenantFile } from './bulk-file.js';
+import { assertBulkInputs } from './bulk-check.js';
 
 export interface BulkOptions {
   concurrency: number;
@@ -57,4 +59,25 @@ export async function createTenants(deps: ProvisionDeps, inputs: CreateTenantInp
     },
     (input, reason) => ({ tenant: input.slug, status: 'skipped', reason }),
   );
+}
+
+/**
+ * `tenant create --from-file`: read the file (every row validated), check every row against the
+ * config and the catalog (all problems at once, exit 2, nothing created), then create them.
+ * `onRead` hears how many rows there are before the first one starts (for the progress display).
+ *
+ * @example
+ *   const results = await createTenantsFromFile(async () => deps, 'new-tenants.csv', { concurrency: 8 });
+ */
+export async function createTenantsFromFile(
+  connect: () => Promise<ProvisionDeps>,
+  file: string,
+  opts: BulkOptions & { onRead?: (inputs: CreateTenantInput[]) => void },
+): Promise<TenantResult[]> {
+  // The file first: a bad file is exit 2 before any connection is opened.
+  const inputs = readTenantFile(file);
+  const deps = await connect();
+  opts.onRead?.(inputs);
+  await assertBulkInputs(deps, inputs, file);
+  return createTenants(deps, inputs, opts);
 }

@@ -7,8 +7,6 @@ import type { Fleet } from '../fleet/fleet.js';
 import { UsageError } from '../errors.js';
 import { drivers } from '../placement/drivers.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
-import { tenantRoleName } from '../placement/naming.js';
-import { ident } from '../sql.js';
 import { withTenantLock } from '../operations/tenant-lock.js';
 
 export interface LifecycleDeps {
@@ -39,11 +37,7 @@ export async function setSuspended(deps: LifecycleDeps, slug: string, suspend: b
     if (t.status !== from) {
       throw new UsageError('TENANT_STATE', `tenant "${slug}" is ${t.status}, not ${from}`, `only ${from} tenants can be ${suspend ? 'suspended' : 'resumed'}`);
     }
-    if (t.model !== 'pool') {
-      await deps.fleet.withClient(t.shard, ADMIN_DATABASE, (c) =>
-        c.query(`alter role ${ident(tenantRoleName(t.slug))} ${suspend ? 'nologin' : 'login'}`),
-      );
-    }
+    await drivers[t.model].setLogin(deps.fleet, t, !suspend);
     await deps.db.transaction().execute(async (tx) => {
       await updateTenant(tx, slug, { status: suspend ? 'suspended' : 'active' });
       await recordEvent(tx, { command: deps.command, action: suspend ? 'suspended' : 'resumed', result: 'ok', tenant: slug });

@@ -5,6 +5,8 @@
  *
  * @example
  *   nameProblem('x'.repeat(201)) // 'is 201 characters long; the limit is 200'
+ *
+ * @module
  */
 export const NAME_MAX = 200;
 

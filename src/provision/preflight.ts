@@ -2,7 +2,9 @@ import type { Fleet } from '../fleet/fleet.js';
 import type { MigrationFile } from '../migrate/files.js';
 import { UsageError } from '../errors.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
-import { tenantRoleName } from '../placement/naming.js';
+import type { Placement } from '../placement/naming.js';
+import { tenantRole } from '../placement/placement.js';
+import { drivers } from '../placement/drivers.js';
 import { TRACKING } from '../migrate/tracking.js';
 import { basename } from 'node:path';
 
@@ -61,40 +63,8 @@ export async function assertNoDrift(
  * tenantctl never adopts what it did not make in this tenant's own provisioning (a leftover of a
  * deleted tenant, or someone else's objects would otherwise be taken over silently).
  */
-export async function assertNothingThere(
-  fleet: Fleet,
-  t: { slug: string; model: string; shard: string; database: string; schema: string },
-): Promise<void> {
-  if (t.model === 'pool') return;
-  const role = tenantRoleName(t.slug);
-  const found: string[] = [];
-  const known = `${t.shard}/${t.database}`;
-  if (t.model === 'schema' && fleet.knownDatabases.has(known)) {
-    // Roles are cluster-wide: one query on the schemas database the provisioning uses next, not a
-    // connection to the maintenance database per tenant (bulk runs would churn connections).
-    const r = await fleet.withClient(t.shard, t.database, (c) =>
-      c.query<{ role: boolean; schema: boolean }>(
-        'select exists (select 1 from pg_roles where rolname = $1) as role, exists (select 1 from pg_namespace where nspname = $2) as schema',
-        [role, t.schema],
-      ),
-    );
-    if (r.rows[0].schema) found.push(`schema ${t.schema} in database ${t.database}`);
-    if (r.rows[0].role) found.push(`role ${role}`);
-  } else {
-    const r = await fleet.withClient(t.shard, ADMIN_DATABASE, (c) =>
-      c.query<{ role: boolean; db: boolean }>(
-        'select exists (select 1 from pg_roles where rolname = $1) as role, exists (select 1 from pg_database where datname = $2) as db',
-        [role, t.database],
-      ),
-    );
-    if (t.model === 'database' && r.rows[0].db) found.push(`database ${t.database}`);
-    if (t.model === 'schema' && r.rows[0].db) {
-      fleet.knownDatabases.add(known);
-      const s = await fleet.withClient(t.shard, t.database, (c) => c.query('select 1 from pg_namespace where nspname = $1', [t.schema]));
-      if (s.rowCount) found.push(`schema ${t.schema} in database ${t.database}`);
-    }
-    if (r.rows[0].role) found.push(`role ${role}`);
-  }
+export async function assertNothingThere(fleet: Fleet, t: Placement & { slug: string }): Promise<void> {
+  const found = await drivers[t.model].existing(fleet, { ...t, role: tenantRole(t) });
   if (found.length === 0) return;
   throw new UsageError(
     'PLACEMENT_EXISTS',

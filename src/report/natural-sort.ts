@@ -1,3 +1,5 @@
+const collator = new Intl.Collator('en', { numeric: true, sensitivity: 'variant' });
+
 /**
  * Natural order for names an operator reads: `csv-2, csv-19, csv-20`, not `csv-19, csv-2, csv-20`
  * (the catalog's `order by slug` is byte order).
@@ -5,8 +7,6 @@
  * @example
  *   ['csv-20', 'csv-2', 'csv-19'].sort(naturalCompare) // ['csv-2', 'csv-19', 'csv-20']
  */
-const collator = new Intl.Collator('en', { numeric: true, sensitivity: 'variant' });
-
 export function naturalCompare(a: string, b: string): number {
   return collator.compare(a, b) || (a < b ? -1 : a > b ? 1 : 0);
 }

@@ -317,7 +317,9 @@ describe('pool targets and the JSON document', () => {
       }
     }
     const versions = await e.db.selectFrom('tenants').select(['slug', 'schema_version']).orderBy('slug').execute();
-    expect(versions.filter((v) => v.slug !== 'pool-new').every((v) => v.schema_version === '0004_labels')).toBe(true);
+    const migrated = versions.filter((v) => v.slug !== 'pool-new');
+    expect(migrated.map((v) => v.slug)).toEqual(['pool-a', 'pool-b', 'pool-c', 'pool-d', 'pool-s']);
+    expect(migrated.every((v) => v.schema_version === '0004_labels')).toBe(true);
     const events = await e.db.selectFrom('events').select(['tenant_slug', 'action', 'result']).where('command', '=', 'migrate up').orderBy('tenant_slug').execute();
     expect(events.map((x) => x.tenant_slug)).toEqual(['pool-a', 'pool-b', 'pool-c', 'pool-d', 'pool-s']);
   });
@@ -395,6 +397,8 @@ describe('bad input', () => {
 
   it('migrate create writes the next-numbered file, validates the name and never overwrites', async () => {
     const e = await env('create');
+    // A tenant at today's head, so that the files created below are pending somewhere.
+    await e.create([{ slug: 'mc-s', model: 'schema', shard: 'eu1' }]);
     let r = await e.cli(['migrate', 'create', 'add_archived_at']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain(join(e.migrationsDir, '0004_add_archived_at.sql'));
@@ -409,8 +413,14 @@ describe('bad input', () => {
       expect(r.code, bad).toBe(2);
       expect(r.stderr).toMatch(/not lower_snake_case/);
     }
-    // The new files are valid migrations: status sees them as pending.
-    expect((await e.cli(['migrate', 'status', '--json'])).code).toBe(0);
+    // The new files are valid migrations: status sees them as pending (exit 1: not every target
+    // is at head), in order, for the tenant made before them.
+    r = await e.cli(['migrate', 'status', '--json']);
+    expect(r.code, r.stderr).toBe(1);
+    const status = json(r);
+    expect(status).toMatchObject({ ok: false, head: '0006_note_tags' });
+    expect(status.targets).toHaveLength(1);
+    expect(status.targets[0]).toMatchObject({ tenants: ['mc-s'], pending: ['0004_add_archived_at', '0005_tasks_due_index', '0006_note_tags'] });
     // Never overwrites: a directory squatting on the next name is refused (exit 2).
     await mkdir(join(e.migrationsDir, '0007_squat.sql'));
     r = await e.cli(['migrate', 'create', 'squat']);

@@ -297,12 +297,15 @@ describe('migrateTarget', () => {
     const db = await freshDatabase('timeout');
     const c = await connect(db);
     const slow = await loadMigrations(join(FIXTURES, 'slow'));
+    // The session's own statement_timeout, to prove the target's budget did not stay set on it.
+    const before = (await c.query('show statement_timeout')).rows[0].statement_timeout;
+    expect(before).not.toBe('400ms');
     const out = await migrateTarget(c, schemaTarget(db, 't_slow'), slow, { config, targetTimeoutMs: 400 });
     expect(out.status).toBe('failed');
     expect(out.error).toMatchObject({ code: 'TIMEOUT', migration: '0001_slow', pgCode: '57014' });
     expect(out.applied).toEqual([]);
     expect(await tablesOf(c, 't_slow')).toEqual([]);
-    expect((await c.query('show statement_timeout')).rows[0].statement_timeout).not.toBe('400ms');
+    expect((await c.query('show statement_timeout')).rows[0].statement_timeout).toBe(before);
   });
 
   it('migratePlacement turns an unreachable placement into an UNREACHABLE outcome', async () => {

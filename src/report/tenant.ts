@@ -1,0 +1,98 @@
+import type { EventRow, TenantRow } from '../catalog/tables.js';
+import type { ResultDocument, TenantResult } from '../fanout/result.js';
+import { escapeControl } from './escape.js';
+import type { Output } from './output.js';
+import { printPaged } from './pager.js';
+import { isNotRun, renderResultDocument } from './results.js';
+import { renderTable } from './table.js';
+
+/** A catalog row as the documents show it (camelCase, the placement spelled out). */
+export function publicTenant(t: TenantRow) {
+  return {
+    slug: t.slug,
+    key: t.key,
+    name: t.name,
+    tier: t.tier,
+    model: t.model,
+    region: t.region,
+    shard: t.shard,
+    database: t.database_name,
+    schema: t.schema_name,
+    residency: t.residency,
+    status: t.status,
+    statusDetail: t.status_detail,
+    schemaVersion: t.schema_version,
+    createdAt: t.created_at,
+    updatedAt: t.updated_at,
+  };
+}
+
+/** `tenant list`: the document, or a table (paged on a TTY). */
+export async function renderTenantList(out: Output, ts: TenantRow[]): Promise<void> {
+  if (out.json) {
+    out.document({ command: 'tenant list', ok: true, tenants: ts.map(publicTenant) });
+    return;
+  }
+  const rows = ts.map((t) => [t.slug, t.model, t.tier, t.region, t.shard, t.status, t.schema_version ?? '']);
+  await printPaged(out, renderTable(out, ['slug', 'model', 'tier', 'region', 'shard', 'status', 'version'], rows));
+}
+
+/** `tenant show`: the tenant's fields and its recent events. */
+export function renderTenantShow(out: Output, t: TenantRow, events: EventRow[]): void {
+  if (out.json) {
+    out.document({ command: 'tenant show', ok: true, tenant: publicTenant(t), events });
+    return;
+  }
+  const fields: [string, unknown][] = [
+    ['slug', t.slug],
+    ['name', t.name],
+    ['key', t.key],
+    ['status', t.status + (t.status_detail ? ` (${t.status_detail})` : '')],
+    ['tier', t.tier],
+    ['model', t.model],
+    ['region', t.region],
+    ['shard', t.shard],
+    ['database', t.database_name],
+    ['schema', t.schema_name],
+    ['residency', t.residency ?? ''],
+    ['version', t.schema_version ?? ''],
+    ['created', t.created_at.toISOString()],
+  ];
+  out.print(fields.map(([k, v]) => `${k.padEnd(10)} ${escapeControl(String(v))}`).join('\n'));
+  out.print('\nrecent events:');
+  out.print(
+    renderTable(
+      out,
+      ['at', 'actor', 'command', 'action', 'result'],
+      events.map((e) => [e.at.toISOString(), e.actor + (e.ci_job ? ` (${e.ci_job})` : ''), e.command, e.action, e.result]),
+    ),
+  );
+}
+
+/** suspend, resume, delete: the tenant (--json) or one line. */
+export function renderTenantChanged(out: Output, command: string, t: TenantRow, line: string): void {
+  if (out.json) out.document({ command, ok: true, tenant: publicTenant(t) });
+  else out.print(line);
+}
+
+/** `tenant create <slug>`: one line when it worked, else the result document. */
+export function renderCreated(out: Output, doc: ResultDocument, r: TenantResult): void {
+  if (out.json) out.document(doc);
+  else if (r.status === 'succeeded')
+    out.print(
+      out.color.green(`created ${r.tenant}: ${r.model} on ${r.shard} (${r.target})${r.resumed ? ', finishing an earlier attempt' : ''}`),
+    );
+  else renderResultDocument(out, doc);
+}
+
+/**
+ * `tenant create --from-file`: the result document, then (on a terminal) how to finish what is
+ * left: `finish` is the command that re-runs the same file (existing tenants are skipped).
+ */
+export function renderBulkCreate(out: Output, doc: ResultDocument, interrupted: boolean, finish: string): void {
+  renderResultDocument(out, doc);
+  const unfinished = doc.results.filter((r) => r.status === 'failed' || isNotRun(r)).length;
+  if (out.json || (!interrupted && unfinished === 0)) return;
+  const failed = doc.results.some((r) => r.status === 'failed');
+  out.print(`${interrupted || !failed ? 'to finish' : 'fix the failures, then finish'}: ${finish}`);
+}
