@@ -10,6 +10,7 @@ import { ensureServingRole } from './rls.js';
 import { scopedTablesInOrder } from './scoped-tables.js';
 import { databaseExists, ensureAdminSeesAll, poolKeyRows, rowsWithKey, type KeyRows, type PoolScope } from './pool-rows.js';
 import { TenantctlError } from '../errors.js';
+import { exclusiveMigration, poolMigration, type MigrationHooks } from './migration-hooks.js';
 
 /** The parts of a tenant's catalog row a placement needs. */
 export interface PlacedTenant {
@@ -44,6 +45,8 @@ export interface PlacementDriver {
    * of its own). Still idempotent, so a resumed provisioning may call it again.
    */
   createInOneTransaction?(fleet: Fleet, config: Config, t: PlacedTenant, steps: OneTransactionSteps): Promise<void>;
+  /** What the migration engine does differently for this model (src/placement/migration-hooks.ts). */
+  readonly migration: MigrationHooks;
 }
 
 export interface OneTransactionSteps {
@@ -58,6 +61,7 @@ async function currentUser(c: ShardClient): Promise<string> {
 }
 
 const pool: PlacementDriver = {
+  migration: poolMigration,
   async prepare(fleet, config, t) {
     await ensureDatabase(fleet, t.shard, t.database_name);
     await fleet.withClient(t.shard, t.database_name, async (c) => {
@@ -97,6 +101,7 @@ const pool: PlacementDriver = {
 };
 
 const schema: PlacementDriver = {
+  migration: exclusiveMigration,
   async prepare(fleet, _config, t) {
     await ensureDatabase(fleet, t.shard, t.database_name);
     const role = tenantRoleName(t.slug);
@@ -157,6 +162,7 @@ async function prepareTenantDatabase(fleet: Fleet, t: PlacedTenant): Promise<voi
 }
 
 const database: PlacementDriver = {
+  migration: exclusiveMigration,
   async prepare(fleet, _config, t) {
     await prepareTenantDatabase(fleet, t);
     await fleet.withClient(t.shard, t.database_name, (c) => ensureSchema(c, t.schema_name));
@@ -188,3 +194,10 @@ const database: PlacementDriver = {
 };
 
 export const drivers: Record<Model, PlacementDriver> = { pool, schema, database };
+
+/** The migration hooks of a model. */
+export function migrationHooks(model: Model): MigrationHooks {
+  return drivers[model].migration;
+}
+
+export type { MigrationHooks } from './migration-hooks.js';
