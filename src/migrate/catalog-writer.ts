@@ -16,8 +16,8 @@ export interface TargetRecord {
   version?: string | null;
   /** Tenants whose schema_version follows the target (exclusive targets). */
   slugs?: string[];
-  /** Pool targets: every active or suspended pool tenant of this shard follows it. */
-  poolShard?: string;
+  /** Shared (pool) targets: every active or suspended tenant placed there follows it, whoever joined since the plan. */
+  shared?: { shard: string; database: string; schema: string };
   /** Event per tenant: what happened to it. */
   event?: { action: string; result: string; details: Record<string, unknown>; tenants: string[] };
 }
@@ -118,7 +118,7 @@ export class CatalogWriter {
       with d as (
         select * from jsonb_to_recordset(${`[${batch.join(',')}]`}::jsonb) as x(
           target text, status text, applied text[], error jsonb, started_at timestamptz, duration_ms int,
-          version text, slugs text[], pool_shard text, ev_action text, ev_result text, ev_details jsonb, ev_tenants text[])
+          version text, slugs text[], sh_shard text, sh_database text, sh_schema text, ev_action text, ev_result text, ev_details jsonb, ev_tenants text[])
       ),
       upd as (
         update migrate_targets m
@@ -132,8 +132,8 @@ export class CatalogWriter {
         update tenants t set schema_version = d.version, updated_at = now()
           from d
          where d.version is not null
-           and (t.slug = any(d.slugs) or (d.pool_shard is not null and t.model = 'pool' and t.shard = d.pool_shard
-                                          and t.status in ('active', 'suspended')))
+           and (t.slug = any(d.slugs) or (d.sh_shard is not null and t.shard = d.sh_shard and t.database_name = d.sh_database
+                                          and t.schema_name = d.sh_schema and t.status in ('active', 'suspended')))
            and t.schema_version is distinct from d.version
         returning 1
       ),
@@ -165,7 +165,9 @@ function rowOf(r: TargetRecord) {
     duration_ms: r.durationMs === undefined ? null : Math.round(r.durationMs),
     version: r.version ?? null,
     slugs: r.slugs ?? [],
-    pool_shard: r.poolShard ?? null,
+    sh_shard: r.shared?.shard ?? null,
+    sh_database: r.shared?.database ?? null,
+    sh_schema: r.shared?.schema ?? null,
     ev_action: r.event?.action ?? null,
     ev_result: r.event?.result ?? null,
     // Target and migration ids only, plus an error that was redacted where it was made; the
