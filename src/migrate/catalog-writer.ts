@@ -128,13 +128,20 @@ export class CatalogWriter {
          where m.run_id = ${runId}::bigint and m.target = d.target and d.status is not null
         returning 1
       ),
+      -- Two plain joins, not one OR: each uses an index, so a batch costs its own rows, not a scan
+      -- of every tenant (a run over 5,000 targets would otherwise grow with the square).
       ten as (
+        update tenants t set schema_version = x.version, updated_at = now()
+          from (select s.slug, d.version from d cross join lateral unnest(d.slugs) as s(slug) where d.version is not null) x
+         where t.slug = x.slug and t.schema_version is distinct from x.version
+        returning 1
+      ),
+      shr as (
         update tenants t set schema_version = d.version, updated_at = now()
           from d
-         where d.version is not null
-           and (t.slug = any(d.slugs) or (d.sh_shard is not null and t.shard = d.sh_shard and t.database_name = d.sh_database
-                                          and t.schema_name = d.sh_schema and t.status in ('active', 'suspended')))
-           and t.schema_version is distinct from d.version
+         where d.version is not null and d.sh_shard is not null
+           and t.shard = d.sh_shard and t.database_name = d.sh_database and t.schema_name = d.sh_schema
+           and t.status in ('active', 'suspended') and t.schema_version is distinct from d.version
         returning 1
       ),
       ev as (

@@ -4,6 +4,7 @@ import { MIGRATION_LOCK_CLASSID } from '../operations/lock-ids.js';
 import { migrationHooks, type MigrationHooks } from '../placement/drivers.js';
 import { targetId } from '../placement/naming.js';
 import { ident, literal } from '../sql.js';
+import { targetLockHolder, targetLockSql } from './target-lock.js';
 import type { MigrationFile } from './files.js';
 import { rendered, templateVars, type TemplateVars } from './template.js';
 import { pgCode, RETRYABLE, Stop, toTargetError, type ErrorContext } from './target-errors.js';
@@ -133,42 +134,23 @@ export class TargetSession implements ErrorContext {
     if (this.opts.signal?.aborted) this.checkContinue(undefined);
     throw new Stop({
       code: 'LOCKED',
-      message: `target ${this.id} is being migrated by another session${await this.lockHolder()}; waited ${waitMs}ms`,
+      message: `target ${this.id} is being migrated by another session${await targetLockHolder(this.client, this.target.schema)}; waited ${waitMs}ms`,
       hint: 'wait for the other run to finish, then run migrate up again',
     });
   }
 
   /** The statement that takes the lock without waiting (for text sent in one message). */
   tryLockSql(): string {
-    return `pg_try_advisory_lock(${MIGRATION_LOCK_CLASSID}, hashtext(${literal(this.target.schema)}))`;
+    return targetLockSql('pg_try_advisory_lock', this.target.schema);
   }
 
   /** The transaction-level lock on the same key (inside a caller's transaction). */
   xactLockSql(): string {
-    return `select pg_advisory_xact_lock(${MIGRATION_LOCK_CLASSID}, hashtext(${literal(this.target.schema)}))`;
+    return `select ${targetLockSql('pg_advisory_xact_lock', this.target.schema)}`;
   }
 
   unlockSql(): string {
-    return `select pg_advisory_unlock(${MIGRATION_LOCK_CLASSID}, hashtext(${literal(this.target.schema)}))`;
-  }
-
-  private async lockHolder(): Promise<string> {
-    try {
-      const res = await this.client.query<{ pid: number; application_name: string; since: Date | null }>(
-        `select l.pid, a.application_name, a.backend_start as since
-           from pg_locks l left join pg_stat_activity a on a.pid = l.pid
-          where l.locktype = 'advisory' and l.granted and l.objsubid = 2
-            and l.database = (select oid from pg_database where datname = current_database())
-            and l.classid = $1::int::oid and l.objid = hashtext($2)::oid
-          limit 1`,
-        [MIGRATION_LOCK_CLASSID, this.target.schema],
-      );
-      const h = res.rows[0];
-      if (!h) return '';
-      return ` (pid ${h.pid}${h.application_name ? `, ${h.application_name}` : ''}${h.since ? `, connected since ${h.since.toISOString()}` : ''})`;
-    } catch {
-      return '';
-    }
+    return `select ${targetLockSql('pg_advisory_unlock', this.target.schema)}`;
   }
 
   /** End what is still open, in one round trip: the read's transaction, and the target's lock. */
