@@ -75,7 +75,8 @@ export function upToDateOutcome(t: PlannedTarget, s: TargetState & { ok: true })
 /** The tenant rows of one target's outcome: pool tenants share it, each with its own row. */
 export function tenantRows(t: PlannedTarget, o: TargetOutcome): MigrateRow[] {
   return t.tenants.map((x) => {
-    const row: MigrateRow = { ...tenantBase(t, x.slug), status: o.status, applied: o.applied, durationMs: o.durationMs };
+    // A literal in tenantBase's key order, not a spread: a no-op run over 5,000 targets makes a row each.
+    const row: MigrateRow = { tenant: x.slug, model: t.model, region: t.region, shard: t.shard, target: t.id, status: o.status, applied: o.applied, durationMs: o.durationMs };
     if (o.pending.length > 0) row.pending = o.pending;
     if (o.unknown.length > 0) row.unknown = o.unknown;
     if (o.warnings?.length) row.warnings = o.warnings;
