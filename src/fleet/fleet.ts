@@ -94,7 +94,14 @@ export class Fleet {
   }
 }
 
-export async function inTransaction<T>(c: ShardClient, fn: (c: ShardClient) => Promise<T>): Promise<T> {
+/**
+ * fn between begin and commit on the client; rollback if it throws (a client that cannot roll
+ * back is marked broken, so its pool drops it).
+ */
+export async function inTransaction<T, C extends Pick<ShardClient, 'query'> & { tenantctlBroken?: boolean } = ShardClient>(
+  c: C,
+  fn: (c: C) => Promise<T>,
+): Promise<T> {
   await c.query('begin');
   try {
     const out = await fn(c);

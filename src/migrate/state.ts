@@ -1,9 +1,10 @@
-import pLimit, { type LimitFunction } from 'p-limit';
 import { redactText } from '../config/redact.js';
 import { errorMessage, TenantctlError } from '../errors.js';
+import type { TenantResult } from '../fanout/result.js';
+import { fanout } from '../fanout/run.js';
 import type { Fleet } from '../fleet/fleet.js';
 import { unreachable } from '../fleet/shard-connections.js';
-import type { TargetError } from './apply-target.js';
+import type { TargetError } from './target-types.js';
 import type { MigrationFile } from './files.js';
 import { pendingFor, readSummaries, versionOf, type AppliedRow, type PendingReport } from './tracking.js';
 
@@ -125,44 +126,43 @@ export async function readStates<T extends ReadableTarget>(
     return v;
   };
   const states = new Map<string, TargetState>();
-  const global = pLimit(Math.max(1, opts.concurrency));
-  const perShard = new Map<string, LimitFunction>();
-  const shardLimit = (shard: string) => {
-    let l = perShard.get(shard);
-    if (!l) {
-      l = pLimit(Math.max(1, fleet.connections(shard).budget));
-      perShard.set(shard, l);
-    }
-    return l;
-  };
-  await Promise.all(
-    groups.map((group) => {
+  // The fan-out's runner bounds the reads: `concurrency` across the fleet, each shard's budget.
+  let thrown: { err: unknown } | undefined;
+  await fanout<T[], TenantResult>(
+    [...groups],
+    { concurrency: opts.concurrency, shardOf: (g) => g[0].shard, shardBudget: (s) => fleet.connections(s).budget, onError: 'continue' },
+    async (group) => {
       const { shard, database } = group[0];
-      return shardLimit(shard)(() =>
-        global(async () => {
-          const down = health.get(shard, database);
-          if (down) {
-            for (const t of group) states.set(t.id, { ok: false, error: down });
-            return;
-          }
-          try {
-            // Every selected schema of the database in one query; a schema at head comes back
-            // as a flag, and every such target shares one report.
-            const summary = await fleet.withClient(shard, database, (c) => readSummaries(c, group.map((t) => t.schema), migrations));
-            for (const t of group) {
-              const s = summary.schemas.get(t.schema);
-              if (s === 'head') states.set(t.id, { ok: true, applied: headIds, report: headReport, tracked: true });
-              else states.set(t.id, { ok: true, ...shared(s === undefined ? undefined : summary.lists.get(s)), tracked: summary.tracked });
-            }
-          } catch (err) {
-            if (!isUnreachable(err)) throw err;
-            const error = health.failure(shard, err);
-            for (const t of group) states.set(t.id, { ok: false, error });
-          }
-        }),
-      );
-    }),
+      const done: TenantResult = { tenant: `${shard}/${database}`, status: 'succeeded' };
+      const down = health.get(shard, database);
+      if (down) {
+        for (const t of group) states.set(t.id, { ok: false, error: down });
+        return done;
+      }
+      try {
+        // Every selected schema of the database in one query; a schema at head comes back
+        // as a flag, and every such target shares one report.
+        const summary = await fleet.withClient(shard, database, (c) => readSummaries(c, group.map((t) => t.schema), migrations));
+        for (const t of group) {
+          const s = summary.schemas.get(t.schema);
+          if (s === 'head') states.set(t.id, { ok: true, applied: headIds, report: headReport, tracked: true });
+          else states.set(t.id, { ok: true, ...shared(s === undefined ? undefined : summary.lists.get(s)), tracked: summary.tracked });
+        }
+      } catch (err) {
+        if (!isUnreachable(err)) throw err;
+        const error = health.failure(shard, err);
+        for (const t of group) states.set(t.id, { ok: false, error });
+      }
+      return done;
+    },
+    (g) => ({ tenant: `${g[0].shard}/${g[0].database}`, status: 'skipped' }),
+    (g, err) => {
+      thrown ??= { err };
+      return { tenant: `${g[0].shard}/${g[0].database}`, status: 'failed' };
+    },
   );
+  // Anything but an unreachable shard is a bug or a broken catalog: the caller sees it.
+  if (thrown) throw thrown.err;
   return states;
 }
 

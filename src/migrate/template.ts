@@ -51,3 +51,16 @@ export function renderSql(text: string, vars: TemplateVars): string {
     return vars[name as Placeholder];
   });
 }
+
+/** Rendered SQL per migration file and placeholder values: a thousand targets render it once. */
+const renderCache = new WeakMap<object, { vars: string; sql: string }>();
+
+/** renderSql of a migration file's SQL, cached per file and placeholder values. */
+export function rendered(m: { sql?: string }, vars: TemplateVars): string {
+  const key = JSON.stringify(vars);
+  const hit = renderCache.get(m);
+  if (hit && hit.vars === key) return hit.sql;
+  const sql = renderSql(m.sql ?? '', vars);
+  renderCache.set(m, { vars: key, sql });
+  return sql;
+}

@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { sql, type Kysely } from 'kysely';
 import type { CatalogDb } from '../catalog/open.js';
 import type { CatalogDatabase } from '../catalog/tables.js';
@@ -139,8 +140,4 @@ export async function describeTenantHolder(db: Kysely<CatalogDatabase>, slug: st
   if (!h) return null;
   const other = h.slug === slug ? '' : ` (holding tenant "${h.slug}", whose lock key is the same)`;
   return `${h.command} by ${h.actor}${h.ci_job ? ` (${h.ci_job})` : ''}, pid ${h.pid} on ${h.host}, since ${new Date(h.started_at).toISOString()}${other}`;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

@@ -12,6 +12,7 @@ import { databaseExists, ensureAdminSeesAll, poolKeyRows, rowsWithKey, type KeyR
 import { TenantctlError } from '../errors.js';
 import type { CatalogPlacement } from './placement.js';
 import { existingDatabasePlacement, existingSchemaPlacement, type NewPlacement } from './existing.js';
+import { exclusiveMigration, poolMigration, type MigrationHooks } from './migration-hooks.js';
 
 /** The parts of a tenant's catalog row a placement needs (src/placement/placement.ts). */
 export type PlacedTenant = CatalogPlacement;
@@ -49,6 +50,8 @@ export interface PlacementDriver {
    * for the operator; tenant create refuses to adopt any of it. Shared placements: nothing.
    */
   existing(fleet: Fleet, t: NewPlacement): Promise<string[]>;
+  /** What the migration engine does differently for this model (src/placement/migration-hooks.ts). */
+  readonly migration: MigrationHooks;
 }
 
 export interface OneTransactionSteps {
@@ -63,6 +66,7 @@ async function currentUser(c: ShardClient): Promise<string> {
 }
 
 const pool: PlacementDriver = {
+  migration: poolMigration,
   async prepare(fleet, config, t) {
     await ensureDatabase(fleet, t.shard, t.database_name);
     await fleet.withClient(t.shard, t.database_name, async (c) => {
@@ -108,6 +112,7 @@ const pool: PlacementDriver = {
 };
 
 const schema: PlacementDriver = {
+  migration: exclusiveMigration,
   async prepare(fleet, _config, t) {
     await ensureDatabase(fleet, t.shard, t.database_name);
     const role = tenantRoleName(t.slug);
@@ -170,6 +175,7 @@ async function prepareTenantDatabase(fleet: Fleet, t: PlacedTenant): Promise<voi
 }
 
 const database: PlacementDriver = {
+  migration: exclusiveMigration,
   async prepare(fleet, _config, t) {
     await prepareTenantDatabase(fleet, t);
     await fleet.withClient(t.shard, t.database_name, (c) => ensureSchema(c, t.schema_name));
@@ -208,3 +214,10 @@ async function setTenantLogin(fleet: Fleet, t: PlacedTenant, login: boolean): Pr
 }
 
 export const drivers: Record<Model, PlacementDriver> = { pool, schema, database };
+
+/** The migration hooks of a model. */
+export function migrationHooks(model: Model): MigrationHooks {
+  return drivers[model].migration;
+}
+
+export type { MigrationHooks } from './migration-hooks.js';

@@ -13,9 +13,7 @@ import type { PoolScope } from '../placement/pool-rows.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
 import { targetId } from '../placement/naming.js';
 import type { MigrationFile } from '../migrate/files.js';
-import { MIGRATION_LOCK_CLASSID, migrateTarget, runsInOneTransaction, type MigrationTarget } from '../migrate/apply-target.js';
-import { ensureTrackingTable } from '../migrate/tracking.js';
-import type { ShardClient } from '../fleet/shard-connections.js';
+import { createPlacementAtVersion } from '../migrate/placement-at-version.js';
 import { planTenant, type CreateTenantInput } from './plan.js';
 import { assertSlug } from '../placement/slug.js';
 import { lockTenant } from '../operations/tenant-lock.js';
@@ -148,37 +146,17 @@ async function createLocked(deps: ProvisionDeps, input: CreateTenantInput): Prom
     shard: tenant.shard,
     target: targetId({ shard: tenant.shard, database: tenant.database_name, schema: tenant.schema_name }),
   };
-  const driver = drivers[tenant.model];
   const fault = deps.failAfter ?? process.env.TENANTCTL_INJECT_FAULT;
-  const target: MigrationTarget = { shard: tenant.shard, database: tenant.database_name, schema: tenant.schema_name, model: tenant.model };
-  const migrate = async (c: ShardClient, withinTransaction: boolean) => {
-    const outcome = await migrateTarget(c, target, deps.migrations, { config, withinTransaction });
-    if (outcome.status === 'failed') {
-      throw new TenantctlError('PROVISION_FAILED', `migrating the new placement failed: ${outcome.error?.message ?? 'unknown error'}`);
-    }
-  };
   try {
-    if (driver.createInOneTransaction && (await runsInOneTransaction(deps.migrations))) {
-      // Schema and database tenants: placement, migrations with their tracking rows, and grants
-      // commit together, so a failure or a crash leaves nothing half-made inside the tenant's
-      // database (promise 2). The faults fire inside that transaction.
-      await driver.createInOneTransaction(fleet, config, tenant, {
-        before: (c) => ensureTrackingTable(c, MIGRATION_LOCK_CLASSID),
-        inside: async (c) => {
-          await injectFault(fault, 'prepared');
-          await migrate(c, true);
-          await injectFault(fault, 'migrated');
-        },
-      });
-    } else {
-      // Pool tenants (the shared target is migrated by the normal engine), or a migration that
-      // must run outside a transaction: step by step; undo and resume cover a failure between.
-      await driver.prepare(fleet, config, tenant);
-      await injectFault(fault, 'prepared');
-      await fleet.withClient(tenant.shard, tenant.database_name, (c) => migrate(c, false));
-      await injectFault(fault, 'migrated');
-      await driver.finish(fleet, config, tenant);
-    }
+    // Schema and database tenants: placement, migrations with their tracking rows, and grants
+    // commit together where the migrations allow (promise 2); the faults fire inside.
+    await createPlacementAtVersion(tenant, {
+      fleet,
+      config,
+      migrations: deps.migrations,
+      afterPrepare: () => injectFault(fault, 'prepared'),
+      afterMigrate: () => injectFault(fault, 'migrated'),
+    });
     const version = deps.migrations.at(-1)?.id ?? null;
     await db.transaction().execute(async (tx) => {
       await updateTenant(tx, tenant.slug, { status: 'active', status_detail: null, schema_version: version });

@@ -11,9 +11,11 @@ import { databaseUrl } from '../../src/fleet/connection-url.js';
 import { Fleet } from '../../src/fleet/fleet.js';
 import { migratePlacement, migrateTarget, type MigrateEvent, type MigrationTarget } from '../../src/migrate/apply-target.js';
 import { loadMigrations, type MigrationFile } from '../../src/migrate/files.js';
+import { createPlacementAtVersion } from '../../src/migrate/placement-at-version.js';
 import { readApplied } from '../../src/migrate/tracking.js';
 import { ensureServingRole, POLICY_NAME, rlsNeedsApply, rlsState } from '../../src/placement/rls.js';
 import { ident } from '../../src/sql.js';
+import { tenantRoleName } from '../../src/placement/naming.js';
 
 const config = loadConfig({ file: inject('fleetConfigFile') });
 const shard = config.shards[0];
@@ -107,6 +109,60 @@ describe('migrateTarget', () => {
     expect(locks.rows[0].n).toBe(0);
     const sp = await c.query('show search_path');
     expect(sp.rows[0].search_path).toBe('"$user", public');
+  });
+
+  it('upTo stops at the named migration; a later call goes on to head; an unknown id is refused', async () => {
+    const db = await freshDatabase('upto');
+    const c = await connect(db);
+    const t = schemaTarget(db, 't_upto');
+    const first = await migrateTarget(c, t, shipped, { config, upTo: '0002_projects_and_tasks' });
+    expect(first).toMatchObject({ status: 'succeeded', applied: ['0001_workspaces_and_users', '0002_projects_and_tasks'], version: '0002_projects_and_tasks' });
+    expect(await tablesOf(c, 't_upto')).not.toContain('comments');
+    // Through the fleet as well: still at that version, nothing pending before it.
+    const fleet = new Fleet(config);
+    try {
+      const same = await migratePlacement(fleet, t, shipped, { config, upTo: '0002_projects_and_tasks' });
+      expect(same).toMatchObject({ status: 'succeeded', applied: [], version: '0002_projects_and_tasks' });
+    } finally {
+      await fleet.close();
+    }
+    const rest = await migrateTarget(c, t, shipped, { config });
+    expect(rest).toMatchObject({ status: 'succeeded', applied: ['0003_comments'] });
+    await expect(migrateTarget(c, t, shipped, { config, upTo: '0009_nope' })).rejects.toThrow(/0009_nope is not in the migrations folder/);
+  });
+
+  it('createPlacementAtVersion makes a schema placement at a given version in one transaction', async () => {
+    const db = `mt_${run}_pav`;
+    created.push(db);
+    const fleet = new Fleet(config);
+    try {
+      const slug = `pav-${run}`;
+      const placed = { slug, key: randomUUID(), model: 'schema' as const, shard: shard.name, database_name: db, schema_name: 't_pav' };
+      const seen: string[] = [];
+      const out = await createPlacementAtVersion(placed, {
+        fleet,
+        config,
+        migrations: shipped,
+        upTo: '0001_workspaces_and_users',
+        afterMigrate: async (c, migrateTo) => {
+          seen.push(...(await tablesOf(c as unknown as pg.Client, 't_pav')));
+          await migrateTo('0002_projects_and_tasks');
+        },
+      });
+      expect(out.oneTransaction).toBe(true);
+      expect(seen).toEqual(['users', 'workspaces']);
+      const c = new pg.Client({ connectionString: databaseUrl(shard.url, db) });
+      await c.connect();
+      try {
+        expect((await readApplied(c)).map((r) => r.name)).toEqual(['0001_workspaces_and_users', '0002_projects_and_tasks']);
+      } finally {
+        await c.end();
+      }
+    } finally {
+      await fleet.close();
+      await admin.query(`drop database if exists ${ident(db)} with (force)`);
+      await admin.query(`drop role if exists ${ident(tenantRoleName(`pav-${run}`))}`);
+    }
   });
 
   it('a dry run reports pending migrations and creates nothing', async () => {

@@ -1,0 +1,183 @@
+import { redactText } from '../config/redact.js';
+import { errorMessage } from '../errors.js';
+import { inTransaction } from '../fleet/fleet.js';
+import { ensureSchema } from '../sql.js';
+import { MIGRATION_LOCK_CLASSID } from '../operations/lock-ids.js';
+import { importMigration, type MigrationFile } from './files.js';
+import { kyselyOnClient } from './kysely-on-client.js';
+import { splitStatements } from './split.js';
+import { driftError, Stop } from './target-errors.js';
+import type { TargetSession } from './target-session.js';
+import type { TargetOutcome } from './target-types.js';
+import {
+  appliedRowsSql,
+  ensureTrackingTable,
+  pendingFor,
+  readAppliedRows,
+  recordApplied,
+  recordAppliedSql,
+  rowsOfApplied,
+  versionOf,
+  type AppliedRow,
+} from './tracking.js';
+import type pg from 'pg';
+
+/**
+ * The step-by-step path: every kind of migration, every model. Round trips are the cost of a
+ * fleet of small targets, so the common case takes three: the lock (with what exists), then
+ * begin + settings + the read of what is applied (only under the lock: another run may have just
+ * finished), then each migration with its tracking row and commit (the last one also unlocks).
+ * The model's hooks run around it (the pool's serving role and row-level security).
+ */
+export async function applyStepByStep(s: TargetSession, migrations: MigrationFile[]): Promise<TargetOutcome> {
+  const { client, target, hooks, opts } = s;
+  let pending: MigrationFile[] = [];
+  let unknown: string[] = [];
+  let before: string[] | undefined;
+  const warnings: string[] = [];
+  try {
+    const probe = await s.lock();
+    // A model with work between the engine's statements reads on its own.
+    const fused = probe.tracked && hooks.canFuse;
+    const rows = fused ? await beginAndRead(s) : probe.tracked ? await readAppliedRows(client, target.schema) : [];
+    const report = pendingFor(migrations, rows);
+    pending = report.pending;
+    unknown = report.unknown;
+    before = rows.map((r) => r.name);
+    if (report.drift.length > 0) throw new Stop(driftError(report.drift));
+
+    // With nothing pending, the model may still have upkeep (the pool's RLS changed by hand).
+    const upkeep = pending.length === 0 && hooks.needsUpkeep !== undefined && (await hooks.needsUpkeep(client, target.schema, opts.config));
+    if (pending.length > 0) {
+      if (!probe.tracked) await ensureTrackingTable(client, MIGRATION_LOCK_CLASSID);
+      if (!probe.schemaExists) await ensureSchema(client, target.schema);
+    }
+    if (hooks.beforeMigrate && (pending.length > 0 || upkeep)) warnings.push(...(await hooks.beforeMigrate(client, opts.config)));
+
+    for (const [i, m] of pending.entries()) {
+      s.checkContinue(m);
+      await applyOne(s, m, hooks.canFuse && i === pending.length - 1);
+    }
+
+    if (upkeep && hooks.afterMigrate) {
+      const after = hooks.afterMigrate;
+      await s.withRetry(undefined, () => inTransaction(client, async () => s.notes.push(...(await after(client, target.schema, opts.config)))));
+    }
+    const protectedTables = hooks.protectedTables ? await hooks.protectedTables(client, target.schema, opts.config) : undefined;
+    warnings.push(...s.notes);
+    return s.outcome('succeeded', {
+      unknown,
+      protectedTables,
+      version: versionOf([...before, ...s.applied]),
+      ...(warnings.length ? { warnings } : {}),
+    });
+  } catch (err) {
+    const left = pending.map((p) => p.id).filter((id) => !s.applied.includes(id));
+    return s.outcome('failed', {
+      error: s.toError(err, undefined),
+      unknown,
+      pending: left,
+      ...(before ? { version: versionOf([...before, ...s.applied]) } : {}),
+    });
+  }
+}
+
+/** begin, the transaction's settings, and the target's applied rows, in one round trip. */
+async function beginAndRead(s: TargetSession): Promise<AppliedRow[]> {
+  const res = await s.client.query(`begin; ${s.settingsSql(true)}; ${appliedRowsSql(s.target.schema)}`);
+  s.txOpen = true;
+  const results = res as unknown as pg.QueryResult[];
+  return rowsOfApplied(results[results.length - 1].rows);
+}
+
+/** A module migration's `up` and whether it runs in a transaction (its export, else its text). */
+async function load(m: MigrationFile): Promise<{ up?: (db: any) => Promise<void>; transactional: boolean }> {
+  if (m.kind !== 'module') return { transactional: m.transactional };
+  try {
+    const mod = await importMigration(m);
+    return { up: mod.up, transactional: mod.transaction ?? m.transactional };
+  } catch (err) {
+    throw new Stop({
+      code: 'MIGRATION_FAILED',
+      message: `cannot load ${m.id}: ${redactText(errorMessage(err))}`,
+      migration: m.id,
+      hint: 'fix the module; nothing of it was applied',
+    });
+  }
+}
+
+/**
+ * Apply one migration. `last`: the target's lock is released in the same round trip as the
+ * commit (only when the model runs nothing after it).
+ */
+async function applyOne(s: TargetSession, m: MigrationFile, last: boolean): Promise<void> {
+  s.event('start', m);
+  const t0 = Date.now();
+  const { up, transactional } = await load(m);
+  const sql = m.kind === 'sql' ? s.sqlOf(m) : '';
+  if (transactional) await applyInItsTransaction(s, m, sql, up, last);
+  else await applyOutsideTransaction(s, m, sql, up, t0);
+  s.applied.push(m.id);
+  s.event('done', m, Date.now() - t0);
+}
+
+async function applyInItsTransaction(s: TargetSession, m: MigrationFile, sql: string, up: ((db: any) => Promise<void>) | undefined, last: boolean): Promise<void> {
+  const { client, target, hooks, opts } = s;
+  await s.withRetry(m, async () => {
+    try {
+      if (!s.txOpen) {
+        await client.query(`begin; ${s.settingsSql(true)}`);
+        s.txOpen = true;
+      }
+      const tail = `${recordAppliedSql(target.schema, m)}; commit${last ? `; ${s.unlockSql()}` : ''}`;
+      if (up || hooks.afterMigrate) {
+        if (up) await up(kyselyOnClient(client, { insideTransaction: true }));
+        else await s.execSql(sql, 1);
+        // The tables this migration created or changed are protected before anyone sees them.
+        if (hooks.afterMigrate) s.notes.push(...(await hooks.afterMigrate(client, target.schema, opts.config)));
+        await client.query(tail);
+      } else {
+        // The migration, its tracking row and the commit in one round trip (the newline ends a
+        // trailing line comment). The migration comes first, so error positions stay its own.
+        await s.execSql(`${sql}\n;\n${tail}`, 1);
+      }
+      s.txOpen = false;
+      if (last) s.locked = false;
+    } catch (err) {
+      if (s.txOpen) {
+        await client.query('rollback').catch(() => s.markBroken());
+        s.txOpen = false;
+      }
+      throw err;
+    }
+  });
+}
+
+async function applyOutsideTransaction(s: TargetSession, m: MigrationFile, sql: string, up: ((db: any) => Promise<void>) | undefined, t0: number): Promise<void> {
+  const { client, target, hooks, opts } = s;
+  if (s.txOpen) {
+    // The read's transaction: statements outside a transaction cannot run inside it.
+    await client.query('rollback');
+    s.txOpen = false;
+  }
+  await client.query(s.settingsSql(false));
+  try {
+    if (up) {
+      await up(kyselyOnClient(client, { insideTransaction: false }));
+    } else {
+      const statements = splitStatements(sql);
+      for (const st of statements) {
+        s.checkContinue(m, st !== statements[0]);
+        await s.withRetry(m, () => s.execSql(st.sql, st.line));
+      }
+    }
+  } finally {
+    await client.query('reset search_path; reset lock_timeout; reset statement_timeout').catch(() => s.markBroken());
+  }
+  await s.withRetry(m, () =>
+    inTransaction(client, async () => {
+      if (hooks.afterMigrate) s.notes.push(...(await hooks.afterMigrate(client, target.schema, opts.config)));
+      await recordApplied(client, target.schema, m, Date.now() - t0);
+    }),
+  );
+}

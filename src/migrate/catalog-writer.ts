@@ -1,0 +1,185 @@
+import { sql, type Kysely } from 'kysely';
+import { currentActor } from '../catalog/actor.js';
+import type { CatalogDatabase, MigrateTargetStatus } from '../catalog/tables.js';
+import { redactDeep } from '../config/redact.js';
+
+/** One finished target, as the catalog records it. */
+export interface TargetRecord {
+  target: string;
+  /** Absent for targets with no row (known to be up to date before the run). */
+  status?: MigrateTargetStatus;
+  applied?: string[];
+  error?: unknown;
+  startedAt?: Date;
+  durationMs?: number;
+  /** The placement's version after the step; the tenants' schema_version is set to it. */
+  version?: string | null;
+  /** Tenants whose schema_version follows the target (exclusive targets). */
+  slugs?: string[];
+  /** Shared (pool) targets: every active or suspended tenant placed there follows it, whoever joined since the plan. */
+  shared?: { shard: string; database: string; schema: string };
+  /** Event per tenant: what happened to it. */
+  event?: { action: string; result: string; details: Record<string, unknown>; tenants: string[] };
+}
+
+/**
+ * Writes finished targets to the catalog: each target's state row, its tenants' schema_version and
+ * their events, in ONE statement (one transaction) per batch. Targets finish faster than one
+ * round trip each when many run at once, so whatever queued up while a write was in flight goes in
+ * the next statement together; a target's rows are never split across transactions. A crash
+ * loses at most the targets not yet written, which `--resume` re-runs and finds done.
+ */
+export class CatalogWriter {
+  /** Records already as JSON: objects die young; a waiting record costs a short string. */
+  private queue: string[] = [];
+  private flushing: Promise<void> | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private delay: NodeJS.Timeout | null = null;
+  private readonly actor: { actor: string; ciJob: string | null };
+  /** The first failure to write; the run reports it at the end. */
+  error: unknown = null;
+  written = 0;
+
+  constructor(
+    private readonly db: Kysely<CatalogDatabase>,
+    private readonly runId: number | null,
+    private readonly command: string,
+    private readonly progress: () => Record<string, unknown>,
+    heartbeatMs = 10_000,
+    /** How long finished targets may wait to be written together (0: write at once). */
+    private readonly batchMs = 50,
+  ) {
+    this.actor = currentActor();
+    if (runId !== null) {
+      this.timer = setInterval(() => this.kick(true), heartbeatMs);
+      this.timer.unref();
+    }
+  }
+
+  push(record: TargetRecord): void {
+    this.queue.push(JSON.stringify(rowOf(record)));
+    // A statement per finished target would cost the catalog more than the targets cost their
+    // shards: gather for a moment (a crash loses at most this much, which --resume re-checks).
+    if (this.queue.length >= 500 || this.batchMs === 0) this.kick(false);
+    else if (!this.delay) {
+      this.delay = setTimeout(() => {
+        this.delay = null;
+        this.kick(false);
+      }, this.batchMs);
+    }
+  }
+
+  /** Write everything queued; resolves when the catalog has it (or the write failed). */
+  async flush(): Promise<void> {
+    if (this.delay) clearTimeout(this.delay);
+    this.delay = null;
+    while (this.flushing || this.queue.length > 0) {
+      if (!this.flushing) this.kick(false);
+      await this.flushing;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.flush();
+  }
+
+  private kick(heartbeat: boolean): void {
+    if (this.flushing) return;
+    if (this.queue.length === 0 && !heartbeat) return;
+    this.flushing = this.loop().finally(() => {
+      this.flushing = null;
+      if (this.queue.length >= 500) this.kick(false);
+      else if (this.queue.length > 0 && !this.delay) {
+        this.delay = setTimeout(() => {
+          this.delay = null;
+          this.kick(false);
+        }, this.batchMs);
+      }
+    });
+  }
+
+  private async loop(): Promise<void> {
+    do {
+      const batch = this.queue.splice(0, 2000);
+      try {
+        await this.write(batch);
+        this.written += batch.length;
+      } catch (err) {
+        this.error ??= err;
+      }
+    } while (this.queue.length > 0);
+  }
+
+  private async write(batch: string[]): Promise<void> {
+    const runId = this.runId;
+    await sql`
+      with d as (
+        select * from jsonb_to_recordset(${`[${batch.join(',')}]`}::jsonb) as x(
+          target text, status text, applied text[], error jsonb, started_at timestamptz, duration_ms int,
+          version text, slugs text[], sh_shard text, sh_database text, sh_schema text, ev_action text, ev_result text, ev_details jsonb, ev_tenants text[])
+      ),
+      upd as (
+        update migrate_targets m
+           set status = d.status, applied = d.applied, error = d.error, started_at = d.started_at,
+               finished_at = now(), duration_ms = d.duration_ms
+          from d
+         where m.run_id = ${runId}::bigint and m.target = d.target and d.status is not null
+        returning 1
+      ),
+      -- Two plain joins, not one OR: each uses an index, so a batch costs its own rows, not a scan
+      -- of every tenant (a run over 5,000 targets would otherwise grow with the square).
+      ten as (
+        update tenants t set schema_version = x.version, updated_at = now()
+          from (select s.slug, d.version from d cross join lateral unnest(d.slugs) as s(slug) where d.version is not null) x
+         where t.slug = x.slug and t.schema_version is distinct from x.version
+        returning 1
+      ),
+      shr as (
+        update tenants t set schema_version = d.version, updated_at = now()
+          from d
+         where d.version is not null and d.sh_shard is not null
+           and t.shard = d.sh_shard and t.database_name = d.sh_database and t.schema_name = d.sh_schema
+           and t.status in ('active', 'suspended') and t.schema_version is distinct from d.version
+        returning 1
+      ),
+      ev as (
+        insert into events (actor, ci_job, command, tenant_slug, action, result, details)
+        select ${this.actor.actor}, ${this.actor.ciJob}, ${this.command}, s.slug, d.ev_action, d.ev_result,
+               d.ev_details || jsonb_build_object('run', ${runId}::bigint)
+          from d cross join lateral unnest(d.ev_tenants) as s(slug)
+         where d.ev_action is not null
+        returning 1
+      ),
+      op as (
+        update operations set heartbeat_at = now(), progress = ${JSON.stringify(this.progress())}::jsonb
+         where id = ${runId}::bigint
+        returning 1
+      )
+      select (select count(*) from upd) as targets`.execute(this.db);
+  }
+}
+
+/** A record as the row the batch statement reads (jsonb_to_recordset). */
+function rowOf(r: TargetRecord) {
+  return {
+    target: r.target,
+    status: r.status ?? null,
+    applied: r.applied ?? [],
+    error: r.error === undefined ? null : redactDeep(r.error),
+    started_at: r.startedAt?.toISOString() ?? null,
+    duration_ms: r.durationMs === undefined ? null : Math.round(r.durationMs),
+    version: r.version ?? null,
+    slugs: r.slugs ?? [],
+    sh_shard: r.shared?.shard ?? null,
+    sh_database: r.shared?.database ?? null,
+    sh_schema: r.shared?.schema ?? null,
+    ev_action: r.event?.action ?? null,
+    ev_result: r.event?.result ?? null,
+    // Target and migration ids only, plus an error that was redacted where it was made; the
+    // redaction pass is kept for the error, where text from PostgreSQL may quote anything.
+    ev_details: r.event ? (r.event.details.error === undefined ? r.event.details : redactDeep(r.event.details)) : null,
+    ev_tenants: r.event?.tenants ?? [],
+  };
+}

@@ -1,0 +1,62 @@
+import { sql, type Kysely } from 'kysely';
+import type { CatalogDatabase, MigrateTargetRow, MigrateTargetStatus } from '../catalog/tables.js';
+
+/** The migrate_targets rows of a run: one per target that had work, updated as each finishes. */
+
+/** The targets of a run, in plan order. */
+export async function runTargets(db: Kysely<CatalogDatabase>, id: number): Promise<MigrateTargetRow[]> {
+  const rows = await db.selectFrom('migrate_targets').selectAll().where('run_id', '=', id).orderBy('position').execute();
+  return rows.map((r) => ({ ...r, run_id: Number(r.run_id) }));
+}
+
+export interface NewTargetRow {
+  target: string;
+  position: number;
+  model: string;
+  shard: string;
+  database_name: string;
+  schema_name: string;
+  tenants: string[];
+}
+
+/** Record the targets that have work, all 'pending', in one statement. */
+export async function insertTargets(db: Kysely<CatalogDatabase>, runId: number, rows: NewTargetRow[]): Promise<void> {
+  for (let i = 0; i < rows.length; i += 5000) {
+    const chunk = rows.slice(i, i + 5000);
+    await sql`
+      insert into migrate_targets (run_id, target, position, model, shard, database_name, schema_name, tenants, status)
+      select ${runId}, x.target, x.position, x.model, x.shard, x.database_name, x.schema_name, x.tenants, 'pending'
+        from jsonb_to_recordset(${JSON.stringify(chunk)}::jsonb)
+          as x(target text, position int, model text, shard text, database_name text, schema_name text, tenants text[])
+      on conflict (run_id, target) do nothing`.execute(db);
+  }
+}
+
+/** Counts of the run's target rows by status (for the run's final status after a resume). */
+export async function runTargetCounts(db: Kysely<CatalogDatabase>, runId: number): Promise<Record<MigrateTargetStatus, number>> {
+  const rows = await db
+    .selectFrom('migrate_targets')
+    .select(['status', sql<number>`count(*)::int`.as('n')])
+    .where('run_id', '=', runId)
+    .groupBy('status')
+    .execute();
+  const out: Record<MigrateTargetStatus, number> = { pending: 0, succeeded: 0, failed: 0, not_run: 0 };
+  for (const r of rows) out[r.status] = r.n;
+  return out;
+}
+
+/** The last finished state (succeeded or failed) of each target, over all runs. */
+export async function lastRunByTarget(
+  db: Kysely<CatalogDatabase>,
+  targets: string[],
+): Promise<Map<string, { runId: number; status: MigrateTargetStatus; error: unknown; finishedAt: Date | null }>> {
+  const out = new Map<string, { runId: number; status: MigrateTargetStatus; error: unknown; finishedAt: Date | null }>();
+  if (targets.length === 0) return out;
+  const rows = await sql<{ target: string; run_id: string; status: MigrateTargetStatus; error: unknown; finished_at: Date | null }>`
+    select distinct on (target) target, run_id, status, error, finished_at
+      from migrate_targets
+     where target = any(${targets}::text[]) and status in ('succeeded', 'failed')
+     order by target, run_id desc`.execute(db);
+  for (const r of rows.rows) out.set(r.target, { runId: Number(r.run_id), status: r.status, error: r.error, finishedAt: r.finished_at });
+  return out;
+}

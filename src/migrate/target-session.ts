@@ -1,0 +1,243 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { durationMs } from '../config/load.js';
+import { MIGRATION_LOCK_CLASSID } from '../operations/lock-ids.js';
+import { migrationHooks, type MigrationHooks } from '../placement/drivers.js';
+import { targetId } from '../placement/naming.js';
+import { ident, literal } from '../sql.js';
+import { targetLockHolder, targetLockSql } from './target-lock.js';
+import type { MigrationFile } from './files.js';
+import { rendered, templateVars, type TemplateVars } from './template.js';
+import { pgCode, RETRYABLE, Stop, toTargetError, type ErrorContext } from './target-errors.js';
+import type { MigrateTargetOptions, MigrationClient, MigrationTarget, TargetError, TargetOutcome, TargetStatus } from './target-types.js';
+import { TRACKING } from './tracking.js';
+
+const LOCK_POLL_MS = 100;
+
+/**
+ * One target's run on one connection: its deadline (migrations.targetTimeout), its session
+ * advisory lock, the settings of its transactions, retries with backoff, and the mapping of
+ * errors to the target's error. The apply paths (apply-steps.ts, apply-one-round-trip.ts,
+ * apply-in-transaction.ts) drive it; it knows nothing of the order of their steps.
+ */
+export class TargetSession implements ErrorContext {
+  readonly id: string;
+  readonly started = Date.now();
+  readonly deadline: number;
+  readonly hooks: MigrationHooks;
+  /** Applied by this run, in order. */
+  readonly applied: string[] = [];
+  /** Things the model's hooks want in the report (side doors closed). */
+  readonly notes: string[] = [];
+  /** The target's advisory lock is held. */
+  locked = false;
+  /** A transaction is open on the client. */
+  txOpen = false;
+  private timedOut = false;
+  /** The statement_timeout in force was cut to the time left of targetTimeout. */
+  private boundByDeadline = false;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly vars: TemplateVars;
+  private readonly lockTimeoutMs: number;
+  private readonly statementTimeoutMs: number;
+
+  constructor(
+    readonly client: MigrationClient,
+    readonly target: MigrationTarget,
+    readonly opts: MigrateTargetOptions,
+  ) {
+    const m = opts.config.migrations;
+    this.id = targetId(target);
+    this.hooks = migrationHooks(target.model);
+    this.deadline = this.started + (opts.targetTimeoutMs ?? durationMs(m.targetTimeout));
+    this.lockTimeoutMs = durationMs(m.lockTimeout);
+    this.statementTimeoutMs = durationMs(m.statementTimeout);
+    this.vars = templateVars(opts.config);
+  }
+
+  /** Start the deadline's clock; call end() when done. */
+  begin(): void {
+    this.timer = setTimeout(() => (this.timedOut = true), Math.max(0, this.deadline - Date.now()));
+    this.timer.unref?.();
+  }
+
+  /** Stop the clock and end what is still open (the read's transaction, the lock). */
+  async end(): Promise<void> {
+    clearTimeout(this.timer);
+    await this.release();
+  }
+
+  get deadlineBound(): boolean {
+    return this.boundByDeadline || this.timedOut;
+  }
+
+  markBroken(): void {
+    this.client.tenantctlBroken = true;
+  }
+
+  /** A migration's SQL with the placeholders filled in. */
+  sqlOf(m: MigrationFile): string {
+    return rendered(m, this.vars);
+  }
+
+  outcome(status: TargetStatus, extra: Partial<TargetOutcome>): TargetOutcome {
+    return { target: this.id, status, applied: [...this.applied], pending: [], unknown: [], durationMs: Date.now() - this.started, ...extra };
+  }
+
+  event(type: 'start' | 'done', m: MigrationFile, durationMs = 0): void {
+    if (type === 'start') this.opts.onEvent?.({ type, target: this.id, migration: m.id });
+    else this.opts.onEvent?.({ type, target: this.id, migration: m.id, durationMs });
+  }
+
+  /** Throws when the run must not start another step: interrupted, or out of time. */
+  checkContinue(m: MigrationFile | undefined, midway = false): void {
+    if (this.opts.signal?.aborted) {
+      throw new Stop({
+        code: 'INTERRUPTED',
+        message: m && midway ? `interrupted inside ${m.id} (it runs outside a transaction)` : `interrupted before ${m?.id ?? 'the next step'} started`,
+        migration: m?.id,
+        hint: 'run migrate up again to continue',
+      });
+    }
+    if (this.timedOut || Date.now() >= this.deadline) {
+      throw new Stop({
+        code: 'TIMEOUT',
+        message: `target ${this.id} ran longer than migrations.targetTimeout; ${
+          m ? (midway ? `stopped inside ${m.id} (it runs outside a transaction)` : `${m.id} was not started`) : 'stopped'
+        }`,
+        migration: m?.id,
+        hint: 'raise migrations.targetTimeout, or split the migration; run migrate up again to continue',
+      });
+    }
+  }
+
+  /**
+   * Take the target's session advisory lock, waiting up to the lock timeout; also says whether
+   * the tracking table and the target schema exist (same round trip).
+   */
+  async lock(): Promise<{ tracked: boolean; schemaExists: boolean }> {
+    const waitMs = this.opts.lockWaitMs ?? this.lockTimeoutMs;
+    const until = Date.now() + waitMs;
+    for (;;) {
+      const res = await this.client.query<{ ok: boolean; tracked: boolean; schema_exists: boolean }>(
+        `select pg_try_advisory_lock($1::int, hashtext($2)) as ok, to_regclass($3) is not null as tracked,
+                exists (select 1 from pg_namespace where nspname = $2) as schema_exists`,
+        [MIGRATION_LOCK_CLASSID, this.target.schema, TRACKING],
+      );
+      const r = res.rows[0];
+      if (r?.ok) {
+        this.locked = true;
+        return { tracked: r.tracked, schemaExists: r.schema_exists };
+      }
+      if (Date.now() >= until || this.opts.signal?.aborted) break;
+      await sleep(Math.min(LOCK_POLL_MS + Math.random() * LOCK_POLL_MS, Math.max(0, until - Date.now())));
+    }
+    if (this.opts.signal?.aborted) this.checkContinue(undefined);
+    throw new Stop({
+      code: 'LOCKED',
+      message: `target ${this.id} is being migrated by another session${await targetLockHolder(this.client, this.target.schema)}; waited ${waitMs}ms`,
+      hint: 'wait for the other run to finish, then run migrate up again',
+    });
+  }
+
+  /** The statement that takes the lock without waiting (for text sent in one message). */
+  tryLockSql(): string {
+    return targetLockSql('pg_try_advisory_lock', this.target.schema);
+  }
+
+  /** The transaction-level lock on the same key (inside a caller's transaction). */
+  xactLockSql(): string {
+    return `select ${targetLockSql('pg_advisory_xact_lock', this.target.schema)}`;
+  }
+
+  unlockSql(): string {
+    return `select ${targetLockSql('pg_advisory_unlock', this.target.schema)}`;
+  }
+
+  /** End what is still open, in one round trip: the read's transaction, and the target's lock. */
+  private async release(): Promise<void> {
+    if (!this.txOpen && !this.locked) return;
+    const parts: string[] = [];
+    if (this.txOpen) parts.push('rollback');
+    if (this.locked) parts.push(this.unlockSql());
+    try {
+      await this.client.query(parts.join('; '));
+      this.txOpen = false;
+      this.locked = false;
+    } catch {
+      // A connection that cannot unlock must not go back to the pool holding the lock.
+      this.markBroken();
+    }
+  }
+
+  /** The statement timeout: migrations.statementTimeout, cut to the time left of targetTimeout. */
+  private statementMs(): number {
+    const remaining = Math.max(1, this.deadline - Date.now());
+    this.boundByDeadline = remaining < this.statementTimeoutMs;
+    return Math.min(this.statementTimeoutMs, remaining);
+  }
+
+  /** The transaction-local settings as one SELECT of set_config calls (one result, not three). */
+  settingsSelect(): string {
+    const statement = this.statementMs();
+    const searchPath = literal(`${ident(this.target.schema)}, public`);
+    return (
+      `select set_config('search_path', ${searchPath}, true), set_config('lock_timeout', '${this.lockTimeoutMs}ms', true), ` +
+      `set_config('statement_timeout', '${statement}ms', true)`
+    );
+  }
+
+  /**
+   * search_path, lock_timeout and statement_timeout as SET statements with literal values (so
+   * they share a round trip with begin), transaction-local or for the session.
+   */
+  settingsSql(local: boolean): string {
+    const statement = this.statementMs();
+    const set = local ? 'set local' : 'set';
+    return (
+      `${set} search_path to ${ident(this.target.schema)}, public; ${set} lock_timeout = '${this.lockTimeoutMs}ms'; ` +
+      `${set} statement_timeout = '${statement}ms'`
+    );
+  }
+
+  /** Send SQL text; errors remember the text and its first line, to name the failing line. */
+  async execSql(sql: string, firstLine: number): Promise<void> {
+    try {
+      await this.client.query(sql);
+    } catch (err) {
+      if (err && typeof err === 'object') Object.assign(err, { tenantctlSql: sql, tenantctlLine: firstLine });
+      throw err;
+    }
+  }
+
+  /** Retry on lock timeouts, deadlocks and serialization failures, with jittered backoff. */
+  async withRetry<T>(m: MigrationFile | undefined, fn: () => Promise<T>): Promise<T> {
+    const base = this.opts.retryBaseMs ?? 200;
+    const retries = this.opts.config.migrations.retries;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (err instanceof Stop) throw err;
+        const code = pgCode(err);
+        const retryable = code !== undefined && RETRYABLE.has(code);
+        if (!retryable || attempt > retries || this.opts.signal?.aborted) throw this.stopFor(err, m, attempt);
+        // Equal jitter: half the exponential delay fixed, half random, capped at 10s.
+        const exp = Math.min(10_000, base * 2 ** (attempt - 1));
+        const delayMs = Math.round(exp / 2 + (Math.random() * exp) / 2);
+        if (Date.now() + delayMs >= this.deadline) throw this.stopFor(err, m, attempt);
+        this.opts.onEvent?.({ type: 'retry', target: this.id, migration: m?.id ?? '(rls)', attempt, delayMs, pgCode: code });
+        await sleep(delayMs);
+      }
+    }
+  }
+
+  private stopFor(err: unknown, m: MigrationFile | undefined, attempts: number): Stop {
+    const error = this.toError(err, m);
+    if (attempts > 1) error.message += ` (after ${attempts} attempts)`;
+    return new Stop(error);
+  }
+
+  toError(err: unknown, m: MigrationFile | undefined): TargetError {
+    return err instanceof Stop ? err.error : toTargetError(err, m, this);
+  }
+}

@@ -1,0 +1,244 @@
+import { resultDocument } from '../fanout/result.js';
+import { fanout, type FanoutOptions } from '../fanout/run.js';
+import { errorMessage } from '../errors.js';
+import { MIGRATION_LOCK_CLASSID } from '../operations/lock-ids.js';
+import { TenantLockBatch } from '../operations/tenant-lock-batch.js';
+import { migrationHooks } from '../placement/drivers.js';
+import { CatalogWriter } from './catalog-writer.js';
+import { splitCanaries, type PlannedTarget } from './plan.js';
+import { createRun, finishRun, reopenRun, type RunInfo, type RunStatus } from './run-record.js';
+import { byDatabase, nothingToDo, readStates, ShardHealth, type TargetState } from './state.js';
+import { insertTargets, runTargetCounts } from './target-rows.js';
+import { ensureTrackingTable } from './tracking.js';
+import { emptyCounts, type MigrateUpDocument, type PlannedRun, type RunState } from './up-context.js';
+import { failed, record, skippedRow, targetResult, tenantRows, upToDateOutcome, type MigrateRow, type TargetDone } from './up-rows.js';
+import { targetRunner, tenantLockWaitMs, type TargetRunner } from './up-target.js';
+
+/**
+ * A planned `migrate up` under the fleet run lock: record the run, read every target's state
+ * (one query per database), settle the targets with nothing to do, migrate the rest through the
+ * bounded fan-out (canaries first), and finish the record and the document.
+ */
+export async function executeRun(planned: PlannedRun): Promise<MigrateUpDocument> {
+  const ctx = await openRun(planned);
+  const states = await readTargetStates(ctx);
+  const work = settleUpToDate(ctx, states);
+  if (!ctx.resuming) await recordWork(ctx, work);
+  ctx.opts.hooks?.onRun?.({
+    runId: ctx.run.id,
+    resumed: ctx.resuming,
+    targets: ctx.plan.targets.length,
+    work: work.length,
+    upToDate: ctx.counts.upToDate,
+    skipped: ctx.plan.skipped.length,
+  });
+  const locks = await TenantLockBatch.open(ctx.deps.db, { command: ctx.command, wait: true, waitMs: tenantLockWaitMs(ctx), signal: ctx.opts.signal });
+  try {
+    await runWork(ctx, work, targetRunner(ctx, states, locks));
+  } finally {
+    await locks.close();
+  }
+  addSkippedAndGone(ctx);
+  return finish(ctx);
+}
+
+async function openRun(p: PlannedRun): Promise<RunState> {
+  const { opts, deps, lock, plan } = p;
+  const command = deps.command ?? 'migrate up';
+  const resuming = opts.resume !== undefined;
+  const counts = emptyCounts(plan.targets.length);
+  const run: RunInfo = resuming
+    ? await reopenRun(lock, opts.resume!)
+    : await createRun(
+        lock,
+        {
+          command,
+          head: p.head,
+          migrations: deps.migrations.length,
+          selector: opts.selector ?? {},
+          partition: opts.partition ?? null,
+          concurrency: opts.concurrency,
+          onError: opts.onError ?? 'stop',
+          maxFailures: opts.maxFailures ?? null,
+          canary: opts.canary ?? 0,
+          retryOf: opts.onlyFailed ?? null,
+        },
+        { ...counts },
+      );
+  const writer = new CatalogWriter(deps.db, run.id, command, () => ({ ...counts }));
+  return { ...p, run, command, resuming, counts, rows: [], writer, health: new ShardHealth(deps.fleet) };
+}
+
+/**
+ * Pending work, one query per database that serves several targets; a database with one target
+ * (a pool, a database tenant) is read on the connection that would migrate it. A database of
+ * schema targets that was never migrated gets its tracking table once here (the first target
+ * would create it anyway), so that every target can go in one round trip.
+ */
+async function readTargetStates(ctx: RunState): Promise<Map<string, TargetState>> {
+  const { fleet, migrations } = ctx.deps;
+  const shared = byDatabase(ctx.plan.targets).filter((g) => g.length > 1);
+  const states = await readStates(fleet, shared, migrations, { concurrency: ctx.opts.concurrency, health: ctx.health });
+  for (const group of shared) {
+    const untracked = group.filter((t) => {
+      const s = states.get(t.id);
+      return s?.ok && !s.tracked && s.report.pending.length > 0;
+    });
+    if (untracked.length === 0) continue;
+    try {
+      await fleet.withClient(group[0].shard, group[0].database, (c) => ensureTrackingTable(c, MIGRATION_LOCK_CLASSID));
+      for (const t of untracked) {
+        const s = states.get(t.id);
+        if (s?.ok) states.set(t.id, { ...s, tracked: true });
+      }
+    } catch {
+      // Left to each target's own path, which reports what is wrong.
+    }
+  }
+  return states;
+}
+
+/**
+ * Targets with nothing to do get their rows now (no connection, no lock); the rest is returned
+ * as the run's work. A model with upkeep (the pool's RLS check) always has work.
+ */
+function settleUpToDate(ctx: RunState, states: Map<string, TargetState>): PlannedTarget[] {
+  const work: PlannedTarget[] = [];
+  for (const t of ctx.plan.targets) {
+    const s = states.get(t.id);
+    if (s && s.ok && nothingToDo(s) && !migrationHooks(t.model).needsUpkeep) {
+      ctx.counts.upToDate++;
+      const outcome = upToDateOutcome(t, s);
+      ctx.rows.push(...tenantRows(t, outcome));
+      // No row of its own in a fresh run; the tenants' schema_version still follows the target
+      // where the catalog has it wrong.
+      if (ctx.resuming || t.tenants.some((x) => x.schemaVersion !== outcome.version)) {
+        ctx.writer.push(record(t, { status: ctx.resuming ? 'succeeded' : undefined, outcome }));
+      }
+    } else {
+      work.push(t);
+    }
+  }
+  return work;
+}
+
+async function recordWork(ctx: RunState, work: PlannedTarget[]): Promise<void> {
+  await insertTargets(
+    ctx.deps.db,
+    ctx.run.id,
+    work.map((t, i) => ({
+      target: t.id,
+      position: i,
+      model: t.model,
+      shard: t.shard,
+      database_name: t.database,
+      schema_name: t.schema,
+      tenants: t.tenants.map((x) => x.slug),
+    })),
+  );
+}
+
+/** Canaries one at a time (stop on the first failure), then the rest within the fleet's budgets. */
+async function runWork(ctx: RunState, work: PlannedTarget[], runner: TargetRunner): Promise<void> {
+  const { opts, deps } = ctx;
+  const { canaries, rest } = splitCanaries(work, opts.canary ?? 0);
+  const canaryFailures = await pass(ctx, runner, canaries, { concurrency: 1, shardOf: (t) => t.shard, shardBudget: () => 1, onError: 'stop' });
+  if (canaryFailures > 0) {
+    for (const t of rest) runner.finished(t, notRun(t, 'not run: a canary target failed (--canary)'));
+    return;
+  }
+  await pass(ctx, runner, rest, {
+    concurrency: opts.concurrency,
+    shardOf: (t) => t.shard,
+    shardBudget: (s) => deps.fleet.connections(s).budget,
+    onError: opts.onError ?? 'stop',
+    maxFailures: opts.maxFailures,
+    // The stop policy is about migrations that fail: a shard that does not answer fails its own
+    // targets and the run goes on with the other shards.
+    countsAsFailure: (r) => r.status === 'failed' && r.error?.code !== 'UNREACHABLE',
+    onStop: (reason, failures) => {
+      ctx.stopped = { reason: reason.replace(/^not run: /, ''), limit: opts.maxFailures ?? 1, failuresAtStop: failures, failures };
+    },
+  });
+  if (ctx.stopped) ctx.stopped.failures = ctx.counts.failed - ctx.counts.unreachable;
+}
+
+function notRun(t: PlannedTarget, reason: string): TargetDone {
+  return { ...targetResult(t), status: 'skipped', reason: reason.startsWith('not run') ? reason : `not run: ${reason}` };
+}
+
+/** One fan-out; every target gets finished() exactly once, as it ends or, if never started, after. */
+async function pass(
+  ctx: RunState,
+  runner: TargetRunner,
+  items: PlannedTarget[],
+  fo: Omit<FanoutOptions<PlannedTarget>, 'onResult' | 'onStart' | 'signal'>,
+): Promise<number> {
+  const seen = new Set<PlannedTarget>();
+  let failures = 0;
+  const results = await fanout(
+    items,
+    {
+      ...fo,
+      signal: ctx.opts.signal,
+      onStart: ctx.opts.hooks?.onTargetStart,
+      // Recorded as each target ends, so the catalog follows the run.
+      onResult: (t, r) => {
+        seen.add(t);
+        if (r.status === 'failed') failures++;
+        runner.finished(t, r);
+      },
+    },
+    runner.runOne,
+    notRun,
+    (t, err) => failed(t, { code: 'MIGRATION_FAILED', message: errorMessage(err) }, Date.now()),
+  );
+  // Targets never started (stopped by the failure policy or Ctrl-C) come back only here.
+  items.forEach((t, i) => {
+    if (!seen.has(t)) runner.finished(t, results[i]);
+  });
+  return failures;
+}
+
+/** Tenants the plan skipped, and targets of an earlier run that are no longer migratable. */
+function addSkippedAndGone(ctx: RunState): void {
+  for (const s of ctx.plan.skipped) ctx.rows.push(skippedRow(s));
+  const skippedSlugs = new Set(ctx.plan.skipped.map((s) => s.tenant.slug));
+  for (const g of ctx.gone) {
+    const reason = 'no longer migratable: deleted, or provisioning, failed or being deleted';
+    for (const slug of g.tenants) if (!skippedSlugs.has(slug)) ctx.rows.push({ tenant: slug, target: g.id, status: 'skipped', reason });
+    ctx.writer.push({ target: g.id, status: 'not_run', error: { code: 'GONE', message: reason } });
+  }
+}
+
+async function finish(ctx: RunState): Promise<MigrateUpDocument> {
+  const { writer, run, counts, opts } = ctx;
+  await writer.close();
+  const interrupted = Boolean(opts.signal?.aborted);
+  let status: RunStatus = interrupted ? 'interrupted' : counts.failed + counts.notRun > 0 ? 'failed' : 'succeeded';
+  if (ctx.resuming && status === 'succeeded') {
+    const all = await runTargetCounts(ctx.deps.db, run.id);
+    if (all.failed + all.not_run + all.pending > 0) status = 'failed';
+  }
+  const warnings: string[] = [];
+  if (writer.error) {
+    warnings.push(`could not record every target in the catalog: ${errorMessage(writer.error)}; run migrate up again to bring the catalog up to date`);
+  }
+  await finishRun(ctx.deps.db, run.id, status, { ...counts }).catch((err) => warnings.push(`could not finish run ${run.id} in the catalog: ${errorMessage(err)}`));
+
+  const rows: MigrateRow[] = ctx.rows.sort((a, b) => (a.tenant < b.tenant ? -1 : a.tenant > b.tenant ? 1 : 0));
+  const doc = resultDocument(ctx.command, rows, ctx.started, {
+    run: run.id,
+    dryRun: false,
+    head: ctx.head,
+    targets: counts,
+    interrupted,
+    ...(ctx.stopped ? { stopped: ctx.stopped } : {}),
+    ...(ctx.resuming ? { resumed: opts.resume } : {}),
+    ...(opts.onlyFailed !== undefined ? { retryOf: opts.onlyFailed } : {}),
+    ...(warnings.length ? { warnings } : {}),
+  }) as MigrateUpDocument;
+  // Interrupted or not fully recorded: the run did not do all it was asked to.
+  if (warnings.length || interrupted) doc.ok = false;
+  return doc;
+}

@@ -1,0 +1,117 @@
+import type { TenantRow } from '../catalog/tables.js';
+import { durationMs } from '../config/load.js';
+import { LockedError } from '../errors.js';
+import type { TenantLockBatch } from '../operations/tenant-lock-batch.js';
+import { migrationHooks } from '../placement/drivers.js';
+import { migrateTarget } from './apply-target.js';
+import type { PlannedTarget } from './plan.js';
+import { isUnreachable, type TargetState } from './state.js';
+import type { MigrateTargetOptions } from './target-types.js';
+import type { RunState } from './up-context.js';
+import { done, failed, goneReason, goneRow, record, targetResult, tenantBase, tenantRows, type TargetDone } from './up-rows.js';
+
+/**
+ * One target of a `migrate up` run, and what follows when it ends (counts, rows, the catalog
+ * record). A target with its own tenant is migrated under that tenant's lock, held only while it
+ * migrates (never thousands at once: PostgreSQL's lock table is small), and only if the tenant is
+ * still there: a tenant deleted during the run is reported gone, never recreated. A shared (pool)
+ * target is migrated whoever comes and goes; its tenants deleted meanwhile are reported gone.
+ */
+export interface TargetRunner {
+  runOne(t: PlannedTarget): Promise<TargetDone>;
+  /** Count, row and record a target's result; exactly once per target. */
+  finished(t: PlannedTarget, r: TargetDone): void;
+}
+
+export function targetRunner(ctx: RunState, states: Map<string, TargetState>, locks: TenantLockBatch): TargetRunner {
+  const { deps, opts, counts, rows, writer, health } = ctx;
+  const targetOpts: MigrateTargetOptions = { config: deps.config, signal: opts.signal, onEvent: opts.hooks?.onEvent, ...opts.targetOptions };
+  /** Shared targets: their tenants found gone after the target ran, by target id. */
+  const poolGone = new Map<string, Map<string, string>>();
+
+  async function runOne(t: PlannedTarget): Promise<TargetDone> {
+    const t0 = Date.now();
+    const known = states.get(t.id);
+    states.delete(t.id); // read once; a run over 10,000 targets should not hold them all
+    const down = known && !known.ok ? known.error : health.get(t.shard, t.database);
+    if (down) return failed(t, down, t0);
+    const shared = migrationHooks(t.model).shared;
+    let release: (() => Promise<void>) | undefined;
+    if (!shared) {
+      try {
+        const { lock, now } = await locks.take(t.tenants[0].slug);
+        release = () => lock.release();
+        const why = goneReason(t, now);
+        if (why) {
+          void release();
+          return { ...targetResult(t), status: 'skipped', reason: why, durationMs: Date.now() - t0 };
+        }
+      } catch (err) {
+        if (!(err instanceof LockedError)) throw err;
+        return failed(t, { code: 'LOCKED', message: err.message, hint: 'run migrate up again when that command has finished' }, t0);
+      }
+    }
+    try {
+      // With the state read before the fan-out, a target usually goes in one round trip.
+      const own = known?.ok && known.report.drift.length === 0
+        ? { ...targetOpts, known: { applied: known.applied, pending: known.report.pending, unknown: known.report.unknown, tracked: known.tracked } }
+        : targetOpts;
+      const r = await deps.fleet.withClient(t.shard, t.database, async (c) => done(t, await migrateTarget(c, t, deps.migrations, own)));
+      if (shared) await notePoolGone(t);
+      return r;
+    } catch (err) {
+      if (!isUnreachable(err)) throw err;
+      return failed(t, health.failure(t.shard, err), t0);
+    } finally {
+      // Sent with the next batch of lock statements; the run waits for it before it ends.
+      void release?.();
+    }
+  }
+
+  async function notePoolGone(t: PlannedTarget): Promise<void> {
+    const slugs = t.tenants.map((x) => x.slug);
+    const now = new Map<string, TenantRow>();
+    for (let i = 0; i < slugs.length; i += 5000) {
+      const part = await deps.db.selectFrom('tenants').selectAll().where('slug', 'in', slugs.slice(i, i + 5000)).execute();
+      for (const row of part) now.set(row.slug, row);
+    }
+    const gone = new Map<string, string>();
+    for (const slug of slugs) {
+      const why = goneReason(t, now.get(slug));
+      if (why) gone.set(slug, why);
+    }
+    if (gone.size > 0) poolGone.set(t.id, gone);
+  }
+
+  function finished(t: PlannedTarget, r: TargetDone): void {
+    const o = r.outcome;
+    if (r.status === 'failed') {
+      counts.failed++;
+      if (r.error?.code === 'UNREACHABLE') counts.unreachable++;
+    } else if (r.status === 'skipped' && r.reason?.startsWith('gone')) counts.gone++;
+    else if (r.status === 'skipped') counts.notRun++;
+    else if (o && o.applied.length === 0) counts.upToDate++;
+    else counts.migrated++;
+    if (o) {
+      const gone = poolGone.get(t.id);
+      rows.push(...tenantRows(t, o).map((row) => (gone?.has(row.tenant) ? goneRow(row, gone.get(row.tenant)!) : row)));
+      poolGone.delete(t.id);
+      writer.push(record(t, { status: o.status === 'skipped' ? 'not_run' : o.status, outcome: o }));
+      // The rows and the record have what the outcome said; the fan-out's result need not keep it.
+      r.outcome = undefined;
+    } else {
+      rows.push(...t.tenants.map((x) => ({ ...tenantBase(t, x.slug), status: r.status, reason: r.reason, error: r.error })));
+      const status = r.status === 'failed' ? 'failed' : 'not_run';
+      const code = r.reason?.startsWith('gone') ? 'GONE' : 'NOT_RUN';
+      writer.push({ target: t.id, status, error: r.error ?? { code, message: r.reason ?? 'not run' } });
+    }
+    opts.hooks?.onTargetResult?.(t, r);
+  }
+
+  return { runOne, finished };
+}
+
+/** How long a target waits for its tenant's lock: the per-target override, else migrations.lockTimeout. */
+export function tenantLockWaitMs(ctx: Pick<RunState, 'deps' | 'opts'>): number {
+  return ctx.opts.targetOptions?.lockWaitMs ?? durationMs(ctx.deps.config.migrations.lockTimeout);
+}
