@@ -96,6 +96,24 @@ const migrations: Record<string, Migration> = {
       await sql`create index operations_kind_status_idx on operations (kind, status, id)`.execute(db);
     },
   },
+  '0003_tenant_locks': {
+    // Who holds each tenant's operation lock (src/operations/tenant-lock.ts). The lock itself is
+    // a session advisory lock; this row only describes its holder, matched by backend pid, so a
+    // stale row of a crashed process is ignored and overwritten.
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('tenant_locks')
+        .addColumn('slug', 'text', (c) => c.primaryKey())
+        .addColumn('backend_pid', 'integer', (c) => c.notNull())
+        .addColumn('actor', 'text', (c) => c.notNull())
+        .addColumn('ci_job', 'text')
+        .addColumn('pid', 'integer', (c) => c.notNull())
+        .addColumn('host', 'text', (c) => c.notNull())
+        .addColumn('command', 'text', (c) => c.notNull())
+        .addColumn('started_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .execute();
+    },
+  },
 };
 
 export const catalogMigrations: MigrationProvider = {

@@ -77,8 +77,21 @@ export interface MigrateTargetsTable {
   duration_ms: number | null;
 }
 
+/** The holder of a tenant's operation lock (the lock is an advisory lock; see src/operations/). */
+export interface TenantLocksTable {
+  slug: string;
+  backend_pid: number;
+  actor: string;
+  ci_job: string | null;
+  pid: number;
+  host: string;
+  command: string;
+  started_at: ColumnType<Date, Date | undefined, Date>;
+}
+
 export interface CatalogDatabase {
   tenants: TenantsTable;
+  tenant_locks: TenantLocksTable;
   operations: OperationsTable;
   events: EventsTable;
   migrate_targets: MigrateTargetsTable;

@@ -19,6 +19,14 @@ interface CreateFlags {
   residency?: string;
   fromFile?: string;
   concurrency?: number;
+  wait?: boolean;
+}
+
+const WAIT_HELP = 'wait for another command working on the same tenant instead of exit 3';
+
+/** --wait: say once who we are waiting for. */
+function waiting(ctx: CommandContext) {
+  return (holder: string) => ctx.out.info(`waiting for the tenant lock: ${holder}`);
 }
 
 async function deps(ctx: CommandContext) {
@@ -42,7 +50,10 @@ async function create(ctx: CommandContext, slugArg: string | undefined, flags: C
     const { createProgress } = await import('../report/progress.js');
     const progress = createProgress(ctx.out, 'tenant create', inputs.length);
     const { createTenants } = await import('../provision/bulk-create.js');
-    const results = await createTenants(d, inputs, {
+    const { assertBulkInputs } = await import('../provision/bulk-check.js');
+    // Every row against the config and the catalog before anything is created (exit 2).
+    await assertBulkInputs(d, inputs, flags.fromFile);
+    const results = await createTenants({ ...d, wait: flags.wait, onWaiting: waiting(ctx) }, inputs, {
       concurrency: concurrencyFrom(flags.concurrency, ctx.config.defaults.concurrency),
       onStart: (i) => progress.started(i.slug),
       onResult: (_i, r) => progress.finished(r),
@@ -58,7 +69,8 @@ async function create(ctx: CommandContext, slugArg: string | undefined, flags: C
     slug = await promptForCreate(ctx, flags);
   }
   const { createTenant } = await import('../provision/create-tenant.js');
-  const r = await createTenant(await deps(ctx), { slug, ...flags });
+  const { wait, fromFile: _f, concurrency: _c, ...input } = flags;
+  const r = await createTenant({ ...(await deps(ctx)), wait, onWaiting: waiting(ctx) }, { slug, ...input });
   const doc = resultDocument('tenant create', [r], started);
   if (ctx.out.json) ctx.out.document(doc);
   else if (r.status === 'succeeded') ctx.out.print(ctx.out.color.green(`created ${r.tenant}: ${r.model} on ${r.shard} (${r.target})${r.resumed ? ', finishing an earlier attempt' : ''}`));
@@ -102,6 +114,7 @@ export function registerTenantCommands(program: Command): void {
     .option('--residency <label>', 'refuse regions without this residency label (e.g. eu)')
     .option('--from-file <file>', 'CSV (header row) or YAML list with slug,name,model,tier,region,shard,key')
     .option('--concurrency <n>', 'tenants created at once with --from-file', positiveInt('--concurrency'))
+    .option('--wait', WAIT_HELP)
     .action(action('tenant create', create));
 
   addSelectorOptions(tenant.command('list').description('tenants in the catalog'))
@@ -145,10 +158,12 @@ export function registerTenantCommands(program: Command): void {
     tenant
       .command(`${verb} <slug>`)
       .description(verb === 'suspend' ? 'stop a tenant from logging in (it is still migrated)' : 'let a suspended tenant back in')
+      .option('--wait', WAIT_HELP)
       .action(
-        action(`tenant ${verb}`, async (ctx, slug: string) => {
+        action(`tenant ${verb}`, async (ctx, slug: string, opts: { wait?: boolean }) => {
           const { setSuspended } = await import('../provision/lifecycle.js');
-          const t = await setSuspended({ config: ctx.config, db: await ctx.catalog(), fleet: await ctx.fleet(), command: ctx.command }, slug, verb === 'suspend');
+          const deps = { config: ctx.config, db: await ctx.catalog(), fleet: await ctx.fleet(), command: ctx.command, wait: opts.wait, onWaiting: waiting(ctx) };
+          const t = await setSuspended(deps, slug, verb === 'suspend');
           if (ctx.out.json) ctx.out.document({ command: ctx.command, ok: true, tenant: publicTenant(t) });
           else ctx.out.print(`${slug} is ${t.status}`);
         }),
@@ -160,14 +175,15 @@ export function registerTenantCommands(program: Command): void {
     .description('remove a tenant\'s placement (or pool rows) and its catalog entry')
     .addHelpText('before', 'Example:\n  tenantctl tenant delete acme --yes\n')
     .option('--yes', 'confirm without asking')
+    .option('--wait', WAIT_HELP)
     .action(
-      action('tenant delete', async (ctx, slug: string, opts: { yes?: boolean }) => {
+      action('tenant delete', async (ctx, slug: string, opts: { yes?: boolean; wait?: boolean }) => {
         const { getTenant } = await import('../catalog/tenants.js');
         const db = await ctx.catalog();
         const t = await getTenant(db, slug);
         await confirmDestructive(ctx, opts.yes, `delete tenant ${slug} and all its data (${t.model} on ${t.shard})`);
         const { deleteTenant } = await import('../provision/lifecycle.js');
-        await deleteTenant({ config: ctx.config, db, fleet: await ctx.fleet(), command: ctx.command }, slug);
+        await deleteTenant({ config: ctx.config, db, fleet: await ctx.fleet(), command: ctx.command, wait: opts.wait, onWaiting: waiting(ctx) }, slug);
         if (ctx.out.json) ctx.out.document({ command: ctx.command, ok: true, tenant: publicTenant(t) });
         else ctx.out.print(`deleted ${slug}`);
       }),

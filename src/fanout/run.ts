@@ -15,6 +15,13 @@ export interface FanoutOptions<T> {
   onError?: OnError;
   /** Stop scheduling once this many items failed (implies continue until then). */
   maxFailures?: number;
+  /**
+   * Whether a result counts for onError/maxFailures (default: every failed one). `migrate up`
+   * leaves out unreachable shards: the stop policy is about migrations that fail.
+   */
+  countsAsFailure?: (result: TenantResult) => boolean;
+  /** Called once when the failure policy stops scheduling, with the failures counted so far. */
+  onStop?: (reason: string, failures: number) => void;
   /** Aborting stops scheduling; items already running finish. */
   signal?: AbortSignal;
   onStart?: (item: T) => void;
@@ -96,9 +103,11 @@ export async function fanout<T, R extends TenantResult>(
         } catch (err) {
           r = onThrow(item, err);
         }
-        if (r.status === 'failed' && ++failures >= maxFailures) {
-          stopReason ??=
+        const counts = opts.countsAsFailure ? opts.countsAsFailure(r) : r.status === 'failed';
+        if (counts && ++failures >= maxFailures && !stopReason) {
+          stopReason =
             opts.maxFailures !== undefined ? `not run: ${failures} failure(s) reached --max-failures` : 'not run: an earlier target failed (--on-error stop)';
+          opts.onStop?.(stopReason, failures);
         }
         opts.onResult?.(item, r);
         running--;

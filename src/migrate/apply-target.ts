@@ -1,4 +1,5 @@
 import { basename } from 'node:path';
+import { MIGRATION_LOCK_CLASSID } from '../operations/lock-ids.js';
 import type pg from 'pg';
 import { durationMs } from '../config/load.js';
 import { redactText } from '../config/redact.js';
@@ -123,7 +124,7 @@ export interface KnownState {
 }
 
 /** First key of tenantctl's two-int advisory locks: 'tnct'. */
-export const MIGRATION_LOCK_CLASSID = 0x746e6374;
+export { MIGRATION_LOCK_CLASSID };
 const RETRYABLE = new Set(['55P03', '40P01', '40001']);
 /** Errors the one-round-trip path raises on purpose (a cast of a volatile text to int). */
 const BUSY_MARKER = 'tenantctl:lock-busy:';

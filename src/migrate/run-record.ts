@@ -6,6 +6,8 @@ import type { CatalogDatabase, MigrateTargetRow, MigrateTargetStatus } from '../
 import { redactDeep, redactText } from '../config/redact.js';
 import { EXIT, errorMessage, LockedError, TenantctlError, UsageError } from '../errors.js';
 import type { Partition } from './plan.js';
+import { FLEET_LOCK_CLASSID, RUN_LOCK_CLASSID } from '../operations/lock-ids.js';
+import { catalogDown, LockSession } from '../operations/lock-session.js';
 
 /**
  * The run record and run lock of `migrate up`, in the catalog.
@@ -14,17 +16,16 @@ import type { Partition } from './plan.js';
  *   crashed run's lock dies with its process. A whole-fleet run takes it exclusively; the jobs of
  *   a `--partition I/N` CI matrix take it shared, plus an exclusive lock on their own slice, so
  *   slices run side by side but never beside a whole-fleet run or a second copy of themselves.
- *   The pinned connection is one of the catalog pool's two, so the catalog shard's connection
- *   budget holds.
+ *   The pinned connection is the process's lock session (src/operations/lock-session.ts), one
+ *   of the catalog pool's two, shared with tenant locks, so the catalog shard's budget holds.
  * - Run record: an operations row (kind 'migrate') naming the holder (user, CI job, pid, host),
  *   plus one migrate_targets row per target that had work, updated as each target finishes. Each
  *   run also holds an advisory lock keyed by its id, so a 'running' row whose lock is free is known
  *   to be dead (crashed) and can be resumed.
  */
 
-/** Advisory lock classids in the catalog database: 'tnfl' (fleet run lock) and 'tnrn' (one run). */
-export const FLEET_LOCK_CLASSID = 0x746e666c;
-export const RUN_LOCK_CLASSID = 0x746e726e;
+// Advisory lock classids in the catalog database: 'tnfl' (fleet run lock) and 'tnrn' (one run).
+export { FLEET_LOCK_CLASSID, RUN_LOCK_CLASSID };
 const LOCK_POLL_MS = 250;
 
 export type RunStatus = 'running' | 'succeeded' | 'failed' | 'interrupted' | 'crashed';
@@ -47,10 +48,10 @@ export interface RunInfo {
 }
 
 export interface RunLock {
-  /** The pinned catalog session; the run's own lock is taken on it. */
-  readonly session: Kysely<CatalogDatabase>;
+  /** Run fn on the pinned catalog session (one statement at a time); the run's own lock is taken on it. */
+  use<T>(fn: (session: Kysely<CatalogDatabase>) => Promise<T>): Promise<T>;
   readonly exclusive: boolean;
-  /** Release every lock of the session and return it to the pool. */
+  /** Release the run's locks and the lock session. */
   release(): Promise<void>;
 }
 
@@ -71,43 +72,45 @@ export interface AcquireOptions {
  *   const lock = await acquireRunLock(db, { wait: false });
  *   try { ... } finally { await lock.release(); }
  */
-export function acquireRunLock(db: CatalogDb, opts: AcquireOptions): Promise<RunLock> {
-  return new Promise<RunLock>((resolve, reject) => {
-    let release!: () => void;
-    const released = new Promise<void>((r) => (release = r));
-    let settled = false;
-    const held = db.connection().execute(async (session) => {
-      try {
-        await takeFleetLock(session, opts);
-      } catch (err) {
-        settled = true;
-        reject(err);
-        return;
-      }
-      settled = true;
-      resolve({
-        session,
-        exclusive: !opts.partition,
-        async release() {
-          release();
-          await held.catch(() => undefined);
-        },
-      });
-      await released;
-      await sql`select pg_advisory_unlock_all()`.execute(session).catch(() => undefined);
-    });
-    held.catch((err) => {
-      if (!settled) reject(catalogDown(err));
-    });
-  });
+export async function acquireRunLock(db: CatalogDb, opts: AcquireOptions): Promise<RunLock> {
+  const handle = await LockSession.of(db).acquire();
+  try {
+    await takeFleetLock((fn) => handle.use(fn), opts);
+  } catch (err) {
+    await handle.release();
+    throw catalogDown(err);
+  }
+  let released = false;
+  return {
+    use: (fn) => handle.use(fn),
+    exclusive: !opts.partition,
+    async release() {
+      if (released) return;
+      released = true;
+      // Only this run's locks: tenant locks of this process live on the same session.
+      await handle
+        .use((s) =>
+          sql`select count(case when l.mode = 'ShareLock'
+                                then pg_advisory_unlock_shared(l.classid::bigint::int, l.objid::bigint::int)
+                                else pg_advisory_unlock(l.classid::bigint::int, l.objid::bigint::int) end)
+                from pg_locks l
+               where l.pid = pg_backend_pid() and l.locktype = 'advisory' and l.objsubid = 2
+                 and l.classid in (${FLEET_LOCK_CLASSID}::int::oid, ${RUN_LOCK_CLASSID}::int::oid)`.execute(s),
+        )
+        .catch(() => undefined);
+      await handle.release();
+    },
+  };
 }
 
-async function takeFleetLock(session: Kysely<CatalogDatabase>, opts: AcquireOptions): Promise<void> {
+type OnSession = <T>(fn: (session: Kysely<CatalogDatabase>) => Promise<T>) => Promise<T>;
+
+async function takeFleetLock(use: OnSession, opts: AcquireOptions): Promise<void> {
   let announced = false;
   let emptyLooks = 0;
   for (;;) {
-    if (await tryFleetLock(session, opts.partition ?? null)) return;
-    const holders = await describeHolders(session);
+    if (await use((s) => tryFleetLock(s, opts.partition ?? null))) return;
+    const holders = await use((s) => describeHolders(s));
     // The holder may be between taking the lock and writing its row: look again shortly.
     if (holders.length === 0 && emptyLooks++ < 5) {
       await sleep(100);
@@ -180,7 +183,7 @@ export function holderName(env: NodeJS.ProcessEnv = process.env): { holder: stri
 export async function createRun(lock: RunLock, args: Record<string, unknown>, progress: Record<string, unknown>): Promise<RunInfo> {
   const { holder, ciJob } = holderName();
   const fullArgs: RunArgs = { pid: process.pid, host: hostname(), ciJob, partition: null, ...args };
-  return lock.session.transaction().execute(async (tx) => {
+  return lock.use((session) => session.transaction().execute(async (tx) => {
     if (lock.exclusive) await markCrashed(tx);
     const row = await tx
       .insertInto('operations')
@@ -197,7 +200,7 @@ export async function createRun(lock: RunLock, args: Record<string, unknown>, pr
     const id = Number(row.id);
     await sql`select pg_advisory_lock(${RUN_LOCK_CLASSID}::int, ${id}::int)`.execute(tx);
     return { id, status: 'running' as const, holder, args: fullArgs, startedAt: row.started_at, finishedAt: null };
-  });
+  }));
 }
 
 async function markCrashed(db: Kysely<CatalogDatabase>): Promise<void> {
@@ -226,15 +229,13 @@ export async function getRun(db: Kysely<CatalogDatabase>, id: number): Promise<R
  * run is alive) and status back to running.
  */
 export async function reopenRun(lock: RunLock, id: number): Promise<RunInfo> {
-  const run = await getRun(lock.session, id);
-  const r = await sql<{ ok: boolean }>`select pg_try_advisory_lock(${RUN_LOCK_CLASSID}::int, ${id}::int) as ok`.execute(lock.session);
+  const run = await lock.use((s) => getRun(s, id));
+  const r = await lock.use((s) => sql<{ ok: boolean }>`select pg_try_advisory_lock(${RUN_LOCK_CLASSID}::int, ${id}::int) as ok`.execute(s));
   if (!r.rows[0].ok) throw new LockedError(`${describeRun(run)} is still running`, 'wait for it to finish, then resume it if it did not');
-  if (lock.exclusive) await markCrashed(lock.session);
-  await lock.session
-    .updateTable('operations')
-    .set({ status: 'running', heartbeat_at: new Date(), finished_at: null })
-    .where('id', '=', id)
-    .execute();
+  if (lock.exclusive) await lock.use((s) => markCrashed(s));
+  await lock.use((s) =>
+    s.updateTable('operations').set({ status: 'running', heartbeat_at: new Date(), finished_at: null }).where('id', '=', id).execute(),
+  );
   return { ...run, status: 'running' };
 }
 
@@ -480,18 +481,6 @@ function rowOf(r: TargetRecord) {
     ev_details: r.event ? (r.event.details.error === undefined ? r.event.details : redactDeep(r.event.details)) : null,
     ev_tenants: r.event?.tenants ?? [],
   };
-}
-
-/** A failure to reach the catalog while taking the lock, as an UNREACHABLE error. */
-function catalogDown(err: unknown): TenantctlError {
-  if (err instanceof TenantctlError) return err;
-  return new TenantctlError(
-    'UNREACHABLE',
-    `the catalog is unreachable: ${redactText(errorMessage(err))}`,
-    'check catalog.url (or catalog.shard) in the config and that the server runs',
-    undefined,
-    { cause: err },
-  );
 }
 
 function sleep(ms: number): Promise<void> {

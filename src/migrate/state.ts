@@ -2,6 +2,7 @@ import pLimit, { type LimitFunction } from 'p-limit';
 import { redactText } from '../config/redact.js';
 import { errorMessage, TenantctlError } from '../errors.js';
 import type { Fleet } from '../fleet/fleet.js';
+import { unreachable } from '../fleet/shard-connections.js';
 import type { TargetError } from './apply-target.js';
 import type { MigrationFile } from './files.js';
 import { pendingFor, readSummaries, versionOf, type AppliedRow, type PendingReport } from './tracking.js';
@@ -34,10 +35,21 @@ export interface ReadableTarget {
 
 /** Shards found down during this command, with the error their targets get. */
 export class ShardHealth {
-  private readonly down = new Map<string, TargetError>();
+  private readonly down = new Map<string, { error: TargetError; cause: unknown }>();
 
-  get(shard: string): TargetError | undefined {
-    return this.down.get(shard);
+  /** With the fleet, each database's error names that database (not the first one tried). */
+  constructor(private readonly fleet?: Pick<Fleet, 'shard'>) {}
+
+  /**
+   * The shard's failure if it is known to be down, worded for `database` when given: a pool
+   * target's error must name the pool database even when a schema database failed first.
+   */
+  get(shard: string, database?: string): TargetError | undefined {
+    const d = this.down.get(shard);
+    if (!d) return undefined;
+    if (!database || !this.fleet || d.cause === undefined) return d.error;
+    const e = unreachable(this.fleet.shard(shard), database, d.cause);
+    return { ...d.error, message: redactText(e.message) };
   }
 
   /**
@@ -50,7 +62,7 @@ export class ShardHealth {
       message: redactText(errorMessage(err)),
       hint: err instanceof TenantctlError ? err.hint : undefined,
     };
-    if (!isMissingDatabase(err)) this.down.set(shard, error);
+    if (!isMissingDatabase(err)) this.down.set(shard, { error, cause: (err as { cause?: unknown })?.cause });
     return error;
   }
 }
@@ -98,7 +110,7 @@ export async function readStates<T extends ReadableTarget>(
   migrations: MigrationFile[],
   opts: ReadStatesOptions,
 ): Promise<Map<string, TargetState>> {
-  const health = opts.health ?? new ShardHealth();
+  const health = opts.health ?? new ShardHealth(fleet);
   const headIds = migrations.map((m) => m.id);
   const headReport: PendingReport = { applied: headIds, pending: [], drift: [], unknown: [] };
   // Targets with the same applied list share one parsed state (never mutated).
@@ -128,7 +140,7 @@ export async function readStates<T extends ReadableTarget>(
       const { shard, database } = group[0];
       return shardLimit(shard)(() =>
         global(async () => {
-          const down = health.get(shard);
+          const down = health.get(shard, database);
           if (down) {
             for (const t of group) states.set(t.id, { ok: false, error: down });
             return;

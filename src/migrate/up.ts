@@ -31,6 +31,10 @@ import {
   type RunStatus,
   type TargetRecord,
 } from './run-record.js';
+import { lockTenant, type TenantLock } from '../operations/tenant-lock.js';
+import { findTenant } from '../catalog/tenants.js';
+import { LockedError } from '../errors.js';
+import { durationMs } from '../config/load.js';
 import { byDatabase, isUnreachable, nothingToDo, readStates, ShardHealth, versionOf, type TargetState } from './state.js';
 
 /**
@@ -100,7 +104,13 @@ export interface MigrateUpDocument extends ResultDocument<MigrateRow> {
   dryRun: boolean;
   /** The last migration file. */
   head: string | null;
-  targets: { total: number; upToDate: number; migrated: number; failed: number; notRun: number };
+  /**
+   * Targets by outcome. `failed` includes `unreachable` (targets on shards that did not answer);
+   * `gone` are tenants deleted (or no longer migratable) by the time their target was taken.
+   */
+  targets: { total: number; upToDate: number; migrated: number; failed: number; notRun: number; unreachable: number; gone: number };
+  /** The failure policy stopped scheduling: why, its limit, and the failures in the end (running targets may add to them). */
+  stopped?: { reason: string; limit: number; failuresAtStop: number; failures: number };
   interrupted: boolean;
   resumed?: number;
   retryOf?: number;
@@ -176,7 +186,8 @@ async function execute(
   const { db, fleet, config, migrations } = deps;
   const command = deps.command ?? 'migrate up';
   const resuming = opts.resume !== undefined;
-  const counts = { total: plan.targets.length, upToDate: 0, migrated: 0, failed: 0, notRun: 0 };
+  const counts = { total: plan.targets.length, upToDate: 0, migrated: 0, failed: 0, notRun: 0, unreachable: 0, gone: 0 };
+  let stopped: MigrateUpDocument['stopped'];
   const run = resuming
     ? await reopenRun(lock, opts.resume!)
     : await createRun(
@@ -199,7 +210,7 @@ async function execute(
 
   // Pending work, one query per database that serves several targets; a database with one
   // target (a pool, a database tenant) is read on the connection that would migrate it.
-  const health = new ShardHealth();
+  const health = new ShardHealth(fleet);
   const shared = byDatabase(plan.targets).filter((g) => g.length > 1);
   const states = await readStates(fleet, shared, migrations, { concurrency: opts.concurrency, health });
 
@@ -262,8 +273,27 @@ async function execute(
     const t0 = Date.now();
     const known = states.get(t.id);
     states.delete(t.id); // read once; a run over 10,000 targets should not hold them all
-    const down = known && !known.ok ? known.error : health.get(t.shard);
+    const down = known && !known.ok ? known.error : health.get(t.shard, t.database);
     if (down) return failed(t, down, t0);
+    // A schema or database tenant's own target is migrated under its tenant lock, held only while
+    // it migrates (never thousands at once: PostgreSQL's lock table is small), and only if the
+    // tenant is still there: a tenant deleted during the run is reported gone, never recreated.
+    let lock: TenantLock | undefined;
+    if (t.model !== 'pool') {
+      const slug = t.tenants[0].slug;
+      try {
+        lock = await lockTenant(db, slug, { command, wait: true, waitMs: targetOpts.lockWaitMs ?? lockWaitMs, signal: opts.signal });
+      } catch (err) {
+        if (!(err instanceof LockedError)) throw err;
+        return failed(t, { code: 'LOCKED', message: err.message, hint: 'run migrate up again when that command has finished' }, t0);
+      }
+      const now = await findTenant(db, slug);
+      const why = goneReason(t, now);
+      if (why) {
+        await lock.release();
+        return { ...targetResult(t), status: 'skipped', reason: why, durationMs: Date.now() - t0 };
+      }
+    }
     try {
       // migrateTarget reads again under the target's lock; a target with nothing to do costs it
       // three round trips on a connection the pool already has open.
@@ -275,8 +305,11 @@ async function execute(
     } catch (err) {
       if (!isUnreachable(err)) throw err;
       return failed(t, health.failure(t.shard, err), t0);
+    } finally {
+      await lock?.release();
     }
   }
+  const lockWaitMs = durationMs(config.migrations.lockTimeout);
 
   const notRun = (t: PlannedTarget, reason: string): TargetDone => ({
     ...targetResult(t),
@@ -285,7 +318,10 @@ async function execute(
   });
   const finished = (t: PlannedTarget, r: TargetDone) => {
     const o = r.outcome;
-    if (r.status === 'failed') counts.failed++;
+    if (r.status === 'failed') {
+      counts.failed++;
+      if (r.error?.code === 'UNREACHABLE') counts.unreachable++;
+    } else if (r.status === 'skipped' && r.reason?.startsWith('gone')) counts.gone++;
     else if (r.status === 'skipped') counts.notRun++;
     else if (o && o.applied.length === 0) counts.upToDate++;
     else counts.migrated++;
@@ -297,7 +333,8 @@ async function execute(
     } else {
       rows.push(...t.tenants.map((x) => ({ ...tenantBase(t, x.slug), status: r.status, reason: r.reason, error: r.error })));
       const status = r.status === 'failed' ? 'failed' : 'not_run';
-      writer.push({ target: t.id, status, error: r.error ?? { code: 'NOT_RUN', message: r.reason ?? 'not run' } });
+      const code = r.reason?.startsWith('gone') ? 'GONE' : 'NOT_RUN';
+      writer.push({ target: t.id, status, error: r.error ?? { code, message: r.reason ?? 'not run' } });
     }
     opts.hooks?.onTargetResult?.(t, r);
   };
@@ -342,7 +379,14 @@ async function execute(
       shardBudget: (s) => fleet.connections(s).budget,
       onError: opts.onError ?? 'stop',
       maxFailures: opts.maxFailures,
+      // The stop policy is about migrations that fail: a shard that does not answer fails its own
+      // targets and the run goes on with the other shards.
+      countsAsFailure: (r) => r.status === 'failed' && r.error?.code !== 'UNREACHABLE',
+      onStop: (reason, failures) => {
+        stopped = { reason: reason.replace(/^not run: /, ''), limit: opts.maxFailures ?? 1, failuresAtStop: failures, failures };
+      },
     });
+    if (stopped) stopped.failures = counts.failed - counts.unreachable;
   }
 
   for (const s of plan.skipped) rows.push(skippedRow(s));
@@ -373,6 +417,7 @@ async function execute(
     head,
     targets: counts,
     interrupted,
+    ...(stopped ? { stopped } : {}),
     ...(resuming ? { resumed: opts.resume } : {}),
     ...(opts.onlyFailed !== undefined ? { retryOf: opts.onlyFailed } : {}),
     ...(warnings.length ? { warnings } : {}),
@@ -385,7 +430,7 @@ async function execute(
 async function dryRun(deps: MigrateUpDeps, opts: MigrateUpOptions, plan: MigratePlan, started: number, head: string | null): Promise<MigrateUpDocument> {
   const states = await readStates(deps.fleet, byDatabase(plan.targets), deps.migrations, { concurrency: opts.concurrency });
   const rows: MigrateRow[] = [];
-  const counts = { total: plan.targets.length, upToDate: 0, migrated: 0, failed: 0, notRun: 0 };
+  const counts = { total: plan.targets.length, upToDate: 0, migrated: 0, failed: 0, notRun: 0, unreachable: 0, gone: 0 };
   for (const t of plan.targets) {
     const s = states.get(t.id)!;
     let outcome: TargetOutcome;
@@ -400,6 +445,14 @@ async function dryRun(deps: MigrateUpDeps, opts: MigrateUpOptions, plan: Migrate
   for (const s of plan.skipped) rows.push(skippedRow(s));
   rows.sort((a, b) => (a.tenant < b.tenant ? -1 : a.tenant > b.tenant ? 1 : 0));
   return resultDocument(deps.command ?? 'migrate up', rows, started, { run: null, dryRun: true, head, targets: counts, interrupted: false }) as MigrateUpDocument;
+}
+
+/** Why a schema/database target's tenant is no longer to be migrated (read under its lock), or null. */
+function goneReason(t: PlannedTarget, now: { status: string; shard: string; database_name: string; schema_name: string } | undefined): string | null {
+  if (!now) return 'gone: the tenant was deleted during the run';
+  if (now.shard !== t.shard || now.database_name !== t.database || now.schema_name !== t.schema) return 'gone: the tenant moved during the run';
+  if (now.status !== 'active' && now.status !== 'suspended') return `gone: the tenant became ${now.status} during the run`;
+  return null;
 }
 
 function tenantBase(t: PlannedTarget, slug: string) {

@@ -19,7 +19,14 @@ export interface BulkOptions {
  * run again after a partial failure (failed and interrupted ones are finished).
  */
 export async function createTenants(deps: ProvisionDeps, inputs: CreateTenantInput[], opts: BulkOptions): Promise<TenantResult[]> {
-  const shared: ProvisionDeps = { ...deps, shardLoad: deps.shardLoad ?? (await tenantCountsByShard(deps.db)) };
+  const shared: ProvisionDeps = {
+    ...deps,
+    shardLoad: deps.shardLoad ?? (await tenantCountsByShard(deps.db)),
+    // A shard found down is passed over by every later row; a database found free of drift is
+    // checked once per run.
+    downShards: deps.downShards ?? new Set(),
+    driftChecked: deps.driftChecked ?? new Set(),
+  };
   return fanout(
     inputs,
     {

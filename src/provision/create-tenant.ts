@@ -17,6 +17,10 @@ import { MIGRATION_LOCK_CLASSID, migrateTarget, runsInOneTransaction, type Migra
 import { ensureTrackingTable } from '../migrate/tracking.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
 import { planTenant, type CreateTenantInput } from './plan.js';
+import { assertSlug } from '../placement/slug.js';
+import { lockTenant } from '../operations/tenant-lock.js';
+import { assertResumable } from './resume-check.js';
+import { assertNoDrift, assertNothingThere } from './preflight.js';
 
 export interface ProvisionDeps {
   config: Config;
@@ -34,6 +38,13 @@ export interface ProvisionDeps {
   skipUndo?: boolean;
   /** Tenants per shard for least-loaded placement; bulk runs pass one map and it is kept current. */
   shardLoad?: Map<string, number>;
+  /** Shards found unreachable in this process; placement passes over them (bulk runs share it). */
+  downShards?: Set<string>;
+  /** `shard/database` pairs found free of drift in this process (bulk runs share it). */
+  driftChecked?: Set<string>;
+  /** Wait for another command's lock on the tenant instead of exit 3. */
+  wait?: boolean;
+  onWaiting?: (holder: string) => void;
 }
 
 /**
@@ -48,9 +59,22 @@ export interface ProvisionDeps {
  *   r.status // 'succeeded'
  */
 export async function createTenant(deps: ProvisionDeps, input: CreateTenantInput): Promise<TenantResult> {
+  assertSlug(input.slug);
+  // One operation per tenant: a concurrent create, delete or migration of this slug waits for us
+  // (or exits 3), so a `provisioning` row is only ever finished by the process that holds it.
+  const lock = await lockTenant(deps.db, input.slug, { command: deps.command ?? 'tenant create', wait: deps.wait, onWaiting: deps.onWaiting });
+  try {
+    return await createLocked(deps, input);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function createLocked(deps: ProvisionDeps, input: CreateTenantInput): Promise<TenantResult> {
   const started = Date.now();
   const { config, db, fleet } = deps;
   const command = deps.command ?? 'tenant create';
+  // Read under the lock: what the catalog says now, not before another process finished.
   let row = await findTenant(db, input.slug);
   let resumed = false;
   if (row && row.status !== 'provisioning' && row.status !== 'failed') {
@@ -60,13 +84,35 @@ export async function createTenant(deps: ProvisionDeps, input: CreateTenantInput
       'pick another slug, or see tenantctl tenant show ' + input.slug,
     );
   }
+  const drift = (shard: string, database: string) => {
+    const s = fleet.shard(shard);
+    return assertNoDrift(fleet, shard, [database, s.poolDatabase, s.tenantDatabase], deps.migrations, deps.driftChecked);
+  };
   if (row) {
-    resumed = true; // an earlier run was interrupted or failed: finish its placement as recorded
+    // An earlier run was interrupted or failed: finish its placement as recorded, and refuse
+    // flags that ask for another one rather than ignore them.
+    assertResumable(config, row, input);
+    await fleet.assertReachable(row.shard, ADMIN_DATABASE);
+    await drift(row.shard, row.database_name);
+    resumed = true;
   } else {
     const load = deps.shardLoad ?? (await tenantCountsByShard(db));
-    const plan = planTenant(config, input, load);
-    // An unreachable shard is refused before the catalog records anything (exit 2).
-    await fleet.assertReachable(plan.shard, ADMIN_DATABASE);
+    const down = deps.downShards ?? new Set<string>();
+    let plan = planTenant(config, input, load, down);
+    // An unreachable shard is passed over for the next least-loaded one of the region (a shard
+    // named with --shard is refused); none answering is exit 2, before the catalog records anything.
+    for (;;) {
+      try {
+        await fleet.assertReachable(plan.shard, ADMIN_DATABASE);
+        break;
+      } catch (err) {
+        if (input.shard || !(err instanceof TenantctlError) || err.code !== 'UNREACHABLE') throw err;
+        down.add(plan.shard);
+        plan = planTenant(config, input, load, down);
+      }
+    }
+    await drift(plan.shard, plan.placement.database);
+    await assertNothingThere(fleet, { slug: plan.slug, model: plan.model, shard: plan.shard, database: plan.placement.database, schema: plan.placement.schema });
     // Bulk runs share one count instead of a GROUP BY over the catalog per tenant.
     if (deps.shardLoad) load.set(plan.shard, (load.get(plan.shard) ?? 0) + 1);
     const key = plan.key ?? (await freshKey(config, db, plan.slug));

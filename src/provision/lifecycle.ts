@@ -9,12 +9,21 @@ import { drivers } from '../placement/drivers.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
 import { tenantRoleName } from '../placement/naming.js';
 import { ident } from '../sql.js';
+import { withTenantLock } from '../operations/tenant-lock.js';
 
 export interface LifecycleDeps {
   config: Config;
   db: CatalogDb;
   fleet: Fleet;
   command: string;
+  /** Wait for another command's lock on the tenant instead of exit 3. */
+  wait?: boolean;
+  onWaiting?: (holder: string) => void;
+}
+
+/** Run fn under the tenant's operation lock (exit 3 naming the holder, or --wait). */
+function locked<T>(deps: LifecycleDeps, slug: string, fn: () => Promise<T>): Promise<T> {
+  return withTenantLock(deps.db, slug, { command: deps.command, wait: deps.wait, onWaiting: deps.onWaiting }, fn);
 }
 
 /**
@@ -23,21 +32,24 @@ export interface LifecycleDeps {
  * tenants so that they never drift).
  */
 export async function setSuspended(deps: LifecycleDeps, slug: string, suspend: boolean): Promise<TenantRow> {
-  const t = await getTenant(deps.db, slug);
-  const from = suspend ? 'active' : 'suspended';
-  if (t.status !== from) {
-    throw new UsageError('TENANT_STATE', `tenant "${slug}" is ${t.status}, not ${from}`, `only ${from} tenants can be ${suspend ? 'suspended' : 'resumed'}`);
-  }
-  if (t.model !== 'pool') {
-    await deps.fleet.withClient(t.shard, ADMIN_DATABASE, (c) =>
-      c.query(`alter role ${ident(tenantRoleName(t.slug))} ${suspend ? 'nologin' : 'login'}`),
-    );
-  }
-  await deps.db.transaction().execute(async (tx) => {
-    await updateTenant(tx, slug, { status: suspend ? 'suspended' : 'active' });
-    await recordEvent(tx, { command: deps.command, action: suspend ? 'suspended' : 'resumed', result: 'ok', tenant: slug });
+  await getTenant(deps.db, slug); // a missing tenant is exit 2 before any lock
+  return locked(deps, slug, async () => {
+    const t = await getTenant(deps.db, slug);
+    const from = suspend ? 'active' : 'suspended';
+    if (t.status !== from) {
+      throw new UsageError('TENANT_STATE', `tenant "${slug}" is ${t.status}, not ${from}`, `only ${from} tenants can be ${suspend ? 'suspended' : 'resumed'}`);
+    }
+    if (t.model !== 'pool') {
+      await deps.fleet.withClient(t.shard, ADMIN_DATABASE, (c) =>
+        c.query(`alter role ${ident(tenantRoleName(t.slug))} ${suspend ? 'nologin' : 'login'}`),
+      );
+    }
+    await deps.db.transaction().execute(async (tx) => {
+      await updateTenant(tx, slug, { status: suspend ? 'suspended' : 'active' });
+      await recordEvent(tx, { command: deps.command, action: suspend ? 'suspended' : 'resumed', result: 'ok', tenant: slug });
+    });
+    return getTenant(deps.db, slug);
   });
-  return getTenant(deps.db, slug);
 }
 
 /**
@@ -46,23 +58,29 @@ export async function setSuspended(deps: LifecycleDeps, slug: string, suspend: b
  * running delete again finishes it.
  */
 export async function deleteTenant(deps: LifecycleDeps, slug: string): Promise<TenantRow> {
-  const t = await getTenant(deps.db, slug);
-  await updateTenant(deps.db, slug, { status: 'deleting' });
-  try {
-    await drivers[t.model].remove(deps.fleet, deps.config, t);
-  } catch (err) {
-    await recordEvent(deps.db, { command: deps.command, action: 'delete failed', result: 'failed', tenant: slug, details: { error: String(err) } });
-    throw err;
-  }
-  await deps.db.transaction().execute(async (tx) => {
-    await tx.deleteFrom('tenants').where('slug', '=', slug).execute();
-    await recordEvent(tx, {
-      command: deps.command,
-      action: 'deleted',
-      result: 'ok',
-      tenant: slug,
-      details: { model: t.model, shard: t.shard, database: t.database_name, schema: t.schema_name, key: t.key },
+  await getTenant(deps.db, slug);
+  return locked(deps, slug, async () => {
+    // Read under the lock: another command may have changed or deleted it meanwhile.
+    const t = await getTenant(deps.db, slug);
+    // A shard that cannot be reached: exit 2 with nothing changed (not a tenant stuck `deleting`).
+    await deps.fleet.assertReachable(t.shard, ADMIN_DATABASE);
+    await updateTenant(deps.db, slug, { status: 'deleting' });
+    try {
+      await drivers[t.model].remove(deps.fleet, deps.config, t);
+    } catch (err) {
+      await recordEvent(deps.db, { command: deps.command, action: 'delete failed', result: 'failed', tenant: slug, details: { error: String(err) } });
+      throw err;
+    }
+    await deps.db.transaction().execute(async (tx) => {
+      await tx.deleteFrom('tenants').where('slug', '=', slug).execute();
+      await recordEvent(tx, {
+        command: deps.command,
+        action: 'deleted',
+        result: 'ok',
+        tenant: slug,
+        details: { model: t.model, shard: t.shard, database: t.database_name, schema: t.schema_name, key: t.key },
+      });
     });
+    return t;
   });
-  return t;
 }

@@ -37,7 +37,7 @@ export interface TenantPlan {
  *   planTenant(config, { slug: 'acme', tier: 'standard' }, new Map([['us1', 3], ['us2', 1]]))
  *   // → { model: 'schema', region: 'us-east', shard: 'us2', ... }
  */
-export function planTenant(config: Config, input: CreateTenantInput, load: Map<string, number>): TenantPlan {
+export function planTenant(config: Config, input: CreateTenantInput, load: Map<string, number>, down: ReadonlySet<string> = new Set()): TenantPlan {
   const slug = assertSlug(input.slug);
   const tier = input.tier ?? config.defaultTier;
   if (!config.tiers[tier]) {
@@ -75,8 +75,17 @@ export function planTenant(config: Config, input: CreateTenantInput, load: Map<s
   const shard =
     shardGiven?.name ??
     Object.keys(regionCfg.shards)
+      // Shards found unreachable are passed over for the next least-loaded one of the region.
+      .filter((n) => !down.has(n))
       // Least loaded first; the name breaks ties so the choice is deterministic.
       .sort((a, b) => (load.get(a) ?? 0) - (load.get(b) ?? 0) || a.localeCompare(b))[0];
+  if (!shard) {
+    throw new UsageError(
+      'UNREACHABLE',
+      `no shard of region ${region} answers (${Object.keys(regionCfg.shards).join(', ')} unreachable); nothing was created`,
+      'start the shards (tenantctl dev up for embedded ones) or check their urls; tenantctl doctor shows which answer',
+    );
+  }
   const s = config.shards.find((x) => x.name === shard)!;
   if (input.key !== undefined) validateKey(config, input.key);
   return {

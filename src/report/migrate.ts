@@ -36,7 +36,8 @@ export function renderMigrateUp(out: Output, doc: MigrateUpDocument): void {
   const line = doc.dryRun
     ? `migrate up --dry-run: ${t.migrated} of ${t.total} targets (${s.total} tenants) would be migrated${head}, ${t.upToDate} up to date, ${t.failed} refused; nothing was changed`
     : `migrate up${doc.run !== null ? ` (run ${doc.run})` : ''}: ${s.total} tenants in ${t.total} targets: ${t.migrated} migrated${head}, ${t.upToDate} up to date, ${t.failed} failed, ${t.notRun} not run` +
-      `${skipped.length ? `; ${skipped.length} skipped (${reasons})` : ''}${doc.interrupted ? '; interrupted' : ''} in ${(s.durationMs / 1000).toFixed(1)}s`;
+      `${t.unreachable ? ` (${t.unreachable} unreachable)` : ''}` +
+      `${skipped.length ? `; ${skipped.length} skipped (${reasons})` : ''}${doc.interrupted ? '; interrupted' : ''}${stoppedText(doc)} in ${(s.durationMs / 1000).toFixed(1)}s`;
   out.print(doc.ok ? out.color.green(line) : out.color.red(line));
   if (!doc.dryRun && doc.run !== null && (t.failed > 0 || t.notRun > 0)) {
     const hints = [];
@@ -44,6 +45,14 @@ export function renderMigrateUp(out: Output, doc: MigrateUpDocument): void {
     hints.push(`finish the run (failures and targets not run): tenantctl migrate up --resume ${doc.run}`);
     out.print(hints.join('\n'));
   }
+}
+
+/** `; stopped at 3 failures (--max-failures 3); targets already running added 2 more` */
+function stoppedText(doc: MigrateUpDocument): string {
+  const st = doc.stopped;
+  if (!st) return '';
+  const more = st.failures - st.failuresAtStop;
+  return `; stopped scheduling at ${st.failuresAtStop} failure(s) (${st.reason})${more > 0 ? `; targets already running added ${more} more` : ''}`;
 }
 
 /** Pending migrations grouped by target. */

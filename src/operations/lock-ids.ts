@@ -1,0 +1,19 @@
+/**
+ * Every advisory-lock class id tenantctl takes, in one place, so no two features ever share a
+ * key by accident. Each is four ASCII letters read as a big-endian int4 (`'tnfl'` = 0x746e666c);
+ * the second key is a run id, `hashtext(slug)` or `hashtext(schema)`.
+ *
+ * Catalog database:
+ *   FLEET  'tnfl'  the fleet run lock of `migrate up` (exclusive, or shared plus a slice lock)
+ *   RUN    'tnrn'  one migrate run, keyed by its id (held while it runs: a free one means crashed)
+ *   TENANT 'tntn'  one tenant's operation lock, keyed by hashtext(slug)
+ * Each target database:
+ *   MIGRATION 'tnct'  one migration target, keyed by hashtext(schema)
+ *   DATABASE_ACL 'tacl' serialises GRANTs on one database (taken in src/placement/roles.ts,
+ *                        which keeps its own copy of the value)
+ */
+export const FLEET_LOCK_CLASSID = 0x746e666c;
+export const RUN_LOCK_CLASSID = 0x746e726e;
+export const TENANT_LOCK_CLASSID = 0x746e746e;
+export const MIGRATION_LOCK_CLASSID = 0x746e6374;
+export const DATABASE_ACL_LOCK_CLASSID = 0x7461636c;

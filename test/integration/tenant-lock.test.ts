@@ -1,0 +1,206 @@
+import { appendFile, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { json, ownMigrateFleet, sleep, until, type MigrateEnv } from '../helpers/migrate-env.js';
+import type { CliRun } from '../helpers/cli.js';
+
+/**
+ * One operation per tenant at a time (issue 7): the per-tenant lock, never acting on a tenant
+ * that is gone, never adopting what tenantctl did not make, drift blocking provisioning, the bulk
+ * pre-check and --max-failures. Real PostgreSQL, the built CLI.
+ */
+const { env } = ownMigrateFleet();
+
+const tenantRow = async (e: MigrateEnv, slug: string) => e.db.selectFrom('tenants').selectAll().where('slug', '=', slug).executeTakeFirst();
+const schemaExists = async (e: MigrateEnv, shard: string, schema: string) =>
+  (await e.q(shard, `schemas_${e.name}`, 'select 1 from pg_namespace where nspname = $1', [schema])).length > 0;
+const tenantCount = async (e: MigrateEnv) => Number((await e.db.selectFrom('tenants').select((b) => b.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
+
+describe('concurrent creates of one slug', () => {
+  for (const model of ['schema', 'database'] as const) {
+    it(`${model}: 12 racing CLI runs, exactly one exit 0, the rest exit 2 or 3, and the tenant ends active`, async () => {
+      const e = await env(`race${model[0]}`);
+      const slug = `race-${model}`;
+      const runs: CliRun[] = await Promise.all(
+        Array.from({ length: 12 }, () => e.cli(['tenant', 'create', slug, '--model', model, '--shard', 'us1', '--json'])),
+      );
+      const codes = runs.map((r) => r.code);
+      const row = await tenantRow(e, slug);
+      expect(row?.status, JSON.stringify(runs.map((r) => [r.code, r.stdout.slice(0, 300), r.stderr.slice(0, 300)]))).toBe('active');
+      expect(codes.filter((c) => c === 0)).toHaveLength(1);
+      for (const r of runs) {
+        expect([0, 2, 3], r.stderr + r.stdout).toContain(r.code);
+        const doc = json(r);
+        if (r.code === 3) expect(doc.error.message).toMatch(new RegExp(`tenant "${slug}" is locked by tenant create by \\S+, pid \\d+ on \\S+, since \\d{4}-`));
+        if (r.code === 2) expect(doc.error.code).toBe('TENANT_EXISTS');
+      }
+    });
+  }
+
+  it('a second create while the first hangs half-way exits 3 naming the holder; --wait waits until the holder dies, then finishes it', async () => {
+    const e = await env('hold');
+    let pid = 0;
+    const hung = e.cli(['tenant', 'create', 'held', '--model', 'schema', '--shard', 'us1'], {
+      env: { TENANTCTL_INJECT_FAULT: 'hang-after-prepared' },
+      onSpawn: (p) => (pid = p),
+    });
+    await until(async () => (await tenantRow(e, 'held'))?.status === 'provisioning');
+    const second = await e.cli(['tenant', 'create', 'held', '--model', 'schema', '--shard', 'us1', '--json']);
+    expect(second.code, second.stderr).toBe(3);
+    expect(json(second).error.message).toMatch(new RegExp(`locked by tenant create by \\S+, pid ${pid} on `));
+    const del = await e.cli(['tenant', 'delete', 'held', '--yes']);
+    expect(del.code).toBe(3);
+    expect(del.stderr).toContain(`pid ${pid}`);
+    expect((await tenantRow(e, 'held'))?.status).toBe('provisioning');
+
+    const waiting = e.cli(['tenant', 'create', 'held', '--model', 'schema', '--shard', 'us1', '--wait']);
+    await sleep(3000); // long enough for the CLI to start and find the lock taken
+    process.kill(pid, 'SIGKILL');
+    await hung;
+    const w = await waiting;
+    expect(w.code, w.stderr).toBe(0);
+    expect(w.stderr).toContain('waiting for the tenant lock: tenant create by');
+    expect((await tenantRow(e, 'held'))?.status).toBe('active');
+  });
+});
+
+describe('never act on a tenant that is gone, never adopt', () => {
+  it('a tenant deleted during a slow migrate up is reported gone and its schema is not recreated; deleting the one being migrated exits 3', async () => {
+    const e = await env('gone');
+    await e.create([
+      { slug: 'gone-a', model: 'schema', shard: 'us1' },
+      { slug: 'gone-b', model: 'schema', shard: 'us1' },
+    ]);
+    await e.addMigration('0100_slow.sql', 'create table slow_marker (id int);\nselect pg_sleep(5);\n');
+    const run = e.cli(['migrate', 'up', '--json', '--concurrency', '1']);
+    // gone-a migrates first (slug order); while it sleeps, gone-b is free to delete.
+    await until(async () => (await e.q('us1', `schemas_${e.name}`, `select 1 from pg_stat_activity where query like '%pg_sleep(5)%' and pid <> pg_backend_pid()`)).length > 0);
+    const [busy, del] = await Promise.all([
+      e.cli(['tenant', 'delete', 'gone-a', '--yes', '--json']),
+      e.cli(['tenant', 'delete', 'gone-b', '--yes']),
+    ]);
+    expect(busy.code, busy.stderr).toBe(3);
+    expect(json(busy).error.message).toMatch(/tenant "gone-a" is locked by migrate up by /);
+    expect(del.code, del.stderr).toBe(0);
+    const r = await run;
+    const doc = json(r);
+    expect(r.code, r.stderr).toBe(0);
+    const b = doc.results.find((x: any) => x.tenant === 'gone-b');
+    expect(b).toMatchObject({ status: 'skipped' });
+    expect(b.reason).toMatch(/^gone: the tenant was deleted during the run/);
+    expect(doc.targets).toMatchObject({ migrated: 1, gone: 1, failed: 0 });
+    expect(await schemaExists(e, 'us1', 't_gone_b')).toBe(false);
+    expect(await e.q('us1', `schemas_${e.name}`, 'select 1 from tenantctl.schema_migrations where target_schema = $1', ['t_gone_b'])).toEqual([]);
+    expect(await tenantRow(e, 'gone-b')).toBeUndefined();
+  });
+
+  it('tenant create refuses a schema, database or role it did not make (exit 2, nothing recorded)', async () => {
+    const e = await env('adopt');
+    await e.create([{ slug: 'adopt-seed', model: 'schema', shard: 'us1' }]); // the schemas database exists
+    await e.q('us1', `schemas_${e.name}`, 'create schema t_adopt_s');
+    await e.q('us1', 'postgres', 'create database t_adopt_d');
+    await e.q('us1', 'postgres', 'create role tenant_adopt_r');
+    try {
+      for (const [slug, model, what] of [
+        ['adopt-s', 'schema', 'schema t_adopt_s'],
+        ['adopt-d', 'database', 'database t_adopt_d'],
+        ['adopt-r', 'schema', 'role tenant_adopt_r'],
+      ] as const) {
+        const r = await e.cli(['tenant', 'create', slug, '--model', model, '--shard', 'us1', '--json']);
+        expect(r.code, r.stdout).toBe(2);
+        expect(json(r).error.message).toContain(what);
+        expect(json(r).error.message).toContain('will not adopt');
+        expect(await tenantRow(e, slug)).toBeUndefined();
+      }
+      expect(await schemaExists(e, 'us1', 't_adopt_s')).toBe(true);
+    } finally {
+      await e.q('us1', 'postgres', 'drop database if exists t_adopt_d');
+      await e.q('us1', 'postgres', 'drop role if exists tenant_adopt_r');
+    }
+  });
+});
+
+describe('drift blocks provisioning', () => {
+  it('tenant create exits 2 naming the edited file while an applied migration differs from it, and creates once it is restored', async () => {
+    const e = await env('drift');
+    await e.create([{ slug: 'drift-a', model: 'schema', shard: 'us1' }]);
+    const file = join(e.migrationsDir, (await readdir(e.migrationsDir)).filter((f) => f.endsWith('.sql')).sort()[0]);
+    const original = await readFile(file, 'utf8');
+    await appendFile(file, '\n-- edited after it was applied\n');
+    for (const model of ['schema', 'database', 'pool']) {
+      const r = await e.cli(['tenant', 'create', `drift-${model[0]}2`, '--model', model, '--shard', 'us1', '--json']);
+      expect(r.code, r.stdout + r.stderr).toBe(2);
+      expect(json(r).error.code).toBe('DRIFT');
+      expect(json(r).error.message).toContain(file.split('/').pop());
+      expect(await tenantRow(e, `drift-${model[0]}2`)).toBeUndefined();
+    }
+    expect(await schemaExists(e, 'us1', 't_drift_s2')).toBe(false);
+    await writeFile(file, original);
+    const ok = await e.cli(['tenant', 'create', 'drift-s2', '--model', 'schema', '--shard', 'us1']);
+    expect(ok.code, ok.stderr).toBe(0);
+  });
+});
+
+describe('bulk pre-check and re-runs', () => {
+  it('every kind of bad row is refused before anything is created (exit 2, nothing created)', async () => {
+    const e = await env('bulk');
+    await e.create([{ slug: 'bulk-old', model: 'pool', shard: 'us1' }]);
+    const oldKey = (await tenantRow(e, 'bulk-old'))!.key;
+    const k1 = '11111111-1111-4111-8111-111111111111';
+    const bad: [string, string][] = [
+      ['unknown tier', 'bad-tier,,,nope,,,,'],
+      ['unknown region', 'bad-region,,,,mars,,,'],
+      ['unknown shard', 'bad-shard,,,,,us9,,'],
+      ['unknown model', 'bad-model,,bogus,,,,,'],
+      ['residency', 'bad-res,,,,us-east,,,eu'],
+      ['key format', 'bad-key,,,,,,not-a-uuid,'],
+      ['key of another tenant', `bad-taken,,,,,,${oldKey},`],
+      ['key twice in the file', `bad-twice,,,,,,${k1},`],
+      ['shard of another region', 'bad-pair,,,,eu-west,us1,,'],
+    ];
+    const good = ['good-1,,pool,,,us1,,', 'good-2,,schema,,,us1,,', `good-3,,pool,,,us1,${k1},`];
+    const before = await tenantCount(e);
+    for (const [kind, row] of bad) {
+      const file = join(e.migrationsDir, '..', `bulk-${kind.replace(/\W+/g, '-')}.csv`);
+      await writeFile(file, ['slug,name,model,tier,region,shard,key,residency', ...good, row].join('\n') + '\n');
+      const r = await e.cli(['tenant', 'create', '--from-file', file, '--json']);
+      expect(r.code, `${kind}: ${r.stdout}${r.stderr}`).toBe(2);
+      expect(json(r).error.message, kind).toContain(`row 4 (${row.split(',')[0]})`);
+      expect(await tenantCount(e), kind).toBe(before);
+    }
+  });
+
+  it('a re-run whose flags conflict with the recorded placement is refused (single and bulk), not overridden', async () => {
+    const e = await env('rerun');
+    const failed = await e.cli(['tenant', 'create', 'rerun-a', '--model', 'database', '--shard', 'us1'], { env: { TENANTCTL_INJECT_FAULT: 'prepared' } });
+    expect(failed.code).toBe(1);
+    expect((await tenantRow(e, 'rerun-a'))?.status).toBe('failed');
+    const r = await e.cli(['tenant', 'create', 'rerun-a', '--region', 'eu-west', '--residency', 'eu', '--json']);
+    expect(r.code, r.stdout).toBe(2);
+    expect(json(r).error.message).toContain('--region eu-west (recorded: us-east)');
+    const file = join(e.migrationsDir, '..', 'rerun.csv');
+    await writeFile(file, 'slug,region\nrerun-new,us-east\nrerun-a,eu-west\n');
+    const b = await e.cli(['tenant', 'create', '--from-file', file, '--json']);
+    expect(b.code, b.stdout).toBe(2);
+    expect(await tenantRow(e, 'rerun-new')).toBeUndefined();
+    expect(await tenantRow(e, 'rerun-a')).toMatchObject({ status: 'failed', region: 'us-east', shard: 'us1' });
+    const ok = await e.cli(['tenant', 'create', 'rerun-a']);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(await tenantRow(e, 'rerun-a')).toMatchObject({ status: 'active', shard: 'us1' });
+  });
+});
+
+describe('--max-failures', () => {
+  it('stops scheduling at N failures and the summary says so', async () => {
+    const e = await env('maxf');
+    await e.create(Array.from({ length: 6 }, (_, i) => ({ slug: `maxf-${i}`, model: 'schema' as const, shard: 'us1' })));
+    await e.addMigration('0100_broken.sql', 'select 1/0;\n');
+    const r = await e.cli(['migrate', 'up', '--json', '--concurrency', '1', '--on-error', 'continue', '--max-failures', '2']);
+    expect(r.code).toBe(1);
+    const doc = json(r);
+    expect(doc.targets).toMatchObject({ failed: 2, notRun: 4 });
+    expect(doc.stopped).toMatchObject({ limit: 2, failuresAtStop: 2, failures: 2 });
+    const text = await e.cli(['migrate', 'up', '--concurrency', '1', '--max-failures', '3']);
+    expect(text.stdout).toMatch(/stopped scheduling at 3 failure\(s\) \(3 failure\(s\) reached --max-failures\)/);
+  });
+});
