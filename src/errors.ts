@@ -34,6 +34,12 @@ export type ErrorCode =
   | 'RLS_UNSAFE'
   | 'KEY_IN_USE'
   | 'DELETE_INCOMPLETE'
+  | 'BAD_ARCHIVE'
+  | 'BACKUP_NOT_FOUND'
+  | 'BACKUP_KEY'
+  | 'BACKUP_FAILED'
+  | 'RESTORE_FAILED'
+  | 'PG_DUMP'
   | 'INTERNAL';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, locked: 3, interrupted: 130 } as const;

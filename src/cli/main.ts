@@ -7,6 +7,7 @@ import { registerTenantCommands } from './tenant-cmd.js';
 import { registerResolveCommand } from './resolve-cmd.js';
 import { registerDoctorCommand } from './doctor-cmd.js';
 import { registerMigrateCommands } from './migrate-cmd.js';
+import { registerBackupCommands, registerRestoreCommand } from './backup-cmd.js';
 
 /**
  * Wires the command groups. Each group file only declares flags and hands them to a core
@@ -30,6 +31,8 @@ export function buildProgram(): Command {
   registerMigrateCommands(program);
   registerResolveCommand(program);
   registerDoctorCommand(program);
+  registerBackupCommands(program);
+  registerRestoreCommand(program);
   return program;
 }
 

@@ -175,17 +175,18 @@ export function registerTenantCommands(program: Command): void {
     .description('remove a tenant\'s placement (or pool rows) and its catalog entry')
     .addHelpText('before', 'Example:\n  tenantctl tenant delete acme --yes\n')
     .option('--yes', 'confirm without asking')
+    .option('--skip-backup', 'delete without the final backup taken by default')
     .option('--wait', WAIT_HELP)
     .action(
-      action('tenant delete', async (ctx, slug: string, opts: { yes?: boolean; wait?: boolean }) => {
+      action('tenant delete', async (ctx, slug: string, opts: { yes?: boolean; wait?: boolean; skipBackup?: boolean }) => {
         const { getTenant } = await import('../catalog/tenants.js');
         const db = await ctx.catalog();
         const t = await getTenant(db, slug);
         await confirmDestructive(ctx, opts.yes, `delete tenant ${slug} and all its data (${t.model} on ${t.shard})`);
         const { deleteTenant } = await import('../provision/lifecycle.js');
-        await deleteTenant({ config: ctx.config, db, fleet: await ctx.fleet(), command: ctx.command, wait: opts.wait, onWaiting: waiting(ctx) }, slug);
-        if (ctx.out.json) ctx.out.document({ command: ctx.command, ok: true, tenant: publicTenant(t) });
-        else ctx.out.print(`deleted ${slug}`);
+        const gone = await deleteTenant({ config: ctx.config, db, fleet: await ctx.fleet(), command: ctx.command, wait: opts.wait, onWaiting: waiting(ctx) }, slug, { skipBackup: opts.skipBackup });
+        if (ctx.out.json) ctx.out.document({ command: ctx.command, ok: true, tenant: publicTenant(t), finalBackup: gone.finalBackup ?? null });
+        else ctx.out.print(`deleted ${slug}${gone.finalBackup ? ` (final backup ${gone.finalBackup})` : ''}`);
       }),
     );
 }
