@@ -390,3 +390,63 @@ describe('encryption', () => {
     expect((await e.cli(['backup', 'verify', ib, '--json'], { env: K })).code).toBe(0);
   });
 });
+
+describe('sequences and row-level security', () => {
+  it('identity and serial columns end past the restored ids (schema clone and pool clone)', async () => {
+    const e = await env('seq');
+    await e.addMigration(
+      '0004_notes.sql',
+      `create table notes (
+         tenant_id uuid not null references workspaces (id) on delete cascade,
+         id bigint generated always as identity,
+         seq bigserial,
+         body text,
+         primary key (tenant_id, id));`,
+    );
+    await e.create([{ slug: 'seq-s', model: 'schema', shard: 'us1' }, { slug: 'seq-p', model: 'pool', shard: 'us1' }]);
+    for (const slug of ['seq-s', 'seq-p']) {
+      await seed(e, slug, 10, slug);
+      const t = (await tenant(e, slug))!;
+      await e.q('us1', t.database_name, `insert into "${t.schema_name}".notes (tenant_id, body) select $1, 'n' || i from generate_series(1, 5) i`, [t.key]);
+    }
+    for (const [slug, as] of [['seq-s', 'seq-s2'], ['seq-p', 'seq-p2']]) {
+      const id = await backupOf(e, slug);
+      const src = await digests(e, slug);
+      const r = await e.cli(['restore', id, '--as', as, '--json']);
+      expect(r.code, r.stderr + r.stdout).toBe(0);
+      expect(await digests(e, as)).toEqual(src);
+      const t = (await tenant(e, as))!;
+      const [row] = await e.q('us1', t.database_name, `insert into "${t.schema_name}".notes (tenant_id, body) values ($1, 'new') returning id::int, seq::int`, [t.key]);
+      expect(row.id).toBeGreaterThan(5);
+      expect(row.seq).toBeGreaterThan(5);
+    }
+  });
+
+  it('a pool table another role owns (FORCE ROW LEVEL SECURITY) is refused clearly for loading; the tenant is unchanged', async () => {
+    const e = await env('force');
+    await e.create([{ slug: 'fo-p', model: 'pool', shard: 'us1' }]);
+    await seed(e, 'fo-p', 20, 'f');
+    const id = await backupOf(e, 'fo-p');
+    const before = await digests(e, 'fo-p');
+    const { superuserUrl } = await import('../helpers/test-fleet.js');
+    const { databaseUrl } = await import('../../src/fleet/connection-url.js');
+    const pg = (await import('pg')).default;
+    const s = e.config.shards.find((x) => x.name === 'us1')!;
+    const su = new pg.Client({ connectionString: databaseUrl(superuserUrl(s.url), `pool_${e.name}`) });
+    await su.connect();
+    try {
+      await su.query(`do $$ begin if not exists (select 1 from pg_roles where rolname = 'foreign_owner') then create role foreign_owner; end if; end $$`);
+      await su.query('alter table app.comments owner to foreign_owner');
+      await su.query('alter table app.comments force row level security');
+      await su.query('grant all on app.comments to tenantctl');
+    } finally {
+      await su.end();
+    }
+    const r = await e.cli(['restore', id, '--replace', '--yes', '--json']);
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    const doc = json(r).result;
+    expect(doc.error.code).toBe('RLS_UNSAFE');
+    expect(doc.error.message).toMatch(/app\.comments is owned by foreign_owner with FORCE ROW LEVEL SECURITY.*refuses COPY FROM/);
+    expect(await digests(e, 'fo-p')).toEqual(before);
+  });
+});
