@@ -34,7 +34,7 @@ export interface BackupDeps {
   wait?: boolean;
   onWaiting?: (holder: string) => void;
   /** Live progress of one tenant's backup (rows and stored bytes so far). */
-  onProgress?: (p: { tenant: string; table: string; rows: number; bytes: number }) => void;
+  onProgress?: (p: { tenant: string; table: string; rows: number; bytes: number; total?: number }) => void;
 }
 
 export interface BackupResult extends TenantResult {

@@ -137,8 +137,9 @@ async function restoreNew(deps: RestoreDeps, a: OpenArchive, atVersion: Migratio
     await op.finish('succeeded', { rows: loaded.rows });
     return { ...base, status: 'succeeded', key, rows: loaded.rows, durationMs: Date.now() - started };
   } catch (err) {
-    // Nothing committed at the placement (one transaction), except a database model's database.
-    if (dest.model === 'database') await dropDatabase(fleet, dest.shard, placed.database_name).catch(() => undefined);
+    // Nothing committed at the placement (one transaction), except a database model's database
+    // and role, made before it (CREATE DATABASE cannot run in a transaction): removed here.
+    if (dest.model === 'database') await drivers.database.remove(fleet, config, placed).catch(() => undefined);
     return failed(deps, op, base, started, err);
   }
 }
@@ -221,7 +222,7 @@ async function load(deps: RestoreDeps, a: OpenArchive, atVersion: MigrationFile[
     await op.phase('load', { rows: 0, total });
     for (const t of m.tables) {
       await loadTable(c, schema, t, tableText(a, t, dataKey), newKey, (r) => {
-        deps.onProgress?.({ tenant: p.slug, table: t.table, rows: done + r, bytes: 0 });
+        deps.onProgress?.({ tenant: p.slug, table: t.table, rows: done + r, bytes: 0, total });
         void op.heartbeat({ rows: done + r, total }).catch(() => undefined);
       });
       done += t.rows;

@@ -130,6 +130,7 @@ export function registerRestoreCommand(program: Command): void {
           },
           { backup: id, as: flags.as, shard: flags.shard, model: flags.model, replace: flags.replace },
         );
+        if (ctx.out.tty && !ctx.out.quiet) process.stderr.write('\r\x1b[K');
         renderRestore(ctx.out, ctx.command, r);
         return r.status === 'succeeded' ? 0 : 1;
       }),
