@@ -22,6 +22,7 @@ import { assertPoolCopyAllowed } from '../copy/pool-visibility.js';
 import { copyTables } from '../copy/tables.js';
 import { assertSameShape, loadTable, verifyLoaded } from '../copy/load.js';
 import { advanceSequences } from '../copy/sequences.js';
+import { deferIndexes } from '../copy/deferred-indexes.js';
 import { inTransaction } from '../fleet/fleet.js';
 import { assertIntact, openArchive, tableText, type OpenArchive } from './archive.js';
 import { dataKeyById } from './keys.js';
@@ -247,7 +248,10 @@ async function load(deps: RestoreDeps, a: OpenArchive, atVersion: MigrationFile[
       before: (c) => ensureTrackingTable(c, MIGRATION_LOCK_CLASSID),
       inside: async (c) => {
         await migrate(c, atVersion);
+        // A fresh placement: indexes and foreign keys are built once after the load.
+        const recreate = await deferIndexes(c, p.schema_name);
         await loadAll(c, p.schema_name);
+        await recreate();
         await migrate(c, deps.migrations);
         await hang();
       },
