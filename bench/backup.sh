@@ -109,41 +109,39 @@ psql_copy_in() {
 last_backup() { bench_tctl --json backup list "$1" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const b=JSON.parse(s).backups;console.log(b[b.length-1].id)})'; }
 
 declare -A T
-run_side() { # NAME CMD... (median of RUNS into T[NAME])
-  local name=$1; shift
-  local xs=() i
-  for ((i = 0; i < RUNS; i++)); do xs+=("$(time_ms "$@")"); done
-  T[$name]=$(bench_median "${xs[@]}")
-  bench_log "  $name: median ${T[$name]} ms of $RUNS (${xs[*]})"
+# pair NAME_A CMD_A NAME_B CMD_B [AFTER_A]: RUNS rounds, the two sides interleaved (A B A B …) so
+# that a busy machine slows both alike; medians into T[NAME_A], T[NAME_B]. CMD_A and CMD_B are
+# shell snippets; AFTER_A runs untimed after each A (cleanup). $i is the round.
+pair() {
+  local na=$1 ca=$2 nb=$3 cb=$4 after=${5:-}
+  local xa=() xb=() i
+  for ((i = 0; i < RUNS; i++)); do
+    xa+=("$(eval "time_ms $ca")")
+    [[ -n "$after" ]] && eval "$after"
+    xb+=("$(eval "time_ms $cb")")
+  done
+  T[$na]=$(bench_median "${xa[@]}")
+  T[$nb]=$(bench_median "${xb[@]}")
+  bench_log "  $na: median ${T[$na]} ms (${xa[*]}); $nb: median ${T[$nb]} ms (${xb[*]})"
 }
 
 # Restore as a new tenant (timed); the clone is dropped afterwards, untimed.
 tctl_restore_as() { bench_tctl --quiet restore "$1" --as "$2" >/dev/null; }
 drop_clone() { bench_tctl --quiet tenant delete "$1" --yes --skip-backup >/dev/null; }
-
-bench_log "backup: pool tenant of $N rows"
-run_side pool-backup bench_tctl --quiet backup create big
-run_side pool-copy-out psql_copy_out
-PID=$(last_backup big)
-xs=()
-for ((i = 0; i < RUNS; i++)); do xs+=("$(time_ms tctl_restore_as "$PID" "rp$i")"); drop_clone "rp$i"; done
-T[pool-restore]=$(bench_median "${xs[@]}"); bench_log "  pool-restore: median ${T[pool-restore]} ms (${xs[*]})"
-run_side pool-copy-in psql_copy_in
-
-bench_log "backup: schema tenant of $N rows"
-run_side schema-backup bench_tctl --quiet backup create sbig
-run_side schema-pg-dump pg_dump -Fc -n t_sbig -d tenant_schemas -f "$RAW/sbig.pgc"
-SID=$(last_backup sbig)
-xs=()
-for ((i = 0; i < RUNS; i++)); do xs+=("$(time_ms tctl_restore_as "$SID" "rs$i")"); drop_clone "rs$i"; done
-T[schema-restore]=$(bench_median "${xs[@]}"); bench_log "  schema-restore: median ${T[schema-restore]} ms (${xs[*]})"
 pg_restore_fresh() {
   role_psql postgres -c 'drop database if exists raw_restore' -c 'create database raw_restore' >/dev/null
   pg_restore --no-owner -d raw_restore "$RAW/sbig.pgc"
 }
-xs=()
-for ((i = 0; i < RUNS; i++)); do xs+=("$(time_ms pg_restore_fresh)"); done
-T[schema-pg-restore]=$(bench_median "${xs[@]}"); bench_log "  schema-pg-restore: median ${T[schema-pg-restore]} ms (${xs[*]})"
+
+bench_log "backup: pool tenant of $N rows"
+pair pool-backup 'bench_tctl --quiet backup create big' pool-copy-out 'psql_copy_out'
+PID=$(last_backup big)
+pair pool-restore 'tctl_restore_as "$PID" "rp$i"' pool-copy-in 'psql_copy_in' 'drop_clone "rp$i"'
+
+bench_log "backup: schema tenant of $N rows"
+pair schema-backup 'bench_tctl --quiet backup create sbig' schema-pg-dump 'pg_dump -Fc -n t_sbig -d tenant_schemas -f "$RAW/sbig.pgc"'
+SID=$(last_backup sbig)
+pair schema-restore 'tctl_restore_as "$SID" "rs$i"' schema-pg-restore 'pg_restore_fresh' 'drop_clone "rs$i"'
 
 rss() { # peak RSS in MB of one CLI run
   /usr/bin/time -f '%M' -o "$BENCH_DIR/rss.txt" node bin/tenantctl --config "$BENCH_CONFIG" --quiet "$@" >/dev/null 2>"$BENCH_DIR/rss.err" || { cat "$BENCH_DIR/rss.err" >&2; bench_die "failed: $*"; }
@@ -167,7 +165,7 @@ r3=$(bench_ratio "${T[schema-backup]}" "${T[schema-pg-dump]}")
 r4=$(bench_ratio "${T[schema-restore]}" "${T[schema-pg-restore]}")
 cores=$(nproc 2>/dev/null || echo '?')
 echo
-echo "backup: pool tenant of $N rows (among 3 of $((N / 4))), medians of $RUNS, $cores cores, role tenantctl:"
+echo "backup: pool tenant of $N rows (among 3 of $((N / 4))), medians of $RUNS interleaved run(s), $cores cores, load $(cut -d' ' -f1-3 /proc/loadavg), role tenantctl:"
 echo "  backup  $(bench_secs "${T[pool-backup]}") vs psql \\copy to $(bench_secs "${T[pool-copy-out]}"): ${r1}x (target <= 1.3x): $(verdict "$r1" 1.3)"
 echo "  restore $(bench_secs "${T[pool-restore]}") vs psql \\copy from $(bench_secs "${T[pool-copy-in]}"): ${r2}x (target <= 1.5x): $(verdict "$r2" 1.5)"
 echo "backup: schema tenant of $N rows:"
