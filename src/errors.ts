@@ -53,6 +53,12 @@ export const ERROR_CODES = {
   RLS_UNSAFE: { exit: EXIT.failed, hint: 'see tenantctl audit for the pool target' },
   KEY_IN_USE: { exit: EXIT.usage, hint: 'pick another --key, or remove the rows first' },
   DELETE_INCOMPLETE: { exit: EXIT.failed, hint: 'check the row-level security of the tables named, then run the delete again' },
+  BAD_ARCHIVE: { exit: EXIT.usage, hint: 'use another backup (tenantctl backup list), or tenantctl backup verify to see what is wrong' },
+  BACKUP_NOT_FOUND: { exit: EXIT.usage, hint: 'see tenantctl backup list for the ids' },
+  BACKUP_KEY: { exit: EXIT.usage, hint: 'set TENANTCTL_BACKUP_KEY to the master key the archive was written with' },
+  BACKUP_FAILED: { exit: EXIT.failed, hint: 'fix the cause it names, then run backup create again' },
+  RESTORE_FAILED: { exit: EXIT.failed, hint: 'nothing was switched; fix the cause it names, then run restore again' },
+  PG_DUMP: { exit: EXIT.failed, hint: 'install a pg_dump at least as new as the shard (PostgreSQL client tools)' },
   /** A fan-out row that never ran (stopped, interrupted, its shard was down first). */
   NOT_RUN: { exit: EXIT.failed, hint: 'run the command again (or --resume the run)' },
   /** A tenant deleted while a fan-out was under way: nothing done, nothing recreated. */

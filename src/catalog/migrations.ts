@@ -114,6 +114,22 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0004_backup_keys': {
+    // Per-tenant data keys of encrypted backups, wrapped by the master key from the environment
+    // (src/backup/keys.ts). `backup forget-key` clears `wrapped`: every archive of the tenant is
+    // then unreadable, without rewriting anything. At most one live key per tenant.
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('backup_keys')
+        .addColumn('key_id', 'text', (c) => c.primaryKey())
+        .addColumn('slug', 'text', (c) => c.notNull())
+        .addColumn('wrapped', 'text')
+        .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .addColumn('destroyed_at', 'timestamptz')
+        .execute();
+      await sql`create unique index backup_keys_live_idx on backup_keys (slug) where wrapped is not null`.execute(db);
+    },
+  },
 };
 
 export const catalogMigrations: MigrationProvider = {

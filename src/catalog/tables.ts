@@ -89,7 +89,17 @@ export interface TenantLocksTable {
   started_at: ColumnType<Date, Date | undefined, Date>;
 }
 
+/** A tenant's backup data key, wrapped by the master key; null once forgotten (src/backup/keys.ts). */
+export interface BackupKeysTable {
+  key_id: string;
+  slug: string;
+  wrapped: string | null;
+  created_at: ColumnType<Date, never, never>;
+  destroyed_at: ColumnType<Date | null, never, Date | null>;
+}
+
 export interface CatalogDatabase {
+  backup_keys: BackupKeysTable;
   tenants: TenantsTable;
   tenant_locks: TenantLocksTable;
   operations: OperationsTable;

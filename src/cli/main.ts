@@ -10,6 +10,7 @@ import { registerResolveCommand } from './resolve-cmd.js';
 import { registerDoctorCommand } from './doctor-cmd.js';
 import { registerMigrateCommands } from './migrate-cmd.js';
 import { registerAuditCommand } from './audit-cmd.js';
+import { registerBackupCommands, registerRestoreCommand } from './backup-cmd.js';
 
 /**
  * Wires the command groups. Each group file only declares flags and hands them to a core
@@ -40,6 +41,8 @@ export function buildProgram(): Command {
   registerResolveCommand(program);
   registerDoctorCommand(program);
   registerAuditCommand(program);
+  registerBackupCommands(program);
+  registerRestoreCommand(program);
   return program;
 }
 

@@ -4,7 +4,7 @@ import { resultDocument, exitCodeFor } from '../fanout/result.js';
 import { escapeControl } from '../report/escape.js';
 import { sortNaturallyBy } from '../report/natural-sort.js';
 import { nameProblem } from '../provision/name.js';
-import { publicTenant, renderBulkCreate, renderCreated, renderTenantChanged, renderTenantList, renderTenantShow } from '../report/tenant.js';
+import { publicTenant, renderBulkCreate, renderCreated, renderTenantChanged, renderTenantDeleted, renderTenantList, renderTenantShow } from '../report/tenant.js';
 import { canPrompt, type CommandContext } from './context.js';
 import { addSelectorOptions, concurrencyFrom, positiveInt, selectorFrom } from './options.js';
 import { confirmDestructive } from './confirm.js';
@@ -186,16 +186,17 @@ export function registerTenantCommands(program: Command): void {
     .description('remove a tenant\'s placement (or pool rows) and its catalog entry')
     .addHelpText('before', 'Example:\n  tenantctl tenant delete acme --yes\n')
     .option('--yes', 'confirm without asking')
+    .option('--skip-backup', 'delete without the final backup taken by default')
     .option('--wait', WAIT_HELP)
     .action(
-      action('tenant delete', async (ctx, slug: string, opts: { yes?: boolean; wait?: boolean }) => {
+      action('tenant delete', async (ctx, slug: string, opts: { yes?: boolean; wait?: boolean; skipBackup?: boolean }) => {
         const { getTenant } = await import('../catalog/tenants.js');
         const db = await ctx.catalog();
         const t = await getTenant(db, slug);
         await confirmDestructive(ctx, opts.yes, `delete tenant ${slug} and all its data (${t.model} on ${t.shard})`);
         const { deleteTenant } = await import('../provision/lifecycle.js');
-        await deleteTenant({ config: ctx.config, db, fleet: await ctx.fleet(), command: ctx.command, wait: opts.wait, onWaiting: waiting(ctx) }, slug);
-        renderTenantChanged(ctx.out, ctx.command, t, `deleted ${slug}`);
+        const gone = await deleteTenant({ config: ctx.config, db, fleet: await ctx.fleet(), command: ctx.command, wait: opts.wait, onWaiting: waiting(ctx) }, slug, { skipBackup: opts.skipBackup });
+        renderTenantDeleted(ctx.out, ctx.command, t, gone.finalBackup);
       }),
     );
 }

@@ -93,7 +93,8 @@ const shardSchema = z
 const regionSchema = z.strictObject({
   residency: name.optional(),
   shards: z.record(name, shardSchema).refine((s) => Object.keys(s).length > 0, 'at least one shard'),
-  backup: z.strictObject({ dir: z.string().min(1) }).optional(),
+  // encrypt: archives of this region's tenants encrypted with per-tenant data keys (src/backup/keys.ts).
+  backup: z.strictObject({ dir: z.string().min(1), encrypt: z.boolean().default(false) }).optional(),
 });
 
 export const configSchema = z

@@ -209,7 +209,7 @@ async function refuseKeyInUse(deps: ProvisionDeps, scope: PoolScope, model: Tena
   );
 }
 
-async function freshKey(config: Config, db: CatalogDb, slug: string): Promise<string> {
+export async function freshKey(config: Config, db: CatalogDb, slug: string): Promise<string> {
   switch (config.tenantKey.type) {
     case 'uuid':
       return randomUUID();

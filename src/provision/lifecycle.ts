@@ -4,7 +4,7 @@ import type { TenantRow } from '../catalog/tables.js';
 import { recordEvent } from '../catalog/events.js';
 import type { Config } from '../config/types.js';
 import type { Fleet } from '../fleet/fleet.js';
-import { UsageError } from '../errors.js';
+import { TenantctlError, UsageError } from '../errors.js';
 import { drivers } from '../placement/drivers.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
 import { withTenantLock } from '../operations/tenant-lock.js';
@@ -51,13 +51,15 @@ export async function setSuspended(deps: LifecycleDeps, slug: string, suspend: b
  * catalog row and record the event. Killed half-way, it is still in the catalog as deleting and
  * running delete again finishes it.
  */
-export async function deleteTenant(deps: LifecycleDeps, slug: string): Promise<TenantRow> {
+export async function deleteTenant(deps: LifecycleDeps, slug: string, opts: { skipBackup?: boolean } = {}): Promise<TenantRow & { finalBackup?: string }> {
   await getTenant(deps.db, slug);
   return locked(deps, slug, async () => {
     // Read under the lock: another command may have changed or deleted it meanwhile.
     const t = await getTenant(deps.db, slug);
     // A shard that cannot be reached: exit 2 with nothing changed (not a tenant stuck `deleting`).
     await deps.fleet.assertReachable(t.shard, ADMIN_DATABASE);
+    // A final backup first (unless --skip-backup): if it fails, nothing is deleted.
+    const finalBackup = opts.skipBackup ? undefined : await takeFinalBackup(deps, slug);
     await updateTenant(deps.db, slug, { status: 'deleting' });
     try {
       await drivers[t.model].remove(deps.fleet, deps.config, t);
@@ -72,9 +74,19 @@ export async function deleteTenant(deps: LifecycleDeps, slug: string): Promise<T
         action: 'deleted',
         result: 'ok',
         tenant: slug,
-        details: { model: t.model, shard: t.shard, database: t.database_name, schema: t.schema_name, key: t.key },
+        details: { model: t.model, shard: t.shard, database: t.database_name, schema: t.schema_name, key: t.key, finalBackup: finalBackup ?? null },
       });
     });
-    return t;
+    return { ...t, finalBackup };
   });
+}
+
+/** The backup `tenant delete` takes before deleting (under the lock it holds); its id, or none for a tenant with no data yet. */
+async function takeFinalBackup(deps: LifecycleDeps, slug: string): Promise<string | undefined> {
+  const { backupLocked } = await import('../backup/create.js');
+  const r = await backupLocked(deps, slug);
+  if (r.status === 'failed') {
+    throw new TenantctlError('BACKUP_FAILED', `the final backup of ${slug} failed (${r.error?.message}); nothing was deleted`, 'fix the backup, or pass --skip-backup to delete without one');
+  }
+  return r.backup;
 }

@@ -75,6 +75,12 @@ export function renderTenantChanged(out: Output, command: string, t: TenantRow, 
   else out.print(line);
 }
 
+/** `tenant delete`: the tenant as it was, and the final backup's id when one was taken. */
+export function renderTenantDeleted(out: Output, command: string, t: TenantRow, finalBackup: string | undefined): void {
+  if (out.json) out.document({ command, ok: true, tenant: publicTenant(t), finalBackup: finalBackup ?? null });
+  else out.print(`deleted ${t.slug}${finalBackup ? ` (final backup ${finalBackup})` : ''}`);
+}
+
 /** `tenant create <slug>`: one line when it worked, else the result document. */
 export function renderCreated(out: Output, doc: ResultDocument, r: TenantResult): void {
   if (out.json) out.document(doc);

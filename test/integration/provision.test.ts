@@ -203,12 +203,14 @@ describe('bad input and failures', () => {
     const [r1] = await q(admin('us1', 'postgres'), `select rolcanlogin from pg_roles where rolname = 'tenant_pv_life'`);
     expect(r1.rolcanlogin).toBe(false);
     expect((await setSuspended({ ...deps, command: 'test' }, 'pv-life', false)).status).toBe('active');
-    await deleteTenant({ ...deps, command: 'test' }, 'pv-life');
+    // A final backup is taken by default before the delete (issue 9).
+    const gone = await deleteTenant({ ...deps, command: 'test' }, 'pv-life');
+    expect(gone.finalBackup).toMatch(/^pv-life\.\d{8}T\d{9}Z$/);
     expect(await catalogCount(deps.db, 'pv-life')).toBe(0);
     expect(await schemaExists('us1', 'tenant_schemas', 't_pv_life')).toBe(false);
     expect(await roleExists('us1', 'tenant_pv_life')).toBe(false);
     const events = await deps.db.selectFrom('events').select(['action']).where('tenant_slug', '=', 'pv-life').orderBy('id').execute();
-    expect(events.map((e) => e.action)).toEqual(['provisioned', 'suspended', 'resumed', 'deleted']);
+    expect(events.map((e) => e.action)).toEqual(['provisioned', 'suspended', 'resumed', 'backed up', 'deleted']);
   });
 
   it('deleting a pool tenant removes only its rows', async () => {

@@ -1,0 +1,44 @@
+import type { TenantSelector } from '../catalog/tenants.js';
+import { selectTenants } from '../catalog/tenants.js';
+import { fanout } from '../fanout/run.js';
+import { UsageError } from '../errors.js';
+import { storageFor, encryptsBackups } from './regions.js';
+import { masterKey } from './crypto.js';
+import { backupTenant, type BackupDeps, type BackupResult } from './create.js';
+
+/**
+ * `backup create`: the named tenants (or every one the selectors match), fanned out with the
+ * global bound and each shard's connection budget (a backup holds one connection, two with
+ * pg_dump). One result per tenant; a missing slug is exit 2 before anything runs.
+ */
+export async function backupTenants(
+  deps: BackupDeps,
+  which: { slugs: string[]; all: boolean; selector: TenantSelector },
+  opts: { concurrency: number; onResult?: (r: BackupResult) => void },
+): Promise<BackupResult[]> {
+  if (which.slugs.length === 0 && !which.all) {
+    throw new UsageError('USAGE', 'name the tenants to back up, or pass --all', 'e.g. tenantctl backup create acme, or tenantctl backup create --all --region eu-west');
+  }
+  const selector = which.slugs.length ? { ...which.selector, tenants: which.slugs } : which.selector;
+  const tenants = await selectTenants(deps.db, selector);
+  const missing = which.slugs.filter((s) => !tenants.some((t) => t.slug === s));
+  if (missing.length) throw new UsageError('TENANT_NOT_FOUND', `no tenant ${missing.map((m) => `"${m}"`).join(', ')}`, 'see tenantctl tenant list');
+  // Bad input for the whole run (exit 2) before any tenant starts: storage, and the master key
+  // of an encrypting region.
+  for (const region of new Set(tenants.map((t) => t.region))) {
+    storageFor(deps.config, region);
+    if (encryptsBackups(deps.config, region)) masterKey();
+  }
+  return fanout(
+    tenants,
+    {
+      concurrency: opts.concurrency,
+      onError: 'continue',
+      shardOf: (t) => t.shard,
+      shardBudget: (s) => Math.max(1, Math.floor(deps.fleet.shard(s).maxConnections / 2)),
+      onResult: (_t, r) => opts.onResult?.(r as BackupResult),
+    },
+    (t) => backupTenant(deps, t.slug),
+    (t, reason) => ({ tenant: t.slug, model: t.model, region: t.region, shard: t.shard, status: 'skipped', reason }),
+  );
+}

@@ -1,0 +1,186 @@
+import { createGzip, constants as zc } from 'node:zlib';
+import { pipeline } from 'node:stream/promises';
+import type { Transform } from 'node:stream';
+import type { Config } from '../config/types.js';
+import type { CatalogDb } from '../catalog/open.js';
+import type { TenantRow } from '../catalog/tables.js';
+import { getTenant } from '../catalog/tenants.js';
+import { recordEvent } from '../catalog/events.js';
+import type { Fleet } from '../fleet/fleet.js';
+import type { TenantResult } from '../fanout/result.js';
+import { TenantctlError, UsageError, errorMessage } from '../errors.js';
+import { redactText } from '../config/redact.js';
+import { readApplied, versionOf } from '../migrate/tracking.js';
+import { withTenantLock } from '../operations/tenant-lock.js';
+import { startOperation } from '../operations/operation-record.js';
+import { copyTables } from '../copy/tables.js';
+import { copyOutSql } from '../copy/copy-sql.js';
+import { copyOut } from '../copy/streams.js';
+import { RowTap } from '../copy/row-tap.js';
+import { assertPoolCopyAllowed } from '../copy/pool-visibility.js';
+import { MANIFEST_FILE, MANIFEST_FORMAT, sealManifest, toolVersion, type Manifest, type ManifestTable } from './manifest.js';
+import { newBackupId, type ArchiveWriter } from './storage.js';
+import { encryptsBackups, storageFor } from './regions.js';
+import { tenantDataKey } from './keys.js';
+import { encryptStream } from './crypto.js';
+import { ByteTap } from './byte-tap.js';
+import { assertPgDumpVersion, pgDumpMajor, runPgDump } from './pg-dump.js';
+
+export interface BackupDeps {
+  config: Config;
+  db: CatalogDb;
+  fleet: Fleet;
+  command: string;
+  wait?: boolean;
+  onWaiting?: (holder: string) => void;
+  /** Live progress of one tenant's backup (rows and stored bytes so far). */
+  onProgress?: (p: { tenant: string; table: string; rows: number; bytes: number; total?: number }) => void;
+}
+
+export interface BackupResult extends TenantResult {
+  backup?: string;
+  rows?: number;
+  bytes?: number;
+  tables?: number;
+  encrypted?: boolean;
+}
+
+/**
+ * Back up one tenant under its operation lock: every tenant-scoped table's rows in the tenant's
+ * scope (pool: its key; schema and database: everything), from ONE repeatable-read snapshot,
+ * streamed as COPY text through gzip (and AES-256-GCM when the region encrypts) into the
+ * region's storage; schema and database tenants also get a pg_dump -Fc from the same snapshot.
+ * The archive is published only when complete. Never throws for a failure at the shard: the
+ * result says what happened.
+ *
+ * @example
+ *   const r = await backupTenant(deps, 'acme');
+ *   r.backup // 'acme.20261126T225317123Z'
+ */
+export async function backupTenant(deps: BackupDeps, slug: string): Promise<BackupResult> {
+  await getTenant(deps.db, slug);
+  return withTenantLock(deps.db, slug, { command: deps.command, wait: deps.wait, onWaiting: deps.onWaiting }, () => backupLocked(deps, slug));
+}
+
+/** backupTenant for a caller that already holds the tenant's lock (delete's final backup, restore's safety backup). */
+export async function backupLocked(deps: BackupDeps, slug: string): Promise<BackupResult> {
+  const started = Date.now();
+  const t = await getTenant(deps.db, slug);
+  const base = { tenant: t.slug, model: t.model, region: t.region, shard: t.shard };
+  if (t.status !== 'active' && t.status !== 'suspended') {
+    return { ...base, status: 'skipped', reason: `tenant is ${t.status}` };
+  }
+  const storage = storageFor(deps.config, t.region);
+  const id = newBackupId(t.slug);
+  const op = await startOperation(deps.db, { kind: 'backup', tenant: t.slug, args: { backup: id, storage: storage.location } });
+  let writer: ArchiveWriter | undefined;
+  try {
+    const dataKey = encryptsBackups(deps.config, t.region) ? await tenantDataKey(deps.db, t.slug) : null;
+    writer = await storage.begin(id);
+    await op.phase('copy', { rows: 0, bytes: 0 });
+    const manifest = await writeArchive(deps, t, id, writer, dataKey, (p) => {
+      deps.onProgress?.({ tenant: t.slug, ...p });
+      void op.heartbeat({ rows: p.rows, bytes: p.bytes }).catch(() => undefined);
+    });
+    await writer.writeText(MANIFEST_FILE, JSON.stringify(manifest, null, 2) + '\n');
+    await writer.commit();
+    const rows = manifest.tables.reduce((n, x) => n + x.rows, 0);
+    const bytes = manifest.tables.reduce((n, x) => n + x.stored.bytes, 0) + (manifest.dump?.stored.bytes ?? 0);
+    await op.finish('succeeded', { rows, bytes });
+    await recordEvent(deps.db, {
+      command: deps.command,
+      action: 'backed up',
+      result: 'ok',
+      tenant: t.slug,
+      details: { backup: id, storage: storage.location, rows, bytes, encrypted: Boolean(dataKey), version: manifest.migrations.version },
+    });
+    return { ...base, status: 'succeeded', backup: id, rows, bytes, tables: manifest.tables.length, encrypted: Boolean(dataKey), durationMs: Date.now() - started };
+  } catch (err) {
+    await writer?.abort().catch(() => undefined);
+    const message = redactText(errorMessage(err));
+    await op.finish('failed', { error: message }).catch(() => undefined);
+    await recordEvent(deps.db, { command: deps.command, action: 'backup failed', result: 'failed', tenant: t.slug, details: { backup: id, error: message } }).catch(() => undefined);
+    // Bad input (no master key, an old pg_dump) is the operator's to fix: exit 2 as a whole.
+    if (err instanceof UsageError) throw err;
+    return { ...base, status: 'failed', durationMs: Date.now() - started, error: { code: err instanceof TenantctlError ? err.code : 'BACKUP_FAILED', message } };
+  }
+}
+
+type Progress = (p: { table: string; rows: number; bytes: number }) => void;
+
+async function writeArchive(
+  deps: BackupDeps,
+  t: TenantRow,
+  id: string,
+  writer: ArchiveWriter,
+  dataKey: { keyId: string; key: Buffer } | null,
+  progress: Progress,
+): Promise<Manifest> {
+  const { config, fleet } = deps;
+  const exclusive = t.model !== 'pool';
+  const pgDump = exclusive ? await pgDumpMajor() : null;
+  const encrypt = (): Transform[] => (dataKey ? [encryptStream(dataKey.key)] : []);
+  return fleet.withClient(t.shard, t.database_name, async (c) => {
+    // One snapshot for every table (and pg_dump): the archive is one moment of the tenant.
+    await c.query('begin isolation level repeatable read read only');
+    try {
+      const applied = (await readApplied(c, [t.schema_name])).map((r) => ({ id: r.name, checksum: r.checksum }));
+      const tables = await copyTables(c, t.schema_name, config);
+      if (tables.length === 0) throw new TenantctlError('BACKUP_FAILED', `no tenant-scoped tables in ${t.database_name}.${t.schema_name}`);
+      if (t.model === 'pool') await assertPoolCopyAllowed(c, t.schema_name, config, 'read');
+      let dumpJob: Promise<Manifest['dump']> = Promise.resolve(null);
+      if (pgDump) {
+        const v = (await c.query<{ num: string; text: string }>(`select current_setting('server_version_num') as num, current_setting('server_version') as text`)).rows[0];
+        assertPgDumpVersion(pgDump, Number(v.num), v.text);
+        const snapshot = (await c.query<{ s: string }>('select pg_export_snapshot() as s')).rows[0].s;
+        const file = dataKey ? 'dump.pgc.enc' : 'dump.pgc';
+        const tap = new ByteTap();
+        // pg_dump reads the same snapshot while the COPYs below run on this connection.
+        dumpJob = (async () => {
+          const sink = writer.write(file);
+          const chain = [...encrypt(), tap];
+          const head = chain[0];
+          const done = pipeline([...chain, sink] as never);
+          await Promise.all([runPgDump({ shard: fleet.shard(t.shard), database: t.database_name, schema: t.model === 'schema' ? t.schema_name : undefined, snapshot }, head), done]);
+          return { file, format: 'custom' as const, pgDump: pgDump.text, server: v.text, stored: tap.stored() };
+        })();
+        // Keep an early failure from being unhandled while the copies run.
+        dumpJob.catch(() => undefined);
+      }
+      const out: ManifestTable[] = [];
+      let rows = 0;
+      let bytes = 0;
+      for (const [i, tb] of tables.entries()) {
+        const file = `${String(i + 1).padStart(3, '0')}-${tb.table}.copy.gz${dataKey ? '.enc' : ''}`;
+        const rowTap = new RowTap({ keyIndex: tb.keyIndex });
+        const stored = new ByteTap();
+        stored.onBytes = (n) => {
+          bytes += n;
+          progress({ table: tb.table, rows: rows + rowTap.rowCount, bytes });
+        };
+        await pipeline([copyOut(c, copyOutSql(tb, { model: t.model, schema: t.schema_name, key: t.key }, config)), rowTap, createGzip({ level: 1, strategy: zc.Z_DEFAULT_STRATEGY }), ...encrypt(), stored, writer.write(file)] as never);
+        const d = rowTap.digest();
+        rows += d.rows;
+        out.push({ table: tb.table, keyColumn: tb.keyColumn, columns: tb.columns, file, rows: d.rows, sha256: d.sha256, hash: d.hash, stored: stored.stored() });
+      }
+      const dump = await dumpJob;
+      return sealManifest({
+        format: MANIFEST_FORMAT,
+        id,
+        createdAt: new Date().toISOString(),
+        tool: { name: 'tenantctl', version: toolVersion() },
+        tenant: {
+          slug: t.slug, key: t.key, name: t.name, tier: t.tier, model: t.model, region: t.region, shard: t.shard,
+          database: t.database_name, schema: t.schema_name, residency: t.residency,
+        },
+        keyType: config.tenantKey.type,
+        migrations: { version: versionOf(applied.map((a) => a.id)), applied },
+        tables: out,
+        dump,
+        encryption: dataKey ? { algorithm: 'aes-256-gcm', keyId: dataKey.keyId } : null,
+      });
+    } finally {
+      await c.query('rollback').catch(() => undefined);
+    }
+  });
+}

@@ -1,0 +1,79 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { UsageError } from '../errors.js';
+import { slugOfBackupId, type ArchiveWriter, type BackupStorage } from './storage.js';
+
+/**
+ * Archives as folders on any mounted filesystem: `<dir>/<slug>/<id>/`. Written under
+ * `<dir>/<slug>/.<id>.partial/` and renamed when complete (a rename within one filesystem is
+ * atomic), so `list` never sees a half-written archive.
+ */
+export class FsStorage implements BackupStorage {
+  constructor(readonly location: string) {}
+
+  private dir(id: string): string {
+    const slug = slugOfBackupId(id);
+    if (!slug) throw new UsageError('BACKUP_NOT_FOUND', `"${id}" is not a backup id`, 'backup ids look like acme.20261126T225317123Z; see tenantctl backup list');
+    return join(this.location, slug, id);
+  }
+
+  async begin(id: string): Promise<ArchiveWriter> {
+    const final = this.dir(id);
+    const temp = join(final, '..', `.${id}.partial`);
+    await rm(temp, { recursive: true, force: true });
+    await mkdir(temp, { recursive: true, mode: 0o700 });
+    return {
+      write: (file: string): Writable => createWriteStream(join(temp, file), { mode: 0o600 }),
+      writeText: (file: string, text: string) => writeFile(join(temp, file), text, { mode: 0o600 }),
+      localPath: (file: string) => join(temp, file),
+      commit: () => rename(temp, final),
+      abort: () => rm(temp, { recursive: true, force: true }),
+    };
+  }
+
+  async list(slug?: string): Promise<string[]> {
+    const slugs = slug ? [slug] : await names(this.location);
+    const out: string[] = [];
+    for (const s of slugs) {
+      for (const id of await names(join(this.location, s))) {
+        if (!id.startsWith('.') && slugOfBackupId(id) === s) out.push(id);
+      }
+    }
+    return out.sort();
+  }
+
+  async has(id: string): Promise<boolean> {
+    return (await stat(this.dir(id)).catch(() => null))?.isDirectory() ?? false;
+  }
+
+  read(id: string, file: string): Readable {
+    return createReadStream(join(this.dir(id), file));
+  }
+
+  readText(id: string, file: string): Promise<string> {
+    return readFile(join(this.dir(id), file), 'utf8');
+  }
+
+  async size(id: string, file: string): Promise<number | null> {
+    return (await stat(join(this.dir(id), file)).catch(() => null))?.size ?? null;
+  }
+
+  async remove(id: string): Promise<void> {
+    // Renamed away first, so a crash half-way through never leaves a listed, partial archive.
+    const dir = this.dir(id);
+    const doomed = join(dir, '..', `.${id}.deleting`);
+    await rename(dir, doomed);
+    await rm(doomed, { recursive: true, force: true });
+  }
+}
+
+async function names(dir: string): Promise<string[]> {
+  try {
+    return (await readdir(dir, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+}

@@ -1,0 +1,120 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { UsageError } from '../errors.js';
+
+/**
+ * The archive's manifest: what was backed up, from where, at which migration version, and the
+ * checks a restore or `backup verify` runs (per table: rows, SHA-256 of the COPY text, the
+ * order-independent row hash; per stored file: size and SHA-256 of its bytes). The manifest
+ * carries a SHA-256 of its own canonical JSON, so an edited manifest is caught too.
+ */
+export const MANIFEST_FORMAT = 1;
+export const MANIFEST_FILE = 'manifest.json';
+
+const stored = z.strictObject({ bytes: z.number().int().nonnegative(), sha256: z.string().regex(/^[0-9a-f]{64}$/) });
+
+const manifestSchema = z.strictObject({
+  format: z.literal(MANIFEST_FORMAT),
+  id: z.string(),
+  createdAt: z.string(),
+  tool: z.strictObject({ name: z.literal('tenantctl'), version: z.string() }),
+  tenant: z.strictObject({
+    slug: z.string(),
+    key: z.string(),
+    name: z.string(),
+    tier: z.string(),
+    model: z.enum(['pool', 'schema', 'database']),
+    region: z.string(),
+    shard: z.string(),
+    database: z.string(),
+    schema: z.string(),
+    residency: z.string().nullable(),
+  }),
+  keyType: z.enum(['uuid', 'bigint', 'text']),
+  migrations: z.strictObject({
+    version: z.string().nullable(),
+    applied: z.array(z.strictObject({ id: z.string(), checksum: z.string() })),
+  }),
+  tables: z.array(
+    z.strictObject({
+      table: z.string(),
+      keyColumn: z.string(),
+      columns: z.array(z.string()),
+      file: z.string(),
+      rows: z.number().int().nonnegative(),
+      sha256: z.string(),
+      hash: z.string(),
+      stored,
+    }),
+  ),
+  dump: z
+    .strictObject({ file: z.string(), format: z.literal('custom'), pgDump: z.string(), server: z.string(), stored })
+    .nullable(),
+  encryption: z.strictObject({ algorithm: z.literal('aes-256-gcm'), keyId: z.string() }).nullable(),
+  checksum: z.string(),
+});
+
+export type Manifest = z.infer<typeof manifestSchema>;
+export type ManifestTable = Manifest['tables'][number];
+
+/** SHA-256 of the manifest's JSON without its own checksum field, keys in a fixed order. */
+export function manifestChecksum(m: Omit<Manifest, 'checksum'> & { checksum?: string }): string {
+  const { checksum: _c, ...rest } = m;
+  return createHash('sha256').update(canonical(rest)).digest('hex');
+}
+
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v && typeof v === 'object') {
+    return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+export function sealManifest(m: Omit<Manifest, 'checksum'>): Manifest {
+  return { ...m, checksum: manifestChecksum(m) };
+}
+
+/**
+ * Parse and check a manifest's text: JSON, a known format version, the shape, its checksum.
+ * Every failure is a UsageError (exit 2) naming the archive.
+ */
+export function parseManifest(text: string, where: string): Manifest {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    throw new UsageError('BAD_ARCHIVE', `${where}: manifest.json is not valid JSON (truncated or altered)`, 'use another backup (tenantctl backup list)');
+  }
+  const format = (raw as { format?: unknown })?.format;
+  if (format !== MANIFEST_FORMAT) {
+    throw new UsageError(
+      'BAD_ARCHIVE',
+      `${where}: manifest format ${JSON.stringify(format)} is unknown to this tenantctl (it reads format ${MANIFEST_FORMAT})`,
+      'use the tenantctl version that wrote the backup, or a newer one',
+    );
+  }
+  const parsed = manifestSchema.safeParse(raw);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0];
+    throw new UsageError('BAD_ARCHIVE', `${where}: manifest.json is malformed at ${first.path.join('.') || '(root)'}: ${first.message}`, 'use another backup (tenantctl backup list)');
+  }
+  if (manifestChecksum(parsed.data) !== parsed.data.checksum) {
+    throw new UsageError('BAD_ARCHIVE', `${where}: manifest.json was altered (its checksum does not match)`, 'use another backup (tenantctl backup list)');
+  }
+  return parsed.data;
+}
+
+let version: string | undefined;
+/** This tenantctl's version, from package.json (two folders up from src/backup and dist/cli alike). */
+export function toolVersion(): string {
+  if (!version) {
+    try {
+      version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+    } catch {
+      version = 'unknown';
+    }
+  }
+  return version;
+}

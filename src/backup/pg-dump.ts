@@ -1,0 +1,92 @@
+import type { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Shard } from '../config/types.js';
+import { shardEndpoint } from '../fleet/connection-url.js';
+import { TenantctlError, UsageError } from '../errors.js';
+import { redactText } from '../config/redact.js';
+
+/**
+ * A `pg_dump -Fc` of a schema or database placement, for full fidelity beside the portable COPY
+ * data. Run with zx; the password goes in PGPASSWORD in the child's environment, never on its
+ * command line (visible to every user in `ps`). Taken from the backup's exported snapshot, so
+ * both describe the same moment.
+ */
+
+/** Streams pg_dump's output into a sink without zx keeping a copy of it in memory. */
+class Discard {
+  length = 0;
+  push(): number {
+    return 0;
+  }
+  join(): string {
+    return '';
+  }
+  reduce<T>(_fn: unknown, init: T): T {
+    return init;
+  }
+  *[Symbol.iterator](): Iterator<string | Buffer> {}
+}
+
+function pgEnv(shard: Shard): NodeJS.ProcessEnv {
+  const u = new URL(shard.url);
+  const ep = shardEndpoint(shard);
+  return {
+    ...process.env,
+    PGHOST: ep.host,
+    PGPORT: String(ep.port),
+    PGUSER: ep.user,
+    PGPASSWORD: decodeURIComponent(u.password),
+    PGSSLMODE: u.searchParams.get('sslmode') ?? process.env.PGSSLMODE ?? 'prefer',
+    PGAPPNAME: 'tenantctl backup',
+  };
+}
+
+/** `pg_dump --version`'s major version, or a clear error when pg_dump is not on PATH. */
+export async function pgDumpMajor(): Promise<{ major: number; text: string }> {
+  const { $ } = await import('zx');
+  const r = await $({ quiet: true, nothrow: true })`pg_dump --version`;
+  const m = /\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?/.exec(r.stdout);
+  if (r.exitCode !== 0 || !m) {
+    throw new UsageError('PG_DUMP', 'pg_dump was not found on PATH (schema and database backups include a pg_dump file)', 'install the PostgreSQL client programs of the server\'s major version or newer');
+  }
+  return { major: Number(m[1]), text: `${m[1]}${m[2] ? `.${m[2]}` : ''}` };
+}
+
+/** Refuse a pg_dump older than the server: it cannot dump a newer server. */
+export function assertPgDumpVersion(pgDump: { major: number; text: string }, serverVersionNum: number, serverText: string): void {
+  const serverMajor = Math.floor(serverVersionNum / 10000);
+  if (pgDump.major < serverMajor) {
+    throw new UsageError(
+      'PG_DUMP',
+      `pg_dump ${pgDump.text} is older than the server (PostgreSQL ${serverText}); pg_dump must be at least major version ${serverMajor}`,
+      `put pg_dump ${serverMajor} or newer first on PATH`,
+    );
+  }
+}
+
+export interface DumpTarget {
+  shard: Shard;
+  database: string;
+  /** Schema model: only this schema; database model: the whole database. */
+  schema?: string;
+  snapshot?: string;
+}
+
+/** Run pg_dump -Fc and stream its output into `out`. */
+export async function runPgDump(t: DumpTarget, out: Writable): Promise<void> {
+  const { $ } = await import('zx');
+  const args = ['-Fc', '--no-password', '-d', t.database];
+  if (t.schema) args.push('-n', t.schema);
+  if (t.snapshot) args.push(`--snapshot=${t.snapshot}`);
+  const stderr: string[] = [];
+  const p = $({
+    env: pgEnv(t.shard),
+    quiet: true,
+    nothrow: true,
+    store: { stdout: new Discard(), stdall: new Discard(), stderr } as never,
+  })`pg_dump ${args}`;
+  const [, result] = await Promise.all([pipeline(p.stdout, out), p]);
+  if (result.exitCode !== 0) {
+    throw new TenantctlError('PG_DUMP', `pg_dump of ${t.database}${t.schema ? ` schema ${t.schema}` : ''} failed: ${redactText(stderr.join('').trim())}`);
+  }
+}

@@ -1,0 +1,67 @@
+import type { Config } from '../config/types.js';
+import { UsageError } from '../errors.js';
+import { listBackups } from './list.js';
+import { findBackup } from './regions.js';
+
+export interface PruneOptions {
+  keepLast?: number;
+  keepDays?: number;
+  dryRun?: boolean;
+  slug?: string;
+  now?: Date;
+}
+
+export interface PruneEntry {
+  id: string;
+  tenant: string;
+  region: string;
+  createdAt?: string;
+  action: 'kept' | 'deleted' | 'would delete';
+  reason: string;
+}
+
+/**
+ * Per tenant: keep its newest `keepLast` backups and every backup younger than `keepDays`
+ * days; delete the rest (or only say so with dryRun). With one rule given, only it keeps.
+ * Archives whose manifest cannot be read are kept and reported (never deleted blind).
+ *
+ * @example
+ *   await pruneBackups(config, { keepLast: 7, keepDays: 30, dryRun: true })
+ */
+export function planPrune(
+  entries: { id: string; tenant: string; region: string; createdAt?: string; problem?: string }[],
+  o: PruneOptions,
+): PruneEntry[] {
+  if (o.keepLast === undefined && o.keepDays === undefined) {
+    throw new UsageError('USAGE', 'backup prune needs --keep-last N or --keep-days D (or both)', 'e.g. tenantctl backup prune --keep-last 7 --keep-days 30 --dry-run');
+  }
+  const now = (o.now ?? new Date()).getTime();
+  const byTenant = new Map<string, typeof entries>();
+  for (const e of entries) byTenant.set(e.tenant, [...(byTenant.get(e.tenant) ?? []), e]);
+  const out: PruneEntry[] = [];
+  for (const list of byTenant.values()) {
+    // Newest first: ids end with the UTC time, so the id order is the time order.
+    const sorted = [...list].sort((a, b) => b.id.localeCompare(a.id));
+    sorted.forEach((e, i) => {
+      const base = { id: e.id, tenant: e.tenant, region: e.region, createdAt: e.createdAt };
+      if (e.problem || !e.createdAt) return out.push({ ...base, action: 'kept', reason: `unreadable manifest: ${e.problem ?? 'no date'}` });
+      const ageDays = (now - Date.parse(e.createdAt)) / 86_400_000;
+      if (o.keepLast !== undefined && i < o.keepLast) return out.push({ ...base, action: 'kept', reason: `one of the newest ${o.keepLast}` });
+      if (o.keepDays !== undefined && ageDays < o.keepDays) return out.push({ ...base, action: 'kept', reason: `younger than ${o.keepDays} days` });
+      out.push({ ...base, action: o.dryRun ? 'would delete' : 'deleted', reason: `older than the rules keep (${ageDays.toFixed(1)} days old, #${i + 1})` });
+    });
+  }
+  return out.sort((a, b) => a.tenant.localeCompare(b.tenant) || a.id.localeCompare(b.id));
+}
+
+export async function pruneBackups(config: Config, o: PruneOptions): Promise<PruneEntry[]> {
+  const plan = planPrune(await listBackups(config, o.slug), o);
+  if (!o.dryRun) {
+    for (const e of plan) {
+      if (e.action !== 'deleted') continue;
+      const { storage } = await findBackup(config, e.id);
+      await storage.remove(e.id);
+    }
+  }
+  return plan;
+}

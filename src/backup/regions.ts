@@ -1,0 +1,41 @@
+import { isAbsolute, resolve } from 'node:path';
+import type { Config } from '../config/types.js';
+import { UsageError } from '../errors.js';
+import { FsStorage } from './fs-storage.js';
+import type { BackupStorage } from './storage.js';
+import { slugOfBackupId } from './storage.js';
+
+/** The backup storage of a region (its `backup.dir`), or a usage error when it has none. */
+export function storageFor(config: Config, region: string): BackupStorage {
+  const r = config.regions[region];
+  if (!r) throw new UsageError('UNKNOWN_REGION', `unknown region "${region}"`, `use one of: ${Object.keys(config.regions).join(', ')}`);
+  if (!r.backup) {
+    throw new UsageError('CONFIG_INVALID', `region ${region} has no backup storage`, `set regions.${region}.backup.dir in ${config.file}`);
+  }
+  const dir = isAbsolute(r.backup.dir) ? r.backup.dir : resolve(config.baseDir, r.backup.dir);
+  return new FsStorage(dir);
+}
+
+export function encryptsBackups(config: Config, region: string): boolean {
+  return Boolean(config.regions[region]?.backup?.encrypt);
+}
+
+/** Regions that have backup storage. */
+export function backupRegions(config: Config): string[] {
+  return Object.entries(config.regions).filter(([, r]) => r.backup).map(([name]) => name);
+}
+
+/**
+ * Find a backup by id in every region's storage (ids carry the slug and the time, so they are
+ * unique). A missing one is exit 2 naming where it looked.
+ */
+export async function findBackup(config: Config, id: string): Promise<{ region: string; storage: BackupStorage }> {
+  if (!slugOfBackupId(id)) {
+    throw new UsageError('BACKUP_NOT_FOUND', `"${id}" is not a backup id`, 'backup ids look like acme.20261126T225317123Z; see tenantctl backup list');
+  }
+  for (const region of backupRegions(config)) {
+    const storage = storageFor(config, region);
+    if (await storage.has(id)) return { region, storage };
+  }
+  throw new UsageError('BACKUP_NOT_FOUND', `no backup "${id}" in the backup storage of any region`, 'see tenantctl backup list');
+}

@@ -1,0 +1,44 @@
+import type { Readable, Writable } from 'node:stream';
+
+/**
+ * Where archives live. Backup logic sees only this, so an object store can be added beside the
+ * filesystem without touching it. An archive is a set of named files under a backup id
+ * (`<slug>.<UTC time>`); it is published whole by `commit`, so a half-written archive is never
+ * listed or read.
+ */
+export interface BackupStorage {
+  /** For messages: `/var/backups/us-east`. */
+  readonly location: string;
+  begin(id: string): Promise<ArchiveWriter>;
+  /** Ids of complete archives, optionally of one tenant. */
+  list(slug?: string): Promise<string[]>;
+  has(id: string): Promise<boolean>;
+  read(id: string, file: string): Readable;
+  readText(id: string, file: string): Promise<string>;
+  /** Stored size of one file, or null when it is missing. */
+  size(id: string, file: string): Promise<number | null>;
+  remove(id: string): Promise<void>;
+}
+
+export interface ArchiveWriter {
+  write(file: string): Writable;
+  writeText(file: string, text: string): Promise<void>;
+  /** A path on the local filesystem for a file (pg_dump -f), or null when the storage has none. */
+  localPath(file: string): string | null;
+  /** Publish the archive atomically. */
+  commit(): Promise<void>;
+  /** Remove what was written. */
+  abort(): Promise<void>;
+}
+
+/** `acme.20261126T225317123Z`: the tenant's slug, a dot, the creation time in UTC (sortable). */
+export function newBackupId(slug: string, at = new Date()): string {
+  return `${slug}.${at.toISOString().replace(/[-:.]/g, '')}`;
+}
+
+const ID = /^([a-z][a-z0-9-]{0,39})\.(\d{8}T\d{9}Z)(?:-\d+)?$/;
+
+/** The slug of a backup id, or null when it is not one. */
+export function slugOfBackupId(id: string): string | null {
+  return ID.exec(id)?.[1] ?? null;
+}

@@ -1,0 +1,452 @@
+import { readFile, readdir, truncate, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseDocument } from 'yaml';
+import { describe, expect, it } from 'vitest';
+import { json, ownMigrateFleet, until, type MigrateEnv } from '../helpers/migrate-env.js';
+import { loadConfig } from '../../src/config/load.js';
+import { copyTables } from '../../src/copy/tables.js';
+import { digestTable } from '../../src/copy/streams.js';
+import { storageFor } from '../../src/backup/regions.js';
+
+/**
+ * Per-tenant backup and restore (issue 9) on a private fleet (us1 in us-east, eu1 in eu-west
+ * with residency eu), connected as the least-privileged shard role. The built CLI, real
+ * PostgreSQL 15, real pg_dump.
+ */
+const { env } = ownMigrateFleet();
+
+type Tenant = { slug: string; key: string; model: string; shard: string; database_name: string; schema_name: string; status: string };
+const tenant = async (e: MigrateEnv, slug: string) => (await e.db.selectFrom('tenants').selectAll().where('slug', '=', slug).executeTakeFirst()) as Tenant | undefined;
+
+/** Rows in every tenant-scoped table: a workspace, users, projects, tasks and comments. */
+async function seed(e: MigrateEnv, slug: string, n: number, tag = 'x'): Promise<void> {
+  const t = (await tenant(e, slug))!;
+  const s = `"${t.schema_name}"`;
+  await e.q(t.shard, t.database_name, `
+    insert into ${s}.workspaces (id, name) values ($1, $2);
+    `.trim().replace(/;$/, ''), [t.key, `ws ${slug}`]);
+  await e.q(t.shard, t.database_name, `insert into ${s}.users (tenant_id, id, email, display_name)
+      select $1, md5($2 || i)::uuid, 'u' || i || '@ex.com', 'User ' || i || E'\\ttab\\nnewline ' || $2 from generate_series(1, $3) i`, [t.key, tag, Math.max(1, n / 10)]);
+  await e.q(t.shard, t.database_name, `insert into ${s}.projects (tenant_id, id, name, owner_id)
+      select $1, md5('p' || $2 || i)::uuid, 'Project ' || i, md5($2 || 1)::uuid from generate_series(1, 5) i`, [t.key, tag]);
+  await e.q(t.shard, t.database_name, `insert into ${s}.tasks (tenant_id, id, project_id, title, status, due_on)
+      select $1, md5('t' || $2 || i)::uuid, md5('p' || $2 || (1 + i % 5))::uuid, 'Task ' || i || ' ünï', 'todo', case when i % 3 = 0 then null else date '2026-01-01' + i end
+        from generate_series(1, $3) i`, [t.key, tag, n]);
+  await e.q(t.shard, t.database_name, `insert into ${s}.comments (tenant_id, task_id, author_id, body)
+      select $1, md5('t' || $2 || (1 + i % $3))::uuid, md5($2 || 1)::uuid, 'c\\' || i from generate_series(1, $3) i`, [t.key, tag, n]);
+}
+
+/** Per table: row count and order-independent hash of the tenant's rows (key normalised). */
+async function digests(e: MigrateEnv, slug: string): Promise<Record<string, string>> {
+  const t = (await tenant(e, slug))!;
+  const s = e.config.shards.find((x) => x.name === t.shard)!;
+  const pg = (await import('pg')).default;
+  const { databaseUrl } = await import('../../src/fleet/connection-url.js');
+  const c = new pg.Client({ connectionString: databaseUrl(s.url, t.database_name) });
+  await c.connect();
+  try {
+    const out: Record<string, string> = {};
+    for (const tb of await copyTables(c, t.schema_name, e.config)) {
+      out[tb.table] = (await digestTable(c, tb, { model: t.model as never, schema: t.schema_name, key: t.key }, e.config)).hash;
+    }
+    return out;
+  } finally {
+    await c.end();
+  }
+}
+
+async function backupOf(e: MigrateEnv, slug: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<string> {
+  const r = await e.cli(['backup', 'create', slug, '--json'], { env: extraEnv });
+  expect(r.code, r.stderr + r.stdout).toBe(0);
+  const doc = json(r);
+  expect(doc.results[0].status).toBe('succeeded');
+  return doc.results[0].backup;
+}
+
+async function archiveDir(e: MigrateEnv, id: string): Promise<string> {
+  const t = id.slice(0, id.indexOf('.'));
+  for (const region of Object.keys(e.config.regions)) {
+    const st = storageFor(e.config, region);
+    if (await st.has(id)) return join(st.location, t, id);
+  }
+  throw new Error(`no archive ${id}`);
+}
+
+const tenantCount = async (e: MigrateEnv) => Number((await e.db.selectFrom('tenants').select((b) => b.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
+
+describe('round trip per model', () => {
+  for (const model of ['pool', 'schema', 'database'] as const) {
+    it(`${model}: backup, delete, restore: identical per-table hashes; other pool tenants untouched`, async () => {
+      const e = await env(`rt${model[0]}`);
+      const slug = `rt-${model}`;
+      await e.create([{ slug, model, shard: 'us1' }, { slug: `rt-${model}-other`, model: 'pool', shard: 'us1' }]);
+      await seed(e, slug, 300, 'a');
+      await seed(e, `rt-${model}-other`, 50, 'b');
+      const before = await digests(e, slug);
+      const other = await digests(e, `rt-${model}-other`);
+      expect(Object.keys(before).sort()).toEqual(['comments', 'projects', 'tasks', 'users', 'workspaces']);
+      const id = await backupOf(e, slug);
+      const files = await readdir(await archiveDir(e, id));
+      expect(files).toContain('manifest.json');
+      if (model !== 'pool') expect(files).toContain('dump.pgc');
+      const manifest = JSON.parse(await readFile(join(await archiveDir(e, id), 'manifest.json'), 'utf8'));
+      expect(manifest.tables.find((t: any) => t.table === 'tasks').rows).toBe(300);
+      expect(manifest.migrations.version).toBe('0003_comments');
+
+      const del = await e.cli(['tenant', 'delete', slug, '--yes', '--skip-backup', '--json']);
+      expect(del.code, del.stderr).toBe(0);
+      const r = await e.cli(['restore', id, '--json']);
+      expect(r.code, r.stderr + r.stdout).toBe(0);
+      expect(json(r).result).toMatchObject({ status: 'succeeded', tenant: slug, rows: manifest.tables.reduce((n: number, t: any) => n + t.rows, 0) });
+      const back = (await tenant(e, slug))!;
+      expect(back.status).toBe('active');
+      expect(back.key).toBe(manifest.tenant.key);
+      expect(await digests(e, slug)).toEqual(before);
+      expect(await digests(e, `rt-${model}-other`)).toEqual(other);
+      // Foreign keys hold and the application still works on the restored tenant.
+      await e.q(back.shard, back.database_name, `insert into "${back.schema_name}".projects (tenant_id, name) values ($1, 'after restore')`, [back.key]);
+      const ops = await e.db.selectFrom('operations').selectAll().where('tenant_slug', '=', slug).where('kind', 'in', ['backup', 'restore']).execute();
+      expect(ops.map((o) => [o.kind, o.status])).toEqual([['backup', 'succeeded'], ['restore', 'succeeded']]);
+      expect((ops[1].progress as any).rows).toBeGreaterThan(300);
+    });
+  }
+});
+
+describe('clones', () => {
+  it('schema → pool under a new key, and pool → database on another shard: same hashes, new key in every key column', async () => {
+    const e = await env('clone');
+    await e.create([{ slug: 'cl-src', model: 'schema', shard: 'us1' }, { slug: 'cl-pool', model: 'pool', shard: 'us1' }]);
+    await seed(e, 'cl-src', 200, 's');
+    await seed(e, 'cl-pool', 120, 'p');
+    const src = await digests(e, 'cl-src');
+    const id = await backupOf(e, 'cl-src');
+    const r = await e.cli(['restore', id, '--as', 'cl-as-pool', '--model', 'pool', '--json']);
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    const clone = (await tenant(e, 'cl-as-pool'))!;
+    expect(clone.model).toBe('pool');
+    expect(clone.key).not.toBe((await tenant(e, 'cl-src'))!.key);
+    expect(await digests(e, 'cl-as-pool')).toEqual(src);
+    const keys = await e.q('us1', clone.database_name, 'select count(*)::int as n from app.tasks where tenant_id = $1', [clone.key]);
+    expect(keys[0].n).toBe(200);
+    // The source is untouched.
+    expect(await digests(e, 'cl-src')).toEqual(src);
+
+    const pool = await digests(e, 'cl-pool');
+    const pid = await backupOf(e, 'cl-pool');
+    const r2 = await e.cli(['restore', pid, '--as', 'cl-on-eu', '--shard', 'eu1', '--model', 'database', '--json']);
+    expect(r2.code, r2.stderr + r2.stdout).toBe(0);
+    const eu = (await tenant(e, 'cl-on-eu'))!;
+    expect([eu.shard, eu.model]).toEqual(['eu1', 'database']);
+    expect(await digests(e, 'cl-on-eu')).toEqual(pool);
+  });
+
+  it('residency: a tenant of an eu region cannot be restored on a us shard (exit 2, nothing registered)', async () => {
+    const e = await env('resid');
+    await e.create([{ slug: 'rs-eu', model: 'pool', shard: 'eu1' }]);
+    await seed(e, 'rs-eu', 20, 'e');
+    const id = await backupOf(e, 'rs-eu');
+    const n = await tenantCount(e);
+    const r = await e.cli(['restore', id, '--as', 'rs-us', '--shard', 'us1', '--json']);
+    expect(r.code, r.stderr).toBe(2);
+    expect(json(r).error).toMatchObject({ code: 'RESIDENCY' });
+    expect(json(r).error.message).toMatch(/breaks its residency "eu"/);
+    expect(await tenantCount(e)).toBe(n);
+  });
+});
+
+describe('bad input: exit 2, nothing changed', () => {
+  it('altered data, truncated data, altered manifest, unknown format, missing id, restore over a live tenant', async () => {
+    const e = await env('bad');
+    await e.create([{ slug: 'bad-t', model: 'schema', shard: 'us1' }]);
+    await seed(e, 'bad-t', 100, 'q');
+    const id = await backupOf(e, 'bad-t');
+    const dir = await archiveDir(e, id);
+    const ok = await e.cli(['backup', 'verify', id, '--json']);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(json(ok)).toMatchObject({ ok: true, tablesChecked: 5 });
+
+    const live = await e.cli(['restore', id, '--json']);
+    expect(live.code).toBe(2);
+    expect(json(live).error.message).toMatch(/tenant "bad-t" exists .* needs --replace --yes/);
+
+    const missing = await e.cli(['restore', 'bad-t.20200101T000000000Z', '--json']);
+    expect(missing.code).toBe(2);
+    expect(json(missing).error.code).toBe('BACKUP_NOT_FOUND');
+
+    const before = await digests(e, 'bad-t');
+    const n = await tenantCount(e);
+    const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8'));
+    const tasks = join(dir, manifest.tables.find((t: any) => t.table === 'tasks').file);
+    const good = await readFile(tasks);
+    const flipped = Buffer.from(good);
+    flipped[Math.floor(flipped.length / 2)] ^= 0xff;
+    await writeFile(tasks, flipped);
+    for (const args of [['backup', 'verify', id, '--json'], ['restore', id, '--as', 'bad-copy', '--json'], ['restore', id, '--replace', '--yes', '--json']]) {
+      const r = await e.cli(args);
+      expect(r.code, r.stdout + r.stderr).toBe(2);
+      expect(r.stdout).toMatch(/tasks\.copy\.gz.*(altered|SHA-256)/);
+    }
+    await truncate(tasks, good.length - 10);
+    const tr = await e.cli(['restore', id, '--as', 'bad-copy', '--json']);
+    expect(tr.code).toBe(2);
+    expect(json(tr).error.message).toMatch(/truncated or altered/);
+    await writeFile(tasks, good);
+
+    const text = await readFile(join(dir, 'manifest.json'), 'utf8');
+    await writeFile(join(dir, 'manifest.json'), text.replace('"rows": 100', '"rows": 99'));
+    const alt = await e.cli(['restore', id, '--as', 'bad-copy', '--json']);
+    expect(alt.code).toBe(2);
+    expect(json(alt).error.message).toMatch(/manifest.json was altered/);
+    await writeFile(join(dir, 'manifest.json'), text.replace('"format": 1', '"format": 2'));
+    const fmt = await e.cli(['backup', 'verify', id, '--json']);
+    expect(fmt.code).toBe(2);
+    expect(json(fmt).error.message).toMatch(/manifest format 2 is unknown to this tenantctl \(it reads format 1\)/);
+    await writeFile(join(dir, 'manifest.json'), text);
+
+    expect(await tenantCount(e)).toBe(n);
+    expect(await digests(e, 'bad-t')).toEqual(before);
+    expect(await tenant(e, 'bad-copy')).toBeUndefined();
+    // Intact again: restores.
+    const fine = await e.cli(['restore', id, '--as', 'bad-copy', '--json']);
+    expect(fine.code, fine.stderr + fine.stdout).toBe(0);
+  });
+
+  it('refuses a backup whose migration version the folder no longer holds', async () => {
+    const e = await env('gone');
+    await e.create([{ slug: 'gone-t', model: 'pool', shard: 'us1' }]);
+    await seed(e, 'gone-t', 10, 'g');
+    const id = await backupOf(e, 'gone-t');
+    const { rm } = await import('node:fs/promises');
+    const f = join(e.migrationsDir, '0003_comments.sql');
+    const text = await readFile(f, 'utf8');
+    await rm(f);
+    const r = await e.cli(['restore', id, '--as', 'gone-copy', '--json']);
+    expect(r.code).toBe(2);
+    expect(json(r).error.message).toMatch(/migration version 0003_comments, which this migrations folder no longer holds: 0003_comments is not in the migrations folder/);
+    await writeFile(f, text);
+  });
+});
+
+describe('versions', () => {
+  it('a backup at 0003 restores into a schema at head and into a pool at head (staged), both migrated', async () => {
+    const e = await env('ver');
+    await e.create([{ slug: 'ver-s', model: 'schema', shard: 'us1' }, { slug: 'ver-p', model: 'pool', shard: 'us1' }]);
+    await seed(e, 'ver-s', 50, 'v');
+    const before = await digests(e, 'ver-s');
+    const id = await backupOf(e, 'ver-s');
+    await e.addMigration('0004_task_archived.sql', 'alter table tasks add column archived boolean not null default false;');
+    const up = await e.cli(['migrate', 'up', '--json']);
+    expect(up.code, up.stderr).toBe(0);
+    for (const [as, model] of [['ver-s2', 'schema'], ['ver-p2', 'pool']] as const) {
+      const r = await e.cli(['restore', id, '--as', as, '--model', model, '--json']);
+      expect(r.code, r.stderr + r.stdout).toBe(0);
+      const t = (await tenant(e, as))!;
+      expect((await e.q('us1', t.database_name, `select count(*)::int as n, bool_or(archived) as a from "${t.schema_name}".tasks where tenant_id = $1`, [t.key]))[0]).toEqual({ n: 50, a: false });
+      const d = await digests(e, as);
+      // Unchanged tables hash the same; tasks gained a column at head.
+      expect({ ...d, tasks: undefined }).toEqual({ ...before, tasks: undefined });
+    }
+  });
+});
+
+describe('in place', () => {
+  for (const model of ['pool', 'schema', 'database'] as const) {
+    it(`${model}: --replace --yes takes a safety backup, then the data is the backup's again`, async () => {
+      const e = await env(`rp${model[0]}`);
+      const slug = `rp-${model}`;
+      await e.create([{ slug, model, shard: 'us1' }]);
+      await seed(e, slug, 80, 'r');
+      const before = await digests(e, slug);
+      const id = await backupOf(e, slug);
+      const t = (await tenant(e, slug))!;
+      await e.q(t.shard, t.database_name, `delete from "${t.schema_name}".comments; update "${t.schema_name}".tasks set title = 'changed'`);
+      const changed = await digests(e, slug);
+      expect(changed).not.toEqual(before);
+      const noYes = await e.cli(['restore', id, '--replace', '--json']);
+      expect(noYes.code).toBe(2);
+      const r = await e.cli(['restore', id, '--replace', '--yes', '--json']);
+      expect(r.code, r.stderr + r.stdout).toBe(0);
+      const doc = json(r).result;
+      expect(doc.replaced).toBe(true);
+      expect(await digests(e, slug)).toEqual(before);
+      // The safety backup holds the state that was replaced.
+      const v = await e.cli(['backup', 'verify', doc.safetyBackup, '--json']);
+      expect(v.code).toBe(0);
+      const sm = JSON.parse(await readFile(join(await archiveDir(e, doc.safetyBackup), 'manifest.json'), 'utf8'));
+      expect(sm.tables.find((x: any) => x.table === 'comments').rows).toBe(0);
+      if (model !== 'pool') {
+        const now = (await tenant(e, slug))!;
+        expect(now.schema_name + now.database_name).not.toBe(t.schema_name + t.database_name);
+      }
+    });
+  }
+});
+
+describe('killed during restore', () => {
+  it('SIGKILL after loading (before commit): the original pool tenant is intact, a new schema tenant is not registered', async () => {
+    const e = await env('kill');
+    await e.create([{ slug: 'kill-p', model: 'pool', shard: 'us1' }, { slug: 'kill-s', model: 'schema', shard: 'us1' }]);
+    await seed(e, 'kill-p', 100, 'k');
+    await seed(e, 'kill-s', 100, 'l');
+    const pid = await backupOf(e, 'kill-p');
+    const sid = await backupOf(e, 'kill-s');
+    const t = (await tenant(e, 'kill-p'))!;
+    await e.q('us1', t.database_name, `update app.tasks set title = 'live' where tenant_id = $1`, [t.key]);
+    const live = await digests(e, 'kill-p');
+    for (const args of [['restore', pid, '--replace', '--yes'], ['restore', sid, '--as', 'kill-new']]) {
+      let child = 0;
+      const run = e.cli(args, { env: { TENANTCTL_INJECT_FAULT: 'restore-hang-after-load' }, onSpawn: (p) => (child = p) });
+      await until(async () => {
+        const op = await e.db.selectFrom('operations').selectAll().where('kind', '=', 'restore').where('status', '=', 'running').executeTakeFirst();
+        return (op?.progress as any)?.phase === 'loaded';
+      }, 60_000);
+      process.kill(child, 'SIGKILL');
+      expect((await run).signal).toBe('SIGKILL');
+      await e.db.updateTable('operations').set({ status: 'interrupted' }).where('kind', '=', 'restore').where('status', '=', 'running').execute();
+    }
+    expect(await digests(e, 'kill-p')).toEqual(live);
+    expect(await tenant(e, 'kill-new')).toBeUndefined();
+    expect(await e.q('us1', `schemas_${e.name}`, `select 1 from pg_namespace where nspname = 't_kill_new'`)).toEqual([]);
+    // And the lock died with the process: the restore can run again.
+    const again = await e.cli(['restore', sid, '--as', 'kill-new', '--json']);
+    expect(again.code, again.stderr + again.stdout).toBe(0);
+  });
+});
+
+describe('list, prune, final backup on delete', () => {
+  it('prune keeps the newest N per tenant, --dry-run deletes nothing; tenant delete leaves a final backup', async () => {
+    const e = await env('prune');
+    await e.create([{ slug: 'pr-a', model: 'pool', shard: 'us1' }, { slug: 'pr-b', model: 'pool', shard: 'us1' }]);
+    await seed(e, 'pr-a', 5, 'a');
+    const a = [await backupOf(e, 'pr-a'), await backupOf(e, 'pr-a'), await backupOf(e, 'pr-a')];
+    const b = await backupOf(e, 'pr-b');
+    const list = json(await e.cli(['backup', 'list', '--json'])).backups.map((x: any) => x.id);
+    expect(list).toEqual(expect.arrayContaining([...a, b]));
+    const dry = await e.cli(['backup', 'prune', '--keep-last', '1', '--dry-run', '--json']);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(json(dry).wouldDelete).toBeGreaterThanOrEqual(2);
+    expect(json(await e.cli(['backup', 'list', 'pr-a', '--json'])).backups.map((x: any) => x.id)).toEqual(a);
+    const none = await e.cli(['backup', 'prune', '--json']);
+    expect(none.code).toBe(2);
+    const p = await e.cli(['backup', 'prune', '--keep-last', '2', '--keep-days', '1', '--json']);
+    expect(p.code).toBe(0);
+    // Every backup is younger than a day: --keep-days keeps them all.
+    expect(json(await e.cli(['backup', 'list', 'pr-a', '--json'])).backups).toHaveLength(3);
+    const p2 = await e.cli(['backup', 'prune', '--keep-last', '2', '--json']);
+    expect(p2.code).toBe(0);
+    expect(json(await e.cli(['backup', 'list', 'pr-a', '--json'])).backups.map((x: any) => x.id)).toEqual(a.slice(1));
+    expect(json(await e.cli(['backup', 'list', 'pr-b', '--json'])).backups.map((x: any) => x.id)).toEqual([b]);
+
+    const del = await e.cli(['tenant', 'delete', 'pr-a', '--yes', '--json']);
+    expect(del.code, del.stderr).toBe(0);
+    const fin = json(del).finalBackup;
+    expect(fin).toMatch(/^pr-a\./);
+    const r = await e.cli(['restore', fin, '--json']);
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+  });
+});
+
+describe('encryption', () => {
+  it('encrypted per tenant; wrong or missing master key is exit 2; forget-key makes that tenant\'s archives unreadable and no other\'s', async () => {
+    const e = await env('enc');
+    const doc = parseDocument(await readFile(e.configFile, 'utf8'));
+    doc.setIn(['regions', 'us-east', 'backup', 'encrypt'], true);
+    await writeFile(e.configFile, doc.toString());
+    e.config = loadConfig({ file: e.configFile });
+    const K = { TENANTCTL_BACKUP_KEY: Buffer.alloc(32, 7).toString('base64') };
+    await e.create([{ slug: 'enc-a', model: 'schema', shard: 'us1' }, { slug: 'enc-b', model: 'pool', shard: 'us1' }]);
+    await seed(e, 'enc-a', 60, 'a');
+    await seed(e, 'enc-b', 60, 'b');
+    const noKey = await e.cli(['backup', 'create', 'enc-a', '--json'], { env: { TENANTCTL_BACKUP_KEY: '' } });
+    expect(noKey.code).toBe(2);
+    expect(json(noKey).error.message).toMatch(/TENANTCTL_BACKUP_KEY is not set/);
+    const ia = await backupOf(e, 'enc-a', K);
+    const ib = await backupOf(e, 'enc-b', K);
+    const dir = await archiveDir(e, ia);
+    const files = await readdir(dir);
+    expect(files.filter((f) => f.endsWith('.enc'))).toHaveLength(6);
+    // Not readable as gzip or as a dump: ciphertext.
+    const first = await readFile(join(dir, files.find((f) => f.endsWith('.copy.gz.enc'))!));
+    expect(first.subarray(0, 4).toString()).toBe('TCE1');
+    expect((await e.cli(['backup', 'verify', ia, '--json'], { env: K })).code).toBe(0);
+    const wrong = await e.cli(['backup', 'verify', ia, '--json'], { env: { TENANTCTL_BACKUP_KEY: Buffer.alloc(32, 9).toString('base64') } });
+    expect(wrong.code).toBe(2);
+    expect(json(wrong).error.message).toMatch(/not the master key/);
+    const before = await digests(e, 'enc-a');
+    const r = await e.cli(['restore', ia, '--as', 'enc-a2', '--json'], { env: K });
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    expect(await digests(e, 'enc-a2')).toEqual(before);
+
+    const noConfirm = await e.cli(['backup', 'forget-key', 'enc-a', '--json']);
+    expect(noConfirm.code).toBe(2);
+    const f = await e.cli(['backup', 'forget-key', 'enc-a', '--yes', '--json']);
+    expect(f.code, f.stderr).toBe(0);
+    expect(json(f).keysDestroyed).toBe(1);
+    for (const args of [['backup', 'verify', ia, '--json'], ['restore', ia, '--as', 'enc-a3', '--json']]) {
+      const x = await e.cli(args, { env: K });
+      expect(x.code).toBe(2);
+      expect(json(x).error.message).toMatch(/data key of tenant "enc-a" was destroyed/);
+    }
+    expect((await e.cli(['backup', 'verify', ib, '--json'], { env: K })).code).toBe(0);
+  });
+});
+
+describe('sequences and row-level security', () => {
+  it('identity and serial columns end past the restored ids (schema clone and pool clone)', async () => {
+    const e = await env('seq');
+    await e.addMigration(
+      '0004_notes.sql',
+      `create table notes (
+         tenant_id uuid not null references workspaces (id) on delete cascade,
+         id bigint generated always as identity,
+         seq bigserial,
+         body text,
+         primary key (tenant_id, id));`,
+    );
+    await e.create([{ slug: 'seq-s', model: 'schema', shard: 'us1' }, { slug: 'seq-p', model: 'pool', shard: 'us1' }]);
+    for (const slug of ['seq-s', 'seq-p']) {
+      await seed(e, slug, 10, slug);
+      const t = (await tenant(e, slug))!;
+      await e.q('us1', t.database_name, `insert into "${t.schema_name}".notes (tenant_id, body) select $1, 'n' || i from generate_series(1, 5) i`, [t.key]);
+    }
+    for (const [slug, as] of [['seq-s', 'seq-s2'], ['seq-p', 'seq-p2']]) {
+      const id = await backupOf(e, slug);
+      const src = await digests(e, slug);
+      const r = await e.cli(['restore', id, '--as', as, '--json']);
+      expect(r.code, r.stderr + r.stdout).toBe(0);
+      expect(await digests(e, as)).toEqual(src);
+      const t = (await tenant(e, as))!;
+      const [row] = await e.q('us1', t.database_name, `insert into "${t.schema_name}".notes (tenant_id, body) values ($1, 'new') returning id::int, seq::int`, [t.key]);
+      expect(row.id).toBeGreaterThan(5);
+      expect(row.seq).toBeGreaterThan(5);
+    }
+  });
+
+  it('a pool table another role owns (FORCE ROW LEVEL SECURITY) is refused clearly for loading; the tenant is unchanged', async () => {
+    const e = await env('force');
+    await e.create([{ slug: 'fo-p', model: 'pool', shard: 'us1' }]);
+    await seed(e, 'fo-p', 20, 'f');
+    const id = await backupOf(e, 'fo-p');
+    const before = await digests(e, 'fo-p');
+    const { superuserUrl } = await import('../helpers/test-fleet.js');
+    const { databaseUrl } = await import('../../src/fleet/connection-url.js');
+    const pg = (await import('pg')).default;
+    const s = e.config.shards.find((x) => x.name === 'us1')!;
+    const su = new pg.Client({ connectionString: databaseUrl(superuserUrl(s.url), `pool_${e.name}`) });
+    await su.connect();
+    try {
+      await su.query(`do $$ begin if not exists (select 1 from pg_roles where rolname = 'foreign_owner') then create role foreign_owner; end if; end $$`);
+      await su.query('alter table app.comments owner to foreign_owner');
+      await su.query('alter table app.comments force row level security');
+      await su.query('grant all on app.comments to tenantctl');
+    } finally {
+      await su.end();
+    }
+    const r = await e.cli(['restore', id, '--replace', '--yes', '--json']);
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    const doc = json(r).result;
+    expect(doc.error.code).toBe('RLS_UNSAFE');
+    expect(doc.error.message).toMatch(/app\.comments is owned by foreign_owner with FORCE ROW LEVEL SECURITY.*refuses COPY FROM/);
+    expect(await digests(e, 'fo-p')).toEqual(before);
+  });
+});

@@ -1,0 +1,118 @@
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { describe, expect, it } from 'vitest';
+import { RowTap } from '../../src/copy/row-tap.js';
+import { decryptStream, encryptStream, unwrapKey, wrapKey } from '../../src/backup/crypto.js';
+import { manifestChecksum, parseManifest, sealManifest, type Manifest } from '../../src/backup/manifest.js';
+import { planPrune } from '../../src/backup/prune.js';
+import { newBackupId, slugOfBackupId } from '../../src/backup/storage.js';
+
+async function run(chunks: Buffer[], ...streams: NodeJS.ReadWriteStream[]): Promise<Buffer> {
+  const out: Buffer[] = [];
+  await pipeline([Readable.from(chunks), ...streams, new Writable({ write: (c, _e, cb) => (out.push(c), cb()) })] as never);
+  return Buffer.concat(out);
+}
+
+async function tap(text: string, keyIndex: number, chunkSize = 7, rewriteKey?: string) {
+  const buf = Buffer.from(text);
+  const chunks: Buffer[] = [];
+  for (let i = 0; i < buf.length; i += chunkSize) chunks.push(buf.subarray(i, i + chunkSize));
+  const t = new RowTap({ keyIndex, rewriteKey });
+  const out = await run(chunks, t);
+  return { digest: t.digest(), out: out.toString() };
+}
+
+describe('RowTap', () => {
+  const rows = 'k1\ta\t1\nk1\tb\\tx\t2\nk1\tc\t\\N\n';
+  it('counts rows and hashes them independently of order and chunking', async () => {
+    const a = await tap(rows, 0, 3);
+    const b = await tap('k1\tc\t\\N\nk1\ta\t1\nk1\tb\\tx\t2\n', 0, 100);
+    expect(a.digest.rows).toBe(3);
+    expect(a.digest.hash).toBe(b.digest.hash);
+    expect(a.digest.sha256).not.toBe(b.digest.sha256); // the bytes differ, the rows do not
+    expect(a.out).toBe(rows);
+  });
+  it('blanks the key column, so a clone under another key hashes the same; other changes do not', async () => {
+    const a = await tap(rows, 0);
+    const other = await tap(rows.replace(/k1/g, 'k2'), 0);
+    expect(other.digest.hash).toBe(a.digest.hash);
+    const changed = await tap(rows.replace('\ta\t', '\tA\t'), 0);
+    expect(changed.digest.hash).not.toBe(a.digest.hash);
+    const dup = await tap(rows + 'k1\ta\t1\n', 0);
+    expect(dup.digest.hash).not.toBe(a.digest.hash);
+  });
+  it('rewrites the key field in the middle of a row and at its end', async () => {
+    expect((await tap('1\tk1\tx\n2\tk1\ty\n', 1, 4, 'NEW')).out).toBe('1\tNEW\tx\n2\tNEW\ty\n');
+    expect((await tap('1\tk1\n', 1, 2, 'NEW')).out).toBe('1\tNEW\n');
+  });
+  it('fails on a row cut off at the end (truncated data)', async () => {
+    await expect(tap('k1\ta\nk1\tb', 0)).rejects.toThrow(/middle of a row/);
+  });
+});
+
+describe('AES-256-GCM streams', () => {
+  const key = Buffer.alloc(32, 1);
+  const data = Buffer.from('x'.repeat(100_000) + 'end');
+  const chunks = (b: Buffer, n = 4096) => Array.from({ length: Math.ceil(b.length / n) }, (_, i) => b.subarray(i * n, (i + 1) * n));
+  it('round-trips in chunks of any size', async () => {
+    const enc = await run(chunks(data), encryptStream(key));
+    expect(enc.subarray(0, 4).toString()).toBe('TCE1');
+    expect(enc.includes(Buffer.from('xxxxxxxx'))).toBe(false);
+    expect((await run(chunks(enc, 5), decryptStream(key, 'f'))).equals(data)).toBe(true);
+    expect((await run([], encryptStream(key), decryptStream(key, 'f'))).length).toBe(0);
+  });
+  it('refuses an altered byte, a truncated file and another key', async () => {
+    const enc = await run(chunks(data), encryptStream(key));
+    const bad = Buffer.from(enc);
+    bad[100] ^= 1;
+    await expect(run([bad], decryptStream(key, 'f'))).rejects.toThrow(/authentication failed/);
+    await expect(run([enc.subarray(0, enc.length - 5)], decryptStream(key, 'f'))).rejects.toThrow(/authentication failed|truncated/);
+    await expect(run([enc], decryptStream(Buffer.alloc(32, 2), 'f'))).rejects.toThrow(/authentication failed/);
+  });
+  it('wraps data keys; another master key is a clear error', () => {
+    const w = wrapKey(key, Buffer.alloc(32, 5));
+    expect(unwrapKey(key, w).equals(Buffer.alloc(32, 5))).toBe(true);
+    expect(() => unwrapKey(Buffer.alloc(32, 3), w)).toThrow(/not the master key/);
+  });
+});
+
+describe('manifest', () => {
+  const m = sealManifest({
+    format: 1, id: 'acme.20260101T000000000Z', createdAt: '2026-01-01T00:00:00.000Z', tool: { name: 'tenantctl', version: '0.1.0' },
+    tenant: { slug: 'acme', key: 'k', name: 'Acme', tier: 'free', model: 'pool', region: 'us-east', shard: 'us1', database: 'tenant_pool', schema: 'app', residency: null },
+    keyType: 'uuid', migrations: { version: '0001_a', applied: [{ id: '0001_a', checksum: 'c' }] },
+    tables: [], dump: null, encryption: null,
+  } as Omit<Manifest, 'checksum'>);
+  it('checks its own checksum, whatever the key order', () => {
+    const text = JSON.stringify(m);
+    expect(parseManifest(text, 'b').id).toBe(m.id);
+    const reordered = JSON.stringify(Object.fromEntries(Object.entries(m).reverse()));
+    expect(parseManifest(reordered, 'b').checksum).toBe(manifestChecksum(m));
+    expect(() => parseManifest(text.replace('"Acme"', '"Acne"'), 'b')).toThrow(/altered/);
+    expect(() => parseManifest(text.replace('"format":1', '"format":7'), 'b')).toThrow(/manifest format 7 is unknown/);
+    expect(() => parseManifest(text.slice(0, 50), 'b')).toThrow(/not valid JSON/);
+  });
+});
+
+describe('backup ids and prune', () => {
+  it('ids carry the slug and sort by time', () => {
+    const id = newBackupId('acme-corp', new Date('2026-11-26T22:53:17.123Z'));
+    expect(id).toBe('acme-corp.20261126T225317123Z');
+    expect(slugOfBackupId(id)).toBe('acme-corp');
+    expect(slugOfBackupId('../etc.20261126T225317123Z')).toBeNull();
+  });
+  const now = new Date('2026-02-01T00:00:00Z');
+  const at = (slug: string, day: number) => ({ id: newBackupId(slug, new Date(Date.UTC(2026, 0, day))), tenant: slug, region: 'us-east', createdAt: new Date(Date.UTC(2026, 0, day)).toISOString() });
+  const entries = [at('a', 1), at('a', 10), at('a', 20), at('a', 30), at('b', 2)];
+  const gone = (p: ReturnType<typeof planPrune>) => p.filter((e) => e.action !== 'kept').map((e) => e.id);
+  it('keeps the newest N of each tenant, and everything younger than D days', () => {
+    expect(gone(planPrune(entries, { keepLast: 2 }))).toEqual([entries[0].id, entries[1].id]);
+    expect(gone(planPrune(entries, { keepDays: 15, now }))).toEqual([entries[0].id, entries[1].id, entries[4].id].sort());
+    expect(gone(planPrune(entries, { keepLast: 1, keepDays: 15, now }))).toEqual([entries[0].id, entries[1].id]);
+    expect(planPrune(entries, { keepLast: 1, dryRun: true, now }).filter((e) => e.action === 'would delete')).toHaveLength(3);
+    expect(() => planPrune(entries, {})).toThrow(/--keep-last N or --keep-days D/);
+  });
+  it('never deletes an archive whose manifest it cannot read', () => {
+    expect(gone(planPrune([...entries, { id: 'a.20200101T000000000Z', tenant: 'a', region: 'us-east', problem: 'bad' } as never], { keepLast: 1, now }))).not.toContain('a.20200101T000000000Z');
+  });
+});
