@@ -10,7 +10,7 @@ export function registerConfigCommands(program: Command): void {
     .action(
       action('config show', async (ctx) => {
         const { shownConfig, configAsYaml } = await import('../config/show.js');
-        if (ctx.out.json) ctx.out.document(shownConfig(ctx.config));
+        if (ctx.out.json) ctx.out.document({ command: 'config show', ok: true, config: shownConfig(ctx.config) });
         else ctx.out.print(configAsYaml(ctx.config));
       }),
     );

@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { TenantctlError } from '../errors.js';
+import { argvErrorDocument, commanderMessage, wantsJson } from './argv-errors.js';
 import { redactText } from '../config/redact.js';
 import { registerConfigCommands } from './config-cmd.js';
 import { registerDevCommands } from './dev-cmd.js';
@@ -8,14 +10,21 @@ import { registerResolveCommand } from './resolve-cmd.js';
 import { registerDoctorCommand } from './doctor-cmd.js';
 import { registerMigrateCommands } from './migrate-cmd.js';
 import { registerBackupCommands, registerRestoreCommand } from './backup-cmd.js';
+import { registerAuditCommand } from './audit-cmd.js';
 
 /**
  * Wires the command groups. Each group file only declares flags and hands them to a core
  * function, imported lazily so that `tenantctl --help` loads almost nothing.
  */
+/** The package's version; dist/cli/main.js and src/cli/main.ts both sit two folders below it. */
+export function packageVersion(): string {
+  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
+
 export function buildProgram(): Command {
   const program = new Command('tenantctl')
     .description('A control plane for multi-tenant PostgreSQL fleets')
+    .version(packageVersion(), '-V, --version', 'print the version')
     .addHelpText('before', 'Example:\n  tenantctl dev up && tenantctl tenant create acme --tier standard\n')
     .option('--config <file>', 'fleet config (default: $TENANTCTL_CONFIG, then ./tenants.config.yaml)')
     .option('--json', 'print one JSON document on stdout; progress goes to stderr')
@@ -33,17 +42,33 @@ export function buildProgram(): Command {
   registerDoctorCommand(program);
   registerBackupCommands(program);
   registerRestoreCommand(program);
+  registerAuditCommand(program);
   return program;
 }
 
 export async function main(argv: string[]): Promise<void> {
   const program = buildProgram();
+  const json = wantsJson(argv.slice(2));
+  // With --json, stdout carries one JSON document: commander's own output (the version) is held
+  // back until we know whether it is the answer or an error.
+  let held = '';
+  if (json) program.configureOutput({ writeOut: (s) => void (held += s), writeErr: (s) => process.stderr.write(s) });
+  const printJson = (doc: unknown) => process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
   try {
     await program.parseAsync(argv);
   } catch (err) {
-    const e = err as { code?: string; exitCode?: number };
-    if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') {
+    const e = err as { code?: string; exitCode?: number; message?: string };
+    if (e.code === 'commander.version' && json) {
+      printJson({ command: 'version', ok: true, version: packageVersion() });
       process.exitCode = 0;
+    } else if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') {
+      process.stdout.write(held);
+      process.exitCode = 0;
+    } else if (json && (err instanceof TenantctlError || typeof e.exitCode === 'number')) {
+      // An argument error under --json: one document on stdout (commander also told stderr).
+      if (err instanceof TenantctlError) printJson(argvErrorDocument(program, argv.slice(2), err.code, err.message, err.hint));
+      else printJson(argvErrorDocument(program, argv.slice(2), 'USAGE', commanderMessage(e.message ?? String(err))));
+      process.exitCode = 2;
     } else if (err instanceof TenantctlError) {
       // Thrown while commander parsed the flags, before any command's own error handling.
       process.stderr.write(`error: ${redactText(err.message)}${err.hint ? `\nhint: ${redactText(err.hint)}` : ''}\n`);

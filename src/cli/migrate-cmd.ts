@@ -37,6 +37,8 @@ async function up(ctx: CommandContext, flags: UpFlags): Promise<number> {
     import('../report/migrate.js'),
   ]);
   const deps = { config: ctx.config, db: await ctx.catalog(), fleet: await ctx.fleet(), migrations, command: 'migrate up' };
+  const { checkSelector } = await import('./selectors.js');
+  await checkSelector(ctx.config, deps.db, selector);
 
   // Ctrl-C (or a CI job's SIGTERM): stop scheduling, let running targets finish, record the run.
   const stop = new AbortController();
@@ -74,7 +76,7 @@ async function up(ctx: CommandContext, flags: UpFlags): Promise<number> {
         onTargetResult: (_t, r) => progress?.finished(r),
       },
     });
-    await progress?.close();
+    await progress?.close({ interrupted: doc.interrupted });
     renderMigrateUp(ctx.out, doc);
     if (doc.interrupted) return EXIT.interrupted;
     return doc.ok ? EXIT.ok : EXIT.failed;
@@ -124,9 +126,12 @@ export function registerMigrateCommands(program: Command): void {
         const migrations = await loadMigrations(ctx.config.migrationsDir);
         const { migrateStatus } = await import('../migrate/status.js');
         const { renderMigrateStatus } = await import('../report/migrate.js');
+        const { checkSelector } = await import('./selectors.js');
+        const selector = selectorFrom(flags);
+        await checkSelector(ctx.config, await ctx.catalog(), selector);
         const doc = await migrateStatus(
           { db: await ctx.catalog(), fleet: await ctx.fleet(), migrations },
-          { selector: selectorFrom(flags), concurrency: concurrencyFrom(flags.concurrency as number | undefined, ctx.config.defaults.concurrency) },
+          { selector, concurrency: concurrencyFrom(flags.concurrency as number | undefined, ctx.config.defaults.concurrency) },
         );
         renderMigrateStatus(ctx.out, doc);
         return doc.ok ? EXIT.ok : EXIT.failed;

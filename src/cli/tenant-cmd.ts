@@ -1,9 +1,12 @@
 import { Option, type Command } from 'commander';
-import { UsageError } from '../errors.js';
+import { EXIT, UsageError } from '../errors.js';
 import type { TenantRow } from '../catalog/tables.js';
 import { resultDocument, exitCodeFor } from '../fanout/result.js';
 import { renderTable } from '../report/table.js';
-import { renderResultDocument } from '../report/results.js';
+import { escapeControl } from '../report/escape.js';
+import { sortNaturallyBy } from '../report/natural-sort.js';
+import { nameProblem } from '../provision/name.js';
+import { isNotRun, renderResultDocument } from '../report/results.js';
 import { canPrompt, type CommandContext } from './context.js';
 import { addSelectorOptions, concurrencyFrom, positiveInt, selectorFrom } from './options.js';
 import { confirmDestructive } from './confirm.js';
@@ -42,6 +45,9 @@ async function deps(ctx: CommandContext) {
 
 async function create(ctx: CommandContext, slugArg: string | undefined, flags: CreateFlags): Promise<number> {
   const started = Date.now();
+  // Checked here, not in commander's parser: its error message would quote the whole value.
+  const nameIssue = flags.name !== undefined ? nameProblem(flags.name) : null;
+  if (nameIssue) throw new UsageError('BAD_INPUT', `--name ${nameIssue}`, 'give a shorter display name (the slug is the identifier)');
   if (flags.fromFile) {
     if (slugArg) throw new UsageError('USAGE', 'give either a slug or --from-file, not both', 'tenantctl tenant create --from-file tenants.csv');
     const { readTenantFile } = await import('../provision/bulk-file.js');
@@ -53,15 +59,40 @@ async function create(ctx: CommandContext, slugArg: string | undefined, flags: C
     const { assertBulkInputs } = await import('../provision/bulk-check.js');
     // Every row against the config and the catalog before anything is created (exit 2).
     await assertBulkInputs(d, inputs, flags.fromFile);
-    const results = await createTenants({ ...d, wait: flags.wait, onWaiting: waiting(ctx) }, inputs, {
-      concurrency: concurrencyFrom(flags.concurrency, ctx.config.defaults.concurrency),
-      onStart: (i) => progress.started(i.slug),
-      onResult: (_i, r) => progress.finished(r),
-    });
-    await progress.close();
-    const doc = resultDocument('tenant create', results, started);
-    renderResultDocument(ctx.out, doc);
-    return exitCodeFor(doc);
+    // Ctrl-C: no new tenant starts; the ones being created finish (each is one transaction, or is
+    // undone); then the summary says what was done and how to finish. A second Ctrl-C quits.
+    const stop = new AbortController();
+    const onSignal = () => {
+      if (stop.signal.aborted) process.exit(EXIT.interrupted);
+      stop.abort();
+      ctx.out.error('interrupted: no new tenants start; waiting for the ones being created (Ctrl-C again to quit at once)');
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    try {
+      const results = await createTenants({ ...d, wait: flags.wait, onWaiting: waiting(ctx) }, inputs, {
+        concurrency: concurrencyFrom(flags.concurrency, ctx.config.defaults.concurrency),
+        onStart: (i) => progress.started(i.slug),
+        onResult: (_i, r) => progress.finished(r),
+        signal: stop.signal,
+      });
+      const interrupted = stop.signal.aborted;
+      await progress.close({ interrupted });
+      const doc = resultDocument('tenant create', results, started, interrupted ? { interrupted: true } : {});
+      if (interrupted) doc.ok = false;
+      renderResultDocument(ctx.out, doc);
+      const unfinished = doc.results.filter((r) => r.status === 'failed' || isNotRun(r)).length;
+      if (!ctx.out.json && (interrupted || unfinished > 0)) {
+        // Re-running the same file skips the tenants that exist and finishes the rest.
+        const failed = doc.results.some((r) => r.status === 'failed');
+        ctx.out.print(`${interrupted || !failed ? 'to finish' : 'fix the failures, then finish'}: ${finishCommand(ctx, flags)}`);
+      }
+      return interrupted ? EXIT.interrupted : exitCodeFor(doc);
+    } finally {
+      await progress.close();
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
   }
   let slug = slugArg;
   if (!slug) {
@@ -76,6 +107,16 @@ async function create(ctx: CommandContext, slugArg: string | undefined, flags: C
   else if (r.status === 'succeeded') ctx.out.print(ctx.out.color.green(`created ${r.tenant}: ${r.model} on ${r.shard} (${r.target})${r.resumed ? ', finishing an earlier attempt' : ''}`));
   else renderResultDocument(ctx.out, doc);
   return exitCodeFor(doc);
+}
+
+/** The command that finishes a bulk run: the same file again (existing tenants are skipped). */
+function finishCommand(ctx: CommandContext, flags: CreateFlags): string {
+  const q = (v: string) => (/^[\w@%+=:,./-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`);
+  const parts = ['tenantctl'];
+  if (ctx.opts.config) parts.push('--config', q(ctx.opts.config));
+  parts.push('tenant', 'create', '--from-file', q(flags.fromFile!));
+  if (flags.concurrency !== undefined) parts.push('--concurrency', String(flags.concurrency));
+  return escapeControl(parts.join(' '));
 }
 
 /** On a TTY, ask for what the flags left out. */
@@ -109,7 +150,7 @@ export function registerTenantCommands(program: Command): void {
     .option('--tier <tier>', 'tier from the config (decides the model)')
     .option('--region <region>', 'region (default: defaults.region)')
     .option('--shard <shard>', 'shard (default: the least-loaded of the region)')
-    .option('--name <name>', 'display name (default: the slug)')
+    .option('--name <name>', 'display name, at most 200 characters (default: the slug)')
     .option('--key <key>', 'tenant key value (default: a fresh one)')
     .option('--residency <label>', 'refuse regions without this residency label (e.g. eu)')
     .option('--from-file <file>', 'CSV (header row) or YAML list with slug,name,model,tier,region,shard,key')
@@ -122,9 +163,16 @@ export function registerTenantCommands(program: Command): void {
     .action(
       action('tenant list', async (ctx, opts: Record<string, unknown>) => {
         const { selectTenants } = await import('../catalog/tenants.js');
-        const ts = await selectTenants(await ctx.catalog(), selectorFrom(opts));
+        const { checkSelector } = await import('./selectors.js');
+        const selector = selectorFrom(opts);
+        const db = await ctx.catalog();
+        await checkSelector(ctx.config, db, selector);
+        const ts = sortNaturallyBy(await selectTenants(db, selector), (t) => t.slug);
         if (ctx.out.json) ctx.out.document({ command: 'tenant list', ok: true, tenants: ts.map(publicTenant) });
-        else ctx.out.print(renderTable(ctx.out, ['slug', 'model', 'tier', 'region', 'shard', 'status', 'version'], tenantRows(ts)));
+        else {
+          const { printPaged } = await import('../report/pager.js');
+          await printPaged(ctx.out, renderTable(ctx.out, ['slug', 'model', 'tier', 'region', 'shard', 'status', 'version'], tenantRows(ts)));
+        }
       }),
     );
 
@@ -148,7 +196,7 @@ export function registerTenantCommands(program: Command): void {
           ['tier', t.tier], ['model', t.model], ['region', t.region], ['shard', t.shard], ['database', t.database_name],
           ['schema', t.schema_name], ['residency', t.residency ?? ''], ['version', t.schema_version ?? ''], ['created', t.created_at.toISOString()],
         ];
-        ctx.out.print(fields.map(([k, v]) => `${k.padEnd(10)} ${v}`).join('\n'));
+        ctx.out.print(fields.map(([k, v]) => `${k.padEnd(10)} ${escapeControl(String(v))}`).join('\n'));
         ctx.out.print('\nrecent events:');
         ctx.out.print(renderTable(ctx.out, ['at', 'actor', 'command', 'action', 'result'], events.map((e) => [e.at.toISOString(), e.actor + (e.ci_job ? ` (${e.ci_job})` : ''), e.command, e.action, e.result])));
       }),

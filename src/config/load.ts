@@ -1,11 +1,17 @@
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync, existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { parse, YAMLParseError } from 'yaml';
 import { UsageError } from '../errors.js';
+import { fleetProblems } from './fleet-checks.js';
 import { interpolate, type InterpolationProblem } from './interpolate.js';
+import { assertConfigSize, readYaml } from './read-yaml.js';
 import { registerSecret, registerUrlSecret, redactText } from './redact.js';
 import { configSchema } from './schema.js';
 import type { Config, Shard } from './types.js';
+import { urlFromParts } from './url-from-parts.js';
+
+/** Enough to fix a config; a hostile file must not produce a message of megabytes. */
+const MAX_LISTED_PROBLEMS = 30;
+const MAX_LISTED_KEYS = 10;
 
 export interface LoadOptions {
   /** --config flag */
@@ -38,24 +44,22 @@ export function loadConfig(opts: LoadOptions = {}): Config {
       'pass --config FILE, set TENANTCTL_CONFIG, or run from a folder with tenants.config.yaml',
     );
   }
+  // Before reading it: a huge file is refused without holding it in memory.
+  assertConfigSize(statSync(file).size, file);
   return parseConfig(readFileSync(file, 'utf8'), file, env);
 }
 
 export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Config {
-  let doc: unknown;
-  try {
-    doc = parse(text, { prettyErrors: true });
-  } catch (err) {
-    const detail = err instanceof YAMLParseError ? err.message.split('\n')[0] : String(err);
-    throw new UsageError('CONFIG_YAML', `${file} is not valid YAML: ${redactText(detail)}`, 'fix the YAML syntax at that line');
-  }
+  const doc = readYaml(text, file);
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) {
     throw new UsageError('CONFIG_INVALID', `${file} must be a YAML mapping`, 'see the config reference in README.md');
   }
   const problems: InterpolationProblem[] = [];
   const interpolated = interpolate(doc, env, problems);
-  const messages = problems.map(
-    (p) => `${p.path}: \${${p.variable}} is not set and has no default (set it, or write \${${p.variable}:-default})`,
+  const messages = problems.map((p) =>
+    p.reason
+      ? `${p.path}: ${p.variable ? `\${${p.variable}} ` : ''}${p.reason}`
+      : `${p.path}: \${${p.variable}} is not set and has no default (set it, or write \${${p.variable}:-default})`,
   );
   const parsed = configSchema.safeParse(interpolated);
   if (!parsed.success) {
@@ -65,36 +69,42 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
       // one problem three times.
       if (problems.some((p) => p.path === path)) continue;
       let msg = issue.message;
-      if (issue.code === 'unrecognized_keys') msg = `unknown key(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+      if (issue.code === 'unrecognized_keys') msg = `unknown key(s) ${listed(issue.keys.map((k) => `"${k}"`), MAX_LISTED_KEYS)}`;
       else if (issue.code === 'invalid_type' && /received undefined/.test(issue.message)) msg = 'required';
       messages.push(`${path}: ${msg}`);
     }
   }
-  if (messages.length > 0) {
-    throw new UsageError(
-      'CONFIG_INVALID',
-      `${file} has ${messages.length} problem(s):\n  ${messages.map(redactText).join('\n  ')}`,
-      'fix each listed key; see the config reference in README.md',
-    );
-  }
+  if (messages.length > 0) throw invalid(file, messages);
   const raw = parsed.data!;
   const shards: Shard[] = [];
   for (const [region, r] of Object.entries(raw.regions)) {
     for (const [name, s] of Object.entries(r.shards)) {
+      // Parts become a URL here, once: everything downstream connects with shard.url.
+      if (s.url === undefined) {
+        registerSecret(s.password);
+        s.url = urlFromParts({ host: s.host!, port: s.port, user: s.user, password: s.password, database: s.database });
+      }
       registerUrlSecret(s.url);
-      shards.push({ ...s, name, region, residency: r.residency });
+      shards.push({ ...s, url: s.url, name, region, residency: r.residency });
     }
   }
-  if (raw.catalog.url) registerUrlSecret(raw.catalog.url);
+  const catalog = raw.catalog;
+  registerSecret(catalog.password);
+  if (catalog.host !== undefined) {
+    catalog.url = urlFromParts({ host: catalog.host, port: catalog.port, user: catalog.user, password: catalog.password, database: catalog.database });
+  }
+  if (catalog.url) registerUrlSecret(catalog.url);
   registerSecret(raw.servingRole.password);
   const baseDir = dirname(file);
-  let catalogUrl = raw.catalog.url;
+  let catalogUrl = catalog.url;
   if (!catalogUrl) {
-    const shard = shards.find((s) => s.name === raw.catalog.shard)!;
+    const shard = shards.find((s) => s.name === catalog.shard)!;
     const u = new URL(shard.url);
-    u.pathname = `/${raw.catalog.database}`;
+    u.pathname = `/${catalog.database}`;
     catalogUrl = u.toString();
   }
+  const crossKey = fleetProblems({ catalog, catalogUrl }, shards);
+  if (crossKey.length > 0) throw invalid(file, crossKey);
   return {
     ...raw,
     file,
@@ -105,6 +115,20 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     defaultTier: raw.defaults.tier ?? Object.keys(raw.tiers)[0],
     migrationsDir: resolve(baseDir, raw.migrations.dir),
   };
+}
+
+function invalid(file: string, messages: string[]): UsageError {
+  return new UsageError(
+    'CONFIG_INVALID',
+    `${file} has ${messages.length} problem(s):\n  ${listed(messages.map(redactText), MAX_LISTED_PROBLEMS, '\n  ')}`,
+    'fix each listed key; see the config reference in README.md',
+  );
+}
+
+/** The first `max` items, and how many more there are. */
+function listed(items: string[], max: number, sep = ', '): string {
+  const shown = items.slice(0, max).join(sep);
+  return items.length > max ? `${shown}${sep}… and ${items.length - max} more` : shown;
 }
 
 /** Parse a duration from the config ('5s', '500ms', '2min') into milliseconds. */

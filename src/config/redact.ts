@@ -58,6 +58,8 @@ export function redactText(text: string): string {
 /** Deep-copy a JSON-like value with every string scrubbed. */
 export function redactDeep<T>(value: T): T {
   if (typeof value === 'string') return redactText(value) as T;
+  // A Date has no own keys: copied as an object it would print as {}. JSON wants the ISO string.
+  if (value instanceof Date) return (Number.isNaN(value.getTime()) ? null : value.toISOString()) as T;
   if (Array.isArray(value)) return value.map((v) => redactDeep(v)) as T;
   if (value && typeof value === 'object') {
     const out: Record<string, unknown> = {};

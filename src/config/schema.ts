@@ -22,16 +22,71 @@ const url = z.string().min(1, 'required').refine((v) => {
   }
 }, 'must be a postgres:// URL');
 
+/**
+ * A whole number. A string of digits (what `${VAR}` leaves, e.g. `maxConnections: ${US1_MAX:-20}`)
+ * counts as the number; anything else is an error that shows the value.
+ */
+function wholeNumber(min: number, max: number) {
+  return z.preprocess(
+    (v) => (typeof v === 'string' && /^\s*-?\d+\s*$/.test(v) ? Number(v) : v),
+    z
+      .number({ error: (i) => (i.code === 'invalid_type' && i.input !== undefined ? `must be a whole number (got ${shown(i.input)})` : undefined) })
+      .int('must be a whole number')
+      .min(min, `must be at least ${min}`)
+      .max(max, `must be at most ${max}`),
+  );
+}
+
+/** true or false; the strings "true" and "false" (from `${VAR}`) count, in any case. */
+const flag = z.preprocess(
+  (v) => (typeof v === 'string' && /^\s*(true|false)\s*$/i.test(v) ? v.trim().toLowerCase() === 'true' : v),
+  z.boolean({ error: (i) => (i.code === 'invalid_type' && i.input !== undefined ? `must be true or false (got ${shown(i.input)})` : undefined) }),
+);
+
+function shown(v: unknown): string {
+  const text = JSON.stringify(v) ?? String(v);
+  return text.length > 40 ? `${text.slice(0, 40)}…` : text;
+}
+
+/** A host name, an IPv4 address or an IPv6 address (bare or in brackets). */
+const host = z
+  .string()
+  .regex(/^([A-Za-z0-9._-]+|\[?[0-9A-Fa-f:.]+\]?)$/, 'must be a host name or an IP address');
+
+/** A connection given as parts instead of a URL; tenantctl builds (and encodes) the URL. */
+const connectionParts = {
+  host: host.optional(),
+  port: wholeNumber(1, 65535).optional(),
+  user: z.string().min(1, 'must not be empty').optional(),
+  password: z.string().optional(),
+};
+const PART_KEYS = ['host', 'port', 'user', 'password', 'database'] as const;
+
 export const MODELS = ['pool', 'schema', 'database'] as const;
 export type Model = (typeof MODELS)[number];
 
-const shardSchema = z.strictObject({
-  url,
-  maxConnections: z.number().int().min(1).max(1000).default(10),
-  embedded: z.boolean().default(false),
-  poolDatabase: identifier.default('tenant_pool'),
-  tenantDatabase: identifier.default('tenant_schemas'),
-});
+const shardSchema = z
+  .strictObject({
+    url: url.optional(),
+    ...connectionParts,
+    database: z.string().min(1, 'must not be empty').optional(),
+    maxConnections: wholeNumber(1, 1000).default(10),
+    embedded: flag.default(false),
+    poolDatabase: identifier.default('tenant_pool'),
+    tenantDatabase: identifier.default('tenant_schemas'),
+  })
+  .superRefine((s, ctx) => {
+    const parts = PART_KEYS.filter((k) => s[k] !== undefined);
+    if (s.url !== undefined) {
+      for (const k of parts) {
+        ctx.addIssue({ code: 'custom', path: [k], message: 'give the connection either as url or as host, port, user, password and database, not both' });
+      }
+    } else if (parts.length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['url'], message: 'required (or give host, port, user, password and database instead)' });
+    } else if (s.host === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['host'], message: 'required when the connection is given as parts (host, port, user, password, database)' });
+    }
+  });
 
 const regionSchema = z.strictObject({
   residency: name.optional(),
@@ -45,6 +100,7 @@ export const configSchema = z
     catalog: z.strictObject({
       url: url.optional(),
       shard: name.optional(),
+      ...connectionParts,
       database: identifier.default('tenantctl_catalog'),
     }),
     regions: z.record(name, regionSchema).refine((r) => Object.keys(r).length > 0, 'at least one region'),
@@ -52,7 +108,7 @@ export const configSchema = z
       .strictObject({
         region: name.optional(),
         tier: name.optional(),
-        concurrency: z.number().int().min(1).max(256).default(8),
+        concurrency: wholeNumber(1, 256).default(8),
       })
       .default({ concurrency: 8 }),
     tiers: z
@@ -77,7 +133,7 @@ export const configSchema = z
         lockTimeout: duration.default('5s'),
         statementTimeout: duration.default('5min'),
         targetTimeout: duration.default('30min'),
-        retries: z.number().int().min(0).max(20).default(3),
+        retries: wholeNumber(0, 20).default(3),
       })
       .default({ dir: 'migrations', lockTimeout: '5s', statementTimeout: '5min', targetTimeout: '30min', retries: 3 }),
     dev: z
@@ -85,8 +141,16 @@ export const configSchema = z
       .default({ dataDir: '.tenantctl/dev' }),
   })
   .superRefine((cfg, ctx) => {
-    if (!cfg.catalog.url && !cfg.catalog.shard) {
-      ctx.addIssue({ code: 'custom', path: ['catalog'], message: 'set catalog.url or catalog.shard' });
+    // Exactly one way to reach the catalog: a URL, a shard of the fleet, or parts of a connection.
+    const c = cfg.catalog;
+    const parts = (['host', 'port', 'user', 'password'] as const).filter((k) => c[k] !== undefined);
+    const forms = [c.url !== undefined && 'url', c.shard !== undefined && 'shard', parts.length > 0 && 'host'].filter(Boolean);
+    if (forms.length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['catalog'], message: 'set catalog.url, catalog.shard, or catalog.host (with port, user, password, database)' });
+    } else if (forms.length > 1) {
+      ctx.addIssue({ code: 'custom', path: ['catalog'], message: `set only one of catalog.url, catalog.shard and catalog.host/port/user/password (found ${[c.url !== undefined && 'url', c.shard !== undefined && 'shard', ...parts].filter(Boolean).join(', ')})` });
+    } else if (parts.length > 0 && c.host === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['catalog', 'host'], message: 'required when the catalog connection is given as parts (host, port, user, password, database)' });
     }
     const shards = new Map<string, string>();
     for (const [region, r] of Object.entries(cfg.regions)) {

@@ -23,7 +23,7 @@ export function shownConfig(c: Config) {
     regions: Object.fromEntries(
       Object.entries(c.regions).map(([name, r]) => [
         name,
-        { ...r, shards: Object.fromEntries(Object.entries(r.shards).map(([s, v]) => [s, { ...v, url: redactUrl(v.url) }])) },
+        { ...r, shards: Object.fromEntries(Object.entries(r.shards).map(([s, v]) => [s, { ...v, url: v.url === undefined ? undefined : redactUrl(v.url) }])) },
       ]),
     ),
   });

@@ -3,7 +3,9 @@ import type { RawConfig, ShardConfig } from './schema.js';
 export type { Model } from './schema.js';
 
 /** A shard with its name and region attached, as every feature wants it. */
-export interface Shard extends ShardConfig {
+export interface Shard extends Omit<ShardConfig, 'url'> {
+  /** Its connection URL: as written, or built from host, port, user, password, database. */
+  url: string;
   name: string;
   region: string;
   residency?: string;

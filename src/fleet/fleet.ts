@@ -2,6 +2,7 @@ import type { Config, Shard } from '../config/types.js';
 import { UsageError } from '../errors.js';
 import { ShardConnections, type ShardClient } from './shard-connections.js';
 import { CATALOG_POOL_SIZE } from '../catalog/open.js';
+import { catalogShardName } from '../config/catalog-shard.js';
 
 /**
  * All shards of the config, each behind its own connection budget. One Fleet per command;
@@ -41,8 +42,9 @@ export class Fleet {
     let c = this.conns.get(shardName);
     if (!c) {
       const shard = this.shard(shardName);
-      // The catalog's own pool lives on one shard too; keep the sum within that shard's budget.
-      const budget = shardHostsCatalog(this.config, shard)
+      // The catalog's own pool lives on one shard too; keep the sum within that shard's budget
+      // (the config loader refuses a budget too small for both).
+      const budget = catalogShardName(this.config, this.config.shards) === shard.name
         ? Math.max(1, shard.maxConnections - CATALOG_POOL_SIZE)
         : shard.maxConnections;
       c = new ShardConnections(shard, budget);
@@ -115,11 +117,4 @@ export function isConnectionError(err: unknown): boolean {
     code === 'ECONNRESET' ||
     /Connection terminated|connection timeout/i.test((err as Error)?.message ?? '')
   );
-}
-
-function shardHostsCatalog(config: Config, shard: Shard): boolean {
-  if (config.catalog.shard) return config.catalog.shard === shard.name;
-  const a = new URL(config.catalogUrl);
-  const b = new URL(shard.url);
-  return a.hostname === b.hostname && (a.port || '5432') === (b.port || '5432');
 }

@@ -4,6 +4,7 @@ import { parse as parseCsv } from 'csv-parse/sync';
 import { parse as parseYaml } from 'yaml';
 import { UsageError, errorMessage } from '../errors.js';
 import { slugProblem } from '../placement/slug.js';
+import { nameProblem } from './name.js';
 import type { CreateTenantInput } from './plan.js';
 
 const COLUMNS = ['slug', 'name', 'model', 'tier', 'region', 'shard', 'key', 'residency'] as const;
@@ -56,6 +57,8 @@ export function readTenantFile(file: string): CreateTenantInput[] {
     if (p) problems.push(`${where}: slug ${JSON.stringify(slug)} ${p}`);
     else if (seen.has(slug)) problems.push(`${where}: slug "${slug}" appears twice`);
     seen.add(slug);
+    const nameIssue = rec.name === undefined || rec.name === null ? null : nameProblem(String(rec.name));
+    if (nameIssue) problems.push(`${where}: name ${nameIssue}`);
     const input: CreateTenantInput = { slug };
     for (const c of COLUMNS) {
       const v = rec[c];

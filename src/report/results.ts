@@ -1,6 +1,7 @@
 import type { ResultDocument, TenantResult } from '../fanout/result.js';
 import type { Output } from './output.js';
 import { renderTable } from './table.js';
+import { escapeControl } from './escape.js';
 
 /**
  * The end of a fan-out: the JSON document with --json; otherwise a summary line and a table of
@@ -22,8 +23,20 @@ export function renderResultDocument(out: Output, doc: ResultDocument): void {
       ),
     );
   }
-  const line = `${doc.command}: ${s.succeeded} succeeded, ${s.failed} failed, ${s.skipped} skipped of ${s.total} in ${(s.durationMs / 1000).toFixed(1)}s`;
+  // Items that never started (stopped, interrupted) are not "skipped": say how many never ran.
+  const notRun = doc.results.filter(isNotRun).length;
+  const line =
+    `${doc.command}${doc.interrupted ? ' (interrupted)' : ''}: ${s.succeeded} succeeded, ${s.failed} failed, ${s.skipped - notRun} skipped` +
+    `${notRun ? `, ${notRun} not run` : ''} of ${s.total} in ${(s.durationMs / 1000).toFixed(1)}s`;
   out.print(doc.ok ? out.color.green(line) : out.color.red(line));
+}
+
+/**
+ * A result whose item never started: the fan-out stopped (`not run: …`) or was interrupted
+ * before it (the bounded runner's reason is then just `interrupted`). Not "skipped".
+ */
+export function isNotRun(r: TenantResult): boolean {
+  return r.status === 'skipped' && (r.reason === 'interrupted' || Boolean(r.reason?.startsWith('not run')));
 }
 
 export function errorText(r: TenantResult): string {
@@ -37,5 +50,5 @@ export function resultLine(out: Output, r: TenantResult): string {
   const mark = r.status === 'succeeded' ? out.color.green('ok') : r.status === 'failed' ? out.color.red('FAILED') : out.color.yellow('skipped');
   const ms = r.durationMs !== undefined ? ` ${r.durationMs}ms` : '';
   const tail = r.status === 'succeeded' ? '' : ` ${errorText(r)}`;
-  return `${mark} ${r.tenant}${r.target ? ` ${r.target}` : ''}${ms}${tail}`;
+  return `${mark} ${escapeControl(r.tenant)}${r.target ? ` ${r.target}` : ''}${ms}${escapeControl(tail)}`;
 }

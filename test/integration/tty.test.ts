@@ -21,6 +21,8 @@ function inTerminal(args: string[], keys: string | string[] = '', delayMs = 1500
     child.stdout.on('data', (d) => (output += d));
     child.stderr.on('data', (d) => (output += d));
     child.on('error', reject);
+    // A run that ended before its keys were due closes the pipe: not the test's failure.
+    child.stdin.on('error', () => undefined);
     // Each key sequence after its own pause, so the prompt has drawn and validated in between.
     (Array.isArray(keys) ? keys : [keys]).forEach((k, i) => setTimeout(() => child.stdin.write(k), delayMs * (i + 1)));
     child.on('close', (code) => {

@@ -1,0 +1,115 @@
+import type { TenantRow } from '../catalog/tables.js';
+import type { ShardClient } from '../fleet/shard-connections.js';
+import { tenantDatabaseName, tenantRoleName } from '../placement/naming.js';
+import { ident } from '../sql.js';
+import { asRole, rolledBack } from './as-role.js';
+import { tenantRoleMemberships } from './acl-checks.js';
+import { finding } from './registry.js';
+import { roleChecks } from './role-checks.js';
+import type { AuditEnv, AuditUnit, Finding } from './types.js';
+
+/** Tenants whose placement should exist (not mid-provisioning, failed or being deleted). */
+export function placed(t: TenantRow): boolean {
+  return t.status === 'active' || t.status === 'suspended';
+}
+
+/**
+ * Once per shard, on its maintenance database: roles (serving, tenants, tenantctl's own),
+ * CONNECT on databases, tenant roles and databases against the catalog, and the live probe of
+ * which tenant databases each database tenant's role may connect to.
+ */
+export async function clusterChecks(c: ShardClient, unit: AuditUnit, env: AuditEnv, probes: boolean): Promise<Finding[]> {
+  const { config } = env;
+  const shard = env.config.shards.find((s) => s.name === unit.shard)!;
+  const at = { shard: unit.shard, database: unit.database };
+  const onShard = env.allTenants.filter((t) => t.shard === unit.shard);
+  const exclusive = onShard.filter((t) => t.model !== 'pool');
+  const roleToSlug = new Map(exclusive.map((t) => [tenantRoleName(t.slug), t.slug]));
+  const selected = unit.tenants;
+  const out: Finding[] = [];
+
+  const existingRoles = new Set(
+    (await c.query<{ r: string }>(`select rolname as r from pg_roles where rolname like 'tenant\\_%' or rolname = $1`, [config.servingRole.name])).rows.map((r) => r.r),
+  );
+  const checkRoles = new Map<string, string | null>();
+  if (existingRoles.has(config.servingRole.name)) checkRoles.set(config.servingRole.name, null);
+  for (const t of selected) if (t.model !== 'pool' && existingRoles.has(tenantRoleName(t.slug))) checkRoles.set(tenantRoleName(t.slug), t.slug);
+  out.push(...(await roleChecks(c, unit, checkRoles)));
+  out.push(...(await tenantRoleMemberships(c, at, roleToSlug)));
+
+  // Databases tenantctl made on this shard: the pool and schema databases, and database tenants'.
+  const dbTenants = new Map(onShard.filter((t) => t.model === 'database').map((t) => [t.database_name, t]));
+  const dbs = await c.query<{ datname: string; public_connect: boolean; grantees: { role: string; members: string[] }[] }>(
+    `select d.datname, has_database_privilege('public', d.datname, 'CONNECT') as public_connect,
+            coalesce((select json_agg(json_build_object('role', g.rolname, 'members', array(
+                        select r.rolname from pg_roles r where r.rolname like 'tenant\\_%' and r.oid <> g.oid and pg_has_role(r.oid, g.oid, 'MEMBER'))))
+                 from aclexplode(d.datacl) a join pg_roles g on g.oid = a.grantee
+                where a.privilege_type = 'CONNECT' and a.grantee <> d.datdba), '[]') as grantees
+       from pg_database d where d.datname = any($1::text[]) or d.datname like 't\\_%'`,
+    [[shard.poolDatabase, shard.tenantDatabase, config.catalog.database]],
+  );
+  const selectedDbs = new Set(selected.map((t) => t.database_name));
+  for (const d of dbs.rows) {
+    const owner = dbTenants.get(d.datname);
+    const ours = owner || d.datname === shard.poolDatabase || d.datname === shard.tenantDatabase;
+    if (!ours) {
+      if (/^t_[a-z0-9_]+$/.test(d.datname) && !env.allTenants.some((t) => t.shard === unit.shard && t.database_name === d.datname)) {
+        out.push(finding('catalog.orphan-placement', { ...at, tenant: null, object: `database ${d.datname}`, message: `database ${d.datname} on ${unit.shard} looks like a tenant's but no catalog row names it (a deleted tenant's leftovers, or one recreated by hand)`, fix: `-- check what it holds, then: drop database ${ident(d.datname)};` }));
+      }
+      continue;
+    }
+    if (owner && !selectedDbs.has(d.datname)) continue;
+    if (d.public_connect) {
+      out.push(finding('database.public-connect', { ...at, tenant: owner?.slug ?? null, object: `database ${d.datname}`, message: `CONNECT on database ${d.datname} is granted to PUBLIC: every role on the shard, every tenant role included, can connect to it`, fix: `revoke connect on database ${ident(d.datname)} from public;` }));
+    }
+    if (!owner) continue;
+    const own = tenantRoleName(owner.slug);
+    for (const g of d.grantees) {
+      const intruders = [...(g.role !== own && /^tenant_/.test(g.role) ? [g.role] : []), ...g.members.filter((m) => m !== own)];
+      if (intruders.length === 0) continue;
+      out.push(finding('database.cross-tenant-connect', { ...at, tenant: owner.slug, object: `database ${d.datname}`, message: `${intruders.join(', ')} can connect to ${d.datname}, the database of tenant ${owner.slug}${g.role !== intruders[0] ? ` (through ${g.role})` : ''}`, fix: g.role === own ? intruders.map((m) => `revoke ${ident(own)} from ${ident(m)};`).join('\n') : `revoke connect on database ${ident(d.datname)} from ${ident(g.role)};` }));
+    }
+  }
+
+  // The catalog against reality: missing placements and roles, orphan databases and roles.
+  const dbNames = new Set(dbs.rows.map((d) => d.datname));
+  for (const t of selected.filter(placed)) {
+    if (!dbNames.has(t.database_name)) {
+      out.push(finding('catalog.placement-missing', { ...at, tenant: t.slug, object: `database ${t.database_name}`, message: `tenant ${t.slug} is ${t.status} in the catalog but its database ${t.database_name} does not exist on ${unit.shard}`, fix: null }));
+    }
+    if (t.model !== 'pool' && !existingRoles.has(tenantRoleName(t.slug))) {
+      out.push(finding('catalog.placement-missing', { ...at, tenant: t.slug, object: `role ${tenantRoleName(t.slug)}`, message: `tenant ${t.slug} is ${t.status} but its role ${tenantRoleName(t.slug)} does not exist on ${unit.shard}`, fix: null }));
+    }
+  }
+  for (const r of existingRoles) {
+    if (r === config.servingRole.name || roleToSlug.has(r)) continue;
+    out.push(finding('catalog.orphan-role', { ...at, tenant: null, object: `role ${r}`, message: `role ${r} on ${unit.shard} looks like a tenant role but no tenant of this shard has it`, fix: `-- in each database of the shard: drop owned by ${ident(r)}; then: drop role ${ident(r)};` }));
+  }
+
+  if (probes) out.push(...(await databaseConnectProbe(c, unit, [...dbTenants.values()].filter((t) => placed(t) && dbNames.has(t.database_name)))));
+  return out;
+}
+
+/**
+ * As each selected database tenant's role (SET ROLE, rolled back): which tenant databases does
+ * PostgreSQL let it connect to? Logging in needs its credentials, which tenantctl does not hold;
+ * the CONNECT privilege evaluated as that role is what the login would be checked against.
+ */
+async function databaseConnectProbe(c: ShardClient, unit: AuditUnit, dbTenants: TenantRow[]): Promise<Finding[]> {
+  const selected = unit.tenants.filter((t) => t.model === 'database' && placed(t) && dbTenants.some((d) => d.slug === t.slug));
+  if (selected.length === 0 || dbTenants.length < 2) return [];
+  const names = dbTenants.map((t) => t.database_name);
+  const out: Finding[] = [];
+  await rolledBack(c, async () => {
+    for (const t of selected) {
+      const role = tenantRoleName(t.slug);
+      const reach = await asRole(c, role, () =>
+        c.query<{ datname: string }>(`select datname from pg_database where datname = any($1::text[]) and datname <> $2 and has_database_privilege(datname, 'CONNECT')`, [names, tenantDatabaseName(t.slug)]),
+      );
+      for (const r of reach.rows) {
+        out.push(finding('probe.tenant-role-cross-database', { shard: unit.shard, database: unit.database, tenant: t.slug, object: `database ${r.datname}`, message: `probe: as ${role}, PostgreSQL grants CONNECT to ${r.datname}, another tenant's database`, fix: null }));
+      }
+    }
+  });
+  return out;
+}

@@ -1,0 +1,46 @@
+import type { Fleet } from '../fleet/fleet.js';
+import { inTransaction } from '../fleet/fleet.js';
+import { redactText } from '../config/redact.js';
+import { errorMessage } from '../errors.js';
+import type { Finding } from './types.js';
+
+export interface FixResult {
+  check: string;
+  shard: string;
+  database: string;
+  object: string;
+  status: 'applied' | 'failed';
+  error?: string;
+}
+
+/**
+ * Apply the fixes tenantctl manages (policies, forcing, grants, CONNECT): per (shard, database),
+ * each fix in its own transaction, so one that fails (e.g. an object tenantctl does not own)
+ * leaves the others applied. Databases one at a time per shard: fixes are few and take locks.
+ */
+export async function applyFixes(fleet: Fleet, findings: Finding[]): Promise<FixResult[]> {
+  const groups = new Map<string, Finding[]>();
+  for (const f of findings.filter((x) => x.fixable && x.fix)) {
+    const key = `${f.shard}\0${f.database}`;
+    groups.set(key, [...(groups.get(key) ?? []), f]);
+  }
+  const seen = new Set<string>();
+  const out: FixResult[] = [];
+  for (const list of groups.values()) {
+    const { shard, database } = list[0];
+    await fleet.withClient(shard, database, async (c) => {
+      for (const f of list) {
+        // Two findings on one table often share one fix (the table's protection block).
+        if (seen.has(`${shard}\0${database}\0${f.fix}`)) continue;
+        seen.add(`${shard}\0${database}\0${f.fix}`);
+        try {
+          await inTransaction(c, () => c.query(f.fix!));
+          out.push({ check: f.check, shard, database, object: f.object, status: 'applied' });
+        } catch (err) {
+          out.push({ check: f.check, shard, database, object: f.object, status: 'failed', error: redactText(errorMessage(err)) });
+        }
+      }
+    });
+  }
+  return out;
+}

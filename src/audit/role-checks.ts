@@ -1,0 +1,45 @@
+import type { ShardClient } from '../fleet/shard-connections.js';
+import { ident } from '../sql.js';
+import { finding } from './registry.js';
+import type { AuditUnit, Finding } from './types.js';
+
+/**
+ * Cluster-wide, once per shard: the serving role and the tenant roles must not be superuser or
+ * BYPASSRLS, directly or through any role they are a member of (membership lets them SET ROLE,
+ * inherited or not); tenantctl's own shard role needs neither.
+ */
+export async function roleChecks(c: ShardClient, unit: AuditUnit, roles: Map<string, string | null>): Promise<Finding[]> {
+  const out: Finding[] = [];
+  const names = [...roles.keys()];
+  const res = await c.query<{ role: string; via: string; sup: boolean; bypass: boolean }>(
+    `with priv as (select oid, rolname, rolsuper, rolbypassrls from pg_roles where rolsuper or rolbypassrls)
+     select r.rolname as role, p.rolname as via, p.rolsuper as sup, p.rolbypassrls as bypass
+       from pg_roles r join priv p on p.oid = r.oid or pg_has_role(r.oid, p.oid, 'MEMBER')
+      where r.rolname = any($1::text[])
+      order by 1, 2`,
+    [names],
+  );
+  for (const r of res.rows) {
+    const what = r.sup ? 'SUPERUSER' : 'BYPASSRLS';
+    const direct = r.role === r.via;
+    out.push(finding('role.bypasses-rls', {
+      shard: unit.shard, database: unit.database, tenant: roles.get(r.role) ?? null, object: `role ${r.role}`,
+      message: direct
+        ? `role ${r.role} is ${what}: row-level security and grants do not hold for it`
+        : `role ${r.role} is a member of ${r.via}, which is ${what}: by SET ROLE it escapes row-level security and grants`,
+      fix: direct ? `alter role ${ident(r.role)} nosuperuser nobypassrls; -- needs a superuser` : `revoke ${ident(r.via)} from ${ident(r.role)};`,
+      // Revoking a membership is a grant tenantctl can manage; role attributes need a superuser.
+      fixable: !direct && !r.sup,
+    }));
+  }
+  const me = await c.query<{ u: string; sup: boolean; bypass: boolean }>('select rolname as u, rolsuper as sup, rolbypassrls as bypass from pg_roles where rolname = current_user');
+  const m = me.rows[0];
+  if (m && (m.sup || m.bypass)) {
+    out.push(finding('shard-role.privileged', {
+      shard: unit.shard, database: unit.database, tenant: null, object: `role ${m.u}`,
+      message: `tenantctl connects to shard ${unit.shard} as ${m.u}, which is ${[m.sup && 'SUPERUSER', m.bypass && 'BYPASSRLS'].filter(Boolean).join(' and ')}; tenantctl needs only LOGIN CREATEDB CREATEROLE, and everything it owns runs with these rights`,
+      fix: `create role tenantctl login createdb createrole password '…'; -- then point the shard url at it; or: alter role ${ident(m.u)} nosuperuser nobypassrls`,
+    }));
+  }
+  return out;
+}

@@ -1,0 +1,163 @@
+import type { ShardClient } from '../fleet/shard-connections.js';
+import { POOL_SCHEMA, tenantRoleName } from '../placement/naming.js';
+import { qualified } from '../sql.js';
+import { crossTenantAcl, defaultPrivilegeChecks, publicCreateCheck, searchPathChecks, type OwnedSchema } from './acl-checks.js';
+import { asRole, attempt, rolledBack } from './as-role.js';
+import { clusterChecks, placed } from './cluster-checks.js';
+import { functionChecks } from './function-checks.js';
+import { poolChecks, roleExists, scopedTables } from './pool-checks.js';
+import { poolProbes, probeKey, probeRows } from './pool-probe.js';
+import { finding } from './registry.js';
+import type { AuditEnv, AuditUnit, Finding } from './types.js';
+
+/**
+ * One unit of the audit on one connection (the caller holds it): what is checked depends on the
+ * kind of unit. Pool probes open their serving-role connection themselves, after this returns.
+ */
+export async function auditUnit(c: ShardClient, unit: AuditUnit, env: AuditEnv, probes: boolean): Promise<{ findings: Finding[]; poolProbe?: () => Promise<Finding[]> }> {
+  const at = { shard: unit.shard, database: unit.database };
+  const serving = (await roleExists(c, env.config.servingRole.name)) ? env.config.servingRole.name : null;
+  switch (unit.kind) {
+    case 'cluster':
+      return { findings: await clusterChecks(c, unit, env, probes) };
+    case 'pool': {
+      const findings = [...(await poolSchemaPresent(c, unit)), ...(await poolChecks(c, unit, env, POOL_SCHEMA)), ...(await functionChecks(c, unit, serving, () => null)), ...(await orphanPoolRows(c, unit, env))];
+      if (!probes || !serving) return { findings };
+      const tenants = unit.tenants.filter(placed);
+      const onShard = env.allTenants.filter((t) => t.shard === unit.shard && t.model === 'pool' && placed(t));
+      const a = tenants[0]?.key;
+      if (!a) return { findings };
+      const b = onShard.find((t) => t.key !== a)?.key ?? probeKey(env.config);
+      const tables = (await scopedTables(c, POOL_SCHEMA, env, serving)).filter((t) => !t.partition);
+      const rows = await probeRows(c, POOL_SCHEMA, tables, a, env.config);
+      return { findings, poolProbe: () => poolProbes(env.fleet, env.config, unit, POOL_SCHEMA, rows, { a, b }) };
+    }
+    case 'schemas': {
+      const all = env.allTenants.filter((t) => t.shard === unit.shard && t.model === 'schema' && t.database_name === unit.database);
+      const owned: OwnedSchema[] = all.map((t) => ({ schema: t.schema_name, slug: t.slug, role: tenantRoleName(t.slug) }));
+      const mine = new Set(unit.tenants.map((t) => t.schema_name));
+      const findings: Finding[] = [];
+      // Database-wide checks run once, with the database's first chunk.
+      if (unit.id.endsWith('#0')) {
+        const roleToSlug = new Map(owned.map((o) => [o.role, o.slug]));
+        const tenantOf = (s: string) => owned.find((o) => o.schema === s)?.slug ?? null;
+        findings.push(
+          ...(await publicCreateCheck(c, at)),
+          ...(await defaultPrivilegeChecks(c, at, owned)),
+          ...(await searchPathChecks(c, at, roleToSlug, env.config.servingRole.name)),
+          ...(await functionChecks(c, unit, serving, tenantOf)),
+          ...(await schemaPlacements(c, unit, env)),
+        );
+      }
+      findings.push(...(await crossTenantAcl(c, at, owned.filter((o) => mine.has(o.schema)))));
+      if (probes) findings.push(...(await schemaProbes(c, unit, owned)));
+      return { findings };
+    }
+    case 'database': {
+      const t = unit.tenants[0];
+      const owned: OwnedSchema[] = [{ schema: t.schema_name, slug: t.slug, role: tenantRoleName(t.slug) }];
+      const present = await c.query('select 1 from pg_namespace where nspname = $1', [t.schema_name]);
+      return {
+        findings: [
+          ...(present.rowCount ? [] : [finding('catalog.placement-missing', { ...at, tenant: t.slug, object: `schema ${t.database_name}.${t.schema_name}`, message: `tenant ${t.slug} is ${t.status} but schema ${t.schema_name} is missing from its database`, fix: null })]),
+          ...(await crossTenantAcl(c, at, owned)),
+          ...(await defaultPrivilegeChecks(c, at, owned)),
+          ...(await searchPathChecks(c, at, new Map([[tenantRoleName(t.slug), t.slug]]), env.config.servingRole.name)),
+          ...(await functionChecks(c, unit, serving, () => t.slug)),
+        ],
+      };
+    }
+  }
+}
+
+async function poolSchemaPresent(c: ShardClient, unit: AuditUnit): Promise<Finding[]> {
+  const r = await c.query('select 1 from pg_namespace where nspname = $1', [POOL_SCHEMA]);
+  if (r.rowCount) return [];
+  return unit.tenants.filter(placed).map((t) =>
+    finding('catalog.placement-missing', { shard: unit.shard, database: unit.database, tenant: t.slug, object: `schema ${unit.database}.${POOL_SCHEMA}`, message: `pool tenant ${t.slug} is ${t.status} but the pool schema ${POOL_SCHEMA} is missing on ${unit.shard}`, fix: null }),
+  );
+}
+
+/** Rows of the pool whose key no tenant of this shard has (tenantctl sees every row: owner or tenantctl_admin). */
+async function orphanPoolRows(c: ShardClient, unit: AuditUnit, env: AuditEnv): Promise<Finding[]> {
+  const keys = env.allTenants.filter((t) => t.shard === unit.shard && t.model === 'pool').map((t) => t.key);
+  const tables = (await scopedTables(c, POOL_SCHEMA, env, null)).filter((t) => !t.partition);
+  const out: Finding[] = [];
+  for (const t of tables) {
+    const r = await c.query<{ n: number; sample: string[] }>(
+      `select count(*)::int as n, (array_agg(distinct k::text))[1:3] as sample
+         from (select ${`"${t.column.replace(/"/g, '""')}"`} as k from ${qualified(POOL_SCHEMA, t.table)}) x
+        where not (k = any($1::${env.config.tenantKey.type}[]))`,
+      [keys],
+    );
+    if (r.rows[0].n > 0) {
+      out.push(finding('catalog.orphan-pool-rows', { shard: unit.shard, database: unit.database, tenant: null, object: `${POOL_SCHEMA}.${t.table}`, message: `${r.rows[0].n} row(s) of ${POOL_SCHEMA}.${t.table} carry keys no tenant of ${unit.shard} has (e.g. ${r.rows[0].sample.join(', ')}): a deleted or moved tenant's leftovers, or a key reused for a new tenant would expose them`, fix: null }));
+    }
+  }
+  return out;
+}
+
+/** Tenant schemas in the database against the catalog: missing ones, and ones no catalog row names. */
+async function schemaPlacements(c: ShardClient, unit: AuditUnit, env: AuditEnv): Promise<Finding[]> {
+  const at = { shard: unit.shard, database: unit.database };
+  const present = new Set((await c.query<{ n: string }>(`select nspname as n from pg_namespace where nspname like 't\\_%'`)).rows.map((r) => r.n));
+  const known = new Set(env.allTenants.filter((t) => t.shard === unit.shard && t.database_name === unit.database).map((t) => t.schema_name));
+  const out: Finding[] = [];
+  const selected = env.allTenants.filter((t) => t.shard === unit.shard && t.database_name === unit.database && t.model === 'schema' && placed(t));
+  const chosen = new Set(unit.selectedInDatabase ?? []);
+  for (const t of selected) {
+    if (!chosen.has(t.slug) || present.has(t.schema_name)) continue;
+    out.push(finding('catalog.placement-missing', { ...at, tenant: t.slug, object: `schema ${t.schema_name}`, message: `tenant ${t.slug} is ${t.status} but its schema ${t.schema_name} is missing from ${unit.database}`, fix: null }));
+  }
+  for (const s of present) {
+    if (known.has(s)) continue;
+    out.push(finding('catalog.orphan-placement', { ...at, tenant: null, object: `schema ${s}`, message: `schema ${s} in ${unit.database} looks like a tenant's but no catalog row names it (a deleted tenant recreated by a migration run, or leftovers)`, fix: `-- check what it holds, then: drop schema ${`"${s.replace(/"/g, '""')}"`} cascade;` }));
+  }
+  return out;
+}
+
+/**
+ * As each tenant's role (rolled back): which other tenant schemas may it use, and can it read a
+ * table of them — always tried on its neighbour (the next tenant of the database), and on every
+ * schema the privilege sweep reports.
+ */
+async function schemaProbes(c: ShardClient, unit: AuditUnit, owned: OwnedSchema[]): Promise<Finding[]> {
+  const out: Finding[] = [];
+  const tenants = unit.tenants.filter(placed);
+  if (tenants.length === 0 || owned.length < 2) return out;
+  const firstTable = new Map(
+    (
+      await c.query<{ nsp: string; rel: string }>(
+        `select n.nspname as nsp, min(c.relname) as rel from pg_class c join pg_namespace n on n.oid = c.relnamespace
+          where n.nspname = any($1::text[]) and c.relkind in ('r', 'p') group by 1`,
+        [owned.map((o) => o.schema)],
+      )
+    ).rows.map((r) => [r.nsp, r.rel]),
+  );
+  const order = owned.map((o) => o.schema).sort();
+  await rolledBack(c, async () => {
+    for (const t of tenants) {
+      const role = tenantRoleName(t.slug);
+      const i = order.indexOf(t.schema_name);
+      const neighbour = order[(i + 1) % order.length];
+      await asRole(c, role, async () => {
+        const swept = await c.query<{ n: string }>(
+          `select nspname as n from pg_namespace where nspname = any($1::text[]) and nspname <> $2 and has_schema_privilege(oid, 'USAGE')`,
+          [order, t.schema_name],
+        );
+        const candidates = new Set([neighbour, ...swept.rows.map((r) => r.n)]);
+        candidates.delete(t.schema_name);
+        for (const s of candidates) {
+          const rel = firstTable.get(s);
+          if (!rel) continue;
+          const r = await attempt(c, `select 1 from ${qualified(s, rel)} limit 1`);
+          if (r.code === null) {
+            const other = owned.find((o) => o.schema === s)!;
+            out.push(finding('probe.tenant-role-cross-schema', { shard: unit.shard, database: unit.database, tenant: other.slug, object: `${s}.${rel}`, message: `probe: as ${role} (tenant ${t.slug}), reading ${s}.${rel} of tenant ${other.slug} succeeded`, fix: null }));
+          }
+        }
+      });
+    }
+  });
+  return out;
+}

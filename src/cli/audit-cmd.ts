@@ -1,0 +1,56 @@
+import { Option, type Command } from 'commander';
+import { EXIT } from '../errors.js';
+import type { CommandContext } from './context.js';
+import { confirmDestructive } from './confirm.js';
+import { addSelectorOptions, concurrencyFrom, positiveInt, selectorFrom } from './options.js';
+import { action } from './run.js';
+
+interface AuditFlags {
+  failOn: 'critical' | 'high' | 'medium' | 'low';
+  concurrency?: number;
+  probes: boolean;
+  fix?: boolean;
+  yes?: boolean;
+  [selector: string]: unknown;
+}
+
+async function audit(ctx: CommandContext, flags: AuditFlags): Promise<number> {
+  const [{ runAudit }, { applyFixes }, { auditDocument, renderAudit }] = await Promise.all([
+    import('../audit/run.js'),
+    import('../audit/fix.js'),
+    import('../report/audit.js'),
+  ]);
+  const deps = { config: ctx.config, db: await ctx.catalog(), fleet: await ctx.fleet() };
+  const opts = { selector: selectorFrom(flags), concurrency: concurrencyFrom(flags.concurrency, ctx.config.defaults.concurrency), probes: flags.probes };
+  let report = await runAudit(deps, opts);
+  let extra = {};
+  if (flags.fix) {
+    const fixable = report.findings.filter((f) => f.fixable);
+    if (fixable.length > 0) {
+      await confirmDestructive(ctx, flags.yes, `apply ${fixable.length} fix(es) to the fleet`);
+      const fixes = await applyFixes(deps.fleet, fixable);
+      const before = report;
+      ctx.out.info(`applied ${fixes.filter((f) => f.status === 'applied').length} fix(es); auditing again`);
+      report = await runAudit(deps, opts);
+      extra = { fixes, before };
+    } else {
+      extra = { fixes: [] };
+    }
+  }
+  const doc = auditDocument(report, flags.failOn, extra);
+  renderAudit(ctx.out, doc);
+  return doc.ok ? EXIT.ok : EXIT.failed;
+}
+
+export function registerAuditCommand(program: Command): void {
+  const cmd = program
+    .command('audit')
+    .description('Check tenant isolation across the fleet: catalog checks and live cross-tenant probes (read-only)')
+    .addHelpText('before', 'Example:\n  tenantctl audit --fail-on high --json\n')
+    .addOption(new Option('--fail-on <severity>', 'exit 1 when a finding is at or above this severity').choices(['critical', 'high', 'medium', 'low']).default('high'))
+    .addOption(new Option('--concurrency <n>', 'units of work at once (default: defaults.concurrency)').argParser(positiveInt('--concurrency')))
+    .option('--no-probes', 'catalog checks only, no live probes as the serving and tenant roles')
+    .option('--fix', 'apply the fixes tenantctl manages (policies, forcing, grants, CONNECT), then audit again')
+    .option('--yes', 'confirm --fix without a prompt (required off a terminal)');
+  addSelectorOptions(cmd).action(action('audit', audit));
+}

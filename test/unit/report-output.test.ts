@@ -1,0 +1,132 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Chalk } from 'chalk';
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/config/load.js';
+import { redactDeep } from '../../src/config/redact.js';
+import { checkSelectorValues } from '../../src/cli/selectors.js';
+import { argvErrorDocument, commandPath, wantsJson } from '../../src/cli/argv-errors.js';
+import { Command } from 'commander';
+import { escapeControl, styled } from '../../src/report/escape.js';
+import { naturalCompare } from '../../src/report/natural-sort.js';
+import { outcomeLine } from '../../src/report/progress.js';
+import { renderTable } from '../../src/report/table.js';
+import type { Output } from '../../src/report/output.js';
+import { nameProblem } from '../../src/provision/name.js';
+import { readTenantFile } from '../../src/provision/bulk-file.js';
+import { TenantctlError } from '../../src/errors.js';
+
+const SHIPPED_FILE = fileURLToPath(new URL('../../tenants.config.yaml', import.meta.url));
+const shipped = parseConfig(readFileSync(SHIPPED_FILE, 'utf8'), SHIPPED_FILE, {});
+
+function fakeOut(tty: boolean): Output {
+  return { json: false, quiet: false, tty, color: new Chalk({ level: 0 }), print() {}, info() {}, error() {}, document() {} };
+}
+
+function thrown(fn: () => unknown): TenantctlError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof TenantctlError) return err;
+    throw err;
+  }
+  throw new Error('expected an error');
+}
+
+describe('tables', () => {
+  it('are compact on a TTY: one rule under the header, none between rows', () => {
+    const t = renderTable(fakeOut(true), ['slug', 'status'], [['a', 'active'], ['b', 'active'], ['c', 'failed']]);
+    const lines = t.split('\n');
+    // top border, header, rule, 3 rows, bottom border
+    expect(lines).toHaveLength(7);
+    expect(lines.filter((l) => l.startsWith('├'))).toHaveLength(1);
+  });
+
+  it('escape control characters in cells, on a TTY and off it, but keep our own colours', () => {
+    const name = 'evil\nname\x1b[2J\x1b]0;title\x07\t\u202e';
+    for (const tty of [true, false]) {
+      const t = renderTable(fakeOut(tty), ['name', 'ok'], [[name, styled('\x1b[32mok\x1b[39m')]]);
+      expect(t).toContain('evil\\nname\\x1b[2J\\x1b]0;title\\x07\\t\\u202e');
+      expect(t).not.toMatch(/\x1b\[2J|\x1b\]0|\u202e/);
+      expect(t).toContain('\x1b[32mok\x1b[39m');
+      if (!tty) expect(t.split('\n')).toHaveLength(2);
+    }
+  });
+
+  it('escapeControl leaves printable text of any language alone', () => {
+    expect(escapeControl('Müller & Söhne — 東京')).toBe('Müller & Söhne — 東京');
+    expect(escapeControl('a\r\nb\x7f\x9b')).toBe('a\\r\\nb\\x7f\\x9b');
+  });
+});
+
+describe('natural sort', () => {
+  it('orders numbered slugs as a person does', () => {
+    expect(['csv-20', 'csv-2', 'csv-19', 'acme', 'csv-100'].sort(naturalCompare)).toEqual(['acme', 'csv-2', 'csv-19', 'csv-20', 'csv-100']);
+  });
+});
+
+describe('JSON documents', () => {
+  it('carry dates as ISO strings, not {}', () => {
+    const at = new Date('2024-05-06T07:08:09.010Z');
+    const doc = JSON.parse(JSON.stringify(redactDeep({ createdAt: at, events: [{ at }] })));
+    expect(doc).toEqual({ createdAt: '2024-05-06T07:08:09.010Z', events: [{ at: '2024-05-06T07:08:09.010Z' }] });
+  });
+
+  it('argument errors name the command the words name', () => {
+    // The shape of tenantctl's program (main.ts runs itself when imported).
+    const program = new Command('tenantctl').option('--config <file>').option('--json');
+    const tenant = program.command('tenant');
+    tenant.command('list');
+    tenant.command('create [slug]');
+    expect(commandPath(program, ['--config', 'f.yaml', 'tenant', 'list', '--bogus'])).toEqual(['tenant', 'list']);
+    expect(wantsJson(['tenant', 'show', '--json'])).toBe(true);
+    expect(wantsJson(['tenant', 'show', '--', '--json'])).toBe(false);
+    const doc = argvErrorDocument(program, ['tenant', 'creat'], 'USAGE', "unknown command 'creat'\n(Did you mean create?)");
+    expect(doc).toEqual({ command: 'tenant', ok: false, error: { code: 'USAGE', message: "unknown command 'creat'", hint: 'did you mean create? see tenantctl tenant --help' } });
+  });
+});
+
+describe('the live view outcome', () => {
+  it('never says done for a run that stopped or was interrupted', () => {
+    const stopped = outcomeLine('tenant create', { total: 10908, succeeded: 0, failed: 8, skipped: 0, running: 0 }, {});
+    expect(stopped).toEqual({ ok: false, text: 'tenant create: stopped: 0 succeeded, 8 failed, 10900 not run of 10908' });
+    const interrupted = outcomeLine('migrate up', { total: 28, succeeded: 12, failed: 0, skipped: 0, running: 0 }, { interrupted: true });
+    expect(interrupted).toEqual({ ok: false, text: 'migrate up: interrupted: 12 succeeded, 0 failed, 16 not run of 28' });
+    expect(outcomeLine('migrate up', { total: 3, succeeded: 2, failed: 1, skipped: 0, running: 0 }, {}).text).toBe('migrate up: finished with failures: 2 succeeded, 1 failed of 3');
+    expect(outcomeLine('migrate up', { total: 3, succeeded: 2, failed: 0, skipped: 1, running: 0 }, {})).toEqual({ ok: true, text: 'migrate up: done: 2 succeeded, 1 skipped of 3' });
+  });
+});
+
+describe('selector values', () => {
+  it('that name nothing are exit 2 with the valid values listed, all at once', () => {
+    const e = thrown(() => checkSelectorValues(shipped, { model: ['bogus'], tier: ['nope'], shard: ['us9'], status: ['x'], region: ['mars'] }));
+    expect(e.exitCode).toBe(2);
+    expect(e.message).toMatch(/--model bogus: no such model \(valid: pool, schema, database\)/);
+    expect(e.message).toMatch(/--tier nope: no such tier \(valid: free, standard, enterprise\)/);
+    expect(e.message).toMatch(/--shard us9: no such shard \(valid: us1, us2, eu1\)/);
+    expect(e.message).toMatch(/--status x: no such status \(valid: provisioning, active, suspended, failed, deleting\)/);
+    expect(e.message).toMatch(/--region mars: no such region/);
+    expect(thrown(() => checkSelectorValues(shipped, { shard: ['us9'] })).code).toBe('UNKNOWN_SHARD');
+    expect(() => checkSelectorValues(shipped, { model: ['pool', 'schema'], shard: ['us1'], status: ['active'] })).not.toThrow();
+  });
+});
+
+describe('tenant names', () => {
+  it('have a length limit, counted in characters', () => {
+    expect(nameProblem('x'.repeat(200))).toBeNull();
+    expect(nameProblem('東'.repeat(200))).toBeNull();
+    expect(nameProblem('x'.repeat(120_000))).toBe('is 120000 characters long; the limit is 200');
+  });
+
+  it('are checked in bulk files before anything is created', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tenantctl-names-'));
+    const file = join(dir, 'names.csv');
+    writeFileSync(file, `slug,name\nok-one,Fine\ntoo-long,${'y'.repeat(201)}\n`);
+    const e = thrown(() => readTenantFile(file));
+    expect(e.exitCode).toBe(2);
+    expect(e.message).toMatch(/line 3: name is 201 characters long; the limit is 200/);
+    expect(e.message).not.toContain('y'.repeat(201));
+  });
+});
