@@ -40,6 +40,9 @@ export type ErrorCode =
   | 'BACKUP_FAILED'
   | 'RESTORE_FAILED'
   | 'PG_DUMP'
+  | 'MOVE_FAILED'
+  | 'MOVE_VERIFY'
+  | 'ONLINE_UNAVAILABLE'
   | 'INTERNAL';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, locked: 3, interrupted: 130 } as const;

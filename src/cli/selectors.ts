@@ -4,7 +4,7 @@ import type { CatalogDb } from '../catalog/open.js';
 import type { TenantSelector } from '../catalog/tenants.js';
 
 const MODELS = ['pool', 'schema', 'database'];
-const STATUSES = ['provisioning', 'active', 'suspended', 'failed', 'deleting'];
+const STATUSES = ['provisioning', 'active', 'suspended', 'failed', 'deleting', 'moving'];
 
 /**
  * Selector values must name something: `--tier nope` or `--shard us9` selecting nothing with

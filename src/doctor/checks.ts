@@ -100,10 +100,10 @@ async function stuckTenantsCheck(db: CatalogDb): Promise<Check> {
   const stuck = await db
     .selectFrom('tenants')
     .select(['slug', 'status', 'status_detail'])
-    .where('status', 'in', ['provisioning', 'failed', 'deleting'])
+    .where('status', 'in', ['provisioning', 'failed', 'deleting', 'moving'])
     .orderBy('slug')
     .execute();
-  const fix: Record<string, string> = { provisioning: 'tenant create again to finish', failed: 'tenant create again to retry', deleting: 'tenant delete again to finish' };
+  const fix: Record<string, string> = { provisioning: 'tenant create again to finish', failed: 'tenant create again to retry', deleting: 'tenant delete again to finish', moving: 'move again to resume, or move rollback' };
   return {
     check: 'stuck tenants',
     ok: stuck.length === 0,
