@@ -14,11 +14,12 @@ export function registerMoveCommands(program: Command): void {
     .option('--to-region <region>', 'the target region (its least-loaded shard)')
     .option('--to-model <model>', 'pool, schema or database (default: its model now)')
     .option('--dry-run', 'print the plan and stop')
+    .option('--fast-load', 'into a pool: check foreign keys once after the load (locks the target pool\'s tables meanwhile)')
     .option('--online', 'logical replication with a brief final fence (not available yet)')
     .option('--yes', 'confirm without asking (the tenant\'s writes are blocked while it is copied)')
     .option('--wait', 'wait for another command working on the tenant instead of exit 3')
     .action(
-      action('move', async (ctx: CommandContext, slug: string | undefined, flags: { toShard?: string; toRegion?: string; toModel?: string; dryRun?: boolean; online?: boolean; yes?: boolean; wait?: boolean }) => {
+      action('move', async (ctx: CommandContext, slug: string | undefined, flags: { toShard?: string; toRegion?: string; toModel?: string; dryRun?: boolean; online?: boolean; fastLoad?: boolean; yes?: boolean; wait?: boolean }) => {
         const { UsageError } = await import('../errors.js');
         if (!slug) throw new UsageError('USAGE', 'which tenant? tenantctl move <slug> --to-shard S | --to-region R', 'see tenantctl move --help');
         const { moveTenant } = await import('../move/run.js');

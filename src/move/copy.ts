@@ -16,6 +16,7 @@ import { advanceSequences } from '../copy/sequences.js';
 import { assertPoolCopyAllowed } from '../copy/pool-visibility.js';
 import type { CopyScope, CopyTable } from '../copy/tables.js';
 import type { MovePlan } from './plan.js';
+import { dropForeignKeys, restoreForeignKeys } from './fk-once.js';
 
 /** One table's proof: what was streamed, and the digests read back on each side. */
 export interface TableCheck {
@@ -56,6 +57,7 @@ export async function copyAndVerify(
   tables: CopyTable[],
   atVersion: MigrationFile[],
   hooks: CopyHooks = {},
+  opts: { fastLoad?: boolean } = {},
 ): Promise<TableCheck[]> {
   const { config, fleet } = deps;
   const to = plan.to;
@@ -64,7 +66,8 @@ export async function copyAndVerify(
   // Into a pool the key column must hold the tenant's key; elsewhere the rows are kept as they are.
   const rewriteKey = to.model === 'pool' && plan.from.model !== 'pool' ? plan.key : undefined;
 
-  const load = async (t: ShardClient): Promise<TableCheck[]> => {
+  const load = async (t: ShardClient, fkOnce: boolean): Promise<TableCheck[]> => {
+    const held = fkOnce ? await dropForeignKeys(t, to.schema, tables.map((x) => x.table)) : [];
     const streamed: { table: string; rows: number; bytes: number }[] = [];
     let rowsBefore = 0;
     let bytesBefore = 0;
@@ -85,6 +88,8 @@ export async function copyAndVerify(
       hooks.onProgress?.({ table: tb.table, rows: rowsBefore, bytes: bytesBefore });
       await hooks.afterTable?.(tb.table);
     }
+    // Foreign keys back, each checked once over the table (a violation fails the transaction).
+    await restoreForeignKeys(t, to.schema, held);
     await advanceSequences(t, to.schema, tables.map((x) => x.table));
     await hooks.beforeVerify?.(t, to.schema, tables);
     const checks: TableCheck[] = [];
@@ -108,7 +113,9 @@ export async function copyAndVerify(
     return fleet.withClient(to.shard, to.database, (t) =>
       inTransaction(t, async () => {
         await assertPoolCopyAllowed(t, to.schema, config, 'load');
-        return load(t);
+        // --fast-load locks the shared tables: never wait long behind another tenant's transaction for it.
+        if (opts.fastLoad) await t.query(`set local lock_timeout = '30s'`);
+        return load(t, Boolean(opts.fastLoad));
       }),
     );
   }
@@ -119,7 +126,8 @@ export async function copyAndVerify(
     inside: async (c) => {
       const out = await migrateTarget(c, { model: to.model, shard: to.shard, database: to.database, schema: to.schema }, atVersion, { config, withinTransaction: true });
       if (out.status === 'failed') throw new TenantctlError('MOVE_FAILED', `building the target ${to.target} at the tenant's version failed: ${out.error?.message ?? 'unknown error'}`);
-      checks = await load(c);
+      // The new placement is invisible until this commits: its foreign keys are checked once.
+      checks = await load(c, true);
     },
   });
   return checks;

@@ -44,6 +44,12 @@ export interface PhaseEvent {
 export interface MoveOptions extends MoveRequest {
   dryRun?: boolean;
   online?: boolean;
+  /**
+   * Into a pool: drop the target tables' foreign keys for the load and check them once after it
+   * (as a new schema or database target always does), at the price of an ACCESS EXCLUSIVE lock
+   * on the pool's tenant tables, so the target pool's other tenants wait for the load.
+   */
+  fastLoad?: boolean;
 }
 
 export interface MoveResult {
@@ -125,7 +131,7 @@ export async function moveTenant(deps: MoveDeps, slug: string, o: MoveOptions): 
       throw new UsageError('TENANT_STATE', `tenant "${slug}" is ${t.status}; only active or suspended tenants can be moved`, t.status === 'moving' ? `tenantctl move rollback ${slug}` : 'finish the command that owns it first');
     }
     const plan = planMove(deps.config, t, o, await tenantCountsByShard(deps.db));
-    return runMove(deps, plan, t.status, t.status_detail, started, resumed);
+    return runMove(deps, plan, t.status, t.status_detail, started, resumed, Boolean(o.fastLoad));
   });
 }
 
@@ -137,7 +143,7 @@ function phasesOf(p: Record<string, number> | undefined): { phase: PhaseName; ms
   return PHASES.filter((x) => p?.[x] !== undefined).map((x) => ({ phase: x, ms: p![x] }));
 }
 
-async function runMove(deps: MoveDeps, plan: MovePlan, prevStatus: 'active' | 'suspended' | string, prevDetail: string | null, started: number, resumed: MoveResult['resumed']): Promise<MoveResult> {
+async function runMove(deps: MoveDeps, plan: MovePlan, prevStatus: 'active' | 'suspended' | string, prevDetail: string | null, started: number, resumed: MoveResult['resumed'], fastLoad: boolean): Promise<MoveResult> {
   const { db, fleet, config } = deps;
   const phases: { phase: PhaseName; ms: number }[] = [];
   let mark = Date.now();
@@ -203,7 +209,7 @@ async function runMove(deps: MoveDeps, plan: MovePlan, prevStatus: 'active' | 's
           verified: async () => {
             await done('verify', rec);
           },
-        });
+        }, { fastLoad });
       } finally {
         await src.query('rollback').catch(() => undefined);
       }
