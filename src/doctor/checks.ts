@@ -11,6 +11,7 @@ import type { CatalogDb } from '../catalog/open.js';
 import { tenantRoleName } from '../placement/naming.js';
 import { loadMigrations } from '../migrate/files.js';
 import { shardRoleChecks } from './shard-role.js';
+import { onlineMoveCheck } from './online-move.js';
 
 export interface Check {
   check: string;
@@ -39,6 +40,7 @@ export async function runDoctor(config: Config, fleet: Fleet): Promise<Check[]> 
         majors.push(Math.floor(row.n / 10000));
         checks.push({ check: `shard ${s.name}`, ok: true, detail: `reachable, PostgreSQL ${row.v}` });
         checks.push(...(await shardRoleChecks(config, fleet, s)));
+        checks.push(await onlineMoveCheck(fleet, s));
         checks.push({
           check: `role ${config.servingRole.name} on ${s.name}`,
           // Not an error: it is created with the shard's first pool tenant.

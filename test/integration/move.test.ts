@@ -155,6 +155,16 @@ describe('model pairs, across shards and within one, hashes equal before and aft
     expect((await e.cli(['move', 'complete', 's-two', '--yes'])).code).toBe(2);
   });
 
+  it('pool → pool with --fast-load: foreign keys checked once, all of them back at the target', async () => {
+    const fks = (shard: string) => e.q(shard, `pool_${e.name}`, `select count(*)::int as n from pg_constraint where contype = 'f' and connamespace = 'app'::regnamespace`).then((r) => r[0].n);
+    const want = await fks('us1');
+    const before = await digests(e, 'p-other');
+    await moveOk(e, ['p-other', '--to-shard', 'eu1', '--fast-load']);
+    expect(await digests(e, 'p-other')).toEqual(before);
+    expect(await fks('eu1')).toBe(want);
+    expect(want).toBeGreaterThan(5);
+  });
+
   it('rollback after the switch is refused when the tenant wrote at the target', async () => {
     const t = (await tenant(e, 'p-two'))!;
     await e.q('eu1', `pool_${e.name}`, `update app.tasks set title = 'changed at target' where tenant_id = $1 and ctid = (select ctid from app.tasks where tenant_id = $1 limit 1)`, [t.key]);
@@ -206,6 +216,9 @@ describe('verification and refusals', () => {
     expect(json(dry).to.target).toBe('eu1/t_k_pool/app');
     expect((await tenant(e, 'k-pool'))!.shard).toBe('us1');
     expect(await dbExists(e, 'eu1', 't_k_pool')).toBe(false);
+    // doctor says per shard whether online moves could work (the test role is not a superuser).
+    const doc = json(await e.cli(['doctor', '--json']));
+    expect(doc.checks.find((c: any) => c.check === 'online moves on us1').detail).toMatch(/would not be possible: .*not a superuser/);
   });
 });
 
@@ -225,7 +238,7 @@ describe('fence, kill, resume, rollback, concurrency', () => {
 
   it('pool: writes fail while fenced, reads go on, other tenants write; a second move exits 3; SIGKILL then resume', async () => {
     const t = (await tenant(e, 'k-pool'))!;
-    const other = (await tenant(e, 'p-other'))!;
+    const other = (await tenant(e, 'tamper'))!;
     const before = await digests(e, 'k-pool');
     const serving = (db: string) => url(e, 'us1', db).replace(/\/\/[^@]*@/, `//${e.config.servingRole.name}:${encodeURIComponent(e.config.servingRole.password ?? '')}@`);
     await killedInCopy('k-pool', ['--to-shard', 'eu1'], async () => {
