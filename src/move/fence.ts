@@ -39,7 +39,11 @@ export function fenceRecordFor(end: MoveEnd, key: string): FenceRecord {
 /** The pool's fence policies, once per pool target (idempotent; part of its managed state). */
 export async function preparePoolFence(fleet: Fleet, config: Config, end: MoveEnd): Promise<void> {
   if (end.model !== 'pool') return;
-  await fleet.withTransaction(end.shard, end.database, (c) => ensurePoolFence(c, end.schema, config));
+  await fleet.withTransaction(end.shard, end.database, async (c) => {
+    // CREATE POLICY locks the shared table: never queue every tenant behind a long transaction for it.
+    await c.query(`set local lock_timeout = '${FENCE_WAIT_MS}ms'`);
+    await ensurePoolFence(c, end.schema, config);
+  });
 }
 
 /**

@@ -6,7 +6,7 @@ import { assertSlug } from '../placement/slug.js';
 import { copyTables } from '../copy/tables.js';
 import { digestTable } from '../copy/streams.js';
 import type { MoveEnd } from './plan.js';
-import { fenceRecordFor, takeFence } from './fence.js';
+import { fenceRecordFor, preparePoolFence, takeFence } from './fence.js';
 import { MoveRecord, openMove } from './record.js';
 import { recoverMove, type RecoverDeps } from './recover.js';
 import { removeEnd } from './remove.js';
@@ -47,9 +47,13 @@ export async function rollbackMove(deps: RecoverDeps & { wait?: boolean }, slug:
     }
     const { cleaned } = await recoverMove(deps, open);
     // Switched: fence the target while we check it is as verified and switch back.
-    const fence = await takeFence(deps.fleet, fenceRecordFor(plan.to, plan.key));
+    await preparePoolFence(deps.fleet, deps.config, plan.to);
     const rec = MoveRecord.of(deps.db, open);
-    await rec.update({ rollbackFence: fence.record });
+    // Recorded first, as the move's fence: a rollback killed while it holds it is lifted by the next command.
+    const frec = fenceRecordFor(plan.to, plan.key);
+    await rec.update({ fence: frec });
+    const fence = await takeFence(deps.fleet, frec);
+    await rec.update({ fence: fence.record });
     try {
       const changed = await deps.fleet.withClient(plan.to.shard, plan.to.database, async (c) => {
         await c.query('begin isolation level repeatable read read only');
@@ -81,6 +85,7 @@ export async function rollbackMove(deps: RecoverDeps & { wait?: boolean }, slug:
       });
     } finally {
       await fence.lift();
+      await rec.update({ fence: { ...fence.record, liftedAt: new Date().toISOString() } }).catch(() => undefined);
     }
     try {
       await removeEnd(deps, plan.tenant, plan.key, plan.to, plan.from);

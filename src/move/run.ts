@@ -163,7 +163,9 @@ async function runMove(deps: MoveDeps, plan: MovePlan, prevStatus: 'active' | 's
     deps.onPhase?.({ phase: 'preflight', state: 'failed', detail: errorMessage(err) });
     throw err;
   });
-  await preparePoolFence(fleet, config, plan.from);
+  await preparePoolFence(fleet, config, plan.from).catch((err) => {
+    throw new TenantctlError('MOVE_FAILED', `installing the write-fence policies in ${plan.from.target} failed: ${errorMessage(err)}; nothing was changed`, 'a long transaction may hold the pool tables: try again when it has ended');
+  });
   const rec = await MoveRecord.start(db, { plan, status: prevStatus as never, statusDetail: prevDetail, resumedFrom: resumed?.move });
   await done('preflight', rec, pre.targetMigrated.length ? `target migrated: ${pre.targetMigrated.join(', ')}` : undefined);
   await db.transaction().execute(async (tx) => {

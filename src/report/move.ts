@@ -117,7 +117,8 @@ export function renderMoveStatus(out: Output, command: string, s: MoveStatusResu
   out.print(`move ${m.id}: ${m.status}${m.live === false ? ' (its process is gone)' : ''}, phase ${m.phase}`);
   out.print(`  ${m.from.model} ${m.from.target} → ${m.to.model} ${m.to.target}`);
   out.print(`  copied ${m.rows} rows, ${mb(m.bytes)}; writes blocked ${m.writeBlockedMs === null ? 'not yet' : `${m.writeBlockedMs} ms`}${m.fence && !m.fence.liftedAt ? ' (fence still up)' : ''}`);
-  if (Object.keys(m.phases).length) out.print(`  phases: ${Object.entries(m.phases).map(([k, v]) => `${k} ${v} ms`).join(', ')}`);
+  const done = PHASES.filter((p) => m.phases[p] !== undefined);
+  if (done.length) out.print(`  phases: ${done.map((p) => `${p} ${m.phases[p]} ms`).join(', ')}`);
   if (m.error) out.print(out.color.red(`  error: ${escapeControl(m.error)}`));
   out.print(`  next: ${m.next}`);
 }

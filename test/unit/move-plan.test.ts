@@ -39,3 +39,15 @@ describe('planMove (where a moving tenant goes)', () => {
     expect(() => planMove(config, row(), { toShard: 'eu1', toModel: 'cluster' })).toThrow(/unknown model "cluster"/);
   });
 });
+
+describe('a moving tenant and migrate up', () => {
+  it('is skipped with the reason: the move copies it at the version it checked', async () => {
+    const { planTargets } = await import('../../src/migrate/plan.js');
+    const p = planTargets([
+      { slug: 'a', model: 'schema', region: 'us-east', shard: 'us1', database_name: 'tenant_schemas', schema_name: 't_a', status: 'moving' },
+      { slug: 'b', model: 'schema', region: 'us-east', shard: 'us1', database_name: 'tenant_schemas', schema_name: 't_b', status: 'active' },
+    ]);
+    expect(p.targets.map((t) => t.id)).toEqual(['us1/tenant_schemas/t_b']);
+    expect(p.skipped).toEqual([expect.objectContaining({ reason: 'moving', target: 'us1/tenant_schemas/t_a' })]);
+  });
+});
