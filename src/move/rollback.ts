@@ -90,7 +90,7 @@ export async function rollbackMove(deps: RecoverDeps & { wait?: boolean }, slug:
     try {
       await removeEnd(deps, plan.tenant, plan.key, plan.to, plan.from);
     } catch (err) {
-      throw new TenantctlError('MOVE_FAILED', `${slug} points at ${plan.from.target} again, but removing the copy at ${plan.to.target} failed: ${(err as Error).message}`, 'remove it by hand, or run move rollback again is not possible now: see tenantctl move status');
+      throw new TenantctlError('MOVE_FAILED', `${slug} points at ${plan.from.target} again, but removing the copy at ${plan.to.target} failed: ${(err as Error).message}`, `the move is rolled back in the catalog; drop ${plan.to.target} by hand once the shard is healthy (tenantctl move status ${slug} shows it)`);
     }
     return { tenant: slug, move: open.id, at: plan.from, removed: plan.to, wasSwitched: true, cleaned };
   });
