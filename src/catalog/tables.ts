@@ -4,7 +4,8 @@ import type { Model } from '../config/types.js';
 /**
  * Typed catalog tables. The catalog is the one source of truth for where every tenant lives.
  */
-export type TenantStatus = 'provisioning' | 'active' | 'suspended' | 'failed' | 'deleting';
+/** `moving`: a move is copying it (src/move/); the catalog still points at its source, where it is whole. */
+export type TenantStatus = 'provisioning' | 'active' | 'suspended' | 'failed' | 'deleting' | 'moving';
 
 export interface TenantsTable {
   id: Generated<number>;

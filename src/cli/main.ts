@@ -11,6 +11,7 @@ import { registerDoctorCommand } from './doctor-cmd.js';
 import { registerMigrateCommands } from './migrate-cmd.js';
 import { registerAuditCommand } from './audit-cmd.js';
 import { registerBackupCommands, registerRestoreCommand } from './backup-cmd.js';
+import { registerMoveCommands } from './move-cmd.js';
 
 /**
  * Wires the command groups. Each group file only declares flags and hands them to a core
@@ -43,6 +44,7 @@ export function buildProgram(): Command {
   registerAuditCommand(program);
   registerBackupCommands(program);
   registerRestoreCommand(program);
+  registerMoveCommands(program);
   return program;
 }
 

@@ -6,7 +6,7 @@ import { MODEL_TRAITS } from '../placement/placement.js';
 
 // The models placement knows, in its order (pool, schema, database).
 const MODELS = Object.keys(MODEL_TRAITS);
-const STATUSES = ['provisioning', 'active', 'suspended', 'failed', 'deleting'];
+const STATUSES = ['provisioning', 'active', 'suspended', 'failed', 'deleting', 'moving'];
 
 /**
  * Selector values must name something: `--tier nope` or `--shard us9` selecting nothing with

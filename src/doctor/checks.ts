@@ -11,6 +11,7 @@ import type { CatalogDb } from '../catalog/open.js';
 import { modelsWith, tenantRole } from '../placement/placement.js';
 import { loadMigrations } from '../migrate/files.js';
 import { shardRoleChecks } from './shard-role.js';
+import { onlineMoveCheck } from './online-move.js';
 
 export interface Check {
   check: string;
@@ -39,6 +40,7 @@ export async function runDoctor(config: Config, fleet: Fleet): Promise<Check[]> 
         majors.push(Math.floor(row.n / 10000));
         checks.push({ check: `shard ${s.name}`, ok: true, detail: `reachable, PostgreSQL ${row.v}` });
         checks.push(...(await shardRoleChecks(config, fleet, s)));
+        checks.push(await onlineMoveCheck(fleet, s));
         checks.push({
           check: `role ${config.servingRole.name} on ${s.name}`,
           // Not an error: it is created with the shard's first pool tenant.
@@ -100,10 +102,10 @@ async function stuckTenantsCheck(db: CatalogDb): Promise<Check> {
   const stuck = await db
     .selectFrom('tenants')
     .select(['slug', 'status', 'status_detail'])
-    .where('status', 'in', ['provisioning', 'failed', 'deleting'])
+    .where('status', 'in', ['provisioning', 'failed', 'deleting', 'moving'])
     .orderBy('slug')
     .execute();
-  const fix: Record<string, string> = { provisioning: 'tenant create again to finish', failed: 'tenant create again to retry', deleting: 'tenant delete again to finish' };
+  const fix: Record<string, string> = { provisioning: 'tenant create again to finish', failed: 'tenant create again to retry', deleting: 'tenant delete again to finish', moving: 'move again to resume, or move rollback' };
   return {
     check: 'stuck tenants',
     ok: stuck.length === 0,

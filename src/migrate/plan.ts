@@ -13,7 +13,7 @@ import type { MigrationTarget } from './apply-target.js';
  *   schema or database tenant is its own target.
  * - Pool targets come first (one per shard, by shard name), then schema and database targets
  *   (by tenant slug).
- * - Tenants that are provisioning, failed or being deleted are skipped with the reason (their own
+ * - Tenants that are provisioning, failed, being deleted or being moved are skipped with the reason (their own
  *   command owns the placement); suspended tenants are migrated, so that they never drift.
  * - `--partition I/N` keeps the targets whose stable hash of the target id falls in slice I of N:
  *   the same split on every machine and every run, so CI matrix jobs cover the fleet exactly once.
@@ -69,7 +69,9 @@ export interface PlanOptions {
 }
 
 /** Statuses whose placement another command owns; `migrate up` leaves them alone. */
-export const SKIPPED_STATUSES: ReadonlySet<string> = new Set(['provisioning', 'failed', 'deleting']);
+// `moving`: the move copies the tenant at the version it checked; a migration in between would
+// change the source's shape under the copy (the move resumes or is rolled back, then migrate).
+export const SKIPPED_STATUSES: ReadonlySet<string> = new Set(['provisioning', 'failed', 'deleting', 'moving']);
 
 const MODEL_ORDER: Record<Model, number> = { pool: 0, schema: 1, database: 1 };
 

@@ -101,7 +101,7 @@ describe('selectors', () => {
       [['tenant', 'list', '--model', 'bogus'], /--model bogus: no such model \(valid: pool, schema, database\)/],
       [['tenant', 'list', '--tier', 'nope'], /--tier nope: no such tier \(valid: free, standard, enterprise\)/],
       [['tenant', 'list', '--shard', 'us9'], /--shard us9: no such shard \(valid: us1, us2, eu1\)/],
-      [['tenant', 'list', '--status', 'x'], /--status x: no such status \(valid: provisioning, active, suspended, failed, deleting\)/],
+      [['tenant', 'list', '--status', 'x'], /--status x: no such status \(valid: provisioning, active, suspended, failed, deleting, moving\)/],
       [['tenant', 'list', '--region', 'mars'], /--region mars: no such region \(valid: us-east, eu-west\)/],
       [['tenant', 'list', '--tenant', 'out-never-made'], /no tenant "out-never-made"/],
       [['migrate', 'status', '--shard', 'us9'], /no such shard/],

@@ -106,7 +106,7 @@ describe('selector values', () => {
     expect(e.message).toMatch(/--model bogus: no such model \(valid: pool, schema, database\)/);
     expect(e.message).toMatch(/--tier nope: no such tier \(valid: free, standard, enterprise\)/);
     expect(e.message).toMatch(/--shard us9: no such shard \(valid: us1, us2, eu1\)/);
-    expect(e.message).toMatch(/--status x: no such status \(valid: provisioning, active, suspended, failed, deleting\)/);
+    expect(e.message).toMatch(/--status x: no such status \(valid: provisioning, active, suspended, failed, deleting, moving\)/);
     expect(e.message).toMatch(/--region mars: no such region/);
     expect(thrown(() => checkSelectorValues(shipped, { shard: ['us9'] })).code).toBe('UNKNOWN_SHARD');
     expect(() => checkSelectorValues(shipped, { model: ['pool', 'schema'], shard: ['us1'], status: ['active'] })).not.toThrow();

@@ -1,0 +1,140 @@
+import { pipeline } from 'node:stream/promises';
+import type pg from 'pg';
+import type { Config } from '../config/types.js';
+import type { Fleet } from '../fleet/fleet.js';
+import { inTransaction } from '../fleet/fleet.js';
+import type { ShardClient } from '../fleet/shard-connections.js';
+import { TenantctlError } from '../errors.js';
+import type { MigrationFile } from '../migrate/files.js';
+import { MIGRATION_LOCK_CLASSID, migrateTarget } from '../migrate/apply-target.js';
+import { ensureTrackingTable } from '../migrate/tracking.js';
+import { drivers, type PlacedTenant } from '../placement/drivers.js';
+import { copyInSql, copyOutSql } from '../copy/copy-sql.js';
+import { copyIn, copyOut, digestTable } from '../copy/streams.js';
+import { RowTap } from '../copy/row-tap.js';
+import { advanceSequences } from '../copy/sequences.js';
+import { assertPoolCopyAllowed } from '../copy/pool-visibility.js';
+import type { CopyScope, CopyTable } from '../copy/tables.js';
+import type { MovePlan } from './plan.js';
+import { dropForeignKeys, restoreForeignKeys } from './fk-once.js';
+
+/** One table's proof: what was streamed, and the digests read back on each side. */
+export interface TableCheck {
+  table: string;
+  rows: number;
+  bytes: number;
+  source: { rows: number; hash: string };
+  target: { rows: number; hash: string };
+}
+
+export interface CopyHooks {
+  /** Called with rows and bytes streamed so far. */
+  onProgress?(p: { table: string; rows: number; bytes: number }): void;
+  /** After a table is loaded (phase bookkeeping, tests' kill points). */
+  afterTable?(table: string): Promise<void>;
+  /** Everything is loaded at the target, before verification (the tests' tamper point). */
+  beforeVerify?(target: pg.ClientBase, schema: string, tables: CopyTable[]): Promise<void>;
+  /** Verification passed, before the target commits. */
+  verified?(checks: TableCheck[]): Promise<void>;
+}
+
+/**
+ * Copy the tenant from `plan.from` to `plan.to` and prove it, with the source read from ONE
+ * repeatable-read snapshot (taken by the caller after the fence) on `source`:
+ *  - an exclusive target is created (database or schema, role, grants) at the source's migration
+ *    version in ONE transaction with the rows: a failure or a kill leaves nothing of it (but
+ *    the empty database of a database target, which the move records and removes);
+ *  - a pool target's rows are loaded in ONE transaction into the shared tables.
+ * Each table streams COPY out → COPY in in foreign-key order (parents first), never a whole table
+ * in memory; keys are written as the tenant's key into a pool target. Then, per table, the row
+ * count and order-independent hash are read back on each side by the same query (not taken from
+ * the stream) — any difference throws MOVE_VERIFY and the target's transaction rolls back.
+ */
+export async function copyAndVerify(
+  deps: { config: Config; fleet: Fleet },
+  plan: MovePlan,
+  source: pg.ClientBase,
+  tables: CopyTable[],
+  atVersion: MigrationFile[],
+  hooks: CopyHooks = {},
+  opts: { fastLoad?: boolean } = {},
+): Promise<TableCheck[]> {
+  const { config, fleet } = deps;
+  const to = plan.to;
+  const srcScope: CopyScope = { model: plan.from.model, schema: plan.from.schema, key: plan.key };
+  const dstScope: CopyScope = { model: to.model, schema: to.schema, key: plan.key };
+  // Into a pool the key column must hold the tenant's key; elsewhere the rows are kept as they are.
+  const rewriteKey = to.model === 'pool' && plan.from.model !== 'pool' ? plan.key : undefined;
+
+  const load = async (t: ShardClient, fkOnce: boolean): Promise<TableCheck[]> => {
+    const held = fkOnce ? await dropForeignKeys(t, to.schema, tables.map((x) => x.table)) : [];
+    const streamed: { table: string; rows: number; bytes: number }[] = [];
+    let rowsBefore = 0;
+    let bytesBefore = 0;
+    for (const tb of tables) {
+      const tap = new RowTap({ keyIndex: tb.keyIndex, rewriteKey });
+      const timer = hooks.onProgress
+        ? setInterval(() => hooks.onProgress!({ table: tb.table, rows: rowsBefore + tap.rowCount, bytes: bytesBefore + tap.digest().bytes }), 500)
+        : undefined;
+      try {
+        await pipeline(copyOut(source, copyOutSql(tb, srcScope, config)), tap, copyIn(t, copyInSql(tb, to.schema)));
+      } finally {
+        if (timer) clearInterval(timer);
+      }
+      const d = tap.digest();
+      rowsBefore += d.rows;
+      bytesBefore += d.bytes;
+      streamed.push({ table: tb.table, rows: d.rows, bytes: d.bytes });
+      hooks.onProgress?.({ table: tb.table, rows: rowsBefore, bytes: bytesBefore });
+      await hooks.afterTable?.(tb.table);
+    }
+    // Foreign keys back, each checked once over the table (a violation fails the transaction).
+    await restoreForeignKeys(t, to.schema, held);
+    await advanceSequences(t, to.schema, tables.map((x) => x.table));
+    await hooks.beforeVerify?.(t, to.schema, tables);
+    const checks: TableCheck[] = [];
+    for (const [i, tb] of tables.entries()) {
+      // Read back on both sides at once, each by the same query (copyOutSql + RowTap's hash).
+      const [s, d] = await Promise.all([digestTable(source, tb, srcScope, config), digestTable(t, tb, dstScope, config)]);
+      checks.push({ ...streamed[i], source: { rows: s.rows, hash: s.hash }, target: { rows: d.rows, hash: d.hash } });
+    }
+    const wrong = checks.filter((c) => c.source.rows !== c.target.rows || c.source.hash !== c.target.hash);
+    if (wrong.length) {
+      throw new MoveVerifyError(
+        `verification failed: ${wrong.map((w) => `${w.table}: source ${w.source.rows} rows (hash ${w.source.hash}), target ${w.target.rows} rows (hash ${w.target.hash})`).join('; ')}; nothing was switched, the copy was removed`,
+        checks,
+      );
+    }
+    await hooks.verified?.(checks);
+    return checks;
+  };
+
+  if (to.model === 'pool') {
+    return fleet.withClient(to.shard, to.database, (t) =>
+      inTransaction(t, async () => {
+        await assertPoolCopyAllowed(t, to.schema, config, 'load');
+        // --fast-load locks the shared tables: never wait long behind another tenant's transaction for it.
+        if (opts.fastLoad) await t.query(`set local lock_timeout = '30s'`);
+        return load(t, Boolean(opts.fastLoad));
+      }),
+    );
+  }
+  const placed: PlacedTenant = { slug: plan.tenant, key: plan.key, model: to.model, shard: to.shard, database_name: to.database, schema_name: to.schema };
+  let checks: TableCheck[] = [];
+  await drivers[to.model].createInOneTransaction!(fleet, config, placed, {
+    before: (c) => ensureTrackingTable(c, MIGRATION_LOCK_CLASSID),
+    inside: async (c) => {
+      const out = await migrateTarget(c, { model: to.model, shard: to.shard, database: to.database, schema: to.schema }, atVersion, { config, withinTransaction: true });
+      if (out.status === 'failed') throw new TenantctlError('MOVE_FAILED', `building the target ${to.target} at the tenant's version failed: ${out.error?.message ?? 'unknown error'}`);
+      // The new placement is invisible until this commits: its foreign keys are checked once.
+      checks = await load(c, true);
+    },
+  });
+  return checks;
+}
+
+export class MoveVerifyError extends TenantctlError {
+  constructor(message: string, readonly checks: TableCheck[]) {
+    super('MOVE_VERIFY', message);
+  }
+}

@@ -1,0 +1,128 @@
+import { hostname } from 'node:os';
+import { sql } from 'kysely';
+import type { CatalogDb } from '../catalog/open.js';
+import type { TenantStatus } from '../catalog/tables.js';
+import { currentActor } from '../catalog/actor.js';
+import type { MovePlan } from './plan.js';
+import type { FenceRecord } from './fence.js';
+import type { TableCheck } from './copy.js';
+
+/**
+ * A move's `operations` row (kind 'move'). Its status says where the tenant's data is whole:
+ *  - `running`: the catalog still points at the source; anything at the target is a leftover
+ *    (a killed mover leaves it `running`; the next move command cleans up from what it records);
+ *  - `switched`: the catalog points at the target; the source is kept for `move rollback`;
+ *  - `succeeded` (after `move complete`), `rolled back`, `failed`, `interrupted`: over.
+ * The progress records, BEFORE each is made, the fence and whether the target placement was
+ * created, so a later command can undo them without guessing.
+ */
+export type MoveStatus = 'running' | 'switched' | 'succeeded' | 'rolled back' | 'failed' | 'interrupted';
+
+export interface MoveArgs {
+  plan: MovePlan;
+  /** The tenant's status before the move (restored when it ends). */
+  status: TenantStatus;
+  statusDetail: string | null;
+  resumedFrom?: number;
+}
+
+export interface MoveProgress {
+  phase: string;
+  /** Phase → duration (ms), as each completes. */
+  phases?: Record<string, number>;
+  fence?: FenceRecord;
+  /** The target placement may exist (created, or being created): remove it when the move does not switch. */
+  targetCreated?: boolean;
+  rows?: number;
+  bytes?: number;
+  tables?: TableCheck[];
+  writeBlockedMs?: number;
+  error?: string;
+  [k: string]: unknown;
+}
+
+export interface MoveRow {
+  id: number;
+  status: MoveStatus;
+  holder: string;
+  args: MoveArgs;
+  progress: MoveProgress;
+  startedAt: Date;
+  heartbeatAt: Date;
+  finishedAt: Date | null;
+}
+
+export class MoveRecord {
+  private last = 0;
+  private constructor(
+    private readonly db: CatalogDb,
+    readonly id: number,
+    readonly args: MoveArgs,
+    public progress: MoveProgress,
+  ) {}
+
+  static async start(db: CatalogDb, args: MoveArgs): Promise<MoveRecord> {
+    const { actor, ciJob } = currentActor();
+    const progress: MoveProgress = { phase: 'preflight', phases: {} };
+    const row = await db
+      .insertInto('operations')
+      .values({ kind: 'move', status: 'running', tenant_slug: args.plan.tenant, holder: `${actor}${ciJob ? ` (${ciJob})` : ''}, pid ${process.pid} on ${hostname()}`, args: JSON.stringify(args), progress: JSON.stringify(progress) })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    return new MoveRecord(db, Number(row.id), args, progress);
+  }
+
+  static of(db: CatalogDb, row: MoveRow): MoveRecord {
+    return new MoveRecord(db, row.id, row.args, row.progress);
+  }
+
+  /** Merge into the progress and write it (with the status, when given) — in `tx` when given. */
+  async update(patch: Partial<MoveProgress>, status?: MoveStatus, tx: CatalogDb = this.db): Promise<void> {
+    this.progress = { ...this.progress, ...patch };
+    this.last = Date.now();
+    const over = status && status !== 'running' && status !== 'switched';
+    await tx
+      .updateTable('operations')
+      .set({ progress: JSON.stringify(this.progress), heartbeat_at: sql`now()` as never, ...(status ? { status } : {}), ...(over ? { finished_at: sql`now()` as never } : {}) })
+      .where('id', '=', this.id)
+      .execute();
+  }
+
+  /** A phase has completed: record it and how long it took. */
+  async phaseDone(phase: string, ms: number, patch: Partial<MoveProgress> = {}): Promise<void> {
+    await this.update({ ...patch, phase, phases: { ...(this.progress.phases ?? {}), [phase]: ms } });
+  }
+
+  /** Progress at most every 2 s (rows and bytes while copying). */
+  async heartbeat(patch: Partial<MoveProgress>): Promise<void> {
+    this.progress = { ...this.progress, ...patch };
+    if (Date.now() - this.last >= 2000) await this.update({});
+  }
+}
+
+/** The tenant's move that is not over (running or switched), newest first. */
+export async function openMove(db: CatalogDb, slug: string): Promise<MoveRow | undefined> {
+  const rows = await moves(db, slug, ['running', 'switched']);
+  return rows[0];
+}
+
+/** The tenant's latest move, whatever its status. */
+export async function latestMove(db: CatalogDb, slug: string): Promise<MoveRow | undefined> {
+  return (await moves(db, slug))[0];
+}
+
+async function moves(db: CatalogDb, slug: string, statuses?: MoveStatus[]): Promise<MoveRow[]> {
+  let q = db.selectFrom('operations').selectAll().where('kind', '=', 'move').where('tenant_slug', '=', slug);
+  if (statuses) q = q.where('status', 'in', statuses);
+  const rows = await q.orderBy('id', 'desc').limit(1).execute();
+  return rows.map((r) => ({
+    id: Number(r.id),
+    status: r.status as MoveStatus,
+    holder: r.holder,
+    args: r.args as MoveArgs,
+    progress: (r.progress ?? { phase: 'preflight' }) as MoveProgress,
+    startedAt: r.started_at,
+    heartbeatAt: r.heartbeat_at,
+    finishedAt: r.finished_at,
+  }));
+}

@@ -1,0 +1,56 @@
+import type { CatalogDb } from '../catalog/open.js';
+import { findTenant, updateTenant } from '../catalog/tenants.js';
+import { recordEvent } from '../catalog/events.js';
+import type { Config } from '../config/types.js';
+import type { Fleet } from '../fleet/fleet.js';
+import { liftRecordedFence } from './fence.js';
+import { MoveRecord, type MoveRow } from './record.js';
+import { removeEnd } from './remove.js';
+
+export interface RecoverDeps {
+  config: Config;
+  db: CatalogDb;
+  fleet: Fleet;
+  command: string;
+}
+
+export interface Recovered {
+  move: number;
+  /** What was found and undone, for the report. */
+  cleaned: string[];
+}
+
+/**
+ * Clean up after a move whose process died (status `running`; the caller holds the tenant's lock,
+ * so nobody else is working on it): lift its recorded fence, remove a target it recorded as
+ * created (the catalog never pointed there), give the tenant its status back, and mark the
+ * operation interrupted. For a `switched` move, only a fence left behind is lifted.
+ */
+export async function recoverMove(deps: RecoverDeps, row: MoveRow): Promise<Recovered> {
+  const { db, fleet } = deps;
+  const rec = MoveRecord.of(db, row);
+  const plan = row.args.plan;
+  const cleaned: string[] = [];
+  const fence = row.progress.fence;
+  if (fence && !fence.liftedAt) {
+    await liftRecordedFence(fleet, fence);
+    const at = fence.at ? Date.parse(fence.at) : undefined;
+    cleaned.push(`lifted the write fence at ${fence.shard}/${fence.database}/${fence.schema}`);
+    await rec.update({ fence: { ...fence, liftedAt: new Date().toISOString() }, ...(at ? { writeBlockedMs: Date.now() - at } : {}) });
+  }
+  if (row.status === 'switched') return { move: row.id, cleaned };
+  if (row.progress.targetCreated) {
+    await removeEnd(deps, plan.tenant, plan.key, plan.to, plan.from);
+    cleaned.push(`removed the partial copy at ${plan.to.target}`);
+  }
+  const t = await findTenant(db, plan.tenant);
+  await db.transaction().execute(async (tx) => {
+    if (t && t.status === 'moving' && t.shard === plan.from.shard && t.database_name === plan.from.database && t.schema_name === plan.from.schema) {
+      await updateTenant(tx, plan.tenant, { status: row.args.status, status_detail: row.args.statusDetail });
+      cleaned.push(`status back to ${row.args.status}`);
+    }
+    await rec.update({ phase: 'cleaned up', targetCreated: false }, 'interrupted', tx);
+    await recordEvent(tx, { command: deps.command, action: 'move cleaned up', result: 'ok', tenant: plan.tenant, details: { move: row.id, from: plan.from.target, to: plan.to.target, cleaned } });
+  });
+  return { move: row.id, cleaned };
+}

@@ -1,0 +1,273 @@
+import type pg from 'pg';
+import type { CatalogDb } from '../catalog/open.js';
+import { getTenant, tenantCountsByShard, updateTenant } from '../catalog/tenants.js';
+import { recordEvent } from '../catalog/events.js';
+import type { Config } from '../config/types.js';
+import { redactText } from '../config/redact.js';
+import type { Fleet } from '../fleet/fleet.js';
+import { EXIT, TenantctlError, UsageError, errorMessage } from '../errors.js';
+import type { MigrationFile } from '../migrate/files.js';
+import { withTenantLock } from '../operations/tenant-lock.js';
+import { assertSlug } from '../placement/slug.js';
+import { ident, qualified } from '../sql.js';
+import type { CopyTable } from '../copy/tables.js';
+import { planMove, type MoveEnd, type MovePlan, type MoveRequest } from './plan.js';
+import { preflight } from './preflight.js';
+import { fenceRecordFor, preparePoolFence, takeFence, type HeldFence } from './fence.js';
+import { copyAndVerify, type TableCheck } from './copy.js';
+import { MoveRecord, openMove } from './record.js';
+import { recoverMove } from './recover.js';
+import { removeEnd } from './remove.js';
+
+export interface MoveDeps {
+  config: Config;
+  db: CatalogDb;
+  fleet: Fleet;
+  migrations: MigrationFile[];
+  command: string;
+  wait?: boolean;
+  /** A phase starts or ends (the report's live view). */
+  onPhase?: (e: PhaseEvent) => void;
+  onProgress?: (p: { table: string; rows: number; bytes: number; totalRows?: number }) => void;
+}
+
+export type PhaseName = 'preflight' | 'fence' | 'copy' | 'verify' | 'switch' | 'unfence';
+export const PHASES: PhaseName[] = ['preflight', 'fence', 'copy', 'verify', 'switch', 'unfence'];
+
+export interface PhaseEvent {
+  phase: PhaseName;
+  state: 'start' | 'done' | 'failed';
+  ms?: number;
+  detail?: string;
+}
+
+export interface MoveOptions extends MoveRequest {
+  dryRun?: boolean;
+  online?: boolean;
+  /**
+   * Into a pool: drop the target tables' foreign keys for the load and check them once after it
+   * (as a new schema or database target always does), at the price of an ACCESS EXCLUSIVE lock
+   * on the pool's tenant tables, so the target pool's other tenants wait for the load.
+   */
+  fastLoad?: boolean;
+}
+
+export interface MoveResult {
+  tenant: string;
+  /** switched: the catalog points at the target (source kept until `move complete`). */
+  status: 'switched' | 'failed' | 'planned';
+  move?: number;
+  from: MoveEnd;
+  to: MoveEnd;
+  version?: string | null;
+  phases: { phase: PhaseName; ms: number }[];
+  tables?: TableCheck[];
+  rows?: number;
+  bytes?: number;
+  writeBlockedMs?: number;
+  /** Migrations applied to a pool target first. */
+  targetMigrated?: string[];
+  /** A killed earlier attempt that was cleaned up before this one. */
+  resumed?: { move: number; cleaned: string[] };
+  durationMs: number;
+  error?: { code: string; message: string };
+}
+
+/** Test hooks (TENANTCTL_INJECT_FAULT): `move-tamper` alters a target row before verify; `move-hang-in-copy` waits to be killed after the first table. */
+const FAULT = () => process.env.TENANTCTL_INJECT_FAULT;
+
+/**
+ * Move a tenant offline: plan and preflight (nothing changed on refusal, exit 2), fence its
+ * writes, copy from one snapshot, verify both sides, switch the catalog in one transaction, lift
+ * the fence. The source stays until `move complete`; `move rollback` goes back. Holds the
+ * tenant's lock throughout (a second move exits 3). A move left `running` by a killed process is
+ * cleaned up first and then started again (resume); one that already switched to the same target
+ * is reported as such.
+ *
+ * @example
+ *   const r = await moveTenant(deps, 'acme', { toShard: 'eu1', toModel: 'database' });
+ *   r.status // 'switched'
+ */
+export async function moveTenant(deps: MoveDeps, slug: string, o: MoveOptions): Promise<MoveResult> {
+  assertSlug(slug);
+  if (o.online) {
+    throw new UsageError(
+      'ONLINE_UNAVAILABLE',
+      'online moves (--online, logical replication) are not available in this version of tenantctl; nothing was changed',
+      'run the move without --online: writes are blocked only while the tenant is copied (tenantctl doctor shows which shards could replicate)',
+    );
+  }
+  const started = Date.now();
+  const t0 = await getTenant(deps.db, slug);
+  if (o.dryRun) {
+    const plan = planMove(deps.config, t0, o, await tenantCountsByShard(deps.db));
+    return { tenant: slug, status: 'planned', from: plan.from, to: plan.to, phases: [], durationMs: Date.now() - started };
+  }
+  return withTenantLock(deps.db, slug, { command: deps.command, wait: deps.wait }, async () => {
+    let resumed: MoveResult['resumed'];
+    const open = await openMove(deps.db, slug);
+    if (open?.status === 'switched') {
+      const again = await recoverMove(deps, open);
+      const t = await getTenant(deps.db, slug);
+      const wanted = (() => {
+        try {
+          return planMove(deps.config, { ...t, ...endAsTenant(open.args.plan.from), status: open.args.status }, o).to.target;
+        } catch {
+          return undefined;
+        }
+      })();
+      if (wanted !== open.args.plan.to.target) {
+        throw new UsageError('TENANT_STATE', `${slug} was moved to ${open.args.plan.to.target} (move ${open.id}) and that move awaits move complete or move rollback`, `tenantctl move complete ${slug} (drops the old placement) or tenantctl move rollback ${slug}, then move again`);
+      }
+      const p = open.progress;
+      return {
+        tenant: slug, status: 'switched', move: open.id, from: open.args.plan.from, to: open.args.plan.to, phases: phasesOf(p.phases),
+        tables: p.tables, rows: p.rows, bytes: p.bytes, writeBlockedMs: p.writeBlockedMs, resumed: again.cleaned.length ? again : undefined, durationMs: Date.now() - started,
+      };
+    }
+    if (open) resumed = await recoverMove(deps, open);
+    const t = await getTenant(deps.db, slug);
+    if (t.status !== 'active' && t.status !== 'suspended') {
+      throw new UsageError('TENANT_STATE', `tenant "${slug}" is ${t.status}; only active or suspended tenants can be moved`, t.status === 'moving' ? `tenantctl move rollback ${slug}` : 'finish the command that owns it first');
+    }
+    const plan = planMove(deps.config, t, o, await tenantCountsByShard(deps.db));
+    return runMove(deps, plan, t.status, t.status_detail, started, resumed, Boolean(o.fastLoad));
+  });
+}
+
+function endAsTenant(e: MoveEnd) {
+  return { model: e.model, shard: e.shard, region: e.region, database_name: e.database, schema_name: e.schema };
+}
+
+function phasesOf(p: Record<string, number> | undefined): { phase: PhaseName; ms: number }[] {
+  return PHASES.filter((x) => p?.[x] !== undefined).map((x) => ({ phase: x, ms: p![x] }));
+}
+
+async function runMove(deps: MoveDeps, plan: MovePlan, prevStatus: 'active' | 'suspended' | string, prevDetail: string | null, started: number, resumed: MoveResult['resumed'], fastLoad: boolean): Promise<MoveResult> {
+  const { db, fleet, config } = deps;
+  const phases: { phase: PhaseName; ms: number }[] = [];
+  let mark = Date.now();
+  const begin = (phase: PhaseName) => {
+    mark = Date.now();
+    deps.onPhase?.({ phase, state: 'start' });
+  };
+  const done = async (phase: PhaseName, rec?: MoveRecord, detail?: string) => {
+    const ms = Date.now() - mark;
+    phases.push({ phase, ms });
+    deps.onPhase?.({ phase, state: 'done', ms, detail });
+    await rec?.phaseDone(phase, ms);
+  };
+
+  begin('preflight');
+  const pre = await preflight(deps, plan).catch((err) => {
+    deps.onPhase?.({ phase: 'preflight', state: 'failed', detail: errorMessage(err) });
+    throw err;
+  });
+  await preparePoolFence(fleet, config, plan.from).catch((err) => {
+    throw new TenantctlError('MOVE_FAILED', `installing the write-fence policies in ${plan.from.target} failed: ${errorMessage(err)}; nothing was changed`, 'a long transaction may hold the pool tables: try again when it has ended');
+  });
+  const rec = await MoveRecord.start(db, { plan, status: prevStatus as never, statusDetail: prevDetail, resumedFrom: resumed?.move });
+  await done('preflight', rec, pre.targetMigrated.length ? `target migrated: ${pre.targetMigrated.join(', ')}` : undefined);
+  await db.transaction().execute(async (tx) => {
+    await updateTenant(tx, plan.tenant, { status: 'moving', status_detail: `moving to ${plan.to.target} (move ${rec.id})` });
+    await recordEvent(tx, { command: deps.command, action: 'move started', result: 'started', tenant: plan.tenant, details: { move: rec.id, from: plan.from.target, to: plan.to.target, version: pre.version, targetMigrated: pre.targetMigrated } });
+  });
+
+  let fence: HeldFence | undefined;
+  let switched = false;
+  let checks: TableCheck[] = [];
+  try {
+    begin('fence');
+    // Recorded before it is taken: a kill right after leaves a fence the next command knows of.
+    const frec = fenceRecordFor(plan.from, plan.key);
+    await rec.update({ fence: frec });
+    fence = await takeFence(fleet, frec);
+    await rec.update({ fence: fence.record });
+    await done('fence', rec);
+
+    begin('copy');
+    await rec.update({ targetCreated: true, rows: 0, bytes: 0 });
+    const total = { rows: 0, bytes: 0 };
+    checks = await fleet.withClient(plan.from.shard, plan.from.database, async (src) => {
+      // ONE snapshot, taken after the fence: every committed write of the tenant is in it.
+      await src.query('begin isolation level repeatable read read only');
+      try {
+        return await copyAndVerify(deps, plan, src, pre.tables, pre.atVersion, {
+          onProgress: (p) => {
+            total.rows = p.rows;
+            total.bytes = p.bytes;
+            deps.onProgress?.(p);
+            void rec.heartbeat({ rows: p.rows, bytes: p.bytes }).catch(() => undefined);
+          },
+          afterTable: async (table) => {
+            await rec.update({ rows: total.rows, bytes: total.bytes, lastTable: table });
+            if (FAULT() === 'move-hang-in-copy') await new Promise(() => setInterval(() => {}, 1000));
+          },
+          beforeVerify: async (tgt, schema, tables) => {
+            await done('copy', rec);
+            begin('verify');
+            if (FAULT() === 'move-tamper') await tamper(tgt, schema, tables, plan);
+          },
+          verified: async () => {
+            await done('verify', rec);
+          },
+        }, { fastLoad });
+      } finally {
+        await src.query('rollback').catch(() => undefined);
+      }
+    });
+    const rows = checks.reduce((n, c) => n + c.rows, 0);
+    const bytes = checks.reduce((n, c) => n + c.bytes, 0);
+
+    begin('switch');
+    await db.transaction().execute(async (tx) => {
+      await updateTenant(tx, plan.tenant, {
+        model: plan.to.model, shard: plan.to.shard, region: plan.to.region, database_name: plan.to.database, schema_name: plan.to.schema,
+        status: prevStatus as never, status_detail: prevDetail,
+      });
+      await rec.update({ phase: 'switch', tables: checks, rows, bytes, targetCreated: false }, 'switched', tx);
+      await recordEvent(tx, { command: deps.command, action: 'moved', result: 'ok', tenant: plan.tenant, details: { move: rec.id, from: plan.from.target, to: plan.to.target, rows, bytes, tables: checks.map((c) => ({ table: c.table, rows: c.rows, hash: c.target.hash })) } });
+    });
+    switched = true;
+    await done('switch', rec);
+
+    begin('unfence');
+    await fence.lift();
+    const writeBlockedMs = Date.now() - Date.parse(fence.record.at!);
+    await rec.update({ fence: { ...fence.record, liftedAt: new Date().toISOString() }, writeBlockedMs });
+    await done('unfence', rec);
+    return { tenant: plan.tenant, status: 'switched', move: rec.id, from: plan.from, to: plan.to, version: pre.version, phases, tables: checks, rows, bytes, writeBlockedMs, targetMigrated: pre.targetMigrated, resumed, durationMs: Date.now() - started };
+  } catch (err) {
+    const current = PHASES.find((p) => !phases.some((x) => x.phase === p)) ?? 'unfence';
+    deps.onPhase?.({ phase: current, state: 'failed', detail: errorMessage(err) });
+    const message = redactText(errorMessage(err));
+    // Every exit path lifts the fence; a copy that never switched is removed.
+    if (fence) await fence.lift().catch(() => undefined);
+    const blocked = fence?.record.at ? Date.now() - Date.parse(fence.record.at) : undefined;
+    if (!switched) {
+      if (rec.progress.targetCreated) await removeEnd(deps, plan.tenant, plan.key, plan.to, plan.from).catch(() => undefined);
+      await db.transaction().execute(async (tx) => {
+        await updateTenant(tx, plan.tenant, { status: prevStatus as never, status_detail: prevDetail });
+        await rec.update({ error: message, targetCreated: false, ...(fence ? { fence: { ...fence.record, liftedAt: new Date().toISOString() } } : {}), writeBlockedMs: blocked, ...(err instanceof TenantctlError && err.code === 'MOVE_VERIFY' ? { tables: (err as never as { checks: TableCheck[] }).checks } : {}) }, 'failed', tx);
+        await recordEvent(tx, { command: deps.command, action: 'move failed', result: 'failed', tenant: plan.tenant, details: { move: rec.id, from: plan.from.target, to: plan.to.target, error: message } });
+      }).catch(() => undefined);
+    }
+    if (err instanceof UsageError || (err instanceof TenantctlError && err.exitCode === EXIT.locked)) throw err;
+    return {
+      tenant: plan.tenant, status: 'failed', move: rec.id, from: plan.from, to: plan.to, phases, writeBlockedMs: blocked,
+      tables: err instanceof TenantctlError && err.code === 'MOVE_VERIFY' ? (err as never as { checks: TableCheck[] }).checks : undefined,
+      resumed, durationMs: Date.now() - started, error: { code: err instanceof TenantctlError ? err.code : 'MOVE_FAILED', message },
+    };
+  }
+}
+
+/** The tests' tampered copy: one column of one target row changed before verification. */
+async function tamper(c: pg.ClientBase, schema: string, tables: CopyTable[], plan: MovePlan): Promise<void> {
+  for (const t of [...tables].reverse()) {
+    const col = t.columns.find((x) => x !== t.keyColumn && /name|title|body|email/.test(x));
+    if (!col) continue;
+    const mine = plan.to.model === 'pool' ? `where ${ident(t.keyColumn)}::text = $1` : 'where $1::text is not null';
+    const r = await c.query(`update ${qualified(schema, t.table)} set ${ident(col)} = ${ident(col)} || 'x' where ctid = (select ctid from ${qualified(schema, t.table)} ${mine} limit 1)`, [plan.key]);
+    if (r.rowCount) return;
+  }
+}

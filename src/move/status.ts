@@ -1,0 +1,61 @@
+import type { CatalogDb } from '../catalog/open.js';
+import { getTenant } from '../catalog/tenants.js';
+import { describeTenantHolder } from '../operations/tenant-lock.js';
+import { assertSlug } from '../placement/slug.js';
+import type { MoveEnd } from './plan.js';
+import { latestMove, type MoveStatus } from './record.js';
+import type { TableCheck } from './copy.js';
+
+export interface MoveStatusResult {
+  tenant: string;
+  /** The tenant's catalog status and placement now. */
+  tenantStatus: string;
+  at: string;
+  move: null | {
+    id: number;
+    status: MoveStatus;
+    phase: string;
+    /** Running and its holder is alive (holds the tenant's lock), or the holder is gone (crashed). */
+    live: boolean | null;
+    holder: string;
+    from: MoveEnd;
+    to: MoveEnd;
+    rows: number;
+    bytes: number;
+    writeBlockedMs: number | null;
+    fence: { at?: string; liftedAt?: string } | null;
+    phases: Record<string, number>;
+    tables: TableCheck[];
+    startedAt: string;
+    heartbeatAt: string;
+    error?: string;
+    next: string;
+  };
+}
+
+/** `move status`: the tenant's latest move as recorded, and whether its process still runs. */
+export async function moveStatus(db: CatalogDb, slug: string): Promise<MoveStatusResult> {
+  assertSlug(slug);
+  const t = await getTenant(db, slug);
+  const m = await latestMove(db, slug);
+  const at = `${t.shard}/${t.database_name}/${t.schema_name}`;
+  if (!m) return { tenant: slug, tenantStatus: t.status, at, move: null };
+  const holder = m.status === 'running' ? await describeTenantHolder(db, slug) : null;
+  const live = m.status === 'running' ? holder !== null : null;
+  const p = m.progress;
+  const blocked = p.writeBlockedMs ?? (p.fence?.at && !p.fence.liftedAt && live ? Date.now() - Date.parse(p.fence.at) : null);
+  const next =
+    m.status === 'switched' ? `tenantctl move complete ${slug} (drops the source) or tenantctl move rollback ${slug}`
+    : m.status === 'running' && !live ? `killed: run the move again to resume, or tenantctl move rollback ${slug}`
+    : m.status === 'running' ? 'running' : 'nothing';
+  return {
+    tenant: slug,
+    tenantStatus: t.status,
+    at,
+    move: {
+      id: m.id, status: m.status, phase: p.phase, live, holder: m.holder, from: m.args.plan.from, to: m.args.plan.to,
+      rows: p.rows ?? 0, bytes: p.bytes ?? 0, writeBlockedMs: blocked, fence: p.fence ? { at: p.fence.at, liftedAt: p.fence.liftedAt } : null,
+      phases: p.phases ?? {}, tables: p.tables ?? [], startedAt: m.startedAt.toISOString(), heartbeatAt: m.heartbeatAt.toISOString(), error: p.error, next,
+    },
+  };
+}

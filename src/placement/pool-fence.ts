@@ -1,0 +1,96 @@
+import type pg from 'pg';
+import type { Config } from '../config/types.js';
+import { ident, literal, qualified } from '../sql.js';
+import { tenantScopedTables } from './rls.js';
+
+type Queryable = Pick<pg.ClientBase, 'query'>;
+
+/** Schema holding the write-fence function, in every pool database and fenced tenant database. */
+export const FENCE_SCHEMA = 'tenantctl_fence';
+/** First key of the advisory lock a pool tenant's fence holds ('tfnc'); the second is hashtext(key). */
+export const FENCE_LOCK_CLASSID = 0x74666e63;
+/** Restrictive policies per pool table, one per write command (reads are never fenced). */
+export const FENCE_POLICIES = { insert: 'tenantctl_fence_insert', update: 'tenantctl_fence_update', delete: 'tenantctl_fence_delete' } as const;
+/** SQLSTATE of a fenced write: read_only_sql_transaction, which applications already treat as "retry later". */
+export const FENCE_SQLSTATE = '25006';
+
+/**
+ * The pool's managed fence state: a function `tenantctl_fence.check_writable(key)` and, on every
+ * tenant-scoped table, three RESTRICTIVE policies (insert, update, delete) calling it for the
+ * session's own tenant's rows. A tenant is fenced while a tenantctl session holds the EXCLUSIVE
+ * advisory lock ('tfnc', hashtext(key)) in the pool database; every write of that tenant takes
+ * the SHARED transaction-level lock through the policy, so:
+ *  - taking the fence waits for the tenant's in-flight writes to commit (nothing written before
+ *    the fence is missed by the snapshot taken after it);
+ *  - a write under the fence fails at once with SQLSTATE 25006 and a message saying why;
+ *  - reads are untouched (no SELECT policy), and so are other tenants (the policy only looks at
+ *    rows whose key is the session's tenant setting);
+ *  - the fence cannot outlive its holder: a killed mover's session ends and the lock with it.
+ * RESTRICTIVE, so they only narrow what the permissive `tenantctl_isolation` allows (rls.ts
+ * ignores them). Idempotent; creates only what is missing.
+ */
+export async function ensurePoolFence(c: Queryable, schema: string, config: Pick<Config, 'tenantKey' | 'rls' | 'servingRole'>): Promise<string[]> {
+  await c.query(`create schema if not exists ${ident(FENCE_SCHEMA)}`);
+  await c.query(`grant usage on schema ${ident(FENCE_SCHEMA)} to public`);
+  await c.query(`
+    create or replace function ${qualified(FENCE_SCHEMA, 'check_writable')}(k text) returns boolean
+      language plpgsql volatile set search_path = pg_catalog as $fn$
+    begin
+      if k is null or pg_try_advisory_xact_lock_shared(${FENCE_LOCK_CLASSID}, hashtext(k)) then return true; end if;
+      raise exception 'writes of this tenant are paused: tenantctl is moving it to another placement'
+        using errcode = '${FENCE_SQLSTATE}', hint = 'reads still work; retry the write when the move has switched (tenantctl move status)';
+    end $fn$`);
+  const tables = await tenantScopedTables(c, schema, config);
+  const { rows } = await c.query<{ table: string; name: string }>(
+    `select c.relname as table, p.polname as name from pg_policy p join pg_class c on c.oid = p.polrelid
+       join pg_namespace n on n.oid = c.relnamespace where n.nspname = $1 and p.polname = any($2)`,
+    [schema, Object.values(FENCE_POLICIES)],
+  );
+  const have = new Set(rows.map((r) => `${r.table}/${r.name}`));
+  const added: string[] = [];
+  for (const t of tables) {
+    // Only the session's own tenant's rows are checked: another tenant's write never evaluates
+    // the fence of a key it cannot see, whatever order the planner evaluates the quals in.
+    const col = ident(t.column);
+    const mine = `(${col} is distinct from nullif(current_setting(${literal(config.rls.setting)}, true), '')::${config.tenantKey.type}) or ${qualified(FENCE_SCHEMA, 'check_writable')}(${col}::text)`;
+    const target = qualified(schema, t.table);
+    const want: [string, string][] = [
+      [FENCE_POLICIES.insert, `for insert to public with check (${mine})`],
+      [FENCE_POLICIES.update, `for update to public using (${mine}) with check (${mine})`],
+      [FENCE_POLICIES.delete, `for delete to public using (${mine})`],
+    ];
+    for (const [name, body] of want) {
+      if (have.has(`${t.table}/${name}`)) continue;
+      await c.query(`create policy ${ident(name)} on ${target} as restrictive ${body}`);
+      added.push(`${t.table}.${name}`);
+    }
+  }
+  return added;
+}
+
+/**
+ * Take a pool tenant's fence on this session (waits up to `timeoutMs` for the tenant's in-flight
+ * writes). Held until releasePoolFence or the end of the session.
+ */
+export async function takePoolFence(c: Queryable, key: string, timeoutMs: number): Promise<void> {
+  await c.query(`set lock_timeout = ${Math.max(1, Math.floor(timeoutMs))}`);
+  try {
+    await c.query('select pg_advisory_lock($1, hashtext($2))', [FENCE_LOCK_CLASSID, key]);
+  } finally {
+    await c.query('reset lock_timeout');
+  }
+}
+
+export async function releasePoolFence(c: Queryable, key: string): Promise<void> {
+  await c.query('select pg_advisory_unlock($1, hashtext($2))', [FENCE_LOCK_CLASSID, key]);
+}
+
+/** Is the pool tenant fenced right now (by any session)? */
+export async function poolFenceHeld(c: Queryable, key: string): Promise<boolean> {
+  const r = await c.query<{ held: boolean }>(
+    `select exists (select 1 from pg_locks where locktype = 'advisory' and classid = $1::int::oid and objid = hashtext($2)::oid
+       and objsubid = 2 and mode = 'ExclusiveLock' and granted and database = (select oid from pg_database where datname = current_database())) as held`,
+    [FENCE_LOCK_CLASSID, key],
+  );
+  return r.rows[0].held;
+}

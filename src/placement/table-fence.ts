@@ -1,0 +1,59 @@
+import type pg from 'pg';
+import { ident, qualified } from '../sql.js';
+import { FENCE_SCHEMA, FENCE_SQLSTATE } from './pool-fence.js';
+
+type Queryable = Pick<pg.ClientBase, 'query'>;
+
+/** The statement-level trigger that refuses writes on every table of a fenced schema or database tenant. */
+export const FENCE_TRIGGER = 'tenantctl_fence';
+
+/**
+ * Fence a schema or database tenant: a BEFORE INSERT/UPDATE/DELETE/TRUNCATE statement trigger on
+ * every table of its schema raising SQLSTATE 25006 with a message saying why, so the application
+ * gets a clear error while its reads go on. CREATE TRIGGER takes a SHARE ROW EXCLUSIVE lock, so
+ * it waits for the tenant's in-flight writes (up to `timeoutMs`): after the commit, nothing can
+ * still be writing. The placement belongs to this tenant alone, so no other tenant is touched.
+ * Persistent (it survives a killed mover): the move records it and every later move command
+ * lifts it. Run inside a transaction.
+ */
+export async function fenceTables(c: Queryable, schema: string, timeoutMs: number): Promise<string[]> {
+  await c.query(`create schema if not exists ${ident(FENCE_SCHEMA)}`);
+  await c.query(`
+    create or replace function ${qualified(FENCE_SCHEMA, 'refuse_write')}() returns trigger
+      language plpgsql set search_path = pg_catalog as $fn$
+    begin
+      raise exception 'writes of this tenant are paused: tenantctl is moving it to another placement'
+        using errcode = '${FENCE_SQLSTATE}', hint = 'reads still work; retry the write when the move has switched (tenantctl move status)';
+    end $fn$`);
+  await c.query(`set local lock_timeout = ${Math.max(1, Math.floor(timeoutMs))}`);
+  const tables = await schemaTables(c, schema);
+  for (const t of tables) {
+    await c.query(`drop trigger if exists ${ident(FENCE_TRIGGER)} on ${qualified(schema, t)}`);
+    await c.query(
+      `create trigger ${ident(FENCE_TRIGGER)} before insert or update or delete or truncate on ${qualified(schema, t)}
+         for each statement execute function ${qualified(FENCE_SCHEMA, 'refuse_write')}()`,
+    );
+  }
+  return tables;
+}
+
+/** Lift the fence: drop the trigger wherever it is (idempotent; a missing schema is fine). */
+export async function unfenceTables(c: Queryable, schema: string): Promise<number> {
+  const { rows } = await c.query<{ table: string }>(
+    `select c.relname as table from pg_trigger g join pg_class c on c.oid = g.tgrelid join pg_namespace n on n.oid = c.relnamespace
+      where n.nspname = $1 and g.tgname = $2`,
+    [schema, FENCE_TRIGGER],
+  );
+  for (const r of rows) await c.query(`drop trigger if exists ${ident(FENCE_TRIGGER)} on ${qualified(schema, r.table)}`);
+  return rows.length;
+}
+
+/** Ordinary and partitioned tables of the schema (partitions inherit the parent's statement triggers only for their own statements, so each gets one). */
+async function schemaTables(c: Queryable, schema: string): Promise<string[]> {
+  const { rows } = await c.query<{ table: string }>(
+    `select c.relname as table from pg_class c join pg_namespace n on n.oid = c.relnamespace
+      where n.nspname = $1 and c.relkind in ('r', 'p') order by c.relname`,
+    [schema],
+  );
+  return rows.map((r) => r.table);
+}

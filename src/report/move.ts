@@ -1,0 +1,134 @@
+import type { Output } from './output.js';
+import { escapeControl } from './escape.js';
+import { renderTable } from './table.js';
+import { mb } from './backup.js';
+import type { MoveResult, PhaseEvent, PhaseName } from '../move/run.js';
+import { PHASES } from '../move/run.js';
+import type { MoveStatusResult } from '../move/status.js';
+import type { CompleteResult } from '../move/complete.js';
+import type { RollbackResult } from '../move/rollback.js';
+
+/**
+ * Live view of a move: on a TTY a listr2 task per phase (the copy's title shows rows, bytes and
+ * an ETA from the source's row estimate); off a TTY one plain line per phase on stderr; nothing
+ * with --quiet or --json.
+ */
+export interface MoveView {
+  onPhase(e: PhaseEvent): void;
+  onProgress(p: { table: string; rows: number; bytes: number }): void;
+  close(): Promise<void>;
+}
+
+export function moveView(out: Output, slug: string): MoveView {
+  if (out.quiet || out.json) return { onPhase() {}, onProgress() {}, close: async () => {} };
+  if (!out.tty) {
+    let last = 0;
+    return {
+      onPhase(e) {
+        if (e.state === 'start') return;
+        out.info(`move ${slug}: ${e.phase} ${e.state === 'done' ? `done (${e.ms} ms)` : 'FAILED'}${e.detail ? `: ${escapeControl(e.detail)}` : ''}`);
+      },
+      onProgress(p) {
+        if (Date.now() - last < 5000) return;
+        last = Date.now();
+        out.info(`move ${slug}: copy ${p.rows} rows, ${mb(p.bytes)} (${escapeControl(p.table)})`);
+      },
+      close: async () => {},
+    };
+  }
+  type D = { promise: Promise<PhaseEvent>; resolve: (e: PhaseEvent) => void };
+  const deferred = new Map<PhaseName, D>(
+    PHASES.map((p) => {
+      let resolve!: (e: PhaseEvent) => void;
+      const promise = new Promise<PhaseEvent>((r) => (resolve = r));
+      return [p, { promise, resolve }];
+    }),
+  );
+  let copy = { rows: 0, bytes: 0, table: '' };
+  const copyStarted = { at: 0 };
+  const run = import('listr2')
+    .then(({ Listr, ListrLogger, ProcessOutput }) =>
+      new Listr(
+        PHASES.map((phase) => ({
+          title: phase,
+          task: async (_ctx: unknown, task: { title: string; output: string }) => {
+            const timer = phase === 'copy'
+              ? setInterval(() => {
+                  if (!copyStarted.at) copyStarted.at = Date.now();
+                  const s = (Date.now() - copyStarted.at) / 1000;
+                  task.title = `copy: ${copy.rows} rows, ${mb(copy.bytes)}${copy.table ? ` (${escapeControl(copy.table)})` : ''}${s > 0 ? `, ${Math.round(copy.rows / s)} rows/s` : ''}`;
+                }, 200)
+              : undefined;
+            const e = await deferred.get(phase)!.promise;
+            if (timer) clearInterval(timer);
+            if (e.state === 'failed') throw new Error(`${phase}: ${e.detail ?? 'failed'}`);
+            task.title = `${phase === 'copy' ? `copy: ${copy.rows} rows, ${mb(copy.bytes)}` : phase} (${e.ms} ms)${e.detail ? `: ${escapeControl(e.detail)}` : ''}`;
+          },
+        })),
+        {
+          renderer: 'default',
+          exitOnError: true,
+          rendererOptions: { collapseErrors: false, logger: new ListrLogger({ processOutput: new ProcessOutput(process.stderr, process.stderr) }) },
+          registerSignalListeners: false,
+        },
+      ).run(),
+    )
+    .catch(() => undefined);
+  return {
+    onPhase(e) {
+      if (e.state !== 'start') deferred.get(e.phase)?.resolve(e);
+      if (e.state === 'failed') for (const d of deferred.values()) d.resolve({ phase: e.phase, state: 'failed', detail: 'not run' });
+    },
+    onProgress(p) {
+      copy = p;
+    },
+    async close() {
+      for (const [phase, d] of deferred) d.resolve({ phase, state: 'failed', detail: 'not run' });
+      await run;
+    },
+  };
+}
+
+export function renderMove(out: Output, command: string, r: MoveResult): void {
+  const ok = r.status !== 'failed';
+  if (out.json) return out.document({ command, ok, ...r });
+  if (r.resumed) out.print(`cleaned up the killed move ${r.resumed.move}: ${r.resumed.cleaned.join('; ') || 'nothing left behind'}`);
+  if (r.status === 'planned') {
+    out.print(`move ${r.tenant} (dry run): ${r.from.model} ${r.from.target} (${r.from.region}) → ${r.to.model} ${r.to.target} (${r.to.region})`);
+    out.print(`phases: ${PHASES.join(', ')}; the source stays until tenantctl move complete ${r.tenant}`);
+    return;
+  }
+  if (r.tables?.length) {
+    out.print(renderTable(out, ['table', 'rows', 'bytes', 'source hash', 'target hash', 'match'], r.tables.map((t) => [t.table, t.rows, t.bytes, t.source.hash, t.target.hash, t.source.hash === t.target.hash && t.source.rows === t.target.rows ? 'yes' : 'NO'])));
+  }
+  if (!ok) {
+    out.print(out.color.red(`move ${r.tenant} failed: ${r.error?.message ?? 'unknown error'}`));
+    return;
+  }
+  out.print(out.color.green(`moved ${r.tenant}: ${r.from.target} → ${r.to.target} (${r.rows ?? 0} rows, ${mb(r.bytes ?? 0)}, writes blocked ${r.writeBlockedMs ?? 0} ms)`));
+  out.print(`the source is kept: tenantctl move complete ${r.tenant} removes it, tenantctl move rollback ${r.tenant} goes back`);
+}
+
+export function renderMoveStatus(out: Output, command: string, s: MoveStatusResult): void {
+  if (out.json) return out.document({ command, ok: true, ...s });
+  out.print(`${s.tenant}: ${s.tenantStatus} at ${s.at}`);
+  const m = s.move;
+  if (!m) return out.print('no move recorded');
+  out.print(`move ${m.id}: ${m.status}${m.live === false ? ' (its process is gone)' : ''}, phase ${m.phase}`);
+  out.print(`  ${m.from.model} ${m.from.target} → ${m.to.model} ${m.to.target}`);
+  out.print(`  copied ${m.rows} rows, ${mb(m.bytes)}; writes blocked ${m.writeBlockedMs === null ? 'not yet' : `${m.writeBlockedMs} ms`}${m.fence && !m.fence.liftedAt ? ' (fence still up)' : ''}`);
+  const done = PHASES.filter((p) => m.phases[p] !== undefined);
+  if (done.length) out.print(`  phases: ${done.map((p) => `${p} ${m.phases[p]} ms`).join(', ')}`);
+  if (m.error) out.print(out.color.red(`  error: ${escapeControl(m.error)}`));
+  out.print(`  next: ${m.next}`);
+}
+
+export function renderComplete(out: Output, command: string, r: CompleteResult): void {
+  if (out.json) return out.document({ command, ok: true, ...r });
+  out.print(`move ${r.move} of ${r.tenant} completed: removed ${r.removed.model} ${r.removed.target}; it lives at ${r.at.target}`);
+}
+
+export function renderRollback(out: Output, command: string, r: RollbackResult): void {
+  if (out.json) return out.document({ command, ok: true, ...r });
+  out.print(`move ${r.move} of ${r.tenant} rolled back: it lives at ${r.at.target} again; removed the copy at ${r.removed.target}${r.cleaned.length ? ` (${r.cleaned.join('; ')})` : ''}`);
+}
