@@ -20,7 +20,14 @@ prof.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (prof.timeDel
 const total = [...self.values()].reduce((a, b) => a + b, 0);
 
 function groupOf(url, fn) {
-  if (!url) return fn === '(idle)' ? '(idle)' : fn === '(garbage collector)' ? '(garbage collector)' : fn === '(program)' ? '(program: V8/native)' : `(native) ${fn}`;
+  if (!url)
+    return fn === '(idle)'
+      ? '(idle)'
+      : fn === '(garbage collector)'
+        ? '(garbage collector)'
+        : fn === '(program)'
+          ? '(program: V8/native)'
+          : `(native) ${fn}`;
   const m = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url);
   if (m) return m[1];
   if (url.startsWith('node:')) return `node:${url.slice(5).split('/')[0]}`;
@@ -44,6 +51,8 @@ const pct = (us) => `${((100 * us) / total).toFixed(1)}%`;
 const busy = total - (groups.get('(idle)') ?? 0);
 console.log(`cpu profile: ${ms(total)} sampled, ${ms(busy)} busy (not idle)`);
 console.log('self time by package or tenantctl file:');
-for (const [g, us] of [...groups].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`  ${ms(us).padStart(9)} ${pct(us).padStart(6)}  ${g}`);
+for (const [g, us] of [...groups].sort((a, b) => b[1] - a[1]).slice(0, top))
+  console.log(`  ${ms(us).padStart(9)} ${pct(us).padStart(6)}  ${g}`);
 console.log('top functions by self time:');
-for (const [f, us] of [...fns].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`  ${ms(us).padStart(9)} ${pct(us).padStart(6)}  ${f}`);
+for (const [f, us] of [...fns].sort((a, b) => b[1] - a[1]).slice(0, top))
+  console.log(`  ${ms(us).padStart(9)} ${pct(us).padStart(6)}  ${f}`);

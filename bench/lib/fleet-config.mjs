@@ -25,12 +25,14 @@ const count = Number(shardArg ?? 1);
 /** Distinct ports free right now (all listeners held together so none is handed out twice). */
 async function freePorts(n) {
   const servers = await Promise.all(
-    Array.from({ length: n }, () =>
-      new Promise((resolve, reject) => {
-        const s = createServer();
-        s.once('error', reject);
-        s.listen({ host: '127.0.0.1', port: 0 }, () => resolve(s));
-      }),
+    Array.from(
+      { length: n },
+      () =>
+        new Promise((resolve, reject) => {
+          const s = createServer();
+          s.once('error', reject);
+          s.listen({ host: '127.0.0.1', port: 0 }, () => resolve(s));
+        }),
     ),
   );
   const ports = servers.map((s) => s.address().port);
@@ -66,4 +68,4 @@ await writeFile(configFile, doc.toString());
 const q = (s) => `'${String(s).replace(/'/g, `'\\''`)}'`;
 const lines = [`BENCH_CONFIG=${q(configFile)}`, `BENCH_PASSWORD=${q(password)}`];
 names.forEach((n, i) => lines.push(`BENCH_PORT_${n.toUpperCase()}=${ports[i]}`));
-process.stdout.write(lines.join('\n') + '\n');
+process.stdout.write(`${lines.join('\n')}\n`);

@@ -27,5 +27,5 @@ process.on('exit', () => {
     groups[key] = (groups[key] ?? 0) + 1;
   }
   const out = process.env.BENCH_CENSUS_OUT;
-  if (out) writeFileSync(out, JSON.stringify({ total: all.size, groups }) + '\n');
+  if (out) writeFileSync(out, `${JSON.stringify({ total: all.size, groups })}\n`);
 });

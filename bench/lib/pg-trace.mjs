@@ -35,8 +35,12 @@ function bump(map, key, ms) {
 
 function kindOf(config) {
   const text = typeof config === 'string' ? config : (config?.text ?? '');
-  const flat = text.replace(/--[^\n]*/g, ' ').replace(/\s+/g, ' ').trim();
-  if (flat.length > 400 && /create table/i.test(flat)) return `<migration file body, ${/create table/gi.test(flat) ? flat.match(/create table/gi).length : 0} create table>`;
+  const flat = text
+    .replace(/--[^\n]*/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
+  if (flat.length > 400 && /create table/i.test(flat))
+    return `<migration file body, ${/create table/gi.test(flat) ? flat.match(/create table/gi).length : 0} create table>`;
   return flat
     .replace(/"(?:[^"]|"")*"/g, '"…"')
     .replace(/'(?:[^']|'')*'/g, "'…'")
@@ -65,7 +69,10 @@ Client.prototype.connect = function (...args) {
   const t = timed(done, args);
   const out = origConnect.apply(this, args);
   if (t.promise && out && typeof out.then === 'function') {
-    return out.then((v) => (done(performance.now() - t.t0), v), (e) => (done(performance.now() - t.t0), Promise.reject(e)));
+    return out.then(
+      (v) => (done(performance.now() - t.t0), v),
+      (e) => (done(performance.now() - t.t0), Promise.reject(e)),
+    );
   }
   return out;
 };
@@ -84,7 +91,10 @@ Client.prototype.query = function (config, ...rest) {
   const t = timed(done, args);
   const out = origQuery.apply(this, args);
   if (t.promise && out && typeof out.then === 'function') {
-    return out.then((v) => (done(performance.now() - t.t0, t.t0), v), (e) => (done(performance.now() - t.t0, t.t0), Promise.reject(e)));
+    return out.then(
+      (v) => (done(performance.now() - t.t0, t.t0), v),
+      (e) => (done(performance.now() - t.t0, t.t0), Promise.reject(e)),
+    );
   }
   return out;
 };
@@ -106,7 +116,7 @@ process.on('exit', () => {
   lines.push(`pg-trace: ${totalQ} queries, ${f(sumQ)} summed latency; by kind (summed latency, count, max):`);
   const top = [...stats.queries.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, Number(process.env.BENCH_TRACE_TOP ?? 25));
   for (const [k, s] of top) lines.push(`  ${f(s.ms).padStart(7)} ${String(s.n).padStart(6)}x  max ${s.max.toFixed(0).padStart(5)}ms  ${k}`);
-  const text = lines.join('\n') + '\n';
+  const text = `${lines.join('\n')}\n`;
   if (process.env.BENCH_TRACE_OUT) writeFileSync(process.env.BENCH_TRACE_OUT, text);
   else process.stderr.write(text);
 });

@@ -19,7 +19,14 @@ const TENANT_ROLE = /^tenant_[a-z0-9_]+$/;
  */
 export async function crossTenantAcl(c: ShardClient, at: { shard: string; database: string }, owned: OwnedSchema[]): Promise<Finding[]> {
   if (owned.length === 0) return [];
-  const res = await c.query<{ schema: string; rel: string | null; grantee: number; grantee_name: string; privs: string[]; members: string[] }>(
+  const res = await c.query<{
+    schema: string;
+    rel: string | null;
+    grantee: number;
+    grantee_name: string;
+    privs: string[];
+    members: string[];
+  }>(
     `with s(nsp, own) as (select * from unnest($1::text[], $2::text[])),
           me as (select oid from pg_roles where rolname = current_user),
           acl as (
@@ -47,10 +54,20 @@ export async function crossTenantAcl(c: ShardClient, at: { shard: string; databa
   );
   const bySchema = new Map(owned.map((o) => [o.schema, o]));
   // One finding per (schema, grantee): the schema grant and its table grants together.
-  const groups = new Map<string, { schema: string; grantee: string; who: string; rels: string[]; privs: Set<string>; schemaGrant: boolean }>();
+  const groups = new Map<
+    string,
+    { schema: string; grantee: string; who: string; rels: string[]; privs: Set<string>; schemaGrant: boolean }
+  >();
   for (const r of res.rows) {
     const isTenantRole = TENANT_ROLE.test(r.grantee_name);
-    const who = r.grantee === 0 ? 'PUBLIC' : isTenantRole ? r.grantee_name : r.members.length ? `${r.grantee_name} (member: ${r.members.join(', ')})` : null;
+    const who =
+      r.grantee === 0
+        ? 'PUBLIC'
+        : isTenantRole
+          ? r.grantee_name
+          : r.members.length
+            ? `${r.grantee_name} (member: ${r.members.join(', ')})`
+            : null;
     if (!who) continue;
     const key = `${r.schema}\0${r.grantee_name}`;
     const g = groups.get(key) ?? { schema: r.schema, grantee: r.grantee_name, who, rels: [], privs: new Set<string>(), schemaGrant: false };
@@ -67,14 +84,31 @@ export async function crossTenantAcl(c: ShardClient, at: { shard: string; databa
       ...(g.schemaGrant ? [`revoke all on schema ${ident(g.schema)} from ${grantee};`] : []),
       ...g.rels.map((rel) => `revoke all on ${qualified(g.schema, rel)} from ${grantee};`),
     ].join('\n');
-    const what = [g.schemaGrant ? `schema ${g.schema}` : null, g.rels.length ? `${g.rels.length} table(s) (${g.rels.slice(0, 5).join(', ')}${g.rels.length > 5 ? ', …' : ''})` : null].filter(Boolean).join(' and ');
-    out.push(finding('schema.cross-tenant-access', { ...at, tenant: o.slug, object: `schema ${g.schema}`, message: `${g.who} holds ${[...g.privs].join(', ')} on ${what} of tenant ${o.slug}`, fix }));
+    const what = [
+      g.schemaGrant ? `schema ${g.schema}` : null,
+      g.rels.length ? `${g.rels.length} table(s) (${g.rels.slice(0, 5).join(', ')}${g.rels.length > 5 ? ', …' : ''})` : null,
+    ]
+      .filter(Boolean)
+      .join(' and ');
+    out.push(
+      finding('schema.cross-tenant-access', {
+        ...at,
+        tenant: o.slug,
+        object: `schema ${g.schema}`,
+        message: `${g.who} holds ${[...g.privs].join(', ')} on ${what} of tenant ${o.slug}`,
+        fix,
+      }),
+    );
   }
   return out;
 }
 
 /** Tenant roles that are members of other tenant roles: SET ROLE makes one tenant the other. */
-export async function tenantRoleMemberships(c: ShardClient, at: { shard: string; database: string }, roleToSlug: Map<string, string>): Promise<Finding[]> {
+export async function tenantRoleMemberships(
+  c: ShardClient,
+  at: { shard: string; database: string },
+  roleToSlug: Map<string, string>,
+): Promise<Finding[]> {
   const res = await c.query<{ member: string; role: string }>(
     `select m.rolname as member, r.rolname as role from pg_auth_members am
        join pg_roles m on m.oid = am.member join pg_roles r on r.oid = am.roleid
@@ -83,7 +117,13 @@ export async function tenantRoleMemberships(c: ShardClient, at: { shard: string;
   return res.rows
     .filter((r) => roleToSlug.has(r.role) || roleToSlug.has(r.member))
     .map((r) =>
-      finding('schema.cross-tenant-access', { ...at, tenant: roleToSlug.get(r.role) ?? null, object: `role ${r.role}`, message: `tenant role ${r.member} is a member of ${r.role}: it can SET ROLE ${r.role} and use everything of tenant ${roleToSlug.get(r.role) ?? r.role}`, fix: `revoke ${ident(r.role)} from ${ident(r.member)};` }),
+      finding('schema.cross-tenant-access', {
+        ...at,
+        tenant: roleToSlug.get(r.role) ?? null,
+        object: `role ${r.role}`,
+        message: `tenant role ${r.member} is a member of ${r.role}: it can SET ROLE ${r.role} and use everything of tenant ${roleToSlug.get(r.role) ?? r.role}`,
+        fix: `revoke ${ident(r.role)} from ${ident(r.member)};`,
+      }),
     );
 }
 
@@ -93,8 +133,19 @@ const OBJTYPES: Record<string, string> = { r: 'tables', S: 'sequences', f: 'func
  * Default privileges (pg_default_acl) that hand future objects to PUBLIC, or to a tenant role
  * other than the schema's own.
  */
-export async function defaultPrivilegeChecks(c: ShardClient, at: { shard: string; database: string }, owned: OwnedSchema[]): Promise<Finding[]> {
-  const res = await c.query<{ for_role: string; nsp: string | null; objtype: string; grantee: number; grantee_name: string; privs: string[] }>(
+export async function defaultPrivilegeChecks(
+  c: ShardClient,
+  at: { shard: string; database: string },
+  owned: OwnedSchema[],
+): Promise<Finding[]> {
+  const res = await c.query<{
+    for_role: string;
+    nsp: string | null;
+    objtype: string;
+    grantee: number;
+    grantee_name: string;
+    privs: string[];
+  }>(
     `select pg_get_userbyid(d.defaclrole) as for_role, n.nspname as nsp, d.defaclobjtype as objtype, a.grantee::int as grantee,
             case when a.grantee = 0 then 'PUBLIC' else pg_get_userbyid(a.grantee) end as grantee_name,
             array_agg(a.privilege_type order by a.privilege_type) as privs
@@ -111,27 +162,46 @@ export async function defaultPrivilegeChecks(c: ShardClient, at: { shard: string
     if (!toPublic && !toOtherTenant) continue;
     const kind = OBJTYPES[d.objtype] ?? 'tables';
     const where = d.nsp ? ` in schema ${ident(d.nsp)}` : '';
-    out.push(finding('schema.default-privileges', {
-      ...at, tenant: o?.slug ?? null, object: `default privileges for ${d.for_role}${d.nsp ? ` in ${d.nsp}` : ''}`,
-      message: `new ${kind} ${d.for_role} creates${d.nsp ? ` in ${d.nsp}` : ' anywhere in this database'} will grant ${d.privs.join(', ')} to ${d.grantee_name}`,
-      fix: `alter default privileges for role ${ident(d.for_role)}${where} revoke all on ${kind} from ${toPublic ? 'public' : ident(d.grantee_name)};`,
-    }));
+    out.push(
+      finding('schema.default-privileges', {
+        ...at,
+        tenant: o?.slug ?? null,
+        object: `default privileges for ${d.for_role}${d.nsp ? ` in ${d.nsp}` : ''}`,
+        message: `new ${kind} ${d.for_role} creates${d.nsp ? ` in ${d.nsp}` : ' anywhere in this database'} will grant ${d.privs.join(', ')} to ${d.grantee_name}`,
+        fix: `alter default privileges for role ${ident(d.for_role)}${where} revoke all on ${kind} from ${toPublic ? 'public' : ident(d.grantee_name)};`,
+      }),
+    );
   }
   return out;
 }
 
 /** PUBLIC may create objects in schema `public` (PostgreSQL 14 and older granted it by default). */
 export async function publicCreateCheck(c: ShardClient, at: { shard: string; database: string }): Promise<Finding[]> {
-  const r = await c.query<{ ok: boolean }>(`select has_schema_privilege('public', n.oid, 'CREATE') as ok from pg_namespace n where n.nspname = 'public'`);
+  const r = await c.query<{ ok: boolean }>(
+    `select has_schema_privilege('public', n.oid, 'CREATE') as ok from pg_namespace n where n.nspname = 'public'`,
+  );
   if (!r.rows[0]?.ok) return [];
-  return [finding('schema.public-create', { ...at, tenant: null, object: `schema public in ${at.database}`, message: `every role, tenant roles included, can create objects in schema public of ${at.database}: one tenant can plant functions or tables that others' queries resolve to`, fix: 'revoke create on schema public from public;' })];
+  return [
+    finding('schema.public-create', {
+      ...at,
+      tenant: null,
+      object: `schema public in ${at.database}`,
+      message: `every role, tenant roles included, can create objects in schema public of ${at.database}: one tenant can plant functions or tables that others' queries resolve to`,
+      fix: 'revoke create on schema public from public;',
+    }),
+  ];
 }
 
 /**
  * search_path settings (per role in this database, per role, or for the database) that name a
  * schema someone else can create objects in: PUBLIC, or a role other than the setting's own.
  */
-export async function searchPathChecks(c: ShardClient, at: { shard: string; database: string }, roleToSlug: Map<string, string>, serving: string): Promise<Finding[]> {
+export async function searchPathChecks(
+  c: ShardClient,
+  at: { shard: string; database: string },
+  roleToSlug: Map<string, string>,
+  serving: string,
+): Promise<Finding[]> {
   const settings = await c.query<{ role: string | null; db: boolean; path: string }>(
     `select case when s.setrole = 0 then null else pg_get_userbyid(s.setrole) end as role, s.setdatabase <> 0 as db,
             substr(cfg, length('search_path=') + 1) as path
@@ -159,11 +229,17 @@ export async function searchPathChecks(c: ShardClient, at: { shard: string; data
       if (!w.pub && others.length === 0) continue;
       const who = w.pub ? 'PUBLIC' : others.join(', ');
       const target = `${s.role ? `role ${s.role}` : 'every role'}${s.db ? ` in database ${at.database}` : ''}`;
-      out.push(finding('schema.writable-search-path', {
-        ...at, tenant: s.role ? roleToSlug.get(s.role) ?? null : null, object: `search_path of ${target}`,
-        message: `the search_path of ${target} (${s.path}) includes schema ${nsp}, where ${who} can create objects that shadow the names its queries use`,
-        fix: s.role ? `alter role ${ident(s.role)}${s.db ? ` in database ${ident(at.database)}` : ''} reset search_path;` : `alter database ${ident(at.database)} reset search_path;`,
-      }));
+      out.push(
+        finding('schema.writable-search-path', {
+          ...at,
+          tenant: s.role ? (roleToSlug.get(s.role) ?? null) : null,
+          object: `search_path of ${target}`,
+          message: `the search_path of ${target} (${s.path}) includes schema ${nsp}, where ${who} can create objects that shadow the names its queries use`,
+          fix: s.role
+            ? `alter role ${ident(s.role)}${s.db ? ` in database ${ident(at.database)}` : ''} reset search_path;`
+            : `alter database ${ident(at.database)} reset search_path;`,
+        }),
+      );
     }
   }
   return out;

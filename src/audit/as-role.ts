@@ -39,7 +39,11 @@ export async function rolledBack<T>(c: ShardClient, fn: () => Promise<T>): Promi
 }
 
 /** The SQLSTATE of a failed statement, or null when it went through. */
-export async function attempt(c: ShardClient, sql: string, params: unknown[] = []): Promise<{ code: string | null; rows: number; constraint?: string }> {
+export async function attempt(
+  c: ShardClient,
+  sql: string,
+  params: unknown[] = [],
+): Promise<{ code: string | null; rows: number; constraint?: string }> {
   await c.query('savepoint tenantctl_attempt');
   try {
     const r = await c.query(sql, params);

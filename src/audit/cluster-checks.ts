@@ -23,12 +23,21 @@ export async function clusterChecks(c: ShardClient, unit: AuditUnit, env: AuditE
   const shard = env.config.shards.find((s) => s.name === unit.shard)!;
   const at = { shard: unit.shard, database: unit.database };
   const onShard = env.allTenants.filter((t) => t.shard === unit.shard);
-  const roleToSlug = new Map(onShard.flatMap((t) => { const role = tenantRole(t); return role ? [[role, t.slug] as const] : []; }));
+  const roleToSlug = new Map(
+    onShard.flatMap((t) => {
+      const role = tenantRole(t);
+      return role ? [[role, t.slug] as const] : [];
+    }),
+  );
   const selected = unit.tenants;
   const out: Finding[] = [];
 
   const existingRoles = new Set(
-    (await c.query<{ r: string }>(`select rolname as r from pg_roles where rolname like 'tenant\\_%' or rolname = $1`, [config.servingRole.name])).rows.map((r) => r.r),
+    (
+      await c.query<{ r: string }>(`select rolname as r from pg_roles where rolname like 'tenant\\_%' or rolname = $1`, [
+        config.servingRole.name,
+      ])
+    ).rows.map((r) => r.r),
   );
   const checkRoles = new Map<string, string | null>();
   if (existingRoles.has(config.servingRole.name)) checkRoles.set(config.servingRole.name, null);
@@ -56,20 +65,47 @@ export async function clusterChecks(c: ShardClient, unit: AuditUnit, env: AuditE
     const ours = owner || d.datname === shard.poolDatabase || d.datname === shard.tenantDatabase;
     if (!ours) {
       if (/^t_[a-z0-9_]+$/.test(d.datname) && !env.allTenants.some((t) => t.shard === unit.shard && t.database_name === d.datname)) {
-        out.push(finding('catalog.orphan-placement', { ...at, tenant: null, object: `database ${d.datname}`, message: `database ${d.datname} on ${unit.shard} looks like a tenant's but no catalog row names it (a deleted tenant's leftovers, or one recreated by hand)`, fix: `-- check what it holds, then: drop database ${ident(d.datname)};` }));
+        out.push(
+          finding('catalog.orphan-placement', {
+            ...at,
+            tenant: null,
+            object: `database ${d.datname}`,
+            message: `database ${d.datname} on ${unit.shard} looks like a tenant's but no catalog row names it (a deleted tenant's leftovers, or one recreated by hand)`,
+            fix: `-- check what it holds, then: drop database ${ident(d.datname)};`,
+          }),
+        );
       }
       continue;
     }
     if (owner && !selectedDbs.has(d.datname)) continue;
     if (d.public_connect) {
-      out.push(finding('database.public-connect', { ...at, tenant: owner?.slug ?? null, object: `database ${d.datname}`, message: `CONNECT on database ${d.datname} is granted to PUBLIC: every role on the shard, every tenant role included, can connect to it`, fix: `revoke connect on database ${ident(d.datname)} from public;` }));
+      out.push(
+        finding('database.public-connect', {
+          ...at,
+          tenant: owner?.slug ?? null,
+          object: `database ${d.datname}`,
+          message: `CONNECT on database ${d.datname} is granted to PUBLIC: every role on the shard, every tenant role included, can connect to it`,
+          fix: `revoke connect on database ${ident(d.datname)} from public;`,
+        }),
+      );
     }
     if (!owner) continue;
     const own = tenantRole(owner);
     for (const g of d.grantees) {
       const intruders = [...(g.role !== own && /^tenant_/.test(g.role) ? [g.role] : []), ...g.members.filter((m) => m !== own)];
       if (intruders.length === 0) continue;
-      out.push(finding('database.cross-tenant-connect', { ...at, tenant: owner.slug, object: `database ${d.datname}`, message: `${intruders.join(', ')} can connect to ${d.datname}, the database of tenant ${owner.slug}${g.role !== intruders[0] ? ` (through ${g.role})` : ''}`, fix: g.role === own ? intruders.map((m) => `revoke ${ident(own)} from ${ident(m)};`).join('\n') : `revoke connect on database ${ident(d.datname)} from ${ident(g.role)};` }));
+      out.push(
+        finding('database.cross-tenant-connect', {
+          ...at,
+          tenant: owner.slug,
+          object: `database ${d.datname}`,
+          message: `${intruders.join(', ')} can connect to ${d.datname}, the database of tenant ${owner.slug}${g.role !== intruders[0] ? ` (through ${g.role})` : ''}`,
+          fix:
+            g.role === own
+              ? intruders.map((m) => `revoke ${ident(own)} from ${ident(m)};`).join('\n')
+              : `revoke connect on database ${ident(d.datname)} from ${ident(g.role)};`,
+        }),
+      );
     }
   }
 
@@ -77,19 +113,50 @@ export async function clusterChecks(c: ShardClient, unit: AuditUnit, env: AuditE
   const dbNames = new Set(dbs.rows.map((d) => d.datname));
   for (const t of selected.filter(placed)) {
     if (!dbNames.has(t.database_name)) {
-      out.push(finding('catalog.placement-missing', { ...at, tenant: t.slug, object: `database ${t.database_name}`, message: `tenant ${t.slug} is ${t.status} in the catalog but its database ${t.database_name} does not exist on ${unit.shard}`, fix: null }));
+      out.push(
+        finding('catalog.placement-missing', {
+          ...at,
+          tenant: t.slug,
+          object: `database ${t.database_name}`,
+          message: `tenant ${t.slug} is ${t.status} in the catalog but its database ${t.database_name} does not exist on ${unit.shard}`,
+          fix: null,
+        }),
+      );
     }
     const role = tenantRole(t);
     if (role && !existingRoles.has(role)) {
-      out.push(finding('catalog.placement-missing', { ...at, tenant: t.slug, object: `role ${role}`, message: `tenant ${t.slug} is ${t.status} but its role ${role} does not exist on ${unit.shard}`, fix: null }));
+      out.push(
+        finding('catalog.placement-missing', {
+          ...at,
+          tenant: t.slug,
+          object: `role ${role}`,
+          message: `tenant ${t.slug} is ${t.status} but its role ${role} does not exist on ${unit.shard}`,
+          fix: null,
+        }),
+      );
     }
   }
   for (const r of existingRoles) {
     if (r === config.servingRole.name || roleToSlug.has(r)) continue;
-    out.push(finding('catalog.orphan-role', { ...at, tenant: null, object: `role ${r}`, message: `role ${r} on ${unit.shard} looks like a tenant role but no tenant of this shard has it`, fix: `-- in each database of the shard: drop owned by ${ident(r)}; then: drop role ${ident(r)};` }));
+    out.push(
+      finding('catalog.orphan-role', {
+        ...at,
+        tenant: null,
+        object: `role ${r}`,
+        message: `role ${r} on ${unit.shard} looks like a tenant role but no tenant of this shard has it`,
+        fix: `-- in each database of the shard: drop owned by ${ident(r)}; then: drop role ${ident(r)};`,
+      }),
+    );
   }
 
-  if (probes) out.push(...(await databaseConnectProbe(c, unit, [...dbTenants.values()].filter((t) => placed(t) && dbNames.has(t.database_name)))));
+  if (probes)
+    out.push(
+      ...(await databaseConnectProbe(
+        c,
+        unit,
+        [...dbTenants.values()].filter((t) => placed(t) && dbNames.has(t.database_name)),
+      )),
+    );
   return out;
 }
 
@@ -107,10 +174,22 @@ async function databaseConnectProbe(c: ShardClient, unit: AuditUnit, dbTenants: 
     for (const t of selected) {
       const role = tenantRole(t)!;
       const reach = await asRole(c, role, () =>
-        c.query<{ datname: string }>(`select datname from pg_database where datname = any($1::text[]) and datname <> $2 and has_database_privilege(datname, 'CONNECT')`, [names, t.database_name]),
+        c.query<{ datname: string }>(
+          `select datname from pg_database where datname = any($1::text[]) and datname <> $2 and has_database_privilege(datname, 'CONNECT')`,
+          [names, t.database_name],
+        ),
       );
       for (const r of reach.rows) {
-        out.push(finding('probe.tenant-role-cross-database', { shard: unit.shard, database: unit.database, tenant: t.slug, object: `database ${r.datname}`, message: `probe: as ${role}, PostgreSQL grants CONNECT to ${r.datname}, another tenant's database`, fix: null }));
+        out.push(
+          finding('probe.tenant-role-cross-database', {
+            shard: unit.shard,
+            database: unit.database,
+            tenant: t.slug,
+            object: `database ${r.datname}`,
+            message: `probe: as ${role}, PostgreSQL grants CONNECT to ${r.datname}, another tenant's database`,
+            fix: null,
+          }),
+        );
       }
     }
   });

@@ -9,8 +9,22 @@ import type { AuditUnit, Finding } from './types.js';
  * search_path to the caller; user-defined LEAKPROOF functions (the planner runs them before
  * policies, so they can see rows the policies would hide). Extension functions are left out.
  */
-export async function functionChecks(c: ShardClient, unit: AuditUnit, serving: string | null, tenantOf: (schema: string) => string | null): Promise<Finding[]> {
-  const res = await c.query<{ sig: string; nsp: string; owner: string; definer: boolean; leakproof: boolean; pinned_path: boolean; public_exec: boolean; serving_exec: boolean }>(
+export async function functionChecks(
+  c: ShardClient,
+  unit: AuditUnit,
+  serving: string | null,
+  tenantOf: (schema: string) => string | null,
+): Promise<Finding[]> {
+  const res = await c.query<{
+    sig: string;
+    nsp: string;
+    owner: string;
+    definer: boolean;
+    leakproof: boolean;
+    pinned_path: boolean;
+    public_exec: boolean;
+    serving_exec: boolean;
+  }>(
     `select p.oid::regprocedure::text as sig, n.nspname as nsp, pg_get_userbyid(p.proowner) as owner,
             p.prosecdef as definer, p.proleakproof as leakproof,
             exists (select 1 from unnest(p.proconfig) cfg where cfg like 'search\\_path=%') as pinned_path,
@@ -29,13 +43,31 @@ export async function functionChecks(c: ShardClient, unit: AuditUnit, serving: s
     if (f.definer && (f.public_exec || f.serving_exec)) {
       const who = [f.public_exec ? 'PUBLIC' : null, f.serving_exec && !f.public_exec ? serving : null].filter(Boolean).join(', ');
       const from = ['public', ...(serving ? [ident(serving)] : [])].join(', ');
-      out.push(finding('function.definer-executable', { ...at, message: `SECURITY DEFINER function ${f.sig} runs as ${f.owner} and ${who} can execute it: it reads and writes past row-level security and grants`, fix: `revoke execute on function ${f.sig} from ${from};` }));
+      out.push(
+        finding('function.definer-executable', {
+          ...at,
+          message: `SECURITY DEFINER function ${f.sig} runs as ${f.owner} and ${who} can execute it: it reads and writes past row-level security and grants`,
+          fix: `revoke execute on function ${f.sig} from ${from};`,
+        }),
+      );
     }
     if (f.definer && !f.pinned_path) {
-      out.push(finding('function.definer-search-path', { ...at, message: `SECURITY DEFINER function ${f.sig} does not pin search_path: a caller who can create objects in a schema on its path runs code as ${f.owner}`, fix: `alter function ${f.sig} set search_path = pg_catalog, ${ident(f.nsp)}, pg_temp;` }));
+      out.push(
+        finding('function.definer-search-path', {
+          ...at,
+          message: `SECURITY DEFINER function ${f.sig} does not pin search_path: a caller who can create objects in a schema on its path runs code as ${f.owner}`,
+          fix: `alter function ${f.sig} set search_path = pg_catalog, ${ident(f.nsp)}, pg_temp;`,
+        }),
+      );
     }
     if (f.leakproof) {
-      out.push(finding('function.leakproof', { ...at, message: `user-defined function ${f.sig} is marked LEAKPROOF: it may run on rows before the policies filter them, so whatever it raises or logs can leak other tenants' values`, fix: `alter function ${f.sig} not leakproof; -- needs a superuser` }));
+      out.push(
+        finding('function.leakproof', {
+          ...at,
+          message: `user-defined function ${f.sig} is marked LEAKPROOF: it may run on rows before the policies filter them, so whatever it raises or logs can leak other tenants' values`,
+          fix: `alter function ${f.sig} not leakproof; -- needs a superuser`,
+        }),
+      );
     }
   }
   return out;

@@ -106,32 +106,79 @@ export async function poolChecks(c: ShardClient, unit: AuditUnit, env: AuditEnv,
     if (t.partition) {
       // A partition is read through its parent's policies, but read directly it has only its own.
       if (t.serving_select && (!t.enabled || pols.length === 0)) {
-        out.push(finding('pool.partition-unprotected', { ...at, object: obj, message: `partition ${obj} is readable by ${servingName} directly and has ${t.enabled ? 'no policy' : 'row-level security off'}: reading it bypasses its parent's policies`, fix: protect }));
+        out.push(
+          finding('pool.partition-unprotected', {
+            ...at,
+            object: obj,
+            message: `partition ${obj} is readable by ${servingName} directly and has ${t.enabled ? 'no policy' : 'row-level security off'}: reading it bypasses its parent's policies`,
+            fix: protect,
+          }),
+        );
       }
     } else if (!t.enabled) {
       if (pols.length > 0) {
-        out.push(finding('pool.policies-while-disabled', { ...at, object: obj, message: `${obj} has ${pols.length} polic${pols.length === 1 ? 'y' : 'ies'} (${pols.map((p) => p.name).join(', ')}) but row-level security is off, so none applies`, fix: protect }));
+        out.push(
+          finding('pool.policies-while-disabled', {
+            ...at,
+            object: obj,
+            message: `${obj} has ${pols.length} polic${pols.length === 1 ? 'y' : 'ies'} (${pols.map((p) => p.name).join(', ')}) but row-level security is off, so none applies`,
+            fix: protect,
+          }),
+        );
       } else {
-        out.push(finding('pool.rls-disabled', { ...at, object: obj, message: `${obj} carries the tenant key ${t.column} but row-level security is off: every tenant sees every row`, fix: protect }));
+        out.push(
+          finding('pool.rls-disabled', {
+            ...at,
+            object: obj,
+            message: `${obj} carries the tenant key ${t.column} but row-level security is off: every tenant sees every row`,
+            fix: protect,
+          }),
+        );
       }
     } else if (pols.length === 0) {
-      out.push(finding('pool.no-policy', { ...at, object: obj, message: `${obj} has row-level security on but no policy: the serving role sees no rows at all`, fix: protect }));
+      out.push(
+        finding('pool.no-policy', {
+          ...at,
+          object: obj,
+          message: `${obj} has row-level security on but no policy: the serving role sees no rows at all`,
+          fix: protect,
+        }),
+      );
     }
     if (t.enabled && !t.forced && t.owner !== shardRole) {
       const servingOwns = t.owner === servingName;
-      out.push(finding('pool.rls-not-forced', {
-        ...at, object: obj, severity: servingOwns ? 'critical' : 'high',
-        message: `${obj} is owned by ${t.owner}${servingOwns ? ' (the serving role)' : ''} and row-level security is not forced, so its owner bypasses the policies`,
-        // Only the owner may ALTER the table; tenantctl does not take on another role to do it.
-        fix: `alter table ${qualified(schema, t.table)} force row level security; -- as ${t.owner}`,
-      }));
+      out.push(
+        finding('pool.rls-not-forced', {
+          ...at,
+          object: obj,
+          severity: servingOwns ? 'critical' : 'high',
+          message: `${obj} is owned by ${t.owner}${servingOwns ? ' (the serving role)' : ''} and row-level security is not forced, so its owner bypasses the policies`,
+          // Only the owner may ALTER the table; tenantctl does not take on another role to do it.
+          fix: `alter table ${qualified(schema, t.table)} force row level security; -- as ${t.owner}`,
+        }),
+      );
     }
     for (const p of pols) out.push(...policyFindings(p, t, obj, { at, shardRole, servingName, protect }));
     if (t.serving_dangerous?.length) {
-      out.push(finding('pool.dangerous-grant', { ...at, object: obj, message: `${servingName} holds ${t.serving_dangerous.join(' and ')} on ${obj}: TRUNCATE empties every tenant's rows regardless of policies; REFERENCES lets it probe keys through a foreign key`, fix: `revoke truncate, references on ${qualified(schema, t.table)} from ${ident(servingName)}, public;` }));
+      out.push(
+        finding('pool.dangerous-grant', {
+          ...at,
+          object: obj,
+          message: `${servingName} holds ${t.serving_dangerous.join(' and ')} on ${obj}: TRUNCATE empties every tenant's rows regardless of policies; REFERENCES lets it probe keys through a foreign key`,
+          fix: `revoke truncate, references on ${qualified(schema, t.table)} from ${ident(servingName)}, public;`,
+        }),
+      );
     }
   }
-  out.push(...(await keyChecks(c, tables.filter((t) => !t.partition), byOid, schema, at)));
+  out.push(
+    ...(await keyChecks(
+      c,
+      tables.filter((t) => !t.partition),
+      byOid,
+      schema,
+      at,
+    )),
+  );
   out.push(...(await relationChecks(c, schema, tables, serving, shardRole, at)));
   return out;
 }
@@ -152,15 +199,37 @@ function policyFindings(
   const writes = p.cmd === '*' || p.cmd === 'a' || p.cmd === 'w';
   if (p.permissive && ((reads && isTrue(p.qual)) || (p.cmd === 'a' && isTrue(p.check)))) {
     const broad = p.roles.includes('public') || p.roles.includes(servingName);
-    return [finding('pool.always-true-policy', { ...at, object, severity: broad ? 'critical' : 'high', message: `permissive policy ${p.name} on ${obj} (to ${to}) is always true: it lets ${broad ? 'every tenant' : to} through every other policy`, fix: drop })];
+    return [
+      finding('pool.always-true-policy', {
+        ...at,
+        object,
+        severity: broad ? 'critical' : 'high',
+        message: `permissive policy ${p.name} on ${obj} (to ${to}) is always true: it lets ${broad ? 'every tenant' : to} through every other policy`,
+        fix: drop,
+      }),
+    ];
   }
   const out: Finding[] = [];
   if (p.permissive && writes && ((p.cmd === 'a' && p.check === null) || isTrue(p.check))) {
-    out.push(finding('pool.unchecked-writes', { ...at, object, message: `policy ${p.name} on ${obj} (to ${to}) lets writes through without a check on the tenant key`, fix: drop }));
+    out.push(
+      finding('pool.unchecked-writes', {
+        ...at,
+        object,
+        message: `policy ${p.name} on ${obj} (to ${to}) lets writes through without a check on the tenant key`,
+        fix: drop,
+      }),
+    );
   }
   const expr = p.cmd === 'a' ? p.check : p.qual;
   if (p.permissive && expr !== null && !(p.uses_key && usesSession(expr))) {
-    out.push(finding('pool.policy-without-key', { ...at, object, message: `permissive policy ${p.name} on ${obj} (to ${to}) does not compare the tenant key ${t.column} with the session's tenant (${expr}); permissive policies are OR-ed, so it widens what every tenant sees`, fix: drop }));
+    out.push(
+      finding('pool.policy-without-key', {
+        ...at,
+        object,
+        message: `permissive policy ${p.name} on ${obj} (to ${to}) does not compare the tenant key ${t.column} with the session's tenant (${expr}); permissive policies are OR-ed, so it widens what every tenant sees`,
+        fix: drop,
+      }),
+    );
   }
   return out;
 }
@@ -184,7 +253,14 @@ async function keyChecks(
   for (const u of uniques.rows) {
     const t = byOid.get(u.relid)!;
     if (u.keys.includes(t.attnum)) continue;
-    out.push(finding('pool.unique-without-key', { ...at, object: `index ${schema}.${u.name}`, message: `unique ${u.constraint ? 'constraint' : 'index'} ${u.name} on ${schema}.${t.table} leaves out ${t.column}: tenants collide on its values, and the error of a collision tells one tenant that another has that value (${u.def})`, fix: `-- rebuild ${u.name} with ${t.column} as its first column, e.g.:\n-- ${u.def.replace(/\(/, `(${ident(t.column)}, `)}` }));
+    out.push(
+      finding('pool.unique-without-key', {
+        ...at,
+        object: `index ${schema}.${u.name}`,
+        message: `unique ${u.constraint ? 'constraint' : 'index'} ${u.name} on ${schema}.${t.table} leaves out ${t.column}: tenants collide on its values, and the error of a collision tells one tenant that another has that value (${u.def})`,
+        fix: `-- rebuild ${u.name} with ${t.column} as its first column, e.g.:\n-- ${u.def.replace(/\(/, `(${ident(t.column)}, `)}`,
+      }),
+    );
   }
   const fks = await c.query<{ relid: number; refid: number; name: string; conkey: number[]; confkey: number[]; def: string }>(
     `select conrelid::int as relid, confrelid::int as refid, conname as name, conkey::int[] as conkey, confkey::int[] as confkey,
@@ -197,7 +273,14 @@ async function keyChecks(
     const r = byOid.get(f.refid)!;
     const i = f.conkey.indexOf(t.attnum);
     if (i >= 0 && f.confkey[i] === r.attnum) continue;
-    out.push(finding('pool.fk-without-key', { ...at, object: `constraint ${f.name} on ${schema}.${t.table}`, message: `foreign key ${f.name} (${f.def}) does not pair ${t.table}.${t.column} with ${r.table}.${r.column}: a row can point into another tenant's rows`, fix: `-- recreate ${f.name} with the tenant key in both column lists, e.g. foreign key (${t.column}, …) references ${qualified(schema, r.table)} (${r.column}, …)` }));
+    out.push(
+      finding('pool.fk-without-key', {
+        ...at,
+        object: `constraint ${f.name} on ${schema}.${t.table}`,
+        message: `foreign key ${f.name} (${f.def}) does not pair ${t.table}.${t.column} with ${r.table}.${r.column}: a row can point into another tenant's rows`,
+        fix: `-- recreate ${f.name} with the tenant key in both column lists, e.g. foreign key (${t.column}, …) references ${qualified(schema, r.table)} (${r.column}, …)`,
+      }),
+    );
   }
   return out;
 }
@@ -209,14 +292,23 @@ async function keyChecks(
  */
 async function relationChecks(
   c: ShardClient,
-  schema: string,
+  _schema: string,
   tables: TableRow[],
   serving: string | null,
   shardRole: string,
   at: { shard: string; database: string; tenant: null },
 ): Promise<Finding[]> {
   if (!serving) return [];
-  const rels = await c.query<{ oid: number; nsp: string; name: string; kind: string; owner: string; invoker: boolean; reads_tenant: boolean; owner_super: boolean }>(
+  const rels = await c.query<{
+    oid: number;
+    nsp: string;
+    name: string;
+    kind: string;
+    owner: string;
+    invoker: boolean;
+    reads_tenant: boolean;
+    owner_super: boolean;
+  }>(
     `with recursive reads(view, rel) as (
        select r.ev_class, d.refobjid from pg_rewrite r
          join pg_depend d on d.classid = 'pg_rewrite'::regclass and d.objid = r.oid and d.refclassid = 'pg_class'::regclass
@@ -244,13 +336,34 @@ async function relationChecks(
     if (v.kind === 'v') {
       if (v.invoker) continue;
       if (v.reads_tenant) {
-        out.push(finding('pool.view-owner-rights', { ...at, object: obj, message: `view ${obj} reads tenant tables with the rights of its owner ${v.owner}, and ${serving} can read it: the tables' policies are checked against ${v.owner}, so every tenant's rows show through`, fix: `alter view ${q} set (security_invoker = true);` }));
+        out.push(
+          finding('pool.view-owner-rights', {
+            ...at,
+            object: obj,
+            message: `view ${obj} reads tenant tables with the rights of its owner ${v.owner}, and ${serving} can read it: the tables' policies are checked against ${v.owner}, so every tenant's rows show through`,
+            fix: `alter view ${q} set (security_invoker = true);`,
+          }),
+        );
       } else if (v.owner === shardRole || v.owner_super) {
-        out.push(finding('shard-role.reach', { ...at, object: obj, message: `view ${obj} runs with the rights of ${v.owner}${v.owner === shardRole ? " (tenantctl's shard role)" : ' (a superuser)'} and ${serving} can read it: whatever ${v.owner} can read is reachable through it`, fix: `alter view ${q} set (security_invoker = true);` }));
+        out.push(
+          finding('shard-role.reach', {
+            ...at,
+            object: obj,
+            message: `view ${obj} runs with the rights of ${v.owner}${v.owner === shardRole ? " (tenantctl's shard role)" : ' (a superuser)'} and ${serving} can read it: whatever ${v.owner} can read is reachable through it`,
+            fix: `alter view ${q} set (security_invoker = true);`,
+          }),
+        );
       }
     } else {
       const what = v.kind === 'm' ? 'materialized view' : 'foreign table';
-      out.push(finding('pool.matview-readable', { ...at, object: obj, message: `${what} ${obj} is readable by ${serving}; row-level security does not apply to ${what}s, so it shows what its query saw for every tenant`, fix: `revoke all on ${q} from ${ident(serving)}, public;` }));
+      out.push(
+        finding('pool.matview-readable', {
+          ...at,
+          object: obj,
+          message: `${what} ${obj} is readable by ${serving}; row-level security does not apply to ${what}s, so it shows what its query saw for every tenant`,
+          fix: `revoke all on ${q} from ${ident(serving)}, public;`,
+        }),
+      );
     }
   }
   return out;

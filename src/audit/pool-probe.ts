@@ -51,7 +51,14 @@ export async function poolProbes(
         for (const t of tables) {
           const r = await attempt(c, `select 1 from ${qualified(schema, t.table)} limit 1`);
           if (r.code === null && r.rows > 0) {
-            out.push(finding('probe.no-setting-read', { ...at, object: `${schema}.${t.table}`, message: `probe: as ${config.servingRole.name} with no ${setting} set, rows of ${schema}.${t.table} are visible`, fix: null }));
+            out.push(
+              finding('probe.no-setting-read', {
+                ...at,
+                object: `${schema}.${t.table}`,
+                message: `probe: as ${config.servingRole.name} with no ${setting} set, rows of ${schema}.${t.table} are visible`,
+                fix: null,
+              }),
+            );
           }
         }
       }),
@@ -64,7 +71,14 @@ export async function poolProbes(
           const col = ident(t.column);
           const seen = await attempt(c, `select 1 from ${q} where ${col} is distinct from $1::${type} limit 1`, [keys.a]);
           if (seen.code === null && seen.rows > 0) {
-            out.push(finding('probe.cross-tenant-read', { ...at, object: `${schema}.${t.table}`, message: `probe: as ${config.servingRole.name} with ${setting} = tenant A, rows of other tenants in ${schema}.${t.table} are visible`, fix: null }));
+            out.push(
+              finding('probe.cross-tenant-read', {
+                ...at,
+                object: `${schema}.${t.table}`,
+                message: `probe: as ${config.servingRole.name} with ${setting} = tenant A, rows of other tenants in ${schema}.${t.table} are visible`,
+                fix: null,
+              }),
+            );
           }
           if (!t.other) continue;
           // A copy of an existing row with B's key, written under A's setting: the policy's WITH
@@ -75,7 +89,14 @@ export async function poolProbes(
             [JSON.stringify(t.other), t.column, keys.b],
           );
           if (write.code === null || write.code.startsWith('23')) {
-            out.push(finding('probe.cross-tenant-write', { ...at, object: `${schema}.${t.table}`, message: `probe: as ${config.servingRole.name} with ${setting} = tenant A, a row with tenant B's key ${write.code ? `reached the constraints (${write.code})` : 'was inserted'} into ${schema}.${t.table}: no policy checked the written key`, fix: null }));
+            out.push(
+              finding('probe.cross-tenant-write', {
+                ...at,
+                object: `${schema}.${t.table}`,
+                message: `probe: as ${config.servingRole.name} with ${setting} = tenant A, a row with tenant B's key ${write.code ? `reached the constraints (${write.code})` : 'was inserted'} into ${schema}.${t.table}: no policy checked the written key`,
+                fix: null,
+              }),
+            );
           }
           const collide = await attempt(
             c,
@@ -83,7 +104,14 @@ export async function poolProbes(
             [JSON.stringify(t.other), t.column, keys.a],
           );
           if (collide.code === '23505' && collide.constraint && t.keyless.includes(collide.constraint)) {
-            out.push(finding('probe.unique-collision', { ...at, object: `${schema}.${t.table}`, message: `probe: tenant A inserting values of another tenant's row into ${schema}.${t.table} got a unique violation: the error tells A that someone else has that value`, fix: null }));
+            out.push(
+              finding('probe.unique-collision', {
+                ...at,
+                object: `${schema}.${t.table}`,
+                message: `probe: tenant A inserting values of another tenant's row into ${schema}.${t.table} got a unique violation: the error tells A that someone else has that value`,
+                fix: null,
+              }),
+            );
           }
         }
       }),
@@ -94,7 +122,14 @@ export async function poolProbes(
     await c.query('commit');
     const left = await c.query<{ v: string | null }>('select current_setting($1, true) as v', [setting]);
     if (left.rows[0].v) {
-      out.push(finding('probe.setting-persists', { ...at, object: `setting ${setting}`, message: `probe: after a transaction that set ${setting} locally, the next transaction on the same connection still reads ${setting} = ${left.rows[0].v === keys.a ? 'tenant A' : 'a default (alter role/database … set)'}: a pooled connection carries a tenant into the next request`, fix: `alter role ${ident(config.servingRole.name)} reset ${setting}; alter database ${ident(unit.database)} reset ${setting};` }));
+      out.push(
+        finding('probe.setting-persists', {
+          ...at,
+          object: `setting ${setting}`,
+          message: `probe: after a transaction that set ${setting} locally, the next transaction on the same connection still reads ${setting} = ${left.rows[0].v === keys.a ? 'tenant A' : 'a default (alter role/database … set)'}: a pooled connection carries a tenant into the next request`,
+          fix: `alter role ${ident(config.servingRole.name)} reset ${setting}; alter database ${ident(unit.database)} reset ${setting};`,
+        }),
+      );
     }
   });
   return out;
@@ -102,7 +137,12 @@ export async function poolProbes(
 
 type AsServing = <T>(fn: () => Promise<T>) => Promise<T>;
 
-async function withServingConnection(fleet: Fleet, config: Config, unit: AuditUnit, fn: (c: ShardClient, asServing: AsServing) => Promise<void>): Promise<void> {
+async function withServingConnection(
+  fleet: Fleet,
+  config: Config,
+  unit: AuditUnit,
+  fn: (c: ShardClient, asServing: AsServing) => Promise<void>,
+): Promise<void> {
   await fleet.withClient(unit.shard, unit.database, async (slot) => {
     const password = config.servingRole.password;
     if (!password) {
@@ -116,7 +156,11 @@ async function withServingConnection(fleet: Fleet, config: Config, unit: AuditUn
     const u = new URL(databaseUrl(fleet.shard(unit.shard).url, unit.database));
     u.username = encodeURIComponent(config.servingRole.name);
     u.password = encodeURIComponent(password);
-    const c = new pg.Client({ connectionString: u.toString(), connectionTimeoutMillis: CONNECT_TIMEOUT_MS, application_name: 'tenantctl-audit' }) as ShardClient;
+    const c = new pg.Client({
+      connectionString: u.toString(),
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      application_name: 'tenantctl-audit',
+    }) as ShardClient;
     c.tenantctlDatabase = unit.database;
     c.on('error', () => undefined);
     await c.connect();
@@ -141,7 +185,13 @@ export function probeKey(config: Config): string {
 }
 
 /** For each table, one row of a tenant other than A (tenantctl's own connection sees every row). */
-export async function probeRows(c: ShardClient, schema: string, tables: { table: string; column: string }[], a: string, config: Config): Promise<ProbeTable[]> {
+export async function probeRows(
+  c: ShardClient,
+  schema: string,
+  tables: { table: string; column: string }[],
+  a: string,
+  config: Config,
+): Promise<ProbeTable[]> {
   const out: ProbeTable[] = [];
   for (const t of tables) {
     const r = await c.query<{ row: Record<string, unknown> }>(

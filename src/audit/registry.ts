@@ -14,48 +14,96 @@ export interface CheckInfo {
 export const CHECKS = {
   // pool targets
   'pool.rls-disabled': { severity: 'critical', fixable: true, title: 'tenant-scoped table without row-level security' },
-  'pool.rls-not-forced': { severity: 'critical', fixable: false, title: 'row-level security enabled but not forced while a role other than tenantctl\'s owns the table' },
+  'pool.rls-not-forced': {
+    severity: 'critical',
+    fixable: false,
+    title: "row-level security enabled but not forced while a role other than tenantctl's owns the table",
+  },
   'pool.policies-while-disabled': { severity: 'high', fixable: true, title: 'policies present while row-level security is off' },
   'pool.no-policy': { severity: 'medium', fixable: true, title: 'row-level security on and no policy' },
-  'pool.always-true-policy': { severity: 'critical', fixable: true, title: 'a policy that is always true (other than tenantctl_admin to the shard role)' },
+  'pool.always-true-policy': {
+    severity: 'critical',
+    fixable: true,
+    title: 'a policy that is always true (other than tenantctl_admin to the shard role)',
+  },
   'pool.unchecked-writes': { severity: 'critical', fixable: true, title: 'a policy that lets writes through without a check' },
   'pool.policy-without-key': { severity: 'critical', fixable: true, title: 'a permissive policy that does not use the tenant key' },
-  'pool.view-owner-rights': { severity: 'critical', fixable: true, title: 'view readable by the serving role reading tenant tables with its owner\'s rights' },
-  'pool.partition-unprotected': { severity: 'critical', fixable: true, title: 'partition readable directly without row-level security and policies' },
+  'pool.view-owner-rights': {
+    severity: 'critical',
+    fixable: true,
+    title: "view readable by the serving role reading tenant tables with its owner's rights",
+  },
+  'pool.partition-unprotected': {
+    severity: 'critical',
+    fixable: true,
+    title: 'partition readable directly without row-level security and policies',
+  },
   'pool.matview-readable': { severity: 'high', fixable: true, title: 'materialized view or foreign table readable by the serving role' },
   'pool.dangerous-grant': { severity: 'high', fixable: true, title: 'TRUNCATE or REFERENCES granted to the serving role' },
   'pool.unique-without-key': { severity: 'medium', fixable: false, title: 'unique key that leaves out the tenant key' },
   'pool.fk-without-key': { severity: 'medium', fixable: false, title: 'foreign key between tenant tables that leaves out the tenant key' },
   // every model
-  'role.bypasses-rls': { severity: 'critical', fixable: false, title: 'serving or tenant role is superuser or BYPASSRLS, directly or by membership' },
-  'function.definer-executable': { severity: 'high', fixable: true, title: 'SECURITY DEFINER function the serving role or PUBLIC can execute' },
+  'role.bypasses-rls': {
+    severity: 'critical',
+    fixable: false,
+    title: 'serving or tenant role is superuser or BYPASSRLS, directly or by membership',
+  },
+  'function.definer-executable': {
+    severity: 'high',
+    fixable: true,
+    title: 'SECURITY DEFINER function the serving role or PUBLIC can execute',
+  },
   'function.definer-search-path': { severity: 'medium', fixable: false, title: 'SECURITY DEFINER function with a mutable search_path' },
   'function.leakproof': { severity: 'medium', fixable: false, title: 'user-defined LEAKPROOF function' },
   // schema tenants
   'schema.public-create': { severity: 'high', fixable: true, title: 'PUBLIC can create in schema public' },
-  'schema.cross-tenant-access': { severity: 'critical', fixable: true, title: 'a tenant role can use another tenant\'s schema or read its tables' },
+  'schema.cross-tenant-access': {
+    severity: 'critical',
+    fixable: true,
+    title: "a tenant role can use another tenant's schema or read its tables",
+  },
   'schema.default-privileges': { severity: 'high', fixable: true, title: 'default privileges granting to PUBLIC or to another tenant' },
   'schema.writable-search-path': { severity: 'high', fixable: false, title: 'search_path includes a schema others can write' },
   // database tenants
   'database.public-connect': { severity: 'high', fixable: true, title: 'CONNECT granted to PUBLIC on a tenantctl database' },
-  'database.cross-tenant-connect': { severity: 'critical', fixable: true, title: 'a tenant role can connect to another tenant\'s database' },
+  'database.cross-tenant-connect': { severity: 'critical', fixable: true, title: "a tenant role can connect to another tenant's database" },
   // catalog against reality
-  'catalog.placement-missing': { severity: 'high', fixable: false, title: 'a tenant whose placement (schema, database or role) is missing' },
-  'catalog.orphan-placement': { severity: 'medium', fixable: false, title: 'schema or database that looks like a tenant but has no catalog row' },
+  'catalog.placement-missing': {
+    severity: 'high',
+    fixable: false,
+    title: 'a tenant whose placement (schema, database or role) is missing',
+  },
+  'catalog.orphan-placement': {
+    severity: 'medium',
+    fixable: false,
+    title: 'schema or database that looks like a tenant but has no catalog row',
+  },
   'catalog.orphan-role': { severity: 'medium', fixable: false, title: 'tenant role with no tenant' },
   'catalog.orphan-pool-rows': { severity: 'medium', fixable: false, title: 'pool rows whose key belongs to no tenant' },
   'catalog.stuck-tenant': { severity: 'medium', fixable: false, title: 'tenant stuck in provisioning, failed or deleting' },
   // tenantctl's own shard role
-  'shard-role.privileged': { severity: 'high', fixable: false, title: 'tenantctl\'s shard role is superuser or BYPASSRLS' },
-  'shard-role.reach': { severity: 'medium', fixable: true, title: 'view owned by the shard role, running with its rights, readable by the serving role' },
+  'shard-role.privileged': { severity: 'high', fixable: false, title: "tenantctl's shard role is superuser or BYPASSRLS" },
+  'shard-role.reach': {
+    severity: 'medium',
+    fixable: true,
+    title: 'view owned by the shard role, running with its rights, readable by the serving role',
+  },
   // live probes
-  'probe.cross-tenant-read': { severity: 'critical', fixable: false, title: 'probe: with tenant A\'s setting the serving role saw another tenant\'s rows' },
+  'probe.cross-tenant-read': {
+    severity: 'critical',
+    fixable: false,
+    title: "probe: with tenant A's setting the serving role saw another tenant's rows",
+  },
   'probe.no-setting-read': { severity: 'critical', fixable: false, title: 'probe: with no setting the serving role saw rows' },
-  'probe.cross-tenant-write': { severity: 'critical', fixable: false, title: 'probe: a write with another tenant\'s key went through' },
+  'probe.cross-tenant-write': { severity: 'critical', fixable: false, title: "probe: a write with another tenant's key went through" },
   'probe.setting-persists': { severity: 'critical', fixable: false, title: 'probe: the tenant setting survived into the next transaction' },
-  'probe.unique-collision': { severity: 'medium', fixable: false, title: 'probe: a unique-key collision revealed another tenant\'s row' },
-  'probe.tenant-role-cross-schema': { severity: 'critical', fixable: false, title: 'probe: a tenant role read another tenant\'s schema' },
-  'probe.tenant-role-cross-database': { severity: 'critical', fixable: false, title: 'probe: a tenant role may connect to another tenant\'s database' },
+  'probe.unique-collision': { severity: 'medium', fixable: false, title: "probe: a unique-key collision revealed another tenant's row" },
+  'probe.tenant-role-cross-schema': { severity: 'critical', fixable: false, title: "probe: a tenant role read another tenant's schema" },
+  'probe.tenant-role-cross-database': {
+    severity: 'critical',
+    fixable: false,
+    title: "probe: a tenant role may connect to another tenant's database",
+  },
   'probe.failed': { severity: 'low', fixable: false, title: 'a probe could not run' },
 } as const satisfies Record<string, CheckInfo>;
 

@@ -22,24 +22,38 @@ export async function roleChecks(c: ShardClient, unit: AuditUnit, roles: Map<str
   for (const r of res.rows) {
     const what = r.sup ? 'SUPERUSER' : 'BYPASSRLS';
     const direct = r.role === r.via;
-    out.push(finding('role.bypasses-rls', {
-      shard: unit.shard, database: unit.database, tenant: roles.get(r.role) ?? null, object: `role ${r.role}`,
-      message: direct
-        ? `role ${r.role} is ${what}: row-level security and grants do not hold for it`
-        : `role ${r.role} is a member of ${r.via}, which is ${what}: by SET ROLE it escapes row-level security and grants`,
-      fix: direct ? `alter role ${ident(r.role)} nosuperuser nobypassrls; -- needs a superuser` : `revoke ${ident(r.via)} from ${ident(r.role)};`,
-      // Revoking a membership is a grant tenantctl can manage; role attributes need a superuser.
-      fixable: !direct && !r.sup,
-    }));
+    out.push(
+      finding('role.bypasses-rls', {
+        shard: unit.shard,
+        database: unit.database,
+        tenant: roles.get(r.role) ?? null,
+        object: `role ${r.role}`,
+        message: direct
+          ? `role ${r.role} is ${what}: row-level security and grants do not hold for it`
+          : `role ${r.role} is a member of ${r.via}, which is ${what}: by SET ROLE it escapes row-level security and grants`,
+        fix: direct
+          ? `alter role ${ident(r.role)} nosuperuser nobypassrls; -- needs a superuser`
+          : `revoke ${ident(r.via)} from ${ident(r.role)};`,
+        // Revoking a membership is a grant tenantctl can manage; role attributes need a superuser.
+        fixable: !direct && !r.sup,
+      }),
+    );
   }
-  const me = await c.query<{ u: string; sup: boolean; bypass: boolean }>('select rolname as u, rolsuper as sup, rolbypassrls as bypass from pg_roles where rolname = current_user');
+  const me = await c.query<{ u: string; sup: boolean; bypass: boolean }>(
+    'select rolname as u, rolsuper as sup, rolbypassrls as bypass from pg_roles where rolname = current_user',
+  );
   const m = me.rows[0];
   if (m && (m.sup || m.bypass)) {
-    out.push(finding('shard-role.privileged', {
-      shard: unit.shard, database: unit.database, tenant: null, object: `role ${m.u}`,
-      message: `tenantctl connects to shard ${unit.shard} as ${m.u}, which is ${[m.sup && 'SUPERUSER', m.bypass && 'BYPASSRLS'].filter(Boolean).join(' and ')}; tenantctl needs only LOGIN CREATEDB CREATEROLE, and everything it owns runs with these rights`,
-      fix: `create role tenantctl login createdb createrole password '…'; -- then point the shard url at it; or: alter role ${ident(m.u)} nosuperuser nobypassrls`,
-    }));
+    out.push(
+      finding('shard-role.privileged', {
+        shard: unit.shard,
+        database: unit.database,
+        tenant: null,
+        object: `role ${m.u}`,
+        message: `tenantctl connects to shard ${unit.shard} as ${m.u}, which is ${[m.sup && 'SUPERUSER', m.bypass && 'BYPASSRLS'].filter(Boolean).join(' and ')}; tenantctl needs only LOGIN CREATEDB CREATEROLE, and everything it owns runs with these rights`,
+        fix: `create role tenantctl login createdb createrole password '…'; -- then point the shard url at it; or: alter role ${ident(m.u)} nosuperuser nobypassrls`,
+      }),
+    );
   }
   return out;
 }

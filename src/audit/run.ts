@@ -75,14 +75,31 @@ export async function runAudit(deps: AuditDeps, opts: AuditOptions): Promise<Aud
       const res = await deps.fleet.withClient(u.shard, u.database, (c) => auditUnit(c, u, env, probes));
       const found = [...res.findings, ...(res.poolProbe ? await res.poolProbe() : [])];
       findings.push(...found);
-      return { tenant: u.tenants.length === 1 ? u.tenants[0].slug : `${u.tenants.length} tenants`, target: u.id, shard: u.shard, status: 'succeeded', durationMs: Date.now() - t0, findings: found.length };
+      return {
+        tenant: u.tenants.length === 1 ? u.tenants[0].slug : `${u.tenants.length} tenants`,
+        target: u.id,
+        shard: u.shard,
+        status: 'succeeded',
+        durationMs: Date.now() - t0,
+        findings: found.length,
+      };
     },
     (u, reason) => ({ tenant: `${u.tenants.length} tenants`, target: u.id, shard: u.shard, status: 'skipped', reason }),
-    (u, err) => ({ tenant: `${u.tenants.length} tenants`, target: u.id, shard: u.shard, status: 'failed', error: { code: (err as { code?: string }).code === 'UNREACHABLE' ? 'UNREACHABLE' : 'AUDIT_FAILED', message: redactText(errorMessage(err)) } }),
+    (u, err) => ({
+      tenant: `${u.tenants.length} tenants`,
+      target: u.id,
+      shard: u.shard,
+      status: 'failed',
+      error: {
+        code: (err as { code?: string }).code === 'UNREACHABLE' ? 'UNREACHABLE' : 'AUDIT_FAILED',
+        message: redactText(errorMessage(err)),
+      },
+    }),
   );
   const connections: AuditReport['connections'] = {};
   const peaks = deps.fleet.peaks();
-  for (const s of new Set(units.map((u) => u.shard))) connections[s] = { peak: peaks[s] ?? 0, budget: deps.config.shards.find((x) => x.name === s)!.maxConnections };
+  for (const s of new Set(units.map((u) => u.shard)))
+    connections[s] = { peak: peaks[s] ?? 0, budget: deps.config.shards.find((x) => x.name === s)!.maxConnections };
   return { findings: sortFindings(findings), units: results, tenants: selected.length, connections, durationMs: Date.now() - started };
 }
 
@@ -97,12 +114,27 @@ export function planUnits(config: Config, tenants: TenantRow[], chunk: number): 
     if (mine.length === 0) continue;
     units.push({ id: `${shard.name}/(cluster)`, shard: shard.name, database: ADMIN_DATABASE, kind: 'cluster', tenants: mine });
     const pool = mine.filter((t) => t.model === 'pool');
-    if (pool.length) units.push({ id: `${shard.name}/${shard.poolDatabase}`, shard: shard.name, database: shard.poolDatabase, kind: 'pool', tenants: pool });
+    if (pool.length)
+      units.push({
+        id: `${shard.name}/${shard.poolDatabase}`,
+        shard: shard.name,
+        database: shard.poolDatabase,
+        kind: 'pool',
+        tenants: pool,
+      });
     const bySchemaDb = new Map<string, TenantRow[]>();
-    for (const t of mine.filter((x) => x.model === 'schema')) bySchemaDb.set(t.database_name, [...(bySchemaDb.get(t.database_name) ?? []), t]);
+    for (const t of mine.filter((x) => x.model === 'schema'))
+      bySchemaDb.set(t.database_name, [...(bySchemaDb.get(t.database_name) ?? []), t]);
     for (const [database, list] of bySchemaDb) {
       for (let i = 0; i * chunk < list.length; i++) {
-        units.push({ id: `${shard.name}/${database}#${i}`, shard: shard.name, database, kind: 'schemas', tenants: list.slice(i * chunk, (i + 1) * chunk), selectedInDatabase: list.map((t) => t.slug) });
+        units.push({
+          id: `${shard.name}/${database}#${i}`,
+          shard: shard.name,
+          database,
+          kind: 'schemas',
+          tenants: list.slice(i * chunk, (i + 1) * chunk),
+          selectedInDatabase: list.map((t) => t.slug),
+        });
       }
     }
     for (const t of mine.filter((x) => x.model === 'database' && (x.status === 'active' || x.status === 'suspended'))) {
@@ -115,14 +147,31 @@ export function planUnits(config: Config, tenants: TenantRow[], chunk: number): 
 /** Tenants that failed, or whose provisioning or deletion has not finished in a long while. */
 export function stuckTenants(tenants: TenantRow[], now: number): Finding[] {
   return tenants
-    .filter((t) => t.status === 'failed' || ((t.status === 'provisioning' || t.status === 'deleting') && now - new Date(t.updated_at).getTime() > STUCK_AFTER_MS))
+    .filter(
+      (t) =>
+        t.status === 'failed' ||
+        ((t.status === 'provisioning' || t.status === 'deleting') && now - new Date(t.updated_at).getTime() > STUCK_AFTER_MS),
+    )
     .map((t) =>
-      finding('catalog.stuck-tenant', { shard: t.shard, database: t.database_name, tenant: t.slug, object: `tenant ${t.slug}`, message: `tenant ${t.slug} is ${t.status}${t.status_detail ? ` (${t.status_detail})` : ''} since ${new Date(t.updated_at).toISOString()}: its placement may be half made or half removed`, fix: t.status === 'deleting' ? null : `-- run again: tenantctl tenant create ${t.slug}` }),
+      finding('catalog.stuck-tenant', {
+        shard: t.shard,
+        database: t.database_name,
+        tenant: t.slug,
+        object: `tenant ${t.slug}`,
+        message: `tenant ${t.slug} is ${t.status}${t.status_detail ? ` (${t.status_detail})` : ''} since ${new Date(t.updated_at).toISOString()}: its placement may be half made or half removed`,
+        fix: t.status === 'deleting' ? null : `-- run again: tenantctl tenant create ${t.slug}`,
+      }),
     );
 }
 
 export function sortFindings(f: Finding[]): Finding[] {
-  return [...f].sort((a, b) => severityRank(a.severity) - severityRank(b.severity) || (a.tenant ?? '').localeCompare(b.tenant ?? '') || a.check.localeCompare(b.check) || a.object.localeCompare(b.object));
+  return [...f].sort(
+    (a, b) =>
+      severityRank(a.severity) - severityRank(b.severity) ||
+      (a.tenant ?? '').localeCompare(b.tenant ?? '') ||
+      a.check.localeCompare(b.check) ||
+      a.object.localeCompare(b.object),
+  );
 }
 
 /** Count per severity. */

@@ -15,14 +15,24 @@ import type { AuditEnv, AuditUnit, Finding } from './types.js';
  * One unit of the audit on one connection (the caller holds it): what is checked depends on the
  * kind of unit. Pool probes open their serving-role connection themselves, after this returns.
  */
-export async function auditUnit(c: ShardClient, unit: AuditUnit, env: AuditEnv, probes: boolean): Promise<{ findings: Finding[]; poolProbe?: () => Promise<Finding[]> }> {
+export async function auditUnit(
+  c: ShardClient,
+  unit: AuditUnit,
+  env: AuditEnv,
+  probes: boolean,
+): Promise<{ findings: Finding[]; poolProbe?: () => Promise<Finding[]> }> {
   const at = { shard: unit.shard, database: unit.database };
   const serving = (await roleExists(c, env.config.servingRole.name)) ? env.config.servingRole.name : null;
   switch (unit.kind) {
     case 'cluster':
       return { findings: await clusterChecks(c, unit, env, probes) };
     case 'pool': {
-      const findings = [...(await poolSchemaPresent(c, unit)), ...(await poolChecks(c, unit, env, POOL_SCHEMA)), ...(await functionChecks(c, unit, serving, () => null)), ...(await orphanPoolRows(c, unit, env))];
+      const findings = [
+        ...(await poolSchemaPresent(c, unit)),
+        ...(await poolChecks(c, unit, env, POOL_SCHEMA)),
+        ...(await functionChecks(c, unit, serving, () => null)),
+        ...(await orphanPoolRows(c, unit, env)),
+      ];
       if (!probes || !serving) return { findings };
       const tenants = unit.tenants.filter(placed);
       const onShard = env.allTenants.filter((t) => t.shard === unit.shard && t.model === 'pool' && placed(t));
@@ -50,7 +60,13 @@ export async function auditUnit(c: ShardClient, unit: AuditUnit, env: AuditEnv, 
           ...(await schemaPlacements(c, unit, env)),
         );
       }
-      findings.push(...(await crossTenantAcl(c, at, owned.filter((o) => mine.has(o.schema)))));
+      findings.push(
+        ...(await crossTenantAcl(
+          c,
+          at,
+          owned.filter((o) => mine.has(o.schema)),
+        )),
+      );
       if (probes) findings.push(...(await schemaProbes(c, unit, owned)));
       return { findings };
     }
@@ -60,7 +76,17 @@ export async function auditUnit(c: ShardClient, unit: AuditUnit, env: AuditEnv, 
       const present = await c.query('select 1 from pg_namespace where nspname = $1', [t.schema_name]);
       return {
         findings: [
-          ...(present.rowCount ? [] : [finding('catalog.placement-missing', { ...at, tenant: t.slug, object: `schema ${t.database_name}.${t.schema_name}`, message: `tenant ${t.slug} is ${t.status} but schema ${t.schema_name} is missing from its database`, fix: null })]),
+          ...(present.rowCount
+            ? []
+            : [
+                finding('catalog.placement-missing', {
+                  ...at,
+                  tenant: t.slug,
+                  object: `schema ${t.database_name}.${t.schema_name}`,
+                  message: `tenant ${t.slug} is ${t.status} but schema ${t.schema_name} is missing from its database`,
+                  fix: null,
+                }),
+              ]),
           ...(await crossTenantAcl(c, at, owned)),
           ...(await defaultPrivilegeChecks(c, at, owned)),
           ...(await searchPathChecks(c, at, new Map([[tenantRole(t)!, t.slug]]), env.config.servingRole.name)),
@@ -75,7 +101,14 @@ async function poolSchemaPresent(c: ShardClient, unit: AuditUnit): Promise<Findi
   const r = await c.query('select 1 from pg_namespace where nspname = $1', [POOL_SCHEMA]);
   if (r.rowCount) return [];
   return unit.tenants.filter(placed).map((t) =>
-    finding('catalog.placement-missing', { shard: unit.shard, database: unit.database, tenant: t.slug, object: `schema ${unit.database}.${POOL_SCHEMA}`, message: `pool tenant ${t.slug} is ${t.status} but the pool schema ${POOL_SCHEMA} is missing on ${unit.shard}`, fix: null }),
+    finding('catalog.placement-missing', {
+      shard: unit.shard,
+      database: unit.database,
+      tenant: t.slug,
+      object: `schema ${unit.database}.${POOL_SCHEMA}`,
+      message: `pool tenant ${t.slug} is ${t.status} but the pool schema ${POOL_SCHEMA} is missing on ${unit.shard}`,
+      fix: null,
+    }),
   );
 }
 
@@ -92,7 +125,16 @@ async function orphanPoolRows(c: ShardClient, unit: AuditUnit, env: AuditEnv): P
       [keys],
     );
     if (r.rows[0].n > 0) {
-      out.push(finding('catalog.orphan-pool-rows', { shard: unit.shard, database: unit.database, tenant: null, object: `${POOL_SCHEMA}.${t.table}`, message: `${r.rows[0].n} row(s) of ${POOL_SCHEMA}.${t.table} carry keys no tenant of ${unit.shard} has (e.g. ${r.rows[0].sample.join(', ')}): a deleted or moved tenant's leftovers, or a key reused for a new tenant would expose them`, fix: null }));
+      out.push(
+        finding('catalog.orphan-pool-rows', {
+          shard: unit.shard,
+          database: unit.database,
+          tenant: null,
+          object: `${POOL_SCHEMA}.${t.table}`,
+          message: `${r.rows[0].n} row(s) of ${POOL_SCHEMA}.${t.table} carry keys no tenant of ${unit.shard} has (e.g. ${r.rows[0].sample.join(', ')}): a deleted or moved tenant's leftovers, or a key reused for a new tenant would expose them`,
+          fix: null,
+        }),
+      );
     }
   }
   return out;
@@ -101,18 +143,40 @@ async function orphanPoolRows(c: ShardClient, unit: AuditUnit, env: AuditEnv): P
 /** Tenant schemas in the database against the catalog: missing ones, and ones no catalog row names. */
 async function schemaPlacements(c: ShardClient, unit: AuditUnit, env: AuditEnv): Promise<Finding[]> {
   const at = { shard: unit.shard, database: unit.database };
-  const present = new Set((await c.query<{ n: string }>(`select nspname as n from pg_namespace where nspname like 't\\_%'`)).rows.map((r) => r.n));
-  const known = new Set(env.allTenants.filter((t) => t.shard === unit.shard && t.database_name === unit.database).map((t) => t.schema_name));
+  const present = new Set(
+    (await c.query<{ n: string }>(`select nspname as n from pg_namespace where nspname like 't\\_%'`)).rows.map((r) => r.n),
+  );
+  const known = new Set(
+    env.allTenants.filter((t) => t.shard === unit.shard && t.database_name === unit.database).map((t) => t.schema_name),
+  );
   const out: Finding[] = [];
-  const selected = env.allTenants.filter((t) => t.shard === unit.shard && t.database_name === unit.database && t.model === 'schema' && placed(t));
+  const selected = env.allTenants.filter(
+    (t) => t.shard === unit.shard && t.database_name === unit.database && t.model === 'schema' && placed(t),
+  );
   const chosen = new Set(unit.selectedInDatabase ?? []);
   for (const t of selected) {
     if (!chosen.has(t.slug) || present.has(t.schema_name)) continue;
-    out.push(finding('catalog.placement-missing', { ...at, tenant: t.slug, object: `schema ${t.schema_name}`, message: `tenant ${t.slug} is ${t.status} but its schema ${t.schema_name} is missing from ${unit.database}`, fix: null }));
+    out.push(
+      finding('catalog.placement-missing', {
+        ...at,
+        tenant: t.slug,
+        object: `schema ${t.schema_name}`,
+        message: `tenant ${t.slug} is ${t.status} but its schema ${t.schema_name} is missing from ${unit.database}`,
+        fix: null,
+      }),
+    );
   }
   for (const s of present) {
     if (known.has(s)) continue;
-    out.push(finding('catalog.orphan-placement', { ...at, tenant: null, object: `schema ${s}`, message: `schema ${s} in ${unit.database} looks like a tenant's but no catalog row names it (a deleted tenant recreated by a migration run, or leftovers)`, fix: `-- check what it holds, then: drop schema ${`"${s.replace(/"/g, '""')}"`} cascade;` }));
+    out.push(
+      finding('catalog.orphan-placement', {
+        ...at,
+        tenant: null,
+        object: `schema ${s}`,
+        message: `schema ${s} in ${unit.database} looks like a tenant's but no catalog row names it (a deleted tenant recreated by a migration run, or leftovers)`,
+        fix: `-- check what it holds, then: drop schema ${`"${s.replace(/"/g, '""')}"`} cascade;`,
+      }),
+    );
   }
   return out;
 }
@@ -154,7 +218,16 @@ async function schemaProbes(c: ShardClient, unit: AuditUnit, owned: OwnedSchema[
           const r = await attempt(c, `select 1 from ${qualified(s, rel)} limit 1`);
           if (r.code === null) {
             const other = owned.find((o) => o.schema === s)!;
-            out.push(finding('probe.tenant-role-cross-schema', { shard: unit.shard, database: unit.database, tenant: other.slug, object: `${s}.${rel}`, message: `probe: as ${role} (tenant ${t.slug}), reading ${s}.${rel} of tenant ${other.slug} succeeded`, fix: null }));
+            out.push(
+              finding('probe.tenant-role-cross-schema', {
+                shard: unit.shard,
+                database: unit.database,
+                tenant: other.slug,
+                object: `${s}.${rel}`,
+                message: `probe: as ${role} (tenant ${t.slug}), reading ${s}.${rel} of tenant ${other.slug} succeeded`,
+                fix: null,
+              }),
+            );
           }
         }
       });

@@ -23,10 +23,15 @@ export async function openArchive(config: Config, id: string): Promise<OpenArchi
   try {
     text = await storage.readText(id, MANIFEST_FILE);
   } catch {
-    throw new UsageError('BAD_ARCHIVE', `backup ${id} has no manifest.json (incomplete or damaged)`, 'use another backup (tenantctl backup list)');
+    throw new UsageError(
+      'BAD_ARCHIVE',
+      `backup ${id} has no manifest.json (incomplete or damaged)`,
+      'use another backup (tenantctl backup list)',
+    );
   }
   const manifest = parseManifest(text, `backup ${id}`);
-  if (manifest.id !== id) throw new UsageError('BAD_ARCHIVE', `backup ${id}: its manifest names another backup (${manifest.id})`, 'archives must not be renamed');
+  if (manifest.id !== id)
+    throw new UsageError('BAD_ARCHIVE', `backup ${id}: its manifest names another backup (${manifest.id})`, 'archives must not be renamed');
   return { id, region, storage, manifest };
 }
 
@@ -64,7 +69,11 @@ export async function checkStoredFiles(a: OpenArchive): Promise<string[]> {
 export async function assertIntact(a: OpenArchive): Promise<void> {
   const problems = await checkStoredFiles(a);
   if (problems.length) {
-    throw new UsageError('BAD_ARCHIVE', `backup ${a.id} is damaged: ${problems.join('; ')}`, 'nothing was changed; use another backup (tenantctl backup list)');
+    throw new UsageError(
+      'BAD_ARCHIVE',
+      `backup ${a.id} is damaged: ${problems.join('; ')}`,
+      'nothing was changed; use another backup (tenantctl backup list)',
+    );
   }
 }
 

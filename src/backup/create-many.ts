@@ -17,12 +17,17 @@ export async function backupTenants(
   opts: { concurrency: number; onResult?: (r: BackupResult) => void },
 ): Promise<BackupResult[]> {
   if (which.slugs.length === 0 && !which.all) {
-    throw new UsageError('USAGE', 'name the tenants to back up, or pass --all', 'e.g. tenantctl backup create acme, or tenantctl backup create --all --region eu-west');
+    throw new UsageError(
+      'USAGE',
+      'name the tenants to back up, or pass --all',
+      'e.g. tenantctl backup create acme, or tenantctl backup create --all --region eu-west',
+    );
   }
   const selector = which.slugs.length ? { ...which.selector, tenants: which.slugs } : which.selector;
   const tenants = await selectTenants(deps.db, selector);
   const missing = which.slugs.filter((s) => !tenants.some((t) => t.slug === s));
-  if (missing.length) throw new UsageError('TENANT_NOT_FOUND', `no tenant ${missing.map((m) => `"${m}"`).join(', ')}`, 'see tenantctl tenant list');
+  if (missing.length)
+    throw new UsageError('TENANT_NOT_FOUND', `no tenant ${missing.map((m) => `"${m}"`).join(', ')}`, 'see tenantctl tenant list');
   // Bad input for the whole run (exit 2) before any tenant starts: storage, and the master key
   // of an encrypting region.
   for (const region of new Set(tenants.map((t) => t.region))) {

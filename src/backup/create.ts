@@ -59,7 +59,9 @@ export interface BackupResult extends TenantResult {
  */
 export async function backupTenant(deps: BackupDeps, slug: string): Promise<BackupResult> {
   await getTenant(deps.db, slug);
-  return withTenantLock(deps.db, slug, { command: deps.command, wait: deps.wait, onWaiting: deps.onWaiting }, () => backupLocked(deps, slug));
+  return withTenantLock(deps.db, slug, { command: deps.command, wait: deps.wait, onWaiting: deps.onWaiting }, () =>
+    backupLocked(deps, slug),
+  );
 }
 
 /** backupTenant for a caller that already holds the tenant's lock (delete's final backup, restore's safety backup). */
@@ -82,7 +84,7 @@ export async function backupLocked(deps: BackupDeps, slug: string): Promise<Back
       deps.onProgress?.({ tenant: t.slug, ...p });
       void op.heartbeat({ rows: p.rows, bytes: p.bytes }).catch(() => undefined);
     });
-    await writer.writeText(MANIFEST_FILE, JSON.stringify(manifest, null, 2) + '\n');
+    await writer.writeText(MANIFEST_FILE, `${JSON.stringify(manifest, null, 2)}\n`);
     await writer.commit();
     const rows = manifest.tables.reduce((n, x) => n + x.rows, 0);
     const bytes = manifest.tables.reduce((n, x) => n + x.stored.bytes, 0) + (manifest.dump?.stored.bytes ?? 0);
@@ -94,15 +96,35 @@ export async function backupLocked(deps: BackupDeps, slug: string): Promise<Back
       tenant: t.slug,
       details: { backup: id, storage: storage.location, rows, bytes, encrypted: Boolean(dataKey), version: manifest.migrations.version },
     });
-    return { ...base, status: 'succeeded', backup: id, rows, bytes, tables: manifest.tables.length, encrypted: Boolean(dataKey), durationMs: Date.now() - started };
+    return {
+      ...base,
+      status: 'succeeded',
+      backup: id,
+      rows,
+      bytes,
+      tables: manifest.tables.length,
+      encrypted: Boolean(dataKey),
+      durationMs: Date.now() - started,
+    };
   } catch (err) {
     await writer?.abort().catch(() => undefined);
     const message = redactText(errorMessage(err));
     await op.finish('failed', { error: message }).catch(() => undefined);
-    await recordEvent(deps.db, { command: deps.command, action: 'backup failed', result: 'failed', tenant: t.slug, details: { backup: id, error: message } }).catch(() => undefined);
+    await recordEvent(deps.db, {
+      command: deps.command,
+      action: 'backup failed',
+      result: 'failed',
+      tenant: t.slug,
+      details: { backup: id, error: message },
+    }).catch(() => undefined);
     // Bad input (no master key, an old pg_dump) is the operator's to fix: exit 2 as a whole.
     if (err instanceof UsageError) throw err;
-    return { ...base, status: 'failed', durationMs: Date.now() - started, error: { code: err instanceof TenantctlError ? err.code : 'BACKUP_FAILED', message } };
+    return {
+      ...base,
+      status: 'failed',
+      durationMs: Date.now() - started,
+      error: { code: err instanceof TenantctlError ? err.code : 'BACKUP_FAILED', message },
+    };
   }
 }
 
@@ -130,7 +152,11 @@ async function writeArchive(
       if (t.model === 'pool') await assertPoolCopyAllowed(c, t.schema_name, config, 'read');
       let dumpJob: Promise<Manifest['dump']> = Promise.resolve(null);
       if (pgDump) {
-        const v = (await c.query<{ num: string; text: string }>(`select current_setting('server_version_num') as num, current_setting('server_version') as text`)).rows[0];
+        const v = (
+          await c.query<{ num: string; text: string }>(
+            `select current_setting('server_version_num') as num, current_setting('server_version') as text`,
+          )
+        ).rows[0];
         assertPgDumpVersion(pgDump, Number(v.num), v.text);
         const snapshot = (await c.query<{ s: string }>('select pg_export_snapshot() as s')).rows[0].s;
         const file = dataKey ? 'dump.pgc.enc' : 'dump.pgc';
@@ -141,7 +167,18 @@ async function writeArchive(
           const chain = [...encrypt(), tap];
           const head = chain[0];
           const done = pipeline([...chain, sink] as never);
-          await Promise.all([runPgDump({ shard: fleet.shard(t.shard), database: t.database_name, schema: t.model === 'schema' ? t.schema_name : undefined, snapshot }, head), done]);
+          await Promise.all([
+            runPgDump(
+              {
+                shard: fleet.shard(t.shard),
+                database: t.database_name,
+                schema: t.model === 'schema' ? t.schema_name : undefined,
+                snapshot,
+              },
+              head,
+            ),
+            done,
+          ]);
           return { file, format: 'custom' as const, pgDump: pgDump.text, server: v.text, stored: tap.stored() };
         })();
         // Keep an early failure from being unhandled while the copies run.
@@ -158,10 +195,26 @@ async function writeArchive(
           bytes += n;
           progress({ table: tb.table, rows: rows + rowTap.rowCount, bytes });
         };
-        await pipeline([copyOut(c, copyOutSql(tb, { model: t.model, schema: t.schema_name, key: t.key }, config)), rowTap, createGzip({ level: 1, strategy: zc.Z_DEFAULT_STRATEGY }), ...encrypt(), stored, writer.write(file)] as never);
+        await pipeline([
+          copyOut(c, copyOutSql(tb, { model: t.model, schema: t.schema_name, key: t.key }, config)),
+          rowTap,
+          createGzip({ level: 1, strategy: zc.Z_DEFAULT_STRATEGY }),
+          ...encrypt(),
+          stored,
+          writer.write(file),
+        ] as never);
         const d = rowTap.digest();
         rows += d.rows;
-        out.push({ table: tb.table, keyColumn: tb.keyColumn, columns: tb.columns, file, rows: d.rows, sha256: d.sha256, hash: d.hash, stored: stored.stored() });
+        out.push({
+          table: tb.table,
+          keyColumn: tb.keyColumn,
+          columns: tb.columns,
+          file,
+          rows: d.rows,
+          sha256: d.sha256,
+          hash: d.hash,
+          stored: stored.stored(),
+        });
       }
       const dump = await dumpJob;
       return sealManifest({
@@ -170,8 +223,16 @@ async function writeArchive(
         createdAt: new Date().toISOString(),
         tool: { name: 'tenantctl', version: toolVersion() },
         tenant: {
-          slug: t.slug, key: t.key, name: t.name, tier: t.tier, model: t.model, region: t.region, shard: t.shard,
-          database: t.database_name, schema: t.schema_name, residency: t.residency,
+          slug: t.slug,
+          key: t.key,
+          name: t.name,
+          tier: t.tier,
+          model: t.model,
+          region: t.region,
+          shard: t.shard,
+          database: t.database_name,
+          schema: t.schema_name,
+          residency: t.residency,
         },
         keyType: config.tenantKey.type,
         migrations: { version: versionOf(applied.map((a) => a.id)), applied },

@@ -36,7 +36,8 @@ export function decryptStream(key: Buffer, what: string): Transform {
   let header: Buffer | null = Buffer.alloc(0);
   let decipher: DecipherGCM | null = null;
   let tail = Buffer.alloc(0);
-  const bad = (why: string) => new UsageError('BAD_ARCHIVE', `${what}: ${why}`, 'the archive was altered or the data key is not the one it was written with');
+  const bad = (why: string) =>
+    new UsageError('BAD_ARCHIVE', `${what}: ${why}`, 'the archive was altered or the data key is not the one it was written with');
   return new Transform({
     transform(chunk: Buffer, _e, cb: TransformCallback) {
       let buf = chunk;
@@ -81,7 +82,11 @@ export function unwrapKey(master: Buffer, wrapped: string): Buffer {
   try {
     return Buffer.concat([d.update(raw.subarray(IV_BYTES, raw.length - TAG_BYTES)), d.final()]);
   } catch {
-    throw new UsageError('BACKUP_KEY', 'TENANTCTL_BACKUP_KEY is not the master key the data keys were wrapped with', 'set TENANTCTL_BACKUP_KEY to the master key in use when the backups were made');
+    throw new UsageError(
+      'BACKUP_KEY',
+      'TENANTCTL_BACKUP_KEY is not the master key the data keys were wrapped with',
+      'set TENANTCTL_BACKUP_KEY to the master key in use when the backups were made',
+    );
   }
 }
 
@@ -91,11 +96,19 @@ export const MASTER_KEY_ENV = 'TENANTCTL_BACKUP_KEY';
 export function masterKey(env: NodeJS.ProcessEnv = process.env): Buffer {
   const v = env[MASTER_KEY_ENV];
   if (!v) {
-    throw new UsageError('BACKUP_KEY', `${MASTER_KEY_ENV} is not set; encrypted backups need the master key`, `set ${MASTER_KEY_ENV} to 32 random bytes in base64 (e.g. openssl rand -base64 32)`);
+    throw new UsageError(
+      'BACKUP_KEY',
+      `${MASTER_KEY_ENV} is not set; encrypted backups need the master key`,
+      `set ${MASTER_KEY_ENV} to 32 random bytes in base64 (e.g. openssl rand -base64 32)`,
+    );
   }
   const k = Buffer.from(v, 'base64');
   if (k.length !== 32) {
-    throw new UsageError('BACKUP_KEY', `${MASTER_KEY_ENV} must be 32 bytes in base64; it decodes to ${k.length} bytes`, 'generate one with: openssl rand -base64 32');
+    throw new UsageError(
+      'BACKUP_KEY',
+      `${MASTER_KEY_ENV} must be 32 bytes in base64; it decodes to ${k.length} bytes`,
+      'generate one with: openssl rand -base64 32',
+    );
   }
   return k;
 }

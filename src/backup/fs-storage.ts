@@ -15,7 +15,12 @@ export class FsStorage implements BackupStorage {
 
   private dir(id: string): string {
     const slug = slugOfBackupId(id);
-    if (!slug) throw new UsageError('BACKUP_NOT_FOUND', `"${id}" is not a backup id`, 'backup ids look like acme.20261126T225317123Z; see tenantctl backup list');
+    if (!slug)
+      throw new UsageError(
+        'BACKUP_NOT_FOUND',
+        `"${id}" is not a backup id`,
+        'backup ids look like acme.20261126T225317123Z; see tenantctl backup list',
+      );
     return join(this.location, slug, id);
   }
 

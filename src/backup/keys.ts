@@ -18,7 +18,12 @@ export interface DataKey {
 export async function tenantDataKey(db: CatalogDb, slug: string): Promise<DataKey> {
   const master = masterKey();
   for (let attempt = 0; attempt < 3; attempt++) {
-    const row = await db.selectFrom('backup_keys').select(['key_id', 'wrapped']).where('slug', '=', slug).where('wrapped', 'is not', null).executeTakeFirst();
+    const row = await db
+      .selectFrom('backup_keys')
+      .select(['key_id', 'wrapped'])
+      .where('slug', '=', slug)
+      .where('wrapped', 'is not', null)
+      .executeTakeFirst();
     if (row?.wrapped) return { keyId: row.key_id, key: unwrapKey(master, row.wrapped) };
     const key = randomBytes(32);
     const keyId = randomUUID();
@@ -37,7 +42,11 @@ export async function tenantDataKey(db: CatalogDb, slug: string): Promise<DataKe
 export async function dataKeyById(db: CatalogDb, keyId: string, slug: string): Promise<Buffer> {
   const row = await db.selectFrom('backup_keys').selectAll().where('key_id', '=', keyId).executeTakeFirst();
   if (!row) {
-    throw new UsageError('BACKUP_KEY', `the data key ${keyId} of tenant "${slug}" is not in this catalog`, 'use the catalog the backup was made with');
+    throw new UsageError(
+      'BACKUP_KEY',
+      `the data key ${keyId} of tenant "${slug}" is not in this catalog`,
+      'use the catalog the backup was made with',
+    );
   }
   if (!row.wrapped) {
     throw new UsageError(

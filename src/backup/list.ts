@@ -31,7 +31,13 @@ export async function listBackups(config: Config, slug?: string): Promise<Backup
       try {
         const m = parseManifest(await storage.readText(id, MANIFEST_FILE), `backup ${id}`);
         out.push({
-          id, tenant, region, model: m.tenant.model, shard: m.tenant.shard, createdAt: m.createdAt, version: m.migrations.version,
+          id,
+          tenant,
+          region,
+          model: m.tenant.model,
+          shard: m.tenant.shard,
+          createdAt: m.createdAt,
+          version: m.migrations.version,
           rows: m.tables.reduce((n, t) => n + t.rows, 0),
           bytes: m.tables.reduce((n, t) => n + t.stored.bytes, 0) + (m.dump?.stored.bytes ?? 0),
           encrypted: Boolean(m.encryption),

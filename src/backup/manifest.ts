@@ -48,9 +48,7 @@ const manifestSchema = z.strictObject({
       stored,
     }),
   ),
-  dump: z
-    .strictObject({ file: z.string(), format: z.literal('custom'), pgDump: z.string(), server: z.string(), stored })
-    .nullable(),
+  dump: z.strictObject({ file: z.string(), format: z.literal('custom'), pgDump: z.string(), server: z.string(), stored }).nullable(),
   encryption: z.strictObject({ algorithm: z.literal('aes-256-gcm'), keyId: z.string() }).nullable(),
   checksum: z.string(),
 });
@@ -67,7 +65,10 @@ export function manifestChecksum(m: Omit<Manifest, 'checksum'> & { checksum?: st
 function canonical(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
   if (v && typeof v === 'object') {
-    return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`).join(',')}}`;
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
   }
   return JSON.stringify(v);
 }
@@ -85,7 +86,11 @@ export function parseManifest(text: string, where: string): Manifest {
   try {
     raw = JSON.parse(text);
   } catch {
-    throw new UsageError('BAD_ARCHIVE', `${where}: manifest.json is not valid JSON (truncated or altered)`, 'use another backup (tenantctl backup list)');
+    throw new UsageError(
+      'BAD_ARCHIVE',
+      `${where}: manifest.json is not valid JSON (truncated or altered)`,
+      'use another backup (tenantctl backup list)',
+    );
   }
   const format = (raw as { format?: unknown })?.format;
   if (format !== MANIFEST_FORMAT) {
@@ -98,10 +103,18 @@ export function parseManifest(text: string, where: string): Manifest {
   const parsed = manifestSchema.safeParse(raw);
   if (!parsed.success) {
     const first = parsed.error.issues[0];
-    throw new UsageError('BAD_ARCHIVE', `${where}: manifest.json is malformed at ${first.path.join('.') || '(root)'}: ${first.message}`, 'use another backup (tenantctl backup list)');
+    throw new UsageError(
+      'BAD_ARCHIVE',
+      `${where}: manifest.json is malformed at ${first.path.join('.') || '(root)'}: ${first.message}`,
+      'use another backup (tenantctl backup list)',
+    );
   }
   if (manifestChecksum(parsed.data) !== parsed.data.checksum) {
-    throw new UsageError('BAD_ARCHIVE', `${where}: manifest.json was altered (its checksum does not match)`, 'use another backup (tenantctl backup list)');
+    throw new UsageError(
+      'BAD_ARCHIVE',
+      `${where}: manifest.json was altered (its checksum does not match)`,
+      'use another backup (tenantctl backup list)',
+    );
   }
   return parsed.data;
 }

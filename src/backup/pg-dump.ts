@@ -47,7 +47,11 @@ export async function pgDumpMajor(): Promise<{ major: number; text: string }> {
   const r = await $({ quiet: true, nothrow: true })`pg_dump --version`;
   const m = /\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?/.exec(r.stdout);
   if (r.exitCode !== 0 || !m) {
-    throw new UsageError('PG_DUMP', 'pg_dump was not found on PATH (schema and database backups include a pg_dump file)', 'install the PostgreSQL client programs of the server\'s major version or newer');
+    throw new UsageError(
+      'PG_DUMP',
+      'pg_dump was not found on PATH (schema and database backups include a pg_dump file)',
+      "install the PostgreSQL client programs of the server's major version or newer",
+    );
   }
   return { major: Number(m[1]), text: `${m[1]}${m[2] ? `.${m[2]}` : ''}` };
 }
@@ -87,6 +91,9 @@ export async function runPgDump(t: DumpTarget, out: Writable): Promise<void> {
   })`pg_dump ${args}`;
   const [, result] = await Promise.all([pipeline(p.stdout, out), p]);
   if (result.exitCode !== 0) {
-    throw new TenantctlError('PG_DUMP', `pg_dump of ${t.database}${t.schema ? ` schema ${t.schema}` : ''} failed: ${redactText(stderr.join('').trim())}`);
+    throw new TenantctlError(
+      'PG_DUMP',
+      `pg_dump of ${t.database}${t.schema ? ` schema ${t.schema}` : ''} failed: ${redactText(stderr.join('').trim())}`,
+    );
   }
 }

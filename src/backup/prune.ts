@@ -33,7 +33,11 @@ export function planPrune(
   o: PruneOptions,
 ): PruneEntry[] {
   if (o.keepLast === undefined && o.keepDays === undefined) {
-    throw new UsageError('USAGE', 'backup prune needs --keep-last N or --keep-days D (or both)', 'e.g. tenantctl backup prune --keep-last 7 --keep-days 30 --dry-run');
+    throw new UsageError(
+      'USAGE',
+      'backup prune needs --keep-last N or --keep-days D (or both)',
+      'e.g. tenantctl backup prune --keep-last 7 --keep-days 30 --dry-run',
+    );
   }
   const now = (o.now ?? new Date()).getTime();
   const byTenant = new Map<string, typeof entries>();
@@ -46,9 +50,15 @@ export function planPrune(
       const base = { id: e.id, tenant: e.tenant, region: e.region, createdAt: e.createdAt };
       if (e.problem || !e.createdAt) return out.push({ ...base, action: 'kept', reason: `unreadable manifest: ${e.problem ?? 'no date'}` });
       const ageDays = (now - Date.parse(e.createdAt)) / 86_400_000;
-      if (o.keepLast !== undefined && i < o.keepLast) return out.push({ ...base, action: 'kept', reason: `one of the newest ${o.keepLast}` });
-      if (o.keepDays !== undefined && ageDays < o.keepDays) return out.push({ ...base, action: 'kept', reason: `younger than ${o.keepDays} days` });
-      out.push({ ...base, action: o.dryRun ? 'would delete' : 'deleted', reason: `older than the rules keep (${ageDays.toFixed(1)} days old, #${i + 1})` });
+      if (o.keepLast !== undefined && i < o.keepLast)
+        return out.push({ ...base, action: 'kept', reason: `one of the newest ${o.keepLast}` });
+      if (o.keepDays !== undefined && ageDays < o.keepDays)
+        return out.push({ ...base, action: 'kept', reason: `younger than ${o.keepDays} days` });
+      out.push({
+        ...base,
+        action: o.dryRun ? 'would delete' : 'deleted',
+        reason: `older than the rules keep (${ageDays.toFixed(1)} days old, #${i + 1})`,
+      });
     });
   }
   return out.sort((a, b) => a.tenant.localeCompare(b.tenant) || a.id.localeCompare(b.id));

@@ -22,7 +22,9 @@ export function encryptsBackups(config: Config, region: string): boolean {
 
 /** Regions that have backup storage. */
 export function backupRegions(config: Config): string[] {
-  return Object.entries(config.regions).filter(([, r]) => r.backup).map(([name]) => name);
+  return Object.entries(config.regions)
+    .filter(([, r]) => r.backup)
+    .map(([name]) => name);
 }
 
 /**
@@ -31,7 +33,11 @@ export function backupRegions(config: Config): string[] {
  */
 export async function findBackup(config: Config, id: string): Promise<{ region: string; storage: BackupStorage }> {
   if (!slugOfBackupId(id)) {
-    throw new UsageError('BACKUP_NOT_FOUND', `"${id}" is not a backup id`, 'backup ids look like acme.20261126T225317123Z; see tenantctl backup list');
+    throw new UsageError(
+      'BACKUP_NOT_FOUND',
+      `"${id}" is not a backup id`,
+      'backup ids look like acme.20261126T225317123Z; see tenantctl backup list',
+    );
   }
   for (const region of backupRegions(config)) {
     const storage = storageFor(config, region);

@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import type { CatalogDb } from '../catalog/open.js';
 import { findTenant, insertTenant, updateTenant } from '../catalog/tenants.js';
 import type { TenantRow } from '../catalog/tables.js';
 import { recordEvent } from '../catalog/events.js';
@@ -8,7 +7,13 @@ import { TenantctlError, UsageError, errorMessage } from '../errors.js';
 import type { TenantResult } from '../fanout/result.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
 import type { MigrationFile } from '../migrate/files.js';
-import { MIGRATION_LOCK_CLASSID, migratePlacement, migrateTarget, runsInOneTransaction, type MigrationTarget } from '../migrate/apply-target.js';
+import {
+  MIGRATION_LOCK_CLASSID,
+  migratePlacement,
+  migrateTarget,
+  runsInOneTransaction,
+  type MigrationTarget,
+} from '../migrate/apply-target.js';
 import { ensureTrackingTable, readApplied } from '../migrate/tracking.js';
 import { withTenantLock } from '../operations/tenant-lock.js';
 import { startOperation, type OperationRecord } from '../operations/operation-record.js';
@@ -70,14 +75,26 @@ export async function restoreBackup(deps: RestoreDeps, o: RestoreOptions): Promi
   const m = a.manifest;
   const slug = assertSlug(o.as ?? m.tenant.slug);
   if (o.replace && (o.model || o.shard)) {
-    throw new UsageError('USAGE', '--replace restores in place: --model and --shard do not apply', 'drop them, or restore as a new tenant with --as');
+    throw new UsageError(
+      'USAGE',
+      '--replace restores in place: --model and --shard do not apply',
+      'drop them, or restore as a new tenant with --as',
+    );
   }
   if (m.keyType !== deps.config.tenantKey.type) {
-    throw new UsageError('BAD_ARCHIVE', `backup ${a.id} has ${m.keyType} keys; this fleet uses ${deps.config.tenantKey.type} keys`, 'restore into a fleet with the same tenantKey.type');
+    throw new UsageError(
+      'BAD_ARCHIVE',
+      `backup ${a.id} has ${m.keyType} keys; this fleet uses ${deps.config.tenantKey.type} keys`,
+      'restore into a fleet with the same tenantKey.type',
+    );
   }
   const atVersion = filesAtVersion(deps.migrations, m, a.id);
   if (!(await runsInOneTransaction(deps.migrations))) {
-    throw new UsageError('MIGRATION_FILES', 'a migration runs outside a transaction; restore loads and migrates in one transaction', 'restore before that migration is added, or restore into a fresh fleet and migrate it step by step');
+    throw new UsageError(
+      'MIGRATION_FILES',
+      'a migration runs outside a transaction; restore loads and migrates in one transaction',
+      'restore before that migration is added, or restore into a fresh fleet and migrate it step by step',
+    );
   }
   const dest = o.replace ? null : restoreDestination(deps.config, m, o);
   // Damage is found before anything is locked or changed (exit 2).
@@ -92,7 +109,8 @@ export async function restoreBackup(deps: RestoreDeps, o: RestoreOptions): Promi
         `pass --replace --yes to swap its data for the backup's (a safety backup is taken first), or --as <new-slug> to restore beside it`,
       );
     }
-    if (!live && o.replace) throw new UsageError('TENANT_NOT_FOUND', `no tenant "${slug}" to replace`, `drop --replace to restore it as a new tenant`);
+    if (!live && o.replace)
+      throw new UsageError('TENANT_NOT_FOUND', `no tenant "${slug}" to replace`, `drop --replace to restore it as a new tenant`);
     if (live && live.status !== 'active' && live.status !== 'suspended') {
       throw new UsageError('TENANT_STATE', `tenant "${slug}" is ${live.status}`, 'only active or suspended tenants can be replaced');
     }
@@ -102,7 +120,14 @@ export async function restoreBackup(deps: RestoreDeps, o: RestoreOptions): Promi
 
 type Dest = ReturnType<typeof restoreDestination>;
 
-async function restoreNew(deps: RestoreDeps, a: OpenArchive, atVersion: MigrationFile[], dataKey: Buffer | null, dest: Dest, slug: string): Promise<RestoreResult> {
+async function restoreNew(
+  deps: RestoreDeps,
+  a: OpenArchive,
+  atVersion: MigrationFile[],
+  dataKey: Buffer | null,
+  dest: Dest,
+  slug: string,
+): Promise<RestoreResult> {
   const started = Date.now();
   const { config, fleet, db } = deps;
   const m = a.manifest;
@@ -112,28 +137,77 @@ async function restoreNew(deps: RestoreDeps, a: OpenArchive, atVersion: Migratio
   // A database tenant's database is made outside any transaction: a fresh name per attempt, so a
   // killed restore leaves nothing in the tenant's way (an empty database to drop at most).
   if (dest.model === 'database') placement = { ...placement, database: `${placement.database}__r${randomBytes(3).toString('hex')}` };
-  const placed: PlacedTenant = { slug, key, model: dest.model, shard: dest.shard, database_name: placement.database, schema_name: placement.schema };
+  const placed: PlacedTenant = {
+    slug,
+    key,
+    model: dest.model,
+    shard: dest.shard,
+    database_name: placement.database,
+    schema_name: placement.schema,
+  };
   await fleet.assertReachable(dest.shard, 'postgres');
   if (dest.model === 'pool') {
-    const found = await drivers.pool.keyRows!(fleet, config, { shard: placed.shard, database_name: placed.database_name, schema_name: placed.schema_name, key });
+    const found = await drivers.pool.keyRows!(fleet, config, {
+      shard: placed.shard,
+      database_name: placed.database_name,
+      schema_name: placed.schema_name,
+      key,
+    });
     if (found.length) {
-      throw new UsageError('KEY_IN_USE', `key ${key} still has rows in ${dest.shard}/${placed.database_name}: ${found.map((f) => `${f.table} (${f.rows})`).join(', ')}`, 'restore with --as <new-slug> (a new key), or remove those rows first');
+      throw new UsageError(
+        'KEY_IN_USE',
+        `key ${key} still has rows in ${dest.shard}/${placed.database_name}: ${found.map((f) => `${f.table} (${f.rows})`).join(', ')}`,
+        'restore with --as <new-slug> (a new key), or remove those rows first',
+      );
     }
   } else {
     const { assertNothingThere } = await import('../provision/preflight.js');
-    await assertNothingThere(fleet, { slug, model: dest.model, shard: dest.shard, database: placed.database_name, schema: placed.schema_name });
+    await assertNothingThere(fleet, {
+      slug,
+      model: dest.model,
+      shard: dest.shard,
+      database: placed.database_name,
+      schema: placed.schema_name,
+    });
   }
-  const op = await startOperation(db, { kind: 'restore', tenant: slug, args: { backup: a.id, as: slug, model: dest.model, shard: dest.shard } });
-  const base = { tenant: slug, model: dest.model, region: dest.region, shard: dest.shard, target: targetId({ shard: dest.shard, database: placed.database_name, schema: placed.schema_name }), backup: a.id };
+  const op = await startOperation(db, {
+    kind: 'restore',
+    tenant: slug,
+    args: { backup: a.id, as: slug, model: dest.model, shard: dest.shard },
+  });
+  const base = {
+    tenant: slug,
+    model: dest.model,
+    region: dest.region,
+    shard: dest.shard,
+    target: targetId({ shard: dest.shard, database: placed.database_name, schema: placed.schema_name }),
+    backup: a.id,
+  };
   try {
     const loaded = await load(deps, a, atVersion, dataKey, placed, false, op);
     await db.transaction().execute(async (tx) => {
       await insertTenant(tx, {
-        slug, key, name: m.tenant.name, tier: m.tenant.tier, model: dest.model, region: dest.region, shard: dest.shard,
-        database_name: placed.database_name, schema_name: placed.schema_name, residency: dest.residency, status: 'active',
-        status_detail: null, schema_version: deps.migrations.at(-1)?.id ?? null,
+        slug,
+        key,
+        name: m.tenant.name,
+        tier: m.tenant.tier,
+        model: dest.model,
+        region: dest.region,
+        shard: dest.shard,
+        database_name: placed.database_name,
+        schema_name: placed.schema_name,
+        residency: dest.residency,
+        status: 'active',
+        status_detail: null,
+        schema_version: deps.migrations.at(-1)?.id ?? null,
       });
-      await recordEvent(tx, { command: deps.command, action: 'restored', result: 'ok', tenant: slug, details: { ...base, from: m.tenant.slug, key, rows: loaded.rows, loadedAs: loaded.role } });
+      await recordEvent(tx, {
+        command: deps.command,
+        action: 'restored',
+        result: 'ok',
+        tenant: slug,
+        details: { ...base, from: m.tenant.slug, key, rows: loaded.rows, loadedAs: loaded.role },
+      });
     });
     await op.finish('succeeded', { rows: loaded.rows });
     return { ...base, status: 'succeeded', key, rows: loaded.rows, durationMs: Date.now() - started };
@@ -145,16 +219,36 @@ async function restoreNew(deps: RestoreDeps, a: OpenArchive, atVersion: Migratio
   }
 }
 
-async function replaceTenant(deps: RestoreDeps, a: OpenArchive, atVersion: MigrationFile[], dataKey: Buffer | null, live: TenantRow, ): Promise<RestoreResult> {
+async function replaceTenant(
+  deps: RestoreDeps,
+  a: OpenArchive,
+  atVersion: MigrationFile[],
+  dataKey: Buffer | null,
+  live: TenantRow,
+): Promise<RestoreResult> {
   const started = Date.now();
   const { db, fleet } = deps;
-  const base = { tenant: live.slug, model: live.model, region: live.region, shard: live.shard, target: targetId({ shard: live.shard, database: live.database_name, schema: live.schema_name }), backup: a.id };
+  const base = {
+    tenant: live.slug,
+    model: live.model,
+    region: live.region,
+    shard: live.shard,
+    target: targetId({ shard: live.shard, database: live.database_name, schema: live.schema_name }),
+    backup: a.id,
+  };
   // The state being replaced, kept: a mistaken restore can itself be undone.
   const safety = await backupLocked(deps, live.slug);
   if (safety.status !== 'succeeded') {
-    throw new TenantctlError('RESTORE_FAILED', `the safety backup of ${live.slug} failed (${safety.error?.message ?? safety.reason}); nothing was changed`);
+    throw new TenantctlError(
+      'RESTORE_FAILED',
+      `the safety backup of ${live.slug} failed (${safety.error?.message ?? safety.reason}); nothing was changed`,
+    );
   }
-  const op = await startOperation(db, { kind: 'restore', tenant: live.slug, args: { backup: a.id, replace: true, safetyBackup: safety.backup } });
+  const op = await startOperation(db, {
+    kind: 'restore',
+    tenant: live.slug,
+    args: { backup: a.id, replace: true, safetyBackup: safety.backup },
+  });
   // Schema and database tenants load into a fresh placement beside the live one, switched in the
   // catalog at the end; a pool tenant's rows are swapped in one transaction.
   const suffix = `__r${randomBytes(3).toString('hex')}`;
@@ -168,27 +262,71 @@ async function replaceTenant(deps: RestoreDeps, a: OpenArchive, atVersion: Migra
     const loaded = await load(deps, a, atVersion, dataKey, placed, true, op);
     const warnings: string[] = [];
     await db.transaction().execute(async (tx) => {
-      await updateTenant(tx, live.slug, { database_name: placed.database_name, schema_name: placed.schema_name, schema_version: deps.migrations.at(-1)?.id ?? null });
-      await recordEvent(tx, { command: deps.command, action: 'restored in place', result: 'ok', tenant: live.slug, details: { ...base, safetyBackup: safety.backup, rows: loaded.rows, loadedAs: loaded.role, placement: targetId({ shard: placed.shard, database: placed.database_name, schema: placed.schema_name }) } });
+      await updateTenant(tx, live.slug, {
+        database_name: placed.database_name,
+        schema_name: placed.schema_name,
+        schema_version: deps.migrations.at(-1)?.id ?? null,
+      });
+      await recordEvent(tx, {
+        command: deps.command,
+        action: 'restored in place',
+        result: 'ok',
+        tenant: live.slug,
+        details: {
+          ...base,
+          safetyBackup: safety.backup,
+          rows: loaded.rows,
+          loadedAs: loaded.role,
+          placement: targetId({ shard: placed.shard, database: placed.database_name, schema: placed.schema_name }),
+        },
+      });
     });
     if (live.model !== 'pool') {
       // The old placement is no longer the tenant's; a failure here leaves it for the operator.
-      await dropOldPlacement(deps, live).catch((err) => warnings.push(`the old placement ${base.target} could not be dropped: ${redactText(errorMessage(err))}`));
+      await dropOldPlacement(deps, live).catch((err) =>
+        warnings.push(`the old placement ${base.target} could not be dropped: ${redactText(errorMessage(err))}`),
+      );
     }
     await op.finish('succeeded', { rows: loaded.rows });
-    return { ...base, status: 'succeeded', key: live.key, rows: loaded.rows, safetyBackup: safety.backup, replaced: true, warnings, durationMs: Date.now() - started };
+    return {
+      ...base,
+      status: 'succeeded',
+      key: live.key,
+      rows: loaded.rows,
+      safetyBackup: safety.backup,
+      replaced: true,
+      warnings,
+      durationMs: Date.now() - started,
+    };
   } catch (err) {
     if (live.model === 'database') await dropDatabase(fleet, live.shard, placed.database_name).catch(() => undefined);
     return { ...(await failed(deps, op, base, started, err)), safetyBackup: safety.backup };
   }
 }
 
-async function failed(deps: RestoreDeps, op: OperationRecord, base: { tenant: string; backup: string; model: string; region: string; shard: string; target: string }, started: number, err: unknown): Promise<RestoreResult> {
+async function failed(
+  deps: RestoreDeps,
+  op: OperationRecord,
+  base: { tenant: string; backup: string; model: string; region: string; shard: string; target: string },
+  started: number,
+  err: unknown,
+): Promise<RestoreResult> {
   const message = redactText(errorMessage(err));
   await op.finish('failed', { error: message }).catch(() => undefined);
-  await recordEvent(deps.db, { command: deps.command, action: 'restore failed', result: 'failed', tenant: base.tenant, details: { backup: base.backup, error: message } }).catch(() => undefined);
+  await recordEvent(deps.db, {
+    command: deps.command,
+    action: 'restore failed',
+    result: 'failed',
+    tenant: base.tenant,
+    details: { backup: base.backup, error: message },
+  }).catch(() => undefined);
   if (err instanceof UsageError) throw err;
-  return { ...base, status: 'failed', durationMs: Date.now() - started, error: { code: err instanceof TenantctlError ? err.code : 'RESTORE_FAILED', message } };
+  return {
+    ...base,
+    status: 'failed',
+    durationMs: Date.now() - started,
+    error: { code: err instanceof TenantctlError ? err.code : 'RESTORE_FAILED', message },
+  };
 }
 
 async function dropOldPlacement(deps: RestoreDeps, old: TenantRow): Promise<void> {
@@ -211,7 +349,15 @@ interface Loaded {
  * the rows (after deleting the tenant's current ones, when replacing) loaded and checked in the
  * shared tables, through a staging schema when the pool is at another version than the backup.
  */
-async function load(deps: RestoreDeps, a: OpenArchive, atVersion: MigrationFile[], dataKey: Buffer | null, p: PlacedTenant, replacing: boolean, op: OperationRecord): Promise<Loaded> {
+async function load(
+  deps: RestoreDeps,
+  a: OpenArchive,
+  atVersion: MigrationFile[],
+  dataKey: Buffer | null,
+  p: PlacedTenant,
+  replacing: boolean,
+  op: OperationRecord,
+): Promise<Loaded> {
   const { config, fleet } = deps;
   const m = a.manifest;
   const total = m.tables.reduce((n, t) => n + t.rows, 0);
@@ -229,8 +375,17 @@ async function load(deps: RestoreDeps, a: OpenArchive, atVersion: MigrationFile[
       done += t.rows;
     }
     await op.phase('verify', { rows: done, total });
-    await verifyLoaded(c, { model: p.model === 'pool' && schema === p.schema_name ? 'pool' : 'schema', schema, key: p.key }, m.tables, config);
-    await advanceSequences(c, schema, m.tables.map((t) => t.table));
+    await verifyLoaded(
+      c,
+      { model: p.model === 'pool' && schema === p.schema_name ? 'pool' : 'schema', schema, key: p.key },
+      m.tables,
+      config,
+    );
+    await advanceSequences(
+      c,
+      schema,
+      m.tables.map((t) => t.table),
+    );
   };
   const hang = async () => {
     await op.phase('loaded', { rows: done, total });
@@ -241,7 +396,8 @@ async function load(deps: RestoreDeps, a: OpenArchive, atVersion: MigrationFile[
     const target: MigrationTarget = { model: p.model, shard: p.shard, database: p.database_name, schema: p.schema_name };
     const migrate = async (c: ShardClient, files: MigrationFile[]) => {
       const out = await migrateTarget(c, target, files, { config, withinTransaction: true });
-      if (out.status === 'failed') throw new TenantctlError('RESTORE_FAILED', `migrating the restored placement failed: ${out.error?.message ?? 'unknown error'}`);
+      if (out.status === 'failed')
+        throw new TenantctlError('RESTORE_FAILED', `migrating the restored placement failed: ${out.error?.message ?? 'unknown error'}`);
     };
     await op.phase('placement');
     await drivers[p.model].createInOneTransaction!(fleet, config, p, {
@@ -264,7 +420,11 @@ async function load(deps: RestoreDeps, a: OpenArchive, atVersion: MigrationFile[
   if (!replacing) {
     await drivers.pool.prepare(fleet, config, p);
     const out = await migratePlacement(fleet, poolTarget, deps.migrations, { config });
-    if (out.status === 'failed') throw new TenantctlError('RESTORE_FAILED', `migrating the pool target ${out.target} failed: ${out.error?.message ?? out.reason ?? ''}`);
+    if (out.status === 'failed')
+      throw new TenantctlError(
+        'RESTORE_FAILED',
+        `migrating the pool target ${out.target} failed: ${out.error?.message ?? out.reason ?? ''}`,
+      );
   }
   let role = '';
   await fleet.withClient(p.shard, p.database_name, async (c) => {
@@ -274,11 +434,19 @@ async function load(deps: RestoreDeps, a: OpenArchive, atVersion: MigrationFile[
       const tables = await copyTables(c, p.schema_name, config);
       if (replacing) {
         for (const t of [...tables].reverse()) {
-          await c.query(`delete from ${qualified(p.schema_name, t.table)} where ${ident(t.keyColumn)} = $1::${config.tenantKey.type}`, [p.key]);
+          await c.query(`delete from ${qualified(p.schema_name, t.table)} where ${ident(t.keyColumn)} = $1::${config.tenantKey.type}`, [
+            p.key,
+          ]);
         }
       }
-      const poolApplied = (await readApplied(c, [p.schema_name])).map((r) => r.name).sort().join(',');
-      const backupApplied = m.migrations.applied.map((x) => x.id).sort().join(',');
+      const poolApplied = (await readApplied(c, [p.schema_name]))
+        .map((r) => r.name)
+        .sort()
+        .join(',');
+      const backupApplied = m.migrations.applied
+        .map((x) => x.id)
+        .sort()
+        .join(',');
       if (poolApplied === backupApplied) {
         await loadAll(c, p.schema_name);
       } else {
@@ -289,20 +457,30 @@ async function load(deps: RestoreDeps, a: OpenArchive, atVersion: MigrationFile[
         await c.query(`create schema ${ident(staging)}`);
         for (const files of [atVersion]) {
           const out = await migrateTarget(c, target, files, { config, withinTransaction: true });
-          if (out.status === 'failed') throw new TenantctlError('RESTORE_FAILED', `building the staging schema failed: ${out.error?.message ?? ''}`);
+          if (out.status === 'failed')
+            throw new TenantctlError('RESTORE_FAILED', `building the staging schema failed: ${out.error?.message ?? ''}`);
         }
         await loadAll(c, staging);
         const head = await migrateTarget(c, target, deps.migrations, { config, withinTransaction: true });
-        if (head.status === 'failed') throw new TenantctlError('RESTORE_FAILED', `migrating the staged rows to head failed: ${head.error?.message ?? ''}`);
+        if (head.status === 'failed')
+          throw new TenantctlError('RESTORE_FAILED', `migrating the staged rows to head failed: ${head.error?.message ?? ''}`);
         const staged = await copyTables(c, staging, config);
-        assertSameShape(tables, staged.map((s) => ({ ...s, rows: 0, sha256: '', hash: '' })), `${p.database_name}.${p.schema_name}`);
+        assertSameShape(
+          tables,
+          staged.map((s) => ({ ...s, rows: 0, sha256: '', hash: '' })),
+          `${p.database_name}.${p.schema_name}`,
+        );
         for (const t of staged) {
           const cols = t.columns.map(ident).join(', ');
           await c.query(`insert into ${qualified(p.schema_name, t.table)} (${cols}) select ${cols} from ${qualified(staging, t.table)}`);
         }
         await c.query(`drop schema ${ident(staging)} cascade`);
         await c.query('delete from tenantctl.schema_migrations where target_schema = $1', [staging]);
-        await advanceSequences(c, p.schema_name, staged.map((s) => s.table));
+        await advanceSequences(
+          c,
+          p.schema_name,
+          staged.map((s) => s.table),
+        );
       }
       await hang();
     });

@@ -53,5 +53,13 @@ export async function verifyBackup(config: Config, id: string, catalog: () => Pr
       }
     }
   }
-  return { backup: id, tenant: m.tenant.slug, ok: problems.length === 0, encrypted: Boolean(m.encryption), tablesChecked: checked, rows, problems };
+  return {
+    backup: id,
+    tenant: m.tenant.slug,
+    ok: problems.length === 0,
+    encrypted: Boolean(m.encryption),
+    tablesChecked: checked,
+    rows,
+    problems,
+  };
 }

@@ -35,11 +35,5 @@ export async function recordEvent(db: CatalogDb, e: EventInput): Promise<void> {
 }
 
 export async function recentEvents(db: CatalogDb, slug: string, limit = 10): Promise<EventRow[]> {
-  return db
-    .selectFrom('events')
-    .selectAll()
-    .where('tenant_slug', '=', slug)
-    .orderBy('id', 'desc')
-    .limit(limit)
-    .execute();
+  return db.selectFrom('events').selectAll().where('tenant_slug', '=', slug).orderBy('id', 'desc').limit(limit).execute();
 }

@@ -81,9 +81,7 @@ const migrations: Record<string, Migration> = {
         .addColumn('database_name', 'text', (c) => c.notNull())
         .addColumn('schema_name', 'text', (c) => c.notNull())
         .addColumn('tenants', sql`text[]`, (c) => c.notNull())
-        .addColumn('status', 'text', (c) =>
-          c.notNull().check(sql`status in ('pending', 'succeeded', 'failed', 'not_run')`),
-        )
+        .addColumn('status', 'text', (c) => c.notNull().check(sql`status in ('pending', 'succeeded', 'failed', 'not_run')`))
         .addColumn('applied', sql`text[]`, (c) => c.notNull().defaultTo(sql`'{}'`))
         .addColumn('error', 'jsonb')
         .addColumn('started_at', 'timestamptz')

@@ -15,9 +15,16 @@ interface AuditFlags {
 }
 
 async function audit(ctx: CommandContext, flags: AuditFlags): Promise<number> {
-  const [{ auditAndFix }, { auditDocument, renderAudit }] = await Promise.all([import('../audit/audit-and-fix.js'), import('../report/audit.js')]);
+  const [{ auditAndFix }, { auditDocument, renderAudit }] = await Promise.all([
+    import('../audit/audit-and-fix.js'),
+    import('../report/audit.js'),
+  ]);
   const deps = { config: ctx.config, db: await ctx.catalog(), fleet: await ctx.fleet() };
-  const opts = { selector: selectorFrom(flags), concurrency: concurrencyFrom(flags.concurrency, ctx.config.defaults.concurrency), probes: flags.probes };
+  const opts = {
+    selector: selectorFrom(flags),
+    concurrency: concurrencyFrom(flags.concurrency, ctx.config.defaults.concurrency),
+    probes: flags.probes,
+  };
   const fix = flags.fix
     ? {
         confirm: (what: string) => confirmDestructive(ctx, flags.yes, what),
@@ -35,8 +42,14 @@ export function registerAuditCommand(program: Command): void {
     .command('audit')
     .description('Check tenant isolation across the fleet: catalog checks and live cross-tenant probes (read-only)')
     .addHelpText('before', 'Example:\n  tenantctl audit --fail-on high --json\n')
-    .addOption(new Option('--fail-on <severity>', 'exit 1 when a finding is at or above this severity').choices(['critical', 'high', 'medium', 'low']).default('high'))
-    .addOption(new Option('--concurrency <n>', 'units of work at once (default: defaults.concurrency)').argParser(positiveInt('--concurrency')))
+    .addOption(
+      new Option('--fail-on <severity>', 'exit 1 when a finding is at or above this severity')
+        .choices(['critical', 'high', 'medium', 'low'])
+        .default('high'),
+    )
+    .addOption(
+      new Option('--concurrency <n>', 'units of work at once (default: defaults.concurrency)').argParser(positiveInt('--concurrency')),
+    )
     .option('--no-probes', 'catalog checks only, no live probes as the serving and tenant roles')
     .option('--fix', 'apply the fixes tenantctl manages (policies, forcing, grants, CONNECT), then audit again')
     .option('--yes', 'confirm --fix without a prompt (required off a terminal)');

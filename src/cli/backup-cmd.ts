@@ -8,13 +8,16 @@ import { action } from './run.js';
 
 /** `backup create | list | verify | prune | forget-key`: thin adapters over src/backup/. */
 export function registerBackupCommands(program: Command): void {
-  const backup = program.command('backup').description('per-tenant backups in each region\'s storage');
+  const backup = program.command('backup').description("per-tenant backups in each region's storage");
 
   addSelectorOptions(
     backup
       .command('create [slugs...]')
-      .description('back up tenants (one consistent snapshot each) to their region\'s storage')
-      .addHelpText('before', 'Example:\n  tenantctl backup create acme globex\n  tenantctl backup create --all --region eu-west --concurrency 4\n')
+      .description("back up tenants (one consistent snapshot each) to their region's storage")
+      .addHelpText(
+        'before',
+        'Example:\n  tenantctl backup create acme globex\n  tenantctl backup create --all --region eu-west --concurrency 4\n',
+      )
       .option('--all', 'every tenant the selectors match')
       .addOption(new Option('--concurrency <n>', 'tenants at once').argParser(positiveInt('--concurrency')))
       .option('--wait', 'wait for another command working on a tenant instead of exit 3'),
@@ -25,7 +28,14 @@ export function registerBackupCommands(program: Command): void {
       const { progressLine } = await import('../report/backup.js');
       const live = progressLine(ctx.out);
       const results = await backupTenants(
-        { config: ctx.config, db: await ctx.catalog(), fleet: await ctx.fleet(), command: ctx.command, wait: Boolean(flags.wait), onProgress: live },
+        {
+          config: ctx.config,
+          db: await ctx.catalog(),
+          fleet: await ctx.fleet(),
+          command: ctx.command,
+          wait: Boolean(flags.wait),
+          onProgress: live,
+        },
         { slugs, all: Boolean(flags.all), selector: selectorFrom(flags) },
         {
           concurrency: concurrencyFrom(flags.concurrency as number | undefined, ctx.config.defaults.concurrency),
@@ -34,7 +44,9 @@ export function registerBackupCommands(program: Command): void {
         },
       );
       const doc = resultDocument('backup create', results, started);
-      if (!ctx.out.json) for (const r of results) if (r.status === 'succeeded') ctx.out.print(`${r.tenant}: ${r.backup} (${r.rows} rows${r.encrypted ? ', encrypted' : ''})`);
+      if (!ctx.out.json)
+        for (const r of results)
+          if (r.status === 'succeeded') ctx.out.print(`${r.tenant}: ${r.backup} (${r.rows} rows${r.encrypted ? ', encrypted' : ''})`);
       renderResultDocument(ctx.out, doc);
       return exitCodeFor(doc);
     }),
@@ -42,7 +54,7 @@ export function registerBackupCommands(program: Command): void {
 
   backup
     .command('list [slug]')
-    .description('backups in every region\'s storage, or one tenant\'s')
+    .description("backups in every region's storage, or one tenant's")
     .addHelpText('before', 'Example:\n  tenantctl backup list acme\n')
     .action(
       action('backup list', async (ctx, slug: string | undefined) => {
@@ -54,7 +66,7 @@ export function registerBackupCommands(program: Command): void {
 
   backup
     .command('verify <backup>')
-    .description('check a backup\'s manifest, checksums and data (no database needed unless encrypted)')
+    .description("check a backup's manifest, checksums and data (no database needed unless encrypted)")
     .addHelpText('before', 'Example:\n  tenantctl backup verify acme.20261126T225317123Z\n')
     .action(
       action('backup verify', async (ctx, id: string) => {
@@ -68,38 +80,52 @@ export function registerBackupCommands(program: Command): void {
 
   backup
     .command('prune')
-    .description('delete old backups: keep each tenant\'s newest N and those younger than D days')
+    .description("delete old backups: keep each tenant's newest N and those younger than D days")
     .addHelpText('before', 'Example:\n  tenantctl backup prune --keep-last 7 --keep-days 30 --dry-run\n')
-    .addOption(new Option('--keep-last <n>', 'keep each tenant\'s newest N').argParser(positiveInt('--keep-last')))
+    .addOption(new Option('--keep-last <n>', "keep each tenant's newest N").argParser(positiveInt('--keep-last')))
     .addOption(new Option('--keep-days <d>', 'keep backups younger than D days').argParser(positiveInt('--keep-days')))
-    .option('--tenant <slug>', 'only this tenant\'s backups')
+    .option('--tenant <slug>', "only this tenant's backups")
     .option('--dry-run', 'say what would be deleted; delete nothing')
     .action(
       action('backup prune', async (ctx, flags: { keepLast?: number; keepDays?: number; tenant?: string; dryRun?: boolean }) => {
         const { pruneBackups } = await import('../backup/prune.js');
         const { renderPrune } = await import('../report/backup.js');
-        const rows = await pruneBackups(ctx.config, { keepLast: flags.keepLast, keepDays: flags.keepDays, dryRun: flags.dryRun, slug: flags.tenant });
+        const rows = await pruneBackups(ctx.config, {
+          keepLast: flags.keepLast,
+          keepDays: flags.keepDays,
+          dryRun: flags.dryRun,
+          slug: flags.tenant,
+        });
         renderPrune(ctx.out, ctx.command, rows, Boolean(flags.dryRun));
       }),
     );
 
   backup
     .command('forget-key <slug>')
-    .description('destroy a tenant\'s backup data key: every encrypted archive of it becomes unreadable')
+    .description("destroy a tenant's backup data key: every encrypted archive of it becomes unreadable")
     .addHelpText('before', 'Example:\n  tenantctl backup forget-key acme --yes\n')
     .option('--yes', 'confirm without asking')
     .action(
       action('backup forget-key', async (ctx, slug: string, flags: { yes?: boolean }) => {
         const { assertSlug } = await import('../placement/slug.js');
         assertSlug(slug);
-        await confirmDestructive(ctx, flags.yes, `destroy the backup data key of ${slug} (all its encrypted backups become unreadable for good)`);
+        await confirmDestructive(
+          ctx,
+          flags.yes,
+          `destroy the backup data key of ${slug} (all its encrypted backups become unreadable for good)`,
+        );
         const db = await ctx.catalog();
         const { forgetKeys } = await import('../backup/keys.js');
         const { recordEvent } = await import('../catalog/events.js');
         const n = await forgetKeys(db, slug);
         await recordEvent(db, { command: ctx.command, action: 'backup key destroyed', result: 'ok', tenant: slug, details: { keys: n } });
         if (ctx.out.json) ctx.out.document({ command: ctx.command, ok: true, tenant: slug, keysDestroyed: n });
-        else ctx.out.print(n ? `destroyed ${n} data key${n === 1 ? '' : 's'} of ${slug}: its encrypted backups can no longer be read` : `${slug} had no live backup data key`);
+        else
+          ctx.out.print(
+            n
+              ? `destroyed ${n} data key${n === 1 ? '' : 's'} of ${slug}: its encrypted backups can no longer be read`
+              : `${slug} had no live backup data key`,
+          );
       }),
     );
 }
@@ -109,30 +135,45 @@ export function registerRestoreCommand(program: Command): void {
   program
     .command('restore <backup>')
     .description('restore a backup as a new tenant (--as), elsewhere (--shard, --model), or in place (--replace --yes)')
-    .addHelpText('before', 'Example:\n  tenantctl restore acme.20261126T225317123Z --as acme-copy --model pool\n  tenantctl restore acme.20261126T225317123Z --replace --yes\n')
+    .addHelpText(
+      'before',
+      'Example:\n  tenantctl restore acme.20261126T225317123Z --as acme-copy --model pool\n  tenantctl restore acme.20261126T225317123Z --replace --yes\n',
+    )
     .option('--as <slug>', 'restore as a new tenant with this slug (and a new key)')
     .option('--shard <shard>', 'place it on this shard')
     .option('--model <model>', 'pool, schema or database')
-    .option('--replace', 'swap the live tenant\'s data for the backup\'s (a safety backup is taken first)')
+    .option('--replace', "swap the live tenant's data for the backup's (a safety backup is taken first)")
     .option('--yes', 'confirm --replace without asking')
     .option('--wait', 'wait for another command working on the tenant instead of exit 3')
     .action(
-      action('restore', async (ctx: CommandContext, id: string, flags: { as?: string; shard?: string; model?: string; replace?: boolean; yes?: boolean; wait?: boolean }) => {
-        if (flags.replace) await confirmDestructive(ctx, flags.yes, `replace the data of the tenant in ${id} with the backup's`);
-        const { restoreBackup } = await import('../backup/restore.js');
-        const { loadMigrations } = await import('../migrate/files.js');
-        const { renderRestore, progressLine } = await import('../report/backup.js');
-        const live = progressLine(ctx.out);
-        const r = await restoreBackup(
-          {
-            config: ctx.config, db: await ctx.catalog(), fleet: await ctx.fleet(), command: ctx.command, wait: flags.wait,
-            migrations: await loadMigrations(ctx.config.migrationsDir), onProgress: live,
-          },
-          { backup: id, as: flags.as, shard: flags.shard, model: flags.model, replace: flags.replace },
-        );
-        if (ctx.out.tty && !ctx.out.quiet) process.stderr.write('\r\x1b[K');
-        renderRestore(ctx.out, ctx.command, r);
-        return r.status === 'succeeded' ? 0 : 1;
-      }),
+      action(
+        'restore',
+        async (
+          ctx: CommandContext,
+          id: string,
+          flags: { as?: string; shard?: string; model?: string; replace?: boolean; yes?: boolean; wait?: boolean },
+        ) => {
+          if (flags.replace) await confirmDestructive(ctx, flags.yes, `replace the data of the tenant in ${id} with the backup's`);
+          const { restoreBackup } = await import('../backup/restore.js');
+          const { loadMigrations } = await import('../migrate/files.js');
+          const { renderRestore, progressLine } = await import('../report/backup.js');
+          const live = progressLine(ctx.out);
+          const r = await restoreBackup(
+            {
+              config: ctx.config,
+              db: await ctx.catalog(),
+              fleet: await ctx.fleet(),
+              command: ctx.command,
+              wait: flags.wait,
+              migrations: await loadMigrations(ctx.config.migrationsDir),
+              onProgress: live,
+            },
+            { backup: id, as: flags.as, shard: flags.shard, model: flags.model, replace: flags.replace },
+          );
+          if (ctx.out.tty && !ctx.out.quiet) process.stderr.write('\r\x1b[K');
+          renderRestore(ctx.out, ctx.command, r);
+          return r.status === 'succeeded' ? 0 : 1;
+        },
+      ),
     );
 }

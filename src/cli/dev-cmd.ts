@@ -7,7 +7,7 @@ import { action } from './run.js';
 export function registerDevCommands(program: Command): void {
   const dev = program
     .command('dev')
-    .description('embedded PostgreSQL clusters for the config\'s embedded shards')
+    .description("embedded PostgreSQL clusters for the config's embedded shards")
     .addHelpText('before', 'Example:\n  tenantctl dev up\n');
   const verbs: [string, string, string][] = [
     ['up', 'create and start every embedded shard (idempotent)', 'devUp'],

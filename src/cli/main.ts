@@ -55,7 +55,7 @@ export async function main(argv: string[]): Promise<void> {
   // back until we know whether it is the answer or an error.
   let held = '';
   if (json) program.configureOutput({ writeOut: (s) => void (held += s), writeErr: (s) => process.stderr.write(s) });
-  const printJson = (doc: unknown) => process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
+  const printJson = (doc: unknown) => process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
   try {
     await program.parseAsync(argv);
   } catch (err) {

@@ -24,7 +24,11 @@ async function up(ctx: CommandContext, flags: UpFlags): Promise<number> {
     throw new UsageError('USAGE', 'give either --resume RUN or --only-failed RUN, not both', 'tenantctl migrate up --resume 42');
   }
   if (fromRun !== undefined && (Object.values(selector).some((v) => v !== undefined) || flags.partition)) {
-    throw new UsageError('USAGE', `--${flags.resume !== undefined ? 'resume' : 'only-failed'} takes the targets of run ${fromRun}; selectors and --partition do not apply`, `tenantctl migrate up --${flags.resume !== undefined ? 'resume' : 'only-failed'} ${fromRun}`);
+    throw new UsageError(
+      'USAGE',
+      `--${flags.resume !== undefined ? 'resume' : 'only-failed'} takes the targets of run ${fromRun}; selectors and --partition do not apply`,
+      `tenantctl migrate up --${flags.resume !== undefined ? 'resume' : 'only-failed'} ${fromRun}`,
+    );
   }
   const { parsePartition } = await import('../migrate/plan.js');
   const partition = flags.partition !== undefined ? parsePartition(flags.partition) : undefined;
@@ -92,9 +96,7 @@ export function registerMigrateCommands(program: Command): void {
   const migrate = program.command('migrate').description('apply migrations/ to every pool, schema and database target');
 
   addSelectorOptions(
-    migrate
-      .command('up')
-      .description('migrate the selected targets: pool targets first, then schema and database targets'),
+    migrate.command('up').description('migrate the selected targets: pool targets first, then schema and database targets'),
   )
     .addHelpText(
       'before',
@@ -102,12 +104,21 @@ export function registerMigrateCommands(program: Command): void {
         '  tenantctl migrate up --canary 3 --region eu-west\n  tenantctl migrate up --partition 2/4     # job 2 of a 4-job CI matrix\n' +
         '  tenantctl migrate up --resume 42          # finish run 42 after a crash or Ctrl-C\n',
     )
-    .option('--concurrency <n>', 'targets migrated at once across the fleet (default: defaults.concurrency; each shard also keeps to its maxConnections)', positiveInt('--concurrency'))
-    .addOption(new Option('--on-error <policy>', 'stop: no new targets after a failure (default); continue: run every target').choices(['stop', 'continue']))
+    .option(
+      '--concurrency <n>',
+      'targets migrated at once across the fleet (default: defaults.concurrency; each shard also keeps to its maxConnections)',
+      positiveInt('--concurrency'),
+    )
+    .addOption(
+      new Option('--on-error <policy>', 'stop: no new targets after a failure (default); continue: run every target').choices([
+        'stop',
+        'continue',
+      ]),
+    )
     .option('--max-failures <n>', 'stop scheduling after this many failed targets', positiveInt('--max-failures'))
     .option('--canary <n>', 'migrate n targets first, one at a time; stop if any fails', positiveInt('--canary'))
     .option('--dry-run', 'print the pending migrations per target; change nothing')
-    .option('--resume <run>', "finish run <run>: its targets not yet succeeded", positiveInt('--resume'))
+    .option('--resume <run>', 'finish run <run>: its targets not yet succeeded', positiveInt('--resume'))
     .option('--only-failed <run>', "retry run <run>'s failed targets", positiveInt('--only-failed'))
     .option('--partition <i/n>', 'only slice i of n of the targets (a stable split for CI matrices)')
     .option('--wait', 'wait for another running migrate up instead of exit 3')
@@ -141,13 +152,19 @@ export function registerMigrateCommands(program: Command): void {
   migrate
     .command('create <name>')
     .description('write the next-numbered migration file in migrations.dir')
-    .addHelpText('before', 'Examples:\n  tenantctl migrate create add_archived_at\n  tenantctl migrate create tasks_due_index --no-transaction\n')
+    .addHelpText(
+      'before',
+      'Examples:\n  tenantctl migrate create add_archived_at\n  tenantctl migrate create tasks_due_index --no-transaction\n',
+    )
     .option('--ts', 'a Kysely TypeScript module instead of SQL')
     .option('--no-transaction', 'run outside a transaction (CREATE INDEX CONCURRENTLY)')
     .action(
       action('migrate create', async (ctx, name: string, flags: { ts?: boolean; transaction?: boolean }) => {
         const { createMigrationFile } = await import('../migrate/create.js');
-        const file = await createMigrationFile(ctx.config.migrationsDir, name, { ts: flags.ts, noTransaction: flags.transaction === false });
+        const file = await createMigrationFile(ctx.config.migrationsDir, name, {
+          ts: flags.ts,
+          noTransaction: flags.transaction === false,
+        });
         if (ctx.out.json) ctx.out.document({ command: 'migrate create', ok: true, file });
         else ctx.out.print(`created ${file}`);
       }),

@@ -8,40 +8,68 @@ export function registerMoveCommands(program: Command): void {
   const move = program
     .command('move')
     .description('move a tenant to another shard, region or model (verified, fenced, reversible)')
-    .addHelpText('before', 'Example:\n  tenantctl move acme --to-shard eu1 --to-model database --yes\n  tenantctl move status acme\n  tenantctl move complete acme --yes\n')
+    .addHelpText(
+      'before',
+      'Example:\n  tenantctl move acme --to-shard eu1 --to-model database --yes\n  tenantctl move status acme\n  tenantctl move complete acme --yes\n',
+    )
     .argument('[slug]', 'the tenant to move')
     .option('--to-shard <shard>', 'the target shard')
     .option('--to-region <region>', 'the target region (its least-loaded shard)')
     .option('--to-model <model>', 'pool, schema or database (default: its model now)')
     .option('--dry-run', 'print the plan and stop')
-    .option('--fast-load', 'into a pool: check foreign keys once after the load (locks the target pool\'s tables meanwhile)')
+    .option('--fast-load', "into a pool: check foreign keys once after the load (locks the target pool's tables meanwhile)")
     .option('--online', 'logical replication with a brief final fence (not available yet)')
-    .option('--yes', 'confirm without asking (the tenant\'s writes are blocked while it is copied)')
+    .option('--yes', "confirm without asking (the tenant's writes are blocked while it is copied)")
     .option('--wait', 'wait for another command working on the tenant instead of exit 3')
     .action(
-      action('move', async (ctx: CommandContext, slug: string | undefined, flags: { toShard?: string; toRegion?: string; toModel?: string; dryRun?: boolean; online?: boolean; fastLoad?: boolean; yes?: boolean; wait?: boolean }) => {
-        const { UsageError } = await import('../errors.js');
-        if (!slug) throw new UsageError('USAGE', 'which tenant? tenantctl move <slug> --to-shard S | --to-region R', 'see tenantctl move --help');
-        const { moveTenant } = await import('../move/run.js');
-        const { loadMigrations } = await import('../migrate/files.js');
-        const { moveView, renderMove } = await import('../report/move.js');
-        const deps = { config: ctx.config, db: await ctx.catalog(), fleet: await ctx.fleet(), migrations: await loadMigrations(ctx.config.migrationsDir), command: ctx.command, wait: flags.wait };
-        if (!flags.dryRun && !flags.online) await confirmDestructive(ctx, flags.yes, `move ${slug} (its writes are blocked while it is copied)`);
-        const view = flags.dryRun ? undefined : moveView(ctx.out, slug);
-        try {
-          const r = await moveTenant({ ...deps, onPhase: view?.onPhase, onProgress: view?.onProgress }, slug, flags);
-          await view?.close();
-          renderMove(ctx.out, ctx.command, r);
-          return r.status === 'failed' ? 1 : 0;
-        } finally {
-          await view?.close();
-        }
-      }),
+      action(
+        'move',
+        async (
+          ctx: CommandContext,
+          slug: string | undefined,
+          flags: {
+            toShard?: string;
+            toRegion?: string;
+            toModel?: string;
+            dryRun?: boolean;
+            online?: boolean;
+            fastLoad?: boolean;
+            yes?: boolean;
+            wait?: boolean;
+          },
+        ) => {
+          const { UsageError } = await import('../errors.js');
+          if (!slug)
+            throw new UsageError('USAGE', 'which tenant? tenantctl move <slug> --to-shard S | --to-region R', 'see tenantctl move --help');
+          const { moveTenant } = await import('../move/run.js');
+          const { loadMigrations } = await import('../migrate/files.js');
+          const { moveView, renderMove } = await import('../report/move.js');
+          const deps = {
+            config: ctx.config,
+            db: await ctx.catalog(),
+            fleet: await ctx.fleet(),
+            migrations: await loadMigrations(ctx.config.migrationsDir),
+            command: ctx.command,
+            wait: flags.wait,
+          };
+          if (!flags.dryRun && !flags.online)
+            await confirmDestructive(ctx, flags.yes, `move ${slug} (its writes are blocked while it is copied)`);
+          const view = flags.dryRun ? undefined : moveView(ctx.out, slug);
+          try {
+            const r = await moveTenant({ ...deps, onPhase: view?.onPhase, onProgress: view?.onProgress }, slug, flags);
+            await view?.close();
+            renderMove(ctx.out, ctx.command, r);
+            return r.status === 'failed' ? 1 : 0;
+          } finally {
+            await view?.close();
+          }
+        },
+      ),
     );
 
   move
     .command('status <slug>')
-    .description('the tenant\'s latest move: phase, rows and bytes copied, how long writes were blocked')
+    .description("the tenant's latest move: phase, rows and bytes copied, how long writes were blocked")
     .action(
       action('move status', async (ctx, slug: string) => {
         const { moveStatus } = await import('../move/status.js');
@@ -62,7 +90,14 @@ export function registerMoveCommands(program: Command): void {
         await confirmDestructive(ctx, f.yes, `remove ${slug}'s old placement`);
         const { completeMove } = await import('../move/complete.js');
         const { renderComplete } = await import('../report/move.js');
-        renderComplete(ctx.out, ctx.command, await completeMove({ config: ctx.config, db: await ctx.catalog(), fleet: await ctx.fleet(), command: ctx.command, wait: f.wait }, slug));
+        renderComplete(
+          ctx.out,
+          ctx.command,
+          await completeMove(
+            { config: ctx.config, db: await ctx.catalog(), fleet: await ctx.fleet(), command: ctx.command, wait: f.wait },
+            slug,
+          ),
+        );
       }),
     );
 
@@ -77,7 +112,14 @@ export function registerMoveCommands(program: Command): void {
         await confirmDestructive(ctx, f.yes, `roll back the move of ${slug} (its copy is removed)`);
         const { rollbackMove } = await import('../move/rollback.js');
         const { renderRollback } = await import('../report/move.js');
-        renderRollback(ctx.out, ctx.command, await rollbackMove({ config: ctx.config, db: await ctx.catalog(), fleet: await ctx.fleet(), command: ctx.command, wait: f.wait }, slug));
+        renderRollback(
+          ctx.out,
+          ctx.command,
+          await rollbackMove(
+            { config: ctx.config, db: await ctx.catalog(), fleet: await ctx.fleet(), command: ctx.command, wait: f.wait },
+            slug,
+          ),
+        );
       }),
     );
 }

@@ -3,7 +3,13 @@ import { UsageError } from '../errors.js';
 import type { TenantSelector } from '../catalog/tenants.js';
 
 /** Shared flag definitions, so every command spells a selector the same way. */
-const list = (v: string, prev: string[] = []) => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
+const list = (v: string, prev: string[] = []) => [
+  ...prev,
+  ...v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean),
+];
 
 export function addSelectorOptions(cmd: Command): Command {
   return cmd

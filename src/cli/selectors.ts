@@ -48,7 +48,11 @@ export async function checkTenantsExist(db: CatalogDb, s: TenantSelector): Promi
   const found = new Set((await selectTenants(db, { tenants: s.tenants })).map((t) => t.slug));
   const missing = [...new Set(s.tenants.filter((t) => !found.has(t)))];
   if (missing.length) {
-    throw new UsageError('TENANT_NOT_FOUND', `--tenant: no tenant ${missing.map((m) => JSON.stringify(m)).join(', ')}`, 'see tenantctl tenant list');
+    throw new UsageError(
+      'TENANT_NOT_FOUND',
+      `--tenant: no tenant ${missing.map((m) => JSON.stringify(m)).join(', ')}`,
+      'see tenantctl tenant list',
+    );
   }
 }
 

@@ -4,7 +4,15 @@ import { resultDocument, exitCodeFor } from '../fanout/result.js';
 import { escapeControl } from '../report/escape.js';
 import { sortNaturallyBy } from '../report/natural-sort.js';
 import { nameProblem } from '../provision/name.js';
-import { publicTenant, renderBulkCreate, renderCreated, renderTenantChanged, renderTenantDeleted, renderTenantList, renderTenantShow } from '../report/tenant.js';
+import {
+  publicTenant,
+  renderBulkCreate,
+  renderCreated,
+  renderTenantChanged,
+  renderTenantDeleted,
+  renderTenantList,
+  renderTenantShow,
+} from '../report/tenant.js';
 import { canPrompt, type CommandContext } from './context.js';
 import { addSelectorOptions, concurrencyFrom, positiveInt, selectorFrom } from './options.js';
 import { confirmDestructive } from './confirm.js';
@@ -47,7 +55,8 @@ async function create(ctx: CommandContext, slugArg: string | undefined, flags: C
   const nameIssue = flags.name !== undefined ? nameProblem(flags.name) : null;
   if (nameIssue) throw new UsageError('BAD_INPUT', `--name ${nameIssue}`, 'give a shorter display name (the slug is the identifier)');
   if (flags.fromFile) {
-    if (slugArg) throw new UsageError('USAGE', 'give either a slug or --from-file, not both', 'tenantctl tenant create --from-file tenants.csv');
+    if (slugArg)
+      throw new UsageError('USAGE', 'give either a slug or --from-file, not both', 'tenantctl tenant create --from-file tenants.csv');
     const { createProgress } = await import('../report/progress.js');
     const { createTenantsFromFile } = await import('../provision/bulk-create.js');
     let progress: ReturnType<typeof createProgress> | undefined;
@@ -62,13 +71,17 @@ async function create(ctx: CommandContext, slugArg: string | undefined, flags: C
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     try {
-      const results = await createTenantsFromFile(async () => ({ ...(await deps(ctx)), wait: flags.wait, onWaiting: waiting(ctx) }), flags.fromFile, {
-        concurrency: concurrencyFrom(flags.concurrency, ctx.config.defaults.concurrency),
-        onRead: (inputs) => (progress = createProgress(ctx.out, 'tenant create', inputs.length)),
-        onStart: (i) => progress?.started(i.slug),
-        onResult: (_i, r) => progress?.finished(r),
-        signal: stop.signal,
-      });
+      const results = await createTenantsFromFile(
+        async () => ({ ...(await deps(ctx)), wait: flags.wait, onWaiting: waiting(ctx) }),
+        flags.fromFile,
+        {
+          concurrency: concurrencyFrom(flags.concurrency, ctx.config.defaults.concurrency),
+          onRead: (inputs) => (progress = createProgress(ctx.out, 'tenant create', inputs.length)),
+          onStart: (i) => progress?.started(i.slug),
+          onResult: (_i, r) => progress?.finished(r),
+          signal: stop.signal,
+        },
+      );
       const interrupted = stop.signal.aborted;
       await progress?.close({ interrupted });
       const doc = resultDocument('tenant create', results, started, interrupted ? { interrupted: true } : {});
@@ -83,7 +96,8 @@ async function create(ctx: CommandContext, slugArg: string | undefined, flags: C
   }
   let slug = slugArg;
   if (!slug) {
-    if (!canPrompt(ctx)) throw new UsageError('USAGE', 'missing the tenant slug', 'tenantctl tenant create <slug> [--tier T] (or --from-file FILE)');
+    if (!canPrompt(ctx))
+      throw new UsageError('USAGE', 'missing the tenant slug', 'tenantctl tenant create <slug> [--tier T] (or --from-file FILE)');
     slug = await promptForCreate(ctx, flags);
   }
   const { createTenant } = await import('../provision/create-tenant.js');
@@ -112,10 +126,20 @@ async function promptForCreate(ctx: CommandContext, flags: CreateFlags): Promise
   const slug = await input({ message: 'Tenant slug', validate: (v) => (slugProblem(v) ? `slug ${slugProblem(v)}` : true) }, io);
   const c = ctx.config;
   if (!flags.tier && !flags.model) {
-    flags.tier = await select({ message: 'Tier', choices: Object.entries(c.tiers).map(([t, v]) => ({ name: `${t} (${v.model})`, value: t })), default: c.defaultTier }, io);
+    flags.tier = await select(
+      {
+        message: 'Tier',
+        choices: Object.entries(c.tiers).map(([t, v]) => ({ name: `${t} (${v.model})`, value: t })),
+        default: c.defaultTier,
+      },
+      io,
+    );
   }
   if (!flags.region && !flags.shard) {
-    flags.region = await select({ message: 'Region', choices: Object.keys(c.regions).map((r) => ({ name: r, value: r })), default: c.defaultRegion }, io);
+    flags.region = await select(
+      { message: 'Region', choices: Object.keys(c.regions).map((r) => ({ name: r, value: r })), default: c.defaultRegion },
+      io,
+    );
   }
   return slug;
 }
@@ -126,7 +150,10 @@ export function registerTenantCommands(program: Command): void {
   tenant
     .command('create [slug]')
     .description('provision a tenant (or many with --from-file)')
-    .addHelpText('before', 'Examples:\n  tenantctl tenant create acme --tier standard\n  tenantctl tenant create --from-file new-tenants.csv --concurrency 8\n')
+    .addHelpText(
+      'before',
+      'Examples:\n  tenantctl tenant create acme --tier standard\n  tenantctl tenant create --from-file new-tenants.csv --concurrency 8\n',
+    )
     .addOption(new Option('--model <model>', 'pool, schema or database (default: from the tier)'))
     .option('--tier <tier>', 'tier from the config (decides the model)')
     .option('--region <region>', 'region (default: defaults.region)')
@@ -148,7 +175,10 @@ export function registerTenantCommands(program: Command): void {
         const selector = selectorFrom(opts);
         const db = await ctx.catalog();
         await checkSelector(ctx.config, db, selector);
-        await renderTenantList(ctx.out, sortNaturallyBy(await selectTenants(db, selector), (t) => t.slug));
+        await renderTenantList(
+          ctx.out,
+          sortNaturallyBy(await selectTenants(db, selector), (t) => t.slug),
+        );
       }),
     );
 
@@ -174,7 +204,14 @@ export function registerTenantCommands(program: Command): void {
       .action(
         action(`tenant ${verb}`, async (ctx, slug: string, opts: { wait?: boolean }) => {
           const { setSuspended } = await import('../provision/lifecycle.js');
-          const deps = { config: ctx.config, db: await ctx.catalog(), fleet: await ctx.fleet(), command: ctx.command, wait: opts.wait, onWaiting: waiting(ctx) };
+          const deps = {
+            config: ctx.config,
+            db: await ctx.catalog(),
+            fleet: await ctx.fleet(),
+            command: ctx.command,
+            wait: opts.wait,
+            onWaiting: waiting(ctx),
+          };
           const t = await setSuspended(deps, slug, verb === 'suspend');
           renderTenantChanged(ctx.out, ctx.command, t, `${slug} is ${t.status}`);
         }),
@@ -183,7 +220,7 @@ export function registerTenantCommands(program: Command): void {
 
   tenant
     .command('delete <slug>')
-    .description('remove a tenant\'s placement (or pool rows) and its catalog entry')
+    .description("remove a tenant's placement (or pool rows) and its catalog entry")
     .addHelpText('before', 'Example:\n  tenantctl tenant delete acme --yes\n')
     .option('--yes', 'confirm without asking')
     .option('--skip-backup', 'delete without the final backup taken by default')
@@ -195,7 +232,11 @@ export function registerTenantCommands(program: Command): void {
         const t = await getTenant(db, slug);
         await confirmDestructive(ctx, opts.yes, `delete tenant ${slug} and all its data (${t.model} on ${t.shard})`);
         const { deleteTenant } = await import('../provision/lifecycle.js');
-        const gone = await deleteTenant({ config: ctx.config, db, fleet: await ctx.fleet(), command: ctx.command, wait: opts.wait, onWaiting: waiting(ctx) }, slug, { skipBackup: opts.skipBackup });
+        const gone = await deleteTenant(
+          { config: ctx.config, db, fleet: await ctx.fleet(), command: ctx.command, wait: opts.wait, onWaiting: waiting(ctx) },
+          slug,
+          { skipBackup: opts.skipBackup },
+        );
         renderTenantDeleted(ctx.out, ctx.command, t, gone.finalBackup);
       }),
     );

@@ -36,14 +36,18 @@ export function fleetProblems(
     const at = `regions.${s.region}.shards.${s.name}`;
     for (const key of ['poolDatabase', 'tenantDatabase'] as const) {
       const db = s[key];
-      const why = reservedName(db) ?? (db === ADMIN_DATABASE ? 'is the cluster\'s maintenance database, where tenantctl creates and drops databases' : undefined);
+      const why =
+        reservedName(db) ??
+        (db === ADMIN_DATABASE ? "is the cluster's maintenance database, where tenantctl creates and drops databases" : undefined);
       if (why) problems.push(`${at}.${key}: "${db}" ${why}; pick another name`);
       else if (s.name === catalogShard && db === catalogDb) {
         problems.push(`${at}.${key}: "${db}" is also the catalog database on this shard (${catalogPath}); pick another name`);
       }
     }
     if (s.poolDatabase === s.tenantDatabase) {
-      problems.push(`${at}.tenantDatabase: "${s.tenantDatabase}" is also the poolDatabase; the pool and schema models need a database each`);
+      problems.push(
+        `${at}.tenantDatabase: "${s.tenantDatabase}" is also the poolDatabase; the pool and schema models need a database each`,
+      );
     }
     // The catalog keeps its own pool of CATALOG_POOL_SIZE connections on its cluster; tenantctl
     // needs one more for any work on a target (src/fleet/fleet.ts keeps to the rest).

@@ -21,13 +21,7 @@ const URL_KEY = /^(catalog\.url|regions\.[^.]+\.shards\.[^.]+\.url)$/;
 /** Deeper than any valid config: a hostile file must not exhaust the stack. */
 export const MAX_DEPTH = 32;
 
-export function interpolate(
-  value: unknown,
-  env: NodeJS.ProcessEnv,
-  problems: InterpolationProblem[],
-  path = '',
-  depth = 0,
-): unknown {
+export function interpolate(value: unknown, env: NodeJS.ProcessEnv, problems: InterpolationProblem[], path = '', depth = 0): unknown {
   if (depth > MAX_DEPTH) {
     problems.push({ path: path || '(root)', variable: '', reason: `nested more than ${MAX_DEPTH} levels deep` });
     return undefined;

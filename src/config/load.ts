@@ -69,7 +69,11 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
       // one problem three times.
       if (problems.some((p) => p.path === path)) continue;
       let msg = issue.message;
-      if (issue.code === 'unrecognized_keys') msg = `unknown key(s) ${listed(issue.keys.map((k) => `"${k}"`), MAX_LISTED_KEYS)}`;
+      if (issue.code === 'unrecognized_keys')
+        msg = `unknown key(s) ${listed(
+          issue.keys.map((k) => `"${k}"`),
+          MAX_LISTED_KEYS,
+        )}`;
       else if (issue.code === 'invalid_type' && /received undefined/.test(issue.message)) msg = 'required';
       messages.push(`${path}: ${msg}`);
     }
@@ -91,7 +95,13 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   const catalog = raw.catalog;
   registerSecret(catalog.password);
   if (catalog.host !== undefined) {
-    catalog.url = urlFromParts({ host: catalog.host, port: catalog.port, user: catalog.user, password: catalog.password, database: catalog.database });
+    catalog.url = urlFromParts({
+      host: catalog.host,
+      port: catalog.port,
+      user: catalog.user,
+      password: catalog.password,
+      database: catalog.database,
+    });
   }
   if (catalog.url) registerUrlSecret(catalog.url);
   registerSecret(raw.servingRole.password);

@@ -66,4 +66,3 @@ export function readYaml(text: string, file: string): unknown {
 function yamlError(file: string, detail: string): UsageError {
   return new UsageError('CONFIG_YAML', `${file} is not valid YAML: ${redactText(detail)}`, 'fix the YAML syntax at that line');
 }
-

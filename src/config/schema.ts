@@ -6,23 +6,20 @@
  */
 import { z } from 'zod';
 
-const identifier = z
+const identifier = z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lowercase SQL identifier (letters, digits, underscore)');
+const name = z.string().regex(/^[a-z][a-z0-9-]{0,39}$/, 'must be lowercase letters, digits and hyphens, starting with a letter');
+const duration = z.string().regex(/^\d+(ms|s|min)$/, 'must be a duration such as 500ms, 5s or 2min');
+const url = z
   .string()
-  .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lowercase SQL identifier (letters, digits, underscore)');
-const name = z
-  .string()
-  .regex(/^[a-z][a-z0-9-]{0,39}$/, 'must be lowercase letters, digits and hyphens, starting with a letter');
-const duration = z
-  .string()
-  .regex(/^\d+(ms|s|min)$/, 'must be a duration such as 500ms, 5s or 2min');
-const url = z.string().min(1, 'required').refine((v) => {
-  try {
-    const u = new URL(v);
-    return u.protocol === 'postgres:' || u.protocol === 'postgresql:';
-  } catch {
-    return false;
-  }
-}, 'must be a postgres:// URL');
+  .min(1, 'required')
+  .refine((v) => {
+    try {
+      const u = new URL(v);
+      return u.protocol === 'postgres:' || u.protocol === 'postgresql:';
+    } catch {
+      return false;
+    }
+  }, 'must be a postgres:// URL');
 
 /**
  * A whole number. A string of digits (what `${VAR}` leaves, e.g. `maxConnections: ${US1_MAX:-20}`)
@@ -32,7 +29,9 @@ function wholeNumber(min: number, max: number) {
   return z.preprocess(
     (v) => (typeof v === 'string' && /^\s*-?\d+\s*$/.test(v) ? Number(v) : v),
     z
-      .number({ error: (i) => (i.code === 'invalid_type' && i.input !== undefined ? `must be a whole number (got ${shown(i.input)})` : undefined) })
+      .number({
+        error: (i) => (i.code === 'invalid_type' && i.input !== undefined ? `must be a whole number (got ${shown(i.input)})` : undefined),
+      })
       .int('must be a whole number')
       .min(min, `must be at least ${min}`)
       .max(max, `must be at most ${max}`),
@@ -42,7 +41,9 @@ function wholeNumber(min: number, max: number) {
 /** true or false; the strings "true" and "false" (from `${VAR}`) count, in any case. */
 const flag = z.preprocess(
   (v) => (typeof v === 'string' && /^\s*(true|false)\s*$/i.test(v) ? v.trim().toLowerCase() === 'true' : v),
-  z.boolean({ error: (i) => (i.code === 'invalid_type' && i.input !== undefined ? `must be true or false (got ${shown(i.input)})` : undefined) }),
+  z.boolean({
+    error: (i) => (i.code === 'invalid_type' && i.input !== undefined ? `must be true or false (got ${shown(i.input)})` : undefined),
+  }),
 );
 
 function shown(v: unknown): string {
@@ -51,9 +52,7 @@ function shown(v: unknown): string {
 }
 
 /** A host name, an IPv4 address or an IPv6 address (bare or in brackets). */
-const host = z
-  .string()
-  .regex(/^([A-Za-z0-9._-]+|\[?[0-9A-Fa-f:.]+\]?)$/, 'must be a host name or an IP address');
+const host = z.string().regex(/^([A-Za-z0-9._-]+|\[?[0-9A-Fa-f:.]+\]?)$/, 'must be a host name or an IP address');
 
 /** A connection given as parts instead of a URL; tenantctl builds (and encodes) the URL. */
 const connectionParts = {
@@ -81,12 +80,20 @@ const shardSchema = z
     const parts = PART_KEYS.filter((k) => s[k] !== undefined);
     if (s.url !== undefined) {
       for (const k of parts) {
-        ctx.addIssue({ code: 'custom', path: [k], message: 'give the connection either as url or as host, port, user, password and database, not both' });
+        ctx.addIssue({
+          code: 'custom',
+          path: [k],
+          message: 'give the connection either as url or as host, port, user, password and database, not both',
+        });
       }
     } else if (parts.length === 0) {
       ctx.addIssue({ code: 'custom', path: ['url'], message: 'required (or give host, port, user, password and database instead)' });
     } else if (s.host === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['host'], message: 'required when the connection is given as parts (host, port, user, password, database)' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['host'],
+        message: 'required when the connection is given as parts (host, port, user, password, database)',
+      });
     }
   });
 
@@ -126,9 +133,7 @@ export const configSchema = z
     rls: z.strictObject({ setting: z.string().regex(/^[a-z_]+\.[a-z_]+$/, 'must look like app.tenant_id') }).default({
       setting: 'app.tenant_id',
     }),
-    servingRole: z
-      .strictObject({ name: identifier, password: z.string().optional() })
-      .default({ name: 'app_user' }),
+    servingRole: z.strictObject({ name: identifier, password: z.string().optional() }).default({ name: 'app_user' }),
     migrations: z
       .strictObject({
         dir: z.string().default('migrations'),
@@ -138,9 +143,7 @@ export const configSchema = z
         retries: wholeNumber(0, 20).default(3),
       })
       .default({ dir: 'migrations', lockTimeout: '5s', statementTimeout: '5min', targetTimeout: '30min', retries: 3 }),
-    dev: z
-      .strictObject({ dataDir: z.string().default('.tenantctl/dev') })
-      .default({ dataDir: '.tenantctl/dev' }),
+    dev: z.strictObject({ dataDir: z.string().default('.tenantctl/dev') }).default({ dataDir: '.tenantctl/dev' }),
   })
   .superRefine((cfg, ctx) => {
     // Exactly one way to reach the catalog: a URL, a shard of the fleet, or parts of a connection.
@@ -148,11 +151,23 @@ export const configSchema = z
     const parts = (['host', 'port', 'user', 'password'] as const).filter((k) => c[k] !== undefined);
     const forms = [c.url !== undefined && 'url', c.shard !== undefined && 'shard', parts.length > 0 && 'host'].filter(Boolean);
     if (forms.length === 0) {
-      ctx.addIssue({ code: 'custom', path: ['catalog'], message: 'set catalog.url, catalog.shard, or catalog.host (with port, user, password, database)' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['catalog'],
+        message: 'set catalog.url, catalog.shard, or catalog.host (with port, user, password, database)',
+      });
     } else if (forms.length > 1) {
-      ctx.addIssue({ code: 'custom', path: ['catalog'], message: `set only one of catalog.url, catalog.shard and catalog.host/port/user/password (found ${[c.url !== undefined && 'url', c.shard !== undefined && 'shard', ...parts].filter(Boolean).join(', ')})` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['catalog'],
+        message: `set only one of catalog.url, catalog.shard and catalog.host/port/user/password (found ${[c.url !== undefined && 'url', c.shard !== undefined && 'shard', ...parts].filter(Boolean).join(', ')})`,
+      });
     } else if (parts.length > 0 && c.host === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['catalog', 'host'], message: 'required when the catalog connection is given as parts (host, port, user, password, database)' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['catalog', 'host'],
+        message: 'required when the catalog connection is given as parts (host, port, user, password, database)',
+      });
     }
     const shards = new Map<string, string>();
     for (const [region, r] of Object.entries(cfg.regions)) {

@@ -23,7 +23,12 @@ export function shownConfig(c: Config) {
     regions: Object.fromEntries(
       Object.entries(c.regions).map(([name, r]) => [
         name,
-        { ...r, shards: Object.fromEntries(Object.entries(r.shards).map(([s, v]) => [s, { ...v, url: v.url === undefined ? undefined : redactUrl(v.url) }])) },
+        {
+          ...r,
+          shards: Object.fromEntries(
+            Object.entries(r.shards).map(([s, v]) => [s, { ...v, url: v.url === undefined ? undefined : redactUrl(v.url) }]),
+          ),
+        },
       ]),
     ),
   });

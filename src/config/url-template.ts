@@ -64,7 +64,7 @@ function partsOfMarks(skeleton: string): Part[] {
   // The userinfo ends at the authority's last literal `@` (a value's `@` is encoded, so only the
   // template's own `@` counts); without one there is no userinfo.
   const at = skeleton.lastIndexOf('@', authorityEnd - 1);
-  const userinfoEnd = at >= authorityStart ? at : authorityStart;
+  const userinfoEnd = Math.max(at, authorityStart);
   const parts: Part[] = [];
   for (let pos = skeleton.indexOf(MARK); pos >= 0; pos = skeleton.indexOf(MARK, pos + 1)) {
     if (pos < authorityStart) parts.push('raw');

@@ -31,7 +31,12 @@ export async function loadTable(
   newKey: string | undefined,
   onRows?: (rows: number) => void,
 ): Promise<TableDigest> {
-  const t: CopyTable = { table: expected.table, keyColumn: expected.keyColumn, columns: expected.columns, keyIndex: expected.columns.indexOf(expected.keyColumn) };
+  const t: CopyTable = {
+    table: expected.table,
+    keyColumn: expected.keyColumn,
+    columns: expected.columns,
+    keyIndex: expected.columns.indexOf(expected.keyColumn),
+  };
   const tap = new RowTap({ keyIndex: t.keyIndex, rewriteKey: newKey });
   let last = 0;
   const timer = onRows ? setInterval(() => tap.rowCount !== last && onRows((last = tap.rowCount)), 500) : undefined;
@@ -42,7 +47,10 @@ export async function loadTable(
   }
   const d = tap.digest();
   if (d.rows !== expected.rows || d.sha256 !== expected.sha256) {
-    throw new TenantctlError('RESTORE_FAILED', `${expected.table}: the data read (${d.rows} rows) does not match its checksum in the manifest (${expected.rows} rows); nothing was switched`);
+    throw new TenantctlError(
+      'RESTORE_FAILED',
+      `${expected.table}: the data read (${d.rows} rows) does not match its checksum in the manifest (${expected.rows} rows); nothing was switched`,
+    );
   }
   return d;
 }
@@ -52,7 +60,12 @@ export async function loadTable(
  * compare each table's row count and order-independent hash with the expectation. Throws, so
  * the caller's transaction rolls back and nothing is switched.
  */
-export async function verifyLoaded(client: pg.ClientBase, scope: CopyScope, expected: ExpectedTable[], config: Pick<Config, 'tenantKey'>): Promise<void> {
+export async function verifyLoaded(
+  client: pg.ClientBase,
+  scope: CopyScope,
+  expected: ExpectedTable[],
+  config: Pick<Config, 'tenantKey'>,
+): Promise<void> {
   const wrong: string[] = [];
   for (const e of expected) {
     const t: CopyTable = { table: e.table, keyColumn: e.keyColumn, columns: e.columns, keyIndex: e.columns.indexOf(e.keyColumn) };
@@ -70,7 +83,8 @@ export function assertSameShape(have: CopyTable[], want: ExpectedTable[], where:
   for (const w of want) {
     const h = byName.get(w.table);
     if (!h) problems.push(`table ${w.table} is missing`);
-    else if (h.columns.join(',') !== w.columns.join(',')) problems.push(`${w.table} has columns (${h.columns.join(', ')}), the backup (${w.columns.join(', ')})`);
+    else if (h.columns.join(',') !== w.columns.join(','))
+      problems.push(`${w.table} has columns (${h.columns.join(', ')}), the backup (${w.columns.join(', ')})`);
   }
   if (problems.length) throw new TenantctlError('RESTORE_FAILED', `${where} does not have the backup's shape: ${problems.join('; ')}`);
 }

@@ -14,7 +14,12 @@ type Mode = 'read' | 'load';
  * routed around: the fix is to give tenantctl's role the tables. Returns the role the copy
  * runs as and why RLS does not filter it, for the event log.
  */
-export async function assertPoolCopyAllowed(client: Pick<pg.ClientBase, 'query'>, schema: string, config: Pick<Config, 'tenantKey' | 'rls' | 'servingRole'>, mode: Mode): Promise<string> {
+export async function assertPoolCopyAllowed(
+  client: Pick<pg.ClientBase, 'query'>,
+  schema: string,
+  config: Pick<Config, 'tenantKey' | 'rls' | 'servingRole'>,
+  mode: Mode,
+): Promise<string> {
   const states = (await rlsState(client, schema, config)).filter((s) => !s.partition);
   let admin = '';
   for (const s of states) {
@@ -33,7 +38,7 @@ export async function assertPoolCopyAllowed(client: Pick<pg.ClientBase, 'query'>
       throw new TenantctlError(
         'RLS_UNSAFE',
         `row-level security on ${schema}.${s.table} would filter what tenantctl's role ${s.admin} reads (no tenantctl_admin policy for it); the copy would be incomplete`,
-        'run tenantctl migrate up to repair the pool target\'s policies, then back up again',
+        "run tenantctl migrate up to repair the pool target's policies, then back up again",
       );
     }
   }

@@ -131,7 +131,7 @@ export class RowTap extends Transform {
   }
 
   override _flush(cb: TransformCallback): void {
-    if (this.rest && this.rest.length) {
+    if (this.rest?.length) {
       cb(new Error('COPY data ends in the middle of a row (truncated archive?)'));
       return;
     }

@@ -30,7 +30,12 @@ function sink(): Writable {
  *   const d = await digestTable(client, table, { model: 'pool', schema: 'app', key }, config);
  *   d.hash === manifest.tables[0].hash
  */
-export async function digestTable(client: pg.ClientBase, t: CopyTable, scope: CopyScope, config: Pick<Config, 'tenantKey'>): Promise<TableDigest> {
+export async function digestTable(
+  client: pg.ClientBase,
+  t: CopyTable,
+  scope: CopyScope,
+  config: Pick<Config, 'tenantKey'>,
+): Promise<TableDigest> {
   const tap = new RowTap({ keyIndex: t.keyIndex });
   await pipeline(copyOut(client, copyOutSql(t, scope, config)), tap, sink());
   return tap.digest();

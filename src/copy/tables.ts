@@ -34,7 +34,11 @@ type Queryable = Pick<pg.ClientBase, 'query'>;
  *   await copyTables(client, 'app', config)
  *   // [{ table: 'workspaces', keyColumn: 'id', columns: ['id','name','created_at'], keyIndex: 0 }, …]
  */
-export async function copyTables(client: Queryable, schema: string, config: Pick<Config, 'tenantKey' | 'rls' | 'servingRole'>): Promise<CopyTable[]> {
+export async function copyTables(
+  client: Queryable,
+  schema: string,
+  config: Pick<Config, 'tenantKey' | 'rls' | 'servingRole'>,
+): Promise<CopyTable[]> {
   const scoped = await scopedTablesInOrder(client, schema, config);
   if (scoped.length === 0) return [];
   const { rows } = await client.query<{ table: string; columns: string[] }>(

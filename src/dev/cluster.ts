@@ -122,7 +122,11 @@ export async function startCluster(spec: ClusterSpec): Promise<void> {
   const [bin, osUser] = await Promise.all([findBinaries(), clusterOsUser()]);
   if (!/^[A-Za-z0-9.:-]+$/.test(spec.host)) {
     // pg_ctl hands -o to a shell; an address never needs more than these characters.
-    throw new TenantctlError('DEV_FAILED', `listen address "${spec.host}" is not an IP address or host name`, 'use 127.0.0.1 in the shard url');
+    throw new TenantctlError(
+      'DEV_FAILED',
+      `listen address "${spec.host}" is not an IP address or host name`,
+      'use 127.0.0.1 in the shard url',
+    );
   }
   if (osUser) await ensureReachable(spec.dataDir, osUser);
   const settings = [
@@ -170,7 +174,11 @@ export async function stopCluster(dataDir: string): Promise<boolean> {
   const [bin, osUser] = await Promise.all([findBinaries(), clusterOsUser()]);
   const result = await runAs(osUser, bin.pg_ctl, ['-D', dataDir, '-m', 'fast', '-w', '-t', String(PG_CTL_TIMEOUT_S), 'stop']);
   if (result.code !== 0) {
-    throw new TenantctlError('DEV_FAILED', `pg_ctl stop failed for ${dataDir}: ${lastLines(result.output, 3)}`, `see ${join(dataDir, 'server.log')}`);
+    throw new TenantctlError(
+      'DEV_FAILED',
+      `pg_ctl stop failed for ${dataDir}: ${lastLines(result.output, 3)}`,
+      `see ${join(dataDir, 'server.log')}`,
+    );
   }
   return true;
 }

@@ -4,15 +4,7 @@ import { needsRelocation, relocatedPath } from './reachable.js';
 import { redactText } from '../config/redact.js';
 import type { Config, Shard } from '../config/types.js';
 import { TenantctlError, UsageError, errorMessage } from '../errors.js';
-import {
-  clusterStatus,
-  initCluster,
-  portProblem,
-  startCluster,
-  stopCluster,
-  type ClusterSpec,
-  type ClusterStatus,
-} from './cluster.js';
+import { clusterStatus, initCluster, portProblem, startCluster, stopCluster, type ClusterSpec, type ClusterStatus } from './cluster.js';
 import { ensureShardRole } from './shard-role.js';
 
 /**
@@ -155,7 +147,6 @@ export function devDataRoot(config: Config): string {
   return needsRelocation(wanted) ? relocatedPath('dev', wanted) : wanted;
 }
 
-
 type Described = Omit<DevShardResult, 'state' | 'error'>;
 
 interface Planned extends Described {
@@ -177,7 +168,8 @@ async function plan(config: Config, opts: DevOptions): Promise<Planned[]> {
   const byPort = new Map<number, string>();
   for (const { shard, spec } of specs) {
     const other = byPort.get(spec.port);
-    if (other) problems.push(`${urlPath(shard)}: port ${spec.port} is also the port of shard ${other}; give each embedded shard its own port`);
+    if (other)
+      problems.push(`${urlPath(shard)}: port ${spec.port} is also the port of shard ${other}; give each embedded shard its own port`);
     byPort.set(spec.port, shard.name);
   }
   if (problems.length > 0) {
@@ -235,7 +227,9 @@ function clusterSpec(config: Config, shard: Shard, opts: DevOptions, problems: s
   // URL keeps IPv6 literals in brackets; listen_addresses wants them bare.
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   if (!isLoopback(host)) {
-    problems.push(`${where}: an embedded shard runs on this machine, so its host must be 127.0.0.1, ::1 or localhost, not "${host}" (or set embedded: false)`);
+    problems.push(
+      `${where}: an embedded shard runs on this machine, so its host must be 127.0.0.1, ::1 or localhost, not "${host}" (or set embedded: false)`,
+    );
   }
   let user: string;
   let password: string;

@@ -24,7 +24,13 @@ export interface Check {
  * with their versions, catalog migrated, pg_dump present and new enough, roles present.
  */
 export async function runDoctor(config: Config, fleet: Fleet): Promise<Check[]> {
-  const checks: Check[] = [{ check: 'config', ok: true, detail: `${config.file}: ${config.shards.length} shard(s) in ${Object.keys(config.regions).length} region(s)` }];
+  const checks: Check[] = [
+    {
+      check: 'config',
+      ok: true,
+      detail: `${config.file}: ${config.shards.length} shard(s) in ${Object.keys(config.regions).length} region(s)`,
+    },
+  ];
   const majors: number[] = [];
   await Promise.all(
     config.shards.map(async (s) => {
@@ -58,7 +64,11 @@ export async function runDoctor(config: Config, fleet: Fleet): Promise<Check[]> 
       const all = await new Migrator({ db, provider: catalogMigrations }).getMigrations();
       const pending = all.filter((m) => !m.executedAt).map((m) => m.name);
       // A fresh fleet's catalog is migrated by the first command that needs it: information, not a failure.
-      checks.push({ check: 'catalog', ok: true, detail: pending.length ? `not migrated yet: ${pending.join(', ')} (the first command that needs it applies them)` : 'migrated' });
+      checks.push({
+        check: 'catalog',
+        ok: true,
+        detail: pending.length ? `not migrated yet: ${pending.join(', ')} (the first command that needs it applies them)` : 'migrated',
+      });
       if (pending.length === 0) {
         checks.push(...(await tenantRoleChecks(db, fleet, config)));
         checks.push(await stuckTenantsCheck(db));
@@ -76,9 +86,17 @@ export async function runDoctor(config: Config, fleet: Fleet): Promise<Check[]> 
     const major = Number(/(\d+)(?:\.\d+)?/.exec(out.replace(/^[^\d]*/, ''))?.[1] ?? 0);
     const newest = Math.max(0, ...majors);
     const ok = major >= newest;
-    checks.push({ check: 'pg_dump', ok, detail: ok ? `${out}` : `${out} is older than the newest shard (PostgreSQL ${newest}); install pg_dump ${newest} or newer` });
+    checks.push({
+      check: 'pg_dump',
+      ok,
+      detail: ok ? `${out}` : `${out} is older than the newest shard (PostgreSQL ${newest}); install pg_dump ${newest} or newer`,
+    });
   } catch {
-    checks.push({ check: 'pg_dump', ok: false, detail: 'pg_dump not found on PATH: install the PostgreSQL client tools (backups need it)' });
+    checks.push({
+      check: 'pg_dump',
+      ok: false,
+      detail: 'pg_dump not found on PATH: install the PostgreSQL client tools (backups need it)',
+    });
   }
   return checks.sort((a, b) => a.check.localeCompare(b.check));
 }
@@ -90,7 +108,9 @@ async function migrationsCheck(config: Config): Promise<Check> {
     return {
       check: 'migrations',
       ok: files.length > 0,
-      detail: files.length ? `${config.migrationsDir}: ${files.length} file(s), head ${files.at(-1)!.id}` : `${config.migrationsDir} holds no migration files (NNNN_name.sql): tenants would get no tables`,
+      detail: files.length
+        ? `${config.migrationsDir}: ${files.length} file(s), head ${files.at(-1)!.id}`
+        : `${config.migrationsDir} holds no migration files (NNNN_name.sql): tenants would get no tables`,
     };
   } catch (err) {
     return { check: 'migrations', ok: false, detail: redactText(errorMessage(err)) };
@@ -105,7 +125,12 @@ async function stuckTenantsCheck(db: CatalogDb): Promise<Check> {
     .where('status', 'in', ['provisioning', 'failed', 'deleting', 'moving'])
     .orderBy('slug')
     .execute();
-  const fix: Record<string, string> = { provisioning: 'tenant create again to finish', failed: 'tenant create again to retry', deleting: 'tenant delete again to finish', moving: 'move again to resume, or move rollback' };
+  const fix: Record<string, string> = {
+    provisioning: 'tenant create again to finish',
+    failed: 'tenant create again to retry',
+    deleting: 'tenant delete again to finish',
+    moving: 'move again to resume, or move rollback',
+  };
   return {
     check: 'stuck tenants',
     ok: stuck.length === 0,
@@ -136,7 +161,9 @@ async function tenantRoleChecks(db: CatalogDb, fleet: Fleet, config: Config): Pr
       out.push({
         check: `tenant roles on ${shard.name}`,
         ok: missing.length === 0,
-        detail: missing.length ? `missing: ${missing.join(', ')} (re-create with tenant create on a failed tenant, or create the role)` : `${expected.length} present`,
+        detail: missing.length
+          ? `missing: ${missing.join(', ')} (re-create with tenant create on a failed tenant, or create the role)`
+          : `${expected.length} present`,
       });
     } catch {
       // The shard's own check already reports it unreachable.

@@ -21,7 +21,11 @@ export async function onlineMoveCheck(fleet: Fleet, shard: Shard): Promise<Check
   const missing: string[] = [];
   if (r.wal !== 'logical') missing.push(`wal_level is ${r.wal}, not logical`);
   if (!r.sup && !(r.num >= 160000 && r.sub)) {
-    missing.push(r.num >= 160000 ? `role ${r.role} is not a member of pg_create_subscription` : `role ${r.role} is not a superuser (PostgreSQL 15 allows CREATE SUBSCRIPTION to superusers only)`);
+    missing.push(
+      r.num >= 160000
+        ? `role ${r.role} is not a member of pg_create_subscription`
+        : `role ${r.role} is not a superuser (PostgreSQL 15 allows CREATE SUBSCRIPTION to superusers only)`,
+    );
   }
   return {
     check: `online moves on ${shard.name}`,

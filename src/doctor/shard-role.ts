@@ -32,12 +32,14 @@ export async function shardRoleChecks(config: Config, fleet: Fleet, shard: Shard
   );
   const r = rows[0];
   const can = r.rolsuper || (r.rolcreatedb && r.rolcreaterole);
-  const attrs = [r.rolsuper && 'SUPERUSER', r.rolbypassrls && 'BYPASSRLS', r.rolcreatedb && 'CREATEDB', r.rolcreaterole && 'CREATEROLE']
-    .filter(Boolean)
-    .join(' ') || 'no CREATEDB, no CREATEROLE';
+  const attrs =
+    [r.rolsuper && 'SUPERUSER', r.rolbypassrls && 'BYPASSRLS', r.rolcreatedb && 'CREATEDB', r.rolcreaterole && 'CREATEROLE']
+      .filter(Boolean)
+      .join(' ') || 'no CREATEDB, no CREATEROLE';
   let meaning: string;
   if (!can) meaning = `cannot create tenant databases and roles: grant it CREATEDB CREATEROLE (alter role ${r.role} createdb createrole)`;
-  else if (r.rolsuper) meaning = 'works, but a superuser skips row-level security and may drop any role; LOGIN CREATEDB CREATEROLE is all tenantctl needs';
+  else if (r.rolsuper)
+    meaning = 'works, but a superuser skips row-level security and may drop any role; LOGIN CREATEDB CREATEROLE is all tenantctl needs';
   else if (r.rolbypassrls) meaning = 'works, but BYPASSRLS is more than tenantctl needs (it sees pool rows as the owner of the tables)';
   else meaning = 'least privilege: tenantctl sees pool rows as the owner of the tables (or through its tenantctl_admin policy)';
   const checks: Check[] = [{ check: `shard role on ${shard.name}`, ok: can, detail: `${r.role}: ${attrs}; ${meaning}` }];
@@ -50,7 +52,8 @@ async function poolTablesCheck(config: Config, fleet: Fleet, shard: Shard): Prom
   return fleet.withClient(shard.name, shard.poolDatabase, async (c) => {
     const states = await rlsState(c, POOL_SCHEMA, config);
     const check = `pool tables on ${shard.name}`;
-    if (states.length === 0) return { check, ok: true, detail: `${shard.poolDatabase}: no tenant-scoped tables yet (made by the first migrate of a pool tenant)` };
+    if (states.length === 0)
+      return { check, ok: true, detail: `${shard.poolDatabase}: no tenant-scoped tables yet (made by the first migrate of a pool tenant)` };
     const owners = [...new Set(states.map((s) => s.owner))];
     const unprotected = states.filter((s) => !tableIsProtected(s, config) || s.widening.length > 0).map((s) => s.table);
     const doors = await findSideDoors(c, POOL_SCHEMA, config);

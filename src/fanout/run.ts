@@ -43,7 +43,12 @@ export async function fanout<T, R extends TenantResult>(
   fn: (item: T) => Promise<R>,
   notRun: (item: T, reason: string) => R,
   onThrow: (item: T, err: unknown) => R = (item, err) =>
-    ({ ...notRun(item, 'error'), status: 'failed', reason: undefined, error: { code: 'INTERNAL', message: redactText(errorMessage(err)) } }) as R,
+    ({
+      ...notRun(item, 'error'),
+      status: 'failed',
+      reason: undefined,
+      error: { code: 'INTERNAL', message: redactText(errorMessage(err)) },
+    }) as R,
 ): Promise<R[]> {
   const results = new Array<R>(items.length);
   if (items.length === 0) return results;
@@ -106,7 +111,9 @@ export async function fanout<T, R extends TenantResult>(
         const counts = opts.countsAsFailure ? opts.countsAsFailure(r) : r.status === 'failed';
         if (counts && ++failures >= maxFailures && !stopReason) {
           stopReason =
-            opts.maxFailures !== undefined ? `not run: ${failures} failure(s) reached --max-failures` : 'not run: an earlier target failed (--on-error stop)';
+            opts.maxFailures !== undefined
+              ? `not run: ${failures} failure(s) reached --max-failures`
+              : 'not run: an earlier target failed (--on-error stop)';
           opts.onStop?.(stopReason, failures);
         }
         opts.onResult?.(item, r);

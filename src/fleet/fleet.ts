@@ -29,11 +29,7 @@ export class Fleet {
   shard(name: string): Shard {
     const shard = this.config.shards.find((s) => s.name === name);
     if (!shard) {
-      throw new UsageError(
-        'UNKNOWN_SHARD',
-        `unknown shard "${name}"`,
-        `use one of: ${this.config.shards.map((s) => s.name).join(', ')}`,
-      );
+      throw new UsageError('UNKNOWN_SHARD', `unknown shard "${name}"`, `use one of: ${this.config.shards.map((s) => s.name).join(', ')}`);
     }
     return shard;
   }
@@ -44,9 +40,10 @@ export class Fleet {
       const shard = this.shard(shardName);
       // The catalog's own pool lives on one shard too; keep the sum within that shard's budget
       // (the config loader refuses a budget too small for both).
-      const budget = catalogShardName(this.config, this.config.shards) === shard.name
-        ? Math.max(1, shard.maxConnections - CATALOG_POOL_SIZE)
-        : shard.maxConnections;
+      const budget =
+        catalogShardName(this.config, this.config.shards) === shard.name
+          ? Math.max(1, shard.maxConnections - CATALOG_POOL_SIZE)
+          : shard.maxConnections;
       c = new ShardConnections(shard, budget);
       this.conns.set(shardName, c);
     }

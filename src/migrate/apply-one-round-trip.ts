@@ -69,7 +69,8 @@ export async function applyInOneRoundTrip(s: TargetSession, known: KnownState): 
     const e = err as { position?: string };
     if (part && e.position !== undefined) {
       const pos = Number(e.position) - part.offset;
-      if (pos >= 1 && pos <= part.sql.length) Object.assign(err as object, { position: String(pos), tenantctlSql: part.sql, tenantctlLine: 1 });
+      if (pos >= 1 && pos <= part.sql.length)
+        Object.assign(err as object, { position: String(pos), tenantctlSql: part.sql, tenantctlLine: 1 });
       else delete e.position;
     }
     return s.outcome('failed', {

@@ -61,7 +61,9 @@ export async function applyStepByStep(s: TargetSession, migrations: MigrationFil
 
     if (upkeep && hooks.afterMigrate) {
       const after = hooks.afterMigrate;
-      await s.withRetry(undefined, () => inTransaction(client, async () => s.notes.push(...(await after(client, target.schema, opts.config)))));
+      await s.withRetry(undefined, () =>
+        inTransaction(client, async () => s.notes.push(...(await after(client, target.schema, opts.config)))),
+      );
     }
     const protectedTables = hooks.protectedTables ? await hooks.protectedTables(client, target.schema, opts.config) : undefined;
     warnings.push(...s.notes);
@@ -121,7 +123,13 @@ async function applyOne(s: TargetSession, m: MigrationFile, last: boolean): Prom
   s.event('done', m, Date.now() - t0);
 }
 
-async function applyInItsTransaction(s: TargetSession, m: MigrationFile, sql: string, up: ((db: any) => Promise<void>) | undefined, last: boolean): Promise<void> {
+async function applyInItsTransaction(
+  s: TargetSession,
+  m: MigrationFile,
+  sql: string,
+  up: ((db: any) => Promise<void>) | undefined,
+  last: boolean,
+): Promise<void> {
   const { client, target, hooks, opts } = s;
   await s.withRetry(m, async () => {
     try {
@@ -153,7 +161,13 @@ async function applyInItsTransaction(s: TargetSession, m: MigrationFile, sql: st
   });
 }
 
-async function applyOutsideTransaction(s: TargetSession, m: MigrationFile, sql: string, up: ((db: any) => Promise<void>) | undefined, t0: number): Promise<void> {
+async function applyOutsideTransaction(
+  s: TargetSession,
+  m: MigrationFile,
+  sql: string,
+  up: ((db: any) => Promise<void>) | undefined,
+  t0: number,
+): Promise<void> {
   const { client, target, hooks, opts } = s;
   if (s.txOpen) {
     // The read's transaction: statements outside a transaction cannot run inside it.

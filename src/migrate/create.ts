@@ -57,7 +57,13 @@ function template(id: string, opts: CreateOptions): string {
       `// search_path is the target schema: name tables without a schema.`,
       `import type { Kysely } from 'kysely';`,
       ``,
-      ...(opts.noTransaction ? [`// Runs outside a transaction (e.g. CREATE INDEX CONCURRENTLY); make each step idempotent.`, `export const transaction = false;`, ``] : []),
+      ...(opts.noTransaction
+        ? [
+            `// Runs outside a transaction (e.g. CREATE INDEX CONCURRENTLY); make each step idempotent.`,
+            `export const transaction = false;`,
+            ``,
+          ]
+        : []),
       `export async function up(db: Kysely<any>): Promise<void> {`,
       `  // await db.schema.alterTable('tasks').addColumn('archived_at', 'timestamptz').execute();`,
       `}`,
@@ -65,7 +71,9 @@ function template(id: string, opts: CreateOptions): string {
     ].join('\n');
   }
   return [
-    ...(opts.noTransaction ? [NO_TRANSACTION_MARKER, `-- Runs outside a transaction, statement by statement: make each one idempotent (if not exists).`] : []),
+    ...(opts.noTransaction
+      ? [NO_TRANSACTION_MARKER, `-- Runs outside a transaction, statement by statement: make each one idempotent (if not exists).`]
+      : []),
     `-- ${id}: applied to every pool, schema and database target by tenantctl migrate up.`,
     `-- search_path is the target schema: name tables without a schema. {{tenant_key_column}} and`,
     `-- {{tenant_key_type}} are the configured tenant key. Once applied anywhere, never edit this`,

@@ -77,9 +77,7 @@ export async function loadMigrations(dir: string): Promise<MigrationFile[]> {
     const code = (err as NodeJS.ErrnoException).code;
     throw new UsageError(
       'MIGRATION_FILES',
-      code === 'ENOENT'
-        ? `migrations folder ${folder} does not exist`
-        : `migrations folder ${folder} cannot be read: ${errorMessage(err)}`,
+      code === 'ENOENT' ? `migrations folder ${folder} does not exist` : `migrations folder ${folder} cannot be read: ${errorMessage(err)}`,
       code === 'ENOENT'
         ? 'create it (tenantctl migrate create <name> writes the first file) or set migrations.dir in the config'
         : 'check the folder permissions',
@@ -96,9 +94,7 @@ export async function loadMigrations(dir: string): Promise<MigrationFile[]> {
     const m = NAME.exec(entry);
     if (!m) {
       if (looksLikeMigration) {
-        problems.push(
-          `${entry}: bad name; name migrations NNNN_lower_snake.sql (or .ts, .js, .mjs), e.g. 0004_add_archived_at.sql`,
-        );
+        problems.push(`${entry}: bad name; name migrations NNNN_lower_snake.sql (or .ts, .js, .mjs), e.g. 0004_add_archived_at.sql`);
       }
       continue;
     }
@@ -141,7 +137,10 @@ export async function loadMigrations(dir: string): Promise<MigrationFile[]> {
             `${entry}: unknown placeholder(s) ${unknown.map((p) => `{{${p}}}`).join(', ')}; use ${PLACEHOLDERS.map((p) => `{{${p}}}`).join(' or ')}`,
           );
         }
-        const firstLine = sql.replace(/^\uFEFF/, '').split(/\r?\n/, 1)[0].trim();
+        const firstLine = sql
+          .replace(/^\uFEFF/, '')
+          .split(/\r?\n/, 1)[0]
+          .trim();
         migrations.push({
           id,
           number: f.number,

@@ -44,7 +44,10 @@ export async function createPlacementAtVersion(t: PlacedTenant, o: PlacementAtVe
   const driver = drivers[t.model];
   const target: MigrationTarget = { model: t.model, shard: t.shard, database: t.database_name, schema: t.schema_name };
   const files = filesUpTo(o.migrations, o.upTo);
-  const fail = o.failure ?? ((out: TargetOutcome) => new TenantctlError('PROVISION_FAILED', `migrating the new placement failed: ${out.error?.message ?? 'unknown error'}`));
+  const fail =
+    o.failure ??
+    ((out: TargetOutcome) =>
+      new TenantctlError('PROVISION_FAILED', `migrating the new placement failed: ${out.error?.message ?? 'unknown error'}`));
   const migrate = async (c: ShardClient, upTo: string | undefined, withinTransaction: boolean) => {
     const out = await migrateTarget(c, target, o.migrations, { config, withinTransaction, upTo });
     if (out.status === 'failed') throw fail(out);

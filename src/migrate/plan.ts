@@ -20,10 +20,9 @@ import type { MigrationTarget } from './apply-target.js';
  */
 
 /** The catalog fields the planner reads. */
-export type PlannableTenant = Pick<
-  TenantRow,
-  'slug' | 'model' | 'region' | 'shard' | 'database_name' | 'schema_name' | 'status'
-> & { schema_version?: string | null };
+export type PlannableTenant = Pick<TenantRow, 'slug' | 'model' | 'region' | 'shard' | 'database_name' | 'schema_name' | 'status'> & {
+  schema_version?: string | null;
+};
 
 export interface TenantRef {
   slug: string;
@@ -86,7 +85,14 @@ export function planTargets(tenants: readonly PlannableTenant[], opts: PlanOptio
   for (const t of tenants) {
     const id = targetId({ shard: t.shard, database: t.database_name, schema: t.schema_name });
     if (!keep(id, opts)) continue;
-    const ref: TenantRef = { slug: t.slug, model: t.model, region: t.region, shard: t.shard, status: t.status, schemaVersion: t.schema_version };
+    const ref: TenantRef = {
+      slug: t.slug,
+      model: t.model,
+      region: t.region,
+      shard: t.shard,
+      status: t.status,
+      schemaVersion: t.schema_version,
+    };
     if (SKIPPED_STATUSES.has(t.status)) {
       skipped.push({ tenant: ref, target: id, reason: t.status });
       continue;

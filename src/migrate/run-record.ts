@@ -44,24 +44,26 @@ export interface RunInfo {
 export async function createRun(lock: RunLock, args: Record<string, unknown>, progress: Record<string, unknown>): Promise<RunInfo> {
   const { holder, ciJob } = holderName();
   const fullArgs: RunArgs = { pid: process.pid, host: hostname(), ciJob, partition: null, ...args };
-  return lock.use((session) => session.transaction().execute(async (tx) => {
-    if (lock.exclusive) await markCrashed(tx);
-    const row = await tx
-      .insertInto('operations')
-      .values({
-        kind: 'migrate',
-        status: 'running',
-        tenant_slug: null,
-        holder,
-        args: JSON.stringify(redactDeep(fullArgs)),
-        progress: JSON.stringify(progress),
-      })
-      .returning(['id', 'started_at'])
-      .executeTakeFirstOrThrow();
-    const id = Number(row.id);
-    await sql`select pg_advisory_lock(${RUN_LOCK_CLASSID}::int, ${id}::int)`.execute(tx);
-    return { id, status: 'running' as const, holder, args: fullArgs, startedAt: row.started_at, finishedAt: null };
-  }));
+  return lock.use((session) =>
+    session.transaction().execute(async (tx) => {
+      if (lock.exclusive) await markCrashed(tx);
+      const row = await tx
+        .insertInto('operations')
+        .values({
+          kind: 'migrate',
+          status: 'running',
+          tenant_slug: null,
+          holder,
+          args: JSON.stringify(redactDeep(fullArgs)),
+          progress: JSON.stringify(progress),
+        })
+        .returning(['id', 'started_at'])
+        .executeTakeFirstOrThrow();
+      const id = Number(row.id);
+      await sql`select pg_advisory_lock(${RUN_LOCK_CLASSID}::int, ${id}::int)`.execute(tx);
+      return { id, status: 'running' as const, holder, args: fullArgs, startedAt: row.started_at, finishedAt: null };
+    }),
+  );
 }
 
 async function markCrashed(db: Kysely<CatalogDatabase>): Promise<void> {
@@ -73,7 +75,11 @@ async function markCrashed(db: Kysely<CatalogDatabase>): Promise<void> {
 export async function getRun(db: Kysely<CatalogDatabase>, id: number): Promise<RunInfo> {
   const r = await db.selectFrom('operations').selectAll().where('id', '=', id).where('kind', '=', 'migrate').executeTakeFirst();
   if (!r) {
-    throw new UsageError('BAD_INPUT', `no migrate run ${id} in the catalog`, 'the run id is printed at the start of migrate up (and in its JSON document as "run")');
+    throw new UsageError(
+      'BAD_INPUT',
+      `no migrate run ${id} in the catalog`,
+      'the run id is printed at the start of migrate up (and in its JSON document as "run")',
+    );
   }
   return {
     id: Number(r.id),
@@ -113,4 +119,3 @@ export async function finishRun(
     .where('id', '=', runId)
     .execute();
 }
-

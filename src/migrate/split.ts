@@ -95,8 +95,8 @@ function skipComments(script: string, from: number, end: number): number {
       let depth = 1;
       i += 2;
       while (i < end && depth > 0) {
-        if (script[i] === '/' && script[i + 1] === '*') (depth++, (i += 2));
-        else if (script[i] === '*' && script[i + 1] === '/') (depth--, (i += 2));
+        if (script[i] === '/' && script[i + 1] === '*') depth++, (i += 2);
+        else if (script[i] === '*' && script[i + 1] === '/') depth--, (i += 2);
         else i++;
       }
     } else break;

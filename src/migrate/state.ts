@@ -142,7 +142,13 @@ export async function readStates<T extends ReadableTarget>(
       try {
         // Every selected schema of the database in one query; a schema at head comes back
         // as a flag, and every such target shares one report.
-        const summary = await fleet.withClient(shard, database, (c) => readSummaries(c, group.map((t) => t.schema), migrations));
+        const summary = await fleet.withClient(shard, database, (c) =>
+          readSummaries(
+            c,
+            group.map((t) => t.schema),
+            migrations,
+          ),
+        );
         for (const t of group) {
           const s = summary.schemas.get(t.schema);
           if (s === 'head') states.set(t.id, { ok: true, applied: headIds, report: headReport, tracked: true });

@@ -81,10 +81,16 @@ export interface StatusDeps {
  *   const doc = await migrateStatus(deps, { selector: { region: ['eu-west'] }, concurrency: 8 });
  *   doc.groups.map((g) => g.label) // ['980 at 0004_x (head)', '18 at 0003_y (1 pending)', '2 failed']
  */
-export async function migrateStatus(deps: StatusDeps, opts: { selector?: TenantSelector; concurrency: number }): Promise<MigrateStatusDocument> {
+export async function migrateStatus(
+  deps: StatusDeps,
+  opts: { selector?: TenantSelector; concurrency: number },
+): Promise<MigrateStatusDocument> {
   const plan = planTargets(await selectTenants(deps.db, opts.selector ?? {}));
   const states = await readStates(deps.fleet, byDatabase(plan.targets), deps.migrations, { concurrency: opts.concurrency });
-  const last = await lastRunByTarget(deps.db, plan.targets.map((t) => t.id));
+  const last = await lastRunByTarget(
+    deps.db,
+    plan.targets.map((t) => t.id),
+  );
   const targets = plan.targets.map((t) => {
     const l = last.get(t.id);
     return statusOf(t, states.get(t.id)!, l && { run: l.runId, status: l.status, error: l.error });
@@ -133,7 +139,9 @@ export function statusDocument(targets: StatusTarget[], skipped: SkippedTenant[]
     groups.set(key, g);
   }
   const list = [...groups.values()].sort(
-    (a, b) => ORDER.indexOf(a.condition) - ORDER.indexOf(b.condition) || ((b.version ?? '') > (a.version ?? '') ? 1 : (b.version ?? '') < (a.version ?? '') ? -1 : 0),
+    (a, b) =>
+      ORDER.indexOf(a.condition) - ORDER.indexOf(b.condition) ||
+      ((b.version ?? '') > (a.version ?? '') ? 1 : (b.version ?? '') < (a.version ?? '') ? -1 : 0),
   );
   for (const g of list) g.label = groupLabel(g, head, targets);
   const count = (c: TargetCondition) => targets.filter((t) => t.condition === c).length;

@@ -46,9 +46,10 @@ export function toTargetError(err: unknown, m: MigrationFile | undefined, ctx: E
       message: `lost the connection to ${ctx.id}${m ? ` during ${m.id}` : ''}: ${redactText(errorMessage(err))}`,
       migration: m?.id,
       pgCode: pgCode(err),
-      hint: m?.transactional === false
-        ? `${m.id} runs outside a transaction and may be partly applied; check it, then run migrate up again`
-        : 'check the shard, then run migrate up again',
+      hint:
+        m?.transactional === false
+          ? `${m.id} runs outside a transaction and may be partly applied; check it, then run migrate up again`
+          : 'check the shard, then run migrate up again',
     };
   }
   const code = pgCode(err);

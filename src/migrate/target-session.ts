@@ -80,7 +80,15 @@ export class TargetSession implements ErrorContext {
   }
 
   outcome(status: TargetStatus, extra: Partial<TargetOutcome>): TargetOutcome {
-    return { target: this.id, status, applied: [...this.applied], pending: [], unknown: [], durationMs: Date.now() - this.started, ...extra };
+    return {
+      target: this.id,
+      status,
+      applied: [...this.applied],
+      pending: [],
+      unknown: [],
+      durationMs: Date.now() - this.started,
+      ...extra,
+    };
   }
 
   event(type: 'start' | 'done', m: MigrationFile, durationMs = 0): void {
@@ -93,7 +101,10 @@ export class TargetSession implements ErrorContext {
     if (this.opts.signal?.aborted) {
       throw new Stop({
         code: 'INTERRUPTED',
-        message: m && midway ? `interrupted inside ${m.id} (it runs outside a transaction)` : `interrupted before ${m?.id ?? 'the next step'} started`,
+        message:
+          m && midway
+            ? `interrupted inside ${m.id} (it runs outside a transaction)`
+            : `interrupted before ${m?.id ?? 'the next step'} started`,
         migration: m?.id,
         hint: 'run migrate up again to continue',
       });

@@ -252,8 +252,10 @@ export async function recordApplied(
   m: Pick<MigrationFile, 'id' | 'checksum'>,
   durationMs: number,
 ): Promise<void> {
-  await client.query(
-    `insert into ${TRACKING} (target_schema, name, checksum, duration_ms) values ($1, $2, $3, $4)`,
-    [schema, m.id, m.checksum, Math.round(durationMs)],
-  );
+  await client.query(`insert into ${TRACKING} (target_schema, name, checksum, duration_ms) values ($1, $2, $3, $4)`, [
+    schema,
+    m.id,
+    m.checksum,
+    Math.round(durationMs),
+  ]);
 }

@@ -23,9 +23,13 @@ export interface TargetDone extends TenantResult {
 }
 
 /** Why a schema/database target's tenant is no longer to be migrated (read under its lock), or null. */
-export function goneReason(t: PlannedTarget, now: { status: string; shard: string; database_name: string; schema_name: string } | undefined): string | null {
+export function goneReason(
+  t: PlannedTarget,
+  now: { status: string; shard: string; database_name: string; schema_name: string } | undefined,
+): string | null {
   if (!now) return 'gone: the tenant was deleted during the run';
-  if (now.shard !== t.shard || now.database_name !== t.database || now.schema_name !== t.schema) return 'gone: the tenant moved during the run';
+  if (now.shard !== t.shard || now.database_name !== t.database || now.schema_name !== t.schema)
+    return 'gone: the tenant moved during the run';
   if (now.status !== 'active' && now.status !== 'suspended') return `gone: the tenant became ${now.status} during the run`;
   return null;
 }
@@ -40,7 +44,9 @@ export function tenantBase(t: PlannedTarget, slug: string) {
 
 /** A target-level result, labelled for progress lines (a pool target names its tenant count). */
 export function targetResult(t: PlannedTarget): { tenant: string; model: string; region: string; shard: string; target: string } {
-  const label = migrationHooks(t.model).shared ? `pool of ${t.shard} (${t.tenants.length} tenant${t.tenants.length === 1 ? '' : 's'})` : t.tenants[0].slug;
+  const label = migrationHooks(t.model).shared
+    ? `pool of ${t.shard} (${t.tenants.length} tenant${t.tenants.length === 1 ? '' : 's'})`
+    : t.tenants[0].slug;
   return { tenant: label, model: t.model, region: t.region, shard: t.shard, target: t.id };
 }
 
@@ -64,19 +70,44 @@ export function done(t: PlannedTarget, outcome: TargetOutcome): TargetDone {
 }
 
 export function failed(t: PlannedTarget, error: TargetError, t0: number): TargetDone {
-  const outcome: TargetOutcome = { target: t.id, status: 'failed', applied: [], pending: [], unknown: [], durationMs: Date.now() - t0, error };
+  const outcome: TargetOutcome = {
+    target: t.id,
+    status: 'failed',
+    applied: [],
+    pending: [],
+    unknown: [],
+    durationMs: Date.now() - t0,
+    error,
+  };
   return done(t, outcome);
 }
 
 export function upToDateOutcome(t: PlannedTarget, s: TargetState & { ok: true }): TargetOutcome {
-  return { target: t.id, status: 'succeeded', applied: [], pending: [], unknown: s.report.unknown, durationMs: 0, version: versionOf(s.applied) };
+  return {
+    target: t.id,
+    status: 'succeeded',
+    applied: [],
+    pending: [],
+    unknown: s.report.unknown,
+    durationMs: 0,
+    version: versionOf(s.applied),
+  };
 }
 
 /** The tenant rows of one target's outcome: pool tenants share it, each with its own row. */
 export function tenantRows(t: PlannedTarget, o: TargetOutcome): MigrateRow[] {
   return t.tenants.map((x) => {
     // A literal in tenantBase's key order, not a spread: a no-op run over 5,000 targets makes a row each.
-    const row: MigrateRow = { tenant: x.slug, model: t.model, region: t.region, shard: t.shard, target: t.id, status: o.status, applied: o.applied, durationMs: o.durationMs };
+    const row: MigrateRow = {
+      tenant: x.slug,
+      model: t.model,
+      region: t.region,
+      shard: t.shard,
+      target: t.id,
+      status: o.status,
+      applied: o.applied,
+      durationMs: o.durationMs,
+    };
     if (o.pending.length > 0) row.pending = o.pending;
     if (o.unknown.length > 0) row.unknown = o.unknown;
     if (o.warnings?.length) row.warnings = o.warnings;
@@ -87,7 +118,15 @@ export function tenantRows(t: PlannedTarget, o: TargetOutcome): MigrateRow[] {
 }
 
 export function skippedRow(s: SkippedTenant): MigrateRow {
-  return { tenant: s.tenant.slug, model: s.tenant.model, region: s.tenant.region, shard: s.tenant.shard, target: s.target, status: 'skipped', reason: s.reason };
+  return {
+    tenant: s.tenant.slug,
+    model: s.tenant.model,
+    region: s.tenant.region,
+    shard: s.tenant.shard,
+    target: s.target,
+    status: 'skipped',
+    reason: s.reason,
+  };
 }
 
 /** `{ code, message, migration }` first, then PostgreSQL's code and the hint. */

@@ -32,7 +32,12 @@ export async function executeRun(planned: PlannedRun): Promise<MigrateUpDocument
     upToDate: ctx.counts.upToDate,
     skipped: ctx.plan.skipped.length,
   });
-  const locks = await TenantLockBatch.open(ctx.deps.db, { command: ctx.command, wait: true, waitMs: tenantLockWaitMs(ctx), signal: ctx.opts.signal });
+  const locks = await TenantLockBatch.open(ctx.deps.db, {
+    command: ctx.command,
+    wait: true,
+    waitMs: tenantLockWaitMs(ctx),
+    signal: ctx.opts.signal,
+  });
   try {
     await runWork(ctx, work, targetRunner(ctx, states, locks));
   } finally {
@@ -106,7 +111,7 @@ function settleUpToDate(ctx: RunState, states: Map<string, TargetState>): Planne
   const work: PlannedTarget[] = [];
   for (const t of ctx.plan.targets) {
     const s = states.get(t.id);
-    if (s && s.ok && nothingToDo(s) && !migrationHooks(t.model).needsUpkeep) {
+    if (s?.ok && nothingToDo(s) && !migrationHooks(t.model).needsUpkeep) {
       ctx.counts.upToDate++;
       const outcome = upToDateOutcome(t, s);
       ctx.rows.push(...tenantRows(t, outcome));
@@ -142,7 +147,12 @@ async function recordWork(ctx: RunState, work: PlannedTarget[]): Promise<void> {
 async function runWork(ctx: RunState, work: PlannedTarget[], runner: TargetRunner): Promise<void> {
   const { opts, deps } = ctx;
   const { canaries, rest } = splitCanaries(work, opts.canary ?? 0);
-  const canaryFailures = await pass(ctx, runner, canaries, { concurrency: 1, shardOf: (t) => t.shard, shardBudget: () => 1, onError: 'stop' });
+  const canaryFailures = await pass(ctx, runner, canaries, {
+    concurrency: 1,
+    shardOf: (t) => t.shard,
+    shardBudget: () => 1,
+    onError: 'stop',
+  });
   if (canaryFailures > 0) {
     for (const t of rest) runner.finished(t, notRun(t, 'not run: a canary target failed (--canary)'));
     return;
@@ -222,9 +232,13 @@ async function finish(ctx: RunState): Promise<MigrateUpDocument> {
   }
   const warnings: string[] = [];
   if (writer.error) {
-    warnings.push(`could not record every target in the catalog: ${errorMessage(writer.error)}; run migrate up again to bring the catalog up to date`);
+    warnings.push(
+      `could not record every target in the catalog: ${errorMessage(writer.error)}; run migrate up again to bring the catalog up to date`,
+    );
   }
-  await finishRun(ctx.deps.db, run.id, status, { ...counts }).catch((err) => warnings.push(`could not finish run ${run.id} in the catalog: ${errorMessage(err)}`));
+  await finishRun(ctx.deps.db, run.id, status, { ...counts }).catch((err) =>
+    warnings.push(`could not finish run ${run.id} in the catalog: ${errorMessage(err)}`),
+  );
 
   const rows: MigrateRow[] = ctx.rows.sort((a, b) => (a.tenant < b.tenant ? -1 : a.tenant > b.tenant ? 1 : 0));
   const doc = resultDocument(ctx.command, rows, ctx.started, {

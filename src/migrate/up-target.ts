@@ -25,7 +25,12 @@ export interface TargetRunner {
 
 export function targetRunner(ctx: RunState, states: Map<string, TargetState>, locks: TenantLockBatch): TargetRunner {
   const { deps, opts, counts, rows, writer, health } = ctx;
-  const targetOpts: MigrateTargetOptions = { config: deps.config, signal: opts.signal, onEvent: opts.hooks?.onEvent, ...opts.targetOptions };
+  const targetOpts: MigrateTargetOptions = {
+    config: deps.config,
+    signal: opts.signal,
+    onEvent: opts.hooks?.onEvent,
+    ...opts.targetOptions,
+  };
   /** Shared targets: their tenants found gone after the target ran, by target id. */
   const poolGone = new Map<string, Map<string, string>>();
 
@@ -53,9 +58,13 @@ export function targetRunner(ctx: RunState, states: Map<string, TargetState>, lo
     }
     try {
       // With the state read before the fan-out, a target usually goes in one round trip.
-      const own = known?.ok && known.report.drift.length === 0
-        ? { ...targetOpts, known: { applied: known.applied, pending: known.report.pending, unknown: known.report.unknown, tracked: known.tracked } }
-        : targetOpts;
+      const own =
+        known?.ok && known.report.drift.length === 0
+          ? {
+              ...targetOpts,
+              known: { applied: known.applied, pending: known.report.pending, unknown: known.report.unknown, tracked: known.tracked },
+            }
+          : targetOpts;
       const r = await deps.fleet.withClient(t.shard, t.database, async (c) => done(t, await migrateTarget(c, t, deps.migrations, own)));
       if (shared) await notePoolGone(t);
       return r;
@@ -72,7 +81,11 @@ export function targetRunner(ctx: RunState, states: Map<string, TargetState>, lo
     const slugs = t.tenants.map((x) => x.slug);
     const now = new Map<string, TenantRow>();
     for (let i = 0; i < slugs.length; i += 5000) {
-      const part = await deps.db.selectFrom('tenants').selectAll().where('slug', 'in', slugs.slice(i, i + 5000)).execute();
+      const part = await deps.db
+        .selectFrom('tenants')
+        .selectAll()
+        .where('slug', 'in', slugs.slice(i, i + 5000))
+        .execute();
       for (const row of part) now.set(row.slug, row);
     }
     const gone = new Map<string, string>();

@@ -8,7 +8,7 @@ import { byDatabase, readStates } from './state.js';
 import { driftError } from './target-errors.js';
 import { runTargets } from './target-rows.js';
 import type { TargetOutcome } from './target-types.js';
-import { emptyCounts, type MigrateUpDeps, type MigrateUpDocument, type MigrateUpOptions } from './up-context.js';
+import type { MigrateUpDeps, MigrateUpDocument, MigrateUpOptions } from './up-context.js';
 import { executeRun } from './up-run.js';
 import { skippedRow, tenantRows, type MigrateRow } from './up-rows.js';
 
@@ -74,7 +74,13 @@ async function loadPlan(db: CatalogDb, opts: MigrateUpOptions) {
   return { plan, previous, partition, gone };
 }
 
-async function dryRun(deps: MigrateUpDeps, opts: MigrateUpOptions, plan: MigratePlan, started: number, head: string | null): Promise<MigrateUpDocument> {
+async function dryRun(
+  deps: MigrateUpDeps,
+  opts: MigrateUpOptions,
+  plan: MigratePlan,
+  started: number,
+  head: string | null,
+): Promise<MigrateUpDocument> {
   const states = await readStates(deps.fleet, byDatabase(plan.targets), deps.migrations, { concurrency: opts.concurrency });
   const rows: MigrateRow[] = [];
   const counts = { total: plan.targets.length, upToDate: 0, migrated: 0, failed: 0, notRun: 0, unreachable: 0, gone: 0 };
@@ -82,8 +88,25 @@ async function dryRun(deps: MigrateUpDeps, opts: MigrateUpOptions, plan: Migrate
     const s = states.get(t.id)!;
     let outcome: TargetOutcome;
     if (!s.ok) outcome = { target: t.id, status: 'failed', applied: [], pending: [], unknown: [], durationMs: 0, error: s.error };
-    else if (s.report.drift.length > 0) outcome = { target: t.id, status: 'failed', applied: [], pending: [], unknown: s.report.unknown, durationMs: 0, error: driftError(s.report.drift) };
-    else outcome = { target: t.id, status: 'succeeded', applied: [], pending: s.report.pending.map((m) => m.id), unknown: s.report.unknown, durationMs: 0 };
+    else if (s.report.drift.length > 0)
+      outcome = {
+        target: t.id,
+        status: 'failed',
+        applied: [],
+        pending: [],
+        unknown: s.report.unknown,
+        durationMs: 0,
+        error: driftError(s.report.drift),
+      };
+    else
+      outcome = {
+        target: t.id,
+        status: 'succeeded',
+        applied: [],
+        pending: s.report.pending.map((m) => m.id),
+        unknown: s.report.unknown,
+        durationMs: 0,
+      };
     if (outcome.status === 'failed') counts.failed++;
     else if (outcome.pending.length === 0) counts.upToDate++;
     else counts.migrated++;
@@ -91,5 +114,11 @@ async function dryRun(deps: MigrateUpDeps, opts: MigrateUpOptions, plan: Migrate
   }
   for (const s of plan.skipped) rows.push(skippedRow(s));
   rows.sort((a, b) => (a.tenant < b.tenant ? -1 : a.tenant > b.tenant ? 1 : 0));
-  return resultDocument(deps.command ?? 'migrate up', rows, started, { run: null, dryRun: true, head, targets: counts, interrupted: false }) as MigrateUpDocument;
+  return resultDocument(deps.command ?? 'migrate up', rows, started, {
+    run: null,
+    dryRun: true,
+    head,
+    targets: counts,
+    interrupted: false,
+  }) as MigrateUpDocument;
 }

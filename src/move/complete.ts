@@ -27,11 +27,13 @@ export async function completeMove(deps: RecoverDeps & { wait?: boolean }, slug:
   await getTenant(deps.db, slug);
   return withTenantLock(deps.db, slug, { command: deps.command, wait: deps.wait }, async () => {
     const open = await openMove(deps.db, slug);
-    if (!open || open.status !== 'switched') {
+    if (open?.status !== 'switched') {
       throw new UsageError(
         'TENANT_STATE',
-        open ? `the move of ${slug} (move ${open.id}) did not switch (it was killed in phase ${open.progress.phase}); there is no source to remove` : `${slug} has no move waiting to be completed`,
-        open ? `tenantctl move ${slug} … again to resume it, or tenantctl move rollback ${slug}` : 'see tenantctl move status ' + slug,
+        open
+          ? `the move of ${slug} (move ${open.id}) did not switch (it was killed in phase ${open.progress.phase}); there is no source to remove`
+          : `${slug} has no move waiting to be completed`,
+        open ? `tenantctl move ${slug} … again to resume it, or tenantctl move rollback ${slug}` : `see tenantctl move status ${slug}`,
       );
     }
     const { cleaned } = await recoverMove(deps, open);
@@ -40,7 +42,13 @@ export async function completeMove(deps: RecoverDeps & { wait?: boolean }, slug:
     const rec = MoveRecord.of(deps.db, open);
     await deps.db.transaction().execute(async (tx) => {
       await rec.update({ phase: 'completed', sourceRemovedAt: new Date().toISOString() }, 'succeeded', tx);
-      await recordEvent(tx, { command: deps.command, action: 'move completed', result: 'ok', tenant: slug, details: { move: open.id, removed: plan.from.target, at: plan.to.target } });
+      await recordEvent(tx, {
+        command: deps.command,
+        action: 'move completed',
+        result: 'ok',
+        tenant: slug,
+        details: { move: open.id, removed: plan.from.target, at: plan.to.target },
+      });
     });
     return { tenant: slug, move: open.id, removed: plan.from, at: plan.to, cleaned };
   });

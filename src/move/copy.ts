@@ -67,14 +67,23 @@ export async function copyAndVerify(
   const rewriteKey = to.model === 'pool' && plan.from.model !== 'pool' ? plan.key : undefined;
 
   const load = async (t: ShardClient, fkOnce: boolean): Promise<TableCheck[]> => {
-    const held = fkOnce ? await dropForeignKeys(t, to.schema, tables.map((x) => x.table)) : [];
+    const held = fkOnce
+      ? await dropForeignKeys(
+          t,
+          to.schema,
+          tables.map((x) => x.table),
+        )
+      : [];
     const streamed: { table: string; rows: number; bytes: number }[] = [];
     let rowsBefore = 0;
     let bytesBefore = 0;
     for (const tb of tables) {
       const tap = new RowTap({ keyIndex: tb.keyIndex, rewriteKey });
       const timer = hooks.onProgress
-        ? setInterval(() => hooks.onProgress!({ table: tb.table, rows: rowsBefore + tap.rowCount, bytes: bytesBefore + tap.digest().bytes }), 500)
+        ? setInterval(
+            () => hooks.onProgress!({ table: tb.table, rows: rowsBefore + tap.rowCount, bytes: bytesBefore + tap.digest().bytes }),
+            500,
+          )
         : undefined;
       try {
         await pipeline(copyOut(source, copyOutSql(tb, srcScope, config)), tap, copyIn(t, copyInSql(tb, to.schema)));
@@ -90,7 +99,11 @@ export async function copyAndVerify(
     }
     // Foreign keys back, each checked once over the table (a violation fails the transaction).
     await restoreForeignKeys(t, to.schema, held);
-    await advanceSequences(t, to.schema, tables.map((x) => x.table));
+    await advanceSequences(
+      t,
+      to.schema,
+      tables.map((x) => x.table),
+    );
     await hooks.beforeVerify?.(t, to.schema, tables);
     const checks: TableCheck[] = [];
     for (const [i, tb] of tables.entries()) {
@@ -119,13 +132,27 @@ export async function copyAndVerify(
       }),
     );
   }
-  const placed: PlacedTenant = { slug: plan.tenant, key: plan.key, model: to.model, shard: to.shard, database_name: to.database, schema_name: to.schema };
+  const placed: PlacedTenant = {
+    slug: plan.tenant,
+    key: plan.key,
+    model: to.model,
+    shard: to.shard,
+    database_name: to.database,
+    schema_name: to.schema,
+  };
   let checks: TableCheck[] = [];
   await drivers[to.model].createInOneTransaction!(fleet, config, placed, {
     before: (c) => ensureTrackingTable(c, MIGRATION_LOCK_CLASSID),
     inside: async (c) => {
-      const out = await migrateTarget(c, { model: to.model, shard: to.shard, database: to.database, schema: to.schema }, atVersion, { config, withinTransaction: true });
-      if (out.status === 'failed') throw new TenantctlError('MOVE_FAILED', `building the target ${to.target} at the tenant's version failed: ${out.error?.message ?? 'unknown error'}`);
+      const out = await migrateTarget(c, { model: to.model, shard: to.shard, database: to.database, schema: to.schema }, atVersion, {
+        config,
+        withinTransaction: true,
+      });
+      if (out.status === 'failed')
+        throw new TenantctlError(
+          'MOVE_FAILED',
+          `building the target ${to.target} at the tenant's version failed: ${out.error?.message ?? 'unknown error'}`,
+        );
       // The new placement is invisible until this commits: its foreign keys are checked once.
       checks = await load(c, true);
     },
@@ -134,7 +161,10 @@ export async function copyAndVerify(
 }
 
 export class MoveVerifyError extends TenantctlError {
-  constructor(message: string, readonly checks: TableCheck[]) {
+  constructor(
+    message: string,
+    readonly checks: TableCheck[],
+  ) {
     super('MOVE_VERIFY', message);
   }
 }

@@ -42,7 +42,11 @@ export interface MovePlan {
  */
 export function planMove(config: Config, t: TenantRow, req: MoveRequest, counts: Map<string, number> = new Map()): MovePlan {
   if (Boolean(req.toShard) === Boolean(req.toRegion)) {
-    throw new UsageError('USAGE', 'say where to move: exactly one of --to-shard or --to-region', 'e.g. tenantctl move acme --to-shard eu1, or --to-region eu-west');
+    throw new UsageError(
+      'USAGE',
+      'say where to move: exactly one of --to-shard or --to-region',
+      'e.g. tenantctl move acme --to-shard eu1, or --to-region eu-west',
+    );
   }
   const model = (req.toModel ?? t.model) as Model;
   if (!(MODELS as readonly string[]).includes(model)) {
@@ -60,7 +64,11 @@ export function planMove(config: Config, t: TenantRow, req: MoveRequest, counts:
     }
     const candidates = model === t.model ? inRegion.filter((s) => s.name !== t.shard) : inRegion;
     if (candidates.length === 0) {
-      throw new UsageError('USAGE', `${t.slug} is already on the only shard of ${req.toRegion} (${t.shard}) as a ${t.model} tenant`, 'pass --to-model to change its model there, or another region');
+      throw new UsageError(
+        'USAGE',
+        `${t.slug} is already on the only shard of ${req.toRegion} (${t.shard}) as a ${t.model} tenant`,
+        'pass --to-model to change its model there, or another region',
+      );
     }
     shard = [...candidates].sort((a, b) => (counts.get(a.name) ?? 0) - (counts.get(b.name) ?? 0) || (a.name < b.name ? -1 : 1))[0];
   }
@@ -75,12 +83,20 @@ export function planMove(config: Config, t: TenantRow, req: MoveRequest, counts:
   }
   const p = placementFor(t.slug, model, s.name, { poolDatabase: s.poolDatabase, tenantDatabase: s.tenantDatabase });
   const from: MoveEnd = {
-    model: t.model, shard: t.shard, region: t.region, database: t.database_name, schema: t.schema_name,
+    model: t.model,
+    shard: t.shard,
+    region: t.region,
+    database: t.database_name,
+    schema: t.schema_name,
     target: targetId({ shard: t.shard, database: t.database_name, schema: t.schema_name }),
   };
   const to: MoveEnd = { model, shard: s.name, region: s.region, database: p.database, schema: p.schema, target: targetId(p) };
   if (from.target === to.target || (from.shard === to.shard && from.model === to.model)) {
-    throw new UsageError('USAGE', `${t.slug} is already a ${t.model} tenant on ${t.shard} (${from.target})`, 'pick another shard, region or model');
+    throw new UsageError(
+      'USAGE',
+      `${t.slug} is already a ${t.model} tenant on ${t.shard} (${from.target})`,
+      'pick another shard, region or model',
+    );
   }
   if (from.shard === to.shard && from.database === to.database && from.schema === to.schema) {
     throw new UsageError('USAGE', `the target ${to.target} is the tenant's current placement`, 'pick another shard or model');

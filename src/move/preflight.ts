@@ -42,24 +42,45 @@ export async function preflight(deps: Deps, plan: MovePlan): Promise<Preflight> 
     try {
       await fleet.assertReachable(s, ADMIN_DATABASE);
     } catch (err) {
-      throw new UsageError('UNREACHABLE', `shard ${s} cannot be reached: ${(err as Error).message}; nothing was changed`, 'check it with tenantctl doctor, then run the move again');
+      throw new UsageError(
+        'UNREACHABLE',
+        `shard ${s} cannot be reached: ${(err as Error).message}; nothing was changed`,
+        'check it with tenantctl doctor, then run the move again',
+      );
     }
   }
   const src = await fleet.withClient(plan.from.shard, plan.from.database, async (c) => {
     const applied = await readApplied(c, [plan.from.schema]);
     const tables = await copyTables(c, plan.from.schema, config);
     if (plan.from.model === 'pool') await assertPoolCopyAllowed(c, plan.from.schema, config, 'read');
-    const noPk = await tablesWithoutPk(c, plan.from.schema, tables.map((t) => t.table));
+    const noPk = await tablesWithoutPk(
+      c,
+      plan.from.schema,
+      tables.map((t) => t.table),
+    );
     return { applied, tables, noPk };
   });
-  if (src.tables.length === 0) throw new UsageError('MOVE_FAILED', `${plan.from.target} has no tenant-scoped tables (with the tenant-key column ${config.tenantKey.column})`, 'check tenantKey in the config');
+  if (src.tables.length === 0)
+    throw new UsageError(
+      'MOVE_FAILED',
+      `${plan.from.target} has no tenant-scoped tables (with the tenant-key column ${config.tenantKey.column})`,
+      'check tenantKey in the config',
+    );
   if (src.noPk.length) {
-    throw new UsageError('MOVE_FAILED', `tenant-scoped table${src.noPk.length > 1 ? 's' : ''} ${src.noPk.join(', ')} of ${plan.from.target} ha${src.noPk.length > 1 ? 've' : 's'} no primary key; a move cannot prove its copy row for row without one; nothing was changed`, 'add a primary key in a migration (tenantctl migrate create), run migrate up, then move');
+    throw new UsageError(
+      'MOVE_FAILED',
+      `tenant-scoped table${src.noPk.length > 1 ? 's' : ''} ${src.noPk.join(', ')} of ${plan.from.target} ha${src.noPk.length > 1 ? 've' : 's'} no primary key; a move cannot prove its copy row for row without one; nothing was changed`,
+      'add a primary key in a migration (tenantctl migrate create), run migrate up, then move',
+    );
   }
   const byId = new Map(deps.migrations.map((m) => [m.id, m]));
   const missing = src.applied.filter((a) => byId.get(a.name)?.checksum !== a.checksum).map((a) => a.name);
   if (missing.length) {
-    throw new UsageError('MIGRATION_FILES', `${plan.from.target} is at migrations this folder does not hold (or holds changed): ${missing.join(', ')}; nothing was changed`, 'run the move from a checkout with the migrations the tenant has');
+    throw new UsageError(
+      'MIGRATION_FILES',
+      `${plan.from.target} is at migrations this folder does not hold (or holds changed): ${missing.join(', ')}; nothing was changed`,
+      'run the move from a checkout with the migrations the tenant has',
+    );
   }
   const appliedIds = new Set(src.applied.map((a) => a.name));
   const atVersion = deps.migrations.filter((m) => appliedIds.has(m.id));
@@ -68,9 +89,18 @@ export async function preflight(deps: Deps, plan: MovePlan): Promise<Preflight> 
 
   if (plan.to.model === 'pool') {
     targetMigrated = await poolTargetAtVersion(deps, plan.to, atVersion, appliedIds);
-    const found = await poolKeyRows(fleet, config, { shard: plan.to.shard, database_name: plan.to.database, schema_name: plan.to.schema, key: plan.key });
+    const found = await poolKeyRows(fleet, config, {
+      shard: plan.to.shard,
+      database_name: plan.to.database,
+      schema_name: plan.to.schema,
+      key: plan.key,
+    });
     if (found.length) {
-      throw new UsageError('KEY_IN_USE', `the pool target ${plan.to.target} already has rows with ${plan.tenant}'s key ${plan.key}: ${found.map((f) => `${f.table} (${f.rows})`).join(', ')}; nothing was changed`, 'remove those rows (a deleted tenant\'s leftovers?) or move the tenant elsewhere');
+      throw new UsageError(
+        'KEY_IN_USE',
+        `the pool target ${plan.to.target} already has rows with ${plan.tenant}'s key ${plan.key}: ${found.map((f) => `${f.table} (${f.rows})`).join(', ')}; nothing was changed`,
+        "remove those rows (a deleted tenant's leftovers?) or move the tenant elsewhere",
+      );
     }
     await fleet.withClient(plan.to.shard, plan.to.database, async (t) => {
       await assertPoolCopyAllowed(t, plan.to.schema, config, 'load');
@@ -79,7 +109,11 @@ export async function preflight(deps: Deps, plan: MovePlan): Promise<Preflight> 
     });
   } else {
     if (!(await runsInOneTransaction(atVersion))) {
-      throw new UsageError('MIGRATION_FILES', 'a migration runs outside a transaction; a move builds its target in one transaction', 'move the tenant before that migration is added');
+      throw new UsageError(
+        'MIGRATION_FILES',
+        'a migration runs outside a transaction; a move builds its target in one transaction',
+        'move the tenant before that migration is added',
+      );
     }
     await assertNothingAt(deps, plan);
   }
@@ -111,9 +145,15 @@ async function poolTargetAtVersion(deps: Deps, to: MoveEnd, atVersion: Migration
     );
   }
   if (have.length === atVersion.length) return [];
-  const out = await migratePlacement(fleet, { model: 'pool', shard: to.shard, database: to.database, schema: to.schema }, atVersion, { config });
+  const out = await migratePlacement(fleet, { model: 'pool', shard: to.shard, database: to.database, schema: to.schema }, atVersion, {
+    config,
+  });
   if (out.status === 'failed') {
-    throw new UsageError('MIGRATION_FAILED', `the pool target ${to.target} is behind the tenant and migrating it failed: ${out.error?.message ?? out.reason ?? 'unknown'}; the tenant was not moved`, out.error?.hint ?? 'fix the target (tenantctl migrate up --shard ' + to.shard + '), then move');
+    throw new UsageError(
+      'MIGRATION_FAILED',
+      `the pool target ${to.target} is behind the tenant and migrating it failed: ${out.error?.message ?? out.reason ?? 'unknown'}; the tenant was not moved`,
+      out.error?.hint ?? `fix the target (tenantctl migrate up --shard ${to.shard}), then move`,
+    );
   }
   return out.applied;
 }
@@ -126,10 +166,20 @@ function assertSameTables(src: CopyTable[], dst: CopyTable[], plan: MovePlan, co
   for (const t of src) {
     const o = d.get(t.table);
     if (!o) problems.push(`${t.table} is not tenant-scoped at the target (no ${config.tenantKey.column} column there, or no table)`);
-    else if ([...t.columns].sort().join(',') !== [...o.columns].sort().join(',')) problems.push(`${t.table} has columns (${t.columns.join(', ')}) at the source, (${o.columns.join(', ')}) at the target`);
+    else if ([...t.columns].sort().join(',') !== [...o.columns].sort().join(','))
+      problems.push(`${t.table} has columns (${t.columns.join(', ')}) at the source, (${o.columns.join(', ')}) at the target`);
   }
-  for (const t of dst) if (!s.has(t.table)) problems.push(`${t.table} is tenant-scoped at the target but not at the source (its rows there have no ${config.tenantKey.column} column)`);
-  if (problems.length) throw new UsageError('MOVE_FAILED', `${plan.from.target} and ${plan.to.target} do not have the same tenant-scoped tables: ${problems.join('; ')}; nothing was changed`, 'bring both to the same migrations, with the tenant-key column on every tenant table, then move');
+  for (const t of dst)
+    if (!s.has(t.table))
+      problems.push(
+        `${t.table} is tenant-scoped at the target but not at the source (its rows there have no ${config.tenantKey.column} column)`,
+      );
+  if (problems.length)
+    throw new UsageError(
+      'MOVE_FAILED',
+      `${plan.from.target} and ${plan.to.target} do not have the same tenant-scoped tables: ${problems.join('; ')}; nothing was changed`,
+      'bring both to the same migrations, with the tenant-key column on every tenant table, then move',
+    );
 }
 
 /**
@@ -137,7 +187,13 @@ function assertSameTables(src: CopyTable[], dst: CopyTable[], plan: MovePlan, co
  * part of the primary key (the usual shape) the key check above proves it; otherwise the source's
  * primary keys are streamed into a temporary table at the target and joined (no table in memory).
  */
-async function assertNoPkCollisions(s: pg.ClientBase, t: pg.ClientBase, plan: MovePlan, tables: CopyTable[], config: Config): Promise<void> {
+async function assertNoPkCollisions(
+  s: pg.ClientBase,
+  t: pg.ClientBase,
+  plan: MovePlan,
+  tables: CopyTable[],
+  config: Config,
+): Promise<void> {
   const clashes: string[] = [];
   for (const tb of tables) {
     const { rows } = await s.query<{ col: string; type: string }>(
@@ -153,15 +209,24 @@ async function assertNoPkCollisions(s: pg.ClientBase, t: pg.ClientBase, plan: Mo
     try {
       await t.query(`create temp table ${ident(tmp)} (${rows.map((r) => `${ident(r.col)} ${r.type}`).join(', ')}) on commit drop`);
       const where = plan.from.model === 'pool' ? ` where ${ident(tb.keyColumn)} = ${literal(plan.key)}::${config.tenantKey.type}` : '';
-      await pipeline(copyOut(s, `copy (select ${cols} from ${qualified(plan.from.schema, tb.table)}${where}) to stdout`), copyIn(t, `copy ${ident(tmp)} from stdin`));
-      const r = await t.query<{ n: number }>(`select count(*)::int as n from ${qualified(plan.to.schema, tb.table)} x join ${ident(tmp)} using (${cols})`);
+      await pipeline(
+        copyOut(s, `copy (select ${cols} from ${qualified(plan.from.schema, tb.table)}${where}) to stdout`),
+        copyIn(t, `copy ${ident(tmp)} from stdin`),
+      );
+      const r = await t.query<{ n: number }>(
+        `select count(*)::int as n from ${qualified(plan.to.schema, tb.table)} x join ${ident(tmp)} using (${cols})`,
+      );
       if (r.rows[0].n > 0) clashes.push(`${tb.table} (${r.rows[0].n} primary key${r.rows[0].n > 1 ? 's' : ''})`);
     } finally {
       await t.query('rollback');
     }
   }
   if (clashes.length) {
-    throw new UsageError('MOVE_FAILED', `primary keys of ${plan.tenant} already exist in the pool target ${plan.to.target}: ${clashes.join(', ')}; nothing was changed`, 'those rows belong to another tenant: move this tenant to another shard or model');
+    throw new UsageError(
+      'MOVE_FAILED',
+      `primary keys of ${plan.tenant} already exist in the pool target ${plan.to.target}: ${clashes.join(', ')}; nothing was changed`,
+      'those rows belong to another tenant: move this tenant to another shard or model',
+    );
   }
 }
 

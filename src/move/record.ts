@@ -66,7 +66,14 @@ export class MoveRecord {
     const progress: MoveProgress = { phase: 'preflight', phases: {} };
     const row = await db
       .insertInto('operations')
-      .values({ kind: 'move', status: 'running', tenant_slug: args.plan.tenant, holder: `${actor}${ciJob ? ` (${ciJob})` : ''}, pid ${process.pid} on ${hostname()}`, args: JSON.stringify(args), progress: JSON.stringify(progress) })
+      .values({
+        kind: 'move',
+        status: 'running',
+        tenant_slug: args.plan.tenant,
+        holder: `${actor}${ciJob ? ` (${ciJob})` : ''}, pid ${process.pid} on ${hostname()}`,
+        args: JSON.stringify(args),
+        progress: JSON.stringify(progress),
+      })
       .returning('id')
       .executeTakeFirstOrThrow();
     return new MoveRecord(db, Number(row.id), args, progress);
@@ -83,7 +90,12 @@ export class MoveRecord {
     const over = status && status !== 'running' && status !== 'switched';
     await tx
       .updateTable('operations')
-      .set({ progress: JSON.stringify(this.progress), heartbeat_at: sql`now()` as never, ...(status ? { status } : {}), ...(over ? { finished_at: sql`now()` as never } : {}) })
+      .set({
+        progress: JSON.stringify(this.progress),
+        heartbeat_at: sql`now()` as never,
+        ...(status ? { status } : {}),
+        ...(over ? { finished_at: sql`now()` as never } : {}),
+      })
       .where('id', '=', this.id)
       .execute();
   }

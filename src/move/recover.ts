@@ -45,12 +45,24 @@ export async function recoverMove(deps: RecoverDeps, row: MoveRow): Promise<Reco
   }
   const t = await findTenant(db, plan.tenant);
   await db.transaction().execute(async (tx) => {
-    if (t && t.status === 'moving' && t.shard === plan.from.shard && t.database_name === plan.from.database && t.schema_name === plan.from.schema) {
+    if (
+      t &&
+      t.status === 'moving' &&
+      t.shard === plan.from.shard &&
+      t.database_name === plan.from.database &&
+      t.schema_name === plan.from.schema
+    ) {
       await updateTenant(tx, plan.tenant, { status: row.args.status, status_detail: row.args.statusDetail });
       cleaned.push(`status back to ${row.args.status}`);
     }
     await rec.update({ phase: 'cleaned up', targetCreated: false }, 'interrupted', tx);
-    await recordEvent(tx, { command: deps.command, action: 'move cleaned up', result: 'ok', tenant: plan.tenant, details: { move: row.id, from: plan.from.target, to: plan.to.target, cleaned } });
+    await recordEvent(tx, {
+      command: deps.command,
+      action: 'move cleaned up',
+      result: 'ok',
+      tenant: plan.tenant,
+      details: { move: row.id, from: plan.from.target, to: plan.to.target, cleaned },
+    });
   });
   return { move: row.id, cleaned };
 }

@@ -14,7 +14,13 @@ import type { MoveEnd } from './plan.js';
  * that the role stays when the other end is an exclusive placement on the same cluster (roles are
  * cluster-wide: it is the tenant's role there too). Idempotent: a missing placement is fine.
  */
-export async function removeEnd(deps: { config: Config; fleet: Fleet }, slug: string, key: string, end: MoveEnd, other: MoveEnd): Promise<void> {
+export async function removeEnd(
+  deps: { config: Config; fleet: Fleet },
+  slug: string,
+  key: string,
+  end: MoveEnd,
+  other: MoveEnd,
+): Promise<void> {
   const { config, fleet } = deps;
   const placed: PlacedTenant = { slug, key, model: end.model, shard: end.shard, database_name: end.database, schema_name: end.schema };
   const roleShared = other.model !== 'pool' && other.shard === end.shard;
@@ -32,4 +38,3 @@ export async function removeEnd(deps: { config: Config; fleet: Fleet }, slug: st
     await c.query(`revoke connect on database ${ident(end.database)} from ${ident(tenantRoleName(slug))}`).catch(() => undefined);
   });
 }
-

@@ -42,7 +42,13 @@ export async function rollbackMove(deps: RecoverDeps & { wait?: boolean }, slug:
       // recoverMove removes a copy only when one was recorded as created; say what was rolled back.
       const rec = MoveRecord.of(deps.db, { ...open, status: 'interrupted' });
       await rec.update({ phase: 'rolled back' }, 'rolled back');
-      await recordEvent(deps.db, { command: deps.command, action: 'move rolled back', result: 'ok', tenant: slug, details: { move: open.id, at: plan.from.target, removed: plan.to.target, switched: false } });
+      await recordEvent(deps.db, {
+        command: deps.command,
+        action: 'move rolled back',
+        result: 'ok',
+        tenant: slug,
+        details: { move: open.id, at: plan.from.target, removed: plan.to.target, switched: false },
+      });
       return { tenant: slug, move: open.id, at: plan.from, removed: plan.to, wasSwitched: false, cleaned: r.cleaned };
     }
     const { cleaned } = await recoverMove(deps, open);
@@ -64,7 +70,7 @@ export async function rollbackMove(deps: RecoverDeps & { wait?: boolean }, slug:
           for (const t of tables) {
             const d = await digestTable(c, t, { model: plan.to.model, schema: plan.to.schema, key: plan.key }, deps.config);
             const w = want.get(t.table);
-            if (!w || (w.rows !== d.rows || w.hash !== d.hash)) out.push(`${t.table} (${w?.rows ?? 0} → ${d.rows} rows)`);
+            if (!w || w.rows !== d.rows || w.hash !== d.hash) out.push(`${t.table} (${w?.rows ?? 0} → ${d.rows} rows)`);
           }
           return out;
         } finally {
@@ -79,9 +85,21 @@ export async function rollbackMove(deps: RecoverDeps & { wait?: boolean }, slug:
         );
       }
       await deps.db.transaction().execute(async (tx) => {
-        await updateTenant(tx, slug, { model: plan.from.model, shard: plan.from.shard, region: plan.from.region, database_name: plan.from.database, schema_name: plan.from.schema });
+        await updateTenant(tx, slug, {
+          model: plan.from.model,
+          shard: plan.from.shard,
+          region: plan.from.region,
+          database_name: plan.from.database,
+          schema_name: plan.from.schema,
+        });
         await rec.update({ phase: 'rolled back' }, 'rolled back', tx);
-        await recordEvent(tx, { command: deps.command, action: 'move rolled back', result: 'ok', tenant: slug, details: { move: open.id, at: plan.from.target, removed: plan.to.target, switched: true } });
+        await recordEvent(tx, {
+          command: deps.command,
+          action: 'move rolled back',
+          result: 'ok',
+          tenant: slug,
+          details: { move: open.id, at: plan.from.target, removed: plan.to.target, switched: true },
+        });
       });
     } finally {
       await fence.lift();
@@ -90,7 +108,11 @@ export async function rollbackMove(deps: RecoverDeps & { wait?: boolean }, slug:
     try {
       await removeEnd(deps, plan.tenant, plan.key, plan.to, plan.from);
     } catch (err) {
-      throw new TenantctlError('MOVE_FAILED', `${slug} points at ${plan.from.target} again, but removing the copy at ${plan.to.target} failed: ${(err as Error).message}`, `the move is rolled back in the catalog; drop ${plan.to.target} by hand once the shard is healthy (tenantctl move status ${slug} shows it)`);
+      throw new TenantctlError(
+        'MOVE_FAILED',
+        `${slug} points at ${plan.from.target} again, but removing the copy at ${plan.to.target} failed: ${(err as Error).message}`,
+        `the move is rolled back in the catalog; drop ${plan.to.target} by hand once the shard is healthy (tenantctl move status ${slug} shows it)`,
+      );
     }
     return { tenant: slug, move: open.id, at: plan.from, removed: plan.to, wasSwitched: true, cleaned };
   });

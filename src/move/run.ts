@@ -117,18 +117,36 @@ export async function moveTenant(deps: MoveDeps, slug: string, o: MoveOptions): 
         }
       })();
       if (wanted !== open.args.plan.to.target) {
-        throw new UsageError('TENANT_STATE', `${slug} was moved to ${open.args.plan.to.target} (move ${open.id}) and that move awaits move complete or move rollback`, `tenantctl move complete ${slug} (drops the old placement) or tenantctl move rollback ${slug}, then move again`);
+        throw new UsageError(
+          'TENANT_STATE',
+          `${slug} was moved to ${open.args.plan.to.target} (move ${open.id}) and that move awaits move complete or move rollback`,
+          `tenantctl move complete ${slug} (drops the old placement) or tenantctl move rollback ${slug}, then move again`,
+        );
       }
       const p = open.progress;
       return {
-        tenant: slug, status: 'switched', move: open.id, from: open.args.plan.from, to: open.args.plan.to, phases: phasesOf(p.phases),
-        tables: p.tables, rows: p.rows, bytes: p.bytes, writeBlockedMs: p.writeBlockedMs, resumed: again.cleaned.length ? again : undefined, durationMs: Date.now() - started,
+        tenant: slug,
+        status: 'switched',
+        move: open.id,
+        from: open.args.plan.from,
+        to: open.args.plan.to,
+        phases: phasesOf(p.phases),
+        tables: p.tables,
+        rows: p.rows,
+        bytes: p.bytes,
+        writeBlockedMs: p.writeBlockedMs,
+        resumed: again.cleaned.length ? again : undefined,
+        durationMs: Date.now() - started,
       };
     }
     if (open) resumed = await recoverMove(deps, open);
     const t = await getTenant(deps.db, slug);
     if (t.status !== 'active' && t.status !== 'suspended') {
-      throw new UsageError('TENANT_STATE', `tenant "${slug}" is ${t.status}; only active or suspended tenants can be moved`, t.status === 'moving' ? `tenantctl move rollback ${slug}` : 'finish the command that owns it first');
+      throw new UsageError(
+        'TENANT_STATE',
+        `tenant "${slug}" is ${t.status}; only active or suspended tenants can be moved`,
+        t.status === 'moving' ? `tenantctl move rollback ${slug}` : 'finish the command that owns it first',
+      );
     }
     const plan = planMove(deps.config, t, o, await tenantCountsByShard(deps.db));
     return runMove(deps, plan, t.status, t.status_detail, started, resumed, Boolean(o.fastLoad));
@@ -143,7 +161,15 @@ function phasesOf(p: Record<string, number> | undefined): { phase: PhaseName; ms
   return PHASES.filter((x) => p?.[x] !== undefined).map((x) => ({ phase: x, ms: p![x] }));
 }
 
-async function runMove(deps: MoveDeps, plan: MovePlan, prevStatus: 'active' | 'suspended' | string, prevDetail: string | null, started: number, resumed: MoveResult['resumed'], fastLoad: boolean): Promise<MoveResult> {
+async function runMove(
+  deps: MoveDeps,
+  plan: MovePlan,
+  prevStatus: 'active' | 'suspended' | string,
+  prevDetail: string | null,
+  started: number,
+  resumed: MoveResult['resumed'],
+  fastLoad: boolean,
+): Promise<MoveResult> {
   const { db, fleet, config } = deps;
   const phases: { phase: PhaseName; ms: number }[] = [];
   let mark = Date.now();
@@ -164,13 +190,23 @@ async function runMove(deps: MoveDeps, plan: MovePlan, prevStatus: 'active' | 's
     throw err;
   });
   await preparePoolFence(fleet, config, plan.from).catch((err) => {
-    throw new TenantctlError('MOVE_FAILED', `installing the write-fence policies in ${plan.from.target} failed: ${errorMessage(err)}; nothing was changed`, 'a long transaction may hold the pool tables: try again when it has ended');
+    throw new TenantctlError(
+      'MOVE_FAILED',
+      `installing the write-fence policies in ${plan.from.target} failed: ${errorMessage(err)}; nothing was changed`,
+      'a long transaction may hold the pool tables: try again when it has ended',
+    );
   });
   const rec = await MoveRecord.start(db, { plan, status: prevStatus as never, statusDetail: prevDetail, resumedFrom: resumed?.move });
   await done('preflight', rec, pre.targetMigrated.length ? `target migrated: ${pre.targetMigrated.join(', ')}` : undefined);
   await db.transaction().execute(async (tx) => {
     await updateTenant(tx, plan.tenant, { status: 'moving', status_detail: `moving to ${plan.to.target} (move ${rec.id})` });
-    await recordEvent(tx, { command: deps.command, action: 'move started', result: 'started', tenant: plan.tenant, details: { move: rec.id, from: plan.from.target, to: plan.to.target, version: pre.version, targetMigrated: pre.targetMigrated } });
+    await recordEvent(tx, {
+      command: deps.command,
+      action: 'move started',
+      result: 'started',
+      tenant: plan.tenant,
+      details: { move: rec.id, from: plan.from.target, to: plan.to.target, version: pre.version, targetMigrated: pre.targetMigrated },
+    });
   });
 
   let fence: HeldFence | undefined;
@@ -192,26 +228,34 @@ async function runMove(deps: MoveDeps, plan: MovePlan, prevStatus: 'active' | 's
       // ONE snapshot, taken after the fence: every committed write of the tenant is in it.
       await src.query('begin isolation level repeatable read read only');
       try {
-        return await copyAndVerify(deps, plan, src, pre.tables, pre.atVersion, {
-          onProgress: (p) => {
-            total.rows = p.rows;
-            total.bytes = p.bytes;
-            deps.onProgress?.(p);
-            void rec.heartbeat({ rows: p.rows, bytes: p.bytes }).catch(() => undefined);
+        return await copyAndVerify(
+          deps,
+          plan,
+          src,
+          pre.tables,
+          pre.atVersion,
+          {
+            onProgress: (p) => {
+              total.rows = p.rows;
+              total.bytes = p.bytes;
+              deps.onProgress?.(p);
+              void rec.heartbeat({ rows: p.rows, bytes: p.bytes }).catch(() => undefined);
+            },
+            afterTable: async (table) => {
+              await rec.update({ rows: total.rows, bytes: total.bytes, lastTable: table });
+              if (FAULT() === 'move-hang-in-copy') await new Promise(() => setInterval(() => {}, 1000));
+            },
+            beforeVerify: async (tgt, schema, tables) => {
+              await done('copy', rec);
+              begin('verify');
+              if (FAULT() === 'move-tamper') await tamper(tgt, schema, tables, plan);
+            },
+            verified: async () => {
+              await done('verify', rec);
+            },
           },
-          afterTable: async (table) => {
-            await rec.update({ rows: total.rows, bytes: total.bytes, lastTable: table });
-            if (FAULT() === 'move-hang-in-copy') await new Promise(() => setInterval(() => {}, 1000));
-          },
-          beforeVerify: async (tgt, schema, tables) => {
-            await done('copy', rec);
-            begin('verify');
-            if (FAULT() === 'move-tamper') await tamper(tgt, schema, tables, plan);
-          },
-          verified: async () => {
-            await done('verify', rec);
-          },
-        }, { fastLoad });
+          { fastLoad },
+        );
       } finally {
         await src.query('rollback').catch(() => undefined);
       }
@@ -222,11 +266,29 @@ async function runMove(deps: MoveDeps, plan: MovePlan, prevStatus: 'active' | 's
     begin('switch');
     await db.transaction().execute(async (tx) => {
       await updateTenant(tx, plan.tenant, {
-        model: plan.to.model, shard: plan.to.shard, region: plan.to.region, database_name: plan.to.database, schema_name: plan.to.schema,
-        status: prevStatus as never, status_detail: prevDetail,
+        model: plan.to.model,
+        shard: plan.to.shard,
+        region: plan.to.region,
+        database_name: plan.to.database,
+        schema_name: plan.to.schema,
+        status: prevStatus as never,
+        status_detail: prevDetail,
       });
       await rec.update({ phase: 'switch', tables: checks, rows, bytes, targetCreated: false }, 'switched', tx);
-      await recordEvent(tx, { command: deps.command, action: 'moved', result: 'ok', tenant: plan.tenant, details: { move: rec.id, from: plan.from.target, to: plan.to.target, rows, bytes, tables: checks.map((c) => ({ table: c.table, rows: c.rows, hash: c.target.hash })) } });
+      await recordEvent(tx, {
+        command: deps.command,
+        action: 'moved',
+        result: 'ok',
+        tenant: plan.tenant,
+        details: {
+          move: rec.id,
+          from: plan.from.target,
+          to: plan.to.target,
+          rows,
+          bytes,
+          tables: checks.map((c) => ({ table: c.table, rows: c.rows, hash: c.target.hash })),
+        },
+      });
     });
     switched = true;
     await done('switch', rec);
@@ -236,7 +298,22 @@ async function runMove(deps: MoveDeps, plan: MovePlan, prevStatus: 'active' | 's
     const writeBlockedMs = Date.now() - Date.parse(fence.record.at!);
     await rec.update({ fence: { ...fence.record, liftedAt: new Date().toISOString() }, writeBlockedMs });
     await done('unfence', rec);
-    return { tenant: plan.tenant, status: 'switched', move: rec.id, from: plan.from, to: plan.to, version: pre.version, phases, tables: checks, rows, bytes, writeBlockedMs, targetMigrated: pre.targetMigrated, resumed, durationMs: Date.now() - started };
+    return {
+      tenant: plan.tenant,
+      status: 'switched',
+      move: rec.id,
+      from: plan.from,
+      to: plan.to,
+      version: pre.version,
+      phases,
+      tables: checks,
+      rows,
+      bytes,
+      writeBlockedMs,
+      targetMigrated: pre.targetMigrated,
+      resumed,
+      durationMs: Date.now() - started,
+    };
   } catch (err) {
     const current = PHASES.find((p) => !phases.some((x) => x.phase === p)) ?? 'unfence';
     deps.onPhase?.({ phase: current, state: 'failed', detail: errorMessage(err) });
@@ -246,17 +323,46 @@ async function runMove(deps: MoveDeps, plan: MovePlan, prevStatus: 'active' | 's
     const blocked = fence?.record.at ? Date.now() - Date.parse(fence.record.at) : undefined;
     if (!switched) {
       if (rec.progress.targetCreated) await removeEnd(deps, plan.tenant, plan.key, plan.to, plan.from).catch(() => undefined);
-      await db.transaction().execute(async (tx) => {
-        await updateTenant(tx, plan.tenant, { status: prevStatus as never, status_detail: prevDetail });
-        await rec.update({ error: message, targetCreated: false, ...(fence ? { fence: { ...fence.record, liftedAt: new Date().toISOString() } } : {}), writeBlockedMs: blocked, ...(err instanceof TenantctlError && err.code === 'MOVE_VERIFY' ? { tables: (err as never as { checks: TableCheck[] }).checks } : {}) }, 'failed', tx);
-        await recordEvent(tx, { command: deps.command, action: 'move failed', result: 'failed', tenant: plan.tenant, details: { move: rec.id, from: plan.from.target, to: plan.to.target, error: message } });
-      }).catch(() => undefined);
+      await db
+        .transaction()
+        .execute(async (tx) => {
+          await updateTenant(tx, plan.tenant, { status: prevStatus as never, status_detail: prevDetail });
+          await rec.update(
+            {
+              error: message,
+              targetCreated: false,
+              ...(fence ? { fence: { ...fence.record, liftedAt: new Date().toISOString() } } : {}),
+              writeBlockedMs: blocked,
+              ...(err instanceof TenantctlError && err.code === 'MOVE_VERIFY'
+                ? { tables: (err as never as { checks: TableCheck[] }).checks }
+                : {}),
+            },
+            'failed',
+            tx,
+          );
+          await recordEvent(tx, {
+            command: deps.command,
+            action: 'move failed',
+            result: 'failed',
+            tenant: plan.tenant,
+            details: { move: rec.id, from: plan.from.target, to: plan.to.target, error: message },
+          });
+        })
+        .catch(() => undefined);
     }
     if (err instanceof UsageError || (err instanceof TenantctlError && err.exitCode === EXIT.locked)) throw err;
     return {
-      tenant: plan.tenant, status: 'failed', move: rec.id, from: plan.from, to: plan.to, phases, writeBlockedMs: blocked,
+      tenant: plan.tenant,
+      status: 'failed',
+      move: rec.id,
+      from: plan.from,
+      to: plan.to,
+      phases,
+      writeBlockedMs: blocked,
       tables: err instanceof TenantctlError && err.code === 'MOVE_VERIFY' ? (err as never as { checks: TableCheck[] }).checks : undefined,
-      resumed, durationMs: Date.now() - started, error: { code: err instanceof TenantctlError ? err.code : 'MOVE_FAILED', message },
+      resumed,
+      durationMs: Date.now() - started,
+      error: { code: err instanceof TenantctlError ? err.code : 'MOVE_FAILED', message },
     };
   }
 }
@@ -267,7 +373,10 @@ async function tamper(c: pg.ClientBase, schema: string, tables: CopyTable[], pla
     const col = t.columns.find((x) => x !== t.keyColumn && /name|title|body|email/.test(x));
     if (!col) continue;
     const mine = plan.to.model === 'pool' ? `where ${ident(t.keyColumn)}::text = $1` : 'where $1::text is not null';
-    const r = await c.query(`update ${qualified(schema, t.table)} set ${ident(col)} = ${ident(col)} || 'x' where ctid = (select ctid from ${qualified(schema, t.table)} ${mine} limit 1)`, [plan.key]);
+    const r = await c.query(
+      `update ${qualified(schema, t.table)} set ${ident(col)} = ${ident(col)} || 'x' where ctid = (select ctid from ${qualified(schema, t.table)} ${mine} limit 1)`,
+      [plan.key],
+    );
     if (r.rowCount) return;
   }
 }

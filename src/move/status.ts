@@ -45,17 +45,35 @@ export async function moveStatus(db: CatalogDb, slug: string): Promise<MoveStatu
   const p = m.progress;
   const blocked = p.writeBlockedMs ?? (p.fence?.at && !p.fence.liftedAt && live ? Date.now() - Date.parse(p.fence.at) : null);
   const next =
-    m.status === 'switched' ? `tenantctl move complete ${slug} (drops the source) or tenantctl move rollback ${slug}`
-    : m.status === 'running' && !live ? `killed: run the move again to resume, or tenantctl move rollback ${slug}`
-    : m.status === 'running' ? 'running' : 'nothing';
+    m.status === 'switched'
+      ? `tenantctl move complete ${slug} (drops the source) or tenantctl move rollback ${slug}`
+      : m.status === 'running' && !live
+        ? `killed: run the move again to resume, or tenantctl move rollback ${slug}`
+        : m.status === 'running'
+          ? 'running'
+          : 'nothing';
   return {
     tenant: slug,
     tenantStatus: t.status,
     at,
     move: {
-      id: m.id, status: m.status, phase: p.phase, live, holder: m.holder, from: m.args.plan.from, to: m.args.plan.to,
-      rows: p.rows ?? 0, bytes: p.bytes ?? 0, writeBlockedMs: blocked, fence: p.fence ? { at: p.fence.at, liftedAt: p.fence.liftedAt } : null,
-      phases: p.phases ?? {}, tables: p.tables ?? [], startedAt: m.startedAt.toISOString(), heartbeatAt: m.heartbeatAt.toISOString(), error: p.error, next,
+      id: m.id,
+      status: m.status,
+      phase: p.phase,
+      live,
+      holder: m.holder,
+      from: m.args.plan.from,
+      to: m.args.plan.to,
+      rows: p.rows ?? 0,
+      bytes: p.bytes ?? 0,
+      writeBlockedMs: blocked,
+      fence: p.fence ? { at: p.fence.at, liftedAt: p.fence.liftedAt } : null,
+      phases: p.phases ?? {},
+      tables: p.tables ?? [],
+      startedAt: m.startedAt.toISOString(),
+      heartbeatAt: m.heartbeatAt.toISOString(),
+      error: p.error,
+      next,
     },
   };
 }

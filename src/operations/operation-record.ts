@@ -29,7 +29,14 @@ export async function startOperation(
   const holder = `${actor}${ciJob ? ` (${ciJob})` : ''}, pid ${process.pid} on ${hostname()}`;
   const row = await db
     .insertInto('operations')
-    .values({ kind: o.kind, status: 'running', tenant_slug: o.tenant ?? null, holder, args: JSON.stringify(o.args ?? {}), progress: JSON.stringify({ phase: 'start' }) })
+    .values({
+      kind: o.kind,
+      status: 'running',
+      tenant_slug: o.tenant ?? null,
+      holder,
+      args: JSON.stringify(o.args ?? {}),
+      progress: JSON.stringify({ phase: 'start' }),
+    })
     .returning('id')
     .executeTakeFirstOrThrow();
   const id = Number(row.id);

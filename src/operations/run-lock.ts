@@ -110,9 +110,11 @@ async function takeFleetLock(use: OnSession, opts: AcquireOptions): Promise<void
       opts.onWaiting?.(who);
       announced = true;
     }
-    if (opts.signal?.aborted) throw new TenantctlError('INTERRUPTED', 'interrupted while waiting for the run lock', undefined, EXIT.interrupted);
+    if (opts.signal?.aborted)
+      throw new TenantctlError('INTERRUPTED', 'interrupted while waiting for the run lock', undefined, EXIT.interrupted);
     await sleep(LOCK_POLL_MS);
-    if (opts.signal?.aborted) throw new TenantctlError('INTERRUPTED', 'interrupted while waiting for the run lock', undefined, EXIT.interrupted);
+    if (opts.signal?.aborted)
+      throw new TenantctlError('INTERRUPTED', 'interrupted while waiting for the run lock', undefined, EXIT.interrupted);
   }
 }
 

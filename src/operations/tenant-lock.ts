@@ -118,7 +118,8 @@ async function take(handle: LockSessionHandle, slug: string, opts: TenantLockOpt
       opts.onWaiting?.(who);
       announced = true;
     }
-    if (opts.signal?.aborted) throw new TenantctlError('INTERRUPTED', `interrupted while waiting for the lock of tenant "${slug}"`, undefined, EXIT.interrupted);
+    if (opts.signal?.aborted)
+      throw new TenantctlError('INTERRUPTED', `interrupted while waiting for the lock of tenant "${slug}"`, undefined, EXIT.interrupted);
     await sleep(POLL_MS);
   }
 }

@@ -4,7 +4,7 @@ import type { ShardClient } from '../fleet/shard-connections.js';
 import { ensureSchema, ident, qualified } from '../sql.js';
 import { ADMIN_DATABASE, dropDatabase, ensureDatabase } from './databases.js';
 import { tenantRoleName } from './naming.js';
-import { dropTenantRole, ensureTenantRole, grantConnect, grantSchemaToRole, setRoleLogin } from './roles.js';
+import { actForRole, dropTenantRole, ensureTenantRole, grantConnect, grantSchemaToRole, setRoleLogin } from './roles.js';
 import { inTransaction } from '../fleet/fleet.js';
 import { ensureServingRole } from './rls.js';
 import { scopedTablesInOrder } from './scoped-tables.js';
@@ -201,6 +201,8 @@ const database: PlacementDriver = {
     });
   },
   async remove(fleet, _config, t) {
+    // Sessions of the tenant's role on its database are ended by the drop: that needs its privileges.
+    await fleet.withClient(t.shard, ADMIN_DATABASE, (c) => actForRole(c, tenantRoleName(t.slug)));
     await dropDatabase(fleet, t.shard, t.database_name);
     await fleet.withClient(t.shard, ADMIN_DATABASE, (c) => dropTenantRole(c, tenantRoleName(t.slug)));
   },

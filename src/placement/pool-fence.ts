@@ -10,7 +10,11 @@ export const FENCE_SCHEMA = 'tenantctl_fence';
 /** First key of the advisory lock a pool tenant's fence holds ('tfnc'); the second is hashtext(key). */
 export const FENCE_LOCK_CLASSID = 0x74666e63;
 /** Restrictive policies per pool table, one per write command (reads are never fenced). */
-export const FENCE_POLICIES = { insert: 'tenantctl_fence_insert', update: 'tenantctl_fence_update', delete: 'tenantctl_fence_delete' } as const;
+export const FENCE_POLICIES = {
+  insert: 'tenantctl_fence_insert',
+  update: 'tenantctl_fence_update',
+  delete: 'tenantctl_fence_delete',
+} as const;
 /** SQLSTATE of a fenced write: read_only_sql_transaction, which applications already treat as "retry later". */
 export const FENCE_SQLSTATE = '25006';
 
@@ -29,7 +33,11 @@ export const FENCE_SQLSTATE = '25006';
  * RESTRICTIVE, so they only narrow what the permissive `tenantctl_isolation` allows (rls.ts
  * ignores them). Idempotent; creates only what is missing.
  */
-export async function ensurePoolFence(c: Queryable, schema: string, config: Pick<Config, 'tenantKey' | 'rls' | 'servingRole'>): Promise<string[]> {
+export async function ensurePoolFence(
+  c: Queryable,
+  schema: string,
+  config: Pick<Config, 'tenantKey' | 'rls' | 'servingRole'>,
+): Promise<string[]> {
   await c.query(`create schema if not exists ${ident(FENCE_SCHEMA)}`);
   await c.query(`grant usage on schema ${ident(FENCE_SCHEMA)} to public`);
   await c.query(`

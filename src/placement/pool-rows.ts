@@ -29,7 +29,13 @@ export async function ensureAdminSeesAll(c: ShardClient, schema: string, config:
 }
 
 /** Rows carrying `key` in each tenant-scoped table of the schema (only tables with rows). */
-export async function rowsWithKey(c: ShardClient, tables: ScopedTable[], schema: string, key: string, config: PoolConfig): Promise<KeyRows[]> {
+export async function rowsWithKey(
+  c: ShardClient,
+  tables: ScopedTable[],
+  schema: string,
+  key: string,
+  config: PoolConfig,
+): Promise<KeyRows[]> {
   if (tables.length === 0) return [];
   const sql = tables
     .map(

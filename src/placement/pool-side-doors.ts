@@ -88,7 +88,7 @@ export async function findSideDoors(client: Queryable, schema: string, config: D
         kind,
         object: name,
         fix: `revoke all on ${q} from public, ${ident(serving)}`,
-        closed: `revoked ${serving}'s access to ${kind} ${name}: ${r.kind === 'm' ? 'it holds every tenant\'s rows' : 'row-level security does not reach it'}`,
+        closed: `revoked ${serving}'s access to ${kind} ${name}: ${r.kind === 'm' ? "it holds every tenant's rows" : 'row-level security does not reach it'}`,
       });
     }
   }

@@ -53,11 +53,7 @@ export function resolveTenant(config: Config, t: TenantRow, opts: { admin?: bool
   app.password = pool && config.servingRole.password ? '***' : '';
   // libpq's `options` sets the setting (pool) or search_path (schema) for the whole connection:
   // right for one tenant per connection; a shared pool sets the setting per transaction instead.
-  const options = pool
-    ? `-c ${config.rls.setting}=${t.key}`
-    : t.model === 'schema'
-      ? `-c search_path=${t.schema_name}`
-      : undefined;
+  const options = pool ? `-c ${config.rls.setting}=${t.key}` : t.model === 'schema' ? `-c search_path=${t.schema_name}` : undefined;
   // %20, not '+': libpq decodes only percent-escapes in a URI.
   if (options) app.search = `?options=${encodeURIComponent(options)}`;
   const scope = pool

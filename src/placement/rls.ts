@@ -98,7 +98,14 @@ export async function rlsState(client: Queryable, schema: string, config: RlsCon
         and c.relkind in ('r', 'p')
         and a.attname = coalesce($2::jsonb ->> c.relname::text, $3)
       order by c.relname`,
-    [schema, JSON.stringify(config.tenantKey.tables ?? {}), config.tenantKey.column, POLICY_NAME, ADMIN_POLICY_NAME, config.servingRole.name],
+    [
+      schema,
+      JSON.stringify(config.tenantKey.tables ?? {}),
+      config.tenantKey.column,
+      POLICY_NAME,
+      ADMIN_POLICY_NAME,
+      config.servingRole.name,
+    ],
   );
   return res.rows;
 }
@@ -232,7 +239,7 @@ function policyMatches(rendered: string, column: string, config: Pick<Config, 't
   const norm = (s: string) => s.replace(/[\s()"]/g, '').toLowerCase();
   const r = norm(rendered);
   return (
-    r.startsWith(norm(column) + '=') &&
+    r.startsWith(`${norm(column)}=`) &&
     r.includes(norm(`current_setting('${config.rls.setting}'`)) &&
     r.includes('nullif') &&
     // A text key needs no cast, and PostgreSQL prints none.

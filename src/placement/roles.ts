@@ -25,17 +25,28 @@ export async function ensureTenantRole(c: ShardClient, role: string): Promise<vo
  * the role. Idempotent, so a delete that failed half-way is finished by running it again.
  */
 export async function dropTenantRole(c: ShardClient, role: string): Promise<void> {
+  if (!(await actForRole(c, role))) return;
+  // Privileges granted to it in this database and on shared objects; the role owns nothing.
+  await c.query(`drop owned by ${ident(role)}`);
+  await c.query(`drop role if exists ${ident(role)}`);
+}
+
+/**
+ * Give tenantctl's role the privileges of a tenant role (a superuser has them): needed to DROP
+ * OWNED BY it, and to end its sessions when its database is dropped WITH (FORCE) ("must be a
+ * member of the role whose process is being terminated"). Returns false when the role does not
+ * exist. The membership goes when the role is dropped.
+ */
+export async function actForRole(c: ShardClient, role: string): Promise<boolean> {
   const { rows } = await c.query<{ member: boolean; superuser: boolean }>(
     `select pg_has_role(current_user, r.oid, 'usage') as member,
             (select rolsuper from pg_roles where rolname = current_user) as superuser
        from pg_roles r where r.rolname = $1`,
     [role],
   );
-  if (rows.length === 0) return;
+  if (rows.length === 0) return false;
   if (!rows[0].superuser && !rows[0].member) await c.query(`grant ${ident(role)} to current_user`);
-  // Privileges granted to it in this database and on shared objects; the role owns nothing.
-  await c.query(`drop owned by ${ident(role)}`);
-  await c.query(`drop role if exists ${ident(role)}`);
+  return true;
 }
 
 /** The role may use the schema's tables and sequences, including ones migrations add later. */
@@ -48,7 +59,6 @@ export async function grantSchemaToRole(c: ShardClient, schema: string, role: st
   await c.query(`alter default privileges for role ${ident(admin)} in schema ${s} grant select, insert, update, delete on tables to ${r}`);
   await c.query(`alter default privileges for role ${ident(admin)} in schema ${s} grant usage, select on sequences to ${r}`);
 }
-
 
 /**
  * GRANT CONNECT on a database to a role. A GRANT rewrites the database's pg_database row, and two

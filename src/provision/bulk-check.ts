@@ -20,7 +20,11 @@ export async function assertBulkInputs(deps: { config: Config; db: CatalogDb }, 
   if (problems.length === 0) return;
   const shown = problems.slice(0, 50);
   const more = problems.length > shown.length ? `\n  … and ${problems.length - shown.length} more` : '';
-  throw new UsageError('BAD_INPUT', `${file} has ${problems.length} problem(s):\n  ${shown.join('\n  ')}${more}`, 'fix those rows; nothing was created');
+  throw new UsageError(
+    'BAD_INPUT',
+    `${file} has ${problems.length} problem(s):\n  ${shown.join('\n  ')}${more}`,
+    'fix those rows; nothing was created',
+  );
 }
 
 export async function bulkProblems(deps: { config: Config; db: CatalogDb }, inputs: CreateTenantInput[]): Promise<string[]> {
@@ -58,7 +62,10 @@ export async function bulkProblems(deps: { config: Config; db: CatalogDb }, inpu
     const row = bySlug.get(input.slug);
     if (!row || (row.status !== 'provisioning' && row.status !== 'failed')) return;
     const conflicts = resumeConflicts(config, row, input);
-    if (conflicts.length) problems.push(`${where(i)}: ${row.status} tenant recorded as ${row.model} on ${row.shard} (${row.region}); the row asks ${conflicts.join(', ')}`);
+    if (conflicts.length)
+      problems.push(
+        `${where(i)}: ${row.status} tenant recorded as ${row.model} on ${row.shard} (${row.region}); the row asks ${conflicts.join(', ')}`,
+      );
   });
   return problems;
 }

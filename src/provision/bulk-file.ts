@@ -35,11 +35,19 @@ export function readTenantFile(file: string): CreateTenantInput[] {
       if (!Array.isArray(list)) throw new Error('expected a list of tenants (or a `tenants:` key holding one)');
       records = list as Record<string, unknown>[];
     } else {
-      throw new UsageError('BAD_INPUT', `--from-file ${file}: unknown file type "${ext}"`, 'use a .csv file with a header row, or .yaml/.yml');
+      throw new UsageError(
+        'BAD_INPUT',
+        `--from-file ${file}: unknown file type "${ext}"`,
+        'use a .csv file with a header row, or .yaml/.yml',
+      );
     }
   } catch (err) {
     if (err instanceof UsageError) throw err;
-    throw new UsageError('BAD_INPUT', `${file} could not be parsed: ${errorMessage(err)}`, 'fix the file; CSV needs a header row with a slug column');
+    throw new UsageError(
+      'BAD_INPUT',
+      `${file} could not be parsed: ${errorMessage(err)}`,
+      'fix the file; CSV needs a header row with a slug column',
+    );
   }
   const problems: string[] = [];
   const seen = new Set<string>();
@@ -68,7 +76,11 @@ export function readTenantFile(file: string): CreateTenantInput[] {
   });
   if (records.length === 0) problems.push('no tenants in the file');
   if (problems.length) {
-    throw new UsageError('BAD_INPUT', `${file} has ${problems.length} problem(s):\n  ${problems.join('\n  ')}`, 'fix those rows; nothing was created');
+    throw new UsageError(
+      'BAD_INPUT',
+      `${file} has ${problems.length} problem(s):\n  ${problems.join('\n  ')}`,
+      'fix those rows; nothing was created',
+    );
   }
   return out;
 }

@@ -60,7 +60,11 @@ export async function createTenant(deps: ProvisionDeps, input: CreateTenantInput
   assertSlug(input.slug);
   // One operation per tenant: a concurrent create, delete or migration of this slug waits for us
   // (or exits 3), so a `provisioning` row is only ever finished by the process that holds it.
-  const lock = await lockTenant(deps.db, input.slug, { command: deps.command ?? 'tenant create', wait: deps.wait, onWaiting: deps.onWaiting });
+  const lock = await lockTenant(deps.db, input.slug, {
+    command: deps.command ?? 'tenant create',
+    wait: deps.wait,
+    onWaiting: deps.onWaiting,
+  });
   try {
     return await createLocked(deps, input);
   } finally {
@@ -79,7 +83,7 @@ async function createLocked(deps: ProvisionDeps, input: CreateTenantInput): Prom
     throw new UsageError(
       'TENANT_EXISTS',
       `tenant "${input.slug}" already exists (${row.status}, ${row.model} on ${row.shard})`,
-      'pick another slug, or see tenantctl tenant show ' + input.slug,
+      `pick another slug, or see tenantctl tenant show ${input.slug}`,
     );
   }
   const drift = (shard: string, database: string) => {
@@ -110,11 +114,21 @@ async function createLocked(deps: ProvisionDeps, input: CreateTenantInput): Prom
       }
     }
     await drift(plan.shard, plan.placement.database);
-    await assertNothingThere(fleet, { slug: plan.slug, model: plan.model, shard: plan.shard, database: plan.placement.database, schema: plan.placement.schema });
+    await assertNothingThere(fleet, {
+      slug: plan.slug,
+      model: plan.model,
+      shard: plan.shard,
+      database: plan.placement.database,
+      schema: plan.placement.schema,
+    });
     // Bulk runs share one count instead of a GROUP BY over the catalog per tenant.
     if (deps.shardLoad) load.set(plan.shard, (load.get(plan.shard) ?? 0) + 1);
     const key = plan.key ?? (await freshKey(config, db, plan.slug));
-    await refuseKeyInUse(deps, { shard: plan.shard, database_name: plan.placement.database, schema_name: plan.placement.schema, key }, plan.model);
+    await refuseKeyInUse(
+      deps,
+      { shard: plan.shard, database_name: plan.placement.database, schema_name: plan.placement.schema, key },
+      plan.model,
+    );
     try {
       row = await insertTenant(db, {
         slug: plan.slug,
@@ -167,12 +181,22 @@ async function createLocked(deps: ProvisionDeps, input: CreateTenantInput): Prom
     const message = redactText(errorMessage(err));
     const undo = deps.skipUndo ? 'skipped' : await undoPlacement(deps, tenant);
     await updateTenant(db, tenant.slug, { status: 'failed', status_detail: message + (undo ? `; cleanup: ${undo}` : '') });
-    await recordEvent(db, { command, action: 'provision failed', result: 'failed', tenant: tenant.slug, details: { error: message, cleanup: undo ?? 'done' } });
+    await recordEvent(db, {
+      command,
+      action: 'provision failed',
+      result: 'failed',
+      tenant: tenant.slug,
+      details: { error: message, cleanup: undo ?? 'done' },
+    });
     return {
       ...base,
       status: 'failed',
       durationMs: Date.now() - started,
-      error: { code: err instanceof TenantctlError ? err.code : 'PROVISION_FAILED', message, hint: `run the same command again to retry; tenantctl tenant delete ${tenant.slug} --yes to give up` },
+      error: {
+        code: err instanceof TenantctlError ? err.code : 'PROVISION_FAILED',
+        message,
+        hint: `run the same command again to retry; tenantctl tenant delete ${tenant.slug} --yes to give up`,
+      },
     };
   }
 }

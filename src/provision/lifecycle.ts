@@ -35,7 +35,11 @@ export async function setSuspended(deps: LifecycleDeps, slug: string, suspend: b
     const t = await getTenant(deps.db, slug);
     const from = suspend ? 'active' : 'suspended';
     if (t.status !== from) {
-      throw new UsageError('TENANT_STATE', `tenant "${slug}" is ${t.status}, not ${from}`, `only ${from} tenants can be ${suspend ? 'suspended' : 'resumed'}`);
+      throw new UsageError(
+        'TENANT_STATE',
+        `tenant "${slug}" is ${t.status}, not ${from}`,
+        `only ${from} tenants can be ${suspend ? 'suspended' : 'resumed'}`,
+      );
     }
     await drivers[t.model].setLogin(deps.fleet, t, !suspend);
     await deps.db.transaction().execute(async (tx) => {
@@ -51,7 +55,11 @@ export async function setSuspended(deps: LifecycleDeps, slug: string, suspend: b
  * catalog row and record the event. Killed half-way, it is still in the catalog as deleting and
  * running delete again finishes it.
  */
-export async function deleteTenant(deps: LifecycleDeps, slug: string, opts: { skipBackup?: boolean } = {}): Promise<TenantRow & { finalBackup?: string }> {
+export async function deleteTenant(
+  deps: LifecycleDeps,
+  slug: string,
+  opts: { skipBackup?: boolean } = {},
+): Promise<TenantRow & { finalBackup?: string }> {
   await getTenant(deps.db, slug);
   return locked(deps, slug, async () => {
     // Read under the lock: another command may have changed or deleted it meanwhile.
@@ -64,7 +72,13 @@ export async function deleteTenant(deps: LifecycleDeps, slug: string, opts: { sk
     try {
       await drivers[t.model].remove(deps.fleet, deps.config, t);
     } catch (err) {
-      await recordEvent(deps.db, { command: deps.command, action: 'delete failed', result: 'failed', tenant: slug, details: { error: String(err) } });
+      await recordEvent(deps.db, {
+        command: deps.command,
+        action: 'delete failed',
+        result: 'failed',
+        tenant: slug,
+        details: { error: String(err) },
+      });
       throw err;
     }
     await deps.db.transaction().execute(async (tx) => {
@@ -74,7 +88,14 @@ export async function deleteTenant(deps: LifecycleDeps, slug: string, opts: { sk
         action: 'deleted',
         result: 'ok',
         tenant: slug,
-        details: { model: t.model, shard: t.shard, database: t.database_name, schema: t.schema_name, key: t.key, finalBackup: finalBackup ?? null },
+        details: {
+          model: t.model,
+          shard: t.shard,
+          database: t.database_name,
+          schema: t.schema_name,
+          key: t.key,
+          finalBackup: finalBackup ?? null,
+        },
       });
     });
     return { ...t, finalBackup };
@@ -86,7 +107,11 @@ async function takeFinalBackup(deps: LifecycleDeps, slug: string): Promise<strin
   const { backupLocked } = await import('../backup/create.js');
   const r = await backupLocked(deps, slug);
   if (r.status === 'failed') {
-    throw new TenantctlError('BACKUP_FAILED', `the final backup of ${slug} failed (${r.error?.message}); nothing was deleted`, 'fix the backup, or pass --skip-backup to delete without one');
+    throw new TenantctlError(
+      'BACKUP_FAILED',
+      `the final backup of ${slug} failed (${r.error?.message}); nothing was deleted`,
+      'fix the backup, or pass --skip-backup to delete without one',
+    );
   }
   return r.backup;
 }

@@ -37,7 +37,12 @@ export interface TenantPlan {
  *   planTenant(config, { slug: 'acme', tier: 'standard' }, new Map([['us1', 3], ['us2', 1]]))
  *   // → { model: 'schema', region: 'us-east', shard: 'us2', ... }
  */
-export function planTenant(config: Config, input: CreateTenantInput, load: Map<string, number>, down: ReadonlySet<string> = new Set()): TenantPlan {
+export function planTenant(
+  config: Config,
+  input: CreateTenantInput,
+  load: Map<string, number>,
+  down: ReadonlySet<string> = new Set(),
+): TenantPlan {
   const slug = assertSlug(input.slug);
   const tier = input.tier ?? config.defaultTier;
   if (!config.tiers[tier]) {
@@ -65,7 +70,9 @@ export function planTenant(config: Config, input: CreateTenantInput, load: Map<s
   }
   const residency = input.residency ?? null;
   if (residency && regionCfg.residency !== residency) {
-    const ok = Object.entries(config.regions).filter(([, r]) => r.residency === residency).map(([n]) => n);
+    const ok = Object.entries(config.regions)
+      .filter(([, r]) => r.residency === residency)
+      .map(([n]) => n);
     throw new UsageError(
       'RESIDENCY',
       `region ${region} breaks residency "${residency}" (its residency is ${regionCfg.residency ?? 'unset'})`,
@@ -111,6 +118,10 @@ export function validateKey(config: Config, key: string): void {
         ? /^-?\d{1,18}$/.test(key)
         : key.length > 0 && key.length <= 200 && !key.includes('\0');
   if (!ok) {
-    throw new UsageError('BAD_INPUT', `--key ${JSON.stringify(key)} is not a valid ${type}`, `give a ${type} key, or leave --key out for a fresh one`);
+    throw new UsageError(
+      'BAD_INPUT',
+      `--key ${JSON.stringify(key)} is not a valid ${type}`,
+      `give a ${type} key, or leave --key out for a fresh one`,
+    );
   }
 }

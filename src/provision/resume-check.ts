@@ -26,7 +26,9 @@ export function resumeConflicts(config: Config, row: TenantRow, input: CreateTen
   differs('region', input.region, row.region);
   differs('shard', input.shard, row.shard);
   if (input.residency !== undefined && config.regions[row.region]?.residency !== input.residency) {
-    out.push(`--residency ${input.residency} (recorded region ${row.region} has residency ${config.regions[row.region]?.residency ?? 'unset'})`);
+    out.push(
+      `--residency ${input.residency} (recorded region ${row.region} has residency ${config.regions[row.region]?.residency ?? 'unset'})`,
+    );
   }
   differs('key', input.key, row.key);
   differs('name', input.name, row.name);

@@ -27,7 +27,11 @@ export interface AuditDocument {
 }
 
 /** The audit's result document; ok when no finding is at or above failOn and every unit ran. */
-export function auditDocument(report: AuditReport, failOn: Severity, extra: { fixes?: FixResult[]; before?: AuditReport } = {}): AuditDocument {
+export function auditDocument(
+  report: AuditReport,
+  failOn: Severity,
+  extra: { fixes?: FixResult[]; before?: AuditReport } = {},
+): AuditDocument {
   const failed = report.units.filter((u) => u.status === 'failed').length;
   const gate = atOrAbove(report.findings, failOn).length;
   return {
@@ -62,24 +66,41 @@ export function renderAudit(out: Output, doc: AuditDocument): void {
     const list = doc.findings.filter((f) => f.severity === sev);
     if (list.length === 0) continue;
     out.print(paint[sev](`${sev.toUpperCase()} (${list.length})`));
-    out.print(renderTable(out, ['tenant', 'check', 'where', 'object', 'message'], list.map((f) => [f.tenant ?? '-', f.check, `${f.shard}/${f.database}`, f.object, f.message])));
+    out.print(
+      renderTable(
+        out,
+        ['tenant', 'check', 'where', 'object', 'message'],
+        list.map((f) => [f.tenant ?? '-', f.check, `${f.shard}/${f.database}`, f.object, f.message]),
+      ),
+    );
     const fixes = list.filter((f) => f.fix);
     if (fixes.length) {
       out.print(out.color.dim(`fix SQL (${fixes.filter((f) => f.fixable).length} applied by audit --fix):`));
-      for (const f of fixes) out.print(out.color.dim(`-- ${f.check} ${f.shard}/${f.database} ${f.object}${f.fixable ? '' : ' (not applied by --fix)'}\n${f.fix}`));
+      for (const f of fixes)
+        out.print(
+          out.color.dim(`-- ${f.check} ${f.shard}/${f.database} ${f.object}${f.fixable ? '' : ' (not applied by --fix)'}\n${f.fix}`),
+        );
     }
     out.print('');
   }
-  for (const u of doc.units.filter((x) => x.status !== 'succeeded')) out.print(out.color.red(`${u.status}: ${u.target} ${u.error?.message ?? u.reason ?? ''}`));
+  for (const u of doc.units.filter((x) => x.status !== 'succeeded'))
+    out.print(out.color.red(`${u.status}: ${u.target} ${u.error?.message ?? u.reason ?? ''}`));
   if (doc.fixes) {
     const applied = doc.fixes.filter((f) => f.status === 'applied').length;
-    out.print(`fixes: ${applied} applied, ${doc.fixes.length - applied} failed${doc.before ? ` (before: ${doc.before.findings} findings)` : ''}`);
-    for (const f of doc.fixes.filter((x) => x.status === 'failed')) out.print(out.color.red(`fix failed: ${f.check} ${f.object}: ${f.error}`));
+    out.print(
+      `fixes: ${applied} applied, ${doc.fixes.length - applied} failed${doc.before ? ` (before: ${doc.before.findings} findings)` : ''}`,
+    );
+    for (const f of doc.fixes.filter((x) => x.status === 'failed'))
+      out.print(out.color.red(`fix failed: ${f.check} ${f.object}: ${f.error}`));
   }
   const s = doc.summary;
-  const conns = Object.entries(s.connections).map(([k, v]) => `${k} ${v.peak}/${v.budget}`).join(', ');
+  const conns = Object.entries(s.connections)
+    .map(([k, v]) => `${k} ${v.peak}/${v.budget}`)
+    .join(', ');
   const line =
-    `audit: ${s.findings} finding(s) (${Object.entries(s.bySeverity).map(([k, v]) => `${v} ${k}`).join(', ')}) over ${s.tenants} tenant(s) in ${s.units} unit(s)` +
+    `audit: ${s.findings} finding(s) (${Object.entries(s.bySeverity)
+      .map(([k, v]) => `${v} ${k}`)
+      .join(', ')}) over ${s.tenants} tenant(s) in ${s.units} unit(s)` +
     `${s.unitsFailed ? `, ${s.unitsFailed} unit(s) failed` : ''}; ${s.atOrAboveFailOn} at or above ${doc.failOn}; ${(s.durationMs / 1000).toFixed(1)}s; peak connections ${conns || 'none'}`;
   out.print(doc.ok ? out.color.green(line) : out.color.red(line));
 }

@@ -19,21 +19,40 @@ export function renderBackupList(out: Output, command: string, rows: BackupEntry
     renderTable(
       out,
       ['backup', 'tenant', 'model', 'region', 'created', 'version', 'rows', 'size', 'encrypted'],
-      rows.map((r) => [r.id, r.tenant, r.model ?? '', r.region, r.createdAt ?? r.problem ?? '', r.version ?? '', r.rows, mb(r.bytes), r.encrypted ? 'yes' : r.problem ? '' : 'no']),
+      rows.map((r) => [
+        r.id,
+        r.tenant,
+        r.model ?? '',
+        r.region,
+        r.createdAt ?? r.problem ?? '',
+        r.version ?? '',
+        r.rows,
+        mb(r.bytes),
+        r.encrypted ? 'yes' : r.problem ? '' : 'no',
+      ]),
     ),
   );
 }
 
 export function renderVerify(out: Output, command: string, r: VerifyResult): void {
   if (out.json) return out.document({ command, ...r });
-  if (r.ok) out.print(out.color.green(`${r.backup}: intact (${r.tablesChecked} tables, ${r.rows} rows${r.encrypted ? ', decrypted' : ''})`));
+  if (r.ok)
+    out.print(out.color.green(`${r.backup}: intact (${r.tablesChecked} tables, ${r.rows} rows${r.encrypted ? ', decrypted' : ''})`));
   else out.print(out.color.red(`${r.backup}: DAMAGED\n  ${r.problems.join('\n  ')}`));
 }
 
 export function renderPrune(out: Output, command: string, rows: PruneEntry[], dryRun: boolean): void {
   const gone = rows.filter((r) => r.action !== 'kept').length;
-  if (out.json) return out.document({ command, ok: true, dryRun, deleted: dryRun ? 0 : gone, wouldDelete: dryRun ? gone : 0, backups: rows });
-  if (rows.length) out.print(renderTable(out, ['backup', 'tenant', 'action', 'why'], rows.map((r) => [r.id, r.tenant, r.action, r.reason])));
+  if (out.json)
+    return out.document({ command, ok: true, dryRun, deleted: dryRun ? 0 : gone, wouldDelete: dryRun ? gone : 0, backups: rows });
+  if (rows.length)
+    out.print(
+      renderTable(
+        out,
+        ['backup', 'tenant', 'action', 'why'],
+        rows.map((r) => [r.id, r.tenant, r.action, r.reason]),
+      ),
+    );
   out.print(`${command}: ${dryRun ? `would delete ${gone}` : `deleted ${gone}`}, kept ${rows.length - gone}`);
 }
 

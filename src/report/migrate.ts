@@ -62,7 +62,13 @@ function renderDryRun(out: Output, doc: MigrateUpDocument): void {
     out.print('nothing to apply');
     return;
   }
-  out.print(renderTable(out, ['target', 'tenant', 'pending'], pending.map(({ target, rows }) => [target, tenantsCell(rows), rows[0].pending!.join(', ')])));
+  out.print(
+    renderTable(
+      out,
+      ['target', 'tenant', 'pending'],
+      pending.map(({ target, rows }) => [target, tenantsCell(rows), rows[0].pending!.join(', ')]),
+    ),
+  );
 }
 
 export function renderMigrateStatus(out: Output, doc: MigrateStatusDocument): void {
@@ -72,10 +78,18 @@ export function renderMigrateStatus(out: Output, doc: MigrateStatusDocument): vo
   }
   const s = doc.summary;
   if (s.targets === 0) {
-    out.print(`migrate status: no targets selected (head ${doc.head ?? '(no migration files)'})${s.skipped ? `; ${s.skipped} tenants skipped (${countBy(doc.skipped.map((x) => x.reason))})` : ''}`);
+    out.print(
+      `migrate status: no targets selected (head ${doc.head ?? '(no migration files)'})${s.skipped ? `; ${s.skipped} tenants skipped (${countBy(doc.skipped.map((x) => x.reason))})` : ''}`,
+    );
     return;
   }
-  out.print(renderTable(out, ['tenants', 'targets', 'state'], doc.groups.map((g) => [g.tenants, g.targets, g.label])));
+  out.print(
+    renderTable(
+      out,
+      ['tenants', 'targets', 'state'],
+      doc.groups.map((g) => [g.tenants, g.targets, g.label]),
+    ),
+  );
   // Pending targets are the groups above; the table names the ones that need a person.
   const problems = doc.targets.filter((t) => (t.condition !== 'up-to-date' && t.condition !== 'pending') || t.unknown.length > 0);
   if (problems.length > 0) {

@@ -26,7 +26,9 @@ export function moveView(out: Output, slug: string): MoveView {
     return {
       onPhase(e) {
         if (e.state === 'start') return;
-        out.info(`move ${slug}: ${e.phase} ${e.state === 'done' ? `done (${e.ms} ms)` : 'FAILED'}${e.detail ? `: ${escapeControl(e.detail)}` : ''}`);
+        out.info(
+          `move ${slug}: ${e.phase} ${e.state === 'done' ? `done (${e.ms} ms)` : 'FAILED'}${e.detail ? `: ${escapeControl(e.detail)}` : ''}`,
+        );
       },
       onProgress(p) {
         if (Date.now() - last < 5000) return;
@@ -52,13 +54,14 @@ export function moveView(out: Output, slug: string): MoveView {
         PHASES.map((phase) => ({
           title: phase,
           task: async (_ctx: unknown, task: { title: string; output: string }) => {
-            const timer = phase === 'copy'
-              ? setInterval(() => {
-                  if (!copyStarted.at) copyStarted.at = Date.now();
-                  const s = (Date.now() - copyStarted.at) / 1000;
-                  task.title = `copy: ${copy.rows} rows, ${mb(copy.bytes)}${copy.table ? ` (${escapeControl(copy.table)})` : ''}${s > 0 ? `, ${Math.round(copy.rows / s)} rows/s` : ''}`;
-                }, 200)
-              : undefined;
+            const timer =
+              phase === 'copy'
+                ? setInterval(() => {
+                    if (!copyStarted.at) copyStarted.at = Date.now();
+                    const s = (Date.now() - copyStarted.at) / 1000;
+                    task.title = `copy: ${copy.rows} rows, ${mb(copy.bytes)}${copy.table ? ` (${escapeControl(copy.table)})` : ''}${s > 0 ? `, ${Math.round(copy.rows / s)} rows/s` : ''}`;
+                  }, 200)
+                : undefined;
             const e = await deferred.get(phase)!.promise;
             if (timer) clearInterval(timer);
             if (e.state === 'failed') throw new Error(`${phase}: ${e.detail ?? 'failed'}`);
@@ -68,7 +71,10 @@ export function moveView(out: Output, slug: string): MoveView {
         {
           renderer: 'default',
           exitOnError: true,
-          rendererOptions: { collapseErrors: false, logger: new ListrLogger({ processOutput: new ProcessOutput(process.stderr, process.stderr) }) },
+          rendererOptions: {
+            collapseErrors: false,
+            logger: new ListrLogger({ processOutput: new ProcessOutput(process.stderr, process.stderr) }),
+          },
           registerSignalListeners: false,
         },
       ).run(),
@@ -94,18 +100,37 @@ export function renderMove(out: Output, command: string, r: MoveResult): void {
   if (out.json) return out.document({ command, ok, ...r });
   if (r.resumed) out.print(`cleaned up the killed move ${r.resumed.move}: ${r.resumed.cleaned.join('; ') || 'nothing left behind'}`);
   if (r.status === 'planned') {
-    out.print(`move ${r.tenant} (dry run): ${r.from.model} ${r.from.target} (${r.from.region}) → ${r.to.model} ${r.to.target} (${r.to.region})`);
+    out.print(
+      `move ${r.tenant} (dry run): ${r.from.model} ${r.from.target} (${r.from.region}) → ${r.to.model} ${r.to.target} (${r.to.region})`,
+    );
     out.print(`phases: ${PHASES.join(', ')}; the source stays until tenantctl move complete ${r.tenant}`);
     return;
   }
   if (r.tables?.length) {
-    out.print(renderTable(out, ['table', 'rows', 'bytes', 'source hash', 'target hash', 'match'], r.tables.map((t) => [t.table, t.rows, t.bytes, t.source.hash, t.target.hash, t.source.hash === t.target.hash && t.source.rows === t.target.rows ? 'yes' : 'NO'])));
+    out.print(
+      renderTable(
+        out,
+        ['table', 'rows', 'bytes', 'source hash', 'target hash', 'match'],
+        r.tables.map((t) => [
+          t.table,
+          t.rows,
+          t.bytes,
+          t.source.hash,
+          t.target.hash,
+          t.source.hash === t.target.hash && t.source.rows === t.target.rows ? 'yes' : 'NO',
+        ]),
+      ),
+    );
   }
   if (!ok) {
     out.print(out.color.red(`move ${r.tenant} failed: ${r.error?.message ?? 'unknown error'}`));
     return;
   }
-  out.print(out.color.green(`moved ${r.tenant}: ${r.from.target} → ${r.to.target} (${r.rows ?? 0} rows, ${mb(r.bytes ?? 0)}, writes blocked ${r.writeBlockedMs ?? 0} ms)`));
+  out.print(
+    out.color.green(
+      `moved ${r.tenant}: ${r.from.target} → ${r.to.target} (${r.rows ?? 0} rows, ${mb(r.bytes ?? 0)}, writes blocked ${r.writeBlockedMs ?? 0} ms)`,
+    ),
+  );
   out.print(`the source is kept: tenantctl move complete ${r.tenant} removes it, tenantctl move rollback ${r.tenant} goes back`);
 }
 
@@ -116,7 +141,9 @@ export function renderMoveStatus(out: Output, command: string, s: MoveStatusResu
   if (!m) return out.print('no move recorded');
   out.print(`move ${m.id}: ${m.status}${m.live === false ? ' (its process is gone)' : ''}, phase ${m.phase}`);
   out.print(`  ${m.from.model} ${m.from.target} → ${m.to.model} ${m.to.target}`);
-  out.print(`  copied ${m.rows} rows, ${mb(m.bytes)}; writes blocked ${m.writeBlockedMs === null ? 'not yet' : `${m.writeBlockedMs} ms`}${m.fence && !m.fence.liftedAt ? ' (fence still up)' : ''}`);
+  out.print(
+    `  copied ${m.rows} rows, ${mb(m.bytes)}; writes blocked ${m.writeBlockedMs === null ? 'not yet' : `${m.writeBlockedMs} ms`}${m.fence && !m.fence.liftedAt ? ' (fence still up)' : ''}`,
+  );
   const done = PHASES.filter((p) => m.phases[p] !== undefined);
   if (done.length) out.print(`  phases: ${done.map((p) => `${p} ${m.phases[p]} ms`).join(', ')}`);
   if (m.error) out.print(out.color.red(`  error: ${escapeControl(m.error)}`));
@@ -130,5 +157,7 @@ export function renderComplete(out: Output, command: string, r: CompleteResult):
 
 export function renderRollback(out: Output, command: string, r: RollbackResult): void {
   if (out.json) return out.document({ command, ok: true, ...r });
-  out.print(`move ${r.move} of ${r.tenant} rolled back: it lives at ${r.at.target} again; removed the copy at ${r.removed.target}${r.cleaned.length ? ` (${r.cleaned.join('; ')})` : ''}`);
+  out.print(
+    `move ${r.move} of ${r.tenant} rolled back: it lives at ${r.at.target} again; removed the copy at ${r.removed.target}${r.cleaned.length ? ` (${r.cleaned.join('; ')})` : ''}`,
+  );
 }

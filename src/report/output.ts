@@ -46,16 +46,16 @@ export function createOutput(opts: OutputOptions = {}): Output {
     tty,
     color,
     print(text) {
-      if (!json) stdout.write(redactText(text) + '\n');
+      if (!json) stdout.write(`${redactText(text)}\n`);
     },
     info(text) {
-      if (!quiet) stderr.write(redactText(text) + '\n');
+      if (!quiet) stderr.write(`${redactText(text)}\n`);
     },
     error(text) {
-      stderr.write(redactText(text) + '\n');
+      stderr.write(`${redactText(text)}\n`);
     },
     document(doc) {
-      if (json) stdout.write(JSON.stringify(redactDeep(doc), null, 2) + '\n');
+      if (json) stdout.write(`${JSON.stringify(redactDeep(doc), null, 2)}\n`);
     },
   };
 }

@@ -30,7 +30,7 @@ export async function printPaged(out: Output, text: string, env = process.env, s
     child.on('error', () => resolve(false));
     // The reader quitting early (q in less) closes the pipe: that is not an error.
     child.stdin.on('error', () => undefined);
-    child.stdin.end(redactText(text) + '\n');
+    child.stdin.end(`${redactText(text)}\n`);
     child.on('close', (code) => resolve(started && code !== 127));
   });
   process.off('SIGINT', ignore);

@@ -47,7 +47,8 @@ export function errorText(r: TenantResult): string {
 
 /** One plain line per finished target, for logs and CI. */
 export function resultLine(out: Output, r: TenantResult): string {
-  const mark = r.status === 'succeeded' ? out.color.green('ok') : r.status === 'failed' ? out.color.red('FAILED') : out.color.yellow('skipped');
+  const mark =
+    r.status === 'succeeded' ? out.color.green('ok') : r.status === 'failed' ? out.color.red('FAILED') : out.color.yellow('skipped');
   const ms = r.durationMs !== undefined ? ` ${r.durationMs}ms` : '';
   const tail = r.status === 'succeeded' ? '' : ` ${errorText(r)}`;
   return `${mark} ${escapeControl(r.tenant)}${r.target ? ` ${r.target}` : ''}${ms}${escapeControl(tail)}`;

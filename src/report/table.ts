@@ -12,7 +12,9 @@ export type Cell = string | number | null | undefined | Styled;
  * escape sequences to the terminal; cells wrapped in `styled()` are tenantctl's own colours.
  */
 export function renderTable(out: Output, head: string[], rows: Cell[][]): string {
-  const cells = rows.map((r) => r.map((c) => (c instanceof Styled ? c.text : c === null || c === undefined ? '' : escapeControl(String(c)))));
+  const cells = rows.map((r) =>
+    r.map((c) => (c instanceof Styled ? c.text : c === null || c === undefined ? '' : escapeControl(String(c)))),
+  );
   if (!out.tty) return [head.join('\t'), ...cells.map((r) => r.join('\t'))].join('\n');
   // Loaded on first use: --help and plain output never need it (it pulls in string-width & co).
   const Table = createRequire(import.meta.url)('cli-table3') as typeof TableType;

@@ -49,6 +49,10 @@ export function shardDbUrl(config: Config, shard: string, database: string, user
 }
 
 export async function catalogCount(db: CatalogDb, slug: string): Promise<number> {
-  const r = await db.selectFrom('tenants').select((eb) => eb.fn.countAll<number>().as('n')).where('slug', '=', slug).executeTakeFirst();
+  const r = await db
+    .selectFrom('tenants')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('slug', '=', slug)
+    .executeTakeFirst();
   return Number(r?.n ?? 0);
 }

@@ -45,7 +45,17 @@ export interface MigrateEnv {
   q<T extends pg.QueryResultRow = any>(shard: string, database: string, sql: string, params?: unknown[]): Promise<T[]>;
   /** The catalog's migrate runs, newest first. */
   runs(): Promise<{ id: number; status: string; holder: string; args: any; progress: any }[]>;
-  targetRows(run: number): Promise<{ target: string; status: string; applied: string[]; tenants: string[]; error: any; started_at: Date | null; duration_ms: number | null }[]>;
+  targetRows(run: number): Promise<
+    {
+      target: string;
+      status: string;
+      applied: string[];
+      tenants: string[];
+      error: any;
+      started_at: Date | null;
+      duration_ms: number | null;
+    }[]
+  >;
   close(): Promise<void>;
 }
 
@@ -105,7 +115,9 @@ export async function migrateEnv(fleet: TestFleet, name: string, opts: EnvOption
       const migrations = await loadMigrations(migrationsDir);
       // A fleet of its own, closed at once: idle connections must not count in later samples.
       const f = new Fleet(config);
-      const results = await createTenants({ config, db, fleet: f, migrations, command: 'test' }, tenants, { concurrency: 8 }).finally(() => f.close());
+      const results = await createTenants({ config, db, fleet: f, migrations, command: 'test' }, tenants, { concurrency: 8 }).finally(() =>
+        f.close(),
+      );
       const bad = results.filter((r) => r.status !== 'succeeded');
       if (bad.length) throw new Error(`could not create tenants: ${JSON.stringify(bad.slice(0, 3))}`);
       return results;

@@ -26,7 +26,14 @@ const summary = (f: Finding[]) => f.map((x) => `${x.check} ${x.shard}/${x.databa
 
 beforeAll(async () => {
   af = await startAuditFleet(2);
-  for (const [slug, model] of [['au-p1', 'pool'], ['au-p2', 'pool'], ['au-s1', 'schema'], ['au-s2', 'schema'], ['au-d1', 'database'], ['au-d2', 'database']] as const) {
+  for (const [slug, model] of [
+    ['au-p1', 'pool'],
+    ['au-p2', 'pool'],
+    ['au-s1', 'schema'],
+    ['au-s2', 'schema'],
+    ['au-d1', 'database'],
+    ['au-d2', 'database'],
+  ] as const) {
     const r = await createTenant(af.deps, { slug, model, shard: 'us1' });
     expect(r.status, JSON.stringify(r)).toBe('succeeded');
     keys[slug] = (await af.db.selectFrom('tenants').select('key').where('slug', '=', slug).executeTakeFirstOrThrow()).key;
@@ -34,7 +41,10 @@ beforeAll(async () => {
   // Rows of both pool tenants, written by tenantctl's role (owner, exempt from the policies).
   for (const slug of ['au-p1', 'au-p2']) {
     await af.as('us1', 'tenant_pool', `insert into app.workspaces (id, name) values ($1, $2)`, [keys[slug], slug]);
-    await af.as('us1', 'tenant_pool', `insert into app.users (tenant_id, email, display_name) values ($1, 'same@example.com', $2)`, [keys[slug], slug]);
+    await af.as('us1', 'tenant_pool', `insert into app.users (tenant_id, email, display_name) values ($1, 'same@example.com', $2)`, [
+      keys[slug],
+      slug,
+    ]);
   }
 }, 240_000);
 
@@ -47,11 +57,17 @@ describe('a fleet provisioned by tenantctl', () => {
     const r = await audit();
     expect(summary(r.findings)).toEqual([]);
     expect(r.units.filter((u) => u.status !== 'succeeded')).toEqual([]);
-    expect(r.units.map((u) => u.target)).toEqual(expect.arrayContaining(['us1/(cluster)', 'us1/tenant_pool', 'us1/tenant_schemas#0', 'us1/t_au_d1']));
+    expect(r.units.map((u) => u.target)).toEqual(
+      expect.arrayContaining(['us1/(cluster)', 'us1/tenant_pool', 'us1/tenant_schemas#0', 'us1/t_au_d1']),
+    );
     for (const [shard, c] of Object.entries(r.connections)) expect(c.peak, shard).toBeLessThanOrEqual(c.budget);
     // The probes granted tenantctl the tenant roles inside rolled-back transactions only.
-    const left = await af.su('us1', 'postgres', `select r.rolname from pg_auth_members m join pg_roles r on r.oid = m.roleid
-      join pg_roles u on u.oid = m.member where u.rolname = 'tenantctl' and (r.rolname like 'tenant\\_%' or r.rolname = 'app_user')`);
+    const left = await af.su(
+      'us1',
+      'postgres',
+      `select r.rolname from pg_auth_members m join pg_roles r on r.oid = m.roleid
+      join pg_roles u on u.oid = m.member where u.rolname = 'tenantctl' and (r.rolname like 'tenant\\_%' or r.rolname = 'app_user')`,
+    );
     expect(left.rows).toEqual([]);
   });
 });
@@ -71,55 +87,280 @@ const P = 'tenant_pool';
 const setting = `tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid`;
 
 const cases: Case[] = [
-  { name: 'a tenant table with row-level security off', plant: [[P, `alter table app.comments disable row level security; drop policy tenantctl_isolation on app.comments; drop policy tenantctl_admin on app.comments`]], expect: [{ check: 'pool.rls-disabled', object: 'app.comments' }], fixable: true },
-  { name: 'policies while row-level security is off', plant: [[P, 'alter table app.projects disable row level security']], expect: [{ check: 'pool.policies-while-disabled', object: 'app.projects' }], fixable: true },
-  { name: 'row-level security on and no policy', plant: [[P, 'drop policy tenantctl_isolation on app.tasks; drop policy tenantctl_admin on app.tasks']], expect: [{ check: 'pool.no-policy', object: 'app.tasks' }], fixable: true },
+  {
+    name: 'a tenant table with row-level security off',
+    plant: [
+      [
+        P,
+        `alter table app.comments disable row level security; drop policy tenantctl_isolation on app.comments; drop policy tenantctl_admin on app.comments`,
+      ],
+    ],
+    expect: [{ check: 'pool.rls-disabled', object: 'app.comments' }],
+    fixable: true,
+  },
+  {
+    name: 'policies while row-level security is off',
+    plant: [[P, 'alter table app.projects disable row level security']],
+    expect: [{ check: 'pool.policies-while-disabled', object: 'app.projects' }],
+    fixable: true,
+  },
+  {
+    name: 'row-level security on and no policy',
+    plant: [[P, 'drop policy tenantctl_isolation on app.tasks; drop policy tenantctl_admin on app.tasks']],
+    expect: [{ check: 'pool.no-policy', object: 'app.tasks' }],
+    fixable: true,
+  },
   {
     name: 'enabled but not forced on a table the serving role owns',
-    plant: [[P, `create table app.notes (tenant_id uuid not null, body text); alter table app.notes enable row level security;
+    plant: [
+      [
+        P,
+        `create table app.notes (tenant_id uuid not null, body text); alter table app.notes enable row level security;
       create policy tenantctl_isolation on app.notes using (${setting}) with check (${setting}); grant select on app.notes to tenantctl;
-      alter table app.notes owner to app_user; grant all on app.notes to tenantctl`]],
+      alter table app.notes owner to app_user; grant all on app.notes to tenantctl`,
+      ],
+    ],
     expect: [{ check: 'pool.rls-not-forced', object: 'app.notes' }],
     fixable: false,
     cleanup: [[P, 'drop table app.notes']],
   },
-  { name: 'an always-true policy (also caught by the probes)', plant: [[P, `create policy leak on app.users for select to public using (true)`]], expect: [{ check: 'pool.always-true-policy', object: 'policy leak on app.users' }, { check: 'probe.cross-tenant-read', object: 'app.users' }], fixable: true },
-  { name: 'a policy that lets writes through unchecked', plant: [[P, `create policy w on app.users for update to app_user using (${setting}) with check (true)`]], expect: [{ check: 'pool.unchecked-writes', object: 'policy w on app.users' }], fixable: true },
-  { name: 'an always-true insert policy (the write probe gets through)', plant: [[P, `create policy ins on app.users for insert to app_user with check (true)`]], expect: [{ check: 'pool.always-true-policy', object: 'policy ins on app.users' }, { check: 'probe.cross-tenant-write', object: 'app.users' }], fixable: true },
-  { name: 'a permissive policy that does not use the tenant key', plant: [[P, `create policy named on app.users for select using (display_name <> '')`]], expect: [{ check: 'pool.policy-without-key', object: 'policy named on app.users' }, { check: 'probe.cross-tenant-read', object: 'app.users' }], fixable: true },
-  { name: 'a view with its owner\'s rights over tenant tables', plant: [[P, 'create view app.all_users as select * from app.users; grant select on app.all_users to app_user', 'tenantctl']], expect: [{ check: 'pool.view-owner-rights', object: 'app.all_users' }], fixable: true, cleanup: [[P, 'drop view app.all_users']] },
-  { name: 'a view of the shard role reachable by the serving role', plant: [[P, 'create view app.statuses as select * from app.task_statuses; grant select on app.statuses to app_user', 'tenantctl']], expect: [{ check: 'shard-role.reach', object: 'app.statuses' }], fixable: true, cleanup: [[P, 'drop view app.statuses']] },
+  {
+    name: 'an always-true policy (also caught by the probes)',
+    plant: [[P, `create policy leak on app.users for select to public using (true)`]],
+    expect: [
+      { check: 'pool.always-true-policy', object: 'policy leak on app.users' },
+      { check: 'probe.cross-tenant-read', object: 'app.users' },
+    ],
+    fixable: true,
+  },
+  {
+    name: 'a policy that lets writes through unchecked',
+    plant: [[P, `create policy w on app.users for update to app_user using (${setting}) with check (true)`]],
+    expect: [{ check: 'pool.unchecked-writes', object: 'policy w on app.users' }],
+    fixable: true,
+  },
+  {
+    name: 'an always-true insert policy (the write probe gets through)',
+    plant: [[P, `create policy ins on app.users for insert to app_user with check (true)`]],
+    expect: [
+      { check: 'pool.always-true-policy', object: 'policy ins on app.users' },
+      { check: 'probe.cross-tenant-write', object: 'app.users' },
+    ],
+    fixable: true,
+  },
+  {
+    name: 'a permissive policy that does not use the tenant key',
+    plant: [[P, `create policy named on app.users for select using (display_name <> '')`]],
+    expect: [
+      { check: 'pool.policy-without-key', object: 'policy named on app.users' },
+      { check: 'probe.cross-tenant-read', object: 'app.users' },
+    ],
+    fixable: true,
+  },
+  {
+    name: "a view with its owner's rights over tenant tables",
+    plant: [[P, 'create view app.all_users as select * from app.users; grant select on app.all_users to app_user', 'tenantctl']],
+    expect: [{ check: 'pool.view-owner-rights', object: 'app.all_users' }],
+    fixable: true,
+    cleanup: [[P, 'drop view app.all_users']],
+  },
+  {
+    name: 'a view of the shard role reachable by the serving role',
+    plant: [[P, 'create view app.statuses as select * from app.task_statuses; grant select on app.statuses to app_user', 'tenantctl']],
+    expect: [{ check: 'shard-role.reach', object: 'app.statuses' }],
+    fixable: true,
+    cleanup: [[P, 'drop view app.statuses']],
+  },
   {
     name: 'a partition readable directly without policies',
-    plant: [[P, `create table app.events (tenant_id uuid not null, n int) partition by hash (tenant_id);
+    plant: [
+      [
+        P,
+        `create table app.events (tenant_id uuid not null, n int) partition by hash (tenant_id);
       create table app.events_0 partition of app.events for values with (modulus 1, remainder 0);
       alter table app.events enable row level security;
       create policy tenantctl_isolation on app.events using (${setting}) with check (${setting});
       create policy tenantctl_admin on app.events to tenantctl using (true) with check (true);
-      grant select on app.events, app.events_0 to app_user`, 'tenantctl']],
+      grant select on app.events, app.events_0 to app_user`,
+        'tenantctl',
+      ],
+    ],
     expect: [{ check: 'pool.partition-unprotected', object: 'app.events_0' }],
     fixable: true,
     cleanup: [[P, 'drop table app.events']],
   },
-  { name: 'a materialized view readable by the serving role', plant: [[P, 'create materialized view app.mv as select tenant_id, email from app.users; grant select on app.mv to app_user', 'tenantctl']], expect: [{ check: 'pool.matview-readable', object: 'app.mv' }], fixable: true, cleanup: [[P, 'drop materialized view app.mv']] },
-  { name: 'TRUNCATE granted to the serving role', plant: [[P, 'grant truncate on app.tasks to app_user']], expect: [{ check: 'pool.dangerous-grant', object: 'app.tasks' }], fixable: true },
-  { name: 'a unique key without the tenant key (the collision probe sees it)', plant: [[P, `update app.users set email = 'x-' || tenant_id || '@example.com' where tenant_id = '${'$A'}'::uuid; create unique index users_email_global on app.users (email)`]], expect: [{ check: 'pool.unique-without-key', object: 'index app.users_email_global' }, { check: 'probe.unique-collision', object: 'app.users' }], fixable: false, cleanup: [[P, 'drop index app.users_email_global']] },
-  { name: 'a foreign key without the tenant key', plant: [[P, 'create unique index users_id_global on app.users (id); alter table app.comments add constraint comments_author_global foreign key (author_id) references app.users (id)']], expect: [{ check: 'pool.fk-without-key', object: 'constraint comments_author_global on app.comments' }], fixable: false, cleanup: [[P, 'alter table app.comments drop constraint comments_author_global; drop index app.users_id_global']] },
-  { name: 'the serving role with BYPASSRLS', plant: [['postgres', 'alter role app_user bypassrls']], expect: [{ check: 'role.bypasses-rls', object: 'role app_user' }], fixable: false, cleanup: [['postgres', 'alter role app_user nobypassrls']] },
-  { name: 'a tenant role member of a BYPASSRLS role', plant: [['postgres', 'create role power_user bypassrls nologin; grant power_user to tenant_au_s1']], expect: [{ check: 'role.bypasses-rls', object: 'role tenant_au_s1' }], fixable: true, cleanup: [['postgres', 'drop role power_user']] },
-  { name: 'tenantctl\'s shard role with BYPASSRLS', plant: [['postgres', 'alter role tenantctl bypassrls']], expect: [{ check: 'shard-role.privileged', object: 'role tenantctl' }], fixable: false, cleanup: [['postgres', 'alter role tenantctl nobypassrls']] },
-  { name: 'a SECURITY DEFINER function PUBLIC can execute, search_path not pinned', plant: [[P, `create function app.peek() returns bigint security definer language sql as 'select count(*) from app.users'`, 'tenantctl']], expect: [{ check: 'function.definer-executable', object: 'function app.peek()' }, { check: 'function.definer-search-path', object: 'function app.peek()' }], fixable: true, cleanup: [[P, 'drop function app.peek()']] },
-  { name: 'a user-defined LEAKPROOF function', plant: [[S, `create function public.lp(int) returns boolean leakproof language sql as 'select true'`]], expect: [{ check: 'function.leakproof', object: 'function lp(integer)' }], fixable: false, cleanup: [[S, 'drop function public.lp(int)']] },
-  { name: 'PUBLIC may create in schema public', plant: [[S, 'grant create on schema public to public']], expect: [{ check: 'schema.public-create' }], fixable: true },
-  { name: 'a tenant role granted a neighbour\'s schema (also caught by the probes)', plant: [[S, 'grant usage on schema t_au_s2 to tenant_au_s1; grant select on all tables in schema t_au_s2 to tenant_au_s1']], expect: [{ check: 'schema.cross-tenant-access', object: 'schema t_au_s2' }, { check: 'probe.tenant-role-cross-schema', object: 't_au_s2.comments' }], fixable: true },
-  { name: 'a tenant role member of another tenant\'s role', plant: [['postgres', 'grant tenant_au_s2 to tenant_au_s1']], expect: [{ check: 'schema.cross-tenant-access', object: 'role tenant_au_s2' }], fixable: true },
-  { name: 'default privileges granting to another tenant', plant: [[S, 'alter default privileges for role tenantctl in schema t_au_s2 grant select on tables to tenant_au_s1']], expect: [{ check: 'schema.default-privileges' }], fixable: true },
-  { name: 'a search_path through a schema PUBLIC can write', plant: [[S, 'grant create on schema public to public; alter role tenant_au_s1 in database tenant_schemas set search_path = t_au_s1, public']], expect: [{ check: 'schema.writable-search-path', object: 'search_path of role tenant_au_s1 in database tenant_schemas' }, { check: 'schema.public-create' }], fixable: false, cleanup: [[S, 'alter role tenant_au_s1 in database tenant_schemas reset search_path; revoke create on schema public from public']] },
-  { name: 'CONNECT to PUBLIC on a tenant database', plant: [['postgres', 'grant connect on database t_au_d1 to public']], expect: [{ check: 'database.public-connect', object: 'database t_au_d1' }, { check: 'probe.tenant-role-cross-database', object: 'database t_au_d1' }], fixable: true },
-  { name: 'a tenant role that can connect to another tenant\'s database', plant: [['postgres', 'grant connect on database t_au_d2 to tenant_au_d1']], expect: [{ check: 'database.cross-tenant-connect', object: 'database t_au_d2' }, { check: 'probe.tenant-role-cross-database', object: 'database t_au_d2' }], fixable: true },
-  { name: 'a tenant-looking schema, database and role without a catalog row', plant: [[S, 'create schema t_ghost'], ['postgres', 'create database t_ghostdb'], ['postgres', 'create role tenant_ghost']], expect: [{ check: 'catalog.orphan-placement', object: 'schema t_ghost' }, { check: 'catalog.orphan-placement', object: 'database t_ghostdb' }, { check: 'catalog.orphan-role', object: 'role tenant_ghost' }], fixable: false, cleanup: [[S, 'drop schema t_ghost'], ['postgres', 'drop database t_ghostdb'], ['postgres', 'drop role tenant_ghost']] },
-  { name: 'pool rows whose key belongs to no tenant', plant: [[P, `insert into app.workspaces (id, name) values ('${randomUUID()}', 'gone')`]], expect: [{ check: 'catalog.orphan-pool-rows', object: 'app.workspaces' }], fixable: false, cleanup: [[P, `delete from app.workspaces where name = 'gone'`]] },
-  { name: 'the tenant setting as a role default survives into every transaction', plant: [['postgres', `alter role app_user set app.tenant_id = '$A'`]], expect: [{ check: 'probe.setting-persists' }, { check: 'probe.no-setting-read', object: 'app.users' }], fixable: false, cleanup: [['postgres', 'alter role app_user reset app.tenant_id']] },
+  {
+    name: 'a materialized view readable by the serving role',
+    plant: [
+      [P, 'create materialized view app.mv as select tenant_id, email from app.users; grant select on app.mv to app_user', 'tenantctl'],
+    ],
+    expect: [{ check: 'pool.matview-readable', object: 'app.mv' }],
+    fixable: true,
+    cleanup: [[P, 'drop materialized view app.mv']],
+  },
+  {
+    name: 'TRUNCATE granted to the serving role',
+    plant: [[P, 'grant truncate on app.tasks to app_user']],
+    expect: [{ check: 'pool.dangerous-grant', object: 'app.tasks' }],
+    fixable: true,
+  },
+  {
+    name: 'a unique key without the tenant key (the collision probe sees it)',
+    plant: [
+      [
+        P,
+        `update app.users set email = 'x-' || tenant_id || '@example.com' where tenant_id = '${'$A'}'::uuid; create unique index users_email_global on app.users (email)`,
+      ],
+    ],
+    expect: [
+      { check: 'pool.unique-without-key', object: 'index app.users_email_global' },
+      { check: 'probe.unique-collision', object: 'app.users' },
+    ],
+    fixable: false,
+    cleanup: [[P, 'drop index app.users_email_global']],
+  },
+  {
+    name: 'a foreign key without the tenant key',
+    plant: [
+      [
+        P,
+        'create unique index users_id_global on app.users (id); alter table app.comments add constraint comments_author_global foreign key (author_id) references app.users (id)',
+      ],
+    ],
+    expect: [{ check: 'pool.fk-without-key', object: 'constraint comments_author_global on app.comments' }],
+    fixable: false,
+    cleanup: [[P, 'alter table app.comments drop constraint comments_author_global; drop index app.users_id_global']],
+  },
+  {
+    name: 'the serving role with BYPASSRLS',
+    plant: [['postgres', 'alter role app_user bypassrls']],
+    expect: [{ check: 'role.bypasses-rls', object: 'role app_user' }],
+    fixable: false,
+    cleanup: [['postgres', 'alter role app_user nobypassrls']],
+  },
+  {
+    name: 'a tenant role member of a BYPASSRLS role',
+    plant: [['postgres', 'create role power_user bypassrls nologin; grant power_user to tenant_au_s1']],
+    expect: [{ check: 'role.bypasses-rls', object: 'role tenant_au_s1' }],
+    fixable: true,
+    cleanup: [['postgres', 'drop role power_user']],
+  },
+  {
+    name: "tenantctl's shard role with BYPASSRLS",
+    plant: [['postgres', 'alter role tenantctl bypassrls']],
+    expect: [{ check: 'shard-role.privileged', object: 'role tenantctl' }],
+    fixable: false,
+    cleanup: [['postgres', 'alter role tenantctl nobypassrls']],
+  },
+  {
+    name: 'a SECURITY DEFINER function PUBLIC can execute, search_path not pinned',
+    plant: [
+      [P, `create function app.peek() returns bigint security definer language sql as 'select count(*) from app.users'`, 'tenantctl'],
+    ],
+    expect: [
+      { check: 'function.definer-executable', object: 'function app.peek()' },
+      { check: 'function.definer-search-path', object: 'function app.peek()' },
+    ],
+    fixable: true,
+    cleanup: [[P, 'drop function app.peek()']],
+  },
+  {
+    name: 'a user-defined LEAKPROOF function',
+    plant: [[S, `create function public.lp(int) returns boolean leakproof language sql as 'select true'`]],
+    expect: [{ check: 'function.leakproof', object: 'function lp(integer)' }],
+    fixable: false,
+    cleanup: [[S, 'drop function public.lp(int)']],
+  },
+  {
+    name: 'PUBLIC may create in schema public',
+    plant: [[S, 'grant create on schema public to public']],
+    expect: [{ check: 'schema.public-create' }],
+    fixable: true,
+  },
+  {
+    name: "a tenant role granted a neighbour's schema (also caught by the probes)",
+    plant: [[S, 'grant usage on schema t_au_s2 to tenant_au_s1; grant select on all tables in schema t_au_s2 to tenant_au_s1']],
+    expect: [
+      { check: 'schema.cross-tenant-access', object: 'schema t_au_s2' },
+      { check: 'probe.tenant-role-cross-schema', object: 't_au_s2.comments' },
+    ],
+    fixable: true,
+  },
+  {
+    name: "a tenant role member of another tenant's role",
+    plant: [['postgres', 'grant tenant_au_s2 to tenant_au_s1']],
+    expect: [{ check: 'schema.cross-tenant-access', object: 'role tenant_au_s2' }],
+    fixable: true,
+  },
+  {
+    name: 'default privileges granting to another tenant',
+    plant: [[S, 'alter default privileges for role tenantctl in schema t_au_s2 grant select on tables to tenant_au_s1']],
+    expect: [{ check: 'schema.default-privileges' }],
+    fixable: true,
+  },
+  {
+    name: 'a search_path through a schema PUBLIC can write',
+    plant: [
+      [S, 'grant create on schema public to public; alter role tenant_au_s1 in database tenant_schemas set search_path = t_au_s1, public'],
+    ],
+    expect: [
+      { check: 'schema.writable-search-path', object: 'search_path of role tenant_au_s1 in database tenant_schemas' },
+      { check: 'schema.public-create' },
+    ],
+    fixable: false,
+    cleanup: [[S, 'alter role tenant_au_s1 in database tenant_schemas reset search_path; revoke create on schema public from public']],
+  },
+  {
+    name: 'CONNECT to PUBLIC on a tenant database',
+    plant: [['postgres', 'grant connect on database t_au_d1 to public']],
+    expect: [
+      { check: 'database.public-connect', object: 'database t_au_d1' },
+      { check: 'probe.tenant-role-cross-database', object: 'database t_au_d1' },
+    ],
+    fixable: true,
+  },
+  {
+    name: "a tenant role that can connect to another tenant's database",
+    plant: [['postgres', 'grant connect on database t_au_d2 to tenant_au_d1']],
+    expect: [
+      { check: 'database.cross-tenant-connect', object: 'database t_au_d2' },
+      { check: 'probe.tenant-role-cross-database', object: 'database t_au_d2' },
+    ],
+    fixable: true,
+  },
+  {
+    name: 'a tenant-looking schema, database and role without a catalog row',
+    plant: [
+      [S, 'create schema t_ghost'],
+      ['postgres', 'create database t_ghostdb'],
+      ['postgres', 'create role tenant_ghost'],
+    ],
+    expect: [
+      { check: 'catalog.orphan-placement', object: 'schema t_ghost' },
+      { check: 'catalog.orphan-placement', object: 'database t_ghostdb' },
+      { check: 'catalog.orphan-role', object: 'role tenant_ghost' },
+    ],
+    fixable: false,
+    cleanup: [
+      [S, 'drop schema t_ghost'],
+      ['postgres', 'drop database t_ghostdb'],
+      ['postgres', 'drop role tenant_ghost'],
+    ],
+  },
+  {
+    name: 'pool rows whose key belongs to no tenant',
+    plant: [[P, `insert into app.workspaces (id, name) values ('${randomUUID()}', 'gone')`]],
+    expect: [{ check: 'catalog.orphan-pool-rows', object: 'app.workspaces' }],
+    fixable: false,
+    cleanup: [[P, `delete from app.workspaces where name = 'gone'`]],
+  },
+  {
+    name: 'the tenant setting as a role default survives into every transaction',
+    plant: [['postgres', `alter role app_user set app.tenant_id = '$A'`]],
+    expect: [{ check: 'probe.setting-persists' }, { check: 'probe.no-setting-read', object: 'app.users' }],
+    fixable: false,
+    cleanup: [['postgres', 'alter role app_user reset app.tenant_id']],
+  },
 ];
 
 describe('each check finds its planted flaw; --fix removes what tenantctl manages', () => {
@@ -130,17 +371,26 @@ describe('each check finds its planted flaw; --fix removes what tenantctl manage
       try {
         const found = (await audit()).findings;
         for (const e of c.expect) {
-          expect(found.some((f) => f.check === e.check && (e.object === undefined || f.object === e.object)), `${e.check} ${e.object ?? ''} in\n${summary(found).join('\n')}`).toBe(true);
+          expect(
+            found.some((f) => f.check === e.check && (e.object === undefined || f.object === e.object)),
+            `${e.check} ${e.object ?? ''} in\n${summary(found).join('\n')}`,
+          ).toBe(true);
         }
         const mine = found.filter((f) => c.expect.some((e) => e.check === f.check && !e.check.startsWith('probe.')));
         expect(mine.every((f) => f.severity && f.message && f.object)).toBe(true);
         if (c.fixable) {
-          const fixes = await applyFixes(af.conns, found.filter((f) => f.fixable));
+          const fixes = await applyFixes(
+            af.conns,
+            found.filter((f) => f.fixable),
+          );
           expect(fixes.filter((f) => f.status === 'failed')).toEqual([]);
           const after = (await audit()).findings;
           for (const e of c.expect.filter((x) => !c.cleanup || x.check.startsWith('pool.') || x.check.startsWith('probe.'))) {
             if (c.cleanup && e.check.startsWith('function.definer-search-path')) continue;
-            expect(after.some((f) => f.check === e.check && (e.object === undefined || f.object === e.object)), `${e.check} still there after --fix:\n${summary(after).join('\n')}`).toBe(false);
+            expect(
+              after.some((f) => f.check === e.check && (e.object === undefined || f.object === e.object)),
+              `${e.check} still there after --fix:\n${summary(after).join('\n')}`,
+            ).toBe(false);
           }
         }
       } finally {
@@ -158,8 +408,14 @@ describe('catalog states and the command line', () => {
     await af.su('us1', S, 'alter schema t_au_s1 rename to t_au_s1_moved');
     try {
       const f = (await audit()).findings;
-      expect(f.some((x) => x.check === 'catalog.stuck-tenant' && x.tenant === 'au-s2'), summary(f).join('\n')).toBe(true);
-      expect(f.some((x) => x.check === 'catalog.placement-missing' && x.object === 'schema t_au_s1'), summary(f).join('\n')).toBe(true);
+      expect(
+        f.some((x) => x.check === 'catalog.stuck-tenant' && x.tenant === 'au-s2'),
+        summary(f).join('\n'),
+      ).toBe(true);
+      expect(
+        f.some((x) => x.check === 'catalog.placement-missing' && x.object === 'schema t_au_s1'),
+        summary(f).join('\n'),
+      ).toBe(true);
     } finally {
       await af.su('us1', S, 'alter schema t_au_s1_moved rename to t_au_s1');
       await updateTenant(af.db, 'au-s2', { status: 'active', status_detail: null });

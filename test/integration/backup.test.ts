@@ -16,24 +16,52 @@ import { storageFor } from '../../src/backup/regions.js';
 const { env } = ownMigrateFleet();
 
 type Tenant = { slug: string; key: string; model: string; shard: string; database_name: string; schema_name: string; status: string };
-const tenant = async (e: MigrateEnv, slug: string) => (await e.db.selectFrom('tenants').selectAll().where('slug', '=', slug).executeTakeFirst()) as Tenant | undefined;
+const tenant = async (e: MigrateEnv, slug: string) =>
+  (await e.db.selectFrom('tenants').selectAll().where('slug', '=', slug).executeTakeFirst()) as Tenant | undefined;
 
 /** Rows in every tenant-scoped table: a workspace, users, projects, tasks and comments. */
 async function seed(e: MigrateEnv, slug: string, n: number, tag = 'x'): Promise<void> {
   const t = (await tenant(e, slug))!;
   const s = `"${t.schema_name}"`;
-  await e.q(t.shard, t.database_name, `
+  await e.q(
+    t.shard,
+    t.database_name,
+    `
     insert into ${s}.workspaces (id, name) values ($1, $2);
-    `.trim().replace(/;$/, ''), [t.key, `ws ${slug}`]);
-  await e.q(t.shard, t.database_name, `insert into ${s}.users (tenant_id, id, email, display_name)
-      select $1, md5($2 || i)::uuid, 'u' || i || '@ex.com', 'User ' || i || E'\\ttab\\nnewline ' || $2 from generate_series(1, $3) i`, [t.key, tag, Math.max(1, n / 10)]);
-  await e.q(t.shard, t.database_name, `insert into ${s}.projects (tenant_id, id, name, owner_id)
-      select $1, md5('p' || $2 || i)::uuid, 'Project ' || i, md5($2 || 1)::uuid from generate_series(1, 5) i`, [t.key, tag]);
-  await e.q(t.shard, t.database_name, `insert into ${s}.tasks (tenant_id, id, project_id, title, status, due_on)
+    `
+      .trim()
+      .replace(/;$/, ''),
+    [t.key, `ws ${slug}`],
+  );
+  await e.q(
+    t.shard,
+    t.database_name,
+    `insert into ${s}.users (tenant_id, id, email, display_name)
+      select $1, md5($2 || i)::uuid, 'u' || i || '@ex.com', 'User ' || i || E'\\ttab\\nnewline ' || $2 from generate_series(1, $3) i`,
+    [t.key, tag, Math.max(1, n / 10)],
+  );
+  await e.q(
+    t.shard,
+    t.database_name,
+    `insert into ${s}.projects (tenant_id, id, name, owner_id)
+      select $1, md5('p' || $2 || i)::uuid, 'Project ' || i, md5($2 || 1)::uuid from generate_series(1, 5) i`,
+    [t.key, tag],
+  );
+  await e.q(
+    t.shard,
+    t.database_name,
+    `insert into ${s}.tasks (tenant_id, id, project_id, title, status, due_on)
       select $1, md5('t' || $2 || i)::uuid, md5('p' || $2 || (1 + i % 5))::uuid, 'Task ' || i || ' ünï', 'todo', case when i % 3 = 0 then null else date '2026-01-01' + i end
-        from generate_series(1, $3) i`, [t.key, tag, n]);
-  await e.q(t.shard, t.database_name, `insert into ${s}.comments (tenant_id, task_id, author_id, body)
-      select $1, md5('t' || $2 || (1 + i % $3))::uuid, md5($2 || 1)::uuid, 'c\\' || i from generate_series(1, $3) i`, [t.key, tag, n]);
+        from generate_series(1, $3) i`,
+    [t.key, tag, n],
+  );
+  await e.q(
+    t.shard,
+    t.database_name,
+    `insert into ${s}.comments (tenant_id, task_id, author_id, body)
+      select $1, md5('t' || $2 || (1 + i % $3))::uuid, md5($2 || 1)::uuid, 'c\\' || i from generate_series(1, $3) i`,
+    [t.key, tag, n],
+  );
 }
 
 /** Per table: row count and order-independent hash of the tenant's rows (key normalised). */
@@ -72,14 +100,25 @@ async function archiveDir(e: MigrateEnv, id: string): Promise<string> {
   throw new Error(`no archive ${id}`);
 }
 
-const tenantCount = async (e: MigrateEnv) => Number((await e.db.selectFrom('tenants').select((b) => b.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
+const tenantCount = async (e: MigrateEnv) =>
+  Number(
+    (
+      await e.db
+        .selectFrom('tenants')
+        .select((b) => b.fn.countAll().as('n'))
+        .executeTakeFirstOrThrow()
+    ).n,
+  );
 
 describe('round trip per model', () => {
   for (const model of ['pool', 'schema', 'database'] as const) {
     it(`${model}: backup, delete, restore: identical per-table hashes; other pool tenants untouched`, async () => {
       const e = await env(`rt${model[0]}`);
       const slug = `rt-${model}`;
-      await e.create([{ slug, model, shard: 'us1' }, { slug: `rt-${model}-other`, model: 'pool', shard: 'us1' }]);
+      await e.create([
+        { slug, model, shard: 'us1' },
+        { slug: `rt-${model}-other`, model: 'pool', shard: 'us1' },
+      ]);
       await seed(e, slug, 300, 'a');
       await seed(e, `rt-${model}-other`, 50, 'b');
       const before = await digests(e, slug);
@@ -97,16 +136,33 @@ describe('round trip per model', () => {
       expect(del.code, del.stderr).toBe(0);
       const r = await e.cli(['restore', id, '--json']);
       expect(r.code, r.stderr + r.stdout).toBe(0);
-      expect(json(r).result).toMatchObject({ status: 'succeeded', tenant: slug, rows: manifest.tables.reduce((n: number, t: any) => n + t.rows, 0) });
+      expect(json(r).result).toMatchObject({
+        status: 'succeeded',
+        tenant: slug,
+        rows: manifest.tables.reduce((n: number, t: any) => n + t.rows, 0),
+      });
       const back = (await tenant(e, slug))!;
       expect(back.status).toBe('active');
       expect(back.key).toBe(manifest.tenant.key);
       expect(await digests(e, slug)).toEqual(before);
       expect(await digests(e, `rt-${model}-other`)).toEqual(other);
       // Foreign keys hold and the application still works on the restored tenant.
-      await e.q(back.shard, back.database_name, `insert into "${back.schema_name}".projects (tenant_id, name) values ($1, 'after restore')`, [back.key]);
-      const ops = await e.db.selectFrom('operations').selectAll().where('tenant_slug', '=', slug).where('kind', 'in', ['backup', 'restore']).execute();
-      expect(ops.map((o) => [o.kind, o.status])).toEqual([['backup', 'succeeded'], ['restore', 'succeeded']]);
+      await e.q(
+        back.shard,
+        back.database_name,
+        `insert into "${back.schema_name}".projects (tenant_id, name) values ($1, 'after restore')`,
+        [back.key],
+      );
+      const ops = await e.db
+        .selectFrom('operations')
+        .selectAll()
+        .where('tenant_slug', '=', slug)
+        .where('kind', 'in', ['backup', 'restore'])
+        .execute();
+      expect(ops.map((o) => [o.kind, o.status])).toEqual([
+        ['backup', 'succeeded'],
+        ['restore', 'succeeded'],
+      ]);
       expect((ops[1].progress as any).rows).toBeGreaterThan(300);
     });
   }
@@ -115,7 +171,10 @@ describe('round trip per model', () => {
 describe('clones', () => {
   it('schema → pool under a new key, and pool → database on another shard: same hashes, new key in every key column', async () => {
     const e = await env('clone');
-    await e.create([{ slug: 'cl-src', model: 'schema', shard: 'us1' }, { slug: 'cl-pool', model: 'pool', shard: 'us1' }]);
+    await e.create([
+      { slug: 'cl-src', model: 'schema', shard: 'us1' },
+      { slug: 'cl-pool', model: 'pool', shard: 'us1' },
+    ]);
     await seed(e, 'cl-src', 200, 's');
     await seed(e, 'cl-pool', 120, 'p');
     const src = await digests(e, 'cl-src');
@@ -181,7 +240,11 @@ describe('bad input: exit 2, nothing changed', () => {
     const flipped = Buffer.from(good);
     flipped[Math.floor(flipped.length / 2)] ^= 0xff;
     await writeFile(tasks, flipped);
-    for (const args of [['backup', 'verify', id, '--json'], ['restore', id, '--as', 'bad-copy', '--json'], ['restore', id, '--replace', '--yes', '--json']]) {
+    for (const args of [
+      ['backup', 'verify', id, '--json'],
+      ['restore', id, '--as', 'bad-copy', '--json'],
+      ['restore', id, '--replace', '--yes', '--json'],
+    ]) {
       const r = await e.cli(args);
       expect(r.code, r.stdout + r.stderr).toBe(2);
       expect(r.stdout).toMatch(/tasks\.copy\.gz.*(altered|SHA-256)/);
@@ -222,7 +285,9 @@ describe('bad input: exit 2, nothing changed', () => {
     await rm(f);
     const r = await e.cli(['restore', id, '--as', 'gone-copy', '--json']);
     expect(r.code).toBe(2);
-    expect(json(r).error.message).toMatch(/migration version 0003_comments, which this migrations folder no longer holds: 0003_comments is not in the migrations folder/);
+    expect(json(r).error.message).toMatch(
+      /migration version 0003_comments, which this migrations folder no longer holds: 0003_comments is not in the migrations folder/,
+    );
     await writeFile(f, text);
   });
 });
@@ -230,18 +295,33 @@ describe('bad input: exit 2, nothing changed', () => {
 describe('versions', () => {
   it('a backup at 0003 restores into a schema at head and into a pool at head (staged), both migrated', async () => {
     const e = await env('ver');
-    await e.create([{ slug: 'ver-s', model: 'schema', shard: 'us1' }, { slug: 'ver-p', model: 'pool', shard: 'us1' }]);
+    await e.create([
+      { slug: 'ver-s', model: 'schema', shard: 'us1' },
+      { slug: 'ver-p', model: 'pool', shard: 'us1' },
+    ]);
     await seed(e, 'ver-s', 50, 'v');
     const before = await digests(e, 'ver-s');
     const id = await backupOf(e, 'ver-s');
     await e.addMigration('0004_task_archived.sql', 'alter table tasks add column archived boolean not null default false;');
     const up = await e.cli(['migrate', 'up', '--json']);
     expect(up.code, up.stderr).toBe(0);
-    for (const [as, model] of [['ver-s2', 'schema'], ['ver-p2', 'pool']] as const) {
+    for (const [as, model] of [
+      ['ver-s2', 'schema'],
+      ['ver-p2', 'pool'],
+    ] as const) {
       const r = await e.cli(['restore', id, '--as', as, '--model', model, '--json']);
       expect(r.code, r.stderr + r.stdout).toBe(0);
       const t = (await tenant(e, as))!;
-      expect((await e.q('us1', t.database_name, `select count(*)::int as n, bool_or(archived) as a from "${t.schema_name}".tasks where tenant_id = $1`, [t.key]))[0]).toEqual({ n: 50, a: false });
+      expect(
+        (
+          await e.q(
+            'us1',
+            t.database_name,
+            `select count(*)::int as n, bool_or(archived) as a from "${t.schema_name}".tasks where tenant_id = $1`,
+            [t.key],
+          )
+        )[0],
+      ).toEqual({ n: 50, a: false });
       const d = await digests(e, as);
       // Unchanged tables hash the same; tasks gained a column at head.
       expect({ ...d, tasks: undefined }).toEqual({ ...before, tasks: undefined });
@@ -285,7 +365,10 @@ describe('in place', () => {
 describe('killed during restore', () => {
   it('SIGKILL after loading (before commit): the original pool tenant is intact, a new schema tenant is not registered', async () => {
     const e = await env('kill');
-    await e.create([{ slug: 'kill-p', model: 'pool', shard: 'us1' }, { slug: 'kill-s', model: 'schema', shard: 'us1' }]);
+    await e.create([
+      { slug: 'kill-p', model: 'pool', shard: 'us1' },
+      { slug: 'kill-s', model: 'schema', shard: 'us1' },
+    ]);
     await seed(e, 'kill-p', 100, 'k');
     await seed(e, 'kill-s', 100, 'l');
     const pid = await backupOf(e, 'kill-p');
@@ -293,16 +376,29 @@ describe('killed during restore', () => {
     const t = (await tenant(e, 'kill-p'))!;
     await e.q('us1', t.database_name, `update app.tasks set title = 'live' where tenant_id = $1`, [t.key]);
     const live = await digests(e, 'kill-p');
-    for (const args of [['restore', pid, '--replace', '--yes'], ['restore', sid, '--as', 'kill-new']]) {
+    for (const args of [
+      ['restore', pid, '--replace', '--yes'],
+      ['restore', sid, '--as', 'kill-new'],
+    ]) {
       let child = 0;
       const run = e.cli(args, { env: { TENANTCTL_INJECT_FAULT: 'restore-hang-after-load' }, onSpawn: (p) => (child = p) });
       await until(async () => {
-        const op = await e.db.selectFrom('operations').selectAll().where('kind', '=', 'restore').where('status', '=', 'running').executeTakeFirst();
+        const op = await e.db
+          .selectFrom('operations')
+          .selectAll()
+          .where('kind', '=', 'restore')
+          .where('status', '=', 'running')
+          .executeTakeFirst();
         return (op?.progress as any)?.phase === 'loaded';
       }, 60_000);
       process.kill(child, 'SIGKILL');
       expect((await run).signal).toBe('SIGKILL');
-      await e.db.updateTable('operations').set({ status: 'interrupted' }).where('kind', '=', 'restore').where('status', '=', 'running').execute();
+      await e.db
+        .updateTable('operations')
+        .set({ status: 'interrupted' })
+        .where('kind', '=', 'restore')
+        .where('status', '=', 'running')
+        .execute();
     }
     expect(await digests(e, 'kill-p')).toEqual(live);
     expect(await tenant(e, 'kill-new')).toBeUndefined();
@@ -316,7 +412,10 @@ describe('killed during restore', () => {
 describe('list, prune, final backup on delete', () => {
   it('prune keeps the newest N per tenant, --dry-run deletes nothing; tenant delete leaves a final backup', async () => {
     const e = await env('prune');
-    await e.create([{ slug: 'pr-a', model: 'pool', shard: 'us1' }, { slug: 'pr-b', model: 'pool', shard: 'us1' }]);
+    await e.create([
+      { slug: 'pr-a', model: 'pool', shard: 'us1' },
+      { slug: 'pr-b', model: 'pool', shard: 'us1' },
+    ]);
     await seed(e, 'pr-a', 5, 'a');
     const a = [await backupOf(e, 'pr-a'), await backupOf(e, 'pr-a'), await backupOf(e, 'pr-a')];
     const b = await backupOf(e, 'pr-b');
@@ -347,14 +446,17 @@ describe('list, prune, final backup on delete', () => {
 });
 
 describe('encryption', () => {
-  it('encrypted per tenant; wrong or missing master key is exit 2; forget-key makes that tenant\'s archives unreadable and no other\'s', async () => {
+  it("encrypted per tenant; wrong or missing master key is exit 2; forget-key makes that tenant's archives unreadable and no other's", async () => {
     const e = await env('enc');
     const doc = parseDocument(await readFile(e.configFile, 'utf8'));
     doc.setIn(['regions', 'us-east', 'backup', 'encrypt'], true);
     await writeFile(e.configFile, doc.toString());
     e.config = loadConfig({ file: e.configFile });
     const K = { TENANTCTL_BACKUP_KEY: Buffer.alloc(32, 7).toString('base64') };
-    await e.create([{ slug: 'enc-a', model: 'schema', shard: 'us1' }, { slug: 'enc-b', model: 'pool', shard: 'us1' }]);
+    await e.create([
+      { slug: 'enc-a', model: 'schema', shard: 'us1' },
+      { slug: 'enc-b', model: 'pool', shard: 'us1' },
+    ]);
     await seed(e, 'enc-a', 60, 'a');
     await seed(e, 'enc-b', 60, 'b');
     const noKey = await e.cli(['backup', 'create', 'enc-a', '--json'], { env: { TENANTCTL_BACKUP_KEY: '' } });
@@ -369,7 +471,9 @@ describe('encryption', () => {
     const first = await readFile(join(dir, files.find((f) => f.endsWith('.copy.gz.enc'))!));
     expect(first.subarray(0, 4).toString()).toBe('TCE1');
     expect((await e.cli(['backup', 'verify', ia, '--json'], { env: K })).code).toBe(0);
-    const wrong = await e.cli(['backup', 'verify', ia, '--json'], { env: { TENANTCTL_BACKUP_KEY: Buffer.alloc(32, 9).toString('base64') } });
+    const wrong = await e.cli(['backup', 'verify', ia, '--json'], {
+      env: { TENANTCTL_BACKUP_KEY: Buffer.alloc(32, 9).toString('base64') },
+    });
     expect(wrong.code).toBe(2);
     expect(json(wrong).error.message).toMatch(/not the master key/);
     const before = await digests(e, 'enc-a');
@@ -382,7 +486,10 @@ describe('encryption', () => {
     const f = await e.cli(['backup', 'forget-key', 'enc-a', '--yes', '--json']);
     expect(f.code, f.stderr).toBe(0);
     expect(json(f).keysDestroyed).toBe(1);
-    for (const args of [['backup', 'verify', ia, '--json'], ['restore', ia, '--as', 'enc-a3', '--json']]) {
+    for (const args of [
+      ['backup', 'verify', ia, '--json'],
+      ['restore', ia, '--as', 'enc-a3', '--json'],
+    ]) {
       const x = await e.cli(args, { env: K });
       expect(x.code).toBe(2);
       expect(json(x).error.message).toMatch(/data key of tenant "enc-a" was destroyed/);
@@ -403,20 +510,36 @@ describe('sequences and row-level security', () => {
          body text,
          primary key (tenant_id, id));`,
     );
-    await e.create([{ slug: 'seq-s', model: 'schema', shard: 'us1' }, { slug: 'seq-p', model: 'pool', shard: 'us1' }]);
+    await e.create([
+      { slug: 'seq-s', model: 'schema', shard: 'us1' },
+      { slug: 'seq-p', model: 'pool', shard: 'us1' },
+    ]);
     for (const slug of ['seq-s', 'seq-p']) {
       await seed(e, slug, 10, slug);
       const t = (await tenant(e, slug))!;
-      await e.q('us1', t.database_name, `insert into "${t.schema_name}".notes (tenant_id, body) select $1, 'n' || i from generate_series(1, 5) i`, [t.key]);
+      await e.q(
+        'us1',
+        t.database_name,
+        `insert into "${t.schema_name}".notes (tenant_id, body) select $1, 'n' || i from generate_series(1, 5) i`,
+        [t.key],
+      );
     }
-    for (const [slug, as] of [['seq-s', 'seq-s2'], ['seq-p', 'seq-p2']]) {
+    for (const [slug, as] of [
+      ['seq-s', 'seq-s2'],
+      ['seq-p', 'seq-p2'],
+    ]) {
       const id = await backupOf(e, slug);
       const src = await digests(e, slug);
       const r = await e.cli(['restore', id, '--as', as, '--json']);
       expect(r.code, r.stderr + r.stdout).toBe(0);
       expect(await digests(e, as)).toEqual(src);
       const t = (await tenant(e, as))!;
-      const [row] = await e.q('us1', t.database_name, `insert into "${t.schema_name}".notes (tenant_id, body) values ($1, 'new') returning id::int, seq::int`, [t.key]);
+      const [row] = await e.q(
+        'us1',
+        t.database_name,
+        `insert into "${t.schema_name}".notes (tenant_id, body) values ($1, 'new') returning id::int, seq::int`,
+        [t.key],
+      );
       expect(row.id).toBeGreaterThan(5);
       expect(row.seq).toBeGreaterThan(5);
     }
@@ -435,7 +558,9 @@ describe('sequences and row-level security', () => {
     const su = new pg.Client({ connectionString: databaseUrl(superuserUrl(s.url), `pool_${e.name}`) });
     await su.connect();
     try {
-      await su.query(`do $$ begin if not exists (select 1 from pg_roles where rolname = 'foreign_owner') then create role foreign_owner; end if; end $$`);
+      await su.query(
+        `do $$ begin if not exists (select 1 from pg_roles where rolname = 'foreign_owner') then create role foreign_owner; end if; end $$`,
+      );
       await su.query('alter table app.comments owner to foreign_owner');
       await su.query('alter table app.comments force row level security');
       await su.query('grant all on app.comments to tenantctl');

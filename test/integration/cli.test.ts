@@ -78,13 +78,18 @@ describe('the CLI as CI runs it (no TTY)', () => {
       const us2Port = /us2:\s*\n\s*url: postgres:\/\/[^\n]*127\.0\.0\.1:(\d+)/.exec(text)![1];
       const hung = variant('hung-us2', (t) => t.replace(`127.0.0.1:${us2Port}/`, `127.0.0.1:${port}/`));
       const started = Date.now();
-      const r = await cli(['tenant', 'create', 'cli-hung', '--model', 'schema', '--shard', 'us2'], { config: hung, env: { TENANTCTL_CONNECT_TIMEOUT_MS: '1000' } });
+      const r = await cli(['tenant', 'create', 'cli-hung', '--model', 'schema', '--shard', 'us2'], {
+        config: hung,
+        env: { TENANTCTL_CONNECT_TIMEOUT_MS: '1000' },
+      });
       expect(Date.now() - started).toBeLessThan(15_000);
       expect(r.code, r.stderr).toBe(2);
       expect(r.stderr).toMatch(/shard us2 .*unreachable.*timed out/);
       expectNoSecret(r.stderr);
       expect((await cli(['tenant', 'show', 'cli-hung'], { config })).code).toBe(2);
-      const catalogDown = variant('catalog-down', (t) => t.replace(/catalog:\n(\s+)shard: us1/, 'catalog:\n$1url: postgres://postgres:secret-pw@127.0.0.1:' + port + '/cat'));
+      const catalogDown = variant('catalog-down', (t) =>
+        t.replace(/catalog:\n(\s+)shard: us1/, `catalog:\n$1url: postgres://postgres:secret-pw@127.0.0.1:${port}/cat`),
+      );
       const c = await cli(['tenant', 'list'], { config: catalogDown, env: { TENANTCTL_CONNECT_TIMEOUT_MS: '1000' } });
       expect(c.code, c.stderr).toBe(2);
       expect(c.stderr).toMatch(/the catalog \(127\.0\.0\.1:\d+\/cat\) is unreachable/);
@@ -98,7 +103,12 @@ describe('the CLI as CI runs it (no TTY)', () => {
     const r = await cli(['tenant', 'create', 'cli-json', '--tier', 'free', '--json'], { config });
     expect(r.code).toBe(0);
     const doc = JSON.parse(r.stdout);
-    expect(doc).toMatchObject({ command: 'tenant create', ok: true, summary: { total: 1, succeeded: 1 }, results: [{ tenant: 'cli-json', model: 'pool', status: 'succeeded' }] });
+    expect(doc).toMatchObject({
+      command: 'tenant create',
+      ok: true,
+      summary: { total: 1, succeeded: 1 },
+      results: [{ tenant: 'cli-json', model: 'pool', status: 'succeeded' }],
+    });
   });
 
   it('a missing slug off a TTY is exit 2 naming what is missing', async () => {
@@ -121,9 +131,12 @@ describe('the CLI as CI runs it (no TTY)', () => {
 
   it('bad config and bad slugs are exit 2 with the problem named', async () => {
     const cases: [string, RegExp][] = [
-      [variant('yaml', (t) => t + '\n  : : bad: [\n'), /not valid YAML/],
+      [variant('yaml', (t) => `${t}\n  : : bad: [\n`), /not valid YAML/],
       [variant('unknown', (t) => t.replace('catalog:', 'catalogue: {}\ncatalog:')), /unknown key\(s\) "catalogue"/],
-      [variant('env', (t) => t.replace('rls:', 'rls:\n  setting: ${TENANTCTL_NOPE_UNSET}\n  # ').replace(/\n  # \s*setting:.*\n/, '\n')), /TENANTCTL_NOPE_UNSET/],
+      [
+        variant('env', (t) => t.replace('rls:', 'rls:\n  setting: ${TENANTCTL_NOPE_UNSET}\n  # ').replace(/\n {2}# \s*setting:.*\n/, '\n')),
+        /TENANTCTL_NOPE_UNSET/,
+      ],
     ];
     for (const [file, msg] of cases) {
       const r = await cli(['tenant', 'list'], { config: file });
@@ -136,7 +149,9 @@ describe('the CLI as CI runs it (no TTY)', () => {
       expect(r.code).toBe(2);
       expect(r.stderr).toMatch(/tenant slug/);
     }
-    expect((await cli(['tenant', 'create', 'cli-region', '--region', 'mars'], { config })).stderr).toMatch(/unknown region "mars".*\n.*us-east/);
+    expect((await cli(['tenant', 'create', 'cli-region', '--region', 'mars'], { config })).stderr).toMatch(
+      /unknown region "mars".*\n.*us-east/,
+    );
   });
 
   it('honours NO_COLOR and prints no escape codes off a TTY', async () => {

@@ -58,7 +58,11 @@ describe('a hostile password given through ${VAR}', () => {
     const fleet = new Fleet(config);
     try {
       for (const shard of ['us1', 'us2']) {
-        const row = await fleet.withClient(shard, 'postgres', async (c) => (await c.query('select current_user as u, inet_server_port() as p')).rows[0]);
+        const row = await fleet.withClient(
+          shard,
+          'postgres',
+          async (c) => (await c.query('select current_user as u, inet_server_port() as p')).rows[0],
+        );
         expect([row.u, String(row.p)]).toEqual([env.CFG_USER, endpoint(shard).port]);
       }
     } finally {
@@ -67,7 +71,11 @@ describe('a hostile password given through ${VAR}', () => {
   });
 
   it('works through the CLI (the catalog URL derived from it too) and never prints it', async () => {
-    for (const args of [['config', 'show'], ['config', 'show', '--json'], ['tenant', 'list', '--json']]) {
+    for (const args of [
+      ['config', 'show'],
+      ['config', 'show', '--json'],
+      ['tenant', 'list', '--json'],
+    ]) {
       const r = await cli(args, { config: good, env });
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
       expectNoSecret(r.stdout + r.stderr);

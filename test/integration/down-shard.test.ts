@@ -63,7 +63,8 @@ describe('a stopped shard', () => {
     expect(r.code, r.stderr).toBe(1);
     const doc = json(r);
     const by = (slug: string) => doc.results.find((x: any) => x.tenant === slug);
-    for (const slug of ['up-pool', 'up-s1', 'up-s2', 'up-s3']) expect(by(slug), slug).toMatchObject({ status: 'succeeded', applied: ['0100_more'] });
+    for (const slug of ['up-pool', 'up-s1', 'up-s2', 'up-s3'])
+      expect(by(slug), slug).toMatchObject({ status: 'succeeded', applied: ['0100_more'] });
     expect(by('down-pool')).toMatchObject({ status: 'failed', error: { code: 'UNREACHABLE' } });
     expect(by('down-pool').error.message).toContain(`/pool_down)`);
     expect(by('down-s').error.message).toContain(`/schemas_down)`);

@@ -60,7 +60,12 @@ for (const mode of ['least-privilege', 'superuser'] as const) {
 
   describe(`the user's own schema, tenantctl as ${mode}`, () => {
     it('data migrations change pool rows; views, materialized views, definer functions and partitions do not leak', async () => {
-      const e = await env(`own_${sfx}`, { superuser: mode === 'superuser', tenantKey: KEY, migrationsFrom: FIXTURES, files: ['0001_companies.sql'] });
+      const e = await env(`own_${sfx}`, {
+        superuser: mode === 'superuser',
+        tenantKey: KEY,
+        migrationsFrom: FIXTURES,
+        files: ['0001_companies.sql'],
+      });
       const role = (await e.q('us1', 'postgres', 'select rolsuper from pg_roles where rolname = current_user'))[0].rolsuper;
       expect(role).toBe(mode === 'superuser');
       await ok(e, ['tenant', 'create', `own-a-${sfx}`, '--model', 'pool', '--shard', 'us1', '--key', '101']);
@@ -86,15 +91,22 @@ for (const mode of ['least-privilege', 'superuser'] as const) {
       expect(poolRow.warnings.join('\n')).toMatch(/SECURITY DEFINER function app\.count_campaigns\(\)/);
 
       // The data migration changed every tenant's rows: pool and schema alike.
-      const states = await asSuperuser(e, `pool_${e.name}`, (c) => c.query('select state, count(*)::int as n from app.campaigns group by 1'));
+      const states = await asSuperuser(e, `pool_${e.name}`, (c) =>
+        c.query('select state, count(*)::int as n from app.campaigns group by 1'),
+      );
       expect(states.rows).toEqual([{ state: 'paused', n: 4 }]);
       const schemaStates = await e.q('us1', `schemas_${e.name}`, `select state from t_own_c_${sfx}.campaigns`);
       expect(schemaStates).toEqual([{ state: 'paused' }]);
 
       // Views are filtered for the serving role, with the setting and without it.
       await asServing(e, '101', async (c) => {
-        expect((await c.query('select company_id::text, campaigns::int from app.campaign_stats')).rows).toEqual([{ company_id: '101', campaigns: 2 }]);
-        expect((await c.query('select title from app.campaign_titles order by 1')).rows.map((r) => r.title)).toEqual(['one-101', 'two-101']);
+        expect((await c.query('select company_id::text, campaigns::int from app.campaign_stats')).rows).toEqual([
+          { company_id: '101', campaigns: 2 },
+        ]);
+        expect((await c.query('select title from app.campaign_titles order by 1')).rows.map((r) => r.title)).toEqual([
+          'one-101',
+          'two-101',
+        ]);
         expect((await c.query('select app.my_campaigns()::int as n')).rows[0].n).toBe(2);
         // Partitions read directly are filtered too.
         expect((await c.query('select company_id::text from app.clicks_2026')).rows).toEqual([{ company_id: '101' }]);
@@ -118,7 +130,12 @@ for (const mode of ['least-privilege', 'superuser'] as const) {
     });
 
     it('pool delete removes every row of the key; the key cannot be re-used while rows remain; a re-used key sees nothing', async () => {
-      const e = await env(`del_${sfx}`, { superuser: mode === 'superuser', tenantKey: KEY, migrationsFrom: FIXTURES, files: ['0001_companies.sql'] });
+      const e = await env(`del_${sfx}`, {
+        superuser: mode === 'superuser',
+        tenantKey: KEY,
+        migrationsFrom: FIXTURES,
+        files: ['0001_companies.sql'],
+      });
       await ok(e, ['tenant', 'create', `del-a-${sfx}`, '--model', 'pool', '--shard', 'us1', '--key', '201']);
       await ok(e, ['tenant', 'create', `del-b-${sfx}`, '--model', 'pool', '--shard', 'us1', '--key', '202']);
       for (const key of ['201', '202']) {
@@ -157,9 +174,14 @@ for (const mode of ['least-privilege', 'superuser'] as const) {
       const pool = await ok(e, ['tenant', 'create', `res-p-${sfx}`, '--model', 'pool', '--shard', 'us1']);
       await ok(e, ['tenant', 'create', `res-q-${sfx}`, '--model', 'pool', '--shard', 'us1']);
       await ok(e, ['tenant', 'create', `res-s-${sfx}`, '--model', 'schema', '--shard', 'us1']);
-      const keyP = pool.results[0].key ?? (await e.db.selectFrom('tenants').select('key').where('slug', '=', `res-p-${sfx}`).executeTakeFirstOrThrow()).key;
+      const keyP =
+        pool.results[0].key ??
+        (await e.db.selectFrom('tenants').select('key').where('slug', '=', `res-p-${sfx}`).executeTakeFirstOrThrow()).key;
       const keyQ = (await e.db.selectFrom('tenants').select('key').where('slug', '=', `res-q-${sfx}`).executeTakeFirstOrThrow()).key;
-      for (const [key, name] of [[keyP, 'P'], [keyQ, 'Q']]) {
+      for (const [key, name] of [
+        [keyP, 'P'],
+        [keyQ, 'Q'],
+      ]) {
         await asServing(e, key, (c) => c.query(`insert into app.workspaces (id, name) values ($1, $2)`, [key, name]));
       }
 
@@ -176,7 +198,9 @@ for (const mode of ['least-privilege', 'superuser'] as const) {
 
       const s = await ok(e, ['resolve', `res-s-${sfx}`]);
       expect(s).toMatchObject({ role: `tenant_res_s_${sfx}`, schema: `t_res_s_${sfx}` });
-      expect(s.url).toMatch(new RegExp(`^postgres://tenant_res_s_${sfx}@127\\.0\\.0\\.1:\\d+/schemas_res_\\w+\\?options=-c%20search_path%3Dt_res_s_${sfx}$`));
+      expect(s.url).toMatch(
+        new RegExp(`^postgres://tenant_res_s_${sfx}@127\\.0\\.0\\.1:\\d+/schemas_res_\\w+\\?options=-c%20search_path%3Dt_res_s_${sfx}$`),
+      );
       // Tenant roles have no password: the operator sets one; then the URL works as printed.
       await e.q('us1', 'postgres', `alter role tenant_res_s_${sfx} password 'tenant-pw'`);
       const su = new URL(s.url);
@@ -185,7 +209,9 @@ for (const mode of ['least-privilege', 'superuser'] as const) {
       expect(tables.rows[0].n).toBe(0);
 
       const admin = await ok(e, ['resolve', `res-s-${sfx}`, '--admin']);
-      expect(admin.adminUrl).toMatch(new RegExp(`^postgres://${mode === 'superuser' ? 'postgres' : 'tenantctl'}:\\*\\*\\*@127\\.0\\.0\\.1:\\d+/schemas_res_`));
+      expect(admin.adminUrl).toMatch(
+        new RegExp(`^postgres://${mode === 'superuser' ? 'postgres' : 'tenantctl'}:\\*\\*\\*@127\\.0\\.0\\.1:\\d+/schemas_res_`),
+      );
       expect(JSON.stringify(admin)).not.toContain(fleet().password);
     });
   });
@@ -198,7 +224,14 @@ describe('deletes with the least-privileged role', () => {
     await ok(e, ['tenant', 'create', 'dl-d', '--model', 'database', '--shard', 'eu1']);
     await ok(e, ['tenant', 'create', 'dl-h', '--model', 'schema', '--shard', 'us1']);
     await ok(e, ['tenant', 'delete', 'dl-s', '--yes']);
-    await ok(e, ['tenant', 'delete', 'dl-d', '--yes']);
+    // The tenant's application is still connected: the drop must end its session, which a
+    // CREATEROLE role may only do for a role whose privileges it has.
+    await e.q('eu1', 'postgres', `alter role tenant_dl_d password 'dl-pw'`);
+    const app = new pg.Client({ connectionString: urlAs(e, 'eu1', 't_dl_d', 'tenant_dl_d', 'dl-pw') });
+    await app.connect();
+    app.on('error', () => undefined);
+    await ok(e, ['tenant', 'delete', 'dl-d', '--yes', '--skip-backup']);
+    await app.end().catch(() => undefined);
     const us1 = await e.q('us1', 'postgres', `select rolname from pg_roles where rolname in ('tenant_dl_s', 'tenant_dl_h') order by 1`);
     expect(us1).toEqual([{ rolname: 'tenant_dl_h' }]);
     expect(await e.q('us1', `schemas_${e.name}`, `select nspname from pg_namespace where nspname = 't_dl_s'`)).toEqual([]);
@@ -227,12 +260,17 @@ describe('doctor', () => {
     await ok(e, ['tenant', 'create', 'doc-p', '--model', 'pool', '--shard', 'us1']);
     const withPool = json(await e.cli(['doctor', '--json']));
     expect(withPool.checks.find((c: any) => c.check === 'pool tables on us1')).toMatchObject({ ok: true });
-    expect(withPool.checks.find((c: any) => c.check === 'pool tables on us1').detail).toMatch(/owned by tenantctl, row-level security in place/);
+    expect(withPool.checks.find((c: any) => c.check === 'pool tables on us1').detail).toMatch(
+      /owned by tenantctl, row-level security in place/,
+    );
 
     await e.db.updateTable('tenants').set({ status: 'failed', status_detail: 'boom' }).where('slug', '=', 'doc-p').execute();
     const stuck = await e.cli(['doctor', '--json']);
     expect(stuck.code).toBe(1);
-    expect(json(stuck).checks.find((c: any) => c.check === 'stuck tenants')).toMatchObject({ ok: false, detail: expect.stringMatching(/doc-p failed \(run tenant create again to retry; boom\)/) });
+    expect(json(stuck).checks.find((c: any) => c.check === 'stuck tenants')).toMatchObject({
+      ok: false,
+      detail: expect.stringMatching(/doc-p failed \(run tenant create again to retry; boom\)/),
+    });
     await e.db.updateTable('tenants').set({ status: 'active', status_detail: null }).where('slug', '=', 'doc-p').execute();
 
     const su = json(await e.cli(['doctor', '--json']));

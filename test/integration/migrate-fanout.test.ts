@@ -1,7 +1,7 @@
 import { appendFile, mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { databaseUrl } from '../../src/fleet/connection-url.js';
 import { rlsState } from '../../src/placement/rls.js';
 import { json, ownMigrateFleet, sleep, until, type MigrateEnv } from '../helpers/migrate-env.js';
@@ -50,7 +50,11 @@ describe('migrate up: bounds', () => {
     expect(Math.max(...samples.map((s) => s.total))).toBeLessThanOrEqual(3);
     // Schema targets of one database share the pool's connections and run side by side.
     expect(Math.max(...samples.map((s) => s.migrating))).toBeGreaterThan(1);
-    const applied = await e.q('eu1', 'schemas_budget', `select count(*)::int as n from tenantctl.schema_migrations where name = '0004_slow_column'`);
+    const applied = await e.q(
+      'eu1',
+      'schemas_budget',
+      `select count(*)::int as n from tenantctl.schema_migrations where name = '0004_slow_column'`,
+    );
     expect(applied[0].n).toBe(60);
     const versions = await e.db.selectFrom('tenants').select('schema_version').distinct().execute();
     expect(versions).toEqual([{ schema_version: '0004_slow_column' }]);
@@ -73,23 +77,50 @@ describe('migrate up --dry-run', () => {
     ]);
     // A database tenant whose database exists but was never migrated: no tracking table yet.
     await e.q('us1', 'postgres', 'create database t_dry_d1');
-    await e.db.insertInto('tenants').values({
-      slug: 'dry-d1', key: 'd1', name: 'dry-d1', tier: 'enterprise', model: 'database', region: 'us-east', shard: 'us1',
-      database_name: 't_dry_d1', schema_name: 'app', residency: null, status: 'active', status_detail: null, schema_version: null,
-    }).execute();
+    await e.db
+      .insertInto('tenants')
+      .values({
+        slug: 'dry-d1',
+        key: 'd1',
+        name: 'dry-d1',
+        tier: 'enterprise',
+        model: 'database',
+        region: 'us-east',
+        shard: 'us1',
+        database_name: 't_dry_d1',
+        schema_name: 'app',
+        residency: null,
+        status: 'active',
+        status_detail: null,
+        schema_version: null,
+      })
+      .execute();
     await e.addMigration('0004_archive.sql', 'alter table workspaces add column archived_at timestamptz;\n');
 
     const snapshot = async () => ({
-      ops: await e.db.selectFrom('operations').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirst(),
-      targets: await e.db.selectFrom('migrate_targets').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirst(),
-      events: await e.db.selectFrom('events').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirst(),
+      ops: await e.db
+        .selectFrom('operations')
+        .select((eb) => eb.fn.countAll<string>().as('n'))
+        .executeTakeFirst(),
+      targets: await e.db
+        .selectFrom('migrate_targets')
+        .select((eb) => eb.fn.countAll<string>().as('n'))
+        .executeTakeFirst(),
+      events: await e.db
+        .selectFrom('events')
+        .select((eb) => eb.fn.countAll<string>().as('n'))
+        .executeTakeFirst(),
       versions: await e.db.selectFrom('tenants').select(['slug', 'schema_version']).orderBy('slug').execute(),
       tracking: {
         schemas: await e.q('us1', 'schemas_dry', 'select target_schema, name from tenantctl.schema_migrations order by 1, 2'),
         pool: await e.q('eu1', 'pool_dry', 'select target_schema, name from tenantctl.schema_migrations order by 1, 2'),
         fresh: await e.q('us1', 't_dry_d1', `select nspname from pg_namespace where nspname in ('tenantctl', 'app')`),
       },
-      columns: await e.q('us1', 'schemas_dry', `select count(*)::int as n from information_schema.columns where column_name = 'archived_at'`),
+      columns: await e.q(
+        'us1',
+        'schemas_dry',
+        `select count(*)::int as n from information_schema.columns where column_name = 'archived_at'`,
+      ),
     });
     const before = await snapshot();
     const r = await e.cli(['migrate', 'up', '--dry-run', '--json']);
@@ -129,7 +160,9 @@ describe('migrate up: the run lock', () => {
       e.cli(['migrate', 'up', '--wait', '--json']),
     ]);
     expect(second.code).toBe(3);
-    expect(second.stderr).toMatch(new RegExp(`another migrate up holds the run lock: run ${running.id} by \\S+ \\(github:org/repo#77\\), pid`));
+    expect(second.stderr).toMatch(
+      new RegExp(`another migrate up holds the run lock: run ${running.id} by \\S+ \\(github:org/repo#77\\), pid`),
+    );
     expect(second.stderr).toMatch(/pid \d+ on \S+, started \d{4}-/);
     expect(second.stderr).toMatch(/--wait/);
     expect(asJson.code).toBe(3);
@@ -202,7 +235,13 @@ describe('migrate up: failure policy', () => {
     const failed = doc.results.filter((x: any) => x.status === 'failed');
     expect(failed.map((x: any) => x.tenant)).toEqual(['fp-b', 'fp-d']);
     for (const f of failed) {
-      expect(f).toMatchObject({ model: 'schema', region: 'us-east', shard: 'us1', applied: [], error: { code: 'MIGRATION_FAILED', migration: '0004_no_forbidden' } });
+      expect(f).toMatchObject({
+        model: 'schema',
+        region: 'us-east',
+        shard: 'us1',
+        applied: [],
+        error: { code: 'MIGRATION_FAILED', migration: '0004_no_forbidden' },
+      });
       expect(f.error.message).toMatch(/violated by some row/);
     }
   });
@@ -214,12 +253,16 @@ describe('migrate up: failure policy', () => {
     expect(doc.groups.map((g: any) => g.label)).toEqual(['4 at 0004_no_forbidden (head)', '2 failed (last run failed; still pending)']);
     const failed = doc.targets.filter((t: any) => t.condition === 'failed');
     expect(failed.map((t: any) => t.tenants[0])).toEqual(['fp-b', 'fp-d']);
-    expect(failed[0]).toMatchObject({ version: HEAD, pending: ['0004_no_forbidden'], lastRun: { status: 'failed', error: { migration: '0004_no_forbidden' } } });
+    expect(failed[0]).toMatchObject({
+      version: HEAD,
+      pending: ['0004_no_forbidden'],
+      lastRun: { status: 'failed', error: { migration: '0004_no_forbidden' } },
+    });
     const text = await e.cli(['migrate', 'status']);
     expect(text.stdout).toMatch(/4 at 0004_no_forbidden \(head\), 2 failed/);
   });
 
-  it('--only-failed RUN retries exactly that run\'s failed targets', async () => {
+  it("--only-failed RUN retries exactly that run's failed targets", async () => {
     const [last] = await e.runs();
     await e.q('us1', 'schemas_fp', `update t_fp_b.workspaces set name = 'fine' where name = 'forbidden'`);
     const r = await e.cli(['migrate', 'up', '--only-failed', String(last.id), '--json']);
@@ -278,10 +321,24 @@ describe('pool targets and the JSON document', () => {
       { slug: 'pool-d', model: 'database', shard: 'eu1' },
     ]);
     await e.db.updateTable('tenants').set({ status: 'suspended' }).where('slug', '=', 'pool-c').execute();
-    await e.db.insertInto('tenants').values({
-      slug: 'pool-new', key: 'k-new', name: 'n', tier: 'free', model: 'pool', region: 'us-east', shard: 'us1',
-      database_name: 'pool_pool', schema_name: 'app', residency: null, status: 'provisioning', status_detail: null, schema_version: null,
-    }).execute();
+    await e.db
+      .insertInto('tenants')
+      .values({
+        slug: 'pool-new',
+        key: 'k-new',
+        name: 'n',
+        tier: 'free',
+        model: 'pool',
+        region: 'us-east',
+        shard: 'us1',
+        database_name: 'pool_pool',
+        schema_name: 'app',
+        residency: null,
+        status: 'provisioning',
+        status_detail: null,
+        schema_version: null,
+      })
+      .execute();
     await e.addMigration(
       '0004_labels.sql',
       'create table labels ({{tenant_key_column}} {{tenant_key_type}} not null references workspaces (id), name text not null, primary key ({{tenant_key_column}}, name));\n',
@@ -294,15 +351,29 @@ describe('pool targets and the JSON document', () => {
     const rows = Object.fromEntries(doc.results.map((x: any) => [x.tenant, x]));
     for (const slug of ['pool-a', 'pool-b']) {
       expect(rows[slug]).toEqual({
-        tenant: slug, model: 'pool', region: 'us-east', shard: 'us1', target: 'us1/pool_pool/app',
-        status: 'succeeded', applied: ['0004_labels'], durationMs: expect.any(Number),
+        tenant: slug,
+        model: 'pool',
+        region: 'us-east',
+        shard: 'us1',
+        target: 'us1/pool_pool/app',
+        status: 'succeeded',
+        applied: ['0004_labels'],
+        durationMs: expect.any(Number),
       });
     }
     expect(rows['pool-a'].durationMs).toBe(rows['pool-b'].durationMs);
     // Suspended tenants are migrated so they never drift.
     expect(rows['pool-c']).toMatchObject({ status: 'succeeded', region: 'eu-west', target: 'eu1/pool_pool/app' });
     expect(rows['pool-d']).toMatchObject({ model: 'database', target: 'eu1/t_pool_d/app', applied: ['0004_labels'] });
-    expect(rows['pool-new']).toEqual({ tenant: 'pool-new', model: 'pool', region: 'us-east', shard: 'us1', target: 'us1/pool_pool/app', status: 'skipped', reason: 'provisioning' });
+    expect(rows['pool-new']).toEqual({
+      tenant: 'pool-new',
+      model: 'pool',
+      region: 'us-east',
+      shard: 'us1',
+      target: 'us1/pool_pool/app',
+      status: 'skipped',
+      reason: 'provisioning',
+    });
 
     for (const shard of ['us1', 'eu1']) {
       const s = ownFleet().config.shards.find((x) => x.name === shard)!;
@@ -320,7 +391,12 @@ describe('pool targets and the JSON document', () => {
     const migrated = versions.filter((v) => v.slug !== 'pool-new');
     expect(migrated.map((v) => v.slug)).toEqual(['pool-a', 'pool-b', 'pool-c', 'pool-d', 'pool-s']);
     expect(migrated.every((v) => v.schema_version === '0004_labels')).toBe(true);
-    const events = await e.db.selectFrom('events').select(['tenant_slug', 'action', 'result']).where('command', '=', 'migrate up').orderBy('tenant_slug').execute();
+    const events = await e.db
+      .selectFrom('events')
+      .select(['tenant_slug', 'action', 'result'])
+      .where('command', '=', 'migrate up')
+      .orderBy('tenant_slug')
+      .execute();
     expect(events.map((x) => x.tenant_slug)).toEqual(['pool-a', 'pool-b', 'pool-c', 'pool-d', 'pool-s']);
   });
 });
@@ -336,17 +412,40 @@ describe('migrate status', () => {
     await e.addMigration('0004_archive.sql', 'alter table workspaces add column archived_at timestamptz;\n');
     r = await e.cli(['migrate', 'status', '--json']);
     expect(r.code).toBe(1);
-    expect(json(r)).toMatchObject({ ok: false, head: '0004_archive', summary: { pending: 3, upToDate: 0 }, groups: [{ label: `3 at ${HEAD} (1 pending)` }] });
+    expect(json(r)).toMatchObject({
+      ok: false,
+      head: '0004_archive',
+      summary: { pending: 3, upToDate: 0 },
+      groups: [{ label: `3 at ${HEAD} (1 pending)` }],
+    });
     expect((await e.cli(['migrate', 'up', '--tenant', 'st-a,st-b'])).code).toBe(0);
 
     // Drift: an applied file edited; unknown: a migration applied there that is not here.
     await appendFile(join(e.migrationsDir, '0002_projects_and_tasks.sql'), '\n-- edited after it ran\n');
-    await e.q('eu1', 'schemas_st', `insert into tenantctl.schema_migrations (target_schema, name, checksum) values ('t_st_b', '0009_from_the_future', 'x')`);
+    await e.q(
+      'eu1',
+      'schemas_st',
+      `insert into tenantctl.schema_migrations (target_schema, name, checksum) values ('t_st_b', '0009_from_the_future', 'x')`,
+    );
     // Never migrated: a tenant whose schema has nothing applied.
-    await e.db.insertInto('tenants').values({
-      slug: 'st-new', key: 'k-new', name: 'n', tier: 'standard', model: 'schema', region: 'eu-west', shard: 'eu1',
-      database_name: 'schemas_st', schema_name: 't_st_new', residency: null, status: 'active', status_detail: null, schema_version: null,
-    }).execute();
+    await e.db
+      .insertInto('tenants')
+      .values({
+        slug: 'st-new',
+        key: 'k-new',
+        name: 'n',
+        tier: 'standard',
+        model: 'schema',
+        region: 'eu-west',
+        shard: 'eu1',
+        database_name: 'schemas_st',
+        schema_name: 't_st_new',
+        residency: null,
+        status: 'active',
+        status_detail: null,
+        schema_version: null,
+      })
+      .execute();
     r = await e.cli(['migrate', 'status', '--json']);
     expect(r.code).toBe(1);
     const doc = json(r);
@@ -355,13 +454,22 @@ describe('migrate status', () => {
     expect(b).toMatchObject({ condition: 'drift', unknown: ['0009_from_the_future'], drift: [{ migration: '0002_projects_and_tasks' }] });
     expect(doc.groups.map((g: any) => g.label)).toEqual(['1 never migrated', '3 drifted (applied migrations changed since)']);
     const text = await e.cli(['migrate', 'status']);
-    expect(text.stdout).toMatch(/t_st_b\tst-b\tdrift\t0009_from_the_future\tchanged: 0002_projects_and_tasks; unknown here: 0009_from_the_future/);
+    expect(text.stdout).toMatch(
+      /t_st_b\tst-b\tdrift\t0009_from_the_future\tchanged: 0002_projects_and_tasks; unknown here: 0009_from_the_future/,
+    );
 
     // migrate up refuses drifted targets (DRIFT, nothing applied) and migrates the new one.
     const up = json(await e.cli(['migrate', 'up', '--on-error', 'continue', '--json']));
     const byTenant = Object.fromEntries(up.results.map((x: any) => [x.tenant, x]));
-    expect(byTenant['st-c']).toMatchObject({ status: 'failed', applied: [], error: { code: 'DRIFT', migration: '0002_projects_and_tasks' } });
-    expect(byTenant['st-new']).toMatchObject({ status: 'succeeded', applied: ['0001_workspaces_and_users', '0002_projects_and_tasks', '0003_comments', '0004_archive'] });
+    expect(byTenant['st-c']).toMatchObject({
+      status: 'failed',
+      applied: [],
+      error: { code: 'DRIFT', migration: '0002_projects_and_tasks' },
+    });
+    expect(byTenant['st-new']).toMatchObject({
+      status: 'succeeded',
+      applied: ['0001_workspaces_and_users', '0002_projects_and_tasks', '0003_comments', '0004_archive'],
+    });
   });
 });
 
@@ -374,7 +482,12 @@ describe('bad input', () => {
     await e.addMigration('0004_two.sql', 'select 2;\n');
     await symlink(join(e.migrationsDir, 'does-not-exist'), join(e.migrationsDir, '0005_dangling.sql'));
     await writeFile(join(e.migrationsDir, '6_Bad-Name.sql'), 'select 3;\n');
-    for (const args of [['migrate', 'up'], ['migrate', 'up', '--json'], ['migrate', 'status'], ['migrate', 'up', '--dry-run']]) {
+    for (const args of [
+      ['migrate', 'up'],
+      ['migrate', 'up', '--json'],
+      ['migrate', 'status'],
+      ['migrate', 'up', '--dry-run'],
+    ]) {
       const r = await e.cli(args);
       expect(r.code, args.join(' ')).toBe(2);
       expect(r.stderr).toMatch(/0004_one\.sql, 0004_two\.sql: 2 files share number 0004/);
@@ -384,7 +497,12 @@ describe('bad input', () => {
     expect((await e.runs()).length).toBe(runsBefore);
     const tracked = await e.q('us1', 'schemas_bad', `select count(*)::int as n from tenantctl.schema_migrations where name like '0004%'`);
     expect(tracked[0].n).toBe(0);
-    for (const args of [['migrate', 'up', '--partition', '3/2'], ['migrate', 'up', '--on-error', 'maybe'], ['migrate', 'up', '--resume', '1', '--tenant', 'x'], ['migrate', 'up', '--concurrency', '0']]) {
+    for (const args of [
+      ['migrate', 'up', '--partition', '3/2'],
+      ['migrate', 'up', '--on-error', 'maybe'],
+      ['migrate', 'up', '--resume', '1', '--tenant', 'x'],
+      ['migrate', 'up', '--concurrency', '0'],
+    ]) {
       const r = await e.cli(args);
       expect(r.code, args.join(' ')).toBe(2);
     }
@@ -420,7 +538,10 @@ describe('bad input', () => {
     const status = json(r);
     expect(status).toMatchObject({ ok: false, head: '0006_note_tags' });
     expect(status.targets).toHaveLength(1);
-    expect(status.targets[0]).toMatchObject({ tenants: ['mc-s'], pending: ['0004_add_archived_at', '0005_tasks_due_index', '0006_note_tags'] });
+    expect(status.targets[0]).toMatchObject({
+      tenants: ['mc-s'],
+      pending: ['0004_add_archived_at', '0005_tasks_due_index', '0006_note_tags'],
+    });
     // Never overwrites: a directory squatting on the next name is refused (exit 2).
     await mkdir(join(e.migrationsDir, '0007_squat.sql'));
     r = await e.cli(['migrate', 'create', 'squat']);

@@ -149,7 +149,9 @@ describe('migrateTarget with a known state (one round trip)', () => {
     expect(out.error!.message).toContain('column "nope" does not exist');
     expect(out.error!.message).toContain('0005_broken.sql line 4');
     expect(out.version).toBe('0004_archive');
-    const cols = await c.query(`select column_name from information_schema.columns where table_schema = 't_fail' and table_name = 'workspaces' and column_name in ('archived_at', 'x', 'after_broken')`);
+    const cols = await c.query(
+      `select column_name from information_schema.columns where table_schema = 't_fail' and table_name = 'workspaces' and column_name in ('archived_at', 'x', 'after_broken')`,
+    );
     expect(cols.rows.map((r) => r.column_name)).toEqual(['archived_at']);
     expect((await readApplied(c, ['t_fail'])).map((r) => r.name)).not.toContain('0005_broken');
     await expectClean(c);
@@ -174,20 +176,32 @@ describe('migrateTarget with a known state (one round trip)', () => {
   it('takes a never-migrated target in one message, but never with its schema missing (search_path would fall to public)', async () => {
     const c = await connect();
     await c.query('create schema t_fresh');
-    const fresh = await migrateTarget(c, target('t_fresh'), base, { config, known: { applied: [], pending: base, unknown: [], tracked: true } });
+    const fresh = await migrateTarget(c, target('t_fresh'), base, {
+      config,
+      known: { applied: [], pending: base, unknown: [], tracked: true },
+    });
     expect(fresh).toMatchObject({ status: 'succeeded', applied: base.map((m) => m.id) });
     // No schema at all: the guard sends it down the step-by-step path, which creates it.
-    const out = await migrateTarget(c, target('t_missing'), base, { config, known: { applied: [], pending: base, unknown: [], tracked: true } });
+    const out = await migrateTarget(c, target('t_missing'), base, {
+      config,
+      known: { applied: [], pending: base, unknown: [], tracked: true },
+    });
     expect(out).toMatchObject({ status: 'succeeded', applied: base.map((m) => m.id) });
-    const tables = await c.query(`select table_schema, count(*)::int as n from information_schema.tables where table_schema in ('public', 't_missing', 't_fresh') group by 1 order by 1`);
-    expect(tables.rows).toEqual([{ table_schema: 't_fresh', n: 6 }, { table_schema: 't_missing', n: 6 }]);
+    const tables = await c.query(
+      `select table_schema, count(*)::int as n from information_schema.tables where table_schema in ('public', 't_missing', 't_fresh') group by 1 order by 1`,
+    );
+    expect(tables.rows).toEqual([
+      { table_schema: 't_fresh', n: 6 },
+      { table_schema: 't_missing', n: 6 },
+    ]);
     await expectClean(c);
   });
 
   it('is not used for targets it cannot take in one message (no-transaction or module migrations)', async () => {
     const c = await connect();
     const all = await folder({
-      '0004_events_idx.sql': '-- tenantctl:no-transaction\ncreate index concurrently if not exists workspaces_name_idx on workspaces (name);\n',
+      '0004_events_idx.sql':
+        '-- tenantctl:no-transaction\ncreate index concurrently if not exists workspaces_name_idx on workspaces (name);\n',
     });
     const k = await atHead(c, 't_conc', all);
     const out = await migrateTarget(c, target('t_conc'), all, { config, known: k });

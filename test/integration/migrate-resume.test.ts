@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { json, ownMigrateFleet, sleep, until, type MigrateEnv } from '../helpers/migrate-env.js';
 
 /**
@@ -77,7 +77,12 @@ describe('crash and resume', () => {
     expect(rows.filter((x) => x.status === 'not_run').length).toBe(doc.targets.notRun);
 
     const resumed = json(await e.cli(['migrate', 'up', '--resume', String(run.id), '--json']));
-    expect(resumed.results.map((x: any) => x.tenant).sort()).toEqual(rows.filter((x) => x.status !== 'succeeded').map((x) => x.tenants[0]).sort());
+    expect(resumed.results.map((x: any) => x.tenant).sort()).toEqual(
+      rows
+        .filter((x) => x.status !== 'succeeded')
+        .map((x) => x.tenants[0])
+        .sort(),
+    );
     expect(await appliedCount(e, 'schemas_rs', '0005_slow')).toBe(12);
   });
 });
@@ -146,10 +151,24 @@ describe('a shard that is down', () => {
       ['dn-z', 'database', 't_dn_z', 'app'],
       ['dn-q', 'pool', 'pool_dn', 'app'],
     ] as const) {
-      await e.db.insertInto('tenants').values({
-        slug, key: `k-${slug}`, name: slug, tier: 'standard', model, region: 'us-east', shard: 'us9',
-        database_name: db, schema_name: schema, residency: null, status: 'active', status_detail: null, schema_version: HEAD,
-      }).execute();
+      await e.db
+        .insertInto('tenants')
+        .values({
+          slug,
+          key: `k-${slug}`,
+          name: slug,
+          tier: 'standard',
+          model,
+          region: 'us-east',
+          shard: 'us9',
+          database_name: db,
+          schema_name: schema,
+          residency: null,
+          status: 'active',
+          status_detail: null,
+          schema_version: HEAD,
+        })
+        .execute();
     }
     await e.addMigration('0004_archive.sql', 'alter table workspaces add column archived_at timestamptz;\n');
     const t0 = Date.now();

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { superuserUrl } from '../helpers/test-fleet.js';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
@@ -67,7 +68,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all(clients.splice(0).map((c) => c.end().catch(() => undefined)));
-  const c = new pg.Client({ connectionString: shard.url });
+  // As the superuser: sessions of other roles (the serving role's) may still be open, and only a
+  // member of their role may end them.
+  const c = new pg.Client({ connectionString: superuserUrl(shard.url) });
   await c.connect();
   for (const db of created) await c.query(`drop database if exists ${ident(db)} with (force)`);
   await c.end();
@@ -102,10 +105,9 @@ describe('migrateTarget', () => {
     expect(again).toMatchObject({ status: 'succeeded', applied: [], pending: [] });
 
     // The connection goes back to the pool clean: no lock held, no session settings left.
-    const locks = await admin.query(
-      `select count(*)::int as n from pg_locks where locktype = 'advisory' and pid = $1`,
-      [(c as unknown as { processID: number }).processID],
-    );
+    const locks = await admin.query(`select count(*)::int as n from pg_locks where locktype = 'advisory' and pid = $1`, [
+      (c as unknown as { processID: number }).processID,
+    ]);
     expect(locks.rows[0].n).toBe(0);
     const sp = await c.query('show search_path');
     expect(sp.rows[0].search_path).toBe('"$user", public');
@@ -116,7 +118,11 @@ describe('migrateTarget', () => {
     const c = await connect(db);
     const t = schemaTarget(db, 't_upto');
     const first = await migrateTarget(c, t, shipped, { config, upTo: '0002_projects_and_tasks' });
-    expect(first).toMatchObject({ status: 'succeeded', applied: ['0001_workspaces_and_users', '0002_projects_and_tasks'], version: '0002_projects_and_tasks' });
+    expect(first).toMatchObject({
+      status: 'succeeded',
+      applied: ['0001_workspaces_and_users', '0002_projects_and_tasks'],
+      version: '0002_projects_and_tasks',
+    });
     expect(await tablesOf(c, 't_upto')).not.toContain('comments');
     // Through the fleet as well: still at that version, nothing pending before it.
     const fleet = new Fleet(config);
@@ -419,10 +425,10 @@ describe('pool targets: row-level security', () => {
 
   it('hides tenant A’s rows from the serving role when the setting is B’s key', async () => {
     await c.query(`insert into app.workspaces (id, name) values ($1, 'A'), ($2, 'B')`, [keyA, keyB]);
-    await c.query(
-      `insert into app.users (tenant_id, email, display_name) values ($1, 'a@a.test', 'Ann'), ($2, 'b@b.test', 'Bob')`,
-      [keyA, keyB],
-    );
+    await c.query(`insert into app.users (tenant_id, email, display_name) values ($1, 'a@a.test', 'Ann'), ($2, 'b@b.test', 'Bob')`, [
+      keyA,
+      keyB,
+    ]);
     const role = config.servingRole;
     const url = new URL(shard.url);
     url.username = role.name;
@@ -505,7 +511,9 @@ describe('tenant key types', () => {
       await c.query(`insert into app.workspaces (id, name) values ($1, 'W')`, [key]);
       const states = await rlsState(c, 'app', cfg);
       expect(states.length).toBe(5);
-      expect(states.every((s) => s.enabled && !s.forced && s.adminPolicy === 'true' && s.policy?.includes('NULLIF(current_setting'))).toBe(true);
+      expect(states.every((s) => s.enabled && !s.forced && s.adminPolicy === 'true' && s.policy?.includes('NULLIF(current_setting'))).toBe(
+        true,
+      );
       // PostgreSQL's rendering of the policy is recognised, so a re-run leaves the tables alone.
       expect(await rlsNeedsApply(c, 'app', cfg)).toBe(false);
     });

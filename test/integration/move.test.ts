@@ -13,21 +13,51 @@ import { digestTable } from '../../src/copy/streams.js';
  */
 const { env } = ownMigrateFleet();
 
-type Tenant = { slug: string; key: string; model: string; shard: string; region: string; database_name: string; schema_name: string; status: string };
-const tenant = async (e: MigrateEnv, slug: string) => (await e.db.selectFrom('tenants').selectAll().where('slug', '=', slug).executeTakeFirst()) as Tenant | undefined;
+type Tenant = {
+  slug: string;
+  key: string;
+  model: string;
+  shard: string;
+  region: string;
+  database_name: string;
+  schema_name: string;
+  status: string;
+};
+const tenant = async (e: MigrateEnv, slug: string) =>
+  (await e.db.selectFrom('tenants').selectAll().where('slug', '=', slug).executeTakeFirst()) as Tenant | undefined;
 
 async function seed(e: MigrateEnv, slug: string, n: number): Promise<void> {
   const t = (await tenant(e, slug))!;
   const s = `"${t.schema_name}"`;
   await e.q(t.shard, t.database_name, `insert into ${s}.workspaces (id, name) values ($1, $2)`, [t.key, `ws ${slug}`]);
-  await e.q(t.shard, t.database_name, `insert into ${s}.users (tenant_id, id, email, display_name)
-      select $1, md5($2 || i)::uuid, 'u' || i || '@ex.com', 'User ' || i || E'\\ttab\\nnl' from generate_series(1, $3) i`, [t.key, slug, Math.max(1, n / 10)]);
-  await e.q(t.shard, t.database_name, `insert into ${s}.projects (tenant_id, id, name, owner_id)
-      select $1, md5('p' || $2 || i)::uuid, 'Project ' || i, md5($2 || 1)::uuid from generate_series(1, 5) i`, [t.key, slug]);
-  await e.q(t.shard, t.database_name, `insert into ${s}.tasks (tenant_id, id, project_id, title, status)
-      select $1, md5('t' || $2 || i)::uuid, md5('p' || $2 || (1 + i % 5))::uuid, 'Task ' || i || ' ünï', 'todo' from generate_series(1, $3) i`, [t.key, slug, n]);
-  await e.q(t.shard, t.database_name, `insert into ${s}.comments (tenant_id, task_id, author_id, body)
-      select $1, md5('t' || $2 || (1 + i % $3))::uuid, md5($2 || 1)::uuid, 'c\\' || i from generate_series(1, $3) i`, [t.key, slug, n]);
+  await e.q(
+    t.shard,
+    t.database_name,
+    `insert into ${s}.users (tenant_id, id, email, display_name)
+      select $1, md5($2 || i)::uuid, 'u' || i || '@ex.com', 'User ' || i || E'\\ttab\\nnl' from generate_series(1, $3) i`,
+    [t.key, slug, Math.max(1, n / 10)],
+  );
+  await e.q(
+    t.shard,
+    t.database_name,
+    `insert into ${s}.projects (tenant_id, id, name, owner_id)
+      select $1, md5('p' || $2 || i)::uuid, 'Project ' || i, md5($2 || 1)::uuid from generate_series(1, 5) i`,
+    [t.key, slug],
+  );
+  await e.q(
+    t.shard,
+    t.database_name,
+    `insert into ${s}.tasks (tenant_id, id, project_id, title, status)
+      select $1, md5('t' || $2 || i)::uuid, md5('p' || $2 || (1 + i % 5))::uuid, 'Task ' || i || ' ünï', 'todo' from generate_series(1, $3) i`,
+    [t.key, slug, n],
+  );
+  await e.q(
+    t.shard,
+    t.database_name,
+    `insert into ${s}.comments (tenant_id, task_id, author_id, body)
+      select $1, md5('t' || $2 || (1 + i % $3))::uuid, md5($2 || 1)::uuid, 'c\\' || i from generate_series(1, $3) i`,
+    [t.key, slug, n],
+  );
 }
 
 async function withPg<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
@@ -67,9 +97,14 @@ async function moveOk(e: MigrateEnv, args: string[]) {
 }
 
 const schemaExists = (e: MigrateEnv, shard: string, db: string, schema: string) =>
-  e.q(shard, db, 'select 1 from pg_namespace where nspname = $1', [schema]).then((r) => r.length > 0).catch(() => false);
-const dbExists = (e: MigrateEnv, shard: string, db: string) => e.q(shard, 'postgres', 'select 1 from pg_database where datname = $1', [db]).then((r) => r.length > 0);
-const keyRows = (e: MigrateEnv, shard: string, key: string) => e.q(shard, `pool_${e.name}`, 'select count(*)::int as n from app.tasks where tenant_id = $1', [key]).then((r) => r[0].n as number);
+  e
+    .q(shard, db, 'select 1 from pg_namespace where nspname = $1', [schema])
+    .then((r) => r.length > 0)
+    .catch(() => false);
+const dbExists = (e: MigrateEnv, shard: string, db: string) =>
+  e.q(shard, 'postgres', 'select 1 from pg_database where datname = $1', [db]).then((r) => r.length > 0);
+const keyRows = (e: MigrateEnv, shard: string, key: string) =>
+  e.q(shard, `pool_${e.name}`, 'select count(*)::int as n from app.tasks where tenant_id = $1', [key]).then((r) => r[0].n as number);
 
 let e: MigrateEnv;
 beforeAll(async () => {
@@ -156,7 +191,14 @@ describe('model pairs, across shards and within one, hashes equal before and aft
   });
 
   it('pool → pool with --fast-load: foreign keys checked once, all of them back at the target', async () => {
-    const fks = (shard: string) => e.q(shard, `pool_${e.name}`, `select count(*)::int as n from pg_constraint where contype = 'f' and connamespace = 'app'::regnamespace`).then((r) => r[0].n);
+    const fks = (shard: string) =>
+      e
+        .q(
+          shard,
+          `pool_${e.name}`,
+          `select count(*)::int as n from pg_constraint where contype = 'f' and connamespace = 'app'::regnamespace`,
+        )
+        .then((r) => r[0].n);
     const want = await fks('us1');
     const before = await digests(e, 'p-other');
     await moveOk(e, ['p-other', '--to-shard', 'eu1', '--fast-load']);
@@ -167,7 +209,12 @@ describe('model pairs, across shards and within one, hashes equal before and aft
 
   it('rollback after the switch is refused when the tenant wrote at the target', async () => {
     const t = (await tenant(e, 'p-two'))!;
-    await e.q('eu1', `pool_${e.name}`, `update app.tasks set title = 'changed at target' where tenant_id = $1 and ctid = (select ctid from app.tasks where tenant_id = $1 limit 1)`, [t.key]);
+    await e.q(
+      'eu1',
+      `pool_${e.name}`,
+      `update app.tasks set title = 'changed at target' where tenant_id = $1 and ctid = (select ctid from app.tasks where tenant_id = $1 limit 1)`,
+      [t.key],
+    );
     const r = await e.cli(['move', 'rollback', 'p-two', '--yes', '--json']);
     expect(r.code).toBe(2);
     expect(json(r).error.message).toMatch(/written at .* since the switch/);
@@ -190,10 +237,16 @@ describe('verification and refusals', () => {
     expect(await keyRows(e, 'eu1', t.key)).toBe(0);
     expect(await digests(e, 'tamper')).toEqual(before);
     // Writes work again (the fence is lifted).
-    await withPg(url(e, 'us1', `pool_${e.name}`).replace(/\/\/[^@]*@/, `//${e.config.servingRole.name}:${encodeURIComponent(e.config.servingRole.password ?? '')}@`), async (c) => {
-      await c.query('select set_config($1, $2, false)', [e.config.rls.setting, t.key]);
-      await c.query(`update app.tasks set title = title where tenant_id = $1`, [t.key]);
-    });
+    await withPg(
+      url(e, 'us1', `pool_${e.name}`).replace(
+        /\/\/[^@]*@/,
+        `//${e.config.servingRole.name}:${encodeURIComponent(e.config.servingRole.password ?? '')}@`,
+      ),
+      async (c) => {
+        await c.query('select set_config($1, $2, false)', [e.config.rls.setting, t.key]);
+        await c.query(`update app.tasks set title = title where tenant_id = $1`, [t.key]);
+      },
+    );
   });
 
   it('residency: an eu tenant is refused a us shard (exit 2, nothing recorded)', async () => {
@@ -225,9 +278,18 @@ describe('verification and refusals', () => {
 describe('fence, kill, resume, rollback, concurrency', () => {
   async function killedInCopy(slug: string, args: string[], during: (pid: number) => Promise<void>) {
     let pid = 0;
-    const run = e.cli(['move', slug, ...args, '--yes', '--json'], { env: { TENANTCTL_INJECT_FAULT: 'move-hang-in-copy' }, onSpawn: (p) => (pid = p) });
+    const run = e.cli(['move', slug, ...args, '--yes', '--json'], {
+      env: { TENANTCTL_INJECT_FAULT: 'move-hang-in-copy' },
+      onSpawn: (p) => (pid = p),
+    });
     await until(async () => {
-      const op = await e.db.selectFrom('operations').selectAll().where('kind', '=', 'move').where('tenant_slug', '=', slug).where('status', '=', 'running').executeTakeFirst();
+      const op = await e.db
+        .selectFrom('operations')
+        .selectAll()
+        .where('kind', '=', 'move')
+        .where('tenant_slug', '=', slug)
+        .where('status', '=', 'running')
+        .executeTakeFirst();
       return (op?.progress as any)?.lastTable;
     });
     await during(pid);
@@ -240,14 +302,20 @@ describe('fence, kill, resume, rollback, concurrency', () => {
     const t = (await tenant(e, 'k-pool'))!;
     const other = (await tenant(e, 'tamper'))!;
     const before = await digests(e, 'k-pool');
-    const serving = (db: string) => url(e, 'us1', db).replace(/\/\/[^@]*@/, `//${e.config.servingRole.name}:${encodeURIComponent(e.config.servingRole.password ?? '')}@`);
+    const serving = (db: string) =>
+      url(e, 'us1', db).replace(/\/\/[^@]*@/, `//${e.config.servingRole.name}:${encodeURIComponent(e.config.servingRole.password ?? '')}@`);
     await killedInCopy('k-pool', ['--to-shard', 'eu1'], async () => {
       await withPg(serving(`pool_${e.name}`), async (c) => {
         await c.query('select set_config($1, $2, false)', [e.config.rls.setting, t.key]);
         const n = await c.query('select count(*)::int as n from app.tasks');
         expect(n.rows[0].n).toBe(60);
-        await expect(c.query(`update app.tasks set title = 'x' where id = (select id from app.tasks limit 1)`)).rejects.toMatchObject({ code: '25006', message: expect.stringMatching(/paused: tenantctl is moving it/) });
-        await expect(c.query(`insert into app.projects (tenant_id, name) values ($1, 'new')`, [t.key])).rejects.toMatchObject({ code: '25006' });
+        await expect(c.query(`update app.tasks set title = 'x' where id = (select id from app.tasks limit 1)`)).rejects.toMatchObject({
+          code: '25006',
+          message: expect.stringMatching(/paused: tenantctl is moving it/),
+        });
+        await expect(c.query(`insert into app.projects (tenant_id, name) values ($1, 'new')`, [t.key])).rejects.toMatchObject({
+          code: '25006',
+        });
         await expect(c.query('delete from app.comments')).rejects.toMatchObject({ code: '25006' });
         await c.query('select set_config($1, $2, false)', [e.config.rls.setting, other.key]);
         const u = await c.query(`update app.tasks set title = title where tenant_id = $1`, [other.key]);
@@ -308,8 +376,15 @@ describe('fence, kill, resume, rollback, concurrency', () => {
 describe('versions and primary keys, in a fleet of their own', () => {
   it('a pool target behind is migrated first; one ahead is refused; a table without a primary key is refused (exit 2, nothing changed)', async () => {
     const f = await env('mvpk');
-    await f.create([{ slug: 'np', model: 'schema', shard: 'us1' }, { slug: 'lo', model: 'pool', shard: 'us1' }, { slug: 'hi', model: 'schema', shard: 'us1' }]);
-    await f.addMigration('0004_notes.sql', 'create table notes (tenant_id {{tenant_key_type}} not null, id bigserial, body text, primary key (tenant_id, id));');
+    await f.create([
+      { slug: 'np', model: 'schema', shard: 'us1' },
+      { slug: 'lo', model: 'pool', shard: 'us1' },
+      { slug: 'hi', model: 'schema', shard: 'us1' },
+    ]);
+    await f.addMigration(
+      '0004_notes.sql',
+      'create table notes (tenant_id {{tenant_key_type}} not null, id bigserial, body text, primary key (tenant_id, id));',
+    );
     expect((await f.cli(['migrate', 'up', '--tenant', 'hi,np'])).code).toBe(0);
     const hiKey = (await f.db.selectFrom('tenants').select('key').where('slug', '=', 'hi').executeTakeFirstOrThrow()).key;
     await f.q('us1', 'schemas_mvpk', `insert into t_hi.notes (tenant_id, body) select $1, 'n' || i from generate_series(1, 7) i`, [hiKey]);
@@ -322,12 +397,17 @@ describe('versions and primary keys, in a fleet of their own', () => {
     expect(r2.code).toBe(2);
     expect(json(r2).error.message).toMatch(/newer migration version/);
     expect(json(r2).error.hint).toMatch(/migrate up --tenant/);
-    await f.addMigration('0005_audit_log.sql', 'create table audit_log (tenant_id {{tenant_key_type}} not null, at timestamptz not null default now(), what text);');
+    await f.addMigration(
+      '0005_audit_log.sql',
+      'create table audit_log (tenant_id {{tenant_key_type}} not null, at timestamptz not null default now(), what text);',
+    );
     expect((await f.cli(['migrate', 'up', '--tenant', 'np'])).code).toBe(0);
     const r3 = await f.cli(['move', 'np', '--to-shard', 'eu1', '--yes', '--json']);
     expect(r3.code).toBe(2);
     expect(json(r3).error.message).toMatch(/audit_log .*no primary key/);
     expect((await f.db.selectFrom('tenants').select('shard').where('slug', '=', 'np').executeTakeFirstOrThrow()).shard).toBe('us1');
-    expect(await f.db.selectFrom('operations').select('id').where('kind', '=', 'move').where('tenant_slug', 'in', ['lo', 'np']).execute()).toHaveLength(0);
+    expect(
+      await f.db.selectFrom('operations').select('id').where('kind', '=', 'move').where('tenant_slug', 'in', ['lo', 'np']).execute(),
+    ).toHaveLength(0);
   }, 90_000);
 });

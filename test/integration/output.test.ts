@@ -73,7 +73,10 @@ describe('JSON documents (piped, as CI runs the CLI)', () => {
       [['frobnicate'], 'tenantctl', /unknown command 'frobnicate'/],
     ];
     for (const [args, command, message] of cases) {
-      for (const argv of [[...args, '--json'], ['--json', ...args]]) {
+      for (const argv of [
+        [...args, '--json'],
+        ['--json', ...args],
+      ]) {
         const r = await cli(argv, { config });
         expect(r.code, argv.join(' ')).toBe(2);
         const d = onlyJson(r.stdout) as { command: string; ok: boolean; error: { code: string; message: string; hint: string } };
@@ -101,7 +104,10 @@ describe('selectors', () => {
       [['tenant', 'list', '--model', 'bogus'], /--model bogus: no such model \(valid: pool, schema, database\)/],
       [['tenant', 'list', '--tier', 'nope'], /--tier nope: no such tier \(valid: free, standard, enterprise\)/],
       [['tenant', 'list', '--shard', 'us9'], /--shard us9: no such shard \(valid: us1, us2, eu1\)/],
-      [['tenant', 'list', '--status', 'x'], /--status x: no such status \(valid: provisioning, active, suspended, failed, deleting, moving\)/],
+      [
+        ['tenant', 'list', '--status', 'x'],
+        /--status x: no such status \(valid: provisioning, active, suspended, failed, deleting, moving\)/,
+      ],
       [['tenant', 'list', '--region', 'mars'], /--region mars: no such region \(valid: us-east, eu-west\)/],
       [['tenant', 'list', '--tenant', 'out-never-made'], /no tenant "out-never-made"/],
       [['migrate', 'status', '--shard', 'us9'], /no such shard/],
@@ -128,9 +134,20 @@ describe('terminal manners, piped', () => {
     const c = await cli(['tenant', 'create', '--from-file', file], { config });
     expect(c.code, c.stderr).toBe(0);
     const r = await cli(['tenant', 'list', '--tenant', slugs.join(',')], { config });
-    expect(r.stdout.split('\n').slice(1, 6).map((l) => l.split('\t')[0])).toEqual(['out-sort-1', 'out-sort-2', 'out-sort-19', 'out-sort-20', 'out-sort-100']);
+    expect(
+      r.stdout
+        .split('\n')
+        .slice(1, 6)
+        .map((l) => l.split('\t')[0]),
+    ).toEqual(['out-sort-1', 'out-sort-2', 'out-sort-19', 'out-sort-20', 'out-sort-100']);
     const j = JSON.parse((await cli(['tenant', 'list', '--tenant', slugs.join(','), '--json'], { config })).stdout);
-    expect(j.tenants.map((t: { slug: string }) => t.slug)).toEqual(['out-sort-1', 'out-sort-2', 'out-sort-19', 'out-sort-20', 'out-sort-100']);
+    expect(j.tenants.map((t: { slug: string }) => t.slug)).toEqual([
+      'out-sort-1',
+      'out-sort-2',
+      'out-sort-19',
+      'out-sort-20',
+      'out-sort-100',
+    ]);
   });
 
   it('names with newlines and escape sequences are printed escaped; JSON keeps them exact', async () => {

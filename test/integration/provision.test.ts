@@ -30,18 +30,27 @@ describe('provisioning in each model', () => {
     const r = await createTenant(deps, { slug: 'pv-pool-a', model: 'pool', shard: 'us1' });
     expect(r.status).toBe('succeeded');
     const t = await getTenant(deps.db, 'pv-pool-a');
-    expect(t).toMatchObject({ status: 'active', model: 'pool', database_name: 'tenant_pool', schema_name: 'app', schema_version: deps.migrations.at(-1)!.id });
-    const tables = await q(admin('us1', 'tenant_pool'),
+    expect(t).toMatchObject({
+      status: 'active',
+      model: 'pool',
+      database_name: 'tenant_pool',
+      schema_name: 'app',
+      schema_version: deps.migrations.at(-1)!.id,
+    });
+    const tables = await q(
+      admin('us1', 'tenant_pool'),
       `select c.relname, c.relrowsecurity, c.relforcerowsecurity,
               exists(select 1 from pg_policy p where p.polrelid = c.oid and p.polname = 'tenantctl_isolation') as policy,
               exists(select 1 from pg_policy p where p.polrelid = c.oid and p.polname = 'tenantctl_admin'
                                                  and p.polroles = array[(select oid from pg_roles where rolname = current_user)]) as admin
          from pg_class c join pg_namespace n on n.oid = c.relnamespace
-        where n.nspname = 'app' and c.relkind = 'r'`);
+        where n.nspname = 'app' and c.relkind = 'r'`,
+    );
     const scoped = tables.filter((x) => x.relname !== 'task_statuses' && x.relname !== 'countries');
     expect(scoped.length).toBeGreaterThanOrEqual(4);
     // tenantctl's role owns the tables: exempt as the owner (no FORCE), the serving role is not.
-    for (const row of scoped) expect(row, row.relname).toMatchObject({ relrowsecurity: true, relforcerowsecurity: false, policy: true, admin: true });
+    for (const row of scoped)
+      expect(row, row.relname).toMatchObject({ relrowsecurity: true, relforcerowsecurity: false, policy: true, admin: true });
   });
 
   it('schema: own schema at head and a role that can use it', async () => {
@@ -49,7 +58,11 @@ describe('provisioning in each model', () => {
     expect(r.status).toBe('succeeded');
     expect(await schemaExists('us2', 'tenant_schemas', 't_pv_schema_a')).toBe(true);
     expect(await roleExists('us2', 'tenant_pv_schema_a')).toBe(true);
-    const applied = await q(admin('us2', 'tenant_schemas'), 'select name from tenantctl.schema_migrations where target_schema = $1 order by name', ['t_pv_schema_a']);
+    const applied = await q(
+      admin('us2', 'tenant_schemas'),
+      'select name from tenantctl.schema_migrations where target_schema = $1 order by name',
+      ['t_pv_schema_a'],
+    );
     expect(applied.map((x) => x.name)).toEqual(deps.migrations.map((m) => m.id));
   });
 
@@ -57,10 +70,12 @@ describe('provisioning in each model', () => {
     const r = await createTenant(deps, { slug: 'pv-db-a', model: 'database', region: 'eu-west' });
     expect(r.status).toBe('succeeded');
     expect(r.shard).toBe('eu1');
-    const [acl] = await q(admin('eu1', 'postgres'),
+    const [acl] = await q(
+      admin('eu1', 'postgres'),
       `select has_database_privilege('public', datname, 'CONNECT') as public_connect,
               has_database_privilege('tenant_pv_db_a', datname, 'CONNECT') as role_connect
-         from pg_database where datname = 't_pv_db_a'`);
+         from pg_database where datname = 't_pv_db_a'`,
+    );
     expect(acl).toEqual({ public_connect: false, role_connect: true });
   });
 
@@ -80,7 +95,10 @@ describe('bulk onboarding', () => {
       ...Array.from({ length: 4 }, (_, i) => ({ slug: `pv-bulk-d${i}`, model: 'database', shard: 'us1' })),
     ];
     const results = await createTenants(deps, inputs, { concurrency: 8 });
-    expect(results.filter((r) => r.status !== 'succeeded'), JSON.stringify(results.filter((r) => r.status !== 'succeeded'))).toEqual([]);
+    expect(
+      results.filter((r) => r.status !== 'succeeded'),
+      JSON.stringify(results.filter((r) => r.status !== 'succeeded')),
+    ).toEqual([]);
     expect(results.map((r) => r.tenant)).toEqual(inputs.map((i) => i.slug));
   });
 });
@@ -113,7 +131,10 @@ describe('isolation between tenants', () => {
     const b = await getTenant(deps.db, 'pv-rls-b');
     const su = admin('us2', 'tenant_pool');
     await q(su, 'insert into app.workspaces (id, name) values ($1, $2), ($3, $4)', [a.key, 'A', b.key, 'B']);
-    const serving = shardDbUrl(deps.config, 'us2', 'tenant_pool', { name: deps.config.servingRole.name, password: deps.config.servingRole.password! });
+    const serving = shardDbUrl(deps.config, 'us2', 'tenant_pool', {
+      name: deps.config.servingRole.name,
+      password: deps.config.servingRole.password!,
+    });
     const c = new pg.Client({ connectionString: serving });
     await c.connect();
     try {
@@ -125,8 +146,12 @@ describe('isolation between tenants', () => {
       expect(await as(a.key)).toEqual(['A']);
       // B cannot write a row claiming to be A.
       await c.query('select set_config($1, $2, false)', [deps.config.rls.setting, b.key]);
-      await expect(c.query('update app.workspaces set name = $1 where id = $2 returning id', ['hijack', a.key])).resolves.toMatchObject({ rowCount: 0 });
-      await expect(c.query('insert into app.workspaces (id, name) values ($1, $2)', [randomUUID(), 'forged'])).rejects.toMatchObject({ code: '42501' });
+      await expect(c.query('update app.workspaces set name = $1 where id = $2 returning id', ['hijack', a.key])).resolves.toMatchObject({
+        rowCount: 0,
+      });
+      await expect(c.query('insert into app.workspaces (id, name) values ($1, $2)', [randomUUID(), 'forged'])).rejects.toMatchObject({
+        code: '42501',
+      });
     } finally {
       await c.end();
     }
@@ -134,7 +159,19 @@ describe('isolation between tenants', () => {
 });
 
 describe('bad input and failures', () => {
-  const hostile = ['Acme', 'has space', "quote'", 'semi;colon', 'x; drop table tenants; --', '1leading', 'a'.repeat(41), 'public', 'pg-catalog', 'information_schema', ''];
+  const hostile = [
+    'Acme',
+    'has space',
+    "quote'",
+    'semi;colon',
+    'x; drop table tenants; --',
+    '1leading',
+    'a'.repeat(41),
+    'public',
+    'pg-catalog',
+    'information_schema',
+    '',
+  ];
 
   it.each(hostile)('refuses slug %j with nothing created', async (slug) => {
     await expect(createTenant(deps, { slug, model: 'schema', shard: 'us1' })).rejects.toBeInstanceOf(UsageError);
@@ -155,34 +192,46 @@ describe('bad input and failures', () => {
     await expect(createTenant(deps, { slug: 'pv-dup', model: 'pool' })).rejects.toMatchObject({ code: 'TENANT_EXISTS' });
   });
 
-  it.each(['schema', 'database'] as const)('%s: an injected failure rolls back the placement and marks the tenant failed; re-run converges', async (model) => {
-    const slug = `pv-fail-${model}`;
-    const ident = slug.replace(/-/g, '_');
-    const r = await createTenant({ ...deps, failAfter: 'migrated' }, { slug, model, shard: 'us2' });
-    expect(r.status).toBe('failed');
-    expect((await getTenant(deps.db, slug)).status).toBe('failed');
-    if (model === 'schema') expect(await schemaExists('us2', 'tenant_schemas', `t_${ident}`)).toBe(false);
-    else expect(await dbExists('us2', `t_${ident}`)).toBe(false);
-    expect(await roleExists('us2', `tenant_${ident}`)).toBe(false);
-    const again = await createTenant(deps, { slug });
-    expect(again).toMatchObject({ status: 'succeeded', resumed: true });
-    expect((await getTenant(deps.db, slug)).status).toBe('active');
-  });
+  it.each(['schema', 'database'] as const)(
+    '%s: an injected failure rolls back the placement and marks the tenant failed; re-run converges',
+    async (model) => {
+      const slug = `pv-fail-${model}`;
+      const ident = slug.replace(/-/g, '_');
+      const r = await createTenant({ ...deps, failAfter: 'migrated' }, { slug, model, shard: 'us2' });
+      expect(r.status).toBe('failed');
+      expect((await getTenant(deps.db, slug)).status).toBe('failed');
+      if (model === 'schema') expect(await schemaExists('us2', 'tenant_schemas', `t_${ident}`)).toBe(false);
+      else expect(await dbExists('us2', `t_${ident}`)).toBe(false);
+      expect(await roleExists('us2', `tenant_${ident}`)).toBe(false);
+      const again = await createTenant(deps, { slug });
+      expect(again).toMatchObject({ status: 'succeeded', resumed: true });
+      expect((await getTenant(deps.db, slug)).status).toBe('active');
+    },
+  );
 
-  it.each(['prepared', 'migrated'])('schema: a failure after %s leaves nothing in the tenant database even without undo (one transaction)', async (step) => {
-    const slug = `pv-atomic-${step}`;
-    const ident = slug.replace(/-/g, '_');
-    const r = await createTenant({ ...deps, failAfter: step, skipUndo: true }, { slug, model: 'schema', shard: 'us2' });
-    expect(r.status).toBe('failed');
-    expect(await schemaExists('us2', 'tenant_schemas', `t_${ident}`)).toBe(false);
-    expect(await roleExists('us2', `tenant_${ident}`)).toBe(false);
-    const tracked = await q(admin('us2', 'tenant_schemas'), 'select name from tenantctl.schema_migrations where target_schema = $1', [`t_${ident}`]);
-    expect(tracked).toEqual([]);
-    const again = await createTenant(deps, { slug });
-    expect(again).toMatchObject({ status: 'succeeded', resumed: true });
-    const applied = await q(admin('us2', 'tenant_schemas'), 'select name from tenantctl.schema_migrations where target_schema = $1 order by name', [`t_${ident}`]);
-    expect(applied.map((x) => x.name)).toEqual(deps.migrations.map((m) => m.id));
-  });
+  it.each(['prepared', 'migrated'])(
+    'schema: a failure after %s leaves nothing in the tenant database even without undo (one transaction)',
+    async (step) => {
+      const slug = `pv-atomic-${step}`;
+      const ident = slug.replace(/-/g, '_');
+      const r = await createTenant({ ...deps, failAfter: step, skipUndo: true }, { slug, model: 'schema', shard: 'us2' });
+      expect(r.status).toBe('failed');
+      expect(await schemaExists('us2', 'tenant_schemas', `t_${ident}`)).toBe(false);
+      expect(await roleExists('us2', `tenant_${ident}`)).toBe(false);
+      const tracked = await q(admin('us2', 'tenant_schemas'), 'select name from tenantctl.schema_migrations where target_schema = $1', [
+        `t_${ident}`,
+      ]);
+      expect(tracked).toEqual([]);
+      const again = await createTenant(deps, { slug });
+      expect(again).toMatchObject({ status: 'succeeded', resumed: true });
+      const applied = await q(
+        admin('us2', 'tenant_schemas'),
+        'select name from tenantctl.schema_migrations where target_schema = $1 order by name',
+        [`t_${ident}`],
+      );
+      expect(applied.map((x) => x.name)).toEqual(deps.migrations.map((m) => m.id));
+    },
+  );
 
   it('database: a failure after migrated leaves the new database empty even without undo (one transaction inside it)', async () => {
     const slug = 'pv-atomic-db';

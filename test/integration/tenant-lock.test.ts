@@ -14,7 +14,15 @@ const { env } = ownMigrateFleet();
 const tenantRow = async (e: MigrateEnv, slug: string) => e.db.selectFrom('tenants').selectAll().where('slug', '=', slug).executeTakeFirst();
 const schemaExists = async (e: MigrateEnv, shard: string, schema: string) =>
   (await e.q(shard, `schemas_${e.name}`, 'select 1 from pg_namespace where nspname = $1', [schema])).length > 0;
-const tenantCount = async (e: MigrateEnv) => Number((await e.db.selectFrom('tenants').select((b) => b.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
+const tenantCount = async (e: MigrateEnv) =>
+  Number(
+    (
+      await e.db
+        .selectFrom('tenants')
+        .select((b) => b.fn.countAll().as('n'))
+        .executeTakeFirstOrThrow()
+    ).n,
+  );
 
 describe('concurrent creates of one slug', () => {
   for (const model of ['schema', 'database'] as const) {
@@ -31,7 +39,10 @@ describe('concurrent creates of one slug', () => {
       for (const r of runs) {
         expect([0, 2, 3], r.stderr + r.stdout).toContain(r.code);
         const doc = json(r);
-        if (r.code === 3) expect(doc.error.message).toMatch(new RegExp(`tenant "${slug}" is locked by tenant create by \\S+, pid \\d+ on \\S+, since \\d{4}-`));
+        if (r.code === 3)
+          expect(doc.error.message).toMatch(
+            new RegExp(`tenant "${slug}" is locked by tenant create by \\S+, pid \\d+ on \\S+, since \\d{4}-`),
+          );
         if (r.code === 2) expect(doc.error.code).toBe('TENANT_EXISTS');
       }
     });
@@ -74,7 +85,16 @@ describe('never act on a tenant that is gone, never adopt', () => {
     await e.addMigration('0100_slow.sql', 'create table slow_marker (id int);\nselect pg_sleep(5);\n');
     const run = e.cli(['migrate', 'up', '--json', '--concurrency', '1']);
     // gone-a migrates first (slug order); while it sleeps, gone-b is free to delete.
-    await until(async () => (await e.q('us1', `schemas_${e.name}`, `select 1 from pg_stat_activity where query like '%pg_sleep(5)%' and pid <> pg_backend_pid()`)).length > 0);
+    await until(
+      async () =>
+        (
+          await e.q(
+            'us1',
+            `schemas_${e.name}`,
+            `select 1 from pg_stat_activity where query like '%pg_sleep(5)%' and pid <> pg_backend_pid()`,
+          )
+        ).length > 0,
+    );
     const [busy, del] = await Promise.all([
       e.cli(['tenant', 'delete', 'gone-a', '--yes', '--json']),
       e.cli(['tenant', 'delete', 'gone-b', '--yes']),
@@ -90,7 +110,9 @@ describe('never act on a tenant that is gone, never adopt', () => {
     expect(b.reason).toMatch(/^gone: the tenant was deleted during the run/);
     expect(doc.targets).toMatchObject({ migrated: 1, gone: 1, failed: 0 });
     expect(await schemaExists(e, 'us1', 't_gone_b')).toBe(false);
-    expect(await e.q('us1', `schemas_${e.name}`, 'select 1 from tenantctl.schema_migrations where target_schema = $1', ['t_gone_b'])).toEqual([]);
+    expect(
+      await e.q('us1', `schemas_${e.name}`, 'select 1 from tenantctl.schema_migrations where target_schema = $1', ['t_gone_b']),
+    ).toEqual([]);
     expect(await tenantRow(e, 'gone-b')).toBeUndefined();
   });
 
@@ -102,13 +124,20 @@ describe('never act on a tenant that is gone, never adopt', () => {
     ]);
     await e.addMigration('0100_slow.sql', 'create table slow_marker (id int);\nselect pg_sleep(4);\n');
     const run = e.cli(['migrate', 'up', '--json']);
-    await until(async () => (await e.q('us1', `pool_${e.name}`, `select 1 from pg_stat_activity where query like '%pg_sleep(4)%' and pid <> pg_backend_pid()`)).length > 0);
+    await until(
+      async () =>
+        (await e.q('us1', `pool_${e.name}`, `select 1 from pg_stat_activity where query like '%pg_sleep(4)%' and pid <> pg_backend_pid()`))
+          .length > 0,
+    );
     const del = await e.cli(['tenant', 'delete', 'gonep-1', '--yes']);
     expect(del.code, del.stderr).toBe(0);
     const r = await run;
     expect(r.code, r.stderr).toBe(0);
     const doc = json(r);
-    expect(doc.results.find((x: any) => x.tenant === 'gonep-1')).toMatchObject({ status: 'skipped', reason: 'gone: the tenant was deleted during the run' });
+    expect(doc.results.find((x: any) => x.tenant === 'gonep-1')).toMatchObject({
+      status: 'skipped',
+      reason: 'gone: the tenant was deleted during the run',
+    });
     expect(doc.results.find((x: any) => x.tenant === 'gonep-2')).toMatchObject({ status: 'succeeded', applied: ['0100_slow'] });
   });
 
@@ -137,7 +166,10 @@ describe('never act on a tenant that is gone, never adopt', () => {
       await writeFile(file, 'slug,model,shard\nadopt-ok,schema,us1\nadopt-s,schema,us1\n');
       const b = await e.cli(['tenant', 'create', '--from-file', file, '--concurrency', '1', '--json']);
       expect(b.code, b.stdout).toBe(1);
-      expect(json(b).results.find((x: any) => x.tenant === 'adopt-s')).toMatchObject({ status: 'failed', error: { code: 'PLACEMENT_EXISTS' } });
+      expect(json(b).results.find((x: any) => x.tenant === 'adopt-s')).toMatchObject({
+        status: 'failed',
+        error: { code: 'PLACEMENT_EXISTS' },
+      });
       expect(await tenantRow(e, 'adopt-ok')).toMatchObject({ status: 'active' });
       expect(await tenantRow(e, 'adopt-s')).toBeUndefined();
     } finally {
@@ -189,7 +221,7 @@ describe('bulk pre-check and re-runs', () => {
     const before = await tenantCount(e);
     for (const [kind, row] of bad) {
       const file = join(e.migrationsDir, '..', `bulk-${kind.replace(/\W+/g, '-')}.csv`);
-      await writeFile(file, ['slug,name,model,tier,region,shard,key,residency', ...good, row].join('\n') + '\n');
+      await writeFile(file, `${['slug,name,model,tier,region,shard,key,residency', ...good, row].join('\n')}\n`);
       const r = await e.cli(['tenant', 'create', '--from-file', file, '--json']);
       expect(r.code, `${kind}: ${r.stdout}${r.stderr}`).toBe(2);
       expect(json(r).error.message, kind).toContain(`row 4 (${row.split(',')[0]})`);
@@ -199,7 +231,9 @@ describe('bulk pre-check and re-runs', () => {
 
   it('a re-run whose flags conflict with the recorded placement is refused (single and bulk), not overridden', async () => {
     const e = await env('rerun');
-    const failed = await e.cli(['tenant', 'create', 'rerun-a', '--model', 'database', '--shard', 'us1'], { env: { TENANTCTL_INJECT_FAULT: 'prepared' } });
+    const failed = await e.cli(['tenant', 'create', 'rerun-a', '--model', 'database', '--shard', 'us1'], {
+      env: { TENANTCTL_INJECT_FAULT: 'prepared' },
+    });
     expect(failed.code).toBe(1);
     expect((await tenantRow(e, 'rerun-a'))?.status).toBe('failed');
     const r = await e.cli(['tenant', 'create', 'rerun-a', '--region', 'eu-west', '--residency', 'eu', '--json']);

@@ -76,11 +76,15 @@ describe('the live view at a terminal', () => {
     expect(ok + notRun).toBe(n);
     expect(r.output).not.toMatch(/✔/);
     // The summary agrees with the frame, and the command that finishes the job is printed.
-    expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^tenant create \\(interrupted\\): ${ok} succeeded, 0 failed, 0 skipped, ${notRun} not run of 300`)));
+    expect(lines).toContainEqual(
+      expect.stringMatching(new RegExp(`^tenant create \\(interrupted\\): ${ok} succeeded, 0 failed, 0 skipped, ${notRun} not run of 300`)),
+    );
     const finish = lines.find((l) => l.startsWith('to finish: '));
     expect(finish).toBe(`to finish: tenantctl --config ${config} tenant create --from-file ${file} --concurrency 2`);
     // The catalog agrees: exactly the tenants counted as done exist, all active.
-    const listed = JSON.parse((await cli(['tenant', 'list', '--tier', 'free', '--json'], { config })).stdout).tenants.filter((t: { slug: string }) => t.slug.startsWith('ttyo-'));
+    const listed = JSON.parse((await cli(['tenant', 'list', '--tier', 'free', '--json'], { config })).stdout).tenants.filter(
+      (t: { slug: string }) => t.slug.startsWith('ttyo-'),
+    );
     expect(listed).toHaveLength(ok);
     expect(listed.every((t: { status: string }) => t.status === 'active')).toBe(true);
   }, 120_000);

@@ -38,7 +38,7 @@ describe('RowTap', () => {
     expect(other.digest.hash).toBe(a.digest.hash);
     const changed = await tap(rows.replace('\ta\t', '\tA\t'), 0);
     expect(changed.digest.hash).not.toBe(a.digest.hash);
-    const dup = await tap(rows + 'k1\ta\t1\n', 0);
+    const dup = await tap(`${rows}k1\ta\t1\n`, 0);
     expect(dup.digest.hash).not.toBe(a.digest.hash);
   });
   it('rewrites the key field in the middle of a row and at its end', async () => {
@@ -52,7 +52,7 @@ describe('RowTap', () => {
 
 describe('AES-256-GCM streams', () => {
   const key = Buffer.alloc(32, 1);
-  const data = Buffer.from('x'.repeat(100_000) + 'end');
+  const data = Buffer.from(`${'x'.repeat(100_000)}end`);
   const chunks = (b: Buffer, n = 4096) => Array.from({ length: Math.ceil(b.length / n) }, (_, i) => b.subarray(i * n, (i + 1) * n));
   it('round-trips in chunks of any size', async () => {
     const enc = await run(chunks(data), encryptStream(key));
@@ -78,10 +78,27 @@ describe('AES-256-GCM streams', () => {
 
 describe('manifest', () => {
   const m = sealManifest({
-    format: 1, id: 'acme.20260101T000000000Z', createdAt: '2026-01-01T00:00:00.000Z', tool: { name: 'tenantctl', version: '0.1.0' },
-    tenant: { slug: 'acme', key: 'k', name: 'Acme', tier: 'free', model: 'pool', region: 'us-east', shard: 'us1', database: 'tenant_pool', schema: 'app', residency: null },
-    keyType: 'uuid', migrations: { version: '0001_a', applied: [{ id: '0001_a', checksum: 'c' }] },
-    tables: [], dump: null, encryption: null,
+    format: 1,
+    id: 'acme.20260101T000000000Z',
+    createdAt: '2026-01-01T00:00:00.000Z',
+    tool: { name: 'tenantctl', version: '0.1.0' },
+    tenant: {
+      slug: 'acme',
+      key: 'k',
+      name: 'Acme',
+      tier: 'free',
+      model: 'pool',
+      region: 'us-east',
+      shard: 'us1',
+      database: 'tenant_pool',
+      schema: 'app',
+      residency: null,
+    },
+    keyType: 'uuid',
+    migrations: { version: '0001_a', applied: [{ id: '0001_a', checksum: 'c' }] },
+    tables: [],
+    dump: null,
+    encryption: null,
   } as Omit<Manifest, 'checksum'>);
   it('checks its own checksum, whatever the key order', () => {
     const text = JSON.stringify(m);
@@ -102,7 +119,12 @@ describe('backup ids and prune', () => {
     expect(slugOfBackupId('../etc.20261126T225317123Z')).toBeNull();
   });
   const now = new Date('2026-02-01T00:00:00Z');
-  const at = (slug: string, day: number) => ({ id: newBackupId(slug, new Date(Date.UTC(2026, 0, day))), tenant: slug, region: 'us-east', createdAt: new Date(Date.UTC(2026, 0, day)).toISOString() });
+  const at = (slug: string, day: number) => ({
+    id: newBackupId(slug, new Date(Date.UTC(2026, 0, day))),
+    tenant: slug,
+    region: 'us-east',
+    createdAt: new Date(Date.UTC(2026, 0, day)).toISOString(),
+  });
   const entries = [at('a', 1), at('a', 10), at('a', 20), at('a', 30), at('b', 2)];
   const gone = (p: ReturnType<typeof planPrune>) => p.filter((e) => e.action !== 'kept').map((e) => e.id);
   it('keeps the newest N of each tenant, and everything younger than D days', () => {
@@ -113,6 +135,13 @@ describe('backup ids and prune', () => {
     expect(() => planPrune(entries, {})).toThrow(/--keep-last N or --keep-days D/);
   });
   it('never deletes an archive whose manifest it cannot read', () => {
-    expect(gone(planPrune([...entries, { id: 'a.20200101T000000000Z', tenant: 'a', region: 'us-east', problem: 'bad' } as never], { keepLast: 1, now }))).not.toContain('a.20200101T000000000Z');
+    expect(
+      gone(
+        planPrune([...entries, { id: 'a.20200101T000000000Z', tenant: 'a', region: 'us-east', problem: 'bad' } as never], {
+          keepLast: 1,
+          now,
+        }),
+      ),
+    ).not.toContain('a.20200101T000000000Z');
   });
 });

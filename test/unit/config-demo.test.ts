@@ -48,7 +48,9 @@ describe('npm run demo', () => {
   });
 
   it('lets the shipped config through its guard', () => {
-    const r = spawnSync(process.execPath, [join(REPO, 'scripts', 'demo-guard.mjs'), join(REPO, 'tenants.config.yaml')], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [join(REPO, 'scripts', 'demo-guard.mjs'), join(REPO, 'tenants.config.yaml')], {
+      encoding: 'utf8',
+    });
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
   });

@@ -33,12 +33,12 @@ function thrown(fn: () => unknown): TenantctlError {
 describe('config limits', () => {
   it('refuses a file over 1 MB before reading it, naming the limit', () => {
     const file = join(dir, 'huge.yaml');
-    writeFileSync(file, VALID + `# ${'x'.repeat(1024 * 1024)}\n`);
+    writeFileSync(file, `${VALID}# ${'x'.repeat(1024 * 1024)}\n`);
     const err = thrown(() => loadConfig({ file, env: {} }));
     expect(err.code).toBe('CONFIG_INVALID');
     expect(err.message).toContain(`${file} is 1.0 MB; a config may be at most 1 MB`);
     // The same limit for text handed to parseConfig directly.
-    expect(thrown(() => parseConfig(VALID + `# ${'x'.repeat(1024 * 1024)}\n`, FILE, {})).message).toContain('a config may be at most 1 MB');
+    expect(thrown(() => parseConfig(`${VALID}# ${'x'.repeat(1024 * 1024)}\n`, FILE, {})).message).toContain('a config may be at most 1 MB');
   });
 
   it('reads a file just under the limit made of many keys in seconds, with a short message', { timeout: 120_000 }, () => {

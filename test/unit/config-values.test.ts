@@ -14,7 +14,11 @@ const PW = `S3cr@t:/%x"'#?`;
 
 /** A config with us1 (the catalog's shard, in us-east) and eu1; each shard's body is given. */
 function config(us1: string, eu1 = 'url: postgres://app:pw@eu1.internal:5432/postgres', top = 'catalog:\n  shard: us1'): string {
-  const indent = (body: string) => body.split('\n').map((l) => `        ${l}`).join('\n');
+  const indent = (body: string) =>
+    body
+      .split('\n')
+      .map((l) => `        ${l}`)
+      .join('\n');
   return `${top}
 regions:
   us-east:
@@ -76,7 +80,11 @@ describe('${VAR} inside a URL', () => {
   });
 
   it('encodes catalog.url the same way', () => {
-    const c = parseConfig(config('url: postgres://a:b@h/postgres', undefined, 'catalog:\n  url: postgres://cat:${CAT_PW}@control.internal/catalog'), FILE, { CAT_PW: PW });
+    const c = parseConfig(
+      config('url: postgres://a:b@h/postgres', undefined, 'catalog:\n  url: postgres://cat:${CAT_PW}@control.internal/catalog'),
+      FILE,
+      { CAT_PW: PW },
+    );
     const u = new URL(c.catalogUrl);
     expect([u.hostname, decodeURIComponent(u.password), u.pathname]).toEqual(['control.internal', PW, '/catalog']);
   });
@@ -123,12 +131,22 @@ describe('a connection given as parts', () => {
 
   it('gives the catalog as parts too', () => {
     const c = parseConfig(
-      config('url: postgres://a:b@h/postgres', undefined, `catalog:\n  host: control.internal\n  user: cat\n  password: \${CAT_PW}\n  database: catalog`),
+      config(
+        'url: postgres://a:b@h/postgres',
+        undefined,
+        `catalog:\n  host: control.internal\n  user: cat\n  password: \${CAT_PW}\n  database: catalog`,
+      ),
       FILE,
       { CAT_PW: PW },
     );
     const u = new URL(c.catalogUrl);
-    expect([u.hostname, u.port, u.username, decodeURIComponent(u.password), u.pathname]).toEqual(['control.internal', '5432', 'cat', PW, '/catalog']);
+    expect([u.hostname, u.port, u.username, decodeURIComponent(u.password), u.pathname]).toEqual([
+      'control.internal',
+      '5432',
+      'cat',
+      PW,
+      '/catalog',
+    ]);
     expectNoPassword(configAsYaml(c));
   });
 
@@ -136,12 +154,18 @@ describe('a connection given as parts', () => {
     expect(parseError(config('url: postgres://a:b@h/postgres\nhost: h\npassword: x')).message).toMatch(
       /regions\.us-east\.shards\.us1\.host: give the connection either as url or as host[\s\S]*regions\.us-east\.shards\.us1\.password: give the connection either/,
     );
-    expect(parseError(config('maxConnections: 5')).message).toContain('regions.us-east.shards.us1.url: required (or give host, port, user, password and database instead)');
-    expect(parseError(config('user: app\npassword: pw')).message).toContain('regions.us-east.shards.us1.host: required when the connection is given as parts');
+    expect(parseError(config('maxConnections: 5')).message).toContain(
+      'regions.us-east.shards.us1.url: required (or give host, port, user, password and database instead)',
+    );
+    expect(parseError(config('user: app\npassword: pw')).message).toContain(
+      'regions.us-east.shards.us1.host: required when the connection is given as parts',
+    );
     expect(parseError(config('url: postgres://a:b@h/postgres', undefined, 'catalog:\n  shard: us1\n  host: control')).message).toContain(
       'catalog: set only one of catalog.url, catalog.shard and catalog.host/port/user/password (found shard, host)',
     );
-    expect(parseError(config('host: "db/../evil@x"\nuser: app')).message).toContain('regions.us-east.shards.us1.host: must be a host name or an IP address');
+    expect(parseError(config('host: "db/../evil@x"\nuser: app')).message).toContain(
+      'regions.us-east.shards.us1.host: must be a host name or an IP address',
+    );
   });
 });
 
@@ -165,7 +189,9 @@ describe('${VAR} in numeric and boolean keys', () => {
   });
 
   it('still checks the range of a number read from a variable', () => {
-    expect(parseError(config(numeric), { US1_MAXCONN: '0' }).message).toContain('regions.us-east.shards.us1.maxConnections: must be at least 1');
+    expect(parseError(config(numeric), { US1_MAXCONN: '0' }).message).toContain(
+      'regions.us-east.shards.us1.maxConnections: must be at least 1',
+    );
   });
 });
 
@@ -178,7 +204,10 @@ describe('database names', () => {
     ['poolDatabase: shared\ntenantDatabase: shared', 'regions.us-east.shards.us1.tenantDatabase: "shared" is also the poolDatabase'],
     ['tenantDatabase: postgres', 'regions.us-east.shards.us1.tenantDatabase: "postgres" is the cluster\'s maintenance database'],
     ['poolDatabase: template1', 'regions.us-east.shards.us1.poolDatabase: "template1" is a name PostgreSQL keeps for template databases'],
-    ['poolDatabase: tenantctl_catalog', 'regions.us-east.shards.us1.poolDatabase: "tenantctl_catalog" is also the catalog database on this shard (catalog.database)'],
+    [
+      'poolDatabase: tenantctl_catalog',
+      'regions.us-east.shards.us1.poolDatabase: "tenantctl_catalog" is also the catalog database on this shard (catalog.database)',
+    ],
   ])('refuses %j on a shard', (body, message) => {
     const err = parseError(config(`${url}\n${body}`));
     expect(err.code).toBe('CONFIG_INVALID');
@@ -222,7 +251,11 @@ describe('connection budgets', () => {
       'regions.us-east.shards.us1.maxConnections: 2 is too small',
     );
     // A shard without the catalog needs one connection only.
-    const c = parseConfig(config('url: postgres://a:b@us1.internal:5432/postgres', 'url: postgres://a:b@eu1.internal/postgres\nmaxConnections: 1', top), FILE, {});
+    const c = parseConfig(
+      config('url: postgres://a:b@us1.internal:5432/postgres', 'url: postgres://a:b@eu1.internal/postgres\nmaxConnections: 1', top),
+      FILE,
+      {},
+    );
     expect(c.shards[1].maxConnections).toBe(1);
   });
 });

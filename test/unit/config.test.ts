@@ -123,7 +123,8 @@ describe('parseConfig', () => {
       // A YAML error on the line holding the password.
       parseError(`catalog:\n  shard: us1\nregions:\n  us-east:\n    shards:\n      us1:\n        url: ${url}\n      - broken`).message,
       // A serving-role password with a type error.
-      parseError(configText({ url, extra: `servingRole:\n  name: app_user\n  password: "${HOSTILE.replace(/"/g, '\\"')}"\n  extra: 1` })).message,
+      parseError(configText({ url, extra: `servingRole:\n  name: app_user\n  password: "${HOSTILE.replace(/"/g, '\\"')}"\n  extra: 1` }))
+        .message,
     ];
     for (const message of messages) {
       expect(message).not.toContain(HOSTILE);

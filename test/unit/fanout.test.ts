@@ -34,7 +34,8 @@ function tracker() {
 }
 
 describe('fanout', () => {
-  const items = (n: number, shards = ['a', 'b', 'c']): Item[] => Array.from({ length: n }, (_, id) => ({ id, shard: shards[id % shards.length] }));
+  const items = (n: number, shards = ['a', 'b', 'c']): Item[] =>
+    Array.from({ length: n }, (_, id) => ({ id, shard: shards[id % shards.length] }));
 
   it('keeps the global and per-shard bounds and returns one result per item in input order', async () => {
     const t = tracker();
@@ -78,14 +79,24 @@ describe('fanout', () => {
   it('an aborted signal stops scheduling; items that throw are failed results; an empty list is fine', async () => {
     const ac = new AbortController();
     const t = tracker();
-    const run = fanout(items(20, ['a']), { concurrency: 2, shardOf: (i) => i.shard, shardBudget: () => 2, signal: ac.signal }, t.fn, notRun);
+    const run = fanout(
+      items(20, ['a']),
+      { concurrency: 2, shardOf: (i) => i.shard, shardBudget: () => 2, signal: ac.signal },
+      t.fn,
+      notRun,
+    );
     await sleep(1);
     ac.abort();
     const results = await run;
     expect(results.filter((r) => r.reason === 'interrupted').length).toBeGreaterThan(10);
-    const thrown = await fanout([{ id: 1, shard: 'a' }], { concurrency: 1, shardOf: () => 'a', shardBudget: () => 1 }, async () => {
-      throw new Error('postgres://u:secret@h/db broke');
-    }, notRun);
+    const thrown = await fanout(
+      [{ id: 1, shard: 'a' }],
+      { concurrency: 1, shardOf: () => 'a', shardBudget: () => 1 },
+      async () => {
+        throw new Error('postgres://u:secret@h/db broke');
+      },
+      notRun,
+    );
     expect(thrown[0]).toMatchObject({ status: 'failed', error: { code: 'INTERNAL' } });
     expect(thrown[0].error!.message).not.toContain('secret');
     expect(await fanout([], { concurrency: 1, shardOf: () => 'a', shardBudget: () => 1 }, tracker().fn, notRun)).toEqual([]);
@@ -93,7 +104,19 @@ describe('fanout', () => {
 
   it('a callback that throws rejects the fan-out instead of hanging', async () => {
     await expect(
-      fanout(items(3, ['a']), { concurrency: 1, shardOf: () => 'a', shardBudget: () => 1, onResult: () => { throw new Error('render'); } }, tracker().fn, notRun),
+      fanout(
+        items(3, ['a']),
+        {
+          concurrency: 1,
+          shardOf: () => 'a',
+          shardBudget: () => 1,
+          onResult: () => {
+            throw new Error('render');
+          },
+        },
+        tracker().fn,
+        notRun,
+      ),
     ).rejects.toThrow('render');
   });
 });

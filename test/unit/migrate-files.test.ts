@@ -124,9 +124,7 @@ describe('placeholders', () => {
 
   it('substitutes the quoted key column and the key type', () => {
     const text = 'create table t ({{tenant_key_column}} {{ tenant_key_type }} not null, primary key ({{tenant_key_column}}))';
-    expect(renderSql(text, templateVars(cfg('bigint')))).toBe(
-      'create table t ("tenant_id" bigint not null, primary key ("tenant_id"))',
-    );
+    expect(renderSql(text, templateVars(cfg('bigint')))).toBe('create table t ("tenant_id" bigint not null, primary key ("tenant_id"))');
     expect(renderSql(text, templateVars(cfg('text', 'org')))).toContain('"org" text not null');
   });
 
@@ -193,7 +191,10 @@ describe('pendingFor', () => {
   });
 
   it('nothing is pending at head', () => {
-    const r = pendingFor(files, files.map((f) => row(f.id)));
+    const r = pendingFor(
+      files,
+      files.map((f) => row(f.id)),
+    );
     expect(r.pending).toEqual([]);
     expect(r.applied).toEqual(['0001_a', '0002_b', '0003_c']);
   });

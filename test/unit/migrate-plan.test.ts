@@ -1,12 +1,25 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.js';
 import type { MigrationFile } from '../../src/migrate/files.js';
-import { fnv1a, inPartition, parsePartition, partitionOf, planTargets, splitCanaries, type PlannableTenant } from '../../src/migrate/plan.js';
+import {
+  fnv1a,
+  inPartition,
+  parsePartition,
+  partitionOf,
+  planTargets,
+  splitCanaries,
+  type PlannableTenant,
+} from '../../src/migrate/plan.js';
 import { nothingToDo, versionOf, type TargetState } from '../../src/migrate/state.js';
 import { statusDocument, statusOf } from '../../src/migrate/status.js';
 import { pendingFor, type AppliedRow } from '../../src/migrate/tracking.js';
 
-function tenant(slug: string, model: PlannableTenant['model'], shard = 'us1', status: PlannableTenant['status'] = 'active'): PlannableTenant {
+function tenant(
+  slug: string,
+  model: PlannableTenant['model'],
+  shard = 'us1',
+  status: PlannableTenant['status'] = 'active',
+): PlannableTenant {
   const ident = slug.replace(/-/g, '_');
   return {
     slug,
@@ -123,7 +136,12 @@ describe('splitCanaries', () => {
     const targets = planTargets(fleet).targets;
     const { canaries, rest } = splitCanaries(targets, 2);
     expect(canaries.map((t) => t.id)).toEqual(['us1/tenant_schemas/t_acme', 'eu1/t_big/app']);
-    expect(rest.map((t) => t.id)).toEqual(['us1/tenant_pool/app', 'us2/tenant_pool/app', 'us1/tenant_schemas/t_sleepy', 'us2/tenant_schemas/t_zeta']);
+    expect(rest.map((t) => t.id)).toEqual([
+      'us1/tenant_pool/app',
+      'us2/tenant_pool/app',
+      'us1/tenant_schemas/t_sleepy',
+      'us2/tenant_schemas/t_zeta',
+    ]);
   });
 
   it('falls back to pool targets when there are not enough others, and 0 means none', () => {
@@ -136,8 +154,19 @@ describe('splitCanaries', () => {
 describe('status grouping', () => {
   const files = ['0001_a', '0002_b', '0003_c'].map((id, i) => ({ id, number: i + 1, checksum: `sum${i + 1}` }) as MigrationFile);
   const rows = (schema: string, ids: string[], checksums: Record<string, string> = {}): AppliedRow[] =>
-    ids.map((name) => ({ schema, name, checksum: checksums[name] ?? `sum${Number(name.slice(0, 4))}`, appliedAt: new Date(0), durationMs: 1 }));
-  const state = (r: AppliedRow[]): TargetState => ({ ok: true, applied: r.map((x) => x.name), report: pendingFor(files, r), tracked: true });
+    ids.map((name) => ({
+      schema,
+      name,
+      checksum: checksums[name] ?? `sum${Number(name.slice(0, 4))}`,
+      appliedAt: new Date(0),
+      durationMs: 1,
+    }));
+  const state = (r: AppliedRow[]): TargetState => ({
+    ok: true,
+    applied: r.map((x) => x.name),
+    report: pendingFor(files, r),
+    tracked: true,
+  });
 
   it('groups tenants by version, names failures, drift, never-migrated and unreachable targets', () => {
     const plan = planTargets([
@@ -194,7 +223,10 @@ describe('status grouping', () => {
     const plan = planTargets([tenant('a', 'schema'), tenant('b', 'schema')]);
     const all = ['0001_a', '0002_b', '0003_c'];
     const doc = statusDocument(
-      [statusOf(plan.targets[0], state(rows('t_a', all))), statusOf(plan.targets[1], state(rows('t_b', all)), { run: 3, status: 'failed' })],
+      [
+        statusOf(plan.targets[0], state(rows('t_a', all))),
+        statusOf(plan.targets[1], state(rows('t_b', all)), { run: 3, status: 'failed' }),
+      ],
       [],
       '0003_c',
     );

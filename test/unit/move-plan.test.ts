@@ -7,21 +7,62 @@ import type { TenantRow } from '../../src/catalog/tables.js';
 const config = parseConfig(readFileSync(new URL('../../tenants.config.yaml', import.meta.url), 'utf8'), '/repo/tenants.config.yaml', {});
 
 const row = (o: Partial<TenantRow> = {}): TenantRow => ({
-  id: 1, slug: 'acme', key: 'k', name: 'Acme', tier: 'free', model: 'pool', region: 'us-east', shard: 'us1',
-  database_name: 'tenant_pool', schema_name: 'app', residency: null, status: 'active', status_detail: null, schema_version: null,
-  created_at: new Date(), updated_at: new Date(), ...o,
+  id: 1,
+  slug: 'acme',
+  key: 'k',
+  name: 'Acme',
+  tier: 'free',
+  model: 'pool',
+  region: 'us-east',
+  shard: 'us1',
+  database_name: 'tenant_pool',
+  schema_name: 'app',
+  residency: null,
+  status: 'active',
+  status_detail: null,
+  schema_version: null,
+  created_at: new Date(),
+  updated_at: new Date(),
+  ...o,
 });
 
 describe('planMove (where a moving tenant goes)', () => {
   it('to a shard and model: the target placement is the one a new tenant of that model gets there', () => {
     const p = planMove(config, row(), { toShard: 'eu1', toModel: 'database' });
     expect(p.from.target).toBe('us1/tenant_pool/app');
-    expect(p.to).toMatchObject({ model: 'database', shard: 'eu1', region: 'eu-west', database: 't_acme', schema: 'app', target: 'eu1/t_acme/app' });
+    expect(p.to).toMatchObject({
+      model: 'database',
+      shard: 'eu1',
+      region: 'eu-west',
+      database: 't_acme',
+      schema: 'app',
+      target: 'eu1/t_acme/app',
+    });
   });
 
   it('to a region: its least-loaded shard, not the current one when the model stays', () => {
-    expect(planMove(config, row(), { toRegion: 'us-east' }, new Map([['us1', 0], ['us2', 9]])).to.shard).toBe('us2');
-    expect(planMove(config, row(), { toRegion: 'us-east', toModel: 'schema' }, new Map([['us1', 1], ['us2', 9]])).to.shard).toBe('us1');
+    expect(
+      planMove(
+        config,
+        row(),
+        { toRegion: 'us-east' },
+        new Map([
+          ['us1', 0],
+          ['us2', 9],
+        ]),
+      ).to.shard,
+    ).toBe('us2');
+    expect(
+      planMove(
+        config,
+        row(),
+        { toRegion: 'us-east', toModel: 'schema' },
+        new Map([
+          ['us1', 1],
+          ['us2', 9],
+        ]),
+      ).to.shard,
+    ).toBe('us1');
   });
 
   it('fails closed on residency: a tenant with one never goes to a shard without it', () => {
@@ -44,8 +85,24 @@ describe('a moving tenant and migrate up', () => {
   it('is skipped with the reason: the move copies it at the version it checked', async () => {
     const { planTargets } = await import('../../src/migrate/plan.js');
     const p = planTargets([
-      { slug: 'a', model: 'schema', region: 'us-east', shard: 'us1', database_name: 'tenant_schemas', schema_name: 't_a', status: 'moving' },
-      { slug: 'b', model: 'schema', region: 'us-east', shard: 'us1', database_name: 'tenant_schemas', schema_name: 't_b', status: 'active' },
+      {
+        slug: 'a',
+        model: 'schema',
+        region: 'us-east',
+        shard: 'us1',
+        database_name: 'tenant_schemas',
+        schema_name: 't_a',
+        status: 'moving',
+      },
+      {
+        slug: 'b',
+        model: 'schema',
+        region: 'us-east',
+        shard: 'us1',
+        database_name: 'tenant_schemas',
+        schema_name: 't_b',
+        status: 'active',
+      },
     ]);
     expect(p.targets.map((t) => t.id)).toEqual(['us1/tenant_schemas/t_b']);
     expect(p.skipped).toEqual([expect.objectContaining({ reason: 'moving', target: 'us1/tenant_schemas/t_a' })]);

@@ -10,8 +10,20 @@ const none = new Map<string, number>();
 
 describe('planTenant (where a new tenant goes)', () => {
   it('takes the model from the tier, the default region and its least-loaded shard', () => {
-    const p = planTenant(config, { slug: 'acme', tier: 'standard' }, new Map([['us1', 5], ['us2', 2]]));
-    expect(p).toMatchObject({ model: 'schema', region: 'us-east', shard: 'us2', placement: { database: 'tenant_schemas', schema: 't_acme' } });
+    const p = planTenant(
+      config,
+      { slug: 'acme', tier: 'standard' },
+      new Map([
+        ['us1', 5],
+        ['us2', 2],
+      ]),
+    );
+    expect(p).toMatchObject({
+      model: 'schema',
+      region: 'us-east',
+      shard: 'us2',
+      placement: { database: 'tenant_schemas', schema: 't_acme' },
+    });
   });
 
   it('breaks ties by shard name, so the choice is deterministic', () => {
@@ -20,7 +32,13 @@ describe('planTenant (where a new tenant goes)', () => {
 
   it('lets --model override the tier, and derives the region from --shard', () => {
     const p = planTenant(config, { slug: 'big-co', tier: 'free', model: 'database', shard: 'eu1' }, none);
-    expect(p).toMatchObject({ model: 'database', region: 'eu-west', shard: 'eu1', residency: 'eu', placement: { database: 't_big_co', schema: 'app' } });
+    expect(p).toMatchObject({
+      model: 'database',
+      region: 'eu-west',
+      shard: 'eu1',
+      residency: 'eu',
+      placement: { database: 't_big_co', schema: 'app' },
+    });
   });
 
   it('refuses a region that breaks the residency, naming the regions that keep it', () => {
@@ -68,6 +86,14 @@ describe('topoOrder (tables parents first)', () => {
   });
 
   it('keeps tables in a cycle instead of dropping them', () => {
-    expect(topoOrder(['a', 'b'], [{ child: 'a', parent: 'b' }, { child: 'b', parent: 'a' }]).sort()).toEqual(['a', 'b']);
+    expect(
+      topoOrder(
+        ['a', 'b'],
+        [
+          { child: 'a', parent: 'b' },
+          { child: 'b', parent: 'a' },
+        ],
+      ).sort(),
+    ).toEqual(['a', 'b']);
   });
 });

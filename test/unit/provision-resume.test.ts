@@ -9,7 +9,10 @@ const config = parseConfig(readFileSync(new URL('../../tenants.config.yaml', imp
 
 describe('placement with shards found down', () => {
   it('passes over a down shard for the next least-loaded one of the region', () => {
-    const load = new Map([['us1', 5], ['us2', 2]]);
+    const load = new Map([
+      ['us1', 5],
+      ['us2', 2],
+    ]);
     expect(planTenant(config, { slug: 'acme' }, load).shard).toBe('us2');
     expect(planTenant(config, { slug: 'acme' }, load, new Set(['us2'])).shard).toBe('us1');
   });
@@ -23,13 +26,24 @@ describe('placement with shards found down', () => {
 
 describe('resumeConflicts (a re-run of a failed tenant)', () => {
   const row = {
-    slug: 'acme', key: 'k', name: 'acme', tier: 'enterprise', model: 'database', region: 'us-east', shard: 'us1', status: 'failed',
-    residency: null, database_name: 't_acme', schema_name: 'app',
+    slug: 'acme',
+    key: 'k',
+    name: 'acme',
+    tier: 'enterprise',
+    model: 'database',
+    region: 'us-east',
+    shard: 'us1',
+    status: 'failed',
+    residency: null,
+    database_name: 't_acme',
+    schema_name: 'app',
   } as unknown as TenantRow;
 
   it('no flags, or the recorded ones: nothing conflicts', () => {
     expect(resumeConflicts(config, row, { slug: 'acme' })).toEqual([]);
-    expect(resumeConflicts(config, row, { slug: 'acme', region: 'us-east', shard: 'us1', model: 'database', tier: 'enterprise' })).toEqual([]);
+    expect(resumeConflicts(config, row, { slug: 'acme', region: 'us-east', shard: 'us1', model: 'database', tier: 'enterprise' })).toEqual(
+      [],
+    );
   });
 
   it('names every flag that asks for another placement', () => {

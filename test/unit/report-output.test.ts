@@ -37,7 +37,15 @@ function thrown(fn: () => unknown): TenantctlError {
 
 describe('tables', () => {
   it('are compact on a TTY: one rule under the header, none between rows', () => {
-    const t = renderTable(fakeOut(true), ['slug', 'status'], [['a', 'active'], ['b', 'active'], ['c', 'failed']]);
+    const t = renderTable(
+      fakeOut(true),
+      ['slug', 'status'],
+      [
+        ['a', 'active'],
+        ['b', 'active'],
+        ['c', 'failed'],
+      ],
+    );
     const lines = t.split('\n');
     // top border, header, rule, 3 rows, bottom border
     expect(lines).toHaveLength(7);
@@ -84,7 +92,11 @@ describe('JSON documents', () => {
     expect(wantsJson(['tenant', 'show', '--json'])).toBe(true);
     expect(wantsJson(['tenant', 'show', '--', '--json'])).toBe(false);
     const doc = argvErrorDocument(program, ['tenant', 'creat'], 'USAGE', "unknown command 'creat'\n(Did you mean create?)");
-    expect(doc).toEqual({ command: 'tenant', ok: false, error: { code: 'USAGE', message: "unknown command 'creat'", hint: 'did you mean create? see tenantctl tenant --help' } });
+    expect(doc).toEqual({
+      command: 'tenant',
+      ok: false,
+      error: { code: 'USAGE', message: "unknown command 'creat'", hint: 'did you mean create? see tenantctl tenant --help' },
+    });
   });
 });
 
@@ -94,14 +106,21 @@ describe('the live view outcome', () => {
     expect(stopped).toEqual({ ok: false, text: 'tenant create: stopped: 0 succeeded, 8 failed, 10900 not run of 10908' });
     const interrupted = outcomeLine('migrate up', { total: 28, succeeded: 12, failed: 0, skipped: 0, running: 0 }, { interrupted: true });
     expect(interrupted).toEqual({ ok: false, text: 'migrate up: interrupted: 12 succeeded, 0 failed, 16 not run of 28' });
-    expect(outcomeLine('migrate up', { total: 3, succeeded: 2, failed: 1, skipped: 0, running: 0 }, {}).text).toBe('migrate up: finished with failures: 2 succeeded, 1 failed of 3');
-    expect(outcomeLine('migrate up', { total: 3, succeeded: 2, failed: 0, skipped: 1, running: 0 }, {})).toEqual({ ok: true, text: 'migrate up: done: 2 succeeded, 1 skipped of 3' });
+    expect(outcomeLine('migrate up', { total: 3, succeeded: 2, failed: 1, skipped: 0, running: 0 }, {}).text).toBe(
+      'migrate up: finished with failures: 2 succeeded, 1 failed of 3',
+    );
+    expect(outcomeLine('migrate up', { total: 3, succeeded: 2, failed: 0, skipped: 1, running: 0 }, {})).toEqual({
+      ok: true,
+      text: 'migrate up: done: 2 succeeded, 1 skipped of 3',
+    });
   });
 });
 
 describe('selector values', () => {
   it('that name nothing are exit 2 with the valid values listed, all at once', () => {
-    const e = thrown(() => checkSelectorValues(shipped, { model: ['bogus'], tier: ['nope'], shard: ['us9'], status: ['x'], region: ['mars'] }));
+    const e = thrown(() =>
+      checkSelectorValues(shipped, { model: ['bogus'], tier: ['nope'], shard: ['us9'], status: ['x'], region: ['mars'] }),
+    );
     expect(e.exitCode).toBe(2);
     expect(e.message).toMatch(/--model bogus: no such model \(valid: pool, schema, database\)/);
     expect(e.message).toMatch(/--tier nope: no such tier \(valid: free, standard, enterprise\)/);
