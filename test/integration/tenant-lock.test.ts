@@ -41,7 +41,7 @@ describe('concurrent creates of one slug', () => {
         const doc = json(r);
         if (r.code === 3)
           expect(doc.error.message).toMatch(
-            new RegExp(`tenant "${slug}" is locked by tenant create by \\S+, pid \\d+ on \\S+, since \\d{4}-`),
+            new RegExp(`tenant "${slug}" is locked by tenant create by \\S+(?: \\([^)]*\\))?, pid \\d+ on \\S+, since \\d{4}-`),
           );
         if (r.code === 2) expect(doc.error.code).toBe('TENANT_EXISTS');
       }
@@ -58,7 +58,7 @@ describe('concurrent creates of one slug', () => {
     await until(async () => (await tenantRow(e, 'held'))?.status === 'provisioning');
     const second = await e.cli(['tenant', 'create', 'held', '--model', 'schema', '--shard', 'us1', '--json']);
     expect(second.code, second.stderr).toBe(3);
-    expect(json(second).error.message).toMatch(new RegExp(`locked by tenant create by \\S+, pid ${pid} on `));
+    expect(json(second).error.message).toMatch(new RegExp(`locked by tenant create by \\S+(?: \\([^)]*\\))?, pid ${pid} on `));
     const del = await e.cli(['tenant', 'delete', 'held', '--yes']);
     expect(del.code).toBe(3);
     expect(del.stderr).toContain(`pid ${pid}`);
