@@ -1,7 +1,7 @@
 import type { Config } from '../config/types.js';
 import type { Fleet } from '../fleet/fleet.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
-import { ident, qualified } from '../sql.js';
+import { ident, literal, qualified } from '../sql.js';
 import { repairRlsPolicies, rlsState, tableIsProtected, type ScopedTable } from './rls.js';
 import { scopedTablesInOrder } from './scoped-tables.js';
 import { ADMIN_DATABASE } from './databases.js';
@@ -40,7 +40,7 @@ export async function rowsWithKey(
   const sql = tables
     .map(
       (t) =>
-        `select ${literalName(t.table)} as table, count(*)::int as rows from ${qualified(schema, t.table)} where ${ident(t.column)} = $1::${config.tenantKey.type}`,
+        `select ${literal(t.table)} as table, count(*)::int as rows from ${qualified(schema, t.table)} where ${ident(t.column)} = $1::${config.tenantKey.type}`,
     )
     .join(' union all ');
   const { rows } = await c.query<KeyRows>(sql, [key]);
@@ -68,9 +68,4 @@ export async function poolKeyRows(fleet: Fleet, config: PoolConfig, p: PoolScope
 export async function databaseExists(fleet: Fleet, shard: string, database: string): Promise<boolean> {
   const res = await fleet.withClient(shard, ADMIN_DATABASE, (c) => c.query('select 1 from pg_database where datname = $1', [database]));
   return (res.rowCount ?? 0) > 0;
-}
-
-/** A table name as a SQL string literal (for the label column). */
-function literalName(name: string): string {
-  return `'${name.replace(/'/g, "''")}'`;
 }
