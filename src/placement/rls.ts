@@ -10,7 +10,8 @@
  * FORCE is set only when the table's owner is another role than tenantctl's (the serving role,
  * say): an owner skips RLS unless it is forced, so a foreign owner must be subject to it, while
  * tenantctl as the owner stays exempt, which also lets it COPY FROM into pool tables (PostgreSQL
- * refuses COPY FROM to any role RLS applies to). The serving role is never the owner-exempt role.
+ * refuses COPY FROM to any role RLS applies to). The serving role is never exempt: it is not the
+ * owner, or the table is forced.
  *
  * @example
  *   await inTransaction(client, () => repairRlsPolicies(client, 'app', config));
