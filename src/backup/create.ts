@@ -7,6 +7,7 @@ import type { TenantRow } from '../catalog/tables.js';
 import { getTenant } from '../catalog/tenants.js';
 import { recordEvent } from '../catalog/events.js';
 import type { Fleet } from '../fleet/fleet.js';
+import type { LifecycleDeps } from '../provision/lifecycle.js';
 import type { TenantResult } from '../fanout/result.js';
 import { TenantctlError, UsageError, errorMessage } from '../errors.js';
 import { redactText } from '../config/redact.js';
@@ -26,13 +27,8 @@ import { encryptStream } from './crypto.js';
 import { ByteTap } from './byte-tap.js';
 import { assertPgDumpVersion, pgDumpMajor, runPgDump } from './pg-dump.js';
 
-export interface BackupDeps {
-  config: Config;
-  db: CatalogDb;
-  fleet: Fleet;
-  command: string;
-  wait?: boolean;
-  onWaiting?: (holder: string) => void;
+/** What a lifecycle command gets (config, catalog, fleet, command, lock waiting), plus progress. */
+export interface BackupDeps extends LifecycleDeps {
   /** Live progress of one tenant's backup (rows and stored bytes so far). */
   onProgress?: (p: { tenant: string; table: string; rows: number; bytes: number; total?: number }) => void;
 }

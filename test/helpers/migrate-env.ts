@@ -163,6 +163,26 @@ export function json(r: CliRun): any {
   }
 }
 
+/** One connection to `url` for the duration of `fn`. */
+export async function withPg<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
+}
+
+/** Tenants in the env's catalog. */
+export async function tenantCount(e: MigrateEnv): Promise<number> {
+  const r = await e.db
+    .selectFrom('tenants')
+    .select((b) => b.fn.countAll().as('n'))
+    .executeTakeFirstOrThrow();
+  return Number(r.n);
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }

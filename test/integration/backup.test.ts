@@ -2,7 +2,7 @@ import { readFile, readdir, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseDocument } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { json, ownMigrateFleet, until, type MigrateEnv } from '../helpers/migrate-env.js';
+import { json, ownMigrateFleet, tenantCount, until, type MigrateEnv } from '../helpers/migrate-env.js';
 import { loadConfig } from '../../src/config/load.js';
 import { copyTables } from '../../src/copy/tables.js';
 import { digestTable } from '../../src/copy/streams.js';
@@ -99,16 +99,6 @@ async function archiveDir(e: MigrateEnv, id: string): Promise<string> {
   }
   throw new Error(`no archive ${id}`);
 }
-
-const tenantCount = async (e: MigrateEnv) =>
-  Number(
-    (
-      await e.db
-        .selectFrom('tenants')
-        .select((b) => b.fn.countAll().as('n'))
-        .executeTakeFirstOrThrow()
-    ).n,
-  );
 
 describe('round trip per model', () => {
   for (const model of ['pool', 'schema', 'database'] as const) {

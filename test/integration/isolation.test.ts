@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { databaseUrl } from '../../src/fleet/connection-url.js';
-import { json, ownMigrateFleet, type MigrateEnv } from '../helpers/migrate-env.js';
+import { json, ownMigrateFleet, withPg, type MigrateEnv } from '../helpers/migrate-env.js';
 import { superuserUrl } from '../helpers/test-fleet.js';
 
 /**
@@ -17,16 +17,6 @@ const FIXTURES = fileURLToPath(new URL('../fixtures/own-schema', import.meta.url
 const KEY = { column: 'company_id', type: 'bigint' as const, tables: { companies: 'id' } };
 const { env, fleet } = ownMigrateFleet();
 
-async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
-
 /** A URL for (shard, database) as another role. */
 function urlAs(e: MigrateEnv, shard: string, database: string, user: string, password: string): string {
   const u = new URL(databaseUrl(e.config.shards.find((s) => s.name === shard)!.url, database));
@@ -38,7 +28,7 @@ function urlAs(e: MigrateEnv, shard: string, database: string, user: string, pas
 /** As the serving role on the pool database, with the tenant setting (or none). */
 function asServing<T>(e: MigrateEnv, key: string | null, fn: (c: pg.Client) => Promise<T>): Promise<T> {
   const url = urlAs(e, 'us1', `pool_${e.name}`, e.config.servingRole.name, e.config.servingRole.password ?? '');
-  return withClient(url, async (c) => {
+  return withPg(url, async (c) => {
     if (key !== null) await c.query('select set_config($1, $2, false)', [e.config.rls.setting, key]);
     return fn(c);
   });
@@ -46,7 +36,7 @@ function asServing<T>(e: MigrateEnv, key: string | null, fn: (c: pg.Client) => P
 
 /** As the cluster's superuser, who sees everything: the ground truth. */
 function asSuperuser<T>(e: MigrateEnv, database: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  return withClient(superuserUrl(databaseUrl(e.config.shards.find((s) => s.name === 'us1')!.url, database)), fn);
+  return withPg(superuserUrl(databaseUrl(e.config.shards.find((s) => s.name === 'us1')!.url, database)), fn);
 }
 
 async function ok(e: MigrateEnv, args: string[]) {
@@ -193,7 +183,7 @@ for (const mode of ['least-privilege', 'superuser'] as const) {
       // The URL as given (with the password filled in) sees exactly its tenant, with no SET.
       const url = new URL(r.url);
       url.password = encodeURIComponent(e.config.servingRole.password ?? '');
-      const seen = await withClient(url.toString(), (c) => c.query('select name from app.workspaces'));
+      const seen = await withPg(url.toString(), (c) => c.query('select name from app.workspaces'));
       expect(seen.rows).toEqual([{ name: 'P' }]);
 
       const s = await ok(e, ['resolve', `res-s-${sfx}`]);
@@ -205,7 +195,7 @@ for (const mode of ['least-privilege', 'superuser'] as const) {
       await e.q('us1', 'postgres', `alter role tenant_res_s_${sfx} password 'tenant-pw'`);
       const su = new URL(s.url);
       su.password = 'tenant-pw';
-      const tables = await withClient(su.toString(), (c) => c.query(`select count(*)::int as n from workspaces`));
+      const tables = await withPg(su.toString(), (c) => c.query(`select count(*)::int as n from workspaces`));
       expect(tables.rows[0].n).toBe(0);
 
       const admin = await ok(e, ['resolve', `res-s-${sfx}`, '--admin']);

@@ -1,6 +1,6 @@
-import pg from 'pg';
+import type pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { json, ownMigrateFleet, until, type MigrateEnv } from '../helpers/migrate-env.js';
+import { json, ownMigrateFleet, until, withPg, type MigrateEnv } from '../helpers/migrate-env.js';
 import { superuserUrl } from '../helpers/test-fleet.js';
 import { databaseUrl } from '../../src/fleet/connection-url.js';
 import { copyTables } from '../../src/copy/tables.js';
@@ -60,15 +60,6 @@ async function seed(e: MigrateEnv, slug: string, n: number): Promise<void> {
   );
 }
 
-async function withPg<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
 const url = (e: MigrateEnv, shard: string, db: string) => databaseUrl(e.config.shards.find((s) => s.name === shard)!.url, db);
 
 /** Per table: rows and order-independent hash of the tenant's rows where the catalog says it lives. */

@@ -1,7 +1,7 @@
 import { appendFile, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { json, ownMigrateFleet, sleep, until, type MigrateEnv } from '../helpers/migrate-env.js';
+import { json, ownMigrateFleet, sleep, tenantCount, until, type MigrateEnv } from '../helpers/migrate-env.js';
 import type { CliRun } from '../helpers/cli.js';
 
 /**
@@ -14,15 +14,6 @@ const { env } = ownMigrateFleet();
 const tenantRow = async (e: MigrateEnv, slug: string) => e.db.selectFrom('tenants').selectAll().where('slug', '=', slug).executeTakeFirst();
 const schemaExists = async (e: MigrateEnv, shard: string, schema: string) =>
   (await e.q(shard, `schemas_${e.name}`, 'select 1 from pg_namespace where nspname = $1', [schema])).length > 0;
-const tenantCount = async (e: MigrateEnv) =>
-  Number(
-    (
-      await e.db
-        .selectFrom('tenants')
-        .select((b) => b.fn.countAll().as('n'))
-        .executeTakeFirstOrThrow()
-    ).n,
-  );
 
 describe('concurrent creates of one slug', () => {
   for (const model of ['schema', 'database'] as const) {
