@@ -130,6 +130,9 @@ const migrations: Record<string, Migration> = {
   },
 };
 
+/** The newest catalog migration: a catalog that has it needs no migrator run. */
+export const LATEST_CATALOG_MIGRATION = Object.keys(migrations).sort().at(-1)!;
+
 export const catalogMigrations: MigrationProvider = {
   async getMigrations() {
     return migrations;

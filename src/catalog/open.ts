@@ -1,11 +1,11 @@
-import { Kysely, Migrator, PostgresDialect } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import type { Config } from '../config/types.js';
 import { redactText } from '../config/redact.js';
 import { EXIT, TenantctlError } from '../errors.js';
 import { ident, isAlreadyExists } from '../sql.js';
 import { CATALOG_POOL_SIZE, CONNECT_TIMEOUT_MS } from '../config/connection-limits.js';
-import { catalogMigrations } from './migrations.js';
+import { catalogMigrations, LATEST_CATALOG_MIGRATION } from './migrations.js';
 import type { CatalogDatabase } from './tables.js';
 
 // Kept importable from here; defined in src/config/connection-limits.ts (no catalog ↔ fleet cycle).
@@ -21,9 +21,48 @@ export type CatalogDb = Kysely<CatalogDatabase>;
  *   const tenants = await db.selectFrom('tenants').selectAll().execute();
  *   await db.destroy();
  */
-export async function openCatalog(config: Config, opts: { migrate?: boolean } = {}): Promise<CatalogDb> {
-  await ensureCatalogDatabase(config);
-  const db = new Kysely<CatalogDatabase>({
+export function openCatalog(config: Config, opts: { migrate?: boolean } = {}): Promise<CatalogDb> {
+  return open(config, opts, false);
+}
+
+async function open(config: Config, opts: { migrate?: boolean }, created: boolean): Promise<CatalogDb> {
+  const db = newCatalogDb(config);
+  // Every command starts here, so the usual case costs one connection and one query: the
+  // catalog exists and has the newest migration. Otherwise the database is created if missing
+  // and Kysely's migrator (a dozen round trips, under its own lock) brings the schema up.
+  const state = await catalogState(config, db);
+  if (state === 'current' || (state === 'behind' && opts.migrate === false)) return db;
+  if (state === 'missing-database') {
+    await db.destroy();
+    if (created) throw catalogError(config, 'is missing after it was created', new Error('database does not exist'));
+    await ensureCatalogDatabase(config);
+    return open(config, opts, true);
+  }
+  if (opts.migrate === false) return db;
+  const { error } = await new Migrator({ db, provider: catalogMigrations }).migrateToLatest();
+  if (error) {
+    await db.destroy();
+    throw catalogError(config, 'could not migrate', error);
+  }
+  return db;
+}
+
+/** Whether the catalog database exists and has the newest migration. Throws UNREACHABLE otherwise. */
+async function catalogState(config: Config, db: CatalogDb): Promise<'current' | 'behind' | 'missing-database'> {
+  try {
+    const { rows } = await sql<{ latest: string | null }>`select max(name) as latest from kysely_migration`.execute(db);
+    return rows[0]?.latest === LATEST_CATALOG_MIGRATION ? 'current' : 'behind';
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === '3D000') return 'missing-database';
+    if (code === '42P01') return 'behind'; // a new catalog database: no kysely_migration yet
+    await db.destroy();
+    throw catalogError(config, 'is unreachable', err);
+  }
+}
+
+function newCatalogDb(config: Config): CatalogDb {
+  return new Kysely<CatalogDatabase>({
     dialect: new PostgresDialect({
       pool: new pg.Pool({
         connectionString: config.catalogUrl,
@@ -33,26 +72,9 @@ export async function openCatalog(config: Config, opts: { migrate?: boolean } = 
       }),
     }),
   });
-  if (opts.migrate !== false) {
-    const { error } = await new Migrator({ db, provider: catalogMigrations }).migrateToLatest();
-    if (error) {
-      await db.destroy();
-      throw catalogError(config, 'could not migrate', error);
-    }
-  }
-  return db;
 }
 
 async function ensureCatalogDatabase(config: Config): Promise<void> {
-  const client = new pg.Client({ connectionString: config.catalogUrl, connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
-  try {
-    await client.connect();
-    return;
-  } catch (err) {
-    if ((err as { code?: string }).code !== '3D000') throw catalogError(config, 'is unreachable', err);
-  } finally {
-    await client.end().catch(() => undefined);
-  }
   const url = new URL(config.catalogUrl);
   const dbName = decodeURIComponent(url.pathname.slice(1));
   url.pathname = '/postgres';

@@ -1,3 +1,4 @@
+import './node-navigator.js';
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { EXIT, TenantctlError } from '../errors.js';

@@ -47,7 +47,7 @@ export class CatalogWriter {
     private readonly progress: () => Record<string, unknown>,
     heartbeatMs = 10_000,
     /** How long finished targets may wait to be written together (0: write at once). */
-    private readonly batchMs = 50,
+    private readonly batchMs = 200,
   ) {
     this.actor = currentActor();
     if (runId !== null) {

@@ -1,0 +1,55 @@
+import { randomUUID } from 'node:crypto';
+import { describe, expect, inject, it } from 'vitest';
+import { loadConfig } from '../../src/config/load.js';
+import { openCatalog } from '../../src/catalog/open.js';
+import { LATEST_CATALOG_MIGRATION } from '../../src/catalog/migrations.js';
+import { TenantctlError } from '../../src/errors.js';
+import { q } from '../helpers/deps.js';
+
+/** The shared fleet's config with the catalog in a database of its own (created by the test). */
+function configWithCatalog(dbName: string) {
+  const config = loadConfig({ file: inject('fleetConfigFile') });
+  const u = new URL(config.catalogUrl);
+  u.pathname = `/${dbName}`;
+  return { ...config, catalogUrl: u.toString() };
+}
+
+describe('openCatalog', () => {
+  it('creates a missing catalog database and migrates it; a catalog behind the newest migration is migrated on open', async () => {
+    const name = `cat_open_${randomUUID().slice(0, 8)}`;
+    const config = configWithCatalog(name);
+    const admin = new URL(config.catalogUrl);
+    admin.pathname = '/postgres';
+    try {
+      let db = await openCatalog(config);
+      const names = async () =>
+        (await q<{ name: string }>(config.catalogUrl, 'select name from kysely_migration order by name')).map((r) => r.name);
+      expect((await names()).at(-1)).toBe(LATEST_CATALOG_MIGRATION);
+      await db.destroy();
+
+      // Undo the newest migration by hand: the next open must notice and run the migrator again.
+      await q(config.catalogUrl, 'drop table backup_keys');
+      await q(config.catalogUrl, 'delete from kysely_migration where name = $1', [LATEST_CATALOG_MIGRATION]);
+      db = await openCatalog(config, { migrate: false });
+      expect((await names()).at(-1)).not.toBe(LATEST_CATALOG_MIGRATION);
+      await db.destroy();
+      db = await openCatalog(config);
+      expect((await names()).at(-1)).toBe(LATEST_CATALOG_MIGRATION);
+      expect(await q(config.catalogUrl, `select to_regclass('backup_keys')::text as t`)).toEqual([{ t: 'backup_keys' }]);
+      await db.destroy();
+    } finally {
+      await q(admin.toString(), `drop database if exists ${name} with (force)`);
+    }
+  });
+
+  it('an unreachable catalog is UNREACHABLE with the place named and the password redacted', async () => {
+    const config = configWithCatalog('tenantctl_catalog');
+    const u = new URL(config.catalogUrl);
+    u.port = '1';
+    const err = await openCatalog({ ...config, catalogUrl: u.toString() }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TenantctlError);
+    expect((err as TenantctlError).code).toBe('UNREACHABLE');
+    expect((err as Error).message).toContain(':1/tenantctl_catalog');
+    expect((err as Error).message).not.toContain(decodeURIComponent(u.password));
+  });
+});
