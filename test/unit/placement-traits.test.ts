@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { planUnits } from '../../src/audit/run.js';
+import { drivers } from '../../src/placement/drivers.js';
 import {
   MODEL_TRAITS,
   modelsWith,
@@ -128,5 +129,16 @@ describe('audit units', () => {
       ['shared-database', 'us1/tenant_schemas#1', 'c'],
       ['own-database', 'us1/t_d', 'd'],
     ]);
+  });
+});
+
+describe('drivers agree with the traits', () => {
+  // Callers branch on a trait and then call the driver's optional method (restore and move call
+  // createInOneTransaction! when the tables are not shared): the two must never disagree.
+  it('offers one-transaction creation exactly for placements of the tenant’s own, key rows exactly for shared tables', () => {
+    for (const m of ['pool', 'schema', 'database'] as const) {
+      expect([m, Boolean(drivers[m].createInOneTransaction)]).toEqual([m, !MODEL_TRAITS[m].sharedTables]);
+      expect([m, Boolean(drivers[m].keyRows)]).toEqual([m, MODEL_TRAITS[m].sharedTables]);
+    }
   });
 });
