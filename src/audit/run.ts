@@ -8,6 +8,7 @@ import type { Fleet } from '../fleet/fleet.js';
 import { redactText } from '../config/redact.js';
 import { errorMessage } from '../errors.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
+import { shapeOf } from '../placement/placement.js';
 import { finding } from './registry.js';
 import { SEVERITIES, severityRank, type AuditEnv, type AuditUnit, type Finding, type Severity } from './types.js';
 import { auditUnit } from './units.js';
@@ -104,8 +105,9 @@ export async function runAudit(deps: AuditDeps, opts: AuditOptions): Promise<Aud
 }
 
 /**
- * Units of work: per shard one for the cluster (roles, databases), one for the pool target,
- * schema tenants in chunks per database, and one per database tenant. Pure.
+ * Units of work: per shard one for the cluster (roles, databases), one for the shared tables
+ * (the pool target), tenants with a schema of their own in a shared database in chunks per
+ * database, and one per tenant with a database of its own. Grouped by `shapeOf` the model. Pure.
  */
 export function planUnits(config: Config, tenants: TenantRow[], chunk: number): AuditUnit[] {
   const units: AuditUnit[] = [];
@@ -113,17 +115,17 @@ export function planUnits(config: Config, tenants: TenantRow[], chunk: number): 
     const mine = tenants.filter((t) => t.shard === shard.name);
     if (mine.length === 0) continue;
     units.push({ id: `${shard.name}/(cluster)`, shard: shard.name, database: ADMIN_DATABASE, kind: 'cluster', tenants: mine });
-    const pool = mine.filter((t) => t.model === 'pool');
+    const pool = mine.filter((t) => shapeOf(t.model) === 'shared-tables');
     if (pool.length)
       units.push({
         id: `${shard.name}/${shard.poolDatabase}`,
         shard: shard.name,
         database: shard.poolDatabase,
-        kind: 'pool',
+        kind: 'shared-tables',
         tenants: pool,
       });
     const bySchemaDb = new Map<string, TenantRow[]>();
-    for (const t of mine.filter((x) => x.model === 'schema'))
+    for (const t of mine.filter((x) => shapeOf(x.model) === 'shared-database'))
       bySchemaDb.set(t.database_name, [...(bySchemaDb.get(t.database_name) ?? []), t]);
     for (const [database, list] of bySchemaDb) {
       for (let i = 0; i * chunk < list.length; i++) {
@@ -131,14 +133,20 @@ export function planUnits(config: Config, tenants: TenantRow[], chunk: number): 
           id: `${shard.name}/${database}#${i}`,
           shard: shard.name,
           database,
-          kind: 'schemas',
+          kind: 'shared-database',
           tenants: list.slice(i * chunk, (i + 1) * chunk),
           selectedInDatabase: list.map((t) => t.slug),
         });
       }
     }
-    for (const t of mine.filter((x) => x.model === 'database' && (x.status === 'active' || x.status === 'suspended'))) {
-      units.push({ id: `${shard.name}/${t.database_name}`, shard: shard.name, database: t.database_name, kind: 'database', tenants: [t] });
+    for (const t of mine.filter((x) => shapeOf(x.model) === 'own-database' && (x.status === 'active' || x.status === 'suspended'))) {
+      units.push({
+        id: `${shard.name}/${t.database_name}`,
+        shard: shard.name,
+        database: t.database_name,
+        kind: 'own-database',
+        tenants: [t],
+      });
     }
   }
   return units;

@@ -2,6 +2,7 @@ import type { Config } from '../config/types.js';
 import type { TenantRow } from '../catalog/tables.js';
 import type { Fleet } from '../fleet/fleet.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
+import type { PlacementShape } from '../placement/placement.js';
 
 export const SEVERITIES = ['critical', 'high', 'medium', 'low'] as const;
 export type Severity = (typeof SEVERITIES)[number];
@@ -44,7 +45,8 @@ export interface AuditUnit {
   id: string;
   shard: string;
   database: string;
-  kind: 'cluster' | 'pool' | 'schemas' | 'database';
+  /** `cluster`, or the shape of the placements it covers (src/placement/placement.ts `shapeOf`). */
+  kind: 'cluster' | PlacementShape;
   /** The selected tenants this unit covers. */
   tenants: TenantRow[];
   /** Schema units: the slugs selected in the whole database (database-wide checks run once, on chunk 0). */

@@ -1,6 +1,6 @@
 import type { ShardClient } from '../fleet/shard-connections.js';
 import { POOL_SCHEMA } from '../placement/naming.js';
-import { tenantRole } from '../placement/placement.js';
+import { shapeOf, tenantRole } from '../placement/placement.js';
 import { qualified } from '../sql.js';
 import { crossTenantAcl, defaultPrivilegeChecks, publicCreateCheck, searchPathChecks, type OwnedSchema } from './acl-checks.js';
 import { asRole, attempt, rolledBack } from './as-role.js';
@@ -26,7 +26,7 @@ export async function auditUnit(
   switch (unit.kind) {
     case 'cluster':
       return { findings: await clusterChecks(c, unit, env, probes) };
-    case 'pool': {
+    case 'shared-tables': {
       const findings = [
         ...(await poolSchemaPresent(c, unit)),
         ...(await poolChecks(c, unit, env, POOL_SCHEMA)),
@@ -35,7 +35,7 @@ export async function auditUnit(
       ];
       if (!probes || !serving) return { findings };
       const tenants = unit.tenants.filter(placed);
-      const onShard = env.allTenants.filter((t) => t.shard === unit.shard && t.model === 'pool' && placed(t));
+      const onShard = env.allTenants.filter((t) => t.shard === unit.shard && shapeOf(t.model) === 'shared-tables' && placed(t));
       const a = tenants[0]?.key;
       if (!a) return { findings };
       const b = onShard.find((t) => t.key !== a)?.key ?? probeKey(env.config);
@@ -43,8 +43,10 @@ export async function auditUnit(
       const rows = await probeRows(c, POOL_SCHEMA, tables, a, env.config);
       return { findings, poolProbe: () => poolProbes(env.fleet, env.config, unit, POOL_SCHEMA, rows, { a, b }) };
     }
-    case 'schemas': {
-      const all = env.allTenants.filter((t) => t.shard === unit.shard && t.model === 'schema' && t.database_name === unit.database);
+    case 'shared-database': {
+      const all = env.allTenants.filter(
+        (t) => t.shard === unit.shard && shapeOf(t.model) === 'shared-database' && t.database_name === unit.database,
+      );
       const owned: OwnedSchema[] = all.map((t) => ({ schema: t.schema_name, slug: t.slug, role: tenantRole(t)! }));
       const mine = new Set(unit.tenants.map((t) => t.schema_name));
       const findings: Finding[] = [];
@@ -70,7 +72,7 @@ export async function auditUnit(
       if (probes) findings.push(...(await schemaProbes(c, unit, owned)));
       return { findings };
     }
-    case 'database': {
+    case 'own-database': {
       const t = unit.tenants[0];
       const owned: OwnedSchema[] = [{ schema: t.schema_name, slug: t.slug, role: tenantRole(t)! }];
       const present = await c.query('select 1 from pg_namespace where nspname = $1', [t.schema_name]);
@@ -114,7 +116,7 @@ async function poolSchemaPresent(c: ShardClient, unit: AuditUnit): Promise<Findi
 
 /** Rows of the pool whose key no tenant of this shard has (tenantctl sees every row: owner or tenantctl_admin). */
 async function orphanPoolRows(c: ShardClient, unit: AuditUnit, env: AuditEnv): Promise<Finding[]> {
-  const keys = env.allTenants.filter((t) => t.shard === unit.shard && t.model === 'pool').map((t) => t.key);
+  const keys = env.allTenants.filter((t) => t.shard === unit.shard && shapeOf(t.model) === 'shared-tables').map((t) => t.key);
   const tables = (await scopedTables(c, POOL_SCHEMA, env, null)).filter((t) => !t.partition);
   const out: Finding[] = [];
   for (const t of tables) {
@@ -151,7 +153,7 @@ async function schemaPlacements(c: ShardClient, unit: AuditUnit, env: AuditEnv):
   );
   const out: Finding[] = [];
   const selected = env.allTenants.filter(
-    (t) => t.shard === unit.shard && t.database_name === unit.database && t.model === 'schema' && placed(t),
+    (t) => t.shard === unit.shard && t.database_name === unit.database && shapeOf(t.model) === 'shared-database' && placed(t),
   );
   const chosen = new Set(unit.selectedInDatabase ?? []);
   for (const t of selected) {

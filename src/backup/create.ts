@@ -19,6 +19,7 @@ import { copyOutSql } from '../copy/copy-sql.js';
 import { copyOut } from '../copy/streams.js';
 import { RowTap } from '../copy/row-tap.js';
 import { assertPoolCopyAllowed } from '../copy/pool-visibility.js';
+import { MODEL_TRAITS, pgDumpTarget } from '../placement/placement.js';
 import { MANIFEST_FILE, MANIFEST_FORMAT, sealManifest, toolVersion, type Manifest, type ManifestTable } from './manifest.js';
 import { newBackupId, type ArchiveWriter } from './storage.js';
 import { encryptsBackups, storageFor } from './regions.js';
@@ -135,8 +136,8 @@ async function writeArchive(
   progress: Progress,
 ): Promise<Manifest> {
   const { config, fleet } = deps;
-  const exclusive = t.model !== 'pool';
-  const pgDump = exclusive ? await pgDumpMajor() : null;
+  const dumped = pgDumpTarget({ model: t.model, database: t.database_name, schema: t.schema_name });
+  const pgDump = dumped ? await pgDumpMajor() : null;
   const encrypt = (): Transform[] => (dataKey ? [encryptStream(dataKey.key)] : []);
   return fleet.withClient(t.shard, t.database_name, async (c) => {
     // One snapshot for every table (and pg_dump): the archive is one moment of the tenant.
@@ -145,9 +146,9 @@ async function writeArchive(
       const applied = (await readApplied(c, [t.schema_name])).map((r) => ({ id: r.name, checksum: r.checksum }));
       const tables = await copyTables(c, t.schema_name, config);
       if (tables.length === 0) throw new TenantctlError('BACKUP_FAILED', `no tenant-scoped tables in ${t.database_name}.${t.schema_name}`);
-      if (t.model === 'pool') await assertPoolCopyAllowed(c, t.schema_name, config, 'read');
+      if (MODEL_TRAITS[t.model].sharedTables) await assertPoolCopyAllowed(c, t.schema_name, config, 'read');
       let dumpJob: Promise<Manifest['dump']> = Promise.resolve(null);
-      if (pgDump) {
+      if (pgDump && dumped) {
         const v = (
           await c.query<{ num: string; text: string }>(
             `select current_setting('server_version_num') as num, current_setting('server_version') as text`,
@@ -163,18 +164,7 @@ async function writeArchive(
           const chain = [...encrypt(), tap];
           const head = chain[0];
           const done = pipeline([...chain, sink] as never);
-          await Promise.all([
-            runPgDump(
-              {
-                shard: fleet.shard(t.shard),
-                database: t.database_name,
-                schema: t.model === 'schema' ? t.schema_name : undefined,
-                snapshot,
-              },
-              head,
-            ),
-            done,
-          ]);
+          await Promise.all([runPgDump({ shard: fleet.shard(t.shard), ...dumped, snapshot }, head), done]);
           return { file, format: 'custom' as const, pgDump: pgDump.text, server: v.text, stored: tap.stored() };
         })();
         // Keep an early failure from being unhandled while the copies run.

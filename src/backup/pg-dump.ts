@@ -71,7 +71,7 @@ export function assertPgDumpVersion(pgDump: { major: number; text: string }, ser
 export interface DumpTarget {
   shard: Shard;
   database: string;
-  /** Schema model: only this schema; database model: the whole database. */
+  /** Only this schema (the tenant's own schema in a shared database); without it, the whole database. */
   schema?: string;
   snapshot?: string;
 }

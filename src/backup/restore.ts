@@ -19,7 +19,7 @@ import { withTenantLock } from '../operations/tenant-lock.js';
 import { startOperation, type OperationRecord } from '../operations/operation-record.js';
 import { drivers, type PlacedTenant } from '../placement/drivers.js';
 import { placementFor, targetId } from '../placement/naming.js';
-import { dropDatabase } from '../placement/databases.js';
+import { MODEL_TRAITS, placementBeside, stagingPlacement } from '../placement/placement.js';
 import { assertSlug } from '../placement/slug.js';
 import { ident, qualified } from '../sql.js';
 import { freshKey } from '../provision/create-tenant.js';
@@ -136,7 +136,8 @@ async function restoreNew(
   let placement = placementFor(slug, dest.model, dest.shard, { poolDatabase: sh.poolDatabase, tenantDatabase: sh.tenantDatabase });
   // A database tenant's database is made outside any transaction: a fresh name per attempt, so a
   // killed restore leaves nothing in the tenant's way (an empty database to drop at most).
-  if (dest.model === 'database') placement = { ...placement, database: `${placement.database}__r${randomBytes(3).toString('hex')}` };
+  if (MODEL_TRAITS[dest.model].ownDatabase)
+    placement = { ...placement, database: `${placement.database}__r${randomBytes(3).toString('hex')}` };
   const placed: PlacedTenant = {
     slug,
     key,
@@ -146,8 +147,9 @@ async function restoreNew(
     schema_name: placement.schema,
   };
   await fleet.assertReachable(dest.shard, 'postgres');
-  if (dest.model === 'pool') {
-    const found = await drivers.pool.keyRows!(fleet, config, {
+  const keyRows = drivers[dest.model].keyRows;
+  if (keyRows) {
+    const found = await keyRows(fleet, config, {
       shard: placed.shard,
       database_name: placed.database_name,
       schema_name: placed.schema_name,
@@ -214,7 +216,7 @@ async function restoreNew(
   } catch (err) {
     // Nothing committed at the placement (one transaction), except a database model's database
     // and role, made before it (CREATE DATABASE cannot run in a transaction): removed here.
-    if (dest.model === 'database') await drivers.database.remove(fleet, config, placed).catch(() => undefined);
+    await drivers[dest.model].undoCreate(fleet, config, placed, { keepRole: false }).catch(() => undefined);
     return failed(deps, op, base, started, err);
   }
 }
@@ -252,12 +254,8 @@ async function replaceTenant(
   // Schema and database tenants load into a fresh placement beside the live one, switched in the
   // catalog at the end; a pool tenant's rows are swapped in one transaction.
   const suffix = `__r${randomBytes(3).toString('hex')}`;
-  const placed: PlacedTenant =
-    live.model === 'pool'
-      ? { ...live }
-      : live.model === 'schema'
-        ? { ...live, schema_name: `${live.schema_name}${suffix}`.slice(0, 63) }
-        : { ...live, database_name: `${live.database_name}${suffix}`.slice(0, 63) };
+  const beside = placementBeside(live, suffix);
+  const placed: PlacedTenant = { ...live, ...beside };
   try {
     const loaded = await load(deps, a, atVersion, dataKey, placed, true, op);
     const warnings: string[] = [];
@@ -281,7 +279,7 @@ async function replaceTenant(
         },
       });
     });
-    if (live.model !== 'pool') {
+    if (beside) {
       // The old placement is no longer the tenant's; a failure here leaves it for the operator.
       await dropOldPlacement(deps, live).catch((err) =>
         warnings.push(`the old placement ${base.target} could not be dropped: ${redactText(errorMessage(err))}`),
@@ -299,7 +297,7 @@ async function replaceTenant(
       durationMs: Date.now() - started,
     };
   } catch (err) {
-    if (live.model === 'database') await dropDatabase(fleet, live.shard, placed.database_name).catch(() => undefined);
+    await drivers[live.model].undoCreate(fleet, deps.config, placed, { keepRole: true }).catch(() => undefined);
     return { ...(await failed(deps, op, base, started, err)), safetyBackup: safety.backup };
   }
 }
@@ -329,12 +327,9 @@ async function failed(
   };
 }
 
+/** The replaced placement, without the tenant's role: the fresh placement beside it has it (in the same database, for a schema). */
 async function dropOldPlacement(deps: RestoreDeps, old: TenantRow): Promise<void> {
-  if (old.model === 'database') return dropDatabase(deps.fleet, old.shard, old.database_name);
-  await deps.fleet.withTransaction(old.shard, old.database_name, async (c) => {
-    await c.query(`drop schema if exists ${ident(old.schema_name)} cascade`);
-    await c.query('delete from tenantctl.schema_migrations where target_schema = $1', [old.schema_name]);
-  });
+  await drivers[old.model].removeKeepingRole(deps.fleet, deps.config, old, { roleStaysInDatabase: true });
 }
 
 interface Loaded {
@@ -377,7 +372,7 @@ async function load(
     await op.phase('verify', { rows: done, total });
     await verifyLoaded(
       c,
-      { model: p.model === 'pool' && schema === p.schema_name ? 'pool' : 'schema', schema, key: p.key },
+      { model: schema === p.schema_name ? p.model : stagingPlacement(p.shard, p.database_name, schema).model, schema, key: p.key },
       m.tables,
       config,
     );
@@ -392,7 +387,7 @@ async function load(
     if (FAULT() === 'restore-hang-after-load') await new Promise(() => setInterval(() => {}, 1000));
   };
 
-  if (p.model !== 'pool') {
+  if (!MODEL_TRAITS[p.model].sharedTables) {
     const target: MigrationTarget = { model: p.model, shard: p.shard, database: p.database_name, schema: p.schema_name };
     const migrate = async (c: ShardClient, files: MigrationFile[]) => {
       const out = await migrateTarget(c, target, files, { config, withinTransaction: true });
@@ -416,9 +411,9 @@ async function load(
   }
 
   // Pool: the shared target exists and is migrated (as for a new pool tenant).
-  const poolTarget: MigrationTarget = { model: 'pool', shard: p.shard, database: p.database_name, schema: p.schema_name };
+  const poolTarget: MigrationTarget = { model: p.model, shard: p.shard, database: p.database_name, schema: p.schema_name };
   if (!replacing) {
-    await drivers.pool.prepare(fleet, config, p);
+    await drivers[p.model].prepare(fleet, config, p);
     const out = await migratePlacement(fleet, poolTarget, deps.migrations, { config });
     if (out.status === 'failed')
       throw new TenantctlError(
@@ -453,7 +448,7 @@ async function load(
         // The pool is at another version: load into a staging schema made at the backup's
         // version, check it, migrate it to head, then move the rows into the shared tables.
         const staging = `tenantctl_restore_${op.id}`;
-        const target: MigrationTarget = { model: 'schema', shard: p.shard, database: p.database_name, schema: staging };
+        const target: MigrationTarget = stagingPlacement(p.shard, p.database_name, staging);
         await c.query(`create schema ${ident(staging)}`);
         for (const files of [atVersion]) {
           const out = await migrateTarget(c, target, files, { config, withinTransaction: true });

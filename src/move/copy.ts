@@ -9,6 +9,7 @@ import type { MigrationFile } from '../migrate/files.js';
 import { MIGRATION_LOCK_CLASSID, migrateTarget } from '../migrate/apply-target.js';
 import { ensureTrackingTable } from '../migrate/tracking.js';
 import { drivers, type PlacedTenant } from '../placement/drivers.js';
+import { MODEL_TRAITS, needsKeyRewrite } from '../placement/placement.js';
 import { copyInSql, copyOutSql } from '../copy/copy-sql.js';
 import { copyIn, copyOut, digestTable } from '../copy/streams.js';
 import { RowTap } from '../copy/row-tap.js';
@@ -64,7 +65,7 @@ export async function copyAndVerify(
   const srcScope: CopyScope = { model: plan.from.model, schema: plan.from.schema, key: plan.key };
   const dstScope: CopyScope = { model: to.model, schema: to.schema, key: plan.key };
   // Into a pool the key column must hold the tenant's key; elsewhere the rows are kept as they are.
-  const rewriteKey = to.model === 'pool' && plan.from.model !== 'pool' ? plan.key : undefined;
+  const rewriteKey = needsKeyRewrite(plan.from.model, to.model) ? plan.key : undefined;
 
   const load = async (t: ShardClient, fkOnce: boolean): Promise<TableCheck[]> => {
     const held = fkOnce
@@ -122,7 +123,7 @@ export async function copyAndVerify(
     return checks;
   };
 
-  if (to.model === 'pool') {
+  if (MODEL_TRAITS[to.model].sharedTables) {
     return fleet.withClient(to.shard, to.database, (t) =>
       inTransaction(t, async () => {
         await assertPoolCopyAllowed(t, to.schema, config, 'load');

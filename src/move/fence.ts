@@ -5,6 +5,7 @@ import { TenantctlError } from '../errors.js';
 import { databaseExists } from '../placement/pool-rows.js';
 import { ensurePoolFence, releasePoolFence, takePoolFence } from '../placement/pool-fence.js';
 import { fenceTables, unfenceTables } from '../placement/table-fence.js';
+import { MODEL_TRAITS } from '../placement/placement.js';
 import type { MoveEnd } from './plan.js';
 
 /**
@@ -33,12 +34,12 @@ export interface HeldFence {
 export const FENCE_WAIT_MS = 30_000;
 
 export function fenceRecordFor(end: MoveEnd, key: string): FenceRecord {
-  return { kind: end.model === 'pool' ? 'advisory' : 'trigger', shard: end.shard, database: end.database, schema: end.schema, key };
+  return { kind: MODEL_TRAITS[end.model].writeFence, shard: end.shard, database: end.database, schema: end.schema, key };
 }
 
 /** The pool's fence policies, once per pool target (idempotent; part of its managed state). */
 export async function preparePoolFence(fleet: Fleet, config: Config, end: MoveEnd): Promise<void> {
-  if (end.model !== 'pool') return;
+  if (MODEL_TRAITS[end.model].writeFence !== 'advisory') return;
   await fleet.withTransaction(end.shard, end.database, async (c) => {
     // CREATE POLICY locks the shared table: never queue every tenant behind a long transaction for it.
     await c.query(`set local lock_timeout = '${FENCE_WAIT_MS}ms'`);

@@ -7,12 +7,12 @@ import { migratePlacement, runsInOneTransaction } from '../migrate/apply-target.
 import { readApplied } from '../migrate/tracking.js';
 import { drivers } from '../placement/drivers.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
-import { tenantRoleName } from '../placement/naming.js';
-import { databaseExists, poolKeyRows } from '../placement/pool-rows.js';
+import { MODEL_TRAITS, scopeWhere, tenantRole } from '../placement/placement.js';
+import { poolKeyRows } from '../placement/pool-rows.js';
 import { assertPoolCopyAllowed } from '../copy/pool-visibility.js';
 import { copyTables, type CopyTable } from '../copy/tables.js';
 import { copyOut, copyIn } from '../copy/streams.js';
-import { ident, literal, qualified } from '../sql.js';
+import { ident, qualified } from '../sql.js';
 import { pipeline } from 'node:stream/promises';
 import type { MoveEnd, MovePlan } from './plan.js';
 
@@ -52,7 +52,7 @@ export async function preflight(deps: Deps, plan: MovePlan): Promise<Preflight> 
   const src = await fleet.withClient(plan.from.shard, plan.from.database, async (c) => {
     const applied = await readApplied(c, [plan.from.schema]);
     const tables = await copyTables(c, plan.from.schema, config);
-    if (plan.from.model === 'pool') await assertPoolCopyAllowed(c, plan.from.schema, config, 'read');
+    if (MODEL_TRAITS[plan.from.model].sharedTables) await assertPoolCopyAllowed(c, plan.from.schema, config, 'read');
     const noPk = await tablesWithoutPk(
       c,
       plan.from.schema,
@@ -87,7 +87,7 @@ export async function preflight(deps: Deps, plan: MovePlan): Promise<Preflight> 
   const version = atVersion.at(-1)?.id ?? null;
   let targetMigrated: string[] = [];
 
-  if (plan.to.model === 'pool') {
+  if (MODEL_TRAITS[plan.to.model].sharedTables) {
     targetMigrated = await poolTargetAtVersion(deps, plan.to, atVersion, appliedIds);
     const found = await poolKeyRows(fleet, config, {
       shard: plan.to.shard,
@@ -133,8 +133,8 @@ async function tablesWithoutPk(c: Q, schema: string, tables: string[]): Promise<
 /** Prepare the pool target and bring it to the source's version; refuse one that is ahead. */
 async function poolTargetAtVersion(deps: Deps, to: MoveEnd, atVersion: MigrationFile[], appliedIds: Set<string>): Promise<string[]> {
   const { fleet, config } = deps;
-  const placed = { slug: '', key: '', model: 'pool' as const, shard: to.shard, database_name: to.database, schema_name: to.schema };
-  await drivers.pool.prepare(fleet, config, placed);
+  const placed = { slug: '', key: '', model: to.model, shard: to.shard, database_name: to.database, schema_name: to.schema };
+  await drivers[to.model].prepare(fleet, config, placed);
   const have = await fleet.withClient(to.shard, to.database, (c) => readApplied(c, [to.schema]));
   const ahead = have.map((h) => h.name).filter((n) => !appliedIds.has(n));
   if (ahead.length) {
@@ -145,7 +145,7 @@ async function poolTargetAtVersion(deps: Deps, to: MoveEnd, atVersion: Migration
     );
   }
   if (have.length === atVersion.length) return [];
-  const out = await migratePlacement(fleet, { model: 'pool', shard: to.shard, database: to.database, schema: to.schema }, atVersion, {
+  const out = await migratePlacement(fleet, { model: to.model, shard: to.shard, database: to.database, schema: to.schema }, atVersion, {
     config,
   });
   if (out.status === 'failed') {
@@ -208,7 +208,7 @@ async function assertNoPkCollisions(
     await t.query('begin');
     try {
       await t.query(`create temp table ${ident(tmp)} (${rows.map((r) => `${ident(r.col)} ${r.type}`).join(', ')}) on commit drop`);
-      const where = plan.from.model === 'pool' ? ` where ${ident(tb.keyColumn)} = ${literal(plan.key)}::${config.tenantKey.type}` : '';
+      const where = scopeWhere({ model: plan.from.model, key: plan.key }, tb.keyColumn, config.tenantKey.type);
       await pipeline(
         copyOut(s, `copy (select ${cols} from ${qualified(plan.from.schema, tb.table)}${where}) to stdout`),
         copyIn(t, `copy ${ident(tmp)} from stdin`),
@@ -237,19 +237,16 @@ async function assertNoPkCollisions(
 async function assertNothingAt(deps: Deps, plan: MovePlan): Promise<void> {
   const { fleet } = deps;
   const to = plan.to;
-  const found: string[] = [];
-  const dbThere = await databaseExists(fleet, to.shard, to.database);
-  if (to.model === 'database' && dbThere) found.push(`database ${to.database}`);
-  if (to.model === 'schema' && dbThere) {
-    const s = await fleet.withClient(to.shard, to.database, (c) => c.query('select 1 from pg_namespace where nspname = $1', [to.schema]));
-    if (s.rowCount) found.push(`schema ${to.schema} in database ${to.database}`);
-  }
-  const ownRole = plan.from.model !== 'pool' && plan.from.shard === to.shard;
-  if (!ownRole) {
-    const role = tenantRoleName(plan.tenant);
-    const r = await fleet.withClient(to.shard, ADMIN_DATABASE, (c) => c.query('select 1 from pg_roles where rolname = $1', [role]));
-    if (r.rowCount) found.push(`role ${role}`);
-  }
+  // The tenant's own role at the source is its role here too (roles are cluster-wide): not a leftover.
+  const ownRole = MODEL_TRAITS[plan.from.model].ownRole && plan.from.shard === to.shard;
+  const found = await drivers[to.model].existing(fleet, {
+    model: to.model,
+    shard: to.shard,
+    database: to.database,
+    schema: to.schema,
+    slug: plan.tenant,
+    role: ownRole ? null : tenantRole({ slug: plan.tenant, model: to.model }),
+  });
   if (found.length) {
     throw new UsageError(
       'TENANT_EXISTS',

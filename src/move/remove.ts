@@ -1,10 +1,7 @@
 import type { Config } from '../config/types.js';
 import type { Fleet } from '../fleet/fleet.js';
 import { drivers, type PlacedTenant } from '../placement/drivers.js';
-import { dropDatabase } from '../placement/databases.js';
-import { databaseExists } from '../placement/pool-rows.js';
-import { tenantRoleName } from '../placement/naming.js';
-import { ident } from '../sql.js';
+import { MODEL_TRAITS } from '../placement/placement.js';
 import type { MoveEnd } from './plan.js';
 
 /**
@@ -23,18 +20,8 @@ export async function removeEnd(
 ): Promise<void> {
   const { config, fleet } = deps;
   const placed: PlacedTenant = { slug, key, model: end.model, shard: end.shard, database_name: end.database, schema_name: end.schema };
-  const roleShared = other.model !== 'pool' && other.shard === end.shard;
-  if (end.model === 'pool' || !roleShared) return drivers[end.model].remove(fleet, config, placed);
-  if (end.model === 'database') {
-    await dropDatabase(fleet, end.shard, end.database);
-    return;
-  }
-  if (!(await databaseExists(fleet, end.shard, end.database))) return;
-  await fleet.withTransaction(end.shard, end.database, async (c) => {
-    await c.query(`drop schema if exists ${ident(end.schema)} cascade`);
-    const tracked = await c.query(`select to_regclass('tenantctl.schema_migrations') as t`);
-    if (tracked.rows[0].t) await c.query('delete from tenantctl.schema_migrations where target_schema = $1', [end.schema]);
-    // The role's CONNECT on this shared database is no longer the tenant's business here.
-    await c.query(`revoke connect on database ${ident(end.database)} from ${ident(tenantRoleName(slug))}`).catch(() => undefined);
-  });
+  const roleShared = MODEL_TRAITS[other.model].ownRole && other.shard === end.shard;
+  if (!roleShared) return drivers[end.model].remove(fleet, config, placed);
+  // On the same cluster a move changes the model, so the other end is in another database.
+  await drivers[end.model].removeKeepingRole(fleet, config, placed, { roleStaysInDatabase: false });
 }

@@ -9,6 +9,7 @@ import { EXIT, TenantctlError, UsageError, errorMessage } from '../errors.js';
 import type { MigrationFile } from '../migrate/files.js';
 import { withTenantLock } from '../operations/tenant-lock.js';
 import { assertSlug } from '../placement/slug.js';
+import { MODEL_TRAITS } from '../placement/placement.js';
 import { ident, qualified } from '../sql.js';
 import type { CopyTable } from '../copy/tables.js';
 import { planMove, type MoveEnd, type MovePlan, type MoveRequest } from './plan.js';
@@ -372,7 +373,7 @@ async function tamper(c: pg.ClientBase, schema: string, tables: CopyTable[], pla
   for (const t of [...tables].reverse()) {
     const col = t.columns.find((x) => x !== t.keyColumn && /name|title|body|email/.test(x));
     if (!col) continue;
-    const mine = plan.to.model === 'pool' ? `where ${ident(t.keyColumn)}::text = $1` : 'where $1::text is not null';
+    const mine = MODEL_TRAITS[plan.to.model].sharedTables ? `where ${ident(t.keyColumn)}::text = $1` : 'where $1::text is not null';
     const r = await c.query(
       `update ${qualified(schema, t.table)} set ${ident(col)} = ${ident(col)} || 'x' where ctid = (select ctid from ${qualified(schema, t.table)} ${mine} limit 1)`,
       [plan.key],

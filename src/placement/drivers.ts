@@ -29,6 +29,21 @@ export interface PlacementDriver {
   /** Remove the tenant's placement (exclusive models) or its rows (pool). */
   remove(fleet: Fleet, config: Config, t: PlacedTenant): Promise<void>;
   /**
+   * `remove`, but the tenant's own role stays: another placement of the tenant on the same
+   * cluster still uses it (roles are cluster-wide), e.g. the other end of a schema ↔ database
+   * move, or the fresh placement a restore --replace switched to. `roleStaysInDatabase`: that
+   * other placement is in this same database, so the role keeps its CONNECT on it. Models
+   * without a role of their own remove as `remove` does. Idempotent: a missing placement is fine.
+   */
+  removeKeepingRole(fleet: Fleet, config: Config, t: PlacedTenant, opts: { roleStaysInDatabase: boolean }): Promise<void>;
+  /**
+   * After a failed `createInOneTransaction`: remove what it made outside its transaction (a
+   * database model's database, made before it since CREATE DATABASE cannot run in one, and the
+   * role with it unless `keepRole`: the role is a live tenant's). Models that make everything
+   * inside the transaction have nothing to undo.
+   */
+  undoCreate(fleet: Fleet, config: Config, t: PlacedTenant, opts: { keepRole: boolean }): Promise<void>;
+  /**
    * Shared placements only: rows already there with the tenant's key (a new tenant with it
    * would see them). Exclusive placements start empty.
    */
@@ -100,6 +115,13 @@ const pool: PlacementDriver = {
       }
     });
   },
+  removeKeepingRole(fleet, config, t) {
+    // No role of its own: the tenant's rows go, as in remove.
+    return pool.remove(fleet, config, t);
+  },
+  async undoCreate() {
+    // Nothing is made for a pool tenant outside a transaction.
+  },
   async keyRows(fleet, config, t) {
     return poolKeyRows(fleet, config, t);
   },
@@ -149,20 +171,37 @@ const schema: PlacementDriver = {
     });
   },
   async remove(fleet, _config, t) {
-    const exists = await fleet.withClient(t.shard, ADMIN_DATABASE, (c) =>
-      c.query('select 1 from pg_database where datname = $1', [t.database_name]),
-    );
-    if (!exists.rowCount) return;
-    await fleet.withTransaction(t.shard, t.database_name, async (c) => {
-      await c.query(`drop schema if exists ${ident(t.schema_name)} cascade`);
-      const tracked = await c.query(`select to_regclass('tenantctl.schema_migrations') as t`);
-      if (tracked.rows[0].t) await c.query('delete from tenantctl.schema_migrations where target_schema = $1', [t.schema_name]);
-    });
+    if (!(await dropTenantSchema(fleet, t))) return;
     await fleet.withClient(t.shard, t.database_name, (c) => dropTenantRole(c, tenantRoleName(t.slug)));
+  },
+  async removeKeepingRole(fleet, _config, t, opts) {
+    await dropTenantSchema(fleet, t, async (c) => {
+      if (opts.roleStaysInDatabase) return;
+      // The role's CONNECT on this shared database is no longer the tenant's business here.
+      await c.query(`revoke connect on database ${ident(t.database_name)} from ${ident(tenantRoleName(t.slug))}`).catch(() => undefined);
+    });
+  },
+  async undoCreate() {
+    // The schema and the role are made inside the transaction; the shared database is not the tenant's.
   },
   setLogin: setTenantLogin,
   existing: existingSchemaPlacement,
 };
+
+/**
+ * Drop a schema tenant's schema and its migration records (then `also`, in the same
+ * transaction); false when its database is not there (nothing to drop).
+ */
+async function dropTenantSchema(fleet: Fleet, t: PlacedTenant, also?: (c: ShardClient) => Promise<void>): Promise<boolean> {
+  if (!(await databaseExists(fleet, t.shard, t.database_name))) return false;
+  await fleet.withTransaction(t.shard, t.database_name, async (c) => {
+    await c.query(`drop schema if exists ${ident(t.schema_name)} cascade`);
+    const tracked = await c.query(`select to_regclass('tenantctl.schema_migrations') as t`);
+    if (tracked.rows[0].t) await c.query('delete from tenantctl.schema_migrations where target_schema = $1', [t.schema_name]);
+    await also?.(c);
+  });
+  return true;
+}
 
 /** A database tenant's database, its role and the role's CONNECT on it. */
 async function prepareTenantDatabase(fleet: Fleet, t: PlacedTenant): Promise<void> {
@@ -205,6 +244,13 @@ const database: PlacementDriver = {
     await fleet.withClient(t.shard, ADMIN_DATABASE, (c) => actForRole(c, tenantRoleName(t.slug)));
     await dropDatabase(fleet, t.shard, t.database_name);
     await fleet.withClient(t.shard, ADMIN_DATABASE, (c) => dropTenantRole(c, tenantRoleName(t.slug)));
+  },
+  async removeKeepingRole(fleet, _config, t) {
+    await dropDatabase(fleet, t.shard, t.database_name);
+  },
+  async undoCreate(fleet, config, t, opts) {
+    if (opts.keepRole) await dropDatabase(fleet, t.shard, t.database_name);
+    else await database.remove(fleet, config, t);
   },
   setLogin: setTenantLogin,
   existing: existingDatabasePlacement,

@@ -1,4 +1,5 @@
 import type { Model } from '../config/types.js';
+import { ident, literal } from '../sql.js';
 import { tenantRoleName, type Placement } from './naming.js';
 
 // The one Placement type (model, shard, database, schema) is declared in naming.ts next to
@@ -34,16 +35,25 @@ export interface ModelTraits {
   ownDatabase: boolean;
   /** Other tenants' rows sit in the same tables: the tenant is a key filter, not the whole placement. */
   sharedTables: boolean;
+  /**
+   * How a move blocks the tenant's writes: `advisory` (restrictive policies waiting on a session
+   * lock, src/placement/pool-fence.ts: the tables are shared, so they cannot be fenced whole) or
+   * `trigger` (statement triggers on every table of the placement, src/placement/table-fence.ts).
+   */
+  writeFence: 'advisory' | 'trigger';
 }
 
 export const MODEL_TRAITS: Record<Model, ModelTraits> = {
-  pool: { ownRole: false, ownDatabase: false, sharedTables: true },
-  schema: { ownRole: true, ownDatabase: false, sharedTables: false },
-  database: { ownRole: true, ownDatabase: true, sharedTables: false },
+  pool: { ownRole: false, ownDatabase: false, sharedTables: true, writeFence: 'advisory' },
+  schema: { ownRole: true, ownDatabase: false, sharedTables: false, writeFence: 'trigger' },
+  database: { ownRole: true, ownDatabase: true, sharedTables: false, writeFence: 'trigger' },
 };
 
+/** The boolean traits (what `modelsWith` can ask). */
+type BooleanTrait = { [K in keyof ModelTraits]: ModelTraits[K] extends boolean ? K : never }[keyof ModelTraits];
+
 /** The models that have a trait, e.g. for a catalog query: `modelsWith('ownRole')` → ['schema', 'database']. */
-export function modelsWith(trait: keyof ModelTraits): Model[] {
+export function modelsWith(trait: BooleanTrait): Model[] {
   return (Object.keys(MODEL_TRAITS) as Model[]).filter((m) => MODEL_TRAITS[m][trait]);
 }
 
@@ -85,4 +95,89 @@ export function scopeOf(t: CatalogPlacement): TenantScope {
   const { model, shard, database, schema } = placementOf(t);
   const placement = { model, shard, database, schema };
   return MODEL_TRAITS[t.model].sharedTables ? { kind: 'rows', placement, key: t.key } : { kind: 'placement', placement };
+}
+
+/**
+ * How a placement sits in its database, from its traits: `shared-tables` (the tenant's rows
+ * among other tenants' rows), `shared-database` (a schema of its own beside other tenants'
+ * schemas), `own-database`. The audit plans its units and picks its check families by it.
+ *
+ * @example
+ *   shapeOf('schema') // 'shared-database'
+ */
+export type PlacementShape = 'shared-tables' | 'shared-database' | 'own-database';
+
+export function shapeOf(model: Model): PlacementShape {
+  const t = MODEL_TRAITS[model];
+  if (t.sharedTables) return 'shared-tables';
+  return t.ownDatabase ? 'own-database' : 'shared-database';
+}
+
+/**
+ * The WHERE clause (with a leading space) that selects the tenant's rows of one of its scoped
+ * tables, or '' when the placement is all the tenant's. COPY takes no parameters, so the key is
+ * a quoted literal cast to the key type (a malformed key fails the cast, never the quoting).
+ *
+ * @example
+ *   scopeWhere({ model: 'pool', key: '42' }, 'tenant_id', 'bigint') // " where \"tenant_id\" = '42'::bigint"
+ *   scopeWhere({ model: 'schema', key: '42' }, 'tenant_id', 'bigint') // ''
+ */
+export function scopeWhere(scope: { model: Model; key: string }, keyColumn: string, keyType: string): string {
+  if (!MODEL_TRAITS[scope.model].sharedTables) return '';
+  return ` where ${ident(keyColumn)} = ${literal(scope.key)}::${keyType}`;
+}
+
+/**
+ * A copy from one model to another writes the tenant's key into every key column: rows landing
+ * among other tenants' rows must carry the key their scope selects by, while rows of a placement
+ * of the tenant's own are kept as they are.
+ */
+export function needsKeyRewrite(from: Model, to: Model): boolean {
+  return MODEL_TRAITS[to].sharedTables && !MODEL_TRAITS[from].sharedTables;
+}
+
+/**
+ * What `pg_dump` takes of a placement for a full-fidelity backup: the tenant's own database, or
+ * its own schema in a shared database; null for a tenant in shared tables (pg_dump cannot select
+ * rows by key: its rows are only in the COPY data).
+ *
+ * @example
+ *   pgDumpTarget({ model: 'schema', database: 'tenant_schemas', schema: 't_acme' }) // { database: 'tenant_schemas', schema: 't_acme' }
+ */
+export function pgDumpTarget(p: { model: Model; database: string; schema: string }): { database: string; schema?: string } | null {
+  const shape = shapeOf(p.model);
+  if (shape === 'shared-tables') return null;
+  return shape === 'own-database' ? { database: p.database } : { database: p.database, schema: p.schema };
+}
+
+/**
+ * Where a fresh copy of the tenant's placement goes beside the live one (restore --replace loads
+ * it there and switches the catalog at the end): its own schema or database under a suffixed
+ * name. Null for a tenant in shared tables, whose rows are swapped in place.
+ *
+ * @example
+ *   placementBeside({ model: 'database', database_name: 't_acme', schema_name: 'app' }, '__r1a2b3c')
+ *   // { database_name: 't_acme__r1a2b3c', schema_name: 'app' }
+ */
+export function placementBeside(
+  t: { model: Model; database_name: string; schema_name: string },
+  suffix: string,
+): { database_name: string; schema_name: string } | null {
+  switch (shapeOf(t.model)) {
+    case 'shared-tables':
+      return null;
+    case 'shared-database':
+      return { database_name: t.database_name, schema_name: `${t.schema_name}${suffix}`.slice(0, 63) };
+    case 'own-database':
+      return { database_name: `${t.database_name}${suffix}`.slice(0, 63), schema_name: t.schema_name };
+  }
+}
+
+/**
+ * The placement of a scratch schema tenantctl makes in a tenant's database (restore stages a
+ * backup there when the pool is at another version): migrated like a placement of one tenant's
+ * own (no row-level security hooks), and wholly that tenant's when copied.
+ */
+export function stagingPlacement(shard: string, database: string, schema: string): Placement {
+  return { model: 'schema', shard, database, schema };
 }
