@@ -39,6 +39,16 @@ export class TenantLockBatch {
   private running: Promise<void> | null = null;
   private readonly pendingReleases = new Set<Promise<void>>();
   private readonly actor = currentActor();
+  private upcoming: string[] = [];
+  private nextUp = 0;
+  private aheadLimit = 0;
+  /** Locks taken ahead (lookAhead), by tenant; undefined when it could not be taken then. */
+  private readonly ahead = new Map<string, Promise<Taken | undefined>>();
+  /** Tenants take() was called for: never taken ahead again. */
+  private readonly requested = new Set<string>();
+  private closing = false;
+  private releaseTimer: NodeJS.Timeout | null = null;
+  private flushReleases = false;
 
   private constructor(
     private readonly db: CatalogDb,
@@ -50,17 +60,68 @@ export class TenantLockBatch {
     return new TenantLockBatch(db, await LockSession.of(db).acquire(), opts);
   }
 
+  /**
+   * The tenants the caller will take, in the order it will most likely take them (a fan-out's
+   * queue). Up to `limit` of them are then locked ahead, in the statements that take the others:
+   * a fan-out over thousands of small targets otherwise pays a lock statement and a read for
+   * every few targets on the one serial lock session. `limit` stays far below PostgreSQL's lock
+   * table (max_locks_per_transaction × max_connections, 6,400 by default).
+   */
+  lookAhead(slugs: string[], limit = LOOK_AHEAD): void {
+    this.upcoming = slugs;
+    this.nextUp = 0;
+    this.aheadLimit = limit;
+  }
+
   /** Lock the tenant and read its catalog row under the lock; LockedError when it stays busy. */
   take(slug: string): Promise<Taken> {
+    this.requested.add(slug);
+    const early = this.ahead.get(slug);
+    if (early) {
+      this.ahead.delete(slug);
+      this.fillAhead();
+      return early.then((t) => t ?? this.takeNow(slug));
+    }
+    const p = this.takeNow(slug);
+    this.fillAhead();
+    return p;
+  }
+
+  private takeNow(slug: string): Promise<Taken> {
     return new Promise<Taken>((resolve, reject) => {
-      this.takes.push({ slug, resolve, reject });
+      // Not taken ahead, so never resolved with undefined (busy goes to takeAlone).
+      this.takes.push({ slug, resolve: resolve as (v: Taken | undefined) => void, reject });
       this.kick();
     });
   }
 
-  /** Every release sent and done; the lock session handed back. */
+  /** Below half the look-ahead, lock the next upcoming tenants nobody asked for yet (with the next statement). */
+  private fillAhead(): void {
+    if (this.closing || this.ahead.size > this.aheadLimit / 2) return;
+    while (this.ahead.size < this.aheadLimit && this.nextUp < this.upcoming.length) {
+      const slug = this.upcoming[this.nextUp++];
+      // Advisory locks stack within a session: never take one twice.
+      if (this.requested.has(slug) || this.ahead.has(slug)) continue;
+      this.ahead.set(
+        slug,
+        new Promise<Taken | undefined>((resolve) => this.takes.push({ slug, resolve, reject: () => resolve(undefined), early: true })),
+      );
+    }
+    this.kick();
+  }
+
+  /** Every release sent and done, locks taken ahead and never claimed released; the lock session handed back. */
   async close(): Promise<void> {
+    this.closing = true;
+    if (this.releaseTimer) clearTimeout(this.releaseTimer);
     while (this.running || this.takes.length || this.releases.length) {
+      this.kick();
+      await this.running;
+    }
+    const unclaimed = await Promise.all(this.ahead.values());
+    this.ahead.clear();
+    for (const t of unclaimed) if (t) void t.lock.release();
+    while (this.running || this.releases.length) {
       this.kick();
       await this.running;
     }
@@ -71,6 +132,17 @@ export class TenantLockBatch {
   private kick(): void {
     if (this.running) return;
     if (this.takes.length === 0 && this.releases.length === 0) return;
+    // Releases alone wait to ride with the next takes, unless many are queued, the batch is
+    // closing, or they have waited a second: a finished tenant stays locked a moment longer.
+    if (this.takes.length === 0 && this.releases.length < RELEASE_BATCH && !this.closing) {
+      this.releaseTimer ??= setTimeout(() => {
+        this.releaseTimer = null;
+        this.flushReleases = true;
+        this.kick();
+      }, RELEASE_WAIT_MS);
+      if (!this.flushReleases) return;
+    }
+    this.flushReleases = false;
     this.running = this.loop().finally(() => {
       this.running = null;
       this.kick();
@@ -152,9 +224,11 @@ export class TenantLockBatch {
       }
     }
     for (const b of held) b.resolve({ lock: this.batchLock(b.slug), now: rows.get(b.slug) });
-    // Busy: the single-tenant path waits (up to waitMs) and names the holder.
+    // Busy: the single-tenant path waits (up to waitMs) and names the holder; a tenant taken
+    // ahead is simply not held, and its own take() tries again when its turn comes.
     for (const b of batch.filter((x) => !got.has(x.slug))) {
-      void this.takeAlone(b.slug).then(b.resolve, b.reject);
+      if (b.early) b.resolve(undefined);
+      else void this.takeAlone(b.slug).then(b.resolve, b.reject);
     }
   }
 
@@ -212,9 +286,19 @@ const ASYNC_COMMIT = sql`set_config('synchronous_commit', 'off', true)`;
 
 interface Take {
   slug: string;
-  resolve: (v: Taken) => void;
+  /** Undefined only for a take ahead that did not get the lock. */
+  resolve: (v: Taken | undefined) => void;
   reject: (e: unknown) => void;
+  /** Taken ahead (lookAhead): resolved with undefined instead of waiting when busy. */
+  early?: boolean;
 }
+
+/** How many tenants are locked ahead of a fan-out at most (see lookAhead). */
+const LOOK_AHEAD = 128;
+/** Releases sent on their own once this many are queued... */
+const RELEASE_BATCH = 64;
+/** ...or once the oldest has waited this long. */
+const RELEASE_WAIT_MS = 1000;
 
 interface Release {
   slug: string;
