@@ -33,6 +33,7 @@ import { assertIntact, openArchive, tableText, type OpenArchive } from './archiv
 import { dataKeyById } from './keys.js';
 import { backupLocked, type BackupDeps } from './create.js';
 import { filesAtVersion, restoreDestination } from './restore-plan.js';
+import { sweepKilledRestores, type RestorePlacement } from './restore-leftovers.js';
 
 export interface RestoreDeps extends BackupDeps {
   migrations: MigrationFile[];
@@ -101,6 +102,7 @@ export async function restoreBackup(deps: RestoreDeps, o: RestoreOptions): Promi
   await assertIntact(a);
   const key = m.encryption ? await dataKeyById(deps.db, m.encryption.keyId, m.tenant.slug) : null;
   return withTenantLock(deps.db, slug, { command: deps.command, wait: deps.wait, onWaiting: deps.onWaiting }, async () => {
+    const swept = await sweepKilledRestores(deps, slug);
     const live = await findTenant(deps.db, slug);
     if (live && !o.replace) {
       throw new UsageError(
@@ -114,7 +116,8 @@ export async function restoreBackup(deps: RestoreDeps, o: RestoreOptions): Promi
     if (live && live.status !== 'active' && live.status !== 'suspended') {
       throw new UsageError('TENANT_STATE', `tenant "${slug}" is ${live.status}`, 'only active or suspended tenants can be replaced');
     }
-    return live ? replaceTenant(deps, a, atVersion, key, live) : restoreNew(deps, a, atVersion, key, dest!, slug);
+    const r = await (live ? replaceTenant(deps, a, atVersion, key, live) : restoreNew(deps, a, atVersion, key, dest!, slug));
+    return swept.length ? { ...r, warnings: [...swept, ...(r.warnings ?? [])] } : r;
   });
 }
 
@@ -175,7 +178,9 @@ async function restoreNew(
   const op = await startOperation(db, {
     kind: 'restore',
     tenant: slug,
-    args: { backup: a.id, as: slug, model: dest.model, shard: dest.shard },
+    // Where the fresh placement goes, recorded before anything is made there: a killed restore's
+    // leftovers are found by the next one (restore-leftovers.ts).
+    args: { backup: a.id, as: slug, model: dest.model, shard: dest.shard, placement: placementRecord(placed) },
   });
   const base = {
     tenant: slug,
@@ -187,6 +192,7 @@ async function restoreNew(
   };
   try {
     const loaded = await load(deps, a, atVersion, dataKey, placed, false, op);
+    await hangAfterCommit(op);
     await db.transaction().execute(async (tx) => {
       await insertTenant(tx, {
         slug,
@@ -246,18 +252,19 @@ async function replaceTenant(
       `the safety backup of ${live.slug} failed (${safety.error?.message ?? safety.reason}); nothing was changed`,
     );
   }
-  const op = await startOperation(db, {
-    kind: 'restore',
-    tenant: live.slug,
-    args: { backup: a.id, replace: true, safetyBackup: safety.backup },
-  });
   // Schema and database tenants load into a fresh placement beside the live one, switched in the
   // catalog at the end; a pool tenant's rows are swapped in one transaction.
   const suffix = `__r${randomBytes(3).toString('hex')}`;
   const beside = placementBeside(live, suffix);
   const placed: PlacedTenant = { ...live, ...beside };
+  const op = await startOperation(db, {
+    kind: 'restore',
+    tenant: live.slug,
+    args: { backup: a.id, replace: true, safetyBackup: safety.backup, placement: placementRecord(placed) },
+  });
   try {
     const loaded = await load(deps, a, atVersion, dataKey, placed, true, op);
+    await hangAfterCommit(op);
     const warnings: string[] = [];
     await db.transaction().execute(async (tx) => {
       await updateTenant(tx, live.slug, {
@@ -300,6 +307,17 @@ async function replaceTenant(
     await drivers[live.model].undoCreate(fleet, deps.config, placed, { keepRole: true }).catch(() => undefined);
     return { ...(await failed(deps, op, base, started, err)), safetyBackup: safety.backup };
   }
+}
+
+function placementRecord(p: PlacedTenant): RestorePlacement {
+  return { model: p.model, shard: p.shard, database_name: p.database_name, schema_name: p.schema_name, key: p.key };
+}
+
+/** Tests' kill point: the placement is committed, the catalog not yet written. */
+async function hangAfterCommit(op: OperationRecord): Promise<void> {
+  if (FAULT() !== 'restore-hang-after-commit') return;
+  await op.phase('committed');
+  await new Promise(() => setInterval(() => {}, 1000));
 }
 
 async function failed(

@@ -399,6 +399,68 @@ describe('killed during restore', () => {
   });
 });
 
+describe('a restore killed after its placement committed', () => {
+  it('the next restore of that tenant removes what the killed one left (a database, pool rows), closes its record and succeeds', async () => {
+    const e = await env('kill2');
+    await e.create([
+      { slug: 'k2-d', model: 'database', shard: 'us1' },
+      { slug: 'k2-p', model: 'pool', shard: 'us1' },
+    ]);
+    await seed(e, 'k2-d', 50, 'd');
+    await seed(e, 'k2-p', 50, 'p');
+    const did = await backupOf(e, 'k2-d');
+    const pidb = await backupOf(e, 'k2-p');
+    const pool = (await tenant(e, 'k2-p'))!;
+    for (const [backup, as, model] of [
+      [did, 'k2-d-new', 'database'],
+      [pidb, 'k2-p-new', 'pool'],
+    ] as const) {
+      let child = 0;
+      const run = e.cli(['restore', backup, '--as', as, '--model', model, '--shard', 'us1'], {
+        env: { TENANTCTL_INJECT_FAULT: 'restore-hang-after-commit' },
+        onSpawn: (p) => (child = p),
+      });
+      let op: any;
+      await until(async () => {
+        op = await e.db
+          .selectFrom('operations')
+          .selectAll()
+          .where('kind', '=', 'restore')
+          .where('tenant_slug', '=', as)
+          .where('status', '=', 'running')
+          .executeTakeFirst();
+        return (op?.progress as any)?.phase === 'committed';
+      }, 60_000);
+      process.kill(child, 'SIGKILL');
+      expect((await run).signal).toBe('SIGKILL');
+      const left = (op.args as any).placement;
+      expect(await tenant(e, as)).toBeUndefined();
+      if (model === 'database') {
+        expect(await e.q('us1', 'postgres', 'select 1 from pg_database where datname = $1', [left.database_name])).toHaveLength(1);
+      } else {
+        const rows = await e.q('us1', pool.database_name, 'select count(*)::int as n from app.tasks where tenant_id = $1', [left.key]);
+        expect(rows[0].n).toBeGreaterThan(0);
+      }
+      const again = await e.cli(['restore', backup, '--as', as, '--model', model, '--shard', 'us1', '--json']);
+      expect(again.code, again.stderr + again.stdout).toBe(0);
+      expect(JSON.stringify(json(again)), 'the result names the sweep').toContain(`restore ${op.id} of ${as} was killed`);
+      const closed = await e.db.selectFrom('operations').selectAll().where('id', '=', op.id).executeTakeFirstOrThrow();
+      expect(closed.status).toBe('failed');
+      const now = (await tenant(e, as))!;
+      if (model === 'database') {
+        expect(await e.q('us1', 'postgres', 'select 1 from pg_database where datname = $1', [left.database_name])).toHaveLength(0);
+        expect(now.database_name).not.toBe(left.database_name);
+      } else {
+        // The killed load's rows are gone; the new tenant has its own key and only its rows.
+        expect(now.key).not.toBe(left.key);
+        const rows = await e.q('us1', pool.database_name, 'select count(*)::int as n from app.tasks where tenant_id = $1', [left.key]);
+        expect(rows[0].n).toBe(0);
+      }
+      expect(await digests(e, as)).toEqual(await digests(e, model === 'database' ? 'k2-d' : 'k2-p'));
+    }
+  });
+});
+
 describe('list, prune, final backup on delete', () => {
   it('prune keeps the newest N per tenant, --dry-run deletes nothing; tenant delete leaves a final backup', async () => {
     const e = await env('prune');

@@ -1,0 +1,80 @@
+import { sql } from 'kysely';
+import { findTenant } from '../catalog/tenants.js';
+import { redactText } from '../config/redact.js';
+import { errorMessage } from '../errors.js';
+import { drivers, type PlacedTenant } from '../placement/drivers.js';
+import { MODEL_TRAITS } from '../placement/placement.js';
+import type { Model } from '../config/types.js';
+import type { RestoreDeps } from './restore.js';
+
+/** What a restore records before it makes anything: where its fresh placement goes. */
+export interface RestorePlacement {
+  model: Model;
+  shard: string;
+  database_name: string;
+  schema_name: string;
+  key: string;
+}
+
+/**
+ * Run under the tenant's lock, before a restore of that tenant: a restore of it that the catalog
+ * still shows as running was killed (a live one would hold the lock). Its placement is removed
+ * unless the catalog points at it (the switch committed before the kill): a database tenant's
+ * database made outside the load's transaction, or whatever the load committed before the
+ * catalog was written (a pool's rows with a key no tenant has, a schema or database nobody
+ * owns). The tenant's role stays when a tenant of that slug exists. The record is closed as
+ * failed, naming what was removed. Returns one line per record, for the result's warnings.
+ */
+export async function sweepKilledRestores(deps: RestoreDeps, slug: string): Promise<string[]> {
+  const { db } = deps;
+  const ops = await db
+    .selectFrom('operations')
+    .select(['id', 'args'])
+    .where('kind', '=', 'restore')
+    .where('tenant_slug', '=', slug)
+    .where('status', '=', 'running')
+    .execute();
+  const notes: string[] = [];
+  for (const op of ops) {
+    const p = (op.args as { placement?: RestorePlacement }).placement;
+    let note = `restore ${op.id} of ${slug} was killed`;
+    try {
+      if (p) note += `; ${await removeLeftover(deps, slug, p)}`;
+    } catch (err) {
+      // Left running: the next restore tries again; the operator sees why.
+      notes.push(`${note}; its placement could not be removed yet: ${redactText(errorMessage(err))}`);
+      continue;
+    }
+    await db
+      .updateTable('operations')
+      .set({
+        status: 'failed',
+        finished_at: sql`now()` as never,
+        progress: sql`progress || ${JSON.stringify({ error: note })}::jsonb` as never,
+      })
+      .where('id', '=', op.id)
+      .execute();
+    notes.push(note);
+  }
+  return notes;
+}
+
+async function removeLeftover(deps: RestoreDeps, slug: string, p: RestorePlacement): Promise<string> {
+  const { db, fleet, config } = deps;
+  const where = `${p.shard}/${p.database_name}${MODEL_TRAITS[p.model].ownDatabase ? '' : `/${p.schema_name}`}`;
+  const live = await findTenant(db, slug);
+  if (live && live.shard === p.shard && live.database_name === p.database_name && live.schema_name === p.schema_name) {
+    return `the catalog already points at ${where}: kept`;
+  }
+  const placed: PlacedTenant = { slug, ...p };
+  if (MODEL_TRAITS[p.model].sharedTables) {
+    // Rows under a key that no tenant has are the killed load's; a tenant's own are never touched.
+    const owner = await db.selectFrom('tenants').select('slug').where('key', '=', p.key).executeTakeFirst();
+    if (owner) return `key ${p.key} belongs to tenant "${owner.slug}": its rows in ${where} kept`;
+    await drivers[p.model].remove(fleet, config, placed);
+    return `rows of key ${p.key} in ${where} removed`;
+  }
+  if (live) await drivers[p.model].removeKeepingRole(fleet, config, placed, { roleStaysInDatabase: true });
+  else await drivers[p.model].remove(fleet, config, placed);
+  return `${where} removed`;
+}
