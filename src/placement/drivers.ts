@@ -177,8 +177,16 @@ const schema: PlacementDriver = {
   async removeKeepingRole(fleet, _config, t, opts) {
     await dropTenantSchema(fleet, t, async (c) => {
       if (opts.roleStaysInDatabase) return;
-      // The role's CONNECT on this shared database is no longer the tenant's business here.
-      await c.query(`revoke connect on database ${ident(t.database_name)} from ${ident(tenantRoleName(t.slug))}`).catch(() => undefined);
+      // The role's CONNECT on this shared database is no longer the tenant's business here. In a
+      // savepoint: a failed REVOKE (the role is gone) would otherwise abort the transaction, and
+      // its COMMIT would quietly roll back the schema's drop.
+      await c.query('savepoint tenantctl_revoke');
+      try {
+        await c.query(`revoke connect on database ${ident(t.database_name)} from ${ident(tenantRoleName(t.slug))}`);
+        await c.query('release savepoint tenantctl_revoke');
+      } catch {
+        await c.query('rollback to savepoint tenantctl_revoke');
+      }
     });
   },
   async undoCreate() {
