@@ -74,7 +74,10 @@ export interface MoveResult {
   error?: { code: string; message: string };
 }
 
-/** Test hooks (TENANTCTL_INJECT_FAULT): `move-tamper` alters a target row before verify; `move-hang-in-copy` waits to be killed after the first table. */
+/**
+ * Test hooks (TENANTCTL_INJECT_FAULT): `move-tamper` alters a target row before verify; `move-hang-in-copy` waits to be
+ * killed after the first table; `move-hang-after-<phase>` waits once that phase is recorded done.
+ */
 const FAULT = () => process.env.TENANTCTL_INJECT_FAULT;
 
 /**
@@ -183,6 +186,7 @@ async function runMove(
     phases.push({ phase, ms });
     deps.onPhase?.({ phase, state: 'done', ms, detail });
     await rec?.phaseDone(phase, ms);
+    if (FAULT() === `move-hang-after-${phase}`) await new Promise(() => setInterval(() => {}, 1000));
   };
 
   begin('preflight');

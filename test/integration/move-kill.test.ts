@@ -1,0 +1,160 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { json, ownMigrateFleet, until, withPg, type MigrateEnv } from '../helpers/migrate-env.js';
+import { superuserUrl } from '../helpers/test-fleet.js';
+import { databaseUrl } from '../../src/fleet/connection-url.js';
+import { copyTables } from '../../src/copy/tables.js';
+import { digestTable } from '../../src/copy/streams.js';
+import { tenantRoleName } from '../../src/placement/naming.js';
+
+/**
+ * Crash safety of a move (issue 10): SIGKILL once each phase is recorded done, then the move is
+ * resumed (run again) or rolled back. Before the switch the catalog must point at the whole
+ * source; after it, at the whole target; either way the per-table hashes equal the ones before,
+ * the write fence is gone after the next command, and nothing is left at the other end after a
+ * rollback. Own fleet, least-privileged shard role, the built CLI.
+ */
+const { env } = ownMigrateFleet();
+
+type Tenant = { slug: string; key: string; model: string; shard: string; database_name: string; schema_name: string; status: string };
+const tenant = async (e: MigrateEnv, slug: string) =>
+  (await e.db.selectFrom('tenants').selectAll().where('slug', '=', slug).executeTakeFirst()) as Tenant | undefined;
+const url = (e: MigrateEnv, shard: string, db: string) => databaseUrl(e.config.shards.find((s) => s.name === shard)!.url, db);
+
+async function seed(e: MigrateEnv, slug: string, n: number): Promise<void> {
+  const t = (await tenant(e, slug))!;
+  const s = `"${t.schema_name}"`;
+  await e.q(t.shard, t.database_name, `insert into ${s}.workspaces (id, name) values ($1, $2)`, [t.key, `ws ${slug}`]);
+  await e.q(
+    t.shard,
+    t.database_name,
+    `insert into ${s}.users (tenant_id, id, email, display_name) select $1, md5($2 || i)::uuid, 'u' || i || '@ex.com', 'U ' || i from generate_series(1, 3) i`,
+    [t.key, slug],
+  );
+  await e.q(
+    t.shard,
+    t.database_name,
+    `insert into ${s}.projects (tenant_id, id, name, owner_id) select $1, md5('p' || $2 || i)::uuid, 'P ' || i, md5($2 || 1)::uuid from generate_series(1, 3) i`,
+    [t.key, slug],
+  );
+  await e.q(
+    t.shard,
+    t.database_name,
+    `insert into ${s}.tasks (tenant_id, id, project_id, title, status) select $1, md5('t' || $2 || i)::uuid, md5('p' || $2 || (1 + i % 3))::uuid, 'T ' || i, 'todo' from generate_series(1, $3) i`,
+    [t.key, slug, n],
+  );
+}
+
+async function digests(e: MigrateEnv, slug: string): Promise<Record<string, string>> {
+  const t = (await tenant(e, slug))!;
+  return withPg(url(e, t.shard, t.database_name), async (c) => {
+    const out: Record<string, string> = {};
+    for (const tb of await copyTables(c, t.schema_name, e.config)) {
+      out[tb.table] = (await digestTable(c, tb, { model: t.model as never, schema: t.schema_name, key: t.key }, e.config)).hash;
+    }
+    return out;
+  });
+}
+
+/** A write by the application, where the catalog says the tenant lives: the fence must be gone. */
+async function appWrites(e: MigrateEnv, slug: string): Promise<void> {
+  const t = (await tenant(e, slug))!;
+  if (t.model === 'pool') {
+    const serving = url(e, t.shard, t.database_name).replace(
+      /\/\/[^@]*@/,
+      `//${e.config.servingRole.name}:${encodeURIComponent(e.config.servingRole.password ?? '')}@`,
+    );
+    await withPg(serving, async (c) => {
+      await c.query('select set_config($1, $2, false)', [e.config.rls.setting, t.key]);
+      await c.query('update app.tasks set title = title');
+    });
+  } else {
+    await withPg(superuserUrl(url(e, t.shard, t.database_name)), async (c) => {
+      await c.query(`set role "${tenantRoleName(t.slug)}"`);
+      await c.query(`update "${t.schema_name}".tasks set title = title`);
+    });
+  }
+}
+
+/** Run the move with a hang after `phase`, wait until the phase is recorded, SIGKILL it. */
+async function killedAfter(e: MigrateEnv, slug: string, args: string[], phase: string): Promise<number> {
+  let pid = 0;
+  const run = e.cli(['move', slug, ...args, '--yes', '--json'], {
+    env: { TENANTCTL_INJECT_FAULT: `move-hang-after-${phase}` },
+    onSpawn: (p) => (pid = p),
+  });
+  let id = 0;
+  await until(async () => {
+    const op = await e.db
+      .selectFrom('operations')
+      .selectAll()
+      .where('kind', '=', 'move')
+      .where('tenant_slug', '=', slug)
+      .orderBy('id', 'desc')
+      .executeTakeFirst();
+    id = Number(op?.id ?? 0);
+    return op && ['running', 'switched'].includes(op.status) && (op.progress as any)?.phases?.[phase] !== undefined;
+  }, 60_000);
+  process.kill(pid, 'SIGKILL');
+  expect((await run).signal).toBe('SIGKILL');
+  return id;
+}
+
+const cases = [
+  { phase: 'preflight', from: 'pool', to: ['--to-shard', 'eu1'], toModel: 'pool' },
+  { phase: 'fence', from: 'schema', to: ['--to-shard', 'eu1', '--to-model', 'database'], toModel: 'database' },
+  { phase: 'copy', from: 'database', to: ['--to-shard', 'eu1', '--to-model', 'pool'], toModel: 'pool' },
+  { phase: 'verify', from: 'pool', to: ['--to-shard', 'eu1', '--to-model', 'schema'], toModel: 'schema' },
+  { phase: 'switch', from: 'schema', to: ['--to-shard', 'eu1'], toModel: 'schema' },
+] as const;
+
+let e: MigrateEnv;
+beforeAll(async () => {
+  e = await env('mk');
+  const rows = cases.flatMap((c) => [
+    { slug: `r-${c.phase}`, model: c.from, shard: 'us1' },
+    { slug: `b-${c.phase}`, model: c.from, shard: 'us1' },
+  ]);
+  await e.create(rows);
+  for (const r of rows) await seed(e, r.slug, 20);
+}, 180_000);
+
+describe('SIGKILL in each phase of a move', () => {
+  for (const c of cases) {
+    it(`after ${c.phase} (${c.from} → ${c.toModel}): the catalog points where the data is whole; resume finishes, rollback undoes`, async () => {
+      for (const how of ['resume', 'rollback'] as const) {
+        const slug = `${how === 'resume' ? 'r' : 'b'}-${c.phase}`;
+        const before = await digests(e, slug);
+        const id = await killedAfter(e, slug, [...c.to], c.phase);
+        const now = (await tenant(e, slug))!;
+        const switched = c.phase === 'switch';
+        expect([now.shard, now.model], `${slug} after the kill`).toEqual(switched ? ['eu1', c.toModel] : ['us1', c.from]);
+        expect(await digests(e, slug)).toEqual(before);
+        if (how === 'resume') {
+          const r = await e.cli(['move', slug, ...c.to, '--yes', '--json']);
+          expect(r.code, r.stdout + r.stderr).toBe(0);
+          const doc = json(r);
+          expect(doc.status).toBe('switched');
+          expect(doc.move === id || doc.resumed?.move === id, JSON.stringify(doc.resumed)).toBe(true);
+          const t = (await tenant(e, slug))!;
+          expect([t.shard, t.model, t.status]).toEqual(['eu1', c.toModel, 'active']);
+        } else {
+          const r = await e.cli(['move', 'rollback', slug, '--yes', '--json']);
+          expect(r.code, r.stdout + r.stderr).toBe(0);
+          const t = (await tenant(e, slug))!;
+          expect([t.shard, t.model, t.status]).toEqual(['us1', c.from, 'active']);
+          // Nothing of the tenant is left at the other end.
+          const pool = await e
+            .q('eu1', `pool_${e.name}`, 'select count(*)::int as n from app.tasks where tenant_id = $1', [t.key])
+            .catch(() => [{ n: 0 }]);
+          expect(pool[0].n).toBe(0);
+          const dbs = await e.q('eu1', 'postgres', 'select datname from pg_database where datname like $1', [
+            `t_${slug.replace(/-/g, '_')}%`,
+          ]);
+          expect(dbs).toEqual([]);
+        }
+        expect(await digests(e, slug)).toEqual(before);
+        await appWrites(e, slug);
+      }
+    });
+  }
+});
