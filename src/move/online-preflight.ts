@@ -3,6 +3,7 @@ import type { Config } from '../config/types.js';
 import type { Fleet } from '../fleet/fleet.js';
 import { UsageError } from '../errors.js';
 import { copyTables } from '../copy/tables.js';
+import { ADMIN_DATABASE } from '../placement/databases.js';
 import type { MovePlan } from './plan.js';
 
 type Q = Pick<pg.ClientBase, 'query'>;
@@ -49,7 +50,9 @@ export async function onlinePreflight(deps: { config: Config; fleet: Fleet }, pl
     fixes.add(`GRANT CREATE ON DATABASE ${from.database} TO ${src.role}`);
   }
   if (src.freeSlots < 2) {
-    problems.push(`${from.shard} has ${src.freeSlots} free replication slot${src.freeSlots === 1 ? '' : 's'} (max_replication_slots), 2 are needed`);
+    problems.push(
+      `${from.shard} has ${src.freeSlots} free replication slot${src.freeSlots === 1 ? '' : 's'} (max_replication_slots), 2 are needed`,
+    );
     fixes.add(`raise max_replication_slots on ${from.shard} (restart), or drop unused slots`);
   }
   if (from.model === 'pool') {
@@ -63,14 +66,17 @@ export async function onlinePreflight(deps: { config: Config; fleet: Fleet }, pl
       fixes.add(`include ${t.keyColumn} in the primary key (or the replica identity index) of ${t.table} in a migration`);
     }
   }
-  const tgt = await deps.fleet.withClient(to.shard, to.database, (c) =>
+  // The target database may not exist yet (a new database tenant, a shard's first pool tenant).
+  const tgt = await deps.fleet.withClient(to.shard, ADMIN_DATABASE, (c) =>
     c
       .query<{ role: string; sup: boolean; num: number; sub: boolean; create: boolean; workers: number }>(
         `select current_user as role, r.rolsuper as sup, current_setting('server_version_num')::int as num,
                 exists (select 1 from pg_roles g where g.rolname = 'pg_create_subscription' and pg_has_role(current_user, g.oid, 'member')) as sub,
-                has_database_privilege(current_database(), 'CREATE') as create,
+                case when exists (select 1 from pg_database where datname = $1) then has_database_privilege($1, 'CREATE')
+                     else r.rolcreatedb end as create,
                 current_setting('max_logical_replication_workers')::int as workers
            from pg_roles r where r.rolname = current_user`,
+        [to.database],
       )
       .then((r) => r.rows[0]),
   );

@@ -155,6 +155,8 @@ export async function runOnlineMove(
       await rec.update({ lastTable: pre.tables.at(-1)?.table });
       await new Promise(() => setInterval(() => {}, 1000));
     }
+    // The tests' proof that streamed changes (not only the initial copy) arrive: a pause while the tenant writes.
+    if (FAULT() === 'move-online-pause') await new Promise((r) => setTimeout(r, 1500));
     // Streaming: catch up with everything committed so far while the tenant still writes.
     await waitForCatchUp(fleet, repl, await sourcePosition(fleet, repl), CATCH_UP_TIMEOUT_MS);
     await done('copy', rec);
@@ -184,7 +186,13 @@ export async function runOnlineMove(
           for (const tb of tables) {
             // Both sides read by the same query (copyOutSql + RowTap's hash), as the offline move does.
             const [s, d] = await Promise.all([digestTable(src, tb, srcScope, config), digestTable(tgt, tb, dstScope, config)]);
-            out.push({ table: tb.table, rows: s.rows, bytes: s.bytes, source: { rows: s.rows, hash: s.hash }, target: { rows: d.rows, hash: d.hash } });
+            out.push({
+              table: tb.table,
+              rows: s.rows,
+              bytes: s.bytes,
+              source: { rows: s.rows, hash: s.hash },
+              target: { rows: d.rows, hash: d.hash },
+            });
           }
           const wrong = out.filter((c) => c.source.rows !== c.target.rows || c.source.hash !== c.target.hash);
           if (wrong.length) {

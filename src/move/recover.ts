@@ -104,7 +104,13 @@ export async function sweepReplication(deps: RecoverDeps, slug: string): Promise
     }
     await deps.db
       .updateTable('operations')
-      .set({ progress: JSON.stringify({ ...progress, targetCreated: false, replication: { ...progress.replication, droppedAt: new Date().toISOString() } }) })
+      .set({
+        progress: JSON.stringify({
+          ...progress,
+          targetCreated: false,
+          replication: { ...progress.replication, droppedAt: new Date().toISOString() },
+        }),
+      })
       .where('id', '=', r.id)
       .execute();
   }

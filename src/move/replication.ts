@@ -141,7 +141,12 @@ export async function syncState(fleet: Fleet, rec: ReplicationRecord): Promise<S
 }
 
 /** Wait until every published table is copied and streaming ('r'); fail on a replication error. */
-export async function waitForSync(fleet: Fleet, rec: ReplicationRecord, timeoutMs: number, onState?: (s: SyncState) => void): Promise<void> {
+export async function waitForSync(
+  fleet: Fleet,
+  rec: ReplicationRecord,
+  timeoutMs: number,
+  onState?: (s: SyncState) => void,
+): Promise<void> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const s = await syncState(fleet, rec);
