@@ -14,7 +14,7 @@ import { digestTable } from '../../src/copy/streams.js';
  * of the tenant's rows on both sides, read by themselves, and look for publications,
  * subscriptions and replication slots left on either cluster after every outcome.
  */
-const { env } = ownMigrateFleet();
+const { env, fleet } = ownMigrateFleet();
 
 type Tenant = { slug: string; key: string; model: string; shard: string; database_name: string; schema_name: string; status: string };
 const tenant = async (e: MigrateEnv, slug: string) =>
@@ -146,6 +146,8 @@ describe('online moves, same model across clusters', () => {
     stop = true;
     await writer;
     expect(r.code, r.stdout + r.stderr).toBe(0);
+    // The subscription's CONNECTION holds the source's password: never printed.
+    expect(r.stdout + r.stderr).not.toContain(fleet().password);
     const doc = json(r);
     expect([doc.ok, doc.status, doc.online]).toEqual([true, 'switched', true]);
     expect(doc.phases.map((p: any) => p.phase)).toEqual(['preflight', 'copy', 'fence', 'catch-up', 'verify', 'switch', 'unfence']);
@@ -225,6 +227,26 @@ describe('refusals: exit 2, nothing changed', () => {
     const suChecks = json(await su.cli(['doctor', '--json'])).checks;
     expect(suChecks.find((c: any) => c.check === 'online moves on eu1').detail).toMatch(/possible from and to it/);
   }, 60_000);
+
+  it('a pool table whose replica identity lacks the tenant key is refused (its updates could not be filtered by key)', async () => {
+    const f = await env('onlri', { superuser: true });
+    await f.create([{ slug: 'ri', model: 'pool', shard: 'us1' }]);
+    await f.addMigration(
+      '0004_notes.sql',
+      'create table notes (tenant_id {{tenant_key_type}} not null, id bigserial primary key, body text);',
+    );
+    expect((await f.cli(['migrate', 'up'])).code).toBe(0);
+    const r = await f.cli(['move', 'ri', '--to-shard', 'eu1', '--online', '--json']);
+    expect(r.code, r.stdout + r.stderr).toBe(2);
+    const err = json(r).error;
+    expect(err.code).toBe('ONLINE_UNAVAILABLE');
+    expect(err.message).toMatch(/app\.notes's replica identity \(its primary key\) does not include the tenant-key column tenant_id/);
+    expect(err.hint).toMatch(/include tenant_id in the primary key .* of notes/);
+    expect((await tenant(f, 'ri'))!.shard).toBe('us1');
+    expect(await moveOps(f, 'ri')).toHaveLength(0);
+    // The offline preflight's side effects (making the eu1 pool) never ran: refused before them.
+    expect(await f.q('eu1', 'postgres', `select 1 from pg_database where datname = 'pool_onlri'`)).toHaveLength(0);
+  }, 90_000);
 
   it('a cross-model --online move is refused, naming why and the offline move', async () => {
     const r = await su.cli(['move', 'op-x', '--to-shard', 'eu1', '--to-model', 'schema', '--online', '--json']);
