@@ -3,11 +3,11 @@ import { updateTenant } from '../catalog/tenants.js';
 import { recordEvent } from '../catalog/events.js';
 import { redactText } from '../config/redact.js';
 import { EXIT, TenantctlError, UsageError, errorMessage } from '../errors.js';
-import { inTransaction } from '../fleet/fleet.js';
 import { createPlacementAtVersion } from '../migrate/placement-at-version.js';
 import { digestTable } from '../copy/streams.js';
 import { advanceSequences } from '../copy/sequences.js';
 import type { CopyScope } from '../copy/tables.js';
+import pLimit from 'p-limit';
 import { ident, qualified } from '../sql.js';
 import type { MovePlan } from './plan.js';
 import { preflight } from './preflight.js';
@@ -24,6 +24,7 @@ import {
   publicationSql,
   replicationRecordFor,
   sourcePosition,
+  stopSubscription,
   waitForCatchUp,
   waitForSync,
   type ReplicationRecord,
@@ -36,6 +37,9 @@ const CATCH_UP_TIMEOUT_MS = 3600_000;
 /** Writes are blocked while the last changes arrive: never longer than this. */
 const FENCED_CATCH_UP_TIMEOUT_MS = 30_000;
 
+/** Tables digested at once while writes are blocked (two connections each, one per side). */
+const VERIFY_CONCURRENCY = 3;
+
 const FAULT = () => process.env.TENANTCTL_INJECT_FAULT;
 
 /**
@@ -43,9 +47,10 @@ const FAULT = () => process.env.TENANTCTL_INJECT_FAULT;
  * placement is made at the source's version, a publication of the tenant's rows (a row filter on
  * its key in a pool) and a slot on the source, a subscription at the target copies them and
  * streams every later change while the tenant keeps writing. Only then is the tenant fenced, for
- * the last catch-up (the WAL up to the fence), after which replication is dropped, both sides are
- * verified by the offline move's digests, sequences moved past the copied ids, the catalog
- * switched in one transaction and the fence lifted: `writeBlockedMs` is fence on → lifted.
+ * the last catch-up (the WAL up to the fence), after which the subscription is stopped, both sides
+ * are verified by the offline move's digests, sequences moved past the copied ids, the catalog
+ * switched in one transaction and the fence lifted (`writeBlockedMs`: fence on → lifted); then the
+ * subscription, the slot and the publication are dropped.
  * Every exit path drops the publication, the slot and the subscription; a killed mover's are
  * named in its operations row and dropped by the next move or `move rollback` (recover.ts).
  */
@@ -171,44 +176,47 @@ export async function runOnlineMove(
     begin('catch-up');
     // The fence waited for the tenant's in-flight writes: every committed write is before this position.
     await waitForCatchUp(fleet, repl, await sourcePosition(fleet, repl), FENCED_CATCH_UP_TIMEOUT_MS);
-    // Nothing more of the tenant's can arrive: stop replicating before the target is checked.
-    await dropReplication(fleet, repl);
-    await noteRepl({ droppedAt: new Date().toISOString() });
+    // Nothing more of the tenant's can arrive: the subscription stops (its worker gone) before the
+    // target is checked. It is dropped, with the slot and the publication, once writes flow again.
+    await stopSubscription(fleet, repl);
     await done('catch-up', rec);
 
     begin('verify');
     const tables = pre.tables;
-    checks = await fleet.withClient(plan.from.shard, plan.from.database, (src) =>
-      fleet.withClient(plan.to.shard, plan.to.database, (tgt) =>
-        inTransaction(tgt, async () => {
-          if (FAULT() === 'move-tamper') await tamper(tgt, plan);
-          const out: TableCheck[] = [];
-          for (const tb of tables) {
-            // Both sides read by the same query (copyOutSql + RowTap's hash), as the offline move does.
-            const [s, d] = await Promise.all([digestTable(src, tb, srcScope, config), digestTable(tgt, tb, dstScope, config)]);
-            out.push({
-              table: tb.table,
-              rows: s.rows,
-              bytes: s.bytes,
-              source: { rows: s.rows, hash: s.hash },
-              target: { rows: d.rows, hash: d.hash },
-            });
-          }
-          const wrong = out.filter((c) => c.source.rows !== c.target.rows || c.source.hash !== c.target.hash);
-          if (wrong.length) {
-            throw new MoveVerifyError(
-              `verification failed: ${wrong.map((w) => `${w.table}: source ${w.source.rows} rows (hash ${w.source.hash}), target ${w.target.rows} rows (hash ${w.target.hash})`).join('; ')}; nothing was switched, the copy was removed`,
-              out,
-            );
-          }
-          // Logical replication does not carry sequences: past the copied ids, before anyone writes there.
-          await advanceSequences(
-            tgt,
-            plan.to.schema,
-            tables.map((t) => t.table),
-          );
-          return out;
+    if (FAULT() === 'move-tamper') await fleet.withClient(plan.to.shard, plan.to.database, (c) => tamper(c, plan));
+    // Both sides read by the same query (copyOutSql + RowTap's hash), as the offline move does; a
+    // few tables at once, within the shards' budgets, since writes are blocked meanwhile.
+    const limit = pLimit(VERIFY_CONCURRENCY);
+    checks = await Promise.all(
+      tables.map((tb) =>
+        limit(async () => {
+          const [s, d] = await Promise.all([
+            fleet.withClient(plan.from.shard, plan.from.database, (c) => digestTable(c, tb, srcScope, config)),
+            fleet.withClient(plan.to.shard, plan.to.database, (c) => digestTable(c, tb, dstScope, config)),
+          ]);
+          return {
+            table: tb.table,
+            rows: s.rows,
+            bytes: s.bytes,
+            source: { rows: s.rows, hash: s.hash },
+            target: { rows: d.rows, hash: d.hash },
+          };
         }),
+      ),
+    );
+    const wrong = checks.filter((c) => c.source.rows !== c.target.rows || c.source.hash !== c.target.hash);
+    if (wrong.length) {
+      throw new MoveVerifyError(
+        `verification failed: ${wrong.map((w) => `${w.table}: source ${w.source.rows} rows (hash ${w.source.hash}), target ${w.target.rows} rows (hash ${w.target.hash})`).join('; ')}; nothing was switched, the copy was removed`,
+        checks,
+      );
+    }
+    // Logical replication does not carry sequences: past the copied ids, before anyone writes there.
+    await fleet.withClient(plan.to.shard, plan.to.database, (c) =>
+      advanceSequences(
+        c,
+        plan.to.schema,
+        tables.map((t) => t.table),
       ),
     );
     const rows = checks.reduce((n, c) => n + c.rows, 0);
@@ -224,7 +232,16 @@ export async function runOnlineMove(
     await fence.lift();
     const writeBlockedMs = Date.now() - Date.parse(fence.record.at!);
     await rec.update({ fence: { ...fence.record, liftedAt: new Date().toISOString() }, writeBlockedMs });
-    await done('unfence', rec);
+    // Outside the write block. A shard that does not answer now leaves them recorded for the
+    // tenant's next move command (sweepReplication); the move itself has succeeded.
+    let warning: string | undefined;
+    try {
+      await dropReplication(fleet, repl);
+      await noteRepl({ droppedAt: new Date().toISOString() });
+    } catch (e) {
+      warning = redactText(errorMessage(e));
+    }
+    await done('unfence', rec, warning);
     return {
       tenant: plan.tenant,
       status: 'switched',
@@ -240,6 +257,7 @@ export async function runOnlineMove(
       writeBlockedMs,
       targetMigrated: pre.targetMigrated,
       resumed,
+      ...(warning ? { warning } : {}),
       durationMs: Date.now() - started,
     };
   } catch (err) {

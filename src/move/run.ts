@@ -76,6 +76,8 @@ export interface MoveResult {
   /** A killed earlier attempt that was cleaned up before this one. */
   resumed?: { move: number; cleaned: string[] };
   durationMs: number;
+  /** Succeeded, but something was left to clean up later (an online move's replication objects). */
+  warning?: string;
   error?: { code: string; message: string };
 }
 

@@ -132,6 +132,7 @@ export function renderMove(out: Output, command: string, r: MoveResult): void {
       `moved ${r.tenant}${r.online ? ' online' : ''}: ${r.from.target} → ${r.to.target} (${r.rows ?? 0} rows, ${mb(r.bytes ?? 0)}, writes blocked ${r.writeBlockedMs ?? 0} ms${r.online ? ' for the last catch-up' : ''})`,
     ),
   );
+  if (r.warning) out.print(out.color.yellow(`warning: ${escapeControl(r.warning)}`));
   out.print(`the source is kept: tenantctl move complete ${r.tenant} removes it, tenantctl move rollback ${r.tenant} goes back`);
 }
 
