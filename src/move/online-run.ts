@@ -183,7 +183,7 @@ export async function runOnlineMove(
 
     begin('verify');
     const tables = pre.tables;
-    if (FAULT() === 'move-tamper') await fleet.withClient(plan.to.shard, plan.to.database, (c) => tamper(c, plan));
+    if (FAULT()?.startsWith('move-tamper')) await fleet.withClient(plan.to.shard, plan.to.database, (c) => tamper(c, plan));
     // Both sides read by the same query (copyOutSql + RowTap's hash), as the offline move does; a
     // few tables at once, within the shards' budgets, since writes are blocked meanwhile.
     const limit = pLimit(VERIFY_CONCURRENCY);
@@ -265,7 +265,8 @@ export async function runOnlineMove(
     deps.onPhase?.({ phase: current, state: 'failed', detail: errorMessage(err) });
     let message = redactText(errorMessage(err));
     // Every exit path: replication dropped first (the subscription writes into the target), then the fence lifted.
-    if (!repl.droppedAt) {
+    // move-tamper-keep-replication: the tests' stand-in for a source that does not answer now.
+    if (!repl.droppedAt && FAULT() !== 'move-tamper-keep-replication') {
       try {
         await dropReplication(fleet, repl);
         await noteRepl({ droppedAt: new Date().toISOString() });

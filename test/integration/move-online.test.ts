@@ -277,6 +277,23 @@ describe('failure, kill, rollback, resume: nothing left behind', () => {
     });
   }, 60_000);
 
+  it('replication objects a failed move could not drop are dropped by the next move rollback, with the copy', async () => {
+    const t = (await tenant(su, 'op-x'))!;
+    const r = await su.cli(['move', 'op-x', '--to-shard', 'eu1', '--online', '--json'], {
+      env: { TENANTCTL_INJECT_FAULT: 'move-tamper-keep-replication' },
+    });
+    expect(r.code, r.stderr).toBe(1);
+    const id = json(r).move;
+    expect((await leftovers(su)).filter((l) => l.endsWith(`tenantctl_move_${id}`)).length).toBe(3);
+    expect(await poolKeyRows(su, 'eu1', t.key)).toBeGreaterThan(0);
+    const rb = await su.cli(['move', 'rollback', 'op-x', '--yes', '--json']);
+    expect(rb.code, rb.stdout + rb.stderr).toBe(0);
+    expect(json(rb).cleaned.join(' ')).toMatch(/dropped the subscription.*removed the partial copy/);
+    expect(await leftovers(su)).toEqual([]);
+    expect(await poolKeyRows(su, 'eu1', t.key)).toBe(0);
+    expect((await tenant(su, 'op-x'))!.shard).toBe('us1');
+  }, 60_000);
+
   async function killedWhileStreaming(slug: string): Promise<number> {
     let pid = 0;
     const run = su.cli(['move', slug, '--to-shard', 'eu1', '--online', '--json'], {
