@@ -61,10 +61,13 @@ export const ERROR_CODES = {
   PG_DUMP: { exit: EXIT.failed, hint: 'install a pg_dump at least as new as the shard (PostgreSQL client tools)' },
   MOVE_FAILED: { exit: EXIT.failed, hint: 'the catalog still points where the data is whole; run move again to resume, or move rollback' },
   MOVE_VERIFY: { exit: EXIT.failed, hint: 'nothing was switched; the copy was removed; run move again' },
+  /** `move --online` without what logical replication needs (wal_level, roles, replica identity). */
   ONLINE_UNAVAILABLE: {
     exit: EXIT.usage,
-    hint: "run the move without --online (an offline move blocks the tenant's writes while it copies)",
+    hint: "give the shards what the message names (tenantctl doctor shows it per shard), or run the move without --online (an offline move blocks the tenant's writes while it copies)",
   },
+  /** `move --online` to another model: logical replication maps tables by their qualified names. */
+  ONLINE_CROSS_MODEL: { exit: EXIT.usage, hint: 'run the move without --online (offline moves change models)' },
   /** A fan-out row that never ran (stopped, interrupted, its shard was down first). */
   NOT_RUN: { exit: EXIT.failed, hint: 'run the command again (or --resume the run)' },
   /** A tenant deleted while a fan-out was under way: nothing done, nothing recreated. */

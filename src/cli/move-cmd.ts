@@ -18,7 +18,7 @@ export function registerMoveCommands(program: Command): void {
     .option('--to-model <model>', 'pool, schema or database (default: its model now)')
     .option('--dry-run', 'print the plan and stop')
     .option('--fast-load', "into a pool: check foreign keys once after the load (locks the target pool's tables meanwhile)")
-    .option('--online', 'logical replication with a brief final fence (not available yet)')
+    .option('--online', 'same model only: copy and stream with logical replication, block writes only for the last catch-up')
     .option('--yes', "confirm without asking (the tenant's writes are blocked while it is copied)")
     .option('--wait', 'wait for another command working on the tenant instead of exit 3')
     .action(
@@ -54,7 +54,7 @@ export function registerMoveCommands(program: Command): void {
           };
           if (!flags.dryRun && !flags.online)
             await confirmDestructive(ctx, flags.yes, `move ${slug} (its writes are blocked while it is copied)`);
-          const view = flags.dryRun ? undefined : moveView(ctx.out, slug);
+          const view = flags.dryRun ? undefined : moveView(ctx.out, slug, Boolean(flags.online));
           try {
             const r = await moveTenant({ ...deps, onPhase: view?.onPhase, onProgress: view?.onProgress }, slug, flags);
             await view?.close();

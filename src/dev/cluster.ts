@@ -140,6 +140,10 @@ export async function startCluster(spec: ClusterSpec): Promise<void> {
     // (a crash of postgres alone loses nothing), and a dev fleet is rebuilt with `dev reset`.
     // It makes DDL-heavy work (provisioning, migrations across many schemas) several times faster.
     '-c fsync=off',
+    // Online moves (move --online) stream a tenant's changes with logical replication, which needs
+    // logical WAL on the source. The defaults of max_replication_slots and max_wal_senders (10)
+    // and max_logical_replication_workers (4) are enough for a few moves at a time.
+    '-c wal_level=logical',
   ];
   if (spec.testMode) {
     // Parallel test files each open pools; 100 connections run out. No WAL durability needed.

@@ -6,6 +6,7 @@ import { currentActor } from '../catalog/actor.js';
 import type { MovePlan } from './plan.js';
 import type { FenceRecord } from './fence.js';
 import type { TableCheck } from './copy.js';
+import type { ReplicationRecord } from './replication.js';
 
 /**
  * A move's `operations` row (kind 'move'). Its status says where the tenant's data is whole:
@@ -24,6 +25,8 @@ export interface MoveArgs {
   status: TenantStatus;
   statusDetail: string | null;
   resumedFrom?: number;
+  /** An online move (logical replication, online-run.ts). */
+  online?: boolean;
 }
 
 export interface MoveProgress {
@@ -37,6 +40,8 @@ export interface MoveProgress {
   bytes?: number;
   tables?: TableCheck[];
   writeBlockedMs?: number;
+  /** An online move's publication, slot and subscription, recorded before each is made. */
+  replication?: ReplicationRecord;
   error?: string;
   [k: string]: unknown;
 }

@@ -4,8 +4,10 @@ import { recordEvent } from '../catalog/events.js';
 import type { Config } from '../config/types.js';
 import type { Fleet } from '../fleet/fleet.js';
 import { liftRecordedFence } from './fence.js';
-import { MoveRecord, type MoveRow } from './record.js';
+import { MoveRecord, type MoveArgs, type MoveRow } from './record.js';
 import { removeEnd } from './remove.js';
+import { dropReplication, type ReplicationRecord } from './replication.js';
+import { sql } from 'kysely';
 
 export interface RecoverDeps {
   config: Config;
@@ -31,6 +33,13 @@ export async function recoverMove(deps: RecoverDeps, row: MoveRow): Promise<Reco
   const rec = MoveRecord.of(db, row);
   const plan = row.args.plan;
   const cleaned: string[] = [];
+  // An online move's subscription still streams into the target after its mover died: dropped
+  // first (with the slot and the publication), before the target it feeds is removed.
+  const repl = row.progress.replication;
+  if (repl && !repl.droppedAt) {
+    cleaned.push(...(await dropReplication(fleet, repl)));
+    await rec.update({ replication: { ...repl, droppedAt: new Date().toISOString() } });
+  }
   const fence = row.progress.fence;
   if (fence && !fence.liftedAt) {
     await liftRecordedFence(fleet, fence);
@@ -65,4 +74,45 @@ export async function recoverMove(deps: RecoverDeps, row: MoveRow): Promise<Reco
     });
   });
   return { move: row.id, cleaned };
+}
+
+/**
+ * Replication objects of the tenant's finished moves (failed, interrupted, rolled back) that could
+ * not be dropped when they ended, e.g. because a shard did not answer: dropped now. The caller
+ * holds the tenant's lock. Undefined when there was nothing.
+ */
+export async function sweepReplication(deps: RecoverDeps, slug: string): Promise<Recovered | undefined> {
+  const rows = await deps.db
+    .selectFrom('operations')
+    .select(['id', 'progress', 'args'])
+    .where('kind', '=', 'move')
+    .where('tenant_slug', '=', slug)
+    .where('status', 'not in', ['running', 'switched'])
+    .where(sql<boolean>`progress -> 'replication' is not null and progress -> 'replication' ->> 'droppedAt' is null`)
+    .orderBy('id')
+    .execute();
+  if (rows.length === 0) return undefined;
+  const cleaned: string[] = [];
+  for (const r of rows) {
+    const progress = r.progress as { replication: ReplicationRecord; targetCreated?: boolean };
+    cleaned.push(...(await dropReplication(deps.fleet, progress.replication)));
+    // The target it fed, kept when its subscription could not be dropped (the catalog never pointed there).
+    const plan = (r.args as MoveArgs).plan;
+    if (progress.targetCreated) {
+      await removeEnd(deps, plan.tenant, plan.key, plan.to, plan.from);
+      cleaned.push(`removed the partial copy at ${plan.to.target}`);
+    }
+    await deps.db
+      .updateTable('operations')
+      .set({
+        progress: JSON.stringify({
+          ...progress,
+          targetCreated: false,
+          replication: { ...progress.replication, droppedAt: new Date().toISOString() },
+        }),
+      })
+      .where('id', '=', r.id)
+      .execute();
+  }
+  return { move: Number(rows.at(-1)!.id), cleaned };
 }

@@ -7,8 +7,8 @@ import { copyTables } from '../copy/tables.js';
 import { digestTable } from '../copy/streams.js';
 import type { MoveEnd } from './plan.js';
 import { fenceRecordFor, preparePoolFence, takeFence } from './fence.js';
-import { MoveRecord, openMove } from './record.js';
-import { recoverMove, type RecoverDeps } from './recover.js';
+import { MoveRecord, latestMove, openMove } from './record.js';
+import { recoverMove, sweepReplication, type RecoverDeps } from './recover.js';
 import { removeEnd } from './remove.js';
 
 export interface RollbackResult {
@@ -35,6 +35,21 @@ export async function rollbackMove(deps: RecoverDeps & { wait?: boolean }, slug:
   await getTenant(deps.db, slug);
   return withTenantLock(deps.db, slug, { command: deps.command, wait: deps.wait }, async () => {
     const open = await openMove(deps.db, slug);
+    if (!open) {
+      // An online move that ended while a shard did not answer may have left its replication objects.
+      const swept = await sweepReplication(deps, slug);
+      const last = swept && (await latestMove(deps.db, slug));
+      if (swept && last) {
+        return {
+          tenant: slug,
+          move: swept.move,
+          at: last.args.plan.from,
+          removed: last.args.plan.to,
+          wasSwitched: false,
+          cleaned: swept.cleaned,
+        };
+      }
+    }
     if (!open) throw new UsageError('TENANT_STATE', `${slug} has no move to roll back`, `see tenantctl move status ${slug}`);
     const plan = open.args.plan;
     if (open.status === 'running') {

@@ -17,7 +17,9 @@ import { preflight } from './preflight.js';
 import { fenceRecordFor, preparePoolFence, takeFence, type HeldFence } from './fence.js';
 import { copyAndVerify, type TableCheck } from './copy.js';
 import { MoveRecord, openMove } from './record.js';
-import { recoverMove } from './recover.js';
+import { recoverMove, sweepReplication } from './recover.js';
+import { onlinePreflight } from './online-preflight.js';
+import { runOnlineMove } from './online-run.js';
 import { removeEnd } from './remove.js';
 
 export interface MoveDeps {
@@ -32,8 +34,10 @@ export interface MoveDeps {
   onProgress?: (p: { table: string; rows: number; bytes: number; totalRows?: number }) => void;
 }
 
-export type PhaseName = 'preflight' | 'fence' | 'copy' | 'verify' | 'switch' | 'unfence';
+export type PhaseName = 'preflight' | 'fence' | 'copy' | 'catch-up' | 'verify' | 'switch' | 'unfence';
 export const PHASES: PhaseName[] = ['preflight', 'fence', 'copy', 'verify', 'switch', 'unfence'];
+/** An online move copies and streams first, then fences for the last catch-up (online-run.ts). */
+export const ONLINE_PHASES: PhaseName[] = ['preflight', 'copy', 'fence', 'catch-up', 'verify', 'switch', 'unfence'];
 
 export interface PhaseEvent {
   phase: PhaseName;
@@ -57,6 +61,8 @@ export interface MoveResult {
   tenant: string;
   /** switched: the catalog points at the target (source kept until `move complete`). */
   status: 'switched' | 'failed' | 'planned';
+  /** Logical replication: writes blocked only for the last catch-up (online-run.ts). */
+  online?: boolean;
   move?: number;
   from: MoveEnd;
   to: MoveEnd;
@@ -71,6 +77,8 @@ export interface MoveResult {
   /** A killed earlier attempt that was cleaned up before this one. */
   resumed?: { move: number; cleaned: string[] };
   durationMs: number;
+  /** Succeeded, but something was left to clean up later (an online move's replication objects). */
+  warning?: string;
   error?: { code: string; message: string };
 }
 
@@ -94,18 +102,21 @@ const FAULT = () => process.env.TENANTCTL_INJECT_FAULT;
  */
 export async function moveTenant(deps: MoveDeps, slug: string, o: MoveOptions): Promise<MoveResult> {
   assertSlug(slug);
-  if (o.online) {
-    throw new UsageError(
-      'ONLINE_UNAVAILABLE',
-      'online moves (--online, logical replication) are not available in this version of tenantctl; nothing was changed',
-      'run the move without --online: writes are blocked only while the tenant is copied (tenantctl doctor shows which shards could replicate)',
-    );
-  }
   const started = Date.now();
   const t0 = await getTenant(deps.db, slug);
   if (o.dryRun) {
     const plan = planMove(deps.config, t0, o, await tenantCountsByShard(deps.db));
-    return { tenant: slug, status: 'planned', from: plan.from, to: plan.to, phases: [], durationMs: Date.now() - started };
+    // Reads only: a dry run says whether the online move would be refused.
+    if (o.online) await onlinePreflight(deps, plan);
+    return {
+      tenant: slug,
+      status: 'planned',
+      ...(o.online ? { online: true } : {}),
+      from: plan.from,
+      to: plan.to,
+      phases: [],
+      durationMs: Date.now() - started,
+    };
   }
   return withTenantLock(deps.db, slug, { command: deps.command, wait: deps.wait }, async () => {
     let resumed: MoveResult['resumed'];
@@ -134,7 +145,8 @@ export async function moveTenant(deps: MoveDeps, slug: string, o: MoveOptions): 
         move: open.id,
         from: open.args.plan.from,
         to: open.args.plan.to,
-        phases: phasesOf(p.phases),
+        ...(open.args.online ? { online: true } : {}),
+        phases: phasesOf(p.phases, open.args.online),
         tables: p.tables,
         rows: p.rows,
         bytes: p.bytes,
@@ -144,6 +156,9 @@ export async function moveTenant(deps: MoveDeps, slug: string, o: MoveOptions): 
       };
     }
     if (open) resumed = await recoverMove(deps, open);
+    // A finished move whose replication objects could not all be dropped then: dropped now.
+    const swept = await sweepReplication(deps, slug);
+    if (swept) resumed = resumed ? { ...resumed, cleaned: [...resumed.cleaned, ...swept.cleaned] } : swept;
     const t = await getTenant(deps.db, slug);
     if (t.status !== 'active' && t.status !== 'suspended') {
       throw new UsageError(
@@ -153,6 +168,7 @@ export async function moveTenant(deps: MoveDeps, slug: string, o: MoveOptions): 
       );
     }
     const plan = planMove(deps.config, t, o, await tenantCountsByShard(deps.db));
+    if (o.online) return runOnlineMove(deps, plan, t.status, t.status_detail, started, resumed);
     return runMove(deps, plan, t.status, t.status_detail, started, resumed, Boolean(o.fastLoad));
   });
 }
@@ -161,8 +177,8 @@ function endAsTenant(e: MoveEnd) {
   return { model: e.model, shard: e.shard, region: e.region, database_name: e.database, schema_name: e.schema };
 }
 
-function phasesOf(p: Record<string, number> | undefined): { phase: PhaseName; ms: number }[] {
-  return PHASES.filter((x) => p?.[x] !== undefined).map((x) => ({ phase: x, ms: p![x] }));
+function phasesOf(p: Record<string, number> | undefined, online?: boolean): { phase: PhaseName; ms: number }[] {
+  return (online ? ONLINE_PHASES : PHASES).filter((x) => p?.[x] !== undefined).map((x) => ({ phase: x, ms: p![x] }));
 }
 
 async function runMove(

@@ -14,6 +14,8 @@ export interface MoveStatusResult {
   move: null | {
     id: number;
     status: MoveStatus;
+    /** An online move (logical replication): writes were blocked only for its last catch-up. */
+    online: boolean;
     phase: string;
     /** Running and its holder is alive (holds the tenant's lock), or the holder is gone (crashed). */
     live: boolean | null;
@@ -59,6 +61,7 @@ export async function moveStatus(db: CatalogDb, slug: string): Promise<MoveStatu
     move: {
       id: m.id,
       status: m.status,
+      online: Boolean(m.args.online),
       phase: p.phase,
       live,
       holder: m.holder,

@@ -3,7 +3,7 @@ import { escapeControl } from './escape.js';
 import { renderTable } from './table.js';
 import { mb } from './backup.js';
 import type { MoveResult, PhaseEvent, PhaseName } from '../move/run.js';
-import { PHASES } from '../move/run.js';
+import { ONLINE_PHASES, PHASES } from '../move/run.js';
 import type { MoveStatusResult } from '../move/status.js';
 import type { CompleteResult } from '../move/complete.js';
 import type { RollbackResult } from '../move/rollback.js';
@@ -19,7 +19,8 @@ export interface MoveView {
   close(): Promise<void>;
 }
 
-export function moveView(out: Output, slug: string): MoveView {
+export function moveView(out: Output, slug: string, online = false): MoveView {
+  const phases = online ? ONLINE_PHASES : PHASES;
   if (out.quiet || out.json) return { onPhase() {}, onProgress() {}, close: async () => {} };
   if (!out.tty) {
     let last = 0;
@@ -40,7 +41,7 @@ export function moveView(out: Output, slug: string): MoveView {
   }
   type D = { promise: Promise<PhaseEvent>; resolve: (e: PhaseEvent) => void };
   const deferred = new Map<PhaseName, D>(
-    PHASES.map((p) => {
+    phases.map((p) => {
       let resolve!: (e: PhaseEvent) => void;
       const promise = new Promise<PhaseEvent>((r) => (resolve = r));
       return [p, { promise, resolve }];
@@ -51,7 +52,7 @@ export function moveView(out: Output, slug: string): MoveView {
   const run = import('listr2')
     .then(({ Listr, ListrLogger, ProcessOutput }) =>
       new Listr(
-        PHASES.map((phase) => ({
+        phases.map((phase) => ({
           title: phase,
           task: async (_ctx: unknown, task: { title: string; output: string }) => {
             const timer =
@@ -103,7 +104,7 @@ export function renderMove(out: Output, command: string, r: MoveResult): void {
     out.print(
       `move ${r.tenant} (dry run): ${r.from.model} ${r.from.target} (${r.from.region}) → ${r.to.model} ${r.to.target} (${r.to.region})`,
     );
-    out.print(`phases: ${PHASES.join(', ')}; the source stays until tenantctl move complete ${r.tenant}`);
+    out.print(`phases: ${(r.online ? ONLINE_PHASES : PHASES).join(', ')}; the source stays until tenantctl move complete ${r.tenant}`);
     return;
   }
   if (r.tables?.length) {
@@ -128,9 +129,10 @@ export function renderMove(out: Output, command: string, r: MoveResult): void {
   }
   out.print(
     out.color.green(
-      `moved ${r.tenant}: ${r.from.target} → ${r.to.target} (${r.rows ?? 0} rows, ${mb(r.bytes ?? 0)}, writes blocked ${r.writeBlockedMs ?? 0} ms)`,
+      `moved ${r.tenant}${r.online ? ' online' : ''}: ${r.from.target} → ${r.to.target} (${r.rows ?? 0} rows, ${mb(r.bytes ?? 0)}, writes blocked ${r.writeBlockedMs ?? 0} ms${r.online ? ' for the last catch-up' : ''})`,
     ),
   );
+  if (r.warning) out.print(out.color.yellow(`warning: ${escapeControl(r.warning)}`));
   out.print(`the source is kept: tenantctl move complete ${r.tenant} removes it, tenantctl move rollback ${r.tenant} goes back`);
 }
 
@@ -139,12 +141,12 @@ export function renderMoveStatus(out: Output, command: string, s: MoveStatusResu
   out.print(`${s.tenant}: ${s.tenantStatus} at ${s.at}`);
   const m = s.move;
   if (!m) return out.print('no move recorded');
-  out.print(`move ${m.id}: ${m.status}${m.live === false ? ' (its process is gone)' : ''}, phase ${m.phase}`);
+  out.print(`move ${m.id}${m.online ? ' (online)' : ''}: ${m.status}${m.live === false ? ' (its process is gone)' : ''}, phase ${m.phase}`);
   out.print(`  ${m.from.model} ${m.from.target} → ${m.to.model} ${m.to.target}`);
   out.print(
     `  copied ${m.rows} rows, ${mb(m.bytes)}; writes blocked ${m.writeBlockedMs === null ? 'not yet' : `${m.writeBlockedMs} ms`}${m.fence && !m.fence.liftedAt ? ' (fence still up)' : ''}`,
   );
-  const done = PHASES.filter((p) => m.phases[p] !== undefined);
+  const done = (m.online ? ONLINE_PHASES : PHASES).filter((p) => m.phases[p] !== undefined);
   if (done.length) out.print(`  phases: ${done.map((p) => `${p} ${m.phases[p]} ms`).join(', ')}`);
   if (m.error) out.print(out.color.red(`  error: ${escapeControl(m.error)}`));
   out.print(`  next: ${m.next}`);

@@ -254,15 +254,16 @@ describe('verification and refusals', () => {
     expect(json(await move(e, ['k-pool', '--to-region', 'mars'])).error.code).toBe('UNKNOWN_REGION');
     const on = await move(e, ['k-pool', '--to-shard', 'eu1', '--online']);
     expect(on.code).toBe(2);
-    expect(json(on).error.message).toMatch(/not available/);
+    expect(json(on).error.code).toBe('ONLINE_UNAVAILABLE');
+    expect(json(on).error.message).toMatch(/online move of k-pool .* is not possible: .*nothing was changed/);
     const dry = await e.cli(['move', 'k-pool', '--to-shard', 'eu1', '--to-model', 'database', '--dry-run', '--json']);
     expect(dry.code).toBe(0);
     expect(json(dry).to.target).toBe('eu1/t_k_pool/app');
     expect((await tenant(e, 'k-pool'))!.shard).toBe('us1');
     expect(await dbExists(e, 'eu1', 't_k_pool')).toBe(false);
-    // doctor says per shard whether online moves could work (the test role is not a superuser).
+    // doctor says per shard whether online moves can work (the test role is not a superuser).
     const doc = json(await e.cli(['doctor', '--json']));
-    expect(doc.checks.find((c: any) => c.check === 'online moves on us1').detail).toMatch(/would not be possible: .*not a superuser/);
+    expect(doc.checks.find((c: any) => c.check === 'online moves on us1').detail).toMatch(/to it not possible: .*not a superuser/);
   });
 });
 

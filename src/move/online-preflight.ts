@@ -1,0 +1,155 @@
+import type pg from 'pg';
+import type { Config } from '../config/types.js';
+import type { Fleet } from '../fleet/fleet.js';
+import { UsageError } from '../errors.js';
+import { copyTables } from '../copy/tables.js';
+import { ADMIN_DATABASE } from '../placement/databases.js';
+import type { MovePlan } from './plan.js';
+
+type Q = Pick<pg.ClientBase, 'query'>;
+
+/**
+ * What an online move needs beyond an offline one, checked before anything changes (exit 2):
+ *  - the same model at both ends: logical replication maps tables by schema-qualified name, and
+ *    only same-model moves keep those names (pool→pool, schema→schema, database→database);
+ *  - at the source: `wal_level = logical`; a role that may stream changes (REPLICATION or
+ *    superuser), owns the tenant's tables (only an owner may publish a table) and may create
+ *    in the database; two free replication slots (the move's, one table copy at a time at least);
+ *    for a pool tenant, every table's replica identity covering the key column (a row filter on
+ *    the key is only allowed for UPDATE and DELETE then);
+ *  - at the target: a role that may create subscriptions (superuser on PostgreSQL 15; member of
+ *    pg_create_subscription with CREATE on the database on 16 and newer).
+ * Every problem is named at once, with its fix.
+ */
+export async function onlinePreflight(deps: { config: Config; fleet: Fleet }, plan: MovePlan): Promise<void> {
+  const { from, to } = plan;
+  if (from.model !== to.model) {
+    throw new UsageError(
+      'ONLINE_CROSS_MODEL',
+      `an online move keeps the tenant's tables at the same schema-qualified names, so it works only within one model (pool→pool, schema→schema, database→database); ${plan.tenant} would go from ${from.model} to ${to.model}; nothing was changed`,
+      `run it offline: tenantctl move ${plan.tenant} --to-shard ${to.shard} --to-model ${to.model} --yes (writes are blocked while it copies)`,
+    );
+  }
+  const problems: string[] = [];
+  const fixes = new Set<string>();
+  const src = await deps.fleet.withClient(from.shard, from.database, (c) => sourceFacts(c, from.schema, deps.config));
+  if (src.wal !== 'logical') {
+    problems.push(`wal_level on ${from.shard} is ${src.wal}, not logical`);
+    fixes.add(`set wal_level = logical on ${from.shard} (postgresql.conf or ALTER SYSTEM) and restart it`);
+  }
+  if (!src.sup && !src.repl) {
+    problems.push(`role ${src.role} on ${from.shard} has neither REPLICATION nor superuser, so it cannot stream the tenant's changes`);
+    fixes.add(`ALTER ROLE ${src.role} REPLICATION on ${from.shard}`);
+  }
+  if (!src.sup && src.notOwned.length) {
+    problems.push(`role ${src.role} does not own ${src.notOwned.join(', ')} on ${from.shard} (only a table's owner may publish it)`);
+    fixes.add(`make ${src.role} the owner of the tenant's tables on ${from.shard}`);
+  }
+  if (!src.create) {
+    problems.push(`role ${src.role} may not create in database ${from.database} on ${from.shard} (a publication needs it)`);
+    fixes.add(`GRANT CREATE ON DATABASE ${from.database} TO ${src.role}`);
+  }
+  if (src.freeSlots < 2) {
+    problems.push(
+      `${from.shard} has ${src.freeSlots} free replication slot${src.freeSlots === 1 ? '' : 's'} (max_replication_slots), 2 are needed`,
+    );
+    fixes.add(`raise max_replication_slots on ${from.shard} (restart), or drop unused slots`);
+  }
+  if (from.model === 'pool') {
+    for (const t of src.identity) {
+      if (t.covers) continue;
+      problems.push(
+        `${from.schema}.${t.table}'s replica identity (${t.ident}) does not include the tenant-key column ${t.keyColumn}, so PostgreSQL cannot publish its updates and deletes filtered by the tenant's key`,
+      );
+      // Not REPLICA IDENTITY FULL on the operator's behalf: it makes every update and delete of
+      // every tenant of the shared table log whole old rows, a cost for the fleet, not this move.
+      fixes.add(`include ${t.keyColumn} in the primary key (or the replica identity index) of ${t.table} in a migration`);
+    }
+  }
+  // The target database may not exist yet (a new database tenant, a shard's first pool tenant).
+  const tgt = await deps.fleet.withClient(to.shard, ADMIN_DATABASE, (c) =>
+    c
+      .query<{ role: string; sup: boolean; num: number; sub: boolean; create: boolean; workers: number }>(
+        `select current_user as role, r.rolsuper as sup, current_setting('server_version_num')::int as num,
+                exists (select 1 from pg_roles g where g.rolname = 'pg_create_subscription' and pg_has_role(current_user, g.oid, 'member')) as sub,
+                case when exists (select 1 from pg_database where datname = $1) then has_database_privilege($1, 'CREATE')
+                     else r.rolcreatedb end as create,
+                current_setting('max_logical_replication_workers')::int as workers
+           from pg_roles r where r.rolname = current_user`,
+        [to.database],
+      )
+      .then((r) => r.rows[0]),
+  );
+  if (!tgt.sup && !(tgt.num >= 160000 && tgt.sub && tgt.create)) {
+    problems.push(
+      tgt.num >= 160000
+        ? `role ${tgt.role} on ${to.shard} may not create subscriptions (not a member of pg_create_subscription with CREATE on ${to.database})`
+        : `role ${tgt.role} on ${to.shard} is not a superuser (PostgreSQL 15 allows CREATE SUBSCRIPTION to superusers only)`,
+    );
+    fixes.add(
+      tgt.num >= 160000
+        ? `GRANT pg_create_subscription TO ${tgt.role} on ${to.shard}`
+        : `connect tenantctl to ${to.shard} as a superuser for online moves`,
+    );
+  }
+  if (tgt.workers < 1) {
+    problems.push(`max_logical_replication_workers is 0 on ${to.shard}`);
+    fixes.add(`raise max_logical_replication_workers on ${to.shard} (restart)`);
+  }
+  if (problems.length) {
+    throw new UsageError(
+      'ONLINE_UNAVAILABLE',
+      `an online move of ${plan.tenant} from ${from.shard} to ${to.shard} is not possible: ${problems.join('; ')}; nothing was changed`,
+      `${[...fixes].join('; ')}; or run the move without --online (writes are blocked while it copies)`,
+    );
+  }
+}
+
+interface SourceFacts {
+  role: string;
+  sup: boolean;
+  repl: boolean;
+  wal: string;
+  create: boolean;
+  freeSlots: number;
+  notOwned: string[];
+  identity: { table: string; keyColumn: string; ident: string; covers: boolean }[];
+}
+
+async function sourceFacts(c: Q, schema: string, config: Config): Promise<SourceFacts> {
+  const tables = await copyTables(c, schema, config);
+  const who = await c.query<{ role: string; sup: boolean; repl: boolean; wal: string; create: boolean; free: number }>(
+    `select current_user as role, r.rolsuper as sup, r.rolreplication as repl, current_setting('wal_level') as wal,
+            has_database_privilege(current_database(), 'CREATE') as create,
+            current_setting('max_replication_slots')::int - (select count(*)::int from pg_replication_slots) as free
+       from pg_roles r where r.rolname = current_user`,
+  );
+  // Replica identity: d = the primary key, i = a chosen index, f = the whole row, n = nothing.
+  const { rows } = await c.query<{ table: string; owned: boolean; ident: string; cols: string[] | null }>(
+    `select c.relname as table, pg_has_role(current_user, c.relowner, 'USAGE') as owned,
+            c.relreplident as ident,
+            (select array_agg(a.attname::text) from pg_index i join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey)
+              where i.indrelid = c.oid and ((c.relreplident = 'd' and i.indisprimary) or (c.relreplident = 'i' and i.indisreplident))) as cols
+       from pg_class c join pg_namespace n on n.oid = c.relnamespace
+      where n.nspname = $1 and c.relname = any($2)`,
+    [schema, tables.map((t) => t.table)],
+  );
+  const byName = new Map(rows.map((r) => [r.table, r]));
+  const w = who.rows[0];
+  const names: Record<string, string> = { d: 'its primary key', i: 'its replica identity index', f: 'FULL', n: 'NOTHING' };
+  return {
+    role: w.role,
+    sup: w.sup,
+    repl: w.repl,
+    wal: w.wal,
+    create: w.create,
+    freeSlots: w.free,
+    notOwned: tables.filter((t) => !byName.get(t.table)?.owned).map((t) => t.table),
+    identity: tables.map((t) => {
+      const r = byName.get(t.table);
+      const ident = r?.ident ?? 'n';
+      const covers = ident === 'f' || (ident !== 'n' && (r?.cols ?? []).includes(t.keyColumn));
+      return { table: t.table, keyColumn: t.keyColumn, ident: names[ident] ?? ident, covers };
+    }),
+  };
+}
