@@ -4,7 +4,7 @@ import { recordEvent } from '../catalog/events.js';
 import { redactText } from '../config/redact.js';
 import { EXIT, TenantctlError, UsageError, errorMessage } from '../errors.js';
 import { createPlacementAtVersion } from '../migrate/placement-at-version.js';
-import { digestTable } from '../copy/streams.js';
+import { sqlDigest } from '../copy/sql-digest.js';
 import { advanceSequences } from '../copy/sequences.js';
 import type { CopyScope } from '../copy/tables.js';
 import pLimit from 'p-limit';
@@ -184,15 +184,15 @@ export async function runOnlineMove(
     begin('verify');
     const tables = pre.tables;
     if (FAULT()?.startsWith('move-tamper')) await fleet.withClient(plan.to.shard, plan.to.database, (c) => tamper(c, plan));
-    // Both sides read by the same query (copyOutSql + RowTap's hash), as the offline move does; a
-    // few tables at once, within the shards' budgets, since writes are blocked meanwhile.
+    // Both sides measured by the same query inside PostgreSQL (sqlDigest: no row crosses to
+    // Node), each on its own cluster at once; a few tables at once, since writes are blocked.
     const limit = pLimit(VERIFY_CONCURRENCY);
     checks = await Promise.all(
       tables.map((tb) =>
         limit(async () => {
           const [s, d] = await Promise.all([
-            fleet.withClient(plan.from.shard, plan.from.database, (c) => digestTable(c, tb, srcScope, config)),
-            fleet.withClient(plan.to.shard, plan.to.database, (c) => digestTable(c, tb, dstScope, config)),
+            fleet.withClient(plan.from.shard, plan.from.database, (c) => sqlDigest(c, tb, srcScope, config)),
+            fleet.withClient(plan.to.shard, plan.to.database, (c) => sqlDigest(c, tb, dstScope, config)),
           ]);
           return {
             table: tb.table,
