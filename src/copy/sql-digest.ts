@@ -7,7 +7,7 @@ import type { CopyScope, CopyTable } from './tables.js';
 /** A table's rows in a scope as PostgreSQL measured them (sqlDigest). */
 export interface SqlDigest {
   rows: number;
-  /** Order-independent: `<rows>:<two sums of 64-bit slices of each row's md5>`. */
+  /** Order-independent: `<rows>:<sum of hashtextextended(row, 0)>:<sum with seed 1>`. */
   hash: string;
   /** Bytes of the rows' text (about what COPY would stream). */
   bytes: number;
@@ -16,7 +16,8 @@ export interface SqlDigest {
 /**
  * Count and hash a table's rows in the scope inside PostgreSQL: each row's text (the key column
  * left out, so a clone under a new key or the same rows in another model hash the same) through
- * md5, two 64-bit slices of it summed over all rows (sums commute: any order, duplicates count).
+ * two seeds of PostgreSQL's 64-bit text hash, each summed over all rows (sums commute: any order,
+ * duplicates count; md5 of the same text took 2.5 times as long).
  * No row leaves the server, so both ends of a move are measured at once, each on its own
  * cluster, by the same query; the rows only have to have the same columns and types (the same
  * migration version, which the move's preflight makes sure of). A fingerprint for equality, like
@@ -43,9 +44,10 @@ export function sqlDigestQuery(t: CopyTable, scope: CopyScope, config: Pick<Conf
   // row(a)::text is "(a)", row(a, b)::text is "(a,b)"; a table of only the key column hashes its count.
   const text = cols.length ? `row(${cols.join(', ')})::text` : `''`;
   const from = `${qualified(scope.schema, t.table)}${scopeWhere(scope, t.keyColumn, config.tenantKey.type)}`;
+  // OFFSET 0 keeps the subquery whole, so each row's text is made once, not once per use.
   return `select count(*)::text as n,
-       coalesce(sum(('x' || substr(h, 1, 16))::bit(64)::bigint::numeric), 0)::text as a,
-       coalesce(sum(('x' || substr(h, 17, 16))::bit(64)::bigint::numeric), 0)::text as b,
-       coalesce(sum(len), 0)::text as bytes
-  from (select md5(r) as h, octet_length(r) as len from (select ${text} as r from ${from}) s) d`;
+       coalesce(sum(hashtextextended(r, 0)), 0)::text as a,
+       coalesce(sum(hashtextextended(r, 1)), 0)::text as b,
+       coalesce(sum(octet_length(r)), 0)::text as bytes
+  from (select ${text} as r from ${from} offset 0) s`;
 }
