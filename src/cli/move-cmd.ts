@@ -55,12 +55,26 @@ export function registerMoveCommands(program: Command): void {
           if (!flags.dryRun && !flags.online)
             await confirmDestructive(ctx, flags.yes, `move ${slug} (its writes are blocked while it is copied)`);
           const view = flags.dryRun ? undefined : moveView(ctx.out, slug, Boolean(flags.online));
+          // Ctrl-C (or a job's SIGTERM): stop before the switch, lifting the fence and removing
+          // the copy, rather than die with the tenant's writes blocked.
+          const { EXIT } = await import('../errors.js');
+          const stop = new AbortController();
+          const onSignal = () => {
+            if (stop.signal.aborted) process.exit(EXIT.interrupted);
+            stop.abort();
+            ctx.out.error('interrupted: stopping the move cleanly (fence lifted, copy removed); Ctrl-C again to quit at once');
+          };
+          process.on('SIGINT', onSignal);
+          process.on('SIGTERM', onSignal);
           try {
-            const r = await moveTenant({ ...deps, onPhase: view?.onPhase, onProgress: view?.onProgress }, slug, flags);
+            const r = await moveTenant({ ...deps, onPhase: view?.onPhase, onProgress: view?.onProgress, signal: stop.signal }, slug, flags);
             await view?.close();
             renderMove(ctx.out, ctx.command, r);
+            if (r.error?.code === 'INTERRUPTED') return EXIT.interrupted;
             return r.status === 'failed' ? 1 : 0;
           } finally {
+            process.off('SIGINT', onSignal);
+            process.off('SIGTERM', onSignal);
             await view?.close();
           }
         },

@@ -15,6 +15,7 @@ import { onlinePreflight } from './online-preflight.js';
 import { fenceRecordFor, preparePoolFence, takeFence, type HeldFence } from './fence.js';
 import type { TableCheck } from './copy.js';
 import { MoveVerifyError } from './copy.js';
+import { isInterrupt, stopIfInterrupted } from './interrupt.js';
 import { MoveRecord } from './record.js';
 import { removeEnd } from './remove.js';
 import {
@@ -66,6 +67,7 @@ export async function runOnlineMove(
   const phases: { phase: PhaseName; ms: number }[] = [];
   let mark = Date.now();
   const begin = (phase: PhaseName) => {
+    if (phase !== 'unfence') stopIfInterrupted(deps.signal);
     mark = Date.now();
     deps.onPhase?.({ phase, state: 'start' });
   };
@@ -153,6 +155,7 @@ export async function runOnlineMove(
     await createSourceSide(fleet, repl, publicationSql(repl.name, plan.from, plan.key, pre.tables, config), noteRepl);
     await createSubscription(fleet, repl, fleet.shard(plan.from.shard).url, noteRepl);
     await waitForSync(fleet, repl, SYNC_TIMEOUT_MS, (s) => {
+      stopIfInterrupted(deps.signal);
       deps.onProgress?.({ table: `${s.ready}/${s.tables} tables copied`, rows: 0, bytes: 0 });
       void rec.heartbeat({ tablesReady: s.ready }).catch(() => undefined);
     });
@@ -294,12 +297,12 @@ export async function runOnlineMove(
               writeBlockedMs: blocked,
               ...(isVerify ? { tables: err.checks } : {}),
             },
-            'failed',
+            isInterrupt(err) ? 'interrupted' : 'failed',
             tx,
           );
           await recordEvent(tx, {
             command: deps.command,
-            action: 'move failed',
+            action: isInterrupt(err) ? 'move interrupted' : 'move failed',
             result: 'failed',
             tenant: plan.tenant,
             details: { move: rec.id, online: true, from: plan.from.target, to: plan.to.target, error: message },

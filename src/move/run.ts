@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import type { CatalogDb } from '../catalog/open.js';
 import { getTenant, tenantCountsByShard, updateTenant } from '../catalog/tenants.js';
@@ -16,6 +17,7 @@ import { planMove, type MoveEnd, type MovePlan, type MoveRequest } from './plan.
 import { preflight } from './preflight.js';
 import { fenceRecordFor, preparePoolFence, takeFence, type HeldFence } from './fence.js';
 import { copyAndVerify, type TableCheck } from './copy.js';
+import { isInterrupt, stopIfInterrupted } from './interrupt.js';
 import { MoveRecord, openMove } from './record.js';
 import { recoverMove, sweepReplication } from './recover.js';
 import { onlinePreflight } from './online-preflight.js';
@@ -32,6 +34,8 @@ export interface MoveDeps {
   /** A phase starts or ends (the report's live view). */
   onPhase?: (e: PhaseEvent) => void;
   onProgress?: (p: { table: string; rows: number; bytes: number; totalRows?: number }) => void;
+  /** Ctrl-C: stop cleanly before the switch (interrupt.ts). */
+  signal?: AbortSignal;
 }
 
 export type PhaseName = 'preflight' | 'fence' | 'copy' | 'catch-up' | 'verify' | 'switch' | 'unfence';
@@ -194,6 +198,7 @@ async function runMove(
   const phases: { phase: PhaseName; ms: number }[] = [];
   let mark = Date.now();
   const begin = (phase: PhaseName) => {
+    if (phase !== 'unfence') stopIfInterrupted(deps.signal);
     mark = Date.now();
     deps.onPhase?.({ phase, state: 'start' });
   };
@@ -264,7 +269,9 @@ async function runMove(
             },
             afterTable: async (table) => {
               await rec.update({ rows: total.rows, bytes: total.bytes, lastTable: table });
-              if (FAULT() === 'move-hang-in-copy') await new Promise(() => setInterval(() => {}, 1000));
+              // The tests' hang: until killed, or until Ctrl-C (which the next line acts on).
+              if (FAULT() === 'move-hang-in-copy') while (!deps.signal?.aborted) await sleep(100);
+              stopIfInterrupted(deps.signal);
             },
             beforeVerify: async (tgt, schema, tables) => {
               await done('copy', rec);
@@ -358,12 +365,12 @@ async function runMove(
                 ? { tables: (err as never as { checks: TableCheck[] }).checks }
                 : {}),
             },
-            'failed',
+            isInterrupt(err) ? 'interrupted' : 'failed',
             tx,
           );
           await recordEvent(tx, {
             command: deps.command,
-            action: 'move failed',
+            action: isInterrupt(err) ? 'move interrupted' : 'move failed',
             result: 'failed',
             tenant: plan.tenant,
             details: { move: rec.id, from: plan.from.target, to: plan.to.target, error: message },

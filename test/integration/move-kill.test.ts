@@ -158,3 +158,38 @@ describe('SIGKILL in each phase of a move', () => {
     });
   }
 });
+
+describe('Ctrl-C during a move', () => {
+  it('SIGINT in the copy: exit 130, fence lifted, copy removed, tenant where it was, recorded as interrupted', async () => {
+    const slug = 'int-copy';
+    await e.create([{ slug, model: 'schema', shard: 'us1' }]);
+    await seed(e, slug, 20);
+    const before = await digests(e, slug);
+    let pid = 0;
+    const run = e.cli(['move', slug, '--to-shard', 'eu1', '--to-model', 'database', '--yes', '--json'], {
+      env: { TENANTCTL_INJECT_FAULT: 'move-hang-in-copy' },
+      onSpawn: (p) => (pid = p),
+    });
+    await until(async () => {
+      const op = await e.db
+        .selectFrom('operations')
+        .selectAll()
+        .where('kind', '=', 'move')
+        .where('tenant_slug', '=', slug)
+        .where('status', '=', 'running')
+        .executeTakeFirst();
+      return (op?.progress as any)?.lastTable;
+    }, 60_000);
+    process.kill(pid, 'SIGINT');
+    const r = await run;
+    expect(r.code, r.stdout + r.stderr).toBe(130);
+    expect(json(r).error.code).toBe('INTERRUPTED');
+    const t = (await tenant(e, slug))!;
+    expect([t.shard, t.model, t.status]).toEqual(['us1', 'schema', 'active']);
+    expect(await digests(e, slug)).toEqual(before);
+    await appWrites(e, slug);
+    expect(await e.q('eu1', 'postgres', 'select 1 from pg_database where datname = $1', ['t_int_copy'])).toEqual([]);
+    const st = json(await e.cli(['move', 'status', slug, '--json']));
+    expect(st.move.status).toBe('interrupted');
+  });
+});
