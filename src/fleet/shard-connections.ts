@@ -108,6 +108,9 @@ export class ShardConnections {
 
   private hold(client: ShardClient, owner: Holder): ShardClient {
     this.held.set(client, owner);
+    // A connection opened while a caller began to wait may complete the circle (its holder
+    // encloses that caller): check again now that it is held.
+    if (this.waiters.length > 0) this.failDeadlocked();
     return client;
   }
 
