@@ -72,6 +72,7 @@ export const ERROR_CODES = {
   NOT_RUN: { exit: EXIT.failed, hint: 'run the command again (or --resume the run)' },
   /** A tenant deleted while a fan-out was under way: nothing done, nothing recreated. */
   GONE: { exit: EXIT.failed, hint: 'nothing to do: the tenant no longer exists' },
+  SHARD_BUDGET_DEADLOCK: { exit: EXIT.usage, hint: "raise the shard's maxConnections in the config" },
   INTERNAL: { exit: EXIT.failed, hint: 'run again with --verbose for details, and report it with the command you ran' },
 } as const satisfies Record<string, CodeInfo>;
 

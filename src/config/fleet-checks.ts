@@ -1,4 +1,4 @@
-import { CATALOG_POOL_SIZE } from './connection-limits.js';
+import { CATALOG_POOL_SIZE, MIN_SHARD_CONNECTIONS } from './connection-limits.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
 import { tenantDatabaseName } from '../placement/naming.js';
 import { catalogShardName } from './catalog-shard.js';
@@ -49,12 +49,16 @@ export function fleetProblems(
         `${at}.tenantDatabase: "${s.tenantDatabase}" is also the poolDatabase; the pool and schema models need a database each`,
       );
     }
-    // The catalog keeps its own pool of CATALOG_POOL_SIZE connections on its cluster; tenantctl
-    // needs one more for any work on a target (src/fleet/fleet.ts keeps to the rest).
-    const needed = s.name === catalogShard ? CATALOG_POOL_SIZE + 1 : 1;
+    // One tenant operation holds up to MIN_SHARD_CONNECTIONS connections to one shard at once (a
+    // move between models on the same shard); fewer and it would wait for itself forever. The
+    // catalog keeps its own pool of CATALOG_POOL_SIZE on its cluster besides (src/fleet/fleet.ts
+    // keeps tenant work to the rest).
+    const hostsCatalog = s.name === catalogShard;
+    const needed = MIN_SHARD_CONNECTIONS + (hostsCatalog ? CATALOG_POOL_SIZE : 0);
     if (s.maxConnections < needed) {
+      const catalog = hostsCatalog ? `this shard hosts the catalog, which holds ${CATALOG_POOL_SIZE} connections, and ` : '';
       problems.push(
-        `${at}.maxConnections: ${s.maxConnections} is too small: this shard hosts the catalog, which holds ${CATALOG_POOL_SIZE} connections, and work on a tenant needs 1 more; set it to ${needed} or more`,
+        `${at}.maxConnections: ${s.maxConnections} is too small: ${catalog}one tenant operation holds up to ${MIN_SHARD_CONNECTIONS} connections to one shard at once (a move between models on the same shard: the source's write fence, its snapshot and the target), so a smaller budget would wait for itself forever; set it to ${needed} or more`,
       );
     }
   }

@@ -1,6 +1,6 @@
 import type { Config, Shard } from '../config/types.js';
 import { UsageError } from '../errors.js';
-import { ShardConnections, type ShardClient } from './shard-connections.js';
+import { asHolder, currentHolder, ShardConnections, type ShardClient } from './shard-connections.js';
 import { CATALOG_POOL_SIZE } from '../config/connection-limits.js';
 import { catalogShardName } from '../config/catalog-shard.js';
 
@@ -53,9 +53,12 @@ export class Fleet {
   /** Run fn with a connection to (shard, database), released afterwards. */
   async withClient<T>(shardName: string, database: string, fn: (c: ShardClient) => Promise<T>): Promise<T> {
     const conns = this.connections(shardName);
-    const client = await conns.acquire(database);
+    // fn's body holds the connection: a nested withClient on the same shard waits from inside it,
+    // so ShardConnections can tell a wait that could never end (see acquire).
+    const holder = { parent: currentHolder() };
+    const client = await conns.acquire(database, holder);
     try {
-      return await fn(client);
+      return await asHolder(holder, () => fn(client));
     } catch (err) {
       // A failed statement leaves the connection usable, but a lost connection does not.
       if (isConnectionError(err)) client.tenantctlBroken = true;

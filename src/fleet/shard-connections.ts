@@ -1,4 +1,5 @@
-import { CONNECT_TIMEOUT_MS } from '../config/connection-limits.js';
+import { CATALOG_POOL_SIZE, CONNECT_TIMEOUT_MS, MIN_SHARD_CONNECTIONS } from '../config/connection-limits.js';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import pg from 'pg';
 import { redactText } from '../config/redact.js';
 import type { Shard } from '../config/types.js';
@@ -26,8 +27,39 @@ export interface ShardClient extends pg.Client {
 
 interface Waiter {
   database: string;
+  /** Where the caller waits: its chain of holders decides whether anyone can ever serve it. */
+  at: Holder;
+  /** Who holds the connection once it is given. */
+  owner: Holder;
   resolve: (c: ShardClient) => void;
   reject: (e: unknown) => void;
+}
+
+/**
+ * Who holds a connection: the body of one `Fleet.withClient` (or the code that called `acquire`
+ * directly), inside its caller's holder. A connection held by a holder that is, or encloses, a
+ * caller waiting on the same shard cannot come back before that caller is served.
+ */
+export interface Holder {
+  readonly parent?: Holder;
+}
+
+const ROOT: Holder = {};
+const holders = new AsyncLocalStorage<Holder>();
+
+/** The holder the current code runs in. */
+export function currentHolder(): Holder {
+  return holders.getStore() ?? ROOT;
+}
+
+/** Run fn as a new holder inside the current one (what Fleet.withClient does with its body). */
+export function asHolder<T>(holder: Holder, fn: () => Promise<T>): Promise<T> {
+  return holders.run(holder, fn);
+}
+
+function encloses(outer: Holder, inner: Holder): boolean {
+  for (let h: Holder | undefined = inner; h; h = h.parent) if (h === outer) return true;
+  return false;
 }
 
 // Kept importable from here; defined in src/config/connection-limits.ts.
@@ -39,6 +71,8 @@ export class ShardConnections {
   private peak = 0;
   private waiters: Waiter[] = [];
   private closed = false;
+  /** The holder of each connection in use (not idle). */
+  private held = new Map<ShardClient, Holder>();
 
   constructor(
     readonly shard: Shard,
@@ -54,16 +88,49 @@ export class ShardConnections {
     return this.open;
   }
 
-  async acquire(database: string): Promise<ShardClient> {
+  /**
+   * A connection to `database`, waiting while the budget is in use. `owner` holds it (by default
+   * the caller's holder). A wait that can never end fails at once with SHARD_BUDGET_DEADLOCK:
+   * every connection of the shard is held by the waiting callers themselves (e.g. a body of
+   * withClient asking for a second connection to the same shard with a budget of 1).
+   */
+  async acquire(database: string, owner: Holder = currentHolder()): Promise<ShardClient> {
     if (this.closed) throw new Error(`connections to shard ${this.shard.name} are closed`);
     const reuse = this.idle.get(database)?.pop();
-    if (reuse) return reuse;
-    if (this.open < this.budget) return this.connect(database);
-    if (this.evictIdle()) return this.connect(database);
-    return new Promise((resolve, reject) => this.waiters.push({ database, resolve, reject }));
+    if (reuse) return this.hold(reuse, owner);
+    if (this.open < this.budget) return this.hold(await this.connect(database), owner);
+    if (this.evictIdle()) return this.hold(await this.connect(database), owner);
+    return new Promise((resolve, reject) => {
+      this.waiters.push({ database, at: currentHolder(), owner, resolve, reject });
+      this.failDeadlocked();
+    });
+  }
+
+  private hold(client: ShardClient, owner: Holder): ShardClient {
+    this.held.set(client, owner);
+    // A connection opened while a caller began to wait may complete the circle (its holder
+    // encloses that caller): check again now that it is held.
+    if (this.waiters.length > 0) this.failDeadlocked();
+    return client;
+  }
+
+  /**
+   * Reject the waiters that can never be served: when every open connection is in use (none idle,
+   * none being opened) and each is held by a waiter or one of its enclosing holders, no
+   * connection will ever be released. No timer: a waiter behind connections that other work will
+   * release (a fan-out over a long migration) may wait as long as that work takes.
+   */
+  private failDeadlocked(): void {
+    if (this.held.size < this.open) return;
+    const stuck = (h: Holder) => this.waiters.some((w) => encloses(h, w.at));
+    if (![...this.held.values()].every(stuck)) return;
+    const holding = this.waiters.filter((w) => [...this.held.values()].some((h) => encloses(h, w.at)));
+    this.waiters = this.waiters.filter((w) => !holding.includes(w));
+    for (const w of holding) w.reject(budgetDeadlock(this.shard, this.budget, this.open));
   }
 
   release(client: ShardClient): void {
+    this.held.delete(client);
     if (client.tenantctlBroken || this.closed) {
       this.drop(client);
       this.serveWaiter();
@@ -72,7 +139,8 @@ export class ShardConnections {
     const db = client.tenantctlDatabase;
     const same = this.waiters.findIndex((w) => w.database === db);
     if (same >= 0) {
-      this.waiters.splice(same, 1)[0].resolve(client);
+      const w = this.waiters.splice(same, 1)[0];
+      w.resolve(this.hold(client, w.owner));
       return;
     }
     if (this.waiters.length > 0) {
@@ -124,7 +192,7 @@ export class ShardConnections {
   private serveWaiter(): void {
     const w = this.waiters.shift();
     if (!w) return;
-    this.connect(w.database).then(w.resolve, w.reject);
+    this.connect(w.database).then((c) => w.resolve(this.hold(c, w.owner)), w.reject);
   }
 
   private async connect(database: string): Promise<ShardClient> {
@@ -150,6 +218,20 @@ export class ShardConnections {
       throw unreachable(this.shard, database, err);
     }
   }
+}
+
+/**
+ * The error of a wait that can never end: the process holds every connection of the shard and
+ * asks for one more. The config check (src/config/fleet-checks.ts) keeps budgets above what one
+ * tenant operation needs, so this names the fix there.
+ */
+export function budgetDeadlock(shard: Shard, budget: number, open: number): TenantctlError {
+  return new TenantctlError(
+    'SHARD_BUDGET_DEADLOCK',
+    `shard ${shard.name} has a connection budget of ${budget} (maxConnections ${shard.maxConnections}); this command holds all ${open} and needs one more on the same shard, which would wait forever`,
+    `raise regions.<region>.shards.${shard.name}.maxConnections to ${MIN_SHARD_CONNECTIONS} or more (${MIN_SHARD_CONNECTIONS} plus the catalog's ${CATALOG_POOL_SIZE} on the catalog's shard)`,
+    EXIT.usage,
+  );
 }
 
 /** A connection failure that names the shard and database, never the password. */

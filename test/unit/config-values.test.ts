@@ -235,27 +235,46 @@ describe('database names', () => {
 });
 
 describe('connection budgets', () => {
-  it('refuses a catalog shard too small for the catalog (2) and one target', () => {
-    for (const max of [1, 2]) {
+  const why =
+    "one tenant operation holds up to 3 connections to one shard at once (a move between models on the same shard: the source's write fence, its snapshot and the target), so a smaller budget would wait for itself forever";
+
+  it('refuses a catalog shard too small for the catalog (2) and one tenant operation (3)', () => {
+    for (const max of [1, 2, 3, 4]) {
       const err = parseError(config(`url: postgres://a:b@us1.internal/postgres\nmaxConnections: ${max}`));
       expect(err.message).toContain(
-        `regions.us-east.shards.us1.maxConnections: ${max} is too small: this shard hosts the catalog, which holds 2 connections, and work on a tenant needs 1 more; set it to 3 or more`,
+        `regions.us-east.shards.us1.maxConnections: ${max} is too small: this shard hosts the catalog, which holds 2 connections, and ${why}; set it to 5 or more`,
       );
     }
-    expect(parseConfig(config('url: postgres://a:b@us1.internal/postgres\nmaxConnections: 3'), FILE, {}).shards[0].maxConnections).toBe(3);
+    expect(parseConfig(config('url: postgres://a:b@us1.internal/postgres\nmaxConnections: 5'), FILE, {}).shards[0].maxConnections).toBe(5);
+  });
+
+  it('refuses a shard without the catalog below what one tenant operation holds on it (3)', () => {
+    for (const max of [1, 2]) {
+      const err = parseError(
+        config('url: postgres://a:b@us1.internal/postgres', `url: postgres://a:b@eu1.internal/postgres\nmaxConnections: ${max}`),
+      );
+      expect(err.message).toContain(`regions.eu-west.shards.eu1.maxConnections: ${max} is too small: ${why}; set it to 3 or more`);
+      expect(err.message).not.toContain('eu1.maxConnections: 1 is too small: this shard hosts the catalog');
+    }
+    const c = parseConfig(
+      config('url: postgres://a:b@us1.internal/postgres', 'url: postgres://a:b@eu1.internal/postgres\nmaxConnections: 3'),
+      FILE,
+      {},
+    );
+    expect(c.shards[1].maxConnections).toBe(3);
   });
 
   it('counts the shard on the same host and port as catalog.url as the catalog shard', () => {
     const top = 'catalog:\n  url: postgres://a:b@us1.internal:5432/ops_catalog';
-    expect(parseError(config('url: postgres://a:b@us1.internal:5432/postgres\nmaxConnections: 2', undefined, top)).message).toContain(
-      'regions.us-east.shards.us1.maxConnections: 2 is too small',
+    expect(parseError(config('url: postgres://a:b@us1.internal:5432/postgres\nmaxConnections: 4', undefined, top)).message).toContain(
+      'regions.us-east.shards.us1.maxConnections: 4 is too small: this shard hosts the catalog',
     );
-    // A shard without the catalog needs one connection only.
+    // A shard without the catalog needs what one tenant operation holds only.
     const c = parseConfig(
-      config('url: postgres://a:b@us1.internal:5432/postgres', 'url: postgres://a:b@eu1.internal/postgres\nmaxConnections: 1', top),
+      config('url: postgres://a:b@us1.internal:5432/postgres', 'url: postgres://a:b@eu1.internal/postgres\nmaxConnections: 3', top),
       FILE,
       {},
     );
-    expect(c.shards[1].maxConnections).toBe(1);
+    expect(c.shards[1].maxConnections).toBe(3);
   });
 });
