@@ -155,7 +155,7 @@ describe('with the grant: foreign keys checked once per tenant', () => {
     const id = await backupOf(e, 'rs-src');
     const { r, doc } = await restore(e, id, 'rs-clone');
     expect(r.code, r.stdout + r.stderr).toBe(0);
-    expect(doc.results[0].foreignKeys).toBe('once per tenant');
+    expect(doc.result.foreignKeys).toBe('once per tenant');
     const c = (await tenant(e, 'rs-clone'))!;
     expect(await tasksOf(e, 'us1', c.key)).toBe(40);
     expect(await fired(e, 'us1', c.key)).toBe(0);
@@ -168,8 +168,8 @@ describe('with the grant: foreign keys checked once per tenant', () => {
     const tasksBefore = (await e.q('us1', pool(e), 'select count(*)::int as n from app.tasks'))[0].n;
     const bad = await restore(e, id, 'rs-orphan');
     expect(bad.r.code).toBe(1);
-    expect(bad.doc.results[0]).toMatchObject({ status: 'failed', error: { code: 'RESTORE_FAILED' } });
-    expect(bad.doc.results[0].error.message).toMatch(/violate foreign key tasks_status_fkey: key \(status\)=\(rare\) is not present/);
+    expect(bad.doc.result).toMatchObject({ status: 'failed', error: { code: 'RESTORE_FAILED' } });
+    expect(bad.doc.result.error.message).toMatch(/violate foreign key tasks_status_fkey: key \(status\)=\(rare\) is not present/);
     expect(await tenant(e, 'rs-orphan')).toBeUndefined();
     expect((await e.q('us1', pool(e), 'select count(*)::int as n from app.tasks'))[0].n).toBe(tasksBefore);
   });
@@ -247,7 +247,7 @@ describe('without the grant: row by row', () => {
       const id = await backupOf(e, 'eu-live');
       const { r, doc: rd } = await restore(e, id, 'eu-slow');
       expect(r.code, r.stdout + r.stderr).toBe(0);
-      expect(rd.results[0].foreignKeys).toBe('row by row');
+      expect(rd.result.foreignKeys).toBe('row by row');
       expect(await fired(e, 'eu1', (await tenant(e, 'eu-slow'))!.key)).toBe(40);
       expect(await digests(e, 'eu-slow')).toEqual(await digests(e, 'eu-live'));
     } finally {
