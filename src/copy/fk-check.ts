@@ -72,17 +72,40 @@ export async function checkForeignKeysOnce(
     tables.map((t) => t.table),
   );
   let lockedParents = 0;
-  for (const fk of fks) {
-    const scope = { keyColumn: byTable.get(fk.table)!.keyColumn, keyType };
-    if (!referencesOwnRows(fk, byTable)) lockedParents += (await c.query<{ n: number }>(lockParentsSql(fk, scope), [key])).rows[0].n;
-    const bad = await c.query<{ key: string }>(antiJoinSql(fk, scope), [key]);
-    if (bad.rows.length) {
-      throw new TenantctlError(
-        code,
-        `the loaded rows of ${schema}.${fk.table} violate foreign key ${fk.name}: key (${fk.columns.join(', ')})=${bad.rows[0].key} is not present in ${fk.parentSchema}.${fk.parentTable} at the target; nothing was loaded`,
-        `add the missing ${fk.parentTable} row(s) at the target (or remove the reference at the source), then run the command again`,
-      );
-    }
+  // The planner has no statistics for rows loaded in this very transaction, so it takes the
+  // tenant's key for a rare one and picks nested loops, which over the tenant's real row counts
+  // turn into a scan per row (minutes for a million rows). Hash and merge joins cost what the
+  // rows cost, whatever the estimate; the settings go back to what they were after the check.
+  const saved = (
+    await c.query<{ nl: string; wm: string }>(`select current_setting('enable_nestloop') as nl, current_setting('work_mem') as wm`)
+  ).rows[0];
+  await c.query(`select set_config('enable_nestloop', 'off', true), set_config('work_mem', '64MB', true)`);
+  try {
+    for (const fk of fks) lockedParents += await checkOne(c, fk, byTable, key, keyType, code);
+  } finally {
+    await c.query(`select set_config('enable_nestloop', $1, true), set_config('work_mem', $2, true)`, [saved.nl, saved.wm]);
   }
   return { checked: fks.length, lockedParents };
+}
+
+/** Lock (unless the parents are the load's own rows) and prove one foreign key; answers the rows locked. */
+async function checkOne(
+  c: Q,
+  fk: ForeignKey,
+  byTable: Map<string, CopyTable>,
+  key: string,
+  keyType: string,
+  code: ErrorCode,
+): Promise<number> {
+  const scope = { keyColumn: byTable.get(fk.table)!.keyColumn, keyType };
+  const locked = referencesOwnRows(fk, byTable) ? 0 : (await c.query<{ n: number }>(lockParentsSql(fk, scope), [key])).rows[0].n;
+  const bad = await c.query<{ key: string }>(antiJoinSql(fk, scope), [key]);
+  if (bad.rows.length) {
+    throw new TenantctlError(
+      code,
+      `the loaded rows of ${fk.schema}.${fk.table} violate foreign key ${fk.name}: key (${fk.columns.join(', ')})=${bad.rows[0].key} is not present in ${fk.parentSchema}.${fk.parentTable} at the target; nothing was loaded`,
+      `add the missing ${fk.parentTable} row(s) at the target (or remove the reference at the source), then run the command again`,
+    );
+  }
+  return locked;
 }

@@ -13,6 +13,7 @@ import { copyInSql, copyOutSql } from '../copy/copy-sql.js';
 import { copyIn, copyOut, digestTable } from '../copy/streams.js';
 import { RowTap } from '../copy/row-tap.js';
 import { advanceSequences } from '../copy/sequences.js';
+import { deferIndexes } from '../copy/deferred-indexes.js';
 import { assertPoolCopyAllowed } from '../copy/pool-visibility.js';
 import type { CopyScope, CopyTable } from '../copy/tables.js';
 import type { MovePlan } from './plan.js';
@@ -90,7 +91,8 @@ export async function copyAndVerify(
       for (const tb of tables) await copyOne(tb);
     };
     const copyOne = async (tb: CopyTable) => {
-      const tap = new RowTap({ keyIndex: tb.keyIndex, rewriteKey });
+      // A move proves itself by the read-back row hashes on both sides, not by a checksum of the stream.
+      const tap = new RowTap({ keyIndex: tb.keyIndex, rewriteKey, sha256: false });
       const timer = hooks.onProgress
         ? setInterval(
             () => hooks.onProgress!({ table: tb.table, rows: rowsBefore + tap.rowCount, bytes: bytesBefore + tap.digest().bytes }),
@@ -177,8 +179,12 @@ export async function copyAndVerify(
           'MOVE_FAILED',
           `building the target ${to.target} at the tenant's version failed: ${out.error?.message ?? 'unknown error'}`,
         );
-      // The new placement is invisible until this commits: its foreign keys are checked once.
+      // The new placement is invisible until this commits: its indexes and keys are built once
+      // after the load and its foreign keys checked once (deferIndexes drops them all, so the
+      // load's own dropForeignKeys finds none left to drop).
+      const recreate = await deferIndexes(c, to.schema);
       checks = await load(c, 'once per table');
+      await recreate();
     },
   });
   return checks;
