@@ -9,6 +9,8 @@
 # Pool: `big` (BENCH_ROWS rows over its 5 tables) among 3 other pool tenants (BENCH_ROWS/4 each).
 #   backup:  tenantctl backup create big   vs  psql: 5 x \copy (select cols from app.t where key = …) to file
 #   restore: tenantctl restore <id> --as … vs  psql: begin; delete the tenant's rows; 5 x \copy app.t from file; commit
+#            (the shard role has the session_replication_role grant of dev up: foreign keys
+#            checked once per tenant; psql's \copy checks them row by row)
 # Schema: `sbig`, the same rows in its own schema.
 #   backup:  tenantctl backup create sbig  vs  pg_dump -n t_sbig -Fc
 #   restore: tenantctl restore <id> --as … vs  pg_restore -d <fresh database> of that dump

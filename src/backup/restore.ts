@@ -28,6 +28,7 @@ import { copyTables } from '../copy/tables.js';
 import { assertSameShape, loadTable, verifyLoaded } from '../copy/load.js';
 import { advanceSequences } from '../copy/sequences.js';
 import { deferIndexes } from '../copy/deferred-indexes.js';
+import { loadIntoPool, type ForeignKeyCheck } from '../copy/pool-load.js';
 import { inTransaction } from '../fleet/fleet.js';
 import { assertIntact, openArchive, tableText, type OpenArchive } from './archive.js';
 import { dataKeyById } from './keys.js';
@@ -55,6 +56,8 @@ export interface RestoreResult extends TenantResult {
   safetyBackup?: string;
   replaced?: boolean;
   warnings?: string[];
+  /** How the restored rows' foreign keys were checked (see ForeignKeyCheck in src/copy/pool-load.ts). */
+  foreignKeys?: ForeignKeyCheck;
 }
 
 /** Tests of the kill promise: 'restore-hang-after-load' waits, before anything commits, to be killed. */
@@ -214,11 +217,11 @@ async function restoreNew(
         action: 'restored',
         result: 'ok',
         tenant: slug,
-        details: { ...base, from: m.tenant.slug, key, rows: loaded.rows, loadedAs: loaded.role },
+        details: { ...base, from: m.tenant.slug, key, rows: loaded.rows, loadedAs: loaded.role, foreignKeys: loaded.foreignKeys },
       });
     });
     await op.finish('succeeded', { rows: loaded.rows });
-    return { ...base, status: 'succeeded', key, rows: loaded.rows, durationMs: Date.now() - started };
+    return { ...base, status: 'succeeded', key, rows: loaded.rows, foreignKeys: loaded.foreignKeys, durationMs: Date.now() - started };
   } catch (err) {
     // Nothing committed at the placement (one transaction), except a database model's database
     // and role, made before it (CREATE DATABASE cannot run in a transaction): removed here.
@@ -282,6 +285,7 @@ async function replaceTenant(
           safetyBackup: safety.backup,
           rows: loaded.rows,
           loadedAs: loaded.role,
+          foreignKeys: loaded.foreignKeys,
           placement: targetId({ shard: placed.shard, database: placed.database_name, schema: placed.schema_name }),
         },
       });
@@ -300,6 +304,7 @@ async function replaceTenant(
       rows: loaded.rows,
       safetyBackup: safety.backup,
       replaced: true,
+      foreignKeys: loaded.foreignKeys,
       warnings,
       durationMs: Date.now() - started,
     };
@@ -354,6 +359,7 @@ interface Loaded {
   rows: number;
   /** The role the rows were loaded as, and why row-level security did not apply (event log). */
   role: string;
+  foreignKeys: ForeignKeyCheck;
 }
 
 /**
@@ -425,7 +431,7 @@ async function load(
         await hang();
       },
     });
-    return { rows: done, role: 'tenantctl (owner of the new placement)' };
+    return { rows: done, role: 'tenantctl (owner of the new placement)', foreignKeys: 'once per table' };
   }
 
   // Pool: the shared target exists and is migrated (as for a new pool tenant).
@@ -440,6 +446,7 @@ async function load(
       );
   }
   let role = '';
+  let foreignKeys: ForeignKeyCheck = 'row by row';
   await fleet.withClient(p.shard, p.database_name, async (c) => {
     await ensureTrackingTable(c, MIGRATION_LOCK_CLASSID);
     await inTransaction(c, async () => {
@@ -460,8 +467,11 @@ async function load(
         .map((x) => x.id)
         .sort()
         .join(',');
+      // The tenant's rows go into the shared tables with their foreign keys checked once per
+      // tenant when the role may (no table locks: the pool's other tenants keep working).
+      const intoPool = { schema: p.schema_name, tables, key: p.key, keyType: config.tenantKey.type, code: 'RESTORE_FAILED' as const };
       if (poolApplied === backupApplied) {
-        await loadAll(c, p.schema_name);
+        ({ foreignKeys } = await loadIntoPool(c, intoPool, () => loadAll(c, p.schema_name)));
       } else {
         // The pool is at another version: load into a staging schema made at the backup's
         // version, check it, migrate it to head, then move the rows into the shared tables.
@@ -473,7 +483,10 @@ async function load(
           if (out.status === 'failed')
             throw new TenantctlError('RESTORE_FAILED', `building the staging schema failed: ${out.error?.message ?? ''}`);
         }
+        // Nobody sees the staging schema: its indexes and foreign keys are built once after the load.
+        const recreate = await deferIndexes(c, staging);
         await loadAll(c, staging);
+        await recreate();
         const head = await migrateTarget(c, target, deps.migrations, { config, withinTransaction: true });
         if (head.status === 'failed')
           throw new TenantctlError('RESTORE_FAILED', `migrating the staged rows to head failed: ${head.error?.message ?? ''}`);
@@ -483,10 +496,12 @@ async function load(
           staged.map((s) => ({ ...s, rows: 0, sha256: '', hash: '' })),
           `${p.database_name}.${p.schema_name}`,
         );
-        for (const t of staged) {
-          const cols = t.columns.map(ident).join(', ');
-          await c.query(`insert into ${qualified(p.schema_name, t.table)} (${cols}) select ${cols} from ${qualified(staging, t.table)}`);
-        }
+        ({ foreignKeys } = await loadIntoPool(c, intoPool, async () => {
+          for (const t of staged) {
+            const cols = t.columns.map(ident).join(', ');
+            await c.query(`insert into ${qualified(p.schema_name, t.table)} (${cols}) select ${cols} from ${qualified(staging, t.table)}`);
+          }
+        }));
         await c.query(`drop schema ${ident(staging)} cascade`);
         await c.query('delete from tenantctl.schema_migrations where target_schema = $1', [staging]);
         await advanceSequences(
@@ -498,5 +513,5 @@ async function load(
       await hang();
     });
   });
-  return { rows: done, role };
+  return { rows: done, role, foreignKeys };
 }

@@ -5,10 +5,14 @@ type Queryable = Pick<pg.ClientBase, 'query'>;
 
 /**
  * For a bulk load into a FRESH placement (inside the caller's transaction): drop the schema's
- * foreign keys and the indexes that back no constraint, and return a function that recreates
- * them from their definitions. Building an index once after the load is much cheaper than
- * maintaining it row by row (pg_restore loads the same way); re-adding each foreign key checks
- * every loaded row, so the foreign keys still hold. Never for shared pool tables.
+ * foreign keys, its primary key, unique and exclusion constraints, and the indexes that back no
+ * constraint, and return a function that recreates them from their definitions: indexes, then
+ * the key constraints (each builds its index once), then the foreign keys (each checks every
+ * loaded row with one query). Building an index once after the load is much cheaper than
+ * maintaining it row by row; this is pg_restore's order (data, indexes, constraints). The keys
+ * and foreign keys still hold: re-adding them fails on a duplicate or an orphan, and the
+ * transaction with it. Never for shared pool tables. Partitions' inherited constraints and
+ * indexes go and come back with their parent's.
  *
  * @example
  *   const recreate = await deferIndexes(c, 't_acme');
@@ -16,11 +20,11 @@ type Queryable = Pick<pg.ClientBase, 'query'>;
  *   await recreate();
  */
 export async function deferIndexes(client: Queryable, schema: string): Promise<() => Promise<void>> {
-  const { rows: fks } = await client.query<{ tbl: string; name: string; def: string }>(
-    `select k.conrelid::regclass::text as tbl, k.conname as name, pg_get_constraintdef(k.oid) as def
+  const { rows: cons } = await client.query<{ tbl: string; name: string; def: string; fk: boolean }>(
+    `select k.conrelid::regclass::text as tbl, k.conname as name, pg_get_constraintdef(k.oid) as def, k.contype = 'f' as fk
        from pg_constraint k join pg_namespace n on n.oid = k.connamespace
-      where k.contype = 'f' and n.nspname = $1
-      order by k.conrelid, k.conname`,
+      where k.contype in ('f', 'p', 'u', 'x') and n.nspname = $1 and k.conparentid = 0 and k.conrelid <> 0
+      order by k.contype = 'f' desc, k.conrelid, k.conname`,
     [schema],
   );
   const { rows: idx } = await client.query<{ name: string; def: string }>(
@@ -30,14 +34,17 @@ export async function deferIndexes(client: Queryable, schema: string): Promise<(
        join pg_namespace n on n.oid = c.relnamespace
       where n.nspname = $1
         and not exists (select 1 from pg_constraint k where k.conindid = i.indexrelid)
+        and not exists (select 1 from pg_inherits h where h.inhrelid = i.indexrelid)
       order by c.relname`,
     [schema],
   );
   // regclass text and the definitions are PostgreSQL's own quoting, valid on this connection.
-  for (const f of fks) await client.query(`alter table ${f.tbl} drop constraint ${ident(f.name)}`);
+  // Foreign keys first (they depend on the referenced keys), then the keys, then the indexes.
+  for (const k of cons) await client.query(`alter table ${k.tbl} drop constraint ${ident(k.name)}`);
   for (const i of idx) await client.query(`drop index ${i.name}`);
   return async () => {
     for (const i of idx) await client.query(i.def);
-    for (const f of fks) await client.query(`alter table ${f.tbl} add constraint ${ident(f.name)} ${f.def}`);
+    for (const k of cons.filter((c) => !c.fk)) await client.query(`alter table ${k.tbl} add constraint ${ident(k.name)} ${k.def}`);
+    for (const k of cons.filter((c) => c.fk)) await client.query(`alter table ${k.tbl} add constraint ${ident(k.name)} ${k.def}`);
   };
 }

@@ -11,6 +11,7 @@ import { DEV_SUPERUSER, type ClusterSpec } from './cluster.js';
  * hide (RLS skipped, any role droppable) shows up locally. The cluster's superuser (`postgres`,
  * same password) connects once for this. Idempotent: an existing role keeps its attributes, and
  * its password follows the url. A url whose user is the superuser itself is left as it is.
+ * It also gets the optional grant of SET on session_replication_role (see grantReplicationRole).
  */
 export async function ensureShardRole(spec: ClusterSpec): Promise<void> {
   if (spec.user === DEV_SUPERUSER) return;
@@ -20,15 +21,16 @@ export async function ensureShardRole(spec: ClusterSpec): Promise<void> {
     const exists = await client.query('select 1 from pg_roles where rolname = $1', [spec.user]);
     if (exists.rowCount) {
       await client.query(`alter role ${ident(spec.user)} password ${literal(spec.password)}`);
-      return;
+    } else {
+      try {
+        await client.query(
+          `create role ${ident(spec.user)} login createdb createrole nosuperuser nobypassrls password ${literal(spec.password)}`,
+        );
+      } catch (err) {
+        if (!isAlreadyExists(err)) throw err;
+      }
     }
-    try {
-      await client.query(
-        `create role ${ident(spec.user)} login createdb createrole nosuperuser nobypassrls password ${literal(spec.password)}`,
-      );
-    } catch (err) {
-      if (!isAlreadyExists(err)) throw err;
-    }
+    await grantReplicationRole(client, spec.user);
   } catch (err) {
     throw new TenantctlError(
       'DEV_FAILED',
@@ -38,4 +40,16 @@ export async function ensureShardRole(spec: ClusterSpec): Promise<void> {
   } finally {
     await client.end().catch(() => {});
   }
+}
+
+/**
+ * `GRANT SET ON PARAMETER session_replication_role` (PostgreSQL 15 and newer; GRANT is
+ * idempotent): lets tenantctl load a tenant into a live pool with its foreign keys checked once
+ * per tenant instead of row by row (src/copy/pool-load.ts). Not an escalation: the role owns the
+ * tables whose triggers this skips for its own transaction, and could drop or disable them anyway.
+ */
+async function grantReplicationRole(client: pg.Client, role: string): Promise<void> {
+  const { rows } = await client.query<{ n: number }>(`select current_setting('server_version_num')::int as n`);
+  if (rows[0].n < 150000) return;
+  await client.query(`grant set on parameter session_replication_role to ${ident(role)}`);
 }

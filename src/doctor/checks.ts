@@ -12,6 +12,7 @@ import { modelsWith, tenantRole } from '../placement/placement.js';
 import { loadMigrations } from '../migrate/files.js';
 import { shardRoleChecks } from './shard-role.js';
 import { onlineMoveCheck } from './online-move.js';
+import { poolLoadsCheck } from './pool-loads.js';
 
 export interface Check {
   check: string;
@@ -47,6 +48,7 @@ export async function runDoctor(config: Config, fleet: Fleet): Promise<Check[]> 
         checks.push({ check: `shard ${s.name}`, ok: true, detail: `reachable, PostgreSQL ${row.v}` });
         checks.push(...(await shardRoleChecks(config, fleet, s)));
         checks.push(await onlineMoveCheck(fleet, s));
+        checks.push(await poolLoadsCheck(fleet, s));
         checks.push({
           check: `role ${config.servingRole.name} on ${s.name}`,
           // Not an error: it is created with the shard's first pool tenant.

@@ -14,10 +14,12 @@ import { copyInSql, copyOutSql } from '../copy/copy-sql.js';
 import { copyIn, copyOut, digestTable } from '../copy/streams.js';
 import { RowTap } from '../copy/row-tap.js';
 import { advanceSequences } from '../copy/sequences.js';
+import { deferIndexes } from '../copy/deferred-indexes.js';
 import { assertPoolCopyAllowed } from '../copy/pool-visibility.js';
 import type { CopyScope, CopyTable } from '../copy/tables.js';
 import type { MovePlan } from './plan.js';
 import { dropForeignKeys, restoreForeignKeys } from './fk-once.js';
+import { loadIntoPool, type ForeignKeyCheck } from '../copy/pool-load.js';
 
 /** One table's proof: what was streamed, and the digests read back on each side. */
 export interface TableCheck {
@@ -26,6 +28,8 @@ export interface TableCheck {
   bytes: number;
   source: { rows: number; hash: string };
   target: { rows: number; hash: string };
+  /** How the target checked this table's foreign keys (see ForeignKeyCheck). */
+  foreignKeys: ForeignKeyCheck;
 }
 
 export interface CopyHooks {
@@ -67,19 +71,29 @@ export async function copyAndVerify(
   // Into a pool the key column must hold the tenant's key; elsewhere the rows are kept as they are.
   const rewriteKey = needsKeyRewrite(plan.from.model, to.model) ? plan.key : undefined;
 
-  const load = async (t: ShardClient, fkOnce: boolean): Promise<TableCheck[]> => {
-    const held = fkOnce
-      ? await dropForeignKeys(
-          t,
-          to.schema,
-          tables.map((x) => x.table),
-        )
-      : [];
+  /**
+   * `once per table`: foreign keys dropped for the load and re-added (a new placement, or a pool
+   * with --fast-load); `pool`: once per tenant when the role may switch triggers off, else row by
+   * row (loadIntoPool).
+   */
+  const load = async (t: ShardClient, fk: 'once per table' | 'pool'): Promise<TableCheck[]> => {
+    const held =
+      fk === 'once per table'
+        ? await dropForeignKeys(
+            t,
+            to.schema,
+            tables.map((x) => x.table),
+          )
+        : [];
     const streamed: { table: string; rows: number; bytes: number }[] = [];
     let rowsBefore = 0;
     let bytesBefore = 0;
-    for (const tb of tables) {
-      const tap = new RowTap({ keyIndex: tb.keyIndex, rewriteKey });
+    const copyAll = async () => {
+      for (const tb of tables) await copyOne(tb);
+    };
+    const copyOne = async (tb: CopyTable) => {
+      // A move proves itself by the read-back row hashes on both sides, not by a checksum of the stream.
+      const tap = new RowTap({ keyIndex: tb.keyIndex, rewriteKey, sha256: false, rowHash: false });
       const timer = hooks.onProgress
         ? setInterval(
             () => hooks.onProgress!({ table: tb.table, rows: rowsBefore + tap.rowCount, bytes: bytesBefore + tap.digest().bytes }),
@@ -97,6 +111,16 @@ export async function copyAndVerify(
       streamed.push({ table: tb.table, rows: d.rows, bytes: d.bytes });
       hooks.onProgress?.({ table: tb.table, rows: rowsBefore, bytes: bytesBefore });
       await hooks.afterTable?.(tb.table);
+    };
+    let foreignKeys: ForeignKeyCheck = 'once per table';
+    if (fk === 'pool') {
+      ({ foreignKeys } = await loadIntoPool(
+        t,
+        { schema: to.schema, tables, key: plan.key, keyType: config.tenantKey.type, code: 'MOVE_FAILED' },
+        copyAll,
+      ));
+    } else {
+      await copyAll();
     }
     // Foreign keys back, each checked once over the table (a violation fails the transaction).
     await restoreForeignKeys(t, to.schema, held);
@@ -110,7 +134,7 @@ export async function copyAndVerify(
     for (const [i, tb] of tables.entries()) {
       // Read back on both sides at once, each by the same query (copyOutSql + RowTap's hash).
       const [s, d] = await Promise.all([digestTable(source, tb, srcScope, config), digestTable(t, tb, dstScope, config)]);
-      checks.push({ ...streamed[i], source: { rows: s.rows, hash: s.hash }, target: { rows: d.rows, hash: d.hash } });
+      checks.push({ ...streamed[i], source: { rows: s.rows, hash: s.hash }, target: { rows: d.rows, hash: d.hash }, foreignKeys });
     }
     const wrong = checks.filter((c) => c.source.rows !== c.target.rows || c.source.hash !== c.target.hash);
     if (wrong.length) {
@@ -120,6 +144,8 @@ export async function copyAndVerify(
       );
     }
     await hooks.verified?.(checks);
+    // Tests of the FOR KEY SHARE promise: everything checked, the target's transaction still open.
+    if (process.env.TENANTCTL_INJECT_FAULT === 'move-hang-before-commit') await new Promise(() => setInterval(() => {}, 1000));
     return checks;
   };
 
@@ -129,7 +155,7 @@ export async function copyAndVerify(
         await assertPoolCopyAllowed(t, to.schema, config, 'load');
         // --fast-load locks the shared tables: never wait long behind another tenant's transaction for it.
         if (opts.fastLoad) await t.query(`set local lock_timeout = '30s'`);
-        return load(t, Boolean(opts.fastLoad));
+        return load(t, opts.fastLoad ? 'once per table' : 'pool');
       }),
     );
   }
@@ -154,8 +180,12 @@ export async function copyAndVerify(
           'MOVE_FAILED',
           `building the target ${to.target} at the tenant's version failed: ${out.error?.message ?? 'unknown error'}`,
         );
-      // The new placement is invisible until this commits: its foreign keys are checked once.
-      checks = await load(c, true);
+      // The new placement is invisible until this commits: its indexes and keys are built once
+      // after the load and its foreign keys checked once (deferIndexes drops them all, so the
+      // load's own dropForeignKeys finds none left to drop).
+      const recreate = await deferIndexes(c, to.schema);
+      checks = await load(c, 'once per table');
+      await recreate();
     },
   });
   return checks;

@@ -1,0 +1,74 @@
+import type pg from 'pg';
+import type { ErrorCode } from '../errors.js';
+import { checkForeignKeysOnce, type FkCheckReport } from './fk-check.js';
+import type { CopyTable } from './tables.js';
+
+type Q = Pick<pg.ClientBase, 'query'>;
+
+/**
+ * How a load's foreign keys were checked, for reports and events:
+ *  - `once per tenant`: a pool load without the per-row triggers, then one anti-join per foreign
+ *    key over the tenant's rows (no table locks; other tenants keep working);
+ *  - `row by row`: a pool load with the referential triggers firing for every row (the shard role
+ *    may not set session_replication_role);
+ *  - `once per table`: foreign keys dropped and re-added around the load (a new placement nobody
+ *    sees yet, or a pool with `move --fast-load`, which locks its tables meanwhile).
+ */
+export type ForeignKeyCheck = 'once per tenant' | 'row by row' | 'once per table';
+
+/**
+ * Stop triggers firing for the rest of this transaction's load, if the role may:
+ * `session_replication_role = replica` is what logical replication's apply worker runs with, so a
+ * copy of rows that were already checked, and already went through the application's triggers
+ * where they were first written, is not checked or triggered again row by row. PostgreSQL 15 lets
+ * a superuser grant it to a role (`GRANT SET ON PARAMETER session_replication_role TO …`); without
+ * the grant this answers false and changes nothing. Tried in a savepoint so a refusal does not
+ * abort the caller's transaction; `set local` dies with the transaction, whatever happens.
+ */
+export async function triggersOff(c: Q): Promise<boolean> {
+  await c.query('savepoint tenantctl_replica');
+  try {
+    await c.query('set local session_replication_role = replica');
+    await c.query('release savepoint tenantctl_replica');
+    return true;
+  } catch (err) {
+    if ((err as { code?: string }).code !== '42501') throw err;
+    await c.query('rollback to savepoint tenantctl_replica');
+    await c.query('release savepoint tenantctl_replica');
+    return false;
+  }
+}
+
+/** Triggers fire again (for whatever the transaction does after the load). */
+export async function triggersOn(c: Q): Promise<void> {
+  await c.query('set local session_replication_role = origin');
+}
+
+export interface PoolLoadScope {
+  schema: string;
+  tables: CopyTable[];
+  key: string;
+  keyType: string;
+  /** The error code a foreign-key violation fails with (the command's own). */
+  code: ErrorCode;
+}
+
+/**
+ * Run `load` (rows of ONE tenant into shared pool tables, in the caller's transaction) with its
+ * foreign keys checked once per tenant when the role may switch triggers off, else row by row.
+ * Either way nothing commits unless every loaded row's parents exist.
+ *
+ * @example
+ *   const { foreignKeys } = await loadIntoPool(c, { schema: 'app', tables, key, keyType: 'uuid', code: 'MOVE_FAILED' }, () => copyRows());
+ */
+export async function loadIntoPool<T>(
+  c: Q,
+  scope: PoolLoadScope,
+  load: () => Promise<T>,
+): Promise<{ result: T; foreignKeys: ForeignKeyCheck; check?: FkCheckReport }> {
+  if (!(await triggersOff(c))) return { result: await load(), foreignKeys: 'row by row' };
+  const result = await load();
+  await triggersOn(c);
+  const check = await checkForeignKeysOnce(c, scope.schema, scope.tables, scope.key, scope.keyType, scope.code);
+  return { result, foreignKeys: 'once per tenant', check };
+}

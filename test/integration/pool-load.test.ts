@@ -1,0 +1,260 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { json, ownMigrateFleet, until, withPg, type MigrateEnv } from '../helpers/migrate-env.js';
+import { superuserUrl } from '../helpers/test-fleet.js';
+import { databaseUrl } from '../../src/fleet/connection-url.js';
+import { copyTables } from '../../src/copy/tables.js';
+import { digestTable } from '../../src/copy/streams.js';
+
+/**
+ * Loads into a live pool (moves and restores) with foreign keys checked once per tenant: the
+ * shard role has `SET ON PARAMETER session_replication_role` (the test fleets grant it, as `dev
+ * up` does), so the per-row triggers do not fire and one anti-join per foreign key proves the
+ * tenant's rows, with shared parents locked FOR KEY SHARE. Without the grant: row by row. A
+ * private fleet (us1; eu1 with a live pool), the least-privileged role, the built CLI.
+ */
+const { env } = ownMigrateFleet();
+
+type Tenant = { slug: string; key: string; model: string; shard: string; database_name: string; schema_name: string; status: string };
+const tenant = async (e: MigrateEnv, slug: string) =>
+  (await e.db.selectFrom('tenants').selectAll().where('slug', '=', slug).executeTakeFirst()) as Tenant | undefined;
+
+/** A workspace, users, projects, `n` tasks (status `status`) and comments of the tenant. */
+async function seed(e: MigrateEnv, slug: string, n: number, status = 'todo'): Promise<void> {
+  const t = (await tenant(e, slug))!;
+  const q = (sql: string, params: unknown[]) => e.q(t.shard, t.database_name, sql, params);
+  await q('insert into app.workspaces (id, name) values ($1, $2)', [t.key, `ws ${slug}`]);
+  await q(
+    `insert into app.users (tenant_id, id, email, display_name)
+      select $1, md5($2 || i)::uuid, 'u' || i || '@ex.com', 'User ' || i from generate_series(1, 5) i`,
+    [t.key, slug],
+  );
+  await q(
+    `insert into app.projects (tenant_id, id, name, owner_id)
+      select $1, md5('p' || $2 || i)::uuid, 'Project ' || i, case when i = 1 then null else md5($2 || 1)::uuid end from generate_series(1, 5) i`,
+    [t.key, slug],
+  );
+  await q(
+    `insert into app.tasks (tenant_id, id, project_id, title, status, assignee_id)
+      select $1, md5('t' || $2 || i)::uuid, md5('p' || $2 || (1 + i % 5))::uuid, 'Task ' || i, $4,
+             case when i % 2 = 0 then md5($2 || 2)::uuid end from generate_series(1, $3) i`,
+    [t.key, slug, n, status],
+  );
+  await q(
+    `insert into app.comments (tenant_id, task_id, author_id, body)
+      select $1, md5('t' || $2 || (1 + i % $3))::uuid, md5($2 || 1)::uuid, 'c' || i from generate_series(1, $3) i`,
+    [t.key, slug, n],
+  );
+}
+
+const pool = (e: MigrateEnv) => `pool_${e.name}`;
+const url = (e: MigrateEnv, shard: string, db: string) => databaseUrl(e.config.shards.find((s) => s.name === shard)!.url, db);
+/** As the cluster's superuser (grants only a superuser may give or take). */
+const su = (e: MigrateEnv, shard: string, sql: string) => withPg(superuserUrl(url(e, shard, 'postgres')), (c) => c.query(sql));
+
+async function digests(e: MigrateEnv, slug: string): Promise<Record<string, string>> {
+  const t = (await tenant(e, slug))!;
+  return withPg(url(e, t.shard, t.database_name), async (c) => {
+    const out: Record<string, string> = {};
+    for (const tb of await copyTables(c, t.schema_name, e.config)) {
+      out[tb.table] = (await digestTable(c, tb, { model: t.model as never, schema: t.schema_name, key: t.key }, e.config)).hash;
+    }
+    return out;
+  });
+}
+
+const tasksOf = (e: MigrateEnv, shard: string, key: string) =>
+  e.q(shard, pool(e), 'select count(*)::int as n from app.tasks where tenant_id = $1', [key]).then((r) => r[0].n as number);
+/** Rows the user trigger on app.tasks logged for this key. */
+const fired = (e: MigrateEnv, shard: string, key: string) =>
+  e.q(shard, pool(e), 'select count(*)::int as n from trig.fired where tenant_id = $1', [key]).then((r) => r[0].n as number);
+
+async function move(e: MigrateEnv, slug: string, extra: NodeJS.ProcessEnv = {}, onSpawn?: (pid: number) => void) {
+  return e.cli(['move', slug, '--to-shard', 'eu1', '--yes', '--json'], { env: extra, onSpawn });
+}
+
+async function moveOk(e: MigrateEnv, slug: string) {
+  const r = await move(e, slug);
+  expect(r.code, r.stdout + r.stderr).toBe(0);
+  return json(r);
+}
+
+async function restore(e: MigrateEnv, id: string, as: string) {
+  const r = await e.cli(['restore', id, '--as', as, '--json']);
+  return { r, doc: json(r) };
+}
+
+async function backupOf(e: MigrateEnv, slug: string): Promise<string> {
+  const r = await e.cli(['backup', 'create', slug, '--json']);
+  expect(r.code, r.stderr + r.stdout).toBe(0);
+  return json(r).results[0].backup;
+}
+
+const doctorSays = async (e: MigrateEnv, shard: string) =>
+  json(await e.cli(['doctor', '--json'])).checks.find((c: any) => c.check === `pool loads on ${shard}`)?.detail as string;
+
+let e: MigrateEnv;
+beforeAll(async () => {
+  e = await env('pl');
+  await e.create([
+    { slug: 'mv-fast', model: 'pool', shard: 'us1' },
+    { slug: 'mv-miss', model: 'pool', shard: 'us1' },
+    { slug: 'mv-slow', model: 'pool', shard: 'us1' },
+    { slug: 'mv-race', model: 'pool', shard: 'us1' },
+    { slug: 'rs-src', model: 'pool', shard: 'us1' },
+    { slug: 'eu-live', model: 'pool', shard: 'eu1' },
+  ]);
+  for (const shard of ['us1', 'eu1']) {
+    // Statuses only some tenants use, so a test can take one away at one end.
+    await e.q(shard, pool(e), `insert into app.task_statuses (code, label, sort_order) values ('held', 'Held', 90), ('rare', 'Rare', 91)`);
+    // A user trigger on a pool table: logical replication's rule (and ours) is that a copy of
+    // rows does not fire it; a row-by-row load does.
+    await e.q(shard, pool(e), 'create schema trig');
+    await e.q(shard, pool(e), 'create table trig.fired (tenant_id uuid)');
+    await e.q(
+      shard,
+      pool(e),
+      `create function trig.log() returns trigger language plpgsql as $$ begin insert into trig.fired values (new.tenant_id); return new; end $$`,
+    );
+    await e.q(shard, pool(e), 'create trigger log_tasks after insert on app.tasks for each row execute function trig.log()');
+  }
+  await e.q('us1', pool(e), `insert into app.task_statuses (code, label, sort_order) values ('archived', 'Archived', 92)`);
+  for (const s of ['mv-fast', 'mv-miss', 'mv-slow', 'rs-src', 'eu-live']) await seed(e, s, 40);
+  await seed(e, 'mv-race', 40, 'held');
+  await e.q('us1', pool(e), 'truncate trig.fired');
+}, 120_000);
+
+describe('with the grant: foreign keys checked once per tenant', () => {
+  it('a pool move takes the fast path (no user trigger fires, same hashes); a row whose parent is missing at the target is refused, nothing loaded', async () => {
+    expect(await doctorSays(e, 'eu1')).toMatch(/pool loads check foreign keys once per tenant/);
+    const before = await digests(e, 'mv-fast');
+    const live = await digests(e, 'eu-live');
+    const doc = await moveOk(e, 'mv-fast');
+    expect(doc.tables.map((t: any) => t.foreignKeys)).toEqual(Array(5).fill('once per tenant'));
+    expect(await digests(e, 'mv-fast')).toEqual(before);
+    expect(await digests(e, 'eu-live')).toEqual(live);
+    const t = (await tenant(e, 'mv-fast'))!;
+    expect(await tasksOf(e, 'eu1', t.key)).toBe(40);
+    expect(await fired(e, 'eu1', t.key)).toBe(0);
+
+    // 'archived' exists on us1 only: one task pointing at it cannot go to eu1.
+    const m = (await tenant(e, 'mv-miss'))!;
+    await e.q('us1', pool(e), `update app.tasks set status = 'archived' where tenant_id = $1 and id = md5('tmv-miss7')::uuid`, [m.key]);
+    const r = await move(e, 'mv-miss');
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(json(r).error.message).toMatch(
+      /app\.tasks violate foreign key tasks_status_fkey: key \(status\)=\(archived\) is not present in app\.task_statuses at the target; nothing was loaded/,
+    );
+    expect(await tasksOf(e, 'eu1', m.key)).toBe(0);
+    expect(await e.q('eu1', pool(e), 'select count(*)::int as n from app.workspaces where id = $1', [m.key])).toEqual([{ n: 0 }]);
+    expect((await tenant(e, 'mv-miss'))!).toMatchObject({ shard: 'us1', status: 'active' });
+  });
+
+  it('a pool restore takes the fast path; a restore whose rows reference a parent deleted since is refused, nothing registered or loaded', async () => {
+    const s = (await tenant(e, 'rs-src'))!;
+    await e.q('us1', pool(e), `update app.tasks set status = 'rare' where tenant_id = $1`, [s.key]);
+    const id = await backupOf(e, 'rs-src');
+    const { r, doc } = await restore(e, id, 'rs-clone');
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(doc.result.foreignKeys).toBe('once per tenant');
+    const c = (await tenant(e, 'rs-clone'))!;
+    expect(await tasksOf(e, 'us1', c.key)).toBe(40);
+    expect(await fired(e, 'us1', c.key)).toBe(0);
+    const [src, clone] = [await digests(e, 'rs-src'), await digests(e, 'rs-clone')];
+    expect(clone).toEqual(src);
+
+    // 'rare' goes away at the target (nobody uses it any more); the archive still references it.
+    for (const key of [s.key, c.key]) await e.q('us1', pool(e), `update app.tasks set status = 'todo' where tenant_id = $1`, [key]);
+    await e.q('us1', pool(e), `delete from app.task_statuses where code = 'rare'`);
+    const tasksBefore = (await e.q('us1', pool(e), 'select count(*)::int as n from app.tasks'))[0].n;
+    const bad = await restore(e, id, 'rs-orphan');
+    expect(bad.r.code).toBe(1);
+    expect(bad.doc.result).toMatchObject({ status: 'failed', error: { code: 'RESTORE_FAILED' } });
+    expect(bad.doc.result.error.message).toMatch(/violate foreign key tasks_status_fkey: key \(status\)=\(rare\) is not present/);
+    expect(await tenant(e, 'rs-orphan')).toBeUndefined();
+    expect((await e.q('us1', pool(e), 'select count(*)::int as n from app.tasks'))[0].n).toBe(tasksBefore);
+  });
+
+  it('a concurrent delete of a referenced shared parent: the load waits for it and then refuses; once checked, the parent is locked until the commit', async () => {
+    const t = (await tenant(e, 'mv-race'))!;
+    // A delete of 'held' under way at the target before the move checks: the move waits for it.
+    await withPg(url(e, 'eu1', pool(e)), async (del) => {
+      await del.query('begin');
+      await del.query(`delete from app.task_statuses where code = 'held'`);
+      const run = move(e, 'mv-race');
+      await until(
+        async () =>
+          (
+            await e.q(
+              'eu1',
+              pool(e),
+              `select 1 from pg_stat_activity where wait_event_type = 'Lock' and query ilike '%for key share%' and datname = $1`,
+              [pool(e)],
+            )
+          ).length > 0,
+        60_000,
+      );
+      await del.query('commit');
+      const r = await run;
+      expect(r.code, r.stdout + r.stderr).toBe(1);
+      expect(json(r).error.message).toMatch(
+        /key \(status\)=\(held\) is not present in app\.task_statuses at the target; nothing was loaded/,
+      );
+    });
+    expect(await tasksOf(e, 'eu1', t.key)).toBe(0);
+    expect((await tenant(e, 'mv-race'))!.shard).toBe('us1');
+
+    // 'held' is back; the move checks, then hangs before its commit: a delete of 'held' waits.
+    await e.q('eu1', pool(e), `insert into app.task_statuses (code, label, sort_order) values ('held', 'Held', 90)`);
+    let pid = 0;
+    const run = move(e, 'mv-race', { TENANTCTL_INJECT_FAULT: 'move-hang-before-commit' }, (p) => (pid = p));
+    await until(async () => {
+      const op = await e.db
+        .selectFrom('operations')
+        .selectAll()
+        .where('kind', '=', 'move')
+        .where('tenant_slug', '=', 'mv-race')
+        .where('status', '=', 'running')
+        .executeTakeFirst();
+      return (op?.progress as any)?.phase === 'verify';
+    }, 60_000);
+    await withPg(url(e, 'eu1', pool(e)), async (c) => {
+      await c.query(`set lock_timeout = '1s'`);
+      await expect(c.query(`delete from app.task_statuses where code = 'held'`)).rejects.toMatchObject({ code: '55P03' });
+    });
+    process.kill(pid, 'SIGKILL');
+    expect((await run).signal).toBe('SIGKILL');
+    // The killed move is cleaned up by the next one, which goes through.
+    const doc = await moveOk(e, 'mv-race');
+    expect(doc.tables.every((x: any) => x.foreignKeys === 'once per tenant')).toBe(true);
+    expect(await tasksOf(e, 'eu1', t.key)).toBe(40);
+  });
+});
+
+describe('without the grant: row by row', () => {
+  it('moves and restores into pools still work, triggers fire per row; doctor says how to speed them up', async () => {
+    for (const shard of ['us1', 'eu1']) await su(e, shard, 'revoke set on parameter session_replication_role from tenantctl');
+    try {
+      expect(await doctorSays(e, 'us1')).toMatch(
+        /^row by row; grant set on parameter session_replication_role to tenantctl \(as a superuser\) to speed up moves and restores into pools$/,
+      );
+      const before = await digests(e, 'mv-slow');
+      const doc = await moveOk(e, 'mv-slow');
+      expect(doc.tables.map((t: any) => t.foreignKeys)).toEqual(Array(5).fill('row by row'));
+      expect(await digests(e, 'mv-slow')).toEqual(before);
+      const t = (await tenant(e, 'mv-slow'))!;
+      expect(await fired(e, 'eu1', t.key)).toBe(40);
+
+      const id = await backupOf(e, 'eu-live');
+      const { r, doc: rd } = await restore(e, id, 'eu-slow');
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      expect(rd.result.foreignKeys).toBe('row by row');
+      expect(await fired(e, 'eu1', (await tenant(e, 'eu-slow'))!.key)).toBe(40);
+      expect(await digests(e, 'eu-slow')).toEqual(await digests(e, 'eu-live'));
+    } finally {
+      for (const shard of ['us1', 'eu1']) await su(e, shard, 'grant set on parameter session_replication_role to tenantctl');
+    }
+    expect(await doctorSays(e, 'us1')).toMatch(
+      /^tenantctl may set session_replication_role: pool loads check foreign keys once per tenant$/,
+    );
+  });
+});
