@@ -11,7 +11,8 @@ import { ensureTrackingTable } from '../migrate/tracking.js';
 import { drivers, type PlacedTenant } from '../placement/drivers.js';
 import { MODEL_TRAITS, needsKeyRewrite } from '../placement/placement.js';
 import { copyInSql, copyOutSql } from '../copy/copy-sql.js';
-import { copyIn, copyOut, digestTable } from '../copy/streams.js';
+import { copyIn, copyOut } from '../copy/streams.js';
+import { sqlDigest } from '../copy/sql-digest.js';
 import { RowTap } from '../copy/row-tap.js';
 import { advanceSequences } from '../copy/sequences.js';
 import { deferIndexes } from '../copy/deferred-indexes.js';
@@ -28,8 +29,8 @@ export interface TableCheck {
   bytes: number;
   source: { rows: number; hash: string };
   target: { rows: number; hash: string };
-  /** How the target checked this table's foreign keys (see ForeignKeyCheck). */
-  foreignKeys: ForeignKeyCheck;
+  /** How the target checked this table's foreign keys (see ForeignKeyCheck); absent for an online move (replication applies rows with triggers off, as PostgreSQL's subscriptions do). */
+  foreignKeys?: ForeignKeyCheck;
 }
 
 export interface CopyHooks {
@@ -132,8 +133,9 @@ export async function copyAndVerify(
     await hooks.beforeVerify?.(t, to.schema, tables);
     const checks: TableCheck[] = [];
     for (const [i, tb] of tables.entries()) {
-      // Read back on both sides at once, each by the same query (copyOutSql + RowTap's hash).
-      const [s, d] = await Promise.all([digestTable(source, tb, srcScope, config), digestTable(t, tb, dstScope, config)]);
+      // Measured on both sides at once, each by the same query inside PostgreSQL (sqlDigest: the
+      // source in its snapshot, the target in its loading transaction), not by the copier.
+      const [s, d] = await Promise.all([sqlDigest(source, tb, srcScope, config), sqlDigest(t, tb, dstScope, config)]);
       checks.push({ ...streamed[i], source: { rows: s.rows, hash: s.hash }, target: { rows: d.rows, hash: d.hash }, foreignKeys });
     }
     const wrong = checks.filter((c) => c.source.rows !== c.target.rows || c.source.hash !== c.target.hash);

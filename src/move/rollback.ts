@@ -5,6 +5,7 @@ import { withTenantLock } from '../operations/tenant-lock.js';
 import { assertSlug } from '../placement/slug.js';
 import { copyTables } from '../copy/tables.js';
 import { digestTable } from '../copy/streams.js';
+import { sqlDigest } from '../copy/sql-digest.js';
 import type { MoveEnd } from './plan.js';
 import { fenceRecordFor, preparePoolFence, takeFence } from './fence.js';
 import { MoveRecord, latestMove, openMove } from './record.js';
@@ -83,8 +84,12 @@ export async function rollbackMove(deps: RecoverDeps & { wait?: boolean }, slug:
           const want = new Map((open.progress.tables ?? []).map((t) => [t.table, t.target]));
           const out: string[] = [];
           for (const t of tables) {
-            const d = await digestTable(c, t, { model: plan.to.model, schema: plan.to.schema, key: plan.key }, deps.config);
             const w = want.get(t.table);
+            const scope = { model: plan.to.model, schema: plan.to.schema, key: plan.key };
+            // Measured as the move measured it: sqlDigest (`rows:a:b`), or RowTap's hash for a
+            // move switched by an older tenantctl (`rows:hex`).
+            const d =
+              w && w.hash.split(':').length === 2 ? await digestTable(c, t, scope, deps.config) : await sqlDigest(c, t, scope, deps.config);
             if (!w || w.rows !== d.rows || w.hash !== d.hash) out.push(`${t.table} (${w?.rows ?? 0} → ${d.rows} rows)`);
           }
           return out;
