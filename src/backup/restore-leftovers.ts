@@ -36,10 +36,10 @@ export async function sweepKilledRestores(deps: RestoreDeps, slug: string): Prom
     .execute();
   const notes: string[] = [];
   for (const op of ops) {
-    const p = (op.args as { placement?: RestorePlacement }).placement;
+    const { placement: p, replaced } = op.args as { placement?: RestorePlacement; replaced?: RestorePlacement };
     let note = `restore ${op.id} of ${slug} was killed`;
     try {
-      if (p) note += `; ${await removeLeftover(deps, slug, p)}`;
+      if (p) note += `; ${await removeLeftover(deps, slug, p, replaced)}`;
     } catch (err) {
       // Left running: the next restore tries again; the operator sees why.
       notes.push(`${note}; its placement could not be removed yet: ${redactText(errorMessage(err))}`);
@@ -59,12 +59,15 @@ export async function sweepKilledRestores(deps: RestoreDeps, slug: string): Prom
   return notes;
 }
 
-async function removeLeftover(deps: RestoreDeps, slug: string, p: RestorePlacement): Promise<string> {
+async function removeLeftover(deps: RestoreDeps, slug: string, p: RestorePlacement, replaced?: RestorePlacement): Promise<string> {
   const { db, fleet, config } = deps;
-  const where = `${p.shard}/${p.database_name}${MODEL_TRAITS[p.model].ownDatabase ? '' : `/${p.schema_name}`}`;
+  const where = placeName(p);
   const live = await findTenant(db, slug);
-  if (live && live.shard === p.shard && live.database_name === p.database_name && live.schema_name === p.schema_name) {
-    return `the catalog already points at ${where}: kept`;
+  if (live && samePlace(live, p)) {
+    // The switch committed: what is left is the replaced placement, if it was another one.
+    if (!replaced || samePlace(replaced, p)) return `the catalog already points at ${where}: kept`;
+    await drivers[replaced.model].removeKeepingRole(fleet, config, { slug, ...replaced }, { roleStaysInDatabase: true });
+    return `the catalog already points at ${where}: kept; the replaced ${placeName(replaced)} removed`;
   }
   const placed: PlacedTenant = { slug, ...p };
   if (MODEL_TRAITS[p.model].sharedTables) {
@@ -77,4 +80,12 @@ async function removeLeftover(deps: RestoreDeps, slug: string, p: RestorePlaceme
   if (live) await drivers[p.model].removeKeepingRole(fleet, config, placed, { roleStaysInDatabase: true });
   else await drivers[p.model].remove(fleet, config, placed);
   return `${where} removed`;
+}
+
+function samePlace(a: { shard: string; database_name: string; schema_name: string }, b: RestorePlacement): boolean {
+  return a.shard === b.shard && a.database_name === b.database_name && a.schema_name === b.schema_name;
+}
+
+function placeName(p: RestorePlacement): string {
+  return `${p.shard}/${p.database_name}${MODEL_TRAITS[p.model].ownDatabase ? '' : `/${p.schema_name}`}`;
 }

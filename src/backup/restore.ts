@@ -263,7 +263,7 @@ async function replaceTenant(
   const op = await startOperation(db, {
     kind: 'restore',
     tenant: live.slug,
-    args: { backup: a.id, replace: true, safetyBackup: safety.backup, placement: placementRecord(placed) },
+    args: { backup: a.id, replace: true, safetyBackup: safety.backup, placement: placementRecord(placed), replaced: placementRecord(live) },
   });
   try {
     const loaded = await load(deps, a, atVersion, dataKey, placed, true, op);
@@ -290,6 +290,10 @@ async function replaceTenant(
         },
       });
     });
+    if (FAULT() === 'restore-hang-after-switch') {
+      await op.phase('switched');
+      await new Promise(() => setInterval(() => {}, 1000));
+    }
     if (beside) {
       // The old placement is no longer the tenant's; a failure here leaves it for the operator.
       await dropOldPlacement(deps, live).catch((err) =>

@@ -49,7 +49,7 @@ export interface FkCheckReport {
 
 /**
  * "Once per tenant": after a pool load that ran without the row-by-row referential triggers
- * (see triggerless-load.ts), prove every foreign key of the loaded tables over the tenant's rows
+ * (see pool-load.ts), prove every foreign key of the loaded tables over the tenant's rows
  * in the caller's transaction. Parent rows outside the load are locked FOR KEY SHARE first (as
  * the triggers would have), then one anti-join per foreign key must find nothing. A violation
  * throws `code`, so the caller's transaction rolls back and nothing of the load is kept.

@@ -461,6 +461,44 @@ describe('a restore killed after its placement committed', () => {
   });
 });
 
+describe('a restore --replace killed after the catalog switched', () => {
+  it('the next restore removes the replaced schema the killed one had not dropped yet', async () => {
+    const e = await env('kill3');
+    await e.create([{ slug: 'k3-s', model: 'schema', shard: 'us1' }]);
+    await seed(e, 'k3-s', 30, 's');
+    const id = await backupOf(e, 'k3-s');
+    const old = (await tenant(e, 'k3-s'))!;
+    let child = 0;
+    const run = e.cli(['restore', id, '--replace', '--yes'], {
+      env: { TENANTCTL_INJECT_FAULT: 'restore-hang-after-switch' },
+      onSpawn: (p) => (child = p),
+    });
+    await until(async () => {
+      const op = await e.db
+        .selectFrom('operations')
+        .selectAll()
+        .where('kind', '=', 'restore')
+        .where('tenant_slug', '=', 'k3-s')
+        .where('status', '=', 'running')
+        .executeTakeFirst();
+      return (op?.progress as any)?.phase === 'switched';
+    }, 60_000);
+    process.kill(child, 'SIGKILL');
+    expect((await run).signal).toBe('SIGKILL');
+    const switched = (await tenant(e, 'k3-s'))!;
+    expect(switched.schema_name).not.toBe(old.schema_name);
+    const schemaThere = async (s: string) =>
+      (await e.q('us1', `schemas_${e.name}`, 'select 1 from pg_namespace where nspname = $1', [s])).length > 0;
+    expect(await schemaThere(old.schema_name)).toBe(true);
+    const before = await digests(e, 'k3-s');
+    const again = await e.cli(['restore', id, '--replace', '--yes', '--json']);
+    expect(again.code, again.stderr + again.stdout).toBe(0);
+    expect(JSON.stringify(json(again))).toContain(`the replaced us1/schemas_${e.name}/${old.schema_name} removed`);
+    expect(await schemaThere(old.schema_name)).toBe(false);
+    expect(await digests(e, 'k3-s')).toEqual(before);
+  });
+});
+
 describe('list, prune, final backup on delete', () => {
   it('prune keeps the newest N per tenant, --dry-run deletes nothing; tenant delete leaves a final backup', async () => {
     const e = await env('prune');
