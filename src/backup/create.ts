@@ -1,12 +1,9 @@
 import { createGzip, constants as zc } from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
 import type { Transform } from 'node:stream';
-import type { Config } from '../config/types.js';
-import type { CatalogDb } from '../catalog/open.js';
 import type { TenantRow } from '../catalog/tables.js';
 import { getTenant } from '../catalog/tenants.js';
 import { recordEvent } from '../catalog/events.js';
-import type { Fleet } from '../fleet/fleet.js';
 import type { LifecycleDeps } from '../provision/lifecycle.js';
 import type { TenantResult } from '../fanout/result.js';
 import { TenantctlError, UsageError, errorMessage } from '../errors.js';
