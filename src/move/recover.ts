@@ -116,3 +116,40 @@ export async function sweepReplication(deps: RecoverDeps, slug: string): Promise
   }
   return { move: Number(rows.at(-1)!.id), cleaned };
 }
+
+/**
+ * Copies left by a `move rollback` killed after it pointed the catalog back at the source and
+ * before it removed the copy (recorded as `targetCreated` on the rolled-back move): removed now,
+ * under the tenant's lock, by the tenant's next move command, unless the catalog points there
+ * again (the tenant was placed there since; its placement is never touched).
+ */
+export async function sweepRolledBackCopies(deps: RecoverDeps, slug: string): Promise<Recovered | undefined> {
+  const rows = await deps.db
+    .selectFrom('operations')
+    .select(['id', 'progress', 'args'])
+    .where('kind', '=', 'move')
+    .where('tenant_slug', '=', slug)
+    .where('status', '=', 'rolled back')
+    .where(
+      sql<boolean>`(progress ->> 'targetCreated')::boolean and (progress -> 'replication' is null or progress -> 'replication' ->> 'droppedAt' is not null)`,
+    )
+    .orderBy('id')
+    .execute();
+  if (rows.length === 0) return undefined;
+  const now = await findTenant(deps.db, slug);
+  const cleaned: string[] = [];
+  for (const r of rows) {
+    const plan = (r.args as MoveArgs).plan;
+    const there = now && now.shard === plan.to.shard && now.database_name === plan.to.database && now.schema_name === plan.to.schema;
+    if (!there) {
+      await removeEnd(deps, plan.tenant, plan.key, plan.to, plan.from);
+      cleaned.push(`removed the copy at ${plan.to.target} that a killed move rollback left`);
+    }
+    await deps.db
+      .updateTable('operations')
+      .set({ progress: JSON.stringify({ ...(r.progress as object), targetCreated: false }) })
+      .where('id', '=', r.id)
+      .execute();
+  }
+  return { move: Number(rows.at(-1)!.id), cleaned };
+}

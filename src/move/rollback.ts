@@ -9,7 +9,7 @@ import { sqlDigest } from '../copy/sql-digest.js';
 import type { MoveEnd } from './plan.js';
 import { fenceRecordFor, preparePoolFence, takeFence } from './fence.js';
 import { MoveRecord, latestMove, openMove } from './record.js';
-import { recoverMove, sweepReplication, type RecoverDeps } from './recover.js';
+import { recoverMove, sweepReplication, sweepRolledBackCopies, type RecoverDeps } from './recover.js';
 import { removeEnd } from './remove.js';
 
 export interface RollbackResult {
@@ -37,6 +37,20 @@ export async function rollbackMove(deps: RecoverDeps & { wait?: boolean }, slug:
   return withTenantLock(deps.db, slug, { command: deps.command, wait: deps.wait }, async () => {
     const open = await openMove(deps.db, slug);
     if (!open) {
+      // A rollback killed before it removed the copy at the target.
+      const copies = await sweepRolledBackCopies(deps, slug);
+      if (copies) {
+        const last = await latestMove(deps.db, slug);
+        if (last)
+          return {
+            tenant: slug,
+            move: copies.move,
+            at: last.args.plan.from,
+            removed: last.args.plan.to,
+            wasSwitched: true,
+            cleaned: copies.cleaned,
+          };
+      }
       // An online move that ended while a shard did not answer may have left its replication objects.
       const swept = await sweepReplication(deps, slug);
       const last = swept && (await latestMove(deps.db, slug));
@@ -112,7 +126,9 @@ export async function rollbackMove(deps: RecoverDeps & { wait?: boolean }, slug:
           database_name: plan.from.database,
           schema_name: plan.from.schema,
         });
-        await rec.update({ phase: 'rolled back' }, 'rolled back', tx);
+        // The copy at the target is recorded as still there until it is removed: a rollback
+        // killed before that leaves it for the next move command (sweepRolledBackCopies).
+        await rec.update({ phase: 'rolled back', targetCreated: true }, 'rolled back', tx);
         await recordEvent(tx, {
           command: deps.command,
           action: 'move rolled back',
@@ -125,8 +141,10 @@ export async function rollbackMove(deps: RecoverDeps & { wait?: boolean }, slug:
       await fence.lift();
       await rec.update({ fence: { ...fence.record, liftedAt: new Date().toISOString() } }).catch(() => undefined);
     }
+    if (process.env.TENANTCTL_INJECT_FAULT === 'move-rollback-hang-before-remove') await new Promise(() => setInterval(() => {}, 1000));
     try {
       await removeEnd(deps, plan.tenant, plan.key, plan.to, plan.from);
+      await rec.update({ targetCreated: false });
     } catch (err) {
       throw new TenantctlError(
         'MOVE_FAILED',

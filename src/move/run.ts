@@ -19,7 +19,7 @@ import { fenceRecordFor, preparePoolFence, takeFence, type HeldFence } from './f
 import { copyAndVerify, type TableCheck } from './copy.js';
 import { isInterrupt, stopIfInterrupted } from './interrupt.js';
 import { MoveRecord, openMove } from './record.js';
-import { recoverMove, sweepReplication } from './recover.js';
+import { recoverMove, sweepReplication, sweepRolledBackCopies } from './recover.js';
 import { onlinePreflight } from './online-preflight.js';
 import { runOnlineMove } from './online-run.js';
 import { removeEnd } from './remove.js';
@@ -160,9 +160,11 @@ export async function moveTenant(deps: MoveDeps, slug: string, o: MoveOptions): 
       };
     }
     if (open) resumed = await recoverMove(deps, open);
-    // A finished move whose replication objects could not all be dropped then: dropped now.
-    const swept = await sweepReplication(deps, slug);
-    if (swept) resumed = resumed ? { ...resumed, cleaned: [...resumed.cleaned, ...swept.cleaned] } : swept;
+    // A copy a killed move rollback left, and a finished move's replication objects that could
+    // not all be dropped then: removed now.
+    for (const swept of [await sweepRolledBackCopies(deps, slug), await sweepReplication(deps, slug)]) {
+      if (swept) resumed = resumed ? { ...resumed, cleaned: [...resumed.cleaned, ...swept.cleaned] } : swept;
+    }
     const t = await getTenant(deps.db, slug);
     if (t.status !== 'active' && t.status !== 'suspended') {
       throw new UsageError(

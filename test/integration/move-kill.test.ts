@@ -193,3 +193,42 @@ describe('Ctrl-C during a move', () => {
     expect(st.move.status).toBe('interrupted');
   });
 });
+
+describe('a move rollback killed after switching back', () => {
+  it('leaves the catalog at the source; the next move rollback removes the copy it had not removed yet', async () => {
+    const slug = 'rb-kill';
+    await e.create([{ slug, model: 'schema', shard: 'us1' }]);
+    await seed(e, slug, 20);
+    const before = await digests(e, slug);
+    const moved = await e.cli(['move', slug, '--to-shard', 'eu1', '--to-model', 'database', '--yes', '--json']);
+    expect(moved.code, moved.stderr).toBe(0);
+    let pid = 0;
+    const run = e.cli(['move', 'rollback', slug, '--yes', '--json'], {
+      env: { TENANTCTL_INJECT_FAULT: 'move-rollback-hang-before-remove' },
+      onSpawn: (p) => (pid = p),
+    });
+    await until(async () => {
+      const op = await e.db
+        .selectFrom('operations')
+        .selectAll()
+        .where('kind', '=', 'move')
+        .where('tenant_slug', '=', slug)
+        .orderBy('id', 'desc')
+        .executeTakeFirst();
+      return op?.status === 'rolled back';
+    }, 60_000);
+    await new Promise((r) => setTimeout(r, 300));
+    process.kill(pid, 'SIGKILL');
+    expect((await run).signal).toBe('SIGKILL');
+    const t = (await tenant(e, slug))!;
+    expect([t.shard, t.model]).toEqual(['us1', 'schema']);
+    const copy = () => e.q('eu1', 'postgres', 'select 1 from pg_database where datname = $1', ['t_rb_kill']);
+    expect(await copy()).toHaveLength(1);
+    const again = await e.cli(['move', 'rollback', slug, '--yes', '--json']);
+    expect(again.code, again.stdout + again.stderr).toBe(0);
+    expect(json(again).cleaned.join(' ')).toContain('that a killed move rollback left');
+    expect(await copy()).toHaveLength(0);
+    expect(await digests(e, slug)).toEqual(before);
+    await appWrites(e, slug);
+  });
+});
