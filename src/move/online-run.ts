@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { CatalogDb } from '../catalog/open.js';
 import { updateTenant } from '../catalog/tenants.js';
 import { recordEvent } from '../catalog/events.js';
@@ -37,6 +38,10 @@ const SYNC_TIMEOUT_MS = 6 * 3600_000;
 const CATCH_UP_TIMEOUT_MS = 3600_000;
 /** Writes are blocked while the last changes arrive: never longer than this. */
 const FENCED_CATCH_UP_TIMEOUT_MS = 30_000;
+
+/** A difference is measured again this many times, this far apart, before it counts (see verify). */
+const VERIFY_RETRIES = 10;
+const VERIFY_RETRY_MS = 300;
 
 /** Tables digested at once while writes are blocked (two connections each, one per side). */
 const VERIFY_CONCURRENCY = 3;
@@ -179,9 +184,6 @@ export async function runOnlineMove(
     begin('catch-up');
     // The fence waited for the tenant's in-flight writes: every committed write is before this position.
     await waitForCatchUp(fleet, repl, await sourcePosition(fleet, repl), FENCED_CATCH_UP_TIMEOUT_MS);
-    // Nothing more of the tenant's can arrive: the subscription stops (its worker gone) before the
-    // target is checked. It is dropped, with the slot and the publication, once writes flow again.
-    await stopSubscription(fleet, repl);
     await done('catch-up', rec);
 
     begin('verify');
@@ -190,24 +192,34 @@ export async function runOnlineMove(
     // Both sides measured by the same query inside PostgreSQL (sqlDigest: no row crosses to
     // Node), each on its own cluster at once; a few tables at once, since writes are blocked.
     const limit = pLimit(VERIFY_CONCURRENCY);
-    checks = await Promise.all(
-      tables.map((tb) =>
-        limit(async () => {
-          const [s, d] = await Promise.all([
-            fleet.withClient(plan.from.shard, plan.from.database, (c) => sqlDigest(c, tb, srcScope, config)),
-            fleet.withClient(plan.to.shard, plan.to.database, (c) => sqlDigest(c, tb, dstScope, config)),
-          ]);
-          return {
-            table: tb.table,
-            rows: s.rows,
-            bytes: s.bytes,
-            source: { rows: s.rows, hash: s.hash },
-            target: { rows: d.rows, hash: d.hash },
-          };
-        }),
-      ),
-    );
-    const wrong = checks.filter((c) => c.source.rows !== c.target.rows || c.source.hash !== c.target.hash);
+    const measure = (tb: (typeof tables)[number]) =>
+      limit(async () => {
+        const [s, d] = await Promise.all([
+          fleet.withClient(plan.from.shard, plan.from.database, (c) => sqlDigest(c, tb, srcScope, config)),
+          fleet.withClient(plan.to.shard, plan.to.database, (c) => sqlDigest(c, tb, dstScope, config)),
+        ]);
+        return {
+          table: tb.table,
+          rows: s.rows,
+          bytes: s.bytes,
+          source: { rows: s.rows, hash: s.hash },
+          target: { rows: d.rows, hash: d.hash },
+        };
+      });
+    const differs = (c: TableCheck) => c.source.rows !== c.target.rows || c.source.hash !== c.target.hash;
+    checks = await Promise.all(tables.map(measure));
+    // Under the fence the source no longer changes, so the target can only lag by changes still
+    // being applied (the walsender's reported position has been seen ahead of what the apply
+    // worker had made visible): the subscription keeps running and differing tables are measured
+    // again for a few seconds before a difference counts.
+    for (let i = 0; i < VERIFY_RETRIES && checks.some(differs); i++) {
+      await sleep(VERIFY_RETRY_MS);
+      checks = await Promise.all(checks.map((c, j) => (differs(c) ? measure(tables[j]) : c)));
+    }
+    // Nothing more of the tenant's can arrive: the subscription stops (its worker gone) before the
+    // switch. It is dropped, with the slot and the publication, once writes flow again.
+    await stopSubscription(fleet, repl);
+    const wrong = checks.filter(differs);
     if (wrong.length) {
       throw new MoveVerifyError(
         `verification failed: ${wrong.map((w) => `${w.table}: source ${w.source.rows} rows (hash ${w.source.hash}), target ${w.target.rows} rows (hash ${w.target.hash})`).join('; ')}; nothing was switched, the copy was removed`,
