@@ -5,6 +5,7 @@ import { UsageError } from '../errors.js';
 import { copyTables } from '../copy/tables.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
 import type { MovePlan } from './plan.js';
+import { MODEL_TRAITS } from '../placement/placement.js';
 
 type Q = Pick<pg.ClientBase, 'query'>;
 
@@ -55,7 +56,7 @@ export async function onlinePreflight(deps: { config: Config; fleet: Fleet }, pl
     );
     fixes.add(`raise max_replication_slots on ${from.shard} (restart), or drop unused slots`);
   }
-  if (from.model === 'pool') {
+  if (MODEL_TRAITS[from.model].sharedTables) {
     for (const t of src.identity) {
       if (t.covers) continue;
       problems.push(

@@ -32,6 +32,7 @@ import {
   type ReplicationRecord,
 } from './replication.js';
 import { ONLINE_PHASES, type MoveDeps, type MoveResult, type PhaseName } from './run.js';
+import { MODEL_TRAITS } from '../placement/placement.js';
 
 /** How long the initial copy may take, and the catch-ups before and under the fence. */
 const SYNC_TIMEOUT_MS = 6 * 3600_000;
@@ -134,7 +135,7 @@ export async function runOnlineMove(
     await noteRepl({});
     // Recorded before it is made: a kill from here on leaves a target the next command removes.
     await rec.update({ targetCreated: true, rows: 0, bytes: 0 });
-    if (plan.to.model !== 'pool') {
+    if (!MODEL_TRAITS[plan.to.model].sharedTables) {
       // An empty placement at the source's version (the subscription fills it), committed in one transaction.
       await createPlacementAtVersion(
         {
@@ -383,7 +384,7 @@ async function switchCatalog(
 
 /** The tests' tampered copy: one target row's text column changed before verification. */
 async function tamper(c: Pick<import('pg').ClientBase, 'query'>, plan: MovePlan): Promise<void> {
-  const mine = plan.to.model === 'pool' ? 'where tenant_id::text = $1' : 'where $1::text is not null';
+  const mine = MODEL_TRAITS[plan.to.model].sharedTables ? 'where tenant_id::text = $1' : 'where $1::text is not null';
   await c.query(
     `update ${qualified(plan.to.schema, 'tasks')} set ${ident('title')} = title || 'x' where ctid = (select ctid from ${qualified(plan.to.schema, 'tasks')} ${mine} limit 1)`,
     [plan.key],

@@ -7,6 +7,7 @@ import { databaseExists } from '../placement/pool-rows.js';
 import { ident, literal, qualified } from '../sql.js';
 import type { CopyTable } from '../copy/tables.js';
 import type { MoveEnd } from './plan.js';
+import { MODEL_TRAITS } from '../placement/placement.js';
 
 /**
  * The logical-replication objects of one online move, as its operations row records them BEFORE
@@ -52,7 +53,7 @@ export function replicationRecordFor(moveId: number, from: MoveEnd, to: MoveEnd)
  * identity covers the key column, which PostgreSQL requires of a row filter for UPDATE and DELETE.)
  */
 export function publicationSql(name: string, end: MoveEnd, key: string, tables: CopyTable[], config: Pick<Config, 'tenantKey'>): string {
-  if (end.model !== 'pool') {
+  if (!MODEL_TRAITS[end.model].sharedTables) {
     return `create publication ${ident(name)} for table ${tables.map((t) => qualified(end.schema, t.table)).join(', ')}`;
   }
   const list = tables
