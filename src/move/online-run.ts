@@ -17,6 +17,7 @@ import { fenceRecordFor, preparePoolFence, takeFence, type HeldFence } from './f
 import type { TableCheck } from './copy.js';
 import { MoveVerifyError } from './copy.js';
 import { isInterrupt, stopIfInterrupted } from './interrupt.js';
+import { phaseClock } from './phase-clock.js';
 import { MoveRecord } from './record.js';
 import { removeEnd } from './remove.js';
 import {
@@ -31,7 +32,7 @@ import {
   waitForSync,
   type ReplicationRecord,
 } from './replication.js';
-import { ONLINE_PHASES, type MoveDeps, type MoveResult, type PhaseName } from './run.js';
+import { ONLINE_PHASES, type MoveDeps, type MoveResult } from './run.js';
 import { MODEL_TRAITS } from '../placement/placement.js';
 
 /** How long the initial copy may take, and the catch-ups before and under the fence. */
@@ -70,19 +71,7 @@ export async function runOnlineMove(
   resumed: MoveResult['resumed'],
 ): Promise<MoveResult> {
   const { db, fleet, config } = deps;
-  const phases: { phase: PhaseName; ms: number }[] = [];
-  let mark = Date.now();
-  const begin = (phase: PhaseName) => {
-    if (phase !== 'unfence') stopIfInterrupted(deps.signal);
-    mark = Date.now();
-    deps.onPhase?.({ phase, state: 'start' });
-  };
-  const done = async (phase: PhaseName, rec?: MoveRecord, detail?: string) => {
-    const ms = Date.now() - mark;
-    phases.push({ phase, ms });
-    deps.onPhase?.({ phase, state: 'done', ms, detail });
-    await rec?.phaseDone(phase, ms);
-  };
+  const { phases, begin, done } = phaseClock(deps);
 
   begin('preflight');
   const pre = await (async () => {

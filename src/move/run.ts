@@ -18,6 +18,7 @@ import { preflight } from './preflight.js';
 import { fenceRecordFor, preparePoolFence, takeFence, type HeldFence } from './fence.js';
 import { copyAndVerify, type TableCheck } from './copy.js';
 import { isInterrupt, stopIfInterrupted } from './interrupt.js';
+import { phaseClock } from './phase-clock.js';
 import { MoveRecord, openMove } from './record.js';
 import { recoverMove, sweepReplication, sweepRolledBackCopies } from './recover.js';
 import { onlinePreflight } from './online-preflight.js';
@@ -197,20 +198,7 @@ async function runMove(
   fastLoad: boolean,
 ): Promise<MoveResult> {
   const { db, fleet, config } = deps;
-  const phases: { phase: PhaseName; ms: number }[] = [];
-  let mark = Date.now();
-  const begin = (phase: PhaseName) => {
-    if (phase !== 'unfence') stopIfInterrupted(deps.signal);
-    mark = Date.now();
-    deps.onPhase?.({ phase, state: 'start' });
-  };
-  const done = async (phase: PhaseName, rec?: MoveRecord, detail?: string) => {
-    const ms = Date.now() - mark;
-    phases.push({ phase, ms });
-    deps.onPhase?.({ phase, state: 'done', ms, detail });
-    await rec?.phaseDone(phase, ms);
-    if (FAULT() === `move-hang-after-${phase}`) await new Promise(() => setInterval(() => {}, 1000));
-  };
+  const { phases, begin, done } = phaseClock(deps);
 
   begin('preflight');
   const pre = await preflight(deps, plan).catch((err) => {

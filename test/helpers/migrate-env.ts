@@ -226,3 +226,22 @@ export function ownMigrateFleet(): { env: (name: string, opts?: EnvOptions) => P
     },
   };
 }
+
+/**
+ * Per table: the order-independent hash of the tenant's rows where the catalog says it lives,
+ * read by the test itself (RowTap's hash of the COPY text), to compare before and after a move
+ * or a restore.
+ */
+export async function tenantDigests(e: MigrateEnv, slug: string): Promise<Record<string, string>> {
+  const { copyTables } = await import('../../src/copy/tables.js');
+  const { digestTable } = await import('../../src/copy/streams.js');
+  const t = await e.db.selectFrom('tenants').selectAll().where('slug', '=', slug).executeTakeFirstOrThrow();
+  const url = databaseUrl(e.config.shards.find((s) => s.name === t.shard)!.url, t.database_name);
+  return withPg(url, async (c) => {
+    const out: Record<string, string> = {};
+    for (const tb of await copyTables(c, t.schema_name, e.config)) {
+      out[tb.table] = (await digestTable(c, tb, { model: t.model as Model, schema: t.schema_name, key: t.key }, e.config)).hash;
+    }
+    return out;
+  });
+}

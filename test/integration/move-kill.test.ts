@@ -1,9 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { json, ownMigrateFleet, until, withPg, type MigrateEnv } from '../helpers/migrate-env.js';
+import { json, ownMigrateFleet, until, withPg, type MigrateEnv, tenantDigests } from '../helpers/migrate-env.js';
 import { superuserUrl } from '../helpers/test-fleet.js';
 import { databaseUrl } from '../../src/fleet/connection-url.js';
-import { copyTables } from '../../src/copy/tables.js';
-import { digestTable } from '../../src/copy/streams.js';
 import { tenantRoleName } from '../../src/placement/naming.js';
 
 /**
@@ -44,16 +42,7 @@ async function seed(e: MigrateEnv, slug: string, n: number): Promise<void> {
   );
 }
 
-async function digests(e: MigrateEnv, slug: string): Promise<Record<string, string>> {
-  const t = (await tenant(e, slug))!;
-  return withPg(url(e, t.shard, t.database_name), async (c) => {
-    const out: Record<string, string> = {};
-    for (const tb of await copyTables(c, t.schema_name, e.config)) {
-      out[tb.table] = (await digestTable(c, tb, { model: t.model as never, schema: t.schema_name, key: t.key }, e.config)).hash;
-    }
-    return out;
-  });
-}
+const digests = tenantDigests;
 
 /** A write by the application, where the catalog says the tenant lives: the fence must be gone. */
 async function appWrites(e: MigrateEnv, slug: string): Promise<void> {

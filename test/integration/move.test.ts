@@ -1,10 +1,8 @@
 import type pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { json, ownMigrateFleet, until, withPg, type MigrateEnv } from '../helpers/migrate-env.js';
+import { json, ownMigrateFleet, until, withPg, type MigrateEnv, tenantDigests } from '../helpers/migrate-env.js';
 import { superuserUrl } from '../helpers/test-fleet.js';
 import { databaseUrl } from '../../src/fleet/connection-url.js';
-import { copyTables } from '../../src/copy/tables.js';
-import { digestTable } from '../../src/copy/streams.js';
 
 /**
  * Tenant moves (issue 10) on a private fleet (us1 in us-east; eu1 in eu-west, residency eu),
@@ -62,17 +60,7 @@ async function seed(e: MigrateEnv, slug: string, n: number): Promise<void> {
 
 const url = (e: MigrateEnv, shard: string, db: string) => databaseUrl(e.config.shards.find((s) => s.name === shard)!.url, db);
 
-/** Per table: rows and order-independent hash of the tenant's rows where the catalog says it lives. */
-async function digests(e: MigrateEnv, slug: string): Promise<Record<string, string>> {
-  const t = (await tenant(e, slug))!;
-  return withPg(url(e, t.shard, t.database_name), async (c) => {
-    const out: Record<string, string> = {};
-    for (const tb of await copyTables(c, t.schema_name, e.config)) {
-      out[tb.table] = (await digestTable(c, tb, { model: t.model as never, schema: t.schema_name, key: t.key }, e.config)).hash;
-    }
-    return out;
-  });
-}
+const digests = tenantDigests;
 
 async function move(e: MigrateEnv, args: string[], extra: NodeJS.ProcessEnv = {}) {
   return e.cli(['move', ...args, '--yes', '--json'], { env: extra });

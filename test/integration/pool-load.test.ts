@@ -1,9 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { json, ownMigrateFleet, until, withPg, type MigrateEnv } from '../helpers/migrate-env.js';
+import { json, ownMigrateFleet, until, withPg, type MigrateEnv, tenantDigests } from '../helpers/migrate-env.js';
 import { superuserUrl } from '../helpers/test-fleet.js';
 import { databaseUrl } from '../../src/fleet/connection-url.js';
-import { copyTables } from '../../src/copy/tables.js';
-import { digestTable } from '../../src/copy/streams.js';
 
 /**
  * Loads into a live pool (moves and restores) with foreign keys checked once per tenant: the
@@ -51,16 +49,7 @@ const url = (e: MigrateEnv, shard: string, db: string) => databaseUrl(e.config.s
 /** As the cluster's superuser (grants only a superuser may give or take). */
 const su = (e: MigrateEnv, shard: string, sql: string) => withPg(superuserUrl(url(e, shard, 'postgres')), (c) => c.query(sql));
 
-async function digests(e: MigrateEnv, slug: string): Promise<Record<string, string>> {
-  const t = (await tenant(e, slug))!;
-  return withPg(url(e, t.shard, t.database_name), async (c) => {
-    const out: Record<string, string> = {};
-    for (const tb of await copyTables(c, t.schema_name, e.config)) {
-      out[tb.table] = (await digestTable(c, tb, { model: t.model as never, schema: t.schema_name, key: t.key }, e.config)).hash;
-    }
-    return out;
-  });
-}
+const digests = tenantDigests;
 
 const tasksOf = (e: MigrateEnv, shard: string, key: string) =>
   e.q(shard, pool(e), 'select count(*)::int as n from app.tasks where tenant_id = $1', [key]).then((r) => r[0].n as number);
