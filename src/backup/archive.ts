@@ -1,9 +1,9 @@
-import { createGunzip } from 'node:zlib';
 import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Config } from '../config/types.js';
 import { UsageError } from '../errors.js';
-import { MANIFEST_FILE, parseManifest, type Manifest, type ManifestTable } from './manifest.js';
+import { MANIFEST_FILE, compressionOf, parseManifest, type Manifest, type ManifestTable } from './manifest.js';
+import { decompressStream } from './compression.js';
 import { findBackup } from './regions.js';
 import type { BackupStorage } from './storage.js';
 import { decryptStream } from './crypto.js';
@@ -77,16 +77,13 @@ export async function assertIntact(a: OpenArchive): Promise<void> {
   }
 }
 
-/** zlib's output chunk for archives (default 16 KiB): fewer, larger chunks through the taps and COPY. */
-export const GZIP_CHUNK = 256 * 1024;
-
-/** A table's COPY text from the archive: stored bytes → decrypt (with the key) → gunzip. */
+/** A table's COPY text from the archive: stored bytes → decrypt (with the key) → decompress. */
 export function tableText(a: OpenArchive, t: ManifestTable, key: Buffer | null): Readable[] {
   const chain: Readable[] = [a.storage.read(a.id, t.file)];
   if (a.manifest.encryption) {
     if (!key) throw new UsageError('BACKUP_KEY', `backup ${a.id} is encrypted and no data key was given`, 'set TENANTCTL_BACKUP_KEY');
     chain.push(decryptStream(key, `backup ${a.id} ${t.file}`));
   }
-  chain.push(createGunzip({ chunkSize: GZIP_CHUNK }));
+  chain.push(decompressStream(compressionOf(a.manifest)));
   return chain;
 }

@@ -2,20 +2,27 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { UsageError } from '../errors.js';
+import { COMPRESSIONS, type Compression } from './compression.js';
 
 /**
  * The archive's manifest: what was backed up, from where, at which migration version, and the
  * checks a restore or `backup verify` runs (per table: rows, SHA-256 of the COPY text, the
  * order-independent row hash; per stored file: size and SHA-256 of its bytes). The manifest
  * carries a SHA-256 of its own canonical JSON, so an edited manifest is caught too.
+ *
+ * Format 2 names the data files' compression (`compression`); format 1 had none and is gzip.
+ * This tenantctl writes format 2 and reads both.
  */
-export const MANIFEST_FORMAT = 1;
+export const MANIFEST_FORMAT = 2;
+const READS = [1, MANIFEST_FORMAT] as const;
 export const MANIFEST_FILE = 'manifest.json';
 
 const stored = z.strictObject({ bytes: z.number().int().nonnegative(), sha256: z.string().regex(/^[0-9a-f]{64}$/) });
 
 const manifestSchema = z.strictObject({
-  format: z.literal(MANIFEST_FORMAT),
+  format: z.union([z.literal(1), z.literal(MANIFEST_FORMAT)]),
+  /** Format 2 only (format 1 is gzip). */
+  compression: z.enum(COMPRESSIONS).optional(),
   id: z.string(),
   createdAt: z.string(),
   tool: z.strictObject({ name: z.literal('tenantctl'), version: z.string() }),
@@ -56,6 +63,11 @@ const manifestSchema = z.strictObject({
 export type Manifest = z.infer<typeof manifestSchema>;
 export type ManifestTable = Manifest['tables'][number];
 
+/** The data files' compression: format 1 archives are gzip. */
+export function compressionOf(m: Pick<Manifest, 'compression'>): Compression {
+  return m.compression ?? 'gzip';
+}
+
 /** SHA-256 of the manifest's JSON without its own checksum field, keys in a fixed order. */
 export function manifestChecksum(m: Omit<Manifest, 'checksum'> & { checksum?: string }): string {
   const { checksum: _c, ...rest } = m;
@@ -93,10 +105,10 @@ export function parseManifest(text: string, where: string): Manifest {
     );
   }
   const format = (raw as { format?: unknown })?.format;
-  if (format !== MANIFEST_FORMAT) {
+  if (!(READS as readonly unknown[]).includes(format)) {
     throw new UsageError(
       'BAD_ARCHIVE',
-      `${where}: manifest format ${JSON.stringify(format)} is unknown to this tenantctl (it reads format ${MANIFEST_FORMAT})`,
+      `${where}: manifest format ${JSON.stringify(format)} is unknown to this tenantctl (it reads formats ${READS.join(' and ')})`,
       'use the tenantctl version that wrote the backup, or a newer one',
     );
   }
@@ -106,6 +118,13 @@ export function parseManifest(text: string, where: string): Manifest {
     throw new UsageError(
       'BAD_ARCHIVE',
       `${where}: manifest.json is malformed at ${first.path.join('.') || '(root)'}: ${first.message}`,
+      'use another backup (tenantctl backup list)',
+    );
+  }
+  if ((parsed.data.format === 1) !== (parsed.data.compression === undefined)) {
+    throw new UsageError(
+      'BAD_ARCHIVE',
+      `${where}: manifest.json is malformed at compression: format ${parsed.data.format} ${parsed.data.format === 1 ? 'has no compression field' : 'names its compression'}`,
       'use another backup (tenantctl backup list)',
     );
   }

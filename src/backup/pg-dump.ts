@@ -74,6 +74,12 @@ export interface DumpTarget {
   /** Only this schema (the tenant's own schema in a shared database); without it, the whole database. */
   schema?: string;
   snapshot?: string;
+  /**
+   * Compress at level 1 (true) or not at all (false). Level 1 takes about half of pg_dump's
+   * default CPU for a file about 15% larger, and pg_dump's compression is what a schema backup
+   * waits for; without it, the file is as big as the data (storage that compresses by itself).
+   */
+  compress?: boolean;
 }
 
 /** Run pg_dump -Fc and stream its output into `out`. */
@@ -82,6 +88,7 @@ export async function runPgDump(t: DumpTarget, out: Writable): Promise<void> {
   const args = ['-Fc', '--no-password', '-d', t.database];
   if (t.schema) args.push('-n', t.schema);
   if (t.snapshot) args.push(`--snapshot=${t.snapshot}`);
+  if (t.compress !== undefined) args.push(`--compress=${t.compress ? 1 : 0}`);
   const stderr: string[] = [];
   const p = $({
     env: pgEnv(t.shard),

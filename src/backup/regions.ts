@@ -3,6 +3,7 @@ import type { Config } from '../config/types.js';
 import { UsageError } from '../errors.js';
 import { FsStorage } from './fs-storage.js';
 import type { BackupStorage } from './storage.js';
+import type { Compression } from './compression.js';
 import { slugOfBackupId } from './storage.js';
 
 /** The backup storage of a region (its `backup.dir`), or a usage error when it has none. */
@@ -18,6 +19,11 @@ export function storageFor(config: Config, region: string): BackupStorage {
 
 export function encryptsBackups(config: Config, region: string): boolean {
   return Boolean(config.regions[region]?.backup?.encrypt);
+}
+
+/** How the region's archives compress their data files (format-2 manifests record it). */
+export function backupCompression(config: Config, region: string): Compression {
+  return config.regions[region]?.backup?.compression ?? 'brotli';
 }
 
 /** Regions that have backup storage. */

@@ -24,7 +24,7 @@ import { assertSlug } from '../placement/slug.js';
 import { ident, qualified } from '../sql.js';
 import { freshKey } from '../provision/create-tenant.js';
 import { assertPoolCopyAllowed } from '../copy/pool-visibility.js';
-import { copyTables } from '../copy/tables.js';
+import { copyTables, plainTables } from '../copy/tables.js';
 import { assertSameShape, loadTable, verifyLoaded } from '../copy/load.js';
 import { advanceSequences } from '../copy/sequences.js';
 import { deferIndexes } from '../copy/deferred-indexes.js';
@@ -386,15 +386,19 @@ async function load(
   const total = m.tables.reduce((n, t) => n + t.rows, 0);
   const newKey = p.key === m.tenant.key ? undefined : p.key;
   let done = 0;
-  const loadAll = async (c: ShardClient, schema: string) => {
+  const loadAll = async (c: ShardClient, schema: string, fresh: boolean) => {
     const have = await copyTables(c, schema, config);
     assertSameShape(have, m.tables, `${p.database_name}.${schema}`);
+    // Tables this transaction made (a fresh placement) load frozen, except partitioned ones
+    // (COPY FREEZE refuses them).
+    const frozen = fresh ? await plainTables(c, schema) : new Set<string>();
     await op.phase('load', { rows: 0, total });
     for (const t of m.tables) {
-      await loadTable(c, schema, t, tableText(a, t, dataKey), newKey, (r) => {
+      const onRows = (r: number) => {
         deps.onProgress?.({ tenant: p.slug, table: t.table, rows: done + r, bytes: 0, total });
         void op.heartbeat({ rows: done + r, total }).catch(() => undefined);
-      });
+      };
+      await loadTable(c, schema, t, tableText(a, t, dataKey), newKey, onRows, { freeze: frozen.has(t.table) });
       done += t.rows;
     }
     await op.phase('verify', { rows: done, total });
@@ -429,7 +433,7 @@ async function load(
         await migrate(c, atVersion);
         // A fresh placement: indexes and foreign keys are built once after the load.
         const recreate = await deferIndexes(c, p.schema_name);
-        await loadAll(c, p.schema_name);
+        await loadAll(c, p.schema_name, true);
         await recreate();
         await migrate(c, deps.migrations);
         await hang();
@@ -475,7 +479,7 @@ async function load(
       // tenant when the role may (no table locks: the pool's other tenants keep working).
       const intoPool = { schema: p.schema_name, tables, key: p.key, keyType: config.tenantKey.type, code: 'RESTORE_FAILED' as const };
       if (poolApplied === backupApplied) {
-        ({ foreignKeys } = await loadIntoPool(c, intoPool, () => loadAll(c, p.schema_name)));
+        ({ foreignKeys } = await loadIntoPool(c, intoPool, () => loadAll(c, p.schema_name, false)));
       } else {
         // The pool is at another version: load into a staging schema made at the backup's
         // version, check it, migrate it to head, then move the rows into the shared tables.
@@ -489,7 +493,7 @@ async function load(
         }
         // Nobody sees the staging schema: its indexes and foreign keys are built once after the load.
         const recreate = await deferIndexes(c, staging);
-        await loadAll(c, staging);
+        await loadAll(c, staging, false);
         await recreate();
         const head = await migrateTarget(c, target, deps.migrations, { config, withinTransaction: true });
         if (head.status === 'failed')

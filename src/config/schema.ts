@@ -97,11 +97,21 @@ const shardSchema = z
     }
   });
 
+/** Compressions of backup archives' data files (src/backup/compression.ts); brotli is the default. */
+export const BACKUP_COMPRESSIONS = ['brotli', 'gzip', 'none'] as const;
+
 const regionSchema = z.strictObject({
   residency: name.optional(),
   shards: z.record(name, shardSchema).refine((s) => Object.keys(s).length > 0, 'at least one shard'),
   // encrypt: archives of this region's tenants encrypted with per-tenant data keys (src/backup/keys.ts).
-  backup: z.strictObject({ dir: z.string().min(1), encrypt: z.boolean().default(false) }).optional(),
+  // compression: of the archives' data files (src/backup/compression.ts).
+  backup: z
+    .strictObject({
+      dir: z.string().min(1),
+      encrypt: z.boolean().default(false),
+      compression: z.enum(BACKUP_COMPRESSIONS).default('brotli'),
+    })
+    .optional(),
 });
 
 export const configSchema = z

@@ -21,7 +21,7 @@ export interface ExpectedTable {
 /**
  * Load one table's COPY text into `schema` on the client (inside the caller's transaction),
  * writing `newKey` into the key column when given, and check what streamed in against the
- * expectation (row count and SHA-256 of the text as read).
+ * expectation (row count and SHA-256 of the text as read). `freeze`: see copyInSql.
  */
 export async function loadTable(
   client: pg.ClientBase,
@@ -30,6 +30,7 @@ export async function loadTable(
   source: Readable[],
   newKey: string | undefined,
   onRows?: (rows: number) => void,
+  opts: { freeze?: boolean } = {},
 ): Promise<TableDigest> {
   const t: CopyTable = {
     table: expected.table,
@@ -42,7 +43,7 @@ export async function loadTable(
   let last = 0;
   const timer = onRows ? setInterval(() => tap.rowCount !== last && onRows((last = tap.rowCount)), 500) : undefined;
   try {
-    await pipeline([...source, tap, copyIn(client, copyInSql(t, schema))] as never);
+    await pipeline([...source, tap, copyIn(client, copyInSql(t, schema, opts))] as never);
   } finally {
     if (timer) clearInterval(timer);
   }

@@ -56,3 +56,12 @@ export async function copyTables(
     return { table: s.table, keyColumn: s.column, columns, keyIndex: columns.indexOf(s.column) };
   });
 }
+
+/** The schema's plain tables (relkind r): those COPY FREEZE accepts, unlike partitioned ones. */
+export async function plainTables(client: Queryable, schema: string): Promise<Set<string>> {
+  const { rows } = await client.query<{ relname: string }>(
+    `select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = $1 and c.relkind = 'r'`,
+    [schema],
+  );
+  return new Set(rows.map((r) => r.relname));
+}

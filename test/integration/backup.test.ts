@@ -237,7 +237,7 @@ describe('bad input: exit 2, nothing changed', () => {
     ]) {
       const r = await e.cli(args);
       expect(r.code, r.stdout + r.stderr).toBe(2);
-      expect(r.stdout).toMatch(/tasks\.copy\.gz.*(altered|SHA-256)/);
+      expect(r.stdout).toMatch(/tasks\.copy\.br.*(altered|SHA-256)/);
     }
     await truncate(tasks, good.length - 10);
     const tr = await e.cli(['restore', id, '--as', 'bad-copy', '--json']);
@@ -250,10 +250,10 @@ describe('bad input: exit 2, nothing changed', () => {
     const alt = await e.cli(['restore', id, '--as', 'bad-copy', '--json']);
     expect(alt.code).toBe(2);
     expect(json(alt).error.message).toMatch(/manifest.json was altered/);
-    await writeFile(join(dir, 'manifest.json'), text.replace('"format": 1', '"format": 2'));
+    await writeFile(join(dir, 'manifest.json'), text.replace('"format": 2', '"format": 3'));
     const fmt = await e.cli(['backup', 'verify', id, '--json']);
     expect(fmt.code).toBe(2);
-    expect(json(fmt).error.message).toMatch(/manifest format 2 is unknown to this tenantctl \(it reads format 1\)/);
+    expect(json(fmt).error.message).toMatch(/manifest format 3 is unknown to this tenantctl \(it reads formats 1 and 2\)/);
     await writeFile(join(dir, 'manifest.json'), text);
 
     expect(await tenantCount(e)).toBe(n);
@@ -558,7 +558,7 @@ describe('encryption', () => {
     const files = await readdir(dir);
     expect(files.filter((f) => f.endsWith('.enc'))).toHaveLength(6);
     // Not readable as gzip or as a dump: ciphertext.
-    const first = await readFile(join(dir, files.find((f) => f.endsWith('.copy.gz.enc'))!));
+    const first = await readFile(join(dir, files.find((f) => f.endsWith('.copy.br.enc'))!));
     expect(first.subarray(0, 4).toString()).toBe('TCE1');
     expect((await e.cli(['backup', 'verify', ia, '--json'], { env: K })).code).toBe(0);
     const wrong = await e.cli(['backup', 'verify', ia, '--json'], {
@@ -585,6 +585,66 @@ describe('encryption', () => {
       expect(json(x).error.message).toMatch(/data key of tenant "enc-a" was destroyed/);
     }
     expect((await e.cli(['backup', 'verify', ib, '--json'], { env: K })).code).toBe(0);
+  });
+});
+
+describe('compression', () => {
+  it('brotli by default; gzip and none per region; a format-1 archive (gzip, before the field) still verifies and restores', async () => {
+    const e = await env('cmp');
+    await e.create([
+      { slug: 'cmp-a', model: 'schema', shard: 'us1' },
+      { slug: 'cmp-b', model: 'pool', shard: 'us1' },
+    ]);
+    await seed(e, 'cmp-a', 200, 'a');
+    await seed(e, 'cmp-b', 200, 'b');
+    const before = { a: await digests(e, 'cmp-a'), b: await digests(e, 'cmp-b') };
+    const setCompression = async (c: string) => {
+      const doc = parseDocument(await readFile(e.configFile, 'utf8'));
+      doc.setIn(['regions', 'us-east', 'backup', 'compression'], c);
+      await writeFile(e.configFile, doc.toString());
+    };
+    const stored = async (id: string) => {
+      const dir = await archiveDir(e, id);
+      const m = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8'));
+      return { dir, m, first: await readFile(join(dir, m.tables.find((t: any) => t.table === 'tasks').file)) };
+    };
+    const brotli = await stored(await backupOf(e, 'cmp-a'));
+    expect(brotli.m).toMatchObject({ format: 2, compression: 'brotli' });
+    expect(brotli.m.tables.every((t: any) => t.file.endsWith('.copy.br'))).toBe(true);
+
+    await setCompression('gzip');
+    const gz = await stored(await backupOf(e, 'cmp-a'));
+    expect(gz.m).toMatchObject({ format: 2, compression: 'gzip' });
+    expect(gz.first.subarray(0, 2).toString('hex')).toBe('1f8b');
+
+    await setCompression('none');
+    const idNone = await backupOf(e, 'cmp-b');
+    const none = await stored(idNone);
+    expect(none.m).toMatchObject({ format: 2, compression: 'none' });
+    expect(none.first.toString('utf8')).toContain('\tTask 1 ünï\t');
+
+    // An archive written before format 2: the gzip one with its manifest as format 1 wrote it.
+    const { checksum: _c, compression: _z, ...body } = gz.m;
+    const { sealManifest } = await import('../../src/backup/manifest.js');
+    await writeFile(join(gz.dir, 'manifest.json'), JSON.stringify(sealManifest({ ...body, format: 1 } as never), null, 2));
+
+    await setCompression('bzip2');
+    const bad = await e.cli(['backup', 'create', 'cmp-a', '--json']);
+    expect(bad.code).toBe(2);
+    expect(json(bad).error.message).toMatch(/compression/);
+    await setCompression('brotli');
+
+    for (const [id, slug, from] of [
+      [brotli.m.id, 'cmp-a1', before.a],
+      [gz.m.id, 'cmp-a2', before.a],
+      [idNone, 'cmp-b1', before.b],
+    ] as const) {
+      const v = await e.cli(['backup', 'verify', id, '--json']);
+      expect(v.code, v.stdout + v.stderr).toBe(0);
+      const r = await e.cli(['restore', id, '--as', slug, '--json']);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      expect(await digests(e, slug)).toEqual(from);
+    }
   });
 });
 

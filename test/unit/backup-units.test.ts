@@ -3,7 +3,8 @@ import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
 import { RowTap } from '../../src/copy/row-tap.js';
 import { decryptStream, encryptStream, unwrapKey, wrapKey } from '../../src/backup/crypto.js';
-import { manifestChecksum, parseManifest, sealManifest, type Manifest } from '../../src/backup/manifest.js';
+import { compressionOf, manifestChecksum, parseManifest, sealManifest, type Manifest } from '../../src/backup/manifest.js';
+import { COMPRESSIONS, compressStream, decompressStream } from '../../src/backup/compression.js';
 import { planPrune } from '../../src/backup/prune.js';
 import { newBackupId, slugOfBackupId } from '../../src/backup/storage.js';
 
@@ -109,6 +110,32 @@ describe('manifest', () => {
     expect(() => parseManifest(text.replace('"format":1', '"format":7'), 'b')).toThrow(/manifest format 7 is unknown/);
     expect(() => parseManifest(text.slice(0, 50), 'b')).toThrow(/not valid JSON/);
   });
+  it('reads format 1 (gzip, no compression field) and format 2 (names its compression); refuses a mix', () => {
+    expect(compressionOf(parseManifest(JSON.stringify(m), 'b'))).toBe('gzip');
+    const { checksum: _c, ...body } = m;
+    const two = sealManifest({ ...body, format: 2, compression: 'brotli' });
+    expect(compressionOf(parseManifest(JSON.stringify(two), 'b'))).toBe('brotli');
+    expect(compressionOf(parseManifest(JSON.stringify(sealManifest({ ...body, format: 2, compression: 'none' })), 'b'))).toBe('none');
+    expect(() => parseManifest(JSON.stringify(sealManifest({ ...body, format: 2 })), 'b')).toThrow(/format 2 names its compression/);
+    expect(() => parseManifest(JSON.stringify(sealManifest({ ...body, compression: 'gzip' })), 'b')).toThrow(
+      /format 1 has no compression field/,
+    );
+    expect(() => parseManifest(JSON.stringify(sealManifest({ ...body, format: 2, compression: 'lz4' as never })), 'b')).toThrow(
+      /malformed at compression/,
+    );
+  });
+});
+
+describe('compression streams', () => {
+  for (const c of COMPRESSIONS) {
+    it(`${c}: round-trips COPY text in chunks of any size`, async () => {
+      const text = Buffer.from(Array.from({ length: 5000 }, (_, i) => `${i}\tsome text ${i % 7}\t\\N\n`).join(''));
+      const stored = await run([text.subarray(0, 7), text.subarray(7, 70_000), text.subarray(70_000)], compressStream(c));
+      if (c === 'none') expect(stored.equals(text)).toBe(true);
+      else expect(stored.length).toBeLessThan(text.length / 3);
+      expect((await run([stored.subarray(0, 3), stored.subarray(3)], decompressStream(c))).equals(text)).toBe(true);
+    });
+  }
 });
 
 describe('backup ids and prune', () => {

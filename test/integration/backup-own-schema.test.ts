@@ -1,0 +1,62 @@
+import { fileURLToPath } from 'node:url';
+import { expect, it } from 'vitest';
+import { json, ownMigrateFleet, tenantDigests } from '../helpers/migrate-env.js';
+
+/**
+ * Backup and restore with the user's own schema (test/fixtures/own-schema): a bigint key named
+ * company_id, a root table keyed by its own id, shared reference data without the key, an
+ * identity column and a partitioned table (which a fresh placement's frozen load must leave to
+ * a plain COPY: COPY FREEZE refuses partitioned tables). Least-privileged shard role.
+ */
+const { env } = ownMigrateFleet();
+const FIXTURES = fileURLToPath(new URL('../fixtures/own-schema', import.meta.url));
+const KEY = { column: 'company_id', type: 'bigint' as const, tables: { companies: 'id' } };
+
+it('pool and schema tenants: backup, clone into the other model, same hashes; identities go on past the restored ids', async () => {
+  const e = await env('bkown', { tenantKey: KEY, migrationsFrom: FIXTURES });
+  await e.create([
+    { slug: 'own-p', model: 'pool', shard: 'us1' },
+    { slug: 'own-s', model: 'schema', shard: 'us1' },
+  ]);
+  const row = async (slug: string) => e.db.selectFrom('tenants').selectAll().where('slug', '=', slug).executeTakeFirstOrThrow();
+  for (const slug of ['own-p', 'own-s']) {
+    const t = await row(slug);
+    await e.q(t.shard, t.database_name, `insert into ${t.schema_name}.companies (id, name) values ($1, $2)`, [t.key, slug]);
+    await e.q(
+      t.shard,
+      t.database_name,
+      `insert into ${t.schema_name}.campaigns (company_id, title, plan) select $1, 'c' || i, case when i % 2 = 0 then 'pro' else 'basic' end from generate_series(1, 30) i`,
+      [t.key],
+    );
+    await e.q(
+      t.shard,
+      t.database_name,
+      `insert into ${t.schema_name}.clicks (company_id, at, campaign) select $1, date '2026-06-01' + i, i from generate_series(1, 400) i`,
+      [t.key],
+    );
+  }
+  for (const [slug, clone, model] of [
+    ['own-p', 'own-p2', 'schema'],
+    ['own-s', 'own-s2', 'pool'],
+    ['own-s', 'own-s3', 'database'],
+  ] as const) {
+    const before = await tenantDigests(e, slug);
+    expect(Object.keys(before)).toContain('clicks');
+    const b = await e.cli(['backup', 'create', slug, '--json']);
+    expect(b.code, b.stdout + b.stderr).toBe(0);
+    const id = json(b).results[0].backup;
+    const r = await e.cli(['restore', id, '--as', clone, '--model', model, '--json']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(json(r).result.status).toBe('succeeded');
+    expect(await tenantDigests(e, clone)).toEqual(before);
+    const t = await row(clone);
+    expect(t.model).toBe(model);
+    await e.q(t.shard, t.database_name, `insert into ${t.schema_name}.campaigns (company_id, title) values ($1, 'after')`, [t.key]);
+    await e.q(
+      t.shard,
+      t.database_name,
+      `insert into ${t.schema_name}.clicks (company_id, at, campaign) values ($1, date '2027-03-01', 1)`,
+      [t.key],
+    );
+  }
+});
