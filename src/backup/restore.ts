@@ -35,6 +35,7 @@ import { dataKeyById } from './keys.js';
 import { backupLocked, type BackupDeps } from './create.js';
 import { filesAtVersion, restoreDestination } from './restore-plan.js';
 import { sweepKilledRestores, type RestorePlacement } from './restore-leftovers.js';
+import { assertPoolRestoreInOneTransaction, emptiedForFreeze } from './restore-no-transaction.js';
 
 export interface RestoreDeps extends BackupDeps {
   migrations: MigrationFile[];
@@ -60,7 +61,11 @@ export interface RestoreResult extends TenantResult {
   foreignKeys?: ForeignKeyCheck;
 }
 
-/** Tests of the kill promise: 'restore-hang-after-load' waits, before anything commits, to be killed. */
+/**
+ * Tests of the kill promise: 'restore-hang-after-load' waits to be killed once the rows are loaded
+ * and checked: before anything commits (one transaction), or right after the load's transaction
+ * committed, before the later migrations (a placement built step by step).
+ */
 const FAULT = () => process.env.TENANTCTL_INJECT_FAULT;
 
 /**
@@ -93,13 +98,9 @@ export async function restoreBackup(deps: RestoreDeps, o: RestoreOptions): Promi
     );
   }
   const atVersion = filesAtVersion(deps.migrations, m, a.id);
-  if (!(await runsInOneTransaction(deps.migrations))) {
-    throw new UsageError(
-      'MIGRATION_FILES',
-      'a migration runs outside a transaction; restore loads and migrates in one transaction',
-      'restore before that migration is added, or restore into a fresh fleet and migrate it step by step',
-    );
-  }
+  // A migration that must run outside a transaction (CREATE INDEX CONCURRENTLY) makes a fresh
+  // schema or database placement be built step by step (see load).
+  const oneTransaction = await runsInOneTransaction(deps.migrations);
   const dest = o.replace ? null : restoreDestination(deps.config, m, o);
   // Damage is found before anything is locked or changed (exit 2).
   await assertIntact(a);
@@ -119,21 +120,22 @@ export async function restoreBackup(deps: RestoreDeps, o: RestoreOptions): Promi
     if (live && live.status !== 'active' && live.status !== 'suspended') {
       throw new UsageError('TENANT_STATE', `tenant "${slug}" is ${live.status}`, 'only active or suspended tenants can be replaced');
     }
-    const r = await (live ? replaceTenant(deps, a, atVersion, key, live) : restoreNew(deps, a, atVersion, key, dest!, slug));
+    const how = { atVersion, dataKey: key, oneTransaction };
+    const r = await (live ? replaceTenant(deps, a, how, live) : restoreNew(deps, a, how, dest!, slug));
     return swept.length ? { ...r, warnings: [...swept, ...(r.warnings ?? [])] } : r;
   });
 }
 
 type Dest = ReturnType<typeof restoreDestination>;
 
-async function restoreNew(
-  deps: RestoreDeps,
-  a: OpenArchive,
-  atVersion: MigrationFile[],
-  dataKey: Buffer | null,
-  dest: Dest,
-  slug: string,
-): Promise<RestoreResult> {
+/** How the archive is loaded: the files at the backup's version, its data key, and whether every migration runs in one transaction. */
+interface LoadHow {
+  atVersion: MigrationFile[];
+  dataKey: Buffer | null;
+  oneTransaction: boolean;
+}
+
+async function restoreNew(deps: RestoreDeps, a: OpenArchive, how: LoadHow, dest: Dest, slug: string): Promise<RestoreResult> {
   const started = Date.now();
   const { config, fleet, db } = deps;
   const m = a.manifest;
@@ -168,6 +170,7 @@ async function restoreNew(
         'restore with --as <new-slug> (a new key), or remove those rows first',
       );
     }
+    await assertPoolRestoreInOneTransaction(fleet, placed, deps.migrations, m, a.id, false);
   } else {
     const { assertNothingThere } = await import('../provision/preflight.js');
     await assertNothingThere(fleet, {
@@ -194,7 +197,7 @@ async function restoreNew(
     backup: a.id,
   };
   try {
-    const loaded = await load(deps, a, atVersion, dataKey, placed, false, op);
+    const loaded = await load(deps, a, how, placed, false, op);
     await hangAfterCommit(op);
     await db.transaction().execute(async (tx) => {
       await insertTenant(tx, {
@@ -223,20 +226,15 @@ async function restoreNew(
     await op.finish('succeeded', { rows: loaded.rows });
     return { ...base, status: 'succeeded', key, rows: loaded.rows, foreignKeys: loaded.foreignKeys, durationMs: Date.now() - started };
   } catch (err) {
-    // Nothing committed at the placement (one transaction), except a database model's database
-    // and role, made before it (CREATE DATABASE cannot run in a transaction): removed here.
-    await drivers[dest.model].undoCreate(fleet, config, placed, { keepRole: false }).catch(() => undefined);
-    return failed(deps, op, base, started, err);
+    // One transaction: nothing committed at the placement, except a database model's database
+    // and role, made before it (CREATE DATABASE cannot run in a transaction). Step by step: the
+    // placement, committed piece by piece. Removed here; if that fails, the next restore does it.
+    const left = await undoFresh(deps, placed, how, { keepRole: false });
+    return failed(deps, op, base, started, err, left);
   }
 }
 
-async function replaceTenant(
-  deps: RestoreDeps,
-  a: OpenArchive,
-  atVersion: MigrationFile[],
-  dataKey: Buffer | null,
-  live: TenantRow,
-): Promise<RestoreResult> {
+async function replaceTenant(deps: RestoreDeps, a: OpenArchive, how: LoadHow, live: TenantRow): Promise<RestoreResult> {
   const started = Date.now();
   const { db, fleet } = deps;
   const base = {
@@ -247,6 +245,7 @@ async function replaceTenant(
     target: targetId({ shard: live.shard, database: live.database_name, schema: live.schema_name }),
     backup: a.id,
   };
+  if (MODEL_TRAITS[live.model].sharedTables) await assertPoolRestoreInOneTransaction(fleet, live, deps.migrations, a.manifest, a.id, true);
   // The state being replaced, kept: a mistaken restore can itself be undone.
   const safety = await backupLocked(deps, live.slug);
   if (safety.status !== 'succeeded') {
@@ -266,7 +265,7 @@ async function replaceTenant(
     args: { backup: a.id, replace: true, safetyBackup: safety.backup, placement: placementRecord(placed), replaced: placementRecord(live) },
   });
   try {
-    const loaded = await load(deps, a, atVersion, dataKey, placed, true, op);
+    const loaded = await load(deps, a, how, placed, true, op);
     await hangAfterCommit(op);
     const warnings: string[] = [];
     await db.transaction().execute(async (tx) => {
@@ -313,8 +312,27 @@ async function replaceTenant(
       durationMs: Date.now() - started,
     };
   } catch (err) {
-    await drivers[live.model].undoCreate(fleet, deps.config, placed, { keepRole: true }).catch(() => undefined);
-    return { ...(await failed(deps, op, base, started, err)), safetyBackup: safety.backup };
+    const left = await undoFresh(deps, placed, how, { keepRole: true });
+    return { ...(await failed(deps, op, base, started, err, left)), safetyBackup: safety.backup };
+  }
+}
+
+/**
+ * After a failed load: remove what it made outside a transaction that rolled back (see
+ * `undoCreate`); a placement built step by step goes whole, the tenant's role kept when it is a
+ * live tenant's. Returns why it could not be removed, or undefined: what is left stays recorded in
+ * the operation row for the next restore of the tenant (restore-leftovers.ts).
+ */
+async function undoFresh(deps: RestoreDeps, p: PlacedTenant, how: LoadHow, o: { keepRole: boolean }): Promise<string | undefined> {
+  const { fleet, config } = deps;
+  const driver = drivers[p.model];
+  try {
+    if (how.oneTransaction || MODEL_TRAITS[p.model].sharedTables) await driver.undoCreate(fleet, config, p, o);
+    else if (o.keepRole) await driver.removeKeepingRole(fleet, config, p, { roleStaysInDatabase: true });
+    else await driver.remove(fleet, config, p);
+    return undefined;
+  } catch (err) {
+    return redactText(errorMessage(err));
   }
 }
 
@@ -335,9 +353,15 @@ async function failed(
   base: { tenant: string; backup: string; model: string; region: string; shard: string; target: string },
   started: number,
   err: unknown,
+  leftover?: string,
 ): Promise<RestoreResult> {
-  const message = redactText(errorMessage(err));
-  await op.finish('failed', { error: message }).catch(() => undefined);
+  let message = redactText(errorMessage(err));
+  if (leftover === undefined) await op.finish('failed', { error: message }).catch(() => undefined);
+  else {
+    // Its record stays running: the next restore of the tenant removes the placement (restore-leftovers.ts).
+    message += `; what it made could not be removed yet (${leftover}): the next restore of ${base.tenant} removes it`;
+    await op.phase('failed', { error: message }).catch(() => undefined);
+  }
   await recordEvent(deps.db, {
     command: deps.command,
     action: 'restore failed',
@@ -371,27 +395,28 @@ interface Loaded {
  * at the backup's version, the rows loaded and checked, then migrated to head and granted; (pool)
  * the rows (after deleting the tenant's current ones, when replacing) loaded and checked in the
  * shared tables, through a staging schema when the pool is at another version than the backup.
+ * An exclusive placement whose migrations cannot all run in one transaction is built step by
+ * step instead, with the load, its checks and the sequences still in one transaction.
  */
 async function load(
   deps: RestoreDeps,
   a: OpenArchive,
-  atVersion: MigrationFile[],
-  dataKey: Buffer | null,
+  how: LoadHow,
   p: PlacedTenant,
   replacing: boolean,
   op: OperationRecord,
 ): Promise<Loaded> {
   const { config, fleet } = deps;
+  const { atVersion, dataKey } = how;
   const m = a.manifest;
   const total = m.tables.reduce((n, t) => n + t.rows, 0);
   const newKey = p.key === m.tenant.key ? undefined : p.key;
   let done = 0;
-  const loadAll = async (c: ShardClient, schema: string, fresh: boolean) => {
+  // `frozen`: the tables COPY FREEZE may load (made or truncated in this transaction; never
+  // partitioned ones, which it refuses).
+  const loadAll = async (c: ShardClient, schema: string, frozen: Set<string>) => {
     const have = await copyTables(c, schema, config);
     assertSameShape(have, m.tables, `${p.database_name}.${schema}`);
-    // Tables this transaction made (a fresh placement) load frozen, except partitioned ones
-    // (COPY FREEZE refuses them).
-    const frozen = fresh ? await plainTables(c, schema) : new Set<string>();
     await op.phase('load', { rows: 0, total });
     for (const t of m.tables) {
       const onRows = (r: number) => {
@@ -421,19 +446,47 @@ async function load(
 
   if (!MODEL_TRAITS[p.model].sharedTables) {
     const target: MigrationTarget = { model: p.model, shard: p.shard, database: p.database_name, schema: p.schema_name };
-    const migrate = async (c: ShardClient, files: MigrationFile[]) => {
-      const out = await migrateTarget(c, target, files, { config, withinTransaction: true });
+    const migrate = async (c: ShardClient, files: MigrationFile[], withinTransaction = true) => {
+      const out = await migrateTarget(c, target, files, { config, withinTransaction });
       if (out.status === 'failed')
         throw new TenantctlError('RESTORE_FAILED', `migrating the restored placement failed: ${out.error?.message ?? 'unknown error'}`);
     };
     await op.phase('placement');
+    if (!how.oneTransaction) {
+      // A migration must run outside a transaction (CREATE INDEX CONCURRENTLY): as
+      // createPlacementAtVersion does then, step by step, with the backup's exact files (its
+      // applied set, not a prefix of the folder). Each step commits; the placement was recorded
+      // in the operation row before (restore-leftovers.ts), and nobody sees it before the catalog
+      // names it. The load, its checks against the manifest and the sequences are ONE transaction.
+      const driver = drivers[p.model];
+      await driver.prepare(fleet, config, p);
+      await fleet.withClient(p.shard, p.database_name, async (c) => {
+        await migrate(c, atVersion, false);
+        await inTransaction(c, async () => {
+          const recreate = await deferIndexes(c, p.schema_name);
+          const frozen = await emptiedForFreeze(
+            c,
+            p.schema_name,
+            m.tables.map((t) => t.table),
+          );
+          await loadAll(c, p.schema_name, frozen);
+          await recreate();
+        });
+        await hang();
+        await op.phase('migrate');
+        await migrate(c, deps.migrations, false);
+      });
+      await driver.finish(fleet, config, p);
+      return { rows: done, role: 'tenantctl (owner of the new placement)', foreignKeys: 'once per table' };
+    }
     await drivers[p.model].createInOneTransaction!(fleet, config, p, {
       before: (c) => ensureTrackingTable(c, MIGRATION_LOCK_CLASSID),
       inside: async (c) => {
         await migrate(c, atVersion);
         // A fresh placement: indexes and foreign keys are built once after the load.
         const recreate = await deferIndexes(c, p.schema_name);
-        await loadAll(c, p.schema_name, true);
+        // Tables this transaction made load frozen.
+        await loadAll(c, p.schema_name, await plainTables(c, p.schema_name));
         await recreate();
         await migrate(c, deps.migrations);
         await hang();
@@ -479,7 +532,7 @@ async function load(
       // tenant when the role may (no table locks: the pool's other tenants keep working).
       const intoPool = { schema: p.schema_name, tables, key: p.key, keyType: config.tenantKey.type, code: 'RESTORE_FAILED' as const };
       if (poolApplied === backupApplied) {
-        ({ foreignKeys } = await loadIntoPool(c, intoPool, () => loadAll(c, p.schema_name, false)));
+        ({ foreignKeys } = await loadIntoPool(c, intoPool, () => loadAll(c, p.schema_name, new Set())));
       } else {
         // The pool is at another version: load into a staging schema made at the backup's
         // version, check it, migrate it to head, then move the rows into the shared tables.
@@ -493,7 +546,7 @@ async function load(
         }
         // Nobody sees the staging schema: its indexes and foreign keys are built once after the load.
         const recreate = await deferIndexes(c, staging);
-        await loadAll(c, staging, false);
+        await loadAll(c, staging, new Set());
         await recreate();
         const head = await migrateTarget(c, target, deps.migrations, { config, withinTransaction: true });
         if (head.status === 'failed')
