@@ -73,7 +73,8 @@ const FAULT = () => process.env.TENANTCTL_INJECT_FAULT;
  * key written into every key column; `model` and `shard` place it anywhere its residency allows)
  * or in place (`replace`: a safety backup first, then an atomic swap). The data is loaded at the
  * backup's migration version, checked against the manifest (counts and hashes), then migrated to
- * head; only then does the catalog change, in one transaction. Bad input is exit 2 before
+ * head (a fresh schema or database placement step by step when a migration runs outside a
+ * transaction); only then does the catalog change, in one transaction. Bad input is exit 2 before
  * anything changes; a failure leaves the original tenant as it was and registers nothing.
  *
  * @example

@@ -218,6 +218,13 @@ describe('a fleet with a no-transaction migration', () => {
     const ok = await e.cli(['restore', id, '--as', 'np-s', '--model', 'schema', '--json']);
     expect(ok.code, ok.stderr + ok.stdout).toBe(0);
     expect(await hasConcurrentIndex(e, 'np-s')).toBe(true);
+    // A backup at the pool's own version needs no migration in the load's transaction: in place.
+    const atHead = await backupOf(e, 'np-p');
+    await e.q('us1', t.database_name, `delete from app.comments where tenant_id = $1`, [t.key]);
+    expect(await tenantDigests(e, 'np-p')).not.toEqual(live);
+    const rp = await e.cli(['restore', atHead, '--replace', '--yes', '--json']);
+    expect(rp.code, rp.stderr + rp.stdout).toBe(0);
+    expect(await tenantDigests(e, 'np-p')).toEqual(live);
   });
 });
 
