@@ -13,16 +13,18 @@ import { startOperation } from '../operations/operation-record.js';
 import { copyTables } from '../copy/tables.js';
 import { copyOutSql } from '../copy/copy-sql.js';
 import { copyOut } from '../copy/streams.js';
-import { RowTap } from '../copy/row-tap.js';
 import { assertPoolCopyAllowed } from '../copy/pool-visibility.js';
 import { MODEL_TRAITS, pgDumpTarget } from '../placement/placement.js';
-import { MANIFEST_FILE, MANIFEST_FORMAT, sealManifest, toolVersion, type Manifest, type ManifestTable } from './manifest.js';
+import { MANIFEST_FILE, MANIFEST_FORMAT, sealManifest, toolVersion, type Manifest } from './manifest.js';
 import { newBackupId, type ArchiveWriter } from './storage.js';
 import { backupCompression, encryptsBackups, storageFor } from './regions.js';
 import { tenantDataKey } from './keys.js';
 import { encryptStream } from './crypto.js';
 import { ByteTap } from './byte-tap.js';
-import { Batch, compressStream, compressedSuffix } from './compression.js';
+import { TableFile } from './table-file.js';
+import { PgDumpReader } from './pg-dump-reader.js';
+import { dumpTableSinks, type DumpTableSinks } from './dump-tables.js';
+import { qualified } from '../sql.js';
 import { assertPgDumpVersion, pgDumpMajor, runPgDump } from './pg-dump.js';
 
 /** What a lifecycle command gets (config, catalog, fleet, command, lock waiting), plus progress. */
@@ -145,66 +147,101 @@ async function writeArchive(
       const tables = await copyTables(c, t.schema_name, config);
       if (tables.length === 0) throw new TenantctlError('BACKUP_FAILED', `no tenant-scoped tables in ${t.database_name}.${t.schema_name}`);
       if (MODEL_TRAITS[t.model].sharedTables) await assertPoolCopyAllowed(c, t.schema_name, config, 'read');
+      let bytes = 0;
+      const files = tables.map(
+        (tb, i) =>
+          new TableFile(tb, i, {
+            compression,
+            dataKey,
+            writer,
+            onBytes: (n) => {
+              bytes += n;
+              progress({ table: tb.table, rows: files.reduce((r, f) => r + f.rowTap.rowCount, 0), bytes });
+            },
+          }),
+      );
       let dumpJob: Promise<Manifest['dump']> = Promise.resolve(null);
+      let fromDump: DumpTableSinks | null = null;
       if (pgDump && dumped) {
         const v = (
-          await c.query<{ num: string; text: string }>(
-            `select current_setting('server_version_num') as num, current_setting('server_version') as text`,
+          await c.query<{ num: string; text: string; tz: string; ds: string; ist: string; efd: number }>(
+            `select current_setting('server_version_num') as num, current_setting('server_version') as text,
+                    current_setting('TimeZone') as tz, current_setting('DateStyle') as ds,
+                    current_setting('IntervalStyle') as ist, current_setting('extra_float_digits')::int as efd`,
           )
         ).rows[0];
         assertPgDumpVersion(pgDump, Number(v.num), v.text);
+        // The tables' files come from pg_dump's stream when its COPY text is byte for byte this
+        // session's: pg_dump sets DateStyle ISO, IntervalStyle postgres and extra_float_digits 3
+        // (from PostgreSQL 12 any positive value prints floats the same, shortest exact); it gets
+        // this session's time zone and UTF8, as node-postgres uses.
+        const sameText = Number(v.num) >= 120000 && v.ds.startsWith('ISO') && v.ist === 'postgres' && v.efd > 0;
         const snapshot = (await c.query<{ s: string }>('select pg_export_snapshot() as s')).rows[0].s;
         const file = dataKey ? 'dump.pgc.enc' : 'dump.pgc';
         const tap = new ByteTap();
+        let onToc!: (s: DumpTableSinks | null) => void;
+        const toc = new Promise<DumpTableSinks | null>((resolve) => {
+          onToc = resolve;
+        });
+        const reader = new PgDumpReader((h) => {
+          const sinks = sameText && !('unsupported' in h) ? dumpTableSinks(h, t.schema_name, files) : null;
+          onToc(sinks);
+          return sinks?.sinks ?? null;
+        });
         // pg_dump reads the same snapshot while the COPYs below run on this connection.
         dumpJob = (async () => {
           const sink = writer.write(file);
-          const chain = [...encrypt(), tap];
-          const head = chain[0];
+          const chain = [reader, ...encrypt(), tap];
           const done = pipeline([...chain, sink] as never);
-          await Promise.all([
-            runPgDump({ shard: fleet.shard(t.shard), ...dumped, snapshot, compress: compression !== 'none' }, head),
-            done,
-          ]);
+          try {
+            await Promise.all([
+              runPgDump(
+                {
+                  shard: fleet.shard(t.shard),
+                  ...dumped,
+                  snapshot,
+                  compress: compression !== 'none',
+                  ...(sameText ? { timeZone: v.tz, utf8: true } : {}),
+                },
+                reader,
+              ),
+              done,
+            ]);
+          } catch (err) {
+            onToc(null); // no effect once the table of contents was read
+            (await toc)?.destroy(err as Error);
+            throw err;
+          }
           return { file, format: 'custom' as const, pgDump: pgDump.text, server: v.text, stored: tap.stored() };
         })();
         // Keep an early failure from being unhandled while the copies run.
         dumpJob.catch(() => undefined);
+        // The table of contents comes first; a pg_dump that fails before it fails the backup.
+        fromDump = await Promise.race([toc, dumpJob.then(() => toc)]);
       }
-      const out: ManifestTable[] = [];
-      let rows = 0;
-      let bytes = 0;
-      for (const [i, tb] of tables.entries()) {
-        const file = `${String(i + 1).padStart(3, '0')}-${tb.table}.copy${compressedSuffix(compression)}${dataKey ? '.enc' : ''}`;
-        const rowTap = new RowTap({ keyIndex: tb.keyIndex });
-        const stored = new ByteTap();
-        stored.onBytes = (n) => {
-          bytes += n;
-          progress({ table: tb.table, rows: rows + rowTap.rowCount, bytes });
-        };
+      for (const f of files) {
+        if (fromDump?.tables.has(f.table.table)) continue;
         await pipeline([
-          copyOut(c, copyOutSql(tb, { model: t.model, schema: t.schema_name, key: t.key }, config)),
-          rowTap,
-          new Batch(),
-          compressStream(compression),
-          ...encrypt(),
-          stored,
-          writer.write(file),
+          copyOut(c, copyOutSql(f.table, { model: t.model, schema: t.schema_name, key: t.key }, config)),
+          ...f.chain(),
         ] as never);
-        const d = rowTap.digest();
-        rows += d.rows;
-        out.push({
-          table: tb.table,
-          keyColumn: tb.keyColumn,
-          columns: tb.columns,
-          file,
-          rows: d.rows,
-          sha256: d.sha256,
-          hash: d.hash,
-          stored: stored.stored(),
-        });
+      }
+      // The tables read from the dump, counted in this snapshot: a check that the dump's stream
+      // was read whole (it runs while pg_dump is still sending).
+      const counts = new Map<string, number>();
+      if (fromDump?.tables.size) {
+        const names = [...fromDump.tables];
+        const sql = names.map((n, i) => `select ${i} as i, count(*)::int as n from ${qualified(t.schema_name, n)}`).join(' union all ');
+        for (const r of (await c.query<{ i: number; n: number }>(sql)).rows) counts.set(names[r.i], r.n);
       }
       const dump = await dumpJob;
+      await fromDump?.all();
+      for (const [table, n] of counts) {
+        const f = files.find((x) => x.table.table === table)!;
+        if (f.rowTap.rowCount !== n)
+          throw new TenantctlError('BACKUP_FAILED', `${table}: ${f.rowTap.rowCount} rows read from pg_dump's stream, ${n} in the snapshot`);
+      }
+      const out = files.map((f) => f.entry(fromDump?.tables.has(f.table.table) ? 'pg_dump' : 'copy'));
       return sealManifest({
         format: MANIFEST_FORMAT,
         compression,

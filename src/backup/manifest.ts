@@ -53,6 +53,8 @@ const manifestSchema = z.strictObject({
       sha256: z.string(),
       hash: z.string(),
       stored,
+      /** Format 2: where the COPY text was read (the pg_dump stream of the same snapshot, or a COPY). */
+      from: z.enum(['copy', 'pg_dump']).optional(),
     }),
   ),
   dump: z.strictObject({ file: z.string(), format: z.literal('custom'), pgDump: z.string(), server: z.string(), stored }).nullable(),

@@ -80,6 +80,12 @@ export interface DumpTarget {
    * waits for; without it, the file is as big as the data (storage that compresses by itself).
    */
   compress?: boolean;
+  /**
+   * Print values as this session would (the backup reads its tables' files from the dump):
+   * this time zone (PGTZ) and UTF8, without the operator's PGOPTIONS.
+   */
+  timeZone?: string;
+  utf8?: boolean;
 }
 
 /** Run pg_dump -Fc and stream its output into `out`. */
@@ -89,9 +95,15 @@ export async function runPgDump(t: DumpTarget, out: Writable): Promise<void> {
   if (t.schema) args.push('-n', t.schema);
   if (t.snapshot) args.push(`--snapshot=${t.snapshot}`);
   if (t.compress !== undefined) args.push(`--compress=${t.compress ? 1 : 0}`);
+  if (t.utf8) args.push('--encoding=UTF8');
+  const env = pgEnv(t.shard);
+  if (t.timeZone !== undefined) {
+    env.PGTZ = t.timeZone;
+    delete env.PGOPTIONS;
+  }
   const stderr: string[] = [];
   const p = $({
-    env: pgEnv(t.shard),
+    env,
     quiet: true,
     nothrow: true,
     store: { stdout: new Discard(), stdall: new Discard(), stderr } as never,
