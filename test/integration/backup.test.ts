@@ -629,6 +629,11 @@ describe('compression', () => {
     const none = await stored(idNone);
     expect(none.m).toMatchObject({ format: 2, compression: 'none' });
     expect(none.first.toString('utf8')).toContain('\tTask 1 ünï\t');
+    // A schema tenant's files then come from an uncompressed pg_dump.
+    const idNoneSchema = await backupOf(e, 'cmp-a');
+    const noneSchema = await stored(idNoneSchema);
+    expect(noneSchema.m.tables.every((t: any) => t.from === 'pg_dump')).toBe(true);
+    expect(noneSchema.first.toString('utf8')).toContain('\tTask 1 ünï\t');
 
     // An archive written before format 2: the gzip one with its manifest as format 1 wrote it.
     const { checksum: _c, compression: _z, ...body } = gz.m;
@@ -645,6 +650,7 @@ describe('compression', () => {
       [brotli.m.id, 'cmp-a1', before.a],
       [gz.m.id, 'cmp-a2', before.a],
       [idNone, 'cmp-b1', before.b],
+      [idNoneSchema, 'cmp-a3', before.a],
     ] as const) {
       const v = await e.cli(['backup', 'verify', id, '--json']);
       expect(v.code, v.stdout + v.stderr).toBe(0);
