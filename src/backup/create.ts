@@ -231,8 +231,8 @@ async function writeArchive(
       const counts = new Map<string, number>();
       if (fromDump?.tables.size) {
         const names = [...fromDump.tables];
-        const sql = names.map((n, i) => `select ${i} as i, count(*)::int as n from ${qualified(t.schema_name, n)}`).join(' union all ');
-        for (const r of (await c.query<{ i: number; n: number }>(sql)).rows) counts.set(names[r.i], r.n);
+        const sql = names.map((n, i) => `select ${i} as i, count(*) as n from ${qualified(t.schema_name, n)}`).join(' union all ');
+        for (const r of (await c.query<{ i: number; n: string }>(sql)).rows) counts.set(names[r.i], Number(r.n));
       }
       const dump = await dumpJob;
       await fromDump?.all();
