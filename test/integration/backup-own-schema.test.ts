@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
 import { json, ownMigrateFleet, tenantDigests } from '../helpers/migrate-env.js';
+import { seedOwnSchema } from '../helpers/seed.js';
 
 /**
  * Backup and restore with the user's own schema (test/fixtures/own-schema): a bigint key named
@@ -19,22 +20,7 @@ it('pool and schema tenants: backup, clone into the other model, same hashes; id
     { slug: 'own-s', model: 'schema', shard: 'us1' },
   ]);
   const row = async (slug: string) => e.db.selectFrom('tenants').selectAll().where('slug', '=', slug).executeTakeFirstOrThrow();
-  for (const slug of ['own-p', 'own-s']) {
-    const t = await row(slug);
-    await e.q(t.shard, t.database_name, `insert into ${t.schema_name}.companies (id, name) values ($1, $2)`, [t.key, slug]);
-    await e.q(
-      t.shard,
-      t.database_name,
-      `insert into ${t.schema_name}.campaigns (company_id, title, plan) select $1, 'c' || i, case when i % 2 = 0 then 'pro' else 'basic' end from generate_series(1, 30) i`,
-      [t.key],
-    );
-    await e.q(
-      t.shard,
-      t.database_name,
-      `insert into ${t.schema_name}.clicks (company_id, at, campaign) select $1, date '2026-06-01' + i, i from generate_series(1, 400) i`,
-      [t.key],
-    );
-  }
+  for (const slug of ['own-p', 'own-s']) await seedOwnSchema(e, slug);
   for (const [slug, clone, model] of [
     ['own-p', 'own-p2', 'schema'],
     ['own-s', 'own-s2', 'pool'],

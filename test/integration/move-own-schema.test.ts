@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
 import { json, ownMigrateFleet, tenantDigests } from '../helpers/migrate-env.js';
+import { seedOwnSchema } from '../helpers/seed.js';
 
 /**
  * A move with the user's own schema (test/fixtures/own-schema): a bigint key named company_id,
@@ -18,22 +19,7 @@ it('pool → schema on another shard and back: hashes equal, shared parents chec
     { slug: 'own-b', model: 'pool', shard: 'us1' },
   ]);
   const row = async (slug: string) => e.db.selectFrom('tenants').selectAll().where('slug', '=', slug).executeTakeFirstOrThrow();
-  for (const slug of ['own-a', 'own-b']) {
-    const t = await row(slug);
-    await e.q(t.shard, t.database_name, `insert into ${t.schema_name}.companies (id, name) values ($1, $2)`, [t.key, slug]);
-    await e.q(
-      t.shard,
-      t.database_name,
-      `insert into ${t.schema_name}.campaigns (company_id, title, plan) select $1, 'c' || i, case when i % 2 = 0 then 'pro' else 'basic' end from generate_series(1, 30) i`,
-      [t.key],
-    );
-    await e.q(
-      t.shard,
-      t.database_name,
-      `insert into ${t.schema_name}.clicks (company_id, at, campaign) select $1, date '2026-06-01' + i, i from generate_series(1, 400) i`,
-      [t.key],
-    );
-  }
+  for (const slug of ['own-a', 'own-b']) await seedOwnSchema(e, slug);
   const before = await tenantDigests(e, 'own-a');
   const other = await tenantDigests(e, 'own-b');
   for (const [shard, model] of [

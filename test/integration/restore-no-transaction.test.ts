@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { json, ownMigrateFleet, tenantCount, tenantDigests, until, type MigrateEnv } from '../helpers/migrate-env.js';
+import { seed, tenant } from '../helpers/seed.js';
 
 /**
  * Restore when a migration file runs outside a transaction (`-- tenantctl:no-transaction`, CREATE
@@ -12,53 +13,6 @@ const { env } = ownMigrateFleet();
 const CONCURRENT = '0004_tasks_title_concurrently.sql';
 const addConcurrentIndex = (e: MigrateEnv) =>
   e.addMigration(CONCURRENT, '-- tenantctl:no-transaction\ncreate index concurrently tasks_title_idx on tasks (title);\n');
-
-type Tenant = {
-  slug: string;
-  key: string;
-  model: string;
-  shard: string;
-  database_name: string;
-  schema_name: string;
-  schema_version: string;
-};
-const tenant = async (e: MigrateEnv, slug: string) =>
-  (await e.db.selectFrom('tenants').selectAll().where('slug', '=', slug).executeTakeFirst()) as Tenant | undefined;
-
-/** A workspace, users, projects, tasks and comments of the tenant. */
-async function seed(e: MigrateEnv, slug: string, n: number, tag: string): Promise<void> {
-  const t = (await tenant(e, slug))!;
-  const s = `"${t.schema_name}"`;
-  await e.q(t.shard, t.database_name, `insert into ${s}.workspaces (id, name) values ($1, $2)`, [t.key, `ws ${slug}`]);
-  await e.q(
-    t.shard,
-    t.database_name,
-    `insert into ${s}.users (tenant_id, id, email, display_name)
-       select $1, md5($2 || i)::uuid, 'u' || i || '@ex.com', 'User ' || i from generate_series(1, 3) i`,
-    [t.key, tag],
-  );
-  await e.q(
-    t.shard,
-    t.database_name,
-    `insert into ${s}.projects (tenant_id, id, name, owner_id)
-       select $1, md5('p' || $2 || i)::uuid, 'Project ' || i, md5($2 || 1)::uuid from generate_series(1, 3) i`,
-    [t.key, tag],
-  );
-  await e.q(
-    t.shard,
-    t.database_name,
-    `insert into ${s}.tasks (tenant_id, id, project_id, title, status)
-       select $1, md5('t' || $2 || i)::uuid, md5('p' || $2 || (1 + i % 3))::uuid, 'Task ' || i, 'todo' from generate_series(1, $3) i`,
-    [t.key, tag, n],
-  );
-  await e.q(
-    t.shard,
-    t.database_name,
-    `insert into ${s}.comments (tenant_id, task_id, author_id, body)
-       select $1, md5('t' || $2 || (1 + i % $3))::uuid, md5($2 || 1)::uuid, 'c' || i from generate_series(1, $3) i`,
-    [t.key, tag, n],
-  );
-}
 
 async function backupOf(e: MigrateEnv, slug: string): Promise<string> {
   const r = await e.cli(['backup', 'create', slug, '--json']);
