@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { json, ownMigrateFleet, until, withPg, type MigrateEnv, tenantDigests } from '../helpers/migrate-env.js';
 import { superuserUrl } from '../helpers/test-fleet.js';
+import { seed } from '../helpers/seed.js';
 import { databaseUrl } from '../../src/fleet/connection-url.js';
 
 /**
@@ -23,40 +24,6 @@ type Tenant = {
 };
 const tenant = async (e: MigrateEnv, slug: string) =>
   (await e.db.selectFrom('tenants').selectAll().where('slug', '=', slug).executeTakeFirst()) as Tenant | undefined;
-
-async function seed(e: MigrateEnv, slug: string, n: number): Promise<void> {
-  const t = (await tenant(e, slug))!;
-  const s = `"${t.schema_name}"`;
-  await e.q(t.shard, t.database_name, `insert into ${s}.workspaces (id, name) values ($1, $2)`, [t.key, `ws ${slug}`]);
-  await e.q(
-    t.shard,
-    t.database_name,
-    `insert into ${s}.users (tenant_id, id, email, display_name)
-      select $1, md5($2 || i)::uuid, 'u' || i || '@ex.com', 'User ' || i || E'\\ttab\\nnl' from generate_series(1, $3) i`,
-    [t.key, slug, Math.max(1, n / 10)],
-  );
-  await e.q(
-    t.shard,
-    t.database_name,
-    `insert into ${s}.projects (tenant_id, id, name, owner_id)
-      select $1, md5('p' || $2 || i)::uuid, 'Project ' || i, md5($2 || 1)::uuid from generate_series(1, 5) i`,
-    [t.key, slug],
-  );
-  await e.q(
-    t.shard,
-    t.database_name,
-    `insert into ${s}.tasks (tenant_id, id, project_id, title, status)
-      select $1, md5('t' || $2 || i)::uuid, md5('p' || $2 || (1 + i % 5))::uuid, 'Task ' || i || ' ünï', 'todo' from generate_series(1, $3) i`,
-    [t.key, slug, n],
-  );
-  await e.q(
-    t.shard,
-    t.database_name,
-    `insert into ${s}.comments (tenant_id, task_id, author_id, body)
-      select $1, md5('t' || $2 || (1 + i % $3))::uuid, md5($2 || 1)::uuid, 'c\\' || i from generate_series(1, $3) i`,
-    [t.key, slug, n],
-  );
-}
 
 const url = (e: MigrateEnv, shard: string, db: string) => databaseUrl(e.config.shards.find((s) => s.name === shard)!.url, db);
 
@@ -100,7 +67,8 @@ beforeAll(async () => {
     { slug: 'tamper', model: 'pool', shard: 'us1' },
     { slug: 'eu-res', model: 'schema', shard: 'eu1' },
   ]);
-  for (const s of ['p-one', 'p-other', 'p-two', 's-one', 's-two', 'd-one', 'k-pool', 'k-schema', 'tamper', 'eu-res']) await seed(e, s, 60);
+  for (const s of ['p-one', 'p-other', 'p-two', 's-one', 's-two', 'd-one', 'k-pool', 'k-schema', 'tamper', 'eu-res'])
+    await seed(e, s, 60, s);
 }, 120_000);
 
 describe('model pairs, across shards and within one, hashes equal before and after', () => {
