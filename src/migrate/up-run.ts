@@ -155,7 +155,7 @@ async function recordWork(ctx: RunState, work: PlannedTarget[]): Promise<void> {
 
 /** Canaries one at a time (stop on the first failure), then the rest within the fleet's budgets. */
 async function runWork(ctx: RunState, work: PlannedTarget[], runner: TargetRunner): Promise<void> {
-  const { opts, deps } = ctx;
+  const { opts } = ctx;
   const { canaries, rest } = splitCanaries(work, opts.canary ?? 0);
   const canaryFailures = await pass(ctx, runner, canaries, {
     concurrency: 1,
