@@ -35,10 +35,11 @@ async function up(ctx: CommandContext, flags: UpFlags): Promise<number> {
   // Bad files are exit 2 before anything is touched.
   const { loadMigrations } = await import('../migrate/files.js');
   const migrations = await loadMigrations(ctx.config.migrationsDir);
-  const [{ migrateUp }, { createProgress }, { renderMigrateUp }] = await Promise.all([
+  const [{ migrateUp }, { createProgress }, { renderMigrateUp }, { localShardTargets }] = await Promise.all([
     import('../migrate/up.js'),
     import('../report/progress.js'),
     import('../report/migrate.js'),
+    import('../migrate/local-shard.js'),
   ]);
   const deps = { config: ctx.config, db: await ctx.catalog(), fleet: await ctx.fleet(), migrations, command: 'migrate up' };
   const { checkSelector } = await import('./selectors.js');
@@ -59,6 +60,8 @@ async function up(ctx: CommandContext, flags: UpFlags): Promise<number> {
       selector,
       partition,
       concurrency: concurrencyFrom(flags.concurrency, ctx.config.defaults.concurrency),
+      // Without a width of the user's, a shard on this machine runs 2 targets per core.
+      localShardTargets: flags.concurrency === undefined && !process.env.TENANTCTL_CONCURRENCY ? localShardTargets() : undefined,
       onError: flags.onError,
       maxFailures: flags.maxFailures,
       canary: flags.canary,
@@ -106,7 +109,8 @@ export function registerMigrateCommands(program: Command): void {
     )
     .option(
       '--concurrency <n>',
-      'targets migrated at once across the fleet (default: defaults.concurrency; each shard also keeps to its maxConnections)',
+      'targets migrated at once across the fleet (default: defaults.concurrency; each shard also keeps to its maxConnections, ' +
+        'and without this flag a shard on this machine (localhost, 127.x, ::1, a Unix socket) runs at most 2 targets per core)',
       positiveInt('--concurrency'),
     )
     .addOption(

@@ -27,6 +27,11 @@ export interface MigrateUpOptions {
   partition?: Partition;
   /** Targets migrated at once across the fleet (each shard is also held to its budget). */
   concurrency: number;
+  /**
+   * At most this many targets at once on a shard that runs on this machine (local-shard.ts). The
+   * CLI sets it (2 per core) when no --concurrency was given; absent, only the budgets apply.
+   */
+  localShardTargets?: number;
   onError?: OnError;
   maxFailures?: number;
   /** Run this many targets first, one at a time; stop if any fails. */

@@ -5,6 +5,7 @@ import { MIGRATION_LOCK_CLASSID } from '../operations/lock-ids.js';
 import { TenantLockBatch } from '../operations/tenant-lock-batch.js';
 import { migrationHooks } from '../placement/drivers.js';
 import { CatalogWriter } from './catalog-writer.js';
+import { isLocalShard } from './local-shard.js';
 import { splitCanaries, type PlannedTarget } from './plan.js';
 import { createRun, finishRun, reopenRun, type RunInfo, type RunStatus } from './run-record.js';
 import { byDatabase, nothingToDo, readStates, ShardHealth, type TargetState } from './state.js';
@@ -71,6 +72,7 @@ async function openRun(p: PlannedRun): Promise<RunState> {
           selector: opts.selector ?? {},
           partition: opts.partition ?? null,
           concurrency: opts.concurrency,
+          localShardTargets: opts.localShardTargets ?? null,
           onError: opts.onError ?? 'stop',
           maxFailures: opts.maxFailures ?? null,
           canary: opts.canary ?? 0,
@@ -153,7 +155,7 @@ async function recordWork(ctx: RunState, work: PlannedTarget[]): Promise<void> {
 
 /** Canaries one at a time (stop on the first failure), then the rest within the fleet's budgets. */
 async function runWork(ctx: RunState, work: PlannedTarget[], runner: TargetRunner): Promise<void> {
-  const { opts, deps } = ctx;
+  const { opts } = ctx;
   const { canaries, rest } = splitCanaries(work, opts.canary ?? 0);
   const canaryFailures = await pass(ctx, runner, canaries, {
     concurrency: 1,
@@ -168,7 +170,7 @@ async function runWork(ctx: RunState, work: PlannedTarget[], runner: TargetRunne
   await pass(ctx, runner, rest, {
     concurrency: opts.concurrency,
     shardOf: (t) => t.shard,
-    shardBudget: (s) => deps.fleet.connections(s).budget,
+    shardBudget: (s) => shardWidth(ctx, s),
     onError: opts.onError ?? 'stop',
     maxFailures: opts.maxFailures,
     // The stop policy is about migrations that fail: a shard that does not answer fails its own
@@ -179,6 +181,14 @@ async function runWork(ctx: RunState, work: PlannedTarget[], runner: TargetRunne
     },
   });
   if (ctx.stopped) ctx.stopped.failures = ctx.counts.failed - ctx.counts.unreachable;
+}
+
+/** Targets at once on a shard: its connection budget, and on a shard of this machine the local limit. */
+function shardWidth(ctx: RunState, shardName: string): number {
+  const budget = ctx.deps.fleet.connections(shardName).budget;
+  const local = ctx.opts.localShardTargets;
+  if (local === undefined || !isLocalShard(ctx.deps.fleet.shard(shardName))) return budget;
+  return Math.max(1, Math.min(budget, local));
 }
 
 function notRun(t: PlannedTarget, reason: string): TargetDone {
