@@ -76,17 +76,18 @@ export async function recoverMove(deps: RecoverDeps, row: MoveRow): Promise<Reco
   return { move: row.id, cleaned };
 }
 
+/** The tenant's move records, with what the sweeps below read. */
+function moveRecords(deps: RecoverDeps, slug: string) {
+  return deps.db.selectFrom('operations').select(['id', 'progress', 'args']).where('kind', '=', 'move').where('tenant_slug', '=', slug);
+}
+
 /**
  * Replication objects of the tenant's finished moves (failed, interrupted, rolled back) that could
  * not be dropped when they ended, e.g. because a shard did not answer: dropped now. The caller
  * holds the tenant's lock. Undefined when there was nothing.
  */
 export async function sweepReplication(deps: RecoverDeps, slug: string): Promise<Recovered | undefined> {
-  const rows = await deps.db
-    .selectFrom('operations')
-    .select(['id', 'progress', 'args'])
-    .where('kind', '=', 'move')
-    .where('tenant_slug', '=', slug)
+  const rows = await moveRecords(deps, slug)
     .where('status', 'not in', ['running', 'switched'])
     .where(sql<boolean>`progress -> 'replication' is not null and progress -> 'replication' ->> 'droppedAt' is null`)
     .orderBy('id')
@@ -124,11 +125,7 @@ export async function sweepReplication(deps: RecoverDeps, slug: string): Promise
  * again (the tenant was placed there since; its placement is never touched).
  */
 export async function sweepRolledBackCopies(deps: RecoverDeps, slug: string): Promise<Recovered | undefined> {
-  const rows = await deps.db
-    .selectFrom('operations')
-    .select(['id', 'progress', 'args'])
-    .where('kind', '=', 'move')
-    .where('tenant_slug', '=', slug)
+  const rows = await moveRecords(deps, slug)
     .where('status', '=', 'rolled back')
     .where(
       sql<boolean>`(progress ->> 'targetCreated')::boolean and (progress -> 'replication' is null or progress -> 'replication' ->> 'droppedAt' is not null)`,

@@ -3,6 +3,8 @@ import { json, ownMigrateFleet, until, withPg, type MigrateEnv, tenantDigests } 
 import { superuserUrl } from '../helpers/test-fleet.js';
 import { databaseUrl } from '../../src/fleet/connection-url.js';
 import { tenantRoleName } from '../../src/placement/naming.js';
+import { untilCopying } from '../helpers/move-ops.js';
+import { latestMove } from '../../src/move/record.js';
 
 /**
  * Crash safety of a move (issue 10): SIGKILL once each phase is recorded done, then the move is
@@ -73,13 +75,7 @@ async function killedAfter(e: MigrateEnv, slug: string, args: string[], phase: s
   });
   let id = 0;
   await until(async () => {
-    const op = await e.db
-      .selectFrom('operations')
-      .selectAll()
-      .where('kind', '=', 'move')
-      .where('tenant_slug', '=', slug)
-      .orderBy('id', 'desc')
-      .executeTakeFirst();
+    const op = await latestMove(e.db, slug);
     id = Number(op?.id ?? 0);
     return op && ['running', 'switched'].includes(op.status) && (op.progress as any)?.phases?.[phase] !== undefined;
   }, 60_000);
@@ -159,16 +155,7 @@ describe('Ctrl-C during a move', () => {
       env: { TENANTCTL_INJECT_FAULT: 'move-hang-in-copy' },
       onSpawn: (p) => (pid = p),
     });
-    await until(async () => {
-      const op = await e.db
-        .selectFrom('operations')
-        .selectAll()
-        .where('kind', '=', 'move')
-        .where('tenant_slug', '=', slug)
-        .where('status', '=', 'running')
-        .executeTakeFirst();
-      return (op?.progress as any)?.lastTable;
-    }, 60_000);
+    await untilCopying(e.db, slug, 60_000);
     process.kill(pid, 'SIGINT');
     const r = await run;
     expect(r.code, r.stdout + r.stderr).toBe(130);
@@ -196,16 +183,7 @@ describe('a move rollback killed after switching back', () => {
       env: { TENANTCTL_INJECT_FAULT: 'move-rollback-hang-before-remove' },
       onSpawn: (p) => (pid = p),
     });
-    await until(async () => {
-      const op = await e.db
-        .selectFrom('operations')
-        .selectAll()
-        .where('kind', '=', 'move')
-        .where('tenant_slug', '=', slug)
-        .orderBy('id', 'desc')
-        .executeTakeFirst();
-      return op?.status === 'rolled back';
-    }, 60_000);
+    await until(async () => (await latestMove(e.db, slug))?.status === 'rolled back', 60_000);
     await new Promise((r) => setTimeout(r, 300));
     process.kill(pid, 'SIGKILL');
     expect((await run).signal).toBe('SIGKILL');

@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { json, ownMigrateFleet, sleep, until, withPg, type MigrateEnv, tenantDigests } from '../helpers/migrate-env.js';
 import { superuserUrl } from '../helpers/test-fleet.js';
 import { databaseUrl } from '../../src/fleet/connection-url.js';
+import { untilCopying } from '../helpers/move-ops.js';
 
 /**
  * Online moves (issue 10, `move --online`: logical replication, writes fenced only for the last
@@ -288,16 +289,7 @@ describe('failure, kill, rollback, resume: nothing left behind', () => {
       env: { TENANTCTL_INJECT_FAULT: 'move-hang-in-copy' },
       onSpawn: (p) => (pid = p),
     });
-    const op = await until(async () => {
-      const o = await su.db
-        .selectFrom('operations')
-        .selectAll()
-        .where('kind', '=', 'move')
-        .where('tenant_slug', '=', slug)
-        .where('status', '=', 'running')
-        .executeTakeFirst();
-      return (o?.progress as any)?.lastTable ? o : undefined;
-    }, 30_000);
+    const op = await untilCopying(su.db, slug, 30_000);
     // The publication, the slot and the subscription are there, and outlive the mover.
     const name = `tenantctl_move_${op.id}`;
     expect((await leftovers(su)).filter((l) => l.endsWith(name)).length).toBeGreaterThanOrEqual(3);

@@ -1,9 +1,10 @@
 import type pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { json, ownMigrateFleet, until, withPg, type MigrateEnv, tenantDigests } from '../helpers/migrate-env.js';
+import { json, ownMigrateFleet, withPg, type MigrateEnv, tenantDigests } from '../helpers/migrate-env.js';
 import { superuserUrl } from '../helpers/test-fleet.js';
 import { seed } from '../helpers/seed.js';
 import { databaseUrl } from '../../src/fleet/connection-url.js';
+import { untilCopying } from '../helpers/move-ops.js';
 
 /**
  * Tenant moves (issue 10) on a private fleet (us1 in us-east; eu1 in eu-west, residency eu),
@@ -230,16 +231,7 @@ describe('fence, kill, resume, rollback, concurrency', () => {
       env: { TENANTCTL_INJECT_FAULT: 'move-hang-in-copy' },
       onSpawn: (p) => (pid = p),
     });
-    await until(async () => {
-      const op = await e.db
-        .selectFrom('operations')
-        .selectAll()
-        .where('kind', '=', 'move')
-        .where('tenant_slug', '=', slug)
-        .where('status', '=', 'running')
-        .executeTakeFirst();
-      return (op?.progress as any)?.lastTable;
-    });
+    await untilCopying(e.db, slug);
     await during(pid);
     process.kill(pid, 'SIGKILL');
     const r = await run;
