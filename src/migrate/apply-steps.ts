@@ -1,6 +1,5 @@
 import { redactText } from '../config/redact.js';
 import { errorMessage } from '../errors.js';
-import { inTransaction } from '../fleet/fleet.js';
 import { ensureSchema } from '../sql.js';
 import { MIGRATION_LOCK_CLASSID } from '../operations/lock-ids.js';
 import { importMigration, type MigrationFile } from './files.js';
@@ -61,9 +60,7 @@ export async function applyStepByStep(s: TargetSession, migrations: MigrationFil
 
     if (upkeep && hooks.afterMigrate) {
       const after = hooks.afterMigrate;
-      await s.withRetry(undefined, () =>
-        inTransaction(client, async () => s.notes.push(...(await after(client, target.schema, opts.config)))),
-      );
+      await s.withRetry(undefined, () => s.inTransaction(async () => s.notes.push(...(await after(client, target.schema, opts.config)))));
     }
     const protectedTables = hooks.protectedTables ? await hooks.protectedTables(client, target.schema, opts.config) : undefined;
     warnings.push(...s.notes);
@@ -189,7 +186,7 @@ async function applyOutsideTransaction(
     await client.query('reset search_path; reset lock_timeout; reset statement_timeout').catch(() => s.markBroken());
   }
   await s.withRetry(m, () =>
-    inTransaction(client, async () => {
+    s.inTransaction(async () => {
       if (hooks.afterMigrate) s.notes.push(...(await hooks.afterMigrate(client, target.schema, opts.config)));
       await recordApplied(client, target.schema, m, Date.now() - t0);
     }),
