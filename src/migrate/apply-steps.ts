@@ -2,6 +2,7 @@ import { redactText } from '../config/redact.js';
 import { errorMessage } from '../errors.js';
 import { ensureSchema } from '../sql.js';
 import { MIGRATION_LOCK_CLASSID } from '../operations/lock-ids.js';
+import { waitsWithoutBlocking } from './concurrent-ddl.js';
 import { importMigration, type MigrationFile } from './files.js';
 import { kyselyOnClient } from './kysely-on-client.js';
 import { splitStatements } from './split.js';
@@ -179,7 +180,11 @@ async function applyOutsideTransaction(
       const statements = splitStatements(sql);
       for (const st of statements) {
         s.checkContinue(m, st !== statements[0]);
+        const unbounded = waitsWithoutBlocking(st.sql);
+        // Its own round trips: CREATE INDEX CONCURRENTLY refuses to share a query string.
+        if (unbounded) await client.query(s.lockTimeoutSql(false));
         await s.withRetry(m, () => s.execSql(st.sql, st.line));
+        if (unbounded) await client.query(s.lockTimeoutSql(true));
       }
     }
   } finally {

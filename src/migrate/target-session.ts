@@ -229,6 +229,14 @@ export class TargetSession implements ErrorContext {
   }
 
   /**
+   * The session's lock_timeout: migrations.lockTimeout, or (`bounded` false) none, for a
+   * statement whose wait holds up no query (concurrent-ddl.ts); statement_timeout still ends it.
+   */
+  lockTimeoutSql(bounded: boolean): string {
+    return `set lock_timeout = '${bounded ? this.lockTimeoutMs : 0}ms'`;
+  }
+
+  /**
    * `fn` in a transaction of its own with the target's settings: its DDL (the pool's row-level
    * security) waits for a lock at most lock_timeout, as a migration's does.
    */

@@ -228,6 +228,17 @@ describe('migrateTarget', () => {
     expect(out).toMatchObject({ status: 'succeeded', applied: [], unknown: ['0003_comments'] });
   });
 
+  /** The fixture's two indexes on events, and whether each is valid. */
+  async function eventIndexes(c: pg.Client, schema: string) {
+    const { rows } = await c.query<{ name: string; valid: boolean }>(
+      `select c.relname as name, i.indisvalid as valid from pg_index i
+         join pg_class c on c.oid = i.indexrelid join pg_namespace n on n.oid = c.relnamespace
+        where n.nspname = $1 and c.relname like 'events_%_idx' order by 1`,
+      [schema],
+    );
+    return rows;
+  }
+
   it('runs a no-transaction migration with CREATE INDEX CONCURRENTLY', async () => {
     const db = await freshDatabase('conc');
     const c = await connect(db);
@@ -236,17 +247,34 @@ describe('migrateTarget', () => {
     const out = await migrateTarget(c, schemaTarget(db, 't_conc'), migrations, { config });
     expect(out.error).toBeUndefined();
     expect(out.applied).toEqual(['0001_events', '0002_events_kind_index']);
-    const { rows } = await c.query<{ name: string; valid: boolean }>(
-      `select c.relname as name, i.indisvalid as valid from pg_index i
-         join pg_class c on c.oid = i.indexrelid join pg_namespace n on n.oid = c.relnamespace
-        where n.nspname = 't_conc' and c.relname like 'events_%_idx' order by 1`,
-    );
-    expect(rows).toEqual([
+    expect(await eventIndexes(c, 't_conc')).toEqual([
       { name: 'events_at_idx', valid: true },
       { name: 'events_kind_idx', valid: true },
     ]);
     // Session settings were reset afterwards.
     expect((await c.query('show search_path')).rows[0].search_path).toBe('"$user", public');
+    expect((await c.query('show lock_timeout')).rows[0].lock_timeout).toBe('0');
+  });
+
+  it('lets CREATE INDEX CONCURRENTLY wait out a long transaction: no lock timeout, no invalid index left', async () => {
+    const db = await freshDatabase('concwait');
+    const c = await connect(db);
+    const migrations = await loadMigrations(join(FIXTURES, 'no-transaction'));
+    await migrateTarget(c, schemaTarget(db, 't_cw'), migrations.slice(0, 1), { config });
+    // A writer's open transaction: the index build waits for it (and holds up none of its writes).
+    const writer = await connect(db);
+    await writer.query('begin');
+    await writer.query(`insert into t_cw.events (tenant_id, kind) values (gen_random_uuid(), 'k')`);
+    const released = sleep(1200).then(() => writer.query('commit'));
+    const cfg: Config = { ...config, migrations: { ...config.migrations, lockTimeout: '200ms' } };
+    const out = await migrateTarget(c, schemaTarget(db, 't_cw'), migrations, { config: cfg, retryBaseMs: 50 });
+    await released;
+    expect(out.error).toBeUndefined();
+    expect(out).toMatchObject({ applied: ['0002_events_kind_index'], attempts: 1 });
+    expect(await eventIndexes(c, 't_cw')).toEqual([
+      { name: 'events_at_idx', valid: true },
+      { name: 'events_kind_idx', valid: true },
+    ]);
     expect((await c.query('show lock_timeout')).rows[0].lock_timeout).toBe('0');
   });
 
