@@ -147,12 +147,14 @@ export const configSchema = z
     migrations: z
       .strictObject({
         dir: z.string().default('migrations'),
-        lockTimeout: duration.default('5s'),
+        // While a migration's DDL waits for its lock, every later query on the table queues
+        // behind it: short waits, retried with gaps between them (src/migrate/retry-schedule.ts).
+        lockTimeout: duration.default('1s'),
         statementTimeout: duration.default('5min'),
         targetTimeout: duration.default('30min'),
-        retries: wholeNumber(0, 20).default(3),
+        retries: wholeNumber(0, 100).default(10),
       })
-      .default({ dir: 'migrations', lockTimeout: '5s', statementTimeout: '5min', targetTimeout: '30min', retries: 3 }),
+      .default({ dir: 'migrations', lockTimeout: '1s', statementTimeout: '5min', targetTimeout: '30min', retries: 10 }),
     dev: z.strictObject({ dataDir: z.string().default('.tenantctl/dev') }).default({ dataDir: '.tenantctl/dev' }),
   })
   .superRefine((cfg, ctx) => {

@@ -3,7 +3,6 @@ import { errorMessage } from '../errors.js';
 import { isConnectionError } from '../fleet/fleet.js';
 import { literal } from '../sql.js';
 import type { MigrationFile } from './files.js';
-import { pgCode, RETRYABLE } from './target-errors.js';
 import type { TargetSession } from './target-session.js';
 import type { KnownState, TargetOutcome } from './target-types.js';
 import { appliedRowsSql, recordAppliedSql, rowsOfApplied, TRACKING, versionOf } from './tracking.js';
@@ -62,8 +61,6 @@ export async function applyInOneRoundTrip(s: TargetSession, known: KnownState): 
     // Past the guard, under our lock, every new row is ours.
     const committed = new Set(rowsOfApplied(res[res.length - 1].rows).map((r) => r.name));
     for (const m of pending) if (committed.has(m.id)) s.applied.push(m.id);
-    const code = pgCode(err);
-    if (code !== undefined && RETRYABLE.has(code)) return null;
     const failing = pending.find((m) => !committed.has(m.id));
     const part = parts.find((x) => x.m === failing);
     const e = err as { position?: string };
@@ -73,8 +70,17 @@ export async function applyInOneRoundTrip(s: TargetSession, known: KnownState): 
         Object.assign(err as object, { position: String(pos), tenantctlSql: part.sql, tenantctlLine: 1 });
       else delete e.position;
     }
+    // A lock timeout (or deadlock) is this migration's first attempt: after the schedule's gap,
+    // the step-by-step path makes the next, from a new transaction. Any other error ends here.
+    let failure: unknown = err;
+    try {
+      await s.afterFailedAttempt(err, failing);
+      return null;
+    } catch (stop) {
+      failure = stop;
+    }
     return s.outcome('failed', {
-      error: s.toError(err, failing),
+      error: s.toError(failure, failing),
       pending: pending.map((m) => m.id).filter((id) => !committed.has(id)),
       unknown: [...known.unknown],
       version: versionOf([...known.applied, ...s.applied]),

@@ -1,8 +1,8 @@
 import { redactText } from '../config/redact.js';
 import { errorMessage } from '../errors.js';
-import { inTransaction } from '../fleet/fleet.js';
 import { ensureSchema } from '../sql.js';
 import { MIGRATION_LOCK_CLASSID } from '../operations/lock-ids.js';
+import { waitsWithoutBlocking } from './concurrent-ddl.js';
 import { importMigration, type MigrationFile } from './files.js';
 import { kyselyOnClient } from './kysely-on-client.js';
 import { splitStatements } from './split.js';
@@ -61,9 +61,7 @@ export async function applyStepByStep(s: TargetSession, migrations: MigrationFil
 
     if (upkeep && hooks.afterMigrate) {
       const after = hooks.afterMigrate;
-      await s.withRetry(undefined, () =>
-        inTransaction(client, async () => s.notes.push(...(await after(client, target.schema, opts.config)))),
-      );
+      await s.withRetry(undefined, () => s.inTransaction(async () => s.notes.push(...(await after(client, target.schema, opts.config)))));
     }
     const protectedTables = hooks.protectedTables ? await hooks.protectedTables(client, target.schema, opts.config) : undefined;
     warnings.push(...s.notes);
@@ -182,14 +180,18 @@ async function applyOutsideTransaction(
       const statements = splitStatements(sql);
       for (const st of statements) {
         s.checkContinue(m, st !== statements[0]);
+        const unbounded = waitsWithoutBlocking(st.sql);
+        // Its own round trips: CREATE INDEX CONCURRENTLY refuses to share a query string.
+        if (unbounded) await client.query(s.lockTimeoutSql(false));
         await s.withRetry(m, () => s.execSql(st.sql, st.line));
+        if (unbounded) await client.query(s.lockTimeoutSql(true));
       }
     }
   } finally {
     await client.query('reset search_path; reset lock_timeout; reset statement_timeout').catch(() => s.markBroken());
   }
   await s.withRetry(m, () =>
-    inTransaction(client, async () => {
+    s.inTransaction(async () => {
       if (hooks.afterMigrate) s.notes.push(...(await hooks.afterMigrate(client, target.schema, opts.config)));
       await recordApplied(client, target.schema, m, Date.now() - t0);
     }),

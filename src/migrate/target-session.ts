@@ -6,12 +6,18 @@ import { targetId } from '../placement/naming.js';
 import { ident, literal } from '../sql.js';
 import { targetLockHolder, targetLockSql } from './target-lock.js';
 import type { MigrationFile } from './files.js';
+import { nextRetry, RETRY_BASE_MS, RETRY_CAP_MS, type RetryPlan } from './retry-schedule.js';
+import { tableLockHolders } from './table-lock-holders.js';
 import { rendered, templateVars, type TemplateVars } from './template.js';
 import { pgCode, RETRYABLE, Stop, toTargetError, type ErrorContext } from './target-errors.js';
 import type { MigrateTargetOptions, MigrationClient, MigrationTarget, TargetError, TargetOutcome, TargetStatus } from './target-types.js';
 import { TRACKING } from './tracking.js';
 
 const LOCK_POLL_MS = 100;
+/** SQLSTATE lock_not_available: lock_timeout ran out. */
+const LOCK_TIMEOUT = '55P03';
+/** What a retry of the pool's row-level security upkeep is counted under (it has no migration). */
+const UPKEEP = '(rls)';
 
 /**
  * One target's run on one connection: its deadline (migrations.targetTimeout), its session
@@ -39,6 +45,11 @@ export class TargetSession implements ErrorContext {
   private readonly vars: TemplateVars;
   private readonly lockTimeoutMs: number;
   private readonly statementTimeoutMs: number;
+  private readonly retryPlan: RetryPlan;
+  /** Failed attempts so far, per migration id (UPKEEP for the upkeep). */
+  private readonly attemptsOf = new Map<string, number>();
+  /** Retries so far, all migrations of the target together. */
+  private retried = 0;
 
   constructor(
     readonly client: MigrationClient,
@@ -51,6 +62,12 @@ export class TargetSession implements ErrorContext {
     this.deadline = this.started + (opts.targetTimeoutMs ?? durationMs(m.targetTimeout));
     this.lockTimeoutMs = durationMs(m.lockTimeout);
     this.statementTimeoutMs = durationMs(m.statementTimeout);
+    this.retryPlan = {
+      retries: m.retries,
+      lockTimeoutMs: this.lockTimeoutMs,
+      baseMs: opts.retryBaseMs ?? RETRY_BASE_MS,
+      capMs: RETRY_CAP_MS,
+    };
     this.vars = templateVars(opts.config);
   }
 
@@ -87,6 +104,7 @@ export class TargetSession implements ErrorContext {
       pending: [],
       unknown: [],
       durationMs: Date.now() - this.started,
+      attempts: this.attempts,
       ...extra,
     };
   }
@@ -210,6 +228,33 @@ export class TargetSession implements ErrorContext {
     );
   }
 
+  /**
+   * The session's lock_timeout: migrations.lockTimeout, or (`bounded` false) none, for a
+   * statement whose wait holds up no query (concurrent-ddl.ts); statement_timeout still ends it.
+   */
+  lockTimeoutSql(bounded: boolean): string {
+    return `set lock_timeout = '${bounded ? this.lockTimeoutMs : 0}ms'`;
+  }
+
+  /**
+   * `fn` in a transaction of its own with the target's settings: its DDL (the pool's row-level
+   * security) waits for a lock at most lock_timeout, as a migration's does.
+   */
+  async inTransaction<T>(fn: () => Promise<T>): Promise<T> {
+    await this.client.query(`begin; ${this.settingsSql(true)}`);
+    this.txOpen = true;
+    try {
+      const out = await fn();
+      await this.client.query('commit');
+      this.txOpen = false;
+      return out;
+    } catch (err) {
+      await this.client.query('rollback').catch(() => this.markBroken());
+      this.txOpen = false;
+      throw err;
+    }
+  }
+
   /** Send SQL text; errors remember the text and its first line, to name the failing line. */
   async execSql(sql: string, firstLine: number): Promise<void> {
     try {
@@ -220,32 +265,75 @@ export class TargetSession implements ErrorContext {
     }
   }
 
-  /** Retry on lock timeouts, deadlocks and serialization failures, with jittered backoff. */
+  /**
+   * Run `fn`, one migration's attempt (its whole transaction), again after a lock timeout,
+   * deadlock or serialization failure, on the retry schedule (retry-schedule.ts).
+   */
   async withRetry<T>(m: MigrationFile | undefined, fn: () => Promise<T>): Promise<T> {
-    const base = this.opts.retryBaseMs ?? 200;
-    const retries = this.opts.config.migrations.retries;
-    for (let attempt = 1; ; attempt++) {
+    for (;;) {
       try {
         return await fn();
       } catch (err) {
-        if (err instanceof Stop) throw err;
-        const code = pgCode(err);
-        const retryable = code !== undefined && RETRYABLE.has(code);
-        if (!retryable || attempt > retries || this.opts.signal?.aborted) throw this.stopFor(err, m, attempt);
-        // Equal jitter: half the exponential delay fixed, half random, capped at 10s.
-        const exp = Math.min(10_000, base * 2 ** (attempt - 1));
-        const delayMs = Math.round(exp / 2 + (Math.random() * exp) / 2);
-        if (Date.now() + delayMs >= this.deadline) throw this.stopFor(err, m, attempt);
-        this.opts.onEvent?.({ type: 'retry', target: this.id, migration: m?.id ?? '(rls)', attempt, delayMs, pgCode: code });
-        await sleep(delayMs);
+        await this.afterFailedAttempt(err, m);
       }
     }
+  }
+
+  /**
+   * An attempt of `m` failed with `err`: when it gets another, wait the schedule's gap and
+   * return; otherwise throw the Stop that ends the target (LOCKED when the retries are spent on
+   * lock timeouts, TIMEOUT when the next attempt would pass migrations.targetTimeout). The
+   * one-round-trip path calls it too, so its attempt counts.
+   */
+  async afterFailedAttempt(err: unknown, m: MigrationFile | undefined): Promise<void> {
+    if (err instanceof Stop) throw err;
+    const key = m?.id ?? UPKEEP;
+    const attempt = (this.attemptsOf.get(key) ?? 0) + 1;
+    this.attemptsOf.set(key, attempt);
+    const code = pgCode(err);
+    if (code === undefined || !RETRYABLE.has(code) || this.opts.signal?.aborted) throw this.stopFor(err, m, attempt);
+    const next = nextRetry(attempt, this.retryPlan, Date.now(), this.deadline);
+    if (!next.retry) throw await this.gaveUp(err, m, attempt, next.why);
+    this.retried++;
+    this.opts.onEvent?.({ type: 'retry', target: this.id, migration: key, attempt, delayMs: next.delayMs, pgCode: code });
+    await sleep(next.delayMs);
+  }
+
+  /** 1 plus every retry of the target's migrations (and its upkeep). */
+  get attempts(): number {
+    return 1 + this.retried;
   }
 
   private stopFor(err: unknown, m: MigrationFile | undefined, attempts: number): Stop {
     const error = this.toError(err, m);
     if (attempts > 1) error.message += ` (after ${attempts} attempts)`;
     return new Stop(error);
+  }
+
+  /** The end of a migration that kept failing on a lock: what held it, and what to do. */
+  private async gaveUp(err: unknown, m: MigrationFile | undefined, attempts: number, why: 'spent' | 'deadline'): Promise<Stop> {
+    if (pgCode(err) !== LOCK_TIMEOUT) return this.stopFor(err, m, attempts);
+    const base = this.toError(err, m);
+    const what = m?.id ?? 'the row-level security upkeep';
+    const tries = `${attempts} attempt${attempts === 1 ? '' : 's'} of at most ${this.lockTimeoutMs}ms each (migrations.lockTimeout), ${((Date.now() - this.started) / 1000).toFixed(1)}s in all`;
+    const holders = await tableLockHolders(this.client, this.target.schema);
+    const partly = m?.transactional === false ? `; ${m.id} runs outside a transaction: statements before the failing one stay applied` : '';
+    if (why === 'deadline') {
+      return new Stop({
+        ...base,
+        code: 'TIMEOUT',
+        message: `target ${this.id} ran out of migrations.targetTimeout waiting for a lock for ${what} in ${tries}: ${base.message}${holders}`,
+        hint: `a long transaction holds a lock on a table ${what} changes: end it, or raise migrations.targetTimeout; run migrate up again to continue${partly}`,
+      });
+    }
+    return new Stop({
+      ...base,
+      code: 'LOCKED',
+      message: `${what} could not lock a table of ${this.id} in ${tries}: ${base.message}${holders}`,
+      hint:
+        `a long transaction holds a lock on a table ${what} changes: end it, or run migrate up again when it has ended; ` +
+        `migrations.retries allows more attempts, each holding up that table's queries for at most migrations.lockTimeout${partly}`,
+    });
   }
 
   toError(err: unknown, m: MigrationFile | undefined): TargetError {

@@ -50,6 +50,12 @@ export interface TargetOutcome {
   /** Things the operator should know that did not fail the target. */
   warnings?: string[];
   durationMs: number;
+  /**
+   * How many attempts the target took: 1, plus every retry of a migration that failed on a lock
+   * (lock timeout, deadlock, serialization failure). Absent when the engine did not run (the
+   * target was found up to date before the fan-out).
+   */
+  attempts?: number;
   error?: TargetError;
 }
 
@@ -69,7 +75,7 @@ export interface MigrateTargetOptions {
   lockWaitMs?: number;
   /** Overall budget for this target; default migrations.targetTimeout. */
   targetTimeoutMs?: number;
-  /** Backoff base for retries (tests shorten it). */
+  /** The first gap before a retry (retry-schedule.ts; tests shorten it). */
   retryBaseMs?: number;
   /**
    * What the caller just read at the target (one query per database, before the fan-out). With

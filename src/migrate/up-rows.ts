@@ -15,6 +15,8 @@ export interface MigrateRow extends TenantResult {
   pending?: string[];
   unknown?: string[];
   warnings?: string[];
+  /** The target's attempts (1 plus its retries on locks), when it was migrated or checked under its lock. */
+  attempts?: number;
 }
 
 /** Target-level result inside the fan-out. */
@@ -108,6 +110,7 @@ export function tenantRows(t: PlannedTarget, o: TargetOutcome): MigrateRow[] {
       applied: o.applied,
       durationMs: o.durationMs,
     };
+    if (o.attempts !== undefined) row.attempts = o.attempts;
     if (o.pending.length > 0) row.pending = o.pending;
     if (o.unknown.length > 0) row.unknown = o.unknown;
     if (o.warnings?.length) row.warnings = o.warnings;
@@ -161,7 +164,12 @@ export function record(t: PlannedTarget, r: { status?: TargetRecord['status']; o
     rec.event = {
       action: o.status === 'failed' ? 'migrate failed' : 'migrated',
       result: o.status === 'failed' ? 'failed' : 'ok',
-      details: { target: t.id, applied: o.applied, ...(o.error ? { error: publicError(o.error) } : {}) },
+      details: {
+        target: t.id,
+        applied: o.applied,
+        ...((o.attempts ?? 1) > 1 ? { attempts: o.attempts } : {}),
+        ...(o.error ? { error: publicError(o.error) } : {}),
+      },
       tenants: t.tenants.map((x) => x.slug),
     };
   }

@@ -26,6 +26,7 @@ export function renderMigrateUp(out: Output, doc: MigrateUpDocument): void {
       ),
     );
   }
+  const retried = renderRetried(out, doc);
   for (const w of doc.warnings ?? []) out.error(out.color.yellow(`warning: ${w}`));
   const s = doc.summary;
   const t = doc.targets;
@@ -37,7 +38,7 @@ export function renderMigrateUp(out: Output, doc: MigrateUpDocument): void {
     ? `migrate up --dry-run: ${t.migrated} of ${t.total} targets (${s.total} tenants) would be migrated${head}, ${t.upToDate} up to date, ${t.failed} refused; nothing was changed`
     : `migrate up${doc.run !== null ? ` (run ${doc.run})` : ''}: ${s.total} tenants in ${t.total} targets: ${t.migrated} migrated${head}, ${t.upToDate} up to date, ${t.failed} failed, ${t.notRun} not run` +
       `${t.unreachable ? ` (${t.unreachable} unreachable)` : ''}` +
-      `${skipped.length ? `; ${skipped.length} skipped (${reasons})` : ''}${doc.interrupted ? '; interrupted' : ''}${stoppedText(doc)} in ${(s.durationMs / 1000).toFixed(1)}s`;
+      `${skipped.length ? `; ${skipped.length} skipped (${reasons})` : ''}${retried}${doc.interrupted ? '; interrupted' : ''}${stoppedText(doc)} in ${(s.durationMs / 1000).toFixed(1)}s`;
   out.print(doc.ok ? out.color.green(line) : out.color.red(line));
   if (!doc.dryRun && doc.run !== null && (t.failed > 0 || t.notRun > 0)) {
     const hints = [];
@@ -45,6 +46,26 @@ export function renderMigrateUp(out: Output, doc: MigrateUpDocument): void {
     hints.push(`finish the run (failures and targets not run): tenantctl migrate up --resume ${doc.run}`);
     out.print(hints.join('\n'));
   }
+}
+
+/**
+ * The targets that took more than one attempt (a migration waited for a lock on a busy table,
+ * or hit a deadlock, and was tried again), with their counts; returns the summary line's part.
+ */
+function renderRetried(out: Output, doc: MigrateUpDocument): string {
+  const retried = byTarget(doc.results.filter((r) => (r.attempts ?? 1) > 1));
+  if (retried.length === 0) return '';
+  const shown = retried.slice(0, 20);
+  out.print(
+    renderTable(
+      out,
+      ['target', 'tenant', 'attempts', 'status'],
+      shown.map(({ target, rows }) => [target, tenantsCell(rows), String(rows[0].attempts), rows[0].status]),
+    ),
+  );
+  if (retried.length > shown.length) out.print(`… and ${retried.length - shown.length} more retried (see --json)`);
+  const most = Math.max(...retried.map(({ rows }) => rows[0].attempts ?? 1));
+  return `; ${retried.length} target${retried.length === 1 ? '' : 's'} retried on locks (at most ${most} attempts)`;
 }
 
 /** `; stopped at 3 failures (--max-failures 3); targets already running added 2 more` */

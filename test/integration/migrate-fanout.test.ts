@@ -359,6 +359,7 @@ describe('pool targets and the JSON document', () => {
         status: 'succeeded',
         applied: ['0004_labels'],
         durationMs: expect.any(Number),
+        attempts: 1,
       });
     }
     expect(rows['pool-a'].durationMs).toBe(rows['pool-b'].durationMs);

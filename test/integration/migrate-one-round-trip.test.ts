@@ -170,6 +170,10 @@ describe('migrateTarget with a known state (one round trip)', () => {
     expect(out.error).toBeUndefined();
     expect(out.applied).toEqual(['0004_archive']);
     expect(events.some((e) => e.type === 'retry')).toBe(true);
+    // The message's attempt counts: the first retry is attempt 2, after a gap of the schedule.
+    const retries = events.filter((e) => e.type === 'retry');
+    expect(retries[0]).toMatchObject({ attempt: 1, migration: '0004_archive', pgCode: '55P03' });
+    expect(out.attempts).toBe(1 + retries.length);
     await expectClean(c);
   });
 

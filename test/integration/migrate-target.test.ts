@@ -228,6 +228,17 @@ describe('migrateTarget', () => {
     expect(out).toMatchObject({ status: 'succeeded', applied: [], unknown: ['0003_comments'] });
   });
 
+  /** The fixture's two indexes on events, and whether each is valid. */
+  async function eventIndexes(c: pg.Client, schema: string) {
+    const { rows } = await c.query<{ name: string; valid: boolean }>(
+      `select c.relname as name, i.indisvalid as valid from pg_index i
+         join pg_class c on c.oid = i.indexrelid join pg_namespace n on n.oid = c.relnamespace
+        where n.nspname = $1 and c.relname like 'events_%_idx' order by 1`,
+      [schema],
+    );
+    return rows;
+  }
+
   it('runs a no-transaction migration with CREATE INDEX CONCURRENTLY', async () => {
     const db = await freshDatabase('conc');
     const c = await connect(db);
@@ -236,17 +247,34 @@ describe('migrateTarget', () => {
     const out = await migrateTarget(c, schemaTarget(db, 't_conc'), migrations, { config });
     expect(out.error).toBeUndefined();
     expect(out.applied).toEqual(['0001_events', '0002_events_kind_index']);
-    const { rows } = await c.query<{ name: string; valid: boolean }>(
-      `select c.relname as name, i.indisvalid as valid from pg_index i
-         join pg_class c on c.oid = i.indexrelid join pg_namespace n on n.oid = c.relnamespace
-        where n.nspname = 't_conc' and c.relname like 'events_%_idx' order by 1`,
-    );
-    expect(rows).toEqual([
+    expect(await eventIndexes(c, 't_conc')).toEqual([
       { name: 'events_at_idx', valid: true },
       { name: 'events_kind_idx', valid: true },
     ]);
     // Session settings were reset afterwards.
     expect((await c.query('show search_path')).rows[0].search_path).toBe('"$user", public');
+    expect((await c.query('show lock_timeout')).rows[0].lock_timeout).toBe('0');
+  });
+
+  it('lets CREATE INDEX CONCURRENTLY wait out a long transaction: no lock timeout, no invalid index left', async () => {
+    const db = await freshDatabase('concwait');
+    const c = await connect(db);
+    const migrations = await loadMigrations(join(FIXTURES, 'no-transaction'));
+    await migrateTarget(c, schemaTarget(db, 't_cw'), migrations.slice(0, 1), { config });
+    // A writer's open transaction: the index build waits for it (and holds up none of its writes).
+    const writer = await connect(db);
+    await writer.query('begin');
+    await writer.query(`insert into t_cw.events (tenant_id, kind) values (gen_random_uuid(), 'k')`);
+    const released = sleep(1200).then(() => writer.query('commit'));
+    const cfg: Config = { ...config, migrations: { ...config.migrations, lockTimeout: '200ms' } };
+    const out = await migrateTarget(c, schemaTarget(db, 't_cw'), migrations, { config: cfg, retryBaseMs: 50 });
+    await released;
+    expect(out.error).toBeUndefined();
+    expect(out).toMatchObject({ applied: ['0002_events_kind_index'], attempts: 1 });
+    expect(await eventIndexes(c, 't_cw')).toEqual([
+      { name: 'events_at_idx', valid: true },
+      { name: 'events_kind_idx', valid: true },
+    ]);
     expect((await c.query('show lock_timeout')).rows[0].lock_timeout).toBe('0');
   });
 
@@ -308,19 +336,26 @@ describe('migrateTarget', () => {
     expect(q).toMatchObject({ status: 'succeeded', applied: [] });
   });
 
-  it('retries a migration that hits lock_timeout, then succeeds', async () => {
-    const db = await freshDatabase('retry');
+  /**
+   * A schema at 0001 in a fresh database, a folder adding 0002_archive (ALTER TABLE workspaces),
+   * and a blocker whose open transaction holds ACCESS SHARE on that table.
+   */
+  async function busyArchive(name: string, schema: string) {
+    const db = await freshDatabase(name);
     const c = await connect(db);
-    await migrateTarget(c, schemaTarget(db, 't_retry'), shipped.slice(0, 1), { config });
-    const dir = await mkdtemp(join(tmpdir(), 'tenantctl-retry-'));
+    await migrateTarget(c, schemaTarget(db, schema), shipped.slice(0, 1), { config });
+    const dir = await mkdtemp(join(tmpdir(), `tenantctl-${name}-`));
     tmpDirs.push(dir);
     await writeFile(join(dir, '0001_workspaces_and_users.sql'), shipped[0].sql!);
     await writeFile(join(dir, '0002_archive.sql'), 'alter table workspaces add column archived_at timestamptz;\n');
-    const migrations = await loadMigrations(dir);
-
     const blocker = await connect(db);
     await blocker.query('begin');
-    await blocker.query('lock table t_retry.workspaces in access share mode');
+    await blocker.query(`lock table ${ident(schema)}.workspaces in access share mode`);
+    return { c, db, blocker, migrations: await loadMigrations(dir) };
+  }
+
+  it('retries a migration that hits lock_timeout, then succeeds', async () => {
+    const { c, db, blocker, migrations } = await busyArchive('retry', 't_retry');
     const cfg: Config = { ...config, migrations: { ...config.migrations, lockTimeout: '100ms', retries: 5 } };
     const events: MigrateEvent[] = [];
     const release = sleep(400).then(() => blocker.query('commit'));
@@ -337,22 +372,34 @@ describe('migrateTarget', () => {
     expect(retries[0]).toMatchObject({ migration: '0002_archive', pgCode: '55P03' });
   });
 
-  it('gives up with MIGRATION_FAILED after the retries are spent', async () => {
-    const db = await freshDatabase('spent');
-    const c = await connect(db);
-    await migrateTarget(c, schemaTarget(db, 't_spent'), shipped.slice(0, 1), { config });
-    const dir = await mkdtemp(join(tmpdir(), 'tenantctl-spent-'));
-    tmpDirs.push(dir);
-    await writeFile(join(dir, '0001_workspaces_and_users.sql'), shipped[0].sql!);
-    await writeFile(join(dir, '0002_archive.sql'), 'alter table workspaces add column archived_at timestamptz;\n');
-    const blocker = await connect(db);
-    await blocker.query('begin');
-    await blocker.query('lock table t_spent.workspaces in access share mode');
+  it('gives up with LOCKED after the retries are spent, naming the session that holds the table', async () => {
+    const { c, db, blocker, migrations } = await busyArchive('spent', 't_spent');
     const cfg: Config = { ...config, migrations: { ...config.migrations, lockTimeout: '50ms', retries: 2 } };
-    const out = await migrateTarget(c, schemaTarget(db, 't_spent'), await loadMigrations(dir), { config: cfg, retryBaseMs: 10 });
+    const out = await migrateTarget(c, schemaTarget(db, 't_spent'), migrations, { config: cfg, retryBaseMs: 10 });
     await blocker.query('rollback');
-    expect(out.error).toMatchObject({ code: 'MIGRATION_FAILED', migration: '0002_archive', pgCode: '55P03' });
-    expect(out.error!.message).toMatch(/lock timeout.*after 3 attempts/);
+    expect(out.error).toMatchObject({ code: 'LOCKED', migration: '0002_archive', pgCode: '55P03' });
+    expect(out.error!.message).toMatch(/^0002_archive could not lock a table of .*t_spent in 3 attempts of at most 50ms each/);
+    expect(out.error!.message).toMatch(/lock timeout.*pid \d+ \w+ holds AccessShareLock on t_spent\.workspaces/);
+    expect(out.error!.hint).toMatch(/long transaction holds a lock/);
+    expect(out.attempts).toBe(3);
+  });
+
+  it("stops retrying with TIMEOUT when the next attempt would pass the target's time budget", async () => {
+    const { c, db, blocker, migrations } = await busyArchive('lockdeadline', 't_ldl');
+    // Retries to spare, but 1.5s of time: attempts of 300ms fit a few times, never 51.
+    const cfg: Config = { ...config, migrations: { ...config.migrations, lockTimeout: '300ms', retries: 50 } };
+    const t0 = Date.now();
+    const out = await migrateTarget(c, schemaTarget(db, 't_ldl'), migrations, { config: cfg, targetTimeoutMs: 1500 });
+    const took = Date.now() - t0;
+    await blocker.query('rollback');
+    expect(out.error).toMatchObject({ code: 'TIMEOUT', migration: '0002_archive', pgCode: '55P03' });
+    expect(out.error!.message).toMatch(
+      /ran out of migrations\.targetTimeout waiting for a lock for 0002_archive in \d+ attempts of at most 300ms/,
+    );
+    expect(out.attempts).toBeGreaterThan(1);
+    expect(out.attempts).toBeLessThan(6);
+    expect(took).toBeLessThan(1500 + 500);
+    expect(await readApplied(c, ['t_ldl'])).toHaveLength(1);
   });
 
   it('stops with TIMEOUT when the target runs past its time budget', async () => {
