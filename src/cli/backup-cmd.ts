@@ -46,7 +46,10 @@ export function registerBackupCommands(program: Command): void {
       const doc = resultDocument('backup create', results, started);
       if (!ctx.out.json)
         for (const r of results)
-          if (r.status === 'succeeded') ctx.out.print(`${r.tenant}: ${r.backup} (${r.rows} rows${r.encrypted ? ', encrypted' : ''})`);
+          if (r.status === 'succeeded')
+            ctx.out.print(
+              `${r.tenant}: ${r.backup} (${r.rows} rows${r.encrypted ? ', encrypted' : ''}${r.sharedNotCopied?.length ? `; shared, not copied: ${r.sharedNotCopied.join(', ')}` : ''})`,
+            );
       renderResultDocument(ctx.out, doc);
       return exitCodeFor(doc);
     }),

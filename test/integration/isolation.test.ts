@@ -14,7 +14,7 @@ import { superuserUrl } from '../helpers/test-fleet.js';
  * production (LOGIN CREATEDB CREATEROLE) and, on purpose, as a superuser.
  */
 const FIXTURES = fileURLToPath(new URL('../fixtures/own-schema', import.meta.url));
-const KEY = { column: 'company_id', type: 'bigint' as const, tables: { companies: 'id' } };
+const KEY = { column: 'company_id', type: 'bigint' as const, tables: { companies: 'id' }, shared: { plans: 'read' as const } };
 const { env, fleet } = ownMigrateFleet();
 
 /** A URL for (shard, database) as another role. */
