@@ -87,19 +87,47 @@ export async function assertDeclaredSharing(client: Queryable, schema: string, c
 
 /**
  * The serving role's grants on the pool schema, exactly as declared: read and write on keyed
- * tables (row-level security filters them), SELECT on shared read-only tables (write taken back),
- * read and write on shared `write` tables. Re-issued after every migration: new tables need them.
+ * tables (row-level security filters them) and views, SELECT on shared read-only tables (write
+ * taken back), read and write on shared `write` tables; nothing on materialized views and foreign
+ * tables. Re-issued after every migration: new tables need them.
  */
 export async function grantServingRole(client: Queryable, schema: string, tables: SchemaTable[], config: SharingConfig): Promise<void> {
   const role = ident(config.servingRole.name);
   const list = (ts: SchemaTable[]) => ts.map((t) => qualified(schema, t.table)).join(', ');
   await client.query(`grant usage on schema ${ident(schema)} to ${role}`);
-  const readWrite = tables.filter((t) => t.keyed || t.shared === 'write');
-  const readOnly = tables.filter((t) => !t.keyed && t.shared === 'read');
+  // Partitions take their root's grants: they can be read directly (and are protected on their own).
+  const parts = await client.query<{ table: string; root: string }>(
+    `select c.relname as table, r.relname as root
+       from pg_class c join pg_namespace n on n.oid = c.relnamespace
+       join pg_class r on r.oid = pg_partition_root(c.oid)
+      where n.nspname = $1 and c.relispartition and c.relkind in ('r', 'p')`,
+    [schema],
+  );
+  const byName = new Map(tables.map((t) => [t.table, t]));
+  const all = [
+    ...tables,
+    ...parts.rows.flatMap((p) => {
+      const root = byName.get(p.root);
+      return root ? [{ ...root, table: p.table }] : [];
+    }),
+  ];
+  const readWrite = all.filter((t) => t.keyed || t.shared === 'write');
+  const readOnly = all.filter((t) => !t.keyed && t.shared === 'read');
   if (readWrite.length > 0) await client.query(`grant select, insert, update, delete on table ${list(readWrite)} to ${role}`);
   if (readOnly.length > 0) {
     await client.query(`grant select on table ${list(readOnly)} to ${role}`);
     await client.query(`revoke insert, update, delete, truncate on table ${list(readOnly)} from ${role}`);
+  }
+  // Views: side doors make them security_invoker (pool-side-doors.ts), so the policies of what
+  // they read apply to the serving role. Materialized views and foreign tables get nothing.
+  const views = await client.query<{ name: string }>(
+    `select c.relname as name from pg_class c join pg_namespace n on n.oid = c.relnamespace
+      where n.nspname = $1 and c.relkind = 'v' order by 1`,
+    [schema],
+  );
+  if (views.rows.length > 0) {
+    const names = views.rows.map((v) => qualified(schema, v.name)).join(', ');
+    await client.query(`grant select, insert, update, delete on table ${names} to ${role}`);
   }
   await client.query(`grant usage on all sequences in schema ${ident(schema)} to ${role}`);
 }
