@@ -77,6 +77,11 @@ export const CHECKS = {
     fixable: true,
     title: "serving role is a member of tenantctl's shard role or of an owner of tenant tables",
   },
+  'role.tenant-owns-elsewhere': {
+    severity: 'medium',
+    fixable: false,
+    title: 'tenant role owning objects outside its placement (another database of the shard)',
+  },
   'role.bypasses-rls': {
     severity: 'critical',
     fixable: false,
@@ -88,6 +93,7 @@ export const CHECKS = {
     title: 'SECURITY DEFINER function the serving role or PUBLIC can execute',
   },
   'function.definer-search-path': { severity: 'medium', fixable: false, title: 'SECURITY DEFINER function with a mutable search_path' },
+  'function.search-path-mutable': { severity: 'low', fixable: true, title: 'function with a search_path taken from its caller' },
   'function.leakproof': { severity: 'medium', fixable: false, title: 'user-defined LEAKPROOF function' },
   // schema tenants
   'schema.public-create': { severity: 'high', fixable: true, title: 'PUBLIC can create in schema public' },

@@ -473,6 +473,20 @@ const cases: Case[] = [
     ],
   },
   {
+    name: 'a tenant role owning a large object outside its placement',
+    plant: [['postgres', `set role tenant_au_s1; select lo_from_bytea(0, 'kept'); reset role`]],
+    expect: [{ check: 'role.tenant-owns-elsewhere', object: 'role tenant_au_s1' }],
+    fixable: false,
+    cleanup: [['postgres', 'select lo_unlink(oid) from pg_largeobject_metadata']],
+  },
+  {
+    name: 'a function that takes search_path from its caller',
+    plant: [[P, 'create function app.task_count() returns bigint language sql as $$select count(*) from app.tasks$$', 'tenantctl']],
+    expect: [{ check: 'function.search-path-mutable', object: 'function app.task_count()' }],
+    fixable: true,
+    cleanup: [[P, 'drop function app.task_count()']],
+  },
+  {
     name: 'the tenant setting as a role default survives into every transaction',
     plant: [['postgres', `alter role app_user set app.tenant_id = '$A'`]],
     expect: [{ check: 'probe.setting-persists' }, { check: 'probe.no-setting-read', object: 'app.users' }],
@@ -539,6 +553,19 @@ describe('catalog states and the command line', () => {
       await updateTenant(af.db, 'au-s2', { status: 'active', status_detail: null });
     }
     expect(summary((await audit()).findings)).toEqual([]);
+  });
+
+  it('a tenant left deleting with no live command holding it is stuck at once', async () => {
+    await updateTenant(af.db, 'au-s2', { status: 'deleting' });
+    try {
+      const f = (await audit()).findings;
+      expect(
+        f.some((x) => x.check === 'catalog.stuck-tenant' && x.tenant === 'au-s2'),
+        summary(f).join('\n'),
+      ).toBe(true);
+    } finally {
+      await updateTenant(af.db, 'au-s2', { status: 'active' });
+    }
   });
 
   it('audit --json: the envelope, exit 1 at --fail-on, --fix needs --yes off a terminal, --fix --yes repairs', async () => {
