@@ -51,6 +51,10 @@ export const ERROR_CODES = {
   DEV_FAILED: { exit: EXIT.failed, hint: 'see the cluster log named in the message' },
   PROVISION_FAILED: { exit: EXIT.failed, hint: 'run the same command again to retry' },
   RLS_UNSAFE: { exit: EXIT.failed, hint: 'see tenantctl audit for the pool target' },
+  UNDECLARED_TABLE: {
+    exit: EXIT.usage,
+    hint: 'add the tenant key to the table in a migration, or declare it in tenantKey.shared (then it is not copied)',
+  },
   KEY_IN_USE: { exit: EXIT.usage, hint: 'pick another --key, or remove the rows first' },
   DELETE_INCOMPLETE: { exit: EXIT.failed, hint: 'check the row-level security of the tables named, then run the delete again' },
   BAD_ARCHIVE: { exit: EXIT.usage, hint: 'use another backup (tenantctl backup list), or tenantctl backup verify to see what is wrong' },

@@ -5,6 +5,7 @@ import { ident } from '../sql.js';
 import { asRole, rolledBack } from './as-role.js';
 import { tenantRoleMemberships } from './acl-checks.js';
 import { finding } from './registry.js';
+import { ownershipChecks } from './ownership-checks.js';
 import { roleChecks } from './role-checks.js';
 import type { AuditEnv, AuditUnit, Finding } from './types.js';
 
@@ -47,6 +48,7 @@ export async function clusterChecks(c: ShardClient, unit: AuditUnit, env: AuditE
   }
   out.push(...(await roleChecks(c, unit, checkRoles)));
   out.push(...(await tenantRoleMemberships(c, at, roleToSlug)));
+  out.push(...(await ownershipChecks(c, at, selected)));
 
   // Databases tenantctl made on this shard: the pool and schema databases, and database tenants'.
   const dbTenants = new Map(onShard.filter((t) => MODEL_TRAITS[t.model].ownDatabase).map((t) => [t.database_name, t]));

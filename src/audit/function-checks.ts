@@ -32,7 +32,8 @@ export async function functionChecks(
             case when $1::text is null then false else has_function_privilege($1::text, p.oid, 'EXECUTE') end as serving_exec
        from pg_proc p join pg_namespace n on n.oid = p.pronamespace
       where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_%'
-        and (p.prosecdef or p.proleakproof)
+        and (p.prosecdef or p.proleakproof or (p.prokind in ('f', 'p') and n.nspname <> 'tenantctl' and n.nspname not like 'tenantctl\\_%'
+             and not exists (select 1 from unnest(p.proconfig) cfg where cfg like 'search\\_path=%')))
         and not exists (select 1 from pg_depend d where d.classid = 'pg_proc'::regclass and d.objid = p.oid and d.deptype = 'e')
       order by 1`,
     [serving],
@@ -56,6 +57,15 @@ export async function functionChecks(
         finding('function.definer-search-path', {
           ...at,
           message: `SECURITY DEFINER function ${f.sig} does not pin search_path: a caller who can create objects in a schema on its path runs code as ${f.owner}`,
+          fix: `alter function ${f.sig} set search_path = pg_catalog, ${ident(f.nsp)}, pg_temp;`,
+        }),
+      );
+    }
+    if (!f.definer && !f.pinned_path) {
+      out.push(
+        finding('function.search-path-mutable', {
+          ...at,
+          message: `function ${f.sig} takes search_path from its caller: a caller with its own objects earlier on the path changes what it runs (low: it runs with the caller's rights)`,
           fix: `alter function ${f.sig} set search_path = pg_catalog, ${ident(f.nsp)}, pg_temp;`,
         }),
       );

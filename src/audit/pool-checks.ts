@@ -193,7 +193,7 @@ function policyFindings(
   const object = `policy ${p.name} on ${obj}`;
   const expectedAdmin = p.name === ADMIN_POLICY && p.permissive && p.roles.length === 1 && p.roles[0] === shardRole;
   if (expectedAdmin) return [];
-  const drop = `drop policy ${ident(p.name)} on ${qualified(obj.split('.')[0], t.table)};\n${protect}`;
+  const drop = `drop policy if exists ${ident(p.name)} on ${qualified(obj.split('.')[0], t.table)};\n${protect}`;
   const to = p.roles.join(', ');
   const reads = p.cmd === '*' || p.cmd === 'r' || p.cmd === 'w' || p.cmd === 'd';
   const writes = p.cmd === '*' || p.cmd === 'a' || p.cmd === 'w';

@@ -63,6 +63,26 @@ export async function poolProbes(
         }
       }),
     );
+    // An empty setting: what a connection reads after a transaction-local set_config committed.
+    // A policy matching keys by prefix (like … || '%') or treating '' as a wildcard sees everyone.
+    await rolledBack(c, () =>
+      asServing(async () => {
+        await c.query('select set_config($1, $2, true)', [setting, '']);
+        for (const t of tables) {
+          const r = await attempt(c, `select 1 from ${qualified(schema, t.table)} limit 1`);
+          if (r.code === null && r.rows > 0) {
+            out.push(
+              finding('probe.empty-setting-read', {
+                ...at,
+                object: `${schema}.${t.table}`,
+                message: `probe: as ${config.servingRole.name} with ${setting} = '' (what it reads after a transaction that set it locally), rows of ${schema}.${t.table} are visible`,
+                fix: null,
+              }),
+            );
+          }
+        }
+      }),
+    );
     await rolledBack(c, () =>
       asServing(async () => {
         await c.query('select set_config($1, $2, true)', [setting, keys.a]);

@@ -40,9 +40,48 @@ export const CHECKS = {
   },
   'pool.matview-readable': { severity: 'high', fixable: true, title: 'materialized view or foreign table readable by the serving role' },
   'pool.dangerous-grant': { severity: 'high', fixable: true, title: 'TRUNCATE or REFERENCES granted to the serving role' },
+  'pool.keyless-table': {
+    severity: 'critical',
+    fixable: false,
+    title: 'table of the pool schema without the tenant key and not declared shared (tenantKey.shared)',
+  },
+  'pool.shared-with-key': { severity: 'medium', fixable: false, title: 'table declared shared that carries the tenant key' },
+  'pool.shared-writable': { severity: 'high', fixable: true, title: 'shared read-only table the serving role may write' },
+  'pool.key-renamed': {
+    severity: 'high',
+    fixable: false,
+    title: "column that references a tenant's key but is not the table's tenant key",
+  },
+  'pool.exclusion-without-key': { severity: 'medium', fixable: false, title: 'exclusion constraint that leaves out the tenant key' },
+  'pool.foreign-permissive-policy': {
+    severity: 'critical',
+    fixable: true,
+    title: "permissive policy other than tenantctl's that reaches the serving role",
+  },
+  'pool.other-schema-readable': {
+    severity: 'high',
+    fixable: true,
+    title: 'relation outside the pool schema readable by the serving role',
+  },
+  'pool.large-objects': { severity: 'medium', fixable: false, title: 'large objects readable by the serving role (no row-level security)' },
+  'pool.key-statistics': {
+    severity: 'low',
+    fixable: true,
+    title: 'per-value planner statistics on the tenant key (row estimates through EXPLAIN)',
+  },
   'pool.unique-without-key': { severity: 'medium', fixable: false, title: 'unique key that leaves out the tenant key' },
   'pool.fk-without-key': { severity: 'medium', fixable: false, title: 'foreign key between tenant tables that leaves out the tenant key' },
   // every model
+  'role.serving-member-of-admin': {
+    severity: 'critical',
+    fixable: true,
+    title: "serving role is a member of tenantctl's shard role or of an owner of tenant tables",
+  },
+  'role.tenant-owns-elsewhere': {
+    severity: 'medium',
+    fixable: false,
+    title: 'tenant role owning objects outside its placement (another database of the shard)',
+  },
   'role.bypasses-rls': {
     severity: 'critical',
     fixable: false,
@@ -54,6 +93,7 @@ export const CHECKS = {
     title: 'SECURITY DEFINER function the serving role or PUBLIC can execute',
   },
   'function.definer-search-path': { severity: 'medium', fixable: false, title: 'SECURITY DEFINER function with a mutable search_path' },
+  'function.search-path-mutable': { severity: 'low', fixable: true, title: 'function with a search_path taken from its caller' },
   'function.leakproof': { severity: 'medium', fixable: false, title: 'user-defined LEAKPROOF function' },
   // schema tenants
   'schema.public-create': { severity: 'high', fixable: true, title: 'PUBLIC can create in schema public' },
@@ -103,6 +143,16 @@ export const CHECKS = {
     severity: 'critical',
     fixable: false,
     title: "probe: a tenant role may connect to another tenant's database",
+  },
+  'probe.empty-setting-read': {
+    severity: 'critical',
+    fixable: false,
+    title: 'probe: with the setting empty (after a transaction-local set) the serving role saw rows',
+  },
+  'audit.cannot-verify': {
+    severity: 'high',
+    fixable: false,
+    title: 'an object tenantctl cannot read, so the checks that need it could not run',
   },
   'probe.failed': { severity: 'low', fixable: false, title: 'a probe could not run' },
 } as const satisfies Record<string, CheckInfo>;

@@ -10,6 +10,7 @@ import { errorMessage } from '../errors.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
 import { shapeOf } from '../placement/placement.js';
 import { finding } from './registry.js';
+import { describeTenantHolder } from '../operations/tenant-lock.js';
 import { SEVERITIES, severityRank, type AuditEnv, type AuditUnit, type Finding, type Severity } from './types.js';
 import { auditUnit } from './units.js';
 
@@ -59,7 +60,12 @@ export async function runAudit(deps: AuditDeps, opts: AuditOptions): Promise<Aud
   const selected = await selectTenants(deps.db, opts.selector ?? {});
   const env: AuditEnv = { config: deps.config, fleet: deps.fleet, allTenants };
   const units = planUnits(deps.config, selected, opts.chunk ?? 200);
-  const findings: Finding[] = stuckTenants(selected, Date.now());
+  // A tenant half made or half removed is stuck at once when no live command holds its lock.
+  const busy = new Set<string>();
+  for (const t of selected.filter((x) => x.status === 'provisioning' || x.status === 'deleting')) {
+    if (await describeTenantHolder(deps.db, t.slug)) busy.add(t.slug);
+  }
+  const findings: Finding[] = stuckTenants(selected, Date.now(), busy);
   const probes = opts.probes !== false;
   const results = await fanout(
     units,
@@ -152,13 +158,17 @@ export function planUnits(config: Config, tenants: TenantRow[], chunk: number): 
   return units;
 }
 
-/** Tenants that failed, or whose provisioning or deletion has not finished in a long while. */
-export function stuckTenants(tenants: TenantRow[], now: number): Finding[] {
+/**
+ * Tenants that failed, or whose provisioning or deletion no live command is finishing (`busy`:
+ * slugs whose tenant lock is held), or has not finished in a long while.
+ */
+export function stuckTenants(tenants: TenantRow[], now: number, busy: ReadonlySet<string> = new Set()): Finding[] {
   return tenants
     .filter(
       (t) =>
         t.status === 'failed' ||
-        ((t.status === 'provisioning' || t.status === 'deleting') && now - new Date(t.updated_at).getTime() > STUCK_AFTER_MS),
+        ((t.status === 'provisioning' || t.status === 'deleting') &&
+          (!busy.has(t.slug) || now - new Date(t.updated_at).getTime() > STUCK_AFTER_MS)),
     )
     .map((t) =>
       finding('catalog.stuck-tenant', {

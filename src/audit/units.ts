@@ -9,6 +9,7 @@ import { functionChecks } from './function-checks.js';
 import { poolChecks, roleExists, scopedTables } from './pool-checks.js';
 import { poolProbes, probeKey, probeRows } from './pool-probe.js';
 import { finding } from './registry.js';
+import { atOf, SHARING_FAMILIES } from './sharing-checks.js';
 import type { AuditEnv, AuditUnit, Finding } from './types.js';
 
 /**
@@ -27,19 +28,34 @@ export async function auditUnit(
     case 'cluster':
       return { findings: await clusterChecks(c, unit, env, probes) };
     case 'shared-tables': {
+      // A table tenantctl may not read is a finding of its own, and is left out of the checks
+      // that read rows; every other check of the unit still reports (a family that fails is one
+      // finding, not a failed unit).
+      const blind = await unreadableTables(c, POOL_SCHEMA);
+      const seen = (t: { table: string }) => !blind.some((b) => b.table === t.table);
+      const at = atOf(unit);
       const findings = [
-        ...(await poolSchemaPresent(c, unit)),
-        ...(await poolChecks(c, unit, env, POOL_SCHEMA)),
-        ...(await functionChecks(c, unit, serving, () => null)),
-        ...(await orphanPoolRows(c, unit, env)),
+        ...blind.map((b) =>
+          finding('audit.cannot-verify', {
+            ...at,
+            object: `${POOL_SCHEMA}.${b.table}`,
+            message: `cannot verify ${POOL_SCHEMA}.${b.table}: it is owned by ${b.owner} and tenantctl's role may not read it, so its rows (orphans, probes) are not checked`,
+            fix: `grant select on ${qualified(POOL_SCHEMA, b.table)} to current_user; -- as ${b.owner}, or make tenantctl's role its owner`,
+          }),
+        ),
+        ...(await guarded(at, 'pool schema', () => poolSchemaPresent(c, unit))),
+        ...(await guarded(at, 'row-level security', () => poolChecks(c, unit, env, POOL_SCHEMA))),
+        ...(await guarded(at, 'functions', () => functionChecks(c, unit, serving, () => null))),
+        ...(await guarded(at, 'orphan rows', () => orphanPoolRows(c, unit, env, seen))),
       ];
+      for (const f of SHARING_FAMILIES) findings.push(...(await guarded(at, f.name, () => f.run(c, at, env, POOL_SCHEMA, serving))));
       if (!probes || !serving) return { findings };
       const tenants = unit.tenants.filter(placed);
       const onShard = env.allTenants.filter((t) => t.shard === unit.shard && shapeOf(t.model) === 'shared-tables' && placed(t));
       const a = tenants[0]?.key;
       if (!a) return { findings };
       const b = onShard.find((t) => t.key !== a)?.key ?? probeKey(env.config);
-      const tables = (await scopedTables(c, POOL_SCHEMA, env, serving)).filter((t) => !t.partition);
+      const tables = (await scopedTables(c, POOL_SCHEMA, env, serving)).filter((t) => !t.partition && seen(t));
       const rows = await probeRows(c, POOL_SCHEMA, tables, a, env.config);
       return { findings, poolProbe: () => poolProbes(env.fleet, env.config, unit, POOL_SCHEMA, rows, { a, b }) };
     }
@@ -99,6 +115,41 @@ export async function auditUnit(
   }
 }
 
+/** Tables of the schema tenantctl's role may not SELECT (created by a DBA, owned by the serving role). */
+async function unreadableTables(c: ShardClient, schema: string): Promise<{ table: string; owner: string }[]> {
+  const { rows } = await c.query<{ table: string; owner: string }>(
+    `select c.relname as table, pg_get_userbyid(c.relowner) as owner
+       from pg_class c join pg_namespace n on n.oid = c.relnamespace
+      where n.nspname = $1 and c.relkind in ('r', 'p') and not has_table_privilege(c.oid, 'SELECT')
+      order by 1`,
+    [schema],
+  );
+  return rows;
+}
+
+/**
+ * One check family, run so that its failure (an object it may not read, say) is a finding of
+ * its own rather than the loss of every finding of the unit. Connection failures still fail it.
+ */
+async function guarded(at: ReturnType<typeof atOf>, family: string, run: () => Promise<Finding[]>): Promise<Finding[]> {
+  try {
+    return await run();
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    // SQLSTATE class 42 (insufficient privilege, undefined object) and 0A (not supported): the
+    // object is the problem, not the connection.
+    if (typeof code !== 'string' || !/^(42|0A)/.test(code)) throw err;
+    return [
+      finding('audit.cannot-verify', {
+        ...at,
+        object: `${at.database} (${family})`,
+        message: `cannot verify ${family} in ${at.database}: ${(err as Error).message}`,
+        fix: null,
+      }),
+    ];
+  }
+}
+
 async function poolSchemaPresent(c: ShardClient, unit: AuditUnit): Promise<Finding[]> {
   const r = await c.query('select 1 from pg_namespace where nspname = $1', [POOL_SCHEMA]);
   if (r.rowCount) return [];
@@ -115,9 +166,14 @@ async function poolSchemaPresent(c: ShardClient, unit: AuditUnit): Promise<Findi
 }
 
 /** Rows of the pool whose key no tenant of this shard has (tenantctl sees every row: owner or tenantctl_admin). */
-async function orphanPoolRows(c: ShardClient, unit: AuditUnit, env: AuditEnv): Promise<Finding[]> {
+async function orphanPoolRows(
+  c: ShardClient,
+  unit: AuditUnit,
+  env: AuditEnv,
+  readable: (t: { table: string }) => boolean,
+): Promise<Finding[]> {
   const keys = env.allTenants.filter((t) => t.shard === unit.shard && shapeOf(t.model) === 'shared-tables').map((t) => t.key);
-  const tables = (await scopedTables(c, POOL_SCHEMA, env, null)).filter((t) => !t.partition);
+  const tables = (await scopedTables(c, POOL_SCHEMA, env, null)).filter((t) => !t.partition && readable(t));
   const out: Finding[] = [];
   for (const t of tables) {
     const r = await c.query<{ n: number; sample: string[] }>(

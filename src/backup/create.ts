@@ -15,6 +15,7 @@ import { copyOutSql } from '../copy/copy-sql.js';
 import { copyOut } from '../copy/streams.js';
 import { assertPoolCopyAllowed } from '../copy/pool-visibility.js';
 import { MODEL_TRAITS, pgDumpTarget } from '../placement/placement.js';
+import { sharedTablesNotCopied } from '../placement/pool-shared-tables.js';
 import { MANIFEST_FILE, MANIFEST_FORMAT, sealManifest, toolVersion, type Manifest } from './manifest.js';
 import { newBackupId, type ArchiveWriter } from './storage.js';
 import { backupCompression, encryptsBackups, storageFor } from './regions.js';
@@ -38,6 +39,8 @@ export interface BackupResult extends TenantResult {
   rows?: number;
   bytes?: number;
   tables?: number;
+  /** Shared reference tables (tenantKey.shared) the archive leaves out by design. */
+  sharedNotCopied?: string[];
   encrypted?: boolean;
 }
 
@@ -99,6 +102,7 @@ export async function backupLocked(deps: BackupDeps, slug: string): Promise<Back
       rows,
       bytes,
       tables: manifest.tables.length,
+      sharedNotCopied: manifest.sharedTables ?? [],
       encrypted: Boolean(dataKey),
       durationMs: Date.now() - started,
     };
@@ -145,6 +149,7 @@ async function writeArchive(
     try {
       const applied = (await readApplied(c, [t.schema_name])).map((r) => ({ id: r.name, checksum: r.checksum }));
       const tables = await copyTables(c, t.schema_name, config);
+      const sharedTables = await sharedTablesNotCopied(c, t.schema_name, config, `backup of ${t.slug}`);
       if (tables.length === 0) throw new TenantctlError('BACKUP_FAILED', `no tenant-scoped tables in ${t.database_name}.${t.schema_name}`);
       if (MODEL_TRAITS[t.model].sharedTables) await assertPoolCopyAllowed(c, t.schema_name, config, 'read');
       let bytes = 0;
@@ -263,6 +268,7 @@ async function writeArchive(
         keyType: config.tenantKey.type,
         migrations: { version: versionOf(applied.map((a) => a.id)), applied },
         tables: out,
+        sharedTables,
         dump,
         encryption: dataKey ? { algorithm: 'aes-256-gcm', keyId: dataKey.keyId } : null,
       });

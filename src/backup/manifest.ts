@@ -57,6 +57,8 @@ const manifestSchema = z.strictObject({
       from: z.enum(['copy', 'pg_dump']).optional(),
     }),
   ),
+  /** Shared reference tables of the placement (tenantKey.shared): not copied, rebuilt by migrations. */
+  sharedTables: z.array(z.string()).optional(),
   dump: z.strictObject({ file: z.string(), format: z.literal('custom'), pgDump: z.string(), server: z.string(), stored }).nullable(),
   encryption: z.strictObject({ algorithm: z.literal('aes-256-gcm'), keyId: z.string() }).nullable(),
   checksum: z.string(),

@@ -1,5 +1,6 @@
 import { Option, type Command } from 'commander';
-import { resultDocument, exitCodeFor } from '../fanout/result.js';
+import { resultDocument, exitCodeForRefusals } from '../fanout/result.js';
+import { ERROR_CODES, EXIT } from '../errors.js';
 import { renderResultDocument, resultLine } from '../report/results.js';
 import type { CommandContext } from './context.js';
 import { addSelectorOptions, concurrencyFrom, positiveInt, selectorFrom } from './options.js';
@@ -46,9 +47,13 @@ export function registerBackupCommands(program: Command): void {
       const doc = resultDocument('backup create', results, started);
       if (!ctx.out.json)
         for (const r of results)
-          if (r.status === 'succeeded') ctx.out.print(`${r.tenant}: ${r.backup} (${r.rows} rows${r.encrypted ? ', encrypted' : ''})`);
+          if (r.status === 'succeeded')
+            ctx.out.print(
+              `${r.tenant}: ${r.backup} (${r.rows} rows${r.encrypted ? ', encrypted' : ''}${r.sharedNotCopied?.length ? `; shared, not copied: ${r.sharedNotCopied.join(', ')}` : ''})`,
+            );
       renderResultDocument(ctx.out, doc);
-      return exitCodeFor(doc);
+      // Every tenant refused (an undeclared keyless table, say): bad input, exit 2.
+      return exitCodeForRefusals(doc, (code) => ERROR_CODES[code as keyof typeof ERROR_CODES]?.exit === EXIT.usage);
     }),
   );
 

@@ -138,8 +138,16 @@ export const configSchema = z
         column: identifier.default('tenant_id'),
         type: z.enum(['uuid', 'bigint', 'text']).default('uuid'),
         tables: z.record(identifier, identifier).default({}),
+        // Tables of the pool schema without the key, the same rows for every tenant: a list (the
+        // serving role reads them) or a map to `read` | `write`. Every other table must carry the key.
+        shared: z
+          .union([z.array(identifier), z.record(identifier, z.enum(['read', 'write']))])
+          .default([])
+          .transform(
+            (s): Record<string, 'read' | 'write'> => (Array.isArray(s) ? Object.fromEntries(s.map((t) => [t, 'read' as const])) : s),
+          ),
       })
-      .default({ column: 'tenant_id', type: 'uuid', tables: {} }),
+      .default({ column: 'tenant_id', type: 'uuid', tables: {}, shared: {} }),
     rls: z.strictObject({ setting: z.string().regex(/^[a-z_]+\.[a-z_]+$/, 'must look like app.tenant_id') }).default({
       setting: 'app.tenant_id',
     }),
@@ -197,6 +205,15 @@ export const configSchema = z
     }
     if (cfg.catalog.shard && !shards.has(cfg.catalog.shard)) {
       ctx.addIssue({ code: 'custom', path: ['catalog', 'shard'], message: `unknown shard "${cfg.catalog.shard}"` });
+    }
+    for (const table of Object.keys(cfg.tenantKey.shared)) {
+      if (table in cfg.tenantKey.tables) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['tenantKey', 'shared'],
+          message: `"${table}" is both shared (no tenant key) and keyed by ${cfg.tenantKey.tables[table]} in tenantKey.tables; keep it in one of the two`,
+        });
+      }
     }
     if (cfg.defaults.region && !cfg.regions[cfg.defaults.region]) {
       ctx.addIssue({ code: 'custom', path: ['defaults', 'region'], message: `unknown region "${cfg.defaults.region}"` });

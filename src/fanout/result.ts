@@ -63,3 +63,13 @@ export function resultDocument<R extends TenantResult>(
 export function exitCodeFor(doc: { ok: boolean }): number {
   return doc.ok ? 0 : 1;
 }
+
+/**
+ * Exit 2 when nothing succeeded and every failure was refused input (an error code whose exit is
+ * 2: nothing was changed), else as exitCodeFor. `usage` tells which codes are refusals.
+ */
+export function exitCodeForRefusals(doc: ResultDocument, usage: (code: string) => boolean): number {
+  const failed = doc.results.filter((r) => r.status === 'failed');
+  if (doc.summary.succeeded === 0 && failed.length > 0 && failed.every((r) => r.error && usage(r.error.code))) return 2;
+  return exitCodeFor(doc);
+}

@@ -1,4 +1,4 @@
-import { errorMessage } from '../errors.js';
+import { errorMessage, TenantctlError } from '../errors.js';
 import { redactText } from '../config/redact.js';
 import type { TenantResult } from './result.js';
 
@@ -47,7 +47,8 @@ export async function fanout<T, R extends TenantResult>(
       ...notRun(item, 'error'),
       status: 'failed',
       reason: undefined,
-      error: { code: 'INTERNAL', message: redactText(errorMessage(err)) },
+      // A typed error keeps its code (a refusal is not an internal error).
+      error: { code: err instanceof TenantctlError ? err.code : 'INTERNAL', message: redactText(errorMessage(err)) },
     }) as R,
 ): Promise<R[]> {
   const results = new Array<R>(items.length);

@@ -15,6 +15,7 @@ import { copyOut, copyIn } from '../copy/streams.js';
 import { ident, qualified } from '../sql.js';
 import { pipeline } from 'node:stream/promises';
 import type { MoveEnd, MovePlan } from './plan.js';
+import { sharedTablesNotCopied } from '../placement/pool-shared-tables.js';
 
 export interface Preflight {
   /** The source's applied migrations, as files: an exclusive target is built at exactly these. */
@@ -23,6 +24,8 @@ export interface Preflight {
   tables: CopyTable[];
   /** Migrations applied to a pool target to bring it to the source's version. */
   targetMigrated: string[];
+  /** Declared shared tables (tenantKey.shared) at the source: not copied, the target has its own. */
+  sharedNotCopied: string[];
 }
 
 type Deps = { config: Config; fleet: Fleet; migrations: MigrationFile[] };
@@ -52,13 +55,14 @@ export async function preflight(deps: Deps, plan: MovePlan): Promise<Preflight> 
   const src = await fleet.withClient(plan.from.shard, plan.from.database, async (c) => {
     const applied = await readApplied(c, [plan.from.schema]);
     const tables = await copyTables(c, plan.from.schema, config);
+    const shared = await sharedTablesNotCopied(c, plan.from.schema, config, `move of ${plan.from.target}`);
     if (MODEL_TRAITS[plan.from.model].sharedTables) await assertPoolCopyAllowed(c, plan.from.schema, config, 'read');
     const noPk = await tablesWithoutPk(
       c,
       plan.from.schema,
       tables.map((t) => t.table),
     );
-    return { applied, tables, noPk };
+    return { applied, tables, noPk, shared };
   });
   if (src.tables.length === 0)
     throw new UsageError(
@@ -117,7 +121,7 @@ export async function preflight(deps: Deps, plan: MovePlan): Promise<Preflight> 
     }
     await assertNothingAt(deps, plan);
   }
-  return { atVersion, version, tables: src.tables, targetMigrated };
+  return { atVersion, version, tables: src.tables, targetMigrated, sharedNotCopied: src.shared };
 }
 
 async function tablesWithoutPk(c: Q, schema: string, tables: string[]): Promise<string[]> {

@@ -79,6 +79,8 @@ export interface MoveResult {
   writeBlockedMs?: number;
   /** Migrations applied to a pool target first. */
   targetMigrated?: string[];
+  /** Declared shared tables, not copied (the target has its own). */
+  sharedNotCopied?: string[];
   /** A killed earlier attempt that was cleaned up before this one. */
   resumed?: { move: number; cleaned: string[] };
   durationMs: number;
@@ -329,6 +331,7 @@ async function runMove(
       bytes,
       writeBlockedMs,
       targetMigrated: pre.targetMigrated,
+      sharedNotCopied: pre.sharedNotCopied,
       resumed,
       durationMs: Date.now() - started,
     };

@@ -23,6 +23,7 @@ import type pg from 'pg';
 import type { Config } from '../config/types.js';
 import { TenantctlError } from '../errors.js';
 import { ident, isAlreadyExists, literal, qualified } from '../sql.js';
+import { assertDeclaredSharing, grantServingRole, schemaTables, sharingProblems, writableReadOnlyTables } from './pool-shared-tables.js';
 import { closeSideDoors, findSideDoors } from './pool-side-doors.js';
 
 /** The policy that lets a session see the rows of the tenant named by the setting, and no others. */
@@ -59,6 +60,8 @@ export interface TableRlsState extends ScopedTable {
   adminRoles: string[] | null;
   /** Permissive policies of someone else's that apply to the serving role: they would widen isolation. */
   widening: string[];
+  /** The key column's statistics target: 0, so the planner keeps no per-value statistics of keys. */
+  stattarget: number;
 }
 
 /**
@@ -78,9 +81,13 @@ export async function rlsState(client: Queryable, schema: string, config: RlsCon
             c.relrowsecurity as enabled, c.relforcerowsecurity as forced,
             p.policy, p.check, p.roles as "policyRoles",
             ap.policy as "adminPolicy", ap.check as "adminCheck", ap.roles as "adminRoles",
+            coalesce(a.attstattarget, -1)::int as stattarget,
             array(select w.polname::text from pg_policy w
                    where w.polrelid = c.oid and w.polpermissive and w.polname not in ($4, $5)
-                     and (0 = any(w.polroles) or (select oid from pg_roles where rolname = $6) = any(w.polroles))
+                     and (0 = any(w.polroles)
+                          -- to the serving role, or to a role it is a member of (it inherits the policy)
+                          or exists (select 1 from pg_roles s, unnest(w.polroles) r
+                                      where s.rolname = $6 and r <> 0 and pg_has_role(s.oid, r, 'MEMBER')))
                    order by 1) as widening
        from pg_class c
        join pg_namespace n on n.oid = c.relnamespace
@@ -136,16 +143,18 @@ export interface RlsRepair {
  * RLS_UNSAFE, which fails the migration.
  */
 export async function repairRlsPolicies(client: Queryable, schema: string, config: RlsConfig): Promise<RlsRepair> {
+  const tables = await assertDeclaredSharing(client, schema, config);
   const states = await rlsState(client, schema, config);
   assertServingRoleIsNotAdmin(states, config);
   const changed: string[] = [];
   for (const s of states) {
     refuseWidening(schema, s);
+    if (keyStatisticsShown(s)) await hideKeyStatistics(client, schema, s);
     if (tableIsProtected(s, config)) continue;
     await protectTable(client, schema, s, config);
     changed.push(s.table);
   }
-  await grantServingRole(client, schema, config);
+  await grantServingRole(client, schema, tables, config);
   const secured = await closeSideDoors(client, schema, config);
   return { tables: states.filter((s) => !s.partition).map(({ table, column }) => ({ table, column })), changed, secured };
 }
@@ -153,6 +162,21 @@ export async function repairRlsPolicies(client: Queryable, schema: string, confi
 /** Kept for callers that only need the tables protected. */
 export async function applyRlsPolicies(client: Queryable, schema: string, config: RlsConfig): Promise<ScopedTable[]> {
   return (await repairRlsPolicies(client, schema, config)).tables;
+}
+
+/**
+ * Under row-level security the planner still uses a column's statistics for leakproof operators
+ * (uuid and bigint equality are), so EXPLAIN's row estimates would tell a tenant which other keys
+ * exist and how many rows they have. The key column keeps no per-value statistics; the planner
+ * falls back to its default selectivity for `key = value`, which is fine for a pool of tenants.
+ */
+async function hideKeyStatistics(client: Queryable, schema: string, s: TableRlsState) {
+  await client.query(`alter table ${qualified(schema, s.table)} alter column ${ident(s.column)} set statistics 0`);
+}
+
+/** Only an owner may ALTER a table (and a failed statement would abort the migration's transaction): another owner's is left to the audit. */
+function keyStatisticsShown(s: TableRlsState): boolean {
+  return s.stattarget !== 0 && s.owner === s.admin;
 }
 
 async function protectTable(client: Queryable, schema: string, s: TableRlsState, config: RlsConfig) {
@@ -177,13 +201,6 @@ async function protectTable(client: Queryable, schema: string, s: TableRlsState,
     }
     throw err;
   }
-}
-
-async function grantServingRole(client: Queryable, schema: string, config: RlsConfig) {
-  const role = ident(config.servingRole.name);
-  await client.query(`grant usage on schema ${ident(schema)} to ${role}`);
-  await client.query(`grant select, insert, update, delete on all tables in schema ${ident(schema)} to ${role}`);
-  await client.query(`grant usage on all sequences in schema ${ident(schema)} to ${role}`);
 }
 
 function assertServingRoleIsNotAdmin(states: TableRlsState[], config: RlsConfig): void {
@@ -212,7 +229,10 @@ function refuseWidening(schema: string, s: TableRlsState): void {
  */
 export async function rlsNeedsApply(client: Queryable, schema: string, config: RlsConfig): Promise<boolean> {
   const states = await rlsState(client, schema, config);
-  if (states.some((s) => !tableIsProtected(s, config) || s.widening.length > 0)) return true;
+  if (states.some((s) => !tableIsProtected(s, config) || s.widening.length > 0 || keyStatisticsShown(s))) return true;
+  const tables = await schemaTables(client, schema, config);
+  if (sharingProblems(schema, tables, config).length > 0) return true;
+  if ((await writableReadOnlyTables(client, schema, tables, config)).length > 0) return true;
   return (await findSideDoors(client, schema, config)).length > 0;
 }
 

@@ -354,6 +354,138 @@ const cases: Case[] = [
     fixable: false,
     cleanup: [[P, `delete from app.workspaces where name = 'gone'`]],
   },
+  // Issue 17: the doors row-level security on keyed tables does not watch.
+  {
+    name: 'a table without the key, not declared shared',
+    plant: [
+      [
+        P,
+        'create table app.attachment_blobs (id int primary key, data bytea); grant select on app.attachment_blobs to app_user',
+        'tenantctl',
+      ],
+    ],
+    expect: [{ check: 'pool.keyless-table', object: 'app.attachment_blobs' }],
+    fixable: false,
+    cleanup: [[P, 'drop table app.attachment_blobs']],
+  },
+  {
+    name: 'the key under another name (a column pointing at the tenant root)',
+    plant: [
+      [
+        P,
+        'create table app.webhooks (workspace_id uuid not null references app.workspaces (id), url text); grant select on app.webhooks to app_user',
+        'tenantctl',
+      ],
+    ],
+    expect: [
+      { check: 'pool.key-renamed', object: 'app.webhooks.workspace_id' },
+      { check: 'pool.keyless-table', object: 'app.webhooks' },
+    ],
+    fixable: false,
+    cleanup: [[P, 'drop table app.webhooks']],
+  },
+  {
+    name: 'a shared read-only table the serving role may write',
+    plant: [[P, 'grant insert, update on app.task_statuses to app_user']],
+    expect: [{ check: 'pool.shared-writable', object: 'app.task_statuses' }],
+    fixable: true,
+  },
+  {
+    name: 'a table in another schema readable by the serving role',
+    plant: [
+      [
+        P,
+        'create schema reports; create table reports.totals (n int); grant usage on schema reports to app_user; grant select on reports.totals to app_user',
+        'tenantctl',
+      ],
+    ],
+    expect: [{ check: 'pool.other-schema-readable', object: 'reports.totals' }],
+    fixable: true,
+    cleanup: [[P, 'drop schema reports cascade']],
+  },
+  {
+    name: 'an exclusion constraint without the key',
+    plant: [
+      [
+        P,
+        'alter table app.tasks add column during tsrange; alter table app.tasks add constraint tasks_no_overlap exclude using gist (during with &&)',
+        'tenantctl',
+      ],
+    ],
+    expect: [{ check: 'pool.exclusion-without-key', object: 'constraint tasks_no_overlap on app.tasks' }],
+    fixable: false,
+    cleanup: [[P, 'alter table app.tasks drop constraint tasks_no_overlap; alter table app.tasks drop column during']],
+  },
+  {
+    name: 'an escape-hatch permissive policy (a support mode setting)',
+    plant: [[P, `create policy support on app.users for select using (current_setting('app.support_mode', true) = 'on')`]],
+    expect: [{ check: 'pool.policy-without-key', object: 'policy support on app.users' }],
+    fixable: true,
+  },
+  {
+    name: 'a permissive policy matching keys by prefix (the empty setting sees every tenant)',
+    plant: [[P, `create policy prefix on app.users for select using (tenant_id::text like current_setting('app.tenant_id', true) || '%')`]],
+    expect: [
+      { check: 'pool.foreign-permissive-policy', object: 'policy prefix on app.users' },
+      { check: 'probe.empty-setting-read', object: 'app.users' },
+    ],
+    fixable: true,
+  },
+  {
+    name: "the serving role a member of tenantctl's shard role",
+    plant: [['postgres', 'grant tenantctl to app_user']],
+    expect: [{ check: 'role.serving-member-of-admin', object: 'role app_user' }],
+    fixable: true,
+  },
+  {
+    name: 'large objects owned by the serving role',
+    plant: [
+      [
+        P,
+        `do $$ declare o oid; begin o := lo_from_bytea(0, 'secret'); execute format('alter large object %s owner to app_user', o); end $$`,
+      ],
+    ],
+    expect: [{ check: 'pool.large-objects' }],
+    fixable: false,
+    cleanup: [[P, 'select lo_unlink(oid) from pg_largeobject_metadata']],
+  },
+  {
+    name: 'per-value statistics kept on the tenant key',
+    plant: [[P, 'alter table app.tasks alter column tenant_id set statistics -1', 'tenantctl']],
+    expect: [{ check: 'pool.key-statistics', object: 'app.tasks.tenant_id' }],
+    fixable: true,
+  },
+  {
+    name: 'a table tenantctl cannot read blinds nothing else',
+    plant: [
+      [P, 'create table app.secret_notes (tenant_id uuid not null, body text)'],
+      [P, 'grant truncate on app.tasks to app_user'],
+    ],
+    expect: [
+      { check: 'audit.cannot-verify', object: 'app.secret_notes' },
+      { check: 'pool.rls-disabled', object: 'app.secret_notes' },
+      { check: 'pool.dangerous-grant', object: 'app.tasks' },
+    ],
+    fixable: false,
+    cleanup: [
+      [P, 'drop table app.secret_notes'],
+      [P, 'revoke truncate on app.tasks from app_user'],
+    ],
+  },
+  {
+    name: 'a tenant role owning a large object outside its placement',
+    plant: [['postgres', `set role tenant_au_s1; select lo_from_bytea(0, 'kept'); reset role`]],
+    expect: [{ check: 'role.tenant-owns-elsewhere', object: 'role tenant_au_s1' }],
+    fixable: false,
+    cleanup: [['postgres', 'select lo_unlink(oid) from pg_largeobject_metadata']],
+  },
+  {
+    name: 'a function that takes search_path from its caller',
+    plant: [[P, 'create function app.task_count() returns bigint language sql as $$select count(*) from app.tasks$$', 'tenantctl']],
+    expect: [{ check: 'function.search-path-mutable', object: 'function app.task_count()' }],
+    fixable: true,
+    cleanup: [[P, 'drop function app.task_count()']],
+  },
   {
     name: 'the tenant setting as a role default survives into every transaction',
     plant: [['postgres', `alter role app_user set app.tenant_id = '$A'`]],
@@ -421,6 +553,19 @@ describe('catalog states and the command line', () => {
       await updateTenant(af.db, 'au-s2', { status: 'active', status_detail: null });
     }
     expect(summary((await audit()).findings)).toEqual([]);
+  });
+
+  it('a tenant left deleting with no live command holding it is stuck at once', async () => {
+    await updateTenant(af.db, 'au-s2', { status: 'deleting' });
+    try {
+      const f = (await audit()).findings;
+      expect(
+        f.some((x) => x.check === 'catalog.stuck-tenant' && x.tenant === 'au-s2'),
+        summary(f).join('\n'),
+      ).toBe(true);
+    } finally {
+      await updateTenant(af.db, 'au-s2', { status: 'active' });
+    }
   });
 
   it('audit --json: the envelope, exit 1 at --fail-on, --fix needs --yes off a terminal, --fix --yes repairs', async () => {

@@ -11,7 +11,7 @@ import { seedOwnSchema } from '../helpers/seed.js';
  */
 const { env } = ownMigrateFleet();
 const FIXTURES = fileURLToPath(new URL('../fixtures/own-schema', import.meta.url));
-const KEY = { column: 'company_id', type: 'bigint' as const, tables: { companies: 'id' } };
+const KEY = { column: 'company_id', type: 'bigint' as const, tables: { companies: 'id' }, shared: { plans: 'read' as const } };
 
 it('pool and schema tenants: backup, clone into the other model, same hashes; identities go on past the restored ids', async () => {
   const e = await env('bkown', { tenantKey: KEY, migrationsFrom: FIXTURES });

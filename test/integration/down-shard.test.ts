@@ -58,7 +58,7 @@ describe('a stopped shard', () => {
   });
 
   it('migrate up reports its targets unreachable, naming each database, and migrates the other shards (exit 1)', async () => {
-    await e.addMigration('0100_more.sql', 'create table more_things (id int);\n');
+    await e.addMigration('0100_more.sql', 'create table more_things ({{tenant_key_column}} {{tenant_key_type}}, id int);\n');
     const r = await e.cli(['migrate', 'up', '--json']);
     expect(r.code, r.stderr).toBe(1);
     const doc = json(r);

@@ -14,7 +14,7 @@ import { superuserUrl } from '../helpers/test-fleet.js';
  * production (LOGIN CREATEDB CREATEROLE) and, on purpose, as a superuser.
  */
 const FIXTURES = fileURLToPath(new URL('../fixtures/own-schema', import.meta.url));
-const KEY = { column: 'company_id', type: 'bigint' as const, tables: { companies: 'id' } };
+const KEY = { column: 'company_id', type: 'bigint' as const, tables: { companies: 'id' }, shared: { plans: 'read' as const } };
 const { env, fleet } = ownMigrateFleet();
 
 /** A URL for (shard, database) as another role. */
@@ -77,7 +77,11 @@ for (const mode of ['least-privilege', 'superuser'] as const) {
       expect(poolRow).toMatchObject({ status: 'succeeded', applied: ['0002_pause_campaigns', '0003_reporting'] });
       // The side doors it closed are named in the report.
       expect(poolRow.warnings.join('\n')).toMatch(/view app\.campaign_stats now runs with the caller's rights/);
-      expect(poolRow.warnings.join('\n')).toMatch(/materialized view app\.campaign_totals/);
+      // A materialized view is never granted to the serving role (it holds every tenant's rows).
+      const mv = await asSuperuser(e, `pool_${e.name}`, (c) =>
+        c.query(`select has_table_privilege($1, 'app.campaign_totals', 'SELECT') as can`, [e.config.servingRole.name]),
+      );
+      expect(mv.rows[0].can).toBe(false);
       expect(poolRow.warnings.join('\n')).toMatch(/SECURITY DEFINER function app\.count_campaigns\(\)/);
 
       // The data migration changed every tenant's rows: pool and schema alike.
@@ -272,3 +276,62 @@ describe('doctor', () => {
     expect(json(missing).checks.find((c: any) => c.check === 'migrations')).toMatchObject({ ok: false });
   });
 });
+
+describe('declared sharing (issue 17): every table of the pool carries the key or is declared shared', () => {
+  it('a keyless table or a policy to a role the serving role inherits fails the migration; shared tables are read-only; backups name them and refuse undeclared ones', async () => {
+    const e = await env('share', { tenantKey: KEY, migrationsFrom: FIXTURES, files: ['0001_companies.sql'] });
+    await ok(e, ['tenant', 'create', 'sh-a', '--model', 'pool', '--shard', 'us1', '--key', '201']);
+    await ok(e, ['tenant', 'create', 'sh-s', '--model', 'schema', '--shard', 'us1', '--key', '202']);
+
+    // The declared shared table: readable, not writable, by the serving role.
+    await asServing(e, '201', async (c) => {
+      expect((await c.query('select count(*)::int as n from app.plans')).rows[0].n).toBe(2);
+      await expect(c.query(`insert into app.plans values ('free', 'Free')`)).rejects.toMatchObject({ code: '42501' });
+    });
+
+    // A backup names the shared table as not copied, in the manifest and the report.
+    const b = await ok(e, ['backup', 'create', 'sh-s']);
+    expect(b.results[0]).toMatchObject({ status: 'succeeded', sharedNotCopied: ['plans'] });
+
+    // A keyless table nobody declared: the migration fails for the pool, naming the table and both fixes, nothing applied.
+    await e.addMigration('0004_blobs.sql', 'create table attachment_blobs (id bigint primary key, data bytea);');
+    const bad = await e.cli(['migrate', 'up', '--json']);
+    expect(bad.code).toBe(1);
+    const poolRow = json(bad).results.find((r: any) => r.tenant === 'sh-a');
+    expect(poolRow.status).toBe('failed');
+    expect(poolRow.error.message).toMatch(/app\.attachment_blobs has no tenant-key column company_id/);
+    expect(`${poolRow.error.message} ${poolRow.error.hint}`).toMatch(/tenantKey\.shared: \[attachment_blobs\]/);
+    const left = await asSuperuser(e, `pool_${e.name}`, (c) => c.query(`select to_regclass('app.attachment_blobs') as t`));
+    expect(left.rows[0].t).toBeNull();
+    // The schema tenant got the table (its own placement): its backup now refuses, exit 2, naming it.
+    const refused = await e.cli(['backup', 'create', 'sh-s', '--json']);
+    expect(refused.code, refused.stdout + refused.stderr).toBe(2);
+    expect(refused.stdout + refused.stderr).toMatch(/UNDECLARED_TABLE|attachment_blobs.*not declared shared/);
+    await rmMigration(e, '0004_blobs.sql');
+    await e.q('us1', `schemas_${e.name}`, 'drop table t_sh_s.attachment_blobs');
+    await e.q('us1', `schemas_${e.name}`, `delete from tenantctl.schema_migrations where name = '0004_blobs'`);
+
+    // A permissive policy to a role the serving role is a member of widens isolation: refused.
+    await asSuperuser(e, 'postgres', async (c) => {
+      await c.query('create role support_staff nologin');
+      await c.query(`grant support_staff to ${e.config.servingRole.name}`);
+    });
+    try {
+      await e.addMigration('0005_support.sql', 'create policy support_sees_all on campaigns for select to support_staff using (true);');
+      const widened = await e.cli(['migrate', 'up', '--json']);
+      expect(widened.code).toBe(1);
+      const row = json(widened).results.find((r: any) => r.tenant === 'sh-a');
+      expect(row.error.message).toMatch(/support_sees_all on app\.campaigns would let the serving role past tenantctl_isolation/);
+    } finally {
+      await rmMigration(e, '0005_support.sql');
+      // The schema tenant took the migration (its own placement): its policy goes with the role.
+      await asSuperuser(e, `schemas_${e.name}`, (c) => c.query('drop owned by support_staff'));
+      await asSuperuser(e, 'postgres', (c) => c.query('drop owned by support_staff; drop role support_staff'));
+    }
+  });
+});
+
+async function rmMigration(e: MigrateEnv, file: string) {
+  const { rm } = await import('node:fs/promises');
+  await rm(join(e.migrationsDir, file));
+}

@@ -20,7 +20,10 @@ describe('crash and resume', () => {
   });
 
   it('a run killed with SIGKILL half-way is finished by --resume: exactly its remaining targets', async () => {
-    await e.addMigration('0004_slow.sql', 'select pg_sleep(0.25);\ncreate table slow_done (id int);\n');
+    await e.addMigration(
+      '0004_slow.sql',
+      'select pg_sleep(0.25);\ncreate table slow_done ({{tenant_key_column}} {{tenant_key_type}}, id int);\n',
+    );
     let pid = 0;
     const running = e.cli(['migrate', 'up', '--concurrency', '2'], { onSpawn: (p) => (pid = p) });
     const run = await until(async () => (await e.runs()).find((r) => r.status === 'running'));

@@ -207,7 +207,7 @@ describe('migrateTarget', () => {
     expect((await migrateTarget(c, schemaTarget(db, 't_drift'), before, { config })).status).toBe('succeeded');
 
     await appendFile(join(dir, '0002_projects_and_tasks.sql'), '\n-- edited after it ran\n');
-    await writeFile(join(dir, '0004_new.sql'), 'create table newer (id int);\n');
+    await writeFile(join(dir, '0004_new.sql'), 'create table newer ({{tenant_key_column}} {{tenant_key_type}}, id int);\n');
     const after = await loadMigrations(dir);
     const out = await migrateTarget(c, schemaTarget(db, 't_drift'), after, { config });
     expect(out.status).toBe('failed');

@@ -10,7 +10,7 @@ import { seedOwnSchema } from '../helpers/seed.js';
  */
 const { env } = ownMigrateFleet();
 const FIXTURES = fileURLToPath(new URL('../fixtures/own-schema', import.meta.url));
-const KEY = { column: 'company_id', type: 'bigint' as const, tables: { companies: 'id' } };
+const KEY = { column: 'company_id', type: 'bigint' as const, tables: { companies: 'id' }, shared: { plans: 'read' as const } };
 
 it('pool → schema on another shard and back: hashes equal, shared parents checked, identities past the copied ids', async () => {
   const e = await env('mvown', { tenantKey: KEY, migrationsFrom: FIXTURES, files: ['0001_companies.sql'] });

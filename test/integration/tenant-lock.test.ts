@@ -73,7 +73,10 @@ describe('never act on a tenant that is gone, never adopt', () => {
       { slug: 'gone-a', model: 'schema', shard: 'us1' },
       { slug: 'gone-b', model: 'schema', shard: 'us1' },
     ]);
-    await e.addMigration('0100_slow.sql', 'create table slow_marker (id int);\nselect pg_sleep(5);\n');
+    await e.addMigration(
+      '0100_slow.sql',
+      'create table slow_marker ({{tenant_key_column}} {{tenant_key_type}}, id int);\nselect pg_sleep(5);\n',
+    );
     const run = e.cli(['migrate', 'up', '--json', '--concurrency', '1']);
     // gone-a migrates first (slug order); while it sleeps, gone-b is free to delete.
     await until(
@@ -113,7 +116,10 @@ describe('never act on a tenant that is gone, never adopt', () => {
       { slug: 'gonep-1', model: 'pool', shard: 'us1' },
       { slug: 'gonep-2', model: 'pool', shard: 'us1' },
     ]);
-    await e.addMigration('0100_slow.sql', 'create table slow_marker (id int);\nselect pg_sleep(4);\n');
+    await e.addMigration(
+      '0100_slow.sql',
+      'create table slow_marker ({{tenant_key_column}} {{tenant_key_type}}, id int);\nselect pg_sleep(4);\n',
+    );
     const run = e.cli(['migrate', 'up', '--json']);
     await until(
       async () =>

@@ -120,7 +120,7 @@ describe('loadMigrations', () => {
 });
 
 describe('placeholders', () => {
-  const cfg = (type: 'uuid' | 'bigint' | 'text', column = 'tenant_id') => ({ tenantKey: { column, type, tables: {} } });
+  const cfg = (type: 'uuid' | 'bigint' | 'text', column = 'tenant_id') => ({ tenantKey: { column, type, tables: {}, shared: {} } });
 
   it('substitutes the quoted key column and the key type', () => {
     const text = 'create table t ({{tenant_key_column}} {{ tenant_key_type }} not null, primary key ({{tenant_key_column}}))';
