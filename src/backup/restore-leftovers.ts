@@ -6,6 +6,7 @@ import { drivers, type PlacedTenant } from '../placement/drivers.js';
 import { MODEL_TRAITS } from '../placement/placement.js';
 import type { Model } from '../config/types.js';
 import type { RestoreDeps } from './restore.js';
+import { sweepKilledReplace, type ReplaceRecord } from './replace-switch.js';
 
 /** What a restore records before it makes anything: where its fresh placement goes. */
 export interface RestorePlacement {
@@ -22,8 +23,9 @@ export interface RestorePlacement {
  * unless the catalog points at it (the switch committed before the kill): a database tenant's
  * database made outside the load's transaction, or whatever the load committed before the
  * catalog was written (a pool's rows with a key no tenant has, a schema or database nobody
- * owns). The tenant's role stays when a tenant of that slug exists. The record is closed as
- * failed, naming what was removed. Returns one line per record, for the result's warnings.
+ * owns). The tenant's role stays when a tenant of that slug exists. A replace that keeps the
+ * tenant's names is finished or undone by `sweepKilledReplace` (replace-switch.ts), which also
+ * lifts its write fence. The record is closed as failed, naming what was done. Returns one line per record, for the result's warnings.
  */
 export async function sweepKilledRestores(deps: RestoreDeps, slug: string): Promise<string[]> {
   const { db } = deps;
@@ -36,10 +38,13 @@ export async function sweepKilledRestores(deps: RestoreDeps, slug: string): Prom
     .execute();
   const notes: string[] = [];
   for (const op of ops) {
-    const { placement: p, replaced } = op.args as { placement?: RestorePlacement; replaced?: RestorePlacement };
+    const args = op.args as Partial<ReplaceRecord>;
+    const { placement: p, replaced } = args;
     let note = `restore ${op.id} of ${slug} was killed`;
     try {
-      if (p) note += `; ${await removeLeftover(deps, slug, p, replaced)}`;
+      // A replace that keeps the tenant's names (it records where the replaced placement goes).
+      if (args.away && args.fence && p && replaced) note += `; ${await sweepKilledReplace(deps, slug, args as ReplaceRecord)}`;
+      else if (p) note += `; ${await removeLeftover(deps, slug, p, replaced)}`;
     } catch (err) {
       // Left running: the next restore tries again; the operator sees why.
       notes.push(`${note}; its placement could not be removed yet: ${redactText(errorMessage(err))}`);

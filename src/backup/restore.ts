@@ -19,7 +19,7 @@ import { withTenantLock } from '../operations/tenant-lock.js';
 import { startOperation, type OperationRecord } from '../operations/operation-record.js';
 import { drivers, type PlacedTenant } from '../placement/drivers.js';
 import { placementFor, targetId } from '../placement/naming.js';
-import { MODEL_TRAITS, placementBeside, stagingPlacement } from '../placement/placement.js';
+import { MODEL_TRAITS, stagingPlacement, tenantRole } from '../placement/placement.js';
 import { assertSlug } from '../placement/slug.js';
 import { ident, qualified } from '../sql.js';
 import { freshKey } from '../provision/create-tenant.js';
@@ -35,6 +35,8 @@ import { dataKeyById } from './keys.js';
 import { backupLocked, type BackupDeps } from './create.js';
 import { filesAtVersion, restoreDestination } from './restore-plan.js';
 import { sweepKilledRestores, type RestorePlacement } from './restore-leftovers.js';
+import { fenceForReplace, replaceFenceFor, type HeldReplaceFence } from './replace-fence.js';
+import { dropReplaced, dropWarning, replaceNames, switchCommitted, switchToFresh } from './replace-switch.js';
 import { assertPoolRestoreInOneTransaction, emptiedForFreeze } from './restore-no-transaction.js';
 
 export interface RestoreDeps extends BackupDeps {
@@ -56,6 +58,14 @@ export interface RestoreResult extends TenantResult {
   /** --replace: the backup taken of the tenant first. */
   safetyBackup?: string;
   replaced?: boolean;
+  /** --replace of a schema or database tenant: its role (the names in `target` and the role are the application's, the same as before). */
+  role?: string;
+  /** --replace: how long the tenant's writes were refused (from the restore's first step to its switch). */
+  writesRefusedMs?: number;
+  /** --replace: how long the tenant's role could not connect (a database tenant's rename); 0 for a schema tenant. */
+  unreachableMs?: number;
+  /** --replace: the application's sessions ended at the replaced placement. */
+  endedSessions?: number;
   warnings?: string[];
   /** How the restored rows' foreign keys were checked (see ForeignKeyCheck in src/copy/pool-load.ts). */
   foreignKeys?: ForeignKeyCheck;
@@ -237,44 +247,65 @@ async function restoreNew(deps: RestoreDeps, a: OpenArchive, how: LoadHow, dest:
 
 async function replaceTenant(deps: RestoreDeps, a: OpenArchive, how: LoadHow, live: TenantRow): Promise<RestoreResult> {
   const started = Date.now();
-  const { db, fleet } = deps;
+  const { db, fleet, config } = deps;
+  const role = tenantRole(live);
   const base = {
     tenant: live.slug,
     model: live.model,
     region: live.region,
     shard: live.shard,
+    // The names the application uses: the same after the switch (replace-switch.ts).
     target: targetId({ shard: live.shard, database: live.database_name, schema: live.schema_name }),
+    ...(role ? { role } : {}),
     backup: a.id,
   };
   if (MODEL_TRAITS[live.model].sharedTables) await assertPoolRestoreInOneTransaction(fleet, live, deps.migrations, a.manifest, a.id, true);
-  // The state being replaced, kept: a mistaken restore can itself be undone.
-  const safety = await backupLocked(deps, live.slug);
-  if (safety.status !== 'succeeded') {
-    throw new TenantctlError(
-      'RESTORE_FAILED',
-      `the safety backup of ${live.slug} failed (${safety.error?.message ?? safety.reason}); nothing was changed`,
-    );
-  }
-  // Schema and database tenants load into a fresh placement beside the live one, switched in the
-  // catalog at the end; a pool tenant's rows are swapped in one transaction.
-  const suffix = `__r${randomBytes(3).toString('hex')}`;
-  const beside = placementBeside(live, suffix);
-  const placed: PlacedTenant = { ...live, ...beside };
+  // Schema and database tenants load into a fresh placement beside the live one, which takes the
+  // live one's names at the switch; a pool tenant's rows are swapped in the load's transaction.
+  const { fresh: placed, away } = replaceNames(live);
+  const fence = replaceFenceFor(live);
+  const version = deps.migrations.at(-1)?.id ?? null;
   const op = await startOperation(db, {
     kind: 'restore',
     tenant: live.slug,
-    args: { backup: a.id, replace: true, safetyBackup: safety.backup, placement: placementRecord(placed), replaced: placementRecord(live) },
+    // Recorded before anything is made or fenced: a killed replace is finished or undone by the next restore's sweep.
+    args: { backup: a.id, replace: true, placement: placementRecord(placed), replaced: placementRecord(live), away, fence, version },
   });
+  // From the first step to the switch the tenant's writes are refused: one made meanwhile would
+  // be missing from the safety backup and dropped with the replaced placement.
+  let held: HeldReplaceFence;
+  try {
+    held = await fenceForReplace(fleet, config, fence);
+  } catch (err) {
+    return failed(deps, op, base, started, err);
+  }
+  let safety: Awaited<ReturnType<typeof backupLocked>>;
+  try {
+    // The state being replaced, kept: a mistaken restore can itself be undone.
+    safety = await backupLocked(deps, live.slug);
+    if (safety.status !== 'succeeded') {
+      throw new TenantctlError(
+        'RESTORE_FAILED',
+        `the safety backup of ${live.slug} failed (${safety.error?.message ?? safety.reason}); nothing was changed`,
+      );
+    }
+  } catch (err) {
+    await held.lift();
+    return failed(deps, op, base, started, err);
+  }
+  await op.phase('safety backup', { safetyBackup: safety.backup });
+  let switched = false;
   try {
     const loaded = await load(deps, a, how, placed, true, op);
     await hangAfterCommit(op);
-    const warnings: string[] = [];
+    const sw = await switchToFresh(deps, live, placed, away);
+    switched = true;
+    const writesRefusedMs = Date.now() - held.since;
+    // A pool's fence goes; a trigger fence stays on the replaced placement until it is dropped.
+    await held.lift();
+    const times = { writesRefusedMs, ...(away ? { unreachableMs: sw.unreachableMs, endedSessions: sw.endedSessions } : {}) };
     await db.transaction().execute(async (tx) => {
-      await updateTenant(tx, live.slug, {
-        database_name: placed.database_name,
-        schema_name: placed.schema_name,
-        schema_version: deps.migrations.at(-1)?.id ?? null,
-      });
+      await updateTenant(tx, live.slug, { schema_version: version });
       await recordEvent(tx, {
         command: deps.command,
         action: 'restored in place',
@@ -286,7 +317,7 @@ async function replaceTenant(deps: RestoreDeps, a: OpenArchive, how: LoadHow, li
           rows: loaded.rows,
           loadedAs: loaded.role,
           foreignKeys: loaded.foreignKeys,
-          placement: targetId({ shard: placed.shard, database: placed.database_name, schema: placed.schema_name }),
+          ...times,
         },
       });
     });
@@ -294,13 +325,10 @@ async function replaceTenant(deps: RestoreDeps, a: OpenArchive, how: LoadHow, li
       await op.phase('switched');
       await new Promise(() => setInterval(() => {}, 1000));
     }
-    if (beside) {
-      // The old placement is no longer the tenant's; a failure here leaves it for the operator.
-      await dropOldPlacement(deps, live).catch((err) =>
-        warnings.push(`the old placement ${base.target} could not be dropped: ${redactText(errorMessage(err))}`),
-      );
-    }
-    await op.finish('succeeded', { rows: loaded.rows });
+    const warnings = [...sw.warnings];
+    // The replaced placement is no longer the tenant's: fenced, its sessions ended, dropped now.
+    if (away) await dropReplaced(deps, live, away).catch((err) => warnings.push(dropWarning(live, away, err)));
+    await op.finish('succeeded', { rows: loaded.rows, ...times });
     return {
       ...base,
       status: 'succeeded',
@@ -309,11 +337,25 @@ async function replaceTenant(deps: RestoreDeps, a: OpenArchive, how: LoadHow, li
       safetyBackup: safety.backup,
       replaced: true,
       foreignKeys: loaded.foreignKeys,
+      ...times,
       warnings,
       durationMs: Date.now() - started,
     };
   } catch (err) {
+    if (switched || (await switchCommitted(deps, live, away))) {
+      // The restored data is the tenant's already; the record stays running for the next restore to finish.
+      const message = `${redactText(errorMessage(err))}; the switch had committed: the next restore of ${live.slug} finishes it`;
+      await op.phase('switched', { error: message }).catch(() => undefined);
+      return {
+        ...base,
+        status: 'failed',
+        safetyBackup: safety.backup,
+        durationMs: Date.now() - started,
+        error: { code: 'RESTORE_FAILED', message },
+      };
+    }
     const left = await undoFresh(deps, placed, how, { keepRole: true });
+    await held.lift().catch(() => undefined);
     return { ...(await failed(deps, op, base, started, err, left)), safetyBackup: safety.backup };
   }
 }
@@ -377,11 +419,6 @@ async function failed(
     durationMs: Date.now() - started,
     error: { code: err instanceof TenantctlError ? err.code : 'RESTORE_FAILED', message },
   };
-}
-
-/** The replaced placement, without the tenant's role: the fresh placement beside it has it (in the same database, for a schema). */
-async function dropOldPlacement(deps: RestoreDeps, old: TenantRow): Promise<void> {
-  await drivers[old.model].removeKeepingRole(deps.fleet, deps.config, old, { roleStaysInDatabase: true });
 }
 
 interface Loaded {

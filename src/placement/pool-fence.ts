@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { Config } from '../config/types.js';
 import { ident, literal, qualified } from '../sql.js';
 import { tenantScopedTables } from './rls.js';
+import { MOVE_FENCE, RESTORE_FENCE, type FenceReason } from './fence-reasons.js';
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
 
@@ -9,6 +10,11 @@ type Queryable = Pick<pg.ClientBase, 'query'>;
 export const FENCE_SCHEMA = 'tenantctl_fence';
 /** First key of the advisory lock a pool tenant's fence holds ('tfnc'); the second is hashtext(key). */
 export const FENCE_LOCK_CLASSID = 0x74666e63;
+/**
+ * Held beside the fence lock by a `restore --replace` ('tfrs', hashtext(key)): only its presence
+ * is read, when a write has already been refused, to say which operation refused it.
+ */
+export const RESTORE_FENCE_LOCK_CLASSID = 0x74667273;
 /** Restrictive policies per pool table, one per write command (reads are never fenced). */
 export const FENCE_POLICIES = {
   insert: 'tenantctl_fence_insert',
@@ -45,8 +51,11 @@ export async function ensurePoolFence(
       language plpgsql volatile set search_path = pg_catalog as $fn$
     begin
       if k is null or pg_try_advisory_xact_lock_shared(${FENCE_LOCK_CLASSID}, hashtext(k)) then return true; end if;
-      raise exception 'writes of this tenant are paused: tenantctl is moving it to another placement'
-        using errcode = '${FENCE_SQLSTATE}', hint = 'reads still work; retry the write when the move has switched (tenantctl move status)';
+      -- Refused: only now is it asked why (a restore holds its own lock too), off the writes' path.
+      if not pg_try_advisory_xact_lock_shared(${RESTORE_FENCE_LOCK_CLASSID}, hashtext(k)) then
+        raise exception ${literal(RESTORE_FENCE.message)} using errcode = '${FENCE_SQLSTATE}', hint = ${literal(RESTORE_FENCE.hint)};
+      end if;
+      raise exception ${literal(MOVE_FENCE.message)} using errcode = '${FENCE_SQLSTATE}', hint = ${literal(MOVE_FENCE.hint)};
     end $fn$`);
   const tables = await tenantScopedTables(c, schema, config);
   const { rows } = await c.query<{ table: string; name: string }>(
@@ -78,19 +87,22 @@ export async function ensurePoolFence(
 
 /**
  * Take a pool tenant's fence on this session (waits up to `timeoutMs` for the tenant's in-flight
- * writes). Held until releasePoolFence or the end of the session.
+ * writes). Held until releasePoolFence or the end of the session. A restore's reason lock is
+ * taken first, so no write is ever refused by it with the move's message.
  */
-export async function takePoolFence(c: Queryable, key: string, timeoutMs: number): Promise<void> {
+export async function takePoolFence(c: Queryable, key: string, timeoutMs: number, reason: FenceReason = MOVE_FENCE): Promise<void> {
   await c.query(`set lock_timeout = ${Math.max(1, Math.floor(timeoutMs))}`);
   try {
+    if (reason.kind === 'restore') await c.query('select pg_advisory_lock($1, hashtext($2))', [RESTORE_FENCE_LOCK_CLASSID, key]);
     await c.query('select pg_advisory_lock($1, hashtext($2))', [FENCE_LOCK_CLASSID, key]);
   } finally {
     await c.query('reset lock_timeout');
   }
 }
 
-export async function releasePoolFence(c: Queryable, key: string): Promise<void> {
+export async function releasePoolFence(c: Queryable, key: string, reason: FenceReason = MOVE_FENCE): Promise<void> {
   await c.query('select pg_advisory_unlock($1, hashtext($2))', [FENCE_LOCK_CLASSID, key]);
+  if (reason.kind === 'restore') await c.query('select pg_advisory_unlock($1, hashtext($2))', [RESTORE_FENCE_LOCK_CLASSID, key]);
 }
 
 /** Is the pool tenant fenced right now (by any session)? */

@@ -1,6 +1,7 @@
 import type pg from 'pg';
-import { ident, qualified } from '../sql.js';
+import { ident, literal, qualified } from '../sql.js';
 import { FENCE_SCHEMA, FENCE_SQLSTATE } from './pool-fence.js';
+import { MOVE_FENCE, type FenceReason } from './fence-reasons.js';
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
 
@@ -9,21 +10,23 @@ export const FENCE_TRIGGER = 'tenantctl_fence';
 
 /**
  * Fence a schema or database tenant: a BEFORE INSERT/UPDATE/DELETE/TRUNCATE statement trigger on
- * every table of its schema raising SQLSTATE 25006 with a message saying why, so the application
+ * every table of its schema raising SQLSTATE 25006 with the reason's message and hint (trigger
+ * arguments: the function is shared by every tenant of the database), so the application
  * gets a clear error while its reads go on. CREATE TRIGGER takes a SHARE ROW EXCLUSIVE lock, so
  * it waits for the tenant's in-flight writes (up to `timeoutMs`): after the commit, nothing can
  * still be writing. The placement belongs to this tenant alone, so no other tenant is touched.
  * Persistent (it survives a killed mover): the move records it and every later move command
  * lifts it. Run inside a transaction.
  */
-export async function fenceTables(c: Queryable, schema: string, timeoutMs: number): Promise<string[]> {
+export async function fenceTables(c: Queryable, schema: string, timeoutMs: number, reason: FenceReason = MOVE_FENCE): Promise<string[]> {
   await c.query(`create schema if not exists ${ident(FENCE_SCHEMA)}`);
+  // A trigger without arguments (made before fences had reasons) still says a move is running.
   await c.query(`
     create or replace function ${qualified(FENCE_SCHEMA, 'refuse_write')}() returns trigger
       language plpgsql set search_path = pg_catalog as $fn$
     begin
-      raise exception 'writes of this tenant are paused: tenantctl is moving it to another placement'
-        using errcode = '${FENCE_SQLSTATE}', hint = 'reads still work; retry the write when the move has switched (tenantctl move status)';
+      raise exception '%', coalesce(tg_argv[0], ${literal(MOVE_FENCE.message)})
+        using errcode = '${FENCE_SQLSTATE}', hint = coalesce(tg_argv[1], ${literal(MOVE_FENCE.hint)});
     end $fn$`);
   await c.query(`set local lock_timeout = ${Math.max(1, Math.floor(timeoutMs))}`);
   const tables = await schemaTables(c, schema);
@@ -31,7 +34,7 @@ export async function fenceTables(c: Queryable, schema: string, timeoutMs: numbe
     await c.query(`drop trigger if exists ${ident(FENCE_TRIGGER)} on ${qualified(schema, t)}`);
     await c.query(
       `create trigger ${ident(FENCE_TRIGGER)} before insert or update or delete or truncate on ${qualified(schema, t)}
-         for each statement execute function ${qualified(FENCE_SCHEMA, 'refuse_write')}()`,
+         for each statement execute function ${qualified(FENCE_SCHEMA, 'refuse_write')}(${literal(reason.message)}, ${literal(reason.hint)})`,
     );
   }
   return tables;

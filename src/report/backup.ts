@@ -61,7 +61,8 @@ export function renderRestore(out: Output, command: string, r: RestoreResult): v
   if (r.status === 'succeeded') {
     out.print(
       out.color.green(
-        `restored ${r.backup} ${r.replaced ? 'in place of' : 'as'} ${r.tenant}: ${r.rows} rows, ${r.model} on ${r.shard} (${r.target})` +
+        `restored ${r.backup} ${r.replaced ? 'in place of' : 'as'} ${r.tenant}: ${r.rows} rows, ${r.model} on ${r.shard} (${r.target}${r.role ? `, role ${r.role}` : ''})` +
+          replaceTimes(r) +
           (r.safetyBackup ? `; safety backup ${r.safetyBackup}` : ''),
       ),
     );
@@ -69,6 +70,19 @@ export function renderRestore(out: Output, command: string, r: RestoreResult): v
   } else {
     out.print(out.color.red(`restore of ${r.backup} failed: ${errorText(r)}${r.safetyBackup ? ` (safety backup ${r.safetyBackup})` : ''}`));
   }
+}
+
+/** `; writes refused 2.1 s, connections refused 0.3 s, 1 session ended` for a replace. */
+function replaceTimes(r: RestoreResult): string {
+  if (r.writesRefusedMs === undefined) return '';
+  const parts = [`writes refused ${seconds(r.writesRefusedMs)}`];
+  if (r.unreachableMs) parts.push(`connections refused ${seconds(r.unreachableMs)}`);
+  if (r.endedSessions) parts.push(`${r.endedSessions} session${r.endedSessions === 1 ? '' : 's'} ended`);
+  return `; ${parts.join(', ')}`;
+}
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
 }
 
 /** A live line on a TTY: rows and bytes so far, and an ETA when the total is known. */

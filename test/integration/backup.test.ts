@@ -7,6 +7,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { copyTables } from '../../src/copy/tables.js';
 import { digestTable } from '../../src/copy/streams.js';
 import { storageFor } from '../../src/backup/regions.js';
+import { untilRestorePhase } from '../helpers/restore-ops.js';
 import { seed, tenant } from '../helpers/seed.js';
 
 /**
@@ -303,10 +304,10 @@ describe('in place', () => {
       expect(v.code).toBe(0);
       const sm = JSON.parse(await readFile(join(await archiveDir(e, doc.safetyBackup), 'manifest.json'), 'utf8'));
       expect(sm.tables.find((x: any) => x.table === 'comments').rows).toBe(0);
-      if (model !== 'pool') {
-        const now = (await tenant(e, slug))!;
-        expect(now.schema_name + now.database_name).not.toBe(t.schema_name + t.database_name);
-      }
+      // The names the application uses are the same (issue 16): the restored placement took them.
+      const now = (await tenant(e, slug))!;
+      expect([now.database_name, now.schema_name]).toEqual([t.database_name, t.schema_name]);
+      expect(doc.target).toBe(`us1/${t.database_name}/${t.schema_name}`);
     });
   }
 });
@@ -379,17 +380,7 @@ describe('a restore killed after its placement committed', () => {
         env: { TENANTCTL_INJECT_FAULT: 'restore-hang-after-commit' },
         onSpawn: (p) => (child = p),
       });
-      let op: any;
-      await until(async () => {
-        op = await e.db
-          .selectFrom('operations')
-          .selectAll()
-          .where('kind', '=', 'restore')
-          .where('tenant_slug', '=', as)
-          .where('status', '=', 'running')
-          .executeTakeFirst();
-        return (op?.progress as any)?.phase === 'committed';
-      }, 60_000);
+      const op: any = await untilRestorePhase(e.db, as, ['committed']);
       process.kill(child, 'SIGKILL');
       expect((await run).signal).toBe('SIGKILL');
       const left = (op.args as any).placement;
@@ -432,28 +423,21 @@ describe('a restore --replace killed after the catalog switched', () => {
       env: { TENANTCTL_INJECT_FAULT: 'restore-hang-after-switch' },
       onSpawn: (p) => (child = p),
     });
-    await until(async () => {
-      const op = await e.db
-        .selectFrom('operations')
-        .selectAll()
-        .where('kind', '=', 'restore')
-        .where('tenant_slug', '=', 'k3-s')
-        .where('status', '=', 'running')
-        .executeTakeFirst();
-      return (op?.progress as any)?.phase === 'switched';
-    }, 60_000);
+    const op: any = await untilRestorePhase(e.db, 'k3-s', ['switched']);
     process.kill(child, 'SIGKILL');
     expect((await run).signal).toBe('SIGKILL');
+    // Switched under the same names; the replaced schema waits under its away name.
     const switched = (await tenant(e, 'k3-s'))!;
-    expect(switched.schema_name).not.toBe(old.schema_name);
+    expect(switched.schema_name).toBe(old.schema_name);
+    const away = op.args.away.schema_name;
     const schemaThere = async (s: string) =>
       (await e.q('us1', `schemas_${e.name}`, 'select 1 from pg_namespace where nspname = $1', [s])).length > 0;
-    expect(await schemaThere(old.schema_name)).toBe(true);
+    expect(await schemaThere(away)).toBe(true);
     const before = await digests(e, 'k3-s');
     const again = await e.cli(['restore', id, '--replace', '--yes', '--json']);
     expect(again.code, again.stderr + again.stdout).toBe(0);
-    expect(JSON.stringify(json(again))).toContain(`the replaced us1/schemas_${e.name}/${old.schema_name} removed`);
-    expect(await schemaThere(old.schema_name)).toBe(false);
+    expect(JSON.stringify(json(again))).toContain(`it had switched: us1/schemas_${e.name}/${old.schema_name} is the restored placement`);
+    expect(await schemaThere(away)).toBe(false);
     expect(await digests(e, 'k3-s')).toEqual(before);
   });
 });

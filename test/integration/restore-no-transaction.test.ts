@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { json, ownMigrateFleet, tenantCount, tenantDigests, until, type MigrateEnv } from '../helpers/migrate-env.js';
+import { json, ownMigrateFleet, tenantCount, tenantDigests, type MigrateEnv } from '../helpers/migrate-env.js';
+import { untilRestorePhase } from '../helpers/restore-ops.js';
 import { seed, tenant } from '../helpers/seed.js';
 
 /**
@@ -40,15 +41,6 @@ const databaseThere = async (e: MigrateEnv, database: string) =>
 const roleThere = async (e: MigrateEnv, role: string) =>
   (await e.q('us1', 'postgres', 'select 1 from pg_roles where rolname = $1', [role])).length > 0;
 
-const runningRestore = (e: MigrateEnv, slug: string) =>
-  e.db
-    .selectFrom('operations')
-    .selectAll()
-    .where('kind', '=', 'restore')
-    .where('tenant_slug', '=', slug)
-    .where('status', '=', 'running')
-    .executeTakeFirst();
-
 describe('a fleet with a no-transaction migration', () => {
   it('schema tenant: backup, delete, restore, replace; clones into the database and pool models: same hashes, the concurrent index there', async () => {
     const e = await env('ntrt');
@@ -75,15 +67,26 @@ describe('a fleet with a no-transaction migration', () => {
     ]);
     expect(granted[0].ok).toBe(true);
 
-    // In place: a fresh schema beside the live one, switched at the end.
+    // In place: a fresh schema beside the live one, swapped in under the tenant's name at the end.
     await e.q('us1', back.database_name, `update "${back.schema_name}".tasks set title = 'changed'`);
     expect(await tenantDigests(e, 'nt-s')).not.toEqual(before);
     const rp = await e.cli(['restore', id, '--replace', '--yes', '--json']);
     expect(rp.code, rp.stderr + rp.stdout).toBe(0);
     expect(await tenantDigests(e, 'nt-s')).toEqual(before);
     expect(await hasConcurrentIndex(e, 'nt-s')).toBe(true);
-    expect((await tenant(e, 'nt-s'))!.schema_name).not.toBe(back.schema_name);
-    expect(await schemaThere(e, back.schema_name)).toBe(false);
+    expect((await tenant(e, 'nt-s'))!.schema_name).toBe(back.schema_name);
+    const beside = await e.q('us1', back.database_name, 'select nspname from pg_namespace where nspname like $1', [
+      `${back.schema_name}\\_\\_%`,
+    ]);
+    expect(beside).toEqual([]);
+    // The migration records follow the names: the restored schema is at head under its own.
+    const applied = await e.q(
+      'us1',
+      back.database_name,
+      'select count(*)::int as n from tenantctl.schema_migrations where target_schema = $1',
+      [back.schema_name],
+    );
+    expect(applied[0].n).toBe(4);
 
     for (const [as, model] of [
       ['nt-as-db', 'database'],
@@ -206,11 +209,7 @@ describe('killed or failed half-way', () => {
     ] as const) {
       let child = 0;
       const run = e.cli([...args], { env: { TENANTCTL_INJECT_FAULT: 'restore-hang-after-load' }, onSpawn: (p) => (child = p) });
-      let op: any;
-      await until(async () => {
-        op = await runningRestore(e, slug);
-        return (op?.progress as any)?.phase === 'loaded';
-      }, 60_000);
+      const op: any = await untilRestorePhase(e.db, slug, ['loaded']);
       process.kill(child, 'SIGKILL');
       expect((await run).signal).toBe('SIGKILL');
       const left = op.args.placement;

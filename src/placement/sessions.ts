@@ -1,0 +1,69 @@
+import type pg from 'pg';
+
+type Queryable = Pick<pg.ClientBase, 'query'>;
+
+/** A server session tenantctl asked to end, as pg_stat_activity shows it to the shard role. */
+export interface OpenSession {
+  pid: number;
+  role: string;
+  database: string;
+  application: string;
+  /** Why it is still there (the server's refusal, or "did not exit within N ms"). */
+  why?: string;
+}
+
+/** How long pg_terminate_backend waits for each session to exit. */
+export const END_SESSION_WAIT_MS = 3000;
+
+/**
+ * End every session on `database` (of `role` only, when given) but this one, and wait for each to
+ * exit. The shard role may end sessions of roles it is a member of (its own, and a tenant role
+ * after `actForRole`, src/placement/roles.ts); a superuser's or another role's session is
+ * refused by the server and comes back in `stuck`, with the server's words. Run outside a
+ * transaction: each refusal is an error of its own statement.
+ *
+ * @example
+ *   const { ended, stuck } = await endSessions(c, { database: 't_acme', role: 'tenant_acme' });
+ */
+export async function endSessions(
+  c: Queryable,
+  where: { database: string; role?: string },
+  waitMs = END_SESSION_WAIT_MS,
+): Promise<{ ended: number; stuck: OpenSession[] }> {
+  const found = await openSessions(c, where);
+  const stuck: OpenSession[] = [];
+  let ended = 0;
+  for (const s of found) {
+    try {
+      const r = await c.query<{ ok: boolean }>('select pg_terminate_backend($1, $2) as ok', [s.pid, waitMs]);
+      if (r.rows[0].ok) ended++;
+      else stuck.push({ ...s, why: `did not exit within ${waitMs} ms` });
+    } catch (err) {
+      // 42501: "must be a superuser to terminate superuser process", "must be a member of the role …".
+      stuck.push({ ...s, why: (err as Error).message });
+    }
+  }
+  return { ended, stuck };
+}
+
+/**
+ * Client sessions on `database` (of `role`, when given) other than this one. Autovacuum workers
+ * (no role) are left out: no role may end them but a superuser, and a rename or drop of the
+ * database ends them itself. The shard role sees other roles' sessions without their
+ * backend_type (null), but with their pid, role and application.
+ */
+export async function openSessions(c: Queryable, where: { database: string; role?: string }): Promise<OpenSession[]> {
+  const { rows } = await c.query<{ pid: number; role: string | null; application: string | null }>(
+    `select pid, usename as role, application_name as application from pg_stat_activity
+      where datname = $1 and pid <> pg_backend_pid() and usename is not null and coalesce(backend_type, 'client backend') = 'client backend'
+        and ($2::text is null or usename = $2)
+      order by pid`,
+    [where.database, where.role ?? null],
+  );
+  return rows.map((r) => ({ pid: r.pid, role: r.role ?? '?', database: where.database, application: r.application ?? '' }));
+}
+
+/** `pid 123 (postgres, psql): must be a superuser …`, for errors naming what would not end. */
+export function describeSessions(s: OpenSession[]): string {
+  return s.map((x) => `pid ${x.pid} (role ${x.role}${x.application ? `, ${x.application}` : ''})${x.why ? `: ${x.why}` : ''}`).join('; ');
+}
