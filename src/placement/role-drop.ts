@@ -28,8 +28,10 @@ export async function closeRoleReach(fleet: Fleet, shard: string, role: string):
   return fleet.withClient(shard, ADMIN_DATABASE, async (c) => {
     if (!(await actForRole(c, role))) return false;
     await setRoleLogin(c, role, false);
-    // Waits up to 5 s per session for it to end (PostgreSQL 14+): its temporary objects go with it.
-    await c.query(`select pg_terminate_backend(pid, 5000) from pg_stat_activity where usename = $1 and pid <> pg_backend_pid()`, [role]);
+    // From PostgreSQL 14 on, waits up to 5 s per session for it to end: its temporary objects go with it.
+    const { rows } = await c.query<{ n: number }>(`select current_setting('server_version_num')::int as n`);
+    const terminate = rows[0].n >= 140000 ? 'pg_terminate_backend(pid, 5000)' : 'pg_terminate_backend(pid)';
+    await c.query(`select ${terminate} from pg_stat_activity where usename = $1 and pid <> pg_backend_pid()`, [role]);
     return true;
   });
 }
