@@ -33,15 +33,15 @@ export async function catalogReachCheck(db: CatalogDb): Promise<Check> {
 /** `postgres` and `template1` on a shard: closed to PUBLIC, or the statements to run as a superuser. */
 export async function maintenanceReachCheck(fleet: Fleet, shard: Shard): Promise<Check> {
   const { open, me } = await fleet.withClient(shard.name, ADMIN_DATABASE, async (c) => {
-    const { rows } = await c.query<{ datname: string; me: string }>(
-      `select datname, current_user as me from pg_database
-        where datname = any($1::text[])
-          and (has_database_privilege('public', oid, 'CONNECT') or has_database_privilege('public', oid, 'TEMPORARY'))
-        order by datname`,
+    const { rows } = await c.query<{ open: string[]; me: string }>(
+      `select current_user as me, array(
+         select datname::text from pg_database
+          where datname = any($1::text[])
+            and (has_database_privilege('public', oid, 'CONNECT') or has_database_privilege('public', oid, 'TEMPORARY'))
+          order by datname) as open`,
       [MAINTENANCE_DATABASES],
     );
-    const who = await c.query<{ me: string }>('select current_user as me');
-    return { open: rows.map((r) => r.datname), me: who.rows[0].me };
+    return rows[0];
   });
   const fix = open
     .map(
