@@ -485,7 +485,8 @@ async function load(
   if (!MODEL_TRAITS[p.model].sharedTables) {
     const target: MigrationTarget = { model: p.model, shard: p.shard, database: p.database_name, schema: p.schema_name };
     const migrate = async (c: ShardClient, files: MigrationFile[], withinTransaction = true) => {
-      const out = await migrateTarget(c, target, files, { config, withinTransaction });
+      // Under the tenant's lock: the placement's lock in its database is not needed (tenantLocked).
+      const out = await migrateTarget(c, target, files, { config, withinTransaction, tenantLocked: true });
       if (out.status === 'failed')
         throw new TenantctlError('RESTORE_FAILED', `migrating the restored placement failed: ${out.error?.message ?? 'unknown error'}`);
     };
@@ -578,7 +579,7 @@ async function load(
         const target: MigrationTarget = stagingPlacement(p.shard, p.database_name, staging);
         await c.query(`create schema ${ident(staging)}`);
         for (const files of [atVersion]) {
-          const out = await migrateTarget(c, target, files, { config, withinTransaction: true });
+          const out = await migrateTarget(c, target, files, { config, withinTransaction: true, tenantLocked: true });
           if (out.status === 'failed')
             throw new TenantctlError('RESTORE_FAILED', `building the staging schema failed: ${out.error?.message ?? ''}`);
         }
@@ -586,7 +587,7 @@ async function load(
         const recreate = await deferIndexes(c, staging);
         await loadAll(c, staging, new Set());
         await recreate();
-        const head = await migrateTarget(c, target, deps.migrations, { config, withinTransaction: true });
+        const head = await migrateTarget(c, target, deps.migrations, { config, withinTransaction: true, tenantLocked: true });
         if (head.status === 'failed')
           throw new TenantctlError('RESTORE_FAILED', `migrating the staged rows to head failed: ${head.error?.message ?? ''}`);
         const staged = await copyTables(c, staging, config);

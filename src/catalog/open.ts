@@ -5,6 +5,7 @@ import { redactText } from '../config/redact.js';
 import { EXIT, TenantctlError } from '../errors.js';
 import { ident, isAlreadyExists } from '../sql.js';
 import { CATALOG_POOL_SIZE, CONNECT_TIMEOUT_MS } from '../config/connection-limits.js';
+import { closeCatalogToPublic, closeNewDatabaseToPublic, PUBLIC_REACH_SQL } from './closed.js';
 import { catalogMigrations, LATEST_CATALOG_MIGRATION } from './migrations.js';
 import type { CatalogDatabase } from './tables.js';
 
@@ -30,7 +31,9 @@ async function open(config: Config, opts: { migrate?: boolean }, created: boolea
   // Every command starts here, so the usual case costs one connection and one query: the
   // catalog exists and has the newest migration. Otherwise the database is created if missing
   // and Kysely's migrator (a dozen round trips, under its own lock) brings the schema up.
-  const state = await catalogState(config, db);
+  const { state, open: reachable } = await catalogState(config, db);
+  // A catalog made before tenantctl closed it (or by hand) is closed to PUBLIC here, once.
+  if (reachable) await closeCatalogToPublic(db).catch(() => false);
   if (state === 'current' || (state === 'behind' && opts.migrate === false)) return db;
   if (state === 'missing-database') {
     await db.destroy();
@@ -47,15 +50,19 @@ async function open(config: Config, opts: { migrate?: boolean }, created: boolea
   return db;
 }
 
-/** Whether the catalog database exists and has the newest migration. Throws UNREACHABLE otherwise. */
-async function catalogState(config: Config, db: CatalogDb): Promise<'current' | 'behind' | 'missing-database'> {
+/**
+ * Whether the catalog database exists and has the newest migration, and whether PUBLIC can still
+ * connect to it (same query). Throws UNREACHABLE otherwise.
+ */
+async function catalogState(config: Config, db: CatalogDb): Promise<{ state: 'current' | 'behind' | 'missing-database'; open: boolean }> {
   try {
-    const { rows } = await sql<{ latest: string | null }>`select max(name) as latest from kysely_migration`.execute(db);
-    return rows[0]?.latest === LATEST_CATALOG_MIGRATION ? 'current' : 'behind';
+    const { rows } = await sql<{ latest: string | null; open: boolean }>`select max(name) as latest, ${sql.raw(PUBLIC_REACH_SQL)} as open
+      from kysely_migration`.execute(db);
+    return { state: rows[0]?.latest === LATEST_CATALOG_MIGRATION ? 'current' : 'behind', open: rows[0]?.open ?? false };
   } catch (err) {
     const code = (err as { code?: string }).code;
-    if (code === '3D000') return 'missing-database';
-    if (code === '42P01') return 'behind'; // a new catalog database: no kysely_migration yet
+    if (code === '3D000') return { state: 'missing-database', open: false };
+    if (code === '42P01') return { state: 'behind', open: true }; // a new catalog database: no kysely_migration yet
     await db.destroy();
     throw catalogError(config, 'is unreachable', err);
   }
@@ -82,6 +89,8 @@ async function ensureCatalogDatabase(config: Config): Promise<void> {
   try {
     await admin.connect();
     await admin.query(`create database ${ident(dbName)}`);
+    // tenantctl's alone from the start: tenants must not connect to it (src/catalog/closed.ts).
+    await closeNewDatabaseToPublic(admin, dbName);
   } catch (err) {
     // Two first runs at once: the other one created it.
     if (!isAlreadyExists(err)) throw catalogError(config, 'could not be created', err);

@@ -2,6 +2,7 @@ import pg from 'pg';
 import { TenantctlError, errorMessage } from '../errors.js';
 import { redactText } from '../config/redact.js';
 import { ident, isAlreadyExists, literal } from '../sql.js';
+import { MAINTENANCE_DATABASES } from '../placement/databases.js';
 import { DEV_SUPERUSER, type ClusterSpec } from './cluster.js';
 
 /**
@@ -11,7 +12,8 @@ import { DEV_SUPERUSER, type ClusterSpec } from './cluster.js';
  * hide (RLS skipped, any role droppable) shows up locally. The cluster's superuser (`postgres`,
  * same password) connects once for this. Idempotent: an existing role keeps its attributes, and
  * its password follows the url. A url whose user is the superuser itself is left as it is.
- * It also gets the optional grant of SET on session_replication_role (see grantReplicationRole).
+ * It also gets the optional grant of SET on session_replication_role (see grantReplicationRole),
+ * and the maintenance databases are closed to PUBLIC (closeMaintenanceDatabases).
  */
 export async function ensureShardRole(spec: ClusterSpec): Promise<void> {
   if (spec.user === DEV_SUPERUSER) return;
@@ -31,6 +33,7 @@ export async function ensureShardRole(spec: ClusterSpec): Promise<void> {
       }
     }
     await grantReplicationRole(client, spec.user);
+    await closeMaintenanceDatabases(client, spec.user);
   } catch (err) {
     throw new TenantctlError(
       'DEV_FAILED',
@@ -52,4 +55,19 @@ async function grantReplicationRole(client: pg.Client, role: string): Promise<vo
   const { rows } = await client.query<{ n: number }>(`select current_setting('server_version_num')::int as n`);
   if (rows[0].n < 150000) return;
   await client.query(`grant set on parameter session_replication_role to ${ident(role)}`);
+}
+
+/**
+ * The databases every cluster has (`postgres`, `template1`) grant CONNECT and TEMP to PUBLIC, so
+ * every tenant role could connect there, hold advisory locks, and own large objects that block
+ * its own deletion (a large object in template1 is even copied into each new database). Tenant
+ * roles need neither: the superuser takes both away from PUBLIC and grants them to the shard role
+ * by name — it connects to `postgres` (its url's database) and is not the owner of either.
+ * Idempotent. On real clusters `tenantctl doctor` names the same fix for the operator to run.
+ */
+async function closeMaintenanceDatabases(client: pg.Client, role: string): Promise<void> {
+  for (const database of MAINTENANCE_DATABASES) {
+    await client.query(`grant connect, temporary on database ${ident(database)} to ${ident(role)}`);
+    await client.query(`revoke connect, temporary on database ${ident(database)} from public`);
+  }
 }

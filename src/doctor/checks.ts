@@ -13,6 +13,7 @@ import { loadMigrations } from '../migrate/files.js';
 import { shardRoleChecks } from './shard-role.js';
 import { onlineMoveCheck } from './online-move.js';
 import { poolLoadsCheck } from './pool-loads.js';
+import { catalogReachCheck, maintenanceReachCheck } from './public-reach.js';
 
 export interface Check {
   check: string;
@@ -49,6 +50,7 @@ export async function runDoctor(config: Config, fleet: Fleet): Promise<Check[]> 
         checks.push(...(await shardRoleChecks(config, fleet, s)));
         checks.push(await onlineMoveCheck(fleet, s));
         checks.push(await poolLoadsCheck(fleet, s));
+        checks.push(await maintenanceReachCheck(fleet, s));
         checks.push({
           check: `role ${config.servingRole.name} on ${s.name}`,
           // Not an error: it is created with the shard's first pool tenant.
@@ -71,6 +73,7 @@ export async function runDoctor(config: Config, fleet: Fleet): Promise<Check[]> 
         ok: true,
         detail: pending.length ? `not migrated yet: ${pending.join(', ')} (the first command that needs it applies them)` : 'migrated',
       });
+      checks.push(await catalogReachCheck(db));
       if (pending.length === 0) {
         checks.push(...(await tenantRoleChecks(db, fleet, config)));
         checks.push(await stuckTenantsCheck(db));

@@ -49,7 +49,8 @@ export async function createPlacementAtVersion(t: PlacedTenant, o: PlacementAtVe
     ((out: TargetOutcome) =>
       new TenantctlError('PROVISION_FAILED', `migrating the new placement failed: ${out.error?.message ?? 'unknown error'}`));
   const migrate = async (c: ShardClient, upTo: string | undefined, withinTransaction: boolean) => {
-    const out = await migrateTarget(c, target, o.migrations, { config, withinTransaction, upTo });
+    // A tenant's placement is made under its lock (create, move, restore): see tenantLocked.
+    const out = await migrateTarget(c, target, o.migrations, { config, withinTransaction, upTo, tenantLocked: true });
     if (out.status === 'failed') throw fail(out);
   };
   // Every file, not only those up to `upTo`: afterMigrate may bring the placement to head inside.

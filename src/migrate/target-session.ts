@@ -4,7 +4,8 @@ import { MIGRATION_LOCK_CLASSID } from '../operations/lock-ids.js';
 import { migrationHooks, type MigrationHooks } from '../placement/drivers.js';
 import { targetId } from '../placement/naming.js';
 import { ident, literal } from '../sql.js';
-import { targetLockHolder, targetLockSql } from './target-lock.js';
+import { advisoryLockHolder, describeHolder, foreignHolderError, type LockHolder } from '../operations/lock-holder.js';
+import { targetLockSql } from './target-lock.js';
 import type { MigrationFile } from './files.js';
 import { nextRetry, RETRY_BASE_MS, RETRY_CAP_MS, type RetryPlan } from './retry-schedule.js';
 import { tableLockHolders } from './table-lock-holders.js';
@@ -50,6 +51,8 @@ export class TargetSession implements ErrorContext {
   private readonly attemptsOf = new Map<string, number>();
   /** Retries so far, all migrations of the target together. */
   private retried = 0;
+  /** The caller's tenant lock stands for the target's lock (MigrateTargetOptions.tenantLocked). */
+  private readonly tenantLocked: boolean;
 
   constructor(
     readonly client: MigrationClient,
@@ -69,6 +72,8 @@ export class TargetSession implements ErrorContext {
       capMs: RETRY_CAP_MS,
     };
     this.vars = templateVars(opts.config);
+    // A shared (pool) target has no tenant lock of its own: it always takes the target's lock.
+    this.tenantLocked = (opts.tenantLocked ?? false) && !this.hooks.shared;
   }
 
   /** Start the deadline's clock; call end() when done. */
@@ -146,16 +151,24 @@ export class TargetSession implements ErrorContext {
   async lock(): Promise<{ tracked: boolean; schemaExists: boolean }> {
     const waitMs = this.opts.lockWaitMs ?? this.lockTimeoutMs;
     const until = Date.now() + waitMs;
+    let holder: LockHolder | null = null;
     for (;;) {
       const res = await this.client.query<{ ok: boolean; tracked: boolean; schema_exists: boolean }>(
-        `select pg_try_advisory_lock($1::int, hashtext($2)) as ok, to_regclass($3) is not null as tracked,
-                exists (select 1 from pg_namespace where nspname = $2) as schema_exists`,
+        `select ${this.tenantLocked ? '$1::int is not null' : 'pg_try_advisory_lock($1::int, hashtext($2))'} as ok,
+                to_regclass($3) is not null as tracked, exists (select 1 from pg_namespace where nspname = $2) as schema_exists`,
         [MIGRATION_LOCK_CLASSID, this.target.schema, TRACKING],
       );
       const r = res.rows[0];
       if (r?.ok) {
-        this.locked = true;
+        this.locked = !this.tenantLocked;
         return { tracked: r.tracked, schemaExists: r.schema_exists };
+      }
+      // Tenants (and the serving role) can connect here: a holder that is not tenantctl is
+      // named at once, never waited on until the timeout.
+      holder = await advisoryLockHolder(this.client, MIGRATION_LOCK_CLASSID, this.target.schema);
+      if (holder?.foreign) {
+        const e = foreignHolderError(`target ${this.id}`, holder);
+        throw new Stop({ code: 'LOCKED', message: e.message, hint: e.hint });
       }
       if (Date.now() >= until || this.opts.signal?.aborted) break;
       await sleep(Math.min(LOCK_POLL_MS + Math.random() * LOCK_POLL_MS, Math.max(0, until - Date.now())));
@@ -163,23 +176,23 @@ export class TargetSession implements ErrorContext {
     if (this.opts.signal?.aborted) this.checkContinue(undefined);
     throw new Stop({
       code: 'LOCKED',
-      message: `target ${this.id} is being migrated by another session${await targetLockHolder(this.client, this.target.schema)}; waited ${waitMs}ms`,
+      message: `target ${this.id} is being migrated by another session${describeHolder(holder)}; waited ${waitMs}ms`,
       hint: 'wait for the other run to finish, then run migrate up again',
     });
   }
 
   /** The statement that takes the lock without waiting (for text sent in one message). */
   tryLockSql(): string {
-    return targetLockSql('pg_try_advisory_lock', this.target.schema);
+    return this.tenantLocked ? 'true' : targetLockSql('pg_try_advisory_lock', this.target.schema);
   }
 
   /** The transaction-level lock on the same key (inside a caller's transaction). */
   xactLockSql(): string {
-    return `select ${targetLockSql('pg_advisory_xact_lock', this.target.schema)}`;
+    return this.tenantLocked ? 'select true' : `select ${targetLockSql('pg_advisory_xact_lock', this.target.schema)}`;
   }
 
   unlockSql(): string {
-    return `select ${targetLockSql('pg_advisory_unlock', this.target.schema)}`;
+    return this.tenantLocked ? 'select true' : `select ${targetLockSql('pg_advisory_unlock', this.target.schema)}`;
   }
 
   /** End what is still open, in one round trip: the read's transaction, and the target's lock. */

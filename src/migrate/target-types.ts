@@ -73,6 +73,13 @@ export interface MigrateTargetOptions {
   onEvent?: (e: MigrateEvent) => void;
   /** How long to wait for another session's lock on this target; default migrations.lockTimeout. */
   lockWaitMs?: number;
+  /**
+   * The caller holds the tenant's own lock (src/operations/tenant-lock.ts, in the catalog, which
+   * tenants cannot reach), so no tenantctl session migrates this target meanwhile: the target's
+   * lock in its database, where tenants can take it too, is not taken. Only for a target with a
+   * tenant of its own (schema, database) and for placements made under that tenant's lock.
+   */
+  tenantLocked?: boolean;
   /** Overall budget for this target; default migrations.targetTimeout. */
   targetTimeoutMs?: number;
   /** The first gap before a retry (retry-schedule.ts; tests shorten it). */

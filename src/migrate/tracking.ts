@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { META_SCHEMA } from '../placement/naming.js';
 import { ident, isAlreadyExists, literal, qualified } from '../sql.js';
+import { xactLockInReach } from '../operations/lock-holder.js';
 import type { MigrationFile } from './files.js';
 
 /**
@@ -213,7 +214,8 @@ export async function ensureTrackingTable(client: Queryable, lockClassId: number
     if (exists.rows[0]?.t) return;
     await client.query('begin');
     try {
-      await client.query('select pg_advisory_xact_lock($1::int, 0)', [lockClassId]);
+      // Tenants can connect here: a foreign holder of this key is named, not waited on.
+      await xactLockInReach(client, lockClassId, null, `creating ${TRACKING} in database ${await currentDatabase(client)}`);
       await client.query(`create schema if not exists ${ident(META_SCHEMA)}`);
       await client.query(
         `create table if not exists ${TRACKING} (
@@ -258,4 +260,8 @@ export async function recordApplied(
     m.checksum,
     Math.round(durationMs),
   ]);
+}
+
+async function currentDatabase(client: Queryable): Promise<string> {
+  return (await client.query<{ d: string }>('select current_database() as d')).rows[0].d;
 }

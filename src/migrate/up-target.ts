@@ -58,13 +58,16 @@ export function targetRunner(ctx: RunState, states: Map<string, TargetState>, lo
     }
     try {
       // With the state read before the fan-out, a target usually goes in one round trip.
+      // Under the tenant's lock (catalog), the target's own lock in its database is not taken:
+      // tenants connect there and could hold it against a neighbour.
+      const base = shared ? targetOpts : { ...targetOpts, tenantLocked: true };
       const own =
         known?.ok && known.report.drift.length === 0
           ? {
-              ...targetOpts,
+              ...base,
               known: { applied: known.applied, pending: known.report.pending, unknown: known.report.unknown, tracked: known.tracked },
             }
-          : targetOpts;
+          : base;
       const r = await deps.fleet.withClient(t.shard, t.database, async (c) => done(t, await migrateTarget(c, t, deps.migrations, own)));
       if (shared) await notePoolGone(t);
       return r;

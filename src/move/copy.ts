@@ -176,6 +176,7 @@ export async function copyAndVerify(
       const out = await migrateTarget(c, { model: to.model, shard: to.shard, database: to.database, schema: to.schema }, atVersion, {
         config,
         withinTransaction: true,
+        tenantLocked: true, // the move holds the tenant's lock
       });
       if (out.status === 'failed')
         throw new TenantctlError(

@@ -5,6 +5,12 @@ import { ident, isAlreadyExists } from '../sql.js';
 export const ADMIN_DATABASE = 'postgres';
 
 /**
+ * The databases every cluster has and tenants do not need: closed to PUBLIC by `dev up`, checked
+ * by `doctor` (a tenant role connected there can hold advisory locks and own large objects).
+ */
+export const MAINTENANCE_DATABASES = [ADMIN_DATABASE, 'template1'] as const;
+
+/**
  * Create a database on a shard if it is missing. Safe when two processes race (the loser sees
  * duplicate_database and carries on). CONNECT is revoked from PUBLIC so that only roles granted it
  * can connect.

@@ -4,7 +4,8 @@ import type { ShardClient } from '../fleet/shard-connections.js';
 import { ensureSchema, ident, qualified } from '../sql.js';
 import { ADMIN_DATABASE, dropDatabase, ensureDatabase } from './databases.js';
 import { tenantRoleName } from './naming.js';
-import { actForRole, dropTenantRole, ensureTenantRole, grantConnect, grantSchemaToRole, setRoleLogin } from './roles.js';
+import { closeRoleReach, dropRoleEverywhere } from './role-drop.js';
+import { ensureTenantRole, grantConnect, grantSchemaToRole, setRoleLogin } from './roles.js';
 import { inTransaction } from '../fleet/fleet.js';
 import { ensureServingRole } from './rls.js';
 import { scopedTablesInOrder } from './scoped-tables.js';
@@ -171,8 +172,11 @@ const schema: PlacementDriver = {
     });
   },
   async remove(fleet, _config, t) {
-    if (!(await dropTenantSchema(fleet, t))) return;
-    await fleet.withClient(t.shard, t.database_name, (c) => dropTenantRole(c, tenantRoleName(t.slug)));
+    // Reach closed first (no LOGIN, no sessions), so a delete that stops half-way leaves no role
+    // that can log in; the role then goes from every database it touched (role-drop.ts).
+    await closeRoleReach(fleet, t.shard, tenantRoleName(t.slug));
+    await dropTenantSchema(fleet, t);
+    await dropRoleEverywhere(fleet, t.shard, tenantRoleName(t.slug));
   },
   async removeKeepingRole(fleet, _config, t, opts) {
     await dropTenantSchema(fleet, t, async (c) => {
@@ -248,10 +252,11 @@ const database: PlacementDriver = {
     });
   },
   async remove(fleet, _config, t) {
-    // Sessions of the tenant's role on its database are ended by the drop: that needs its privileges.
-    await fleet.withClient(t.shard, ADMIN_DATABASE, (c) => actForRole(c, tenantRoleName(t.slug)));
+    // LOGIN off and its sessions ended first (ending them needs the role's privileges, as does
+    // the drop's FORCE); then the database, then the role from every database it touched.
+    await closeRoleReach(fleet, t.shard, tenantRoleName(t.slug));
     await dropDatabase(fleet, t.shard, t.database_name);
-    await fleet.withClient(t.shard, ADMIN_DATABASE, (c) => dropTenantRole(c, tenantRoleName(t.slug)));
+    await dropRoleEverywhere(fleet, t.shard, tenantRoleName(t.slug));
   },
   async removeKeepingRole(fleet, _config, t) {
     await dropDatabase(fleet, t.shard, t.database_name);

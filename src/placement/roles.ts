@@ -1,6 +1,7 @@
 import type { ShardClient } from '../fleet/shard-connections.js';
 import { ident, isAlreadyExists } from '../sql.js';
 import { DATABASE_ACL_LOCK_CLASSID } from '../operations/lock-ids.js';
+import { xactLockInReach } from '../operations/lock-holder.js';
 
 /**
  * Tenant roles: one per schema or database tenant, able to use its own placement and nothing of
@@ -18,22 +19,9 @@ export async function ensureTenantRole(c: ShardClient, role: string): Promise<vo
 }
 
 /**
- * Drop a tenant role and every privilege granted to it in this database and on shared objects
- * (CONNECT on databases). DROP OWNED needs the privileges of the role: a superuser has them; a
- * `CREATEROLE` shard role gets them by making itself a member first (PostgreSQL 15 lets it grant
- * any non-superuser role; 16 gives it ADMIN on the roles it created). The membership goes with
- * the role. Idempotent, so a delete that failed half-way is finished by running it again.
- */
-export async function dropTenantRole(c: ShardClient, role: string): Promise<void> {
-  if (!(await actForRole(c, role))) return;
-  // Privileges granted to it in this database and on shared objects; the role owns nothing.
-  await c.query(`drop owned by ${ident(role)}`);
-  await c.query(`drop role if exists ${ident(role)}`);
-}
-
-/**
  * Give tenantctl's role the privileges of a tenant role (a superuser has them): needed to DROP
- * OWNED BY it, and to end its sessions when its database is dropped WITH (FORCE) ("must be a
+ * OWNED BY it (role-drop.ts; PostgreSQL 15 lets a CREATEROLE role grant itself any non-superuser
+ * role, 16 gives it ADMIN on the roles it created), and to end its sessions when its database is dropped WITH (FORCE) ("must be a
  * member of the role whose process is being terminated"). Returns false when the role does not
  * exist. The membership goes when the role is dropped.
  */
@@ -63,10 +51,12 @@ export async function grantSchemaToRole(c: ShardClient, schema: string, role: st
 /**
  * GRANT CONNECT on a database to a role. A GRANT rewrites the database's pg_database row, and two
  * at once fail with "tuple concurrently updated" (bulk onboarding does exactly that), so grants on
- * one database are serialised with a transaction-scoped advisory lock. Call inside a transaction.
+ * one database are serialised with a transaction-scoped advisory lock. Tenants connect to that
+ * database and can take the same key: such a holder fails the grant at once, naming its role and
+ * pid (xactLockInReach). Call inside a transaction.
  */
 export async function grantConnect(c: ShardClient, database: string, role: string): Promise<void> {
-  await c.query('select pg_advisory_xact_lock($1, hashtext($2))', [DATABASE_ACL_LOCK_CLASSID, database]);
+  await xactLockInReach(c, DATABASE_ACL_LOCK_CLASSID, database, `the grants of database ${database}`);
   const has = await c.query<{ ok: boolean }>(`select has_database_privilege($1, $2, 'CONNECT') as ok`, [role, database]);
   if (!has.rows[0].ok) await c.query(`grant connect on database ${ident(database)} to ${ident(role)}`);
 }

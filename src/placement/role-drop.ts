@@ -1,0 +1,117 @@
+import { redactText } from '../config/redact.js';
+import { errorMessage, EXIT, TenantctlError } from '../errors.js';
+import type { Fleet } from '../fleet/fleet.js';
+import type { ShardClient } from '../fleet/shard-connections.js';
+import { ident } from '../sql.js';
+import { ADMIN_DATABASE } from './databases.js';
+import { actForRole, setRoleLogin } from './roles.js';
+
+/**
+ * Dropping a tenant role for good, wherever it reached. A tenant role can connect to more than
+ * its placement (the maintenance database, and any database still open to PUBLIC), and there it
+ * can own things: a large object (`lo_from_bytea`), a temporary table, privileges granted by
+ * someone else. DROP ROLE refuses while any of that exists, and DROP OWNED only cleans the
+ * database it runs in, so a delete that ran it in one database left the tenant `deleting` with a
+ * role that could still log in.
+ *
+ * Order: LOGIN off and the role's sessions ended first (its reach closed: nothing new appears
+ * meanwhile, and a failure leaves no role that can log in), then DROP OWNED in every database
+ * where pg_shdepend says it owns or holds something, then DROP ROLE. What still blocks is named
+ * (object and database). Every step is idempotent: running the delete again finishes it.
+ */
+
+/**
+ * Make tenantctl's role able to act for `role`, take its LOGIN away and end its sessions.
+ * Returns false when the role does not exist.
+ */
+export async function closeRoleReach(fleet: Fleet, shard: string, role: string): Promise<boolean> {
+  return fleet.withClient(shard, ADMIN_DATABASE, async (c) => {
+    if (!(await actForRole(c, role))) return false;
+    await setRoleLogin(c, role, false);
+    // From PostgreSQL 14 on, waits up to 5 s per session for it to end: its temporary objects go with it.
+    const { rows } = await c.query<{ n: number }>(`select current_setting('server_version_num')::int as n`);
+    const terminate = rows[0].n >= 140000 ? 'pg_terminate_backend(pid, 5000)' : 'pg_terminate_backend(pid)';
+    await c.query(`select ${terminate} from pg_stat_activity where usename = $1 and pid <> pg_backend_pid()`, [role]);
+    return true;
+  });
+}
+
+/**
+ * Drop a tenant role and everything it owns or was granted, in every database of the shard.
+ * Throws DELETE_INCOMPLETE naming each object (and its database) that still blocks the drop.
+ *
+ * @example
+ *   await dropRoleEverywhere(fleet, 'us1', 'tenant_acme');
+ */
+export async function dropRoleEverywhere(fleet: Fleet, shard: string, role: string): Promise<void> {
+  if (!(await closeRoleReach(fleet, shard, role))) return;
+  const problems: string[] = [];
+  for (const database of await fleet.withClient(shard, ADMIN_DATABASE, (c) => databasesHolding(c, role))) {
+    if (database === ADMIN_DATABASE) continue; // done below, with the drop
+    try {
+      await fleet.withClient(shard, database, (c) => c.query(`drop owned by ${ident(role)}`));
+    } catch (err) {
+      problems.push(`database ${database}: ${redactText(errorMessage(err))}`);
+    }
+  }
+  try {
+    await fleet.withTransaction(shard, ADMIN_DATABASE, async (c) => {
+      // Here too: privileges on shared objects (databases) are revoked from any database.
+      await c.query(`drop owned by ${ident(role)}`);
+      await c.query(`drop role if exists ${ident(role)}`);
+    });
+  } catch (err) {
+    const left = await whatStillBlocks(fleet, shard, role);
+    throw new TenantctlError(
+      'DELETE_INCOMPLETE',
+      `role ${role} on shard ${shard} cannot be dropped: ${left.length ? left.join('; ') : redactText(errorMessage(err))}${
+        problems.length ? ` (${problems.join('; ')})` : ''
+      }`,
+      `its LOGIN is off and its sessions were ended; drop those objects (or REASSIGN OWNED BY ${role} TO another role) as their owner or a superuser in each database named, then run tenant delete again`,
+      EXIT.failed,
+      { cause: err },
+    );
+  }
+}
+
+/** Databases where the role owns objects or holds privileges (pg_shdepend), the maintenance database first. */
+async function databasesHolding(c: ShardClient, role: string): Promise<string[]> {
+  const { rows } = await c.query<{ datname: string }>(
+    `select distinct d.datname from pg_shdepend s join pg_database d on d.oid = s.dbid
+      where s.refclassid = 'pg_authid'::regclass and s.refobjid = (select oid from pg_roles where rolname = $1)
+      order by 1`,
+    [role],
+  );
+  return rows.map((r) => r.datname);
+}
+
+/** `large object 16390 in database tenantctl_catalog (owner)` for what still depends on the role. */
+async function whatStillBlocks(fleet: Fleet, shard: string, role: string): Promise<string[]> {
+  const out: string[] = [];
+  const databases = await fleet.withClient(shard, ADMIN_DATABASE, (c) => databasesHolding(c, role)).catch(() => [] as string[]);
+  for (const database of [...databases, null]) {
+    try {
+      const rows = await fleet.withClient(
+        shard,
+        database ?? ADMIN_DATABASE,
+        async (c) =>
+          (
+            await c.query<{ what: string; kind: string }>(
+              `select pg_describe_object(s.classid, s.objid, s.objsubid) as what,
+                    case s.deptype when 'o' then 'its owner' when 'a' then 'privileges granted to it' when 'r' then 'a policy names it'
+                         else 'depends on it' end as kind
+               from pg_shdepend s
+              where s.refclassid = 'pg_authid'::regclass and s.refobjid = (select oid from pg_roles where rolname = $1)
+                and s.dbid = case when $2::bool then 0 else (select oid from pg_database where datname = current_database()) end
+              order by 1 limit 10`,
+              [role, database === null],
+            )
+          ).rows,
+      );
+      for (const r of rows) out.push(`${r.what}${database ? ` in database ${database}` : ''} (${r.kind})`);
+    } catch (err) {
+      if (database) out.push(`objects in database ${database}, which tenantctl cannot read (${redactText(errorMessage(err))})`);
+    }
+  }
+  return out;
+}

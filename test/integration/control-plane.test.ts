@@ -1,0 +1,274 @@
+import pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import { openCatalog } from '../../src/catalog/open.js';
+import { databaseUrl } from '../../src/fleet/connection-url.js';
+import { DATABASE_ACL_LOCK_CLASSID, MIGRATION_LOCK_CLASSID } from '../../src/operations/lock-ids.js';
+import { json, ownMigrateFleet, withPg, type MigrateEnv } from '../helpers/migrate-env.js';
+import { superuserUrl } from '../helpers/test-fleet.js';
+
+/**
+ * The control plane out of tenants' reach (issue 17), tried as an attacker would: a tenant role
+ * that logs in for real (its password set through the shard role: tenant roles have none), and
+ * the serving role. tenantctl runs as the least-privileged shard role throughout.
+ */
+const { env } = ownMigrateFleet();
+
+const PASSWORD = 'tenant-Pw-17';
+
+function shardUrl(e: MigrateEnv, database: string): string {
+  return databaseUrl(e.config.shards.find((s) => s.name === 'us1')!.url, database);
+}
+
+/** A URL for a database of us1 as another role. */
+function urlAs(e: MigrateEnv, database: string, user: string, password: string): string {
+  const u = new URL(shardUrl(e, database));
+  u.username = encodeURIComponent(user);
+  u.password = encodeURIComponent(password);
+  return u.toString();
+}
+
+/** Let the tenant's role log in with a password (as an operator mapping it to an application would). */
+async function loginAs(e: MigrateEnv, slug: string): Promise<string> {
+  const role = `tenant_${slug.replace(/-/g, '_')}`;
+  await e.q('us1', 'postgres', `alter role ${role} password '${PASSWORD}'`);
+  return role;
+}
+
+/** A session of `user` on `database` that stays open until `close`. */
+async function session(url: string): Promise<pg.Client & { close(): Promise<void> }> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  return Object.assign(c, { close: () => c.end().catch(() => undefined) });
+}
+
+async function connectError(url: string): Promise<string> {
+  return withPg(url, async () => 'connected').catch((err: Error) => err.message);
+}
+
+function asSuperuser<T>(e: MigrateEnv, database: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  return withPg(superuserUrl(shardUrl(e, database)), fn);
+}
+
+async function ok(e: MigrateEnv, args: string[]) {
+  const r = await e.cli([...args, '--json']);
+  expect(r.code, `${args.join(' ')}: ${r.stdout}${r.stderr}`).toBe(0);
+  return json(r);
+}
+
+describe('the catalog and maintenance databases are closed to tenants', () => {
+  it('a tenant role cannot connect to the catalog, postgres or template1; its own database it can', async () => {
+    const e = await env('cpc');
+    await ok(e, ['tenant', 'create', 'cpc-a', '--model', 'schema', '--shard', 'us1']);
+    const role = await loginAs(e, 'cpc-a');
+    expect(await connectError(urlAs(e, `schemas_${e.name}`, role, PASSWORD))).toBe('connected');
+    for (const database of [`cat_${e.name}`, 'postgres', 'template1']) {
+      expect(await connectError(urlAs(e, database, role, PASSWORD)), database).toMatch(/permission denied for database/);
+    }
+    // Nor the serving role (pool tenants' door).
+    await ok(e, ['tenant', 'create', 'cpc-p', '--model', 'pool', '--shard', 'us1']);
+    const serving = e.config.servingRole;
+    expect(await connectError(urlAs(e, `cat_${e.name}`, serving.name, serving.password ?? ''))).toMatch(/permission denied for database/);
+    // tenantctl's role still connects to both (postgres is its url's database: granted by name).
+    expect(await e.q('us1', 'postgres', 'select 1 as x')).toEqual([{ x: 1 }]);
+    expect(await e.q('us1', `cat_${e.name}`, 'select 1 as x')).toEqual([{ x: 1 }]);
+  });
+
+  it('an existing catalog open to PUBLIC is closed when opened; doctor names what is still open and the fix', async () => {
+    const e = await env('cpo');
+    const cat = `cat_${e.name}`;
+    const publicCan = async () =>
+      (await e.q('us1', cat, `select has_database_privilege('public', current_database(), 'CONNECT') as c`))[0].c as boolean;
+    // As catalogs were made before: CONNECT and TEMP for PUBLIC.
+    await e.q('us1', 'postgres', `grant connect, temporary on database ${cat} to public`);
+    expect(await publicCan()).toBe(true);
+    const db = await openCatalog(e.config);
+    await db.destroy();
+    expect(await publicCan()).toBe(false);
+
+    const clean = json(await e.cli(['doctor', '--json']));
+    expect(clean.checks.find((c: any) => c.check === 'catalog access')).toMatchObject({ ok: true });
+    expect(clean.checks.find((c: any) => c.check === 'maintenance databases on us1')).toMatchObject({ ok: true });
+
+    // Open to PUBLIC where tenantctl's role cannot fix it: a maintenance database (owned by the
+    // superuser), and a catalog database someone else owns.
+    await asSuperuser(e, 'postgres', (c) => c.query('grant connect on database template1 to public'));
+    try {
+      const other = `cpo_other_${process.pid}`;
+      await asSuperuser(e, 'postgres', (c) => c.query(`create database ${other}`));
+      try {
+        const doc = json(await e.cli(['doctor', '--json']));
+        const maint = doc.checks.find((c: any) => c.check === 'maintenance databases on us1');
+        expect(maint.ok).toBe(false);
+        expect(maint.detail).toMatch(/PUBLIC can connect to template1/);
+        expect(maint.detail).toContain('revoke connect, temporary on database "template1" from public');
+        expect(doc.ok).toBe(false);
+
+        const { writeFile, readFile } = await import('node:fs/promises');
+        const text = await readFile(e.configFile, 'utf8');
+        const otherFile = e.configFile.replace(/\.yaml$/, '.other.yaml');
+        await writeFile(otherFile, text.replace(`database: ${cat}`, `database: ${other}`));
+        const { cli } = await import('../helpers/cli.js');
+        const odoc = json(await cli(['doctor', '--json'], { config: otherFile }));
+        const access = odoc.checks.find((c: any) => c.check === 'catalog access');
+        expect(access).toMatchObject({ ok: false });
+        expect(access.detail).toMatch(new RegExp(`PUBLIC can connect to the catalog database ${other}.*as postgres \\(its owner\\)`));
+        expect(access.detail).toContain(`revoke connect, temporary on database "${other}" from public`);
+      } finally {
+        await asSuperuser(e, 'postgres', (c) => c.query(`drop database if exists ${other} with (force)`));
+      }
+    } finally {
+      await asSuperuser(e, 'postgres', (c) => c.query('revoke connect on database template1 from public'));
+    }
+  });
+});
+
+describe("tenantctl's locks where tenants connect", () => {
+  it('a tenant holding the migration locks of its neighbour and itself blocks neither migrate up nor its own suspension', async () => {
+    const e = await env('cpl', { migrations: { lockTimeout: '30s' } });
+    await ok(e, ['tenant', 'create', 'cpl-a', '--model', 'schema', '--shard', 'us1']);
+    await ok(e, ['tenant', 'create', 'cpl-b', '--model', 'schema', '--shard', 'us1']);
+    const role = await loginAs(e, 'cpl-a');
+    const attacker = await session(urlAs(e, `schemas_${e.name}`, role, PASSWORD));
+    try {
+      for (const schema of ['t_cpl_a', 't_cpl_b']) {
+        await attacker.query('select pg_advisory_lock($1::int, hashtext($2))', [MIGRATION_LOCK_CLASSID, schema]);
+      }
+      // The tracking table's creation key too.
+      await attacker.query('select pg_advisory_lock($1::int, 0)', [MIGRATION_LOCK_CLASSID]);
+      await e.addMigration('0004_cp_note.sql', 'alter table tasks add column cp_note text;');
+      const t0 = Date.now();
+      const up = await ok(e, ['migrate', 'up']);
+      expect(Date.now() - t0).toBeLessThan(20_000);
+      expect(up.targets).toMatchObject({ failed: 0, migrated: 2 });
+      for (const schema of ['t_cpl_a', 't_cpl_b']) {
+        const cols = await e.q(
+          'us1',
+          `schemas_${e.name}`,
+          `select 1 from information_schema.columns where table_schema = $1 and column_name = 'cp_note'`,
+          [schema],
+        );
+        expect(cols, schema).toHaveLength(1);
+      }
+      // Its own suspension: the tenant lock is in the catalog, which the tenant cannot reach.
+      await ok(e, ['tenant', 'suspend', 'cpl-a']);
+    } finally {
+      await attacker.close();
+    }
+  });
+
+  it("the serving role holding the pool's migration lock fails migrate up at once, naming its role and pid", async () => {
+    const e = await env('cps', { migrations: { lockTimeout: '30s' } });
+    await ok(e, ['tenant', 'create', 'cps-p', '--model', 'pool', '--shard', 'us1']);
+    const serving = e.config.servingRole;
+    const holder = await session(urlAs(e, `pool_${e.name}`, serving.name, serving.password ?? ''));
+    try {
+      await holder.query('select pg_advisory_lock($1::int, hashtext($2))', [MIGRATION_LOCK_CLASSID, 'app']);
+      const pid = (await holder.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0].pid;
+      await e.addMigration('0004_cp_note.sql', 'alter table tasks add column cp_note text;');
+      const t0 = Date.now();
+      const r = await e.cli(['migrate', 'up', '--json']);
+      expect(Date.now() - t0).toBeLessThan(20_000); // not the 30 s lock timeout
+      expect(r.code).not.toBe(0);
+      const text = JSON.stringify(json(r));
+      expect(text).toContain('LOCKED');
+      expect(text).toContain(`locked by role ${serving.name} (pid ${pid}), not by tenantctl`);
+    } finally {
+      await holder.close();
+    }
+  });
+
+  it("a tenant holding the shared database's grant lock fails tenant create at once, naming its role and pid", async () => {
+    const e = await env('cpg');
+    await ok(e, ['tenant', 'create', 'cpg-a', '--model', 'schema', '--shard', 'us1']);
+    const role = await loginAs(e, 'cpg-a');
+    const holder = await session(urlAs(e, `schemas_${e.name}`, role, PASSWORD));
+    try {
+      await holder.query('select pg_advisory_lock($1::int, hashtext($2))', [DATABASE_ACL_LOCK_CLASSID, `schemas_${e.name}`]);
+      const pid = (await holder.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0].pid;
+      const t0 = Date.now();
+      const r = await e.cli(['tenant', 'create', 'cpg-b', '--model', 'schema', '--shard', 'us1', '--json']);
+      expect(Date.now() - t0).toBeLessThan(5_000); // not the lock timeout
+      expect(r.code).not.toBe(0);
+      expect(r.stdout + r.stderr).toContain(`locked by role ${role} (pid ${pid}), not by tenantctl`);
+    } finally {
+      await holder.close();
+    }
+    // Once the session is gone, the same command finishes.
+    await ok(e, ['tenant', 'create', 'cpg-b', '--model', 'schema', '--shard', 'us1']);
+  });
+});
+
+describe('deletes always finish', () => {
+  it('a tenant role owning large objects in the catalog and postgres (from before they were closed) is deleted', async () => {
+    const e = await env('cpd');
+    const cat = `cat_${e.name}`;
+    await ok(e, ['tenant', 'create', 'cpd-a', '--model', 'schema', '--shard', 'us1']);
+    await ok(e, ['tenant', 'create', 'cpd-b', '--model', 'database', '--shard', 'us1']);
+    // Open as an older fleet left them, while the tenants plant their objects.
+    await e.q('us1', 'postgres', `grant connect on database ${cat} to public`);
+    await asSuperuser(e, 'postgres', (c) => c.query('grant connect on database postgres to public'));
+    try {
+      for (const slug of ['cpd-a', 'cpd-b']) {
+        const role = await loginAs(e, slug);
+        for (const database of [cat, 'postgres']) {
+          await withPg(urlAs(e, database, role, PASSWORD), (c) => c.query(`select lo_from_bytea(0, 'x')`));
+        }
+      }
+    } finally {
+      await e.q('us1', 'postgres', `revoke connect on database ${cat} from public`);
+      await asSuperuser(e, 'postgres', (c) => c.query('revoke connect on database postgres from public'));
+    }
+    const los = async () =>
+      (
+        await asSuperuser(e, cat, (c) =>
+          c.query(`select count(*)::int as n from pg_largeobject_metadata where lomowner::regrole::text like 'tenant_cpd_%'`),
+        )
+      ).rows[0].n;
+    expect(await los()).toBe(2);
+    for (const slug of ['cpd-a', 'cpd-b']) await ok(e, ['tenant', 'delete', slug, '--yes']);
+    expect(await e.q('us1', 'postgres', `select rolname from pg_roles where rolname like 'tenant_cpd_%'`)).toEqual([]);
+    expect(await los()).toBe(0);
+    expect(await e.db.selectFrom('tenants').select('slug').where('slug', 'like', 'cpd-%').execute()).toEqual([]);
+  });
+
+  it('what tenantctl cannot drop is named with its database; the role cannot log in meanwhile; running again finishes', async () => {
+    const e = await env('cpx');
+    await ok(e, ['tenant', 'create', 'cpx-a', '--model', 'schema', '--shard', 'us1']);
+    const role = await loginAs(e, 'cpx-a');
+    // A database someone else made, open to the tenant only (granted by the superuser), where
+    // the tenant made a large object.
+    const other = `cpx_other_${process.pid}`;
+    await asSuperuser(e, 'postgres', async (c) => {
+      await c.query(`create database ${other}`);
+      await c.query(`revoke connect, temporary on database ${other} from public`);
+      await c.query(`grant connect on database ${other} to ${role}`);
+    });
+    try {
+      const oid = await withPg(
+        urlAs(e, other, role, PASSWORD),
+        async (c) => (await c.query(`select lo_from_bytea(0, 'x')::int as o`)).rows[0].o,
+      );
+      const r = await e.cli(['tenant', 'delete', 'cpx-a', '--yes', '--json']);
+      expect(r.code).toBe(1);
+      // The large object went (tenantctl acts for the role there); the superuser's grant to the
+      // role is not tenantctl's to revoke, and is named.
+      expect(json(r).error).toMatchObject({
+        code: 'DELETE_INCOMPLETE',
+        message: `role ${role} on shard us1 cannot be dropped: database ${other} (privileges granted to it)`,
+      });
+      const left = await asSuperuser(e, other, (c) => c.query('select 1 from pg_largeobject_metadata where oid = $1', [oid]));
+      expect(left.rows).toEqual([]);
+      const row = await e.db.selectFrom('tenants').select('status').where('slug', '=', 'cpx-a').executeTakeFirstOrThrow();
+      expect(row.status).toBe('deleting');
+      expect((await e.q('us1', 'postgres', 'select rolcanlogin from pg_roles where rolname = $1', [role]))[0].rolcanlogin).toBe(false);
+      expect(await connectError(urlAs(e, `schemas_${e.name}`, role, PASSWORD))).toMatch(/not permitted to log in/);
+
+      // The grantor takes its grant back (the error's fix); the delete then finishes.
+      await asSuperuser(e, 'postgres', (c) => c.query(`revoke connect on database ${other} from ${role}`));
+      await ok(e, ['tenant', 'delete', 'cpx-a', '--yes']);
+      expect(await e.q('us1', 'postgres', 'select 1 from pg_roles where rolname = $1', [role])).toEqual([]);
+    } finally {
+      await asSuperuser(e, 'postgres', (c) => c.query(`drop database if exists ${other} with (force)`));
+    }
+  });
+});
