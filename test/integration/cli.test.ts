@@ -46,6 +46,8 @@ describe('the CLI as CI runs it (no TTY)', () => {
       ['tenant', 'show', 'cli-secret', '--json'],
       ['resolve', 'cli-secret'],
       ['resolve', 'cli-secret', '--json'],
+      ['tenant', 'credentials', 'cli-secret', '--json'],
+      ['tenant', 'credentials', 'cli-secret', '--rotate'],
       ['doctor'],
       ['doctor', '--json'],
       ['dev', 'status', '--json'],
