@@ -46,8 +46,6 @@ describe('the CLI as CI runs it (no TTY)', () => {
       ['tenant', 'show', 'cli-secret', '--json'],
       ['resolve', 'cli-secret'],
       ['resolve', 'cli-secret', '--json'],
-      ['tenant', 'credentials', 'cli-secret', '--json'],
-      ['tenant', 'credentials', 'cli-secret', '--rotate'],
       ['doctor'],
       ['doctor', '--json'],
       ['dev', 'status', '--json'],

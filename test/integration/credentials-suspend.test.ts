@@ -247,6 +247,13 @@ describe('tenant suspend', () => {
       }
       expect((await apps['su-a'].query('select count(*)::int as n from users')).rows[0].n).toBe(2);
       await others();
+
+      // A deleted suspended tenant's key, re-used by a new tenant, starts active.
+      await ok(e, ['tenant', 'suspend', 'su-a']);
+      await ok(e, ['tenant', 'delete', 'su-a', '--yes', '--skip-backup']);
+      await ok(e, ['tenant', 'create', 'su-c', '--model', 'pool', '--shard', 'us1', '--key', keys['su-a']]);
+      expect(await readWrite(apps['su-a'], keys['su-a'])).toEqual(['w']);
+      await others();
     } finally {
       await Promise.all(Object.values(apps).map((c) => c.end().catch(() => undefined)));
     }

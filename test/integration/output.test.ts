@@ -36,7 +36,6 @@ describe('JSON documents (piped, as CI runs the CLI)', () => {
       [['tenant', 'show', 'out-env'], 'tenant show'],
       [['tenant', 'list', '--tenant', 'out-env'], 'tenant list'],
       [['resolve', 'out-env'], 'resolve'],
-      [['tenant', 'credentials', 'out-env'], 'tenant credentials'],
       [['tenant', 'suspend', 'out-env'], 'tenant suspend'],
       [['tenant', 'resume', 'out-env'], 'tenant resume'],
       [['migrate', 'status', '--tenant', 'out-env'], 'migrate status'],
