@@ -259,3 +259,37 @@ describe('tenant suspend', () => {
     }
   }, 180_000);
 });
+
+describe('a suspended tenant that moves', () => {
+  it('stays suspended at its new placement (pool and schema, to another shard), and resume lets it in there', async () => {
+    const e = await env('smove');
+    await ok(e, ['tenant', 'create', 'sm-p', '--model', 'pool', '--shard', 'us1']);
+    await ok(e, ['tenant', 'create', 'sm-s', '--model', 'schema', '--shard', 'us1']);
+    const pw: Record<string, string> = { 'sm-p': e.config.servingRole.password ?? '' };
+    pw['sm-s'] = (await ok(e, ['tenant', 'credentials', 'sm-s'])).password;
+    const keys: Record<string, string> = {};
+    for (const slug of Object.keys(pw)) {
+      keys[slug] = await keyOf(e, slug);
+      const app = await connect(await appUrl(e, slug, pw[slug]));
+      await readWrite(app, keys[slug]);
+      await app.end();
+      await ok(e, ['tenant', 'suspend', slug]);
+      const moved = await e.cli(['move', slug, '--to-shard', 'eu1', '--yes', '--json']);
+      expect(moved.code, moved.stdout + moved.stderr).toBe(0);
+      expect((await ok(e, ['tenant', 'show', slug])).tenant).toMatchObject({ shard: 'eu1', status: 'suspended' });
+    }
+    // The role on eu1 is new (roles are per cluster): it gets a password there, and no LOGIN.
+    pw['sm-s'] = (await ok(e, ['tenant', 'credentials', 'sm-s'])).password;
+    const pool = await connect(await appUrl(e, 'sm-p', pw['sm-p']));
+    await expect(pool.query('select name from workspaces')).rejects.toMatchObject({ code: '42501' });
+    await pool.end();
+    await expect(connect(await appUrl(e, 'sm-s', pw['sm-s']))).rejects.toMatchObject({ code: '28000' });
+
+    for (const slug of Object.keys(pw)) {
+      await ok(e, ['tenant', 'resume', slug]);
+      const app = await connect(await appUrl(e, slug, pw[slug]));
+      expect(await readWrite(app, keys[slug]), slug).toEqual(['w']);
+      await app.end();
+    }
+  }, 240_000);
+});
