@@ -3,7 +3,7 @@ import type { Fleet } from '../fleet/fleet.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
 import { ensureSchema, ident, qualified } from '../sql.js';
 import { ADMIN_DATABASE, dropDatabase, ensureDatabase } from './databases.js';
-import { tenantRoleName } from './naming.js';
+import { tenantRoleName, tenantSchemaName } from './naming.js';
 import {
   actForRole,
   dropTenantRole,
@@ -163,7 +163,7 @@ const schema: PlacementDriver = {
     await fleet.withTransaction(t.shard, t.database_name, async (c) => {
       await ensureSchema(c, t.schema_name);
       await ensureTenantRole(c, role);
-      await setRoleSearchPath(c, role, t.database_name, t.schema_name);
+      await setSchemaSearchPath(c, t);
       await c.query(`revoke all on schema ${ident(t.schema_name)} from public`);
       await grantConnect(c, t.database_name, role);
     });
@@ -183,7 +183,7 @@ const schema: PlacementDriver = {
         // CREATE ROLE is transactional: a rolled-back provisioning leaves no role either (role
         // names are cluster-wide, but creating different roles at once does not conflict).
         await ensureTenantRole(c, role);
-        await setRoleSearchPath(c, role, t.database_name, t.schema_name);
+        await setSchemaSearchPath(c, t);
         await c.query(`revoke all on schema ${ident(t.schema_name)} from public`);
         await steps.inside(c);
         await grantSchemaToRole(c, t.schema_name, role, await currentUser(c));
@@ -220,6 +220,16 @@ const schema: PlacementDriver = {
   setSuspended: suspendTenantRole,
   existing: existingSchemaPlacement,
 };
+
+/**
+ * The schema tenant's role finds its tables without schema names: search_path = its schema, in
+ * the shared database. Only for the tenant's own schema name: a placement built beside the live
+ * one under another name (restore --replace) must not re-point the live role before the switch,
+ * nor leave it pointing at a schema a failed restore dropped.
+ */
+async function setSchemaSearchPath(c: ShardClient, t: PlacedTenant): Promise<void> {
+  if (t.schema_name === tenantSchemaName(t.slug)) await setRoleSearchPath(c, tenantRoleName(t.slug), t.database_name, t.schema_name);
+}
 
 /**
  * Drop a schema tenant's schema and its migration records (then `also`, in the same
