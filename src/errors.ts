@@ -40,6 +40,10 @@ export const ERROR_CODES = {
   TENANT_NOT_FOUND: { exit: EXIT.usage, hint: 'see tenantctl tenant list' },
   TENANT_STATE: { exit: EXIT.usage, hint: 'see tenantctl tenant show <slug>' },
   NEEDS_YES: { exit: EXIT.usage, hint: 'pass --yes to confirm' },
+  /** `tenant credentials` for a tenant whose model gives it no role (the pool's serving role is shared). */
+  NO_OWN_ROLE: { exit: EXIT.usage, hint: "the serving role's password is servingRole.password in the config" },
+  /** `tenant credentials` without --rotate on a role that has a password tenantctl cannot show again. */
+  CREDENTIALS_EXIST: { exit: EXIT.usage, hint: 'pass --rotate to set a new password' },
   UNREACHABLE: { exit: EXIT.usage, hint: 'check the shard is running and its url in the config' },
   LOCKED: { exit: EXIT.locked, hint: 'wait for it to finish, or pass --wait' },
   INTERRUPTED: { exit: EXIT.interrupted, hint: 'run the command again to finish' },

@@ -52,9 +52,10 @@ export async function auditUnit(
       if (!probes || !serving) return { findings };
       const tenants = unit.tenants.filter(placed);
       const onShard = env.allTenants.filter((t) => t.shard === unit.shard && shapeOf(t.model) === 'shared-tables' && placed(t));
-      const a = tenants[0]?.key;
+      // A suspended tenant's rows raise for the serving role (src/placement/pool-suspend.ts): probe as active ones.
+      const a = (tenants.find((t) => t.status !== 'suspended') ?? tenants[0])?.key;
       if (!a) return { findings };
-      const b = onShard.find((t) => t.key !== a)?.key ?? probeKey(env.config);
+      const b = onShard.find((t) => t.key !== a && t.status !== 'suspended')?.key ?? probeKey(env.config);
       const tables = (await scopedTables(c, POOL_SCHEMA, env, serving)).filter((t) => !t.partition && seen(t));
       const rows = await probeRows(c, POOL_SCHEMA, tables, a, env.config);
       return { findings, poolProbe: () => poolProbes(env.fleet, env.config, unit, POOL_SCHEMA, rows, { a, b }) };

@@ -10,13 +10,12 @@ export function registerResolveCommand(program: Command): void {
     .action(
       action('resolve', async (ctx, slug: string, opts: { admin?: boolean }) => {
         const { getTenant } = await import('../catalog/tenants.js');
-        const { resolveTenant } = await import('../placement/resolve.js');
-        const r = resolveTenant(ctx.config, await getTenant(await ctx.catalog(), slug), { admin: opts.admin });
-        if (ctx.out.json) ctx.out.document({ command: 'resolve', ok: true, ...r });
-        else {
-          const rows = Object.entries(r).map(([k, v]) => [k, typeof v === 'object' ? `${v.name} = ${v.value}` : String(v)]);
-          ctx.out.print(rows.map(([k, v]) => `${k.padEnd(9)} ${v}`).join('\n'));
-        }
+        const { credentialsNote, resolveTenant } = await import('../placement/resolve.js');
+        const { tenantRolePassword } = await import('../placement/credentials.js');
+        const { renderResolved } = await import('../report/resolve.js');
+        const t = await getTenant(await ctx.catalog(), slug);
+        const r = resolveTenant(ctx.config, t, { admin: opts.admin });
+        renderResolved(ctx.out, { ...r, credentials: credentialsNote(ctx.config, t, await tenantRolePassword(await ctx.fleet(), t)) });
       }),
     );
 }

@@ -8,10 +8,10 @@ import {
   publicTenant,
   renderBulkCreate,
   renderCreated,
-  renderTenantChanged,
   renderTenantDeleted,
   renderTenantList,
   renderTenantShow,
+  renderSuspended,
 } from '../report/tenant.js';
 import { canPrompt, type CommandContext } from './context.js';
 import { addSelectorOptions, concurrencyFrom, positiveInt, selectorFrom } from './options.js';
@@ -36,6 +36,18 @@ const WAIT_HELP = 'wait for another command working on the same tenant instead o
 /** --wait: say once who we are waiting for. */
 function waiting(ctx: CommandContext) {
   return (holder: string) => ctx.out.info(`waiting for the tenant lock: ${holder}`);
+}
+
+/** What suspend, resume and credentials need: config, catalog, fleet, and how to wait for the tenant's lock. */
+async function lifecycleDeps(ctx: CommandContext, wait: boolean | undefined) {
+  return {
+    config: ctx.config,
+    db: await ctx.catalog(),
+    fleet: await ctx.fleet(),
+    command: ctx.command,
+    wait,
+    onWaiting: waiting(ctx),
+  };
 }
 
 async function deps(ctx: CommandContext) {
@@ -199,24 +211,39 @@ export function registerTenantCommands(program: Command): void {
   for (const verb of ['suspend', 'resume'] as const) {
     tenant
       .command(`${verb} <slug>`)
-      .description(verb === 'suspend' ? 'stop a tenant from logging in (it is still migrated)' : 'let a suspended tenant back in')
+      .description(
+        verb === 'suspend'
+          ? "cut a tenant's application off: no reads or writes until resume (it is still migrated)"
+          : 'let a suspended tenant back in',
+      )
+      .addHelpText('before', `Example:\n  tenantctl tenant ${verb} acme\n`)
       .option('--wait', WAIT_HELP)
       .action(
         action(`tenant ${verb}`, async (ctx, slug: string, opts: { wait?: boolean }) => {
           const { setSuspended } = await import('../provision/lifecycle.js');
-          const deps = {
-            config: ctx.config,
-            db: await ctx.catalog(),
-            fleet: await ctx.fleet(),
-            command: ctx.command,
-            wait: opts.wait,
-            onWaiting: waiting(ctx),
-          };
-          const t = await setSuspended(deps, slug, verb === 'suspend');
-          renderTenantChanged(ctx.out, ctx.command, t, `${slug} is ${t.status}`);
+          const r = await setSuspended(await lifecycleDeps(ctx, opts.wait), slug, verb === 'suspend');
+          renderSuspended(ctx.out, ctx.command, r);
         }),
       );
   }
+
+  tenant
+    .command('credentials <slug>')
+    .description("set a new password for a schema or database tenant's role and print it once")
+    .addHelpText(
+      'before',
+      'Examples:\n  tenantctl tenant credentials acme\n  tenantctl tenant credentials acme --rotate --json > acme-credentials.json\n',
+    )
+    .option('--rotate', 'replace the password the role has (the old one stops working at once)')
+    .option('--wait', WAIT_HELP)
+    .action(
+      action('tenant credentials', async (ctx, slug: string, opts: { rotate?: boolean; wait?: boolean }) => {
+        const { setTenantCredentials } = await import('../provision/credentials.js');
+        const { renderCredentials } = await import('../report/credentials.js');
+        const c = await setTenantCredentials(await lifecycleDeps(ctx, opts.wait), slug, { rotate: opts.rotate });
+        renderCredentials(ctx.out, ctx.command, c);
+      }),
+    );
 
   tenant
     .command('delete <slug>')

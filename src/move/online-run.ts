@@ -18,6 +18,7 @@ import type { TableCheck } from './copy.js';
 import { MoveVerifyError } from './copy.js';
 import { isInterrupt, stopIfInterrupted } from './interrupt.js';
 import { phaseClock } from './phase-clock.js';
+import { keepSuspended } from './keep-suspended.js';
 import { MoveRecord } from './record.js';
 import { removeEnd } from './remove.js';
 import {
@@ -228,6 +229,7 @@ export async function runOnlineMove(
     const bytes = checks.reduce((n, c) => n + c.bytes, 0);
     await done('verify', rec);
 
+    await keepSuspended(deps.fleet, deps.config, plan, prevStatus);
     begin('switch');
     await switchCatalog(db, deps.command, plan, rec, checks, prevStatus, prevDetail);
     switched = true;

@@ -19,6 +19,7 @@ import { fenceRecordFor, preparePoolFence, takeFence, type HeldFence } from './f
 import { copyAndVerify, type TableCheck } from './copy.js';
 import { isInterrupt, stopIfInterrupted } from './interrupt.js';
 import { phaseClock } from './phase-clock.js';
+import { keepSuspended } from './keep-suspended.js';
 import { MoveRecord, openMove } from './record.js';
 import { recoverMove, sweepReplication, sweepRolledBackCopies } from './recover.js';
 import { onlinePreflight } from './online-preflight.js';
@@ -283,6 +284,7 @@ async function runMove(
     const rows = checks.reduce((n, c) => n + c.rows, 0);
     const bytes = checks.reduce((n, c) => n + c.bytes, 0);
 
+    await keepSuspended(fleet, config, plan, prevStatus);
     begin('switch');
     await db.transaction().execute(async (tx) => {
       await updateTenant(tx, plan.tenant, {

@@ -10,6 +10,8 @@
  * Each target database:
  *   MIGRATION 'tnct'  one migration target, keyed by hashtext(schema)
  *   DATABASE_ACL 'tacl' serialises GRANTs on one database (taken in src/placement/roles.ts)
+ * Each pool database:
+ *   POOL_SUSPEND 'tsus' serialises creating the suspension state (src/placement/pool-suspend.ts), key 0
  *
  * @module
  */
@@ -18,3 +20,4 @@ export const RUN_LOCK_CLASSID = 0x746e726e;
 export const TENANT_LOCK_CLASSID = 0x746e746e;
 export const MIGRATION_LOCK_CLASSID = 0x746e6374;
 export const DATABASE_ACL_LOCK_CLASSID = 0x7461636c;
+export const POOL_SUSPEND_LOCK_CLASSID = 0x74737573;

@@ -3,9 +3,18 @@ import type { Fleet } from '../fleet/fleet.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
 import { ensureSchema, ident, qualified } from '../sql.js';
 import { ADMIN_DATABASE, dropDatabase, ensureDatabase } from './databases.js';
-import { tenantRoleName } from './naming.js';
+import { tenantRoleName, tenantSchemaName } from './naming.js';
 import { closeRoleReach, dropRoleEverywhere } from './role-drop.js';
-import { ensureTenantRole, grantConnect, grantSchemaToRole, setRoleLogin } from './roles.js';
+import {
+  actForRole,
+  endRoleSessions,
+  ensureTenantRole,
+  grantConnect,
+  grantSchemaToRole,
+  setRoleLogin,
+  setRoleSearchPath,
+} from './roles.js';
+import { forgetPoolSuspension, setPoolSuspended } from './pool-suspend.js';
 import { inTransaction } from '../fleet/fleet.js';
 import { ensureServingRole } from './rls.js';
 import { scopedTablesInOrder } from './scoped-tables.js';
@@ -62,6 +71,13 @@ export interface PlacementDriver {
    */
   setLogin(fleet: Fleet, t: PlacedTenant, login: boolean): Promise<void>;
   /**
+   * Suspend the tenant (its application can neither read nor write) or let it back in.
+   * Idempotent, so a re-run converges. Pool: its key's rows refused to the serving role
+   * (pool-suspend.ts). Own role: LOGIN off and its open sessions ended, or LOGIN on. Returns the
+   * sessions ended (null: the model has no sessions of its own to end).
+   */
+  setSuspended(fleet: Fleet, config: Config, t: PlacedTenant, suspended: boolean): Promise<number | null>;
+  /**
    * What of a new tenant's placement already exists on the shard (schema, database, role), named
    * for the operator; tenant create refuses to adopt any of it. Shared placements: nothing.
    */
@@ -107,6 +123,7 @@ const pool: PlacementDriver = {
       }
       // Proof, in the same transaction: nothing with the key is left anywhere.
       const left = await rowsWithKey(c, tables, t.schema_name, t.key, config);
+      if (left.length === 0) await forgetPoolSuspension(c, config, t.key);
       if (left.length > 0) {
         throw new TenantctlError(
           'DELETE_INCOMPLETE',
@@ -129,6 +146,10 @@ const pool: PlacementDriver = {
   async setLogin() {
     // The serving role is shared by every pool tenant: a pool tenant's access is its key.
   },
+  async setSuspended(fleet, config, t, suspended) {
+    await fleet.withTransaction(t.shard, t.database_name, (c) => setPoolSuspended(c, t.schema_name, config, t.key, suspended));
+    return null;
+  },
   async existing() {
     return [];
   },
@@ -142,6 +163,7 @@ const schema: PlacementDriver = {
     await fleet.withTransaction(t.shard, t.database_name, async (c) => {
       await ensureSchema(c, t.schema_name);
       await ensureTenantRole(c, role);
+      await setSchemaSearchPath(c, t);
       await c.query(`revoke all on schema ${ident(t.schema_name)} from public`);
       await grantConnect(c, t.database_name, role);
     });
@@ -161,6 +183,7 @@ const schema: PlacementDriver = {
         // CREATE ROLE is transactional: a rolled-back provisioning leaves no role either (role
         // names are cluster-wide, but creating different roles at once does not conflict).
         await ensureTenantRole(c, role);
+        await setSchemaSearchPath(c, t);
         await c.query(`revoke all on schema ${ident(t.schema_name)} from public`);
         await steps.inside(c);
         await grantSchemaToRole(c, t.schema_name, role, await currentUser(c));
@@ -197,8 +220,19 @@ const schema: PlacementDriver = {
     // The schema and the role are made inside the transaction; the shared database is not the tenant's.
   },
   setLogin: setTenantLogin,
+  setSuspended: suspendTenantRole,
   existing: existingSchemaPlacement,
 };
+
+/**
+ * The schema tenant's role finds its tables without schema names: search_path = its schema, in
+ * the shared database. Only for the tenant's own schema name: a placement built beside the live
+ * one under another name (restore --replace) must not re-point the live role before the switch,
+ * nor leave it pointing at a schema a failed restore dropped.
+ */
+async function setSchemaSearchPath(c: ShardClient, t: PlacedTenant): Promise<void> {
+  if (t.schema_name === tenantSchemaName(t.slug)) await setRoleSearchPath(c, tenantRoleName(t.slug), t.database_name, t.schema_name);
+}
 
 /**
  * Drop a schema tenant's schema and its migration records (then `also`, in the same
@@ -215,12 +249,13 @@ async function dropTenantSchema(fleet: Fleet, t: PlacedTenant, also?: (c: ShardC
   return true;
 }
 
-/** A database tenant's database, its role and the role's CONNECT on it. */
+/** A database tenant's database, its role, the role's search_path there and its CONNECT on it. */
 async function prepareTenantDatabase(fleet: Fleet, t: PlacedTenant): Promise<void> {
   const role = tenantRoleName(t.slug);
   await ensureDatabase(fleet, t.shard, t.database_name);
   await fleet.withTransaction(t.shard, ADMIN_DATABASE, async (c) => {
     await ensureTenantRole(c, role);
+    await setRoleSearchPath(c, role, t.database_name, t.schema_name);
     await grantConnect(c, t.database_name, role);
   });
 }
@@ -266,12 +301,25 @@ const database: PlacementDriver = {
     else await database.remove(fleet, config, t);
   },
   setLogin: setTenantLogin,
+  setSuspended: suspendTenantRole,
   existing: existingDatabasePlacement,
 };
 
 /** LOGIN of the tenant's own role on or off, from the maintenance database (roles are cluster-wide). */
 async function setTenantLogin(fleet: Fleet, t: PlacedTenant, login: boolean): Promise<void> {
   await fleet.withClient(t.shard, ADMIN_DATABASE, (c) => setRoleLogin(c, tenantRoleName(t.slug), login));
+}
+
+/**
+ * Suspend: LOGIN off first (no new session), then the open ones ended; resume: LOGIN on. From
+ * the maintenance database (roles are cluster-wide).
+ */
+async function suspendTenantRole(fleet: Fleet, _config: Config, t: PlacedTenant, suspended: boolean): Promise<number | null> {
+  return fleet.withClient(t.shard, ADMIN_DATABASE, async (c) => {
+    const role = tenantRoleName(t.slug);
+    await setRoleLogin(c, role, !suspended);
+    return suspended ? endRoleSessions(c, role) : 0;
+  });
 }
 
 export const drivers: Record<Model, PlacementDriver> = { pool, schema, database };

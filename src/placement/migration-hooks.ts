@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { Config } from '../config/types.js';
+import { ensurePoolSuspend, poolSuspendInstalled, poolSuspendNeedsApply } from './pool-suspend.js';
 import { ensureServingRole, repairRlsPolicies, rlsNeedsApply, tenantScopedTables } from './rls.js';
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
@@ -42,7 +43,7 @@ export const poolMigration: MigrationHooks = {
   // The serving role is ensured outside a transaction, and each migration's tables are secured
   // between the migration and its commit.
   canFuse: false,
-  needsUpkeep: (c, schema, config) => rlsNeedsApply(c, schema, config),
+  needsUpkeep: async (c, schema, config) => (await rlsNeedsApply(c, schema, config)) || (await poolSuspendNeedsApply(c, schema, config)),
   async beforeMigrate(c, config) {
     const role = await ensureServingRole(c, config);
     return role.bypassesRls
@@ -50,7 +51,10 @@ export const poolMigration: MigrationHooks = {
       : [];
   },
   async afterMigrate(c, schema, config) {
-    return (await repairRlsPolicies(c, schema, config)).secured;
+    const secured = (await repairRlsPolicies(c, schema, config)).secured;
+    // A pool that has had a suspension keeps it on the tables this migration made (pool-suspend.ts).
+    if (await poolSuspendInstalled(c)) await ensurePoolSuspend(c, schema, config);
+    return secured;
   },
   async protectedTables(c, schema, config) {
     return (await tenantScopedTables(c, schema, config)).map((t) => t.table);

@@ -25,6 +25,8 @@ export interface Resolved {
   setting?: { name: string; value: string };
   /** Only with --admin: tenantctl's own shard URL for the tenant's database, password redacted. */
   adminUrl?: string;
+  /** Where the password comes from, or that there is none yet and what to run (credentialsNote). */
+  credentials?: string;
 }
 
 /**
@@ -48,17 +50,19 @@ export function resolveTenant(config: Config, t: TenantRow, opts: { admin?: bool
   const role = pool ? config.servingRole.name : tenantRoleName(t.slug);
   const app = new URL(base.toString());
   app.username = encodeURIComponent(role);
-  // The serving role's password is in the config (shown redacted); tenant roles have none:
-  // operators set one or map the role in their pooler.
-  app.password = pool && config.servingRole.password ? '***' : '';
-  // libpq's `options` sets the setting (pool) or search_path (schema) for the whole connection:
-  // right for one tenant per connection; a shared pool sets the setting per transaction instead.
-  const options = pool ? `-c ${config.rls.setting}=${t.key}` : t.model === 'schema' ? `-c search_path=${t.schema_name}` : undefined;
+  // The serving role's password is in the config, a tenant role's is printed once by `tenant
+  // credentials`: either way the URL shows *** where it goes (nothing when none is known).
+  app.password = pool ? (config.servingRole.password ? '***' : '') : '***';
+  // libpq's `options` sets search_path (every model: unqualified queries work as printed) and,
+  // for the pool, the tenant setting, for the whole connection: right for one tenant per
+  // connection; a shared pool sets the setting per transaction instead. Tenant roles also have
+  // search_path set on the role in their database (roles.ts), for clients that drop `options`.
+  const options = `${pool ? `-c ${config.rls.setting}=${t.key} ` : ''}-c search_path=${t.schema_name}`;
   // %20, not '+': libpq decodes only percent-escapes in a URI.
-  if (options) app.search = `?options=${encodeURIComponent(options)}`;
+  app.search = `?options=${encodeURIComponent(options)}`;
   const scope = pool
     ? `per transaction: select set_config('${config.rls.setting}', '${t.key}', true) (row-level security on ${t.schema_name}.*)`
-    : `search_path = ${t.schema_name}`;
+    : `search_path = ${t.schema_name} (set in the URL and on the role)`;
   return {
     tenant: t.slug,
     status: t.status,
@@ -76,4 +80,27 @@ export function resolveTenant(config: Config, t: TenantRow, opts: { admin?: bool
     ...(pool ? { setting: { name: config.rls.setting, value: t.key } } : {}),
     ...(opts.admin ? { adminUrl: redactUrl(base.toString()) } : {}),
   };
+}
+
+/** What `credentialsNote` needs to know about the tenant's own role (src/placement/credentials.ts). */
+export type RolePassword = { hasPassword: boolean; setAt: string | null } | 'unreachable';
+
+/**
+ * Where the application's password comes from, in words for `resolve`: the config's
+ * servingRole.password (pool), or the tenant role's, set by `tenant credentials` (or not yet).
+ *
+ * @example
+ *   credentialsNote(config, schemaRow, { hasPassword: false, setAt: null })
+ *   // 'no password yet: run tenantctl tenant credentials acme (prints it once)'
+ */
+export function credentialsNote(config: Config, t: TenantRow, role: RolePassword | null): string {
+  if (role === null) {
+    return config.servingRole.password
+      ? `the serving role's: servingRole.password in the config`
+      : `none: set servingRole.password in the config (and on the role ${config.servingRole.name})`;
+  }
+  if (role === 'unreachable') return `unknown: shard ${t.shard} did not answer`;
+  if (!role.hasPassword) return `no password yet: run tenantctl tenant credentials ${t.slug} (prints it once)`;
+  const when = role.setAt ? ` at ${role.setAt}` : '';
+  return `set${role.setAt ? ` by tenantctl${when}` : ''}; tenantctl does not keep it (tenantctl tenant credentials ${t.slug} --rotate sets a new one)`;
 }

@@ -4,7 +4,7 @@ import type { Fleet } from '../fleet/fleet.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
 import { ident } from '../sql.js';
 import { ADMIN_DATABASE } from './databases.js';
-import { actForRole, setRoleLogin } from './roles.js';
+import { actForRole, endRoleSessions, setRoleLogin } from './roles.js';
 
 /**
  * Dropping a tenant role for good, wherever it reached. A tenant role can connect to more than
@@ -28,10 +28,8 @@ export async function closeRoleReach(fleet: Fleet, shard: string, role: string):
   return fleet.withClient(shard, ADMIN_DATABASE, async (c) => {
     if (!(await actForRole(c, role))) return false;
     await setRoleLogin(c, role, false);
-    // From PostgreSQL 14 on, waits up to 5 s per session for it to end: its temporary objects go with it.
-    const { rows } = await c.query<{ n: number }>(`select current_setting('server_version_num')::int as n`);
-    const terminate = rows[0].n >= 140000 ? 'pg_terminate_backend(pid, 5000)' : 'pg_terminate_backend(pid)';
-    await c.query(`select ${terminate} from pg_stat_activity where usename = $1 and pid <> pg_backend_pid()`, [role]);
+    // Waits for each session to end: its temporary objects go with it (roles.ts, shared with suspend).
+    await endRoleSessions(c, role);
     return true;
   });
 }

@@ -5,8 +5,8 @@ import { xactLockInReach } from '../operations/lock-holder.js';
 
 /**
  * Tenant roles: one per schema or database tenant, able to use its own placement and nothing of
- * any other tenant. LOGIN without a password: operators set credentials (or map it in
- * pg_hba/pgbouncer) when the application connects per tenant.
+ * any other tenant. Created LOGIN without a password: `tenant credentials` sets one
+ * (credentials.ts), or operators map the role in pg_hba/pgbouncer.
  */
 export async function ensureTenantRole(c: ShardClient, role: string): Promise<void> {
   const exists = await c.query('select 1 from pg_roles where rolname = $1', [role]);
@@ -59,6 +59,42 @@ export async function grantConnect(c: ShardClient, database: string, role: strin
   await xactLockInReach(c, DATABASE_ACL_LOCK_CLASSID, database, `the grants of database ${database}`);
   const has = await c.query<{ ok: boolean }>(`select has_database_privilege($1, $2, 'CONNECT') as ok`, [role, database]);
   if (!has.rows[0].ok) await c.query(`grant connect on database ${ident(database)} to ${ident(role)}`);
+}
+
+/**
+ * The role's search_path in the placement's database, so the application's unqualified queries
+ * find the tenant's tables whatever connects (a pooler that drops libpq's `options` too). Per
+ * database (`IN DATABASE`): a role is cluster-wide, and during a schema ↔ database move on one
+ * cluster it uses two placements with different schemas. The setting follows the database's
+ * oid, so a renamed database keeps it; a dropped one takes it along. Transactional; idempotent.
+ */
+export async function setRoleSearchPath(c: ShardClient, role: string, database: string, schema: string): Promise<void> {
+  await c.query(`alter role ${ident(role)} in database ${ident(database)} set search_path = ${ident(schema)}`);
+}
+
+/**
+ * End every session of a role, cluster-wide (suspend: LOGIN off stops new ones, this ends the
+ * open ones). pg_terminate_backend needs the role's privileges ("must be a member of the role
+ * whose process is being terminated"), so a CREATEROLE shard role makes itself a member first;
+ * each call waits up to 5 s for the backend to be gone. Returns how many sessions were ended.
+ * Run on the maintenance database.
+ */
+export async function endRoleSessions(c: ShardClient, role: string): Promise<number> {
+  if (!(await actForRole(c, role))) return 0;
+  let ended = 0;
+  // A session that authenticated just before LOGIN went off shows up a moment later: look again.
+  for (let round = 0; round < 3; round++) {
+    const { rows } = await c.query<{ pid: number }>(`select pid from pg_stat_activity where usename = $1 and pid <> pg_backend_pid()`, [
+      role,
+    ]);
+    if (rows.length === 0 && round > 0) break;
+    for (const r of rows) {
+      const done = await c.query<{ ok: boolean }>('select pg_terminate_backend($1, 5000) as ok', [r.pid]);
+      if (done.rows[0]?.ok) ended++;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return ended;
 }
 
 /**

@@ -24,29 +24,47 @@ function locked<T>(deps: LifecycleDeps, slug: string, fn: () => Promise<T>): Pro
   return withTenantLock(deps.db, slug, { command: deps.command, wait: deps.wait, onWaiting: deps.onWaiting }, fn);
 }
 
+export interface SuspendOutcome {
+  tenant: TenantRow;
+  /** False: it already was (a cron re-run); the access state was still re-applied. */
+  changed: boolean;
+  /** Sessions of the tenant's own role ended by a suspend (null: the model has none of its own). */
+  sessionsEnded: number | null;
+}
+
 /**
- * Suspend or resume a tenant. Schema and database tenants lose (or regain) their role's LOGIN;
- * the catalog status tells applications and later runs (migrations still run on suspended
- * tenants so that they never drift).
+ * Suspend or resume a tenant: its application can neither read nor write while suspended, in
+ * every model (the placement driver's `setSuspended`: a pool tenant's rows refused to the
+ * serving role; a tenant role's LOGIN off and its sessions ended). The catalog status tells
+ * later runs (migrations still run on suspended tenants so that they never drift). Suspending a
+ * suspended tenant or resuming an active one changes nothing and says so, but re-applies the
+ * access state first, so a run killed between the shard and the catalog converges.
  */
-export async function setSuspended(deps: LifecycleDeps, slug: string, suspend: boolean): Promise<TenantRow> {
+export async function setSuspended(deps: LifecycleDeps, slug: string, suspend: boolean): Promise<SuspendOutcome> {
   await getTenant(deps.db, slug); // a missing tenant is exit 2 before any lock
   return locked(deps, slug, async () => {
     const t = await getTenant(deps.db, slug);
-    const from = suspend ? 'active' : 'suspended';
-    if (t.status !== from) {
+    const to = suspend ? 'suspended' : 'active';
+    if (t.status !== 'active' && t.status !== 'suspended') {
       throw new UsageError(
         'TENANT_STATE',
-        `tenant "${slug}" is ${t.status}, not ${from}`,
-        `only ${from} tenants can be ${suspend ? 'suspended' : 'resumed'}`,
+        `tenant "${slug}" is ${t.status}, not active or suspended`,
+        `only active or suspended tenants can be ${suspend ? 'suspended' : 'resumed'}`,
       );
     }
-    await drivers[t.model].setLogin(deps.fleet, t, !suspend);
+    const sessionsEnded = await drivers[t.model].setSuspended(deps.fleet, deps.config, t, suspend);
+    if (t.status === to) return { tenant: t, changed: false, sessionsEnded };
     await deps.db.transaction().execute(async (tx) => {
-      await updateTenant(tx, slug, { status: suspend ? 'suspended' : 'active' });
-      await recordEvent(tx, { command: deps.command, action: suspend ? 'suspended' : 'resumed', result: 'ok', tenant: slug });
+      await updateTenant(tx, slug, { status: to });
+      await recordEvent(tx, {
+        command: deps.command,
+        action: suspend ? 'suspended' : 'resumed',
+        result: 'ok',
+        tenant: slug,
+        ...(sessionsEnded ? { details: { sessionsEnded } } : {}),
+      });
     });
-    return getTenant(deps.db, slug);
+    return { tenant: await getTenant(deps.db, slug), changed: true, sessionsEnded };
   });
 }
 

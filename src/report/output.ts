@@ -19,6 +19,12 @@ export interface Output {
   error(text: string): void;
   /** The one JSON document on stdout (only with --json). */
   document(doc: unknown): void;
+  /**
+   * The one way a registered secret reaches stdout (`tenant credentials`: a new password, shown
+   * once): `text` as is where it holds `secret`, every other secret scrubbed. Written with or
+   * without --json; the caller gives the document or the text.
+   */
+  reveal(text: string, secret: string): void;
 }
 
 export interface OutputOptions {
@@ -56,6 +62,9 @@ export function createOutput(opts: OutputOptions = {}): Output {
     },
     document(doc) {
       if (json) stdout.write(`${JSON.stringify(redactDeep(doc), null, 2)}\n`);
+    },
+    reveal(text, secret) {
+      stdout.write(`${text.split(secret).map(redactText).join(secret)}\n`);
     },
   };
 }

@@ -8,5 +8,5 @@ export function renderResolved(out: Output, r: Resolved): void {
     return;
   }
   const rows = Object.entries(r).map(([k, v]) => [k, typeof v === 'object' ? `${v.name} = ${v.value}` : String(v)]);
-  out.print(rows.map(([k, v]) => `${k.padEnd(9)} ${v}`).join('\n'));
+  out.print(rows.map(([k, v]) => `${k.padEnd(11)} ${v}`).join('\n'));
 }

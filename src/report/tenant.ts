@@ -1,5 +1,6 @@
 import type { EventRow, TenantRow } from '../catalog/tables.js';
 import type { ResultDocument, TenantResult } from '../fanout/result.js';
+import { tenantRole } from '../placement/placement.js';
 import { escapeControl } from './escape.js';
 import type { Output } from './output.js';
 import { printPaged } from './pager.js';
@@ -70,9 +71,29 @@ export function renderTenantShow(out: Output, t: TenantRow, events: EventRow[]):
 }
 
 /** suspend, resume, delete: the tenant (--json) or one line. */
-export function renderTenantChanged(out: Output, command: string, t: TenantRow, line: string): void {
-  if (out.json) out.document({ command, ok: true, tenant: publicTenant(t) });
+export function renderTenantChanged(out: Output, command: string, t: TenantRow, line: string, extra: Record<string, unknown> = {}): void {
+  if (out.json) out.document({ command, ok: true, tenant: publicTenant(t), ...extra });
   else out.print(line);
+}
+
+/**
+ * suspend, resume: what changed, or that nothing had to (`changed: false`, still exit 0: cron
+ * jobs re-run them), and the sessions a suspend ended.
+ */
+export function renderSuspended(
+  out: Output,
+  command: string,
+  r: { tenant: TenantRow; changed: boolean; sessionsEnded: number | null },
+): void {
+  const t = r.tenant;
+  const what =
+    t.status === 'suspended'
+      ? tenantRole(t) === null
+        ? 'its rows are refused to the serving role'
+        : `its role cannot log in${r.sessionsEnded ? `; ${r.sessionsEnded} open session${r.sessionsEnded === 1 ? '' : 's'} ended` : ''}`
+      : 'its application has access again';
+  const line = r.changed ? `${t.slug} is ${t.status}: ${what}` : `${t.slug} is already ${t.status}; nothing to do`;
+  renderTenantChanged(out, command, t, line, { changed: r.changed, sessionsEnded: r.sessionsEnded });
 }
 
 /** `tenant delete`: the tenant as it was, and the final backup's id when one was taken. */

@@ -248,10 +248,10 @@ describe('bad input and failures', () => {
 
   it('suspend, resume and delete', async () => {
     await createTenant(deps, { slug: 'pv-life', model: 'schema', shard: 'us1' });
-    expect((await setSuspended({ ...deps, command: 'test' }, 'pv-life', true)).status).toBe('suspended');
+    expect((await setSuspended({ ...deps, command: 'test' }, 'pv-life', true)).tenant.status).toBe('suspended');
     const [r1] = await q(admin('us1', 'postgres'), `select rolcanlogin from pg_roles where rolname = 'tenant_pv_life'`);
     expect(r1.rolcanlogin).toBe(false);
-    expect((await setSuspended({ ...deps, command: 'test' }, 'pv-life', false)).status).toBe('active');
+    expect((await setSuspended({ ...deps, command: 'test' }, 'pv-life', false)).tenant.status).toBe('active');
     // A final backup is taken by default before the delete (issue 9).
     const gone = await deleteTenant({ ...deps, command: 'test' }, 'pv-life');
     expect(gone.finalBackup).toMatch(/^pv-life\.\d{8}T\d{9}Z$/);

@@ -1,0 +1,88 @@
+import type { TenantRow } from '../catalog/tables.js';
+import { getTenant } from '../catalog/tenants.js';
+import { recordEvent } from '../catalog/events.js';
+import { registerSecret } from '../config/redact.js';
+import { TenantctlError, UsageError } from '../errors.js';
+import { withTenantLock } from '../operations/tenant-lock.js';
+import { newPassword, rolePasswordState, setRolePassword } from '../placement/credentials.js';
+import { ADMIN_DATABASE } from '../placement/databases.js';
+import { tenantRole } from '../placement/placement.js';
+import { resolveTenant, type Resolved } from '../placement/resolve.js';
+import { setRoleSearchPath } from '../placement/roles.js';
+import type { LifecycleDeps } from './lifecycle.js';
+
+export interface NewCredentials {
+  tenant: TenantRow;
+  role: string;
+  /** The new password: print it once, store it nowhere (registered with the redactor). */
+  password: string;
+  /** A password tenantctl had set before was replaced (--rotate). */
+  rotated: boolean;
+  /** What resolve prints for the tenant (URL with *** where the password goes). */
+  resolved: Resolved;
+}
+
+/**
+ * `tenant credentials <slug> [--rotate]`: a new random password for a schema or database
+ * tenant's own role, under the tenant's lock. Without --rotate a role that already has one is
+ * refused (exit 2): tenantctl never stored it, so it cannot show it again, and replacing it
+ * silently would cut off a running application. Also sets the role's search_path in its
+ * database (tenants made before it was set on create get it here). The event records that a
+ * password was set or rotated, never the password.
+ *
+ * @example
+ *   const c = await setTenantCredentials(deps, 'acme', { rotate: false });
+ *   // c.password: 32 base64url characters
+ */
+export async function setTenantCredentials(deps: LifecycleDeps, slug: string, opts: { rotate?: boolean }): Promise<NewCredentials> {
+  const first = await getTenant(deps.db, slug); // a missing tenant is exit 2 before any lock
+  if (tenantRole(first) === null) {
+    const serving = deps.config.servingRole.name;
+    throw new UsageError(
+      'NO_OWN_ROLE',
+      `tenant "${slug}" is a ${first.model} tenant: it has no role of its own; its application connects as the serving role ${serving}, shared by every tenant of its pool`,
+      `the serving role's password is servingRole.password in the config (tenantctl resolve ${slug} shows the URL)`,
+    );
+  }
+  return withTenantLock(deps.db, slug, { command: deps.command, wait: deps.wait, onWaiting: deps.onWaiting }, async () => {
+    const t = await getTenant(deps.db, slug);
+    const role = tenantRole(t);
+    if (role === null || (t.status !== 'active' && t.status !== 'suspended')) {
+      throw new UsageError(
+        'TENANT_STATE',
+        `tenant "${slug}" is ${t.status} (${t.model})`,
+        'only active or suspended schema and database tenants get credentials',
+      );
+    }
+    const rotated = await deps.fleet.withClient(t.shard, ADMIN_DATABASE, async (c) => {
+      const state = await rolePasswordState(c, role);
+      if (!state.exists) {
+        throw new TenantctlError(
+          'TENANT_STATE',
+          `role ${role} of tenant "${slug}" does not exist on shard ${t.shard}`,
+          'run tenantctl audit to see what is wrong',
+        );
+      }
+      if (state.hasPassword && !opts.rotate) {
+        throw new UsageError(
+          'CREDENTIALS_EXIST',
+          `role ${role} already has a password${state.setAt ? ` (set by tenantctl at ${state.setAt})` : ''}; tenantctl never stores passwords, so it cannot print it again`,
+          `pass --rotate to set a new one (the old one stops working at once): tenantctl tenant credentials ${slug} --rotate`,
+        );
+      }
+      const password = newPassword();
+      registerSecret(password);
+      await setRolePassword(c, role, password);
+      await setRoleSearchPath(c, role, t.database_name, t.schema_name);
+      return { password, replaced: state.hasPassword };
+    });
+    await recordEvent(deps.db, {
+      command: deps.command,
+      action: rotated.replaced ? 'credentials rotated' : 'credentials set',
+      result: 'ok',
+      tenant: slug,
+      details: { role },
+    });
+    return { tenant: t, role, password: rotated.password, rotated: rotated.replaced, resolved: resolveTenant(deps.config, t) };
+  });
+}

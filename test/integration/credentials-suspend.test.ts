@@ -1,0 +1,295 @@
+import pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import { json, ownMigrateFleet, type MigrateEnv } from '../helpers/migrate-env.js';
+
+/**
+ * Issue 16, items 4 and 5, tested through what the application connects with: the URL `resolve`
+ * prints (plus the password where it shows ***), with tenantctl as the least-privileged shard
+ * role. Credentials: `tenant credentials` prints a password once and the printed URL then runs
+ * unqualified queries in every model. Suspend: a suspended tenant's application can neither read
+ * nor write, in every model, its open sessions are ended, and `resume` lets it back in; other
+ * tenants are untouched throughout.
+ */
+const { env } = ownMigrateFleet();
+
+async function ok(e: MigrateEnv, args: string[]) {
+  const r = await e.cli([...args, '--json']);
+  expect(r.code, `${args.join(' ')}: ${r.stdout}${r.stderr}`).toBe(0);
+  return json(r);
+}
+
+/** The URL resolve prints for the tenant, with the password put where it shows ***. */
+async function appUrl(e: MigrateEnv, slug: string, password: string): Promise<string> {
+  const r = await ok(e, ['resolve', slug]);
+  expect(r.url).toContain(':***@');
+  return r.url.replace(':***@', `:${encodeURIComponent(password)}@`);
+}
+
+/** A client connected as the application; errors of a session ended under it are kept, not thrown. */
+async function connect(url: string): Promise<pg.Client> {
+  const c = new pg.Client({ connectionString: url });
+  c.on('error', () => undefined);
+  await c.connect();
+  return c;
+}
+
+async function keyOf(e: MigrateEnv, slug: string): Promise<string> {
+  return (await e.db.selectFrom('tenants').select('key').where('slug', '=', slug).executeTakeFirstOrThrow()).key;
+}
+
+/** Read the tenant's workspaces and write one, unqualified, as the application does. */
+async function readWrite(c: pg.Client, key: string): Promise<string[]> {
+  await c.query(`insert into workspaces (id, name) values ($1, 'w') on conflict (id) do update set name = excluded.name`, [key]);
+  await c.query('insert into users (tenant_id, email, display_name) values ($1, $2, $3)', [key, `${Math.random()}@x.io`, 'u']);
+  return (await c.query<{ name: string }>('select name from workspaces')).rows.map((r) => r.name);
+}
+
+describe('tenant credentials', () => {
+  it('prints a password once; the URL resolve prints then works as printed, per model; pool tenants have no role of their own', async () => {
+    const e = await env('cred');
+    await ok(e, ['tenant', 'create', 'cr-s', '--model', 'schema', '--shard', 'us1']);
+    await ok(e, ['tenant', 'create', 'cr-d', '--model', 'database', '--shard', 'eu1']);
+    await ok(e, ['tenant', 'create', 'cr-p', '--model', 'pool', '--shard', 'us1']);
+
+    // resolve says when a tenant role has no password yet, and what to run.
+    expect((await ok(e, ['resolve', 'cr-s'])).credentials).toBe('no password yet: run tenantctl tenant credentials cr-s (prints it once)');
+    const plainResolve = await e.cli(['resolve', 'cr-d']);
+    expect(plainResolve.stdout).toMatch(/^credentials +no password yet: run tenantctl tenant credentials cr-d/m);
+
+    const passwords: string[] = [];
+    for (const [slug, schema] of [
+      ['cr-s', 't_cr_s'],
+      ['cr-d', 'app'],
+    ]) {
+      const r = await e.cli(['tenant', 'credentials', slug, '--json']);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      const doc = json(r);
+      expect(doc).toMatchObject({
+        command: 'tenant credentials',
+        ok: true,
+        tenant: slug,
+        rotated: false,
+        username: `tenant_${slug.replace('-', '_')}`,
+      });
+      expect(doc.password).toMatch(/^[A-Za-z0-9_-]{32}$/);
+      expect(r.stdout.split(doc.password).length - 1).toBe(1);
+      expect(r.stderr).not.toContain(doc.password);
+      passwords.push(doc.password);
+
+      // Exactly what resolve prints, plus the password: unqualified queries run as printed.
+      const app = await connect(await appUrl(e, slug, doc.password));
+      try {
+        expect(await readWrite(app, await keyOf(e, slug))).toEqual(['w']);
+        expect((await app.query('select count(*)::int as n from users')).rows[0].n).toBe(1);
+      } finally {
+        await app.end();
+      }
+      // The role's own search_path, for clients that drop the URL's options (a pooler).
+      const bare = new URL(await appUrl(e, slug, doc.password));
+      bare.search = '';
+      const raw = await connect(bare.toString());
+      try {
+        expect((await raw.query('show search_path')).rows[0].search_path).toBe(schema);
+        expect((await raw.query('select count(*)::int as n from workspaces')).rows[0].n).toBe(1);
+      } finally {
+        await raw.end();
+      }
+    }
+    expect((await ok(e, ['resolve', 'cr-s'])).credentials).toMatch(/^set by tenantctl at \d{4}-.*--rotate sets a new one\)$/);
+
+    // Again without --rotate: refused, the password cannot be shown again, the old one still works.
+    const again = await e.cli(['tenant', 'credentials', 'cr-s', '--json']);
+    expect(again.code).toBe(2);
+    expect(json(again).error).toMatchObject({ code: 'CREDENTIALS_EXIST' });
+    expect(json(again).error.message).toMatch(/role tenant_cr_s already has a password .*cannot print it again/);
+    expect(json(again).error.hint).toMatch(/--rotate/);
+    await (await connect(await appUrl(e, 'cr-s', passwords[0]))).end();
+
+    // --rotate: a new password (plain output: the password alone on stdout), the old one refused at once.
+    const rot = await e.cli(['tenant', 'credentials', 'cr-s', '--rotate']);
+    expect(rot.code, rot.stderr).toBe(0);
+    const fresh = rot.stdout.trim();
+    expect(fresh).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    expect(fresh).not.toBe(passwords[0]);
+    expect(rot.stderr).toMatch(/new password for tenant_cr_s .*shown once/);
+    expect(rot.stderr).not.toContain(fresh);
+    await expect(connect(await appUrl(e, 'cr-s', passwords[0]))).rejects.toMatchObject({ code: '28P01' });
+    const rotated = await connect(await appUrl(e, 'cr-s', fresh));
+    expect((await rotated.query('select count(*)::int as n from workspaces')).rows[0].n).toBe(1);
+    await rotated.end();
+    passwords.push(fresh);
+
+    // A pool tenant: exit 2, naming the serving role and where its password is.
+    const pool = await e.cli(['tenant', 'credentials', 'cr-p', '--json']);
+    expect(pool.code).toBe(2);
+    expect(json(pool).error).toMatchObject({ code: 'NO_OWN_ROLE' });
+    expect(json(pool).error.message).toMatch(/no role of its own; its application connects as the serving role app_user/);
+    expect(json(pool).error.hint).toMatch(/servingRole\.password in the config/);
+    // The pool URL sets the pool schema too: unqualified queries work as printed.
+    const poolDoc = await ok(e, ['resolve', 'cr-p']);
+    expect(poolDoc.url).toMatch(/\?options=-c%20app\.tenant_id%3D[0-9a-f-]+%20-c%20search_path%3Dapp$/);
+    expect(poolDoc.credentials).toBe("the serving role's: servingRole.password in the config");
+    const poolApp = await connect(await appUrl(e, 'cr-p', e.config.servingRole.password ?? ''));
+    try {
+      expect(await readWrite(poolApp, await keyOf(e, 'cr-p'))).toEqual(['w']);
+    } finally {
+      await poolApp.end();
+    }
+
+    // Never stored or logged: not in events, tenant show, or anything another command prints.
+    const events = await e.db.selectFrom('events').selectAll().where('tenant_slug', 'in', ['cr-s', 'cr-d']).execute();
+    expect(events.map((ev) => ev.action).filter((a) => a.startsWith('credentials'))).toEqual([
+      'credentials set',
+      'credentials set',
+      'credentials rotated',
+    ]);
+    const show = await e.cli(['tenant', 'show', 'cr-s']);
+    const showJson = await e.cli(['tenant', 'show', 'cr-s', '--json']);
+    const resolved = await e.cli(['resolve', 'cr-s', '--json']);
+    for (const pw of passwords) {
+      expect(JSON.stringify(events)).not.toContain(pw);
+      for (const out of [show, showJson, resolved, again]) expect(out.stdout + out.stderr).not.toContain(pw);
+    }
+  }, 120_000);
+});
+
+describe('tenant suspend', () => {
+  it("refuses a suspended tenant's application in every model, ends its sessions, and resume lets it back; other tenants are untouched", async () => {
+    const e = await env('susp');
+    await ok(e, ['tenant', 'create', 'su-a', '--model', 'pool', '--shard', 'us1']);
+    await ok(e, ['tenant', 'create', 'su-b', '--model', 'pool', '--shard', 'us1']);
+    await ok(e, ['tenant', 'create', 'su-s', '--model', 'schema', '--shard', 'us1']);
+    await ok(e, ['tenant', 'create', 'su-d', '--model', 'database', '--shard', 'eu1']);
+    await ok(e, ['tenant', 'create', 'su-t', '--model', 'schema', '--shard', 'us1']);
+    const serving = e.config.servingRole.password ?? '';
+    const pw: Record<string, string> = { 'su-a': serving, 'su-b': serving };
+    for (const slug of ['su-s', 'su-d', 'su-t']) pw[slug] = (await ok(e, ['tenant', 'credentials', slug])).password;
+    const keys: Record<string, string> = {};
+    for (const slug of Object.keys(pw)) keys[slug] = await keyOf(e, slug);
+    const urls: Record<string, string> = {};
+    for (const slug of Object.keys(pw)) urls[slug] = await appUrl(e, slug, pw[slug]);
+
+    // Every application connected and writing before the suspend.
+    const apps: Record<string, pg.Client> = {};
+    for (const slug of Object.keys(pw)) {
+      apps[slug] = await connect(urls[slug]);
+      expect(await readWrite(apps[slug], keys[slug])).toEqual(['w']);
+    }
+    const others = async () => {
+      for (const slug of ['su-b', 'su-t']) expect(await readWrite(apps[slug], keys[slug]), slug).toEqual(['w']);
+    };
+
+    try {
+      for (const slug of ['su-a', 'su-s', 'su-d']) {
+        const r = await e.cli(['tenant', 'suspend', slug]);
+        expect(r.code, r.stderr).toBe(0);
+        expect(r.stdout).toMatch(new RegExp(`^${slug} is suspended: `));
+      }
+      // Pool: the open connection (the serving role) is refused reads and writes, with a reason.
+      await expect(apps['su-a'].query('select name from workspaces')).rejects.toMatchObject({
+        code: '42501',
+        message: expect.stringMatching(/tenant .* is suspended/),
+      });
+      await expect(
+        apps['su-a'].query(`insert into users (tenant_id, email, display_name) values ($1, 'n@x.io', 'n')`, [keys['su-a']]),
+      ).rejects.toMatchObject({ code: '42501' });
+      // ... and so is a new one.
+      const late = await connect(urls['su-a']);
+      await expect(late.query('select count(*) from users')).rejects.toMatchObject({ code: '42501' });
+      await late.end();
+      // Schema and database: the open sessions were ended, and no new one may log in.
+      for (const slug of ['su-s', 'su-d']) {
+        await expect(apps[slug].query('select 1'), slug).rejects.toThrow();
+        await expect(connect(urls[slug]), slug).rejects.toMatchObject({ code: '28000' });
+      }
+      await others();
+
+      // Twice: nothing to do, exit 0, no second event (cron re-runs).
+      const eventsBefore = (await e.db.selectFrom('events').selectAll().where('action', '=', 'suspended').execute()).length;
+      for (const slug of ['su-a', 'su-s', 'su-d']) {
+        const r = await e.cli(['tenant', 'suspend', slug, '--json']);
+        expect(r.code, r.stdout).toBe(0);
+        expect(json(r)).toMatchObject({ ok: true, changed: false, tenant: { status: 'suspended' } });
+        expect((await e.cli(['tenant', 'suspend', slug])).stdout).toBe(`${slug} is already suspended; nothing to do\n`);
+      }
+      expect((await e.db.selectFrom('events').selectAll().where('action', '=', 'suspended').execute()).length).toBe(eventsBefore);
+
+      // A later migration's table (and the pool's re-applied row-level security) keeps the suspension.
+      await e.addMigration('0004_notes.sql', 'create table notes (tenant_id {{tenant_key_type}} not null, body text);\n');
+      await ok(e, ['migrate', 'up']);
+      await e.q('us1', `pool_${e.name}`, `insert into app.notes (tenant_id, body) values ($1, 'a')`, [keys['su-a']]);
+      const poolApp = await connect(urls['su-a']);
+      await expect(poolApp.query('select * from notes')).rejects.toMatchObject({ code: '42501' });
+      await expect(poolApp.query(`insert into notes (tenant_id, body) values ($1, 'a2')`, [keys['su-a']])).rejects.toMatchObject({
+        code: '42501',
+      });
+      await expect(poolApp.query('select name from workspaces')).rejects.toMatchObject({ code: '42501' });
+      await poolApp.end();
+      await apps['su-b'].query('insert into notes (tenant_id, body) values ($1, $2)', [keys['su-b'], 'b']);
+      expect((await apps['su-b'].query('select body from notes')).rows).toEqual([{ body: 'b' }]);
+      await others();
+
+      // Resume: access is back, with the rows as they were; resuming again is a no-op.
+      for (const slug of ['su-a', 'su-s', 'su-d']) {
+        const r = await e.cli(['tenant', 'resume', slug]);
+        expect(r.code, r.stderr).toBe(0);
+        expect(r.stdout).toMatch(new RegExp(`^${slug} is active`));
+        const again = await e.cli(['tenant', 'resume', slug, '--json']);
+        expect(again.code).toBe(0);
+        expect(json(again)).toMatchObject({ changed: false, tenant: { status: 'active' } });
+        const back = await connect(urls[slug]);
+        try {
+          expect(await readWrite(back, keys[slug]), slug).toEqual(['w']);
+          expect((await back.query<{ n: number }>('select count(*)::int as n from users')).rows[0].n, slug).toBe(2);
+        } finally {
+          await back.end();
+        }
+      }
+      expect((await apps['su-a'].query('select count(*)::int as n from users')).rows[0].n).toBe(2);
+      await others();
+
+      // A deleted suspended tenant's key, re-used by a new tenant, starts active.
+      await ok(e, ['tenant', 'suspend', 'su-a']);
+      await ok(e, ['tenant', 'delete', 'su-a', '--yes', '--skip-backup']);
+      await ok(e, ['tenant', 'create', 'su-c', '--model', 'pool', '--shard', 'us1', '--key', keys['su-a']]);
+      expect(await readWrite(apps['su-a'], keys['su-a'])).toEqual(['w']);
+      await others();
+    } finally {
+      await Promise.all(Object.values(apps).map((c) => c.end().catch(() => undefined)));
+    }
+  }, 180_000);
+});
+
+describe('a suspended tenant that moves', () => {
+  it('stays suspended at its new placement (pool and schema, to another shard), and resume lets it in there', async () => {
+    const e = await env('smove');
+    await ok(e, ['tenant', 'create', 'sm-p', '--model', 'pool', '--shard', 'us1']);
+    await ok(e, ['tenant', 'create', 'sm-s', '--model', 'schema', '--shard', 'us1']);
+    const pw: Record<string, string> = { 'sm-p': e.config.servingRole.password ?? '' };
+    pw['sm-s'] = (await ok(e, ['tenant', 'credentials', 'sm-s'])).password;
+    const keys: Record<string, string> = {};
+    for (const slug of Object.keys(pw)) {
+      keys[slug] = await keyOf(e, slug);
+      const app = await connect(await appUrl(e, slug, pw[slug]));
+      await readWrite(app, keys[slug]);
+      await app.end();
+      await ok(e, ['tenant', 'suspend', slug]);
+      const moved = await e.cli(['move', slug, '--to-shard', 'eu1', '--yes', '--json']);
+      expect(moved.code, moved.stdout + moved.stderr).toBe(0);
+      expect((await ok(e, ['tenant', 'show', slug])).tenant).toMatchObject({ shard: 'eu1', status: 'suspended' });
+    }
+    // The role on eu1 is new (roles are per cluster): it gets a password there, and no LOGIN.
+    pw['sm-s'] = (await ok(e, ['tenant', 'credentials', 'sm-s'])).password;
+    const pool = await connect(await appUrl(e, 'sm-p', pw['sm-p']));
+    await expect(pool.query('select name from workspaces')).rejects.toMatchObject({ code: '42501' });
+    await pool.end();
+    await expect(connect(await appUrl(e, 'sm-s', pw['sm-s']))).rejects.toMatchObject({ code: '28000' });
+
+    for (const slug of Object.keys(pw)) {
+      await ok(e, ['tenant', 'resume', slug]);
+      const app = await connect(await appUrl(e, slug, pw[slug]));
+      expect(await readWrite(app, keys[slug]), slug).toEqual(['w']);
+      await app.end();
+    }
+  }, 240_000);
+});
