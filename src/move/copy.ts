@@ -5,10 +5,6 @@ import type { Fleet } from '../fleet/fleet.js';
 import { inTransaction } from '../fleet/fleet.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
 import { TenantctlError } from '../errors.js';
-import type { MigrationFile } from '../migrate/files.js';
-import { MIGRATION_LOCK_CLASSID, migrateTarget } from '../migrate/apply-target.js';
-import { ensureTrackingTable } from '../migrate/tracking.js';
-import { drivers, type PlacedTenant } from '../placement/drivers.js';
 import { MODEL_TRAITS, needsKeyRewrite } from '../placement/placement.js';
 import { copyInSql, copyOutSql } from '../copy/copy-sql.js';
 import { copyIn, copyOut } from '../copy/streams.js';
@@ -47,9 +43,8 @@ export interface CopyHooks {
 /**
  * Copy the tenant from `plan.from` to `plan.to` and prove it, with the source read from ONE
  * repeatable-read snapshot (taken by the caller after the fence) on `source`:
- *  - an exclusive target is created (database or schema, role, grants) at the source's migration
- *    version in ONE transaction with the rows: a failure or a kill leaves nothing of it (but
- *    the empty database of a database target, which the move records and removes);
+ *  - an exclusive target, built empty at the source's version before the fence
+ *    (build-target.ts), gets its rows in ONE transaction;
  *  - a pool target's rows are loaded in ONE transaction into the shared tables.
  * Each table streams COPY out → COPY in in foreign-key order (parents first), never a whole table
  * in memory; keys are written as the tenant's key into a pool target. Then, per table, the row
@@ -61,7 +56,6 @@ export async function copyAndVerify(
   plan: MovePlan,
   source: pg.ClientBase,
   tables: CopyTable[],
-  atVersion: MigrationFile[],
   hooks: CopyHooks = {},
   opts: { fastLoad?: boolean } = {},
 ): Promise<TableCheck[]> {
@@ -161,36 +155,18 @@ export async function copyAndVerify(
       }),
     );
   }
-  const placed: PlacedTenant = {
-    slug: plan.tenant,
-    key: plan.key,
-    model: to.model,
-    shard: to.shard,
-    database_name: to.database,
-    schema_name: to.schema,
-  };
-  let checks: TableCheck[] = [];
-  await drivers[to.model].createInOneTransaction!(fleet, config, placed, {
-    before: (c) => ensureTrackingTable(c, MIGRATION_LOCK_CLASSID),
-    inside: async (c) => {
-      const out = await migrateTarget(c, { model: to.model, shard: to.shard, database: to.database, schema: to.schema }, atVersion, {
-        config,
-        withinTransaction: true,
-      });
-      if (out.status === 'failed')
-        throw new TenantctlError(
-          'MOVE_FAILED',
-          `building the target ${to.target} at the tenant's version failed: ${out.error?.message ?? 'unknown error'}`,
-        );
-      // The new placement is invisible until this commits: its indexes and keys are built once
-      // after the load and its foreign keys checked once (deferIndexes drops them all, so the
-      // load's own dropForeignKeys finds none left to drop).
+  // The exclusive target was built empty at the source's version before the fence
+  // (build-target.ts); the rows go in ONE transaction. Nobody reads the placement before the
+  // switch: its indexes and keys are built once after the load and its foreign keys checked once
+  // (deferIndexes drops them all, so the load's own dropForeignKeys finds none left to drop).
+  return fleet.withClient(to.shard, to.database, (c) =>
+    inTransaction(c, async () => {
       const recreate = await deferIndexes(c, to.schema);
-      checks = await load(c, 'once per table');
+      const checks = await load(c, 'once per table');
       await recreate();
-    },
-  });
-  return checks;
+      return checks;
+    }),
+  );
 }
 
 export class MoveVerifyError extends TenantctlError {

@@ -129,7 +129,7 @@ export function renderMove(out: Output, command: string, r: MoveResult): void {
   }
   out.print(
     out.color.green(
-      `moved ${r.tenant}${r.online ? ' online' : ''}: ${r.from.target} → ${r.to.target} (${r.rows ?? 0} rows, ${mb(r.bytes ?? 0)}, writes blocked ${r.writeBlockedMs ?? 0} ms${r.online ? ' for the last catch-up' : ''})`,
+      `moved ${r.tenant}${r.online ? ' online' : ''}: ${r.from.target} → ${r.to.target} (${r.rows ?? 0} rows, ${mb(r.bytes ?? 0)}, writes blocked ${r.writeBlockedMs ?? 0} ms of ${r.durationMs} ms${r.online ? ' for the last catch-up' : ''})`,
     ),
   );
   if (r.warning) out.print(out.color.yellow(`warning: ${escapeControl(r.warning)}`));
