@@ -13,6 +13,9 @@
 # item 7 its time was inside the write block of every move. Between runs (untimed): move rollback.
 # Prints per run: writeBlockedMs (fence on -> lifted, from the move's report), the total
 # (durationMs), and the phases.
+#   BENCH_COMPARE=/path/to/other/checkout (built): each run moves once with that checkout's
+#   tenantctl ("before") and once with this one ("after"), alternating on the same fleet, so both
+#   see the same machine load; medians per side.
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 cd "$BENCH_REPO"
@@ -63,15 +66,25 @@ PGOPTIONS='-c client_min_messages=error' role_psql "$US" tenant_schemas -c 'vacu
 summary='const d=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));
 if (d.status !== "switched") { console.error(JSON.stringify(d)); process.exit(1); }
 console.log(`${d.writeBlockedMs} ${d.durationMs} ${d.rows} ${JSON.stringify(Object.fromEntries(d.phases.map(p=>[p.phase,p.ms])))}`)'
-blocked=() total=()
+SIDES=(after)
+[[ -n ${BENCH_COMPARE:-} ]] && SIDES=(before after)
+declare -A blocked total
 for ((i = 0; i < RUNS; i++)); do
-  bench_tctl --json move big --to-shard eu1 --yes >"$BENCH_DIR/move-$i.json" || { cat "$BENCH_DIR/move-$i.json" >&2; bench_die "move failed"; }
-  read -r b t rows phases < <(node -e "$summary" "$BENCH_DIR/move-$i.json")
-  bench_log "  run $((i + 1)): writes blocked ${b} ms of ${t} ms total, ${rows} rows, phases ms ${phases}"
-  blocked+=("$b") total+=("$t")
-  bench_tctl --quiet move rollback big --yes >/dev/null
+  for side in "${SIDES[@]}"; do
+    repo=$BENCH_REPO
+    [[ $side == before ]] && repo=$BENCH_COMPARE
+    out="$BENCH_DIR/move-$side-$i.json"
+    node "$repo/bin/tenantctl" --config "$BENCH_CONFIG" --json move big --to-shard eu1 --yes >"$out" || { cat "$out" >&2; bench_die "move failed ($side)"; }
+    read -r b t rows phases < <(node -e "$summary" "$out")
+    bench_log "  run $((i + 1)) ${side}: writes blocked ${b} ms of ${t} ms total, ${rows} rows, phases ms ${phases}"
+    blocked[$side]+=" $b" total[$side]+=" $t"
+    node "$repo/bin/tenantctl" --config "$BENCH_CONFIG" --quiet move rollback big --yes >/dev/null
+  done
 done
 
 echo
 echo "move-build-first: schema tenant of $N rows us1 -> eu1, slow migration ${SLOW} s, medians of $RUNS, $(nproc 2>/dev/null || echo '?') cores, load $(cut -d' ' -f1-3 /proc/loadavg), role tenantctl:"
-echo "  writes blocked $(bench_median "${blocked[@]}") ms of $(bench_median "${total[@]}") ms total (runs: blocked ${blocked[*]}; total ${total[*]})"
+for side in "${SIDES[@]}"; do
+  # shellcheck disable=SC2086
+  echo "  ${side}: writes blocked $(bench_median ${blocked[$side]}) ms of $(bench_median ${total[$side]}) ms total (runs: blocked${blocked[$side]}; total${total[$side]})"
+done

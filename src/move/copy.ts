@@ -71,7 +71,7 @@ export async function copyAndVerify(
    * with --fast-load); `pool`: once per tenant when the role may switch triggers off, else row by
    * row (loadIntoPool).
    */
-  const load = async (t: ShardClient, fk: 'once per table' | 'pool'): Promise<TableCheck[]> => {
+  const load = async (t: ShardClient, fk: 'once per table' | 'pool', afterLoad?: () => Promise<void>): Promise<TableCheck[]> => {
     const held =
       fk === 'once per table'
         ? await dropForeignKeys(
@@ -117,8 +117,10 @@ export async function copyAndVerify(
     } else {
       await copyAll();
     }
-    // Foreign keys back, each checked once over the table (a violation fails the transaction).
+    // Foreign keys back, each checked once over the table (a violation fails the transaction);
+    // a new placement's deferred indexes and keys built: part of the copy, verified as they end.
     await restoreForeignKeys(t, to.schema, held);
+    await afterLoad?.();
     await advanceSequences(
       t,
       to.schema,
@@ -162,9 +164,7 @@ export async function copyAndVerify(
   return fleet.withClient(to.shard, to.database, (c) =>
     inTransaction(c, async () => {
       const recreate = await deferIndexes(c, to.schema);
-      const checks = await load(c, 'once per table');
-      await recreate();
-      return checks;
+      return load(c, 'once per table', recreate);
     }),
   );
 }

@@ -26,7 +26,10 @@ async function appWrite(e: MigrateEnv, slug: string, title: string): Promise<voi
   const t = (await tenant(e, slug))!;
   await withPg(superuserUrl(url(e, t.shard, t.database_name)), async (c) => {
     await c.query(`set role "${tenantRoleName(t.slug)}"`);
-    await c.query(`update "${t.schema_name}".tasks set title = $1 where id = (select id from "${t.schema_name}".tasks order by id limit 1)`, [title]);
+    await c.query(
+      `update "${t.schema_name}".tasks set title = $1 where id = (select id from "${t.schema_name}".tasks order by id limit 1)`,
+      [title],
+    );
   });
 }
 
@@ -46,9 +49,12 @@ async function placementState(e: MigrateEnv, slug: string) {
       where n.nspname = $1 and c.relname = 'tasks_title_idx'`,
     [t.schema_name],
   );
-  const applied = await e.q(t.shard, t.database_name, 'select name from tenantctl.schema_migrations where target_schema = $1 order by name', [
-    t.schema_name,
-  ]);
+  const applied = await e.q(
+    t.shard,
+    t.database_name,
+    'select name from tenantctl.schema_migrations where target_schema = $1 order by name',
+    [t.schema_name],
+  );
   return { index: idx.map((r) => r.valid), applied: applied.map((r) => r.name) };
 }
 
