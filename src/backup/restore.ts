@@ -35,7 +35,7 @@ import { dataKeyById } from './keys.js';
 import { backupLocked, type BackupDeps } from './create.js';
 import { filesAtVersion, restoreDestination } from './restore-plan.js';
 import { sweepKilledRestores, type RestorePlacement } from './restore-leftovers.js';
-import { emptiedForFreeze } from './restore-no-transaction.js';
+import { emptiedForFreeze } from '../copy/freeze.js';
 import { planPoolLoad, poolLoadPlan, type PoolLoadPlan } from './restore-pool-version.js';
 
 export interface RestoreDeps extends BackupDeps {

@@ -2,7 +2,9 @@ import type { Config } from '../config/types.js';
 import { TenantctlError } from '../errors.js';
 import type { Fleet } from '../fleet/fleet.js';
 import type { MigrationFile } from '../migrate/files.js';
+import { runsInOneTransaction } from '../migrate/apply-target.js';
 import { createPlacementAtVersion } from '../migrate/placement-at-version.js';
+import { readApplied } from '../migrate/tracking.js';
 import { MODEL_TRAITS } from '../placement/placement.js';
 import type { MovePlan } from './plan.js';
 import type { MoveRecord } from './record.js';
@@ -49,4 +51,20 @@ export async function buildTarget(
     },
   );
   return oneTransaction ? 'one transaction' : 'step by step';
+}
+
+/**
+ * How `buildTarget` would build the target, for a dry run: read only (the source's applied
+ * migrations), undefined when the source cannot be read.
+ *
+ * @example
+ *   await plannedBuild(deps, plan) // 'step by step' (a CREATE INDEX CONCURRENTLY file is applied)
+ */
+export async function plannedBuild(deps: { fleet: Fleet; migrations: MigrationFile[] }, plan: MovePlan): Promise<TargetBuild | undefined> {
+  if (MODEL_TRAITS[plan.to.model].sharedTables) return 'shared pool';
+  const from = plan.from;
+  const applied = await deps.fleet.withClient(from.shard, from.database, (c) => readApplied(c, [from.schema])).catch(() => undefined);
+  if (!applied) return undefined;
+  const ids = new Set(applied.map((a) => a.name));
+  return (await runsInOneTransaction(deps.migrations.filter((m) => ids.has(m.id)))) ? 'one transaction' : 'step by step';
 }

@@ -12,6 +12,7 @@ import { sqlDigest } from '../copy/sql-digest.js';
 import { RowTap } from '../copy/row-tap.js';
 import { advanceSequences } from '../copy/sequences.js';
 import { deferIndexes } from '../copy/deferred-indexes.js';
+import { emptiedForFreeze } from '../copy/freeze.js';
 import { assertPoolCopyAllowed } from '../copy/pool-visibility.js';
 import type { CopyScope, CopyTable } from '../copy/tables.js';
 import type { MovePlan } from './plan.js';
@@ -71,7 +72,11 @@ export async function copyAndVerify(
    * with --fast-load); `pool`: once per tenant when the role may switch triggers off, else row by
    * row (loadIntoPool).
    */
-  const load = async (t: ShardClient, fk: 'once per table' | 'pool', afterLoad?: () => Promise<void>): Promise<TableCheck[]> => {
+  const load = async (
+    t: ShardClient,
+    fk: 'once per table' | 'pool',
+    o: { afterLoad?: () => Promise<void>; frozen?: Set<string> } = {},
+  ): Promise<TableCheck[]> => {
     const held =
       fk === 'once per table'
         ? await dropForeignKeys(
@@ -96,7 +101,11 @@ export async function copyAndVerify(
           )
         : undefined;
       try {
-        await pipeline(copyOut(source, copyOutSql(tb, srcScope, config)), tap, copyIn(t, copyInSql(tb, to.schema)));
+        await pipeline(
+          copyOut(source, copyOutSql(tb, srcScope, config)),
+          tap,
+          copyIn(t, copyInSql(tb, to.schema, { freeze: o.frozen?.has(tb.table) })),
+        );
       } finally {
         if (timer) clearInterval(timer);
       }
@@ -120,7 +129,7 @@ export async function copyAndVerify(
     // Foreign keys back, each checked once over the table (a violation fails the transaction);
     // a new placement's deferred indexes and keys built: part of the copy, verified as they end.
     await restoreForeignKeys(t, to.schema, held);
-    await afterLoad?.();
+    await o.afterLoad?.();
     await advanceSequences(
       t,
       to.schema,
@@ -164,7 +173,13 @@ export async function copyAndVerify(
   return fleet.withClient(to.shard, to.database, (c) =>
     inTransaction(c, async () => {
       const recreate = await deferIndexes(c, to.schema);
-      return load(c, 'once per table', recreate);
+      // Its still-empty tables truncated here, so that they load frozen (COPY FREEZE).
+      const frozen = await emptiedForFreeze(
+        c,
+        to.schema,
+        tables.map((x) => x.table),
+      );
+      return load(c, 'once per table', { afterLoad: recreate, frozen });
     }),
   );
 }

@@ -17,7 +17,7 @@ import { planMove, type MoveEnd, type MovePlan, type MoveRequest } from './plan.
 import { preflight } from './preflight.js';
 import { fenceRecordFor, preparePoolFence, takeFence, type HeldFence } from './fence.js';
 import { copyAndVerify, type TableCheck } from './copy.js';
-import { buildTarget, type TargetBuild } from './build-target.js';
+import { buildTarget, plannedBuild, type TargetBuild } from './build-target.js';
 import { isInterrupt, stopIfInterrupted } from './interrupt.js';
 import { phaseClock } from './phase-clock.js';
 import { MoveRecord, openMove } from './record.js';
@@ -119,12 +119,14 @@ export async function moveTenant(deps: MoveDeps, slug: string, o: MoveOptions): 
     const plan = planMove(deps.config, t0, o, await tenantCountsByShard(deps.db));
     // Reads only: a dry run says whether the online move would be refused.
     if (o.online) await onlinePreflight(deps, plan);
+    const targetBuild = o.online ? undefined : await plannedBuild(deps, plan);
     return {
       tenant: slug,
       status: 'planned',
       ...(o.online ? { online: true } : {}),
       from: plan.from,
       to: plan.to,
+      ...(targetBuild ? { targetBuild } : {}),
       phases: [],
       durationMs: Date.now() - started,
     };

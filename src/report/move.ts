@@ -105,6 +105,8 @@ export function renderMove(out: Output, command: string, r: MoveResult): void {
       `move ${r.tenant} (dry run): ${r.from.model} ${r.from.target} (${r.from.region}) → ${r.to.model} ${r.to.target} (${r.to.region})`,
     );
     out.print(`phases: ${(r.online ? ONLINE_PHASES : PHASES).join(', ')}; the source stays until tenantctl move complete ${r.tenant}`);
+    if (r.targetBuild && r.targetBuild !== 'shared pool')
+      out.print(`the target is built ${r.targetBuild} at the tenant's migration version before its writes are fenced`);
     return;
   }
   if (r.tables?.length) {

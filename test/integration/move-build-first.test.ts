@@ -76,6 +76,7 @@ describe('moves in a fleet with a no-transaction migration', () => {
 
     const dry = await e.cli(['move', 'nt-m', '--to-shard', 'eu1', '--dry-run', '--json']);
     expect(dry.code, dry.stderr + dry.stdout).toBe(0);
+    expect(json(dry)).toMatchObject({ status: 'planned', targetBuild: 'step by step' });
     // doctor answers for moves (offline ones work whatever the role; online ones as it says), and the move below proves it.
     const doctor = await e.cli(['doctor', '--json']);
     const online = (json(doctor).checks as any[]).filter((c) => /online moves on/.test(c.check));

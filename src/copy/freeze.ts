@@ -1,18 +1,14 @@
 import type pg from 'pg';
-import { plainTables } from '../copy/tables.js';
+import { plainTables } from './tables.js';
 import { qualified } from '../sql.js';
-
-/**
- * What restore does differently when a migration must run outside a transaction
- * (`-- tenantctl:no-transaction`, e.g. CREATE INDEX CONCURRENTLY): schema and database tenants
- * are built step by step (restore.ts); a pool restore that would need such a file inside its one
- * transaction is refused before anything changes (restore-pool-version.ts).
- */
 
 /**
  * Of the tables about to be loaded, the plain ones that are still empty, truncated in the
  * caller's transaction: COPY FREEZE takes only a table made or truncated in the loading
- * transaction, and a placement built step by step made its tables in earlier ones. Truncating an
+ * transaction, and a placement built before its load (restore step by step, a move's target built
+ * before the fence) made its tables in earlier ones. Frozen rows are all-visible at once: the
+ * read-back, the index builds and the foreign-key checks right after the load do not rewrite
+ * every page for hint bits. Truncating an
  * empty table changes nothing; a table that already holds rows (a migration's) loads plainly, as
  * it would in one transaction. Call after deferIndexes (its foreign keys are gone, so TRUNCATE
  * does not need the referencing tables too).
