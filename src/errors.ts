@@ -65,6 +65,8 @@ export const ERROR_CODES = {
   BACKUP_NOT_FOUND: { exit: EXIT.usage, hint: 'see tenantctl backup list for the ids' },
   BACKUP_KEY: { exit: EXIT.usage, hint: 'set TENANTCTL_BACKUP_KEY to the master key the archive was written with' },
   BACKUP_FAILED: { exit: EXIT.failed, hint: 'fix the cause it names, then run backup create again' },
+  /** A pool restore of a backup the pool's version cannot take (a restore never migrates a shared pool). */
+  POOL_VERSION: { exit: EXIT.usage, hint: "bring the pool to the backup's version with tenantctl migrate up, then restore again" },
   RESTORE_FAILED: { exit: EXIT.failed, hint: 'nothing was switched; fix the cause it names, then run restore again' },
   PG_DUMP: { exit: EXIT.failed, hint: 'install a pg_dump at least as new as the shard (PostgreSQL client tools)' },
   MOVE_FAILED: { exit: EXIT.failed, hint: 'the catalog still points where the data is whole; run move again to resume, or move rollback' },

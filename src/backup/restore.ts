@@ -37,7 +37,8 @@ import { filesAtVersion, restoreDestination } from './restore-plan.js';
 import { sweepKilledRestores, type RestorePlacement } from './restore-leftovers.js';
 import { fenceForReplace, replaceFenceFor, type HeldReplaceFence } from './replace-fence.js';
 import { dropReplaced, dropWarning, replaceNames, switchCommitted, switchToFresh } from './replace-switch.js';
-import { assertPoolRestoreInOneTransaction, emptiedForFreeze } from './restore-no-transaction.js';
+import { emptiedForFreeze } from '../copy/freeze.js';
+import { planPoolLoad, poolLoadPlan, type PoolLoadPlan } from './restore-pool-version.js';
 
 export interface RestoreDeps extends BackupDeps {
   migrations: MigrationFile[];
@@ -84,7 +85,8 @@ const FAULT = () => process.env.TENANTCTL_INJECT_FAULT;
  * or in place (`replace`: a safety backup first, then an atomic swap). The data is loaded at the
  * backup's migration version, checked against the manifest (counts and hashes), then migrated to
  * head (a fresh schema or database placement step by step when a migration runs outside a
- * transaction); only then does the catalog change, in one transaction. Bad input is exit 2 before
+ * transaction; a pool tenant to its pool's version, the pool itself never migrated); only then
+ * does the catalog change, in one transaction. Bad input is exit 2 before
  * anything changes; a failure leaves the original tenant as it was and registers nothing.
  *
  * @example
@@ -181,7 +183,8 @@ async function restoreNew(deps: RestoreDeps, a: OpenArchive, how: LoadHow, dest:
         'restore with --as <new-slug> (a new key), or remove those rows first',
       );
     }
-    await assertPoolRestoreInOneTransaction(fleet, placed, deps.migrations, m, a.id, false);
+    // Loaded at the pool's version, never migrating it: refused here when the backup cannot be.
+    await poolLoadPlan(fleet, placed, deps.migrations, m, a.id, false);
   } else {
     const { assertNothingThere } = await import('../provision/preflight.js');
     await assertNothingThere(fleet, {
@@ -224,7 +227,8 @@ async function restoreNew(deps: RestoreDeps, a: OpenArchive, how: LoadHow, dest:
         residency: dest.residency,
         status: 'active',
         status_detail: null,
-        schema_version: deps.migrations.at(-1)?.id ?? null,
+        // A pool tenant is at its pool's version (never migrated by a restore); a new placement at head.
+        schema_version: loaded.version === undefined ? (deps.migrations.at(-1)?.id ?? null) : loaded.version,
       });
       await recordEvent(tx, {
         command: deps.command,
@@ -259,7 +263,7 @@ async function replaceTenant(deps: RestoreDeps, a: OpenArchive, how: LoadHow, li
     ...(role ? { role } : {}),
     backup: a.id,
   };
-  if (MODEL_TRAITS[live.model].sharedTables) await assertPoolRestoreInOneTransaction(fleet, live, deps.migrations, a.manifest, a.id, true);
+  if (MODEL_TRAITS[live.model].sharedTables) await poolLoadPlan(fleet, live, deps.migrations, a.manifest, a.id, true);
   // Schema and database tenants load into a fresh placement beside the live one, which takes the
   // live one's names at the switch; a pool tenant's rows are swapped in the load's transaction.
   const { fresh: placed, away } = replaceNames(live);
@@ -305,7 +309,8 @@ async function replaceTenant(deps: RestoreDeps, a: OpenArchive, how: LoadHow, li
     await held.lift();
     const times = { writesRefusedMs, ...(away ? { unreachableMs: sw.unreachableMs, endedSessions: sw.endedSessions } : {}) };
     await db.transaction().execute(async (tx) => {
-      await updateTenant(tx, live.slug, { schema_version: version });
+      // A pool keeps its own version (the load never migrates it); a fresh placement is at head.
+      await updateTenant(tx, live.slug, { schema_version: loaded.version === undefined ? version : loaded.version });
       await recordEvent(tx, {
         command: deps.command,
         action: 'restored in place',
@@ -426,13 +431,15 @@ interface Loaded {
   /** The role the rows were loaded as, and why row-level security did not apply (event log). */
   role: string;
   foreignKeys: ForeignKeyCheck;
+  /** A pool tenant's version afterwards: its pool's (undefined: a new placement, at head). */
+  version?: string | null;
 }
 
 /**
  * Load the archive into the placement in ONE transaction: (exclusive models) the placement made
  * at the backup's version, the rows loaded and checked, then migrated to head and granted; (pool)
  * the rows (after deleting the tenant's current ones, when replacing) loaded and checked in the
- * shared tables, through a staging schema when the pool is at another version than the backup.
+ * shared tables at the pool's version, through a staging schema when the backup is older.
  * An exclusive placement whose migrations cannot all run in one transaction is built step by
  * step instead, with the load, its checks and the sequences still in one transaction.
  */
@@ -534,19 +541,24 @@ async function load(
     return { rows: done, role: 'tenantctl (owner of the new placement)', foreignKeys: 'once per table' };
   }
 
-  // Pool: the shared target exists and is migrated (as for a new pool tenant).
-  const poolTarget: MigrationTarget = { model: p.model, shard: p.shard, database: p.database_name, schema: p.schema_name };
+  // Pool: the shared target is loaded at its own version and never migrated (its other tenants
+  // would change with it); only one never migrated, which no tenant can be in, is made at head
+  // first, as for a new pool tenant.
   if (!replacing) {
     await drivers[p.model].prepare(fleet, config, p);
-    const out = await migratePlacement(fleet, poolTarget, deps.migrations, { config });
-    if (out.status === 'failed')
-      throw new TenantctlError(
-        'RESTORE_FAILED',
-        `migrating the pool target ${out.target} failed: ${out.error?.message ?? out.reason ?? ''}`,
-      );
+    if ((await poolLoadPlan(fleet, p, deps.migrations, m, a.id, false)).fresh) {
+      const poolTarget: MigrationTarget = { model: p.model, shard: p.shard, database: p.database_name, schema: p.schema_name };
+      const out = await migratePlacement(fleet, poolTarget, deps.migrations, { config });
+      if (out.status === 'failed')
+        throw new TenantctlError(
+          'RESTORE_FAILED',
+          `migrating the new pool target ${out.target} failed: ${out.error?.message ?? out.reason ?? ''}`,
+        );
+    }
   }
   let role = '';
   let foreignKeys: ForeignKeyCheck = 'row by row';
+  let pool: PoolLoadPlan | undefined;
   await fleet.withClient(p.shard, p.database_name, async (c) => {
     await ensureTrackingTable(c, MIGRATION_LOCK_CLASSID);
     await inTransaction(c, async () => {
@@ -559,22 +571,18 @@ async function load(
           ]);
         }
       }
-      const poolApplied = (await readApplied(c, [p.schema_name]))
-        .map((r) => r.name)
-        .sort()
-        .join(',');
-      const backupApplied = m.migrations.applied
-        .map((x) => x.id)
-        .sort()
-        .join(',');
+      // The pool's version read again in the load's transaction: the plan checked before is redone
+      // on what is there now (a migrate up may have run since; it is refused the same way).
+      pool = await planPoolLoad(deps.migrations, await readApplied(c, [p.schema_name]), m, { backupId: a.id, pool: p, replacing: true });
       // The tenant's rows go into the shared tables with their foreign keys checked once per
       // tenant when the role may (no table locks: the pool's other tenants keep working).
       const intoPool = { schema: p.schema_name, tables, key: p.key, keyType: config.tenantKey.type, code: 'RESTORE_FAILED' as const };
-      if (poolApplied === backupApplied) {
+      if (!pool.staged) {
         ({ foreignKeys } = await loadIntoPool(c, intoPool, () => loadAll(c, p.schema_name, new Set())));
       } else {
-        // The pool is at another version: load into a staging schema made at the backup's
-        // version, check it, migrate it to head, then move the rows into the shared tables.
+        // The pool is at a later version than the backup: load into a staging schema made at the
+        // backup's version, check it, migrate it to the pool's version (never further), then move
+        // the rows into the shared tables.
         const staging = `tenantctl_restore_${op.id}`;
         const target: MigrationTarget = stagingPlacement(p.shard, p.database_name, staging);
         await c.query(`create schema ${ident(staging)}`);
@@ -587,9 +595,12 @@ async function load(
         const recreate = await deferIndexes(c, staging);
         await loadAll(c, staging, new Set());
         await recreate();
-        const head = await migrateTarget(c, target, deps.migrations, { config, withinTransaction: true, tenantLocked: true });
-        if (head.status === 'failed')
-          throw new TenantctlError('RESTORE_FAILED', `migrating the staged rows to head failed: ${head.error?.message ?? ''}`);
+        const up = await migrateTarget(c, target, pool.files, { config, withinTransaction: true, tenantLocked: true });
+        if (up.status === 'failed')
+          throw new TenantctlError(
+            'RESTORE_FAILED',
+            `migrating the staged rows to the pool's version ${pool.version} failed: ${up.error?.message ?? ''}`,
+          );
         const staged = await copyTables(c, staging, config);
         assertSameShape(
           tables,
@@ -613,5 +624,5 @@ async function load(
       await hang();
     });
   });
-  return { rows: done, role, foreignKeys };
+  return { rows: done, role, foreignKeys, version: pool?.version ?? null };
 }

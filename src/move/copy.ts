@@ -5,10 +5,6 @@ import type { Fleet } from '../fleet/fleet.js';
 import { inTransaction } from '../fleet/fleet.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
 import { TenantctlError } from '../errors.js';
-import type { MigrationFile } from '../migrate/files.js';
-import { MIGRATION_LOCK_CLASSID, migrateTarget } from '../migrate/apply-target.js';
-import { ensureTrackingTable } from '../migrate/tracking.js';
-import { drivers, type PlacedTenant } from '../placement/drivers.js';
 import { MODEL_TRAITS, needsKeyRewrite } from '../placement/placement.js';
 import { copyInSql, copyOutSql } from '../copy/copy-sql.js';
 import { copyIn, copyOut } from '../copy/streams.js';
@@ -16,6 +12,7 @@ import { sqlDigest } from '../copy/sql-digest.js';
 import { RowTap } from '../copy/row-tap.js';
 import { advanceSequences } from '../copy/sequences.js';
 import { deferIndexes } from '../copy/deferred-indexes.js';
+import { emptiedForFreeze } from '../copy/freeze.js';
 import { assertPoolCopyAllowed } from '../copy/pool-visibility.js';
 import type { CopyScope, CopyTable } from '../copy/tables.js';
 import type { MovePlan } from './plan.js';
@@ -47,9 +44,8 @@ export interface CopyHooks {
 /**
  * Copy the tenant from `plan.from` to `plan.to` and prove it, with the source read from ONE
  * repeatable-read snapshot (taken by the caller after the fence) on `source`:
- *  - an exclusive target is created (database or schema, role, grants) at the source's migration
- *    version in ONE transaction with the rows: a failure or a kill leaves nothing of it (but
- *    the empty database of a database target, which the move records and removes);
+ *  - an exclusive target, built empty at the source's version before the fence
+ *    (build-target.ts), gets its rows in ONE transaction;
  *  - a pool target's rows are loaded in ONE transaction into the shared tables.
  * Each table streams COPY out → COPY in in foreign-key order (parents first), never a whole table
  * in memory; keys are written as the tenant's key into a pool target. Then, per table, the row
@@ -61,7 +57,6 @@ export async function copyAndVerify(
   plan: MovePlan,
   source: pg.ClientBase,
   tables: CopyTable[],
-  atVersion: MigrationFile[],
   hooks: CopyHooks = {},
   opts: { fastLoad?: boolean } = {},
 ): Promise<TableCheck[]> {
@@ -77,7 +72,11 @@ export async function copyAndVerify(
    * with --fast-load); `pool`: once per tenant when the role may switch triggers off, else row by
    * row (loadIntoPool).
    */
-  const load = async (t: ShardClient, fk: 'once per table' | 'pool'): Promise<TableCheck[]> => {
+  const load = async (
+    t: ShardClient,
+    fk: 'once per table' | 'pool',
+    o: { afterLoad?: () => Promise<void>; frozen?: Set<string> } = {},
+  ): Promise<TableCheck[]> => {
     const held =
       fk === 'once per table'
         ? await dropForeignKeys(
@@ -102,7 +101,11 @@ export async function copyAndVerify(
           )
         : undefined;
       try {
-        await pipeline(copyOut(source, copyOutSql(tb, srcScope, config)), tap, copyIn(t, copyInSql(tb, to.schema)));
+        await pipeline(
+          copyOut(source, copyOutSql(tb, srcScope, config)),
+          tap,
+          copyIn(t, copyInSql(tb, to.schema, { freeze: o.frozen?.has(tb.table) })),
+        );
       } finally {
         if (timer) clearInterval(timer);
       }
@@ -123,8 +126,10 @@ export async function copyAndVerify(
     } else {
       await copyAll();
     }
-    // Foreign keys back, each checked once over the table (a violation fails the transaction).
+    // Foreign keys back, each checked once over the table (a violation fails the transaction);
+    // a new placement's deferred indexes and keys built: part of the copy, verified as they end.
     await restoreForeignKeys(t, to.schema, held);
+    await o.afterLoad?.();
     await advanceSequences(
       t,
       to.schema,
@@ -161,37 +166,22 @@ export async function copyAndVerify(
       }),
     );
   }
-  const placed: PlacedTenant = {
-    slug: plan.tenant,
-    key: plan.key,
-    model: to.model,
-    shard: to.shard,
-    database_name: to.database,
-    schema_name: to.schema,
-  };
-  let checks: TableCheck[] = [];
-  await drivers[to.model].createInOneTransaction!(fleet, config, placed, {
-    before: (c) => ensureTrackingTable(c, MIGRATION_LOCK_CLASSID),
-    inside: async (c) => {
-      const out = await migrateTarget(c, { model: to.model, shard: to.shard, database: to.database, schema: to.schema }, atVersion, {
-        config,
-        withinTransaction: true,
-        tenantLocked: true, // the move holds the tenant's lock
-      });
-      if (out.status === 'failed')
-        throw new TenantctlError(
-          'MOVE_FAILED',
-          `building the target ${to.target} at the tenant's version failed: ${out.error?.message ?? 'unknown error'}`,
-        );
-      // The new placement is invisible until this commits: its indexes and keys are built once
-      // after the load and its foreign keys checked once (deferIndexes drops them all, so the
-      // load's own dropForeignKeys finds none left to drop).
+  // The exclusive target was built empty at the source's version before the fence
+  // (build-target.ts); the rows go in ONE transaction. Nobody reads the placement before the
+  // switch: its indexes and keys are built once after the load and its foreign keys checked once
+  // (deferIndexes drops them all, so the load's own dropForeignKeys finds none left to drop).
+  return fleet.withClient(to.shard, to.database, (c) =>
+    inTransaction(c, async () => {
       const recreate = await deferIndexes(c, to.schema);
-      checks = await load(c, 'once per table');
-      await recreate();
-    },
-  });
-  return checks;
+      // Its still-empty tables truncated here, so that they load frozen (COPY FREEZE).
+      const frozen = await emptiedForFreeze(
+        c,
+        to.schema,
+        tables.map((x) => x.table),
+      );
+      return load(c, 'once per table', { afterLoad: recreate, frozen });
+    }),
+  );
 }
 
 export class MoveVerifyError extends TenantctlError {

@@ -3,7 +3,7 @@ import type { Config } from '../config/types.js';
 import type { Fleet } from '../fleet/fleet.js';
 import { UsageError } from '../errors.js';
 import type { MigrationFile } from '../migrate/files.js';
-import { migratePlacement, runsInOneTransaction } from '../migrate/apply-target.js';
+import { migratePlacement } from '../migrate/apply-target.js';
 import { readApplied } from '../migrate/tracking.js';
 import { drivers } from '../placement/drivers.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
@@ -112,13 +112,7 @@ export async function preflight(deps: Deps, plan: MovePlan): Promise<Preflight> 
       await fleet.withClient(plan.from.shard, plan.from.database, (s) => assertNoPkCollisions(s, t, plan, src.tables, config));
     });
   } else {
-    if (!(await runsInOneTransaction(atVersion))) {
-      throw new UsageError(
-        'MIGRATION_FILES',
-        'a migration runs outside a transaction; a move builds its target in one transaction',
-        'move the tenant before that migration is added',
-      );
-    }
+    // A file that runs outside a transaction is fine: the target is built step by step then (build-target.ts).
     await assertNothingAt(deps, plan);
   }
   return { atVersion, version, tables: src.tables, targetMigrated, sharedNotCopied: src.shared };

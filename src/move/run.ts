@@ -17,6 +17,7 @@ import { planMove, type MoveEnd, type MovePlan, type MoveRequest } from './plan.
 import { preflight } from './preflight.js';
 import { fenceRecordFor, preparePoolFence, takeFence, type HeldFence } from './fence.js';
 import { copyAndVerify, type TableCheck } from './copy.js';
+import { buildTarget, plannedBuild, type TargetBuild } from './build-target.js';
 import { isInterrupt, stopIfInterrupted } from './interrupt.js';
 import { phaseClock } from './phase-clock.js';
 import { keepSuspended } from './keep-suspended.js';
@@ -40,8 +41,9 @@ export interface MoveDeps {
   signal?: AbortSignal;
 }
 
-export type PhaseName = 'preflight' | 'fence' | 'copy' | 'catch-up' | 'verify' | 'switch' | 'unfence';
-export const PHASES: PhaseName[] = ['preflight', 'fence', 'copy', 'verify', 'switch', 'unfence'];
+export type PhaseName = 'preflight' | 'build' | 'fence' | 'copy' | 'catch-up' | 'verify' | 'switch' | 'unfence';
+/** An offline move builds its target before the fence: the write block is copy, verify and switch (build-target.ts). */
+export const PHASES: PhaseName[] = ['preflight', 'build', 'fence', 'copy', 'verify', 'switch', 'unfence'];
 /** An online move copies and streams first, then fences for the last catch-up (online-run.ts). */
 export const ONLINE_PHASES: PhaseName[] = ['preflight', 'copy', 'fence', 'catch-up', 'verify', 'switch', 'unfence'];
 
@@ -77,7 +79,10 @@ export interface MoveResult {
   tables?: TableCheck[];
   rows?: number;
   bytes?: number;
+  /** Writes were blocked (fence on → lifted) for this long of `durationMs`. */
   writeBlockedMs?: number;
+  /** How an offline move built its target before the fence (build-target.ts). */
+  targetBuild?: TargetBuild;
   /** Migrations applied to a pool target first. */
   targetMigrated?: string[];
   /** Declared shared tables, not copied (the target has its own). */
@@ -97,8 +102,9 @@ export interface MoveResult {
 const FAULT = () => process.env.TENANTCTL_INJECT_FAULT;
 
 /**
- * Move a tenant offline: plan and preflight (nothing changed on refusal, exit 2), fence its
- * writes, copy from one snapshot, verify both sides, switch the catalog in one transaction, lift
+ * Move a tenant offline: plan and preflight (nothing changed on refusal, exit 2), build the
+ * target at the source's version while the tenant still writes, fence its writes, copy from one
+ * snapshot, verify both sides, switch the catalog in one transaction, lift
  * the fence. The source stays until `move complete`; `move rollback` goes back. Holds the
  * tenant's lock throughout (a second move exits 3). A move left `running` by a killed process is
  * cleaned up first and then started again (resume); one that already switched to the same target
@@ -116,12 +122,14 @@ export async function moveTenant(deps: MoveDeps, slug: string, o: MoveOptions): 
     const plan = planMove(deps.config, t0, o, await tenantCountsByShard(deps.db));
     // Reads only: a dry run says whether the online move would be refused.
     if (o.online) await onlinePreflight(deps, plan);
+    const targetBuild = o.online ? undefined : await plannedBuild(deps, plan);
     return {
       tenant: slug,
       status: 'planned',
       ...(o.online ? { online: true } : {}),
       from: plan.from,
       to: plan.to,
+      ...(targetBuild ? { targetBuild } : {}),
       phases: [],
       durationMs: Date.now() - started,
     };
@@ -231,7 +239,13 @@ async function runMove(
   let fence: HeldFence | undefined;
   let switched = false;
   let checks: TableCheck[] = [];
+  let targetBuild: TargetBuild | undefined;
   try {
+    // The target first, made and migrated at the source's version while the tenant still writes.
+    begin('build');
+    targetBuild = await buildTarget(deps, plan, pre.atVersion, rec);
+    await done('build', rec, targetBuild);
+
     begin('fence');
     // Recorded before it is taken: a kill right after leaves a fence the next command knows of.
     const frec = fenceRecordFor(plan.from, plan.key);
@@ -252,7 +266,6 @@ async function runMove(
           plan,
           src,
           pre.tables,
-          pre.atVersion,
           {
             onProgress: (p) => {
               total.rows = p.rows;
@@ -332,6 +345,7 @@ async function runMove(
       rows,
       bytes,
       writeBlockedMs,
+      targetBuild,
       targetMigrated: pre.targetMigrated,
       sharedNotCopied: pre.sharedNotCopied,
       resumed,

@@ -5,15 +5,7 @@ import { ensureSchema, ident, qualified } from '../sql.js';
 import { ADMIN_DATABASE, dropDatabase, ensureDatabase } from './databases.js';
 import { tenantRoleName, tenantSchemaName } from './naming.js';
 import { closeRoleReach, dropRoleEverywhere } from './role-drop.js';
-import {
-  actForRole,
-  endRoleSessions,
-  ensureTenantRole,
-  grantConnect,
-  grantSchemaToRole,
-  setRoleLogin,
-  setRoleSearchPath,
-} from './roles.js';
+import { endRoleSessions, ensureTenantRole, grantConnect, grantSchemaToRole, setRoleLogin, setRoleSearchPath } from './roles.js';
 import { forgetPoolSuspension, setPoolSuspended } from './pool-suspend.js';
 import { inTransaction } from '../fleet/fleet.js';
 import { ensureServingRole } from './rls.js';

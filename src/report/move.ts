@@ -105,6 +105,8 @@ export function renderMove(out: Output, command: string, r: MoveResult): void {
       `move ${r.tenant} (dry run): ${r.from.model} ${r.from.target} (${r.from.region}) → ${r.to.model} ${r.to.target} (${r.to.region})`,
     );
     out.print(`phases: ${(r.online ? ONLINE_PHASES : PHASES).join(', ')}; the source stays until tenantctl move complete ${r.tenant}`);
+    if (r.targetBuild && r.targetBuild !== 'shared pool')
+      out.print(`the target is built ${r.targetBuild} at the tenant's migration version before its writes are fenced`);
     return;
   }
   if (r.tables?.length) {
@@ -130,7 +132,7 @@ export function renderMove(out: Output, command: string, r: MoveResult): void {
   }
   out.print(
     out.color.green(
-      `moved ${r.tenant}${r.online ? ' online' : ''}: ${r.from.target} → ${r.to.target} (${r.rows ?? 0} rows, ${mb(r.bytes ?? 0)}, writes blocked ${r.writeBlockedMs ?? 0} ms${r.online ? ' for the last catch-up' : ''})`,
+      `moved ${r.tenant}${r.online ? ' online' : ''}: ${r.from.target} → ${r.to.target} (${r.rows ?? 0} rows, ${mb(r.bytes ?? 0)}, writes blocked ${r.writeBlockedMs ?? 0} ms of ${r.durationMs} ms${r.online ? ' for the last catch-up' : ''})`,
     ),
   );
   if (r.warning) out.print(out.color.yellow(`warning: ${escapeControl(r.warning)}`));

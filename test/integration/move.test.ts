@@ -78,7 +78,7 @@ describe('model pairs, across shards and within one, hashes equal before and aft
     const other = await digests(e, 'p-other');
     const doc = await moveOk(e, ['p-one', '--to-shard', 'eu1', '--to-model', 'schema']);
     expect(doc.command).toBe('move');
-    expect(doc.phases.map((p: any) => p.phase)).toEqual(['preflight', 'fence', 'copy', 'verify', 'switch', 'unfence']);
+    expect(doc.phases.map((p: any) => p.phase)).toEqual(['preflight', 'build', 'fence', 'copy', 'verify', 'switch', 'unfence']);
     expect(doc.tables.every((t: any) => t.source.hash === t.target.hash && t.rows > 0)).toBe(true);
     expect(typeof doc.writeBlockedMs).toBe('number');
     const t = (await tenant(e, 'p-one'))!;

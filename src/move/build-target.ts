@@ -1,0 +1,70 @@
+import type { Config } from '../config/types.js';
+import { TenantctlError } from '../errors.js';
+import type { Fleet } from '../fleet/fleet.js';
+import type { MigrationFile } from '../migrate/files.js';
+import { runsInOneTransaction } from '../migrate/apply-target.js';
+import { createPlacementAtVersion } from '../migrate/placement-at-version.js';
+import { readApplied } from '../migrate/tracking.js';
+import { MODEL_TRAITS } from '../placement/placement.js';
+import type { MovePlan } from './plan.js';
+import type { MoveRecord } from './record.js';
+
+/** How the target was built, for the report: nothing to build (a pool), or the placement made at the source's version. */
+export type TargetBuild = 'shared pool' | 'one transaction' | 'step by step';
+
+/**
+ * Build an exclusive target (schema or database) BEFORE the tenant's writes are fenced (issue 16,
+ * item 7): the placement, its role and grants, migrated to exactly the source's applied files
+ * (`atVersion`, which need not be a prefix of the folder), committed empty. In one transaction
+ * when every file allows, else step by step (a `-- tenantctl:no-transaction` file such as CREATE
+ * INDEX CONCURRENTLY runs outside one; item 9), as `createPlacementAtVersion` builds any new
+ * placement. The fence then covers only the copy, the verification and the switch, however slow
+ * the migrations are. Nobody sees the empty placement: the catalog points at the source until the
+ * switch. Recorded (`targetCreated`) in the move's operations row BEFORE anything is made, so a
+ * failure or a kill from here on leaves a target that the failure path or the next command removes
+ * (recover.ts). A pool target needs nothing: preflight prepared it at the source's version.
+ *
+ * @example
+ *   await buildTarget(deps, plan, pre.atVersion, rec) // 'one transaction'
+ */
+export async function buildTarget(
+  deps: { config: Config; fleet: Fleet },
+  plan: MovePlan,
+  atVersion: MigrationFile[],
+  rec: MoveRecord,
+): Promise<TargetBuild> {
+  const to = plan.to;
+  if (MODEL_TRAITS[to.model].sharedTables) return 'shared pool';
+  await rec.update({ targetCreated: true });
+  const { oneTransaction } = await createPlacementAtVersion(
+    { slug: plan.tenant, key: plan.key, model: to.model, shard: to.shard, database_name: to.database, schema_name: to.schema },
+    {
+      fleet: deps.fleet,
+      config: deps.config,
+      // Exactly the source's files: every one of them, none after.
+      migrations: atVersion,
+      failure: (o) =>
+        new TenantctlError(
+          'MOVE_FAILED',
+          `building the target ${to.target} at the tenant's version failed: ${o.error?.message ?? 'unknown error'}`,
+        ),
+    },
+  );
+  return oneTransaction ? 'one transaction' : 'step by step';
+}
+
+/**
+ * How `buildTarget` would build the target, for a dry run: read only (the source's applied
+ * migrations), undefined when the source cannot be read.
+ *
+ * @example
+ *   await plannedBuild(deps, plan) // 'step by step' (a CREATE INDEX CONCURRENTLY file is applied)
+ */
+export async function plannedBuild(deps: { fleet: Fleet; migrations: MigrationFile[] }, plan: MovePlan): Promise<TargetBuild | undefined> {
+  if (MODEL_TRAITS[plan.to.model].sharedTables) return 'shared pool';
+  const from = plan.from;
+  const applied = await deps.fleet.withClient(from.shard, from.database, (c) => readApplied(c, [from.schema])).catch(() => undefined);
+  if (!applied) return undefined;
+  const ids = new Set(applied.map((a) => a.name));
+  return (await runsInOneTransaction(deps.migrations.filter((m) => ids.has(m.id)))) ? 'one transaction' : 'step by step';
+}
