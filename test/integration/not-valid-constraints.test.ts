@@ -220,4 +220,21 @@ describe('NOT VALID constraints over rows that break them', { timeout: 240_000 }
     expect(json(r).error.message).toMatch(/break NOT VALID check constraint\(s\) users\.users_no_u1 \(1 rows\)/);
     expect((await tenant(e, 'rs-s'))!.shard).toBe('us1');
   });
+
+  it('a rule the source validated after the migration made it NOT VALID comes back validated (restore and move)', async () => {
+    await e.create([{ slug: 'vl-s', model: 'schema', shard: 'us1' }]);
+    await seed(e, 'vl-s', 20, 'vl-s');
+    const t = (await tenant(e, 'vl-s'))!;
+    await e.q(t.shard, t.database_name, `alter table "${t.schema_name}".users validate constraint users_no_u1`);
+    const want = { ...EXPECTED, users_no_u1: true };
+    expect(await constraintState(e, 'vl-s')).toEqual(want);
+    const b = await e.cli(['backup', 'create', 'vl-s', '--json']);
+    expect(b.code, b.stderr + b.stdout).toBe(0);
+    const r = await e.cli(['restore', json(b).results[0].backup, '--as', 'vl-s-copy', '--json']);
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    expect(await constraintState(e, 'vl-s-copy')).toEqual(want);
+    const m = await e.cli(['move', 'vl-s', '--to-shard', 'eu1', '--yes', '--json']);
+    expect(m.code, m.stderr + m.stdout).toBe(0);
+    expect(await constraintState(e, 'vl-s')).toEqual(want);
+  });
 });
