@@ -199,6 +199,15 @@ describe('NOT VALID constraints over rows that break them', { timeout: 240_000 }
     }
   });
 
+  it('pool → pool with --fast-load (foreign keys dropped for the load): the broken check is held as well', async () => {
+    expect((await e.cli(['move', 'complete', 'mv-p', '--yes'])).code).toBe(0);
+    const before = await tenantDigests(e, 'mv-p');
+    const r = await e.cli(['move', 'mv-p', '--to-shard', 'eu1', '--fast-load', '--yes', '--json']);
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    expect((await tenant(e, 'mv-p'))!.shard).toBe('eu1');
+    await assertAsSource(e, 'mv-p', before);
+  });
+
   it('a backup from before the record (format 2): verify says so, and it restores, the migrations saying what is NOT VALID', async () => {
     for (const slug of ['rs-p', 'rs-s']) {
       const id = backups.get(slug)!;
