@@ -11,6 +11,7 @@ import { readApplied, versionOf } from '../migrate/tracking.js';
 import { withTenantLock } from '../operations/tenant-lock.js';
 import { startOperation } from '../operations/operation-record.js';
 import { copyTables } from '../copy/tables.js';
+import { sourceConstraints } from '../copy/not-valid-constraints.js';
 import { copyOutSql } from '../copy/copy-sql.js';
 import { copyOut } from '../copy/streams.js';
 import { assertPoolCopyAllowed } from '../copy/pool-visibility.js';
@@ -247,6 +248,8 @@ async function writeArchive(
           throw new TenantctlError('BACKUP_FAILED', `${table}: ${f.rowTap.rowCount} rows read from pg_dump's stream, ${n} in the snapshot`);
       }
       const out = files.map((f) => f.entry(fromDump?.tables.has(f.table.table) ? 'pg_dump' : 'copy'));
+      // In the same snapshot: which constraints are NOT VALID and how many of these rows break them.
+      const constraints = await sourceConstraints(c, { model: t.model, schema: t.schema_name, key: t.key }, tables, config.tenantKey.type);
       return sealManifest({
         format: MANIFEST_FORMAT,
         compression,
@@ -271,6 +274,7 @@ async function writeArchive(
         sharedTables,
         dump,
         encryption: dataKey ? { algorithm: 'aes-256-gcm', keyId: dataKey.keyId } : null,
+        constraints,
       });
     } finally {
       await c.query('rollback').catch(() => undefined);

@@ -11,17 +11,19 @@ import { COMPRESSIONS, type Compression } from './compression.js';
  * carries a SHA-256 of its own canonical JSON, so an edited manifest is caught too.
  *
  * Format 2 names the data files' compression (`compression`); format 1 had none and is gzip.
- * This tenantctl writes format 2 and reads both.
+ * Format 3 adds the source's check and foreign-key constraints (`constraints`: which were NOT
+ * VALID, and how many of the tenant's rows broke each), so a restore brings them back as they
+ * were (src/copy/not-valid-constraints.ts). This tenantctl writes format 3 and reads all three.
  */
-export const MANIFEST_FORMAT = 2;
-const READS = [1, MANIFEST_FORMAT] as const;
+export const MANIFEST_FORMAT = 3;
+const READS = [1, 2, MANIFEST_FORMAT] as const;
 export const MANIFEST_FILE = 'manifest.json';
 
 const stored = z.strictObject({ bytes: z.number().int().nonnegative(), sha256: z.string().regex(/^[0-9a-f]{64}$/) });
 
 const manifestSchema = z.strictObject({
-  format: z.union([z.literal(1), z.literal(MANIFEST_FORMAT)]),
-  /** Format 2 only (format 1 is gzip). */
+  format: z.union([z.literal(1), z.literal(2), z.literal(MANIFEST_FORMAT)]),
+  /** From format 2 (format 1 is gzip). */
   compression: z.enum(COMPRESSIONS).optional(),
   id: z.string(),
   createdAt: z.string(),
@@ -61,6 +63,18 @@ const manifestSchema = z.strictObject({
   sharedTables: z.array(z.string()).optional(),
   dump: z.strictObject({ file: z.string(), format: z.literal('custom'), pgDump: z.string(), server: z.string(), stored }).nullable(),
   encryption: z.strictObject({ algorithm: z.literal('aes-256-gcm'), keyId: z.string() }).nullable(),
+  /** From format 3: the tenant tables' check and foreign-key constraints at the source (ConstraintState). */
+  constraints: z
+    .array(
+      z.strictObject({
+        table: z.string(),
+        name: z.string(),
+        type: z.enum(['check', 'foreign key']),
+        valid: z.boolean(),
+        violatingRows: z.number().int().nonnegative().optional(),
+      }),
+    )
+    .optional(),
   checksum: z.string(),
 });
 
@@ -112,7 +126,7 @@ export function parseManifest(text: string, where: string): Manifest {
   if (!(READS as readonly unknown[]).includes(format)) {
     throw new UsageError(
       'BAD_ARCHIVE',
-      `${where}: manifest format ${JSON.stringify(format)} is unknown to this tenantctl (it reads formats ${READS.join(' and ')})`,
+      `${where}: manifest format ${JSON.stringify(format)} is unknown to this tenantctl (it reads formats ${READS.slice(0, -1).join(', ')} and ${READS.at(-1)})`,
       'use the tenantctl version that wrote the backup, or a newer one',
     );
   }
@@ -129,6 +143,13 @@ export function parseManifest(text: string, where: string): Manifest {
     throw new UsageError(
       'BAD_ARCHIVE',
       `${where}: manifest.json is malformed at compression: format ${parsed.data.format} ${parsed.data.format === 1 ? 'has no compression field' : 'names its compression'}`,
+      'use another backup (tenantctl backup list)',
+    );
+  }
+  if (parsed.data.format >= 3 !== (parsed.data.constraints !== undefined)) {
+    throw new UsageError(
+      'BAD_ARCHIVE',
+      `${where}: manifest.json is malformed at constraints: format ${parsed.data.format} ${parsed.data.format >= 3 ? 'records its constraints' : 'has no constraints field'}`,
       'use another backup (tenantctl backup list)',
     );
   }

@@ -509,7 +509,7 @@ async function load(
       await fleet.withClient(p.shard, p.database_name, async (c) => {
         await migrate(c, atVersion, false);
         await inTransaction(c, async () => {
-          const recreate = await deferIndexes(c, p.schema_name);
+          const recreate = await deferIndexes(c, p.schema_name, m.constraints);
           const frozen = await emptiedForFreeze(
             c,
             p.schema_name,
@@ -530,7 +530,7 @@ async function load(
       inside: async (c) => {
         await migrate(c, atVersion);
         // A fresh placement: indexes and foreign keys are built once after the load.
-        const recreate = await deferIndexes(c, p.schema_name);
+        const recreate = await deferIndexes(c, p.schema_name, m.constraints);
         // Tables this transaction made load frozen.
         await loadAll(c, p.schema_name, await plainTables(c, p.schema_name));
         await recreate();
@@ -576,7 +576,14 @@ async function load(
       pool = await planPoolLoad(deps.migrations, await readApplied(c, [p.schema_name]), m, { backupId: a.id, pool: p, replacing: true });
       // The tenant's rows go into the shared tables with their foreign keys checked once per
       // tenant when the role may (no table locks: the pool's other tenants keep working).
-      const intoPool = { schema: p.schema_name, tables, key: p.key, keyType: config.tenantKey.type, code: 'RESTORE_FAILED' as const };
+      const intoPool = {
+        schema: p.schema_name,
+        tables,
+        key: p.key,
+        keyType: config.tenantKey.type,
+        code: 'RESTORE_FAILED' as const,
+        constraints: m.constraints,
+      };
       if (!pool.staged) {
         ({ foreignKeys } = await loadIntoPool(c, intoPool, () => loadAll(c, p.schema_name, new Set())));
       } else {
@@ -592,7 +599,7 @@ async function load(
             throw new TenantctlError('RESTORE_FAILED', `building the staging schema failed: ${out.error?.message ?? ''}`);
         }
         // Nobody sees the staging schema: its indexes and foreign keys are built once after the load.
-        const recreate = await deferIndexes(c, staging);
+        const recreate = await deferIndexes(c, staging, m.constraints);
         await loadAll(c, staging, new Set());
         await recreate();
         const up = await migrateTarget(c, target, pool.files, { config, withinTransaction: true, tenantLocked: true });

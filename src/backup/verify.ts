@@ -6,6 +6,7 @@ import { errorMessage } from '../errors.js';
 import { RowTap } from '../copy/row-tap.js';
 import { checkStoredFiles, openArchive, tableText } from './archive.js';
 import { dataKeyById } from './keys.js';
+import { restoreNeeds, type NotValidNeed } from './verify-constraints.js';
 
 export interface VerifyResult {
   backup: string;
@@ -16,12 +17,15 @@ export interface VerifyResult {
   tablesChecked: number;
   rows: number;
   problems: string[];
+  /** Constraints NOT VALID at the source and what a restore does for them; null: not recorded (format < 3). */
+  notValid: NotValidNeed[] | null;
 }
 
 /**
  * `backup verify`: the manifest (format, shape, its checksum), every stored file's size and
  * SHA-256, then every table's data decompressed (and decrypted) with its row count, SHA-256 and
- * row hash compared. Needs no database, except the catalog for an encrypted archive's data key
+ * row hash compared; and what a restore must do for the constraints the source had NOT VALID
+ * (`notValid`, from the manifest: they come back NOT VALID). Needs no database, except the catalog for an encrypted archive's data key
  * (`catalog` is called only then). A damaged manifest throws (exit 2); damaged data is a result.
  *
  * @example
@@ -61,5 +65,6 @@ export async function verifyBackup(config: Config, id: string, catalog: () => Pr
     tablesChecked: checked,
     rows,
     problems,
+    notValid: restoreNeeds(m),
   };
 }

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { ident } from '../sql.js';
+import { holdForFreshLoad, type ConstraintState } from './not-valid-constraints.js';
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
 
@@ -12,14 +13,17 @@ type Queryable = Pick<pg.ClientBase, 'query'>;
  * maintaining it row by row; this is pg_restore's order (data, indexes, constraints). The keys
  * and foreign keys still hold: re-adding them fails on a duplicate or an orphan, and the
  * transaction with it. Never for shared pool tables. Partitions' inherited constraints and
- * indexes go and come back with their parent's.
+ * indexes go and come back with their parent's. Check and foreign-key constraints NOT VALID at
+ * the source (`source`, see not-valid-constraints.ts) are held too and come back NOT VALID, so
+ * the rows that break them load; those the source validated come back validated.
  *
  * @example
- *   const recreate = await deferIndexes(c, 't_acme');
+ *   const recreate = await deferIndexes(c, 't_acme', manifest.constraints);
  *   ... COPY ...
  *   await recreate();
  */
-export async function deferIndexes(client: Queryable, schema: string): Promise<() => Promise<void>> {
+export async function deferIndexes(client: Queryable, schema: string, source?: ConstraintState[]): Promise<() => Promise<void>> {
+  const putBack = await holdForFreshLoad(client, schema, source);
   const { rows: cons } = await client.query<{ tbl: string; name: string; def: string; fk: boolean }>(
     `select k.conrelid::regclass::text as tbl, k.conname as name, pg_get_constraintdef(k.oid) as def, k.contype = 'f' as fk
        from pg_constraint k join pg_namespace n on n.oid = k.connamespace
@@ -46,5 +50,6 @@ export async function deferIndexes(client: Queryable, schema: string): Promise<(
     for (const i of idx) await client.query(i.def);
     for (const k of cons.filter((c) => !c.fk)) await client.query(`alter table ${k.tbl} add constraint ${ident(k.name)} ${k.def}`);
     for (const k of cons.filter((c) => c.fk)) await client.query(`alter table ${k.tbl} add constraint ${ident(k.name)} ${k.def}`);
+    await putBack();
   };
 }

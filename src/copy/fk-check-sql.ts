@@ -51,12 +51,22 @@ function checked(fk: ForeignKey): { where: string; orViolation: string } {
  *   //   and c."status" is not null and not exists (select 1 from "app"."task_statuses" p where p."code" = c."status") limit 1
  */
 export function antiJoinSql(fk: ForeignKey, scope: FkCheckScope): string {
-  const { where, orViolation } = checked(fk);
   return (
     `select row(${fk.columns.map(childCol).join(', ')})::text as key from ${qualified(fk.schema, fk.table)} c` +
-    ` where c.${ident(scope.keyColumn)} = $1::${scope.keyType} and ${where}` +
-    ` and (${orViolation}not exists (select 1 from ${qualified(fk.parentSchema, fk.parentTable)} p where ${joinCondition(fk)})) limit 1`
+    ` where c.${ident(scope.keyColumn)} = $1::${scope.keyType} and ${brokenBy(fk)} limit 1`
   );
+}
+
+/**
+ * The condition on a child row `c` that breaks the foreign key: checked at all (its MATCH type's
+ * NULL rules) and no parent row. Also counts the rows a NOT VALID foreign key lets stand.
+ *
+ * @example
+ *   brokenBy(fk) // c."status" is not null and (not exists (select 1 from "app"."task_statuses" p where p."code" = c."status"))
+ */
+export function brokenBy(fk: ForeignKey): string {
+  const { where, orViolation } = checked(fk);
+  return `${where} and (${orViolation}not exists (select 1 from ${qualified(fk.parentSchema, fk.parentTable)} p where ${joinCondition(fk)}))`;
 }
 
 /**

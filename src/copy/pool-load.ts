@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { ErrorCode } from '../errors.js';
 import { checkForeignKeysOnce, type FkCheckReport } from './fk-check.js';
+import { holdForSharedLoad, type ConstraintState } from './not-valid-constraints.js';
 import type { CopyTable } from './tables.js';
 
 type Q = Pick<pg.ClientBase, 'query'>;
@@ -51,12 +52,16 @@ export interface PoolLoadScope {
   keyType: string;
   /** The error code a foreign-key violation fails with (the command's own). */
   code: ErrorCode;
+  /** The source's constraints (a manifest's, or read at a move's source); undefined when not recorded. */
+  constraints?: ConstraintState[];
 }
 
 /**
  * Run `load` (rows of ONE tenant into shared pool tables, in the caller's transaction) with its
  * foreign keys checked once per tenant when the role may switch triggers off, else row by row.
- * Either way nothing commits unless every loaded row's parents exist.
+ * Either way nothing commits unless every loaded row's parents exist. Rows that break a NOT VALID
+ * constraint at the source go in as they are, the constraint kept NOT VALID for every tenant
+ * (holdForSharedLoad: `held` names what was dropped and re-added in the transaction).
  *
  * @example
  *   const { foreignKeys } = await loadIntoPool(c, { schema: 'app', tables, key, keyType: 'uuid', code: 'MOVE_FAILED' }, () => copyRows());
@@ -65,10 +70,17 @@ export async function loadIntoPool<T>(
   c: Q,
   scope: PoolLoadScope,
   load: () => Promise<T>,
-): Promise<{ result: T; foreignKeys: ForeignKeyCheck; check?: FkCheckReport }> {
-  if (!(await triggersOff(c))) return { result: await load(), foreignKeys: 'row by row' };
+): Promise<{ result: T; foreignKeys: ForeignKeyCheck; check?: FkCheckReport; held: string[] }> {
+  const off = await triggersOff(c);
+  const names = scope.tables.map((t) => t.table);
+  const hold = await holdForSharedLoad(c, scope.schema, names, scope.constraints, {
+    foreignKeys: off ? 'checked once' : 'triggers',
+    code: scope.code,
+  });
   const result = await load();
+  await hold.putBack();
+  if (!off) return { result, foreignKeys: 'row by row', held: hold.held };
   await triggersOn(c);
-  const check = await checkForeignKeysOnce(c, scope.schema, scope.tables, scope.key, scope.keyType, scope.code);
-  return { result, foreignKeys: 'once per tenant', check };
+  const check = await checkForeignKeysOnce(c, scope.schema, scope.tables, scope.key, scope.keyType, scope.code, hold.unchecked);
+  return { result, foreignKeys: 'once per tenant', check, held: hold.held };
 }

@@ -18,6 +18,7 @@ import type { CopyScope, CopyTable } from '../copy/tables.js';
 import type { MovePlan } from './plan.js';
 import { dropForeignKeys, restoreForeignKeys } from './fk-once.js';
 import { loadIntoPool, type ForeignKeyCheck } from '../copy/pool-load.js';
+import { holdForSharedLoad, sourceConstraints } from '../copy/not-valid-constraints.js';
 
 /** One table's proof: what was streamed, and the digests read back on each side. */
 export interface TableCheck {
@@ -66,6 +67,8 @@ export async function copyAndVerify(
   const dstScope: CopyScope = { model: to.model, schema: to.schema, key: plan.key };
   // Into a pool the key column must hold the tenant's key; elsewhere the rows are kept as they are.
   const rewriteKey = needsKeyRewrite(plan.from.model, to.model) ? plan.key : undefined;
+  // The source's constraints in its snapshot: those NOT VALID there come back NOT VALID with the rows breaking them.
+  const constraints = await sourceConstraints(source, srcScope, tables, config.tenantKey.type);
 
   /**
    * `once per table`: foreign keys dropped for the load and re-added (a new placement, or a pool
@@ -120,7 +123,7 @@ export async function copyAndVerify(
     if (fk === 'pool') {
       ({ foreignKeys } = await loadIntoPool(
         t,
-        { schema: to.schema, tables, key: plan.key, keyType: config.tenantKey.type, code: 'MOVE_FAILED' },
+        { schema: to.schema, tables, key: plan.key, keyType: config.tenantKey.type, code: 'MOVE_FAILED', constraints },
         copyAll,
       ));
     } else {
@@ -161,8 +164,14 @@ export async function copyAndVerify(
       inTransaction(t, async () => {
         await assertPoolCopyAllowed(t, to.schema, config, 'load');
         // --fast-load locks the shared tables: never wait long behind another tenant's transaction for it.
-        if (opts.fastLoad) await t.query(`set local lock_timeout = '30s'`);
-        return load(t, opts.fastLoad ? 'once per table' : 'pool');
+        if (!opts.fastLoad) return load(t, 'pool');
+        await t.query(`set local lock_timeout = '30s'`);
+        // Its foreign keys are dropped for the load anyway; its NOT VALID checks the rows break are held too.
+        const names = tables.map((x) => x.table);
+        const held = await holdForSharedLoad(t, to.schema, names, constraints, { foreignKeys: 'dropped', code: 'MOVE_FAILED' });
+        const checks = await load(t, 'once per table');
+        await held.putBack();
+        return checks;
       }),
     );
   }
@@ -172,7 +181,7 @@ export async function copyAndVerify(
   // (deferIndexes drops them all, so the load's own dropForeignKeys finds none left to drop).
   return fleet.withClient(to.shard, to.database, (c) =>
     inTransaction(c, async () => {
-      const recreate = await deferIndexes(c, to.schema);
+      const recreate = await deferIndexes(c, to.schema, constraints);
       // Its still-empty tables truncated here, so that they load frozen (COPY FREEZE).
       const frozen = await emptiedForFreeze(
         c,

@@ -2,7 +2,8 @@ import type pg from 'pg';
 import type { Config } from '../config/types.js';
 import type { Fleet } from '../fleet/fleet.js';
 import { UsageError } from '../errors.js';
-import { copyTables } from '../copy/tables.js';
+import { copyTables, type CopyScope } from '../copy/tables.js';
+import { sourceConstraints } from '../copy/not-valid-constraints.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
 import type { MovePlan } from './plan.js';
 import { MODEL_TRAITS } from '../placement/placement.js';
@@ -33,7 +34,9 @@ export async function onlinePreflight(deps: { config: Config; fleet: Fleet }, pl
   }
   const problems: string[] = [];
   const fixes = new Set<string>();
-  const src = await deps.fleet.withClient(from.shard, from.database, (c) => sourceFacts(c, from.schema, deps.config));
+  const src = await deps.fleet.withClient(from.shard, from.database, (c) =>
+    sourceFacts(c, { model: from.model, schema: from.schema, key: plan.key }, deps.config),
+  );
   if (src.wal !== 'logical') {
     problems.push(`wal_level on ${from.shard} is ${src.wal}, not logical`);
     fixes.add(`set wal_level = logical on ${from.shard} (postgresql.conf or ALTER SYSTEM) and restart it`);
@@ -66,6 +69,13 @@ export async function onlinePreflight(deps: { config: Config; fleet: Fleet }, pl
       // every tenant of the shared table log whole old rows, a cost for the fleet, not this move.
       fixes.add(`include ${t.keyColumn} in the primary key (or the replica identity index) of ${t.table} in a migration`);
     }
+  }
+  if (src.brokenChecks.length) {
+    // COPY checks every row it writes, NOT VALID or not, and the apply worker's replica role does not switch checks off.
+    problems.push(
+      `the tenant's rows break NOT VALID check constraint(s) ${src.brokenChecks.join(', ')}, and logical replication's table copy checks every row it writes`,
+    );
+    fixes.add('fix those rows at the source');
   }
   // The target database may not exist yet (a new database tenant, a shard's first pool tenant).
   const tgt = await deps.fleet.withClient(to.shard, ADMIN_DATABASE, (c) =>
@@ -115,10 +125,14 @@ interface SourceFacts {
   freeSlots: number;
   notOwned: string[];
   identity: { table: string; keyColumn: string; ident: string; covers: boolean }[];
+  /** NOT VALID check constraints the tenant's rows break ("table.name (rows)"). */
+  brokenChecks: string[];
 }
 
-async function sourceFacts(c: Q, schema: string, config: Config): Promise<SourceFacts> {
+async function sourceFacts(c: Q, scope: CopyScope, config: Config): Promise<SourceFacts> {
+  const { schema } = scope;
   const tables = await copyTables(c, schema, config);
+  const broken = (await sourceConstraints(c, scope, tables, config.tenantKey.type)).filter((k) => k.type === 'check' && k.violatingRows);
   const who = await c.query<{ role: string; sup: boolean; repl: boolean; wal: string; create: boolean; free: number }>(
     `select current_user as role, r.rolsuper as sup, r.rolreplication as repl, current_setting('wal_level') as wal,
             has_database_privilege(current_database(), 'CREATE') as create,
@@ -146,6 +160,7 @@ async function sourceFacts(c: Q, schema: string, config: Config): Promise<Source
     create: w.create,
     freeSlots: w.free,
     notOwned: tables.filter((t) => !byName.get(t.table)?.owned).map((t) => t.table),
+    brokenChecks: broken.map((k) => `${k.table}.${k.name} (${k.violatingRows} rows)`),
     identity: tables.map((t) => {
       const r = byName.get(t.table);
       const ident = r?.ident ?? 'n';

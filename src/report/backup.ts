@@ -36,9 +36,15 @@ export function renderBackupList(out: Output, command: string, rows: BackupEntry
 
 export function renderVerify(out: Output, command: string, r: VerifyResult): void {
   if (out.json) return out.document({ command, ...r });
-  if (r.ok)
+  if (r.ok) {
     out.print(out.color.green(`${r.backup}: intact (${r.tablesChecked} tables, ${r.rows} rows${r.encrypted ? ', decrypted' : ''})`));
-  else out.print(out.color.red(`${r.backup}: DAMAGED\n  ${r.problems.join('\n  ')}`));
+    if (r.notValid === null)
+      out.print('  constraints: not recorded (an older backup): a restore re-creates NOT VALID what the migrations make so');
+    else if (r.notValid.length) {
+      out.print('  NOT VALID at the source, re-created NOT VALID by a restore:');
+      for (const k of r.notValid) out.print(`    ${k.table}.${k.name} (${k.type}): ${k.restore}`);
+    }
+  } else out.print(out.color.red(`${r.backup}: DAMAGED\n  ${r.problems.join('\n  ')}`));
 }
 
 export function renderPrune(out: Output, command: string, rows: PruneEntry[], dryRun: boolean): void {

@@ -6,6 +6,7 @@ import { decryptStream, encryptStream, unwrapKey, wrapKey } from '../../src/back
 import { compressionOf, manifestChecksum, parseManifest, sealManifest, type Manifest } from '../../src/backup/manifest.js';
 import { COMPRESSIONS, compressStream, decompressStream } from '../../src/backup/compression.js';
 import { planPrune } from '../../src/backup/prune.js';
+import { restoreNeeds } from '../../src/backup/verify-constraints.js';
 import { newBackupId, slugOfBackupId } from '../../src/backup/storage.js';
 
 async function run(chunks: Buffer[], ...streams: NodeJS.ReadWriteStream[]): Promise<Buffer> {
@@ -123,6 +124,56 @@ describe('manifest', () => {
     expect(() => parseManifest(JSON.stringify(sealManifest({ ...body, format: 2, compression: 'lz4' as never })), 'b')).toThrow(
       /malformed at compression/,
     );
+  });
+});
+
+describe('manifest format 3: the source constraints', () => {
+  const { checksum: _c, ...body } = sealManifest({
+    format: 1,
+    id: 'acme.20260101T000000000Z',
+    createdAt: '2026-01-01T00:00:00.000Z',
+    tool: { name: 'tenantctl', version: '0.1.0' },
+    tenant: {
+      slug: 'acme',
+      key: 'k',
+      name: 'Acme',
+      tier: 'free',
+      model: 'pool',
+      region: 'us-east',
+      shard: 'us1',
+      database: 'tenant_pool',
+      schema: 'app',
+      residency: null,
+    },
+    keyType: 'uuid',
+    migrations: { version: '0001_a', applied: [{ id: '0001_a', checksum: 'c' }] },
+    tables: [],
+    dump: null,
+    encryption: null,
+  } as Omit<Manifest, 'checksum'>);
+  const constraints = [
+    { table: 'users', name: 'users_no_u1', type: 'check' as const, valid: false, violatingRows: 1 },
+    { table: 'users', name: 'users_email_check', type: 'check' as const, valid: true },
+    { table: 'projects', name: 'projects_template_fk', type: 'foreign key' as const, valid: false, violatingRows: 0 },
+  ];
+  it('format 3 records them; format 2 has none; a mix is refused', () => {
+    const three = parseManifest(JSON.stringify(sealManifest({ ...body, format: 3, compression: 'brotli', constraints })), 'b');
+    expect(three.constraints).toEqual(constraints);
+    expect(() => parseManifest(JSON.stringify(sealManifest({ ...body, format: 3, compression: 'brotli' })), 'b')).toThrow(
+      /malformed at constraints: format 3 records its constraints/,
+    );
+    expect(() => parseManifest(JSON.stringify(sealManifest({ ...body, format: 2, compression: 'gzip', constraints })), 'b')).toThrow(
+      /format 2 has no constraints field/,
+    );
+    expect(parseManifest(JSON.stringify(sealManifest({ ...body, format: 2, compression: 'gzip' })), 'b').constraints).toBeUndefined();
+  });
+  it('backup verify names the NOT VALID ones and what a restore does; not recorded before format 3', () => {
+    const needs = restoreNeeds({ constraints })!;
+    expect(needs.map((k) => k.name)).toEqual(['users_no_u1', 'projects_template_fk']);
+    expect(needs[0].restore).toMatch(/1 row\(s\) break it: .* re-added NOT VALID .*ACCESS EXCLUSIVE on users until the commit/);
+    expect(needs[1].restore).toMatch(/no row breaks it/);
+    expect(restoreNeeds({})).toBeNull();
+    expect(restoreNeeds({ constraints: [constraints[1]] })).toEqual([]);
   });
 });
 
