@@ -24,6 +24,8 @@ import { recoverMove, sweepReplication, sweepRolledBackCopies } from './recover.
 import { onlinePreflight } from './online-preflight.js';
 import { runOnlineMove } from './online-run.js';
 import { removeEnd } from './remove.js';
+import { namesAfter, type NamesAfter } from './names.js';
+import { liftSwitchFence, placeSwitchFence } from './switch-fence.js';
 
 export interface MoveDeps {
   config: Config;
@@ -79,6 +81,8 @@ export interface MoveResult {
   writeBlockedMs?: number;
   /** Migrations applied to a pool target first. */
   targetMigrated?: string[];
+  /** Switched: what the application connects with now (the same names when the model was kept). */
+  names?: NamesAfter;
   /** A killed earlier attempt that was cleaned up before this one. */
   resumed?: { move: number; cleaned: string[] };
   durationMs: number;
@@ -157,6 +161,7 @@ export async function moveTenant(deps: MoveDeps, slug: string, o: MoveOptions): 
         bytes: p.bytes,
         writeBlockedMs: p.writeBlockedMs,
         resumed: again.cleaned.length ? again : undefined,
+        names: namesAfter(deps.config, slug, open.args.plan.to, open.args.plan.from),
         durationMs: Date.now() - started,
       };
     }
@@ -282,6 +287,8 @@ async function runMove(
     const bytes = checks.reduce((n, c) => n + c.bytes, 0);
 
     begin('switch');
+    // The source refuses the application's writes from here until complete or rollback.
+    await placeSwitchFence(deps, rec, plan, pre.tables);
     await db.transaction().execute(async (tx) => {
       await updateTenant(tx, plan.tenant, {
         model: plan.to.model,
@@ -330,6 +337,7 @@ async function runMove(
       writeBlockedMs,
       targetMigrated: pre.targetMigrated,
       resumed,
+      names: namesAfter(config, plan.tenant, plan.to, plan.from),
       durationMs: Date.now() - started,
     };
   } catch (err) {
@@ -338,6 +346,7 @@ async function runMove(
     const message = redactText(errorMessage(err));
     // Every exit path lifts the fence; a copy that never switched is removed.
     if (fence) await fence.lift().catch(() => undefined);
+    if (!switched) await liftSwitchFence(deps, rec).catch(() => undefined);
     const blocked = fence?.record.at ? Date.now() - Date.parse(fence.record.at) : undefined;
     if (!switched) {
       if (rec.progress.targetCreated) await removeEnd(deps, plan.tenant, plan.key, plan.to, plan.from).catch(() => undefined);

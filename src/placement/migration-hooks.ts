@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { Config } from '../config/types.js';
+import { ensureSwitchFenceIfUsed } from './pool-switch-fence.js';
 import { ensureServingRole, repairRlsPolicies, rlsNeedsApply, tenantScopedTables } from './rls.js';
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
@@ -50,7 +51,10 @@ export const poolMigration: MigrationHooks = {
       : [];
   },
   async afterMigrate(c, schema, config) {
-    return (await repairRlsPolicies(c, schema, config)).secured;
+    const { secured } = await repairRlsPolicies(c, schema, config);
+    // A tenant switched away from this pool stays fenced on the tables a migration adds.
+    await ensureSwitchFenceIfUsed(c, schema, config);
+    return secured;
   },
   async protectedTables(c, schema, config) {
     return (await tenantScopedTables(c, schema, config)).map((t) => t.table);
