@@ -93,7 +93,8 @@ export interface MoveResult {
 
 /**
  * Test hooks (TENANTCTL_INJECT_FAULT): `move-tamper` alters a target row before verify; `move-hang-in-copy` waits to be
- * killed after the first table; `move-hang-after-<phase>` waits once that phase is recorded done.
+ * killed after the first table; `move-hang-after-<phase>` waits once that phase is recorded done;
+ * `move-hang-after-switch-fence` waits with the source's switch fence up and the catalog not yet switched.
  */
 const FAULT = () => process.env.TENANTCTL_INJECT_FAULT;
 
@@ -289,6 +290,7 @@ async function runMove(
     begin('switch');
     // The source refuses the application's writes from here until complete or rollback.
     await placeSwitchFence(deps, rec, plan, pre.tables);
+    if (FAULT() === 'move-hang-after-switch-fence') await new Promise(() => setInterval(() => {}, 1000));
     await db.transaction().execute(async (tx) => {
       await updateTenant(tx, plan.tenant, {
         model: plan.to.model,

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { json, ownMigrateFleet, type MigrateEnv, tenantDigests } from '../helpers/migrate-env.js';
+import { json, ownMigrateFleet, type MigrateEnv, tenantDigests, until } from '../helpers/migrate-env.js';
+import { latestMove } from '../../src/move/record.js';
 import { seed, tenant } from '../helpers/seed.js';
 
 /**
@@ -56,8 +57,9 @@ beforeAll(async () => {
     { slug: 'fp-rb', model: 'pool', shard: 'us1' },
     { slug: 'fs', model: 'schema', shard: 'us1' },
     { slug: 'fd', model: 'database', shard: 'us1' },
+    { slug: 'fk', model: 'schema', shard: 'us1' },
   ]);
-  for (const s of ['fp', 'fp-next', 'fp-rb', 'fs', 'fd']) await seed(e, s, 40, s);
+  for (const s of ['fp', 'fp-next', 'fp-rb', 'fs', 'fd', 'fk']) await seed(e, s, 40, s);
 }, 120_000);
 
 afterAll(async () => {
@@ -210,5 +212,23 @@ describe('the source is fenced from the switch until complete or rollback', () =
     expect((await old.c.query(`update app.tasks set title = title`)).rowCount).toBe(40);
     expect((await tenant(e, 'fp-rb'))!.model).toBe('pool');
     expect(await e.q('us1', `pool_${e.name}`, 'select key from tenantctl_fence.switched')).toEqual([]);
+  });
+
+  it('killed with the switch fence up but the catalog not switched: the next move command lifts it, the old URL writes again', async () => {
+    const app = await connectApp(e, 'fk');
+    let pid = 0;
+    const run = e.cli(['move', 'fk', '--to-shard', 'eu1', '--yes', '--json'], {
+      env: { TENANTCTL_INJECT_FAULT: 'move-hang-after-switch-fence' },
+      onSpawn: (p) => (pid = p),
+    });
+    await until(async () => (await latestMove(e.db, 'fk'))?.progress.switchFence?.at, 60_000);
+    process.kill(pid, 'SIGKILL');
+    expect((await run).signal).toBe('SIGKILL');
+    expect((await tenant(e, 'fk'))!.shard).toBe('us1');
+    await expect(app.c.query('update tasks set title = title')).rejects.toMatchObject({ code: '25006' });
+    const rb = await e.cli(['move', 'rollback', 'fk', '--yes', '--json']);
+    expect(rb.code, rb.stdout + rb.stderr).toBe(0);
+    expect(json(rb).cleaned.join('; ')).toMatch(/lifted the switch fence at us1\/schemas_mf\/t_fk/);
+    expect((await app.c.query('update tasks set title = title')).rowCount).toBe(40);
   });
 });
