@@ -185,7 +185,7 @@ describe('the source is fenced from the switch until complete or rollback', () =
     expect((await complete(e, 'fs')).code).toBe(2);
   });
 
-  it('database → database: refused at the old URL, a clean complete drops it and prints the names', async () => {
+  it('database → database: refused at the old URL; complete refuses a source written by hand until told to discard it, then drops it and prints the names', async () => {
     const old = await connectApp(e, 'fd');
     await moveOk(e, ['fd', '--to-shard', 'eu1']);
     await expect(old.c.query(`update ${old.schema}.tasks set title = 'x'`)).rejects.toMatchObject({
@@ -193,8 +193,16 @@ describe('the source is fenced from the switch until complete or rollback', () =
       message: expect.stringMatching(/fd has moved: it lives at shard eu1, database t_fd, schema app/),
     });
     await old.c.end();
-    const r = await e.cli(['move', 'complete', 'fd', '--yes']);
+    // The fence does not stop the shard role dropping it: a delete by hand is a change too.
+    await e.q('us1', 't_fd', `alter table app.comments disable trigger tenantctl_switched`);
+    await e.q('us1', 't_fd', `delete from app.comments where ctid = (select ctid from app.comments limit 1)`);
+    const refused = await complete(e, 'fd');
+    expect(refused.code).toBe(1);
+    expect(json(refused).error.message).toMatch(/comments \(40 rows at the switch, 39 now\)/);
+    expect(await e.q('us1', 'postgres', `select 1 from pg_database where datname = 't_fd'`)).toHaveLength(1);
+    const r = await e.cli(['move', 'complete', 'fd', '--yes', '--discard-source-writes']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/writes made at the source after the switch were discarded/);
     expect(r.stdout).toMatch(/keeps its names: database t_fd, schema app, role tenant_fd on shard eu1/);
     expect(await e.q('us1', 'postgres', `select 1 from pg_database where datname = 't_fd'`)).toEqual([]);
   });
