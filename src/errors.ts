@@ -71,6 +71,11 @@ export const ERROR_CODES = {
   PG_DUMP: { exit: EXIT.failed, hint: 'install a pg_dump at least as new as the shard (PostgreSQL client tools)' },
   MOVE_FAILED: { exit: EXIT.failed, hint: 'the catalog still points where the data is whole; run move again to resume, or move rollback' },
   MOVE_VERIFY: { exit: EXIT.failed, hint: 'nothing was switched; the copy was removed; run move again' },
+  /** `move complete` found the source written after the switch: removing it would drop those writes. */
+  MOVE_SOURCE_CHANGED: {
+    exit: EXIT.failed,
+    hint: 'nothing was removed; tenantctl move rollback <slug> keeps the source, or carry the writes over and pass --discard-source-writes',
+  },
   /** `move --online` without what logical replication needs (wal_level, roles, replica identity). */
   ONLINE_UNAVAILABLE: {
     exit: EXIT.usage,

@@ -94,11 +94,12 @@ export function registerMoveCommands(program: Command): void {
 
   move
     .command('complete <slug>')
-    .description('make a switched move final: remove the source placement (or its rows)')
+    .description('make a switched move final: prove the source unchanged since the switch, then remove it (or its rows)')
     .option('--yes', 'confirm without asking')
     .option('--wait', 'wait for another command working on the tenant instead of exit 3')
+    .option('--discard-source-writes', 'remove the source even if it was written after the switch (those writes are lost)')
     .action(
-      action('move complete', async (ctx, slug: string, flags: { yes?: boolean; wait?: boolean }) => {
+      action('move complete', async (ctx, slug: string, flags: { yes?: boolean; wait?: boolean; discardSourceWrites?: boolean }) => {
         // --yes and --wait after the subcommand are parsed by `move` itself (it has them too).
         const f = { ...move.opts(), ...flags } as typeof flags;
         await confirmDestructive(ctx, f.yes, `remove ${slug}'s old placement`);
@@ -108,7 +109,14 @@ export function registerMoveCommands(program: Command): void {
           ctx.out,
           ctx.command,
           await completeMove(
-            { config: ctx.config, db: await ctx.catalog(), fleet: await ctx.fleet(), command: ctx.command, wait: f.wait },
+            {
+              config: ctx.config,
+              db: await ctx.catalog(),
+              fleet: await ctx.fleet(),
+              command: ctx.command,
+              wait: f.wait,
+              discardSourceWrites: f.discardSourceWrites,
+            },
             slug,
           ),
         );

@@ -5,6 +5,7 @@ import { TenantctlError } from '../errors.js';
 import { databaseExists } from '../placement/pool-rows.js';
 import { ensurePoolFence, releasePoolFence, takePoolFence } from '../placement/pool-fence.js';
 import { fenceTables, unfenceTables } from '../placement/table-fence.js';
+import { ensurePoolSwitchFence } from '../placement/pool-switch-fence.js';
 import { MODEL_TRAITS } from '../placement/placement.js';
 import type { MoveEnd } from './plan.js';
 
@@ -37,13 +38,18 @@ export function fenceRecordFor(end: MoveEnd, key: string): FenceRecord {
   return { kind: MODEL_TRAITS[end.model].writeFence, shard: end.shard, database: end.database, schema: end.schema, key };
 }
 
-/** The pool's fence policies, once per pool target (idempotent; part of its managed state). */
+/**
+ * The pool's fence policies, once per pool target (idempotent; part of its managed state): the
+ * move's fence and the switch fence (src/placement/pool-switch-fence.ts), so that the DDL on the
+ * shared tables happens here, before the tenant's writes are blocked, never while they are.
+ */
 export async function preparePoolFence(fleet: Fleet, config: Config, end: MoveEnd): Promise<void> {
   if (MODEL_TRAITS[end.model].writeFence !== 'advisory') return;
   await fleet.withTransaction(end.shard, end.database, async (c) => {
     // CREATE POLICY locks the shared table: never queue every tenant behind a long transaction for it.
     await c.query(`set local lock_timeout = '${FENCE_WAIT_MS}ms'`);
     await ensurePoolFence(c, end.schema, config);
+    await ensurePoolSwitchFence(c, end.schema, config);
   });
 }
 

@@ -21,6 +21,8 @@ import { phaseClock } from './phase-clock.js';
 import { keepSuspended } from './keep-suspended.js';
 import { MoveRecord } from './record.js';
 import { removeEnd } from './remove.js';
+import { namesAfter } from './names.js';
+import { liftSwitchFence, placeSwitchFence } from './switch-fence.js';
 import {
   createSourceSide,
   createSubscription,
@@ -231,6 +233,8 @@ export async function runOnlineMove(
 
     await keepSuspended(deps.fleet, deps.config, plan, prevStatus);
     begin('switch');
+    // The source refuses the application's writes from here until complete or rollback.
+    await placeSwitchFence(deps, rec, plan, pre.tables);
     await switchCatalog(db, deps.command, plan, rec, checks, prevStatus, prevDetail);
     switched = true;
     await done('switch', rec);
@@ -264,6 +268,7 @@ export async function runOnlineMove(
       writeBlockedMs,
       targetMigrated: pre.targetMigrated,
       resumed,
+      names: namesAfter(config, plan.tenant, plan.to, plan.from),
       ...(warning ? { warning } : {}),
       durationMs: Date.now() - started,
     };
@@ -282,6 +287,7 @@ export async function runOnlineMove(
       }
     }
     if (fence) await fence.lift().catch(() => undefined);
+    if (!switched) await liftSwitchFence(deps, rec).catch(() => undefined);
     const blocked = fence?.record.at ? Date.now() - Date.parse(fence.record.at) : undefined;
     if (!switched) {
       if (rec.progress.targetCreated && repl.droppedAt) {

@@ -5,6 +5,8 @@ import type { TenantStatus } from '../catalog/tables.js';
 import { currentActor } from '../catalog/actor.js';
 import type { MovePlan } from './plan.js';
 import type { FenceRecord } from './fence.js';
+import type { SwitchFenceRecord } from './switch-fence.js';
+import type { TableChange } from './unchanged.js';
 import type { TableCheck } from './copy.js';
 import type { ReplicationRecord } from './replication.js';
 
@@ -40,6 +42,14 @@ export interface MoveProgress {
   bytes?: number;
   tables?: TableCheck[];
   writeBlockedMs?: number;
+  /** The source's fence from the switch until `move complete` or `move rollback` (switch-fence.ts). */
+  switchFence?: SwitchFenceRecord;
+  /** Per table, the columns the move digested at the source: what `move complete` measures again. */
+  sourceColumns?: Record<string, string[]>;
+  /** `move complete` found the source unchanged (a killed complete then removes it without measuring again). */
+  sourceCheckedAt?: string;
+  /** What `move complete --discard-source-writes` found written at the source and removed. */
+  sourceDiscarded?: TableChange[];
   /** An online move's publication, slot and subscription, recorded before each is made. */
   replication?: ReplicationRecord;
   error?: string;

@@ -6,6 +6,7 @@ import type { Fleet } from '../fleet/fleet.js';
 import { liftRecordedFence } from './fence.js';
 import { MoveRecord, type MoveArgs, type MoveRow } from './record.js';
 import { removeEnd } from './remove.js';
+import { liftSwitchFence } from './switch-fence.js';
 import { dropReplication, type ReplicationRecord } from './replication.js';
 import { sql } from 'kysely';
 
@@ -26,7 +27,8 @@ export interface Recovered {
  * Clean up after a move whose process died (status `running`; the caller holds the tenant's lock,
  * so nobody else is working on it): lift its recorded fence, remove a target it recorded as
  * created (the catalog never pointed there), give the tenant its status back, and mark the
- * operation interrupted. For a `switched` move, only a fence left behind is lifted.
+ * operation interrupted. For a `switched` move, only a fence left behind is lifted (the source's
+ * switch fence stays until `move complete` or `move rollback`).
  */
 export async function recoverMove(deps: RecoverDeps, row: MoveRow): Promise<Recovered> {
   const { db, fleet } = deps;
@@ -48,6 +50,8 @@ export async function recoverMove(deps: RecoverDeps, row: MoveRow): Promise<Reco
     await rec.update({ fence: { ...fence, liftedAt: new Date().toISOString() }, ...(at ? { writeBlockedMs: Date.now() - at } : {}) });
   }
   if (row.status === 'switched') return { move: row.id, cleaned };
+  // Killed between the source's switch fence and the catalog's switch: the source is still the tenant's.
+  if (await liftSwitchFence(deps, rec)) cleaned.push(`lifted the switch fence at ${plan.from.target}`);
   if (row.progress.targetCreated) {
     await removeEnd(deps, plan.tenant, plan.key, plan.to, plan.from);
     cleaned.push(`removed the partial copy at ${plan.to.target}`);

@@ -3,14 +3,14 @@ import { getTenant, updateTenant } from '../catalog/tenants.js';
 import { TenantctlError, UsageError } from '../errors.js';
 import { withTenantLock } from '../operations/tenant-lock.js';
 import { assertSlug } from '../placement/slug.js';
-import { copyTables } from '../copy/tables.js';
-import { digestTable } from '../copy/streams.js';
-import { sqlDigest } from '../copy/sql-digest.js';
 import type { MoveEnd } from './plan.js';
 import { fenceRecordFor, preparePoolFence, takeFence } from './fence.js';
 import { MoveRecord, latestMove, openMove } from './record.js';
 import { recoverMove, sweepReplication, sweepRolledBackCopies, type RecoverDeps } from './recover.js';
 import { removeEnd } from './remove.js';
+import { namesAfter, type NamesAfter } from './names.js';
+import { liftSwitchFence } from './switch-fence.js';
+import { changedSinceSwitch, describeChanges } from './unchanged.js';
 
 export interface RollbackResult {
   tenant: string;
@@ -22,6 +22,8 @@ export interface RollbackResult {
   /** The move had switched (and was switched back), or had been killed before switching. */
   wasSwitched: boolean;
   cleaned: string[];
+  /** What the application connects with again (the source's names). */
+  names: NamesAfter;
 }
 
 /**
@@ -49,6 +51,7 @@ export async function rollbackMove(deps: RecoverDeps & { wait?: boolean }, slug:
             removed: last.args.plan.to,
             wasSwitched: true,
             cleaned: copies.cleaned,
+            names: namesAfter(deps.config, slug, last.args.plan.from, last.args.plan.to),
           };
       }
       // An online move that ended while a shard did not answer may have left its replication objects.
@@ -62,6 +65,7 @@ export async function rollbackMove(deps: RecoverDeps & { wait?: boolean }, slug:
           removed: last.args.plan.to,
           wasSwitched: false,
           cleaned: swept.cleaned,
+          names: namesAfter(deps.config, slug, last.args.plan.from, last.args.plan.to),
         };
       }
     }
@@ -79,7 +83,15 @@ export async function rollbackMove(deps: RecoverDeps & { wait?: boolean }, slug:
         tenant: slug,
         details: { move: open.id, at: plan.from.target, removed: plan.to.target, switched: false },
       });
-      return { tenant: slug, move: open.id, at: plan.from, removed: plan.to, wasSwitched: false, cleaned: r.cleaned };
+      return {
+        tenant: slug,
+        move: open.id,
+        at: plan.from,
+        removed: plan.to,
+        wasSwitched: false,
+        cleaned: r.cleaned,
+        names: namesAfter(deps.config, slug, plan.from, plan.to),
+      };
     }
     const { cleaned } = await recoverMove(deps, open);
     // Switched: fence the target while we check it is as verified and switch back.
@@ -91,33 +103,17 @@ export async function rollbackMove(deps: RecoverDeps & { wait?: boolean }, slug:
     const fence = await takeFence(deps.fleet, frec);
     await rec.update({ fence: fence.record });
     try {
-      const changed = await deps.fleet.withClient(plan.to.shard, plan.to.database, async (c) => {
-        await c.query('begin isolation level repeatable read read only');
-        try {
-          const tables = await copyTables(c, plan.to.schema, deps.config);
-          const want = new Map((open.progress.tables ?? []).map((t) => [t.table, t.target]));
-          const out: string[] = [];
-          for (const t of tables) {
-            const w = want.get(t.table);
-            const scope = { model: plan.to.model, schema: plan.to.schema, key: plan.key };
-            // Measured as the move measured it: sqlDigest (`rows:a:b`), or RowTap's hash for a
-            // move switched by an older tenantctl (`rows:hex`).
-            const d =
-              w && w.hash.split(':').length === 2 ? await digestTable(c, t, scope, deps.config) : await sqlDigest(c, t, scope, deps.config);
-            if (!w || w.rows !== d.rows || w.hash !== d.hash) out.push(`${t.table} (${w?.rows ?? 0} → ${d.rows} rows)`);
-          }
-          return out;
-        } finally {
-          await c.query('rollback').catch(() => undefined);
-        }
-      });
+      const changed = await changedSinceSwitch(deps, plan.to, plan.key, open.progress.tables ?? [], 'target', { anyNewTable: true });
       if (changed.length) {
         throw new UsageError(
           'TENANT_STATE',
-          `${slug} has written at ${plan.to.target} since the switch (${changed.join(', ')}); rolling back to the source would lose those writes; nothing was changed`,
+          `${slug} has written at ${plan.to.target} since the switch (${describeChanges(changed)}); rolling back to the source would lose those writes; nothing was changed`,
           `move it back instead (tenantctl move ${slug} --to-shard ${plan.from.shard} --to-model ${plan.from.model}) after tenantctl move complete ${slug}`,
         );
       }
+      // The source takes writes again before the catalog points there: a kill in between leaves
+      // a source that `move complete` finds changed (and refuses), never writes that get dropped.
+      await liftSwitchFence(deps, rec);
       await deps.db.transaction().execute(async (tx) => {
         await updateTenant(tx, slug, {
           model: plan.from.model,
@@ -152,6 +148,14 @@ export async function rollbackMove(deps: RecoverDeps & { wait?: boolean }, slug:
         `the move is rolled back in the catalog; drop ${plan.to.target} by hand once the shard is healthy (tenantctl move status ${slug} shows it)`,
       );
     }
-    return { tenant: slug, move: open.id, at: plan.from, removed: plan.to, wasSwitched: true, cleaned };
+    return {
+      tenant: slug,
+      move: open.id,
+      at: plan.from,
+      removed: plan.to,
+      wasSwitched: true,
+      cleaned,
+      names: namesAfter(deps.config, slug, plan.from, plan.to),
+    };
   });
 }

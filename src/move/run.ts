@@ -26,6 +26,8 @@ import { recoverMove, sweepReplication, sweepRolledBackCopies } from './recover.
 import { onlinePreflight } from './online-preflight.js';
 import { runOnlineMove } from './online-run.js';
 import { removeEnd } from './remove.js';
+import { namesAfter, type NamesAfter } from './names.js';
+import { liftSwitchFence, placeSwitchFence } from './switch-fence.js';
 
 export interface MoveDeps {
   config: Config;
@@ -87,6 +89,8 @@ export interface MoveResult {
   targetMigrated?: string[];
   /** Declared shared tables, not copied (the target has its own). */
   sharedNotCopied?: string[];
+  /** Switched: what the application connects with now (the same names when the model was kept). */
+  names?: NamesAfter;
   /** A killed earlier attempt that was cleaned up before this one. */
   resumed?: { move: number; cleaned: string[] };
   durationMs: number;
@@ -97,7 +101,8 @@ export interface MoveResult {
 
 /**
  * Test hooks (TENANTCTL_INJECT_FAULT): `move-tamper` alters a target row before verify; `move-hang-in-copy` waits to be
- * killed after the first table; `move-hang-after-<phase>` waits once that phase is recorded done.
+ * killed after the first table; `move-hang-after-<phase>` waits once that phase is recorded done;
+ * `move-hang-after-switch-fence` waits with the source's switch fence up and the catalog not yet switched.
  */
 const FAULT = () => process.env.TENANTCTL_INJECT_FAULT;
 
@@ -168,6 +173,7 @@ export async function moveTenant(deps: MoveDeps, slug: string, o: MoveOptions): 
         bytes: p.bytes,
         writeBlockedMs: p.writeBlockedMs,
         resumed: again.cleaned.length ? again : undefined,
+        names: namesAfter(deps.config, slug, open.args.plan.to, open.args.plan.from),
         durationMs: Date.now() - started,
       };
     }
@@ -299,6 +305,9 @@ async function runMove(
 
     await keepSuspended(fleet, config, plan, prevStatus);
     begin('switch');
+    // The source refuses the application's writes from here until complete or rollback.
+    await placeSwitchFence(deps, rec, plan, pre.tables);
+    if (FAULT() === 'move-hang-after-switch-fence') await new Promise(() => setInterval(() => {}, 1000));
     await db.transaction().execute(async (tx) => {
       await updateTenant(tx, plan.tenant, {
         model: plan.to.model,
@@ -349,6 +358,7 @@ async function runMove(
       targetMigrated: pre.targetMigrated,
       sharedNotCopied: pre.sharedNotCopied,
       resumed,
+      names: namesAfter(config, plan.tenant, plan.to, plan.from),
       durationMs: Date.now() - started,
     };
   } catch (err) {
@@ -357,6 +367,7 @@ async function runMove(
     const message = redactText(errorMessage(err));
     // Every exit path lifts the fence; a copy that never switched is removed.
     if (fence) await fence.lift().catch(() => undefined);
+    if (!switched) await liftSwitchFence(deps, rec).catch(() => undefined);
     const blocked = fence?.record.at ? Date.now() - Date.parse(fence.record.at) : undefined;
     if (!switched) {
       if (rec.progress.targetCreated) await removeEnd(deps, plan.tenant, plan.key, plan.to, plan.from).catch(() => undefined);

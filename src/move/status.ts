@@ -26,6 +26,8 @@ export interface MoveStatusResult {
     bytes: number;
     writeBlockedMs: number | null;
     fence: { at?: string; liftedAt?: string } | null;
+    /** The source's fence from the switch until complete or rollback (switch-fence.ts). */
+    switchFence: { at?: string; liftedAt?: string } | null;
     phases: Record<string, number>;
     tables: TableCheck[];
     startedAt: string;
@@ -71,6 +73,7 @@ export async function moveStatus(db: CatalogDb, slug: string): Promise<MoveStatu
       bytes: p.bytes ?? 0,
       writeBlockedMs: blocked,
       fence: p.fence ? { at: p.fence.at, liftedAt: p.fence.liftedAt } : null,
+      switchFence: p.switchFence ? { at: p.switchFence.at, liftedAt: p.switchFence.liftedAt } : null,
       phases: p.phases ?? {},
       tables: p.tables ?? [],
       startedAt: m.startedAt.toISOString(),

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { Config } from '../config/types.js';
 import { ensurePoolSuspend, poolSuspendInstalled, poolSuspendNeedsApply } from './pool-suspend.js';
+import { ensureSwitchFenceIfUsed } from './pool-switch-fence.js';
 import { ensureServingRole, repairRlsPolicies, rlsNeedsApply, tenantScopedTables } from './rls.js';
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
@@ -51,9 +52,11 @@ export const poolMigration: MigrationHooks = {
       : [];
   },
   async afterMigrate(c, schema, config) {
-    const secured = (await repairRlsPolicies(c, schema, config)).secured;
+    const { secured } = await repairRlsPolicies(c, schema, config);
     // A pool that has had a suspension keeps it on the tables this migration made (pool-suspend.ts).
     if (await poolSuspendInstalled(c)) await ensurePoolSuspend(c, schema, config);
+    // A tenant switched away from this pool stays fenced on the tables a migration adds.
+    await ensureSwitchFenceIfUsed(c, schema, config);
     return secured;
   },
   async protectedTables(c, schema, config) {

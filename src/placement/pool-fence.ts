@@ -1,8 +1,8 @@
 import type pg from 'pg';
 import type { Config } from '../config/types.js';
 import { ident, literal, qualified } from '../sql.js';
-import { tenantScopedTables } from './rls.js';
 import { MOVE_FENCE, RESTORE_FENCE, type FenceReason } from './fence-reasons.js';
+import { ensureKeyWritePolicies } from './key-write-policies.js';
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
 
@@ -57,32 +57,7 @@ export async function ensurePoolFence(
       end if;
       raise exception ${literal(MOVE_FENCE.message)} using errcode = '${FENCE_SQLSTATE}', hint = ${literal(MOVE_FENCE.hint)};
     end $fn$`);
-  const tables = await tenantScopedTables(c, schema, config);
-  const { rows } = await c.query<{ table: string; name: string }>(
-    `select c.relname as table, p.polname as name from pg_policy p join pg_class c on c.oid = p.polrelid
-       join pg_namespace n on n.oid = c.relnamespace where n.nspname = $1 and p.polname = any($2)`,
-    [schema, Object.values(FENCE_POLICIES)],
-  );
-  const have = new Set(rows.map((r) => `${r.table}/${r.name}`));
-  const added: string[] = [];
-  for (const t of tables) {
-    // Only the session's own tenant's rows are checked: another tenant's write never evaluates
-    // the fence of a key it cannot see, whatever order the planner evaluates the quals in.
-    const col = ident(t.column);
-    const mine = `(${col} is distinct from nullif(current_setting(${literal(config.rls.setting)}, true), '')::${config.tenantKey.type}) or ${qualified(FENCE_SCHEMA, 'check_writable')}(${col}::text)`;
-    const target = qualified(schema, t.table);
-    const want: [string, string][] = [
-      [FENCE_POLICIES.insert, `for insert to public with check (${mine})`],
-      [FENCE_POLICIES.update, `for update to public using (${mine}) with check (${mine})`],
-      [FENCE_POLICIES.delete, `for delete to public using (${mine})`],
-    ];
-    for (const [name, body] of want) {
-      if (have.has(`${t.table}/${name}`)) continue;
-      await c.query(`create policy ${ident(name)} on ${target} as restrictive ${body}`);
-      added.push(`${t.table}.${name}`);
-    }
-  }
-  return added;
+  return ensureKeyWritePolicies(c, schema, config, FENCE_POLICIES, qualified(FENCE_SCHEMA, 'check_writable'));
 }
 
 /**

@@ -29,6 +29,28 @@ export interface Resolved {
   credentials?: string;
 }
 
+/** The names an application connects with: database, schema and role (host and port aside). */
+export interface ApplicationNames {
+  database: string;
+  schema: string;
+  role: string;
+}
+
+/**
+ * What the tenant's application connects to at a placement: the serving role (pool) or the
+ * tenant's own role, with the placement's database and schema.
+ *
+ * @example
+ *   applicationNames(config, 'acme', { model: 'schema', database: 'tenant_schemas', schema: 't_acme' }).role // 'tenant_acme'
+ */
+export function applicationNames(
+  config: Pick<Config, 'servingRole'>,
+  slug: string,
+  p: { model: string; database: string; schema: string },
+): ApplicationNames {
+  return { database: p.database, schema: p.schema, role: p.model === 'pool' ? config.servingRole.name : tenantRoleName(slug) };
+}
+
 /**
  * Where a tenant lives and what its application connects with, from the catalog and the config.
  * Never tenantctl's own (admin) role unless asked: a superuser or table owner skips row-level
@@ -47,7 +69,7 @@ export function resolveTenant(config: Config, t: TenantRow, opts: { admin?: bool
   const base = new URL(databaseUrl(shard.url, t.database_name));
   base.search = '';
   const pool = t.model === 'pool';
-  const role = pool ? config.servingRole.name : tenantRoleName(t.slug);
+  const { role } = applicationNames(config, t.slug, { model: t.model, database: t.database_name, schema: t.schema_name });
   const app = new URL(base.toString());
   app.username = encodeURIComponent(role);
   // The serving role's password is in the config, a tenant role's is printed once by `tenant

@@ -40,19 +40,19 @@ export async function fenceTables(c: Queryable, schema: string, timeoutMs: numbe
   return tables;
 }
 
-/** Lift the fence: drop the trigger wherever it is (idempotent; a missing schema is fine). */
-export async function unfenceTables(c: Queryable, schema: string): Promise<number> {
+/** Lift the fence: drop the trigger (or `trigger`, another fence's) wherever it is (idempotent; a missing schema is fine). */
+export async function unfenceTables(c: Queryable, schema: string, trigger = FENCE_TRIGGER): Promise<number> {
   const { rows } = await c.query<{ table: string }>(
     `select c.relname as table from pg_trigger g join pg_class c on c.oid = g.tgrelid join pg_namespace n on n.oid = c.relnamespace
       where n.nspname = $1 and g.tgname = $2`,
-    [schema, FENCE_TRIGGER],
+    [schema, trigger],
   );
-  for (const r of rows) await c.query(`drop trigger if exists ${ident(FENCE_TRIGGER)} on ${qualified(schema, r.table)}`);
+  for (const r of rows) await c.query(`drop trigger if exists ${ident(trigger)} on ${qualified(schema, r.table)}`);
   return rows.length;
 }
 
 /** Ordinary and partitioned tables of the schema (partitions inherit the parent's statement triggers only for their own statements, so each gets one). */
-async function schemaTables(c: Queryable, schema: string): Promise<string[]> {
+export async function schemaTables(c: Queryable, schema: string): Promise<string[]> {
   const { rows } = await c.query<{ table: string }>(
     `select c.relname as table from pg_class c join pg_namespace n on n.oid = c.relnamespace
       where n.nspname = $1 and c.relkind in ('r', 'p') order by c.relname`,

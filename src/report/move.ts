@@ -7,6 +7,7 @@ import { ONLINE_PHASES, PHASES } from '../move/run.js';
 import type { MoveStatusResult } from '../move/status.js';
 import type { CompleteResult } from '../move/complete.js';
 import type { RollbackResult } from '../move/rollback.js';
+import type { NamesAfter } from '../move/names.js';
 
 /**
  * Live view of a move: on a TTY a listr2 task per phase (the copy's title shows rows, bytes and
@@ -136,7 +137,18 @@ export function renderMove(out: Output, command: string, r: MoveResult): void {
     ),
   );
   if (r.warning) out.print(out.color.yellow(`warning: ${escapeControl(r.warning)}`));
-  out.print(`the source is kept: tenantctl move complete ${r.tenant} removes it, tenantctl move rollback ${r.tenant} goes back`);
+  if (r.names) out.print(namesLine(r.tenant, r.names));
+  out.print(
+    `the source is kept, refusing writes: tenantctl move complete ${r.tenant} removes it, tenantctl move rollback ${r.tenant} goes back`,
+  );
+}
+
+/** The names the application uses now, and whether they are the ones it used before. */
+function namesLine(slug: string, n: NamesAfter): string {
+  const names = `database ${n.database}, schema ${n.schema}, role ${n.role} on shard ${n.shard}`;
+  return n.unchanged
+    ? `the application keeps its names: ${names} (only the host differs: tenantctl resolve ${slug})`
+    : `the application connects with new names: ${names} (tenantctl resolve ${slug})`;
 }
 
 export function renderMoveStatus(out: Output, command: string, s: MoveStatusResult): void {
@@ -151,6 +163,7 @@ export function renderMoveStatus(out: Output, command: string, s: MoveStatusResu
   );
   const done = (m.online ? ONLINE_PHASES : PHASES).filter((p) => m.phases[p] !== undefined);
   if (done.length) out.print(`  phases: ${done.map((p) => `${p} ${m.phases[p]} ms`).join(', ')}`);
+  if (m.switchFence?.at && !m.switchFence.liftedAt) out.print(`  the source ${m.from.target} refuses writes since ${m.switchFence.at}`);
   if (m.error) out.print(out.color.red(`  error: ${escapeControl(m.error)}`));
   out.print(`  next: ${m.next}`);
 }
@@ -158,6 +171,9 @@ export function renderMoveStatus(out: Output, command: string, s: MoveStatusResu
 export function renderComplete(out: Output, command: string, r: CompleteResult): void {
   if (out.json) return out.document({ command, ok: true, ...r });
   out.print(`move ${r.move} of ${r.tenant} completed: removed ${r.removed.model} ${r.removed.target}; it lives at ${r.at.target}`);
+  if (!r.sourceUnchanged)
+    out.print(out.color.yellow('writes made at the source after the switch were discarded (--discard-source-writes)'));
+  out.print(namesLine(r.tenant, r.names));
 }
 
 export function renderRollback(out: Output, command: string, r: RollbackResult): void {
@@ -165,4 +181,5 @@ export function renderRollback(out: Output, command: string, r: RollbackResult):
   out.print(
     `move ${r.move} of ${r.tenant} rolled back: it lives at ${r.at.target} again; removed the copy at ${r.removed.target}${r.cleaned.length ? ` (${r.cleaned.join('; ')})` : ''}`,
   );
+  out.print(namesLine(r.tenant, r.names));
 }

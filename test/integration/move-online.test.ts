@@ -156,6 +156,16 @@ describe('online moves, same model across clusters', () => {
       [t.key, beforeFence],
     );
     expect(there[0].n).toBe(beforeFence.length);
+    // Issue 16: and no insert succeeded anywhere else — after the switch the source refuses them
+    // (the switch fence), where before they landed at the source and `move complete` dropped them.
+    const succeeded = writes.filter((w) => w.id).map((w) => w.id!);
+    const all = await su.q(
+      'eu1',
+      `pool_${su.name}`,
+      'select count(*)::int as n from app.projects where tenant_id = $1 and id = any($2::uuid[])',
+      [t.key, succeeded],
+    );
+    expect(all[0].n).toBe(succeeded.length);
     const now = (await tenant(su, 'op-w'))!;
     expect([now.shard, now.model, now.status]).toEqual(['eu1', 'pool', 'active']);
     // The row filter: no other tenant's rows crossed; theirs are untouched.

@@ -2,6 +2,9 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { planMove } from '../../src/move/plan.js';
+import { namesAfter } from '../../src/move/names.js';
+import { switchFenceRecordFor } from '../../src/move/switch-fence.js';
+import { describeChanges } from '../../src/move/unchanged.js';
 import type { TenantRow } from '../../src/catalog/tables.js';
 
 const config = parseConfig(readFileSync(new URL('../../tenants.config.yaml', import.meta.url), 'utf8'), '/repo/tenants.config.yaml', {});
@@ -106,5 +109,50 @@ describe('a moving tenant and migrate up', () => {
     ]);
     expect(p.targets.map((t) => t.id)).toEqual(['us1/tenant_schemas/t_b']);
     expect(p.skipped).toEqual([expect.objectContaining({ reason: 'moving', target: 'us1/tenant_schemas/t_a' })]);
+  });
+});
+
+describe('the names an application uses after a move (issue 16, item 2)', () => {
+  const names = (o: Partial<TenantRow>, req: { toShard: string; toModel?: string }) => {
+    const p = planMove(config, row(o), req);
+    return namesAfter(config, 'acme', p.to, p.from);
+  };
+  it('a move that keeps the model keeps database, schema and role, for every model', () => {
+    expect(names({}, { toShard: 'eu1' })).toEqual({
+      shard: 'eu1',
+      database: 'tenant_pool',
+      schema: 'app',
+      role: config.servingRole.name,
+      unchanged: true,
+    });
+    const schema = { model: 'schema' as const, database_name: 'tenant_schemas', schema_name: 't_acme' };
+    expect(names(schema, { toShard: 'eu1' })).toMatchObject({
+      database: 'tenant_schemas',
+      schema: 't_acme',
+      role: 'tenant_acme',
+      unchanged: true,
+    });
+    const db = { model: 'database' as const, database_name: 't_acme', schema_name: 'app' };
+    expect(names(db, { toShard: 'eu1' })).toMatchObject({ database: 't_acme', schema: 'app', role: 'tenant_acme', unchanged: true });
+  });
+  it('a model change says the names changed', () => {
+    expect(names({}, { toShard: 'eu1', toModel: 'schema' })).toMatchObject({ schema: 't_acme', role: 'tenant_acme', unchanged: false });
+  });
+  it('the switch fence of a pool source is a key row, of an exclusive source triggers, naming the target', () => {
+    expect(switchFenceRecordFor(planMove(config, row(), { toShard: 'eu1' }))).toMatchObject({
+      kind: 'key',
+      shard: 'us1',
+      livesAt: 'shard eu1, database tenant_pool, schema app (eu1/tenant_pool/app)',
+    });
+    const schema = { model: 'schema' as const, database_name: 'tenant_schemas', schema_name: 't_acme' };
+    expect(switchFenceRecordFor(planMove(config, row(schema), { toShard: 'eu1' })).kind).toBe('trigger');
+  });
+  it('describes what changed at a source', () => {
+    expect(
+      describeChanges([
+        { table: 'tasks', atSwitch: 60, now: 60 },
+        { table: 'notes', atSwitch: 0, now: 2 },
+      ]),
+    ).toBe('tasks (60 rows at the switch, 60 now, contents changed), notes (0 rows at the switch, 2 now)');
   });
 });

@@ -1,0 +1,101 @@
+import type pg from 'pg';
+import type { Config } from '../config/types.js';
+import { ident, literal, qualified } from '../sql.js';
+import { FENCE_SCHEMA, FENCE_SQLSTATE } from './pool-fence.js';
+import { ensureKeyWritePolicies } from './key-write-policies.js';
+
+type Queryable = Pick<pg.ClientBase, 'query'>;
+type FenceConfig = Pick<Config, 'tenantKey' | 'rls' | 'servingRole'>;
+
+/** The table of pool tenants that live somewhere else now: one row per fenced key. */
+export const SWITCHED_TABLE = 'switched';
+/** Restrictive policies per pool table, one per write command (reads are never fenced). */
+export const SWITCH_POLICIES = {
+  insert: 'tenantctl_switched_insert',
+  update: 'tenantctl_switched_update',
+  delete: 'tenantctl_switched_delete',
+} as const;
+
+/**
+ * The pool's switch fence: a tenant that a move has switched to another placement keeps its rows
+ * here until `move complete` removes them, and its application must not write to them any more
+ * (nobody would read those writes). Unlike the move's fence (pool-fence.ts, an advisory lock of
+ * the mover's session), this one persists: a row per fenced key in `tenantctl_fence.switched`,
+ * checked by three RESTRICTIVE policies (insert, update, delete) on every tenant-scoped table.
+ *
+ * - Fencing or lifting a tenant is a row written, not DDL: no lock on the shared tables, so other
+ *   tenants never wait for it.
+ * - The policies only look at rows of the session's own tenant (the key equals the setting), so
+ *   other tenants and tenantctl's own work (no setting) pass untouched; reads pass (no SELECT
+ *   policy), so the application can still read its old rows.
+ * - A fenced write fails with SQLSTATE 25006 (read_only_sql_transaction, what a demoted primary
+ *   answers) and a message naming where the tenant lives now.
+ * - The serving role reads the table under its own row-level security: a session sees only the
+ *   row of its own tenant (no SECURITY DEFINER function, nothing another tenant could read).
+ * - rls.ts re-applies only its own permissive policies; the pool's migration hook calls this
+ *   again after every migration (`ensureSwitchFenceIfUsed`), so tables a migration adds are fenced too.
+ * Idempotent; creates only what is missing. Returns the policies added.
+ */
+export async function ensurePoolSwitchFence(c: Queryable, schema: string, config: FenceConfig): Promise<string[]> {
+  const table = qualified(FENCE_SCHEMA, SWITCHED_TABLE);
+  const ownKey = `nullif(current_setting(${literal(config.rls.setting)}, true), '')::${config.tenantKey.type}::text`;
+  // Made once: DDL on the table would lock out every fenced check (each pool write of a tenant reads it).
+  const made = await c.query<{ t: string | null }>('select to_regclass($1) as t', [`${FENCE_SCHEMA}.${SWITCHED_TABLE}`]);
+  if (!made.rows[0].t) {
+    await c.query(`create schema if not exists ${ident(FENCE_SCHEMA)}`);
+    await c.query(`grant usage on schema ${ident(FENCE_SCHEMA)} to public`);
+    await c.query(`create table if not exists ${table} (
+        key text primary key, tenant text not null, lives_at text not null, since timestamptz not null default now())`);
+    await c.query(`alter table ${table} enable row level security`);
+    await c.query(`create policy tenantctl_own_key on ${table} for select to public using (key = ${ownKey})`);
+    await c.query(`grant select on ${table} to public`);
+  }
+  await c.query(`
+    create or replace function ${qualified(FENCE_SCHEMA, 'check_not_switched')}(k text) returns boolean
+      language plpgsql stable set search_path = pg_catalog as $fn$
+    declare s record;
+    begin
+      if k is null then return true; end if;
+      select tenant, lives_at into s from ${table} where key = k;
+      if not found then return true; end if;
+      raise exception '% has moved: it lives at % now; this placement no longer takes its writes', s.tenant, s.lives_at
+        using errcode = '${FENCE_SQLSTATE}',
+              hint = format('connect with what tenantctl resolve %s prints; reads here work until tenantctl move complete removes this copy', s.tenant);
+    end $fn$`);
+  return ensureKeyWritePolicies(c, schema, config, SWITCH_POLICIES, qualified(FENCE_SCHEMA, 'check_not_switched'));
+}
+
+/**
+ * After a pool migration, inside its transaction: the switch fence's policies on the tables the
+ * migration made, when the pool has ever fenced a tenant (else nothing, and no DDL).
+ */
+export async function ensureSwitchFenceIfUsed(c: Queryable, schema: string, config: FenceConfig): Promise<string[]> {
+  const r = await c.query<{ t: string | null }>('select to_regclass($1) as t', [`${FENCE_SCHEMA}.${SWITCHED_TABLE}`]);
+  if (!r.rows[0].t) return [];
+  return ensurePoolSwitchFence(c, schema, config);
+}
+
+/**
+ * Fence a pool tenant that lives at `livesAt` now (idempotent). The key is stored as the key
+ * column's type prints it, so the policies compare like with like.
+ */
+export async function fenceSwitchedKey(
+  c: Queryable,
+  schema: string,
+  config: FenceConfig,
+  f: { key: string; tenant: string; livesAt: string },
+): Promise<void> {
+  await ensurePoolSwitchFence(c, schema, config);
+  await c.query(
+    `insert into ${qualified(FENCE_SCHEMA, SWITCHED_TABLE)} (key, tenant, lives_at) values ($1::${config.tenantKey.type}::text, $2, $3)
+       on conflict (key) do update set tenant = excluded.tenant, lives_at = excluded.lives_at, since = now()`,
+    [f.key, f.tenant, f.livesAt],
+  );
+}
+
+/** Lift a pool tenant's switch fence (idempotent; a pool that never had one is fine). */
+export async function unfenceSwitchedKey(c: Queryable, config: Pick<Config, 'tenantKey'>, key: string): Promise<void> {
+  const r = await c.query<{ t: string | null }>('select to_regclass($1) as t', [`${FENCE_SCHEMA}.${SWITCHED_TABLE}`]);
+  if (!r.rows[0].t) return;
+  await c.query(`delete from ${qualified(FENCE_SCHEMA, SWITCHED_TABLE)} where key = $1::${config.tenantKey.type}::text`, [key]);
+}

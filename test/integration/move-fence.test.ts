@@ -1,0 +1,242 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { json, ownMigrateFleet, type MigrateEnv, tenantDigests, until } from '../helpers/migrate-env.js';
+import { latestMove } from '../../src/move/record.js';
+import { seed, tenant } from '../helpers/seed.js';
+
+/**
+ * Issue 16, defect 1: after a move switches, the application's old URL (what `resolve` printed
+ * before the move) may read at the source but never write there, until `move complete` removes
+ * it or `move rollback` points back; `move complete` proves the source unchanged since the switch
+ * before it removes anything. Also item 2, the move half: a move that keeps the model keeps the
+ * names the application uses. Least-privileged shard role, through the built CLI; the
+ * application connects exactly as `resolve` says (tenant roles get a password set by the shard
+ * role, as an operator would).
+ */
+const { env } = ownMigrateFleet();
+
+const PW = 'app-pw';
+const apps: pg.Client[] = [];
+
+/** The application's connection, opened with the URL `resolve` prints now (password filled in). */
+async function connectApp(e: MigrateEnv, slug: string): Promise<{ c: pg.Client; schema: string; doc: any }> {
+  const r = await e.cli(['resolve', slug, '--json']);
+  expect(r.code, r.stderr).toBe(0);
+  const doc = json(r);
+  const url = new URL(doc.url);
+  if (doc.setting) {
+    url.password = encodeURIComponent(e.config.servingRole.password ?? '');
+  } else {
+    // Tenant roles have no password: the shard role gives one, on the cluster the tenant is on.
+    await e.q(doc.shard, 'postgres', `alter role ${doc.role} password '${PW}'`);
+    url.password = PW;
+  }
+  const c = new pg.Client({ connectionString: url.toString(), application_name: `app-${slug}` });
+  c.on('error', () => undefined);
+  await c.connect();
+  apps.push(c);
+  return { c, schema: doc.schema, doc };
+}
+
+const moved = /has moved: it lives at shard eu1, database /;
+const complete = (e: MigrateEnv, slug: string, extra: string[] = []) => e.cli(['move', 'complete', slug, '--yes', '--json', ...extra]);
+
+async function moveOk(e: MigrateEnv, args: string[]) {
+  const r = await e.cli(['move', ...args, '--yes', '--json']);
+  expect(r.code, r.stdout + r.stderr).toBe(0);
+  expect(json(r).status).toBe('switched');
+  return json(r);
+}
+
+let e: MigrateEnv;
+beforeAll(async () => {
+  e = await env('mf');
+  await e.create([
+    { slug: 'fp', model: 'pool', shard: 'us1' },
+    { slug: 'fp-next', model: 'pool', shard: 'us1' },
+    { slug: 'fp-rb', model: 'pool', shard: 'us1' },
+    { slug: 'fs', model: 'schema', shard: 'us1' },
+    { slug: 'fd', model: 'database', shard: 'us1' },
+    { slug: 'fk', model: 'schema', shard: 'us1' },
+  ]);
+  for (const s of ['fp', 'fp-next', 'fp-rb', 'fs', 'fd', 'fk']) await seed(e, s, 40, s);
+}, 120_000);
+
+afterAll(async () => {
+  await Promise.all(apps.map((c) => c.end().catch(() => undefined)));
+});
+
+describe('the source is fenced from the switch until complete or rollback', () => {
+  it('pool → pool: the old URL reads but cannot write, also after migrate up; a smuggled write makes complete refuse; a clean complete works', async () => {
+    const before = await tenantDigests(e, 'fp');
+    const old = await connectApp(e, 'fp');
+    const next = await connectApp(e, 'fp-next');
+    const doc = await moveOk(e, ['fp', '--to-shard', 'eu1']);
+    // Same model: the application's names are the same at the new shard (item 2).
+    expect(doc.names).toEqual({
+      shard: 'eu1',
+      database: `pool_${e.name}`,
+      schema: 'app',
+      role: e.config.servingRole.name,
+      unchanged: true,
+    });
+    expect(await tenantDigests(e, 'fp')).toEqual(before);
+    const now = await connectApp(e, 'fp');
+    expect([now.doc.database, now.doc.schema, now.doc.role]).toEqual([old.doc.database, old.doc.schema, old.doc.role]);
+
+    // The old connection (opened before the move) still reads its rows, but every write is refused, naming where it lives now.
+    expect((await old.c.query('select count(*)::int as n from app.tasks')).rows[0].n).toBe(40);
+    const refused = { code: '25006', message: expect.stringMatching(moved) };
+    await expect(
+      old.c.query(`update app.tasks set title = 'after the switch' where id = (select id from app.tasks limit 1)`),
+    ).rejects.toMatchObject(refused);
+    await expect(
+      old.c.query(`insert into app.projects (tenant_id, name) values ($1, 'new')`, [now.doc.setting.value]),
+    ).rejects.toMatchObject(refused);
+    await expect(old.c.query('delete from app.comments')).rejects.toMatchObject(refused);
+    // The fence outlives tenantctl (no process holds it) and touches nobody else at the source.
+    expect((await next.c.query(`update app.tasks set title = title`)).rowCount).toBe(40);
+    // The new URL writes at the target.
+    expect((await now.c.query(`update app.tasks set title = title`)).rowCount).toBe(40);
+
+    // A pool migration (new table, new column on a moved table) keeps the fence, on the new table too.
+    await e.addMigration(
+      '0004_notes.sql',
+      `create table notes (tenant_id {{tenant_key_type}} not null, id bigserial, body text, primary key (tenant_id, id));
+       alter table tasks add column weight int not null default 1;`,
+    );
+    const up = await e.cli(['migrate', 'up', '--json']);
+    expect(up.code, up.stdout + up.stderr).toBe(0);
+    await expect(
+      old.c.query(`update app.tasks set title = 'after migrate' where id = (select id from app.tasks limit 1)`),
+    ).rejects.toMatchObject(refused);
+    await expect(old.c.query(`insert into app.notes (tenant_id, body) values ($1, 'n')`, [now.doc.setting.value])).rejects.toMatchObject(
+      refused,
+    );
+    await next.c.query(`insert into app.notes (tenant_id, body) values ($1, 'neighbour')`, [next.doc.setting.value]);
+
+    // A write smuggled past the fence (tenantctl's own role is not fenced): complete refuses, exit 1, nothing removed.
+    const key = now.doc.setting.value;
+    await e.q(
+      'us1',
+      `pool_${e.name}`,
+      `insert into app.comments (tenant_id, task_id, author_id, body)
+      select tenant_id, task_id, author_id, 'smuggled' from app.comments where tenant_id = $1 limit 1`,
+      [key],
+    );
+    const r = await complete(e, 'fp');
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(json(r).error.code).toBe('MOVE_SOURCE_CHANGED');
+    expect(json(r).error.message).toMatch(
+      /written at the source us1\/pool_mf\/app after the switch: comments \(40 rows at the switch, 41 now\)/,
+    );
+    const rows = await e.q('us1', `pool_${e.name}`, 'select count(*)::int as n from app.tasks where tenant_id = $1', [key]);
+    expect(rows[0].n).toBe(40);
+    await expect(old.c.query(`update app.tasks set title = 'still fenced'`)).rejects.toMatchObject(refused);
+
+    // Gone again: the source is as verified (the added column is not part of the proof), and complete removes it.
+    await e.q('us1', `pool_${e.name}`, `delete from app.comments where tenant_id = $1 and body = 'smuggled'`, [key]);
+    const ok = await complete(e, 'fp');
+    expect(ok.code, ok.stdout + ok.stderr).toBe(0);
+    expect(json(ok)).toMatchObject({ sourceUnchanged: true, names: { database: `pool_${e.name}`, unchanged: true } });
+    expect((await e.q('us1', `pool_${e.name}`, 'select count(*)::int as n from app.tasks where tenant_id = $1', [key]))[0].n).toBe(0);
+    expect(await e.q('us1', `pool_${e.name}`, 'select key from tenantctl_fence.switched')).toEqual([]);
+    expect((await next.c.query('select count(*)::int as n from app.notes')).rows[0].n).toBe(1);
+  });
+
+  it('schema → schema: the old URL is refused after the switch; a write past the fence makes complete refuse; rollback lifts the fence and keeps it', async () => {
+    const old = await connectApp(e, 'fs');
+    const s = old.schema;
+    const doc = await moveOk(e, ['fs', '--to-shard', 'eu1']);
+    expect(doc.names).toEqual({ shard: 'eu1', database: `schemas_${e.name}`, schema: 't_fs', role: 'tenant_fs', unchanged: true });
+    const now = await connectApp(e, 'fs');
+    expect([now.doc.database, now.doc.schema, now.doc.role]).toEqual([old.doc.database, old.doc.schema, old.doc.role]);
+    // Unqualified, as the URL's search_path says.
+    expect((await old.c.query('select count(*)::int as n from tasks')).rows[0].n).toBe(40);
+    await expect(old.c.query(`update tasks set title = 'after the switch'`)).rejects.toMatchObject({
+      code: '25006',
+      message: expect.stringMatching(/fs has moved: it lives at shard eu1, database schemas_mf, schema t_fs/),
+    });
+    await expect(old.c.query(`insert into projects (tenant_id, name) values (gen_random_uuid(), 'x')`)).rejects.toMatchObject({
+      code: '25006',
+    });
+    // The new URL reads the same rows at eu1.
+    expect((await now.c.query('select count(*)::int as n from tasks')).rows[0].n).toBe(40);
+
+    // The shard role lifts the fence by hand; the application's write lands at the source.
+    await e.q('us1', `schemas_${e.name}`, `alter table "${s}".tasks disable trigger tenantctl_switched`);
+    expect(
+      (await old.c.query(`update tasks set title = 'written at the old place' where id = (select id from tasks order by id limit 1)`))
+        .rowCount,
+    ).toBe(1);
+    await e.q('us1', `schemas_${e.name}`, `alter table "${s}".tasks enable trigger tenantctl_switched`);
+    const r = await complete(e, 'fs');
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(json(r).error.message).toMatch(/tasks \(40 rows at the switch, 40 now, contents changed\).*nothing was removed/);
+    expect(json(r).error.hint).toMatch(/move rollback fs/);
+    expect((await e.q('us1', `schemas_${e.name}`, `select count(*)::int as n from "${s}".tasks`))[0].n).toBe(40);
+
+    // Rollback (nothing was written at the target): the fence is lifted, the old URL writes again, the write is kept.
+    const rb = await e.cli(['move', 'rollback', 'fs', '--yes', '--json']);
+    expect(rb.code, rb.stdout + rb.stderr).toBe(0);
+    expect(json(rb).names).toMatchObject({ shard: 'us1', schema: 't_fs', role: 'tenant_fs' });
+    expect((await old.c.query(`update tasks set title = title`)).rowCount).toBe(40);
+    expect((await old.c.query(`select count(*)::int as n from tasks where title = 'written at the old place'`)).rows[0].n).toBe(1);
+    expect((await complete(e, 'fs')).code).toBe(2);
+  });
+
+  it('database → database: refused at the old URL; complete refuses a source written by hand until told to discard it, then drops it and prints the names', async () => {
+    const old = await connectApp(e, 'fd');
+    await moveOk(e, ['fd', '--to-shard', 'eu1']);
+    await expect(old.c.query(`update ${old.schema}.tasks set title = 'x'`)).rejects.toMatchObject({
+      code: '25006',
+      message: expect.stringMatching(/fd has moved: it lives at shard eu1, database t_fd, schema app/),
+    });
+    await old.c.end();
+    // The fence does not stop the shard role dropping it: a delete by hand is a change too.
+    await e.q('us1', 't_fd', `alter table app.comments disable trigger tenantctl_switched`);
+    await e.q('us1', 't_fd', `delete from app.comments where ctid = (select ctid from app.comments limit 1)`);
+    const refused = await complete(e, 'fd');
+    expect(refused.code).toBe(1);
+    expect(json(refused).error.message).toMatch(/comments \(40 rows at the switch, 39 now\)/);
+    expect(await e.q('us1', 'postgres', `select 1 from pg_database where datname = 't_fd'`)).toHaveLength(1);
+    const r = await e.cli(['move', 'complete', 'fd', '--yes', '--discard-source-writes']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/writes made at the source after the switch were discarded/);
+    expect(r.stdout).toMatch(/keeps its names: database t_fd, schema app, role tenant_fd on shard eu1/);
+    expect(await e.q('us1', 'postgres', `select 1 from pg_database where datname = 't_fd'`)).toEqual([]);
+  });
+
+  it('pool → schema: names change and the report says so; rollback lifts the pool fence and the old URL writes again', async () => {
+    const old = await connectApp(e, 'fp-rb');
+    const doc = await moveOk(e, ['fp-rb', '--to-shard', 'eu1', '--to-model', 'schema']);
+    expect(doc.names).toEqual({ shard: 'eu1', database: `schemas_${e.name}`, schema: 't_fp_rb', role: 'tenant_fp_rb', unchanged: false });
+    await expect(old.c.query(`update app.tasks set title = 'x'`)).rejects.toMatchObject({
+      code: '25006',
+      message: expect.stringMatching(moved),
+    });
+    const rb = await e.cli(['move', 'rollback', 'fp-rb', '--yes', '--json']);
+    expect(rb.code, rb.stdout + rb.stderr).toBe(0);
+    expect((await old.c.query(`update app.tasks set title = title`)).rowCount).toBe(40);
+    expect((await tenant(e, 'fp-rb'))!.model).toBe('pool');
+    expect(await e.q('us1', `pool_${e.name}`, 'select key from tenantctl_fence.switched')).toEqual([]);
+  });
+
+  it('killed with the switch fence up but the catalog not switched: the next move command lifts it, the old URL writes again', async () => {
+    const app = await connectApp(e, 'fk');
+    let pid = 0;
+    const run = e.cli(['move', 'fk', '--to-shard', 'eu1', '--yes', '--json'], {
+      env: { TENANTCTL_INJECT_FAULT: 'move-hang-after-switch-fence' },
+      onSpawn: (p) => (pid = p),
+    });
+    await until(async () => (await latestMove(e.db, 'fk'))?.progress.switchFence?.at, 60_000);
+    process.kill(pid, 'SIGKILL');
+    expect((await run).signal).toBe('SIGKILL');
+    expect((await tenant(e, 'fk'))!.shard).toBe('us1');
+    await expect(app.c.query('update tasks set title = title')).rejects.toMatchObject({ code: '25006' });
+    const rb = await e.cli(['move', 'rollback', 'fk', '--yes', '--json']);
+    expect(rb.code, rb.stdout + rb.stderr).toBe(0);
+    expect(json(rb).cleaned.join('; ')).toMatch(/lifted the switch fence at us1\/schemas_mf\/t_fk/);
+    expect((await app.c.query('update tasks set title = title')).rowCount).toBe(40);
+  });
+});
