@@ -13,7 +13,7 @@
 #   A  BENCH_WINDOW s, no move: the baseline of both writers' commit latency;
 #   B  BENCH_WINDOW s with the move's capture triggers installed and nothing else running (the
 #      move held by the test hook move-hang-in-copy right after the snapshot's first table, then
-#      interrupted with SIGINT, which removes the triggers): the triggers' own cost;
+#      interrupted with SIGTERM, which removes the triggers): the triggers' own cost;
 #   C  the real move, start to end: write block (target < 2 s), the move's total, the neighbour's
 #      latency while the move copies and replays, and every insert of big committed before the
 #      fence found at the target.
@@ -81,7 +81,8 @@ sleep "$WINDOW"
 stop_writers A
 
 bench_log "move-online-capture: B, ${WINDOW}s of both writers with the capture triggers installed (the move held)"
-TENANTCTL_INJECT_FAULT=move-hang-in-copy bench_tctl --json move big --to-shard eu1 --online >"$BENCH_DIR/held.json" 2>"$BENCH_DIR/held.err" &
+# The CLI itself in the background (not through a function's subshell), so that $! is its pid.
+TENANTCTL_INJECT_FAULT=move-hang-in-copy "${BENCH_TENANTCTL[@]}" --config "$BENCH_CONFIG" --json move big --to-shard eu1 --online >"$BENCH_DIR/held.json" 2>"$BENCH_DIR/held.err" &
 HELD=$!
 for _ in $(seq 1 600); do [[ $(triggers) -gt 0 ]] && break; sleep 0.1; done
 [[ $(triggers) -gt 0 ]] || bench_die "the capture triggers never appeared"
@@ -89,7 +90,7 @@ sleep 1
 writers B
 sleep "$WINDOW"
 stop_writers B
-kill -INT "$HELD"
+kill -TERM "$HELD"
 wait "$HELD" || true
 [[ $(triggers) -eq 0 ]] || bench_die "the interrupted move left its capture triggers"
 
