@@ -8,7 +8,7 @@ import { stopIfInterrupted } from './interrupt.js';
 import { removeEnd } from './remove.js';
 import type { MoveResult } from './run.js';
 import { captureRecordFor, installCapture, type CaptureRecord } from './capture/install.js';
-import { Replayer, replayTables, type ReplayTable } from './capture/replay.js';
+import { Replayer, replayTables, type ReplayTable, type RoundResult } from './capture/replay.js';
 import { removeCapture } from './capture/remove.js';
 import {
   assertSame,
@@ -37,11 +37,12 @@ const FAULT = () => process.env.TENANTCTL_INJECT_FAULT;
  * (capture/install.ts); then ONE repeatable-read snapshot is copied and verified by the offline
  * move's machinery (copy.ts: the target created at the source's version with the rows, or loaded
  * into the pool, in one transaction); then the changes committed after that snapshot are replayed
- * round after round while the tenant keeps writing (capture/replay.ts), until a round is small.
- * Only then is the tenant fenced, for the last round (everything committed before the fence),
- * both sides verified by their digests (sqlDigest), sequences moved past the ids, the catalog
- * switched and the fence lifted (`writeBlockedMs`); then the triggers and the change table are
- * removed. Every exit path removes them (the record names them before they are made; a killed
+ * round after round while the tenant keeps writing (capture/replay.ts), until a round is small;
+ * then one round proves the copy whole (every table's digests on both sides, sqlDigest, the source
+ * read in that round's snapshot) still without blocking writes. Only then is the tenant fenced,
+ * for the last round (everything committed before the fence) and a digest of just the rows changed
+ * since the proof on both sides; sequences moved past the ids, the catalog switched and the fence
+ * lifted (`writeBlockedMs`); then the triggers and the change table are removed. Every exit path removes them (the record names them before they are made; a killed
  * mover's are removed by the next move or `move rollback`, recover.ts).
  */
 export async function runCaptureMove(run: OnlineRun): Promise<MoveResult> {
@@ -87,15 +88,41 @@ export async function runCaptureMove(run: OnlineRun): Promise<MoveResult> {
       }
     });
     const replayer = new Replayer(fleet, capture, plan.to, plan.key, tables, config, snapshot);
+    const measure = bothSides(fleet, config, plan);
     const deadline = Date.now() + CATCH_UP_TIMEOUT_MS;
     let replayed = 0;
+    // The rows changed after the full proof below: all that the check under the fence compares.
+    const since = { touched: new Map<string, string[]>(), truncated: new Set<string>() };
+    const note = (r: RoundResult) => {
+      for (const [t, imgs] of r.touched) since.touched.set(t, [...(since.touched.get(t) ?? []), ...imgs]);
+      for (const t of r.truncated) since.truncated.add(t);
+    };
+    let ready = false;
+    let proven = false;
     for (;;) {
       stopIfInterrupted(deps.signal);
-      const r = await replayer.round();
+      // Once the lag is small, one round proves the whole copy while the tenant keeps writing:
+      // after the target committed the round, every table's digests on both sides, the source
+      // read in the round's snapshot, the state the target now holds.
+      const prove = ready && !proven;
+      const r = await replayer.round(
+        prove
+          ? {
+              atSnapshot: async (src) => {
+                if (FAULT()?.startsWith('move-tamper')) await fleet.withClient(plan.to.shard, plan.to.database, (c) => tamper(c, plan));
+                checks = await Promise.all(pre.tables.map((tb) => measure(tb, { source: src })));
+                assertSame(checks);
+              },
+            }
+          : {},
+      );
       replayed += r.changes;
       deps.onProgress?.({ table: `${replayed} changes replayed`, rows: total.rows, bytes: total.bytes });
       void rec.heartbeat({ replayed }).catch(() => undefined);
-      if (r.changes <= SMALL_LAG_CHANGES || r.ms <= SMALL_LAG_MS) break;
+      if (prove) proven = true;
+      else if (proven) note(r);
+      ready = r.changes <= SMALL_LAG_CHANGES || r.ms <= SMALL_LAG_MS;
+      if (proven && ready) break;
       if (Date.now() > deadline) {
         throw new TenantctlError(
           'MOVE_FAILED',
@@ -104,8 +131,8 @@ export async function runCaptureMove(run: OnlineRun): Promise<MoveResult> {
         );
       }
     }
-    await rec.update({ replayed });
-    await done('copy', rec, `${replayed} changes replayed`);
+    await rec.update({ replayed, tables: checks });
+    await done('copy', rec, `${replayed} changes replayed, both sides proven equal at a snapshot`);
 
     begin('fence');
     const frec = fenceRecordFor(plan.from, plan.key);
@@ -117,13 +144,24 @@ export async function runCaptureMove(run: OnlineRun): Promise<MoveResult> {
     begin('catch-up');
     // The fence waited for the tenant's in-flight writes: this round holds every change it committed.
     const last = await replayer.round();
+    note(last);
     await rec.update({ replayed: replayed + last.changes });
     await done('catch-up', rec, `${last.changes} changes`);
 
     begin('verify');
-    if (FAULT()?.startsWith('move-tamper')) await fleet.withClient(plan.to.shard, plan.to.database, (c) => tamper(c, plan));
-    checks = await Promise.all(pre.tables.map(bothSides(fleet, config, plan)));
-    assertSame(checks);
+    // Under the fence only what changed since the proof: the rows of every primary key replayed
+    // since (both sides, by the same digest), a table emptied by TRUNCATE in full.
+    const byName = new Map(tables.map((t) => [t.table, t]));
+    const delta = await Promise.all(
+      pre.tables
+        .filter((tb) => since.truncated.has(tb.table) || since.touched.has(tb.table))
+        .map((tb) =>
+          since.truncated.has(tb.table)
+            ? measure(tb)
+            : measure(tb, { only: { pk: byName.get(tb.table)!.pk, images: `[${since.touched.get(tb.table)!.join(',')}]` } }),
+        ),
+    );
+    assertSame(delta);
     // Replayed rows carry their own ids: the target's sequences past them, before anyone writes there.
     await fleet.withClient(plan.to.shard, plan.to.database, (c) =>
       advanceSequences(
@@ -132,7 +170,7 @@ export async function runCaptureMove(run: OnlineRun): Promise<MoveResult> {
         pre.tables.map((t) => t.table),
       ),
     );
-    await done('verify', rec);
+    await done('verify', rec, `${delta.reduce((n, c) => n + c.rows, 0)} changed rows compared`);
 
     begin('switch');
     await switchCatalog(run, checks);

@@ -132,7 +132,7 @@ export async function runOnlineMove(run: OnlineRun): Promise<MoveResult> {
     const tables = pre.tables;
     if (FAULT()?.startsWith('move-tamper')) await fleet.withClient(plan.to.shard, plan.to.database, (c) => tamper(c, plan));
     const measure = bothSides(fleet, config, plan);
-    checks = await Promise.all(tables.map(measure));
+    checks = await Promise.all(tables.map((tb) => measure(tb)));
     // Under the fence the source no longer changes, so the target can only lag by changes still
     // being applied (the walsender's reported position has been seen ahead of what the apply
     // worker had made visible): the subscription keeps running and differing tables are measured

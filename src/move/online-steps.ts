@@ -4,7 +4,10 @@ import { recordEvent } from '../catalog/events.js';
 import type { Config } from '../config/types.js';
 import type { Fleet } from '../fleet/fleet.js';
 import { EXIT, TenantctlError, UsageError, errorMessage } from '../errors.js';
-import { sqlDigest } from '../copy/sql-digest.js';
+import { sqlDigest, type DigestRows } from '../copy/sql-digest.js';
+import type pg from 'pg';
+
+type Q = Pick<pg.ClientBase, 'query'>;
 import type { CopyScope, CopyTable } from '../copy/tables.js';
 import pLimit from 'p-limit';
 import type { MovePlan } from './plan.js';
@@ -37,16 +40,20 @@ export interface OnlineRun {
 /**
  * Both sides of each table measured by the same query inside PostgreSQL (sqlDigest: no row
  * crosses to Node), each on its own cluster at once; a few tables at once, since writes are blocked.
+ * `source`: measure the source on this client (a snapshot the caller holds; one query at a time
+ * on it); `only`: just the rows with these primary keys.
  */
 export function bothSides(fleet: Fleet, config: Config, plan: MovePlan) {
   const srcScope: CopyScope = { model: plan.from.model, schema: plan.from.schema, key: plan.key };
   const dstScope: CopyScope = { model: plan.to.model, schema: plan.to.schema, key: plan.key };
   const limit = pLimit(VERIFY_CONCURRENCY);
-  return (tb: CopyTable): Promise<TableCheck> =>
+  return (tb: CopyTable, o: { source?: Q; only?: DigestRows } = {}): Promise<TableCheck> =>
     limit(async () => {
       const [s, d] = await Promise.all([
-        fleet.withClient(plan.from.shard, plan.from.database, (c) => sqlDigest(c, tb, srcScope, config)),
-        fleet.withClient(plan.to.shard, plan.to.database, (c) => sqlDigest(c, tb, dstScope, config)),
+        o.source
+          ? sqlDigest(o.source, tb, srcScope, config, o.only)
+          : fleet.withClient(plan.from.shard, plan.from.database, (c) => sqlDigest(c, tb, srcScope, config, o.only)),
+        fleet.withClient(plan.to.shard, plan.to.database, (c) => sqlDigest(c, tb, dstScope, config, o.only)),
       ]);
       return {
         table: tb.table,

@@ -36,6 +36,10 @@ export async function replayTables(c: Q, schema: string, tables: CopyTable[]): P
 export interface RoundResult {
   changes: number;
   ms: number;
+  /** Per table, the row images (jsonb text) of the round's changes. */
+  touched: Map<string, string[]>;
+  /** Tables the round emptied of the tenant's rows (a TRUNCATE at the source). */
+  truncated: Set<string>;
 }
 
 /**
@@ -67,22 +71,29 @@ export class Replayer {
     this.sql = new Map(tables.map((t) => [t.table, statements(to.schema, t, scope)]));
   }
 
-  /** Apply everything committed at the source since the last round; returns how many changes. */
-  async round(): Promise<RoundResult> {
+  /**
+   * Apply everything committed at the source since the last round; returns how many changes and,
+   * per table, the row images they carried (old and new: the rows a delta check compares).
+   * `atSnapshot` runs once the target has committed, on the source still in the round's snapshot:
+   * both sides then hold the same state (the tests of that state read the source there).
+   */
+  async round(o: { atSnapshot?: (source: Q) => Promise<void> } = {}): Promise<RoundResult> {
     const started = Date.now();
     let changes = 0;
-    await this.fleet.withTransaction(this.to.shard, this.to.database, async (t) => {
-      await t.query('savepoint tenantctl_replica');
+    const touched = new Map<string, string[]>();
+    const truncated = new Set<string>();
+    await this.fleet.withClient(this.capture.shard, this.capture.database, async (s) => {
+      await s.query('begin isolation level repeatable read read only');
       try {
-        await t.query('set local session_replication_role = replica');
-        await t.query('release savepoint tenantctl_replica');
-      } catch {
-        await t.query('rollback to savepoint tenantctl_replica');
-      }
-      await this.fleet.withClient(this.capture.shard, this.capture.database, async (s) => {
-        await s.query('begin isolation level repeatable read read only');
-        try {
-          const snap = (await s.query<{ s: string }>('select pg_current_snapshot()::text as s')).rows[0].s;
+        const snap = (await s.query<{ s: string }>('select pg_current_snapshot()::text as s')).rows[0].s;
+        await this.fleet.withTransaction(this.to.shard, this.to.database, async (t) => {
+          await t.query('savepoint tenantctl_replica');
+          try {
+            await t.query('set local session_replication_role = replica');
+            await t.query('release savepoint tenantctl_replica');
+          } catch {
+            await t.query('rollback to savepoint tenantctl_replica');
+          }
           let last = 0;
           for (;;) {
             // The id as text (a bigint), named apart from the column so that ORDER BY sorts the numbers.
@@ -95,19 +106,25 @@ export class Replayer {
             if (rows.length === 0) break;
             const text = rows.map((r) => this.statementFor(r)).join(';\n');
             await t.query(text);
+            for (const r of rows) {
+              const list = touched.get(r.tbl) ?? touched.set(r.tbl, []).get(r.tbl)!;
+              for (const img of [r.old, r.new]) if (img) list.push(img);
+              if (r.op === 'T') truncated.add(r.tbl);
+            }
             changes += rows.length;
             last = Number(rows.at(-1)!.seq);
             if (rows.length < PAGE) break;
           }
-          await s.query('commit');
-          this.seen = snap;
-        } catch (err) {
-          await s.query('rollback').catch(() => undefined);
-          throw err;
-        }
-      });
+        });
+        await o.atSnapshot?.(s);
+        await s.query('commit');
+        this.seen = snap;
+      } catch (err) {
+        await s.query('rollback').catch(() => undefined);
+        throw err;
+      }
     });
-    return { changes, ms: Date.now() - started };
+    return { changes, ms: Date.now() - started, touched, truncated };
   }
 
   private statementFor(r: { tbl: string; op: string; old: string | null; new: string | null }): string {
