@@ -4,6 +4,7 @@
 // ports, dev.dataDir and backups inside DIR, migrations.dir the repository's absolute folder.
 //
 //   node bench/lib/fleet-config.mjs DIR [SHARDS]
+//   BENCH_SHARD_USER=tenantctl node bench/lib/fleet-config.mjs DIR 2   # least-privileged shard role
 //
 // Prints shell assignments for the caller to eval:
 //   BENCH_CONFIG=... BENCH_PASSWORD=... BENCH_PORT_US1=...
@@ -51,7 +52,8 @@ for (let i = 0; i < count; i++) {
   const name = `${region === 'us-east' ? 'us' : 'eu'}${Math.floor(i / 2) + 1}`;
   regions[region] ??= { residency: 'eu', backup: { dir: join(dir, 'backups', 'eu-west') }, shards: {} };
   regions[region].shards[name] = {
-    url: `postgres://postgres:${password}@127.0.0.1:${ports[i]}/postgres`,
+    // dev up creates a user other than postgres as LOGIN CREATEDB CREATEROLE (src/dev/shard-role.ts).
+    url: `postgres://${process.env.BENCH_SHARD_USER ?? 'postgres'}:${password}@127.0.0.1:${ports[i]}/postgres`,
     maxConnections: 10,
     embedded: true,
   };

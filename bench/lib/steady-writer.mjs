@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The steady application load of bench/move-online.sh: one connection as the serving role
 // inserting rows for one pool tenant, one after another, until STOPFILE exists; then a JSON
-// summary on stdout and the ids committed before the first fenced insert in IDSFILE.
+// summary on stdout (with the commit latency: mean, p50, p99, max in ms) and the ids committed
+// before the first fenced insert in IDSFILE.
 //
 //   node bench/lib/steady-writer.mjs write URL SETTING KEY STOPFILE IDSFILE
 //   node bench/lib/steady-writer.mjs check URL KEY IDSFILE      # how many of IDSFILE are at URL
@@ -27,9 +28,12 @@ if (mode === 'check') {
   let lastFenced = 0;
   let lastOk = Date.now();
   let maxGap = 0;
+  const lat = [];
   for (let i = 0; !existsSync(stopFile); i++) {
     try {
+      const t0 = performance.now();
       const r = await c.query('insert into app.projects (tenant_id, name) values ($1, $2) returning id', [key, `steady ${i}`]);
+      lat.push(performance.now() - t0);
       ok++;
       if (!firstFenced) ids.push(r.rows[0].id);
       const now = Date.now();
@@ -45,8 +49,16 @@ if (mode === 'check') {
     }
   }
   writeFileSync(idsFile, ids.join('\n'));
+  lat.sort((a, b) => a - b);
+  const at = (q) => Number((lat[Math.min(lat.length - 1, Math.floor(q * lat.length))] ?? 0).toFixed(3));
+  const latencyMs = {
+    mean: Number((lat.reduce((a, b) => a + b, 0) / Math.max(1, lat.length)).toFixed(3)),
+    p50: at(0.5),
+    p99: at(0.99),
+    max: at(1),
+  };
   process.stdout.write(
-    `${JSON.stringify({ ok, fenced, other, fencedWindowMs: firstFenced ? lastFenced - firstFenced : 0, longestGapBetweenCommitsMs: maxGap })}\n`,
+    `${JSON.stringify({ ok, fenced, other, fencedWindowMs: firstFenced ? lastFenced - firstFenced : 0, longestGapBetweenCommitsMs: maxGap, latencyMs })}\n`,
   );
 }
 await c.end();

@@ -32,18 +32,36 @@ export async function sqlDigest(
   t: CopyTable,
   scope: CopyScope,
   config: Pick<Config, 'tenantKey'>,
+  only?: DigestRows,
 ): Promise<SqlDigest> {
-  const { rows } = await client.query<{ n: string; a: string; b: string; bytes: string }>(sqlDigestQuery(t, scope, config));
+  const { rows } = await client.query<{ n: string; a: string; b: string; bytes: string }>(
+    sqlDigestQuery(t, scope, config, only),
+    only ? [only.images] : [],
+  );
   const r = rows[0];
   return { rows: Number(r.n), hash: `${r.n}:${r.a}:${r.b}`, bytes: Number(r.bytes) };
 }
 
+/**
+ * Only the rows whose primary key is in these row images (a jsonb array, the query's $1): what an
+ * online move's last round of replay touched (src/move/capture/).
+ */
+export interface DigestRows {
+  pk: string[];
+  images: string;
+}
+
 /** The query of sqlDigest (exported for its unit test). */
-export function sqlDigestQuery(t: CopyTable, scope: CopyScope, config: Pick<Config, 'tenantKey'>): string {
+export function sqlDigestQuery(t: CopyTable, scope: CopyScope, config: Pick<Config, 'tenantKey'>, only?: DigestRows): string {
   const cols = t.columns.filter((c) => c !== t.keyColumn).map(ident);
   // row(a)::text is "(a)", row(a, b)::text is "(a,b)"; a table of only the key column hashes its count.
   const text = cols.length ? `row(${cols.join(', ')})::text` : `''`;
-  const from = `${qualified(scope.schema, t.table)}${scopeWhere(scope, t.keyColumn, config.tenantKey.type)}`;
+  const where = scopeWhere(scope, t.keyColumn, config.tenantKey.type);
+  const pk = only?.pk.map(ident).join(', ');
+  const rows = only
+    ? `${where ? `${where} and` : ' where'} (${pk}) in (select ${pk} from jsonb_populate_recordset(null::${qualified(scope.schema, t.table)}, $1::jsonb))`
+    : where;
+  const from = `${qualified(scope.schema, t.table)}${rows}`;
   // OFFSET 0 keeps the subquery whole, so each row's text is made once, not once per use.
   return `select count(*)::text as n,
        coalesce(sum(hashtextextended(r, 0)), 0)::text as a,

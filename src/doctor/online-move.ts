@@ -4,12 +4,13 @@ import { ADMIN_DATABASE } from '../placement/databases.js';
 import type { Check } from './checks.js';
 
 /**
- * Whether this shard can take part in an online move (`move --online`, logical replication,
- * src/move/online-preflight.ts), as a source: `wal_level = logical` and a role with REPLICATION
- * (or superuser); as a target: a role that may create subscriptions (superuser on PostgreSQL 15;
- * membership in pg_create_subscription on 16 and newer). Informational (ok either way): offline
- * moves need none of it. The move's own preflight also checks table ownership, free slots and,
- * in a pool, replica identities.
+ * Which way an online move (`move --online`, src/move/online-preflight.ts) goes from and to this
+ * shard: logical replication needs, as a source, `wal_level = logical` and a role with REPLICATION
+ * (or superuser), and as a target a role that may create subscriptions (superuser on PostgreSQL
+ * 15; membership in pg_create_subscription on 16 and newer); without them it goes by trigger
+ * capture (src/move/capture/), which the shard role's ownership of the tenant tables allows.
+ * Informational (ok either way): offline moves need none of it. The move's own preflight also
+ * checks table ownership, free slots and, in a pool, replica identities.
  */
 export async function onlineMoveCheck(fleet: Fleet, shard: Shard): Promise<Check> {
   const { rows } = await fleet.withClient(shard.name, ADMIN_DATABASE, (c) =>
@@ -47,7 +48,7 @@ export async function onlineMoveCheck(fleet: Fleet, shard: Shard): Promise<Check
     check: `online moves on ${shard.name}`,
     ok: true,
     detail: parts.length
-      ? `move --online ${parts.join('; ')} (fix: ${fixes.join('; ')}); offline moves work with the shard role as it is`
+      ? `move --online goes by trigger capture (logical replication ${parts.join('; ')}; fix: ${fixes.join('; ')} to use it); offline moves work with the shard role as it is`
       : 'move --online possible from and to it (logical replication)',
   };
 }

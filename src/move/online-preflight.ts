@@ -5,25 +5,29 @@ import { UsageError } from '../errors.js';
 import { copyTables, type CopyScope } from '../copy/tables.js';
 import { sourceConstraints } from '../copy/not-valid-constraints.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
+import { CAPTURE_SCHEMA } from './capture/install.js';
 import type { MovePlan } from './plan.js';
 import { MODEL_TRAITS } from '../placement/placement.js';
 
 type Q = Pick<pg.ClientBase, 'query'>;
 
+/** How an online move captures the tenant's writes while it copies. */
+export type OnlineVia = 'replication' | 'triggers';
+
+export interface OnlinePath {
+  via: OnlineVia;
+  /** Why logical replication is not the path (triggers only). */
+  notReplication?: string;
+}
+
 /**
- * What an online move needs beyond an offline one, checked before anything changes (exit 2):
- *  - the same model at both ends: logical replication maps tables by schema-qualified name, and
- *    only same-model moves keep those names (pool→pool, schema→schema, database→database);
- *  - at the source: `wal_level = logical`; a role that may stream changes (REPLICATION or
- *    superuser), owns the tenant's tables (only an owner may publish a table) and may create
- *    in the database; two free replication slots (the move's, one table copy at a time at least);
- *    for a pool tenant, every table's replica identity covering the key column (a row filter on
- *    the key is only allowed for UPDATE and DELETE then);
- *  - at the target: a role that may create subscriptions (superuser on PostgreSQL 15; member of
- *    pg_create_subscription with CREATE on the database on 16 and newer).
- * Every problem is named at once, with its fix.
+ * Which way an online move can go, checked before anything changes (read-only): the same model
+ * at both ends (the tenant's tables keep their schema-qualified names; else exit 2), then
+ * logical replication where the roles and settings allow it (replicationGaps), else trigger
+ * capture where the source role may add triggers to the tenant's tables and create tenantctl's
+ * capture schema (captureGaps, src/move/capture/). Neither: exit 2 naming every gap of both.
  */
-export async function onlinePreflight(deps: { config: Config; fleet: Fleet }, plan: MovePlan): Promise<void> {
+export async function onlinePreflight(deps: { config: Config; fleet: Fleet }, plan: MovePlan): Promise<OnlinePath> {
   const { from, to } = plan;
   if (from.model !== to.model) {
     throw new UsageError(
@@ -32,6 +36,66 @@ export async function onlinePreflight(deps: { config: Config; fleet: Fleet }, pl
       `run it offline: tenantctl move ${plan.tenant} --to-shard ${to.shard} --to-model ${to.model} --yes (writes are blocked while it copies)`,
     );
   }
+  const repl = await replicationGaps(deps, plan);
+  if (repl.problems.length === 0) return { via: 'replication' };
+  const cap = await captureGaps(deps, plan);
+  if (cap.problems.length === 0) return { via: 'triggers', notReplication: repl.problems.join('; ') };
+  throw new UsageError(
+    'ONLINE_UNAVAILABLE',
+    `an online move of ${plan.tenant} from ${from.shard} to ${to.shard} is not possible: by logical replication: ${repl.problems.join('; ')}; by trigger capture: ${cap.problems.join('; ')}; nothing was changed`,
+    `${[...cap.fixes, ...repl.fixes].join('; ')}; or run the move without --online (writes are blocked while it copies)`,
+  );
+}
+
+/**
+ * Trigger capture needs, at the source only: the TRIGGER privilege on every tenant-scoped table
+ * (an owner has it) and CREATE on the database for the capture schema (or that schema already
+ * tenantctl's). No replication role, slot or subscription; the target is an offline move's.
+ */
+async function captureGaps(deps: { config: Config; fleet: Fleet }, plan: MovePlan): Promise<Gaps> {
+  const { from } = plan;
+  return deps.fleet.withClient(from.shard, from.database, async (c) => {
+    const tables = await copyTables(c, from.schema, deps.config);
+    const { rows } = await c.query<{ role: string; create: boolean; denied: string[] }>(
+      `select current_user as role,
+              has_database_privilege(current_database(), 'CREATE')
+                or exists (select 1 from pg_namespace where nspname = $3 and pg_has_role(nspowner, 'USAGE')) as create,
+              coalesce((select array_agg(t order by t) from unnest($2::text[]) t
+                         where not has_table_privilege(format('%I.%I', $1::text, t), 'TRIGGER')), '{}') as denied`,
+      [from.schema, tables.map((t) => t.table), CAPTURE_SCHEMA],
+    );
+    const r = rows[0];
+    const problems: string[] = [];
+    const fixes: string[] = [];
+    if (!r.create) {
+      problems.push(`role ${r.role} may not create the ${CAPTURE_SCHEMA} schema in ${from.database} on ${from.shard}`);
+      fixes.push(`GRANT CREATE ON DATABASE ${from.database} TO ${r.role}`);
+    }
+    if (r.denied.length) {
+      problems.push(`role ${r.role} may not add triggers to ${r.denied.join(', ')} on ${from.shard}`);
+      fixes.push(`make ${r.role} the owner of the tenant's tables (or GRANT TRIGGER on them)`);
+    }
+    return { problems, fixes };
+  });
+}
+
+interface Gaps {
+  problems: string[];
+  fixes: string[];
+}
+
+/**
+ * What logical replication needs beyond an offline move:
+ *  - at the source: `wal_level = logical`; a role that may stream changes (REPLICATION or
+ *    superuser), owns the tenant's tables (only an owner may publish a table) and may create
+ *    in the database; two free replication slots (the move's, one table copy at a time at least);
+ *    for a pool tenant, every table's replica identity covering the key column (a row filter on
+ *    the key is only allowed for UPDATE and DELETE then);
+ *  - at the target: a role that may create subscriptions (superuser on PostgreSQL 15; member of
+ *    pg_create_subscription with CREATE on the database on 16 and newer).
+ */
+async function replicationGaps(deps: { config: Config; fleet: Fleet }, plan: MovePlan): Promise<Gaps> {
+  const { from, to } = plan;
   const problems: string[] = [];
   const fixes = new Set<string>();
   const src = await deps.fleet.withClient(from.shard, from.database, (c) =>
@@ -107,13 +171,7 @@ export async function onlinePreflight(deps: { config: Config; fleet: Fleet }, pl
     problems.push(`max_logical_replication_workers is 0 on ${to.shard}`);
     fixes.add(`raise max_logical_replication_workers on ${to.shard} (restart)`);
   }
-  if (problems.length) {
-    throw new UsageError(
-      'ONLINE_UNAVAILABLE',
-      `an online move of ${plan.tenant} from ${from.shard} to ${to.shard} is not possible: ${problems.join('; ')}; nothing was changed`,
-      `${[...fixes].join('; ')}; or run the move without --online (writes are blocked while it copies)`,
-    );
-  }
+  return { problems, fixes: [...fixes] };
 }
 
 interface SourceFacts {

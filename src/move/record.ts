@@ -9,6 +9,8 @@ import type { SwitchFenceRecord } from './switch-fence.js';
 import type { TableChange } from './unchanged.js';
 import type { TableCheck } from './copy.js';
 import type { ReplicationRecord } from './replication.js';
+import type { CaptureRecord } from './capture/install.js';
+import type { OnlineVia } from './online-preflight.js';
 
 /**
  * A move's `operations` row (kind 'move'). Its status says where the tenant's data is whole:
@@ -27,8 +29,10 @@ export interface MoveArgs {
   status: TenantStatus;
   statusDetail: string | null;
   resumedFrom?: number;
-  /** An online move (logical replication, online-run.ts). */
+  /** An online move (online-start.ts). */
   online?: boolean;
+  /** How it captures the tenant's writes: logical replication (online-run.ts) or triggers (online-capture-run.ts). */
+  onlineVia?: OnlineVia;
 }
 
 export interface MoveProgress {
@@ -52,6 +56,8 @@ export interface MoveProgress {
   sourceDiscarded?: TableChange[];
   /** An online move's publication, slot and subscription, recorded before each is made. */
   replication?: ReplicationRecord;
+  /** A trigger-capture move's triggers and change table, recorded before they are made. */
+  capture?: CaptureRecord;
   error?: string;
   [k: string]: unknown;
 }

@@ -8,6 +8,8 @@ import { MoveRecord, type MoveArgs, type MoveRow } from './record.js';
 import { removeEnd } from './remove.js';
 import { liftSwitchFence } from './switch-fence.js';
 import { dropReplication, type ReplicationRecord } from './replication.js';
+import { removeCapture } from './capture/remove.js';
+import type { CaptureRecord } from './capture/install.js';
 import { sql } from 'kysely';
 
 export interface RecoverDeps {
@@ -36,11 +38,17 @@ export async function recoverMove(deps: RecoverDeps, row: MoveRow): Promise<Reco
   const plan = row.args.plan;
   const cleaned: string[] = [];
   // An online move's subscription still streams into the target after its mover died: dropped
-  // first (with the slot and the publication), before the target it feeds is removed.
+  // first (with the slot and the publication), before the target it feeds is removed. A trigger
+  // capture's triggers still write every change of the tenant to its change table: removed too.
   const repl = row.progress.replication;
   if (repl && !repl.droppedAt) {
     cleaned.push(...(await dropReplication(fleet, repl)));
     await rec.update({ replication: { ...repl, droppedAt: new Date().toISOString() } });
+  }
+  const capture = row.progress.capture;
+  if (capture && !capture.removedAt) {
+    cleaned.push(...(await removeCapture(fleet, capture)));
+    await rec.update({ capture: { ...capture, removedAt: new Date().toISOString() } });
   }
   const fence = row.progress.fence;
   if (fence && !fence.liftedAt) {
@@ -86,21 +94,25 @@ function moveRecords(deps: RecoverDeps, slug: string) {
 }
 
 /**
- * Replication objects of the tenant's finished moves (failed, interrupted, rolled back) that could
- * not be dropped when they ended, e.g. because a shard did not answer: dropped now. The caller
- * holds the tenant's lock. Undefined when there was nothing.
+ * Replication objects (or trigger captures) of the tenant's finished moves (failed, interrupted,
+ * rolled back, or switched and done) that could not be dropped when they ended, e.g. because a
+ * shard did not answer or a table stayed locked: dropped now. The caller holds the tenant's lock.
+ * Undefined when there was nothing.
  */
 export async function sweepReplication(deps: RecoverDeps, slug: string): Promise<Recovered | undefined> {
   const rows = await moveRecords(deps, slug)
-    .where('status', 'not in', ['running', 'switched'])
-    .where(sql<boolean>`progress -> 'replication' is not null and progress -> 'replication' ->> 'droppedAt' is null`)
+    .where(
+      sql<boolean>`(status not in ('running', 'switched') and progress -> 'replication' is not null and progress -> 'replication' ->> 'droppedAt' is null)
+        or (status <> 'running' and progress -> 'capture' is not null and progress -> 'capture' ->> 'removedAt' is null)`,
+    )
     .orderBy('id')
     .execute();
   if (rows.length === 0) return undefined;
   const cleaned: string[] = [];
   for (const r of rows) {
-    const progress = r.progress as { replication: ReplicationRecord; targetCreated?: boolean };
-    cleaned.push(...(await dropReplication(deps.fleet, progress.replication)));
+    const progress = r.progress as { replication?: ReplicationRecord; capture?: CaptureRecord; targetCreated?: boolean };
+    if (progress.replication && !progress.replication.droppedAt) cleaned.push(...(await dropReplication(deps.fleet, progress.replication)));
+    if (progress.capture && !progress.capture.removedAt) cleaned.push(...(await removeCapture(deps.fleet, progress.capture)));
     // The target it fed, kept when its subscription could not be dropped (the catalog never pointed there).
     const plan = (r.args as MoveArgs).plan;
     if (progress.targetCreated) {
@@ -113,7 +125,10 @@ export async function sweepReplication(deps: RecoverDeps, slug: string): Promise
         progress: JSON.stringify({
           ...progress,
           targetCreated: false,
-          replication: { ...progress.replication, droppedAt: new Date().toISOString() },
+          ...(progress.replication
+            ? { replication: { ...progress.replication, droppedAt: progress.replication.droppedAt ?? new Date().toISOString() } }
+            : {}),
+          ...(progress.capture ? { capture: { ...progress.capture, removedAt: new Date().toISOString() } } : {}),
         }),
       })
       .where('id', '=', r.id)

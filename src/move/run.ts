@@ -23,8 +23,8 @@ import { phaseClock } from './phase-clock.js';
 import { keepSuspended } from './keep-suspended.js';
 import { MoveRecord, openMove } from './record.js';
 import { recoverMove, sweepReplication, sweepRolledBackCopies } from './recover.js';
-import { onlinePreflight } from './online-preflight.js';
-import { runOnlineMove } from './online-run.js';
+import { onlinePreflight, type OnlineVia } from './online-preflight.js';
+import { runOnline } from './online-start.js';
 import { removeEnd } from './remove.js';
 import { namesAfter, type NamesAfter } from './names.js';
 import { liftSwitchFence, placeSwitchFence } from './switch-fence.js';
@@ -71,8 +71,12 @@ export interface MoveResult {
   tenant: string;
   /** switched: the catalog points at the target (source kept until `move complete`). */
   status: 'switched' | 'failed' | 'planned';
-  /** Logical replication: writes blocked only for the last catch-up (online-run.ts). */
+  /** Writes blocked only for the last catch-up (online-start.ts). */
   online?: boolean;
+  /** Logical replication, or trigger capture where the role may not create subscriptions. */
+  onlineVia?: OnlineVia;
+  /** A dry run's trigger path: why logical replication is not possible. */
+  notReplication?: string;
   move?: number;
   from: MoveEnd;
   to: MoveEnd;
@@ -125,13 +129,13 @@ export async function moveTenant(deps: MoveDeps, slug: string, o: MoveOptions): 
   const t0 = await getTenant(deps.db, slug);
   if (o.dryRun) {
     const plan = planMove(deps.config, t0, o, await tenantCountsByShard(deps.db));
-    // Reads only: a dry run says whether the online move would be refused.
-    if (o.online) await onlinePreflight(deps, plan);
+    // Reads only: a dry run says whether the online move would be refused, and which way it would go.
+    const path = o.online ? await onlinePreflight(deps, plan) : undefined;
     const targetBuild = o.online ? undefined : await plannedBuild(deps, plan);
     return {
       tenant: slug,
       status: 'planned',
-      ...(o.online ? { online: true } : {}),
+      ...(path ? { online: true, onlineVia: path.via, ...(path.notReplication ? { notReplication: path.notReplication } : {}) } : {}),
       from: plan.from,
       to: plan.to,
       ...(targetBuild ? { targetBuild } : {}),
@@ -192,7 +196,7 @@ export async function moveTenant(deps: MoveDeps, slug: string, o: MoveOptions): 
       );
     }
     const plan = planMove(deps.config, t, o, await tenantCountsByShard(deps.db));
-    if (o.online) return runOnlineMove(deps, plan, t.status, t.status_detail, started, resumed);
+    if (o.online) return runOnline(deps, plan, t.status, t.status_detail, started, resumed);
     return runMove(deps, plan, t.status, t.status_detail, started, resumed, Boolean(o.fastLoad));
   });
 }

@@ -108,6 +108,10 @@ export function renderMove(out: Output, command: string, r: MoveResult): void {
     out.print(`phases: ${(r.online ? ONLINE_PHASES : PHASES).join(', ')}; the source stays until tenantctl move complete ${r.tenant}`);
     if (r.targetBuild && r.targetBuild !== 'shared pool')
       out.print(`the target is built ${r.targetBuild} at the tenant's migration version before its writes are fenced`);
+    if (r.onlineVia === 'replication') out.print('online via logical replication');
+    if (r.onlineVia === 'triggers') {
+      out.print(`online via trigger capture (logical replication is not possible: ${escapeControl(r.notReplication ?? 'unknown')})`);
+    }
     return;
   }
   if (r.tables?.length) {
@@ -133,7 +137,7 @@ export function renderMove(out: Output, command: string, r: MoveResult): void {
   }
   out.print(
     out.color.green(
-      `moved ${r.tenant}${r.online ? ' online' : ''}: ${r.from.target} → ${r.to.target} (${r.rows ?? 0} rows, ${mb(r.bytes ?? 0)}, writes blocked ${r.writeBlockedMs ?? 0} ms of ${r.durationMs} ms${r.online ? ' for the last catch-up' : ''})`,
+      `moved ${r.tenant}${r.online ? ' online' : ''}: ${r.from.target} → ${r.to.target} (${r.rows ?? 0} rows, ${mb(r.bytes ?? 0)}, writes blocked ${r.writeBlockedMs ?? 0} ms of ${r.durationMs} ms${r.online ? ` for the last catch-up${r.onlineVia === 'triggers' ? ', via trigger capture' : ''}` : ''})`,
     ),
   );
   if (r.warning) out.print(out.color.yellow(`warning: ${escapeControl(r.warning)}`));

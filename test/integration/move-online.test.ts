@@ -9,7 +9,7 @@ import { untilCopying } from '../helpers/move-ops.js';
  * catch-up) on a private 2-shard fleet (us1, eu1: two clusters, as online moves need), through the
  * built CLI. Most tenantctl runs here connect as the clusters' SUPERUSER on purpose: PostgreSQL 15
  * lets only a superuser create a subscription, so an online move needs one at the target (the
- * least-privileged role is refused, which one test proves). The tests compare per-table hashes
+ * least-privileged role goes by trigger capture instead: move-online-capture.test.ts). The tests compare per-table hashes
  * of the tenant's rows on both sides, read by themselves, and look for publications,
  * subscriptions and replication slots left on either cluster after every outcome.
  */
@@ -204,30 +204,28 @@ describe('online moves, same model across clusters', () => {
 });
 
 describe('refusals: exit 2, nothing changed', () => {
-  it('the least-privileged shard role is refused with what is missing and how to fix it', async () => {
-    const r = await lp.cli(['move', 'lp-a', '--to-shard', 'eu1', '--online', '--json']);
-    expect(r.code, r.stdout + r.stderr).toBe(2);
-    const err = json(r).error;
-    expect(err.code).toBe('ONLINE_UNAVAILABLE');
-    expect(err.message).toMatch(/neither REPLICATION nor superuser/);
-    expect(err.message).toMatch(/role tenantctl on eu1 is not a superuser \(PostgreSQL 15 allows CREATE SUBSCRIPTION to superusers only\)/);
-    expect(err.message).toMatch(/nothing was changed/);
-    expect(err.hint).toMatch(/ALTER ROLE tenantctl REPLICATION/);
-    expect(err.hint).toMatch(/without --online/);
+  it('the least-privileged shard role goes by trigger capture: the dry run and doctor name what logical replication lacks', async () => {
+    const r = await lp.cli(['move', 'lp-a', '--to-shard', 'eu1', '--online', '--dry-run', '--json']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const doc = json(r);
+    expect(doc.onlineVia).toBe('triggers');
+    expect(doc.notReplication).toMatch(/neither REPLICATION nor superuser/);
+    expect(doc.notReplication).toMatch(
+      /role tenantctl on eu1 is not a superuser \(PostgreSQL 15 allows CREATE SUBSCRIPTION to superusers only\)/,
+    );
     expect((await tenant(lp, 'lp-a'))!.shard).toBe('us1');
     expect(await moveOps(lp, 'lp-a')).toHaveLength(0);
     expect(await leftovers(lp)).toEqual([]);
-    // The dry run says so too; doctor tells per shard.
-    expect(json(await lp.cli(['move', 'lp-a', '--to-shard', 'eu1', '--online', '--dry-run', '--json'])).error.code).toBe(
-      'ONLINE_UNAVAILABLE',
-    );
     const checks = json(await lp.cli(['doctor', '--json'])).checks;
-    expect(checks.find((c: any) => c.check === 'online moves on eu1').detail).toMatch(/to it not possible: .*not a superuser/);
+    expect(checks.find((c: any) => c.check === 'online moves on eu1').detail).toMatch(
+      /trigger capture .*to it not possible: .*not a superuser/,
+    );
     const suChecks = json(await su.cli(['doctor', '--json'])).checks;
     expect(suChecks.find((c: any) => c.check === 'online moves on eu1').detail).toMatch(/possible from and to it/);
+    expect(json(await su.cli(['move', 'op-x', '--to-shard', 'eu1', '--online', '--dry-run', '--json'])).onlineVia).toBe('replication');
   }, 60_000);
 
-  it('a pool table whose replica identity lacks the tenant key is refused (its updates could not be filtered by key)', async () => {
+  it('a pool table whose replica identity lacks the tenant key cannot be replicated: the move goes by trigger capture', async () => {
     const f = await env('onlri', { superuser: true });
     await f.create([{ slug: 'ri', model: 'pool', shard: 'us1' }]);
     await f.addMigration(
@@ -235,15 +233,16 @@ describe('refusals: exit 2, nothing changed', () => {
       'create table notes (tenant_id {{tenant_key_type}} not null, id bigserial primary key, body text);',
     );
     expect((await f.cli(['migrate', 'up'])).code).toBe(0);
-    const r = await f.cli(['move', 'ri', '--to-shard', 'eu1', '--online', '--json']);
-    expect(r.code, r.stdout + r.stderr).toBe(2);
-    const err = json(r).error;
-    expect(err.code).toBe('ONLINE_UNAVAILABLE');
-    expect(err.message).toMatch(/app\.notes's replica identity \(its primary key\) does not include the tenant-key column tenant_id/);
-    expect(err.hint).toMatch(/include tenant_id in the primary key .* of notes/);
+    const r = await f.cli(['move', 'ri', '--to-shard', 'eu1', '--online', '--dry-run', '--json']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const doc = json(r);
+    expect(doc.onlineVia).toBe('triggers');
+    expect(doc.notReplication).toMatch(
+      /app\.notes's replica identity \(its primary key\) does not include the tenant-key column tenant_id/,
+    );
     expect((await tenant(f, 'ri'))!.shard).toBe('us1');
     expect(await moveOps(f, 'ri')).toHaveLength(0);
-    // The offline preflight's side effects (making the eu1 pool) never ran: refused before them.
+    // A dry run changes nothing: the eu1 pool was not made.
     expect(await f.q('eu1', 'postgres', `select 1 from pg_database where datname = 'pool_onlri'`)).toHaveLength(0);
   }, 90_000);
 

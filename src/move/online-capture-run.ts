@@ -1,0 +1,218 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { redactText } from '../config/redact.js';
+import { TenantctlError, errorMessage } from '../errors.js';
+import { advanceSequences } from '../copy/sequences.js';
+import { fenceRecordFor, takeFence, type HeldFence } from './fence.js';
+import { buildTarget } from './build-target.js';
+import { copyAndVerify, type TableCheck } from './copy.js';
+import { stopIfInterrupted } from './interrupt.js';
+import { removeEnd } from './remove.js';
+import type { MoveResult } from './run.js';
+import { captureRecordFor, installCapture, type CaptureRecord } from './capture/install.js';
+import { Replayer, replayTables, type ReplayTable, type RoundResult } from './capture/replay.js';
+import { removeCapture } from './capture/remove.js';
+import {
+  assertSame,
+  bothSides,
+  failedResult,
+  liftAfterSwitch,
+  reportFailedPhase,
+  switchCatalog,
+  switchedResult,
+  tamper,
+  type OnlineRun,
+} from './online-steps.js';
+
+/** Replay rounds before the fence: the lag is small once a round applied this few changes, or took this little time. */
+const SMALL_LAG_CHANGES = 200;
+const SMALL_LAG_MS = 250;
+/** Rounds before the fence may take this long in all (a writer faster than replay never converges). */
+const CATCH_UP_TIMEOUT_MS = 3600_000;
+
+const FAULT = () => process.env.TENANTCTL_INJECT_FAULT;
+
+/**
+ * An online move where the role may not create subscriptions (online-preflight.ts): trigger
+ * capture. Triggers on the tenant's tables at the source (on a pool's shared tables only for the
+ * tenant's rows) write each change to a change table in tenantctl's schema there
+ * (capture/install.ts); then ONE repeatable-read snapshot is copied and verified by the offline
+ * move's machinery (copy.ts: the target created at the source's version with the rows, or loaded
+ * into the pool, in one transaction); then the changes committed after that snapshot are replayed
+ * round after round while the tenant keeps writing (capture/replay.ts), until a round is small;
+ * then one round proves the copy whole (every table's digests on both sides, sqlDigest, the source
+ * read in that round's snapshot) still without blocking writes. Only then is the tenant fenced,
+ * for the last round (everything committed before the fence) and a digest of just the rows changed
+ * since the proof on both sides; sequences moved past the ids, the catalog switched and the fence
+ * lifted (`writeBlockedMs`); then the triggers and the change table are removed. Every exit path removes them (the record names them before they are made; a killed
+ * mover's are removed by the next move or `move rollback`, recover.ts).
+ */
+export async function runCaptureMove(run: OnlineRun): Promise<MoveResult> {
+  const { deps, plan, pre, rec } = run;
+  const { fleet, config } = deps;
+  const { begin, done } = run.clock;
+  const capture: CaptureRecord = captureRecordFor(rec.id, plan.from, pre.tables);
+  let fence: HeldFence | undefined;
+  let switched = false;
+  let checks: TableCheck[] = [];
+  try {
+    begin('copy');
+    // An exclusive target is built empty at the source's version first (build-target.ts; the
+    // capture path never fences for it), recorded before it is made.
+    await buildTarget(deps, plan, pre.atVersion, rec);
+    // Recorded before anything is made: a kill from here on leaves what the next command removes.
+    await rec.update({ capture });
+    await installCapture(fleet, capture, plan.from.model, plan.key, pre.tables, config);
+    await rec.update({ targetCreated: true, rows: 0, bytes: 0 });
+    const total = { rows: 0, bytes: 0 };
+    let snapshot = '';
+    let tables: ReplayTable[] = [];
+    await fleet.withClient(plan.from.shard, plan.from.database, async (src) => {
+      // ONE snapshot, taken after every trigger is in place: a change is either in it or captured.
+      await src.query('begin isolation level repeatable read read only');
+      try {
+        snapshot = (await src.query<{ s: string }>('select pg_current_snapshot()::text as s')).rows[0].s;
+        tables = await replayTables(src, plan.from.schema, pre.tables);
+        return await copyAndVerify(deps, plan, src, pre.tables, {
+          onProgress: (p) => {
+            total.rows = p.rows;
+            total.bytes = p.bytes;
+            deps.onProgress?.(p);
+            void rec.heartbeat({ rows: p.rows, bytes: p.bytes }).catch(() => undefined);
+          },
+          afterTable: async (table) => {
+            await rec.update({ rows: total.rows, bytes: total.bytes, lastTable: table });
+            if (FAULT() === 'move-hang-in-copy') while (!deps.signal?.aborted) await sleep(100);
+            // The tests' proof that changes after the snapshot are replayed: the tenant writes meanwhile.
+            if (FAULT() === 'move-online-pause' && table === pre.tables[0].table) await sleep(1500);
+            stopIfInterrupted(deps.signal);
+          },
+        });
+      } finally {
+        await src.query('rollback').catch(() => undefined);
+      }
+    });
+    const replayer = new Replayer(fleet, capture, plan.to, plan.key, tables, config, snapshot);
+    const measure = bothSides(fleet, config, plan);
+    const deadline = Date.now() + CATCH_UP_TIMEOUT_MS;
+    let replayed = 0;
+    // The rows changed after the full proof below: all that the check under the fence compares.
+    const since = { touched: new Map<string, string[]>(), truncated: new Set<string>() };
+    const note = (r: RoundResult) => {
+      for (const [t, imgs] of r.touched) since.touched.set(t, [...(since.touched.get(t) ?? []), ...imgs]);
+      for (const t of r.truncated) since.truncated.add(t);
+    };
+    let ready = false;
+    let proven = false;
+    for (;;) {
+      stopIfInterrupted(deps.signal);
+      // Once the lag is small, one round proves the whole copy while the tenant keeps writing:
+      // after the target committed the round, every table's digests on both sides, the source
+      // read in the round's snapshot, the state the target now holds.
+      const prove = ready && !proven;
+      const r = await replayer.round(
+        prove
+          ? {
+              atSnapshot: async (src) => {
+                if (FAULT()?.startsWith('move-tamper')) await fleet.withClient(plan.to.shard, plan.to.database, (c) => tamper(c, plan));
+                checks = await Promise.all(pre.tables.map((tb) => measure(tb, { source: src })));
+                assertSame(checks);
+              },
+            }
+          : {},
+      );
+      replayed += r.changes;
+      deps.onProgress?.({ table: `${replayed} changes replayed`, rows: total.rows, bytes: total.bytes });
+      void rec.heartbeat({ replayed }).catch(() => undefined);
+      if (prove) proven = true;
+      else if (proven) note(r);
+      ready = r.changes <= SMALL_LAG_CHANGES || r.ms <= SMALL_LAG_MS;
+      if (proven && ready) break;
+      if (Date.now() > deadline) {
+        throw new TenantctlError(
+          'MOVE_FAILED',
+          `the replay of ${plan.tenant}'s changes did not catch up within ${CATCH_UP_TIMEOUT_MS / 60_000} min (last round: ${r.changes} changes in ${r.ms} ms)`,
+          'the tenant writes faster than its changes are replayed: try again at a quieter time, or move it offline',
+        );
+      }
+    }
+    await rec.update({ replayed, tables: checks });
+    await done('copy', rec, `${replayed} changes replayed, both sides proven equal at a snapshot`);
+
+    begin('fence');
+    const frec = fenceRecordFor(plan.from, plan.key);
+    await rec.update({ fence: frec });
+    fence = await takeFence(fleet, frec);
+    await rec.update({ fence: fence.record });
+    await done('fence', rec);
+
+    begin('catch-up');
+    // The fence waited for the tenant's in-flight writes: this round holds every change it committed.
+    const last = await replayer.round();
+    note(last);
+    await rec.update({ replayed: replayed + last.changes });
+    await done('catch-up', rec, `${last.changes} changes`);
+
+    begin('verify');
+    // Under the fence only what changed since the proof: the rows of every primary key replayed
+    // since (both sides, by the same digest), a table emptied by TRUNCATE in full.
+    const byName = new Map(tables.map((t) => [t.table, t]));
+    const delta = await Promise.all(
+      pre.tables
+        .filter((tb) => since.truncated.has(tb.table) || since.touched.has(tb.table))
+        .map((tb) =>
+          since.truncated.has(tb.table)
+            ? measure(tb)
+            : measure(tb, { only: { pk: byName.get(tb.table)!.pk, images: `[${since.touched.get(tb.table)!.join(',')}]` } }),
+        ),
+    );
+    assertSame(delta);
+    // Replayed rows carry their own ids: the target's sequences past them, before anyone writes there.
+    await fleet.withClient(plan.to.shard, plan.to.database, (c) =>
+      advanceSequences(
+        c,
+        plan.to.schema,
+        pre.tables.map((t) => t.table),
+      ),
+    );
+    await done('verify', rec, `${delta.reduce((n, c) => n + c.rows, 0)} changed rows compared`);
+
+    begin('switch');
+    await switchCatalog(run, checks);
+    switched = true;
+    await done('switch', rec);
+
+    begin('unfence');
+    const writeBlockedMs = await liftAfterSwitch(run, fence);
+    // Outside the write block: a table that stays locked now leaves the triggers recorded for the
+    // tenant's next move command (sweepReplication); the move itself has succeeded.
+    let warning: string | undefined;
+    try {
+      await removeCapture(fleet, capture);
+      await rec.update({ capture: { ...capture, removedAt: new Date().toISOString() } });
+    } catch (e) {
+      warning = redactText(errorMessage(e));
+    }
+    await done('unfence', rec, warning);
+    return switchedResult(run, checks, writeBlockedMs, warning);
+  } catch (err) {
+    reportFailedPhase(run, err);
+    let message = redactText(errorMessage(err));
+    // Every exit path: writes flow again first, then the capture goes (its locks wait for them), then the copy.
+    if (fence) await fence.lift().catch(() => undefined);
+    if (rec.progress.capture) {
+      try {
+        await removeCapture(fleet, capture);
+        await rec.update({ capture: { ...capture, removedAt: new Date().toISOString() } });
+      } catch (e) {
+        message += `; ${redactText(errorMessage(e))}`;
+      }
+    }
+    let targetLeft = false;
+    if (!switched && rec.progress.targetCreated) {
+      await removeEnd(deps, plan.tenant, plan.key, plan.to, plan.from).catch(() => {
+        targetLeft = true;
+      });
+    }
+    return failedResult(run, err, message, { fence, switched, targetLeft });
+  }
+}

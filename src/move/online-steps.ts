@@ -1,0 +1,230 @@
+import type { CatalogDb } from '../catalog/open.js';
+import { updateTenant } from '../catalog/tenants.js';
+import { recordEvent } from '../catalog/events.js';
+import type { Config } from '../config/types.js';
+import type { Fleet } from '../fleet/fleet.js';
+import { EXIT, TenantctlError, UsageError, errorMessage } from '../errors.js';
+import { sqlDigest, type DigestRows } from '../copy/sql-digest.js';
+import type pg from 'pg';
+
+type Q = Pick<pg.ClientBase, 'query'>;
+import type { CopyScope, CopyTable } from '../copy/tables.js';
+import pLimit from 'p-limit';
+import type { MovePlan } from './plan.js';
+import { ident, qualified } from '../sql.js';
+import { MODEL_TRAITS } from '../placement/placement.js';
+import type { Preflight } from './preflight.js';
+import type { HeldFence } from './fence.js';
+import { MoveVerifyError, type TableCheck } from './copy.js';
+import { isInterrupt } from './interrupt.js';
+import type { phaseClock } from './phase-clock.js';
+import type { MoveRecord } from './record.js';
+import { ONLINE_PHASES, type MoveDeps, type MoveResult } from './run.js';
+import { keepSuspended } from './keep-suspended.js';
+import { liftSwitchFence, placeSwitchFence } from './switch-fence.js';
+import { namesAfter } from './names.js';
+
+/** Tables digested at once while writes are blocked (two connections each, one per side). */
+const VERIFY_CONCURRENCY = 3;
+
+/** What both online paths share once the move is recorded. */
+export interface OnlineRun {
+  deps: MoveDeps;
+  plan: MovePlan;
+  prevStatus: string;
+  prevDetail: string | null;
+  started: number;
+  resumed: MoveResult['resumed'];
+  pre: Preflight;
+  rec: MoveRecord;
+  clock: ReturnType<typeof phaseClock>;
+}
+
+/**
+ * Both sides of each table measured by the same query inside PostgreSQL (sqlDigest: no row
+ * crosses to Node), each on its own cluster at once; a few tables at once, since writes are blocked.
+ * `source`: measure the source on this client (a snapshot the caller holds; one query at a time
+ * on it); `only`: just the rows with these primary keys.
+ */
+export function bothSides(fleet: Fleet, config: Config, plan: MovePlan) {
+  const srcScope: CopyScope = { model: plan.from.model, schema: plan.from.schema, key: plan.key };
+  const dstScope: CopyScope = { model: plan.to.model, schema: plan.to.schema, key: plan.key };
+  const limit = pLimit(VERIFY_CONCURRENCY);
+  return (tb: CopyTable, o: { source?: Q; only?: DigestRows } = {}): Promise<TableCheck> =>
+    limit(async () => {
+      const [s, d] = await Promise.all([
+        o.source
+          ? sqlDigest(o.source, tb, srcScope, config, o.only)
+          : fleet.withClient(plan.from.shard, plan.from.database, (c) => sqlDigest(c, tb, srcScope, config, o.only)),
+        fleet.withClient(plan.to.shard, plan.to.database, (c) => sqlDigest(c, tb, dstScope, config, o.only)),
+      ]);
+      return {
+        table: tb.table,
+        rows: s.rows,
+        bytes: s.bytes,
+        source: { rows: s.rows, hash: s.hash },
+        target: { rows: d.rows, hash: d.hash },
+      };
+    });
+}
+
+export const differs = (c: TableCheck) => c.source.rows !== c.target.rows || c.source.hash !== c.target.hash;
+
+/** Throws MOVE_VERIFY naming every table whose sides differ. */
+export function assertSame(checks: TableCheck[]): void {
+  const wrong = checks.filter(differs);
+  if (wrong.length) {
+    throw new MoveVerifyError(
+      `verification failed: ${wrong.map((w) => `${w.table}: source ${w.source.rows} rows (hash ${w.source.hash}), target ${w.target.rows} rows (hash ${w.target.hash})`).join('; ')}; nothing was switched, the copy was removed`,
+      checks,
+    );
+  }
+}
+
+/** The catalog points at the target, with the event `moved`, in one transaction. */
+export async function switchCatalog(run: OnlineRun, checks: TableCheck[]): Promise<void> {
+  const { plan, rec, prevStatus, prevDetail } = run;
+  // A suspended tenant stays suspended at its new placement (keep-suspended.ts).
+  await keepSuspended(run.deps.fleet, run.deps.config, plan, prevStatus);
+  // The source refuses the application's writes from here until complete or rollback.
+  await placeSwitchFence(run.deps, rec, plan, run.pre.tables);
+  const db: CatalogDb = run.deps.db;
+  const rows = checks.reduce((n, c) => n + c.rows, 0);
+  const bytes = checks.reduce((n, c) => n + c.bytes, 0);
+  await db.transaction().execute(async (tx) => {
+    await updateTenant(tx, plan.tenant, {
+      model: plan.to.model,
+      shard: plan.to.shard,
+      region: plan.to.region,
+      database_name: plan.to.database,
+      schema_name: plan.to.schema,
+      status: prevStatus as never,
+      status_detail: prevDetail,
+    });
+    await rec.update({ phase: 'switch', tables: checks, rows, bytes, targetCreated: false }, 'switched', tx);
+    await recordEvent(tx, {
+      command: run.deps.command,
+      action: 'moved',
+      result: 'ok',
+      tenant: plan.tenant,
+      details: {
+        move: rec.id,
+        online: true,
+        via: rec.args.onlineVia,
+        from: plan.from.target,
+        to: plan.to.target,
+        rows,
+        bytes,
+        tables: checks.map((c) => ({ table: c.table, rows: c.rows, hash: c.target.hash })),
+      },
+    });
+  });
+}
+
+/** The fence lifted after the switch: how long writes were blocked, recorded. */
+export async function liftAfterSwitch(run: OnlineRun, fence: HeldFence): Promise<number> {
+  await fence.lift();
+  const writeBlockedMs = Date.now() - Date.parse(fence.record.at!);
+  await run.rec.update({ fence: { ...fence.record, liftedAt: new Date().toISOString() }, writeBlockedMs });
+  return writeBlockedMs;
+}
+
+/** The result of a switched online move. */
+export function switchedResult(run: OnlineRun, checks: TableCheck[], writeBlockedMs: number, warning?: string): MoveResult {
+  const { plan, rec, pre } = run;
+  return {
+    tenant: plan.tenant,
+    status: 'switched',
+    online: true,
+    onlineVia: rec.args.onlineVia,
+    move: rec.id,
+    from: plan.from,
+    to: plan.to,
+    version: pre.version,
+    phases: run.clock.phases,
+    tables: checks,
+    rows: checks.reduce((n, c) => n + c.rows, 0),
+    bytes: checks.reduce((n, c) => n + c.bytes, 0),
+    writeBlockedMs,
+    targetMigrated: pre.targetMigrated,
+    sharedNotCopied: pre.sharedNotCopied,
+    resumed: run.resumed,
+    names: namesAfter(run.deps.config, plan.tenant, plan.to, plan.from),
+    ...(warning ? { warning } : {}),
+    durationMs: Date.now() - run.started,
+  };
+}
+
+/**
+ * The end of an online move that did not switch (the caller has already undone what its path
+ * made): the tenant's status back and the record closed in one transaction, then either the
+ * error rethrown (usage and lock errors) or the failed result.
+ */
+export async function failedResult(
+  run: OnlineRun,
+  err: unknown,
+  message: string,
+  o: { fence?: HeldFence; switched: boolean; targetLeft: boolean },
+): Promise<MoveResult> {
+  const { plan, rec } = run;
+  const blocked = o.fence?.record.at ? Date.now() - Date.parse(o.fence.record.at) : undefined;
+  if (!o.switched) await liftSwitchFence(run.deps, rec).catch(() => undefined);
+  if (!o.switched) {
+    const isVerify = err instanceof MoveVerifyError;
+    await run.deps.db
+      .transaction()
+      .execute(async (tx) => {
+        await updateTenant(tx, plan.tenant, { status: run.prevStatus as never, status_detail: run.prevDetail });
+        await rec.update(
+          {
+            error: message,
+            targetCreated: o.targetLeft,
+            ...(o.fence ? { fence: { ...o.fence.record, liftedAt: new Date().toISOString() } } : {}),
+            writeBlockedMs: blocked,
+            ...(isVerify ? { tables: err.checks } : {}),
+          },
+          isInterrupt(err) ? 'interrupted' : 'failed',
+          tx,
+        );
+        await recordEvent(tx, {
+          command: run.deps.command,
+          action: isInterrupt(err) ? 'move interrupted' : 'move failed',
+          result: 'failed',
+          tenant: plan.tenant,
+          details: { move: rec.id, online: true, via: rec.args.onlineVia, from: plan.from.target, to: plan.to.target, error: message },
+        });
+      })
+      .catch(() => undefined);
+  }
+  if (err instanceof UsageError || (err instanceof TenantctlError && err.exitCode === EXIT.locked)) throw err;
+  return {
+    tenant: plan.tenant,
+    status: 'failed',
+    online: true,
+    onlineVia: rec.args.onlineVia,
+    move: rec.id,
+    from: plan.from,
+    to: plan.to,
+    phases: run.clock.phases,
+    writeBlockedMs: blocked,
+    tables: err instanceof MoveVerifyError ? err.checks : undefined,
+    resumed: run.resumed,
+    durationMs: Date.now() - run.started,
+    error: { code: err instanceof TenantctlError ? err.code : 'MOVE_FAILED', message },
+  };
+}
+
+/** Report the failed phase (the first not done). */
+export function reportFailedPhase(run: OnlineRun, err: unknown): void {
+  const current = ONLINE_PHASES.find((p) => !run.clock.phases.some((x) => x.phase === p)) ?? 'unfence';
+  run.deps.onPhase?.({ phase: current, state: 'failed', detail: errorMessage(err) });
+}
+
+/** The tests' tampered copy: one target row's text column changed before verification. */
+export async function tamper(c: Pick<import('pg').ClientBase, 'query'>, plan: MovePlan): Promise<void> {
+  const mine = MODEL_TRAITS[plan.to.model].sharedTables ? 'where tenant_id::text = $1' : 'where $1::text is not null';
+  await c.query(
+    `update ${qualified(plan.to.schema, 'tasks')} set ${ident('title')} = title || 'x' where ctid = (select ctid from ${qualified(plan.to.schema, 'tasks')} ${mine} limit 1)`,
+    [plan.key],
+  );
+}
