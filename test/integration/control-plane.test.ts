@@ -37,6 +37,8 @@ async function loginAs(e: MigrateEnv, slug: string): Promise<string> {
 /** A session of `user` on `database` that stays open until `close`. */
 async function session(url: string): Promise<pg.Client & { close(): Promise<void> }> {
   const c = new pg.Client({ connectionString: url });
+  // A suspend ends the tenant role's sessions (this one among them): an error event, not a crash.
+  c.on('error', () => undefined);
   await c.connect();
   return Object.assign(c, { close: () => c.end().catch(() => undefined) });
 }
@@ -149,8 +151,10 @@ describe("tenantctl's locks where tenants connect", () => {
         );
         expect(cols, schema).toHaveLength(1);
       }
-      // Its own suspension: the tenant lock is in the catalog, which the tenant cannot reach.
+      // Its own suspension: the tenant lock is in the catalog, which the tenant cannot reach; and
+      // suspending ends the session that held the locks.
       await ok(e, ['tenant', 'suspend', 'cpl-a']);
+      await expect(attacker.query('select 1')).rejects.toThrow();
     } finally {
       await attacker.close();
     }
