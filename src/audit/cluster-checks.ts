@@ -5,6 +5,7 @@ import { ident } from '../sql.js';
 import { asRole, rolledBack } from './as-role.js';
 import { tenantRoleMemberships } from './acl-checks.js';
 import { finding } from './registry.js';
+import { MAINTENANCE_DATABASES } from '../placement/databases.js';
 import { ownershipChecks } from './ownership-checks.js';
 import { roleChecks } from './role-checks.js';
 import type { AuditEnv, AuditUnit, Finding } from './types.js';
@@ -59,12 +60,25 @@ export async function clusterChecks(c: ShardClient, unit: AuditUnit, env: AuditE
                  from aclexplode(d.datacl) a join pg_roles g on g.oid = a.grantee
                 where a.privilege_type = 'CONNECT' and a.grantee <> d.datdba), '[]') as grantees
        from pg_database d where d.datname = any($1::text[]) or d.datname like 't\\_%'`,
-    [[shard.poolDatabase, shard.tenantDatabase, config.catalog.database]],
+    [[shard.poolDatabase, shard.tenantDatabase, config.catalog.database, ...MAINTENANCE_DATABASES]],
   );
   const selectedDbs = new Set(selected.map((t) => t.database_name));
   for (const d of dbs.rows) {
     const owner = dbTenants.get(d.datname);
     const ours = owner || d.datname === shard.poolDatabase || d.datname === shard.tenantDatabase;
+    // tenantctl's own databases: tenants need none of them (issue 17); the owner closes them.
+    const controlPlane = (MAINTENANCE_DATABASES as readonly string[]).includes(d.datname) || d.datname === config.catalog.database;
+    if (controlPlane && d.public_connect) {
+      out.push(
+        finding('database.control-plane-open', {
+          ...at,
+          tenant: null,
+          object: `database ${d.datname}`,
+          message: `CONNECT on ${d.datname === config.catalog.database ? "tenantctl's catalog database" : 'the maintenance database'} ${d.datname} is granted to PUBLIC: every tenant role can connect to it, take advisory locks there and create objects tenantctl does not watch`,
+          fix: `revoke connect, temporary on database ${ident(d.datname)} from public; grant connect on database ${ident(d.datname)} to current_user; -- as its owner`,
+        }),
+      );
+    }
     if (!ours) {
       if (/^t_[a-z0-9_]+$/.test(d.datname) && !env.allTenants.some((t) => t.shard === unit.shard && t.database_name === d.datname)) {
         out.push(

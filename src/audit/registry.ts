@@ -106,6 +106,11 @@ export const CHECKS = {
   'schema.writable-search-path': { severity: 'high', fixable: false, title: 'search_path includes a schema others can write' },
   // database tenants
   'database.public-connect': { severity: 'high', fixable: true, title: 'CONNECT granted to PUBLIC on a tenantctl database' },
+  'database.control-plane-open': {
+    severity: 'high',
+    fixable: false,
+    title: 'CONNECT to PUBLIC on the catalog database or a maintenance database (postgres, template1)',
+  },
   'database.cross-tenant-connect': { severity: 'critical', fixable: true, title: "a tenant role can connect to another tenant's database" },
   // catalog against reality
   'catalog.placement-missing': {

@@ -487,6 +487,13 @@ const cases: Case[] = [
     cleanup: [[P, 'drop function app.task_count()']],
   },
   {
+    name: 'the maintenance database open to every tenant',
+    plant: [['postgres', 'grant connect on database postgres to public']],
+    expect: [{ check: 'database.control-plane-open', object: 'database postgres' }],
+    fixable: false,
+    cleanup: [['postgres', 'revoke connect on database postgres from public']],
+  },
+  {
     name: 'the tenant setting as a role default survives into every transaction',
     plant: [['postgres', `alter role app_user set app.tenant_id = '$A'`]],
     expect: [{ check: 'probe.setting-persists' }, { check: 'probe.no-setting-read', object: 'app.users' }],
