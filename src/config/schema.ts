@@ -158,11 +158,14 @@ export const configSchema = z
         // While a migration's DDL waits for its lock, every later query on the table queues
         // behind it: short waits, retried with gaps between them (src/migrate/retry-schedule.ts).
         lockTimeout: duration.default('1s'),
+        // How long a target waits for another tenantctl session migrating it (its advisory lock):
+        // that wait holds up no application query, unlike a DDL's lock wait (lockTimeout).
+        lockWait: duration.default('30s'),
         statementTimeout: duration.default('5min'),
         targetTimeout: duration.default('30min'),
         retries: wholeNumber(0, 100).default(10),
       })
-      .default({ dir: 'migrations', lockTimeout: '1s', statementTimeout: '5min', targetTimeout: '30min', retries: 10 }),
+      .default({ dir: 'migrations', lockTimeout: '1s', lockWait: '30s', statementTimeout: '5min', targetTimeout: '30min', retries: 10 }),
     dev: z.strictObject({ dataDir: z.string().default('.tenantctl/dev') }).default({ dataDir: '.tenantctl/dev' }),
   })
   .superRefine((cfg, ctx) => {

@@ -145,11 +145,13 @@ export class TargetSession implements ErrorContext {
   }
 
   /**
-   * Take the target's session advisory lock, waiting up to the lock timeout; also says whether
+   * Take the target's session advisory lock, waiting up to migrations.lockWait for another
+   * tenantctl session (concurrent creates of pool tenants all pass through the pool target; that
+   * wait holds up no application query, so it is not the short lockTimeout); also says whether
    * the tracking table and the target schema exist (same round trip).
    */
   async lock(): Promise<{ tracked: boolean; schemaExists: boolean }> {
-    const waitMs = this.opts.lockWaitMs ?? this.lockTimeoutMs;
+    const waitMs = this.opts.lockWaitMs ?? durationMs(this.opts.config.migrations.lockWait ?? '30s');
     const until = Date.now() + waitMs;
     let holder: LockHolder | null = null;
     for (;;) {

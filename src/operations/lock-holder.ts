@@ -32,7 +32,8 @@ export async function advisoryLockHolder(c: Queryable, classid: number, key: str
   try {
     const res = await c.query<{ pid: number; role: string | null; application: string | null; since: Date | null; foreign: boolean }>(
       `select l.pid, a.usename as role, a.application_name as application, a.backend_start as since,
-              a.usename is distinct from session_user as foreign
+              -- Unknown (the holder just ended, or its row is not visible): not foreign, look again.
+              coalesce(a.usename <> session_user, false) as foreign
          from pg_locks l left join pg_stat_activity a on a.pid = l.pid
         where l.locktype = 'advisory' and l.granted and l.objsubid = 2
           and l.database = (select oid from pg_database where datname = current_database())
