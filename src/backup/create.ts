@@ -18,6 +18,7 @@ import { assertPoolCopyAllowed } from '../copy/pool-visibility.js';
 import { MODEL_TRAITS, pgDumpTarget } from '../placement/placement.js';
 import { sharedTablesNotCopied } from '../placement/pool-shared-tables.js';
 import { MANIFEST_FILE, MANIFEST_FORMAT, sealManifest, toolVersion, type Manifest } from './manifest.js';
+import { manifestMac } from './manifest-mac.js';
 import { newBackupId, type ArchiveWriter } from './storage.js';
 import { backupCompression, encryptsBackups, storageFor } from './regions.js';
 import { tenantDataKey } from './keys.js';
@@ -250,7 +251,7 @@ async function writeArchive(
       const out = files.map((f) => f.entry(fromDump?.tables.has(f.table.table) ? 'pg_dump' : 'copy'));
       // In the same snapshot: which constraints are NOT VALID and how many of these rows break them.
       const constraints = await sourceConstraints(c, { model: t.model, schema: t.schema_name, key: t.key }, tables, config.tenantKey.type);
-      return sealManifest({
+      const body: Omit<Manifest, 'checksum' | 'mac'> = {
         format: MANIFEST_FORMAT,
         compression,
         id,
@@ -275,7 +276,9 @@ async function writeArchive(
         dump,
         encryption: dataKey ? { algorithm: 'aes-256-gcm', keyId: dataKey.keyId } : null,
         constraints,
-      });
+      };
+      // An encrypted archive's manifest is authenticated with the tenant's data key (format 4).
+      return sealManifest(dataKey ? { ...body, mac: manifestMac(body, dataKey.key) } : body);
     } finally {
       await c.query('rollback').catch(() => undefined);
     }

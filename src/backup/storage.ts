@@ -42,3 +42,12 @@ const ID = /^([a-z][a-z0-9-]{0,39})\.(\d{8}T\d{9}Z)(?:-\d+)?$/;
 export function slugOfBackupId(id: string): string | null {
   return ID.exec(id)?.[1] ?? null;
 }
+
+/**
+ * Whether a name is a plain file name of the archive's own folder: not empty, no path separator,
+ * not `.` or `..`, no NUL. A manifest is read from storage anyone with write access can edit, so
+ * every file name it gives is checked before it is joined to a path (no `../../tmp/x`).
+ */
+export function isPlainFileName(name: string): boolean {
+  return name.length > 0 && name.length <= 255 && !/[/\\\0]/.test(name) && name !== '.' && name !== '..';
+}
