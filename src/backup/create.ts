@@ -19,6 +19,7 @@ import { MODEL_TRAITS, pgDumpTarget } from '../placement/placement.js';
 import { sharedTablesNotCopied } from '../placement/pool-shared-tables.js';
 import { MANIFEST_FILE, MANIFEST_FORMAT, sealManifest, toolVersion, type Manifest } from './manifest.js';
 import { manifestMac } from './manifest-mac.js';
+import { sweepKilledBackups } from './backup-leftovers.js';
 import { newBackupId, type ArchiveWriter } from './storage.js';
 import { backupCompression, encryptsBackups, storageFor } from './regions.js';
 import { tenantDataKey } from './keys.js';
@@ -74,6 +75,8 @@ export async function backupLocked(deps: BackupDeps, slug: string): Promise<Back
     return { ...base, status: 'skipped', reason: `tenant is ${t.status}` };
   }
   const storage = storageFor(deps.config, t.region);
+  // Under the tenant's lock no backup of it is live: what a killed one left goes first.
+  const swept = await sweepKilledBackups(deps.db, storage, t.slug);
   const id = newBackupId(t.slug);
   const op = await startOperation(deps.db, { kind: 'backup', tenant: t.slug, args: { backup: id, storage: storage.location } });
   let writer: ArchiveWriter | undefined;
@@ -106,6 +109,7 @@ export async function backupLocked(deps: BackupDeps, slug: string): Promise<Back
       tables: manifest.tables.length,
       sharedNotCopied: manifest.sharedTables ?? [],
       encrypted: Boolean(dataKey),
+      ...(swept.length ? { warnings: swept } : {}),
       durationMs: Date.now() - started,
     };
   } catch (err) {

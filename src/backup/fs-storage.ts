@@ -76,6 +76,19 @@ export class FsStorage implements BackupStorage {
     return (await stat(this.file(id, file)).catch(() => null))?.size ?? null;
   }
 
+  async partials(slug?: string): Promise<string[]> {
+    const out: string[] = [];
+    for (const s of slug ? [slug] : await names(this.location))
+      for (const n of await names(join(this.location, s))) if (isUnpublished(n, s)) out.push(join(s, n));
+    return out.sort();
+  }
+
+  async removePartials(slug: string, only?: string[]): Promise<string[]> {
+    const found = (await this.partials(slug)).filter((p) => !only || only.includes(p));
+    for (const p of found) await rm(join(this.location, p), { recursive: true, force: true });
+    return found;
+  }
+
   async remove(id: string): Promise<void> {
     // Renamed away first, so a crash half-way through never leaves a listed, partial archive.
     const dir = this.dir(id);
@@ -83,6 +96,11 @@ export class FsStorage implements BackupStorage {
     await rename(dir, doomed);
     await rm(doomed, { recursive: true, force: true });
   }
+}
+
+/** A killed backup's `.<id>.partial` folder, or a killed remove's `.<id>.deleting`. */
+function isUnpublished(name: string, slug: string): boolean {
+  return name.startsWith(`.${slug}.`) && (name.endsWith('.partial') || name.endsWith('.deleting'));
 }
 
 async function names(dir: string): Promise<string[]> {

@@ -18,6 +18,14 @@ export interface BackupStorage {
   /** Stored size of one file, or null when it is missing. */
   size(id: string, file: string): Promise<number | null>;
   remove(id: string): Promise<void>;
+  /**
+   * Remove the tenant's unpublished archives (a killed backup's partial write, a killed remove's
+   * leftover), or only those of `only` (names from `partials`); returns the names removed. Only
+   * for a caller that knows none of them is live.
+   */
+  removePartials(slug: string, only?: string[]): Promise<string[]>;
+  /** The names of the tenant's unpublished archives, removing nothing (doctor). */
+  partials(slug?: string): Promise<string[]>;
 }
 
 export interface ArchiveWriter {

@@ -1,14 +1,16 @@
-import { mkdtemp, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseDocument } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { json, ownMigrateFleet, sleep, type MigrateEnv } from '../helpers/migrate-env.js';
+import pg from 'pg';
+import { json, ownMigrateFleet, sleep, until, type MigrateEnv } from '../helpers/migrate-env.js';
+import { shardDbUrl } from '../helpers/deps.js';
 import { loadConfig } from '../../src/config/load.js';
 import { storageFor } from '../../src/backup/regions.js';
 import { sealManifest } from '../../src/backup/manifest.js';
 import { lockTenant } from '../../src/operations/tenant-lock.js';
-import { seed } from '../helpers/seed.js';
+import { seed, tenant } from '../helpers/seed.js';
 
 /**
  * Issue 18's backup faults: a busy tenant is exit 3 (LOCKED) for backup as for every other
@@ -131,5 +133,70 @@ describe('forged manifests', () => {
     expect(ok.code, ok.stdout + ok.stderr).toBe(0);
     const r = await e.cli(['restore', id, '--as', 'mac-copy', '--json'], { env: K });
     expect(r.code, r.stdout + r.stderr).toBe(0);
+  });
+});
+
+describe('a killed backup', () => {
+  it('SIGKILL mid-copy leaves a partial folder and a running record; doctor lists them; prune removes the folder; the next backup closes the record', async () => {
+    const e = await env('bkill');
+    await e.create([{ slug: 'bkill-p', model: 'pool', shard: 'us1' }]);
+    await seed(e, 'bkill-p', 50, 'k');
+    const t = (await tenant(e, 'bkill-p'))!;
+    const tenantDir = join(storageFor(e.config, 'us-east').location, 'bkill-p');
+    // A session holding the tasks table: the backup's COPY waits there, mid-copy, to be killed.
+    const holder = new pg.Client({ connectionString: shardDbUrl(e.config, 'us1', t.database_name) });
+    await holder.connect();
+    let child = 0;
+    try {
+      await holder.query(`begin; lock table ${t.schema_name}.tasks in access exclusive mode`);
+      const run = e.cli(['backup', 'create', 'bkill-p'], { onSpawn: (p) => (child = p) });
+      await until(async () => {
+        const op = await e.db
+          .selectFrom('operations')
+          .selectAll()
+          .where('kind', '=', 'backup')
+          .where('tenant_slug', '=', 'bkill-p')
+          .where('status', '=', 'running')
+          .executeTakeFirst();
+        return (op?.progress as any)?.phase === 'copy';
+      });
+      await sleep(300);
+      process.kill(child, 'SIGKILL');
+      expect((await run).signal).toBe('SIGKILL');
+    } finally {
+      await holder.query('rollback').catch(() => undefined);
+      await holder.end();
+    }
+    const partials = (await readdir(tenantDir)).filter((n) => n.endsWith('.partial'));
+    expect(partials).toHaveLength(1);
+    const running = () =>
+      e.db
+        .selectFrom('operations')
+        .select('id')
+        .where('kind', '=', 'backup')
+        .where('tenant_slug', '=', 'bkill-p')
+        .where('status', '=', 'running')
+        .execute();
+    expect(await running()).toHaveLength(1);
+
+    const doctor = await e.cli(['doctor', '--json']);
+    expect(doctor.stdout).toContain(partials[0]);
+
+    // prune removes the partial folder of a tenant whose lock nobody holds (--dry-run only says so).
+    const dry = await e.cli(['backup', 'prune', '--keep-last', '5', '--dry-run', '--json']);
+    expect(json(dry).backups).toContainEqual(expect.objectContaining({ id: partials[0], tenant: 'bkill-p', action: 'would delete' }));
+    expect(await readdir(tenantDir)).toContain(partials[0]);
+    const prune = await e.cli(['backup', 'prune', '--keep-last', '5', '--json']);
+    expect(prune.code, prune.stdout + prune.stderr).toBe(0);
+    expect(json(prune).backups).toContainEqual(
+      expect.objectContaining({ id: partials[0], action: 'deleted', reason: 'left by a killed backup' }),
+    );
+    expect(await readdir(tenantDir)).not.toContain(partials[0]);
+
+    const again = await e.cli(['backup', 'create', 'bkill-p', '--json']);
+    expect(again.code, again.stdout + again.stderr).toBe(0);
+    expect(json(again).results[0].warnings.join('\n')).toMatch(/backup \d+ of bkill-p was killed; closed/);
+    expect((await readdir(tenantDir)).filter((n) => n.startsWith('.'))).toEqual([]);
+    expect(await running()).toEqual([]);
   });
 });
