@@ -18,6 +18,8 @@ import { assertPoolCopyAllowed } from '../copy/pool-visibility.js';
 import { MODEL_TRAITS, pgDumpTarget } from '../placement/placement.js';
 import { sharedTablesNotCopied } from '../placement/pool-shared-tables.js';
 import { MANIFEST_FILE, MANIFEST_FORMAT, sealManifest, toolVersion, type Manifest } from './manifest.js';
+import { manifestMac } from './manifest-mac.js';
+import { sweepKilledBackups } from './backup-leftovers.js';
 import { newBackupId, type ArchiveWriter } from './storage.js';
 import { backupCompression, encryptsBackups, storageFor } from './regions.js';
 import { tenantDataKey } from './keys.js';
@@ -73,6 +75,8 @@ export async function backupLocked(deps: BackupDeps, slug: string): Promise<Back
     return { ...base, status: 'skipped', reason: `tenant is ${t.status}` };
   }
   const storage = storageFor(deps.config, t.region);
+  // Under the tenant's lock no backup of it is live: what a killed one left goes first.
+  const swept = await sweepKilledBackups(deps.db, storage, t.slug);
   const id = newBackupId(t.slug);
   const op = await startOperation(deps.db, { kind: 'backup', tenant: t.slug, args: { backup: id, storage: storage.location } });
   let writer: ArchiveWriter | undefined;
@@ -105,6 +109,7 @@ export async function backupLocked(deps: BackupDeps, slug: string): Promise<Back
       tables: manifest.tables.length,
       sharedNotCopied: manifest.sharedTables ?? [],
       encrypted: Boolean(dataKey),
+      ...(swept.length ? { warnings: swept } : {}),
       durationMs: Date.now() - started,
     };
   } catch (err) {
@@ -250,7 +255,7 @@ async function writeArchive(
       const out = files.map((f) => f.entry(fromDump?.tables.has(f.table.table) ? 'pg_dump' : 'copy'));
       // In the same snapshot: which constraints are NOT VALID and how many of these rows break them.
       const constraints = await sourceConstraints(c, { model: t.model, schema: t.schema_name, key: t.key }, tables, config.tenantKey.type);
-      return sealManifest({
+      const body: Omit<Manifest, 'checksum' | 'mac'> = {
         format: MANIFEST_FORMAT,
         compression,
         id,
@@ -275,7 +280,9 @@ async function writeArchive(
         dump,
         encryption: dataKey ? { algorithm: 'aes-256-gcm', keyId: dataKey.keyId } : null,
         constraints,
-      });
+      };
+      // An encrypted archive's manifest is authenticated with the tenant's data key (format 4).
+      return sealManifest(dataKey ? { ...body, mac: manifestMac(body, dataKey.key) } : body);
     } finally {
       await c.query('rollback').catch(() => undefined);
     }

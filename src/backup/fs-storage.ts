@@ -3,7 +3,7 @@ import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/p
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { UsageError } from '../errors.js';
-import { slugOfBackupId, type ArchiveWriter, type BackupStorage } from './storage.js';
+import { isPlainFileName, slugOfBackupId, type ArchiveWriter, type BackupStorage } from './storage.js';
 
 /**
  * Archives as folders on any mounted filesystem: `<dir>/<slug>/<id>/`. Written under
@@ -53,16 +53,40 @@ export class FsStorage implements BackupStorage {
     return (await stat(this.dir(id)).catch(() => null))?.isDirectory() ?? false;
   }
 
+  /** A file of the archive's own folder; any other name is refused (a forged manifest's `../x`). */
+  private file(id: string, file: string): string {
+    if (!isPlainFileName(file))
+      throw new UsageError(
+        'BAD_ARCHIVE',
+        `backup ${id}: "${file}" is not a file of the archive's folder`,
+        'use another backup (tenantctl backup list)',
+      );
+    return join(this.dir(id), file);
+  }
+
   read(id: string, file: string): Readable {
-    return createReadStream(join(this.dir(id), file));
+    return createReadStream(this.file(id, file));
   }
 
   readText(id: string, file: string): Promise<string> {
-    return readFile(join(this.dir(id), file), 'utf8');
+    return readFile(this.file(id, file), 'utf8');
   }
 
   async size(id: string, file: string): Promise<number | null> {
-    return (await stat(join(this.dir(id), file)).catch(() => null))?.size ?? null;
+    return (await stat(this.file(id, file)).catch(() => null))?.size ?? null;
+  }
+
+  async partials(slug?: string): Promise<string[]> {
+    const out: string[] = [];
+    for (const s of slug ? [slug] : await names(this.location))
+      for (const n of await names(join(this.location, s))) if (isUnpublished(n, s)) out.push(join(s, n));
+    return out.sort();
+  }
+
+  async removePartials(slug: string, only?: string[]): Promise<string[]> {
+    const found = (await this.partials(slug)).filter((p) => !only || only.includes(p));
+    for (const p of found) await rm(join(this.location, p), { recursive: true, force: true });
+    return found;
   }
 
   async remove(id: string): Promise<void> {
@@ -72,6 +96,11 @@ export class FsStorage implements BackupStorage {
     await rename(dir, doomed);
     await rm(doomed, { recursive: true, force: true });
   }
+}
+
+/** A killed backup's `.<id>.partial` folder, or a killed remove's `.<id>.deleting`. */
+function isUnpublished(name: string, slug: string): boolean {
+  return name.startsWith(`.${slug}.`) && (name.endsWith('.partial') || name.endsWith('.deleting'));
 }
 
 async function names(dir: string): Promise<string[]> {

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { UsageError } from '../errors.js';
 import { COMPRESSIONS, type Compression } from './compression.js';
+import { isPlainFileName } from './storage.js';
 
 /**
  * The archive's manifest: what was backed up, from where, at which migration version, and the
@@ -13,16 +14,21 @@ import { COMPRESSIONS, type Compression } from './compression.js';
  * Format 2 names the data files' compression (`compression`); format 1 had none and is gzip.
  * Format 3 adds the source's check and foreign-key constraints (`constraints`: which were NOT
  * VALID, and how many of the tenant's rows broke each), so a restore brings them back as they
- * were (src/copy/not-valid-constraints.ts). This tenantctl writes format 3 and reads all three.
+ * were (src/copy/not-valid-constraints.ts). Format 4 adds `mac` to an encrypted archive's
+ * manifest: an HMAC-SHA256 of its body with a key derived from the tenant's data key
+ * (src/backup/manifest-mac.ts), so an edited manifest of an encrypted archive is refused even
+ * when its self-checksum was recomputed. A plain archive's manifest has only the self-checksum,
+ * which anyone can recompute: it catches damage, not forgery. This tenantctl writes format 4 and
+ * reads all four. Every format's file names are confined to the archive's own folder.
  */
-export const MANIFEST_FORMAT = 3;
-const READS = [1, 2, MANIFEST_FORMAT] as const;
+export const MANIFEST_FORMAT = 4;
+const READS = [1, 2, 3, MANIFEST_FORMAT] as const;
 export const MANIFEST_FILE = 'manifest.json';
 
 const stored = z.strictObject({ bytes: z.number().int().nonnegative(), sha256: z.string().regex(/^[0-9a-f]{64}$/) });
 
 const manifestSchema = z.strictObject({
-  format: z.union([z.literal(1), z.literal(2), z.literal(MANIFEST_FORMAT)]),
+  format: z.union([z.literal(1), z.literal(2), z.literal(3), z.literal(MANIFEST_FORMAT)]),
   /** From format 2 (format 1 is gzip). */
   compression: z.enum(COMPRESSIONS).optional(),
   id: z.string(),
@@ -75,6 +81,11 @@ const manifestSchema = z.strictObject({
       }),
     )
     .optional(),
+  /** From format 4, encrypted archives only: HMAC-SHA256 of manifestBody with the data key's manifest key. */
+  mac: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .optional(),
   checksum: z.string(),
 });
 
@@ -90,6 +101,12 @@ export function compressionOf(m: Pick<Manifest, 'compression'>): Compression {
 export function manifestChecksum(m: Omit<Manifest, 'checksum'> & { checksum?: string }): string {
   const { checksum: _c, ...rest } = m;
   return createHash('sha256').update(canonical(rest)).digest('hex');
+}
+
+/** What the MAC of an encrypted archive covers: the canonical JSON without checksum and mac. */
+export function manifestBody(m: Omit<Manifest, 'checksum' | 'mac'> & { checksum?: string; mac?: string }): string {
+  const { checksum: _c, mac: _m, ...rest } = m;
+  return canonical(rest);
 }
 
 function canonical(v: unknown): string {
@@ -153,6 +170,15 @@ export function parseManifest(text: string, where: string): Manifest {
       'use another backup (tenantctl backup list)',
     );
   }
+  const encrypted = parsed.data.encryption !== null;
+  if ((parsed.data.format >= 4 && encrypted) !== (parsed.data.mac !== undefined)) {
+    throw new UsageError(
+      'BAD_ARCHIVE',
+      `${where}: manifest.json is malformed at mac: ${encrypted ? `an encrypted format ${parsed.data.format} manifest` : 'a plain manifest'} ${parsed.data.mac === undefined ? 'has no mac' : 'has a mac'}`,
+      'use another backup (tenantctl backup list)',
+    );
+  }
+  assertConfined(parsed.data, where);
   if (manifestChecksum(parsed.data) !== parsed.data.checksum) {
     throw new UsageError(
       'BAD_ARCHIVE',
@@ -161,6 +187,20 @@ export function parseManifest(text: string, where: string): Manifest {
     );
   }
   return parsed.data;
+}
+
+/** Every file the manifest names must be a plain name in the archive's own folder. */
+function assertConfined(m: Manifest, where: string): void {
+  const entries = m.tables.map((t, i) => ({ at: `tables[${i}].file (${t.table})`, file: t.file }));
+  if (m.dump) entries.push({ at: 'dump.file', file: m.dump.file });
+  for (const e of entries) {
+    if (!isPlainFileName(e.file))
+      throw new UsageError(
+        'BAD_ARCHIVE',
+        `${where}: manifest entry ${e.at} names ${JSON.stringify(e.file)}, which is not a file of the archive's own folder (a path, .. or absolute)`,
+        'the manifest was forged or damaged; use another backup (tenantctl backup list)',
+      );
+  }
 }
 
 let version: string | undefined;

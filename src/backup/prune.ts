@@ -1,7 +1,9 @@
 import type { Config } from '../config/types.js';
 import { UsageError } from '../errors.js';
 import { listBackups } from './list.js';
-import { findBackup } from './regions.js';
+import { backupRegions, findBackup, storageFor } from './regions.js';
+import type { CatalogDb } from '../catalog/open.js';
+import { slugOfPartial, unlockedTenants } from '../operations/unlocked-tenants.js';
 
 export interface PruneOptions {
   keepLast?: number;
@@ -64,7 +66,12 @@ export function planPrune(
   return out.sort((a, b) => a.tenant.localeCompare(b.tenant) || a.id.localeCompare(b.id));
 }
 
-export async function pruneBackups(config: Config, o: PruneOptions): Promise<PruneEntry[]> {
+/**
+ * Prune by the rules, and remove the partial folders killed backups left (`.<id>.partial`) of
+ * tenants whose lock nobody holds (`catalog` tells; a live backup holds its tenant's lock), so
+ * they do not pile up between backups of a tenant that is no longer backed up.
+ */
+export async function pruneBackups(config: Config, o: PruneOptions, catalog?: () => Promise<CatalogDb>): Promise<PruneEntry[]> {
   const plan = planPrune(await listBackups(config, o.slug), o);
   if (!o.dryRun) {
     for (const e of plan) {
@@ -73,5 +80,28 @@ export async function pruneBackups(config: Config, o: PruneOptions): Promise<Pru
       await storage.remove(e.id);
     }
   }
-  return plan;
+  return catalog ? [...plan, ...(await prunePartials(config, await catalog(), o))] : plan;
+}
+
+async function prunePartials(config: Config, db: CatalogDb, o: PruneOptions): Promise<PruneEntry[]> {
+  const out: PruneEntry[] = [];
+  for (const region of backupRegions(config)) {
+    const storage = storageFor(config, region);
+    const found = await storage.partials(o.slug);
+    const unlocked = await unlockedTenants(db, [...new Set(found.map(slugOfPartial))]);
+    for (const tenant of unlocked) {
+      // Only what was listed before the lock check: a backup that starts after it is left alone.
+      const mine = found.filter((p) => slugOfPartial(p) === tenant);
+      const gone = o.dryRun ? mine : await storage.removePartials(tenant, mine);
+      for (const p of gone)
+        out.push({
+          id: p.slice(tenant.length + 1),
+          tenant,
+          region,
+          action: o.dryRun ? 'would delete' : 'deleted',
+          reason: 'left by a killed backup',
+        });
+    }
+  }
+  return out;
 }

@@ -1,4 +1,4 @@
-import { sql } from 'kysely';
+import { closeKilledOperation } from '../operations/operation-record.js';
 import { findTenant } from '../catalog/tenants.js';
 import { redactText } from '../config/redact.js';
 import { errorMessage } from '../errors.js';
@@ -50,15 +50,7 @@ export async function sweepKilledRestores(deps: RestoreDeps, slug: string): Prom
       notes.push(`${note}; its placement could not be removed yet: ${redactText(errorMessage(err))}`);
       continue;
     }
-    await db
-      .updateTable('operations')
-      .set({
-        status: 'failed',
-        finished_at: sql`now()` as never,
-        progress: sql`progress || ${JSON.stringify({ error: note })}::jsonb` as never,
-      })
-      .where('id', '=', op.id)
-      .execute();
+    await closeKilledOperation(db, op.id, note);
     notes.push(note);
   }
   return notes;

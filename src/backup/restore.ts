@@ -32,6 +32,7 @@ import { loadIntoPool, type ForeignKeyCheck } from '../copy/pool-load.js';
 import { inTransaction } from '../fleet/fleet.js';
 import { assertIntact, openArchive, tableText, type OpenArchive } from './archive.js';
 import { dataKeyById } from './keys.js';
+import { assertManifestMac } from './manifest-mac.js';
 import { backupLocked, type BackupDeps } from './create.js';
 import { filesAtVersion, restoreDestination } from './restore-plan.js';
 import { sweepKilledRestores, type RestorePlacement } from './restore-leftovers.js';
@@ -118,6 +119,7 @@ export async function restoreBackup(deps: RestoreDeps, o: RestoreOptions): Promi
   // Damage is found before anything is locked or changed (exit 2).
   await assertIntact(a);
   const key = m.encryption ? await dataKeyById(deps.db, m.encryption.keyId, m.tenant.slug) : null;
+  if (key) assertManifestMac(m, key, `backup ${a.id}`);
   return withTenantLock(deps.db, slug, { command: deps.command, wait: deps.wait, onWaiting: deps.onWaiting }, async () => {
     const swept = await sweepKilledRestores(deps, slug);
     const live = await findTenant(deps.db, slug);

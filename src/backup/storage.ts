@@ -18,6 +18,14 @@ export interface BackupStorage {
   /** Stored size of one file, or null when it is missing. */
   size(id: string, file: string): Promise<number | null>;
   remove(id: string): Promise<void>;
+  /**
+   * Remove the tenant's unpublished archives (a killed backup's partial write, a killed remove's
+   * leftover), or only those of `only` (names from `partials`); returns the names removed. Only
+   * for a caller that knows none of them is live.
+   */
+  removePartials(slug: string, only?: string[]): Promise<string[]>;
+  /** The names of the tenant's unpublished archives, removing nothing (doctor). */
+  partials(slug?: string): Promise<string[]>;
 }
 
 export interface ArchiveWriter {
@@ -41,4 +49,13 @@ const ID = /^([a-z][a-z0-9-]{0,39})\.(\d{8}T\d{9}Z)(?:-\d+)?$/;
 /** The slug of a backup id, or null when it is not one. */
 export function slugOfBackupId(id: string): string | null {
   return ID.exec(id)?.[1] ?? null;
+}
+
+/**
+ * Whether a name is a plain file name of the archive's own folder: not empty, no path separator,
+ * not `.` or `..`, no NUL. A manifest is read from storage anyone with write access can edit, so
+ * every file name it gives is checked before it is joined to a path (no `../../tmp/x`).
+ */
+export function isPlainFileName(name: string): boolean {
+  return name.length > 0 && name.length <= 255 && !/[/\\\0]/.test(name) && name !== '.' && name !== '..';
 }

@@ -6,6 +6,7 @@ import { errorMessage } from '../errors.js';
 import { RowTap } from '../copy/row-tap.js';
 import { checkStoredFiles, openArchive, tableText } from './archive.js';
 import { dataKeyById } from './keys.js';
+import { assertManifestMac } from './manifest-mac.js';
 import { restoreNeeds, type NotValidNeed } from './verify-constraints.js';
 
 export interface VerifyResult {
@@ -35,11 +36,13 @@ export interface VerifyResult {
 export async function verifyBackup(config: Config, id: string, catalog: () => Promise<CatalogDb>): Promise<VerifyResult> {
   const a = await openArchive(config, id);
   const m = a.manifest;
+  // An encrypted archive's manifest is checked against its data key first (a forgery: exit 2).
+  const key = m.encryption ? await dataKeyById(await catalog(), m.encryption.keyId, m.tenant.slug) : null;
+  if (key) assertManifestMac(m, key, `backup ${id}`);
   const problems = await checkStoredFiles(a);
   let checked = 0;
   let rows = 0;
   if (problems.length === 0) {
-    const key = m.encryption ? await dataKeyById(await catalog(), m.encryption.keyId, m.tenant.slug) : null;
     for (const t of m.tables) {
       const tap = new RowTap({ keyIndex: t.columns.indexOf(t.keyColumn) });
       try {

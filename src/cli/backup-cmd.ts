@@ -95,12 +95,16 @@ export function registerBackupCommands(program: Command): void {
       action('backup prune', async (ctx, flags: { keepLast?: number; keepDays?: number; tenant?: string; dryRun?: boolean }) => {
         const { pruneBackups } = await import('../backup/prune.js');
         const { renderPrune } = await import('../report/backup.js');
-        const rows = await pruneBackups(ctx.config, {
-          keepLast: flags.keepLast,
-          keepDays: flags.keepDays,
-          dryRun: flags.dryRun,
-          slug: flags.tenant,
-        });
+        const rows = await pruneBackups(
+          ctx.config,
+          {
+            keepLast: flags.keepLast,
+            keepDays: flags.keepDays,
+            dryRun: flags.dryRun,
+            slug: flags.tenant,
+          },
+          () => ctx.catalog(),
+        );
         renderPrune(ctx.out, ctx.command, rows, Boolean(flags.dryRun));
       }),
     );

@@ -1,3 +1,5 @@
+import { EXIT } from '../errors.js';
+
 /**
  * Result sets: one row per tenant, never a thrown error per tenant. The caller renders them and
  * computes the exit code from them.
@@ -65,11 +67,15 @@ export function exitCodeFor(doc: { ok: boolean }): number {
 }
 
 /**
- * Exit 2 when nothing succeeded and every failure was refused input (an error code whose exit is
- * 2: nothing was changed), else as exitCodeFor. `usage` tells which codes are refusals.
+ * Exit 3 when every failure was a lock conflict (LOCKED: the tenant was busy with another
+ * command; nothing of it was changed), as a single command on a busy tenant exits 3, so a cron
+ * job sees "busy", not a failure. Exit 2 when nothing succeeded and every failure was refused
+ * input (an error code whose exit is 2: nothing was changed). Else as exitCodeFor. `usage`
+ * tells which codes are refusals.
  */
 export function exitCodeForRefusals(doc: ResultDocument, usage: (code: string) => boolean): number {
   const failed = doc.results.filter((r) => r.status === 'failed');
-  if (doc.summary.succeeded === 0 && failed.length > 0 && failed.every((r) => r.error && usage(r.error.code))) return 2;
+  if (failed.length > 0 && failed.every((r) => r.error?.code === 'LOCKED')) return EXIT.locked;
+  if (doc.summary.succeeded === 0 && failed.length > 0 && failed.every((r) => r.error && usage(r.error.code))) return EXIT.usage;
   return exitCodeFor(doc);
 }

@@ -71,3 +71,19 @@ export async function startOperation(
     },
   };
 }
+
+/**
+ * Close the record of an operation that was killed (no live holder) as failed, with `note`
+ * (what was found and cleaned) as its error. The crash sweeps of restore and backup use it.
+ */
+export async function closeKilledOperation(db: CatalogDb, id: number, note: string): Promise<void> {
+  await db
+    .updateTable('operations')
+    .set({
+      status: 'failed',
+      finished_at: sql`now()` as never,
+      progress: sql`progress || ${JSON.stringify({ error: note })}::jsonb` as never,
+    })
+    .where('id', '=', id)
+    .execute();
+}

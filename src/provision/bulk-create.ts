@@ -5,7 +5,7 @@ import { redactText } from '../config/redact.js';
 import { createTenant, type ProvisionDeps } from './create-tenant.js';
 import { tenantCountsByShard } from '../catalog/tenants.js';
 import type { CreateTenantInput } from './plan.js';
-import { readTenantFile } from './bulk-file.js';
+import { parseTenantFile, throwBulkProblems } from './bulk-file.js';
 import { assertBulkInputs } from './bulk-check.js';
 
 export interface BulkOptions {
@@ -74,10 +74,18 @@ export async function createTenantsFromFile(
   file: string,
   opts: BulkOptions & { onRead?: (inputs: CreateTenantInput[]) => void },
 ): Promise<TenantResult[]> {
-  // The file first: a bad file is exit 2 before any connection is opened.
-  const inputs = readTenantFile(file);
-  const deps = await connect();
+  // The file first: one that cannot be parsed is exit 2 before any connection is opened. Its
+  // rows' problems are listed with the config's and catalog's, in one list (bulk-check.ts).
+  const { rows, problems } = parseTenantFile(file);
+  let deps: ProvisionDeps;
+  try {
+    deps = await connect();
+  } catch (err) {
+    throwBulkProblems(file, problems);
+    throw err;
+  }
+  const inputs = rows.map((r) => r.input);
   opts.onRead?.(inputs);
-  await assertBulkInputs(deps, inputs, file);
+  await assertBulkInputs(deps, rows, problems, file);
   return createTenants(deps, inputs, opts);
 }

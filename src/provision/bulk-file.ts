@@ -9,15 +9,52 @@ import type { CreateTenantInput } from './plan.js';
 
 const COLUMNS = ['slug', 'name', 'model', 'tier', 'region', 'shard', 'key', 'residency'] as const;
 
+/** One row of a bulk file, with where it is in the file (`line 5 (acme)`, `item 3 (acme)`). */
+export interface BulkRow {
+  input: CreateTenantInput;
+  where: string;
+}
+
+/** A problem of a bulk file, at its row (index into the rows) so every pass sorts into one list. */
+export interface BulkProblem {
+  row: number;
+  text: string;
+}
+
 /**
- * Read a bulk onboarding file: CSV with a header row, or YAML (a list of mappings, or
- * `tenants:` holding one). Every problem in the file is reported at once, before anything is
- * created.
+ * Read a bulk onboarding file and throw (exit 2) naming every problem in it. For a caller that
+ * also checks the rows against the config and catalog, parseTenantFile + bulk-check report both
+ * in one list.
  *
  * @example
  *   readTenantFile('new.csv') // [{ slug: 'acme', tier: 'standard' }, ...]
  */
 export function readTenantFile(file: string): CreateTenantInput[] {
+  const { rows, problems } = parseTenantFile(file);
+  throwBulkProblems(file, problems);
+  return rows.map((r) => r.input);
+}
+
+/** Throw the one exit-2 error listing a bulk file's problems in file order, if any. */
+export function throwBulkProblems(file: string, problems: BulkProblem[]): void {
+  if (problems.length === 0) return;
+  const sorted = [...problems].sort((a, b) => a.row - b.row).map((p) => p.text);
+  const shown = sorted.slice(0, 50);
+  const more = sorted.length > shown.length ? `\n  … and ${sorted.length - shown.length} more` : '';
+  throw new UsageError(
+    'BAD_INPUT',
+    `${file} has ${sorted.length} problem(s):\n  ${shown.join('\n  ')}${more}`,
+    'fix those rows; nothing was created',
+  );
+}
+
+/**
+ * Parse a bulk onboarding file: CSV with a header row, or YAML (a list of mappings, or
+ * `tenants:` holding one). A file that cannot be read or parsed throws; the rows' own problems
+ * are returned, each at its row, labelled with the file's own numbering: a CSV's line number
+ * (the header is line 1), a YAML list's item number.
+ */
+export function parseTenantFile(file: string): { rows: BulkRow[]; problems: BulkProblem[] } {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -26,9 +63,15 @@ export function readTenantFile(file: string): CreateTenantInput[] {
   }
   const ext = extname(file).toLowerCase();
   let records: Record<string, unknown>[];
+  let lineOf = (i: number) => `item ${i + 1}`;
   try {
     if (ext === '.csv') {
-      records = parseCsv(text, { columns: true, skip_empty_lines: true, trim: true, bom: true });
+      const parsed = parseCsv(text, { columns: true, skip_empty_lines: true, trim: true, bom: true, info: true }) as {
+        record: Record<string, unknown>;
+        info: { lines: number };
+      }[];
+      records = parsed.map((r) => r.record);
+      lineOf = (i) => `line ${parsed[i].info.lines}`;
     } else if (ext === '.yaml' || ext === '.yml') {
       const doc = parseYaml(text) as unknown;
       const list = Array.isArray(doc) ? doc : (doc as { tenants?: unknown })?.tenants;
@@ -49,38 +92,33 @@ export function readTenantFile(file: string): CreateTenantInput[] {
       'fix the file; CSV needs a header row with a slug column',
     );
   }
-  const problems: string[] = [];
+  const problems: BulkProblem[] = [];
   const seen = new Set<string>();
-  const out: CreateTenantInput[] = [];
+  const out: BulkRow[] = [];
   records.forEach((rec, i) => {
-    const where = ext === '.csv' ? `line ${i + 2}` : `item ${i + 1}`;
+    const slug = rec && typeof rec === 'object' && rec.slug != null ? String(rec.slug) : '';
+    const where = `${lineOf(i)}${slug ? ` (${slug})` : ''}`;
+    const problem = (text: string) => problems.push({ row: out.length, text: `${where}: ${text}` });
     if (!rec || typeof rec !== 'object') {
-      problems.push(`${where}: not a mapping`);
+      problem('not a mapping');
+      out.push({ input: { slug }, where });
       return;
     }
     const unknown = Object.keys(rec).filter((k) => !(COLUMNS as readonly string[]).includes(k));
-    if (unknown.length) problems.push(`${where}: unknown column(s) ${unknown.join(', ')} (allowed: ${COLUMNS.join(', ')})`);
-    const slug = String(rec.slug ?? '');
+    if (unknown.length) problem(`unknown column(s) ${unknown.join(', ')} (allowed: ${COLUMNS.join(', ')})`);
     const p = slugProblem(slug);
-    if (p) problems.push(`${where}: slug ${JSON.stringify(slug)} ${p}`);
-    else if (seen.has(slug)) problems.push(`${where}: slug "${slug}" appears twice`);
+    if (p) problem(`slug ${JSON.stringify(slug)} ${p}`);
+    else if (seen.has(slug)) problem(`slug "${slug}" appears twice`);
     seen.add(slug);
     const nameIssue = rec.name === undefined || rec.name === null ? null : nameProblem(String(rec.name));
-    if (nameIssue) problems.push(`${where}: name ${nameIssue}`);
+    if (nameIssue) problem(`name ${nameIssue}`);
     const input: CreateTenantInput = { slug };
     for (const c of COLUMNS) {
       const v = rec[c];
       if (c !== 'slug' && v !== undefined && v !== null && String(v) !== '') input[c] = String(v);
     }
-    out.push(input);
+    out.push({ input, where });
   });
-  if (records.length === 0) problems.push('no tenants in the file');
-  if (problems.length) {
-    throw new UsageError(
-      'BAD_INPUT',
-      `${file} has ${problems.length} problem(s):\n  ${problems.join('\n  ')}`,
-      'fix those rows; nothing was created',
-    );
-  }
-  return out;
+  if (records.length === 0) problems.push({ row: 0, text: 'no tenants in the file' });
+  return { rows: out, problems };
 }

@@ -205,8 +205,8 @@ describe('the CLI as CI runs it (no TTY)', () => {
     writeFileSync(bad, 'tenants:\n  - slug: cli-bulk-ok\n  - slug: "Bad Slug"\n  - slug: cli-bulk-x\n    colour: red\n');
     const b = await cli(['tenant', 'create', '--from-file', bad], { config });
     expect(b.code).toBe(2);
-    expect(b.stderr).toMatch(/item 2: slug "Bad Slug"/);
-    expect(b.stderr).toMatch(/item 3: unknown column\(s\) colour/);
+    expect(b.stderr).toMatch(/item 2 \(Bad Slug\): slug "Bad Slug"/);
+    expect(b.stderr).toMatch(/item 3 \(cli-bulk-x\): unknown column\(s\) colour/);
     expect((await cli(['tenant', 'show', 'cli-bulk-ok'], { config })).code).toBe(2);
   });
 });

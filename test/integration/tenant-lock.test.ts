@@ -221,7 +221,7 @@ describe('bulk pre-check and re-runs', () => {
       await writeFile(file, `${['slug,name,model,tier,region,shard,key,residency', ...good, row].join('\n')}\n`);
       const r = await e.cli(['tenant', 'create', '--from-file', file, '--json']);
       expect(r.code, `${kind}: ${r.stdout}${r.stderr}`).toBe(2);
-      expect(json(r).error.message, kind).toContain(`row 4 (${row.split(',')[0]})`);
+      expect(json(r).error.message, kind).toContain(`line 5 (${row.split(',')[0]})`);
       expect(await tenantCount(e), kind).toBe(before);
     }
   });

@@ -145,7 +145,7 @@ describe('tenant names', () => {
     writeFileSync(file, `slug,name\nok-one,Fine\ntoo-long,${'y'.repeat(201)}\n`);
     const e = thrown(() => readTenantFile(file));
     expect(e.exitCode).toBe(2);
-    expect(e.message).toMatch(/line 3: name is 201 characters long; the limit is 200/);
+    expect(e.message).toMatch(/line 3 \(too-long\): name is 201 characters long; the limit is 200/);
     expect(e.message).not.toContain('y'.repeat(201));
   });
 });

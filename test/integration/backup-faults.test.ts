@@ -1,0 +1,202 @@
+import { mkdtemp, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { parseDocument } from 'yaml';
+import { describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { json, ownMigrateFleet, sleep, until, type MigrateEnv } from '../helpers/migrate-env.js';
+import { shardDbUrl } from '../helpers/deps.js';
+import { loadConfig } from '../../src/config/load.js';
+import { storageFor } from '../../src/backup/regions.js';
+import { sealManifest } from '../../src/backup/manifest.js';
+import { lockTenant } from '../../src/operations/tenant-lock.js';
+import { seed, tenant } from '../helpers/seed.js';
+
+/**
+ * Issue 18's backup faults: a busy tenant is exit 3 (LOCKED) for backup as for every other
+ * command, and a forged manifest (a file name outside the archive's folder; an edited manifest
+ * of an encrypted archive) is refused by verify and restore.
+ */
+const { env } = ownMigrateFleet();
+
+async function archiveDir(e: MigrateEnv, id: string): Promise<string> {
+  const st = storageFor(e.config, 'us-east');
+  return join(st.location, id.slice(0, id.indexOf('.')), id);
+}
+
+async function backupOf(e: MigrateEnv, slug: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<string> {
+  const r = await e.cli(['backup', 'create', slug, '--json'], { env: extraEnv });
+  expect(r.code, r.stderr + r.stdout).toBe(0);
+  return json(r).results[0].backup;
+}
+
+describe('a busy tenant', () => {
+  it('backup create of a tenant another command holds is exit 3 with a LOCKED row naming the holder, alone and in a fan-out; --wait waits', async () => {
+    const e = await env('busy');
+    await e.create([
+      { slug: 'busy-a', model: 'schema', shard: 'us1' },
+      { slug: 'busy-b', model: 'pool', shard: 'us1' },
+    ]);
+    const lock = await lockTenant(e.db, 'busy-a', { command: 'move' });
+    let released = false;
+    try {
+      const one = await e.cli(['backup', 'create', 'busy-a', '--json']);
+      expect(one.code, one.stderr + one.stdout).toBe(3);
+      const row = json(one).results[0];
+      expect(row.status).toBe('failed');
+      expect(row.error.code).toBe('LOCKED');
+      expect(row.error.message).toMatch(/tenant "busy-a" is locked by move by \S+.*pid \d+/);
+
+      const all = await e.cli(['backup', 'create', '--all', '--json']);
+      expect(all.code, all.stderr + all.stdout).toBe(3);
+      const rows = json(all).results;
+      expect(rows.find((r: any) => r.tenant === 'busy-b').status).toBe('succeeded');
+      expect(rows.find((r: any) => r.tenant === 'busy-a').error.code).toBe('LOCKED');
+
+      const waiting = e.cli(['backup', 'create', 'busy-a', '--wait', '--json']);
+      await sleep(1500);
+      released = true;
+      await lock.release();
+      const w = await waiting;
+      expect(w.code, w.stderr + w.stdout).toBe(0);
+      expect(json(w).results[0].status).toBe('succeeded');
+    } finally {
+      if (!released) await lock.release();
+    }
+  });
+});
+
+describe('forged manifests', () => {
+  it('a file name outside the archive folder (.., absolute) is refused by verify and restore, naming the entry', async () => {
+    const e = await env('forge');
+    await e.create([{ slug: 'forge-t', model: 'schema', shard: 'us1' }]);
+    await seed(e, 'forge-t', 40, 'f');
+    const id = await backupOf(e, 'forge-t');
+    const dir = await archiveDir(e, id);
+    const text = await readFile(join(dir, 'manifest.json'), 'utf8');
+    const m = JSON.parse(text);
+    const i = m.tables.findIndex((t: any) => t.table === 'tasks');
+    // The data file moved outside the archive, and the manifest pointing at it, checksum recomputed.
+    const outside = await mkdtemp(join(tmpdir(), 'forged-'));
+    await rename(join(dir, m.tables[i].file), join(outside, 'outside.copy.br'));
+    const { checksum: _c, ...body } = m;
+    for (const file of [relative(dir, join(outside, 'outside.copy.br')), join(outside, 'outside.copy.br')]) {
+      body.tables[i].file = file;
+      await writeFile(join(dir, 'manifest.json'), JSON.stringify(sealManifest(body), null, 2));
+      for (const args of [
+        ['backup', 'verify', id, '--json'],
+        ['restore', id, '--as', 'forge-copy', '--json'],
+      ]) {
+        const r = await e.cli(args);
+        expect(r.code, r.stdout + r.stderr).toBe(2);
+        expect(json(r).error.code).toBe('BAD_ARCHIVE');
+        expect(json(r).error.message).toContain(`manifest entry tables[${i}].file (tasks) names ${JSON.stringify(file)}`);
+      }
+    }
+    const copy = await e.cli(['tenant', 'show', 'forge-copy', '--json']);
+    expect(copy.code).toBe(2);
+  });
+
+  it("an encrypted archive's manifest edited and re-checksummed is refused (MAC); the untouched one verifies and restores", async () => {
+    const e = await env('mac');
+    const doc = parseDocument(await readFile(e.configFile, 'utf8'));
+    doc.setIn(['regions', 'us-east', 'backup', 'encrypt'], true);
+    await writeFile(e.configFile, doc.toString());
+    e.config = loadConfig({ file: e.configFile });
+    const K = { TENANTCTL_BACKUP_KEY: Buffer.alloc(32, 9).toString('base64') };
+    await e.create([{ slug: 'mac-t', model: 'schema', shard: 'us1' }]);
+    await seed(e, 'mac-t', 30, 'm');
+    const id = await backupOf(e, 'mac-t', K);
+    const file = join(await archiveDir(e, id), 'manifest.json');
+    const text = await readFile(file, 'utf8');
+    const m = JSON.parse(text);
+    expect(m.format).toBe(4);
+    expect(m.mac).toMatch(/^[0-9a-f]{64}$/);
+    const { checksum: _c, ...body } = m;
+    await writeFile(file, JSON.stringify(sealManifest({ ...body, tenant: { ...body.tenant, name: 'Forged Inc' } }), null, 2));
+    for (const args of [
+      ['backup', 'verify', id, '--json'],
+      ['restore', id, '--as', 'mac-copy', '--json'],
+    ]) {
+      const r = await e.cli(args, { env: K });
+      expect(r.code, r.stdout + r.stderr).toBe(2);
+      expect(json(r).error.message).toMatch(/manifest.json was altered \(its MAC does not match/);
+    }
+    // Dropping the mac of a format-4 encrypted manifest is refused too.
+    const { mac: _m, ...noMac } = body;
+    await writeFile(file, JSON.stringify(sealManifest(noMac), null, 2));
+    const bare = await e.cli(['backup', 'verify', id, '--json'], { env: K });
+    expect(bare.code).toBe(2);
+    expect(json(bare).error.message).toMatch(/malformed at mac: an encrypted format 4 manifest has no mac/);
+    await writeFile(file, text);
+    const ok = await e.cli(['backup', 'verify', id, '--json'], { env: K });
+    expect(ok.code, ok.stdout + ok.stderr).toBe(0);
+    const r = await e.cli(['restore', id, '--as', 'mac-copy', '--json'], { env: K });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+  });
+});
+
+describe('a killed backup', () => {
+  it('SIGKILL mid-copy leaves a partial folder and a running record; doctor lists them; prune removes the folder; the next backup closes the record', async () => {
+    const e = await env('bkill');
+    await e.create([{ slug: 'bkill-p', model: 'pool', shard: 'us1' }]);
+    await seed(e, 'bkill-p', 50, 'k');
+    const t = (await tenant(e, 'bkill-p'))!;
+    const tenantDir = join(storageFor(e.config, 'us-east').location, 'bkill-p');
+    // A session holding the tasks table: the backup's COPY waits there, mid-copy, to be killed.
+    const holder = new pg.Client({ connectionString: shardDbUrl(e.config, 'us1', t.database_name) });
+    await holder.connect();
+    let child = 0;
+    try {
+      await holder.query(`begin; lock table ${t.schema_name}.tasks in access exclusive mode`);
+      const run = e.cli(['backup', 'create', 'bkill-p'], { onSpawn: (p) => (child = p) });
+      await until(async () => {
+        const op = await e.db
+          .selectFrom('operations')
+          .selectAll()
+          .where('kind', '=', 'backup')
+          .where('tenant_slug', '=', 'bkill-p')
+          .where('status', '=', 'running')
+          .executeTakeFirst();
+        return (op?.progress as any)?.phase === 'copy';
+      });
+      await sleep(300);
+      process.kill(child, 'SIGKILL');
+      expect((await run).signal).toBe('SIGKILL');
+    } finally {
+      await holder.query('rollback').catch(() => undefined);
+      await holder.end();
+    }
+    const partials = (await readdir(tenantDir)).filter((n) => n.endsWith('.partial'));
+    expect(partials).toHaveLength(1);
+    const running = () =>
+      e.db
+        .selectFrom('operations')
+        .select('id')
+        .where('kind', '=', 'backup')
+        .where('tenant_slug', '=', 'bkill-p')
+        .where('status', '=', 'running')
+        .execute();
+    expect(await running()).toHaveLength(1);
+
+    const doctor = await e.cli(['doctor', '--json']);
+    expect(doctor.stdout).toContain(partials[0]);
+
+    // prune removes the partial folder of a tenant whose lock nobody holds (--dry-run only says so).
+    const dry = await e.cli(['backup', 'prune', '--keep-last', '5', '--dry-run', '--json']);
+    expect(json(dry).backups).toContainEqual(expect.objectContaining({ id: partials[0], tenant: 'bkill-p', action: 'would delete' }));
+    expect(await readdir(tenantDir)).toContain(partials[0]);
+    const prune = await e.cli(['backup', 'prune', '--keep-last', '5', '--json']);
+    expect(prune.code, prune.stdout + prune.stderr).toBe(0);
+    expect(json(prune).backups).toContainEqual(
+      expect.objectContaining({ id: partials[0], action: 'deleted', reason: 'left by a killed backup' }),
+    );
+    expect(await readdir(tenantDir)).not.toContain(partials[0]);
+
+    const again = await e.cli(['backup', 'create', 'bkill-p', '--json']);
+    expect(again.code, again.stdout + again.stderr).toBe(0);
+    expect(json(again).results[0].warnings.join('\n')).toMatch(/backup \d+ of bkill-p was killed; closed/);
+    expect((await readdir(tenantDir)).filter((n) => n.startsWith('.'))).toEqual([]);
+    expect(await running()).toEqual([]);
+  });
+});
