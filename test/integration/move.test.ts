@@ -209,10 +209,13 @@ describe('verification and refusals', () => {
   it('unknown shard or region, --online, --dry-run: exit 2 or a plan, nothing changed', async () => {
     expect(json(await move(e, ['k-pool', '--to-shard', 'nope'])).error.code).toBe('UNKNOWN_SHARD');
     expect(json(await move(e, ['k-pool', '--to-region', 'mars'])).error.code).toBe('UNKNOWN_REGION');
-    const on = await move(e, ['k-pool', '--to-shard', 'eu1', '--online']);
+    // Online moves keep the model; the least-privileged role would go by trigger capture (dry run).
+    const on = await move(e, ['k-pool', '--to-shard', 'eu1', '--to-model', 'database', '--online']);
     expect(on.code).toBe(2);
-    expect(json(on).error.code).toBe('ONLINE_UNAVAILABLE');
-    expect(json(on).error.message).toMatch(/online move of k-pool .* is not possible: .*nothing was changed/);
+    expect(json(on).error.code).toBe('ONLINE_CROSS_MODEL');
+    const onDry = await e.cli(['move', 'k-pool', '--to-shard', 'eu1', '--online', '--dry-run', '--json']);
+    expect(onDry.code, onDry.stderr).toBe(0);
+    expect(json(onDry)).toMatchObject({ status: 'planned', onlineVia: 'triggers' });
     const dry = await e.cli(['move', 'k-pool', '--to-shard', 'eu1', '--to-model', 'database', '--dry-run', '--json']);
     expect(dry.code).toBe(0);
     expect(json(dry).to.target).toBe('eu1/t_k_pool/app');
@@ -220,7 +223,9 @@ describe('verification and refusals', () => {
     expect(await dbExists(e, 'eu1', 't_k_pool')).toBe(false);
     // doctor says per shard whether online moves can work (the test role is not a superuser).
     const doc = json(await e.cli(['doctor', '--json']));
-    expect(doc.checks.find((c: any) => c.check === 'online moves on us1').detail).toMatch(/to it not possible: .*not a superuser/);
+    expect(doc.checks.find((c: any) => c.check === 'online moves on us1').detail).toMatch(
+      /goes by trigger capture \(logical replication .*to it not possible: .*not a superuser/,
+    );
   });
 });
 
