@@ -68,17 +68,21 @@ if (d.status !== "switched") { console.error(JSON.stringify(d)); process.exit(1)
 console.log(`${d.writeBlockedMs} ${d.durationMs} ${d.rows} ${JSON.stringify(Object.fromEntries(d.phases.map(p=>[p.phase,p.ms])))}`)'
 SIDES=(after)
 [[ -n ${BENCH_COMPARE:-} ]] && SIDES=(before after)
+# An older build refuses keys it does not know (tenantKey.shared, migrations.lockWait): its side
+# reads the same config without them.
+BEFORE_CONFIG="$BENCH_DIR/before.config.yaml"
+grep -Ev '^[[:space:]]*(shared|lockWait):' "$BENCH_CONFIG" >"$BEFORE_CONFIG"
 declare -A blocked total
 for ((i = 0; i < RUNS; i++)); do
   for side in "${SIDES[@]}"; do
-    repo=$BENCH_REPO
-    [[ $side == before ]] && repo=$BENCH_COMPARE
+    repo=$BENCH_REPO cfg=$BENCH_CONFIG
+    [[ $side == before ]] && repo=$BENCH_COMPARE cfg=$BEFORE_CONFIG
     out="$BENCH_DIR/move-$side-$i.json"
-    node "$repo/bin/tenantctl" --config "$BENCH_CONFIG" --json move big --to-shard eu1 --yes >"$out" || { cat "$out" >&2; bench_die "move failed ($side)"; }
+    node "$repo/bin/tenantctl" --config "$cfg" --json move big --to-shard eu1 --yes >"$out" || { cat "$out" >&2; bench_die "move failed ($side)"; }
     read -r b t rows phases < <(node -e "$summary" "$out")
     bench_log "  run $((i + 1)) ${side}: writes blocked ${b} ms of ${t} ms total, ${rows} rows, phases ms ${phases}"
     blocked[$side]+=" $b" total[$side]+=" $t"
-    node "$repo/bin/tenantctl" --config "$BENCH_CONFIG" --quiet move rollback big --yes >/dev/null
+    node "$repo/bin/tenantctl" --config "$cfg" --quiet move rollback big --yes >/dev/null
   done
 done
 
