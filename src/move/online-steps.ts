@@ -1,4 +1,3 @@
-import type { CatalogDb } from '../catalog/open.js';
 import { updateTenant } from '../catalog/tenants.js';
 import { recordEvent } from '../catalog/events.js';
 import type { Config } from '../config/types.js';
@@ -23,6 +22,7 @@ import { ONLINE_PHASES, type MoveDeps, type MoveResult } from './run.js';
 import { keepSuspended } from './keep-suspended.js';
 import { liftSwitchFence, placeSwitchFence } from './switch-fence.js';
 import { namesAfter } from './names.js';
+import { recordSwitch } from './switch-catalog.js';
 
 /** Tables digested at once while writes are blocked (two connections each, one per side). */
 const VERIFY_CONCURRENCY = 3;
@@ -88,37 +88,15 @@ export async function switchCatalog(run: OnlineRun, checks: TableCheck[]): Promi
   await keepSuspended(run.deps.fleet, run.deps.config, plan, prevStatus);
   // The source refuses the application's writes from here until complete or rollback.
   await placeSwitchFence(run.deps, rec, plan, run.pre.tables);
-  const db: CatalogDb = run.deps.db;
-  const rows = checks.reduce((n, c) => n + c.rows, 0);
-  const bytes = checks.reduce((n, c) => n + c.bytes, 0);
-  await db.transaction().execute(async (tx) => {
-    await updateTenant(tx, plan.tenant, {
-      model: plan.to.model,
-      shard: plan.to.shard,
-      region: plan.to.region,
-      database_name: plan.to.database,
-      schema_name: plan.to.schema,
-      status: prevStatus as never,
-      status_detail: prevDetail,
-    });
-    await rec.update({ phase: 'switch', tables: checks, rows, bytes, targetCreated: false }, 'switched', tx);
-    await recordEvent(tx, {
-      command: run.deps.command,
-      action: 'moved',
-      result: 'ok',
-      tenant: plan.tenant,
-      details: {
-        move: rec.id,
-        online: true,
-        via: rec.args.onlineVia,
-        from: plan.from.target,
-        to: plan.to.target,
-        rows,
-        bytes,
-        tables: checks.map((c) => ({ table: c.table, rows: c.rows, hash: c.target.hash })),
-      },
-    });
-  });
+  await recordSwitch(
+    run.deps.db,
+    run.deps.command,
+    plan,
+    rec,
+    checks,
+    { status: prevStatus, detail: prevDetail },
+    { online: true, via: rec.args.onlineVia },
+  );
 }
 
 /** The fence lifted after the switch: how long writes were blocked, recorded. */

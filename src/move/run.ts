@@ -27,6 +27,7 @@ import { onlinePreflight, type OnlineVia } from './online-preflight.js';
 import { runOnline } from './online-start.js';
 import { removeEnd } from './remove.js';
 import { namesAfter, type NamesAfter } from './names.js';
+import { recordSwitch } from './switch-catalog.js';
 import { liftSwitchFence, placeSwitchFence } from './switch-fence.js';
 
 export interface MoveDeps {
@@ -312,32 +313,7 @@ async function runMove(
     // The source refuses the application's writes from here until complete or rollback.
     await placeSwitchFence(deps, rec, plan, pre.tables);
     if (FAULT() === 'move-hang-after-switch-fence') await new Promise(() => setInterval(() => {}, 1000));
-    await db.transaction().execute(async (tx) => {
-      await updateTenant(tx, plan.tenant, {
-        model: plan.to.model,
-        shard: plan.to.shard,
-        region: plan.to.region,
-        database_name: plan.to.database,
-        schema_name: plan.to.schema,
-        status: prevStatus as never,
-        status_detail: prevDetail,
-      });
-      await rec.update({ phase: 'switch', tables: checks, rows, bytes, targetCreated: false }, 'switched', tx);
-      await recordEvent(tx, {
-        command: deps.command,
-        action: 'moved',
-        result: 'ok',
-        tenant: plan.tenant,
-        details: {
-          move: rec.id,
-          from: plan.from.target,
-          to: plan.to.target,
-          rows,
-          bytes,
-          tables: checks.map((c) => ({ table: c.table, rows: c.rows, hash: c.target.hash })),
-        },
-      });
-    });
+    await recordSwitch(db, deps.command, plan, rec, checks, { status: prevStatus, detail: prevDetail });
     switched = true;
     await done('switch', rec);
 
