@@ -1,6 +1,6 @@
 import type { ShardClient } from '../fleet/shard-connections.js';
-import { schemaTables, sharingProblems } from '../placement/pool-shared-tables.js';
-import { ADMIN_POLICY_NAME, POLICY_NAME } from '../placement/rls.js';
+import { schemaTables, sharingProblems } from '../placement/pool/shared-tables.js';
+import { ADMIN_POLICY_NAME, POLICY_NAME } from '../placement/pool/rls.js';
 import { ident, qualified } from '../sql.js';
 import { finding } from './registry.js';
 import type { AuditEnv, AuditUnit, Finding } from './types.js';

@@ -1,5 +1,5 @@
 import type { Config } from '../config/types.js';
-import { policyExpression, POLICY_NAME } from '../placement/rls.js';
+import { policyExpression, POLICY_NAME } from '../placement/pool/rls.js';
 import { ident, qualified } from '../sql.js';
 
 /** The permissive policy that lets tenantctl's own role see every row of a pool table. */

@@ -52,7 +52,7 @@ export async function auditUnit(
       if (!probes || !serving) return { findings };
       const tenants = unit.tenants.filter(placed);
       const onShard = env.allTenants.filter((t) => t.shard === unit.shard && shapeOf(t.model) === 'shared-tables' && placed(t));
-      // A suspended tenant's rows raise for the serving role (src/placement/pool-suspend.ts): probe as active ones.
+      // A suspended tenant's rows raise for the serving role (src/placement/pool/suspend.ts): probe as active ones.
       const a = (tenants.find((t) => t.status !== 'suspended') ?? tenants[0])?.key;
       if (!a) return { findings };
       const b = onShard.find((t) => t.key !== a && t.status !== 'suspended')?.key ?? probeKey(env.config);

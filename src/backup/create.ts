@@ -16,7 +16,7 @@ import { copyOutSql } from '../copy/copy-sql.js';
 import { copyOut } from '../copy/streams.js';
 import { assertPoolCopyAllowed } from '../copy/pool-visibility.js';
 import { MODEL_TRAITS, pgDumpTarget } from '../placement/placement.js';
-import { sharedTablesNotCopied } from '../placement/pool-shared-tables.js';
+import { sharedTablesNotCopied } from '../placement/pool/shared-tables.js';
 import { MANIFEST_FILE, MANIFEST_FORMAT, sealManifest, toolVersion, type Manifest } from './manifest.js';
 import { manifestMac } from './manifest-mac.js';
 import { sweepKilledBackups } from './backup-leftovers.js';

@@ -4,8 +4,8 @@ import { assertPoolCopyAllowed } from '../copy/pool-visibility.js';
 import type { Fleet } from '../fleet/fleet.js';
 import { RESTORE_FENCE } from '../placement/fence-reasons.js';
 import { MODEL_TRAITS, type CatalogPlacement } from '../placement/placement.js';
-import { ensurePoolFence, releasePoolFence, takePoolFence } from '../placement/pool-fence.js';
-import { databaseExists } from '../placement/pool-rows.js';
+import { ensurePoolFence, releasePoolFence, takePoolFence } from '../placement/pool/fence.js';
+import { databaseExists } from '../placement/pool/rows.js';
 import { fenceTables, unfenceTables } from '../placement/table-fence.js';
 
 /**

@@ -6,7 +6,7 @@ import { runsInOneTransaction } from '../migrate/apply-target.js';
 import { readApplied, type AppliedRow } from '../migrate/tracking.js';
 import type { PlacedTenant } from '../placement/drivers.js';
 import { targetId } from '../placement/naming.js';
-import { databaseExists } from '../placement/pool-rows.js';
+import { databaseExists } from '../placement/pool/rows.js';
 import type { Manifest } from './manifest.js';
 
 /**

@@ -2,8 +2,8 @@ import type { Config, Shard } from '../config/types.js';
 import type { Fleet } from '../fleet/fleet.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
 import { POOL_SCHEMA } from '../placement/naming.js';
-import { rlsState, tableIsProtected } from '../placement/rls.js';
-import { findSideDoors } from '../placement/pool-side-doors.js';
+import { rlsState, tableIsProtected } from '../placement/pool/rls.js';
+import { findSideDoors } from '../placement/pool/side-doors.js';
 import type { Check } from './checks.js';
 
 interface RoleAttributes {

@@ -2,10 +2,10 @@ import type { Config } from '../config/types.js';
 import type { Fleet } from '../fleet/fleet.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
 import { TenantctlError } from '../errors.js';
-import { databaseExists } from '../placement/pool-rows.js';
-import { ensurePoolFence, releasePoolFence, takePoolFence } from '../placement/pool-fence.js';
+import { databaseExists } from '../placement/pool/rows.js';
+import { ensurePoolFence, releasePoolFence, takePoolFence } from '../placement/pool/fence.js';
 import { fenceTables, unfenceTables } from '../placement/table-fence.js';
-import { ensurePoolSwitchFence } from '../placement/pool-switch-fence.js';
+import { ensurePoolSwitchFence } from '../placement/pool/switch-fence.js';
 import { MODEL_TRAITS } from '../placement/placement.js';
 import type { MoveEnd } from './plan.js';
 
@@ -40,7 +40,7 @@ export function fenceRecordFor(end: MoveEnd, key: string): FenceRecord {
 
 /**
  * The pool's fence policies, once per pool target (idempotent; part of its managed state): the
- * move's fence and the switch fence (src/placement/pool-switch-fence.ts), so that the DDL on the
+ * move's fence and the switch fence (src/placement/pool/switch-fence.ts), so that the DDL on the
  * shared tables happens here, before the tenant's writes are blocked, never while they are.
  */
 export async function preparePoolFence(fleet: Fleet, config: Config, end: MoveEnd): Promise<void> {
@@ -55,7 +55,7 @@ export async function preparePoolFence(fleet: Fleet, config: Config, end: MoveEn
 
 /**
  * Block the tenant's writes at `end`, waiting for its in-flight writes to commit first; reads go
- * on, other tenants are untouched (see src/placement/pool-fence.ts and table-fence.ts).
+ * on, other tenants are untouched (see src/placement/pool/fence.ts and table-fence.ts).
  */
 export async function takeFence(fleet: Fleet, rec: FenceRecord): Promise<HeldFence> {
   const fail = (err: unknown): never => {

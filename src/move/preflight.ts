@@ -8,14 +8,14 @@ import { readApplied } from '../migrate/tracking.js';
 import { drivers } from '../placement/drivers.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
 import { MODEL_TRAITS, scopeWhere, tenantRole } from '../placement/placement.js';
-import { poolKeyRows } from '../placement/pool-rows.js';
+import { poolKeyRows } from '../placement/pool/rows.js';
 import { assertPoolCopyAllowed } from '../copy/pool-visibility.js';
 import { copyTables, type CopyTable } from '../copy/tables.js';
 import { copyOut, copyIn } from '../copy/streams.js';
 import { ident, qualified } from '../sql.js';
 import { pipeline } from 'node:stream/promises';
 import type { MoveEnd, MovePlan } from './plan.js';
-import { sharedTablesNotCopied } from '../placement/pool-shared-tables.js';
+import { sharedTablesNotCopied } from '../placement/pool/shared-tables.js';
 
 export interface Preflight {
   /** The source's applied migrations, as files: an exclusive target is built at exactly these. */

@@ -3,7 +3,7 @@ import { redactText } from '../config/redact.js';
 import type { Fleet } from '../fleet/fleet.js';
 import { databaseUrl } from '../fleet/connection-url.js';
 import { TenantctlError } from '../errors.js';
-import { databaseExists } from '../placement/pool-rows.js';
+import { databaseExists } from '../placement/pool/rows.js';
 import { ident, literal, qualified } from '../sql.js';
 import type { CopyTable } from '../copy/tables.js';
 import type { MoveEnd } from './plan.js';

@@ -1,7 +1,7 @@
 import type { Config } from '../config/types.js';
 import type { Fleet } from '../fleet/fleet.js';
-import { databaseExists } from '../placement/pool-rows.js';
-import { fenceSwitchedKey, unfenceSwitchedKey } from '../placement/pool-switch-fence.js';
+import { databaseExists } from '../placement/pool/rows.js';
+import { fenceSwitchedKey, unfenceSwitchedKey } from '../placement/pool/switch-fence.js';
 import { fenceSwitchedTables, unfenceSwitchedTables } from '../placement/table-switch-fence.js';
 import { MODEL_TRAITS } from '../placement/placement.js';
 import type { CopyTable } from '../copy/tables.js';
@@ -12,7 +12,7 @@ import type { MoveRecord } from './record.js';
  * The source's fence from the switch until `move complete` removes the source (or `move rollback`
  * lifts it): the application's old URL may read but never write where nobody will read again.
  * Recorded in the move's operations row before it is placed. `key`: a row in the pool's fence
- * table (src/placement/pool-switch-fence.ts); `trigger`: statement triggers on an exclusive
+ * table (src/placement/pool/switch-fence.ts); `trigger`: statement triggers on an exclusive
  * placement's tables (src/placement/table-switch-fence.ts). Both persist without tenantctl.
  */
 export interface SwitchFenceRecord {

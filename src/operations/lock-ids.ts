@@ -11,7 +11,7 @@
  *   MIGRATION 'tnct'  one migration target, keyed by hashtext(schema)
  *   DATABASE_ACL 'tacl' serialises GRANTs on one database (taken in src/placement/roles.ts)
  * Each pool database:
- *   POOL_SUSPEND 'tsus' serialises creating the suspension state (src/placement/pool-suspend.ts), key 0
+ *   POOL_SUSPEND 'tsus' serialises creating the suspension state (src/placement/pool/suspend.ts), key 0
  *
  * @module
  */

@@ -1,6 +1,6 @@
 /**
  * Why a tenant's writes are refused, as its application reads it: the error's message and hint
- * (SQLSTATE 25006 either way). The fences themselves are src/placement/pool-fence.ts (a shared
+ * (SQLSTATE 25006 either way). The fences themselves are src/placement/pool/fence.ts (a shared
  * pool's tables) and table-fence.ts (a placement of the tenant's own).
  */
 export interface FenceReason {

@@ -1,8 +1,8 @@
 import type pg from 'pg';
 import type { Config } from '../config/types.js';
-import { ensurePoolSuspend, poolSuspendInstalled, poolSuspendNeedsApply } from './pool-suspend.js';
-import { ensureSwitchFenceIfUsed } from './pool-switch-fence.js';
-import { ensureServingRole, repairRlsPolicies, rlsNeedsApply, tenantScopedTables } from './rls.js';
+import { ensurePoolSuspend, poolSuspendInstalled, poolSuspendNeedsApply } from './pool/suspend.js';
+import { ensureSwitchFenceIfUsed } from './pool/switch-fence.js';
+import { ensureServingRole, repairRlsPolicies, rlsNeedsApply, tenantScopedTables } from './pool/rls.js';
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
 type HookConfig = Pick<Config, 'tenantKey' | 'rls' | 'servingRole'>;

@@ -37,7 +37,7 @@ export interface ModelTraits {
   sharedTables: boolean;
   /**
    * How a move blocks the tenant's writes: `advisory` (restrictive policies waiting on a session
-   * lock, src/placement/pool-fence.ts: the tables are shared, so they cannot be fenced whole) or
+   * lock, src/placement/pool/fence.ts: the tables are shared, so they cannot be fenced whole) or
    * `trigger` (statement triggers on every table of the placement, src/placement/table-fence.ts).
    */
   writeFence: 'advisory' | 'trigger';

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { Config } from '../config/types.js';
-import { tenantScopedTables, type ScopedTable } from './rls.js';
+import { tenantScopedTables, type ScopedTable } from './pool/rls.js';
 
 /**
  * Tenant-scoped tables of a schema (see tenantScopedTables in rls.ts), parents before children by

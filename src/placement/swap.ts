@@ -7,7 +7,7 @@ import { ident } from '../sql.js';
 import { ADMIN_DATABASE } from './databases.js';
 import { tenantRoleName } from './naming.js';
 import { MODEL_TRAITS, type CatalogPlacement } from './placement.js';
-import { databaseExists } from './pool-rows.js';
+import { databaseExists } from './pool/rows.js';
 import { actForRole, grantConnect } from './roles.js';
 import { describeSessions, endSessions, type OpenSession } from './sessions.js';
 

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { ident, literal, qualified } from '../sql.js';
-import { FENCE_SCHEMA, FENCE_SQLSTATE } from './pool-fence.js';
+import { FENCE_SCHEMA, FENCE_SQLSTATE } from './pool/fence.js';
 import { schemaTables, unfenceTables } from './table-fence.js';
 
 type Queryable = Pick<pg.ClientBase, 'query'>;

@@ -9,7 +9,7 @@ import type { TenantResult } from '../fanout/result.js';
 import { redactText } from '../config/redact.js';
 import { TenantctlError, UsageError, errorMessage } from '../errors.js';
 import { drivers } from '../placement/drivers.js';
-import type { PoolScope } from '../placement/pool-rows.js';
+import type { PoolScope } from '../placement/pool/rows.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
 import { targetId } from '../placement/naming.js';
 import type { MigrationFile } from '../migrate/files.js';

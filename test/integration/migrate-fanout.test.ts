@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { databaseUrl } from '../../src/fleet/connection-url.js';
-import { rlsState } from '../../src/placement/rls.js';
+import { rlsState } from '../../src/placement/pool/rls.js';
 import { json, ownMigrateFleet, sleep, until, type MigrateEnv } from '../helpers/migrate-env.js';
 
 /**

@@ -14,7 +14,7 @@ import { migratePlacement, migrateTarget, type MigrateEvent, type MigrationTarge
 import { loadMigrations, type MigrationFile } from '../../src/migrate/files.js';
 import { createPlacementAtVersion } from '../../src/migrate/placement-at-version.js';
 import { readApplied } from '../../src/migrate/tracking.js';
-import { ensureServingRole, POLICY_NAME, rlsNeedsApply, rlsState } from '../../src/placement/rls.js';
+import { ensureServingRole, POLICY_NAME, rlsNeedsApply, rlsState } from '../../src/placement/pool/rls.js';
 import { ident } from '../../src/sql.js';
 import { tenantRoleName } from '../../src/placement/naming.js';
 

@@ -1,7 +1,7 @@
 import type { Fleet } from '../../fleet/fleet.js';
 import { TenantctlError } from '../../errors.js';
 import { redactText } from '../../config/redact.js';
-import { databaseExists } from '../../placement/pool-rows.js';
+import { databaseExists } from '../../placement/pool/rows.js';
 import { ident, qualified } from '../../sql.js';
 import { CAPTURE_SCHEMA, type CaptureRecord, captureFunction, changeTable, triggerName, withTableLock } from './install.js';
 

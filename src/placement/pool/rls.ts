@@ -20,11 +20,11 @@
  * @module
  */
 import type pg from 'pg';
-import type { Config } from '../config/types.js';
-import { TenantctlError } from '../errors.js';
-import { ident, isAlreadyExists, literal, qualified } from '../sql.js';
-import { assertDeclaredSharing, grantServingRole, schemaTables, sharingProblems, writableReadOnlyTables } from './pool-shared-tables.js';
-import { closeSideDoors, findSideDoors } from './pool-side-doors.js';
+import type { Config } from '../../config/types.js';
+import { TenantctlError } from '../../errors.js';
+import { ident, isAlreadyExists, literal, qualified } from '../../sql.js';
+import { assertDeclaredSharing, grantServingRole, schemaTables, sharingProblems, writableReadOnlyTables } from './shared-tables.js';
+import { closeSideDoors, findSideDoors } from './side-doors.js';
 
 /** The policy that lets a session see the rows of the tenant named by the setting, and no others. */
 export const POLICY_NAME = 'tenantctl_isolation';

@@ -1,6 +1,6 @@
 import type pg from 'pg';
-import type { Config } from '../config/types.js';
-import { ident, literal, qualified } from '../sql.js';
+import type { Config } from '../../config/types.js';
+import { ident, literal, qualified } from '../../sql.js';
 import { tenantScopedTables } from './rls.js';
 
 type Queryable = Pick<pg.ClientBase, 'query'>;

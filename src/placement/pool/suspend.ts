@@ -21,9 +21,9 @@
  * @module
  */
 import type pg from 'pg';
-import type { Config } from '../config/types.js';
-import { POOL_SUSPEND_LOCK_CLASSID } from '../operations/lock-ids.js';
-import { ident, literal, qualified } from '../sql.js';
+import type { Config } from '../../config/types.js';
+import { POOL_SUSPEND_LOCK_CLASSID } from '../../operations/lock-ids.js';
+import { ident, literal, qualified } from '../../sql.js';
 import { rlsState } from './rls.js';
 
 type Queryable = Pick<pg.ClientBase, 'query'>;

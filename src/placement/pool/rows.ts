@@ -1,11 +1,11 @@
-import type { Config } from '../config/types.js';
-import type { Fleet } from '../fleet/fleet.js';
-import type { ShardClient } from '../fleet/shard-connections.js';
-import { ident, literal, qualified } from '../sql.js';
+import type { Config } from '../../config/types.js';
+import type { Fleet } from '../../fleet/fleet.js';
+import type { ShardClient } from '../../fleet/shard-connections.js';
+import { ident, literal, qualified } from '../../sql.js';
 import { repairRlsPolicies, rlsState, tableIsProtected, type ScopedTable } from './rls.js';
-import { scopedTablesInOrder } from './scoped-tables.js';
-import { ADMIN_DATABASE } from './databases.js';
-import type { CatalogPlacement } from './placement.js';
+import { scopedTablesInOrder } from '../scoped-tables.js';
+import { ADMIN_DATABASE } from '../databases.js';
+import type { CatalogPlacement } from '../placement.js';
 
 type PoolConfig = Pick<Config, 'tenantKey' | 'rls' | 'servingRole'>;
 

@@ -1,7 +1,7 @@
 import type pg from 'pg';
-import type { Config } from '../config/types.js';
-import { ident, literal, qualified } from '../sql.js';
-import { FENCE_SCHEMA, FENCE_SQLSTATE } from './pool-fence.js';
+import type { Config } from '../../config/types.js';
+import { ident, literal, qualified } from '../../sql.js';
+import { FENCE_SCHEMA, FENCE_SQLSTATE } from './fence.js';
 import { ensureKeyWritePolicies } from './key-write-policies.js';
 
 type Queryable = Pick<pg.ClientBase, 'query'>;

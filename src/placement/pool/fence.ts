@@ -1,7 +1,7 @@
 import type pg from 'pg';
-import type { Config } from '../config/types.js';
-import { ident, literal, qualified } from '../sql.js';
-import { MOVE_FENCE, RESTORE_FENCE, type FenceReason } from './fence-reasons.js';
+import type { Config } from '../../config/types.js';
+import { ident, literal, qualified } from '../../sql.js';
+import { MOVE_FENCE, RESTORE_FENCE, type FenceReason } from '../fence-reasons.js';
 import { ensureKeyWritePolicies } from './key-write-policies.js';
 
 type Queryable = Pick<pg.ClientBase, 'query'>;

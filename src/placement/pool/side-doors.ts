@@ -15,9 +15,9 @@
  * @module
  */
 import type pg from 'pg';
-import type { Config } from '../config/types.js';
-import { TenantctlError } from '../errors.js';
-import { ident, qualified } from '../sql.js';
+import type { Config } from '../../config/types.js';
+import { TenantctlError } from '../../errors.js';
+import { ident, qualified } from '../../sql.js';
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
 type DoorConfig = Pick<Config, 'tenantKey' | 'servingRole'>;

@@ -1,0 +1,70 @@
+import type { Config } from '../../config/types.js';
+import { ensureSchema, ident, qualified } from '../../sql.js';
+import { ensureDatabase } from '../databases.js';
+import { grantConnect } from '../roles.js';
+import { forgetPoolSuspension, setPoolSuspended } from './suspend.js';
+import { inTransaction } from '../../fleet/fleet.js';
+import { ensureServingRole } from './rls.js';
+import { scopedTablesInOrder } from '../scoped-tables.js';
+import { databaseExists, ensureAdminSeesAll, poolKeyRows, rowsWithKey } from './rows.js';
+import { TenantctlError } from '../../errors.js';
+import { poolMigration } from '../migration-hooks.js';
+import type { PlacementDriver } from '../types.js';
+
+export const pool: PlacementDriver = {
+  migration: poolMigration,
+  async prepare(fleet, config, t) {
+    await ensureDatabase(fleet, t.shard, t.database_name);
+    await fleet.withClient(t.shard, t.database_name, async (c) => {
+      await ensureServingRole(c, config);
+      await inTransaction(c, () => grantConnect(c, t.database_name, config.servingRole.name));
+      await ensureSchema(c, t.schema_name);
+    });
+  },
+  async finish() {
+    // migrateTarget re-applies the row-level-security policies and serving-role grants.
+  },
+  async remove(fleet, config, t) {
+    if (!(await databaseExists(fleet, t.shard, t.database_name))) return;
+    await fleet.withTransaction(t.shard, t.database_name, async (c) => {
+      // tenantctl's role must see every row, or the delete would match nothing and "succeed".
+      await ensureAdminSeesAll(c, t.schema_name, config);
+      const tables = await scopedTablesInOrder(c, t.schema_name, config);
+      // Children before parents, so foreign keys never block the delete. The key is cast to the
+      // column's type (not the column to text) so the tenant-key indexes serve the delete.
+      for (const { table, column } of [...tables].reverse()) {
+        await c.query(`delete from ${qualified(t.schema_name, table)} where ${ident(column)} = $1::${config.tenantKey.type}`, [t.key]);
+      }
+      // Proof, in the same transaction: nothing with the key is left anywhere.
+      const left = await rowsWithKey(c, tables, t.schema_name, t.key, config);
+      if (left.length === 0) await forgetPoolSuspension(c, config, t.key);
+      if (left.length > 0) {
+        throw new TenantctlError(
+          'DELETE_INCOMPLETE',
+          `rows with key ${t.key} are still in ${left.map((l) => `${t.schema_name}.${l.table} (${l.rows})`).join(', ')} after the delete; nothing was deleted`,
+          'check the row-level security of those tables (tenantctl doctor), then run the delete again',
+        );
+      }
+    });
+  },
+  removeKeepingRole(fleet, config, t) {
+    // No role of its own: the tenant's rows go, as in remove.
+    return pool.remove(fleet, config, t);
+  },
+  async undoCreate() {
+    // Nothing is made for a pool tenant outside a transaction.
+  },
+  async keyRows(fleet, config, t) {
+    return poolKeyRows(fleet, config, t);
+  },
+  async setLogin() {
+    // The serving role is shared by every pool tenant: a pool tenant's access is its key.
+  },
+  async setSuspended(fleet, config, t, suspended) {
+    await fleet.withTransaction(t.shard, t.database_name, (c) => setPoolSuspended(c, t.schema_name, config, t.key, suspended));
+    return null;
+  },
+  async existing() {
+    return [];
+  },
+};

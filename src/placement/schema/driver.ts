@@ -1,0 +1,107 @@
+import type { Fleet } from '../../fleet/fleet.js';
+import type { ShardClient } from '../../fleet/shard-connections.js';
+import { ensureSchema, ident } from '../../sql.js';
+import { ensureDatabase } from '../databases.js';
+import { tenantRoleName, tenantSchemaName } from '../naming.js';
+import { closeRoleReach, dropRoleEverywhere } from '../role-drop.js';
+import { ensureTenantRole, grantConnect, grantSchemaToRole, setRoleSearchPath } from '../roles.js';
+import { inTransaction } from '../../fleet/fleet.js';
+import { databaseExists } from '../pool/rows.js';
+import { existingSchemaPlacement } from '../existing.js';
+import { exclusiveMigration } from '../migration-hooks.js';
+import { currentUser, setTenantLogin, suspendTenantRole } from '../own-role.js';
+import type { PlacedTenant, PlacementDriver } from '../types.js';
+
+export const schema: PlacementDriver = {
+  migration: exclusiveMigration,
+  async prepare(fleet, _config, t) {
+    await ensureDatabase(fleet, t.shard, t.database_name);
+    const role = tenantRoleName(t.slug);
+    await fleet.withTransaction(t.shard, t.database_name, async (c) => {
+      await ensureSchema(c, t.schema_name);
+      await ensureTenantRole(c, role);
+      await setSchemaSearchPath(c, t);
+      await c.query(`revoke all on schema ${ident(t.schema_name)} from public`);
+      await grantConnect(c, t.database_name, role);
+    });
+  },
+  async finish(fleet, _config, t) {
+    await fleet.withTransaction(t.shard, t.database_name, async (c) =>
+      grantSchemaToRole(c, t.schema_name, tenantRoleName(t.slug), await currentUser(c)),
+    );
+  },
+  async createInOneTransaction(fleet, _config, t, steps) {
+    await ensureDatabase(fleet, t.shard, t.database_name);
+    const role = tenantRoleName(t.slug);
+    await fleet.withClient(t.shard, t.database_name, async (c) => {
+      await steps.before(c);
+      await inTransaction(c, async () => {
+        await ensureSchema(c, t.schema_name);
+        // CREATE ROLE is transactional: a rolled-back provisioning leaves no role either (role
+        // names are cluster-wide, but creating different roles at once does not conflict).
+        await ensureTenantRole(c, role);
+        await setSchemaSearchPath(c, t);
+        await c.query(`revoke all on schema ${ident(t.schema_name)} from public`);
+        await steps.inside(c);
+        await grantSchemaToRole(c, t.schema_name, role, await currentUser(c));
+        // Last: grantConnect's advisory lock (which serialises GRANTs on this shared database)
+        // is then held only until the commit, not for the whole provisioning, so bulk
+        // onboarding is not serialised by it.
+        await grantConnect(c, t.database_name, role);
+      });
+    });
+  },
+  async remove(fleet, _config, t) {
+    // Reach closed first (no LOGIN, no sessions), so a delete that stops half-way leaves no role
+    // that can log in; the role then goes from every database it touched (role-drop.ts).
+    await closeRoleReach(fleet, t.shard, tenantRoleName(t.slug));
+    await dropTenantSchema(fleet, t);
+    await dropRoleEverywhere(fleet, t.shard, tenantRoleName(t.slug));
+  },
+  async removeKeepingRole(fleet, _config, t, opts) {
+    await dropTenantSchema(fleet, t, async (c) => {
+      if (opts.roleStaysInDatabase) return;
+      // The role's CONNECT on this shared database is no longer the tenant's business here. In a
+      // savepoint: a failed REVOKE (the role is gone) would otherwise abort the transaction, and
+      // its COMMIT would quietly roll back the schema's drop.
+      await c.query('savepoint tenantctl_revoke');
+      try {
+        await c.query(`revoke connect on database ${ident(t.database_name)} from ${ident(tenantRoleName(t.slug))}`);
+        await c.query('release savepoint tenantctl_revoke');
+      } catch {
+        await c.query('rollback to savepoint tenantctl_revoke');
+      }
+    });
+  },
+  async undoCreate() {
+    // The schema and the role are made inside the transaction; the shared database is not the tenant's.
+  },
+  setLogin: setTenantLogin,
+  setSuspended: suspendTenantRole,
+  existing: existingSchemaPlacement,
+};
+
+/**
+ * The schema tenant's role finds its tables without schema names: search_path = its schema, in
+ * the shared database. Only for the tenant's own schema name: a placement built beside the live
+ * one under another name (restore --replace) must not re-point the live role before the switch,
+ * nor leave it pointing at a schema a failed restore dropped.
+ */
+async function setSchemaSearchPath(c: ShardClient, t: PlacedTenant): Promise<void> {
+  if (t.schema_name === tenantSchemaName(t.slug)) await setRoleSearchPath(c, tenantRoleName(t.slug), t.database_name, t.schema_name);
+}
+
+/**
+ * Drop a schema tenant's schema and its migration records (then `also`, in the same
+ * transaction); false when its database is not there (nothing to drop).
+ */
+async function dropTenantSchema(fleet: Fleet, t: PlacedTenant, also?: (c: ShardClient) => Promise<void>): Promise<boolean> {
+  if (!(await databaseExists(fleet, t.shard, t.database_name))) return false;
+  await fleet.withTransaction(t.shard, t.database_name, async (c) => {
+    await c.query(`drop schema if exists ${ident(t.schema_name)} cascade`);
+    const tracked = await c.query(`select to_regclass('tenantctl.schema_migrations') as t`);
+    if (tracked.rows[0].t) await c.query('delete from tenantctl.schema_migrations where target_schema = $1', [t.schema_name]);
+    await also?.(c);
+  });
+  return true;
+}
