@@ -3,7 +3,7 @@ import type { Transform } from 'node:stream';
 import type { TenantRow } from '../catalog/tables.js';
 import { getTenant } from '../catalog/tenants.js';
 import { recordEvent } from '../catalog/events.js';
-import type { LifecycleDeps } from '../provision/lifecycle.js';
+import type { LifecycleDeps } from '../operations/command-deps.js';
 import type { TenantResult } from '../fanout/result.js';
 import { TenantctlError, UsageError, errorMessage } from '../errors.js';
 import { redactText } from '../config/redact.js';

@@ -7,8 +7,7 @@ import { drivers, type PlacedTenant } from '../placement/drivers.js';
 import { placementBeside } from '../placement/placement.js';
 import { placementSwapped, reopenPlacement, swapPlacement, type PlacementNames, type SwapOutcome } from '../placement/swap.js';
 import { liftReplaceFence, type ReplaceFence } from './replace-fence.js';
-import type { RestorePlacement } from './restore-leftovers.js';
-import type { RestoreDeps } from './restore.js';
+import type { RestoreDeps, RestorePlacement } from './types.js';
 
 /**
  * Where a replace builds and where the replaced placement goes: `fresh` (the live placement's

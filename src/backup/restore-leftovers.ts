@@ -4,18 +4,8 @@ import { redactText } from '../config/redact.js';
 import { errorMessage } from '../errors.js';
 import { drivers, type PlacedTenant } from '../placement/drivers.js';
 import { MODEL_TRAITS } from '../placement/placement.js';
-import type { Model } from '../config/types.js';
-import type { RestoreDeps } from './restore.js';
+import type { RestoreDeps, RestorePlacement } from './types.js';
 import { sweepKilledReplace, type ReplaceRecord } from './replace-switch.js';
-
-/** What a restore records before it makes anything: where its fresh placement goes. */
-export interface RestorePlacement {
-  model: Model;
-  shard: string;
-  database_name: string;
-  schema_name: string;
-  key: string;
-}
 
 /**
  * Run under the tenant's lock, before a restore of that tenant: a restore of it that the catalog
@@ -86,3 +76,4 @@ function samePlace(a: { shard: string; database_name: string; schema_name: strin
 function placeName(p: RestorePlacement): string {
   return `${p.shard}/${p.database_name}${MODEL_TRAITS[p.model].ownDatabase ? '' : `/${p.schema_name}`}`;
 }
+export type { RestorePlacement } from './types.js';

@@ -22,7 +22,7 @@ import { placementFor, targetId } from '../placement/naming.js';
 import { MODEL_TRAITS, stagingPlacement, tenantRole } from '../placement/placement.js';
 import { assertSlug } from '../placement/slug.js';
 import { ident, qualified } from '../sql.js';
-import { freshKey } from '../provision/create-tenant.js';
+import { freshKey } from '../catalog/fresh-key.js';
 import { assertPoolCopyAllowed } from '../copy/pool-visibility.js';
 import { copyTables, plainTables } from '../copy/tables.js';
 import { assertSameShape, loadTable, verifyLoaded } from '../copy/load.js';
@@ -33,17 +33,14 @@ import { inTransaction } from '../fleet/fleet.js';
 import { assertIntact, openArchive, tableText, type OpenArchive } from './archive.js';
 import { dataKeyById } from './keys.js';
 import { assertManifestMac } from './manifest-mac.js';
-import { backupLocked, type BackupDeps } from './create.js';
+import { backupLocked } from './create.js';
 import { filesAtVersion, restoreDestination } from './restore-plan.js';
-import { sweepKilledRestores, type RestorePlacement } from './restore-leftovers.js';
+import { sweepKilledRestores } from './restore-leftovers.js';
+import type { RestoreDeps, RestorePlacement } from './types.js';
 import { fenceForReplace, replaceFenceFor, type HeldReplaceFence } from './replace-fence.js';
 import { dropReplaced, dropWarning, replaceNames, switchCommitted, switchToFresh } from './replace-switch.js';
 import { emptiedForFreeze } from '../copy/freeze.js';
 import { planPoolLoad, poolLoadPlan, type PoolLoadPlan } from './restore-pool-version.js';
-
-export interface RestoreDeps extends BackupDeps {
-  migrations: MigrationFile[];
-}
 
 export interface RestoreOptions {
   backup: string;
@@ -188,7 +185,7 @@ async function restoreNew(deps: RestoreDeps, a: OpenArchive, how: LoadHow, dest:
     // Loaded at the pool's version, never migrating it: refused here when the backup cannot be.
     await poolLoadPlan(fleet, placed, deps.migrations, m, a.id, false);
   } else {
-    const { assertNothingThere } = await import('../provision/preflight.js');
+    const { assertNothingThere } = await import('../placement/nothing-there.js');
     await assertNothingThere(fleet, {
       slug,
       model: dest.model,
@@ -635,3 +632,4 @@ async function load(
   });
   return { rows: done, role, foreignKeys, version: pool?.version ?? null };
 }
+export type { RestoreDeps } from './types.js';

@@ -1,6 +1,5 @@
 import { CATALOG_POOL_SIZE, MIN_SHARD_CONNECTIONS } from './connection-limits.js';
-import { ADMIN_DATABASE } from '../placement/databases.js';
-import { tenantDatabaseName } from '../placement/naming.js';
+import { ADMIN_DATABASE, TENANT_DATABASE_PREFIX } from './database-names.js';
 import { catalogShardName } from './catalog-shard.js';
 
 /**
@@ -18,7 +17,7 @@ export interface CheckedShard {
 }
 
 /** `t_`: every database tenant's database is `t_<slug>` (src/placement/naming.ts). */
-const TENANT_DB_PREFIX = tenantDatabaseName('x').slice(0, -1);
+const TENANT_DB_PREFIX = TENANT_DATABASE_PREFIX;
 
 export function fleetProblems(
   config: { catalog: { shard?: string; url?: string; host?: string; database: string }; catalogUrl: string },

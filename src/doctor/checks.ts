@@ -1,3 +1,4 @@
+import type { Check } from './types.js';
 import { Migrator } from 'kysely';
 import { $ } from 'zx';
 import type { Config } from '../config/types.js';
@@ -15,12 +16,6 @@ import { onlineMoveCheck } from './online-move.js';
 import { poolLoadsCheck } from './pool-loads.js';
 import { killedBackupsCheck } from './killed-backups.js';
 import { catalogReachCheck, maintenanceReachCheck } from './public-reach.js';
-
-export interface Check {
-  check: string;
-  ok: boolean;
-  detail: string;
-}
 
 /**
  * Everything an operator wants to know before trusting a run: config valid, shards reachable
@@ -178,3 +173,4 @@ async function tenantRoleChecks(db: CatalogDb, fleet: Fleet, config: Config): Pr
   }
   return out;
 }
+export type { Check } from './types.js';

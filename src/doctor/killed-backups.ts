@@ -2,7 +2,7 @@ import type { Config } from '../config/types.js';
 import type { CatalogDb } from '../catalog/open.js';
 import { backupRegions, storageFor } from '../backup/regions.js';
 import { slugOfPartial, unlockedTenants } from '../operations/unlocked-tenants.js';
-import type { Check } from './checks.js';
+import type { Check } from './types.js';
 
 /**
  * What killed backups left fleet-wide: `.partial` (and `.deleting`) folders in the regions'

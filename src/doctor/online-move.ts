@@ -1,7 +1,7 @@
 import type { Fleet } from '../fleet/fleet.js';
 import type { Shard } from '../config/types.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
-import type { Check } from './checks.js';
+import type { Check } from './types.js';
 
 /**
  * Which way an online move (`move --online`, src/move/online-preflight.ts) goes from and to this

@@ -5,7 +5,7 @@ import { closeToPublicSql, PUBLIC_REACH_SQL } from '../catalog/closed.js';
 import type { Fleet } from '../fleet/fleet.js';
 import { ADMIN_DATABASE, MAINTENANCE_DATABASES } from '../placement/databases.js';
 import { ident } from '../sql.js';
-import type { Check } from './checks.js';
+import type { Check } from './types.js';
 
 /**
  * Databases tenants must not reach. PUBLIC holds CONNECT and TEMP on a new database: a tenant

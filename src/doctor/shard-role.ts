@@ -4,7 +4,7 @@ import { ADMIN_DATABASE } from '../placement/databases.js';
 import { POOL_SCHEMA } from '../placement/naming.js';
 import { rlsState, tableIsProtected } from '../placement/pool/rls.js';
 import { findSideDoors } from '../placement/pool/side-doors.js';
-import type { Check } from './checks.js';
+import type { Check } from './types.js';
 
 interface RoleAttributes {
   role: string;

@@ -1,3 +1,4 @@
+import type { TargetBuild } from './types.js';
 import type { Config } from '../config/types.js';
 import { TenantctlError } from '../errors.js';
 import type { Fleet } from '../fleet/fleet.js';
@@ -8,9 +9,6 @@ import { readApplied } from '../migrate/tracking.js';
 import { MODEL_TRAITS } from '../placement/placement.js';
 import type { MovePlan } from './plan.js';
 import type { MoveRecord } from './record.js';
-
-/** How the target was built, for the report: nothing to build (a pool), or the placement made at the source's version. */
-export type TargetBuild = 'shared pool' | 'one transaction' | 'step by step';
 
 /**
  * Build an exclusive target (schema or database) BEFORE the tenant's writes are fenced (issue 16,
@@ -68,3 +66,4 @@ export async function plannedBuild(deps: { fleet: Fleet; migrations: MigrationFi
   const ids = new Set(applied.map((a) => a.name));
   return (await runsInOneTransaction(deps.migrations.filter((m) => ids.has(m.id)))) ? 'one transaction' : 'step by step';
 }
+export type { TargetBuild } from './types.js';

@@ -7,7 +7,7 @@ import { buildTarget } from './build-target.js';
 import { copyAndVerify, type TableCheck } from './copy.js';
 import { stopIfInterrupted } from './interrupt.js';
 import { removeEnd } from './remove.js';
-import type { MoveResult } from './run.js';
+import type { MoveResult } from './types.js';
 import { captureRecordFor, installCapture, type CaptureRecord } from './capture/install.js';
 import { Replayer, replayTables, type ReplayTable, type RoundResult } from './capture/replay.js';
 import { removeCapture } from './capture/remove.js';

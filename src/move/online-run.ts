@@ -19,7 +19,7 @@ import {
   waitForSync,
   type ReplicationRecord,
 } from './replication.js';
-import type { MoveResult } from './run.js';
+import type { MoveResult } from './types.js';
 import {
   assertSame,
   bothSides,

@@ -7,7 +7,7 @@ import { onlinePreflight } from './online-preflight.js';
 import { preparePoolFence } from './fence.js';
 import { phaseClock } from './phase-clock.js';
 import { MoveRecord } from './record.js';
-import type { MoveDeps, MoveResult } from './run.js';
+import type { MoveDeps, MoveResult } from './types.js';
 import type { OnlineRun } from './online-steps.js';
 import { runOnlineMove } from './online-run.js';
 import { runCaptureMove } from './online-capture-run.js';

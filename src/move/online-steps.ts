@@ -18,7 +18,7 @@ import { MoveVerifyError, type TableCheck } from './copy.js';
 import { isInterrupt } from './interrupt.js';
 import type { phaseClock } from './phase-clock.js';
 import type { MoveRecord } from './record.js';
-import { ONLINE_PHASES, type MoveDeps, type MoveResult } from './run.js';
+import { ONLINE_PHASES, type MoveDeps, type MoveResult } from './types.js';
 import { keepSuspended } from './keep-suspended.js';
 import { liftSwitchFence, placeSwitchFence } from './switch-fence.js';
 import { namesAfter } from './names.js';

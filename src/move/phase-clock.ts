@@ -1,6 +1,6 @@
 import { stopIfInterrupted } from './interrupt.js';
 import type { MoveRecord } from './record.js';
-import type { MoveDeps, PhaseName } from './run.js';
+import type { MoveDeps, PhaseName } from './types.js';
 
 /**
  * The phases of one move as they run: each start is reported (and, before the switch, is where a

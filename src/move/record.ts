@@ -5,7 +5,7 @@ import type { TenantStatus } from '../catalog/tables.js';
 import { currentActor } from '../catalog/actor.js';
 import type { MovePlan } from './plan.js';
 import type { FenceRecord } from './fence.js';
-import type { SwitchFenceRecord } from './switch-fence.js';
+import type { SwitchFenceRecord } from './types.js';
 import type { TableChange } from './unchanged.js';
 import type { TableCheck } from './copy.js';
 import type { ReplicationRecord } from './replication.js';

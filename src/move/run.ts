@@ -1,19 +1,16 @@
+import { ONLINE_PHASES, PHASES, type MoveDeps, type MoveOptions, type MoveResult, type PhaseName } from './types.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
-import type { CatalogDb } from '../catalog/open.js';
 import { getTenant, tenantCountsByShard, updateTenant } from '../catalog/tenants.js';
 import { recordEvent } from '../catalog/events.js';
-import type { Config } from '../config/types.js';
 import { redactText } from '../config/redact.js';
-import type { Fleet } from '../fleet/fleet.js';
 import { EXIT, TenantctlError, UsageError, errorMessage } from '../errors.js';
-import type { MigrationFile } from '../migrate/files.js';
 import { withTenantLock } from '../operations/tenant-lock.js';
 import { assertSlug } from '../placement/slug.js';
 import { MODEL_TRAITS } from '../placement/placement.js';
 import { ident, qualified } from '../sql.js';
 import type { CopyTable } from '../copy/tables.js';
-import { planMove, type MoveEnd, type MovePlan, type MoveRequest } from './plan.js';
+import { planMove, type MoveEnd, type MovePlan } from './plan.js';
 import { preflight } from './preflight.js';
 import { fenceRecordFor, preparePoolFence, takeFence, type HeldFence } from './fence.js';
 import { copyAndVerify, type TableCheck } from './copy.js';
@@ -23,86 +20,12 @@ import { phaseClock } from './phase-clock.js';
 import { keepSuspended } from './keep-suspended.js';
 import { MoveRecord, openMove } from './record.js';
 import { recoverMove, sweepReplication, sweepRolledBackCopies } from './recover.js';
-import { onlinePreflight, type OnlineVia } from './online-preflight.js';
+import { onlinePreflight } from './online-preflight.js';
 import { runOnline } from './online-start.js';
 import { removeEnd } from './remove.js';
-import { namesAfter, type NamesAfter } from './names.js';
+import { namesAfter } from './names.js';
 import { recordSwitch } from './switch-catalog.js';
 import { liftSwitchFence, placeSwitchFence } from './switch-fence.js';
-
-export interface MoveDeps {
-  config: Config;
-  db: CatalogDb;
-  fleet: Fleet;
-  migrations: MigrationFile[];
-  command: string;
-  wait?: boolean;
-  /** A phase starts or ends (the report's live view). */
-  onPhase?: (e: PhaseEvent) => void;
-  onProgress?: (p: { table: string; rows: number; bytes: number; totalRows?: number }) => void;
-  /** Ctrl-C: stop cleanly before the switch (interrupt.ts). */
-  signal?: AbortSignal;
-}
-
-export type PhaseName = 'preflight' | 'build' | 'fence' | 'copy' | 'catch-up' | 'verify' | 'switch' | 'unfence';
-/** An offline move builds its target before the fence: the write block is copy, verify and switch (build-target.ts). */
-export const PHASES: PhaseName[] = ['preflight', 'build', 'fence', 'copy', 'verify', 'switch', 'unfence'];
-/** An online move copies and streams first, then fences for the last catch-up (online-run.ts). */
-export const ONLINE_PHASES: PhaseName[] = ['preflight', 'copy', 'fence', 'catch-up', 'verify', 'switch', 'unfence'];
-
-export interface PhaseEvent {
-  phase: PhaseName;
-  state: 'start' | 'done' | 'failed';
-  ms?: number;
-  detail?: string;
-}
-
-export interface MoveOptions extends MoveRequest {
-  dryRun?: boolean;
-  online?: boolean;
-  /**
-   * Into a pool: drop the target tables' foreign keys for the load and check them once after it
-   * (as a new schema or database target always does), at the price of an ACCESS EXCLUSIVE lock
-   * on the pool's tenant tables, so the target pool's other tenants wait for the load.
-   */
-  fastLoad?: boolean;
-}
-
-export interface MoveResult {
-  tenant: string;
-  /** switched: the catalog points at the target (source kept until `move complete`). */
-  status: 'switched' | 'failed' | 'planned';
-  /** Writes blocked only for the last catch-up (online-start.ts). */
-  online?: boolean;
-  /** Logical replication, or trigger capture where the role may not create subscriptions. */
-  onlineVia?: OnlineVia;
-  /** A dry run's trigger path: why logical replication is not possible. */
-  notReplication?: string;
-  move?: number;
-  from: MoveEnd;
-  to: MoveEnd;
-  version?: string | null;
-  phases: { phase: PhaseName; ms: number }[];
-  tables?: TableCheck[];
-  rows?: number;
-  bytes?: number;
-  /** Writes were blocked (fence on → lifted) for this long of `durationMs`. */
-  writeBlockedMs?: number;
-  /** How an offline move built its target before the fence (build-target.ts). */
-  targetBuild?: TargetBuild;
-  /** Migrations applied to a pool target first. */
-  targetMigrated?: string[];
-  /** Declared shared tables, not copied (the target has its own). */
-  sharedNotCopied?: string[];
-  /** Switched: what the application connects with now (the same names when the model was kept). */
-  names?: NamesAfter;
-  /** A killed earlier attempt that was cleaned up before this one. */
-  resumed?: { move: number; cleaned: string[] };
-  durationMs: number;
-  /** Succeeded, but something was left to clean up later (an online move's replication objects). */
-  warning?: string;
-  error?: { code: string; message: string };
-}
 
 /**
  * Test hooks (TENANTCTL_INJECT_FAULT): `move-tamper` alters a target row before verify; `move-hang-in-copy` waits to be
@@ -408,3 +331,5 @@ async function tamper(c: pg.ClientBase, schema: string, tables: CopyTable[], pla
     if (r.rowCount) return;
   }
 }
+export { ONLINE_PHASES, PHASES } from './types.js';
+export type { MoveDeps, MoveOptions, MoveResult, PhaseEvent, PhaseName } from './types.js';

@@ -1,3 +1,4 @@
+import type { SwitchFenceRecord } from './types.js';
 import type { Config } from '../config/types.js';
 import type { Fleet } from '../fleet/fleet.js';
 import { databaseExists } from '../placement/pool/rows.js';
@@ -7,26 +8,6 @@ import { MODEL_TRAITS } from '../placement/placement.js';
 import type { CopyTable } from '../copy/tables.js';
 import type { MovePlan } from './plan.js';
 import type { MoveRecord } from './record.js';
-
-/**
- * The source's fence from the switch until `move complete` removes the source (or `move rollback`
- * lifts it): the application's old URL may read but never write where nobody will read again.
- * Recorded in the move's operations row before it is placed. `key`: a row in the pool's fence
- * table (src/placement/pool/switch-fence.ts); `trigger`: statement triggers on an exclusive
- * placement's tables (src/placement/table-switch-fence.ts). Both persist without tenantctl.
- */
-export interface SwitchFenceRecord {
-  kind: 'key' | 'trigger';
-  shard: string;
-  database: string;
-  schema: string;
-  key: string;
-  tenant: string;
-  /** Where the tenant lives now, in the words the application's error carries. */
-  livesAt: string;
-  at?: string;
-  liftedAt?: string;
-}
 
 export function switchFenceRecordFor(plan: MovePlan): SwitchFenceRecord {
   const { from, to } = plan;
@@ -80,3 +61,4 @@ export async function liftSwitchFence(deps: { fleet: Fleet; config: Config }, re
   await rec.update({ switchFence: { ...f, liftedAt: new Date().toISOString() } });
   return true;
 }
+export type { SwitchFenceRecord } from './types.js';

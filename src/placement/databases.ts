@@ -2,7 +2,9 @@ import type { Fleet } from '../fleet/fleet.js';
 import { ident, isAlreadyExists } from '../sql.js';
 
 /** The maintenance database every PostgreSQL cluster has; DDL on databases runs from there. */
-export const ADMIN_DATABASE = 'postgres';
+import { ADMIN_DATABASE } from '../config/database-names.js';
+
+export { ADMIN_DATABASE };
 
 /**
  * The databases every cluster has and tenants do not need: closed to PUBLIC by `dev up`, checked

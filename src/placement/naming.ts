@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { TENANT_DATABASE_PREFIX } from '../config/database-names.js';
 import type { Model } from '../config/types.js';
 
 /** The schema of the pool database that holds every pool tenant's rows. */
@@ -23,7 +24,7 @@ export function tenantSchemaName(slug: string): string {
 }
 
 export function tenantDatabaseName(slug: string): string {
-  return `t_${slugIdent(slug)}`;
+  return `${TENANT_DATABASE_PREFIX}${slugIdent(slug)}`;
 }
 
 /** The role a schema or database tenant gets; ask src/placement/placement.ts `tenantRole` outside src/placement/. */

@@ -1,7 +1,7 @@
-import { randomUUID } from 'node:crypto';
+import { freshKey } from '../catalog/fresh-key.js';
 import type { Config } from '../config/types.js';
 import type { CatalogDb } from '../catalog/open.js';
-import { findTenant, insertTenant, nextBigintKey, tenantCountsByShard, updateTenant } from '../catalog/tenants.js';
+import { findTenant, insertTenant, tenantCountsByShard, updateTenant } from '../catalog/tenants.js';
 import type { TenantRow } from '../catalog/tables.js';
 import { recordEvent } from '../catalog/events.js';
 import type { Fleet } from '../fleet/fleet.js';
@@ -232,14 +232,4 @@ async function refuseKeyInUse(deps: ProvisionDeps, scope: PoolScope, model: Tena
     'pick another --key, or remove those rows first (they belong to no tenant in the catalog, or to a deleted one)',
   );
 }
-
-export async function freshKey(config: Config, db: CatalogDb, slug: string): Promise<string> {
-  switch (config.tenantKey.type) {
-    case 'uuid':
-      return randomUUID();
-    case 'bigint':
-      return nextBigintKey(db);
-    case 'text':
-      return slug;
-  }
-}
+export { freshKey } from '../catalog/fresh-key.js';

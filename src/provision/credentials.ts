@@ -9,7 +9,7 @@ import { ADMIN_DATABASE } from '../placement/databases.js';
 import { tenantRole } from '../placement/placement.js';
 import { resolveTenant, type Resolved } from '../placement/resolve.js';
 import { setRoleSearchPath } from '../placement/roles.js';
-import type { LifecycleDeps } from './lifecycle.js';
+import type { LifecycleDeps } from '../operations/command-deps.js';
 
 export interface NewCredentials {
   tenant: TenantRow;

@@ -1,23 +1,11 @@
-import type { CatalogDb } from '../catalog/open.js';
+import type { LifecycleDeps } from '../operations/command-deps.js';
 import { getTenant, updateTenant } from '../catalog/tenants.js';
 import type { TenantRow } from '../catalog/tables.js';
 import { recordEvent } from '../catalog/events.js';
-import type { Config } from '../config/types.js';
-import type { Fleet } from '../fleet/fleet.js';
 import { TenantctlError, UsageError } from '../errors.js';
 import { drivers } from '../placement/drivers.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
 import { withTenantLock } from '../operations/tenant-lock.js';
-
-export interface LifecycleDeps {
-  config: Config;
-  db: CatalogDb;
-  fleet: Fleet;
-  command: string;
-  /** Wait for another command's lock on the tenant instead of exit 3. */
-  wait?: boolean;
-  onWaiting?: (holder: string) => void;
-}
 
 /** Run fn under the tenant's operation lock (exit 3 naming the holder, or --wait). */
 function locked<T>(deps: LifecycleDeps, slug: string, fn: () => Promise<T>): Promise<T> {
@@ -133,3 +121,4 @@ async function takeFinalBackup(deps: LifecycleDeps, slug: string): Promise<strin
   }
   return r.backup;
 }
+export type { LifecycleDeps } from '../operations/command-deps.js';

@@ -2,9 +2,6 @@ import type { Fleet } from '../fleet/fleet.js';
 import type { MigrationFile } from '../migrate/files.js';
 import { UsageError } from '../errors.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
-import type { Placement } from '../placement/naming.js';
-import { tenantRole } from '../placement/placement.js';
-import { drivers } from '../placement/drivers.js';
 import { TRACKING } from '../migrate/tracking.js';
 import { basename } from 'node:path';
 
@@ -59,18 +56,4 @@ export async function assertNoDrift(
   }
   for (const d of todo) checked.add(`${shard}/${d}`);
 }
-
-/**
- * A new tenant's schema (schema model), database (database model) and role must not exist yet:
- * tenantctl never adopts what it did not make in this tenant's own provisioning (a leftover of a
- * deleted tenant, or someone else's objects would otherwise be taken over silently).
- */
-export async function assertNothingThere(fleet: Fleet, t: Placement & { slug: string }): Promise<void> {
-  const found = await drivers[t.model].existing(fleet, { ...t, role: tenantRole(t) });
-  if (found.length === 0) return;
-  throw new UsageError(
-    'PLACEMENT_EXISTS',
-    `tenant "${t.slug}" is not in the catalog, but ${found.join(' and ')} already exist${found.length === 1 ? 's' : ''} on shard ${t.shard}; tenantctl did not make ${found.length === 1 ? 'it' : 'them'} for this tenant and will not adopt ${found.length === 1 ? 'it' : 'them'}`,
-    `inspect and drop ${found.length === 1 ? 'it' : 'them'} yourself if ${found.length === 1 ? 'it is' : 'they are'} leftovers, or pick another slug`,
-  );
-}
+export { assertNothingThere } from '../placement/nothing-there.js';

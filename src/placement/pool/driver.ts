@@ -1,4 +1,3 @@
-import type { Config } from '../../config/types.js';
 import { ensureSchema, ident, qualified } from '../../sql.js';
 import { ensureDatabase } from '../databases.js';
 import { grantConnect } from '../roles.js';
