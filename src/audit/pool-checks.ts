@@ -3,6 +3,7 @@ import { ident, qualified } from '../sql.js';
 import { finding } from './registry.js';
 import { ADMIN_POLICY, protectTableSql } from './sql-fixes.js';
 import type { AuditEnv, AuditUnit, Finding } from './types.js';
+import { scopedKeyColumn } from '../placement/scoped-rule.js';
 
 interface TableRow {
   oid: number;
@@ -46,11 +47,7 @@ export async function scopedTables(c: ShardClient, schema: string, env: AuditEnv
        join pg_namespace n on n.oid = c.relnamespace
        join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
       where n.nspname = $1 and c.relkind in ('r', 'p')
-        and a.attname = coalesce(
-              $2::jsonb ->> c.relname::text,
-              (select $2::jsonb ->> r.relname::text from pg_partition_root(c.oid) pr(oid) join pg_class r on r.oid = pr.oid::oid
-                where c.relispartition),
-              $3)
+        and a.attname = ${scopedKeyColumn('c', '$2', '$3')}
       order by c.relname`,
     [schema, JSON.stringify(config.tenantKey.tables ?? {}), config.tenantKey.column, serving],
   );

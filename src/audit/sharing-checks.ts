@@ -4,6 +4,7 @@ import { ADMIN_POLICY_NAME, POLICY_NAME } from '../placement/pool/rls.js';
 import { ident, qualified } from '../sql.js';
 import { finding } from './registry.js';
 import type { AuditEnv, AuditUnit, Finding } from './types.js';
+import { scopedKeyColumn } from '../placement/scoped-rule.js';
 
 type At = { shard: string; database: string; tenant: null };
 
@@ -73,7 +74,7 @@ async function tenantReferences(c: ShardClient, at: At, env: AuditEnv, schema: s
        select c.oid, a.attnum, a.attname from pg_class c
          join pg_namespace n on n.oid = c.relnamespace
          join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
-        where n.nspname = $1 and c.relkind in ('r', 'p') and a.attname = coalesce($2::jsonb ->> c.relname::text, $3))
+        where n.nspname = $1 and c.relkind in ('r', 'p') and a.attname = ${scopedKeyColumn('c', '$2', '$3')})
      select ch.relname as child, ca.attname as col, pa.relname as parent, k.conname as name,
             exists (select 1 from keyed where keyed.oid = k.conrelid) as keyed
        from pg_constraint k
@@ -104,7 +105,7 @@ async function exclusionConstraints(c: ShardClient, at: At, env: AuditEnv, schem
        join pg_class c on c.oid = k.conrelid
        join pg_namespace n on n.oid = c.relnamespace
        join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
-      where n.nspname = $1 and k.contype = 'x' and a.attname = coalesce($2::jsonb ->> c.relname::text, $3)
+      where n.nspname = $1 and k.contype = 'x' and a.attname = ${scopedKeyColumn('c', '$2', '$3')}
         and not (a.attnum = any(k.conkey))
       order by 1, 2`,
     [schema, JSON.stringify(env.config.tenantKey.tables ?? {}), env.config.tenantKey.column],
@@ -138,7 +139,7 @@ async function foreignPolicies(c: ShardClient, at: At, env: AuditEnv, schema: st
         and (0 = any(p.polroles) or exists (select 1 from unnest(p.polroles) r where r <> 0 and pg_has_role(s.oid, r, 'MEMBER')))
         and exists (select 1 from pg_depend d join pg_attribute a on a.attrelid = p.polrelid and a.attnum = d.refobjsubid
                      where d.classid = 'pg_policy'::regclass and d.objid = p.oid and d.refobjid = p.polrelid
-                       and a.attname = coalesce($5::jsonb ->> c.relname::text, $6))
+                       and a.attname = ${scopedKeyColumn('c', '$5', '$6')})
       order by 1, 2`,
     [schema, POLICY_NAME, ADMIN_POLICY_NAME, serving, JSON.stringify(env.config.tenantKey.tables ?? {}), env.config.tenantKey.column],
   );
@@ -230,7 +231,7 @@ async function keyStatistics(c: ShardClient, at: At, env: AuditEnv, schema: stri
        from pg_class c
        join pg_namespace n on n.oid = c.relnamespace
        join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
-      where n.nspname = $1 and c.relkind in ('r', 'p') and a.attname = coalesce($2::jsonb ->> c.relname::text, $3)
+      where n.nspname = $1 and c.relkind in ('r', 'p') and a.attname = ${scopedKeyColumn('c', '$2', '$3')}
         and (coalesce(a.attstattarget, -1) <> 0)
       order by 1`,
     [schema, JSON.stringify(env.config.tenantKey.tables ?? {}), env.config.tenantKey.column],

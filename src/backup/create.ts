@@ -14,7 +14,7 @@ import { copyTables } from '../copy/tables.js';
 import { sourceConstraints } from '../copy/not-valid-constraints.js';
 import { copyOutSql } from '../copy/copy-sql.js';
 import { copyOut } from '../copy/streams.js';
-import { assertPoolCopyAllowed } from '../copy/pool-visibility.js';
+import { assertPoolCopyAllowed } from '../placement/pool/visibility.js';
 import { MODEL_TRAITS, pgDumpTarget } from '../placement/placement.js';
 import { sharedTablesNotCopied } from '../placement/pool/shared-tables.js';
 import { MANIFEST_FILE, MANIFEST_FORMAT, sealManifest, toolVersion, type Manifest } from './manifest.js';

@@ -1,6 +1,6 @@
 import type { Config } from '../config/types.js';
 import { TenantctlError } from '../errors.js';
-import { assertPoolCopyAllowed } from '../copy/pool-visibility.js';
+import { assertPoolCopyAllowed } from '../placement/pool/visibility.js';
 import type { Fleet } from '../fleet/fleet.js';
 import { RESTORE_FENCE } from '../placement/fence-reasons.js';
 import { MODEL_TRAITS, type CatalogPlacement } from '../placement/placement.js';

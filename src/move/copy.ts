@@ -13,7 +13,7 @@ import { RowTap } from '../copy/row-tap.js';
 import { advanceSequences } from '../copy/sequences.js';
 import { deferIndexes } from '../copy/deferred-indexes.js';
 import { emptiedForFreeze } from '../copy/freeze.js';
-import { assertPoolCopyAllowed } from '../copy/pool-visibility.js';
+import { assertPoolCopyAllowed } from '../placement/pool/visibility.js';
 import type { CopyScope, CopyTable } from '../copy/tables.js';
 import type { MovePlan } from './plan.js';
 import { dropForeignKeys, restoreForeignKeys } from './fk-once.js';

@@ -2,7 +2,8 @@ import type { TenantRow } from '../catalog/tables.js';
 import type { Config, Model } from '../config/types.js';
 import { MODELS } from '../config/schema.js';
 import { UsageError } from '../errors.js';
-import { placementFor, targetId } from '../placement/naming.js';
+import { placementFor } from '../placement/drivers.js';
+import { targetId } from '../placement/naming.js';
 
 /** What the operator asked for: `move acme --to-region eu-west --to-model database`. */
 export interface MoveRequest {

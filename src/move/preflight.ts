@@ -9,7 +9,7 @@ import { drivers } from '../placement/drivers.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
 import { MODEL_TRAITS, scopeWhere, tenantRole } from '../placement/placement.js';
 import { poolKeyRows } from '../placement/pool/rows.js';
-import { assertPoolCopyAllowed } from '../copy/pool-visibility.js';
+import { assertPoolCopyAllowed } from '../placement/pool/visibility.js';
 import { copyTables, type CopyTable } from '../copy/tables.js';
 import { copyOut, copyIn } from '../copy/streams.js';
 import { ident, qualified } from '../sql.js';

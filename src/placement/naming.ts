@@ -49,18 +49,6 @@ export interface ShardDatabases {
   tenantDatabase: string;
 }
 
-/** The placement a new tenant of this model gets on this shard. */
-export function placementFor(slug: string, model: Model, shard: string, dbs: ShardDatabases): Placement {
-  switch (model) {
-    case 'pool':
-      return { model, shard, database: dbs.poolDatabase, schema: POOL_SCHEMA };
-    case 'schema':
-      return { model, shard, database: dbs.tenantDatabase, schema: tenantSchemaName(slug) };
-    case 'database':
-      return { model, shard, database: tenantDatabaseName(slug), schema: DATABASE_SCHEMA };
-  }
-}
-
 /** `us1/tenant_schemas/t_acme`: the target id in reports and run records. */
 export function targetId(p: { shard: string; database: string; schema: string }): string {
   return `${p.shard}/${p.database}/${p.schema}`;

@@ -1,19 +1,99 @@
-import type { Config } from '../config/types.js';
+import type { Config, Model } from '../config/types.js';
 import type { Fleet } from '../fleet/fleet.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
 import type { KeyRows, PoolScope } from './pool/rows.js';
 import type { CatalogPlacement } from './placement.js';
 import type { NewPlacement } from './existing.js';
 import type { MigrationHooks } from './migration-hooks.js';
+import type { ShardDatabases } from './naming.js';
+import type { ScopedTable } from './pool/rls.js';
 
 /** The parts of a tenant's catalog row a placement needs (src/placement/placement.ts). */
 export type PlacedTenant = CatalogPlacement;
 
 /**
- * The three isolation models behind one interface. Every step is idempotent, so a provisioning
- * killed half-way is finished by running it again.
+ * A driver's kind: `shared-tables` (the tenant is a key filter on tables other tenants share:
+ * pool) or `own-placement` (a schema or database that is the tenant's alone). Each kind has its
+ * own required methods (SharedTablesDriver, OwnPlacementDriver).
  */
-export interface PlacementDriver {
+export type DriverKind = 'shared-tables' | 'own-placement';
+
+/**
+ * How the tenant's writes are blocked. `write`: a move's or restore's fence, `advisory`
+ * (restrictive policies waiting on a session lock, pool/fence.ts) or `trigger` (statement
+ * triggers, table-fence.ts); `switch`: the source's fence after a move's switch, `key` (a row in
+ * the pool's fence table, pool/switch-fence.ts) or `trigger` (table-switch-fence.ts). Recorded in
+ * operations rows by these names.
+ */
+export interface FenceKinds {
+  write: 'advisory' | 'trigger';
+  switch: 'key' | 'trigger';
+}
+
+/** What a placement occupies now (issue 19 adds per-tenant figures for shared tables). */
+export interface PlacementUsage {
+  /** Bytes of the tenant's own placement (database or schema); null where it is not the tenant's alone. */
+  bytes: number | null;
+}
+
+/** A new tenant's names of one model (src/placement/naming.ts). */
+export interface PlacementNames {
+  database: string;
+  schema: string;
+}
+
+/** The caller's part of `createAtVersion`: the migrations (and whatever rides with them). */
+export interface CreateAtVersionSteps {
+  /** Every migration can run in one transaction (a model of its own then makes everything in one). */
+  oneTransaction: boolean;
+  /** On the connection, before its transaction begins (the tracking table, once per database). */
+  before(c: ShardClient): Promise<void>;
+  /** After the placement exists, before it is migrated. */
+  afterPrepare?(): Promise<void>;
+  /** Bring the placement to the version (and load, when the caller does); `withinTransaction`: on the caller's open transaction. */
+  migrate(c: ShardClient, withinTransaction: boolean): Promise<void>;
+}
+
+/**
+ * What every model's driver does (each in src/placement/<model>/driver.ts, registered in
+ * drivers.ts). Every step is idempotent, so a provisioning killed half-way is finished by
+ * running it again.
+ */
+interface DriverBase {
+  readonly model: Model;
+  readonly kind: DriverKind;
+  /** How its writes are fenced (move, restore --replace). */
+  readonly fence: FenceKinds;
+  /** Where a new tenant of this model goes (names from the slug). */
+  names(slug: string, dbs: ShardDatabases): PlacementNames;
+  /**
+   * The SQL condition that selects the tenant's rows of one of its tables, or null when the
+   * placement is all the tenant's. `key`: a literal (quoted here, cast to the key type) or a
+   * parameter such as `{ param: '$1' }` (cast the same way). The one tenant-key filter.
+   */
+  keyFilter(column: string, keyType: string, key: string | { param: string }): string | null;
+  /** The tenant-scoped tables of `schema`, parents before children (src/placement/scoped-tables.ts: the one rule). */
+  scopedTables(
+    client: Pick<ShardClient, 'query'>,
+    schema: string,
+    config: Pick<Config, 'tenantKey' | 'rls' | 'servingRole'>,
+  ): Promise<ScopedTable[]>;
+  /** Create the placement at a migration version: in one transaction where the model and the migrations allow, else step by step. */
+  createAtVersion(fleet: Fleet, config: Config, t: PlacedTenant, steps: CreateAtVersionSteps): Promise<{ oneTransaction: boolean }>;
+  /**
+   * Refuse a copy that row-level security would filter (`read`) or that it would refuse
+   * (`load`): shared tables only; a placement of its own is read and loaded unfiltered.
+   */
+  assertCopyAllowed(
+    c: Pick<ShardClient, 'query'>,
+    schema: string,
+    config: Pick<Config, 'tenantKey' | 'rls' | 'servingRole'>,
+    mode: 'read' | 'load',
+  ): Promise<void>;
+  /** Make the placement's write fences takeable (pool: its fence policies, DDL on the shared tables done before any fence). */
+  prepareFence(fleet: Fleet, config: Config, at: { shard: string; database: string; schema: string }, lockTimeoutMs: number): Promise<void>;
+  /** What the placement occupies now. */
+  usage(fleet: Fleet, t: PlacedTenant): Promise<PlacementUsage>;
   /** Create what must exist before migrations run: database, schema, roles. */
   prepare(fleet: Fleet, config: Config, t: PlacedTenant): Promise<void>;
   /** After migrations: grants on the tables they made. */
@@ -36,18 +116,6 @@ export interface PlacementDriver {
    */
   undoCreate(fleet: Fleet, config: Config, t: PlacedTenant, opts: { keepRole: boolean }): Promise<void>;
   /**
-   * Shared placements only: rows already there with the tenant's key (a new tenant with it
-   * would see them). Exclusive placements start empty.
-   */
-  keyRows?(fleet: Fleet, config: Config, t: PoolScope): Promise<KeyRows[]>;
-  /**
-   * prepare, then `steps.inside` (the migrations), then finish, with everything PostgreSQL allows
-   * in ONE transaction on one connection to the tenant's database: a failure or a crash inside
-   * it leaves nothing of that part behind. Exclusive models only (a pool tenant gets no objects
-   * of its own). Still idempotent, so a resumed provisioning may call it again.
-   */
-  createInOneTransaction?(fleet: Fleet, config: Config, t: PlacedTenant, steps: OneTransactionSteps): Promise<void>;
-  /**
    * Let the tenant log in, or not (suspend and resume; later the fence of a move). Models without
    * a role of their own do nothing: a pool tenant's access is the serving role's, shared.
    */
@@ -67,6 +135,28 @@ export interface PlacementDriver {
   /** What the migration engine does differently for this model (src/placement/migration-hooks.ts). */
   readonly migration: MigrationHooks;
 }
+
+/** A model whose tenants share tables, told apart by the tenant key (pool). */
+export interface SharedTablesDriver extends DriverBase {
+  readonly kind: 'shared-tables';
+  /** Rows already there with the tenant's key (a new tenant with it would see them). */
+  keyRows(fleet: Fleet, config: Config, t: PoolScope): Promise<KeyRows[]>;
+  createInOneTransaction?: undefined;
+}
+
+/** A model that gives each tenant a placement of its own (schema, database). */
+export interface OwnPlacementDriver extends DriverBase {
+  readonly kind: 'own-placement';
+  /**
+   * prepare, then `steps.inside` (the migrations), then finish, with everything PostgreSQL allows
+   * in ONE transaction on one connection to the tenant's database: a failure or a crash inside
+   * it leaves nothing of that part behind. Still idempotent, so a resumed provisioning may call it again.
+   */
+  createInOneTransaction(fleet: Fleet, config: Config, t: PlacedTenant, steps: OneTransactionSteps): Promise<void>;
+  keyRows?: undefined;
+}
+
+export type PlacementDriver = SharedTablesDriver | OwnPlacementDriver;
 
 export interface OneTransactionSteps {
   /** On the connection, before its transaction begins (e.g. the tracking table, created once per database). */

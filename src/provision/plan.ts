@@ -1,7 +1,8 @@
 import type { Config, Model } from '../config/types.js';
 import { MODELS } from '../config/schema.js';
 import { UsageError } from '../errors.js';
-import { placementFor, type Placement } from '../placement/naming.js';
+import { placementFor } from '../placement/drivers.js';
+import type { Placement } from '../placement/naming.js';
 import { assertSlug } from '../placement/slug.js';
 
 export interface CreateTenantInput {

@@ -1,14 +1,15 @@
 import type { Fleet } from '../../fleet/fleet.js';
 import { ensureSchema } from '../../sql.js';
 import { ADMIN_DATABASE, dropDatabase, ensureDatabase } from '../databases.js';
-import { tenantRoleName } from '../naming.js';
+import { DATABASE_SCHEMA, tenantDatabaseName, tenantRoleName } from '../naming.js';
 import { closeRoleReach, dropRoleEverywhere } from '../role-drop.js';
 import { ensureTenantRole, grantConnect, grantSchemaToRole, setRoleSearchPath } from '../roles.js';
 import { inTransaction } from '../../fleet/fleet.js';
 import { existingDatabasePlacement } from '../existing.js';
 import { exclusiveMigration } from '../migration-hooks.js';
 import { currentUser, setTenantLogin, suspendTenantRole } from '../own-role.js';
-import type { PlacedTenant, PlacementDriver } from '../types.js';
+import type { OwnPlacementDriver, PlacedTenant } from '../types.js';
+import { createAtVersion, ownPlacementKind, schemaBytes } from '../driver-kinds.js';
 
 /** A database tenant's database, its role, the role's search_path there and its CONNECT on it. */
 async function prepareTenantDatabase(fleet: Fleet, t: PlacedTenant): Promise<void> {
@@ -21,8 +22,19 @@ async function prepareTenantDatabase(fleet: Fleet, t: PlacedTenant): Promise<voi
   });
 }
 
-export const database: PlacementDriver = {
+export const database: OwnPlacementDriver = {
+  model: 'database',
+  ...ownPlacementKind,
+  fence: { write: 'trigger', switch: 'trigger' },
   migration: exclusiveMigration,
+  names: (slug) => ({ database: tenantDatabaseName(slug), schema: DATABASE_SCHEMA }),
+  createAtVersion: (fleet, config, t, steps) => createAtVersion(database, fleet, config, t, steps),
+  async usage(fleet, t) {
+    const { rows } = await fleet.withClient(t.shard, ADMIN_DATABASE, (c) =>
+      c.query<{ b: string | null }>('select pg_database_size(datname)::text as b from pg_database where datname = $1', [t.database_name]),
+    );
+    return { bytes: rows[0]?.b == null ? null : Number(rows[0].b) };
+  },
   async prepare(fleet, _config, t) {
     await prepareTenantDatabase(fleet, t);
     await fleet.withClient(t.shard, t.database_name, (c) => ensureSchema(c, t.schema_name));

@@ -8,10 +8,38 @@ import { scopedTablesInOrder } from '../scoped-tables.js';
 import { databaseExists, ensureAdminSeesAll, poolKeyRows, rowsWithKey } from './rows.js';
 import { TenantctlError } from '../../errors.js';
 import { poolMigration } from '../migration-hooks.js';
-import type { PlacementDriver } from '../types.js';
+import type { SharedTablesDriver } from '../types.js';
+import { createAtVersion, sharedTablesKind } from '../driver-kinds.js';
+import { keyCondition } from '../key-filter.js';
+import { POOL_SCHEMA } from '../naming.js';
+import { assertPoolCopyAllowed } from './visibility.js';
+import { ensurePoolFence } from './fence.js';
+import { ensurePoolSwitchFence } from './switch-fence.js';
 
-export const pool: PlacementDriver = {
+export const pool: SharedTablesDriver = {
+  model: 'pool',
+  ...sharedTablesKind,
+  fence: { write: 'advisory', switch: 'key' },
   migration: poolMigration,
+  names: (_slug, dbs) => ({ database: dbs.poolDatabase, schema: POOL_SCHEMA }),
+  createAtVersion: (fleet, config, t, steps) => createAtVersion(pool, fleet, config, t, steps),
+  async assertCopyAllowed(c, schema, config, mode) {
+    await assertPoolCopyAllowed(c, schema, config, mode);
+  },
+  async prepareFence(fleet, config, at, lockTimeoutMs) {
+    // The move's fence and the switch fence, once per pool (idempotent): the DDL on the shared
+    // tables happens here, before the tenant's writes are blocked, never while they are.
+    await fleet.withTransaction(at.shard, at.database, async (c) => {
+      // CREATE POLICY locks the shared table: never queue every tenant behind a long transaction for it.
+      await c.query(`set local lock_timeout = '${lockTimeoutMs}ms'`);
+      await ensurePoolFence(c, at.schema, config);
+      await ensurePoolSwitchFence(c, at.schema, config);
+    });
+  },
+  async usage() {
+    // The pool's bytes are every tenant's; per-tenant figures are issue 19's.
+    return { bytes: null };
+  },
   async prepare(fleet, config, t) {
     await ensureDatabase(fleet, t.shard, t.database_name);
     await fleet.withClient(t.shard, t.database_name, async (c) => {
@@ -32,7 +60,10 @@ export const pool: PlacementDriver = {
       // Children before parents, so foreign keys never block the delete. The key is cast to the
       // column's type (not the column to text) so the tenant-key indexes serve the delete.
       for (const { table, column } of [...tables].reverse()) {
-        await c.query(`delete from ${qualified(t.schema_name, table)} where ${ident(column)} = $1::${config.tenantKey.type}`, [t.key]);
+        await c.query(
+          `delete from ${qualified(t.schema_name, table)} where ${keyCondition(column, config.tenantKey.type, { param: '$1' })}`,
+          [t.key],
+        );
       }
       // Proof, in the same transaction: nothing with the key is left anywhere.
       const left = await rowsWithKey(c, tables, t.schema_name, t.key, config);

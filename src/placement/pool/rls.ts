@@ -25,6 +25,7 @@ import { TenantctlError } from '../../errors.js';
 import { ident, isAlreadyExists, literal, qualified } from '../../sql.js';
 import { assertDeclaredSharing, grantServingRole, schemaTables, sharingProblems, writableReadOnlyTables } from './shared-tables.js';
 import { closeSideDoors, findSideDoors } from './side-doors.js';
+import { scopedKeyColumn } from '../scoped-rule.js';
 
 /** The policy that lets a session see the rows of the tenant named by the setting, and no others. */
 export const POLICY_NAME = 'tenantctl_isolation';
@@ -104,7 +105,7 @@ export async function rlsState(client: Queryable, schema: string, config: RlsCon
        ) ap on true
       where n.nspname = $1
         and c.relkind in ('r', 'p')
-        and a.attname = coalesce($2::jsonb ->> c.relname::text, $3)
+        and a.attname = ${scopedKeyColumn('c', '$2', '$3')}
       order by c.relname`,
     [
       schema,

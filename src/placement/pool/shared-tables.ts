@@ -16,6 +16,7 @@ import type pg from 'pg';
 import type { Config } from '../../config/types.js';
 import { TenantctlError, UsageError } from '../../errors.js';
 import { ident, qualified } from '../../sql.js';
+import { scopedKeyColumn } from '../scoped-rule.js';
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
 type SharingConfig = Pick<Config, 'tenantKey' | 'servingRole'>;
@@ -34,7 +35,7 @@ export async function schemaTables(client: Queryable, schema: string, config: Sh
     `select c.relname as table,
             exists (select 1 from pg_attribute a
                      where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
-                       and a.attname = coalesce($2::jsonb ->> c.relname::text, $3)) as keyed
+                       and a.attname = ${scopedKeyColumn('c', '$2', '$3')}) as keyed
        from pg_class c join pg_namespace n on n.oid = c.relnamespace
       where n.nspname = $1 and c.relkind in ('r', 'p') and not c.relispartition
       order by c.relname`,

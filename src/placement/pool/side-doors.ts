@@ -18,6 +18,7 @@ import type pg from 'pg';
 import type { Config } from '../../config/types.js';
 import { TenantctlError } from '../../errors.js';
 import { ident, qualified } from '../../sql.js';
+import { scopedKeyColumn } from '../scoped-rule.js';
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
 type DoorConfig = Pick<Config, 'tenantKey' | 'servingRole'>;
@@ -50,7 +51,7 @@ export async function findSideDoors(client: Queryable, schema: string, config: D
        select c.oid from pg_class c
          join pg_namespace n on n.oid = c.relnamespace
          join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
-        where n.nspname = $1 and c.relkind in ('r', 'p') and a.attname = coalesce($2::jsonb ->> c.relname::text, $3)
+        where n.nspname = $1 and c.relkind in ('r', 'p') and a.attname = ${scopedKeyColumn('c', '$2', '$3')}
      ), edges as (
        select distinct r.ev_class as reader, d.refobjid as source
          from pg_rewrite r

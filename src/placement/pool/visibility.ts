@@ -1,7 +1,7 @@
 import type pg from 'pg';
-import type { Config } from '../config/types.js';
-import { TenantctlError } from '../errors.js';
-import { rlsState } from '../placement/pool/rls.js';
+import type { Config } from '../../config/types.js';
+import { TenantctlError } from '../../errors.js';
+import { rlsState } from './rls.js';
 
 type Mode = 'read' | 'load';
 
