@@ -14,8 +14,7 @@ import { copyTables } from '../copy/tables.js';
 import { sourceConstraints } from '../copy/not-valid-constraints.js';
 import { copyOutSql } from '../copy/copy-sql.js';
 import { copyOut } from '../copy/streams.js';
-import { assertPoolCopyAllowed } from '../placement/pool/visibility.js';
-import { MODEL_TRAITS, pgDumpTarget } from '../placement/placement.js';
+import { pgDumpTarget } from '../placement/placement.js';
 import { sharedTablesNotCopied } from '../placement/pool/shared-tables.js';
 import { MANIFEST_FILE, MANIFEST_FORMAT, sealManifest, toolVersion, type Manifest } from './manifest.js';
 import { manifestMac } from './manifest-mac.js';
@@ -30,6 +29,7 @@ import { PgDumpReader } from './pg-dump-reader.js';
 import { dumpTableSinks, type DumpTableSinks } from './dump-tables.js';
 import { qualified } from '../sql.js';
 import { assertPgDumpVersion, pgDumpMajor, runPgDump } from './pg-dump.js';
+import { drivers } from '../placement/drivers.js';
 
 /** What a lifecycle command gets (config, catalog, fleet, command, lock waiting), plus progress. */
 export interface BackupDeps extends LifecycleDeps {
@@ -157,7 +157,7 @@ async function writeArchive(
       const tables = await copyTables(c, t.schema_name, config);
       const sharedTables = await sharedTablesNotCopied(c, t.schema_name, config, `backup of ${t.slug}`);
       if (tables.length === 0) throw new TenantctlError('BACKUP_FAILED', `no tenant-scoped tables in ${t.database_name}.${t.schema_name}`);
-      if (MODEL_TRAITS[t.model].sharedTables) await assertPoolCopyAllowed(c, t.schema_name, config, 'read');
+      await drivers[t.model].assertCopyAllowed(c, t.schema_name, config, 'read');
       let bytes = 0;
       const files = tables.map(
         (tb, i) =>

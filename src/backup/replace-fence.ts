@@ -3,10 +3,11 @@ import { TenantctlError } from '../errors.js';
 import { assertPoolCopyAllowed } from '../placement/pool/visibility.js';
 import type { Fleet } from '../fleet/fleet.js';
 import { RESTORE_FENCE } from '../placement/fence-reasons.js';
-import { MODEL_TRAITS, type CatalogPlacement } from '../placement/placement.js';
+import type { CatalogPlacement } from '../placement/placement.js';
 import { ensurePoolFence, releasePoolFence, takePoolFence } from '../placement/pool/fence.js';
 import { databaseExists } from '../placement/pool/rows.js';
 import { fenceTables, unfenceTables } from '../placement/table-fence.js';
+import { drivers } from '../placement/drivers.js';
 
 /**
  * The fence a `restore --replace` puts on the tenant's live placement, recorded in its operations
@@ -33,7 +34,7 @@ export interface HeldReplaceFence {
 const FENCE_WAIT_MS = 30_000;
 
 export function replaceFenceFor(t: CatalogPlacement): ReplaceFence {
-  return { kind: MODEL_TRAITS[t.model].writeFence, shard: t.shard, database: t.database_name, schema: t.schema_name, key: t.key };
+  return { kind: drivers[t.model].fence.write, shard: t.shard, database: t.database_name, schema: t.schema_name, key: t.key };
 }
 
 /**

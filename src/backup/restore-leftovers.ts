@@ -6,6 +6,7 @@ import { drivers, type PlacedTenant } from '../placement/drivers.js';
 import { MODEL_TRAITS } from '../placement/placement.js';
 import type { RestoreDeps, RestorePlacement } from './types.js';
 import { sweepKilledReplace, type ReplaceRecord } from './replace-switch.js';
+import { placeLabel } from '../placement/placement.js';
 
 /**
  * Run under the tenant's lock, before a restore of that tenant: a restore of it that the catalog
@@ -74,6 +75,6 @@ function samePlace(a: { shard: string; database_name: string; schema_name: strin
 }
 
 function placeName(p: RestorePlacement): string {
-  return `${p.shard}/${p.database_name}${MODEL_TRAITS[p.model].ownDatabase ? '' : `/${p.schema_name}`}`;
+  return placeLabel(p);
 }
 export type { RestorePlacement } from './types.js';

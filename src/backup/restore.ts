@@ -20,7 +20,7 @@ import { startOperation, type OperationRecord } from '../operations/operation-re
 import { drivers, type PlacedTenant } from '../placement/drivers.js';
 import { placementFor } from '../placement/drivers.js';
 import { targetId } from '../placement/naming.js';
-import { MODEL_TRAITS, stagingPlacement, tenantRole } from '../placement/placement.js';
+import { MODEL_TRAITS, perAttempt, stagingPlacement, tenantRole } from '../placement/placement.js';
 import { assertSlug } from '../placement/slug.js';
 import { ident, qualified } from '../sql.js';
 import { freshKey } from '../catalog/fresh-key.js';
@@ -42,6 +42,7 @@ import { fenceForReplace, replaceFenceFor, type HeldReplaceFence } from './repla
 import { dropReplaced, dropWarning, replaceNames, switchCommitted, switchToFresh } from './replace-switch.js';
 import { emptiedForFreeze } from '../copy/freeze.js';
 import { planPoolLoad, poolLoadPlan, type PoolLoadPlan } from './restore-pool-version.js';
+import { keyCondition } from '../placement/key-filter.js';
 
 export interface RestoreOptions {
   backup: string;
@@ -157,8 +158,7 @@ async function restoreNew(deps: RestoreDeps, a: OpenArchive, how: LoadHow, dest:
   let placement = placementFor(slug, dest.model, dest.shard, { poolDatabase: sh.poolDatabase, tenantDatabase: sh.tenantDatabase });
   // A database tenant's database is made outside any transaction: a fresh name per attempt, so a
   // killed restore leaves nothing in the tenant's way (an empty database to drop at most).
-  if (MODEL_TRAITS[dest.model].ownDatabase)
-    placement = { ...placement, database: `${placement.database}__r${randomBytes(3).toString('hex')}` };
+  placement = perAttempt(placement, `__r${randomBytes(3).toString('hex')}`);
   const placed: PlacedTenant = {
     slug,
     key,
@@ -566,9 +566,10 @@ async function load(
       const tables = await copyTables(c, p.schema_name, config);
       if (replacing) {
         for (const t of [...tables].reverse()) {
-          await c.query(`delete from ${qualified(p.schema_name, t.table)} where ${ident(t.keyColumn)} = $1::${config.tenantKey.type}`, [
-            p.key,
-          ]);
+          await c.query(
+            `delete from ${qualified(p.schema_name, t.table)} where ${keyCondition(t.keyColumn, config.tenantKey.type, { param: '$1' })}`,
+            [p.key],
+          );
         }
       }
       // The pool's version read again in the load's transaction: the plan checked before is redone

@@ -2,10 +2,8 @@ import { UsageError, type ErrorCode } from '../errors.js';
 import type { Config } from '../config/types.js';
 import type { CatalogDb } from '../catalog/open.js';
 import type { TenantSelector } from '../catalog/tenants.js';
-import { MODEL_TRAITS } from '../placement/placement.js';
+import { MODELS } from '../config/schema.js';
 
-// The models placement knows, in its order (pool, schema, database).
-const MODELS = Object.keys(MODEL_TRAITS);
 const STATUSES = ['provisioning', 'active', 'suspended', 'failed', 'deleting', 'moving'];
 
 /**
@@ -18,7 +16,7 @@ const STATUSES = ['provisioning', 'active', 'suspended', 'failed', 'deleting', '
  */
 export function checkSelectorValues(config: Config, s: TenantSelector): void {
   const kinds: [keyof TenantSelector, string, ErrorCode, string[]][] = [
-    ['model', 'model', 'UNKNOWN_MODEL', MODELS],
+    ['model', 'model', 'UNKNOWN_MODEL', [...MODELS]],
     ['tier', 'tier', 'UNKNOWN_TIER', Object.keys(config.tiers)],
     ['region', 'region', 'UNKNOWN_REGION', Object.keys(config.regions)],
     ['shard', 'shard', 'UNKNOWN_SHARD', config.shards.map((x) => x.name)],

@@ -1,4 +1,5 @@
 import { ident, qualified } from '../sql.js';
+import { keyCondition } from '../placement/key-filter.js';
 
 /** One foreign key of a loaded table, as pg_constraint describes it. */
 export interface ForeignKey {
@@ -53,7 +54,7 @@ function checked(fk: ForeignKey): { where: string; orViolation: string } {
 export function antiJoinSql(fk: ForeignKey, scope: FkCheckScope): string {
   return (
     `select row(${fk.columns.map(childCol).join(', ')})::text as key from ${qualified(fk.schema, fk.table)} c` +
-    ` where c.${ident(scope.keyColumn)} = $1::${scope.keyType} and ${brokenBy(fk)} limit 1`
+    ` where ${keyCondition(scope.keyColumn, scope.keyType, { param: '$1' }, 'c')} and ${brokenBy(fk)} limit 1`
   );
 }
 
@@ -78,7 +79,7 @@ export function brokenBy(fk: ForeignKey): string {
 export function lockParentsSql(fk: ForeignKey, scope: FkCheckScope): string {
   return (
     `select count(*)::int as n from (select 1 from ${qualified(fk.parentSchema, fk.parentTable)} p` +
-    ` where exists (select 1 from ${qualified(fk.schema, fk.table)} c where c.${ident(scope.keyColumn)} = $1::${scope.keyType} and ${joinCondition(fk)})` +
+    ` where exists (select 1 from ${qualified(fk.schema, fk.table)} c where ${keyCondition(scope.keyColumn, scope.keyType, { param: '$1' }, 'c')} and ${joinCondition(fk)})` +
     ` for key share of p) locked`
   );
 }

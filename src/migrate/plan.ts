@@ -3,6 +3,7 @@ import type { Model } from '../config/types.js';
 import { UsageError } from '../errors.js';
 import { targetId } from '../placement/naming.js';
 import type { MigrationTarget } from './apply-target.js';
+import { migrationHooks } from '../placement/drivers.js';
 
 /**
  * The pure half of `migrate up` and `migrate status`: from catalog tenants (already filtered by
@@ -72,7 +73,8 @@ export interface PlanOptions {
 // change the source's shape under the copy (the move resumes or is rolled back, then migrate).
 export const SKIPPED_STATUSES: ReadonlySet<string> = new Set(['provisioning', 'failed', 'deleting', 'moving']);
 
-const MODEL_ORDER: Record<Model, number> = { pool: 0, schema: 1, database: 1 };
+/** Shared targets (a pool serves many tenants) first: their failure is the widest, so it shows first. */
+const sharedFirst = (m: Model): number => (migrationHooks(m).shared ? 0 : 1);
 
 /**
  * @example
@@ -116,8 +118,8 @@ export function planTargets(tenants: readonly PlannableTenant[], opts: PlanOptio
   for (const t of targets) t.tenants.sort((a, b) => compare(a.slug, b.slug));
   targets.sort(
     (a, b) =>
-      MODEL_ORDER[a.model] - MODEL_ORDER[b.model] ||
-      (a.model === 'pool' ? compare(a.shard, b.shard) || compare(a.id, b.id) : compare(a.tenants[0].slug, b.tenants[0].slug)),
+      sharedFirst(a.model) - sharedFirst(b.model) ||
+      (migrationHooks(a.model).shared ? compare(a.shard, b.shard) || compare(a.id, b.id) : compare(a.tenants[0].slug, b.tenants[0].slug)),
   );
   skipped.sort((a, b) => compare(a.tenant.slug, b.tenant.slug));
   return { targets, skipped };
@@ -182,8 +184,8 @@ export function fnv1a(text: string): number {
 export function splitCanaries<T extends Pick<PlannedTarget, 'model'>>(targets: readonly T[], n: number): { canaries: T[]; rest: T[] } {
   if (n <= 0) return { canaries: [], rest: [...targets] };
   const chosen = new Set<T>();
-  for (const t of targets) if (chosen.size < n && t.model !== 'pool') chosen.add(t);
-  for (const t of targets) if (chosen.size < n && t.model === 'pool') chosen.add(t);
+  for (const t of targets) if (chosen.size < n && !migrationHooks(t.model).shared) chosen.add(t);
+  for (const t of targets) if (chosen.size < n && migrationHooks(t.model).shared) chosen.add(t);
   const canaries = targets.filter((t) => chosen.has(t));
   return { canaries, rest: targets.filter((t) => !chosen.has(t)) };
 }

@@ -3,11 +3,10 @@ import type { Fleet } from '../fleet/fleet.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
 import { TenantctlError } from '../errors.js';
 import { databaseExists } from '../placement/pool/rows.js';
-import { ensurePoolFence, releasePoolFence, takePoolFence } from '../placement/pool/fence.js';
+import { releasePoolFence, takePoolFence } from '../placement/pool/fence.js';
 import { fenceTables, unfenceTables } from '../placement/table-fence.js';
-import { ensurePoolSwitchFence } from '../placement/pool/switch-fence.js';
-import { MODEL_TRAITS } from '../placement/placement.js';
 import type { MoveEnd } from './plan.js';
+import { drivers } from '../placement/drivers.js';
 
 /**
  * A write fence as the move records it (in its operations row, before it is taken):
@@ -35,7 +34,7 @@ export interface HeldFence {
 export const FENCE_WAIT_MS = 30_000;
 
 export function fenceRecordFor(end: MoveEnd, key: string): FenceRecord {
-  return { kind: MODEL_TRAITS[end.model].writeFence, shard: end.shard, database: end.database, schema: end.schema, key };
+  return { kind: drivers[end.model].fence.write, shard: end.shard, database: end.database, schema: end.schema, key };
 }
 
 /**
@@ -44,13 +43,7 @@ export function fenceRecordFor(end: MoveEnd, key: string): FenceRecord {
  * shared tables happens here, before the tenant's writes are blocked, never while they are.
  */
 export async function preparePoolFence(fleet: Fleet, config: Config, end: MoveEnd): Promise<void> {
-  if (MODEL_TRAITS[end.model].writeFence !== 'advisory') return;
-  await fleet.withTransaction(end.shard, end.database, async (c) => {
-    // CREATE POLICY locks the shared table: never queue every tenant behind a long transaction for it.
-    await c.query(`set local lock_timeout = '${FENCE_WAIT_MS}ms'`);
-    await ensurePoolFence(c, end.schema, config);
-    await ensurePoolSwitchFence(c, end.schema, config);
-  });
+  await drivers[end.model].prepareFence(fleet, config, end, FENCE_WAIT_MS);
 }
 
 /**

@@ -11,7 +11,6 @@ import type { CopyScope, CopyTable } from '../copy/tables.js';
 import pLimit from 'p-limit';
 import type { MovePlan } from './plan.js';
 import { ident, qualified } from '../sql.js';
-import { MODEL_TRAITS } from '../placement/placement.js';
 import type { Preflight } from './preflight.js';
 import type { HeldFence } from './fence.js';
 import { MoveVerifyError, type TableCheck } from './copy.js';
@@ -23,6 +22,7 @@ import { keepSuspended } from './keep-suspended.js';
 import { liftSwitchFence, placeSwitchFence } from './switch-fence.js';
 import { namesAfter } from './names.js';
 import { recordSwitch } from './switch-catalog.js';
+import { drivers } from '../placement/drivers.js';
 
 /** Tables digested at once while writes are blocked (two connections each, one per side). */
 const VERIFY_CONCURRENCY = 3;
@@ -200,7 +200,8 @@ export function reportFailedPhase(run: OnlineRun, err: unknown): void {
 
 /** The tests' tampered copy: one target row's text column changed before verification. */
 export async function tamper(c: Pick<import('pg').ClientBase, 'query'>, plan: MovePlan): Promise<void> {
-  const mine = MODEL_TRAITS[plan.to.model].sharedTables ? 'where tenant_id::text = $1' : 'where $1::text is not null';
+  const filter = drivers[plan.to.model].keyFilter('tenant_id', '', { param: '$1' });
+  const mine = filter ? `where ${filter}` : 'where $1::text is not null';
   await c.query(
     `update ${qualified(plan.to.schema, 'tasks')} set ${ident('title')} = title || 'x' where ctid = (select ctid from ${qualified(plan.to.schema, 'tasks')} ${mine} limit 1)`,
     [plan.key],

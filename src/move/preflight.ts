@@ -7,7 +7,7 @@ import { migratePlacement } from '../migrate/apply-target.js';
 import { readApplied } from '../migrate/tracking.js';
 import { drivers } from '../placement/drivers.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
-import { MODEL_TRAITS, scopeWhere, tenantRole } from '../placement/placement.js';
+import { MODEL_TRAITS, roleCarriesOver, scopeWhere, tenantRole } from '../placement/placement.js';
 import { poolKeyRows } from '../placement/pool/rows.js';
 import { assertPoolCopyAllowed } from '../placement/pool/visibility.js';
 import { copyTables, type CopyTable } from '../copy/tables.js';
@@ -56,7 +56,7 @@ export async function preflight(deps: Deps, plan: MovePlan): Promise<Preflight> 
     const applied = await readApplied(c, [plan.from.schema]);
     const tables = await copyTables(c, plan.from.schema, config);
     const shared = await sharedTablesNotCopied(c, plan.from.schema, config, `move of ${plan.from.target}`);
-    if (MODEL_TRAITS[plan.from.model].sharedTables) await assertPoolCopyAllowed(c, plan.from.schema, config, 'read');
+    await drivers[plan.from.model].assertCopyAllowed(c, plan.from.schema, config, 'read');
     const noPk = await tablesWithoutPk(
       c,
       plan.from.schema,
@@ -236,7 +236,7 @@ async function assertNothingAt(deps: Deps, plan: MovePlan): Promise<void> {
   const { fleet } = deps;
   const to = plan.to;
   // The tenant's own role at the source is its role here too (roles are cluster-wide): not a leftover.
-  const ownRole = MODEL_TRAITS[plan.from.model].ownRole && plan.from.shard === to.shard;
+  const ownRole = roleCarriesOver(plan.from, to);
   const found = await drivers[to.model].existing(fleet, {
     model: to.model,
     shard: to.shard,

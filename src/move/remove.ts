@@ -1,8 +1,8 @@
 import type { Config } from '../config/types.js';
 import type { Fleet } from '../fleet/fleet.js';
 import { drivers, type PlacedTenant } from '../placement/drivers.js';
-import { MODEL_TRAITS } from '../placement/placement.js';
 import type { MoveEnd } from './plan.js';
+import { roleCarriesOver } from '../placement/placement.js';
 
 /**
  * Remove the tenant's data at one end of a move (the source at `move complete`, the copy at
@@ -20,7 +20,7 @@ export async function removeEnd(
 ): Promise<void> {
   const { config, fleet } = deps;
   const placed: PlacedTenant = { slug, key, model: end.model, shard: end.shard, database_name: end.database, schema_name: end.schema };
-  const roleShared = MODEL_TRAITS[other.model].ownRole && other.shard === end.shard;
+  const roleShared = roleCarriesOver(other, end);
   if (!roleShared) return drivers[end.model].remove(fleet, config, placed);
   // On the same cluster a move changes the model, so the other end is in another database.
   await drivers[end.model].removeKeepingRole(fleet, config, placed, { roleStaysInDatabase: false });

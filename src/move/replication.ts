@@ -7,7 +7,7 @@ import { databaseExists } from '../placement/pool/rows.js';
 import { ident, literal, qualified } from '../sql.js';
 import type { CopyTable } from '../copy/tables.js';
 import type { MoveEnd } from './plan.js';
-import { MODEL_TRAITS } from '../placement/placement.js';
+import { drivers } from '../placement/drivers.js';
 
 /**
  * The logical-replication objects of one online move, as its operations row records them BEFORE
@@ -53,13 +53,10 @@ export function replicationRecordFor(moveId: number, from: MoveEnd, to: MoveEnd)
  * identity covers the key column, which PostgreSQL requires of a row filter for UPDATE and DELETE.)
  */
 export function publicationSql(name: string, end: MoveEnd, key: string, tables: CopyTable[], config: Pick<Config, 'tenantKey'>): string {
-  if (!MODEL_TRAITS[end.model].sharedTables) {
-    return `create publication ${ident(name)} for table ${tables.map((t) => qualified(end.schema, t.table)).join(', ')}`;
-  }
-  const list = tables
-    .map((t) => `${qualified(end.schema, t.table)} where (${ident(t.keyColumn)} = ${literal(key)}::${config.tenantKey.type})`)
-    .join(', ');
-  return `create publication ${ident(name)} for table ${list} with (publish = 'insert, update, delete')`;
+  const filters = tables.map((t) => drivers[end.model].keyFilter(t.keyColumn, config.tenantKey.type, key));
+  const list = tables.map((t, i) => `${qualified(end.schema, t.table)}${filters[i] === null ? '' : ` where (${filters[i]})`}`).join(', ');
+  // Filtered rows: never TRUNCATE (it ignores row filters and would empty every tenant's table at the target).
+  return `create publication ${ident(name)} for table ${list}${filters.some((f) => f !== null) ? ` with (publish = 'insert, update, delete')` : ''}`;
 }
 
 /** On the source: the publication, then the slot (made here, not by CREATE SUBSCRIPTION, see below). */

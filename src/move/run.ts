@@ -7,7 +7,6 @@ import { redactText } from '../config/redact.js';
 import { EXIT, TenantctlError, UsageError, errorMessage } from '../errors.js';
 import { withTenantLock } from '../operations/tenant-lock.js';
 import { assertSlug } from '../placement/slug.js';
-import { MODEL_TRAITS } from '../placement/placement.js';
 import { ident, qualified } from '../sql.js';
 import type { CopyTable } from '../copy/tables.js';
 import { planMove, type MoveEnd, type MovePlan } from './plan.js';
@@ -26,6 +25,7 @@ import { removeEnd } from './remove.js';
 import { namesAfter } from './names.js';
 import { recordSwitch } from './switch-catalog.js';
 import { liftSwitchFence, placeSwitchFence } from './switch-fence.js';
+import { drivers } from '../placement/drivers.js';
 
 /**
  * Test hooks (TENANTCTL_INJECT_FAULT): `move-tamper` alters a target row before verify; `move-hang-in-copy` waits to be
@@ -323,7 +323,8 @@ async function tamper(c: pg.ClientBase, schema: string, tables: CopyTable[], pla
   for (const t of [...tables].reverse()) {
     const col = t.columns.find((x) => x !== t.keyColumn && /name|title|body|email/.test(x));
     if (!col) continue;
-    const mine = MODEL_TRAITS[plan.to.model].sharedTables ? `where ${ident(t.keyColumn)}::text = $1` : 'where $1::text is not null';
+    const filter = drivers[plan.to.model].keyFilter(t.keyColumn, '', { param: '$1' });
+    const mine = filter ? `where ${filter}` : 'where $1::text is not null';
     const r = await c.query(
       `update ${qualified(schema, t.table)} set ${ident(col)} = ${ident(col)} || 'x' where ctid = (select ctid from ${qualified(schema, t.table)} ${mine} limit 1)`,
       [plan.key],

@@ -4,15 +4,15 @@ import type { Fleet } from '../fleet/fleet.js';
 import { databaseExists } from '../placement/pool/rows.js';
 import { fenceSwitchedKey, unfenceSwitchedKey } from '../placement/pool/switch-fence.js';
 import { fenceSwitchedTables, unfenceSwitchedTables } from '../placement/table-switch-fence.js';
-import { MODEL_TRAITS } from '../placement/placement.js';
 import type { CopyTable } from '../copy/tables.js';
 import type { MovePlan } from './plan.js';
 import type { MoveRecord } from './record.js';
+import { drivers } from '../placement/drivers.js';
 
 export function switchFenceRecordFor(plan: MovePlan): SwitchFenceRecord {
   const { from, to } = plan;
   return {
-    kind: MODEL_TRAITS[from.model].sharedTables ? 'key' : 'trigger',
+    kind: drivers[from.model].fence.switch,
     shard: from.shard,
     database: from.database,
     schema: from.schema,

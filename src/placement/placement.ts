@@ -1,6 +1,6 @@
 import type { Model } from '../config/types.js';
-import { ident, literal } from '../sql.js';
 import { tenantRoleName, type Placement } from './naming.js';
+import { keyCondition } from './key-filter.js';
 
 // The one Placement type (model, shard, database, schema) is declared in naming.ts next to
 // placementFor, which makes it; re-exported here with the rest of a placement's vocabulary.
@@ -124,7 +124,7 @@ export function shapeOf(model: Model): PlacementShape {
  */
 export function scopeWhere(scope: { model: Model; key: string }, keyColumn: string, keyType: string): string {
   if (!MODEL_TRAITS[scope.model].sharedTables) return '';
-  return ` where ${ident(keyColumn)} = ${literal(scope.key)}::${keyType}`;
+  return ` where ${keyCondition(keyColumn, keyType, scope.key)}`;
 }
 
 /**
@@ -171,6 +171,31 @@ export function placementBeside(
     case 'own-database':
       return { database_name: `${t.database_name}${suffix}`.slice(0, 63), schema_name: t.schema_name };
   }
+}
+
+/**
+ * Whether the tenant's own role at `a` is also its role at `b`: roles are cluster-wide, so two
+ * placements of a model with a role of its own on one shard share it (a schema ↔ database move
+ * within a shard keeps it; removing one end must not drop it).
+ */
+export function roleCarriesOver(a: { model: Model; shard: string }, b: { shard: string }): boolean {
+  return MODEL_TRAITS[a.model].ownRole && a.shard === b.shard;
+}
+
+/**
+ * A placement made outside any transaction (its own database) gets a fresh name per attempt, so
+ * a killed attempt leaves nothing in the next one's way; other placements keep their names.
+ *
+ * @example
+ *   perAttempt({ model: 'database', database: 't_acme', … }, '__r1a2b3c') // database 't_acme__r1a2b3c'
+ */
+export function perAttempt<P extends { model: Model; database: string }>(p: P, suffix: string): P {
+  return MODEL_TRAITS[p.model].ownDatabase ? { ...p, database: `${p.database}${suffix}` } : p;
+}
+
+/** `us1/t_acme` for a database of its own, `us1/tenant_schemas/t_acme` otherwise: where the tenant is, in messages. */
+export function placeLabel(p: { model: Model; shard: string; database_name: string; schema_name: string }): string {
+  return `${p.shard}/${p.database_name}${MODEL_TRAITS[p.model].ownDatabase ? '' : `/${p.schema_name}`}`;
 }
 
 /**

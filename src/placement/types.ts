@@ -69,9 +69,9 @@ interface DriverBase {
   /**
    * The SQL condition that selects the tenant's rows of one of its tables, or null when the
    * placement is all the tenant's. `key`: a literal (quoted here, cast to the key type) or a
-   * parameter such as `{ param: '$1' }` (cast the same way). The one tenant-key filter.
+   * parameter such as `{ param: '$1' }` (cast the same way; no key type: typed as the column). The one tenant-key filter.
    */
-  keyFilter(column: string, keyType: string, key: string | { param: string }): string | null;
+  keyFilter(column: string, keyType: string, key: string | { param: string }, rel?: string): string | null;
   /** The tenant-scoped tables of `schema`, parents before children (src/placement/scoped-tables.ts: the one rule). */
   scopedTables(
     client: Pick<ShardClient, 'query'>,

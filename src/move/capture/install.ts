@@ -3,10 +3,10 @@ import type pg from 'pg';
 import type { Config } from '../../config/types.js';
 import type { Fleet } from '../../fleet/fleet.js';
 import { TenantctlError } from '../../errors.js';
-import { MODEL_TRAITS } from '../../placement/placement.js';
 import { ident, literal, qualified } from '../../sql.js';
 import type { CopyTable } from '../../copy/tables.js';
 import type { MoveEnd } from '../plan.js';
+import { drivers } from '../../placement/drivers.js';
 
 type Q = Pick<pg.ClientBase, 'query'>;
 
@@ -63,7 +63,7 @@ export async function installCapture(
   tables: CopyTable[],
   config: Pick<Config, 'tenantKey'>,
 ): Promise<void> {
-  const shared = MODEL_TRAITS[model].sharedTables;
+  const driver = drivers[model];
   await fleet.withTransaction(rec.shard, rec.database, async (c) => {
     await c.query(`create schema if not exists ${ident(CAPTURE_SCHEMA)}`);
     await c.query(`revoke all on schema ${ident(CAPTURE_SCHEMA)} from public`);
@@ -83,12 +83,13 @@ export async function installCapture(
   });
   for (const t of tables) {
     const target = qualified(rec.schema, t.table);
-    const is = (row: 'new' | 'old') => `${row}.${ident(t.keyColumn)} = ${literal(key)}::${config.tenantKey.type}`;
-    const when = (w: string) => (shared ? ` when (${w})` : '');
+    // Shared tables: only the tenant's rows fire (its key filter on the row images); a placement of its own: every row.
+    const is = (row: 'new' | 'old') => driver.keyFilter(t.keyColumn, config.tenantKey.type, key, row);
+    const when = (...w: (string | null)[]) => (w.every((x) => x !== null) ? ` when (${w.join(' or ')})` : '');
     const fn = `${captureFunction(rec.id)}(${literal(t.table)})`;
     const ddl = [
       `create trigger ${ident(triggerName(rec.id, 'i'))} after insert on ${target} for each row${when(is('new'))} execute function ${fn}`,
-      `create trigger ${ident(triggerName(rec.id, 'u'))} after update on ${target} for each row${when(`${is('old')} or ${is('new')}`)} execute function ${fn}`,
+      `create trigger ${ident(triggerName(rec.id, 'u'))} after update on ${target} for each row${when(is('old'), is('new'))} execute function ${fn}`,
       `create trigger ${ident(triggerName(rec.id, 'd'))} after delete on ${target} for each row${when(is('old'))} execute function ${fn}`,
       `create trigger ${ident(triggerName(rec.id, 't'))} after truncate on ${target} for each statement execute function ${fn}`,
     ];

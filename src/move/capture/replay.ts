@@ -1,11 +1,11 @@
 import type pg from 'pg';
 import type { Config } from '../../config/types.js';
 import type { Fleet } from '../../fleet/fleet.js';
-import { MODEL_TRAITS } from '../../placement/placement.js';
 import { ident, literal, qualified } from '../../sql.js';
 import type { CopyTable } from '../../copy/tables.js';
 import type { MoveEnd } from '../plan.js';
 import { type CaptureRecord, changeTable } from './install.js';
+import { drivers } from '../../placement/drivers.js';
 
 type Q = Pick<pg.ClientBase, 'query'>;
 
@@ -67,8 +67,9 @@ export class Replayer {
     /** The snapshot (pg_snapshot text) whose changes the target already holds. */
     private seen: string,
   ) {
-    const scope = MODEL_TRAITS[to.model].sharedTables ? { key, type: config.tenantKey.type } : undefined;
-    this.sql = new Map(tables.map((t) => [t.table, statements(to.schema, t, scope)]));
+    const driver = drivers[to.model];
+    const mine = (t: ReplayTable) => (alias: string) => driver.keyFilter(t.keyColumn, config.tenantKey.type, key, alias) ?? 'true';
+    this.sql = new Map(tables.map((t) => [t.table, statements(to.schema, t, mine(t))]));
   }
 
   /**
@@ -144,11 +145,10 @@ export class Replayer {
 }
 
 /** The statements of one table, each taking row images as jsonb literals (one round trip carries a page of them). */
-function statements(schema: string, t: ReplayTable, scope?: { key: string; type: string }) {
+function statements(schema: string, t: ReplayTable, mine: (alias: string) => string) {
   const target = qualified(schema, t.table);
   const rec = (json: string) => `jsonb_populate_record(null::${target}, ${literal(json)}::jsonb)`;
   const cols = t.columns.map(ident).join(', ');
-  const mine = (alias: string) => (scope ? `${alias}.${ident(t.keyColumn)} = ${literal(scope.key)}::${scope.type}` : 'true');
   const same = (a: string, b: string) => t.pk.map((c) => `${a}.${ident(c)} = ${b}.${ident(c)}`).join(' and ');
   const rest = t.columns.filter((c) => !t.pk.includes(c));
   const onConflict = rest.length ? `do update set ${rest.map((c) => `${ident(c)} = excluded.${ident(c)}`).join(', ')}` : 'do nothing';

@@ -9,7 +9,7 @@ import { existingDatabasePlacement } from '../existing.js';
 import { exclusiveMigration } from '../migration-hooks.js';
 import { currentUser, setTenantLogin, suspendTenantRole } from '../own-role.js';
 import type { OwnPlacementDriver, PlacedTenant } from '../types.js';
-import { createAtVersion, ownPlacementKind, schemaBytes } from '../driver-kinds.js';
+import { createAtVersion, ownPlacementKind } from '../driver-kinds.js';
 
 /** A database tenant's database, its role, the role's search_path there and its CONNECT on it. */
 async function prepareTenantDatabase(fleet: Fleet, t: PlacedTenant): Promise<void> {

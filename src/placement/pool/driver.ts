@@ -1,4 +1,4 @@
-import { ensureSchema, ident, qualified } from '../../sql.js';
+import { ensureSchema, qualified } from '../../sql.js';
 import { ensureDatabase } from '../databases.js';
 import { grantConnect } from '../roles.js';
 import { forgetPoolSuspension, setPoolSuspended } from './suspend.js';

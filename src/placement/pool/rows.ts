@@ -1,11 +1,12 @@
 import type { Config } from '../../config/types.js';
 import type { Fleet } from '../../fleet/fleet.js';
 import type { ShardClient } from '../../fleet/shard-connections.js';
-import { ident, literal, qualified } from '../../sql.js';
+import { literal, qualified } from '../../sql.js';
 import { repairRlsPolicies, rlsState, tableIsProtected, type ScopedTable } from './rls.js';
 import { scopedTablesInOrder } from '../scoped-tables.js';
 import { ADMIN_DATABASE } from '../databases.js';
 import type { CatalogPlacement } from '../placement.js';
+import { keyCondition } from '../key-filter.js';
 
 type PoolConfig = Pick<Config, 'tenantKey' | 'rls' | 'servingRole'>;
 
@@ -40,7 +41,7 @@ export async function rowsWithKey(
   const sql = tables
     .map(
       (t) =>
-        `select ${literal(t.table)} as table, count(*)::int as rows from ${qualified(schema, t.table)} where ${ident(t.column)} = $1::${config.tenantKey.type}`,
+        `select ${literal(t.table)} as table, count(*)::int as rows from ${qualified(schema, t.table)} where ${keyCondition(t.column, config.tenantKey.type, { param: '$1' })}`,
     )
     .join(' union all ');
   const { rows } = await c.query<KeyRows>(sql, [key]);
