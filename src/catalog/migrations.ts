@@ -128,6 +128,23 @@ const migrations: Record<string, Migration> = {
       await sql`create unique index backup_keys_live_idx on backup_keys (slug) where wrapped is not null`.execute(db);
     },
   },
+  '0006_migrate_partitions': {
+    // The split of one CI matrix (`migrate up --partition I/N` with a partition key): the first
+    // job deals the targets out by cost and records it; the other jobs read it, so the N jobs
+    // cover the fleet exactly once even if a tenant comes or goes between their starts.
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('migrate_partitions')
+        .addColumn('key', 'text', (c) => c.notNull())
+        .addColumn('slice_count', 'integer', (c) => c.notNull())
+        .addColumn('target', 'text', (c) => c.notNull())
+        .addColumn('slice', 'integer', (c) => c.notNull())
+        .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .addPrimaryKeyConstraint('migrate_partitions_pkey', ['key', 'slice_count', 'target'])
+        .execute();
+      await sql`create index migrate_partitions_created_idx on migrate_partitions (created_at)`.execute(db);
+    },
+  },
 };
 
 /** The newest catalog migration: a catalog that has it needs no migrator run. */

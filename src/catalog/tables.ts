@@ -106,6 +106,16 @@ export interface CatalogDatabase {
   operations: OperationsTable;
   events: EventsTable;
   migrate_targets: MigrateTargetsTable;
+  migrate_partitions: MigratePartitionsTable;
+}
+
+/** One target's slice in a recorded CI-matrix split (src/migrate/partition-agree.ts). */
+export interface MigratePartitionsTable {
+  key: string;
+  slice_count: number;
+  target: string;
+  slice: number;
+  created_at: ColumnType<Date, never, never>;
 }
 
 export type TenantRow = Selectable<TenantsTable>;

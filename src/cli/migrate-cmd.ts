@@ -13,6 +13,7 @@ interface UpFlags {
   resume?: number;
   onlyFailed?: number;
   partition?: string;
+  partitionKey?: string;
   wait?: boolean;
   [selector: string]: unknown;
 }
@@ -30,7 +31,10 @@ async function up(ctx: CommandContext, flags: UpFlags): Promise<number> {
       `tenantctl migrate up --${flags.resume !== undefined ? 'resume' : 'only-failed'} ${fromRun}`,
     );
   }
-  const { parsePartition } = await import('../migrate/plan.js');
+  const [{ parsePartition }, { partitionKeyFromEnv }] = await Promise.all([
+    import('../migrate/plan.js'),
+    import('../migrate/partition-agree.js'),
+  ]);
   const partition = flags.partition !== undefined ? parsePartition(flags.partition) : undefined;
   // Bad files are exit 2 before anything is touched.
   const { loadMigrations } = await import('../migrate/files.js');
@@ -59,6 +63,7 @@ async function up(ctx: CommandContext, flags: UpFlags): Promise<number> {
     const { doc } = await migrateUp(deps, {
       selector,
       partition,
+      partitionKey: partition ? (flags.partitionKey ?? partitionKeyFromEnv(process.env)) : undefined,
       concurrency: concurrencyFrom(flags.concurrency, ctx.config.defaults.concurrency),
       // Without a width of the user's, a shard on this machine runs 2 targets per core.
       localShardTargets: flags.concurrency === undefined && !process.env.TENANTCTL_CONCURRENCY ? localShardTargets() : undefined,
@@ -124,7 +129,11 @@ export function registerMigrateCommands(program: Command): void {
     .option('--dry-run', 'print the pending migrations per target; change nothing')
     .option('--resume <run>', 'finish run <run>: its targets not yet succeeded', positiveInt('--resume'))
     .option('--only-failed <run>', "retry run <run>'s failed targets", positiveInt('--only-failed'))
-    .option('--partition <i/n>', 'only slice i of n of the targets (a stable split for CI matrices)')
+    .option('--partition <i/n>', 'only slice i of n of the targets, dealt out by expected cost (for CI matrices)')
+    .option(
+      '--partition-key <key>',
+      "the CI matrix's id: the first job records the split, the others read it (default: TENANTCTL_PARTITION_KEY or the pipeline id)",
+    )
     .option('--wait', 'wait for another running migrate up instead of exit 3')
     .action(action('migrate up', up));
 

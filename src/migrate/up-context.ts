@@ -25,6 +25,11 @@ export interface MigrateUpDeps {
 export interface MigrateUpOptions {
   selector?: TenantSelector;
   partition?: Partition;
+  /**
+   * The CI matrix's key: with --partition, the first job records its cost-balanced split under it
+   * and the others read it (partition-agree.ts).
+   */
+  partitionKey?: string;
   /** Targets migrated at once across the fleet (each shard is also held to its budget). */
   concurrency: number;
   /**

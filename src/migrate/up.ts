@@ -2,6 +2,7 @@ import type { CatalogDb } from '../catalog/open.js';
 import { selectTenants } from '../catalog/tenants.js';
 import { resultDocument } from '../fanout/result.js';
 import { acquireRunLock } from '../operations/run-lock.js';
+import { partitionPlan } from './partition-agree.js';
 import { planTargets, type MigratePlan } from './plan.js';
 import { getRun, type RunInfo } from './run-record.js';
 import { byDatabase, readStates } from './state.js';
@@ -64,10 +65,14 @@ async function loadPlan(db: CatalogDb, opts: MigrateUpOptions) {
     for (const r of rows) recorded.set(r.target, r.tenants);
   }
   const partition = opts.partition ?? previous?.args.partition ?? undefined;
-  const plan = planTargets(await selectTenants(db, fromRun !== undefined ? {} : (opts.selector ?? {})), {
-    partition: fromRun !== undefined ? undefined : partition,
-    only,
-  });
+  const selector = fromRun !== undefined ? {} : (opts.selector ?? {});
+  let plan = planTargets(await selectTenants(db, selector), { only });
+  // A slice of N is dealt out by cost over the whole plan (partition-agree.ts), agreed through the
+  // catalog when the matrix has a key. A resumed run already has its own targets.
+  if (partition && fromRun === undefined) {
+    const key = opts.partitionKey ? `${opts.partitionKey} ${JSON.stringify(selector)}` : undefined;
+    plan = (await partitionPlan(db, plan, { partition, key, dryRun: opts.dryRun })).plan;
+  }
   // Targets of the earlier run that are no longer migratable (deleted, or now failed/deleting).
   const planned = new Set(plan.targets.map((t) => t.id));
   const gone = only ? [...only].filter((id) => !planned.has(id)).map((id) => ({ id, tenants: recorded.get(id) ?? [] })) : [];

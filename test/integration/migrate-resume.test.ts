@@ -128,14 +128,63 @@ describe('--partition I/N', () => {
     const status = json(await e.cli(['migrate', 'status', '--json']));
     expect(status.summary).toMatchObject({ targets: 17, upToDate: 17, tenants: 18 });
 
-    await e.addMigration('0006_pause.sql', 'select pg_sleep(0.4);\n');
+    // (pg_stat_activity is read once per transaction unless its snapshot is cleared.)
+    // The slice's first target waits at a gate the test holds open (a session of its own), so
+    // the slice is still running, however few targets the cost-balanced split gave it.
+    await e.addMigration(
+      '0006_gate.sql',
+      "do $$ begin while exists (select from pg_stat_activity where application_name = 'test' and state = 'active' and query like '%pg_sleep(30)%') " +
+        'loop perform pg_sleep(0.05); perform pg_stat_clear_snapshot(); end loop; end $$;\n',
+    );
+    const gate = e.q('us1', 'postgres', 'select pg_sleep(30)').catch(() => undefined);
+    await until(
+      async () => (await e.q('us1', 'postgres', `select 1 from pg_stat_activity where query = 'select pg_sleep(30)'`)).length > 0,
+    );
     const slice = e.cli(['migrate', 'up', '--partition', '1/2', '--concurrency', '1']);
     await until(async () => (await e.runs()).find((r) => r.status === 'running'));
     const [whole, sameSlice] = await Promise.all([e.cli(['migrate', 'up']), e.cli(['migrate', 'up', '--partition', '1/2'])]);
+    await e.q('us1', 'postgres', `select pg_cancel_backend(pid) from pg_stat_activity where query = 'select pg_sleep(30)'`);
+    await gate;
     expect(whole.code).toBe(3);
     expect(whole.stderr).toMatch(/partition 1\/2/);
     expect(sameSlice.code).toBe(3);
     expect((await slice).code).toBe(0);
+  }, 180_000);
+});
+
+describe('--partition I/N with a partition key (a CI matrix)', () => {
+  it('the jobs agree on one cost-balanced split through the catalog, even when a tenant comes or goes between their starts', async () => {
+    const e = await env('pk');
+    const slugs = Array.from({ length: 12 }, (_, i) => `pk-${String(i).padStart(2, '0')}`);
+    await e.create(slugs.map((slug, i) => ({ slug, model: 'schema' as const, shard: i % 2 ? 'eu1' : 'us1' })));
+    await e.addMigration('0004_pk.sql', 'alter table workspaces add column pk_at timestamptz;\n');
+    const matrix = { env: { TENANTCTL_PARTITION_KEY: 'pipeline-7' } };
+    const migrated = (doc: any) => doc.results.filter((x: any) => x.applied?.length > 0).map((x: any) => x.tenant as string);
+
+    const one = json(await e.cli(['migrate', 'up', '--partition', '1/3', '--json'], matrix));
+    expect(one.ok).toBe(true);
+    const recorded = await e.db.selectFrom('migrate_partitions').select(['target', 'slice']).execute();
+    expect(recorded).toHaveLength(12);
+    // Between the jobs' starts, a tenant job 1 did not take is deleted and a new one is created:
+    // a split computed again by jobs 2 and 3 would shift; the recorded one does not.
+    const gone = slugs.find((s) => !migrated(one).includes(s))!;
+    expect((await e.cli(['tenant', 'delete', gone, '--yes', '--skip-backup'])).code).toBe(0);
+    await e.create([{ slug: 'pk-new', model: 'schema', shard: 'us1' }]);
+    const two = json(await e.cli(['migrate', 'up', '--partition', '2/3', '--json'], matrix));
+    const three = json(await e.cli(['migrate', 'up', '--partition', '3/3', '--json'], matrix));
+    const all = [...migrated(one), ...migrated(two), ...migrated(three)].sort();
+    expect(all).toEqual(slugs.filter((s) => s !== gone));
+    // The newcomer (created at head) falls to the hash of its target id: one job lists it.
+    const newcomer = [one, two, three].filter((d) => d.results.some((x: any) => x.tenant === 'pk-new'));
+    expect(newcomer.length).toBeLessThanOrEqual(1);
+    const status = json(await e.cli(['migrate', 'status', '--json']));
+    expect(status.summary).toMatchObject({ upToDate: 12 });
+    // A dry run of another matrix computes a split but records nothing.
+    const dry = await e.cli(['migrate', 'up', '--partition', '1/2', '--dry-run', '--json'], {
+      env: { TENANTCTL_PARTITION_KEY: 'pipeline-8' },
+    });
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(await e.db.selectFrom('migrate_partitions').select('key').distinct().execute()).toHaveLength(1);
   });
 });
 
