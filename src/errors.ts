@@ -87,6 +87,11 @@ export const ERROR_CODES = {
   NOT_RUN: { exit: EXIT.failed, hint: 'run the command again (or --resume the run)' },
   /** A tenant deleted while a fan-out was under way: nothing done, nothing recreated. */
   GONE: { exit: EXIT.failed, hint: 'nothing to do: the tenant no longer exists' },
+  /** A shard or the catalog stopped answering mid-command (src/connection-loss.ts): the message names it. */
+  SHARD_LOST: {
+    exit: EXIT.failed,
+    hint: 'start the shard named again (tenantctl dev up for embedded shards), then run the same command again: it finishes or undoes what was left',
+  },
   SHARD_BUDGET_DEADLOCK: { exit: EXIT.usage, hint: "raise the shard's maxConnections in the config" },
   INTERNAL: { exit: EXIT.failed, hint: 'run again with --verbose for details, and report it with the command you ran' },
 } as const satisfies Record<string, CodeInfo>;

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { shardPlace, watchConnection } from '../connection-loss.js';
 import pg from 'pg';
 import type { Config } from '../config/types.js';
 import type { Fleet } from '../fleet/fleet.js';
@@ -182,7 +183,7 @@ async function withServingConnection(
       application_name: 'tenantctl-audit',
     }) as ShardClient;
     c.tenantctlDatabase = unit.database;
-    c.on('error', () => undefined);
+    watchConnection(c, shardPlace(unit.shard, fleet.shard(unit.shard).url, unit.database));
     await c.connect();
     try {
       await fn(c, (f) => f());

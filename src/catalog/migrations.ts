@@ -128,6 +128,19 @@ const migrations: Record<string, Migration> = {
       await sql`create unique index backup_keys_live_idx on backup_keys (slug) where wrapped is not null`.execute(db);
     },
   },
+  '0005_migration_checksums': {
+    // The checksum the fleet ran of each migration file (src/migrate/one-version.ts): a file
+    // whose checksum differs was edited after it ran somewhere, and `migrate up` must not apply
+    // the edited version to other targets while those keep the old one (`migrate repair`).
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('migration_checksums')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('checksum', 'text', (c) => c.notNull())
+        .addColumn('recorded_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .execute();
+    },
+  },
   '0006_migrate_partitions': {
     // The split of one CI matrix (`migrate up --partition I/N` with a partition key): the first
     // job deals the targets out by cost and records it; the other jobs read it, so the N jobs

@@ -6,6 +6,7 @@ import { EXIT, TenantctlError } from '../errors.js';
 import { ident, isAlreadyExists } from '../sql.js';
 import { CATALOG_POOL_SIZE, CONNECT_TIMEOUT_MS } from '../config/connection-limits.js';
 import { closeCatalogToPublic, closeNewDatabaseToPublic, PUBLIC_REACH_SQL } from './closed.js';
+import { watchConnection } from '../connection-loss.js';
 import { catalogMigrations, LATEST_CATALOG_MIGRATION } from './migrations.js';
 import type { CatalogDatabase } from './tables.js';
 
@@ -69,16 +70,24 @@ async function catalogState(config: Config, db: CatalogDb): Promise<{ state: 'cu
 }
 
 function newCatalogDb(config: Config): CatalogDb {
-  return new Kysely<CatalogDatabase>({
-    dialect: new PostgresDialect({
-      pool: new pg.Pool({
-        connectionString: config.catalogUrl,
-        max: CATALOG_POOL_SIZE,
-        connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-        application_name: 'tenantctl-catalog',
-      }),
-    }),
+  const pool = new pg.Pool({
+    connectionString: config.catalogUrl,
+    max: CATALOG_POOL_SIZE,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    application_name: 'tenantctl-catalog',
   });
+  // The catalog's server going away must be one clear error naming it, not an unheard 'error'
+  // event of the pool (idle clients) or of a checked-out client (the pinned lock session).
+  const where = catalogPlace(config);
+  pool.on('error', () => undefined);
+  pool.on('connect', (client) => watchConnection(client, where));
+  return new Kysely<CatalogDatabase>({ dialect: new PostgresDialect({ pool }) });
+}
+
+/** `the catalog (on shard us1, 127.0.0.1:5432/tenantctl_catalog)` */
+function catalogPlace(config: Config): string {
+  const u = new URL(config.catalogUrl);
+  return `the catalog (${config.catalog.shard ? `on shard ${config.catalog.shard}, ` : ''}${u.hostname}:${u.port || 5432}${u.pathname})`;
 }
 
 async function ensureCatalogDatabase(config: Config): Promise<void> {
@@ -86,6 +95,7 @@ async function ensureCatalogDatabase(config: Config): Promise<void> {
   const dbName = decodeURIComponent(url.pathname.slice(1));
   url.pathname = '/postgres';
   const admin = new pg.Client({ connectionString: url.toString(), connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
+  watchConnection(admin, catalogPlace(config));
   try {
     await admin.connect();
     await admin.query(`create database ${ident(dbName)}`);
@@ -100,11 +110,9 @@ async function ensureCatalogDatabase(config: Config): Promise<void> {
 }
 
 function catalogError(config: Config, what: string, err: unknown): TenantctlError {
-  const u = new URL(config.catalogUrl);
-  const where = `${config.catalog.shard ? `on shard ${config.catalog.shard}, ` : ''}${u.hostname}:${u.port || 5432}${u.pathname}`;
   return new TenantctlError(
     'UNREACHABLE',
-    `the catalog (${where}) ${what}: ${redactText(err instanceof Error ? err.message : String(err))}`,
+    `${catalogPlace(config)} ${what}: ${redactText(err instanceof Error ? err.message : String(err))}`,
     'check catalog.url (or catalog.shard) in the config and that the server runs (tenantctl dev up for the embedded fleet)',
     EXIT.usage,
     { cause: err },

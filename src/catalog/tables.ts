@@ -99,7 +99,15 @@ export interface BackupKeysTable {
   destroyed_at: ColumnType<Date | null, never, Date | null>;
 }
 
+/** The checksum the fleet ran of each migration file (src/migrate/one-version.ts). */
+export interface MigrationChecksumsTable {
+  name: string;
+  checksum: string;
+  recorded_at: ColumnType<Date, never, never>;
+}
+
 export interface CatalogDatabase {
+  migration_checksums: MigrationChecksumsTable;
   backup_keys: BackupKeysTable;
   tenants: TenantsTable;
   tenant_locks: TenantLocksTable;

@@ -88,7 +88,7 @@ export function registerMoveCommands(program: Command): void {
       action('move status', async (ctx, slug: string) => {
         const { moveStatus } = await import('../move/status.js');
         const { renderMoveStatus } = await import('../report/move.js');
-        renderMoveStatus(ctx.out, ctx.command, await moveStatus(await ctx.catalog(), slug));
+        renderMoveStatus(ctx.out, ctx.command, await moveStatus(await ctx.catalog(), slug, await ctx.fleet()));
       }),
     );
 

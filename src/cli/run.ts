@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { redactText } from '../config/redact.js';
+import { lostConnectionError } from '../connection-loss.js';
 import { EXIT, hintFor, TenantctlError } from '../errors.js';
 import { CommandContext, type GlobalOptions } from './context.js';
 
@@ -30,6 +31,8 @@ export function action<A extends unknown[]>(
 }
 
 export function reportError(ctx: CommandContext, err: unknown): number {
+  // A shard or the catalog gone mid-command: one error naming it, not pg's message.
+  if (!(err instanceof TenantctlError)) err = lostConnectionError(err, ctx.command) ?? err;
   if (err instanceof TenantctlError) {
     const msg = redactText(err.message);
     // The thrower's hint, else the code's own (src/errors.ts): every error says what to do.

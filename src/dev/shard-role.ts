@@ -18,6 +18,7 @@ import { DEV_SUPERUSER, type ClusterSpec } from './cluster.js';
 export async function ensureShardRole(spec: ClusterSpec): Promise<void> {
   if (spec.user === DEV_SUPERUSER) return;
   const client = new pg.Client({ host: spec.host, port: spec.port, user: DEV_SUPERUSER, password: spec.password, database: 'postgres' });
+  client.on('error', () => undefined); // a cluster stopping meanwhile fails the next query, not the process
   try {
     await client.connect();
     const exists = await client.query('select 1 from pg_roles where rolname = $1', [spec.user]);

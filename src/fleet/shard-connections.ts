@@ -5,6 +5,7 @@ import { redactText } from '../config/redact.js';
 import type { Shard } from '../config/types.js';
 import { EXIT, TenantctlError } from '../errors.js';
 import { databaseUrl } from './connection-url.js';
+import { shardPlace, watchConnection } from '../connection-loss.js';
 
 /**
  * Every connection tenantctl holds to one shard, across all of its databases, kept within the
@@ -204,8 +205,9 @@ export class ShardConnections {
       application_name: 'tenantctl',
     }) as ShardClient;
     client.tenantctlDatabase = database;
-    // An idle connection that dies (server restart) must not crash the process.
-    client.on('error', () => {
+    // A connection that dies (server stopped or restarted), idle or in use, must not crash the
+    // process: it is marked broken (closed on release) and its errors name this shard.
+    watchConnection(client, shardPlace(this.shard.name, this.shard.url, database), () => {
       client.tenantctlBroken = true;
     });
     try {

@@ -14,7 +14,8 @@ import type { Drift } from './tracking.js';
  * 2 failed"), with drift, unknown migrations, never-migrated targets and the targets whose last
  * run failed named. `ok` (exit 0) means nothing is left to do.
  */
-export type TargetCondition = 'up-to-date' | 'pending' | 'never-migrated' | 'failed' | 'drift' | 'unreachable';
+/** `ahead`: nothing pending, but migrations applied there have no file here (a newer release ran there, or a file was deleted). */
+export type TargetCondition = 'up-to-date' | 'pending' | 'never-migrated' | 'failed' | 'drift' | 'ahead' | 'unreachable';
 
 export interface StatusTarget {
   target: string;
@@ -52,6 +53,7 @@ export interface StatusSummary {
   neverMigrated: number;
   failed: number;
   drift: number;
+  ahead: number;
   unreachable: number;
   /** Targets with unknown migrations (reported, not counted as work). */
   unknown: number;
@@ -68,6 +70,19 @@ export interface MigrateStatusDocument {
   groups: StatusGroup[];
   targets: StatusTarget[];
   skipped: { tenant: string; target: string; reason: string }[];
+  /** The latest `migrate repair` runs (newest first), so a repaired drift is not a mystery. */
+  repairs: RepairRecord[];
+}
+
+export interface RepairRecord {
+  run: number;
+  migration: string;
+  mode: string;
+  status: string;
+  at: string;
+  targets: number;
+  repaired: number;
+  failed: number;
 }
 
 export interface StatusDeps {
@@ -95,7 +110,32 @@ export async function migrateStatus(
     const l = last.get(t.id);
     return statusOf(t, states.get(t.id)!, l && { run: l.runId, status: l.status, error: l.error });
   });
-  return statusDocument(targets, plan.skipped, deps.migrations.at(-1)?.id ?? null);
+  return { ...statusDocument(targets, plan.skipped, deps.migrations.at(-1)?.id ?? null), repairs: await latestRepairs(deps.db) };
+}
+
+/** The last few repair runs (operations_kind_status_idx: kind, status, id). */
+async function latestRepairs(db: CatalogDb, limit = 5): Promise<RepairRecord[]> {
+  const rows = await db
+    .selectFrom('operations')
+    .select(['id', 'status', 'args', 'progress', 'started_at'])
+    .where('kind', '=', 'migrate-repair')
+    .orderBy('id', 'desc')
+    .limit(limit)
+    .execute();
+  return rows.map((r) => {
+    const a = (r.args ?? {}) as { migration?: string; mode?: string };
+    const p = (r.progress ?? {}) as { targets?: number; repaired?: number; failed?: number };
+    return {
+      run: Number(r.id),
+      migration: a.migration ?? '',
+      mode: a.mode ?? '',
+      status: r.status,
+      at: r.started_at.toISOString(),
+      targets: p.targets ?? 0,
+      repaired: p.repaired ?? 0,
+      failed: p.failed ?? 0,
+    };
+  });
 }
 
 /** One target's condition. Pure. */
@@ -108,7 +148,7 @@ export function statusOf(t: PlannedTarget, state: TargetState, lastRun?: { run: 
   const names = state.applied;
   let condition: TargetCondition;
   if (r.drift.length > 0) condition = 'drift';
-  else if (r.pending.length === 0) condition = 'up-to-date';
+  else if (r.pending.length === 0) condition = r.unknown.length > 0 ? 'ahead' : 'up-to-date';
   else if (lastRun?.status === 'failed') condition = 'failed';
   else if (names.length === 0) condition = 'never-migrated';
   else condition = 'pending';
@@ -125,10 +165,14 @@ export function statusOf(t: PlannedTarget, state: TargetState, lastRun?: { run: 
   return out;
 }
 
-const ORDER: TargetCondition[] = ['up-to-date', 'pending', 'failed', 'never-migrated', 'drift', 'unreachable'];
+const ORDER: TargetCondition[] = ['up-to-date', 'pending', 'failed', 'never-migrated', 'drift', 'ahead', 'unreachable'];
 
 /** Group and count. Pure. */
-export function statusDocument(targets: StatusTarget[], skipped: SkippedTenant[], head: string | null): MigrateStatusDocument {
+export function statusDocument(
+  targets: StatusTarget[],
+  skipped: SkippedTenant[],
+  head: string | null,
+): Omit<MigrateStatusDocument, 'repairs'> {
   const groups = new Map<string, StatusGroup>();
   for (const t of targets) {
     const byVersion = t.condition === 'up-to-date' || t.condition === 'pending';
@@ -153,6 +197,7 @@ export function statusDocument(targets: StatusTarget[], skipped: SkippedTenant[]
     neverMigrated: count('never-migrated'),
     failed: count('failed'),
     drift: count('drift'),
+    ahead: count('ahead'),
     unreachable: count('unreachable'),
     unknown: targets.filter((t) => t.unknown.length > 0).length,
     skipped: skipped.length,
@@ -185,6 +230,8 @@ function groupLabel(g: StatusGroup, head: string | null, targets: StatusTarget[]
       return `${n} never migrated`;
     case 'drift':
       return `${n} drifted (applied migrations changed since)`;
+    case 'ahead':
+      return `${n} ahead of these files (migrations applied there have no file here)`;
     case 'unreachable':
       return `${n} unreachable`;
   }

@@ -2,6 +2,7 @@ import type { CatalogDb } from '../catalog/open.js';
 import { selectTenants } from '../catalog/tenants.js';
 import { resultDocument } from '../fanout/result.js';
 import { acquireRunLock } from '../operations/run-lock.js';
+import { refuseTwoVersions } from './one-version.js';
 import { partitionPlan } from './partition-agree.js';
 import { planTargets, type MigratePlan } from './plan.js';
 import { getRun, type RunInfo } from './run-record.js';
@@ -36,10 +37,16 @@ export async function migrateUp(deps: MigrateUpDeps, opts: MigrateUpOptions): Pr
 
   const { plan, previous, partition, gone } = await loadPlan(db, opts);
 
-  if (opts.dryRun) return { doc: await dryRun(deps, opts, plan, started, head) };
+  const oneVersion = { ...deps, concurrency: opts.concurrency };
+  if (opts.dryRun) {
+    await refuseTwoVersions(oneVersion, plan.targets, undefined, { dryRun: true });
+    return { doc: await dryRun(deps, opts, plan, started, head) };
+  }
 
   const lock = await acquireRunLock(db, { partition, wait: opts.wait, signal: opts.signal, onWaiting: opts.hooks?.onWaiting });
   try {
+    // An edited file is never applied beside its old version (before the run is recorded).
+    await refuseTwoVersions(oneVersion, plan.targets);
     return { doc: await executeRun({ deps, opts, plan, lock, previous, gone, started, head }) };
   } finally {
     await lock.release();

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { redactText } from '../config/redact.js';
+import { lostConnectionError } from '../connection-loss.js';
 import { TenantctlError, errorMessage } from '../errors.js';
 import { advanceSequences } from '../copy/sequences.js';
 import { fenceRecordFor, takeFence, type HeldFence } from './fence.js';
@@ -194,7 +195,9 @@ export async function runCaptureMove(run: OnlineRun): Promise<MoveResult> {
     }
     await done('unfence', rec, warning);
     return switchedResult(run, checks, writeBlockedMs, warning);
-  } catch (err) {
+  } catch (caught) {
+    // A shard or the catalog gone mid-move: one error naming it (the next move or rollback cleans up).
+    const err = lostConnectionError(caught, `the move of ${plan.tenant}`) ?? caught;
     reportFailedPhase(run, err);
     let message = redactText(errorMessage(err));
     // Every exit path: writes flow again first, then the capture goes (its locks wait for them), then the copy.

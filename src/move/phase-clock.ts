@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { stopIfInterrupted } from './interrupt.js';
 import type { MoveRecord } from './record.js';
 import type { MoveDeps, PhaseName } from './types.js';
@@ -22,6 +24,14 @@ export function phaseClock(deps: Pick<MoveDeps, 'onPhase' | 'signal'>) {
     await rec?.phaseDone(phase, ms);
     // Tests' kill point: once the phase is recorded done.
     if (process.env.TENANTCTL_INJECT_FAULT === `move-hang-after-${phase}`) await new Promise(() => setInterval(() => {}, 1000));
+    // Tests' pause: until the file TENANTCTL_FAULT_RESUME_FILE exists (a shard stopped meanwhile).
+    if (process.env.TENANTCTL_INJECT_FAULT === `move-pause-after-${phase}`) await untilResumed();
   };
   return { phases, begin, done };
+}
+
+async function untilResumed(): Promise<void> {
+  const file = process.env.TENANTCTL_FAULT_RESUME_FILE;
+  if (!file) throw new Error('move-pause-after-<phase> needs TENANTCTL_FAULT_RESUME_FILE');
+  while (!existsSync(file)) await sleep(50);
 }

@@ -4,6 +4,7 @@ import type pg from 'pg';
 import { getTenant, tenantCountsByShard, updateTenant } from '../catalog/tenants.js';
 import { recordEvent } from '../catalog/events.js';
 import { redactText } from '../config/redact.js';
+import { lostConnectionError } from '../connection-loss.js';
 import { EXIT, TenantctlError, UsageError, errorMessage } from '../errors.js';
 import { withTenantLock } from '../operations/tenant-lock.js';
 import { assertSlug } from '../placement/slug.js';
@@ -264,7 +265,9 @@ async function runMove(
       names: namesAfter(config, plan.tenant, plan.to, plan.from),
       durationMs: Date.now() - started,
     };
-  } catch (err) {
+  } catch (caught) {
+    // A shard or the catalog gone mid-move: one error naming it (the next move or rollback cleans up).
+    const err = lostConnectionError(caught, `the move of ${plan.tenant}`) ?? caught;
     const current = PHASES.find((p) => !phases.some((x) => x.phase === p)) ?? 'unfence';
     deps.onPhase?.({ phase: current, state: 'failed', detail: errorMessage(err) });
     const message = redactText(errorMessage(err));

@@ -4,6 +4,9 @@ import { describeTenantHolder } from '../operations/tenant-lock.js';
 import { assertSlug } from '../placement/slug.js';
 import type { MoveEnd } from './plan.js';
 import { latestMove, type MoveStatus } from './record.js';
+import type { FenceRecord } from './fence.js';
+import type { Fleet } from '../fleet/fleet.js';
+import { countFenceTriggers } from '../placement/table-fence.js';
 import type { TableCheck } from './copy.js';
 
 export interface MoveStatusResult {
@@ -25,7 +28,12 @@ export interface MoveStatusResult {
     rows: number;
     bytes: number;
     writeBlockedMs: number | null;
-    fence: { at?: string; liftedAt?: string } | null;
+    /**
+     * `up`: whether the write fence still refuses writes now. A pool tenant's (a session lock)
+     * goes with its process; a table fence (triggers) stays until a move command lifts it, and
+     * is looked for when its process is gone (null: its shard did not answer).
+     */
+    fence: { at?: string; liftedAt?: string; up: boolean | null } | null;
     /** The source's fence from the switch until complete or rollback (switch-fence.ts). */
     switchFence: { at?: string; liftedAt?: string } | null;
     phases: Record<string, number>;
@@ -38,7 +46,7 @@ export interface MoveStatusResult {
 }
 
 /** `move status`: the tenant's latest move as recorded, and whether its process still runs. */
-export async function moveStatus(db: CatalogDb, slug: string): Promise<MoveStatusResult> {
+export async function moveStatus(db: CatalogDb, slug: string, fleet?: Fleet): Promise<MoveStatusResult> {
   assertSlug(slug);
   const t = await getTenant(db, slug);
   const m = await latestMove(db, slug);
@@ -48,6 +56,7 @@ export async function moveStatus(db: CatalogDb, slug: string): Promise<MoveStatu
   const live = m.status === 'running' ? holder !== null : null;
   const p = m.progress;
   const blocked = p.writeBlockedMs ?? (p.fence?.at && !p.fence.liftedAt && live ? Date.now() - Date.parse(p.fence.at) : null);
+  const fenceUp = p.fence ? await isFenceUp(p.fence, live === true, fleet) : null;
   const next =
     m.status === 'switched'
       ? `tenantctl move complete ${slug} (drops the source) or tenantctl move rollback ${slug}`
@@ -72,7 +81,7 @@ export async function moveStatus(db: CatalogDb, slug: string): Promise<MoveStatu
       rows: p.rows ?? 0,
       bytes: p.bytes ?? 0,
       writeBlockedMs: blocked,
-      fence: p.fence ? { at: p.fence.at, liftedAt: p.fence.liftedAt } : null,
+      fence: p.fence ? { at: p.fence.at, liftedAt: p.fence.liftedAt, up: fenceUp } : null,
       switchFence: p.switchFence ? { at: p.switchFence.at, liftedAt: p.switchFence.liftedAt } : null,
       phases: p.phases ?? {},
       tables: p.tables ?? [],
@@ -82,4 +91,21 @@ export async function moveStatus(db: CatalogDb, slug: string): Promise<MoveStatu
       next,
     },
   };
+}
+
+/**
+ * Whether a recorded fence refuses writes now. Its process alive: as recorded. Gone (killed, or
+ * it failed when its shard or the catalog stopped answering and could not record the lift): a
+ * session-lock fence is gone with it; a trigger fence is looked for at its placement.
+ */
+async function isFenceUp(f: FenceRecord, live: boolean, fleet?: Fleet): Promise<boolean | null> {
+  if (f.liftedAt || !f.at) return false;
+  if (live) return true;
+  if (f.kind === 'advisory') return false;
+  if (!fleet) return true;
+  try {
+    return await fleet.withClient(f.shard, f.database, async (c) => (await countFenceTriggers(c, f.schema)) > 0);
+  } catch {
+    return null;
+  }
 }

@@ -51,6 +51,16 @@ export async function unfenceTables(c: Queryable, schema: string, trigger = FENC
   return rows.length;
 }
 
+/** How many of the schema's tables carry the fence trigger (move status, for a fence whose mover is gone). */
+export async function countFenceTriggers(c: Queryable, schema: string, trigger = FENCE_TRIGGER): Promise<number> {
+  const { rows } = await c.query<{ n: number }>(
+    `select count(*)::int as n from pg_trigger g join pg_class c on c.oid = g.tgrelid join pg_namespace n on n.oid = c.relnamespace
+      where n.nspname = $1 and g.tgname = $2`,
+    [schema, trigger],
+  );
+  return rows[0]?.n ?? 0;
+}
+
 /** Ordinary and partitioned tables of the schema (partitions inherit the parent's statement triggers only for their own statements, so each gets one). */
 export async function schemaTables(c: Queryable, schema: string): Promise<string[]> {
   const { rows } = await c.query<{ table: string }>(

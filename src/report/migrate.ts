@@ -1,3 +1,4 @@
+import type { RepairDocument } from '../migrate/repair.js';
 import type { MigrateStatusDocument } from '../migrate/status.js';
 import type { MigrateRow, MigrateUpDocument } from '../migrate/up.js';
 import type { Output } from './output.js';
@@ -135,6 +136,39 @@ export function renderMigrateStatus(out: Output, doc: MigrateStatusDocument): vo
     doc.groups.map((g) => g.label).join(', ') +
     (s.skipped ? `; ${s.skipped} skipped (${countBy(doc.skipped.map((x) => x.reason))})` : '') +
     (s.unknown ? `; ${s.unknown} target(s) with unknown migrations` : '');
+  out.print(doc.ok ? out.color.green(line) : out.color.yellow(line));
+  for (const r of doc.repairs.slice(0, 3)) {
+    out.print(
+      `repair run ${r.run} (${r.at}): ${r.mode === 'reapply' ? 're-applied' : 're-baselined'} ${r.migration} on ${r.repaired} of ${r.targets} target(s)${r.failed ? `, ${r.failed} failed` : ''} (${r.status})`,
+    );
+  }
+}
+
+/** `migrate repair`: the document with --json, else one line per target and a summary. */
+export function renderMigrateRepair(out: Output, doc: RepairDocument): void {
+  if (out.json) {
+    out.document(doc);
+    return;
+  }
+  const seen = new Set<string>();
+  const rows = doc.results.filter((r) => {
+    const key = r.target ?? r.tenant;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+  if (rows.length > 0) {
+    out.print(
+      renderTable(
+        out,
+        ['target', 'tenant', 'status', 'detail'],
+        rows.map((r) => [r.target ?? '', r.tenant, r.status, r.error?.message ?? r.reason ?? (r.status === 'succeeded' ? 'repaired' : '')]),
+      ),
+    );
+  }
+  const s = doc.summary;
+  const what = doc.mode === 'reapply' ? 're-applied' : 're-baselined';
+  const line = `migrate repair ${doc.migration}${doc.dryRun ? ' (dry run)' : ` run ${doc.run}`}: ${s.succeeded} tenant(s) ${what}, ${s.skipped} skipped, ${s.failed} failed`;
   out.print(doc.ok ? out.color.green(line) : out.color.yellow(line));
 }
 

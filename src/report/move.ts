@@ -155,6 +155,14 @@ function namesLine(slug: string, n: NamesAfter): string {
     : `the application connects with new names: ${names} (tenantctl resolve ${slug})`;
 }
 
+/** What the status line says of a fence not recorded lifted: up, gone with its process, or unknown. */
+function fenceNote(f: { at?: string; liftedAt?: string; up: boolean | null } | null): string {
+  if (!f || f.liftedAt || !f.at) return '';
+  if (f.up === true) return ' (fence still up)';
+  if (f.up === false) return ' (the fence went with its process: writes go through)';
+  return ' (fence state unknown: its shard does not answer)';
+}
+
 export function renderMoveStatus(out: Output, command: string, s: MoveStatusResult): void {
   if (out.json) return out.document({ command, ok: true, ...s });
   out.print(`${s.tenant}: ${s.tenantStatus} at ${s.at}`);
@@ -163,7 +171,7 @@ export function renderMoveStatus(out: Output, command: string, s: MoveStatusResu
   out.print(`move ${m.id}${m.online ? ' (online)' : ''}: ${m.status}${m.live === false ? ' (its process is gone)' : ''}, phase ${m.phase}`);
   out.print(`  ${m.from.model} ${m.from.target} → ${m.to.model} ${m.to.target}`);
   out.print(
-    `  copied ${m.rows} rows, ${mb(m.bytes)}; writes blocked ${m.writeBlockedMs === null ? 'not yet' : `${m.writeBlockedMs} ms`}${m.fence && !m.fence.liftedAt ? ' (fence still up)' : ''}`,
+    `  copied ${m.rows} rows, ${mb(m.bytes)}; writes blocked ${m.writeBlockedMs === null ? 'not yet' : `${m.writeBlockedMs} ms`}${fenceNote(m.fence)}`,
   );
   const done = (m.online ? ONLINE_PHASES : PHASES).filter((p) => m.phases[p] !== undefined);
   if (done.length) out.print(`  phases: ${done.map((p) => `${p} ${m.phases[p]} ms`).join(', ')}`);

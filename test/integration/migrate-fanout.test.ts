@@ -459,18 +459,13 @@ describe('migrate status', () => {
       /t_st_b\tst-b\tdrift\t0009_from_the_future\tchanged: 0002_projects_and_tasks; unknown here: 0009_from_the_future/,
     );
 
-    // migrate up refuses drifted targets (DRIFT, nothing applied) and migrates the new one.
-    const up = json(await e.cli(['migrate', 'up', '--on-error', 'continue', '--json']));
-    const byTenant = Object.fromEntries(up.results.map((x: any) => [x.tenant, x]));
-    expect(byTenant['st-c']).toMatchObject({
-      status: 'failed',
-      applied: [],
-      error: { code: 'DRIFT', migration: '0002_projects_and_tasks' },
-    });
-    expect(byTenant['st-new']).toMatchObject({
-      status: 'succeeded',
-      applied: ['0001_workspaces_and_users', '0002_projects_and_tasks', '0003_comments', '0004_archive'],
-    });
+    // migrate up would apply the edited 0002 to the new target while three ran the old one: the
+    // run is refused (DRIFT, exit 2) before anything is applied, naming the repair.
+    const up = await e.cli(['migrate', 'up', '--on-error', 'continue', '--json']);
+    expect(up.code, up.stdout).toBe(2);
+    expect(json(up).error).toMatchObject({ code: 'DRIFT', message: expect.stringContaining('t_st_new') });
+    expect(json(up).error.hint).toContain('tenantctl migrate repair 0002_projects_and_tasks --tenant st-a,st-b,st-c');
+    expect(await e.q('eu1', 'schemas_st', `select 1 from tenantctl.schema_migrations where target_schema = 't_st_new'`)).toEqual([]);
   });
 });
 

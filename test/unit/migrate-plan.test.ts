@@ -193,22 +193,23 @@ describe('status grouping', () => {
     ];
     const doc = statusDocument(targets, plan.skipped, '0003_c');
     expect(doc.groups.map((g) => g.label)).toEqual([
-      '1 at 0004_newer (ahead of these files: a newer release ran there)',
       '3 at 0003_c (head)',
       '1 at 0002_b (1 pending)',
       '1 failed (last run failed; still pending)',
       '1 never migrated',
       '1 drifted (applied migrations changed since)',
+      '1 ahead of these files (migrations applied there have no file here)',
       '1 unreachable',
     ]);
     expect(doc.summary).toEqual({
       tenants: 9,
       targets: 8,
-      upToDate: 3,
+      upToDate: 2,
       pending: 1,
       neverMigrated: 1,
       failed: 1,
       drift: 1,
+      ahead: 1,
       unreachable: 1,
       unknown: 1,
       skipped: 1,
@@ -216,7 +217,8 @@ describe('status grouping', () => {
     expect(doc.ok).toBe(false);
     expect(targets[1]).toMatchObject({ condition: 'drift', drift: [{ migration: '0002_b', appliedChecksum: 'edited' }] });
     expect(targets[3]).toMatchObject({ condition: 'failed', version: '0002_b', lastRun: { run: 7 } });
-    expect(targets[5]).toMatchObject({ condition: 'up-to-date', unknown: ['0004_newer'], version: '0004_newer' });
+    // Ahead of the folder (a migration applied there has no file here): flagged, and not ok.
+    expect(targets[5]).toMatchObject({ condition: 'ahead', unknown: ['0004_newer'], version: '0004_newer' });
   });
 
   it('is ok when every target is at head; a failed last run that was fixed since does not count', () => {
