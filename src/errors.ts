@@ -87,6 +87,10 @@ export const ERROR_CODES = {
   NOT_RUN: { exit: EXIT.failed, hint: 'run the command again (or --resume the run)' },
   /** A tenant deleted while a fan-out was under way: nothing done, nothing recreated. */
   GONE: { exit: EXIT.failed, hint: 'nothing to do: the tenant no longer exists' },
+  /** A tier limit PostgreSQL refuses to set on a tenant's role (e.g. a superuser-only setting). */
+  LIMIT_REFUSED: { exit: EXIT.usage, hint: "grant tenantctl's shard role what the message names, or remove the limit from the tier" },
+  /** `usage --fail-on-quota`: a tenant is over its tier's quota. */
+  OVER_QUOTA: { exit: EXIT.failed, hint: 'see tenantctl usage; raise the tier (tenant set-tier) or the quota' },
   SHARD_BUDGET_DEADLOCK: { exit: EXIT.usage, hint: "raise the shard's maxConnections in the config" },
   INTERNAL: { exit: EXIT.failed, hint: 'run again with --verbose for details, and report it with the command you ran' },
 } as const satisfies Record<string, CodeInfo>;
