@@ -20,7 +20,10 @@ export async function sessionCounts(c: Pick<pg.ClientBase, 'query'>): Promise<Se
   const { rows } = await c.query<{ role: string; database: string; application: string; sessions: number }>(
     `select usename as role, datname as database, coalesce(application_name, '') as application, count(*)::int as sessions
        from pg_stat_activity
-      where backend_type = 'client backend' and pid <> pg_backend_pid()
+      -- Another role's rows show no backend_type to a role without pg_read_all_stats (its user,
+      -- database and application_name are shown to every role): a session with a user is a
+      -- client, or a parallel worker of one while its query runs.
+      where coalesce(backend_type, 'client backend') = 'client backend' and usesysid is not null and pid <> pg_backend_pid()
       group by 1, 2, 3`,
   );
   return rows;

@@ -39,7 +39,9 @@ export async function sharedTablesUsage(
          select ${ident(column)}::text as key, count(*) as rows, sum(pg_column_size(t.*)) as bytes
            from ${from} group by 1)
        select key, rows::text, bytes::text,
-              (select sum(pg_total_relation_size(relid)) from pg_partition_tree($1::regclass))::text as total
+              -- pg_partition_tree is empty for a table that is not partitioned
+              coalesce((select sum(pg_total_relation_size(relid)) from pg_partition_tree($1::regclass)),
+                       pg_total_relation_size($1::regclass))::text as total
          from per_key`,
       [q],
     );
