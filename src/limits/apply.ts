@@ -78,6 +78,15 @@ export async function applyTierLimits(
     async (t) => {
       const started = Date.now();
       if (!APPLICABLE.has(t.status)) return { ...base(t), status: 'skipped', reason: `tenant is ${t.status}`, changes: [] };
+      // A tier gone from the config: its limits are unknown, not "none" (which would lift them).
+      if (!deps.config.tiers[tierOf(t)]) {
+        return {
+          ...base(t),
+          status: 'skipped',
+          reason: `tier ${tierOf(t)} is not in the config (tenant set-tier moves it to one that is)`,
+          changes: [],
+        };
+      }
       const changes = await tenantChanges(deps, t, tierOf(t), states);
       if (changes === 'no-role') {
         const opts = sessionOptions(deps.config.tiers[tierOf(t)] ?? {});
