@@ -35,10 +35,11 @@ export async function sharedTablesUsage(
     const q = qualified(schema, table);
     const { from, scale } = sampled(q, 't', opts);
     const { rows } = await c.query<{ key: string; rows: string; bytes: string; total: string }>(
+      // Grouped by the column itself (a uuid hashes faster than its text), cast once per key.
       `with per_key as (
-         select ${ident(column)}::text as key, count(*) as rows, sum(pg_column_size(t.*)) as bytes
+         select ${ident(column)} as key, count(*) as rows, sum(pg_column_size(t.*)) as bytes
            from ${from} group by 1)
-       select key, rows::text, bytes::text,
+       select key::text, rows::text, bytes::text,
               -- pg_partition_tree is empty for a table that is not partitioned
               coalesce((select sum(pg_total_relation_size(relid)) from pg_partition_tree($1::regclass)),
                        pg_total_relation_size($1::regclass))::text as total
