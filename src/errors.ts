@@ -92,6 +92,10 @@ export const ERROR_CODES = {
     exit: EXIT.failed,
     hint: 'start the shard named again (tenantctl dev up for embedded shards), then run the same command again: it finishes or undoes what was left',
   },
+  /** A tier limit PostgreSQL refuses to set on a tenant's role (e.g. a superuser-only setting). */
+  LIMIT_REFUSED: { exit: EXIT.usage, hint: "grant tenantctl's shard role what the message names, or remove the limit from the tier" },
+  /** `usage --fail-on-quota`: a tenant is over its tier's quota. */
+  OVER_QUOTA: { exit: EXIT.failed, hint: 'see tenantctl usage; raise the tier (tenant set-tier) or the quota' },
   SHARD_BUDGET_DEADLOCK: { exit: EXIT.usage, hint: "raise the shard's maxConnections in the config" },
   INTERNAL: { exit: EXIT.failed, hint: 'run again with --verbose for details, and report it with the command you ran' },
 } as const satisfies Record<string, CodeInfo>;

@@ -77,6 +77,11 @@ export const CHECKS = {
     fixable: true,
     title: "serving role is a member of tenantctl's shard role or of an owner of tenant tables",
   },
+  'role.limits-differ': {
+    severity: 'medium',
+    fixable: false,
+    title: "tenant role or database whose limits (connection limit, settings) differ from its tier's",
+  },
   'role.tenant-owns-elsewhere': {
     severity: 'medium',
     fixable: false,

@@ -6,6 +6,7 @@ import { crossTenantAcl, defaultPrivilegeChecks, publicCreateCheck, searchPathCh
 import { asRole, attempt, rolledBack } from './as-role.js';
 import { clusterChecks, placed } from './cluster-checks.js';
 import { functionChecks } from './function-checks.js';
+import { limitChecks } from './limit-checks.js';
 import { poolChecks, roleExists, scopedTables } from './pool-checks.js';
 import { poolProbes, probeKey, probeRows } from './pool-probe.js';
 import { finding } from './registry.js';
@@ -26,7 +27,7 @@ export async function auditUnit(
   const serving = (await roleExists(c, env.config.servingRole.name)) ? env.config.servingRole.name : null;
   switch (unit.kind) {
     case 'cluster':
-      return { findings: await clusterChecks(c, unit, env, probes) };
+      return { findings: [...(await clusterChecks(c, unit, env, probes)), ...(await limitChecks(c, unit, env))] };
     case 'shared-tables': {
       // A table tenantctl may not read is a finding of its own, and is left out of the checks
       // that read rows; every other check of the unit still reports (a family that fails is one

@@ -13,6 +13,8 @@ import { registerMigrateCommands } from './migrate-cmd.js';
 import { registerAuditCommand } from './audit-cmd.js';
 import { registerBackupCommands, registerRestoreCommand } from './backup-cmd.js';
 import { registerMoveCommands } from './move-cmd.js';
+import { registerTierCommands } from './tier-cmd.js';
+import { registerUsageCommand } from './usage-cmd.js';
 
 /**
  * Wires the command groups. Each group file only declares flags and hands them to a core
@@ -46,6 +48,8 @@ export function buildProgram(): Command {
   registerBackupCommands(program);
   registerRestoreCommand(program);
   registerMoveCommands(program);
+  registerTierCommands(program);
+  registerUsageCommand(program);
   return program;
 }
 

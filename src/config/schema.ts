@@ -5,6 +5,7 @@
  * @module
  */
 import { z } from 'zod';
+import { tierLimitKeys } from './tier-limits.js';
 
 const identifier = z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lowercase SQL identifier (letters, digits, underscore)');
 const name = z.string().regex(/^[a-z][a-z0-9-]{0,39}$/, 'must be lowercase letters, digits and hyphens, starting with a letter');
@@ -131,7 +132,8 @@ export const configSchema = z
       })
       .default({ concurrency: 8 }),
     tiers: z
-      .record(name, z.strictObject({ model: z.enum(MODELS) }))
+      // limits and quotas per tier (issue 19, src/config/tier-limits.ts): all optional.
+      .record(name, z.strictObject({ model: z.enum(MODELS), ...tierLimitKeys }))
       .default({ free: { model: 'pool' }, standard: { model: 'schema' }, enterprise: { model: 'database' } }),
     tenantKey: z
       .strictObject({

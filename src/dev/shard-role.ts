@@ -55,7 +55,9 @@ export async function ensureShardRole(spec: ClusterSpec): Promise<void> {
 async function grantReplicationRole(client: pg.Client, role: string): Promise<void> {
   const { rows } = await client.query<{ n: number }>(`select current_setting('server_version_num')::int as n`);
   if (rows[0].n < 150000) return;
-  await client.query(`grant set on parameter session_replication_role to ${ident(role)}`);
+  // temp_file_limit: a tier's tempFileLimit (issue 19) is superuser-only; with SET on it tenantctl
+  // can put it on a tenant role, which then cannot raise it for itself.
+  await client.query(`grant set on parameter session_replication_role, temp_file_limit to ${ident(role)}`);
 }
 
 /**

@@ -3,6 +3,7 @@ import type { Config } from '../config/types.js';
 import { redactUrl } from '../config/redact.js';
 import { databaseUrl, shardEndpoint } from '../fleet/connection-url.js';
 import { targetId, tenantRoleName } from './naming.js';
+import { sessionOptions } from '../limits/settings.js';
 
 export interface Resolved {
   tenant: string;
@@ -79,9 +80,13 @@ export function resolveTenant(config: Config, t: TenantRow, opts: { admin?: bool
   // for the pool, the tenant setting, for the whole connection: right for one tenant per
   // connection; a shared pool sets the setting per transaction instead. Tenant roles also have
   // search_path set on the role in their database (roles.ts), for clients that drop `options`.
-  const options = `${pool ? `-c ${config.rls.setting}=${t.key} ` : ''}-c search_path=${t.schema_name}`;
+  // A pool tenant shares the serving role, so its tier's limits (timeouts, work_mem) travel in
+  // the connection too, and application_name = its slug lets `usage` count its sessions
+  // (issue 19; a tenant role has them on the role, src/placement/limits.ts).
+  const limits = pool ? sessionOptions(config.tiers[t.tier] ?? {}) : [];
+  const options = [...(pool ? [`-c ${config.rls.setting}=${t.key}`] : []), `-c search_path=${t.schema_name}`, ...limits].join(' ');
   // %20, not '+': libpq decodes only percent-escapes in a URI.
-  app.search = `?options=${encodeURIComponent(options)}`;
+  app.search = `?options=${encodeURIComponent(options)}${pool ? `&application_name=${encodeURIComponent(t.slug)}` : ''}`;
   const scope = pool
     ? `per transaction: select set_config('${config.rls.setting}', '${t.key}', true) (row-level security on ${t.schema_name}.*)`
     : `search_path = ${t.schema_name} (set in the URL and on the role)`;

@@ -19,6 +19,7 @@ import { assertSlug } from '../placement/slug.js';
 import { lockTenant } from '../operations/tenant-lock.js';
 import { assertResumable } from './resume-check.js';
 import { assertNoDrift, assertNothingThere } from './preflight.js';
+import { applyOne, tenantChanges } from '../limits/apply.js';
 
 export interface ProvisionDeps {
   config: Config;
@@ -171,6 +172,10 @@ async function createLocked(deps: ProvisionDeps, input: CreateTenantInput): Prom
       afterPrepare: () => injectFault(fault, 'prepared'),
       afterMigrate: () => injectFault(fault, 'migrated'),
     });
+    // The tier's limits on the tenant's role and database (issue 19), before it turns active: a
+    // limit PostgreSQL refuses fails the provisioning like any other step.
+    const limits = await tenantChanges({ config, fleet }, tenant, tenant.tier);
+    if (limits !== 'no-role') await applyOne(fleet, tenant, limits);
     const version = deps.migrations.at(-1)?.id ?? null;
     await db.transaction().execute(async (tx) => {
       await updateTenant(tx, tenant.slug, { status: 'active', status_detail: null, schema_version: version });

@@ -49,7 +49,11 @@ function sink(): Writable & { text: string } {
 describe('resolve URLs run unqualified queries as printed', () => {
   it('every model sets search_path in the URL; the pool sets its tenant setting beside it', () => {
     const pool = new URL(resolveTenant(config, row('pool', 'tenant_pool', 'app')).url);
-    expect(pool.searchParams.get('options')).toBe('-c app.tenant_id=4f0c6a54-8a3e-4b6a-9d53-2d1f8e1c0a11 -c search_path=app');
+    // …and its tier's session limits (the shipped free tier: issue 19), with its slug as application_name.
+    expect(pool.searchParams.get('options')).toBe(
+      '-c app.tenant_id=4f0c6a54-8a3e-4b6a-9d53-2d1f8e1c0a11 -c search_path=app -c statement_timeout=5000 -c lock_timeout=2000 -c idle_in_transaction_session_timeout=30000 -c work_mem=4096kB',
+    );
+    expect(pool.searchParams.get('application_name')).toBe(row('pool', 'tenant_pool', 'app').slug);
     expect(pool.password).toBe('***');
     const schema = new URL(resolveTenant(config, row('schema', 'tenant_schemas', 't_acme')).url);
     expect(schema.searchParams.get('options')).toBe('-c search_path=t_acme');

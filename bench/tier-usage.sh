@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Issue 19: `usage` over 1,000 schema tenants and over a pool of 1,000 tenants with 1M rows, and
+# `tenant limits apply` over 1,000 tenants.
+#
+#   bash bench/tier-usage.sh
+#   BENCH_TENANTS=1000 BENCH_POOL_ROWS=1000000 bash bench/tier-usage.sh
+#
+# Starts its own one-shard embedded fleet (least-privileged shard role; removed on exit), creates
+# N schema tenants (tier standard) and N pool tenants (tier free) with --from-file, loads the pool
+# with POOL_ROWS rows (a workspace per tenant, the rest users) as the superuser, then times:
+#   usage --model schema / --model pool (wall, process start included; peak connections from the
+#   JSON), and for the pool one psql session running the hand-written
+#   `select key, count(*), sum(pg_column_size(t.*)) from app.<t> t group by key` over each pool
+#   table (target: usage <= 1.5x of it);
+#   tenant limits apply after the tiers' statementTimeout changed (pool tenants: nothing to change), with the
+#   transactions it committed on the maintenance database (pg_stat_database.xact_commit) per
+#   tenant: each tenant's changes are one multi-statement query, one round trip.
+set -euo pipefail
+source "$(dirname "$0")/lib/common.sh"
+cd "$BENCH_REPO"
+bench_require_built
+
+N=${BENCH_TENANTS:-1000}
+# BENCH_SCHEMA=0: the pool half only (creating 1,000 schema tenants takes minutes on a busy machine).
+SCHEMA=${BENCH_SCHEMA:-1}
+POOL_ROWS=${BENCH_POOL_ROWS:-1000000}
+export BENCH_SHARD_USER=tenantctl
+bench_fleet_up 1
+PORT=$BENCH_PORT_US1
+W="$BENCH_DIR/work"
+mkdir -p "$W"
+
+now() { date +%s.%N; }
+{
+  echo 'slug,tier'
+  if [[ $SCHEMA == 1 ]]; then for ((i = 1; i <= N; i++)); do printf 's%04d,standard\n' "$i"; done; fi
+  for ((i = 1; i <= N; i++)); do printf 'p%04d,free\n' "$i"; done
+} >"$W/tenants.csv"
+t0=$(now)
+bench_tctl --quiet tenant create --from-file "$W/tenants.csv" --concurrency 8 >/dev/null
+bench_log "bench: created $(((1 + SCHEMA) * N)) tenants in $(bench_elapsed_ms "$t0" "$(now)") ms"
+
+bench_psql "$PORT" tenantctl_catalog -Atc "select key from tenants where model = 'pool'" >"$W/keys.txt"
+PER=$(((POOL_ROWS - N) / N))
+bench_psql "$PORT" tenant_pool <<SQL
+create temp table k (key uuid);
+\copy k from '$W/keys.txt'
+insert into app.workspaces (id, name) select key, 'w' from k;
+insert into app.users (tenant_id, email, display_name) select key, 'u' || g || '@x.io', 'User ' || g from k, generate_series(1, $PER) g;
+vacuum analyze;
+SQL
+bench_log "bench: pool loaded: $(bench_psql "$PORT" tenant_pool -Atc 'select (select count(*) from app.workspaces) + (select count(*) from app.users)') rows"
+
+usage() {
+  local model=$1
+  local t
+  t=$(now)
+  bench_tctl usage --model "$model" --json >"$W/usage-$model.json"
+  USAGE_MS=$(bench_elapsed_ms "$t" "$(now)")
+  PEAK=$(node -e 'const d = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); const c = d.connections.us1; console.log(`${c.peak}/${c.budget}`)' "$W/usage-$model.json")
+  COUNT=$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).tenants.length)' "$W/usage-$model.json")
+}
+SCHEMA_MS=- SCHEMA_PEAK=- SCHEMA_N=0
+if [[ $SCHEMA == 1 ]]; then
+  usage schema
+  SCHEMA_MS=$USAGE_MS SCHEMA_PEAK=$PEAK SCHEMA_N=$COUNT
+fi
+usage pool
+POOL_MS=$USAGE_MS POOL_PEAK=$PEAK POOL_N=$COUNT
+HAND=""
+for t in workspaces:id users:tenant_id projects:tenant_id tasks:tenant_id comments:tenant_id; do
+  HAND+="select ${t#*:}, count(*), sum(pg_column_size(t.*)) from app.${t%%:*} t group by 1;"$'\n'
+done
+t=$(now)
+bench_psql "$PORT" tenant_pool -o /dev/null <<<"$HAND"
+HAND_MS=$(bench_elapsed_ms "$t" "$(now)")
+# Again, alternating, so both sides see the same machine (best of 3 each).
+for _ in 1 2; do
+  usage pool
+  POOL_MS=$(awk -v a="$POOL_MS" -v b="$USAGE_MS" 'BEGIN { print (b < a ? b : a) }')
+  t=$(now)
+  bench_psql "$PORT" tenant_pool -o /dev/null <<<"$HAND"
+  HAND_MS=$(awk -v a="$HAND_MS" -v b="$(bench_elapsed_ms "$t" "$(now)")" 'BEGIN { print (b < a ? b : a) }')
+done
+RATIO=$(awk -v a="$POOL_MS" -v b="$HAND_MS" 'BEGIN { printf "%.2f", a / b }')
+
+# limits apply: the standard tier's statementTimeout changed in the config.
+sed -i -e 's/statementTimeout: 30s/statementTimeout: 45s/' -e 's/statementTimeout: 5s/statementTimeout: 6s/' "$BENCH_CONFIG"
+commits() { bench_psql "$PORT" postgres -Atc "select xact_commit from pg_stat_database where datname = 'postgres'"; }
+c0=$(commits)
+t=$(now)
+bench_tctl --quiet tenant limits apply --json >"$W/limits.json"
+LIMITS_MS=$(bench_elapsed_ms "$t" "$(now)")
+c1=$(commits)
+CHANGED=$(node -e 'const d = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); console.log(d.results.filter((r) => r.changes.length).length)' "$W/limits.json")
+PER_TENANT=$(awk -v a="$c0" -v b="$c1" -v n="$CHANGED" 'BEGIN { if (n > 0) printf "%.2f", (b - a - 2) / n; else print "-" }')
+
+echo "tier-usage ($N schema + $N pool tenants, $POOL_ROWS pool rows, $(nproc) cores): usage schema ${SCHEMA_MS} ms ($SCHEMA_N tenants, peak connections $SCHEMA_PEAK); usage pool ${POOL_MS} ms ($POOL_N tenants, peak $POOL_PEAK) vs hand-written group by ${HAND_MS} ms (${RATIO}x, target <= 1.5x); limits apply ${LIMITS_MS} ms for $CHANGED tenants, ${PER_TENANT} transactions per tenant on postgres (besides the 2 commit probes)"

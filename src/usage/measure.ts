@@ -1,0 +1,219 @@
+/**
+ * `tenantctl usage`: per tenant bytes, rows, open connections and (where pg_stat_statements is
+ * installed) calls and execution time, against the tier's quotas, with per-shard totals. Units
+ * of work through the bounded runner (global concurrency, each shard's connection budget): per
+ * shard one on its maintenance database (sessions, statements), and one per database holding
+ * selected tenants: shared tables in one pass per table for all their tenants, schemas of their
+ * own in batches on one connection.
+ *
+ * @module
+ */
+import type { Config } from '../config/types.js';
+import type { TenantRow } from '../catalog/tables.js';
+import type { Fleet } from '../fleet/fleet.js';
+import { fanout } from '../fanout/run.js';
+import type { TenantResult } from '../fanout/result.js';
+import { ADMIN_DATABASE } from '../placement/databases.js';
+import { MODEL_TRAITS, tenantRole } from '../placement/placement.js';
+import { emptyUsage, type DataUsage, type MeasureOptions } from './measure-types.js';
+import { ownPlacementUsage } from './own-placement.js';
+import { sharedTablesUsage } from './shared-tables.js';
+import { sessionCounts, statementStats, type SessionCount, type StatementStats } from './activity.js';
+import { overQuota, quotasOf, type Quotas } from './quotas.js';
+
+export interface TenantUsage {
+  tenant: string;
+  tier: string;
+  model: string;
+  region: string;
+  shard: string;
+  bytes: number;
+  rows: number;
+  maxTableRows: number;
+  connections: number;
+  /** Absent (not zero) where pg_stat_statements is not installed, or the tenant has no role of its own. */
+  calls?: number;
+  execMs?: number;
+  quotas: Quotas;
+  /** The quotas exceeded (empty: within its tier). */
+  over: string[];
+}
+
+export interface ShardUsage {
+  shard: string;
+  region: string;
+  tenants: number;
+  bytes: number;
+  rows: number;
+  connections: number;
+  overQuota: number;
+  /** This shard's share of its region's bytes (0–1): where the weight is. */
+  regionShare: number;
+  /** The heaviest tenants by bytes (up to --top, default 5). */
+  heaviest: { tenant: string; bytes: number }[];
+  /** Why calls and execution time are absent on this shard, when they are. */
+  statements?: string;
+}
+
+export interface UsageReport {
+  tenants: TenantUsage[];
+  shards: ShardUsage[];
+  /** Estimated with TABLESAMPLE: rows and shared-table bytes are scaled from a sample. */
+  estimate?: { percent: number; note: string };
+  /** Units of work that failed (a shard down): their tenants are missing from `tenants`. */
+  failures: TenantResult[];
+  /** Most connections open at once per shard, against its budget. */
+  connections: Record<string, { peak: number; budget: number }>;
+  durationMs: number;
+}
+
+interface Unit {
+  id: string;
+  shard: string;
+  database: string;
+  kind: 'activity' | 'shared' | 'own';
+  tenants: TenantRow[];
+}
+
+export interface UsageOptions extends MeasureOptions {
+  concurrency: number;
+  top?: number;
+}
+
+/**
+ * Measure the tenants. Never throws per unit: a unit that fails is in `failures`.
+ *
+ * @example
+ *   const r = await measureUsage({ config, fleet }, tenants, { concurrency: 8 });
+ *   r.tenants.filter((t) => t.over.length > 0);
+ */
+export async function measureUsage(deps: { config: Config; fleet: Fleet }, tenants: TenantRow[], opts: UsageOptions): Promise<UsageReport> {
+  const started = Date.now();
+  const units = planUsageUnits(tenants);
+  const data = new Map<string, DataUsage>();
+  const sessions = new Map<string, SessionCount[]>();
+  const statements = new Map<string, StatementStats>();
+  const results = await fanout(
+    units,
+    {
+      concurrency: opts.concurrency,
+      shardOf: (u) => u.shard,
+      shardBudget: (s) => deps.fleet.connections(s).budget,
+      onError: 'continue',
+    },
+    async (u): Promise<TenantResult> => {
+      await deps.fleet.withClient(u.shard, u.database, async (c) => {
+        if (u.kind === 'activity') {
+          sessions.set(u.shard, await sessionCounts(c));
+          const roles = u.tenants.map(tenantRole).filter((r): r is string => r !== null);
+          statements.set(u.shard, await statementStats(c, roles, u.shard));
+        } else if (u.kind === 'shared') {
+          const byKey = await sharedTablesUsage(c, deps.config, u.tenants[0].schema_name, opts);
+          for (const t of u.tenants) data.set(t.slug, byKey.get(t.key) ?? emptyUsage());
+        } else {
+          const bySchema = await ownPlacementUsage(
+            c,
+            u.tenants.map((t) => t.schema_name),
+            opts,
+          );
+          for (const t of u.tenants) data.set(t.slug, bySchema.get(t.schema_name) ?? emptyUsage());
+        }
+      });
+      return { tenant: `${u.tenants.length} tenants`, target: u.id, shard: u.shard, status: 'succeeded' };
+    },
+    (u, reason) => ({ tenant: `${u.tenants.length} tenants`, target: u.id, shard: u.shard, status: 'skipped', reason }),
+  );
+  const measured = tenants.flatMap((t) => {
+    const d = data.get(t.slug);
+    if (!d || !sessions.has(t.shard)) return [];
+    return [tenantUsage(deps.config, t, d, sessions.get(t.shard)!, statements.get(t.shard))];
+  });
+  const peaks = deps.fleet.peaks();
+  const connections: UsageReport['connections'] = {};
+  for (const s of new Set(units.map((u) => u.shard))) connections[s] = { peak: peaks[s] ?? 0, budget: deps.fleet.connections(s).budget };
+  return {
+    tenants: measured,
+    shards: shardTotals(deps.config, measured, statements, opts.top ?? 5),
+    ...(opts.estimate
+      ? {
+          estimate: {
+            percent: opts.estimate.percent,
+            note: `estimated: rows and shared-table bytes scaled from a TABLESAMPLE SYSTEM (${opts.estimate.percent}) of each table's pages; exact sizes of tables of their own`,
+          },
+        }
+      : {}),
+    failures: results.filter((r) => r.status !== 'succeeded'),
+    connections,
+    durationMs: Date.now() - started,
+  };
+}
+
+/** Units: per shard its activity, each shared database once, each other database once (all its schemas). Pure. */
+export function planUsageUnits(tenants: TenantRow[]): Unit[] {
+  const units = new Map<string, Unit>();
+  for (const t of tenants) {
+    // A tenant half made or half removed has no whole placement to measure.
+    if (t.status !== 'active' && t.status !== 'suspended') continue;
+    const shared = MODEL_TRAITS[t.model].sharedTables;
+    for (const [id, database, kind] of [
+      [`${t.shard}/(activity)`, ADMIN_DATABASE, 'activity'],
+      [`${t.shard}/${t.database_name}${shared ? `/${t.schema_name}` : ''}`, t.database_name, shared ? 'shared' : 'own'],
+    ] as const) {
+      const u = units.get(id) ?? { id, shard: t.shard, database, kind, tenants: [] };
+      u.tenants.push(t);
+      units.set(id, u);
+    }
+  }
+  return [...units.values()];
+}
+
+function tenantUsage(config: Config, t: TenantRow, d: DataUsage, sessions: SessionCount[], stats: StatementStats | undefined): TenantUsage {
+  const role = tenantRole(t);
+  const connections = sessions
+    .filter((s) =>
+      role ? s.role === role : s.role === config.servingRole.name && s.database === t.database_name && s.application === t.slug,
+    )
+    .reduce((n, s) => n + s.sessions, 0);
+  const quotas = quotasOf(config.tiers[t.tier]);
+  const st = role && stats && 'byRole' in stats ? (stats.byRole.get(role) ?? { calls: 0, execMs: 0 }) : undefined;
+  const usage = { ...d, connections };
+  return {
+    tenant: t.slug,
+    tier: t.tier,
+    model: t.model,
+    region: t.region,
+    shard: t.shard,
+    ...usage,
+    ...(st ? { calls: st.calls, execMs: Math.round(st.execMs * 1000) / 1000 } : {}),
+    quotas,
+    over: overQuota(usage, quotas),
+  };
+}
+
+function shardTotals(config: Config, tenants: TenantUsage[], statements: Map<string, StatementStats>, top: number): ShardUsage[] {
+  const regionBytes = new Map<string, number>();
+  for (const t of tenants) regionBytes.set(t.region, (regionBytes.get(t.region) ?? 0) + t.bytes);
+  const out: ShardUsage[] = [];
+  for (const s of config.shards) {
+    const mine = tenants.filter((t) => t.shard === s.name);
+    if (mine.length === 0) continue;
+    const bytes = mine.reduce((n, t) => n + t.bytes, 0);
+    const st = statements.get(s.name);
+    out.push({
+      shard: s.name,
+      region: s.region,
+      tenants: mine.length,
+      bytes,
+      rows: mine.reduce((n, t) => n + t.rows, 0),
+      connections: mine.reduce((n, t) => n + t.connections, 0),
+      overQuota: mine.filter((t) => t.over.length > 0).length,
+      regionShare: regionBytes.get(s.region) ? bytes / regionBytes.get(s.region)! : 0,
+      heaviest: [...mine]
+        .sort((a, b) => b.bytes - a.bytes)
+        .slice(0, top)
+        .map((t) => ({ tenant: t.tenant, bytes: t.bytes })),
+      ...(st && 'absent' in st ? { statements: st.absent } : {}),
+    });
+  }
+  return out;
+}
