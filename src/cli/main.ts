@@ -27,7 +27,7 @@ export function buildProgram(): Command {
   const program = new Command('tenantctl')
     .description('A control plane for multi-tenant PostgreSQL fleets')
     .version(packageVersion(), '-V, --version', 'print the version')
-    .addHelpText('before', 'Example:\n  tenantctl dev up && tenantctl tenant create acme --tier standard\n')
+    .addHelpText('after', '\nExample:\n  tenantctl dev up && tenantctl tenant create acme --tier standard\n')
     .option('--config <file>', 'fleet config (default: $TENANTCTL_CONFIG, then ./tenants.config.yaml)')
     .option('--json', 'print one JSON document on stdout; progress goes to stderr')
     .option('--quiet', 'no progress output')
@@ -64,6 +64,10 @@ export async function main(argv: string[]): Promise<void> {
     if (e.code === 'commander.version' && json) {
       printJson({ command: 'version', ok: true, version: packageVersion() });
       process.exitCode = EXIT.ok;
+    } else if (e.code === 'commander.help' && e.exitCode !== 0) {
+      // No command (`tenantctl`, `tenantctl backup`): commander printed the help on stderr; a
+      // script that forgot its verb must not pass, so it is a usage error.
+      process.exitCode = EXIT.usage;
     } else if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') {
       process.stdout.write(held);
       process.exitCode = EXIT.ok;
