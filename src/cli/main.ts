@@ -13,6 +13,7 @@ import { registerMigrateCommands } from './migrate-cmd.js';
 import { registerAuditCommand } from './audit-cmd.js';
 import { registerBackupCommands, registerRestoreCommand } from './backup-cmd.js';
 import { registerMoveCommands } from './move-cmd.js';
+import { printManPage, registerCompletionCommands, wantsManPage } from './completion-cmd.js';
 
 /**
  * Wires the command groups. Each group file only declares flags and hands them to a core
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
     .option('--quiet', 'no progress output')
     .option('--no-color', 'no colours (NO_COLOR is honoured too)')
     .addOption(new Option('--verbose', 'stack traces for unexpected errors').hideHelp())
+    .helpCommand('help [command]', 'display help for command (help --man: the man page)')
     .showSuggestionAfterError(true)
     .configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: (s) => process.stderr.write(s) })
     .exitOverride();
@@ -46,6 +48,7 @@ export function buildProgram(): Command {
   registerBackupCommands(program);
   registerRestoreCommand(program);
   registerMoveCommands(program);
+  registerCompletionCommands(program, packageVersion);
   return program;
 }
 
@@ -57,6 +60,7 @@ export async function main(argv: string[]): Promise<void> {
   let held = '';
   if (json) program.configureOutput({ writeOut: (s) => void (held += s), writeErr: (s) => process.stderr.write(s) });
   const printJson = (doc: unknown) => process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
+  if (wantsManPage(argv.slice(2))) return printManPage(program, packageVersion());
   try {
     await program.parseAsync(argv);
   } catch (err) {
