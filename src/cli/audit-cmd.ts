@@ -3,7 +3,7 @@ import { EXIT } from '../errors.js';
 import type { CommandContext } from './context.js';
 import { confirmDestructive } from './confirm.js';
 import { addSelectorOptions, concurrencyFrom, positiveInt, selectorFrom } from './options.js';
-import { action } from './run.js';
+import { METRICS_FILE_OPTION, meteredAction, recordOutcomes } from './metrics-flag.js';
 
 interface AuditFlags {
   failOn: 'critical' | 'high' | 'medium' | 'low';
@@ -11,6 +11,7 @@ interface AuditFlags {
   probes: boolean;
   fix?: boolean;
   yes?: boolean;
+  metricsFile?: string;
   [selector: string]: unknown;
 }
 
@@ -34,6 +35,17 @@ async function audit(ctx: CommandContext, flags: AuditFlags): Promise<number> {
   const { report, ...extra } = await auditAndFix(deps, opts, fix);
   const doc = auditDocument(report, flags.failOn, extra);
   renderAudit(ctx.out, doc);
+  if (flags.metricsFile !== undefined) {
+    // Every audited tenant gets an outcome, `clean` ones too, so a dashboard lists them all.
+    const [{ selectTenants }, { fromAudit }] = await Promise.all([import('../catalog/tenants.js'), import('../metrics/outcomes.js')]);
+    recordOutcomes(
+      ctx,
+      fromAudit(
+        doc,
+        (await selectTenants(deps.db, opts.selector)).map((t) => t.slug),
+      ),
+    );
+  }
   return doc.ok ? EXIT.ok : EXIT.failed;
 }
 
@@ -41,7 +53,7 @@ export function registerAuditCommand(program: Command): void {
   const cmd = program
     .command('audit')
     .description('Check tenant isolation across the fleet: catalog checks and live cross-tenant probes (read-only)')
-    .addHelpText('before', 'Example:\n  tenantctl audit --fail-on high --json\n')
+    .addHelpText('after', '\nExample:\n  tenantctl audit --fail-on high --json\n')
     .addOption(
       new Option('--fail-on <severity>', 'exit 1 when a finding is at or above this severity')
         .choices(['critical', 'high', 'medium', 'low'])
@@ -52,6 +64,7 @@ export function registerAuditCommand(program: Command): void {
     )
     .option('--no-probes', 'catalog checks only, no live probes as the serving and tenant roles')
     .option('--fix', 'apply the fixes tenantctl manages (policies, forcing, grants, CONNECT), then audit again')
-    .option('--yes', 'confirm --fix without a prompt (required off a terminal)');
-  addSelectorOptions(cmd).action(action('audit', audit));
+    .option('--yes', 'confirm --fix without a prompt (required off a terminal)')
+    .option(...METRICS_FILE_OPTION);
+  addSelectorOptions(cmd).action(meteredAction('audit', audit));
 }

@@ -6,6 +6,7 @@ import type { CommandContext } from './context.js';
 import { addSelectorOptions, concurrencyFrom, positiveInt, selectorFrom } from './options.js';
 import { confirmDestructive } from './confirm.js';
 import { action } from './run.js';
+import { METRICS_FILE_OPTION, meteredAction, recordOutcomes } from './metrics-flag.js';
 
 /** `backup create | list | verify | prune | forget-key`: thin adapters over src/backup/. */
 export function registerBackupCommands(program: Command): void {
@@ -16,14 +17,15 @@ export function registerBackupCommands(program: Command): void {
       .command('create [slugs...]')
       .description("back up tenants (one consistent snapshot each) to their region's storage")
       .addHelpText(
-        'before',
-        'Example:\n  tenantctl backup create acme globex\n  tenantctl backup create --all --region eu-west --concurrency 4\n',
+        'after',
+        '\nExample:\n  tenantctl backup create acme globex\n  tenantctl backup create --all --region eu-west --concurrency 4\n',
       )
       .option('--all', 'every tenant the selectors match')
       .addOption(new Option('--concurrency <n>', 'tenants at once').argParser(positiveInt('--concurrency')))
-      .option('--wait', 'wait for another command working on a tenant instead of exit 3'),
+      .option('--wait', 'wait for another command working on a tenant instead of exit 3')
+      .option(...METRICS_FILE_OPTION),
   ).action(
-    action('backup create', async (ctx, slugs: string[], flags: Record<string, unknown>) => {
+    meteredAction('backup create', async (ctx, slugs: string[], flags: Record<string, unknown>) => {
       const started = Date.now();
       const { backupTenants } = await import('../backup/create-many.js');
       const { progressLine } = await import('../report/backup.js');
@@ -52,6 +54,7 @@ export function registerBackupCommands(program: Command): void {
               `${r.tenant}: ${r.backup} (${r.rows} rows${r.encrypted ? ', encrypted' : ''}${r.sharedNotCopied?.length ? `; shared, not copied: ${r.sharedNotCopied.join(', ')}` : ''})`,
             );
       renderResultDocument(ctx.out, doc);
+      recordOutcomes(ctx, (await import('../metrics/outcomes.js')).fromResults(doc));
       // Every tenant refused (an undeclared keyless table, say): bad input, exit 2.
       return exitCodeForRefusals(doc, (code) => ERROR_CODES[code as keyof typeof ERROR_CODES]?.exit === EXIT.usage);
     }),
@@ -60,7 +63,7 @@ export function registerBackupCommands(program: Command): void {
   backup
     .command('list [slug]')
     .description("backups in every region's storage, or one tenant's")
-    .addHelpText('before', 'Example:\n  tenantctl backup list acme\n')
+    .addHelpText('after', '\nExample:\n  tenantctl backup list acme\n')
     .action(
       action('backup list', async (ctx, slug: string | undefined) => {
         const { listBackups } = await import('../backup/list.js');
@@ -72,7 +75,7 @@ export function registerBackupCommands(program: Command): void {
   backup
     .command('verify <backup>')
     .description("check a backup's manifest, checksums and data (no database needed unless encrypted)")
-    .addHelpText('before', 'Example:\n  tenantctl backup verify acme.20261126T225317123Z\n')
+    .addHelpText('after', '\nExample:\n  tenantctl backup verify acme.20261126T225317123Z\n')
     .action(
       action('backup verify', async (ctx, id: string) => {
         const { verifyBackup } = await import('../backup/verify.js');
@@ -86,13 +89,14 @@ export function registerBackupCommands(program: Command): void {
   backup
     .command('prune')
     .description("delete old backups: keep each tenant's newest N and those younger than D days")
-    .addHelpText('before', 'Example:\n  tenantctl backup prune --keep-last 7 --keep-days 30 --dry-run\n')
+    .addHelpText('after', '\nExample:\n  tenantctl backup prune --keep-last 7 --keep-days 30 --dry-run\n')
     .addOption(new Option('--keep-last <n>', "keep each tenant's newest N").argParser(positiveInt('--keep-last')))
     .addOption(new Option('--keep-days <d>', 'keep backups younger than D days').argParser(positiveInt('--keep-days')))
     .option('--tenant <slug>', "only this tenant's backups")
     .option('--dry-run', 'say what would be deleted; delete nothing')
+    .option(...METRICS_FILE_OPTION)
     .action(
-      action('backup prune', async (ctx, flags: { keepLast?: number; keepDays?: number; tenant?: string; dryRun?: boolean }) => {
+      meteredAction('backup prune', async (ctx, flags: { keepLast?: number; keepDays?: number; tenant?: string; dryRun?: boolean }) => {
         const { pruneBackups } = await import('../backup/prune.js');
         const { renderPrune } = await import('../report/backup.js');
         const rows = await pruneBackups(
@@ -106,13 +110,14 @@ export function registerBackupCommands(program: Command): void {
           () => ctx.catalog(),
         );
         renderPrune(ctx.out, ctx.command, rows, Boolean(flags.dryRun));
+        recordOutcomes(ctx, (await import('../metrics/outcomes.js')).fromPrune(rows));
       }),
     );
 
   backup
     .command('forget-key <slug>')
     .description("destroy a tenant's backup data key: every encrypted archive of it becomes unreadable")
-    .addHelpText('before', 'Example:\n  tenantctl backup forget-key acme --yes\n')
+    .addHelpText('after', '\nExample:\n  tenantctl backup forget-key acme --yes\n')
     .option('--yes', 'confirm without asking')
     .action(
       action('backup forget-key', async (ctx, slug: string, flags: { yes?: boolean }) => {
@@ -145,8 +150,8 @@ export function registerRestoreCommand(program: Command): void {
     .command('restore <backup>')
     .description('restore a backup as a new tenant (--as), elsewhere (--shard, --model), or in place (--replace --yes)')
     .addHelpText(
-      'before',
-      'Example:\n  tenantctl restore acme.20261126T225317123Z --as acme-copy --model pool\n  tenantctl restore acme.20261126T225317123Z --replace --yes\n',
+      'after',
+      '\nExample:\n  tenantctl restore acme.20261126T225317123Z --as acme-copy --model pool\n  tenantctl restore acme.20261126T225317123Z --replace --yes\n',
     )
     .option('--as <slug>', 'restore as a new tenant with this slug (and a new key)')
     .option('--shard <shard>', 'place it on this shard')

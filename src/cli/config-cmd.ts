@@ -6,7 +6,7 @@ export function registerConfigCommands(program: Command): void {
   config
     .command('show')
     .description('print the resolved config, passwords redacted')
-    .addHelpText('before', 'Example:\n  tenantctl config show --json\n')
+    .addHelpText('after', '\nExample:\n  tenantctl config show --json\n')
     .action(
       action('config show', async (ctx) => {
         const { shownConfig, configAsYaml } = await import('../config/show.js');

@@ -8,7 +8,7 @@ export function registerDevCommands(program: Command): void {
   const dev = program
     .command('dev')
     .description("embedded PostgreSQL clusters for the config's embedded shards")
-    .addHelpText('before', 'Example:\n  tenantctl dev up\n');
+    .addHelpText('after', '\nExample:\n  tenantctl dev up\n');
   const verbs: [string, string, string][] = [
     ['up', 'create and start every embedded shard (idempotent)', 'devUp'],
     ['down', 'stop every embedded shard, keeping its data', 'devDown'],
@@ -28,7 +28,10 @@ export function registerDevCommands(program: Command): void {
           }
           const mod = await import('../dev/fleet.js');
           const run = mod[fn as 'devUp'] as (c: typeof ctx.config) => Promise<DevShardResult[]>;
-          return renderDevShards(ctx.out, `dev ${verb}`, await run(ctx.config)) ? EXIT.ok : EXIT.failed;
+          // `dev status` answers "is the fleet up?": any embedded shard not running is exit 1, so
+          // `tenantctl dev status || tenantctl dev up` works in scripts.
+          const healthy = verb === 'status' ? (r: DevShardResult) => r.state === 'running' : undefined;
+          return renderDevShards(ctx.out, `dev ${verb}`, await run(ctx.config), healthy) ? EXIT.ok : EXIT.failed;
         }),
       );
   }

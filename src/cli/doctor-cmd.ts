@@ -7,7 +7,7 @@ export function registerDoctorCommand(program: Command): void {
   program
     .command('doctor')
     .description('check config, connectivity, versions, roles and tools')
-    .addHelpText('before', 'Example:\n  tenantctl doctor\n')
+    .addHelpText('after', '\nExample:\n  tenantctl doctor\n')
     .action(
       action('doctor', async (ctx) => {
         const { runDoctor } = await import('../doctor/checks.js');

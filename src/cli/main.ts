@@ -15,6 +15,7 @@ import { registerBackupCommands, registerRestoreCommand } from './backup-cmd.js'
 import { registerMoveCommands } from './move-cmd.js';
 import { registerTierCommands } from './tier-cmd.js';
 import { registerUsageCommand } from './usage-cmd.js';
+import { printManPage, registerCompletionCommands, wantsManPage } from './completion-cmd.js';
 
 /**
  * Wires the command groups. Each group file only declares flags and hands them to a core
@@ -29,12 +30,13 @@ export function buildProgram(): Command {
   const program = new Command('tenantctl')
     .description('A control plane for multi-tenant PostgreSQL fleets')
     .version(packageVersion(), '-V, --version', 'print the version')
-    .addHelpText('before', 'Example:\n  tenantctl dev up && tenantctl tenant create acme --tier standard\n')
+    .addHelpText('after', '\nExample:\n  tenantctl dev up && tenantctl tenant create acme --tier standard\n')
     .option('--config <file>', 'fleet config (default: $TENANTCTL_CONFIG, then ./tenants.config.yaml)')
     .option('--json', 'print one JSON document on stdout; progress goes to stderr')
     .option('--quiet', 'no progress output')
     .option('--no-color', 'no colours (NO_COLOR is honoured too)')
     .addOption(new Option('--verbose', 'stack traces for unexpected errors').hideHelp())
+    .helpCommand('help [command]', 'display help for command (help --man: the man page)')
     .showSuggestionAfterError(true)
     .configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: (s) => process.stderr.write(s) })
     .exitOverride();
@@ -50,6 +52,7 @@ export function buildProgram(): Command {
   registerMoveCommands(program);
   registerTierCommands(program);
   registerUsageCommand(program);
+  registerCompletionCommands(program, packageVersion);
   return program;
 }
 
@@ -61,6 +64,7 @@ export async function main(argv: string[]): Promise<void> {
   let held = '';
   if (json) program.configureOutput({ writeOut: (s) => void (held += s), writeErr: (s) => process.stderr.write(s) });
   const printJson = (doc: unknown) => process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
+  if (wantsManPage(argv.slice(2))) return printManPage(program, packageVersion());
   try {
     await program.parseAsync(argv);
   } catch (err) {
@@ -68,6 +72,10 @@ export async function main(argv: string[]): Promise<void> {
     if (e.code === 'commander.version' && json) {
       printJson({ command: 'version', ok: true, version: packageVersion() });
       process.exitCode = EXIT.ok;
+    } else if (e.code === 'commander.help' && e.exitCode !== 0) {
+      // No command (`tenantctl`, `tenantctl backup`): commander printed the help on stderr; a
+      // script that forgot its verb must not pass, so it is a usage error.
+      process.exitCode = EXIT.usage;
     } else if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') {
       process.stdout.write(held);
       process.exitCode = EXIT.ok;

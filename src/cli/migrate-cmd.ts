@@ -3,6 +3,7 @@ import { EXIT, UsageError } from '../errors.js';
 import type { CommandContext } from './context.js';
 import { addSelectorOptions, concurrencyFrom, positiveInt, selectorFrom } from './options.js';
 import { action } from './run.js';
+import { METRICS_FILE_OPTION, meteredAction, recordOutcomes } from './metrics-flag.js';
 
 interface UpFlags {
   concurrency?: number;
@@ -90,6 +91,7 @@ async function up(ctx: CommandContext, flags: UpFlags): Promise<number> {
     });
     await progress?.close({ interrupted: doc.interrupted });
     renderMigrateUp(ctx.out, doc);
+    recordOutcomes(ctx, (await import('../metrics/outcomes.js')).fromResults(doc));
     if (doc.interrupted) return EXIT.interrupted;
     return doc.ok ? EXIT.ok : EXIT.failed;
   } finally {
@@ -107,8 +109,8 @@ export function registerMigrateCommands(program: Command): void {
     migrate.command('up').description('migrate the selected targets: pool targets first, then schema and database targets'),
   )
     .addHelpText(
-      'before',
-      'Examples:\n  tenantctl migrate up\n  tenantctl migrate up --json --on-error continue --max-failures 10\n' +
+      'after',
+      '\nExamples:\n  tenantctl migrate up\n  tenantctl migrate up --json --on-error continue --max-failures 10\n' +
         '  tenantctl migrate up --canary 3 --region eu-west\n  tenantctl migrate up --partition 2/4     # job 2 of a 4-job CI matrix\n' +
         '  tenantctl migrate up --resume 42          # finish run 42 after a crash or Ctrl-C\n',
     )
@@ -135,12 +137,13 @@ export function registerMigrateCommands(program: Command): void {
       "the CI matrix's id: the first job records the split, the others read it (default: TENANTCTL_PARTITION_KEY or the pipeline id)",
     )
     .option('--wait', 'wait for another running migrate up instead of exit 3')
-    .action(action('migrate up', up));
+    .option(...METRICS_FILE_OPTION)
+    .action(meteredAction('migrate up', up));
 
   addSelectorOptions(migrate.command('status').description('versions across the fleet, grouped; drift; never-migrated and failed targets'))
     .addHelpText(
-      'before',
-      'Examples:\n  tenantctl migrate status\n  tenantctl migrate status --json --region eu-west\n' +
+      'after',
+      '\nExamples:\n  tenantctl migrate status\n  tenantctl migrate status --json --region eu-west\n' +
         'Exit code: 0 every selected target is at head; 1 something is pending, never migrated, failed, drifted, ahead of these files or unreachable.\n',
     )
     .option('--concurrency <n>', 'databases read at once', positiveInt('--concurrency'))
@@ -232,8 +235,8 @@ export function registerMigrateCommands(program: Command): void {
     .command('create <name>')
     .description('write the next-numbered migration file in migrations.dir')
     .addHelpText(
-      'before',
-      'Examples:\n  tenantctl migrate create add_archived_at\n  tenantctl migrate create tasks_due_index --no-transaction\n',
+      'after',
+      '\nExamples:\n  tenantctl migrate create add_archived_at\n  tenantctl migrate create tasks_due_index --no-transaction\n',
     )
     .option('--ts', 'a Kysely TypeScript module instead of SQL')
     .option('--no-transaction', 'run outside a transaction (CREATE INDEX CONCURRENTLY)')

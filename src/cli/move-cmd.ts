@@ -9,8 +9,8 @@ export function registerMoveCommands(program: Command): void {
     .command('move')
     .description('move a tenant to another shard, region or model (verified, fenced, reversible)')
     .addHelpText(
-      'before',
-      'Example:\n  tenantctl move acme --to-shard eu1 --to-model database --yes\n  tenantctl move status acme\n  tenantctl move complete acme --yes\n',
+      'after',
+      '\nExample:\n  tenantctl move acme --to-shard eu1 --to-model database --yes\n  tenantctl move status acme\n  tenantctl move complete acme --yes\n',
     )
     .argument('[slug]', 'the tenant to move')
     .option('--to-shard <shard>', 'the target shard')

@@ -6,7 +6,7 @@ export function registerResolveCommand(program: Command): void {
     .command('resolve <slug>')
     .description('where a tenant lives and what its application connects with (passwords redacted)')
     .option('--admin', "also print tenantctl's own (admin) URL for the tenant's database")
-    .addHelpText('before', 'Example:\n  tenantctl resolve acme --json\n')
+    .addHelpText('after', '\nExample:\n  tenantctl resolve acme --json\n')
     .action(
       action('resolve', async (ctx, slug: string, opts: { admin?: boolean }) => {
         const { getTenant } = await import('../catalog/tenants.js');

@@ -163,8 +163,8 @@ export function registerTenantCommands(program: Command): void {
     .command('create [slug]')
     .description('provision a tenant (or many with --from-file)')
     .addHelpText(
-      'before',
-      'Examples:\n  tenantctl tenant create acme --tier standard\n  tenantctl tenant create --from-file new-tenants.csv --concurrency 8\n',
+      'after',
+      '\nExamples:\n  tenantctl tenant create acme --tier standard\n  tenantctl tenant create --from-file new-tenants.csv --concurrency 8\n',
     )
     .addOption(new Option('--model <model>', 'pool, schema or database (default: from the tier)'))
     .option('--tier <tier>', 'tier from the config (decides the model)')
@@ -179,7 +179,7 @@ export function registerTenantCommands(program: Command): void {
     .action(action('tenant create', create));
 
   addSelectorOptions(tenant.command('list').description('tenants in the catalog'))
-    .addHelpText('before', 'Example:\n  tenantctl tenant list --region eu-west --model schema\n')
+    .addHelpText('after', '\nExample:\n  tenantctl tenant list --region eu-west --model schema\n')
     .action(
       action('tenant list', async (ctx, opts: Record<string, unknown>) => {
         const { selectTenants } = await import('../catalog/tenants.js');
@@ -197,7 +197,7 @@ export function registerTenantCommands(program: Command): void {
   tenant
     .command('show <slug>')
     .description('one tenant, its placement and its recent events')
-    .addHelpText('before', 'Example:\n  tenantctl tenant show acme\n')
+    .addHelpText('after', '\nExample:\n  tenantctl tenant show acme\n')
     .action(
       action('tenant show', async (ctx, slug: string) => {
         const { getTenant } = await import('../catalog/tenants.js');
@@ -216,7 +216,7 @@ export function registerTenantCommands(program: Command): void {
           ? "cut a tenant's application off: no reads or writes until resume (it is still migrated)"
           : 'let a suspended tenant back in',
       )
-      .addHelpText('before', `Example:\n  tenantctl tenant ${verb} acme\n`)
+      .addHelpText('after', `\nExample:\n  tenantctl tenant ${verb} acme\n`)
       .option('--wait', WAIT_HELP)
       .action(
         action(`tenant ${verb}`, async (ctx, slug: string, opts: { wait?: boolean }) => {
@@ -231,8 +231,8 @@ export function registerTenantCommands(program: Command): void {
     .command('credentials <slug>')
     .description("set a new password for a schema or database tenant's role and print it once")
     .addHelpText(
-      'before',
-      'Examples:\n  tenantctl tenant credentials acme\n  tenantctl tenant credentials acme --rotate --json > acme-credentials.json\n',
+      'after',
+      '\nExamples:\n  tenantctl tenant credentials acme\n  tenantctl tenant credentials acme --rotate --json > acme-credentials.json\n',
     )
     .option('--rotate', 'replace the password the role has (the old one stops working at once)')
     .option('--wait', WAIT_HELP)
@@ -248,7 +248,7 @@ export function registerTenantCommands(program: Command): void {
   tenant
     .command('delete <slug>')
     .description("remove a tenant's placement (or pool rows) and its catalog entry")
-    .addHelpText('before', 'Example:\n  tenantctl tenant delete acme --yes\n')
+    .addHelpText('after', '\nExample:\n  tenantctl tenant delete acme --yes\n')
     .option('--yes', 'confirm without asking')
     .option('--skip-backup', 'delete without the final backup taken by default')
     .option('--wait', WAIT_HELP)

@@ -2,9 +2,17 @@ import type { DevShardResult } from '../dev/fleet.js';
 import type { Output } from './output.js';
 import { renderTable } from './table.js';
 
-/** `tenantctl dev up|down|status|reset`: one row per embedded shard; ok when none failed. */
-export function renderDevShards(out: Output, command: string, results: DevShardResult[]): boolean {
-  const ok = results.every((r) => r.state !== 'failed');
+/**
+ * `tenantctl dev up|down|status|reset`: one row per embedded shard; ok when every shard is
+ * `healthy` (by default: none failed; `dev status` also wants each one running).
+ */
+export function renderDevShards(
+  out: Output,
+  command: string,
+  results: DevShardResult[],
+  healthy: (r: DevShardResult) => boolean = (r) => r.state !== 'failed',
+): boolean {
+  const ok = results.every(healthy);
   if (out.json) out.document({ command, ok, results });
   else
     out.print(

@@ -12,7 +12,7 @@
  */
 import type pg from 'pg';
 import type { Config } from '../config/types.js';
-import { tenantScopedTables } from '../placement/rls.js';
+import { tenantScopedTables } from '../placement/pool/rls.js';
 import { ident, qualified } from '../sql.js';
 import { emptyUsage, sampled, type DataUsage, type MeasureOptions } from './measure-types.js';
 
