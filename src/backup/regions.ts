@@ -2,6 +2,7 @@ import { isAbsolute, resolve } from 'node:path';
 import type { Config } from '../config/types.js';
 import { UsageError } from '../errors.js';
 import { FsStorage } from './fs-storage.js';
+import { S3Storage } from './s3-storage.js';
 import type { BackupStorage } from './storage.js';
 import type { Compression } from './compression.js';
 import { slugOfBackupId } from './storage.js';
@@ -11,10 +12,15 @@ export function storageFor(config: Config, region: string): BackupStorage {
   const r = config.regions[region];
   if (!r) throw new UsageError('UNKNOWN_REGION', `unknown region "${region}"`, `use one of: ${Object.keys(config.regions).join(', ')}`);
   if (!r.backup) {
-    throw new UsageError('CONFIG_INVALID', `region ${region} has no backup storage`, `set regions.${region}.backup.dir in ${config.file}`);
+    throw new UsageError(
+      'CONFIG_INVALID',
+      `region ${region} has no backup storage`,
+      `set regions.${region}.backup.dir (a folder) or regions.${region}.backup.s3 (a bucket) in ${config.file}`,
+    );
   }
-  const dir = isAbsolute(r.backup.dir) ? r.backup.dir : resolve(config.baseDir, r.backup.dir);
-  return new FsStorage(dir);
+  if (r.backup.s3) return new S3Storage(r.backup.s3);
+  const dir = r.backup.dir!;
+  return new FsStorage(isAbsolute(dir) ? dir : resolve(config.baseDir, dir));
 }
 
 export function encryptsBackups(config: Config, region: string): boolean {
