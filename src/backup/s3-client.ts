@@ -21,8 +21,14 @@ export interface S3Sdk {
  * bucket never pays for it.
  */
 export async function loadS3(c: S3BackupConfig): Promise<S3Sdk> {
-  const [s3, { Upload }] = await Promise.all([import('@aws-sdk/client-s3'), import('@aws-sdk/lib-storage')]);
-  return { client: s3Client(s3, c), s3, Upload };
+  const [a, b] = await Promise.all([import('@aws-sdk/client-s3'), import('@aws-sdk/lib-storage')]);
+  const s3 = namedExports(a);
+  return { client: s3Client(s3, c), s3, Upload: namedExports(b).Upload };
+}
+
+/** The bundle (scripts/build.mjs) hands a CommonJS package's exports over as `default` only; tsx and node name them. */
+function namedExports<T extends object>(m: T): T {
+  return 'default' in m && m.default && typeof m.default === 'object' && Object.keys(m).length === 1 ? (m.default as T) : m;
 }
 
 function s3Client(sdk: typeof import('@aws-sdk/client-s3'), c: S3BackupConfig): S3Client {

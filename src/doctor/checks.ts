@@ -14,11 +14,14 @@ import { shardRoleChecks } from './shard-role.js';
 import { onlineMoveCheck } from './online-move.js';
 import { poolLoadsCheck } from './pool-loads.js';
 import { killedBackupsCheck } from './killed-backups.js';
+import { catalogBackupCheck } from './catalog-backup-age.js';
 import { catalogReachCheck, maintenanceReachCheck } from './public-reach.js';
 
 export interface Check {
   check: string;
   ok: boolean;
+  /** Worth acting on, but not a failure (doctor still exits 0): printed as WARN. */
+  warning?: boolean;
   detail: string;
 }
 
@@ -79,6 +82,7 @@ export async function runDoctor(config: Config, fleet: Fleet): Promise<Check[]> 
         checks.push(...(await tenantRoleChecks(db, fleet, config)));
         checks.push(await stuckTenantsCheck(db));
         checks.push(await killedBackupsCheck(config, db));
+        checks.push(await catalogBackupCheck(config));
       }
     } finally {
       await db.destroy();

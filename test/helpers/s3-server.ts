@@ -48,3 +48,29 @@ export function s3ServerForFile(buckets: string[]): () => S3Server {
   });
   return () => server;
 }
+
+/**
+ * Put each named region's backups in a bucket of this server (`<region>-backups`, prefix
+ * `tenantctl`), keeping `encrypt` and `compression` as they were, and reload the env's config.
+ */
+export async function useS3Backups(
+  e: { configFile: string; config: unknown },
+  endpoint: string,
+  regions: Record<string, { encrypt?: boolean }>,
+): Promise<void> {
+  const { readFile, writeFile } = await import('node:fs/promises');
+  const { parseDocument } = await import('yaml');
+  const { loadConfig } = await import('../../src/config/load.js');
+  const doc = parseDocument(await readFile(e.configFile, 'utf8'));
+  for (const [region, o] of Object.entries(regions)) {
+    doc.setIn(
+      ['regions', region, 'backup'],
+      doc.createNode({
+        s3: { bucket: `${region}-backups`, prefix: 'tenantctl', endpoint, region: 'us-east-1', forcePathStyle: true },
+        encrypt: o.encrypt ?? false,
+      }),
+    );
+  }
+  await writeFile(e.configFile, doc.toString());
+  e.config = loadConfig({ file: e.configFile });
+}
