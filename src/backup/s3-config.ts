@@ -38,20 +38,24 @@ export const s3BackupSchema = z
     forcePathStyle: z.boolean().default(false),
   })
   .catchall(z.unknown())
-  .superRefine((s, ctx) => {
-    // Strict, but a credential put here gets told where credentials go (its value is never shown).
-    const known = new Set(['bucket', 'prefix', 'endpoint', 'region', 'forcePathStyle']);
-    for (const k of Object.keys(s)) {
-      if (known.has(k)) continue;
-      ctx.addIssue({
-        code: 'custom',
-        path: [k],
-        message: CREDENTIAL_KEYS.includes(k)
-          ? 'credentials never go in the config: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, or use an instance role) in the environment of tenantctl'
-          : 'unknown key (bucket, prefix, endpoint, region and forcePathStyle are the keys of backup.s3)',
-      });
-    }
-  })
+  .superRefine(
+    (s, ctx) => {
+      // Strict, but a credential put here gets told where credentials go (its value is never shown).
+      const known = new Set(['bucket', 'prefix', 'endpoint', 'region', 'forcePathStyle']);
+      for (const k of typeof s === 'object' && s !== null ? Object.keys(s) : []) {
+        if (known.has(k)) continue;
+        ctx.addIssue({
+          code: 'custom',
+          path: [k],
+          message: CREDENTIAL_KEYS.includes(k)
+            ? 'credentials never go in the config: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, or use an instance role) in the environment of tenantctl'
+            : 'unknown key (bucket, prefix, endpoint, region and forcePathStyle are the keys of backup.s3)',
+        });
+      }
+    },
+    // Also when another key of the block is wrong or missing: every problem at once.
+    { when: () => true },
+  )
   .transform(({ bucket, prefix, endpoint, region, forcePathStyle }) => ({
     bucket,
     prefix: prefix.replace(/^\/+|\/+$/g, ''),
