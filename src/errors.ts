@@ -65,6 +65,15 @@ export const ERROR_CODES = {
   BACKUP_NOT_FOUND: { exit: EXIT.usage, hint: 'see tenantctl backup list for the ids' },
   BACKUP_KEY: { exit: EXIT.usage, hint: 'set TENANTCTL_BACKUP_KEY to the master key the archive was written with' },
   BACKUP_FAILED: { exit: EXIT.failed, hint: 'fix the cause it names, then run backup create again' },
+  /** Object storage refused us: no such bucket, a wrong, expired or missing AWS credential, access denied. */
+  BACKUP_STORAGE: {
+    exit: EXIT.usage,
+    hint: 'check regions.<region>.backup.s3 in the config and the AWS credentials in the environment (AWS_ACCESS_KEY_ID, AWS_PROFILE, the instance role)',
+  },
+  /** Object storage did not answer, or an upload or download was cut off. */
+  /** `catalog restore` into a catalog that has rows: a backup is never merged. */
+  CATALOG_NOT_EMPTY: { exit: EXIT.usage, hint: 'point catalog.database at a new database, then run catalog restore again' },
+  BACKUP_STORAGE_DOWN: { exit: EXIT.failed, hint: 'check the endpoint is reachable, then run the command again' },
   /** A pool restore of a backup the pool's version cannot take (a restore never migrates a shared pool). */
   POOL_VERSION: { exit: EXIT.usage, hint: "bring the pool to the backup's version with tenantctl migrate up, then restore again" },
   RESTORE_FAILED: { exit: EXIT.failed, hint: 'nothing was switched; fix the cause it names, then run restore again' },

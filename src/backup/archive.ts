@@ -32,6 +32,13 @@ export async function openArchive(config: Config, id: string): Promise<OpenArchi
   const manifest = parseManifest(text, `backup ${id}`);
   if (manifest.id !== id)
     throw new UsageError('BAD_ARCHIVE', `backup ${id}: its manifest names another backup (${manifest.id})`, 'archives must not be renamed');
+  // Residency: a region's backups are written only to its own storage, and read only from it.
+  if (manifest.tenant.region !== region)
+    throw new UsageError(
+      'RESIDENCY',
+      `backup ${id} is of region ${manifest.tenant.region} but lies in region ${region}'s backup storage (${storage.location}); a region's backups are read only from its own storage`,
+      `nothing was read; put the archive back in region ${manifest.tenant.region}'s backup storage (regions.${manifest.tenant.region}.backup)`,
+    );
   return { id, region, storage, manifest };
 }
 

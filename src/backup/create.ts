@@ -22,7 +22,8 @@ import { sweepKilledBackups } from './backup-leftovers.js';
 import { newBackupId, type ArchiveWriter } from './storage.js';
 import { backupCompression, encryptsBackups, storageFor } from './regions.js';
 import { tenantDataKey } from './keys.js';
-import { encryptStream } from './crypto.js';
+import { encryptStream, masterKey, wrapKey } from './crypto.js';
+import { ARCHIVE_KEY_FILE, writeArchiveKey } from './archive-key.js';
 import { ByteTap } from './byte-tap.js';
 import { TableFile } from './table-file.js';
 import { PgDumpReader } from './pg-dump-reader.js';
@@ -88,6 +89,7 @@ export async function backupLocked(deps: BackupDeps, slug: string): Promise<Back
       deps.onProgress?.({ tenant: t.slug, ...p });
       void op.heartbeat({ rows: p.rows, bytes: p.bytes }).catch(() => undefined);
     });
+    if (dataKey) await writeArchiveKey(writer, { keyId: dataKey.keyId, slug: t.slug, wrapped: wrapKey(masterKey(), dataKey.key) });
     await writer.writeText(MANIFEST_FILE, `${JSON.stringify(manifest, null, 2)}\n`);
     await writer.commit();
     const rows = manifest.tables.reduce((n, x) => n + x.rows, 0);
@@ -278,7 +280,7 @@ async function writeArchive(
         tables: out,
         sharedTables,
         dump,
-        encryption: dataKey ? { algorithm: 'aes-256-gcm', keyId: dataKey.keyId } : null,
+        encryption: dataKey ? { algorithm: 'aes-256-gcm', keyId: dataKey.keyId, keyFile: ARCHIVE_KEY_FILE } : null,
         constraints,
       };
       // An encrypted archive's manifest is authenticated with the tenant's data key (format 4).

@@ -76,6 +76,18 @@ export class FsStorage implements BackupStorage {
     return (await stat(this.file(id, file)).catch(() => null))?.size ?? null;
   }
 
+  async replaceText(id: string, file: string, text: string): Promise<void> {
+    // Written beside it, then renamed over it: a reader sees the old text or the new.
+    const path = this.file(id, file);
+    const temp = join(this.dir(id), `.${file}.replacing`);
+    await writeFile(temp, text, { mode: 0o600 });
+    await rename(temp, path);
+  }
+
+  async removeFile(id: string, file: string): Promise<void> {
+    await rm(this.file(id, file), { force: true });
+  }
+
   async partials(slug?: string): Promise<string[]> {
     const out: string[] = [];
     for (const s of slug ? [slug] : await names(this.location))

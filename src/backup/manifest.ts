@@ -19,16 +19,20 @@ import { isPlainFileName } from './storage.js';
  * (src/backup/manifest-mac.ts), so an edited manifest of an encrypted archive is refused even
  * when its self-checksum was recomputed. A plain archive's manifest has only the self-checksum,
  * which anyone can recompute: it catches damage, not forgery. This tenantctl writes format 4 and
- * reads all four. Every format's file names are confined to the archive's own folder.
+ * reads all four. Format 5 adds `encryption.keyFile` to an encrypted archive's manifest: the
+ * archive carries a copy of its data key wrapped by the master key in that file
+ * (src/backup/archive-key.ts), so it restores without the catalog; `backup forget-key` erases the
+ * file. This tenantctl writes format 5 and reads all five. Every format's file names are confined
+ * to the archive's own folder.
  */
-export const MANIFEST_FORMAT = 4;
-const READS = [1, 2, 3, MANIFEST_FORMAT] as const;
+export const MANIFEST_FORMAT = 5;
+const READS = [1, 2, 3, 4, MANIFEST_FORMAT] as const;
 export const MANIFEST_FILE = 'manifest.json';
 
 const stored = z.strictObject({ bytes: z.number().int().nonnegative(), sha256: z.string().regex(/^[0-9a-f]{64}$/) });
 
 const manifestSchema = z.strictObject({
-  format: z.union([z.literal(1), z.literal(2), z.literal(3), z.literal(MANIFEST_FORMAT)]),
+  format: z.union([z.literal(1), z.literal(2), z.literal(3), z.literal(4), z.literal(MANIFEST_FORMAT)]),
   /** From format 2 (format 1 is gzip). */
   compression: z.enum(COMPRESSIONS).optional(),
   id: z.string(),
@@ -68,7 +72,14 @@ const manifestSchema = z.strictObject({
   /** Shared reference tables of the placement (tenantKey.shared): not copied, rebuilt by migrations. */
   sharedTables: z.array(z.string()).optional(),
   dump: z.strictObject({ file: z.string(), format: z.literal('custom'), pgDump: z.string(), server: z.string(), stored }).nullable(),
-  encryption: z.strictObject({ algorithm: z.literal('aes-256-gcm'), keyId: z.string() }).nullable(),
+  encryption: z
+    .strictObject({
+      algorithm: z.literal('aes-256-gcm'),
+      keyId: z.string(),
+      /** From format 5: the archive's copy of its data key, wrapped by the master key. */
+      keyFile: z.string().optional(),
+    })
+    .nullable(),
   /** From format 3: the tenant tables' check and foreign-key constraints at the source (ConstraintState). */
   constraints: z
     .array(
@@ -178,6 +189,13 @@ export function parseManifest(text: string, where: string): Manifest {
       'use another backup (tenantctl backup list)',
     );
   }
+  if (encrypted && parsed.data.format >= 5 !== (parsed.data.encryption?.keyFile !== undefined)) {
+    throw new UsageError(
+      'BAD_ARCHIVE',
+      `${where}: manifest.json is malformed at encryption.keyFile: an encrypted format ${parsed.data.format} manifest ${parsed.data.format >= 5 ? 'names the file of its data key' : 'has no key file'}`,
+      'use another backup (tenantctl backup list)',
+    );
+  }
   assertConfined(parsed.data, where);
   if (manifestChecksum(parsed.data) !== parsed.data.checksum) {
     throw new UsageError(
@@ -193,6 +211,7 @@ export function parseManifest(text: string, where: string): Manifest {
 function assertConfined(m: Manifest, where: string): void {
   const entries = m.tables.map((t, i) => ({ at: `tables[${i}].file (${t.table})`, file: t.file }));
   if (m.dump) entries.push({ at: 'dump.file', file: m.dump.file });
+  if (m.encryption?.keyFile) entries.push({ at: 'encryption.keyFile', file: m.encryption.keyFile });
   for (const e of entries) {
     if (!isPlainFileName(e.file))
       throw new UsageError(

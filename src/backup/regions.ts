@@ -1,20 +1,31 @@
-import { isAbsolute, resolve } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import type { Config } from '../config/types.js';
 import { UsageError } from '../errors.js';
 import { FsStorage } from './fs-storage.js';
+import { S3Storage } from './s3-storage.js';
 import type { BackupStorage } from './storage.js';
 import type { Compression } from './compression.js';
 import { slugOfBackupId } from './storage.js';
 
-/** The backup storage of a region (its `backup.dir`), or a usage error when it has none. */
-export function storageFor(config: Config, region: string): BackupStorage {
+/**
+ * The backup storage of a region (its `backup.dir` or `backup.s3`), or a usage error when it has
+ * none. `area` is a corner of it of its own (`_catalog`: the catalog's backups,
+ * src/catalog-backup/): a name no tenant slug can take, so its archives never mix with tenants'.
+ */
+export function storageFor(config: Config, region: string, area?: '_catalog'): BackupStorage {
   const r = config.regions[region];
   if (!r) throw new UsageError('UNKNOWN_REGION', `unknown region "${region}"`, `use one of: ${Object.keys(config.regions).join(', ')}`);
   if (!r.backup) {
-    throw new UsageError('CONFIG_INVALID', `region ${region} has no backup storage`, `set regions.${region}.backup.dir in ${config.file}`);
+    throw new UsageError(
+      'CONFIG_INVALID',
+      `region ${region} has no backup storage`,
+      `set regions.${region}.backup.dir (a folder) or regions.${region}.backup.s3 (a bucket) in ${config.file}`,
+    );
   }
-  const dir = isAbsolute(r.backup.dir) ? r.backup.dir : resolve(config.baseDir, r.backup.dir);
-  return new FsStorage(dir);
+  const s3 = r.backup.s3;
+  if (s3) return new S3Storage(area ? { ...s3, prefix: s3.prefix ? `${s3.prefix}/${area}` : area } : s3);
+  const dir = isAbsolute(r.backup.dir!) ? r.backup.dir! : resolve(config.baseDir, r.backup.dir!);
+  return new FsStorage(area ? join(dir, area) : dir);
 }
 
 export function encryptsBackups(config: Config, region: string): boolean {

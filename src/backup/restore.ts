@@ -32,7 +32,7 @@ import { deferIndexes } from '../copy/deferred-indexes.js';
 import { loadIntoPool, type ForeignKeyCheck } from '../copy/pool-load.js';
 import { inTransaction } from '../fleet/fleet.js';
 import { assertIntact, openArchive, tableText, type OpenArchive } from './archive.js';
-import { dataKeyById } from './keys.js';
+import { archiveDataKey } from './archive-key.js';
 import { assertManifestMac } from './manifest-mac.js';
 import { backupLocked } from './create.js';
 import { filesAtVersion, restoreDestination } from './restore-plan.js';
@@ -117,7 +117,7 @@ export async function restoreBackup(deps: RestoreDeps, o: RestoreOptions): Promi
   const dest = o.replace ? null : restoreDestination(deps.config, m, o);
   // Damage is found before anything is locked or changed (exit 2).
   await assertIntact(a);
-  const key = m.encryption ? await dataKeyById(deps.db, m.encryption.keyId, m.tenant.slug) : null;
+  const key = await archiveDataKey(deps.db, a);
   if (key) assertManifestMac(m, key, `backup ${a.id}`);
   return withTenantLock(deps.db, slug, { command: deps.command, wait: deps.wait, onWaiting: deps.onWaiting }, async () => {
     const swept = await sweepKilledRestores(deps, slug);

@@ -19,6 +19,13 @@ export interface BackupStorage {
   size(id: string, file: string): Promise<number | null>;
   remove(id: string): Promise<void>;
   /**
+   * Replace one file of a published archive whole (a reader sees the old text or the new), or
+   * remove it: only for `backup forget-key`, which erases the copies of a data key the archives
+   * carry (src/backup/forget-key.ts).
+   */
+  replaceText(id: string, file: string, text: string): Promise<void>;
+  removeFile(id: string, file: string): Promise<void>;
+  /**
    * Remove the tenant's unpublished archives (a killed backup's partial write, a killed remove's
    * leftover), or only those of `only` (names from `partials`); returns the names removed. Only
    * for a caller that knows none of them is live.

@@ -5,7 +5,7 @@ import type { CatalogDb } from '../catalog/open.js';
 import { errorMessage } from '../errors.js';
 import { RowTap } from '../copy/row-tap.js';
 import { checkStoredFiles, openArchive, tableText } from './archive.js';
-import { dataKeyById } from './keys.js';
+import { archiveDataKey } from './archive-key.js';
 import { assertManifestMac } from './manifest-mac.js';
 import { restoreNeeds, type NotValidNeed } from './verify-constraints.js';
 
@@ -37,7 +37,7 @@ export async function verifyBackup(config: Config, id: string, catalog: () => Pr
   const a = await openArchive(config, id);
   const m = a.manifest;
   // An encrypted archive's manifest is checked against its data key first (a forgery: exit 2).
-  const key = m.encryption ? await dataKeyById(await catalog(), m.encryption.keyId, m.tenant.slug) : null;
+  const key = m.encryption ? await archiveDataKey(await catalog(), a) : null;
   if (key) assertManifestMac(m, key, `backup ${id}`);
   const problems = await checkStoredFiles(a);
   let checked = 0;

@@ -129,16 +129,26 @@ export function registerBackupCommands(program: Command): void {
           `destroy the backup data key of ${slug} (all its encrypted backups become unreadable for good)`,
         );
         const db = await ctx.catalog();
-        const { forgetKeys } = await import('../backup/keys.js');
+        const { forgetTenantKeys } = await import('../backup/forget-key.js');
+        const { withTenantLock } = await import('../operations/tenant-lock.js');
         const { recordEvent } = await import('../catalog/events.js');
-        const n = await forgetKeys(db, slug);
-        await recordEvent(db, { command: ctx.command, action: 'backup key destroyed', result: 'ok', tenant: slug, details: { keys: n } });
-        if (ctx.out.json) ctx.out.document({ command: ctx.command, ok: true, tenant: slug, keysDestroyed: n });
+        const r = await withTenantLock(db, slug, { command: ctx.command }, () => forgetTenantKeys(ctx.config, db, slug));
+        const n = r.keysDestroyed;
+        await recordEvent(db, {
+          command: ctx.command,
+          action: 'backup key destroyed',
+          result: 'ok',
+          tenant: slug,
+          details: { keys: n, ...r },
+        });
+        if (ctx.out.json) ctx.out.document({ command: ctx.command, ok: true, tenant: slug, ...r });
         else
           ctx.out.print(
-            n
-              ? `destroyed ${n} data key${n === 1 ? '' : 's'} of ${slug}: its encrypted backups can no longer be read`
-              : `${slug} had no live backup data key`,
+            `${
+              n
+                ? `destroyed ${n} data key${n === 1 ? '' : 's'} of ${slug}: its encrypted backups can no longer be read`
+                : `${slug} had no live backup data key`
+            }; erased the key copies of ${r.archiveCopiesErased} archive${r.archiveCopiesErased === 1 ? '' : 's'} and ${r.catalogBackupsScrubbed} catalog backup${r.catalogBackupsScrubbed === 1 ? '' : 's'}`,
           );
       }),
     );

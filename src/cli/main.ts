@@ -16,6 +16,7 @@ import { registerMoveCommands } from './move-cmd.js';
 import { registerTierCommands } from './tier-cmd.js';
 import { registerUsageCommand } from './usage-cmd.js';
 import { printManPage, registerCompletionCommands, wantsManPage } from './completion-cmd.js';
+import { registerCatalogCommands } from './catalog-cmd.js';
 
 /**
  * Wires the command groups. Each group file only declares flags and hands them to a core
@@ -53,6 +54,7 @@ export function buildProgram(): Command {
   registerTierCommands(program);
   registerUsageCommand(program);
   registerCompletionCommands(program, packageVersion);
+  registerCatalogCommands(program);
   return program;
 }
 

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { tierLimitKeys } from './tier-limits.js';
+import { s3BackupSchema, sharedBucketProblems } from './s3-config.js';
 
 const identifier = z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lowercase SQL identifier (letters, digits, underscore)');
 const name = z.string().regex(/^[a-z][a-z0-9-]{0,39}$/, 'must be lowercase letters, digits and hyphens, starting with a letter');
@@ -106,11 +107,21 @@ const regionSchema = z.strictObject({
   shards: z.record(name, shardSchema).refine((s) => Object.keys(s).length > 0, 'at least one shard'),
   // encrypt: archives of this region's tenants encrypted with per-tenant data keys (src/backup/keys.ts).
   // compression: of the archives' data files (src/backup/compression.ts).
+  // dir or s3 (src/config/s3-config.ts): exactly one.
   backup: z
     .strictObject({
-      dir: z.string().min(1),
+      dir: z.string().min(1).optional(),
+      s3: s3BackupSchema.optional(),
       encrypt: z.boolean().default(false),
       compression: z.enum(BACKUP_COMPRESSIONS).default('brotli'),
+    })
+    .superRefine((b, ctx) => {
+      if ((b.dir === undefined) === (b.s3 === undefined))
+        ctx.addIssue({
+          code: 'custom',
+          path: b.dir === undefined ? ['dir'] : ['s3'],
+          message: b.dir === undefined ? 'set dir (a folder) or s3 (a bucket)' : 'set dir or s3, not both',
+        });
     })
     .optional(),
 });
@@ -208,6 +219,8 @@ export const configSchema = z
         shards.set(shard, region);
       }
     }
+    for (const p of sharedBucketProblems(cfg.regions))
+      ctx.addIssue({ code: 'custom', path: ['regions', p.region, 'backup', 's3', 'bucket'], message: p.message });
     if (cfg.catalog.shard && !shards.has(cfg.catalog.shard)) {
       ctx.addIssue({ code: 'custom', path: ['catalog', 'shard'], message: `unknown shard "${cfg.catalog.shard}"` });
     }

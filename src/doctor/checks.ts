@@ -15,6 +15,7 @@ import { shardRoleChecks } from './shard-role.js';
 import { onlineMoveCheck } from './online-move.js';
 import { poolLoadsCheck } from './pool-loads.js';
 import { killedBackupsCheck } from './killed-backups.js';
+import { catalogBackupCheck } from './catalog-backup-age.js';
 import { catalogReachCheck, maintenanceReachCheck } from './public-reach.js';
 
 /**
@@ -74,6 +75,7 @@ export async function runDoctor(config: Config, fleet: Fleet): Promise<Check[]> 
         checks.push(...(await tenantRoleChecks(db, fleet, config)));
         checks.push(await stuckTenantsCheck(db));
         checks.push(await killedBackupsCheck(config, db));
+        checks.push(await catalogBackupCheck(config));
       }
     } finally {
       await db.destroy();

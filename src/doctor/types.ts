@@ -3,5 +3,7 @@
 export interface Check {
   check: string;
   ok: boolean;
+  /** Worth acting on, but not a failure (doctor still exits 0): printed as WARN. */
+  warning?: boolean;
   detail: string;
 }

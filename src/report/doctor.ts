@@ -12,7 +12,11 @@ export function renderDoctor(out: Output, checks: Check[]): boolean {
       renderTable(
         out,
         ['check', 'ok', 'detail'],
-        checks.map((c) => [c.check, styled(c.ok ? out.color.green('ok') : out.color.red('FAIL')), c.detail]),
+        checks.map((c) => [
+          c.check,
+          styled(!c.ok ? out.color.red('FAIL') : c.warning ? out.color.yellow('WARN') : out.color.green('ok')),
+          c.detail,
+        ]),
       ),
     );
   return ok;

@@ -210,10 +210,10 @@ describe('bad input: exit 2, nothing changed', () => {
     const alt = await e.cli(['restore', id, '--as', 'bad-copy', '--json']);
     expect(alt.code).toBe(2);
     expect(json(alt).error.message).toMatch(/manifest.json was altered/);
-    await writeFile(join(dir, 'manifest.json'), text.replace('"format": 4', '"format": 5'));
+    await writeFile(join(dir, 'manifest.json'), text.replace('"format": 5', '"format": 6'));
     const fmt = await e.cli(['backup', 'verify', id, '--json']);
     expect(fmt.code).toBe(2);
-    expect(json(fmt).error.message).toMatch(/manifest format 5 is unknown to this tenantctl \(it reads formats 1, 2, 3 and 4\)/);
+    expect(json(fmt).error.message).toMatch(/manifest format 6 is unknown to this tenantctl \(it reads formats 1, 2, 3, 4 and 5\)/);
     await writeFile(join(dir, 'manifest.json'), text);
 
     expect(await tenantCount(e)).toBe(n);
@@ -552,18 +552,18 @@ describe('compression', () => {
       return { dir, m, first: await readFile(join(dir, m.tables.find((t: any) => t.table === 'tasks').file)) };
     };
     const brotli = await stored(await backupOf(e, 'cmp-a'));
-    expect(brotli.m).toMatchObject({ format: 4, compression: 'brotli' });
+    expect(brotli.m).toMatchObject({ format: 5, compression: 'brotli' });
     expect(brotli.m.tables.every((t: any) => t.file.endsWith('.copy.br'))).toBe(true);
 
     await setCompression('gzip');
     const gz = await stored(await backupOf(e, 'cmp-a'));
-    expect(gz.m).toMatchObject({ format: 4, compression: 'gzip' });
+    expect(gz.m).toMatchObject({ format: 5, compression: 'gzip' });
     expect(gz.first.subarray(0, 2).toString('hex')).toBe('1f8b');
 
     await setCompression('none');
     const idNone = await backupOf(e, 'cmp-b');
     const none = await stored(idNone);
-    expect(none.m).toMatchObject({ format: 4, compression: 'none' });
+    expect(none.m).toMatchObject({ format: 5, compression: 'none' });
     expect(none.first.toString('utf8')).toContain('\tTask 1 ünï\t');
     // A schema tenant's files then come from an uncompressed pg_dump.
     const idNoneSchema = await backupOf(e, 'cmp-a');

@@ -1,0 +1,305 @@
+import { PassThrough, Readable, Writable } from 'node:stream';
+import type { Upload } from '@aws-sdk/lib-storage';
+import { UsageError } from '../errors.js';
+import { isNotFound, loadS3, s3Error, type S3Sdk } from './s3-client.js';
+import type { S3BackupConfig } from '../config/s3-config.js';
+import { isPlainFileName, slugOfBackupId, type ArchiveWriter, type BackupStorage } from './storage.js';
+
+/**
+ * The archive's last object: an archive is complete, and listed, exactly when it is there. On a
+ * filesystem a folder rename publishes an archive at once; S3 has no rename, so the data objects
+ * are uploaded first and this one last (`commit`), and `list` lists by it.
+ */
+export const PUBLISHED_BY = 'manifest.json';
+
+/** Parts of a multipart upload: 8 MiB, two in flight, so memory stays flat whatever the tenant's size. */
+const PART_SIZE = 8 * 1024 * 1024;
+const QUEUE = 2;
+
+/**
+ * Archives in an S3-compatible bucket: `<prefix>/<slug>/<id>/<file>`. Files stream up through
+ * multipart uploads (@aws-sdk/lib-storage) and down through GetObject; nothing is copied to the
+ * local disk. An archive without its manifest is unpublished: a backup in progress, or what a
+ * killed or failed one left (`partials`).
+ */
+export class S3Storage implements BackupStorage {
+  readonly location: string;
+  private readonly base: string;
+  private loaded?: Promise<S3Sdk>;
+
+  constructor(readonly config: S3BackupConfig) {
+    this.base = config.prefix ? `${config.prefix}/` : '';
+    const path = config.prefix ? `s3://${config.bucket}/${config.prefix}` : `s3://${config.bucket}`;
+    this.location = config.endpoint ? `${path} at ${config.endpoint}` : path;
+  }
+
+  /** @internal the SDK and this bucket's client, loaded once. */
+  sdk(): Promise<S3Sdk> {
+    this.loaded ??= loadS3(this.config);
+    return this.loaded;
+  }
+
+  /** @internal what the store said, as a tenantctl error naming the bucket (src/backup/s3-client.ts). */
+  fail(err: unknown, doing: string): Error {
+    return s3Error(err, { bucket: this.config.bucket, location: this.location, doing });
+  }
+
+  private prefixOf(id: string): string {
+    const slug = slugOfBackupId(id);
+    if (!slug)
+      throw new UsageError(
+        'BACKUP_NOT_FOUND',
+        `"${id}" is not a backup id`,
+        'backup ids look like acme.20261126T225317123Z; see tenantctl backup list',
+      );
+    return `${this.base}${slug}/${id}/`;
+  }
+
+  private key(id: string, file: string): string {
+    if (!isPlainFileName(file))
+      throw new UsageError(
+        'BAD_ARCHIVE',
+        `backup ${id}: "${file}" is not a file of the archive's folder`,
+        'use another backup (tenantctl backup list)',
+      );
+    return this.prefixOf(id) + file;
+  }
+
+  async begin(id: string): Promise<ArchiveWriter> {
+    const prefix = this.prefixOf(id);
+    // A leftover of an earlier attempt under the same id would be published with this one.
+    await this.deleteAll(await this.keysUnder(prefix), `cleaning ${id} in`);
+    return new S3ArchiveWriter(this, id, await this.sdk());
+  }
+
+  /** @internal the writer's access to the bucket. */
+  upload(sdk: S3Sdk, id: string, file: string, body: Readable | string): Upload {
+    return new sdk.Upload({
+      client: sdk.client,
+      params: { Bucket: this.config.bucket, Key: this.key(id, file), Body: body },
+      partSize: PART_SIZE,
+      queueSize: QUEUE,
+      leavePartsOnError: false,
+    });
+  }
+
+  /** @internal */
+  async putText(id: string, file: string, text: string, doing: string): Promise<void> {
+    try {
+      const { client, s3 } = await this.sdk();
+      await client.send(new s3.PutObjectCommand({ Bucket: this.config.bucket, Key: this.key(id, file), Body: text }));
+    } catch (err) {
+      throw this.fail(err, doing);
+    }
+  }
+
+  /** @internal remove every object of an archive, the manifest first (so it is unlisted at once). */
+  async removeArchive(id: string): Promise<void> {
+    const keys = await this.keysUnder(this.prefixOf(id));
+    const manifest = this.prefixOf(id) + PUBLISHED_BY;
+    if (keys.includes(manifest)) await this.deleteAll([manifest], `removing ${id} from`);
+    await this.deleteAll(
+      keys.filter((k) => k !== manifest),
+      `removing ${id} from`,
+    );
+  }
+
+  /** id → its files, for every archive (published or not) of one tenant or of all. */
+  private async scan(slug?: string): Promise<Map<string, Set<string>>> {
+    const out = new Map<string, Set<string>>();
+    for (const key of await this.keysUnder(slug ? `${this.base}${slug}/` : this.base)) {
+      const parts = key.slice(this.base.length).split('/');
+      if (parts.length !== 3) continue;
+      const [s, id, file] = parts;
+      if (slugOfBackupId(id) !== s || (slug && s !== slug)) continue;
+      if (!out.has(id)) out.set(id, new Set());
+      out.get(id)!.add(file);
+    }
+    return out;
+  }
+
+  private async keysUnder(prefix: string): Promise<string[]> {
+    const keys: string[] = [];
+    let token: string | undefined;
+    try {
+      const { client, s3 } = await this.sdk();
+      do {
+        const r = await client.send(new s3.ListObjectsV2Command({ Bucket: this.config.bucket, Prefix: prefix, ContinuationToken: token }));
+        for (const o of r.Contents ?? []) if (o.Key) keys.push(o.Key);
+        token = r.IsTruncated ? r.NextContinuationToken : undefined;
+      } while (token);
+    } catch (err) {
+      throw this.fail(err, 'listing');
+    }
+    return keys;
+  }
+
+  private async deleteAll(keys: string[], doing: string): Promise<void> {
+    for (let i = 0; i < keys.length; i += 1000) {
+      try {
+        const { client, s3 } = await this.sdk();
+        const r = await client.send(
+          new s3.DeleteObjectsCommand({
+            Bucket: this.config.bucket,
+            Delete: { Objects: keys.slice(i, i + 1000).map((Key) => ({ Key })), Quiet: true },
+          }),
+        );
+        if (r.Errors?.length) throw Object.assign(new Error(r.Errors[0].Message ?? 'delete failed'), { name: r.Errors[0].Code });
+      } catch (err) {
+        throw this.fail(err, doing);
+      }
+    }
+  }
+
+  async list(slug?: string): Promise<string[]> {
+    const out: string[] = [];
+    for (const [id, files] of await this.scan(slug)) if (files.has(PUBLISHED_BY)) out.push(id);
+    return out.sort();
+  }
+
+  async has(id: string): Promise<boolean> {
+    return (await this.size(id, PUBLISHED_BY)) !== null;
+  }
+
+  read(id: string, file: string): Readable {
+    const key = this.key(id, file);
+    const self = this;
+    // Lazily: the GetObject starts when the stream is first read, and its body streams through.
+    return Readable.from(
+      (async function* () {
+        let body: AsyncIterable<Uint8Array>;
+        try {
+          const { client, s3 } = await self.sdk();
+          const r = await client.send(new s3.GetObjectCommand({ Bucket: self.config.bucket, Key: key }));
+          body = r.Body as AsyncIterable<Uint8Array>;
+        } catch (err) {
+          if (isNotFound(err)) throw new UsageError('BAD_ARCHIVE', `backup ${id}: ${file} is missing from ${self.location}`);
+          throw self.fail(err, `reading ${id}/${file} from`);
+        }
+        try {
+          for await (const chunk of body) yield Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+        } catch (err) {
+          throw self.fail(err, `reading ${id}/${file} from`);
+        }
+      })(),
+      { objectMode: false },
+    );
+  }
+
+  async readText(id: string, file: string): Promise<string> {
+    const chunks: Buffer[] = [];
+    for await (const c of this.read(id, file)) chunks.push(c as Buffer);
+    return Buffer.concat(chunks).toString('utf8');
+  }
+
+  async size(id: string, file: string): Promise<number | null> {
+    try {
+      const { client, s3 } = await this.sdk();
+      const r = await client.send(new s3.HeadObjectCommand({ Bucket: this.config.bucket, Key: this.key(id, file) }));
+      return r.ContentLength ?? 0;
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw this.fail(err, `reading ${id}/${file} from`);
+    }
+  }
+
+  async replaceText(id: string, file: string, text: string): Promise<void> {
+    // One PUT replaces an object whole: a reader sees the old text or the new, never half.
+    await this.putText(id, file, text, `rewriting ${id}/${file} in`);
+  }
+
+  async removeFile(id: string, file: string): Promise<void> {
+    await this.deleteAll([this.key(id, file)], `removing ${id}/${file} from`);
+  }
+
+  async remove(id: string): Promise<void> {
+    await this.removeArchive(id);
+  }
+
+  async partials(slug?: string): Promise<string[]> {
+    const out: string[] = [];
+    for (const [id, files] of await this.scan(slug)) if (!files.has(PUBLISHED_BY)) out.push(`${slugOfBackupId(id)}/${id}`);
+    return out.sort();
+  }
+
+  async removePartials(slug: string, only?: string[]): Promise<string[]> {
+    const found = (await this.partials(slug)).filter((p) => !only || only.includes(p));
+    for (const p of found) await this.removeArchive(p.slice(p.indexOf('/') + 1));
+    return found;
+  }
+}
+
+/**
+ * One archive being written: every data file its own (multipart) upload; the manifest held back
+ * until `commit`, which waits for every upload to have finished and then puts it.
+ */
+class S3ArchiveWriter implements ArchiveWriter {
+  private readonly uploads: { upload: Upload; done: Promise<unknown>; finished: boolean }[] = [];
+  private manifest: string | null = null;
+
+  constructor(
+    private readonly storage: S3Storage,
+    private readonly id: string,
+    private readonly sdk: S3Sdk,
+  ) {}
+
+  write(file: string): Writable {
+    const body = new PassThrough({ highWaterMark: 1 << 20 });
+    const upload = this.storage.upload(this.sdk, this.id, file, body);
+    const u = { upload, done: upload.done(), finished: false };
+    this.uploads.push(u);
+    const doing = `uploading ${this.id}/${file} to`;
+    const sink = new Writable({
+      highWaterMark: 1 << 20,
+      write(chunk: Buffer, _e, cb) {
+        if (body.write(chunk)) cb();
+        else body.once('drain', () => cb());
+      },
+      // The stream ends when the object is stored, not when its last bytes are queued.
+      final: (cb) => {
+        body.end();
+        u.done.then(
+          () => {
+            u.finished = true;
+            cb();
+          },
+          (err) => cb(this.storage.fail(err, doing)),
+        );
+      },
+      destroy(err, cb) {
+        if (!u.finished) {
+          body.destroy();
+          void upload.abort().catch(() => undefined);
+        }
+        cb(err);
+      },
+    });
+    // A refused or cut upload fails the stream feeding it at once (no writer waits for a drain forever).
+    u.done.catch((err) => sink.destroy(this.storage.fail(err, doing)));
+    return sink;
+  }
+
+  async writeText(file: string, text: string): Promise<void> {
+    if (file === PUBLISHED_BY) {
+      this.manifest = text;
+      return;
+    }
+    await this.storage.putText(this.id, file, text, `uploading ${this.id}/${file} to`);
+  }
+
+  localPath(): null {
+    return null;
+  }
+
+  async commit(): Promise<void> {
+    for (const u of this.uploads) await u.done.catch((err) => Promise.reject(this.storage.fail(err, `uploading ${this.id} to`)));
+    if (this.manifest === null) throw new Error(`backup ${this.id}: no ${PUBLISHED_BY} to publish`);
+    await this.storage.putText(this.id, PUBLISHED_BY, this.manifest, `publishing ${this.id} in`);
+  }
+
+  async abort(): Promise<void> {
+    for (const u of this.uploads) if (!u.finished) await u.upload.abort().catch(() => undefined);
+    await Promise.allSettled(this.uploads.map((u) => u.done));
+    await this.storage.removeArchive(this.id);
+  }
+}

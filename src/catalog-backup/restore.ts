@@ -1,0 +1,75 @@
+import { createHash } from 'node:crypto';
+import { sql } from 'kysely';
+import type { Config } from '../config/types.js';
+import type { CatalogDb } from '../catalog/open.js';
+import { LATEST_CATALOG_MIGRATION } from '../catalog/migrations.js';
+import { UsageError } from '../errors.js';
+import { CATALOG_FILE, CATALOG_MANIFEST, CATALOG_TABLES, KEYS_FILE, catalogManifestSchema, type CatalogManifest } from './format.js';
+import { findCatalogBackup } from './find.js';
+
+export interface CatalogRestoreResult {
+  backup: string;
+  region: string;
+  rows: CatalogManifest['rows'];
+}
+
+/**
+ * `catalog restore`: a catalog backup loaded into an EMPTY catalog (a new or reset catalog
+ * database; never merged into one that has rows), in one transaction, ids and sequences as they
+ * were. The manifest and catalog.json's SHA-256 are checked first; keys.json as forget-key left
+ * it (a forgotten key comes back destroyed).
+ */
+export async function restoreCatalog(config: Config, db: CatalogDb, o: { from?: string } = {}): Promise<CatalogRestoreResult> {
+  const b = await findCatalogBackup(config, o.from);
+  const where = `catalog backup ${b.id}`;
+  const bad = (why: string) => new UsageError('BAD_ARCHIVE', `${where}: ${why}`, 'nothing was changed; use another catalog backup');
+  let manifest: CatalogManifest;
+  try {
+    manifest = catalogManifestSchema.parse(JSON.parse(await b.storage.readText(b.id, CATALOG_MANIFEST)));
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw bad('manifest.json is missing, not JSON, or not a catalog backup manifest');
+  }
+  if (manifest.catalogMigration !== LATEST_CATALOG_MIGRATION)
+    throw new UsageError(
+      'BAD_ARCHIVE',
+      `${where} is of catalog schema ${manifest.catalogMigration}; this tenantctl's catalog is ${LATEST_CATALOG_MIGRATION}`,
+      'restore it with the tenantctl version that made it, then upgrade',
+    );
+  const text = await b.storage.readText(b.id, CATALOG_FILE);
+  if (Buffer.byteLength(text) !== manifest.catalog.bytes || createHash('sha256').update(text).digest('hex') !== manifest.catalog.sha256)
+    throw bad('catalog.json does not match its SHA-256 in the manifest (truncated or altered)');
+  const catalog = JSON.parse(text) as { tables: Record<string, unknown[]> };
+  let keys: unknown[];
+  try {
+    keys = (JSON.parse(await b.storage.readText(b.id, KEYS_FILE)) as { keys: unknown[] }).keys;
+    if (!Array.isArray(keys)) throw new Error('not a list');
+  } catch {
+    throw bad('keys.json is missing or damaged');
+  }
+  await db.transaction().execute(async (trx) => {
+    const found: string[] = [];
+    for (const t of [...CATALOG_TABLES, 'backup_keys'] as const) {
+      const r = await sql<{ n: number }>`select count(*)::int as n from ${sql.table(t)}`.execute(trx);
+      if (r.rows[0].n > 0) found.push(`${t} (${r.rows[0].n})`);
+    }
+    if (found.length)
+      throw new UsageError(
+        'CATALOG_NOT_EMPTY',
+        `the catalog is not empty (${found.join(', ')}); a catalog backup is restored only into an empty catalog, never merged`,
+        'point catalog.database at a new database (or reset the lost one), then run catalog restore again',
+      );
+    const load = async (t: string, rows: unknown[]) => {
+      await sql`insert into ${sql.table(t)} select * from jsonb_populate_recordset(null::${sql.table(t)}, ${JSON.stringify(rows)}::jsonb)`.execute(
+        trx,
+      );
+    };
+    for (const t of CATALOG_TABLES) await load(t, catalog.tables[t] ?? []);
+    await load('backup_keys', keys);
+    for (const t of ['tenants', 'events', 'operations'])
+      await sql`select setval(pg_get_serial_sequence(${t}, 'id'), coalesce(max(id), 1), max(id) is not null) from ${sql.table(t)}`.execute(
+        trx,
+      );
+  });
+  return { backup: b.id, region: b.region, rows: manifest.rows };
+}
