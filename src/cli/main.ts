@@ -13,6 +13,7 @@ import { registerMigrateCommands } from './migrate-cmd.js';
 import { registerAuditCommand } from './audit-cmd.js';
 import { registerBackupCommands, registerRestoreCommand } from './backup-cmd.js';
 import { registerMoveCommands } from './move-cmd.js';
+import { registerPitrCommands } from './pitr-cmd.js';
 
 /**
  * Wires the command groups. Each group file only declares flags and hands them to a core
@@ -46,6 +47,7 @@ export function buildProgram(): Command {
   registerBackupCommands(program);
   registerRestoreCommand(program);
   registerMoveCommands(program);
+  registerPitrCommands(program);
   return program;
 }
 

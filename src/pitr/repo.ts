@@ -137,6 +137,8 @@ export async function writePitrConfig(config: Config, repo: PitrRepo): Promise<O
   const own = dirname(repo.configFile);
   const dirs = [own, join(own, 'lock'), join(own, 'log'), ...(repo.local ? [repo.repo] : [])];
   for (const d of dirs) {
+    // Parents passable by PostgreSQL's user; the folders themselves its own.
+    await mkdir(dirname(d), { recursive: true, mode: 0o755 });
     await mkdir(d, { recursive: true, mode: 0o750 });
     if (user) await chown(d, user.uid, user.gid);
   }

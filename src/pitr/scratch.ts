@@ -1,6 +1,7 @@
-import { chmod, chown, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { chmod, chown, mkdir, readFile, rm } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import pg from 'pg';
 import { clusterStatus, runAs } from '../dev/cluster.js';
 import { findBinaries } from '../dev/binaries.js';
@@ -24,10 +25,15 @@ export interface Scratch {
 /** Name prefix of scratch folders; the sweep never touches any other folder. */
 export const SCRATCH_PREFIX = 'tenantctl-pitr-';
 
-/** Make the scratch folder under root, readable only by PostgreSQL's OS user (which tenantctl runs it as). */
-export async function makeScratch(root: string, user: OsUser | undefined): Promise<Scratch> {
-  await mkdir(root, { recursive: true });
-  const dir = await mkdtemp(join(root, SCRATCH_PREFIX));
+/** A fresh scratch folder's path under root (recorded in the catalog before it is made). */
+export function scratchPath(root: string): string {
+  return join(root, `${SCRATCH_PREFIX}${randomBytes(6).toString('hex')}`);
+}
+
+/** Make the scratch folder, readable only by PostgreSQL's OS user (which tenantctl runs it as). */
+export async function makeScratch(dir: string, user: OsUser | undefined): Promise<Scratch> {
+  await mkdir(dirname(dir), { recursive: true });
+  await mkdir(dir, { mode: 0o700 });
   const pgdata = join(dir, 'pgdata');
   await mkdir(pgdata, { mode: 0o700 });
   for (const d of [dir, pgdata]) {
@@ -114,8 +120,8 @@ export async function waitRecovered(s: Scratch, url: string, onTick?: (r: Recove
     if ((await clusterStatus(s.pgdata)).state !== 'running' && /FATAL|PANIC/.test(log)) {
       const why = log
         .split('\n')
-        .filter((l) => /FATAL|PANIC/.test(l))
-        .slice(-2)
+        .filter((l) => /FATAL|PANIC|WARNING|CONTEXT/.test(l) && !/not accepting connections|is starting up/.test(l))
+        .slice(-5)
         .join(' | ');
       throw new TenantctlError('PITR_FAILED', `the scratch cluster stopped during recovery: ${why}`);
     }
