@@ -6,6 +6,7 @@ import type { TenantRow } from '../catalog/tables.js';
 import { TenantctlError, UsageError, errorMessage } from '../errors.js';
 import { redactText } from '../config/redact.js';
 import { Fleet } from '../fleet/fleet.js';
+import { ADMIN_DATABASE } from '../placement/databases.js';
 import { withTenantLock } from '../operations/tenant-lock.js';
 import { startOperation } from '../operations/operation-record.js';
 import { assertSlug } from '../placement/slug.js';
@@ -78,7 +79,8 @@ export async function restoreAt(deps: RestoreAtDeps, o: RestoreAtOptions): Promi
   if (Number.isNaN(o.at.getTime())) throw new UsageError('BAD_INPUT', '--at is not a time', "give an ISO time: --at '2026-12-05T14:00:00Z'");
   await requirePgbackrest();
   const swept = await sweepScratches(db);
-  const t = await liveTenant(deps, o.slug);
+  const live = await liveTenant(deps, o.slug);
+  const t = { ...live, dbOid: await databaseOid(fleet, live) };
   const shard = fleet.shard(t.shard);
   const repo = requirePitrRepo(config, shard.region);
   stanzaOf(config, shard);
@@ -132,6 +134,11 @@ export async function restoreAt(deps: RestoreAtDeps, o: RestoreAtOptions): Promi
     const rec: Recovery = await waitRecovered(scratch, url, (r) => {
       if (r.walBytes) phase('recovery', `replayed ${human(r.walBytes)} of WAL`);
     });
+    if (rec.invalidPages.includes(t.dbOid))
+      throw new TenantctlError(
+        'PITR_FAILED',
+        `recovery found invalid page references in ${t.database_name} itself (see the scratch cluster's log): its restored copy cannot be trusted`,
+      );
     phase('extract', `reached ${rec.reached ?? 'the target'}; replayed ${human(rec.walBytes)} of WAL`);
     await op.phase('extract', { walBytes: rec.walBytes });
     const scratchFleet = new Fleet(scratchConfig(config, t.shard, port));
@@ -189,6 +196,14 @@ export async function restoreAt(deps: RestoreAtDeps, o: RestoreAtOptions): Promi
     // The interim archive is the scratch cluster's copy of the tenant, not a backup anyone took.
     if (extracted) await storage.remove(extracted).catch(() => undefined);
   }
+}
+
+/** The oid of the tenant's database (the same in a restored copy of the shard). */
+async function databaseOid(fleet: Fleet, t: TenantRow): Promise<number> {
+  const r = await fleet.withClient(t.shard, ADMIN_DATABASE, (c) =>
+    c.query<{ oid: number }>('select oid::int as oid from pg_database where datname = $1', [t.database_name]),
+  );
+  return r.rows[0]?.oid ?? -1;
 }
 
 /** The tenant in the catalog now, active or suspended. */

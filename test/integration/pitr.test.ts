@@ -80,7 +80,9 @@ describe.skipIf(!pgbackrest)(`restore <slug> --at <time> with pgBackRest${SKIP}`
     for (const s of ['acme', 'globex', 'initech', 'hooli']) await seed(e, s, 200, s);
     const setup = await e.cli(['pitr', 'setup', '--json']);
     expect(setup.code, setup.stderr + setup.stdout).toBe(0);
+    const t0 = Date.now();
     const b = await e.cli(['pitr', 'backup', '--type', 'full', '--json']);
+    console.log(`pitr backup --type full: ${Date.now() - t0} ms; fleet and tenants ready in ${t0 - started} ms`);
     expect(b.code, b.stderr + b.stdout).toBe(0);
   }, 120_000);
   afterAll(async () => {
@@ -120,6 +122,7 @@ describe.skipIf(!pgbackrest)(`restore <slug> --at <time> with pgBackRest${SKIP}`
     const r = await e.cli(['restore', 'acme', '--at', t, '--replace', '--yes', '--json']);
     expect(r.code, r.stderr + r.stdout).toBe(0);
     const doc = json(r).result;
+    console.log(`restore acme --at T --replace: ${JSON.stringify(doc.phases)}, WAL ${doc.walReplayedBytes} B`);
     expect(doc).toMatchObject({ status: 'succeeded', replaced: true, tenant: 'acme', at: t });
     expect(doc.safetyBackup).toMatch(/^acme\./);
     expect(doc.reached <= t || new Date(doc.reached) <= new Date(t)).toBe(true);
@@ -156,6 +159,7 @@ describe.skipIf(!pgbackrest)(`restore <slug> --at <time> with pgBackRest${SKIP}`
       const r = await e.cli(['restore', slug, '--at', t, '--as', `${slug}-then`, '--json']);
       expect(r.code, r.stderr + r.stdout).toBe(0);
       const doc = json(r).result;
+      console.log(`restore ${slug} --at T --as: ${JSON.stringify(doc.phases)}, WAL ${doc.walReplayedBytes} B`);
       expect(doc).toMatchObject({ status: 'succeeded', tenant: `${slug}-then` });
       expect(doc.key).not.toBe((await tenant(e, slug))!.key);
       expect(await content(`${slug}-then`)).toEqual(before[slug]);
