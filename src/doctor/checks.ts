@@ -15,6 +15,7 @@ import { onlineMoveCheck } from './online-move.js';
 import { poolLoadsCheck } from './pool-loads.js';
 import { killedBackupsCheck } from './killed-backups.js';
 import { catalogReachCheck, maintenanceReachCheck } from './public-reach.js';
+import { pitrChecks, pitrScratchCheck } from './pitr.js';
 
 export interface Check {
   check: string;
@@ -79,6 +80,7 @@ export async function runDoctor(config: Config, fleet: Fleet): Promise<Check[]> 
         checks.push(...(await tenantRoleChecks(db, fleet, config)));
         checks.push(await stuckTenantsCheck(db));
         checks.push(await killedBackupsCheck(config, db));
+        checks.push(await pitrScratchCheck(db));
       }
     } finally {
       await db.destroy();
@@ -87,6 +89,7 @@ export async function runDoctor(config: Config, fleet: Fleet): Promise<Check[]> 
     checks.push({ check: 'catalog', ok: false, detail: redactText(errorMessage(err)) });
   }
   checks.push(await migrationsCheck(config));
+  checks.push(...(await pitrChecks(config, fleet)));
   try {
     $.verbose = false;
     const out = (await $`pg_dump --version`.quiet()).stdout.trim();

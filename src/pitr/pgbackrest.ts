@@ -18,10 +18,12 @@ export async function findPgbackrest(): Promise<string | null> {
   const dirs = [...(process.env.PATH ?? '').split(delimiter).filter(Boolean), '/usr/bin'];
   for (const d of dirs) {
     const p = join(d, 'pgbackrest');
-    if (await access(p, constants.X_OK).then(
-      () => true,
-      () => false,
-    ))
+    if (
+      await access(p, constants.X_OK).then(
+        () => true,
+        () => false,
+      )
+    )
       return p;
   }
   return null;

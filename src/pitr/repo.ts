@@ -114,7 +114,7 @@ export function configText(config: Config, repo: PitrRepo): string {
     'compress-type': 'lz4',
     ...repo.options,
   };
-  const lines = ['# Written by tenantctl (src/pitr/repo.ts); edits are overwritten. Region ' + repo.region, '[global]'];
+  const lines = [`# Written by tenantctl (src/pitr/repo.ts); edits are overwritten. Region ${repo.region}`, '[global]'];
   for (const [k, v] of Object.entries(global)) lines.push(`${k}=${v}`);
   for (const shard of config.shards.filter((s) => s.region === repo.region)) {
     let st: Stanza;
@@ -123,7 +123,14 @@ export function configText(config: Config, repo: PitrRepo): string {
     } catch {
       continue; // a shard that does not say where its cluster is has no stanza
     }
-    lines.push('', `[${st.name}]`, `pg1-path=${st.pgPath}`, `pg1-port=${st.port}`, `pg1-socket-path=${st.socketPath}`, `pg1-user=${st.pgUser}`);
+    lines.push(
+      '',
+      `[${st.name}]`,
+      `pg1-path=${st.pgPath}`,
+      `pg1-port=${st.port}`,
+      `pg1-socket-path=${st.socketPath}`,
+      `pg1-user=${st.pgUser}`,
+    );
   }
   return `${lines.join('\n')}\n`;
 }

@@ -74,9 +74,14 @@ export async function restoreAt(deps: RestoreAtDeps, o: RestoreAtOptions): Promi
   assertSlug(o.slug);
   if (o.as) assertSlug(o.as);
   if (Boolean(o.as) === Boolean(o.replace)) {
-    throw new UsageError('USAGE', 'restore --at needs either --as <new-slug> or --replace --yes', 'restore beside it with --as, or in place with --replace --yes');
+    throw new UsageError(
+      'USAGE',
+      'restore --at needs either --as <new-slug> or --replace --yes',
+      'restore beside it with --as, or in place with --replace --yes',
+    );
   }
-  if (Number.isNaN(o.at.getTime())) throw new UsageError('BAD_INPUT', '--at is not a time', "give an ISO time: --at '2026-12-05T14:00:00Z'");
+  if (Number.isNaN(o.at.getTime()))
+    throw new UsageError('BAD_INPUT', '--at is not a time', "give an ISO time: --at '2026-12-05T14:00:00Z'");
   await requirePgbackrest();
   const swept = await sweepScratches(db);
   const live = await liveTenant(deps, o.slug);
@@ -102,7 +107,11 @@ export async function restoreAt(deps: RestoreAtDeps, o: RestoreAtOptions): Promi
   };
   const dir = scratchPath(repo.scratchRoot);
   // Recorded before the folder exists: a kill at any point leaves a record the next command sweeps.
-  const op = await startOperation(db, { kind: PITR_RESTORE_KIND, tenant: t.slug, args: { at: o.at.toISOString(), scratch: dir, shard: t.shard } });
+  const op = await startOperation(db, {
+    kind: PITR_RESTORE_KIND,
+    tenant: t.slug,
+    args: { at: o.at.toISOString(), scratch: dir, shard: t.shard },
+  });
   let scratch: Scratch | undefined;
   let extracted: string | undefined;
   const storage = storageFor(config, t.region);
@@ -158,7 +167,10 @@ export async function restoreAt(deps: RestoreAtDeps, o: RestoreAtOptions): Promi
       await scratchFleet.close();
     }
     if (backup.status !== 'succeeded' || !backup.backup)
-      throw new TenantctlError('PITR_FAILED', `extracting ${t.slug} from the scratch cluster failed: ${backup.error?.message ?? backup.reason ?? ''}`);
+      throw new TenantctlError(
+        'PITR_FAILED',
+        `extracting ${t.slug} from the scratch cluster failed: ${backup.error?.message ?? backup.reason ?? ''}`,
+      );
     extracted = backup.backup;
     const manifest = JSON.parse(await storage.readText(extracted, MANIFEST_FILE)) as Manifest;
     // The scratch cluster is not needed any more: the rows are in the archive.
@@ -217,7 +229,11 @@ async function liveTenant(deps: RestoreAtDeps, slug: string): Promise<TenantRow>
     );
   }
   if (t.status !== 'active' && t.status !== 'suspended')
-    throw new UsageError('TENANT_STATE', `tenant "${slug}" is ${t.status}`, 'only active or suspended tenants can be restored to a point in time');
+    throw new UsageError(
+      'TENANT_STATE',
+      `tenant "${slug}" is ${t.status}`,
+      'only active or suspended tenants can be restored to a point in time',
+    );
   return t;
 }
 

@@ -141,7 +141,9 @@ export async function waitRecovered(s: Scratch, url: string, onTick?: (r: Recove
  */
 export function invalidPageDatabases(log: string): Set<number> {
   const out = new Set<number>();
-  for (const m of log.matchAll(/page \d+ of relation base\/(\d+)\/\d+ (?:is|was) uninitialized|page \d+ of relation base\/(\d+)\/\d+ does not exist/g))
+  for (const m of log.matchAll(
+    /page \d+ of relation base\/(\d+)\/\d+ (?:is|was) uninitialized|page \d+ of relation base\/(\d+)\/\d+ does not exist/g,
+  ))
     out.add(Number(m[1] ?? m[2]));
   return out;
 }

@@ -33,7 +33,13 @@ export async function scratchRecords(db: CatalogDb): Promise<ScratchLeft[]> {
     const m = /pid (\d+) on (.+)$/.exec(r.holder);
     const here = m?.[2] === hostname();
     const live = !m || !here || isAlive(Number(m[1]));
-    return { operation: Number(r.id), tenant: r.tenant_slug, scratch: String((r.args as { scratch?: string }).scratch ?? ''), holder: r.holder, live };
+    return {
+      operation: Number(r.id),
+      tenant: r.tenant_slug,
+      scratch: String((r.args as { scratch?: string }).scratch ?? ''),
+      holder: r.holder,
+      live,
+    };
   });
 }
 

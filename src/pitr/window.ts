@@ -126,4 +126,3 @@ export async function shardWindow(fleet: Fleet, repo: PitrRepo, user: OsUser | u
 export function windowText(w: ShardWindow): string {
   return w.window ? `${w.window.from} → ${w.window.to}` : `none (${w.problem ?? 'no base backup or archived WAL'})`;
 }
-

@@ -17,7 +17,9 @@ export function renderPitrSetup(out: Output, command: string, rows: SetupResult[
       const mark = n.ok ? out.color.green('ok  ') : out.color.red('SET ');
       out.print(`  ${mark} ${n.setting} = '${n.want}'${n.ok ? '' : `  (now: ${n.have ?? 'hidden from tenantctl'})`}`);
     }
-    out.print(`  ${r.stanza === 'ok' ? out.color.green('ok  ') : out.color.red('FIX ')} stanza ${r.shard}: ${r.stanzaAction}${r.stanzaError ? ` (${r.stanzaError})` : ''}`);
+    out.print(
+      `  ${r.stanza === 'ok' ? out.color.green('ok  ') : out.color.red('FIX ')} stanza ${r.shard}: ${r.stanzaAction}${r.stanzaError ? ` (${r.stanzaError})` : ''}`,
+    );
     out.print(`  window: ${windowText(r)}`);
   }
   if (!ok) out.error('archive_mode needs a restart of the cluster; see the README ("Point-in-time restore") for the four settings');

@@ -18,4 +18,3 @@ export async function appUrl(e: MigrateEnv, slug: string): Promise<{ url: string
   }
   return { url: u.toString(), schema: doc.schema, role: doc.role, resolved: doc };
 }
-

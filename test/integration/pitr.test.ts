@@ -17,7 +17,8 @@ import { databaseUrl } from '../../src/fleet/connection-url.js';
  * pgBackRest (.ci/run); elsewhere its absence skips this file with the reason in the test names.
  */
 const pgbackrest = await findPgbackrest();
-if (!pgbackrest && process.env.CI) throw new Error('pgBackRest is not installed: CI must install it (apt-get install -y pgbackrest; .ci/run does)');
+if (!pgbackrest && process.env.CI)
+  throw new Error('pgBackRest is not installed: CI must install it (apt-get install -y pgbackrest; .ci/run does)');
 const SKIP = pgbackrest ? '' : ' [skipped: pgBackRest is not installed; apt-get install -y pgbackrest]';
 
 let fleet: TestFleet;
@@ -35,7 +36,10 @@ async function archiveNow(): Promise<void> {
 /** The shard's clock now, between two commits (a commit's time is the shard's). */
 async function timeT(): Promise<string> {
   await sleep(20);
-  const t = await withPg(superuserUrl(fleet.config.shards[0].url), async (c) => (await c.query<{ t: Date }>('select clock_timestamp() as t')).rows[0].t);
+  const t = await withPg(
+    superuserUrl(fleet.config.shards[0].url),
+    async (c) => (await c.query<{ t: Date }>('select clock_timestamp() as t')).rows[0].t,
+  );
   await sleep(20);
   return t.toISOString();
 }
@@ -61,7 +65,12 @@ async function content(slug: string): Promise<Record<string, string>> {
 
 /** The scratch folders the catalog recorded for restores to a point in time of a tenant. */
 async function scratchOf(slug: string): Promise<{ scratch: string; status: string }[]> {
-  const rows = await e.db.selectFrom('operations').select(['args', 'status']).where('kind', '=', 'pitr-restore').where('tenant_slug', '=', slug).execute();
+  const rows = await e.db
+    .selectFrom('operations')
+    .select(['args', 'status'])
+    .where('kind', '=', 'pitr-restore')
+    .where('tenant_slug', '=', slug)
+    .execute();
   return rows.map((r) => ({ scratch: (r.args as { scratch: string }).scratch, status: r.status }));
 }
 
@@ -110,7 +119,9 @@ describe.skipIf(!pgbackrest)(`restore <slug> --at <time> with pgBackRest${SKIP}`
     const atT = await content('acme');
     // After T: the tenant deletes half its rows; its neighbour writes.
     await withPg(acme.url, async (c) => {
-      await c.query(`delete from "${acme.schema}".comments where body like '%1' or body like '%3' or body like '%5' or body like '%7' or body like '%9'`);
+      await c.query(
+        `delete from "${acme.schema}".comments where body like '%1' or body like '%3' or body like '%5' or body like '%7' or body like '%9'`,
+      );
       await c.query(`update "${acme.schema}".tasks set status = 'done'`);
     });
     const globex = await appUrl(e, 'globex');
