@@ -3,7 +3,7 @@ import type { Fleet } from '../fleet/fleet.js';
 import { UsageError } from '../errors.js';
 import { archiveCommand, pitrRepo, requirePitrRepo, stanzaOf, writePitrConfig, type PitrRepo } from './repo.js';
 import { pgbackrest, requirePgbackrest } from './pgbackrest.js';
-import { shardWindow, type ShardWindow } from './window.js';
+import { emptyWindow, shardWindow, type ShardWindow } from './window.js';
 
 /** What `pitr setup` found and did for one shard. */
 export interface SetupResult extends ShardWindow {
@@ -110,28 +110,11 @@ export async function pitrStatus(config: Config, fleet: Fleet, shard?: string): 
   for (const s of pitrShards(config, shard)) {
     const repo = pitrRepo(config, s.region);
     if (!repo) {
-      out.push(unconfigured(s, `no pgBackRest repository: set regions.${s.region}.pitr.repo`));
+      out.push(emptyWindow(s, `no pgBackRest repository: set regions.${s.region}.pitr.repo`));
       continue;
     }
     const user = await writePitrConfig(config, repo);
     out.push(await shardWindow(fleet, repo, user, s));
   }
   return out;
-}
-
-/** A shard status can say nothing about but why. */
-function unconfigured(s: Shard, problem: string): ShardWindow {
-  return {
-    shard: s.name,
-    region: s.region,
-    stanza: 'missing',
-    archiveMode: null,
-    archiveCommand: null,
-    backups: [],
-    lastArchived: { wal: null, at: null },
-    lastFailed: { wal: null, at: null },
-    healthy: false,
-    window: null,
-    problem,
-  };
 }

@@ -53,18 +53,7 @@ interface InfoJson {
  *   w.window; // { from: '2026-12-05T07:00:03.000Z', to: '2026-12-05T07:41:10.512Z' }
  */
 export async function shardWindow(fleet: Fleet, repo: PitrRepo, user: OsUser | undefined, shard: Shard): Promise<ShardWindow> {
-  const out: ShardWindow = {
-    shard: shard.name,
-    region: shard.region,
-    stanza: 'missing',
-    archiveMode: null,
-    archiveCommand: null,
-    backups: [],
-    lastArchived: { wal: null, at: null },
-    lastFailed: { wal: null, at: null },
-    healthy: false,
-    window: null,
-  };
+  const out = emptyWindow(shard);
   const problems: string[] = [];
   try {
     const r = await pgbackrest(repo, user, [`--stanza=${shard.name}`, 'info', '--output=json']);
@@ -120,6 +109,23 @@ export async function shardWindow(fleet: Fleet, repo: PitrRepo, user: OsUser | u
   if (oldest && out.lastArchived.at && out.lastArchived.at >= oldest.stop) out.window = { from: oldest.stop, to: out.lastArchived.at };
   if (problems.length) out.problem = problems.join('; ');
   return out;
+}
+
+/** A shard's status before anything is known of it (`problem` says why, when it stays so). */
+export function emptyWindow(shard: Shard, problem?: string): ShardWindow {
+  return {
+    shard: shard.name,
+    region: shard.region,
+    stanza: 'missing',
+    archiveMode: null,
+    archiveCommand: null,
+    backups: [],
+    lastArchived: { wal: null, at: null },
+    lastFailed: { wal: null, at: null },
+    healthy: false,
+    window: null,
+    ...(problem ? { problem } : {}),
+  };
 }
 
 /** `2026-12-05T07:00:03.000Z → 2026-12-05T07:41:10.512Z`, or why there is none. */
