@@ -105,6 +105,13 @@ export const ERROR_CODES = {
   LIMIT_REFUSED: { exit: EXIT.usage, hint: "grant tenantctl's shard role what the message names, or remove the limit from the tier" },
   /** `usage --fail-on-quota`: a tenant is over its tier's quota. */
   OVER_QUOTA: { exit: EXIT.failed, hint: 'see tenantctl usage; raise the tier (tenant set-tier) or the quota' },
+  /** Point-in-time restore (src/pitr/): no repository, no archiving or stanza, pgBackRest missing. */
+  PITR_NOT_CONFIGURED: { exit: EXIT.usage, hint: 'tenantctl pitr setup --shard <shard> prints what the shard needs' },
+  PITR_UNAVAILABLE: { exit: EXIT.usage, hint: "install Debian's pgbackrest package: apt-get install -y pgbackrest" },
+  /** A time outside the shard's recoverable window (oldest base backup to the last archived WAL). */
+  PITR_WINDOW: { exit: EXIT.usage, hint: 'pick a time inside the window tenantctl pitr status prints' },
+  PITR_DISK: { exit: EXIT.usage, hint: 'free the space named, or set regions.<region>.pitr.scratch to a larger disk' },
+  PITR_FAILED: { exit: EXIT.failed, hint: 'nothing was changed on the live fleet; fix the cause it names and run the command again' },
   SHARD_BUDGET_DEADLOCK: { exit: EXIT.usage, hint: "raise the shard's maxConnections in the config" },
   INTERNAL: { exit: EXIT.failed, hint: 'run again with --verbose for details, and report it with the command you ran' },
 } as const satisfies Record<string, CodeInfo>;

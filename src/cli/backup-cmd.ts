@@ -158,11 +158,14 @@ export function registerBackupCommands(program: Command): void {
 export function registerRestoreCommand(program: Command): void {
   program
     .command('restore <backup>')
-    .description('restore a backup as a new tenant (--as), elsewhere (--shard, --model), or in place (--replace --yes)')
+    .description(
+      'restore a backup as a new tenant (--as), elsewhere (--shard, --model), or in place (--replace --yes); with --at, <backup> is a tenant brought back to that time',
+    )
     .addHelpText(
       'after',
-      '\nExample:\n  tenantctl restore acme.20261126T225317123Z --as acme-copy --model pool\n  tenantctl restore acme.20261126T225317123Z --replace --yes\n',
+      "\nExample:\n  tenantctl restore acme.20261126T225317123Z --as acme-copy --model pool\n  tenantctl restore acme.20261126T225317123Z --replace --yes\n  tenantctl restore acme --at '2026-12-05T14:00:00Z' --replace --yes\n",
     )
+    .option('--at <time>', 'point-in-time restore of the tenant <backup> names, to this time (pgBackRest; see tenantctl pitr status)')
     .option('--as <slug>', 'restore as a new tenant with this slug (and a new key)')
     .option('--shard <shard>', 'place it on this shard')
     .option('--model <model>', 'pool, schema or database')
@@ -175,8 +178,9 @@ export function registerRestoreCommand(program: Command): void {
         async (
           ctx: CommandContext,
           id: string,
-          flags: { as?: string; shard?: string; model?: string; replace?: boolean; yes?: boolean; wait?: boolean },
+          flags: { as?: string; shard?: string; model?: string; replace?: boolean; yes?: boolean; wait?: boolean; at?: string },
         ) => {
+          if (flags.at !== undefined) return (await import('./restore-at-cmd.js')).restoreAtCommand(ctx, id, { ...flags, at: flags.at });
           if (flags.replace) await confirmDestructive(ctx, flags.yes, `replace the data of the tenant in ${id} with the backup's`);
           const { restoreBackup } = await import('../backup/restore.js');
           const { loadMigrations } = await import('../migrate/files.js');

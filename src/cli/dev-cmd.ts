@@ -27,11 +27,12 @@ export function registerDevCommands(program: Command): void {
             await confirmDestructive(ctx, opts.yes, 'delete all data of the embedded shards');
           }
           const mod = await import('../dev/fleet.js');
-          const run = mod[fn as 'devUp'] as (c: typeof ctx.config) => Promise<DevShardResult[]>;
+          const run = mod[fn as 'devUp'] as (c: typeof ctx.config, o: { archive: boolean }) => Promise<DevShardResult[]>;
           // `dev status` answers "is the fleet up?": any embedded shard not running is exit 1, so
           // `tenantctl dev status || tenantctl dev up` works in scripts.
           const healthy = verb === 'status' ? (r: DevShardResult) => r.state === 'running' : undefined;
-          return renderDevShards(ctx.out, `dev ${verb}`, await run(ctx.config), healthy) ? EXIT.ok : EXIT.failed;
+          // `dev up` archives WAL with pgBackRest when it is installed (point-in-time restore).
+          return renderDevShards(ctx.out, `dev ${verb}`, await run(ctx.config, { archive: true }), healthy) ? EXIT.ok : EXIT.failed;
         }),
       );
   }

@@ -17,6 +17,7 @@ import { registerTierCommands } from './tier-cmd.js';
 import { registerUsageCommand } from './usage-cmd.js';
 import { printManPage, registerCompletionCommands, wantsManPage } from './completion-cmd.js';
 import { registerCatalogCommands } from './catalog-cmd.js';
+import { registerPitrCommands } from './pitr-cmd.js';
 
 /**
  * Wires the command groups. Each group file only declares flags and hands them to a core
@@ -55,6 +56,7 @@ export function buildProgram(): Command {
   registerUsageCommand(program);
   registerCompletionCommands(program, packageVersion);
   registerCatalogCommands(program);
+  registerPitrCommands(program);
   return program;
 }
 

@@ -77,6 +77,15 @@ const shardSchema = z
     embedded: flag.default(false),
     poolDatabase: identifier.default('tenant_pool'),
     tenantDatabase: identifier.default('tenant_schemas'),
+    // Point-in-time restore (src/pitr/): where pgBackRest finds this shard's data directory and
+    // socket. Embedded shards need none (their dev cluster's folder is known).
+    pitr: z
+      .strictObject({
+        pgPath: z.string().min(1),
+        socketPath: z.string().min(1).optional(),
+        pgUser: z.string().min(1).default('postgres'),
+      })
+      .optional(),
   })
   .superRefine((s, ctx) => {
     const parts = PART_KEYS.filter((k) => s[k] !== undefined);
@@ -122,6 +131,16 @@ const regionSchema = z.strictObject({
           path: b.dir === undefined ? ['dir'] : ['s3'],
           message: b.dir === undefined ? 'set dir (a folder) or s3 (a bucket)' : 'set dir or s3, not both',
         });
+    })
+    .optional(),
+  // pitr: the region's pgBackRest repository (src/pitr/): repo is a path; options are pgBackRest's
+  // own repo1-* settings written as they are (an S3 repository: repo1-type: s3, repo1-s3-bucket...);
+  // scratch: where restores to a point in time unpack the shard (default: the temp folder).
+  pitr: z
+    .strictObject({
+      repo: z.string().min(1),
+      options: z.record(z.string().regex(/^[a-z0-9-]+$/, 'a pgBackRest option name'), z.union([z.string(), z.number()])).default({}),
+      scratch: z.string().min(1).optional(),
     })
     .optional(),
 });

@@ -23,6 +23,8 @@ export interface ClusterSpec {
   password: string;
   /** More connections and fewer durability guarantees, for the integration-test fleet. */
   testMode?: boolean;
+  /** Keep full_page_writes on in testMode: a base backup restored later needs them (src/pitr/). */
+  fullPageWrites?: boolean;
 }
 
 export type ClusterState = 'absent' | 'stopped' | 'running';
@@ -147,7 +149,8 @@ export async function startCluster(spec: ClusterSpec): Promise<void> {
   ];
   if (spec.testMode) {
     // Parallel test files each open pools; 100 connections run out. No WAL durability needed.
-    settings.push('-c max_connections=200', '-c synchronous_commit=off', '-c full_page_writes=off');
+    settings.push('-c max_connections=200', '-c synchronous_commit=off');
+    if (!spec.fullPageWrites) settings.push('-c full_page_writes=off');
   }
   const logFile = join(spec.dataDir, 'server.log');
   const result = await runAs(
@@ -258,8 +261,8 @@ interface RunResult {
   output: string;
 }
 
-/** Run a PostgreSQL program as osUser (when we are root), with a clean, predictable environment. */
-function runAs(osUser: OsUser | undefined, file: string, args: string[], opts: { detached?: boolean } = {}): Promise<RunResult> {
+/** Run a PostgreSQL program as osUser (when we are root), with a clean, predictable environment (also src/pitr/scratch.ts). */
+export function runAs(osUser: OsUser | undefined, file: string, args: string[], opts: { detached?: boolean } = {}): Promise<RunResult> {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {
     // PGPORT, PGDATA, PGOPTIONS... would silently change what initdb and postgres do.

@@ -1,11 +1,12 @@
 import { readdir, rm, stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { needsRelocation, relocatedPath } from './reachable.js';
+import { join } from 'node:path';
+import { shardDataDir } from './data-root.js';
 import { redactText } from '../config/redact.js';
 import type { Config, Shard } from '../config/types.js';
 import { TenantctlError, UsageError, errorMessage } from '../errors.js';
 import { clusterStatus, initCluster, portProblem, startCluster, stopCluster, type ClusterSpec, type ClusterStatus } from './cluster.js';
 import { ensureShardRole } from './shard-role.js';
+import { ensureDevStanza, prepareDevArchiving } from '../pitr/dev-archiving.js';
 
 /**
  * The embedded development fleet: one local cluster per `embedded: true` shard of the config.
@@ -29,6 +30,11 @@ export interface DevShardResult {
 export interface DevOptions {
   /** Settings for the integration-test fleet: more connections, no durability. */
   testMode?: boolean;
+  /**
+   * Archive WAL with pgBackRest when it is installed (src/pitr/dev-archiving.ts): `tenantctl dev
+   * up` asks for it; test fleets only with startTestFleet({ archive: true }).
+   */
+  archive?: boolean;
 }
 
 /**
@@ -54,8 +60,10 @@ export async function devUp(config: Config, opts: DevOptions = {}): Promise<DevS
           await stopCluster(p.spec.dataDir);
         }
         await initCluster(p.spec);
-        await startCluster(p.spec);
+        const archiving = opts.archive && (await prepareDevArchiving(config, p.shardRow, p.spec.dataDir));
+        await startCluster({ ...p.spec, ...(archiving ? { fullPageWrites: true } : {}) });
         await ensureShardRole(p.spec);
+        if (archiving) await ensureDevStanza(config, p.shardRow);
         return 'started';
       }),
     ),
@@ -127,29 +135,13 @@ export function embeddedShards(config: Config): Shard[] {
   return config.shards.filter((s) => s.embedded);
 }
 
-/**
- * Where a shard's cluster lives: `<config folder>/<dev.dataDir>/<shard>`.
- *
- * @example
- *   shardDataDir(config, shard); // '/repo/.tenantctl/dev/us1'
- */
-export function shardDataDir(config: Config, shard: Shard): string {
-  return join(devDataRoot(config), shard.name);
-}
-
-/**
- * Where the embedded clusters keep their data: `dev.dataDir`, unless we run as root inside a
- * folder other users cannot enter (see reachable.ts); then a folder of its own under the temp
- * folder, named after the wanted path so that every `dev` command finds the same one.
- */
-export function devDataRoot(config: Config): string {
-  const wanted = resolve(config.baseDir, config.dev.dataDir);
-  return needsRelocation(wanted) ? relocatedPath('dev', wanted) : wanted;
-}
+// Where clusters live: src/dev/data-root.ts (src/pitr/ needs it without the fleet's imports).
+export { devDataRoot, shardDataDir } from './data-root.js';
 
 type Described = Omit<DevShardResult, 'state' | 'error'>;
 
 interface Planned extends Described {
+  shardRow: Shard;
   spec: ClusterSpec;
   status: ClusterStatus;
 }
@@ -183,6 +175,7 @@ async function plan(config: Config, opts: DevOptions): Promise<Planned[]> {
   const planned = await Promise.all(
     specs.map(async ({ shard, spec }) => ({
       ...describe(config, shard),
+      shardRow: shard,
       spec,
       status: await clusterStatus(spec.dataDir),
     })),

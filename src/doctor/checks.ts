@@ -17,6 +17,7 @@ import { poolLoadsCheck } from './pool-loads.js';
 import { killedBackupsCheck } from './killed-backups.js';
 import { catalogBackupCheck } from './catalog-backup-age.js';
 import { catalogReachCheck, maintenanceReachCheck } from './public-reach.js';
+import { pitrChecks, pitrScratchCheck } from './pitr.js';
 
 /**
  * Everything an operator wants to know before trusting a run: config valid, shards reachable
@@ -76,6 +77,7 @@ export async function runDoctor(config: Config, fleet: Fleet): Promise<Check[]> 
         checks.push(await stuckTenantsCheck(db));
         checks.push(await killedBackupsCheck(config, db));
         checks.push(await catalogBackupCheck(config));
+        checks.push(await pitrScratchCheck(db));
       }
     } finally {
       await db.destroy();
@@ -84,6 +86,7 @@ export async function runDoctor(config: Config, fleet: Fleet): Promise<Check[]> 
     checks.push({ check: 'catalog', ok: false, detail: redactText(errorMessage(err)) });
   }
   checks.push(await migrationsCheck(config));
+  checks.push(...(await pitrChecks(config, fleet)));
   try {
     $.verbose = false;
     const out = (await $`pg_dump --version`.quiet()).stdout.trim();

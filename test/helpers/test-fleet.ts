@@ -44,7 +44,7 @@ export interface TestFleet {
  *   const fleet = await startTestFleet({ shards: 1 });
  *   try { ... } finally { await fleet.stop(); }
  */
-export async function startTestFleet(opts: { shards?: number } = {}): Promise<TestFleet> {
+export async function startTestFleet(opts: { shards?: number; archive?: boolean } = {}): Promise<TestFleet> {
   const count = opts.shards ?? 3;
   if (!Number.isInteger(count) || count < 1) throw new Error(`shards must be at least 1, got ${count}`);
   const dir = await mkdtemp(join(tmpdir(), PREFIX));
@@ -55,7 +55,8 @@ export async function startTestFleet(opts: { shards?: number } = {}): Promise<Te
     const configFile = join(dir, 'tenants.config.yaml');
     await writeFile(configFile, await fleetConfigText(dir, count));
     const config = loadConfig({ file: configFile, env: process.env });
-    const results = await devUp(config, { testMode: true });
+    // archive: WAL archived with pgBackRest (the point-in-time restore tests only).
+    const results = await devUp(config, { testMode: true, archive: opts.archive ?? false });
     const failed = results.filter((r) => r.state === 'failed');
     if (failed.length > 0) {
       throw new Error(`test fleet did not start: ${failed.map((r) => `${r.shard}: ${r.error}`).join('; ')}`);

@@ -5,6 +5,7 @@ import { json, ownMigrateFleet, sleep, until, withPg, type MigrateEnv } from '..
 import { untilRestorePhase } from '../helpers/restore-ops.js';
 import { seed, tenant } from '../helpers/seed.js';
 import { superuserUrl } from '../helpers/test-fleet.js';
+import { appUrl } from '../helpers/app-url.js';
 
 /**
  * `restore --replace` keeps the tenant's names and fences it from its first step (issue 16,
@@ -14,23 +15,7 @@ import { superuserUrl } from '../helpers/test-fleet.js';
  */
 const { env } = ownMigrateFleet();
 
-const PASSWORD = 'app-pw-1';
 const RESTORE_MESSAGE = /tenantctl is restoring a backup over it/;
-
-/** The application's URL from `resolve`, with the password it was given (tenant role) or the serving role's. */
-async function appUrl(e: MigrateEnv, slug: string): Promise<{ url: string; schema: string; role: string; resolved: any }> {
-  const r = await e.cli(['resolve', slug, '--json']);
-  expect(r.code, r.stderr).toBe(0);
-  const doc = json(r);
-  const u = new URL(doc.url);
-  if (doc.role === e.config.servingRole.name) u.password = encodeURIComponent(e.config.servingRole.password ?? '');
-  else {
-    // Tenant roles have no password yet: the operator's step, done here as the shard role.
-    await e.q(doc.shard, 'postgres', `alter role "${doc.role}" password '${PASSWORD}'`);
-    u.password = PASSWORD;
-  }
-  return { url: u.toString(), schema: doc.schema, role: doc.role, resolved: doc };
-}
 
 async function backupOf(e: MigrateEnv, slug: string): Promise<string> {
   const r = await e.cli(['backup', 'create', slug, '--json']);

@@ -1,0 +1,76 @@
+import { hostname } from 'node:os';
+import type { CatalogDb } from '../catalog/open.js';
+import { closeKilledOperation } from '../operations/operation-record.js';
+import { clusterOsUser } from '../dev/os-user.js';
+import { errorMessage } from '../errors.js';
+import { removeScratch } from './scratch.js';
+
+/** The operations kind of a restore to a point in time; its args name its scratch folder. */
+export const PITR_RESTORE_KIND = 'pitr-restore';
+
+/** A scratch folder a killed restore left, as the catalog recorded it. */
+export interface ScratchLeft {
+  operation: number;
+  tenant: string | null;
+  scratch: string;
+  holder: string;
+  /** Its process is alive, or it ran on another machine: not ours to remove. */
+  live: boolean;
+}
+
+/**
+ * Scratch clusters the catalog says are in use: a restore to a point in time records its scratch
+ * folder before making it. One whose process is gone (on this machine) was killed.
+ */
+export async function scratchRecords(db: CatalogDb): Promise<ScratchLeft[]> {
+  const rows = await db
+    .selectFrom('operations')
+    .select(['id', 'tenant_slug', 'holder', 'args'])
+    .where('kind', '=', PITR_RESTORE_KIND)
+    .where('status', '=', 'running')
+    .execute();
+  return rows.map((r) => {
+    const m = /pid (\d+) on (.+)$/.exec(r.holder);
+    const here = m?.[2] === hostname();
+    const live = !m || !here || isAlive(Number(m[1]));
+    return {
+      operation: Number(r.id),
+      tenant: r.tenant_slug,
+      scratch: String((r.args as { scratch?: string }).scratch ?? ''),
+      holder: r.holder,
+      live,
+    };
+  });
+}
+
+/**
+ * Stop and delete what killed restores to a point in time left (their scratch cluster and
+ * folder), closing their records. Run by every `pitr` command, `restore --at` and `doctor`.
+ * Returns one line per record swept.
+ */
+export async function sweepScratches(db: CatalogDb): Promise<string[]> {
+  const notes: string[] = [];
+  for (const s of await scratchRecords(db)) {
+    if (s.live) continue;
+    let note = `restore to a point in time ${s.operation}${s.tenant ? ` of ${s.tenant}` : ''} was killed`;
+    try {
+      if (s.scratch) await removeScratch(s.scratch, await clusterOsUser());
+      note += `; its scratch cluster ${s.scratch} removed`;
+    } catch (err) {
+      notes.push(`${note}; its scratch ${s.scratch} could not be removed yet: ${errorMessage(err)}`);
+      continue;
+    }
+    await closeKilledOperation(db, s.operation, note);
+    notes.push(note);
+  }
+  return notes;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
