@@ -177,12 +177,14 @@ function refusal(target: LimitTarget, changes: LimitChange[], err: unknown): unk
   if (e.code !== '42501' && e.code !== '22023' && e.code !== '42704') return err;
   const which = changes.find((ch) => e.message?.includes(`"${ch.what.split(' ')[0]}"`))?.what;
   const superuserOnly = which && SUPERUSER_SETTINGS.includes(which as LimitSetting);
+  // The fix goes in the message too: a fan-out's result row keeps the message, not the hint.
+  const fix = superuserOnly
+    ? `${which} is a superuser-only setting: a superuser runs GRANT SET ON PARAMETER ${which} TO <tenantctl's shard role> (PostgreSQL 15+), or remove it from the tier`
+    : "give tenantctl's shard role the privilege named, or remove the limit from the tier";
   return new TenantctlError(
     'LIMIT_REFUSED',
-    `PostgreSQL refused ${which ?? 'a limit'} for role ${target.role} (tenant ${target.slug}): ${e.message}; nothing of its limits was changed`,
-    superuserOnly
-      ? `${which} is a superuser-only setting: as a superuser run GRANT SET ON PARAMETER ${which} TO <tenantctl's shard role> (PostgreSQL 15+), or remove it from the tier`
-      : "give tenantctl's shard role the privilege named, or remove the limit from the tier",
+    `PostgreSQL refused ${which ?? 'a limit'} for role ${target.role} (tenant ${target.slug}): ${e.message}; nothing of its limits was changed. ${fix}`,
+    fix,
     undefined,
     { cause: err },
   );

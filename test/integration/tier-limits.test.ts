@@ -9,7 +9,7 @@ import { afterAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { json, migrateEnv, tenantDigests, type MigrateEnv } from '../helpers/migrate-env.js';
 import { seedOwnSchema, tenant } from '../helpers/seed.js';
-import type { TestFleet } from '../helpers/test-fleet.js';
+import { superuserUrl, type TestFleet } from '../helpers/test-fleet.js';
 
 /**
  * Issue 19 on the shared fleet (least-privileged shard role), with the user's own schema
@@ -159,6 +159,46 @@ describe('tier limits where PostgreSQL enforces them', () => {
     const unknown = await e.cli(['tenant', 'set-tier', 'lim-s', 'nope', '--json']);
     expect(unknown.code).toBe(2);
     expect(json(unknown).error.code).toBe('UNKNOWN_TIER');
+  });
+
+  it('a limit PostgreSQL refuses for the role is named with why and the grant; nothing of that tenant changes, the others go on', async () => {
+    const e = await env('limref');
+    await ok(e, ['tenant', 'create', 'limref-a', '--tier', 'roomy', '--shard', 'us2']);
+    await ok(e, ['tenant', 'create', 'limref-b', '--tier', 'roomy', '--shard', 'us1']);
+    const us2 = e.config.shards.find((s) => s.name === 'us2')!;
+    const su = async (sql: string) => {
+      const c = new pg.Client({ connectionString: superuserUrl(us2.url) });
+      await c.connect();
+      await c.query(sql).finally(() => c.end());
+    };
+    // On us2 only, tenantctl's role loses SET on temp_file_limit (a superuser-only setting).
+    await su('revoke set on parameter temp_file_limit from tenantctl');
+    try {
+      const doc = parseDocument(await readFile(e.configFile, 'utf8'));
+      doc.setIn(['tiers', 'roomy', 'tempFileLimit'], '2MB');
+      doc.setIn(['tiers', 'roomy', 'statementTimeout'], '2min');
+      await writeFile(e.configFile, doc.toString());
+      const r = await e.cli(['tenant', 'limits', 'apply', '--json']);
+      expect(r.code).toBe(1);
+      const rows = Object.fromEntries(json(r).results.map((x: { tenant: string }) => [x.tenant, x]));
+      expect(rows['limref-a']).toMatchObject({ status: 'failed', error: { code: 'LIMIT_REFUSED' } });
+      expect(rows['limref-a'].error.message).toMatch(
+        /PostgreSQL refused temp_file_limit for role tenant_limref_a .*permission denied to set parameter "temp_file_limit"; nothing of its limits was changed/,
+      );
+      expect(rows['limref-b'].status).toBe('succeeded');
+      // Atomic: the statement timeout that came with it was not applied either.
+      const [a] = await e.q(
+        'us2',
+        'postgres',
+        `select setconfig from pg_db_role_setting where setrole = 'tenant_limref_a'::regrole and setdatabase <> 0`,
+      );
+      expect(a.setconfig).toContain('statement_timeout=60000');
+      const plain = await e.cli(['tenant', 'limits', 'apply', '--tenant', 'limref-a']);
+      expect(plain.code).toBe(2);
+      expect(plain.stdout + plain.stderr).toContain('GRANT SET ON PARAMETER temp_file_limit');
+    } finally {
+      await su('grant set on parameter temp_file_limit to tenantctl');
+    }
   });
 
   it('set-tier to a tier of another model plans the move, and with --move moves the tenant with its data intact and its new limits', async () => {
