@@ -38,6 +38,8 @@ const STATUSES = ['provisioning', 'active', 'suspended', 'failed', 'deleting', '
 function valuesByName(name: string, choices: readonly string[] | undefined): Values {
   if (choices?.length) return { kind: 'words', words: [...choices] };
   const n = name.replace(/^-+/, '');
+  // A name for something that does not exist yet (`[new-slug]`): nothing to offer.
+  if (n.startsWith('new-')) return { kind: 'none' };
   if (/(^|-)(tenants?|slugs?)$/.test(n)) return { kind: 'dynamic', of: 'slugs' };
   if (/(^|-)shards?$/.test(n)) return { kind: 'dynamic', of: 'shards' };
   if (/(^|-)regions?$/.test(n)) return { kind: 'dynamic', of: 'regions' };
