@@ -171,8 +171,8 @@ export function registerMigrateCommands(program: Command): void {
       .description('make targets that ran an edited migration file match it: re-apply it, or re-baseline its checksum'),
   )
     .addHelpText(
-      'before',
-      'Examples:\n  tenantctl migrate repair 0002_projects_and_tasks --tenant acme,globex --reapply --yes\n' +
+      'after',
+      '\nExamples:\n  tenantctl migrate repair 0002_projects_and_tasks --tenant acme,globex --reapply --yes\n' +
         '  tenantctl migrate repair 0002 --region eu-west --rebaseline --dry-run\n' +
         'Only targets where the file was applied with another checksum (drift) are touched; the others are skipped.\n',
     )

@@ -7,7 +7,7 @@ export function registerPitrCommands(program: Command): void {
   const pitr = program
     .command('pitr')
     .description('point-in-time restore: WAL archiving and base backups with pgBackRest, per shard')
-    .addHelpText('before', 'Example:\n  tenantctl pitr setup --shard us1 && tenantctl pitr backup --type full && tenantctl pitr status\n');
+    .addHelpText('after', '\nExample:\n  tenantctl pitr setup --shard us1 && tenantctl pitr backup --type full && tenantctl pitr status\n');
   pitr
     .command('setup')
     .description("check each shard's archiving settings (prints what it needs) and create its pgBackRest stanza")
@@ -25,7 +25,7 @@ export function registerPitrCommands(program: Command): void {
   pitr
     .command('backup')
     .description('take a base backup of each shard with pgBackRest (cron: a weekly full, a daily incr)')
-    .addHelpText('before', 'Example:\n  tenantctl pitr backup --type incr\n')
+    .addHelpText('after', '\nExample:\n  tenantctl pitr backup --type incr\n')
     .option('--shard <shard>', 'only this shard')
     .option('--type <type>', 'full or incr', 'incr')
     .action(

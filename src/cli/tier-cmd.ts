@@ -13,8 +13,8 @@ export function registerTierCommands(program: Command): void {
     .command('set-tier <slug> <tier>')
     .description("change a tenant's tier: its limits at once; a move when the tier's model differs (planned, or run with --move)")
     .addHelpText(
-      'before',
-      'Examples:\n  tenantctl tenant set-tier acme standard\n  tenantctl tenant set-tier acme enterprise --move --yes\n',
+      'after',
+      '\nExamples:\n  tenantctl tenant set-tier acme standard\n  tenantctl tenant set-tier acme enterprise --move --yes\n',
     )
     .option('--move', "also move the tenant to the tier's model (offline: its writes are blocked while it is copied)")
     .option('--yes', 'confirm --move without asking')
@@ -45,7 +45,7 @@ export function registerTierCommands(program: Command): void {
     limits
       .command('apply')
       .description("bring the selected tenants' roles and databases to their tier's limits (after the config changed)")
-      .addHelpText('before', 'Examples:\n  tenantctl tenant limits apply --dry-run\n  tenantctl tenant limits apply --tier free\n')
+      .addHelpText('after', '\nExamples:\n  tenantctl tenant limits apply --dry-run\n  tenantctl tenant limits apply --tier free\n')
       .option('--dry-run', 'show what differs and change nothing')
       .addOption(
         new Option('--concurrency <n>', 'tenants at once (default: defaults.concurrency)').argParser(positiveInt('--concurrency')),

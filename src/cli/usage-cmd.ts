@@ -26,8 +26,8 @@ export function registerUsageCommand(program: Command): void {
     .command('usage')
     .description("per tenant: bytes, rows, connections and statements against its tier's quotas; per-shard totals")
     .addHelpText(
-      'before',
-      'Examples:\n  tenantctl usage --shard us1 --top 5\n  tenantctl usage --fail-on-quota --metrics-file /var/lib/node_exporter/tenantctl.prom\n',
+      'after',
+      '\nExamples:\n  tenantctl usage --shard us1 --top 5\n  tenantctl usage --fail-on-quota --metrics-file /var/lib/node_exporter/tenantctl.prom\n',
     )
     .option('--metrics-file <file>', 'also write a Prometheus textfile (replaced atomically)')
     .option('--fail-on-quota', 'exit 1 when a tenant is over a quota')
