@@ -24,21 +24,23 @@ import { assertSlug } from '../placement/slug.js';
 import { ident, qualified } from '../sql.js';
 import { freshKey } from '../provision/create-tenant.js';
 import { assertPoolCopyAllowed } from '../copy/pool-visibility.js';
-import { copyTables, plainTables } from '../copy/tables.js';
-import { assertSameShape, loadTable, verifyLoaded } from '../copy/load.js';
+import { copyTables } from '../copy/tables.js';
+import { assertSameShape, loadTable } from '../copy/load.js';
+import { verifyLoaded } from '../build/digest.js';
 import { advanceSequences } from '../copy/sequences.js';
-import { deferIndexes } from '../copy/deferred-indexes.js';
 import { loadIntoPool, type ForeignKeyCheck } from '../copy/pool-load.js';
 import { inTransaction } from '../fleet/fleet.js';
+import { buildPlacement } from '../build/at-files.js';
+import { intoFreshTables } from '../build/fresh-tables.js';
 import { assertIntact, openArchive, tableText, type OpenArchive } from './archive.js';
 import { dataKeyById } from './keys.js';
 import { assertManifestMac } from './manifest-mac.js';
 import { backupLocked, type BackupDeps } from './create.js';
 import { filesAtVersion, restoreDestination } from './restore-plan.js';
-import { sweepKilledRestores, type RestorePlacement } from './restore-leftovers.js';
+import { sweepTenant } from '../operations/sweep.js';
+import { placementRecord } from './restore-record.js';
 import { fenceForReplace, replaceFenceFor, type HeldReplaceFence } from './replace-fence.js';
 import { dropReplaced, dropWarning, replaceNames, switchCommitted, switchToFresh } from './replace-switch.js';
-import { emptiedForFreeze } from '../copy/freeze.js';
 import { planPoolLoad, poolLoadPlan, type PoolLoadPlan } from './restore-pool-version.js';
 
 export interface RestoreDeps extends BackupDeps {
@@ -121,7 +123,7 @@ export async function restoreBackup(deps: RestoreDeps, o: RestoreOptions): Promi
   const key = m.encryption ? await dataKeyById(deps.db, m.encryption.keyId, m.tenant.slug) : null;
   if (key) assertManifestMac(m, key, `backup ${a.id}`);
   return withTenantLock(deps.db, slug, { command: deps.command, wait: deps.wait, onWaiting: deps.onWaiting }, async () => {
-    const swept = await sweepKilledRestores(deps, slug);
+    const swept = (await sweepTenant(deps, { slug })).map((s) => s.what);
     const live = await findTenant(deps.db, slug);
     if (live && !o.replace) {
       throw new UsageError(
@@ -201,7 +203,7 @@ async function restoreNew(deps: RestoreDeps, a: OpenArchive, how: LoadHow, dest:
     kind: 'restore',
     tenant: slug,
     // Where the fresh placement goes, recorded before anything is made there: a killed restore's
-    // leftovers are found by the next one (restore-leftovers.ts).
+    // leftovers are found by the next one (the sweep, src/operations/sweep/restores.ts).
     args: { backup: a.id, as: slug, model: dest.model, shard: dest.shard, placement: placementRecord(placed) },
   });
   const base = {
@@ -371,7 +373,7 @@ async function replaceTenant(deps: RestoreDeps, a: OpenArchive, how: LoadHow, li
  * After a failed load: remove what it made outside a transaction that rolled back (see
  * `undoCreate`); a placement built step by step goes whole, the tenant's role kept when it is a
  * live tenant's. Returns why it could not be removed, or undefined: what is left stays recorded in
- * the operation row for the next restore of the tenant (restore-leftovers.ts).
+ * the operation row for the next restore of the tenant (the sweep, src/operations/sweep/restores.ts).
  */
 async function undoFresh(deps: RestoreDeps, p: PlacedTenant, how: LoadHow, o: { keepRole: boolean }): Promise<string | undefined> {
   const { fleet, config } = deps;
@@ -384,10 +386,6 @@ async function undoFresh(deps: RestoreDeps, p: PlacedTenant, how: LoadHow, o: { 
   } catch (err) {
     return redactText(errorMessage(err));
   }
-}
-
-function placementRecord(p: PlacedTenant): RestorePlacement {
-  return { model: p.model, shard: p.shard, database_name: p.database_name, schema_name: p.schema_name, key: p.key };
 }
 
 /** Tests' kill point: the placement is committed, the catalog not yet written. */
@@ -408,7 +406,7 @@ async function failed(
   let message = redactText(errorMessage(err));
   if (leftover === undefined) await op.finish('failed', { error: message }).catch(() => undefined);
   else {
-    // Its record stays running: the next restore of the tenant removes the placement (restore-leftovers.ts).
+    // Its record stays running: the next restore of the tenant removes the placement (the sweep, src/operations/sweep/restores.ts).
     message += `; what it made could not be removed yet (${leftover}): the next restore of ${base.tenant} removes it`;
     await op.phase('failed', { error: message }).catch(() => undefined);
   }
@@ -492,53 +490,21 @@ async function load(
   };
 
   if (!MODEL_TRAITS[p.model].sharedTables) {
-    const target: MigrationTarget = { model: p.model, shard: p.shard, database: p.database_name, schema: p.schema_name };
-    const migrate = async (c: ShardClient, files: MigrationFile[], withinTransaction = true) => {
-      // Under the tenant's lock: the placement's lock in its database is not needed (tenantLocked).
-      const out = await migrateTarget(c, target, files, { config, withinTransaction, tenantLocked: true });
-      if (out.status === 'failed')
-        throw new TenantctlError('RESTORE_FAILED', `migrating the restored placement failed: ${out.error?.message ?? 'unknown error'}`);
-    };
     await op.phase('placement');
-    if (!how.oneTransaction) {
-      // A migration must run outside a transaction (CREATE INDEX CONCURRENTLY): as
-      // createPlacementAtVersion does then, step by step, with the backup's exact files (its
-      // applied set, not a prefix of the folder). Each step commits; the placement was recorded
-      // in the operation row before (restore-leftovers.ts), and nobody sees it before the catalog
-      // names it. The load, its checks against the manifest and the sequences are ONE transaction.
-      const driver = drivers[p.model];
-      await driver.prepare(fleet, config, p);
-      await fleet.withClient(p.shard, p.database_name, async (c) => {
-        await migrate(c, atVersion, false);
-        await inTransaction(c, async () => {
-          const recreate = await deferIndexes(c, p.schema_name, m.constraints);
-          const frozen = await emptiedForFreeze(
-            c,
-            p.schema_name,
-            m.tables.map((t) => t.table),
-          );
-          await loadAll(c, p.schema_name, frozen);
-          await recreate();
-        });
-        await hang();
-        await op.phase('migrate');
-        await migrate(c, deps.migrations, false);
-      });
-      await driver.finish(fleet, config, p);
-      return { rows: done, role: 'tenantctl (owner of the new placement)', foreignKeys: 'once per table' };
-    }
-    await drivers[p.model].createInOneTransaction!(fleet, config, p, {
-      before: (c) => ensureTrackingTable(c, MIGRATION_LOCK_CLASSID),
-      inside: async (c) => {
-        await migrate(c, atVersion);
-        // A fresh placement: indexes and foreign keys are built once after the load.
-        const recreate = await deferIndexes(c, p.schema_name, m.constraints);
-        // Tables this transaction made load frozen.
-        await loadAll(c, p.schema_name, await plainTables(c, p.schema_name));
-        await recreate();
-        await migrate(c, deps.migrations);
-        await hang();
-      },
+    // Built at exactly the backup's files (its applied set, not always a prefix of the folder),
+    // loaded and checked against the manifest, then migrated to head: one transaction where the
+    // files allow, else step by step with the load one transaction (src/build/at-files.ts).
+    await buildPlacement(p, {
+      fleet,
+      config,
+      files: atVersion,
+      load: (c) =>
+        // A fresh placement: indexes and foreign keys are built once after the load; its empty tables load frozen.
+        intoFreshTables(c, p.schema_name, m, (frozen) => loadAll(c, p.schema_name, frozen)),
+      afterLoad: hang,
+      finalFiles: deps.migrations,
+      failure: (out) =>
+        new TenantctlError('RESTORE_FAILED', `migrating the restored placement failed: ${out.error?.message ?? 'unknown error'}`),
     });
     return { rows: done, role: 'tenantctl (owner of the new placement)', foreignKeys: 'once per table' };
   }
@@ -601,9 +567,7 @@ async function load(
             throw new TenantctlError('RESTORE_FAILED', `building the staging schema failed: ${out.error?.message ?? ''}`);
         }
         // Nobody sees the staging schema: its indexes and foreign keys are built once after the load.
-        const recreate = await deferIndexes(c, staging, m.constraints);
-        await loadAll(c, staging, new Set());
-        await recreate();
+        await intoFreshTables(c, staging, m, (frozen) => loadAll(c, staging, frozen));
         const up = await migrateTarget(c, target, pool.files, { config, withinTransaction: true, tenantLocked: true });
         if (up.status === 'failed')
           throw new TenantctlError(

@@ -13,7 +13,7 @@ import { loadMigrations } from '../migrate/files.js';
 import { shardRoleChecks } from './shard-role.js';
 import { onlineMoveCheck } from './online-move.js';
 import { poolLoadsCheck } from './pool-loads.js';
-import { killedBackupsCheck } from './killed-backups.js';
+import { sweepCheck } from '../operations/sweep.js';
 import { catalogReachCheck, maintenanceReachCheck } from './public-reach.js';
 
 export interface Check {
@@ -78,7 +78,7 @@ export async function runDoctor(config: Config, fleet: Fleet): Promise<Check[]> 
       if (pending.length === 0) {
         checks.push(...(await tenantRoleChecks(db, fleet, config)));
         checks.push(await stuckTenantsCheck(db));
-        checks.push(await killedBackupsCheck(config, db));
+        checks.push(await sweepCheck({ config, db, fleet, command: 'doctor' }));
       }
     } finally {
       await db.destroy();

@@ -22,8 +22,16 @@ export interface MoveStatusResult {
     holder: string;
     from: MoveEnd;
     to: MoveEnd;
+    /** Rows and bytes at the target now: 0 once the copy was removed (see `copy`). */
     rows: number;
     bytes: number;
+    /**
+     * The copy at the target: `kept` (switched, or finished with it left for the sweep), `removed`
+     * (the move failed or was rolled back and its copy is gone: `removedRows` it had), `left` (its
+     * process died: the tenant's next command removes it), or `copying` (live).
+     */
+    copy: 'copying' | 'kept' | 'removed' | 'left';
+    removedRows?: number;
     writeBlockedMs: number | null;
     fence: { at?: string; liftedAt?: string } | null;
     /** The source's fence from the switch until complete or rollback (switch-fence.ts). */
@@ -56,6 +64,16 @@ export async function moveStatus(db: CatalogDb, slug: string): Promise<MoveStatu
         : m.status === 'running'
           ? 'running'
           : 'nothing';
+  // What is true after the sweep: a copy a failed, interrupted or rolled-back move removed holds no rows.
+  const copy =
+    m.status === 'running'
+      ? live
+        ? 'copying'
+        : 'left'
+      : m.status === 'switched' || m.status === 'succeeded' || p.targetCreated
+        ? 'kept'
+        : 'removed';
+  const gone = copy === 'removed' || copy === 'left';
   return {
     tenant: slug,
     tenantStatus: t.status,
@@ -69,8 +87,10 @@ export async function moveStatus(db: CatalogDb, slug: string): Promise<MoveStatu
       holder: m.holder,
       from: m.args.plan.from,
       to: m.args.plan.to,
-      rows: p.rows ?? 0,
-      bytes: p.bytes ?? 0,
+      rows: gone ? 0 : (p.rows ?? 0),
+      bytes: gone ? 0 : (p.bytes ?? 0),
+      copy,
+      ...(gone && p.rows ? { removedRows: p.rows } : {}),
       writeBlockedMs: blocked,
       fence: p.fence ? { at: p.fence.at, liftedAt: p.fence.liftedAt } : null,
       switchFence: p.switchFence ? { at: p.switchFence.at, liftedAt: p.switchFence.liftedAt } : null,

@@ -266,3 +266,54 @@ describe('killed or failed half-way', () => {
     expect(op.status).toBe('failed');
   });
 });
+
+describe('an archive whose migration set is not a prefix of the folder', () => {
+  it('a file inserted in the middle after the backup: restore builds exactly the archive set, loads, checks, then applies the inserted file', async () => {
+    const e = await env('gap');
+    await e.addMigration('0005_workspaces_plan.sql', "alter table workspaces add column plan text not null default 'free';\n");
+    await e.create([
+      { slug: 'gp-s', model: 'schema', shard: 'us1' },
+      { slug: 'gp-d', model: 'database', shard: 'us1' },
+    ]);
+    for (const s of ['gp-s', 'gp-d']) await seed(e, s, 40, s);
+    const ids = { 'gp-s': await backupOf(e, 'gp-s'), 'gp-d': await backupOf(e, 'gp-d') };
+    const before = { 'gp-s': await tenantDigests(e, 'gp-s'), 'gp-d': await tenantDigests(e, 'gp-d') };
+    // Merged later from another branch: numbered before the archive's last file, never applied to it.
+    await e.addMigration('0004_workspaces_note.sql', "alter table workspaces add column note text not null default 'mid';\n");
+    for (const [slug, as, model] of [
+      ['gp-s', 'gp-s2', 'schema'],
+      ['gp-d', 'gp-d2', 'database'],
+    ] as const) {
+      const r = await e.cli(['restore', ids[slug], '--as', as, '--model', model, '--json']);
+      expect(r.code, r.stderr + r.stdout).toBe(0);
+      const t = (await tenant(e, as))!;
+      // The archive's set first (0005's column before 0004's), then the folder's head.
+      const cols = await e.q(
+        t.shard,
+        t.database_name,
+        `select column_name from information_schema.columns where table_schema = $1 and table_name = 'workspaces' order by ordinal_position`,
+        [t.schema_name],
+      );
+      expect(cols.map((c) => c.column_name).slice(-2)).toEqual(['plan', 'note']);
+      const applied = await e.q(
+        t.shard,
+        t.database_name,
+        'select name from tenantctl.schema_migrations where target_schema = $1 order by name',
+        [t.schema_name],
+      );
+      expect(applied.map((a) => a.name)).toEqual([
+        '0001_workspaces_and_users',
+        '0002_projects_and_tasks',
+        '0003_comments',
+        '0004_workspaces_note',
+        '0005_workspaces_plan',
+      ]);
+      const { workspaces, ...rest } = await tenantDigests(e, as);
+      const { workspaces: _w, ...restBefore } = before[slug];
+      expect(rest).toEqual(restBefore);
+      const ws = await e.q(t.shard, t.database_name, `select note, plan from "${t.schema_name}".workspaces`);
+      expect(ws).toEqual([{ note: 'mid', plan: 'free' }]);
+      expect(workspaces).toBeDefined();
+    }
+  });
+});
