@@ -34,6 +34,14 @@ async function hasConcurrentIndex(e: MigrateEnv, slug: string): Promise<boolean>
   return rows.length === 1 && rows[0].valid === true;
 }
 
+/** The migrations applied to the tenant's placement, by name. */
+const appliedNames = async (e: MigrateEnv, t: { shard: string; database_name: string; schema_name: string }) =>
+  (
+    await e.q(t.shard, t.database_name, 'select name from tenantctl.schema_migrations where target_schema = $1 order by name', [
+      t.schema_name,
+    ])
+  ).map((a) => a.name);
+
 const schemaThere = async (e: MigrateEnv, schema: string) =>
   (await e.q('us1', `schemas_${e.name}`, 'select 1 from pg_namespace where nspname = $1', [schema])).length > 0;
 const databaseThere = async (e: MigrateEnv, database: string) =>
@@ -119,13 +127,7 @@ describe('a fleet with a no-transaction migration', () => {
       expect(t.schema_version).toBe('0004_tasks_title_concurrently');
       expect(await hasConcurrentIndex(e, as)).toBe(true);
       expect(await tenantDigests(e, as)).toEqual(before);
-      const applied = await e.q(
-        'us1',
-        t.database_name,
-        'select name from tenantctl.schema_migrations where target_schema = $1 order by name',
-        [t.schema_name],
-      );
-      expect(applied.map((a) => a.name)).toEqual([
+      expect(await appliedNames(e, t)).toEqual([
         '0001_workspaces_and_users',
         '0002_projects_and_tasks',
         '0003_comments',
@@ -295,13 +297,7 @@ describe('an archive whose migration set is not a prefix of the folder', () => {
         [t.schema_name],
       );
       expect(cols.map((c) => c.column_name).slice(-2)).toEqual(['plan', 'note']);
-      const applied = await e.q(
-        t.shard,
-        t.database_name,
-        'select name from tenantctl.schema_migrations where target_schema = $1 order by name',
-        [t.schema_name],
-      );
-      expect(applied.map((a) => a.name)).toEqual([
+      expect(await appliedNames(e, t)).toEqual([
         '0001_workspaces_and_users',
         '0002_projects_and_tasks',
         '0003_comments',
