@@ -14,11 +14,12 @@ import { copyTables } from '../copy/tables.js';
 import { sourceConstraints } from '../copy/not-valid-constraints.js';
 import { copyOutSql } from '../copy/copy-sql.js';
 import { copyOut } from '../copy/streams.js';
+import { sqlDigest } from '../copy/sql-digest.js';
 import { pgDumpTarget } from '../placement/placement.js';
 import { sharedTablesNotCopied } from '../placement/pool/shared-tables.js';
 import { MANIFEST_FILE, MANIFEST_FORMAT, sealManifest, toolVersion, type Manifest } from './manifest.js';
 import { manifestMac } from './manifest-mac.js';
-import { sweepKilledBackups } from './backup-leftovers.js';
+import { sweepTenant } from '../operations/sweep.js';
 import { newBackupId, type ArchiveWriter } from './storage.js';
 import { backupCompression, encryptsBackups, storageFor } from './regions.js';
 import { tenantDataKey } from './keys.js';
@@ -28,7 +29,6 @@ import { ByteTap } from './byte-tap.js';
 import { TableFile } from './table-file.js';
 import { PgDumpReader } from './pg-dump-reader.js';
 import { dumpTableSinks, type DumpTableSinks } from './dump-tables.js';
-import { qualified } from '../sql.js';
 import { assertPgDumpVersion, pgDumpMajor, runPgDump } from './pg-dump.js';
 import { drivers } from '../placement/drivers.js';
 
@@ -62,13 +62,22 @@ export interface BackupResult extends TenantResult {
  */
 export async function backupTenant(deps: BackupDeps, slug: string): Promise<BackupResult> {
   await getTenant(deps.db, slug);
-  return withTenantLock(deps.db, slug, { command: deps.command, wait: deps.wait, onWaiting: deps.onWaiting }, () =>
-    backupLocked(deps, slug),
-  );
+  return withTenantLock(deps.db, slug, { command: deps.command, wait: deps.wait, onWaiting: deps.onWaiting }, async () => {
+    // Under the tenant's lock no operation of it is live: what a killed one left goes first.
+    const swept = await sweepTenant(deps, { slug });
+    return backupLocked(
+      deps,
+      slug,
+      swept.map((s) => s.what),
+    );
+  });
 }
 
-/** backupTenant for a caller that already holds the tenant's lock (delete's final backup, restore's safety backup). */
-export async function backupLocked(deps: BackupDeps, slug: string): Promise<BackupResult> {
+/**
+ * backupTenant for a caller that already holds the tenant's lock and swept it (delete's final
+ * backup, restore's safety backup); `swept`: what the sweep cleaned, for the warnings.
+ */
+export async function backupLocked(deps: BackupDeps, slug: string, swept: string[] = []): Promise<BackupResult> {
   const started = Date.now();
   const t = await getTenant(deps.db, slug);
   const base = { tenant: t.slug, model: t.model, region: t.region, shard: t.shard };
@@ -76,8 +85,6 @@ export async function backupLocked(deps: BackupDeps, slug: string): Promise<Back
     return { ...base, status: 'skipped', reason: `tenant is ${t.status}` };
   }
   const storage = storageFor(deps.config, t.region);
-  // Under the tenant's lock no backup of it is live: what a killed one left goes first.
-  const swept = await sweepKilledBackups(deps.db, storage, t.slug);
   const id = newBackupId(t.slug);
   const op = await startOperation(deps.db, { kind: 'backup', tenant: t.slug, args: { backup: id, storage: storage.location } });
   let writer: ArchiveWriter | undefined;
@@ -239,24 +246,24 @@ async function writeArchive(
           ...f.chain(),
         ] as never);
       }
-      // The tables read from the dump, counted in this snapshot: a check that the dump's stream
-      // was read whole (it runs while pg_dump is still sending).
-      const counts = new Map<string, number>();
-      if (fromDump?.tables.size) {
-        const names = [...fromDump.tables];
-        const sql = names.map((n, i) => `select ${i} as i, count(*) as n from ${qualified(t.schema_name, n)}`).join(' union all ');
-        for (const r of (await c.query<{ i: number; n: string }>(sql)).rows) counts.set(names[r.i], Number(r.n));
-      }
+      // Every table's rows digested in this snapshot (the one digest, src/build/digest.ts: what a
+      // restore checks its load against), while pg_dump may still be sending; its count is also
+      // the check that each table's stream (a COPY, or pg_dump's) was read whole.
+      const scope = { model: t.model, schema: t.schema_name, key: t.key };
+      const digests = new Map<string, string>();
+      for (const f of files) digests.set(f.table.table, (await sqlDigest(c, f.table, scope, config)).hash);
       const dump = await dumpJob;
       await fromDump?.all();
-      for (const [table, n] of counts) {
-        const f = files.find((x) => x.table.table === table)!;
-        if (f.rowTap.rowCount !== n)
-          throw new TenantctlError('BACKUP_FAILED', `${table}: ${f.rowTap.rowCount} rows read from pg_dump's stream, ${n} in the snapshot`);
+      for (const f of files) {
+        const n = Number(digests.get(f.table.table)!.split(':')[0]);
+        if (f.rowTap.rowCount !== n) {
+          const from = fromDump?.tables.has(f.table.table) ? "pg_dump's stream" : 'the COPY';
+          throw new TenantctlError('BACKUP_FAILED', `${f.table.table}: ${f.rowTap.rowCount} rows read from ${from}, ${n} in the snapshot`);
+        }
       }
-      const out = files.map((f) => f.entry(fromDump?.tables.has(f.table.table) ? 'pg_dump' : 'copy'));
+      const out = files.map((f) => f.entry(fromDump?.tables.has(f.table.table) ? 'pg_dump' : 'copy', digests.get(f.table.table)!));
       // In the same snapshot: which constraints are NOT VALID and how many of these rows break them.
-      const constraints = await sourceConstraints(c, { model: t.model, schema: t.schema_name, key: t.key }, tables, config.tenantKey.type);
+      const constraints = await sourceConstraints(c, scope, tables, config.tenantKey.type);
       const body: Omit<Manifest, 'checksum' | 'mac'> = {
         format: MANIFEST_FORMAT,
         compression,

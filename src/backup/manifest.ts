@@ -8,7 +8,8 @@ import { isPlainFileName } from './storage.js';
 /**
  * The archive's manifest: what was backed up, from where, at which migration version, and the
  * checks a restore or `backup verify` runs (per table: rows, SHA-256 of the COPY text, the
- * order-independent row hash; per stored file: size and SHA-256 of its bytes). The manifest
+ * order-independent digest of its rows, PostgreSQL's sqlDigest or, in older archives, RowTap's
+ * hash, src/build/digest.ts; per stored file: size and SHA-256 of its bytes). The manifest
  * carries a SHA-256 of its own canonical JSON, so an edited manifest is caught too.
  *
  * Format 2 names the data files' compression (`compression`); format 1 had none and is gzip.

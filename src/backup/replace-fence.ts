@@ -13,7 +13,7 @@ import { drivers } from '../placement/drivers.js';
  * The fence a `restore --replace` puts on the tenant's live placement, recorded in its operations
  * row before it is taken: `advisory` (a pool tenant: a lock on a session of this process, gone
  * with it) or `trigger` (statement triggers on the placement's tables, which persist: a killed
- * restore's are lifted by the next restore's sweep, restore-leftovers.ts).
+ * restore's are lifted by the next restore's sweep, src/operations/sweep/restores.ts).
  */
 export interface ReplaceFence {
   kind: 'advisory' | 'trigger';

@@ -7,7 +7,17 @@ import { drivers, type PlacedTenant } from '../placement/drivers.js';
 import { placementBeside } from '../placement/placement.js';
 import { placementSwapped, reopenPlacement, swapPlacement, type PlacementNames, type SwapOutcome } from '../placement/swap.js';
 import { liftReplaceFence, type ReplaceFence } from './replace-fence.js';
-import type { RestoreDeps, RestorePlacement } from './types.js';
+import type { CatalogDb } from '../catalog/open.js';
+import type { Config } from '../config/types.js';
+import type { Fleet } from '../fleet/fleet.js';
+import type { RestorePlacement } from './types.js';
+
+/** What the switch and its sweep use. */
+interface SwitchDeps {
+  db: CatalogDb;
+  fleet: Fleet;
+  config: Config;
+}
 
 /**
  * Where a replace builds and where the replaced placement goes: `fresh` (the live placement's
@@ -27,7 +37,7 @@ export function replaceNames(live: TenantRow): { fresh: PlacedTenant; away: Plac
  * tenant in shared tables (the load's commit was its switch). Throws when nothing was switched.
  */
 export async function switchToFresh(
-  deps: RestoreDeps,
+  deps: SwitchDeps,
   live: TenantRow,
   fresh: PlacedTenant,
   away: PlacementNames | null,
@@ -37,16 +47,16 @@ export async function switchToFresh(
 }
 
 /** Did a replace's switch commit (also when the step reporting it failed afterwards)? */
-export async function switchCommitted(deps: RestoreDeps, live: TenantRow, away: PlacementNames | null): Promise<boolean> {
+export async function switchCommitted(deps: SwitchDeps, live: TenantRow, away: PlacementNames | null): Promise<boolean> {
   return away ? placementSwapped(deps.fleet, live, away).catch(() => false) : false;
 }
 
 /** Drop the replaced placement, now under its away names (the tenant's role stays: it is the restored placement's too). */
-export async function dropReplaced(deps: RestoreDeps, live: PlacedTenant, away: PlacementNames): Promise<void> {
+export async function dropReplaced(deps: SwitchDeps, live: PlacedTenant, away: PlacementNames): Promise<void> {
   await drivers[live.model].removeKeepingRole(deps.fleet, deps.config, { ...live, ...away }, { roleStaysInDatabase: true });
 }
 
-/** What a replace records in its operations row besides its fresh placement (restore-leftovers.ts reads it back). */
+/** What a replace records in its operations row besides its fresh placement (the sweep, src/operations/sweep/restores.ts, reads it back). */
 export interface ReplaceRecord {
   placement: RestorePlacement;
   replaced: RestorePlacement;
@@ -65,7 +75,7 @@ export interface ReplaceRecord {
  *    its role's CONNECT given back (a kill during a database rename).
  * Returns what was done, for the restore's warnings.
  */
-export async function sweepKilledReplace(deps: RestoreDeps, slug: string, r: ReplaceRecord): Promise<string> {
+export async function sweepKilledReplace(deps: SwitchDeps, slug: string, r: ReplaceRecord): Promise<string> {
   const { db, fleet, config } = deps;
   const live: PlacedTenant = { slug, ...r.replaced };
   const here = `${r.replaced.shard}/${r.replaced.database_name}/${r.replaced.schema_name}`;

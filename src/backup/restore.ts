@@ -5,44 +5,29 @@ import { recordEvent } from '../catalog/events.js';
 import { redactText } from '../config/redact.js';
 import { TenantctlError, UsageError, errorMessage } from '../errors.js';
 import type { TenantResult } from '../fanout/result.js';
-import type { ShardClient } from '../fleet/shard-connections.js';
 import type { MigrationFile } from '../migrate/files.js';
-import {
-  MIGRATION_LOCK_CLASSID,
-  migratePlacement,
-  migrateTarget,
-  runsInOneTransaction,
-  type MigrationTarget,
-} from '../migrate/apply-target.js';
-import { ensureTrackingTable, readApplied } from '../migrate/tracking.js';
+import { runsInOneTransaction } from '../migrate/apply-target.js';
 import { withTenantLock } from '../operations/tenant-lock.js';
 import { startOperation, type OperationRecord } from '../operations/operation-record.js';
 import { drivers, type PlacedTenant } from '../placement/drivers.js';
 import { placementFor } from '../placement/drivers.js';
 import { targetId } from '../placement/naming.js';
-import { MODEL_TRAITS, perAttempt, stagingPlacement, tenantRole } from '../placement/placement.js';
+import { MODEL_TRAITS, perAttempt, tenantRole } from '../placement/placement.js';
 import { assertSlug } from '../placement/slug.js';
-import { ident, qualified } from '../sql.js';
 import { freshKey } from '../catalog/fresh-key.js';
-import { assertPoolCopyAllowed } from '../placement/pool/visibility.js';
-import { copyTables, plainTables } from '../copy/tables.js';
-import { assertSameShape, loadTable, verifyLoaded } from '../copy/load.js';
-import { advanceSequences } from '../copy/sequences.js';
-import { deferIndexes } from '../copy/deferred-indexes.js';
-import { loadIntoPool, type ForeignKeyCheck } from '../copy/pool-load.js';
-import { inTransaction } from '../fleet/fleet.js';
-import { assertIntact, openArchive, tableText, type OpenArchive } from './archive.js';
+import type { ForeignKeyCheck } from '../copy/pool-load.js';
+import { assertIntact, openArchive, type OpenArchive } from './archive.js';
 import { archiveDataKey } from './archive-key.js';
 import { assertManifestMac } from './manifest-mac.js';
 import { backupLocked } from './create.js';
 import { filesAtVersion, restoreDestination } from './restore-plan.js';
-import { sweepKilledRestores } from './restore-leftovers.js';
-import type { RestoreDeps, RestorePlacement } from './types.js';
+import { sweepTenant } from '../operations/sweep.js';
+import { placementRecord } from './restore-record.js';
+import type { RestoreDeps } from './types.js';
 import { fenceForReplace, replaceFenceFor, type HeldReplaceFence } from './replace-fence.js';
 import { dropReplaced, dropWarning, replaceNames, switchCommitted, switchToFresh } from './replace-switch.js';
-import { emptiedForFreeze } from '../copy/freeze.js';
-import { planPoolLoad, poolLoadPlan, type PoolLoadPlan } from './restore-pool-version.js';
-import { keyCondition } from '../placement/key-filter.js';
+import { poolLoadPlan } from './restore-pool-version.js';
+import { load, type LoadHow } from './restore-load.js';
 
 export interface RestoreOptions {
   backup: string;
@@ -120,7 +105,7 @@ export async function restoreBackup(deps: RestoreDeps, o: RestoreOptions): Promi
   const key = await archiveDataKey(deps.db, a);
   if (key) assertManifestMac(m, key, `backup ${a.id}`);
   return withTenantLock(deps.db, slug, { command: deps.command, wait: deps.wait, onWaiting: deps.onWaiting }, async () => {
-    const swept = await sweepKilledRestores(deps, slug);
+    const swept = (await sweepTenant(deps, { slug })).map((s) => s.what);
     const live = await findTenant(deps.db, slug);
     if (live && !o.replace) {
       throw new UsageError(
@@ -141,13 +126,6 @@ export async function restoreBackup(deps: RestoreDeps, o: RestoreOptions): Promi
 }
 
 type Dest = ReturnType<typeof restoreDestination>;
-
-/** How the archive is loaded: the files at the backup's version, its data key, and whether every migration runs in one transaction. */
-interface LoadHow {
-  atVersion: MigrationFile[];
-  dataKey: Buffer | null;
-  oneTransaction: boolean;
-}
 
 async function restoreNew(deps: RestoreDeps, a: OpenArchive, how: LoadHow, dest: Dest, slug: string): Promise<RestoreResult> {
   const started = Date.now();
@@ -199,7 +177,7 @@ async function restoreNew(deps: RestoreDeps, a: OpenArchive, how: LoadHow, dest:
     kind: 'restore',
     tenant: slug,
     // Where the fresh placement goes, recorded before anything is made there: a killed restore's
-    // leftovers are found by the next one (restore-leftovers.ts).
+    // leftovers are found by the next one (the sweep, src/operations/sweep/restores.ts).
     args: { backup: a.id, as: slug, model: dest.model, shard: dest.shard, placement: placementRecord(placed) },
   });
   const base = {
@@ -369,7 +347,7 @@ async function replaceTenant(deps: RestoreDeps, a: OpenArchive, how: LoadHow, li
  * After a failed load: remove what it made outside a transaction that rolled back (see
  * `undoCreate`); a placement built step by step goes whole, the tenant's role kept when it is a
  * live tenant's. Returns why it could not be removed, or undefined: what is left stays recorded in
- * the operation row for the next restore of the tenant (restore-leftovers.ts).
+ * the operation row for the next restore of the tenant (the sweep, src/operations/sweep/restores.ts).
  */
 async function undoFresh(deps: RestoreDeps, p: PlacedTenant, how: LoadHow, o: { keepRole: boolean }): Promise<string | undefined> {
   const { fleet, config } = deps;
@@ -382,10 +360,6 @@ async function undoFresh(deps: RestoreDeps, p: PlacedTenant, how: LoadHow, o: { 
   } catch (err) {
     return redactText(errorMessage(err));
   }
-}
-
-function placementRecord(p: PlacedTenant): RestorePlacement {
-  return { model: p.model, shard: p.shard, database_name: p.database_name, schema_name: p.schema_name, key: p.key };
 }
 
 /** Tests' kill point: the placement is committed, the catalog not yet written. */
@@ -406,7 +380,7 @@ async function failed(
   let message = redactText(errorMessage(err));
   if (leftover === undefined) await op.finish('failed', { error: message }).catch(() => undefined);
   else {
-    // Its record stays running: the next restore of the tenant removes the placement (restore-leftovers.ts).
+    // Its record stays running: the next restore of the tenant removes the placement (the sweep, src/operations/sweep/restores.ts).
     message += `; what it made could not be removed yet (${leftover}): the next restore of ${base.tenant} removes it`;
     await op.phase('failed', { error: message }).catch(() => undefined);
   }
@@ -424,214 +398,5 @@ async function failed(
     durationMs: Date.now() - started,
     error: { code: err instanceof TenantctlError ? err.code : 'RESTORE_FAILED', message },
   };
-}
-
-interface Loaded {
-  rows: number;
-  /** The role the rows were loaded as, and why row-level security did not apply (event log). */
-  role: string;
-  foreignKeys: ForeignKeyCheck;
-  /** A pool tenant's version afterwards: its pool's (undefined: a new placement, at head). */
-  version?: string | null;
-}
-
-/**
- * Load the archive into the placement in ONE transaction: (exclusive models) the placement made
- * at the backup's version, the rows loaded and checked, then migrated to head and granted; (pool)
- * the rows (after deleting the tenant's current ones, when replacing) loaded and checked in the
- * shared tables at the pool's version, through a staging schema when the backup is older.
- * An exclusive placement whose migrations cannot all run in one transaction is built step by
- * step instead, with the load, its checks and the sequences still in one transaction.
- */
-async function load(
-  deps: RestoreDeps,
-  a: OpenArchive,
-  how: LoadHow,
-  p: PlacedTenant,
-  replacing: boolean,
-  op: OperationRecord,
-): Promise<Loaded> {
-  const { config, fleet } = deps;
-  const { atVersion, dataKey } = how;
-  const m = a.manifest;
-  const total = m.tables.reduce((n, t) => n + t.rows, 0);
-  const newKey = p.key === m.tenant.key ? undefined : p.key;
-  let done = 0;
-  // `frozen`: the tables COPY FREEZE may load (made or truncated in this transaction; never
-  // partitioned ones, which it refuses).
-  const loadAll = async (c: ShardClient, schema: string, frozen: Set<string>) => {
-    const have = await copyTables(c, schema, config);
-    assertSameShape(have, m.tables, `${p.database_name}.${schema}`);
-    await op.phase('load', { rows: 0, total });
-    for (const t of m.tables) {
-      const onRows = (r: number) => {
-        deps.onProgress?.({ tenant: p.slug, table: t.table, rows: done + r, bytes: 0, total });
-        void op.heartbeat({ rows: done + r, total }).catch(() => undefined);
-      };
-      await loadTable(c, schema, t, tableText(a, t, dataKey), newKey, onRows, { freeze: frozen.has(t.table) });
-      done += t.rows;
-    }
-    await op.phase('verify', { rows: done, total });
-    await verifyLoaded(
-      c,
-      { model: schema === p.schema_name ? p.model : stagingPlacement(p.shard, p.database_name, schema).model, schema, key: p.key },
-      m.tables,
-      config,
-    );
-    await advanceSequences(
-      c,
-      schema,
-      m.tables.map((t) => t.table),
-    );
-  };
-  const hang = async () => {
-    await op.phase('loaded', { rows: done, total });
-    if (FAULT() === 'restore-hang-after-load') await new Promise(() => setInterval(() => {}, 1000));
-  };
-
-  if (!MODEL_TRAITS[p.model].sharedTables) {
-    const target: MigrationTarget = { model: p.model, shard: p.shard, database: p.database_name, schema: p.schema_name };
-    const migrate = async (c: ShardClient, files: MigrationFile[], withinTransaction = true) => {
-      // Under the tenant's lock: the placement's lock in its database is not needed (tenantLocked).
-      const out = await migrateTarget(c, target, files, { config, withinTransaction, tenantLocked: true });
-      if (out.status === 'failed')
-        throw new TenantctlError('RESTORE_FAILED', `migrating the restored placement failed: ${out.error?.message ?? 'unknown error'}`);
-    };
-    await op.phase('placement');
-    if (!how.oneTransaction) {
-      // A migration must run outside a transaction (CREATE INDEX CONCURRENTLY): as
-      // createPlacementAtVersion does then, step by step, with the backup's exact files (its
-      // applied set, not a prefix of the folder). Each step commits; the placement was recorded
-      // in the operation row before (restore-leftovers.ts), and nobody sees it before the catalog
-      // names it. The load, its checks against the manifest and the sequences are ONE transaction.
-      const driver = drivers[p.model];
-      await driver.prepare(fleet, config, p);
-      await fleet.withClient(p.shard, p.database_name, async (c) => {
-        await migrate(c, atVersion, false);
-        await inTransaction(c, async () => {
-          const recreate = await deferIndexes(c, p.schema_name, m.constraints);
-          const frozen = await emptiedForFreeze(
-            c,
-            p.schema_name,
-            m.tables.map((t) => t.table),
-          );
-          await loadAll(c, p.schema_name, frozen);
-          await recreate();
-        });
-        await hang();
-        await op.phase('migrate');
-        await migrate(c, deps.migrations, false);
-      });
-      await driver.finish(fleet, config, p);
-      return { rows: done, role: 'tenantctl (owner of the new placement)', foreignKeys: 'once per table' };
-    }
-    await drivers[p.model].createInOneTransaction!(fleet, config, p, {
-      before: (c) => ensureTrackingTable(c, MIGRATION_LOCK_CLASSID),
-      inside: async (c) => {
-        await migrate(c, atVersion);
-        // A fresh placement: indexes and foreign keys are built once after the load.
-        const recreate = await deferIndexes(c, p.schema_name, m.constraints);
-        // Tables this transaction made load frozen.
-        await loadAll(c, p.schema_name, await plainTables(c, p.schema_name));
-        await recreate();
-        await migrate(c, deps.migrations);
-        await hang();
-      },
-    });
-    return { rows: done, role: 'tenantctl (owner of the new placement)', foreignKeys: 'once per table' };
-  }
-
-  // Pool: the shared target is loaded at its own version and never migrated (its other tenants
-  // would change with it); only one never migrated, which no tenant can be in, is made at head
-  // first, as for a new pool tenant.
-  if (!replacing) {
-    await drivers[p.model].prepare(fleet, config, p);
-    if ((await poolLoadPlan(fleet, p, deps.migrations, m, a.id, false)).fresh) {
-      const poolTarget: MigrationTarget = { model: p.model, shard: p.shard, database: p.database_name, schema: p.schema_name };
-      const out = await migratePlacement(fleet, poolTarget, deps.migrations, { config });
-      if (out.status === 'failed')
-        throw new TenantctlError(
-          'RESTORE_FAILED',
-          `migrating the new pool target ${out.target} failed: ${out.error?.message ?? out.reason ?? ''}`,
-        );
-    }
-  }
-  let role = '';
-  let foreignKeys: ForeignKeyCheck = 'row by row';
-  let pool: PoolLoadPlan | undefined;
-  await fleet.withClient(p.shard, p.database_name, async (c) => {
-    await ensureTrackingTable(c, MIGRATION_LOCK_CLASSID);
-    await inTransaction(c, async () => {
-      role = await assertPoolCopyAllowed(c, p.schema_name, config, 'load');
-      const tables = await copyTables(c, p.schema_name, config);
-      if (replacing) {
-        for (const t of [...tables].reverse()) {
-          await c.query(
-            `delete from ${qualified(p.schema_name, t.table)} where ${keyCondition(t.keyColumn, config.tenantKey.type, { param: '$1' })}`,
-            [p.key],
-          );
-        }
-      }
-      // The pool's version read again in the load's transaction: the plan checked before is redone
-      // on what is there now (a migrate up may have run since; it is refused the same way).
-      pool = await planPoolLoad(deps.migrations, await readApplied(c, [p.schema_name]), m, { backupId: a.id, pool: p, replacing: true });
-      // The tenant's rows go into the shared tables with their foreign keys checked once per
-      // tenant when the role may (no table locks: the pool's other tenants keep working).
-      const intoPool = {
-        schema: p.schema_name,
-        tables,
-        key: p.key,
-        keyType: config.tenantKey.type,
-        code: 'RESTORE_FAILED' as const,
-        constraints: m.constraints,
-      };
-      if (!pool.staged) {
-        ({ foreignKeys } = await loadIntoPool(c, intoPool, () => loadAll(c, p.schema_name, new Set())));
-      } else {
-        // The pool is at a later version than the backup: load into a staging schema made at the
-        // backup's version, check it, migrate it to the pool's version (never further), then move
-        // the rows into the shared tables.
-        const staging = `tenantctl_restore_${op.id}`;
-        const target: MigrationTarget = stagingPlacement(p.shard, p.database_name, staging);
-        await c.query(`create schema ${ident(staging)}`);
-        for (const files of [atVersion]) {
-          const out = await migrateTarget(c, target, files, { config, withinTransaction: true, tenantLocked: true });
-          if (out.status === 'failed')
-            throw new TenantctlError('RESTORE_FAILED', `building the staging schema failed: ${out.error?.message ?? ''}`);
-        }
-        // Nobody sees the staging schema: its indexes and foreign keys are built once after the load.
-        const recreate = await deferIndexes(c, staging, m.constraints);
-        await loadAll(c, staging, new Set());
-        await recreate();
-        const up = await migrateTarget(c, target, pool.files, { config, withinTransaction: true, tenantLocked: true });
-        if (up.status === 'failed')
-          throw new TenantctlError(
-            'RESTORE_FAILED',
-            `migrating the staged rows to the pool's version ${pool.version} failed: ${up.error?.message ?? ''}`,
-          );
-        const staged = await copyTables(c, staging, config);
-        assertSameShape(
-          tables,
-          staged.map((s) => ({ ...s, rows: 0, sha256: '', hash: '' })),
-          `${p.database_name}.${p.schema_name}`,
-        );
-        ({ foreignKeys } = await loadIntoPool(c, intoPool, async () => {
-          for (const t of staged) {
-            const cols = t.columns.map(ident).join(', ');
-            await c.query(`insert into ${qualified(p.schema_name, t.table)} (${cols}) select ${cols} from ${qualified(staging, t.table)}`);
-          }
-        }));
-        await c.query(`drop schema ${ident(staging)} cascade`);
-        await c.query('delete from tenantctl.schema_migrations where target_schema = $1', [staging]);
-        await advanceSequences(
-          c,
-          p.schema_name,
-          staged.map((s) => s.table),
-        );
-      }
-      await hang();
-    });
-  });
-  return { rows: done, role, foreignKeys, version: pool?.version ?? null };
 }
 export type { RestoreDeps } from './types.js';

@@ -16,7 +16,7 @@ export interface TableFileOptions {
 }
 
 /**
- * One table's data file in an archive: the COPY text measured (rows, SHA-256, row hash), gathered
+ * One table's data file in an archive: the COPY text measured (rows, SHA-256), gathered
  * into pieces, compressed, encrypted when the region says so, and written. Whatever the text
  * comes from (a COPY, or a table's block of the pg_dump stream) goes through `chain()`.
  */
@@ -31,7 +31,8 @@ export class TableFile {
     private readonly o: TableFileOptions,
   ) {
     this.file = `${String(index + 1).padStart(3, '0')}-${table.table}.copy${compressedSuffix(o.compression)}${o.dataKey ? '.enc' : ''}`;
-    this.rowTap = new RowTap({ keyIndex: table.keyIndex });
+    // Rows and SHA-256 of the text; the rows' digest is taken inside PostgreSQL (entry's `hash`).
+    this.rowTap = new RowTap({ keyIndex: table.keyIndex, rowHash: false });
     if (o.onBytes) this.stored.onBytes = o.onBytes;
   }
 
@@ -47,7 +48,8 @@ export class TableFile {
     ];
   }
 
-  entry(from: 'copy' | 'pg_dump'): ManifestTable {
+  /** `hash`: the rows' digest in the backup's snapshot (sqlDigest, src/build/digest.ts). */
+  entry(from: 'copy' | 'pg_dump', hash: string): ManifestTable {
     const d = this.rowTap.digest();
     const t = this.table;
     const { file } = this;
@@ -58,7 +60,7 @@ export class TableFile {
       file,
       rows: d.rows,
       sha256: d.sha256,
-      hash: d.hash,
+      hash,
       stored: this.stored.stored(),
       from,
     };

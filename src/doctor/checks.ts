@@ -14,8 +14,8 @@ import { loadMigrations } from '../migrate/files.js';
 import { shardRoleChecks } from './shard-role.js';
 import { onlineMoveCheck } from './online-move.js';
 import { poolLoadsCheck } from './pool-loads.js';
-import { killedBackupsCheck } from './killed-backups.js';
 import { catalogBackupCheck } from './catalog-backup-age.js';
+import { sweepCheck } from '../operations/sweep.js';
 import { catalogReachCheck, maintenanceReachCheck } from './public-reach.js';
 import { pitrChecks, pitrScratchCheck } from './pitr.js';
 
@@ -75,7 +75,7 @@ export async function runDoctor(config: Config, fleet: Fleet): Promise<Check[]> 
       if (pending.length === 0) {
         checks.push(...(await tenantRoleChecks(db, fleet, config)));
         checks.push(await stuckTenantsCheck(db));
-        checks.push(await killedBackupsCheck(config, db));
+        checks.push(await sweepCheck({ config, db, fleet, command: 'doctor' }));
         checks.push(await catalogBackupCheck(config));
         checks.push(await pitrScratchCheck(db));
       }

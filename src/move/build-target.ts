@@ -4,7 +4,7 @@ import { TenantctlError } from '../errors.js';
 import type { Fleet } from '../fleet/fleet.js';
 import type { MigrationFile } from '../migrate/files.js';
 import { runsInOneTransaction } from '../migrate/apply-target.js';
-import { createPlacementAtVersion } from '../migrate/placement-at-version.js';
+import { buildPlacement } from '../build/at-files.js';
 import { readApplied } from '../migrate/tracking.js';
 import { MODEL_TRAITS } from '../placement/placement.js';
 import type { MovePlan } from './plan.js';
@@ -15,7 +15,7 @@ import type { MoveRecord } from './record.js';
  * item 7): the placement, its role and grants, migrated to exactly the source's applied files
  * (`atVersion`, which need not be a prefix of the folder), committed empty. In one transaction
  * when every file allows, else step by step (a `-- tenantctl:no-transaction` file such as CREATE
- * INDEX CONCURRENTLY runs outside one; item 9), as `createPlacementAtVersion` builds any new
+ * INDEX CONCURRENTLY runs outside one; item 9), as `buildPlacement` builds any new
  * placement. The fence then covers only the copy, the verification and the switch, however slow
  * the migrations are. Nobody sees the empty placement: the catalog points at the source until the
  * switch. Recorded (`targetCreated`) in the move's operations row BEFORE anything is made, so a
@@ -34,13 +34,22 @@ export async function buildTarget(
   const to = plan.to;
   if (MODEL_TRAITS[to.model].sharedTables) return 'shared pool';
   await rec.update({ targetCreated: true });
-  const { oneTransaction } = await createPlacementAtVersion(
+  return buildEmptyTarget(deps, plan, atVersion);
+}
+
+/**
+ * The move's target, empty, at exactly the source's files (every one of them, none after), as
+ * every placement is built (src/build/at-files.ts): the offline move builds it before the fence,
+ * the online move before its subscription or capture fills it. The caller recorded it first.
+ */
+async function buildEmptyTarget(deps: { config: Config; fleet: Fleet }, plan: MovePlan, atVersion: MigrationFile[]): Promise<TargetBuild> {
+  const to = plan.to;
+  const { oneTransaction } = await buildPlacement(
     { slug: plan.tenant, key: plan.key, model: to.model, shard: to.shard, database_name: to.database, schema_name: to.schema },
     {
       fleet: deps.fleet,
       config: deps.config,
-      // Exactly the source's files: every one of them, none after.
-      migrations: atVersion,
+      files: atVersion,
       failure: (o) =>
         new TenantctlError(
           'MOVE_FAILED',

@@ -11,8 +11,7 @@ import { copyIn, copyOut } from '../copy/streams.js';
 import { sqlDigest } from '../copy/sql-digest.js';
 import { RowTap } from '../copy/row-tap.js';
 import { advanceSequences } from '../copy/sequences.js';
-import { deferIndexes } from '../copy/deferred-indexes.js';
-import { emptiedForFreeze } from '../copy/freeze.js';
+import { intoFreshTables } from '../build/fresh-tables.js';
 import { assertPoolCopyAllowed } from '../placement/pool/visibility.js';
 import type { CopyScope, CopyTable } from '../copy/tables.js';
 import type { MovePlan } from './plan.js';
@@ -180,16 +179,9 @@ export async function copyAndVerify(
   // switch: its indexes and keys are built once after the load and its foreign keys checked once
   // (deferIndexes drops them all, so the load's own dropForeignKeys finds none left to drop).
   return fleet.withClient(to.shard, to.database, (c) =>
-    inTransaction(c, async () => {
-      const recreate = await deferIndexes(c, to.schema, constraints);
-      // Its still-empty tables truncated here, so that they load frozen (COPY FREEZE).
-      const frozen = await emptiedForFreeze(
-        c,
-        to.schema,
-        tables.map((x) => x.table),
-      );
-      return load(c, 'once per table', { afterLoad: recreate, frozen });
-    }),
+    inTransaction(c, () =>
+      intoFreshTables(c, to.schema, { tables, constraints }, (frozen, built) => load(c, 'once per table', { afterLoad: built, frozen })),
+    ),
   );
 }
 

@@ -185,7 +185,7 @@ export async function runCaptureMove(run: OnlineRun): Promise<MoveResult> {
     begin('unfence');
     const writeBlockedMs = await liftAfterSwitch(run, fence);
     // Outside the write block: a table that stays locked now leaves the triggers recorded for the
-    // tenant's next move command (sweepReplication); the move itself has succeeded.
+    // tenant's next command's sweep (src/operations/sweep/moves.ts); the move itself has succeeded.
     let warning: string | undefined;
     try {
       await removeCapture(fleet, capture);

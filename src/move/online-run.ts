@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { redactText } from '../config/redact.js';
 import { lostConnectionError } from '../connection-loss.js';
-import { TenantctlError, errorMessage } from '../errors.js';
-import { createPlacementAtVersion } from '../migrate/placement-at-version.js';
+import { errorMessage } from '../errors.js';
+import { buildTarget } from './build-target.js';
 import { advanceSequences } from '../copy/sequences.js';
 import { fenceRecordFor, takeFence, type HeldFence } from './fence.js';
 import type { TableCheck } from './copy.js';
@@ -33,7 +33,6 @@ import {
   tamper,
   type OnlineRun,
 } from './online-steps.js';
-import { MODEL_TRAITS } from '../placement/placement.js';
 
 /** How long the initial copy may take, and the catch-ups before and under the fence. */
 const SYNC_TIMEOUT_MS = 6 * 3600_000;
@@ -77,29 +76,8 @@ export async function runOnlineMove(run: OnlineRun): Promise<MoveResult> {
     await noteRepl({});
     // Recorded before it is made: a kill from here on leaves a target the next command removes.
     await rec.update({ targetCreated: true, rows: 0, bytes: 0 });
-    if (!MODEL_TRAITS[plan.to.model].sharedTables) {
-      // An empty placement at the source's version (the subscription fills it), committed in one transaction.
-      await createPlacementAtVersion(
-        {
-          slug: plan.tenant,
-          key: plan.key,
-          model: plan.to.model,
-          shard: plan.to.shard,
-          database_name: plan.to.database,
-          schema_name: plan.to.schema,
-        },
-        {
-          fleet,
-          config,
-          migrations: pre.atVersion,
-          failure: (o) =>
-            new TenantctlError(
-              'MOVE_FAILED',
-              `building the target ${plan.to.target} at the tenant's version failed: ${o.error?.message ?? 'unknown error'}`,
-            ),
-        },
-      );
-    }
+    // An exclusive target is built empty at the source's version (the subscription fills it), as the offline move's.
+    await buildTarget(deps, plan, pre.atVersion, rec);
     await createSourceSide(fleet, repl, publicationSql(repl.name, plan.from, plan.key, pre.tables, config), noteRepl);
     await createSubscription(fleet, repl, fleet.shard(plan.from.shard).url, noteRepl);
     await waitForSync(fleet, repl, SYNC_TIMEOUT_MS, (s) => {
@@ -164,7 +142,7 @@ export async function runOnlineMove(run: OnlineRun): Promise<MoveResult> {
     begin('unfence');
     const writeBlockedMs = await liftAfterSwitch(run, fence);
     // Outside the write block. A shard that does not answer now leaves them recorded for the
-    // tenant's next move command (sweepReplication); the move itself has succeeded.
+    // tenant's next command's sweep (src/operations/sweep/moves.ts); the move itself has succeeded.
     let warning: string | undefined;
     try {
       await dropReplication(fleet, repl);

@@ -4,13 +4,11 @@ import { recordEvent } from '../catalog/events.js';
 import type { Config } from '../config/types.js';
 import type { Fleet } from '../fleet/fleet.js';
 import { liftRecordedFence } from './fence.js';
-import { MoveRecord, type MoveArgs, type MoveRow } from './record.js';
+import { MoveRecord, type MoveRow } from './record.js';
 import { removeEnd } from './remove.js';
 import { liftSwitchFence } from './switch-fence.js';
-import { dropReplication, type ReplicationRecord } from './replication.js';
+import { dropReplication } from './replication.js';
 import { removeCapture } from './capture/remove.js';
-import type { CaptureRecord } from './capture/install.js';
-import { sql } from 'kysely';
 
 export interface RecoverDeps {
   config: Config;
@@ -86,86 +84,4 @@ export async function recoverMove(deps: RecoverDeps, row: MoveRow): Promise<Reco
     });
   });
   return { move: row.id, cleaned };
-}
-
-/** The tenant's move records, with what the sweeps below read. */
-function moveRecords(deps: RecoverDeps, slug: string) {
-  return deps.db.selectFrom('operations').select(['id', 'progress', 'args']).where('kind', '=', 'move').where('tenant_slug', '=', slug);
-}
-
-/**
- * Replication objects (or trigger captures) of the tenant's finished moves (failed, interrupted,
- * rolled back, or switched and done) that could not be dropped when they ended, e.g. because a
- * shard did not answer or a table stayed locked: dropped now. The caller holds the tenant's lock.
- * Undefined when there was nothing.
- */
-export async function sweepReplication(deps: RecoverDeps, slug: string): Promise<Recovered | undefined> {
-  const rows = await moveRecords(deps, slug)
-    .where(
-      sql<boolean>`(status not in ('running', 'switched') and progress -> 'replication' is not null and progress -> 'replication' ->> 'droppedAt' is null)
-        or (status <> 'running' and progress -> 'capture' is not null and progress -> 'capture' ->> 'removedAt' is null)`,
-    )
-    .orderBy('id')
-    .execute();
-  if (rows.length === 0) return undefined;
-  const cleaned: string[] = [];
-  for (const r of rows) {
-    const progress = r.progress as { replication?: ReplicationRecord; capture?: CaptureRecord; targetCreated?: boolean };
-    if (progress.replication && !progress.replication.droppedAt) cleaned.push(...(await dropReplication(deps.fleet, progress.replication)));
-    if (progress.capture && !progress.capture.removedAt) cleaned.push(...(await removeCapture(deps.fleet, progress.capture)));
-    // The target it fed, kept when its subscription could not be dropped (the catalog never pointed there).
-    const plan = (r.args as MoveArgs).plan;
-    if (progress.targetCreated) {
-      await removeEnd(deps, plan.tenant, plan.key, plan.to, plan.from);
-      cleaned.push(`removed the partial copy at ${plan.to.target}`);
-    }
-    await deps.db
-      .updateTable('operations')
-      .set({
-        progress: JSON.stringify({
-          ...progress,
-          targetCreated: false,
-          ...(progress.replication
-            ? { replication: { ...progress.replication, droppedAt: progress.replication.droppedAt ?? new Date().toISOString() } }
-            : {}),
-          ...(progress.capture ? { capture: { ...progress.capture, removedAt: new Date().toISOString() } } : {}),
-        }),
-      })
-      .where('id', '=', r.id)
-      .execute();
-  }
-  return { move: Number(rows.at(-1)!.id), cleaned };
-}
-
-/**
- * Copies left by a `move rollback` killed after it pointed the catalog back at the source and
- * before it removed the copy (recorded as `targetCreated` on the rolled-back move): removed now,
- * under the tenant's lock, by the tenant's next move command, unless the catalog points there
- * again (the tenant was placed there since; its placement is never touched).
- */
-export async function sweepRolledBackCopies(deps: RecoverDeps, slug: string): Promise<Recovered | undefined> {
-  const rows = await moveRecords(deps, slug)
-    .where('status', '=', 'rolled back')
-    .where(
-      sql<boolean>`(progress ->> 'targetCreated')::boolean and (progress -> 'replication' is null or progress -> 'replication' ->> 'droppedAt' is not null)`,
-    )
-    .orderBy('id')
-    .execute();
-  if (rows.length === 0) return undefined;
-  const now = await findTenant(deps.db, slug);
-  const cleaned: string[] = [];
-  for (const r of rows) {
-    const plan = (r.args as MoveArgs).plan;
-    const there = now && now.shard === plan.to.shard && now.database_name === plan.to.database && now.schema_name === plan.to.schema;
-    if (!there) {
-      await removeEnd(deps, plan.tenant, plan.key, plan.to, plan.from);
-      cleaned.push(`removed the copy at ${plan.to.target} that a killed move rollback left`);
-    }
-    await deps.db
-      .updateTable('operations')
-      .set({ progress: JSON.stringify({ ...(r.progress as object), targetCreated: false }) })
-      .where('id', '=', r.id)
-      .execute();
-  }
-  return { move: Number(rows.at(-1)!.id), cleaned };
 }

@@ -6,7 +6,8 @@ import { assertSlug } from '../placement/slug.js';
 import type { MoveEnd } from './plan.js';
 import { fenceRecordFor, preparePoolFence, takeFence } from './fence.js';
 import { MoveRecord, latestMove, openMove } from './record.js';
-import { recoverMove, sweepReplication, sweepRolledBackCopies, type RecoverDeps } from './recover.js';
+import { recoverMove, type RecoverDeps } from './recover.js';
+import { sweepTenant } from '../operations/sweep.js';
 import { removeEnd } from './remove.js';
 import { namesAfter, type NamesAfter } from './names.js';
 import { liftSwitchFence } from './switch-fence.js';
@@ -39,32 +40,19 @@ export async function rollbackMove(deps: RecoverDeps & { wait?: boolean }, slug:
   return withTenantLock(deps.db, slug, { command: deps.command, wait: deps.wait }, async () => {
     const open = await openMove(deps.db, slug);
     if (!open) {
-      // A rollback killed before it removed the copy at the target.
-      const copies = await sweepRolledBackCopies(deps, slug);
-      if (copies) {
-        const last = await latestMove(deps.db, slug);
-        if (last)
-          return {
-            tenant: slug,
-            move: copies.move,
-            at: last.args.plan.from,
-            removed: last.args.plan.to,
-            wasSwitched: true,
-            cleaned: copies.cleaned,
-            names: namesAfter(deps.config, slug, last.args.plan.from, last.args.plan.to),
-          };
-      }
-      // An online move that ended while a shard did not answer may have left its replication objects.
-      const swept = await sweepReplication(deps, slug);
-      const last = swept && (await latestMove(deps.db, slug));
-      if (swept && last) {
+      // A rollback killed before it removed the copy at the target, or an online move that ended
+      // while a shard did not answer (its replication objects): the sweep cleans them.
+      const moves = (await sweepTenant(deps, { slug })).filter((s) => s.kind === 'move');
+      const last = moves.length ? await latestMove(deps.db, slug) : undefined;
+      if (last) {
+        const cleaned = moves.flatMap((s) => s.done ?? [s.what]);
         return {
           tenant: slug,
-          move: swept.move,
+          move: moves.at(-1)!.operation!,
           at: last.args.plan.from,
           removed: last.args.plan.to,
-          wasSwitched: false,
-          cleaned: swept.cleaned,
+          wasSwitched: cleaned.some((c) => c.includes('killed move rollback')),
+          cleaned,
           names: namesAfter(deps.config, slug, last.args.plan.from, last.args.plan.to),
         };
       }
@@ -123,7 +111,7 @@ export async function rollbackMove(deps: RecoverDeps & { wait?: boolean }, slug:
           schema_name: plan.from.schema,
         });
         // The copy at the target is recorded as still there until it is removed: a rollback
-        // killed before that leaves it for the next move command (sweepRolledBackCopies).
+        // killed before that leaves it for the next command's sweep (src/operations/sweep/moves.ts).
         await rec.update({ phase: 'rolled back', targetCreated: true }, 'rolled back', tx);
         await recordEvent(tx, {
           command: deps.command,

@@ -19,7 +19,7 @@ import { isInterrupt, stopIfInterrupted } from './interrupt.js';
 import { phaseClock } from './phase-clock.js';
 import { keepSuspended } from './keep-suspended.js';
 import { MoveRecord, openMove } from './record.js';
-import { recoverMove, sweepReplication, sweepRolledBackCopies } from './recover.js';
+import { sweepTenant, type Leftover } from '../operations/sweep.js';
 import { onlinePreflight } from './online-preflight.js';
 import { runOnline } from './online-start.js';
 import { removeEnd } from './remove.js';
@@ -69,10 +69,11 @@ export async function moveTenant(deps: MoveDeps, slug: string, o: MoveOptions): 
     };
   }
   return withTenantLock(deps.db, slug, { command: deps.command, wait: deps.wait }, async () => {
-    let resumed: MoveResult['resumed'];
+    // What killed operations of the tenant left goes first: a killed move is cleaned up (its
+    // fence lifted, its copy removed, its status given back) and this one resumes it.
+    const resumed = resumedFrom(await sweepTenant(deps, { slug }));
     const open = await openMove(deps.db, slug);
     if (open?.status === 'switched') {
-      const again = await recoverMove(deps, open);
       const t = await getTenant(deps.db, slug);
       const wanted = (() => {
         try {
@@ -101,16 +102,10 @@ export async function moveTenant(deps: MoveDeps, slug: string, o: MoveOptions): 
         rows: p.rows,
         bytes: p.bytes,
         writeBlockedMs: p.writeBlockedMs,
-        resumed: again.cleaned.length ? again : undefined,
+        resumed,
         names: namesAfter(deps.config, slug, open.args.plan.to, open.args.plan.from),
         durationMs: Date.now() - started,
       };
-    }
-    if (open) resumed = await recoverMove(deps, open);
-    // A copy a killed move rollback left, and a finished move's replication objects that could
-    // not all be dropped then: removed now.
-    for (const swept of [await sweepRolledBackCopies(deps, slug), await sweepReplication(deps, slug)]) {
-      if (swept) resumed = resumed ? { ...resumed, cleaned: [...resumed.cleaned, ...swept.cleaned] } : swept;
     }
     const t = await getTenant(deps.db, slug);
     if (t.status !== 'active' && t.status !== 'suspended') {
@@ -124,6 +119,13 @@ export async function moveTenant(deps: MoveDeps, slug: string, o: MoveOptions): 
     if (o.online) return runOnline(deps, plan, t.status, t.status_detail, started, resumed);
     return runMove(deps, plan, t.status, t.status_detail, started, resumed, Boolean(o.fastLoad));
   });
+}
+
+/** The sweep's findings as the move's report: the killed move it cleaned up first, and everything else it did. */
+function resumedFrom(swept: Leftover[]): MoveResult['resumed'] {
+  if (swept.length === 0) return undefined;
+  const move = swept.find((s) => s.kind === 'move')?.operation;
+  return { ...(move ? { move } : {}), cleaned: swept.flatMap((s) => s.done ?? [s.what]) };
 }
 
 function endAsTenant(e: MoveEnd) {

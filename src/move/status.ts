@@ -25,8 +25,16 @@ export interface MoveStatusResult {
     holder: string;
     from: MoveEnd;
     to: MoveEnd;
+    /** Rows and bytes at the target now: 0 once the copy was removed (see `copy`). */
     rows: number;
     bytes: number;
+    /**
+     * The copy at the target: `kept` (switched, or finished with it left for the sweep), `removed`
+     * (the move failed or was rolled back and its copy is gone: `removedRows` it had), `left` (its
+     * process died: the tenant's next command removes it), or `copying` (live).
+     */
+    copy: 'copying' | 'kept' | 'removed' | 'left';
+    removedRows?: number;
     writeBlockedMs: number | null;
     /**
      * `up`: whether the write fence still refuses writes now. A pool tenant's (a session lock)
@@ -65,6 +73,16 @@ export async function moveStatus(db: CatalogDb, slug: string, fleet?: Fleet): Pr
         : m.status === 'running'
           ? 'running'
           : 'nothing';
+  // What is true after the sweep: a copy a failed, interrupted or rolled-back move removed holds no rows.
+  const copy =
+    m.status === 'running'
+      ? live
+        ? 'copying'
+        : 'left'
+      : m.status === 'switched' || m.status === 'succeeded' || p.targetCreated
+        ? 'kept'
+        : 'removed';
+  const gone = copy === 'removed' || copy === 'left';
   return {
     tenant: slug,
     tenantStatus: t.status,
@@ -78,8 +96,10 @@ export async function moveStatus(db: CatalogDb, slug: string, fleet?: Fleet): Pr
       holder: m.holder,
       from: m.args.plan.from,
       to: m.args.plan.to,
-      rows: p.rows ?? 0,
-      bytes: p.bytes ?? 0,
+      rows: gone ? 0 : (p.rows ?? 0),
+      bytes: gone ? 0 : (p.bytes ?? 0),
+      copy,
+      ...(gone && p.rows ? { removedRows: p.rows } : {}),
       writeBlockedMs: blocked,
       fence: p.fence ? { at: p.fence.at, liftedAt: p.fence.liftedAt, up: fenceUp } : null,
       switchFence: p.switchFence ? { at: p.switchFence.at, liftedAt: p.switchFence.liftedAt } : null,

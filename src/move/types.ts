@@ -99,7 +99,7 @@ export interface MoveResult {
   /** Switched: what the application connects with now (the same names when the model was kept). */
   names?: NamesAfter;
   /** A killed earlier attempt that was cleaned up before this one. */
-  resumed?: { move: number; cleaned: string[] };
+  resumed?: { move?: number; cleaned: string[] };
   durationMs: number;
   /** Succeeded, but something was left to clean up later (an online move's replication objects). */
   warning?: string;

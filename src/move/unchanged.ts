@@ -2,8 +2,8 @@ import type pg from 'pg';
 import type { Config } from '../config/types.js';
 import type { Fleet } from '../fleet/fleet.js';
 import { copyTables, type CopyTable } from '../copy/tables.js';
-import { digestTable } from '../copy/streams.js';
 import { sqlDigest } from '../copy/sql-digest.js';
+import { rowDigest } from '../build/digest.js';
 import type { MoveEnd } from './plan.js';
 import type { TableCheck } from './copy.js';
 
@@ -61,7 +61,7 @@ export async function changedSinceSwitch(
           continue;
         }
         const as: CopyTable = cols ? { ...t, columns: cols, keyIndex: cols.indexOf(t.keyColumn) } : t;
-        const d = want.hash.split(':').length === 2 ? await digestTable(c, as, scope, config) : await sqlDigest(c, as, scope, config);
+        const d = await rowDigest(c, as, scope, config, want.hash);
         if (want.rows !== d.rows || want.hash !== d.hash) out.push({ table: w.table, atSwitch: want.rows, now: d.rows });
       }
       // Tables the move did not copy (made by a later migration): any row of the tenant is new.

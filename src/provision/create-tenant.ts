@@ -13,7 +13,7 @@ import type { PoolScope } from '../placement/pool/rows.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
 import { targetId } from '../placement/naming.js';
 import type { MigrationFile } from '../migrate/files.js';
-import { createPlacementAtVersion } from '../migrate/placement-at-version.js';
+import { buildPlacement } from '../build/at-files.js';
 import { planTenant, type CreateTenantInput } from './plan.js';
 import { assertSlug } from '../placement/slug.js';
 import { lockTenant } from '../operations/tenant-lock.js';
@@ -165,12 +165,12 @@ async function createLocked(deps: ProvisionDeps, input: CreateTenantInput): Prom
   try {
     // Schema and database tenants: placement, migrations with their tracking rows, and grants
     // commit together where the migrations allow (promise 2); the faults fire inside.
-    await createPlacementAtVersion(tenant, {
+    await buildPlacement(tenant, {
       fleet,
       config,
-      migrations: deps.migrations,
+      files: deps.migrations,
       afterPrepare: () => injectFault(fault, 'prepared'),
-      afterMigrate: () => injectFault(fault, 'migrated'),
+      afterLoad: () => injectFault(fault, 'migrated'),
     });
     // The tier's limits on the tenant's role and database (issue 19), before it turns active: a
     // limit PostgreSQL refuses fails the provisioning like any other step.

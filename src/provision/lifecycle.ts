@@ -6,6 +6,7 @@ import { TenantctlError, UsageError } from '../errors.js';
 import { drivers } from '../placement/drivers.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
 import { withTenantLock } from '../operations/tenant-lock.js';
+import { sweepTenant } from '../operations/sweep.js';
 
 /** Run fn under the tenant's operation lock (exit 3 naming the holder, or --wait). */
 function locked<T>(deps: LifecycleDeps, slug: string, fn: () => Promise<T>): Promise<T> {
@@ -65,11 +66,13 @@ export async function deleteTenant(
   deps: LifecycleDeps,
   slug: string,
   opts: { skipBackup?: boolean } = {},
-): Promise<TenantRow & { finalBackup?: string }> {
+): Promise<TenantRow & { finalBackup?: string; swept?: string[] }> {
   await getTenant(deps.db, slug);
   return locked(deps, slug, async () => {
     // Read under the lock: another command may have changed or deleted it meanwhile.
     const t = await getTenant(deps.db, slug);
+    // What killed operations of it left (a move's copy, a restore's placement) goes with it.
+    const swept = (await sweepTenant(deps, t)).map((s) => s.what);
     // A shard that cannot be reached: exit 2 with nothing changed (not a tenant stuck `deleting`).
     await deps.fleet.assertReachable(t.shard, ADMIN_DATABASE);
     // A final backup first (unless --skip-backup): if it fails, nothing is deleted.
@@ -104,7 +107,7 @@ export async function deleteTenant(
         },
       });
     });
-    return { ...t, finalBackup };
+    return { ...t, finalBackup, ...(swept.length ? { swept } : {}) };
   });
 }
 

@@ -100,7 +100,10 @@ export function moveView(out: Output, slug: string, online = false): MoveView {
 export function renderMove(out: Output, command: string, r: MoveResult): void {
   const ok = r.status !== 'failed';
   if (out.json) return out.document({ command, ok, ...r });
-  if (r.resumed) out.print(`cleaned up the killed move ${r.resumed.move}: ${r.resumed.cleaned.join('; ') || 'nothing left behind'}`);
+  if (r.resumed)
+    out.print(
+      `cleaned up ${r.resumed.move ? `the killed move ${r.resumed.move}` : 'what killed operations left'}: ${r.resumed.cleaned.join('; ') || 'nothing left behind'}`,
+    );
   if (r.status === 'planned') {
     out.print(
       `move ${r.tenant} (dry run): ${r.from.model} ${r.from.target} (${r.from.region}) → ${r.to.model} ${r.to.target} (${r.to.region})`,
@@ -163,6 +166,13 @@ function fenceNote(f: { at?: string; liftedAt?: string; up: boolean | null } | n
   return ' (fence state unknown: its shard does not answer)';
 }
 
+/** What the target holds: a removed copy's rows are not reported as copied. */
+function copyLine(m: NonNullable<MoveStatusResult['move']>): string {
+  if (m.copy === 'removed') return `copy removed${m.removedRows ? ` (it had ${m.removedRows} rows)` : ''}`;
+  if (m.copy === 'left') return `its copy${m.removedRows ? ` (${m.removedRows} rows)` : ''} is removed by the tenant's next command`;
+  return `copied ${m.rows} rows, ${mb(m.bytes)}`;
+}
+
 export function renderMoveStatus(out: Output, command: string, s: MoveStatusResult): void {
   if (out.json) return out.document({ command, ok: true, ...s });
   out.print(`${s.tenant}: ${s.tenantStatus} at ${s.at}`);
@@ -170,9 +180,7 @@ export function renderMoveStatus(out: Output, command: string, s: MoveStatusResu
   if (!m) return out.print('no move recorded');
   out.print(`move ${m.id}${m.online ? ' (online)' : ''}: ${m.status}${m.live === false ? ' (its process is gone)' : ''}, phase ${m.phase}`);
   out.print(`  ${m.from.model} ${m.from.target} → ${m.to.model} ${m.to.target}`);
-  out.print(
-    `  copied ${m.rows} rows, ${mb(m.bytes)}; writes blocked ${m.writeBlockedMs === null ? 'not yet' : `${m.writeBlockedMs} ms`}${fenceNote(m.fence)}`,
-  );
+  out.print(`  ${copyLine(m)}; writes blocked ${m.writeBlockedMs === null ? 'not yet' : `${m.writeBlockedMs} ms`}${fenceNote(m.fence)}`);
   const done = (m.online ? ONLINE_PHASES : PHASES).filter((p) => m.phases[p] !== undefined);
   if (done.length) out.print(`  phases: ${done.map((p) => `${p} ${m.phases[p]} ms`).join(', ')}`);
   if (m.switchFence?.at && !m.switchFence.liftedAt) out.print(`  the source ${m.from.target} refuses writes since ${m.switchFence.at}`);

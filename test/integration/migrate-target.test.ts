@@ -12,7 +12,7 @@ import { databaseUrl } from '../../src/fleet/connection-url.js';
 import { Fleet } from '../../src/fleet/fleet.js';
 import { migratePlacement, migrateTarget, type MigrateEvent, type MigrationTarget } from '../../src/migrate/apply-target.js';
 import { loadMigrations, type MigrationFile } from '../../src/migrate/files.js';
-import { createPlacementAtVersion } from '../../src/migrate/placement-at-version.js';
+import { buildPlacement } from '../../src/build/at-files.js';
 import { readApplied } from '../../src/migrate/tracking.js';
 import { ensureServingRole, POLICY_NAME, rlsNeedsApply, rlsState } from '../../src/placement/pool/rls.js';
 import { ident } from '../../src/sql.js';
@@ -137,7 +137,7 @@ describe('migrateTarget', () => {
     await expect(migrateTarget(c, t, shipped, { config, upTo: '0009_nope' })).rejects.toThrow(/0009_nope is not in the migrations folder/);
   });
 
-  it('createPlacementAtVersion makes a schema placement at a given version in one transaction', async () => {
+  it('buildPlacement makes a schema placement at an explicit set of files, loads there, then brings it to the final files, in one transaction', async () => {
     const db = `mt_${run}_pav`;
     created.push(db);
     const fleet = new Fleet(config);
@@ -145,15 +145,14 @@ describe('migrateTarget', () => {
       const slug = `pav-${run}`;
       const placed = { slug, key: randomUUID(), model: 'schema' as const, shard: shard.name, database_name: db, schema_name: 't_pav' };
       const seen: string[] = [];
-      const out = await createPlacementAtVersion(placed, {
+      const out = await buildPlacement(placed, {
         fleet,
         config,
-        migrations: shipped,
-        upTo: '0001_workspaces_and_users',
-        afterMigrate: async (c, migrateTo) => {
+        files: shipped.slice(0, 1),
+        load: async (c) => {
           seen.push(...(await tablesOf(c as unknown as pg.Client, 't_pav')));
-          await migrateTo('0002_projects_and_tasks');
         },
+        finalFiles: shipped.slice(0, 2),
       });
       expect(out.oneTransaction).toBe(true);
       expect(seen).toEqual(['users', 'workspaces']);

@@ -34,6 +34,14 @@ async function hasConcurrentIndex(e: MigrateEnv, slug: string): Promise<boolean>
   return rows.length === 1 && rows[0].valid === true;
 }
 
+/** The migrations applied to the tenant's placement, by name. */
+const appliedNames = async (e: MigrateEnv, t: { shard: string; database_name: string; schema_name: string }) =>
+  (
+    await e.q(t.shard, t.database_name, 'select name from tenantctl.schema_migrations where target_schema = $1 order by name', [
+      t.schema_name,
+    ])
+  ).map((a) => a.name);
+
 const schemaThere = async (e: MigrateEnv, schema: string) =>
   (await e.q('us1', `schemas_${e.name}`, 'select 1 from pg_namespace where nspname = $1', [schema])).length > 0;
 const databaseThere = async (e: MigrateEnv, database: string) =>
@@ -119,13 +127,7 @@ describe('a fleet with a no-transaction migration', () => {
       expect(t.schema_version).toBe('0004_tasks_title_concurrently');
       expect(await hasConcurrentIndex(e, as)).toBe(true);
       expect(await tenantDigests(e, as)).toEqual(before);
-      const applied = await e.q(
-        'us1',
-        t.database_name,
-        'select name from tenantctl.schema_migrations where target_schema = $1 order by name',
-        [t.schema_name],
-      );
-      expect(applied.map((a) => a.name)).toEqual([
+      expect(await appliedNames(e, t)).toEqual([
         '0001_workspaces_and_users',
         '0002_projects_and_tasks',
         '0003_comments',
@@ -264,5 +266,50 @@ describe('killed or failed half-way', () => {
     expect(tracked).toHaveLength(0);
     const op = await e.db.selectFrom('operations').selectAll().where('kind', '=', 'restore').executeTakeFirstOrThrow();
     expect(op.status).toBe('failed');
+  });
+});
+
+describe('an archive whose migration set is not a prefix of the folder', () => {
+  it('a file inserted in the middle after the backup: restore builds exactly the archive set, loads, checks, then applies the inserted file', async () => {
+    const e = await env('gap');
+    await e.addMigration('0005_workspaces_plan.sql', "alter table workspaces add column plan text not null default 'free';\n");
+    await e.create([
+      { slug: 'gp-s', model: 'schema', shard: 'us1' },
+      { slug: 'gp-d', model: 'database', shard: 'us1' },
+    ]);
+    for (const s of ['gp-s', 'gp-d']) await seed(e, s, 40, s);
+    const ids = { 'gp-s': await backupOf(e, 'gp-s'), 'gp-d': await backupOf(e, 'gp-d') };
+    const before = { 'gp-s': await tenantDigests(e, 'gp-s'), 'gp-d': await tenantDigests(e, 'gp-d') };
+    // Merged later from another branch: numbered before the archive's last file, never applied to it.
+    await e.addMigration('0004_workspaces_note.sql', "alter table workspaces add column note text not null default 'mid';\n");
+    for (const [slug, as, model] of [
+      ['gp-s', 'gp-s2', 'schema'],
+      ['gp-d', 'gp-d2', 'database'],
+    ] as const) {
+      const r = await e.cli(['restore', ids[slug], '--as', as, '--model', model, '--json']);
+      expect(r.code, r.stderr + r.stdout).toBe(0);
+      const t = (await tenant(e, as))!;
+      // The archive's set first (0005's column before 0004's), then the folder's head.
+      const cols = await e.q(
+        t.shard,
+        t.database_name,
+        `select column_name from information_schema.columns where table_schema = $1 and table_name = 'workspaces' order by ordinal_position`,
+        [t.schema_name],
+      );
+      expect(cols.map((c) => c.column_name).slice(-2)).toEqual(['plan', 'note']);
+      expect(await appliedNames(e, t)).toEqual([
+        '0001_workspaces_and_users',
+        '0002_projects_and_tasks',
+        '0003_comments',
+        '0004_workspaces_note',
+        '0005_workspaces_plan',
+      ]);
+      const { workspaces, ...rest } = await tenantDigests(e, as);
+      const { workspaces: _w, ...restBefore } = before[slug];
+      expect(rest).toEqual(restBefore);
+      const ws = await e.q(t.shard, t.database_name, `select note, plan from "${t.schema_name}".workspaces`);
+      expect(ws).toEqual([{ note: 'mid', plan: 'free' }]);
+      expect(workspaces).toBeDefined();
+    }
   });
 });

@@ -1,0 +1,210 @@
+import type { ShardClient } from '../fleet/shard-connections.js';
+import { inTransaction } from '../fleet/fleet.js';
+import { TenantctlError } from '../errors.js';
+import type { MigrationFile } from '../migrate/files.js';
+import { MIGRATION_LOCK_CLASSID, migratePlacement, migrateTarget, type MigrationTarget } from '../migrate/apply-target.js';
+import { ensureTrackingTable, readApplied } from '../migrate/tracking.js';
+import type { OperationRecord } from '../operations/operation-record.js';
+import { drivers, type PlacedTenant } from '../placement/drivers.js';
+import { MODEL_TRAITS, stagingPlacement } from '../placement/placement.js';
+import { keyCondition } from '../placement/key-filter.js';
+import { ident, qualified } from '../sql.js';
+import { assertPoolCopyAllowed } from '../placement/pool/visibility.js';
+import { copyTables } from '../copy/tables.js';
+import { assertSameShape, loadTable } from '../copy/load.js';
+import { advanceSequences } from '../copy/sequences.js';
+import { loadIntoPool, type ForeignKeyCheck } from '../copy/pool-load.js';
+import { buildPlacement } from '../build/at-files.js';
+import { verifyLoaded } from '../build/digest.js';
+import { intoFreshTables } from '../build/fresh-tables.js';
+import { tableText, type OpenArchive } from './archive.js';
+import type { BackupDeps } from './create.js';
+import { planPoolLoad, poolLoadPlan, type PoolLoadPlan } from './restore-pool-version.js';
+
+/** What a restore's load uses of its deps. */
+export type LoadDeps = Pick<BackupDeps, 'config' | 'fleet' | 'onProgress'> & { migrations: MigrationFile[] };
+
+/** Tests' kill point `restore-hang-after-load` (see restore.ts). */
+const FAULT = () => process.env.TENANTCTL_INJECT_FAULT;
+
+/** How the archive is loaded: the files at the backup's version, its data key, and whether every migration runs in one transaction. */
+export interface LoadHow {
+  atVersion: MigrationFile[];
+  dataKey: Buffer | null;
+  oneTransaction: boolean;
+}
+
+export interface Loaded {
+  rows: number;
+  /** The role the rows were loaded as, and why row-level security did not apply (event log). */
+  role: string;
+  foreignKeys: ForeignKeyCheck;
+  /** A pool tenant's version afterwards: its pool's (undefined: a new placement, at head). */
+  version?: string | null;
+}
+
+/**
+ * Load the archive into the placement in ONE transaction: (exclusive models) the placement made
+ * at the backup's version, the rows loaded and checked, then migrated to head and granted; (pool)
+ * the rows (after deleting the tenant's current ones, when replacing) loaded and checked in the
+ * shared tables at the pool's version, through a staging schema when the backup is older.
+ * An exclusive placement whose migrations cannot all run in one transaction is built step by
+ * step instead, with the load, its checks and the sequences still in one transaction.
+ */
+export async function load(
+  deps: LoadDeps,
+  a: OpenArchive,
+  how: LoadHow,
+  p: PlacedTenant,
+  replacing: boolean,
+  op: OperationRecord,
+): Promise<Loaded> {
+  const { config, fleet } = deps;
+  const { atVersion, dataKey } = how;
+  const m = a.manifest;
+  const total = m.tables.reduce((n, t) => n + t.rows, 0);
+  const newKey = p.key === m.tenant.key ? undefined : p.key;
+  let done = 0;
+  // `frozen`: the tables COPY FREEZE may load (made or truncated in this transaction; never
+  // partitioned ones, which it refuses).
+  const loadAll = async (c: ShardClient, schema: string, frozen: Set<string>) => {
+    const have = await copyTables(c, schema, config);
+    assertSameShape(have, m.tables, `${p.database_name}.${schema}`);
+    await op.phase('load', { rows: 0, total });
+    for (const t of m.tables) {
+      const onRows = (r: number) => {
+        deps.onProgress?.({ tenant: p.slug, table: t.table, rows: done + r, bytes: 0, total });
+        void op.heartbeat({ rows: done + r, total }).catch(() => undefined);
+      };
+      await loadTable(c, schema, t, tableText(a, t, dataKey), newKey, onRows, { freeze: frozen.has(t.table) });
+      done += t.rows;
+    }
+    await op.phase('verify', { rows: done, total });
+    await verifyLoaded(
+      c,
+      { model: schema === p.schema_name ? p.model : stagingPlacement(p.shard, p.database_name, schema).model, schema, key: p.key },
+      m.tables,
+      config,
+    );
+    await advanceSequences(
+      c,
+      schema,
+      m.tables.map((t) => t.table),
+    );
+  };
+  const hang = async () => {
+    await op.phase('loaded', { rows: done, total });
+    if (FAULT() === 'restore-hang-after-load') await new Promise(() => setInterval(() => {}, 1000));
+  };
+
+  if (!MODEL_TRAITS[p.model].sharedTables) {
+    await op.phase('placement');
+    // Built at exactly the backup's files (its applied set, not always a prefix of the folder),
+    // loaded and checked against the manifest, then migrated to head: one transaction where the
+    // files allow, else step by step with the load one transaction (src/build/at-files.ts).
+    await buildPlacement(p, {
+      fleet,
+      config,
+      files: atVersion,
+      load: (c) =>
+        // A fresh placement: indexes and foreign keys are built once after the load; its empty tables load frozen.
+        intoFreshTables(c, p.schema_name, m, (frozen) => loadAll(c, p.schema_name, frozen)),
+      afterLoad: hang,
+      finalFiles: deps.migrations,
+      failure: (out) =>
+        new TenantctlError('RESTORE_FAILED', `migrating the restored placement failed: ${out.error?.message ?? 'unknown error'}`),
+    });
+    return { rows: done, role: 'tenantctl (owner of the new placement)', foreignKeys: 'once per table' };
+  }
+
+  // Pool: the shared target is loaded at its own version and never migrated (its other tenants
+  // would change with it); only one never migrated, which no tenant can be in, is made at head
+  // first, as for a new pool tenant.
+  if (!replacing) {
+    await drivers[p.model].prepare(fleet, config, p);
+    if ((await poolLoadPlan(fleet, p, deps.migrations, m, a.id, false)).fresh) {
+      const poolTarget: MigrationTarget = { model: p.model, shard: p.shard, database: p.database_name, schema: p.schema_name };
+      const out = await migratePlacement(fleet, poolTarget, deps.migrations, { config });
+      if (out.status === 'failed')
+        throw new TenantctlError(
+          'RESTORE_FAILED',
+          `migrating the new pool target ${out.target} failed: ${out.error?.message ?? out.reason ?? ''}`,
+        );
+    }
+  }
+  let role = '';
+  let foreignKeys: ForeignKeyCheck = 'row by row';
+  let pool: PoolLoadPlan | undefined;
+  await fleet.withClient(p.shard, p.database_name, async (c) => {
+    await ensureTrackingTable(c, MIGRATION_LOCK_CLASSID);
+    await inTransaction(c, async () => {
+      role = await assertPoolCopyAllowed(c, p.schema_name, config, 'load');
+      const tables = await copyTables(c, p.schema_name, config);
+      if (replacing) {
+        for (const t of [...tables].reverse()) {
+          await c.query(
+            `delete from ${qualified(p.schema_name, t.table)} where ${keyCondition(t.keyColumn, config.tenantKey.type, { param: '$1' })}`,
+            [p.key],
+          );
+        }
+      }
+      // The pool's version read again in the load's transaction: the plan checked before is redone
+      // on what is there now (a migrate up may have run since; it is refused the same way).
+      pool = await planPoolLoad(deps.migrations, await readApplied(c, [p.schema_name]), m, { backupId: a.id, pool: p, replacing: true });
+      // The tenant's rows go into the shared tables with their foreign keys checked once per
+      // tenant when the role may (no table locks: the pool's other tenants keep working).
+      const intoPool = {
+        schema: p.schema_name,
+        tables,
+        key: p.key,
+        keyType: config.tenantKey.type,
+        code: 'RESTORE_FAILED' as const,
+        constraints: m.constraints,
+      };
+      if (!pool.staged) {
+        ({ foreignKeys } = await loadIntoPool(c, intoPool, () => loadAll(c, p.schema_name, new Set())));
+      } else {
+        // The pool is at a later version than the backup: load into a staging schema made at the
+        // backup's version, check it, migrate it to the pool's version (never further), then move
+        // the rows into the shared tables.
+        const staging = `tenantctl_restore_${op.id}`;
+        const target: MigrationTarget = stagingPlacement(p.shard, p.database_name, staging);
+        await c.query(`create schema ${ident(staging)}`);
+        for (const files of [atVersion]) {
+          const out = await migrateTarget(c, target, files, { config, withinTransaction: true, tenantLocked: true });
+          if (out.status === 'failed')
+            throw new TenantctlError('RESTORE_FAILED', `building the staging schema failed: ${out.error?.message ?? ''}`);
+        }
+        // Nobody sees the staging schema: its indexes and foreign keys are built once after the load.
+        await intoFreshTables(c, staging, m, (frozen) => loadAll(c, staging, frozen));
+        const up = await migrateTarget(c, target, pool.files, { config, withinTransaction: true, tenantLocked: true });
+        if (up.status === 'failed')
+          throw new TenantctlError(
+            'RESTORE_FAILED',
+            `migrating the staged rows to the pool's version ${pool.version} failed: ${up.error?.message ?? ''}`,
+          );
+        const staged = await copyTables(c, staging, config);
+        assertSameShape(
+          tables,
+          staged.map((s) => ({ ...s, rows: 0, sha256: '', hash: '' })),
+          `${p.database_name}.${p.schema_name}`,
+        );
+        ({ foreignKeys } = await loadIntoPool(c, intoPool, async () => {
+          for (const t of staged) {
+            const cols = t.columns.map(ident).join(', ');
+            await c.query(`insert into ${qualified(p.schema_name, t.table)} (${cols}) select ${cols} from ${qualified(staging, t.table)}`);
+          }
+        }));
+        await c.query(`drop schema ${ident(staging)} cascade`);
+        await c.query('delete from tenantctl.schema_migrations where target_schema = $1', [staging]);
+        await advanceSequences(
+          c,
+          p.schema_name,
+          staged.map((s) => s.table),
+        );
+      }
+      await hang();
+    });
+  });
+  return { rows: done, role, foreignKeys, version: pool?.version ?? null };
+}

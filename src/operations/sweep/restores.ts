@@ -1,0 +1,91 @@
+import { findTenant } from '../../catalog/tenants.js';
+import { redactText } from '../../config/redact.js';
+import { errorMessage } from '../../errors.js';
+import { drivers, type PlacedTenant } from '../../placement/drivers.js';
+import { MODEL_TRAITS } from '../../placement/placement.js';
+import type { RestorePlacement } from '../../backup/restore-record.js';
+import { sweepKilledReplace, type ReplaceRecord } from '../../backup/replace-switch.js';
+import { closeKilledOperation } from '../operation-record.js';
+import { runningRecords } from './records.js';
+import type { Cleaner, Leftover, SweepDeps } from './types.js';
+
+/**
+ * What a killed restore leaves: the placement it recorded before making it (a database tenant's
+ * database made outside the load's transaction, or whatever the load committed before the
+ * catalog was written: a pool's rows under a key no tenant has, a schema or database nobody
+ * owns), removed unless the catalog points at it (the switch committed before the kill). The
+ * tenant's role stays when a tenant of that slug exists. A replace that keeps the tenant's names
+ * is finished or undone by `sweepKilledReplace` (replace-switch.ts), which also lifts its write
+ * fence. The record is closed as failed, naming what was done; one that could not be cleaned
+ * stays running, for the next command of the tenant.
+ */
+export const restoreCleaner: Cleaner = {
+  kind: 'restore',
+  async find(deps, slug) {
+    return (await runningRecords(deps.db, 'restore', slug)).map((op) => {
+      const p = (op.args as { placement?: RestorePlacement }).placement;
+      return {
+        tenant: op.tenant_slug ?? '',
+        kind: 'restore',
+        operation: Number(op.id),
+        what: `restore ${op.id} still running${p ? ` (its placement ${placeName(p)})` : ''}`,
+      };
+    });
+  },
+  async clean(deps, slug, except) {
+    const cleaned: Leftover[] = [];
+    for (const op of await runningRecords(deps.db, 'restore', slug)) {
+      if (Number(op.id) === except) continue;
+      const args = op.args as Partial<ReplaceRecord>;
+      const { placement: p, replaced } = args;
+      let note = `restore ${op.id} of ${slug} was killed`;
+      try {
+        if (args.away && args.fence && p && replaced) note += `; ${await sweepKilledReplace(deps, slug, args as ReplaceRecord)}`;
+        else if (p) note += `; ${await removeLeftover(deps, slug, p, replaced)}`;
+      } catch (err) {
+        // Left running: the tenant's next command tries again; the operator sees why.
+        cleaned.push({
+          tenant: slug,
+          kind: 'restore',
+          operation: Number(op.id),
+          what: `${note}; its placement could not be removed yet: ${redactText(errorMessage(err))}`,
+        });
+        continue;
+      }
+      await closeKilledOperation(deps.db, Number(op.id), note);
+      cleaned.push({ tenant: slug, kind: 'restore', operation: Number(op.id), what: note });
+    }
+    return cleaned;
+  },
+};
+
+async function removeLeftover(deps: SweepDeps, slug: string, p: RestorePlacement, replaced?: RestorePlacement): Promise<string> {
+  const { db, fleet, config } = deps;
+  const where = placeName(p);
+  const live = await findTenant(db, slug);
+  if (live && samePlace(live, p)) {
+    // The switch committed: what is left is the replaced placement, if it was another one.
+    if (!replaced || samePlace(replaced, p)) return `the catalog already points at ${where}: kept`;
+    await drivers[replaced.model].removeKeepingRole(fleet, config, { slug, ...replaced }, { roleStaysInDatabase: true });
+    return `the catalog already points at ${where}: kept; the replaced ${placeName(replaced)} removed`;
+  }
+  const placed: PlacedTenant = { slug, ...p };
+  if (MODEL_TRAITS[p.model].sharedTables) {
+    // Rows under a key that no tenant has are the killed load's; a tenant's own are never touched.
+    const owner = await db.selectFrom('tenants').select('slug').where('key', '=', p.key).executeTakeFirst();
+    if (owner) return `key ${p.key} belongs to tenant "${owner.slug}": its rows in ${where} kept`;
+    await drivers[p.model].remove(fleet, config, placed);
+    return `rows of key ${p.key} in ${where} removed`;
+  }
+  if (live) await drivers[p.model].removeKeepingRole(fleet, config, placed, { roleStaysInDatabase: true });
+  else await drivers[p.model].remove(fleet, config, placed);
+  return `${where} removed`;
+}
+
+function samePlace(a: { shard: string; database_name: string; schema_name: string }, b: RestorePlacement): boolean {
+  return a.shard === b.shard && a.database_name === b.database_name && a.schema_name === b.schema_name;
+}
+
+function placeName(p: RestorePlacement): string {
+  return `${p.shard}/${p.database_name}${MODEL_TRAITS[p.model].ownDatabase ? '' : `/${p.schema_name}`}`;
+}
