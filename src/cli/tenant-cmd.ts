@@ -10,6 +10,7 @@ import {
   renderCreated,
   renderTenantDeleted,
   renderTenantList,
+  streamTenantList,
   renderTenantShow,
   renderSuspended,
 } from '../report/tenant.js';
@@ -182,11 +183,13 @@ export function registerTenantCommands(program: Command): void {
     .addHelpText('before', 'Example:\n  tenantctl tenant list --region eu-west --model schema\n')
     .action(
       action('tenant list', async (ctx, opts: Record<string, unknown>) => {
-        const { selectTenants } = await import('../catalog/tenants.js');
+        const { selectTenants, tenantPages } = await import('../catalog/tenants.js');
         const { checkSelector } = await import('./selectors.js');
         const selector = selectorFrom(opts);
         const db = await ctx.catalog();
         await checkSelector(ctx.config, db, selector);
+        // The document streams in slug order, page by page: a catalog of 100,000 is never held.
+        if (ctx.out.json) return streamTenantList(ctx.out, tenantPages(db, selector));
         await renderTenantList(
           ctx.out,
           sortNaturallyBy(await selectTenants(db, selector), (t) => t.slug),

@@ -1,3 +1,4 @@
+import { redactDeep } from '../config/redact.js';
 import type { EventRow, TenantRow } from '../catalog/tables.js';
 import type { ResultDocument, TenantResult } from '../fanout/result.js';
 import { tenantRole } from '../placement/placement.js';
@@ -29,6 +30,21 @@ export function publicTenant(t: TenantRow) {
 }
 
 /** `tenant list`: the document, or a table (paged on a TTY). */
+/**
+ * `tenant list --json` over a catalog of any size: the document written page by page as the
+ * catalog is read (slug order), never every row at once.
+ */
+export async function streamTenantList(out: Output, pages: AsyncIterable<TenantRow[]>): Promise<void> {
+  out.documentPart('{\n  "command": "tenant list",\n  "ok": true,\n  "tenants": [');
+  let first = true;
+  for await (const page of pages) {
+    const text = page.map((t) => `\n    ${JSON.stringify(redactDeep(publicTenant(t)))}`).join(',');
+    out.documentPart(first ? text : `,${text}`);
+    if (page.length > 0) first = false;
+  }
+  out.documentPart(`${first ? '' : '\n  '}]\n}\n`);
+}
+
 export async function renderTenantList(out: Output, ts: TenantRow[]): Promise<void> {
   if (out.json) {
     out.document({ command: 'tenant list', ok: true, tenants: ts.map(publicTenant) });
