@@ -36,7 +36,9 @@ describe('openCatalog', () => {
       await db.destroy();
       db = await openCatalog(config);
       expect((await names()).at(-1)).toBe(LATEST_CATALOG_MIGRATION);
-      expect(await q(config.catalogUrl, `select to_regclass('operations_tenant_idx')::text as t`)).toEqual([{ t: 'operations_tenant_idx' }]);
+      expect(await q(config.catalogUrl, `select to_regclass('operations_tenant_idx')::text as t`)).toEqual([
+        { t: 'operations_tenant_idx' },
+      ]);
       await db.destroy();
     } finally {
       await q(admin.toString(), `drop database if exists ${name} with (force)`);
