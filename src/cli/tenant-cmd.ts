@@ -188,8 +188,9 @@ export function registerTenantCommands(program: Command): void {
         const selector = selectorFrom(opts);
         const db = await ctx.catalog();
         await checkSelector(ctx.config, db, selector);
-        // The document streams in slug order, page by page: a catalog of 100,000 is never held.
-        if (ctx.out.json) return streamTenantList(ctx.out, tenantPages(db, selector));
+        // The document streams page by page (slug order; natural order when it fits in one page):
+        // a catalog of 100,000 is never held.
+        if (ctx.out.json) return streamTenantList(ctx.out, tenantPages(db, selector), (p) => sortNaturallyBy(p, (t) => t.slug));
         await renderTenantList(
           ctx.out,
           sortNaturallyBy(await selectTenants(db, selector), (t) => t.slug),

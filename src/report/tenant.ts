@@ -32,15 +32,30 @@ export function publicTenant(t: TenantRow) {
 /** `tenant list`: the document, or a table (paged on a TTY). */
 /**
  * `tenant list --json` over a catalog of any size: the document written page by page as the
- * catalog is read (slug order), never every row at once.
+ * catalog is read (slug order), never every row at once. A list that fits in one page keeps the
+ * natural order of the table (`sortOne`), as before.
  */
-export async function streamTenantList(out: Output, pages: AsyncIterable<TenantRow[]>): Promise<void> {
+export async function streamTenantList(
+  out: Output,
+  pages: AsyncIterable<TenantRow[]>,
+  sortOne: (page: TenantRow[]) => TenantRow[] = (p) => p,
+): Promise<void> {
   out.documentPart('{\n  "command": "tenant list",\n  "ok": true,\n  "tenants": [');
   let first = true;
-  for await (const page of pages) {
+  const write = (page: TenantRow[]) => {
+    if (page.length === 0) return;
     const text = page.map((t) => `\n    ${JSON.stringify(redactDeep(publicTenant(t)))}`).join(',');
     out.documentPart(first ? text : `,${text}`);
-    if (page.length > 0) first = false;
+    first = false;
+  };
+  const it = pages[Symbol.asyncIterator]();
+  const one = await it.next();
+  const two = one.done ? one : await it.next();
+  if (!one.done && two.done) write(sortOne(one.value));
+  else if (!one.done && !two.done) {
+    write(one.value);
+    write(two.value);
+    for (let next = await it.next(); !next.done; next = await it.next()) write(next.value);
   }
   out.documentPart(`${first ? '' : '\n  '}]\n}\n`);
 }

@@ -56,4 +56,19 @@ describe('tenant list --json, streamed', () => {
     if (slugs.length) expect(doc.tenants[0]).toMatchObject({ key: 'k-a', createdAt: '2026-01-01T00:00:00.000Z' });
     expect(stdout.writes).toBe(ps.length + 2);
   });
+
+  it('a list of one page is sorted by the caller (natural order); more pages keep the catalog order', async () => {
+    const natural = (p: TenantRow[]) => [...p].sort((a, b) => a.slug.length - b.slug.length || (a.slug < b.slug ? -1 : 1));
+    const run = async (ps: TenantRow[][]) => {
+      const stdout = sink();
+      await streamTenantList(
+        createOutput({ json: true, stdout: stdout as never, stderr: sink() as never, env: {} }),
+        pages(...ps),
+        natural,
+      );
+      return JSON.parse(stdout.text).tenants.map((t: { slug: string }) => t.slug);
+    };
+    expect(await run([[row('t-10'), row('t-2')]])).toEqual(['t-2', 't-10']);
+    expect(await run([[row('t-10')], [row('t-2')]])).toEqual(['t-10', 't-2']);
+  });
 });
