@@ -141,7 +141,17 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
-  '0006_migrate_partitions': {
+  '0006_catalog_scale': {
+    // A catalog of 100,000 tenants (issue 22): every per-tenant read is bounded by an index, not
+    // by the catalog's size or its history. The tenants' own lookups already are (slug and key
+    // unique; `tenant list --json` pages through the slug index); the operations history was not:
+    // `move status`, a move's or a restore's open record and backup records by tenant scanned
+    // every operation ever recorded.
+    async up(db: Kysely<any>) {
+      await sql`create index operations_tenant_idx on operations (tenant_slug, kind, id desc) where tenant_slug is not null`.execute(db);
+    },
+  },
+  '0007_migrate_partitions': {
     // The split of one CI matrix (`migrate up --partition I/N` with a partition key): the first
     // job deals the targets out by cost and records it; the other jobs read it, so the N jobs
     // cover the fleet exactly once even if a tenant comes or goes between their starts.

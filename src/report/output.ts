@@ -20,6 +20,11 @@ export interface Output {
   /** The one JSON document on stdout (only with --json). */
   document(doc: unknown): void;
   /**
+   * A piece of the one JSON document, for documents too large to hold (`tenant list --json`
+   * streamed): written as is, redacted, only with --json. The caller makes it one document.
+   */
+  documentPart(text: string): void;
+  /**
    * The one way a registered secret reaches stdout (`tenant credentials`: a new password, shown
    * once): `text` as is where it holds `secret`, every other secret scrubbed. Written with or
    * without --json; the caller gives the document or the text.
@@ -62,6 +67,9 @@ export function createOutput(opts: OutputOptions = {}): Output {
     },
     document(doc) {
       if (json) stdout.write(`${JSON.stringify(redactDeep(doc), null, 2)}\n`);
+    },
+    documentPart(text) {
+      if (json) stdout.write(redactText(text));
     },
     reveal(text, secret) {
       stdout.write(`${text.split(secret).map(redactText).join(secret)}\n`);

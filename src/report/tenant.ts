@@ -1,3 +1,4 @@
+import { redactDeep } from '../config/redact.js';
 import type { EventRow, TenantRow } from '../catalog/tables.js';
 import type { ResultDocument, TenantResult } from '../fanout/result.js';
 import { tenantRole } from '../placement/placement.js';
@@ -29,6 +30,36 @@ export function publicTenant(t: TenantRow) {
 }
 
 /** `tenant list`: the document, or a table (paged on a TTY). */
+/**
+ * `tenant list --json` over a catalog of any size: the document written page by page as the
+ * catalog is read (slug order), never every row at once. A list that fits in one page keeps the
+ * natural order of the table (`sortOne`), as before.
+ */
+export async function streamTenantList(
+  out: Output,
+  pages: AsyncIterable<TenantRow[]>,
+  sortOne: (page: TenantRow[]) => TenantRow[] = (p) => p,
+): Promise<void> {
+  out.documentPart('{\n  "command": "tenant list",\n  "ok": true,\n  "tenants": [');
+  let first = true;
+  const write = (page: TenantRow[]) => {
+    if (page.length === 0) return;
+    const text = page.map((t) => `\n    ${JSON.stringify(redactDeep(publicTenant(t)))}`).join(',');
+    out.documentPart(first ? text : `,${text}`);
+    first = false;
+  };
+  const it = pages[Symbol.asyncIterator]();
+  const one = await it.next();
+  const two = one.done ? one : await it.next();
+  if (!one.done && two.done) write(sortOne(one.value));
+  else if (!one.done && !two.done) {
+    write(one.value);
+    write(two.value);
+    for (let next = await it.next(); !next.done; next = await it.next()) write(next.value);
+  }
+  out.documentPart(`${first ? '' : '\n  '}]\n}\n`);
+}
+
 export async function renderTenantList(out: Output, ts: TenantRow[]): Promise<void> {
   if (out.json) {
     out.document({ command: 'tenant list', ok: true, tenants: ts.map(publicTenant) });

@@ -28,14 +28,15 @@ describe('openCatalog', () => {
       await db.destroy();
 
       // Undo the newest migration by hand: the next open must notice and run the migrator again.
-      await q(config.catalogUrl, 'drop table backup_keys');
+      // (the newest, 0007_migrate_partitions, made one table)
+      await q(config.catalogUrl, 'drop table migrate_partitions');
       await q(config.catalogUrl, 'delete from kysely_migration where name = $1', [LATEST_CATALOG_MIGRATION]);
       db = await openCatalog(config, { migrate: false });
       expect((await names()).at(-1)).not.toBe(LATEST_CATALOG_MIGRATION);
       await db.destroy();
       db = await openCatalog(config);
       expect((await names()).at(-1)).toBe(LATEST_CATALOG_MIGRATION);
-      expect(await q(config.catalogUrl, `select to_regclass('backup_keys')::text as t`)).toEqual([{ t: 'backup_keys' }]);
+      expect(await q(config.catalogUrl, `select to_regclass('migrate_partitions')::text as t`)).toEqual([{ t: 'migrate_partitions' }]);
       await db.destroy();
     } finally {
       await q(admin.toString(), `drop database if exists ${name} with (force)`);

@@ -22,7 +22,18 @@ const SHIPPED_FILE = fileURLToPath(new URL('../../tenants.config.yaml', import.m
 const shipped = parseConfig(readFileSync(SHIPPED_FILE, 'utf8'), SHIPPED_FILE, {});
 
 function fakeOut(tty: boolean): Output {
-  return { json: false, quiet: false, tty, color: new Chalk({ level: 0 }), print() {}, info() {}, error() {}, document() {}, reveal() {} };
+  return {
+    json: false,
+    quiet: false,
+    tty,
+    color: new Chalk({ level: 0 }),
+    print() {},
+    info() {},
+    error() {},
+    document() {},
+    documentPart() {},
+    reveal() {},
+  };
 }
 
 function thrown(fn: () => unknown): TenantctlError {
