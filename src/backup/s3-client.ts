@@ -85,8 +85,8 @@ export function s3Error(err: unknown, where: { bucket: string; location: string;
   if (name === 'AccessDenied' || name === 'AllAccessDisabled' || status === 403)
     return new UsageError(
       'BACKUP_STORAGE',
-      `${what}: access to bucket "${where.bucket}" is denied`,
-      'grant the credential s3:ListBucket, s3:GetObject, s3:PutObject, s3:DeleteObject and s3:AbortMultipartUpload on the bucket and prefix',
+      `${what}: access to bucket "${where.bucket}" was refused (${name || 'HTTP 403'}: a wrong or expired credential, or one without permission)`,
+      'check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, or the instance role) in the environment, and that the credential may s3:ListBucket, s3:GetObject, s3:PutObject, s3:DeleteObject and s3:AbortMultipartUpload on the bucket and prefix',
     );
   if (DOWN.has(name) || DOWN.has(code) || /socket hang up|aborted|ECONN|timed? ?out/i.test(e?.message ?? ''))
     return new TenantctlError(
