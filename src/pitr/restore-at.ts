@@ -150,13 +150,15 @@ export async function restoreAt(deps: RestoreAtDeps, o: RestoreAtOptions): Promi
       );
     phase('extract', `reached ${rec.reached ?? 'the target'}; replayed ${human(rec.walBytes)} of WAL`);
     await op.phase('extract', { walBytes: rec.walBytes });
-    const scratchFleet = new Fleet(scratchConfig(config, t.shard, port));
+    const extractConfig = scratchConfig(config, t.shard, port, t.region);
+    const scratchFleet = new Fleet(extractConfig);
     let backup: Awaited<ReturnType<typeof backupLocked>>;
     try {
       backup = await withTenantLock(db, t.slug, { command: deps.command, wait: deps.wait, onWaiting: deps.onWaiting }, () =>
         backupLocked(
           {
             ...deps,
+            config: extractConfig,
             fleet: scratchFleet,
             onProgress: (p) => phase('extract', `${p.rows} rows, ${human(p.bytes)}`),
           },
@@ -304,9 +306,18 @@ function scratchUrl(shardUrl: string, port: number, database?: string): string {
   return u.toString();
 }
 
-/** The config with one shard served by the scratch cluster: the backup engine reads the tenant there. */
-function scratchConfig(config: Config, shard: string, port: number): Config {
-  return { ...config, shards: config.shards.map((s) => (s.name === shard ? { ...s, url: scratchUrl(s.url, port) } : s)) };
+/**
+ * The config with one shard served by the scratch cluster: the backup engine reads the tenant
+ * there. The interim archive is read once and removed: not compressed (brotli would cost more
+ * time than the disk it saves).
+ */
+function scratchConfig(config: Config, shard: string, port: number, region: string): Config {
+  const r = config.regions[region];
+  return {
+    ...config,
+    regions: r?.backup ? { ...config.regions, [region]: { ...r, backup: { ...r.backup, compression: 'none' } } } : config.regions,
+    shards: config.shards.map((s) => (s.name === shard ? { ...s, url: scratchUrl(s.url, port) } : s)),
+  };
 }
 
 async function folderBytes(dir: string): Promise<number> {

@@ -93,7 +93,7 @@ describe.skipIf(!pgbackrest)(`restore <slug> --at <time> with pgBackRest${SKIP}`
     const b = await e.cli(['pitr', 'backup', '--type', 'full', '--json']);
     console.log(`pitr backup --type full: ${Date.now() - t0} ms; fleet and tenants ready in ${t0 - started} ms`);
     expect(b.code, b.stderr + b.stdout).toBe(0);
-  }, 120_000);
+  }, 300_000);
   afterAll(async () => {
     await e?.close();
     await fleet?.stop();
@@ -155,7 +155,7 @@ describe.skipIf(!pgbackrest)(`restore <slug> --at <time> with pgBackRest${SKIP}`
     for (const s of await scratchOf('acme')) expect(existsSync(s.scratch), s.scratch).toBe(false);
     const list = json(await e.cli(['backup', 'list', 'acme', '--json'])).backups.map((b: any) => b.id);
     expect(list).toEqual([doc.safetyBackup]);
-  }, 120_000);
+  }, 300_000);
 
   it('--as gives a schema and a database tenant exactly their rows at T, beside the live ones', async () => {
     const t = await timeT();
@@ -176,7 +176,7 @@ describe.skipIf(!pgbackrest)(`restore <slug> --at <time> with pgBackRest${SKIP}`
       expect(await content(`${slug}-then`)).toEqual(before[slug]);
       expect(await content(slug)).toEqual(changed[slug]);
     }
-  }, 120_000);
+  }, 300_000);
 
   it('a time outside the window is refused (exit 2) naming the window; nothing is made', async () => {
     const early = await e.cli(['restore', 'acme', '--at', '2020-01-01T00:00:00Z', '--as', 'acme-old']);
@@ -221,5 +221,5 @@ describe.skipIf(!pgbackrest)(`restore <slug> --at <time> with pgBackRest${SKIP}`
     });
     expect(await scratchOf('globex')).toEqual([{ scratch: s.scratch, status: 'failed' }]);
     expect(await tenant(e, 'globex-k')).toBeUndefined();
-  }, 120_000);
+  }, 300_000);
 });
