@@ -40,6 +40,7 @@ import { fenceForReplace, replaceFenceFor, type HeldReplaceFence } from './repla
 import { dropReplaced, dropWarning, replaceNames, switchCommitted, switchToFresh } from './replace-switch.js';
 import { emptiedForFreeze } from '../copy/freeze.js';
 import { planPoolLoad, poolLoadPlan, type PoolLoadPlan } from './restore-pool-version.js';
+import { faultAction, faultPoint } from '../operations/fault-points.js';
 
 export interface RestoreDeps extends BackupDeps {
   migrations: MigrationFile[];
@@ -72,13 +73,6 @@ export interface RestoreResult extends TenantResult {
   /** How the restored rows' foreign keys were checked (see ForeignKeyCheck in src/copy/pool-load.ts). */
   foreignKeys?: ForeignKeyCheck;
 }
-
-/**
- * Tests of the kill promise: 'restore-hang-after-load' waits to be killed once the rows are loaded
- * and checked: before anything commits (one transaction), or right after the load's transaction
- * committed, before the later migrations (a placement built step by step).
- */
-const FAULT = () => process.env.TENANTCTL_INJECT_FAULT;
 
 /**
  * Restore a backup, as a new tenant (its own slug when it no longer exists, or `as`, with a new
@@ -328,10 +322,8 @@ async function replaceTenant(deps: RestoreDeps, a: OpenArchive, how: LoadHow, li
         },
       });
     });
-    if (FAULT() === 'restore-hang-after-switch') {
-      await op.phase('switched');
-      await new Promise(() => setInterval(() => {}, 1000));
-    }
+    if (faultAction('restore.switched')) await op.phase('switched');
+    await faultPoint('restore.switched');
     const warnings = [...sw.warnings];
     // The replaced placement is no longer the tenant's: fenced, its sessions ended, dropped now.
     if (away) await dropReplaced(deps, live, away).catch((err) => warnings.push(dropWarning(live, away, err)));
@@ -392,9 +384,9 @@ function placementRecord(p: PlacedTenant): RestorePlacement {
 
 /** Tests' kill point: the placement is committed, the catalog not yet written. */
 async function hangAfterCommit(op: OperationRecord): Promise<void> {
-  if (FAULT() !== 'restore-hang-after-commit') return;
+  if (!faultAction('restore.committed')) return;
   await op.phase('committed');
-  await new Promise(() => setInterval(() => {}, 1000));
+  await faultPoint('restore.committed');
 }
 
 async function failed(
@@ -488,7 +480,7 @@ async function load(
   };
   const hang = async () => {
     await op.phase('loaded', { rows: done, total });
-    if (FAULT() === 'restore-hang-after-load') await new Promise(() => setInterval(() => {}, 1000));
+    await faultPoint('restore.loaded');
   };
 
   if (!MODEL_TRAITS[p.model].sharedTables) {

@@ -1,3 +1,4 @@
+import { FAULT_POINTS, faultPoint, type FaultPointName } from '../operations/fault-points.js';
 import { stopIfInterrupted } from './interrupt.js';
 import type { MoveRecord } from './record.js';
 import type { MoveDeps, PhaseName } from './run.js';
@@ -21,7 +22,8 @@ export function phaseClock(deps: Pick<MoveDeps, 'onPhase' | 'signal'>) {
     deps.onPhase?.({ phase, state: 'done', ms, detail });
     await rec?.phaseDone(phase, ms);
     // Tests' kill point: once the phase is recorded done.
-    if (process.env.TENANTCTL_INJECT_FAULT === `move-hang-after-${phase}`) await new Promise(() => setInterval(() => {}, 1000));
+    const point = `move.after-${phase}`;
+    if (point in FAULT_POINTS) await faultPoint(point as FaultPointName, { signal: deps.signal });
   };
   return { phases, begin, done };
 }

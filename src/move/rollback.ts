@@ -11,6 +11,7 @@ import { removeEnd } from './remove.js';
 import { namesAfter, type NamesAfter } from './names.js';
 import { liftSwitchFence } from './switch-fence.js';
 import { changedSinceSwitch, describeChanges } from './unchanged.js';
+import { faultPoint } from '../operations/fault-points.js';
 
 export interface RollbackResult {
   tenant: string;
@@ -137,7 +138,7 @@ export async function rollbackMove(deps: RecoverDeps & { wait?: boolean }, slug:
       await fence.lift();
       await rec.update({ fence: { ...fence.record, liftedAt: new Date().toISOString() } }).catch(() => undefined);
     }
-    if (process.env.TENANTCTL_INJECT_FAULT === 'move-rollback-hang-before-remove') await new Promise(() => setInterval(() => {}, 1000));
+    await faultPoint('move-rollback.before-remove');
     try {
       await removeEnd(deps, plan.tenant, plan.key, plan.to, plan.from);
       await rec.update({ targetCreated: false });

@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import type { CatalogDb } from '../catalog/open.js';
 import { getTenant, tenantCountsByShard, updateTenant } from '../catalog/tenants.js';
@@ -29,6 +28,7 @@ import { removeEnd } from './remove.js';
 import { namesAfter, type NamesAfter } from './names.js';
 import { recordSwitch } from './switch-catalog.js';
 import { liftSwitchFence, placeSwitchFence } from './switch-fence.js';
+import { faultAction, faultPoint } from '../operations/fault-points.js';
 
 export interface MoveDeps {
   config: Config;
@@ -103,13 +103,6 @@ export interface MoveResult {
   warning?: string;
   error?: { code: string; message: string };
 }
-
-/**
- * Test hooks (TENANTCTL_INJECT_FAULT): `move-tamper` alters a target row before verify; `move-hang-in-copy` waits to be
- * killed after the first table; `move-hang-after-<phase>` waits once that phase is recorded done;
- * `move-hang-after-switch-fence` waits with the source's switch fence up and the catalog not yet switched.
- */
-const FAULT = () => process.env.TENANTCTL_INJECT_FAULT;
 
 /**
  * Move a tenant offline: plan and preflight (nothing changed on refusal, exit 2), build the
@@ -286,14 +279,14 @@ async function runMove(
             },
             afterTable: async (table) => {
               await rec.update({ rows: total.rows, bytes: total.bytes, lastTable: table });
-              // The tests' hang: until killed, or until Ctrl-C (which the next line acts on).
-              if (FAULT() === 'move-hang-in-copy') while (!deps.signal?.aborted) await sleep(100);
+              // The tests' pause: until killed, or until Ctrl-C (which the next line acts on).
+              await faultPoint('move.copy', { signal: deps.signal });
               stopIfInterrupted(deps.signal);
             },
             beforeVerify: async (tgt, schema, tables) => {
               await done('copy', rec);
               begin('verify');
-              if (FAULT() === 'move-tamper') await tamper(tgt, schema, tables, plan);
+              if (faultAction('move.verify') === 'tamper') await tamper(tgt, schema, tables, plan);
             },
             verified: async () => {
               await done('verify', rec);
@@ -312,7 +305,7 @@ async function runMove(
     begin('switch');
     // The source refuses the application's writes from here until complete or rollback.
     await placeSwitchFence(deps, rec, plan, pre.tables);
-    if (FAULT() === 'move-hang-after-switch-fence') await new Promise(() => setInterval(() => {}, 1000));
+    await faultPoint('move.switch-fence', { signal: deps.signal });
     await recordSwitch(db, deps.command, plan, rec, checks, { status: prevStatus, detail: prevDetail });
     switched = true;
     await done('switch', rec);

@@ -19,6 +19,7 @@ import { assertSlug } from '../placement/slug.js';
 import { lockTenant } from '../operations/tenant-lock.js';
 import { assertResumable } from './resume-check.js';
 import { assertNoDrift, assertNothingThere } from './preflight.js';
+import { faultPoint } from '../operations/fault-points.js';
 
 export interface ProvisionDeps {
   config: Config;
@@ -27,9 +28,8 @@ export interface ProvisionDeps {
   migrations: MigrationFile[];
   command?: string;
   /**
-   * Fault injection for tests of the rollback and re-run promises: 'prepared' or 'migrated'
-   * throws after that step; 'hang-after-prepared' waits forever (to be killed). Read from
-   * TENANTCTL_INJECT_FAULT when not given.
+   * In-process tests of the rollback and re-run promises: 'prepared' or 'migrated' fails at that
+   * fault point (create.prepared, create.migrated); the CLI's tests use TENANTCTL_FAULT instead.
    */
   failAfter?: string;
   /** Tests only: leave what a failure left behind (no undo), to check what it left. */
@@ -160,7 +160,7 @@ async function createLocked(deps: ProvisionDeps, input: CreateTenantInput): Prom
     shard: tenant.shard,
     target: targetId({ shard: tenant.shard, database: tenant.database_name, schema: tenant.schema_name }),
   };
-  const fault = deps.failAfter ?? process.env.TENANTCTL_INJECT_FAULT;
+  const fault = deps.failAfter ? `create.${deps.failAfter}:fail` : undefined;
   try {
     // Schema and database tenants: placement, migrations with their tracking rows, and grants
     // commit together where the migrations allow (promise 2); the faults fire inside.
@@ -168,8 +168,8 @@ async function createLocked(deps: ProvisionDeps, input: CreateTenantInput): Prom
       fleet,
       config,
       migrations: deps.migrations,
-      afterPrepare: () => injectFault(fault, 'prepared'),
-      afterMigrate: () => injectFault(fault, 'migrated'),
+      afterPrepare: () => faultPoint('create.prepared', { override: fault }),
+      afterMigrate: () => faultPoint('create.migrated', { override: fault }),
     });
     const version = deps.migrations.at(-1)?.id ?? null;
     await db.transaction().execute(async (tx) => {
@@ -199,12 +199,6 @@ async function createLocked(deps: ProvisionDeps, input: CreateTenantInput): Prom
       },
     };
   }
-}
-
-/** Fault injection for tests: 'prepared' and 'migrated' throw there; 'hang-after-prepared' waits forever. */
-async function injectFault(fault: string | undefined, step: 'prepared' | 'migrated'): Promise<void> {
-  if (fault === step) throw new Error(`injected failure after ${step === 'prepared' ? 'prepare' : 'migrate'}`);
-  if (step === 'prepared' && fault === 'hang-after-prepared') await new Promise(() => setInterval(() => {}, 1000));
 }
 
 /** Remove what a failed provisioning created; returns a problem, or null when all is clean. */
