@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { findTenant, insertTenant, updateTenant } from '../catalog/tenants.js';
+import { insertTenant, updateTenant } from '../catalog/tenants.js';
 import type { TenantRow } from '../catalog/tables.js';
 import { recordEvent } from '../catalog/events.js';
 import { redactText } from '../config/redact.js';
@@ -15,8 +15,10 @@ import {
   type MigrationTarget,
 } from '../migrate/apply-target.js';
 import { ensureTrackingTable, readApplied } from '../migrate/tracking.js';
-import { withTenantLock } from '../operations/tenant-lock.js';
-import { startOperation, type OperationRecord } from '../operations/operation-record.js';
+import { runTenantOperation, type OperationRun } from '../operations/tenant-operation.js';
+import type { OperationRecord } from '../operations/operation-record.js';
+import { endsCommand } from '../operations/failure.js';
+import { InterruptedError, isInterrupt } from '../operations/interrupt.js';
 import { drivers, type PlacedTenant } from '../placement/drivers.js';
 import { placementFor, targetId } from '../placement/naming.js';
 import { MODEL_TRAITS, stagingPlacement, tenantRole } from '../placement/placement.js';
@@ -114,9 +116,11 @@ export async function restoreBackup(deps: RestoreDeps, o: RestoreOptions): Promi
   await assertIntact(a);
   const key = m.encryption ? await dataKeyById(deps.db, m.encryption.keyId, m.tenant.slug) : null;
   if (key) assertManifestMac(m, key, `backup ${a.id}`);
-  return withTenantLock(deps.db, slug, { command: deps.command, wait: deps.wait, onWaiting: deps.onWaiting }, async () => {
-    const swept = await sweepKilledRestores(deps, slug);
-    const live = await findTenant(deps.db, slug);
+  // What a killed restore of the tenant left goes first (restore-leftovers.ts).
+  const sweep = () => sweepKilledRestores(deps, slug);
+  return runTenantOperation(deps, { kind: 'restore', slug, tenant: 'optional', sweep }, async (run) => {
+    const { swept } = run;
+    const live = run.tenant;
     if (live && !o.replace) {
       throw new UsageError(
         'TENANT_EXISTS',
@@ -130,7 +134,7 @@ export async function restoreBackup(deps: RestoreDeps, o: RestoreOptions): Promi
       throw new UsageError('TENANT_STATE', `tenant "${slug}" is ${live.status}`, 'only active or suspended tenants can be replaced');
     }
     const how = { atVersion, dataKey: key, oneTransaction };
-    const r = await (live ? replaceTenant(deps, a, how, live) : restoreNew(deps, a, how, dest!, slug));
+    const r = await (live ? replaceTenant(deps, run, a, how, live) : restoreNew(deps, run, a, how, dest!, slug));
     return swept.length ? { ...r, warnings: [...swept, ...(r.warnings ?? [])] } : r;
   });
 }
@@ -144,7 +148,14 @@ interface LoadHow {
   oneTransaction: boolean;
 }
 
-async function restoreNew(deps: RestoreDeps, a: OpenArchive, how: LoadHow, dest: Dest, slug: string): Promise<RestoreResult> {
+async function restoreNew(
+  deps: RestoreDeps,
+  run: OperationRun,
+  a: OpenArchive,
+  how: LoadHow,
+  dest: Dest,
+  slug: string,
+): Promise<RestoreResult> {
   const started = Date.now();
   const { config, fleet, db } = deps;
   const m = a.manifest;
@@ -191,13 +202,9 @@ async function restoreNew(deps: RestoreDeps, a: OpenArchive, how: LoadHow, dest:
       schema: placed.schema_name,
     });
   }
-  const op = await startOperation(db, {
-    kind: 'restore',
-    tenant: slug,
-    // Where the fresh placement goes, recorded before anything is made there: a killed restore's
-    // leftovers are found by the next one (restore-leftovers.ts).
-    args: { backup: a.id, as: slug, model: dest.model, shard: dest.shard, placement: placementRecord(placed) },
-  });
+  // Where the fresh placement goes, recorded before anything is made there: a killed restore's
+  // leftovers are found by the next one (restore-leftovers.ts).
+  const op = await run.record({ backup: a.id, as: slug, model: dest.model, shard: dest.shard, placement: placementRecord(placed) });
   const base = {
     tenant: slug,
     model: dest.model,
@@ -209,6 +216,7 @@ async function restoreNew(deps: RestoreDeps, a: OpenArchive, how: LoadHow, dest:
   try {
     const loaded = await load(deps, a, how, placed, false, op);
     await hangAfterCommit(op);
+    await run.step('register');
     await db.transaction().execute(async (tx) => {
       await insertTenant(tx, {
         slug,
@@ -241,11 +249,11 @@ async function restoreNew(deps: RestoreDeps, a: OpenArchive, how: LoadHow, dest:
     // and role, made before it (CREATE DATABASE cannot run in a transaction). Step by step: the
     // placement, committed piece by piece. Removed here; if that fails, the next restore does it.
     const left = await undoFresh(deps, placed, how, { keepRole: false });
-    return failed(deps, op, base, started, err, left);
+    return failed(run, base, started, err, left, `nothing was registered and what was loaded was removed; ${slug} does not exist`);
   }
 }
 
-async function replaceTenant(deps: RestoreDeps, a: OpenArchive, how: LoadHow, live: TenantRow): Promise<RestoreResult> {
+async function replaceTenant(deps: RestoreDeps, run: OperationRun, a: OpenArchive, how: LoadHow, live: TenantRow): Promise<RestoreResult> {
   const started = Date.now();
   const { db, fleet, config } = deps;
   const role = tenantRole(live);
@@ -265,24 +273,30 @@ async function replaceTenant(deps: RestoreDeps, a: OpenArchive, how: LoadHow, li
   const { fresh: placed, away } = replaceNames(live);
   const fence = replaceFenceFor(live);
   const version = deps.migrations.at(-1)?.id ?? null;
-  const op = await startOperation(db, {
-    kind: 'restore',
-    tenant: live.slug,
-    // Recorded before anything is made or fenced: a killed replace is finished or undone by the next restore's sweep.
-    args: { backup: a.id, replace: true, placement: placementRecord(placed), replaced: placementRecord(live), away, fence, version },
+  // Recorded before anything is made or fenced: a killed replace is finished or undone by the next restore's sweep.
+  const op = await run.record({
+    backup: a.id,
+    replace: true,
+    placement: placementRecord(placed),
+    replaced: placementRecord(live),
+    away,
+    fence,
+    version,
   });
+  const untouched = `the fence was lifted: ${live.slug} keeps its data as it was`;
   // From the first step to the switch the tenant's writes are refused: one made meanwhile would
   // be missing from the safety backup and dropped with the replaced placement.
   let held: HeldReplaceFence;
   try {
     held = await fenceForReplace(fleet, config, fence);
   } catch (err) {
-    return failed(deps, op, base, started, err);
+    return failed(run, base, started, err, undefined, untouched);
   }
   let safety: Awaited<ReturnType<typeof backupLocked>>;
   try {
+    await run.step('fenced');
     // The state being replaced, kept: a mistaken restore can itself be undone.
-    safety = await backupLocked(deps, live.slug);
+    safety = await backupLocked({ ...deps, signal: run.signal }, live);
     if (safety.status !== 'succeeded') {
       throw new TenantctlError(
         'RESTORE_FAILED',
@@ -291,13 +305,16 @@ async function replaceTenant(deps: RestoreDeps, a: OpenArchive, how: LoadHow, li
     }
   } catch (err) {
     await held.lift();
-    return failed(deps, op, base, started, err);
+    return failed(run, base, started, err, undefined, untouched);
   }
-  await op.phase('safety backup', { safetyBackup: safety.backup });
+  run.did(`safety backup ${safety.backup} written (kept)`);
   let switched = false;
   try {
+    await run.step('safety-backup', { safetyBackup: safety.backup });
     const loaded = await load(deps, a, how, placed, true, op);
     await hangAfterCommit(op);
+    // The last clean point: from the switch on, the restore finishes.
+    await run.step('switch');
     const sw = await switchToFresh(deps, live, placed, away);
     switched = true;
     const writesRefusedMs = Date.now() - held.since;
@@ -355,7 +372,7 @@ async function replaceTenant(deps: RestoreDeps, a: OpenArchive, how: LoadHow, li
     }
     const left = await undoFresh(deps, placed, how, { keepRole: true });
     await held.lift().catch(() => undefined);
-    return { ...(await failed(deps, op, base, started, err, left)), safetyBackup: safety.backup };
+    return { ...(await failed(run, base, started, err, left, `${untouched}; what was loaded was removed`)), safetyBackup: safety.backup };
   }
 }
 
@@ -390,34 +407,27 @@ async function hangAfterCommit(op: OperationRecord): Promise<void> {
 }
 
 async function failed(
-  deps: RestoreDeps,
-  op: OperationRecord,
+  run: OperationRun,
   base: { tenant: string; backup: string; model: string; region: string; shard: string; target: string },
   started: number,
   err: unknown,
-  leftover?: string,
+  leftover: string | undefined,
+  undone: string,
 ): Promise<RestoreResult> {
-  let message = redactText(errorMessage(err));
-  if (leftover === undefined) await op.finish('failed', { error: message }).catch(() => undefined);
-  else {
+  let failure = err;
+  if (leftover !== undefined) {
     // Its record stays running: the next restore of the tenant removes the placement (restore-leftovers.ts).
-    message += `; what it made could not be removed yet (${leftover}): the next restore of ${base.tenant} removes it`;
-    await op.phase('failed', { error: message }).catch(() => undefined);
+    const note = `what it made could not be removed yet (${leftover}): the next restore of ${base.tenant} removes it`;
+    if (run.op) run.op.keep = true;
+    await run.op?.phase('failed', { error: `${redactText(errorMessage(err))}; ${note}` }).catch(() => undefined);
+    undone = `${undone}; ${note}`;
+    if (!endsCommand(err))
+      failure = new TenantctlError(err instanceof TenantctlError ? err.code : 'RESTORE_FAILED', `${errorMessage(err)}; ${note}`);
   }
-  await recordEvent(deps.db, {
-    command: deps.command,
-    action: 'restore failed',
-    result: 'failed',
-    tenant: base.tenant,
-    details: { backup: base.backup, error: message },
-  }).catch(() => undefined);
-  if (err instanceof UsageError) throw err;
-  return {
-    ...base,
-    status: 'failed',
-    durationMs: Date.now() - started,
-    error: { code: err instanceof TenantctlError ? err.code : 'RESTORE_FAILED', message },
-  };
+  // Ctrl-C: the step it was in is undone; the engine says so, and how to finish.
+  if (isInterrupt(err)) throw new InterruptedError(undone);
+  const error = await run.fail(failure, 'RESTORE_FAILED', { backup: base.backup });
+  return { ...base, status: 'failed', durationMs: Date.now() - started, error };
 }
 
 interface Loaded {

@@ -1,7 +1,7 @@
 import { recordEvent } from '../catalog/events.js';
-import { getTenant, updateTenant } from '../catalog/tenants.js';
+import { updateTenant } from '../catalog/tenants.js';
 import { TenantctlError, UsageError } from '../errors.js';
-import { withTenantLock } from '../operations/tenant-lock.js';
+import { runTenantOperation } from '../operations/tenant-operation.js';
 import { assertSlug } from '../placement/slug.js';
 import type { MoveEnd } from './plan.js';
 import { fenceRecordFor, preparePoolFence, takeFence } from './fence.js';
@@ -36,8 +36,7 @@ export interface RollbackResult {
  */
 export async function rollbackMove(deps: RecoverDeps & { wait?: boolean }, slug: string): Promise<RollbackResult> {
   assertSlug(slug);
-  await getTenant(deps.db, slug);
-  return withTenantLock(deps.db, slug, { command: deps.command, wait: deps.wait }, async () => {
+  return runTenantOperation(deps, { kind: 'move rollback', slug }, async () => {
     const open = await openMove(deps.db, slug);
     if (!open) {
       // A rollback killed before it removed the copy at the target.

@@ -5,9 +5,10 @@ import { recordEvent } from '../catalog/events.js';
 import type { Config } from '../config/types.js';
 import { redactText } from '../config/redact.js';
 import type { Fleet } from '../fleet/fleet.js';
-import { EXIT, TenantctlError, UsageError, errorMessage } from '../errors.js';
+import { TenantctlError, UsageError, errorMessage } from '../errors.js';
 import type { MigrationFile } from '../migrate/files.js';
-import { withTenantLock } from '../operations/tenant-lock.js';
+import { recordedFailure, runTenantOperation } from '../operations/tenant-operation.js';
+import { endsCommand } from '../operations/failure.js';
 import { assertSlug } from '../placement/slug.js';
 import { MODEL_TRAITS } from '../placement/placement.js';
 import { ident, qualified } from '../sql.js';
@@ -137,7 +138,9 @@ export async function moveTenant(deps: MoveDeps, slug: string, o: MoveOptions): 
       durationMs: Date.now() - started,
     };
   }
-  return withTenantLock(deps.db, slug, { command: deps.command, wait: deps.wait }, async () => {
+  return runTenantOperation(deps, { kind: 'move', slug }, async (run) => {
+    // Ctrl-C stops the move at its next clean point before the switch (interrupt.ts).
+    deps = { ...deps, signal: run.signal };
     let resumed: MoveResult['resumed'];
     const open = await openMove(deps.db, slug);
     if (open?.status === 'switched') {
@@ -181,7 +184,8 @@ export async function moveTenant(deps: MoveDeps, slug: string, o: MoveOptions): 
     for (const swept of [await sweepRolledBackCopies(deps, slug), await sweepReplication(deps, slug)]) {
       if (swept) resumed = resumed ? { ...resumed, cleaned: [...resumed.cleaned, ...swept.cleaned] } : swept;
     }
-    const t = await getTenant(deps.db, slug);
+    // Read once under the lock, again only when a killed move was cleaned up (that restored its status).
+    const t = resumed ? await getTenant(deps.db, slug) : run.tenant!;
     if (t.status !== 'active' && t.status !== 'suspended') {
       throw new UsageError(
         'TENANT_STATE',
@@ -371,7 +375,8 @@ async function runMove(
         })
         .catch(() => undefined);
     }
-    if (err instanceof UsageError || (err instanceof TenantctlError && err.exitCode === EXIT.locked)) throw err;
+    // The one rule (failure.ts): bad input, LOCKED and Ctrl-C end the command; the record and event are written above.
+    if (endsCommand(err)) throw recordedFailure(err);
     return {
       tenant: plan.tenant,
       status: 'failed',

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config/types.js';
 import type { CatalogDb } from '../catalog/open.js';
-import { findTenant, insertTenant, nextBigintKey, tenantCountsByShard, updateTenant } from '../catalog/tenants.js';
+import { insertTenant, nextBigintKey, tenantCountsByShard, updateTenant } from '../catalog/tenants.js';
 import type { TenantRow } from '../catalog/tables.js';
 import { recordEvent } from '../catalog/events.js';
 import type { Fleet } from '../fleet/fleet.js';
@@ -16,7 +16,7 @@ import type { MigrationFile } from '../migrate/files.js';
 import { createPlacementAtVersion } from '../migrate/placement-at-version.js';
 import { planTenant, type CreateTenantInput } from './plan.js';
 import { assertSlug } from '../placement/slug.js';
-import { lockTenant } from '../operations/tenant-lock.js';
+import { runTenantOperation } from '../operations/tenant-operation.js';
 import { assertResumable } from './resume-check.js';
 import { assertNoDrift, assertNothingThere } from './preflight.js';
 import { faultPoint } from '../operations/fault-points.js';
@@ -60,24 +60,19 @@ export async function createTenant(deps: ProvisionDeps, input: CreateTenantInput
   assertSlug(input.slug);
   // One operation per tenant: a concurrent create, delete or migration of this slug waits for us
   // (or exits 3), so a `provisioning` row is only ever finished by the process that holds it.
-  const lock = await lockTenant(deps.db, input.slug, {
-    command: deps.command ?? 'tenant create',
-    wait: deps.wait,
-    onWaiting: deps.onWaiting,
-  });
-  try {
-    return await createLocked(deps, input);
-  } finally {
-    await lock.release();
-  }
+  // Ctrl-C: a tenant being created finishes (one transaction, or undone on failure).
+  const command = deps.command ?? 'tenant create';
+  return runTenantOperation({ ...deps, command }, { kind: 'create', slug: input.slug, tenant: 'optional' }, (run) =>
+    createLocked(deps, input, run.tenant),
+  );
 }
 
-async function createLocked(deps: ProvisionDeps, input: CreateTenantInput): Promise<TenantResult> {
+async function createLocked(deps: ProvisionDeps, input: CreateTenantInput, existing: TenantRow | undefined): Promise<TenantResult> {
   const started = Date.now();
   const { config, db, fleet } = deps;
   const command = deps.command ?? 'tenant create';
-  // Read under the lock: what the catalog says now, not before another process finished.
-  let row = await findTenant(db, input.slug);
+  // Read under the lock (by the engine): what the catalog says now, not before another process finished.
+  let row = existing;
   let resumed = false;
   if (row && row.status !== 'provisioning' && row.status !== 'failed') {
     throw new UsageError(
