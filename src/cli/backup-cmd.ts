@@ -157,7 +157,7 @@ export function registerRestoreCommand(program: Command): void {
           flags: { as?: string; shard?: string; model?: string; replace?: boolean; yes?: boolean; wait?: boolean },
         ) => {
           if (flags.replace) await confirmDestructive(ctx, flags.yes, `replace the data of the tenant in ${id} with the backup's`);
-          const { restoreBackup } = await import('../backup/restore.js');
+          const { restoreBackup } = await import('../backup/restore-run.js');
           const { renderRestore, progressLine } = await import('../report/backup.js');
           const live = progressLine(ctx.out);
           const r = await restoreBackup(

@@ -198,10 +198,9 @@ async function closeFailed(
   if (!interrupted) return err;
   const where = at.phase === 'start' ? '' : ` in ${at.phase}`;
   const done = at.done.length ? ` done: ${at.done.join('; ')};` : '';
-  return new InterruptedError(
-    `the ${spec.kind} of ${spec.slug} was interrupted${where};${done} ${message}`,
-    `to finish it, run: ${commandLine()}`,
-  );
+  // The command that finishes it is in the message too: a fan-out's result row prints no hint.
+  const finish = `to finish it, run: ${commandLine()}`;
+  return new InterruptedError(`the ${spec.kind} of ${spec.slug} was interrupted${where};${done} ${message}; ${finish}`, finish);
 }
 
 async function failedEvent(
