@@ -1,4 +1,3 @@
-import type pg from 'pg';
 import type { CatalogDb } from '../catalog/open.js';
 import { getTenant, tenantCountsByShard, updateTenant } from '../catalog/tenants.js';
 import { recordEvent } from '../catalog/events.js';
@@ -10,9 +9,6 @@ import type { MigrationFile } from '../migrate/files.js';
 import { recordedFailure, runTenantOperation } from '../operations/tenant-operation.js';
 import { endsCommand } from '../operations/failure.js';
 import { assertSlug } from '../placement/slug.js';
-import { MODEL_TRAITS } from '../placement/placement.js';
-import { ident, qualified } from '../sql.js';
-import type { CopyTable } from '../copy/tables.js';
 import { planMove, type MoveEnd, type MovePlan, type MoveRequest } from './plan.js';
 import { preflight } from './preflight.js';
 import { fenceRecordFor, preparePoolFence, takeFence, type HeldFence } from './fence.js';
@@ -20,6 +16,7 @@ import { copyAndVerify, type TableCheck } from './copy.js';
 import { buildTarget, plannedBuild, type TargetBuild } from './build-target.js';
 import { isInterrupt, stopIfInterrupted } from './interrupt.js';
 import { phaseClock } from './phase-clock.js';
+import { tamperCopy } from './tamper.js';
 import { keepSuspended } from './keep-suspended.js';
 import { MoveRecord, openMove } from './record.js';
 import { recoverMove, sweepReplication, sweepRolledBackCopies } from './recover.js';
@@ -290,7 +287,7 @@ async function runMove(
             beforeVerify: async (tgt, schema, tables) => {
               await done('copy', rec);
               begin('verify');
-              if (faultAction('move.verify') === 'tamper') await tamper(tgt, schema, tables, plan);
+              if (faultAction('move.verify') === 'tamper') await tamperCopy(tgt, schema, tables, plan);
             },
             verified: async () => {
               await done('verify', rec);
@@ -390,19 +387,5 @@ async function runMove(
       durationMs: Date.now() - started,
       error: { code: err instanceof TenantctlError ? err.code : 'MOVE_FAILED', message },
     };
-  }
-}
-
-/** The tests' tampered copy: one column of one target row changed before verification. */
-async function tamper(c: pg.ClientBase, schema: string, tables: CopyTable[], plan: MovePlan): Promise<void> {
-  for (const t of [...tables].reverse()) {
-    const col = t.columns.find((x) => x !== t.keyColumn && /name|title|body|email/.test(x));
-    if (!col) continue;
-    const mine = MODEL_TRAITS[plan.to.model].sharedTables ? `where ${ident(t.keyColumn)}::text = $1` : 'where $1::text is not null';
-    const r = await c.query(
-      `update ${qualified(schema, t.table)} set ${ident(col)} = ${ident(col)} || 'x' where ctid = (select ctid from ${qualified(schema, t.table)} ${mine} limit 1)`,
-      [plan.key],
-    );
-    if (r.rowCount) return;
   }
 }

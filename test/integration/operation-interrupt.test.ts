@@ -105,7 +105,7 @@ describe('Ctrl-C in restore --replace', () => {
       await e.q(
         'us1',
         t.database_name,
-        `update "${t.schema_name}".tasks set title = 'written after' where id = (select min(id) from "${t.schema_name}".tasks)`,
+        `update "${t.schema_name}".tasks set title = 'written after' where ctid = (select ctid from "${t.schema_name}".tasks limit 1)`,
       );
       expect((await latestOp(e, 'restore', slug))?.status).toBe('interrupted');
       const left = await e.q('us1', t.database_name, `select nspname from pg_namespace where nspname like $1 and nspname <> $2`, [
