@@ -257,9 +257,12 @@ async function replaceTenant(deps: RestoreDeps, run: OperationRun, a: OpenArchiv
   }
   run.did(`safety backup ${safety.backup} written (kept)`);
   let switched = false;
+  // The load committed the fresh placement: undoing it is removing it whole (not a rolled-back create).
+  let committed = false;
   try {
     await run.step('safety-backup', { safetyBackup: safety.backup });
     const loaded = await load(deps, a, how, placed, true, op);
+    committed = true;
     await hangAfterCommit(op);
     // The last clean point: from the switch on, the restore finishes.
     await run.step('switch');
@@ -318,7 +321,7 @@ async function replaceTenant(deps: RestoreDeps, run: OperationRun, a: OpenArchiv
         error: { code: 'RESTORE_FAILED', message },
       };
     }
-    const left = await undoFresh(deps, placed, how, { keepRole: true });
+    const left = await undoFresh(deps, placed, committed ? { ...how, oneTransaction: false } : how, { keepRole: true });
     await held.lift().catch(() => undefined);
     return { ...(await failed(run, base, started, err, left, `${untouched}; what was loaded was removed`)), safetyBackup: safety.backup };
   }
