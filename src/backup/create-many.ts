@@ -2,6 +2,7 @@ import type { TenantSelector } from '../catalog/tenants.js';
 import { selectTenants } from '../catalog/tenants.js';
 import { fanout } from '../fanout/run.js';
 import { UsageError } from '../errors.js';
+import { onInterrupt } from '../operations/interrupt.js';
 import { storageFor, encryptsBackups } from './regions.js';
 import { masterKey } from './crypto.js';
 import { backupTenant, type BackupDeps, type BackupResult } from './create.js';
@@ -42,6 +43,8 @@ export async function backupTenants(
       shardOf: (t) => t.shard,
       shardBudget: (s) => Math.max(1, Math.floor(deps.fleet.shard(s).maxConnections / 2)),
       onResult: (_t, r) => opts.onResult?.(r as BackupResult),
+      // Ctrl-C: no new tenant starts; the running ones stop at their next clean point.
+      signal: deps.signal ?? onInterrupt('interrupted: no new backups start; the running ones stop and remove their partial archives'),
     },
     (t) => backupTenant(deps, t.slug),
     (t, reason) => ({ tenant: t.slug, model: t.model, region: t.region, shard: t.shard, status: 'skipped', reason }),

@@ -1,15 +1,12 @@
 import { pipeline } from 'node:stream/promises';
 import type { Transform } from 'node:stream';
 import type { TenantRow } from '../catalog/tables.js';
-import { getTenant } from '../catalog/tenants.js';
 import { recordEvent } from '../catalog/events.js';
-import type { LifecycleDeps } from '../operations/command-deps.js';
 import type { TenantResult } from '../fanout/result.js';
-import { TenantctlError, UsageError, errorMessage } from '../errors.js';
-import { redactText } from '../config/redact.js';
+import { TenantctlError } from '../errors.js';
 import { readApplied, versionOf } from '../migrate/tracking.js';
-import { withTenantLock } from '../operations/tenant-lock.js';
-import { startOperation } from '../operations/operation-record.js';
+import { runTenantOperation, type OperationDeps, type OperationRun } from '../operations/tenant-operation.js';
+import { InterruptedError, isInterrupt, stopIfInterrupted } from '../operations/interrupt.js';
 import { copyTables } from '../copy/tables.js';
 import { sourceConstraints } from '../copy/not-valid-constraints.js';
 import { copyOutSql } from '../copy/copy-sql.js';
@@ -19,7 +16,6 @@ import { pgDumpTarget } from '../placement/placement.js';
 import { sharedTablesNotCopied } from '../placement/pool/shared-tables.js';
 import { MANIFEST_FILE, MANIFEST_FORMAT, sealManifest, toolVersion, type Manifest } from './manifest.js';
 import { manifestMac } from './manifest-mac.js';
-import { sweepTenant } from '../operations/sweep.js';
 import { newBackupId, type ArchiveWriter } from './storage.js';
 import { backupCompression, encryptsBackups, storageFor } from './regions.js';
 import { tenantDataKey } from './keys.js';
@@ -32,11 +28,8 @@ import { dumpTableSinks, type DumpTableSinks } from './dump-tables.js';
 import { assertPgDumpVersion, pgDumpMajor, runPgDump } from './pg-dump.js';
 import { drivers } from '../placement/drivers.js';
 
-/** What a lifecycle command gets (config, catalog, fleet, command, lock waiting), plus progress. */
-export interface BackupDeps extends LifecycleDeps {
-  /** Live progress of one tenant's backup (rows and stored bytes so far). */
-  onProgress?: (p: { tenant: string; table: string; rows: number; bytes: number; total?: number }) => void;
-}
+import type { BackupDeps } from './types.js';
+export type { BackupDeps } from './types.js';
 
 export interface BackupResult extends TenantResult {
   backup?: string;
@@ -49,54 +42,50 @@ export interface BackupResult extends TenantResult {
 }
 
 /**
- * Back up one tenant under its operation lock: every tenant-scoped table's rows in the tenant's
- * scope (pool: its key; schema and database: everything), from ONE repeatable-read snapshot,
- * streamed as COPY text through gzip (and AES-256-GCM when the region encrypts) into the
- * region's storage; schema and database tenants also get a pg_dump -Fc from the same snapshot.
- * The archive is published only when complete. Never throws for a failure at the shard: the
- * result says what happened.
+ * Back up one tenant under its operation lock (the tenant-operation engine): every tenant-scoped
+ * table's rows in the tenant's scope (pool: its key; schema and database: everything), from ONE
+ * repeatable-read snapshot, streamed as COPY text through gzip (and AES-256-GCM when the region
+ * encrypts) into the region's storage; schema and database tenants also get a pg_dump -Fc from
+ * the same snapshot. The archive is published only when complete; on a failure or Ctrl-C the
+ * partial one is removed. Never throws for a failure at the shard: the result says what happened.
+ * `lockHeld`: the caller holds the tenant's lock (delete's final backup, restore's safety backup).
  *
  * @example
  *   const r = await backupTenant(deps, 'acme');
  *   r.backup // 'acme.20261126T225317123Z'
  */
-export async function backupTenant(deps: BackupDeps, slug: string): Promise<BackupResult> {
-  await getTenant(deps.db, slug);
-  return withTenantLock(deps.db, slug, { command: deps.command, wait: deps.wait, onWaiting: deps.onWaiting }, async () => {
-    // Under the tenant's lock no operation of it is live: what a killed one left goes first.
-    const swept = await sweepTenant(deps, { slug });
-    return backupLocked(
-      deps,
-      slug,
-      swept.map((s) => s.what),
-    );
-  });
+export async function backupTenant(deps: BackupDeps, slug: string, o: { held?: TenantRow } = {}): Promise<BackupResult> {
+  // The engine runs the one sweep first under the tenant's lock (not for a nested backup: its
+  // caller swept, and its own running record must not be taken for a killed one).
+  return runTenantOperation(deps, { kind: 'backup', slug, held: o.held }, (run) => backupBody(deps, run));
 }
 
-/**
- * backupTenant for a caller that already holds the tenant's lock and swept it (delete's final
- * backup, restore's safety backup); `swept`: what the sweep cleaned, for the warnings.
- */
-export async function backupLocked(deps: BackupDeps, slug: string, swept: string[] = []): Promise<BackupResult> {
+/** backupTenant for a caller that already holds the tenant's lock and its row (delete's final backup, restore's safety backup). */
+export function backupLocked(deps: BackupDeps, t: TenantRow): Promise<BackupResult> {
+  return backupTenant(deps, t.slug, { held: t });
+}
+
+async function backupBody(deps: BackupDeps, run: OperationRun): Promise<BackupResult> {
   const started = Date.now();
-  const t = await getTenant(deps.db, slug);
+  const t = run.tenant!;
   const base = { tenant: t.slug, model: t.model, region: t.region, shard: t.shard };
   if (t.status !== 'active' && t.status !== 'suspended') {
     return { ...base, status: 'skipped', reason: `tenant is ${t.status}` };
   }
   const storage = storageFor(deps.config, t.region);
   const id = newBackupId(t.slug);
-  const op = await startOperation(deps.db, { kind: 'backup', tenant: t.slug, args: { backup: id, storage: storage.location } });
+  const op = await run.record({ backup: id, storage: storage.location });
   let writer: ArchiveWriter | undefined;
   try {
     const dataKey = encryptsBackups(deps.config, t.region) ? await tenantDataKey(deps.db, t.slug) : null;
     writer = await storage.begin(id);
-    await op.phase('copy', { rows: 0, bytes: 0 });
-    const manifest = await writeArchive(deps, t, id, writer, dataKey, (p) => {
+    await run.step('copy', { rows: 0, bytes: 0 });
+    const manifest = await writeArchive(deps, t, id, writer, dataKey, run.signal, (p) => {
       deps.onProgress?.({ tenant: t.slug, ...p });
       void op.heartbeat({ rows: p.rows, bytes: p.bytes }).catch(() => undefined);
     });
     if (dataKey) await writeArchiveKey(writer, { keyId: dataKey.keyId, slug: t.slug, wrapped: wrapKey(masterKey(), dataKey.key) });
+    await run.step('written');
     await writer.writeText(MANIFEST_FILE, `${JSON.stringify(manifest, null, 2)}\n`);
     await writer.commit();
     const rows = manifest.tables.reduce((n, x) => n + x.rows, 0);
@@ -118,28 +107,15 @@ export async function backupLocked(deps: BackupDeps, slug: string, swept: string
       tables: manifest.tables.length,
       sharedNotCopied: manifest.sharedTables ?? [],
       encrypted: Boolean(dataKey),
-      ...(swept.length ? { warnings: swept } : {}),
+      ...(run.swept.length ? { warnings: run.swept } : {}),
       durationMs: Date.now() - started,
     };
   } catch (err) {
+    // Nothing of an unpublished archive is kept (a Ctrl-C included).
     await writer?.abort().catch(() => undefined);
-    const message = redactText(errorMessage(err));
-    await op.finish('failed', { error: message }).catch(() => undefined);
-    await recordEvent(deps.db, {
-      command: deps.command,
-      action: 'backup failed',
-      result: 'failed',
-      tenant: t.slug,
-      details: { backup: id, error: message },
-    }).catch(() => undefined);
-    // Bad input (no master key, an old pg_dump) is the operator's to fix: exit 2 as a whole.
-    if (err instanceof UsageError) throw err;
-    return {
-      ...base,
-      status: 'failed',
-      durationMs: Date.now() - started,
-      error: { code: err instanceof TenantctlError ? err.code : 'BACKUP_FAILED', message },
-    };
+    if (isInterrupt(err)) throw new InterruptedError(`the partial archive ${id} was removed; ${t.slug} has no new backup`);
+    const error = await run.fail(err, 'BACKUP_FAILED', { backup: id });
+    return { ...base, status: 'failed', durationMs: Date.now() - started, error };
   }
 }
 
@@ -151,6 +127,7 @@ async function writeArchive(
   id: string,
   writer: ArchiveWriter,
   dataKey: { keyId: string; key: Buffer } | null,
+  signal: AbortSignal,
   progress: Progress,
 ): Promise<Manifest> {
   const { config, fleet } = deps;
@@ -241,11 +218,14 @@ async function writeArchive(
       }
       for (const f of files) {
         if (fromDump?.tables.has(f.table.table)) continue;
+        // Ctrl-C: between tables (a table's COPY is not cut mid-stream; the archive is dropped whole).
+        stopIfInterrupted(signal, 'stopped between tables');
         await pipeline([
           copyOut(c, copyOutSql(f.table, { model: t.model, schema: t.schema_name, key: t.key }, config)),
           ...f.chain(),
         ] as never);
       }
+      stopIfInterrupted(signal, 'stopped after the last table');
       // Every table's rows digested in this snapshot (the one digest, src/build/digest.ts: what a
       // restore checks its load against), while pg_dump may still be sending; its count is also
       // the check that each table's stream (a COPY, or pg_dump's) was read whole.

@@ -1,3 +1,4 @@
+import { faultPoint } from '../operations/fault-points.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
 import { inTransaction } from '../fleet/fleet.js';
 import { TenantctlError } from '../errors.js';
@@ -23,9 +24,6 @@ import { planPoolLoad, poolLoadPlan, type PoolLoadPlan } from './restore-pool-ve
 
 /** What a restore's load uses of its deps. */
 export type LoadDeps = Pick<BackupDeps, 'config' | 'fleet' | 'onProgress'> & { migrations: MigrationFile[] };
-
-/** Tests' kill point `restore-hang-after-load` (see restore.ts). */
-const FAULT = () => process.env.TENANTCTL_INJECT_FAULT;
 
 /** How the archive is loaded: the files at the backup's version, its data key, and whether every migration runs in one transaction. */
 export interface LoadHow {
@@ -94,7 +92,7 @@ export async function load(
   };
   const hang = async () => {
     await op.phase('loaded', { rows: done, total });
-    if (FAULT() === 'restore-hang-after-load') await new Promise(() => setInterval(() => {}, 1000));
+    await faultPoint('restore.loaded');
   };
 
   if (!MODEL_TRAITS[p.model].sharedTables) {

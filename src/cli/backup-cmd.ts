@@ -7,6 +7,7 @@ import { addSelectorOptions, concurrencyFrom, positiveInt, selectorFrom } from '
 import { confirmDestructive } from './confirm.js';
 import { action } from './run.js';
 import { METRICS_FILE_OPTION, meteredAction, recordOutcomes } from './metrics-flag.js';
+import { operationDeps } from './operation-deps.js';
 
 /** `backup create | list | verify | prune | forget-key`: thin adapters over src/backup/. */
 export function registerBackupCommands(program: Command): void {
@@ -31,14 +32,7 @@ export function registerBackupCommands(program: Command): void {
       const { progressLine } = await import('../report/backup.js');
       const live = progressLine(ctx.out);
       const results = await backupTenants(
-        {
-          config: ctx.config,
-          db: await ctx.catalog(),
-          fleet: await ctx.fleet(),
-          command: ctx.command,
-          wait: Boolean(flags.wait),
-          onProgress: live,
-        },
+        { ...(await operationDeps(ctx, { wait: Boolean(flags.wait) })), onProgress: live },
         { slugs, all: Boolean(flags.all), selector: selectorFrom(flags) },
         {
           concurrency: concurrencyFrom(flags.concurrency as number | undefined, ctx.config.defaults.concurrency),
@@ -182,20 +176,11 @@ export function registerRestoreCommand(program: Command): void {
         ) => {
           if (flags.at !== undefined) return (await import('./restore-at-cmd.js')).restoreAtCommand(ctx, id, { ...flags, at: flags.at });
           if (flags.replace) await confirmDestructive(ctx, flags.yes, `replace the data of the tenant in ${id} with the backup's`);
-          const { restoreBackup } = await import('../backup/restore.js');
-          const { loadMigrations } = await import('../migrate/files.js');
+          const { restoreBackup } = await import('../backup/restore-run.js');
           const { renderRestore, progressLine } = await import('../report/backup.js');
           const live = progressLine(ctx.out);
           const r = await restoreBackup(
-            {
-              config: ctx.config,
-              db: await ctx.catalog(),
-              fleet: await ctx.fleet(),
-              command: ctx.command,
-              wait: flags.wait,
-              migrations: await loadMigrations(ctx.config.migrationsDir),
-              onProgress: live,
-            },
+            { ...(await operationDeps(ctx, { wait: flags.wait, migrations: true })), onProgress: live },
             { backup: id, as: flags.as, shard: flags.shard, model: flags.model, replace: flags.replace },
           );
           if (ctx.out.tty && !ctx.out.quiet) process.stderr.write('\r\x1b[K');

@@ -51,14 +51,8 @@ async function up(ctx: CommandContext, flags: UpFlags): Promise<number> {
   await checkSelector(ctx.config, deps.db, selector);
 
   // Ctrl-C (or a CI job's SIGTERM): stop scheduling, let running targets finish, record the run.
-  const stop = new AbortController();
-  const onSignal = () => {
-    if (stop.signal.aborted) process.exit(EXIT.interrupted);
-    stop.abort();
-    ctx.out.error('interrupted: no new targets start; waiting for running ones to finish (Ctrl-C again to quit at once)');
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const { onInterrupt } = await import('../operations/interrupt.js');
+  const signal = onInterrupt('interrupted: no new targets start; waiting for running ones to finish', (l) => ctx.out.error(l));
   let progress: ReturnType<typeof createProgress> | undefined;
   try {
     const { doc } = await migrateUp(deps, {
@@ -75,7 +69,7 @@ async function up(ctx: CommandContext, flags: UpFlags): Promise<number> {
       resume: flags.resume,
       onlyFailed: flags.onlyFailed,
       wait: flags.wait,
-      signal: stop.signal,
+      signal,
       hooks: {
         onWaiting: (holder) => ctx.out.info(`waiting for the run lock: ${holder}`),
         onRun: (r) => {
@@ -96,8 +90,6 @@ async function up(ctx: CommandContext, flags: UpFlags): Promise<number> {
     return doc.ok ? EXIT.ok : EXIT.failed;
   } finally {
     await progress?.close();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
   }
 }
 

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { CommandContext } from './context.js';
 import { confirmDestructive } from './confirm.js';
 import { action } from './run.js';
+import { operationDeps } from './operation-deps.js';
 
 /** `move <slug>` and `move status | complete | rollback <slug>`: thin adapters over src/move/. */
 export function registerMoveCommands(program: Command): void {
@@ -42,39 +43,19 @@ export function registerMoveCommands(program: Command): void {
           if (!slug)
             throw new UsageError('USAGE', 'which tenant? tenantctl move <slug> --to-shard S | --to-region R', 'see tenantctl move --help');
           const { moveTenant } = await import('../move/run.js');
-          const { loadMigrations } = await import('../migrate/files.js');
           const { moveView, renderMove } = await import('../report/move.js');
-          const deps = {
-            config: ctx.config,
-            db: await ctx.catalog(),
-            fleet: await ctx.fleet(),
-            migrations: await loadMigrations(ctx.config.migrationsDir),
-            command: ctx.command,
-            wait: flags.wait,
-          };
+          const deps = await operationDeps(ctx, { wait: flags.wait, migrations: true });
           if (!flags.dryRun && !flags.online)
             await confirmDestructive(ctx, flags.yes, `move ${slug} (its writes are blocked while it is copied)`);
           const view = flags.dryRun ? undefined : moveView(ctx.out, slug, Boolean(flags.online));
-          // Ctrl-C (or a job's SIGTERM): stop before the switch, lifting the fence and removing
-          // the copy, rather than die with the tenant's writes blocked.
-          const { EXIT } = await import('../errors.js');
-          const stop = new AbortController();
-          const onSignal = () => {
-            if (stop.signal.aborted) process.exit(EXIT.interrupted);
-            stop.abort();
-            ctx.out.error('interrupted: stopping the move cleanly (fence lifted, copy removed); Ctrl-C again to quit at once');
-          };
-          process.on('SIGINT', onSignal);
-          process.on('SIGTERM', onSignal);
+          // Ctrl-C (or a job's SIGTERM) is the engine's (src/operations/tenant-operation.ts): the
+          // move stops before the switch, lifting the fence and removing the copy, exit 130.
           try {
-            const r = await moveTenant({ ...deps, onPhase: view?.onPhase, onProgress: view?.onProgress, signal: stop.signal }, slug, flags);
+            const r = await moveTenant({ ...deps, onPhase: view?.onPhase, onProgress: view?.onProgress }, slug, flags);
             await view?.close();
             renderMove(ctx.out, ctx.command, r);
-            if (r.error?.code === 'INTERRUPTED') return EXIT.interrupted;
             return r.status === 'failed' ? 1 : 0;
           } finally {
-            process.off('SIGINT', onSignal);
-            process.off('SIGTERM', onSignal);
             await view?.close();
           }
         },
@@ -108,17 +89,7 @@ export function registerMoveCommands(program: Command): void {
         renderComplete(
           ctx.out,
           ctx.command,
-          await completeMove(
-            {
-              config: ctx.config,
-              db: await ctx.catalog(),
-              fleet: await ctx.fleet(),
-              command: ctx.command,
-              wait: f.wait,
-              discardSourceWrites: f.discardSourceWrites,
-            },
-            slug,
-          ),
+          await completeMove({ ...(await operationDeps(ctx, { wait: f.wait })), discardSourceWrites: f.discardSourceWrites }, slug),
         );
       }),
     );
@@ -134,14 +105,7 @@ export function registerMoveCommands(program: Command): void {
         await confirmDestructive(ctx, f.yes, `roll back the move of ${slug} (its copy is removed)`);
         const { rollbackMove } = await import('../move/rollback.js');
         const { renderRollback } = await import('../report/move.js');
-        renderRollback(
-          ctx.out,
-          ctx.command,
-          await rollbackMove(
-            { config: ctx.config, db: await ctx.catalog(), fleet: await ctx.fleet(), command: ctx.command, wait: f.wait },
-            slug,
-          ),
-        );
+        renderRollback(ctx.out, ctx.command, await rollbackMove(await operationDeps(ctx, { wait: f.wait }), slug));
       }),
     );
 }

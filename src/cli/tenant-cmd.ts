@@ -19,6 +19,7 @@ import { canPrompt, type CommandContext } from './context.js';
 import { addSelectorOptions, concurrencyFrom, positiveInt, selectorFrom } from './options.js';
 import { confirmDestructive } from './confirm.js';
 import { action } from './run.js';
+import { operationDeps } from './operation-deps.js';
 
 interface CreateFlags {
   model?: string;
@@ -35,34 +36,6 @@ interface CreateFlags {
 
 const WAIT_HELP = 'wait for another command working on the same tenant instead of exit 3';
 
-/** --wait: say once who we are waiting for. */
-function waiting(ctx: CommandContext) {
-  return (holder: string) => ctx.out.info(`waiting for the tenant lock: ${holder}`);
-}
-
-/** What suspend, resume and credentials need: config, catalog, fleet, and how to wait for the tenant's lock. */
-async function lifecycleDeps(ctx: CommandContext, wait: boolean | undefined) {
-  return {
-    config: ctx.config,
-    db: await ctx.catalog(),
-    fleet: await ctx.fleet(),
-    command: ctx.command,
-    wait,
-    onWaiting: waiting(ctx),
-  };
-}
-
-async function deps(ctx: CommandContext) {
-  const { loadMigrations } = await import('../migrate/files.js');
-  return {
-    config: ctx.config,
-    db: await ctx.catalog(),
-    fleet: await ctx.fleet(),
-    migrations: await loadMigrations(ctx.config.migrationsDir),
-    command: ctx.command,
-  };
-}
-
 async function create(ctx: CommandContext, slugArg: string | undefined, flags: CreateFlags): Promise<number> {
   const started = Date.now();
   // Checked here, not in commander's parser: its error message would quote the whole value.
@@ -76,27 +49,21 @@ async function create(ctx: CommandContext, slugArg: string | undefined, flags: C
     let progress: ReturnType<typeof createProgress> | undefined;
     // Ctrl-C: no new tenant starts; the ones being created finish (each is one transaction, or is
     // undone); then the summary says what was done and how to finish. A second Ctrl-C quits.
-    const stop = new AbortController();
-    const onSignal = () => {
-      if (stop.signal.aborted) process.exit(EXIT.interrupted);
-      stop.abort();
-      ctx.out.error('interrupted: no new tenants start; waiting for the ones being created (Ctrl-C again to quit at once)');
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    const { onInterrupt } = await import('../operations/interrupt.js');
+    const signal = onInterrupt('interrupted: no new tenants start; waiting for the ones being created', (l) => ctx.out.error(l));
     try {
       const results = await createTenantsFromFile(
-        async () => ({ ...(await deps(ctx)), wait: flags.wait, onWaiting: waiting(ctx) }),
+        async () => ({ ...(await operationDeps(ctx, { wait: flags.wait, migrations: true })), signal }),
         flags.fromFile,
         {
           concurrency: concurrencyFrom(flags.concurrency, ctx.config.defaults.concurrency),
           onRead: (inputs) => (progress = createProgress(ctx.out, 'tenant create', inputs.length)),
           onStart: (i) => progress?.started(i.slug),
           onResult: (_i, r) => progress?.finished(r),
-          signal: stop.signal,
+          signal,
         },
       );
-      const interrupted = stop.signal.aborted;
+      const interrupted = signal.aborted;
       await progress?.close({ interrupted });
       const doc = resultDocument('tenant create', results, started, interrupted ? { interrupted: true } : {});
       if (interrupted) doc.ok = false;
@@ -104,8 +71,6 @@ async function create(ctx: CommandContext, slugArg: string | undefined, flags: C
       return interrupted ? EXIT.interrupted : exitCodeFor(doc);
     } finally {
       await progress?.close();
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
     }
   }
   let slug = slugArg;
@@ -116,7 +81,7 @@ async function create(ctx: CommandContext, slugArg: string | undefined, flags: C
   }
   const { createTenant } = await import('../provision/create-tenant.js');
   const { wait, fromFile: _f, concurrency: _c, ...input } = flags;
-  const r = await createTenant({ ...(await deps(ctx)), wait, onWaiting: waiting(ctx) }, { slug, ...input });
+  const r = await createTenant(await operationDeps(ctx, { wait, migrations: true }), { slug, ...input });
   const doc = resultDocument('tenant create', [r], started);
   renderCreated(ctx.out, doc, r);
   return exitCodeFor(doc);
@@ -226,7 +191,7 @@ export function registerTenantCommands(program: Command): void {
       .action(
         action(`tenant ${verb}`, async (ctx, slug: string, opts: { wait?: boolean }) => {
           const { setSuspended } = await import('../provision/lifecycle.js');
-          const r = await setSuspended(await lifecycleDeps(ctx, opts.wait), slug, verb === 'suspend');
+          const r = await setSuspended(await operationDeps(ctx, { wait: opts.wait }), slug, verb === 'suspend');
           renderSuspended(ctx.out, ctx.command, r);
         }),
       );
@@ -249,7 +214,7 @@ export function registerTenantCommands(program: Command): void {
           );
         if (opts.name === undefined)
           throw new UsageError('USAGE', 'tenant rename needs --name', `tenantctl tenant rename ${slug} --name "Acme Corporation"`);
-        const r = await renameTenant(await lifecycleDeps(ctx, opts.wait), slug, opts.name);
+        const r = await renameTenant(await operationDeps(ctx, { wait: opts.wait }), slug, opts.name);
         const [to, from] = [r.tenant.name, r.from].map((n) => `"${escapeControl(n)}"`);
         const line = r.changed ? `${slug} is now named ${to} (was ${from})` : `${slug} is already named ${from}; nothing to do`;
         renderTenantChanged(ctx.out, ctx.command, r.tenant, line, { changed: r.changed, from: r.from });
@@ -269,7 +234,7 @@ export function registerTenantCommands(program: Command): void {
       action('tenant credentials', async (ctx, slug: string, opts: { rotate?: boolean; wait?: boolean }) => {
         const { setTenantCredentials } = await import('../provision/credentials.js');
         const { renderCredentials } = await import('../report/credentials.js');
-        const c = await setTenantCredentials(await lifecycleDeps(ctx, opts.wait), slug, { rotate: opts.rotate });
+        const c = await setTenantCredentials(await operationDeps(ctx, { wait: opts.wait }), slug, { rotate: opts.rotate });
         renderCredentials(ctx.out, ctx.command, c);
       }),
     );
@@ -288,11 +253,7 @@ export function registerTenantCommands(program: Command): void {
         const t = await getTenant(db, slug);
         await confirmDestructive(ctx, opts.yes, `delete tenant ${slug} and all its data (${t.model} on ${t.shard})`);
         const { deleteTenant } = await import('../provision/lifecycle.js');
-        const gone = await deleteTenant(
-          { config: ctx.config, db, fleet: await ctx.fleet(), command: ctx.command, wait: opts.wait, onWaiting: waiting(ctx) },
-          slug,
-          { skipBackup: opts.skipBackup },
-        );
+        const gone = await deleteTenant(await operationDeps(ctx, { wait: opts.wait }), slug, { skipBackup: opts.skipBackup });
         renderTenantDeleted(ctx.out, ctx.command, t, gone.finalBackup);
       }),
     );

@@ -3,7 +3,7 @@ import { backupRegions } from '../backup/regions.js';
 import { catalogBackupTime, listCatalogBackups } from '../catalog-backup/find.js';
 import { errorMessage } from '../errors.js';
 import { redactText } from '../config/redact.js';
-import type { Check } from './checks.js';
+import type { Check } from './types.js';
 
 /** A catalog backup older than this is worth a warning: the control plane would lose a day. */
 export const CATALOG_BACKUP_MAX_AGE_MS = 24 * 60 * 60 * 1000;

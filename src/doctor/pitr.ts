@@ -7,7 +7,7 @@ import { findPgbackrest, PGBACKREST_PACKAGE } from '../pitr/pgbackrest.js';
 import { pitrRepo } from '../pitr/repo.js';
 import { scratchRecords } from '../pitr/sweep.js';
 import { shardWindow, windowText } from '../pitr/window.js';
-import type { Check } from './checks.js';
+import type { Check } from './types.js';
 
 /**
  * Point-in-time restore, per shard: its recoverable window and whether archiving is healthy.

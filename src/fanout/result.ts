@@ -75,6 +75,9 @@ export function exitCodeFor(doc: { ok: boolean }): number {
  */
 export function exitCodeForRefusals(doc: ResultDocument, usage: (code: string) => boolean): number {
   const failed = doc.results.filter((r) => r.status === 'failed');
+  // Ctrl-C: 130, as for a single command (each interrupted row says what it left and how to finish).
+  const stopped = doc.results.some((r) => r.status === 'skipped' && r.reason === 'interrupted');
+  if (stopped || failed.some((r) => r.error?.code === 'INTERRUPTED')) return EXIT.interrupted;
   if (failed.length > 0 && failed.every((r) => r.error?.code === 'LOCKED')) return EXIT.locked;
   if (doc.summary.succeeded === 0 && failed.length > 0 && failed.every((r) => r.error && usage(r.error.code))) return EXIT.usage;
   return exitCodeFor(doc);

@@ -4,11 +4,13 @@ import type { CatalogDatabase } from '../catalog/tables.js';
 import { redactDeep } from '../config/redact.js';
 import { LockedError, UsageError } from '../errors.js';
 import { RUN_LOCK_CLASSID } from '../operations/lock-ids.js';
+import { insertOperation, writeOperation, type OperationStatus } from '../operations/operation-record.js';
 import { describeRun, holderName, liveRun, type RunArgs, type RunLock } from '../operations/run-lock.js';
 
 /**
  * The run record of `migrate up`: an operations row (kind 'migrate') naming the holder (user, CI
- * job, pid, host), taken with the run's own advisory lock. Its targets are in target-rows.ts, the
+ * job, pid, host), taken with the run's own advisory lock; a thin adapter over the one writer of
+ * the operations table (src/operations/operation-record.ts). Its targets are in target-rows.ts, the
  * batched writer of finished targets in catalog-writer.ts, the fleet run lock in
  * src/operations/run-lock.ts (re-exported here for existing importers).
  */
@@ -47,21 +49,9 @@ export async function createRun(lock: RunLock, args: Record<string, unknown>, pr
   return lock.use((session) =>
     session.transaction().execute(async (tx) => {
       if (lock.exclusive) await markCrashed(tx);
-      const row = await tx
-        .insertInto('operations')
-        .values({
-          kind: 'migrate',
-          status: 'running',
-          tenant_slug: null,
-          holder,
-          args: JSON.stringify(redactDeep(fullArgs)),
-          progress: JSON.stringify(progress),
-        })
-        .returning(['id', 'started_at'])
-        .executeTakeFirstOrThrow();
-      const id = Number(row.id);
+      const { id, startedAt } = await insertOperation(tx, { kind: 'migrate', holder, args: redactDeep(fullArgs), progress });
       await sql`select pg_advisory_lock(${RUN_LOCK_CLASSID}::int, ${id}::int)`.execute(tx);
-      return { id, status: 'running' as const, holder, args: fullArgs, startedAt: row.started_at, finishedAt: null };
+      return { id, status: 'running' as const, holder, args: fullArgs, startedAt, finishedAt: null };
     }),
   );
 }
@@ -113,9 +103,5 @@ export async function finishRun(
   status: RunStatus,
   progress: Record<string, unknown>,
 ): Promise<void> {
-  await db
-    .updateTable('operations')
-    .set({ status, finished_at: new Date(), heartbeat_at: new Date(), progress: JSON.stringify(progress) })
-    .where('id', '=', runId)
-    .execute();
+  await writeOperation(db, runId, { progress, status: status as OperationStatus });
 }

@@ -1,7 +1,6 @@
 import { recordEvent } from '../catalog/events.js';
-import { getTenant } from '../catalog/tenants.js';
 import { TenantctlError, UsageError } from '../errors.js';
-import { withTenantLock } from '../operations/tenant-lock.js';
+import { runTenantOperation } from '../operations/tenant-operation.js';
 import { assertSlug } from '../placement/slug.js';
 import type { MoveEnd } from './plan.js';
 import { MoveRecord, openMove } from './record.js';
@@ -40,8 +39,7 @@ export interface CompleteOptions {
  */
 export async function completeMove(deps: RecoverDeps & CompleteOptions, slug: string): Promise<CompleteResult> {
   assertSlug(slug);
-  await getTenant(deps.db, slug);
-  return withTenantLock(deps.db, slug, { command: deps.command, wait: deps.wait }, async () => {
+  return runTenantOperation(deps, { kind: 'move complete', slug }, async () => {
     const open = await openMove(deps.db, slug);
     if (open?.status !== 'switched') {
       throw new UsageError(

@@ -18,6 +18,7 @@ import type { MovePlan } from './plan.js';
 import { dropForeignKeys, restoreForeignKeys } from './fk-once.js';
 import { loadIntoPool, type ForeignKeyCheck } from '../copy/pool-load.js';
 import { holdForSharedLoad, sourceConstraints } from '../copy/not-valid-constraints.js';
+import { faultPoint } from '../operations/fault-points.js';
 
 /** One table's proof: what was streamed, and the digests read back on each side. */
 export interface TableCheck {
@@ -154,7 +155,7 @@ export async function copyAndVerify(
     }
     await hooks.verified?.(checks);
     // Tests of the FOR KEY SHARE promise: everything checked, the target's transaction still open.
-    if (process.env.TENANTCTL_INJECT_FAULT === 'move-hang-before-commit') await new Promise(() => setInterval(() => {}, 1000));
+    await faultPoint('move.before-commit');
     return checks;
   };
 

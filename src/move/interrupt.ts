@@ -1,21 +1,15 @@
-import { EXIT, TenantctlError } from '../errors.js';
+import { InterruptedError } from '../operations/interrupt.js';
+
+export { isInterrupt } from '../operations/interrupt.js';
 
 /**
  * Ctrl-C (or SIGTERM) during a move: checked where stopping is clean (before each phase until the
  * switch, between tables, while waiting for replication). The move's failure path then lifts the
- * fence and removes the copy, as for any failure, and the move is recorded as interrupted. Once the
+ * fence and removes the copy, as for any failure, and the move is recorded as interrupted; the
+ * engine (src/operations/tenant-operation.ts) adds the command that starts it again. Once the
  * catalog has switched, the move finishes instead (only the fence is left to lift).
  */
 export function stopIfInterrupted(signal: AbortSignal | undefined): void {
   if (!signal?.aborted) return;
-  throw new TenantctlError(
-    'INTERRUPTED',
-    'interrupted before the switch: the write fence was lifted and the copy removed; the tenant stays where it was',
-    'run the move again when you are ready',
-    EXIT.interrupted,
-  );
-}
-
-export function isInterrupt(err: unknown): boolean {
-  return err instanceof TenantctlError && err.code === 'INTERRUPTED';
+  throw new InterruptedError('stopped before the switch: the write fence was lifted and the copy removed; the tenant stays where it was');
 }

@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { redactText } from '../config/redact.js';
 import { lostConnectionError } from '../connection-loss.js';
 import { TenantctlError, errorMessage } from '../errors.js';
@@ -12,6 +11,7 @@ import type { MoveResult } from './types.js';
 import { captureRecordFor, installCapture, type CaptureRecord } from './capture/install.js';
 import { Replayer, replayTables, type ReplayTable, type RoundResult } from './capture/replay.js';
 import { removeCapture } from './capture/remove.js';
+import { faultAction, faultPoint } from '../operations/fault-points.js';
 import {
   assertSame,
   bothSides,
@@ -29,8 +29,6 @@ const SMALL_LAG_CHANGES = 200;
 const SMALL_LAG_MS = 250;
 /** Rounds before the fence may take this long in all (a writer faster than replay never converges). */
 const CATCH_UP_TIMEOUT_MS = 3600_000;
-
-const FAULT = () => process.env.TENANTCTL_INJECT_FAULT;
 
 /**
  * An online move where the role may not create subscriptions (online-preflight.ts): trigger
@@ -82,9 +80,9 @@ export async function runCaptureMove(run: OnlineRun): Promise<MoveResult> {
           },
           afterTable: async (table) => {
             await rec.update({ rows: total.rows, bytes: total.bytes, lastTable: table });
-            if (FAULT() === 'move-hang-in-copy') while (!deps.signal?.aborted) await sleep(100);
-            // The tests' proof that changes after the snapshot are replayed: the tenant writes meanwhile.
-            if (FAULT() === 'move-online-pause' && table === pre.tables[0].table) await sleep(1500);
+            // The tests' pause (until killed or Ctrl-C), or their proof that changes after the
+            // snapshot are replayed (`sleep`: the tenant writes meanwhile).
+            if (table === pre.tables[0].table) await faultPoint('move.copy', { signal: deps.signal });
             stopIfInterrupted(deps.signal);
           },
         });
@@ -114,7 +112,8 @@ export async function runCaptureMove(run: OnlineRun): Promise<MoveResult> {
         prove
           ? {
               atSnapshot: async (src) => {
-                if (FAULT()?.startsWith('move-tamper')) await fleet.withClient(plan.to.shard, plan.to.database, (c) => tamper(c, plan));
+                if (faultAction('move.verify')?.startsWith('tamper'))
+                  await fleet.withClient(plan.to.shard, plan.to.database, (c) => tamper(c, plan));
                 checks = await Promise.all(pre.tables.map((tb) => measure(tb, { source: src })));
                 assertSame(checks);
               },

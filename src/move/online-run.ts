@@ -33,6 +33,7 @@ import {
   tamper,
   type OnlineRun,
 } from './online-steps.js';
+import { faultAction, faultPoint } from '../operations/fault-points.js';
 
 /** How long the initial copy may take, and the catch-ups before and under the fence. */
 const SYNC_TIMEOUT_MS = 6 * 3600_000;
@@ -43,8 +44,6 @@ const FENCED_CATCH_UP_TIMEOUT_MS = 30_000;
 /** A difference is measured again this many times, this far apart, before it counts (see verify). */
 const VERIFY_RETRIES = 10;
 const VERIFY_RETRY_MS = 300;
-
-const FAULT = () => process.env.TENANTCTL_INJECT_FAULT;
 
 /**
  * An online move (same model, another shard) with PostgreSQL logical replication: the target
@@ -85,12 +84,10 @@ export async function runOnlineMove(run: OnlineRun): Promise<MoveResult> {
       deps.onProgress?.({ table: `${s.ready}/${s.tables} tables copied`, rows: 0, bytes: 0 });
       void rec.heartbeat({ tablesReady: s.ready }).catch(() => undefined);
     });
-    if (FAULT() === 'move-hang-in-copy') {
-      await rec.update({ lastTable: pre.tables.at(-1)?.table });
-      await new Promise(() => setInterval(() => {}, 1000));
-    }
-    // The tests' proof that streamed changes (not only the initial copy) arrive: a pause while the tenant writes.
-    if (FAULT() === 'move-online-pause') await new Promise((r) => setTimeout(r, 1500));
+    // The tests' pause (until killed or Ctrl-C), or their proof that streamed changes (not only
+    // the initial copy) arrive (`sleep`: the tenant writes meanwhile).
+    if (faultAction('move.copy')) await rec.update({ lastTable: pre.tables.at(-1)?.table });
+    await faultPoint('move.copy', { signal: deps.signal });
     // Streaming: catch up with everything committed so far while the tenant still writes.
     await waitForCatchUp(fleet, repl, await sourcePosition(fleet, repl), CATCH_UP_TIMEOUT_MS);
     await done('copy', rec);
@@ -109,7 +106,7 @@ export async function runOnlineMove(run: OnlineRun): Promise<MoveResult> {
 
     begin('verify');
     const tables = pre.tables;
-    if (FAULT()?.startsWith('move-tamper')) await fleet.withClient(plan.to.shard, plan.to.database, (c) => tamper(c, plan));
+    if (faultAction('move.verify')?.startsWith('tamper')) await fleet.withClient(plan.to.shard, plan.to.database, (c) => tamper(c, plan));
     const measure = bothSides(fleet, config, plan);
     checks = await Promise.all(tables.map((tb) => measure(tb)));
     // Under the fence the source no longer changes, so the target can only lag by changes still
@@ -159,7 +156,7 @@ export async function runOnlineMove(run: OnlineRun): Promise<MoveResult> {
     let message = redactText(errorMessage(err));
     // Every exit path: replication dropped first (the subscription writes into the target), then the fence lifted.
     // move-tamper-keep-replication: the tests' stand-in for a source that does not answer now.
-    if (!repl.droppedAt && FAULT() !== 'move-tamper-keep-replication') {
+    if (!repl.droppedAt && faultAction('move.verify') !== 'tamper-keep-replication') {
       try {
         await dropReplication(fleet, repl);
         await noteRepl({ droppedAt: new Date().toISOString() });

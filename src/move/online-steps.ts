@@ -2,7 +2,7 @@ import { updateTenant } from '../catalog/tenants.js';
 import { recordEvent } from '../catalog/events.js';
 import type { Config } from '../config/types.js';
 import type { Fleet } from '../fleet/fleet.js';
-import { EXIT, TenantctlError, UsageError, errorMessage } from '../errors.js';
+import { TenantctlError, errorMessage } from '../errors.js';
 import { sqlDigest, type DigestRows } from '../copy/sql-digest.js';
 import type pg from 'pg';
 
@@ -23,6 +23,8 @@ import { liftSwitchFence, placeSwitchFence } from './switch-fence.js';
 import { namesAfter } from './names.js';
 import { recordSwitch } from './switch-catalog.js';
 import { drivers } from '../placement/drivers.js';
+import { recordedFailure } from '../operations/tenant-operation.js';
+import { endsCommand } from '../operations/failure.js';
 
 /** Tables digested at once while writes are blocked (two connections each, one per side). */
 const VERIFY_CONCURRENCY = 3;
@@ -174,7 +176,8 @@ export async function failedResult(
       })
       .catch(() => undefined);
   }
-  if (err instanceof UsageError || (err instanceof TenantctlError && err.exitCode === EXIT.locked)) throw err;
+  // The one rule (failure.ts): bad input, LOCKED and Ctrl-C end the command; the record and event are written above.
+  if (endsCommand(err)) throw recordedFailure(err);
   return {
     tenant: plan.tenant,
     status: 'failed',

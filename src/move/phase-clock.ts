@@ -1,5 +1,4 @@
-import { existsSync } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { FAULT_POINTS, faultPoint, type FaultPointName } from '../operations/fault-points.js';
 import { stopIfInterrupted } from './interrupt.js';
 import type { MoveRecord } from './record.js';
 import type { MoveDeps, PhaseName } from './types.js';
@@ -23,15 +22,8 @@ export function phaseClock(deps: Pick<MoveDeps, 'onPhase' | 'signal'>) {
     deps.onPhase?.({ phase, state: 'done', ms, detail });
     await rec?.phaseDone(phase, ms);
     // Tests' kill point: once the phase is recorded done.
-    if (process.env.TENANTCTL_INJECT_FAULT === `move-hang-after-${phase}`) await new Promise(() => setInterval(() => {}, 1000));
-    // Tests' pause: until the file TENANTCTL_FAULT_RESUME_FILE exists (a shard stopped meanwhile).
-    if (process.env.TENANTCTL_INJECT_FAULT === `move-pause-after-${phase}`) await untilResumed();
+    const point = `move.after-${phase}`;
+    if (point in FAULT_POINTS) await faultPoint(point as FaultPointName, { signal: deps.signal });
   };
   return { phases, begin, done };
-}
-
-async function untilResumed(): Promise<void> {
-  const file = process.env.TENANTCTL_FAULT_RESUME_FILE;
-  if (!file) throw new Error('move-pause-after-<phase> needs TENANTCTL_FAULT_RESUME_FILE');
-  while (!existsSync(file)) await sleep(50);
 }

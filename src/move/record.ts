@@ -1,8 +1,6 @@
-import { hostname } from 'node:os';
-import { sql } from 'kysely';
 import type { CatalogDb } from '../catalog/open.js';
 import type { TenantStatus } from '../catalog/tables.js';
-import { currentActor } from '../catalog/actor.js';
+import { insertOperation, OperationRecord, tenantOperations } from '../operations/operation-record.js';
 import type { MovePlan } from './plan.js';
 import type { FenceRecord } from './fence.js';
 import type { SwitchFenceRecord } from './types.js';
@@ -73,31 +71,12 @@ export interface MoveRow {
   finishedAt: Date | null;
 }
 
-export class MoveRecord {
-  private last = 0;
-  private constructor(
-    private readonly db: CatalogDb,
-    readonly id: number,
-    readonly args: MoveArgs,
-    public progress: MoveProgress,
-  ) {}
-
+/** A move's record: the one operations writer (operation-record.ts) with the move's args and progress. */
+export class MoveRecord extends OperationRecord<MoveProgress, MoveArgs> {
   static async start(db: CatalogDb, args: MoveArgs): Promise<MoveRecord> {
-    const { actor, ciJob } = currentActor();
     const progress: MoveProgress = { phase: 'preflight', phases: {} };
-    const row = await db
-      .insertInto('operations')
-      .values({
-        kind: 'move',
-        status: 'running',
-        tenant_slug: args.plan.tenant,
-        holder: `${actor}${ciJob ? ` (${ciJob})` : ''}, pid ${process.pid} on ${hostname()}`,
-        args: JSON.stringify(args),
-        progress: JSON.stringify(progress),
-      })
-      .returning('id')
-      .executeTakeFirstOrThrow();
-    return new MoveRecord(db, Number(row.id), args, progress);
+    const { id } = await insertOperation(db, { kind: 'move', tenant: args.plan.tenant, args, progress });
+    return new MoveRecord(db, id, args, progress);
   }
 
   static of(db: CatalogDb, row: MoveRow): MoveRecord {
@@ -105,31 +84,8 @@ export class MoveRecord {
   }
 
   /** Merge into the progress and write it (with the status, when given) — in `tx` when given. */
-  async update(patch: Partial<MoveProgress>, status?: MoveStatus, tx: CatalogDb = this.db): Promise<void> {
-    this.progress = { ...this.progress, ...patch };
-    this.last = Date.now();
-    const over = status && status !== 'running' && status !== 'switched';
-    await tx
-      .updateTable('operations')
-      .set({
-        progress: JSON.stringify(this.progress),
-        heartbeat_at: sql`now()` as never,
-        ...(status ? { status } : {}),
-        ...(over ? { finished_at: sql`now()` as never } : {}),
-      })
-      .where('id', '=', this.id)
-      .execute();
-  }
-
-  /** A phase has completed: record it and how long it took. */
-  async phaseDone(phase: string, ms: number, patch: Partial<MoveProgress> = {}): Promise<void> {
-    await this.update({ ...patch, phase, phases: { ...(this.progress.phases ?? {}), [phase]: ms } });
-  }
-
-  /** Progress at most every 2 s (rows and bytes while copying). */
-  async heartbeat(patch: Partial<MoveProgress>): Promise<void> {
-    this.progress = { ...this.progress, ...patch };
-    if (Date.now() - this.last >= 2000) await this.update({});
+  override async update(patch: Partial<MoveProgress>, status?: MoveStatus, tx: CatalogDb = this.db): Promise<void> {
+    await super.update(patch, status, tx);
   }
 }
 
@@ -145,17 +101,11 @@ export async function latestMove(db: CatalogDb, slug: string): Promise<MoveRow |
 }
 
 async function moves(db: CatalogDb, slug: string, statuses?: MoveStatus[]): Promise<MoveRow[]> {
-  let q = db.selectFrom('operations').selectAll().where('kind', '=', 'move').where('tenant_slug', '=', slug);
-  if (statuses) q = q.where('status', 'in', statuses);
-  const rows = await q.orderBy('id', 'desc').limit(1).execute();
+  const rows = await tenantOperations(db, { kind: 'move', slug, statuses });
   return rows.map((r) => ({
-    id: Number(r.id),
+    ...r,
     status: r.status as MoveStatus,
-    holder: r.holder,
     args: r.args as MoveArgs,
     progress: (r.progress ?? { phase: 'preflight' }) as MoveProgress,
-    startedAt: r.started_at,
-    heartbeatAt: r.heartbeat_at,
-    finishedAt: r.finished_at,
   }));
 }

@@ -1,7 +1,7 @@
 import { recordEvent } from '../catalog/events.js';
-import { getTenant, updateTenant } from '../catalog/tenants.js';
+import { updateTenant } from '../catalog/tenants.js';
 import { TenantctlError, UsageError } from '../errors.js';
-import { withTenantLock } from '../operations/tenant-lock.js';
+import { runTenantOperation } from '../operations/tenant-operation.js';
 import { assertSlug } from '../placement/slug.js';
 import type { MoveEnd } from './plan.js';
 import { fenceRecordFor, preparePoolFence, takeFence } from './fence.js';
@@ -12,6 +12,7 @@ import { removeEnd } from './remove.js';
 import { namesAfter, type NamesAfter } from './names.js';
 import { liftSwitchFence } from './switch-fence.js';
 import { changedSinceSwitch, describeChanges } from './unchanged.js';
+import { faultPoint } from '../operations/fault-points.js';
 
 export interface RollbackResult {
   tenant: string;
@@ -36,8 +37,7 @@ export interface RollbackResult {
  */
 export async function rollbackMove(deps: RecoverDeps & { wait?: boolean }, slug: string): Promise<RollbackResult> {
   assertSlug(slug);
-  await getTenant(deps.db, slug);
-  return withTenantLock(deps.db, slug, { command: deps.command, wait: deps.wait }, async () => {
+  return runTenantOperation(deps, { kind: 'move rollback', slug }, async () => {
     const open = await openMove(deps.db, slug);
     if (!open) {
       // A rollback killed before it removed the copy at the target, or an online move that ended
@@ -125,7 +125,7 @@ export async function rollbackMove(deps: RecoverDeps & { wait?: boolean }, slug:
       await fence.lift();
       await rec.update({ fence: { ...fence.record, liftedAt: new Date().toISOString() } }).catch(() => undefined);
     }
-    if (process.env.TENANTCTL_INJECT_FAULT === 'move-rollback-hang-before-remove') await new Promise(() => setInterval(() => {}, 1000));
+    await faultPoint('move-rollback.before-remove');
     try {
       await removeEnd(deps, plan.tenant, plan.key, plan.to, plan.from);
       await rec.update({ targetCreated: false });

@@ -1,15 +1,12 @@
 import { ONLINE_PHASES, PHASES, type MoveDeps, type MoveOptions, type MoveResult, type PhaseName } from './types.js';
-import { setTimeout as sleep } from 'node:timers/promises';
-import type pg from 'pg';
 import { getTenant, tenantCountsByShard, updateTenant } from '../catalog/tenants.js';
 import { recordEvent } from '../catalog/events.js';
 import { redactText } from '../config/redact.js';
 import { lostConnectionError } from '../connection-loss.js';
-import { EXIT, TenantctlError, UsageError, errorMessage } from '../errors.js';
-import { withTenantLock } from '../operations/tenant-lock.js';
+import { TenantctlError, UsageError, errorMessage } from '../errors.js';
+import { recordedFailure, runTenantOperation } from '../operations/tenant-operation.js';
+import { endsCommand } from '../operations/failure.js';
 import { assertSlug } from '../placement/slug.js';
-import { ident, qualified } from '../sql.js';
-import type { CopyTable } from '../copy/tables.js';
 import { planMove, type MoveEnd, type MovePlan } from './plan.js';
 import { preflight } from './preflight.js';
 import { fenceRecordFor, preparePoolFence, takeFence, type HeldFence } from './fence.js';
@@ -17,6 +14,7 @@ import { copyAndVerify, type TableCheck } from './copy.js';
 import { buildTarget, plannedBuild, type TargetBuild } from './build-target.js';
 import { isInterrupt, stopIfInterrupted } from './interrupt.js';
 import { phaseClock } from './phase-clock.js';
+import { tamperCopy } from './tamper.js';
 import { keepSuspended } from './keep-suspended.js';
 import { MoveRecord, openMove } from './record.js';
 import { sweepTenant, type Leftover } from '../operations/sweep.js';
@@ -26,14 +24,7 @@ import { removeEnd } from './remove.js';
 import { namesAfter } from './names.js';
 import { recordSwitch } from './switch-catalog.js';
 import { liftSwitchFence, placeSwitchFence } from './switch-fence.js';
-import { drivers } from '../placement/drivers.js';
-
-/**
- * Test hooks (TENANTCTL_INJECT_FAULT): `move-tamper` alters a target row before verify; `move-hang-in-copy` waits to be
- * killed after the first table; `move-hang-after-<phase>` waits once that phase is recorded done;
- * `move-hang-after-switch-fence` waits with the source's switch fence up and the catalog not yet switched.
- */
-const FAULT = () => process.env.TENANTCTL_INJECT_FAULT;
+import { faultAction, faultPoint } from '../operations/fault-points.js';
 
 /**
  * Move a tenant offline: plan and preflight (nothing changed on refusal, exit 2), build the
@@ -68,7 +59,10 @@ export async function moveTenant(deps: MoveDeps, slug: string, o: MoveOptions): 
       durationMs: Date.now() - started,
     };
   }
-  return withTenantLock(deps.db, slug, { command: deps.command, wait: deps.wait }, async () => {
+  // The sweep runs in the body (not the engine's default): what it cleaned is the move it resumes.
+  return runTenantOperation(deps, { kind: 'move', slug, sweep: false }, async (run) => {
+    // Ctrl-C stops the move at its next clean point before the switch (interrupt.ts).
+    deps = { ...deps, signal: run.signal };
     // What killed operations of the tenant left goes first: a killed move is cleaned up (its
     // fence lifted, its copy removed, its status given back) and this one resumes it.
     const resumed = resumedFrom(await sweepTenant(deps, { slug }));
@@ -107,7 +101,8 @@ export async function moveTenant(deps: MoveDeps, slug: string, o: MoveOptions): 
         durationMs: Date.now() - started,
       };
     }
-    const t = await getTenant(deps.db, slug);
+    // Read once under the lock, again only when a killed move was cleaned up (that restored its status).
+    const t = resumed ? await getTenant(deps.db, slug) : run.tenant!;
     if (t.status !== 'active' && t.status !== 'suspended') {
       throw new UsageError(
         'TENANT_STATE',
@@ -212,14 +207,14 @@ async function runMove(
             },
             afterTable: async (table) => {
               await rec.update({ rows: total.rows, bytes: total.bytes, lastTable: table });
-              // The tests' hang: until killed, or until Ctrl-C (which the next line acts on).
-              if (FAULT() === 'move-hang-in-copy') while (!deps.signal?.aborted) await sleep(100);
+              // The tests' pause: until killed, or until Ctrl-C (which the next line acts on).
+              await faultPoint('move.copy', { signal: deps.signal });
               stopIfInterrupted(deps.signal);
             },
             beforeVerify: async (tgt, schema, tables) => {
               await done('copy', rec);
               begin('verify');
-              if (FAULT() === 'move-tamper') await tamper(tgt, schema, tables, plan);
+              if (faultAction('move.verify') === 'tamper') await tamperCopy(tgt, schema, tables, plan);
             },
             verified: async () => {
               await done('verify', rec);
@@ -238,7 +233,7 @@ async function runMove(
     begin('switch');
     // The source refuses the application's writes from here until complete or rollback.
     await placeSwitchFence(deps, rec, plan, pre.tables);
-    if (FAULT() === 'move-hang-after-switch-fence') await new Promise(() => setInterval(() => {}, 1000));
+    await faultPoint('move.switch-fence', { signal: deps.signal });
     await recordSwitch(db, deps.command, plan, rec, checks, { status: prevStatus, detail: prevDetail });
     switched = true;
     await done('switch', rec);
@@ -306,7 +301,8 @@ async function runMove(
         })
         .catch(() => undefined);
     }
-    if (err instanceof UsageError || (err instanceof TenantctlError && err.exitCode === EXIT.locked)) throw err;
+    // The one rule (failure.ts): bad input, LOCKED and Ctrl-C end the command; the record and event are written above.
+    if (endsCommand(err)) throw recordedFailure(err);
     return {
       tenant: plan.tenant,
       status: 'failed',
@@ -320,21 +316,6 @@ async function runMove(
       durationMs: Date.now() - started,
       error: { code: err instanceof TenantctlError ? err.code : 'MOVE_FAILED', message },
     };
-  }
-}
-
-/** The tests' tampered copy: one column of one target row changed before verification. */
-async function tamper(c: pg.ClientBase, schema: string, tables: CopyTable[], plan: MovePlan): Promise<void> {
-  for (const t of [...tables].reverse()) {
-    const col = t.columns.find((x) => x !== t.keyColumn && /name|title|body|email/.test(x));
-    if (!col) continue;
-    const filter = drivers[plan.to.model].keyFilter(t.keyColumn, '', { param: '$1' });
-    const mine = filter ? `where ${filter}` : 'where $1::text is not null';
-    const r = await c.query(
-      `update ${qualified(schema, t.table)} set ${ident(col)} = ${ident(col)} || 'x' where ctid = (select ctid from ${qualified(schema, t.table)} ${mine} limit 1)`,
-      [plan.key],
-    );
-    if (r.rowCount) return;
   }
 }
 export { ONLINE_PHASES, PHASES } from './types.js';

@@ -1,3 +1,4 @@
+import { faultPoint } from '../operations/fault-points.js';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config/types.js';
@@ -11,7 +12,8 @@ import { withTenantLock } from '../operations/tenant-lock.js';
 import { startOperation } from '../operations/operation-record.js';
 import { assertSlug } from '../placement/slug.js';
 import { backupLocked } from '../backup/create.js';
-import { restoreBackup, type RestoreDeps, type RestoreResult } from '../backup/restore.js';
+import { restoreBackup } from '../backup/restore-run.js';
+import type { RestoreDeps, RestoreResult } from '../backup/restore.js';
 import { storageFor } from '../backup/regions.js';
 import { MANIFEST_FILE, type Manifest } from '../backup/manifest.js';
 import { requirePgbackrest, pgbackrestOk } from './pgbackrest.js';
@@ -52,9 +54,6 @@ export interface RestoreAtResult extends RestoreResult {
   verification: string;
   phases: { phase: PitrPhase; ms: number }[];
 }
-
-/** Tests of the kill promise: 'pitr-hang-in-recovery' waits to be killed while the scratch cluster recovers. */
-const FAULT = () => process.env.TENANTCTL_INJECT_FAULT;
 
 /**
  * Bring one tenant back to a point in time, nobody else: pgBackRest restores the tenant's shard
@@ -138,7 +137,7 @@ export async function restoreAt(deps: RestoreAtDeps, o: RestoreAtOptions): Promi
     phase('recovery', `restored ${human(restoredBytes)}; replaying WAL to ${o.at.toISOString()}`);
     await op.phase('recovery', { restoredBytes });
     const port = await startScratch(scratch);
-    if (FAULT() === 'pitr-hang-in-recovery') await new Promise(() => setInterval(() => {}, 1000));
+    await faultPoint('pitr.recovery');
     const url = scratchUrl(shard.url, port, 'postgres');
     const rec: Recovery = await waitRecovered(scratch, url, (r) => {
       if (r.walBytes) phase('recovery', `replayed ${human(r.walBytes)} of WAL`);
@@ -162,7 +161,7 @@ export async function restoreAt(deps: RestoreAtDeps, o: RestoreAtOptions): Promi
             fleet: scratchFleet,
             onProgress: (p) => phase('extract', `${p.rows} rows, ${human(p.bytes)}`),
           },
-          t.slug,
+          t,
         ),
       );
     } finally {

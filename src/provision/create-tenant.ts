@@ -1,7 +1,7 @@
 import { freshKey } from '../catalog/fresh-key.js';
 import type { Config } from '../config/types.js';
 import type { CatalogDb } from '../catalog/open.js';
-import { findTenant, insertTenant, tenantCountsByShard, updateTenant } from '../catalog/tenants.js';
+import { insertTenant, tenantCountsByShard, updateTenant } from '../catalog/tenants.js';
 import type { TenantRow } from '../catalog/tables.js';
 import { recordEvent } from '../catalog/events.js';
 import type { Fleet } from '../fleet/fleet.js';
@@ -16,10 +16,11 @@ import type { MigrationFile } from '../migrate/files.js';
 import { buildPlacement } from '../build/at-files.js';
 import { planTenant, type CreateTenantInput } from './plan.js';
 import { assertSlug } from '../placement/slug.js';
-import { lockTenant } from '../operations/tenant-lock.js';
+import { runTenantOperation } from '../operations/tenant-operation.js';
 import { assertResumable } from './resume-check.js';
 import { assertNoDrift, assertNothingThere } from './preflight.js';
 import { applyOne, tenantChanges } from '../limits/apply.js';
+import { faultPoint } from '../operations/fault-points.js';
 
 export interface ProvisionDeps {
   config: Config;
@@ -28,9 +29,8 @@ export interface ProvisionDeps {
   migrations: MigrationFile[];
   command?: string;
   /**
-   * Fault injection for tests of the rollback and re-run promises: 'prepared' or 'migrated'
-   * throws after that step; 'hang-after-prepared' waits forever (to be killed). Read from
-   * TENANTCTL_INJECT_FAULT when not given.
+   * In-process tests of the rollback and re-run promises: 'prepared' or 'migrated' fails at that
+   * fault point (create.prepared, create.migrated); the CLI's tests use TENANTCTL_FAULT instead.
    */
   failAfter?: string;
   /** Tests only: leave what a failure left behind (no undo), to check what it left. */
@@ -61,24 +61,19 @@ export async function createTenant(deps: ProvisionDeps, input: CreateTenantInput
   assertSlug(input.slug);
   // One operation per tenant: a concurrent create, delete or migration of this slug waits for us
   // (or exits 3), so a `provisioning` row is only ever finished by the process that holds it.
-  const lock = await lockTenant(deps.db, input.slug, {
-    command: deps.command ?? 'tenant create',
-    wait: deps.wait,
-    onWaiting: deps.onWaiting,
-  });
-  try {
-    return await createLocked(deps, input);
-  } finally {
-    await lock.release();
-  }
+  // Ctrl-C: a tenant being created finishes (one transaction, or undone on failure).
+  const command = deps.command ?? 'tenant create';
+  return runTenantOperation({ ...deps, command }, { kind: 'create', slug: input.slug, tenant: 'optional' }, (run) =>
+    createLocked(deps, input, run.tenant),
+  );
 }
 
-async function createLocked(deps: ProvisionDeps, input: CreateTenantInput): Promise<TenantResult> {
+async function createLocked(deps: ProvisionDeps, input: CreateTenantInput, existing: TenantRow | undefined): Promise<TenantResult> {
   const started = Date.now();
   const { config, db, fleet } = deps;
   const command = deps.command ?? 'tenant create';
-  // Read under the lock: what the catalog says now, not before another process finished.
-  let row = await findTenant(db, input.slug);
+  // Read under the lock (by the engine): what the catalog says now, not before another process finished.
+  let row = existing;
   let resumed = false;
   if (row && row.status !== 'provisioning' && row.status !== 'failed') {
     throw new UsageError(
@@ -161,7 +156,7 @@ async function createLocked(deps: ProvisionDeps, input: CreateTenantInput): Prom
     shard: tenant.shard,
     target: targetId({ shard: tenant.shard, database: tenant.database_name, schema: tenant.schema_name }),
   };
-  const fault = deps.failAfter ?? process.env.TENANTCTL_INJECT_FAULT;
+  const fault = deps.failAfter ? `create.${deps.failAfter}:fail` : undefined;
   try {
     // Schema and database tenants: placement, migrations with their tracking rows, and grants
     // commit together where the migrations allow (promise 2); the faults fire inside.
@@ -169,8 +164,8 @@ async function createLocked(deps: ProvisionDeps, input: CreateTenantInput): Prom
       fleet,
       config,
       files: deps.migrations,
-      afterPrepare: () => injectFault(fault, 'prepared'),
-      afterLoad: () => injectFault(fault, 'migrated'),
+      afterPrepare: () => faultPoint('create.prepared', { override: fault }),
+      afterLoad: () => faultPoint('create.migrated', { override: fault }),
     });
     // The tier's limits on the tenant's role and database (issue 19), before it turns active: a
     // limit PostgreSQL refuses fails the provisioning like any other step.
@@ -204,12 +199,6 @@ async function createLocked(deps: ProvisionDeps, input: CreateTenantInput): Prom
       },
     };
   }
-}
-
-/** Fault injection for tests: 'prepared' and 'migrated' throw there; 'hang-after-prepared' waits forever. */
-async function injectFault(fault: string | undefined, step: 'prepared' | 'migrated'): Promise<void> {
-  if (fault === step) throw new Error(`injected failure after ${step === 'prepared' ? 'prepare' : 'migrate'}`);
-  if (step === 'prepared' && fault === 'hang-after-prepared') await new Promise(() => setInterval(() => {}, 1000));
 }
 
 /** Remove what a failed provisioning created; returns a problem, or null when all is clean. */

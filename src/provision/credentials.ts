@@ -3,7 +3,7 @@ import { getTenant } from '../catalog/tenants.js';
 import { recordEvent } from '../catalog/events.js';
 import { registerSecret } from '../config/redact.js';
 import { TenantctlError, UsageError } from '../errors.js';
-import { withTenantLock } from '../operations/tenant-lock.js';
+import { runTenantOperation } from '../operations/tenant-operation.js';
 import { newPassword, rolePasswordState, setRolePassword } from '../placement/credentials.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
 import { tenantRole } from '../placement/placement.js';
@@ -44,8 +44,8 @@ export async function setTenantCredentials(deps: LifecycleDeps, slug: string, op
       `the serving role's password is servingRole.password in the config (tenantctl resolve ${slug} shows the URL)`,
     );
   }
-  return withTenantLock(deps.db, slug, { command: deps.command, wait: deps.wait, onWaiting: deps.onWaiting }, async () => {
-    const t = await getTenant(deps.db, slug);
+  return runTenantOperation(deps, { kind: 'credentials', slug }, async (run) => {
+    const t = run.tenant!;
     const role = tenantRole(t);
     if (role === null || (t.status !== 'active' && t.status !== 'suspended')) {
       throw new UsageError(

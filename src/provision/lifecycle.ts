@@ -1,17 +1,12 @@
 import type { LifecycleDeps } from '../operations/command-deps.js';
-import { getTenant, updateTenant } from '../catalog/tenants.js';
+import { updateTenant } from '../catalog/tenants.js';
 import type { TenantRow } from '../catalog/tables.js';
 import { recordEvent } from '../catalog/events.js';
 import { TenantctlError, UsageError } from '../errors.js';
 import { drivers } from '../placement/drivers.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
-import { withTenantLock } from '../operations/tenant-lock.js';
-import { sweepTenant } from '../operations/sweep.js';
-
-/** Run fn under the tenant's operation lock (exit 3 naming the holder, or --wait). */
-function locked<T>(deps: LifecycleDeps, slug: string, fn: () => Promise<T>): Promise<T> {
-  return withTenantLock(deps.db, slug, { command: deps.command, wait: deps.wait, onWaiting: deps.onWaiting }, fn);
-}
+import { runTenantOperation } from '../operations/tenant-operation.js';
+import { faultPoint } from '../operations/fault-points.js';
 
 export interface SuspendOutcome {
   tenant: TenantRow;
@@ -30,9 +25,8 @@ export interface SuspendOutcome {
  * access state first, so a run killed between the shard and the catalog converges.
  */
 export async function setSuspended(deps: LifecycleDeps, slug: string, suspend: boolean): Promise<SuspendOutcome> {
-  await getTenant(deps.db, slug); // a missing tenant is exit 2 before any lock
-  return locked(deps, slug, async () => {
-    const t = await getTenant(deps.db, slug);
+  return runTenantOperation(deps, { kind: suspend ? 'suspend' : 'resume', slug }, async (run) => {
+    const t = run.tenant!;
     const to = suspend ? 'suspended' : 'active';
     if (t.status !== 'active' && t.status !== 'suspended') {
       throw new UsageError(
@@ -53,7 +47,7 @@ export async function setSuspended(deps: LifecycleDeps, slug: string, suspend: b
         ...(sessionsEnded ? { details: { sessionsEnded } } : {}),
       });
     });
-    return { tenant: await getTenant(deps.db, slug), changed: true, sessionsEnded };
+    return { tenant: { ...t, status: to }, changed: true, sessionsEnded };
   });
 }
 
@@ -67,29 +61,21 @@ export async function deleteTenant(
   slug: string,
   opts: { skipBackup?: boolean } = {},
 ): Promise<TenantRow & { finalBackup?: string; swept?: string[] }> {
-  await getTenant(deps.db, slug);
-  return locked(deps, slug, async () => {
+  // The engine runs the one sweep first: what killed operations of it left goes with it.
+  return runTenantOperation(deps, { kind: 'delete', slug }, async (run) => {
     // Read under the lock: another command may have changed or deleted it meanwhile.
-    const t = await getTenant(deps.db, slug);
-    // What killed operations of it left (a move's copy, a restore's placement) goes with it.
-    const swept = (await sweepTenant(deps, t)).map((s) => s.what);
+    const t = run.tenant!;
+    const swept = run.swept;
     // A shard that cannot be reached: exit 2 with nothing changed (not a tenant stuck `deleting`).
     await deps.fleet.assertReachable(t.shard, ADMIN_DATABASE);
     // A final backup first (unless --skip-backup): if it fails, nothing is deleted.
-    const finalBackup = opts.skipBackup ? undefined : await takeFinalBackup(deps, slug);
+    const finalBackup = opts.skipBackup ? undefined : await takeFinalBackup(deps, t);
+    if (finalBackup) run.did(`final backup ${finalBackup} written`);
+    await run.step('backed-up');
+    // From here it finishes: a tenant marked deleting is only ever deleted (a re-run does it).
     await updateTenant(deps.db, slug, { status: 'deleting' });
-    try {
-      await drivers[t.model].remove(deps.fleet, deps.config, t);
-    } catch (err) {
-      await recordEvent(deps.db, {
-        command: deps.command,
-        action: 'delete failed',
-        result: 'failed',
-        tenant: slug,
-        details: { error: String(err) },
-      });
-      throw err;
-    }
+    await drivers[t.model].remove(deps.fleet, deps.config, t);
+    await faultPoint('delete.removed');
     await deps.db.transaction().execute(async (tx) => {
       await tx.deleteFrom('tenants').where('slug', '=', slug).execute();
       await recordEvent(tx, {
@@ -112,9 +98,10 @@ export async function deleteTenant(
 }
 
 /** The backup `tenant delete` takes before deleting (under the lock it holds); its id, or none for a tenant with no data yet. */
-async function takeFinalBackup(deps: LifecycleDeps, slug: string): Promise<string | undefined> {
+async function takeFinalBackup(deps: LifecycleDeps, t: TenantRow): Promise<string | undefined> {
   const { backupLocked } = await import('../backup/create.js');
-  const r = await backupLocked(deps, slug);
+  const slug = t.slug;
+  const r = await backupLocked(deps, t);
   if (r.status === 'failed') {
     throw new TenantctlError(
       'BACKUP_FAILED',

@@ -331,7 +331,7 @@ describe('killed during restore', () => {
       ['restore', sid, '--as', 'kill-new'],
     ]) {
       let child = 0;
-      const run = e.cli(args, { env: { TENANTCTL_INJECT_FAULT: 'restore-hang-after-load' }, onSpawn: (p) => (child = p) });
+      const run = e.cli(args, { env: { TENANTCTL_FAULT: 'restore.loaded' }, onSpawn: (p) => (child = p) });
       await until(async () => {
         const op = await e.db
           .selectFrom('operations')
@@ -377,7 +377,7 @@ describe('a restore killed after its placement committed', () => {
     ] as const) {
       let child = 0;
       const run = e.cli(['restore', backup, '--as', as, '--model', model, '--shard', 'us1'], {
-        env: { TENANTCTL_INJECT_FAULT: 'restore-hang-after-commit' },
+        env: { TENANTCTL_FAULT: 'restore.committed' },
         onSpawn: (p) => (child = p),
       });
       const op: any = await untilRestorePhase(e.db, as, ['committed']);
@@ -420,7 +420,7 @@ describe('a restore --replace killed after the catalog switched', () => {
     const old = (await tenant(e, 'k3-s'))!;
     let child = 0;
     const run = e.cli(['restore', id, '--replace', '--yes'], {
-      env: { TENANTCTL_INJECT_FAULT: 'restore-hang-after-switch' },
+      env: { TENANTCTL_FAULT: 'restore.switched' },
       onSpawn: (p) => (child = p),
     });
     const op: any = await untilRestorePhase(e.db, 'k3-s', ['switched']);

@@ -163,7 +163,7 @@ describe('the CLI as CI runs it (no TTY)', () => {
     let pid = 0;
     const killed = cli(['tenant', 'create', 'cli-killed', '--model', 'schema', '--shard', 'us1'], {
       config,
-      env: { TENANTCTL_INJECT_FAULT: 'hang-after-prepared' },
+      env: { TENANTCTL_FAULT: 'create.prepared' },
       onSpawn: (p) => (pid = p),
     });
     const url = shardDbUrl(deps.config, 'us1', 'tenant_schemas');

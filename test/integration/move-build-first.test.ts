@@ -142,7 +142,7 @@ describe('build first, fence second', () => {
       const slug = how === 'rollback' ? 'bk-b' : 'bk-r';
       let pid = 0;
       const run = e.cli(['move', slug, '--to-shard', 'eu1', '--yes', '--json'], {
-        env: { TENANTCTL_INJECT_FAULT: 'move-hang-after-build' },
+        env: { TENANTCTL_FAULT: 'move.after-build' },
         onSpawn: (p) => (pid = p),
       });
       await until(async () => {

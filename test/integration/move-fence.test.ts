@@ -226,7 +226,7 @@ describe('the source is fenced from the switch until complete or rollback', () =
     const app = await connectApp(e, 'fk');
     let pid = 0;
     const run = e.cli(['move', 'fk', '--to-shard', 'eu1', '--yes', '--json'], {
-      env: { TENANTCTL_INJECT_FAULT: 'move-hang-after-switch-fence' },
+      env: { TENANTCTL_FAULT: 'move.switch-fence' },
       onSpawn: (p) => (pid = p),
     });
     await until(async () => (await latestMove(e.db, 'fk'))?.progress.switchFence?.at, 60_000);

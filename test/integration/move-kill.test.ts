@@ -70,7 +70,7 @@ async function appWrites(e: MigrateEnv, slug: string): Promise<void> {
 async function killedAfter(e: MigrateEnv, slug: string, args: string[], phase: string): Promise<number> {
   let pid = 0;
   const run = e.cli(['move', slug, ...args, '--yes', '--json'], {
-    env: { TENANTCTL_INJECT_FAULT: `move-hang-after-${phase}` },
+    env: { TENANTCTL_FAULT: `move.after-${phase}` },
     onSpawn: (p) => (pid = p),
   });
   let id = 0;
@@ -152,7 +152,7 @@ describe('Ctrl-C during a move', () => {
     const before = await digests(e, slug);
     let pid = 0;
     const run = e.cli(['move', slug, '--to-shard', 'eu1', '--to-model', 'database', '--yes', '--json'], {
-      env: { TENANTCTL_INJECT_FAULT: 'move-hang-in-copy' },
+      env: { TENANTCTL_FAULT: 'move.copy' },
       onSpawn: (p) => (pid = p),
     });
     await untilCopying(e.db, slug, 60_000);
@@ -180,7 +180,7 @@ describe('a move rollback killed after switching back', () => {
     expect(moved.code, moved.stderr).toBe(0);
     let pid = 0;
     const run = e.cli(['move', 'rollback', slug, '--yes', '--json'], {
-      env: { TENANTCTL_INJECT_FAULT: 'move-rollback-hang-before-remove' },
+      env: { TENANTCTL_FAULT: 'move-rollback.before-remove' },
       onSpawn: (p) => (pid = p),
     });
     await until(async () => (await latestMove(e.db, slug))?.status === 'rolled back', 60_000);

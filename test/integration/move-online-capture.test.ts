@@ -169,7 +169,7 @@ describe('online moves by trigger capture (least-privileged role)', () => {
     const neighbour = steadyWriter(poolApp(e, n.key), 'app', n.key, 'n', { deleteSeeded: false });
     let captured: { mine: number; theirs: number; denied?: string } | undefined;
     const move = e.cli(['move', 'cp-w', '--to-shard', 'eu1', '--online', '--json'], {
-      env: { TENANTCTL_INJECT_FAULT: 'move-online-pause' },
+      env: { TENANTCTL_FAULT: 'move.copy:sleep' },
     });
     // While the copy pauses after its snapshot: the change table holds the tenant's changes only,
     // and the application's role cannot read it.
@@ -242,7 +242,7 @@ describe('online moves by trigger capture (least-privileged role)', () => {
     );
     await until(async () => app.commits() > 20);
     const r = await e.cli(['move', 'cs-w', '--to-shard', 'eu1', '--online', '--json'], {
-      env: { TENANTCTL_INJECT_FAULT: 'move-online-pause' },
+      env: { TENANTCTL_FAULT: 'move.copy:sleep' },
     });
     await app.stop();
     expect(r.code, r.stdout + r.stderr).toBe(0);
@@ -257,7 +257,7 @@ describe('online moves by trigger capture (least-privileged role)', () => {
 
   it('a failed verification removes the triggers, the change table and the copy, and lifts the fence', async () => {
     const before = await tenantDigests(e, 'cs-f');
-    const r = await e.cli(['move', 'cs-f', '--to-shard', 'eu1', '--online', '--json'], { env: { TENANTCTL_INJECT_FAULT: 'move-tamper' } });
+    const r = await e.cli(['move', 'cs-f', '--to-shard', 'eu1', '--online', '--json'], { env: { TENANTCTL_FAULT: 'move.verify:tamper' } });
     expect(r.code, r.stdout + r.stderr).toBe(1);
     expect(json(r).error.code).toBe('MOVE_VERIFY');
     expect(await leftovers(e)).toEqual([]);
@@ -271,7 +271,7 @@ describe('online moves by trigger capture (least-privileged role)', () => {
   async function killedInCopy(slug: string): Promise<number> {
     let pid = 0;
     const run = e.cli(['move', slug, '--to-shard', 'eu1', '--online', '--json'], {
-      env: { TENANTCTL_INJECT_FAULT: 'move-hang-in-copy' },
+      env: { TENANTCTL_FAULT: 'move.copy' },
       onSpawn: (p) => (pid = p),
     });
     const op = await untilCopying(e.db, slug, 30_000);

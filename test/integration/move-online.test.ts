@@ -130,7 +130,7 @@ describe('online moves, same model across clusters', () => {
     await until(async () => writes.length > 20);
     // move-online-pause: 1.5 s of writes after the initial copy, so some arrive by streaming.
     const r = await su.cli(['move', 'op-w', '--to-shard', 'eu1', '--online', '--json'], {
-      env: { TENANTCTL_INJECT_FAULT: 'move-online-pause' },
+      env: { TENANTCTL_FAULT: 'move.copy:sleep' },
     });
     stop = true;
     await writer;
@@ -262,7 +262,7 @@ describe('failure, kill, rollback, resume: nothing left behind', () => {
   it('a failed verification drops replication, removes the copy and lifts the fence', async () => {
     const t = (await tenant(su, 'op-f'))!;
     const before = await digests(su, 'op-f');
-    const r = await su.cli(['move', 'op-f', '--to-shard', 'eu1', '--online', '--json'], { env: { TENANTCTL_INJECT_FAULT: 'move-tamper' } });
+    const r = await su.cli(['move', 'op-f', '--to-shard', 'eu1', '--online', '--json'], { env: { TENANTCTL_FAULT: 'move.verify:tamper' } });
     expect(r.code, r.stderr).toBe(1);
     expect(json(r).error.code).toBe('MOVE_VERIFY');
     expect((await tenant(su, 'op-f'))!.shard).toBe('us1');
@@ -278,7 +278,7 @@ describe('failure, kill, rollback, resume: nothing left behind', () => {
   it('replication objects a failed move could not drop are dropped by the next move rollback, with the copy', async () => {
     const t = (await tenant(su, 'op-x'))!;
     const r = await su.cli(['move', 'op-x', '--to-shard', 'eu1', '--online', '--json'], {
-      env: { TENANTCTL_INJECT_FAULT: 'move-tamper-keep-replication' },
+      env: { TENANTCTL_FAULT: 'move.verify:tamper-keep-replication' },
     });
     expect(r.code, r.stderr).toBe(1);
     const id = json(r).move;
@@ -295,7 +295,7 @@ describe('failure, kill, rollback, resume: nothing left behind', () => {
   async function killedWhileStreaming(slug: string): Promise<number> {
     let pid = 0;
     const run = su.cli(['move', slug, '--to-shard', 'eu1', '--online', '--json'], {
-      env: { TENANTCTL_INJECT_FAULT: 'move-hang-in-copy' },
+      env: { TENANTCTL_FAULT: 'move.copy' },
       onSpawn: (p) => (pid = p),
     });
     const op = await untilCopying(su.db, slug, 30_000);

@@ -174,7 +174,7 @@ describe('verification and refusals', () => {
   it('a tampered copy is caught: nothing switched, copy removed, fence lifted', async () => {
     const t = (await tenant(e, 'tamper'))!;
     const before = await digests(e, 'tamper');
-    const r = await move(e, ['tamper', '--to-shard', 'eu1'], { TENANTCTL_INJECT_FAULT: 'move-tamper' });
+    const r = await move(e, ['tamper', '--to-shard', 'eu1'], { TENANTCTL_FAULT: 'move.verify:tamper' });
     expect(r.code, r.stderr).toBe(1);
     const doc = json(r);
     expect(doc.ok).toBe(false);
@@ -233,7 +233,7 @@ describe('fence, kill, resume, rollback, concurrency', () => {
   async function killedInCopy(slug: string, args: string[], during: (pid: number) => Promise<void>) {
     let pid = 0;
     const run = e.cli(['move', slug, ...args, '--yes', '--json'], {
-      env: { TENANTCTL_INJECT_FAULT: 'move-hang-in-copy' },
+      env: { TENANTCTL_FAULT: 'move.copy' },
       onSpawn: (p) => (pid = p),
     });
     await untilCopying(e.db, slug);

@@ -197,7 +197,7 @@ describe.skipIf(!pgbackrest)(`restore <slug> --at <time> with pgBackRest${SKIP}`
     await archiveNow();
     let pid = 0;
     const run = e.cli(['restore', 'globex', '--at', t, '--as', 'globex-k'], {
-      env: { TENANTCTL_INJECT_FAULT: 'pitr-hang-in-recovery' },
+      env: { TENANTCTL_FAULT: 'pitr.recovery' },
       onSpawn: (p) => (pid = p),
     });
     const [s] = await until(async () => {

@@ -195,7 +195,7 @@ describe('with the grant: foreign keys checked once per tenant', () => {
     // 'held' is back; the move checks, then hangs before its commit: a delete of 'held' waits.
     await e.q('eu1', pool(e), `insert into app.task_statuses (code, label, sort_order) values ('held', 'Held', 90)`);
     let pid = 0;
-    const run = move(e, 'mv-race', { TENANTCTL_INJECT_FAULT: 'move-hang-before-commit' }, (p) => (pid = p));
+    const run = move(e, 'mv-race', { TENANTCTL_FAULT: 'move.before-commit' }, (p) => (pid = p));
     await until(async () => {
       const op = await e.db
         .selectFrom('operations')

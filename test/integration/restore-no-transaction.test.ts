@@ -210,7 +210,7 @@ describe('killed or failed half-way', () => {
       ['nk-d', ['restore', did, '--replace', '--yes']],
     ] as const) {
       let child = 0;
-      const run = e.cli([...args], { env: { TENANTCTL_INJECT_FAULT: 'restore-hang-after-load' }, onSpawn: (p) => (child = p) });
+      const run = e.cli([...args], { env: { TENANTCTL_FAULT: 'restore.loaded' }, onSpawn: (p) => (child = p) });
       const op: any = await untilRestorePhase(e.db, slug, ['loaded']);
       process.kill(child, 'SIGKILL');
       expect((await run).signal).toBe('SIGKILL');

@@ -219,24 +219,24 @@ describe('killed mid-replace', () => {
       { slug: 'rk-d', model: 'database', shard: 'us1' },
     ]);
     for (const [slug, fault] of [
-      ['rk-s', 'restore-hang-after-commit'],
-      ['rk-d', 'restore-hang-after-commit'],
-      ['rk-d', 'restore-hang-after-switch'],
+      ['rk-s', 'restore.committed'],
+      ['rk-d', 'restore.committed'],
+      ['rk-d', 'restore.switched'],
     ] as const) {
       await seed(e, slug, 40, fault.slice(-6));
       const id = await backupOf(e, slug);
       const t = (await tenant(e, slug))!;
       const app = await appUrl(e, slug);
       let child = 0;
-      const run = e.cli(['restore', id, '--replace', '--yes'], { env: { TENANTCTL_INJECT_FAULT: fault }, onSpawn: (p) => (child = p) });
+      const run = e.cli(['restore', id, '--replace', '--yes'], { env: { TENANTCTL_FAULT: fault }, onSpawn: (p) => (child = p) });
       const op: any = await untilRestorePhase(e.db, slug, ['committed', 'switched']);
-      if (fault === 'restore-hang-after-commit') {
+      if (fault === 'restore.committed') {
         // The fence is up while it runs, and stays after the kill (a restore that did not finish).
         await expect(withPg(app.url, (c) => c.query(insertTask(app.schema), ['during']))).rejects.toThrow(RESTORE_MESSAGE);
       }
       process.kill(child, 'SIGKILL');
       expect((await run).signal).toBe('SIGKILL');
-      if (fault === 'restore-hang-after-commit') {
+      if (fault === 'restore.committed') {
         await expect(withPg(app.url, (c) => c.query(insertTask(app.schema), ['after-kill']))).rejects.toThrow(RESTORE_MESSAGE);
       }
       // The next restore sweeps it: the fence lifted, the leftover removed, and it converges.
@@ -244,7 +244,7 @@ describe('killed mid-replace', () => {
       expect(again.code, again.stderr + again.stdout).toBe(0);
       const swept = JSON.stringify(json(again).result.warnings);
       expect(swept).toContain(`restore ${op.id} of ${slug} was killed`);
-      expect(swept).toContain(fault === 'restore-hang-after-switch' ? 'it had switched' : 'it had not switched');
+      expect(swept).toContain(fault === 'restore.switched' ? 'it had switched' : 'it had not switched');
       expect((await tenant(e, slug))!).toMatchObject({ database_name: t.database_name, schema_name: t.schema_name });
       expect(await fenceTriggers(e, t.database_name)).toBe(0);
       if (t.model === 'schema') expect(await schemaCount(e, t.database_name, `${t.schema_name}\\_\\_%`)).toEqual([]);

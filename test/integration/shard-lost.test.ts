@@ -28,7 +28,7 @@ describe('a shard lost mid-move', () => {
     const us1 = fleet().config.shards.find((s) => s.name === 'us1')!;
     try {
       const run = e.cli(['move', 'lost-p', '--to-shard', 'eu1', '--yes', '--json'], {
-        env: { TENANTCTL_INJECT_FAULT: 'move-pause-after-copy', TENANTCTL_FAULT_RESUME_FILE: resume },
+        env: { TENANTCTL_FAULT: 'move.after-copy:resume', TENANTCTL_FAULT_RESUME_FILE: resume },
       });
       await until(async () => {
         const op = await latestMove(e.db, 'lost-p');

@@ -23,7 +23,7 @@ const running = (e: MigrateEnv, slug: string) =>
 
 async function killWhen(e: MigrateEnv, args: string[], fault: string | undefined, ready: () => Promise<unknown>): Promise<void> {
   let pid = 0;
-  const run = e.cli(args, { env: fault ? { TENANTCTL_INJECT_FAULT: fault } : {}, onSpawn: (p) => (pid = p) });
+  const run = e.cli(args, { env: fault ? { TENANTCTL_FAULT: fault } : {}, onSpawn: (p) => (pid = p) });
   await until(ready, 60_000);
   process.kill(pid, 'SIGKILL');
   expect((await run).signal).toBe('SIGKILL');
@@ -72,12 +72,12 @@ describe('one sweep for every killed operation', () => {
 
     // Mid-restore: a backup of sw-r restored as sw-r2, killed with its placement committed and the catalog not written.
     const rb = json(await e.cli(['backup', 'create', 'sw-r', '--json'])).results[0].backup;
-    await killWhen(e, ['restore', rb, '--as', 'sw-r2'], 'restore-hang-after-commit', () => untilRestorePhase(e.db, 'sw-r2', ['committed']));
+    await killWhen(e, ['restore', rb, '--as', 'sw-r2'], 'restore.committed', () => untilRestorePhase(e.db, 'sw-r2', ['committed']));
     const rOp = (await running(e, 'sw-r2'))[0];
     expect(rOp.kind).toBe('restore');
 
     // Mid-move: killed in the copy, with the fence up and the target built.
-    await killWhen(e, ['move', 'sw-m', '--to-shard', 'eu1', '--to-model', 'database', '--yes'], 'move-hang-after-copy', async () => {
+    await killWhen(e, ['move', 'sw-m', '--to-shard', 'eu1', '--to-model', 'database', '--yes'], 'move.after-copy', async () => {
       const m = await latestMove(e.db, 'sw-m');
       return m?.status === 'running' && m.progress.phases?.copy !== undefined;
     });

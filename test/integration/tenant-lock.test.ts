@@ -43,7 +43,7 @@ describe('concurrent creates of one slug', () => {
     const e = await env('hold');
     let pid = 0;
     const hung = e.cli(['tenant', 'create', 'held', '--model', 'schema', '--shard', 'us1'], {
-      env: { TENANTCTL_INJECT_FAULT: 'hang-after-prepared' },
+      env: { TENANTCTL_FAULT: 'create.prepared' },
       onSpawn: (p) => (pid = p),
     });
     await until(async () => (await tenantRow(e, 'held'))?.status === 'provisioning');
@@ -229,7 +229,7 @@ describe('bulk pre-check and re-runs', () => {
   it('a re-run whose flags conflict with the recorded placement is refused (single and bulk), not overridden', async () => {
     const e = await env('rerun');
     const failed = await e.cli(['tenant', 'create', 'rerun-a', '--model', 'database', '--shard', 'us1'], {
-      env: { TENANTCTL_INJECT_FAULT: 'prepared' },
+      env: { TENANTCTL_FAULT: 'create.prepared:fail' },
     });
     expect(failed.code).toBe(1);
     expect((await tenantRow(e, 'rerun-a'))?.status).toBe('failed');

@@ -1,0 +1,149 @@
+import { readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { storageFor } from '../../src/backup/regions.js';
+import { json, ownMigrateFleet, until, type MigrateEnv } from '../helpers/migrate-env.js';
+import { seed, tenant } from '../helpers/seed.js';
+
+/**
+ * Ctrl-C (a real SIGINT to bin/tenantctl) in each phase of backup, restore --replace and bulk
+ * create (issue 18, item 1 and its Bad-input list): the one engine (src/operations/) stops at the
+ * next clean point, undoes or finishes the step it was in, prints what was done and the exact
+ * command that finishes it, exits 130; nothing is lost and re-running that command finishes.
+ * A test pauses the command at a named fault point (TENANTCTL_FAULT, src/operations/fault-points.ts).
+ */
+const { env } = ownMigrateFleet();
+
+type Op = { id: string; status: string; progress: { phase?: string } };
+
+const latestOp = (e: MigrateEnv, kind: string, slug: string) =>
+  e.db
+    .selectFrom('operations')
+    .selectAll()
+    .where('kind', '=', kind)
+    .where('tenant_slug', '=', slug)
+    .orderBy('id', 'desc')
+    .executeTakeFirst() as Promise<Op | undefined>;
+
+/** Run the CLI paused at `fault`, wait until its operation shows `phase`, send SIGINT; the finished run. */
+async function interruptAt(e: MigrateEnv, args: string[], fault: string, until_: () => Promise<boolean>) {
+  let pid = 0;
+  const run = e.cli(args, { env: { TENANTCTL_FAULT: fault }, onSpawn: (p) => (pid = p) });
+  await until(until_, 120_000);
+  // Never 0: that would signal this whole process group.
+  expect(pid).toBeGreaterThan(0);
+  process.kill(pid, 'SIGINT');
+  return run;
+}
+
+const atPhase = (e: MigrateEnv, kind: string, slug: string, phase: string) => async () => {
+  const op = await latestOp(e, kind, slug);
+  return op?.status === 'running' && op.progress.phase === phase;
+};
+
+/** The application's view of the tenant's tasks: how many carry `title`. */
+async function titled(e: MigrateEnv, slug: string, title: string): Promise<number> {
+  const r = await e.cli(['resolve', slug, '--json']);
+  const doc = json(r);
+  const t = (await tenant(e, slug))!;
+  // As the shard's role (the application's password is the operator's to set); the placement `resolve` names.
+  const rows = await e.q(t.shard, doc.database, `select count(*)::int as n from "${doc.schema}".tasks where title = $1`, [title]);
+  return rows[0].n;
+}
+
+describe('Ctrl-C in a backup', () => {
+  it('while copying: exit 130, says what was done and the command that finishes it; no partial archive, record interrupted; re-running finishes', async () => {
+    const e = await env('ib');
+    const slug = 'ib-s';
+    await e.create([{ slug, model: 'schema', shard: 'us1' }]);
+    await seed(e, slug, 30, 'b');
+    const r = await interruptAt(e, ['backup', 'create', slug], 'backup.copy', atPhase(e, 'backup', slug, 'copy'));
+    expect(r.code, r.stdout + r.stderr).toBe(130);
+    expect(r.stderr).toMatch(/interrupted: the backup of ib-s stops at its next clean point/);
+    expect(r.stderr).toContain(`the backup of ${slug} was interrupted in copy`);
+    expect(r.stderr).toMatch(/the partial archive ib-s\.\S+ was removed/);
+    expect(r.stderr).toMatch(new RegExp(`to finish it, run: tenantctl .*backup create ${slug}`));
+    const dir = join(storageFor(e.config, 'us-east').location, slug);
+    expect((await readdir(dir).catch(() => [])).filter((n) => n.startsWith('.'))).toEqual([]);
+    expect((await latestOp(e, 'backup', slug))?.status).toBe('interrupted');
+
+    const again = await e.cli(['backup', 'create', slug, '--json']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(json(again).results[0]).toMatchObject({ status: 'succeeded', rows: expect.any(Number) });
+    expect(json(again).results[0].warnings).toBeUndefined();
+  }, 300_000);
+});
+
+describe('Ctrl-C in restore --replace', () => {
+  for (const [fault, phase] of [
+    ['restore.fenced', 'fenced'],
+    ['restore.safety-backup', 'safety-backup'],
+    ['restore.loaded', 'loaded'],
+  ] as const) {
+    it(`at ${fault}: exit 130, the tenant keeps its data and takes writes, nothing left; re-running the printed command replaces it`, async () => {
+      const e = await env(`ir${phase[0]}`);
+      const slug = `ir-${phase.slice(0, 4)}`;
+      await e.create([{ slug, model: 'schema', shard: 'us1' }]);
+      await seed(e, slug, 40, 'r');
+      const b = await e.cli(['backup', 'create', slug, '--json']);
+      const id = json(b).results[0].backup;
+      const t = (await tenant(e, slug))!;
+      await e.q('us1', t.database_name, `update "${t.schema_name}".tasks set title = 'changed'`);
+      const changed = await titled(e, slug, 'changed');
+      expect(changed).toBeGreaterThan(0);
+
+      const args = ['restore', id, '--replace', '--yes'];
+      const r = await interruptAt(e, args, fault, atPhase(e, 'restore', slug, phase));
+      expect(r.code, r.stdout + r.stderr).toBe(130);
+      expect(r.stderr).toContain(`the restore of ${slug} was interrupted`);
+      expect(r.stderr).toContain(`the fence was lifted: ${slug} keeps its data as it was`);
+      expect(r.stderr).toContain(`to finish it, run: tenantctl`);
+      expect(r.stderr).toContain(`restore ${id} --replace --yes`);
+      if (phase !== 'fenced') expect(r.stderr).toMatch(/done: safety backup ir-\S+ written \(kept\)/);
+      // Nothing lost: the live data is as it was, and the application writes (the fence is gone).
+      expect(await titled(e, slug, 'changed')).toBe(changed);
+      await e.q(
+        'us1',
+        t.database_name,
+        `update "${t.schema_name}".tasks set title = 'written after' where ctid = (select ctid from "${t.schema_name}".tasks limit 1)`,
+      );
+      expect((await latestOp(e, 'restore', slug))?.status).toBe('interrupted');
+      const left = await e.q('us1', t.database_name, `select nspname from pg_namespace where nspname like $1 and nspname <> $2`, [
+        `${t.schema_name}%`,
+        t.schema_name,
+      ]);
+      expect(left).toEqual([]);
+
+      const again = await e.cli(args.concat('--json'));
+      expect(again.code, again.stderr + again.stdout).toBe(0);
+      expect(json(again).result).toMatchObject({ status: 'succeeded', replaced: true });
+      expect(await titled(e, slug, 'changed')).toBe(0);
+    }, 300_000);
+  }
+});
+
+describe('Ctrl-C in a bulk create', () => {
+  it('the tenant being created finishes, no new one starts, exit 130 with the command that finishes; re-running creates the rest', async () => {
+    const e = await env('ic');
+    const file = join(e.migrationsDir, '..', 'ic.csv');
+    await writeFile(file, 'slug,model,shard\nic-a,schema,us1\nic-b,schema,us1\nic-c,pool,us1\n');
+    let pid = 0;
+    const run = e.cli(['tenant', 'create', '--from-file', file, '--concurrency', '1', '--json'], {
+      env: { TENANTCTL_FAULT: 'create.prepared' },
+      onSpawn: (p) => (pid = p),
+    });
+    await until(async () => (await tenant(e, 'ic-a'))?.status === 'provisioning', 120_000);
+    expect(pid).toBeGreaterThan(0);
+    process.kill(pid, 'SIGINT');
+    const r = await run;
+    expect(r.code, r.stdout + r.stderr).toBe(130);
+    expect(r.stderr).toMatch(/interrupted: no new tenants start/);
+    expect((await tenant(e, 'ic-a'))?.status).toBe('active');
+    expect(await tenant(e, 'ic-c')).toBeUndefined();
+    expect(json(r)).toMatchObject({ interrupted: true, ok: false });
+
+    const again = await e.cli(['tenant', 'create', '--from-file', file, '--json']);
+    expect(again.code, again.stderr).toBe(0);
+    for (const s of ['ic-a', 'ic-b', 'ic-c']) expect((await tenant(e, s))?.status).toBe('active');
+  }, 300_000);
+});
