@@ -53,7 +53,10 @@ for (const file of files(join(ROOT, 'src'))) {
 long.sort((a, b) => b.lines - a.lines);
 if (process.argv.includes('--json')) console.log(JSON.stringify({ limit: LIMIT, long, biggest }, null, 2));
 else {
-  for (const f of long) console.log(`${String(f.lines).padStart(4)}  ${f.file}:${f.line}  ${f.name}${f.nested ? '  (inside a listed one)' : ''}`);
+  for (const f of long)
+    console.log(`${String(f.lines).padStart(4)}  ${f.file}:${f.line}  ${f.name}${f.nested ? '  (inside a listed one)' : ''}`);
   const outer = long.filter((f) => !f.nested).length;
-  console.log(`${long.length} function(s) over ${LIMIT} lines (${outer} not inside another listed one); biggest file ${biggest.file} (${biggest.lines} lines)`);
+  console.log(
+    `${long.length} function(s) over ${LIMIT} lines (${outer} not inside another listed one); biggest file ${biggest.file} (${biggest.lines} lines)`,
+  );
 }
