@@ -1,3 +1,4 @@
+import { MODELS } from '../config/schema.js';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
@@ -44,7 +45,7 @@ const manifestSchema = z.strictObject({
     key: z.string(),
     name: z.string(),
     tier: z.string(),
-    model: z.enum(['pool', 'schema', 'database']),
+    model: z.enum(MODELS),
     region: z.string(),
     shard: z.string(),
     database: z.string(),
