@@ -39,7 +39,7 @@ export interface CompleteOptions {
  */
 export async function completeMove(deps: RecoverDeps & CompleteOptions, slug: string): Promise<CompleteResult> {
   assertSlug(slug);
-  return runTenantOperation(deps, { kind: 'move complete', slug }, async () => {
+  return runTenantOperation(deps, { kind: 'move complete', slug, sweep: false }, async () => {
     const open = await openMove(deps.db, slug);
     if (open?.status !== 'switched') {
       throw new UsageError(

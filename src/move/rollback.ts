@@ -37,7 +37,7 @@ export interface RollbackResult {
  */
 export async function rollbackMove(deps: RecoverDeps & { wait?: boolean }, slug: string): Promise<RollbackResult> {
   assertSlug(slug);
-  return runTenantOperation(deps, { kind: 'move rollback', slug }, async () => {
+  return runTenantOperation(deps, { kind: 'move rollback', slug, sweep: false }, async () => {
     const open = await openMove(deps.db, slug);
     if (!open) {
       // A rollback killed before it removed the copy at the target, or an online move that ended

@@ -107,7 +107,8 @@ export async function runTenantOperation<R, P extends OperationProgress = Operat
     ? undefined
     : await lockTenant(deps.db, spec.slug, { command: deps.command, wait: deps.wait, onWaiting: deps.onWaiting, signal });
   try {
-    const tenant = spec.held ?? (spec.tenant === 'optional' ? await findTenant(deps.db, spec.slug) : await getTenant(deps.db, spec.slug));
+    const read = () => (spec.tenant === 'optional' ? findTenant(deps.db, spec.slug) : getTenant(deps.db, spec.slug));
+    let tenant = spec.held ?? (await read());
     // The one sweep (sweep.ts) first, under the lock: what killed operations of this tenant left
     // is cleaned before anything new starts. A nested operation's caller swept already.
     const swept =
@@ -116,6 +117,8 @@ export async function runTenantOperation<R, P extends OperationProgress = Operat
         : spec.sweep
           ? await spec.sweep(tenant)
           : (await sweepTenant(deps, { slug: spec.slug })).map((s) => s.what);
+    // A sweep that cleaned something may have given the tenant its status back: read it again.
+    if (swept.length > 0 && !spec.held) tenant = await read();
     const done: string[] = [];
     let op: OperationRecord<P> | undefined;
     let phase = 'start';

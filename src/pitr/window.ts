@@ -106,7 +106,11 @@ export async function shardWindow(fleet: Fleet, repo: PitrRepo, user: OsUser | u
   if (out.stanza !== 'ok') problems.push(`stanza ${out.stanza}${out.stanzaMessage ? `: ${out.stanzaMessage}` : ''}`);
   const oldest = out.backups[0];
   if (!oldest) problems.push('no base backup yet (tenantctl pitr backup)');
-  if (oldest && out.lastArchived.at && out.lastArchived.at >= oldest.stop) out.window = { from: oldest.stop, to: out.lastArchived.at };
+  // pgBackRest finishes a backup only once the WAL it needs is archived (archive-check), and its
+  // stop time (whole seconds, taken after that wait) can be later than the last archived segment:
+  // the window then is the backup's stop, until newer WAL arrives.
+  if (oldest && out.lastArchived.at)
+    out.window = { from: oldest.stop, to: out.lastArchived.at > oldest.stop ? out.lastArchived.at : oldest.stop };
   if (problems.length) out.problem = problems.join('; ');
   return out;
 }

@@ -63,7 +63,7 @@ export async function createTenant(deps: ProvisionDeps, input: CreateTenantInput
   // (or exits 3), so a `provisioning` row is only ever finished by the process that holds it.
   // Ctrl-C: a tenant being created finishes (one transaction, or undone on failure).
   const command = deps.command ?? 'tenant create';
-  return runTenantOperation({ ...deps, command }, { kind: 'create', slug: input.slug, tenant: 'optional' }, (run) =>
+  return runTenantOperation({ ...deps, command }, { kind: 'create', slug: input.slug, tenant: 'optional', sweep: false }, (run) =>
     createLocked(deps, input, run.tenant),
   );
 }

@@ -44,7 +44,7 @@ export async function setTenantCredentials(deps: LifecycleDeps, slug: string, op
       `the serving role's password is servingRole.password in the config (tenantctl resolve ${slug} shows the URL)`,
     );
   }
-  return runTenantOperation(deps, { kind: 'credentials', slug }, async (run) => {
+  return runTenantOperation(deps, { kind: 'credentials', slug, sweep: false }, async (run) => {
     const t = run.tenant!;
     const role = tenantRole(t);
     if (role === null || (t.status !== 'active' && t.status !== 'suspended')) {

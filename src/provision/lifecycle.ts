@@ -25,7 +25,7 @@ export interface SuspendOutcome {
  * access state first, so a run killed between the shard and the catalog converges.
  */
 export async function setSuspended(deps: LifecycleDeps, slug: string, suspend: boolean): Promise<SuspendOutcome> {
-  return runTenantOperation(deps, { kind: suspend ? 'suspend' : 'resume', slug }, async (run) => {
+  return runTenantOperation(deps, { kind: suspend ? 'suspend' : 'resume', slug, sweep: false }, async (run) => {
     const t = run.tenant!;
     const to = suspend ? 'suspended' : 'active';
     if (t.status !== 'active' && t.status !== 'suspended') {

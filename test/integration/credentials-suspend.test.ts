@@ -127,7 +127,10 @@ describe('tenant credentials', () => {
     expect(json(pool).error.hint).toMatch(/servingRole\.password in the config/);
     // The pool URL sets the pool schema too: unqualified queries work as printed.
     const poolDoc = await ok(e, ['resolve', 'cr-p']);
-    expect(poolDoc.url).toMatch(/\?options=-c%20app\.tenant_id%3D[0-9a-f-]+%20-c%20search_path%3Dapp$/);
+    // (and application_name = the slug, so its sessions are counted under it: issue 19)
+    const poolUrl = new URL(poolDoc.url);
+    expect(poolUrl.searchParams.get('options')).toMatch(/^-c app\.tenant_id=[0-9a-f-]+ -c search_path=app/);
+    expect(poolUrl.searchParams.get('application_name')).toBe('cr-p');
     expect(poolDoc.credentials).toBe("the serving role's: servingRole.password in the config");
     const poolApp = await connect(await appUrl(e, 'cr-p', e.config.servingRole.password ?? ''));
     try {
