@@ -141,9 +141,11 @@ describe('tenant credentials', () => {
 
     // Never stored or logged: not in events, tenant show, or anything another command prints.
     const events = await e.db.selectFrom('events').selectAll().where('tenant_slug', 'in', ['cr-s', 'cr-d']).execute();
+    // (the refused second call is recorded too, as every operation's failure is: issue 18's engine)
     expect(events.map((ev) => ev.action).filter((a) => a.startsWith('credentials'))).toEqual([
       'credentials set',
       'credentials set',
+      'credentials failed',
       'credentials rotated',
     ]);
     const show = await e.cli(['tenant', 'show', 'cr-s']);
