@@ -49,7 +49,7 @@ export interface RestoreResult extends TenantResult {
  * After a failed load: remove what it made outside a transaction that rolled back (see
  * `undoCreate`); a placement built step by step goes whole, the tenant's role kept when it is a
  * live tenant's. Returns why it could not be removed, or undefined: what is left stays recorded in
- * the operation row for the next restore of the tenant (restore-leftovers.ts).
+ * the operation row for the next restore of the tenant (the sweep, src/operations/sweep/restores.ts).
  */
 export async function undoFresh(deps: RestoreDeps, p: PlacedTenant, how: LoadHow, o: { keepRole: boolean }): Promise<string | undefined> {
   const { fleet, config } = deps;
