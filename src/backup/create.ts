@@ -5,7 +5,7 @@ import { recordEvent } from '../catalog/events.js';
 import type { TenantResult } from '../fanout/result.js';
 import { TenantctlError } from '../errors.js';
 import { readApplied, versionOf } from '../migrate/tracking.js';
-import { runTenantOperation, type OperationDeps, type OperationRun } from '../operations/tenant-operation.js';
+import { runTenantOperation, type OperationRun } from '../operations/tenant-operation.js';
 import { InterruptedError, isInterrupt, stopIfInterrupted } from '../operations/interrupt.js';
 import { copyTables } from '../copy/tables.js';
 import { sourceConstraints } from '../copy/not-valid-constraints.js';

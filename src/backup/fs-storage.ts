@@ -2,8 +2,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { UsageError } from '../errors.js';
-import { isPlainFileName, slugOfBackupId, type ArchiveWriter, type BackupStorage } from './storage.js';
+import { archiveSlug, assertArchiveFile, slugOfBackupId, type ArchiveWriter, type BackupStorage } from './storage.js';
 
 /**
  * Archives as folders on any mounted filesystem: `<dir>/<slug>/<id>/`. Written under
@@ -14,13 +13,7 @@ export class FsStorage implements BackupStorage {
   constructor(readonly location: string) {}
 
   private dir(id: string): string {
-    const slug = slugOfBackupId(id);
-    if (!slug)
-      throw new UsageError(
-        'BACKUP_NOT_FOUND',
-        `"${id}" is not a backup id`,
-        'backup ids look like acme.20261126T225317123Z; see tenantctl backup list',
-      );
+    const slug = archiveSlug(id);
     return join(this.location, slug, id);
   }
 
@@ -55,12 +48,7 @@ export class FsStorage implements BackupStorage {
 
   /** A file of the archive's own folder; any other name is refused (a forged manifest's `../x`). */
   private file(id: string, file: string): string {
-    if (!isPlainFileName(file))
-      throw new UsageError(
-        'BAD_ARCHIVE',
-        `backup ${id}: "${file}" is not a file of the archive's folder`,
-        'use another backup (tenantctl backup list)',
-      );
+    assertArchiveFile(id, file);
     return join(this.dir(id), file);
   }
 

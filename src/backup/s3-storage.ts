@@ -3,7 +3,7 @@ import type { Upload } from '@aws-sdk/lib-storage';
 import { UsageError } from '../errors.js';
 import { isNotFound, loadS3, s3Error, type S3Sdk } from './s3-client.js';
 import type { S3BackupConfig } from '../config/s3-config.js';
-import { isPlainFileName, slugOfBackupId, type ArchiveWriter, type BackupStorage } from './storage.js';
+import { archiveSlug, assertArchiveFile, slugOfBackupId, type ArchiveWriter, type BackupStorage } from './storage.js';
 
 /**
  * The archive's last object: an archive is complete, and listed, exactly when it is there. On a
@@ -45,23 +45,12 @@ export class S3Storage implements BackupStorage {
   }
 
   private prefixOf(id: string): string {
-    const slug = slugOfBackupId(id);
-    if (!slug)
-      throw new UsageError(
-        'BACKUP_NOT_FOUND',
-        `"${id}" is not a backup id`,
-        'backup ids look like acme.20261126T225317123Z; see tenantctl backup list',
-      );
+    const slug = archiveSlug(id);
     return `${this.base}${slug}/${id}/`;
   }
 
   private key(id: string, file: string): string {
-    if (!isPlainFileName(file))
-      throw new UsageError(
-        'BAD_ARCHIVE',
-        `backup ${id}: "${file}" is not a file of the archive's folder`,
-        'use another backup (tenantctl backup list)',
-      );
+    assertArchiveFile(id, file);
     return this.prefixOf(id) + file;
   }
 

@@ -1,4 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
+import { UsageError } from '../errors.js';
 
 /**
  * Where archives live. Backup logic sees only this, so an object store can be added beside the
@@ -65,4 +66,26 @@ export function slugOfBackupId(id: string): string | null {
  */
 export function isPlainFileName(name: string): boolean {
   return name.length > 0 && name.length <= 255 && !/[/\\\0]/.test(name) && name !== '.' && name !== '..';
+}
+
+/** The slug of a backup id, or exit 2 saying what an id looks like (every storage's lookups). */
+export function archiveSlug(id: string): string {
+  const slug = slugOfBackupId(id);
+  if (!slug)
+    throw new UsageError(
+      'BACKUP_NOT_FOUND',
+      `"${id}" is not a backup id`,
+      'backup ids look like acme.20261126T225317123Z; see tenantctl backup list',
+    );
+  return slug;
+}
+
+/** A file of an archive's own folder; any other name is refused (a forged manifest's `../x`). */
+export function assertArchiveFile(id: string, file: string): void {
+  if (!isPlainFileName(file))
+    throw new UsageError(
+      'BAD_ARCHIVE',
+      `backup ${id}: "${file}" is not a file of the archive's folder`,
+      'use another backup (tenantctl backup list)',
+    );
 }

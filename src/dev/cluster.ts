@@ -1,3 +1,4 @@
+import { isProcessAlive } from './process-alive.js';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, chown, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -290,12 +291,8 @@ export function runAs(osUser: OsUser | undefined, file: string, args: string[], 
 
 /** Is pid a live postgres? On Linux the process name is checked, so a reused pid is not mistaken. */
 async function isPostgresProcess(pid: number): Promise<boolean> {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    // EPERM: alive, but someone else's (we are not root and it is not ours): still running.
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
+  // EPERM counts as alive: someone else's (we are not root and it is not ours), still running.
+  if (!isProcessAlive(pid)) return false;
   try {
     const comm = await readFile(`/proc/${pid}/comm`, 'utf8');
     return comm.trim() === 'postgres';

@@ -5,12 +5,10 @@
  *
  * @module
  */
-import type { CatalogDb } from '../catalog/open.js';
+import type { OperationDeps } from '../operations/command-deps.js';
 import { recordEvent } from '../catalog/events.js';
 import { getTenant, tenantCountsByShard, updateTenant } from '../catalog/tenants.js';
 import type { TenantRow } from '../catalog/tables.js';
-import type { Config } from '../config/types.js';
-import type { Fleet } from '../fleet/fleet.js';
 import { UsageError } from '../errors.js';
 import type { MigrationFile } from '../migrate/files.js';
 import { planMove, type MovePlan } from '../move/plan.js';
@@ -19,14 +17,8 @@ import { withTenantLock } from '../operations/tenant-lock.js';
 import type { LimitChange } from '../placement/limits.js';
 import { applyOne, tenantChanges } from './apply.js';
 
-export interface SetTierDeps {
-  config: Config;
-  db: CatalogDb;
-  fleet: Fleet;
-  migrations: MigrationFile[];
-  command: string;
-  wait?: boolean;
-}
+/** The tenant-operation deps, plus the migrations a `--move` builds its target with. */
+export type SetTierDeps = OperationDeps & { migrations: MigrationFile[] };
 
 export interface SetTierResult {
   tenant: string;

@@ -1,3 +1,4 @@
+import { isProcessAlive } from '../dev/process-alive.js';
 import { hostname } from 'node:os';
 import type { CatalogDb } from '../catalog/open.js';
 import { closeKilledOperation } from '../operations/operation-record.js';
@@ -32,7 +33,7 @@ export async function scratchRecords(db: CatalogDb): Promise<ScratchLeft[]> {
   return rows.map((r) => {
     const m = /pid (\d+) on (.+)$/.exec(r.holder);
     const here = m?.[2] === hostname();
-    const live = !m || !here || isAlive(Number(m[1]));
+    const live = !m || !here || isProcessAlive(Number(m[1]));
     return {
       operation: Number(r.id),
       tenant: r.tenant_slug,
@@ -64,13 +65,4 @@ export async function sweepScratches(db: CatalogDb): Promise<string[]> {
     notes.push(note);
   }
   return notes;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

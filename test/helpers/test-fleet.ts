@@ -1,3 +1,4 @@
+import { isProcessAlive } from '../../src/dev/process-alive.js';
 import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -131,7 +132,7 @@ export async function reapStaleFleets(): Promise<string[]> {
   for (const name of names.filter((n) => n.startsWith(PREFIX))) {
     const dir = join(tmpdir(), name);
     const owner = Number.parseInt(await readFile(join(dir, OWNER_FILE), 'utf8').catch(() => ''), 10);
-    if (!Number.isInteger(owner) || isAlive(owner)) continue;
+    if (!Number.isInteger(owner) || isProcessAlive(owner)) continue;
     try {
       await devDown(loadConfig({ file: join(dir, 'tenants.config.yaml') }));
     } catch {
@@ -141,15 +142,6 @@ export async function reapStaleFleets(): Promise<string[]> {
     reaped.push(dir);
   }
   return reaped;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /**
