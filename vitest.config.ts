@@ -9,6 +9,11 @@ import { defineConfig } from 'vitest/config';
  */
 export default defineConfig({
   test: {
+    // vitest's default is one file at a time on a 2-core machine (cores - 1). Integration files
+    // spend most of their time waiting on PostgreSQL and on child processes, and each one keeps
+    // to its own catalog, databases and slugs (test/helpers/migrate-env.ts), so two run at once.
+    // TENANTCTL_TEST_WORKERS=1 runs them one by one (to tell a race from a bug).
+    maxWorkers: Number(process.env.TENANTCTL_TEST_WORKERS ?? 2),
     projects: [
       {
         extends: true,
