@@ -1,6 +1,6 @@
 import type { TenantRow } from '../catalog/tables.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
-import { MODEL_TRAITS, tenantRole } from '../placement/placement.js';
+import { tenantDatabase, tenantRole } from '../placement/placement.js';
 import { ident } from '../sql.js';
 import { asRole, rolledBack } from './as-role.js';
 import { tenantRoleMemberships } from './acl-checks.js';
@@ -52,7 +52,12 @@ export async function clusterChecks(c: ShardClient, unit: AuditUnit, env: AuditE
   out.push(...(await ownershipChecks(c, at, selected)));
 
   // Databases tenantctl made on this shard: the pool and schema databases, and database tenants'.
-  const dbTenants = new Map(onShard.filter((t) => MODEL_TRAITS[t.model].ownDatabase).map((t) => [t.database_name, t]));
+  const dbTenants = new Map(
+    onShard.flatMap((t) => {
+      const db = tenantDatabase(t);
+      return db ? [[db, t] as const] : [];
+    }),
+  );
   const dbs = await c.query<{ datname: string; public_connect: boolean; grantees: { role: string; members: string[] }[] }>(
     `select d.datname, has_database_privilege('public', d.datname, 'CONNECT') as public_connect,
             coalesce((select json_agg(json_build_object('role', g.rolname, 'members', array(
@@ -182,7 +187,8 @@ export async function clusterChecks(c: ShardClient, unit: AuditUnit, env: AuditE
  * the CONNECT privilege evaluated as that role is what the login would be checked against.
  */
 async function databaseConnectProbe(c: ShardClient, unit: AuditUnit, dbTenants: TenantRow[]): Promise<Finding[]> {
-  const selected = unit.tenants.filter((t) => MODEL_TRAITS[t.model].ownDatabase && placed(t) && dbTenants.some((d) => d.slug === t.slug));
+  // dbTenants: placed tenants with a database of their own, so membership says both.
+  const selected = unit.tenants.filter((t) => dbTenants.some((d) => d.slug === t.slug));
   if (selected.length === 0 || dbTenants.length < 2) return [];
   const names = dbTenants.map((t) => t.database_name);
   const out: Finding[] = [];

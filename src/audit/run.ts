@@ -8,7 +8,7 @@ import type { Fleet } from '../fleet/fleet.js';
 import { redactText } from '../config/redact.js';
 import { errorMessage } from '../errors.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
-import { shapeOf } from '../placement/placement.js';
+import { byShape } from '../placement/placement.js';
 import { finding } from './registry.js';
 import { describeTenantHolder } from '../operations/tenant-lock.js';
 import { SEVERITIES, severityRank, type AuditEnv, type AuditUnit, type Finding, type Severity } from './types.js';
@@ -113,7 +113,8 @@ export async function runAudit(deps: AuditDeps, opts: AuditOptions): Promise<Aud
 /**
  * Units of work: per shard one for the cluster (roles, databases), one for the shared tables
  * (the pool target), tenants with a schema of their own in a shared database in chunks per
- * database, and one per tenant with a database of its own. Grouped by `shapeOf` the model. Pure.
+ * database, and one per tenant with a database of its own. Grouped by the shape of their placement
+ * (`byShape`, src/placement/placement.ts): the unit's kind, not the model, picks its checks. Pure.
  */
 export function planUnits(config: Config, tenants: TenantRow[], chunk: number): AuditUnit[] {
   const units: AuditUnit[] = [];
@@ -121,18 +122,17 @@ export function planUnits(config: Config, tenants: TenantRow[], chunk: number): 
     const mine = tenants.filter((t) => t.shard === shard.name);
     if (mine.length === 0) continue;
     units.push({ id: `${shard.name}/(cluster)`, shard: shard.name, database: ADMIN_DATABASE, kind: 'cluster', tenants: mine });
-    const pool = mine.filter((t) => shapeOf(t.model) === 'shared-tables');
-    if (pool.length)
+    const shaped = byShape(mine);
+    if (shaped['shared-tables'].length)
       units.push({
         id: `${shard.name}/${shard.poolDatabase}`,
         shard: shard.name,
         database: shard.poolDatabase,
         kind: 'shared-tables',
-        tenants: pool,
+        tenants: shaped['shared-tables'],
       });
     const bySchemaDb = new Map<string, TenantRow[]>();
-    for (const t of mine.filter((x) => shapeOf(x.model) === 'shared-database'))
-      bySchemaDb.set(t.database_name, [...(bySchemaDb.get(t.database_name) ?? []), t]);
+    for (const t of shaped['shared-database']) bySchemaDb.set(t.database_name, [...(bySchemaDb.get(t.database_name) ?? []), t]);
     for (const [database, list] of bySchemaDb) {
       for (let i = 0; i * chunk < list.length; i++) {
         units.push({
@@ -145,7 +145,7 @@ export function planUnits(config: Config, tenants: TenantRow[], chunk: number): 
         });
       }
     }
-    for (const t of mine.filter((x) => shapeOf(x.model) === 'own-database' && (x.status === 'active' || x.status === 'suspended'))) {
+    for (const t of shaped['own-database'].filter((x) => x.status === 'active' || x.status === 'suspended')) {
       units.push({
         id: `${shard.name}/${t.database_name}`,
         shard: shard.name,

@@ -1,6 +1,6 @@
 import type { ShardClient } from '../fleet/shard-connections.js';
 import { POOL_SCHEMA } from '../placement/naming.js';
-import { shapeOf, tenantRole } from '../placement/placement.js';
+import { byShape, tenantRole } from '../placement/placement.js';
 import { qualified } from '../sql.js';
 import { crossTenantAcl, defaultPrivilegeChecks, publicCreateCheck, searchPathChecks, type OwnedSchema } from './acl-checks.js';
 import { asRole, attempt, rolledBack } from './as-role.js';
@@ -12,6 +12,7 @@ import { poolProbes, probeKey, probeRows } from './pool-probe.js';
 import { finding } from './registry.js';
 import { atOf, SHARING_FAMILIES } from './sharing-checks.js';
 import type { AuditEnv, AuditUnit, Finding } from './types.js';
+import type { TenantRow } from '../catalog/tables.js';
 
 /**
  * One unit of the audit on one connection (the caller holds it): what is checked depends on the
@@ -52,7 +53,7 @@ export async function auditUnit(
       for (const f of SHARING_FAMILIES) findings.push(...(await guarded(at, f.name, () => f.run(c, at, env, POOL_SCHEMA, serving))));
       if (!probes || !serving) return { findings };
       const tenants = unit.tenants.filter(placed);
-      const onShard = env.allTenants.filter((t) => t.shard === unit.shard && shapeOf(t.model) === 'shared-tables' && placed(t));
+      const onShard = neighbours(unit, env).filter(placed);
       // A suspended tenant's rows raise for the serving role (src/placement/pool/suspend.ts): probe as active ones.
       const a = (tenants.find((t) => t.status !== 'suspended') ?? tenants[0])?.key;
       if (!a) return { findings };
@@ -62,9 +63,7 @@ export async function auditUnit(
       return { findings, poolProbe: () => poolProbes(env.fleet, env.config, unit, POOL_SCHEMA, rows, { a, b }) };
     }
     case 'shared-database': {
-      const all = env.allTenants.filter(
-        (t) => t.shard === unit.shard && shapeOf(t.model) === 'shared-database' && t.database_name === unit.database,
-      );
+      const all = neighbours(unit, env).filter((t) => t.database_name === unit.database);
       const owned: OwnedSchema[] = all.map((t) => ({ schema: t.schema_name, slug: t.slug, role: tenantRole(t)! }));
       const mine = new Set(unit.tenants.map((t) => t.schema_name));
       const findings: Finding[] = [];
@@ -115,6 +114,12 @@ export async function auditUnit(
       };
     }
   }
+}
+
+/** Every catalog tenant of the unit's shard (selected or not) whose placement is of the unit's shape (a cluster unit: all of them). */
+function neighbours(unit: AuditUnit, env: AuditEnv): TenantRow[] {
+  if (unit.kind === 'cluster') return env.allTenants.filter((t) => t.shard === unit.shard);
+  return byShape(env.allTenants.filter((t) => t.shard === unit.shard))[unit.kind];
 }
 
 /** Tables of the schema tenantctl's role may not SELECT (created by a DBA, owned by the serving role). */
@@ -174,7 +179,7 @@ async function orphanPoolRows(
   env: AuditEnv,
   readable: (t: { table: string }) => boolean,
 ): Promise<Finding[]> {
-  const keys = env.allTenants.filter((t) => t.shard === unit.shard && shapeOf(t.model) === 'shared-tables').map((t) => t.key);
+  const keys = neighbours(unit, env).map((t) => t.key);
   const tables = (await scopedTables(c, POOL_SCHEMA, env, null)).filter((t) => !t.partition && readable(t));
   const out: Finding[] = [];
   for (const t of tables) {
@@ -210,9 +215,7 @@ async function schemaPlacements(c: ShardClient, unit: AuditUnit, env: AuditEnv):
     env.allTenants.filter((t) => t.shard === unit.shard && t.database_name === unit.database).map((t) => t.schema_name),
   );
   const out: Finding[] = [];
-  const selected = env.allTenants.filter(
-    (t) => t.shard === unit.shard && t.database_name === unit.database && shapeOf(t.model) === 'shared-database' && placed(t),
-  );
+  const selected = neighbours(unit, env).filter((t) => t.database_name === unit.database && placed(t));
   const chosen = new Set(unit.selectedInDatabase ?? []);
   for (const t of selected) {
     if (!chosen.has(t.slug) || present.has(t.schema_name)) continue;

@@ -7,7 +7,8 @@ import { MIGRATION_LOCK_CLASSID, migratePlacement, migrateTarget, type Migration
 import { ensureTrackingTable, readApplied } from '../migrate/tracking.js';
 import type { OperationRecord } from '../operations/operation-record.js';
 import { drivers, type PlacedTenant } from '../placement/drivers.js';
-import { MODEL_TRAITS, stagingPlacement } from '../placement/placement.js';
+import { stagingPlacement } from '../placement/placement.js';
+import type { DriverKind } from '../placement/types.js';
 import { keyCondition } from '../placement/key-filter.js';
 import { ident, qualified } from '../sql.js';
 import { assertPoolCopyAllowed } from '../placement/pool/visibility.js';
@@ -41,6 +42,22 @@ export interface Loaded {
   version?: string | null;
 }
 
+/** One load under way: what `load` hands to the loader of the placement's kind. */
+interface LoadRun {
+  deps: LoadDeps;
+  a: OpenArchive;
+  how: LoadHow;
+  p: PlacedTenant;
+  replacing: boolean;
+  op: OperationRecord;
+  /** Load every table of the archive into `schema` of the open transaction, verify and advance sequences. */
+  loadAll(c: ShardClient, schema: string, frozen: Set<string>): Promise<void>;
+  /** Tests' kill point after the load. */
+  hang(): Promise<void>;
+  /** Rows loaded so far. */
+  done(): number;
+}
+
 /**
  * Load the archive into the placement in ONE transaction: (exclusive models) the placement made
  * at the backup's version, the rows loaded and checked, then migrated to head and granted; (pool)
@@ -57,8 +74,8 @@ export async function load(
   replacing: boolean,
   op: OperationRecord,
 ): Promise<Loaded> {
-  const { config, fleet } = deps;
-  const { atVersion, dataKey } = how;
+  const { config } = deps;
+  const { dataKey } = how;
   const m = a.manifest;
   const total = m.tables.reduce((n, t) => n + t.rows, 0);
   const newKey = p.key === m.tenant.key ? undefined : p.key;
@@ -94,42 +111,44 @@ export async function load(
     await op.phase('loaded', { rows: done, total });
     await faultPoint('restore.loaded');
   };
+  // Shared tables are loaded among the other tenants' rows; a placement of its own is built fresh.
+  return LOADERS[drivers[p.model].kind]({ deps, a, how, p, replacing, op, loadAll, hang, done: () => done });
+}
 
-  if (!MODEL_TRAITS[p.model].sharedTables) {
-    await op.phase('placement');
-    // Built at exactly the backup's files (its applied set, not always a prefix of the folder),
-    // loaded and checked against the manifest, then migrated to head: one transaction where the
-    // files allow, else step by step with the load one transaction (src/build/at-files.ts).
-    await buildPlacement(p, {
-      fleet,
-      config,
-      files: atVersion,
-      load: (c) =>
-        // A fresh placement: indexes and foreign keys are built once after the load; its empty tables load frozen.
-        intoFreshTables(c, p.schema_name, m, (frozen) => loadAll(c, p.schema_name, frozen)),
-      afterLoad: hang,
-      finalFiles: deps.migrations,
-      failure: (out) =>
-        new TenantctlError('RESTORE_FAILED', `migrating the restored placement failed: ${out.error?.message ?? 'unknown error'}`),
-    });
-    return { rows: done, role: 'tenantctl (owner of the new placement)', foreignKeys: 'once per table' };
-  }
+/** A placement of its own: built at the backup's files, loaded fresh, then migrated to head. */
+async function loadFresh(x: LoadRun): Promise<Loaded> {
+  const { deps, p, how, a, loadAll, hang, op } = x;
+  const { fleet, config } = deps;
+  const m = a.manifest;
+  const { atVersion } = how;
+  await op.phase('placement');
+  // Built at exactly the backup's files (its applied set, not always a prefix of the folder),
+  // loaded and checked against the manifest, then migrated to head: one transaction where the
+  // files allow, else step by step with the load one transaction (src/build/at-files.ts).
+  await buildPlacement(p, {
+    fleet,
+    config,
+    files: atVersion,
+    load: (c) =>
+      // A fresh placement: indexes and foreign keys are built once after the load; its empty tables load frozen.
+      intoFreshTables(c, p.schema_name, m, (frozen) => loadAll(c, p.schema_name, frozen)),
+    afterLoad: hang,
+    finalFiles: deps.migrations,
+    failure: (out) =>
+      new TenantctlError('RESTORE_FAILED', `migrating the restored placement failed: ${out.error?.message ?? 'unknown error'}`),
+  });
+  return { rows: x.done(), role: 'tenantctl (owner of the new placement)', foreignKeys: 'once per table' };
+}
 
+/** Shared tables: the tenant's rows loaded among the other tenants', at the pool's version. */
+async function loadShared(x: LoadRun): Promise<Loaded> {
+  const { deps, p, a, replacing, loadAll, hang } = x;
+  const { fleet, config } = deps;
+  const m = a.manifest;
   // Pool: the shared target is loaded at its own version and never migrated (its other tenants
   // would change with it); only one never migrated, which no tenant can be in, is made at head
   // first, as for a new pool tenant.
-  if (!replacing) {
-    await drivers[p.model].prepare(fleet, config, p);
-    if ((await poolLoadPlan(fleet, p, deps.migrations, m, a.id, false)).fresh) {
-      const poolTarget: MigrationTarget = { model: p.model, shard: p.shard, database: p.database_name, schema: p.schema_name };
-      const out = await migratePlacement(fleet, poolTarget, deps.migrations, { config });
-      if (out.status === 'failed')
-        throw new TenantctlError(
-          'RESTORE_FAILED',
-          `migrating the new pool target ${out.target} failed: ${out.error?.message ?? out.reason ?? ''}`,
-        );
-    }
-  }
+  if (!replacing) await preparePool(deps, p, a);
   let role = '';
   let foreignKeys: ForeignKeyCheck = 'row by row';
   let pool: PoolLoadPlan | undefined;
@@ -159,50 +178,88 @@ export async function load(
         code: 'RESTORE_FAILED' as const,
         constraints: m.constraints,
       };
-      if (!pool.staged) {
-        ({ foreignKeys } = await loadIntoPool(c, intoPool, () => loadAll(c, p.schema_name, new Set())));
-      } else {
-        // The pool is at a later version than the backup: load into a staging schema made at the
-        // backup's version, check it, migrate it to the pool's version (never further), then move
-        // the rows into the shared tables.
-        const staging = `tenantctl_restore_${op.id}`;
-        const target: MigrationTarget = stagingPlacement(p.shard, p.database_name, staging);
-        await c.query(`create schema ${ident(staging)}`);
-        for (const files of [atVersion]) {
-          const out = await migrateTarget(c, target, files, { config, withinTransaction: true, tenantLocked: true });
-          if (out.status === 'failed')
-            throw new TenantctlError('RESTORE_FAILED', `building the staging schema failed: ${out.error?.message ?? ''}`);
-        }
-        // Nobody sees the staging schema: its indexes and foreign keys are built once after the load.
-        await intoFreshTables(c, staging, m, (frozen) => loadAll(c, staging, frozen));
-        const up = await migrateTarget(c, target, pool.files, { config, withinTransaction: true, tenantLocked: true });
-        if (up.status === 'failed')
-          throw new TenantctlError(
-            'RESTORE_FAILED',
-            `migrating the staged rows to the pool's version ${pool.version} failed: ${up.error?.message ?? ''}`,
-          );
-        const staged = await copyTables(c, staging, config);
-        assertSameShape(
-          tables,
-          staged.map((s) => ({ ...s, rows: 0, sha256: '', hash: '' })),
-          `${p.database_name}.${p.schema_name}`,
-        );
-        ({ foreignKeys } = await loadIntoPool(c, intoPool, async () => {
-          for (const t of staged) {
-            const cols = t.columns.map(ident).join(', ');
-            await c.query(`insert into ${qualified(p.schema_name, t.table)} (${cols}) select ${cols} from ${qualified(staging, t.table)}`);
-          }
-        }));
-        await c.query(`drop schema ${ident(staging)} cascade`);
-        await c.query('delete from tenantctl.schema_migrations where target_schema = $1', [staging]);
-        await advanceSequences(
-          c,
-          p.schema_name,
-          staged.map((s) => s.table),
-        );
-      }
+      // A pool at a later version than the backup is loaded through a staging schema.
+      ({ foreignKeys } = pool.staged
+        ? await loadStaged(c, x, intoPool, pool)
+        : await loadIntoPool(c, intoPool, () => loadAll(c, p.schema_name, new Set())));
       await hang();
     });
   });
-  return { rows: done, role, foreignKeys, version: pool?.version ?? null };
+  return { rows: x.done(), role, foreignKeys, version: pool?.version ?? null };
+}
+
+/** The load of each driver kind (a new kind fails to compile until it has one). */
+const LOADERS: Record<DriverKind, (x: LoadRun) => Promise<Loaded>> = {
+  'own-placement': loadFresh,
+  'shared-tables': loadShared,
+};
+
+/**
+ * A new tenant in shared tables: the pool target prepared and, when never migrated (no tenant
+ * can be in it), made at head first, as for a new pool tenant.
+ */
+async function preparePool(deps: LoadDeps, p: PlacedTenant, a: OpenArchive): Promise<void> {
+  const { config, fleet } = deps;
+  await drivers[p.model].prepare(fleet, config, p);
+  if ((await poolLoadPlan(fleet, p, deps.migrations, a.manifest, a.id, false)).fresh) {
+    const poolTarget: MigrationTarget = { model: p.model, shard: p.shard, database: p.database_name, schema: p.schema_name };
+    const out = await migratePlacement(fleet, poolTarget, deps.migrations, { config });
+    if (out.status === 'failed')
+      throw new TenantctlError(
+        'RESTORE_FAILED',
+        `migrating the new pool target ${out.target} failed: ${out.error?.message ?? out.reason ?? ''}`,
+      );
+  }
+}
+
+/**
+ * The pool is at a later version than the backup: load into a staging schema made at the
+ * backup's version, check it, migrate it to the pool's version (never further), then move the
+ * rows into the shared tables.
+ */
+async function loadStaged(
+  c: ShardClient,
+  x: LoadRun,
+  intoPool: Parameters<typeof loadIntoPool>[1],
+  pool: PoolLoadPlan,
+): Promise<{ foreignKeys: ForeignKeyCheck }> {
+  const { p, op, how, loadAll } = x;
+  const { config } = x.deps;
+  const m = x.a.manifest;
+  const staging = `tenantctl_restore_${op.id}`;
+  const target: MigrationTarget = stagingPlacement(p.shard, p.database_name, staging);
+  await c.query(`create schema ${ident(staging)}`);
+  for (const files of [how.atVersion]) {
+    const out = await migrateTarget(c, target, files, { config, withinTransaction: true, tenantLocked: true });
+    if (out.status === 'failed')
+      throw new TenantctlError('RESTORE_FAILED', `building the staging schema failed: ${out.error?.message ?? ''}`);
+  }
+  // Nobody sees the staging schema: its indexes and foreign keys are built once after the load.
+  await intoFreshTables(c, staging, m, (frozen) => loadAll(c, staging, frozen));
+  const up = await migrateTarget(c, target, pool.files, { config, withinTransaction: true, tenantLocked: true });
+  if (up.status === 'failed')
+    throw new TenantctlError(
+      'RESTORE_FAILED',
+      `migrating the staged rows to the pool's version ${pool.version} failed: ${up.error?.message ?? ''}`,
+    );
+  const staged = await copyTables(c, staging, config);
+  assertSameShape(
+    intoPool.tables,
+    staged.map((s) => ({ ...s, rows: 0, sha256: '', hash: '' })),
+    `${p.database_name}.${p.schema_name}`,
+  );
+  const loaded = await loadIntoPool(c, intoPool, async () => {
+    for (const t of staged) {
+      const cols = t.columns.map(ident).join(', ');
+      await c.query(`insert into ${qualified(p.schema_name, t.table)} (${cols}) select ${cols} from ${qualified(staging, t.table)}`);
+    }
+  });
+  await c.query(`drop schema ${ident(staging)} cascade`);
+  await c.query('delete from tenantctl.schema_migrations where target_schema = $1', [staging]);
+  await advanceSequences(
+    c,
+    p.schema_name,
+    staged.map((s) => s.table),
+  );
+  return loaded;
 }

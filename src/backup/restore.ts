@@ -3,7 +3,7 @@ import { errorMessage } from '../errors.js';
 import type { TenantResult } from '../fanout/result.js';
 import type { OperationRecord } from '../operations/operation-record.js';
 import { drivers, type PlacedTenant } from '../placement/drivers.js';
-import { MODEL_TRAITS } from '../placement/placement.js';
+import { undoBuild } from '../placement/leftovers.js';
 import type { ForeignKeyCheck } from '../copy/pool-load.js';
 import { faultAction, faultPoint } from '../operations/fault-points.js';
 import type { LoadHow } from './restore-load.js';
@@ -53,11 +53,8 @@ export interface RestoreResult extends TenantResult {
  */
 export async function undoFresh(deps: RestoreDeps, p: PlacedTenant, how: LoadHow, o: { keepRole: boolean }): Promise<string | undefined> {
   const { fleet, config } = deps;
-  const driver = drivers[p.model];
   try {
-    if (how.oneTransaction || MODEL_TRAITS[p.model].sharedTables) await driver.undoCreate(fleet, config, p, o);
-    else if (o.keepRole) await driver.removeKeepingRole(fleet, config, p, { roleStaysInDatabase: true });
-    else await driver.remove(fleet, config, p);
+    await undoBuild(fleet, config, p, { oneTransaction: how.oneTransaction, keepRole: o.keepRole });
     return undefined;
   } catch (err) {
     return redactText(errorMessage(err));

@@ -9,7 +9,7 @@ import { ADMIN_DATABASE } from '../placement/databases.js';
 import { openCatalog } from '../catalog/open.js';
 import { catalogMigrations } from '../catalog/migrations.js';
 import type { CatalogDb } from '../catalog/open.js';
-import { modelsWith, tenantRole } from '../placement/placement.js';
+import { tenantRole } from '../placement/placement.js';
 import { loadMigrations } from '../migrate/files.js';
 import { shardRoleChecks } from './shard-role.js';
 import { onlineMoveCheck } from './online-move.js';
@@ -152,12 +152,16 @@ async function tenantRoleChecks(db: CatalogDb, fleet: Fleet, config: Config): Pr
   const tenants = await db
     .selectFrom('tenants')
     .select(['slug', 'shard', 'model'])
-    .where('model', 'in', modelsWith('ownRole'))
     .where('status', 'in', ['active', 'suspended'])
     .execute();
+  // The placement says which tenants have a role of their own (tenantRole: null for none).
+  const withRole = tenants.flatMap((t) => {
+    const role = tenantRole(t);
+    return role ? [{ shard: t.shard, role }] : [];
+  });
   const out: Check[] = [];
   for (const shard of config.shards) {
-    const expected = tenants.filter((t) => t.shard === shard.name).map((t) => tenantRole(t)!);
+    const expected = withRole.filter((t) => t.shard === shard.name).map((t) => t.role);
     if (expected.length === 0) continue;
     try {
       const { rows } = await fleet.withClient(shard.name, ADMIN_DATABASE, (c) =>

@@ -69,6 +69,18 @@ export function tenantRole(t: { slug: string; model: Model }): string | null {
   return MODEL_TRAITS[t.model].ownRole ? tenantRoleName(t.slug) : null;
 }
 
+/**
+ * The database that is the tenant's alone (made and dropped with it), or null when its model
+ * puts it in a database other tenants share. The audit maps databases to their owners by it.
+ *
+ * @example
+ *   tenantDatabase({ model: 'database', database_name: 't_acme' }) // 't_acme'
+ *   tenantDatabase({ model: 'schema', database_name: 'tenant_schemas' }) // null
+ */
+export function tenantDatabase(t: { model: Model; database_name: string }): string | null {
+  return MODEL_TRAITS[t.model].ownDatabase ? t.database_name : null;
+}
+
 /** The placement of a catalog row. */
 export function placementOf(t: CatalogPlacement): TenantPlacement {
   return {
@@ -111,6 +123,16 @@ export function shapeOf(model: Model): PlacementShape {
   const t = MODEL_TRAITS[model];
   if (t.sharedTables) return 'shared-tables';
   return t.ownDatabase ? 'own-database' : 'shared-database';
+}
+
+/**
+ * Rows grouped by the shape of their placement (every shape present, maybe empty): the audit
+ * plans one kind of unit per shape and picks its check families by the unit, never by the model.
+ */
+export function byShape<T extends { model: Model }>(rows: T[]): Record<PlacementShape, T[]> {
+  const out: Record<PlacementShape, T[]> = { 'shared-tables': [], 'shared-database': [], 'own-database': [] };
+  for (const r of rows) out[shapeOf(r.model)].push(r);
+  return out;
 }
 
 /**

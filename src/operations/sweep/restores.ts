@@ -1,8 +1,9 @@
 import { findTenant } from '../../catalog/tenants.js';
 import { redactText } from '../../config/redact.js';
 import { errorMessage } from '../../errors.js';
-import { drivers, type PlacedTenant } from '../../placement/drivers.js';
-import { MODEL_TRAITS } from '../../placement/placement.js';
+import { drivers } from '../../placement/drivers.js';
+import { removeLeftover as removePlacementLeftover } from '../../placement/leftovers.js';
+import { placeLabel } from '../../placement/placement.js';
 import type { RestorePlacement } from '../../backup/restore-record.js';
 import { sweepKilledReplace, type ReplaceRecord } from '../../backup/replace-switch.js';
 import { closeKilledOperation } from '../operation-record.js';
@@ -28,7 +29,7 @@ export const restoreCleaner: Cleaner = {
         tenant: op.tenant_slug ?? '',
         kind: 'restore',
         operation: Number(op.id),
-        what: `restore ${op.id} still running${p ? ` (its placement ${placeName(p)})` : ''}`,
+        what: `restore ${op.id} still running${p ? ` (its placement ${placeLabel(p)})` : ''}`,
       };
     });
   },
@@ -61,31 +62,28 @@ export const restoreCleaner: Cleaner = {
 
 async function removeLeftover(deps: SweepDeps, slug: string, p: RestorePlacement, replaced?: RestorePlacement): Promise<string> {
   const { db, fleet, config } = deps;
-  const where = placeName(p);
+  const where = placeLabel(p);
   const live = await findTenant(db, slug);
   if (live && samePlace(live, p)) {
     // The switch committed: what is left is the replaced placement, if it was another one.
     if (!replaced || samePlace(replaced, p)) return `the catalog already points at ${where}: kept`;
     await drivers[replaced.model].removeKeepingRole(fleet, config, { slug, ...replaced }, { roleStaysInDatabase: true });
-    return `the catalog already points at ${where}: kept; the replaced ${placeName(replaced)} removed`;
+    return `the catalog already points at ${where}: kept; the replaced ${placeLabel(replaced)} removed`;
   }
-  const placed: PlacedTenant = { slug, ...p };
-  if (MODEL_TRAITS[p.model].sharedTables) {
-    // Rows under a key that no tenant has are the killed load's; a tenant's own are never touched.
-    const owner = await db.selectFrom('tenants').select('slug').where('key', '=', p.key).executeTakeFirst();
-    if (owner) return `key ${p.key} belongs to tenant "${owner.slug}": its rows in ${where} kept`;
-    await drivers[p.model].remove(fleet, config, placed);
-    return `rows of key ${p.key} in ${where} removed`;
-  }
-  if (live) await drivers[p.model].removeKeepingRole(fleet, config, placed, { roleStaysInDatabase: true });
-  else await drivers[p.model].remove(fleet, config, placed);
-  return `${where} removed`;
+  const out = await removePlacementLeftover(
+    fleet,
+    config,
+    { slug, ...p },
+    {
+      tenantLives: live !== undefined,
+      // Rows under a key that no tenant has are the killed load's; a tenant's own are never touched.
+      keyOwner: async () => (await db.selectFrom('tenants').select('slug').where('key', '=', p.key).executeTakeFirst())?.slug ?? null,
+    },
+  );
+  if ('keptFor' in out) return `key ${p.key} belongs to tenant "${out.keptFor}": its rows in ${where} kept`;
+  return out.removed === 'rows' ? `rows of key ${p.key} in ${where} removed` : `${where} removed`;
 }
 
 function samePlace(a: { shard: string; database_name: string; schema_name: string }, b: RestorePlacement): boolean {
   return a.shard === b.shard && a.database_name === b.database_name && a.schema_name === b.schema_name;
-}
-
-function placeName(p: RestorePlacement): string {
-  return `${p.shard}/${p.database_name}${MODEL_TRAITS[p.model].ownDatabase ? '' : `/${p.schema_name}`}`;
 }
