@@ -9,6 +9,7 @@ import { errorMessage, TenantctlError, UsageError } from '../errors.js';
 import { resultDocument, type ResultDocument, type TenantResult } from '../fanout/result.js';
 import type { Fleet } from '../fleet/fleet.js';
 import { acquireRunLock, holderName } from '../operations/run-lock.js';
+import { markCrashed } from './run-record.js';
 import { withTenantLock } from '../operations/tenant-lock.js';
 import { migrationHooks } from '../placement/drivers.js';
 import { ident, literal } from '../sql.js';
@@ -100,6 +101,8 @@ export async function migrateRepair(deps: RepairDeps, o: RepairOptions): Promise
   const lock = await acquireRunLock(deps.db, { wait: o.wait });
   let run = 0;
   try {
+    // A killed repair's record would stay running forever: under the exclusive fleet lock it is dead.
+    await lock.use((s) => markCrashed(s));
     run = await openRepair(deps.db, m, o, work.length);
     for (const w of work) rows.push(...(await repairOne(deps, run, m, o, w.t, w.applied)));
     const failed = rows.filter((r) => r.status === 'failed').length;

@@ -56,9 +56,15 @@ export async function createRun(lock: RunLock, args: Record<string, unknown>, pr
   );
 }
 
-async function markCrashed(db: Kysely<CatalogDatabase>): Promise<void> {
+/**
+ * With the fleet lock held exclusively: 'running' migrate runs whose own lock is free, and every
+ * 'running' repair (a repair holds the fleet lock exclusively for its whole run, so none is
+ * alive beside the caller), were killed: they become 'crashed'.
+ */
+export async function markCrashed(db: Kysely<CatalogDatabase>): Promise<void> {
   await sql`update operations o set status = 'crashed', finished_at = now()
-             where o.kind = 'migrate' and o.status = 'running' and not ${liveRun(sql.ref('o.id'))}`.execute(db);
+             where o.status = 'running'
+               and (o.kind = 'migrate-repair' or (o.kind = 'migrate' and not ${liveRun(sql.ref('o.id'))}))`.execute(db);
 }
 
 /** A run by id, or a usage error naming how to find one. */

@@ -2,6 +2,7 @@ import { LockedError } from '../errors.js';
 import { withTenantLock } from './tenant-lock.js';
 import { unlockedTenants } from './unlocked-tenants.js';
 import { backupCleaner } from './sweep/backups.js';
+import { killedRecordCleaner } from './sweep/killed-records.js';
 import { moveCleaner } from './sweep/moves.js';
 import { restoreCleaner } from './sweep/restores.js';
 import type { Cleaner, Leftover, SweepDeps } from './sweep/types.js';
@@ -12,7 +13,7 @@ export type { Leftover, SweepDeps } from './sweep/types.js';
  * One cleaner per kind of operation that leaves something when its process dies. A new kind of
  * operation that makes things outside one transaction adds its cleaner here (and nowhere else).
  */
-const CLEANERS: Cleaner[] = [backupCleaner, restoreCleaner, moveCleaner];
+const CLEANERS: Cleaner[] = [backupCleaner, restoreCleaner, moveCleaner, killedRecordCleaner];
 
 /**
  * The ONE crash sweep, for one tenant: what killed operations of it left (unpublished archives,
@@ -37,6 +38,14 @@ async function findFleet(deps: SweepDeps): Promise<Leftover[]> {
   const found = (await Promise.all(CLEANERS.map((c) => c.find(deps)))).flat();
   const unlocked = await unlockedTenants(deps.db, [...new Set(found.map((f) => f.tenant))]);
   return found.filter((f) => unlocked.has(f.tenant));
+}
+
+/**
+ * Only the records a killed create, delete, suspend, resume or credentials left (the sweep of the
+ * operations that run no full sweep first): what was closed, for the result's warnings.
+ */
+export async function sweepRecords(deps: SweepDeps, slug: string): Promise<string[]> {
+  return (await killedRecordCleaner.clean(deps, slug)).map((l) => l.what);
 }
 
 /**

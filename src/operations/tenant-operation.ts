@@ -46,6 +46,13 @@ export interface OperationSpec {
    * (an operation that cleans its own kind of leftover itself), a function replaces it.
    */
   sweep?: false | ((tenant: TenantRow | undefined) => Promise<string[]>);
+  /**
+   * Start the operation's record with these args before the body runs (an operation whose body
+   * makes things at once: create, delete, suspend, resume, credentials). The engine closes it
+   * `succeeded` when the body returns without having closed it; a body that returns a failed
+   * result closes it itself.
+   */
+  record?: Record<string, unknown>;
 }
 
 /** What the body of an operation gets from the engine. */
@@ -154,7 +161,10 @@ export async function runTenantOperation<R, P extends OperationProgress = Operat
       },
     };
     try {
-      return await body(run);
+      if (spec.record && !spec.held) await run.record(spec.record);
+      const result = await body(run);
+      if (spec.record && op && !op.over) await op.finish('succeeded');
+      return result;
     } catch (err) {
       // A nested operation closes its own record; the outer one says what the interrupt stopped.
       const failure = await closeFailed(deps, spec, op, err, { phase: op?.progress.phase ?? phase, done });

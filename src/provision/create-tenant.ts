@@ -17,6 +17,8 @@ import { buildPlacement } from '../build/at-files.js';
 import { planTenant, type CreateTenantInput } from './plan.js';
 import { assertSlug } from '../placement/slug.js';
 import { runTenantOperation } from '../operations/tenant-operation.js';
+import type { OperationRecord } from '../operations/operation-record.js';
+import { sweepRecords } from '../operations/sweep.js';
 import { assertResumable } from './resume-check.js';
 import { assertNoDrift, assertNothingThere } from './preflight.js';
 import { applyOne, tenantChanges } from '../limits/apply.js';
@@ -63,12 +65,23 @@ export async function createTenant(deps: ProvisionDeps, input: CreateTenantInput
   // (or exits 3), so a `provisioning` row is only ever finished by the process that holds it.
   // Ctrl-C: a tenant being created finishes (one transaction, or undone on failure).
   const command = deps.command ?? 'tenant create';
-  return runTenantOperation({ ...deps, command }, { kind: 'create', slug: input.slug, tenant: 'optional', sweep: false }, (run) =>
-    createLocked(deps, input, run.tenant),
-  );
+  // Its sweep closes only the record of a killed create (its placement is finished or undone below).
+  const spec = {
+    kind: 'create',
+    slug: input.slug,
+    tenant: 'optional',
+    sweep: () => sweepRecords({ ...deps, command }, input.slug),
+    record: { tier: input.tier ?? null, model: input.model ?? null, region: input.region ?? null, shard: input.shard ?? null },
+  } as const;
+  return runTenantOperation({ ...deps, command }, spec, (run) => createLocked(deps, input, run.tenant, run.op));
 }
 
-async function createLocked(deps: ProvisionDeps, input: CreateTenantInput, existing: TenantRow | undefined): Promise<TenantResult> {
+async function createLocked(
+  deps: ProvisionDeps,
+  input: CreateTenantInput,
+  existing: TenantRow | undefined,
+  op: OperationRecord | undefined,
+): Promise<TenantResult> {
   const started = Date.now();
   const { config, db, fleet } = deps;
   const command = deps.command ?? 'tenant create';
@@ -181,6 +194,7 @@ async function createLocked(deps: ProvisionDeps, input: CreateTenantInput, exist
     const message = redactText(errorMessage(err));
     const undo = deps.skipUndo ? 'skipped' : await undoPlacement(deps, tenant);
     await updateTenant(db, tenant.slug, { status: 'failed', status_detail: message + (undo ? `; cleanup: ${undo}` : '') });
+    await op?.finish('failed', { error: message });
     await recordEvent(db, {
       command,
       action: 'provision failed',

@@ -4,6 +4,7 @@ import { recordEvent } from '../catalog/events.js';
 import { registerSecret } from '../config/redact.js';
 import { TenantctlError, UsageError } from '../errors.js';
 import { runTenantOperation } from '../operations/tenant-operation.js';
+import { sweepRecords } from '../operations/sweep.js';
 import { newPassword, rolePasswordState, setRolePassword } from '../placement/credentials.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
 import { tenantRole } from '../placement/placement.js';
@@ -44,7 +45,7 @@ export async function setTenantCredentials(deps: LifecycleDeps, slug: string, op
       `the serving role's password is servingRole.password in the config (tenantctl resolve ${slug} shows the URL)`,
     );
   }
-  return runTenantOperation(deps, { kind: 'credentials', slug, sweep: false }, async (run) => {
+  return runTenantOperation(deps, { kind: 'credentials', slug, sweep: () => sweepRecords(deps, slug), record: {} }, async (run) => {
     const t = run.tenant!;
     const role = tenantRole(t);
     if (role === null || (t.status !== 'active' && t.status !== 'suspended')) {

@@ -7,6 +7,7 @@ import { drivers } from '../placement/drivers.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
 import { runTenantOperation } from '../operations/tenant-operation.js';
 import { faultPoint } from '../operations/fault-points.js';
+import { sweepRecords } from '../operations/sweep.js';
 
 export interface SuspendOutcome {
   tenant: TenantRow;
@@ -25,7 +26,8 @@ export interface SuspendOutcome {
  * access state first, so a run killed between the shard and the catalog converges.
  */
 export async function setSuspended(deps: LifecycleDeps, slug: string, suspend: boolean): Promise<SuspendOutcome> {
-  return runTenantOperation(deps, { kind: suspend ? 'suspend' : 'resume', slug, sweep: false }, async (run) => {
+  const spec = { kind: suspend ? 'suspend' : 'resume', slug, sweep: () => sweepRecords(deps, slug), record: {} } as const;
+  return runTenantOperation(deps, spec, async (run) => {
     const t = run.tenant!;
     const to = suspend ? 'suspended' : 'active';
     if (t.status !== 'active' && t.status !== 'suspended') {
@@ -62,7 +64,7 @@ export async function deleteTenant(
   opts: { skipBackup?: boolean } = {},
 ): Promise<TenantRow & { finalBackup?: string; swept?: string[] }> {
   // The engine runs the one sweep first: what killed operations of it left goes with it.
-  return runTenantOperation(deps, { kind: 'delete', slug }, async (run) => {
+  return runTenantOperation(deps, { kind: 'delete', slug, record: {} }, async (run) => {
     // Read under the lock: another command may have changed or deleted it meanwhile.
     const t = run.tenant!;
     const swept = run.swept;
@@ -78,6 +80,8 @@ export async function deleteTenant(
     await faultPoint('delete.removed');
     await deps.db.transaction().execute(async (tx) => {
       await tx.deleteFrom('tenants').where('slug', '=', slug).execute();
+      // Closed with the row's removal: a kill after it leaves no running record of a gone tenant.
+      await run.op?.update({ phase: 'done' }, 'succeeded', tx);
       await recordEvent(tx, {
         command: deps.command,
         action: 'deleted',

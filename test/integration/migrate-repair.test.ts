@@ -1,9 +1,8 @@
 import { appendFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { loadConfig } from '../../src/config/load.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { json, migrateEnv, type MigrateEnv } from '../helpers/migrate-env.js';
-import type { TestFleet } from '../helpers/test-fleet.js';
+import { sharedFleet } from '../helpers/shared-fleet.js';
 
 /**
  * A migration file edited after it ran (issue 18, item 6): `migrate up` (plain and
@@ -12,13 +11,7 @@ import type { TestFleet } from '../helpers/test-fleet.js';
  * makes them one version (recorded, shown by `migrate status`); `migrate status` flags targets
  * ahead of the folder. On the shared fleet, in an environment of its own.
  */
-const shared: TestFleet = {
-  config: loadConfig({ file: inject('fleetConfigFile') }),
-  configFile: inject('fleetConfigFile'),
-  dir: '',
-  password: inject('fleetPassword'),
-  stop: async () => undefined,
-};
+const shared = sharedFleet();
 let e: MigrateEnv;
 const FILE = '0004_flag.sql';
 
