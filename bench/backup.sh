@@ -36,30 +36,8 @@ sed -i 's#postgres://postgres:#postgres://tenantctl:#' "$BENCH_CONFIG"
 bench_log "backup: starting an embedded fleet in $BENCH_DIR"
 bench_tctl --quiet dev up >"$BENCH_DIR/dev-up.log" 2>&1 || { cat "$BENCH_DIR/dev-up.log" >&2; bench_die "dev up failed"; }
 PORT=$BENCH_PORT_US1
-# psql as the shard role (same password as the superuser in the bench fleet).
-role_psql() { local db=$1; shift; PGPASSWORD="$BENCH_PASSWORD" psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U tenantctl -d "$db" "$@"; }
+source "$(dirname "$0")/lib/backup-lib.sh"
 export PGPASSWORD="$BENCH_PASSWORD" PGHOST=127.0.0.1 PGPORT="$PORT" PGUSER=tenantctl
-
-key_of() { bench_tctl --json tenant show "$1" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).tenant.key))'; }
-
-# seed DB SCHEMA KEY ROWS: ROWS rows over workspaces, users, projects, tasks, comments.
-seed() {
-  local db=$1 s=$2 k=$3 n=$4
-  local users=$((n / 100 + 1)) tasks=$((n * 55 / 100)) comments=$((n * 44 / 100))
-  role_psql "$db" <<SQL
-insert into "$s".workspaces (id, name) values ('$k', 'bench');
-insert into "$s".users (tenant_id, id, email, display_name)
-  select '$k', md5('$k' || i)::uuid, 'user' || i || '@example.com', 'User number ' || i from generate_series(1, $users) i;
-insert into "$s".projects (tenant_id, id, name, owner_id)
-  select '$k', md5('p$k' || i)::uuid, 'Project ' || i, md5('$k' || 1)::uuid from generate_series(1, 100) i;
-insert into "$s".tasks (tenant_id, id, project_id, title, status, due_on)
-  select '$k', md5('t$k' || i)::uuid, md5('p$k' || (1 + i % 100))::uuid, 'Task number ' || i || ' with a title', 'todo', date '2026-01-01' + i % 365
-    from generate_series(1, $tasks) i;
-insert into "$s".comments (tenant_id, task_id, author_id, body)
-  select '$k', md5('t$k' || (1 + i % $tasks))::uuid, md5('$k' || (1 + i % $users))::uuid, 'A comment of ordinary length, number ' || i
-    from generate_series(1, $comments) i;
-SQL
-}
 
 TABLES=(workspaces users projects tasks comments)
 cols() { role_psql "$1" -At -c "select string_agg(quote_ident(attname), ', ' order by attnum) from pg_attribute where attrelid = '\"$2\".$3'::regclass and attnum > 0 and not attisdropped"; }
@@ -80,15 +58,6 @@ seed tenant_schemas t_ssmall "$(key_of ssmall)" $((N / 10))
 PGOPTIONS='-c client_min_messages=error' role_psql tenant_pool -c 'vacuum analyze'
 PGOPTIONS='-c client_min_messages=error' role_psql tenant_schemas -c 'vacuum analyze'
 
-# time_ms CMD...: wall time of one run in ms (output discarded; failure is fatal).
-time_ms() {
-  local t0 t1
-  t0=$EPOCHREALTIME
-  "$@" >"$BENCH_DIR/last.out" 2>"$BENCH_DIR/last.err" || { cat "$BENCH_DIR/last.err" >&2; bench_die "failed: $*"; }
-  t1=$EPOCHREALTIME
-  bench_elapsed_ms "$t0" "$t1"
-}
-
 RAW="$BENCH_DIR/raw"
 mkdir -p "$RAW"
 psql_copy_out() {
@@ -108,28 +77,6 @@ psql_copy_in() {
   role_psql tenant_pool -f "$script"
 }
 
-last_backup() { bench_tctl --json backup list "$1" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const b=JSON.parse(s).backups;console.log(b[b.length-1].id)})'; }
-
-declare -A T
-# pair NAME_A CMD_A NAME_B CMD_B [AFTER_A]: RUNS rounds, the two sides interleaved (A B A B …) so
-# that a busy machine slows both alike; medians into T[NAME_A], T[NAME_B]. CMD_A and CMD_B are
-# shell snippets; AFTER_A runs untimed after each A (cleanup). $i is the round.
-pair() {
-  local na=$1 ca=$2 nb=$3 cb=$4 after=${5:-}
-  local xa=() xb=() i
-  for ((i = 0; i < RUNS; i++)); do
-    xa+=("$(eval "time_ms $ca")")
-    [[ -n "$after" ]] && eval "$after"
-    xb+=("$(eval "time_ms $cb")")
-  done
-  T[$na]=$(bench_median "${xa[@]}")
-  T[$nb]=$(bench_median "${xb[@]}")
-  bench_log "  $na: median ${T[$na]} ms (${xa[*]}); $nb: median ${T[$nb]} ms (${xb[*]})"
-}
-
-# Restore as a new tenant (timed); the clone is dropped afterwards, untimed.
-tctl_restore_as() { bench_tctl --quiet restore "$1" --as "$2" >/dev/null; }
-drop_clone() { bench_tctl --quiet tenant delete "$1" --yes --skip-backup >/dev/null; }
 pg_restore_fresh() {
   role_psql postgres -c 'drop database if exists raw_restore' -c 'create database raw_restore' >/dev/null
   pg_restore --no-owner -d raw_restore "$RAW/sbig.pgc"
@@ -145,10 +92,7 @@ pair schema-backup 'bench_tctl --quiet backup create sbig' schema-pg-dump 'pg_du
 SID=$(last_backup sbig)
 pair schema-restore 'tctl_restore_as "$SID" "rs$i"' schema-pg-restore 'pg_restore_fresh' 'drop_clone "rs$i"'
 
-rss() { # peak RSS in MB of one CLI run
-  /usr/bin/time -f '%M' -o "$BENCH_DIR/rss.txt" node bin/tenantctl --config "$BENCH_CONFIG" --quiet "$@" >/dev/null 2>"$BENCH_DIR/rss.err" || { cat "$BENCH_DIR/rss.err" >&2; bench_die "failed: $*"; }
-  awk '{ printf "%.0f", $1 / 1024 }' "$BENCH_DIR/rss.txt"
-}
+rss() { peak_rss_mb node bin/tenantctl --config "$BENCH_CONFIG" --quiet "$@"; } # peak RSS in MB of one CLI run
 bench_log "backup: peak RSS"
 declare -A R
 R[pool-small-backup]=$(rss backup create small)

@@ -1,5 +1,4 @@
 import { pipeline } from 'node:stream/promises';
-import type { Transform } from 'node:stream';
 import type { TenantRow } from '../catalog/tables.js';
 import { recordEvent } from '../catalog/events.js';
 import type { TenantResult } from '../fanout/result.js';
@@ -19,13 +18,12 @@ import { manifestMac } from './manifest-mac.js';
 import { newBackupId, type ArchiveWriter } from './storage.js';
 import { backupCompression, encryptsBackups, storageFor } from './regions.js';
 import { tenantDataKey } from './keys.js';
-import { encryptStream, masterKey, wrapKey } from './crypto.js';
+import { masterKey, wrapKey } from './crypto.js';
 import { ARCHIVE_KEY_FILE, writeArchiveKey } from './archive-key.js';
-import { ByteTap } from './byte-tap.js';
 import { TableFile } from './table-file.js';
-import { PgDumpReader } from './pg-dump-reader.js';
-import { dumpTableSinks, type DumpTableSinks } from './dump-tables.js';
-import { assertPgDumpVersion, pgDumpMajor, runPgDump } from './pg-dump.js';
+import { startArchiveDump, type ArchiveDump } from './archive-dump.js';
+import { pgDumpMajor } from './pg-dump.js';
+import type { ShardClient } from '../fleet/shard-connections.js';
 import { drivers } from '../placement/drivers.js';
 
 import type { BackupDeps } from './types.js';
@@ -121,6 +119,11 @@ async function backupBody(deps: BackupDeps, run: OperationRun): Promise<BackupRe
 
 type Progress = (p: { table: string; rows: number; bytes: number }) => void;
 
+/**
+ * The archive's files from ONE repeatable-read snapshot (the archive is one moment of the
+ * tenant): every table's rows (from pg_dump's stream where it has them, else a COPY), the
+ * pg_dump file of a schema or database tenant, each table's digest; returns the sealed manifest.
+ */
 async function writeArchive(
   deps: BackupDeps,
   t: TenantRow,
@@ -131,12 +134,10 @@ async function writeArchive(
   progress: Progress,
 ): Promise<Manifest> {
   const { config, fleet } = deps;
-  const dumped = pgDumpTarget({ model: t.model, database: t.database_name, schema: t.schema_name });
-  const pgDump = dumped ? await pgDumpMajor() : null;
-  const encrypt = (): Transform[] => (dataKey ? [encryptStream(dataKey.key)] : []);
+  const target = pgDumpTarget({ model: t.model, database: t.database_name, schema: t.schema_name });
+  const pgDump = target ? await pgDumpMajor() : null;
   const compression = backupCompression(config, t.region);
   return fleet.withClient(t.shard, t.database_name, async (c) => {
-    // One snapshot for every table (and pg_dump): the archive is one moment of the tenant.
     await c.query('begin isolation level repeatable read read only');
     try {
       const applied = (await readApplied(c, [t.schema_name])).map((r) => ({ id: r.name, checksum: r.checksum }));
@@ -145,7 +146,7 @@ async function writeArchive(
       if (tables.length === 0) throw new TenantctlError('BACKUP_FAILED', `no tenant-scoped tables in ${t.database_name}.${t.schema_name}`);
       await drivers[t.model].assertCopyAllowed(c, t.schema_name, config, 'read');
       let bytes = 0;
-      const files = tables.map(
+      const files: TableFile[] = tables.map(
         (tb, i) =>
           new TableFile(tb, i, {
             compression,
@@ -157,118 +158,36 @@ async function writeArchive(
             },
           }),
       );
-      let dumpJob: Promise<Manifest['dump']> = Promise.resolve(null);
-      let fromDump: DumpTableSinks | null = null;
-      if (pgDump && dumped) {
-        const v = (
-          await c.query<{ num: string; text: string; tz: string; ds: string; ist: string; efd: number }>(
-            `select current_setting('server_version_num') as num, current_setting('server_version') as text,
-                    current_setting('TimeZone') as tz, current_setting('DateStyle') as ds,
-                    current_setting('IntervalStyle') as ist, current_setting('extra_float_digits')::int as efd`,
-          )
-        ).rows[0];
-        assertPgDumpVersion(pgDump, Number(v.num), v.text);
-        // The tables' files come from pg_dump's stream when its COPY text is byte for byte this
-        // session's: pg_dump sets DateStyle ISO, IntervalStyle postgres and extra_float_digits 3
-        // (from PostgreSQL 12 any positive value prints floats the same, shortest exact); it gets
-        // this session's time zone and UTF8, as node-postgres uses.
-        const sameText = Number(v.num) >= 120000 && v.ds.startsWith('ISO') && v.ist === 'postgres' && v.efd > 0;
-        const snapshot = (await c.query<{ s: string }>('select pg_export_snapshot() as s')).rows[0].s;
-        const file = dataKey ? 'dump.pgc.enc' : 'dump.pgc';
-        const tap = new ByteTap();
-        let onToc!: (s: DumpTableSinks | null) => void;
-        const toc = new Promise<DumpTableSinks | null>((resolve) => {
-          onToc = resolve;
-        });
-        const reader = new PgDumpReader((h) => {
-          const sinks = sameText && !('unsupported' in h) ? dumpTableSinks(h, t.schema_name, files) : null;
-          onToc(sinks);
-          return sinks?.sinks ?? null;
-        });
-        // pg_dump reads the same snapshot while the COPYs below run on this connection.
-        dumpJob = (async () => {
-          const sink = writer.write(file);
-          const chain = [reader, ...encrypt(), tap];
-          const done = pipeline([...chain, sink] as never);
-          try {
-            await Promise.all([
-              runPgDump(
-                {
-                  shard: fleet.shard(t.shard),
-                  ...dumped,
-                  snapshot,
-                  compress: compression !== 'none',
-                  ...(sameText ? { timeZone: v.tz, utf8: true } : {}),
-                },
-                reader,
-              ),
-              done,
-            ]);
-          } catch (err) {
-            onToc(null); // no effect once the table of contents was read
-            (await toc)?.destroy(err as Error);
-            throw err;
-          }
-          return { file, format: 'custom' as const, pgDump: pgDump.text, server: v.text, stored: tap.stored() };
-        })();
-        // Keep an early failure from being unhandled while the copies run.
-        dumpJob.catch(() => undefined);
-        // The table of contents comes first; a pg_dump that fails before it fails the backup.
-        fromDump = await Promise.race([toc, dumpJob.then(() => toc)]);
-      }
-      for (const f of files) {
-        if (fromDump?.tables.has(f.table.table)) continue;
-        // Ctrl-C: between tables (a table's COPY is not cut mid-stream; the archive is dropped whole).
-        stopIfInterrupted(signal, 'stopped between tables');
-        await pipeline([
-          copyOut(c, copyOutSql(f.table, { model: t.model, schema: t.schema_name, key: t.key }, config)),
-          ...f.chain(),
-        ] as never);
-      }
-      stopIfInterrupted(signal, 'stopped after the last table');
-      // Every table's rows digested in this snapshot (the one digest, src/build/digest.ts: what a
-      // restore checks its load against), while pg_dump may still be sending; its count is also
-      // the check that each table's stream (a COPY, or pg_dump's) was read whole.
+      const dump: ArchiveDump =
+        pgDump && target
+          ? await startArchiveDump(c, {
+              shard: fleet.shard(t.shard),
+              target,
+              pgDump,
+              schema: t.schema_name,
+              files,
+              writer,
+              dataKey,
+              compression,
+            })
+          : { job: Promise.resolve(null), fromDump: null };
       const scope = { model: t.model, schema: t.schema_name, key: t.key };
-      const digests = new Map<string, string>();
-      for (const f of files) digests.set(f.table.table, (await sqlDigest(c, f.table, scope, config)).hash);
-      const dump = await dumpJob;
-      await fromDump?.all();
-      for (const f of files) {
-        const n = Number(digests.get(f.table.table)!.split(':')[0]);
-        if (f.rowTap.rowCount !== n) {
-          const from = fromDump?.tables.has(f.table.table) ? "pg_dump's stream" : 'the COPY';
-          throw new TenantctlError('BACKUP_FAILED', `${f.table.table}: ${f.rowTap.rowCount} rows read from ${from}, ${n} in the snapshot`);
-        }
-      }
-      const out = files.map((f) => f.entry(fromDump?.tables.has(f.table.table) ? 'pg_dump' : 'copy', digests.get(f.table.table)!));
-      // In the same snapshot: which constraints are NOT VALID and how many of these rows break them.
-      const constraints = await sourceConstraints(c, scope, tables, config.tenantKey.type);
+      const digests = await copyAndDigest(c, deps, scope, files, dump, signal);
       const body: Omit<Manifest, 'checksum' | 'mac'> = {
         format: MANIFEST_FORMAT,
         compression,
         id,
         createdAt: new Date().toISOString(),
         tool: { name: 'tenantctl', version: toolVersion() },
-        tenant: {
-          slug: t.slug,
-          key: t.key,
-          name: t.name,
-          tier: t.tier,
-          model: t.model,
-          region: t.region,
-          shard: t.shard,
-          database: t.database_name,
-          schema: t.schema_name,
-          residency: t.residency,
-        },
+        tenant: manifestTenant(t),
         keyType: config.tenantKey.type,
         migrations: { version: versionOf(applied.map((a) => a.id)), applied },
-        tables: out,
+        tables: files.map((f) => f.entry(dump.fromDump?.tables.has(f.table.table) ? 'pg_dump' : 'copy', digests.get(f.table.table)!)),
         sharedTables,
-        dump,
+        dump: await dump.job,
         encryption: dataKey ? { algorithm: 'aes-256-gcm', keyId: dataKey.keyId, keyFile: ARCHIVE_KEY_FILE } : null,
-        constraints,
+        // In the same snapshot: which constraints are NOT VALID and how many of these rows break them.
+        constraints: await sourceConstraints(c, scope, tables, config.tenantKey.type),
       };
       // An encrypted archive's manifest is authenticated with the tenant's data key (format 4).
       return sealManifest(dataKey ? { ...body, mac: manifestMac(body, dataKey.key) } : body);
@@ -276,4 +195,56 @@ async function writeArchive(
       await c.query('rollback').catch(() => undefined);
     }
   });
+}
+
+/**
+ * COPY the tables pg_dump's stream does not carry, then digest every table in the snapshot (the
+ * one digest, src/build/digest.ts: what a restore checks its load against) while pg_dump may
+ * still be sending; wait for the dump, and check each file's row count against its digest's
+ * (also the check that each table's stream was read whole). Returns table → digest.
+ */
+async function copyAndDigest(
+  c: ShardClient,
+  deps: BackupDeps,
+  scope: { model: TenantRow['model']; schema: string; key: string },
+  files: TableFile[],
+  dump: ArchiveDump,
+  signal: AbortSignal,
+): Promise<Map<string, string>> {
+  const { fromDump } = dump;
+  for (const f of files) {
+    if (fromDump?.tables.has(f.table.table)) continue;
+    // Ctrl-C: between tables (a table's COPY is not cut mid-stream; the archive is dropped whole).
+    stopIfInterrupted(signal, 'stopped between tables');
+    await pipeline([copyOut(c, copyOutSql(f.table, scope, deps.config)), ...f.chain()] as never);
+  }
+  stopIfInterrupted(signal, 'stopped after the last table');
+  const digests = new Map<string, string>();
+  for (const f of files) digests.set(f.table.table, (await sqlDigest(c, f.table, scope, deps.config)).hash);
+  await dump.job;
+  await fromDump?.all();
+  for (const f of files) {
+    const n = Number(digests.get(f.table.table)!.split(':')[0]);
+    if (f.rowTap.rowCount !== n) {
+      const from = fromDump?.tables.has(f.table.table) ? "pg_dump's stream" : 'the COPY';
+      throw new TenantctlError('BACKUP_FAILED', `${f.table.table}: ${f.rowTap.rowCount} rows read from ${from}, ${n} in the snapshot`);
+    }
+  }
+  return digests;
+}
+
+/** The manifest's copy of the tenant's catalog row (what a restore without the catalog needs). */
+function manifestTenant(t: TenantRow): Manifest['tenant'] {
+  return {
+    slug: t.slug,
+    key: t.key,
+    name: t.name,
+    tier: t.tier,
+    model: t.model,
+    region: t.region,
+    shard: t.shard,
+    database: t.database_name,
+    schema: t.schema_name,
+    residency: t.residency,
+  };
 }
