@@ -24,6 +24,18 @@ export async function selectTenants(db: CatalogDb, s: TenantSelector = {}): Prom
 }
 
 /**
+ * Like selectTenants, with only the columns a migration plan reads (migrate up, status, repair):
+ * no dates, whose parsing was a quarter of a no-op `migrate up` over 5,000 tenants.
+ */
+export async function selectPlannable(db: CatalogDb, s: TenantSelector = {}) {
+  return selectorQuery(db, s)
+    .clearSelect()
+    .select(['slug', 'model', 'region', 'shard', 'database_name', 'schema_name', 'status', 'schema_version'])
+    .orderBy('slug')
+    .execute();
+}
+
+/**
  * The tenants matching the selectors in pages of `pageSize`, in slug order, each page found
  * through the slug index after the last slug of the one before (keyset paging): memory and the
  * cost of each page stay the same whatever the catalog's size.

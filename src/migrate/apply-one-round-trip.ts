@@ -5,16 +5,17 @@ import { literal } from '../sql.js';
 import type { MigrationFile } from './files.js';
 import type { TargetSession } from './target-session.js';
 import type { KnownState, TargetOutcome } from './target-types.js';
-import { appliedRowsSql, recordAppliedSql, rowsOfApplied, TRACKING, versionOf } from './tracking.js';
+import { META_SCHEMA } from '../placement/naming.js';
+import { appliedRowsSql, recordAppliedSql, rowsOfApplied, TRACKING_TABLE, versionOf } from './tracking.js';
 
 /** Errors this path raises on purpose (a cast of a volatile text to int). */
 const BUSY_MARKER = 'tenantctl:lock-busy:';
 const CHANGED_MARKER = 'tenantctl:state-changed:';
 
 /**
- * The whole target in one message: try the lock, check that the target still has the applied
- * count the caller read, then each pending migration with its tracking row in its own
- * transaction, then unlock. Returns null to take the step-by-step path instead (not eligible,
+ * The whole target in one message: try the lock (none under the tenant's lock), check that the
+ * target is still as the caller read it, then each pending migration with its tracking row in
+ * its own transaction, then unlock. Returns null to take the step-by-step path instead (not eligible,
  * lock busy, state changed, or a retryable error such as a lock timeout); a real failure is
  * reported as precisely as the step-by-step path would (what committed is read back, and the
  * error position is mapped into the failing file).
@@ -23,26 +24,7 @@ export async function applyInOneRoundTrip(s: TargetSession, known: KnownState): 
   const pending = known.pending;
   if (!s.hooks.canFuse || pending.length === 0 || (known.applied.length === 0 && !known.tracked)) return null;
   if (pending.some((m) => m.kind !== 'sql' || !m.transactional)) return null;
-  const schema = literal(s.target.schema);
-  let text = `select case when ${s.tryLockSql()} then 0 else ('${BUSY_MARKER}' || random())::int end;\n`;
-  const parts: { m: MigrationFile; offset: number; sql: string }[] = [];
-  for (const [i, m] of pending.entries()) {
-    // Settings and (first) the guard in one SELECT: every statement costs a result to parse.
-    // The guard runs in a statement after the lock's, so it reads what committed before it.
-    // The schema must exist: otherwise search_path would fall through to public.
-    const guard =
-      i === 0
-        ? `, case when (select count(*) from ${TRACKING} where target_schema = ${schema}) = ${known.applied.length} ` +
-          `and exists (select 1 from pg_namespace where nspname = ${schema}) then 0 ` +
-          `else ('${CHANGED_MARKER}' || random())::int end`
-        : '';
-    text += `begin; ${s.settingsSelect()}${guard};\n`;
-    const sql = s.sqlOf(m);
-    parts.push({ m, offset: text.length, sql });
-    // The newline ends a trailing line comment of the file.
-    text += `${sql}\n;\n${recordAppliedSql(s.target.schema, m)}; commit;\n`;
-  }
-  text += s.unlockSql();
+  const { text, parts } = messageOf(s, known);
   s.event('start', pending[0]);
   const t0 = Date.now();
   try {
@@ -56,10 +38,17 @@ export async function applyInOneRoundTrip(s: TargetSession, known: KnownState): 
     const res = (await s.client.query(`rollback; ${s.unlockSql()}; ${appliedRowsSql(s.target.schema)}`)) as unknown as pg.QueryResult[];
     s.locked = false;
     s.txOpen = false;
-    // The guard failed before anything of ours ran: another run got there first. Re-read.
-    if (errorMessage(err).includes(CHANGED_MARKER)) return null;
-    // Past the guard, under our lock, every new row is ours.
+    // The schema is gone, or another run recorded a pending migration first (its tracking row
+    // collides with ours, after our transaction ran the file and before it committed): nothing
+    // of ours committed. Re-read on the step-by-step path.
+    if (errorMessage(err).includes(CHANGED_MARKER) || isTrackingCollision(err)) return null;
     const committed = new Set(rowsOfApplied(res[res.length - 1].rows).map((r) => r.name));
+    // Every pending migration is recorded and yet the message failed: another run applied them
+    // between the caller's read and this message, and the file failed here on what it had done
+    // (a column that already exists). Ours commit in order, each after the one before, so
+    // otherwise the recorded ones are ours (runs that bring a target only part of the way take
+    // its tenant's lock, which this target holds).
+    if (pending.every((m) => committed.has(m.id))) return null;
     for (const m of pending) if (committed.has(m.id)) s.applied.push(m.id);
     const failing = pending.find((m) => !committed.has(m.id));
     const part = parts.find((x) => x.m === failing);
@@ -92,4 +81,39 @@ export async function applyInOneRoundTrip(s: TargetSession, known: KnownState): 
     s.event('done', m, ms);
   }
   return s.outcome('succeeded', { unknown: [...known.unknown], version: versionOf([...known.applied, ...s.applied]) });
+}
+
+/**
+ * The message: every statement costs the server a parse, a plan and a result, so a target of one
+ * migration under its tenant's lock is five (begin; settings and guard; the file; the tracking
+ * row; commit), and the guard reads no table: the schema exists (otherwise search_path would fall
+ * through to public). That no other run applied a pending migration since the caller's read is
+ * checked by the tracking table's primary key, in the same transaction as the file (see
+ * applyInOneRoundTrip's failure path), not by a count over the target's history.
+ */
+function messageOf(s: TargetSession, known: KnownState): { text: string; parts: { m: MigrationFile; offset: number; sql: string }[] } {
+  const schema = literal(s.target.schema);
+  const { tenantLocked } = s;
+  // Under our own lock, the guard runs in a statement after the lock's, so it reads what committed before it.
+  let text = tenantLocked ? '' : `select case when ${s.tryLockSql()} then 0 else ('${BUSY_MARKER}' || random())::int end;\n`;
+  const parts: { m: MigrationFile; offset: number; sql: string }[] = [];
+  for (const [i, m] of known.pending.entries()) {
+    // Settings and (first) the guard in one SELECT: every statement costs a result to parse. A
+    // function call, not a subquery: no plan of its own, no scan.
+    const guard =
+      i === 0 ? `, case when to_regnamespace(${schema}) is not null then 0 else ('${CHANGED_MARKER}' || random())::int end` : '';
+    text += `begin; ${s.settingsSelect()}${guard};\n`;
+    const sql = s.sqlOf(m);
+    parts.push({ m, offset: text.length, sql });
+    // The newline ends a trailing line comment of the file.
+    text += `${sql}\n;\n${recordAppliedSql(s.target.schema, m)}; commit;`;
+  }
+  if (!tenantLocked) text += `\n${s.unlockSql()}`;
+  return { text, parts };
+}
+
+/** The tracking row's primary key refused ours: the migration was recorded by someone else. */
+function isTrackingCollision(err: unknown): boolean {
+  const e = err as { code?: string; table?: string; schema?: string };
+  return e.code === '23505' && e.table === TRACKING_TABLE && e.schema === META_SCHEMA;
 }

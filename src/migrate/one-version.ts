@@ -1,7 +1,7 @@
 import { basename } from 'node:path';
 import { sql } from 'kysely';
 import type { CatalogDb } from '../catalog/open.js';
-import { selectTenants } from '../catalog/tenants.js';
+import { selectPlannable } from '../catalog/tenants.js';
 import { UsageError } from '../errors.js';
 import type { Fleet } from '../fleet/fleet.js';
 import type { MigrationFile } from './files.js';
@@ -62,7 +62,7 @@ export async function refuseTwoVersions(
     return;
   }
   // Which targets ran another version: the whole fleet, whatever this run selected.
-  const fleetPlan = planTargets(await selectTenants(deps.db, {}));
+  const fleetPlan = planTargets(await selectPlannable(deps.db, {}));
   const states = await readStates(deps.fleet, byDatabase(fleetPlan.targets), deps.migrations, { concurrency: deps.concurrency });
   const ranOld = new Map<string, PlannedTarget[]>();
   for (const t of fleetPlan.targets) {

@@ -6,7 +6,8 @@ import type { Fleet } from '../fleet/fleet.js';
 import { unreachable } from '../fleet/shard-connections.js';
 import type { TargetError } from './target-types.js';
 import type { MigrationFile } from './files.js';
-import { pendingFor, readSummaries, versionOf, type AppliedRow, type PendingReport } from './tracking.js';
+import { readSummaries } from './summaries.js';
+import { pendingFor, versionOf, type AppliedRow, type PendingReport } from './tracking.js';
 
 /**
  * What each target has applied, read with ONE query per database (not one per schema), so a

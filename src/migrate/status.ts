@@ -1,5 +1,5 @@
 import type { CatalogDb } from '../catalog/open.js';
-import { selectTenants, type TenantSelector } from '../catalog/tenants.js';
+import { selectPlannable, type TenantSelector } from '../catalog/tenants.js';
 import type { Fleet } from '../fleet/fleet.js';
 import type { TargetError } from './apply-target.js';
 import type { MigrationFile } from './files.js';
@@ -100,7 +100,7 @@ export async function migrateStatus(
   deps: StatusDeps,
   opts: { selector?: TenantSelector; concurrency: number },
 ): Promise<MigrateStatusDocument> {
-  const plan = planTargets(await selectTenants(deps.db, opts.selector ?? {}));
+  const plan = planTargets(await selectPlannable(deps.db, opts.selector ?? {}));
   const states = await readStates(deps.fleet, byDatabase(plan.targets), deps.migrations, { concurrency: opts.concurrency });
   const last = await lastRunByTarget(
     deps.db,

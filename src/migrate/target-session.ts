@@ -52,7 +52,7 @@ export class TargetSession implements ErrorContext {
   /** Retries so far, all migrations of the target together. */
   private retried = 0;
   /** The caller's tenant lock stands for the target's lock (MigrateTargetOptions.tenantLocked). */
-  private readonly tenantLocked: boolean;
+  readonly tenantLocked: boolean;
 
   constructor(
     readonly client: MigrationClient,

@@ -100,65 +100,6 @@ export function versionOf(applied: Iterable<string>): string | null {
   return max;
 }
 
-/**
- * What readSummaries says about a database: each schema exactly at head (every file applied with
- * its checksum, nothing else) is 'head'; any other schema names its applied list by a key, and
- * each distinct list is sent and parsed once (a thousand schemas one migration behind share one).
- * Schemas with nothing applied are absent.
- */
-export interface DatabaseSummary {
-  /** The database has the tracking table. */
-  tracked: boolean;
-  schemas: Map<string, 'head' | string>;
-  /** Applied rows of each distinct list, by key (rows carry no schema). */
-  lists: Map<string, AppliedRow[]>;
-}
-
-/**
- * Like readApplied, but PostgreSQL compares each schema's applied list with the files: checking a
- * thousand schemas costs a thousand short rows, whatever their state.
- */
-export async function readSummaries(client: Queryable, schemas: string[], migrations: MigrationFile[]): Promise<DatabaseSummary> {
-  const out: DatabaseSummary = { tracked: false, schemas: new Map(), lists: new Map() };
-  const exists = await client.query<{ t: string | null }>('select to_regclass($1)::text as t', [TRACKING]);
-  if (!exists.rows[0]?.t) return out;
-  out.tracked = true;
-  if (schemas.length === 0) return out;
-  // name and checksum never contain ' ' or ',': ids are [0-9a-z_], checksums hex.
-  const head = migrations.map((m) => `${m.id} ${m.checksum}`).join(',');
-  const res = await client.query<{ s: string; k: string | null; d: string | null }>(
-    `select target_schema as s, case when agg = $2 then null else md5(agg) end as k,
-            case when agg <> $2 and row_number() over (partition by agg order by target_schema) = 1 then agg end as d
-       from (select target_schema, string_agg(name || ' ' || checksum, ',' order by name) as agg
-               from ${TRACKING} where target_schema = any($1::text[]) group by target_schema) x`,
-    [schemas, head],
-  );
-  // One string per known name and checksum, shared by every list.
-  const intern = new Map<string, string>();
-  for (const m of migrations) {
-    intern.set(m.id, m.id);
-    intern.set(m.checksum, m.checksum);
-  }
-  const shared = (x: string) => intern.get(x) ?? x;
-  for (const r of res.rows) {
-    if (r.k === null) {
-      out.schemas.set(r.s, 'head');
-      continue;
-    }
-    out.schemas.set(r.s, r.k);
-    if (r.d !== null) {
-      out.lists.set(
-        r.k,
-        r.d.split(',').map((pair) => {
-          const [name, checksum] = pair.split(' ');
-          return { schema: '', name: shared(name), checksum: shared(checksum) };
-        }),
-      );
-    }
-  }
-  return out;
-}
-
 /** Rows of readApplied keyed by schema (schemas with nothing applied are absent). */
 export function groupBySchema(rows: AppliedRow[]): Map<string, AppliedRow[]> {
   const out = new Map<string, AppliedRow[]>();

@@ -24,7 +24,7 @@ export interface TargetRunner {
 }
 
 export function targetRunner(ctx: RunState, states: Map<string, TargetState>, locks: TenantLockBatch): TargetRunner {
-  const { deps, opts, counts, rows, writer, health } = ctx;
+  const { deps, opts, health } = ctx;
   const targetOpts: MigrateTargetOptions = {
     config: deps.config,
     signal: opts.signal,
@@ -41,90 +41,110 @@ export function targetRunner(ctx: RunState, states: Map<string, TargetState>, lo
     const down = known && !known.ok ? known.error : health.get(t.shard, t.database);
     if (down) return failed(t, down, t0);
     const shared = migrationHooks(t.model).shared;
-    let release: (() => Promise<void>) | undefined;
-    if (!shared) {
-      try {
-        const { lock, now } = await locks.take(t.tenants[0].slug);
-        release = () => lock.release();
-        const why = goneReason(t, now);
-        if (why) {
-          void release();
-          return { ...targetResult(t), status: 'skipped', reason: why, durationMs: Date.now() - t0 };
-        }
-      } catch (err) {
-        if (!(err instanceof LockedError)) throw err;
-        return failed(t, { code: 'LOCKED', message: err.message, hint: 'run migrate up again when that command has finished' }, t0);
-      }
-    }
+    const held = shared ? { release: undefined } : await takeTenant(locks, t, t0);
+    if ('status' in held) return held;
     try {
-      // With the state read before the fan-out, a target usually goes in one round trip.
-      // Under the tenant's lock (catalog), the target's own lock in its database is not taken:
-      // tenants connect there and could hold it against a neighbour.
-      const base = shared ? targetOpts : { ...targetOpts, tenantLocked: true };
-      const own =
-        known?.ok && known.report.drift.length === 0
-          ? {
-              ...base,
-              known: { applied: known.applied, pending: known.report.pending, unknown: known.report.unknown, tracked: known.tracked },
-            }
-          : base;
-      const r = await deps.fleet.withClient(t.shard, t.database, async (c) => done(t, await migrateTarget(c, t, deps.migrations, own)));
-      if (shared) await notePoolGone(t);
+      const r = await deps.fleet.withClient(t.shard, t.database, async (c) =>
+        done(t, await migrateTarget(c, t, deps.migrations, ownOptions(targetOpts, shared, known))),
+      );
+      if (shared) {
+        const gone = await poolTenantsGone(deps.db, t);
+        if (gone.size > 0) poolGone.set(t.id, gone);
+      }
       return r;
     } catch (err) {
       if (!isUnreachable(err)) throw err;
       return failed(t, health.failure(t.shard, err), t0);
     } finally {
       // Sent with the next batch of lock statements; the run waits for it before it ends.
-      void release?.();
+      void held.release?.();
     }
-  }
-
-  async function notePoolGone(t: PlannedTarget): Promise<void> {
-    const slugs = t.tenants.map((x) => x.slug);
-    const now = new Map<string, TenantRow>();
-    for (let i = 0; i < slugs.length; i += 5000) {
-      const part = await deps.db
-        .selectFrom('tenants')
-        .selectAll()
-        .where('slug', 'in', slugs.slice(i, i + 5000))
-        .execute();
-      for (const row of part) now.set(row.slug, row);
-    }
-    const gone = new Map<string, string>();
-    for (const slug of slugs) {
-      const why = goneReason(t, now.get(slug));
-      if (why) gone.set(slug, why);
-    }
-    if (gone.size > 0) poolGone.set(t.id, gone);
   }
 
   function finished(t: PlannedTarget, r: TargetDone): void {
-    const o = r.outcome;
-    if (r.status === 'failed') {
-      counts.failed++;
-      if (r.error?.code === 'UNREACHABLE') counts.unreachable++;
-    } else if (r.status === 'skipped' && r.reason?.startsWith('gone')) counts.gone++;
-    else if (r.status === 'skipped') counts.notRun++;
-    else if (o && o.applied.length === 0) counts.upToDate++;
-    else counts.migrated++;
-    if (o) {
-      const gone = poolGone.get(t.id);
-      rows.push(...tenantRows(t, o).map((row) => (gone?.has(row.tenant) ? goneRow(row, gone.get(row.tenant)!) : row)));
-      poolGone.delete(t.id);
-      writer.push(record(t, { status: o.status === 'skipped' ? 'not_run' : o.status, outcome: o }));
-      // The rows and the record have what the outcome said; the fan-out's result need not keep it.
-      r.outcome = undefined;
-    } else {
-      rows.push(...t.tenants.map((x) => ({ ...tenantBase(t, x.slug), status: r.status, reason: r.reason, error: r.error })));
-      const status = r.status === 'failed' ? 'failed' : 'not_run';
-      const code = r.reason?.startsWith('gone') ? 'GONE' : 'NOT_RUN';
-      writer.push({ target: t.id, status, error: r.error ?? { code, message: r.reason ?? 'not run' } });
-    }
+    const gone = poolGone.get(t.id);
+    poolGone.delete(t.id);
+    countAndRecord(ctx, t, r, gone);
     opts.hooks?.onTargetResult?.(t, r);
   }
 
   return { runOne, finished };
+}
+
+/**
+ * An exclusive target's tenant lock, and its catalog row read under it: the release, or the
+ * target's result when the tenant is gone or its lock stays busy.
+ */
+async function takeTenant(locks: TenantLockBatch, t: PlannedTarget, t0: number): Promise<{ release: () => Promise<void> } | TargetDone> {
+  try {
+    const { lock, now } = await locks.take(t.tenants[0].slug);
+    const release = () => lock.release();
+    const why = goneReason(t, now);
+    if (!why) return { release };
+    void release();
+    return { ...targetResult(t), status: 'skipped', reason: why, durationMs: Date.now() - t0 };
+  } catch (err) {
+    if (!(err instanceof LockedError)) throw err;
+    return failed(t, { code: 'LOCKED', message: err.message, hint: 'run migrate up again when that command has finished' }, t0);
+  }
+}
+
+/**
+ * The target's options: under the tenant's lock (catalog), the target's own lock in its database
+ * is not taken (tenants connect there and could hold it against a neighbour); with the state read
+ * before the fan-out, a target usually goes in one round trip.
+ */
+function ownOptions(base: MigrateTargetOptions, shared: boolean, known: TargetState | undefined): MigrateTargetOptions {
+  const own = shared ? base : { ...base, tenantLocked: true };
+  if (!known?.ok || known.report.drift.length > 0) return own;
+  return {
+    ...own,
+    known: { applied: known.applied, pending: known.report.pending, unknown: known.report.unknown, tracked: known.tracked },
+  };
+}
+
+/** A shared target's tenants deleted (or moved away) while it ran, with why; read after it ran. */
+async function poolTenantsGone(db: RunState['deps']['db'], t: PlannedTarget): Promise<Map<string, string>> {
+  const slugs = t.tenants.map((x) => x.slug);
+  const now = new Map<string, TenantRow>();
+  for (let i = 0; i < slugs.length; i += 5000) {
+    const part = await db
+      .selectFrom('tenants')
+      .selectAll()
+      .where('slug', 'in', slugs.slice(i, i + 5000))
+      .execute();
+    for (const row of part) now.set(row.slug, row);
+  }
+  const gone = new Map<string, string>();
+  for (const slug of slugs) {
+    const why = goneReason(t, now.get(slug));
+    if (why) gone.set(slug, why);
+  }
+  return gone;
+}
+
+/** Count a finished target, add its tenants' rows and queue its catalog record; exactly once per target. */
+function countAndRecord(ctx: RunState, t: PlannedTarget, r: TargetDone, gone: Map<string, string> | undefined): void {
+  const { counts, rows, writer } = ctx;
+  const o = r.outcome;
+  if (r.status === 'failed') {
+    counts.failed++;
+    if (r.error?.code === 'UNREACHABLE') counts.unreachable++;
+  } else if (r.status === 'skipped' && r.reason?.startsWith('gone')) counts.gone++;
+  else if (r.status === 'skipped') counts.notRun++;
+  else if (o && o.applied.length === 0) counts.upToDate++;
+  else counts.migrated++;
+  if (o) {
+    rows.push(...tenantRows(t, o).map((row) => (gone?.has(row.tenant) ? goneRow(row, gone.get(row.tenant)!) : row)));
+    writer.push(record(t, { status: o.status === 'skipped' ? 'not_run' : o.status, outcome: o }));
+    // The rows and the record have what the outcome said; the fan-out's result need not keep it.
+    r.outcome = undefined;
+    return;
+  }
+  rows.push(...t.tenants.map((x) => ({ ...tenantBase(t, x.slug), status: r.status, reason: r.reason, error: r.error })));
+  const status = r.status === 'failed' ? 'failed' : 'not_run';
+  const code = r.reason?.startsWith('gone') ? 'GONE' : 'NOT_RUN';
+  writer.push({ target: t.id, status, error: r.error ?? { code, message: r.reason ?? 'not run' } });
 }
 
 /** How long a target waits for its tenant's lock: the per-target override, else migrations.lockTimeout. */

@@ -1,5 +1,5 @@
 import type { CatalogDb } from '../catalog/open.js';
-import { selectTenants } from '../catalog/tenants.js';
+import { selectPlannable } from '../catalog/tenants.js';
 import { resultDocument } from '../fanout/result.js';
 import { acquireRunLock } from '../operations/run-lock.js';
 import { refuseTwoVersions } from './one-version.js';
@@ -73,7 +73,7 @@ async function loadPlan(db: CatalogDb, opts: MigrateUpOptions) {
   }
   const partition = opts.partition ?? previous?.args.partition ?? undefined;
   const selector = fromRun !== undefined ? {} : (opts.selector ?? {});
-  let plan = planTargets(await selectTenants(db, selector), { only });
+  let plan = planTargets(await selectPlannable(db, selector), { only });
   // A slice of N is dealt out by cost over the whole plan (partition-agree.ts), agreed through the
   // catalog when the matrix has a key. A resumed run already has its own targets.
   if (partition && fromRun === undefined) {
