@@ -20,6 +20,9 @@ export interface TenantResult {
   shard?: string;
   target?: string;
   durationMs?: number;
+  /** When the fan-out started and finished this item (ISO times; absent when it never ran). */
+  startedAt?: string;
+  finishedAt?: string;
   reason?: string;
   error?: ResultError;
   [extra: string]: unknown;

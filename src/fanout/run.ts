@@ -1,5 +1,6 @@
 import { errorMessage, TenantctlError } from '../errors.js';
 import { redactText } from '../config/redact.js';
+import { ShardQueues } from './queues.js';
 import type { TenantResult } from './result.js';
 
 export type OnError = 'stop' | 'continue';
@@ -30,8 +31,10 @@ export interface FanoutOptions<T> {
 
 /**
  * Run fn over items with a global bound and a per-shard bound, collecting one result per item in
- * input order. fn returns a result; if it throws anyway, the item is reported as failed. Items
- * start in input order as slots free up (the earliest waiting item whose shard has room).
+ * input order. fn returns a result; if it throws anyway, the item is reported as failed. Each
+ * shard gets its share of the global slots while it has work (ShardQueues: the shard with the
+ * fewest running first, then input order), so no shard waits behind another's queue. Each result
+ * of an item that ran carries its startedAt and finishedAt (ISO times), for per-shard spreads.
  *
  * @example
  *   const results = await fanout(targets, { concurrency: 8, shardOf: (t) => t.shard,
@@ -42,35 +45,15 @@ export async function fanout<T, R extends TenantResult>(
   opts: FanoutOptions<T>,
   fn: (item: T) => Promise<R>,
   notRun: (item: T, reason: string) => R,
-  onThrow: (item: T, err: unknown) => R = (item, err) =>
-    ({
-      ...notRun(item, 'error'),
-      status: 'failed',
-      reason: undefined,
-      // A typed error keeps its code (a refusal is not an internal error).
-      error: { code: err instanceof TenantctlError ? err.code : 'INTERNAL', message: redactText(errorMessage(err)) },
-    }) as R,
+  onThrow: (item: T, err: unknown) => R = (item, err) => thrownResult(notRun(item, 'error'), err),
 ): Promise<R[]> {
   const results = new Array<R>(items.length);
   if (items.length === 0) return results;
   const concurrency = Math.max(1, opts.concurrency);
-  const maxFailures = opts.maxFailures ?? (opts.onError === 'continue' ? Infinity : 1);
-  // Items wait as indexes in one queue per shard (input order), not as a promise each: a fan-out
-  // over 10,000 targets holds no per-item closures while it waits.
-  const queues = new Map<string, { items: number[]; head: number; running: number; budget: number }>();
-  items.forEach((item, i) => {
-    const shard = opts.shardOf(item);
-    let q = queues.get(shard);
-    if (!q) {
-      q = { items: [], head: 0, running: 0, budget: Math.max(1, opts.shardBudget(shard)) };
-      queues.set(shard, q);
-    }
-    q.items.push(i);
-  });
+  const queues = new ShardQueues(items, opts.shardOf, opts.shardBudget);
+  const policy = failurePolicy(opts);
   let running = 0;
   let settled = 0;
-  let failures = 0;
-  let stopReason: string | null = null;
 
   return new Promise<R[]>((resolve, reject) => {
     const finish = (i: number, r: R) => {
@@ -78,52 +61,75 @@ export async function fanout<T, R extends TenantResult>(
       if (++settled === items.length) resolve(results);
     };
     const pump = () => {
-      if (opts.signal?.aborted) stopReason = stopReason ?? 'interrupted';
+      if (opts.signal?.aborted) policy.interrupt();
+      const stopReason = policy.stopReason();
       if (stopReason) {
         // No new items: everything still waiting is reported as not run, in input order.
-        const left: number[] = [];
-        for (const q of queues.values()) while (q.head < q.items.length) left.push(q.items[q.head++]);
-        for (const i of left.sort((a, b) => a - b)) finish(i, notRun(items[i], stopReason));
+        for (const i of queues.drain()) finish(i, notRun(items[i], stopReason));
         return;
       }
       while (running < concurrency) {
-        // The earliest waiting item whose shard has room: a global slot only goes to such an item.
-        let pick: { q: { items: number[]; head: number; running: number; budget: number }; i: number } | null = null;
-        for (const q of queues.values()) {
-          if (q.head < q.items.length && q.running < q.budget && (!pick || q.items[q.head] < pick.i)) pick = { q, i: q.items[q.head] };
-        }
-        if (!pick) return;
-        pick.q.head++;
-        start(pick.i, pick.q);
+        const i = queues.next();
+        if (i === null) return;
+        start(i);
       }
     };
-    const start = (i: number, q: { running: number }) => {
+    const start = (i: number) => {
       running++;
-      q.running++;
       const item = items[i];
       opts.onStart?.(item);
       void (async () => {
+        const startedAt = new Date();
         let r: R;
         try {
           r = await fn(item);
         } catch (err) {
           r = onThrow(item, err);
         }
-        const counts = opts.countsAsFailure ? opts.countsAsFailure(r) : r.status === 'failed';
-        if (counts && ++failures >= maxFailures && !stopReason) {
-          stopReason =
-            opts.maxFailures !== undefined
-              ? `not run: ${failures} failure(s) reached --max-failures`
-              : 'not run: an earlier target failed (--on-error stop)';
-          opts.onStop?.(stopReason, failures);
-        }
+        r.startedAt = startedAt.toISOString();
+        r.finishedAt = new Date().toISOString();
+        policy.record(r);
         opts.onResult?.(item, r);
         running--;
-        q.running--;
+        queues.done(i);
         finish(i, r);
         pump();
       })().catch(reject);
     };
     pump();
   });
+}
+
+/** The result of an item whose fn threw: failed, a typed error keeping its code. */
+function thrownResult<R extends TenantResult>(base: R, err: unknown): R {
+  return {
+    ...base,
+    status: 'failed',
+    reason: undefined,
+    // A typed error keeps its code (a refusal is not an internal error).
+    error: { code: err instanceof TenantctlError ? err.code : 'INTERNAL', message: redactText(errorMessage(err)) },
+  };
+}
+
+/** onError / maxFailures / countsAsFailure / Ctrl-C: whether scheduling has stopped, and why. */
+function failurePolicy<T>(opts: FanoutOptions<T>) {
+  const maxFailures = opts.maxFailures ?? (opts.onError === 'continue' ? Infinity : 1);
+  let failures = 0;
+  let reason: string | null = null;
+  return {
+    stopReason: () => reason,
+    interrupt: () => {
+      reason = reason ?? 'interrupted';
+    },
+    record: (r: TenantResult) => {
+      const counts = opts.countsAsFailure ? opts.countsAsFailure(r) : r.status === 'failed';
+      if (counts && ++failures >= maxFailures && !reason) {
+        reason =
+          opts.maxFailures !== undefined
+            ? `not run: ${failures} failure(s) reached --max-failures`
+            : 'not run: an earlier target failed (--on-error stop)';
+        opts.onStop?.(reason, failures);
+      }
+    },
+  };
 }

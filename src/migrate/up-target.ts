@@ -8,7 +8,18 @@ import type { PlannedTarget } from './plan.js';
 import { isUnreachable, type TargetState } from './state.js';
 import type { MigrateTargetOptions } from './target-types.js';
 import type { RunState } from './up-context.js';
-import { done, failed, goneReason, goneRow, record, targetResult, tenantBase, tenantRows, type TargetDone } from './up-rows.js';
+import {
+  done,
+  failed,
+  goneReason,
+  goneRow,
+  type MigrateRow,
+  record,
+  targetResult,
+  tenantBase,
+  tenantRows,
+  type TargetDone,
+} from './up-rows.js';
 
 /**
  * One target of a `migrate up` run, and what follows when it ends (counts, rows, the catalog
@@ -135,13 +146,13 @@ function countAndRecord(ctx: RunState, t: PlannedTarget, r: TargetDone, gone: Ma
   else if (o && o.applied.length === 0) counts.upToDate++;
   else counts.migrated++;
   if (o) {
-    rows.push(...tenantRows(t, o).map((row) => (gone?.has(row.tenant) ? goneRow(row, gone.get(row.tenant)!) : row)));
+    rows.push(...tenantRows(t, o).map((row) => (gone?.has(row.tenant) ? goneRow(row, gone.get(row.tenant)!) : timed(row, r))));
     writer.push(record(t, { status: o.status === 'skipped' ? 'not_run' : o.status, outcome: o }));
     // The rows and the record have what the outcome said; the fan-out's result need not keep it.
     r.outcome = undefined;
     return;
   }
-  rows.push(...t.tenants.map((x) => ({ ...tenantBase(t, x.slug), status: r.status, reason: r.reason, error: r.error })));
+  rows.push(...t.tenants.map((x) => timed({ ...tenantBase(t, x.slug), status: r.status, reason: r.reason, error: r.error }, r)));
   const status = r.status === 'failed' ? 'failed' : 'not_run';
   const code = r.reason?.startsWith('gone') ? 'GONE' : 'NOT_RUN';
   writer.push({ target: t.id, status, error: r.error ?? { code, message: r.reason ?? 'not run' } });
@@ -150,4 +161,13 @@ function countAndRecord(ctx: RunState, t: PlannedTarget, r: TargetDone, gone: Ma
 /** How long a target waits for its tenant's lock: the per-target override, else migrations.lockTimeout. */
 export function tenantLockWaitMs(ctx: Pick<RunState, 'deps' | 'opts'>): number {
   return ctx.opts.targetOptions?.lockWaitMs ?? durationMs(ctx.deps.config.migrations.lockTimeout);
+}
+
+/** A target's rows say when the fan-out ran it (absent for targets it never started). */
+function timed<Row extends MigrateRow>(row: Row, r: TargetDone): Row {
+  if (r.startedAt) {
+    row.startedAt = r.startedAt;
+    row.finishedAt = r.finishedAt;
+  }
+  return row;
 }

@@ -360,9 +360,14 @@ describe('pool targets and the JSON document', () => {
         applied: ['0004_labels'],
         durationMs: expect.any(Number),
         attempts: 1,
+        // When the fan-out ran the pool target: the same for every tenant of it.
+        startedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+        finishedAt: expect.any(String),
       });
     }
     expect(rows['pool-a'].durationMs).toBe(rows['pool-b'].durationMs);
+    expect(rows['pool-a'].finishedAt).toBe(rows['pool-b'].finishedAt);
+    expect(Date.parse(rows['pool-a'].startedAt) <= Date.parse(rows['pool-a'].finishedAt)).toBe(true);
     // Suspended tenants are migrated so they never drift.
     expect(rows['pool-c']).toMatchObject({ status: 'succeeded', region: 'eu-west', target: 'eu1/pool_pool/app' });
     expect(rows['pool-d']).toMatchObject({ model: 'database', target: 'eu1/t_pool_d/app', applied: ['0004_labels'] });

@@ -57,6 +57,32 @@ describe('fanout', () => {
     expect(t.started.slice(0, 2)).toEqual([0, 5]);
   });
 
+  it('shards share the global slots: the shard first in input order does not take them all', async () => {
+    const t = tracker();
+    // Tenant order puts every item of shard a before any of b; both budgets are above the global bound.
+    const all: Item[] = Array.from({ length: 12 }, (_, id) => ({ id, shard: id < 6 ? 'a' : 'b' }));
+    await fanout(all, { concurrency: 4, shardOf: (i) => i.shard, shardBudget: () => 10 }, t.fn, notRun);
+    expect(t.started.slice(0, 4)).toEqual([0, 6, 1, 7]);
+    expect(t.peak.shard.get('a')).toBe(2);
+    expect(t.peak.shard.get('b')).toBe(2);
+  });
+
+  it('a slow shard does not collect the slots a fast shard frees', async () => {
+    const t = tracker();
+    // Interleaved: a slow (even ids), b fast (odd ids). Earliest-first handed every slot b freed
+    // to a's next item, so b waited with work queued until a slow item ended.
+    const all: Item[] = Array.from({ length: 20 }, (_, id) => (id % 2 === 0 ? { id, shard: 'a', ms: 150 } : { id, shard: 'b' }));
+    const results = await fanout(all, { concurrency: 4, shardOf: (i) => i.shard, shardBudget: () => 10 }, t.fn, notRun);
+    const fifthA = t.started.filter((id) => id % 2 === 0)[4];
+    const lastB = t.started.filter((id) => id % 2 === 1).at(-1)!;
+    expect(t.started.indexOf(lastB)).toBeLessThan(t.started.indexOf(fifthA));
+    // Every item that ran says when: the spread per shard comes from these.
+    const b = results.filter((_, i) => i % 2 === 1);
+    const a = results.filter((_, i) => i % 2 === 0);
+    expect(Date.parse(b.at(-1)!.finishedAt!)).toBeLessThan(Date.parse(a[0].finishedAt!));
+    expect(results.every((r) => Date.parse(r.startedAt!) <= Date.parse(r.finishedAt!))).toBe(true);
+  });
+
   it('stop (default): no new items after a failure, running ones finish, the rest are not run', async () => {
     const t = tracker();
     const all = items(10, ['a']);
