@@ -18,102 +18,124 @@ import type { TenantRow } from '../catalog/tables.js';
  * One unit of the audit on one connection (the caller holds it): what is checked depends on the
  * kind of unit. Pool probes open their serving-role connection themselves, after this returns.
  */
-export async function auditUnit(
-  c: ShardClient,
-  unit: AuditUnit,
-  env: AuditEnv,
-  probes: boolean,
-): Promise<{ findings: Finding[]; poolProbe?: () => Promise<Finding[]> }> {
-  const at = { shard: unit.shard, database: unit.database };
+export async function auditUnit(c: ShardClient, unit: AuditUnit, env: AuditEnv, probes: boolean): Promise<UnitResult> {
   const serving = (await roleExists(c, env.config.servingRole.name)) ? env.config.servingRole.name : null;
   switch (unit.kind) {
     case 'cluster':
       return { findings: [...(await clusterChecks(c, unit, env, probes)), ...(await limitChecks(c, unit, env))] };
-    case 'shared-tables': {
-      // A table tenantctl may not read is a finding of its own, and is left out of the checks
-      // that read rows; every other check of the unit still reports (a family that fails is one
-      // finding, not a failed unit).
-      const blind = await unreadableTables(c, POOL_SCHEMA);
-      const seen = (t: { table: string }) => !blind.some((b) => b.table === t.table);
-      const at = atOf(unit);
-      const findings = [
-        ...blind.map((b) =>
-          finding('audit.cannot-verify', {
-            ...at,
-            object: `${POOL_SCHEMA}.${b.table}`,
-            message: `cannot verify ${POOL_SCHEMA}.${b.table}: it is owned by ${b.owner} and tenantctl's role may not read it, so its rows (orphans, probes) are not checked`,
-            fix: `grant select on ${qualified(POOL_SCHEMA, b.table)} to current_user; -- as ${b.owner}, or make tenantctl's role its owner`,
-          }),
-        ),
-        ...(await guarded(at, 'pool schema', () => poolSchemaPresent(c, unit))),
-        ...(await guarded(at, 'row-level security', () => poolChecks(c, unit, env, POOL_SCHEMA))),
-        ...(await guarded(at, 'functions', () => functionChecks(c, unit, serving, () => null))),
-        ...(await guarded(at, 'orphan rows', () => orphanPoolRows(c, unit, env, seen))),
-      ];
-      for (const f of SHARING_FAMILIES) findings.push(...(await guarded(at, f.name, () => f.run(c, at, env, POOL_SCHEMA, serving))));
-      if (!probes || !serving) return { findings };
-      const tenants = unit.tenants.filter(placed);
-      const onShard = neighbours(unit, env).filter(placed);
-      // A suspended tenant's rows raise for the serving role (src/placement/pool/suspend.ts): probe as active ones.
-      const a = (tenants.find((t) => t.status !== 'suspended') ?? tenants[0])?.key;
-      if (!a) return { findings };
-      const b = onShard.find((t) => t.key !== a && t.status !== 'suspended')?.key ?? probeKey(env.config);
-      const tables = (await scopedTables(c, POOL_SCHEMA, env, serving)).filter((t) => !t.partition && seen(t));
-      const rows = await probeRows(c, POOL_SCHEMA, tables, a, env.config);
-      return { findings, poolProbe: () => poolProbes(env.fleet, env.config, unit, POOL_SCHEMA, rows, { a, b }) };
-    }
-    case 'shared-database': {
-      const all = neighbours(unit, env).filter((t) => t.database_name === unit.database);
-      const owned: OwnedSchema[] = all.map((t) => ({ schema: t.schema_name, slug: t.slug, role: tenantRole(t)! }));
-      const mine = new Set(unit.tenants.map((t) => t.schema_name));
-      const findings: Finding[] = [];
-      // Database-wide checks run once, with the database's first chunk.
-      if (unit.id.endsWith('#0')) {
-        const roleToSlug = new Map(owned.map((o) => [o.role, o.slug]));
-        const tenantOf = (s: string) => owned.find((o) => o.schema === s)?.slug ?? null;
-        findings.push(
-          ...(await publicCreateCheck(c, at)),
-          ...(await defaultPrivilegeChecks(c, at, owned)),
-          ...(await searchPathChecks(c, at, roleToSlug, env.config.servingRole.name)),
-          ...(await functionChecks(c, unit, serving, tenantOf)),
-          ...(await schemaPlacements(c, unit, env)),
-        );
-      }
-      findings.push(
-        ...(await crossTenantAcl(
-          c,
-          at,
-          owned.filter((o) => mine.has(o.schema)),
-        )),
-      );
-      if (probes) findings.push(...(await schemaProbes(c, unit, owned)));
-      return { findings };
-    }
-    case 'own-database': {
-      const t = unit.tenants[0];
-      const owned: OwnedSchema[] = [{ schema: t.schema_name, slug: t.slug, role: tenantRole(t)! }];
-      const present = await c.query('select 1 from pg_namespace where nspname = $1', [t.schema_name]);
-      return {
-        findings: [
-          ...(present.rowCount
-            ? []
-            : [
-                finding('catalog.placement-missing', {
-                  ...at,
-                  tenant: t.slug,
-                  object: `schema ${t.database_name}.${t.schema_name}`,
-                  message: `tenant ${t.slug} is ${t.status} but schema ${t.schema_name} is missing from its database`,
-                  fix: null,
-                }),
-              ]),
-          ...(await crossTenantAcl(c, at, owned)),
-          ...(await defaultPrivilegeChecks(c, at, owned)),
-          ...(await searchPathChecks(c, at, new Map([[tenantRole(t)!, t.slug]]), env.config.servingRole.name)),
-          ...(await functionChecks(c, unit, serving, () => t.slug)),
-        ],
-      };
-    }
+    case 'shared-tables':
+      return sharedTablesUnit(c, unit, env, probes, serving);
+    case 'shared-database':
+      return sharedDatabaseUnit(c, unit, env, probes, serving);
+    case 'own-database':
+      return ownDatabaseUnit(c, unit, env, serving);
   }
+}
+
+type UnitResult = { findings: Finding[]; poolProbe?: () => Promise<Finding[]> };
+
+/** The pool target: its tables' row-level security, functions, orphan rows, declared sharing; the probes prepared. */
+async function sharedTablesUnit(
+  c: ShardClient,
+  unit: AuditUnit,
+  env: AuditEnv,
+  probes: boolean,
+  serving: string | null,
+): Promise<UnitResult> {
+  // A table tenantctl may not read is a finding of its own, and is left out of the checks
+  // that read rows; every other check of the unit still reports (a family that fails is one
+  // finding, not a failed unit).
+  const blind = await unreadableTables(c, POOL_SCHEMA);
+  const seen = (t: { table: string }) => !blind.some((b) => b.table === t.table);
+  const at = atOf(unit);
+  const findings = [
+    ...blind.map((b) =>
+      finding('audit.cannot-verify', {
+        ...at,
+        object: `${POOL_SCHEMA}.${b.table}`,
+        message: `cannot verify ${POOL_SCHEMA}.${b.table}: it is owned by ${b.owner} and tenantctl's role may not read it, so its rows (orphans, probes) are not checked`,
+        fix: `grant select on ${qualified(POOL_SCHEMA, b.table)} to current_user; -- as ${b.owner}, or make tenantctl's role its owner`,
+      }),
+    ),
+    ...(await guarded(at, 'pool schema', () => poolSchemaPresent(c, unit))),
+    ...(await guarded(at, 'row-level security', () => poolChecks(c, unit, env, POOL_SCHEMA))),
+    ...(await guarded(at, 'functions', () => functionChecks(c, unit, serving, () => null))),
+    ...(await guarded(at, 'orphan rows', () => orphanPoolRows(c, unit, env, seen))),
+  ];
+  for (const f of SHARING_FAMILIES) findings.push(...(await guarded(at, f.name, () => f.run(c, at, env, POOL_SCHEMA, serving))));
+  if (!probes || !serving) return { findings };
+  const tenants = unit.tenants.filter(placed);
+  const onShard = neighbours(unit, env).filter(placed);
+  // A suspended tenant's rows raise for the serving role (src/placement/pool/suspend.ts): probe as active ones.
+  const a = (tenants.find((t) => t.status !== 'suspended') ?? tenants[0])?.key;
+  if (!a) return { findings };
+  const b = onShard.find((t) => t.key !== a && t.status !== 'suspended')?.key ?? probeKey(env.config);
+  const tables = (await scopedTables(c, POOL_SCHEMA, env, serving)).filter((t) => !t.partition && seen(t));
+  const rows = await probeRows(c, POOL_SCHEMA, tables, a, env.config);
+  return { findings, poolProbe: () => poolProbes(env.fleet, env.config, unit, POOL_SCHEMA, rows, { a, b }) };
+}
+
+/** Schema tenants of one database (a chunk): database-wide checks once (chunk 0), then each tenant's ACLs and probes. */
+async function sharedDatabaseUnit(
+  c: ShardClient,
+  unit: AuditUnit,
+  env: AuditEnv,
+  probes: boolean,
+  serving: string | null,
+): Promise<UnitResult> {
+  const at = { shard: unit.shard, database: unit.database };
+  const all = neighbours(unit, env).filter((t) => t.database_name === unit.database);
+  const owned: OwnedSchema[] = all.map((t) => ({ schema: t.schema_name, slug: t.slug, role: tenantRole(t)! }));
+  const mine = new Set(unit.tenants.map((t) => t.schema_name));
+  const findings: Finding[] = [];
+  // Database-wide checks run once, with the database's first chunk.
+  if (unit.id.endsWith('#0')) {
+    const roleToSlug = new Map(owned.map((o) => [o.role, o.slug]));
+    const tenantOf = (s: string) => owned.find((o) => o.schema === s)?.slug ?? null;
+    findings.push(
+      ...(await publicCreateCheck(c, at)),
+      ...(await defaultPrivilegeChecks(c, at, owned)),
+      ...(await searchPathChecks(c, at, roleToSlug, env.config.servingRole.name)),
+      ...(await functionChecks(c, unit, serving, tenantOf)),
+      ...(await schemaPlacements(c, unit, env)),
+    );
+  }
+  findings.push(
+    ...(await crossTenantAcl(
+      c,
+      at,
+      owned.filter((o) => mine.has(o.schema)),
+    )),
+  );
+  if (probes) findings.push(...(await schemaProbes(c, unit, owned)));
+  return { findings };
+}
+
+/** A tenant's own database: its schema there, ACLs, default privileges, search paths, functions. */
+async function ownDatabaseUnit(c: ShardClient, unit: AuditUnit, env: AuditEnv, serving: string | null): Promise<UnitResult> {
+  const at = { shard: unit.shard, database: unit.database };
+  const t = unit.tenants[0];
+  const owned: OwnedSchema[] = [{ schema: t.schema_name, slug: t.slug, role: tenantRole(t)! }];
+  const present = await c.query('select 1 from pg_namespace where nspname = $1', [t.schema_name]);
+  return {
+    findings: [
+      ...(present.rowCount
+        ? []
+        : [
+            finding('catalog.placement-missing', {
+              ...at,
+              tenant: t.slug,
+              object: `schema ${t.database_name}.${t.schema_name}`,
+              message: `tenant ${t.slug} is ${t.status} but schema ${t.schema_name} is missing from its database`,
+              fix: null,
+            }),
+          ]),
+      ...(await crossTenantAcl(c, at, owned)),
+      ...(await defaultPrivilegeChecks(c, at, owned)),
+      ...(await searchPathChecks(c, at, new Map([[tenantRole(t)!, t.slug]]), env.config.servingRole.name)),
+      ...(await functionChecks(c, unit, serving, () => t.slug)),
+    ],
+  };
 }
 
 /** Every catalog tenant of the unit's shard (selected or not) whose placement is of the unit's shape (a cluster unit: all of them). */

@@ -188,6 +188,19 @@ async function loadShared(x: LoadRun): Promise<Loaded> {
   return { rows: x.done(), role, foreignKeys, version: pool?.version ?? null };
 }
 
+/**
+ * Before a replace fences anything: refuse what the load of the tenant's kind would refuse.
+ * Shared tables: a backup its pool cannot take at the pool's version (exit 2, nothing changed).
+ */
+export async function beforeReplace(deps: LoadDeps, live: PlacedTenant, a: OpenArchive): Promise<void> {
+  await BEFORE_REPLACE[drivers[live.model].kind](deps, live, a);
+}
+
+const BEFORE_REPLACE: Record<DriverKind, (deps: LoadDeps, live: PlacedTenant, a: OpenArchive) => Promise<unknown>> = {
+  'own-placement': async () => undefined,
+  'shared-tables': (deps, live, a) => poolLoadPlan(deps.fleet, live, deps.migrations, a.manifest, a.id, true),
+};
+
 /** The load of each driver kind (a new kind fails to compile until it has one). */
 const LOADERS: Record<DriverKind, (x: LoadRun) => Promise<Loaded>> = {
   'own-placement': loadFresh,

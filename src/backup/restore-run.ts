@@ -11,7 +11,8 @@ import { InterruptedError, isInterrupt } from '../operations/interrupt.js';
 import { drivers, type PlacedTenant } from '../placement/drivers.js';
 import { placementFor } from '../placement/drivers.js';
 import { targetId } from '../placement/naming.js';
-import { MODEL_TRAITS, perAttempt, tenantRole } from '../placement/placement.js';
+import { perAttempt, tenantRole } from '../placement/placement.js';
+import { beforeReplace } from './restore-load.js';
 import { assertSlug } from '../placement/slug.js';
 import { freshKey } from '../catalog/fresh-key.js';
 import { assertIntact, openArchive, type OpenArchive } from './archive.js';
@@ -214,7 +215,7 @@ async function replaceTenant(deps: RestoreDeps, run: OperationRun, a: OpenArchiv
     ...(role ? { role } : {}),
     backup: a.id,
   };
-  if (MODEL_TRAITS[live.model].sharedTables) await poolLoadPlan(fleet, live, deps.migrations, a.manifest, a.id, true);
+  await beforeReplace(deps, live, a);
   // Schema and database tenants load into a fresh placement beside the live one, which takes the
   // live one's names at the switch; a pool tenant's rows are swapped in the load's transaction.
   const { fresh: placed, away } = replaceNames(live);

@@ -3,6 +3,9 @@ import type { CommandContext } from './context.js';
 import { confirmDestructive } from './confirm.js';
 import { action } from './run.js';
 import { operationDeps } from './operation-deps.js';
+import { registerMoveStatus } from './move/status.js';
+import { registerMoveComplete } from './move/complete.js';
+import { registerMoveRollback } from './move/rollback.js';
 
 /** `move <slug>` and `move status | complete | rollback <slug>`: thin adapters over src/move/. */
 export function registerMoveCommands(program: Command): void {
@@ -61,51 +64,7 @@ export function registerMoveCommands(program: Command): void {
         },
       ),
     );
-
-  move
-    .command('status <slug>')
-    .description("the tenant's latest move: phase, rows and bytes copied, how long writes were blocked")
-    .action(
-      action('move status', async (ctx, slug: string) => {
-        const { moveStatus } = await import('../move/status.js');
-        const { renderMoveStatus } = await import('../report/move.js');
-        renderMoveStatus(ctx.out, ctx.command, await moveStatus(await ctx.catalog(), slug, await ctx.fleet()));
-      }),
-    );
-
-  move
-    .command('complete <slug>')
-    .description('make a switched move final: prove the source unchanged since the switch, then remove it (or its rows)')
-    .option('--yes', 'confirm without asking')
-    .option('--wait', 'wait for another command working on the tenant instead of exit 3')
-    .option('--discard-source-writes', 'remove the source even if it was written after the switch (those writes are lost)')
-    .action(
-      action('move complete', async (ctx, slug: string, flags: { yes?: boolean; wait?: boolean; discardSourceWrites?: boolean }) => {
-        // --yes and --wait after the subcommand are parsed by `move` itself (it has them too).
-        const f = { ...move.opts(), ...flags } as typeof flags;
-        await confirmDestructive(ctx, f.yes, `remove ${slug}'s old placement`);
-        const { completeMove } = await import('../move/complete.js');
-        const { renderComplete } = await import('../report/move.js');
-        renderComplete(
-          ctx.out,
-          ctx.command,
-          await completeMove({ ...(await operationDeps(ctx, { wait: f.wait })), discardSourceWrites: f.discardSourceWrites }, slug),
-        );
-      }),
-    );
-
-  move
-    .command('rollback <slug>')
-    .description('point the tenant back at its untouched source and remove the copy')
-    .option('--yes', 'confirm without asking')
-    .option('--wait', 'wait for another command working on the tenant instead of exit 3')
-    .action(
-      action('move rollback', async (ctx, slug: string, flags: { yes?: boolean; wait?: boolean }) => {
-        const f = { ...move.opts(), ...flags } as typeof flags;
-        await confirmDestructive(ctx, f.yes, `roll back the move of ${slug} (its copy is removed)`);
-        const { rollbackMove } = await import('../move/rollback.js');
-        const { renderRollback } = await import('../report/move.js');
-        renderRollback(ctx.out, ctx.command, await rollbackMove(await operationDeps(ctx, { wait: f.wait }), slug));
-      }),
-    );
+  registerMoveStatus(move);
+  registerMoveComplete(move);
+  registerMoveRollback(move);
 }

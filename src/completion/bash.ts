@@ -57,7 +57,14 @@ ${table('_tenantctl_flags', '"$1"', flags)}
 # The values of a flag that takes one (may be empty); fails for a flag that takes none.
 ${table('_tenantctl_flag_values', '"$1|$2"', [...values, '    *) return 1 ;;'])}
 ${table('_tenantctl_arg_values', '"$1|$2"', args)}
-_tenantctl() {
+${WALKER}
+
+complete -F _tenantctl tenantctl
+`;
+}
+
+/** The one function that walks COMP_WORDS to the command being typed and asks the case tables (static: no process on the static path). */
+const WALKER = `_tenantctl() {
   local cur="\${COMP_WORDS[COMP_CWORD]}" prev="" path="" npos=0 i w spec="" words="" _tenantctl_r=""
   local -a config=()
   for ((i = 1; i < COMP_CWORD; i++)); do
@@ -108,8 +115,4 @@ _tenantctl() {
   esac
   COMPREPLY=($(compgen -W "$words" -- "$cur"))
   return 0
-}
-
-complete -F _tenantctl tenantctl
-`;
-}
+}`;

@@ -34,30 +34,7 @@ export async function runDoctor(config: Config, fleet: Fleet): Promise<Check[]> 
   const majors: number[] = [];
   await Promise.all(
     config.shards.map(async (s) => {
-      try {
-        const r = await fleet.withClient(s.name, ADMIN_DATABASE, (c) =>
-          c.query<{ v: string; n: number; serving: boolean }>(
-            `select current_setting('server_version') as v, current_setting('server_version_num')::int as n,
-                    exists(select 1 from pg_roles where rolname = $1) as serving`,
-            [config.servingRole.name],
-          ),
-        );
-        const row = r.rows[0];
-        majors.push(Math.floor(row.n / 10000));
-        checks.push({ check: `shard ${s.name}`, ok: true, detail: `reachable, PostgreSQL ${row.v}` });
-        checks.push(...(await shardRoleChecks(config, fleet, s)));
-        checks.push(await onlineMoveCheck(fleet, s));
-        checks.push(await poolLoadsCheck(fleet, s));
-        checks.push(await maintenanceReachCheck(fleet, s));
-        checks.push({
-          check: `role ${config.servingRole.name} on ${s.name}`,
-          // Not an error: it is created with the shard's first pool tenant.
-          ok: true,
-          detail: row.serving ? 'present' : 'not created yet (made with the first pool tenant on this shard)',
-        });
-      } catch (err) {
-        checks.push({ check: `shard ${s.name}`, ok: false, detail: redactText(errorMessage(err)) });
-      }
+      await shardChecks(config, fleet, s, majors, checks);
     }),
   );
   try {
@@ -87,25 +64,62 @@ export async function runDoctor(config: Config, fleet: Fleet): Promise<Check[]> 
   }
   checks.push(await migrationsCheck(config));
   checks.push(...(await pitrChecks(config, fleet)));
+  checks.push(await pgDumpCheck(majors));
+  return checks.sort((a, b) => a.check.localeCompare(b.check));
+}
+
+/**
+ * One shard, pushed into `checks` as they come (a failure half-way keeps the ones before it):
+ * reachable and its version (its major kept in `majors`), its roles, online moves, pool loads,
+ * maintenance reach.
+ */
+async function shardChecks(config: Config, fleet: Fleet, s: Config['shards'][number], majors: number[], checks: Check[]): Promise<void> {
+  try {
+    const r = await fleet.withClient(s.name, ADMIN_DATABASE, (c) =>
+      c.query<{ v: string; n: number; serving: boolean }>(
+        `select current_setting('server_version') as v, current_setting('server_version_num')::int as n,
+                exists(select 1 from pg_roles where rolname = $1) as serving`,
+        [config.servingRole.name],
+      ),
+    );
+    const row = r.rows[0];
+    majors.push(Math.floor(row.n / 10000));
+    checks.push({ check: `shard ${s.name}`, ok: true, detail: `reachable, PostgreSQL ${row.v}` });
+    checks.push(...(await shardRoleChecks(config, fleet, s)));
+    checks.push(await onlineMoveCheck(fleet, s));
+    checks.push(await poolLoadsCheck(fleet, s));
+    checks.push(await maintenanceReachCheck(fleet, s));
+    checks.push({
+      check: `role ${config.servingRole.name} on ${s.name}`,
+      // Not an error: it is created with the shard's first pool tenant.
+      ok: true,
+      detail: row.serving ? 'present' : 'not created yet (made with the first pool tenant on this shard)',
+    });
+  } catch (err) {
+    checks.push({ check: `shard ${s.name}`, ok: false, detail: redactText(errorMessage(err)) });
+  }
+}
+
+/** pg_dump on PATH and at least as new as the newest shard (`majors`). */
+async function pgDumpCheck(majors: number[]): Promise<Check> {
   try {
     $.verbose = false;
     const out = (await $`pg_dump --version`.quiet()).stdout.trim();
     const major = Number(/(\d+)(?:\.\d+)?/.exec(out.replace(/^[^\d]*/, ''))?.[1] ?? 0);
     const newest = Math.max(0, ...majors);
     const ok = major >= newest;
-    checks.push({
+    return {
       check: 'pg_dump',
       ok,
       detail: ok ? `${out}` : `${out} is older than the newest shard (PostgreSQL ${newest}); install pg_dump ${newest} or newer`,
-    });
+    };
   } catch {
-    checks.push({
+    return {
       check: 'pg_dump',
       ok: false,
       detail: 'pg_dump not found on PATH: install the PostgreSQL client tools (backups need it)',
-    });
+    };
   }
-  return checks.sort((a, b) => a.check.localeCompare(b.check));
 }
 
 /** The application's migrations folder exists and its files load (names, numbering, readability). */
