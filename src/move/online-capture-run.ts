@@ -112,6 +112,7 @@ export async function runCaptureMove(run: OnlineRun): Promise<MoveResult> {
         prove
           ? {
               atSnapshot: async (src) => {
+                await faultPoint('move.verify', { signal: deps.signal });
                 if (faultAction('move.verify')?.startsWith('tamper'))
                   await fleet.withClient(plan.to.shard, plan.to.database, (c) => tamper(c, plan));
                 checks = await Promise.all(pre.tables.map((tb) => measure(tb, { source: src })));

@@ -105,6 +105,7 @@ export async function runOnlineMove(run: OnlineRun): Promise<MoveResult> {
     await done('catch-up', rec);
 
     begin('verify');
+    await faultPoint('move.verify', { signal: deps.signal });
     const tables = pre.tables;
     if (faultAction('move.verify')?.startsWith('tamper')) await fleet.withClient(plan.to.shard, plan.to.database, (c) => tamper(c, plan));
     const measure = bothSides(fleet, config, plan);

@@ -20,6 +20,7 @@ import type { MoveRecord } from './record.js';
 import { ONLINE_PHASES, type MoveDeps, type MoveResult } from './types.js';
 import { keepSuspended } from './keep-suspended.js';
 import { liftSwitchFence, placeSwitchFence } from './switch-fence.js';
+import { faultPoint } from '../operations/fault-points.js';
 import { namesAfter } from './names.js';
 import { recordSwitch } from './switch-catalog.js';
 import { drivers } from '../placement/drivers.js';
@@ -90,6 +91,7 @@ export async function switchCatalog(run: OnlineRun, checks: TableCheck[]): Promi
   await keepSuspended(run.deps.fleet, run.deps.config, plan, prevStatus);
   // The source refuses the application's writes from here until complete or rollback.
   await placeSwitchFence(run.deps, rec, plan, run.pre.tables);
+  await faultPoint('move.switch-fence', { signal: run.deps.signal });
   await recordSwitch(
     run.deps.db,
     run.deps.command,

@@ -214,6 +214,7 @@ async function runMove(
             beforeVerify: async (tgt, schema, tables) => {
               await done('copy', rec);
               begin('verify');
+              await faultPoint('move.verify', { signal: deps.signal });
               if (faultAction('move.verify') === 'tamper') await tamperCopy(tgt, schema, tables, plan);
             },
             verified: async () => {

@@ -1,16 +1,17 @@
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { UsageError } from '../errors.js';
 import { interruptSignal } from './interrupt.js';
 
 /**
  * Every named point where a test may stop an operation, in ONE registry: the crash and Ctrl-C
  * tests choose a point by name (TENANTCTL_FAULT, read here and nowhere else), and the table-driven
- * SIGKILL test (test/integration/operation-kill.test.ts) has one row per point. Adding a point is a
+ * SIGKILL test (test/integration/fault-kill.test.ts) has one row per point. Adding a point is a
  * line here and a row there.
  *
  * TENANTCTL_FAULT=<point>[:<action>]. Actions:
  *  - `pause` (default): wait until the process is killed or interrupted (Ctrl-C/SIGTERM), then go on,
- *    so the operation's next checkpoint acts on the interrupt;
+ *    so the operation's next checkpoint acts on the interrupt; with TENANTCTL_FAULT_PAUSED_FILE
+ *    set, the point's name is written there once paused (a test kills the process then);
  *  - `fail`: throw there (an injected failure);
  *  - `sleep`: wait 1.5 s (the tenant keeps writing meanwhile);
  *  - `resume`: wait until the file TENANTCTL_FAULT_RESUME_FILE exists (a test stops a shard meanwhile);
@@ -90,6 +91,8 @@ export async function faultPoint(point: FaultPointName, o: { signal?: AbortSigna
   if (action !== 'pause') return;
   const signal = o.signal ?? interruptSignal();
   if (signal.aborted) return;
+  const marker = process.env.TENANTCTL_FAULT_PAUSED_FILE;
+  if (marker) writeFileSync(marker, point);
   await new Promise<void>((resolve) => {
     // A timer keeps the event loop alive while paused (nothing else may).
     const keep = setInterval(() => {}, 1000);

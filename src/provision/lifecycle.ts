@@ -70,8 +70,19 @@ export async function deleteTenant(
     const swept = run.swept;
     // A shard that cannot be reached: exit 2 with nothing changed (not a tenant stuck `deleting`).
     await deps.fleet.assertReachable(t.shard, ADMIN_DATABASE);
+    // The application's access is cut first (the driver's suspend), so no write it sees
+    // committed lands after the final backup's snapshot and is deleted unsaved. A re-run after a
+    // kill does it again; `tenant resume` gives access back to a tenant one gave up deleting.
+    const access = t.status === 'active';
+    if (access) await drivers[t.model].setSuspended(deps.fleet, deps.config, t, true);
     // A final backup first (unless --skip-backup): if it fails, nothing is deleted.
-    const finalBackup = opts.skipBackup ? undefined : await takeFinalBackup(deps, t);
+    let finalBackup: string | undefined;
+    try {
+      finalBackup = opts.skipBackup ? undefined : await takeFinalBackup(deps, t);
+    } catch (err) {
+      if (access) await drivers[t.model].setSuspended(deps.fleet, deps.config, t, false);
+      throw err;
+    }
     if (finalBackup) run.did(`final backup ${finalBackup} written`);
     await run.step('backed-up');
     // From here it finishes: a tenant marked deleting is only ever deleted (a re-run does it).
