@@ -1,7 +1,7 @@
 import { MODELS } from '../config/schema.js';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { z } from 'zod';
+import * as z from 'zod';
 import { UsageError } from '../errors.js';
 import { COMPRESSIONS, type Compression } from './compression.js';
 import { isPlainFileName } from './storage.js';

@@ -26,6 +26,7 @@ import { dropReplaced, dropWarning, replaceNames, switchCommitted, switchToFresh
 import { poolLoadPlan } from './restore-pool-version.js';
 import { faultAction, faultPoint } from '../operations/fault-points.js';
 import { hangAfterCommit, load, undoFresh, type LoadHow, type RestoreDeps, type RestoreOptions, type RestoreResult } from './restore.js';
+import { applyLimitsTo } from '../limits/apply.js';
 
 /*
  * The lifecycle shell of a restore (issue 18): the entry, the new-tenant and in-place paths'
@@ -164,6 +165,8 @@ async function restoreNew(
   try {
     const loaded = await load(deps, a, how, placed, false, op);
     await hangAfterCommit(op);
+    // Its tier's limits before it is registered, as a created tenant gets them.
+    await applyLimitsTo(deps, placed, m.tenant.tier);
     await run.step('register');
     await db.transaction().execute(async (tx) => {
       await insertTenant(tx, {
@@ -264,6 +267,9 @@ async function replaceTenant(deps: RestoreDeps, run: OperationRun, a: OpenArchiv
     const loaded = await load(deps, a, how, placed, true, op);
     committed = true;
     await hangAfterCommit(op);
+    // The tier's limits on the fresh placement before it takes the tenant's names (a database
+    // tenant's fresh database has none of the live one's); a refusal removes it, nothing switched.
+    await applyLimitsTo(deps, placed, live.tier);
     // The last clean point: from the switch on, the restore finishes.
     await run.step('switch');
     const sw = await switchToFresh(deps, live, placed, away);

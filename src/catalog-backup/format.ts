@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * A catalog backup: an archive like a tenant's, in the `_catalog` corner of a region's backup

@@ -8,6 +8,8 @@
  * @module
  */
 const secrets = new Set<string>();
+/** The secrets longest first (so that a secret containing another is removed whole); rebuilt when one is added. */
+let longestFirst: string[] | null = null;
 
 export function redactUrl(url: string): string {
   try {
@@ -23,6 +25,7 @@ export function redactUrl(url: string): string {
 /** Remember a secret (a password from a URL or the config) so that free text can be scrubbed. */
 export function registerSecret(secret: string | undefined): void {
   if (!secret || secret.length < 3) return;
+  longestFirst = null;
   secrets.add(secret);
   try {
     const decoded = decodeURIComponent(secret);
@@ -49,11 +52,13 @@ export function registerUrlSecret(url: string): void {
  */
 export function redactText(text: string): string {
   let out = text;
-  // Longest first so that a secret containing another is removed whole.
-  for (const s of [...secrets].sort((a, b) => b.length - a.length)) out = out.split(s).join('***');
+  // Sorted once, not per string: a document of 1,000 tenants scrubs thousands of strings.
+  longestFirst ??= [...secrets].sort((a, b) => b.length - a.length);
+  for (const s of longestFirst) if (out.includes(s)) out = out.split(s).join('***');
   // A URL ends at whitespace or a double quote, but not at a single quote: `'` is legal, unescaped,
   // in a percent-encoded password (encodeURIComponent and URL both leave it), so stopping there
-  // would leave the rest of the password in the text.
+  // would leave the rest of the password in the text. No URL scheme in the text: nothing to parse.
+  if (!out.includes('postgres')) return out;
   return out.replace(/\b(postgres(?:ql)?:\/\/)[^\s"]*/g, (m) => redactUrl(m));
 }
 
@@ -71,4 +76,13 @@ export function redactDeep<T>(value: T): T {
     return out as T;
   }
   return value;
+}
+
+/**
+ * `JSON.stringify(redactDeep(value), null, space)` without the deep copy: the scrubbing runs as
+ * JSON.stringify's replacer (dates reach it already as ISO strings, or null when invalid), so a
+ * large document (usage of 1,000 tenants) is walked once.
+ */
+export function redactedJson(value: unknown, space?: number): string {
+  return JSON.stringify(value, (k, v) => (typeof v !== 'string' ? v : /password|secret/i.test(k) ? '***' : redactText(v)), space);
 }

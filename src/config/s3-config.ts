@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * `regions.<r>.backup.s3`: where a region's archives live in S3-compatible object storage. The

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { tierLimitKeys } from './tier-limits.js';
 import { s3BackupSchema, sharedBucketProblems } from './s3-config.js';
 

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** PostgreSQL's integer settings stop at 2^31 - 1 (milliseconds for timeouts, kB for memory). */
 const PG_INT_MAX = 2_147_483_647;

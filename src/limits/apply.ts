@@ -13,6 +13,7 @@ import type { Fleet } from '../fleet/fleet.js';
 import { fanout } from '../fanout/run.js';
 import type { TenantResult } from '../fanout/result.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
+import type { CatalogPlacement } from '../placement/placement.js';
 import {
   applyLimitChanges,
   desiredLimits,
@@ -107,10 +108,10 @@ export async function applyTierLimits(
   );
 }
 
-/** The differences of one tenant against a tier, from states read before (or read now). */
+/** The differences of one tenant's placement against a tier, from states read before (or read now). */
 export async function tenantChanges(
   deps: { config: Config; fleet: Fleet },
-  t: TenantRow,
+  t: CatalogPlacement,
   tier: string,
   states?: Map<string, LimitState | Error>,
 ): Promise<LimitChange[] | 'no-role'> {
@@ -125,16 +126,28 @@ export async function tenantChanges(
 }
 
 /** Apply one tenant's changes (one round trip on the shard's maintenance database). */
-export async function applyOne(fleet: Fleet, t: TenantRow, changes: LimitChange[]): Promise<void> {
+export async function applyOne(fleet: Fleet, t: CatalogPlacement, changes: LimitChange[]): Promise<void> {
   const target = limitTarget(t) as LimitTarget;
   if (changes.length) await fleet.withClient(t.shard, ADMIN_DATABASE, (c) => applyLimitChanges(c, target, changes));
+}
+
+/**
+ * Bring one placement of a tenant to its tier's limits now (throws when PostgreSQL refuses
+ * one; nothing of them is then changed): a new tenant's before it turns active, and a placement
+ * about to take over from another (a restore's fresh placement, a move's target) before the
+ * switch, since settings `IN DATABASE` and a database's CONNECTION LIMIT belong to that
+ * database, not to the one it replaces, and a role made on another shard has none of them.
+ */
+export async function applyLimitsTo(deps: { config: Config; fleet: Fleet }, t: CatalogPlacement, tier: string): Promise<void> {
+  const changes = await tenantChanges(deps, t, tier);
+  if (changes !== 'no-role') await applyOne(deps.fleet, t, changes);
 }
 
 /**
  * The limit states of tenants with a role of their own, one query per shard (chunked); a shard
  * that cannot be read gives its tenants the error, so they fail and the rest go on.
  */
-async function readStates(fleet: Fleet, tenants: TenantRow[]): Promise<Map<string, LimitState | Error>> {
+async function readStates(fleet: Fleet, tenants: CatalogPlacement[]): Promise<Map<string, LimitState | Error>> {
   const out = new Map<string, LimitState | Error>();
   const byShard = new Map<string, LimitTarget[]>();
   for (const t of tenants) {

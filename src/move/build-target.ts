@@ -6,7 +6,10 @@ import type { MigrationFile } from '../migrate/files.js';
 import { runsInOneTransaction } from '../migrate/apply-target.js';
 import { buildPlacement } from '../build/at-files.js';
 import { readApplied } from '../migrate/tracking.js';
-import { MODEL_TRAITS } from '../placement/placement.js';
+import { MODEL_TRAITS, type CatalogPlacement } from '../placement/placement.js';
+import type { CatalogDb } from '../catalog/open.js';
+import { findTenant } from '../catalog/tenants.js';
+import { applyLimitsTo } from '../limits/apply.js';
 import type { MovePlan } from './plan.js';
 import type { MoveRecord } from './record.js';
 
@@ -26,7 +29,7 @@ import type { MoveRecord } from './record.js';
  *   await buildTarget(deps, plan, pre.atVersion, rec) // 'one transaction'
  */
 export async function buildTarget(
-  deps: { config: Config; fleet: Fleet },
+  deps: { config: Config; fleet: Fleet; db: CatalogDb },
   plan: MovePlan,
   atVersion: MigrationFile[],
   rec: MoveRecord,
@@ -34,7 +37,18 @@ export async function buildTarget(
   const to = plan.to;
   if (MODEL_TRAITS[to.model].sharedTables) return 'shared pool';
   await rec.update({ targetCreated: true });
-  return buildEmptyTarget(deps, plan, atVersion);
+  const build = await buildEmptyTarget(deps, plan, atVersion);
+  // The tier's limits on the target before anything reaches it: a role made on another shard has
+  // none, and settings IN DATABASE and a database's CONNECTION LIMIT are the source database's.
+  const tier = (await findTenant(deps.db, plan.tenant))?.tier;
+  if (tier !== undefined) await applyLimitsTo(deps, targetPlacement(plan), tier);
+  return build;
+}
+
+/** The target as a placement of the tenant's. */
+function targetPlacement(plan: MovePlan): CatalogPlacement {
+  const to = plan.to;
+  return { slug: plan.tenant, key: plan.key, model: to.model, shard: to.shard, database_name: to.database, schema_name: to.schema };
 }
 
 /**
@@ -44,19 +58,16 @@ export async function buildTarget(
  */
 async function buildEmptyTarget(deps: { config: Config; fleet: Fleet }, plan: MovePlan, atVersion: MigrationFile[]): Promise<TargetBuild> {
   const to = plan.to;
-  const { oneTransaction } = await buildPlacement(
-    { slug: plan.tenant, key: plan.key, model: to.model, shard: to.shard, database_name: to.database, schema_name: to.schema },
-    {
-      fleet: deps.fleet,
-      config: deps.config,
-      files: atVersion,
-      failure: (o) =>
-        new TenantctlError(
-          'MOVE_FAILED',
-          `building the target ${to.target} at the tenant's version failed: ${o.error?.message ?? 'unknown error'}`,
-        ),
-    },
-  );
+  const { oneTransaction } = await buildPlacement(targetPlacement(plan), {
+    fleet: deps.fleet,
+    config: deps.config,
+    files: atVersion,
+    failure: (o) =>
+      new TenantctlError(
+        'MOVE_FAILED',
+        `building the target ${to.target} at the tenant's version failed: ${o.error?.message ?? 'unknown error'}`,
+      ),
+  });
   return oneTransaction ? 'one transaction' : 'step by step';
 }
 

@@ -1,8 +1,10 @@
 import type { Config } from '../config/types.js';
 import type { Fleet } from '../fleet/fleet.js';
-import type { ShardClient } from '../fleet/shard-connections.js';
 import { keyCondition } from './key-filter.js';
 import { scopedTablesInOrder } from './scoped-tables.js';
+import { sharedTablesUsage } from './shared-tables-usage.js';
+import { ownPlacementUsage } from './own-placement-usage.js';
+import { emptyUsage } from './usage-types.js';
 import type { CreateAtVersionSteps, OwnPlacementDriver, PlacedTenant, PlacementDriver, SharedTablesDriver } from './types.js';
 
 // What every driver of one kind does alike, so each model's driver states only what is its own.
@@ -41,6 +43,12 @@ export const sharedTablesKind = {
   kind: 'shared-tables',
   keyFilter: keyCondition,
   scopedTables: scopedTablesInOrder,
+  // Every tenant of a shared schema at once: one pass over each table, grouped by the key.
+  usageGroup: (t) => `${t.database_name}/${t.schema_name}`,
+  async usage(c, config, tenants, opts) {
+    const byKey = await sharedTablesUsage(c, config, tenants[0].schema_name, opts);
+    return new Map(tenants.map((t) => [t.slug, byKey.get(t.key) ?? emptyUsage()]));
+  },
 } as const satisfies Partial<SharedTablesDriver>;
 
 /** A placement of its own: every row and every scoped table of it is the tenant's; nothing to filter, fence policies to prepare or RLS to check. */
@@ -50,14 +58,14 @@ export const ownPlacementKind = {
   scopedTables: scopedTablesInOrder,
   async assertCopyAllowed() {},
   async prepareFence() {},
+  // Every schema of one database on one connection (sizes in one query, counts in batches).
+  usageGroup: (t) => t.database_name,
+  async usage(c, _config, tenants, opts) {
+    const bySchema = await ownPlacementUsage(
+      c,
+      tenants.map((t) => t.schema_name),
+      opts,
+    );
+    return new Map(tenants.map((t) => [t.slug, bySchema.get(t.schema_name) ?? emptyUsage()]));
+  },
 } as const satisfies Partial<OwnPlacementDriver>;
-
-/** Bytes of one schema's relations (a schema tenant's placement). */
-export async function schemaBytes(c: Pick<ShardClient, 'query'>, schema: string): Promise<number> {
-  const { rows } = await c.query<{ b: string | null }>(
-    `select sum(pg_total_relation_size(c.oid))::text as b from pg_class c join pg_namespace n on n.oid = c.relnamespace
-      where n.nspname = $1 and c.relkind in ('r', 'm', 't')`,
-    [schema],
-  );
-  return Number(rows[0].b ?? 0);
-}

@@ -7,6 +7,7 @@ import type { NewPlacement } from './existing.js';
 import type { MigrationHooks } from './migration-hooks.js';
 import type { ShardDatabases } from './naming.js';
 import type { ScopedTable } from './pool/rls.js';
+import type { DataUsage, MeasureOptions } from './usage-types.js';
 
 /** The parts of a tenant's catalog row a placement needs (src/placement/placement.ts). */
 export type PlacedTenant = CatalogPlacement;
@@ -28,12 +29,6 @@ export type DriverKind = 'shared-tables' | 'own-placement';
 export interface FenceKinds {
   write: 'advisory' | 'trigger';
   switch: 'key' | 'trigger';
-}
-
-/** What a placement occupies now (issue 19 adds per-tenant figures for shared tables). */
-export interface PlacementUsage {
-  /** Bytes of the tenant's own placement (database or schema); null where it is not the tenant's alone. */
-  bytes: number | null;
 }
 
 /** A new tenant's names of one model (src/placement/naming.ts). */
@@ -92,8 +87,19 @@ interface DriverBase {
   ): Promise<void>;
   /** Make the placement's write fences takeable (pool: its fence policies, DDL on the shared tables done before any fence). */
   prepareFence(fleet: Fleet, config: Config, at: { shard: string; database: string; schema: string }, lockTimeoutMs: number): Promise<void>;
-  /** What the placement occupies now. */
-  usage(fleet: Fleet, t: PlacedTenant): Promise<PlacementUsage>;
+  /**
+   * `usage`: the group a tenant is measured in. Tenants of one group (on one shard) are measured
+   * together by one `usage` call on one connection to their database (pool: every tenant of a
+   * shared schema, in one pass over its tables; own placements: every schema of a database).
+   */
+  usageGroup(t: PlacedTenant): string;
+  /** Measure one group's tenants, on a connection to their database: usage per slug (nothing found: zero). */
+  usage(
+    c: Pick<ShardClient, 'query'>,
+    config: Pick<Config, 'tenantKey' | 'rls' | 'servingRole'>,
+    tenants: PlacedTenant[],
+    opts: MeasureOptions,
+  ): Promise<Map<string, DataUsage>>;
   /** Create what must exist before migrations run: database, schema, roles. */
   prepare(fleet: Fleet, config: Config, t: PlacedTenant): Promise<void>;
   /** After migrations: grants on the tables they made. */

@@ -21,7 +21,7 @@ import type { OperationRecord } from '../operations/operation-record.js';
 import { sweepRecords } from '../operations/sweep.js';
 import { assertResumable } from './resume-check.js';
 import { assertNoDrift, assertNothingThere } from './preflight.js';
-import { applyOne, tenantChanges } from '../limits/apply.js';
+import { applyLimitsTo } from '../limits/apply.js';
 import { faultPoint } from '../operations/fault-points.js';
 
 export interface ProvisionDeps {
@@ -182,8 +182,7 @@ async function createLocked(
     });
     // The tier's limits on the tenant's role and database (issue 19), before it turns active: a
     // limit PostgreSQL refuses fails the provisioning like any other step.
-    const limits = await tenantChanges({ config, fleet }, tenant, tenant.tier);
-    if (limits !== 'no-role') await applyOne(fleet, tenant, limits);
+    await applyLimitsTo({ config, fleet }, tenant, tenant.tier);
     const version = deps.migrations.at(-1)?.id ?? null;
     await db.transaction().execute(async (tx) => {
       await updateTenant(tx, tenant.slug, { status: 'active', status_detail: null, schema_version: version });

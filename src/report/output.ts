@@ -1,5 +1,5 @@
 import { Chalk, type ChalkInstance } from 'chalk';
-import { redactDeep, redactText } from '../config/redact.js';
+import { redactedJson, redactText } from '../config/redact.js';
 
 /**
  * Where and how a command speaks. stdout carries results (one JSON document with --json);
@@ -66,7 +66,7 @@ export function createOutput(opts: OutputOptions = {}): Output {
       stderr.write(`${redactText(text)}\n`);
     },
     document(doc) {
-      if (json) stdout.write(`${JSON.stringify(redactDeep(doc), null, 2)}\n`);
+      if (json) stdout.write(`${redactedJson(doc, 2)}\n`);
     },
     documentPart(text) {
       if (json) stdout.write(redactText(text));

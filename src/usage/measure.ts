@@ -2,9 +2,9 @@
  * `tenantctl usage`: per tenant bytes, rows, open connections and (where pg_stat_statements is
  * installed) calls and execution time, against the tier's quotas, with per-shard totals. Units
  * of work through the bounded runner (global concurrency, each shard's connection budget): per
- * shard one on its maintenance database (sessions, statements), and one per database holding
- * selected tenants: shared tables in one pass per table for all their tenants, schemas of their
- * own in batches on one connection.
+ * shard one on its maintenance database (sessions, statements), and one per usage group of the
+ * placement drivers (src/placement/<model>/: `usageGroup`, `usage`): shared tables in one pass
+ * per table for all their tenants, schemas of their own in batches on one connection.
  *
  * @module
  */
@@ -13,11 +13,11 @@ import type { TenantRow } from '../catalog/tables.js';
 import type { Fleet } from '../fleet/fleet.js';
 import { fanout } from '../fanout/run.js';
 import type { TenantResult } from '../fanout/result.js';
+import type { ShardClient } from '../fleet/shard-connections.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
-import { MODEL_TRAITS, tenantRole } from '../placement/placement.js';
-import { emptyUsage, type DataUsage, type MeasureOptions } from './measure-types.js';
-import { ownPlacementUsage } from './own-placement.js';
-import { sharedTablesUsage } from './shared-tables.js';
+import { drivers } from '../placement/drivers.js';
+import { tenantRole } from '../placement/placement.js';
+import type { DataUsage, MeasureOptions } from '../placement/usage-types.js';
 import { sessionCounts, statementStats, type SessionCount, type StatementStats } from './activity.js';
 import { overQuota, quotasOf, type Quotas } from './quotas.js';
 
@@ -71,13 +71,21 @@ interface Unit {
   id: string;
   shard: string;
   database: string;
-  kind: 'activity' | 'shared' | 'own';
+  /** `activity`: the shard's sessions and statements; `data`: one usage group of a driver (the first tenant's). */
+  kind: 'activity' | 'data';
   tenants: TenantRow[];
 }
 
 export interface UsageOptions extends MeasureOptions {
   concurrency: number;
   top?: number;
+}
+
+/** What the units found, filled in as they finish. */
+interface Measured {
+  data: Map<string, DataUsage>;
+  sessions: Map<string, SessionCount[]>;
+  statements: Map<string, StatementStats>;
 }
 
 /**
@@ -90,9 +98,7 @@ export interface UsageOptions extends MeasureOptions {
 export async function measureUsage(deps: { config: Config; fleet: Fleet }, tenants: TenantRow[], opts: UsageOptions): Promise<UsageReport> {
   const started = Date.now();
   const units = planUsageUnits(tenants);
-  const data = new Map<string, DataUsage>();
-  const sessions = new Map<string, SessionCount[]>();
-  const statements = new Map<string, StatementStats>();
+  const m: Measured = { data: new Map(), sessions: new Map(), statements: new Map() };
   const results = await fanout(
     units,
     {
@@ -102,66 +108,68 @@ export async function measureUsage(deps: { config: Config; fleet: Fleet }, tenan
       onError: 'continue',
     },
     async (u): Promise<TenantResult> => {
-      await deps.fleet.withClient(u.shard, u.database, async (c) => {
-        if (u.kind === 'activity') {
-          sessions.set(u.shard, await sessionCounts(c));
-          const roles = u.tenants.map(tenantRole).filter((r): r is string => r !== null);
-          statements.set(u.shard, await statementStats(c, roles, u.shard));
-        } else if (u.kind === 'shared') {
-          const byKey = await sharedTablesUsage(c, deps.config, u.tenants[0].schema_name, opts);
-          for (const t of u.tenants) data.set(t.slug, byKey.get(t.key) ?? emptyUsage());
-        } else {
-          const bySchema = await ownPlacementUsage(
-            c,
-            u.tenants.map((t) => t.schema_name),
-            opts,
-          );
-          for (const t of u.tenants) data.set(t.slug, bySchema.get(t.schema_name) ?? emptyUsage());
-        }
-      });
+      await deps.fleet.withClient(u.shard, u.database, (c) => measureUnit(c, deps.config, u, opts, m));
       return { tenant: `${u.tenants.length} tenants`, target: u.id, shard: u.shard, status: 'succeeded' };
     },
     (u, reason) => ({ tenant: `${u.tenants.length} tenants`, target: u.id, shard: u.shard, status: 'skipped', reason }),
   );
   const measured = tenants.flatMap((t) => {
-    const d = data.get(t.slug);
-    if (!d || !sessions.has(t.shard)) return [];
-    return [tenantUsage(deps.config, t, d, sessions.get(t.shard)!, statements.get(t.shard))];
+    const d = m.data.get(t.slug);
+    if (!d || !m.sessions.has(t.shard)) return [];
+    return [tenantUsage(deps.config, t, d, m.sessions.get(t.shard)!, m.statements.get(t.shard))];
   });
-  const peaks = deps.fleet.peaks();
-  const connections: UsageReport['connections'] = {};
-  for (const s of new Set(units.map((u) => u.shard))) connections[s] = { peak: peaks[s] ?? 0, budget: deps.fleet.connections(s).budget };
   return {
     tenants: measured,
-    shards: shardTotals(deps.config, measured, statements, opts.top ?? 5),
-    ...(opts.estimate
-      ? {
-          estimate: {
-            percent: opts.estimate.percent,
-            note: `estimated: rows and shared-table bytes scaled from a TABLESAMPLE SYSTEM (${opts.estimate.percent}) of each table's pages; exact sizes of tables of their own`,
-          },
-        }
-      : {}),
+    shards: shardTotals(deps.config, measured, m.statements, opts.top ?? 5),
+    ...(opts.estimate ? { estimate: estimateNote(opts.estimate.percent) } : {}),
     failures: results.filter((r) => r.status !== 'succeeded'),
-    connections,
+    connections: peakConnections(deps.fleet, units),
     durationMs: Date.now() - started,
   };
 }
 
-/** Units: per shard its activity, each shared database once, each other database once (all its schemas). Pure. */
+async function measureUnit(c: ShardClient, config: Config, u: Unit, opts: MeasureOptions, m: Measured): Promise<void> {
+  if (u.kind === 'activity') {
+    m.sessions.set(u.shard, await sessionCounts(c));
+    const roles = u.tenants.map(tenantRole).filter((r): r is string => r !== null);
+    m.statements.set(u.shard, await statementStats(c, roles, u.shard));
+    return;
+  }
+  // The driver of the group measures all its tenants at once (one pass, one connection).
+  for (const [slug, d] of await drivers[u.tenants[0].model].usage(c, config, u.tenants, opts)) m.data.set(slug, d);
+}
+
+function estimateNote(percent: number): NonNullable<UsageReport['estimate']> {
+  return {
+    percent,
+    note: `estimated: rows and shared-table bytes scaled from a TABLESAMPLE SYSTEM (${percent}) of each table's pages; exact sizes of tables of their own`,
+  };
+}
+
+/** Most connections open at once per shard the units used, against its budget. */
+function peakConnections(fleet: Fleet, units: Unit[]): UsageReport['connections'] {
+  const peaks = fleet.peaks();
+  const out: UsageReport['connections'] = {};
+  for (const s of new Set(units.map((u) => u.shard))) out[s] = { peak: peaks[s] ?? 0, budget: fleet.connections(s).budget };
+  return out;
+}
+
+/** Units: per shard its activity, and per shard each of the drivers' usage groups (a database, or a shared schema of one). Pure. */
 export function planUsageUnits(tenants: TenantRow[]): Unit[] {
   const units = new Map<string, Unit>();
   for (const t of tenants) {
     // A tenant half made or half removed has no whole placement to measure.
     if (t.status !== 'active' && t.status !== 'suspended') continue;
-    const shared = MODEL_TRAITS[t.model].sharedTables;
-    for (const [id, database, kind] of [
-      [`${t.shard}/(activity)`, ADMIN_DATABASE, 'activity'],
-      [`${t.shard}/${t.database_name}${shared ? `/${t.schema_name}` : ''}`, t.database_name, shared ? 'shared' : 'own'],
+    const d = drivers[t.model];
+    // Keyed by the driver's kind too, so two kinds' groups never share a unit.
+    for (const [by, id, database, kind] of [
+      ['activity', `${t.shard}/(activity)`, ADMIN_DATABASE, 'activity'],
+      [d.kind, `${t.shard}/${d.usageGroup(t)}`, t.database_name, 'data'],
     ] as const) {
-      const u = units.get(id) ?? { id, shard: t.shard, database, kind, tenants: [] };
+      const k = `${by} ${id}`;
+      const u = units.get(k) ?? { id, shard: t.shard, database, kind, tenants: [] };
       u.tenants.push(t);
-      units.set(id, u);
+      units.set(k, u);
     }
   }
   return [...units.values()];

@@ -8,6 +8,7 @@ import { parseDocument } from 'yaml';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { json, migrateEnv, tenantDigests, type MigrateEnv } from '../helpers/migrate-env.js';
+import { ok, setTiers } from '../helpers/tiers.js';
 import { seedOwnSchema, tenant } from '../helpers/seed.js';
 import { superuserUrl, type TestFleet } from '../helpers/test-fleet.js';
 
@@ -42,17 +43,7 @@ afterAll(async () => {
 async function env(name: string): Promise<MigrateEnv> {
   const e = await migrateEnv(shared, name, { tenantKey: KEY, migrationsFrom: FIXTURES, files: ['0001_companies.sql'] });
   envs.push(e);
-  const doc = parseDocument(await readFile(e.configFile, 'utf8'));
-  doc.set('tiers', doc.createNode(TIERS));
-  doc.setIn(['defaults', 'tier'], 'free');
-  await writeFile(e.configFile, doc.toString());
-  return e;
-}
-
-async function ok(e: MigrateEnv, args: string[]) {
-  const r = await e.cli([...args, '--json']);
-  expect(r.code, `${args.join(' ')}: ${r.stdout}${r.stderr}`).toBe(0);
-  return json(r);
+  return setTiers(e, TIERS, 'free');
 }
 
 async function appUrl(e: MigrateEnv, slug: string, password: string): Promise<string> {

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { Chalk } from 'chalk';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
-import { redactDeep } from '../../src/config/redact.js';
+import { redactDeep, redactedJson, registerSecret } from '../../src/config/redact.js';
 import { checkSelectorValues } from '../../src/cli/selectors.js';
 import { argvErrorDocument, commandPath, wantsJson } from '../../src/cli/argv-errors.js';
 import { Command } from 'commander';
@@ -91,6 +91,21 @@ describe('JSON documents', () => {
     const at = new Date('2024-05-06T07:08:09.010Z');
     const doc = JSON.parse(JSON.stringify(redactDeep({ createdAt: at, events: [{ at }] })));
     expect(doc).toEqual({ createdAt: '2024-05-06T07:08:09.010Z', events: [{ at: '2024-05-06T07:08:09.010Z' }] });
+  });
+
+  it('a document is scrubbed in JSON.stringify itself exactly as redactDeep scrubs its copy', () => {
+    registerSecret('hunter2-xyz');
+    const doc = {
+      at: new Date('2024-05-06T07:08:09.010Z'),
+      never: new Date(Number.NaN),
+      tenants: [{ slug: 'a', url: 'postgres://app:s3cr%40t@db:5432/x', note: 'said hunter2-xyz twice: hunter2-xyz', n: 3 }],
+      password: 'plain',
+      nested: { clientSecret: 'x', secretCount: 2, missing: undefined, none: null },
+    };
+    const text = redactedJson(doc, 2);
+    expect(text).toBe(JSON.stringify(redactDeep(doc), null, 2));
+    expect(text).not.toMatch(/hunter2|s3cr|plain/);
+    expect(JSON.parse(text)).toMatchObject({ never: null, password: '***', nested: { clientSecret: '***', secretCount: 2 } });
   });
 
   it('argument errors name the command the words name', () => {

@@ -29,12 +29,6 @@ export const database: OwnPlacementDriver = {
   migration: exclusiveMigration,
   names: (slug) => ({ database: tenantDatabaseName(slug), schema: DATABASE_SCHEMA }),
   createAtVersion: (fleet, config, t, steps) => createAtVersion(database, fleet, config, t, steps),
-  async usage(fleet, t) {
-    const { rows } = await fleet.withClient(t.shard, ADMIN_DATABASE, (c) =>
-      c.query<{ b: string | null }>('select pg_database_size(datname)::text as b from pg_database where datname = $1', [t.database_name]),
-    );
-    return { bytes: rows[0]?.b == null ? null : Number(rows[0].b) };
-  },
   async prepare(fleet, _config, t) {
     await prepareTenantDatabase(fleet, t);
     await fleet.withClient(t.shard, t.database_name, (c) => ensureSchema(c, t.schema_name));

@@ -36,10 +36,6 @@ export const pool: SharedTablesDriver = {
       await ensurePoolSwitchFence(c, at.schema, config);
     });
   },
-  async usage() {
-    // The pool's bytes are every tenant's; per-tenant figures are issue 19's.
-    return { bytes: null };
-  },
   async prepare(fleet, config, t) {
     await ensureDatabase(fleet, t.shard, t.database_name);
     await fleet.withClient(t.shard, t.database_name, async (c) => {

@@ -11,7 +11,7 @@ import { existingSchemaPlacement } from '../existing.js';
 import { exclusiveMigration } from '../migration-hooks.js';
 import { currentUser, setTenantLogin, suspendTenantRole } from '../own-role.js';
 import type { OwnPlacementDriver, PlacedTenant } from '../types.js';
-import { createAtVersion, ownPlacementKind, schemaBytes } from '../driver-kinds.js';
+import { createAtVersion, ownPlacementKind } from '../driver-kinds.js';
 
 export const schema: OwnPlacementDriver = {
   model: 'schema',
@@ -20,10 +20,6 @@ export const schema: OwnPlacementDriver = {
   migration: exclusiveMigration,
   names: (slug, dbs) => ({ database: dbs.tenantDatabase, schema: tenantSchemaName(slug) }),
   createAtVersion: (fleet, config, t, steps) => createAtVersion(schema, fleet, config, t, steps),
-  async usage(fleet, t) {
-    if (!(await databaseExists(fleet, t.shard, t.database_name))) return { bytes: null };
-    return { bytes: await fleet.withClient(t.shard, t.database_name, (c) => schemaBytes(c, t.schema_name)) };
-  },
   async prepare(fleet, _config, t) {
     await ensureDatabase(fleet, t.shard, t.database_name);
     const role = tenantRoleName(t.slug);

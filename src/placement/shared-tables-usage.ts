@@ -6,15 +6,15 @@
  * (`pg_column_size` of the row): PostgreSQL keeps no size per key, so this is the honest split,
  * and the tenants' shares add up to the table's size.
  *
- * For the placement drivers' `usage` slot (src/placement/<model>/) at merge.
+ * The `usage` of the shared-tables kind (driver-kinds.ts).
  *
  * @module
  */
 import type pg from 'pg';
 import type { Config } from '../config/types.js';
-import { tenantScopedTables } from '../placement/pool/rls.js';
+import { tenantScopedTables } from './pool/rls.js';
 import { ident, qualified } from '../sql.js';
-import { emptyUsage, sampled, type DataUsage, type MeasureOptions } from './measure-types.js';
+import { emptyUsage, sampled, type DataUsage, type MeasureOptions } from './usage-types.js';
 
 /**
  * Measure every key in the shared tables of `schema` (on a connection to their database, as

@@ -5,13 +5,13 @@
  * estimating). Many schemas of one database are measured on one connection: sizes in one query,
  * counts in statements of up to COUNT_BATCH tables.
  *
- * For the placement drivers' `usage` slot (src/placement/<model>/) at merge.
+ * The `usage` of the own-placement kind (driver-kinds.ts).
  *
  * @module
  */
 import type pg from 'pg';
 import { literal, qualified } from '../sql.js';
-import { emptyUsage, sampled, type DataUsage, type MeasureOptions } from './measure-types.js';
+import { emptyUsage, sampled, type DataUsage, type MeasureOptions } from './usage-types.js';
 
 const COUNT_BATCH = 100;
 

@@ -1,4 +1,4 @@
-/** What `usage` measures of one tenant's data (src/usage/shared-tables.ts, own-placement.ts). */
+/** What `usage` measures of one tenant's data (a driver's `usage`: shared-tables-usage.ts, own-placement-usage.ts). */
 export interface DataUsage {
   /** Tables, indexes and TOAST (shared tables: the tenant's share of them, see shared-tables.ts). */
   bytes: number;
