@@ -4,6 +4,7 @@ import { unlockedTenants } from './unlocked-tenants.js';
 import { backupCleaner } from './sweep/backups.js';
 import { moveCleaner } from './sweep/moves.js';
 import { restoreCleaner } from './sweep/restores.js';
+import { pitrCleaner } from './sweep/pitr.js';
 import type { Cleaner, Leftover, SweepDeps } from './sweep/types.js';
 
 export type { Leftover, SweepDeps } from './sweep/types.js';
@@ -12,7 +13,7 @@ export type { Leftover, SweepDeps } from './sweep/types.js';
  * One cleaner per kind of operation that leaves something when its process dies. A new kind of
  * operation that makes things outside one transaction adds its cleaner here (and nowhere else).
  */
-const CLEANERS: Cleaner[] = [backupCleaner, restoreCleaner, moveCleaner];
+const CLEANERS: Cleaner[] = [backupCleaner, restoreCleaner, moveCleaner, pitrCleaner];
 
 /**
  * The ONE crash sweep, for one tenant: what killed operations of it left (unpublished archives,
