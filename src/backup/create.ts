@@ -52,18 +52,22 @@ export interface BackupResult extends TenantResult {
  *   const r = await backupTenant(deps, 'acme');
  *   r.backup // 'acme.20261126T225317123Z'
  */
-export async function backupTenant(deps: BackupDeps, slug: string, o: { held?: TenantRow } = {}): Promise<BackupResult> {
+export async function backupTenant(deps: BackupDeps, slug: string, o: { held?: TenantRow; id?: string } = {}): Promise<BackupResult> {
   // The engine runs the one sweep first under the tenant's lock (not for a nested backup: its
   // caller swept, and its own running record must not be taken for a killed one).
-  return runTenantOperation(deps, { kind: 'backup', slug, held: o.held }, (run) => backupBody(deps, run));
+  return runTenantOperation(deps, { kind: 'backup', slug, held: o.held }, (run) => backupBody(deps, run, o.id));
 }
 
-/** backupTenant for a caller that already holds the tenant's lock and its row (delete's final backup, restore's safety backup). */
-export function backupLocked(deps: BackupDeps, t: TenantRow): Promise<BackupResult> {
-  return backupTenant(deps, t.slug, { held: t });
+/**
+ * backupTenant for a caller that already holds the tenant's lock and its row (delete's final
+ * backup, restore's safety backup). `id`: the archive's id, when the caller recorded it before
+ * (restore --at's interim archive, so the sweep can remove it after a kill).
+ */
+export function backupLocked(deps: BackupDeps, t: TenantRow, id?: string): Promise<BackupResult> {
+  return backupTenant(deps, t.slug, { held: t, id });
 }
 
-async function backupBody(deps: BackupDeps, run: OperationRun): Promise<BackupResult> {
+async function backupBody(deps: BackupDeps, run: OperationRun, givenId?: string): Promise<BackupResult> {
   const started = Date.now();
   const t = run.tenant!;
   const base = { tenant: t.slug, model: t.model, region: t.region, shard: t.shard };
@@ -71,7 +75,7 @@ async function backupBody(deps: BackupDeps, run: OperationRun): Promise<BackupRe
     return { ...base, status: 'skipped', reason: `tenant is ${t.status}` };
   }
   const storage = storageFor(deps.config, t.region);
-  const id = newBackupId(t.slug);
+  const id = givenId ?? newBackupId(t.slug);
   const op = await run.record({ backup: id, storage: storage.location });
   let writer: ArchiveWriter | undefined;
   try {

@@ -5,6 +5,7 @@ import { backupCleaner } from './sweep/backups.js';
 import { killedRecordCleaner } from './sweep/killed-records.js';
 import { moveCleaner } from './sweep/moves.js';
 import { restoreCleaner } from './sweep/restores.js';
+import { pitrCleaner } from './sweep/pitr.js';
 import type { Cleaner, Leftover, SweepDeps } from './sweep/types.js';
 
 export type { Leftover, SweepDeps } from './sweep/types.js';
@@ -13,7 +14,7 @@ export type { Leftover, SweepDeps } from './sweep/types.js';
  * One cleaner per kind of operation that leaves something when its process dies. A new kind of
  * operation that makes things outside one transaction adds its cleaner here (and nowhere else).
  */
-const CLEANERS: Cleaner[] = [backupCleaner, restoreCleaner, moveCleaner, killedRecordCleaner];
+const CLEANERS: Cleaner[] = [backupCleaner, restoreCleaner, moveCleaner, pitrCleaner, killedRecordCleaner];
 
 /**
  * The ONE crash sweep, for one tenant: what killed operations of it left (unpublished archives,

@@ -9,10 +9,10 @@ const WAL_ROOM = 64 * 1024 * 1024;
 /**
  * The disk a scratch restore of `databases` needs: what they take on the shard now (pgBackRest
  * restores the others as empty sparse files with --db-include), the system databases, room for
- * replay, and a tenth more for growth since the backup. A shard that cannot be asked falls back
- * on the base backup's size.
+ * replay, and a tenth more for growth since the backup. Null when the shard cannot be asked (the
+ * caller falls back on the base backup's size: needFromBackup).
  */
-export async function scratchNeed(fleet: Fleet, shard: string, databases: string[], backupSize: number): Promise<number> {
+export async function scratchNeed(fleet: Fleet, shard: string, databases: string[]): Promise<number | null> {
   try {
     const r = await fleet.withClient(shard, ADMIN_DATABASE, (c) =>
       c.query<{ n: string }>(
@@ -23,8 +23,13 @@ export async function scratchNeed(fleet: Fleet, shard: string, databases: string
     );
     return Math.ceil(Number(r.rows[0].n) * 1.1) + WAL_ROOM;
   } catch {
-    return backupSize + WAL_ROOM;
+    return null;
   }
+}
+
+/** The disk a scratch restore needs by the base backup's size alone. */
+export function needFromBackup(backupSize: number): number {
+  return backupSize + WAL_ROOM;
 }
 
 /** Bytes free for an unprivileged writer in the folder's file system. */

@@ -57,11 +57,12 @@ export function freePort(): Promise<number> {
 
 /**
  * Start the restored cluster: archiving off (it must never push into the shard's repository),
- * no hot standby (nobody reads it before it reaches the target time and promotes; and its
- * connection settings need not match the shard's), the socket inside its folder, 127.0.0.1 only.
- * Does not wait: recovery can take long (see waitRecovered).
+ * hot standby on (recovery pauses at the target and the tenant is read from the paused standby:
+ * no promotion, no end-of-recovery checkpoint; `standby`: the shard's settings a standby must
+ * match, preflight.ts), the socket inside its folder, 127.0.0.1 only. Does not wait: recovery can
+ * take long (see waitRecovered).
  */
-export async function startScratch(s: Scratch): Promise<number> {
+export async function startScratch(s: Scratch, standby: Record<string, string> = {}): Promise<number> {
   const bin = await findBinaries();
   const port = await freePort();
   s.port = port;
@@ -70,14 +71,17 @@ export async function startScratch(s: Scratch): Promise<number> {
     '-k .',
     '-c listen_addresses=127.0.0.1',
     '-c archive_mode=off',
-    '-c hot_standby=off',
+    '-c hot_standby=on',
+    ...Object.entries(standby).map(([k, v]) => `-c ${k}=${Number(v)}`),
     // The databases --db-include left out are zeroed files: WAL that touches their pages without
     // a full-page image (Heap2/VISIBLE) would stop recovery (pgBackRest issue #1782). They are
     // never read; a reference into the tenant's own database is refused after recovery (invalidPagesIn).
     '-c ignore_invalid_pages=on',
-    // A scratch copy is thrown away: no durability needed.
+    // A scratch copy is thrown away: no durability needed, and no restartpoint while it replays.
     '-c fsync=off',
     '-c synchronous_commit=off',
+    '-c checkpoint_timeout=1d',
+    '-c max_wal_size=100GB',
   ];
   const r = await runAs(s.user, bin.pg_ctl, ['-D', s.pgdata, '-l', s.log, '-o', settings.join(' '), '-W', 'start'], { detached: true });
   if (r.code !== 0) throw new TenantctlError('PITR_FAILED', `the scratch cluster did not start: ${r.output.trim().slice(-400)}`);
@@ -97,15 +101,14 @@ export interface Recovery {
 }
 
 /**
- * Wait until the scratch cluster has recovered to the target and promoted (it accepts connections
- * only then: hot_standby is off), calling onTick with the log so far. A recovery that ends before
- * the target (no WAL archived past it) is a window error.
+ * Wait until the scratch cluster has replayed to the target and paused there (a hot standby
+ * accepts connections once consistent, before that), calling onTick with the log so far. A
+ * recovery that ends before the target (no WAL archived past it) is a window error.
  */
 export async function waitRecovered(s: Scratch, url: string, onTick?: (r: Recovery) => void): Promise<Recovery> {
   for (;;) {
     const log = await readFile(s.log, 'utf8').catch(() => '');
-    const rec = parseRecovery(log);
-    onTick?.(rec);
+    onTick?.(parseRecovery(log));
     if (/recovery ended before configured recovery target was reached/.test(log)) {
       throw new UsageError(
         'PITR_WINDOW',
@@ -113,15 +116,11 @@ export async function waitRecovered(s: Scratch, url: string, onTick?: (r: Recove
         'wait for the next WAL segment to be archived (archive_timeout), or pick an earlier time',
       );
     }
-    const c = new pg.Client({ connectionString: url, application_name: 'tenantctl pitr', connectionTimeoutMillis: 5000 });
-    try {
-      await c.connect();
-      const inRecovery = (await c.query<{ r: boolean }>('select pg_is_in_recovery() as r')).rows[0].r;
-      if (!inRecovery) return parseRecovery(await readFile(s.log, 'utf8').catch(() => ''));
-    } catch {
-      // starting up, or still recovering
-    } finally {
-      await c.end().catch(() => undefined);
+    const paused = await pausedAt(url);
+    if (paused) {
+      const rec = parseRecovery(await readFile(s.log, 'utf8').catch(() => ''));
+      const walBytes = rec.redoStart ? Number(lsnBytes(paused.lsn) - lsnBytes(rec.redoStart)) : rec.walBytes;
+      return { ...rec, reached: paused.reached ?? rec.reached, walBytes, redoDone: paused.lsn };
     }
     if ((await clusterStatus(s.pgdata)).state !== 'running' && /FATAL|PANIC/.test(log)) {
       const why = log
@@ -131,7 +130,30 @@ export async function waitRecovered(s: Scratch, url: string, onTick?: (r: Recove
         .join(' | ');
       throw new TenantctlError('PITR_FAILED', `the scratch cluster stopped during recovery: ${why}`);
     }
-    await new Promise((r) => setTimeout(r, 250));
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * Where the scratch cluster's replay stopped, once it paused at the target (or promoted); null
+ * while it starts up or still replays. `reached`: the last transaction replayed.
+ */
+async function pausedAt(url: string): Promise<{ lsn: string; reached: string | null } | null> {
+  const c = new pg.Client({ connectionString: url, application_name: 'tenantctl pitr', connectionTimeoutMillis: 5000 });
+  try {
+    await c.connect();
+    const r = (
+      await c.query<{ r: boolean; s: string; lsn: string | null; ts: Date | null }>(
+        `select pg_is_in_recovery() as r, pg_get_wal_replay_pause_state() as s,
+                coalesce(pg_last_wal_replay_lsn(), pg_current_wal_lsn())::text as lsn, pg_last_xact_replay_timestamp() as ts`,
+      )
+    ).rows[0];
+    if (r.r && r.s !== 'paused') return null;
+    return { lsn: r.lsn ?? '0/0', reached: r.ts ? r.ts.toISOString() : null };
+  } catch {
+    return null; // starting up, or not yet consistent
+  } finally {
+    await c.end().catch(() => undefined);
   }
 }
 

@@ -4,7 +4,7 @@ import { UsageError } from '../../src/errors.js';
 import { assertRoom, human } from '../../src/pitr/disk.js';
 import { configText, pitrRepo, stanzaOf, archiveCommand } from '../../src/pitr/repo.js';
 import { invalidPageDatabases, parseRecovery } from '../../src/pitr/scratch.js';
-import { pgbackrestTime } from '../../src/pitr/restore-at.js';
+import { pgbackrestTime } from '../../src/pitr/recover.js';
 
 const CONFIG = `
 catalog:
