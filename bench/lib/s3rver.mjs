@@ -11,7 +11,13 @@ if (!dir || buckets.length === 0) {
   process.stderr.write('usage: node bench/lib/s3rver.mjs DIR BUCKET...\n');
   process.exit(2);
 }
-const server = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory: dir, configureBuckets: buckets.map((name) => ({ name })) });
+const server = new S3rver({
+  port: 0,
+  address: '127.0.0.1',
+  silent: true,
+  directory: dir,
+  configureBuckets: buckets.map((name) => ({ name })),
+});
 const { port } = await server.run();
 process.stdout.write(`${port}\n`);
 for (const s of ['SIGINT', 'SIGTERM']) process.on(s, () => server.close().then(() => process.exit(0)));

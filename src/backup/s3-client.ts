@@ -86,7 +86,7 @@ export function s3Error(err: unknown, where: { bucket: string; location: string;
     return new UsageError(
       'BACKUP_STORAGE',
       `${what}: access to bucket "${where.bucket}" was refused (${name || 'HTTP 403'}: a wrong or expired credential, or one without permission)`,
-      'check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, or the instance role) in the environment, and that the credential may s3:ListBucket, s3:GetObject, s3:PutObject, s3:DeleteObject and s3:AbortMultipartUpload on the bucket and prefix',
+      'check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, or the instance role) in the environment, and that the credential may s3:ListBucket, s3:ListBucketMultipartUploads, s3:GetObject, s3:PutObject, s3:DeleteObject and s3:AbortMultipartUpload on the bucket and prefix',
     );
   if (DOWN.has(name) || DOWN.has(code) || /socket hang up|aborted|ECONN|timed? ?out/i.test(e?.message ?? ''))
     return new TenantctlError(

@@ -82,21 +82,33 @@ export class S3Storage implements BackupStorage {
     }
   }
 
-  /** @internal remove every object of an archive, the manifest first (so it is unlisted at once). */
+  /**
+   * @internal remove every object of an archive, the manifest first (so it is unlisted at once),
+   * and abort its multipart uploads still in progress (a killed writer's: S3 keeps their parts,
+   * unlisted and billed, until they are aborted).
+   */
   async removeArchive(id: string): Promise<void> {
     const keys = await this.keysUnder(this.prefixOf(id));
     const manifest = this.prefixOf(id) + PUBLISHED_BY;
     if (keys.includes(manifest)) await this.deleteAll([manifest], `removing ${id} from`);
+    await this.abortUploads(await this.uploadsUnder(this.prefixOf(id)), `removing ${id} from`);
     await this.deleteAll(
       keys.filter((k) => k !== manifest),
       `removing ${id} from`,
     );
   }
 
-  /** id → its files, for every archive (published or not) of one tenant or of all. */
-  private async scan(slug?: string): Promise<Map<string, Set<string>>> {
+  /**
+   * id → its files, for every archive (published or not) of one tenant or of all; `uploads`: also
+   * the files of multipart uploads in progress (an archive a killed backup left may have nothing
+   * else).
+   */
+  private async scan(slug?: string, uploads = false): Promise<Map<string, Set<string>>> {
     const out = new Map<string, Set<string>>();
-    for (const key of await this.keysUnder(slug ? `${this.base}${slug}/` : this.base)) {
+    const under = slug ? `${this.base}${slug}/` : this.base;
+    const keys = await this.keysUnder(under);
+    if (uploads) for (const u of await this.uploadsUnder(under)) keys.push(u.Key);
+    for (const key of keys) {
       const parts = key.slice(this.base.length).split('/');
       if (parts.length !== 3) continue;
       const [s, id, file] = parts;
@@ -105,6 +117,40 @@ export class S3Storage implements BackupStorage {
       out.get(id)!.add(file);
     }
     return out;
+  }
+
+  /**
+   * Multipart uploads in progress under a prefix. A server without the call (s3rver answers
+   * NotImplemented) has none to show: treated as none.
+   */
+  private async uploadsUnder(prefix: string): Promise<{ Key: string; UploadId: string }[]> {
+    const out: { Key: string; UploadId: string }[] = [];
+    let marker: { KeyMarker?: string; UploadIdMarker?: string } = {};
+    try {
+      const { client, s3 } = await this.sdk();
+      for (;;) {
+        const r = await client.send(new s3.ListMultipartUploadsCommand({ Bucket: this.config.bucket, Prefix: prefix, ...marker }));
+        for (const u of r.Uploads ?? []) if (u.Key && u.UploadId) out.push({ Key: u.Key, UploadId: u.UploadId });
+        if (!r.IsTruncated) break;
+        marker = { KeyMarker: r.NextKeyMarker, UploadIdMarker: r.NextUploadIdMarker };
+      }
+    } catch (err) {
+      if ((err as { name?: string }).name === 'NotImplemented') return out;
+      throw this.fail(err, 'listing the uploads in progress in');
+    }
+    return out;
+  }
+
+  private async abortUploads(uploads: { Key: string; UploadId: string }[], doing: string): Promise<void> {
+    for (const u of uploads) {
+      try {
+        const { client, s3 } = await this.sdk();
+        await client.send(new s3.AbortMultipartUploadCommand({ Bucket: this.config.bucket, ...u }));
+      } catch (err) {
+        // Gone already (its writer aborted it, or it completed): nothing left to abort.
+        if ((err as { name?: string }).name !== 'NoSuchUpload') throw this.fail(err, doing);
+      }
+    }
   }
 
   private async keysUnder(prefix: string): Promise<string[]> {
@@ -207,7 +253,7 @@ export class S3Storage implements BackupStorage {
 
   async partials(slug?: string): Promise<string[]> {
     const out: string[] = [];
-    for (const [id, files] of await this.scan(slug)) if (!files.has(PUBLISHED_BY)) out.push(`${slugOfBackupId(id)}/${id}`);
+    for (const [id, files] of await this.scan(slug, true)) if (!files.has(PUBLISHED_BY)) out.push(`${slugOfBackupId(id)}/${id}`);
     return out.sort();
   }
 
@@ -223,7 +269,7 @@ export class S3Storage implements BackupStorage {
  * until `commit`, which waits for every upload to have finished and then puts it.
  */
 class S3ArchiveWriter implements ArchiveWriter {
-  private readonly uploads: { upload: Upload; done: Promise<unknown>; finished: boolean }[] = [];
+  private readonly uploads: { body: PassThrough; done: Promise<unknown>; finished: boolean }[] = [];
   private manifest: string | null = null;
 
   constructor(
@@ -235,7 +281,7 @@ class S3ArchiveWriter implements ArchiveWriter {
   write(file: string): Writable {
     const body = new PassThrough({ highWaterMark: 1 << 20 });
     const upload = this.storage.upload(this.sdk, this.id, file, body);
-    const u = { upload, done: upload.done(), finished: false };
+    const u = { body, done: upload.done(), finished: false };
     this.uploads.push(u);
     const doing = `uploading ${this.id}/${file} to`;
     const sink = new Writable({
@@ -256,10 +302,7 @@ class S3ArchiveWriter implements ArchiveWriter {
         );
       },
       destroy(err, cb) {
-        if (!u.finished) {
-          body.destroy();
-          void upload.abort().catch(() => undefined);
-        }
+        if (!u.finished) cutUpload(u);
         cb(err);
       },
     });
@@ -287,8 +330,24 @@ class S3ArchiveWriter implements ArchiveWriter {
   }
 
   async abort(): Promise<void> {
-    for (const u of this.uploads) if (!u.finished) await u.upload.abort().catch(() => undefined);
-    await Promise.allSettled(this.uploads.map((u) => u.done));
+    for (const u of this.uploads) if (!u.finished) cutUpload(u);
+    // Each upload ends once its parts in flight have: the SDK then aborts it on the server.
+    // Bounded (a part stuck on a store that stopped answering); whatever is left after that,
+    // removeArchive aborts, and the sweep or `backup prune` later.
+    await Promise.race([Promise.allSettled(this.uploads.map((u) => u.done)), delay(ABORT_WAIT_MS)]);
     await this.storage.removeArchive(this.id);
   }
+}
+
+const ABORT_WAIT_MS = 15_000;
+const delay = (ms: number) => new Promise((r) => setTimeout(r, ms).unref());
+
+/**
+ * End an upload by failing its body: the SDK's uploader stops reading, waits for its parts in
+ * flight and then sends AbortMultipartUpload, and only then does its `done()` reject. (Its own
+ * `abort()` rejects `done()` at once and aborts on the server later, if the process still runs.)
+ */
+function cutUpload(u: { body: PassThrough; done: Promise<unknown> }): void {
+  u.done.catch(() => undefined);
+  if (!u.body.destroyed) u.body.destroy(new Error('the archive was abandoned'));
 }

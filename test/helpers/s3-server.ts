@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import S3rver from 's3rver';
 import { afterAll, beforeAll } from 'vitest';
+import { multipartMiddleware } from './s3-multipart.js';
 
 /** s3rver's fixed credential: the test process and the CLIs it runs get it through the environment. */
 export const S3_ENV = { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_REGION: 'us-east-1' };
@@ -24,6 +25,8 @@ export async function startS3Server(buckets: string[], at?: { dir: string; port:
     directory: dir,
     configureBuckets: buckets.map((name) => ({ name })),
   });
+  // First, before s3rver's router: the multipart calls it lacks (./s3-multipart.ts).
+  (server as unknown as { middleware: unknown[] }).middleware.unshift(multipartMiddleware(dir));
   const { port } = await server.run();
   return { endpoint: `http://127.0.0.1:${port}`, dir, close: () => server.close() };
 }

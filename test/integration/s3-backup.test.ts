@@ -6,6 +6,7 @@ import { json, migrateEnv, tenantDigests, type MigrateEnv } from '../helpers/mig
 import { seed } from '../helpers/seed.js';
 import type { TestFleet } from '../helpers/test-fleet.js';
 import { S3_ENV, s3ServerForFile, useS3Backups } from '../helpers/s3-server.js';
+import { uploadsInProgress } from '../helpers/s3-multipart.js';
 
 /**
  * Backups in S3-compatible object storage (issue 21, item 1), through the built CLI, on the
@@ -79,6 +80,28 @@ describe('backup and restore through an S3 bucket', () => {
     const left = (await keysOf(e, 'us-east')).filter((k) => k.startsWith('tenantctl/s3-pr/'));
     expect(left.length).toBeGreaterThan(0);
     expect(left.every((k) => k.startsWith(`tenantctl/s3-pr/${ids[2]}/`))).toBe(true);
+  });
+
+  it('backup prune aborts the multipart upload a killed backup left (no live holder), and says so', async () => {
+    const e = await s3Env('s3mp');
+    await e.create([{ slug: 's3-mp', model: 'pool', shard: 'us1' }]);
+    // What a SIGKILLed `backup create` leaves: a multipart upload begun, a part up, never completed.
+    const s = storageFor(e.config, 'us-east') as S3Storage;
+    const { client, s3 } = await s.sdk();
+    const id = 's3-mp.20261201T000000000Z';
+    const Key = `tenantctl/s3-mp/${id}/001-tasks.copy.br`;
+    const { UploadId } = await client.send(new s3.CreateMultipartUploadCommand({ Bucket: s.config.bucket, Key }));
+    await client.send(new s3.UploadPartCommand({ Bucket: s.config.bucket, Key, UploadId, PartNumber: 1, Body: Buffer.alloc(6 << 20, 1) }));
+    expect(await uploadsInProgress(server().dir, s.config.bucket, 'tenantctl/s3-mp/')).toEqual([Key]);
+    const dry = await e.cli(['backup', 'prune', '--keep-last', '1', '--tenant', 's3-mp', '--dry-run', '--json']);
+    expect(dry.code, dry.stdout + dry.stderr).toBe(0);
+    expect(await uploadsInProgress(server().dir, s.config.bucket, 'tenantctl/s3-mp/')).toEqual([Key]);
+    const p = await e.cli(['backup', 'prune', '--keep-last', '1', '--tenant', 's3-mp', '--json']);
+    expect(p.code, p.stdout + p.stderr).toBe(0);
+    expect(p.stdout).toContain(id);
+    expect(p.stdout).toContain('left by a killed backup');
+    expect(await uploadsInProgress(server().dir, s.config.bucket, 'tenantctl/s3-mp/')).toEqual([]);
+    expect(json(await e.cli(['backup', 'list', 's3-mp', '--json'])).backups).toEqual([]);
   });
 
   it("residency: an archive copied into another region's bucket is refused; two regions naming one bucket is a config error", async () => {

@@ -6,6 +6,7 @@ import { S3Storage } from '../../src/backup/s3-storage.js';
 import { s3BackupSchema } from '../../src/config/s3-config.js';
 import { TenantctlError, UsageError } from '../../src/errors.js';
 import { S3_ENV, s3ServerForFile, startS3Server } from '../helpers/s3-server.js';
+import { uploadsInProgress } from '../helpers/s3-multipart.js';
 
 /**
  * The S3 storage (issue 21, item 1) against a real S3-compatible server in this process
@@ -80,6 +81,42 @@ describe('S3 storage', () => {
     expect(await s.list()).toEqual([]);
     expect(await s.partials()).toEqual([]);
     expect(await objects(s)).toEqual([]);
+  });
+
+  it('a writer abandoned mid-upload: abort() returns only once the store has no upload of it in progress', async () => {
+    const s = storage('ab');
+    const id = 'ab.20261201T000000000Z';
+    const w = await s.begin(id);
+    let sent = 0;
+    let third!: () => void;
+    const twoPartsIn = new Promise<void>((r) => (third = r));
+    // Slowly: parts still in flight when the writer is abandoned.
+    const body = new Readable({
+      read() {
+        if (++sent === 20) third();
+        setTimeout(() => this.push(Buffer.alloc(1024 * 1024, sent)), 10);
+      },
+    });
+    const done = pipeline(body, w.write('001-a.copy')).catch((e) => e);
+    await twoPartsIn;
+    await w.abort();
+    expect(await uploadsInProgress(server().dir, 'st-bucket', 'ab/')).toEqual([]);
+    expect(await objects(s)).toEqual([]);
+    expect(await done).toBeInstanceOf(Error);
+  });
+
+  it('an upload a killed writer left (a part up, never completed) is a partial; removePartials aborts it', async () => {
+    const s = storage('mp');
+    const { client, s3 } = await s.sdk();
+    const id = 'mp.20261201T000000000Z';
+    const Key = `mp/mp/${id}/001-a.copy`;
+    const { UploadId } = await client.send(new s3.CreateMultipartUploadCommand({ Bucket: 'st-bucket', Key }));
+    await client.send(new s3.UploadPartCommand({ Bucket: 'st-bucket', Key, UploadId, PartNumber: 1, Body: Buffer.alloc(6 << 20, 2) }));
+    expect(await s.list()).toEqual([]);
+    expect(await s.partials()).toEqual([`mp/${id}`]);
+    expect(await s.removePartials('mp')).toEqual([`mp/${id}`]);
+    expect(await uploadsInProgress(server().dir, 'st-bucket', 'mp/')).toEqual([]);
+    expect(await s.partials()).toEqual([]);
   });
 
   it('the server going away mid-upload: a clear error naming the store; after it is back nothing is listed and the leftovers are removable', async () => {
