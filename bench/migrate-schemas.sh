@@ -11,6 +11,7 @@
 #              (a quarter of the schemas each; every statement in autocommit)
 # then times `migrate up` again with nothing pending.
 # Targets (issue 3): tenantctl within 2x of raw psql (aiming for 1.5x); nothing pending within 1 s.
+# With BENCH_STATEMENTS=1 (issue 22): within 1.5x, and round N no slower than round 1 (history kept).
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 source "$(dirname "$0")/lib/migrate-seed.sh"
@@ -60,8 +61,14 @@ r_med=$(bench_median "${raw[@]}")
 bench_measure 'migrate up, nothing pending' 5 1 "node bin/tenantctl --config '$BENCH_CONFIG' --quiet migrate up"
 idle=$BENCH_MEDIAN_MS
 ratio=$(bench_ratio "$t_med" "$r_med")
-v1=$(awk -v x="$ratio" 'BEGIN { print (x <= 2) ? "PASS" : "FAIL" }')
+# One cheap statement shows the per-target cost: issue 22 asks for 1.5x there, 2x for three.
+limit=2
+[[ ${BENCH_STATEMENTS:-3} == 1 ]] && limit=1.5
+v1=$(awk -v x="$ratio" -v l="$limit" 'BEGIN { print (x <= l) ? "PASS" : "FAIL" }')
+per_round=()
+for ((r = 0; r < ROUNDS; r++)); do per_round+=("$(bench_ratio "${tctl[r]}" "${raw[r]}")"); done
 v2=$(awk -v m="$idle" 'BEGIN { print (m <= 1000) ? "PASS" : "FAIL" }')
 echo
-echo "migrate-schemas: $N schema tenants, ${BENCH_STATEMENTS:-3} statement(s) per round, $ROUNDS rounds: tenantctl median ${t_med} ms, raw psql (4 sessions) median ${r_med} ms, ratio ${ratio}x (target <= 2x): $v1"
+echo "migrate-schemas: $N schema tenants, ${BENCH_STATEMENTS:-3} statement(s) per round, $ROUNDS rounds: tenantctl median ${t_med} ms, raw psql (4 sessions) median ${r_med} ms, ratio ${ratio}x (target <= ${limit}x): $v1"
+echo "migrate-schemas: per-round ratios ${per_round[*]}; round $ROUNDS against round 1: tenantctl ${tctl[-1]} / ${tctl[0]} ms, raw psql ${raw[-1]} / ${raw[0]} ms"
 echo "migrate-schemas: nothing pending: median ${idle} ms (target <= 1000 ms): $v2"

@@ -120,6 +120,41 @@ describe('migrateTarget with a known state (one round trip)', () => {
     await expectClean(c);
   });
 
+  it('an idempotent file applied by another run since the read: the tracking row collides, nothing is applied twice', async () => {
+    const c = await connect();
+    const all = await folder({
+      '0004_counter.sql': 'create table if not exists counter (n int);\ninsert into counter values (1);\n',
+    });
+    const stale = await atHead(c, 't_twice', all);
+    expect((await migrateTarget(c, target('t_twice'), all, { config })).applied).toEqual(['0004_counter']);
+    // The file runs again without an error; only the tracking row's key can tell.
+    const out = await migrateTarget(c, target('t_twice'), all, { config, known: stale });
+    expect(out).toMatchObject({ status: 'succeeded', applied: [] });
+    expect((await c.query('select count(*)::int as n from t_twice.counter')).rows[0].n).toBe(1);
+    await expectClean(c);
+  });
+
+  it("under the tenant's lock, the message takes no advisory lock and reads no tracking history (one statement per step)", async () => {
+    const c = await connect();
+    const all = await folder({ '0004_archive.sql': 'alter table workspaces add column archived_at timestamptz;\n' });
+    const k = await atHead(c, 't_cheap', all);
+    const texts: string[] = [];
+    const seen = new Proxy(c, {
+      get(t, p, r) {
+        if (p === 'query') return (...a: unknown[]) => (texts.push(String(a[0])), (t.query as (...x: unknown[]) => unknown).apply(t, a));
+        return Reflect.get(t, p, r);
+      },
+    });
+    const out = await migrateTarget(seen, target('t_cheap'), all, { config, known: k, tenantLocked: true });
+    expect(out).toMatchObject({ status: 'succeeded', applied: ['0004_archive'] });
+    expect(texts).toHaveLength(1);
+    expect(texts[0]).not.toMatch(/advisory/);
+    expect(texts[0]).not.toMatch(/count\(/);
+    // begin; settings and guard; the file; the tracking row; commit.
+    expect(texts[0].split(';').filter((x) => x.trim() !== '')).toHaveLength(5);
+    await expectClean(c);
+  });
+
   it('waits for a busy target lock like the step-by-step path does', async () => {
     const [c, holder] = await Promise.all([connect(), connect()]);
     const all = await folder({ '0004_archive.sql': 'alter table workspaces add column archived_at timestamptz;\n' });

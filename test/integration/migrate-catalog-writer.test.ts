@@ -1,0 +1,48 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { KyselyPlugin } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CatalogWriter } from '../../src/migrate/catalog-writer.js';
+import { testDeps } from '../helpers/deps.js';
+
+/**
+ * The catalog writer of `migrate up` on the shared fleet's catalog: targets that finish while a
+ * write is in flight wait for the batch delay instead of following in a statement of their own.
+ * Records of no run (run id null) touch no row; the statements are what is counted.
+ */
+let deps: Awaited<ReturnType<typeof testDeps>>;
+
+beforeAll(async () => {
+  deps = await testDeps();
+});
+
+afterAll(async () => {
+  await deps.close();
+});
+
+describe('CatalogWriter', () => {
+  it('writes a steady stream of finished targets in a few large statements, and all of them by close()', async () => {
+    let statements = 0;
+    const counter: KyselyPlugin = {
+      transformQuery: (a) => {
+        statements++;
+        return a.node;
+      },
+      transformResult: async (a) => a.result,
+    };
+    const batchMs = 50;
+    const writer = new CatalogWriter(deps.db.withPlugin(counter), null, 'test', () => ({}), 60_000, batchMs);
+    const t0 = Date.now();
+    // Targets finishing as a fan-out over small targets finishes them: a few every millisecond.
+    for (let i = 0; i < 1500; i++) {
+      writer.push({ target: `w/x/t${i}`, status: 'succeeded', applied: ['0004_x'], durationMs: 1 });
+      if (i % 5 === 4) await sleep(1);
+    }
+    await writer.close();
+    const elapsed = Date.now() - t0;
+    expect(writer.error).toBeNull();
+    expect(writer.written).toBe(1500);
+    // One statement per batch delay (plus a full batch now and then); the old loop wrote whatever
+    // had queued during the previous write at once, a statement every few milliseconds.
+    expect(statements).toBeLessThanOrEqual(Math.ceil(elapsed / batchMs) + 3);
+  });
+});
