@@ -54,6 +54,12 @@ fleet_cleanup() {
   exit "$rc"
 }
 
+# dev up, once more if it fails (idempotent; a pgBackRest stanza-create can time out on a busy machine).
+dev_up() {
+  bench_tctl --quiet dev up >"$BENCH_DIR/dev-up.log" 2>&1 || bench_tctl --quiet dev up >"$BENCH_DIR/dev-up.log" 2>&1 ||
+    { cat "$BENCH_DIR/dev-up.log" >&2; bench_die "dev up failed"; }
+}
+
 # A new fleet: eight shards, made small, or the kept one in BENCH_FLEET_DIR (started if stopped).
 fleet_up() {
   if [[ -n "${BENCH_FLEET_DIR:-}" ]]; then
@@ -63,7 +69,7 @@ fleet_up() {
     source "$BENCH_DIR/fleet.env"
     trap fleet_cleanup EXIT
     trap 'exit 130' INT TERM
-    bench_tctl --quiet dev up >"$BENCH_DIR/dev-up.log" 2>&1 || { cat "$BENCH_DIR/dev-up.log" >&2; bench_die "dev up failed"; }
+    dev_up
     return
   fi
   BENCH_DIR="$(mktemp -d "${TMPDIR:-/tmp}/tenantctl-bench-XXXXXX")"
@@ -75,7 +81,7 @@ fleet_up() {
   source "$BENCH_DIR/fleet.env"
   echo "BENCH_DIR='$BENCH_DIR'" >>"$BENCH_DIR/fleet.env"
   bench_log "bench: starting 8 embedded shards in $BENCH_DIR"
-  bench_tctl --quiet dev up >"$BENCH_DIR/dev-up.log" 2>&1 || { cat "$BENCH_DIR/dev-up.log" >&2; bench_die "dev up failed"; }
+  dev_up
   local var
   for var in $(compgen -v BENCH_PORT_); do
     bench_psql "${!var}" postgres -c "alter system set shared_buffers = '16MB'" -c "alter system set max_connections = 60" \
@@ -83,7 +89,7 @@ fleet_up() {
   done
   # Those settings take effect on a restart.
   bench_tctl --quiet dev down >/dev/null
-  bench_tctl --quiet dev up >"$BENCH_DIR/dev-up.log" 2>&1 || { cat "$BENCH_DIR/dev-up.log" >&2; bench_die "dev up failed"; }
+  dev_up
   bench_migrations_dir
   echo "BENCH_MIGRATIONS='$BENCH_MIGRATIONS'" >>"$BENCH_DIR/fleet.env"
 }
@@ -216,5 +222,6 @@ node -e '
     const sh = Object.values(s.shards);
     const peaks = Object.entries(s.shards).map(([n, f]) => `${n} ${f.peak}`).join(", ");
     const spread = s.finishSpreadMs === undefined ? "" : `, shards start within ${(s.startSpreadMs / 1000).toFixed(1)} s and finish within ${(s.finishSpreadMs / 1000).toFixed(1)} s`;
-    console.log(`fleet-scale ${s.step}: wall ${(s.wallMs / 1000).toFixed(1)} s${spread}; peak connections ${peaks} (max ${sh[0].maxConnections}); ${s.withinBounds ? "within bounds" : "BOUND EXCEEDED"}`);
+    const inFlight = s.finishSpreadMs === undefined ? "" : `; at most ${s.peakInFlight} items at once (bound ${s.globalBound})`;
+    console.log(`fleet-scale ${s.step}: wall ${(s.wallMs / 1000).toFixed(1)} s${spread}; peak connections ${peaks} (max ${sh[0].maxConnections})${inFlight}; ${s.withinBounds ? "within bounds" : "BOUND EXCEEDED"}`);
   }' "$SUMMARY"

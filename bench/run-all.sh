@@ -13,6 +13,10 @@ run() {
   while IFS= read -r line; do summaries+=("$line"); done < <(tail -3 "$out" | grep -E '^(help-startup|bulk-create|migrate-[a-z]+)[: ]')
   rm -f "$out"
 }
+# `bash bench/run-all.sh fleet-scale`: that script alone (its summary is its last lines).
+if [[ ${1:-} == fleet-scale ]]; then
+  exec bash bench/fleet-scale.sh
+fi
 run bash bench/help-startup.sh
 echo
 BENCH_RUNS=${BENCH_BULK_RUNS:-1} run bash bench/bulk-create.sh

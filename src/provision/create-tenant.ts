@@ -109,7 +109,14 @@ async function createLocked(
   } else {
     const load = deps.shardLoad ?? (await tenantCountsByShard(db));
     const down = deps.downShards ?? new Set<string>();
+    // Bulk runs share one count instead of a GROUP BY over the catalog per tenant. The tenant is
+    // counted as soon as it is placed, before the first await: rows placed at the same time see
+    // each other, instead of all taking the shard that was least loaded when they started.
+    const count = (shard: string, n: number) => {
+      if (deps.shardLoad) load.set(shard, (load.get(shard) ?? 0) + n);
+    };
     let plan = planTenant(config, input, load, down);
+    count(plan.shard, 1);
     // An unreachable shard is passed over for the next least-loaded one of the region (a shard
     // named with --shard is refused); none answering is exit 2, before the catalog records anything.
     for (;;) {
@@ -119,7 +126,9 @@ async function createLocked(
       } catch (err) {
         if (input.shard || !(err instanceof TenantctlError) || err.code !== 'UNREACHABLE') throw err;
         down.add(plan.shard);
+        count(plan.shard, -1);
         plan = planTenant(config, input, load, down);
+        count(plan.shard, 1);
       }
     }
     await drift(plan.shard, plan.placement.database);
@@ -130,8 +139,6 @@ async function createLocked(
       database: plan.placement.database,
       schema: plan.placement.schema,
     });
-    // Bulk runs share one count instead of a GROUP BY over the catalog per tenant.
-    if (deps.shardLoad) load.set(plan.shard, (load.get(plan.shard) ?? 0) + 1);
     const key = plan.key ?? (await freshKey(config, db, plan.slug));
     await refuseKeyInUse(
       deps,

@@ -8,7 +8,7 @@ import { tenant } from '../helpers/seed.js';
  * Bulk onboarding files (issue 18): a re-run row that conflicts with the tenant the catalog
  * recorded is refused, not "skipped"; a file's problems come in one list with one numbering.
  */
-const { env } = ownMigrateFleet();
+const { env, fleet: ownFleet } = ownMigrateFleet();
 
 describe('bulk files', () => {
   it('a re-run row asking another key, model, tier or region than the created tenant is refused (exit 2), naming line, field, recorded and file values', async () => {
@@ -37,6 +37,19 @@ describe('bulk files', () => {
     expect(msg).toContain('line 3 (bre-b): region is eu-west in the file, but tenant bre-b exists with region us-east (active)');
     expect(await tenantCount(e)).toBe(before);
     expect(await tenant(e, 'bre-new')).toBeUndefined();
+  });
+
+  it('rows created at once spread over the least-loaded shards instead of all taking the one least loaded at the start', async () => {
+    // A region of two shards with no tenants yet (us9 is a second name for us1's cluster).
+    const us1 = ownFleet().config.shards.find((s) => s.name === 'us1')!;
+    const e = await env('bulkspread', { extraShards: { us9: us1.url } });
+    const file = join(e.migrationsDir, '..', 'bulk-spread.csv');
+    await writeFile(file, `slug,tier,region\n${['a', 'b', 'c', 'd'].map((x) => `bsp-${x},standard,us-east`).join('\n')}\n`);
+    const r = await e.cli(['tenant', 'create', '--from-file', file, '--concurrency', '4', '--json']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const shards = json(r).results.map((x: { shard: string }) => x.shard);
+    expect(shards.filter((s: string) => s === 'us1')).toHaveLength(2);
+    expect(shards.filter((s: string) => s === 'us9')).toHaveLength(2);
   });
 
   it("a file's problems, its own and the config's and catalog's, come in one list in file order with the file's line numbers", async () => {
