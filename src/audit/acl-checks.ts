@@ -13,6 +13,35 @@ export interface OwnedSchema {
 const TENANT_ROLE = /^tenant_[a-z0-9_]+$/;
 
 /**
+ * Every schema and table grant in the given schemas ($1, with their tenant roles $2) held by
+ * anyone but the owner, tenantctl and the schema's own role, with the tenant roles that are
+ * members of the grantee.
+ */
+const CROSS_TENANT_ACL_SQL = `with s(nsp, own) as (select * from unnest($1::text[], $2::text[])),
+        me as (select oid from pg_roles where rolname = current_user),
+        acl as (
+          select s.nsp as schema, null::text as rel, a.grantee, a.privilege_type, s.own
+            from s join pg_namespace n on n.nspname = s.nsp, aclexplode(n.nspacl) a
+           where a.grantee <> n.nspowner
+          union all
+          select s.nsp, c.relname, a.grantee, a.privilege_type, s.own
+            from s join pg_namespace n on n.nspname = s.nsp
+            join pg_class c on c.relnamespace = n.oid and c.relkind in ('r', 'p', 'v', 'm', 'f'), aclexplode(c.relacl) a
+           where a.grantee <> c.relowner)
+   select acl.schema, acl.rel, acl.grantee::int as grantee,
+          case when acl.grantee = 0 then 'PUBLIC' else pg_get_userbyid(acl.grantee) end as grantee_name,
+          array_agg(distinct acl.privilege_type order by acl.privilege_type) as privs,
+          case when acl.grantee = 0 then '{}'::text[] else array(
+            select r.rolname::text from pg_roles r
+             where r.rolname like 'tenant\\_%' and r.rolname <> acl.own and r.oid <> acl.grantee
+               and pg_has_role(r.oid, acl.grantee, 'MEMBER')) end as members
+     from acl
+    where acl.grantee not in (select oid from me)
+      and (acl.grantee = 0 or pg_get_userbyid(acl.grantee) <> acl.own)
+    group by acl.schema, acl.rel, acl.grantee, acl.own
+    order by 1, 2 nulls first, 4`;
+
+/**
  * Schema and table privileges in tenants' schemas held by anyone but the tenant's own role, the
  * object's owner and tenantctl: PUBLIC, another tenant's role, or a role another tenant's role
  * belongs to. One query for all schemas of the database (a thousand schemas cost one round trip).
@@ -26,32 +55,7 @@ export async function crossTenantAcl(c: ShardClient, at: { shard: string; databa
     grantee_name: string;
     privs: string[];
     members: string[];
-  }>(
-    `with s(nsp, own) as (select * from unnest($1::text[], $2::text[])),
-          me as (select oid from pg_roles where rolname = current_user),
-          acl as (
-            select s.nsp as schema, null::text as rel, a.grantee, a.privilege_type, s.own
-              from s join pg_namespace n on n.nspname = s.nsp, aclexplode(n.nspacl) a
-             where a.grantee <> n.nspowner
-            union all
-            select s.nsp, c.relname, a.grantee, a.privilege_type, s.own
-              from s join pg_namespace n on n.nspname = s.nsp
-              join pg_class c on c.relnamespace = n.oid and c.relkind in ('r', 'p', 'v', 'm', 'f'), aclexplode(c.relacl) a
-             where a.grantee <> c.relowner)
-     select acl.schema, acl.rel, acl.grantee::int as grantee,
-            case when acl.grantee = 0 then 'PUBLIC' else pg_get_userbyid(acl.grantee) end as grantee_name,
-            array_agg(distinct acl.privilege_type order by acl.privilege_type) as privs,
-            case when acl.grantee = 0 then '{}'::text[] else array(
-              select r.rolname::text from pg_roles r
-               where r.rolname like 'tenant\\_%' and r.rolname <> acl.own and r.oid <> acl.grantee
-                 and pg_has_role(r.oid, acl.grantee, 'MEMBER')) end as members
-       from acl
-      where acl.grantee not in (select oid from me)
-        and (acl.grantee = 0 or pg_get_userbyid(acl.grantee) <> acl.own)
-      group by acl.schema, acl.rel, acl.grantee, acl.own
-      order by 1, 2 nulls first, 4`,
-    [owned.map((o) => o.schema), owned.map((o) => o.role)],
-  );
+  }>(CROSS_TENANT_ACL_SQL, [owned.map((o) => o.schema), owned.map((o) => o.role)]);
   const bySchema = new Map(owned.map((o) => [o.schema, o]));
   // One finding per (schema, grantee): the schema grant and its table grants together.
   const groups = new Map<

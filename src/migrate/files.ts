@@ -61,29 +61,7 @@ const MODULE_NO_TX = /^\s*export\s+const\s+transaction\s*(?::\s*boolean\s*)?=\s*
  */
 export async function loadMigrations(dir: string): Promise<MigrationFile[]> {
   const folder = resolve(dir);
-  let entries: string[];
-  try {
-    const st = await stat(folder);
-    if (!st.isDirectory()) {
-      throw new UsageError(
-        'MIGRATION_FILES',
-        `migrations folder ${folder} is not a folder`,
-        'point migrations.dir in the config at the folder of migration files',
-      );
-    }
-    entries = await readdir(folder);
-  } catch (err) {
-    if (err instanceof UsageError) throw err;
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new UsageError(
-      'MIGRATION_FILES',
-      code === 'ENOENT' ? `migrations folder ${folder} does not exist` : `migrations folder ${folder} cannot be read: ${errorMessage(err)}`,
-      code === 'ENOENT'
-        ? 'create it (tenantctl migrate create <name> writes the first file) or set migrations.dir in the config'
-        : 'check the folder permissions',
-      { cause: err },
-    );
-  }
+  const entries = await folderEntries(folder);
 
   const problems: string[] = [];
   const found: Array<{ file: string; number: number; name: string; ext: string }> = [];
@@ -114,54 +92,8 @@ export async function loadMigrations(dir: string): Promise<MigrationFile[]> {
   const migrations: MigrationFile[] = [];
   await Promise.all(
     found.map(async (f) => {
-      const entry = basename(f.file);
-      let bytes: Buffer;
-      try {
-        const st = await stat(f.file);
-        if (!st.isFile()) {
-          problems.push(`${entry}: not a regular file; remove it or rename it so it does not look like a migration`);
-          return;
-        }
-        bytes = await readFile(f.file);
-      } catch (err) {
-        problems.push(`${entry}: cannot be read (${errorMessage(err)}); check its permissions`);
-        return;
-      }
-      const checksum = createHash('sha256').update(bytes).digest('hex');
-      const id = entry.slice(0, -(f.ext.length + 1));
-      if (f.ext === 'sql') {
-        const sql = bytes.toString('utf8');
-        const unknown = unknownPlaceholders(sql);
-        if (unknown.length > 0) {
-          problems.push(
-            `${entry}: unknown placeholder(s) ${unknown.map((p) => `{{${p}}}`).join(', ')}; use ${PLACEHOLDERS.map((p) => `{{${p}}}`).join(' or ')}`,
-          );
-        }
-        const firstLine = sql
-          .replace(/^\uFEFF/, '')
-          .split(/\r?\n/, 1)[0]
-          .trim();
-        migrations.push({
-          id,
-          number: f.number,
-          name: f.name,
-          file: f.file,
-          kind: 'sql',
-          checksum,
-          transactional: firstLine !== NO_TRANSACTION_MARKER,
-          sql,
-        });
-      } else {
-        migrations.push({
-          id,
-          number: f.number,
-          name: f.name,
-          file: f.file,
-          kind: 'module',
-          checksum,
-          transactional: !MODULE_NO_TX.test(bytes.toString('utf8')),
-        });
-      }
+      const m = await readMigration(f, problems);
+      if (m) migrations.push(m);
     }),
   );
 
@@ -174,6 +106,87 @@ export async function loadMigrations(dir: string): Promise<MigrationFile[]> {
     );
   }
   return migrations.sort((a, b) => a.number - b.number);
+}
+
+/** The folder's entries; a missing or unreadable folder, or a file in its place, is a usage error naming the fix. */
+async function folderEntries(folder: string): Promise<string[]> {
+  try {
+    const st = await stat(folder);
+    if (!st.isDirectory()) {
+      throw new UsageError(
+        'MIGRATION_FILES',
+        `migrations folder ${folder} is not a folder`,
+        'point migrations.dir in the config at the folder of migration files',
+      );
+    }
+    return await readdir(folder);
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new UsageError(
+      'MIGRATION_FILES',
+      code === 'ENOENT' ? `migrations folder ${folder} does not exist` : `migrations folder ${folder} cannot be read: ${errorMessage(err)}`,
+      code === 'ENOENT'
+        ? 'create it (tenantctl migrate create <name> writes the first file) or set migrations.dir in the config'
+        : 'check the folder permissions',
+      { cause: err },
+    );
+  }
+}
+
+/** One migration file read and checked (its problems pushed to `problems`; null: unusable). */
+async function readMigration(
+  f: { file: string; number: number; name: string; ext: string },
+  problems: string[],
+): Promise<MigrationFile | null> {
+  const entry = basename(f.file);
+  let bytes: Buffer;
+  try {
+    const st = await stat(f.file);
+    if (!st.isFile()) {
+      problems.push(`${entry}: not a regular file; remove it or rename it so it does not look like a migration`);
+      return null;
+    }
+    bytes = await readFile(f.file);
+  } catch (err) {
+    problems.push(`${entry}: cannot be read (${errorMessage(err)}); check its permissions`);
+    return null;
+  }
+  const checksum = createHash('sha256').update(bytes).digest('hex');
+  const id = entry.slice(0, -(f.ext.length + 1));
+  if (f.ext === 'sql') {
+    const sql = bytes.toString('utf8');
+    const unknown = unknownPlaceholders(sql);
+    if (unknown.length > 0) {
+      problems.push(
+        `${entry}: unknown placeholder(s) ${unknown.map((p) => `{{${p}}}`).join(', ')}; use ${PLACEHOLDERS.map((p) => `{{${p}}}`).join(' or ')}`,
+      );
+    }
+    const firstLine = sql
+      .replace(/^\uFEFF/, '')
+      .split(/\r?\n/, 1)[0]
+      .trim();
+    return {
+      id,
+      number: f.number,
+      name: f.name,
+      file: f.file,
+      kind: 'sql',
+      checksum,
+      transactional: firstLine !== NO_TRANSACTION_MARKER,
+      sql,
+    };
+  } else {
+    return {
+      id,
+      number: f.number,
+      name: f.name,
+      file: f.file,
+      kind: 'module',
+      checksum,
+      transactional: !MODULE_NO_TX.test(bytes.toString('utf8')),
+    };
+  }
 }
 
 const modules = new Map<string, Promise<MigrationModule>>();
