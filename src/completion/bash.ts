@@ -65,22 +65,23 @@ complete -F _tenantctl tenantctl
 
 /** The one function that walks COMP_WORDS to the command being typed and asks the case tables (static: no process on the static path). */
 const WALKER = `_tenantctl() {
-  local cur="\${COMP_WORDS[COMP_CWORD]}" prev="" path="" npos=0 i w spec="" words="" _tenantctl_r=""
+  # The command typed so far is $cmd, never $path: zsh runs this too (bashcompinit), where $path is $PATH.
+  local cur="\${COMP_WORDS[COMP_CWORD]}" prev="" cmd="" npos=0 i w spec="" words="" _tenantctl_r=""
   local -a config=()
   for ((i = 1; i < COMP_CWORD; i++)); do
     w="\${COMP_WORDS[i]}"
     case "$w" in
       --*=*) ;;
       -*)
-        if _tenantctl_flag_values "$path" "$w"; then
+        if _tenantctl_flag_values "$cmd" "$w"; then
           if [[ "$w" == --config && $((i + 1)) -lt COMP_CWORD ]]; then config=(--config "\${COMP_WORDS[i + 1]}"); fi
           ((i++))
         fi
         ;;
       *)
-        _tenantctl_subcommands "$path"
+        _tenantctl_subcommands "$cmd"
         if [[ $npos -eq 0 && " $_tenantctl_r " == *" $w "* ]]; then
-          path="\${path:+$path }$w"
+          cmd="\${cmd:+$cmd }$w"
         else
           ((npos++))
         fi
@@ -89,18 +90,18 @@ const WALKER = `_tenantctl() {
   done
   if [[ $COMP_CWORD -gt 1 ]]; then prev="\${COMP_WORDS[COMP_CWORD - 1]}"; fi
   if [[ "$cur" == -* ]]; then
-    _tenantctl_flags "$path"
+    _tenantctl_flags "$cmd"
     COMPREPLY=($(compgen -W "$_tenantctl_r" -- "$cur"))
     return 0
   fi
-  if [[ "$prev" == -* && "$prev" != *=* ]] && _tenantctl_flag_values "$path" "$prev"; then
+  if [[ "$prev" == -* && "$prev" != *=* ]] && _tenantctl_flag_values "$cmd" "$prev"; then
     spec="$_tenantctl_r"
   else
     if [[ $npos -eq 0 ]]; then
-      _tenantctl_subcommands "$path"
+      _tenantctl_subcommands "$cmd"
       words="$_tenantctl_r"
     fi
-    _tenantctl_arg_values "$path" "$npos"
+    _tenantctl_arg_values "$cmd" "$npos"
     spec="$_tenantctl_r"
   fi
   case "$spec" in

@@ -1,5 +1,5 @@
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -164,6 +164,106 @@ describe('completion zsh and fish', () => {
     const bad = await cli(['completion', 'powershell']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/bash, zsh, fish/);
+  });
+});
+
+/** Whether a shell is installed (zsh and fish are not in the CI image; their tests skip there, saying so). */
+function has(shell: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${shell}`]).status === 0;
+}
+
+/** A folder whose `tenantctl` is this build: the scripts run `tenantctl __complete` by the name typed. */
+function pathWithTenantctl(): string {
+  const bin = join(tmp, 'bin');
+  mkdirSync(bin, { recursive: true });
+  if (!existsSync(join(bin, 'tenantctl'))) symlinkSync(BIN, join(bin, 'tenantctl'));
+  return `${bin}:${process.env.PATH}`;
+}
+
+async function scriptFor(shell: 'zsh' | 'fish'): Promise<string> {
+  const r = await cli(['completion', shell]);
+  expect(r.code, r.stderr).toBe(0);
+  const file = join(tmp, `tenantctl.${shell}`);
+  writeFileSync(file, r.stdout);
+  return file;
+}
+
+/**
+ * Type `line` and two Tabs in an interactive zsh (driven through zsh's own pseudo-terminal module,
+ * zpty) that ran compinit and sourced the script; what the terminal showed, escapes removed, once
+ * `want` has appeared and the listing is drawn (or after 30 s).
+ */
+function zshTab(script: string, line: string, want: string): string {
+  const driver = `zmodload zsh/zpty
+zpty z 'zsh -f -i'
+zpty -w z 'PS1="> "; autoload -U compinit && compinit -u; source "$SCRIPT"'
+zpty -w -n z "$LINE"$'\\t\\t'
+all=''
+end=$((SECONDS + 30))
+quiet=0
+# Until WANT has appeared and the terminal then stayed quiet for a second (the whole listing drawn).
+while (( SECONDS < end && quiet < 5 )); do
+  if zpty -r -t z out; then all+=$out; quiet=0; else sleep 0.2; [[ $all == *$WANT* ]] && (( quiet++ )); fi
+done
+zpty -d z
+print -r -- "$all"`;
+  const r = spawnSync('zsh', ['-f', '-c', driver], {
+    env: {
+      ...process.env,
+      SCRIPT: script,
+      LINE: line,
+      WANT: want,
+      PATH: pathWithTenantctl(),
+      TENANTCTL_CONFIG: '',
+      TENANTCTL_COMPLETE_TIMEOUT_MS: '10000',
+    },
+    encoding: 'utf8',
+    timeout: 60_000,
+    cwd: tmp,
+  });
+  expect(r.status, r.stderr).toBe(0);
+  return r.stdout.replace(/\x1b\[[0-9;?]*[a-zA-Z]/g, '');
+}
+
+/** What fish itself completes for `line` (`complete -C`) with the script sourced: the candidate words. */
+function fishComplete(script: string, line: string): string[] {
+  const r = spawnSync('fish', ['--no-config', '-c', `source $argv[1]; complete -C $argv[2]`, script, line], {
+    env: { ...process.env, PATH: pathWithTenantctl(), TENANTCTL_CONFIG: '', TENANTCTL_COMPLETE_TIMEOUT_MS: '10000' },
+    encoding: 'utf8',
+    timeout: 60_000,
+    cwd: tmp,
+  });
+  expect(r.status, r.stderr).toBe(0);
+  return r.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.split('\t')[0]);
+}
+
+const COMMANDS = ['audit', 'backup', 'catalog', 'completion', 'dev', 'migrate', 'move', 'restore', 'tenant', 'usage'];
+
+describe('completion zsh and fish, in the shells themselves', () => {
+  // zsh and fish are not installed in the CI image (no shells are installed for the tests):
+  // there these skip, and only the script texts above are checked.
+  it.skipIf(!has('zsh'))('zsh: the script passes zsh -n; Tab completes the commands, and the catalog slugs', async () => {
+    const script = await scriptFor('zsh');
+    const n = spawnSync('zsh', ['-n', script], { encoding: 'utf8' });
+    expect(n.status, n.stderr).toBe(0);
+    const top = zshTab(script, 'tenantctl ', 'completion');
+    for (const c of COMMANDS) expect(top).toContain(c);
+    expect((await cli(['tenant', 'create', 'cmp-zsh', '--tier', 'free'], { config })).code).toBe(0);
+    expect(zshTab(script, `tenantctl --config ${config} tenant show cmp-z`, 'cmp-zsh ')).toContain('cmp-zsh ');
+  });
+
+  it.skipIf(!has('fish'))('fish: the script passes fish -n; complete -C gives the commands, and the catalog slugs', async () => {
+    const script = await scriptFor('fish');
+    const n = spawnSync('fish', ['-n', script], { encoding: 'utf8' });
+    expect(n.status, n.stderr).toBe(0);
+    expect(fishComplete(script, 'tenantctl ')).toEqual(expect.arrayContaining(COMMANDS));
+    expect(fishComplete(script, 'tenantctl tenant ')).toEqual(expect.arrayContaining(['create', 'list', 'show', 'suspend']));
+    expect((await cli(['tenant', 'create', 'cmp-fish', '--tier', 'free'], { config })).code).toBe(0);
+    expect(fishComplete(script, `tenantctl --config ${config} tenant show cmp-f`)).toContain('cmp-fish');
+    expect(fishComplete(script, 'tenantctl tenant show cmp-f')).toEqual([]); // no config: the static part only
   });
 });
 
