@@ -38,10 +38,10 @@ afterAll(() => {
 });
 
 /** Source the script in bash, complete each line (the last word is the one being typed); words and ms per line. */
-function complete(lines: string[][], env: NodeJS.ProcessEnv = {}): Promise<{ words: string[]; ms: number }[]> {
+function complete(lines: string[][], env: NodeJS.ProcessEnv = {}, bin = BIN): Promise<{ words: string[]; ms: number }[]> {
   const calls = lines
     .map((words) => {
-      const quoted = [BIN, ...words].map((w) => `'${w.replace(/'/g, `'\\''`)}'`).join(' ');
+      const quoted = [bin, ...words].map((w) => `'${w.replace(/'/g, `'\\''`)}'`).join(' ');
       return `COMP_WORDS=(${quoted}); COMP_CWORD=$((\${#COMP_WORDS[@]} - 1)); COMPREPLY=(); t0=$EPOCHREALTIME; _tenantctl; t1=$EPOCHREALTIME
 printf '%s\\t%s\\n' "$(( (\${t1/./} - \${t0/./}) / 1000 ))" "\${COMPREPLY[*]}"`;
     })
@@ -72,7 +72,7 @@ printf '%s\\t%s\\n' "$(( (\${t1/./} - \${t0/./}) / 1000 ))" "\${COMPREPLY[*]}"`;
 }
 
 describe('tenantctl completion bash (sourced in bash)', () => {
-  it('completes commands, subcommands, flags and fixed values with no process and no config, fast', async () => {
+  it('completes commands, subcommands, flags and fixed values with no config, starting no tenantctl', async () => {
     const [top, ten, sub, flags, model, failOn, shell, file] = await complete([
       [''],
       ['ten'],
@@ -92,10 +92,28 @@ describe('tenantctl completion bash (sourced in bash)', () => {
     expect(failOn.words).toEqual(['high']);
     expect(shell.words).toEqual(['bash', 'zsh', 'fish']);
     expect(file.words).toEqual(['tenantctl.bash']);
-    // The static part starts no tenantctl (one compgen subshell): under 100 ms, judged by the
-    // median so that one call descheduled on this shared machine does not decide.
-    const ms = [top, ten, sub, flags, model, failOn, shell].map((r) => r.ms).sort((a, b) => a - b);
-    expect(ms[3]).toBeLessThan(100);
+    // The static part starts no tenantctl at all (the issue's "under 100 ms" is bench/help-startup.sh's
+    // to measure, not a timed assertion here): the same lines typed with a "tenantctl" that records
+    // each start complete the same words and record none.
+    const marker = join(tmp, 'started');
+    const spy = join(tmp, 'tenantctl-spy');
+    writeFileSync(spy, `#!/bin/sh\necho "$@" >> '${marker}'\nexec '${BIN}' "$@"\n`, { mode: 0o755 });
+    const statics = [top, ten, sub, flags, model, failOn, shell];
+    const again = await complete(
+      [
+        [''],
+        ['ten'],
+        ['tenant', ''],
+        ['tenant', 'create', '--'],
+        ['migrate', 'up', '--json', '--model', ''],
+        ['audit', '--fail-on', 'h'],
+        ['completion', ''],
+      ],
+      {},
+      spy,
+    );
+    expect(again.map((r) => r.words)).toEqual(statics.map((r) => r.words));
+    expect(existsSync(marker)).toBe(false);
   });
 
   it('completes slugs from the catalog and shards, regions and tiers from the config (--config on the line)', async () => {
@@ -128,9 +146,9 @@ describe('tenantctl completion bash (sourced in bash)', () => {
   it('a catalog that never answers: no slugs, no error, and the Tab comes back', async () => {
     const [hung] = await complete([['--config', hungConfig, 'tenant', 'show', '']]);
     expect(hung.words).toEqual([]);
-    // The connect gives up after 500 ms (tenantctl's own connect timeout is 5 s); the rest is
-    // starting node, which on this shared 2-core machine under test load takes 1-2 s.
-    expect(hung.ms).toBeLessThan(4000);
+    // The completion's connect gives up after 500 ms; tenantctl's own connect timeout is 5 s, so
+    // 5 s tells the two apart however long node takes to start on a busy machine (1-2 s here).
+    expect(hung.ms).toBeLessThan(5000);
     const r = await cli(['__complete', 'slugs'], { config: hungConfig });
     expect(r).toMatchObject({ code: 0, stdout: '', stderr: '' });
   });
