@@ -6,7 +6,7 @@ import type { MigrationFile } from '../migrate/files.js';
 import { runsInOneTransaction } from '../migrate/apply-target.js';
 import { buildPlacement } from '../build/at-files.js';
 import { readApplied } from '../migrate/tracking.js';
-import { MODEL_TRAITS } from '../placement/placement.js';
+import { drivers } from '../placement/drivers.js';
 import type { MovePlan } from './plan.js';
 import type { MoveRecord } from './record.js';
 
@@ -31,10 +31,13 @@ export async function buildTarget(
   atVersion: MigrationFile[],
   rec: MoveRecord,
 ): Promise<TargetBuild> {
-  const to = plan.to;
-  if (MODEL_TRAITS[to.model].sharedTables) return 'shared pool';
-  await rec.update({ targetCreated: true });
-  return buildEmptyTarget(deps, plan, atVersion);
+  return drivers[plan.to.model].moveTarget<TargetBuild>({
+    sharedTables: async () => 'shared pool',
+    ownPlacement: async () => {
+      await rec.update({ targetCreated: true });
+      return buildEmptyTarget(deps, plan, atVersion);
+    },
+  });
 }
 
 /**
@@ -68,11 +71,15 @@ async function buildEmptyTarget(deps: { config: Config; fleet: Fleet }, plan: Mo
  *   await plannedBuild(deps, plan) // 'step by step' (a CREATE INDEX CONCURRENTLY file is applied)
  */
 export async function plannedBuild(deps: { fleet: Fleet; migrations: MigrationFile[] }, plan: MovePlan): Promise<TargetBuild | undefined> {
-  if (MODEL_TRAITS[plan.to.model].sharedTables) return 'shared pool';
   const from = plan.from;
-  const applied = await deps.fleet.withClient(from.shard, from.database, (c) => readApplied(c, [from.schema])).catch(() => undefined);
-  if (!applied) return undefined;
-  const ids = new Set(applied.map((a) => a.name));
-  return (await runsInOneTransaction(deps.migrations.filter((m) => ids.has(m.id)))) ? 'one transaction' : 'step by step';
+  return drivers[plan.to.model].moveTarget<TargetBuild | undefined>({
+    sharedTables: async () => 'shared pool',
+    ownPlacement: async () => {
+      const applied = await deps.fleet.withClient(from.shard, from.database, (c) => readApplied(c, [from.schema])).catch(() => undefined);
+      if (!applied) return undefined;
+      const ids = new Set(applied.map((a) => a.name));
+      return (await runsInOneTransaction(deps.migrations.filter((m) => ids.has(m.id)))) ? 'one transaction' : 'step by step';
+    },
+  });
 }
 export type { TargetBuild } from './types.js';

@@ -3,6 +3,7 @@ import type { Fleet } from '../fleet/fleet.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
 import { keyCondition } from './key-filter.js';
 import { scopedTablesInOrder } from './scoped-tables.js';
+import { ownPlacementMoveTarget, sharedTablesMoveTarget } from './move-target.js';
 import type { CreateAtVersionSteps, OwnPlacementDriver, PlacedTenant, PlacementDriver, SharedTablesDriver } from './types.js';
 
 // What every driver of one kind does alike, so each model's driver states only what is its own.
@@ -41,6 +42,7 @@ export const sharedTablesKind = {
   kind: 'shared-tables',
   keyFilter: keyCondition,
   scopedTables: scopedTablesInOrder,
+  moveTarget: sharedTablesMoveTarget,
 } as const satisfies Partial<SharedTablesDriver>;
 
 /** A placement of its own: every row and every scoped table of it is the tenant's; nothing to filter, fence policies to prepare or RLS to check. */
@@ -50,6 +52,7 @@ export const ownPlacementKind = {
   scopedTables: scopedTablesInOrder,
   async assertCopyAllowed() {},
   async prepareFence() {},
+  moveTarget: ownPlacementMoveTarget,
 } as const satisfies Partial<OwnPlacementDriver>;
 
 /** Bytes of one schema's relations (a schema tenant's placement). */
