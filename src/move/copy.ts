@@ -41,8 +41,6 @@ export interface CopyHooks {
   loaded?(): Promise<void>;
   /** Everything is loaded and built at the target, before verification (the tests' tamper point). */
   beforeVerify?(target: pg.ClientBase, schema: string, tables: CopyTable[]): Promise<void>;
-  /** Verification passed, before the target commits. */
-  verified?(checks: TableCheck[]): Promise<void>;
 }
 
 /**
@@ -160,7 +158,6 @@ async function loadAndVerify(
   await advanceSequences(t, schema, names);
   await hooks.beforeVerify?.(t, schema, tables);
   const checks = await verifyBothSides(run, t, streamed, foreignKeys);
-  await hooks.verified?.(checks);
   // Tests of the FOR KEY SHARE promise: everything checked, the target's transaction still open.
   await faultPoint('move.before-commit');
   return checks;

@@ -70,7 +70,7 @@ async function startOffline(
   started: number,
   resumed: MoveResult['resumed'],
 ): Promise<MoveRun> {
-  const clock = phaseClock(deps);
+  const clock = phaseClock(deps, started);
   clock.begin('preflight');
   const pre = await preflightAndFencePolicies(deps, plan).catch((err) => {
     deps.onPhase?.({ phase: 'preflight', state: 'failed', detail: errorMessage(err) });
@@ -82,9 +82,9 @@ async function startOffline(
     statusDetail: prev.detail,
     resumedFrom: resumed?.move,
   });
-  await clock.done('preflight', rec, pre.targetMigrated.length ? `target migrated: ${pre.targetMigrated.join(', ')}` : undefined);
   const run: MoveRun = { deps, plan, prevStatus: prev.status, prevDetail: prev.detail, started, resumed, pre, rec, clock };
   await markMoving(run, { targetMigrated: pre.targetMigrated });
+  await clock.done('preflight', rec, pre.targetMigrated.length ? `target migrated: ${pre.targetMigrated.join(', ')}` : undefined);
   return run;
 }
 
@@ -97,7 +97,7 @@ async function copyInSnapshot(run: MoveRun, fastLoad: boolean): Promise<TableChe
   clock.begin('copy');
   await rec.update({ targetCreated: true, rows: 0, bytes: 0 });
   const total = { rows: 0, bytes: 0 };
-  return deps.fleet.withClient(plan.from.shard, plan.from.database, async (src) => {
+  const checks = await deps.fleet.withClient(plan.from.shard, plan.from.database, async (src) => {
     await src.query('begin isolation level repeatable read read only');
     try {
       return await copyAndVerify(
@@ -127,9 +127,6 @@ async function copyInSnapshot(run: MoveRun, fastLoad: boolean): Promise<TableChe
             clock.begin('verify');
             if (faultAction('move.verify') === 'tamper') await tamperCopy(tgt, schema, tables, plan);
           },
-          verified: async () => {
-            await clock.done('verify', rec);
-          },
         },
         { fastLoad },
       );
@@ -137,4 +134,7 @@ async function copyInSnapshot(run: MoveRun, fastLoad: boolean): Promise<TableChe
       await src.query('rollback').catch(() => undefined);
     }
   });
+  // Verified, and the target's transaction committed: both are the verify phase.
+  await clock.done('verify', rec);
+  return checks;
 }

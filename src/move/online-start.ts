@@ -24,7 +24,7 @@ export async function runOnline(
   resumed: MoveResult['resumed'],
 ): Promise<MoveResult> {
   const { db } = deps;
-  const clock = phaseClock(deps);
+  const clock = phaseClock(deps, started);
   clock.begin('preflight');
   const { via, pre } = await (async () => {
     // The online checks read only: they come before the offline preflight, which may migrate a pool target.
@@ -43,8 +43,8 @@ export async function runOnline(
     onlineVia: via,
   });
   const migrated = pre.targetMigrated.length ? `target migrated: ${pre.targetMigrated.join(', ')}; ` : '';
-  await clock.done('preflight', rec, `${migrated}online via ${via === 'triggers' ? 'trigger capture' : 'logical replication'}`);
   const run: OnlineRun = { deps, plan, prevStatus, prevDetail, started, resumed, pre, rec, clock };
   await markMoving(run, { online: true, via });
+  await clock.done('preflight', rec, `${migrated}online via ${via === 'triggers' ? 'trigger capture' : 'logical replication'}`);
   return via === 'triggers' ? runCaptureMove(run) : runOnlineMove(run);
 }
