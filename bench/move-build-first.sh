@@ -18,6 +18,7 @@
 #   see the same machine load; medians per side.
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
+source "$(dirname "$0")/lib/two-shards.sh"
 cd "$BENCH_REPO"
 
 N=${BENCH_ROWS:-300000}
@@ -25,13 +26,7 @@ RUNS=${BENCH_RUNS:-3}
 SLOW=${BENCH_SLOW_S:-2}
 command -v psql >/dev/null || bench_die "needs psql on PATH"
 
-bench_require_built
-BENCH_DIR="$(mktemp -d "${TMPDIR:-/tmp}/tenantctl-bench-XXXXXX")"
-chmod 0755 "$BENCH_DIR"
-trap bench_cleanup EXIT
-trap 'exit 130' INT TERM
-eval "$(node bench/lib/fleet-config.mjs "$BENCH_DIR" 2)"
-sed -i 's#postgres://postgres:#postgres://tenantctl:#' "$BENCH_CONFIG"
+bench_two_shards
 # The repository's migrations, plus a slow one, in a folder of the bench's own.
 mkdir -p "$BENCH_DIR/migrations"
 cp migrations/*.sql "$BENCH_DIR/migrations/"
@@ -40,28 +35,11 @@ sed -i "s#^\(  dir: \).*/migrations\$#\1$BENCH_DIR/migrations#" "$BENCH_CONFIG"
 grep -q "dir: $BENCH_DIR/migrations" "$BENCH_CONFIG" || bench_die "could not point the config at $BENCH_DIR/migrations"
 bench_log "move-build-first: starting an embedded fleet of 2 shards in $BENCH_DIR"
 bench_tctl --quiet dev up >"$BENCH_DIR/dev-up.log" 2>&1 || { cat "$BENCH_DIR/dev-up.log" >&2; bench_die "dev up failed"; }
-role_psql() { local port=$1 db=$2; shift 2; PGPASSWORD="$BENCH_PASSWORD" psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U tenantctl -d "$db" "$@"; }
 US=$BENCH_PORT_US1
 
 bench_log "move-build-first: creating big (schema tenant, $N rows) on us1"
 bench_tctl --quiet tenant create big --tier standard --shard us1 >/dev/null
-K=$(bench_tctl --json tenant show big | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).tenant.key))')
-users=$((N / 100 + 1)) tasks=$((N * 55 / 100)) comments=$((N * 44 / 100))
-role_psql "$US" tenant_schemas <<SQL
-set search_path = t_big;
-insert into workspaces (id, name) values ('$K', 'bench');
-insert into users (tenant_id, id, email, display_name)
-  select '$K', md5('$K' || i)::uuid, 'user' || i || '@example.com', 'User number ' || i from generate_series(1, $users) i;
-insert into projects (tenant_id, id, name, owner_id)
-  select '$K', md5('p$K' || i)::uuid, 'Project ' || i, md5('$K' || 1)::uuid from generate_series(1, 100) i;
-insert into tasks (tenant_id, id, project_id, title, status, due_on)
-  select '$K', md5('t$K' || i)::uuid, md5('p$K' || (1 + i % 100))::uuid, 'Task number ' || i || ' with a title', 'todo', date '2026-01-01' + i % 365
-    from generate_series(1, $tasks) i;
-insert into comments (tenant_id, task_id, author_id, body)
-  select '$K', md5('t$K' || (1 + i % $tasks))::uuid, md5('$K' || (1 + i % $users))::uuid, 'A comment of ordinary length, number ' || i
-    from generate_series(1, $comments) i;
-SQL
-PGOPTIONS='-c client_min_messages=error' role_psql "$US" tenant_schemas -c 'vacuum analyze'
+seed_schema_tenant "$US" big "$N" >/dev/null
 
 summary='const d=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));
 if (d.status !== "switched") { console.error(JSON.stringify(d)); process.exit(1); }

@@ -24,22 +24,16 @@
 # once after the load (nobody else can see it before the commit).
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
+source "$(dirname "$0")/lib/two-shards.sh"
 cd "$BENCH_REPO"
 
 N=${BENCH_ROWS:-1000000}
 RUNS=${BENCH_RUNS:-3}
 command -v psql >/dev/null || bench_die "needs psql on PATH"
 
-bench_require_built
-BENCH_DIR="$(mktemp -d "${TMPDIR:-/tmp}/tenantctl-bench-XXXXXX")"
-chmod 0755 "$BENCH_DIR"
-trap bench_cleanup EXIT
-trap 'exit 130' INT TERM
-eval "$(node bench/lib/fleet-config.mjs "$BENCH_DIR" 2)"
-sed -i 's#postgres://postgres:#postgres://tenantctl:#' "$BENCH_CONFIG"
+bench_two_shards
 bench_log "move: starting an embedded fleet of 2 shards in $BENCH_DIR"
 bench_tctl --quiet dev up >"$BENCH_DIR/dev-up.log" 2>&1 || { cat "$BENCH_DIR/dev-up.log" >&2; bench_die "dev up failed"; }
-role_psql() { local port=$1 db=$2; shift 2; PGPASSWORD="$BENCH_PASSWORD" psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U tenantctl -d "$db" "$@"; }
 US=$BENCH_PORT_US1
 EU=$BENCH_PORT_EU1
 

@@ -6,7 +6,8 @@ import type { MigrationFile } from '../migrate/files.js';
 import { runsInOneTransaction } from '../migrate/apply-target.js';
 import { buildPlacement } from '../build/at-files.js';
 import { readApplied } from '../migrate/tracking.js';
-import { MODEL_TRAITS, type CatalogPlacement } from '../placement/placement.js';
+import { drivers } from '../placement/drivers.js';
+import type { CatalogPlacement } from '../placement/placement.js';
 import type { CatalogDb } from '../catalog/open.js';
 import { findTenant } from '../catalog/tenants.js';
 import { applyLimitsTo } from '../limits/apply.js';
@@ -34,15 +35,18 @@ export async function buildTarget(
   atVersion: MigrationFile[],
   rec: MoveRecord,
 ): Promise<TargetBuild> {
-  const to = plan.to;
-  if (MODEL_TRAITS[to.model].sharedTables) return 'shared pool';
-  await rec.update({ targetCreated: true });
-  const build = await buildEmptyTarget(deps, plan, atVersion);
-  // The tier's limits on the target before anything reaches it: a role made on another shard has
-  // none, and settings IN DATABASE and a database's CONNECTION LIMIT are the source database's.
-  const tier = (await findTenant(deps.db, plan.tenant))?.tier;
-  if (tier !== undefined) await applyLimitsTo(deps, targetPlacement(plan), tier);
-  return build;
+  return drivers[plan.to.model].moveTarget<TargetBuild>({
+    sharedTables: async () => 'shared pool',
+    ownPlacement: async () => {
+      await rec.update({ targetCreated: true });
+      const build = await buildEmptyTarget(deps, plan, atVersion);
+      // The tier's limits on the target before anything reaches it: a role made on another shard has
+      // none, and settings IN DATABASE and a database's CONNECTION LIMIT are the source database's.
+      const tier = (await findTenant(deps.db, plan.tenant))?.tier;
+      if (tier !== undefined) await applyLimitsTo(deps, targetPlacement(plan), tier);
+      return build;
+    },
+  });
 }
 
 /** The target as a placement of the tenant's. */
@@ -79,11 +83,15 @@ async function buildEmptyTarget(deps: { config: Config; fleet: Fleet }, plan: Mo
  *   await plannedBuild(deps, plan) // 'step by step' (a CREATE INDEX CONCURRENTLY file is applied)
  */
 export async function plannedBuild(deps: { fleet: Fleet; migrations: MigrationFile[] }, plan: MovePlan): Promise<TargetBuild | undefined> {
-  if (MODEL_TRAITS[plan.to.model].sharedTables) return 'shared pool';
   const from = plan.from;
-  const applied = await deps.fleet.withClient(from.shard, from.database, (c) => readApplied(c, [from.schema])).catch(() => undefined);
-  if (!applied) return undefined;
-  const ids = new Set(applied.map((a) => a.name));
-  return (await runsInOneTransaction(deps.migrations.filter((m) => ids.has(m.id)))) ? 'one transaction' : 'step by step';
+  return drivers[plan.to.model].moveTarget<TargetBuild | undefined>({
+    sharedTables: async () => 'shared pool',
+    ownPlacement: async () => {
+      const applied = await deps.fleet.withClient(from.shard, from.database, (c) => readApplied(c, [from.schema])).catch(() => undefined);
+      if (!applied) return undefined;
+      const ids = new Set(applied.map((a) => a.name));
+      return (await runsInOneTransaction(deps.migrations.filter((m) => ids.has(m.id)))) ? 'one transaction' : 'step by step';
+    },
+  });
 }
 export type { TargetBuild } from './types.js';

@@ -5,7 +5,8 @@ import type { Fleet } from '../fleet/fleet.js';
 import { inTransaction } from '../fleet/fleet.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
 import { TenantctlError } from '../errors.js';
-import { MODEL_TRAITS, needsKeyRewrite } from '../placement/placement.js';
+import { needsKeyRewrite } from '../placement/placement.js';
+import { drivers } from '../placement/drivers.js';
 import { copyInSql, copyOutSql } from '../copy/copy-sql.js';
 import { copyIn, copyOut } from '../copy/streams.js';
 import { sqlDigest } from '../copy/sql-digest.js';
@@ -36,10 +37,10 @@ export interface CopyHooks {
   onProgress?(p: { table: string; rows: number; bytes: number }): void;
   /** After a table is loaded (phase bookkeeping, tests' kill points). */
   afterTable?(table: string): Promise<void>;
-  /** Everything is loaded at the target, before verification (the tests' tamper point). */
+  /** Every table's rows are in; the deferred indexes, keys and foreign keys are built next (the `rebuild` phase). */
+  loaded?(): Promise<void>;
+  /** Everything is loaded and built at the target, before verification (the tests' tamper point). */
   beforeVerify?(target: pg.ClientBase, schema: string, tables: CopyTable[]): Promise<void>;
-  /** Verification passed, before the target commits. */
-  verified?(checks: TableCheck[]): Promise<void>;
 }
 
 /**
@@ -64,126 +65,160 @@ export async function copyAndVerify(
   const { config, fleet } = deps;
   const to = plan.to;
   const srcScope: CopyScope = { model: plan.from.model, schema: plan.from.schema, key: plan.key };
-  const dstScope: CopyScope = { model: to.model, schema: to.schema, key: plan.key };
-  // Into a pool the key column must hold the tenant's key; elsewhere the rows are kept as they are.
-  const rewriteKey = needsKeyRewrite(plan.from.model, to.model) ? plan.key : undefined;
-  // The source's constraints in its snapshot: those NOT VALID there come back NOT VALID with the rows breaking them.
-  const constraints = await sourceConstraints(source, srcScope, tables, config.tenantKey.type);
-
-  /**
-   * `once per table`: foreign keys dropped for the load and re-added (a new placement, or a pool
-   * with --fast-load); `pool`: once per tenant when the role may switch triggers off, else row by
-   * row (loadIntoPool).
-   */
-  const load = async (
-    t: ShardClient,
-    fk: 'once per table' | 'pool',
-    o: { afterLoad?: () => Promise<void>; frozen?: Set<string> } = {},
-  ): Promise<TableCheck[]> => {
-    const held =
-      fk === 'once per table'
-        ? await dropForeignKeys(
-            t,
-            to.schema,
-            tables.map((x) => x.table),
-          )
-        : [];
-    const streamed: { table: string; rows: number; bytes: number }[] = [];
-    let rowsBefore = 0;
-    let bytesBefore = 0;
-    const copyAll = async () => {
-      for (const tb of tables) await copyOne(tb);
-    };
-    const copyOne = async (tb: CopyTable) => {
-      // A move proves itself by the read-back row hashes on both sides, not by a checksum of the stream.
-      const tap = new RowTap({ keyIndex: tb.keyIndex, rewriteKey, sha256: false, rowHash: false });
-      const timer = hooks.onProgress
-        ? setInterval(
-            () => hooks.onProgress!({ table: tb.table, rows: rowsBefore + tap.rowCount, bytes: bytesBefore + tap.digest().bytes }),
-            500,
-          )
-        : undefined;
-      try {
-        await pipeline(
-          copyOut(source, copyOutSql(tb, srcScope, config)),
-          tap,
-          copyIn(t, copyInSql(tb, to.schema, { freeze: o.frozen?.has(tb.table) })),
-        );
-      } finally {
-        if (timer) clearInterval(timer);
-      }
-      const d = tap.digest();
-      rowsBefore += d.rows;
-      bytesBefore += d.bytes;
-      streamed.push({ table: tb.table, rows: d.rows, bytes: d.bytes });
-      hooks.onProgress?.({ table: tb.table, rows: rowsBefore, bytes: bytesBefore });
-      await hooks.afterTable?.(tb.table);
-    };
-    let foreignKeys: ForeignKeyCheck = 'once per table';
-    if (fk === 'pool') {
-      ({ foreignKeys } = await loadIntoPool(
-        t,
-        { schema: to.schema, tables, key: plan.key, keyType: config.tenantKey.type, code: 'MOVE_FAILED', constraints },
-        copyAll,
-      ));
-    } else {
-      await copyAll();
-    }
-    // Foreign keys back, each checked once over the table (a violation fails the transaction);
-    // a new placement's deferred indexes and keys built: part of the copy, verified as they end.
-    await restoreForeignKeys(t, to.schema, held);
-    await o.afterLoad?.();
-    await advanceSequences(
-      t,
-      to.schema,
-      tables.map((x) => x.table),
-    );
-    await hooks.beforeVerify?.(t, to.schema, tables);
-    const checks: TableCheck[] = [];
-    for (const [i, tb] of tables.entries()) {
-      // Measured on both sides at once, each by the same query inside PostgreSQL (sqlDigest: the
-      // source in its snapshot, the target in its loading transaction), not by the copier.
-      const [s, d] = await Promise.all([sqlDigest(source, tb, srcScope, config), sqlDigest(t, tb, dstScope, config)]);
-      checks.push({ ...streamed[i], source: { rows: s.rows, hash: s.hash }, target: { rows: d.rows, hash: d.hash }, foreignKeys });
-    }
-    const wrong = checks.filter((c) => c.source.rows !== c.target.rows || c.source.hash !== c.target.hash);
-    if (wrong.length) {
-      throw new MoveVerifyError(
-        `verification failed: ${wrong.map((w) => `${w.table}: source ${w.source.rows} rows (hash ${w.source.hash}), target ${w.target.rows} rows (hash ${w.target.hash})`).join('; ')}; nothing was switched, the copy was removed`,
-        checks,
-      );
-    }
-    await hooks.verified?.(checks);
-    // Tests of the FOR KEY SHARE promise: everything checked, the target's transaction still open.
-    await faultPoint('move.before-commit');
-    return checks;
+  const run: CopyRun = {
+    config,
+    plan,
+    source,
+    tables,
+    hooks,
+    srcScope,
+    dstScope: { model: to.model, schema: to.schema, key: plan.key },
+    // Into a pool the key column must hold the tenant's key; elsewhere the rows are kept as they are.
+    rewriteKey: needsKeyRewrite(plan.from.model, to.model) ? plan.key : undefined,
+    // The source's constraints in its snapshot: those NOT VALID there come back NOT VALID with the rows breaking them.
+    constraints: await sourceConstraints(source, srcScope, tables, config.tenantKey.type),
   };
-
-  if (MODEL_TRAITS[to.model].sharedTables) {
-    return fleet.withClient(to.shard, to.database, (t) =>
-      inTransaction(t, async () => {
-        await assertPoolCopyAllowed(t, to.schema, config, 'load');
-        // --fast-load locks the shared tables: never wait long behind another tenant's transaction for it.
-        if (!opts.fastLoad) return load(t, 'pool');
-        await t.query(`set local lock_timeout = '30s'`);
-        // Its foreign keys are dropped for the load anyway; its NOT VALID checks the rows break are held too.
-        const names = tables.map((x) => x.table);
-        const held = await holdForSharedLoad(t, to.schema, names, constraints, { foreignKeys: 'dropped', code: 'MOVE_FAILED' });
-        const checks = await load(t, 'once per table');
-        await held.putBack();
-        return checks;
+  return fleet.withClient(to.shard, to.database, (t) =>
+    inTransaction(t, () =>
+      drivers[to.model].moveTarget({
+        sharedTables: () => intoPool(run, t, Boolean(opts.fastLoad)),
+        // The exclusive target was built empty at the source's version before the fence
+        // (build-target.ts); the rows go in ONE transaction. Nobody reads the placement before the
+        // switch: its indexes and keys are built once after the load and its foreign keys checked once
+        // (deferIndexes drops them all, so the load's own dropForeignKeys finds none left to drop).
+        ownPlacement: () =>
+          intoFreshTables(t, to.schema, { tables, constraints: run.constraints }, (frozen, built) =>
+            loadAndVerify(run, t, 'once per table', { afterLoad: built, frozen }),
+          ),
       }),
-    );
-  }
-  // The exclusive target was built empty at the source's version before the fence
-  // (build-target.ts); the rows go in ONE transaction. Nobody reads the placement before the
-  // switch: its indexes and keys are built once after the load and its foreign keys checked once
-  // (deferIndexes drops them all, so the load's own dropForeignKeys finds none left to drop).
-  return fleet.withClient(to.shard, to.database, (c) =>
-    inTransaction(c, () =>
-      intoFreshTables(c, to.schema, { tables, constraints }, (frozen, built) => load(c, 'once per table', { afterLoad: built, frozen })),
     ),
   );
+}
+
+/** One copy's fixed parts: both ends, the source's snapshot, the hooks. */
+interface CopyRun {
+  config: Config;
+  plan: MovePlan;
+  source: pg.ClientBase;
+  tables: CopyTable[];
+  hooks: CopyHooks;
+  srcScope: CopyScope;
+  dstScope: CopyScope;
+  rewriteKey?: string;
+  constraints: Awaited<ReturnType<typeof sourceConstraints>>;
+}
+
+/** Into shared pool tables, in the caller's transaction: foreign keys checked per tenant, or with --fast-load dropped and checked once per table. */
+async function intoPool(run: CopyRun, t: ShardClient, fastLoad: boolean): Promise<TableCheck[]> {
+  const schema = run.plan.to.schema;
+  await assertPoolCopyAllowed(t, schema, run.config, 'load');
+  // --fast-load locks the shared tables: never wait long behind another tenant's transaction for it.
+  if (!fastLoad) return loadAndVerify(run, t, 'pool');
+  await t.query(`set local lock_timeout = '30s'`);
+  // Its foreign keys are dropped for the load anyway; its NOT VALID checks the rows break are held too.
+  const names = run.tables.map((x) => x.table);
+  const held = await holdForSharedLoad(t, schema, names, run.constraints, { foreignKeys: 'dropped', code: 'MOVE_FAILED' });
+  const checks = await loadAndVerify(run, t, 'once per table');
+  await held.putBack();
+  return checks;
+}
+
+/**
+ * `once per table`: foreign keys dropped for the load and re-added (a new placement, or a pool
+ * with --fast-load); `pool`: once per tenant when the role may switch triggers off, else row by
+ * row (loadIntoPool). Then what was deferred is built back (the `rebuild` the hooks report),
+ * sequences moved past the ids, and both sides verified.
+ */
+async function loadAndVerify(
+  run: CopyRun,
+  t: ShardClient,
+  fk: 'once per table' | 'pool',
+  o: { afterLoad?: () => Promise<void>; frozen?: Set<string> } = {},
+): Promise<TableCheck[]> {
+  const { plan, tables, hooks } = run;
+  const schema = plan.to.schema;
+  const names = tables.map((x) => x.table);
+  const held = fk === 'once per table' ? await dropForeignKeys(t, schema, names) : [];
+  const copyAll = () => streamTables(run, t, o.frozen);
+  let foreignKeys: ForeignKeyCheck = 'once per table';
+  let streamed: Streamed[];
+  if (fk === 'pool') {
+    ({ result: streamed, foreignKeys } = await loadIntoPool(
+      t,
+      { schema, tables, key: plan.key, keyType: run.config.tenantKey.type, code: 'MOVE_FAILED', constraints: run.constraints },
+      copyAll,
+    ));
+  } else {
+    streamed = await copyAll();
+  }
+  // Foreign keys back, each checked once over the table (a violation fails the transaction);
+  // a new placement's deferred indexes and keys built: verified as they end.
+  await restoreForeignKeys(t, schema, held);
+  await o.afterLoad?.();
+  await advanceSequences(t, schema, names);
+  await hooks.beforeVerify?.(t, schema, tables);
+  const checks = await verifyBothSides(run, t, streamed, foreignKeys);
+  // Tests of the FOR KEY SHARE promise: everything checked, the target's transaction still open.
+  await faultPoint('move.before-commit');
+  return checks;
+}
+
+type Streamed = { table: string; rows: number; bytes: number };
+
+/** Each table COPY out → RowTap → COPY in, in foreign-key order; `loaded` once the last is in. */
+async function streamTables(run: CopyRun, t: ShardClient, frozen?: Set<string>): Promise<Streamed[]> {
+  const { source, config, hooks } = run;
+  const streamed: Streamed[] = [];
+  let rowsBefore = 0;
+  let bytesBefore = 0;
+  for (const tb of run.tables) {
+    // A move proves itself by the read-back row hashes on both sides, not by a checksum of the stream.
+    const tap = new RowTap({ keyIndex: tb.keyIndex, rewriteKey: run.rewriteKey, sha256: false, rowHash: false });
+    const timer = hooks.onProgress
+      ? setInterval(
+          () => hooks.onProgress!({ table: tb.table, rows: rowsBefore + tap.rowCount, bytes: bytesBefore + tap.digest().bytes }),
+          500,
+        )
+      : undefined;
+    try {
+      await pipeline(
+        copyOut(source, copyOutSql(tb, run.srcScope, config)),
+        tap,
+        copyIn(t, copyInSql(tb, run.plan.to.schema, { freeze: frozen?.has(tb.table) })),
+      );
+    } finally {
+      if (timer) clearInterval(timer);
+    }
+    const d = tap.digest();
+    rowsBefore += d.rows;
+    bytesBefore += d.bytes;
+    streamed.push({ table: tb.table, rows: d.rows, bytes: d.bytes });
+    hooks.onProgress?.({ table: tb.table, rows: rowsBefore, bytes: bytesBefore });
+    await hooks.afterTable?.(tb.table);
+  }
+  await hooks.loaded?.();
+  return streamed;
+}
+
+/**
+ * Per table, measured on both sides at once, each by the same query inside PostgreSQL (sqlDigest:
+ * the source in its snapshot, the target in its loading transaction), not by the copier; any
+ * difference throws MOVE_VERIFY.
+ */
+async function verifyBothSides(run: CopyRun, t: ShardClient, streamed: Streamed[], foreignKeys: ForeignKeyCheck): Promise<TableCheck[]> {
+  const checks: TableCheck[] = [];
+  for (const [i, tb] of run.tables.entries()) {
+    const [s, d] = await Promise.all([sqlDigest(run.source, tb, run.srcScope, run.config), sqlDigest(t, tb, run.dstScope, run.config)]);
+    checks.push({ ...streamed[i], source: { rows: s.rows, hash: s.hash }, target: { rows: d.rows, hash: d.hash }, foreignKeys });
+  }
+  const wrong = checks.filter((c) => c.source.rows !== c.target.rows || c.source.hash !== c.target.hash);
+  if (wrong.length) {
+    throw new MoveVerifyError(
+      `verification failed: ${wrong.map((w) => `${w.table}: source ${w.source.rows} rows (hash ${w.source.hash}), target ${w.target.rows} rows (hash ${w.target.hash})`).join('; ')}; nothing was switched, the copy was removed`,
+      checks,
+    );
+  }
+  return checks;
 }
 
 export class MoveVerifyError extends TenantctlError {

@@ -2,7 +2,7 @@ import { redactText } from '../config/redact.js';
 import { lostConnectionError } from '../connection-loss.js';
 import { TenantctlError, errorMessage } from '../errors.js';
 import { advanceSequences } from '../copy/sequences.js';
-import { fenceRecordFor, takeFence, type HeldFence } from './fence.js';
+import type { HeldFence } from './fence.js';
 import { buildTarget } from './build-target.js';
 import { copyAndVerify, type TableCheck } from './copy.js';
 import { stopIfInterrupted } from './interrupt.js';
@@ -16,6 +16,7 @@ import {
   assertSame,
   bothSides,
   failedResult,
+  fenceStep,
   liftAfterSwitch,
   reportFailedPhase,
   switchCatalog,
@@ -50,132 +51,17 @@ export async function runCaptureMove(run: OnlineRun): Promise<MoveResult> {
   const { fleet, config } = deps;
   const { begin, done } = run.clock;
   const capture: CaptureRecord = captureRecordFor(rec.id, plan.from, pre.tables);
-  let fence: HeldFence | undefined;
+  const held: { fence?: HeldFence } = {};
   let switched = false;
-  let checks: TableCheck[] = [];
   try {
-    begin('copy');
-    // An exclusive target is built empty at the source's version first (build-target.ts; the
-    // capture path never fences for it), recorded before it is made.
-    await buildTarget(deps, plan, pre.atVersion, rec);
-    // Recorded before anything is made: a kill from here on leaves what the next command removes.
-    await rec.update({ capture });
-    await installCapture(fleet, capture, plan.from.model, plan.key, pre.tables, config);
-    await rec.update({ targetCreated: true, rows: 0, bytes: 0 });
-    const total = { rows: 0, bytes: 0 };
-    let snapshot = '';
-    let tables: ReplayTable[] = [];
-    await fleet.withClient(plan.from.shard, plan.from.database, async (src) => {
-      // ONE snapshot, taken after every trigger is in place: a change is either in it or captured.
-      await src.query('begin isolation level repeatable read read only');
-      try {
-        snapshot = (await src.query<{ s: string }>('select pg_current_snapshot()::text as s')).rows[0].s;
-        tables = await replayTables(src, plan.from.schema, pre.tables);
-        return await copyAndVerify(deps, plan, src, pre.tables, {
-          onProgress: (p) => {
-            total.rows = p.rows;
-            total.bytes = p.bytes;
-            deps.onProgress?.(p);
-            void rec.heartbeat({ rows: p.rows, bytes: p.bytes }).catch(() => undefined);
-          },
-          afterTable: async (table) => {
-            await rec.update({ rows: total.rows, bytes: total.bytes, lastTable: table });
-            // The tests' pause (until killed or Ctrl-C), or their proof that changes after the
-            // snapshot are replayed (`sleep`: the tenant writes meanwhile).
-            if (table === pre.tables[0].table) await faultPoint('move.copy', { signal: deps.signal });
-            stopIfInterrupted(deps.signal);
-          },
-        });
-      } finally {
-        await src.query('rollback').catch(() => undefined);
-      }
-    });
+    const { snapshot, tables, total } = await copyAtSnapshot(run, capture);
     const replayer = new Replayer(fleet, capture, plan.to, plan.key, tables, config, snapshot);
     const measure = bothSides(fleet, config, plan);
-    const deadline = Date.now() + CATCH_UP_TIMEOUT_MS;
-    let replayed = 0;
-    // The rows changed after the full proof below: all that the check under the fence compares.
-    const since = { touched: new Map<string, string[]>(), truncated: new Set<string>() };
-    const note = (r: RoundResult) => {
-      for (const [t, imgs] of r.touched) since.touched.set(t, [...(since.touched.get(t) ?? []), ...imgs]);
-      for (const t of r.truncated) since.truncated.add(t);
-    };
-    let ready = false;
-    let proven = false;
-    for (;;) {
-      stopIfInterrupted(deps.signal);
-      // Once the lag is small, one round proves the whole copy while the tenant keeps writing:
-      // after the target committed the round, every table's digests on both sides, the source
-      // read in the round's snapshot, the state the target now holds.
-      const prove = ready && !proven;
-      const r = await replayer.round(
-        prove
-          ? {
-              atSnapshot: async (src) => {
-                await faultPoint('move.verify', { signal: deps.signal });
-                if (faultAction('move.verify')?.startsWith('tamper'))
-                  await fleet.withClient(plan.to.shard, plan.to.database, (c) => tamper(c, plan));
-                checks = await Promise.all(pre.tables.map((tb) => measure(tb, { source: src })));
-                assertSame(checks);
-              },
-            }
-          : {},
-      );
-      replayed += r.changes;
-      deps.onProgress?.({ table: `${replayed} changes replayed`, rows: total.rows, bytes: total.bytes });
-      void rec.heartbeat({ replayed }).catch(() => undefined);
-      if (prove) proven = true;
-      else if (proven) note(r);
-      ready = r.changes <= SMALL_LAG_CHANGES || r.ms <= SMALL_LAG_MS;
-      if (proven && ready) break;
-      if (Date.now() > deadline) {
-        throw new TenantctlError(
-          'MOVE_FAILED',
-          `the replay of ${plan.tenant}'s changes did not catch up within ${CATCH_UP_TIMEOUT_MS / 60_000} min (last round: ${r.changes} changes in ${r.ms} ms)`,
-          'the tenant writes faster than its changes are replayed: try again at a quieter time, or move it offline',
-        );
-      }
-    }
-    await rec.update({ replayed, tables: checks });
-    await done('copy', rec, `${replayed} changes replayed, both sides proven equal at a snapshot`);
+    const { checks, since, replayed } = await replayAndProve(run, replayer, measure, total);
 
-    begin('fence');
-    const frec = fenceRecordFor(plan.from, plan.key);
-    await rec.update({ fence: frec });
-    fence = await takeFence(fleet, frec);
-    await rec.update({ fence: fence.record });
-    await done('fence', rec);
+    const fence = await fenceStep(run, held);
 
-    begin('catch-up');
-    // The fence waited for the tenant's in-flight writes: this round holds every change it committed.
-    const last = await replayer.round();
-    note(last);
-    await rec.update({ replayed: replayed + last.changes });
-    await done('catch-up', rec, `${last.changes} changes`);
-
-    begin('verify');
-    // Under the fence only what changed since the proof: the rows of every primary key replayed
-    // since (both sides, by the same digest), a table emptied by TRUNCATE in full.
-    const byName = new Map(tables.map((t) => [t.table, t]));
-    const delta = await Promise.all(
-      pre.tables
-        .filter((tb) => since.truncated.has(tb.table) || since.touched.has(tb.table))
-        .map((tb) =>
-          since.truncated.has(tb.table)
-            ? measure(tb)
-            : measure(tb, { only: { pk: byName.get(tb.table)!.pk, images: `[${since.touched.get(tb.table)!.join(',')}]` } }),
-        ),
-    );
-    assertSame(delta);
-    // Replayed rows carry their own ids: the target's sequences past them, before anyone writes there.
-    await fleet.withClient(plan.to.shard, plan.to.database, (c) =>
-      advanceSequences(
-        c,
-        plan.to.schema,
-        pre.tables.map((t) => t.table),
-      ),
-    );
-    await done('verify', rec, `${delta.reduce((n, c) => n + c.rows, 0)} changed rows compared`);
+    await lastRoundAndDelta(run, replayer, measure, { since, replayed, tables });
 
     begin('switch');
     await switchCatalog(run, checks);
@@ -201,7 +87,7 @@ export async function runCaptureMove(run: OnlineRun): Promise<MoveResult> {
     reportFailedPhase(run, err);
     let message = redactText(errorMessage(err));
     // Every exit path: writes flow again first, then the capture goes (its locks wait for them), then the copy.
-    if (fence) await fence.lift().catch(() => undefined);
+    if (held.fence) await held.fence.lift().catch(() => undefined);
     if (rec.progress.capture) {
       try {
         await removeCapture(fleet, capture);
@@ -216,6 +102,170 @@ export async function runCaptureMove(run: OnlineRun): Promise<MoveResult> {
         targetLeft = true;
       });
     }
-    return failedResult(run, err, message, { fence, switched, targetLeft });
+    return failedResult(run, err, message, { fence: held.fence, switched, targetLeft });
   }
+}
+
+/**
+ * The first part of the `copy` phase: the target built, the capture installed, then ONE
+ * repeatable-read snapshot (taken after every trigger is in place: a change is either in it or
+ * captured) copied and verified by the offline move's machinery.
+ */
+async function copyAtSnapshot(run: OnlineRun, capture: CaptureRecord) {
+  const { deps, plan, pre, rec } = run;
+  const { fleet, config } = deps;
+  const { begin } = run.clock;
+  begin('copy');
+  // An exclusive target is built empty at the source's version first (build-target.ts; the
+  // capture path never fences for it), recorded before it is made.
+  await buildTarget(deps, plan, pre.atVersion, rec);
+  // Recorded before anything is made: a kill from here on leaves what the next command removes.
+  await rec.update({ capture });
+  await installCapture(fleet, capture, plan.from.model, plan.key, pre.tables, config);
+  await rec.update({ targetCreated: true, rows: 0, bytes: 0 });
+  const total = { rows: 0, bytes: 0 };
+  let snapshot = '';
+  let tables: ReplayTable[] = [];
+  await fleet.withClient(plan.from.shard, plan.from.database, async (src) => {
+    // ONE snapshot, taken after every trigger is in place: a change is either in it or captured.
+    await src.query('begin isolation level repeatable read read only');
+    try {
+      snapshot = (await src.query<{ s: string }>('select pg_current_snapshot()::text as s')).rows[0].s;
+      tables = await replayTables(src, plan.from.schema, pre.tables);
+      return await copyAndVerify(deps, plan, src, pre.tables, {
+        onProgress: (p) => {
+          total.rows = p.rows;
+          total.bytes = p.bytes;
+          deps.onProgress?.(p);
+          void rec.heartbeat({ rows: p.rows, bytes: p.bytes }).catch(() => undefined);
+        },
+        afterTable: async (table) => {
+          await rec.update({ rows: total.rows, bytes: total.bytes, lastTable: table });
+          // The tests' pause (until killed or Ctrl-C), or their proof that changes after the
+          // snapshot are replayed (`sleep`: the tenant writes meanwhile).
+          if (table === pre.tables[0].table) await faultPoint('move.copy', { signal: deps.signal });
+          stopIfInterrupted(deps.signal);
+        },
+      });
+    } finally {
+      await src.query('rollback').catch(() => undefined);
+    }
+  });
+  return { snapshot, tables, total };
+}
+
+type Since = { touched: Map<string, string[]>; truncated: Set<string> };
+
+/** A round's changes added to what changed since the proof. */
+function note(since: Since, r: RoundResult): void {
+  for (const [t, imgs] of r.touched) since.touched.set(t, [...(since.touched.get(t) ?? []), ...imgs]);
+  for (const t of r.truncated) since.truncated.add(t);
+}
+
+/**
+ * Replay rounds while the tenant writes, until one is small; then one round proves the whole copy
+ * (every table's digests on both sides, the source read in the round's snapshot), and rounds go
+ * on until small again. Returns the proof and what changed since it (all the check under the
+ * fence compares). Ends the `copy` phase.
+ */
+async function replayAndProve(
+  run: OnlineRun,
+  replayer: Replayer,
+  measure: ReturnType<typeof bothSides>,
+  total: { rows: number; bytes: number },
+) {
+  const { deps, plan, pre, rec } = run;
+  const { fleet } = deps;
+  const { done } = run.clock;
+  let checks: TableCheck[] = [];
+  const deadline = Date.now() + CATCH_UP_TIMEOUT_MS;
+  let replayed = 0;
+  // The rows changed after the full proof below: all that the check under the fence compares.
+  const since: Since = { touched: new Map<string, string[]>(), truncated: new Set<string>() };
+  let ready = false;
+  let proven = false;
+  for (;;) {
+    stopIfInterrupted(deps.signal);
+    // Once the lag is small, one round proves the whole copy while the tenant keeps writing:
+    // after the target committed the round, every table's digests on both sides, the source
+    // read in the round's snapshot, the state the target now holds.
+    const prove = ready && !proven;
+    const r = await replayer.round(
+      prove
+        ? {
+            atSnapshot: async (src) => {
+              await faultPoint('move.verify', { signal: deps.signal });
+              if (faultAction('move.verify')?.startsWith('tamper'))
+                await fleet.withClient(plan.to.shard, plan.to.database, (c) => tamper(c, plan));
+              checks = await Promise.all(pre.tables.map((tb) => measure(tb, { source: src })));
+              assertSame(checks);
+            },
+          }
+        : {},
+    );
+    replayed += r.changes;
+    deps.onProgress?.({ table: `${replayed} changes replayed`, rows: total.rows, bytes: total.bytes });
+    void rec.heartbeat({ replayed }).catch(() => undefined);
+    if (prove) proven = true;
+    else if (proven) note(since, r);
+    ready = r.changes <= SMALL_LAG_CHANGES || r.ms <= SMALL_LAG_MS;
+    if (proven && ready) break;
+    if (Date.now() > deadline) {
+      throw new TenantctlError(
+        'MOVE_FAILED',
+        `the replay of ${plan.tenant}'s changes did not catch up within ${CATCH_UP_TIMEOUT_MS / 60_000} min (last round: ${r.changes} changes in ${r.ms} ms)`,
+        'the tenant writes faster than its changes are replayed: try again at a quieter time, or move it offline',
+      );
+    }
+  }
+  await rec.update({ replayed, tables: checks });
+  await done('copy', rec, `${replayed} changes replayed, both sides proven equal at a snapshot`);
+  return { checks, since, replayed };
+}
+
+/**
+ * Under the fence: the `catch-up` phase (the last round: the fence waited for the tenant's
+ * in-flight writes, so it holds every change it committed), then `verify`: only what changed
+ * since the proof, both sides, and the target's sequences past the replayed ids.
+ */
+async function lastRoundAndDelta(
+  run: OnlineRun,
+  replayer: Replayer,
+  measure: ReturnType<typeof bothSides>,
+  o: { since: Since; replayed: number; tables: ReplayTable[] },
+): Promise<void> {
+  const { deps, plan, pre, rec } = run;
+  const { fleet } = deps;
+  const { begin, done } = run.clock;
+  const { since, replayed, tables } = o;
+  begin('catch-up');
+  // The fence waited for the tenant's in-flight writes: this round holds every change it committed.
+  const last = await replayer.round();
+  note(since, last);
+  await rec.update({ replayed: replayed + last.changes });
+  await done('catch-up', rec, `${last.changes} changes`);
+
+  begin('verify');
+  // Under the fence only what changed since the proof: the rows of every primary key replayed
+  // since (both sides, by the same digest), a table emptied by TRUNCATE in full.
+  const byName = new Map(tables.map((t) => [t.table, t]));
+  const delta = await Promise.all(
+    pre.tables
+      .filter((tb) => since.truncated.has(tb.table) || since.touched.has(tb.table))
+      .map((tb) =>
+        since.truncated.has(tb.table)
+          ? measure(tb)
+          : measure(tb, { only: { pk: byName.get(tb.table)!.pk, images: `[${since.touched.get(tb.table)!.join(',')}]` } }),
+      ),
+  );
+  assertSame(delta);
+  // Replayed rows carry their own ids: the target's sequences past them, before anyone writes there.
+  await fleet.withClient(plan.to.shard, plan.to.database, (c) =>
+    advanceSequences(
+      c,
+      plan.to.schema,
+      pre.tables.map((t) => t.table),
+    ),
+  );
+  await done('verify', rec, `${delta.reduce((n, c) => n + c.rows, 0)} changed rows compared`);
 }

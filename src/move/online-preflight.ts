@@ -7,7 +7,7 @@ import { sourceConstraints } from '../copy/not-valid-constraints.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
 import { CAPTURE_SCHEMA } from './capture/install.js';
 import type { MovePlan } from './plan.js';
-import { MODEL_TRAITS } from '../placement/placement.js';
+import { drivers } from '../placement/drivers.js';
 
 type Q = Pick<pg.ClientBase, 'query'>;
 
@@ -123,16 +123,16 @@ async function replicationGaps(deps: { config: Config; fleet: Fleet }, plan: Mov
     );
     fixes.add(`raise max_replication_slots on ${from.shard} (restart), or drop unused slots`);
   }
-  if (MODEL_TRAITS[from.model].sharedTables) {
-    for (const t of src.identity) {
-      if (t.covers) continue;
-      problems.push(
-        `${from.schema}.${t.table}'s replica identity (${t.ident}) does not include the tenant-key column ${t.keyColumn}, so PostgreSQL cannot publish its updates and deletes filtered by the tenant's key`,
-      );
-      // Not REPLICA IDENTITY FULL on the operator's behalf: it makes every update and delete of
-      // every tenant of the shared table log whole old rows, a cost for the fleet, not this move.
-      fixes.add(`include ${t.keyColumn} in the primary key (or the replica identity index) of ${t.table} in a migration`);
-    }
+  // Only a row-filtered publication (shared tables: the tenant is its key, replication.ts) needs
+  // the key column in the replica identity; a placement of its own publishes whole tables.
+  for (const t of src.identity) {
+    if (t.covers || drivers[from.model].keyFilter(t.keyColumn, deps.config.tenantKey.type, plan.key) === null) continue;
+    problems.push(
+      `${from.schema}.${t.table}'s replica identity (${t.ident}) does not include the tenant-key column ${t.keyColumn}, so PostgreSQL cannot publish its updates and deletes filtered by the tenant's key`,
+    );
+    // Not REPLICA IDENTITY FULL on the operator's behalf: it makes every update and delete of
+    // every tenant of the shared table log whole old rows, a cost for the fleet, not this move.
+    fixes.add(`include ${t.keyColumn} in the primary key (or the replica identity index) of ${t.table} in a migration`);
   }
   if (src.brokenChecks.length) {
     // COPY checks every row it writes, NOT VALID or not, and the apply worker's replica role does not switch checks off.

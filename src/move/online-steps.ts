@@ -11,16 +11,14 @@ import type { CopyScope, CopyTable } from '../copy/tables.js';
 import pLimit from 'p-limit';
 import type { MovePlan } from './plan.js';
 import { ident, qualified } from '../sql.js';
-import type { Preflight } from './preflight.js';
-import type { HeldFence } from './fence.js';
 import { MoveVerifyError, type TableCheck } from './copy.js';
 import { isInterrupt } from './interrupt.js';
-import type { phaseClock } from './phase-clock.js';
-import type { MoveRecord } from './record.js';
-import { ONLINE_PHASES, type MoveDeps, type MoveResult } from './types.js';
+import type { MoveRun } from './start.js';
+import { fenceRecordFor, takeFence, type HeldFence } from './fence.js';
+import { ONLINE_PHASES, PHASES, type MoveResult } from './types.js';
+import { faultPoint } from '../operations/fault-points.js';
 import { keepSuspended } from './keep-suspended.js';
 import { liftSwitchFence, placeSwitchFence } from './switch-fence.js';
-import { faultPoint } from '../operations/fault-points.js';
 import { namesAfter } from './names.js';
 import { recordSwitch } from './switch-catalog.js';
 import { drivers } from '../placement/drivers.js';
@@ -30,18 +28,8 @@ import { endsCommand } from '../operations/failure.js';
 /** Tables digested at once while writes are blocked (two connections each, one per side). */
 const VERIFY_CONCURRENCY = 3;
 
-/** What both online paths share once the move is recorded. */
-export interface OnlineRun {
-  deps: MoveDeps;
-  plan: MovePlan;
-  prevStatus: string;
-  prevDetail: string | null;
-  started: number;
-  resumed: MoveResult['resumed'];
-  pre: Preflight;
-  rec: MoveRecord;
-  clock: ReturnType<typeof phaseClock>;
-}
+/** What both online paths share once the move is recorded (start.ts: the offline run's too). */
+export type OnlineRun = MoveRun;
 
 /**
  * Both sides of each table measured by the same query inside PostgreSQL (sqlDigest: no row
@@ -84,7 +72,7 @@ export function assertSame(checks: TableCheck[]): void {
   }
 }
 
-/** The catalog points at the target, with the event `moved`, in one transaction. */
+/** The source's switch fence placed, then the catalog points at the target, with the event `moved`, in one transaction. */
 export async function switchCatalog(run: OnlineRun, checks: TableCheck[]): Promise<void> {
   const { plan, rec, prevStatus, prevDetail } = run;
   // A suspended tenant stays suspended at its new placement (keep-suspended.ts).
@@ -99,8 +87,25 @@ export async function switchCatalog(run: OnlineRun, checks: TableCheck[]): Promi
     rec,
     checks,
     { status: prevStatus, detail: prevDetail },
-    { online: true, via: rec.args.onlineVia },
+    rec.args.online ? { online: true, via: rec.args.onlineVia } : {},
   );
+}
+
+/**
+ * The `fence` phase: the write fence recorded before it is taken (a kill right after leaves a
+ * fence the next command knows of), taken, recorded as taken. `held.fence` is set as soon as it
+ * is held, so the caller's failure path lifts it whatever fails next.
+ */
+export async function fenceStep(run: MoveRun, held: { fence?: HeldFence }): Promise<HeldFence> {
+  const { rec, plan, clock } = run;
+  clock.begin('fence');
+  const frec = fenceRecordFor(plan.from, plan.key);
+  await rec.update({ fence: frec });
+  const fence = await takeFence(run.deps.fleet, frec);
+  held.fence = fence;
+  await rec.update({ fence: fence.record });
+  await clock.done('fence', rec);
+  return fence;
 }
 
 /** The fence lifted after the switch: how long writes were blocked, recorded. */
@@ -111,14 +116,19 @@ export async function liftAfterSwitch(run: OnlineRun, fence: HeldFence): Promise
   return writeBlockedMs;
 }
 
-/** The result of a switched online move. */
-export function switchedResult(run: OnlineRun, checks: TableCheck[], writeBlockedMs: number, warning?: string): MoveResult {
+/** The result of a switched move. */
+export function switchedResult(
+  run: OnlineRun,
+  checks: TableCheck[],
+  writeBlockedMs: number,
+  warning?: string,
+  extra: Pick<MoveResult, 'targetBuild'> = {},
+): MoveResult {
   const { plan, rec, pre } = run;
   return {
     tenant: plan.tenant,
     status: 'switched',
-    online: true,
-    onlineVia: rec.args.onlineVia,
+    ...onlineFields(run),
     move: rec.id,
     from: plan.from,
     to: plan.to,
@@ -128,6 +138,7 @@ export function switchedResult(run: OnlineRun, checks: TableCheck[], writeBlocke
     rows: checks.reduce((n, c) => n + c.rows, 0),
     bytes: checks.reduce((n, c) => n + c.bytes, 0),
     writeBlockedMs,
+    ...extra,
     targetMigrated: pre.targetMigrated,
     sharedNotCopied: pre.sharedNotCopied,
     resumed: run.resumed,
@@ -137,8 +148,13 @@ export function switchedResult(run: OnlineRun, checks: TableCheck[], writeBlocke
   };
 }
 
+/** An online move's result says so, and which way it went. */
+function onlineFields(run: OnlineRun): Pick<MoveResult, 'online' | 'onlineVia'> {
+  return run.rec.args.online ? { online: true, onlineVia: run.rec.args.onlineVia } : {};
+}
+
 /**
- * The end of an online move that did not switch (the caller has already undone what its path
+ * The end of a move that did not switch (the caller has already undone what its path
  * made): the tenant's status back and the record closed in one transaction, then either the
  * error rethrown (usage and lock errors) or the failed result.
  */
@@ -173,7 +189,13 @@ export async function failedResult(
           action: isInterrupt(err) ? 'move interrupted' : 'move failed',
           result: 'failed',
           tenant: plan.tenant,
-          details: { move: rec.id, online: true, via: rec.args.onlineVia, from: plan.from.target, to: plan.to.target, error: message },
+          details: {
+            move: rec.id,
+            ...(rec.args.online ? { online: true, via: rec.args.onlineVia } : {}),
+            from: plan.from.target,
+            to: plan.to.target,
+            error: message,
+          },
         });
       })
       .catch(() => undefined);
@@ -183,8 +205,7 @@ export async function failedResult(
   return {
     tenant: plan.tenant,
     status: 'failed',
-    online: true,
-    onlineVia: rec.args.onlineVia,
+    ...onlineFields(run),
     move: rec.id,
     from: plan.from,
     to: plan.to,
@@ -199,7 +220,7 @@ export async function failedResult(
 
 /** Report the failed phase (the first not done). */
 export function reportFailedPhase(run: OnlineRun, err: unknown): void {
-  const current = ONLINE_PHASES.find((p) => !run.clock.phases.some((x) => x.phase === p)) ?? 'unfence';
+  const current = (run.rec.args.online ? ONLINE_PHASES : PHASES).find((p) => !run.clock.phases.some((x) => x.phase === p)) ?? 'unfence';
   run.deps.onPhase?.({ phase: current, state: 'failed', detail: errorMessage(err) });
 }
 

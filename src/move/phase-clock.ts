@@ -6,18 +6,22 @@ import type { MoveDeps, PhaseName } from './types.js';
 /**
  * The phases of one move as they run: each start is reported (and, before the switch, is where a
  * Ctrl-C stops the move), each end is timed, reported and recorded. Shared by the offline and the
- * online move.
+ * online move. The phases are contiguous: each is timed from the end of the one before (the first
+ * from `started`, the command's start, so the tenant's lock, the sweep and the plan count as
+ * preflight), so whatever runs between two phases is inside the next one and the phases add up to
+ * the move's duration: no time sits outside a reported phase.
  */
-export function phaseClock(deps: Pick<MoveDeps, 'onPhase' | 'signal'>) {
+export function phaseClock(deps: Pick<MoveDeps, 'onPhase' | 'signal'>, started = Date.now()) {
   const phases: { phase: PhaseName; ms: number }[] = [];
-  let mark = Date.now();
+  let mark = started;
   const begin = (phase: PhaseName) => {
     if (phase !== 'unfence') stopIfInterrupted(deps.signal);
-    mark = Date.now();
     deps.onPhase?.({ phase, state: 'start' });
   };
   const done = async (phase: PhaseName, rec?: MoveRecord, detail?: string) => {
-    const ms = Date.now() - mark;
+    const end = Date.now();
+    const ms = end - mark;
+    mark = end;
     phases.push({ phase, ms });
     deps.onPhase?.({ phase, state: 'done', ms, detail });
     await rec?.phaseDone(phase, ms);

@@ -7,7 +7,7 @@ import { migratePlacement } from '../migrate/apply-target.js';
 import { readApplied } from '../migrate/tracking.js';
 import { drivers } from '../placement/drivers.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
-import { MODEL_TRAITS, roleCarriesOver, scopeWhere, tenantRole } from '../placement/placement.js';
+import { roleCarriesOver, scopeWhere, tenantRole } from '../placement/placement.js';
 import { poolKeyRows } from '../placement/pool/rows.js';
 import { assertPoolCopyAllowed } from '../placement/pool/visibility.js';
 import { copyTables, type CopyTable } from '../copy/tables.js';
@@ -89,33 +89,50 @@ export async function preflight(deps: Deps, plan: MovePlan): Promise<Preflight> 
   const appliedIds = new Set(src.applied.map((a) => a.name));
   const atVersion = deps.migrations.filter((m) => appliedIds.has(m.id));
   const version = atVersion.at(-1)?.id ?? null;
-  let targetMigrated: string[] = [];
-
-  if (MODEL_TRAITS[plan.to.model].sharedTables) {
-    targetMigrated = await poolTargetAtVersion(deps, plan.to, atVersion, appliedIds);
-    const found = await poolKeyRows(fleet, config, {
-      shard: plan.to.shard,
-      database_name: plan.to.database,
-      schema_name: plan.to.schema,
-      key: plan.key,
-    });
-    if (found.length) {
-      throw new UsageError(
-        'KEY_IN_USE',
-        `the pool target ${plan.to.target} already has rows with ${plan.tenant}'s key ${plan.key}: ${found.map((f) => `${f.table} (${f.rows})`).join(', ')}; nothing was changed`,
-        "remove those rows (a deleted tenant's leftovers?) or move the tenant elsewhere",
-      );
-    }
-    await fleet.withClient(plan.to.shard, plan.to.database, async (t) => {
-      await assertPoolCopyAllowed(t, plan.to.schema, config, 'load');
-      assertSameTables(src.tables, await copyTables(t, plan.to.schema, config), plan, config);
-      await fleet.withClient(plan.from.shard, plan.from.database, (s) => assertNoPkCollisions(s, t, plan, src.tables, config));
-    });
-  } else {
-    // A file that runs outside a transaction is fine: the target is built step by step then (build-target.ts).
-    await assertNothingAt(deps, plan);
-  }
+  const targetMigrated = await drivers[plan.to.model].moveTarget<string[]>({
+    sharedTables: () => sharedTargetReady(deps, plan, src.tables, atVersion, appliedIds),
+    ownPlacement: async () => {
+      // A file that runs outside a transaction is fine: the target is built step by step then (build-target.ts).
+      await assertNothingAt(deps, plan);
+      return [];
+    },
+  });
   return { atVersion, version, tables: src.tables, targetMigrated, sharedNotCopied: src.shared };
+}
+
+/**
+ * Shared tables at the target: brought to the source's version, holding no row with the tenant's
+ * key, loadable under their row-level security, the same tables as the source's, no primary key
+ * the tenant's rows would collide with. Returns the migrations applied to the target.
+ */
+async function sharedTargetReady(
+  deps: Deps,
+  plan: MovePlan,
+  tables: CopyTable[],
+  atVersion: MigrationFile[],
+  appliedIds: Set<string>,
+): Promise<string[]> {
+  const { config, fleet } = deps;
+  const targetMigrated = await poolTargetAtVersion(deps, plan.to, atVersion, appliedIds);
+  const found = await poolKeyRows(fleet, config, {
+    shard: plan.to.shard,
+    database_name: plan.to.database,
+    schema_name: plan.to.schema,
+    key: plan.key,
+  });
+  if (found.length) {
+    throw new UsageError(
+      'KEY_IN_USE',
+      `the pool target ${plan.to.target} already has rows with ${plan.tenant}'s key ${plan.key}: ${found.map((f) => `${f.table} (${f.rows})`).join(', ')}; nothing was changed`,
+      "remove those rows (a deleted tenant's leftovers?) or move the tenant elsewhere",
+    );
+  }
+  await fleet.withClient(plan.to.shard, plan.to.database, async (t) => {
+    await assertPoolCopyAllowed(t, plan.to.schema, config, 'load');
+    assertSameTables(tables, await copyTables(t, plan.to.schema, config), plan, config);
+    await fleet.withClient(plan.from.shard, plan.from.database, (s) => assertNoPkCollisions(s, t, plan, tables, config));
+  });
+  return targetMigrated;
 }
 
 async function tablesWithoutPk(c: Q, schema: string, tables: string[]): Promise<string[]> {

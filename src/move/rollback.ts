@@ -5,7 +5,7 @@ import { runTenantOperation } from '../operations/tenant-operation.js';
 import { assertSlug } from '../placement/slug.js';
 import type { MoveEnd } from './plan.js';
 import { fenceRecordFor, preparePoolFence, takeFence } from './fence.js';
-import { MoveRecord, latestMove, openMove } from './record.js';
+import { MoveRecord, latestMove, openMove, type MoveRow } from './record.js';
 import { recoverMove, type RecoverDeps } from './recover.js';
 import { sweepTenant } from '../operations/sweep.js';
 import { removeEnd } from './remove.js';
@@ -40,110 +40,132 @@ export async function rollbackMove(deps: RecoverDeps & { wait?: boolean }, slug:
   return runTenantOperation(deps, { kind: 'move rollback', slug, sweep: false }, async () => {
     const open = await openMove(deps.db, slug);
     if (!open) {
-      // A rollback killed before it removed the copy at the target, or an online move that ended
-      // while a shard did not answer (its replication objects): the sweep cleans them.
-      const moves = (await sweepTenant(deps, { slug })).filter((s) => s.kind === 'move');
-      const last = moves.length ? await latestMove(deps.db, slug) : undefined;
-      if (last) {
-        const cleaned = moves.flatMap((s) => s.done ?? [s.what]);
-        return {
-          tenant: slug,
-          move: moves.at(-1)!.operation!,
-          at: last.args.plan.from,
-          removed: last.args.plan.to,
-          wasSwitched: cleaned.some((c) => c.includes('killed move rollback')),
-          cleaned,
-          names: namesAfter(deps.config, slug, last.args.plan.from, last.args.plan.to),
-        };
-      }
+      const swept = await sweptRollback(deps, slug);
+      if (swept) return swept;
+      throw new UsageError('TENANT_STATE', `${slug} has no move to roll back`, `see tenantctl move status ${slug}`);
     }
-    if (!open) throw new UsageError('TENANT_STATE', `${slug} has no move to roll back`, `see tenantctl move status ${slug}`);
-    const plan = open.args.plan;
-    if (open.status === 'running') {
-      const r = await recoverMove(deps, open);
-      // recoverMove removes a copy only when one was recorded as created; say what was rolled back.
-      const rec = MoveRecord.of(deps.db, { ...open, status: 'interrupted' });
-      await rec.update({ phase: 'rolled back' }, 'rolled back');
-      await recordEvent(deps.db, {
+    if (open.status === 'running') return rollbackUnswitched(deps, open);
+    return rollbackSwitched(deps, open);
+  });
+}
+
+/**
+ * No open move: a rollback killed before it removed the copy at the target, or an online move
+ * that ended while a shard did not answer (its replication objects): the sweep cleans them.
+ */
+async function sweptRollback(deps: RecoverDeps, slug: string): Promise<RollbackResult | undefined> {
+  const moves = (await sweepTenant(deps, { slug })).filter((s) => s.kind === 'move');
+  const last = moves.length ? await latestMove(deps.db, slug) : undefined;
+  if (last) {
+    const cleaned = moves.flatMap((s) => s.done ?? [s.what]);
+    return {
+      tenant: slug,
+      move: moves.at(-1)!.operation!,
+      at: last.args.plan.from,
+      removed: last.args.plan.to,
+      wasSwitched: cleaned.some((c) => c.includes('killed move rollback')),
+      cleaned,
+      names: namesAfter(deps.config, slug, last.args.plan.from, last.args.plan.to),
+    };
+  }
+  return undefined;
+}
+
+/** A move killed before its switch: cleaned up (fence lifted, partial copy removed, status restored) and recorded rolled back. */
+async function rollbackUnswitched(deps: RecoverDeps, open: MoveRow): Promise<RollbackResult> {
+  const plan = open.args.plan;
+  const slug = plan.tenant;
+  const r = await recoverMove(deps, open);
+  // recoverMove removes a copy only when one was recorded as created; say what was rolled back.
+  const rec = MoveRecord.of(deps.db, { ...open, status: 'interrupted' });
+  await rec.update({ phase: 'rolled back' }, 'rolled back');
+  await recordEvent(deps.db, {
+    command: deps.command,
+    action: 'move rolled back',
+    result: 'ok',
+    tenant: slug,
+    details: { move: open.id, at: plan.from.target, removed: plan.to.target, switched: false },
+  });
+  return {
+    tenant: slug,
+    move: open.id,
+    at: plan.from,
+    removed: plan.to,
+    wasSwitched: false,
+    cleaned: r.cleaned,
+    names: namesAfter(deps.config, slug, plan.from, plan.to),
+  };
+}
+
+/**
+ * A switched move, switched back only when the tenant wrote nothing at the target since (its
+ * tables still hash as verified, checked under a fence of the target); the copy removed after.
+ */
+async function rollbackSwitched(deps: RecoverDeps, open: MoveRow): Promise<RollbackResult> {
+  const plan = open.args.plan;
+  const slug = plan.tenant;
+  const { cleaned } = await recoverMove(deps, open);
+  // Switched: fence the target while we check it is as verified and switch back.
+  await preparePoolFence(deps.fleet, deps.config, plan.to);
+  const rec = MoveRecord.of(deps.db, open);
+  // Recorded first, as the move's fence: a rollback killed while it holds it is lifted by the next command.
+  const frec = fenceRecordFor(plan.to, plan.key);
+  await rec.update({ fence: frec });
+  const fence = await takeFence(deps.fleet, frec);
+  await rec.update({ fence: fence.record });
+  try {
+    const changed = await changedSinceSwitch(deps, plan.to, plan.key, open.progress.tables ?? [], 'target', { anyNewTable: true });
+    if (changed.length) {
+      throw new UsageError(
+        'TENANT_STATE',
+        `${slug} has written at ${plan.to.target} since the switch (${describeChanges(changed)}); rolling back to the source would lose those writes; nothing was changed`,
+        `move it back instead (tenantctl move ${slug} --to-shard ${plan.from.shard} --to-model ${plan.from.model}) after tenantctl move complete ${slug}`,
+      );
+    }
+    // The source takes writes again before the catalog points there: a kill in between leaves
+    // a source that `move complete` finds changed (and refuses), never writes that get dropped.
+    await liftSwitchFence(deps, rec);
+    await deps.db.transaction().execute(async (tx) => {
+      await updateTenant(tx, slug, {
+        model: plan.from.model,
+        shard: plan.from.shard,
+        region: plan.from.region,
+        database_name: plan.from.database,
+        schema_name: plan.from.schema,
+      });
+      // The copy at the target is recorded as still there until it is removed: a rollback
+      // killed before that leaves it for the next command's sweep (src/operations/sweep/moves.ts).
+      await rec.update({ phase: 'rolled back', targetCreated: true }, 'rolled back', tx);
+      await recordEvent(tx, {
         command: deps.command,
         action: 'move rolled back',
         result: 'ok',
         tenant: slug,
-        details: { move: open.id, at: plan.from.target, removed: plan.to.target, switched: false },
+        details: { move: open.id, at: plan.from.target, removed: plan.to.target, switched: true },
       });
-      return {
-        tenant: slug,
-        move: open.id,
-        at: plan.from,
-        removed: plan.to,
-        wasSwitched: false,
-        cleaned: r.cleaned,
-        names: namesAfter(deps.config, slug, plan.from, plan.to),
-      };
-    }
-    const { cleaned } = await recoverMove(deps, open);
-    // Switched: fence the target while we check it is as verified and switch back.
-    await preparePoolFence(deps.fleet, deps.config, plan.to);
-    const rec = MoveRecord.of(deps.db, open);
-    // Recorded first, as the move's fence: a rollback killed while it holds it is lifted by the next command.
-    const frec = fenceRecordFor(plan.to, plan.key);
-    await rec.update({ fence: frec });
-    const fence = await takeFence(deps.fleet, frec);
-    await rec.update({ fence: fence.record });
-    try {
-      const changed = await changedSinceSwitch(deps, plan.to, plan.key, open.progress.tables ?? [], 'target', { anyNewTable: true });
-      if (changed.length) {
-        throw new UsageError(
-          'TENANT_STATE',
-          `${slug} has written at ${plan.to.target} since the switch (${describeChanges(changed)}); rolling back to the source would lose those writes; nothing was changed`,
-          `move it back instead (tenantctl move ${slug} --to-shard ${plan.from.shard} --to-model ${plan.from.model}) after tenantctl move complete ${slug}`,
-        );
-      }
-      // The source takes writes again before the catalog points there: a kill in between leaves
-      // a source that `move complete` finds changed (and refuses), never writes that get dropped.
-      await liftSwitchFence(deps, rec);
-      await deps.db.transaction().execute(async (tx) => {
-        await updateTenant(tx, slug, {
-          model: plan.from.model,
-          shard: plan.from.shard,
-          region: plan.from.region,
-          database_name: plan.from.database,
-          schema_name: plan.from.schema,
-        });
-        // The copy at the target is recorded as still there until it is removed: a rollback
-        // killed before that leaves it for the next command's sweep (src/operations/sweep/moves.ts).
-        await rec.update({ phase: 'rolled back', targetCreated: true }, 'rolled back', tx);
-        await recordEvent(tx, {
-          command: deps.command,
-          action: 'move rolled back',
-          result: 'ok',
-          tenant: slug,
-          details: { move: open.id, at: plan.from.target, removed: plan.to.target, switched: true },
-        });
-      });
-    } finally {
-      await fence.lift();
-      await rec.update({ fence: { ...fence.record, liftedAt: new Date().toISOString() } }).catch(() => undefined);
-    }
-    await faultPoint('move-rollback.before-remove');
-    try {
-      await removeEnd(deps, plan.tenant, plan.key, plan.to, plan.from);
-      await rec.update({ targetCreated: false });
-    } catch (err) {
-      throw new TenantctlError(
-        'MOVE_FAILED',
-        `${slug} points at ${plan.from.target} again, but removing the copy at ${plan.to.target} failed: ${(err as Error).message}`,
-        `the move is rolled back in the catalog; drop ${plan.to.target} by hand once the shard is healthy (tenantctl move status ${slug} shows it)`,
-      );
-    }
-    return {
-      tenant: slug,
-      move: open.id,
-      at: plan.from,
-      removed: plan.to,
-      wasSwitched: true,
-      cleaned,
-      names: namesAfter(deps.config, slug, plan.from, plan.to),
-    };
-  });
+    });
+  } finally {
+    await fence.lift();
+    await rec.update({ fence: { ...fence.record, liftedAt: new Date().toISOString() } }).catch(() => undefined);
+  }
+  await faultPoint('move-rollback.before-remove');
+  try {
+    await removeEnd(deps, plan.tenant, plan.key, plan.to, plan.from);
+    await rec.update({ targetCreated: false });
+  } catch (err) {
+    throw new TenantctlError(
+      'MOVE_FAILED',
+      `${slug} points at ${plan.from.target} again, but removing the copy at ${plan.to.target} failed: ${(err as Error).message}`,
+      `the move is rolled back in the catalog; drop ${plan.to.target} by hand once the shard is healthy (tenantctl move status ${slug} shows it)`,
+    );
+  }
+  return {
+    tenant: slug,
+    move: open.id,
+    at: plan.from,
+    removed: plan.to,
+    wasSwitched: true,
+    cleaned,
+    names: namesAfter(deps.config, slug, plan.from, plan.to),
+  };
 }

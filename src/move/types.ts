@@ -44,10 +44,15 @@ export interface MoveDeps {
   signal?: AbortSignal;
 }
 
-export type PhaseName = 'preflight' | 'build' | 'fence' | 'copy' | 'catch-up' | 'verify' | 'switch' | 'unfence';
+export type PhaseName = 'preflight' | 'build' | 'fence' | 'copy' | 'rebuild' | 'catch-up' | 'verify' | 'switch' | 'unfence';
 
-/** An offline move builds its target before the fence: the write block is copy, verify and switch (build-target.ts). */
-export const PHASES: PhaseName[] = ['preflight', 'build', 'fence', 'copy', 'verify', 'switch', 'unfence'];
+/**
+ * An offline move builds its target before the fence: the write block is copy, rebuild, verify
+ * and switch (build-target.ts). `rebuild`: what the load deferred, built once after it (a new
+ * placement's indexes, keys and foreign keys; a pool's foreign keys checked once), so every
+ * millisecond of the move is in a phase.
+ */
+export const PHASES: PhaseName[] = ['preflight', 'build', 'fence', 'copy', 'rebuild', 'verify', 'switch', 'unfence'];
 
 /** An online move copies and streams first, then fences for the last catch-up (online-run.ts). */
 export const ONLINE_PHASES: PhaseName[] = ['preflight', 'copy', 'fence', 'catch-up', 'verify', 'switch', 'unfence'];

@@ -5,6 +5,7 @@ import { scopedTablesInOrder } from './scoped-tables.js';
 import { sharedTablesUsage } from './shared-tables-usage.js';
 import { ownPlacementUsage } from './own-placement-usage.js';
 import { emptyUsage } from './usage-types.js';
+import { ownPlacementMoveTarget, sharedTablesMoveTarget } from './move-target.js';
 import type { CreateAtVersionSteps, OwnPlacementDriver, PlacedTenant, PlacementDriver, SharedTablesDriver } from './types.js';
 
 // What every driver of one kind does alike, so each model's driver states only what is its own.
@@ -49,6 +50,7 @@ export const sharedTablesKind = {
     const byKey = await sharedTablesUsage(c, config, tenants[0].schema_name, opts);
     return new Map(tenants.map((t) => [t.slug, byKey.get(t.key) ?? emptyUsage()]));
   },
+  moveTarget: sharedTablesMoveTarget,
 } as const satisfies Partial<SharedTablesDriver>;
 
 /** A placement of its own: every row and every scoped table of it is the tenant's; nothing to filter, fence policies to prepare or RLS to check. */
@@ -68,4 +70,5 @@ export const ownPlacementKind = {
     );
     return new Map(tenants.map((t) => [t.slug, bySchema.get(t.schema_name) ?? emptyUsage()]));
   },
+  moveTarget: ownPlacementMoveTarget,
 } as const satisfies Partial<OwnPlacementDriver>;

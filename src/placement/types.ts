@@ -8,6 +8,7 @@ import type { MigrationHooks } from './migration-hooks.js';
 import type { ShardDatabases } from './naming.js';
 import type { ScopedTable } from './pool/rls.js';
 import type { DataUsage, MeasureOptions } from './usage-types.js';
+import type { MoveTarget } from './move-target.js';
 
 /** The parts of a tenant's catalog row a placement needs (src/placement/placement.ts). */
 export type PlacedTenant = CatalogPlacement;
@@ -140,6 +141,8 @@ interface DriverBase {
   existing(fleet: Fleet, t: NewPlacement): Promise<string[]>;
   /** What the migration engine does differently for this model (src/placement/migration-hooks.ts). */
   readonly migration: MigrationHooks;
+  /** How a move's target takes the tenant: a placement the move makes, or shared tables (move-target.ts). */
+  readonly moveTarget: MoveTarget;
 }
 
 /** A model whose tenants share tables, told apart by the tenant key (pool). */

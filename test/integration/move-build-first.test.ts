@@ -87,7 +87,7 @@ describe('moves in a fleet with a no-transaction migration', () => {
     expect(r.code, r.stderr + r.stdout).toBe(0);
     const doc = json(r);
     expect(doc).toMatchObject({ status: 'switched', targetBuild: 'step by step' });
-    expect(doc.phases.map((p: any) => p.phase)).toEqual(['preflight', 'build', 'fence', 'copy', 'verify', 'switch', 'unfence']);
+    expect(doc.phases.map((p: any) => p.phase)).toEqual(['preflight', 'build', 'fence', 'copy', 'rebuild', 'verify', 'switch', 'unfence']);
     expect((await tenant(e, 'nt-m'))!.shard).toBe('eu1');
     expect(await tenantDigests(e, 'nt-m')).toEqual(before);
     expect(await placementState(e, 'nt-m')).toEqual(source);
