@@ -2,7 +2,7 @@ import { redactText } from '../config/redact.js';
 import { errorMessage } from '../errors.js';
 import type { TenantResult } from '../fanout/result.js';
 import type { OperationRecord } from '../operations/operation-record.js';
-import { drivers, type PlacedTenant } from '../placement/drivers.js';
+import type { PlacedTenant } from '../placement/drivers.js';
 import { undoBuild } from '../placement/leftovers.js';
 import type { ForeignKeyCheck } from '../copy/pool-load.js';
 import { faultAction, faultPoint } from '../operations/fault-points.js';
