@@ -8,6 +8,7 @@ import { recoverMove, type RecoverDeps } from './recover.js';
 import { removeEnd } from './remove.js';
 import { namesAfter, type NamesAfter } from './names.js';
 import { liftSwitchFence } from './switch-fence.js';
+import { tablesAtSwitch } from './tables-at-switch.js';
 import { changedSinceSwitch, describeChanges } from './unchanged.js';
 
 export interface CompleteResult {
@@ -56,7 +57,7 @@ export async function completeMove(deps: RecoverDeps & CompleteOptions, slug: st
     let sourceUnchanged = !open.progress.sourceDiscarded;
     // Measured once: a complete killed after this removes the source without measuring a half-removed one.
     if (!open.progress.sourceCheckedAt) {
-      const changed = await changedSinceSwitch(deps, plan.from, plan.key, open.progress.tables ?? [], 'source', {
+      const changed = await changedSinceSwitch(deps, plan.from, plan.key, await tablesAtSwitch(deps, rec, plan, open.progress), 'source', {
         columns: open.progress.sourceColumns,
       });
       if (changed.length && !deps.discardSourceWrites) {

@@ -12,6 +12,7 @@ import { captureRecordFor, installCapture, type CaptureRecord } from './capture/
 import { Replayer, replayTables, type ReplayTable, type RoundResult } from './capture/replay.js';
 import { removeCapture } from './capture/remove.js';
 import { faultAction, faultPoint } from '../operations/fault-points.js';
+import { tablesAtSwitch } from './tables-at-switch.js';
 import {
   assertSame,
   bothSides,
@@ -58,6 +59,8 @@ export async function runCaptureMove(run: OnlineRun): Promise<MoveResult> {
     const replayer = new Replayer(fleet, capture, plan.to, plan.key, tables, config, snapshot);
     const measure = bothSides(fleet, config, plan);
     const { checks, since, replayed } = await replayAndProve(run, replayer, measure, total);
+    // The proof predates the switch by what is replayed under the fence: measured again once it is lifted.
+    await rec.update({ tablesPending: true });
 
     const fence = await fenceStep(run, held);
 
@@ -79,8 +82,9 @@ export async function runCaptureMove(run: OnlineRun): Promise<MoveResult> {
     } catch (e) {
       warning = redactText(errorMessage(e));
     }
+    const atSwitch = await tablesAtSwitch(deps, rec, plan, rec.progress);
     await done('unfence', rec, warning);
-    return switchedResult(run, checks, writeBlockedMs, warning);
+    return switchedResult(run, atSwitch, writeBlockedMs, warning);
   } catch (caught) {
     // A shard or the catalog gone mid-move: one error naming it (the next move or rollback cleans up).
     const err = lostConnectionError(caught, `the move of ${plan.tenant}`) ?? caught;

@@ -43,6 +43,8 @@ export interface MoveProgress {
   rows?: number;
   bytes?: number;
   tables?: TableCheck[];
+  /** `tables` are an online capture's proof, older than the switch: measured again after it (tables-at-switch.ts). */
+  tablesPending?: boolean;
   writeBlockedMs?: number;
   /** The source's fence from the switch until `move complete` or `move rollback` (switch-fence.ts). */
   switchFence?: SwitchFenceRecord;

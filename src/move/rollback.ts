@@ -11,6 +11,7 @@ import { sweepTenant } from '../operations/sweep.js';
 import { removeEnd } from './remove.js';
 import { namesAfter, type NamesAfter } from './names.js';
 import { liftSwitchFence } from './switch-fence.js';
+import { tablesAtSwitch } from './tables-at-switch.js';
 import { changedSinceSwitch, describeChanges } from './unchanged.js';
 import { faultPoint } from '../operations/fault-points.js';
 
@@ -114,7 +115,8 @@ async function rollbackSwitched(deps: RecoverDeps, open: MoveRow): Promise<Rollb
   const fence = await takeFence(deps.fleet, frec);
   await rec.update({ fence: fence.record });
   try {
-    const changed = await changedSinceSwitch(deps, plan.to, plan.key, open.progress.tables ?? [], 'target', { anyNewTable: true });
+    const atSwitch = await tablesAtSwitch(deps, rec, plan, open.progress);
+    const changed = await changedSinceSwitch(deps, plan.to, plan.key, atSwitch, 'target', { anyNewTable: true });
     if (changed.length) {
       throw new UsageError(
         'TENANT_STATE',
