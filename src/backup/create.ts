@@ -1,4 +1,5 @@
 import { pipeline } from 'node:stream/promises';
+import { tenantIdentity } from '../catalog/tenant-doc.js';
 import type { TenantRow } from '../catalog/tables.js';
 import { recordEvent } from '../catalog/events.js';
 import type { TenantResult } from '../fanout/result.js';
@@ -239,16 +240,5 @@ async function copyAndDigest(
 
 /** The manifest's copy of the tenant's catalog row (what a restore without the catalog needs). */
 function manifestTenant(t: TenantRow): Manifest['tenant'] {
-  return {
-    slug: t.slug,
-    key: t.key,
-    name: t.name,
-    tier: t.tier,
-    model: t.model,
-    region: t.region,
-    shard: t.shard,
-    database: t.database_name,
-    schema: t.schema_name,
-    residency: t.residency,
-  };
+  return tenantIdentity(t);
 }

@@ -1,11 +1,11 @@
 import { redactText } from '../config/redact.js';
+import { copyProgress } from './copy-progress.js';
 import { lostConnectionError } from '../connection-loss.js';
 import { errorMessage } from '../errors.js';
 import type { MovePlan } from './plan.js';
 import type { HeldFence } from './fence.js';
 import { copyAndVerify, type TableCheck } from './copy.js';
 import { buildTarget } from './build-target.js';
-import { stopIfInterrupted } from './interrupt.js';
 import { phaseClock } from './phase-clock.js';
 import { tamperCopy } from './tamper.js';
 import { MoveRecord } from './record.js';
@@ -106,18 +106,7 @@ async function copyInSnapshot(run: MoveRun, fastLoad: boolean): Promise<TableChe
         src,
         pre.tables,
         {
-          onProgress: (p) => {
-            total.rows = p.rows;
-            total.bytes = p.bytes;
-            deps.onProgress?.(p);
-            void rec.heartbeat({ rows: p.rows, bytes: p.bytes }).catch(() => undefined);
-          },
-          afterTable: async (table) => {
-            await rec.update({ rows: total.rows, bytes: total.bytes, lastTable: table });
-            // The tests' pause: until killed, or until Ctrl-C (which the next line acts on).
-            await faultPoint('move.copy', { signal: deps.signal });
-            stopIfInterrupted(deps.signal);
-          },
+          ...copyProgress(deps, rec, total),
           loaded: async () => {
             await clock.done('copy', rec);
             clock.begin('rebuild');

@@ -1,4 +1,5 @@
 import { redactText } from '../config/redact.js';
+import { copyProgress } from './copy-progress.js';
 import { lostConnectionError } from '../connection-loss.js';
 import { TenantctlError, errorMessage } from '../errors.js';
 import { advanceSequences } from '../copy/sequences.js';
@@ -136,21 +137,8 @@ async function copyAtSnapshot(run: OnlineRun, capture: CaptureRecord) {
     try {
       snapshot = (await src.query<{ s: string }>('select pg_current_snapshot()::text as s')).rows[0].s;
       tables = await replayTables(src, plan.from.schema, pre.tables);
-      return await copyAndVerify(deps, plan, src, pre.tables, {
-        onProgress: (p) => {
-          total.rows = p.rows;
-          total.bytes = p.bytes;
-          deps.onProgress?.(p);
-          void rec.heartbeat({ rows: p.rows, bytes: p.bytes }).catch(() => undefined);
-        },
-        afterTable: async (table) => {
-          await rec.update({ rows: total.rows, bytes: total.bytes, lastTable: table });
-          // The tests' pause (until killed or Ctrl-C), or their proof that changes after the
-          // snapshot are replayed (`sleep`: the tenant writes meanwhile).
-          if (table === pre.tables[0].table) await faultPoint('move.copy', { signal: deps.signal });
-          stopIfInterrupted(deps.signal);
-        },
-      });
+      // The tests' pause after the first table: changes after the snapshot are replayed.
+      return await copyAndVerify(deps, plan, src, pre.tables, copyProgress(deps, rec, total, pre.tables[0].table));
     } finally {
       await src.query('rollback').catch(() => undefined);
     }

@@ -1,4 +1,5 @@
 import { redactDeep } from '../config/redact.js';
+import { tenantIdentity } from '../catalog/tenant-doc.js';
 import type { EventRow, TenantRow } from '../catalog/tables.js';
 import type { ResultDocument, TenantResult } from '../fanout/result.js';
 import { tenantRole } from '../placement/placement.js';
@@ -11,16 +12,7 @@ import { renderTable } from './table.js';
 /** A catalog row as the documents show it (camelCase, the placement spelled out). */
 export function publicTenant(t: TenantRow) {
   return {
-    slug: t.slug,
-    key: t.key,
-    name: t.name,
-    tier: t.tier,
-    model: t.model,
-    region: t.region,
-    shard: t.shard,
-    database: t.database_name,
-    schema: t.schema_name,
-    residency: t.residency,
+    ...tenantIdentity(t),
     status: t.status,
     statusDetail: t.status_detail,
     schemaVersion: t.schema_version,
