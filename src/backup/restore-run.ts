@@ -107,50 +107,10 @@ async function restoreNew(
   slug: string,
 ): Promise<RestoreResult> {
   const started = Date.now();
-  const { config, fleet, db } = deps;
   const m = a.manifest;
-  const key = slug === m.tenant.slug ? m.tenant.key : await freshKey(config, db, slug);
-  const sh = fleet.shard(dest.shard);
-  let placement = placementFor(slug, dest.model, dest.shard, { poolDatabase: sh.poolDatabase, tenantDatabase: sh.tenantDatabase });
-  // A database tenant's database is made outside any transaction: a fresh name per attempt, so a
-  // killed restore leaves nothing in the tenant's way (an empty database to drop at most).
-  placement = perAttempt(placement, `__r${randomBytes(3).toString('hex')}`);
-  const placed: PlacedTenant = {
-    slug,
-    key,
-    model: dest.model,
-    shard: dest.shard,
-    database_name: placement.database,
-    schema_name: placement.schema,
-  };
-  await fleet.assertReachable(dest.shard, 'postgres');
-  const keyRows = drivers[dest.model].keyRows;
-  if (keyRows) {
-    const found = await keyRows(fleet, config, {
-      shard: placed.shard,
-      database_name: placed.database_name,
-      schema_name: placed.schema_name,
-      key,
-    });
-    if (found.length) {
-      throw new UsageError(
-        'KEY_IN_USE',
-        `key ${key} still has rows in ${dest.shard}/${placed.database_name}: ${found.map((f) => `${f.table} (${f.rows})`).join(', ')}`,
-        'restore with --as <new-slug> (a new key), or remove those rows first',
-      );
-    }
-    // Loaded at the pool's version, never migrating it: refused here when the backup cannot be.
-    await poolLoadPlan(fleet, placed, deps.migrations, m, a.id, false);
-  } else {
-    const { assertNothingThere } = await import('../placement/nothing-there.js');
-    await assertNothingThere(fleet, {
-      slug,
-      model: dest.model,
-      shard: dest.shard,
-      database: placed.database_name,
-      schema: placed.schema_name,
-    });
-  }
+  const key = slug === m.tenant.slug ? m.tenant.key : await freshKey(deps.config, deps.db, slug);
+  const placed = freshPlacement(deps, dest, slug, key);
+  await assertRoomFor(deps, a, dest, placed);
   // Where the fresh placement goes, recorded before anything is made there: a killed restore's
   // leftovers are found by the next one (the sweep, src/operations/sweep/restores.ts).
   const op = await run.record({ backup: a.id, as: slug, model: dest.model, shard: dest.shard, placement: placementRecord(placed) });
@@ -168,31 +128,7 @@ async function restoreNew(
     // Its tier's limits before it is registered, as a created tenant gets them.
     await applyLimitsTo(deps, placed, m.tenant.tier);
     await run.step('register');
-    await db.transaction().execute(async (tx) => {
-      await insertTenant(tx, {
-        slug,
-        key,
-        name: m.tenant.name,
-        tier: m.tenant.tier,
-        model: dest.model,
-        region: dest.region,
-        shard: dest.shard,
-        database_name: placed.database_name,
-        schema_name: placed.schema_name,
-        residency: dest.residency,
-        status: 'active',
-        status_detail: null,
-        // A pool tenant is at its pool's version (never migrated by a restore); a new placement at head.
-        schema_version: loaded.version === undefined ? (deps.migrations.at(-1)?.id ?? null) : loaded.version,
-      });
-      await recordEvent(tx, {
-        command: deps.command,
-        action: 'restored',
-        result: 'ok',
-        tenant: slug,
-        details: { ...base, from: m.tenant.slug, key, rows: loaded.rows, loadedAs: loaded.role, foreignKeys: loaded.foreignKeys },
-      });
-    });
+    await registerRestored(deps, a, dest, placed, base, loaded);
     await op.finish('succeeded', { rows: loaded.rows });
     return { ...base, status: 'succeeded', key, rows: loaded.rows, foreignKeys: loaded.foreignKeys, durationMs: Date.now() - started };
   } catch (err) {
@@ -202,6 +138,101 @@ async function restoreNew(
     const left = await undoFresh(deps, placed, how, { keepRole: false });
     return failed(run, base, started, err, left, `nothing was registered and what was loaded was removed; ${slug} does not exist`);
   }
+}
+
+/** Where a restore as a new tenant puts it, named for this attempt. */
+function freshPlacement(deps: RestoreDeps, dest: Dest, slug: string, key: string): PlacedTenant {
+  const sh = deps.fleet.shard(dest.shard);
+  let placement = placementFor(slug, dest.model, dest.shard, { poolDatabase: sh.poolDatabase, tenantDatabase: sh.tenantDatabase });
+  // A database tenant's database is made outside any transaction: a fresh name per attempt, so a
+  // killed restore leaves nothing in the tenant's way (an empty database to drop at most).
+  placement = perAttempt(placement, `__r${randomBytes(3).toString('hex')}`);
+  return {
+    slug,
+    key,
+    model: dest.model,
+    shard: dest.shard,
+    database_name: placement.database,
+    schema_name: placement.schema,
+  };
+}
+
+/**
+ * Refuses (exit 2, before anything is recorded or made) a destination already holding the key's
+ * rows (a shared placement) or anything at the fresh placement, and a pool whose version the
+ * backup cannot be loaded at.
+ */
+async function assertRoomFor(deps: RestoreDeps, a: OpenArchive, dest: Dest, placed: PlacedTenant): Promise<void> {
+  const { config, fleet } = deps;
+  const key = placed.key;
+  await fleet.assertReachable(dest.shard, 'postgres');
+  const keyRows = drivers[dest.model].keyRows;
+  if (!keyRows) {
+    const { assertNothingThere } = await import('../placement/nothing-there.js');
+    await assertNothingThere(fleet, {
+      slug: placed.slug,
+      model: dest.model,
+      shard: dest.shard,
+      database: placed.database_name,
+      schema: placed.schema_name,
+    });
+    return;
+  }
+  const found = await keyRows(fleet, config, {
+    shard: placed.shard,
+    database_name: placed.database_name,
+    schema_name: placed.schema_name,
+    key,
+  });
+  if (found.length) {
+    throw new UsageError(
+      'KEY_IN_USE',
+      `key ${key} still has rows in ${dest.shard}/${placed.database_name}: ${found.map((f) => `${f.table} (${f.rows})`).join(', ')}`,
+      'restore with --as <new-slug> (a new key), or remove those rows first',
+    );
+  }
+  // Loaded at the pool's version, never migrating it: refused here when the backup cannot be.
+  await poolLoadPlan(fleet, placed, deps.migrations, a.manifest, a.id, false);
+}
+
+type Loaded = Awaited<ReturnType<typeof load>>;
+
+/** The restored tenant's row and its event, in one catalog transaction. */
+async function registerRestored(
+  deps: RestoreDeps,
+  a: OpenArchive,
+  dest: Dest,
+  placed: PlacedTenant,
+  base: Record<string, unknown>,
+  loaded: Loaded,
+): Promise<void> {
+  const m = a.manifest;
+  const { slug, key } = placed;
+  await deps.db.transaction().execute(async (tx) => {
+    await insertTenant(tx, {
+      slug,
+      key,
+      name: m.tenant.name,
+      tier: m.tenant.tier,
+      model: dest.model,
+      region: dest.region,
+      shard: dest.shard,
+      database_name: placed.database_name,
+      schema_name: placed.schema_name,
+      residency: dest.residency,
+      status: 'active',
+      status_detail: null,
+      // A pool tenant is at its pool's version (never migrated by a restore); a new placement at head.
+      schema_version: loaded.version === undefined ? (deps.migrations.at(-1)?.id ?? null) : loaded.version,
+    });
+    await recordEvent(tx, {
+      command: deps.command,
+      action: 'restored',
+      result: 'ok',
+      tenant: slug,
+      details: { ...base, from: m.tenant.slug, key, rows: loaded.rows, loadedAs: loaded.role, foreignKeys: loaded.foreignKeys },
+    });
+  });
 }
 
 async function replaceTenant(deps: RestoreDeps, run: OperationRun, a: OpenArchive, how: LoadHow, live: TenantRow): Promise<RestoreResult> {
