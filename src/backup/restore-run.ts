@@ -237,7 +237,6 @@ async function registerRestored(
 
 async function replaceTenant(deps: RestoreDeps, run: OperationRun, a: OpenArchive, how: LoadHow, live: TenantRow): Promise<RestoreResult> {
   const started = Date.now();
-  const { db, fleet, config } = deps;
   const role = tenantRole(live);
   const base = {
     tenant: live.slug,
@@ -266,87 +265,17 @@ async function replaceTenant(deps: RestoreDeps, run: OperationRun, a: OpenArchiv
     version,
   });
   const untouched = `the fence was lifted: ${live.slug} keeps its data as it was`;
-  // From the first step to the switch the tenant's writes are refused: one made meanwhile would
-  // be missing from the safety backup and dropped with the replaced placement.
-  let held: HeldReplaceFence;
-  try {
-    held = await fenceForReplace(fleet, config, fence);
-  } catch (err) {
-    return failed(run, base, started, err, undefined, untouched);
-  }
-  let safety: Awaited<ReturnType<typeof backupLocked>>;
-  try {
-    await run.step('fenced');
-    // The state being replaced, kept: a mistaken restore can itself be undone.
-    safety = await backupLocked({ ...deps, signal: run.signal }, live);
-    if (safety.status !== 'succeeded') {
-      throw new TenantctlError(
-        'RESTORE_FAILED',
-        `the safety backup of ${live.slug} failed (${safety.error?.message ?? safety.reason}); nothing was changed`,
-      );
-    }
-  } catch (err) {
-    await held.lift();
-    return failed(run, base, started, err, undefined, untouched);
-  }
+  const guarded = await fenceAndSafetyBackup(deps, run, live, fence);
+  if ('err' in guarded) return failed(run, base, started, guarded.err, undefined, untouched);
+  const { held, safety } = guarded;
   run.did(`safety backup ${safety.backup} written (kept)`);
-  let switched = false;
+  const r: Replace = { deps, run, op, a, how, live, placed, away, version, base, held, safetyBackup: safety.backup, started };
   // The load committed the fresh placement: undoing it is removing it whole (not a rolled-back create).
-  let committed = false;
+  const progress = { committed: false, switched: false };
   try {
-    await run.step('safety-backup', { safetyBackup: safety.backup });
-    const loaded = await load(deps, a, how, placed, true, op);
-    committed = true;
-    await hangAfterCommit(op);
-    // The tier's limits on the fresh placement before it takes the tenant's names (a database
-    // tenant's fresh database has none of the live one's); a refusal removes it, nothing switched.
-    await applyLimitsTo(deps, placed, live.tier);
-    // The last clean point: from the switch on, the restore finishes.
-    await run.step('switch');
-    const sw = await switchToFresh(deps, live, placed, away);
-    switched = true;
-    const writesRefusedMs = Date.now() - held.since;
-    // A pool's fence goes; a trigger fence stays on the replaced placement until it is dropped.
-    await held.lift();
-    const times = { writesRefusedMs, ...(away ? { unreachableMs: sw.unreachableMs, endedSessions: sw.endedSessions } : {}) };
-    await db.transaction().execute(async (tx) => {
-      // A pool keeps its own version (the load never migrates it); a fresh placement is at head.
-      await updateTenant(tx, live.slug, { schema_version: loaded.version === undefined ? version : loaded.version });
-      await recordEvent(tx, {
-        command: deps.command,
-        action: 'restored in place',
-        result: 'ok',
-        tenant: live.slug,
-        details: {
-          ...base,
-          safetyBackup: safety.backup,
-          rows: loaded.rows,
-          loadedAs: loaded.role,
-          foreignKeys: loaded.foreignKeys,
-          ...times,
-        },
-      });
-    });
-    if (faultAction('restore.switched')) await op.phase('switched');
-    await faultPoint('restore.switched');
-    const warnings = [...sw.warnings];
-    // The replaced placement is no longer the tenant's: fenced, its sessions ended, dropped now.
-    if (away) await dropReplaced(deps, live, away).catch((err) => warnings.push(dropWarning(live, away, err)));
-    await op.finish('succeeded', { rows: loaded.rows, ...times });
-    return {
-      ...base,
-      status: 'succeeded',
-      key: live.key,
-      rows: loaded.rows,
-      safetyBackup: safety.backup,
-      replaced: true,
-      foreignKeys: loaded.foreignKeys,
-      ...times,
-      warnings,
-      durationMs: Date.now() - started,
-    };
+    return await loadAndSwitch(r, progress);
   } catch (err) {
-    if (switched || (await switchCommitted(deps, live, away))) {
+    if (progress.switched || (await switchCommitted(deps, live, away))) {
       // The restored data is the tenant's already; the record stays running for the next restore to finish.
       const message = `${redactText(errorMessage(err))}; the switch had committed: the next restore of ${live.slug} finishes it`;
       await op.phase('switched', { error: message }).catch(() => undefined);
@@ -358,10 +287,127 @@ async function replaceTenant(deps: RestoreDeps, run: OperationRun, a: OpenArchiv
         error: { code: 'RESTORE_FAILED', message },
       };
     }
-    const left = await undoFresh(deps, placed, committed ? { ...how, oneTransaction: false } : how, { keepRole: true });
+    const left = await undoFresh(deps, placed, progress.committed ? { ...how, oneTransaction: false } : how, { keepRole: true });
     await held.lift().catch(() => undefined);
     return { ...(await failed(run, base, started, err, left, `${untouched}; what was loaded was removed`)), safetyBackup: safety.backup };
   }
+}
+
+type Safety = Awaited<ReturnType<typeof backupLocked>>;
+
+/**
+ * From the first step to the switch the tenant's writes are refused: one made meanwhile would be
+ * missing from the safety backup and dropped with the replaced placement. The safety backup keeps
+ * the state being replaced: a mistaken restore can itself be undone. On failure the fence is lifted.
+ */
+async function fenceAndSafetyBackup(
+  deps: RestoreDeps,
+  run: OperationRun,
+  live: TenantRow,
+  fence: ReturnType<typeof replaceFenceFor>,
+): Promise<{ held: HeldReplaceFence; safety: Safety } | { err: unknown }> {
+  let held: HeldReplaceFence;
+  try {
+    held = await fenceForReplace(deps.fleet, deps.config, fence);
+  } catch (err) {
+    return { err };
+  }
+  try {
+    await run.step('fenced');
+    const safety = await backupLocked({ ...deps, signal: run.signal }, live);
+    if (safety.status !== 'succeeded') {
+      throw new TenantctlError(
+        'RESTORE_FAILED',
+        `the safety backup of ${live.slug} failed (${safety.error?.message ?? safety.reason}); nothing was changed`,
+      );
+    }
+    return { held, safety };
+  } catch (err) {
+    await held.lift();
+    return { err };
+  }
+}
+
+/** What an in-place restore carries from its fence and safety backup to its switch. */
+interface Replace {
+  deps: RestoreDeps;
+  run: OperationRun;
+  op: Awaited<ReturnType<OperationRun['record']>>;
+  a: OpenArchive;
+  how: LoadHow;
+  live: TenantRow;
+  placed: PlacedTenant;
+  away: ReturnType<typeof replaceNames>['away'];
+  version: string | null;
+  base: { tenant: string; backup: string; model: TenantRow['model']; region: string; shard: string; target: string; role?: string };
+  held: HeldReplaceFence;
+  safetyBackup: Safety['backup'];
+  started: number;
+}
+
+/**
+ * Load the backup into the fresh placement, switch it in, record it and drop the replaced one.
+ * `progress` tells the caller's undo how far it got: committed (the load), switched.
+ */
+async function loadAndSwitch(r: Replace, progress: { committed: boolean; switched: boolean }): Promise<RestoreResult> {
+  const { deps, run, op, live, placed, away, held, base } = r;
+  await run.step('safety-backup', { safetyBackup: r.safetyBackup });
+  const loaded = await load(deps, r.a, r.how, placed, true, op);
+  progress.committed = true;
+  await hangAfterCommit(op);
+  // The tier's limits on the fresh placement before it takes the tenant's names (a database
+  // tenant's fresh database has none of the live one's); a refusal removes it, nothing switched.
+  await applyLimitsTo(deps, placed, live.tier);
+  // The last clean point: from the switch on, the restore finishes.
+  await run.step('switch');
+  const sw = await switchToFresh(deps, live, placed, away);
+  progress.switched = true;
+  const writesRefusedMs = Date.now() - held.since;
+  // A pool's fence goes; a trigger fence stays on the replaced placement until it is dropped.
+  await held.lift();
+  const times = { writesRefusedMs, ...(away ? { unreachableMs: sw.unreachableMs, endedSessions: sw.endedSessions } : {}) };
+  await recordReplaced(r, loaded, times);
+  if (faultAction('restore.switched')) await op.phase('switched');
+  await faultPoint('restore.switched');
+  const warnings = [...sw.warnings];
+  // The replaced placement is no longer the tenant's: fenced, its sessions ended, dropped now.
+  if (away) await dropReplaced(deps, live, away).catch((err) => warnings.push(dropWarning(live, away, err)));
+  await op.finish('succeeded', { rows: loaded.rows, ...times });
+  return {
+    ...base,
+    status: 'succeeded',
+    key: live.key,
+    rows: loaded.rows,
+    safetyBackup: r.safetyBackup,
+    replaced: true,
+    foreignKeys: loaded.foreignKeys,
+    ...times,
+    warnings,
+    durationMs: Date.now() - r.started,
+  };
+}
+
+/** The replaced tenant's version and its event, in one catalog transaction. */
+async function recordReplaced(r: Replace, loaded: Loaded, times: Record<string, number>): Promise<void> {
+  const { deps, live } = r;
+  await deps.db.transaction().execute(async (tx) => {
+    // A pool keeps its own version (the load never migrates it); a fresh placement is at head.
+    await updateTenant(tx, live.slug, { schema_version: loaded.version === undefined ? r.version : loaded.version });
+    await recordEvent(tx, {
+      command: deps.command,
+      action: 'restored in place',
+      result: 'ok',
+      tenant: live.slug,
+      details: {
+        ...r.base,
+        safetyBackup: r.safetyBackup,
+        rows: loaded.rows,
+        loadedAs: loaded.role,
+        foreignKeys: loaded.foreignKeys,
+        ...times,
+      },
+    });
+  });
 }
 
 async function failed(
