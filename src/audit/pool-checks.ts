@@ -80,92 +80,12 @@ export async function poolChecks(c: ShardClient, unit: AuditUnit, env: AuditEnv,
   const serving = (await roleExists(c, servingName)) ? servingName : null;
   const tables = await scopedTables(c, schema, env, serving);
   const byOid = new Map(tables.map((t) => [t.oid, t]));
-  const policies = (
-    await c.query<PolicyRow>(
-      `select p.polrelid::int as relid, p.polname as name, p.polcmd as cmd, p.polpermissive as permissive,
-              array(select case when r = 0 then 'public' else pg_get_userbyid(r)::text end from unnest(p.polroles) r)::text[] as roles,
-              pg_get_expr(p.polqual, p.polrelid) as qual, pg_get_expr(p.polwithcheck, p.polrelid) as check,
-              exists (select 1 from pg_depend d join pg_attribute a on a.attrelid = p.polrelid and a.attnum = d.refobjsubid
-                       where d.classid = 'pg_policy'::regclass and d.objid = p.oid and d.refobjid = p.polrelid
-                         and a.attname = any($2::text[])) as uses_key
-         from pg_policy p where p.polrelid = any($1::oid[])`,
-      [tables.map((t) => t.oid), [...new Set(tables.map((t) => t.column))]],
-    )
-  ).rows;
-  const policiesOf = new Map<number, PolicyRow[]>();
-  for (const p of policies) policiesOf.set(p.relid, [...(policiesOf.get(p.relid) ?? []), p]);
+  const policiesOf = await policiesByTable(c, tables);
 
   const out: Finding[] = [];
   for (const t of tables) {
-    const obj = `${schema}.${t.table}`;
     const protect = protectTableSql(schema, t.table, t.column, t.owner, shardRole, config);
-    const pols = policiesOf.get(t.oid) ?? [];
-    if (t.partition) {
-      // A partition is read through its parent's policies, but read directly it has only its own.
-      if (t.serving_select && (!t.enabled || pols.length === 0)) {
-        out.push(
-          finding('pool.partition-unprotected', {
-            ...at,
-            object: obj,
-            message: `partition ${obj} is readable by ${servingName} directly and has ${t.enabled ? 'no policy' : 'row-level security off'}: reading it bypasses its parent's policies`,
-            fix: protect,
-          }),
-        );
-      }
-    } else if (!t.enabled) {
-      if (pols.length > 0) {
-        out.push(
-          finding('pool.policies-while-disabled', {
-            ...at,
-            object: obj,
-            message: `${obj} has ${pols.length} polic${pols.length === 1 ? 'y' : 'ies'} (${pols.map((p) => p.name).join(', ')}) but row-level security is off, so none applies`,
-            fix: protect,
-          }),
-        );
-      } else {
-        out.push(
-          finding('pool.rls-disabled', {
-            ...at,
-            object: obj,
-            message: `${obj} carries the tenant key ${t.column} but row-level security is off: every tenant sees every row`,
-            fix: protect,
-          }),
-        );
-      }
-    } else if (pols.length === 0) {
-      out.push(
-        finding('pool.no-policy', {
-          ...at,
-          object: obj,
-          message: `${obj} has row-level security on but no policy: the serving role sees no rows at all`,
-          fix: protect,
-        }),
-      );
-    }
-    if (t.enabled && !t.forced && t.owner !== shardRole) {
-      const servingOwns = t.owner === servingName;
-      out.push(
-        finding('pool.rls-not-forced', {
-          ...at,
-          object: obj,
-          severity: servingOwns ? 'critical' : 'high',
-          message: `${obj} is owned by ${t.owner}${servingOwns ? ' (the serving role)' : ''} and row-level security is not forced, so its owner bypasses the policies`,
-          // Only the owner may ALTER the table; tenantctl does not take on another role to do it.
-          fix: `alter table ${qualified(schema, t.table)} force row level security; -- as ${t.owner}`,
-        }),
-      );
-    }
-    for (const p of pols) out.push(...policyFindings(p, t, obj, { at, shardRole, servingName, protect }));
-    if (t.serving_dangerous?.length) {
-      out.push(
-        finding('pool.dangerous-grant', {
-          ...at,
-          object: obj,
-          message: `${servingName} holds ${t.serving_dangerous.join(' and ')} on ${obj}: TRUNCATE empties every tenant's rows regardless of policies; REFERENCES lets it probe keys through a foreign key`,
-          fix: `revoke truncate, references on ${qualified(schema, t.table)} from ${ident(servingName)}, public;`,
-        }),
-      );
-    }
+    out.push(...tableFindings(t, policiesOf.get(t.oid) ?? [], schema, { at, shardRole, servingName, protect }));
   }
   out.push(
     ...(await keyChecks(
@@ -180,12 +100,103 @@ export async function poolChecks(c: ShardClient, unit: AuditUnit, env: AuditEnv,
   return out;
 }
 
-function policyFindings(
-  p: PolicyRow,
-  t: TableRow,
-  obj: string,
-  ctx: { at: { shard: string; database: string; tenant: null }; shardRole: string; servingName: string; protect: string },
-): Finding[] {
+/** What a table's findings are judged with: where, the shard and serving roles, and the fix that protects it. */
+type TableCtx = { at: { shard: string; database: string; tenant: null }; shardRole: string; servingName: string; protect: string };
+
+/** The policies of the given tables, by table oid (one query for the schema). */
+async function policiesByTable(c: ShardClient, tables: TableRow[]): Promise<Map<number, PolicyRow[]>> {
+  const policies = (
+    await c.query<PolicyRow>(
+      `select p.polrelid::int as relid, p.polname as name, p.polcmd as cmd, p.polpermissive as permissive,
+              array(select case when r = 0 then 'public' else pg_get_userbyid(r)::text end from unnest(p.polroles) r)::text[] as roles,
+              pg_get_expr(p.polqual, p.polrelid) as qual, pg_get_expr(p.polwithcheck, p.polrelid) as check,
+              exists (select 1 from pg_depend d join pg_attribute a on a.attrelid = p.polrelid and a.attnum = d.refobjsubid
+                       where d.classid = 'pg_policy'::regclass and d.objid = p.oid and d.refobjid = p.polrelid
+                         and a.attname = any($2::text[])) as uses_key
+         from pg_policy p where p.polrelid = any($1::oid[])`,
+      [tables.map((t) => t.oid), [...new Set(tables.map((t) => t.column))]],
+    )
+  ).rows;
+  const policiesOf = new Map<number, PolicyRow[]>();
+  for (const p of policies) policiesOf.set(p.relid, [...(policiesOf.get(p.relid) ?? []), p]);
+  return policiesOf;
+}
+
+/** One tenant-scoped table's findings: its row-level security state, owner, policies and grants. */
+function tableFindings(t: TableRow, pols: PolicyRow[], schema: string, ctx: TableCtx): Finding[] {
+  const { at, shardRole, servingName } = ctx;
+  const obj = `${schema}.${t.table}`;
+  const out: Finding[] = [];
+  const state = rlsStateFinding(t, pols, obj, ctx);
+  if (state) out.push(state);
+  if (t.enabled && !t.forced && t.owner !== shardRole) {
+    const servingOwns = t.owner === servingName;
+    out.push(
+      finding('pool.rls-not-forced', {
+        ...at,
+        object: obj,
+        severity: servingOwns ? 'critical' : 'high',
+        message: `${obj} is owned by ${t.owner}${servingOwns ? ' (the serving role)' : ''} and row-level security is not forced, so its owner bypasses the policies`,
+        // Only the owner may ALTER the table; tenantctl does not take on another role to do it.
+        fix: `alter table ${qualified(schema, t.table)} force row level security; -- as ${t.owner}`,
+      }),
+    );
+  }
+  for (const p of pols) out.push(...policyFindings(p, t, obj, ctx));
+  if (t.serving_dangerous?.length) {
+    out.push(
+      finding('pool.dangerous-grant', {
+        ...at,
+        object: obj,
+        message: `${servingName} holds ${t.serving_dangerous.join(' and ')} on ${obj}: TRUNCATE empties every tenant's rows regardless of policies; REFERENCES lets it probe keys through a foreign key`,
+        fix: `revoke truncate, references on ${qualified(schema, t.table)} from ${ident(servingName)}, public;`,
+      }),
+    );
+  }
+  return out;
+}
+
+/** Is row-level security on and does a policy apply? At most one finding per table. */
+function rlsStateFinding(t: TableRow, pols: PolicyRow[], obj: string, ctx: TableCtx): Finding | null {
+  const { at, servingName, protect } = ctx;
+  if (t.partition) {
+    // A partition is read through its parent's policies, but read directly it has only its own.
+    if (!t.serving_select || (t.enabled && pols.length > 0)) return null;
+    return finding('pool.partition-unprotected', {
+      ...at,
+      object: obj,
+      message: `partition ${obj} is readable by ${servingName} directly and has ${t.enabled ? 'no policy' : 'row-level security off'}: reading it bypasses its parent's policies`,
+      fix: protect,
+    });
+  }
+  if (!t.enabled && pols.length > 0) {
+    return finding('pool.policies-while-disabled', {
+      ...at,
+      object: obj,
+      message: `${obj} has ${pols.length} polic${pols.length === 1 ? 'y' : 'ies'} (${pols.map((p) => p.name).join(', ')}) but row-level security is off, so none applies`,
+      fix: protect,
+    });
+  }
+  if (!t.enabled) {
+    return finding('pool.rls-disabled', {
+      ...at,
+      object: obj,
+      message: `${obj} carries the tenant key ${t.column} but row-level security is off: every tenant sees every row`,
+      fix: protect,
+    });
+  }
+  if (pols.length === 0) {
+    return finding('pool.no-policy', {
+      ...at,
+      object: obj,
+      message: `${obj} has row-level security on but no policy: the serving role sees no rows at all`,
+      fix: protect,
+    });
+  }
+  return null;
+}
+
+function policyFindings(p: PolicyRow, t: TableRow, obj: string, ctx: TableCtx): Finding[] {
   const { at, shardRole, servingName, protect } = ctx;
   const object = `policy ${p.name} on ${obj}`;
   const expectedAdmin = p.name === ADMIN_POLICY && p.permissive && p.roles.length === 1 && p.roles[0] === shardRole;

@@ -107,50 +107,10 @@ async function restoreNew(
   slug: string,
 ): Promise<RestoreResult> {
   const started = Date.now();
-  const { config, fleet, db } = deps;
   const m = a.manifest;
-  const key = slug === m.tenant.slug ? m.tenant.key : await freshKey(config, db, slug);
-  const sh = fleet.shard(dest.shard);
-  let placement = placementFor(slug, dest.model, dest.shard, { poolDatabase: sh.poolDatabase, tenantDatabase: sh.tenantDatabase });
-  // A database tenant's database is made outside any transaction: a fresh name per attempt, so a
-  // killed restore leaves nothing in the tenant's way (an empty database to drop at most).
-  placement = perAttempt(placement, `__r${randomBytes(3).toString('hex')}`);
-  const placed: PlacedTenant = {
-    slug,
-    key,
-    model: dest.model,
-    shard: dest.shard,
-    database_name: placement.database,
-    schema_name: placement.schema,
-  };
-  await fleet.assertReachable(dest.shard, 'postgres');
-  const keyRows = drivers[dest.model].keyRows;
-  if (keyRows) {
-    const found = await keyRows(fleet, config, {
-      shard: placed.shard,
-      database_name: placed.database_name,
-      schema_name: placed.schema_name,
-      key,
-    });
-    if (found.length) {
-      throw new UsageError(
-        'KEY_IN_USE',
-        `key ${key} still has rows in ${dest.shard}/${placed.database_name}: ${found.map((f) => `${f.table} (${f.rows})`).join(', ')}`,
-        'restore with --as <new-slug> (a new key), or remove those rows first',
-      );
-    }
-    // Loaded at the pool's version, never migrating it: refused here when the backup cannot be.
-    await poolLoadPlan(fleet, placed, deps.migrations, m, a.id, false);
-  } else {
-    const { assertNothingThere } = await import('../placement/nothing-there.js');
-    await assertNothingThere(fleet, {
-      slug,
-      model: dest.model,
-      shard: dest.shard,
-      database: placed.database_name,
-      schema: placed.schema_name,
-    });
-  }
+  const key = slug === m.tenant.slug ? m.tenant.key : await freshKey(deps.config, deps.db, slug);
+  const placed = freshPlacement(deps, dest, slug, key);
+  await assertRoomFor(deps, a, dest, placed);
   // Where the fresh placement goes, recorded before anything is made there: a killed restore's
   // leftovers are found by the next one (the sweep, src/operations/sweep/restores.ts).
   const op = await run.record({ backup: a.id, as: slug, model: dest.model, shard: dest.shard, placement: placementRecord(placed) });
@@ -168,31 +128,7 @@ async function restoreNew(
     // Its tier's limits before it is registered, as a created tenant gets them.
     await applyLimitsTo(deps, placed, m.tenant.tier);
     await run.step('register');
-    await db.transaction().execute(async (tx) => {
-      await insertTenant(tx, {
-        slug,
-        key,
-        name: m.tenant.name,
-        tier: m.tenant.tier,
-        model: dest.model,
-        region: dest.region,
-        shard: dest.shard,
-        database_name: placed.database_name,
-        schema_name: placed.schema_name,
-        residency: dest.residency,
-        status: 'active',
-        status_detail: null,
-        // A pool tenant is at its pool's version (never migrated by a restore); a new placement at head.
-        schema_version: loaded.version === undefined ? (deps.migrations.at(-1)?.id ?? null) : loaded.version,
-      });
-      await recordEvent(tx, {
-        command: deps.command,
-        action: 'restored',
-        result: 'ok',
-        tenant: slug,
-        details: { ...base, from: m.tenant.slug, key, rows: loaded.rows, loadedAs: loaded.role, foreignKeys: loaded.foreignKeys },
-      });
-    });
+    await registerRestored(deps, a, dest, placed, base, loaded);
     await op.finish('succeeded', { rows: loaded.rows });
     return { ...base, status: 'succeeded', key, rows: loaded.rows, foreignKeys: loaded.foreignKeys, durationMs: Date.now() - started };
   } catch (err) {
@@ -204,9 +140,103 @@ async function restoreNew(
   }
 }
 
+/** Where a restore as a new tenant puts it, named for this attempt. */
+function freshPlacement(deps: RestoreDeps, dest: Dest, slug: string, key: string): PlacedTenant {
+  const sh = deps.fleet.shard(dest.shard);
+  let placement = placementFor(slug, dest.model, dest.shard, { poolDatabase: sh.poolDatabase, tenantDatabase: sh.tenantDatabase });
+  // A database tenant's database is made outside any transaction: a fresh name per attempt, so a
+  // killed restore leaves nothing in the tenant's way (an empty database to drop at most).
+  placement = perAttempt(placement, `__r${randomBytes(3).toString('hex')}`);
+  return {
+    slug,
+    key,
+    model: dest.model,
+    shard: dest.shard,
+    database_name: placement.database,
+    schema_name: placement.schema,
+  };
+}
+
+/**
+ * Refuses (exit 2, before anything is recorded or made) a destination already holding the key's
+ * rows (a shared placement) or anything at the fresh placement, and a pool whose version the
+ * backup cannot be loaded at.
+ */
+async function assertRoomFor(deps: RestoreDeps, a: OpenArchive, dest: Dest, placed: PlacedTenant): Promise<void> {
+  const { config, fleet } = deps;
+  const key = placed.key;
+  await fleet.assertReachable(dest.shard, 'postgres');
+  const keyRows = drivers[dest.model].keyRows;
+  if (!keyRows) {
+    const { assertNothingThere } = await import('../placement/nothing-there.js');
+    await assertNothingThere(fleet, {
+      slug: placed.slug,
+      model: dest.model,
+      shard: dest.shard,
+      database: placed.database_name,
+      schema: placed.schema_name,
+    });
+    return;
+  }
+  const found = await keyRows(fleet, config, {
+    shard: placed.shard,
+    database_name: placed.database_name,
+    schema_name: placed.schema_name,
+    key,
+  });
+  if (found.length) {
+    throw new UsageError(
+      'KEY_IN_USE',
+      `key ${key} still has rows in ${dest.shard}/${placed.database_name}: ${found.map((f) => `${f.table} (${f.rows})`).join(', ')}`,
+      'restore with --as <new-slug> (a new key), or remove those rows first',
+    );
+  }
+  // Loaded at the pool's version, never migrating it: refused here when the backup cannot be.
+  await poolLoadPlan(fleet, placed, deps.migrations, a.manifest, a.id, false);
+}
+
+type Loaded = Awaited<ReturnType<typeof load>>;
+
+/** The restored tenant's row and its event, in one catalog transaction. */
+async function registerRestored(
+  deps: RestoreDeps,
+  a: OpenArchive,
+  dest: Dest,
+  placed: PlacedTenant,
+  base: Record<string, unknown>,
+  loaded: Loaded,
+): Promise<void> {
+  const m = a.manifest;
+  const { slug, key } = placed;
+  await deps.db.transaction().execute(async (tx) => {
+    await insertTenant(tx, {
+      slug,
+      key,
+      name: m.tenant.name,
+      tier: m.tenant.tier,
+      model: dest.model,
+      region: dest.region,
+      shard: dest.shard,
+      database_name: placed.database_name,
+      schema_name: placed.schema_name,
+      residency: dest.residency,
+      status: 'active',
+      status_detail: null,
+      // A pool tenant is at its pool's version (never migrated by a restore); a new placement at head.
+      schema_version: loaded.version === undefined ? (deps.migrations.at(-1)?.id ?? null) : loaded.version,
+    });
+    await recordEvent(tx, {
+      command: deps.command,
+      action: 'restored',
+      result: 'ok',
+      tenant: slug,
+      details: { ...base, from: m.tenant.slug, key, rows: loaded.rows, loadedAs: loaded.role, foreignKeys: loaded.foreignKeys },
+    });
+  });
+}
+
 async function replaceTenant(deps: RestoreDeps, run: OperationRun, a: OpenArchive, how: LoadHow, live: TenantRow): Promise<RestoreResult> {
   const started = Date.now();
-  const { db, fleet, config } = deps;
   const role = tenantRole(live);
   const base = {
     tenant: live.slug,
@@ -235,87 +265,17 @@ async function replaceTenant(deps: RestoreDeps, run: OperationRun, a: OpenArchiv
     version,
   });
   const untouched = `the fence was lifted: ${live.slug} keeps its data as it was`;
-  // From the first step to the switch the tenant's writes are refused: one made meanwhile would
-  // be missing from the safety backup and dropped with the replaced placement.
-  let held: HeldReplaceFence;
-  try {
-    held = await fenceForReplace(fleet, config, fence);
-  } catch (err) {
-    return failed(run, base, started, err, undefined, untouched);
-  }
-  let safety: Awaited<ReturnType<typeof backupLocked>>;
-  try {
-    await run.step('fenced');
-    // The state being replaced, kept: a mistaken restore can itself be undone.
-    safety = await backupLocked({ ...deps, signal: run.signal }, live);
-    if (safety.status !== 'succeeded') {
-      throw new TenantctlError(
-        'RESTORE_FAILED',
-        `the safety backup of ${live.slug} failed (${safety.error?.message ?? safety.reason}); nothing was changed`,
-      );
-    }
-  } catch (err) {
-    await held.lift();
-    return failed(run, base, started, err, undefined, untouched);
-  }
+  const guarded = await fenceAndSafetyBackup(deps, run, live, fence);
+  if ('err' in guarded) return failed(run, base, started, guarded.err, undefined, untouched);
+  const { held, safety } = guarded;
   run.did(`safety backup ${safety.backup} written (kept)`);
-  let switched = false;
+  const r: Replace = { deps, run, op, a, how, live, placed, away, version, base, held, safetyBackup: safety.backup, started };
   // The load committed the fresh placement: undoing it is removing it whole (not a rolled-back create).
-  let committed = false;
+  const progress = { committed: false, switched: false };
   try {
-    await run.step('safety-backup', { safetyBackup: safety.backup });
-    const loaded = await load(deps, a, how, placed, true, op);
-    committed = true;
-    await hangAfterCommit(op);
-    // The tier's limits on the fresh placement before it takes the tenant's names (a database
-    // tenant's fresh database has none of the live one's); a refusal removes it, nothing switched.
-    await applyLimitsTo(deps, placed, live.tier);
-    // The last clean point: from the switch on, the restore finishes.
-    await run.step('switch');
-    const sw = await switchToFresh(deps, live, placed, away);
-    switched = true;
-    const writesRefusedMs = Date.now() - held.since;
-    // A pool's fence goes; a trigger fence stays on the replaced placement until it is dropped.
-    await held.lift();
-    const times = { writesRefusedMs, ...(away ? { unreachableMs: sw.unreachableMs, endedSessions: sw.endedSessions } : {}) };
-    await db.transaction().execute(async (tx) => {
-      // A pool keeps its own version (the load never migrates it); a fresh placement is at head.
-      await updateTenant(tx, live.slug, { schema_version: loaded.version === undefined ? version : loaded.version });
-      await recordEvent(tx, {
-        command: deps.command,
-        action: 'restored in place',
-        result: 'ok',
-        tenant: live.slug,
-        details: {
-          ...base,
-          safetyBackup: safety.backup,
-          rows: loaded.rows,
-          loadedAs: loaded.role,
-          foreignKeys: loaded.foreignKeys,
-          ...times,
-        },
-      });
-    });
-    if (faultAction('restore.switched')) await op.phase('switched');
-    await faultPoint('restore.switched');
-    const warnings = [...sw.warnings];
-    // The replaced placement is no longer the tenant's: fenced, its sessions ended, dropped now.
-    if (away) await dropReplaced(deps, live, away).catch((err) => warnings.push(dropWarning(live, away, err)));
-    await op.finish('succeeded', { rows: loaded.rows, ...times });
-    return {
-      ...base,
-      status: 'succeeded',
-      key: live.key,
-      rows: loaded.rows,
-      safetyBackup: safety.backup,
-      replaced: true,
-      foreignKeys: loaded.foreignKeys,
-      ...times,
-      warnings,
-      durationMs: Date.now() - started,
-    };
+    return await loadAndSwitch(r, progress);
   } catch (err) {
-    if (switched || (await switchCommitted(deps, live, away))) {
+    if (progress.switched || (await switchCommitted(deps, live, away))) {
       // The restored data is the tenant's already; the record stays running for the next restore to finish.
       const message = `${redactText(errorMessage(err))}; the switch had committed: the next restore of ${live.slug} finishes it`;
       await op.phase('switched', { error: message }).catch(() => undefined);
@@ -327,10 +287,127 @@ async function replaceTenant(deps: RestoreDeps, run: OperationRun, a: OpenArchiv
         error: { code: 'RESTORE_FAILED', message },
       };
     }
-    const left = await undoFresh(deps, placed, committed ? { ...how, oneTransaction: false } : how, { keepRole: true });
+    const left = await undoFresh(deps, placed, progress.committed ? { ...how, oneTransaction: false } : how, { keepRole: true });
     await held.lift().catch(() => undefined);
     return { ...(await failed(run, base, started, err, left, `${untouched}; what was loaded was removed`)), safetyBackup: safety.backup };
   }
+}
+
+type Safety = Awaited<ReturnType<typeof backupLocked>>;
+
+/**
+ * From the first step to the switch the tenant's writes are refused: one made meanwhile would be
+ * missing from the safety backup and dropped with the replaced placement. The safety backup keeps
+ * the state being replaced: a mistaken restore can itself be undone. On failure the fence is lifted.
+ */
+async function fenceAndSafetyBackup(
+  deps: RestoreDeps,
+  run: OperationRun,
+  live: TenantRow,
+  fence: ReturnType<typeof replaceFenceFor>,
+): Promise<{ held: HeldReplaceFence; safety: Safety } | { err: unknown }> {
+  let held: HeldReplaceFence;
+  try {
+    held = await fenceForReplace(deps.fleet, deps.config, fence);
+  } catch (err) {
+    return { err };
+  }
+  try {
+    await run.step('fenced');
+    const safety = await backupLocked({ ...deps, signal: run.signal }, live);
+    if (safety.status !== 'succeeded') {
+      throw new TenantctlError(
+        'RESTORE_FAILED',
+        `the safety backup of ${live.slug} failed (${safety.error?.message ?? safety.reason}); nothing was changed`,
+      );
+    }
+    return { held, safety };
+  } catch (err) {
+    await held.lift();
+    return { err };
+  }
+}
+
+/** What an in-place restore carries from its fence and safety backup to its switch. */
+interface Replace {
+  deps: RestoreDeps;
+  run: OperationRun;
+  op: Awaited<ReturnType<OperationRun['record']>>;
+  a: OpenArchive;
+  how: LoadHow;
+  live: TenantRow;
+  placed: PlacedTenant;
+  away: ReturnType<typeof replaceNames>['away'];
+  version: string | null;
+  base: { tenant: string; backup: string; model: TenantRow['model']; region: string; shard: string; target: string; role?: string };
+  held: HeldReplaceFence;
+  safetyBackup: Safety['backup'];
+  started: number;
+}
+
+/**
+ * Load the backup into the fresh placement, switch it in, record it and drop the replaced one.
+ * `progress` tells the caller's undo how far it got: committed (the load), switched.
+ */
+async function loadAndSwitch(r: Replace, progress: { committed: boolean; switched: boolean }): Promise<RestoreResult> {
+  const { deps, run, op, live, placed, away, held, base } = r;
+  await run.step('safety-backup', { safetyBackup: r.safetyBackup });
+  const loaded = await load(deps, r.a, r.how, placed, true, op);
+  progress.committed = true;
+  await hangAfterCommit(op);
+  // The tier's limits on the fresh placement before it takes the tenant's names (a database
+  // tenant's fresh database has none of the live one's); a refusal removes it, nothing switched.
+  await applyLimitsTo(deps, placed, live.tier);
+  // The last clean point: from the switch on, the restore finishes.
+  await run.step('switch');
+  const sw = await switchToFresh(deps, live, placed, away);
+  progress.switched = true;
+  const writesRefusedMs = Date.now() - held.since;
+  // A pool's fence goes; a trigger fence stays on the replaced placement until it is dropped.
+  await held.lift();
+  const times = { writesRefusedMs, ...(away ? { unreachableMs: sw.unreachableMs, endedSessions: sw.endedSessions } : {}) };
+  await recordReplaced(r, loaded, times);
+  if (faultAction('restore.switched')) await op.phase('switched');
+  await faultPoint('restore.switched');
+  const warnings = [...sw.warnings];
+  // The replaced placement is no longer the tenant's: fenced, its sessions ended, dropped now.
+  if (away) await dropReplaced(deps, live, away).catch((err) => warnings.push(dropWarning(live, away, err)));
+  await op.finish('succeeded', { rows: loaded.rows, ...times });
+  return {
+    ...base,
+    status: 'succeeded',
+    key: live.key,
+    rows: loaded.rows,
+    safetyBackup: r.safetyBackup,
+    replaced: true,
+    foreignKeys: loaded.foreignKeys,
+    ...times,
+    warnings,
+    durationMs: Date.now() - r.started,
+  };
+}
+
+/** The replaced tenant's version and its event, in one catalog transaction. */
+async function recordReplaced(r: Replace, loaded: Loaded, times: Record<string, number>): Promise<void> {
+  const { deps, live } = r;
+  await deps.db.transaction().execute(async (tx) => {
+    // A pool keeps its own version (the load never migrates it); a fresh placement is at head.
+    await updateTenant(tx, live.slug, { schema_version: loaded.version === undefined ? r.version : loaded.version });
+    await recordEvent(tx, {
+      command: deps.command,
+      action: 'restored in place',
+      result: 'ok',
+      tenant: live.slug,
+      details: {
+        ...r.base,
+        safetyBackup: r.safetyBackup,
+        rows: loaded.rows,
+        loadedAs: loaded.role,
+        foreignKeys: loaded.foreignKeys,
+        ...times,
+      },
+    });
+  });
 }
 
 async function failed(

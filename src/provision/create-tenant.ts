@@ -83,92 +83,16 @@ async function createLocked(
   op: OperationRecord | undefined,
 ): Promise<TenantResult> {
   const started = Date.now();
-  const { config, db, fleet } = deps;
-  const command = deps.command ?? 'tenant create';
   // Read under the lock (by the engine): what the catalog says now, not before another process finished.
-  let row = existing;
-  let resumed = false;
-  if (row && row.status !== 'provisioning' && row.status !== 'failed') {
+  if (existing && existing.status !== 'provisioning' && existing.status !== 'failed') {
     throw new UsageError(
       'TENANT_EXISTS',
-      `tenant "${input.slug}" already exists (${row.status}, ${row.model} on ${row.shard})`,
+      `tenant "${input.slug}" already exists (${existing.status}, ${existing.model} on ${existing.shard})`,
       `pick another slug, or see tenantctl tenant show ${input.slug}`,
     );
   }
-  const drift = (shard: string, database: string) => {
-    const s = fleet.shard(shard);
-    return assertNoDrift(fleet, shard, [database, s.poolDatabase, s.tenantDatabase], deps.migrations, deps.driftChecked);
-  };
-  if (row) {
-    // An earlier run was interrupted or failed: finish its placement as recorded, and refuse
-    // flags that ask for another one rather than ignore them.
-    assertResumable(config, row, input);
-    await fleet.assertReachable(row.shard, ADMIN_DATABASE);
-    await drift(row.shard, row.database_name);
-    resumed = true;
-  } else {
-    const load = deps.shardLoad ?? (await tenantCountsByShard(db));
-    const down = deps.downShards ?? new Set<string>();
-    // Bulk runs share one count instead of a GROUP BY over the catalog per tenant. The tenant is
-    // counted as soon as it is placed, before the first await: rows placed at the same time see
-    // each other, instead of all taking the shard that was least loaded when they started.
-    const count = (shard: string, n: number) => {
-      if (deps.shardLoad) load.set(shard, (load.get(shard) ?? 0) + n);
-    };
-    let plan = planTenant(config, input, load, down);
-    count(plan.shard, 1);
-    // An unreachable shard is passed over for the next least-loaded one of the region (a shard
-    // named with --shard is refused); none answering is exit 2, before the catalog records anything.
-    for (;;) {
-      try {
-        await fleet.assertReachable(plan.shard, ADMIN_DATABASE);
-        break;
-      } catch (err) {
-        if (input.shard || !(err instanceof TenantctlError) || err.code !== 'UNREACHABLE') throw err;
-        down.add(plan.shard);
-        count(plan.shard, -1);
-        plan = planTenant(config, input, load, down);
-        count(plan.shard, 1);
-      }
-    }
-    await drift(plan.shard, plan.placement.database);
-    await assertNothingThere(fleet, {
-      slug: plan.slug,
-      model: plan.model,
-      shard: plan.shard,
-      database: plan.placement.database,
-      schema: plan.placement.schema,
-    });
-    const key = plan.key ?? (await freshKey(config, db, plan.slug));
-    await refuseKeyInUse(
-      deps,
-      { shard: plan.shard, database_name: plan.placement.database, schema_name: plan.placement.schema, key },
-      plan.model,
-    );
-    try {
-      row = await insertTenant(db, {
-        slug: plan.slug,
-        key,
-        name: plan.name,
-        tier: plan.tier,
-        model: plan.model,
-        region: plan.region,
-        shard: plan.shard,
-        database_name: plan.placement.database,
-        schema_name: plan.placement.schema,
-        residency: plan.residency,
-        status: 'provisioning',
-        status_detail: null,
-        schema_version: null,
-      });
-    } catch (err) {
-      if ((err as { code?: string }).code === '23505') {
-        throw new UsageError('TENANT_EXISTS', `tenant "${plan.slug}" or its key already exists`, 'pick another slug or --key');
-      }
-      throw err;
-    }
-  }
-  const tenant = row;
+  const resumed = existing !== undefined;
+  const tenant = existing ? await resumeRow(deps, existing, input) : await insertProvisioning(deps, await placeReachable(deps, input));
   const base = {
     tenant: tenant.slug,
     model: tenant.model,
@@ -176,49 +100,164 @@ async function createLocked(
     shard: tenant.shard,
     target: targetId({ shard: tenant.shard, database: tenant.database_name, schema: tenant.schema_name }),
   };
-  const fault = deps.failAfter ? `create.${deps.failAfter}:fail` : undefined;
   try {
-    // Schema and database tenants: placement, migrations with their tracking rows, and grants
-    // commit together where the migrations allow (promise 2); the faults fire inside.
-    await buildPlacement(tenant, {
-      fleet,
-      config,
-      files: deps.migrations,
-      afterPrepare: () => faultPoint('create.prepared', { override: fault }),
-      afterLoad: () => faultPoint('create.migrated', { override: fault }),
-    });
-    // The tier's limits on the tenant's role and database (issue 19), before it turns active: a
-    // limit PostgreSQL refuses fails the provisioning like any other step.
-    await applyLimitsTo({ config, fleet }, tenant, tenant.tier);
-    const version = deps.migrations.at(-1)?.id ?? null;
-    await db.transaction().execute(async (tx) => {
-      await updateTenant(tx, tenant.slug, { status: 'active', status_detail: null, schema_version: version });
-      await recordEvent(tx, { command, action: 'provisioned', result: 'ok', tenant: tenant.slug, details: { ...base, resumed } });
-    });
+    await buildAndActivate(deps, tenant, base, resumed);
     return { ...base, status: 'succeeded', key: tenant.key, resumed, durationMs: Date.now() - started };
   } catch (err) {
-    const message = redactText(errorMessage(err));
-    const undo = deps.skipUndo ? 'skipped' : await undoPlacement(deps, tenant);
-    await updateTenant(db, tenant.slug, { status: 'failed', status_detail: message + (undo ? `; cleanup: ${undo}` : '') });
-    await op?.finish('failed', { error: message });
-    await recordEvent(db, {
-      command,
-      action: 'provision failed',
-      result: 'failed',
-      tenant: tenant.slug,
-      details: { error: message, cleanup: undo ?? 'done' },
-    });
-    return {
-      ...base,
-      status: 'failed',
-      durationMs: Date.now() - started,
-      error: {
-        code: err instanceof TenantctlError ? err.code : 'PROVISION_FAILED',
-        message,
-        hint: `run the same command again to retry; tenantctl tenant delete ${tenant.slug} --yes to give up`,
-      },
-    };
+    return createFailed(deps, tenant, op, err, base, started);
   }
+}
+
+type Base = { tenant: string; model: TenantRow['model']; region: string; shard: string; target: string };
+type Plan = ReturnType<typeof planTenant>;
+
+/** Every database the new placement touches is at a version the migration files know (exit 2 otherwise). */
+function assertNoDriftAt(deps: ProvisionDeps, shard: string, database: string): Promise<void> {
+  const s = deps.fleet.shard(shard);
+  return assertNoDrift(deps.fleet, shard, [database, s.poolDatabase, s.tenantDatabase], deps.migrations, deps.driftChecked);
+}
+
+/**
+ * An earlier run was interrupted or failed: finish its placement as recorded, and refuse flags
+ * that ask for another one rather than ignore them.
+ */
+async function resumeRow(deps: ProvisionDeps, row: TenantRow, input: CreateTenantInput): Promise<TenantRow> {
+  assertResumable(deps.config, row, input);
+  await deps.fleet.assertReachable(row.shard, ADMIN_DATABASE);
+  await assertNoDriftAt(deps, row.shard, row.database_name);
+  return row;
+}
+
+/**
+ * The new tenant's plan on a shard that answers. An unreachable shard is passed over for the next
+ * least-loaded one of the region (a shard named with --shard is refused); none answering is exit
+ * 2, before the catalog records anything.
+ */
+async function placeReachable(deps: ProvisionDeps, input: CreateTenantInput): Promise<Plan> {
+  const load = deps.shardLoad ?? (await tenantCountsByShard(deps.db));
+  const down = deps.downShards ?? new Set<string>();
+  // Bulk runs share one count instead of a GROUP BY over the catalog per tenant. The tenant is
+  // counted as soon as it is placed, before the first await: rows placed at the same time see
+  // each other, instead of all taking the shard that was least loaded when they started.
+  const count = (shard: string, n: number) => {
+    if (deps.shardLoad) load.set(shard, (load.get(shard) ?? 0) + n);
+  };
+  let plan = planTenant(deps.config, input, load, down);
+  count(plan.shard, 1);
+  for (;;) {
+    try {
+      await deps.fleet.assertReachable(plan.shard, ADMIN_DATABASE);
+      return plan;
+    } catch (err) {
+      if (input.shard || !(err instanceof TenantctlError) || err.code !== 'UNREACHABLE') throw err;
+      down.add(plan.shard);
+      count(plan.shard, -1);
+      plan = planTenant(deps.config, input, load, down);
+      count(plan.shard, 1);
+    }
+  }
+}
+
+/**
+ * Checks the planned placement is free (no drift, nothing there, no rows with the key), then
+ * records the tenant as provisioning: the catalog never claims more than exists.
+ */
+async function insertProvisioning(deps: ProvisionDeps, plan: Plan): Promise<TenantRow> {
+  const { config, db, fleet } = deps;
+  await assertNoDriftAt(deps, plan.shard, plan.placement.database);
+  await assertNothingThere(fleet, {
+    slug: plan.slug,
+    model: plan.model,
+    shard: plan.shard,
+    database: plan.placement.database,
+    schema: plan.placement.schema,
+  });
+  const key = plan.key ?? (await freshKey(config, db, plan.slug));
+  await refuseKeyInUse(
+    deps,
+    { shard: plan.shard, database_name: plan.placement.database, schema_name: plan.placement.schema, key },
+    plan.model,
+  );
+  try {
+    return await insertTenant(db, {
+      slug: plan.slug,
+      key,
+      name: plan.name,
+      tier: plan.tier,
+      model: plan.model,
+      region: plan.region,
+      shard: plan.shard,
+      database_name: plan.placement.database,
+      schema_name: plan.placement.schema,
+      residency: plan.residency,
+      status: 'provisioning',
+      status_detail: null,
+      schema_version: null,
+    });
+  } catch (err) {
+    if ((err as { code?: string }).code === '23505') {
+      throw new UsageError('TENANT_EXISTS', `tenant "${plan.slug}" or its key already exists`, 'pick another slug or --key');
+    }
+    throw err;
+  }
+}
+
+/** Builds the recorded placement, applies its tier's limits, then turns the row active. */
+async function buildAndActivate(deps: ProvisionDeps, tenant: TenantRow, base: Base, resumed: boolean): Promise<void> {
+  const { config, fleet } = deps;
+  const command = deps.command ?? 'tenant create';
+  const fault = deps.failAfter ? `create.${deps.failAfter}:fail` : undefined;
+  // Schema and database tenants: placement, migrations with their tracking rows, and grants
+  // commit together where the migrations allow (promise 2); the faults fire inside.
+  await buildPlacement(tenant, {
+    fleet,
+    config,
+    files: deps.migrations,
+    afterPrepare: () => faultPoint('create.prepared', { override: fault }),
+    afterLoad: () => faultPoint('create.migrated', { override: fault }),
+  });
+  // The tier's limits on the tenant's role and database (issue 19), before it turns active: a
+  // limit PostgreSQL refuses fails the provisioning like any other step.
+  await applyLimitsTo({ config, fleet }, tenant, tenant.tier);
+  const version = deps.migrations.at(-1)?.id ?? null;
+  await deps.db.transaction().execute(async (tx) => {
+    await updateTenant(tx, tenant.slug, { status: 'active', status_detail: null, schema_version: version });
+    await recordEvent(tx, { command, action: 'provisioned', result: 'ok', tenant: tenant.slug, details: { ...base, resumed } });
+  });
+}
+
+/** A failed build: undo what was created, mark the row failed (a re-run finishes it), and say so. */
+async function createFailed(
+  deps: ProvisionDeps,
+  tenant: TenantRow,
+  op: OperationRecord | undefined,
+  err: unknown,
+  base: Base,
+  started: number,
+): Promise<TenantResult> {
+  const { db } = deps;
+  const command = deps.command ?? 'tenant create';
+  const message = redactText(errorMessage(err));
+  const undo = deps.skipUndo ? 'skipped' : await undoPlacement(deps, tenant);
+  await updateTenant(db, tenant.slug, { status: 'failed', status_detail: message + (undo ? `; cleanup: ${undo}` : '') });
+  await op?.finish('failed', { error: message });
+  await recordEvent(db, {
+    command,
+    action: 'provision failed',
+    result: 'failed',
+    tenant: tenant.slug,
+    details: { error: message, cleanup: undo ?? 'done' },
+  });
+  return {
+    ...base,
+    status: 'failed',
+    durationMs: Date.now() - started,
+    error: {
+      code: err instanceof TenantctlError ? err.code : 'PROVISION_FAILED',
+      message,
+      hint: `run the same command again to retry; tenantctl tenant delete ${tenant.slug} --yes to give up`,
+    },
+  };
 }
 
 /** Remove what a failed provisioning created; returns a problem, or null when all is clean. */
