@@ -53,16 +53,18 @@ export async function dropRoleEverywhere(fleet: Fleet, shard: string, role: stri
     }
   }
   try {
-    await fleet.withTransaction(shard, ADMIN_DATABASE, async (c) => {
-      // Here too: privileges on shared objects (databases) are revoked from any database.
-      await c.query(`drop owned by ${ident(role)}`);
-      await c.query(`drop role if exists ${ident(role)}`);
-    });
+    await concurrentCatalogRetry(() =>
+      fleet.withTransaction(shard, ADMIN_DATABASE, async (c) => {
+        // Here too: privileges on shared objects (databases) are revoked from any database.
+        await c.query(`drop owned by ${ident(role)}`);
+        await c.query(`drop role if exists ${ident(role)}`);
+      }),
+    );
   } catch (err) {
     const left = await whatStillBlocks(fleet, shard, role);
     throw new TenantctlError(
       'DELETE_INCOMPLETE',
-      `role ${role} on shard ${shard} cannot be dropped: ${left.length ? left.join('; ') : redactText(errorMessage(err))}${
+      `role ${role} on shard ${shard} cannot be dropped: ${left.length ? `${left.join('; ')} (PostgreSQL: ${redactText(errorMessage(err))})` : redactText(errorMessage(err))}${
         problems.length ? ` (${problems.join('; ')})` : ''
       }`,
       `its LOGIN is off and its sessions were ended; drop those objects (or REASSIGN OWNED BY ${role} TO another role) as their owner or a superuser in each database named, then run tenant delete again`,
@@ -112,4 +114,22 @@ async function whatStillBlocks(fleet: Fleet, shard: string, role: string): Promi
     }
   }
   return out;
+}
+
+/**
+ * Run `f` again (up to 3 times, 100–300 ms apart) when PostgreSQL reports "tuple concurrently
+ * updated": revoking the role's CONNECT rewrites the database's pg_database row, which another
+ * tenant's GRANT CONNECT on the same database may be rewriting at that moment (a create or a move
+ * onto the shard); the loser of that race gets this error, not a wait, and the drop is safe to
+ * run again.
+ */
+async function concurrentCatalogRetry<T>(f: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await f();
+    } catch (err) {
+      if (attempt >= 3 || !/tuple concurrently updated/.test(errorMessage(err))) throw err;
+      await new Promise((r) => setTimeout(r, 100 * attempt));
+    }
+  }
 }
