@@ -28,8 +28,9 @@ export default defineConfig({
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
           globalSetup: ['test/helpers/global-setup.ts'],
-          // Real clusters: initdb, connections and DDL take seconds, not milliseconds.
-          testTimeout: 60_000,
+          // Real clusters: initdb, connections and DDL take seconds, not milliseconds; two files run
+          // at once on 2 cores, so a test that takes 40 s alone may take 80.
+          testTimeout: 120_000,
           hookTimeout: 120_000,
         },
       },
