@@ -258,7 +258,9 @@ describe('deletes always finish', () => {
       // role is not tenantctl's to revoke, and is named.
       expect(json(r).error).toMatchObject({
         code: 'DELETE_INCOMPLETE',
-        message: expect.stringContaining(`role ${role} on shard us1 cannot be dropped: database ${other} (privileges granted to it) (PostgreSQL: `),
+        message: expect.stringContaining(
+          `role ${role} on shard us1 cannot be dropped: database ${other} (privileges granted to it) (PostgreSQL: `,
+        ),
       });
       const left = await asSuperuser(e, other, (c) => c.query('select 1 from pg_largeobject_metadata where oid = $1', [oid]));
       expect(left.rows).toEqual([]);
