@@ -1,3 +1,6 @@
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { json, ownMigrateFleet, until, withPg, type MigrateEnv, tenantDigests } from '../helpers/migrate-env.js';
 import { superuserUrl } from '../helpers/test-fleet.js';
@@ -195,17 +198,10 @@ describe('with the grant: foreign keys checked once per tenant', () => {
     // 'held' is back; the move checks, then hangs before its commit: a delete of 'held' waits.
     await e.q('eu1', pool(e), `insert into app.task_statuses (code, label, sort_order) values ('held', 'Held', 90)`);
     let pid = 0;
-    const run = move(e, 'mv-race', { TENANTCTL_FAULT: 'move.before-commit' }, (p) => (pid = p));
-    await until(async () => {
-      const op = await e.db
-        .selectFrom('operations')
-        .selectAll()
-        .where('kind', '=', 'move')
-        .where('tenant_slug', '=', 'mv-race')
-        .where('status', '=', 'running')
-        .executeTakeFirst();
-      return (op?.progress as any)?.phase === 'verify';
-    }, 60_000);
+    // Paused there, the process writes the point's name (fault-points.ts): checked, not committed.
+    const paused = join(mkdtempSync(join(tmpdir(), 'tenantctl-pl-')), 'paused');
+    const run = move(e, 'mv-race', { TENANTCTL_FAULT: 'move.before-commit', TENANTCTL_FAULT_PAUSED_FILE: paused }, (p) => (pid = p));
+    await until(async () => existsSync(paused) && readFileSync(paused, 'utf8').trim() === 'move.before-commit', 60_000);
     await withPg(url(e, 'eu1', pool(e)), async (c) => {
       await c.query(`set lock_timeout = '1s'`);
       await expect(c.query(`delete from app.task_statuses where code = 'held'`)).rejects.toMatchObject({ code: '55P03' });
