@@ -83,7 +83,9 @@ export async function runCaptureMove(run: OnlineRun): Promise<MoveResult> {
     } catch (e) {
       warning = redactText(errorMessage(e));
     }
-    const atSwitch = await tablesAtSwitch(deps, rec, plan, rec.progress);
+    // The move has switched: a source that cannot be measured now leaves `tablesPending` for
+    // `move complete` or `move rollback` to measure, not a failed move.
+    const atSwitch = await tablesAtSwitch(deps, rec, plan, rec.progress).catch(() => checks);
     await done('unfence', rec, warning);
     return switchedResult(run, atSwitch, writeBlockedMs, warning);
   } catch (caught) {
