@@ -12,8 +12,8 @@
  *   MIGRATION 'tnct'  one migration target, keyed by hashtext(schema)
  *   DATABASE_ACL 'tacl' serialises GRANTs on one database (taken in src/placement/roles.ts)
  * Each pool database:
- *   POOL_SUSPEND 'tsus' serialises creating the suspension state (src/placement/pool/suspend.ts), key 0
- *   POOL_FENCE_SETUP 'tfsu' serialises installing the fence function and policies (src/placement/pool/fence.ts), key 0
+ *   POOL_SUSPEND 'tsus' serialises every setup of the pool's write policies, key 0: the suspension state
+ *     (src/placement/pool/suspend.ts) and the fence function and policies (src/placement/pool/fence.ts)
  *
  * @module
  */
@@ -24,4 +24,3 @@ export const PARTITION_LOCK_CLASSID = 0x746e7074;
 export const MIGRATION_LOCK_CLASSID = 0x746e6374;
 export const DATABASE_ACL_LOCK_CLASSID = 0x7461636c;
 export const POOL_SUSPEND_LOCK_CLASSID = 0x74737573;
-export const POOL_FENCE_SETUP_LOCK_CLASSID = 0x74667375;

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { POOL_FENCE_SETUP_LOCK_CLASSID } from '../../operations/lock-ids.js';
+import { POOL_SUSPEND_LOCK_CLASSID } from '../../operations/lock-ids.js';
 import type { Config } from '../../config/types.js';
 import { ident, literal, qualified } from '../../sql.js';
 import { MOVE_FENCE, RESTORE_FENCE, type FenceReason } from '../fence-reasons.js';
@@ -45,10 +45,11 @@ export async function ensurePoolFence(
   schema: string,
   config: Pick<Config, 'tenantKey' | 'rls' | 'servingRole'>,
 ): Promise<string[]> {
-  // One setup at a time per pool database (the caller's transaction holds it): two operations on
-  // different tenants of one pool (a move and a restore --replace) each replace the function and
-  // re-grant the schema, and in the two orders they took those locks PostgreSQL saw a deadlock.
-  await c.query('select pg_advisory_xact_lock($1, 0)', [POOL_FENCE_SETUP_LOCK_CLASSID]);
+  // One setup of the pool's write policies at a time per pool database, the suspension's included
+  // (suspend.ts takes the same key; the caller's transaction holds it): operations on different
+  // tenants of one pool (a move, a restore --replace, a delete that suspends first) each install
+  // policies on the shared tables, and in different orders PostgreSQL saw deadlocks.
+  await c.query('select pg_advisory_xact_lock($1, 0)', [POOL_SUSPEND_LOCK_CLASSID]);
   await c.query(`create schema if not exists ${ident(FENCE_SCHEMA)}`);
   await c.query(`grant usage on schema ${ident(FENCE_SCHEMA)} to public`);
   await c.query(`
