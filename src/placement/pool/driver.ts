@@ -15,6 +15,7 @@ import { POOL_SCHEMA } from '../naming.js';
 import { assertPoolCopyAllowed } from './visibility.js';
 import { ensurePoolFence } from './fence.js';
 import { ensurePoolSwitchFence } from './switch-fence.js';
+import { withPoolPolicyTransaction } from './policy-transaction.js';
 
 export const pool: SharedTablesDriver = {
   model: 'pool',
@@ -29,7 +30,7 @@ export const pool: SharedTablesDriver = {
   async prepareFence(fleet, config, at, lockTimeoutMs) {
     // The move's fence and the switch fence, once per pool (idempotent): the DDL on the shared
     // tables happens here, before the tenant's writes are blocked, never while they are.
-    await fleet.withTransaction(at.shard, at.database, async (c) => {
+    await withPoolPolicyTransaction(fleet, at.shard, at.database, async (c) => {
       // CREATE POLICY locks the shared table: never queue every tenant behind a long transaction for it.
       await c.query(`set local lock_timeout = '${lockTimeoutMs}ms'`);
       await ensurePoolFence(c, at.schema, config);
@@ -87,7 +88,7 @@ export const pool: SharedTablesDriver = {
     // The serving role is shared by every pool tenant: a pool tenant's access is its key.
   },
   async setSuspended(fleet, config, t, suspended) {
-    await fleet.withTransaction(t.shard, t.database_name, (c) => setPoolSuspended(c, t.schema_name, config, t.key, suspended));
+    await withPoolPolicyTransaction(fleet, t.shard, t.database_name, (c) => setPoolSuspended(c, t.schema_name, config, t.key, suspended));
     return null;
   },
   async existing() {
