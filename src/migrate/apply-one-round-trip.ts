@@ -5,6 +5,7 @@ import { literal } from '../sql.js';
 import type { MigrationFile } from './files.js';
 import type { TargetSession } from './target-session.js';
 import type { KnownState, TargetOutcome } from './target-types.js';
+import type { MigrationHooks } from '../placement/drivers.js';
 import { META_SCHEMA } from '../placement/naming.js';
 import { appliedRowsSql, recordAppliedSql, rowsOfApplied, TRACKING_TABLE, versionOf } from './tracking.js';
 
@@ -22,8 +23,7 @@ const CHANGED_MARKER = 'tenantctl:state-changed:';
  */
 export async function applyInOneRoundTrip(s: TargetSession, known: KnownState): Promise<TargetOutcome | null> {
   const pending = known.pending;
-  if (!s.hooks.canFuse || pending.length === 0 || (known.applied.length === 0 && !known.tracked)) return null;
-  if (pending.some((m) => m.kind !== 'sql' || !m.transactional)) return null;
+  if (!fitsOneMessage(s.hooks, known)) return null;
   const { text, parts } = messageOf(s, known);
   s.event('start', pending[0]);
   const t0 = Date.now();
@@ -84,6 +84,16 @@ export async function applyInOneRoundTrip(s: TargetSession, known: KnownState): 
 }
 
 /**
+ * Whether a target with this state can go in one message: a model that allows it, something
+ * pending, a tracking table to record it in, and only transactional SQL files.
+ */
+export function fitsOneMessage(hooks: Pick<MigrationHooks, 'canFuse'>, known: KnownState): boolean {
+  const pending = known.pending;
+  if (!hooks.canFuse || pending.length === 0 || (known.applied.length === 0 && !known.tracked)) return false;
+  return pending.every((m) => m.kind === 'sql' && m.transactional);
+}
+
+/**
  * The message: every statement costs the server a parse, a plan and a result, so a target of one
  * migration under its tenant's lock is five (begin; settings and guard; the file; the tracking
  * row; commit), and the guard reads no table: the schema exists (otherwise search_path would fall
@@ -91,7 +101,10 @@ export async function applyInOneRoundTrip(s: TargetSession, known: KnownState): 
  * checked by the tracking table's primary key, in the same transaction as the file (see
  * applyInOneRoundTrip's failure path), not by a count over the target's history.
  */
-function messageOf(s: TargetSession, known: KnownState): { text: string; parts: { m: MigrationFile; offset: number; sql: string }[] } {
+export function messageOf(
+  s: TargetSession,
+  known: KnownState,
+): { text: string; parts: { m: MigrationFile; offset: number; sql: string }[] } {
   const schema = literal(s.target.schema);
   const { tenantLocked } = s;
   // Under our own lock, the guard runs in a statement after the lock's, so it reads what committed before it.

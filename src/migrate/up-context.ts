@@ -5,6 +5,7 @@ import type { ResultDocument, TenantResult } from '../fanout/result.js';
 import type { OnError } from '../fanout/run.js';
 import type { Fleet } from '../fleet/fleet.js';
 import type { CatalogWriter } from './catalog-writer.js';
+import type { TargetBatcher } from './target-batcher.js';
 import type { MigrationFile } from './files.js';
 import type { MigratePlan, Partition, PlannedTarget } from './plan.js';
 import type { RunInfo, RunLock } from './run-record.js';
@@ -51,6 +52,11 @@ export interface MigrateUpOptions {
   wait?: boolean;
   /** Aborting stops scheduling; running targets finish their current migration. */
   signal?: AbortSignal;
+  /**
+   * Targets sent in one message at most (each in its own transaction; target-batcher.ts). Absent:
+   * BATCH_SIZE when BATCH_FROM or more targets fit one message, else 1 (a message per target).
+   */
+  batchTargets?: number;
   /** Per-target overrides (tests shorten waits). */
   targetOptions?: Pick<MigrateTargetOptions, 'lockWaitMs' | 'retryBaseMs' | 'targetTimeoutMs'>;
   hooks?: MigrateUpHooks;
@@ -119,6 +125,8 @@ export interface RunState extends PlannedRun {
   rows: MigrateRow[];
   writer: CatalogWriter;
   health: ShardHealth;
+  /** Several targets per message (large runs); absent: each target on its own connection. */
+  batcher?: TargetBatcher;
   stopped?: MigrateUpDocument['stopped'];
 }
 

@@ -5,7 +5,9 @@ import { MIGRATION_LOCK_CLASSID } from '../operations/lock-ids.js';
 import { TenantLockBatch } from '../operations/tenant-lock-batch.js';
 import { migrationHooks } from '../placement/drivers.js';
 import { CatalogWriter } from './catalog-writer.js';
+import { fitsOneMessage } from './apply-one-round-trip.js';
 import { isLocalShard } from './local-shard.js';
+import { BATCH_FROM, BATCH_SIZE, TargetBatcher } from './target-batcher.js';
 import { splitCanaries, type PlannedTarget } from './plan.js';
 import { createRun, finishRun, reopenRun, type RunInfo, type RunStatus } from './run-record.js';
 import { byDatabase, nothingToDo, readStates, ShardHealth, type TargetState } from './state.js';
@@ -44,6 +46,7 @@ export async function executeRun(planned: PlannedRun): Promise<MigrateUpDocument
   // them is then "locked by migrate up" a little before its turn, which a small run never needs.
   const exclusive = work.filter((t) => !migrationHooks(t.model).shared).map((t) => t.tenants[0].slug);
   if (exclusive.length >= LOOK_AHEAD_FROM) locks.lookAhead(exclusive);
+  ctx.batcher = batcherFor(ctx, work, states);
   try {
     await runWork(ctx, work, targetRunner(ctx, states, locks));
   } finally {
@@ -51,6 +54,23 @@ export async function executeRun(planned: PlannedRun): Promise<MigrateUpDocument
   }
   addSkippedAndGone(ctx);
   return finish(ctx);
+}
+
+/**
+ * Several targets per message when the run has many that fit one (under their tenant's lock, only
+ * transactional SQL pending): their messages, results and wake-ups were most of a small target's
+ * cost. Small runs keep a message per target.
+ */
+function batcherFor(ctx: RunState, work: PlannedTarget[], states: Map<string, TargetState>): TargetBatcher | undefined {
+  const fits = work.filter((t) => {
+    const s = states.get(t.id);
+    const hooks = migrationHooks(t.model);
+    if (hooks.shared || !s?.ok || s.report.drift.length > 0) return false;
+    return fitsOneMessage(hooks, { applied: s.applied, pending: s.report.pending, unknown: s.report.unknown, tracked: s.tracked });
+  }).length;
+  const size = ctx.opts.batchTargets ?? (fits >= BATCH_FROM ? BATCH_SIZE : 1);
+  if (size <= 1) return undefined;
+  return new TargetBatcher(ctx.deps.fleet, size, (s) => shardWidth(ctx, s), ctx.opts.concurrency);
 }
 
 /** Runs with this many schema or database targets lock tenants ahead (TenantLockBatch.lookAhead). */
@@ -167,10 +187,12 @@ async function runWork(ctx: RunState, work: PlannedTarget[], runner: TargetRunne
     for (const t of rest) runner.finished(t, notRun(t, 'not run: a canary target failed (--canary)'));
     return;
   }
+  // With a batcher, more targets run at once than connections (its slots hold the connections).
+  const k = ctx.batcher?.size ?? 1;
   await pass(ctx, runner, rest, {
-    concurrency: opts.concurrency,
+    concurrency: opts.concurrency * k,
     shardOf: (t) => t.shard,
-    shardBudget: (s) => shardWidth(ctx, s),
+    shardBudget: (s) => shardWidth(ctx, s) * k,
     onError: opts.onError ?? 'stop',
     maxFailures: opts.maxFailures,
     // The stop policy is about migrations that fail: a shard that does not answer fails its own

@@ -3,6 +3,7 @@ import { durationMs } from '../config/load.js';
 import { LockedError } from '../errors.js';
 import type { TenantLockBatch } from '../operations/tenant-lock-batch.js';
 import { migrationHooks } from '../placement/drivers.js';
+import { fitsOneMessage } from './apply-one-round-trip.js';
 import { migrateTarget } from './apply-target.js';
 import type { PlannedTarget } from './plan.js';
 import { isUnreachable, type TargetState } from './state.js';
@@ -55,9 +56,15 @@ export function targetRunner(ctx: RunState, states: Map<string, TargetState>, lo
     const held = shared ? { release: undefined } : await takeTenant(locks, t, t0);
     if ('status' in held) return held;
     try {
-      const r = await deps.fleet.withClient(t.shard, t.database, async (c) =>
-        done(t, await migrateTarget(c, t, deps.migrations, ownOptions(targetOpts, shared, known))),
-      );
+      const own = ownOptions(targetOpts, shared, known);
+      const { batcher } = ctx;
+      // Several targets of a database in one message; null: this one takes its own path.
+      if (batcher && own.known && own.tenantLocked && fitsOneMessage(migrationHooks(t.model), own.known)) {
+        const o = await batcher.submit(t.shard, { target: t, known: own.known, opts: own });
+        if (o) return done(t, o);
+      }
+      const alone = () => deps.fleet.withClient(t.shard, t.database, async (c) => done(t, await migrateTarget(c, t, deps.migrations, own)));
+      const r = batcher ? await batcher.withSlot(t.shard, alone) : await alone();
       if (shared) {
         const gone = await poolTenantsGone(deps.db, t);
         if (gone.size > 0) poolGone.set(t.id, gone);

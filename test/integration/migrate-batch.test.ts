@@ -1,0 +1,160 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { databaseUrl } from '../../src/fleet/connection-url.js';
+import type { Fleet } from '../../src/fleet/fleet.js';
+import { applyBatch, type BatchMember } from '../../src/migrate/apply-batch.js';
+import { loadMigrations } from '../../src/migrate/files.js';
+import { pendingFor, readApplied } from '../../src/migrate/tracking.js';
+import { migrateUp } from '../../src/migrate/up.js';
+import { migrateEnv, type MigrateEnv } from '../helpers/migrate-env.js';
+import { sharedFleet } from '../helpers/shared-fleet.js';
+
+/**
+ * Several schema targets of one database in one message (apply-batch.ts, target-batcher.ts): each
+ * in its own transaction with its tracking row; a failing member leaves those before it committed
+ * and sends itself and those after it down their own path. On the shared fleet, in an environment
+ * of its own.
+ */
+const run = randomBytes(2).toString('hex');
+const slugs = Array.from({ length: 6 }, (_, i) => `bt${run}-${i}`);
+const schemaOf = (slug: string) => `t_${slug.replace(/-/g, '_')}`;
+let e: MigrateEnv;
+let client: pg.Client;
+
+beforeAll(async () => {
+  e = await migrateEnv(sharedFleet(), `bt${run}`);
+  await e.create(slugs.map((slug) => ({ slug, model: 'schema' as const, shard: 'us1' })));
+  const shard = e.config.shards.find((s) => s.name === 'us1')!;
+  client = new pg.Client({ connectionString: databaseUrl(shard.url, shard.tenantDatabase) });
+  await client.connect();
+});
+
+afterAll(async () => {
+  await client?.end();
+  await e?.close();
+});
+
+/** The batch members for `schemas`, with the state migrate up would have read, under their tenants' locks. */
+async function members(schemas: string[]): Promise<BatchMember[]> {
+  const migrations = await loadMigrations(e.migrationsDir);
+  const rows = await readApplied(client, schemas);
+  return schemas.map((schema) => {
+    const own = rows.filter((r) => r.schema === schema);
+    const r = pendingFor(migrations, own);
+    return {
+      target: { model: 'schema', shard: 'us1', database: client.database!, schema },
+      known: { applied: own.map((x) => x.name), pending: r.pending, unknown: r.unknown, tracked: true },
+      opts: { config: e.config, tenantLocked: true },
+    };
+  });
+}
+
+/** Counts the messages `fn` sends through `c`. */
+async function counted<T>(c: pg.Client, fn: () => Promise<T>): Promise<{ out: T; messages: string[] }> {
+  const messages: string[] = [];
+  const query = c.query.bind(c);
+  (c as unknown as { query: unknown }).query = (text: unknown, ...rest: unknown[]) => {
+    messages.push(typeof text === 'string' ? text : String((text as { text?: string }).text));
+    return (query as (...a: unknown[]) => unknown)(text, ...rest);
+  };
+  try {
+    return { out: await fn(), messages };
+  } finally {
+    (c as unknown as { query: unknown }).query = query;
+  }
+}
+
+const hasColumn = async (schema: string, column: string) =>
+  (
+    await client.query(
+      `select 1 from information_schema.columns where table_schema = $1 and table_name = 'workspaces' and column_name = $2`,
+      [schema, column],
+    )
+  ).rowCount === 1;
+const recorded = async (schema: string, id: string) =>
+  (await client.query(`select 1 from tenantctl.schema_migrations where target_schema = $1 and name = $2`, [schema, id])).rowCount === 1;
+
+describe('several targets in one message', () => {
+  it('applies each member in its own transaction with its tracking row, in ONE message, and leaves the connection clean', async () => {
+    await e.addMigration('0004_one.sql', 'alter table workspaces add column one_at timestamptz;\n');
+    const schemas = slugs.slice(0, 3).map(schemaOf);
+    const { out, messages } = await counted(client, async () => applyBatch(client, await members(schemas)));
+    // readApplied's two reads, then the batch itself.
+    expect(messages.filter((m) => m.includes('one_at'))).toHaveLength(1);
+    expect(out.map((o) => o?.status)).toEqual(['succeeded', 'succeeded', 'succeeded']);
+    expect(out.map((o) => o?.applied)).toEqual([['0004_one'], ['0004_one'], ['0004_one']]);
+    for (const s of schemas) {
+      expect(await hasColumn(s, 'one_at')).toBe(true);
+      expect(await recorded(s, '0004_one')).toBe(true);
+    }
+    expect((await client.query('show search_path')).rows[0].search_path).toBe('"$user", public');
+    expect((await client.query('select now() = statement_timestamp() as fresh')).rows[0].fresh).toBe(true);
+  });
+
+  it('a failing member: those before it stay committed; it and those after it return null (their own path), nothing of theirs applied', async () => {
+    await e.addMigration('0005_two.sql', 'alter table workspaces add column two_at timestamptz;\n');
+    const schemas = slugs.slice(0, 4).map(schemaOf);
+    // The third already has the column: its ALTER fails, and PostgreSQL skips the rest of the message.
+    await client.query(`alter table ${schemas[2]}.workspaces add column two_at timestamptz`);
+    const out = await applyBatch(client, await members(schemas));
+    expect(out.map((o) => o?.status ?? null)).toEqual(['succeeded', 'succeeded', null, null]);
+    expect(await recorded(schemas[1], '0005_two')).toBe(true);
+    expect(await recorded(schemas[2], '0005_two')).toBe(false);
+    expect(await recorded(schemas[3], '0005_two')).toBe(false);
+    expect(await hasColumn(schemas[3], 'two_at')).toBe(false);
+    // No transaction left open on the connection.
+    expect((await client.query('select now() = statement_timestamp() as fresh')).rows[0].fresh).toBe(true);
+    await client.query(`alter table ${schemas[2]}.workspaces drop column two_at`);
+  });
+
+  it('migrate up with batchTargets sends several targets per message, reports each, and a failing one precisely', async () => {
+    const messages: string[] = [];
+    const fleet = e.fleet as Fleet;
+    const withClient = fleet.withClient.bind(fleet);
+    fleet.withClient = ((shard: string, database: string, fn: (c: pg.ClientBase) => Promise<unknown>) =>
+      withClient(shard, database, (c) =>
+        fn(
+          new Proxy(c, {
+            get: (t, k) =>
+              k === 'query'
+                ? (text: unknown, ...rest: unknown[]) => {
+                    if (typeof text === 'string' && text.includes('three_at')) messages.push(text);
+                    return (t.query as (...a: unknown[]) => unknown).call(t, text, ...rest);
+                  }
+                : Reflect.get(t, k, t),
+          }),
+        ),
+      )) as Fleet['withClient'];
+    try {
+      const up = async () =>
+        migrateUp(
+          { config: e.config, db: e.db, fleet, migrations: await loadMigrations(e.migrationsDir) },
+          // One connection: the targets that wait for it go together.
+          { concurrency: 8, localShardTargets: 1, batchTargets: 4, onError: 'continue' },
+        );
+      // 0005 goes to the four targets that lack it, 0004 and 0005 to the others, then 0006 everywhere.
+      await up();
+      await e.addMigration('0006_three.sql', 'alter table workspaces add column three_at timestamptz;\n');
+      const { doc } = await up();
+      expect(doc.targets).toMatchObject({ total: 6, migrated: 6, failed: 0 });
+      expect(doc.results.every((r) => r.status === 'succeeded' && r.applied?.join() === '0006_three')).toBe(true);
+      expect(messages.length).toBeLessThan(6);
+      expect(messages.some((m) => m.split('three_at').length - 1 > 1)).toBe(true);
+      for (const s of slugs.map(schemaOf)) expect(await recorded(s, '0006_three')).toBe(true);
+
+      // A member that fails runs again alone: the error names its file, the others are migrated.
+      await e.addMigration('0007_four.sql', 'alter table workspaces add column four_at timestamptz;\n');
+      await client.query(`alter table ${schemaOf(slugs[3])}.workspaces add column four_at timestamptz`);
+      const failed = (await up()).doc;
+      expect(failed.targets).toMatchObject({ total: 6, migrated: 5, failed: 1 });
+      const bad = failed.results.find((r) => r.status === 'failed')!;
+      expect(bad.tenant).toBe(slugs[3]);
+      expect(bad.error).toMatchObject({ code: 'MIGRATION_FAILED', migration: '0007_four' });
+      expect(bad.error?.message).toMatch(/four_at/);
+      for (const [i, s] of slugs.map(schemaOf).entries()) expect(await recorded(s, '0007_four')).toBe(i !== 3);
+    } finally {
+      fleet.withClient = withClient;
+    }
+  });
+});
