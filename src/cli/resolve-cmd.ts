@@ -10,16 +10,18 @@ export function registerResolveCommand(program: Command): void {
     .action(
       action('resolve', async (ctx, slug: string, opts: { admin?: boolean }) => {
         // Compiled while the catalog connects, not one after the other.
-        const [{ getTenant }, { credentialsNote, resolveTenant }, { tenantRolePassword }, { renderResolved }, db] = await Promise.all([
-          import('../catalog/tenants.js'),
-          import('../placement/resolve.js'),
-          import('../placement/credentials.js'),
-          import('../report/resolve.js'),
-          ctx.catalog(),
-        ]);
+        const [{ getTenant }, { credentialsNote, resolveTenant }, { tenantRolePassword }, { renderResolved }, db, fleet] =
+          await Promise.all([
+            import('../catalog/tenants.js'),
+            import('../placement/resolve.js'),
+            import('../placement/credentials.js'),
+            import('../report/resolve.js'),
+            ctx.catalog(),
+            ctx.fleet(), // its module only: it connects on first use
+          ]);
         const t = await getTenant(db, slug);
         const r = resolveTenant(ctx.config, t, { admin: opts.admin });
-        renderResolved(ctx.out, { ...r, credentials: credentialsNote(ctx.config, t, await tenantRolePassword(await ctx.fleet(), t)) });
+        renderResolved(ctx.out, { ...r, credentials: credentialsNote(ctx.config, t, await tenantRolePassword(fleet, t)) });
       }),
     );
 }
