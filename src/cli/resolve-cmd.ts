@@ -9,13 +9,19 @@ export function registerResolveCommand(program: Command): void {
     .addHelpText('after', '\nExample:\n  tenantctl resolve acme --json\n')
     .action(
       action('resolve', async (ctx, slug: string, opts: { admin?: boolean }) => {
-        const { getTenant } = await import('../catalog/tenants.js');
-        const { credentialsNote, resolveTenant } = await import('../placement/resolve.js');
-        const { tenantRolePassword } = await import('../placement/credentials.js');
-        const { renderResolved } = await import('../report/resolve.js');
-        const t = await getTenant(await ctx.catalog(), slug);
+        // Compiled while the catalog connects, not one after the other.
+        const [{ getTenant }, { credentialsNote, resolveTenant }, { tenantRolePassword }, { renderResolved }, db, fleet] =
+          await Promise.all([
+            import('../catalog/tenants.js'),
+            import('../placement/resolve.js'),
+            import('../placement/credentials.js'),
+            import('../report/resolve.js'),
+            ctx.catalog(),
+            ctx.fleet(), // its module only: it connects on first use
+          ]);
+        const t = await getTenant(db, slug);
         const r = resolveTenant(ctx.config, t, { admin: opts.admin });
-        renderResolved(ctx.out, { ...r, credentials: credentialsNote(ctx.config, t, await tenantRolePassword(await ctx.fleet(), t)) });
+        renderResolved(ctx.out, { ...r, credentials: credentialsNote(ctx.config, t, await tenantRolePassword(fleet, t)) });
       }),
     );
 }

@@ -34,18 +34,7 @@ export async function sharedTablesUsage(
   for (const { table, column } of await tenantScopedTables(c, schema, config)) {
     const q = qualified(schema, table);
     const { from, scale } = sampled(q, 't', opts);
-    const { rows } = await c.query<{ key: string; rows: string; bytes: string; total: string }>(
-      // Grouped by the column itself (a uuid hashes faster than its text), cast once per key.
-      `with per_key as (
-         select ${ident(column)} as key, count(*) as rows, sum(pg_column_size(t.*)) as bytes
-           from ${from} group by 1)
-       select key::text, rows::text, bytes::text,
-              -- pg_partition_tree is empty for a table that is not partitioned
-              coalesce((select sum(pg_total_relation_size(relid)) from pg_partition_tree($1::regclass)),
-                       pg_total_relation_size($1::regclass))::text as total
-         from per_key`,
-      [q],
-    );
+    const { rows } = await c.query<{ key: string; rows: string; bytes: string; total: string }>(perKeyUsageSql(from, column), [q]);
     const sum = rows.reduce((s, r) => s + Number(r.bytes), 0);
     for (const r of rows) {
       if (r.key === null) continue;
@@ -58,4 +47,22 @@ export async function sharedTablesUsage(
     }
   }
   return out;
+}
+
+/**
+ * One table's pass: rows and row bytes per key, and the table's total size ($1: the table's
+ * qualified name, for its size). Exported for the test that reads its plan.
+ */
+export function perKeyUsageSql(from: string, column: string): string {
+  // Grouped by the column itself (a uuid hashes faster than its text), cast once per key.
+  return `with per_key as (
+     select ${ident(column)} as key, count(*) as rows, sum(pg_column_size(t.*)) as bytes
+       from ${from} group by 1)
+   select key::text, rows::text, bytes::text,
+          -- Once per table, not per key: a scalar subquery (an InitPlan). Bare, the
+          -- coalesce's fallback ran per output row (pg_partition_tree is empty for a table
+          -- that is not partitioned): a thousand keys cost a thousand stat() of its files.
+          (select coalesce((select sum(pg_total_relation_size(relid)) from pg_partition_tree($1::regclass)),
+                           pg_total_relation_size($1::regclass)))::text as total
+     from per_key`;
 }

@@ -25,7 +25,7 @@ import { TenantctlError } from '../../errors.js';
 import { ident, isAlreadyExists, literal, qualified } from '../../sql.js';
 import { assertDeclaredSharing, grantServingRole, schemaTables, sharingProblems, writableReadOnlyTables } from './shared-tables.js';
 import { closeSideDoors, findSideDoors } from './side-doors.js';
-import { scopedKeyColumn } from '../scoped-rule.js';
+import { scopedKeyColumn, scopedRuleParams } from '../scoped-rule.js';
 
 /** The policy that lets a session see the rows of the tenant named by the setting, and no others. */
 export const POLICY_NAME = 'tenantctl_isolation';
@@ -70,8 +70,19 @@ export interface TableRlsState extends ScopedTable {
  * their parent), sorted by name. What delete, key checks and copies work on.
  */
 export async function tenantScopedTables(client: Queryable, schema: string, config: RlsConfig): Promise<ScopedTable[]> {
-  const states = await rlsState(client, schema, config);
-  return states.filter((s) => !s.partition).map(({ table, column }) => ({ table, column }));
+  // Not rlsState's query with its policies and role checks: on a new connection (usage's, a
+  // delete's) that one took about 2.5 times as long, for the two columns wanted here.
+  const res = await client.query<ScopedTable>(
+    `select c.relname as table, a.attname as column
+       from pg_class c
+       join pg_namespace n on n.oid = c.relnamespace
+       join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+      where n.nspname = $1 and c.relkind in ('r', 'p') and not c.relispartition
+        and a.attname = ${scopedKeyColumn('c', '$2', '$3')}
+      order by c.relname`,
+    [schema, ...scopedRuleParams(config)],
+  );
+  return res.rows;
 }
 
 /** Tenant-scoped tables, partitions included, with their RLS state (for audit and repair). */
