@@ -91,7 +91,7 @@ export async function load(
         deps.onProgress?.({ tenant: p.slug, table: t.table, rows: done + r, bytes: 0, total });
         void op.heartbeat({ rows: done + r, total }).catch(() => undefined);
       };
-      await loadTable(c, schema, t, tableText(a, t, dataKey), newKey, onRows, { freeze: frozen.has(t.table) });
+      await loadTable(c, schema, t, tableText(a, t, dataKey), newKey, onRows, { freeze: frozen.has(t.table), sha256: !a.live });
       done += t.rows;
     }
     await op.phase('verify', { rows: done, total });
