@@ -19,7 +19,11 @@ export interface OpenArchive {
    * scratch cluster while it is loaded). No stored bytes, so nothing of them to check: the rows'
    * counts and digests in its manifest were taken at the source, and the load is verified by them.
    */
-  live?: { tableText(t: ManifestTable): Readable };
+  live?: {
+    tableText(t: ManifestTable): Readable;
+    /** Settles once the manifest's per-table rows and hashes are in (taken while the placement is built). */
+    digested: Promise<void>;
+  };
 }
 
 /** Find a backup and read its manifest (format, shape and checksum checked). */

@@ -62,8 +62,8 @@ export async function restoreAt(deps: RestoreAtDeps, o: RestoreAtOptions): Promi
     const id = `${t.slug} at ${o.at.toISOString()}`;
     source = await openScratchSource(deps.config, t, scratchUrl(p.shard.url, r.port, t.database_name), id, drained);
     const m = source.archive.manifest;
-    clock.mark('load, verify', `${source.rows} rows in ${m.tables.length} tables, streamed from the scratch cluster`);
-    await op.phase('load', { rows: source.rows });
+    clock.mark('load, verify', `${source.tables} tables, streamed from the scratch cluster`);
+    await op.phase('load', { tables: source.tables });
     const loaded = await restoreArchive(
       { ...deps, onProgress: (q) => clock.mark('load, verify', `${q.rows} of ${q.total ?? '?'} rows`) },
       source.archive,
