@@ -14,6 +14,16 @@ export interface OpenArchive {
   region: string;
   storage: BackupStorage;
   manifest: Manifest;
+  /**
+   * A live source instead of stored files (restore --at: each table's COPY text streamed from the
+   * scratch cluster while it is loaded). No stored bytes, so nothing of them to check: the rows'
+   * counts and digests in its manifest were taken at the source, and the load is verified by them.
+   */
+  live?: {
+    tableText(t: ManifestTable): Readable;
+    /** Settles once the manifest's per-table rows and hashes are in (taken while the placement is built). */
+    digested: Promise<void>;
+  };
 }
 
 /** Find a backup and read its manifest (format, shape and checksum checked). */
@@ -86,6 +96,7 @@ export async function assertIntact(a: OpenArchive): Promise<void> {
 
 /** A table's COPY text from the archive: stored bytes → decrypt (with the key) → decompress. */
 export function tableText(a: OpenArchive, t: ManifestTable, key: Buffer | null): Readable[] {
+  if (a.live) return [a.live.tableText(t)];
   const chain: Readable[] = [a.storage.read(a.id, t.file)];
   if (a.manifest.encryption) {
     if (!key) throw new UsageError('BACKUP_KEY', `backup ${a.id} is encrypted and no data key was given`, 'set TENANTCTL_BACKUP_KEY');

@@ -77,12 +77,15 @@ export async function load(
   const { config } = deps;
   const { dataKey } = how;
   const m = a.manifest;
-  const total = m.tables.reduce((n, t) => n + t.rows, 0);
   const newKey = p.key === m.tenant.key ? undefined : p.key;
   let done = 0;
+  let total = 0;
   // `frozen`: the tables COPY FREEZE may load (made or truncated in this transaction; never
   // partitioned ones, which it refuses).
   const loadAll = async (c: ShardClient, schema: string, frozen: Set<string>) => {
+    // A live source (restore --at) counts and digests its tables while the placement is built.
+    await a.live?.digested;
+    total = m.tables.reduce((n, t) => n + t.rows, 0);
     const have = await copyTables(c, schema, config);
     assertSameShape(have, m.tables, `${p.database_name}.${schema}`);
     await op.phase('load', { rows: 0, total });
@@ -91,7 +94,7 @@ export async function load(
         deps.onProgress?.({ tenant: p.slug, table: t.table, rows: done + r, bytes: 0, total });
         void op.heartbeat({ rows: done + r, total }).catch(() => undefined);
       };
-      await loadTable(c, schema, t, tableText(a, t, dataKey), newKey, onRows, { freeze: frozen.has(t.table) });
+      await loadTable(c, schema, t, tableText(a, t, dataKey), newKey, onRows, { freeze: frozen.has(t.table), sha256: !a.live });
       done += t.rows;
     }
     await op.phase('verify', { rows: done, total });

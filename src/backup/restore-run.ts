@@ -41,7 +41,15 @@ import { replaceTenant } from './restore-replace.js';
  *   await restoreBackup(deps, { backup: 'acme.20261126T225317123Z', as: 'acme-copy', model: 'pool' })
  */
 export async function restoreBackup(deps: RestoreDeps, o: RestoreOptions): Promise<RestoreResult> {
-  const a = await openArchive(deps.config, o.backup);
+  return restoreArchive(deps, await openArchive(deps.config, o.backup), o);
+}
+
+/**
+ * restoreBackup of an open archive: a stored one, or a live source (restore --at streams the
+ * tenant from its scratch cluster, src/pitr/scratch-source.ts), whose stored-file and manifest
+ * checks do not apply (it has no stored bytes; its manifest was made in this process).
+ */
+export async function restoreArchive(deps: RestoreDeps, a: OpenArchive, o: Omit<RestoreOptions, 'backup'>): Promise<RestoreResult> {
   const m = a.manifest;
   const slug = assertSlug(o.as ?? m.tenant.slug);
   if (o.replace && (o.model || o.shard)) {
@@ -64,7 +72,7 @@ export async function restoreBackup(deps: RestoreDeps, o: RestoreOptions): Promi
   const oneTransaction = await runsInOneTransaction(deps.migrations);
   const dest = o.replace ? null : restoreDestination(deps.config, m, o);
   // Damage is found before anything is locked or changed (exit 2).
-  await assertIntact(a);
+  if (!a.live) await assertIntact(a);
   const key = await archiveDataKey(deps.db, a);
   if (key) assertManifestMac(m, key, `backup ${a.id}`);
   // What a killed operation of the tenant left goes first: the engine runs the one sweep.

@@ -59,5 +59,5 @@ export function registerPitrCommands(program: Command): void {
 /** What killed restores to a point in time left: removed by the next pitr command, said on stderr. */
 async function sweep(ctx: import('./context.js').CommandContext): Promise<void> {
   const { sweepScratches } = await import('../pitr/sweep.js');
-  for (const note of await sweepScratches(await ctx.catalog(), ctx.config)) ctx.out.error(ctx.out.color.yellow(`warning: ${note}`));
+  for (const note of await sweepScratches(await ctx.catalog())) ctx.out.error(ctx.out.color.yellow(`warning: ${note}`));
 }

@@ -57,7 +57,7 @@ export async function pitrScratchCheck(db: CatalogDb): Promise<Check> {
       ? rows
           .map(
             (r) =>
-              `${r.scratch} (${r.tenant ?? '?'}, ${r.live ? `running: ${r.holder}` : 'killed: the next pitr command, or any operation of that tenant, removes it with its interim archive'})`,
+              `${r.scratch} (${r.tenant ?? '?'}, ${r.live ? `running: ${r.holder}` : 'killed: the next pitr command, or any operation of that tenant, removes it'})`,
           )
           .join('; ')
       : 'none',

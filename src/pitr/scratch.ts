@@ -106,6 +106,15 @@ export interface Recovery {
  * recovery that ends before the target (no WAL archived past it) is a window error.
  */
 export async function waitRecovered(s: Scratch, url: string, onTick?: (r: Recovery) => void): Promise<Recovery> {
+  const probe = new ReplayProbe(url);
+  try {
+    return await waitPaused(s, probe, onTick);
+  } finally {
+    await probe.close();
+  }
+}
+
+async function waitPaused(s: Scratch, probe: ReplayProbe, onTick?: (r: Recovery) => void): Promise<Recovery> {
   for (;;) {
     const log = await readFile(s.log, 'utf8').catch(() => '');
     onTick?.(parseRecovery(log));
@@ -116,13 +125,13 @@ export async function waitRecovered(s: Scratch, url: string, onTick?: (r: Recove
         'wait for the next WAL segment to be archived (archive_timeout), or pick an earlier time',
       );
     }
-    const paused = await pausedAt(url);
+    const paused = await probe.pausedAt();
     if (paused) {
       const rec = parseRecovery(await readFile(s.log, 'utf8').catch(() => ''));
       const walBytes = rec.redoStart ? Number(lsnBytes(paused.lsn) - lsnBytes(rec.redoStart)) : rec.walBytes;
       return { ...rec, reached: paused.reached ?? rec.reached, walBytes, redoDone: paused.lsn };
     }
-    if ((await clusterStatus(s.pgdata)).state !== 'running' && /FATAL|PANIC/.test(log)) {
+    if (/FATAL|PANIC/.test(log) && (await clusterStatus(s.pgdata)).state !== 'running') {
       const why = log
         .split('\n')
         .filter((l) => /FATAL|PANIC|WARNING|CONTEXT/.test(l) && !/not accepting connections|is starting up/.test(l))
@@ -130,30 +139,59 @@ export async function waitRecovered(s: Scratch, url: string, onTick?: (r: Recove
         .join(' | ');
       throw new TenantctlError('PITR_FAILED', `the scratch cluster stopped during recovery: ${why}`);
     }
-    await new Promise((r) => setTimeout(r, 100));
+    // Connected, a check is one query: asked often, the pause is seen within a few ms of it.
+    await new Promise((r) => setTimeout(r, probe.connected ? 20 : 100));
   }
 }
 
 /**
  * Where the scratch cluster's replay stopped, once it paused at the target (or promoted); null
- * while it starts up or still replays. `reached`: the last transaction replayed.
+ * while it starts up or still replays. `reached`: the last transaction replayed. One connection,
+ * kept once the hot standby accepts it (consistent), so each later check is one query.
  */
-async function pausedAt(url: string): Promise<{ lsn: string; reached: string | null } | null> {
-  const c = new pg.Client({ connectionString: url, application_name: 'tenantctl pitr', connectionTimeoutMillis: 5000 });
-  try {
-    await c.connect();
-    const r = (
-      await c.query<{ r: boolean; s: string; lsn: string | null; ts: Date | null }>(
-        `select pg_is_in_recovery() as r, pg_get_wal_replay_pause_state() as s,
-                coalesce(pg_last_wal_replay_lsn(), pg_current_wal_lsn())::text as lsn, pg_last_xact_replay_timestamp() as ts`,
-      )
-    ).rows[0];
-    if (r.r && r.s !== 'paused') return null;
-    return { lsn: r.lsn ?? '0/0', reached: r.ts ? r.ts.toISOString() : null };
-  } catch {
-    return null; // starting up, or not yet consistent
-  } finally {
-    await c.end().catch(() => undefined);
+class ReplayProbe {
+  private c: pg.Client | undefined;
+
+  constructor(private readonly url: string) {}
+
+  get connected(): boolean {
+    return this.c !== undefined;
+  }
+
+  async pausedAt(): Promise<{ lsn: string; reached: string | null } | null> {
+    try {
+      const c = this.c ?? (await this.connect());
+      const r = (
+        await c.query<{ r: boolean; s: string; lsn: string | null; ts: Date | null }>(
+          `select pg_is_in_recovery() as r, pg_get_wal_replay_pause_state() as s,
+                  coalesce(pg_last_wal_replay_lsn(), pg_current_wal_lsn())::text as lsn, pg_last_xact_replay_timestamp() as ts`,
+        )
+      ).rows[0];
+      if (r.r && r.s !== 'paused') return null;
+      return { lsn: r.lsn ?? '0/0', reached: r.ts ? r.ts.toISOString() : null };
+    } catch {
+      await this.close(); // starting up, not yet consistent, or the connection broke: a fresh one next time
+      return null;
+    }
+  }
+
+  async close(): Promise<void> {
+    const c = this.c;
+    this.c = undefined;
+    await c?.end().catch(() => undefined);
+  }
+
+  private async connect(): Promise<pg.Client> {
+    const c = new pg.Client({ connectionString: this.url, application_name: 'tenantctl pitr', connectionTimeoutMillis: 5000 });
+    c.on('error', () => undefined);
+    try {
+      await c.connect();
+    } catch (err) {
+      await c.end().catch(() => undefined);
+      throw err;
+    }
+    this.c = c;
+    return c;
   }
 }
 

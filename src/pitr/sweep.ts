@@ -1,23 +1,19 @@
 import { isProcessAlive } from '../dev/process-alive.js';
 import { hostname } from 'node:os';
 import type { CatalogDb } from '../catalog/open.js';
-import type { Config } from '../config/types.js';
 import { closeKilledOperation } from '../operations/operation-record.js';
 import { clusterOsUser } from '../dev/os-user.js';
 import { errorMessage } from '../errors.js';
-import { storageFor } from '../backup/regions.js';
 import { removeScratch } from './scratch.js';
 
-/** The operations kind of a restore to a point in time; its args name its scratch folder and interim archive. */
+/** The operations kind of a restore to a point in time; its args name its scratch folder. */
 export const PITR_RESTORE_KIND = 'pitr-restore';
 
-/** A scratch folder (and interim archive) a killed restore left, as the catalog recorded it. */
+/** A scratch folder a killed restore left, as the catalog recorded it. */
 export interface ScratchLeft {
   operation: number;
   tenant: string | null;
   scratch: string;
-  /** The interim archive's id and region (records written before it had one: none). */
-  interim: { id: string; region: string } | null;
   holder: string;
   /** Its process is alive, or it ran on another machine: not ours to remove. */
   live: boolean;
@@ -25,7 +21,7 @@ export interface ScratchLeft {
 
 /**
  * Scratch clusters the catalog says are in use: a restore to a point in time records its scratch
- * folder and interim archive before making them. One whose process is gone (on this machine) was
+ * folder before making it. One whose process is gone (on this machine) was
  * killed. `slug`: of one tenant only.
  */
 export async function scratchRecords(db: CatalogDb, slug?: string): Promise<ScratchLeft[]> {
@@ -40,12 +36,11 @@ export async function scratchRecords(db: CatalogDb, slug?: string): Promise<Scra
     const m = /pid (\d+) on (.+)$/.exec(r.holder);
     const here = m?.[2] === hostname();
     const live = !m || !here || isProcessAlive(Number(m[1]));
-    const a = r.args as { scratch?: string; interim?: string; region?: string };
+    const a = r.args as { scratch?: string };
     return {
       operation: Number(r.id),
       tenant: r.tenant_slug,
       scratch: String(a.scratch ?? ''),
-      interim: a.interim && a.region ? { id: a.interim, region: a.region } : null,
       holder: r.holder,
       live,
     };
@@ -54,17 +49,17 @@ export async function scratchRecords(db: CatalogDb, slug?: string): Promise<Scra
 
 /**
  * Stop and delete what killed restores to a point in time left (their scratch cluster and
- * folder, their interim archive), closing their records. Run by every `pitr` command,
+ * folder), closing their records. Run by every `pitr` command,
  * `restore --at`, and the one sweep of every tenant operation (src/operations/sweep/pitr.ts).
  * Returns one line per record swept; one that could not be cleaned stays for the next command.
  */
-export async function sweepScratches(db: CatalogDb, config: Config, slug?: string): Promise<string[]> {
+export async function sweepScratches(db: CatalogDb, slug?: string): Promise<string[]> {
   const notes: string[] = [];
   for (const s of await scratchRecords(db, slug)) {
     if (s.live) continue;
     const note = `restore to a point in time ${s.operation}${s.tenant ? ` of ${s.tenant}` : ''} was killed`;
     try {
-      notes.push(await cleanScratch(config, s, note));
+      notes.push(await cleanScratch(s, note));
     } catch (err) {
       notes.push(`${note}; what it left could not be removed yet: ${errorMessage(err)}`);
       continue;
@@ -74,18 +69,8 @@ export async function sweepScratches(db: CatalogDb, config: Config, slug?: strin
   return notes;
 }
 
-async function cleanScratch(config: Config, s: ScratchLeft, note: string): Promise<string> {
-  let out = note;
-  if (s.scratch) {
-    await removeScratch(s.scratch, await clusterOsUser());
-    out += `; its scratch cluster ${s.scratch} removed`;
-  }
-  if (s.interim && config.regions[s.interim.region]) {
-    const storage = storageFor(config, s.interim.region);
-    if (await storage.has(s.interim.id)) {
-      await storage.remove(s.interim.id);
-      out += `; its interim archive ${s.interim.id} removed from ${storage.location}`;
-    }
-  }
-  return out;
+async function cleanScratch(s: ScratchLeft, note: string): Promise<string> {
+  if (!s.scratch) return note;
+  await removeScratch(s.scratch, await clusterOsUser());
+  return `${note}; its scratch cluster ${s.scratch} removed`;
 }

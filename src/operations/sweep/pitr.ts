@@ -2,10 +2,10 @@ import { scratchRecords, sweepScratches } from '../../pitr/sweep.js';
 import type { Cleaner, Leftover } from './types.js';
 
 /**
- * What a killed `restore --at` leaves: its scratch cluster and folder, its interim archive (a
- * published archive of the tenant as it was at the time asked for), its `running` record. The
- * restore holds the tenant's lock only while it extracts, so a record is a dead one's only when
- * its process is gone (src/pitr/sweep.ts checks); its own record (`except`) is never one.
+ * What a killed `restore --at` leaves: its scratch cluster and folder, its `running` record (a
+ * kill during the load also leaves what the backup restore's own record names, swept by its
+ * cleaner). The scratch cluster is not under the tenant's lock, so a record is a dead one's only
+ * when its process is gone (src/pitr/sweep.ts checks); its own record (`except`) is never one.
  */
 export const pitrCleaner: Cleaner = {
   kind: 'restore --at',
@@ -17,11 +17,11 @@ export const pitrCleaner: Cleaner = {
           tenant: s.tenant ?? '',
           kind: 'restore --at',
           operation: s.operation,
-          what: `scratch cluster ${s.scratch}${s.interim ? ` and interim archive ${s.interim.id}` : ''} of a killed restore --at`,
+          what: `scratch cluster ${s.scratch} of a killed restore --at`,
         }),
       );
   },
   async clean(deps, slug) {
-    return (await sweepScratches(deps.db, deps.config, slug)).map((what): Leftover => ({ tenant: slug, kind: 'restore --at', what }));
+    return (await sweepScratches(deps.db, slug)).map((what): Leftover => ({ tenant: slug, kind: 'restore --at', what }));
   },
 };
