@@ -5,6 +5,8 @@
 #
 #   bash bench/move-vs-pgcopydb.sh                        # 1,500,000 rows (BENCH_ROWS), 3 rounds
 #   BENCH_ROWS=300000 BENCH_RUNS=1 bash bench/move-vs-pgcopydb.sh
+#   BENCH_COMPARE=/path/to/other/checkout (built): each round also moves (and rolls back) with
+#   that checkout's tenantctl, so two versions of the move see the same machine load
 #
 # Two embedded shards (us1, eu1), connected as the least-privileged shard role `tenantctl`; every
 # tool runs as that role too. `big`, a schema tenant on us1, holds BENCH_ROWS rows over its 5
@@ -52,7 +54,7 @@ summary='const d=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));
 if (d.status !== "switched") { console.error(JSON.stringify(d)); process.exit(1); }
 const sum=d.phases.reduce((n,p)=>n+p.ms,0);
 console.log(`${d.durationMs} ${d.durationMs-sum} ${JSON.stringify(Object.fromEntries(d.phases.map(p=>[p.phase,p.ms])))}`)'
-tct=() pgc=() dump=()
+tct=() pgc=() dump=() cmp=()
 for ((i = 1; i <= RUNS; i++)); do
   out="$BENCH_DIR/move-$i.json"
   bench_tctl --json move big --to-shard eu1 --yes >"$out" || { cat "$out" >&2; bench_die "move failed"; }
@@ -60,6 +62,15 @@ for ((i = 1; i <= RUNS; i++)); do
   bench_log "  round $i tenantctl: ${t} ms (unphased ${unphased} ms), phases ms ${phases}"
   tct+=("$t")
   bench_tctl --quiet move rollback big --yes >/dev/null
+
+  if [[ -n ${BENCH_COMPARE:-} ]]; then
+    out="$BENCH_DIR/move-compare-$i.json"
+    node "$BENCH_COMPARE/bin/tenantctl" --config "$BENCH_CONFIG" --json move big --to-shard eu1 --yes >"$out" || { cat "$out" >&2; bench_die "move failed (BENCH_COMPARE)"; }
+    read -r t unphased phases < <(node -e "$summary" "$out")
+    bench_log "  round $i tenantctl at BENCH_COMPARE: ${t} ms, phases ms ${phases}"
+    cmp+=("$t")
+    node "$BENCH_COMPARE/bin/tenantctl" --config "$BENCH_CONFIG" --quiet move rollback big --yes >/dev/null
+  fi
 
   if [[ $HAVE_PGCOPYDB == 1 ]]; then
     fresh_db
@@ -89,6 +100,10 @@ md=$(bench_median "${dump[@]}")
 echo
 echo "move-vs-pgcopydb: schema tenant of $N rows ($SIZE) us1 -> eu1, medians of $RUNS interleaved rounds, $JOBS jobs, $(nproc 2>/dev/null || echo '?') cores, load $(cut -d' ' -f1-3 /proc/loadavg), role tenantctl:"
 echo "  tenantctl move ${mt} ms (runs ${tct[*]}); pg_dump|pg_restore ${md} ms (runs ${dump[*]}): ratio $(bench_ratio "$mt" "$md")"
+if [[ -n ${BENCH_COMPARE:-} ]]; then
+  mc=$(bench_median "${cmp[@]}")
+  echo "  tenantctl at $BENCH_COMPARE ${mc} ms (runs ${cmp[*]}): this checkout / it $(bench_ratio "$mt" "$mc")"
+fi
 if [[ $HAVE_PGCOPYDB == 1 ]]; then
   mp=$(bench_median "${pgc[@]}")
   echo "  pgcopydb clone ${mp} ms (runs ${pgc[*]}): tenantctl / pgcopydb $(bench_ratio "$mt" "$mp")"

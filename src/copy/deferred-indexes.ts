@@ -5,7 +5,7 @@ import { holdForFreshLoad, type ConstraintState } from './not-valid-constraints.
 type Queryable = Pick<pg.ClientBase, 'query'>;
 
 /** maintenance_work_mem while a fresh placement's indexes are built after its load. */
-const REBUILD_WORK_MEM = '256MB';
+export const REBUILD_WORK_MEM = '256MB';
 
 /**
  * For a bulk load into a FRESH placement (inside the caller's transaction): drop the schema's
@@ -27,18 +27,40 @@ const REBUILD_WORK_MEM = '256MB';
  */
 export async function deferIndexes(client: Queryable, schema: string, source?: ConstraintState[]): Promise<() => Promise<void>> {
   const putBack = await holdForFreshLoad(client, schema, source);
-  const { rows: cons } = await client.query<{ tbl: string; name: string; def: string; fk: boolean; ref: string | null }>(
-    `select k.conrelid::regclass::text as tbl, k.conname as name, pg_get_constraintdef(k.oid) as def, k.contype = 'f' as fk,
-            case when k.contype = 'f' then k.confrelid::regclass::text end as ref
-       from pg_constraint k join pg_namespace n on n.oid = k.connamespace
+  const d = await dropDeferred(client, schema);
+  return async () => {
+    // The sorts of the index builds in memory, and a large table's build in parallel workers
+    // (PostgreSQL plans workers for a build only while maintenance_work_mem leaves each 32 MB);
+    // for this transaction only.
+    await client.query(`set local maintenance_work_mem = '${REBUILD_WORK_MEM}'`);
+    await buildKeys(client, d);
+    await addForeignKeys(client, d);
+    await putBack();
+  };
+}
+
+/** A fresh placement's indexes and constraints, dropped for its load, by definition; `rel` is the table's name. */
+export interface Deferred {
+  cons: { tbl: string; rel: string; name: string; def: string; fk: boolean; ref: string | null; refRel: string | null }[];
+  idx: { name: string; rel: string; def: string }[];
+}
+
+/** The drop half of deferIndexes (without the NOT VALID constraints): what it dropped, to build back with buildKeys and addForeignKeys. */
+export async function dropDeferred(client: Queryable, schema: string): Promise<Deferred> {
+  const { rows: cons } = await client.query<Deferred['cons'][number]>(
+    `select k.conrelid::regclass::text as tbl, r.relname as rel, k.conname as name, pg_get_constraintdef(k.oid) as def, k.contype = 'f' as fk,
+            case when k.contype = 'f' then k.confrelid::regclass::text end as ref, f.relname as "refRel"
+       from pg_constraint k join pg_namespace n on n.oid = k.connamespace join pg_class r on r.oid = k.conrelid
+       left join pg_class f on f.oid = k.confrelid
       where k.contype in ('f', 'p', 'u', 'x') and n.nspname = $1 and k.conparentid = 0 and k.conrelid <> 0
       order by k.contype = 'f' desc, k.conrelid, k.conname`,
     [schema],
   );
-  const { rows: idx } = await client.query<{ name: string; def: string }>(
-    `select i.indexrelid::regclass::text as name, pg_get_indexdef(i.indexrelid) as def
+  const { rows: idx } = await client.query<Deferred['idx'][number]>(
+    `select i.indexrelid::regclass::text as name, r.relname as rel, pg_get_indexdef(i.indexrelid) as def
        from pg_index i
        join pg_class c on c.oid = i.indexrelid
+       join pg_class r on r.oid = i.indrelid
        join pg_namespace n on n.oid = c.relnamespace
       where n.nspname = $1
         and not exists (select 1 from pg_constraint k where k.conindid = i.indexrelid)
@@ -50,19 +72,26 @@ export async function deferIndexes(client: Queryable, schema: string, source?: C
   // Foreign keys first (they depend on the referenced keys), then the keys, then the indexes.
   for (const k of cons) await client.query(`alter table ${k.tbl} drop constraint ${ident(k.name)}`);
   for (const i of idx) await client.query(`drop index ${i.name}`);
-  return async () => {
-    // The sorts of the index builds in memory, and a large table's build in parallel workers
-    // (PostgreSQL plans workers for a build only while maintenance_work_mem leaves each 32 MB);
-    // for this transaction only.
-    await client.query(`set local maintenance_work_mem = '${REBUILD_WORK_MEM}'`);
-    for (const i of idx) await client.query(i.def);
-    for (const k of cons.filter((c) => !c.fk)) await client.query(`alter table ${k.tbl} add constraint ${ident(k.name)} ${k.def}`);
-    // Statistics before the foreign keys: each is validated by ONE anti-join, which on tables
-    // loaded in this transaction (no statistics) is planned as a nested loop, seconds per key at
-    // a million rows instead of a fraction of one. ANALYZE sees the transaction's own rows.
-    const fkTables = new Set(cons.filter((c) => c.fk).flatMap((c) => [c.tbl, c.ref ?? c.tbl]));
-    for (const t of fkTables) await client.query(`analyze ${t}`);
-    for (const k of cons.filter((c) => c.fk)) await client.query(`alter table ${k.tbl} add constraint ${ident(k.name)} ${k.def}`);
-    await putBack();
-  };
+  return { cons, idx };
+}
+
+/** The indexes, then the key constraints (each builds its index once) of `d`. */
+export async function buildKeys(client: Queryable, d: Deferred): Promise<void> {
+  for (const i of d.idx) await client.query(i.def);
+  for (const k of d.cons.filter((c) => !c.fk)) await client.query(`alter table ${k.tbl} add constraint ${ident(k.name)} ${k.def}`);
+}
+
+/** The foreign keys of `d`, after statistics on their tables (but those named in `analyzed`, by relname). */
+export async function addForeignKeys(client: Queryable, d: Deferred, o: { analyzed?: Set<string> } = {}): Promise<void> {
+  const fks = d.cons.filter((c) => c.fk);
+  const fkTables = new Map<string, string>();
+  for (const c of fks) {
+    fkTables.set(c.tbl, c.rel);
+    if (c.ref) fkTables.set(c.ref, c.refRel ?? c.ref);
+  }
+  // Statistics before the foreign keys: each is validated by ONE anti-join, which on tables
+  // loaded in this transaction (no statistics) is planned as a nested loop, seconds per key at
+  // a million rows instead of a fraction of one. ANALYZE sees the transaction's own rows.
+  for (const [t, rel] of fkTables) if (!o.analyzed?.has(rel)) await client.query(`analyze ${t}`);
+  for (const k of fks) await client.query(`alter table ${k.tbl} add constraint ${ident(k.name)} ${k.def}`);
 }

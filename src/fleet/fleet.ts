@@ -68,6 +68,29 @@ export class Fleet {
     }
   }
 
+  /**
+   * Run fn with up to `max` more connections to (shard, database), as many as the budget has free
+   * now (maybe none: fn must manage with what it gets); all released afterwards.
+   */
+  async withSpareClients<T>(shardName: string, database: string, max: number, fn: (cs: ShardClient[]) => Promise<T>): Promise<T> {
+    const conns = this.connections(shardName);
+    const got: ShardClient[] = [];
+    try {
+      for (let i = 0; i < max; i++) {
+        const c = await conns.tryAcquire(database);
+        if (!c) break;
+        got.push(c);
+      }
+      return await fn(got);
+    } catch (err) {
+      // Which one was lost is not known here: close them all rather than keep a broken one.
+      if (isConnectionError(err)) for (const c of got) c.tenantctlBroken = true;
+      throw err;
+    } finally {
+      for (const c of got) conns.release(c);
+    }
+  }
+
   /** Run fn inside one transaction on (shard, database); rolled back if fn throws. */
   async withTransaction<T>(shardName: string, database: string, fn: (c: ShardClient) => Promise<T>): Promise<T> {
     return this.withClient(shardName, database, (c) => inTransaction(c, fn));

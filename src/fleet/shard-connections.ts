@@ -107,6 +107,19 @@ export class ShardConnections {
     });
   }
 
+  /**
+   * A connection to `database` only when one is free within the budget right now (idle, unopened,
+   * or an idle one to another database closed for it); never waits. For work that may also run on
+   * fewer connections (a move's parallel index builds), so it never takes a slot someone waits for.
+   */
+  async tryAcquire(database: string, owner: Holder = currentHolder()): Promise<ShardClient | undefined> {
+    if (this.closed || this.waiters.length > 0) return undefined;
+    const reuse = this.idle.get(database)?.pop();
+    if (reuse) return this.hold(reuse, owner);
+    if (this.open < this.budget || this.evictIdle()) return this.hold(await this.connect(database), owner);
+    return undefined;
+  }
+
   private hold(client: ShardClient, owner: Holder): ShardClient {
     this.held.set(client, owner);
     // A connection opened while a caller began to wait may complete the circle (its holder

@@ -1,16 +1,11 @@
-import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import type { Config } from '../config/types.js';
 import type { Fleet } from '../fleet/fleet.js';
 import { inTransaction } from '../fleet/fleet.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
-import { TenantctlError } from '../errors.js';
 import { needsKeyRewrite } from '../placement/placement.js';
 import { drivers } from '../placement/drivers.js';
-import { copyInSql, copyOutSql } from '../copy/copy-sql.js';
-import { copyIn, copyOut } from '../copy/streams.js';
 import { sqlDigest } from '../copy/sql-digest.js';
-import { RowTap } from '../copy/row-tap.js';
 import { advanceSequences } from '../copy/sequences.js';
 import { intoFreshTables } from '../build/fresh-tables.js';
 import { assertPoolCopyAllowed } from '../placement/pool/visibility.js';
@@ -20,34 +15,20 @@ import { dropForeignKeys, restoreForeignKeys } from './fk-once.js';
 import { loadIntoPool, type ForeignKeyCheck } from '../copy/pool-load.js';
 import { holdForSharedLoad, sourceConstraints } from '../copy/not-valid-constraints.js';
 import { faultPoint } from '../operations/fault-points.js';
+import { streamTables, type CopyHooks, type CopyRun, type Streamed } from './copy-stream.js';
+import { assertSameDigests, type TableCheck } from './verify-checks.js';
+import { loadFreshInParallel } from './fresh-parallel.js';
 
-/** One table's proof: what was streamed, and the digests read back on each side. */
-export interface TableCheck {
-  table: string;
-  rows: number;
-  bytes: number;
-  source: { rows: number; hash: string };
-  target: { rows: number; hash: string };
-  /** How the target checked this table's foreign keys (see ForeignKeyCheck); absent for an online move (replication applies rows with triggers off, as PostgreSQL's subscriptions do). */
-  foreignKeys?: ForeignKeyCheck;
-}
-
-export interface CopyHooks {
-  /** Called with rows and bytes streamed so far. */
-  onProgress?(p: { table: string; rows: number; bytes: number }): void;
-  /** After a table is loaded (phase bookkeeping, tests' kill points). */
-  afterTable?(table: string): Promise<void>;
-  /** Every table's rows are in; the deferred indexes, keys and foreign keys are built next (the `rebuild` phase). */
-  loaded?(): Promise<void>;
-  /** Everything is loaded and built at the target, before verification (the tests' tamper point). */
-  beforeVerify?(target: pg.ClientBase, schema: string, tables: CopyTable[]): Promise<void>;
-}
+export type { TableCheck } from './verify-checks.js';
+export { MoveVerifyError } from './verify-checks.js';
+export type { CopyHooks } from './copy-stream.js';
 
 /**
  * Copy the tenant from `plan.from` to `plan.to` and prove it, with the source read from ONE
  * repeatable-read snapshot (taken by the caller after the fence) on `source`:
  *  - an exclusive target, built empty at the source's version before the fence
- *    (build-target.ts), gets its rows in ONE transaction;
+ *    (build-target.ts), gets its rows in ONE transaction, or with `tableByTable` one per table
+ *    (fresh-parallel.ts: nobody sees it before the switch, and a failed move removes it);
  *  - a pool target's rows are loaded in ONE transaction into the shared tables.
  * Each table streams COPY out → COPY in in foreign-key order (parents first), never a whole table
  * in memory; keys are written as the tenant's key into a pool target. Then, per table, the row
@@ -60,7 +41,7 @@ export async function copyAndVerify(
   source: pg.ClientBase,
   tables: CopyTable[],
   hooks: CopyHooks = {},
-  opts: { fastLoad?: boolean } = {},
+  opts: { fastLoad?: boolean; tableByTable?: boolean } = {},
 ): Promise<TableCheck[]> {
   const { config, fleet } = deps;
   const to = plan.to;
@@ -79,33 +60,24 @@ export async function copyAndVerify(
     constraints: await sourceConstraints(source, srcScope, tables, config.tenantKey.type),
   };
   return fleet.withClient(to.shard, to.database, (t) =>
-    inTransaction(t, () =>
-      drivers[to.model].moveTarget({
-        sharedTables: () => intoPool(run, t, Boolean(opts.fastLoad)),
-        // The exclusive target was built empty at the source's version before the fence
-        // (build-target.ts); the rows go in ONE transaction. Nobody reads the placement before the
-        // switch: its indexes and keys are built once after the load and its foreign keys checked once
-        // (deferIndexes drops them all, so the load's own dropForeignKeys finds none left to drop).
-        ownPlacement: () =>
-          intoFreshTables(t, to.schema, { tables, constraints: run.constraints }, (frozen, built) =>
-            loadAndVerify(run, t, 'once per table', { afterLoad: built, frozen }),
-          ),
-      }),
-    ),
+    drivers[to.model].moveTarget({
+      sharedTables: () => inTransaction(t, () => intoPool(run, t, Boolean(opts.fastLoad))),
+      // The exclusive target was built empty at the source's version before the fence
+      // (build-target.ts). Nobody reads the placement before the switch: its indexes and keys are
+      // built once after the load and its foreign keys checked once. The offline move loads it
+      // table by table, each table's indexes built on spare connections while the next one copies
+      // (fresh-parallel.ts); otherwise the rows go in ONE transaction (deferIndexes drops every
+      // key, so the load's own dropForeignKeys finds none left to drop).
+      ownPlacement: () =>
+        opts.tableByTable
+          ? loadFreshInParallel(run, fleet, t)
+          : inTransaction(t, () =>
+              intoFreshTables(t, to.schema, { tables, constraints: run.constraints }, (frozen, built) =>
+                loadAndVerify(run, t, 'once per table', { afterLoad: built, frozen }),
+              ),
+            ),
+    }),
   );
-}
-
-/** One copy's fixed parts: both ends, the source's snapshot, the hooks. */
-interface CopyRun {
-  config: Config;
-  plan: MovePlan;
-  source: pg.ClientBase;
-  tables: CopyTable[];
-  hooks: CopyHooks;
-  srcScope: CopyScope;
-  dstScope: CopyScope;
-  rewriteKey?: string;
-  constraints: Awaited<ReturnType<typeof sourceConstraints>>;
 }
 
 /** Into shared pool tables, in the caller's transaction: foreign keys checked per tenant, or with --fast-load dropped and checked once per table. */
@@ -139,7 +111,7 @@ async function loadAndVerify(
   const schema = plan.to.schema;
   const names = tables.map((x) => x.table);
   const held = fk === 'once per table' ? await dropForeignKeys(t, schema, names) : [];
-  const copyAll = () => streamTables(run, t, o.frozen);
+  const copyAll = () => streamTables(run, t, { frozen: o.frozen });
   let foreignKeys: ForeignKeyCheck = 'once per table';
   let streamed: Streamed[];
   if (fk === 'pool') {
@@ -163,43 +135,6 @@ async function loadAndVerify(
   return checks;
 }
 
-type Streamed = { table: string; rows: number; bytes: number };
-
-/** Each table COPY out → RowTap → COPY in, in foreign-key order; `loaded` once the last is in. */
-async function streamTables(run: CopyRun, t: ShardClient, frozen?: Set<string>): Promise<Streamed[]> {
-  const { source, config, hooks } = run;
-  const streamed: Streamed[] = [];
-  let rowsBefore = 0;
-  let bytesBefore = 0;
-  for (const tb of run.tables) {
-    // A move proves itself by the read-back row hashes on both sides, not by a checksum of the stream.
-    const tap = new RowTap({ keyIndex: tb.keyIndex, rewriteKey: run.rewriteKey, sha256: false, rowHash: false });
-    const timer = hooks.onProgress
-      ? setInterval(
-          () => hooks.onProgress!({ table: tb.table, rows: rowsBefore + tap.rowCount, bytes: bytesBefore + tap.digest().bytes }),
-          500,
-        )
-      : undefined;
-    try {
-      await pipeline(
-        copyOut(source, copyOutSql(tb, run.srcScope, config)),
-        tap,
-        copyIn(t, copyInSql(tb, run.plan.to.schema, { freeze: frozen?.has(tb.table) })),
-      );
-    } finally {
-      if (timer) clearInterval(timer);
-    }
-    const d = tap.digest();
-    rowsBefore += d.rows;
-    bytesBefore += d.bytes;
-    streamed.push({ table: tb.table, rows: d.rows, bytes: d.bytes });
-    hooks.onProgress?.({ table: tb.table, rows: rowsBefore, bytes: bytesBefore });
-    await hooks.afterTable?.(tb.table);
-  }
-  await hooks.loaded?.();
-  return streamed;
-}
-
 /**
  * Per table, measured on both sides at once, each by the same query inside PostgreSQL (sqlDigest:
  * the source in its snapshot, the target in its loading transaction), not by the copier; any
@@ -211,21 +146,5 @@ async function verifyBothSides(run: CopyRun, t: ShardClient, streamed: Streamed[
     const [s, d] = await Promise.all([sqlDigest(run.source, tb, run.srcScope, run.config), sqlDigest(t, tb, run.dstScope, run.config)]);
     checks.push({ ...streamed[i], source: { rows: s.rows, hash: s.hash }, target: { rows: d.rows, hash: d.hash }, foreignKeys });
   }
-  const wrong = checks.filter((c) => c.source.rows !== c.target.rows || c.source.hash !== c.target.hash);
-  if (wrong.length) {
-    throw new MoveVerifyError(
-      `verification failed: ${wrong.map((w) => `${w.table}: source ${w.source.rows} rows (hash ${w.source.hash}), target ${w.target.rows} rows (hash ${w.target.hash})`).join('; ')}; nothing was switched, the copy was removed`,
-      checks,
-    );
-  }
-  return checks;
-}
-
-export class MoveVerifyError extends TenantctlError {
-  constructor(
-    message: string,
-    readonly checks: TableCheck[],
-  ) {
-    super('MOVE_VERIFY', message);
-  }
+  return assertSameDigests(checks);
 }

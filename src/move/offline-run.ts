@@ -111,14 +111,18 @@ async function copyInSnapshot(run: MoveRun, fastLoad: boolean): Promise<TableChe
             await clock.done('copy', rec);
             clock.begin('rebuild');
           },
-          beforeVerify: async (tgt, schema, tables) => {
+          beforeVerify: async (tgt, schema, tables, o) => {
             await clock.done('rebuild', rec);
             clock.begin('verify');
             await faultPoint('move.verify', { signal: deps.signal });
-            if (faultAction('move.verify') === 'tamper') await tamperCopy(tgt, schema, tables, plan);
+            if (faultAction('move.verify') === 'tamper' && !o?.measured) await tamperCopy(tgt, schema, tables, plan);
+          },
+          // A new placement's tables are measured as each is built, long before the verify phase.
+          beforeTargetDigest: async (tgt, schema, table) => {
+            if (faultAction('move.verify') === 'tamper') await tamperCopy(tgt, schema, [table], plan);
           },
         },
-        { fastLoad },
+        { fastLoad, tableByTable: true },
       );
     } finally {
       await src.query('rollback').catch(() => undefined);

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { json, ownMigrateFleet, withPg, type MigrateEnv, tenantDigests } from '../helpers/migrate-env.js';
+import { json, ownMigrateFleet, until, withPg, type MigrateEnv, tenantDigests } from '../helpers/migrate-env.js';
 import { superuserUrl } from '../helpers/test-fleet.js';
 import { seed } from '../helpers/seed.js';
 import { databaseUrl } from '../../src/fleet/connection-url.js';
@@ -67,8 +67,9 @@ beforeAll(async () => {
     { slug: 'k-schema', model: 'schema', shard: 'us1' },
     { slug: 'tamper', model: 'pool', shard: 'us1' },
     { slug: 'eu-res', model: 'schema', shard: 'eu1' },
+    { slug: 'by-table', model: 'schema', shard: 'us1' },
   ]);
-  for (const s of ['p-one', 'p-other', 'p-two', 's-one', 's-two', 'd-one', 'k-pool', 'k-schema', 'tamper', 'eu-res'])
+  for (const s of ['p-one', 'p-other', 'p-two', 's-one', 's-two', 'd-one', 'k-pool', 'k-schema', 'tamper', 'eu-res', 'by-table'])
     await seed(e, s, 60, s);
 }, 120_000);
 
@@ -225,6 +226,40 @@ describe('verification and refusals', () => {
         await c.query(`update app.tasks set title = title where tenant_id = $1`, [t.key]);
       },
     );
+  });
+
+  it('into a new placement, table by table: the first table committed and keyed at the target while the next copies; a tamper there is caught', async () => {
+    const before = await digests(e, 'by-table');
+    let pid = 0;
+    const run = e.cli(['move', 'by-table', '--to-shard', 'eu1', '--yes', '--json'], {
+      env: { TENANTCTL_FAULT: 'move.copy' },
+      onSpawn: (p) => (pid = p),
+    });
+    await untilCopying(e.db, 'by-table');
+    // Paused after the first table (workspaces): its rows are committed (another connection sees
+    // them) and its primary key is built back on a spare connection while the move goes on.
+    const seen = await until(async () => {
+      const [r] = await e.q(
+        'eu1',
+        `schemas_${e.name}`,
+        `select (select count(*)::int from t_by_table.workspaces) as n,
+                exists (select 1 from pg_constraint where conrelid = 't_by_table.workspaces'::regclass and contype = 'p') as keyed`,
+      );
+      return r.n === 1 && r.keyed ? r : undefined;
+    }, 20_000);
+    expect(seen).toEqual({ n: 1, keyed: true });
+    process.kill(pid, 'SIGKILL');
+    expect((await run).signal).toBe('SIGKILL');
+    // Resumed (the killed copy removed first) with a changed row at the target: each table is
+    // measured as it is built, and the change is caught there.
+    const r = await move(e, ['by-table', '--to-shard', 'eu1'], { TENANTCTL_FAULT: 'move.verify:tamper' });
+    expect(r.code, r.stderr).toBe(1);
+    const doc = json(r);
+    expect(doc.error.code).toBe('MOVE_VERIFY');
+    expect(doc.tables.some((x: any) => x.source.hash !== x.target.hash)).toBe(true);
+    expect(await schemaExists(e, 'eu1', `schemas_${e.name}`, 't_by_table')).toBe(false);
+    expect((await tenant(e, 'by-table'))!.status).toBe('active');
+    expect(await digests(e, 'by-table')).toEqual(before);
   });
 
   it('residency: an eu tenant is refused a us shard (exit 2, nothing recorded)', async () => {
