@@ -38,7 +38,15 @@ export class BulkRun {
 
   /** The tenant's lock and its catalog row read under it (undefined: a new tenant). */
   async take(slug: string): Promise<{ lock: TenantLock; tenant: TenantRow | undefined }> {
-    const { lock, now } = await this.locks.take(slug);
+    const { lock: batched, now } = await this.locks.take(slug);
+    // The batch sends a release with its next statement, or a second later when none comes (the
+    // locks ahead are taken already): the row must not wait for that, or each of a fan-out's
+    // workers idles up to a second per row (28 s instead of ~10 for 200 rows). Its tenant stays
+    // locked that moment longer; close() sends what is left.
+    const lock: TenantLock = {
+      slug,
+      release: async () => void batched.release(),
+    };
     try {
       // The batch reads where a tenant is; a re-run row of an existing one needs all of it.
       return { lock, tenant: now ? await findTenant(this.db, slug) : undefined };
