@@ -19,19 +19,21 @@ export interface EventInput {
  *   await recordEvent(db, { command: 'tenant create', action: 'provisioned', result: 'ok', tenant: 'acme' });
  */
 export async function recordEvent(db: CatalogDb, e: EventInput): Promise<void> {
+  await db.insertInto('events').values(eventValues(e)).execute();
+}
+
+/** An event's row (redacted), for recordEvent or a statement that writes it with the change it logs. */
+export function eventValues(e: EventInput) {
   const { actor, ciJob } = currentActor();
-  await db
-    .insertInto('events')
-    .values({
-      actor,
-      ci_job: ciJob,
-      command: e.command,
-      tenant_slug: e.tenant ?? null,
-      action: e.action,
-      result: e.result,
-      details: e.details ? JSON.stringify(redactDeep(e.details)) : null,
-    })
-    .execute();
+  return {
+    actor,
+    ci_job: ciJob,
+    command: e.command,
+    tenant_slug: e.tenant ?? null,
+    action: e.action,
+    result: e.result,
+    details: e.details ? JSON.stringify(redactDeep(e.details)) : null,
+  };
 }
 
 export async function recentEvents(db: CatalogDb, slug: string, limit = 10): Promise<EventRow[]> {

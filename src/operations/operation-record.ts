@@ -70,8 +70,31 @@ export class OperationRecord<P extends OperationProgress = OperationProgress, A 
   }
 
   async finish(status: OperationStatus, progress: Partial<P> = {}): Promise<void> {
-    const phase = status === 'succeeded' ? 'done' : this.progress.phase;
-    await this.update({ ...progress, phase } as Partial<P>, status);
+    await this.update(this.finalProgress(status, progress), status);
+  }
+
+  /**
+   * The columns that finish it, for a statement that writes them together with the body's last
+   * change (create: in the one that turns the tenant active); call finishedBy once it committed.
+   */
+  finishValues(status: OperationStatus, progress: Partial<P> = {}) {
+    return {
+      status,
+      progress: JSON.stringify({ ...this.progress, ...this.finalProgress(status, progress) }),
+      heartbeat_at: sql`now()` as never,
+      ...(isOver(status) ? { finished_at: sql`now()` as never } : {}),
+    };
+  }
+
+  /** The statement built from finishValues committed: the record says so now. */
+  finishedBy(status: OperationStatus, progress: Partial<P> = {}): void {
+    this.progress = { ...this.progress, ...this.finalProgress(status, progress) };
+    this.last = Date.now();
+    this.over = isOver(status);
+  }
+
+  private finalProgress(status: OperationStatus, progress: Partial<P>): Partial<P> {
+    return { ...progress, phase: status === 'succeeded' ? 'done' : this.progress.phase } as Partial<P>;
   }
 }
 
@@ -81,23 +104,29 @@ export function operationHolder(): string {
   return `${actor}${ciJob ? ` (${ciJob})` : ''}, pid ${process.pid} on ${hostname()}`;
 }
 
+export interface NewOperation {
+  kind: string;
+  tenant?: string | null;
+  holder?: string;
+  args?: unknown;
+  progress?: unknown;
+}
+
+/** A running operation's row, for insertOperation or a statement that inserts it with the operation's first change. */
+export function operationValues(o: NewOperation) {
+  return {
+    kind: o.kind,
+    status: 'running',
+    tenant_slug: o.tenant ?? null,
+    holder: o.holder ?? operationHolder(),
+    args: JSON.stringify(o.args ?? {}),
+    progress: JSON.stringify(o.progress ?? { phase: 'start' }),
+  };
+}
+
 /** Insert a running operation row (in `db`, which may be a transaction); its id and start time. */
-export async function insertOperation(
-  db: Kysely<CatalogDatabase>,
-  o: { kind: string; tenant?: string | null; holder?: string; args?: unknown; progress?: unknown },
-): Promise<{ id: number; startedAt: Date }> {
-  const row = await db
-    .insertInto('operations')
-    .values({
-      kind: o.kind,
-      status: 'running',
-      tenant_slug: o.tenant ?? null,
-      holder: o.holder ?? operationHolder(),
-      args: JSON.stringify(o.args ?? {}),
-      progress: JSON.stringify(o.progress ?? { phase: 'start' }),
-    })
-    .returning(['id', 'started_at'])
-    .executeTakeFirstOrThrow();
+export async function insertOperation(db: Kysely<CatalogDatabase>, o: NewOperation): Promise<{ id: number; startedAt: Date }> {
+  const row = await db.insertInto('operations').values(operationValues(o)).returning(['id', 'started_at']).executeTakeFirstOrThrow();
   return { id: Number(row.id), startedAt: row.started_at };
 }
 

@@ -9,7 +9,7 @@ import { resultError } from './failure.js';
 import { FAULT_POINTS, faultPoint, type FaultPointName } from './fault-points.js';
 import { commandLine, InterruptedError, interruptSignal, isInterrupt, onInterrupt } from './interrupt.js';
 import { startOperation, type OperationProgress, type OperationRecord } from './operation-record.js';
-import { lockTenant } from './tenant-lock.js';
+import { lockTenant, type TenantLock } from './tenant-lock.js';
 
 /** What every per-tenant operation runs with: built once per command (src/cli/operation-deps.ts). */
 export type { OperationDeps } from './command-deps.js';
@@ -41,6 +41,12 @@ export interface OperationSpec {
    */
   held?: TenantRow;
   /**
+   * The caller took the tenant's lock and read its row itself (a bulk run takes its tenants' locks
+   * in batches, tenant-lock-batch.ts): the engine takes no lock and reads nothing, but runs the
+   * rest as for any operation and releases `lock` at the end.
+   */
+  locked?: { lock: TenantLock; tenant: TenantRow | undefined };
+  /**
    * By default the fleet's one sweep (src/operations/sweep.ts) runs first under the lock, so what
    * killed operations of this tenant left is cleaned before anything new starts; `false` skips it
    * (an operation that cleans its own kind of leftover itself), a function replaces it.
@@ -67,6 +73,11 @@ export interface OperationRun<P extends OperationProgress = OperationProgress> {
   readonly op: OperationRecord<P> | undefined;
   /** Start the operation's record: call it BEFORE anything is made, with what a sweep needs to undo it. */
   record(args: Record<string, unknown>, progress?: P): Promise<OperationRecord<P>>;
+  /**
+   * A record the body started itself, in the statement that made its first thing (create inserts
+   * it with the tenant row): the engine owns it from here as if `record` had started it.
+   */
+  adopt(op: OperationRecord<P>): void;
   /**
    * A clean point between steps: stops the operation on Ctrl-C (InterruptedError), else records
    * `phase` and passes the fault point `<kind>.<phase>` when the registry names one.
@@ -112,10 +123,11 @@ export async function runTenantOperation<R, P extends OperationProgress = Operat
         ));
   const lock = spec.held
     ? undefined
-    : await lockTenant(deps.db, spec.slug, { command: deps.command, wait: deps.wait, onWaiting: deps.onWaiting, signal });
+    : (spec.locked?.lock ??
+      (await lockTenant(deps.db, spec.slug, { command: deps.command, wait: deps.wait, onWaiting: deps.onWaiting, signal })));
   try {
     const read = () => (spec.tenant === 'optional' ? findTenant(deps.db, spec.slug) : getTenant(deps.db, spec.slug));
-    let tenant = spec.held ?? (await read());
+    let tenant = spec.held ?? (spec.locked ? spec.locked.tenant : await read());
     // The one sweep (sweep.ts) first, under the lock: what killed operations of this tenant left
     // is cleaned before anything new starts. A nested operation's caller swept already.
     const swept =
@@ -140,6 +152,9 @@ export async function runTenantOperation<R, P extends OperationProgress = Operat
       async record(args, progress) {
         op = await startOperation<P>(deps.db, { kind: spec.kind, tenant: spec.slug, args, progress });
         return op;
+      },
+      adopt(started) {
+        op = started;
       },
       async step(next, progress) {
         if (signal.aborted) throw new InterruptedError(`stopped before ${next}`);

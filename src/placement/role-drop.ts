@@ -5,6 +5,8 @@ import type { ShardClient } from '../fleet/shard-connections.js';
 import { ident } from '../sql.js';
 import { ADMIN_DATABASE } from './databases.js';
 import { actForRole, endRoleSessions, setRoleLogin } from './roles.js';
+import { DATABASE_ACL_LOCK_CLASSID } from '../operations/lock-ids.js';
+import { xactLockInReach } from '../operations/lock-holder.js';
 
 /**
  * Dropping a tenant role for good, wherever it reached. A tenant role can connect to more than
@@ -44,6 +46,7 @@ export async function closeRoleReach(fleet: Fleet, shard: string, role: string):
 export async function dropRoleEverywhere(fleet: Fleet, shard: string, role: string): Promise<void> {
   if (!(await closeRoleReach(fleet, shard, role))) return;
   const problems: string[] = [];
+  await revokeDatabaseGrants(fleet, shard, role, problems);
   for (const database of await fleet.withClient(shard, ADMIN_DATABASE, (c) => databasesHolding(c, role))) {
     if (database === ADMIN_DATABASE) continue; // done below, with the drop
     try {
@@ -71,6 +74,36 @@ export async function dropRoleEverywhere(fleet: Fleet, shard: string, role: stri
       EXIT.failed,
       { cause: err },
     );
+  }
+}
+
+/**
+ * The role's privileges on databases (its CONNECT), revoked in each database under the lock
+ * every GRANT on that database takes there (roles.ts grantConnect; advisory locks are per
+ * database, so only a lock taken in that database serialises with it). DROP OWNED rewrites those
+ * pg_database rows too, unserialised: with a bulk create or other deletes on the same database,
+ * 24 deletes at once lost the race three times running ("tuple concurrently updated") and ended
+ * DELETE_INCOMPLETE naming "privileges granted to it". After this, DROP OWNED has none left to
+ * rewrite. A database it cannot do this in is left to DROP OWNED, as before.
+ */
+async function revokeDatabaseGrants(fleet: Fleet, shard: string, role: string, problems: string[]): Promise<void> {
+  const { rows } = await fleet.withClient(shard, ADMIN_DATABASE, (c) =>
+    c.query<{ datname: string }>(
+      `select distinct d.datname from pg_database d, aclexplode(d.datacl) a
+        where a.grantee = (select oid from pg_roles where rolname = $1) order by 1`,
+      [role],
+    ),
+  );
+  for (const { datname: database } of rows) {
+    if (database === ADMIN_DATABASE) continue;
+    try {
+      await fleet.withTransaction(shard, database, async (c) => {
+        await xactLockInReach(c, DATABASE_ACL_LOCK_CLASSID, database, `the grants of database ${database}`);
+        await c.query(`revoke all on database ${ident(database)} from ${ident(role)}`);
+      });
+    } catch (err) {
+      problems.push(`database ${database}: ${redactText(errorMessage(err))}`);
+    }
   }
 }
 

@@ -7,6 +7,7 @@ import { tenantCountsByShard } from '../catalog/tenants.js';
 import type { CreateTenantInput } from './plan.js';
 import { parseTenantFile, throwBulkProblems } from './bulk-file.js';
 import { assertBulkInputs } from './bulk-check.js';
+import { BulkRun } from './bulk-run.js';
 
 export interface BulkOptions {
   concurrency: number;
@@ -21,14 +22,34 @@ export interface BulkOptions {
  * run again after a partial failure (failed and interrupted ones are finished).
  */
 export async function createTenants(deps: ProvisionDeps, inputs: CreateTenantInput[], opts: BulkOptions): Promise<TenantResult[]> {
-  const shared: ProvisionDeps = {
-    ...deps,
-    shardLoad: deps.shardLoad ?? (await tenantCountsByShard(deps.db)),
-    // A shard found down is passed over by every later row; a database found free of drift is
-    // checked once per run.
-    downShards: deps.downShards ?? new Set(),
-    driftChecked: deps.driftChecked ?? new Set(),
-  };
+  const bulk = await BulkRun.open(
+    deps.db,
+    inputs.map((i) => i.slug),
+    {
+      command: deps.command ?? 'tenant create',
+      wait: deps.wait,
+      onWaiting: deps.onWaiting,
+      signal: opts.signal,
+      concurrency: opts.concurrency,
+    },
+  );
+  try {
+    const shared: ProvisionDeps = {
+      ...deps,
+      shardLoad: deps.shardLoad ?? (await tenantCountsByShard(deps.db)),
+      // A shard found down is passed over by every later row; a database found free of drift is
+      // checked once per run.
+      downShards: deps.downShards ?? new Set(),
+      driftChecked: deps.driftChecked ?? new Set(),
+      bulk,
+    };
+    return await createEach(shared, inputs, opts);
+  } finally {
+    await bulk.close();
+  }
+}
+
+function createEach(shared: ProvisionDeps, inputs: CreateTenantInput[], opts: BulkOptions): Promise<TenantResult[]> {
   return fanout(
     inputs,
     {

@@ -1,7 +1,7 @@
 import { freshKey } from '../catalog/fresh-key.js';
 import type { Config } from '../config/types.js';
 import type { CatalogDb } from '../catalog/open.js';
-import { insertTenant, tenantCountsByShard, updateTenant } from '../catalog/tenants.js';
+import { tenantCountsByShard, updateTenant } from '../catalog/tenants.js';
 import type { TenantRow } from '../catalog/tables.js';
 import { recordEvent } from '../catalog/events.js';
 import type { Fleet } from '../fleet/fleet.js';
@@ -16,8 +16,10 @@ import type { MigrationFile } from '../migrate/files.js';
 import { buildPlacement } from '../build/at-files.js';
 import { planTenant, type CreateTenantInput } from './plan.js';
 import { assertSlug } from '../placement/slug.js';
-import { runTenantOperation } from '../operations/tenant-operation.js';
-import type { OperationRecord } from '../operations/operation-record.js';
+import { runTenantOperation, type OperationRun } from '../operations/tenant-operation.js';
+import type { NewOperation, OperationRecord } from '../operations/operation-record.js';
+import { activateRecordedTenant, insertRecordedTenant } from './recorded-tenant.js';
+import type { BulkRun } from './bulk-run.js';
 import { sweepRecords } from '../operations/sweep.js';
 import { assertResumable } from './resume-check.js';
 import { assertNoDrift, assertNothingThere } from './preflight.js';
@@ -46,6 +48,8 @@ export interface ProvisionDeps {
   /** Wait for another command's lock on the tenant instead of exit 3. */
   wait?: boolean;
   onWaiting?: (holder: string) => void;
+  /** A bulk run's tenant locks (taken in batches) and what it found killed creates left (bulk-run.ts). */
+  bulk?: BulkRun;
 }
 
 /**
@@ -65,25 +69,26 @@ export async function createTenant(deps: ProvisionDeps, input: CreateTenantInput
   // (or exits 3), so a `provisioning` row is only ever finished by the process that holds it.
   // Ctrl-C: a tenant being created finishes (one transaction, or undone on failure).
   const command = deps.command ?? 'tenant create';
-  // Its sweep closes only the record of a killed create (its placement is finished or undone below).
+  // A bulk run took the lock and read the row with its batch; a single create lets the engine.
+  const locked = await deps.bulk?.take(input.slug);
+  // Its sweep closes only the record of a killed create (its placement is finished or undone
+  // below). A bulk run looked for such records once, for all its rows: a new tenant it found none
+  // for has nothing to sweep.
   const spec = {
     kind: 'create',
     slug: input.slug,
     tenant: 'optional',
-    sweep: () => sweepRecords({ ...deps, command }, input.slug),
-    record: { tier: input.tier ?? null, model: input.model ?? null, region: input.region ?? null, shard: input.shard ?? null },
+    locked,
+    sweep: (t: TenantRow | undefined) =>
+      deps.bulk && !t && !deps.bulk.mayHaveKilled(input.slug) ? Promise.resolve([]) : sweepRecords({ ...deps, command }, input.slug),
   } as const;
-  return runTenantOperation({ ...deps, command }, spec, (run) => createLocked(deps, input, run.tenant, run.op));
+  return runTenantOperation({ ...deps, command }, spec, (run) => createLocked(deps, input, run));
 }
 
-async function createLocked(
-  deps: ProvisionDeps,
-  input: CreateTenantInput,
-  existing: TenantRow | undefined,
-  op: OperationRecord | undefined,
-): Promise<TenantResult> {
+async function createLocked(deps: ProvisionDeps, input: CreateTenantInput, run: OperationRun): Promise<TenantResult> {
   const started = Date.now();
-  // Read under the lock (by the engine): what the catalog says now, not before another process finished.
+  // Read under the lock: what the catalog says now, not before another process finished.
+  const existing = run.tenant;
   if (existing && existing.status !== 'provisioning' && existing.status !== 'failed') {
     throw new UsageError(
       'TENANT_EXISTS',
@@ -92,7 +97,17 @@ async function createLocked(
     );
   }
   const resumed = existing !== undefined;
-  const tenant = existing ? await resumeRow(deps, existing, input) : await insertProvisioning(deps, await placeReachable(deps, input));
+  const args = { tier: input.tier ?? null, model: input.model ?? null, region: input.region ?? null, shard: input.shard ?? null };
+  let tenant: TenantRow;
+  if (existing) {
+    await run.record(args);
+    tenant = await resumeRow(deps, existing, input);
+  } else {
+    const made = await insertProvisioning(deps, await placeReachable(deps, input), { kind: 'create', tenant: input.slug, args });
+    run.adopt(made.op);
+    tenant = made.tenant;
+  }
+  const op = run.op as OperationRecord;
   const base = {
     tenant: tenant.slug,
     model: tenant.model,
@@ -101,7 +116,7 @@ async function createLocked(
     target: targetId({ shard: tenant.shard, database: tenant.database_name, schema: tenant.schema_name }),
   };
   try {
-    await buildAndActivate(deps, tenant, base, resumed);
+    await buildAndActivate(deps, tenant, base, resumed, op);
     return { ...base, status: 'succeeded', key: tenant.key, resumed, durationMs: Date.now() - started };
   } catch (err) {
     return createFailed(deps, tenant, op, err, base, started);
@@ -162,7 +177,7 @@ async function placeReachable(deps: ProvisionDeps, input: CreateTenantInput): Pr
  * Checks the planned placement is free (no drift, nothing there, no rows with the key), then
  * records the tenant as provisioning: the catalog never claims more than exists.
  */
-async function insertProvisioning(deps: ProvisionDeps, plan: Plan): Promise<TenantRow> {
+async function insertProvisioning(deps: ProvisionDeps, plan: Plan, op: NewOperation): Promise<{ tenant: TenantRow; op: OperationRecord }> {
   const { config, db, fleet } = deps;
   await assertNoDriftAt(deps, plan.shard, plan.placement.database);
   await assertNothingThere(fleet, {
@@ -179,21 +194,25 @@ async function insertProvisioning(deps: ProvisionDeps, plan: Plan): Promise<Tena
     plan.model,
   );
   try {
-    return await insertTenant(db, {
-      slug: plan.slug,
-      key,
-      name: plan.name,
-      tier: plan.tier,
-      model: plan.model,
-      region: plan.region,
-      shard: plan.shard,
-      database_name: plan.placement.database,
-      schema_name: plan.placement.schema,
-      residency: plan.residency,
-      status: 'provisioning',
-      status_detail: null,
-      schema_version: null,
-    });
+    return await insertRecordedTenant(
+      db,
+      {
+        slug: plan.slug,
+        key,
+        name: plan.name,
+        tier: plan.tier,
+        model: plan.model,
+        region: plan.region,
+        shard: plan.shard,
+        database_name: plan.placement.database,
+        schema_name: plan.placement.schema,
+        residency: plan.residency,
+        status: 'provisioning',
+        status_detail: null,
+        schema_version: null,
+      },
+      op,
+    );
   } catch (err) {
     if ((err as { code?: string }).code === '23505') {
       throw new UsageError('TENANT_EXISTS', `tenant "${plan.slug}" or its key already exists`, 'pick another slug or --key');
@@ -203,7 +222,7 @@ async function insertProvisioning(deps: ProvisionDeps, plan: Plan): Promise<Tena
 }
 
 /** Builds the recorded placement, applies its tier's limits, then turns the row active. */
-async function buildAndActivate(deps: ProvisionDeps, tenant: TenantRow, base: Base, resumed: boolean): Promise<void> {
+async function buildAndActivate(deps: ProvisionDeps, tenant: TenantRow, base: Base, resumed: boolean, op: OperationRecord): Promise<void> {
   const { config, fleet } = deps;
   const command = deps.command ?? 'tenant create';
   const fault = deps.failAfter ? `create.${deps.failAfter}:fail` : undefined;
@@ -220,9 +239,11 @@ async function buildAndActivate(deps: ProvisionDeps, tenant: TenantRow, base: Ba
   // limit PostgreSQL refuses fails the provisioning like any other step.
   await applyLimitsTo({ config, fleet }, tenant, tenant.tier);
   const version = deps.migrations.at(-1)?.id ?? null;
-  await deps.db.transaction().execute(async (tx) => {
-    await updateTenant(tx, tenant.slug, { status: 'active', status_detail: null, schema_version: version });
-    await recordEvent(tx, { command, action: 'provisioned', result: 'ok', tenant: tenant.slug, details: { ...base, resumed } });
+  await activateRecordedTenant(deps.db, {
+    slug: tenant.slug,
+    version,
+    event: { command, action: 'provisioned', result: 'ok', tenant: tenant.slug, details: { ...base, resumed } },
+    op,
   });
 }
 
@@ -230,7 +251,7 @@ async function buildAndActivate(deps: ProvisionDeps, tenant: TenantRow, base: Ba
 async function createFailed(
   deps: ProvisionDeps,
   tenant: TenantRow,
-  op: OperationRecord | undefined,
+  op: OperationRecord,
   err: unknown,
   base: Base,
   started: number,
@@ -240,7 +261,7 @@ async function createFailed(
   const message = redactText(errorMessage(err));
   const undo = deps.skipUndo ? 'skipped' : await undoPlacement(deps, tenant);
   await updateTenant(db, tenant.slug, { status: 'failed', status_detail: message + (undo ? `; cleanup: ${undo}` : '') });
-  await op?.finish('failed', { error: message });
+  await op.finish('failed', { error: message });
   await recordEvent(db, {
     command,
     action: 'provision failed',

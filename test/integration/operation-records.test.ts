@@ -1,4 +1,4 @@
-import { appendFile } from 'node:fs/promises';
+import { appendFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lockTenant } from '../../src/operations/tenant-lock.js';
@@ -75,6 +75,32 @@ describe('one operations record per operation', () => {
       ['create', 'succeeded'],
     ]);
     expect((after[0].progress as { error?: string }).error).toBe(`create ${killed.id} of ${slug} was killed; closed`);
+  });
+
+  it('a killed bulk create: doctor lists the row it was creating, the same file again closes its record and creates every row', async () => {
+    // The bulk path records each row with its tenant insert and locks rows in batches ahead: a
+    // kill leaves the row being created `provisioning` with its record running, nothing else.
+    const file = join(e.migrationsDir, '..', 'orec-bulk.csv');
+    await writeFile(file, 'slug,model,shard\norec-b1,schema,us1\norec-b2,schema,us1\norec-b3,database,us1\n');
+    const args = ['tenant', 'create', '--from-file', file, '--concurrency', '1'];
+    await killWhen(args, { TENANTCTL_FAULT: 'create.migrated' }, async () =>
+      (await records('orec-b1')).some((o) => o.status === 'running'),
+    );
+    const [killed] = await records('orec-b1');
+    expect((await records('orec-b2')).length + (await records('orec-b3')).length).toBe(0);
+    const doctor = json(await e.cli(['doctor', '--json'])).checks.find((c: { check: string }) => c.check === 'killed operations');
+    expect(doctor.detail).toContain(`orec-b1: create ${killed.id} still running`);
+    const again = await e.cli([...args, '--json']);
+    expect(again.code, again.stdout + again.stderr).toBe(0);
+    expect(json(again).results.map((r: { status: string; resumed?: boolean }) => [r.status, Boolean(r.resumed)])).toEqual([
+      ['succeeded', true],
+      ['succeeded', false],
+      ['succeeded', false],
+    ]);
+    expect((await records('orec-b1')).map((o) => o.status)).toEqual(['failed', 'succeeded']);
+    for (const slug of ['orec-b2', 'orec-b3']) expect((await records(slug)).map((o) => o.status)).toEqual(['succeeded']);
+    const after = json(await e.cli(['doctor', '--json'])).checks.find((c: { check: string }) => c.check === 'killed operations');
+    expect(after.detail).not.toContain('orec-b');
   });
 
   it('a killed migrate repair is closed (crashed) by the next repair instead of staying running', async () => {

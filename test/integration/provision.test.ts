@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
+import { sql } from 'kysely';
+import { statementCounter } from '../helpers/statement-counter.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTenant } from '../../src/provision/create-tenant.js';
 import { deleteTenant, setSuspended } from '../../src/provision/lifecycle.js';
@@ -100,6 +102,60 @@ describe('bulk onboarding', () => {
       JSON.stringify(results.filter((r) => r.status !== 'succeeded')),
     ).toEqual([]);
     expect(results.map((r) => r.tenant)).toEqual(inputs.map((i) => i.slug));
+  });
+
+  it('a bulk run costs the catalog two statements per tenant plus batches, and the maintenance database no checkout per tenant', async () => {
+    // Counted where tenantctl issues them: every catalog statement it compiles (locks and their
+    // batches included), every shard checkout by database. The engine's per-row lock, unlock,
+    // read, sweep, record start and close made it ten per tenant, and the tier limits' read one
+    // maintenance checkout per tenant (which evicted the schemas database's connections).
+    const counter = statementCounter();
+    const checkouts = new Map<string, number>();
+    const fleet = new Proxy(deps.fleet, {
+      get(target, p) {
+        const v = Reflect.get(target, p, target);
+        if (p !== 'withClient' && p !== 'withTransaction') return typeof v === 'function' ? v.bind(target) : v;
+        return (shard: string, database: string, fn: unknown) => {
+          checkouts.set(database, (checkouts.get(database) ?? 0) + 1);
+          return v.call(target, shard, database, fn);
+        };
+      },
+    });
+    const n = 24;
+    const inputs = Array.from({ length: n }, (_, i) => ({ slug: `pv-cost-${i}`, model: 'schema', shard: 'us1' }));
+    const results = await createTenants({ ...deps, db: deps.db.withPlugin(counter.plugin), fleet }, inputs, { concurrency: 4 });
+    expect(results.filter((r) => r.status !== 'succeeded')).toEqual([]);
+    expect(counter.count / n, `${counter.count} catalog statements for ${n} tenants`).toBeLessThanOrEqual(3);
+    // The first rows at once may each look at the maintenance database before one has found the
+    // schemas database (a few, however many rows follow); the tier limits took one per row.
+    expect(checkouts.get('postgres') ?? 0, JSON.stringify([...checkouts])).toBeLessThan(n / 2);
+    // Each still has its own record, closed with the tenant turned active, and its event.
+    const slugs = inputs.map((i) => i.slug);
+    const { rows } = await sql<{ ops: string[]; events: number }>`
+      select array(select status from operations where kind = 'create' and tenant_slug = any(${slugs}::text[])) as ops,
+             (select count(*)::int from events where action = 'provisioned' and tenant_slug = any(${slugs}::text[])) as events`.execute(
+      deps.db,
+    );
+    expect(rows[0]).toEqual({ ops: Array(n).fill('succeeded'), events: n });
+  });
+});
+
+describe('deletes at once', () => {
+  it('24 deletes and 24 creates at once on one database all finish (no DELETE_INCOMPLETE "privileges granted to it")', async () => {
+    // Each delete revokes its role's CONNECT on the database, each create grants its own: both
+    // rewrite one pg_database row. The revokes ran in DROP OWNED, outside the lock the grants
+    // take, and lost "tuple concurrently updated" three times running (3 of 48 here).
+    const rows = (p: string) => Array.from({ length: 24 }, (_, i) => ({ slug: `pv-rd${p}${i}`, model: 'schema', shard: 'us1' }));
+    const [gone, made] = [rows('a'), rows('b')];
+    expect((await createTenants(deps, gone, { concurrency: 8 })).filter((r) => r.status !== 'succeeded')).toEqual([]);
+    const errors: string[] = [];
+    const del = (slugs: { slug: string }[]) =>
+      slugs.map((t) => deleteTenant({ ...deps, command: 'test' }, t.slug, { skipBackup: true }).catch((e) => errors.push(String(e))));
+    const created = createTenants(deps, made, { concurrency: 8 });
+    await Promise.all([...del(gone), created]);
+    errors.push(...(await created).filter((r) => r.status !== 'succeeded').map((r) => JSON.stringify(r)));
+    await Promise.all(del(made));
+    expect(errors).toEqual([]);
   });
 });
 
