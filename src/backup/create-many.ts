@@ -41,7 +41,7 @@ export async function backupTenants(
       concurrency: opts.concurrency,
       onError: 'continue',
       shardOf: (t) => t.shard,
-      shardBudget: (s) => Math.max(1, Math.floor(deps.fleet.shard(s).maxConnections / 2)),
+      shardBudget: (s) => Math.max(1, Math.floor(deps.fleet.connections(s).budget / 2)),
       onResult: (_t, r) => opts.onResult?.(r as BackupResult),
       // Ctrl-C: no new tenant starts; the running ones stop at their next clean point.
       signal: deps.signal ?? onInterrupt('interrupted: no new backups start; the running ones stop and remove their partial archives'),

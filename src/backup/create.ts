@@ -165,16 +165,18 @@ async function writeArchive(
       );
       const dump: ArchiveDump =
         pgDump && target
-          ? await startArchiveDump(c, {
-              shard: fleet.shard(t.shard),
-              target,
-              pgDump,
-              schema: t.schema_name,
-              files,
-              writer,
-              dataKey,
-              compression,
-            })
+          ? await withDumpSlot(fleet, t.shard, () =>
+              startArchiveDump(c, {
+                shard: fleet.shard(t.shard),
+                target,
+                pgDump,
+                schema: t.schema_name,
+                files,
+                writer,
+                dataKey,
+                compression,
+              }),
+            )
           : { job: Promise.resolve(null), fromDump: null };
       const scope = { model: t.model, schema: t.schema_name, key: t.key };
       const digests = await copyAndDigest(c, deps, scope, files, dump, signal);
@@ -241,4 +243,21 @@ async function copyAndDigest(
 /** The manifest's copy of the tenant's catalog row (what a restore without the catalog needs). */
 function manifestTenant(t: TenantRow): Manifest['tenant'] {
   return tenantIdentity(t);
+}
+
+/**
+ * pg_dump's own connection counted in the shard's budget for as long as pg_dump runs: the
+ * backup's fan-out runs half the budget's tenants at once, each holding one pooled connection and
+ * this slot, so idle pooled connections are closed to make room rather than exceeding it.
+ */
+async function withDumpSlot(fleet: BackupDeps['fleet'], shard: string, start: () => Promise<ArchiveDump>): Promise<ArchiveDump> {
+  const giveBack = await fleet.connections(shard).reserveSlot();
+  try {
+    const dump = await start();
+    dump.job.then(giveBack, giveBack);
+    return dump;
+  } catch (err) {
+    giveBack();
+    throw err;
+  }
 }

@@ -28,6 +28,8 @@ export interface ShardClient extends pg.Client {
 
 interface Waiter {
   database: string;
+  /** A slot for a connection another program opens (pg_dump): counted, never opened here. */
+  slot?: boolean;
   /** Where the caller waits: its chain of holders decides whether anyone can ever serve it. */
   at: Holder;
   /** Who holds the connection once it is given. */
@@ -74,6 +76,8 @@ export class ShardConnections {
   private closed = false;
   /** The holder of each connection in use (not idle). */
   private held = new Map<ShardClient, Holder>();
+  /** The holder of each reserved slot (reserveSlot): open, but by another program. */
+  private slots = new Map<object, Holder>();
 
   constructor(
     readonly shard: Shard,
@@ -120,6 +124,40 @@ export class ShardConnections {
     return undefined;
   }
 
+  /**
+   * One connection of the budget for another program that connects to the shard itself (the
+   * pg_dump of a backup), without opening it here: waits like acquire (an idle connection is
+   * closed to make room), and returns the function that gives the slot back. Without it, a
+   * fan-out of backups held its budget in pooled connections plus one pg_dump each, above the
+   * shard's maxConnections (the 8-shard bench saw 12 of 10).
+   */
+  async reserveSlot(owner: Holder = currentHolder()): Promise<() => void> {
+    if (this.closed) throw new Error(`connections to shard ${this.shard.name} are closed`);
+    if (!(this.open < this.budget || this.evictIdle())) {
+      await new Promise<ShardClient>((resolve, reject) => {
+        this.waiters.push({ database: '', slot: true, at: currentHolder(), owner, resolve, reject });
+        this.failDeadlocked();
+      });
+    } else {
+      this.countOpen();
+    }
+    const token = {};
+    this.slots.set(token, owner);
+    let given = false;
+    return () => {
+      if (given) return;
+      given = true;
+      this.slots.delete(token);
+      this.open--;
+      this.serveWaiter();
+    };
+  }
+
+  private countOpen(): void {
+    this.open++;
+    this.peak = Math.max(this.peak, this.open);
+  }
+
   private hold(client: ShardClient, owner: Holder): ShardClient {
     this.held.set(client, owner);
     // A connection opened while a caller began to wait may complete the circle (its holder
@@ -135,10 +173,11 @@ export class ShardConnections {
    * release (a fan-out over a long migration) may wait as long as that work takes.
    */
   private failDeadlocked(): void {
-    if (this.held.size < this.open) return;
+    if (this.held.size + this.slots.size < this.open) return;
+    const holders = [...this.held.values(), ...this.slots.values()];
     const stuck = (h: Holder) => this.waiters.some((w) => encloses(h, w.at));
-    if (![...this.held.values()].every(stuck)) return;
-    const holding = this.waiters.filter((w) => [...this.held.values()].some((h) => encloses(h, w.at)));
+    if (!holders.every(stuck)) return;
+    const holding = this.waiters.filter((w) => holders.some((h) => encloses(h, w.at)));
     this.waiters = this.waiters.filter((w) => !holding.includes(w));
     for (const w of holding) w.reject(budgetDeadlock(this.shard, this.budget, this.open));
   }
@@ -151,7 +190,7 @@ export class ShardConnections {
       return;
     }
     const db = client.tenantctlDatabase;
-    const same = this.waiters.findIndex((w) => w.database === db);
+    const same = this.waiters.findIndex((w) => !w.slot && w.database === db);
     if (same >= 0) {
       const w = this.waiters.splice(same, 1)[0];
       w.resolve(this.hold(client, w.owner));
@@ -206,12 +245,16 @@ export class ShardConnections {
   private serveWaiter(): void {
     const w = this.waiters.shift();
     if (!w) return;
+    if (w.slot) {
+      this.countOpen();
+      w.resolve(undefined as unknown as ShardClient);
+      return;
+    }
     this.connect(w.database).then((c) => w.resolve(this.hold(c, w.owner)), w.reject);
   }
 
   private async connect(database: string): Promise<ShardClient> {
-    this.open++;
-    this.peak = Math.max(this.peak, this.open);
+    this.countOpen();
     const client = new pg.Client({
       connectionString: databaseUrl(this.shard.url, database),
       connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
