@@ -42,31 +42,49 @@ export function registerUsageCommand(program: Command): void {
     );
   addSelectorOptions(cmd).action(
     action('usage', async (ctx, flags: UsageFlags) => {
-      // The catalog's connection and first query wait on the network; the modules are compiled
-      // meanwhile instead of one after the other (start-up is most of a small fleet's usage).
-      const [{ selectTenants }, { checkSelector }, { measureUsage }, { renderUsage, usageDocument }, db, fleet] = await Promise.all([
-        import('../catalog/tenants.js'),
-        import('./selectors.js'),
-        import('../usage/measure.js'),
-        import('../report/usage.js'),
-        ctx.catalog(),
-        ctx.fleet(), // its module only: it connects on first use
-      ]);
       const selector = selectorFrom(flags);
-      await checkSelector(ctx.config, db, selector);
-      const tenants = await selectTenants(db, selector);
       const estimate = flags.estimate === undefined ? undefined : { percent: flags.estimate === true ? 1 : flags.estimate };
-      const report = await measureUsage({ config: ctx.config, fleet }, tenants, {
-        concurrency: concurrencyFrom(flags.concurrency, ctx.config.defaults.concurrency),
-        estimate,
-        top: flags.top,
-      });
+      // The shared tables' passes start first: they need only the config, and the server scans
+      // while the catalog connects, the modules compile and the tenant list is read.
+      const fleetModule = ctx.fleet(); // its module only: it connects on first use
+      const earlyStart = Promise.all([import('../usage/early-passes.js'), fleetModule]).then(([e, fleet]) => ({
+        ...e,
+        early: e.startEarlyPasses({ config: ctx.config, fleet }, selector, { estimate }),
+      }));
+      let report: Awaited<ReturnType<typeof import('../usage/measure.js').measureUsage>>;
+      let render: typeof import('../report/usage.js');
+      try {
+        const [{ selectTenants }, { checkSelector }, { measureUsage }, reportModule, db, fleet, { early }] = await Promise.all([
+          import('../catalog/tenants.js'),
+          import('./selectors.js'),
+          import('../usage/measure.js'),
+          import('../report/usage.js'),
+          ctx.catalog(),
+          fleetModule,
+          earlyStart,
+        ]);
+        render = reportModule;
+        await checkSelector(ctx.config, db, selector);
+        const tenants = await selectTenants(db, selector);
+        report = await measureUsage({ config: ctx.config, fleet }, tenants, {
+          concurrency: concurrencyFrom(flags.concurrency, ctx.config.defaults.concurrency),
+          estimate,
+          top: flags.top,
+          early,
+        });
+      } finally {
+        // A bad selector, a catalog down: no pass may still hold a connection when the fleet closes.
+        await earlyStart.then(
+          (e) => e.settleEarlyPasses(e.early),
+          () => undefined,
+        );
+      }
       if (flags.metricsFile) {
         const [{ writeTextfile }, { usageRegistry }] = await Promise.all([import('../metrics/textfile.js'), import('../usage/metrics.js')]);
         await writeTextfile(flags.metricsFile, usageRegistry(report));
       }
-      const doc = usageDocument(report);
-      renderUsage(ctx.out, doc, flags.top);
+      const doc = render.usageDocument(report);
+      render.renderUsage(ctx.out, doc, flags.top);
       if (!doc.ok) return EXIT.failed;
       return flags.failOnQuota && doc.overQuota > 0 ? EXIT.failed : EXIT.ok;
     }),

@@ -4,7 +4,7 @@ import { keyCondition } from './key-filter.js';
 import { scopedTablesInOrder } from './scoped-tables.js';
 import { sharedTablesUsage } from './shared-tables-usage.js';
 import { ownPlacementUsage } from './own-placement-usage.js';
-import { emptyUsage } from './usage-types.js';
+import { emptyUsage, type DataUsage } from './usage-types.js';
 import { ownPlacementMoveTarget, sharedTablesMoveTarget } from './move-target.js';
 import type { CreateAtVersionSteps, OwnPlacementDriver, PlacedTenant, PlacementDriver, SharedTablesDriver } from './types.js';
 
@@ -39,6 +39,11 @@ export async function createAtVersion(
   return { oneTransaction: false };
 }
 
+/** Each tenant's usage is its key's in a pass over the whole shared schema (none: zero). */
+function usageOfPass(tenants: PlacedTenant[], byKey: Map<string, DataUsage>): Map<string, DataUsage> {
+  return new Map(tenants.map((t) => [t.slug, byKey.get(t.key) ?? emptyUsage()]));
+}
+
 /** Shared tables: the tenant is its key, so its rows are filtered by it and its tables are the scoped ones. */
 export const sharedTablesKind = {
   kind: 'shared-tables',
@@ -47,9 +52,9 @@ export const sharedTablesKind = {
   // Every tenant of a shared schema at once: one pass over each table, grouped by the key.
   usageGroup: (t) => `${t.database_name}/${t.schema_name}`,
   async usage(c, config, tenants, opts) {
-    const byKey = await sharedTablesUsage(c, config, tenants[0].schema_name, opts);
-    return new Map(tenants.map((t) => [t.slug, byKey.get(t.key) ?? emptyUsage()]));
+    return usageOfPass(tenants, await sharedTablesUsage(c, config, tenants[0].schema_name, opts));
   },
+  usageOfPass,
   moveTarget: sharedTablesMoveTarget,
 } as const satisfies Partial<SharedTablesDriver>;
 

@@ -150,6 +150,8 @@ export interface SharedTablesDriver extends DriverBase {
   readonly kind: 'shared-tables';
   /** Rows already there with the tenant's key (a new tenant with it would see them). */
   keyRows(fleet: Fleet, config: Config, t: PoolScope): Promise<KeyRows[]>;
+  /** The group's tenants' usage out of a pass over every key of their shared schema (usage's early pass). Pure. */
+  usageOfPass(tenants: PlacedTenant[], byKey: Map<string, DataUsage>): Map<string, DataUsage>;
   createInOneTransaction?: undefined;
 }
 
@@ -163,6 +165,7 @@ export interface OwnPlacementDriver extends DriverBase {
    */
   createInOneTransaction(fleet: Fleet, config: Config, t: PlacedTenant, steps: OneTransactionSteps): Promise<void>;
   keyRows?: undefined;
+  usageOfPass?: undefined;
 }
 
 export type PlacementDriver = SharedTablesDriver | OwnPlacementDriver;

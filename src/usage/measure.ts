@@ -18,6 +18,7 @@ import { ADMIN_DATABASE } from '../placement/databases.js';
 import { drivers } from '../placement/drivers.js';
 import { tenantRole } from '../placement/placement.js';
 import type { DataUsage, MeasureOptions } from '../placement/usage-types.js';
+import { settleEarlyPasses, type EarlyPasses } from './early-passes.js';
 import { sessionCounts, statementStats, type SessionCount, type StatementStats } from './activity.js';
 import { overQuota, quotasOf, type Quotas } from './quotas.js';
 
@@ -79,6 +80,8 @@ interface Unit {
 export interface UsageOptions extends MeasureOptions {
   concurrency: number;
   top?: number;
+  /** Passes already started (early-passes.ts): a unit with one takes its tenants from it. */
+  early?: EarlyPasses;
 }
 
 /** What the units found, filled in as they finish. */
@@ -108,11 +111,13 @@ export async function measureUsage(deps: { config: Config; fleet: Fleet }, tenan
       onError: 'continue',
     },
     async (u): Promise<TenantResult> => {
-      await deps.fleet.withClient(u.shard, u.database, (c) => measureUnit(c, deps.config, u, opts, m));
+      if (!(await fromEarlyPass(u, opts.early, m)))
+        await deps.fleet.withClient(u.shard, u.database, (c) => measureUnit(c, deps.config, u, opts, m));
       return { tenant: `${u.tenants.length} tenants`, target: u.id, shard: u.shard, status: 'succeeded' };
     },
     (u, reason) => ({ tenant: `${u.tenants.length} tenants`, target: u.id, shard: u.shard, status: 'skipped', reason }),
   );
+  await settleEarlyPasses(opts.early);
   const measured = tenants.flatMap((t) => {
     const d = m.data.get(t.slug);
     if (!d || !m.sessions.has(t.shard)) return [];
@@ -126,6 +131,15 @@ export async function measureUsage(deps: { config: Config; fleet: Fleet }, tenan
     connections: peakConnections(deps.fleet, units),
     durationMs: Date.now() - started,
   };
+}
+
+/** A data unit whose pass already ran: its tenants' usage from it, no connection of its own. */
+async function fromEarlyPass(u: Unit, early: EarlyPasses | undefined, m: Measured): Promise<boolean> {
+  const ofPass = drivers[u.tenants[0].model].usageOfPass;
+  const byKey = u.kind === 'data' && ofPass ? await early?.get(u.id) : undefined;
+  if (!byKey || !ofPass) return false;
+  for (const [slug, d] of ofPass(u.tenants, byKey)) m.data.set(slug, d);
+  return true;
 }
 
 async function measureUnit(c: ShardClient, config: Config, u: Unit, opts: MeasureOptions, m: Measured): Promise<void> {
