@@ -73,6 +73,9 @@ function batcherFor(ctx: RunState, work: PlannedTarget[], states: Map<string, Ta
   return new TargetBatcher(ctx.deps.fleet, size, (s) => shardWidth(ctx, s), ctx.opts.concurrency);
 }
 
+/** Targets of a batched run under their tenant's lock at once, at most (see runWork). */
+const MAX_TARGETS_IN_FLIGHT = 1024;
+
 /** Runs with this many schema or database targets lock tenants ahead (TenantLockBatch.lookAhead). */
 const LOOK_AHEAD_FROM = 256;
 
@@ -188,9 +191,11 @@ async function runWork(ctx: RunState, work: PlannedTarget[], runner: TargetRunne
     return;
   }
   // With a batcher, more targets run at once than connections (its slots hold the connections).
+  // Each holds its tenant's advisory lock on the one lock session: bounded far below
+  // PostgreSQL's lock table (64 × max_connections by default) whatever the concurrency.
   const k = ctx.batcher?.size ?? 1;
   await pass(ctx, runner, rest, {
-    concurrency: opts.concurrency * k,
+    concurrency: Math.min(opts.concurrency * k, Math.max(opts.concurrency, MAX_TARGETS_IN_FLIGHT)),
     shardOf: (t) => t.shard,
     shardBudget: (s) => shardWidth(ctx, s) * k,
     onError: opts.onError ?? 'stop',
