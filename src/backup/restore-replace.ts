@@ -5,7 +5,7 @@ import { redactText } from '../config/redact.js';
 import { TenantctlError, errorMessage } from '../errors.js';
 import type { OperationRun } from '../operations/tenant-operation.js';
 import type { PlacedTenant } from '../placement/drivers.js';
-import { targetId } from '../placement/naming.js';
+import { tenantResultBase } from '../placement/naming.js';
 import { tenantRole } from '../placement/placement.js';
 import { beforeReplace } from './restore-load.js';
 import type { OpenArchive } from './archive.js';
@@ -34,12 +34,8 @@ export async function replaceTenant(
   const started = Date.now();
   const role = tenantRole(live);
   const base = {
-    tenant: live.slug,
-    model: live.model,
-    region: live.region,
-    shard: live.shard,
-    // The names the application uses: the same after the switch (replace-switch.ts).
-    target: targetId({ shard: live.shard, database: live.database_name, schema: live.schema_name }),
+    // The target is the names the application uses: the same after the switch (replace-switch.ts).
+    ...tenantResultBase(live),
     ...(role ? { role } : {}),
     backup: a.id,
   };

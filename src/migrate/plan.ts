@@ -1,7 +1,7 @@
 import type { TenantRow } from '../catalog/tables.js';
 import type { Model } from '../config/types.js';
 import { UsageError } from '../errors.js';
-import { targetId } from '../placement/naming.js';
+import { rowTargetId } from '../placement/naming.js';
 import type { MigrationTarget } from './apply-target.js';
 import { migrationHooks } from '../placement/drivers.js';
 
@@ -85,7 +85,7 @@ export function planTargets(tenants: readonly PlannableTenant[], opts: PlanOptio
   const byId = new Map<string, PlannedTarget>();
   const skipped: SkippedTenant[] = [];
   for (const t of tenants) {
-    const id = targetId({ shard: t.shard, database: t.database_name, schema: t.schema_name });
+    const id = rowTargetId(t);
     if (!keep(id, opts)) continue;
     const ref: TenantRef = {
       slug: t.slug,

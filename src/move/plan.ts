@@ -3,7 +3,7 @@ import type { Config, Model } from '../config/types.js';
 import { MODELS } from '../config/schema.js';
 import { UsageError } from '../errors.js';
 import { placementFor } from '../placement/drivers.js';
-import { targetId } from '../placement/naming.js';
+import { rowTargetId, targetId } from '../placement/naming.js';
 
 /** What the operator asked for: `move acme --to-region eu-west --to-model database`. */
 export interface MoveRequest {
@@ -89,7 +89,7 @@ export function planMove(config: Config, t: TenantRow, req: MoveRequest, counts:
     region: t.region,
     database: t.database_name,
     schema: t.schema_name,
-    target: targetId({ shard: t.shard, database: t.database_name, schema: t.schema_name }),
+    target: rowTargetId(t),
   };
   const to: MoveEnd = { model, shard: s.name, region: s.region, database: p.database, schema: p.schema, target: targetId(p) };
   if (from.target === to.target || (from.shard === to.shard && from.model === to.model)) {

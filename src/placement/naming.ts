@@ -53,3 +53,20 @@ export interface ShardDatabases {
 export function targetId(p: { shard: string; database: string; schema: string }): string {
   return `${p.shard}/${p.database}/${p.schema}`;
 }
+
+/** The target id of a catalog row (its `database_name` and `schema_name`). */
+export function rowTargetId(t: { shard: string; database_name: string; schema_name: string }): string {
+  return targetId({ shard: t.shard, database: t.database_name, schema: t.schema_name });
+}
+
+/** What every per-tenant result row starts with: who, and where it lives (its target id). */
+export function tenantResultBase(t: {
+  slug: string;
+  model: Model;
+  region: string;
+  shard: string;
+  database_name: string;
+  schema_name: string;
+}) {
+  return { tenant: t.slug, model: t.model, region: t.region, shard: t.shard, target: rowTargetId(t) };
+}

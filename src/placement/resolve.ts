@@ -2,7 +2,7 @@ import type { TenantRow } from '../catalog/tables.js';
 import type { Config } from '../config/types.js';
 import { redactUrl } from '../config/redact.js';
 import { databaseUrl, shardEndpoint } from '../fleet/connection-url.js';
-import { targetId, tenantRoleName } from './naming.js';
+import { rowTargetId, tenantRoleName } from './naming.js';
 import { sessionOptions } from '../limits/settings.js';
 
 export interface Resolved {
@@ -101,7 +101,7 @@ export function resolveTenant(config: Config, t: TenantRow, opts: { admin?: bool
     database: t.database_name,
     schema: t.schema_name,
     role,
-    target: targetId({ shard: t.shard, database: t.database_name, schema: t.schema_name }),
+    target: rowTargetId(t),
     url: app.toString(),
     scope,
     ...(pool ? { setting: { name: config.rls.setting, value: t.key } } : {}),

@@ -11,7 +11,7 @@ import { TenantctlError, UsageError, errorMessage } from '../errors.js';
 import { drivers } from '../placement/drivers.js';
 import type { PoolScope } from '../placement/pool/rows.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
-import { targetId } from '../placement/naming.js';
+import { tenantResultBase } from '../placement/naming.js';
 import type { MigrationFile } from '../migrate/files.js';
 import { buildPlacement } from '../build/at-files.js';
 import { planTenant, type CreateTenantInput } from './plan.js';
@@ -108,13 +108,7 @@ async function createLocked(deps: ProvisionDeps, input: CreateTenantInput, run: 
     tenant = made.tenant;
   }
   const op = run.op as OperationRecord;
-  const base = {
-    tenant: tenant.slug,
-    model: tenant.model,
-    region: tenant.region,
-    shard: tenant.shard,
-    target: targetId({ shard: tenant.shard, database: tenant.database_name, schema: tenant.schema_name }),
-  };
+  const base = tenantResultBase(tenant);
   try {
     await buildAndActivate(deps, tenant, base, resumed, op);
     return { ...base, status: 'succeeded', key: tenant.key, resumed, durationMs: Date.now() - started };

@@ -5,7 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse, parseDocument, stringify } from 'yaml';
+import pg from 'pg';
 import { loadConfig } from '../../src/config/load.js';
+import { databaseUrl } from '../../src/fleet/connection-url.js';
+import { ident } from '../../src/sql.js';
 import type { Config } from '../../src/config/types.js';
 import { devDown, devUp } from '../../src/dev/fleet.js';
 
@@ -98,6 +101,21 @@ export function superuserUrl(url: string): string {
   const u = new URL(url);
   u.username = 'postgres';
   return u.toString();
+}
+
+/**
+ * Drop the databases a test file made, as the superuser: another file's session of another role
+ * (a tenant role probing every database, in the isolation tests) may be connected, and only a
+ * member of its role may end it.
+ */
+export async function dropDatabasesAsSuperuser(shardUrl: string, databases: string[]): Promise<void> {
+  const su = new pg.Client({ connectionString: databaseUrl(superuserUrl(shardUrl), 'postgres') });
+  await su.connect();
+  try {
+    for (const db of databases) await su.query(`drop database if exists ${ident(db)} with (force)`);
+  } finally {
+    await su.end();
+  }
 }
 
 /**

@@ -11,7 +11,7 @@ import { migrateTarget, type KnownState, type MigrateEvent, type MigrationTarget
 import { loadMigrations, type MigrationFile } from '../../src/migrate/files.js';
 import { pendingFor, readApplied } from '../../src/migrate/tracking.js';
 import { ident } from '../../src/sql.js';
-import { superuserUrl } from '../helpers/test-fleet.js';
+import { dropDatabasesAsSuperuser } from '../helpers/test-fleet.js';
 
 /**
  * migrateTarget with `known` (the state migrate up read before its fan-out): a target goes in one
@@ -76,12 +76,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all(clients.splice(0).map((c) => c.end().catch(() => undefined)));
-  // As the superuser: another file's session of another role (a tenant role probing every
-  // database, in the isolation tests) may be connected, and only a member of its role may end it.
-  const admin = new pg.Client({ connectionString: superuserUrl(shard.url) });
-  await admin.connect();
-  await admin.query(`drop database if exists ${ident(dbName)} with (force)`);
-  await admin.end();
+  await dropDatabasesAsSuperuser(shard.url, [dbName]);
   await rm(dir, { recursive: true, force: true });
 });
 

@@ -7,7 +7,7 @@ import type { MigrationFile } from '../../src/migrate/files.js';
 import { readSummaries } from '../../src/migrate/summaries.js';
 import { ensureTrackingTable, groupBySchema, pendingFor, readApplied } from '../../src/migrate/tracking.js';
 import { ident } from '../../src/sql.js';
-import { superuserUrl } from '../helpers/test-fleet.js';
+import { dropDatabasesAsSuperuser } from '../helpers/test-fleet.js';
 
 /**
  * readSummaries (how migrate up and status read a database of schema targets) against the plain
@@ -72,12 +72,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await c?.end();
-  // As the superuser: another file's session of another role (a tenant role probing every
-  // database, in the isolation tests) may be connected, and only a member of its role may end it.
-  const admin = new pg.Client({ connectionString: superuserUrl(shard.url) });
-  await admin.connect();
-  await admin.query(`drop database if exists ${ident(dbName)} with (force)`);
-  await admin.end();
+  await dropDatabasesAsSuperuser(shard.url, [dbName]);
 });
 
 async function expectSameReports(schemas: string[]): Promise<void> {

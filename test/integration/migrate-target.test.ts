@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { superuserUrl } from '../helpers/test-fleet.js';
+import { dropDatabasesAsSuperuser } from '../helpers/test-fleet.js';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
@@ -68,12 +68,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all(clients.splice(0).map((c) => c.end().catch(() => undefined)));
-  // As the superuser: sessions of other roles (the serving role's) may still be open, and only a
-  // member of their role may end them.
-  const c = new pg.Client({ connectionString: superuserUrl(shard.url) });
-  await c.connect();
-  for (const db of created) await c.query(`drop database if exists ${ident(db)} with (force)`);
-  await c.end();
+  // Sessions of other roles (the serving role's) may still be open.
+  await dropDatabasesAsSuperuser(shard.url, created);
   await Promise.all(tmpDirs.map((d) => rm(d, { recursive: true, force: true })));
 });
 

@@ -8,7 +8,7 @@ import type { Config } from '../../src/config/types.js';
 import { databaseUrl } from '../../src/fleet/connection-url.js';
 import type { ShardClient } from '../../src/fleet/shard-connections.js';
 import { drivers } from '../../src/placement/drivers.js';
-import { superuserUrl } from '../helpers/test-fleet.js';
+import { dropDatabasesAsSuperuser } from '../helpers/test-fleet.js';
 import { rlsState, tenantScopedTables } from '../../src/placement/pool/rls.js';
 import { schemaTables } from '../../src/placement/pool/shared-tables.js';
 import { ident } from '../../src/sql.js';
@@ -41,12 +41,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await c?.end();
   await admin?.end();
-  // As the superuser: another file's session of another role (a tenant role probing every
-  // database, in the isolation tests) may be connected, and only a member of its role may end it.
-  const su = new pg.Client({ connectionString: superuserUrl(databaseUrl(shard.url, 'postgres')) });
-  await su.connect();
-  await su.query(`drop database if exists ${ident(db)} with (force)`);
-  await su.end();
+  await dropDatabasesAsSuperuser(shard.url, [db]);
 });
 
 describe('tenant-scoped tables: one rule', () => {
