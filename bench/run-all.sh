@@ -10,22 +10,34 @@ run() {
   out="$(mktemp "${TMPDIR:-/tmp}/bench-out-XXXXXX")"
   "$@" | tee "$out"
   # Each script ends with its summary line(s), named after the script.
-  while IFS= read -r line; do summaries+=("$line"); done < <(tail -3 "$out" | grep -E '^(help-startup|bulk-create|migrate-[a-z]+)[: ]')
+  while IFS= read -r line; do summaries+=("$line"); done < <(tail -3 "$out" | grep -E '^[a-z0-9-]+[:( ]')
   rm -f "$out"
 }
-# `bash bench/run-all.sh fleet-scale`: that script alone (its summary is its last lines).
-if [[ ${1:-} == fleet-scale ]]; then
-  exec bash bench/fleet-scale.sh
+# `bash bench/run-all.sh NAME [NAME...]`: those scripts alone (bench/NAME.sh), one after the
+# other, e.g. `npm run bench -- fleet-scale` or `bash bench/run-all.sh migrate-schemas catalog-scale`.
+if (($# > 0)); then
+  for name in "$@"; do
+    if [[ ! -f bench/${name%.sh}.sh || $name == run-all* ]]; then
+      known=$(cd bench && ls ./*.sh | sed 's|^\./||; s|\.sh$||' | grep -v '^run-all$' | tr '\n' ' ')
+      echo "run-all: no benchmark named '$name'. Name one of: $known(or none, for the default set)" >&2
+      exit 2
+    fi
+  done
+  for name in "$@"; do
+    run bash "bench/${name%.sh}.sh"
+    echo
+  done
+else
+  run bash bench/help-startup.sh
+  echo
+  BENCH_RUNS=${BENCH_BULK_RUNS:-1} run bash bench/bulk-create.sh
+  echo
+  run bash bench/migrate-schemas.sh
+  echo
+  run bash bench/migrate-databases.sh
+  echo
+  run bash bench/migrate-rss.sh
+  echo
 fi
-run bash bench/help-startup.sh
-echo
-BENCH_RUNS=${BENCH_BULK_RUNS:-1} run bash bench/bulk-create.sh
-echo
-run bash bench/migrate-schemas.sh
-echo
-run bash bench/migrate-databases.sh
-echo
-run bash bench/migrate-rss.sh
-echo
 echo "== summary ($(date -u +%Y-%m-%d), $(nproc) cores, node $(node --version))"
 printf '%s\n' "${summaries[@]}"
