@@ -7,6 +7,7 @@
 #   BENCH_ROWS=300000 BENCH_RUNS=1 bash bench/move-vs-pgcopydb.sh
 #   BENCH_COMPARE=/path/to/other/checkout (built): each round also moves (and rolls back) with
 #   that checkout's tenantctl, so two versions of the move see the same machine load
+#   BENCH_DUMP=0: no pg_dump | pg_restore rounds (a shorter invocation, for the lock)
 #
 # Two embedded shards (us1, eu1), connected as the least-privileged shard role `tenantctl`; every
 # tool runs as that role too. `big`, a schema tenant on us1, holds BENCH_ROWS rows over its 5
@@ -84,6 +85,7 @@ for ((i = 1; i <= RUNS; i++)); do
     pgc+=("$((t1 - t0))")
   fi
 
+  [[ ${BENCH_DUMP:-1} == 0 ]] && continue
   fresh_db
   rm -rf "$BENCH_DIR/dump"
   t0=$(now_ms)
@@ -96,10 +98,14 @@ done
 role_psql "$EU" postgres -c "drop database if exists bench_copy"
 
 mt=$(bench_median "${tct[@]}")
-md=$(bench_median "${dump[@]}")
 echo
 echo "move-vs-pgcopydb: schema tenant of $N rows ($SIZE) us1 -> eu1, medians of $RUNS interleaved rounds, $JOBS jobs, $(nproc 2>/dev/null || echo '?') cores, load $(cut -d' ' -f1-3 /proc/loadavg), role tenantctl:"
-echo "  tenantctl move ${mt} ms (runs ${tct[*]}); pg_dump|pg_restore ${md} ms (runs ${dump[*]}): ratio $(bench_ratio "$mt" "$md")"
+if [[ ${#dump[@]} -gt 0 ]]; then
+  md=$(bench_median "${dump[@]}")
+  echo "  tenantctl move ${mt} ms (runs ${tct[*]}); pg_dump|pg_restore ${md} ms (runs ${dump[*]}): ratio $(bench_ratio "$mt" "$md")"
+else
+  echo "  tenantctl move ${mt} ms (runs ${tct[*]}); pg_dump|pg_restore not run (BENCH_DUMP=0)"
+fi
 if [[ -n ${BENCH_COMPARE:-} ]]; then
   mc=$(bench_median "${cmp[@]}")
   echo "  tenantctl at $BENCH_COMPARE ${mc} ms (runs ${cmp[*]}): this checkout / it $(bench_ratio "$mt" "$mc")"
