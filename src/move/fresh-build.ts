@@ -1,22 +1,24 @@
 import type pg from 'pg';
 import { inTransaction } from '../fleet/fleet.js';
 import { REBUILD_WORK_MEM, tableSteps, type Deferred } from '../copy/deferred-indexes.js';
-import { sqlDigest, type SqlDigest } from '../copy/sql-digest.js';
+import { recordDigest } from '../copy/record-digest.js';
 import type { CopyTable } from '../copy/tables.js';
 import { qualified } from '../sql.js';
 import type { CopyRun } from './copy-stream.js';
 import type { jobPool } from './job-pool.js';
 
 type Jobs = ReturnType<typeof jobPool<pg.ClientBase>>;
+/** A table's rows as recordDigest measured them. */
+export type Digest = Awaited<ReturnType<typeof recordDigest>>;
 
 /**
  * One loaded (committed) table of a new placement made whole on the target's job connections:
  * each of its indexes (its keys' too) built on a connection of its own, all at once, while another
- * measures its rows (sqlDigest: final once committed, nobody else writes the placement); then, on
+ * measures its rows (recordDigest: final once committed, nobody else writes the placement); then, on
  * one connection, the keys attached to their indexes and statistics taken for the foreign keys'
  * checks. Resolves to the table's target digest once all of it is done.
  */
-export async function buildTableJobs(run: CopyRun, jobs: Jobs, d: { deferred: Deferred; path: string }, tb: CopyTable): Promise<SqlDigest> {
+export async function buildTableJobs(run: CopyRun, jobs: Jobs, d: { deferred: Deferred; path: string }, tb: CopyTable): Promise<Digest> {
   const steps = tableSteps(d.deferred, tb.table);
   // The definitions name tables as the loading connection's search path saw them.
   const inPath = (c: pg.ClientBase, fn: () => Promise<unknown>) =>
@@ -40,7 +42,7 @@ export async function buildTableJobs(run: CopyRun, jobs: Jobs, d: { deferred: De
 }
 
 /** The target's rows of a table, final once its transaction committed (nobody else writes the placement). */
-export async function targetDigest(run: CopyRun, c: pg.ClientBase, tb: CopyTable): Promise<SqlDigest> {
+export async function targetDigest(run: CopyRun, c: pg.ClientBase, tb: CopyTable): Promise<Digest> {
   await run.hooks.beforeTargetDigest?.(c, run.plan.to.schema, tb);
-  return sqlDigest(c, tb, run.dstScope, run.config);
+  return recordDigest(c, tb, run.dstScope, run.config);
 }

@@ -6,10 +6,10 @@ import { exportSnapshot, joinSnapshot } from '../copy/snapshot.js';
 import { emptiedForFreeze } from '../copy/freeze.js';
 import { holdForFreshLoad } from '../copy/not-valid-constraints.js';
 import { advanceSequences } from '../copy/sequences.js';
-import { sqlDigest, type SqlDigest } from '../copy/sql-digest.js';
+import { recordDigest } from '../copy/record-digest.js';
 import { faultPoint } from '../operations/fault-points.js';
 import { copyTable, type CopyRun, type Streamed } from './copy-stream.js';
-import { buildTableJobs, targetDigest } from './fresh-build.js';
+import { buildTableJobs, targetDigest, type Digest } from './fresh-build.js';
 import { jobPool } from './job-pool.js';
 import { assertSameDigests, type TableCheck } from './verify-checks.js';
 
@@ -109,7 +109,7 @@ async function loadAll(
   lanes: Lanes,
   d: { deferred: Deferred; path: string },
   byJob: Set<string>,
-): Promise<{ streamed: Streamed[]; source: SqlDigest[]; measured: Map<string, SqlDigest> }> {
+): Promise<{ streamed: Streamed[]; source: Digest[]; measured: Map<string, Digest> }> {
   const { tables, hooks } = run;
   const schema = run.plan.to.schema;
   let failed: unknown;
@@ -131,8 +131,8 @@ async function loadAll(
     }
     hooks.onProgress?.({ table, rows, bytes });
   };
-  const measured = new Map<string, Promise<SqlDigest>>();
-  const source: Promise<SqlDigest>[] = [];
+  const measured = new Map<string, Promise<Digest>>();
+  const source: Promise<Digest>[] = [];
   const copied = tables.map((tb, i) =>
     guard(
       (async () => {
@@ -148,7 +148,7 @@ async function loadAll(
         report(tb.table, s);
         go();
         if (byJob.has(tb.table)) measured.set(tb.table, guard(buildTableJobs(run, lanes.dst, d, tb)));
-        source[i] = guard(lanes.src.run((c) => (go(), sqlDigest(c, tb, run.srcScope, run.config))));
+        source[i] = guard(lanes.src.run((c) => (go(), recordDigest(c, tb, run.srcScope, run.config))));
         await hooks.afterTable?.(tb.table);
         return s;
       })(),
@@ -157,7 +157,7 @@ async function loadAll(
   try {
     const streamed = await Promise.all(copied);
     await hooks.loaded?.();
-    const out = new Map<string, SqlDigest>();
+    const out = new Map<string, Digest>();
     for (const [table, p] of measured) out.set(table, await p);
     return { streamed, source: await Promise.all(source), measured: out };
   } finally {

@@ -71,7 +71,20 @@ beforeAll(async () => {
     { slug: 'by-table', model: 'schema', shard: 'us1' },
     { slug: 'par-fail', model: 'schema', shard: 'us1' },
   ]);
-  for (const s of ['p-one', 'p-other', 'p-two', 's-one', 's-two', 'd-one', 'k-pool', 'k-schema', 'tamper', 'eu-res', 'by-table', 'par-fail'])
+  for (const s of [
+    'p-one',
+    'p-other',
+    'p-two',
+    's-one',
+    's-two',
+    'd-one',
+    'k-pool',
+    'k-schema',
+    'tamper',
+    'eu-res',
+    'by-table',
+    'par-fail',
+  ])
     await seed(e, s, 60, s);
 }, 120_000);
 
