@@ -6,6 +6,7 @@ import { seed } from '../helpers/seed.js';
 import { databaseUrl } from '../../src/fleet/connection-url.js';
 import { untilCopying } from '../helpers/move-ops.js';
 import { appUrl } from '../helpers/app-url.js';
+import { recordDigest } from '../../src/copy/record-digest.js';
 
 /**
  * Tenant moves (issue 10) on a private fleet (us1 in us-east; eu1 in eu-west, residency eu),
@@ -322,6 +323,37 @@ describe('verification and refusals', () => {
       const u = await c.query(`update "${app.schema}".tasks set title = title || '!'`);
       expect(u.rowCount).toBe(60);
     });
+  });
+
+  it('the record digest both sides of a new placement are measured by: any row order the same; a value changed or swapped between rows, or a row more, differs', async () => {
+    const t = { table: 'probe', keyColumn: 'tenant_id', columns: ['tenant_id', 'a', 'b', 'n', 'at', 'tag'], keyIndex: 0 };
+    const digestOf = (rows: string) =>
+      withPg(url(e, 'us1', `schemas_${e.name}`), async (c) => {
+        await c.query('begin');
+        try {
+          await c.query(`create type pg_temp.tag as enum ('x', 'y')`);
+          await c.query(`create temp table probe (tenant_id uuid, a uuid, b text, n numeric, at timestamptz, tag pg_temp.tag)`);
+          await c.query(`insert into probe values ${rows}`);
+          const schema = (await c.query(`select nspname from pg_namespace where oid = pg_my_temp_schema()`)).rows[0].nspname;
+          return (await recordDigest(c, t, { model: 'schema', schema, key: 'k' }, e.config)).hash;
+        } finally {
+          await c.query('rollback');
+        }
+      });
+    const k = `'${'0'.repeat(8)}-0000-0000-0000-000000000001'`;
+    const u = (i: number) => `'${'0'.repeat(8)}-0000-0000-0000-00000000000${i}'`;
+    const row = (a: number, b: string, n: string, tag: string) => `(${k}, ${u(a)}, '${b}', ${n}, '2026-01-0${a} 10:00+00', '${tag}')`;
+    const base = await digestOf([row(1, 'one', '1.0', 'x'), row(2, 'two', '2', 'y')].join(', '));
+    expect(base).toMatch(/^rec:2:-?\d+:-?\d+$/);
+    expect(await digestOf([row(2, 'two', '2', 'y'), row(1, 'one', '1.0', 'x')].join(', '))).toBe(base);
+    for (const other of [
+      [row(1, 'one', '1.0', 'x'), row(2, 'twO', '2', 'y')],
+      [row(1, 'two', '1.0', 'x'), row(2, 'one', '2', 'y')],
+      [row(1, 'one', '1.00', 'x'), row(2, 'two', '2', 'y')],
+      [row(1, 'one', '1.0', 'y'), row(2, 'two', '2', 'x')],
+      [row(1, 'one', '1.0', 'x'), row(2, 'two', '2', 'y'), row(2, 'two', '2', 'y')],
+    ])
+      expect(await digestOf(other.join(', '))).not.toBe(base);
   });
 
   it('residency: an eu tenant is refused a us shard (exit 2, nothing recorded)', async () => {
