@@ -92,8 +92,15 @@ export async function buildKeys(client: Queryable, d: Deferred): Promise<void> {
   for (const k of d.cons.filter((c) => !c.fk)) await client.query(`alter table ${k.tbl} add constraint ${ident(k.name)} ${k.def}`);
 }
 
-/** The foreign keys of `d`, after statistics on their tables (but those named in `analyzed`, by relname). */
-export async function addForeignKeys(client: Queryable, d: Deferred, o: { analyzed?: Set<string> } = {}): Promise<void> {
+/**
+ * The foreign keys of `d`, after statistics on their tables (but those named in `analyzed`, by
+ * relname); `notValid`: added NOT VALID, each to be validated later (validateSteps).
+ */
+export async function addForeignKeys(
+  client: Queryable,
+  d: Deferred,
+  o: { analyzed?: Set<string>; notValid?: boolean } = {},
+): Promise<void> {
   const fks = d.cons.filter((c) => c.fk);
   const fkTables = new Map<string, string>();
   for (const c of fks) {
@@ -104,7 +111,23 @@ export async function addForeignKeys(client: Queryable, d: Deferred, o: { analyz
   // loaded in this transaction (no statistics) is planned as a nested loop, seconds per key at
   // a million rows instead of a fraction of one. ANALYZE sees the transaction's own rows.
   for (const [t, rel] of fkTables) if (!o.analyzed?.has(rel)) await client.query(`analyze ${t}`);
-  for (const k of fks) await client.query(`alter table ${k.tbl} add constraint ${ident(k.name)} ${k.def}`);
+  for (const k of fks) await client.query(`alter table ${k.tbl} add constraint ${ident(k.name)} ${k.def}${o.notValid ? ' not valid' : ''}`);
+}
+
+/**
+ * The VALIDATE CONSTRAINT statements of `d`'s foreign keys (added NOT VALID), grouped by the
+ * table that holds them: one group's statements run one after another (each locks its table SHARE
+ * UPDATE EXCLUSIVE), different groups at once (the referenced tables are only locked ROW SHARE).
+ * Each is still the one anti-join of an added foreign key.
+ */
+export function validateSteps(d: Deferred): string[][] {
+  const by = new Map<string, string[]>();
+  for (const k of d.cons.filter((c) => c.fk)) {
+    const list = by.get(k.tbl) ?? [];
+    list.push(`alter table ${k.tbl} validate constraint ${ident(k.name)}`);
+    by.set(k.tbl, list);
+  }
+  return [...by.values()];
 }
 
 /**

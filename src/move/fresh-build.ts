@@ -20,25 +20,25 @@ export type Digest = Awaited<ReturnType<typeof recordDigest>>;
  */
 export async function buildTableJobs(run: CopyRun, jobs: Jobs, d: { deferred: Deferred; path: string }, tb: CopyTable): Promise<Digest> {
   const steps = tableSteps(d.deferred, tb.table);
-  // The definitions name tables as the loading connection's search path saw them.
-  const inPath = (c: pg.ClientBase, fn: () => Promise<unknown>) =>
-    inTransaction(c, async () => {
-      await c.query(`select set_config('search_path', $1, true)`, [d.path]);
-      await c.query(`set local maintenance_work_mem = '${REBUILD_WORK_MEM}'`);
-      await fn();
-    });
-  const built = Promise.all(steps.indexes.map((sql) => jobs.run((c) => inPath(c, () => c.query(sql)))));
+  const built = Promise.all(steps.indexes.map((sql) => jobs.run((c) => inPath(c, d.path, [sql]))));
   const measured = jobs.run((c) => targetDigest(run, c, tb));
   const keyed = built.then(() =>
-    jobs.run((c) =>
-      inPath(c, async () => {
-        for (const sql of steps.attach) await c.query(sql);
-        await c.query(`analyze ${qualified(run.plan.to.schema, tb.table)}`);
-      }),
-    ),
+    jobs.run((c) => inPath(c, d.path, [...steps.attach, `analyze ${qualified(run.plan.to.schema, tb.table)}`])),
   );
   const [digest] = await Promise.all([measured, keyed]);
   return digest;
+}
+
+/**
+ * Statements in one transaction on `c`, under the search path the definitions were read with
+ * (they name tables as the loading connection saw them), with the rebuild's maintenance_work_mem.
+ */
+export async function inPath(c: pg.ClientBase, path: string, statements: string[]): Promise<void> {
+  await inTransaction(c, async () => {
+    await c.query(`select set_config('search_path', $1, true)`, [path]);
+    await c.query(`set local maintenance_work_mem = '${REBUILD_WORK_MEM}'`);
+    for (const sql of statements) await c.query(sql);
+  });
 }
 
 /** The target's rows of a table, final once its transaction committed (nobody else writes the placement). */

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { inTransaction, type Fleet } from '../fleet/fleet.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
-import { addForeignKeys, buildKeys, dropDeferred, REBUILD_WORK_MEM, type Deferred } from '../copy/deferred-indexes.js';
+import { addForeignKeys, buildKeys, dropDeferred, REBUILD_WORK_MEM, validateSteps, type Deferred } from '../copy/deferred-indexes.js';
 import { exportSnapshot, joinSnapshot } from '../copy/snapshot.js';
 import { emptiedForFreeze } from '../copy/freeze.js';
 import { holdForFreshLoad } from '../copy/not-valid-constraints.js';
@@ -9,7 +9,7 @@ import { advanceSequences } from '../copy/sequences.js';
 import { recordDigest } from '../copy/record-digest.js';
 import { faultPoint } from '../operations/fault-points.js';
 import { copyTable, type CopyRun, type Streamed } from './copy-stream.js';
-import { buildTableJobs, targetDigest, type Digest } from './fresh-build.js';
+import { buildTableJobs, inPath, targetDigest, type Digest } from './fresh-build.js';
 import { jobPool } from './job-pool.js';
 import { assertSameDigests, type TableCheck } from './verify-checks.js';
 
@@ -65,7 +65,13 @@ export async function loadFreshInParallel(run: CopyRun, fleet: Fleet, t: ShardCl
         await inTransaction(t, async () => {
           await t.query(`set local maintenance_work_mem = '${REBUILD_WORK_MEM}'`);
           await buildKeys(t, { idx: deferred.idx.filter((i) => !byJob.has(i.rel)), cons: deferred.cons.filter((k) => !byJob.has(k.rel)) });
-          await addForeignKeys(t, deferred, { analyzed: byJob });
+          await addForeignKeys(t, deferred, { analyzed: byJob, notValid: true });
+        });
+        // Each foreign key checked once, the tables holding them at once (a violation fails the
+        // move); every check ended before any connection goes back.
+        const checked = await Promise.allSettled(validateSteps(deferred).map((steps) => lanes.dst.run((c) => inPath(c, path, steps))));
+        for (const r of checked) if (r.status === 'rejected') throw r.reason;
+        await inTransaction(t, async () => {
           await putBack();
           await advanceSequences(
             t,
