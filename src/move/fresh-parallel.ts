@@ -27,9 +27,9 @@ export const COPY_JOBS = 4;
  * a connection of its own, its statistics taken and its rows measured (fresh-build.ts), and its
  * rows at the source measured in the same snapshot, while other tables copy. The target's job
  * connections are the loading one and as many more as its budget has free, up to INDEX_JOBS;
- * copies go first. Then the foreign keys, each checked once on analyzed tables, the constraints
- * NOT VALID at the source and the sequences, in one transaction; then both sides' digests
- * compared (MOVE_VERIFY).
+ * copies go first. Then the foreign keys, added NOT VALID and each validated once on analyzed
+ * tables (the tables holding them at once), the constraints NOT VALID at the source and the
+ * sequences; then both sides' digests (recordDigest) compared (MOVE_VERIFY).
  *
  * Committing table by table is safe here because nobody can see the placement before the switch
  * (the catalog does not point at it), its rows cannot change once committed, and a move that
