@@ -56,8 +56,9 @@ export async function loadFreshInParallel(run: CopyRun, fleet: Fleet, t: ShardCl
         if (sources.length) {
           const id = await exportSnapshot(run.source);
           for (const c of sources) {
-            await joinSnapshot(c, id);
+            // Listed first: one whose join fails is rolled back too before it goes back.
             joined.push(c);
+            await joinSnapshot(c, id);
           }
         }
         const lanes = { src: jobPool<pg.ClientBase>([run.source, ...joined]), dst: jobPool<pg.ClientBase>([t, ...targets]) };
