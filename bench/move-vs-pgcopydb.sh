@@ -7,6 +7,8 @@
 #   BENCH_ROWS=300000 BENCH_RUNS=1 bash bench/move-vs-pgcopydb.sh
 #   BENCH_COMPARE=/path/to/other/checkout (built): each round also moves (and rolls back) with
 #   that checkout's tenantctl, so two versions of the move see the same machine load
+#   BENCH_DUMP=0: no pg_dump | pg_restore rounds (a shorter invocation, for the lock)
+#   BENCH_TO_MODEL=database: the move goes into a database placement on eu1 (--to-model database)
 #
 # Two embedded shards (us1, eu1), connected as the least-privileged shard role `tenantctl`; every
 # tool runs as that role too. `big`, a schema tenant on us1, holds BENCH_ROWS rows over its 5
@@ -30,6 +32,8 @@ cd "$BENCH_REPO"
 N=${BENCH_ROWS:-1500000}
 RUNS=${BENCH_RUNS:-3}
 JOBS=${BENCH_JOBS:-4}
+TO_MODEL=()
+[[ -n ${BENCH_TO_MODEL:-} ]] && TO_MODEL=(--to-model "$BENCH_TO_MODEL")
 command -v psql >/dev/null || bench_die "needs psql on PATH"
 command -v pg_dump >/dev/null || bench_die "needs pg_dump and pg_restore on PATH"
 HAVE_PGCOPYDB=1
@@ -57,7 +61,7 @@ console.log(`${d.durationMs} ${d.durationMs-sum} ${JSON.stringify(Object.fromEnt
 tct=() pgc=() dump=() cmp=()
 for ((i = 1; i <= RUNS; i++)); do
   out="$BENCH_DIR/move-$i.json"
-  bench_tctl --json move big --to-shard eu1 --yes >"$out" || { cat "$out" >&2; bench_die "move failed"; }
+  bench_tctl --json move big --to-shard eu1 "${TO_MODEL[@]}" --yes >"$out" || { cat "$out" >&2; bench_die "move failed"; }
   read -r t unphased phases < <(node -e "$summary" "$out")
   bench_log "  round $i tenantctl: ${t} ms (unphased ${unphased} ms), phases ms ${phases}"
   tct+=("$t")
@@ -65,7 +69,7 @@ for ((i = 1; i <= RUNS; i++)); do
 
   if [[ -n ${BENCH_COMPARE:-} ]]; then
     out="$BENCH_DIR/move-compare-$i.json"
-    node "$BENCH_COMPARE/bin/tenantctl" --config "$BENCH_CONFIG" --json move big --to-shard eu1 --yes >"$out" || { cat "$out" >&2; bench_die "move failed (BENCH_COMPARE)"; }
+    node "$BENCH_COMPARE/bin/tenantctl" --config "$BENCH_CONFIG" --json move big --to-shard eu1 "${TO_MODEL[@]}" --yes >"$out" || { cat "$out" >&2; bench_die "move failed (BENCH_COMPARE)"; }
     read -r t unphased phases < <(node -e "$summary" "$out")
     bench_log "  round $i tenantctl at BENCH_COMPARE: ${t} ms, phases ms ${phases}"
     cmp+=("$t")
@@ -84,6 +88,7 @@ for ((i = 1; i <= RUNS; i++)); do
     pgc+=("$((t1 - t0))")
   fi
 
+  [[ ${BENCH_DUMP:-1} == 0 ]] && continue
   fresh_db
   rm -rf "$BENCH_DIR/dump"
   t0=$(now_ms)
@@ -96,10 +101,14 @@ done
 role_psql "$EU" postgres -c "drop database if exists bench_copy"
 
 mt=$(bench_median "${tct[@]}")
-md=$(bench_median "${dump[@]}")
 echo
-echo "move-vs-pgcopydb: schema tenant of $N rows ($SIZE) us1 -> eu1, medians of $RUNS interleaved rounds, $JOBS jobs, $(nproc 2>/dev/null || echo '?') cores, load $(cut -d' ' -f1-3 /proc/loadavg), role tenantctl:"
-echo "  tenantctl move ${mt} ms (runs ${tct[*]}); pg_dump|pg_restore ${md} ms (runs ${dump[*]}): ratio $(bench_ratio "$mt" "$md")"
+echo "move-vs-pgcopydb: schema tenant of $N rows ($SIZE) us1 -> eu1${BENCH_TO_MODEL:+ (into a $BENCH_TO_MODEL placement)}, medians of $RUNS interleaved rounds, $JOBS jobs, $(nproc 2>/dev/null || echo '?') cores, load $(cut -d' ' -f1-3 /proc/loadavg), role tenantctl:"
+if [[ ${#dump[@]} -gt 0 ]]; then
+  md=$(bench_median "${dump[@]}")
+  echo "  tenantctl move ${mt} ms (runs ${tct[*]}); pg_dump|pg_restore ${md} ms (runs ${dump[*]}): ratio $(bench_ratio "$mt" "$md")"
+else
+  echo "  tenantctl move ${mt} ms (runs ${tct[*]}); pg_dump|pg_restore not run (BENCH_DUMP=0)"
+fi
 if [[ -n ${BENCH_COMPARE:-} ]]; then
   mc=$(bench_median "${cmp[@]}")
   echo "  tenantctl at $BENCH_COMPARE ${mc} ms (runs ${cmp[*]}): this checkout / it $(bench_ratio "$mt" "$mc")"

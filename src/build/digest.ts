@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { Config } from '../config/types.js';
 import { TenantctlError } from '../errors.js';
 import { sqlDigest } from '../copy/sql-digest.js';
+import { isRecordHash, recordDigest } from '../copy/record-digest.js';
 import { digestTable } from '../copy/streams.js';
 import type { CopyScope, CopyTable } from '../copy/tables.js';
 
@@ -17,7 +18,8 @@ export function isLegacyRowHash(hash: string): boolean {
 /**
  * The ONE digest of a table's rows in a scope, computed inside PostgreSQL (sqlDigest: no row
  * leaves the server, both sides of a move or a restore measured by the same query), or RowTap's
- * over the COPY text when `like` was recorded with it, so that an older record is still checked.
+ * over the COPY text when `like` was recorded with it, so that an older record is still checked,
+ * or recordDigest's when `like` is one (what an offline move into a new placement records).
  *
  * @example
  *   (await rowDigest(c, t, scope, config, manifestTable.hash)).hash === manifestTable.hash
@@ -29,6 +31,7 @@ export async function rowDigest(
   config: Pick<Config, 'tenantKey'>,
   like?: string,
 ): Promise<{ rows: number; hash: string }> {
+  if (like && isRecordHash(like)) return recordDigest(c, t, scope, config);
   const d = like && isLegacyRowHash(like) ? await digestTable(c, t, scope, config) : await sqlDigest(c, t, scope, config);
   return { rows: d.rows, hash: d.hash };
 }

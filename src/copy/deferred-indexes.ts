@@ -41,7 +41,17 @@ export async function deferIndexes(client: Queryable, schema: string, source?: C
 
 /** A fresh placement's indexes and constraints, dropped for its load, by definition; `rel` is the table's name. */
 export interface Deferred {
-  cons: { tbl: string; rel: string; name: string; def: string; fk: boolean; ref: string | null; refRel: string | null }[];
+  cons: {
+    tbl: string;
+    rel: string;
+    name: string;
+    def: string;
+    fk: boolean;
+    ref: string | null;
+    refRel: string | null;
+    /** A primary key's or unique constraint's index as CREATE UNIQUE INDEX (not deferrable ones): built apart, then attached (tableSteps). */
+    index: string | null;
+  }[];
   idx: { name: string; rel: string; def: string }[];
 }
 
@@ -49,7 +59,8 @@ export interface Deferred {
 export async function dropDeferred(client: Queryable, schema: string): Promise<Deferred> {
   const { rows: cons } = await client.query<Deferred['cons'][number]>(
     `select k.conrelid::regclass::text as tbl, r.relname as rel, k.conname as name, pg_get_constraintdef(k.oid) as def, k.contype = 'f' as fk,
-            case when k.contype = 'f' then k.confrelid::regclass::text end as ref, f.relname as "refRel"
+            case when k.contype = 'f' then k.confrelid::regclass::text end as ref, f.relname as "refRel",
+            case when k.contype in ('p', 'u') and not k.condeferrable then pg_get_indexdef(k.conindid) end as index
        from pg_constraint k join pg_namespace n on n.oid = k.connamespace join pg_class r on r.oid = k.conrelid
        left join pg_class f on f.oid = k.confrelid
       where k.contype in ('f', 'p', 'u', 'x') and n.nspname = $1 and k.conparentid = 0 and k.conrelid <> 0
@@ -81,8 +92,15 @@ export async function buildKeys(client: Queryable, d: Deferred): Promise<void> {
   for (const k of d.cons.filter((c) => !c.fk)) await client.query(`alter table ${k.tbl} add constraint ${ident(k.name)} ${k.def}`);
 }
 
-/** The foreign keys of `d`, after statistics on their tables (but those named in `analyzed`, by relname). */
-export async function addForeignKeys(client: Queryable, d: Deferred, o: { analyzed?: Set<string> } = {}): Promise<void> {
+/**
+ * The foreign keys of `d`, after statistics on their tables (but those named in `analyzed`, by
+ * relname); `notValid`: added NOT VALID, each to be validated later (validateSteps).
+ */
+export async function addForeignKeys(
+  client: Queryable,
+  d: Deferred,
+  o: { analyzed?: Set<string>; notValid?: boolean } = {},
+): Promise<void> {
   const fks = d.cons.filter((c) => c.fk);
   const fkTables = new Map<string, string>();
   for (const c of fks) {
@@ -93,5 +111,41 @@ export async function addForeignKeys(client: Queryable, d: Deferred, o: { analyz
   // loaded in this transaction (no statistics) is planned as a nested loop, seconds per key at
   // a million rows instead of a fraction of one. ANALYZE sees the transaction's own rows.
   for (const [t, rel] of fkTables) if (!o.analyzed?.has(rel)) await client.query(`analyze ${t}`);
-  for (const k of fks) await client.query(`alter table ${k.tbl} add constraint ${ident(k.name)} ${k.def}`);
+  for (const k of fks) await client.query(`alter table ${k.tbl} add constraint ${ident(k.name)} ${k.def}${o.notValid ? ' not valid' : ''}`);
+}
+
+/**
+ * The VALIDATE CONSTRAINT statements of `d`'s foreign keys (added NOT VALID), grouped by the
+ * table that holds them: one group's statements run one after another (each locks its table SHARE
+ * UPDATE EXCLUSIVE), different groups at once (the referenced tables are only locked ROW SHARE).
+ * Each is still the one anti-join of an added foreign key.
+ */
+export function validateSteps(d: Deferred): string[][] {
+  const by = new Map<string, string[]>();
+  for (const k of d.cons.filter((c) => c.fk)) {
+    const list = by.get(k.tbl) ?? [];
+    list.push(`alter table ${k.tbl} validate constraint ${ident(k.name)}`);
+    by.set(k.tbl, list);
+  }
+  return [...by.values()];
+}
+
+/**
+ * One table's share of `d` as statements: `indexes`, each its own CREATE INDEX (a key's as CREATE
+ * UNIQUE INDEX), which may run at once on several connections (each takes a SHARE lock, which
+ * does not block the others); then `attach`, on one connection: each key made a constraint on its
+ * built index (ADD … USING INDEX: a catalog change, no second build) and the keys that cannot be
+ * (exclusion, deferrable) added as they were. pgcopydb builds a table's keys this way too. A
+ * constraint's index has the constraint's name, so USING INDEX names it.
+ */
+export function tableSteps(d: Deferred, rel: string): { indexes: string[]; attach: string[] } {
+  const keys = d.cons.filter((k) => !k.fk && k.rel === rel);
+  return {
+    indexes: [...d.idx.filter((i) => i.rel === rel).map((i) => i.def), ...keys.flatMap((k) => (k.index ? [k.index] : []))],
+    attach: keys.map((k) =>
+      k.index
+        ? `alter table ${k.tbl} add constraint ${ident(k.name)} ${k.def.startsWith('PRIMARY KEY') ? 'primary key' : 'unique'} using index ${ident(k.name)}`
+        : `alter table ${k.tbl} add constraint ${ident(k.name)} ${k.def}`,
+    ),
+  };
 }

@@ -45,37 +45,48 @@ export interface CopyRun {
 export type Streamed = { table: string; rows: number; bytes: number };
 
 /**
- * How one table's copy is run: by default as it comes (inside the caller's transaction, frozen
- * when `frozen` says so); a table-by-table load wraps it in its own transaction.
+ * One table's rows: COPY out of `source` → RowTap (counts rows, writes a pool target's key) → COPY
+ * in to `target`; `progress` is told the rows and bytes so far every half second.
  */
-export type EachTable = (tb: CopyTable, copy: (freeze: boolean) => Promise<Streamed>) => Promise<Streamed>;
+export async function copyTable(
+  run: CopyRun,
+  ends: { source: pg.ClientBase; target: pg.ClientBase },
+  tb: CopyTable,
+  freeze: boolean,
+  progress?: (p: { rows: number; bytes: number }) => void,
+): Promise<Streamed> {
+  // A move proves itself by the read-back row hashes on both sides, not by a checksum of the stream.
+  const tap = new RowTap({ keyIndex: tb.keyIndex, rewriteKey: run.rewriteKey, sha256: false, rowHash: false });
+  const timer = progress ? setInterval(() => progress({ rows: tap.rowCount, bytes: tap.digest().bytes }), 500) : undefined;
+  try {
+    await pipeline(
+      copyOut(ends.source, copyOutSql(tb, run.srcScope, run.config)),
+      tap,
+      copyIn(ends.target, copyInSql(tb, run.plan.to.schema, { freeze })),
+    );
+  } finally {
+    if (timer) clearInterval(timer);
+  }
+  const d = tap.digest();
+  return { table: tb.table, rows: d.rows, bytes: d.bytes };
+}
 
 /** Each table COPY out → RowTap → COPY in, in foreign-key order; `loaded` once the last is in. */
-export async function streamTables(run: CopyRun, t: ShardClient, o: { frozen?: Set<string>; each?: EachTable } = {}): Promise<Streamed[]> {
-  const { source, config, hooks } = run;
+export async function streamTables(run: CopyRun, t: ShardClient, o: { frozen?: Set<string> } = {}): Promise<Streamed[]> {
+  const { source, hooks } = run;
   const streamed: Streamed[] = [];
   let rowsBefore = 0;
   let bytesBefore = 0;
-  const copy = async (tb: CopyTable, freeze: boolean): Promise<Streamed> => {
-    // A move proves itself by the read-back row hashes on both sides, not by a checksum of the stream.
-    const tap = new RowTap({ keyIndex: tb.keyIndex, rewriteKey: run.rewriteKey, sha256: false, rowHash: false });
-    const timer = hooks.onProgress
-      ? setInterval(
-          () => hooks.onProgress!({ table: tb.table, rows: rowsBefore + tap.rowCount, bytes: bytesBefore + tap.digest().bytes }),
-          500,
-        )
-      : undefined;
-    try {
-      await pipeline(copyOut(source, copyOutSql(tb, run.srcScope, config)), tap, copyIn(t, copyInSql(tb, run.plan.to.schema, { freeze })));
-    } finally {
-      if (timer) clearInterval(timer);
-    }
-    const d = tap.digest();
-    return { table: tb.table, rows: d.rows, bytes: d.bytes };
-  };
-  const each: EachTable = o.each ?? ((tb, go) => go(Boolean(o.frozen?.has(tb.table))));
+  const copy = (tb: CopyTable, freeze: boolean): Promise<Streamed> =>
+    copyTable(
+      run,
+      { source, target: t },
+      tb,
+      freeze,
+      hooks.onProgress && ((p) => hooks.onProgress!({ table: tb.table, rows: rowsBefore + p.rows, bytes: bytesBefore + p.bytes })),
+    );
   for (const tb of run.tables) {
-    const s = await each(tb, (freeze) => copy(tb, freeze));
+    const s = await copy(tb, Boolean(o.frozen?.has(tb.table)));
     rowsBefore += s.rows;
     bytesBefore += s.bytes;
     streamed.push(s);

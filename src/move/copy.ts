@@ -28,7 +28,8 @@ export type { CopyHooks } from './copy-stream.js';
  * repeatable-read snapshot (taken by the caller after the fence) on `source`:
  *  - an exclusive target, built empty at the source's version before the fence
  *    (build-target.ts), gets its rows in ONE transaction, or with `tableByTable` one per table
- *    (fresh-parallel.ts: nobody sees it before the switch, and a failed move removes it);
+ *    (fresh-parallel.ts: up to 4 tables at once in the one snapshot, measured by recordDigest;
+ *    nobody sees it before the switch, and a failed move removes it);
  *  - a pool target's rows are loaded in ONE transaction into the shared tables.
  * Each table streams COPY out → COPY in in foreign-key order (parents first), never a whole table
  * in memory; keys are written as the tenant's key into a pool target. Then, per table, the row
@@ -65,7 +66,7 @@ export async function copyAndVerify(
       // The exclusive target was built empty at the source's version before the fence
       // (build-target.ts). Nobody reads the placement before the switch: its indexes and keys are
       // built once after the load and its foreign keys checked once. The offline move loads it
-      // table by table, each table's indexes built on spare connections while the next one copies
+      // table by table, several at once, each table's indexes built on spare connections while others copy
       // (fresh-parallel.ts); otherwise the rows go in ONE transaction (deferIndexes drops every
       // key, so the load's own dropForeignKeys finds none left to drop).
       ownPlacement: () =>

@@ -5,6 +5,8 @@ import { superuserUrl } from '../helpers/test-fleet.js';
 import { seed } from '../helpers/seed.js';
 import { databaseUrl } from '../../src/fleet/connection-url.js';
 import { untilCopying } from '../helpers/move-ops.js';
+import { appUrl } from '../helpers/app-url.js';
+import { recordDigest } from '../../src/copy/record-digest.js';
 
 /**
  * Tenant moves (issue 10) on a private fleet (us1 in us-east; eu1 in eu-west, residency eu),
@@ -68,8 +70,22 @@ beforeAll(async () => {
     { slug: 'tamper', model: 'pool', shard: 'us1' },
     { slug: 'eu-res', model: 'schema', shard: 'eu1' },
     { slug: 'by-table', model: 'schema', shard: 'us1' },
+    { slug: 'par-fail', model: 'schema', shard: 'us1' },
   ]);
-  for (const s of ['p-one', 'p-other', 'p-two', 's-one', 's-two', 'd-one', 'k-pool', 'k-schema', 'tamper', 'eu-res', 'by-table'])
+  for (const s of [
+    'p-one',
+    'p-other',
+    'p-two',
+    's-one',
+    's-two',
+    'd-one',
+    'k-pool',
+    'k-schema',
+    'tamper',
+    'eu-res',
+    'by-table',
+    'par-fail',
+  ])
     await seed(e, s, 60, s);
 }, 120_000);
 
@@ -228,26 +244,42 @@ describe('verification and refusals', () => {
     );
   });
 
-  it('into a new placement, table by table: the first table committed and keyed at the target while the next copies; a tamper there is caught', async () => {
+  it('into a new placement, table by table: the tables copied at once, each committed and keyed at the target while others copy; a tamper there is caught', async () => {
     const before = await digests(e, 'by-table');
+    const src = { shard: 'us1', db: `schemas_${e.name}` };
+    const dst = { shard: 'eu1', db: `schemas_${e.name}` };
+    const counts = (at: { shard: string; db: string }) =>
+      e.q(
+        at.shard,
+        at.db,
+        `select (select count(*)::int from t_by_table.workspaces) as workspaces, (select count(*)::int from t_by_table.users) as users,
+                (select count(*)::int from t_by_table.projects) as projects, (select count(*)::int from t_by_table.tasks) as tasks,
+                (select count(*)::int from t_by_table.comments) as comments`,
+      );
+    // The copied tables' indexes, keys among them (task_statuses, not copied, is keyed at the end).
+    const indexes = (at: { shard: string; db: string }) =>
+      e.q(
+        at.shard,
+        at.db,
+        `select i.indexname, i.indexdef, k.contype from pg_indexes i
+           left join pg_constraint k on k.conname = i.indexname and k.connamespace = 't_by_table'::regnamespace
+          where i.schemaname = 't_by_table' and i.tablename <> 'task_statuses' order by 1`,
+      );
+    const want = { rows: (await counts(src))[0], indexes: await indexes(src) };
     let pid = 0;
     const run = e.cli(['move', 'by-table', '--to-shard', 'eu1', '--yes', '--json'], {
       env: { TENANTCTL_FAULT: 'move.copy' },
       onSpawn: (p) => (pid = p),
     });
     await untilCopying(e.db, 'by-table');
-    // Paused after the first table (workspaces): its rows are committed (another connection sees
-    // them) and its primary key is built back on a spare connection while the move goes on.
+    // Paused after the first table (workspaces) is in: the others were copied at the same time, not
+    // after it, so every table's rows are committed there (another connection sees them) and all
+    // its indexes and keys built back on the target's job connections while the move is held.
     const seen = await until(async () => {
-      const [r] = await e.q(
-        'eu1',
-        `schemas_${e.name}`,
-        `select (select count(*)::int from t_by_table.workspaces) as n,
-                exists (select 1 from pg_constraint where conrelid = 't_by_table.workspaces'::regclass and contype = 'p') as keyed`,
-      );
-      return r.n === 1 && r.keyed ? r : undefined;
+      const got = { rows: (await counts(dst))[0], indexes: await indexes(dst) };
+      return JSON.stringify(got) === JSON.stringify(want) ? got : undefined;
     }, 20_000);
-    expect(seen).toEqual({ n: 1, keyed: true });
+    expect(seen).toEqual(want);
     process.kill(pid, 'SIGKILL');
     expect((await run).signal).toBe('SIGKILL');
     // Resumed (the killed copy removed first) with a changed row at the target: each table is
@@ -260,6 +292,68 @@ describe('verification and refusals', () => {
     expect(await schemaExists(e, 'eu1', `schemas_${e.name}`, 't_by_table')).toBe(false);
     expect((await tenant(e, 'by-table'))!.status).toBe('active');
     expect(await digests(e, 'by-table')).toEqual(before);
+    // Then moved: every constraint (keys attached to indexes built apart, foreign keys) as at the source.
+    const constraints = (at: { shard: string; db: string }) =>
+      e.q(
+        at.shard,
+        at.db,
+        `select conname, contype, convalidated, pg_get_constraintdef(oid) as def from pg_constraint
+          where connamespace = 't_by_table'::regnamespace order by 1`,
+      );
+    const keys = await constraints(src);
+    await moveOk(e, ['by-table', '--to-shard', 'eu1']);
+    expect(await constraints(dst)).toEqual(keys);
+    expect(await indexes(dst)).toEqual(want.indexes);
+    expect(await digests(e, 'by-table')).toEqual(before);
+  });
+
+  it('into a new placement: a failure in one table part while others copy fails the move, removes the copy and leaves the source serving', async () => {
+    const before = await digests(e, 'par-fail');
+    // The first table's part fails once it is in (the injected fault), the other tables' copies in flight.
+    const r = await move(e, ['par-fail', '--to-shard', 'eu1'], { TENANTCTL_FAULT: 'move.copy:fail' });
+    expect(r.code, r.stderr).toBe(1);
+    expect(json(r).error.message).toMatch(/injected failure at move.copy/);
+    expect(await schemaExists(e, 'eu1', `schemas_${e.name}`, 't_par_fail')).toBe(false);
+    const now = (await tenant(e, 'par-fail'))!;
+    expect([now.shard, now.status]).toEqual(['us1', 'active']);
+    expect(await digests(e, 'par-fail')).toEqual(before);
+    // The application writes again through the URL resolve gives it (the fence lifted).
+    const app = await appUrl(e, 'par-fail');
+    await withPg(app.url, async (c) => {
+      const u = await c.query(`update "${app.schema}".tasks set title = title || '!'`);
+      expect(u.rowCount).toBe(60);
+    });
+  });
+
+  it('the record digest both sides of a new placement are measured by: any row order the same; a value changed or swapped between rows, or a row more, differs', async () => {
+    const t = { table: 'probe', keyColumn: 'tenant_id', columns: ['tenant_id', 'a', 'b', 'n', 'at', 'tag'], keyIndex: 0 };
+    const digestOf = (rows: string) =>
+      withPg(url(e, 'us1', `schemas_${e.name}`), async (c) => {
+        await c.query('begin');
+        try {
+          await c.query(`create type pg_temp.tag as enum ('x', 'y')`);
+          await c.query(`create temp table probe (tenant_id uuid, a uuid, b text, n numeric, at timestamptz, tag pg_temp.tag)`);
+          await c.query(`insert into probe values ${rows}`);
+          const schema = (await c.query(`select nspname from pg_namespace where oid = pg_my_temp_schema()`)).rows[0].nspname;
+          return (await recordDigest(c, t, { model: 'schema', schema, key: 'k' }, e.config)).hash;
+        } finally {
+          await c.query('rollback');
+        }
+      });
+    const k = `'${'0'.repeat(8)}-0000-0000-0000-000000000001'`;
+    const u = (i: number) => `'${'0'.repeat(8)}-0000-0000-0000-00000000000${i}'`;
+    const row = (a: number, b: string, n: string, tag: string) => `(${k}, ${u(a)}, '${b}', ${n}, '2026-01-0${a} 10:00+00', '${tag}')`;
+    const base = await digestOf([row(1, 'one', '1.0', 'x'), row(2, 'two', '2', 'y')].join(', '));
+    expect(base).toMatch(/^rec:2:-?\d+:-?\d+$/);
+    expect(await digestOf([row(2, 'two', '2', 'y'), row(1, 'one', '1.0', 'x')].join(', '))).toBe(base);
+    for (const other of [
+      [row(1, 'one', '1.0', 'x'), row(2, 'twO', '2', 'y')],
+      [row(1, 'two', '1.0', 'x'), row(2, 'one', '2', 'y')],
+      [row(1, 'one', '1.00', 'x'), row(2, 'two', '2', 'y')],
+      [row(1, 'one', '1.0', 'y'), row(2, 'two', '2', 'x')],
+      [row(1, 'one', '1.0', 'x'), row(2, 'two', '2', 'y'), row(2, 'two', '2', 'y')],
+    ])
+      expect(await digestOf(other.join(', '))).not.toBe(base);
   });
 
   it('residency: an eu tenant is refused a us shard (exit 2, nothing recorded)', async () => {
