@@ -4,6 +4,7 @@ import type { Fleet } from '../fleet/fleet.js';
 import type { MigrationFile } from '../migrate/files.js';
 
 import type { TableCheck } from './copy.js';
+import type { ForeignKeyPath } from '../copy/pool-load-path.js';
 import type { NamesAfter } from './names.js';
 import type { OnlineVia } from './online-preflight.js';
 import type { MoveEnd, MoveRequest } from './plan.js';
@@ -95,6 +96,8 @@ export interface MoveResult {
   bytes?: number;
   /** Writes were blocked (fence on → lifted) for this long of `durationMs`. */
   writeBlockedMs?: number;
+  /** How an offline move's load checked foreign keys, and why (src/copy/pool-load-path.ts). */
+  foreignKeyCheck?: ForeignKeyPath;
   /** How an offline move built its target before the fence (build-target.ts). */
   targetBuild?: TargetBuild;
   /** Migrations applied to a pool target first. */
