@@ -124,7 +124,7 @@ export function switchedResult(
   checks: TableCheck[],
   writeBlockedMs: number,
   warning?: string,
-  extra: Pick<MoveResult, 'targetBuild' | 'foreignKeyCheck'> = {},
+  extra: Pick<MoveResult, 'targetBuild' | 'foreignKeyCheck' | 'verifiedUnderFence'> = {},
 ): MoveResult {
   const { plan, rec, pre } = run;
   return {

@@ -96,6 +96,11 @@ export interface MoveResult {
   bytes?: number;
   /** Writes were blocked (fence on → lifted) for this long of `durationMs`. */
   writeBlockedMs?: number;
+  /**
+   * An online move by logical replication: what was compared while writes were blocked (only the
+   * rows changed since the proof before the fence, online-proof.ts).
+   */
+  verifiedUnderFence?: VerifiedUnderFence;
   /** How an offline move's load checked foreign keys, and why (src/copy/pool-load-path.ts). */
   foreignKeyCheck?: ForeignKeyPath;
   /** How an offline move built its target before the fence (build-target.ts). */
@@ -112,6 +117,12 @@ export interface MoveResult {
   /** Succeeded, but something was left to clean up later (an online move's replication objects). */
   warning?: string;
   error?: { code: string; message: string };
+}
+
+/** The tables, and their rows, an online move compared under its fence. */
+export interface VerifiedUnderFence {
+  tables: string[];
+  rows: number;
 }
 
 /** How the target was built, for the report: nothing to build (a pool), or the placement made at the source's version. */
