@@ -146,6 +146,10 @@ export function renderMove(out: Output, command: string, r: MoveResult): void {
   );
   if (r.warning) out.print(out.color.yellow(`warning: ${escapeControl(r.warning)}`));
   if (r.foreignKeyCheck) out.print(foreignKeysLine(r.foreignKeyCheck));
+  if (r.verifiedUnderFence)
+    out.print(
+      `proven before the fence; compared under it: ${r.verifiedUnderFence.rows} rows changed since${r.verifiedUnderFence.tables.length ? ` (${r.verifiedUnderFence.tables.join(', ')})` : ''}`,
+    );
   if (r.names) out.print(namesLine(r.tenant, r.names));
   out.print(
     `the source is kept, refusing writes: tenantctl move complete ${r.tenant} removes it, tenantctl move rollback ${r.tenant} goes back`,
