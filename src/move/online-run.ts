@@ -193,7 +193,11 @@ async function proveUnfenced(run: OnlineRun, repl: ReplicationRecord, slot: Proo
   assertSame(checks);
   await rec.update({ tables: checks });
   const n = [...changed.touched.values()].reduce((k, s) => k + s.size, 0);
-  await run.clock.done('copy', rec, `both sides proven equal at WAL ${slot.lsn}, but ${n} rows changed since (checked under the fence)`);
+  await run.clock.done(
+    'copy',
+    rec,
+    `both sides proven equal at WAL ${slot.lsn} but for ${n} rows changed since (compared under the fence)`,
+  );
   return checks;
 }
 
