@@ -350,7 +350,11 @@ describe('the proof before the fence: under it only what changed since', () => {
       env: { TENANTCTL_FAULT: `${point}:resume`, TENANTCTL_FAULT_RESUME_FILE: resumeFile },
     });
     const phase = point.replace('move.after-', '');
-    await until(async () => (await latestMove(su.db, slug))?.progress.phases?.[phase] !== undefined, 60_000);
+    let ended: Awaited<typeof run> | undefined;
+    void run.then((r) => (ended = r));
+    // Paused there, or ended before it (then its output says why).
+    await until(async () => ended ?? (await latestMove(su.db, slug))?.progress.phases?.[phase] !== undefined, 90_000);
+    expect(ended, ended && ended.stdout + ended.stderr).toBeUndefined();
     try {
       await whilePaused(() => writeFileSync(resumeFile, ''));
     } finally {
