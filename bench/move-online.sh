@@ -3,6 +3,7 @@
 # of a pool tenant between two shards under a steady write load (issue 10).
 #
 #   BENCH_ROWS=100000 bash bench/move-online.sh        # default 100,000 rows
+#   BENCH_RUNS=3 BENCH_WRITE_RATE=40 BENCH_BASELINE_REPO=/path/to/built/checkout bash bench/move-online.sh
 #
 # Two embedded shards (us1 in us-east, eu1 in eu-west) with wal_level = logical, connected as
 # the clusters' superuser: PostgreSQL 15 lets only a superuser create a subscription.
@@ -52,24 +53,32 @@ seed "$US" "$BIG" "$N"
 for o in o1 o2; do seed "$US" "$(key_of $o)" $((N / 4)); done
 bench_psql "$US" tenant_pool -c 'vacuum analyze'
 
-STOP="$BENCH_DIR/stop"
-IDS="$BENCH_DIR/ids"
-node bench/lib/steady-writer.mjs write "postgres://app_user:$APP_PASSWORD@127.0.0.1:$US/tenant_pool" app.tenant_id "$BIG" "$STOP" "$IDS" >"$BENCH_DIR/writer.json" &
-WRITER=$!
-sleep 1
-bench_log "move-online: moving big us1 -> eu1 online under the writer"
-t0=$EPOCHREALTIME
-bench_tctl --json move big --to-shard eu1 --online >"$BENCH_DIR/move.json" 2>"$BENCH_DIR/move.err" || { cat "$BENCH_DIR/move.err" "$BENCH_DIR/move.json" >&2; touch "$STOP"; wait "$WRITER" || true; bench_die "move --online failed"; }
-t1=$EPOCHREALTIME
-sleep 0.5
-touch "$STOP"
-wait "$WRITER"
-CHECK=$(node bench/lib/steady-writer.mjs check "postgres://postgres:$BENCH_PASSWORD@127.0.0.1:$EU/tenant_pool" "$BIG" "$IDS")
-LEFT=$(for p in "$US" "$EU"; do bench_psql "$p" tenant_pool -At -c "select (select count(*) from pg_publication) + (select count(*) from pg_subscription) + (select count(*) from pg_replication_slots)"; done | paste -sd+ | bc)
-
-echo
-echo "move-online: pool tenant of $N rows us1 -> eu1 under a steady writer, $(nproc 2>/dev/null || echo '?') cores, load $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?'):"
-node -e '
+RUNS=${BENCH_RUNS:-1}
+RATE=${BENCH_WRITE_RATE:-40}
+# BENCH_BASELINE_REPO: another checkout, built (e.g. the commit before a change): each round moves
+# with it too, interleaved, on the same fleet and tenant (a rollback in between, untimed).
+declare -A BLOCKS TOTALS
+SIDES=(tenantctl)
+[[ -n "${BENCH_BASELINE_REPO:-}" ]] && SIDES+=(baseline)
+one_move() {
+  local side=$1 run=$2 tctl=("${BENCH_TENANTCTL[@]}")
+  [[ $side == baseline ]] && tctl=(node "$BENCH_BASELINE_REPO/bin/tenantctl")
+  local STOP="$BENCH_DIR/stop-$side-$run" IDS="$BENCH_DIR/ids-$side-$run" OUT="$BENCH_DIR/move-$side-$run.json" W="$BENCH_DIR/writer-$side-$run.json"
+  WRITE_RATE=$RATE node bench/lib/steady-writer.mjs write "postgres://app_user:$APP_PASSWORD@127.0.0.1:$US/tenant_pool" app.tenant_id "$BIG" "$STOP" "$IDS" >"$W" &
+  local WRITER=$!
+  sleep 1
+  local t0 t1
+  t0=$EPOCHREALTIME
+  "${tctl[@]}" --config "$BENCH_CONFIG" --json move big --to-shard eu1 --online >"$OUT" 2>"$BENCH_DIR/move.err" || { cat "$BENCH_DIR/move.err" "$OUT" >&2; touch "$STOP"; wait "$WRITER" || true; bench_die "move --online failed"; }
+  t1=$EPOCHREALTIME
+  sleep 0.5
+  touch "$STOP"
+  wait "$WRITER"
+  local CHECK LEFT
+  CHECK=$(node bench/lib/steady-writer.mjs check "postgres://postgres:$BENCH_PASSWORD@127.0.0.1:$EU/tenant_pool" "$BIG" "$IDS")
+  LEFT=$(for p in "$US" "$EU"; do bench_psql "$p" tenant_pool -At -c "select (select count(*) from pg_publication) + (select count(*) from pg_subscription) + (select count(*) from pg_replication_slots)"; done | paste -sd+ | bc)
+  echo "  [$side, round $((run + 1)) of $RUNS, load $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')]"
+  node -e '
 const fs = require("fs");
 const [moveFile, writerFile, check, total, left] = process.argv.slice(1);
 const d = JSON.parse(fs.readFileSync(moveFile, "utf8"));
@@ -77,8 +86,21 @@ const w = JSON.parse(fs.readFileSync(writerFile, "utf8"));
 const c = JSON.parse(check);
 const verdict = d.writeBlockedMs < 2000 ? "PASS" : "FAIL";
 console.log(`  tenantctl move --online: ${(total / 1000).toFixed(2)}s in all, ${d.rows} rows verified; writes blocked ${d.writeBlockedMs} ms (target < 2000 ms): ${verdict}`);
-console.log(`    phases ms ${JSON.stringify(Object.fromEntries(d.phases.map((p) => [p.phase, p.ms])))}`);
-console.log(`  writer: ${w.ok} inserts committed, ${w.fenced} refused by the fence over ${w.fencedWindowMs} ms, other errors ${JSON.stringify(w.other)}; longest gap between commits ${w.longestGapBetweenCommitsMs} ms`);
+console.log(`    phases ms ${JSON.stringify(Object.fromEntries(d.phases.map((p) => [p.phase, p.ms])))}${d.verifiedUnderFence ? `; compared under the fence: ${d.verifiedUnderFence.rows} rows of ${d.verifiedUnderFence.tables.join(", ") || "no table"}` : ""}`);
+console.log(`  writer (${process.env.RATE}/s): ${w.ok} inserts committed, ${w.fenced} refused by the fence over ${w.fencedWindowMs} ms, other errors ${JSON.stringify(w.other)}; longest gap between commits ${w.longestGapBetweenCommitsMs} ms`);
 console.log(`  committed before the fence: ${c.committedBeforeFence}, of them at the target after the switch: ${c.atTarget} (${c.atTarget === c.committedBeforeFence ? "none lost" : "LOST WRITES"})`);
 console.log(`  publications, subscriptions and slots left on both shards: ${left}`);
-' "$BENCH_DIR/move.json" "$BENCH_DIR/writer.json" "$CHECK" "$(bench_elapsed_ms "$t0" "$t1")" "$LEFT"
+' "$OUT" "$W" "$CHECK" "$(bench_elapsed_ms "$t0" "$t1")" "$LEFT"
+  BLOCKS[$side]+=" $(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).writeBlockedMs)' "$OUT")"
+  TOTALS[$side]+=" $(bench_elapsed_ms "$t0" "$t1")"
+  # Back to the source for the next round (untimed): the copy removed, the source's fence lifted.
+  if ((run + 1 < RUNS)) || [[ $side != "${SIDES[-1]}" ]]; then bench_tctl --quiet move rollback big --yes >/dev/null; fi
+}
+
+echo
+echo "move-online: pool tenant of $N rows us1 -> eu1 under a steady writer ($RATE inserts/s), $(nproc 2>/dev/null || echo '?') cores:"
+export RATE
+for ((r = 0; r < RUNS; r++)); do for side in "${SIDES[@]}"; do one_move "$side" "$r"; done; done
+for side in "${SIDES[@]}"; do
+  echo "  $side: writes blocked median $(bench_median ${BLOCKS[$side]}) ms (${BLOCKS[$side]# }), move median $(bench_median ${TOTALS[$side]}) ms (${TOTALS[$side]# }), load now $(cut -d' ' -f1-3 /proc/loadavg)"
+done

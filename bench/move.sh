@@ -103,26 +103,29 @@ psql_reset() {
 tctl_move() { bench_tctl --json move big --to-shard eu1 --yes $1; }
 tctl_reset() { bench_tctl --quiet move rollback big --yes >/dev/null; }
 
-declare -A T B
-xs=()
-for ((i = 0; i < RUNS; i++)); do xs+=("$(time_ms psql_copy)"); psql_reset; done
-T[psql]=$(bench_median "${xs[@]}"); bench_log "  psql \\copy out + in: median ${T[psql]} ms (${xs[*]})"
+declare -A T B X
 MODES=(${BENCH_MODES:-default fast-load})
 grant() { for p in "$US" "$EU"; do bench_psql "$p" postgres -c "$1 set on parameter session_replication_role ${2} tenantctl" >/dev/null; done; }
-for mode in "${MODES[@]}"; do
-  flag=""; [[ $mode == fast-load ]] && flag="--fast-load"
-  [[ $mode == row-by-row ]] && grant revoke from
-  xs=()
-  for ((i = 0; i < RUNS; i++)); do
-    xs+=("$(time_ms tctl_move "$flag")")
+# Interleaved rounds (psql, then each mode, round after round), so a change in the machine's load
+# falls on both sides of the ratio alike; the medians are what the summary reports.
+for ((i = 0; i < RUNS; i++)); do
+  X[psql]+=" $(time_ms psql_copy)"; psql_reset
+  for mode in "${MODES[@]}"; do
+    flag=""; [[ $mode == fast-load ]] && flag="--fast-load"
+    [[ $mode == row-by-row ]] && grant revoke from
+    X[$mode]+=" $(time_ms tctl_move "$flag")"
     cp "$BENCH_DIR/last.out" "$BENCH_DIR/move-$mode-$i.json"
+    bench_log "    $mode run $((i + 1)): $(node -e 'const d=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));console.log(`${d.foreignKeyCheck?.path ?? d.tables?.[0]?.foreignKeys}, phases ms ${d.phases.map((p)=>`${p.phase} ${p.ms}`).join(", ")}`)' "$BENCH_DIR/move-$mode-$i.json")"
+    [[ $mode == row-by-row ]] && grant grant to
     tctl_reset
   done
-  [[ $mode == row-by-row ]] && grant grant to
-  T[$mode]=$(bench_median "${xs[@]}"); bench_log "  tenantctl move ($mode): median ${T[$mode]} ms (${xs[*]})"
-  B[$mode]=$(node -e 'const d=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));console.log(`foreign keys ${d.tables?.[0]?.foreignKeys}, writes blocked ${d.writeBlockedMs} ms, ${d.rows} rows, phases ms ${JSON.stringify(Object.fromEntries(d.phases.map(p=>[p.phase,p.ms])))}`)' "$BENCH_DIR/move-$mode-0.json")
+  bench_log "  round $((i + 1)) of $RUNS: psql ${X[psql]##* } ms; $(for m in "${MODES[@]}"; do printf '%s %s ms; ' "$m" "${X[$m]##* }"; done)load $(cut -d' ' -f1-3 /proc/loadavg)"
 done
-
+T[psql]=$(bench_median ${X[psql]}); bench_log "  psql \\copy out + in: median ${T[psql]} ms (${X[psql]# })"
+for mode in "${MODES[@]}"; do
+  T[$mode]=$(bench_median ${X[$mode]}); bench_log "  tenantctl move ($mode): median ${T[$mode]} ms (${X[$mode]# })"
+  B[$mode]=$(node -e 'const d=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));console.log(`foreign keys ${d.foreignKeyCheck ? `${d.foreignKeyCheck.path} (${d.foreignKeyCheck.why})` : d.tables?.[0]?.foreignKeys}, writes blocked ${d.writeBlockedMs} ms, ${d.rows} rows, phases ms ${JSON.stringify(Object.fromEntries(d.phases.map(p=>[p.phase,p.ms])))}`)' "$BENCH_DIR/move-$mode-0.json")
+done
 echo
 echo "move: pool tenant of $N rows us1 -> eu1 (pools of 2 x $((N / 4)) on each side), medians of $RUNS, $(nproc 2>/dev/null || echo '?') cores, load $(cut -d' ' -f1-3 /proc/loadavg), role tenantctl:"
 for mode in "${MODES[@]}"; do

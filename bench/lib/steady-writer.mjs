@@ -29,7 +29,14 @@ if (mode === 'check') {
   let lastOk = Date.now();
   let maxGap = 0;
   const lat = [];
+  // WRITE_RATE inserts per second (the issue's writer: about 40); unset or 0: as fast as it can.
+  const rate = Number(process.env.WRITE_RATE ?? 0);
+  const started = Date.now();
   for (let i = 0; !existsSync(stopFile); i++) {
+    if (rate > 0) {
+      const due = started + (i * 1000) / rate - Date.now();
+      if (due > 0) await new Promise((r) => setTimeout(r, due));
+    }
     try {
       const t0 = performance.now();
       const r = await c.query('insert into app.projects (tenant_id, name) values ($1, $2) returning id', [key, `steady ${i}`]);

@@ -6,6 +6,7 @@ import type { MovePlan } from './plan.js';
 import type { HeldFence } from './fence.js';
 import { copyAndVerify, type TableCheck } from './copy.js';
 import { buildTarget } from './build-target.js';
+import { movedForeignKeys, targetLoadRole } from './load-path.js';
 import { phaseClock } from './phase-clock.js';
 import { tamperCopy } from './tamper.js';
 import { MoveRecord } from './record.js';
@@ -36,17 +37,19 @@ export async function runMove(
     // The target first, made and migrated at the source's version while the tenant still writes.
     clock.begin('build');
     const targetBuild = await buildTarget(deps, plan, pre.atVersion, rec);
+    const loadRole = await targetLoadRole(deps, plan);
     await clock.done('build', rec, targetBuild);
     const fence = await fenceStep(run, held);
     const checks = await copyInSnapshot(run, fastLoad);
+    const foreignKeyCheck = movedForeignKeys(checks, loadRole);
     clock.begin('switch');
-    await switchCatalog(run, checks);
+    await switchCatalog(run, checks, foreignKeyCheck);
     switched = true;
     await clock.done('switch', rec);
     clock.begin('unfence');
     const writeBlockedMs = await liftAfterSwitch(run, fence);
     await clock.done('unfence', rec);
-    return switchedResult(run, checks, writeBlockedMs, undefined, { targetBuild });
+    return switchedResult(run, checks, writeBlockedMs, undefined, { targetBuild, foreignKeyCheck });
   } catch (caught) {
     // A shard or the catalog gone mid-move: one error naming it (the next move or rollback cleans up).
     const err = lostConnectionError(caught, `the move of ${plan.tenant}`) ?? caught;

@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { redactText } from '../config/redact.js';
 import { lostConnectionError } from '../connection-loss.js';
 import { errorMessage } from '../errors.js';
@@ -8,6 +7,9 @@ import type { HeldFence } from './fence.js';
 import type { TableCheck } from './copy.js';
 import { stopIfInterrupted } from './interrupt.js';
 import { removeEnd } from './remove.js';
+import { tablesAtSwitch } from './tables-at-switch.js';
+import { replayTables } from './capture/replay.js';
+import { checkChangedUnderFence, proveBeforeFence, withProofSlot, type ProofSlot, type ProofTable } from './online-proof.js';
 import {
   createSourceSide,
   createSubscription,
@@ -23,8 +25,6 @@ import {
 import type { MoveResult } from './types.js';
 import {
   assertSame,
-  bothSides,
-  differs,
   failedResult,
   fenceStep,
   liftAfterSwitch,
@@ -42,19 +42,17 @@ const CATCH_UP_TIMEOUT_MS = 3600_000;
 /** Writes are blocked while the last changes arrive: never longer than this. */
 const FENCED_CATCH_UP_TIMEOUT_MS = 30_000;
 
-/** A difference is measured again this many times, this far apart, before it counts (see verify). */
-const VERIFY_RETRIES = 10;
-const VERIFY_RETRY_MS = 300;
-
 /**
  * An online move (same model, another shard) with PostgreSQL logical replication: the target
  * placement is made at the source's version, a publication of the tenant's rows (a row filter on
  * its key in a pool) and a slot on the source, a subscription at the target copies them and
- * streams every later change while the tenant keeps writing. Only then is the tenant fenced, for
- * the last catch-up (the WAL up to the fence), after which the subscription is stopped, both sides
- * are verified by the offline move's digests, sequences moved past the copied ids, the catalog
- * switched in one transaction and the fence lifted (`writeBlockedMs`: fence on → lifted); then the
- * subscription, the slot and the publication are dropped.
+ * streams every later change while the tenant keeps writing. Still unfenced, a temporary slot
+ * marks a position P and both sides are proven equal in every row not changed since P
+ * (online-proof.ts). Only then is the tenant fenced, for the last catch-up (the WAL up to the
+ * fence), after which only the rows changed since P are compared on both sides, the subscription
+ * is stopped, sequences moved past the copied ids, the catalog switched in one transaction and the
+ * fence lifted (`writeBlockedMs`: fence on → lifted); then the subscription, the slot and the
+ * publication are dropped and the source measured for the report (tables-at-switch.ts).
  * Every exit path drops the publication, the slot and the subscription; a killed mover's are
  * named in its operations row and dropped by the next move or `move rollback` (recover.ts).
  */
@@ -72,23 +70,30 @@ export async function runOnlineMove(run: OnlineRun): Promise<MoveResult> {
   let switched = false;
   try {
     await copyAndStream(run, repl, noteRepl);
+    const tables = await proofTables(run);
+    const checks = await withProofSlot(fleet, repl, plan.from.schema, tables, async (slot) => {
+      // Still while the tenant writes: every row the stream has not changed since the slot's position, proven.
+      const proof = await proveUnfenced(run, repl, slot, tables);
+      // The proof predates the switch by what changes under the fence: measured again once it is lifted.
+      await rec.update({ tablesPending: true });
 
-    const fence = await fenceStep(run, held);
+      const fence = await fenceStep(run, held);
+      begin('catch-up');
+      // The fence waited for the tenant's in-flight writes: every committed write is before this position.
+      await waitForCatchUp(fleet, repl, await sourcePosition(fleet, repl), FENCED_CATCH_UP_TIMEOUT_MS);
+      await done('catch-up', rec);
 
-    begin('catch-up');
-    // The fence waited for the tenant's in-flight writes: every committed write is before this position.
-    await waitForCatchUp(fleet, repl, await sourcePosition(fleet, repl), FENCED_CATCH_UP_TIMEOUT_MS);
-    await done('catch-up', rec);
-
-    const checks = await verifyUnderFence(run, repl);
+      await verifyUnderFence(run, repl, slot, tables);
+      return { proof, fence };
+    });
 
     begin('switch');
-    await switchCatalog(run, checks);
+    await switchCatalog(run, checks.proof);
     switched = true;
     await done('switch', rec);
 
     begin('unfence');
-    const writeBlockedMs = await liftAfterSwitch(run, fence);
+    const writeBlockedMs = await liftAfterSwitch(run, checks.fence);
     // Outside the write block. A shard that does not answer now leaves them recorded for the
     // tenant's next command's sweep (src/operations/sweep/moves.ts); the move itself has succeeded.
     let warning: string | undefined;
@@ -98,8 +103,11 @@ export async function runOnlineMove(run: OnlineRun): Promise<MoveResult> {
     } catch (e) {
       warning = redactText(errorMessage(e));
     }
+    // The move has switched: a source that cannot be measured now leaves `tablesPending` for
+    // `move complete` or `move rollback` to measure (tables-at-switch.ts), not a failed move.
+    const atSwitch = await tablesAtSwitch(deps, rec, plan, rec.progress).catch(() => checks.proof);
     await done('unfence', rec, warning);
-    return switchedResult(run, checks, writeBlockedMs, warning);
+    return switchedResult(run, atSwitch, writeBlockedMs, warning, { verifiedUnderFence: rec.progress.verifiedUnderFence });
   } catch (caught) {
     // A shard or the catalog gone mid-move: one error naming it (the next move or rollback cleans up).
     const err = lostConnectionError(caught, `the move of ${plan.tenant}`) ?? caught;
@@ -129,8 +137,9 @@ export async function runOnlineMove(run: OnlineRun): Promise<MoveResult> {
 }
 
 /**
- * The `copy` phase: the target built, the publication and slot at the source, the subscription at
- * the target; its initial copy, then streaming until it has caught up with everything committed so far.
+ * The `copy` phase up to the proof: the target built, the publication and slot at the source, the
+ * subscription at the target; its initial copy, then streaming until it has caught up with
+ * everything committed so far (proveUnfenced ends the phase).
  */
 async function copyAndStream(
   run: OnlineRun,
@@ -139,7 +148,7 @@ async function copyAndStream(
 ): Promise<void> {
   const { deps, plan, pre, rec } = run;
   const { fleet, config } = deps;
-  const { begin, done } = run.clock;
+  const { begin } = run.clock;
   begin('copy');
   await noteRepl({});
   // Recorded before it is made: a kill from here on leaves a target the next command removes.
@@ -159,32 +168,50 @@ async function copyAndStream(
   await faultPoint('move.copy', { signal: deps.signal });
   // Streaming: catch up with everything committed so far while the tenant still writes.
   await waitForCatchUp(fleet, repl, await sourcePosition(fleet, repl), CATCH_UP_TIMEOUT_MS);
-  await done('copy', rec);
+}
+
+/** The published tables with their primary keys (the rows a change names), read at the source. */
+async function proofTables(run: OnlineRun): Promise<ProofTable[]> {
+  const { plan, pre } = run;
+  const keyed = await run.deps.fleet.withClient(plan.from.shard, plan.from.database, (c) => replayTables(c, plan.from.schema, pre.tables));
+  return pre.tables.map((t, i) => ({ ...t, pk: keyed[i].pk }));
 }
 
 /**
- * The `verify` phase, under the fence: both sides of every table, measured again for a while
- * where they differ (the apply worker may still be making the last changes visible), the
+ * The end of the `copy` phase, while the tenant still writes: the target caught up with the proof
+ * slot's position P (it holds everything committed before it), then every table proven on both
+ * sides except the rows changed since P (online-proof.ts). A difference fails the move before any
+ * write is blocked.
+ */
+async function proveUnfenced(run: OnlineRun, repl: ReplicationRecord, slot: ProofSlot, tables: ProofTable[]): Promise<TableCheck[]> {
+  const { deps, plan, rec } = run;
+  await waitForCatchUp(deps.fleet, repl, slot.lsn, CATCH_UP_TIMEOUT_MS);
+  await faultPoint('move.verify', { signal: deps.signal });
+  if (faultAction('move.verify')?.startsWith('tamper'))
+    await deps.fleet.withClient(plan.to.shard, plan.to.database, (c) => tamper(c, plan));
+  const { checks, changed } = await proveBeforeFence(run, slot, tables);
+  assertSame(checks);
+  await rec.update({ tables: checks });
+  const n = [...changed.touched.values()].reduce((k, s) => k + s.size, 0);
+  await run.clock.done(
+    'copy',
+    rec,
+    `both sides proven equal at WAL ${slot.lsn} but for ${n} rows changed since (compared under the fence)`,
+  );
+  return checks;
+}
+
+/**
+ * The `verify` phase, under the fence: only the rows changed since the proof's position, both
+ * sides (online-proof.ts; the rest was proven before the fence and nothing changed it since), the
  * subscription stopped, the target's sequences moved past the copied ids.
  */
-async function verifyUnderFence(run: OnlineRun, repl: ReplicationRecord): Promise<TableCheck[]> {
-  const { deps, plan, pre, rec } = run;
-  const { fleet, config } = deps;
+async function verifyUnderFence(run: OnlineRun, repl: ReplicationRecord, slot: ProofSlot, tables: ProofTable[]): Promise<void> {
+  const { deps, plan, rec } = run;
+  const { fleet } = deps;
   const { begin, done } = run.clock;
   begin('verify');
-  await faultPoint('move.verify', { signal: deps.signal });
-  const tables = pre.tables;
-  if (faultAction('move.verify')?.startsWith('tamper')) await fleet.withClient(plan.to.shard, plan.to.database, (c) => tamper(c, plan));
-  const measure = bothSides(fleet, config, plan);
-  let checks = await Promise.all(tables.map((tb) => measure(tb)));
-  // Under the fence the source no longer changes, so the target can only lag by changes still
-  // being applied (the walsender's reported position has been seen ahead of what the apply
-  // worker had made visible): the subscription keeps running and differing tables are measured
-  // again for a few seconds before a difference counts.
-  for (let i = 0; i < VERIFY_RETRIES && checks.some(differs); i++) {
-    await sleep(VERIFY_RETRY_MS);
-    checks = await Promise.all(checks.map((c, j) => (differs(c) ? measure(tables[j]) : c)));
-  }
+  const { checks } = await checkChangedUnderFence(run, slot, tables);
   // Nothing more of the tenant's can arrive: the subscription stops (its worker gone) before the
   // switch. It is dropped, with the slot and the publication, once writes flow again.
   await stopSubscription(fleet, repl);
@@ -197,6 +224,7 @@ async function verifyUnderFence(run: OnlineRun, repl: ReplicationRecord): Promis
       tables.map((t) => t.table),
     ),
   );
-  await done('verify', rec);
-  return checks;
+  const verifiedUnderFence = { tables: checks.map((c) => c.table), rows: checks.reduce((n, c) => n + c.rows, 0) };
+  await rec.update({ verifiedUnderFence });
+  await done('verify', rec, `${verifiedUnderFence.rows} rows changed since the proof compared`);
 }

@@ -21,6 +21,7 @@ import { keepSuspended } from './keep-suspended.js';
 import { liftSwitchFence, placeSwitchFence } from './switch-fence.js';
 import { namesAfter } from './names.js';
 import { recordSwitch } from './switch-catalog.js';
+import type { ForeignKeyPath } from '../copy/pool-load-path.js';
 import { drivers } from '../placement/drivers.js';
 import { recordedFailure } from '../operations/tenant-operation.js';
 import { endsCommand } from '../operations/failure.js';
@@ -73,7 +74,7 @@ export function assertSame(checks: TableCheck[]): void {
 }
 
 /** The source's switch fence placed, then the catalog points at the target, with the event `moved`, in one transaction. */
-export async function switchCatalog(run: OnlineRun, checks: TableCheck[]): Promise<void> {
+export async function switchCatalog(run: OnlineRun, checks: TableCheck[], foreignKeyCheck?: ForeignKeyPath): Promise<void> {
   const { plan, rec, prevStatus, prevDetail } = run;
   // A suspended tenant stays suspended at its new placement (keep-suspended.ts).
   await keepSuspended(run.deps.fleet, run.deps.config, plan, prevStatus);
@@ -88,6 +89,7 @@ export async function switchCatalog(run: OnlineRun, checks: TableCheck[]): Promi
     checks,
     { status: prevStatus, detail: prevDetail },
     rec.args.online ? { online: true, via: rec.args.onlineVia } : {},
+    foreignKeyCheck,
   );
 }
 
@@ -122,7 +124,7 @@ export function switchedResult(
   checks: TableCheck[],
   writeBlockedMs: number,
   warning?: string,
-  extra: Pick<MoveResult, 'targetBuild'> = {},
+  extra: Pick<MoveResult, 'targetBuild' | 'foreignKeyCheck' | 'verifiedUnderFence'> = {},
 ): MoveResult {
   const { plan, rec, pre } = run;
   return {

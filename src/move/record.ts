@@ -6,6 +6,8 @@ import type { FenceRecord } from './fence.js';
 import type { SwitchFenceRecord } from './types.js';
 import type { TableChange } from './unchanged.js';
 import type { TableCheck } from './copy.js';
+import type { VerifiedUnderFence } from './types.js';
+import type { ForeignKeyPath } from '../copy/pool-load-path.js';
 import type { ReplicationRecord } from './replication.js';
 import type { CaptureRecord } from './capture/install.js';
 import type { OnlineVia } from './online-preflight.js';
@@ -43,6 +45,10 @@ export interface MoveProgress {
   rows?: number;
   bytes?: number;
   tables?: TableCheck[];
+  /** How the load checked foreign keys, and why (an offline move's; recorded at the switch). */
+  foreignKeyCheck?: ForeignKeyPath;
+  /** An online move by replication: what its verify compared under the fence. */
+  verifiedUnderFence?: VerifiedUnderFence;
   /** `tables` are an online capture's proof, older than the switch: measured again after it (tables-at-switch.ts). */
   tablesPending?: boolean;
   writeBlockedMs?: number;

@@ -79,6 +79,7 @@ export async function moveTenant(deps: MoveDeps, slug: string, o: MoveOptions): 
         ...(open.args.online ? { online: true } : {}),
         phases: phasesOf(p.phases, open.args.online),
         tables: p.tables,
+        ...(p.foreignKeyCheck ? { foreignKeyCheck: p.foreignKeyCheck } : {}),
         rows: p.rows,
         bytes: p.bytes,
         writeBlockedMs: p.writeBlockedMs,

@@ -8,6 +8,7 @@ import type { FenceRecord } from './fence.js';
 import type { Fleet } from '../fleet/fleet.js';
 import { countFenceTriggers } from '../placement/table-fence.js';
 import type { TableCheck } from './copy.js';
+import type { ForeignKeyPath } from '../copy/pool-load-path.js';
 
 export interface MoveStatusResult {
   tenant: string;
@@ -46,6 +47,8 @@ export interface MoveStatusResult {
     switchFence: { at?: string; liftedAt?: string } | null;
     phases: Record<string, number>;
     tables: TableCheck[];
+    /** How the load checked foreign keys, and why; null before the switch and for online moves. */
+    foreignKeyCheck: ForeignKeyPath | null;
     startedAt: string;
     heartbeatAt: string;
     error?: string;
@@ -105,6 +108,7 @@ export async function moveStatus(db: CatalogDb, slug: string, fleet?: Fleet): Pr
       switchFence: p.switchFence ? { at: p.switchFence.at, liftedAt: p.switchFence.liftedAt } : null,
       phases: p.phases ?? {},
       tables: p.tables ?? [],
+      foreignKeyCheck: p.foreignKeyCheck ?? null,
       startedAt: m.startedAt.toISOString(),
       heartbeatAt: m.heartbeatAt.toISOString(),
       error: p.error,

@@ -4,11 +4,13 @@ import { recordEvent } from '../catalog/events.js';
 import type { TableCheck } from './copy.js';
 import type { MovePlan } from './plan.js';
 import type { MoveRecord } from './record.js';
+import type { ForeignKeyPath } from '../copy/pool-load-path.js';
 
 /**
  * The switch of every move path (offline, replication, trigger capture): the catalog points at
  * the target, the move is recorded `switched` and the event `moved` written, in ONE catalog
- * transaction. `details` adds what a path reports beside the counts (online: the path taken).
+ * transaction. `details` adds what a path reports beside the counts (online: the path taken);
+ * `foreignKeyCheck`, how the load checked foreign keys and why (recorded for `move status` too).
  */
 export async function recordSwitch(
   db: CatalogDb,
@@ -18,6 +20,7 @@ export async function recordSwitch(
   checks: TableCheck[],
   prev: { status: string; detail: string | null },
   details: Record<string, unknown> = {},
+  foreignKeyCheck?: ForeignKeyPath,
 ): Promise<void> {
   const rows = checks.reduce((n, c) => n + c.rows, 0);
   const bytes = checks.reduce((n, c) => n + c.bytes, 0);
@@ -31,7 +34,8 @@ export async function recordSwitch(
       status: prev.status as never,
       status_detail: prev.detail,
     });
-    await rec.update({ phase: 'switch', tables: checks, rows, bytes, targetCreated: false }, 'switched', tx);
+    const fk = foreignKeyCheck ? { foreignKeyCheck } : {};
+    await rec.update({ phase: 'switch', tables: checks, rows, bytes, targetCreated: false, ...fk }, 'switched', tx);
     await recordEvent(tx, {
       command,
       action: 'moved',
@@ -40,6 +44,7 @@ export async function recordSwitch(
       details: {
         move: rec.id,
         ...details,
+        ...fk,
         from: plan.from.target,
         to: plan.to.target,
         rows,

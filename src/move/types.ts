@@ -4,6 +4,7 @@ import type { Fleet } from '../fleet/fleet.js';
 import type { MigrationFile } from '../migrate/files.js';
 
 import type { TableCheck } from './copy.js';
+import type { ForeignKeyPath } from '../copy/pool-load-path.js';
 import type { NamesAfter } from './names.js';
 import type { OnlineVia } from './online-preflight.js';
 import type { MoveEnd, MoveRequest } from './plan.js';
@@ -95,6 +96,13 @@ export interface MoveResult {
   bytes?: number;
   /** Writes were blocked (fence on → lifted) for this long of `durationMs`. */
   writeBlockedMs?: number;
+  /**
+   * An online move by logical replication: what was compared while writes were blocked (only the
+   * rows changed since the proof before the fence, online-proof.ts).
+   */
+  verifiedUnderFence?: VerifiedUnderFence;
+  /** How an offline move's load checked foreign keys, and why (src/copy/pool-load-path.ts). */
+  foreignKeyCheck?: ForeignKeyPath;
   /** How an offline move built its target before the fence (build-target.ts). */
   targetBuild?: TargetBuild;
   /** Migrations applied to a pool target first. */
@@ -109,6 +117,12 @@ export interface MoveResult {
   /** Succeeded, but something was left to clean up later (an online move's replication objects). */
   warning?: string;
   error?: { code: string; message: string };
+}
+
+/** The tables, and their rows, an online move compared under its fence. */
+export interface VerifiedUnderFence {
+  tables: string[];
+  rows: number;
 }
 
 /** How the target was built, for the report: nothing to build (a pool), or the placement made at the source's version. */

@@ -8,6 +8,7 @@ import type { MoveStatusResult } from '../move/status.js';
 import type { CompleteResult } from '../move/complete.js';
 import type { RollbackResult } from '../move/rollback.js';
 import type { NamesAfter } from '../move/names.js';
+import type { ForeignKeyPath } from '../copy/pool-load-path.js';
 
 /**
  * Live view of a move: on a TTY a listr2 task per phase (the copy's title shows rows, bytes and
@@ -144,10 +145,20 @@ export function renderMove(out: Output, command: string, r: MoveResult): void {
     ),
   );
   if (r.warning) out.print(out.color.yellow(`warning: ${escapeControl(r.warning)}`));
+  if (r.foreignKeyCheck) out.print(foreignKeysLine(r.foreignKeyCheck));
+  if (r.verifiedUnderFence)
+    out.print(
+      `proven before the fence; compared under it: ${r.verifiedUnderFence.rows} rows changed since${r.verifiedUnderFence.tables.length ? ` (${r.verifiedUnderFence.tables.join(', ')})` : ''}`,
+    );
   if (r.names) out.print(namesLine(r.tenant, r.names));
   out.print(
     `the source is kept, refusing writes: tenantctl move complete ${r.tenant} removes it, tenantctl move rollback ${r.tenant} goes back`,
   );
+}
+
+/** Which way the load checked foreign keys, and why (how to get the faster way when there is one). */
+function foreignKeysLine(f: ForeignKeyPath): string {
+  return `foreign keys checked ${f.path}: ${escapeControl(f.why)}`;
 }
 
 /** The names the application uses now, and whether they are the ones it used before. */
@@ -183,6 +194,7 @@ export function renderMoveStatus(out: Output, command: string, s: MoveStatusResu
   out.print(`  ${copyLine(m)}; writes blocked ${m.writeBlockedMs === null ? 'not yet' : `${m.writeBlockedMs} ms`}${fenceNote(m.fence)}`);
   const done = (m.online ? ONLINE_PHASES : PHASES).filter((p) => m.phases[p] !== undefined);
   if (done.length) out.print(`  phases: ${done.map((p) => `${p} ${m.phases[p]} ms`).join(', ')}`);
+  if (m.foreignKeyCheck) out.print(`  ${foreignKeysLine(m.foreignKeyCheck)}`);
   if (m.switchFence?.at && !m.switchFence.liftedAt) out.print(`  the source ${m.from.target} refuses writes since ${m.switchFence.at}`);
   if (m.error) out.print(out.color.red(`  error: ${escapeControl(m.error)}`));
   out.print(`  next: ${m.next}`);

@@ -81,6 +81,27 @@ async function backupOf(e: MigrateEnv, slug: string): Promise<string> {
   return json(r).results[0].backup;
 }
 
+/** The `moved` event's record of how the load checked foreign keys. */
+const movedEvent = async (e: MigrateEnv, slug: string, move: number) =>
+  (
+    (await e.db.selectFrom('events').select('details').where('tenant_slug', '=', slug).where('action', '=', 'moved').execute()).find(
+      (x: any) => x.details.move === move,
+    )?.details as any
+  )?.foreignKeyCheck;
+
+/** What the move said, `move status` says (JSON and human) and its event recorded of the path it took and why. */
+async function pathReported(e: MigrateEnv, slug: string, doc: any) {
+  const st = await e.cli(['move', 'status', slug, '--json']);
+  const human = await e.cli(['move', 'status', slug]);
+  expect(human.code, human.stderr).toBe(0);
+  return {
+    doc: doc.foreignKeyCheck,
+    status: json(st).move.foreignKeyCheck,
+    event: await movedEvent(e, slug, doc.move),
+    human: human.stdout,
+  };
+}
+
 const doctorSays = async (e: MigrateEnv, shard: string) =>
   json(await e.cli(['doctor', '--json'])).checks.find((c: any) => c.check === `pool loads on ${shard}`)?.detail as string;
 
@@ -117,11 +138,17 @@ beforeAll(async () => {
 
 describe('with the grant: foreign keys checked once per tenant', () => {
   it('a pool move takes the fast path (no user trigger fires, same hashes); a row whose parent is missing at the target is refused, nothing loaded', async () => {
-    expect(await doctorSays(e, 'eu1')).toMatch(/pool loads check foreign keys once per tenant/);
+    expect(await doctorSays(e, 'eu1')).toBe(
+      "pool loads check foreign keys once per tenant: role tenantctl may set session_replication_role: rows go in without per-row triggers, then one check per foreign key over the tenant's rows, no table locks",
+    );
     const before = await digests(e, 'mv-fast');
     const live = await digests(e, 'eu-live');
     const doc = await moveOk(e, 'mv-fast');
     expect(doc.tables.map((t: any) => t.foreignKeys)).toEqual(Array(5).fill('once per tenant'));
+    const said = await pathReported(e, 'mv-fast', doc);
+    const fast = { path: 'once per tenant', why: expect.stringMatching(/^role tenantctl may set session_replication_role: /) };
+    expect(said).toMatchObject({ doc: fast, status: fast, event: fast });
+    expect(said.human).toContain('foreign keys checked once per tenant: role tenantctl may set session_replication_role');
     expect(await digests(e, 'mv-fast')).toEqual(before);
     expect(await digests(e, 'eu-live')).toEqual(live);
     const t = (await tenant(e, 'mv-fast'))!;
@@ -219,12 +246,18 @@ describe('without the grant: row by row', () => {
   it('moves and restores into pools still work, triggers fire per row; doctor says how to speed them up', async () => {
     for (const shard of ['us1', 'eu1']) await su(e, shard, 'revoke set on parameter session_replication_role from tenantctl');
     try {
-      expect(await doctorSays(e, 'us1')).toMatch(
-        /^row by row; grant set on parameter session_replication_role to tenantctl \(as a superuser\) to speed up moves and restores into pools$/,
-      );
+      const why =
+        'role tenantctl may not set session_replication_role; GRANT SET ON PARAMETER session_replication_role TO tenantctl (as a superuser) to check once per tenant';
+      expect(await doctorSays(e, 'us1')).toBe(`pool loads check foreign keys row by row: ${why}`);
       const before = await digests(e, 'mv-slow');
-      const doc = await moveOk(e, 'mv-slow');
+      const m = await e.cli(['move', 'mv-slow', '--to-shard', 'eu1', '--yes']);
+      expect(m.code, m.stdout + m.stderr).toBe(0);
+      expect(m.stdout).toContain(`foreign keys checked row by row: ${why}`);
+      const doc = json(await e.cli(['move', 'status', 'mv-slow', '--json'])).move;
       expect(doc.tables.map((t: any) => t.foreignKeys)).toEqual(Array(5).fill('row by row'));
+      const said = await pathReported(e, 'mv-slow', { move: doc.id, foreignKeyCheck: { path: 'row by row', why } });
+      expect(said).toMatchObject({ status: { path: 'row by row', why }, event: { path: 'row by row', why } });
+      expect(said.human).toContain(`  foreign keys checked row by row: ${why}`);
       expect(await digests(e, 'mv-slow')).toEqual(before);
       const t = (await tenant(e, 'mv-slow'))!;
       expect(await fired(e, 'eu1', t.key)).toBe(40);
@@ -238,8 +271,6 @@ describe('without the grant: row by row', () => {
     } finally {
       for (const shard of ['us1', 'eu1']) await su(e, shard, 'grant set on parameter session_replication_role to tenantctl');
     }
-    expect(await doctorSays(e, 'us1')).toMatch(
-      /^tenantctl may set session_replication_role: pool loads check foreign keys once per tenant$/,
-    );
+    expect(await doctorSays(e, 'us1')).toMatch(/^pool loads check foreign keys once per tenant: role tenantctl may set /);
   });
 });

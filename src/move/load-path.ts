@@ -1,0 +1,21 @@
+import { drivers } from '../placement/drivers.js';
+import { foreignKeyPath, poolLoadRole, type ForeignKeyPath, type PoolLoadRole } from '../copy/pool-load-path.js';
+import type { MovePlan } from './plan.js';
+import type { MoveDeps } from './types.js';
+import type { TableCheck } from './verify-checks.js';
+
+/**
+ * Into shared tables: whether the target shard's role may set session_replication_role, asked
+ * before the fence (one query) so that saying why the load checked its foreign keys as it did
+ * costs the write block nothing. Undefined for a new placement (always once per table).
+ */
+export async function targetLoadRole(deps: MoveDeps, plan: MovePlan): Promise<PoolLoadRole | undefined> {
+  if (drivers[plan.to.model].kind !== 'shared-tables') return undefined;
+  return deps.fleet.withClient(plan.to.shard, plan.to.database, poolLoadRole);
+}
+
+/** The path the load took (its tables' checks say it) and why, for the report, the record and the event. */
+export function movedForeignKeys(checks: TableCheck[], role: PoolLoadRole | undefined): ForeignKeyPath | undefined {
+  const path = checks.find((c) => c.foreignKeys)?.foreignKeys;
+  return path ? foreignKeyPath(path, { intoPool: role !== undefined, role }) : undefined;
+}
