@@ -33,8 +33,10 @@ export async function insertTargets(db: Kysely<CatalogDatabase>, runId: number, 
   // Until autovacuum gets to it, the planner believes the new run has no rows and has the
   // catalog writer find each batch's targets by scanning every row of the run (a run over 5,000
   // targets then grew with the square). Fresh statistics after the bulk insert, as PostgreSQL's
-  // docs advise; a small run is cheap to scan either way.
-  if (rows.length >= ANALYZE_AFTER) await sql`analyze migrate_targets`.execute(db);
+  // docs advise; a small run is cheap to scan either way. Only run_id's: that estimate alone
+  // decides the plan, and the whole table's (text arrays, JSON errors, every past run's rows)
+  // took 0.45 s of a 5,000-target run before its first target started (0.11 s for run_id).
+  if (rows.length >= ANALYZE_AFTER) await sql`analyze migrate_targets (run_id)`.execute(db);
 }
 
 /** Runs with this many targets refresh migrate_targets' statistics once their rows are in. */

@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { KyselyPlugin } from 'kysely';
+import { sql, type KyselyPlugin } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CatalogWriter } from '../../src/migrate/catalog-writer.js';
+import { insertTargets } from '../../src/migrate/target-rows.js';
 import { testDeps } from '../helpers/deps.js';
 
 /**
@@ -44,5 +45,44 @@ describe('CatalogWriter', () => {
     // One statement per batch delay (plus a full batch now and then); the old loop wrote whatever
     // had queued during the previous write at once, a statement every few milliseconds.
     expect(statements).toBeLessThanOrEqual(Math.ceil(elapsed / batchMs) + 3);
+  });
+});
+
+describe('insertTargets', () => {
+  it("refreshes run_id's statistics after a large run's rows, so the planner knows the run's size before the catalog writer's first batch", async () => {
+    const run = await deps.db
+      .insertInto('operations')
+      .values({
+        kind: 'migrate',
+        status: 'succeeded',
+        tenant_slug: null,
+        holder: 'test',
+        args: '{}',
+        progress: null,
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    try {
+      const rows = Array.from({ length: 600 }, (_, i) => ({
+        target: `st/x/t${i}`,
+        position: i,
+        model: 'schema',
+        shard: 'st',
+        database_name: 'x',
+        schema_name: `t${i}`,
+        tenants: [`st${i}`],
+      }));
+      await insertTargets(deps.db, run.id, rows);
+      // The planner knows the run's rows at once (not autovacuum's later pass): it sizes the
+      // catalog writer's plan by this estimate (an index scan of the run's targets by run_id alone,
+      // filtered by target, per batch, when it believes the run has one row).
+      const plan = await sql<{ 'QUERY PLAN': string }>`explain select * from migrate_targets where run_id = ${run.id}::bigint`.execute(
+        deps.db,
+      );
+      const estimate = Number(/rows=(\d+)/.exec(plan.rows[0]['QUERY PLAN'])?.[1]);
+      expect(estimate).toBeGreaterThanOrEqual(500);
+    } finally {
+      await deps.db.deleteFrom('operations').where('id', '=', run.id).execute();
+    }
   });
 });
