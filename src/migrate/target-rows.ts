@@ -19,15 +19,21 @@ export interface NewTargetRow {
   tenants: string[];
 }
 
-/** Record the targets that have work, all 'pending', in one statement. */
+/**
+ * Record the targets that have work, all 'pending', in one statement per 5,000. Column arrays
+ * unnested side by side, not a JSON document: at 5,000 targets PostgreSQL's jsonb_to_recordset
+ * took 0.2 s of the insert's 0.55 s under load, before the first target could start.
+ */
 export async function insertTargets(db: Kysely<CatalogDatabase>, runId: number, rows: NewTargetRow[]): Promise<void> {
   for (let i = 0; i < rows.length; i += 5000) {
     const chunk = rows.slice(i, i + 5000);
+    const col = <K extends keyof NewTargetRow>(k: K) => chunk.map((r) => r[k]);
     await sql`
       insert into migrate_targets (run_id, target, position, model, shard, database_name, schema_name, tenants, status)
-      select ${runId}, x.target, x.position, x.model, x.shard, x.database_name, x.schema_name, x.tenants, 'pending'
-        from jsonb_to_recordset(${JSON.stringify(chunk)}::jsonb)
-          as x(target text, position int, model text, shard text, database_name text, schema_name text, tenants text[])
+      select ${runId}, x.target, x.position, x.model, x.shard, x.database_name, x.schema_name, x.tenants::text[], 'pending'
+        from unnest(${col('target')}::text[], ${col('position')}::int[], ${col('model')}::text[], ${col('shard')}::text[],
+                    ${col('database_name')}::text[], ${col('schema_name')}::text[], ${chunk.map((r) => arrayLiteral(r.tenants))}::text[])
+          as x(target, position, model, shard, database_name, schema_name, tenants)
       on conflict (run_id, target) do nothing`.execute(db);
   }
   // Until autovacuum gets to it, the planner believes the new run has no rows and has the
@@ -37,6 +43,11 @@ export async function insertTargets(db: Kysely<CatalogDatabase>, runId: number, 
   // decides the plan, and the whole table's (text arrays, JSON errors, every past run's rows)
   // took 0.45 s of a 5,000-target run before its first target started (0.11 s for run_id).
   if (rows.length >= ANALYZE_AFTER) await sql`analyze migrate_targets (run_id)`.execute(db);
+}
+
+/** A text[] literal of `values` (a row's tenants, one element of the unnested column). */
+function arrayLiteral(values: string[]): string {
+  return `{${values.map((v) => `"${v.replace(/[\\"]/g, '\\$&')}"`).join(',')}}`;
 }
 
 /** Runs with this many targets refresh migrate_targets' statistics once their rows are in. */

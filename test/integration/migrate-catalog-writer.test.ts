@@ -72,7 +72,18 @@ describe('insertTargets', () => {
         schema_name: `t${i}`,
         tenants: [`st${i}`],
       }));
+      // Any text survives as a tenant (the column arrays are unnested side by side).
+      rows[1].tenants = ['a"b\\c', 'x,y', '{}'];
       await insertTargets(deps.db, run.id, rows);
+      const back = await deps.db
+        .selectFrom('migrate_targets')
+        .select(['target', 'position', 'tenants'])
+        .where('run_id', '=', run.id)
+        .orderBy('position')
+        .execute();
+      expect(back).toHaveLength(600);
+      expect(back[1]).toMatchObject({ target: 'st/x/t1', position: 1, tenants: ['a"b\\c', 'x,y', '{}'] });
+      expect(back[599]).toMatchObject({ target: 'st/x/t599', position: 599, tenants: ['st599'] });
       // The planner knows the run's rows at once (not autovacuum's later pass): it sizes the
       // catalog writer's plan by this estimate (an index scan of the run's targets by run_id alone,
       // filtered by target, per batch, when it believes the run has one row).
