@@ -74,7 +74,7 @@ function batcherFor(ctx: RunState, work: PlannedTarget[], states: Map<string, Ta
 }
 
 /** Targets of a batched run under their tenant's lock at once, at most (see runWork; MigrateUpOptions.maxTargetsInFlight). */
-export const MAX_TARGETS_IN_FLIGHT = 1024;
+const MAX_TARGETS_IN_FLIGHT = 1024;
 
 /** Runs with this many schema or database targets lock tenants ahead (TenantLockBatch.lookAhead). */
 const LOOK_AHEAD_FROM = 256;
