@@ -1,5 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import type { CatalogDatabase, MigrateTargetRow, MigrateTargetStatus } from '../catalog/tables.js';
+import { textArrayLiteral } from './text-array.js';
 
 /** The migrate_targets rows of a run: one per target that had work, updated as each finishes. */
 
@@ -32,7 +33,7 @@ export async function insertTargets(db: Kysely<CatalogDatabase>, runId: number, 
       insert into migrate_targets (run_id, target, position, model, shard, database_name, schema_name, tenants, status)
       select ${runId}, x.target, x.position, x.model, x.shard, x.database_name, x.schema_name, x.tenants::text[], 'pending'
         from unnest(${col('target')}::text[], ${col('position')}::int[], ${col('model')}::text[], ${col('shard')}::text[],
-                    ${col('database_name')}::text[], ${col('schema_name')}::text[], ${chunk.map((r) => arrayLiteral(r.tenants))}::text[])
+                    ${col('database_name')}::text[], ${col('schema_name')}::text[], ${chunk.map((r) => textArrayLiteral(r.tenants))}::text[])
           as x(target, position, model, shard, database_name, schema_name, tenants)
       on conflict (run_id, target) do nothing`.execute(db);
   }
@@ -43,11 +44,6 @@ export async function insertTargets(db: Kysely<CatalogDatabase>, runId: number, 
   // decides the plan, and the whole table's (text arrays, JSON errors, every past run's rows)
   // took 0.45 s of a 5,000-target run before its first target started (0.11 s for run_id).
   if (rows.length >= ANALYZE_AFTER) await sql`analyze migrate_targets (run_id)`.execute(db);
-}
-
-/** A text[] literal of `values` (a row's tenants, one element of the unnested column). */
-function arrayLiteral(values: string[]): string {
-  return `{${values.map((v) => `"${v.replace(/[\\"]/g, '\\$&')}"`).join(',')}}`;
 }
 
 /** Runs with this many targets refresh migrate_targets' statistics once their rows are in. */

@@ -46,6 +46,77 @@ describe('CatalogWriter', () => {
     // had queued during the previous write at once, a statement every few milliseconds.
     expect(statements).toBeLessThanOrEqual(Math.ceil(elapsed / batchMs) + 3);
   });
+  it('writes each column as it was pushed: odd text, nulls, timestamps, numbers, arrays and JSON intact', async () => {
+    const run = await deps.db
+      .insertInto('operations')
+      .values({ kind: 'migrate', status: 'running', tenant_slug: null, holder: 'test', args: '{}', progress: null })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    try {
+      const odd = 'q"b\\s,{x} NULL\n\u00e9\u2603 \'';
+      const target = (n: string) => ({ target: `cw/x/${n}`, model: 'schema', shard: 'cw', database_name: 'x', schema_name: n });
+      await insertTargets(deps.db, run.id, [
+        { ...target('a'), position: 0, tenants: [] },
+        { ...target('b'), position: 1, tenants: [] },
+        { ...target('c'), position: 2, tenants: [] },
+      ]);
+      const writer = new CatalogWriter(deps.db, run.id, 'test', () => ({ done: 2 }), 60_000, 0);
+      const startedAt = new Date('2026-01-02T03:04:05.678Z');
+      writer.push({
+        target: 'cw/x/a',
+        status: 'succeeded',
+        applied: ['0001_a', odd, ''],
+        startedAt,
+        durationMs: 12.6,
+        event: {
+          action: 'migrate.target',
+          result: 'ok',
+          details: { target: 'cw/x/a', odd, n: 1.5, none: null },
+          tenants: [`cw-${odd}`, 'NULL'],
+        },
+      });
+      writer.push({ target: 'cw/x/b', status: 'failed', error: { message: odd, code: '42P01', nested: [null, 2] } });
+      // No status: no row of its own is written (a target known up to date before the run).
+      writer.push({ target: 'cw/x/c', version: null });
+      await writer.close();
+      expect(writer.error).toBeNull();
+      const rows = await deps.db
+        .selectFrom('migrate_targets')
+        .select(['target', 'status', 'applied', 'error', 'started_at', 'finished_at', 'duration_ms'])
+        .where('run_id', '=', run.id)
+        .orderBy('position')
+        .execute();
+      expect(rows[0]).toMatchObject({ status: 'succeeded', applied: ['0001_a', odd, ''], error: null, duration_ms: 13 });
+      expect(rows[0].started_at?.toISOString()).toBe(startedAt.toISOString());
+      expect(rows[0].finished_at).not.toBeNull();
+      expect(rows[1]).toMatchObject({
+        status: 'failed',
+        applied: [],
+        error: { message: odd, code: '42P01', nested: [null, 2] },
+        started_at: null,
+        duration_ms: null,
+      });
+      expect(rows[2]).toMatchObject({ status: 'pending', finished_at: null });
+      const events = await sql<{ tenant_slug: string; action: string; result: string; details: Record<string, unknown> }>`
+        select tenant_slug, action, result, details from events where details->>'run' = ${String(run.id)} order by id`.execute(deps.db);
+      expect(events.rows).toEqual([
+        {
+          tenant_slug: `cw-${odd}`,
+          action: 'migrate.target',
+          result: 'ok',
+          details: { target: 'cw/x/a', odd, n: 1.5, none: null, run: Number(run.id) },
+        },
+        {
+          tenant_slug: 'NULL',
+          action: 'migrate.target',
+          result: 'ok',
+          details: { target: 'cw/x/a', odd, n: 1.5, none: null, run: Number(run.id) },
+        },
+      ]);
+    } finally {
+      await deps.db.deleteFrom('operations').where('id', '=', run.id).execute();
+    }
+  });
 });
 
 describe('insertTargets', () => {
