@@ -1,31 +1,14 @@
 import { sql, type Kysely } from 'kysely';
 import { currentActor } from '../catalog/actor.js';
-import type { CatalogDatabase, MigrateTargetStatus } from '../catalog/tables.js';
-import { redactDeep } from '../config/redact.js';
+import type { CatalogDatabase } from '../catalog/tables.js';
+import { TargetColumns, type TargetRecord } from './catalog-writer-columns.js';
+
+export type { TargetRecord } from './catalog-writer-columns.js';
 
 /** Queued records that are written at once, without waiting for the batch delay. */
 const FULL_BATCH = 500;
 /** Records per statement at most. */
 const MAX_BATCH = 2000;
-
-/** One finished target, as the catalog records it. */
-export interface TargetRecord {
-  target: string;
-  /** Absent for targets with no row (known to be up to date before the run). */
-  status?: MigrateTargetStatus;
-  applied?: string[];
-  error?: unknown;
-  startedAt?: Date;
-  durationMs?: number;
-  /** The placement's version after the step; the tenants' schema_version is set to it. */
-  version?: string | null;
-  /** Tenants whose schema_version follows the target (exclusive targets). */
-  slugs?: string[];
-  /** Shared (pool) targets: every active or suspended tenant placed there follows it, whoever joined since the plan. */
-  shared?: { shard: string; database: string; schema: string };
-  /** Event per tenant: what happened to it. */
-  event?: { action: string; result: string; details: Record<string, unknown>; tenants: string[] };
-}
 
 /**
  * Writes finished targets to the catalog: each target's state row, its tenants' schema_version and
@@ -35,8 +18,8 @@ export interface TargetRecord {
  * loses at most the targets not yet written, which `--resume` re-runs and finds done.
  */
 export class CatalogWriter {
-  /** Records already as JSON: objects die young; a waiting record costs a short string. */
-  private queue: string[] = [];
+  /** Records already as the statement's column arrays: no object per waiting target. */
+  private queue = new TargetColumns();
   private flushing: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private delay: NodeJS.Timeout | null = null;
@@ -64,7 +47,7 @@ export class CatalogWriter {
   }
 
   push(record: TargetRecord): void {
-    this.queue.push(JSON.stringify(rowOf(record)));
+    this.queue.push(record);
     // A statement per finished target would cost the catalog more than the targets cost their
     // shards: gather for a moment (a crash loses at most this much, which --resume re-checks).
     if (this.queue.length >= FULL_BATCH || this.batchMs === 0) this.kick(false);
@@ -113,7 +96,8 @@ export class CatalogWriter {
     // targets per statement, back to back (877 statements, 2.5 s of the catalog's CPU, on the
     // two cores the targets' backends need). flush() writes what is left.
     do {
-      const batch = this.queue.splice(0, MAX_BATCH);
+      const batch = this.queue.length <= MAX_BATCH ? this.queue : this.queue.take(MAX_BATCH);
+      if (batch === this.queue) this.queue = new TargetColumns();
       this.statements++;
       try {
         await this.write(batch);
@@ -124,13 +108,19 @@ export class CatalogWriter {
     } while (this.queue.length >= FULL_BATCH);
   }
 
-  private async write(batch: string[]): Promise<void> {
+  private async write(c: TargetColumns): Promise<void> {
     const runId = this.runId;
     await sql`
       with d as (
-        select * from jsonb_to_recordset(${`[${batch.join(',')}]`}::jsonb) as x(
-          target text, status text, applied text[], error jsonb, started_at timestamptz, duration_ms int,
-          version text, slugs text[], sh_shard text, sh_database text, sh_schema text, ev_action text, ev_result text, ev_details jsonb, ev_tenants text[])
+        select x.target, x.status, x.applied::text[] as applied, x.error::jsonb as error, x.started_at, x.duration_ms,
+               x.version, x.slugs::text[] as slugs, x.sh_shard, x.sh_database, x.sh_schema, x.ev_action, x.ev_result,
+               x.ev_details::jsonb as ev_details, x.ev_tenants::text[] as ev_tenants
+          from unnest(${c.target}::text[], ${c.status}::text[], ${c.applied}::text[], ${c.error}::text[],
+                      ${c.startedAt}::timestamptz[], ${c.durationMs}::int[], ${c.version}::text[], ${c.slugs}::text[],
+                      ${c.shShard}::text[], ${c.shDatabase}::text[], ${c.shSchema}::text[], ${c.evAction}::text[],
+                      ${c.evResult}::text[], ${c.evDetails}::text[], ${c.evTenants}::text[])
+            as x(target, status, applied, error, started_at, duration_ms, version, slugs, sh_shard, sh_database, sh_schema,
+                 ev_action, ev_result, ev_details, ev_tenants)
       ),
       upd as (
         update migrate_targets m
@@ -141,8 +131,8 @@ export class CatalogWriter {
            and m.target = any (array(select d.target from d))
         returning 1
       ),
-      -- Each update names its rows with "= any (array(...))" besides the join: PostgreSQL guesses
-      -- 100 rows for jsonb_to_recordset and would hash-join against a scan of every target of the
+      -- Each update names its rows with "= any (array(...))" besides the join: PostgreSQL guessed
+      -- 100 rows for jsonb_to_recordset (the batch was once a JSON document) and would hash-join against a scan of every target of the
       -- run and every tenant, so a run over 5,000 targets grew with the square (17 ms a batch);
       -- an index condition keeps a batch at the cost of its own rows.
       ten as (
@@ -175,27 +165,4 @@ export class CatalogWriter {
       )
       select (select count(*) from upd) as targets`.execute(this.db);
   }
-}
-
-/** A record as the row the batch statement reads (jsonb_to_recordset). */
-function rowOf(r: TargetRecord) {
-  return {
-    target: r.target,
-    status: r.status ?? null,
-    applied: r.applied ?? [],
-    error: r.error === undefined ? null : redactDeep(r.error),
-    started_at: r.startedAt?.toISOString() ?? null,
-    duration_ms: r.durationMs === undefined ? null : Math.round(r.durationMs),
-    version: r.version ?? null,
-    slugs: r.slugs ?? [],
-    sh_shard: r.shared?.shard ?? null,
-    sh_database: r.shared?.database ?? null,
-    sh_schema: r.shared?.schema ?? null,
-    ev_action: r.event?.action ?? null,
-    ev_result: r.event?.result ?? null,
-    // Target and migration ids only, plus an error that was redacted where it was made; the
-    // redaction pass is kept for the error, where text from PostgreSQL may quote anything.
-    ev_details: r.event ? (r.event.details.error === undefined ? r.event.details : redactDeep(r.event.details)) : null,
-    ev_tenants: r.event?.tenants ?? [],
-  };
 }

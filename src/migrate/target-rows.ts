@@ -1,5 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import type { CatalogDatabase, MigrateTargetRow, MigrateTargetStatus } from '../catalog/tables.js';
+import { textArrayLiteral } from './text-array.js';
 
 /** The migrate_targets rows of a run: one per target that had work, updated as each finishes. */
 
@@ -19,22 +20,30 @@ export interface NewTargetRow {
   tenants: string[];
 }
 
-/** Record the targets that have work, all 'pending', in one statement. */
+/**
+ * Record the targets that have work, all 'pending', in one statement per 5,000. Column arrays
+ * unnested side by side, not a JSON document: at 5,000 targets PostgreSQL's jsonb_to_recordset
+ * took 0.2 s of the insert's 0.55 s under load, before the first target could start.
+ */
 export async function insertTargets(db: Kysely<CatalogDatabase>, runId: number, rows: NewTargetRow[]): Promise<void> {
   for (let i = 0; i < rows.length; i += 5000) {
     const chunk = rows.slice(i, i + 5000);
+    const col = <K extends keyof NewTargetRow>(k: K) => chunk.map((r) => r[k]);
     await sql`
       insert into migrate_targets (run_id, target, position, model, shard, database_name, schema_name, tenants, status)
-      select ${runId}, x.target, x.position, x.model, x.shard, x.database_name, x.schema_name, x.tenants, 'pending'
-        from jsonb_to_recordset(${JSON.stringify(chunk)}::jsonb)
-          as x(target text, position int, model text, shard text, database_name text, schema_name text, tenants text[])
+      select ${runId}, x.target, x.position, x.model, x.shard, x.database_name, x.schema_name, x.tenants::text[], 'pending'
+        from unnest(${col('target')}::text[], ${col('position')}::int[], ${col('model')}::text[], ${col('shard')}::text[],
+                    ${col('database_name')}::text[], ${col('schema_name')}::text[], ${chunk.map((r) => textArrayLiteral(r.tenants))}::text[])
+          as x(target, position, model, shard, database_name, schema_name, tenants)
       on conflict (run_id, target) do nothing`.execute(db);
   }
   // Until autovacuum gets to it, the planner believes the new run has no rows and has the
   // catalog writer find each batch's targets by scanning every row of the run (a run over 5,000
   // targets then grew with the square). Fresh statistics after the bulk insert, as PostgreSQL's
-  // docs advise; a small run is cheap to scan either way.
-  if (rows.length >= ANALYZE_AFTER) await sql`analyze migrate_targets`.execute(db);
+  // docs advise; a small run is cheap to scan either way. Only run_id's: that estimate alone
+  // decides the plan, and the whole table's (text arrays, JSON errors, every past run's rows)
+  // took 0.45 s of a 5,000-target run before its first target started (0.11 s for run_id).
+  if (rows.length >= ANALYZE_AFTER) await sql`analyze migrate_targets (run_id)`.execute(db);
 }
 
 /** Runs with this many targets refresh migrate_targets' statistics once their rows are in. */

@@ -57,6 +57,11 @@ export interface MigrateUpOptions {
    * BATCH_SIZE when BATCH_FROM or more targets fit one message, else 1 (a message per target).
    */
   batchTargets?: number;
+  /**
+   * Targets of a batched run under their tenant's lock at once, at most (default
+   * MAX_TARGETS_IN_FLIGHT, up-run.ts); never below `concurrency`. Tests lower it.
+   */
+  maxTargetsInFlight?: number;
   /** Per-target overrides (tests shorten waits). */
   targetOptions?: Pick<MigrateTargetOptions, 'lockWaitMs' | 'retryBaseMs' | 'targetTimeoutMs'>;
   hooks?: MigrateUpHooks;

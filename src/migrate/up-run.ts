@@ -73,7 +73,7 @@ function batcherFor(ctx: RunState, work: PlannedTarget[], states: Map<string, Ta
   return new TargetBatcher(ctx.deps.fleet, size, (s) => shardWidth(ctx, s), ctx.opts.concurrency);
 }
 
-/** Targets of a batched run under their tenant's lock at once, at most (see runWork). */
+/** Targets of a batched run under their tenant's lock at once, at most (see runWork; MigrateUpOptions.maxTargetsInFlight). */
 const MAX_TARGETS_IN_FLIGHT = 1024;
 
 /** Runs with this many schema or database targets lock tenants ahead (TenantLockBatch.lookAhead). */
@@ -195,7 +195,7 @@ async function runWork(ctx: RunState, work: PlannedTarget[], runner: TargetRunne
   // PostgreSQL's lock table (64 × max_connections by default) whatever the concurrency.
   const k = ctx.batcher?.size ?? 1;
   await pass(ctx, runner, rest, {
-    concurrency: Math.min(opts.concurrency * k, Math.max(opts.concurrency, MAX_TARGETS_IN_FLIGHT)),
+    concurrency: Math.min(opts.concurrency * k, Math.max(opts.concurrency, opts.maxTargetsInFlight ?? MAX_TARGETS_IN_FLIGHT)),
     shardOf: (t) => t.shard,
     shardBudget: (s) => shardWidth(ctx, s) * k,
     onError: opts.onError ?? 'stop',

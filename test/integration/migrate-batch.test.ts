@@ -158,3 +158,37 @@ describe('several targets in one message', () => {
     }
   });
 });
+
+describe('targets in flight', () => {
+  it('a batched run holds at most maxTargetsInFlight targets under their tenant locks at once, whatever concurrency × batch size', async () => {
+    // The last test left slugs[3] with the column of 0007 added by hand: drop it, so every target has work.
+    await client.query(`alter table ${schemaOf(slugs[3])}.workspaces drop column if exists four_at`);
+    await e.addMigration('0008_five.sql', 'alter table workspaces add column five_at timestamptz;\n');
+    let inFlight = 0;
+    let peak = 0;
+    const { doc } = await migrateUp(
+      { config: e.config, db: e.db, fleet: e.fleet as Fleet, migrations: await loadMigrations(e.migrationsDir) },
+      {
+        // Two connections of four targets each would let 8 targets (all 6 here) start at once.
+        concurrency: 2,
+        localShardTargets: 2,
+        batchTargets: 4,
+        maxTargetsInFlight: 3,
+        onError: 'continue',
+        hooks: {
+          // A target takes its tenant's lock after it starts and releases it before its result.
+          onTargetStart: () => {
+            inFlight++;
+            peak = Math.max(peak, inFlight);
+          },
+          onTargetResult: () => {
+            inFlight--;
+          },
+        },
+      },
+    );
+    expect(doc.targets).toMatchObject({ total: 6, migrated: 6, failed: 0 });
+    expect(peak).toBe(3);
+    for (const s of slugs.map(schemaOf)) expect(await recorded(s, '0008_five')).toBe(true);
+  });
+});

@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { KyselyPlugin } from 'kysely';
+import { sql, type KyselyPlugin } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CatalogWriter } from '../../src/migrate/catalog-writer.js';
+import { insertTargets } from '../../src/migrate/target-rows.js';
 import { testDeps } from '../helpers/deps.js';
 
 /**
@@ -44,5 +45,126 @@ describe('CatalogWriter', () => {
     // One statement per batch delay (plus a full batch now and then); the old loop wrote whatever
     // had queued during the previous write at once, a statement every few milliseconds.
     expect(statements).toBeLessThanOrEqual(Math.ceil(elapsed / batchMs) + 3);
+  });
+  it('writes each column as it was pushed: odd text, nulls, timestamps, numbers, arrays and JSON intact', async () => {
+    const run = await deps.db
+      .insertInto('operations')
+      .values({ kind: 'migrate', status: 'running', tenant_slug: null, holder: 'test', args: '{}', progress: null })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    try {
+      const odd = 'q"b\\s,{x} NULL\n\u00e9\u2603 \'';
+      const target = (n: string) => ({ target: `cw/x/${n}`, model: 'schema', shard: 'cw', database_name: 'x', schema_name: n });
+      await insertTargets(deps.db, run.id, [
+        { ...target('a'), position: 0, tenants: [] },
+        { ...target('b'), position: 1, tenants: [] },
+        { ...target('c'), position: 2, tenants: [] },
+      ]);
+      const writer = new CatalogWriter(deps.db, run.id, 'test', () => ({ done: 2 }), 60_000, 0);
+      const startedAt = new Date('2026-01-02T03:04:05.678Z');
+      writer.push({
+        target: 'cw/x/a',
+        status: 'succeeded',
+        applied: ['0001_a', odd, ''],
+        startedAt,
+        durationMs: 12.6,
+        event: {
+          action: 'migrate.target',
+          result: 'ok',
+          details: { target: 'cw/x/a', odd, n: 1.5, none: null },
+          tenants: [`cw-${odd}`, 'NULL'],
+        },
+      });
+      writer.push({ target: 'cw/x/b', status: 'failed', error: { message: odd, code: '42P01', nested: [null, 2] } });
+      // No status: no row of its own is written (a target known up to date before the run).
+      writer.push({ target: 'cw/x/c', version: null });
+      await writer.close();
+      expect(writer.error).toBeNull();
+      const rows = await deps.db
+        .selectFrom('migrate_targets')
+        .select(['target', 'status', 'applied', 'error', 'started_at', 'finished_at', 'duration_ms'])
+        .where('run_id', '=', run.id)
+        .orderBy('position')
+        .execute();
+      expect(rows[0]).toMatchObject({ status: 'succeeded', applied: ['0001_a', odd, ''], error: null, duration_ms: 13 });
+      expect(rows[0].started_at?.toISOString()).toBe(startedAt.toISOString());
+      expect(rows[0].finished_at).not.toBeNull();
+      expect(rows[1]).toMatchObject({
+        status: 'failed',
+        applied: [],
+        error: { message: odd, code: '42P01', nested: [null, 2] },
+        started_at: null,
+        duration_ms: null,
+      });
+      expect(rows[2]).toMatchObject({ status: 'pending', finished_at: null });
+      const events = await sql<{ tenant_slug: string; action: string; result: string; details: Record<string, unknown> }>`
+        select tenant_slug, action, result, details from events where details->>'run' = ${String(run.id)} order by id`.execute(deps.db);
+      expect(events.rows).toEqual([
+        {
+          tenant_slug: `cw-${odd}`,
+          action: 'migrate.target',
+          result: 'ok',
+          details: { target: 'cw/x/a', odd, n: 1.5, none: null, run: Number(run.id) },
+        },
+        {
+          tenant_slug: 'NULL',
+          action: 'migrate.target',
+          result: 'ok',
+          details: { target: 'cw/x/a', odd, n: 1.5, none: null, run: Number(run.id) },
+        },
+      ]);
+    } finally {
+      await deps.db.deleteFrom('operations').where('id', '=', run.id).execute();
+    }
+  });
+});
+
+describe('insertTargets', () => {
+  it("refreshes run_id's statistics after a large run's rows, so the planner knows the run's size before the catalog writer's first batch", async () => {
+    const run = await deps.db
+      .insertInto('operations')
+      .values({
+        kind: 'migrate',
+        status: 'succeeded',
+        tenant_slug: null,
+        holder: 'test',
+        args: '{}',
+        progress: null,
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    try {
+      const rows = Array.from({ length: 600 }, (_, i) => ({
+        target: `st/x/t${i}`,
+        position: i,
+        model: 'schema',
+        shard: 'st',
+        database_name: 'x',
+        schema_name: `t${i}`,
+        tenants: [`st${i}`],
+      }));
+      // Any text survives as a tenant (the column arrays are unnested side by side).
+      rows[1].tenants = ['a"b\\c', 'x,y', '{}'];
+      await insertTargets(deps.db, run.id, rows);
+      const back = await deps.db
+        .selectFrom('migrate_targets')
+        .select(['target', 'position', 'tenants'])
+        .where('run_id', '=', run.id)
+        .orderBy('position')
+        .execute();
+      expect(back).toHaveLength(600);
+      expect(back[1]).toMatchObject({ target: 'st/x/t1', position: 1, tenants: ['a"b\\c', 'x,y', '{}'] });
+      expect(back[599]).toMatchObject({ target: 'st/x/t599', position: 599, tenants: ['st599'] });
+      // The planner knows the run's rows at once (not autovacuum's later pass): it sizes the
+      // catalog writer's plan by this estimate (an index scan of the run's targets by run_id alone,
+      // filtered by target, per batch, when it believes the run has one row).
+      const plan = await sql<{ 'QUERY PLAN': string }>`explain select * from migrate_targets where run_id = ${run.id}::bigint`.execute(
+        deps.db,
+      );
+      const estimate = Number(/rows=(\d+)/.exec(plan.rows[0]['QUERY PLAN'])?.[1]);
+      expect(estimate).toBeGreaterThanOrEqual(500);
+    } finally {
+      await deps.db.deleteFrom('operations').where('id', '=', run.id).execute();
+    }
   });
 });
