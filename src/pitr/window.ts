@@ -110,6 +110,7 @@ export async function shardWindow(fleet: Fleet, repo: PitrRepo, user: OsUser | u
   // stop time (whole seconds, taken after that wait) can be later than the last archived segment:
   // the window then is the backup's stop, until newer WAL arrives.
   if (oldest && out.lastArchived.at)
+    // biome-ignore lint/complexity/useMathMinMax: ISO timestamps, compared as strings (Math.max would give NaN)
     out.window = { from: oldest.stop, to: out.lastArchived.at > oldest.stop ? out.lastArchived.at : oldest.stop };
   if (problems.length) out.problem = problems.join('; ');
   return out;
