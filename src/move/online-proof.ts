@@ -5,7 +5,7 @@ import { sqlDigest, type SqlDigest } from '../copy/sql-digest.js';
 import type { CopyScope, CopyTable } from '../copy/tables.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
 import { addChanges, emptyChanges, type ChangedRows } from './pgoutput-changes.js';
-import type { ReplicationRecord } from './replication.js';
+import { flushWal, type ReplicationRecord } from './replication.js';
 import type { TableCheck } from './verify-checks.js';
 import { bothSides, differs } from './online-steps.js';
 import type { OnlineRun } from './online-steps.js';
@@ -51,6 +51,9 @@ export async function withProofSlot<T>(
     const slot: ProofSlot = {
       lsn: rows[0].lsn,
       changedSince: async () => {
+        // Decoding reads only flushed WAL: rows a snapshot already holds under asynchronous commit
+        // would be missing here (a proof that never agrees, a row left out of the check under the fence).
+        await flushWal(c);
         const r = await c.query<{ data: Buffer }>(
           `select data from pg_logical_slot_peek_binary_changes($1, null, null, 'proto_version', '1', 'publication_names', $2)`,
           [name, repl.name],

@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import type { Config } from '../config/types.js';
 import { redactText } from '../config/redact.js';
 import type { Fleet } from '../fleet/fleet.js';
@@ -163,21 +164,26 @@ export async function waitForSync(
 }
 
 /**
- * The source's WAL position after everything committed so far: a transaction with an id commits
- * synchronously, which flushes all WAL before its commit record (asynchronous commits included),
- * so the walsender can send up to the returned position.
+ * Flush every WAL record written so far, asynchronous commits included: under synchronous_commit
+ * = off a commit is visible before its WAL is flushed, and neither a walsender nor a slot's
+ * decoding reads past the flushed position. A commit of our own flushes all WAL before it only if
+ * it wrote WAL itself (an xid alone writes none): a temporary table made and dropped in it (no
+ * privilege beyond TEMPORARY, which tenantctl has on the databases it made; pg_logical_emit_message
+ * is not granted to PUBLIC).
  */
-export async function sourcePosition(fleet: Fleet, rec: ReplicationRecord): Promise<string> {
-  return fleet.withClient(rec.source.shard, rec.source.database, async (c) => {
-    await c.query('begin');
-    try {
-      await c.query('set local synchronous_commit = on');
-      await c.query('select pg_current_xact_id()');
-      await c.query('commit');
-    } catch (err) {
+export async function flushWal(c: Pick<pg.ClientBase, 'query'>): Promise<void> {
+  await c
+    .query('begin; set local synchronous_commit = on; create temporary table tenantctl_wal_flush () on commit drop; commit')
+    .catch(async (err) => {
       await c.query('rollback').catch(() => undefined);
       throw err;
-    }
+    });
+}
+
+/** The source's WAL position after everything committed so far, flushed (flushWal), so the walsender can send up to it. */
+export async function sourcePosition(fleet: Fleet, rec: ReplicationRecord): Promise<string> {
+  return fleet.withClient(rec.source.shard, rec.source.database, async (c) => {
+    await flushWal(c);
     const r = await c.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn');
     return r.rows[0].lsn;
   });

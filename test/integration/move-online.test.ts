@@ -7,6 +7,8 @@ import { superuserUrl } from '../helpers/test-fleet.js';
 import { databaseUrl } from '../../src/fleet/connection-url.js';
 import { untilCopying } from '../helpers/move-ops.js';
 import { latestMove } from '../../src/move/record.js';
+import { Fleet } from '../../src/fleet/fleet.js';
+import { withProofSlot } from '../../src/move/online-proof.js';
 
 /**
  * Online moves (issue 10, `move --online`: logical replication, writes fenced only for the last
@@ -436,4 +438,39 @@ describe('the proof before the fence: under it only what changed since', () => {
       await c.query(`update app.tasks set title = 'after' where tenant_id = $1 and id = ${row}`, [t.key]);
     });
   }, 120_000);
+});
+
+describe('the proof slot reads what a snapshot already holds', () => {
+  it('names every committed row at once, also under synchronous_commit = off (commits visible before their WAL is flushed)', async () => {
+    const db = `pool_${su.name}`;
+    const admin = superuserUrl(url(su, 'us1', db));
+    await withPg(admin, (c) =>
+      c.query(
+        `create schema flushprobe; create table flushprobe.t (id int primary key, v text); create publication flushprobe_pub for table flushprobe.t`,
+      ),
+    );
+    const fleet = new Fleet(su.config);
+    try {
+      const repl = { name: 'flushprobe_pub', source: { shard: 'us1', database: db }, target: { shard: 'eu1', database: db } };
+      const t = { table: 't', keyColumn: 'id', columns: ['id', 'v'], keyIndex: 0, pk: ['id'] };
+      const seen = await withProofSlot(fleet, repl, 'flushprobe', [t], (slot) =>
+        withPg(admin, async (w) => {
+          // Asynchronous commits, as an application (and the test fleet) may run: each row is
+          // visible at once, its WAL flushed up to 200 ms later by the WAL writer.
+          await w.query('set synchronous_commit = off');
+          const out: number[] = [];
+          for (let i = 1; i <= 20; i++) {
+            await w.query('insert into flushprobe.t values ($1, $2)', [i, 'x']);
+            out.push((await slot.changedSince()).touched.get('t')?.size ?? 0);
+          }
+          return out;
+        }),
+      );
+      // Without the flush before each read, most reads miss the row just committed.
+      expect(seen).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    } finally {
+      await fleet.close();
+      await withPg(admin, (c) => c.query('drop publication flushprobe_pub; drop schema flushprobe cascade'));
+    }
+  }, 60_000);
 });
