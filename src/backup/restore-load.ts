@@ -16,6 +16,7 @@ import { copyTables } from '../copy/tables.js';
 import { assertSameShape, loadTable } from '../copy/load.js';
 import { advanceSequences } from '../copy/sequences.js';
 import { loadIntoPool, type ForeignKeyCheck } from '../copy/pool-load.js';
+import { foreignKeyPath, poolLoadRole, type ForeignKeyPath } from '../copy/pool-load-path.js';
 import { buildPlacement } from '../build/at-files.js';
 import { verifyLoaded } from '../build/digest.js';
 import { intoFreshTables } from '../build/fresh-tables.js';
@@ -38,6 +39,8 @@ export interface Loaded {
   /** The role the rows were loaded as, and why row-level security did not apply (event log). */
   role: string;
   foreignKeys: ForeignKeyCheck;
+  /** Into a pool: the path its foreign keys took and why, in the words a move's report uses (with the GRANT that gets the faster path). */
+  foreignKeyCheck?: ForeignKeyPath;
   /** A pool tenant's version afterwards: its pool's (undefined: a new placement, at head). */
   version?: string | null;
 }
@@ -154,6 +157,7 @@ async function loadShared(x: LoadRun): Promise<Loaded> {
   if (!replacing) await preparePool(deps, p, a);
   let role = '';
   let foreignKeys: ForeignKeyCheck = 'row by row';
+  let foreignKeyCheck: ForeignKeyPath | undefined;
   let pool: PoolLoadPlan | undefined;
   await fleet.withClient(p.shard, p.database_name, async (c) => {
     await ensureTrackingTable(c, MIGRATION_LOCK_CLASSID);
@@ -185,10 +189,12 @@ async function loadShared(x: LoadRun): Promise<Loaded> {
       ({ foreignKeys } = pool.staged
         ? await loadStaged(c, x, intoPool, pool)
         : await loadIntoPool(c, intoPool, () => loadAll(c, p.schema_name, new Set())));
+      // The role asked after the load: the path is what the load did; the role's name and version say why.
+      foreignKeyCheck = foreignKeyPath(foreignKeys, { intoPool: true, role: await poolLoadRole(c) });
       await hang();
     });
   });
-  return { rows: x.done(), role, foreignKeys, version: pool?.version ?? null };
+  return { rows: x.done(), role, foreignKeys, foreignKeyCheck, version: pool?.version ?? null };
 }
 
 /**

@@ -131,7 +131,15 @@ async function restoreNew(
     await run.step('register');
     await registerRestored(deps, a, dest, placed, base, loaded);
     await op.finish('succeeded', { rows: loaded.rows });
-    return { ...base, status: 'succeeded', key, rows: loaded.rows, foreignKeys: loaded.foreignKeys, durationMs: Date.now() - started };
+    return {
+      ...base,
+      status: 'succeeded',
+      key,
+      rows: loaded.rows,
+      foreignKeys: loaded.foreignKeys,
+      ...(loaded.foreignKeyCheck ? { foreignKeyCheck: loaded.foreignKeyCheck } : {}),
+      durationMs: Date.now() - started,
+    };
   } catch (err) {
     // One transaction: nothing committed at the placement, except a database model's database
     // and role, made before it (CREATE DATABASE cannot run in a transaction). Step by step: the
@@ -231,7 +239,15 @@ async function registerRestored(
       action: 'restored',
       result: 'ok',
       tenant: slug,
-      details: { ...base, from: m.tenant.slug, key, rows: loaded.rows, loadedAs: loaded.role, foreignKeys: loaded.foreignKeys },
+      details: {
+        ...base,
+        from: m.tenant.slug,
+        key,
+        rows: loaded.rows,
+        loadedAs: loaded.role,
+        foreignKeys: loaded.foreignKeys,
+        ...(loaded.foreignKeyCheck ? { foreignKeyCheck: loaded.foreignKeyCheck } : {}),
+      },
     });
   });
 }

@@ -5,6 +5,7 @@ import type { OperationRecord } from '../operations/operation-record.js';
 import type { PlacedTenant } from '../placement/drivers.js';
 import { undoBuild } from '../placement/leftovers.js';
 import type { ForeignKeyCheck } from '../copy/pool-load.js';
+import type { ForeignKeyPath } from '../copy/pool-load-path.js';
 import { faultAction, faultPoint } from '../operations/fault-points.js';
 import type { LoadHow } from './restore-load.js';
 import type { RestoreDeps } from './types.js';
@@ -43,6 +44,8 @@ export interface RestoreResult extends TenantResult {
   warnings?: string[];
   /** How the restored rows' foreign keys were checked (see ForeignKeyCheck in src/copy/pool-load.ts). */
   foreignKeys?: ForeignKeyCheck;
+  /** Into a pool: that path and why (the GRANT that gets the faster one), as a move reports it. */
+  foreignKeyCheck?: ForeignKeyPath;
 }
 
 /**

@@ -4,6 +4,7 @@ import type { BackupEntry } from '../backup/list.js';
 import type { VerifyResult } from '../backup/verify.js';
 import type { PruneEntry } from '../backup/prune.js';
 import type { RestoreResult } from '../backup/restore.js';
+import { foreignKeysLine } from './foreign-keys.js';
 import { errorText } from './results.js';
 
 /** Renderers of the backup commands: the JSON document with --json, tables and lines otherwise. */
@@ -72,6 +73,7 @@ export function renderRestore(out: Output, command: string, r: RestoreResult): v
           (r.safetyBackup ? `; safety backup ${r.safetyBackup}` : ''),
       ),
     );
+    if (r.foreignKeyCheck) out.print(foreignKeysLine(r.foreignKeyCheck));
     for (const w of r.warnings ?? []) out.error(out.color.yellow(`warning: ${w}`));
   } else {
     out.print(out.color.red(`restore of ${r.backup} failed: ${errorText(r)}${r.safetyBackup ? ` (safety backup ${r.safetyBackup})` : ''}`));

@@ -1,3 +1,4 @@
+import { foreignKeysLine } from './foreign-keys.js';
 import type { Output } from './output.js';
 import { escapeControl } from './escape.js';
 import { renderTable } from './table.js';
@@ -8,7 +9,6 @@ import type { MoveStatusResult } from '../move/status.js';
 import type { CompleteResult } from '../move/complete.js';
 import type { RollbackResult } from '../move/rollback.js';
 import type { NamesAfter } from '../move/names.js';
-import type { ForeignKeyPath } from '../copy/pool-load-path.js';
 
 /**
  * Live view of a move: on a TTY a listr2 task per phase (the copy's title shows rows, bytes and
@@ -154,11 +154,6 @@ export function renderMove(out: Output, command: string, r: MoveResult): void {
   out.print(
     `the source is kept, refusing writes: tenantctl move complete ${r.tenant} removes it, tenantctl move rollback ${r.tenant} goes back`,
   );
-}
-
-/** Which way the load checked foreign keys, and why (how to get the faster way when there is one). */
-function foreignKeysLine(f: ForeignKeyPath): string {
-  return `foreign keys checked ${f.path}: ${escapeControl(f.why)}`;
 }
 
 /** The names the application uses now, and whether they are the ones it used before. */

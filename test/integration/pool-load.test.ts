@@ -175,6 +175,10 @@ describe('with the grant: foreign keys checked once per tenant', () => {
     const { r, doc } = await restore(e, id, 'rs-clone');
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(doc.result.foreignKeys).toBe('once per tenant');
+    expect(doc.result.foreignKeyCheck).toEqual({
+      path: 'once per tenant',
+      why: expect.stringMatching(/^role tenantctl may set session_replication_role: /),
+    });
     const c = (await tenant(e, 'rs-clone'))!;
     expect(await tasksOf(e, 'us1', c.key)).toBe(40);
     expect(await fired(e, 'us1', c.key)).toBe(0);
@@ -266,6 +270,14 @@ describe('without the grant: row by row', () => {
       const { r, doc: rd } = await restore(e, id, 'eu-slow');
       expect(r.code, r.stdout + r.stderr).toBe(0);
       expect(rd.result.foreignKeys).toBe('row by row');
+      expect(rd.result.foreignKeyCheck).toEqual({ path: 'row by row', why });
+      const restored = await e.db
+        .selectFrom('events')
+        .select('details')
+        .where('tenant_slug', '=', 'eu-slow')
+        .where('action', '=', 'restored')
+        .execute();
+      expect(restored.map((x: any) => x.details.foreignKeyCheck)).toEqual([{ path: 'row by row', why }]);
       expect(await fired(e, 'eu1', (await tenant(e, 'eu-slow'))!.key)).toBe(40);
       expect(await digests(e, 'eu-slow')).toEqual(await digests(e, 'eu-live'));
     } finally {

@@ -17,6 +17,8 @@ import type { Output } from '../../src/report/output.js';
 import { nameProblem } from '../../src/provision/name.js';
 import { readTenantFile } from '../../src/provision/bulk-file.js';
 import { TenantctlError } from '../../src/errors.js';
+import { renderRestore } from '../../src/report/backup.js';
+import { foreignKeyPath } from '../../src/copy/pool-load-path.js';
 
 const SHIPPED_FILE = fileURLToPath(new URL('../../tenants.config.yaml', import.meta.url));
 const shipped = parseConfig(readFileSync(SHIPPED_FILE, 'utf8'), SHIPPED_FILE, {});
@@ -173,5 +175,31 @@ describe('tenant names', () => {
     expect(e.exitCode).toBe(2);
     expect(e.message).toMatch(/line 3 \(too-long\): name is 201 characters long; the limit is 200/);
     expect(e.message).not.toContain('y'.repeat(201));
+  });
+});
+
+describe('a restore into a pool', () => {
+  it('says how its foreign keys were checked and, without the grant, the GRANT that checks them once per tenant', () => {
+    const printed: string[] = [];
+    const out = { ...fakeOut(false), print: (l: string) => void printed.push(l) };
+    const base = {
+      status: 'succeeded',
+      backup: 'b1',
+      tenant: 'acme',
+      rows: 3,
+      model: 'pool',
+      shard: 'us1',
+      target: 'us1/app/app',
+    } as const;
+    const slow = foreignKeyPath('row by row', { intoPool: true, role: { role: 'tenantctl', may: false } });
+    renderRestore(out, 'restore', { ...base, foreignKeys: 'row by row', foreignKeyCheck: slow } as never);
+    expect(printed[1]).toBe(
+      'foreign keys checked row by row: role tenantctl may not set session_replication_role; GRANT SET ON PARAMETER session_replication_role TO tenantctl (as a superuser) to check once per tenant',
+    );
+    const old = foreignKeyPath('row by row', { intoPool: true, role: { role: 'tenantctl', may: false, old: true } });
+    expect(old.why).toMatch(/PostgreSQL before 15 cannot grant it/);
+    printed.length = 0;
+    renderRestore(out, 'restore', { ...base, foreignKeys: 'once per table' } as never);
+    expect(printed).toHaveLength(1);
   });
 });
