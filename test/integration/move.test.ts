@@ -254,6 +254,13 @@ describe('verification and refusals', () => {
         await c.query(`update app.tasks set title = title where tenant_id = $1`, [t.key]);
       },
     );
+    // A leftover row of the key in the target pool (counted while the source is read) refuses the move, nothing changed.
+    await e.q('eu1', `pool_${e.name}`, `insert into app.workspaces (id, name) values ($1, 'leftover')`, [t.key]);
+    const left = await move(e, ['tamper', '--to-shard', 'eu1']);
+    expect([left.code, json(left).error.code]).toEqual([2, 'KEY_IN_USE']);
+    expect(json(left).error.message).toMatch(/workspaces \(1\)/);
+    await e.q('eu1', `pool_${e.name}`, 'delete from app.workspaces where id = $1', [t.key]);
+    expect((await tenant(e, 'tamper'))!.status).toBe('active');
   });
 
   it('into a new placement, table by table: the tables copied at once, each committed and keyed at the target while others copy; a tamper there is caught', async () => {
