@@ -100,7 +100,12 @@ psql_reset() {
     for ((i = ${#TABLES[@]} - 1; i >= 0; i--)); do t=${TABLES[$i]}; printf "delete from app.%s where %s = '%s'::uuid;\n" "$t" "$(keycol $t)" "$BIG"; done
     echo 'commit;'; } | role_psql "$EU" tenant_pool >/dev/null
 }
-tctl_move() { bench_tctl --json move big --to-shard eu1 --yes $1; }
+# A mode ending in -base runs the build at BENCH_BASE (an older checkout, built) instead: old and
+# new interleaved in one fleet, e.g. BENCH_BASE=/tmp/old BENCH_MODES="row-by-row row-by-row-base".
+tctl_move() {
+  if [[ $2 == *-base ]]; then node "${BENCH_BASE:?BENCH_BASE names the older build}/bin/tenantctl" --config "$BENCH_CONFIG" --json move big --to-shard eu1 --yes $1
+  else bench_tctl --json move big --to-shard eu1 --yes $1; fi
+}
 tctl_reset() { bench_tctl --quiet move rollback big --yes >/dev/null; }
 
 declare -A T B X
@@ -111,12 +116,12 @@ grant() { for p in "$US" "$EU"; do bench_psql "$p" postgres -c "$1 set on parame
 for ((i = 0; i < RUNS; i++)); do
   X[psql]+=" $(time_ms psql_copy)"; psql_reset
   for mode in "${MODES[@]}"; do
-    flag=""; [[ $mode == fast-load ]] && flag="--fast-load"
-    [[ $mode == row-by-row ]] && grant revoke from
-    X[$mode]+=" $(time_ms tctl_move "$flag")"
+    flag=""; [[ $mode == fast-load* ]] && flag="--fast-load"
+    [[ $mode == row-by-row* ]] && grant revoke from
+    X[$mode]+=" $(time_ms tctl_move "$flag" "$mode")"
     cp "$BENCH_DIR/last.out" "$BENCH_DIR/move-$mode-$i.json"
     bench_log "    $mode run $((i + 1)): $(node -e 'const d=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));console.log(`${d.foreignKeyCheck?.path ?? d.tables?.[0]?.foreignKeys}, phases ms ${d.phases.map((p)=>`${p.phase} ${p.ms}`).join(", ")}`)' "$BENCH_DIR/move-$mode-$i.json")"
-    [[ $mode == row-by-row ]] && grant grant to
+    [[ $mode == row-by-row* ]] && grant grant to
     tctl_reset
   done
   bench_log "  round $((i + 1)) of $RUNS: psql ${X[psql]##* } ms; $(for m in "${MODES[@]}"; do printf '%s %s ms; ' "$m" "${X[$m]##* }"; done)load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -129,7 +134,7 @@ done
 echo
 echo "move: pool tenant of $N rows us1 -> eu1 (pools of 2 x $((N / 4)) on each side), medians of $RUNS, $(nproc 2>/dev/null || echo '?') cores, load $(cut -d' ' -f1-3 /proc/loadavg), role tenantctl:"
 for mode in "${MODES[@]}"; do
-  r=$(bench_ratio "${T[$mode]}" "${T[psql]}"); flagname=""; [[ $mode == fast-load ]] && flagname="--fast-load "; [[ $mode == row-by-row ]] && flagname="(no grant) "
+  r=$(bench_ratio "${T[$mode]}" "${T[psql]}"); flagname=""; [[ $mode == fast-load ]] && flagname="--fast-load "; [[ $mode == row-by-row* ]] && flagname="(no grant) "; [[ $mode == *-base ]] && flagname+="[BENCH_BASE] "
   verdict=$(awk -v r="$r" 'BEGIN { print (r <= 0.6) ? "PASS" : "FAIL" }')
   echo "  tenantctl move ${flagname}$(bench_secs "${T[$mode]}") vs psql \\copy out + in $(bench_secs "${T[psql]}"): ${r}x (target <= 0.6x): $verdict"
   echo "    first run: ${B[$mode]}"

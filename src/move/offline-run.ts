@@ -118,7 +118,9 @@ async function copyInSnapshot(run: MoveRun, fastLoad: boolean): Promise<TableChe
             await clock.done('rebuild', rec);
             clock.begin('verify');
             await faultPoint('move.verify', { signal: deps.signal });
-            if (faultAction('move.verify') === 'tamper' && !o?.measured) await tamperCopy(tgt, schema, tables, plan);
+            const action = faultAction('move.verify');
+            if (action === 'tamper' && !o?.measured) await tamperCopy(tgt, schema, tables, plan);
+            if (action === 'tamper-missing' && !o?.measured) await tamperCopy(tgt, schema, tables, plan, 'delete');
           },
           // A new placement's tables are measured as each is built, long before the verify phase.
           beforeTargetDigest: async (tgt, schema, table) => {

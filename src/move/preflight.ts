@@ -8,7 +8,7 @@ import { readApplied } from '../migrate/tracking.js';
 import { drivers } from '../placement/drivers.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
 import { roleCarriesOver, scopeWhere, tenantRole } from '../placement/placement.js';
-import { poolKeyRows } from '../placement/pool/rows.js';
+import { poolKeyRows, type KeyRows } from '../placement/pool/rows.js';
 import { assertPoolCopyAllowed } from '../placement/pool/visibility.js';
 import { copyTables, type CopyTable } from '../copy/tables.js';
 import { copyOut, copyIn } from '../copy/streams.js';
@@ -41,17 +41,13 @@ type Q = Pick<pg.ClientBase, 'query'>;
  */
 export async function preflight(deps: Deps, plan: MovePlan): Promise<Preflight> {
   const { config, fleet } = deps;
-  for (const s of new Set([plan.from.shard, plan.to.shard])) {
-    try {
-      await fleet.assertReachable(s, ADMIN_DATABASE);
-    } catch (err) {
-      throw new UsageError(
-        'UNREACHABLE',
-        `shard ${s} cannot be reached: ${(err as Error).message}; nothing was changed`,
-        'check it with tenantctl doctor, then run the move again',
-      );
-    }
-  }
+  await assertReachable(fleet, [...new Set([plan.from.shard, plan.to.shard])]);
+  // A pool target's rows of the key are counted while the source is read: both only read, and
+  // the count (an index scan per table, slow after many deletes of the key) no longer waits for it.
+  const keyRowsEarly = drivers[plan.to.model].moveTarget<Settled<KeyRows[]> | null>({
+    sharedTables: () => settled(poolKeyRows(fleet, config, poolScope(plan))),
+    ownPlacement: async () => null,
+  });
   const src = await fleet.withClient(plan.from.shard, plan.from.database, async (c) => {
     const applied = await readApplied(c, [plan.from.schema]);
     const tables = await copyTables(c, plan.from.schema, config);
@@ -90,7 +86,7 @@ export async function preflight(deps: Deps, plan: MovePlan): Promise<Preflight> 
   const atVersion = deps.migrations.filter((m) => appliedIds.has(m.id));
   const version = atVersion.at(-1)?.id ?? null;
   const targetMigrated = await drivers[plan.to.model].moveTarget<string[]>({
-    sharedTables: () => sharedTargetReady(deps, plan, src.tables, atVersion, appliedIds),
+    sharedTables: async () => sharedTargetReady(deps, plan, src.tables, atVersion, appliedIds, (await keyRowsEarly)!),
     ownPlacement: async () => {
       // A file that runs outside a transaction is fine: the target is built step by step then (build-target.ts).
       await assertNothingAt(deps, plan);
@@ -111,15 +107,12 @@ async function sharedTargetReady(
   tables: CopyTable[],
   atVersion: MigrationFile[],
   appliedIds: Set<string>,
+  keyRowsEarly: Settled<KeyRows[]>,
 ): Promise<string[]> {
   const { config, fleet } = deps;
   const targetMigrated = await poolTargetAtVersion(deps, plan.to, atVersion, appliedIds);
-  const found = await poolKeyRows(fleet, config, {
-    shard: plan.to.shard,
-    database_name: plan.to.database,
-    schema_name: plan.to.schema,
-    key: plan.key,
-  });
+  // Counted before the migrations; counted again after any (a migration may write rows).
+  const found = targetMigrated.length ? await poolKeyRows(fleet, config, poolScope(plan)) : unsettle(keyRowsEarly);
   if (found.length) {
     throw new UsageError(
       'KEY_IN_USE',
@@ -133,6 +126,38 @@ async function sharedTargetReady(
     await fleet.withClient(plan.from.shard, plan.from.database, (s) => assertNoPkCollisions(s, t, plan, tables, config));
   });
   return targetMigrated;
+}
+
+/** Every shard of the move reachable (checked at once); the first that is not, in order, named. */
+async function assertReachable(fleet: Fleet, shards: string[]): Promise<void> {
+  const tried = await Promise.all(shards.map((s) => settled(fleet.assertReachable(s, ADMIN_DATABASE))));
+  for (const [i, t] of tried.entries()) {
+    if ('err' in t)
+      throw new UsageError(
+        'UNREACHABLE',
+        `shard ${shards[i]} cannot be reached: ${(t.err as Error).message}; nothing was changed`,
+        'check it with tenantctl doctor, then run the move again',
+      );
+  }
+}
+
+const poolScope = (plan: MovePlan) => ({
+  shard: plan.to.shard,
+  database_name: plan.to.database,
+  schema_name: plan.to.schema,
+  key: plan.key,
+});
+
+/** A promise's outcome kept for later (a rejection not left unhandled while other work goes on). */
+type Settled<T> = { ok: T } | { err: unknown };
+const settled = <T>(p: Promise<T>): Promise<Settled<T>> =>
+  p.then(
+    (ok) => ({ ok }),
+    (err: unknown) => ({ err }),
+  );
+function unsettle<T>(s: Settled<T>): T {
+  if ('err' in s) throw s.err;
+  return s.ok;
 }
 
 async function tablesWithoutPk(c: Q, schema: string, tables: string[]): Promise<string[]> {

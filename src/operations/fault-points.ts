@@ -36,7 +36,7 @@ export const FAULT_POINTS = {
   'move.after-copy': 'move: the copy is recorded done',
   'move.after-catch-up': 'move (online): the fenced catch-up is done',
   'move.verify':
-    'move: before verification (action `tamper` alters a target row; `tamper-keep-replication` also keeps the replication objects)',
+    'move: before verification (action `tamper` alters a target row, `tamper-missing` deletes one; `tamper-keep-replication` also keeps the replication objects)',
   'move.after-verify': 'move: verified',
   'move.before-commit': 'move into a pool: verified, the target transaction still open',
   'move.switch-fence': 'move: the source switch fence is up, the catalog not yet switched',

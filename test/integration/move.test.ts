@@ -153,7 +153,9 @@ describe('model pairs, across shards and within one, hashes equal before and aft
     expect((await e.q('us1', 'postgres', `select 1 from pg_roles where rolname = 'tenant_s_one'`)).length).toBe(1);
     expect(await e.q('us1', 't_s_one', 'select count(*)::int as n from app.tasks').then((r) => r[0].n)).toBe(60);
 
-    await moveOk(e, ['s-one', '--to-region', 'eu-west', '--to-model', 'pool']);
+    // Into a pool from another model: measured by each row's text (sqlDigest), not by record.
+    const intoPool = await moveOk(e, ['s-one', '--to-region', 'eu-west', '--to-model', 'pool']);
+    expect(intoPool.tables.every((x: any) => /^\d+:-?\d+:-?\d+$/.test(x.target.hash))).toBe(true);
     const t = (await tenant(e, 's-one'))!;
     expect([t.model, t.shard]).toEqual(['pool', 'eu1']);
     expect(await digests(e, 's-one')).toEqual(before);
@@ -165,7 +167,9 @@ describe('model pairs, across shards and within one, hashes equal before and aft
 
   it('same model across shards: pool → pool and database → database; schema → schema then rollback after the switch', async () => {
     const p = await digests(e, 'p-two');
-    await moveOk(e, ['p-two', '--to-shard', 'eu1']);
+    // Pool → pool: both sides measured by record (recordDigest), the kind rollback measures again by.
+    const pp = await moveOk(e, ['p-two', '--to-shard', 'eu1']);
+    expect(pp.tables.every((x: any) => x.source.hash === x.target.hash && x.target.hash.startsWith(`rec:${x.rows}:`))).toBe(true);
     expect(await digests(e, 'p-two')).toEqual(p);
     const d = await digests(e, 'd-one');
     await moveOk(e, ['d-one', '--to-shard', 'eu1']);
@@ -221,12 +225,20 @@ describe('verification and refusals', () => {
   it('a tampered copy is caught: nothing switched, copy removed, fence lifted', async () => {
     const t = (await tenant(e, 'tamper'))!;
     const before = await digests(e, 'tamper');
+    // A pool → pool move is measured by record: a changed value, then a missing row, is caught by it.
+    const gone = json(await move(e, ['tamper', '--to-shard', 'eu1'], { TENANTCTL_FAULT: 'move.verify:tamper-missing' }));
+    expect(gone.error.code).toBe('MOVE_VERIFY');
+    const short = gone.tables.filter((x: any) => x.source.hash !== x.target.hash);
+    expect(short.map((x: any) => [x.table, x.source.rows - x.target.rows])).toEqual([['comments', 1]]);
+    expect(short[0].target.hash).toMatch(/^rec:/);
+    expect(await keyRows(e, 'eu1', t.key)).toBe(0);
     const r = await move(e, ['tamper', '--to-shard', 'eu1'], { TENANTCTL_FAULT: 'move.verify:tamper' });
     expect(r.code, r.stderr).toBe(1);
     const doc = json(r);
     expect(doc.ok).toBe(false);
     expect(doc.error.code).toBe('MOVE_VERIFY');
-    expect(doc.tables.some((x: any) => x.source.hash !== x.target.hash)).toBe(true);
+    const changed = doc.tables.filter((x: any) => x.source.hash !== x.target.hash);
+    expect(changed.map((x: any) => [x.source.rows === x.target.rows, x.target.hash.slice(0, 4)])).toEqual([[true, 'rec:']]);
     const now = (await tenant(e, 'tamper'))!;
     expect([now.shard, now.status]).toEqual(['us1', 'active']);
     expect(await keyRows(e, 'eu1', t.key)).toBe(0);
@@ -242,6 +254,13 @@ describe('verification and refusals', () => {
         await c.query(`update app.tasks set title = title where tenant_id = $1`, [t.key]);
       },
     );
+    // A leftover row of the key in the target pool (counted while the source is read) refuses the move, nothing changed.
+    await e.q('eu1', `pool_${e.name}`, `insert into app.workspaces (id, name) values ($1, 'leftover')`, [t.key]);
+    const left = await move(e, ['tamper', '--to-shard', 'eu1']);
+    expect([left.code, json(left).error.code]).toEqual([2, 'KEY_IN_USE']);
+    expect(json(left).error.message).toMatch(/workspaces \(1\)/);
+    await e.q('eu1', `pool_${e.name}`, 'delete from app.workspaces where id = $1', [t.key]);
+    expect((await tenant(e, 'tamper'))!.status).toBe('active');
   });
 
   it('into a new placement, table by table: the tables copied at once, each committed and keyed at the target while others copy; a tamper there is caught', async () => {
