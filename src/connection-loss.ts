@@ -21,6 +21,14 @@ const LOST_MESSAGE =
 
 const TAG = Symbol('tenantctl.lostAt');
 
+/** Every client watchConnection was given whose socket is not closed yet (src/cli/prompt-exit.ts). */
+const live = new Set<pg.Client>();
+
+/** The pg clients of this process whose connection has not ended. */
+export function liveClients(): pg.Client[] {
+  return [...live];
+}
+
 /** Places (a shard, the catalog) whose connection this process saw lost, first first. */
 const lostPlaces: string[] = [];
 
@@ -40,6 +48,8 @@ export function isConnectionLoss(err: unknown): boolean {
  * (`shard us1 (host:port/database)`, `the catalog (…)`). Call before connect().
  */
 export function watchConnection(client: pg.Client, where: string, onLost?: () => void): void {
+  live.add(client);
+  client.connection.stream.once('close', () => live.delete(client));
   client.on('error', (err) => {
     noteLost(where);
     onLost?.();

@@ -3,6 +3,7 @@ import { redactText } from '../config/redact.js';
 import { lostConnectionError } from '../connection-loss.js';
 import { EXIT, hintFor, TenantctlError } from '../errors.js';
 import { CommandContext, type GlobalOptions } from './context.js';
+import { closePromptly } from './prompt-exit.js';
 
 /**
  * Wrap a command's action: build its context, run it, close connections, and map what it
@@ -24,7 +25,9 @@ export function action<A extends unknown[]>(
     } catch (err) {
       code = reportError(ctx, err);
     } finally {
-      await ctx.close().catch(() => undefined);
+      // The command's output is written; its connections are told to terminate, and node does not
+      // wait for each server to hang up (src/cli/prompt-exit.ts).
+      await closePromptly(() => ctx.close()).catch(() => undefined);
     }
     process.exitCode = code;
   };
