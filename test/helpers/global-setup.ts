@@ -1,5 +1,6 @@
 import type { TestProject } from 'vitest/node';
-import { reapStaleFleets, startTestFleet } from './test-fleet.js';
+import { makeClusterTemplate } from './cluster-template.js';
+import { HOSTILE_PASSWORD, OWNER_FILE, PREFIX, reapStaleFleets, startTestFleet } from './test-fleet.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -22,10 +23,14 @@ declare module 'vitest' {
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   await reapStaleFleets();
-  const fleet = await startTestFleet();
+  // One initdb; every fleet of the run, this one included, starts from copies of it.
+  const template = await makeClusterTemplate(PREFIX, OWNER_FILE, HOSTILE_PASSWORD);
+  const fleet = await startTestFleet({ template: template.dataDir });
   project.provide('fleetConfigFile', fleet.configFile);
   project.provide('fleetPassword', fleet.password);
+  project.provide('clusterTemplate', template.dataDir);
   return async () => {
     await fleet.stop();
+    await template.remove();
   };
 }

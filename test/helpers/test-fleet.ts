@@ -10,16 +10,17 @@ import { loadConfig } from '../../src/config/load.js';
 import { databaseUrl } from '../../src/fleet/connection-url.js';
 import { ident } from '../../src/sql.js';
 import type { Config } from '../../src/config/types.js';
-import { devDown, devUp } from '../../src/dev/fleet.js';
+import { devDown, devUp, embeddedShards, shardDataDir } from '../../src/dev/fleet.js';
+import { providedTemplate, seedDataDirs } from './cluster-template.js';
 
 /** The repository root, whatever the current directory of the test run. */
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 
 /** Test fleets live in `<tmpdir>/tenantctl-fleet-XXXXXX`. */
-const PREFIX = 'tenantctl-fleet-';
+export const PREFIX = 'tenantctl-fleet-';
 
 /** Records which process started a fleet, so that a later run can reap it if that process died. */
-const OWNER_FILE = 'owner.pid';
+export const OWNER_FILE = 'owner.pid';
 
 /**
  * A password with every character that breaks naive URL handling and quoting. Tests assert that
@@ -48,7 +49,7 @@ export interface TestFleet {
  *   const fleet = await startTestFleet({ shards: 1 });
  *   try { ... } finally { await fleet.stop(); }
  */
-export async function startTestFleet(opts: { shards?: number; archive?: boolean } = {}): Promise<TestFleet> {
+export async function startTestFleet(opts: { shards?: number; archive?: boolean; template?: string } = {}): Promise<TestFleet> {
   const count = opts.shards ?? 3;
   if (!Number.isInteger(count) || count < 1) throw new Error(`shards must be at least 1, got ${count}`);
   const dir = await mkdtemp(join(tmpdir(), PREFIX));
@@ -59,6 +60,14 @@ export async function startTestFleet(opts: { shards?: number; archive?: boolean 
     const configFile = join(dir, 'tenants.config.yaml');
     await writeFile(configFile, await fleetConfigText(dir, count));
     const config = loadConfig({ file: configFile, env: process.env });
+    // Copies of the run's initdb (cluster-template.ts), except for WAL-archiving fleets: pgBackRest
+    // keys its stanzas by the cluster's system identifier, which copies share.
+    if (!opts.archive) {
+      await seedDataDirs(
+        opts.template ?? providedTemplate(),
+        embeddedShards(config).map((s) => shardDataDir(config, s)),
+      );
+    }
     // archive: WAL archived with pgBackRest (the point-in-time restore tests only).
     const results = await devUp(config, { testMode: true, archive: opts.archive ?? false });
     const failed = results.filter((r) => r.state === 'failed');

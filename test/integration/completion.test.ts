@@ -220,8 +220,11 @@ all=''
 end=$((SECONDS + 30))
 quiet=0
 # Until WANT has appeared and the terminal then stayed quiet for a second (the whole listing drawn).
+# WANT is looked for with the escapes removed, as the caller does: zsh draws the space after a
+# completed word in bold, so the raw output never holds "word " and the loop used to run out its 30 s.
+setopt extendedglob
 while (( SECONDS < end && quiet < 5 )); do
-  if zpty -r -t z out; then all+=$out; quiet=0; else sleep 0.2; [[ $all == *$WANT* ]] && (( quiet++ )); fi
+  if zpty -r -t z out; then all+=$out; quiet=0; else sleep 0.2; [[ \${all//$'\\e'\\[[0-9;?]#[a-zA-Z]/} == *$WANT* ]] && (( quiet++ )); fi
 done
 zpty -d z
 print -r -- "$all"`;
