@@ -82,12 +82,12 @@ async function backupOf(e: MigrateEnv, slug: string): Promise<string> {
 }
 
 /** The `moved` event's record of how the load checked foreign keys. */
+const eventsOf = async (e: MigrateEnv, slug: string, action: string): Promise<any[]> =>
+  (await e.db.selectFrom('events').select('details').where('tenant_slug', '=', slug).where('action', '=', action).execute()).map(
+    (x) => x.details,
+  );
 const movedEvent = async (e: MigrateEnv, slug: string, move: number) =>
-  (
-    (await e.db.selectFrom('events').select('details').where('tenant_slug', '=', slug).where('action', '=', 'moved').execute()).find(
-      (x: any) => x.details.move === move,
-    )?.details as any
-  )?.foreignKeyCheck;
+  (await eventsOf(e, slug, 'moved')).find((d) => d.move === move)?.foreignKeyCheck;
 
 /** What the move said, `move status` says (JSON and human) and its event recorded of the path it took and why. */
 async function pathReported(e: MigrateEnv, slug: string, doc: any) {
@@ -271,13 +271,7 @@ describe('without the grant: row by row', () => {
       expect(r.code, r.stdout + r.stderr).toBe(0);
       expect(rd.result.foreignKeys).toBe('row by row');
       expect(rd.result.foreignKeyCheck).toEqual({ path: 'row by row', why });
-      const restored = await e.db
-        .selectFrom('events')
-        .select('details')
-        .where('tenant_slug', '=', 'eu-slow')
-        .where('action', '=', 'restored')
-        .execute();
-      expect(restored.map((x: any) => x.details.foreignKeyCheck)).toEqual([{ path: 'row by row', why }]);
+      expect((await eventsOf(e, 'eu-slow', 'restored')).map((d) => d.foreignKeyCheck)).toEqual([{ path: 'row by row', why }]);
       expect(await fired(e, 'eu1', (await tenant(e, 'eu-slow'))!.key)).toBe(40);
       expect(await digests(e, 'eu-slow')).toEqual(await digests(e, 'eu-live'));
     } finally {
