@@ -12,7 +12,8 @@
 #   JSON), and for the pool one psql session running the hand-written
 #   `select key, count(*), sum(pg_column_size(t.*)) from app.<t> t group by key` over each pool
 #   table (target: usage <= 1.5x of it); BENCH_ROUNDS (at least 3, default 3) interleaved rounds,
-#   medians reported;
+#   medians reported; BENCH_FLOOR=1 also times bench/lib/usage-floor.mjs (node, pg, one connection,
+#   the same hand-written statements, exit: the least any node program takes) in each round;
 #   tenant limits apply after the tiers' statementTimeout changed (pool tenants: nothing to change), with the
 #   transactions it committed on the maintenance database (pg_stat_database.xact_commit) per
 #   tenant: each tenant's changes are one multi-statement query, one round trip.
@@ -69,7 +70,8 @@ for t in workspaces:id users:tenant_id projects:tenant_id tasks:tenant_id commen
 done
 # ROUNDS rounds, each side once per round in turn (usage schema, usage pool, the hand-written
 # group by), so every side sees the same machine; medians reported.
-schema_runs=() pool_runs=() hand_runs=()
+schema_runs=() pool_runs=() hand_runs=() floor_runs=()
+FLOOR=${BENCH_FLOOR:-0}
 SCHEMA_PEAK=- SCHEMA_N=0 last_schema=-
 for ((r = 1; r <= ROUNDS; r++)); do
   if [[ $SCHEMA == 1 ]]; then
@@ -81,13 +83,22 @@ for ((r = 1; r <= ROUNDS; r++)); do
   t=$(now)
   bench_psql "$PORT" tenant_pool -o /dev/null <<<"$HAND"
   hand_runs+=("$(bench_elapsed_ms "$t" "$(now)")")
-  bench_log "bench: round $r: usage schema $last_schema ms, usage pool ${pool_runs[-1]} ms, hand-written ${hand_runs[-1]} ms"
+  if [[ $FLOOR == 1 ]]; then
+    t=$(now)
+    PGPASSWORD="$BENCH_PASSWORD" node "$BENCH_REPO/bench/lib/usage-floor.mjs" "$PORT" tenant_pool <<<"$HAND"
+    floor_runs+=("$(bench_elapsed_ms "$t" "$(now)")")
+  fi
+  bench_log "bench: round $r: usage schema $last_schema ms, usage pool ${pool_runs[-1]} ms, hand-written ${hand_runs[-1]} ms${floor_runs:+, node floor ${floor_runs[-1]} ms}"
 done
 SCHEMA_MS=-
 [[ $SCHEMA == 1 ]] && SCHEMA_MS=$(bench_median "${schema_runs[@]}")
 POOL_MS=$(bench_median "${pool_runs[@]}")
 HAND_MS=$(bench_median "${hand_runs[@]}")
 RATIO=$(awk -v a="$POOL_MS" -v b="$HAND_MS" 'BEGIN { printf "%.2f", a / b }')
+if [[ $FLOOR == 1 ]]; then
+  FLOOR_MS=$(bench_median "${floor_runs[@]}")
+  echo "tier-usage node floor (node + pg + one connection + the hand-written statements, medians of $ROUNDS rounds): ${FLOOR_MS} ms, $(awk -v a="$FLOOR_MS" -v b="$HAND_MS" 'BEGIN { printf "%.2f", a / b }')x the hand-written ${HAND_MS} ms; usage is $(awk -v a="$POOL_MS" -v b="$FLOOR_MS" 'BEGIN { printf "%.0f", a - b }') ms above it"
+fi
 
 # limits apply: the standard tier's statementTimeout changed in the config.
 sed -i -e 's/statementTimeout: 30s/statementTimeout: 45s/' -e 's/statementTimeout: 5s/statementTimeout: 6s/' "$BENCH_CONFIG"
