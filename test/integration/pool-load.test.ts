@@ -382,7 +382,20 @@ describe('without the grant: big tables loaded in parts on two connections', () 
     const before = await digests(e, 'sp-bad');
     // 'archived' exists on us1 only: one task of the 12,000 fails its part; workspaces, users and projects were committed by then.
     await e.q('us1', pool(e), `update app.tasks set status = 'archived' where tenant_id = $1 and id = md5('tsp-bad7777')::uuid`, [t.key]);
-    const bad = await move(e, 'sp-bad');
+    // Parts commit on their own: the tenant's workspace is seen committed at eu1 mid-move, then removed.
+    let seen = 0;
+    let done = false;
+    const watch = (async () => {
+      while (!done) {
+        seen = Math.max(seen, (await leftAtEu1(e, t.key)).workspaces);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })();
+    const bad = await move(e, 'sp-bad').finally(() => {
+      done = true;
+    });
+    await watch;
+    expect(seen).toBe(1);
     expect(bad.code, bad.stdout + bad.stderr).toBe(1);
     expect(json(bad).error.message).toMatch(/tasks_status_fkey/);
     expect(await leftAtEu1(e, t.key)).toEqual(none);
