@@ -7,10 +7,28 @@ import type { CopyScope, CopyTable } from './tables.js';
  * The COPY statements of a copy: out, the tenant's rows in the scope (`scopeWhere`: its key in
  * shared tables, everything in a placement of its own).
  */
-export function copyOutSql(t: CopyTable, scope: CopyScope, config: Pick<Config, 'tenantKey'>): string {
+export function copyOutSql(t: CopyTable, scope: CopyScope, config: Pick<Config, 'tenantKey'>, part?: CopyPart): string {
   const cols = t.columns.map(ident).join(', ');
   const from = qualified(scope.schema, t.table);
-  return `copy (select ${cols} from ${from}${scopeWhere(scope, t.keyColumn, config.tenantKey.type)}) to stdout`;
+  const where = scopeWhere(scope, t.keyColumn, config.tenantKey.type);
+  const only = part ? `${where ? ' and' : ' where'} ${partCondition(part)}` : '';
+  return `copy (select ${cols} from ${from}${where}${only}) to stdout`;
+}
+
+/** One of `of` disjoint parts of a table's rows, which together are all of them (pool-split.ts). */
+export interface CopyPart {
+  index: number;
+  of: number;
+}
+
+/**
+ * The rows of one part, by the heap page each row's version is on (its ctid's block number) in the
+ * reading snapshot: every row is on exactly one page, so the parts are disjoint and whole for any
+ * table without asking for its key or primary key, and computing it reads nothing more than the
+ * row. Read in one snapshot, a row cannot move between two parts' reads.
+ */
+export function partCondition(part: CopyPart): string {
+  return `((ctid::text::point)[0]::bigint % ${part.of}) = ${part.index}`;
 }
 
 /**

@@ -7,6 +7,7 @@ import { copyIn, copyOut } from '../copy/streams.js';
 import { RowTap } from '../copy/row-tap.js';
 import type { sourceConstraints } from '../copy/not-valid-constraints.js';
 import type { CopyScope, CopyTable } from '../copy/tables.js';
+import type { CopyPart } from '../copy/copy-sql.js';
 import type { MovePlan } from './plan.js';
 
 export interface CopyHooks {
@@ -42,11 +43,13 @@ export interface CopyRun {
   constraints: Awaited<ReturnType<typeof sourceConstraints>>;
 }
 
-export type Streamed = { table: string; rows: number; bytes: number };
+/** One table's rows and bytes streamed; `parts`: in how many parts at once it was loaded (pool-split.ts), when split. */
+export type Streamed = { table: string; rows: number; bytes: number; parts?: number };
 
 /**
  * One table's rows: COPY out of `source` → RowTap (counts rows, writes a pool target's key) → COPY
- * in to `target`; `progress` is told the rows and bytes so far every half second.
+ * in to `target`; `progress` is told the rows and bytes so far every half second. With `part`,
+ * only that part of the tenant's rows (pool-split.ts).
  */
 export async function copyTable(
   run: CopyRun,
@@ -54,13 +57,14 @@ export async function copyTable(
   tb: CopyTable,
   freeze: boolean,
   progress?: (p: { rows: number; bytes: number }) => void,
+  part?: CopyPart,
 ): Promise<Streamed> {
   // A move proves itself by the read-back row hashes on both sides, not by a checksum of the stream.
   const tap = new RowTap({ keyIndex: tb.keyIndex, rewriteKey: run.rewriteKey, sha256: false, rowHash: false });
   const timer = progress ? setInterval(() => progress({ rows: tap.rowCount, bytes: tap.digest().bytes }), 500) : undefined;
   try {
     await pipeline(
-      copyOut(ends.source, copyOutSql(tb, run.srcScope, run.config)),
+      copyOut(ends.source, copyOutSql(tb, run.srcScope, run.config, part)),
       tap,
       copyIn(ends.target, copyInSql(tb, run.plan.to.schema, { freeze })),
     );

@@ -5,8 +5,6 @@ import { inTransaction } from '../fleet/fleet.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
 import { needsKeyRewrite } from '../placement/placement.js';
 import { drivers } from '../placement/drivers.js';
-import { sqlDigest } from '../copy/sql-digest.js';
-import { recordDigest } from '../copy/record-digest.js';
 import { advanceSequences } from '../copy/sequences.js';
 import { intoFreshTables } from '../build/fresh-tables.js';
 import { assertPoolCopyAllowed } from '../placement/pool/visibility.js';
@@ -17,8 +15,10 @@ import { loadIntoPool, type ForeignKeyCheck } from '../copy/pool-load.js';
 import { holdForSharedLoad, sourceConstraints } from '../copy/not-valid-constraints.js';
 import { faultPoint } from '../operations/fault-points.js';
 import { streamTables, type CopyHooks, type CopyRun, type Streamed } from './copy-stream.js';
-import { assertSameDigests, type TableCheck } from './verify-checks.js';
+import type { TableCheck } from './verify-checks.js';
 import { loadFreshInParallel } from './fresh-parallel.js';
+import { loadPoolInParts } from './pool-split.js';
+import { verifyBothSides } from './verify-both.js';
 
 export type { TableCheck } from './verify-checks.js';
 export { MoveVerifyError } from './verify-checks.js';
@@ -31,7 +31,9 @@ export type { CopyHooks } from './copy-stream.js';
  *    (build-target.ts), gets its rows in ONE transaction, or with `tableByTable` one per table
  *    (fresh-parallel.ts: up to 4 tables at once in the one snapshot, measured by recordDigest;
  *    nobody sees it before the switch, and a failed move removes it);
- *  - a pool target's rows are loaded in ONE transaction into the shared tables.
+ *  - a pool target's rows are loaded in ONE transaction into the shared tables, or with
+ *    `poolInParts`, when the role checks foreign keys row by row, big tables in parts on two
+ *    connections at once, each part committed (pool-split.ts).
  * Each table streams COPY out → COPY in in foreign-key order (parents first), never a whole table
  * in memory; keys are written as the tenant's key into a pool target. Then, per table, the row
  * count and order-independent hash are read back on each side by the same query (not taken from
@@ -43,7 +45,7 @@ export async function copyAndVerify(
   source: pg.ClientBase,
   tables: CopyTable[],
   hooks: CopyHooks = {},
-  opts: { fastLoad?: boolean; tableByTable?: boolean } = {},
+  opts: { fastLoad?: boolean; tableByTable?: boolean; poolInParts?: boolean } = {},
 ): Promise<TableCheck[]> {
   const { config, fleet } = deps;
   const to = plan.to;
@@ -63,7 +65,11 @@ export async function copyAndVerify(
   };
   return fleet.withClient(to.shard, to.database, (t) =>
     drivers[to.model].moveTarget({
-      sharedTables: () => inTransaction(t, () => intoPool(run, t, Boolean(opts.fastLoad))),
+      // Row by row into a pool, the offline move loads big tables in parts on two connections at
+      // once (pool-split.ts: committed parts, removed by key if the move fails or is killed).
+      sharedTables: async () =>
+        (opts.poolInParts && !opts.fastLoad ? await loadPoolInParts(run, fleet, t) : undefined) ??
+        inTransaction(t, () => intoPool(run, t, Boolean(opts.fastLoad))),
       // The exclusive target was built empty at the source's version before the fence
       // (build-target.ts). Nobody reads the placement before the switch: its indexes and keys are
       // built once after the load and its foreign keys checked once. The offline move loads it
@@ -135,22 +141,4 @@ async function loadAndVerify(
   // Tests of the FOR KEY SHARE promise: everything checked, the target's transaction still open.
   await faultPoint('move.before-commit');
   return checks;
-}
-
-/**
- * Per table, measured on both sides at once, each by the same query inside PostgreSQL (the source
- * in its snapshot, the target in its loading transaction), not by the copier; any difference
- * throws MOVE_VERIFY. Between placements of one model (pool → pool: the same tables, columns and
- * types, preflight made sure of the version) by recordDigest, about 9 times cheaper than making
- * each row's text; across models by sqlDigest, whose row text does not depend on how each side
- * declares its types. Move complete and rollback measure again by the kind the hash records.
- */
-async function verifyBothSides(run: CopyRun, t: ShardClient, streamed: Streamed[], foreignKeys: ForeignKeyCheck): Promise<TableCheck[]> {
-  const digest = run.plan.from.model === run.plan.to.model ? recordDigest : sqlDigest;
-  const checks: TableCheck[] = [];
-  for (const [i, tb] of run.tables.entries()) {
-    const [s, d] = await Promise.all([digest(run.source, tb, run.srcScope, run.config), digest(t, tb, run.dstScope, run.config)]);
-    checks.push({ ...streamed[i], source: { rows: s.rows, hash: s.hash }, target: { rows: d.rows, hash: d.hash }, foreignKeys });
-  }
-  return assertSameDigests(checks);
 }

@@ -17,5 +17,10 @@ export async function targetLoadRole(deps: MoveDeps, plan: MovePlan): Promise<Po
 /** The path the load took (its tables' checks say it) and why, for the report, the record and the event. */
 export function movedForeignKeys(checks: TableCheck[], role: PoolLoadRole | undefined): ForeignKeyPath | undefined {
   const path = checks.find((c) => c.foreignKeys)?.foreignKeys;
-  return path ? foreignKeyPath(path, { intoPool: role !== undefined, role }) : undefined;
+  if (!path) return undefined;
+  const said = foreignKeyPath(path, { intoPool: role !== undefined, role });
+  // A split row-by-row load (pool-split.ts) committed in parts: worth knowing when reading the pool meanwhile.
+  const parts = Math.max(1, ...checks.map((c) => c.parts ?? 1));
+  if (parts < 2) return said;
+  return { ...said, why: `${said.why}; the big tables loaded in ${parts} parts at once, each committed before the next table's load` };
 }

@@ -93,7 +93,9 @@ async function startOffline(
 
 /**
  * The `copy`, `rebuild` and `verify` phases, from ONE source snapshot taken after the fence (every
- * committed write of the tenant is in it), into the target in one transaction.
+ * committed write of the tenant is in it): into a pool in one transaction, or row by row in
+ * committed parts (pool-split.ts); into a new placement table by table (fresh-parallel.ts).
+ * Either way `targetCreated` is recorded first, so a failure or a kill removes what committed.
  */
 async function copyInSnapshot(run: MoveRun, fastLoad: boolean): Promise<TableCheck[]> {
   const { deps, plan, pre, rec, clock } = run;
@@ -127,7 +129,7 @@ async function copyInSnapshot(run: MoveRun, fastLoad: boolean): Promise<TableChe
             if (faultAction('move.verify') === 'tamper') await tamperCopy(tgt, schema, [table], plan);
           },
         },
-        { fastLoad, tableByTable: true },
+        { fastLoad, tableByTable: true, poolInParts: true },
       );
     } finally {
       await src.query('rollback').catch(() => undefined);

@@ -10,6 +10,8 @@ export interface TableCheck {
   target: { rows: number; hash: string };
   /** How the target checked this table's foreign keys (see ForeignKeyCheck); absent for an online move (replication applies rows with triggers off, as PostgreSQL's subscriptions do). */
   foreignKeys?: ForeignKeyCheck;
+  /** Into a pool row by row: in how many parts at once this table was loaded, each committed on its own (pool-split.ts). */
+  parts?: number;
 }
 
 /** The checks, when every table's digests agree; else MOVE_VERIFY naming each table that differs. */

@@ -1,10 +1,12 @@
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { json, ownMigrateFleet, until, withPg, type MigrateEnv, tenantDigests } from '../helpers/migrate-env.js';
 import { superuserUrl } from '../helpers/test-fleet.js';
 import { databaseUrl } from '../../src/fleet/connection-url.js';
+import { latestMove } from '../../src/move/record.js';
+import { appUrl } from '../helpers/app-url.js';
 
 /**
  * Loads into a live pool (moves and restores) with foreign keys checked once per tenant: the
@@ -105,6 +107,35 @@ async function pathReported(e: MigrateEnv, slug: string, doc: any) {
 const doctorSays = async (e: MigrateEnv, shard: string) =>
   json(await e.cli(['doctor', '--json'])).checks.find((c: any) => c.check === `pool loads on ${shard}`)?.detail as string;
 
+/** Rows of a table a row-by-row move loads in parts (PART_MIN_ROWS is 10,000). */
+const BIG = 12_000;
+
+/** The tenant's rows of each copied table at the eu1 pool. */
+const leftAtEu1 = async (e: MigrateEnv, key: string) => {
+  const out: Record<string, number> = {};
+  for (const [table, col] of [
+    ['workspaces', 'id'],
+    ['users', 'tenant_id'],
+    ['projects', 'tenant_id'],
+    ['tasks', 'tenant_id'],
+    ['comments', 'tenant_id'],
+  ]) {
+    out[table] = (await e.q('eu1', pool(e), `select count(*)::int as n from app.${table} where ${col} = $1`, [key]))[0].n;
+  }
+  return out;
+};
+const none = { workspaces: 0, users: 0, projects: 0, tasks: 0, comments: 0 };
+
+/** The application, through the URL resolve gives it: its tasks counted and all written. */
+async function appTasks(e: MigrateEnv, slug: string): Promise<number> {
+  const app = await appUrl(e, slug);
+  const t = (await tenant(e, slug))!;
+  return withPg(app.url, async (c) => {
+    await c.query('select set_config($1, $2, false)', [e.config.rls.setting, t.key]);
+    return (await c.query(`update app.tasks set title = title where tenant_id = $1`, [t.key])).rowCount ?? 0;
+  });
+}
+
 let e: MigrateEnv;
 beforeAll(async () => {
   e = await env('pl');
@@ -115,6 +146,9 @@ beforeAll(async () => {
     { slug: 'mv-race', model: 'pool', shard: 'us1' },
     { slug: 'rs-src', model: 'pool', shard: 'us1' },
     { slug: 'eu-live', model: 'pool', shard: 'eu1' },
+    { slug: 'sp-ok', model: 'pool', shard: 'us1' },
+    { slug: 'sp-bad', model: 'pool', shard: 'us1' },
+    { slug: 'sp-kill', model: 'pool', shard: 'us1' },
   ]);
   for (const shard of ['us1', 'eu1']) {
     // Statuses only some tenants use, so a test can take one away at one end.
@@ -133,6 +167,8 @@ beforeAll(async () => {
   await e.q('us1', pool(e), `insert into app.task_statuses (code, label, sort_order) values ('archived', 'Archived', 92)`);
   for (const s of ['mv-fast', 'mv-miss', 'mv-slow', 'rs-src', 'eu-live']) await seed(e, s, 40);
   await seed(e, 'mv-race', 40, 'held');
+  // Big enough (12,000 tasks and comments) for a row-by-row move to load those two tables in parts.
+  for (const s of ['sp-ok', 'sp-bad', 'sp-kill']) await seed(e, s, BIG);
   await e.q('us1', pool(e), 'truncate trig.fired');
 }, 120_000);
 
@@ -278,5 +314,121 @@ describe('without the grant: row by row', () => {
       for (const shard of ['us1', 'eu1']) await su(e, shard, 'grant set on parameter session_replication_role to tenantctl');
     }
     expect(await doctorSays(e, 'us1')).toMatch(/^pool loads check foreign keys once per tenant: role tenantctl may set /);
+  });
+});
+
+describe('without the grant: big tables loaded in parts on two connections', () => {
+  beforeAll(async () => {
+    for (const shard of ['us1', 'eu1']) await su(e, shard, 'revoke set on parameter session_replication_role from tenantctl');
+  });
+  afterAll(async () => {
+    for (const shard of ['us1', 'eu1']) await su(e, shard, 'grant set on parameter session_replication_role to tenantctl');
+  });
+
+  it('tasks and comments load in two parts at once (two target backends), triggers fire per row, same hashes; another tenant of the pool reads and writes meanwhile (no table lock)', async () => {
+    const before = await digests(e, 'sp-ok');
+    const live = (await tenant(e, 'eu-live'))!;
+    const app = await appUrl(e, 'eu-live');
+    let copiesAtOnce = 0;
+    let writes = 0;
+    let done = false;
+    const run = move(e, 'sp-ok');
+    // Sampled on eu1's pool database of this file's own fleet: only this move loads there now.
+    const watch = (async () => {
+      await withPg(app.url, async (c) => {
+        await c.query('select set_config($1, $2, false)', [e.config.rls.setting, live.key]);
+        await c.query(`set lock_timeout = '2s'`);
+        while (!done) {
+          const [n] = await e.q(
+            'eu1',
+            pool(e),
+            `select count(*)::int as n from pg_stat_activity where datname = $1 and state = 'active' and query ilike 'copy %' and query ilike '% from stdin%'`,
+            [pool(e)],
+          );
+          copiesAtOnce = Math.max(copiesAtOnce, n.n);
+          // The other tenant writes to the very tables being loaded: a table lock would time out here.
+          await c.query('update app.tasks set title = title where tenant_id = $1', [live.key]);
+          await c.query('select count(*) from app.comments where tenant_id = $1', [live.key]);
+          writes++;
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      });
+    })();
+    const r = await run.finally(() => {
+      done = true;
+    });
+    await watch;
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const doc = json(r);
+    expect(doc.tables.map((t: any) => [t.table, t.parts, t.foreignKeys])).toEqual([
+      ['workspaces', 1, 'row by row'],
+      ['users', 1, 'row by row'],
+      ['projects', 1, 'row by row'],
+      ['tasks', 2, 'row by row'],
+      ['comments', 2, 'row by row'],
+    ]);
+    expect(doc.foreignKeyCheck).toEqual({ path: 'row by row', why: expect.stringMatching(/; the big tables loaded in 2 parts at once, /) });
+    expect(copiesAtOnce).toBe(2);
+    expect(writes).toBeGreaterThan(0);
+    expect(await digests(e, 'sp-ok')).toEqual(before);
+    const t = (await tenant(e, 'sp-ok'))!;
+    expect([t.shard, t.status]).toEqual(['eu1', 'active']);
+    expect(await fired(e, 'eu1', t.key)).toBe(BIG);
+    expect(await appTasks(e, 'sp-ok')).toBe(BIG);
+  });
+
+  it('a row one part cannot load, or a verify mismatch after the parts commit: every committed part is deleted, the source keeps serving', async () => {
+    const t = (await tenant(e, 'sp-bad'))!;
+    const before = await digests(e, 'sp-bad');
+    // 'archived' exists on us1 only: one task of the 12,000 fails its part; workspaces, users and projects were committed by then.
+    await e.q('us1', pool(e), `update app.tasks set status = 'archived' where tenant_id = $1 and id = md5('tsp-bad7777')::uuid`, [t.key]);
+    // Parts commit on their own: the tenant's workspace is seen committed at eu1 mid-move, then removed.
+    let seen = 0;
+    let done = false;
+    const watch = (async () => {
+      while (!done) {
+        seen = Math.max(seen, (await leftAtEu1(e, t.key)).workspaces);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })();
+    const bad = await move(e, 'sp-bad').finally(() => {
+      done = true;
+    });
+    await watch;
+    expect(seen).toBe(1);
+    expect(bad.code, bad.stdout + bad.stderr).toBe(1);
+    expect(json(bad).error.message).toMatch(/tasks_status_fkey/);
+    expect(await leftAtEu1(e, t.key)).toEqual(none);
+    expect((await tenant(e, 'sp-bad'))!).toMatchObject({ shard: 'us1', status: 'active' });
+    expect(await appTasks(e, 'sp-bad')).toBe(BIG);
+
+    // Every part committed, then the target's rows differ from the source's.
+    await e.q('us1', pool(e), `update app.tasks set status = 'todo' where tenant_id = $1`, [t.key]);
+    const tampered = await move(e, 'sp-bad', { TENANTCTL_FAULT: 'move.verify:tamper' });
+    expect(tampered.code, tampered.stdout + tampered.stderr).not.toBe(0);
+    expect(json(tampered).error.code).toBe('MOVE_VERIFY');
+    expect(await leftAtEu1(e, t.key)).toEqual(none);
+    expect((await tenant(e, 'sp-bad'))!).toMatchObject({ shard: 'us1', status: 'active' });
+    expect(await appTasks(e, 'sp-bad')).toBe(BIG);
+    expect((await digests(e, 'sp-bad')).length).toBe(before.length);
+  });
+
+  it("SIGKILL once a table's parts have committed: the next command removes every committed row from the pool, the source is whole", async () => {
+    const t = (await tenant(e, 'sp-kill'))!;
+    const before = await digests(e, 'sp-kill');
+    let pid = 0;
+    // `sleep`: 1.5 s after each table, the parts of the last one committed.
+    const run = move(e, 'sp-kill', { TENANTCTL_FAULT: 'move.copy:sleep' }, (p) => (pid = p));
+    await until(async () => (await latestMove(e.db, 'sp-kill'))?.progress.lastTable === 'tasks', 60_000);
+    process.kill(pid, 'SIGKILL');
+    expect((await run).signal).toBe('SIGKILL');
+    // Left behind by the kill: the committed tables, tasks' two parts included.
+    expect(await leftAtEu1(e, t.key)).toMatchObject({ workspaces: 1, users: 5, projects: 5, tasks: BIG });
+    const r = await e.cli(['move', 'rollback', 'sp-kill', '--yes', '--json']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(await leftAtEu1(e, t.key)).toEqual(none);
+    expect((await tenant(e, 'sp-kill'))!).toMatchObject({ shard: 'us1', status: 'active' });
+    expect(await digests(e, 'sp-kill')).toEqual(before);
+    expect(await appTasks(e, 'sp-kill')).toBe(BIG);
   });
 });
