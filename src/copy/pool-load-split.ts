@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { Config } from '../config/types.js';
 import { scopeWhere } from '../placement/placement.js';
+import { foreignKeyEdges } from '../placement/scoped-tables.js';
 import { qualified } from '../sql.js';
 import type { ConstraintState } from './not-valid-constraints.js';
 import type { CopyScope, CopyTable } from './tables.js';
@@ -36,16 +37,7 @@ export async function partsPerTable(
   of: number,
 ): Promise<number[] | undefined> {
   const order = new Map(tables.map((t, i) => [t.table, i]));
-  const { rows: fks } = await ends.target.query<{ child: string; parent: string }>(
-    `select cl.relname as child, pl.relname as parent
-       from pg_constraint k
-       join pg_class cl on cl.oid = k.conrelid
-       join pg_class pl on pl.oid = k.confrelid
-       join pg_namespace n on n.oid = cl.relnamespace
-       join pg_namespace pn on pn.oid = pl.relnamespace
-      where k.contype = 'f' and n.nspname = $1 and pn.nspname = $1`,
-    [targetSchema],
-  );
+  const fks = await foreignKeyEdges(ends.target, targetSchema);
   const selfRef = new Set<string>();
   for (const k of fks) {
     const [c, p] = [order.get(k.child), order.get(k.parent)];

@@ -13,7 +13,13 @@ export async function scopedTablesInOrder(
   config: Pick<Config, 'tenantKey' | 'rls' | 'servingRole'>,
 ): Promise<ScopedTable[]> {
   const scoped = new Map((await tenantScopedTables(client, schema, config)).map((t) => [t.table, t.column]));
-  const { rows: edges } = await client.query<{ child: string; parent: string }>(
+  const edges = await foreignKeyEdges(client, schema);
+  return topoOrder([...scoped.keys()].sort(), edges).map((table) => ({ table, column: scoped.get(table)! }));
+}
+
+/** The schema's foreign keys between its own tables, child → parent (a self-reference is child = parent). */
+export async function foreignKeyEdges(client: Pick<pg.ClientBase, 'query'>, schema: string): Promise<{ child: string; parent: string }[]> {
+  const { rows } = await client.query<{ child: string; parent: string }>(
     `select ch.relname as child, pa.relname as parent
        from pg_constraint k
        join pg_class ch on ch.oid = k.conrelid
@@ -22,7 +28,7 @@ export async function scopedTablesInOrder(
       where k.contype = 'f' and n.nspname = $1 and pa.relnamespace = ch.relnamespace`,
     [schema],
   );
-  return topoOrder([...scoped.keys()].sort(), edges).map((table) => ({ table, column: scoped.get(table)! }));
+  return rows;
 }
 
 /** Parents first; tables in a cycle (or self-references) keep their name order at the end. */
