@@ -1,0 +1,119 @@
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { databaseUrl } from '../../src/fleet/connection-url.js';
+import { latestMove } from '../../src/move/record.js';
+import { appUrl } from '../helpers/app-url.js';
+import { json, ownMigrateFleet, tenantDigests, until, withPg, type MigrateEnv } from '../helpers/migrate-env.js';
+import { seed, tenant } from '../helpers/seed.js';
+import { superuserUrl } from '../helpers/test-fleet.js';
+
+/**
+ * The pool move without the grant (row by row, big tables loaded in parts on two connections:
+ * src/move/pool-split.ts, src/copy/pool-load-split.ts) with a schema of the user's own, and with
+ * a hostile neighbour at the target while the parts commit. A private fleet (us1, eu1): the
+ * grant is taken away on its clusters for the whole file, which the shared fleet must not see.
+ */
+const { env, fleet } = ownMigrateFleet();
+const FIXTURES = fileURLToPath(new URL('../fixtures/split-schema', import.meta.url));
+const KEY = { column: 'org', type: 'text' as const, tables: { orgs: 'id' }, shared: { plans: 'read' as const } };
+/** Rows of the one big table: over PART_MIN_ROWS (10,000), so it loads in two parts. */
+const BIG = 12_000;
+
+const su = (shard: string, sql: string) =>
+  withPg(superuserUrl(databaseUrl(fleet().config.shards.find((s) => s.name === shard)!.url, 'postgres')), (c) => c.query(sql));
+beforeAll(async () => {
+  for (const shard of ['us1', 'eu1']) await su(shard, 'revoke set on parameter session_replication_role from tenantctl');
+});
+afterAll(async () => {
+  for (const shard of ['us1', 'eu1'])
+    await su(shard, 'grant set on parameter session_replication_role to tenantctl').catch(() => undefined);
+});
+
+async function moveToEu1(e: MigrateEnv, slug: string, extra: NodeJS.ProcessEnv = {}, onSpawn?: (pid: number) => void) {
+  return e.cli(['move', slug, '--to-shard', 'eu1', '--yes', '--json'], { env: extra, onSpawn });
+}
+
+/** A client on the URL `resolve` prints for the tenant (its setting in the URL's options). */
+async function asApp(e: MigrateEnv, slug: string): Promise<pg.Client> {
+  const c = new pg.Client({ connectionString: (await appUrl(e, slug)).url });
+  c.on('error', () => undefined);
+  await c.connect();
+  return c;
+}
+
+describe('a schema of its own: text key `org`, a table partitioned by date, a shared table, a view and a function', () => {
+  /** The org, 20 members (shared plans referenced) and `n` visits over both years' partitions. */
+  async function seedOrg(e: MigrateEnv, slug: string, n: number) {
+    const t = (await tenant(e, slug))!;
+    const q = (sql: string) => e.q(t.shard, t.database_name, sql, [t.key]);
+    await q(`insert into app.orgs (id, name) values ($1, 'org ' || $1)`);
+    await q(
+      `insert into app.members (org, email, plan) select $1, 'm' || i || '@ex.com', case when i % 2 = 0 then 'pro' else 'basic' end from generate_series(1, 20) i`,
+    );
+    await e.q(
+      t.shard,
+      t.database_name,
+      `insert into app.visits (org, day, member, n)
+        select $1, date '2026-01-01' + j % 600, m.id, j
+          from generate_series(0, $2 - 1) j
+          join (select id, row_number() over (order by id) - 1 as k from app.members where org = $1) m on m.k = j / 600 % 20`,
+      [t.key, n],
+    );
+  }
+  const plans = (e: MigrateEnv, shard: string) =>
+    e.q(shard, `pool_${e.name}`, 'select code, label from app.plans order by code').then((r) => JSON.stringify(r));
+  const visitsAt = (e: MigrateEnv, shard: string, key: string) =>
+    e.q(shard, `pool_${e.name}`, 'select count(*)::int as n from app.visits where org = $1', [key]).then((r) => r[0].n as number);
+
+  it('moves without the grant in parts (the partitioned table in two), same hashes; the app reads and writes through resolve; the shared table and other tenants untouched', async () => {
+    const e = await env('psown', { tenantKey: KEY, migrationsFrom: FIXTURES });
+    await e.create([
+      { slug: 'ps-a', model: 'pool', shard: 'us1' },
+      { slug: 'ps-b', model: 'pool', shard: 'us1' },
+      { slug: 'ps-eu', model: 'pool', shard: 'eu1' },
+    ]);
+    await seedOrg(e, 'ps-a', BIG);
+    await seedOrg(e, 'ps-b', 50);
+    await seedOrg(e, 'ps-eu', 50);
+    const before = await tenantDigests(e, 'ps-a');
+    const others = { b: await tenantDigests(e, 'ps-b'), eu: await tenantDigests(e, 'ps-eu') };
+    const shared = { us1: await plans(e, 'us1'), eu1: await plans(e, 'eu1') };
+    const key = (await tenant(e, 'ps-a'))!.key;
+
+    const r = await moveToEu1(e, 'ps-a');
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const doc = json(r);
+    // The shared table is not copied; the partitioned one loads in two parts, row by row.
+    expect(doc.tables.map((t: any) => [t.table, t.parts, t.foreignKeys])).toEqual([
+      ['orgs', 1, 'row by row'],
+      ['members', 1, 'row by row'],
+      ['visits', 2, 'row by row'],
+    ]);
+    expect(doc.foreignKeyCheck.why).toMatch(/; the big tables loaded in 2 parts at once, /);
+    expect(await tenantDigests(e, 'ps-a')).toEqual(before);
+    expect((await tenant(e, 'ps-a'))!).toMatchObject({ shard: 'eu1', status: 'active' });
+    const done = await e.cli(['move', 'complete', 'ps-a', '--yes', '--json']);
+    expect(done.code, done.stdout + done.stderr).toBe(0);
+    expect(await visitsAt(e, 'us1', key)).toBe(0);
+    expect(await visitsAt(e, 'eu1', key)).toBe(BIG);
+
+    // The application, unqualified through the URL resolve prints: the view, the function, both partitions.
+    const app = await asApp(e, 'ps-a');
+    try {
+      expect((await app.query('select members::int as n from member_counts')).rows).toEqual([{ n: 20 }]);
+      const total = Number((await app.query('select visit_total() as t')).rows[0].t);
+      expect(total).toBe((BIG * (BIG - 1)) / 2);
+      const m = (await app.query(`insert into members (org, email, plan) values ($1, 'new@ex.com', 'pro') returning id`, [key])).rows[0].id;
+      await app.query(`insert into visits (org, day, member, n) values ($1, '2027-12-31', $2, 1), ($1, '2026-12-31', $2, 1)`, [key, m]);
+      await app.query('update visits set n = n + 1 where member = $1', [m]);
+      expect((await app.query('select count(*)::int as n from visits')).rows[0].n).toBe(BIG + 2);
+      expect((await app.query('select members::int as n from member_counts')).rows).toEqual([{ n: 21 }]);
+    } finally {
+      await app.end();
+    }
+    // The shared rows are the same at both ends (neither copied nor deleted); the neighbours' hashes too.
+    expect({ us1: await plans(e, 'us1'), eu1: await plans(e, 'eu1') }).toEqual(shared);
+    expect({ b: await tenantDigests(e, 'ps-b'), eu: await tenantDigests(e, 'ps-eu') }).toEqual(others);
+  });
+});
