@@ -2,7 +2,6 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseUrl } from '../../src/fleet/connection-url.js';
-import { latestMove } from '../../src/move/record.js';
 import { appUrl } from '../helpers/app-url.js';
 import { json, ownMigrateFleet, tenantDigests, until, withPg, type MigrateEnv } from '../helpers/migrate-env.js';
 import { seed, tenant } from '../helpers/seed.js';
@@ -19,6 +18,9 @@ const FIXTURES = fileURLToPath(new URL('../fixtures/split-schema', import.meta.u
 const KEY = { column: 'org', type: 'text' as const, tables: { orgs: 'id' }, shared: { plans: 'read' as const } };
 /** Rows of the one big table: over PART_MIN_ROWS (10,000), so it loads in two parts. */
 const BIG = 12_000;
+/** tenantctl's backends waiting for a lock on the table $1 (this file's own fleet: only its move runs there). */
+const WAITING = `select count(*)::int as n from pg_locks l join pg_stat_activity a using (pid)
+  where not l.granted and l.relation = $1::regclass and a.usename = 'tenantctl'`;
 
 const su = (shard: string, sql: string) =>
   withPg(superuserUrl(databaseUrl(fleet().config.shards.find((s) => s.name === shard)!.url, 'postgres')), (c) => c.query(sql));
@@ -115,5 +117,81 @@ describe('a schema of its own: text key `org`, a table partitioned by date, a sh
     // The shared rows are the same at both ends (neither copied nor deleted); the neighbours' hashes too.
     expect({ us1: await plans(e, 'us1'), eu1: await plans(e, 'eu1') }).toEqual(shared);
     expect({ b: await tenantDigests(e, 'ps-b'), eu: await tenantDigests(e, 'ps-eu') }).toEqual(others);
+  });
+});
+
+describe('a hostile neighbour at the target while the parts commit', () => {
+  it("another tenant, through its resolve URL, sees nothing of the moving key's committed rows, and its table lock and long transaction only hold the load up until they end: the move completes, same hashes", async () => {
+    const e = await env('pshost');
+    await e.create([
+      { slug: 'hm', model: 'pool', shard: 'us1' },
+      { slug: 'hn', model: 'pool', shard: 'eu1' },
+      { slug: 'hs', model: 'schema', shard: 'eu1' },
+    ]);
+    // 12,000 tasks and comments: both load in two parts.
+    await seed(e, 'hm', 12_000, 'hm');
+    await seed(e, 'hn', 20, 'hn');
+    await seed(e, 'hs', 20, 'hs');
+    const moving = (await tenant(e, 'hm'))!;
+    const before = await tenantDigests(e, 'hm');
+    const theirs = { hn: await tenantDigests(e, 'hn'), hs: await tenantDigests(e, 'hs') };
+    const atEu1 = (sql: string, params: unknown[]) => e.q('eu1', `pool_${e.name}`, sql, params).then((r) => r[0].n as number);
+
+    // The pool neighbour's application: a long transaction holding its own rows, open before the move and after it.
+    const longTx = await asApp(e, 'hn');
+    const reader = await asApp(e, 'hn');
+    const locker = await asApp(e, 'hn');
+    await longTx.query('begin isolation level repeatable read');
+    const own = (await longTx.query('select id from tasks for update')).rowCount;
+    expect(own).toBe(20);
+    // A schema tenant of the target shard, with its own role: not even into the pool's database.
+    const hs = new URL((await appUrl(e, 'hs')).url);
+    hs.pathname = `/pool_${e.name}`;
+    await expect(withPg(hs.toString(), (c) => c.query('select 1'))).rejects.toMatchObject({ code: '42501' });
+
+    // The last table locked against the load's inserts before the move starts, by the role every
+    // pool tenant connects as (it may UPDATE the table, so it may lock it).
+    await locker.query('begin');
+    await locker.query('lock table comments in share mode');
+    const run = moveToEu1(e, 'hm');
+    try {
+      // The load waits on that lock with the parents and tasks committed at the target, not switched.
+      await until(async () => (await atEu1(WAITING, ['app.comments'])) > 0, 60_000);
+      expect(await atEu1('select count(*)::int as n from app.tasks where tenant_id = $1', [moving.key])).toBe(12_000);
+      expect(await atEu1('select count(*)::int as n from app.comments where tenant_id = $1', [moving.key])).toBe(0);
+      // Nothing of the committed rows reaches the neighbour, in a new statement or its long transaction.
+      for (const sql of [
+        'select count(*)::int as n from tasks where tenant_id = $1',
+        'select count(*)::int as n from workspaces where id = $1',
+        'select count(*)::int as n from users where tenant_id = $1',
+      ]) {
+        expect((await reader.query(sql, [moving.key])).rows[0].n, sql).toBe(0);
+        expect((await longTx.query(sql, [moving.key])).rows[0].n, sql).toBe(0);
+      }
+      expect((await reader.query('select count(*)::int as n from tasks')).rows[0].n).toBe(20);
+      // Nor can it write under the moving key, or delete its rows.
+      await expect(reader.query(`insert into workspaces (id, name) values ($1, 'x')`, [moving.key])).rejects.toMatchObject({
+        code: '42501',
+      });
+      expect((await reader.query('delete from tasks where tenant_id = $1', [moving.key])).rowCount).toBe(0);
+      await locker.query('commit');
+    } finally {
+      await locker.query('rollback').catch(() => undefined);
+    }
+    const r = await run;
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(json(r).tables.map((t: any) => [t.table, t.parts])).toEqual([
+      ['workspaces', 1],
+      ['users', 1],
+      ['projects', 1],
+      ['tasks', 2],
+      ['comments', 2],
+    ]);
+    expect(await tenantDigests(e, 'hm')).toEqual(before);
+    // The long transaction still sees only its own rows, and commits.
+    expect((await longTx.query('select count(*)::int as n from tasks where tenant_id = $1', [moving.key])).rows[0].n).toBe(0);
+    await longTx.query('commit');
+    for (const c of [longTx, reader, locker]) await c.end();
+    expect({ hn: await tenantDigests(e, 'hn'), hs: await tenantDigests(e, 'hs') }).toEqual(theirs);
   });
 });
