@@ -1,3 +1,4 @@
+import { boundLockWait, LOAD_LOCK_WAIT_MS, lockWaitError } from '../copy/load-lock-wait.js';
 import { faultPoint } from '../operations/fault-points.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
 import { inTransaction } from '../fleet/fleet.js';
@@ -161,7 +162,11 @@ async function loadShared(x: LoadRun): Promise<Loaded> {
   let pool: PoolLoadPlan | undefined;
   await fleet.withClient(p.shard, p.database_name, async (c) => {
     await ensureTrackingTable(c, MIGRATION_LOCK_CLASSID);
+    const what = `the restore into ${p.shard}'s pool`;
+    const at = { schema: p.schema_name, shard: p.shard, ms: LOAD_LOCK_WAIT_MS, code: 'RESTORE_FAILED' as const, what };
     await inTransaction(c, async () => {
+      // A neighbour's lock on the shared tables stops the load after a while, named (load-lock-wait.ts).
+      await boundLockWait(c, LOAD_LOCK_WAIT_MS);
       role = await assertPoolCopyAllowed(c, p.schema_name, config, 'load');
       const tables = await copyTables(c, p.schema_name, config);
       if (replacing) {
@@ -192,6 +197,8 @@ async function loadShared(x: LoadRun): Promise<Loaded> {
       // The role asked after the load: the path is what the load did; the role's name and version say why.
       foreignKeyCheck = foreignKeyPath(foreignKeys, { intoPool: true, role: await poolLoadRole(c) });
       await hang();
+    }).catch(async (err) => {
+      throw await lockWaitError(err, c, at);
     });
   });
   return { rows: x.done(), role, foreignKeys, foreignKeyCheck, version: pool?.version ?? null };

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { CommandContext } from './context.js';
 import { confirmDestructive } from './confirm.js';
 import { action } from './run.js';
+import { flagDuration } from './options.js';
 import { operationDeps } from './operation-deps.js';
 import { registerMoveStatus } from './move/status.js';
 import { registerMoveComplete } from './move/complete.js';
@@ -25,6 +26,10 @@ export function registerMoveCommands(program: Command): void {
     .option('--online', 'same model only: copy and stream with logical replication, block writes only for the last catch-up')
     .option('--yes', "confirm without asking (the tenant's writes are blocked while it is copied)")
     .option('--wait', 'wait for another command working on the tenant instead of exit 3')
+    .option(
+      '--lock-wait <duration>',
+      "into a pool: how long the load waits for a lock another session holds on the pool's tables, e.g. 30s or 5min (default 30s)",
+    )
     .action(
       action(
         'move',
@@ -40,11 +45,13 @@ export function registerMoveCommands(program: Command): void {
             fastLoad?: boolean;
             yes?: boolean;
             wait?: boolean;
+            lockWait?: string;
           },
         ) => {
           const { UsageError } = await import('../errors.js');
           if (!slug)
             throw new UsageError('USAGE', 'which tenant? tenantctl move <slug> --to-shard S | --to-region R', 'see tenantctl move --help');
+          const lockWaitMs = flags.lockWait === undefined ? undefined : flagDuration('--lock-wait', flags.lockWait);
           const { moveTenant } = await import('../move/run.js');
           const { moveView, renderMove } = await import('../report/move.js');
           const deps = await operationDeps(ctx, { wait: flags.wait, migrations: true });
@@ -54,7 +61,7 @@ export function registerMoveCommands(program: Command): void {
           // Ctrl-C (or a job's SIGTERM) is the engine's (src/operations/tenant-operation.ts): the
           // move stops before the switch, lifting the fence and removing the copy, exit 130.
           try {
-            const r = await moveTenant({ ...deps, onPhase: view?.onPhase, onProgress: view?.onProgress }, slug, flags);
+            const r = await moveTenant({ ...deps, onPhase: view?.onPhase, onProgress: view?.onProgress }, slug, { ...flags, lockWaitMs });
             await view?.close();
             renderMove(ctx.out, ctx.command, r);
             return r.status === 'failed' ? 1 : 0;

@@ -53,3 +53,12 @@ export function concurrencyFrom(flag: number | undefined, configDefault: number,
   if (env.TENANTCTL_CONCURRENCY) return positiveInt('TENANTCTL_CONCURRENCY')(env.TENANTCTL_CONCURRENCY);
   return configDefault;
 }
+
+/** A duration flag ('500ms', '30s', '5min') in milliseconds; a bad one is BAD_INPUT naming the flag (exit 2). */
+export function flagDuration(flag: string, value: string): number {
+  const m = /^(\d+)(ms|s|min)$/.exec(value);
+  if (!m || Number(m[1]) === 0)
+    throw new UsageError('BAD_INPUT', `${flag} ${value} is not a duration`, `write e.g. ${flag} 30s (ms, s or min, above 0)`);
+  const n = Number(m[1]);
+  return m[2] === 'ms' ? n : m[2] === 's' ? n * 1000 : n * 60_000;
+}

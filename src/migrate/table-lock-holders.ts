@@ -2,14 +2,23 @@ import type pg from 'pg';
 
 /**
  * ` (pid 123 app_user holds AccessShareLock on app.tasks, …)`: the sessions holding locks on
- * the target schema's tables, for the message of a migration that gave up waiting for one.
- * Read from pg_locks, which every role may read; a transaction's start is shown only where
- * pg_stat_activity shows it to tenantctl's role. '' when none is found or the read fails.
+ * the target schema's tables, for the message of a command that gave up waiting for one (a
+ * migration; a load into a pool, which asks only for the `modes` its inserts wait for). Read from
+ * pg_locks, which every role may read; a transaction's start and the session's application_name
+ * (a pool tenant's slug, from the URL `resolve` prints) are shown only where pg_stat_activity shows
+ * them to tenantctl's role. '' when none is found or the read fails.
  */
-export async function tableLockHolders(client: Pick<pg.ClientBase, 'query'>, schema: string): Promise<string> {
+export async function tableLockHolders(client: Pick<pg.ClientBase, 'query'>, schema: string, modes?: string[]): Promise<string> {
   try {
-    const res = await client.query<{ pid: number; usename: string | null; mode: string; rel: string; since: Date | null }>(
-      `select l.pid, a.usename, l.mode, format('%I.%I', n.nspname, c.relname) as rel, a.xact_start as since
+    const res = await client.query<{
+      pid: number;
+      usename: string | null;
+      app: string | null;
+      mode: string;
+      rel: string;
+      since: Date | null;
+    }>(
+      `select l.pid, a.usename, nullif(a.application_name, '') as app, l.mode, format('%I.%I', n.nspname, c.relname) as rel, a.xact_start as since
          from pg_locks l
          join pg_class c on c.oid = l.relation
          join pg_namespace n on n.oid = c.relnamespace
@@ -17,19 +26,23 @@ export async function tableLockHolders(client: Pick<pg.ClientBase, 'query'>, sch
         where l.locktype = 'relation' and l.granted and l.pid <> pg_backend_pid()
           and l.database = (select oid from pg_database where datname = current_database())
           and n.nspname = $1 and c.relkind in ('r', 'p', 'm', 'f')
+          and ($2::text[] is null or l.mode = any($2::text[]))
         order by a.xact_start nulls last, l.pid
         limit 4`,
-      [schema],
+      [schema, modes ?? null],
     );
     if (res.rows.length === 0) return '';
     const shown = res.rows
       .slice(0, 3)
-      .map(
-        (h) =>
-          `pid ${h.pid}${h.usename ? ` ${h.usename}` : ''} holds ${h.mode} on ${h.rel}${h.since ? ` (transaction open since ${h.since.toISOString()})` : ''}`,
-      );
+      .map((h) => `pid ${h.pid}${h.usename ? ` ${h.usename}` : ''} holds ${h.mode} on ${h.rel}${sessionOf(h)}`);
     return ` (${shown.join('; ')}${res.rows.length > 3 ? '; …' : ''})`;
   } catch {
     return '';
   }
+}
+
+/** ` (application acme, transaction open since …)`, or '' when pg_stat_activity shows neither. */
+function sessionOf(h: { app: string | null; since: Date | null }): string {
+  const said = [h.app && `application ${h.app}`, h.since && `transaction open since ${h.since.toISOString()}`].filter(Boolean);
+  return said.length ? ` (${said.join(', ')})` : '';
 }

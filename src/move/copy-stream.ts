@@ -41,6 +41,8 @@ export interface CopyRun {
   dstScope: CopyScope;
   rewriteKey?: string;
   constraints: Awaited<ReturnType<typeof sourceConstraints>>;
+  /** How long a load into a pool waits for a lock another session holds on its tables (load-lock-wait.ts). */
+  lockWaitMs: number;
 }
 
 /** One table's rows and bytes streamed; `parts`: in how many parts at once it was loaded (pool-split.ts), when split. */
@@ -62,17 +64,29 @@ export async function copyTable(
   // A move proves itself by the read-back row hashes on both sides, not by a checksum of the stream.
   const tap = new RowTap({ keyIndex: tb.keyIndex, rewriteKey: run.rewriteKey, sha256: false, rowHash: false });
   const timer = progress ? setInterval(() => progress({ rows: tap.rowCount, bytes: tap.digest().bytes }), 500) : undefined;
+  const out = copyOut(ends.source, copyOutSql(tb, run.srcScope, run.config, part));
   try {
-    await pipeline(
-      copyOut(ends.source, copyOutSql(tb, run.srcScope, run.config, part)),
-      tap,
-      copyIn(ends.target, copyInSql(tb, run.plan.to.schema, { freeze })),
-    );
+    await pipeline(out, tap, copyIn(ends.target, copyInSql(tb, run.plan.to.schema, { freeze })));
+  } catch (err) {
+    if (!out.readableEnded) severSource(ends.source);
+    throw err;
   } finally {
     if (timer) clearInterval(timer);
   }
   const d = tap.digest();
   return { table: tb.table, rows: d.rows, bytes: d.bytes };
+}
+
+/**
+ * The load failed while the source was still sending (a lock wait that ran out at the target,
+ * a row the target refused): the destroyed COPY-out stream leaves the rest of the server's
+ * answer unread on the connection, so its next query (the snapshot's rollback) would wait
+ * forever. The connection is closed instead: the server rolls the read-only transaction back,
+ * and the pool drops the client on release (tenantctlBroken).
+ */
+function severSource(source: pg.ClientBase): void {
+  (source as Partial<ShardClient>).tenantctlBroken = true;
+  (source as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
 }
 
 /** Each table COPY out → RowTap → COPY in, in foreign-key order; `loaded` once the last is in. */

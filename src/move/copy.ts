@@ -1,3 +1,4 @@
+import { boundLockWait, LOAD_LOCK_WAIT_MS, lockWaitError } from '../copy/load-lock-wait.js';
 import type pg from 'pg';
 import type { Config } from '../config/types.js';
 import type { Fleet } from '../fleet/fleet.js';
@@ -45,7 +46,7 @@ export async function copyAndVerify(
   source: pg.ClientBase,
   tables: CopyTable[],
   hooks: CopyHooks = {},
-  opts: { fastLoad?: boolean; tableByTable?: boolean; poolInParts?: boolean } = {},
+  opts: { fastLoad?: boolean; tableByTable?: boolean; poolInParts?: boolean; lockWaitMs?: number } = {},
 ): Promise<TableCheck[]> {
   const { config, fleet } = deps;
   const to = plan.to;
@@ -62,14 +63,32 @@ export async function copyAndVerify(
     rewriteKey: needsKeyRewrite(plan.from.model, to.model) ? plan.key : undefined,
     // The source's constraints in its snapshot: those NOT VALID there come back NOT VALID with the rows breaking them.
     constraints: await sourceConstraints(source, srcScope, tables, config.tenantKey.type),
+    lockWaitMs: opts.lockWaitMs ?? LOAD_LOCK_WAIT_MS,
   };
+  // A neighbour's lock on the pool's tables stops the load after lockWaitMs, named (load-lock-wait.ts).
+  const named = async (t: ShardClient, err: unknown) =>
+    lockWaitError(err, t, {
+      schema: to.schema,
+      shard: to.shard,
+      ms: run.lockWaitMs,
+      code: 'MOVE_FAILED',
+      what: `the load into ${to.shard}'s pool`,
+      longer: LONGER,
+    });
   return fleet.withClient(to.shard, to.database, (t) =>
     drivers[to.model].moveTarget({
       // Row by row into a pool, the offline move loads big tables in parts on two connections at
       // once (pool-split.ts: committed parts, removed by key if the move fails or is killed).
-      sharedTables: async () =>
-        (opts.poolInParts && !opts.fastLoad ? await loadPoolInParts(run, fleet, t) : undefined) ??
-        inTransaction(t, () => intoPool(run, t, Boolean(opts.fastLoad))),
+      sharedTables: async () => {
+        try {
+          return (
+            (opts.poolInParts && !opts.fastLoad ? await loadPoolInParts(run, fleet, t) : undefined) ??
+            (await inTransaction(t, () => intoPool(run, t, Boolean(opts.fastLoad))))
+          );
+        } catch (err) {
+          throw await named(t, err);
+        }
+      },
       // The exclusive target was built empty at the source's version before the fence
       // (build-target.ts). Nobody reads the placement before the switch: its indexes and keys are
       // built once after the load and its foreign keys checked once. The offline move loads it
@@ -88,13 +107,16 @@ export async function copyAndVerify(
   );
 }
 
+/** The flag that gives a move's load into a pool longer to wait for a lock. */
+export const LONGER = 'move --lock-wait 5min waits longer';
+
 /** Into shared pool tables, in the caller's transaction: foreign keys checked per tenant, or with --fast-load dropped and checked once per table. */
 async function intoPool(run: CopyRun, t: ShardClient, fastLoad: boolean): Promise<TableCheck[]> {
   const schema = run.plan.to.schema;
   await assertPoolCopyAllowed(t, schema, run.config, 'load');
-  // --fast-load locks the shared tables: never wait long behind another tenant's transaction for it.
+  // Never wait long behind another tenant's lock on the shared tables (nor for --fast-load's own).
+  await boundLockWait(t, run.lockWaitMs);
   if (!fastLoad) return loadAndVerify(run, t, 'pool');
-  await t.query(`set local lock_timeout = '30s'`);
   // Its foreign keys are dropped for the load anyway; its NOT VALID checks the rows break are held too.
   const names = run.tables.map((x) => x.table);
   const held = await holdForSharedLoad(t, schema, names, run.constraints, { foreignKeys: 'dropped', code: 'MOVE_FAILED' });

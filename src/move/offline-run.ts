@@ -16,6 +16,9 @@ import { markMoving, preflightAndFencePolicies, type MoveRun } from './start.js'
 import { failedResult, fenceStep, liftAfterSwitch, reportFailedPhase, switchCatalog, switchedResult } from './online-steps.js';
 import type { MoveDeps, MoveResult } from './types.js';
 
+/** How the offline move loads into a pool: `--fast-load`, and the bound on its lock waits (`--lock-wait`). */
+type LoadOptions = { fastLoad: boolean; lockWaitMs?: number };
+
 /**
  * The offline move once planned: preflight, build the target while the tenant still writes,
  * fence, copy from one snapshot, rebuild what the load deferred, verify both sides, switch,
@@ -27,7 +30,7 @@ export async function runMove(
   prev: { status: string; detail: string | null },
   started: number,
   resumed: MoveResult['resumed'],
-  fastLoad: boolean,
+  load: LoadOptions,
 ): Promise<MoveResult> {
   const run = await startOffline(deps, plan, prev, started, resumed);
   const { rec, pre, clock } = run;
@@ -40,7 +43,7 @@ export async function runMove(
     const loadRole = await targetLoadRole(deps, plan);
     await clock.done('build', rec, targetBuild);
     const fence = await fenceStep(run, held);
-    const checks = await copyInSnapshot(run, fastLoad);
+    const checks = await copyInSnapshot(run, load);
     const foreignKeyCheck = movedForeignKeys(checks, loadRole);
     clock.begin('switch');
     await switchCatalog(run, checks, foreignKeyCheck);
@@ -57,7 +60,7 @@ export async function runMove(
     if (held.fence) await held.fence.lift().catch(() => undefined);
     let targetLeft = false;
     if (!switched && rec.progress.targetCreated) {
-      await removeEnd(deps, plan.tenant, plan.key, plan.to, plan.from).catch(() => {
+      await removeEnd(deps, plan.tenant, plan.key, plan.to, plan.from, { lockWaitMs: load.lockWaitMs }).catch(() => {
         targetLeft = true;
       });
     }
@@ -97,7 +100,7 @@ async function startOffline(
  * committed parts (pool-split.ts); into a new placement table by table (fresh-parallel.ts).
  * Either way `targetCreated` is recorded first, so a failure or a kill removes what committed.
  */
-async function copyInSnapshot(run: MoveRun, fastLoad: boolean): Promise<TableCheck[]> {
+async function copyInSnapshot(run: MoveRun, load: LoadOptions): Promise<TableCheck[]> {
   const { deps, plan, pre, rec, clock } = run;
   clock.begin('copy');
   await rec.update({ targetCreated: true, rows: 0, bytes: 0 });
@@ -129,7 +132,7 @@ async function copyInSnapshot(run: MoveRun, fastLoad: boolean): Promise<TableChe
             if (faultAction('move.verify') === 'tamper') await tamperCopy(tgt, schema, [table], plan);
           },
         },
-        { fastLoad, tableByTable: true, poolInParts: true },
+        { ...load, tableByTable: true, poolInParts: true },
       );
     } finally {
       await src.query('rollback').catch(() => undefined);

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { inTransaction, type Fleet } from '../fleet/fleet.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
+import { boundLockWait } from '../copy/load-lock-wait.js';
 import { exportSnapshot, joinSnapshot } from '../copy/snapshot.js';
 import { advanceSequences } from '../copy/sequences.js';
 import { poolLoadRole } from '../copy/pool-load-path.js';
@@ -117,9 +118,17 @@ async function loadTableInParts(
   };
   const settled = await Promise.allSettled(
     now.map((_, k) =>
-      inTransaction(lanes.dst[k], (c) =>
-        copyTable(run, { source: lanes.src[k], target: c }, tb, false, (p) => progress(k, p), n > 1 ? { index: k, of: n } : undefined),
-      ),
+      inTransaction(lanes.dst[k], async (c) => {
+        await boundLockWait(c, run.lockWaitMs);
+        return copyTable(
+          run,
+          { source: lanes.src[k], target: c },
+          tb,
+          false,
+          (p) => progress(k, p),
+          n > 1 ? { index: k, of: n } : undefined,
+        );
+      }),
     ),
   );
   const failed = settled.find((r) => r.status === 'rejected');

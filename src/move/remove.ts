@@ -17,11 +17,12 @@ export async function removeEnd(
   key: string,
   end: MoveEnd,
   other: MoveEnd,
+  opts: { lockWaitMs?: number } = {},
 ): Promise<void> {
   const { config, fleet } = deps;
   const placed: PlacedTenant = { slug, key, model: end.model, shard: end.shard, database_name: end.database, schema_name: end.schema };
   const roleShared = roleCarriesOver(other, end);
-  if (!roleShared) return drivers[end.model].remove(fleet, config, placed);
+  if (!roleShared) return drivers[end.model].remove(fleet, config, placed, opts);
   // On the same cluster a move changes the model, so the other end is in another database.
   await drivers[end.model].removeKeepingRole(fleet, config, placed, { roleStaysInDatabase: false });
 }

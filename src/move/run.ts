@@ -99,7 +99,10 @@ export async function moveTenant(deps: MoveDeps, slug: string, o: MoveOptions): 
     }
     const plan = planMove(deps.config, t, o, await tenantCountsByShard(deps.db));
     if (o.online) return runOnline(deps, plan, t.status, t.status_detail, started, resumed);
-    return runMove(deps, plan, { status: t.status, detail: t.status_detail }, started, resumed, Boolean(o.fastLoad));
+    return runMove(deps, plan, { status: t.status, detail: t.status_detail }, started, resumed, {
+      fastLoad: Boolean(o.fastLoad),
+      lockWaitMs: o.lockWaitMs,
+    });
   });
 }
 

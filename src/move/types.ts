@@ -74,6 +74,11 @@ export interface MoveOptions extends MoveRequest {
    * on the pool's tenant tables, so the target pool's other tenants wait for the load.
    */
   fastLoad?: boolean;
+  /**
+   * Into a pool: how long the load (and a failed move's cleanup) waits for a lock another session
+   * holds on the pool's shared tables, in ms (default LOAD_LOCK_WAIT_MS, 30 s).
+   */
+  lockWaitMs?: number;
 }
 
 export interface MoveResult {

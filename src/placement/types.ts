@@ -105,8 +105,12 @@ interface DriverBase {
   prepare(fleet: Fleet, config: Config, t: PlacedTenant): Promise<void>;
   /** After migrations: grants on the tables they made. */
   finish(fleet: Fleet, config: Config, t: PlacedTenant): Promise<void>;
-  /** Remove the tenant's placement (exclusive models) or its rows (pool). */
-  remove(fleet: Fleet, config: Config, t: PlacedTenant): Promise<void>;
+  /**
+   * Remove the tenant's placement (exclusive models) or its rows (pool). `lockWaitMs`: how long a
+   * pool's deletes wait for a lock another session holds on the shared tables (default
+   * LOAD_LOCK_WAIT_MS); past it the remove stops, names the holder and deletes nothing.
+   */
+  remove(fleet: Fleet, config: Config, t: PlacedTenant, opts?: { lockWaitMs?: number }): Promise<void>;
   /**
    * `remove`, but the tenant's own role stays: another placement of the tenant on the same
    * cluster still uses it (roles are cluster-wide), e.g. the other end of a schema ↔ database

@@ -195,3 +195,61 @@ describe('a hostile neighbour at the target while the parts commit', () => {
     expect({ hn: await tenantDigests(e, 'hn'), hs: await tenantDigests(e, 'hs') }).toEqual(theirs);
   });
 });
+
+describe('a neighbour that never lets go of its table lock', () => {
+  it('the load gives up after --lock-wait and names the holder (pid, role, application); the cleanup waits no longer either; the tenant stays on its source, its app writes, and move rollback clears the committed parts once the lock is gone (a bad --lock-wait: BAD_INPUT, nothing starts)', async () => {
+    const e = await env('pslock');
+    // A bad --lock-wait is refused before anything starts.
+    for (const bad of ['soon', '0s', '5']) {
+      const r = await e.cli(['move', 'lm', '--to-shard', 'eu1', '--yes', '--lock-wait', bad]);
+      expect(r.code, r.stdout + r.stderr).toBe(2);
+      expect(r.stderr).toContain(`--lock-wait ${bad} is not a duration`);
+    }
+    await e.create([
+      { slug: 'lm', model: 'pool', shard: 'us1' },
+      { slug: 'ln', model: 'pool', shard: 'eu1' },
+    ]);
+    await seed(e, 'lm', 12_000, 'lm');
+    await seed(e, 'ln', 20, 'ln');
+    const moving = (await tenant(e, 'lm'))!;
+    const before = await tenantDigests(e, 'lm');
+    const atEu1 = (sql: string) => e.q('eu1', `pool_${e.name}`, sql, [moving.key]).then((r) => r[0].n as number);
+
+    // The pool neighbour's application locks the last table against inserts and keeps it.
+    const locker = await asApp(e, 'ln');
+    try {
+      await locker.query('begin');
+      await locker.query('lock table comments in share mode');
+      const pid = (await locker.query('select pg_backend_pid() as pid')).rows[0].pid as number;
+      const r = await e.cli(['move', 'lm', '--to-shard', 'eu1', '--yes', '--json', '--lock-wait', '2s']);
+      expect(r.code, r.stdout + r.stderr).toBe(1);
+      const err = json(r).error;
+      expect(err.code).toBe('MOVE_FAILED');
+      expect(err.message).toMatch(
+        new RegExp(
+          `the load into eu1's pool waited 2 s for a lock on eu1's pool tables \\(app\\) that another session holds \\(pid ${pid} app_user holds ShareLock on app\\.comments \\(application ln\\)\\), and stopped there$`,
+        ),
+      );
+      // The parents and tasks had committed in their parts; the cleanup met the same lock and gave up
+      // after the same 2 s instead of waiting for the neighbour: they are left for move rollback.
+      expect(await atEu1('select count(*)::int as n from app.tasks where tenant_id = $1')).toBe(12_000);
+      expect(await atEu1('select count(*)::int as n from app.comments where tenant_id = $1')).toBe(0);
+      expect((await tenant(e, 'lm'))!).toMatchObject({ shard: 'us1', status: 'active' });
+      const app = await asApp(e, 'lm');
+      try {
+        expect((await app.query(`update tasks set title = title where true`)).rowCount).toBe(12_000);
+      } finally {
+        await app.end();
+      }
+    } finally {
+      await locker.query('rollback').catch(() => undefined);
+      await locker.end();
+    }
+    const back = await e.cli(['move', 'rollback', 'lm', '--yes', '--json']);
+    expect(back.code, back.stdout + back.stderr).toBe(0);
+    expect(json(back).cleaned).toEqual([expect.stringMatching(/^removed the partial copy at eu1\//)]);
+    expect(await atEu1('select count(*)::int as n from app.tasks where tenant_id = $1')).toBe(0);
+    expect(await atEu1('select count(*)::int as n from app.workspaces where id = $1')).toBe(0);
+    expect(await tenantDigests(e, 'lm')).toEqual(before);
+  });
+});

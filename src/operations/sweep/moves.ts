@@ -26,7 +26,7 @@ function leftRecords(deps: SweepDeps, slug?: string) {
         or (status = 'switched' and progress -> 'fence' is not null and progress -> 'fence' ->> 'liftedAt' is null)
         or (status not in ('running', 'switched') and progress -> 'replication' is not null and progress -> 'replication' ->> 'droppedAt' is null)
         or (status <> 'running' and progress -> 'capture' is not null and progress -> 'capture' ->> 'removedAt' is null)
-        or (status = 'rolled back' and (progress ->> 'targetCreated')::boolean)`,
+        or (status in ('rolled back', 'failed', 'interrupted') and (progress ->> 'targetCreated')::boolean)`,
     );
   if (slug) q = q.where('tenant_slug', '=', slug);
   return q.orderBy('id').execute();
@@ -50,7 +50,8 @@ function describe(r: { id: number | string; status: string; progress: unknown; a
  * capture objects and the tenant's `moving` status (undone by recoverMove); a switched move's
  * mover fence; a finished move's replication objects or capture that could not be dropped when
  * it ended (a shard did not answer, a table stayed locked), with the target they fed; a copy a
- * killed `move rollback` had not removed yet. A switched move awaiting `move complete` or
+ * killed `move rollback` had not removed yet, or a failed move could not remove (a neighbour's
+ * lock on the target pool's tables outlasted the cleanup's wait). A switched move awaiting `move complete` or
  * `move rollback` is not a leftover: only a fence its dead mover left up is.
  */
 export const moveCleaner: Cleaner = {

@@ -1,3 +1,4 @@
+import { boundLockWait, isLockTimeout, LOAD_LOCK_WAIT_MS, lockWaitError } from '../../copy/load-lock-wait.js';
 import { ensureSchema, qualified } from '../../sql.js';
 import { ensureDatabase } from '../databases.js';
 import { grantConnect } from '../roles.js';
@@ -48,31 +49,41 @@ export const pool: SharedTablesDriver = {
   async finish() {
     // migrateTarget re-applies the row-level-security policies and serving-role grants.
   },
-  async remove(fleet, config, t) {
+  async remove(fleet, config, t, opts) {
     if (!(await databaseExists(fleet, t.shard, t.database_name))) return;
-    await fleet.withTransaction(t.shard, t.database_name, async (c) => {
-      // tenantctl's role must see every row, or the delete would match nothing and "succeed".
-      await ensureAdminSeesAll(c, t.schema_name, config);
-      const tables = await scopedTablesInOrder(c, t.schema_name, config);
-      // Children before parents, so foreign keys never block the delete. The key is cast to the
-      // column's type (not the column to text) so the tenant-key indexes serve the delete.
-      for (const { table, column } of [...tables].reverse()) {
-        await c.query(
-          `delete from ${qualified(t.schema_name, table)} where ${keyCondition(column, config.tenantKey.type, { param: '$1' })}`,
-          [t.key],
-        );
-      }
-      // Proof, in the same transaction: nothing with the key is left anywhere.
-      const left = await rowsWithKey(c, tables, t.schema_name, t.key, config);
-      if (left.length === 0) await forgetPoolSuspension(c, config, t.key);
-      if (left.length > 0) {
-        throw new TenantctlError(
-          'DELETE_INCOMPLETE',
-          `rows with key ${t.key} are still in ${left.map((l) => `${t.schema_name}.${l.table} (${l.rows})`).join(', ')} after the delete; nothing was deleted`,
-          'check the row-level security of those tables (tenantctl doctor), then run the delete again',
-        );
-      }
-    });
+    const ms = opts?.lockWaitMs ?? LOAD_LOCK_WAIT_MS;
+    await fleet
+      .withTransaction(t.shard, t.database_name, async (c) => {
+        // A neighbour's table lock must not hold a failed move's cleanup (or a delete) forever.
+        await boundLockWait(c, ms);
+        // tenantctl's role must see every row, or the delete would match nothing and "succeed".
+        await ensureAdminSeesAll(c, t.schema_name, config);
+        const tables = await scopedTablesInOrder(c, t.schema_name, config);
+        // Children before parents, so foreign keys never block the delete. The key is cast to the
+        // column's type (not the column to text) so the tenant-key indexes serve the delete.
+        for (const { table, column } of [...tables].reverse()) {
+          await c.query(
+            `delete from ${qualified(t.schema_name, table)} where ${keyCondition(column, config.tenantKey.type, { param: '$1' })}`,
+            [t.key],
+          );
+        }
+        // Proof, in the same transaction: nothing with the key is left anywhere.
+        const left = await rowsWithKey(c, tables, t.schema_name, t.key, config);
+        if (left.length === 0) await forgetPoolSuspension(c, config, t.key);
+        if (left.length > 0) {
+          throw new TenantctlError(
+            'DELETE_INCOMPLETE',
+            `rows with key ${t.key} are still in ${left.map((l) => `${t.schema_name}.${l.table} (${l.rows})`).join(', ')} after the delete; nothing was deleted`,
+            'check the row-level security of those tables (tenantctl doctor), then run the delete again',
+          );
+        }
+      })
+      .catch(async (err) => {
+        if (!isLockTimeout(err)) throw err;
+        const what = `removing ${t.slug}'s rows`;
+        const at = { schema: t.schema_name, shard: t.shard, ms, code: 'DELETE_INCOMPLETE' as const, what };
+        throw await fleet.withClient(t.shard, t.database_name, (c) => lockWaitError(err, c, at)).catch((e) => e);
+      });
   },
   removeKeepingRole(fleet, config, t) {
     // No role of its own: the tenant's rows go, as in remove.
