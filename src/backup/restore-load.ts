@@ -33,6 +33,8 @@ export interface LoadHow {
   atVersion: MigrationFile[];
   dataKey: Buffer | null;
   oneTransaction: boolean;
+  /** Into a pool: the bound on the load's lock waits (load-lock-wait.ts; default LOAD_LOCK_WAIT_MS). */
+  lockWaitMs?: number;
 }
 
 export interface Loaded {
@@ -150,6 +152,7 @@ async function loadFresh(x: LoadRun): Promise<Loaded> {
 /** Shared tables: the tenant's rows loaded among the other tenants', at the pool's version. */
 async function loadShared(x: LoadRun): Promise<Loaded> {
   const { deps, p, a, replacing, loadAll, hang } = x;
+  const ms = x.how.lockWaitMs ?? LOAD_LOCK_WAIT_MS;
   const { fleet, config } = deps;
   const m = a.manifest;
   // Pool: the shared target is loaded at its own version and never migrated (its other tenants
@@ -163,10 +166,17 @@ async function loadShared(x: LoadRun): Promise<Loaded> {
   await fleet.withClient(p.shard, p.database_name, async (c) => {
     await ensureTrackingTable(c, MIGRATION_LOCK_CLASSID);
     const what = `the restore into ${p.shard}'s pool`;
-    const at = { schema: p.schema_name, shard: p.shard, ms: LOAD_LOCK_WAIT_MS, code: 'RESTORE_FAILED' as const, what };
+    const at = {
+      schema: p.schema_name,
+      shard: p.shard,
+      ms,
+      code: 'RESTORE_FAILED' as const,
+      what,
+      longer: 'restore --lock-wait 5min waits longer',
+    };
     await inTransaction(c, async () => {
       // A neighbour's lock on the shared tables stops the load after a while, named (load-lock-wait.ts).
-      await boundLockWait(c, LOAD_LOCK_WAIT_MS);
+      await boundLockWait(c, ms);
       role = await assertPoolCopyAllowed(c, p.schema_name, config, 'load');
       const tables = await copyTables(c, p.schema_name, config);
       if (replacing) {

@@ -91,7 +91,7 @@ export async function restoreArchive(deps: RestoreDeps, a: OpenArchive, o: Omit<
     if (live && live.status !== 'active' && live.status !== 'suspended') {
       throw new UsageError('TENANT_STATE', `tenant "${slug}" is ${live.status}`, 'only active or suspended tenants can be replaced');
     }
-    const how = { atVersion, dataKey: key, oneTransaction };
+    const how = { atVersion, dataKey: key, oneTransaction, lockWaitMs: o.lockWaitMs };
     const r = await (live ? replaceTenant(deps, run, a, how, live) : restoreNew(deps, run, a, how, dest!, slug));
     return swept.length ? { ...r, warnings: [...swept, ...(r.warnings ?? [])] } : r;
   });

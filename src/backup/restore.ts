@@ -24,6 +24,8 @@ export interface RestoreOptions {
   shard?: string;
   model?: string;
   replace?: boolean;
+  /** Into a pool: how long the load waits for a lock another session holds on its tables, in ms (default 30 s). */
+  lockWaitMs?: number;
 }
 
 export interface RestoreResult extends TenantResult {

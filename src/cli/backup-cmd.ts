@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { CommandContext } from './context.js';
 import { confirmDestructive } from './confirm.js';
 import { action } from './run.js';
+import { flagDuration } from './options.js';
 import { operationDeps } from './operation-deps.js';
 import { registerBackupCreate } from './backup/create.js';
 import { registerBackupList } from './backup/list.js';
@@ -37,14 +38,28 @@ export function registerRestoreCommand(program: Command): void {
     .option('--replace', "swap the live tenant's data for the backup's (a safety backup is taken first)")
     .option('--yes', 'confirm --replace without asking')
     .option('--wait', 'wait for another command working on the tenant instead of exit 3')
+    .option(
+      '--lock-wait <duration>',
+      "into a pool: how long the load waits for a lock another session holds on the pool's tables, e.g. 30s or 5min (default 30s)",
+    )
     .action(
       action(
         'restore',
         async (
           ctx: CommandContext,
           id: string,
-          flags: { as?: string; shard?: string; model?: string; replace?: boolean; yes?: boolean; wait?: boolean; at?: string },
+          flags: {
+            as?: string;
+            shard?: string;
+            model?: string;
+            replace?: boolean;
+            yes?: boolean;
+            wait?: boolean;
+            at?: string;
+            lockWait?: string;
+          },
         ) => {
+          const lockWaitMs = flags.lockWait === undefined ? undefined : flagDuration('--lock-wait', flags.lockWait);
           if (flags.at !== undefined) return (await import('./restore-at-cmd.js')).restoreAtCommand(ctx, id, { ...flags, at: flags.at });
           if (flags.replace) await confirmDestructive(ctx, flags.yes, `replace the data of the tenant in ${id} with the backup's`);
           const { restoreBackup } = await import('../backup/restore-run.js');
@@ -52,7 +67,7 @@ export function registerRestoreCommand(program: Command): void {
           const live = progressLine(ctx.out);
           const r = await restoreBackup(
             { ...(await operationDeps(ctx, { wait: flags.wait, migrations: true })), onProgress: live },
-            { backup: id, as: flags.as, shard: flags.shard, model: flags.model, replace: flags.replace },
+            { backup: id, as: flags.as, shard: flags.shard, model: flags.model, replace: flags.replace, lockWaitMs },
           );
           if (ctx.out.tty && !ctx.out.quiet) process.stderr.write('\r\x1b[K');
           renderRestore(ctx.out, ctx.command, r);

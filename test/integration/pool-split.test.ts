@@ -253,3 +253,41 @@ describe('a neighbour that never lets go of its table lock', () => {
     expect(await tenantDigests(e, 'lm')).toEqual(before);
   });
 });
+
+describe('a restore into a pool behind a neighbour that never lets go', () => {
+  it('restore --as into the pool gives up after --lock-wait, names the holder, and changes nothing: no tenant, no rows, the neighbour untouched', async () => {
+    const e = await env('psrlock');
+    await e.create([
+      { slug: 'rk', model: 'pool', shard: 'eu1' },
+      { slug: 'rn', model: 'pool', shard: 'eu1' },
+    ]);
+    await seed(e, 'rk', 20, 'rk');
+    await seed(e, 'rn', 20, 'rn');
+    const b = await e.cli(['backup', 'create', 'rk', '--json']);
+    expect(b.code, b.stderr + b.stdout).toBe(0);
+    const id = json(b).results[0].backup;
+    const theirs = await tenantDigests(e, 'rn');
+    const all = () => e.q('eu1', `pool_${e.name}`, 'select count(*)::int as n from app.tasks').then((r) => r[0].n as number);
+    const tasks = await all();
+
+    const locker = await asApp(e, 'rn');
+    try {
+      await locker.query('begin');
+      await locker.query('lock table tasks in share mode');
+      const pid = (await locker.query('select pg_backend_pid() as pid')).rows[0].pid as number;
+      const r = await e.cli(['restore', id, '--as', 'rk-copy', '--json', '--lock-wait', '1s']);
+      expect(r.code, r.stdout + r.stderr).toBe(1);
+      const err = json(r).result.error;
+      expect(err.code).toBe('RESTORE_FAILED');
+      expect(err.message).toMatch(
+        new RegExp(`the restore into eu1's pool waited 1 s .*pid ${pid} app_user holds ShareLock on app\\.tasks \\(application rn\\)`),
+      );
+    } finally {
+      await locker.query('rollback').catch(() => undefined);
+      await locker.end();
+    }
+    expect(await tenant(e, 'rk-copy')).toBeUndefined();
+    expect(await all()).toBe(tasks);
+    expect(await tenantDigests(e, 'rn')).toEqual(theirs);
+  });
+});
