@@ -18,7 +18,7 @@ export interface CliRun {
  */
 export function cli(
   args: string[],
-  opts: { config?: string; env?: NodeJS.ProcessEnv; onSpawn?: (pid: number) => void } = {},
+  opts: { config?: string; env?: NodeJS.ProcessEnv; onSpawn?: (pid: number) => void; onStderr?: (soFar: string) => void } = {},
 ): Promise<CliRun> {
   const full = opts.config ? ['--config', opts.config, ...args] : args;
   return new Promise((resolve, reject) => {
@@ -29,7 +29,10 @@ export function cli(
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      opts.onStderr?.(stderr);
+    });
     child.on('error', reject);
     if (child.pid) opts.onSpawn?.(child.pid);
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));

@@ -40,7 +40,10 @@ export interface MigrateEnv {
   /** Provision tenants through the real engine, at head of the migrations present now. */
   create(tenants: { slug: string; model: Model; shard?: string }[]): Promise<TenantResult[]>;
   addMigration(file: string, sql: string): Promise<void>;
-  cli(args: string[], opts?: { env?: NodeJS.ProcessEnv; onSpawn?: (pid: number) => void }): Promise<CliRun>;
+  cli(
+    args: string[],
+    opts?: { env?: NodeJS.ProcessEnv; onSpawn?: (pid: number) => void; onStderr?: (soFar: string) => void },
+  ): Promise<CliRun>;
   /** One query as the env's shard role on (shard, database). */
   q<T extends pg.QueryResultRow = any>(shard: string, database: string, sql: string, params?: unknown[]): Promise<T[]>;
   /** The catalog's migrate runs, newest first. */
@@ -126,7 +129,7 @@ export async function migrateEnv(fleet: TestFleet, name: string, opts: EnvOption
       await writeFile(join(migrationsDir, file), sql);
     },
     cli(args, o = {}) {
-      return cli(args, { config: configFile, env: o.env, onSpawn: o.onSpawn });
+      return cli(args, { config: configFile, ...o });
     },
     async q(shard, database, sql, params = []) {
       const s = config.shards.find((x) => x.name === shard)!;

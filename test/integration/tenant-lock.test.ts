@@ -1,7 +1,7 @@
 import { appendFile, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { json, ownMigrateFleet, sleep, tenantCount, until, type MigrateEnv } from '../helpers/migrate-env.js';
+import { json, ownMigrateFleet, tenantCount, until, type MigrateEnv } from '../helpers/migrate-env.js';
 import type { CliRun } from '../helpers/cli.js';
 
 /**
@@ -55,8 +55,10 @@ describe('concurrent creates of one slug', () => {
     expect(del.stderr).toContain(`pid ${pid}`);
     expect((await tenantRow(e, 'held'))?.status).toBe('provisioning');
 
-    const waiting = e.cli(['tenant', 'create', 'held', '--model', 'schema', '--shard', 'us1', '--wait']);
-    await sleep(3000); // long enough for the CLI to start and find the lock taken
+    // Killed once the waiting CLI says it found the lock taken (a fixed pause is too short on a busy machine).
+    let said = '';
+    const waiting = e.cli(['tenant', 'create', 'held', '--model', 'schema', '--shard', 'us1', '--wait'], { onStderr: (s) => (said = s) });
+    await until(async () => said.includes('waiting for the tenant lock: tenant create by'), 60_000);
     process.kill(pid, 'SIGKILL');
     await hung;
     const w = await waiting;
