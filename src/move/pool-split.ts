@@ -4,6 +4,7 @@ import type { ShardClient } from '../fleet/shard-connections.js';
 import { exportSnapshot, joinSnapshot } from '../copy/snapshot.js';
 import { advanceSequences } from '../copy/sequences.js';
 import { poolLoadRole } from '../copy/pool-load-path.js';
+import { checksByIndex } from '../copy/pool-load.js';
 import { mayLoadInParts, partsPerTable } from '../copy/pool-load-split.js';
 import type { CopyTable } from '../copy/tables.js';
 import { faultPoint } from '../operations/fault-points.js';
@@ -117,9 +118,18 @@ async function loadTableInParts(
   };
   const settled = await Promise.allSettled(
     now.map((_, k) =>
-      inTransaction(lanes.dst[k], (c) =>
-        copyTable(run, { source: lanes.src[k], target: c }, tb, false, (p) => progress(k, p), n > 1 ? { index: k, of: n } : undefined),
-      ),
+      inTransaction(lanes.dst[k], async (c) => {
+        // The part's transaction does nothing but the COPY: the setting need not be put back.
+        await checksByIndex(c);
+        return copyTable(
+          run,
+          { source: lanes.src[k], target: c },
+          tb,
+          false,
+          (p) => progress(k, p),
+          n > 1 ? { index: k, of: n } : undefined,
+        );
+      }),
     ),
   );
   const failed = settled.find((r) => r.status === 'rejected');

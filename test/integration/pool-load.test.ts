@@ -136,6 +136,33 @@ async function appTasks(e: MigrateEnv, slug: string): Promise<number> {
   });
 }
 
+/**
+ * Scans of a parent table at eu1's pool (this file's own fleet: nobody else loads there), as the
+ * statistics have them: sequential and by index.
+ */
+const scansOf = async (e: MigrateEnv, table: string) => {
+  const [r] = await e.q(
+    'eu1',
+    pool(e),
+    `select seq_scan::int as seq, coalesce(idx_scan, 0)::int as idx from pg_stat_user_tables where schemaname = 'app' and relname = $1`,
+    [table],
+  );
+  return r as { seq: number; idx: number };
+};
+
+/**
+ * What a load's referential checks did to the one-page lookup table task_statuses (one check per
+ * task) since `before`: waited for until the loading backends have reported at least `checks`
+ * scans of it, then how many of those were sequential.
+ */
+async function seqStatusScansSince(e: MigrateEnv, before: { seq: number; idx: number }, checks: number): Promise<number> {
+  const after = await until(async () => {
+    const a = await scansOf(e, 'task_statuses');
+    return a.seq + a.idx - before.seq - before.idx >= checks ? a : undefined;
+  });
+  return after.seq - before.seq;
+}
+
 let e: MigrateEnv;
 beforeAll(async () => {
   e = await env('pl');
@@ -170,6 +197,8 @@ beforeAll(async () => {
   // Big enough (12,000 tasks and comments) for a row-by-row move to load those two tables in parts.
   for (const s of ['sp-ok', 'sp-bad', 'sp-kill']) await seed(e, s, BIG);
   await e.q('us1', pool(e), 'truncate trig.fired');
+  // As a live pool's would be: the planner knows the lookup table is one page (and would scan it whole for each check).
+  await e.q('eu1', pool(e), 'analyze app.task_statuses');
 }, 120_000);
 
 describe('with the grant: foreign keys checked once per tenant', () => {
@@ -290,8 +319,11 @@ describe('without the grant: row by row', () => {
         'role tenantctl may not set session_replication_role; GRANT SET ON PARAMETER session_replication_role TO tenantctl (as a superuser) to check once per tenant';
       expect(await doctorSays(e, 'us1')).toBe(`pool loads check foreign keys row by row: ${why}`);
       const before = await digests(e, 'mv-slow');
+      const scans = await scansOf(e, 'task_statuses');
       const m = await e.cli(['move', 'mv-slow', '--to-shard', 'eu1', '--yes']);
       expect(m.code, m.stdout + m.stderr).toBe(0);
+      // Each task's status looked up by the status table's index, not by scanning its one page (checksByIndex).
+      expect(await seqStatusScansSince(e, scans, 40)).toBeLessThan(5);
       expect(m.stdout).toContain(`foreign keys checked row by row: ${why}`);
       const doc = json(await e.cli(['move', 'status', 'mv-slow', '--json'])).move;
       expect(doc.tables.map((t: any) => t.foreignKeys)).toEqual(Array(5).fill('row by row'));
@@ -332,6 +364,7 @@ describe('without the grant: big tables loaded in parts on two connections', () 
     let copiesAtOnce = 0;
     let writes = 0;
     let done = false;
+    const scans = await scansOf(e, 'task_statuses');
     const run = move(e, 'sp-ok');
     // Sampled on eu1's pool database of this file's own fleet: only this move loads there now.
     const watch = (async () => {
@@ -369,6 +402,8 @@ describe('without the grant: big tables loaded in parts on two connections', () 
     ]);
     expect(doc.foreignKeyCheck).toEqual({ path: 'row by row', why: expect.stringMatching(/; the big tables loaded in 2 parts at once, /) });
     expect(copiesAtOnce).toBe(2);
+    // The 12,000 tasks' status checks, in both parts: by index, not a scan of the lookup table's one page each.
+    expect(await seqStatusScansSince(e, scans, BIG)).toBeLessThan(5);
     expect(writes).toBeGreaterThan(0);
     expect(await digests(e, 'sp-ok')).toEqual(before);
     const t = (await tenant(e, 'sp-ok'))!;
