@@ -18,6 +18,7 @@ import { streamTables, type CopyHooks, type CopyRun, type Streamed } from './cop
 import type { TableCheck } from './verify-checks.js';
 import { loadFreshInParallel } from './fresh-parallel.js';
 import { loadPoolInParts } from './pool-split.js';
+import { binaryTables } from '../copy/binary-copy.js';
 import { verifyBothSides } from './verify-both.js';
 
 export type { TableCheck } from './verify-checks.js';
@@ -67,9 +68,14 @@ export async function copyAndVerify(
     drivers[to.model].moveTarget({
       // Row by row into a pool, the offline move loads big tables in parts on two connections at
       // once (pool-split.ts: committed parts, removed by key if the move fails or is killed).
-      sharedTables: async () =>
-        (opts.poolInParts && !opts.fastLoad ? await loadPoolInParts(run, fleet, t) : undefined) ??
-        inTransaction(t, () => intoPool(run, t, Boolean(opts.fastLoad))),
+      sharedTables: async () => {
+        // Pool to pool, the same tables at both ends: COPY BINARY where every column's type matches.
+        run.binary = await binaryTables({ source, target: t }, { source: srcScope.schema, target: to.schema }, tables);
+        return (
+          (opts.poolInParts && !opts.fastLoad ? await loadPoolInParts(run, fleet, t) : undefined) ??
+          inTransaction(t, () => intoPool(run, t, Boolean(opts.fastLoad)))
+        );
+      },
       // The exclusive target was built empty at the source's version before the fence
       // (build-target.ts). Nobody reads the placement before the switch: its indexes and keys are
       // built once after the load and its foreign keys checked once. The offline move loads it

@@ -135,5 +135,12 @@ async function loadTableInParts(
   const failed = settled.find((r) => r.status === 'rejected');
   if (failed) throw (failed as PromiseRejectedResult).reason;
   const got = settled.map((r) => (r as PromiseFulfilledResult<Streamed>).value);
-  return { table: tb.table, rows: got.reduce((a, x) => a + x.rows, 0), bytes: got.reduce((a, x) => a + x.bytes, 0), parts: n };
+  const rows = got.reduce((a, x) => a + x.rows, 0);
+  return {
+    table: tb.table,
+    rows,
+    bytes: got.reduce((a, x) => a + x.bytes, 0),
+    parts: n,
+    ...(got[0].format ? { format: got[0].format } : {}),
+  };
 }

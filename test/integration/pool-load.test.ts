@@ -176,6 +176,8 @@ beforeAll(async () => {
     { slug: 'sp-ok', model: 'pool', shard: 'us1' },
     { slug: 'sp-bad', model: 'pool', shard: 'us1' },
     { slug: 'sp-kill', model: 'pool', shard: 'us1' },
+    { slug: 'bn-a', model: 'pool', shard: 'us1' },
+    { slug: 'bn-b', model: 'pool', shard: 'us1' },
   ]);
   for (const shard of ['us1', 'eu1']) {
     // Statuses only some tenants use, so a test can take one away at one end.
@@ -465,5 +467,59 @@ describe('without the grant: big tables loaded in parts on two connections', () 
     expect((await tenant(e, 'sp-kill'))!).toMatchObject({ shard: 'us1', status: 'active' });
     expect(await digests(e, 'sp-kill')).toEqual(before);
     expect(await appTasks(e, 'sp-kill')).toBe(BIG);
+  });
+});
+
+describe('COPY BINARY between pools', () => {
+  /** A pool table of many kinds of values; `c` typed as given. */
+  const kinds = (c: string) =>
+    `create table app.kinds (tenant_id uuid not null references app.workspaces (id) on delete cascade, id int not null,
+       c ${c}, n numeric(12, 3), a int[], j jsonb, ts timestamptz, b bytea, t text, primary key (tenant_id, id))`;
+  /** The tenant's kinds rows at a shard, each value as text (timestamps in UTC). */
+  const kindsAt = (shard: string, key: string) =>
+    e.q(
+      shard,
+      pool(e),
+      `select id, c::text, n::text, a::text, j::text, (ts at time zone 'UTC')::text as ts, encode(b, 'hex') as b, t
+         from app.kinds where tenant_id = $1 order by id`,
+      [key],
+    );
+
+  it('the same column types at both ends: every table as binary, values exactly as they were (nulls, arrays, jsonb, numerics, timestamps with time zone, bytea); a column typed otherwise at the target: that table as text, converted', async () => {
+    try {
+      for (const shard of ['us1', 'eu1']) await e.q(shard, pool(e), kinds('int'));
+      for (const slug of ['bn-a', 'bn-b']) {
+        const t = (await tenant(e, slug))!;
+        await e.q('us1', pool(e), 'insert into app.workspaces (id, name) values ($1, $2)', [t.key, slug]);
+        await e.q(
+          'us1',
+          pool(e),
+          `insert into app.kinds values
+             ($1, 1, 7, 123456789.125, '{1,NULL,3}', '{"k": [1, "two", null, {"x": 1.5}]}', '2026-03-29 01:30:00.123456+01', '\\x00ff0a5c', e'tab\\there\\nnew line \\\\ and ''quote'''),
+             ($1, 2, -2147483648, 'NaN', '{}', '"just a string"', 'infinity', '\\x', ''),
+             ($1, 3, null, -0.001, null, 'null', '-infinity', null, null),
+             ($1, 4, null, null, '{{1,2},{3,4}}', '{}', null, '\\xdeadbeef', 'ünïcødé ✓')`,
+          [t.key],
+        );
+      }
+      const a = (await tenant(e, 'bn-a'))!;
+      const before = await kindsAt('us1', a.key);
+      const moved = await moveOk(e, 'bn-a');
+      expect(Object.fromEntries(moved.tables.map((x: any) => [x.table, x.format]))).toEqual(
+        Object.fromEntries(['workspaces', 'users', 'projects', 'tasks', 'comments', 'kinds'].map((x) => [x, 'binary'])),
+      );
+      expect(await kindsAt('eu1', a.key)).toEqual(before);
+      expect(before.map((r: any) => r.ts)).toEqual(['2026-03-29 00:30:00.123456', 'infinity', '-infinity', null]);
+
+      // An int at the source, a bigint at the target: binary would be refused; text converts.
+      await e.q('eu1', pool(e), 'alter table app.kinds alter column c type bigint');
+      const b = (await tenant(e, 'bn-b'))!;
+      const was = await kindsAt('us1', b.key);
+      const other = await moveOk(e, 'bn-b');
+      expect(other.tables.filter((x: any) => x.format !== 'binary').map((x: any) => x.table)).toEqual(['kinds']);
+      expect(await kindsAt('eu1', b.key)).toEqual(was);
+    } finally {
+      for (const shard of ['us1', 'eu1']) await e.q(shard, pool(e), 'drop table if exists app.kinds');
+    }
   });
 });
