@@ -7,12 +7,18 @@ import type { CopyScope, CopyTable } from './tables.js';
  * The COPY statements of a copy: out, the tenant's rows in the scope (`scopeWhere`: its key in
  * shared tables, everything in a placement of its own).
  */
-export function copyOutSql(t: CopyTable, scope: CopyScope, config: Pick<Config, 'tenantKey'>, part?: CopyPart): string {
+export function copyOutSql(
+  t: CopyTable,
+  scope: CopyScope,
+  config: Pick<Config, 'tenantKey'>,
+  part?: CopyPart,
+  o: { binary?: boolean } = {},
+): string {
   const cols = t.columns.map(ident).join(', ');
   const from = qualified(scope.schema, t.table);
   const where = scopeWhere(scope, t.keyColumn, config.tenantKey.type);
   const only = part ? `${where ? ' and' : ' where'} ${partCondition(part)}` : '';
-  return `copy (select ${cols} from ${from}${where}${only}) to stdout`;
+  return `copy (select ${cols} from ${from}${where}${only}) to stdout${o.binary ? ' with (format binary)' : ''}`;
 }
 
 /** One of `of` disjoint parts of a table's rows, which together are all of them (pool-split.ts). */
@@ -32,11 +38,13 @@ export function partCondition(part: CopyPart): string {
 }
 
 /**
- * COPY in. `freeze` writes the rows frozen and all-visible (COPY FREEZE): only for a plain table
+ * COPY in. `binary`: the rows in COPY BINARY (only from a COPY out in binary of the same column
+ * types, binary-copy.ts). `freeze` writes the rows frozen and all-visible (COPY FREEZE): only for a plain table
  * made in the loading transaction (a fresh placement), which nobody else can see until it
  * commits. The first scan after a load otherwise rewrites every page to set hint bits: the
  * read-back, the index builds and the foreign-key checks of a restore all scan right after it.
  */
-export function copyInSql(t: CopyTable, schema: string, opts: { freeze?: boolean } = {}): string {
-  return `copy ${qualified(schema, t.table)} (${t.columns.map(ident).join(', ')}) from stdin${opts.freeze ? ' with (freeze)' : ''}`;
+export function copyInSql(t: CopyTable, schema: string, opts: { freeze?: boolean; binary?: boolean } = {}): string {
+  const w = [opts.freeze ? 'freeze' : '', opts.binary ? 'format binary' : ''].filter(Boolean);
+  return `copy ${qualified(schema, t.table)} (${t.columns.map(ident).join(', ')}) from stdin${w.length ? ` with (${w.join(', ')})` : ''}`;
 }

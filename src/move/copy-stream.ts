@@ -5,6 +5,7 @@ import type { ShardClient } from '../fleet/shard-connections.js';
 import { copyInSql, copyOutSql } from '../copy/copy-sql.js';
 import { copyIn, copyOut } from '../copy/streams.js';
 import { RowTap } from '../copy/row-tap.js';
+import { BinaryRowCount } from '../copy/binary-rows.js';
 import type { sourceConstraints } from '../copy/not-valid-constraints.js';
 import type { CopyScope, CopyTable } from '../copy/tables.js';
 import type { CopyPart } from '../copy/copy-sql.js';
@@ -43,10 +44,15 @@ export interface CopyRun {
   constraints: Awaited<ReturnType<typeof sourceConstraints>>;
   /** How long a load into a pool waits for a lock another session holds on its tables (load-lock-wait.ts). */
   lockWaitMs: number;
+  /** Tables streamed in COPY BINARY (binary-copy.ts: the same built-in column types at both ends); the rest as text. */
+  binary?: Set<string>;
 }
 
-/** One table's rows and bytes streamed; `parts`: in how many parts at once it was loaded (pool-split.ts), when split. */
-export type Streamed = { table: string; rows: number; bytes: number; parts?: number };
+/**
+ * One table's rows and bytes streamed; `parts`: in how many parts at once it was loaded
+ * (pool-split.ts), when split; `format`: 'binary' when it went as COPY BINARY (binary-copy.ts).
+ */
+export type Streamed = { table: string; rows: number; bytes: number; parts?: number; format?: 'binary' };
 
 /**
  * One table's rows: COPY out of `source` → RowTap (counts rows, writes a pool target's key) → COPY
@@ -62,11 +68,15 @@ export async function copyTable(
   part?: CopyPart,
 ): Promise<Streamed> {
   // A move proves itself by the read-back row hashes on both sides, not by a checksum of the stream.
-  const tap = new RowTap({ keyIndex: tb.keyIndex, rewriteKey: run.rewriteKey, sha256: false, rowHash: false });
+  // A key to write into each row needs the text format (RowTap); binary only counts the rows.
+  const binary = !run.rewriteKey && Boolean(run.binary?.has(tb.table));
+  const tap = binary
+    ? new BinaryRowCount()
+    : new RowTap({ keyIndex: tb.keyIndex, rewriteKey: run.rewriteKey, sha256: false, rowHash: false });
   const timer = progress ? setInterval(() => progress({ rows: tap.rowCount, bytes: tap.digest().bytes }), 500) : undefined;
-  const out = copyOut(ends.source, copyOutSql(tb, run.srcScope, run.config, part));
+  const out = copyOut(ends.source, copyOutSql(tb, run.srcScope, run.config, part, { binary }));
   try {
-    await pipeline(out, tap, copyIn(ends.target, copyInSql(tb, run.plan.to.schema, { freeze })));
+    await pipeline(out, tap, copyIn(ends.target, copyInSql(tb, run.plan.to.schema, { freeze, binary })));
   } catch (err) {
     if (!out.readableEnded) severSource(ends.source);
     throw err;
@@ -74,7 +84,7 @@ export async function copyTable(
     if (timer) clearInterval(timer);
   }
   const d = tap.digest();
-  return { table: tb.table, rows: d.rows, bytes: d.bytes };
+  return { table: tb.table, rows: d.rows, bytes: d.bytes, ...(binary ? { format: 'binary' as const } : {}) };
 }
 
 /**

@@ -19,6 +19,7 @@ import { streamTables, type CopyHooks, type CopyRun, type Streamed } from './cop
 import type { TableCheck } from './verify-checks.js';
 import { loadFreshInParallel } from './fresh-parallel.js';
 import { loadPoolInParts } from './pool-split.js';
+import { binaryTables } from '../copy/binary-copy.js';
 import { verifyBothSides } from './verify-both.js';
 
 export type { TableCheck } from './verify-checks.js';
@@ -80,6 +81,8 @@ export async function copyAndVerify(
       // Row by row into a pool, the offline move loads big tables in parts on two connections at
       // once (pool-split.ts: committed parts, removed by key if the move fails or is killed).
       sharedTables: async () => {
+        // Pool to pool, the same tables at both ends: COPY BINARY where every column's type matches.
+        run.binary = await binaryTables({ source, target: t }, { source: srcScope.schema, target: to.schema }, tables);
         try {
           return (
             (opts.poolInParts && !opts.fastLoad ? await loadPoolInParts(run, fleet, t) : undefined) ??

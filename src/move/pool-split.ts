@@ -5,6 +5,7 @@ import { boundLockWait } from '../copy/load-lock-wait.js';
 import { exportSnapshot, joinSnapshot } from '../copy/snapshot.js';
 import { advanceSequences } from '../copy/sequences.js';
 import { poolLoadRole } from '../copy/pool-load-path.js';
+import { checksByIndex } from '../copy/pool-load.js';
 import { mayLoadInParts, partsPerTable } from '../copy/pool-load-split.js';
 import type { CopyTable } from '../copy/tables.js';
 import { faultPoint } from '../operations/fault-points.js';
@@ -120,6 +121,8 @@ async function loadTableInParts(
     now.map((_, k) =>
       inTransaction(lanes.dst[k], async (c) => {
         await boundLockWait(c, run.lockWaitMs);
+        // The part's transaction does nothing but the COPY: the setting need not be put back.
+        await checksByIndex(c);
         return copyTable(
           run,
           { source: lanes.src[k], target: c },
@@ -134,5 +137,12 @@ async function loadTableInParts(
   const failed = settled.find((r) => r.status === 'rejected');
   if (failed) throw (failed as PromiseRejectedResult).reason;
   const got = settled.map((r) => (r as PromiseFulfilledResult<Streamed>).value);
-  return { table: tb.table, rows: got.reduce((a, x) => a + x.rows, 0), bytes: got.reduce((a, x) => a + x.bytes, 0), parts: n };
+  const rows = got.reduce((a, x) => a + x.rows, 0);
+  return {
+    table: tb.table,
+    rows,
+    bytes: got.reduce((a, x) => a + x.bytes, 0),
+    parts: n,
+    ...(got[0].format ? { format: got[0].format } : {}),
+  };
 }

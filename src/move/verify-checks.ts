@@ -12,6 +12,8 @@ export interface TableCheck {
   foreignKeys?: ForeignKeyCheck;
   /** Into a pool row by row: in how many parts at once this table was loaded, each committed on its own (pool-split.ts). */
   parts?: number;
+  /** 'binary' when the table went as COPY BINARY (the same built-in column types at both ends, binary-copy.ts); absent: text. */
+  format?: 'binary';
 }
 
 /** The checks, when every table's digests agree; else MOVE_VERIFY naming each table that differs. */

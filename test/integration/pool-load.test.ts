@@ -136,6 +136,33 @@ async function appTasks(e: MigrateEnv, slug: string): Promise<number> {
   });
 }
 
+/**
+ * Scans of a parent table at eu1's pool (this file's own fleet: nobody else loads there), as the
+ * statistics have them: sequential and by index.
+ */
+const scansOf = async (e: MigrateEnv, table: string) => {
+  const [r] = await e.q(
+    'eu1',
+    pool(e),
+    `select seq_scan::int as seq, coalesce(idx_scan, 0)::int as idx from pg_stat_user_tables where schemaname = 'app' and relname = $1`,
+    [table],
+  );
+  return r as { seq: number; idx: number };
+};
+
+/**
+ * What a load's referential checks did to the one-page lookup table task_statuses (one check per
+ * task) since `before`: waited for until the loading backends have reported at least `checks`
+ * scans of it, then how many of those were sequential.
+ */
+async function seqStatusScansSince(e: MigrateEnv, before: { seq: number; idx: number }, checks: number): Promise<number> {
+  const after = await until(async () => {
+    const a = await scansOf(e, 'task_statuses');
+    return a.seq + a.idx - before.seq - before.idx >= checks ? a : undefined;
+  });
+  return after.seq - before.seq;
+}
+
 let e: MigrateEnv;
 beforeAll(async () => {
   e = await env('pl');
@@ -149,6 +176,8 @@ beforeAll(async () => {
     { slug: 'sp-ok', model: 'pool', shard: 'us1' },
     { slug: 'sp-bad', model: 'pool', shard: 'us1' },
     { slug: 'sp-kill', model: 'pool', shard: 'us1' },
+    { slug: 'bn-a', model: 'pool', shard: 'us1' },
+    { slug: 'bn-b', model: 'pool', shard: 'us1' },
   ]);
   for (const shard of ['us1', 'eu1']) {
     // Statuses only some tenants use, so a test can take one away at one end.
@@ -170,6 +199,8 @@ beforeAll(async () => {
   // Big enough (12,000 tasks and comments) for a row-by-row move to load those two tables in parts.
   for (const s of ['sp-ok', 'sp-bad', 'sp-kill']) await seed(e, s, BIG);
   await e.q('us1', pool(e), 'truncate trig.fired');
+  // As a live pool's would be: the planner knows the lookup table is one page (and would scan it whole for each check).
+  await e.q('eu1', pool(e), 'analyze app.task_statuses');
 }, 120_000);
 
 describe('with the grant: foreign keys checked once per tenant', () => {
@@ -290,8 +321,11 @@ describe('without the grant: row by row', () => {
         'role tenantctl may not set session_replication_role; GRANT SET ON PARAMETER session_replication_role TO tenantctl (as a superuser) to check once per tenant';
       expect(await doctorSays(e, 'us1')).toBe(`pool loads check foreign keys row by row: ${why}`);
       const before = await digests(e, 'mv-slow');
+      const scans = await scansOf(e, 'task_statuses');
       const m = await e.cli(['move', 'mv-slow', '--to-shard', 'eu1', '--yes']);
       expect(m.code, m.stdout + m.stderr).toBe(0);
+      // Each task's status looked up by the status table's index, not by scanning its one page (checksByIndex).
+      expect(await seqStatusScansSince(e, scans, 40)).toBeLessThan(5);
       expect(m.stdout).toContain(`foreign keys checked row by row: ${why}`);
       const doc = json(await e.cli(['move', 'status', 'mv-slow', '--json'])).move;
       expect(doc.tables.map((t: any) => t.foreignKeys)).toEqual(Array(5).fill('row by row'));
@@ -332,6 +366,7 @@ describe('without the grant: big tables loaded in parts on two connections', () 
     let copiesAtOnce = 0;
     let writes = 0;
     let done = false;
+    const scans = await scansOf(e, 'task_statuses');
     const run = move(e, 'sp-ok');
     // Sampled on eu1's pool database of this file's own fleet: only this move loads there now.
     const watch = (async () => {
@@ -369,6 +404,8 @@ describe('without the grant: big tables loaded in parts on two connections', () 
     ]);
     expect(doc.foreignKeyCheck).toEqual({ path: 'row by row', why: expect.stringMatching(/; the big tables loaded in 2 parts at once, /) });
     expect(copiesAtOnce).toBe(2);
+    // The 12,000 tasks' status checks, in both parts: by index, not a scan of the lookup table's one page each.
+    expect(await seqStatusScansSince(e, scans, BIG)).toBeLessThan(5);
     expect(writes).toBeGreaterThan(0);
     expect(await digests(e, 'sp-ok')).toEqual(before);
     const t = (await tenant(e, 'sp-ok'))!;
@@ -430,5 +467,59 @@ describe('without the grant: big tables loaded in parts on two connections', () 
     expect((await tenant(e, 'sp-kill'))!).toMatchObject({ shard: 'us1', status: 'active' });
     expect(await digests(e, 'sp-kill')).toEqual(before);
     expect(await appTasks(e, 'sp-kill')).toBe(BIG);
+  });
+});
+
+describe('COPY BINARY between pools', () => {
+  /** A pool table of many kinds of values; `c` typed as given. */
+  const kinds = (c: string) =>
+    `create table app.kinds (tenant_id uuid not null references app.workspaces (id) on delete cascade, id int not null,
+       c ${c}, n numeric(12, 3), a int[], j jsonb, ts timestamptz, b bytea, t text, primary key (tenant_id, id))`;
+  /** The tenant's kinds rows at a shard, each value as text (timestamps in UTC). */
+  const kindsAt = (shard: string, key: string) =>
+    e.q(
+      shard,
+      pool(e),
+      `select id, c::text, n::text, a::text, j::text, (ts at time zone 'UTC')::text as ts, encode(b, 'hex') as b, t
+         from app.kinds where tenant_id = $1 order by id`,
+      [key],
+    );
+
+  it('the same column types at both ends: every table as binary, values exactly as they were (nulls, arrays, jsonb, numerics, timestamps with time zone, bytea); a column typed otherwise at the target: that table as text, converted', async () => {
+    try {
+      for (const shard of ['us1', 'eu1']) await e.q(shard, pool(e), kinds('int'));
+      for (const slug of ['bn-a', 'bn-b']) {
+        const t = (await tenant(e, slug))!;
+        await e.q('us1', pool(e), 'insert into app.workspaces (id, name) values ($1, $2)', [t.key, slug]);
+        await e.q(
+          'us1',
+          pool(e),
+          `insert into app.kinds values
+             ($1, 1, 7, 123456789.125, '{1,NULL,3}', '{"k": [1, "two", null, {"x": 1.5}]}', '2026-03-29 01:30:00.123456+01', '\\x00ff0a5c', e'tab\\there\\nnew line \\\\ and ''quote'''),
+             ($1, 2, -2147483648, 'NaN', '{}', '"just a string"', 'infinity', '\\x', ''),
+             ($1, 3, null, -0.001, null, 'null', '-infinity', null, null),
+             ($1, 4, null, null, '{{1,2},{3,4}}', '{}', null, '\\xdeadbeef', 'ünïcødé ✓')`,
+          [t.key],
+        );
+      }
+      const a = (await tenant(e, 'bn-a'))!;
+      const before = await kindsAt('us1', a.key);
+      const moved = await moveOk(e, 'bn-a');
+      expect(Object.fromEntries(moved.tables.map((x: any) => [x.table, x.format]))).toEqual(
+        Object.fromEntries(['workspaces', 'users', 'projects', 'tasks', 'comments', 'kinds'].map((x) => [x, 'binary'])),
+      );
+      expect(await kindsAt('eu1', a.key)).toEqual(before);
+      expect(before.map((r: any) => r.ts)).toEqual(['2026-03-29 00:30:00.123456', 'infinity', '-infinity', null]);
+
+      // An int at the source, a bigint at the target: binary would be refused; text converts.
+      await e.q('eu1', pool(e), 'alter table app.kinds alter column c type bigint');
+      const b = (await tenant(e, 'bn-b'))!;
+      const was = await kindsAt('us1', b.key);
+      const other = await moveOk(e, 'bn-b');
+      expect(other.tables.filter((x: any) => x.format !== 'binary').map((x: any) => x.table)).toEqual(['kinds']);
+      expect(await kindsAt('eu1', b.key)).toEqual(was);
+    } finally {
+      for (const shard of ['us1', 'eu1']) await e.q(shard, pool(e), 'drop table if exists app.kinds');
+    }
   });
 });
