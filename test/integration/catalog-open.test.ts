@@ -28,15 +28,31 @@ describe('openCatalog', () => {
       await db.destroy();
 
       // Undo the newest migration by hand: the next open must notice and run the migrator again.
-      // (the newest, 0007_migrate_partitions, made one table)
-      await q(config.catalogUrl, 'drop table migrate_partitions');
+      // (the newest, 0008_run_write_costs, set two tables' fillfactor and a column's statistics)
+      await q(config.catalogUrl, 'alter table tenants reset (fillfactor)');
+      await q(config.catalogUrl, 'alter table migrate_targets reset (fillfactor)');
+      await q(config.catalogUrl, 'alter table migrate_targets alter column run_id set statistics -1');
       await q(config.catalogUrl, 'delete from kysely_migration where name = $1', [LATEST_CATALOG_MIGRATION]);
       db = await openCatalog(config, { migrate: false });
       expect((await names()).at(-1)).not.toBe(LATEST_CATALOG_MIGRATION);
       await db.destroy();
       db = await openCatalog(config);
       expect((await names()).at(-1)).toBe(LATEST_CATALOG_MIGRATION);
-      expect(await q(config.catalogUrl, `select to_regclass('migrate_partitions')::text as t`)).toEqual([{ t: 'migrate_partitions' }]);
+      expect(
+        await q(
+          config.catalogUrl,
+          `select relname, reloptions from pg_class where relname in ('tenants', 'migrate_targets') order by relname`,
+        ),
+      ).toEqual([
+        { relname: 'migrate_targets', reloptions: ['fillfactor=40'] },
+        { relname: 'tenants', reloptions: ['fillfactor=50'] },
+      ]);
+      expect(
+        await q(
+          config.catalogUrl,
+          `select attstattarget from pg_attribute where attrelid = 'migrate_targets'::regclass and attname = 'run_id'`,
+        ),
+      ).toEqual([{ attstattarget: 10 }]);
       await db.destroy();
     } finally {
       await q(admin.toString(), `drop database if exists ${name} with (force)`);

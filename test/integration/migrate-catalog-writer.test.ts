@@ -20,6 +20,15 @@ afterAll(async () => {
   await deps.close();
 });
 
+/** A migrate run's operations row (its targets' rows reference it). */
+function newRun(): Promise<{ id: number }> {
+  return deps.db
+    .insertInto('operations')
+    .values({ kind: 'migrate', status: 'running', tenant_slug: null, holder: 'test', args: '{}', progress: null })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+}
+
 describe('CatalogWriter', () => {
   it('writes a steady stream of finished targets in a few large statements, and all of them by close()', async () => {
     let statements = 0;
@@ -47,11 +56,7 @@ describe('CatalogWriter', () => {
     expect(statements).toBeLessThanOrEqual(Math.ceil(elapsed / batchMs) + 3);
   });
   it('writes each column as it was pushed: odd text, nulls, timestamps, numbers, arrays and JSON intact', async () => {
-    const run = await deps.db
-      .insertInto('operations')
-      .values({ kind: 'migrate', status: 'running', tenant_slug: null, holder: 'test', args: '{}', progress: null })
-      .returning('id')
-      .executeTakeFirstOrThrow();
+    const run = await newRun();
     try {
       const odd = 'q"b\\s,{x} NULL\n\u00e9\u2603 \'';
       const target = (n: string) => ({ target: `cw/x/${n}`, model: 'schema', shard: 'cw', database_name: 'x', schema_name: n });
@@ -115,6 +120,61 @@ describe('CatalogWriter', () => {
       ]);
     } finally {
       await deps.db.deleteFrom('operations').where('id', '=', run.id).execute();
+    }
+  });
+});
+
+describe('CatalogWriter on the pages the rows are on', () => {
+  it("records 600 targets' outcomes and their tenants' schema_version without moving a row off its page (no index entry written)", async () => {
+    const run = await newRun();
+    const prefix = `hot-${run.id}-`;
+    const slugs = Array.from({ length: 600 }, (_, i) => `${prefix}${i}`);
+    try {
+      // Catalog rows only (no placement): the writer reads nothing else of a tenant.
+      await sql`insert into tenants (slug, key, name, tier, model, region, shard, database_name, schema_name, status, schema_version)
+                select s, s, s, 'standard', 'schema', 'us-east', 'hot', 'x', s, 'active', '0001_a' from unnest(${slugs}::text[]) as s`.execute(
+        deps.db,
+      );
+      await insertTargets(
+        deps.db,
+        run.id,
+        slugs.map((s, i) => ({
+          target: `hot/x/${s}`,
+          position: i,
+          model: 'schema',
+          shard: 'hot',
+          database_name: 'x',
+          schema_name: s,
+          tenants: [s],
+        })),
+      );
+      // The page (block) of each row: an update that stays on its page (HOT) writes no index entry.
+      const pages = async () => {
+        const r = await sql<{ k: string; page: string }>`
+          select target as k, (ctid::text::point)[0]::text as page from migrate_targets where run_id = ${run.id}::bigint
+          union all select slug, (ctid::text::point)[0]::text from tenants where slug = any(${slugs}::text[])`.execute(deps.db);
+        return new Map(r.rows.map((x) => [x.k, x.page]));
+      };
+      const before = await pages();
+      const writer = new CatalogWriter(deps.db, run.id, 'test', () => ({}), 60_000, 0);
+      slugs.forEach((s) =>
+        writer.push({ target: `hot/x/${s}`, status: 'succeeded', applied: ['0002_b'], durationMs: 3, version: '0002_b', slugs: [s] }),
+      );
+      await writer.close();
+      expect(writer.error).toBeNull();
+      const after = await pages();
+      const done = await sql<{ n: number; v: number }>`
+        select (select count(*)::int from migrate_targets where run_id = ${run.id}::bigint and status = 'succeeded') as n,
+               (select count(*)::int from tenants where slug = any(${slugs}::text[]) and schema_version = '0002_b') as v`.execute(deps.db);
+      expect(done.rows[0]).toEqual({ n: 600, v: 600 });
+      // Pages packed full (the old catalog) moved nearly every row: 1,200 rows, each a new entry in
+      // every index of its table.
+      const moved = [...before].filter(([k, page]) => after.get(k) !== page).length;
+      expect(before.size).toBe(1200);
+      expect(moved).toBeLessThanOrEqual(12);
+    } finally {
+      await deps.db.deleteFrom('operations').where('id', '=', run.id).execute();
+      await deps.db.deleteFrom('tenants').where('slug', 'in', slugs).execute();
     }
   });
 });
