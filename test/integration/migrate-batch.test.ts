@@ -119,7 +119,9 @@ describe('several targets in one message', () => {
             get: (t, k) =>
               k === 'query'
                 ? (text: unknown, ...rest: unknown[]) => {
-                    if (typeof text === 'string' && text.includes('three_at')) messages.push(text);
+                    // A shared message is a Submittable (apply-batch-message.ts) with its text.
+                    const sql = typeof text === 'string' ? text : (text as { text?: unknown } | undefined)?.text;
+                    if (typeof sql === 'string' && sql.includes('three_at')) messages.push(sql);
                     return (t.query as (...a: unknown[]) => unknown).call(t, text, ...rest);
                   }
                 : Reflect.get(t, k, t),
