@@ -1,17 +1,15 @@
 import type pg from 'pg';
 import { errorMessage } from '../errors.js';
 import { isConnectionError } from '../fleet/fleet.js';
-import { literal } from '../sql.js';
-import type { MigrationFile } from './files.js';
 import type { TargetSession } from './target-session.js';
 import type { KnownState, TargetOutcome } from './target-types.js';
 import type { MigrationHooks } from '../placement/drivers.js';
 import { META_SCHEMA } from '../placement/naming.js';
-import { appliedRowsSql, recordAppliedSql, rowsOfApplied, TRACKING_TABLE, versionOf } from './tracking.js';
+import { appliedRowsSql, rowsOfApplied, TRACKING_TABLE, versionOf } from './tracking.js';
+import { CHANGED_MARKER, type FilePart, TransactionsText } from './apply-text.js';
 
 /** Errors this path raises on purpose (a cast of a volatile text to int). */
 const BUSY_MARKER = 'tenantctl:lock-busy:';
-const CHANGED_MARKER = 'tenantctl:state-changed:';
 
 /**
  * The whole target in one message: try the lock (none under the tenant's lock), check that the
@@ -94,34 +92,16 @@ export function fitsOneMessage(hooks: Pick<MigrationHooks, 'canFuse'>, known: Kn
 }
 
 /**
- * The message: every statement costs the server a parse, a plan and a result, so a target of one
- * migration under its tenant's lock is five (begin; settings and guard; the file; the tracking
- * row; commit), and the guard reads no table: the schema exists (otherwise search_path would fall
- * through to public). That no other run applied a pending migration since the caller's read is
- * checked by the tracking table's primary key, in the same transaction as the file (see
- * applyInOneRoundTrip's failure path), not by a count over the target's history.
+ * The message: the target's transactions (TransactionsText), and, when not under the tenant's
+ * lock, a try-lock before them (its guard then runs in a later statement, so it reads what
+ * committed before the lock) and the unlock after.
  */
-export function messageOf(
-  s: TargetSession,
-  known: KnownState,
-): { text: string; parts: { m: MigrationFile; offset: number; sql: string }[] } {
-  const schema = literal(s.target.schema);
-  const { tenantLocked } = s;
-  // Under our own lock, the guard runs in a statement after the lock's, so it reads what committed before it.
-  let text = tenantLocked ? '' : `select case when ${s.tryLockSql()} then 0 else ('${BUSY_MARKER}' || random())::int end;\n`;
-  const parts: { m: MigrationFile; offset: number; sql: string }[] = [];
-  for (const [i, m] of known.pending.entries()) {
-    // Settings and (first) the guard in one SELECT: every statement costs a result to parse. A
-    // function call, not a subquery: no plan of its own, no scan.
-    const guard =
-      i === 0 ? `, case when to_regnamespace(${schema}) is not null then 0 else ('${CHANGED_MARKER}' || random())::int end` : '';
-    text += `begin; ${s.settingsSelect()}${guard};\n`;
-    const sql = s.sqlOf(m);
-    parts.push({ m, offset: text.length, sql });
-    // The newline ends a trailing line comment of the file.
-    text += `${sql}\n;\n${recordAppliedSql(s.target.schema, m)}; commit;`;
-  }
-  if (!tenantLocked) text += `\n${s.unlockSql()}`;
+export function messageOf(s: TargetSession, known: KnownState): { text: string; parts: FilePart[] } {
+  const parts: FilePart[] = [];
+  const txs = new TransactionsText(known.pending, (m) => s.sqlOf(m), s.otherSettings());
+  const lock = s.tenantLocked ? '' : `select case when ${s.tryLockSql()} then 0 else ('${BUSY_MARKER}' || random())::int end;\n`;
+  let text = txs.append(lock, s.target.schema, parts);
+  if (!s.tenantLocked) text += `\n${s.unlockSql()}`;
   return { text, parts };
 }
 

@@ -222,12 +222,12 @@ export class TargetSession implements ErrorContext {
 
   /** The transaction-local settings as one SELECT of set_config calls (one result, not three). */
   settingsSelect(): string {
-    const statement = this.statementMs();
-    const searchPath = literal(`${ident(this.target.schema)}, public`);
-    return (
-      `select set_config('search_path', ${searchPath}, true), set_config('lock_timeout', '${this.lockTimeoutMs}ms', true), ` +
-      `set_config('statement_timeout', '${statement}ms', true)`
-    );
+    return `select ${searchPathSetting(this.target.schema)}${this.otherSettings()}`;
+  }
+
+  /** settingsSelect after search_path's set_config: the same for every target of a run. */
+  otherSettings(): string {
+    return timeoutSettings(this.lockTimeoutMs, this.statementMs());
   }
 
   /**
@@ -354,4 +354,14 @@ export class TargetSession implements ErrorContext {
   toError(err: unknown, m: MigrationFile | undefined): TargetError {
     return err instanceof Stop ? err.error : toTargetError(err, m, this);
   }
+}
+
+/** The transaction-local search_path of a target's schema, as a set_config call (settingsSelect). */
+export function searchPathSetting(schema: string): string {
+  return `set_config('search_path', ${literal(`${ident(schema)}, public`)}, true)`;
+}
+
+/** lock_timeout and statement_timeout as set_config calls, each after a comma (settingsSelect). */
+export function timeoutSettings(lockTimeoutMs: number, statementMs: number): string {
+  return `, set_config('lock_timeout', '${lockTimeoutMs}ms', true), set_config('statement_timeout', '${statementMs}ms', true)`;
 }

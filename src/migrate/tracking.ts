@@ -182,10 +182,16 @@ export async function ensureTrackingTable(client: Queryable, lockClassId: number
  * commit); duration_ms is the transaction's time so far.
  */
 export function recordAppliedSql(schema: string, m: Pick<MigrationFile, 'id' | 'checksum'>): string {
-  return (
-    `insert into ${TRACKING} (target_schema, name, checksum, duration_ms) values ` +
-    `(${literal(schema)}, ${literal(m.id)}, ${literal(m.checksum)}, (extract(epoch from clock_timestamp() - now()) * 1000)::int)`
-  );
+  const [before, after] = recordAppliedParts(m);
+  return `${before}${literal(schema)}${after}`;
+}
+
+/** recordAppliedSql's text before and after the schema's literal (a batch fills in many schemas). */
+export function recordAppliedParts(m: Pick<MigrationFile, 'id' | 'checksum'>): [string, string] {
+  return [
+    `insert into ${TRACKING} (target_schema, name, checksum, duration_ms) values (`,
+    `, ${literal(m.id)}, ${literal(m.checksum)}, (extract(epoch from clock_timestamp() - now()) * 1000)::int)`,
+  ];
 }
 
 /** Record one applied migration (inside the migration's transaction when it has one). */

@@ -46,10 +46,13 @@ export function tenantBase(t: PlannedTarget, slug: string) {
 
 /** A target-level result, labelled for progress lines (a pool target names its tenant count). */
 export function targetResult(t: PlannedTarget): { tenant: string; model: string; region: string; shard: string; target: string } {
-  const label = migrationHooks(t.model).shared
+  return { tenant: labelOf(t), model: t.model, region: t.region, shard: t.shard, target: t.id };
+}
+
+function labelOf(t: PlannedTarget): string {
+  return migrationHooks(t.model).shared
     ? `pool of ${t.shard} (${t.tenants.length} tenant${t.tenants.length === 1 ? '' : 's'})`
     : t.tenants[0].slug;
-  return { tenant: label, model: t.model, region: t.region, shard: t.shard, target: t.id };
 }
 
 export function done(t: PlannedTarget, outcome: TargetOutcome): TargetDone {
@@ -61,10 +64,18 @@ export function done(t: PlannedTarget, outcome: TargetOutcome): TargetDone {
     // Ctrl-C after the target was taken (its tenant locked), before its first migration.
     outcome = { ...outcome, reason: 'not run: interrupted' };
   }
+  // targetResult's fields and the rest in one literal (a result per target): the fan-out adds its
+  // times to it, made here so that every result has the same shape.
   return {
-    ...targetResult(t),
+    tenant: labelOf(t),
+    model: t.model,
+    region: t.region,
+    shard: t.shard,
+    target: t.id,
     status: outcome.status,
     durationMs: outcome.durationMs,
+    startedAt: undefined,
+    finishedAt: undefined,
     reason: outcome.reason,
     error: outcome.error ? publicError(outcome.error) : undefined,
     outcome,
@@ -98,26 +109,29 @@ export function upToDateOutcome(t: PlannedTarget, s: TargetState & { ok: true })
 
 /** The tenant rows of one target's outcome: pool tenants share it, each with its own row. */
 export function tenantRows(t: PlannedTarget, o: TargetOutcome): MigrateRow[] {
-  return t.tenants.map((x) => {
-    // A literal in tenantBase's key order, not a spread: a no-op run over 5,000 targets makes a row each.
-    const row: MigrateRow = {
-      tenant: x.slug,
-      model: t.model,
-      region: t.region,
-      shard: t.shard,
-      target: t.id,
-      status: o.status,
-      applied: o.applied,
-      durationMs: o.durationMs,
-    };
-    if (o.attempts !== undefined) row.attempts = o.attempts;
-    if (o.pending.length > 0) row.pending = o.pending;
-    if (o.unknown.length > 0) row.unknown = o.unknown;
-    if (o.warnings?.length) row.warnings = o.warnings;
-    if (o.reason) row.reason = o.reason;
-    if (o.error) row.error = publicError(o.error);
-    return row;
-  });
+  return t.tenants.map((x) => tenantRow(t, x.slug, o));
+}
+
+/** One tenant's row of a target's outcome. */
+export function tenantRow(t: PlannedTarget, slug: string, o: TargetOutcome): MigrateRow {
+  // A literal in tenantBase's key order, not a spread: a no-op run over 5,000 targets makes a row each.
+  const row: MigrateRow = {
+    tenant: slug,
+    model: t.model,
+    region: t.region,
+    shard: t.shard,
+    target: t.id,
+    status: o.status,
+    applied: o.applied,
+    durationMs: o.durationMs,
+  };
+  if (o.attempts !== undefined) row.attempts = o.attempts;
+  if (o.pending.length > 0) row.pending = o.pending;
+  if (o.unknown.length > 0) row.unknown = o.unknown;
+  if (o.warnings?.length) row.warnings = o.warnings;
+  if (o.reason) row.reason = o.reason;
+  if (o.error) row.error = publicError(o.error);
+  return row;
 }
 
 export function skippedRow(s: SkippedTenant): MigrateRow {
@@ -147,7 +161,7 @@ export function record(t: PlannedTarget, r: { status?: TargetRecord['status']; o
   const o = r.outcome;
   const shared = migrationHooks(t.model).shared;
   // A shared target's tenants follow it by placement, whoever joined since the plan.
-  const slugs = shared ? [] : t.tenants.map((x) => x.slug);
+  const slugs = shared ? [] : t.tenants.length === 1 ? [t.tenants[0].slug] : t.tenants.map((x) => x.slug);
   const version = o.version ?? null;
   const rec: TargetRecord = {
     target: t.id,
@@ -164,14 +178,18 @@ export function record(t: PlannedTarget, r: { status?: TargetRecord['status']; o
     rec.event = {
       action: o.status === 'failed' ? 'migrate failed' : 'migrated',
       result: o.status === 'failed' ? 'failed' : 'ok',
-      details: {
-        target: t.id,
-        applied: o.applied,
-        ...((o.attempts ?? 1) > 1 ? { attempts: o.attempts } : {}),
-        ...(o.error ? { error: publicError(o.error) } : {}),
-      },
-      tenants: t.tenants.map((x) => x.slug),
+      details: eventDetails(t, o),
+      // The same tenants as `slugs` for an exclusive target (nobody changes either).
+      tenants: shared ? t.tenants.map((x) => x.slug) : slugs,
     };
   }
   return rec;
+}
+
+/** What a migrated (or failed) target's event says: its applied files, its retries, its error. */
+function eventDetails(t: PlannedTarget, o: TargetOutcome): Record<string, unknown> {
+  const details: Record<string, unknown> = { target: t.id, applied: o.applied };
+  if ((o.attempts ?? 1) > 1) details.attempts = o.attempts;
+  if (o.error) details.error = publicError(o.error);
+  return details;
 }

@@ -4,6 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseUrl } from '../../src/fleet/connection-url.js';
 import type { Fleet } from '../../src/fleet/fleet.js';
 import { applyBatch, type BatchMember } from '../../src/migrate/apply-batch.js';
+import { SilentMessage } from '../../src/migrate/apply-batch-message.js';
+import { isConnectionError } from '../../src/fleet/fleet.js';
 import { loadMigrations } from '../../src/migrate/files.js';
 import { pendingFor, readApplied } from '../../src/migrate/tracking.js';
 import { migrateUp } from '../../src/migrate/up.js';
@@ -119,7 +121,9 @@ describe('several targets in one message', () => {
             get: (t, k) =>
               k === 'query'
                 ? (text: unknown, ...rest: unknown[]) => {
-                    if (typeof text === 'string' && text.includes('three_at')) messages.push(text);
+                    // A shared message is a Submittable (apply-batch-message.ts) with its text.
+                    const sql = typeof text === 'string' ? text : (text as { text?: unknown } | undefined)?.text;
+                    if (typeof sql === 'string' && sql.includes('three_at')) messages.push(sql);
                     return (t.query as (...a: unknown[]) => unknown).call(t, text, ...rest);
                   }
                 : Reflect.get(t, k, t),
@@ -192,3 +196,90 @@ describe('targets in flight', () => {
     for (const s of slugs.map(schemaOf)) expect(await recorded(s, '0008_five')).toBe(true);
   });
 });
+
+describe('the shared message (SilentMessage): counts what completed, keeps the first error, builds no result', () => {
+  const send = (c: pg.Client, text: string) => {
+    const m = new SilentMessage(text);
+    c.query(m);
+    return m;
+  };
+  const fresh = async () => (await client.query('select now() = statement_timestamp() as fresh')).rows[0].fresh;
+
+  it('resolves with the number of statements that completed', async () => {
+    const s = schemaOf(slugs[0]);
+    const m = send(client, `begin; select where concat(set_config('search_path', '${s}, public', true)) is null; select 1; commit;`);
+    expect(await m.done).toBe(4);
+    expect(await fresh()).toBe(true);
+  });
+
+  it('a failing statement mid-message: rejects with its error, counts only the statements before it, and the connection goes on', async () => {
+    const m = send(client, 'begin; select 1; select 1/0; select 2; commit;');
+    await expect(m.done).rejects.toMatchObject({ code: '22012' });
+    expect(m.completed).toBe(2);
+    // The rest of the message was skipped: its transaction is still open (aborted) until rolled back.
+    await expect(client.query('select 1')).rejects.toMatchObject({ code: '25P02' });
+    await client.query('rollback');
+    expect(await fresh()).toBe(true);
+  });
+
+  it('an error in the last member of a batch: the members before it commit, it takes its own path', async () => {
+    await e.addMigration('0009_six.sql', 'alter table workspaces add column six_at timestamptz;\n');
+    const schemas = slugs.slice(0, 3).map(schemaOf);
+    await client.query(`alter table ${schemas[2]}.workspaces add column six_at timestamptz`);
+    const out = await applyBatch(client, await members(schemas));
+    expect(out.map((o) => o?.status ?? null)).toEqual(['succeeded', 'succeeded', null]);
+    expect(out[0]).toMatchObject({ applied: ['0009_six'], pending: [], version: '0009_six', attempts: 1 });
+    expect(await recorded(schemas[1], '0009_six')).toBe(true);
+    expect(await recorded(schemas[2], '0009_six')).toBe(false);
+    expect(await fresh()).toBe(true);
+    await client.query(`alter table ${schemas[2]}.workspaces drop column six_at`);
+  });
+
+  it('a lost connection rejects with a connection error, and applyBatch throws it (every member unreachable)', async () => {
+    const shard = e.config.shards.find((x) => x.name === 'us1')!;
+    const victim = async () => {
+      const c = new pg.Client({ connectionString: databaseUrl(shard.url, shard.tenantDatabase) });
+      c.on('error', () => {});
+      await c.connect();
+      return { c, pid: (await c.query('select pg_backend_pid() as pid')).rows[0].pid as number };
+    };
+    const kill = async (pid: number) => {
+      await untilRunning(pid);
+      await client.query('select pg_terminate_backend($1)', [pid]);
+    };
+    const a = await victim();
+    const b = await victim();
+    try {
+      const m = send(a.c, 'select 1; select pg_sleep(30); select 1;');
+      await kill(a.pid);
+      const err = await m.done.then(
+        () => null,
+        (x: unknown) => x,
+      );
+      expect(isConnectionError(err)).toBe(true);
+      expect(m.completed).toBe(1);
+      // Through applyBatch: thrown, not taken for a failing member (whose fellows would be read back).
+      await e.addMigration('0010_slow.sql', 'select pg_sleep(30);\n');
+      const batch = applyBatch(b.c, await members([schemaOf(slugs[4]), schemaOf(slugs[5])]));
+      const thrown = batch.then(
+        () => null,
+        (x: unknown) => x,
+      );
+      await kill(b.pid);
+      expect(isConnectionError(await thrown)).toBe(true);
+    } finally {
+      await a.c.end().catch(() => {});
+      await b.c.end().catch(() => {});
+    }
+  });
+});
+
+/** Until the backend `pid` sleeps in the message's pg_sleep (the statements before it completed). */
+async function untilRunning(pid: number): Promise<void> {
+  for (let i = 0; i < 250; i++) {
+    const r = await client.query(`select 1 from pg_stat_activity where pid = $1 and wait_event = 'PgSleep'`, [pid]);
+    if (r.rowCount === 1) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`backend ${pid} never ran the message`);
+}
