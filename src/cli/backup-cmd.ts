@@ -59,7 +59,7 @@ export function registerRestoreCommand(program: Command): void {
             lockWait?: string;
           },
         ) => {
-          const lockWaitMs = flags.lockWait === undefined ? undefined : flagDuration('--lock-wait', flags.lockWait);
+          const lockWaitMs = flagDuration('--lock-wait', flags.lockWait);
           if (flags.at !== undefined) return (await import('./restore-at-cmd.js')).restoreAtCommand(ctx, id, { ...flags, at: flags.at });
           if (flags.replace) await confirmDestructive(ctx, flags.yes, `replace the data of the tenant in ${id} with the backup's`);
           const { restoreBackup } = await import('../backup/restore-run.js');

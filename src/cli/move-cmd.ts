@@ -51,7 +51,7 @@ export function registerMoveCommands(program: Command): void {
           const { UsageError } = await import('../errors.js');
           if (!slug)
             throw new UsageError('USAGE', 'which tenant? tenantctl move <slug> --to-shard S | --to-region R', 'see tenantctl move --help');
-          const lockWaitMs = flags.lockWait === undefined ? undefined : flagDuration('--lock-wait', flags.lockWait);
+          const lockWaitMs = flagDuration('--lock-wait', flags.lockWait);
           const { moveTenant } = await import('../move/run.js');
           const { moveView, renderMove } = await import('../report/move.js');
           const deps = await operationDeps(ctx, { wait: flags.wait, migrations: true });

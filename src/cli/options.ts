@@ -1,5 +1,6 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { UsageError } from '../errors.js';
+import { parseDurationMs } from '../config/duration.js';
 import type { TenantSelector } from '../catalog/tenants.js';
 
 /** Shared flag definitions, so every command spells a selector the same way. */
@@ -54,11 +55,10 @@ export function concurrencyFrom(flag: number | undefined, configDefault: number,
   return configDefault;
 }
 
-/** A duration flag ('500ms', '30s', '5min') in milliseconds; a bad one is BAD_INPUT naming the flag (exit 2). */
-export function flagDuration(flag: string, value: string): number {
-  const m = /^(\d+)(ms|s|min)$/.exec(value);
-  if (!m || Number(m[1]) === 0)
-    throw new UsageError('BAD_INPUT', `${flag} ${value} is not a duration`, `write e.g. ${flag} 30s (ms, s or min, above 0)`);
-  const n = Number(m[1]);
-  return m[2] === 'ms' ? n : m[2] === 's' ? n * 1000 : n * 60_000;
+/** A duration flag ('500ms', '30s', '5min') in milliseconds, undefined when not given; a bad one is BAD_INPUT naming the flag (exit 2). */
+export function flagDuration(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = parseDurationMs(value);
+  if (!ms) throw new UsageError('BAD_INPUT', `${flag} ${value} is not a duration`, `write e.g. ${flag} 30s (ms, s or min, above 0)`);
+  return ms;
 }

@@ -1,6 +1,7 @@
 import { readFileSync, existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { UsageError } from '../errors.js';
+import { parseDurationMs } from './duration.js';
 import { fleetProblems } from './fleet-checks.js';
 import { interpolate, type InterpolationProblem } from './interpolate.js';
 import { assertConfigSize, readYaml } from './read-yaml.js';
@@ -143,8 +144,7 @@ function listed(items: string[], max: number, sep = ', '): string {
 
 /** Parse a duration from the config ('5s', '500ms', '2min') into milliseconds. */
 export function durationMs(value: string): number {
-  const m = /^(\d+)(ms|s|min)$/.exec(value);
-  if (!m) throw new UsageError('CONFIG_INVALID', `bad duration "${value}"`, 'write 500ms, 5s or 2min');
-  const n = Number(m[1]);
-  return m[2] === 'ms' ? n : m[2] === 's' ? n * 1000 : n * 60_000;
+  const ms = parseDurationMs(value);
+  if (ms === undefined) throw new UsageError('CONFIG_INVALID', `bad duration "${value}"`, 'write 500ms, 5s or 2min');
+  return ms;
 }

@@ -4,13 +4,14 @@
  *
  * @module
  */
+import { DURATION } from './duration.js';
 import * as z from 'zod';
 import { tierLimitKeys } from './tier-limits.js';
 import { s3BackupSchema, sharedBucketProblems } from './s3-config.js';
 
 const identifier = z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lowercase SQL identifier (letters, digits, underscore)');
 const name = z.string().regex(/^[a-z][a-z0-9-]{0,39}$/, 'must be lowercase letters, digits and hyphens, starting with a letter');
-const duration = z.string().regex(/^\d+(ms|s|min)$/, 'must be a duration such as 500ms, 5s or 2min');
+const duration = z.string().regex(DURATION, 'must be a duration such as 500ms, 5s or 2min');
 const url = z
   .string()
   .min(1, 'required')

@@ -111,7 +111,7 @@ export async function copyAndVerify(
 }
 
 /** The flag that gives a move's load into a pool longer to wait for a lock. */
-export const LONGER = 'move --lock-wait 5min waits longer';
+const LONGER = 'move --lock-wait 5min waits longer';
 
 /** Into shared pool tables, in the caller's transaction: foreign keys checked per tenant, or with --fast-load dropped and checked once per table. */
 async function intoPool(run: CopyRun, t: ShardClient, fastLoad: boolean): Promise<TableCheck[]> {
