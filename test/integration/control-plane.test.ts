@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { openCatalog } from '../../src/catalog/open.js';
 import { databaseUrl } from '../../src/fleet/connection-url.js';
 import { DATABASE_ACL_LOCK_CLASSID, MIGRATION_LOCK_CLASSID } from '../../src/operations/lock-ids.js';
+import { createViaFile } from '../helpers/create-file.js';
 import { json, ownMigrateFleet, withPg, type MigrateEnv } from '../helpers/migrate-env.js';
 import { superuserUrl } from '../helpers/test-fleet.js';
 
@@ -127,8 +128,10 @@ describe('the catalog and maintenance databases are closed to tenants', () => {
 describe("tenantctl's locks where tenants connect", () => {
   it('a tenant holding the migration locks of its neighbour and itself blocks neither migrate up nor its own suspension', async () => {
     const e = await env('cpl', { migrations: { lockTimeout: '30s' } });
-    await ok(e, ['tenant', 'create', 'cpl-a', '--model', 'schema', '--shard', 'us1']);
-    await ok(e, ['tenant', 'create', 'cpl-b', '--model', 'schema', '--shard', 'us1']);
+    await createViaFile(e, [
+      { slug: 'cpl-a', model: 'schema', shard: 'us1' },
+      { slug: 'cpl-b', model: 'schema', shard: 'us1' },
+    ]);
     const role = await loginAs(e, 'cpl-a');
     const attacker = await session(urlAs(e, `schemas_${e.name}`, role, PASSWORD));
     try {
@@ -206,8 +209,10 @@ describe('deletes always finish', () => {
   it('a tenant role owning large objects in the catalog and postgres (from before they were closed) is deleted', async () => {
     const e = await env('cpd');
     const cat = `cat_${e.name}`;
-    await ok(e, ['tenant', 'create', 'cpd-a', '--model', 'schema', '--shard', 'us1']);
-    await ok(e, ['tenant', 'create', 'cpd-b', '--model', 'database', '--shard', 'us1']);
+    await createViaFile(e, [
+      { slug: 'cpd-a', model: 'schema', shard: 'us1' },
+      { slug: 'cpd-b', model: 'database', shard: 'us1' },
+    ]);
     // Open as an older fleet left them, while the tenants plant their objects.
     await e.q('us1', 'postgres', `grant connect on database ${cat} to public`);
     await asSuperuser(e, 'postgres', (c) => c.query('grant connect on database postgres to public'));
