@@ -332,6 +332,8 @@ describe('killed during restore', () => {
     ]) {
       let child = 0;
       const run = e.cli(args, { env: { TENANTCTL_FAULT: 'restore.loaded' }, onSpawn: (p) => (child = p) });
+      // A failed spawn rejects it: handled now, thrown at `await run` below (not unhandled meanwhile).
+      run.catch(() => undefined);
       await until(async () => {
         const op = await e.db
           .selectFrom('operations')
@@ -380,6 +382,8 @@ describe('a restore killed after its placement committed', () => {
         env: { TENANTCTL_FAULT: 'restore.committed' },
         onSpawn: (p) => (child = p),
       });
+      // A failed spawn rejects it: handled now, thrown at `await run` below (not unhandled meanwhile).
+      run.catch(() => undefined);
       const op: any = await untilRestorePhase(e.db, as, ['committed']);
       process.kill(child, 'SIGKILL');
       expect((await run).signal).toBe('SIGKILL');
@@ -423,6 +427,8 @@ describe('a restore --replace killed after the catalog switched', () => {
       env: { TENANTCTL_FAULT: 'restore.switched' },
       onSpawn: (p) => (child = p),
     });
+    // A failed spawn rejects it: handled now, thrown at `await run` below (not unhandled meanwhile).
+    run.catch(() => undefined);
     const op: any = await untilRestorePhase(e.db, 'k3-s', ['switched']);
     process.kill(child, 'SIGKILL');
     expect((await run).signal).toBe('SIGKILL');

@@ -211,6 +211,8 @@ describe('killed or failed half-way', () => {
     ] as const) {
       let child = 0;
       const run = e.cli([...args], { env: { TENANTCTL_FAULT: 'restore.loaded' }, onSpawn: (p) => (child = p) });
+      // A failed spawn rejects it: handled now, thrown at `await run` below (not unhandled meanwhile).
+      run.catch(() => undefined);
       const op: any = await untilRestorePhase(e.db, slug, ['loaded']);
       process.kill(child, 'SIGKILL');
       expect((await run).signal).toBe('SIGKILL');
