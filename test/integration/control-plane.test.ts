@@ -127,7 +127,9 @@ describe('the catalog and maintenance databases are closed to tenants', () => {
 
 describe("tenantctl's locks where tenants connect", () => {
   it('a tenant holding the migration locks of its neighbour and itself blocks neither migrate up nor its own suspension', async () => {
-    const e = await env('cpl', { migrations: { lockTimeout: '30s' } });
+    // A lock timeout longer than the test's own (120 s): had migrate up waited for the tenant's
+    // locks, the test would time out; no clock reading that a loaded machine could break.
+    const e = await env('cpl', { migrations: { lockTimeout: '10min' } });
     await createViaFile(e, [
       { slug: 'cpl-a', model: 'schema', shard: 'us1' },
       { slug: 'cpl-b', model: 'schema', shard: 'us1' },
@@ -141,9 +143,7 @@ describe("tenantctl's locks where tenants connect", () => {
       // The tracking table's creation key too.
       await attacker.query('select pg_advisory_lock($1::int, 0)', [MIGRATION_LOCK_CLASSID]);
       await e.addMigration('0004_cp_note.sql', 'alter table tasks add column cp_note text;');
-      const t0 = Date.now();
       const up = await ok(e, ['migrate', 'up']);
-      expect(Date.now() - t0).toBeLessThan(20_000);
       expect(up.targets).toMatchObject({ failed: 0, migrated: 2 });
       for (const schema of ['t_cpl_a', 't_cpl_b']) {
         const cols = await e.q(
@@ -164,7 +164,9 @@ describe("tenantctl's locks where tenants connect", () => {
   });
 
   it("the serving role holding the pool's migration lock fails migrate up at once, naming its role and pid", async () => {
-    const e = await env('cps', { migrations: { lockTimeout: '30s' } });
+    // A lock timeout longer than the test's own (120 s): had migrate up waited for the holder, the
+    // test would time out; no clock reading that a loaded machine could break.
+    const e = await env('cps', { migrations: { lockTimeout: '10min' } });
     await ok(e, ['tenant', 'create', 'cps-p', '--model', 'pool', '--shard', 'us1']);
     const serving = e.config.servingRole;
     const holder = await session(urlAs(e, `pool_${e.name}`, serving.name, serving.password ?? ''));
@@ -172,9 +174,7 @@ describe("tenantctl's locks where tenants connect", () => {
       await holder.query('select pg_advisory_lock($1::int, hashtext($2))', [MIGRATION_LOCK_CLASSID, 'app']);
       const pid = (await holder.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0].pid;
       await e.addMigration('0004_cp_note.sql', 'alter table tasks add column cp_note text;');
-      const t0 = Date.now();
       const r = await e.cli(['migrate', 'up', '--json']);
-      expect(Date.now() - t0).toBeLessThan(20_000); // not the 30 s lock timeout
       expect(r.code).not.toBe(0);
       const text = JSON.stringify(json(r));
       expect(text).toContain('LOCKED');
@@ -194,7 +194,9 @@ describe("tenantctl's locks where tenants connect", () => {
       const pid = (await holder.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0].pid;
       const t0 = Date.now();
       const r = await e.cli(['tenant', 'create', 'cpg-b', '--model', 'schema', '--shard', 'us1', '--json']);
-      expect(Date.now() - t0).toBeLessThan(5_000); // not the lock timeout
+      // Not the 30 s a tenantctl holder of the grant lock is waited for (src/operations/lock-holder.ts);
+      // 5 s was too tight for one CLI run on a loaded 2-core machine.
+      expect(Date.now() - t0).toBeLessThan(25_000);
       expect(r.code).not.toBe(0);
       expect(r.stdout + r.stderr).toContain(`locked by role ${role} (pid ${pid}), not by tenantctl`);
     } finally {
