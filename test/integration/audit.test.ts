@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAudit } from '../../src/audit/run.js';
 import { applyFixes } from '../../src/audit/fix.js';
 import type { Finding } from '../../src/audit/types.js';
-import { createTenants } from '../../src/provision/bulk-create.js';
+import { createTenant } from '../../src/provision/create-tenant.js';
 import { updateTenant } from '../../src/catalog/tenants.js';
 import { cli } from '../helpers/cli.js';
 import { startAuditFleet, type AuditFleet } from '../helpers/audit-fleet.js';
@@ -26,22 +26,16 @@ const summary = (f: Finding[]) => f.map((x) => `${x.check} ${x.shard}/${x.databa
 
 beforeAll(async () => {
   af = await startAuditFleet(2);
-  // All six at once (the bulk path tenant create --from-file takes), not one after another.
-  const tenants = [
+  for (const [slug, model] of [
     ['au-p1', 'pool'],
     ['au-p2', 'pool'],
     ['au-s1', 'schema'],
     ['au-s2', 'schema'],
     ['au-d1', 'database'],
     ['au-d2', 'database'],
-  ] as const;
-  const results = await createTenants(
-    af.deps,
-    tenants.map(([slug, model]) => ({ slug, model, shard: 'us1' })),
-    { concurrency: tenants.length },
-  );
-  for (const r of results) expect(r.status, JSON.stringify(r)).toBe('succeeded');
-  for (const [slug] of tenants) {
+  ] as const) {
+    const r = await createTenant(af.deps, { slug, model, shard: 'us1' });
+    expect(r.status, JSON.stringify(r)).toBe('succeeded');
     keys[slug] = (await af.db.selectFrom('tenants').select('key').where('slug', '=', slug).executeTakeFirstOrThrow()).key;
   }
   // Rows of both pool tenants, written by tenantctl's role (owner, exempt from the policies).
