@@ -53,8 +53,15 @@ describe('a busy tenant', () => {
       expect(rows.find((r: any) => r.tenant === 'busy-b').status).toBe('succeeded');
       expect(rows.find((r: any) => r.tenant === 'busy-a').error.code).toBe('LOCKED');
 
-      const waiting = e.cli(['backup', 'create', 'busy-a', '--wait', '--json']);
-      await sleep(1500);
+      // --wait: it says it waits for the holder (instead of exit 3), then the holder lets go.
+      let saidWaiting: () => void = () => undefined;
+      const said = new Promise<void>((resolve) => (saidWaiting = resolve));
+      const waiting = e.cli(['backup', 'create', 'busy-a', '--wait', '--json'], {
+        onStderr: (soFar) => {
+          if (/waiting for the tenant lock: move by /.test(soFar)) saidWaiting();
+        },
+      });
+      expect(await Promise.race([said.then(() => 'waiting'), waiting.then(() => 'exited')])).toBe('waiting');
       released = true;
       await lock.release();
       const w = await waiting;
@@ -150,6 +157,8 @@ describe('a killed backup', () => {
     try {
       await holder.query(`begin; lock table ${t.schema_name}.tasks in access exclusive mode`);
       const run = e.cli(['backup', 'create', 'bkill-p'], { onSpawn: (p) => (child = p) });
+      // A failed spawn rejects it: handled now, thrown at `await run` below (not unhandled meanwhile).
+      run.catch(() => undefined);
       await until(async () => {
         const op = await e.db
           .selectFrom('operations')

@@ -2,6 +2,7 @@ import { readFile, readdir, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseDocument } from 'yaml';
 import { describe, expect, it } from 'vitest';
+import { backupsOf } from '../helpers/backups.js';
 import { json, ownMigrateFleet, tenantCount, until, type MigrateEnv } from '../helpers/migrate-env.js';
 import { loadConfig } from '../../src/config/load.js';
 import { copyTables } from '../../src/copy/tables.js';
@@ -321,8 +322,7 @@ describe('killed during restore', () => {
     ]);
     await seed(e, 'kill-p', 100, 'k');
     await seed(e, 'kill-s', 100, 'l');
-    const pid = await backupOf(e, 'kill-p');
-    const sid = await backupOf(e, 'kill-s');
+    const [pid, sid] = await backupsOf(e, ['kill-p', 'kill-s']);
     const t = (await tenant(e, 'kill-p'))!;
     await e.q('us1', t.database_name, `update app.tasks set title = 'live' where tenant_id = $1`, [t.key]);
     const live = await digests(e, 'kill-p');
@@ -332,6 +332,8 @@ describe('killed during restore', () => {
     ]) {
       let child = 0;
       const run = e.cli(args, { env: { TENANTCTL_FAULT: 'restore.loaded' }, onSpawn: (p) => (child = p) });
+      // A failed spawn rejects it: handled now, thrown at `await run` below (not unhandled meanwhile).
+      run.catch(() => undefined);
       await until(async () => {
         const op = await e.db
           .selectFrom('operations')
@@ -368,8 +370,7 @@ describe('a restore killed after its placement committed', () => {
     ]);
     await seed(e, 'k2-d', 50, 'd');
     await seed(e, 'k2-p', 50, 'p');
-    const did = await backupOf(e, 'k2-d');
-    const pidb = await backupOf(e, 'k2-p');
+    const [did, pidb] = await backupsOf(e, ['k2-d', 'k2-p']);
     const pool = (await tenant(e, 'k2-p'))!;
     for (const [backup, as, model] of [
       [did, 'k2-d-new', 'database'],
@@ -380,6 +381,8 @@ describe('a restore killed after its placement committed', () => {
         env: { TENANTCTL_FAULT: 'restore.committed' },
         onSpawn: (p) => (child = p),
       });
+      // A failed spawn rejects it: handled now, thrown at `await run` below (not unhandled meanwhile).
+      run.catch(() => undefined);
       const op: any = await untilRestorePhase(e.db, as, ['committed']);
       process.kill(child, 'SIGKILL');
       expect((await run).signal).toBe('SIGKILL');
@@ -423,6 +426,8 @@ describe('a restore --replace killed after the catalog switched', () => {
       env: { TENANTCTL_FAULT: 'restore.switched' },
       onSpawn: (p) => (child = p),
     });
+    // A failed spawn rejects it: handled now, thrown at `await run` below (not unhandled meanwhile).
+    run.catch(() => undefined);
     const op: any = await untilRestorePhase(e.db, 'k3-s', ['switched']);
     process.kill(child, 'SIGKILL');
     expect((await run).signal).toBe('SIGKILL');
@@ -450,8 +455,10 @@ describe('list, prune, final backup on delete', () => {
       { slug: 'pr-b', model: 'pool', shard: 'us1' },
     ]);
     await seed(e, 'pr-a', 5, 'a');
-    const a = [await backupOf(e, 'pr-a'), await backupOf(e, 'pr-a'), await backupOf(e, 'pr-a')];
-    const b = await backupOf(e, 'pr-b');
+    const a = [await backupOf(e, 'pr-a'), await backupOf(e, 'pr-a')];
+    // The newest of pr-a and the one of pr-b in one run.
+    const [a3, b] = await backupsOf(e, ['pr-a', 'pr-b']);
+    a.push(a3);
     const list = json(await e.cli(['backup', 'list', '--json'])).backups.map((x: any) => x.id);
     expect(list).toEqual(expect.arrayContaining([...a, b]));
     const dry = await e.cli(['backup', 'prune', '--keep-last', '1', '--dry-run', '--json']);
@@ -495,8 +502,8 @@ describe('encryption', () => {
     const noKey = await e.cli(['backup', 'create', 'enc-a', '--json'], { env: { TENANTCTL_BACKUP_KEY: '' } });
     expect(noKey.code).toBe(2);
     expect(json(noKey).error.message).toMatch(/TENANTCTL_BACKUP_KEY is not set/);
-    const ia = await backupOf(e, 'enc-a', K);
-    const ib = await backupOf(e, 'enc-b', K);
+    // Both in one run: each tenant's archive under its own data key (forget-key below tells them apart).
+    const [ia, ib] = await backupsOf(e, ['enc-a', 'enc-b'], K);
     const dir = await archiveDir(e, ia);
     const files = await readdir(dir);
     expect(files.filter((f) => f.endsWith('.enc'))).toHaveLength(6);

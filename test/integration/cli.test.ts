@@ -166,6 +166,8 @@ describe('the CLI as CI runs it (no TTY)', () => {
       env: { TENANTCTL_FAULT: 'create.prepared' },
       onSpawn: (p) => (pid = p),
     });
+    // A failed spawn rejects it: handled now, thrown at `await killed` below (not unhandled meanwhile).
+    killed.catch(() => undefined);
     const url = shardDbUrl(deps.config, 'us1', 'tenant_schemas');
     // The schema and role are made in the provisioning's one transaction, invisible until it
     // commits: wait for that transaction to be open, hanging after the schema's statements.

@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { createViaFile } from '../helpers/create-file.js';
 import { json, ownMigrateFleet, type MigrateEnv } from '../helpers/migrate-env.js';
 
 /**
@@ -18,11 +19,15 @@ async function ok(e: MigrateEnv, args: string[]) {
   return json(r);
 }
 
+/** A URL resolve printed, with the password put where it shows ***. */
+function withPassword(printed: string, password: string): string {
+  expect(printed).toContain(':***@');
+  return printed.replace(':***@', `:${encodeURIComponent(password)}@`);
+}
+
 /** The URL resolve prints for the tenant, with the password put where it shows ***. */
 async function appUrl(e: MigrateEnv, slug: string, password: string): Promise<string> {
-  const r = await ok(e, ['resolve', slug]);
-  expect(r.url).toContain(':***@');
-  return r.url.replace(':***@', `:${encodeURIComponent(password)}@`);
+  return withPassword((await ok(e, ['resolve', slug])).url, password);
 }
 
 /** A client connected as the application; errors of a session ended under it are kept, not thrown. */
@@ -47,9 +52,11 @@ async function readWrite(c: pg.Client, key: string): Promise<string[]> {
 describe('tenant credentials', () => {
   it('prints a password once; the URL resolve prints then works as printed, per model; pool tenants have no role of their own', async () => {
     const e = await env('cred');
-    await ok(e, ['tenant', 'create', 'cr-s', '--model', 'schema', '--shard', 'us1']);
-    await ok(e, ['tenant', 'create', 'cr-d', '--model', 'database', '--shard', 'eu1']);
-    await ok(e, ['tenant', 'create', 'cr-p', '--model', 'pool', '--shard', 'us1']);
+    await createViaFile(e, [
+      { slug: 'cr-s', model: 'schema', shard: 'us1' },
+      { slug: 'cr-d', model: 'database', shard: 'eu1' },
+      { slug: 'cr-p', model: 'pool', shard: 'us1' },
+    ]);
 
     // resolve says when a tenant role has no password yet, and what to run.
     expect((await ok(e, ['resolve', 'cr-s'])).credentials).toBe('no password yet: run tenantctl tenant credentials cr-s (prints it once)');
@@ -57,6 +64,9 @@ describe('tenant credentials', () => {
     expect(plainResolve.stdout).toMatch(/^credentials +no password yet: run tenantctl tenant credentials cr-d/m);
 
     const passwords: string[] = [];
+    // The URL resolve prints, per tenant (its placement does not change in this test; the
+    // password is *** in it).
+    const printed: Record<string, string> = {};
     for (const [slug, schema] of [
       ['cr-s', 't_cr_s'],
       ['cr-d', 'app'],
@@ -77,7 +87,8 @@ describe('tenant credentials', () => {
       passwords.push(doc.password);
 
       // Exactly what resolve prints, plus the password: unqualified queries run as printed.
-      const app = await connect(await appUrl(e, slug, doc.password));
+      printed[slug] = (await ok(e, ['resolve', slug])).url;
+      const app = await connect(withPassword(printed[slug], doc.password));
       try {
         expect(await readWrite(app, await keyOf(e, slug))).toEqual(['w']);
         expect((await app.query('select count(*)::int as n from users')).rows[0].n).toBe(1);
@@ -85,7 +96,7 @@ describe('tenant credentials', () => {
         await app.end();
       }
       // The role's own search_path, for clients that drop the URL's options (a pooler).
-      const bare = new URL(await appUrl(e, slug, doc.password));
+      const bare = new URL(withPassword(printed[slug], doc.password));
       bare.search = '';
       const raw = await connect(bare.toString());
       try {
@@ -95,7 +106,9 @@ describe('tenant credentials', () => {
         await raw.end();
       }
     }
-    expect((await ok(e, ['resolve', 'cr-s'])).credentials).toMatch(/^set by tenantctl at \d{4}-.*--rotate sets a new one\)$/);
+    const resolvedSet = await ok(e, ['resolve', 'cr-s']);
+    expect(resolvedSet.credentials).toMatch(/^set by tenantctl at \d{4}-.*--rotate sets a new one\)$/);
+    expect(resolvedSet.url).toBe(printed['cr-s']);
 
     // Again without --rotate: refused, the password cannot be shown again, the old one still works.
     const again = await e.cli(['tenant', 'credentials', 'cr-s', '--json']);
@@ -103,7 +116,7 @@ describe('tenant credentials', () => {
     expect(json(again).error).toMatchObject({ code: 'CREDENTIALS_EXIST' });
     expect(json(again).error.message).toMatch(/role tenant_cr_s already has a password .*cannot print it again/);
     expect(json(again).error.hint).toMatch(/--rotate/);
-    await (await connect(await appUrl(e, 'cr-s', passwords[0]))).end();
+    await (await connect(withPassword(printed['cr-s'], passwords[0]))).end();
 
     // --rotate: a new password (plain output: the password alone on stdout), the old one refused at once.
     const rot = await e.cli(['tenant', 'credentials', 'cr-s', '--rotate']);
@@ -113,8 +126,8 @@ describe('tenant credentials', () => {
     expect(fresh).not.toBe(passwords[0]);
     expect(rot.stderr).toMatch(/new password for tenant_cr_s .*shown once/);
     expect(rot.stderr).not.toContain(fresh);
-    await expect(connect(await appUrl(e, 'cr-s', passwords[0]))).rejects.toMatchObject({ code: '28P01' });
-    const rotated = await connect(await appUrl(e, 'cr-s', fresh));
+    await expect(connect(withPassword(printed['cr-s'], passwords[0]))).rejects.toMatchObject({ code: '28P01' });
+    const rotated = await connect(withPassword(printed['cr-s'], fresh));
     expect((await rotated.query('select count(*)::int as n from workspaces')).rows[0].n).toBe(1);
     await rotated.end();
     passwords.push(fresh);
@@ -132,7 +145,7 @@ describe('tenant credentials', () => {
     expect(poolUrl.searchParams.get('options')).toMatch(/^-c app\.tenant_id=[0-9a-f-]+ -c search_path=app/);
     expect(poolUrl.searchParams.get('application_name')).toBe('cr-p');
     expect(poolDoc.credentials).toBe("the serving role's: servingRole.password in the config");
-    const poolApp = await connect(await appUrl(e, 'cr-p', e.config.servingRole.password ?? ''));
+    const poolApp = await connect(withPassword(poolDoc.url, e.config.servingRole.password ?? ''));
     try {
       expect(await readWrite(poolApp, await keyOf(e, 'cr-p'))).toEqual(['w']);
     } finally {
@@ -161,11 +174,13 @@ describe('tenant credentials', () => {
 describe('tenant suspend', () => {
   it("refuses a suspended tenant's application in every model, ends its sessions, and resume lets it back; other tenants are untouched", async () => {
     const e = await env('susp');
-    await ok(e, ['tenant', 'create', 'su-a', '--model', 'pool', '--shard', 'us1']);
-    await ok(e, ['tenant', 'create', 'su-b', '--model', 'pool', '--shard', 'us1']);
-    await ok(e, ['tenant', 'create', 'su-s', '--model', 'schema', '--shard', 'us1']);
-    await ok(e, ['tenant', 'create', 'su-d', '--model', 'database', '--shard', 'eu1']);
-    await ok(e, ['tenant', 'create', 'su-t', '--model', 'schema', '--shard', 'us1']);
+    await createViaFile(e, [
+      { slug: 'su-a', model: 'pool', shard: 'us1' },
+      { slug: 'su-b', model: 'pool', shard: 'us1' },
+      { slug: 'su-s', model: 'schema', shard: 'us1' },
+      { slug: 'su-d', model: 'database', shard: 'eu1' },
+      { slug: 'su-t', model: 'schema', shard: 'us1' },
+    ]);
     const serving = e.config.servingRole.password ?? '';
     const pw: Record<string, string> = { 'su-a': serving, 'su-b': serving };
     for (const slug of ['su-s', 'su-d', 'su-t']) pw[slug] = (await ok(e, ['tenant', 'credentials', slug])).password;
@@ -268,8 +283,10 @@ describe('tenant suspend', () => {
 describe('a suspended tenant that moves', () => {
   it('stays suspended at its new placement (pool and schema, to another shard), and resume lets it in there', async () => {
     const e = await env('smove');
-    await ok(e, ['tenant', 'create', 'sm-p', '--model', 'pool', '--shard', 'us1']);
-    await ok(e, ['tenant', 'create', 'sm-s', '--model', 'schema', '--shard', 'us1']);
+    await createViaFile(e, [
+      { slug: 'sm-p', model: 'pool', shard: 'us1' },
+      { slug: 'sm-s', model: 'schema', shard: 'us1' },
+    ]);
     const pw: Record<string, string> = { 'sm-p': e.config.servingRole.password ?? '' };
     pw['sm-s'] = (await ok(e, ['tenant', 'credentials', 'sm-s'])).password;
     const keys: Record<string, string> = {};
@@ -285,14 +302,17 @@ describe('a suspended tenant that moves', () => {
     }
     // The role on eu1 is new (roles are per cluster): it gets a password there, and no LOGIN.
     pw['sm-s'] = (await ok(e, ['tenant', 'credentials', 'sm-s'])).password;
-    const pool = await connect(await appUrl(e, 'sm-p', pw['sm-p']));
+    // Where resolve points now (eu1); resume changes no placement, so the same URLs serve after it.
+    const urls: Record<string, string> = {};
+    for (const slug of Object.keys(pw)) urls[slug] = await appUrl(e, slug, pw[slug]);
+    const pool = await connect(urls['sm-p']);
     await expect(pool.query('select name from workspaces')).rejects.toMatchObject({ code: '42501' });
     await pool.end();
-    await expect(connect(await appUrl(e, 'sm-s', pw['sm-s']))).rejects.toMatchObject({ code: '28000' });
+    await expect(connect(urls['sm-s'])).rejects.toMatchObject({ code: '28000' });
 
     for (const slug of Object.keys(pw)) {
       await ok(e, ['tenant', 'resume', slug]);
-      const app = await connect(await appUrl(e, slug, pw[slug]));
+      const app = await connect(urls[slug]);
       expect(await readWrite(app, keys[slug]), slug).toEqual(['w']);
       await app.end();
     }

@@ -224,6 +224,8 @@ describe.skipIf(!pgbackrest)(`restore <slug> --at <time> with pgBackRest${SKIP}`
       env: { TENANTCTL_FAULT: 'pitr.recovery' },
       onSpawn: (p) => (pid = p),
     });
+    // A failed spawn rejects it: handled now, thrown at `await run` below (not unhandled meanwhile).
+    run.catch(() => undefined);
     const [s] = await until(async () => {
       const rows = await scratchOf('globex');
       return rows.length && existsSync(join(rows[0].scratch, 'pgdata', 'postmaster.pid')) ? rows : null;
@@ -261,6 +263,8 @@ describe.skipIf(!pgbackrest)(`restore <slug> --at <time> with pgBackRest${SKIP}`
       env: { TENANTCTL_FAULT: 'restore.loaded' },
       onSpawn: (p) => (pid = p),
     });
+    // A failed spawn rejects it: handled now, thrown at `await run` below (not unhandled meanwhile).
+    run.catch(() => undefined);
     let ended: string | null = null;
     void run.then((r) => (ended = `${r.code} ${r.stderr}`));
     await until(async () => {

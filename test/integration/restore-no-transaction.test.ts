@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { backupsOf } from '../helpers/backups.js';
 import { json, ownMigrateFleet, tenantCount, tenantDigests, type MigrateEnv } from '../helpers/migrate-env.js';
 import { untilRestorePhase } from '../helpers/restore-ops.js';
 import { seed, tenant } from '../helpers/seed.js';
@@ -197,8 +198,7 @@ describe('killed or failed half-way', () => {
     ]);
     await seed(e, 'nk-s', 50, 's');
     await seed(e, 'nk-d', 50, 'd');
-    const sid = await backupOf(e, 'nk-s');
-    const did = await backupOf(e, 'nk-d');
+    const [sid, did] = await backupsOf(e, ['nk-s', 'nk-d']);
     const src = await tenantDigests(e, 'nk-s');
     const backupOfD = await tenantDigests(e, 'nk-d');
     const d = (await tenant(e, 'nk-d'))!;
@@ -211,6 +211,8 @@ describe('killed or failed half-way', () => {
     ] as const) {
       let child = 0;
       const run = e.cli([...args], { env: { TENANTCTL_FAULT: 'restore.loaded' }, onSpawn: (p) => (child = p) });
+      // A failed spawn rejects it: handled now, thrown at `await run` below (not unhandled meanwhile).
+      run.catch(() => undefined);
       const op: any = await untilRestorePhase(e.db, slug, ['loaded']);
       process.kill(child, 'SIGKILL');
       expect((await run).signal).toBe('SIGKILL');
@@ -278,7 +280,8 @@ describe('an archive whose migration set is not a prefix of the folder', () => {
       { slug: 'gp-d', model: 'database', shard: 'us1' },
     ]);
     for (const s of ['gp-s', 'gp-d']) await seed(e, s, 40, s);
-    const ids = { 'gp-s': await backupOf(e, 'gp-s'), 'gp-d': await backupOf(e, 'gp-d') };
+    const [gps, gpd] = await backupsOf(e, ['gp-s', 'gp-d']);
+    const ids = { 'gp-s': gps, 'gp-d': gpd };
     const before = { 'gp-s': await tenantDigests(e, 'gp-s'), 'gp-d': await tenantDigests(e, 'gp-d') };
     // Merged later from another branch: numbered before the archive's last file, never applied to it.
     await e.addMigration('0004_workspaces_note.sql', "alter table workspaces add column note text not null default 'mid';\n");

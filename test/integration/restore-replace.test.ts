@@ -229,6 +229,8 @@ describe('killed mid-replace', () => {
       const app = await appUrl(e, slug);
       let child = 0;
       const run = e.cli(['restore', id, '--replace', '--yes'], { env: { TENANTCTL_FAULT: fault }, onSpawn: (p) => (child = p) });
+      // A failed spawn rejects it: handled now, thrown at `await run` below (not unhandled meanwhile).
+      run.catch(() => undefined);
       const op: any = await untilRestorePhase(e.db, slug, ['committed', 'switched']);
       if (fault === 'restore.committed') {
         // The fence is up while it runs, and stays after the kill (a restore that did not finish).

@@ -4,6 +4,7 @@ import { databaseUrl } from '../../src/fleet/connection-url.js';
 import { devDown, devUp } from '../../src/dev/fleet.js';
 import { migrateEnv, withPg, type MigrateEnv } from '../helpers/migrate-env.js';
 import { appUrl } from '../helpers/app-url.js';
+import { createViaFile } from '../helpers/create-file.js';
 import { ok, setTiers } from '../helpers/tiers.js';
 import { seed, tenant } from '../helpers/seed.js';
 import { startTestFleet, superuserUrl, type TestFleet } from '../helpers/test-fleet.js';
@@ -111,8 +112,10 @@ describe('tier limits follow the placement', () => {
 
   it('a plain move re-applies the tier limits on the target (schema and database tenants, to another shard)', async () => {
     const e = await env('lmv');
-    await ok(e, ['tenant', 'create', 'lmv-s', '--tier', 'snug', '--shard', 'us1']);
-    await ok(e, ['tenant', 'create', 'lmv-d', '--tier', 'walled', '--shard', 'us1']);
+    await createViaFile(e, [
+      { slug: 'lmv-s', tier: 'snug', shard: 'us1' },
+      { slug: 'lmv-d', tier: 'walled', shard: 'us1' },
+    ]);
     for (const slug of ['lmv-s', 'lmv-d']) {
       await seed(e, slug, 30, 'm');
       const before = await heldLimits(e, slug);
@@ -145,9 +148,11 @@ describe('tier limits follow the placement', () => {
 describe('usage with pg_stat_statements', () => {
   it("shows calls and total execution time of schema and database tenants' roles, as pg_stat_statements has them; none for pool tenants", async () => {
     const e = await env('lps');
-    await ok(e, ['tenant', 'create', 'lps-s', '--tier', 'snug', '--shard', 'us1']);
-    await ok(e, ['tenant', 'create', 'lps-d', '--tier', 'walled', '--shard', 'us1']);
-    await ok(e, ['tenant', 'create', 'lps-p', '--tier', 'free', '--shard', 'us1']);
+    await createViaFile(e, [
+      { slug: 'lps-s', tier: 'snug', shard: 'us1' },
+      { slug: 'lps-d', tier: 'walled', shard: 'us1' },
+      { slug: 'lps-p', tier: 'free', shard: 'us1' },
+    ]);
     const calls = { 'lps-s': 3, 'lps-d': 5 };
     for (const [slug, n] of Object.entries(calls)) {
       const app = await appUrl(e, slug);

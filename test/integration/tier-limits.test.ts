@@ -7,6 +7,7 @@ import pg from 'pg';
 import { parseDocument } from 'yaml';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
+import { createViaFile } from '../helpers/create-file.js';
 import { json, migrateEnv, tenantDigests, type MigrateEnv } from '../helpers/migrate-env.js';
 import { ok, setTiers } from '../helpers/tiers.js';
 import { seedOwnSchema, tenant } from '../helpers/seed.js';
@@ -47,7 +48,12 @@ async function env(name: string): Promise<MigrateEnv> {
 }
 
 async function appUrl(e: MigrateEnv, slug: string, password: string): Promise<string> {
-  return (await ok(e, ['resolve', slug])).url.replace(':***@', `:${encodeURIComponent(password)}@`);
+  return withPassword((await ok(e, ['resolve', slug])).url, password);
+}
+
+/** A URL resolve printed, with the password put where it shows ***. */
+function withPassword(printed: string, password: string): string {
+  return printed.replace(':***@', `:${encodeURIComponent(password)}@`);
 }
 
 async function connect(url: string): Promise<pg.Client> {
@@ -154,8 +160,10 @@ describe('tier limits where PostgreSQL enforces them', () => {
 
   it('a limit PostgreSQL refuses for the role is named with why and the grant; nothing of that tenant changes, the others go on', async () => {
     const e = await env('limref');
-    await ok(e, ['tenant', 'create', 'limref-a', '--tier', 'roomy', '--shard', 'us2']);
-    await ok(e, ['tenant', 'create', 'limref-b', '--tier', 'roomy', '--shard', 'us1']);
+    await createViaFile(e, [
+      { slug: 'limref-a', tier: 'roomy', shard: 'us2' },
+      { slug: 'limref-b', tier: 'roomy', shard: 'us1' },
+    ]);
     const us2 = e.config.shards.find((s) => s.name === 'us2')!;
     const su = async (sql: string) => {
       const c = new pg.Client({ connectionString: superuserUrl(us2.url) });
@@ -221,8 +229,8 @@ describe('tier limits where PostgreSQL enforces them', () => {
     const u = new URL(r.url);
     expect(u.searchParams.get('application_name')).toBe('limp-a');
     expect(u.searchParams.get('options')).toContain('-c statement_timeout=300 -c lock_timeout=1000');
-    const c = await connect(await appUrl(e, 'limp-a', e.config.servingRole.password ?? ''));
-    const c2 = await connect(await appUrl(e, 'limp-a', e.config.servingRole.password ?? ''));
+    const c = await connect(withPassword(r.url, e.config.servingRole.password ?? ''));
+    const c2 = await connect(withPassword(r.url, e.config.servingRole.password ?? ''));
     try {
       const s = (
         await c.query(
@@ -244,15 +252,13 @@ describe('tier limits where PostgreSQL enforces them', () => {
 describe('usage', () => {
   it('matches pg_total_relation_size, count(*) by key and the catalog for each model; over-quota exit; textfile replaced atomically', async () => {
     const e = await env('use');
-    for (const [slug, tier, shard] of [
-      ['use-p1', 'free', 'us1'],
-      ['use-p2', 'free', 'us1'],
-      ['use-s', 'tight', 'us1'],
-      ['use-d', 'big', 'us2'],
-    ]) {
-      await ok(e, ['tenant', 'create', slug, '--tier', tier, '--shard', shard]);
-      await seedOwnSchema(e, slug);
-    }
+    await createViaFile(e, [
+      { slug: 'use-p1', tier: 'free', shard: 'us1' },
+      { slug: 'use-p2', tier: 'free', shard: 'us1' },
+      { slug: 'use-s', tier: 'tight', shard: 'us1' },
+      { slug: 'use-d', tier: 'big', shard: 'us2' },
+    ]);
+    for (const slug of ['use-p1', 'use-p2', 'use-s', 'use-d']) await seedOwnSchema(e, slug);
     // Settled sizes: autovacuum would otherwise add free-space and visibility maps between
     // the two measurements.
     for (const [shard, database] of [
