@@ -1,3 +1,5 @@
+import pg from 'pg';
+import { databaseUrl } from '../../src/fleet/connection-url.js';
 import { until, type MigrateEnv } from './migrate-env.js';
 
 /**
@@ -36,17 +38,27 @@ export interface Gate {
 /** Close the gate `tag` on `shard` (a session of the test runs the marked statement until opened). */
 export async function closeGate(e: MigrateEnv, shard: string, tag: string): Promise<Gate> {
   const text = holdText(tag);
+  const url = databaseUrl(e.config.shards.find((s) => s.name === shard)!.url, 'postgres');
+  // Two sessions for the gate's life: the holder, and one that polls (a new connection per poll
+  // would cost an authentication each time, on a machine the whole suite shares).
+  const holder = new pg.Client({ connectionString: url, application_name: 'test' });
+  const watch = new pg.Client({ connectionString: url, application_name: 'test' });
+  for (const c of [holder, watch]) {
+    c.on('error', () => undefined);
+    await c.connect();
+  }
   // Cancelled on purpose by open(): its rejection is handled here, before any other await.
-  const held = e.q(shard, 'postgres', text).catch(() => undefined);
-  const active = async (sql: string) => (await e.q(shard, 'postgres', sql, [text])).length > 0;
-  await until(() => active(`select 1 from pg_stat_activity where query = $1`));
+  const held = holder.query(text).catch(() => undefined);
+  const active = async (sql: string) => ((await watch.query(sql, [text])).rowCount ?? 0) > 0;
+  await until(() => active('select 1 from pg_stat_activity where query = $1'));
   return {
     async reached() {
       await until(() => active(`select 1 from pg_stat_activity where application_name <> 'test' and query like '%' || $1 || '%'`), 60_000);
     },
     async open() {
-      await e.q(shard, 'postgres', 'select pg_cancel_backend(pid) from pg_stat_activity where query = $1', [text]);
+      await watch.query('select pg_cancel_backend(pid) from pg_stat_activity where query = $1', [text]);
       await held;
+      await Promise.all([holder.end(), watch.end()]);
     },
   };
 }
