@@ -202,8 +202,11 @@ class Writer {
 
 /** The tenant's task titles through a fresh `resolve` URL (the application's view). */
 async function titlesThroughResolve(slug: string): Promise<Set<string>> {
-  const app = await appUrl(e, slug);
-  const t = (await tenant(e, slug))!;
+  return titlesAt(await appUrl(e, slug), (await tenant(e, slug))!);
+}
+
+/** The tenant's task titles through `app`, a URL `resolve` printed. */
+async function titlesAt(app: { url: string; schema: string }, t: { key: string; model: string }): Promise<Set<string>> {
   const c = new pg.Client({ connectionString: app.url });
   await c.connect();
   try {
@@ -222,7 +225,11 @@ async function killAt(point: string, args: string[]): Promise<void> {
   let pid = 0;
   const run = e.cli(args, { env: { TENANTCTL_FAULT: `${point}:pause`, TENANTCTL_FAULT_PAUSED_FILE: marker }, onSpawn: (p) => (pid = p) });
   let exited: Awaited<typeof run> | undefined;
-  void run.then((r) => (exited = r));
+  // Both outcomes handled here: a spawn failure surfaces at `await run` below, not as an unhandled rejection.
+  void run.then(
+    (r) => (exited = r),
+    () => undefined,
+  );
   try {
     // The marker's whole content (a read may come between its creation and its write).
     await until(async () => (existsSync(marker) && (await readFile(marker, 'utf8')) === point) || exited, 120_000, 50);
@@ -306,10 +313,11 @@ describe.concurrent('SIGKILL at every fault point, then the command again', () =
       if (!creating) {
         await e.create([{ slug, model: row.model, shard: 'us1' }]);
         await seed(e, slug, 10, slug);
-        for (const t of await titlesThroughResolve(slug)) before.add(t);
-        if (row.needs === 'backup') backup = json(await e.cli(['backup', 'create', slug, '--json'])).results[0].backup;
         const t = (await tenant(e, slug))!;
+        // One `resolve` serves the rows before and the writer (each CLI run costs a process start).
         const app = await appUrl(e, slug);
+        for (const title of await titlesAt(app, t)) before.add(title);
+        if (row.needs === 'backup') backup = json(await e.cli(['backup', 'create', slug, '--json'])).results[0].backup;
         const project = (
           await e.q(t.shard, t.database_name, `select id from "${t.schema_name}".projects where tenant_id = $1 limit 1`, [t.key])
         )[0].id;
@@ -332,8 +340,9 @@ describe.concurrent('SIGKILL at every fault point, then the command again', () =
         expect(t, `${slug} is deleted`).toBeUndefined();
         // Every write the writer saw committed is in the final backup.
         // The re-run's, or (killed after the removal) the killed run's: the tenant's newest backup.
-        const listed: string[] = json(await e.cli(['backup', 'list', slug, '--json'])).backups.map((b: { id: string }) => b.id);
-        const finalBackup: string | undefined = json(again).finalBackup ?? listed.sort().at(-1);
+        const listed = async (): Promise<string[]> =>
+          json(await e.cli(['backup', 'list', slug, '--json'])).backups.map((b: { id: string }) => b.id);
+        const finalBackup: string | undefined = json(again).finalBackup ?? (await listed()).sort().at(-1);
         expect(finalBackup, 'a final backup').toBeDefined();
         if (finalBackup) {
           ok(await e.cli(['restore', finalBackup, '--as', `${slug}-fb`, '--json']), 'restore of the final backup');

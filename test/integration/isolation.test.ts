@@ -1,5 +1,5 @@
-import { cp } from 'node:fs/promises';
-import { join } from 'node:path';
+import { cp, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
@@ -45,6 +45,17 @@ async function ok(e: MigrateEnv, args: string[]) {
   return json(r);
 }
 
+/** Tenants made by ONE bulk `tenant create --from-file` run (one CLI process start, not one per tenant). */
+let files = 0;
+async function createAll(e: MigrateEnv, rows: { slug: string; model: string; shard: string; key?: string }[]) {
+  const keyed = rows.some((r) => r.key !== undefined);
+  const lines = rows.map((r) => [r.slug, r.model, r.shard, ...(keyed ? [r.key] : [])].join(','));
+  const file = join(dirname(e.configFile), `tenants-${++files}.csv`);
+  await writeFile(file, `slug,model,shard${keyed ? ',key' : ''}\n${lines.join('\n')}\n`);
+  // One at a time, in the file's order, as the separate runs were.
+  return ok(e, ['tenant', 'create', '--from-file', file, '--concurrency', '1']);
+}
+
 for (const mode of ['least-privilege', 'superuser'] as const) {
   const sfx = mode === 'superuser' ? 'su' : 'lp';
 
@@ -58,9 +69,11 @@ for (const mode of ['least-privilege', 'superuser'] as const) {
       });
       const role = (await e.q('us1', 'postgres', 'select rolsuper from pg_roles where rolname = current_user'))[0].rolsuper;
       expect(role).toBe(mode === 'superuser');
-      await ok(e, ['tenant', 'create', `own-a-${sfx}`, '--model', 'pool', '--shard', 'us1', '--key', '101']);
-      await ok(e, ['tenant', 'create', `own-b-${sfx}`, '--model', 'pool', '--shard', 'us1', '--key', '102']);
-      await ok(e, ['tenant', 'create', `own-c-${sfx}`, '--model', 'schema', '--shard', 'us1', '--key', '103']);
+      await createAll(e, [
+        { slug: `own-a-${sfx}`, model: 'pool', shard: 'us1', key: '101' },
+        { slug: `own-b-${sfx}`, model: 'pool', shard: 'us1', key: '102' },
+        { slug: `own-c-${sfx}`, model: 'schema', shard: 'us1', key: '103' },
+      ]);
       for (const key of ['101', '102']) {
         await asServing(e, key, async (c) => {
           await c.query(`insert into app.companies (id, name) values ($1, 'co')`, [key]);
@@ -130,8 +143,10 @@ for (const mode of ['least-privilege', 'superuser'] as const) {
         migrationsFrom: FIXTURES,
         files: ['0001_companies.sql'],
       });
-      await ok(e, ['tenant', 'create', `del-a-${sfx}`, '--model', 'pool', '--shard', 'us1', '--key', '201']);
-      await ok(e, ['tenant', 'create', `del-b-${sfx}`, '--model', 'pool', '--shard', 'us1', '--key', '202']);
+      await createAll(e, [
+        { slug: `del-a-${sfx}`, model: 'pool', shard: 'us1', key: '201' },
+        { slug: `del-b-${sfx}`, model: 'pool', shard: 'us1', key: '202' },
+      ]);
       for (const key of ['201', '202']) {
         await asServing(e, key, async (c) => {
           await c.query(`insert into app.companies (id, name) values ($1, 'co')`, [key]);
@@ -165,12 +180,12 @@ for (const mode of ['least-privilege', 'superuser'] as const) {
 
     it('resolve hands out the serving role or the tenant role, never the admin URL unless asked', async () => {
       const e = await env(`res_${sfx}`, { superuser: mode === 'superuser' });
-      const pool = await ok(e, ['tenant', 'create', `res-p-${sfx}`, '--model', 'pool', '--shard', 'us1']);
-      await ok(e, ['tenant', 'create', `res-q-${sfx}`, '--model', 'pool', '--shard', 'us1']);
-      await ok(e, ['tenant', 'create', `res-s-${sfx}`, '--model', 'schema', '--shard', 'us1']);
-      const keyP =
-        pool.results[0].key ??
-        (await e.db.selectFrom('tenants').select('key').where('slug', '=', `res-p-${sfx}`).executeTakeFirstOrThrow()).key;
+      await createAll(e, [
+        { slug: `res-p-${sfx}`, model: 'pool', shard: 'us1' },
+        { slug: `res-q-${sfx}`, model: 'pool', shard: 'us1' },
+        { slug: `res-s-${sfx}`, model: 'schema', shard: 'us1' },
+      ]);
+      const keyP = (await e.db.selectFrom('tenants').select('key').where('slug', '=', `res-p-${sfx}`).executeTakeFirstOrThrow()).key;
       const keyQ = (await e.db.selectFrom('tenants').select('key').where('slug', '=', `res-q-${sfx}`).executeTakeFirstOrThrow()).key;
       for (const [key, name] of [
         [keyP, 'P'],
@@ -216,9 +231,11 @@ for (const mode of ['least-privilege', 'superuser'] as const) {
 describe('deletes with the least-privileged role', () => {
   it('schema and database tenants leave no schema, database or role; a delete stopped half-way is finished by running it again', async () => {
     const e = await env('dl');
-    await ok(e, ['tenant', 'create', 'dl-s', '--model', 'schema', '--shard', 'us1']);
-    await ok(e, ['tenant', 'create', 'dl-d', '--model', 'database', '--shard', 'eu1']);
-    await ok(e, ['tenant', 'create', 'dl-h', '--model', 'schema', '--shard', 'us1']);
+    await createAll(e, [
+      { slug: 'dl-s', model: 'schema', shard: 'us1' },
+      { slug: 'dl-d', model: 'database', shard: 'eu1' },
+      { slug: 'dl-h', model: 'schema', shard: 'us1' },
+    ]);
     await ok(e, ['tenant', 'delete', 'dl-s', '--yes']);
     // The tenant's application is still connected: the drop must end its session, which a
     // CREATEROLE role may only do for a role whose privileges it has.
@@ -282,8 +299,10 @@ describe('doctor', () => {
 describe('declared sharing (issue 17): every table of the pool carries the key or is declared shared', () => {
   it('a keyless table or a policy to a role the serving role inherits fails the migration; shared tables are read-only; backups name them and refuse undeclared ones', async () => {
     const e = await env('share', { tenantKey: KEY, migrationsFrom: FIXTURES, files: ['0001_companies.sql'] });
-    await ok(e, ['tenant', 'create', 'sh-a', '--model', 'pool', '--shard', 'us1', '--key', '201']);
-    await ok(e, ['tenant', 'create', 'sh-s', '--model', 'schema', '--shard', 'us1', '--key', '202']);
+    await createAll(e, [
+      { slug: 'sh-a', model: 'pool', shard: 'us1', key: '201' },
+      { slug: 'sh-s', model: 'schema', shard: 'us1', key: '202' },
+    ]);
 
     // The declared shared table: readable, not writable, by the serving role.
     await asServing(e, '201', async (c) => {

@@ -4,6 +4,7 @@ import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { databaseUrl } from '../../src/fleet/connection-url.js';
 import { rlsState } from '../../src/placement/pool/rls.js';
+import { closeGate, gateSql } from '../helpers/sql-gate.js';
 import { json, ownMigrateFleet, sleep, until, type MigrateEnv } from '../helpers/migrate-env.js';
 
 /**
@@ -147,18 +148,23 @@ describe('migrate up: the run lock', () => {
   it('a second run exits 3 naming the holder; with --wait it waits and then finds nothing to do', async () => {
     const e = await env('lock');
     await e.create(['a', 'b', 'c'].map((x) => ({ slug: `lock-${x}`, model: 'schema' as const, shard: 'us1' })));
-    // Long enough that the other three CLI processes start while it runs, even on a busy machine.
-    await e.addMigration('0004_slow.sql', 'select pg_sleep(2.5);\n');
+    // The first run's first target waits at a gate until the other three CLI processes have
+    // found the lock taken (however busy the machine), then goes on.
+    const gate = await closeGate(e, 'us1', 'mf-lock');
+    await e.addMigration('0004_slow.sql', gateSql('mf-lock'));
     // The holder is a CI job: the message names it too.
     const first = e.cli(['migrate', 'up', '--concurrency', '1', '--json'], { env: { GITHUB_RUN_ID: '77', GITHUB_REPOSITORY: 'org/repo' } });
     const running = await until(async () => (await e.runs()).find((x) => x.status === 'running'));
 
-    // All three start while the first run holds the lock (it runs for about 7 s).
-    const [second, asJson, waited] = await Promise.all([
-      e.cli(['migrate', 'up']),
-      e.cli(['migrate', 'up', '--json']),
-      e.cli(['migrate', 'up', '--wait', '--json']),
-    ]);
+    // All three start while the first run holds the lock.
+    let said = '';
+    const waiting = e.cli(['migrate', 'up', '--wait', '--json'], { onStderr: (s) => (said = s) });
+    // Awaited below; a spawn failure is reported there, not as an unhandled rejection meanwhile.
+    waiting.catch(() => undefined);
+    const [second, asJson] = await Promise.all([e.cli(['migrate', 'up']), e.cli(['migrate', 'up', '--json'])]);
+    await until(async () => said.includes('waiting for the run lock'), 60_000);
+    await gate.open();
+    const waited = await waiting;
     expect(second.code).toBe(3);
     expect(second.stderr).toMatch(
       new RegExp(`another migrate up holds the run lock: run ${running.id} by \\S+ \\(github:org/repo#77\\), pid`),

@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { json, ownMigrateFleet, sleep, until, type MigrateEnv } from '../helpers/migrate-env.js';
+import { closeGate, gateSql } from '../helpers/sql-gate.js';
 
 /**
  * `migrate up` interrupted (SIGKILL, Ctrl-C) and resumed, split with --partition, and with a shard
@@ -128,23 +129,16 @@ describe('--partition I/N', () => {
     const status = json(await e.cli(['migrate', 'status', '--json']));
     expect(status.summary).toMatchObject({ targets: 17, upToDate: 17, tenants: 18 });
 
-    // (pg_stat_activity is read once per transaction unless its snapshot is cleared.)
-    // The slice's first target waits at a gate the test holds open (a session of its own), so
+    // The slice's first target waits at a gate the test holds closed (a session of its own), so
     // the slice is still running, however few targets the cost-balanced split gave it.
-    await e.addMigration(
-      '0006_gate.sql',
-      "do $$ begin while exists (select from pg_stat_activity where application_name = 'test' and state = 'active' and query like '%pg_sleep(30)%') " +
-        'loop perform pg_sleep(0.05); perform pg_stat_clear_snapshot(); end loop; end $$;\n',
-    );
-    const gate = e.q('us1', 'postgres', 'select pg_sleep(30)').catch(() => undefined);
-    await until(
-      async () => (await e.q('us1', 'postgres', `select 1 from pg_stat_activity where query = 'select pg_sleep(30)'`)).length > 0,
-    );
+    const gate = await closeGate(e, 'us1', 'mr-slice');
+    await e.addMigration('0006_gate.sql', gateSql('mr-slice'));
     const slice = e.cli(['migrate', 'up', '--partition', '1/2', '--concurrency', '1']);
+    // Awaited below; a spawn failure is reported there, not as an unhandled rejection meanwhile.
+    slice.catch(() => undefined);
     await until(async () => (await e.runs()).find((r) => r.status === 'running'));
     const [whole, sameSlice] = await Promise.all([e.cli(['migrate', 'up']), e.cli(['migrate', 'up', '--partition', '1/2'])]);
-    await e.q('us1', 'postgres', `select pg_cancel_backend(pid) from pg_stat_activity where query = 'select pg_sleep(30)'`);
-    await gate;
+    await gate.open();
     expect(whole.code).toBe(3);
     expect(whole.stderr).toMatch(/partition 1\/2/);
     expect(sameSlice.code).toBe(3);

@@ -80,6 +80,8 @@ function steadyWriter(
       }
     }
   });
+  // Awaited by stop(); a connect failure meanwhile is reported there, not as an unhandled rejection.
+  done.catch(() => undefined);
   return {
     state,
     other,

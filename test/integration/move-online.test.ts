@@ -135,6 +135,8 @@ describe('online moves, same model across clusters', () => {
         }
       }
     });
+    // Awaited once stopped; a connect failure meanwhile is reported there, not as an unhandled rejection.
+    writer.catch(() => undefined);
     await until(async () => writes.length > 20);
     // move-online-pause: 1.5 s of writes after the initial copy, so some arrive by streaming.
     const r = await su.cli(['move', 'op-w', '--to-shard', 'eu1', '--online', '--json'], {
@@ -353,7 +355,11 @@ describe('the proof before the fence: under it only what changed since', () => {
     });
     const phase = point.replace('move.after-', '');
     let ended: Awaited<typeof run> | undefined;
-    void run.then((r) => (ended = r));
+    // Both outcomes handled here: a spawn failure surfaces where the run is awaited, not as an unhandled rejection.
+    void run.then(
+      (r) => (ended = r),
+      () => undefined,
+    );
     // Paused there, or ended before it (then its output says why).
     await until(async () => ended ?? (await latestMove(su.db, slug))?.progress.phases?.[phase] !== undefined, 90_000);
     expect(ended, ended && ended.stdout + ended.stderr).toBeUndefined();
@@ -380,6 +386,8 @@ describe('the proof before the fence: under it only what changed since', () => {
         );
       }
     });
+    // Awaited once stopped; a connect failure meanwhile is reported there, not as an unhandled rejection.
+    writer.catch(() => undefined);
     // Fenced and caught up: app.tasks is locked at the target until the move has switched. A full
     // verification would wait for it; the check of what changed since the proof does not read it.
     const run = await pausedMove('op-v', 'move.after-catch-up', async (resume) => {

@@ -1,8 +1,9 @@
 import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { storageFor } from '../../src/backup/regions.js';
-import { json, ownMigrateFleet, until, type MigrateEnv } from '../helpers/migrate-env.js';
+import { json, migrateEnv, until, type MigrateEnv } from '../helpers/migrate-env.js';
+import { sharedFleet } from '../helpers/shared-fleet.js';
 import { seed, tenant } from '../helpers/seed.js';
 
 /**
@@ -12,7 +13,16 @@ import { seed, tenant } from '../helpers/seed.js';
  * command that finishes it, exits 130; nothing is lost and re-running that command finishes.
  * A test pauses the command at a named fault point (TENANTCTL_FAULT, src/operations/fault-points.ts).
  */
-const { env } = ownMigrateFleet();
+// The shared fleet (nothing here stops a server or counts fleet-wide): an environment per test, prefixed.
+const envs: MigrateEnv[] = [];
+const env = async (name: string) => {
+  const e = await migrateEnv(sharedFleet(), `oint_${name}`);
+  envs.push(e);
+  return e;
+};
+afterAll(async () => {
+  await Promise.all(envs.map((e) => e.close().catch(() => undefined)));
+});
 
 type Op = { id: string; status: string; progress: { phase?: string } };
 

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { json, ownMigrateFleet, until, withPg, type MigrateEnv, tenantDigests } from '../helpers/migrate-env.js';
 import { superuserUrl } from '../helpers/test-fleet.js';
+import { PART_MIN_ROWS } from '../../src/copy/pool-load-split.js';
 import { databaseUrl } from '../../src/fleet/connection-url.js';
 import { latestMove } from '../../src/move/record.js';
 import { appUrl } from '../helpers/app-url.js';
@@ -107,8 +108,8 @@ async function pathReported(e: MigrateEnv, slug: string, doc: any) {
 const doctorSays = async (e: MigrateEnv, shard: string) =>
   json(await e.cli(['doctor', '--json'])).checks.find((c: any) => c.check === `pool loads on ${shard}`)?.detail as string;
 
-/** Rows of a table a row-by-row move loads in parts (PART_MIN_ROWS is 10,000). */
-const BIG = 12_000;
+/** Rows of a table a row-by-row move loads in parts: exactly the threshold (more rows only cost time). */
+const BIG = PART_MIN_ROWS;
 
 /** The tenant's rows of each copied table at the eu1 pool. */
 const leftAtEu1 = async (e: MigrateEnv, key: string) => {
@@ -196,7 +197,7 @@ beforeAll(async () => {
   await e.q('us1', pool(e), `insert into app.task_statuses (code, label, sort_order) values ('archived', 'Archived', 92)`);
   for (const s of ['mv-fast', 'mv-miss', 'mv-slow', 'rs-src', 'eu-live']) await seed(e, s, 40);
   await seed(e, 'mv-race', 40, 'held');
-  // Big enough (12,000 tasks and comments) for a row-by-row move to load those two tables in parts.
+  // Big enough (PART_MIN_ROWS tasks and comments) for a row-by-row move to load those two tables in parts.
   for (const s of ['sp-ok', 'sp-bad', 'sp-kill']) await seed(e, s, BIG);
   await e.q('us1', pool(e), 'truncate trig.fired');
   // As a live pool's would be: the planner knows the lookup table is one page (and would scan it whole for each check).

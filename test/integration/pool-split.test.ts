@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PART_MIN_ROWS } from '../../src/copy/pool-load-split.js';
 import { databaseUrl } from '../../src/fleet/connection-url.js';
 import { appUrl } from '../helpers/app-url.js';
 import { json, ownMigrateFleet, tenantDigests, until, withPg, type MigrateEnv } from '../helpers/migrate-env.js';
@@ -16,8 +17,8 @@ import { superuserUrl } from '../helpers/test-fleet.js';
 const { env, fleet } = ownMigrateFleet();
 const FIXTURES = fileURLToPath(new URL('../fixtures/split-schema', import.meta.url));
 const KEY = { column: 'org', type: 'text' as const, tables: { orgs: 'id' }, shared: { plans: 'read' as const } };
-/** Rows of the one big table: over PART_MIN_ROWS (10,000), so it loads in two parts. */
-const BIG = 12_000;
+/** Rows of the one big table: PART_MIN_ROWS, so it loads in two parts (more rows only cost time). */
+const BIG = PART_MIN_ROWS;
 /** tenantctl's backends waiting for a lock on the table $1 (this file's own fleet: only its move runs there). */
 const WAITING = `select count(*)::int as n from pg_locks l join pg_stat_activity a using (pid)
   where not l.granted and l.relation = $1::regclass and a.usename = 'tenantctl'`;
@@ -128,8 +129,8 @@ describe('a hostile neighbour at the target while the parts commit', () => {
       { slug: 'hn', model: 'pool', shard: 'eu1' },
       { slug: 'hs', model: 'schema', shard: 'eu1' },
     ]);
-    // 12,000 tasks and comments: both load in two parts.
-    await seed(e, 'hm', 12_000, 'hm');
+    // PART_MIN_ROWS tasks and comments: both load in two parts.
+    await seed(e, 'hm', BIG, 'hm');
     await seed(e, 'hn', 20, 'hn');
     await seed(e, 'hs', 20, 'hs');
     const moving = (await tenant(e, 'hm'))!;
@@ -157,7 +158,7 @@ describe('a hostile neighbour at the target while the parts commit', () => {
     try {
       // The load waits on that lock with the parents and tasks committed at the target, not switched.
       await until(async () => (await atEu1(WAITING, ['app.comments'])) > 0, 60_000);
-      expect(await atEu1('select count(*)::int as n from app.tasks where tenant_id = $1', [moving.key])).toBe(12_000);
+      expect(await atEu1('select count(*)::int as n from app.tasks where tenant_id = $1', [moving.key])).toBe(BIG);
       expect(await atEu1('select count(*)::int as n from app.comments where tenant_id = $1', [moving.key])).toBe(0);
       // Nothing of the committed rows reaches the neighbour, in a new statement or its long transaction.
       for (const sql of [
@@ -209,7 +210,7 @@ describe('a neighbour that never lets go of its table lock', () => {
       { slug: 'lm', model: 'pool', shard: 'us1' },
       { slug: 'ln', model: 'pool', shard: 'eu1' },
     ]);
-    await seed(e, 'lm', 12_000, 'lm');
+    await seed(e, 'lm', BIG, 'lm');
     await seed(e, 'ln', 20, 'ln');
     const moving = (await tenant(e, 'lm'))!;
     const before = await tenantDigests(e, 'lm');
@@ -221,23 +222,24 @@ describe('a neighbour that never lets go of its table lock', () => {
       await locker.query('begin');
       await locker.query('lock table comments in share mode');
       const pid = (await locker.query('select pg_backend_pid() as pid')).rows[0].pid as number;
-      const r = await e.cli(['move', 'lm', '--to-shard', 'eu1', '--yes', '--json', '--lock-wait', '2s']);
+      // The shortest whole-second wait: the load and the cleanup each wait it out.
+      const r = await e.cli(['move', 'lm', '--to-shard', 'eu1', '--yes', '--json', '--lock-wait', '1s']);
       expect(r.code, r.stdout + r.stderr).toBe(1);
       const err = json(r).error;
       expect(err.code).toBe('MOVE_FAILED');
       expect(err.message).toMatch(
         new RegExp(
-          `the load into eu1's pool waited 2 s for a lock on eu1's pool tables \\(app\\) that another session holds \\(pid ${pid} app_user holds ShareLock on app\\.comments \\(application ln\\)\\), and stopped there$`,
+          `the load into eu1's pool waited 1 s for a lock on eu1's pool tables \\(app\\) that another session holds \\(pid ${pid} app_user holds ShareLock on app\\.comments \\(application ln\\)\\), and stopped there$`,
         ),
       );
       // The parents and tasks had committed in their parts; the cleanup met the same lock and gave up
-      // after the same 2 s instead of waiting for the neighbour: they are left for move rollback.
-      expect(await atEu1('select count(*)::int as n from app.tasks where tenant_id = $1')).toBe(12_000);
+      // after the same 1 s instead of waiting for the neighbour: they are left for move rollback.
+      expect(await atEu1('select count(*)::int as n from app.tasks where tenant_id = $1')).toBe(BIG);
       expect(await atEu1('select count(*)::int as n from app.comments where tenant_id = $1')).toBe(0);
       expect((await tenant(e, 'lm'))!).toMatchObject({ shard: 'us1', status: 'active' });
       const app = await asApp(e, 'lm');
       try {
-        expect((await app.query(`update tasks set title = title where true`)).rowCount).toBe(12_000);
+        expect((await app.query(`update tasks set title = title where true`)).rowCount).toBe(BIG);
       } finally {
         await app.end();
       }

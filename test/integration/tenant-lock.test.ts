@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { json, ownMigrateFleet, tenantCount, until, type MigrateEnv } from '../helpers/migrate-env.js';
 import type { CliRun } from '../helpers/cli.js';
+import { closeGate, gateSql } from '../helpers/sql-gate.js';
 
 /**
  * One operation per tenant at a time (issue 7): the per-tenant lock, never acting on a tenant
@@ -75,26 +76,22 @@ describe('never act on a tenant that is gone, never adopt', () => {
       { slug: 'gone-a', model: 'schema', shard: 'us1' },
       { slug: 'gone-b', model: 'schema', shard: 'us1' },
     ]);
+    // The migration waits at a gate the test opens once both deletes returned (no fixed sleep).
+    const gate = await closeGate(e, 'us1', 'tl-gone');
     await e.addMigration(
       '0100_slow.sql',
-      'create table slow_marker ({{tenant_key_column}} {{tenant_key_type}}, id int);\nselect pg_sleep(5);\n',
+      `create table slow_marker ({{tenant_key_column}} {{tenant_key_type}}, id int);\n${gateSql('tl-gone')}`,
     );
     const run = e.cli(['migrate', 'up', '--json', '--concurrency', '1']);
-    // gone-a migrates first (slug order); while it sleeps, gone-b is free to delete.
-    await until(
-      async () =>
-        (
-          await e.q(
-            'us1',
-            `schemas_${e.name}`,
-            `select 1 from pg_stat_activity where query like '%pg_sleep(5)%' and pid <> pg_backend_pid()`,
-          )
-        ).length > 0,
-    );
+    // Awaited below; a spawn failure is reported there, not as an unhandled rejection meanwhile.
+    run.catch(() => undefined);
+    // gone-a migrates first (slug order); while it waits, gone-b is free to delete.
+    await gate.reached();
     const [busy, del] = await Promise.all([
       e.cli(['tenant', 'delete', 'gone-a', '--yes', '--json']),
       e.cli(['tenant', 'delete', 'gone-b', '--yes']),
     ]);
+    await gate.open();
     expect(busy.code, busy.stderr).toBe(3);
     expect(json(busy).error.message).toMatch(/tenant "gone-a" is locked by migrate up by /);
     expect(del.code, del.stderr).toBe(0);
@@ -118,17 +115,17 @@ describe('never act on a tenant that is gone, never adopt', () => {
       { slug: 'gonep-1', model: 'pool', shard: 'us1' },
       { slug: 'gonep-2', model: 'pool', shard: 'us1' },
     ]);
+    const gate = await closeGate(e, 'us1', 'tl-gonep');
     await e.addMigration(
       '0100_slow.sql',
-      'create table slow_marker ({{tenant_key_column}} {{tenant_key_type}}, id int);\nselect pg_sleep(4);\n',
+      `create table slow_marker ({{tenant_key_column}} {{tenant_key_type}}, id int);\n${gateSql('tl-gonep')}`,
     );
     const run = e.cli(['migrate', 'up', '--json']);
-    await until(
-      async () =>
-        (await e.q('us1', `pool_${e.name}`, `select 1 from pg_stat_activity where query like '%pg_sleep(4)%' and pid <> pg_backend_pid()`))
-          .length > 0,
-    );
+    // Awaited below; a spawn failure is reported there, not as an unhandled rejection meanwhile.
+    run.catch(() => undefined);
+    await gate.reached();
     const del = await e.cli(['tenant', 'delete', 'gonep-1', '--yes']);
+    await gate.open();
     expect(del.code, del.stderr).toBe(0);
     const r = await run;
     expect(r.code, r.stderr).toBe(0);
