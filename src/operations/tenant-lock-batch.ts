@@ -4,6 +4,7 @@ import type { CatalogDb } from '../catalog/open.js';
 import { currentActor } from '../catalog/actor.js';
 import { LockedError } from '../errors.js';
 import { TENANT_LOCK_CLASSID } from './lock-ids.js';
+import { mark } from '../migrate/zz-trace.js';
 import { LockSession, type LockSessionHandle } from './lock-session.js';
 import { lockTenant, type TenantLock, type TenantLockOptions } from './tenant-lock.js';
 
@@ -205,6 +206,7 @@ export class TenantLockBatch {
           select (select n from u) as released, array(select slug from l where ok) as got, (select 1 from a) as async`.execute(s),
       );
       got = new Set(r.rows[0]?.got ?? []);
+      mark('first locks taken', true);
     } catch (err) {
       for (const b of releases) b.done();
       for (const b of batch) b.reject(err);
