@@ -7,7 +7,6 @@ import { timeoutSettings } from './target-session.js';
 import type { KnownState, MigrateTargetOptions, MigrationClient, MigrationTarget, TargetOutcome } from './target-types.js';
 import { rendered, templateVars } from './template.js';
 import { TRACKING, versionOf } from './tracking.js';
-import { mark, markLast } from './zz-trace.js';
 
 /** One target of a shared message: its placement, the state read before the run, its options. */
 export interface BatchMember {
@@ -42,10 +41,8 @@ export async function applyBatch(client: MigrationClient, members: BatchMember[]
   const t0 = Date.now();
   const message = new SilentMessage(text);
   try {
-    mark('first message sent', true);
     client.query(message);
     await message.done;
-    markLast('last message done');
   } catch (err) {
     if (isConnectionError(err)) throw err;
     return committedOnly(client, members, t0);

@@ -15,7 +15,6 @@ import { insertTargets, runTargetCounts } from './target-rows.js';
 import { ensureTrackingTable } from './tracking.js';
 import { emptyCounts, type MigrateUpDocument, type PlannedRun, type RunState } from './up-context.js';
 import { failed, record, skippedRow, targetResult, tenantRows, upToDateOutcome, type MigrateRow, type TargetDone } from './up-rows.js';
-import { mark } from './zz-trace.js';
 import { targetRunner, tenantLockWaitMs, type TargetRunner } from './up-target.js';
 
 /**
@@ -24,14 +23,10 @@ import { targetRunner, tenantLockWaitMs, type TargetRunner } from './up-target.j
  * bounded fan-out (canaries first), and finish the record and the document.
  */
 export async function executeRun(planned: PlannedRun): Promise<MigrateUpDocument> {
-  mark('run start');
   const ctx = await openRun(planned);
-  mark('run created');
   const states = await readTargetStates(ctx);
-  mark('states read');
   const work = settleUpToDate(ctx, states);
   if (!ctx.resuming) await recordWork(ctx, work);
-  mark('targets recorded');
   ctx.opts.hooks?.onRun?.({
     runId: ctx.run.id,
     resumed: ctx.resuming,
@@ -54,10 +49,8 @@ export async function executeRun(planned: PlannedRun): Promise<MigrateUpDocument
   ctx.batcher = batcherFor(ctx, work, states);
   try {
     await runWork(ctx, work, targetRunner(ctx, states, locks));
-    mark('fanout done');
   } finally {
     await locks.close();
-    mark('locks released');
   }
   addSkippedAndGone(ctx);
   return finish(ctx);
@@ -276,7 +269,6 @@ function addSkippedAndGone(ctx: RunState): void {
 async function finish(ctx: RunState): Promise<MigrateUpDocument> {
   const { writer, run, counts, opts } = ctx;
   await writer.close();
-  mark('catalog flushed');
   const interrupted = Boolean(opts.signal?.aborted);
   let status: RunStatus = interrupted ? 'interrupted' : counts.failed + counts.notRun > 0 ? 'failed' : 'succeeded';
   if (ctx.resuming && status === 'succeeded') {
@@ -293,7 +285,6 @@ async function finish(ctx: RunState): Promise<MigrateUpDocument> {
     warnings.push(`could not finish run ${run.id} in the catalog: ${errorMessage(err)}`),
   );
 
-  mark('run finished');
   const rows: MigrateRow[] = ctx.rows.sort((a, b) => (a.tenant < b.tenant ? -1 : a.tenant > b.tenant ? 1 : 0));
   const doc = resultDocument(ctx.command, rows, ctx.started, {
     run: run.id,

@@ -4,7 +4,6 @@ import type { CatalogDb } from '../catalog/open.js';
 import { currentActor } from '../catalog/actor.js';
 import { LockedError } from '../errors.js';
 import { TENANT_LOCK_CLASSID } from './lock-ids.js';
-import { mark } from '../migrate/zz-trace.js';
 import { LockSession, type LockSessionHandle } from './lock-session.js';
 import { BATCH_HOLDER_PREFIX, lockTenant, type TenantLock, type TenantLockOptions } from './tenant-lock.js';
 
@@ -204,7 +203,6 @@ export class TenantLockBatch {
       );
       this.holderWritten = true;
       got = new Set(r.rows[0]?.got ?? []);
-      mark('first locks taken', true);
     } catch (err) {
       for (const b of releases) b.done();
       for (const b of batch) b.reject(err);
