@@ -128,7 +128,8 @@ export class TenantLockBatch {
       await this.running;
     }
     await Promise.all(this.pendingReleases);
-    if (this.holderWritten) {
+    // The row is the lock session's: another batch of this process on it may still hold locks.
+    if (this.holderWritten && dropHolder(this.db) === 0) {
       await this.handle
         .use((s) => sql`delete from tenant_locks where slug = ${BATCH_HOLDER_PREFIX} || pg_backend_pid()`.execute(s))
         .catch(() => undefined); // a row left behind describes no lock (see holderRow)
@@ -201,6 +202,7 @@ export class TenantLockBatch {
                               where pg_try_advisory_lock(${TENANT_LOCK_CLASSID}::int, hashtext(x))) as got)
           select (select n from u) as released, l.got, (select count(*) from h) as holder from l`.execute(s),
       );
+      if (!this.holderWritten) keepHolder(this.db);
       this.holderWritten = true;
       got = new Set(r.rows[0]?.got ?? []);
     } catch (err) {
@@ -293,6 +295,15 @@ export class TenantLockBatch {
     void p.then(() => this.pendingReleases.delete(p));
     return p;
   }
+}
+
+/** Open batches of this process whose session holder row is written, by catalog (one lock session each). */
+const holders = new WeakMap<CatalogDb, number>();
+const keepHolder = (db: CatalogDb) => holders.set(db, (holders.get(db) ?? 0) + 1);
+function dropHolder(db: CatalogDb): number {
+  const n = (holders.get(db) ?? 1) - 1;
+  holders.set(db, n);
+  return n;
 }
 
 interface Take {
