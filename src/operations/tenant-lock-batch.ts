@@ -5,7 +5,7 @@ import { currentActor } from '../catalog/actor.js';
 import { LockedError } from '../errors.js';
 import { TENANT_LOCK_CLASSID } from './lock-ids.js';
 import { LockSession, type LockSessionHandle } from './lock-session.js';
-import { lockTenant, type TenantLock, type TenantLockOptions } from './tenant-lock.js';
+import { BATCH_HOLDER_PREFIX, lockTenant, type TenantLock, type TenantLockOptions } from './tenant-lock.js';
 
 /** Where a tenant is now, read under its lock. */
 export interface TenantNow {
@@ -16,8 +16,8 @@ export interface TenantNow {
 }
 
 /**
- * The per-tenant lock (tenant-lock.ts) for a fan-out over many tenants: the same advisory lock
- * and holder row, but requests that arrive while a statement is in flight are taken together in
+ * The per-tenant lock (tenant-lock.ts) for a fan-out over many tenants: the same advisory lock,
+ * one holder row for all of them (holderRow), and requests that arrive while a statement is in flight are taken together in
  * the next one, and so are releases. A fleet of small targets otherwise pays two serialized
  * catalog commits per target on the process's one lock session, which costs more than migrating
  * the target. Each tenant is still locked before its work starts and until it has ended; batches
@@ -49,6 +49,8 @@ export class TenantLockBatch {
   private closing = false;
   private releaseTimer: NodeJS.Timeout | null = null;
   private flushReleases = false;
+  /** The session's holder row is in (holderRow); deleted by close(). */
+  private holderWritten = false;
 
   private constructor(
     private readonly db: CatalogDb,
@@ -126,6 +128,12 @@ export class TenantLockBatch {
       await this.running;
     }
     await Promise.all(this.pendingReleases);
+    // The row is the lock session's: another batch of this process on it may still hold locks.
+    if (this.holderWritten && dropHolder(this.db) === 0) {
+      await this.handle
+        .use((s) => sql`delete from tenant_locks where slug = ${BATCH_HOLDER_PREFIX} || pg_backend_pid()`.execute(s))
+        .catch(() => undefined); // a row left behind describes no lock (see holderRow)
+    }
     await this.handle.release();
   }
 
@@ -166,12 +174,9 @@ export class TenantLockBatch {
   private async unlock(batch: Release[]): Promise<void> {
     const slugs = batch.map((b) => b.slug);
     try {
+      // No holder row per tenant to delete (see holderRow): nothing written, nothing committed.
       await this.handle.use((s) =>
-        sql`with a as (select ${ASYNC_COMMIT}),
-                 d as (delete from tenant_locks where slug = any(${slugs}::text[]) and backend_pid = pg_backend_pid())
-            select count(pg_advisory_unlock(${TENANT_LOCK_CLASSID}::int, hashtext(x))), (select 1 from a) from unnest(${slugs}::text[]) as x`.execute(
-          s,
-        ),
+        sql`select count(pg_advisory_unlock(${TENANT_LOCK_CLASSID}::int, hashtext(x))) from unnest(${slugs}::text[]) as x`.execute(s),
       );
     } catch {
       // The lock session's unlock-all, when it is handed back, is the safety net.
@@ -185,25 +190,20 @@ export class TenantLockBatch {
     const freed = releases.map((b) => b.slug);
     let got: Set<string>;
     try {
-      // The locks and their holder rows in one statement: a row is never missing while its lock
-      // is held. The one row the final select returns reads `u`, so the unlocks always run.
+      // The locks and (with the first) the session's holder row in one statement: the row is never
+      // missing while a lock is held. The one row the final select returns reads `u`, so the
+      // unlocks always run.
+      const holder = this.holderWritten ? sql`select 1` : this.holderRow();
       const r = await this.handle.use((s) =>
         sql<{ released: string; got: string[] }>`
-          with a as (select ${ASYNC_COMMIT}),
-          d as (delete from tenant_locks where slug = any(${freed}::text[]) and backend_pid = pg_backend_pid() returning 1),
+          with h as (${holder}),
           u as (select count(pg_advisory_unlock(${TENANT_LOCK_CLASSID}::int, hashtext(x))) as n from unnest(${freed}::text[]) as x),
-          l as (select x as slug, pg_try_advisory_lock(${TENANT_LOCK_CLASSID}::int, hashtext(x)) as ok
-                       from unnest(${slugs}::text[]) as x),
-          ins as (
-            insert into tenant_locks (slug, backend_pid, actor, ci_job, pid, host, command, started_at)
-            select l.slug, pg_backend_pid(), ${this.actor.actor}, ${this.actor.ciJob}, ${process.pid}, ${hostname()}, ${this.opts.command}, now()
-              from l where l.ok
-            on conflict (slug) do update
-              set backend_pid = excluded.backend_pid, actor = excluded.actor, ci_job = excluded.ci_job, pid = excluded.pid,
-                  host = excluded.host, command = excluded.command, started_at = excluded.started_at
-            returning 1)
-          select (select n from u) as released, array(select slug from l where ok) as got, (select 1 from a) as async`.execute(s),
+          l as (select array(select x from unnest(${slugs}::text[]) as x
+                              where pg_try_advisory_lock(${TENANT_LOCK_CLASSID}::int, hashtext(x))) as got)
+          select (select n from u) as released, l.got, (select count(*) from h) as holder from l`.execute(s),
       );
+      if (!this.holderWritten) keepHolder(this.db);
+      this.holderWritten = true;
       got = new Set(r.rows[0]?.got ?? []);
     } catch (err) {
       for (const b of releases) b.done();
@@ -232,13 +232,35 @@ export class TenantLockBatch {
     }
   }
 
+  /**
+   * The tenants' rows, read on the lock session right after their locks: it waits for the lock
+   * statement anyway, and the catalog pool's other connection stays free for the run's writer
+   * (whose statements the read used to queue behind). One array parameter, not one per slug.
+   */
   private async read(slugs: string[]): Promise<Map<string, TenantNow>> {
-    const rows = await this.db
-      .selectFrom('tenants')
-      .select(['slug', 'status', 'shard', 'database_name', 'schema_name'])
-      .where('slug', 'in', slugs)
-      .execute();
-    return new Map(rows.map((r) => [r.slug, r]));
+    const r = await this.handle.use((s) =>
+      sql<TenantNow & { slug: string }>`
+        select slug, status, shard, database_name, schema_name from tenants where slug = any(${slugs}::text[])`.execute(s),
+    );
+    return new Map(r.rows.map((x) => [x.slug, x]));
+  }
+
+  /**
+   * ONE holder row for every tenant this session locks, keyed by its backend (`*batch:<pid>`, never
+   * a slug): `describeTenantHolder` finds a lock's holder through pg_locks by backend pid and falls
+   * back to it. A row per tenant cost the catalog 5,000 inserts and 5,000 deletes per 5,000-target
+   * run (and their vacuum). A SIGKILLed run leaves the row with no lock behind it (ignored, as a
+   * stale tenant row is), overwritten by the next batch on a backend of that pid.
+   */
+  private holderRow() {
+    return sql`
+      insert into tenant_locks (slug, backend_pid, actor, ci_job, pid, host, command, started_at)
+      values (${BATCH_HOLDER_PREFIX} || pg_backend_pid(), pg_backend_pid(), ${this.actor.actor}, ${this.actor.ciJob}, ${process.pid},
+              ${hostname()}, ${this.opts.command}, now())
+      on conflict (slug) do update
+        set backend_pid = excluded.backend_pid, actor = excluded.actor, ci_job = excluded.ci_job, pid = excluded.pid,
+            host = excluded.host, command = excluded.command, started_at = excluded.started_at
+      returning 1`;
   }
 
   private async takeAlone(slug: string): Promise<Taken> {
@@ -275,14 +297,14 @@ export class TenantLockBatch {
   }
 }
 
-/**
- * Holder rows are committed without waiting for the catalog's WAL flush (this statement's
- * transaction only): on a catalog with fsync, two flushes per batch on the one serial lock session
- * were a large share of a fan-out's time. Safe because a holder row only describes a lock held in
- * memory: after a crash of the catalog server the advisory locks are gone too, and a row left
- * behind or missing is ignored (holders are read joined to pg_locks).
- */
-const ASYNC_COMMIT = sql`set_config('synchronous_commit', 'off', true)`;
+/** Open batches of this process whose session holder row is written, by catalog (one lock session each). */
+const holders = new WeakMap<CatalogDb, number>();
+const keepHolder = (db: CatalogDb) => holders.set(db, (holders.get(db) ?? 0) + 1);
+function dropHolder(db: CatalogDb): number {
+  const n = (holders.get(db) ?? 1) - 1;
+  holders.set(db, n);
+  return n;
+}
 
 interface Take {
   slug: string;

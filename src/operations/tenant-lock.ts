@@ -12,8 +12,8 @@ import { LockSession, type LockSessionHandle } from './lock-session.js';
  * The per-tenant operation lock: every command that changes a tenant (create and its resume,
  * delete, suspend, resume, the migration of its own target) holds it, so two of them never act
  * on one tenant at once. A session-level advisory lock ('tntn', hashtext(slug)) on the process's
- * lock session (one pinned catalog connection), plus a holder row in `tenant_locks` keyed by that
- * connection's backend pid, so a second process can say who holds it and since when. A crashed
+ * lock session (one pinned catalog connection), plus a holder row in `tenant_locks` matched by that
+ * connection's backend pid (one row per tenant here; one per session for TenantLockBatch), so a second process can say who holds it and since when. A crashed
  * holder's lock dies with its connection; its stale row is ignored (no live lock matches it) and
  * overwritten by the next holder.
  */
@@ -35,6 +35,12 @@ export interface TenantLockOptions {
 }
 
 const POLL_MS = 200;
+
+/**
+ * The holder row of a lock session that holds many tenants' locks (TenantLockBatch):
+ * `*batch:<backend pid>`, never a slug (slugs start with a letter).
+ */
+export const BATCH_HOLDER_PREFIX = '*batch:';
 
 /**
  * Take the tenant's lock, or throw LockedError naming the holder (exit 3); with `wait`, poll
@@ -129,16 +135,21 @@ async function take(handle: LockSessionHandle, slug: string, opts: TenantLockOpt
  * since 2025-01-02T03:04:05.000Z`, or null when nobody does.
  */
 export async function describeTenantHolder(db: Kysely<CatalogDatabase>, slug: string): Promise<string | null> {
+  // The holder's own row for this lock key first; else its session's row (a TenantLockBatch
+  // holds many tenants under one row keyed by its backend pid).
   const r = await sql<{ slug: string; actor: string; ci_job: string | null; pid: number; host: string; command: string; started_at: Date }>`
     select h.slug, h.actor, h.ci_job, h.pid, h.host, h.command, h.started_at
       from pg_locks l
-      join tenant_locks h on h.backend_pid = l.pid and hashtext(h.slug) = hashtext(${slug})
+      join tenant_locks h on h.backend_pid = l.pid
+                         and (hashtext(h.slug) = hashtext(${slug}) or h.slug = ${BATCH_HOLDER_PREFIX} || l.pid)
      where l.locktype = 'advisory' and l.granted and l.objsubid = 2
        and l.database = (select oid from pg_database where datname = current_database())
        and l.classid = ${TENANT_LOCK_CLASSID}::int::oid and l.objid = hashtext(${slug})::oid
+     order by h.slug = ${BATCH_HOLDER_PREFIX} || l.pid
      limit 1`.execute(db);
   const h = r.rows[0];
   if (!h) return null;
-  const other = h.slug === slug ? '' : ` (holding tenant "${h.slug}", whose lock key is the same)`;
+  const other =
+    h.slug === slug || h.slug.startsWith(BATCH_HOLDER_PREFIX) ? '' : ` (holding tenant "${h.slug}", whose lock key is the same)`;
   return `${h.command} by ${h.actor}${h.ci_job ? ` (${h.ci_job})` : ''}, pid ${h.pid} on ${h.host}, since ${new Date(h.started_at).toISOString()}${other}`;
 }

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { openCatalog, type CatalogDb } from '../../src/catalog/open.js';
 import { TENANT_LOCK_CLASSID } from '../../src/operations/lock-ids.js';
+import { describeTenantHolder, lockTenant } from '../../src/operations/tenant-lock.js';
 import { TenantLockBatch } from '../../src/operations/tenant-lock-batch.js';
 
 /**
@@ -54,7 +55,8 @@ describe('TenantLockBatch with look-ahead', () => {
     // show once in pg_locks but need two unlocks: the check after close() catches that).
     expect(h.locks).toBeGreaterThanOrEqual(6);
     expect(h.locks).toBeLessThanOrEqual(6 + 16);
-    expect(h.rows).toBe(h.locks);
+    // One holder row for the whole session (`*batch:<pid>`, see the test below), none per tenant.
+    expect(h.rows).toBe(0);
     await first.lock.release();
     for (const t of some) await t.lock.release();
     await locks.close();
@@ -79,5 +81,52 @@ describe('TenantLockBatch with look-ahead', () => {
     } finally {
       await c.end();
     }
+  });
+
+  it('holds 300 tenants under ONE holder row; another operation on one of them fails or waits naming it, as before', async () => {
+    const many = Array.from({ length: 300 }, (_, i) => `${prefix}-m${i}`);
+    const command = `tlb-test-${process.pid}`;
+    const rowsOf = async () => {
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      try {
+        const r = await c.query<{ n: number }>('select count(*)::int as n from tenant_locks where command = $1 or slug = any($2)', [
+          command,
+          many,
+        ]);
+        return r.rows[0].n;
+      } finally {
+        await c.end();
+      }
+    };
+    // Another process: a catalog of its own, so a lock session of its own.
+    const other = await openCatalog(loadConfig({ file: inject('fleetConfigFile') }));
+    const locks = await TenantLockBatch.open(db, { command, wait: false });
+    try {
+      locks.lookAhead(many, 300);
+      const mine = await locks.take(many[0]);
+      await Promise.all(many.slice(1).map((s) => locks.take(s)));
+      // A row per tenant before (300 inserts and 300 deletes); one for the session now.
+      expect(await rowsOf()).toBe(1);
+      expect(await describeTenantHolder(other, many[150])).toContain(`${command} by `);
+      const refused = await lockTenant(other, many[150], { command: 'tenant suspend' }).catch((e: unknown) => e);
+      expect(String((refused as Error).message)).toContain(`tenant "${many[150]}" is locked by ${command} by `);
+      // --wait: waits until the batch releases that tenant, then holds it.
+      const waiting = lockTenant(other, many[0], { command: 'tenant suspend', wait: true, waitMs: 10_000 });
+      const settled = waiting.then(
+        (l) => l,
+        (e: unknown) => e,
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      await mine.lock.release();
+      const got = await settled;
+      expect((got as { slug?: string }).slug).toBe(many[0]);
+      await (got as { release(): Promise<void> }).release();
+    } finally {
+      await locks.close();
+      await other.destroy();
+    }
+    expect(await rowsOf()).toBe(0);
+    expect(await describeTenantHolder(db, many[150])).toBeNull();
   });
 });
