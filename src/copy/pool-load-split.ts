@@ -26,7 +26,9 @@ export function mayLoadInParts(constraints: ConstraintState[] | undefined): bool
  * so every parent a table references within the copy must come earlier (a table referencing a
  * later one is a cycle only one transaction can load). A table referencing itself loads in one
  * part (its rows' parents may be in the other part); so does one with fewer than PART_MIN_ROWS
- * of the tenant's rows, counted at the source in the copy's snapshot (one query for all tables).
+ * of the tenant's rows, counted at the source in the copy's snapshot. The counts are sent at once,
+ * one statement per table in the tables' order, and each table's answer awaited only when that
+ * table starts: the big tables' counts run while the small ones at the head of the order load.
  */
 export async function partsPerTable(
   ends: { target: Q; source: Q },
@@ -35,7 +37,7 @@ export async function partsPerTable(
   srcScope: CopyScope,
   config: Pick<Config, 'tenantKey'>,
   of: number,
-): Promise<number[] | undefined> {
+): Promise<((table: number) => Promise<number>) | undefined> {
   const order = new Map(tables.map((t, i) => [t.table, i]));
   const fks = await foreignKeyEdges(ends.target, targetSchema);
   const selfRef = new Set<string>();
@@ -45,10 +47,22 @@ export async function partsPerTable(
     if (c === p) selfRef.add(k.child);
     else if (p > c) return undefined;
   }
-  const counts = tables.map(
-    (t) =>
-      `(select count(*) from ${qualified(srcScope.schema, t.table)}${scopeWhere(srcScope, t.keyColumn, config.tenantKey.type)})::bigint`,
+  // Each count's failure is kept for the table that asks for it (never an unhandled rejection meanwhile).
+  const counts = tables.map((t) =>
+    selfRef.has(t.table)
+      ? Promise.resolve({ n: 0 })
+      : ends.source
+          .query<{ n: string }>(
+            `select count(*)::text as n from ${qualified(srcScope.schema, t.table)}${scopeWhere(srcScope, t.keyColumn, config.tenantKey.type)}`,
+          )
+          .then(
+            (r) => ({ n: Number(r.rows[0].n) }),
+            (err: unknown) => ({ n: 0, err }),
+          ),
   );
-  const { rows } = await ends.source.query<{ n: string[] }>(`select array[${counts.join(', ')}]::text[] as n`);
-  return tables.map((t, i) => (Number(rows[0].n[i]) >= PART_MIN_ROWS && !selfRef.has(t.table) ? of : 1));
+  return async (i) => {
+    const got: { n: number; err?: unknown } = await counts[i];
+    if (got.err) throw got.err;
+    return got.n >= PART_MIN_ROWS ? of : 1;
+  };
 }

@@ -70,14 +70,14 @@ async function loadAndVerifyParts(
   run: CopyRun,
   t: ShardClient,
   lanes: { src: pg.ClientBase[]; dst: pg.ClientBase[] },
-  parts: number[],
+  partsOf: (table: number) => Promise<number>,
 ): Promise<TableCheck[]> {
   const { tables, hooks } = run;
   const schema = run.plan.to.schema;
   const streamed: Streamed[] = [];
   const done = { rows: 0, bytes: 0 };
   for (const [i, tb] of tables.entries()) {
-    const s = await loadTableInParts(run, lanes, tb, parts[i], done);
+    const s = await loadTableInParts(run, lanes, tb, await partsOf(i), done);
     done.rows += s.rows;
     done.bytes += s.bytes;
     streamed.push(s);

@@ -16,6 +16,7 @@ import { ident, qualified } from '../sql.js';
 import { pipeline } from 'node:stream/promises';
 import type { MoveEnd, MovePlan } from './plan.js';
 import { sharedTablesNotCopied } from '../placement/pool/shared-tables.js';
+import { warmMoveConnections } from './warm.js';
 
 export interface Preflight {
   /** The source's applied migrations, as files: an exclusive target is built at exactly these. */
@@ -39,9 +40,13 @@ type Q = Pick<pg.ClientBase, 'query'>;
  * (the tenant-key column wherever the pool is involved); no rows of the key, and no primary-key
  * collision, in a pool target; nothing of the tenant already at an exclusive target.
  */
-export async function preflight(deps: Deps, plan: MovePlan): Promise<Preflight> {
+export async function preflight(deps: Deps, plan: MovePlan, o: { warm?: boolean } = {}): Promise<Preflight> {
   const { config, fleet } = deps;
-  await assertReachable(fleet, [...new Set([plan.from.shard, plan.to.shard])]);
+  // The offline move's connections open while the shards' reachability is checked (warm.ts).
+  await Promise.all([
+    assertReachable(fleet, [...new Set([plan.from.shard, plan.to.shard])]),
+    o.warm ? warmMoveConnections(fleet, plan) : undefined,
+  ]);
   // A pool target's rows of the key are counted while the source is read: both only read, and
   // the count (an index scan per table, slow after many deletes of the key) no longer waits for it.
   const keyRowsEarly = drivers[plan.to.model].moveTarget<Settled<KeyRows[]> | null>({
