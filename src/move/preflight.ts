@@ -53,18 +53,27 @@ export async function preflight(deps: Deps, plan: MovePlan, o: { warm?: boolean 
     sharedTables: () => settled(poolKeyRows(fleet, config, poolScope(plan))),
     ownPlacement: async () => null,
   });
-  const src = await fleet.withClient(plan.from.shard, plan.from.database, async (c) => {
-    const applied = await readApplied(c, [plan.from.schema]);
-    const tables = await copyTables(c, plan.from.schema, config);
-    const shared = await sharedTablesNotCopied(c, plan.from.schema, config, `move of ${plan.from.target}`);
-    await drivers[plan.from.model].assertCopyAllowed(c, plan.from.schema, config, 'read');
-    const noPk = await tablesWithoutPk(
-      c,
-      plan.from.schema,
-      tables.map((t) => t.table),
-    );
-    return { applied, tables, noPk, shared };
-  });
+  // The source's reads on up to three of its connections at once (warmed, idle): each is a few
+  // short catalog queries, so their round trips overlap; a failure is thrown in the order they were listed.
+  const onSource = <T>(fn: (c: pg.ClientBase) => Promise<T>) => settled(fleet.withClient(plan.from.shard, plan.from.database, fn));
+  const [appliedAt, tablesAt, sharedAt] = await Promise.all([
+    onSource((c) => readApplied(c, [plan.from.schema])),
+    onSource(async (c) => {
+      const tables = await copyTables(c, plan.from.schema, config);
+      const noPk = await tablesWithoutPk(
+        c,
+        plan.from.schema,
+        tables.map((t) => t.table),
+      );
+      return { tables, noPk };
+    }),
+    onSource(async (c) => {
+      const shared = await sharedTablesNotCopied(c, plan.from.schema, config, `move of ${plan.from.target}`);
+      await drivers[plan.from.model].assertCopyAllowed(c, plan.from.schema, config, 'read');
+      return shared;
+    }),
+  ]);
+  const src = { applied: unsettle(appliedAt), ...unsettle(tablesAt), shared: unsettle(sharedAt) };
   if (src.tables.length === 0)
     throw new UsageError(
       'MOVE_FAILED',
