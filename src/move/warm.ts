@@ -17,11 +17,14 @@ import { LOAD_PARTS } from './pool-split.js';
  * A new placement's target does not exist yet: nothing is warmed for it.
  */
 export async function warmMoveConnections(fleet: Fleet, plan: MovePlan): Promise<void> {
-  if (drivers[plan.to.model].kind !== 'shared-tables') return;
-  await Promise.all([
-    warm(fleet, plan.from.shard, plan.from.database, LOAD_PARTS + 1),
-    warm(fleet, plan.to.shard, plan.to.database, LOAD_PARTS),
-  ]);
+  await drivers[plan.to.model].moveTarget<unknown>({
+    sharedTables: () =>
+      Promise.all([
+        warm(fleet, plan.from.shard, plan.from.database, LOAD_PARTS + 1),
+        warm(fleet, plan.to.shard, plan.to.database, LOAD_PARTS),
+      ]),
+    ownPlacement: async () => undefined,
+  });
 }
 
 async function warm(fleet: Fleet, shard: string, database: string, n: number): Promise<void> {
