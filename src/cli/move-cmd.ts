@@ -52,9 +52,12 @@ export function registerMoveCommands(program: Command): void {
           if (!slug)
             throw new UsageError('USAGE', 'which tenant? tenantctl move <slug> --to-shard S | --to-region R', 'see tenantctl move --help');
           const lockWaitMs = flagDuration('--lock-wait', flags.lockWait);
-          const { moveTenant } = await import('../move/run.js');
-          const { moveView, renderMove } = await import('../report/move.js');
-          const deps = await operationDeps(ctx, { wait: flags.wait, migrations: true });
+          // The move's code loads while the config, the migrations and the catalog's connection are read.
+          const [{ moveTenant }, { moveView, renderMove }, deps] = await Promise.all([
+            import('../move/run.js'),
+            import('../report/move.js'),
+            operationDeps(ctx, { wait: flags.wait, migrations: true }),
+          ]);
           if (!flags.dryRun && !flags.online)
             await confirmDestructive(ctx, flags.yes, `move ${slug} (its writes are blocked while it is copied)`);
           const view = flags.dryRun ? undefined : moveView(ctx.out, slug, Boolean(flags.online));

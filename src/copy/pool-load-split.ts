@@ -26,7 +26,9 @@ export function mayLoadInParts(constraints: ConstraintState[] | undefined): bool
  * so every parent a table references within the copy must come earlier (a table referencing a
  * later one is a cycle only one transaction can load). A table referencing itself loads in one
  * part (its rows' parents may be in the other part); so does one with fewer than PART_MIN_ROWS
- * of the tenant's rows, counted at the source in the copy's snapshot (one query for all tables).
+ * of the tenant's rows, counted at the source in the copy's snapshot: one statement per table, one
+ * after another in the tables' order, each table's answer awaited only when that table starts,
+ * so the big tables' counts run while the small ones at the head of the order load.
  */
 export async function partsPerTable(
   ends: { target: Q; source: Q },
@@ -35,7 +37,7 @@ export async function partsPerTable(
   srcScope: CopyScope,
   config: Pick<Config, 'tenantKey'>,
   of: number,
-): Promise<number[] | undefined> {
+): Promise<PartsOf | undefined> {
   const order = new Map(tables.map((t, i) => [t.table, i]));
   const fks = await foreignKeyEdges(ends.target, targetSchema);
   const selfRef = new Set<string>();
@@ -45,10 +47,38 @@ export async function partsPerTable(
     if (c === p) selfRef.add(k.child);
     else if (p > c) return undefined;
   }
-  const counts = tables.map(
-    (t) =>
-      `(select count(*) from ${qualified(srcScope.schema, t.table)}${scopeWhere(srcScope, t.keyColumn, config.tenantKey.type)})::bigint`,
-  );
-  const { rows } = await ends.source.query<{ n: string[] }>(`select array[${counts.join(', ')}]::text[] as n`);
-  return tables.map((t, i) => (Number(rows[0].n[i]) >= PART_MIN_ROWS && !selfRef.has(t.table) ? of : 1));
+  // One statement at a time on the connection (pg queues no more), each answer or failure kept
+  // for the table that asks for it (never an unhandled rejection meanwhile).
+  const counts: Promise<{ n: number; err?: unknown }>[] = [];
+  let prev: Promise<unknown> = Promise.resolve();
+  for (const t of tables) {
+    const sql = `select count(*)::text as n from ${qualified(srcScope.schema, t.table)}${scopeWhere(srcScope, t.keyColumn, config.tenantKey.type)}`;
+    const next = selfRef.has(t.table)
+      ? prev.then(() => ({ n: 0 }))
+      : prev
+          .then(() => ends.source.query<{ n: string }>(sql))
+          .then(
+            (r) => ({ n: Number(r.rows[0].n) }),
+            (err: unknown) => ({ n: 0, err }),
+          );
+    counts.push(next);
+    prev = next;
+  }
+  return {
+    counted: prev.then(() => undefined),
+    async of(i) {
+      const got = await counts[i];
+      if (got.err) throw got.err;
+      if (got.n < PART_MIN_ROWS) return 1;
+      // The source connection also reads a part: the counts after this one end first.
+      await prev;
+      return of;
+    },
+  };
+}
+
+/** Each table's parts, asked as its load starts; `counted` settles (never rejects) once no count runs. */
+export interface PartsOf {
+  of: (table: number) => Promise<number>;
+  counted: Promise<void>;
 }

@@ -78,7 +78,7 @@ async function startOffline(
 ): Promise<MoveRun> {
   const clock = phaseClock(deps, started);
   clock.begin('preflight');
-  const pre = await preflightAndFencePolicies(deps, plan).catch((err) => {
+  const pre = await preflightAndFencePolicies(deps, plan, { warm: true }).catch((err) => {
     deps.onPhase?.({ phase: 'preflight', state: 'failed', detail: errorMessage(err) });
     throw err;
   });

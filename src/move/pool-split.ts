@@ -40,6 +40,7 @@ export async function loadPoolInParts(run: CopyRun, fleet: Fleet, t: ShardClient
     fleet.withSpareClients(plan.from.shard, plan.from.database, targets.length, async (sources) => {
       if (!targets.length || sources.length < targets.length) return undefined;
       const joined: pg.ClientBase[] = [];
+      let counting: Promise<void> | undefined;
       try {
         const id = await exportSnapshot(run.source);
         for (const c of sources) {
@@ -57,8 +58,11 @@ export async function loadPoolInParts(run: CopyRun, fleet: Fleet, t: ShardClient
           lanes.dst.length,
         );
         if (!parts) return undefined;
-        return await loadAndVerifyParts(run, t, lanes, parts);
+        counting = parts.counted;
+        return await loadAndVerifyParts(run, t, lanes, parts.of);
       } finally {
+        // A load that failed early may leave a count running on the first joined connection.
+        await counting;
         for (const c of joined) await c.query('rollback').catch(() => undefined);
       }
     }),
@@ -70,14 +74,14 @@ async function loadAndVerifyParts(
   run: CopyRun,
   t: ShardClient,
   lanes: { src: pg.ClientBase[]; dst: pg.ClientBase[] },
-  parts: number[],
+  partsOf: (table: number) => Promise<number>,
 ): Promise<TableCheck[]> {
   const { tables, hooks } = run;
   const schema = run.plan.to.schema;
   const streamed: Streamed[] = [];
   const done = { rows: 0, bytes: 0 };
   for (const [i, tb] of tables.entries()) {
-    const s = await loadTableInParts(run, lanes, tb, parts[i], done);
+    const s = await loadTableInParts(run, lanes, tb, await partsOf(i), done);
     done.rows += s.rows;
     done.bytes += s.bytes;
     streamed.push(s);

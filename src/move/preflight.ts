@@ -16,6 +16,7 @@ import { ident, qualified } from '../sql.js';
 import { pipeline } from 'node:stream/promises';
 import type { MoveEnd, MovePlan } from './plan.js';
 import { sharedTablesNotCopied } from '../placement/pool/shared-tables.js';
+import { warmMoveConnections } from './warm.js';
 
 export interface Preflight {
   /** The source's applied migrations, as files: an exclusive target is built at exactly these. */
@@ -39,27 +40,40 @@ type Q = Pick<pg.ClientBase, 'query'>;
  * (the tenant-key column wherever the pool is involved); no rows of the key, and no primary-key
  * collision, in a pool target; nothing of the tenant already at an exclusive target.
  */
-export async function preflight(deps: Deps, plan: MovePlan): Promise<Preflight> {
+export async function preflight(deps: Deps, plan: MovePlan, o: { warm?: boolean } = {}): Promise<Preflight> {
   const { config, fleet } = deps;
-  await assertReachable(fleet, [...new Set([plan.from.shard, plan.to.shard])]);
+  // The offline move's connections open while the shards' reachability is checked (warm.ts).
+  await Promise.all([
+    assertReachable(fleet, [...new Set([plan.from.shard, plan.to.shard])]),
+    o.warm ? warmMoveConnections(fleet, plan) : undefined,
+  ]);
   // A pool target's rows of the key are counted while the source is read: both only read, and
   // the count (an index scan per table, slow after many deletes of the key) no longer waits for it.
   const keyRowsEarly = drivers[plan.to.model].moveTarget<Settled<KeyRows[]> | null>({
     sharedTables: () => settled(poolKeyRows(fleet, config, poolScope(plan))),
     ownPlacement: async () => null,
   });
-  const src = await fleet.withClient(plan.from.shard, plan.from.database, async (c) => {
-    const applied = await readApplied(c, [plan.from.schema]);
-    const tables = await copyTables(c, plan.from.schema, config);
-    const shared = await sharedTablesNotCopied(c, plan.from.schema, config, `move of ${plan.from.target}`);
-    await drivers[plan.from.model].assertCopyAllowed(c, plan.from.schema, config, 'read');
-    const noPk = await tablesWithoutPk(
-      c,
-      plan.from.schema,
-      tables.map((t) => t.table),
-    );
-    return { applied, tables, noPk, shared };
-  });
+  // The source's reads on up to three of its connections at once (warmed, idle): each is a few
+  // short catalog queries, so their round trips overlap; a failure is thrown in the order they were listed.
+  const onSource = <T>(fn: (c: pg.ClientBase) => Promise<T>) => settled(fleet.withClient(plan.from.shard, plan.from.database, fn));
+  const [appliedAt, tablesAt, sharedAt] = await Promise.all([
+    onSource((c) => readApplied(c, [plan.from.schema])),
+    onSource(async (c) => {
+      const tables = await copyTables(c, plan.from.schema, config);
+      const noPk = await tablesWithoutPk(
+        c,
+        plan.from.schema,
+        tables.map((t) => t.table),
+      );
+      return { tables, noPk };
+    }),
+    onSource(async (c) => {
+      const shared = await sharedTablesNotCopied(c, plan.from.schema, config, `move of ${plan.from.target}`);
+      await drivers[plan.from.model].assertCopyAllowed(c, plan.from.schema, config, 'read');
+      return shared;
+    }),
+  ]);
+  const src = { applied: unsettle(appliedAt), ...unsettle(tablesAt), shared: unsettle(sharedAt) };
   if (src.tables.length === 0)
     throw new UsageError(
       'MOVE_FAILED',

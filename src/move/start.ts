@@ -25,8 +25,8 @@ export interface MoveRun {
  * The offline preflight (which may migrate a pool target), then the pool's fence policies: the
  * DDL on shared tables happens here, before anything is recorded or any write blocked.
  */
-export async function preflightAndFencePolicies(deps: MoveDeps, plan: MovePlan): Promise<Preflight> {
-  const pre = await preflight(deps, plan);
+export async function preflightAndFencePolicies(deps: MoveDeps, plan: MovePlan, o: { warm?: boolean } = {}): Promise<Preflight> {
+  const pre = await preflight(deps, plan, o);
   await preparePoolFence(deps.fleet, deps.config, plan.from).catch((err) => {
     throw new TenantctlError(
       'MOVE_FAILED',
