@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { CommandContext } from './context.js';
 import { confirmDestructive } from './confirm.js';
 import { action } from './run.js';
-import { flagDuration } from './options.js';
+import { flagDuration, lockWaitOption } from './options.js';
 import { operationDeps } from './operation-deps.js';
 import { registerBackupCreate } from './backup/create.js';
 import { registerBackupList } from './backup/list.js';
@@ -38,10 +38,7 @@ export function registerRestoreCommand(program: Command): void {
     .option('--replace', "swap the live tenant's data for the backup's (a safety backup is taken first)")
     .option('--yes', 'confirm --replace without asking')
     .option('--wait', 'wait for another command working on the tenant instead of exit 3')
-    .option(
-      '--lock-wait <duration>',
-      "into a pool: how long the load waits for a lock another session holds on the pool's tables, e.g. 30s or 5min (default 30s)",
-    )
+    .addOption(lockWaitOption())
     .action(
       action(
         'restore',

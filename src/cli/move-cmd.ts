@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { CommandContext } from './context.js';
 import { confirmDestructive } from './confirm.js';
 import { action } from './run.js';
-import { flagDuration } from './options.js';
+import { flagDuration, lockWaitOption } from './options.js';
 import { operationDeps } from './operation-deps.js';
 import { registerMoveStatus } from './move/status.js';
 import { registerMoveComplete } from './move/complete.js';
@@ -26,10 +26,7 @@ export function registerMoveCommands(program: Command): void {
     .option('--online', 'same model only: copy and stream with logical replication, block writes only for the last catch-up')
     .option('--yes', "confirm without asking (the tenant's writes are blocked while it is copied)")
     .option('--wait', 'wait for another command working on the tenant instead of exit 3')
-    .option(
-      '--lock-wait <duration>',
-      "into a pool: how long the load waits for a lock another session holds on the pool's tables, e.g. 30s or 5min (default 30s)",
-    )
+    .addOption(lockWaitOption())
     .action(
       action(
         'move',

@@ -55,6 +55,14 @@ export function concurrencyFrom(flag: number | undefined, configDefault: number,
   return configDefault;
 }
 
+/** `--lock-wait`, as `move` and `restore` spell it (src/copy/load-lock-wait.ts bounds the load by it). */
+export function lockWaitOption(): Option {
+  return new Option(
+    '--lock-wait <duration>',
+    "into a pool: how long the load waits for a lock another session holds on the pool's tables, e.g. 30s or 5min (default 30s)",
+  );
+}
+
 /** A duration flag ('500ms', '30s', '5min') in milliseconds, undefined when not given; a bad one is BAD_INPUT naming the flag (exit 2). */
 export function flagDuration(flag: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
