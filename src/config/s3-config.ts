@@ -1,4 +1,6 @@
-import * as z from 'zod';
+import * as z from 'zod/mini';
+// zod/mini's messages (the locale) come with it.
+import './zod.js';
 
 /**
  * `regions.<r>.backup.s3`: where a region's archives live in S3-compatible object storage. The
@@ -11,58 +13,78 @@ const CREDENTIAL_KEYS = ['accessKeyId', 'secretAccessKey', 'sessionToken', 'cred
 /** S3's bucket naming rules (3-63 characters, lowercase, digits, dots, hyphens). */
 const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 
-export const s3BackupSchema = z
-  .object({
-    bucket: z.string().regex(BUCKET, 'must be an S3 bucket name (3-63 lowercase letters, digits, dots and hyphens)'),
-    /** Keys start with it (`tenantctl/us-east`); no leading or trailing slash needed. */
-    prefix: z
-      .string()
-      .default('')
-      .refine((p) => !p.split('/').some((part) => part === '.' || part === '..'), 'must not contain . or .. segments'),
-    /** An S3-compatible server (MinIO, Ceph, R2…); absent: AWS itself. */
-    endpoint: z
-      .string()
-      .refine((v) => {
-        try {
-          const u = new URL(v);
-          return (u.protocol === 'http:' || u.protocol === 'https:') && !u.username && !u.password;
-        } catch {
-          return false;
-        }
-      }, 'must be an http:// or https:// URL without a user or password (credentials come from the AWS environment)')
-      .optional(),
-    region: z
-      .string()
-      .regex(/^[a-z0-9-]{2,40}$/, 'must be an AWS region name such as eu-west-1 (us-east-1 for most S3-compatible servers)'),
-    /** Path-style addressing (`endpoint/bucket/key`): what MinIO and most S3-compatible servers want. */
-    forcePathStyle: z.boolean().default(false),
-  })
-  .catchall(z.unknown())
-  .superRefine(
-    (s, ctx) => {
-      // Strict, but a credential put here gets told where credentials go (its value is never shown).
-      const known = new Set(['bucket', 'prefix', 'endpoint', 'region', 'forcePathStyle']);
-      for (const k of typeof s === 'object' && s !== null ? Object.keys(s) : []) {
-        if (known.has(k)) continue;
-        ctx.addIssue({
-          code: 'custom',
-          path: [k],
-          message: CREDENTIAL_KEYS.includes(k)
-            ? 'credentials never go in the config: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, or use an instance role) in the environment of tenantctl'
-            : 'unknown key (bucket, prefix, endpoint, region and forcePathStyle are the keys of backup.s3)',
-        });
-      }
-    },
-    // Also when another key of the block is wrong or missing: every problem at once.
-    { when: () => true },
-  )
-  .transform(({ bucket, prefix, endpoint, region, forcePathStyle }) => ({
-    bucket,
-    prefix: prefix.replace(/^\/+|\/+$/g, ''),
-    endpoint,
-    region,
-    forcePathStyle,
-  }));
+export const s3BackupSchema = z.pipe(
+  z
+    .catchall(
+      z.object({
+        bucket: z.string().check(z.regex(BUCKET, 'must be an S3 bucket name (3-63 lowercase letters, digits, dots and hyphens)')),
+        /** Keys start with it (`tenantctl/us-east`); no leading or trailing slash needed. */
+        prefix: z
+          ._default(z.string(), '')
+          .check(z.refine((p) => !p.split('/').some((part) => part === '.' || part === '..'), 'must not contain . or .. segments')),
+        /** An S3-compatible server (MinIO, Ceph, R2…); absent: AWS itself. */
+        endpoint: z.optional(
+          z.string().check(
+            z.refine((v) => {
+              try {
+                const u = new URL(v);
+                return (u.protocol === 'http:' || u.protocol === 'https:') && !u.username && !u.password;
+              } catch {
+                return false;
+              }
+            }, 'must be an http:// or https:// URL without a user or password (credentials come from the AWS environment)'),
+          ),
+        ),
+        region: z
+          .string()
+          .check(z.regex(/^[a-z0-9-]{2,40}$/, 'must be an AWS region name such as eu-west-1 (us-east-1 for most S3-compatible servers)')),
+        /** Path-style addressing (`endpoint/bucket/key`): what MinIO and most S3-compatible servers want. */
+        forcePathStyle: z._default(z.boolean(), false),
+      }),
+      z.unknown(),
+    )
+    .check(
+      z.superRefine(
+        (s, ctx) => {
+          // Strict, but a credential put here gets told where credentials go (its value is never shown).
+          const known = new Set(['bucket', 'prefix', 'endpoint', 'region', 'forcePathStyle']);
+          for (const k of typeof s === 'object' && s !== null ? Object.keys(s) : []) {
+            if (known.has(k)) continue;
+            ctx.addIssue({
+              code: 'custom',
+              path: [k],
+              message: CREDENTIAL_KEYS.includes(k)
+                ? 'credentials never go in the config: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, or use an instance role) in the environment of tenantctl'
+                : 'unknown key (bucket, prefix, endpoint, region and forcePathStyle are the keys of backup.s3)',
+            });
+          }
+        },
+        // Also when another key of the block is wrong or missing: every problem at once.
+        { when: () => true },
+      ),
+    ),
+  z.transform(
+    ({
+      bucket,
+      prefix,
+      endpoint,
+      region,
+      forcePathStyle,
+    }: {
+      bucket: string;
+      prefix: string;
+      endpoint?: string;
+      region: string;
+      forcePathStyle: boolean;
+    }) => ({
+      bucket,
+      prefix: prefix.replace(/^\/+|\/+$/g, ''),
+      endpoint,
+      region,
+      forcePathStyle,
+    }),
+  ),
+);
 
 export type S3BackupConfig = z.infer<typeof s3BackupSchema>;
 

@@ -5,7 +5,8 @@
  *
  * @module
  */
-import * as z from 'zod';
+import * as z from 'zod/mini';
+import { preprocess } from './zod.js';
 
 /** PostgreSQL's integer settings stop at 2^31 - 1 (milliseconds for timeouts, kB for memory). */
 const PG_INT_MAX = 2_147_483_647;
@@ -47,41 +48,43 @@ function got(v: unknown): string {
 }
 
 /** A timeout PostgreSQL can hold (1 ms up to 2^31 - 1 ms, about 24 days). */
-const timeout = z.string({ error: (i) => `must be a duration such as 500ms, 5s or 2min (got ${got(i.input)})` }).superRefine((v, ctx) => {
-  const ms = limitDurationMs(v);
-  if (ms === null) ctx.addIssue({ code: 'custom', message: `must be a duration such as 500ms, 5s, 2min or 1h (got ${got(v)})` });
-  else if (ms < 1 || ms > PG_INT_MAX) ctx.addIssue({ code: 'custom', message: `must be between 1ms and ${PG_INT_MAX}ms (got ${v})` });
-});
+const timeout = z.string({ error: (i) => `must be a duration such as 500ms, 5s or 2min (got ${got(i.input)})` }).check(
+  z.superRefine((v, ctx) => {
+    const ms = limitDurationMs(v);
+    if (ms === null) ctx.addIssue({ code: 'custom', message: `must be a duration such as 500ms, 5s, 2min or 1h (got ${got(v)})` });
+    else if (ms < 1 || ms > PG_INT_MAX) ctx.addIssue({ code: 'custom', message: `must be between 1ms and ${PG_INT_MAX}ms (got ${v})` });
+  }),
+);
 
 /** A size in bytes (storage quota): no upper bound but JavaScript's exact integers. */
-const size = z
-  .union([z.string(), z.number()], { error: (i) => `must be a size such as 512MB or 5GB (got ${got(i.input)})` })
-  .superRefine((v, ctx) => {
+const size = z.union([z.string(), z.number()], { error: (i) => `must be a size such as 512MB or 5GB (got ${got(i.input)})` }).check(
+  z.superRefine((v, ctx) => {
     const b = sizeBytes(v);
     if (b === null || !Number.isSafeInteger(b))
       ctx.addIssue({ code: 'custom', message: `must be a size such as 512MB or 5GB (units B, kB, MB, GB, TB; got ${got(v)})` });
-  });
+  }),
+);
 
 /** A memory setting PostgreSQL keeps in kB: at least `minKb`, at most 2^31 - 1 kB. */
 function kbSetting(minKb: number) {
-  return size.superRefine((v, ctx) => {
-    const b = sizeBytes(v);
-    if (b === null) return;
-    if (b % 1024 !== 0) ctx.addIssue({ code: 'custom', message: `must be a whole number of kB (got ${v})` });
-    else if (b / 1024 < minKb || b / 1024 > PG_INT_MAX)
-      ctx.addIssue({ code: 'custom', message: `must be between ${minKb}kB and ${PG_INT_MAX}kB (got ${v})` });
-  });
+  return size.check(
+    z.superRefine((v, ctx) => {
+      const b = sizeBytes(v);
+      if (b === null) return;
+      if (b % 1024 !== 0) ctx.addIssue({ code: 'custom', message: `must be a whole number of kB (got ${v})` });
+      else if (b / 1024 < minKb || b / 1024 > PG_INT_MAX)
+        ctx.addIssue({ code: 'custom', message: `must be between ${minKb}kB and ${PG_INT_MAX}kB (got ${v})` });
+    }),
+  );
 }
 
 /** A whole count; digit strings (from `${VAR}`) count as the number. */
 function count(min: number, max: number) {
-  return z.preprocess(
+  return preprocess(
     (v) => (typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : v),
     z
       .number({ error: (i) => `must be a whole number (got ${got(i.input)})` })
-      .int(`must be a whole number`)
-      .min(min, `must be at least ${min}`)
-      .max(max, `must be at most ${max}`),
+      .check(z.int(`must be a whole number`), z.gte(min, `must be at least ${min}`), z.lte(max, `must be at most ${max}`)),
   );
 }
 
@@ -90,17 +93,17 @@ const unlimited = z.literal('unlimited');
 
 const quotasSchema = z.strictObject({
   /** Bytes of the tenant's tables, indexes and TOAST. */
-  storage: z.union([unlimited, size]).optional(),
+  storage: z.optional(z.union([unlimited, size])),
   /** Rows in total, or `{ total, perTable }`. */
-  rows: z
-    .union([
+  rows: z.optional(
+    z.union([
       unlimited,
       count(0, Number.MAX_SAFE_INTEGER),
-      z.strictObject({ total: count(0, Number.MAX_SAFE_INTEGER).optional(), perTable: count(0, Number.MAX_SAFE_INTEGER).optional() }),
-    ])
-    .optional(),
+      z.strictObject({ total: z.optional(count(0, Number.MAX_SAFE_INTEGER)), perTable: z.optional(count(0, Number.MAX_SAFE_INTEGER)) }),
+    ]),
+  ),
   /** Open connections (pool tenants: sessions with application_name = the slug). */
-  connections: z.union([unlimited, count(0, 100_000)]).optional(),
+  connections: z.optional(z.union([unlimited, count(0, 100_000)])),
 });
 
 /**
@@ -108,13 +111,13 @@ const quotasSchema = z.strictObject({
  * the role's CONNECTION LIMIT and settings; a pool tenant in its connection URL.
  */
 export const tierLimitKeys = {
-  connectionLimit: count(1, 100_000).optional(),
-  statementTimeout: timeout.optional(),
-  idleInTransactionTimeout: timeout.optional(),
-  lockTimeout: timeout.optional(),
-  workMem: kbSetting(64).optional(),
-  tempFileLimit: kbSetting(1).optional(),
-  quotas: quotasSchema.optional(),
+  connectionLimit: z.optional(count(1, 100_000)),
+  statementTimeout: z.optional(timeout),
+  idleInTransactionTimeout: z.optional(timeout),
+  lockTimeout: z.optional(timeout),
+  workMem: z.optional(kbSetting(64)),
+  tempFileLimit: z.optional(kbSetting(1)),
+  quotas: z.optional(quotasSchema),
 };
 
 export type TierQuotas = z.infer<typeof quotasSchema>;

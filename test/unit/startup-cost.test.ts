@@ -55,4 +55,31 @@ describe('start-up cost', () => {
     }
     expect(compiled).toBe(0);
   });
+
+  it("the config schemas (zod/mini) keep zod's English messages for the checks without one of their own", async () => {
+    const { parseConfig } = await import('../../src/config/load.js');
+    const text = [
+      'catalog:',
+      '  shard: us1',
+      'regions:',
+      '  us-east:',
+      "    backup: { dir: '', compression: zip }",
+      '    shards:',
+      '      us1:',
+      '        url: postgres://postgres:pw@127.0.0.1:55431/postgres',
+      '        pitr: { pgPath: 5 }',
+      'tenantKey:',
+      '  type: int',
+    ].join('\n');
+    // The messages the classic API gave (the build before zod/mini, same input).
+    expect(() => parseConfig(text, '/repo/tenants.config.yaml', {})).toThrow(
+      [
+        '/repo/tenants.config.yaml has 4 problem(s):',
+        '  regions.us-east.shards.us1.pitr.pgPath: Invalid input: expected string, received number',
+        '  regions.us-east.backup.dir: Too small: expected string to have >=1 characters',
+        '  regions.us-east.backup.compression: Invalid option: expected one of "brotli"|"gzip"|"none"',
+        '  tenantKey.type: Invalid option: expected one of "uuid"|"bigint"|"text"',
+      ].join('\n'),
+    );
+  });
 });

@@ -1,0 +1,21 @@
+/**
+ * The config's schemas are written with zod/mini: the same checks and messages as zod's classic
+ * API (one core), without the classic layer's methods attached to every schema object. Loading
+ * and building the classic API was about 15 ms of every command's start (bench/help-startup.sh);
+ * the config is parsed once per run. Import zod/mini where the schemas are written (a namespace
+ * passed on as a value would keep all of zod/mini in the bundle, every locale included) and this
+ * module for its messages.
+ *
+ * @module
+ */
+import * as z from 'zod/mini';
+import en from 'zod/v4/locales/en.js';
+
+// zod/mini ships no messages of its own; these are the ones the classic API sets up on import.
+// Only `en`: `z.locales` would bring every language into the bundle.
+z.config(en());
+
+/** What `z.preprocess` is in the classic API: `fn` runs on the input before `schema` parses it. */
+export function preprocess<S extends z.ZodMiniType>(fn: (v: unknown) => unknown, schema: S) {
+  return z.pipe(z.transform(fn), schema);
+}
