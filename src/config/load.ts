@@ -62,9 +62,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
       ? `${p.path}: ${p.variable ? `\${${p.variable}} ` : ''}${p.reason}`
       : `${p.path}: \${${p.variable}} is not set and has no default (set it, or write \${${p.variable}:-default})`,
   );
-  // jitless: zod would otherwise compile each object schema with `new Function` on its first parse,
-  // about 10 ms of a one-shot CLI's start that a single parse never earns back.
-  const parsed = configSchema.safeParse(interpolated, { jitless: true });
+  const parsed = configSchema.safeParse(interpolated);
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       const path = issue.path.map(String).join('.') || '(root)';

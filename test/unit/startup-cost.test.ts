@@ -13,47 +13,46 @@ afterEach(() => {
   vi.resetModules();
 });
 
+/** Replace the constructor `owner[key]` with one that counts `new`; `restore` puts it back. */
+function countConstructions(owner: object, key: string): { count: () => number; restore: () => void } {
+  const slot = owner as Record<string, new (...args: unknown[]) => unknown>;
+  const original = slot[key];
+  let made = 0;
+  slot[key] = new Proxy(original, {
+    construct(target, args, newTarget) {
+      made++;
+      return Reflect.construct(target, args, newTarget);
+    },
+  });
+  return { count: () => made, restore: () => void (slot[key] = original) };
+}
+
 describe('start-up cost', () => {
   it('natural sort makes its ICU collator on first use, not when its module loads', async () => {
-    vi.resetModules();
-    const original = Intl.Collator;
-    let made = 0;
-    Intl.Collator = new Proxy(original, {
-      construct(target, args, newTarget) {
-        made++;
-        return Reflect.construct(target, args, newTarget);
-      },
-    });
+    const collators = countConstructions(Intl, 'Collator');
     try {
       const { naturalCompare } = await import('../../src/report/natural-sort.js');
-      expect(made).toBe(0);
+      expect(collators.count()).toBe(0);
       expect(['csv-20', 'csv-2', 'csv-19'].sort(naturalCompare)).toEqual(['csv-2', 'csv-19', 'csv-20']);
       expect(naturalCompare('a2', 'a10')).toBeLessThan(0);
-      expect(made).toBe(1);
+      expect(collators.count()).toBe(1);
     } finally {
-      Intl.Collator = original;
+      collators.restore();
     }
   });
 
-  it('the config parse compiles no code (zod without its new Function fast path)', async () => {
-    vi.resetModules();
-    // Fresh schema objects: zod compiles an object schema's fast path on its first parse only.
+  it('the config parse compiles no code (zod/mini objects: no new Function fast path)', async () => {
+    // Fresh schema objects (afterEach resets the modules): zod's classic objects compile their
+    // fast path on their first parse only.
     const { parseConfig } = await import('../../src/config/load.js');
-    const original = globalThis.Function;
-    let compiled = 0;
-    globalThis.Function = new Proxy(original, {
-      construct(target, args, newTarget) {
-        compiled++;
-        return Reflect.construct(target, args, newTarget);
-      },
-    });
+    const functions = countConstructions(globalThis, 'Function');
     try {
       const config = parseConfig(readFileSync(SHIPPED_FILE, 'utf8'), SHIPPED_FILE, {});
       expect(config.shards.map((s) => s.name)).toEqual(['us1', 'us2', 'eu1']);
     } finally {
-      globalThis.Function = original;
+      functions.restore();
     }
-    expect(compiled).toBe(0);
+    expect(functions.count()).toBe(0);
   });
 
   it("the config schemas (zod/mini) keep zod's English messages for the checks without one of their own", async () => {
