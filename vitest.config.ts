@@ -16,7 +16,7 @@ export default defineConfig({
     maxWorkers: Number(process.env.TENANTCTL_TEST_WORKERS ?? 2),
     // Each worker process runs file after file instead of one new process per file: a new
     // process costs about half a CPU-second (start, then importing src/, pg and kysely again), and
-    // the run is CPU-bound (35 small integration files: 18 CPU-s and 7-10% of wall less; see
+    // the run is CPU-bound (35 small integration files: 17-21 CPU-s and 7-10% of wall less; see
     // bench/README.md, "the test suite's wall"). Test files keep no state outside their own
     // module: no mocks, no process.env writes, each file its own slugs, catalog and fleets.
     // TENANTCTL_TEST_ISOLATE=1 gives every file a fresh process again (to tell a leak from a bug).
