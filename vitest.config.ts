@@ -14,6 +14,13 @@ export default defineConfig({
     // to its own catalog, databases and slugs (test/helpers/migrate-env.ts), so two run at once.
     // TENANTCTL_TEST_WORKERS=1 runs them one by one (to tell a race from a bug).
     maxWorkers: Number(process.env.TENANTCTL_TEST_WORKERS ?? 2),
+    // Each worker process runs file after file instead of one new process per file: a new
+    // process costs about half a CPU-second (start, then importing src/, pg and kysely again), and
+    // the run is CPU-bound (35 small integration files: 17-21 CPU-s and 7-10% of wall less; see
+    // bench/README.md, "the test suite's wall"). Test files keep no state outside their own
+    // module: no mocks, no process.env writes, each file its own slugs, catalog and fleets.
+    // TENANTCTL_TEST_ISOLATE=1 gives every file a fresh process again (to tell a leak from a bug).
+    isolate: process.env.TENANTCTL_TEST_ISOLATE === '1',
     projects: [
       {
         extends: true,

@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { expect } from 'vitest';
 
 const BIN = fileURLToPath(new URL('../../bin/tenantctl', import.meta.url));
 
@@ -35,6 +37,25 @@ export function cli(
     });
     child.on('error', reject);
     if (child.pid) opts.onSpawn?.(child.pid);
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+    const started = Date.now();
+    child.on('close', (code, signal) => {
+      logRun(args, Date.now() - started);
+      resolve({ code, signal, stdout, stderr });
+    });
   });
+}
+
+/**
+ * TENANTCTL_TEST_CLI_LOG=<file>: one JSON line per CLI run (test file, test, command, wall ms), to
+ * count where a file's time goes (CLI runs are most of it). Off unless set.
+ */
+function logRun(args: string[], ms: number): void {
+  const log = process.env.TENANTCTL_TEST_CLI_LOG;
+  if (!log) return;
+  const { testPath, currentTestName } = expect.getState();
+  const command = args
+    .filter((a) => !a.startsWith('-'))
+    .slice(0, 2)
+    .join(' ');
+  appendFileSync(log, `${JSON.stringify({ file: testPath, test: currentTestName, command, ms })}\n`);
 }
