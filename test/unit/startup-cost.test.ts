@@ -1,14 +1,18 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 /**
  * Work every command's start-up used to pay for nothing (bench/help-startup.sh measures the
  * CPU; these pin the behaviour, not a time). Each test imports the module fresh
- * (vi.resetModules), as a new process would.
+ * (vi.resetModules before and after), as a new process would: a worker runs file after file
+ * (vitest.config.ts, `isolate: false`), so an earlier file may have loaded them already.
  */
 const SHIPPED_FILE = fileURLToPath(new URL('../../tenants.config.yaml', import.meta.url));
 
+beforeEach(() => {
+  vi.resetModules();
+});
 afterEach(() => {
   vi.resetModules();
 });
