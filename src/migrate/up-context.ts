@@ -11,6 +11,7 @@ import type { MigratePlan, Partition, PlannedTarget } from './plan.js';
 import type { RunInfo, RunLock } from './run-record.js';
 import type { ShardHealth } from './state.js';
 import type { MigrateEvent, MigrateTargetOptions } from './target-types.js';
+import type { StateRead } from './up-states.js';
 import type { MigrateRow } from './up-rows.js';
 
 /** The inputs, the document and the shared state of one `migrate up` run. */
@@ -119,6 +120,8 @@ export interface PlannedRun {
   gone: { id: string; tenants: string[] }[];
   started: number;
   head: string | null;
+  /** The targets' state, being read on their shards since the run lock was taken. */
+  stateRead: StateRead;
 }
 
 /** What the steps of a run share while it executes. */

@@ -1,7 +1,6 @@
 import { resultDocument } from '../fanout/result.js';
 import { fanout, type FanoutOptions } from '../fanout/run.js';
 import { errorMessage } from '../errors.js';
-import { MIGRATION_LOCK_CLASSID } from '../operations/lock-ids.js';
 import { TenantLockBatch } from '../operations/tenant-lock-batch.js';
 import { migrationHooks } from '../placement/drivers.js';
 import { CatalogWriter } from './catalog-writer.js';
@@ -10,21 +9,26 @@ import { isLocalShard } from './local-shard.js';
 import { BATCH_FROM, BATCH_SIZE, TargetBatcher } from './target-batcher.js';
 import { splitCanaries, type PlannedTarget } from './plan.js';
 import { createRun, finishRun, reopenRun, type RunInfo, type RunStatus } from './run-record.js';
-import { byDatabase, nothingToDo, readStates, ShardHealth, type TargetState } from './state.js';
+import { nothingToDo, type TargetState } from './state.js';
 import { insertTargets, runTargetCounts } from './target-rows.js';
-import { ensureTrackingTable } from './tracking.js';
 import { emptyCounts, type MigrateUpDocument, type PlannedRun, type RunState } from './up-context.js';
 import { failed, record, skippedRow, targetResult, tenantRows, upToDateOutcome, type MigrateRow, type TargetDone } from './up-rows.js';
+import { ensureTracked, settle } from './up-states.js';
 import { targetRunner, tenantLockWaitMs, type TargetRunner } from './up-target.js';
 
 /**
- * A planned `migrate up` under the fleet run lock: record the run, read every target's state
- * (one query per database), settle the targets with nothing to do, migrate the rest through the
- * bounded fan-out (canaries first), and finish the record and the document.
+ * A planned `migrate up` under the fleet run lock: record the run while every target's state is
+ * read (one query per database, started by the caller: up-states.ts), settle the targets with
+ * nothing to do, migrate the rest through the bounded fan-out (canaries first), and finish the
+ * record and the document.
  */
 export async function executeRun(planned: PlannedRun): Promise<MigrateUpDocument> {
-  const ctx = await openRun(planned);
-  const states = await readTargetStates(ctx);
+  const ctx = await openRun(planned).catch(async (err: unknown) => {
+    await settle(planned.stateRead);
+    throw err;
+  });
+  const states = await planned.stateRead.states;
+  await ensureTracked(ctx.deps, ctx.plan, states);
   const work = settleUpToDate(ctx, states);
   if (!ctx.resuming) await recordWork(ctx, work);
   ctx.opts.hooks?.onRun?.({
@@ -104,36 +108,7 @@ async function openRun(p: PlannedRun): Promise<RunState> {
         { ...counts },
       );
   const writer = new CatalogWriter(deps.db, run.id, command, () => ({ ...counts }));
-  return { ...p, run, command, resuming, counts, rows: [], writer, health: new ShardHealth(deps.fleet) };
-}
-
-/**
- * Pending work, one query per database that serves several targets; a database with one target
- * (a pool, a database tenant) is read on the connection that would migrate it. A database of
- * schema targets that was never migrated gets its tracking table once here (the first target
- * would create it anyway), so that every target can go in one round trip.
- */
-async function readTargetStates(ctx: RunState): Promise<Map<string, TargetState>> {
-  const { fleet, migrations } = ctx.deps;
-  const shared = byDatabase(ctx.plan.targets).filter((g) => g.length > 1);
-  const states = await readStates(fleet, shared, migrations, { concurrency: ctx.opts.concurrency, health: ctx.health });
-  for (const group of shared) {
-    const untracked = group.filter((t) => {
-      const s = states.get(t.id);
-      return s?.ok && !s.tracked && s.report.pending.length > 0;
-    });
-    if (untracked.length === 0) continue;
-    try {
-      await fleet.withClient(group[0].shard, group[0].database, (c) => ensureTrackingTable(c, MIGRATION_LOCK_CLASSID));
-      for (const t of untracked) {
-        const s = states.get(t.id);
-        if (s?.ok) states.set(t.id, { ...s, tracked: true });
-      }
-    } catch {
-      // Left to each target's own path, which reports what is wrong.
-    }
-  }
-  return states;
+  return { ...p, run, command, resuming, counts, rows: [], writer, health: p.stateRead.health };
 }
 
 /**

@@ -12,6 +12,7 @@ import { runTargets } from './target-rows.js';
 import type { TargetOutcome } from './target-types.js';
 import type { MigrateUpDeps, MigrateUpDocument, MigrateUpOptions } from './up-context.js';
 import { executeRun } from './up-run.js';
+import { settle, startStateRead } from './up-states.js';
 import { skippedRow, tenantRows, type MigrateRow } from './up-rows.js';
 
 export type { MigrateUpDeps, MigrateUpDocument, MigrateUpHooks, MigrateUpOptions } from './up-context.js';
@@ -46,8 +47,15 @@ export async function migrateUp(deps: MigrateUpDeps, opts: MigrateUpOptions): Pr
   const lock = await acquireRunLock(db, { partition, wait: opts.wait, signal: opts.signal, onWaiting: opts.hooks?.onWaiting });
   try {
     // An edited file is never applied beside its old version (before the run is recorded).
-    await refuseTwoVersions(oneVersion, plan.targets);
-    return { doc: await executeRun({ deps, opts, plan, lock, previous, gone, started, head }) };
+    // The shards are read while the catalog checks the files and records the run (up-states.ts).
+    const stateRead = startStateRead(deps, plan, opts.concurrency);
+    try {
+      await refuseTwoVersions(oneVersion, plan.targets);
+    } catch (err) {
+      await settle(stateRead);
+      throw err;
+    }
+    return { doc: await executeRun({ deps, opts, plan, lock, previous, gone, started, head, stateRead }) };
   } finally {
     await lock.release();
   }

@@ -480,6 +480,34 @@ describe('migrate status', () => {
   });
 });
 
+describe('migrate up: the state read beside the run record', () => {
+  it('a run refused for two versions of a file creates no tracking table where its targets were read', async () => {
+    const e = await env('sr');
+    await e.create([
+      { slug: 'sr-a', model: 'schema', shard: 'eu1' },
+      { slug: 'sr-b', model: 'schema', shard: 'eu1' },
+      { slug: 'sr-c', model: 'schema', shard: 'us1' },
+    ]);
+    // A run records the files' checksums in the catalog (what an edit is later compared with).
+    expect((await e.cli(['migrate', 'up'])).code).toBe(0);
+    // eu1's database of schemas looks never migrated (the state read finds no tracking table and
+    // every file pending); us1's target ran the 0002 that is now edited.
+    await e.q('eu1', 'schemas_sr', 'drop table tenantctl.schema_migrations');
+    await appendFile(join(e.migrationsDir, '0002_projects_and_tasks.sql'), '\n-- edited after it ran\n');
+    const runsBefore = (await e.runs()).length;
+
+    // The shards are read while the catalog checks the files: the refusal comes after the read
+    // started, and the tracking table (created for a never-migrated database so that every target
+    // goes in one round trip) only once the run is recorded. A refused run is never recorded.
+    const up = await e.cli(['migrate', 'up', '--json']);
+    expect(up.code, up.stdout).toBe(2);
+    expect(json(up).error).toMatchObject({ code: 'DRIFT', message: expect.stringContaining('t_sr_a') });
+    const table = await e.q('eu1', 'schemas_sr', `select to_regclass('tenantctl.schema_migrations')::text as t`);
+    expect(table).toEqual([{ t: null }]);
+    expect(await e.runs()).toHaveLength(runsBefore);
+  });
+});
+
 describe('bad input', () => {
   it('duplicate numbers, unreadable files and bad names are exit 2 before anything is touched', async () => {
     const e = await env('bad');

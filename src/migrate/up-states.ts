@@ -1,0 +1,68 @@
+import { MIGRATION_LOCK_CLASSID } from '../operations/lock-ids.js';
+import type { MigratePlan } from './plan.js';
+import { byDatabase, readStates, ShardHealth, type TargetState } from './state.js';
+import { ensureTrackingTable } from './tracking.js';
+import type { MigrateUpDeps } from './up-context.js';
+
+/**
+ * The targets' state of a `migrate up` run, read on their shards WHILE the catalog checks the
+ * files and records the run (one-version.ts, run-record.ts): the read touches only the shards and
+ * the record only the catalog, and each used to wait for the other (at 5,000 schema targets the
+ * read is one aggregate over the tracking table, the largest serial step before the first
+ * target). Started under the fleet run lock, so no other run changes what it reads.
+ *
+ * Reading changes nothing; a database of schema targets that was never migrated gets its
+ * tracking table only in `ensureTracked`, once the run is recorded (a refused run creates nothing).
+ */
+export interface StateRead {
+  /** Settles when every database was read; never rejects before someone awaits it (see startStateRead). */
+  states: Promise<Map<string, TargetState>>;
+  /** Shards found down by the read; the run's targets on them fail at once with the same error. */
+  health: ShardHealth;
+}
+
+/**
+ * Start reading, one query per database that serves several targets; a database with one target
+ * (a pool, a database tenant) is read on the connection that would migrate it.
+ */
+export function startStateRead(deps: MigrateUpDeps, plan: MigratePlan, concurrency: number): StateRead {
+  const health = new ShardHealth(deps.fleet);
+  const shared = byDatabase(plan.targets).filter((g) => g.length > 1);
+  const states = readStates(deps.fleet, shared, deps.migrations, { concurrency, health });
+  // Awaited by executeRun, or settled by `settle` when the run is refused first: a rejection
+  // while the catalog is still busy must not count as unhandled.
+  states.catch(() => undefined);
+  return { states, health };
+}
+
+/** Wait for a read the run no longer needs (refused before it was recorded), ignoring its outcome. */
+export async function settle(read: StateRead): Promise<void> {
+  await read.states.then(
+    () => undefined,
+    () => undefined,
+  );
+}
+
+/**
+ * The tracking table of each database of schema targets that has pending work and none yet (the
+ * first target would create it anyway), so that every target can go in one round trip.
+ */
+export async function ensureTracked(deps: MigrateUpDeps, plan: MigratePlan, states: Map<string, TargetState>): Promise<void> {
+  for (const group of byDatabase(plan.targets)) {
+    if (group.length < 2) continue;
+    const untracked = group.filter((t) => {
+      const s = states.get(t.id);
+      return s?.ok && !s.tracked && s.report.pending.length > 0;
+    });
+    if (untracked.length === 0) continue;
+    try {
+      await deps.fleet.withClient(group[0].shard, group[0].database, (c) => ensureTrackingTable(c, MIGRATION_LOCK_CLASSID));
+      for (const t of untracked) {
+        const s = states.get(t.id);
+        if (s?.ok) states.set(t.id, { ...s, tracked: true });
+      }
+    } catch {
+      // Left to each target's own path, which reports what is wrong.
+    }
+  }
+}
