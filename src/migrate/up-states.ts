@@ -2,7 +2,8 @@ import { MIGRATION_LOCK_CLASSID } from '../operations/lock-ids.js';
 import type { MigratePlan } from './plan.js';
 import { byDatabase, readStates, ShardHealth, type TargetState } from './state.js';
 import { ensureTrackingTable } from './tracking.js';
-import type { MigrateUpDeps } from './up-context.js';
+import type { Fleet } from '../fleet/fleet.js';
+import type { MigrationFile } from './files.js';
 
 /**
  * The targets' state of a `migrate up` run, read on their shards WHILE the catalog checks the
@@ -14,6 +15,15 @@ import type { MigrateUpDeps } from './up-context.js';
  * Reading changes nothing; a database of schema targets that was never migrated gets its
  * tracking table only in `ensureTracked`, once the run is recorded (a refused run creates nothing).
  */
+/**
+ * What reading the states needs of a run's deps (`MigrateUpDeps` has both): named here, not
+ * imported, because up-context.ts names `StateRead` and the two modules would import each other.
+ */
+interface StateDeps {
+  fleet: Fleet;
+  migrations: MigrationFile[];
+}
+
 export interface StateRead {
   /** Settles when every database was read; never rejects before someone awaits it (see startStateRead). */
   states: Promise<Map<string, TargetState>>;
@@ -25,7 +35,7 @@ export interface StateRead {
  * Start reading, one query per database that serves several targets; a database with one target
  * (a pool, a database tenant) is read on the connection that would migrate it.
  */
-export function startStateRead(deps: MigrateUpDeps, plan: MigratePlan, concurrency: number): StateRead {
+export function startStateRead(deps: StateDeps, plan: MigratePlan, concurrency: number): StateRead {
   const health = new ShardHealth(deps.fleet);
   const shared = byDatabase(plan.targets).filter((g) => g.length > 1);
   const states = readStates(deps.fleet, shared, deps.migrations, { concurrency, health });
@@ -47,7 +57,7 @@ export async function settle(read: StateRead): Promise<void> {
  * The tracking table of each database of schema targets that has pending work and none yet (the
  * first target would create it anyway), so that every target can go in one round trip.
  */
-export async function ensureTracked(deps: MigrateUpDeps, plan: MigratePlan, states: Map<string, TargetState>): Promise<void> {
+export async function ensureTracked(deps: StateDeps, plan: MigratePlan, states: Map<string, TargetState>): Promise<void> {
   for (const group of byDatabase(plan.targets)) {
     if (group.length < 2) continue;
     const untracked = group.filter((t) => {
