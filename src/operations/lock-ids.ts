@@ -11,6 +11,8 @@
  * Each target database:
  *   MIGRATION 'tnct'  one migration target, keyed by hashtext(schema)
  *   DATABASE_ACL 'tacl' serialises GRANTs on one database (taken in src/placement/roles.ts)
+ *   FENCE_SETUP 'tfnc' serialises creating the write-fence functions of a database, key 0
+ *     (src/placement/fence-function.ts; taken only when a function is missing or outdated)
  * Each pool database:
  *   POOL_SUSPEND 'tsus' serialises every setup of the pool's write policies, key 0: the suspension state
  *     (src/placement/pool/suspend.ts) and the fence function and policies (src/placement/pool/fence.ts)
@@ -24,3 +26,4 @@ export const PARTITION_LOCK_CLASSID = 0x746e7074;
 export const MIGRATION_LOCK_CLASSID = 0x746e6374;
 export const DATABASE_ACL_LOCK_CLASSID = 0x7461636c;
 export const POOL_SUSPEND_LOCK_CLASSID = 0x74737573;
+export const FENCE_SETUP_LOCK_CLASSID = 0x74666e63;

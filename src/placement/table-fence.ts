@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { ident, literal, qualified } from '../sql.js';
 import { FENCE_SCHEMA, FENCE_SQLSTATE } from './pool/fence.js';
 import { MOVE_FENCE, type FenceReason } from './fence-reasons.js';
+import { ensureFenceFunction } from './fence-function.js';
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
 
@@ -19,15 +20,15 @@ export const FENCE_TRIGGER = 'tenantctl_fence';
  * lifts it. Run inside a transaction.
  */
 export async function fenceTables(c: Queryable, schema: string, timeoutMs: number, reason: FenceReason = MOVE_FENCE): Promise<string[]> {
-  await c.query(`create schema if not exists ${ident(FENCE_SCHEMA)}`);
-  // A trigger without arguments (made before fences had reasons) still says a move is running.
-  await c.query(`
-    create or replace function ${qualified(FENCE_SCHEMA, 'refuse_write')}() returns trigger
-      language plpgsql set search_path = pg_catalog as $fn$
+  await ensureFenceFunction(
+    c,
+    'refuse_write',
+    `
     begin
       raise exception '%', coalesce(tg_argv[0], ${literal(MOVE_FENCE.message)})
         using errcode = '${FENCE_SQLSTATE}', hint = coalesce(tg_argv[1], ${literal(MOVE_FENCE.hint)});
-    end $fn$`);
+    end `,
+  );
   await c.query(`set local lock_timeout = ${Math.max(1, Math.floor(timeoutMs))}`);
   const tables = await schemaTables(c, schema);
   for (const t of tables) {

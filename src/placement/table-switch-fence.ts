@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { ident, literal, qualified } from '../sql.js';
 import { FENCE_SCHEMA, FENCE_SQLSTATE } from './pool/fence.js';
+import { ensureFenceFunction } from './fence-function.js';
 import { schemaTables, unfenceTables } from './table-fence.js';
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
@@ -19,13 +20,14 @@ export const SWITCH_TRIGGER = 'tenantctl_switched';
  * Run inside a transaction (with the move's own fence still up, so nothing writes meanwhile).
  */
 export async function fenceSwitchedTables(c: Queryable, schema: string, message: string, hint: string): Promise<string[]> {
-  await c.query(`create schema if not exists ${ident(FENCE_SCHEMA)}`);
-  await c.query(`
-    create or replace function ${qualified(FENCE_SCHEMA, 'refuse_switched')}() returns trigger
-      language plpgsql set search_path = pg_catalog as $fn$
+  await ensureFenceFunction(
+    c,
+    'refuse_switched',
+    `
     begin
       raise exception '%', tg_argv[0] using errcode = '${FENCE_SQLSTATE}', hint = tg_argv[1];
-    end $fn$`);
+    end `,
+  );
   const tables = await schemaTables(c, schema);
   for (const t of tables) {
     await c.query(`drop trigger if exists ${ident(SWITCH_TRIGGER)} on ${qualified(schema, t)}`);

@@ -56,8 +56,18 @@ async function archiveNow(): Promise<void> {
   );
 }
 
-/** The shard's clock now, between two commits (a commit's time is the shard's). */
+/** When the base backup command returned (its stop time is at or before this). */
+let backupDone = 0;
+
+/**
+ * The shard's clock now, between two commits (a commit's time is the shard's), once the
+ * recoverable window has opened.
+ */
 async function timeT(): Promise<string> {
+  // The window starts at the base backup's stop, rounded up to the next whole second
+  // (src/pitr/window.ts): a T taken within that second would be refused as outside it.
+  const windowOpens = backupDone + 1000 - Date.now();
+  if (windowOpens > 0) await sleep(windowOpens + 50);
   await sleep(20);
   const t = await withPg(
     superuserUrl(fleet.config.shards[0].url),
@@ -115,6 +125,7 @@ describe.skipIf(!pgbackrest)(`restore <slug> --at <time> with pgBackRest${SKIP}`
     expect(setup.code, setup.stderr + setup.stdout).toBe(0);
     const t0 = Date.now();
     const b = await e.cli(['pitr', 'backup', '--type', 'full', '--json']);
+    backupDone = Date.now();
     console.log(`pitr backup --type full: ${Date.now() - t0} ms; fleet and tenants ready in ${t0 - started} ms`);
     expect(b.code, b.stderr + b.stdout).toBe(0);
   }, 300_000);
