@@ -48,13 +48,14 @@ export async function endSessions(
   const perSignal = Math.max(1, Math.ceil(waitMs / END_SESSION_SIGNALS));
   for (const s of found) {
     try {
-      let gone = false;
-      for (let signal = 1; signal <= END_SESSION_SIGNALS && !gone; signal++) {
+      // null once the session is gone; else what it is doing, read once after each signal.
+      let doing: string | null = '';
+      for (let signal = 1; signal <= END_SESSION_SIGNALS && doing !== null; signal++) {
         const r = await c.query<{ ok: boolean }>('select pg_terminate_backend($1, $2) as ok', [s.pid, perSignal]);
-        gone = r.rows[0].ok || (await stillDoing(c, s.pid)) === null;
+        doing = r.rows[0].ok ? null : await stillDoing(c, s.pid);
       }
-      if (gone) ended++;
-      else stuck.push({ ...s, why: `did not exit within ${waitMs} ms${(await stillDoing(c, s.pid)) ?? ''}` });
+      if (doing === null) ended++;
+      else stuck.push({ ...s, why: `did not exit within ${waitMs} ms${doing}` });
     } catch (err) {
       // 42501: "must be a superuser to terminate superuser process", "must be a member of the role …".
       stuck.push({ ...s, why: (err as Error).message });
