@@ -57,7 +57,9 @@ export type Streamed = { table: string; rows: number; bytes: number; parts?: num
 /**
  * One table's rows: COPY out of `source` → RowTap (counts rows, writes a pool target's key) → COPY
  * in to `target`; `progress` is told the rows and bytes so far every half second. With `part`,
- * only that part of the tenant's rows (pool-split.ts).
+ * only that part of the tenant's rows (pool-split.ts). `sourceRead` is called once the source
+ * has sent its last row, while the target may still be checking them (pool-split.ts measures
+ * the source's side of the verification then).
  */
 export async function copyTable(
   run: CopyRun,
@@ -66,6 +68,7 @@ export async function copyTable(
   freeze: boolean,
   progress?: (p: { rows: number; bytes: number }) => void,
   part?: CopyPart,
+  sourceRead?: () => void,
 ): Promise<Streamed> {
   // A move proves itself by the read-back row hashes on both sides, not by a checksum of the stream.
   // A key to write into each row needs the text format (RowTap); binary only counts the rows.
@@ -75,6 +78,7 @@ export async function copyTable(
     : new RowTap({ keyIndex: tb.keyIndex, rewriteKey: run.rewriteKey, sha256: false, rowHash: false });
   const timer = progress ? setInterval(() => progress({ rows: tap.rowCount, bytes: tap.digest().bytes }), 500) : undefined;
   const out = copyOut(ends.source, copyOutSql(tb, run.srcScope, run.config, part, { binary }));
+  if (sourceRead) out.once('end', sourceRead);
   try {
     await pipeline(out, tap, copyIn(ends.target, copyInSql(tb, run.plan.to.schema, { freeze, binary })));
   } catch (err) {

@@ -10,7 +10,7 @@ import { mayLoadInParts, partsPerTable } from '../copy/pool-load-split.js';
 import type { CopyTable } from '../copy/tables.js';
 import { faultPoint } from '../operations/fault-points.js';
 import { copyTable, type CopyRun, type Streamed } from './copy-stream.js';
-import { verifyBothSides } from './verify-both.js';
+import { EarlySourceDigests } from './verify-early.js';
 import type { TableCheck } from './verify-checks.js';
 
 /** Load connections of a split load: the loading one and one more, when the target's budget has it. */
@@ -24,8 +24,9 @@ export const LOAD_PARTS = 2;
  * transaction, the parts at once. A row's check needs its parents COMMITTED, so a table's parts
  * all commit before the next table starts (parents first, partsPerTable). No table lock is taken:
  * other tenants of the pool keep reading and writing, and the tenant's committed rows are seen by
- * nobody (row-level security by key; the catalog still points at the source). Then the sequences,
- * and both sides measured (verifyBothSides) once every part has committed.
+ * nobody (row-level security by key; the catalog still points at the source). Each table's source
+ * side is measured in the snapshot while the target still checks that table (verify-early.ts);
+ * then the sequences, and the target's side on every load connection once every part has committed.
  *
  * Committed parts are the target's rows of the tenant: the move records `targetCreated` before
  * the copy, so a failure (MOVE_VERIFY included) and recoverMove after a kill delete them by key,
@@ -80,26 +81,34 @@ async function loadAndVerifyParts(
   const schema = run.plan.to.schema;
   const streamed: Streamed[] = [];
   const done = { rows: 0, bytes: 0 };
-  for (const [i, tb] of tables.entries()) {
-    const s = await loadTableInParts(run, lanes, tb, await partsOf(i), done);
-    done.rows += s.rows;
-    done.bytes += s.bytes;
-    streamed.push(s);
-    hooks.onProgress?.({ table: tb.table, ...done });
-    await hooks.afterTable?.(tb.table);
+  // Each table's source side measured in the snapshot while the target still checks its rows.
+  const early = new EarlySourceDigests(run);
+  try {
+    for (const [i, tb] of tables.entries()) {
+      const s = await loadTableInParts(run, lanes, tb, await partsOf(i), done, () => early.measureSource(lanes.src[0], tb));
+      done.rows += s.rows;
+      done.bytes += s.bytes;
+      streamed.push(s);
+      hooks.onProgress?.({ table: tb.table, ...done });
+      await hooks.afterTable?.(tb.table);
+    }
+    await hooks.loaded?.();
+    await inTransaction(t, () =>
+      advanceSequences(
+        t,
+        schema,
+        tables.map((x) => x.table),
+      ),
+    );
+    await hooks.beforeVerify?.(t, schema, tables);
+    // Every part committed: only the target's side is left, measured on every load connection at once.
+    const checks = await early.verify(lanes.dst, streamed, 'row by row');
+    await faultPoint('move.before-commit');
+    return checks;
+  } finally {
+    // No source measurement left running when the snapshot's connections go back.
+    await early.settled();
   }
-  await hooks.loaded?.();
-  await inTransaction(t, () =>
-    advanceSequences(
-      t,
-      schema,
-      tables.map((x) => x.table),
-    ),
-  );
-  await hooks.beforeVerify?.(t, schema, tables);
-  const checks = await verifyBothSides(run, t, streamed, 'row by row');
-  await faultPoint('move.before-commit');
-  return checks;
 }
 
 /**
@@ -113,6 +122,7 @@ async function loadTableInParts(
   tb: CopyTable,
   n: number,
   before: { rows: number; bytes: number },
+  sourceRead: () => void,
 ): Promise<Streamed> {
   const now = Array.from({ length: n }, () => ({ rows: 0, bytes: 0 }));
   const progress = (k: number, p: { rows: number; bytes: number }) => {
@@ -134,6 +144,8 @@ async function loadTableInParts(
           false,
           (p) => progress(k, p),
           n > 1 ? { index: k, of: n } : undefined,
+          // Lane 0's source connection measures the table once its part has been read.
+          k === 0 ? sourceRead : undefined,
         );
       }),
     ),

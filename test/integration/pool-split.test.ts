@@ -1,8 +1,12 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PART_MIN_ROWS } from '../../src/copy/pool-load-split.js';
 import { databaseUrl } from '../../src/fleet/connection-url.js';
+import { latestMove } from '../../src/move/record.js';
 import { appUrl } from '../helpers/app-url.js';
 import { json, ownMigrateFleet, tenantDigests, until, withPg, type MigrateEnv } from '../helpers/migrate-env.js';
 import { seed, tenant } from '../helpers/seed.js';
@@ -194,6 +198,62 @@ describe('a hostile neighbour at the target while the parts commit', () => {
     await longTx.query('commit');
     for (const c of [longTx, reader, locker]) await c.end();
     expect({ hn: await tenantDigests(e, 'hn'), hs: await tenantDigests(e, 'hs') }).toEqual(theirs);
+  });
+});
+
+describe('the verification of a load in parts', () => {
+  it("needs only the target once every part has committed: the source's side was measured in the snapshot during the load, so the snapshot's connections ended before the verify phase do not stop the move (same hashes); a row missing at the target is still caught", async () => {
+    const e = await env('psverify');
+    await e.create([
+      { slug: 'vm', model: 'pool', shard: 'us1' },
+      { slug: 'vn', model: 'pool', shard: 'eu1' },
+    ]);
+    await seed(e, 'vm', BIG, 'vm');
+    await seed(e, 'vn', 20, 'vn');
+    const before = await tenantDigests(e, 'vm');
+    const theirs = await tenantDigests(e, 'vn');
+
+    // The target's side is measured after the rows are in: a row deleted there before it is caught.
+    const gone = await moveToEu1(e, 'vm', { TENANTCTL_FAULT: 'move.verify:tamper-missing' });
+    expect(gone.code, gone.stdout + gone.stderr).toBe(1);
+    const doc = json(gone);
+    expect(doc.error.code).toBe('MOVE_VERIFY');
+    const short = doc.tables.filter((x: any) => x.source.hash !== x.target.hash);
+    expect(short.map((x: any) => [x.table, x.source.rows - x.target.rows, x.parts])).toEqual([['comments', 1, 2]]);
+    expect((await tenant(e, 'vm'))!).toMatchObject({ shard: 'us1', status: 'active' });
+
+    // Paused before the verify phase, every connection of the source still in the copy's snapshot
+    // is ended by the server: the old order measured the source only then, and failed.
+    const dir = await mkdtemp(join(tmpdir(), 'tenantctl-psverify-'));
+    const resume = join(dir, 'resume');
+    try {
+      const run = moveToEu1(e, 'vm', { TENANTCTL_FAULT: 'move.verify:resume', TENANTCTL_FAULT_RESUME_FILE: resume });
+      await until(async () => {
+        const op = await latestMove(e.db, 'vm');
+        return op?.status === 'running' && (op.progress as { phases?: Record<string, number> }).phases?.rebuild !== undefined;
+      }, 60_000);
+      const ended = await su(
+        'us1',
+        `select pg_terminate_backend(pid) from pg_stat_activity
+          where usename = 'tenantctl' and datname = 'pool_${e.name}' and state like 'idle in transaction%' and backend_xmin is not null`,
+      );
+      expect(ended.rowCount).toBeGreaterThan(0);
+      await writeFile(resume, '');
+      const r = await run;
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      expect(json(r).tables.map((t: any) => [t.table, t.parts, t.source.hash === t.target.hash])).toEqual([
+        ['workspaces', 1, true],
+        ['users', 1, true],
+        ['projects', 1, true],
+        ['tasks', 2, true],
+        ['comments', 2, true],
+      ]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    expect((await tenant(e, 'vm'))!).toMatchObject({ shard: 'eu1', status: 'active' });
+    expect(await tenantDigests(e, 'vm')).toEqual(before);
+    expect(await tenantDigests(e, 'vn')).toEqual(theirs);
   });
 });
 
