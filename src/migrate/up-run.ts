@@ -28,7 +28,7 @@ export async function executeRun(planned: PlannedRun): Promise<MigrateUpDocument
     throw err;
   });
   const states = await planned.stateRead.states;
-  await ensureTracked(ctx.deps, ctx.plan, states);
+  await ensureTracked(ctx.deps, planned.stateRead, states);
   const work = settleUpToDate(ctx, states);
   if (!ctx.resuming) await recordWork(ctx, work);
   ctx.opts.hooks?.onRun?.({

@@ -1,5 +1,5 @@
 import { MIGRATION_LOCK_CLASSID } from '../operations/lock-ids.js';
-import type { MigratePlan } from './plan.js';
+import type { MigratePlan, PlannedTarget } from './plan.js';
 import { byDatabase, readStates, ShardHealth, type TargetState } from './state.js';
 import { ensureTrackingTable } from './tracking.js';
 import type { Fleet } from '../fleet/fleet.js';
@@ -14,7 +14,10 @@ import type { MigrationFile } from './files.js';
  *
  * Reading changes nothing; a database of schema targets that was never migrated gets its
  * tracking table only in `ensureTracked`, once the run is recorded (a refused run creates nothing).
+ *
+ * @module
  */
+
 /**
  * What reading the states needs of a run's deps (`MigrateUpDeps` has both): named here, not
  * imported, because up-context.ts names `StateRead` and the two modules would import each other.
@@ -29,6 +32,8 @@ export interface StateRead {
   states: Promise<Map<string, TargetState>>;
   /** Shards found down by the read; the run's targets on them fail at once with the same error. */
   health: ShardHealth;
+  /** The databases read, each serving several targets (ensureTracked works on the same groups). */
+  groups: PlannedTarget[][];
 }
 
 /**
@@ -37,12 +42,12 @@ export interface StateRead {
  */
 export function startStateRead(deps: StateDeps, plan: MigratePlan, concurrency: number): StateRead {
   const health = new ShardHealth(deps.fleet);
-  const shared = byDatabase(plan.targets).filter((g) => g.length > 1);
-  const states = readStates(deps.fleet, shared, deps.migrations, { concurrency, health });
+  const groups = byDatabase(plan.targets).filter((g) => g.length > 1);
+  const states = readStates(deps.fleet, groups, deps.migrations, { concurrency, health });
   // Awaited by executeRun, or settled by `settle` when the run is refused first: a rejection
   // while the catalog is still busy must not count as unhandled.
   states.catch(() => undefined);
-  return { states, health };
+  return { states, health, groups };
 }
 
 /** Wait for a read the run no longer needs (refused before it was recorded), ignoring its outcome. */
@@ -57,9 +62,8 @@ export async function settle(read: StateRead): Promise<void> {
  * The tracking table of each database of schema targets that has pending work and none yet (the
  * first target would create it anyway), so that every target can go in one round trip.
  */
-export async function ensureTracked(deps: StateDeps, plan: MigratePlan, states: Map<string, TargetState>): Promise<void> {
-  for (const group of byDatabase(plan.targets)) {
-    if (group.length < 2) continue;
+export async function ensureTracked(deps: StateDeps, read: StateRead, states: Map<string, TargetState>): Promise<void> {
+  for (const group of read.groups) {
     const untracked = group.filter((t) => {
       const s = states.get(t.id);
       return s?.ok && !s.tracked && s.report.pending.length > 0;

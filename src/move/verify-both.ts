@@ -19,11 +19,16 @@ export async function verifyBothSides(
   streamed: Streamed[],
   foreignKeys: ForeignKeyCheck,
 ): Promise<TableCheck[]> {
-  const digest = run.plan.from.model === run.plan.to.model ? recordDigest : sqlDigest;
+  const digest = digestOf(run);
   const checks: TableCheck[] = [];
   for (const [i, tb] of run.tables.entries()) {
     const [s, d] = await Promise.all([digest(run.source, tb, run.srcScope, run.config), digest(t, tb, run.dstScope, run.config)]);
     checks.push({ ...streamed[i], source: { rows: s.rows, hash: s.hash }, target: { rows: d.rows, hash: d.hash }, foreignKeys });
   }
   return assertSameDigests(checks);
+}
+
+/** Pool → pool (one model) compares record digests, the same tables and types; across models the row text. */
+export function digestOf(run: CopyRun): typeof recordDigest | typeof sqlDigest {
+  return run.plan.from.model === run.plan.to.model ? recordDigest : sqlDigest;
 }

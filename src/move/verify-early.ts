@@ -1,9 +1,8 @@
 import type pg from 'pg';
-import { sqlDigest } from '../copy/sql-digest.js';
-import { recordDigest } from '../copy/record-digest.js';
 import type { ForeignKeyCheck } from '../copy/pool-load.js';
 import type { CopyTable } from '../copy/tables.js';
 import type { CopyRun, Streamed } from './copy-stream.js';
+import { digestOf } from './verify-both.js';
 import { assertSameDigests, type TableCheck } from './verify-checks.js';
 
 type Digest = { rows: number; hash: string };
@@ -25,9 +24,8 @@ export class EarlySourceDigests {
 
   constructor(private readonly run: CopyRun) {}
 
-  /** Pool → pool compares record digests (the same tables and types); across models the row text. */
   private get digest() {
-    return this.run.plan.from.model === this.run.plan.to.model ? recordDigest : sqlDigest;
+    return digestOf(this.run);
   }
 
   /**
