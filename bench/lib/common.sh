@@ -26,6 +26,18 @@ bench_psql() {
   PGPASSWORD="$BENCH_PASSWORD" PGCONNECT_TIMEOUT=10 PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres -d "$db" "$@"
 }
 
+# VACUUM ANALYZE each database as the superuser: bench_settle PORT DB...
+bench_settle() {
+  local port=$1 db
+  shift
+  for db in "$@"; do bench_psql "$port" "$db" -c 'vacuum analyze' >/dev/null; done
+}
+
+# Autovacuum workers running on the cluster now: bench_autovacuum_workers PORT
+bench_autovacuum_workers() {
+  bench_psql "$1" postgres -Atc "select count(*) from pg_stat_activity where backend_type = 'autovacuum worker'"
+}
+
 bench_cleanup() {
   local rc=$?
   trap - EXIT INT TERM

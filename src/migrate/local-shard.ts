@@ -16,6 +16,21 @@ export function localShardTargets(cores = availableParallelism()): number {
 }
 
 /**
+ * Connections that send several targets per message (target-batcher.ts) at once on a shard of
+ * this machine: half of localShardTargets, one per core. A target on its own path waits for this
+ * process between its statements, so two per core keep the cores busy; a shared message keeps its
+ * backend busy from its first target to its last, and a second backend per core only contends.
+ * Measured with psql sending the same messages over 5,000 schema targets of one database on 2
+ * cores: 2 sessions took 2.5–2.7 CPU-s of the server, 4 took 3.4–4.1, 8 took 4.6–4.7, and 2 were
+ * also the fastest (bench/README.md, 2026-12-06).
+ *
+ * @example localShardMessages(4) // 2
+ */
+export function localShardMessages(localTargets: number): number {
+  return Math.max(1, Math.floor(localTargets / 2));
+}
+
+/**
  * Whether the shard's URL points at this machine: a loopback host (localhost, 127.0.0.0/8, ::1)
  * or a Unix socket (`?host=/path` or an empty host). Pure: no name is resolved.
  *

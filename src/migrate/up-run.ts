@@ -5,7 +5,7 @@ import { TenantLockBatch } from '../operations/tenant-lock-batch.js';
 import { migrationHooks } from '../placement/drivers.js';
 import { CatalogWriter } from './catalog-writer.js';
 import { fitsOneMessage } from './apply-one-round-trip.js';
-import { isLocalShard } from './local-shard.js';
+import { isLocalShard, localShardMessages } from './local-shard.js';
 import { BATCH_FROM, BATCH_SIZE, TargetBatcher } from './target-batcher.js';
 import { splitCanaries, type PlannedTarget } from './plan.js';
 import { createRun, finishRun, reopenRun, type RunInfo, type RunStatus } from './run-record.js';
@@ -74,7 +74,7 @@ function batcherFor(ctx: RunState, work: PlannedTarget[], states: Map<string, Ta
   }).length;
   const size = ctx.opts.batchTargets ?? (fits >= BATCH_FROM ? BATCH_SIZE : 1);
   if (size <= 1) return undefined;
-  return new TargetBatcher(ctx.deps.fleet, size, (s) => shardWidth(ctx, s), ctx.opts.concurrency);
+  return new TargetBatcher(ctx.deps.fleet, size, (s) => shardWidth(ctx, s, true), ctx.opts.concurrency);
 }
 
 /** Targets of a batched run under their tenant's lock at once, at most (see runWork; MigrateUpOptions.maxTargetsInFlight). */
@@ -172,7 +172,7 @@ async function runWork(ctx: RunState, work: PlannedTarget[], runner: TargetRunne
   await pass(ctx, runner, rest, {
     concurrency: Math.min(opts.concurrency * k, Math.max(opts.concurrency, opts.maxTargetsInFlight ?? MAX_TARGETS_IN_FLIGHT)),
     shardOf: (t) => t.shard,
-    shardBudget: (s) => shardWidth(ctx, s) * k,
+    shardBudget: (s) => shardWidth(ctx, s, k > 1) * k,
     onError: opts.onError ?? 'stop',
     maxFailures: opts.maxFailures,
     // The stop policy is about migrations that fail: a shard that does not answer fails its own
@@ -185,12 +185,15 @@ async function runWork(ctx: RunState, work: PlannedTarget[], runner: TargetRunne
   if (ctx.stopped) ctx.stopped.failures = ctx.counts.failed - ctx.counts.unreachable;
 }
 
-/** Targets at once on a shard: its connection budget, and on a shard of this machine the local limit. */
-function shardWidth(ctx: RunState, shardName: string): number {
+/**
+ * Connections at once on a shard: its connection budget, and on a shard of this machine the local
+ * limit (halved for connections sending shared messages: local-shard.ts).
+ */
+function shardWidth(ctx: RunState, shardName: string, batched = false): number {
   const budget = ctx.deps.fleet.connections(shardName).budget;
   const local = ctx.opts.localShardTargets;
   if (local === undefined || !isLocalShard(ctx.deps.fleet.shard(shardName))) return budget;
-  return Math.max(1, Math.min(budget, local));
+  return Math.max(1, Math.min(budget, batched ? localShardMessages(local) : local));
 }
 
 function notRun(t: PlannedTarget, reason: string): TargetDone {

@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { describe, expect, it } from 'vitest';
+import type { Fleet } from '../../src/fleet/fleet.js';
 import { loadMigrations } from '../../src/migrate/files.js';
 import { migrateUp, type MigrateUpOptions } from '../../src/migrate/up.js';
 import { json, ownMigrateFleet, type MigrateEnv } from '../helpers/migrate-env.js';
@@ -49,6 +50,42 @@ describe('migrate up on a shard of this machine', () => {
     const wide = await widest(e, {});
     expect(wide.doc.targets).toMatchObject({ total: 6, migrated: 6 });
     expect(wide.max).toBeGreaterThan(2);
+  });
+
+  it('a run that sends several targets per message uses half as many connections there (one per core), and the same width elsewhere', async () => {
+    const e = await env('widthmsg');
+    await e.create(Array.from({ length: 8 }, (_, i) => ({ slug: `wmsg-${i}`, model: 'schema' as const, shard: 'us1' })));
+    // Slow enough that every message the batcher allows runs at the same time.
+    await e.addMigration('0004_slow.sql', 'select pg_sleep(0.3);\n');
+    const fleet = e.fleet as Fleet;
+    const withClient = fleet.withClient.bind(fleet);
+    let open = 0;
+    let peak = 0;
+    fleet.withClient = (async (shard: string, database: string, fn: (c: unknown) => Promise<unknown>) =>
+      withClient(shard, database, async (c) => {
+        open++;
+        peak = Math.max(peak, open);
+        try {
+          return await fn(c);
+        } finally {
+          open--;
+        }
+      })) as Fleet['withClient'];
+    try {
+      // 4 targets per core on their own path would be 4 connections; shared messages take 2.
+      const { doc } = await widest(e, { localShardTargets: 4, batchTargets: 2 });
+      expect(doc.targets).toMatchObject({ total: 8, migrated: 8, failed: 0 });
+      expect(peak).toBe(2);
+
+      // Without this machine's limit, only the shard's budget bounds the messages.
+      peak = 0;
+      await e.addMigration('0005_slow.sql', 'select pg_sleep(0.3);\n');
+      const wide = await widest(e, { batchTargets: 2 });
+      expect(wide.doc.targets).toMatchObject({ total: 8, migrated: 8, failed: 0 });
+      expect(peak).toBeGreaterThan(2);
+    } finally {
+      fleet.withClient = withClient;
+    }
   });
 
   it('the CLI sets it to 2 per core unless --concurrency or TENANTCTL_CONCURRENCY is given, and records it in the run', async () => {

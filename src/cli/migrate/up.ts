@@ -106,7 +106,8 @@ export function registerMigrateUp(migrate: Command): void {
     .option(
       '--concurrency <n>',
       'targets migrated at once across the fleet (default: defaults.concurrency; each shard also keeps to its maxConnections, ' +
-        'and without this flag a shard on this machine (localhost, 127.x, ::1, a Unix socket) runs at most 2 targets per core)',
+        'and without this flag a shard on this machine (localhost, 127.x, ::1, a Unix socket) runs at most 2 targets per core, ' +
+        'or one connection per core when it sends many targets per message)',
       positiveInt('--concurrency'),
     )
     .addOption(
