@@ -8,6 +8,7 @@ import { SilentMessage } from '../../src/migrate/apply-batch-message.js';
 import { isConnectionError } from '../../src/fleet/fleet.js';
 import { loadMigrations } from '../../src/migrate/files.js';
 import { pendingFor, readApplied } from '../../src/migrate/tracking.js';
+import { TargetBatcher } from '../../src/migrate/target-batcher.js';
 import { migrateUp } from '../../src/migrate/up.js';
 import { migrateEnv, type MigrateEnv } from '../helpers/migrate-env.js';
 import { sharedFleet } from '../helpers/shared-fleet.js';
@@ -272,6 +273,56 @@ describe('the shared message (SilentMessage): counts what completed, keeps the f
     } finally {
       await a.c.end().catch(() => {});
       await b.c.end().catch(() => {});
+    }
+  });
+});
+
+describe('a freed connection', () => {
+  it('takes the targets queued a few promise hops after it was freed, not only the first of them', async () => {
+    await e.addMigration('0011_seven.sql', 'alter table workspaces add column seven_at timestamptz;\n');
+    const sizes: number[] = [];
+    const fleet = e.fleet as Fleet;
+    const withClient = fleet.withClient.bind(fleet);
+    fleet.withClient = ((shard: string, database: string, fn: (c: pg.ClientBase) => Promise<unknown>) =>
+      withClient(shard, database, (c) =>
+        fn(
+          new Proxy(c, {
+            get: (t, k) =>
+              k === 'query'
+                ? (text: unknown, ...rest: unknown[]) => {
+                    const sql = typeof text === 'string' ? text : (text as { text?: unknown } | undefined)?.text;
+                    if (typeof sql === 'string' && sql.includes('seven_at')) sizes.push(sql.split('seven_at').length - 1);
+                    return (t.query as (...a: unknown[]) => unknown).call(t, text, ...rest);
+                  }
+                : Reflect.get(t, k, t),
+          }),
+        ),
+      )) as Fleet['withClient'];
+    try {
+      // One connection, up to 8 targets a message. In a run, a message's results release their
+      // targets and start the next ones, each a few promise hops after the one before (its lock,
+      // taken ahead, then its submit): as here.
+      const batcher = new TargetBatcher(fleet, 8, () => 1, 8);
+      // Only this file: the tests above leave others pending (a pg_sleep among them).
+      const all = await members(slugs.map(schemaOf));
+      for (const m of all) m.known.pending = m.known.pending.filter((f) => f.id === '0011_seven');
+      const [first, ...rest] = all;
+      const after = batcher.submit('us1', first).then((o) =>
+        Promise.all([
+          o,
+          ...rest.map(async (m, i) => {
+            for (let hop = 0; hop < 3 * i; hop++) await Promise.resolve();
+            return batcher.submit('us1', m);
+          }),
+        ]),
+      );
+      const outcomes = await after;
+      expect(outcomes.map((o) => o?.status)).toEqual(slugs.map(() => 'succeeded'));
+      // Taken at once, the freed connection held only the first of them: [1, 1, 4].
+      expect(sizes).toEqual([1, 5]);
+      for (const s of slugs.map(schemaOf)) expect(await recorded(s, '0011_seven')).toBe(true);
+    } finally {
+      fleet.withClient = withClient;
     }
   });
 });
