@@ -58,7 +58,9 @@ function batchText(members: BatchMember[]): string {
   let txs: TransactionsText | undefined;
   let prev: BatchMember | undefined;
   for (const m of members) {
-    if (!txs || !prev || m.known.pending !== prev.known.pending || m.opts !== prev.opts) txs = transactionsOf(m);
+    if (!txs || !prev || m.known.pending !== prev.known.pending || m.opts !== prev.opts || m.known.timed !== prev.known.timed) {
+      txs = transactionsOf(m);
+    }
     prev = m;
     text = `${txs.append(text, m.target.schema)}\n`;
   }
@@ -74,7 +76,8 @@ function transactionsOf(m: BatchMember): TransactionsText {
   const c = config.migrations;
   const statementMs = Math.min(durationMs(c.statementTimeout), Math.max(1, targetTimeoutMs ?? durationMs(c.targetTimeout)));
   const vars = templateVars(config);
-  return new TransactionsText(m.known.pending, (f) => rendered(f, vars), timeoutSettings(durationMs(c.lockTimeout), statementMs));
+  const settings = timeoutSettings(durationMs(c.lockTimeout), statementMs);
+  return new TransactionsText(m.known.pending, (f) => rendered(f, vars), settings, m.known.timed);
 }
 
 function events(m: BatchMember, type: 'start' | 'done', ms: number): void {

@@ -98,7 +98,7 @@ export function fitsOneMessage(hooks: Pick<MigrationHooks, 'canFuse'>, known: Kn
  */
 export function messageOf(s: TargetSession, known: KnownState): { text: string; parts: FilePart[] } {
   const parts: FilePart[] = [];
-  const txs = new TransactionsText(known.pending, (m) => s.sqlOf(m), s.otherSettings());
+  const txs = new TransactionsText(known.pending, (m) => s.sqlOf(m), s.otherSettings(), known.timed);
   const lock = s.tenantLocked ? '' : `select case when ${s.tryLockSql()} then 0 else ('${BUSY_MARKER}' || random())::int end;\n`;
   let text = txs.append(lock, s.target.schema, parts);
   if (!s.tenantLocked) text += `\n${s.unlockSql()}`;

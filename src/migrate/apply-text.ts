@@ -27,14 +27,18 @@ export interface FilePart {
 export class TransactionsText {
   private readonly steps: { m: MigrationFile; sql: string; before: string; after: string }[];
 
-  /** `settings`: the set_config calls after search_path's (TargetSession.otherSettings). */
+  /**
+   * `settings`: the set_config calls after search_path's (TargetSession.otherSettings); `timed`: the
+   * tracking table's default measures duration_ms (KnownState.timed).
+   */
   constructor(
     pending: readonly MigrationFile[],
     sqlOf: (m: MigrationFile) => string,
     private readonly settings: string,
+    timed = false,
   ) {
     this.steps = pending.map((m) => {
-      const [before, after] = recordAppliedParts(m);
+      const [before, after] = recordAppliedParts(m, timed);
       return { m, sql: sqlOf(m), before, after };
     });
   }

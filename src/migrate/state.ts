@@ -25,6 +25,8 @@ export type TargetState =
       report: PendingReport;
       /** The database has tenantctl's tracking table. */
       tracked: boolean;
+      /** ...and its duration_ms measures by default (tracking.ts TIMED_SQL). */
+      timed?: boolean;
     }
   | { ok: false; error: TargetError };
 
@@ -152,8 +154,9 @@ export async function readStates<T extends ReadableTarget>(
         );
         for (const t of group) {
           const s = summary.schemas.get(t.schema);
-          if (s === 'head') states.set(t.id, { ok: true, applied: headIds, report: headReport, tracked: true });
-          else states.set(t.id, { ok: true, ...shared(s === undefined ? undefined : summary.lists.get(s)), tracked: summary.tracked });
+          const { tracked, timed } = summary;
+          if (s === 'head') states.set(t.id, { ok: true, applied: headIds, report: headReport, tracked: true, timed });
+          else states.set(t.id, { ok: true, ...shared(s === undefined ? undefined : summary.lists.get(s)), tracked, timed });
         }
       } catch (err) {
         if (!isUnreachable(err)) throw err;

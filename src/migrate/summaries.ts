@@ -1,5 +1,5 @@
 import type { MigrationFile } from './files.js';
-import { groupBySchema, readApplied, TRACKING, type AppliedRow, type Queryable } from './tracking.js';
+import { groupBySchema, readApplied, TIMED_SQL, TRACKING, type AppliedRow, type Queryable } from './tracking.js';
 
 /**
  * What readSummaries says about a database: each schema exactly at head (every file applied with
@@ -10,6 +10,8 @@ import { groupBySchema, readApplied, TRACKING, type AppliedRow, type Queryable }
 export interface DatabaseSummary {
   /** The database has the tracking table. */
   tracked: boolean;
+  /** Its duration_ms measures by default (tracking.ts TIMED_SQL). */
+  timed: boolean;
   schemas: Map<string, 'head' | string>;
   /** Applied rows of each distinct list, by key (rows carry no schema). */
   lists: Map<string, AppliedRow[]>;
@@ -28,10 +30,13 @@ export interface DatabaseSummary {
 const FILTER_UP_TO = 100;
 
 export async function readSummaries(client: Queryable, schemas: string[], migrations: MigrationFile[]): Promise<DatabaseSummary> {
-  const out: DatabaseSummary = { tracked: false, schemas: new Map(), lists: new Map() };
-  const exists = await client.query<{ t: string | null }>('select to_regclass($1)::text as t', [TRACKING]);
+  const out: DatabaseSummary = { tracked: false, timed: false, schemas: new Map(), lists: new Map() };
+  const exists = await client.query<{ t: string | null; timed: boolean }>(`select to_regclass($1)::text as t, ${TIMED_SQL} as timed`, [
+    TRACKING,
+  ]);
   if (!exists.rows[0]?.t) return out;
   out.tracked = true;
+  out.timed = exists.rows[0].timed;
   if (schemas.length === 0) return out;
   // name and checksum never contain ' ': ids are [0-9a-z_], checksums hex.
   const pairs = migrations.map((m) => `${m.id} ${m.checksum}`);

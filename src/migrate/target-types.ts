@@ -116,6 +116,8 @@ export interface KnownState {
   unknown: readonly string[];
   /** The database has the tracking table (implied when something is applied). */
   tracked?: boolean;
+  /** Its duration_ms measures by default (tracking.ts TIMED_SQL): rows in SQL text leave it out. */
+  timed?: boolean;
 }
 
 /** A ShardClient, or any pg client (tests, one-off tools). */

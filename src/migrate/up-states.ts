@@ -1,7 +1,7 @@
 import { MIGRATION_LOCK_CLASSID } from '../operations/lock-ids.js';
 import type { MigratePlan, PlannedTarget } from './plan.js';
 import { byDatabase, readStates, ShardHealth, type TargetState } from './state.js';
-import { ensureTrackingTable } from './tracking.js';
+import { ensureDurationDefault, ensureTrackingTable } from './tracking.js';
 import type { Fleet } from '../fleet/fleet.js';
 import type { MigrationFile } from './files.js';
 
@@ -60,21 +60,24 @@ export async function settle(read: StateRead): Promise<void> {
 
 /**
  * The tracking table of each database of schema targets that has pending work and none yet (the
- * first target would create it anyway), so that every target can go in one round trip.
+ * first target would create it anyway), so that every target can go in one round trip; and a
+ * table an older tenantctl made gets duration_ms' default (tracking.ts ensureDurationDefault), so
+ * that the rows of this run leave the duration out of their text.
  */
 export async function ensureTracked(deps: StateDeps, read: StateRead, states: Map<string, TargetState>): Promise<void> {
   for (const group of read.groups) {
-    const untracked = group.filter((t) => {
+    const working = group.flatMap((t) => {
       const s = states.get(t.id);
-      return s?.ok && !s.tracked && s.report.pending.length > 0;
+      return s?.ok && s.report.pending.length > 0 ? [{ t, s }] : [];
     });
-    if (untracked.length === 0) continue;
+    const untracked = working.some(({ s }) => !s.tracked);
+    if (!untracked && working.every(({ s }) => s.timed)) continue;
     try {
-      await deps.fleet.withClient(group[0].shard, group[0].database, (c) => ensureTrackingTable(c, MIGRATION_LOCK_CLASSID));
-      for (const t of untracked) {
-        const s = states.get(t.id);
-        if (s?.ok) states.set(t.id, { ...s, tracked: true });
-      }
+      const timed = await deps.fleet.withClient(group[0].shard, group[0].database, async (c) => {
+        if (untracked) await ensureTrackingTable(c, MIGRATION_LOCK_CLASSID);
+        return ensureDurationDefault(c);
+      });
+      for (const { t, s } of working) states.set(t.id, { ...s, tracked: true, timed });
     } catch {
       // Left to each target's own path, which reports what is wrong.
     }

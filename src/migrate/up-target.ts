@@ -117,7 +117,13 @@ async function takeTenant(locks: TenantLockBatch, t: PlannedTarget, t0: number):
 /** What the read before the fan-out says is pending at the target; none when it failed or drifted. */
 function knownState(known: TargetState | undefined): KnownState | undefined {
   if (!known?.ok || known.report.drift.length > 0) return undefined;
-  return { applied: known.applied, pending: known.report.pending, unknown: known.report.unknown, tracked: known.tracked };
+  return {
+    applied: known.applied,
+    pending: known.report.pending,
+    unknown: known.report.unknown,
+    tracked: known.tracked,
+    timed: known.timed,
+  };
 }
 
 /** A shared target's tenants deleted (or moved away) while it ran, with why; read after it ran. */
