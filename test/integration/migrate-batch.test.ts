@@ -114,23 +114,7 @@ describe('several targets in one message', () => {
   it('migrate up with batchTargets sends several targets per message, reports each, and a failing one precisely', async () => {
     const messages: string[] = [];
     const fleet = e.fleet as Fleet;
-    const withClient = fleet.withClient.bind(fleet);
-    fleet.withClient = ((shard: string, database: string, fn: (c: pg.ClientBase) => Promise<unknown>) =>
-      withClient(shard, database, (c) =>
-        fn(
-          new Proxy(c, {
-            get: (t, k) =>
-              k === 'query'
-                ? (text: unknown, ...rest: unknown[]) => {
-                    // A shared message is a Submittable (apply-batch-message.ts) with its text.
-                    const sql = typeof text === 'string' ? text : (text as { text?: unknown } | undefined)?.text;
-                    if (typeof sql === 'string' && sql.includes('three_at')) messages.push(sql);
-                    return (t.query as (...a: unknown[]) => unknown).call(t, text, ...rest);
-                  }
-                : Reflect.get(t, k, t),
-          }),
-        ),
-      )) as Fleet['withClient'];
+    const withClient = watchMessages(fleet, 'three_at', (sql) => messages.push(sql));
     try {
       const up = async () =>
         migrateUp(
@@ -282,22 +266,7 @@ describe('a freed connection', () => {
     await e.addMigration('0011_seven.sql', 'alter table workspaces add column seven_at timestamptz;\n');
     const sizes: number[] = [];
     const fleet = e.fleet as Fleet;
-    const withClient = fleet.withClient.bind(fleet);
-    fleet.withClient = ((shard: string, database: string, fn: (c: pg.ClientBase) => Promise<unknown>) =>
-      withClient(shard, database, (c) =>
-        fn(
-          new Proxy(c, {
-            get: (t, k) =>
-              k === 'query'
-                ? (text: unknown, ...rest: unknown[]) => {
-                    const sql = typeof text === 'string' ? text : (text as { text?: unknown } | undefined)?.text;
-                    if (typeof sql === 'string' && sql.includes('seven_at')) sizes.push(sql.split('seven_at').length - 1);
-                    return (t.query as (...a: unknown[]) => unknown).call(t, text, ...rest);
-                  }
-                : Reflect.get(t, k, t),
-          }),
-        ),
-      )) as Fleet['withClient'];
+    const withClient = watchMessages(fleet, 'seven_at', (sql) => sizes.push(sql.split('seven_at').length - 1));
     try {
       // One connection, up to 8 targets a message. In a run, a message's results release their
       // targets and start the next ones, each a few promise hops after the one before (its lock,
@@ -326,6 +295,31 @@ describe('a freed connection', () => {
     }
   });
 });
+
+/**
+ * Calls `seen` with the text of every query or shared message (a Submittable with its text:
+ * apply-batch-message.ts) containing `marker` sent through the fleet's connections; returns the
+ * fleet's own withClient, to put back.
+ */
+function watchMessages(fleet: Fleet, marker: string, seen: (sql: string) => void): Fleet['withClient'] {
+  const withClient = fleet.withClient.bind(fleet);
+  fleet.withClient = ((shard: string, database: string, fn: (c: pg.ClientBase) => Promise<unknown>) =>
+    withClient(shard, database, (c) =>
+      fn(
+        new Proxy(c, {
+          get: (t, k) =>
+            k === 'query'
+              ? (text: unknown, ...rest: unknown[]) => {
+                  const sql = typeof text === 'string' ? text : (text as { text?: unknown } | undefined)?.text;
+                  if (typeof sql === 'string' && sql.includes(marker)) seen(sql);
+                  return (t.query as (...a: unknown[]) => unknown).call(t, text, ...rest);
+                }
+              : Reflect.get(t, k, t),
+        }),
+      ),
+    )) as Fleet['withClient'];
+  return withClient;
+}
 
 /** Until the backend `pid` sleeps in the message's pg_sleep (the statements before it completed). */
 async function untilRunning(pid: number): Promise<void> {
