@@ -17,6 +17,7 @@ import { pipeline } from 'node:stream/promises';
 import type { MoveEnd, MovePlan } from './plan.js';
 import { sharedTablesNotCopied } from '../placement/pool/shared-tables.js';
 import { warmMoveConnections } from './warm.js';
+import { LOAD_PARTS } from './pool-split.js';
 
 export interface Preflight {
   /** The source's applied migrations, as files: an exclusive target is built at exactly these. */
@@ -30,6 +31,12 @@ export interface Preflight {
 }
 
 type Deps = { config: Config; fleet: Fleet; migrations: MigrationFile[] };
+
+/**
+ * The pool target's key count on this many connections at once: the two the move warmed there
+ * (warm.ts), idle during the count; one per core of a 2-core shard host, no more.
+ */
+const KEY_COUNT_CONNECTIONS = LOAD_PARTS;
 type Q = Pick<pg.ClientBase, 'query'>;
 
 /**
@@ -50,7 +57,7 @@ export async function preflight(deps: Deps, plan: MovePlan, o: { warm?: boolean 
   // A pool target's rows of the key are counted while the source is read: both only read, and
   // the count (an index scan per table, slow after many deletes of the key) no longer waits for it.
   const keyRowsEarly = drivers[plan.to.model].moveTarget<Settled<KeyRows[]> | null>({
-    sharedTables: () => settled(poolKeyRows(fleet, config, poolScope(plan))),
+    sharedTables: () => settled(poolKeyRows(fleet, config, poolScope(plan), { atOnce: KEY_COUNT_CONNECTIONS })),
     ownPlacement: async () => null,
   });
   // The source's reads on up to three of its connections at once (warmed, idle): each is a few
