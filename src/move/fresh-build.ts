@@ -5,7 +5,7 @@ import { recordDigest } from '../copy/record-digest.js';
 import type { CopyTable } from '../copy/tables.js';
 import { qualified } from '../sql.js';
 import type { CopyRun } from './copy-stream.js';
-import type { jobPool } from './job-pool.js';
+import type { jobPool } from '../fanout/job-pool.js';
 
 type Jobs = ReturnType<typeof jobPool<pg.ClientBase>>;
 /** A table's rows as recordDigest measured them. */

@@ -10,7 +10,7 @@ import { recordDigest } from '../copy/record-digest.js';
 import { faultPoint } from '../operations/fault-points.js';
 import { copyTable, type CopyRun, type Streamed } from './copy-stream.js';
 import { buildTableJobs, inPath, targetDigest, type Digest } from './fresh-build.js';
-import { jobPool } from './job-pool.js';
+import { jobPool } from '../fanout/job-pool.js';
 import { assertSameDigests, type TableCheck } from './verify-checks.js';
 
 /** At most this many more connections to the target build tables' indexes at once (pgcopydb's --index-jobs default is 4 too). */

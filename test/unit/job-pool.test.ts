@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { jobPool } from '../../src/move/job-pool.js';
+import { jobPool } from '../../src/fanout/job-pool.js';
 
 const tick = () => new Promise((r) => setTimeout(r, 5));
 

@@ -1,3 +1,4 @@
+import { jobPool } from '../../fanout/job-pool.js';
 import type { Config } from '../../config/types.js';
 import type { Fleet } from '../../fleet/fleet.js';
 import type { ShardClient } from '../../fleet/shard-connections.js';
@@ -91,16 +92,13 @@ export async function rowsWithKeyAtOnce(
   key: string,
   config: PoolConfig,
 ): Promise<KeyRows[]> {
-  const queue = [...tables].reverse();
-  const found = new Map<string, KeyRows[]>();
-  const ran = await Promise.allSettled(
-    cs.map(async (c) => {
-      for (let t = queue.shift(); t; t = queue.shift()) found.set(t.table, await rowsWithKey(c, [t], schema, key, config));
-    }),
-  );
-  const failed = ran.find((r) => r.status === 'rejected');
-  if (failed) throw (failed as PromiseRejectedResult).reason;
-  return tables.flatMap((t) => found.get(t.table) ?? []);
+  const jobs = jobPool(cs);
+  try {
+    const counts = await Promise.all([...tables].reverse().map((t) => jobs.run((c) => rowsWithKey(c, [t], schema, key, config))));
+    return counts.reverse().flat();
+  } finally {
+    await jobs.settled();
+  }
 }
 
 export async function databaseExists(fleet: Fleet, shard: string, database: string): Promise<boolean> {
