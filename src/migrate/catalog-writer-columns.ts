@@ -1,6 +1,6 @@
 import { redactDeep } from '../config/redact.js';
 import type { MigrateTargetStatus } from '../catalog/tables.js';
-import { textArrayLiteral } from './text-array.js';
+import { textArrayLiteral } from '../pg-array.js';
 
 /** One finished target, as the catalog records it. */
 export interface TargetRecord {

@@ -1,5 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import { currentActor } from '../catalog/actor.js';
+import { intArrayParam, textArrayParam } from '../pg-array.js';
 import type { CatalogDatabase } from '../catalog/tables.js';
 import { TargetColumns, type TargetRecord } from './catalog-writer-columns.js';
 
@@ -21,6 +22,7 @@ export class CatalogWriter {
   /** Records already as the statement's column arrays: no object per waiting target. */
   private queue = new TargetColumns();
   private flushing: Promise<void> | null = null;
+  private ready: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout | null = null;
   private delay: NodeJS.Timeout | null = null;
   private readonly actor: { actor: string; ciJob: string | null };
@@ -44,6 +46,17 @@ export class CatalogWriter {
       this.timer = setInterval(() => this.kick(true), heartbeatMs);
       this.timer.unref();
     }
+  }
+
+  /**
+   * Write nothing before `ready` settles (the run's target rows' statistics: insertTargets), so
+   * that the first statement is planned with them; the targets themselves need not wait.
+   */
+  waitFor(ready: Promise<unknown>): void {
+    this.ready = ready.then(
+      () => undefined,
+      () => undefined,
+    );
   }
 
   push(record: TargetRecord): void {
@@ -95,6 +108,7 @@ export class CatalogWriter {
     // batch delay (kick's finally), else a run over 5,000 small targets wrote a handful of
     // targets per statement, back to back (877 statements, 2.5 s of the catalog's CPU, on the
     // two cores the targets' backends need). flush() writes what is left.
+    await this.ready;
     do {
       const batch = this.queue.length <= MAX_BATCH ? this.queue : this.queue.take(MAX_BATCH);
       if (batch === this.queue) this.queue = new TargetColumns();
@@ -110,15 +124,17 @@ export class CatalogWriter {
 
   private async write(c: TargetColumns): Promise<void> {
     const runId = this.runId;
+    // Array text built here (pg-array.ts), not JS arrays for pg to serialize element by element.
+    const t = textArrayParam;
     await sql`
       with d as (
         select x.target, x.status, x.applied::text[] as applied, x.error::jsonb as error, x.started_at, x.duration_ms,
                x.version, x.slugs::text[] as slugs, x.sh_shard, x.sh_database, x.sh_schema, x.ev_action, x.ev_result,
                x.ev_details::jsonb as ev_details, x.ev_tenants::text[] as ev_tenants
-          from unnest(${c.target}::text[], ${c.status}::text[], ${c.applied}::text[], ${c.error}::text[],
-                      ${c.startedAt}::timestamptz[], ${c.durationMs}::int[], ${c.version}::text[], ${c.slugs}::text[],
-                      ${c.shShard}::text[], ${c.shDatabase}::text[], ${c.shSchema}::text[], ${c.evAction}::text[],
-                      ${c.evResult}::text[], ${c.evDetails}::text[], ${c.evTenants}::text[])
+          from unnest(${t(c.target)}::text[], ${t(c.status)}::text[], ${t(c.applied)}::text[], ${t(c.error)}::text[],
+                      ${t(c.startedAt)}::timestamptz[], ${intArrayParam(c.durationMs)}::int[], ${t(c.version)}::text[], ${t(c.slugs)}::text[],
+                      ${t(c.shShard)}::text[], ${t(c.shDatabase)}::text[], ${t(c.shSchema)}::text[], ${t(c.evAction)}::text[],
+                      ${t(c.evResult)}::text[], ${t(c.evDetails)}::text[], ${t(c.evTenants)}::text[])
             as x(target, status, applied, error, started_at, duration_ms, version, slugs, sh_shard, sh_database, sh_schema,
                  ev_action, ev_result, ev_details, ev_tenants)
       ),

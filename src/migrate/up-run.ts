@@ -135,8 +135,9 @@ function settleUpToDate(ctx: RunState, states: Map<string, TargetState>): Planne
   return work;
 }
 
+/** The run's target rows; the writer's first statement waits for their statistics (insertTargets). */
 async function recordWork(ctx: RunState, work: PlannedTarget[]): Promise<void> {
-  await insertTargets(
+  const { analyzed } = await insertTargets(
     ctx.deps.db,
     ctx.run.id,
     work.map((t, i) => ({
@@ -149,6 +150,7 @@ async function recordWork(ctx: RunState, work: PlannedTarget[]): Promise<void> {
       tenants: t.tenants.map((x) => x.slug),
     })),
   );
+  ctx.writer.waitFor(analyzed);
 }
 
 /** Canaries one at a time (stop on the first failure), then the rest within the fleet's budgets. */

@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { sql } from 'kysely';
 import type { CatalogDb } from '../catalog/open.js';
 import { currentActor } from '../catalog/actor.js';
+import { textArrayParam } from '../pg-array.js';
 import { LockedError } from '../errors.js';
 import { TENANT_LOCK_CLASSID } from './lock-ids.js';
 import { LockSession, type LockSessionHandle } from './lock-session.js';
@@ -176,7 +177,9 @@ export class TenantLockBatch {
     try {
       // No holder row per tenant to delete (see holderRow): nothing written, nothing committed.
       await this.handle.use((s) =>
-        sql`select count(pg_advisory_unlock(${TENANT_LOCK_CLASSID}::int, hashtext(x))) from unnest(${slugs}::text[]) as x`.execute(s),
+        sql`select count(pg_advisory_unlock(${TENANT_LOCK_CLASSID}::int, hashtext(x))) from unnest(${textArrayParam(slugs)}::text[]) as x`.execute(
+          s,
+        ),
       );
     } catch {
       // The lock session's unlock-all, when it is handed back, is the safety net.
@@ -197,8 +200,8 @@ export class TenantLockBatch {
       const r = await this.handle.use((s) =>
         sql<{ released: string; got: string[] }>`
           with h as (${holder}),
-          u as (select count(pg_advisory_unlock(${TENANT_LOCK_CLASSID}::int, hashtext(x))) as n from unnest(${freed}::text[]) as x),
-          l as (select array(select x from unnest(${slugs}::text[]) as x
+          u as (select count(pg_advisory_unlock(${TENANT_LOCK_CLASSID}::int, hashtext(x))) as n from unnest(${textArrayParam(freed)}::text[]) as x),
+          l as (select array(select x from unnest(${textArrayParam(slugs)}::text[]) as x
                               where pg_try_advisory_lock(${TENANT_LOCK_CLASSID}::int, hashtext(x))) as got)
           select (select n from u) as released, l.got, (select count(*) from h) as holder from l`.execute(s),
       );
@@ -240,7 +243,7 @@ export class TenantLockBatch {
   private async read(slugs: string[]): Promise<Map<string, TenantNow>> {
     const r = await this.handle.use((s) =>
       sql<TenantNow & { slug: string }>`
-        select slug, status, shard, database_name, schema_name from tenants where slug = any(${slugs}::text[])`.execute(s),
+        select slug, status, shard, database_name, schema_name from tenants where slug = any(${textArrayParam(slugs)}::text[])`.execute(s),
     );
     return new Map(r.rows.map((x) => [x.slug, x]));
   }

@@ -27,12 +27,21 @@ describe('openCatalog', () => {
       expect((await names()).at(-1)).toBe(LATEST_CATALOG_MIGRATION);
       await db.destroy();
 
-      // Undo the newest migration by hand: the next open must notice and run the migrator again.
-      // (the newest, 0008_run_write_costs, set two tables' fillfactor and a column's statistics)
+      const runForeignKeys = () =>
+        q(config.catalogUrl, `select conname from pg_constraint where conrelid = 'migrate_targets'::regclass and contype = 'f'`);
+      // 0009 dropped the run's foreign key (its per-row check slowed the insert of a run's targets).
+      expect(await runForeignKeys()).toEqual([]);
+      // Undo the two newest migrations by hand: the next open must notice and run the migrator again.
+      // (0009_migrate_targets_unchecked dropped migrate_targets' foreign key to operations;
+      // 0008_run_write_costs set two tables' fillfactor and a column's statistics)
+      await q(
+        config.catalogUrl,
+        'alter table migrate_targets add constraint migrate_targets_run_id_fkey foreign key (run_id) references operations (id) on delete cascade',
+      );
       await q(config.catalogUrl, 'alter table tenants reset (fillfactor)');
       await q(config.catalogUrl, 'alter table migrate_targets reset (fillfactor)');
       await q(config.catalogUrl, 'alter table migrate_targets alter column run_id set statistics -1');
-      await q(config.catalogUrl, 'delete from kysely_migration where name = $1', [LATEST_CATALOG_MIGRATION]);
+      await q(config.catalogUrl, 'delete from kysely_migration where name in ($1, $2)', [LATEST_CATALOG_MIGRATION, '0008_run_write_costs']);
       db = await openCatalog(config, { migrate: false });
       expect((await names()).at(-1)).not.toBe(LATEST_CATALOG_MIGRATION);
       await db.destroy();
@@ -53,6 +62,7 @@ describe('openCatalog', () => {
           `select attstattarget from pg_attribute where attrelid = 'migrate_targets'::regclass and attname = 'run_id'`,
         ),
       ).toEqual([{ attstattarget: 10 }]);
+      expect(await runForeignKeys()).toEqual([]);
       await db.destroy();
     } finally {
       await q(admin.toString(), `drop database if exists ${name} with (force)`);

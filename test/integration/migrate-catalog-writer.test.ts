@@ -119,6 +119,8 @@ describe('CatalogWriter', () => {
         },
       ]);
     } finally {
+      // The run's target rows have no foreign key to cascade (catalog migration 0009).
+      await deps.db.deleteFrom('migrate_targets').where('run_id', '=', run.id).execute();
       await deps.db.deleteFrom('operations').where('id', '=', run.id).execute();
     }
   });
@@ -173,6 +175,8 @@ describe('CatalogWriter on the pages the rows are on', () => {
       expect(before.size).toBe(1200);
       expect(moved).toBeLessThanOrEqual(12);
     } finally {
+      // The run's target rows have no foreign key to cascade (catalog migration 0009).
+      await deps.db.deleteFrom('migrate_targets').where('run_id', '=', run.id).execute();
       await deps.db.deleteFrom('operations').where('id', '=', run.id).execute();
       await deps.db.deleteFrom('tenants').where('slug', 'in', slugs).execute();
     }
@@ -205,7 +209,8 @@ describe('insertTargets', () => {
       }));
       // Any text survives as a tenant (the column arrays are unnested side by side).
       rows[1].tenants = ['a"b\\c', 'x,y', '{}'];
-      await insertTargets(deps.db, run.id, rows);
+      // The statistics are refreshed after the insert, and the run's writer waits for them (up-run.ts).
+      await (await insertTargets(deps.db, run.id, rows)).analyzed;
       const back = await deps.db
         .selectFrom('migrate_targets')
         .select(['target', 'position', 'tenants'])
@@ -224,6 +229,8 @@ describe('insertTargets', () => {
       const estimate = Number(/rows=(\d+)/.exec(plan.rows[0]['QUERY PLAN'])?.[1]);
       expect(estimate).toBeGreaterThanOrEqual(500);
     } finally {
+      // The run's target rows have no foreign key to cascade (catalog migration 0009).
+      await deps.db.deleteFrom('migrate_targets').where('run_id', '=', run.id).execute();
       await deps.db.deleteFrom('operations').where('id', '=', run.id).execute();
     }
   });
