@@ -71,6 +71,11 @@ export const ERROR_CODES = {
     hint: 'check regions.<region>.backup.s3 in the config and the AWS credentials in the environment (AWS_ACCESS_KEY_ID, AWS_PROFILE, the instance role)',
   },
   /** Object storage did not answer, or an upload or download was cut off. */
+  /** The catalog has a catalog migration this tenantctl does not know: a newer tenantctl migrated it. */
+  CATALOG_NEWER: {
+    exit: EXIT.usage,
+    hint: 'run the tenantctl that migrated the catalog, or a newer one (npm install in its folder); an older one does not know its tables',
+  },
   /** `catalog restore` into a catalog that has rows: a backup is never merged. */
   CATALOG_NOT_EMPTY: { exit: EXIT.usage, hint: 'point catalog.database at a new database, then run catalog restore again' },
   BACKUP_STORAGE_DOWN: { exit: EXIT.failed, hint: 'check the endpoint is reachable, then run the command again' },

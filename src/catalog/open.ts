@@ -2,7 +2,7 @@ import { Kysely, Migrator, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import type { Config } from '../config/types.js';
 import { redactText } from '../config/redact.js';
-import { EXIT, TenantctlError } from '../errors.js';
+import { EXIT, hintFor, TenantctlError } from '../errors.js';
 import { ident, isAlreadyExists } from '../sql.js';
 import { CATALOG_POOL_SIZE, CONNECT_TIMEOUT_MS } from '../config/connection-limits.js';
 import { closeCatalogToPublic, closeNewDatabaseToPublic, PUBLIC_REACH_SQL } from './closed.js';
@@ -32,7 +32,16 @@ async function open(config: Config, opts: { migrate?: boolean }, created: boolea
   // Every command starts here, so the usual case costs one connection and one query: the
   // catalog exists and has the newest migration. Otherwise the database is created if missing
   // and Kysely's migrator (a dozen round trips, under its own lock) brings the schema up.
-  const { state, open: reachable } = await catalogState(config, db);
+  const { state, open: reachable, latest } = await catalogState(config, db);
+  // Kysely's migrator would call such a catalog corrupted; it is only ahead of this build.
+  if (state === 'newer') {
+    await db.destroy();
+    throw new TenantctlError(
+      'CATALOG_NEWER',
+      `${catalogPlace(config)} has catalog migration ${latest}, newer than this tenantctl knows (its newest is ${LATEST_CATALOG_MIGRATION}): a newer tenantctl migrated it; nothing was changed`,
+      hintFor('CATALOG_NEWER'),
+    );
+  }
   // A catalog made before tenantctl closed it (or by hand) is closed to PUBLIC here, once.
   if (reachable) await closeCatalogToPublic(db).catch(() => false);
   if (state === 'current' || (state === 'behind' && opts.migrate === false)) return db;
@@ -55,11 +64,18 @@ async function open(config: Config, opts: { migrate?: boolean }, created: boolea
  * Whether the catalog database exists and has the newest migration, and whether PUBLIC can still
  * connect to it (same query). Throws UNREACHABLE otherwise.
  */
-async function catalogState(config: Config, db: CatalogDb): Promise<{ state: 'current' | 'behind' | 'missing-database'; open: boolean }> {
+async function catalogState(
+  config: Config,
+  db: CatalogDb,
+): Promise<{ state: 'current' | 'behind' | 'newer' | 'missing-database'; open: boolean; latest?: string | null }> {
   try {
     const { rows } = await sql<{ latest: string | null; open: boolean }>`select max(name) as latest, ${sql.raw(PUBLIC_REACH_SQL)} as open
       from kysely_migration`.execute(db);
-    return { state: rows[0]?.latest === LATEST_CATALOG_MIGRATION ? 'current' : 'behind', open: rows[0]?.open ?? false };
+    const latest = rows[0]?.latest ?? null;
+    // Names sort in the order they run (a zero-padded number first).
+    const state =
+      latest === LATEST_CATALOG_MIGRATION ? 'current' : latest !== null && latest > LATEST_CATALOG_MIGRATION ? 'newer' : 'behind';
+    return { state, open: rows[0]?.open ?? false, latest };
   } catch (err) {
     const code = (err as { code?: string }).code;
     if (code === '3D000') return { state: 'missing-database', open: false };

@@ -64,6 +64,19 @@ describe('openCatalog', () => {
       ).toEqual([{ attstattarget: 10 }]);
       expect(await runForeignKeys()).toEqual([]);
       await db.destroy();
+
+      // A catalog a newer tenantctl migrated: refused by name, not called corrupted, and left alone.
+      await q(config.catalogUrl, `insert into kysely_migration (name, timestamp) values ('9999_from_a_newer_tenantctl', now())`);
+      const newer = await openCatalog(config).catch((e: unknown) => e);
+      expect(newer).toBeInstanceOf(TenantctlError);
+      expect((newer as TenantctlError).code).toBe('CATALOG_NEWER');
+      expect((newer as TenantctlError).exitCode).toBe(2);
+      expect((newer as Error).message).toContain('9999_from_a_newer_tenantctl');
+      expect((newer as Error).message).toContain(LATEST_CATALOG_MIGRATION);
+      expect((await names()).at(-1)).toBe('9999_from_a_newer_tenantctl');
+      await q(config.catalogUrl, `delete from kysely_migration where name = '9999_from_a_newer_tenantctl'`);
+      db = await openCatalog(config);
+      await db.destroy();
     } finally {
       await q(admin.toString(), `drop database if exists ${name} with (force)`);
     }
