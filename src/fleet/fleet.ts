@@ -69,6 +69,29 @@ export class Fleet {
   }
 
   /**
+   * withClient for a body that takes no other connection of the fleet (a statement or a message on
+   * `c`, nothing nested): the connection is held as the caller's, and the body does not run as a
+   * holder of its own, which only a nested withClient needs (to tell a wait that can never end).
+   * Entering a holder costs the whole process: once any body runs as one, Node 20 runs a hook for
+   * every promise made after it (AsyncLocalStorage), 60–70 ms of a 5,000-target `migrate up`'s
+   * 1.5 s of CPU here (bench/README.md). The state read, the tracking-table check and the shared
+   * messages of `migrate up` use it. A body that does nest must use withClient: nested here, its
+   * wait would not be recognised as one that can never end.
+   */
+  async withLeafClient<T>(shardName: string, database: string, fn: (c: ShardClient) => Promise<T>): Promise<T> {
+    const conns = this.connections(shardName);
+    const client = await conns.acquire(database, { parent: currentHolder() });
+    try {
+      return await fn(client);
+    } catch (err) {
+      if (isConnectionError(err)) client.tenantctlBroken = true;
+      throw err;
+    } finally {
+      conns.release(client);
+    }
+  }
+
+  /**
    * Run fn with up to `max` more connections to (shard, database), as many as the budget has free
    * now (maybe none: fn must manage with what it gets); all released afterwards.
    */

@@ -145,7 +145,7 @@ export async function readStates<T extends ReadableTarget>(
       try {
         // Every selected schema of the database in one query; a schema at head comes back
         // as a flag, and every such target shares one report.
-        const summary = await fleet.withClient(shard, database, (c) =>
+        const summary = await fleet.withLeafClient(shard, database, (c) =>
           readSummaries(
             c,
             group.map((t) => t.schema),

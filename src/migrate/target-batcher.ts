@@ -91,7 +91,7 @@ export class TargetBatcher {
       for (const b of batch) if (b.member.opts.signal?.aborted) b.resolve(null);
       if (live.length === 0) return;
       try {
-        const outcomes = await this.fleet.withClient(q.shard, q.database, (c) =>
+        const outcomes = await this.fleet.withLeafClient(q.shard, q.database, (c) =>
           applyBatch(
             c,
             live.map((b) => b.member),

@@ -73,7 +73,7 @@ export async function ensureTracked(deps: StateDeps, read: StateRead, states: Ma
     const untracked = working.some(({ s }) => !s.tracked);
     if (!untracked && working.every(({ s }) => s.timed)) continue;
     try {
-      const timed = await deps.fleet.withClient(group[0].shard, group[0].database, async (c) => {
+      const timed = await deps.fleet.withLeafClient(group[0].shard, group[0].database, async (c) => {
         if (untracked) await ensureTrackingTable(c, MIGRATION_LOCK_CLASSID);
         return ensureDurationDefault(c);
       });

@@ -6,6 +6,7 @@ import type { Fleet } from '../../src/fleet/fleet.js';
 import { applyBatch, type BatchMember } from '../../src/migrate/apply-batch.js';
 import { SilentMessage } from '../../src/migrate/apply-batch-message.js';
 import { isConnectionError } from '../../src/fleet/fleet.js';
+import { holderEntries } from '../../src/fleet/shard-connections.js';
 import { loadMigrations } from '../../src/migrate/files.js';
 import { pendingFor, readApplied } from '../../src/migrate/tracking.js';
 import { TargetBatcher } from '../../src/migrate/target-batcher.js';
@@ -114,7 +115,7 @@ describe('several targets in one message', () => {
   it('migrate up with batchTargets sends several targets per message, reports each, and a failing one precisely', async () => {
     const messages: string[] = [];
     const fleet = e.fleet as Fleet;
-    const withClient = watchMessages(fleet, 'three_at', (sql) => messages.push(sql));
+    const restore = watchMessages(fleet, 'three_at', (sql) => messages.push(sql));
     try {
       const up = async () =>
         migrateUp(
@@ -125,7 +126,11 @@ describe('several targets in one message', () => {
       // 0005 goes to the four targets that lack it, 0004 and 0005 to the others, then 0006 everywhere.
       await up();
       await e.addMigration('0006_three.sql', 'alter table workspaces add column three_at timestamptz;\n');
+      // The state read, the tracking-table check and the shared messages never run as a holder of
+      // their own (Fleet.withLeafClient): entering one makes every later promise pay a hook.
+      const entered = holderEntries;
       const { doc } = await up();
+      expect(holderEntries - entered).toBe(0);
       expect(doc.targets).toMatchObject({ total: 6, migrated: 6, failed: 0 });
       expect(doc.results.every((r) => r.status === 'succeeded' && r.applied?.join() === '0006_three')).toBe(true);
       expect(messages.length).toBeLessThan(6);
@@ -143,7 +148,7 @@ describe('several targets in one message', () => {
       expect(bad.error?.message).toMatch(/four_at/);
       for (const [i, s] of slugs.map(schemaOf).entries()) expect(await recorded(s, '0007_four')).toBe(i !== 3);
     } finally {
-      fleet.withClient = withClient;
+      restore();
     }
   });
 });
@@ -266,7 +271,7 @@ describe('a freed connection', () => {
     await e.addMigration('0011_seven.sql', 'alter table workspaces add column seven_at timestamptz;\n');
     const sizes: number[] = [];
     const fleet = e.fleet as Fleet;
-    const withClient = watchMessages(fleet, 'seven_at', (sql) => sizes.push(sql.split('seven_at').length - 1));
+    const restore = watchMessages(fleet, 'seven_at', (sql) => sizes.push(sql.split('seven_at').length - 1));
     try {
       // One connection, up to 8 targets a message. In a run, a message's results release their
       // targets and start the next ones, each a few promise hops after the one before (its lock,
@@ -291,34 +296,38 @@ describe('a freed connection', () => {
       expect(sizes).toEqual([1, 5]);
       for (const s of slugs.map(schemaOf)) expect(await recorded(s, '0011_seven')).toBe(true);
     } finally {
-      fleet.withClient = withClient;
+      restore();
     }
   });
 });
 
 /**
  * Calls `seen` with the text of every query or shared message (a Submittable with its text:
- * apply-batch-message.ts) containing `marker` sent through the fleet's connections; returns the
- * fleet's own withClient, to put back.
+ * apply-batch-message.ts) containing `marker` sent through the fleet's connections (withClient,
+ * and withLeafClient, which the shared messages use); returns what puts the fleet's own back.
  */
-function watchMessages(fleet: Fleet, marker: string, seen: (sql: string) => void): Fleet['withClient'] {
+function watchMessages(fleet: Fleet, marker: string, seen: (sql: string) => void): () => void {
+  const watched = (c: pg.ClientBase) =>
+    new Proxy(c, {
+      get: (t, k) =>
+        k === 'query'
+          ? (text: unknown, ...rest: unknown[]) => {
+              const sql = typeof text === 'string' ? text : (text as { text?: unknown } | undefined)?.text;
+              if (typeof sql === 'string' && sql.includes(marker)) seen(sql);
+              return (t.query as (...a: unknown[]) => unknown).call(t, text, ...rest);
+            }
+          : Reflect.get(t, k, t),
+    });
   const withClient = fleet.withClient.bind(fleet);
+  const withLeafClient = fleet.withLeafClient.bind(fleet);
   fleet.withClient = ((shard: string, database: string, fn: (c: pg.ClientBase) => Promise<unknown>) =>
-    withClient(shard, database, (c) =>
-      fn(
-        new Proxy(c, {
-          get: (t, k) =>
-            k === 'query'
-              ? (text: unknown, ...rest: unknown[]) => {
-                  const sql = typeof text === 'string' ? text : (text as { text?: unknown } | undefined)?.text;
-                  if (typeof sql === 'string' && sql.includes(marker)) seen(sql);
-                  return (t.query as (...a: unknown[]) => unknown).call(t, text, ...rest);
-                }
-              : Reflect.get(t, k, t),
-        }),
-      ),
-    )) as Fleet['withClient'];
-  return withClient;
+    withClient(shard, database, (c) => fn(watched(c)))) as Fleet['withClient'];
+  fleet.withLeafClient = ((shard: string, database: string, fn: (c: pg.ClientBase) => Promise<unknown>) =>
+    withLeafClient(shard, database, (c) => fn(watched(c)))) as Fleet['withLeafClient'];
+  return () => {
+    fleet.withClient = withClient;
+    fleet.withLeafClient = withLeafClient;
+  };
 }
 
 /** Until the backend `pid` sleeps in the message's pg_sleep (the statements before it completed). */

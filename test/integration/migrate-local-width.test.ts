@@ -58,19 +58,24 @@ describe('migrate up on a shard of this machine', () => {
     // Slow enough that every message the batcher allows runs at the same time.
     await e.addMigration('0004_slow.sql', 'select pg_sleep(0.3);\n');
     const fleet = e.fleet as Fleet;
+    // Shared messages go through withLeafClient, the targets on their own path through withClient.
     const withClient = fleet.withClient.bind(fleet);
+    const withLeafClient = fleet.withLeafClient.bind(fleet);
     let open = 0;
     let peak = 0;
+    const counted = async (fn: (c: unknown) => Promise<unknown>, c: unknown) => {
+      open++;
+      peak = Math.max(peak, open);
+      try {
+        return await fn(c);
+      } finally {
+        open--;
+      }
+    };
     fleet.withClient = (async (shard: string, database: string, fn: (c: unknown) => Promise<unknown>) =>
-      withClient(shard, database, async (c) => {
-        open++;
-        peak = Math.max(peak, open);
-        try {
-          return await fn(c);
-        } finally {
-          open--;
-        }
-      })) as Fleet['withClient'];
+      withClient(shard, database, (c) => counted(fn, c))) as Fleet['withClient'];
+    fleet.withLeafClient = (async (shard: string, database: string, fn: (c: unknown) => Promise<unknown>) =>
+      withLeafClient(shard, database, (c) => counted(fn, c))) as Fleet['withLeafClient'];
     try {
       // 4 targets per core on their own path would be 4 connections; shared messages take 2.
       const { doc } = await widest(e, { localShardTargets: 4, batchTargets: 2 });
@@ -85,6 +90,7 @@ describe('migrate up on a shard of this machine', () => {
       expect(peak).toBeGreaterThan(2);
     } finally {
       fleet.withClient = withClient;
+      fleet.withLeafClient = withLeafClient;
     }
   });
 

@@ -2,6 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { parseDocument } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Fleet } from '../../src/fleet/fleet.js';
+import { holderEntries } from '../../src/fleet/shard-connections.js';
 import { loadMigrations } from '../../src/migrate/files.js';
 import { moveTenant } from '../../src/move/run.js';
 import { TenantctlError } from '../../src/errors.js';
@@ -97,6 +98,31 @@ describe('a wait that could never be served fails at once (budget forced below t
       expect((err as TenantctlError).hint).toContain('maxConnections to 3 or more');
       // The connection came back: the shard serves the next caller.
       expect((await fleet.withClient('eu1', 'postgres', (c) => c.query('select 1 as n'))).rows[0].n).toBe(1);
+    } finally {
+      await fleet.close();
+    }
+  });
+
+  it('withLeafClient: its body is no holder of its own (no AsyncLocalStorage entry), its connection comes back, and taken inside a withClient body on a budget of 1 it still fails at once', async () => {
+    const fleet = fleetWithBudget(e, 1);
+    try {
+      const entered = holderEntries;
+      const leaf = await within(
+        10_000,
+        fleet.withLeafClient('eu1', 'postgres', (c) => c.query('select 1 as n')),
+        'leaf',
+      );
+      expect(leaf.rows[0].n).toBe(1);
+      expect(holderEntries - entered).toBe(0);
+      // The connection came back: on a budget of 1 the next caller is served.
+      expect((await fleet.withLeafClient('eu1', 'postgres', (c) => c.query('select 2 as n'))).rows[0].n).toBe(2);
+      // Its wait is the caller's: inside a body holding the shard's only connection it can never be served.
+      const nested = fleet.withClient('eu1', 'postgres', () => fleet.withLeafClient('eu1', 'postgres', (c) => c.query('select 3')));
+      const err = await within(10_000, nested, 'leaf inside withClient').then(
+        () => undefined,
+        (x: unknown) => x,
+      );
+      expect((err as TenantctlError).code).toBe('SHARD_BUDGET_DEADLOCK');
     } finally {
       await fleet.close();
     }
