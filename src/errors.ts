@@ -70,7 +70,6 @@ export const ERROR_CODES = {
     exit: EXIT.usage,
     hint: 'check regions.<region>.backup.s3 in the config and the AWS credentials in the environment (AWS_ACCESS_KEY_ID, AWS_PROFILE, the instance role)',
   },
-  /** Object storage did not answer, or an upload or download was cut off. */
   /** The catalog has a catalog migration this tenantctl does not know: a newer tenantctl migrated it. */
   CATALOG_NEWER: {
     exit: EXIT.usage,
@@ -78,6 +77,7 @@ export const ERROR_CODES = {
   },
   /** `catalog restore` into a catalog that has rows: a backup is never merged. */
   CATALOG_NOT_EMPTY: { exit: EXIT.usage, hint: 'point catalog.database at a new database, then run catalog restore again' },
+  /** Object storage did not answer, or an upload or download was cut off. */
   BACKUP_STORAGE_DOWN: { exit: EXIT.failed, hint: 'check the endpoint is reachable, then run the command again' },
   /** A pool restore of a backup the pool's version cannot take (a restore never migrates a shared pool). */
   POOL_VERSION: { exit: EXIT.usage, hint: "bring the pool to the backup's version with tenantctl migrate up, then restore again" },

@@ -17,7 +17,7 @@ export const KEYS_FILE = 'keys.json';
 export const CATALOG_MANIFEST = 'manifest.json';
 export const CATALOG_BACKUP_FORMAT = 1;
 
-/** The tables a catalog backup carries besides the keys, parents first (migrate_targets references operations). */
+/** The tables a catalog backup carries besides the keys, runs before their targets (a migrate_targets row names its run in operations). */
 export const CATALOG_TABLES = ['tenants', 'events', 'operations', 'migrate_targets'] as const;
 export type CatalogTable = (typeof CATALOG_TABLES)[number];
 
