@@ -74,8 +74,8 @@ export class Fleet {
    * holder of its own, which only a nested withClient needs (to tell a wait that can never end).
    * Entering a holder costs the whole process: once any body runs as one, Node 20 runs a hook for
    * every promise made after it (AsyncLocalStorage), 60–70 ms of a 5,000-target `migrate up`'s
-   * 1.5 s of CPU here (bench/README.md). The state read, the tracking-table check and the shared
-   * messages of `migrate up` use it. A body that does nest must use withClient: nested here, its
+   * 1.5 s of CPU here (bench/README.md). The state read, the tracking-table check, the shared
+   * messages and a target's own connection in `migrate up` use it. A body that does nest must use withClient: nested here, its
    * wait would not be recognised as one that can never end.
    */
   async withLeafClient<T>(shardName: string, database: string, fn: (c: ShardClient) => Promise<T>): Promise<T> {

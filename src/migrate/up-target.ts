@@ -70,7 +70,9 @@ export function targetRunner(ctx: RunState, states: Map<string, TargetState>, lo
       }
       // With the state read before the fan-out, a target usually goes in one round trip.
       const own = read ? { ...base, known: read } : base;
-      const alone = () => deps.fleet.withClient(t.shard, t.database, async (c) => done(t, await migrateTarget(c, t, deps.migrations, own)));
+      // migrateTarget works on its one connection (Fleet.withLeafClient: no holder entered).
+      const alone = () =>
+        deps.fleet.withLeafClient(t.shard, t.database, async (c) => done(t, await migrateTarget(c, t, deps.migrations, own)));
       const r = batcher ? await batcher.withSlot(t.shard, alone) : await alone();
       if (shared) {
         const gone = await poolTenantsGone(deps.db, t);

@@ -301,6 +301,28 @@ describe('a freed connection', () => {
   });
 });
 
+describe('targets on their own path', () => {
+  it('a run of database and pool targets (one connection each, no shared message) enters no holder either', async () => {
+    const own = await migrateEnv(sharedFleet(), `lf${run}`);
+    try {
+      await own.create([
+        { slug: `lf${run}-d`, model: 'database', shard: 'us1' },
+        { slug: `lf${run}-p`, model: 'pool', shard: 'us1' },
+      ]);
+      await own.addMigration('0004_leaf.sql', 'alter table workspaces add column leaf_at timestamptz;\n');
+      const entered = holderEntries;
+      const { doc } = await migrateUp(
+        { config: own.config, db: own.db, fleet: own.fleet as Fleet, migrations: await loadMigrations(own.migrationsDir) },
+        { concurrency: 4, onError: 'continue' },
+      );
+      expect(doc.targets).toMatchObject({ total: 2, migrated: 2, failed: 0 });
+      expect(holderEntries - entered).toBe(0);
+    } finally {
+      await own.close();
+    }
+  });
+});
+
 /**
  * Calls `seen` with the text of every query or shared message (a Submittable with its text:
  * apply-batch-message.ts) containing `marker` sent through the fleet's connections (withClient,
