@@ -6,7 +6,20 @@ import { intArrayParam, textArrayLiteral, textArrayParam } from '../../src/pg-ar
 const { prepareValue } = createRequire(import.meta.url)('pg/lib/utils') as { prepareValue: (v: unknown) => unknown };
 
 describe('array parameters built as text', () => {
-  const awkward = ['plain', 'a"b', 'back\\slash', 'x,y', '{}', 'NULL', '', ' spaced ', 'ünï', 'us1/tenant_schemas/t_s1', '\\"'];
+  const awkward = [
+    'plain',
+    'a"b',
+    'back\\slash',
+    'x,y',
+    '{}',
+    'NULL',
+    '',
+    ' spaced ',
+    'ünï',
+    'us1/tenant_schemas/t_s1',
+    '\\"',
+    'two\nlines\tand a tab',
+  ];
 
   it('a text[] parameter is the text pg would send for the same array, nulls included', () => {
     expect(textArrayParam(awkward)).toBe(prepareValue(awkward));
