@@ -58,7 +58,7 @@ describe('migrate up on a shard of this machine', () => {
     // Slow enough that every message the batcher allows runs at the same time.
     await e.addMigration('0004_slow.sql', 'select pg_sleep(0.3);\n');
     const fleet = e.fleet as Fleet;
-    // Shared messages go through withLeafClient, the targets on their own path through withClient.
+    // Connections of migrate up go through withLeafClient (shared messages, targets on their own path); both counted.
     const withClient = fleet.withClient.bind(fleet);
     const withLeafClient = fleet.withLeafClient.bind(fleet);
     let open = 0;
