@@ -2,7 +2,7 @@
 # CPU of two builds of `migrate up`, interleaved on a kept fleet of schema tenants: per run, the wall,
 # node's CPU (user + sys, /usr/bin/time) and the catalog's and the tenant database's backends'
 # (backend-cpu.py). Each run gets a migration of its own that does not pile up on the tables
-# (`comment on table tasks`), so run 20 looks like run 1.
+# (`comment on table tasks`): the tables do not widen run after run, as with `add column`.
 #
 #   BENCH_KEEP=1 BENCH_TENANTS=5000 BENCH_STATEMENTS=1 BENCH_ROUNDS=1 bash bench/migrate-schemas.sh   # prints the folder
 #   node bin/tenantctl --config DIR/tenants.config.yaml dev up
