@@ -10,8 +10,8 @@ interface Wire {
  * A shared message of several targets (apply-batch.ts) sent as ONE simple query whose results
  * nobody reads: it counts the statements that completed and keeps the first error, and builds
  * nothing else. pg's own Query builds a Result per statement (fields, a parser per column, a row
- * object per row, the command tag parsed by a regular expression): five per target, 320 for a
- * message of 64 targets, all garbage at once (issue 22.3: node's CPU per target).
+ * object per row, the command tag parsed by a regular expression): five per target, 640 for a
+ * message of 128 targets, all garbage at once (issue 22.3: node's CPU per target).
  *
  * `done` resolves with the number of statements that completed when the server is ready for the
  * next query, or rejects with the first error: PostgreSQL skips the rest of a simple query after

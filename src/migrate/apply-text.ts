@@ -21,7 +21,7 @@ export interface FilePart {
  * pending migration since the caller's read is checked by the tracking table's primary key, in
  * the same transaction as the file, not by a count over the target's history.
  *
- * Everything but the schema is built once: a batch of 64 targets with the same pending files and
+ * Everything but the schema is built once: a batch of 128 targets with the same pending files and
  * settings shares it, and only the schema's literals are made per target.
  */
 export class TransactionsText {

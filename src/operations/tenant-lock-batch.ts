@@ -318,8 +318,13 @@ interface Take {
   early?: boolean;
 }
 
-/** How many tenants are locked ahead of a fan-out at most (see lookAhead). */
-const LOOK_AHEAD = 128;
+/**
+ * How many tenants are locked ahead of a fan-out at most (see lookAhead): twice a shared message of
+ * `migrate up` (BATCH_SIZE), so a message's targets are already locked when it is built. With the
+ * targets in flight, at most ~512 advisory locks on the one session, under a tenth of PostgreSQL's
+ * default lock table.
+ */
+const LOOK_AHEAD = 256;
 /** Releases sent on their own once this many are queued... */
 const RELEASE_BATCH = 64;
 /** ...or once the oldest has waited this long. */
