@@ -75,8 +75,8 @@ export class Fleet {
    * Entering a holder costs the whole process: once any body runs as one, Node 20 runs a hook for
    * every promise made after it (AsyncLocalStorage), 60–70 ms of a 5,000-target `migrate up`'s
    * 1.5 s of CPU here (bench/README.md). The state read, the tracking-table check, the shared
-   * messages and a target's own connection in `migrate up` use it. A body that does nest must use withClient: nested here, its
-   * wait would not be recognised as one that can never end.
+   * messages and a target's own connection in `migrate up` use it. A body that does nest must use
+   * withClient: nested here, its wait would not be recognised as one that can never end.
    */
   async withLeafClient<T>(shardName: string, database: string, fn: (c: ShardClient) => Promise<T>): Promise<T> {
     const conns = this.connections(shardName);

@@ -321,8 +321,9 @@ interface Take {
 /**
  * How many tenants are locked ahead of a fan-out at most (see lookAhead): twice a shared message of
  * `migrate up` (BATCH_SIZE), so a message's targets are already locked when it is built. With the
- * targets in flight, at most ~512 advisory locks on the one session, under a tenth of PostgreSQL's
- * default lock table.
+ * targets in flight (a shard's message connections × BATCH_SIZE, at most 1,024 in all:
+ * MAX_TARGETS_IN_FLIGHT) that is at most 1,280 advisory locks on the one session, a fifth of
+ * PostgreSQL's default lock table; 512 on one shard of this 2-core machine.
  */
 const LOOK_AHEAD = 256;
 /** Releases sent on their own once this many are queued... */
