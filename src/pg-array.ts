@@ -21,9 +21,7 @@ function quoted(v: string): string {
  * literals and cast back per row (`x.col::text[]`), since `unnest` of a 2-D array flattens it.
  */
 export function textArrayLiteral(values: readonly string[]): string {
-  let out = '{';
-  for (let i = 0; i < values.length; i++) out += (i === 0 ? '' : ',') + quoted(values[i]);
-  return `${out}}`;
+  return textArrayParam(values);
 }
 
 /** A text[] (or any array of a type read from text: timestamptz[], jsonb as text) parameter; null elements are NULL. */

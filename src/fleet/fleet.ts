@@ -51,21 +51,10 @@ export class Fleet {
   }
 
   /** Run fn with a connection to (shard, database), released afterwards. */
-  async withClient<T>(shardName: string, database: string, fn: (c: ShardClient) => Promise<T>): Promise<T> {
-    const conns = this.connections(shardName);
+  withClient<T>(shardName: string, database: string, fn: (c: ShardClient) => Promise<T>): Promise<T> {
     // fn's body holds the connection: a nested withClient on the same shard waits from inside it,
     // so ShardConnections can tell a wait that could never end (see acquire).
-    const holder = { parent: currentHolder() };
-    const client = await conns.acquire(database, holder);
-    try {
-      return await asHolder(holder, () => fn(client));
-    } catch (err) {
-      // A failed statement leaves the connection usable, but a lost connection does not.
-      if (isConnectionError(err)) client.tenantctlBroken = true;
-      throw err;
-    } finally {
-      conns.release(client);
-    }
+    return this.held(shardName, database, true, fn);
   }
 
   /**
@@ -78,12 +67,19 @@ export class Fleet {
    * messages and a target's own connection in `migrate up` use it. A body that does nest must use
    * withClient: nested here, its wait would not be recognised as one that can never end.
    */
-  async withLeafClient<T>(shardName: string, database: string, fn: (c: ShardClient) => Promise<T>): Promise<T> {
+  withLeafClient<T>(shardName: string, database: string, fn: (c: ShardClient) => Promise<T>): Promise<T> {
+    return this.held(shardName, database, false, fn);
+  }
+
+  /** A connection held by a holder inside the caller's; fn runs as that holder only when `enter`. */
+  private async held<T>(shardName: string, database: string, enter: boolean, fn: (c: ShardClient) => Promise<T>): Promise<T> {
     const conns = this.connections(shardName);
-    const client = await conns.acquire(database, { parent: currentHolder() });
+    const holder = { parent: currentHolder() };
+    const client = await conns.acquire(database, holder);
     try {
-      return await fn(client);
+      return await (enter ? asHolder(holder, () => fn(client)) : fn(client));
     } catch (err) {
+      // A failed statement leaves the connection usable, but a lost connection does not.
       if (isConnectionError(err)) client.tenantctlBroken = true;
       throw err;
     } finally {

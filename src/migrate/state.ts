@@ -152,9 +152,9 @@ export async function readStates<T extends ReadableTarget>(
             migrations,
           ),
         );
+        const { tracked, timed } = summary;
         for (const t of group) {
           const s = summary.schemas.get(t.schema);
-          const { tracked, timed } = summary;
           if (s === 'head') states.set(t.id, { ok: true, applied: headIds, report: headReport, tracked: true, timed });
           else states.set(t.id, { ok: true, ...shared(s === undefined ? undefined : summary.lists.get(s)), tracked, timed });
         }

@@ -229,10 +229,10 @@ export function recordAppliedSql(schema: string, m: Pick<MigrationFile, 'id' | '
  * `timed`: the table has DURATION_SQL as the column's default (TIMED_SQL), which then measures.
  */
 export function recordAppliedParts(m: Pick<MigrationFile, 'id' | 'checksum'>, timed = false): [string, string] {
-  if (timed) return [`insert into ${TRACKING} (target_schema, name, checksum) values (`, `, ${literal(m.id)}, ${literal(m.checksum)})`];
+  const [column, value] = timed ? ['', ''] : [', duration_ms', `, ${DURATION_SQL}`];
   return [
-    `insert into ${TRACKING} (target_schema, name, checksum, duration_ms) values (`,
-    `, ${literal(m.id)}, ${literal(m.checksum)}, ${DURATION_SQL})`,
+    `insert into ${TRACKING} (target_schema, name, checksum${column}) values (`,
+    `, ${literal(m.id)}, ${literal(m.checksum)}${value})`,
   ];
 }
 
