@@ -56,8 +56,8 @@ explain $o select * from events where tenant_slug = 'cseed' order by id desc lim
 \\echo '-- tenant list --json: one page after the last slug'
 explain $o select * from tenants where slug > 'c000500' order by slug limit 1000;
 \\echo '-- migrate status: last finished run of the selected targets'
-explain $o select distinct on (target) target, run_id, status from migrate_targets
- where target = any('{us1/tenant_schemas/t_cseed}'::text[]) and status in ('succeeded', 'failed') order by target, run_id desc;
+explain $o select target, run_id, status, error, finished_at from migrate_target_last
+ where target = any('{us1/tenant_schemas/t_cseed}'::text[]);
 \\echo '-- move status: latest move of the tenant'
 explain $o select * from operations where kind = 'move' and tenant_slug = 'cseed' order by id desc limit 1;
 SQL

@@ -114,7 +114,22 @@ export interface CatalogDatabase {
   operations: OperationsTable;
   events: EventsTable;
   migrate_targets: MigrateTargetsTable;
+  migrate_target_last: MigrateTargetLastTable;
   migrate_partitions: MigratePartitionsTable;
+}
+
+/**
+ * Each target's newest finished run and the duration of its newest run that applied something,
+ * kept by a trigger on migrate_targets (catalog migration 0010): read instead of the history.
+ */
+export interface MigrateTargetLastTable {
+  target: string;
+  run_id: ColumnType<string, never, never>;
+  status: ColumnType<'succeeded' | 'failed', never, never>;
+  error: ColumnType<unknown, never, never>;
+  finished_at: ColumnType<Date | null, never, never>;
+  cost_run_id: ColumnType<string | null, never, never>;
+  cost_ms: ColumnType<number | null, never, never>;
 }
 
 /** One target's slice in a recorded CI-matrix split (src/migrate/partition-agree.ts). */

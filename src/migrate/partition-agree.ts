@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { CatalogDb } from '../catalog/open.js';
 import { PARTITION_LOCK_CLASSID } from '../operations/lock-ids.js';
+import { textArrayParam } from '../pg-array.js';
 import { splitByCost } from './partition-split.js';
 import { inPartition, type MigratePlan, type Partition } from './plan.js';
 
@@ -78,18 +79,15 @@ export async function partitionPlan(
 
 /**
  * The expected cost of each target: its duration in the newest run that applied something there
- * (one index probe per target on migrate_targets (target, run_id desc), however long the history).
+ * (migrate_target_last, one row per target, however long the history).
  */
 export async function targetCosts(db: CatalogDb, ids: string[]): Promise<Map<string, number>> {
   const out = new Map<string, number>();
   for (let i = 0; i < ids.length; i += 5000) {
-    const res = await sql<{ id: string; ms: number | null }>`
-      select t.id, (select m.duration_ms from migrate_targets m
-                     where m.target = t.id and m.status = 'succeeded' and m.duration_ms is not null
-                       and cardinality(m.applied) > 0
-                     order by m.run_id desc limit 1) as ms
-        from unnest(${ids.slice(i, i + 5000)}::text[]) as t(id)`.execute(db);
-    for (const r of res.rows) if (r.ms !== null) out.set(r.id, r.ms);
+    const res = await sql<{ id: string; ms: number }>`
+      select target as id, cost_ms as ms from migrate_target_last
+       where target = any(${textArrayParam(ids.slice(i, i + 5000))}::text[]) and cost_ms is not null`.execute(db);
+    for (const r of res.rows) out.set(r.id, r.ms);
   }
   return out;
 }

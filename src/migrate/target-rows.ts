@@ -81,7 +81,10 @@ export async function runTargetCounts(db: Kysely<CatalogDatabase>, runId: number
   return out;
 }
 
-/** The last finished state (succeeded or failed) of each target, over all runs. */
+/**
+ * The last finished state (succeeded or failed) of each target, over all runs: one row per target
+ * in migrate_target_last (kept by the catalog's trigger), however long the history.
+ */
 export async function lastRunByTarget(
   db: Kysely<CatalogDatabase>,
   targets: string[],
@@ -89,10 +92,9 @@ export async function lastRunByTarget(
   const out = new Map<string, { runId: number; status: MigrateTargetStatus; error: unknown; finishedAt: Date | null }>();
   if (targets.length === 0) return out;
   const rows = await sql<{ target: string; run_id: string; status: MigrateTargetStatus; error: unknown; finished_at: Date | null }>`
-    select distinct on (target) target, run_id, status, error, finished_at
-      from migrate_targets
-     where target = any(${targets}::text[]) and status in ('succeeded', 'failed')
-     order by target, run_id desc`.execute(db);
+    select target, run_id, status, error, finished_at
+      from migrate_target_last
+     where target = any(${textArrayParam(targets)}::text[])`.execute(db);
   for (const r of rows.rows) out.set(r.target, { runId: Number(r.run_id), status: r.status, error: r.error, finishedAt: r.finished_at });
   return out;
 }

@@ -4,6 +4,7 @@ import { parseDocument } from 'yaml';
 import { loadConfig } from '../../src/config/load.js';
 import { catalogBackupCheck } from '../../src/doctor/catalog-backup-age.js';
 import { cli } from '../helpers/cli.js';
+import { q } from '../helpers/deps.js';
 import { json, migrateEnv, tenantDigests, type MigrateEnv } from '../helpers/migrate-env.js';
 import { seed } from '../helpers/seed.js';
 import type { TestFleet } from '../helpers/test-fleet.js';
@@ -43,6 +44,18 @@ describe('catalog backup and restore', () => {
       detail: /never been backed up/,
     });
 
+    // A run in the history: the restored catalog rebuilds each target's last run from it.
+    await e.addMigration('0009_cb_note.sql', 'alter table workspaces add column cb_note text;\n');
+    const up = await e.cli(['migrate', 'up', '--json']);
+    expect(up.code, up.stdout + up.stderr).toBe(0);
+    const lastRuns = (database?: string) => {
+      const u = new URL(e.config.catalogUrl);
+      if (database) u.pathname = `/${database}`;
+      return q(u.toString(), 'select target, run_id, status, cost_run_id, cost_ms from migrate_target_last order by target');
+    };
+    const lastBefore = await lastRuns();
+    expect(lastBefore).toEqual([expect.objectContaining({ target: 'us1/schemas_catb/t_cb_s', status: 'succeeded', cost_ms: expect.any(Number) })]);
+
     const b = await e.cli(['backup', 'create', 'cb-s', '--json'], { env: K });
     expect(b.code, b.stdout + b.stderr).toBe(0);
     const id = json(b).results[0].backup;
@@ -77,6 +90,7 @@ describe('catalog backup and restore', () => {
     expect(json(cr).backup).toBe(json(cb).backup);
     const shown = json(await cli(['tenant', 'show', 'cb-s', '--json'], { config: fresh }));
     expect(shown.tenant ?? shown).toMatchObject({ slug: 'cb-s', model: 'schema' });
+    expect(await lastRuns('cat_catb_fresh')).toEqual(lastBefore);
     const again = await cli(['catalog', 'restore', '--yes', '--json'], { config: fresh });
     expect(again.code).toBe(2);
     expect(json(again).error).toMatchObject({ code: 'CATALOG_NOT_EMPTY', message: /the catalog is not empty \(tenants \(1\)/ });

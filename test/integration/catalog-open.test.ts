@@ -31,9 +31,49 @@ describe('openCatalog', () => {
         q(config.catalogUrl, `select conname from pg_constraint where conrelid = 'migrate_targets'::regclass and contype = 'f'`);
       // 0009 dropped the run's foreign key (its per-row check slowed the insert of a run's targets).
       expect(await runForeignKeys()).toEqual([]);
-      // Undo the two newest migrations by hand: the next open must notice and run the migrator again.
-      // (0009_migrate_targets_unchecked dropped migrate_targets' foreign key to operations;
+
+      // 0010: each target's newest finished run and newest cost, kept by a trigger from any
+      // statement on the history, newest run first whatever order the rows come in.
+      const ops = (
+        await q<{ id: string }>(
+          config.catalogUrl,
+          `insert into operations (kind, status, holder) select 'migrate', 'succeeded', 'test' from generate_series(1, 3) returning id`,
+        )
+      ).map((r) => Number(r.id));
+      const history = (rows: [number, string, string, string[], number | null][]) =>
+        q(
+          config.catalogUrl,
+          `insert into migrate_targets (run_id, target, position, model, shard, database_name, schema_name, tenants, status, applied, duration_ms)
+           select x.run_id, x.target, 0, 'schema', 'us1', 'db', 's', '{}', x.status, x.applied, x.ms
+             from jsonb_to_recordset($1::jsonb) as x(run_id bigint, target text, status text, applied text[], ms int)`,
+          [JSON.stringify(rows.map(([run_id, target, status, applied, ms]) => ({ run_id, target, status, applied, ms })))],
+        );
+      const last = () =>
+        q(config.catalogUrl, 'select target, run_id::int as run, status, cost_run_id::int as cost_run, cost_ms from migrate_target_last order by target');
+      const [r1, r2, r3] = ops;
+      await history([
+        [r1, 'a', 'succeeded', ['m1'], 5],
+        [r3, 'a', 'failed', [], 9],
+        [r1, 'b', 'not_run', [], null],
+        [r2, 'c', 'pending', [], null],
+      ]);
+      // A resumed older run (r2) finishing after a newer one (r3): its cost is newer, its outcome is not.
+      await history([[r2, 'a', 'succeeded', ['m2'], 7]]);
+      await q(config.catalogUrl, `update migrate_targets set status = 'succeeded', duration_ms = 3 where target = 'c'`);
+      const expected = [
+        { target: 'a', run: r3, status: 'failed', cost_run: r2, cost_ms: 7 },
+        // Nothing applied: no cost to expect of the next run.
+        { target: 'c', run: r2, status: 'succeeded', cost_run: null, cost_ms: null },
+      ];
+      expect(await last()).toEqual(expected);
+
+      // Undo the three newest migrations by hand: the next open must notice and run the migrator again.
+      // (0010_migrate_target_last replaced the history's target index with that table;
+      // 0009_migrate_targets_unchecked dropped migrate_targets' foreign key to operations;
       // 0008_run_write_costs set two tables' fillfactor and a column's statistics)
+      await q(config.catalogUrl, 'drop table migrate_target_last');
+      await q(config.catalogUrl, 'drop function migrate_target_last_note() cascade');
+      await q(config.catalogUrl, 'create index migrate_targets_target_idx on migrate_targets (target, run_id desc)');
       await q(
         config.catalogUrl,
         'alter table migrate_targets add constraint migrate_targets_run_id_fkey foreign key (run_id) references operations (id) on delete cascade',
@@ -41,7 +81,11 @@ describe('openCatalog', () => {
       await q(config.catalogUrl, 'alter table tenants reset (fillfactor)');
       await q(config.catalogUrl, 'alter table migrate_targets reset (fillfactor)');
       await q(config.catalogUrl, 'alter table migrate_targets alter column run_id set statistics -1');
-      await q(config.catalogUrl, 'delete from kysely_migration where name in ($1, $2)', [LATEST_CATALOG_MIGRATION, '0008_run_write_costs']);
+      await q(config.catalogUrl, 'delete from kysely_migration where name in ($1, $2, $3)', [
+        LATEST_CATALOG_MIGRATION,
+        '0009_migrate_targets_unchecked',
+        '0008_run_write_costs',
+      ]);
       db = await openCatalog(config, { migrate: false });
       expect((await names()).at(-1)).not.toBe(LATEST_CATALOG_MIGRATION);
       await db.destroy();
@@ -63,6 +107,9 @@ describe('openCatalog', () => {
         ),
       ).toEqual([{ attstattarget: 10 }]);
       expect(await runForeignKeys()).toEqual([]);
+      // Rebuilt from the history kept, and the history's target index gone.
+      expect(await last()).toEqual(expected);
+      expect(await q(config.catalogUrl, `select 1 from pg_indexes where indexname = 'migrate_targets_target_idx'`)).toEqual([]);
       await db.destroy();
 
       // A catalog a newer tenantctl migrated: refused by name, not called corrupted, and left alone.
