@@ -22,8 +22,8 @@ bench_log "catalog-scale: one real tenant, then catalog rows up to ${SIZES[*]}"
 bench_tctl --quiet tenant create cseed --model schema --shard us1 >/dev/null
 cat_psql() { bench_psql "$BENCH_PORT_US1" "$CATALOG_DB" "$@"; }
 
-# Catalog rows up to N tenants (rows only: placements that do not exist), one event each and
-# one finished operation per ten tenants, as a fleet's history would have.
+# Catalog rows up to N tenants (rows only: placements that do not exist), one event each, one
+# finished operation per ten tenants and a migrate run over them, as a fleet's history would have.
 grow_to() {
   local n=$1
   cat_psql <<SQL
@@ -38,7 +38,19 @@ select 'bench', 'tenant create', t.slug, 'provisioned', 'ok' from tenants t
 insert into operations (kind, status, tenant_slug, holder, args, finished_at)
 select 'backup', 'succeeded', t.slug, 'bench', '{}', now() from tenants t
  where t.slug <> 'cseed' and right(t.slug, 1) = '0' and not exists (select 1 from operations o where o.tenant_slug = t.slug);
-analyze tenants; analyze events; analyze operations;
+-- One migrate run over the new rows (their targets' last run, as migrate status reads it).
+insert into operations (kind, status, holder, args, finished_at) values ('migrate', 'succeeded', 'bench', '{}', now());
+insert into migrate_targets (run_id, target, position, model, shard, database_name, schema_name, tenants, status, applied,
+                             finished_at, duration_ms)
+select currval(pg_get_serial_sequence('operations', 'id')), 'us1/tenant_schemas/' || t.schema_name,
+       row_number() over (order by t.slug), 'schema', 'us1', 'tenant_schemas', t.schema_name, array[t.slug], 'succeeded',
+       '{0001_x}', now(), 5
+  from tenants t
+ where t.slug <> 'cseed'
+   and not exists (select 1 from migrate_target_last l where l.target = 'us1/tenant_schemas/' || t.schema_name);
+-- Settled before the timings: the new rows' visibility set, and no autovacuum of them while the queries are timed.
+vacuum analyze tenants; vacuum analyze events; vacuum analyze operations; vacuum analyze migrate_targets;
+vacuum analyze migrate_target_last;
 SQL
 }
 
@@ -53,24 +65,24 @@ explain $o select * from tenants where slug = 'cseed';
 explain $o select * from tenants where slug in ('cseed') order by slug;
 \\echo '-- tenant show: recent events'
 explain $o select * from events where tenant_slug = 'cseed' order by id desc limit 10;
-\\echo '-- tenant list --json: one page after the last slug'
-explain $o select * from tenants where slug > 'c000500' order by slug limit 1000;
+\\echo '-- tenant list --json: one page of 1,000 (a full page at every size, so the sizes compare)'
+explain $o select * from tenants where slug >= 'c' order by slug limit 1000;
 \\echo '-- migrate status: last finished run of the selected targets'
 explain $o select target, run_id, status, error, finished_at from migrate_target_last
- where target = any('{us1/tenant_schemas/t_cseed}'::text[]);
+ where target = any('{us1/tenant_schemas/t_c000500}'::text[]);
 \\echo '-- move status: latest move of the tenant'
 explain $o select * from operations where kind = 'move' and tenant_slug = 'cseed' order by id desc limit 1;
 SQL
 }
 
-# Server-side execution time (ms) of each of those queries, summed over 20 runs
+# Server-side execution time (ms) of each of those queries, summed over 20 runs: the total in
+# SQL_TOTAL, each query's (in explain_queries' order) in SQL_EACH.
+QUERY_NAMES=(getTenant selectTenants recentEvents tenantPage lastRunByTarget latestMove)
 sql_ms() {
-  local i total=0 t
-  for ((i = 0; i < 20; i++)); do
-    t=$(explain_queries '(analyze, timing off)' | awk '/Execution Time/ { s += $3 } END { printf "%.3f", s }')
-    total=$(awk -v a="$total" -v b="$t" 'BEGIN { printf "%.3f", a + b }')
-  done
-  echo "$total"
+  local i
+  SQL_EACH=$(for ((i = 0; i < 20; i++)); do explain_queries '(analyze, timing off)' | awk '/Execution Time/ { print ++n, $3 }'; done |
+    awk '{ s[$1] += $2 } END { for (k = 1; k in s; k++) printf "%s%.3f", (k > 1 ? " " : ""), s[k] }')
+  SQL_TOTAL=$(awk '{ for (i = 1; i <= NF; i++) t += $i; printf "%.3f", t }' <<<"$SQL_EACH")
 }
 
 declare -A MS
@@ -87,8 +99,11 @@ for n in "${SIZES[@]}"; do
   rss=$(/usr/bin/time -f %M node "$BENCH_REPO/bin/tenantctl" --config "$BENCH_CONFIG" --json tenant list 2>&1 >/dev/null | tail -1)
   listed=$(node "$BENCH_REPO/bin/tenantctl" --config "$BENCH_CONFIG" --json tenant list | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).tenants.length))')
   MS["rss/$n"]=$rss
-  MS["sql/$n"]=$(sql_ms)
-  bench_log "  catalog queries of those commands, server-side, 20 rounds: ${MS["sql/$n"]} ms"
+  sql_ms
+  MS["sql/$n"]=$SQL_TOTAL
+  read -r -a each <<<"$SQL_EACH"
+  for i in "${!QUERY_NAMES[@]}"; do MS["q${i}/$n"]=${each[$i]}; done
+  bench_log "  catalog queries of those commands, server-side, 20 rounds: ${MS["sql/$n"]} ms (${QUERY_NAMES[*]}: $SQL_EACH)"
   bench_log "  tenant list --json @$rows: $listed tenants, peak RSS ${rss} KiB"
 done
 
@@ -108,6 +123,11 @@ done
 printf '%-36s' 'catalog queries x20, server ms'
 for n in "${SIZES[@]}"; do printf '%12s' "${MS["sql/$n"]}"; done
 printf '%10s\n' "$(bench_ratio "${MS["sql/$last"]}" "${MS["sql/${SIZES[0]}"]}")"
+for i in "${!QUERY_NAMES[@]}"; do
+  printf '%-36s' "  ${QUERY_NAMES[$i]} x20, server ms"
+  for n in "${SIZES[@]}"; do printf '%12s' "${MS["q${i}/$n"]}"; done
+  printf '%10s\n' "$(bench_ratio "${MS["q${i}/$last"]}" "${MS["q${i}/${SIZES[0]}"]}")"
+done
 printf '%-36s' 'tenant list --json peak RSS (KiB)'
 for n in "${SIZES[@]}"; do printf '%12s' "${MS["rss/$n"]}"; done
 printf '%10s\n' "$(bench_ratio "${MS["rss/$last"]}" "${MS["rss/${SIZES[0]}"]}")"

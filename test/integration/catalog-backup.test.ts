@@ -54,7 +54,9 @@ describe('catalog backup and restore', () => {
       return q(u.toString(), 'select target, run_id, status, cost_run_id, cost_ms from migrate_target_last order by target');
     };
     const lastBefore = await lastRuns();
-    expect(lastBefore).toEqual([expect.objectContaining({ target: 'us1/schemas_catb/t_cb_s', status: 'succeeded', cost_ms: expect.any(Number) })]);
+    expect(lastBefore).toEqual([
+      expect.objectContaining({ target: 'us1/schemas_catb/t_cb_s', status: 'succeeded', cost_ms: expect.any(Number) }),
+    ]);
 
     const b = await e.cli(['backup', 'create', 'cb-s', '--json'], { env: K });
     expect(b.code, b.stdout + b.stderr).toBe(0);

@@ -49,7 +49,10 @@ describe('openCatalog', () => {
           [JSON.stringify(rows.map(([run_id, target, status, applied, ms]) => ({ run_id, target, status, applied, ms })))],
         );
       const last = () =>
-        q(config.catalogUrl, 'select target, run_id::int as run, status, cost_run_id::int as cost_run, cost_ms from migrate_target_last order by target');
+        q(
+          config.catalogUrl,
+          'select target, run_id::int as run, status, cost_run_id::int as cost_run, cost_ms from migrate_target_last order by target',
+        );
       const [r1, r2, r3] = ops;
       await history([
         [r1, 'a', 'succeeded', ['m1'], 5],
