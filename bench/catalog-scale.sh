@@ -80,6 +80,7 @@ SQL
 QUERY_NAMES=(getTenant selectTenants recentEvents tenantPage lastRunByTarget latestMove)
 sql_ms() {
   local i
+  explain_queries '(analyze, timing off)' >/dev/null # warm-up: pages read into shared buffers once, not in round 1
   SQL_EACH=$(for ((i = 0; i < 20; i++)); do explain_queries '(analyze, timing off)' | awk '/Execution Time/ { print ++n, $3 }'; done |
     awk '{ s[$1] += $2 } END { for (k = 1; k in s; k++) printf "%s%.3f", (k > 1 ? " " : ""), s[k] }')
   SQL_TOTAL=$(awk '{ for (i = 1; i <= NF; i++) t += $i; printf "%.3f", t }' <<<"$SQL_EACH")
