@@ -37,7 +37,7 @@ describe('openCatalog', () => {
       const ops = (
         await q<{ id: string }>(
           config.catalogUrl,
-          `insert into operations (kind, status, holder) select 'migrate', 'succeeded', 'test' from generate_series(1, 3) returning id`,
+          `insert into operations (kind, status, holder) select 'migrate', 'succeeded', 'test' from generate_series(1, 4) returning id`,
         )
       ).map((r) => Number(r.id));
       const history = (rows: [number, string, string, string[], number | null][]) =>
@@ -53,7 +53,7 @@ describe('openCatalog', () => {
           config.catalogUrl,
           'select target, run_id::int as run, status, cost_run_id::int as cost_run, cost_ms from migrate_target_last order by target',
         );
-      const [r1, r2, r3] = ops;
+      const [r1, r2, r3, r4] = ops;
       await history([
         [r1, 'a', 'succeeded', ['m1'], 5],
         [r3, 'a', 'failed', [], 9],
@@ -62,9 +62,11 @@ describe('openCatalog', () => {
       ]);
       // A resumed older run (r2) finishing after a newer one (r3): its cost is newer, its outcome is not.
       await history([[r2, 'a', 'succeeded', ['m2'], 7]]);
+      // A newer run that fails there keeps the last cost: a failure says nothing of what a migration costs.
+      await history([[r4, 'a', 'failed', [], 2]]);
       await q(config.catalogUrl, `update migrate_targets set status = 'succeeded', duration_ms = 3 where target = 'c'`);
       const expected = [
-        { target: 'a', run: r3, status: 'failed', cost_run: r2, cost_ms: 7 },
+        { target: 'a', run: r4, status: 'failed', cost_run: r2, cost_ms: 7 },
         // Nothing applied: no cost to expect of the next run.
         { target: 'c', run: r2, status: 'succeeded', cost_run: null, cost_ms: null },
       ];
