@@ -109,8 +109,21 @@ describe('the end of a command', () => {
       const started = Date.now();
       const r = await cli(args, { config: file });
       const took = Date.now() - started;
-      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
-      expect(() => JSON.parse(r.stdout)).not.toThrow();
+      if (args[0] === 'doctor') {
+        // The fleet is shared: another file's tenant half-way through its create is a failed
+        // check (exit 1) that says nothing about this test. What matters is that doctor reached
+        // the catalog and every shard through the proxies and said so.
+        expect([0, 1], `${args.join(' ')}: ${r.stderr}`).toContain(r.code);
+        const doc = JSON.parse(r.stdout) as { command: string; checks: { check: string; ok: boolean; detail: string }[] };
+        expect(doc.command).toBe('doctor');
+        const reach = doc.checks.filter((c) => c.check === 'catalog' || /^shard [^ ]+$/.test(c.check));
+        expect(reach.filter((c) => !c.ok)).toEqual([]);
+        expect(reach.map((c) => c.check)).toContain('catalog');
+        expect(reach.length).toBeGreaterThan(1);
+      } else {
+        expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
+        expect(() => JSON.parse(r.stdout)).not.toThrow();
+      }
       // No server's hang-up was passed on yet, so none was waited for (the old close awaited each).
       expect(
         proxies.reduce((n, p) => n + p.released, 0),
