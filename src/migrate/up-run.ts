@@ -10,7 +10,8 @@ import { BATCH_FROM, BATCH_SIZE, TargetBatcher } from './target-batcher.js';
 import { splitCanaries, type PlannedTarget } from './plan.js';
 import { createRun, finishRun, reopenRun, type RunInfo, type RunStatus } from './run-record.js';
 import { nothingToDo, type TargetState } from './state.js';
-import { insertTargets, runTargetCounts } from './target-rows.js';
+import { runTargetCounts } from './target-rows.js';
+import { finishRunRows, settleRunRows, startRunRows } from './run-rows.js';
 import { emptyCounts, type MigrateUpDocument, type PlannedRun, type RunState } from './up-context.js';
 import { failed, record, skippedRow, targetResult, tenantRows, upToDateOutcome, type MigrateRow, type TargetDone } from './up-rows.js';
 import { ensureTracked, settle } from './up-states.js';
@@ -27,10 +28,18 @@ export async function executeRun(planned: PlannedRun): Promise<MigrateUpDocument
     await settle(planned.stateRead);
     throw err;
   });
-  const states = await planned.stateRead.states;
-  await ensureTracked(ctx.deps, planned.stateRead, states);
+  // A fresh run's rows go in while the shards are read (run-rows.ts); every target waits for them.
+  const rows = ctx.resuming ? undefined : startRunRows(ctx.deps.db, ctx.run.id, ctx.plan.targets, ctx.head);
+  let states: Map<string, TargetState>;
+  try {
+    states = await planned.stateRead.states;
+    await ensureTracked(ctx.deps, planned.stateRead, states);
+  } catch (err) {
+    if (rows) await settleRunRows(rows);
+    throw err;
+  }
   const work = settleUpToDate(ctx, states);
-  if (!ctx.resuming) await recordWork(ctx, work);
+  if (rows) ctx.writer.waitFor((await finishRunRows(rows, work)).analyzed);
   ctx.opts.hooks?.onRun?.({
     runId: ctx.run.id,
     resumed: ctx.resuming,
@@ -133,24 +142,6 @@ function settleUpToDate(ctx: RunState, states: Map<string, TargetState>): Planne
     }
   }
   return work;
-}
-
-/** The run's target rows; the writer's first statement waits for their statistics (insertTargets). */
-async function recordWork(ctx: RunState, work: PlannedTarget[]): Promise<void> {
-  const { analyzed } = await insertTargets(
-    ctx.deps.db,
-    ctx.run.id,
-    work.map((t, i) => ({
-      target: t.id,
-      position: i,
-      model: t.model,
-      shard: t.shard,
-      database_name: t.database,
-      schema_name: t.schema,
-      tenants: t.tenants.map((x) => x.slug),
-    })),
-  );
-  ctx.writer.waitFor(analyzed);
 }
 
 /** Canaries one at a time (stop on the first failure), then the rest within the fleet's budgets. */

@@ -506,6 +506,33 @@ describe('migrate up: the state read beside the run record', () => {
     expect(table).toEqual([{ t: null }]);
     expect(await e.runs()).toHaveLength(runsBefore);
   });
+
+  it("a fresh run's rows, written while the shards are read from what the catalog expects, are exactly the targets with work", async () => {
+    const e = await env('rr');
+    const slugs = ['rr-a', 'rr-b', 'rr-c', 'rr-d'];
+    await e.create(slugs.map((slug) => ({ slug, model: 'schema' as const, shard: 'us1' })));
+    await e.addMigration('0004_rr.sql', 'alter table workspaces add column rr int;\n');
+    // rr-b is up to date on its shard, but the catalog still says it is behind: its row is written
+    // early and must go. The catalog says rr-c is at the head while its shard is behind: its row
+    // is not written early and must be added before it runs.
+    expect((await e.cli(['migrate', 'up', '--tenant', 'rr-b'])).code).toBe(0);
+    await e.db.updateTable('tenants').set({ schema_version: HEAD }).where('slug', '=', 'rr-b').execute();
+    await e.db.updateTable('tenants').set({ schema_version: '0004_rr' }).where('slug', '=', 'rr-c').execute();
+
+    const up = json(await e.cli(['migrate', 'up', '--json']));
+    expect(up).toMatchObject({ ok: true, targets: { total: 4, migrated: 3, upToDate: 1, failed: 0 } });
+    const rows = await e.targetRows(up.run);
+    // In plan order, each with its outcome; none for the target that was up to date.
+    expect(rows.map((r) => [r.tenants[0], r.status, r.applied])).toEqual([
+      ['rr-a', 'succeeded', ['0004_rr']],
+      ['rr-c', 'succeeded', ['0004_rr']],
+      ['rr-d', 'succeeded', ['0004_rr']],
+    ]);
+    const versions = await e.db.selectFrom('tenants').select(['slug', 'schema_version']).orderBy('slug').execute();
+    expect(versions).toEqual(slugs.map((slug) => ({ slug, schema_version: '0004_rr' })));
+    const applied = await e.q('us1', 'schemas_rr', `select count(*)::int as n from tenantctl.schema_migrations where name = '0004_rr'`);
+    expect(applied).toEqual([{ n: 4 }]);
+  });
 });
 
 describe('bad input', () => {
