@@ -196,11 +196,12 @@ scpu_t=$(bench_median "${SCPU_T[@]}" | cut -d. -f1) ccpu_t=$(bench_median "${CCP
 scpu_1=$(bench_median "${SCPU_1[@]}" | cut -d. -f1) ccpu_1=$(bench_median "${CCPU_1[@]}" | cut -d. -f1)
 scpu_s=$(bench_median "${SCPU_S[@]}" | cut -d. -f1) ccpu_s=$(bench_median "${CCPU_S[@]}" | cut -d. -f1)
 
-# Optional: one more, untimed tenantctl run with a per-query trace and a CPU profile.
+# Optional: one more, untimed tenantctl run with a per-query trace and a CPU profile. On the sources
+# (tsx): the built bundle carries its own pg, which pg-trace.mjs cannot see.
 if [[ -n "${BENCH_PROFILE:-}" ]]; then
   reset_state
   rm -rf "$W/prof"
-  BENCH_TRACE_OUT="$W/trace.txt" node --import ./bench/lib/pg-trace.mjs --cpu-prof --cpu-prof-dir "$W/prof" bin/tenantctl \
+  BENCH_TRACE_OUT="$W/trace.txt" node --import tsx --import ./bench/lib/pg-trace.mjs --cpu-prof --cpu-prof-dir "$W/prof" src/cli/main.ts \
     --config "$BENCH_CONFIG" tenant create --from-file "$W/tenants.csv" --concurrency "$CONCURRENCY" --quiet >/dev/null 2>&1 ||
     bench_die "the profiled tenantctl run failed"
   echo

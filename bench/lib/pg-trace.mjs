@@ -5,8 +5,11 @@
 //   - connections opened, per database, and the time spent opening them
 //   - queries per kind (SQL with names and numbers blanked), count and summed latency
 //
-//   BENCH_TRACE_OUT=trace.txt node --import ./bench/lib/pg-trace.mjs bin/tenantctl --config C \
+//   BENCH_TRACE_OUT=trace.txt node --import tsx --import ./bench/lib/pg-trace.mjs src/cli/main.ts --config C \
 //     tenant create --from-file tenants.csv --concurrency 8 --quiet
+//
+// On the sources (tsx), not bin/tenantctl: the built bundle carries its own copy of pg, which this
+// preload cannot reach (it would see no query, and load pg from node_modules for nothing).
 //
 // Summed latencies overlap when work runs concurrently: divide by the concurrency for a rough
 // share of the wall time.
