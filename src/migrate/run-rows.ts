@@ -2,6 +2,7 @@ import { sql, type Kysely } from 'kysely';
 import type { CatalogDatabase } from '../catalog/tables.js';
 import { migrationHooks } from '../placement/drivers.js';
 import { textArrayParam } from '../pg-array.js';
+import { settled, unsettle, type Settled } from '../settled.js';
 import type { PlannedTarget } from './plan.js';
 import { insertTargets, type NewTargetRow } from './target-rows.js';
 
@@ -28,7 +29,7 @@ export interface RunRows {
   /** Each planned target's position in the plan: the rows' `position`, whichever insert writes them. */
   positions: Map<string, number>;
   /** The targets inserted early and the statistics' refresh, or the insert's error. */
-  early: Promise<{ ok: { inserted: Set<string>; analyzed: Promise<void> } } | { err: unknown }>;
+  early: Promise<Settled<{ inserted: Set<string>; analyzed: Promise<void> }>>;
 }
 
 /**
@@ -43,9 +44,11 @@ export function expectedWork(targets: PlannedTarget[], head: string | null): Pla
 export function startRunRows(db: Kysely<CatalogDatabase>, runId: number, targets: PlannedTarget[], head: string | null): RunRows {
   const positions = new Map(targets.map((t, i) => [t.id, i]));
   const expected = expectedWork(targets, head);
-  const early = insertTargets(db, runId, rowsOf(expected, positions)).then(
-    ({ analyzed }) => ({ ok: { inserted: new Set(expected.map((t) => t.id)), analyzed } }),
-    (err: unknown) => ({ err }),
+  const early = settled(
+    insertTargets(db, runId, rowsOf(expected, positions)).then(({ analyzed }) => ({
+      inserted: new Set(expected.map((t) => t.id)),
+      analyzed,
+    })),
   );
   return { db, runId, positions, early };
 }
@@ -57,9 +60,7 @@ export function startRunRows(db: Kysely<CatalogDatabase>, runId: number, targets
  * `analyzed` settles (never rejects) when the statistics are fresh: what the catalog writer waits for.
  */
 export async function finishRunRows(rows: RunRows, work: PlannedTarget[]): Promise<{ analyzed: Promise<void> }> {
-  const early = await rows.early;
-  if ('err' in early) throw early.err;
-  const { inserted } = early.ok;
+  const { inserted, analyzed: first } = unsettle(await rows.early);
   const wanted = new Set(work.map((t) => t.id));
   const unexpected = work.filter((t) => !inserted.has(t.id));
   const upToDate = [...inserted].filter((id) => !wanted.has(id));
@@ -68,7 +69,7 @@ export async function finishRunRows(rows: RunRows, work: PlannedTarget[]): Promi
       rows.db,
     );
   }
-  let { analyzed } = early.ok;
+  let analyzed = first;
   if (unexpected.length > 0) {
     const more = await insertTargets(rows.db, rows.runId, rowsOf(unexpected, rows.positions));
     analyzed = Promise.all([analyzed, more.analyzed]).then(() => undefined);

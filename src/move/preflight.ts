@@ -17,6 +17,7 @@ import { pipeline } from 'node:stream/promises';
 import type { MoveEnd, MovePlan } from './plan.js';
 import { sharedTablesNotCopied } from '../placement/pool/shared-tables.js';
 import { warmMoveConnections } from './warm.js';
+import { settled, unsettle, type Settled } from '../settled.js';
 import { LOAD_PARTS } from './pool-split.js';
 
 export interface Preflight {
@@ -170,17 +171,6 @@ const poolScope = (plan: MovePlan) => ({
 });
 
 /** A promise's outcome kept for later (a rejection not left unhandled while other work goes on). */
-type Settled<T> = { ok: T } | { err: unknown };
-const settled = <T>(p: Promise<T>): Promise<Settled<T>> =>
-  p.then(
-    (ok) => ({ ok }),
-    (err: unknown) => ({ err }),
-  );
-function unsettle<T>(s: Settled<T>): T {
-  if ('err' in s) throw s.err;
-  return s.ok;
-}
-
 async function tablesWithoutPk(c: Q, schema: string, tables: string[]): Promise<string[]> {
   const { rows } = await c.query<{ t: string }>(
     `select c.relname as t from pg_class c join pg_namespace n on n.oid = c.relnamespace

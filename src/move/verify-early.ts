@@ -4,9 +4,10 @@ import type { CopyTable } from '../copy/tables.js';
 import type { CopyRun, Streamed } from './copy-stream.js';
 import { digestOf } from './verify-both.js';
 import { assertSameDigests, type TableCheck } from './verify-checks.js';
+import { settled, unsettle, type Settled } from '../settled.js';
 
 type Digest = { rows: number; hash: string };
-type Measured = { ok: Digest } | { err: unknown };
+type Measured = Settled<Digest>;
 
 /**
  * The verification of a load in committed parts (pool-split.ts) with the source's side off the
@@ -35,13 +36,7 @@ export class EarlySourceDigests {
    */
   measureSource(source: pg.ClientBase, tb: CopyTable): void {
     if (this.measured.has(tb.table)) return;
-    this.measured.set(
-      tb.table,
-      this.digest(source, tb, this.run.srcScope, this.run.config).then(
-        (ok) => ({ ok }),
-        (err: unknown) => ({ err }),
-      ),
-    );
+    this.measured.set(tb.table, settled(this.digest(source, tb, this.run.srcScope, this.run.config)));
   }
 
   /** Every source measurement ended (the caller's connections may go back then). */
@@ -74,9 +69,8 @@ export class EarlySourceDigests {
     if (failed) throw (failed as PromiseRejectedResult).reason;
     const checks: TableCheck[] = [];
     for (const [i, tb] of tables.entries()) {
-      const s = await this.measured.get(tb.table)!;
-      if ('err' in s) throw s.err;
-      checks.push({ ...streamed[i], source: { rows: s.ok.rows, hash: s.ok.hash }, target: target[i], foreignKeys });
+      const atSource = unsettle(await this.measured.get(tb.table)!);
+      checks.push({ ...streamed[i], source: { rows: atSource.rows, hash: atSource.hash }, target: target[i], foreignKeys });
     }
     return assertSameDigests(checks);
   }
