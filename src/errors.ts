@@ -81,6 +81,8 @@ export const ERROR_CODES = {
   BACKUP_STORAGE_DOWN: { exit: EXIT.failed, hint: 'check the endpoint is reachable, then run the command again' },
   /** A pool restore of a backup the pool's version cannot take (a restore never migrates a shared pool). */
   POOL_VERSION: { exit: EXIT.usage, hint: "bring the pool to the backup's version with tenantctl migrate up, then restore again" },
+  /** What a killed operation of the tenant left could not be removed: the command did nothing else. */
+  SWEEP_INCOMPLETE: { exit: EXIT.failed, hint: 'fix the cause it names, then run the command again: it tries the removal first' },
   RESTORE_FAILED: { exit: EXIT.failed, hint: 'nothing was switched; fix the cause it names, then run restore again' },
   PG_DUMP: { exit: EXIT.failed, hint: 'install a pg_dump at least as new as the shard (PostgreSQL client tools)' },
   MOVE_FAILED: { exit: EXIT.failed, hint: 'the catalog still points where the data is whole; run move again to resume, or move rollback' },

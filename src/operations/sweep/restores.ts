@@ -1,6 +1,7 @@
 import { findTenant } from '../../catalog/tenants.js';
 import { redactText } from '../../config/redact.js';
-import { errorMessage } from '../../errors.js';
+import { isConnectionLoss } from '../../connection-loss.js';
+import { errorMessage, EXIT, TenantctlError } from '../../errors.js';
 import { drivers } from '../../placement/drivers.js';
 import { removeLeftover as removePlacementLeftover } from '../../placement/leftovers.js';
 import { placeLabel } from '../../placement/placement.js';
@@ -17,8 +18,11 @@ import type { Cleaner, Leftover, SweepDeps } from './types.js';
  * owns), removed unless the catalog points at it (the switch committed before the kill). The
  * tenant's role stays when a tenant of that slug exists. A replace that keeps the tenant's names
  * is finished or undone by `sweepKilledReplace` (replace-switch.ts), which also lifts its write
- * fence. The record is closed as failed, naming what was done; one that could not be cleaned
- * stays running, for the next command of the tenant.
+ * fence. The record is closed as failed, naming what was done. A removal that fails is tried
+ * again twice (a killed session still ending, a neighbour's GRANT racing the role's drop), then
+ * stops the command with PostgreSQL's reason (SWEEP_INCOMPLETE, nothing else done): the record
+ * stays running for the tenant's next command, and a restore never goes on to meet the leftover
+ * as someone else's (PLACEMENT_EXISTS, which named the role but not why it was still there).
  */
 export const restoreCleaner: Cleaner = {
   kind: 'restore',
@@ -41,17 +45,24 @@ export const restoreCleaner: Cleaner = {
       const { placement: p, replaced } = args;
       let note = `restore ${op.id} of ${slug} was killed`;
       try {
-        if (args.away && args.fence && p && replaced) note += `; ${await sweepKilledReplace(deps, slug, args as ReplaceRecord)}`;
-        else if (p) note += `; ${await removeLeftover(deps, slug, p, replaced)}`;
+        const removed = await retried(() =>
+          args.away && args.fence && p && replaced
+            ? sweepKilledReplace(deps, slug, args as ReplaceRecord)
+            : p
+              ? removeLeftover(deps, slug, p, replaced)
+              : Promise.resolve(undefined),
+        );
+        if (removed) note += `; ${removed}`;
       } catch (err) {
-        // Left running: the tenant's next command tries again; the operator sees why.
-        cleaned.push({
-          tenant: slug,
-          kind: 'restore',
-          operation: Number(op.id),
-          what: `${note}; its placement could not be removed yet: ${redactText(errorMessage(err))}`,
-        });
-        continue;
+        // Left running: the tenant's next command tries again; the operator sees why now.
+        if (isConnectionLoss(err)) throw err;
+        throw new TenantctlError(
+          'SWEEP_INCOMPLETE',
+          `${note}, and what it left${p ? ` (its placement ${placeLabel(p)})` : ''} could not be removed: ${redactText(errorMessage(err))}; nothing else was done`,
+          `fix the cause PostgreSQL names (the object, or the session that holds it), then run the command again: it tries the removal first (tenantctl doctor lists restore ${op.id} until then)`,
+          EXIT.failed,
+          { cause: err },
+        );
       }
       await closeKilledOperation(deps.db, Number(op.id), note);
       cleaned.push({ tenant: slug, kind: 'restore', operation: Number(op.id), what: note });
@@ -86,4 +97,20 @@ async function removeLeftover(deps: SweepDeps, slug: string, p: RestorePlacement
 
 function samePlace(a: { shard: string; database_name: string; schema_name: string }, b: RestorePlacement): boolean {
   return a.shard === b.shard && a.database_name === b.database_name && a.schema_name === b.schema_name;
+}
+
+/**
+ * Each step of a removal is idempotent: run it again after 0.5 s and 1.5 s before giving up. A
+ * lost shard is not waited for (SHARD_LOST names it).
+ */
+async function retried<T>(f: () => Promise<T>): Promise<T> {
+  for (const wait of [500, 1500, -1]) {
+    try {
+      return await f();
+    } catch (err) {
+      if (wait < 0 || isConnectionLoss(err)) throw err;
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+  throw new Error('unreachable');
 }
