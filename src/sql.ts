@@ -46,3 +46,12 @@ export async function ensureSchema(c: Pick<pg.ClientBase, 'query'>, schema: stri
     if (!isAlreadyExists(err)) throw err;
   }
 }
+
+/**
+ * PostgreSQL refused the login itself (28P01 wrong password, 28000 no pg_hba entry or no such
+ * role): the server runs, so "is it running?" would send the operator the wrong way.
+ */
+export function isLoginRefused(err: unknown): boolean {
+  const code = (err as { code?: string })?.code;
+  return code === '28P01' || code === '28000';
+}

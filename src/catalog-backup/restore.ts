@@ -7,6 +7,27 @@ import { UsageError } from '../errors.js';
 import { CATALOG_FILE, CATALOG_MANIFEST, CATALOG_TABLES, KEYS_FILE, catalogManifestSchema, type CatalogManifest } from './format.js';
 import { findCatalogBackup } from './find.js';
 
+/**
+ * The oldest catalog schema whose backups load into this one: no catalog migration since changed
+ * the tables a catalog backup holds (CATALOG_TABLES, backup_keys). 0011 added a column to
+ * migrate_partitions only, which a backup does not hold (a CI matrix's split, kept 7 days), so
+ * yesterday's catalog backup still restores after an upgrade. A migration that changes a backed-up
+ * table moves this to itself.
+ */
+export const OLDEST_RESTORABLE_CATALOG = '0010_migrate_target_last';
+
+/** Refuses (exit 2) a catalog backup whose schema this tenantctl cannot load (see OLDEST_RESTORABLE_CATALOG). */
+export function assertLoadableSchema(migration: string, where: string): void {
+  if (migration >= OLDEST_RESTORABLE_CATALOG && migration <= LATEST_CATALOG_MIGRATION) return;
+  throw new UsageError(
+    'BAD_ARCHIVE',
+    `${where} is of catalog schema ${migration}; this tenantctl's catalog is ${LATEST_CATALOG_MIGRATION} and loads backups from ${OLDEST_RESTORABLE_CATALOG} on; nothing was changed`,
+    migration > LATEST_CATALOG_MIGRATION
+      ? 'restore it with the newer tenantctl that made it'
+      : 'restore it with the tenantctl version that made it, then upgrade',
+  );
+}
+
 export interface CatalogRestoreResult {
   backup: string;
   region: string;
@@ -30,12 +51,7 @@ export async function restoreCatalog(config: Config, db: CatalogDb, o: { from?: 
     if (err instanceof UsageError) throw err;
     throw bad('manifest.json is missing, not JSON, or not a catalog backup manifest');
   }
-  if (manifest.catalogMigration !== LATEST_CATALOG_MIGRATION)
-    throw new UsageError(
-      'BAD_ARCHIVE',
-      `${where} is of catalog schema ${manifest.catalogMigration}; this tenantctl's catalog is ${LATEST_CATALOG_MIGRATION}`,
-      'restore it with the tenantctl version that made it, then upgrade',
-    );
+  assertLoadableSchema(manifest.catalogMigration, where);
   const text = await b.storage.readText(b.id, CATALOG_FILE);
   if (Buffer.byteLength(text) !== manifest.catalog.bytes || createHash('sha256').update(text).digest('hex') !== manifest.catalog.sha256)
     throw bad('catalog.json does not match its SHA-256 in the manifest (truncated or altered)');

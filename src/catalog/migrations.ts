@@ -244,6 +244,15 @@ const migrations: Record<string, Migration> = {
       await sql`drop index if exists migrate_targets_target_idx`.execute(db);
     },
   },
+  '0011_migrate_partition_selector': {
+    // The selectors of the job that recorded a split: a job of the same key selecting other
+    // tenants (`--region eu-west` in one job, none in the next) would read a split of other
+    // targets and leave tenants out with every job green; it is refused instead. The key no
+    // longer carries the selectors (splits recorded before keep theirs in the key, and expire).
+    async up(db: Kysely<any>) {
+      await sql`alter table migrate_partitions add column selector text`.execute(db);
+    },
+  },
 };
 
 /**

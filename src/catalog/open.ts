@@ -3,7 +3,7 @@ import pg from 'pg';
 import type { Config } from '../config/types.js';
 import { redactText } from '../config/redact.js';
 import { EXIT, hintFor, TenantctlError } from '../errors.js';
-import { ident, isAlreadyExists } from '../sql.js';
+import { ident, isAlreadyExists, isLoginRefused } from '../sql.js';
 import { CATALOG_POOL_SIZE, CONNECT_TIMEOUT_MS } from '../config/connection-limits.js';
 import { closeCatalogToPublic, closeNewDatabaseToPublic, PUBLIC_REACH_SQL } from './closed.js';
 import { watchConnection } from '../connection-loss.js';
@@ -129,7 +129,9 @@ function catalogError(config: Config, what: string, err: unknown): TenantctlErro
   return new TenantctlError(
     'UNREACHABLE',
     `${catalogPlace(config)} ${what}: ${redactText(err instanceof Error ? err.message : String(err))}`,
-    'check catalog.url (or catalog.shard) in the config and that the server runs (tenantctl dev up for the embedded fleet)',
+    isLoginRefused(err)
+      ? 'the server answered and refused the login: check the user and password in catalog.url (or the shard url it uses, or the environment variable it names) and pg_hba.conf'
+      : 'check catalog.url (or catalog.shard) in the config and that the server runs (tenantctl dev up for the embedded fleet)',
     EXIT.usage,
     { cause: err },
   );

@@ -138,6 +138,8 @@ export interface MigratePartitionsTable {
   slice_count: number;
   target: string;
   slice: number;
+  /** The selectors of the job that recorded it (catalog migration 0011; null before). */
+  selector: string | null;
   created_at: ColumnType<Date, never, never>;
 }
 

@@ -3,23 +3,29 @@ import { UsageError } from '../errors.js';
 import { parseDurationMs } from '../config/duration.js';
 import type { TenantSelector } from '../catalog/tenants.js';
 
-/** Shared flag definitions, so every command spells a selector the same way. */
-const list = (v: string, prev: string[] = []) => [
-  ...prev,
-  ...v
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean),
-];
+/**
+ * Shared flag definitions, so every command spells a selector the same way. An empty value or
+ * item (`--tenant ""`, `--model pool,`) is refused (exit 2): it is most often an unset variable
+ * (`--tenant "$SLUG"`), and read as "no filter" it would select the whole fleet.
+ */
+export const selectorList = (v: string, prev: string[] = []): string[] => {
+  const items = v.split(',').map((s) => s.trim());
+  if (items.some((s) => s === '')) {
+    throw new InvalidArgumentError(
+      'has an empty value (an unset variable?): name at least one, comma-separated with no empty item, or leave the option out to select every tenant',
+    );
+  }
+  return [...prev, ...items];
+};
 
 export function addSelectorOptions(cmd: Command): Command {
   return cmd
-    .addOption(new Option('--tenant <slugs>', 'only these tenants (comma-separated)').argParser(list))
-    .addOption(new Option('--model <models>', 'pool, schema or database (comma-separated)').argParser(list))
-    .addOption(new Option('--region <regions>', 'only these regions').argParser(list))
-    .addOption(new Option('--shard <shards>', 'only these shards').argParser(list))
-    .addOption(new Option('--tier <tiers>', 'only these tiers').argParser(list))
-    .addOption(new Option('--status <statuses>', 'only tenants in these statuses').argParser(list));
+    .addOption(new Option('--tenant <slugs>', 'only these tenants (comma-separated)').argParser(selectorList))
+    .addOption(new Option('--model <models>', 'pool, schema or database (comma-separated)').argParser(selectorList))
+    .addOption(new Option('--region <regions>', 'only these regions').argParser(selectorList))
+    .addOption(new Option('--shard <shards>', 'only these shards').argParser(selectorList))
+    .addOption(new Option('--tier <tiers>', 'only these tiers').argParser(selectorList))
+    .addOption(new Option('--status <statuses>', 'only tenants in these statuses').argParser(selectorList));
 }
 
 export function selectorFrom(opts: Record<string, unknown>): TenantSelector {

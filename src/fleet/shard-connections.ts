@@ -6,6 +6,7 @@ import type { Shard } from '../config/types.js';
 import { EXIT, TenantctlError } from '../errors.js';
 import { databaseUrl } from './connection-url.js';
 import { shardPlace, watchConnection } from '../connection-loss.js';
+import { isLoginRefused } from '../sql.js';
 
 /**
  * Every connection tenantctl holds to one shard, across all of its databases, kept within the
@@ -311,7 +312,9 @@ export function unreachable(shard: Shard, database: string, err: unknown): Tenan
   const hint =
     code === '3D000'
       ? `the database does not exist on shard ${shard.name}`
-      : `check that shard ${shard.name} is running (tenantctl dev up for embedded shards) and its url in the config`;
+      : isLoginRefused(err)
+        ? `the server answered and refused the login: check the user and password in shard ${shard.name}'s url (or the environment variable it names) and pg_hba.conf`
+        : `check that shard ${shard.name} is running (tenantctl dev up for embedded shards) and its url in the config`;
   // Exit 2 when it ends a command: nothing was changed, and the fix is in the config or the
   // server. Inside a fan-out it becomes that target's failed result instead.
   return new TenantctlError(

@@ -1,8 +1,10 @@
 import { sql } from 'kysely';
 import type { CatalogDb } from '../catalog/open.js';
+import type { TenantSelector } from '../catalog/tenants.js';
+import { UsageError } from '../errors.js';
 import { PARTITION_LOCK_CLASSID } from '../operations/lock-ids.js';
 import { textArrayParam } from '../pg-array.js';
-import { splitByCost } from './partition-split.js';
+import { sliceLoads, splitByCost } from './partition-split.js';
 import { inPartition, type MigratePlan, type Partition } from './plan.js';
 
 /** How long a recorded split is kept: a re-run of the same pipeline a few days later reuses it. */
@@ -12,6 +14,10 @@ export interface PartitionChoice {
   partition: Partition;
   /** The CI matrix's key (`--partition-key`, TENANTCTL_PARTITION_KEY, or the pipeline's id). */
   key?: string;
+  /** The job's selectors: every job of one matrix must pass the same. */
+  selector?: TenantSelector;
+  /** The newest migration's id (the split of a matrix without a key is recorded under it). */
+  head?: string | null;
   /** A dry run reads a recorded split but never records one. */
   dryRun?: boolean;
 }
@@ -28,12 +34,15 @@ export interface PartitionInfo {
 }
 
 /**
- * Keep the targets of slice I of N, dealt out by expected cost (partition-split.ts). With a key,
- * the first job of the matrix records the split in the catalog (under a transaction lock on the
- * key) and every other job reads it, so the union of the N jobs is exactly one run even when a
- * tenant comes or goes between their starts; targets the record does not know (created since)
- * fall to the stable hash of their id. Without a key each job computes the split from the catalog
- * it reads: the same result while the catalog is the same.
+ * Keep the targets of slice I of N, dealt out by expected cost (partition-split.ts). The first
+ * job of the matrix records the split in the catalog (under a transaction lock on the key) and
+ * every other job reads it, so the union of the N jobs is exactly one run even when they start
+ * one after another (each job's run rewrites the costs the split is dealt by) or a tenant comes
+ * or goes between their starts; targets the record does not know (created since) fall to the
+ * stable hash of their id. The key is the matrix's (`--partition-key`, or the CI pipeline's id);
+ * without one, the migrations' head and the selectors, which every job of one matrix shares. A
+ * job whose selectors differ from the recording job's is refused (exit 2): it would read a split
+ * of other targets and leave tenants out.
  *
  * @example
  *   const { plan: mine, info } = await partitionPlan(db, plan, { partition: { index: 2, count: 4 }, key: 'github:acme/app#9' });
@@ -43,7 +52,10 @@ export async function partitionPlan(
   plan: MigratePlan,
   choice: PartitionChoice,
 ): Promise<{ plan: MigratePlan; info: PartitionInfo }> {
-  const { partition, key } = choice;
+  const { partition } = choice;
+  const selector = selectorText(choice.selector ?? {});
+  const key = choice.key ?? `head ${choice.head ?? '-'} ${selector}`;
+  let loads: number[] | undefined;
   const compute = async () => {
     const costs = await targetCosts(
       db,
@@ -52,29 +64,69 @@ export async function partitionPlan(
     const known = [...costs.values()].sort((a, b) => a - b);
     const fallback = known.length > 0 ? known[Math.floor(known.length / 2)] : 1;
     const costed = plan.targets.map((t) => ({ id: t.id, shard: t.shard, cost: Math.max(1, costs.get(t.id) ?? fallback) }));
-    return { slices: splitByCost(costed, partition.count), costed };
+    const slices = splitByCost(costed, partition.count);
+    loads = sliceLoads(costed, slices, partition.count);
+    return { slices };
   };
-  let slices: Map<string, number>;
-  let split: PartitionInfo['split'] = 'computed';
-  let loads: number[] | undefined;
-  if (key) {
-    const recorded = await agreedSplit(db, key, partition.count, compute, choice.dryRun ?? false);
-    slices = recorded.slices;
-    split = recorded.recorded ? 'recorded' : 'computed';
-  } else {
-    const c = await compute();
-    slices = c.slices;
-    loads = new Array<number>(partition.count).fill(0);
-    for (const t of c.costed) loads[(slices.get(t.id) ?? 1) - 1] += t.cost;
-  }
+  const recorded = await agreedSplit(db, { key, selector }, partition.count, compute, choice.dryRun ?? false);
   const mine = (id: string) => {
-    const s = slices.get(id);
+    const s = recorded.slices.get(id);
     return s === undefined ? inPartition(id, partition) : s === partition.index;
   };
   return {
     plan: { targets: plan.targets.filter((t) => mine(t.id)), skipped: plan.skipped.filter((s) => mine(s.target)) },
-    info: { index: partition.index, count: partition.count, split, key: key ?? null, ...(loads ? { loads } : {}) },
+    info: {
+      index: partition.index,
+      count: partition.count,
+      split: recorded.recorded ? 'recorded' : 'computed',
+      key: choice.key ?? null,
+      ...(loads ? { loads } : {}),
+    },
   };
+}
+
+/** The longest partition key taken (a pipeline id is far shorter; the catalog indexes the key). */
+export const MAX_PARTITION_KEY = 200;
+
+/**
+ * A partition key as given (`from` names where: the flag or the variable), refused (exit 2) when
+ * empty or longer than MAX_PARTITION_KEY.
+ */
+export function checkPartitionKey(key: string, from: string): string {
+  if (key.trim() === '' || key.length > MAX_PARTITION_KEY) {
+    throw new UsageError(
+      'USAGE',
+      `${from} must be 1 to ${MAX_PARTITION_KEY} characters, got ${key.trim() === '' ? 'an empty value' : `${key.length}`}`,
+      'use the CI pipeline\'s id, the same in every job of the matrix, e.g. --partition-key "$CI_PIPELINE_ID"',
+    );
+  }
+  return key;
+}
+
+const SELECTOR_FLAGS: Record<keyof TenantSelector, string> = {
+  tenants: '--tenant',
+  model: '--model',
+  region: '--region',
+  shard: '--shard',
+  tier: '--tier',
+  status: '--status',
+};
+
+/** The selectors as one text that is equal for equal selections (keys and values sorted). */
+export function selectorText(s: TenantSelector): string {
+  const out: Record<string, string[]> = {};
+  for (const k of Object.keys(SELECTOR_FLAGS).sort() as (keyof TenantSelector)[]) {
+    const v = s[k];
+    if (v && v.length > 0) out[k] = [...new Set(v)].sort();
+  }
+  return JSON.stringify(out);
+}
+
+/** A selectorText as the flags that give it, for messages. */
+function selectorFlags(text: string): string {
+  const s = JSON.parse(text) as Record<keyof TenantSelector, string[]>;
+  const flags = (Object.keys(s) as (keyof TenantSelector)[]).map((k) => `${SELECTOR_FLAGS[k]} ${s[k].join(',')}`);
+  return flags.length > 0 ? flags.join(' ') : 'no selector (every tenant)';
 }
 
 /**
@@ -92,29 +144,44 @@ export async function targetCosts(db: CatalogDb, ids: string[]): Promise<Map<str
   return out;
 }
 
-/** Read the split recorded under the key, or record this job's (not on a dry run). */
+/**
+ * Read the split recorded under the key, or record this job's (not on a dry run). A split
+ * recorded by a job with other selectors is refused.
+ */
 async function agreedSplit(
   db: CatalogDb,
-  key: string,
+  rec: { key: string; selector: string },
   count: number,
   compute: () => Promise<{ slices: Map<string, number> }>,
   dryRun: boolean,
 ): Promise<{ slices: Map<string, number>; recorded: boolean }> {
   return db.transaction().execute(async (tx) => {
-    await sql`select pg_advisory_xact_lock(${PARTITION_LOCK_CLASSID}::int, hashtext(${key}))`.execute(tx);
+    await sql`select pg_advisory_xact_lock(${PARTITION_LOCK_CLASSID}::int, hashtext(${rec.key}))`.execute(tx);
     const rows = await tx
       .selectFrom('migrate_partitions')
-      .select(['target', 'slice'])
-      .where('key', '=', key)
+      .select(['target', 'slice', 'selector'])
+      .where('key', '=', rec.key)
       .where('slice_count', '=', count)
       .execute();
-    if (rows.length > 0) return { slices: new Map(rows.map((r) => [r.target, r.slice])), recorded: true };
+    if (rows.length > 0) {
+      const theirs = rows[0].selector;
+      if (theirs !== null && theirs !== rec.selector) {
+        throw new UsageError(
+          'USAGE',
+          `the split of partition key ${JSON.stringify(rec.key)} (${count} jobs) was recorded by a job with ${selectorFlags(theirs)}; this job has ${selectorFlags(rec.selector)}: its slice would be of other targets and leave tenants out; nothing was changed`,
+          'pass the same selectors in every job of the matrix, or another --partition-key for another selection',
+        );
+      }
+      return { slices: new Map(rows.map((r) => [r.target, r.slice])), recorded: true };
+    }
     const { slices } = await compute();
     if (dryRun || slices.size === 0) return { slices, recorded: false };
     await sql`delete from migrate_partitions where created_at < now() - make_interval(days => ${KEEP_DAYS})`.execute(tx);
     await sql`
-      insert into migrate_partitions (key, slice_count, target, slice)
-      select ${key}, ${count}, t, s from unnest(${[...slices.keys()]}::text[], ${[...slices.values()]}::int[]) as x(t, s)`.execute(tx);
+      insert into migrate_partitions (key, slice_count, target, slice, selector)
+      select ${rec.key}, ${count}, t, s, ${rec.selector} from unnest(${[...slices.keys()]}::text[], ${[...slices.values()]}::int[]) as x(t, s)`.execute(
+      tx,
+    );
     return { slices, recorded: true };
   });
 }

@@ -36,7 +36,7 @@ export async function migrateUp(deps: MigrateUpDeps, opts: MigrateUpOptions): Pr
   const { db } = deps;
   const head = deps.migrations.at(-1)?.id ?? null;
 
-  const { plan, previous, partition, gone } = await loadPlan(db, opts);
+  const { plan, previous, partition, gone } = await loadPlan(db, opts, head);
 
   const oneVersion = { ...deps, concurrency: opts.concurrency };
   if (opts.dryRun) {
@@ -66,7 +66,7 @@ export async function migrateUp(deps: MigrateUpDeps, opts: MigrateUpOptions): Pr
  * rows are dropped once planned (a fleet of 10,000 tenants would otherwise keep them all, with
  * every column, for the whole run).
  */
-async function loadPlan(db: CatalogDb, opts: MigrateUpOptions) {
+async function loadPlan(db: CatalogDb, opts: MigrateUpOptions, head: string | null) {
   let previous: RunInfo | undefined;
   let only: Set<string> | undefined;
   const recorded = new Map<string, string[]>();
@@ -82,11 +82,10 @@ async function loadPlan(db: CatalogDb, opts: MigrateUpOptions) {
   const partition = opts.partition ?? previous?.args.partition ?? undefined;
   const selector = fromRun !== undefined ? {} : (opts.selector ?? {});
   let plan = planTargets(await selectPlannable(db, selector), { only });
-  // A slice of N is dealt out by cost over the whole plan (partition-agree.ts), agreed through the
-  // catalog when the matrix has a key. A resumed run already has its own targets.
+  // A slice of N is dealt out by cost over the whole plan, agreed through the catalog by the
+  // matrix's jobs (partition-agree.ts). A resumed run already has its own targets.
   if (partition && fromRun === undefined) {
-    const key = opts.partitionKey ? `${opts.partitionKey} ${JSON.stringify(selector)}` : undefined;
-    plan = (await partitionPlan(db, plan, { partition, key, dryRun: opts.dryRun })).plan;
+    plan = (await partitionPlan(db, plan, { partition, key: opts.partitionKey, selector, head, dryRun: opts.dryRun })).plan;
   }
   // Targets of the earlier run that are no longer migratable (deleted, or now failed/deleting).
   const planned = new Set(plan.targets.map((t) => t.id));

@@ -72,10 +72,12 @@ describe('openCatalog', () => {
       ];
       expect(await last()).toEqual(expected);
 
-      // Undo the three newest migrations by hand: the next open must notice and run the migrator again.
-      // (0010_migrate_target_last replaced the history's target index with that table;
+      // Undo the four newest migrations by hand: the next open must notice and run the migrator again.
+      // (0011_migrate_partition_selector added the recording job's selectors to a CI matrix's split;
+      // 0010_migrate_target_last replaced the history's target index with that table;
       // 0009_migrate_targets_unchecked dropped migrate_targets' foreign key to operations;
       // 0008_run_write_costs set two tables' fillfactor and a column's statistics)
+      await q(config.catalogUrl, 'alter table migrate_partitions drop column selector');
       await q(config.catalogUrl, 'drop table migrate_target_last');
       await q(config.catalogUrl, 'drop function migrate_target_last_note() cascade');
       await q(config.catalogUrl, 'create index migrate_targets_target_idx on migrate_targets (target, run_id desc)');
@@ -86,8 +88,10 @@ describe('openCatalog', () => {
       await q(config.catalogUrl, 'alter table tenants reset (fillfactor)');
       await q(config.catalogUrl, 'alter table migrate_targets reset (fillfactor)');
       await q(config.catalogUrl, 'alter table migrate_targets alter column run_id set statistics -1');
-      await q(config.catalogUrl, 'delete from kysely_migration where name in ($1, $2, $3)', [
+      expect(LATEST_CATALOG_MIGRATION).toBe('0011_migrate_partition_selector');
+      await q(config.catalogUrl, 'delete from kysely_migration where name in ($1, $2, $3, $4)', [
         LATEST_CATALOG_MIGRATION,
+        '0010_migrate_target_last',
         '0009_migrate_targets_unchecked',
         '0008_run_write_costs',
       ]);
@@ -115,6 +119,9 @@ describe('openCatalog', () => {
       // Rebuilt from the history kept, and the history's target index gone.
       expect(await last()).toEqual(expected);
       expect(await q(config.catalogUrl, `select 1 from pg_indexes where indexname = 'migrate_targets_target_idx'`)).toEqual([]);
+      expect(
+        await q(config.catalogUrl, `select 1 from pg_attribute where attrelid = 'migrate_partitions'::regclass and attname = 'selector'`),
+      ).toHaveLength(1);
       await db.destroy();
 
       // A catalog a newer tenantctl migrated: refused by name, not called corrupted, and left alone.

@@ -143,6 +143,20 @@ describe('--partition I/N', () => {
     expect(whole.stderr).toMatch(/partition 1\/2/);
     expect(sameSlice.code).toBe(3);
     expect((await slice).code).toBe(0);
+
+    // The jobs of a matrix without a key, one after another (a small runner pool): the first
+    // records its split under the head and the selectors, the second reads it. Computed again,
+    // the split would follow the costs the first job's run just rewrote, and tenants fell between
+    // the slices with both jobs green.
+    await e.addMigration('0007_stagger.sql', 'alter table workspaces add column stagger_at timestamptz;\n');
+    const first = json(await e.cli(['migrate', 'up', '--partition', '1/2', '--json']));
+    const second = json(await e.cli(['migrate', 'up', '--partition', '2/2', '--json']));
+    expect([first.ok, second.ok]).toEqual([true, true]);
+    const tenantsOf = (d: any) => d.results.map((x: any) => x.tenant as string);
+    expect([...tenantsOf(first), ...tenantsOf(second)].sort()).toEqual(
+      [...Array.from({ length: 14 }, (_, i) => `pt-${i}`), 'pt-db', 'pt-pa', 'pt-pb', 'pt-pc'].sort(),
+    );
+    expect(json(await e.cli(['migrate', 'status', '--json'])).summary).toMatchObject({ targets: 17, upToDate: 17 });
   }, 180_000);
 });
 
@@ -179,6 +193,33 @@ describe('--partition I/N with a partition key (a CI matrix)', () => {
     });
     expect(dry.code, dry.stderr).toBe(0);
     expect(await e.db.selectFrom('migrate_partitions').select('key').distinct().execute()).toHaveLength(1);
+
+    // A job of the same key selecting other tenants would read a split of other targets and
+    // leave tenants out: refused (exit 2), nothing run.
+    await e.addMigration('0005_pk2.sql', 'alter table workspaces add column pk2_at timestamptz;\n');
+    const m9 = { env: { TENANTCTL_PARTITION_KEY: 'pipeline-9' } };
+    const eu = await e.cli(['migrate', 'up', '--partition', '1/2', '--region', 'eu-west', '--json'], m9);
+    expect(eu.code, eu.stderr).toBe(0);
+    const runs = (await e.runs()).length;
+    const other = await e.cli(['migrate', 'up', '--partition', '2/2', '--json'], m9);
+    expect(other.code, other.stdout).toBe(2);
+    expect(json(other).error.message).toContain(
+      'the split of partition key "pipeline-9" (2 jobs) was recorded by a job with --region eu-west; this job has no selector (every tenant)',
+    );
+    expect((await e.runs()).length).toBe(runs);
+    // The selection spelt otherwise is the same selection.
+    const same = await e.cli(['migrate', 'up', '--partition', '2/2', '--region', 'eu-west,eu-west', '--json'], m9);
+    expect(same.code, same.stderr).toBe(0);
+    // A key without --partition, an empty or an overlong one: exit 2, before the catalog.
+    for (const args of [
+      ['--partition-key', 'pipeline-9'],
+      ['--partition', '1/2', '--partition-key', ''],
+      ['--partition', '1/2', '--partition-key', 'k'.repeat(201)],
+    ]) {
+      const bad = await e.cli(['migrate', 'up', ...args, '--json']);
+      expect(bad.code, args.join(' ')).toBe(2);
+      expect(json(bad).error.message).toMatch(/--partition-key/);
+    }
   });
 });
 

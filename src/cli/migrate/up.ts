@@ -31,11 +31,25 @@ async function up(ctx: CommandContext, flags: UpFlags): Promise<number> {
       `tenantctl migrate up --${flags.resume !== undefined ? 'resume' : 'only-failed'} ${fromRun}`,
     );
   }
-  const [{ parsePartition }, { partitionKeyFromEnv }] = await Promise.all([
+  const [{ parsePartition }, { checkPartitionKey, partitionKeyFromEnv }] = await Promise.all([
     import('../../migrate/plan.js'),
     import('../../migrate/partition-agree.js'),
   ]);
   const partition = flags.partition !== undefined ? parsePartition(flags.partition) : undefined;
+  if (flags.partitionKey !== undefined && !partition) {
+    throw new UsageError(
+      'USAGE',
+      '--partition-key names the CI matrix a --partition I/N job belongs to; without --partition it would be ignored',
+      'add --partition I/N (this job is slice I of N), or drop --partition-key',
+    );
+  }
+  const envKey = partition && flags.partitionKey === undefined ? partitionKeyFromEnv(process.env) : undefined;
+  const partitionKey =
+    flags.partitionKey !== undefined
+      ? checkPartitionKey(flags.partitionKey, '--partition-key')
+      : envKey !== undefined
+        ? checkPartitionKey(envKey, 'the partition key from the environment (TENANTCTL_PARTITION_KEY or the CI pipeline id)')
+        : undefined;
   // Bad files are exit 2 before anything is touched.
   const { loadMigrations } = await import('../../migrate/files.js');
   const migrations = await loadMigrations(ctx.config.migrationsDir);
@@ -57,7 +71,7 @@ async function up(ctx: CommandContext, flags: UpFlags): Promise<number> {
     const { doc } = await migrateUp(deps, {
       selector,
       partition,
-      partitionKey: partition ? (flags.partitionKey ?? partitionKeyFromEnv(process.env)) : undefined,
+      partitionKey,
       concurrency: concurrencyFrom(flags.concurrency, ctx.config.defaults.concurrency),
       // Without a width of the user's, a shard on this machine runs 2 targets per core.
       localShardTargets: flags.concurrency === undefined && !process.env.TENANTCTL_CONCURRENCY ? localShardTargets() : undefined,
