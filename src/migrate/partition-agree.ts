@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
 import type { CatalogDb } from '../catalog/open.js';
 import type { TenantSelector } from '../catalog/tenants.js';
@@ -54,7 +55,7 @@ export async function partitionPlan(
 ): Promise<{ plan: MigratePlan; info: PartitionInfo }> {
   const { partition } = choice;
   const selector = selectorText(choice.selector ?? {});
-  const key = choice.key ?? `head ${choice.head ?? '-'} ${selector}`;
+  const key = splitKey(choice, selector);
   let loads: number[] | undefined;
   const compute = async () => {
     const costs = await targetCosts(
@@ -83,6 +84,15 @@ export async function partitionPlan(
       ...(loads ? { loads } : {}),
     },
   };
+}
+
+/**
+ * The key a split is recorded under: the matrix's, or without one the head and a digest of the
+ * selection (a --tenant list of thousands of slugs would not fit the catalog's index on the key;
+ * the whole selection is kept beside the split, where it is compared).
+ */
+export function splitKey(choice: Pick<PartitionChoice, 'key' | 'head'>, selector: string): string {
+  return choice.key ?? `head ${choice.head ?? '-'} ${createHash('sha256').update(selector).digest('hex').slice(0, 16)}`;
 }
 
 /** The longest partition key taken (a pipeline id is far shorter; the catalog indexes the key). */
@@ -125,7 +135,8 @@ export function selectorText(s: TenantSelector): string {
 /** A selectorText as the flags that give it, for messages. */
 function selectorFlags(text: string): string {
   const s = JSON.parse(text) as Record<keyof TenantSelector, string[]>;
-  const flags = (Object.keys(s) as (keyof TenantSelector)[]).map((k) => `${SELECTOR_FLAGS[k]} ${s[k].join(',')}`);
+  const values = (v: string[]) => (v.length > 5 ? `${v.slice(0, 5).join(',')},… (${v.length} values)` : v.join(','));
+  const flags = (Object.keys(s) as (keyof TenantSelector)[]).map((k) => `${SELECTOR_FLAGS[k]} ${values(s[k])}`);
   return flags.length > 0 ? flags.join(' ') : 'no selector (every tenant)';
 }
 

@@ -5,7 +5,7 @@ import { assertLoadableSchema, OLDEST_RESTORABLE_CATALOG } from '../../src/catal
 import { selectorList } from '../../src/cli/options.js';
 import { UsageError } from '../../src/errors.js';
 import { unreachable } from '../../src/fleet/shard-connections.js';
-import { checkPartitionKey, MAX_PARTITION_KEY, selectorText } from '../../src/migrate/partition-agree.js';
+import { checkPartitionKey, MAX_PARTITION_KEY, selectorText, splitKey } from '../../src/migrate/partition-agree.js';
 
 /**
  * Inputs an operator or a CI job gets wrong in ways that used to read as something else: an
@@ -52,6 +52,16 @@ describe('partition keys and the selection a split is recorded for', () => {
     expect(a).toBe('{"model":["schema"],"region":["eu-west","us-east"]}');
     expect(selectorText({})).toBe('{}');
     expect(selectorText({ region: ['eu-west'] })).not.toBe(selectorText({}));
+  });
+
+  it('without a key, the split is recorded under the head and a digest of the selection: short whatever the selection', () => {
+    const many = selectorText({ tenants: Array.from({ length: 10_000 }, (_, i) => `tenant-with-a-long-slug-${i}`) });
+    expect(many.length).toBeGreaterThan(250_000);
+    const key = splitKey({ head: '0042_add_index' }, many);
+    expect(key).toMatch(/^head 0042_add_index [0-9a-f]{16}$/);
+    expect(splitKey({ head: '0042_add_index' }, selectorText({}))).not.toBe(key);
+    expect(splitKey({ head: '0043_next' }, many)).not.toBe(key);
+    expect(splitKey({ key: 'github:acme/app#42', head: '0042_add_index' }, many)).toBe('github:acme/app#42');
   });
 });
 
