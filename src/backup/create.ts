@@ -56,7 +56,7 @@ export interface BackupResult extends TenantResult {
 export async function backupTenant(deps: BackupDeps, slug: string, o: { held?: TenantRow; id?: string } = {}): Promise<BackupResult> {
   // The engine runs the one sweep first under the tenant's lock (not for a nested backup: its
   // caller swept, and its own running record must not be taken for a killed one).
-  return runTenantOperation(deps, { kind: 'backup', slug, held: o.held }, (run) => backupBody(deps, run, o.id));
+  return runTenantOperation(deps, { kind: 'backup', slug, held: o.held, tolerateStuck: true }, (run) => backupBody(deps, run, o.id));
 }
 
 /**

@@ -22,15 +22,24 @@ const CLEANERS: Cleaner[] = [backupCleaner, restoreCleaner, moveCleaner, pitrCle
  * is cleaned, each kind by its cleaner. Every operation runs it first, under the tenant's lock
  * (so no live operation of the tenant exists besides the caller's own, `except`, when it already
  * recorded itself). Only this tenant's things are touched: a neighbour's rows, placement and
- * records are never read as leftovers. Returns what was cleaned, for the result's warnings; a
- * leftover that could not be cleaned stays recorded for the tenant's next command.
+ * records are never read as leftovers. Returns what was cleaned, for the result's warnings. A
+ * leftover that could not be cleaned (`stuck`) stays recorded for the tenant's next command, and
+ * stops this one with its reason (SWEEP_INCOMPLETE, nothing else done): what the command would
+ * make could meet it. With `tolerateStuck` (a backup, which only reads the tenant's live
+ * placement) it is one more warning instead, so a nightly backup still runs.
  *
  * @example
  *   const swept = await sweepTenant(deps, tenant) // [{ kind: 'backup', what: 'acme/.acme.2026….partial of a killed backup …' }]
  */
-export async function sweepTenant(deps: SweepDeps, t: { slug: string }, o: { except?: number } = {}): Promise<Leftover[]> {
+export async function sweepTenant(
+  deps: SweepDeps,
+  t: { slug: string },
+  o: { except?: number; tolerateStuck?: boolean } = {},
+): Promise<Leftover[]> {
   const out: Leftover[] = [];
   for (const c of CLEANERS) out.push(...(await c.clean(deps, t.slug, o.except)));
+  const stuck = out.find((l) => l.stuck);
+  if (stuck?.stuck && !o.tolerateStuck) throw stuck.stuck;
   return out;
 }
 
@@ -64,7 +73,10 @@ export async function sweepFleet(
   const busy: string[] = [];
   for (const slug of [...new Set(found.map((f) => f.tenant))]) {
     try {
-      cleaned.push(...(await withTenantLock(deps.db, slug, { command: deps.command }, () => sweepTenant(deps, { slug }))));
+      const swept = await withTenantLock(deps.db, slug, { command: deps.command }, () =>
+        sweepTenant(deps, { slug }, { tolerateStuck: true }),
+      );
+      cleaned.push(...swept);
     } catch (err) {
       if (!(err instanceof LockedError)) throw err;
       busy.push(slug);

@@ -53,6 +53,11 @@ export interface OperationSpec {
    */
   sweep?: false | ((tenant: TenantRow | undefined) => Promise<string[]>);
   /**
+   * A leftover the sweep cannot clean is a warning, not the end of the command (sweep.ts): for a
+   * verb that makes nothing a leftover could meet (a backup).
+   */
+  tolerateStuck?: boolean;
+  /**
    * Start the operation's record with these args before the body runs (an operation whose body
    * makes things at once: create, delete, suspend, resume, credentials). The engine closes it
    * `succeeded` when the body returns without having closed it; a body that returns a failed
@@ -135,7 +140,7 @@ export async function runTenantOperation<R, P extends OperationProgress = Operat
         ? []
         : spec.sweep
           ? await spec.sweep(tenant)
-          : (await sweepTenant(deps, { slug: spec.slug })).map((s) => s.what);
+          : (await sweepTenant(deps, { slug: spec.slug }, { tolerateStuck: spec.tolerateStuck })).map((s) => s.what);
     // A sweep that cleaned something may have given the tenant its status back: read it again.
     if (swept.length > 0 && !spec.held) tenant = await read();
     const done: string[] = [];

@@ -6,6 +6,7 @@ import { backupsOf } from '../helpers/backups.js';
 import { json, ownMigrateFleet, tenantCount, until, type MigrateEnv } from '../helpers/migrate-env.js';
 import { shardDbUrl } from '../helpers/deps.js';
 import { superuserUrl } from '../helpers/test-fleet.js';
+import { insertOperation } from '../../src/operations/operation-record.js';
 import { loadConfig } from '../../src/config/load.js';
 import { copyTables } from '../../src/copy/tables.js';
 import { digestTable } from '../../src/copy/streams.js';
@@ -415,6 +416,21 @@ describe('a restore killed after its placement committed', () => {
           const ops = await e.db.selectFrom('operations').select(['id', 'status']).where('tenant_slug', '=', as).execute();
           expect(ops, 'nothing recorded; the killed record still running').toEqual([{ id: op.id, status: 'running' }]);
           expect(await e.q('us1', 'postgres', 'select 1 from pg_database where datname = $1', [left.database_name])).toHaveLength(1);
+          // A live tenant with a leftover of that kind (as a killed restore --replace records it):
+          // its backup, which makes nothing the leftover could meet, still runs and names it.
+          const fake = await insertOperation(e.db, {
+            kind: 'restore',
+            tenant: 'k2-d',
+            args: { backup, placement: left },
+            progress: { phase: 'loaded' },
+          });
+          const nightly = await e.cli(['backup', 'create', 'k2-d', '--json']);
+          expect(nightly.code, nightly.stderr + nightly.stdout).toBe(0);
+          expect(json(nightly).results[0].warnings.join('\n')).toMatch(
+            new RegExp(`restore ${fake.id} of k2-d was killed, and what it left .* could not be removed: .*terminate superuser process`),
+          );
+          const still = await e.db.selectFrom('operations').select('status').where('id', '=', fake.id as never).executeTakeFirstOrThrow();
+          expect(still.status).toBe('running');
         } finally {
           await holder.end();
         }
@@ -436,6 +452,12 @@ describe('a restore killed after its placement committed', () => {
       }
       expect(await digests(e, as)).toEqual(await digests(e, model === 'database' ? 'k2-d' : 'k2-p'));
     }
+    // The live tenant's next backup cleans its leftover (gone by now) and closes the record.
+    const next = await e.cli(['backup', 'create', 'k2-d', '--json']);
+    expect(next.code, next.stderr + next.stdout).toBe(0);
+    expect(
+      await e.db.selectFrom('operations').select('id').where('tenant_slug', '=', 'k2-d').where('status', '=', 'running').execute(),
+    ).toEqual([]);
   });
 });
 

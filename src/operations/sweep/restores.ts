@@ -20,9 +20,9 @@ import type { Cleaner, Leftover, SweepDeps } from './types.js';
  * is finished or undone by `sweepKilledReplace` (replace-switch.ts), which also lifts its write
  * fence. The record is closed as failed, naming what was done. A removal that fails is tried
  * again twice (a killed session still ending, a neighbour's GRANT racing the role's drop), then
- * stops the command with PostgreSQL's reason (SWEEP_INCOMPLETE, nothing else done): the record
- * stays running for the tenant's next command, and a restore never goes on to meet the leftover
- * as someone else's (PLACEMENT_EXISTS, which named the role but not why it was still there).
+ * returned `stuck` with PostgreSQL's reason: the record stays running for the tenant's next
+ * command, and the sweep stops the command there (sweep.ts), so a restore never goes on to meet
+ * the leftover as someone else's (PLACEMENT_EXISTS, which named the role but not why).
  */
 export const restoreCleaner: Cleaner = {
   kind: 'restore',
@@ -56,13 +56,16 @@ export const restoreCleaner: Cleaner = {
       } catch (err) {
         // Left running: the tenant's next command tries again; the operator sees why now.
         if (isConnectionLoss(err)) throw err;
-        throw new TenantctlError(
+        const what = `${note}, and what it left${p ? ` (its placement ${placeLabel(p)})` : ''} could not be removed: ${redactText(errorMessage(err))}`;
+        const stuck = new TenantctlError(
           'SWEEP_INCOMPLETE',
-          `${note}, and what it left${p ? ` (its placement ${placeLabel(p)})` : ''} could not be removed: ${redactText(errorMessage(err))}; nothing else was done`,
+          `${what}; nothing else was done`,
           `fix the cause PostgreSQL names (the object, or the session that holds it), then run the command again: it tries the removal first (tenantctl doctor lists restore ${op.id} until then)`,
           EXIT.failed,
           { cause: err },
         );
+        cleaned.push({ tenant: slug, kind: 'restore', operation: Number(op.id), what, stuck });
+        continue;
       }
       await closeKilledOperation(deps.db, Number(op.id), note);
       cleaned.push({ tenant: slug, kind: 'restore', operation: Number(op.id), what: note });

@@ -1,5 +1,6 @@
 import type { CatalogDb } from '../../catalog/open.js';
 import type { Config } from '../../config/types.js';
+import type { TenantctlError } from '../../errors.js';
 import type { Fleet } from '../../fleet/fleet.js';
 
 /** What the sweep needs: the fleet, its catalog, and the command it runs for (event log). */
@@ -20,6 +21,8 @@ export interface Leftover {
   what: string;
   /** Each step done, when cleaned in several (a move's recovery). */
   done?: string[];
+  /** Cleaning it failed (it stays recorded for the next command): why, as the error to stop with. */
+  stuck?: TenantctlError;
 }
 
 /**
