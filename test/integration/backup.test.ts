@@ -429,7 +429,11 @@ describe('a restore killed after its placement committed', () => {
           expect(json(nightly).results[0].warnings.join('\n')).toMatch(
             new RegExp(`restore ${fake.id} of k2-d was killed, and what it left .* could not be removed: .*terminate superuser process`),
           );
-          const still = await e.db.selectFrom('operations').select('status').where('id', '=', fake.id as never).executeTakeFirstOrThrow();
+          const still = await e.db
+            .selectFrom('operations')
+            .select('status')
+            .where('id', '=', fake.id as never)
+            .executeTakeFirstOrThrow();
           expect(still.status).toBe('running');
         } finally {
           await holder.end();
