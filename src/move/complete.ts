@@ -51,9 +51,10 @@ export async function completeMove(deps: RecoverDeps & CompleteOptions, slug: st
         open ? `tenantctl move ${slug} … again to resume it, or tenantctl move rollback ${slug}` : `see tenantctl move status ${slug}`,
       );
     }
-    const { cleaned } = await recoverMove(deps, open);
+    const { cleaned, row } = await recoverMove(deps, open);
     const plan = open.args.plan;
-    const rec = MoveRecord.of(deps.db, open);
+    // From the row as recovery left it (a fence it lifted stays recorded as lifted).
+    const rec = MoveRecord.of(deps.db, row);
     let sourceUnchanged = !open.progress.sourceDiscarded;
     // Measured once: a complete killed after this removes the source without measuring a half-removed one.
     if (!open.progress.sourceCheckedAt) {

@@ -21,6 +21,12 @@ export interface Recovered {
   move: number;
   /** What was found and undone, for the report. */
   cleaned: string[];
+  /**
+   * The move's row as recovery left it: a caller that writes the record again starts from this,
+   * not from the row it read before (whose progress still says the copy, fence or replication
+   * objects are there, and would put that back).
+   */
+  row: MoveRow;
 }
 
 /**
@@ -55,7 +61,7 @@ export async function recoverMove(deps: RecoverDeps, row: MoveRow): Promise<Reco
     cleaned.push(`lifted the write fence at ${fence.shard}/${fence.database}/${fence.schema}`);
     await rec.update({ fence: { ...fence, liftedAt: new Date().toISOString() }, ...(at ? { writeBlockedMs: Date.now() - at } : {}) });
   }
-  if (row.status === 'switched') return { move: row.id, cleaned };
+  if (row.status === 'switched') return { move: row.id, cleaned, row: { ...row, progress: rec.progress } };
   // Killed between the source's switch fence and the catalog's switch: the source is still the tenant's.
   if (await liftSwitchFence(deps, rec)) cleaned.push(`lifted the switch fence at ${plan.from.target}`);
   if (row.progress.targetCreated) {
@@ -83,5 +89,5 @@ export async function recoverMove(deps: RecoverDeps, row: MoveRow): Promise<Reco
       details: { move: row.id, from: plan.from.target, to: plan.to.target, cleaned },
     });
   });
-  return { move: row.id, cleaned };
+  return { move: row.id, cleaned, row: { ...row, status: 'interrupted', progress: rec.progress } };
 }

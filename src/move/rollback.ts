@@ -78,7 +78,8 @@ async function rollbackUnswitched(deps: RecoverDeps, open: MoveRow): Promise<Rol
   const slug = plan.tenant;
   const r = await recoverMove(deps, open);
   // recoverMove removes a copy only when one was recorded as created; say what was rolled back.
-  const rec = MoveRecord.of(deps.db, { ...open, status: 'interrupted' });
+  // From the row as recovery left it: the one read before still says the copy is there.
+  const rec = MoveRecord.of(deps.db, r.row);
   await rec.update({ phase: 'rolled back' }, 'rolled back');
   await recordEvent(deps.db, {
     command: deps.command,
@@ -105,10 +106,10 @@ async function rollbackUnswitched(deps: RecoverDeps, open: MoveRow): Promise<Rol
 async function rollbackSwitched(deps: RecoverDeps, open: MoveRow): Promise<RollbackResult> {
   const plan = open.args.plan;
   const slug = plan.tenant;
-  const { cleaned } = await recoverMove(deps, open);
+  const { cleaned, row } = await recoverMove(deps, open);
   // Switched: fence the target while we check it is as verified and switch back.
   await preparePoolFence(deps.fleet, deps.config, plan.to);
-  const rec = MoveRecord.of(deps.db, open);
+  const rec = MoveRecord.of(deps.db, row);
   // Recorded first, as the move's fence: a rollback killed while it holds it is lifted by the next command.
   const frec = fenceRecordFor(plan.to, plan.key);
   await rec.update({ fence: frec });

@@ -9,6 +9,10 @@ import { runTenantOperation } from '../operations/tenant-operation.js';
 import { faultPoint } from '../operations/fault-points.js';
 import { sweepRecords } from '../operations/sweep.js';
 
+/** The status detail of a tenant whose delete cut its access before the final backup. */
+export const SUSPENDED_FOR_DELETE =
+  'access cut by tenant delete before its final backup (run the delete again to finish it, or tenant resume)';
+
 export interface SuspendOutcome {
   tenant: TenantRow;
   /** False: it already was (a cron re-run); the access state was still re-applied. */
@@ -40,7 +44,8 @@ export async function setSuspended(deps: LifecycleDeps, slug: string, suspend: b
     const sessionsEnded = await drivers[t.model].setSuspended(deps.fleet, deps.config, t, suspend);
     if (t.status === to) return { tenant: t, changed: false, sessionsEnded };
     await deps.db.transaction().execute(async (tx) => {
-      await updateTenant(tx, slug, { status: to });
+      // A resume also ends a killed delete's suspension (SUSPENDED_FOR_DELETE): its detail goes.
+      await updateTenant(tx, slug, { status: to, status_detail: null });
       await recordEvent(tx, {
         command: deps.command,
         action: suspend ? 'suspended' : 'resumed',
@@ -71,16 +76,24 @@ export async function deleteTenant(
     // A shard that cannot be reached: exit 2 with nothing changed (not a tenant stuck `deleting`).
     await deps.fleet.assertReachable(t.shard, ADMIN_DATABASE);
     // The application's access is cut first (the driver's suspend), so no write it sees
-    // committed lands after the final backup's snapshot and is deleted unsaved. A re-run after a
-    // kill does it again; `tenant resume` gives access back to a tenant one gave up deleting.
+    // committed lands after the final backup's snapshot and is deleted unsaved. The catalog says
+    // so first: a delete killed from here leaves the tenant `suspended` (what its application
+    // meets), not `active` with its access cut; a re-run finishes the delete, `tenant resume`
+    // gives the access back to a tenant one gave up deleting.
     const access = t.status === 'active';
-    if (access) await drivers[t.model].setSuspended(deps.fleet, deps.config, t, true);
+    if (access) {
+      await updateTenant(deps.db, slug, { status: 'suspended', status_detail: SUSPENDED_FOR_DELETE });
+      await drivers[t.model].setSuspended(deps.fleet, deps.config, t, true);
+    }
     // A final backup first (unless --skip-backup): if it fails, nothing is deleted.
     let finalBackup: string | undefined;
     try {
       finalBackup = opts.skipBackup ? undefined : await takeFinalBackup(deps, t);
     } catch (err) {
-      if (access) await drivers[t.model].setSuspended(deps.fleet, deps.config, t, false);
+      if (access) {
+        await drivers[t.model].setSuspended(deps.fleet, deps.config, t, false);
+        await updateTenant(deps.db, slug, { status: 'active', status_detail: null });
+      }
       throw err;
     }
     if (finalBackup) run.did(`final backup ${finalBackup} written`);

@@ -23,6 +23,12 @@ export function renderResultDocument(out: Output, doc: ResultDocument): void {
       ),
     );
   }
+  // What a row's command also did or found (a killed operation's leftovers it cleaned, one it
+  // could not): in the JSON as each row's `warnings`, here on stderr as restore prints its own.
+  for (const r of doc.results) {
+    const warnings = Array.isArray(r.warnings) ? (r.warnings as unknown[]) : [];
+    for (const w of warnings) out.error(out.color.yellow(`warning: ${escapeControl(r.tenant)}: ${escapeControl(String(w))}`));
+  }
   // Items that never started (stopped, interrupted) are not "skipped": say how many never ran.
   const notRun = doc.results.filter(isNotRun).length;
   const line =

@@ -1,7 +1,11 @@
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { createViaFile } from '../helpers/create-file.js';
-import { json, ownMigrateFleet, type MigrateEnv } from '../helpers/migrate-env.js';
+import { json, ownMigrateFleet, until, type MigrateEnv } from '../helpers/migrate-env.js';
 
 /**
  * Issue 16, items 4 and 5, tested through what the application connects with: the URL `resolve`
@@ -278,6 +282,53 @@ describe('tenant suspend', () => {
       await Promise.all(Object.values(apps).map((c) => c.end().catch(() => undefined)));
     }
   }, 180_000);
+});
+
+describe('a tenant delete killed during its final backup', () => {
+  it('leaves the tenant suspended in the catalog, as its application finds it; resume gives the access back; delete again finishes', async () => {
+    const e = await env('delk');
+    await createViaFile(e, [{ slug: 'dk-s', model: 'schema', shard: 'us1' }]);
+    const password = (await ok(e, ['tenant', 'credentials', 'dk-s'])).password;
+    const key = await keyOf(e, 'dk-s');
+    const url = await appUrl(e, 'dk-s', password);
+    const app = await connect(url);
+    expect(await readWrite(app, key)).toEqual(['w']);
+    await app.end();
+
+    // Paused in the final backup's copy (after the access was cut), then SIGKILLed.
+    const dir = await mkdtemp(join(tmpdir(), 'tenantctl-delk-'));
+    const marker = join(dir, 'paused');
+    let pid = 0;
+    const run = e.cli(['tenant', 'delete', 'dk-s', '--yes'], {
+      env: { TENANTCTL_FAULT: 'backup.copy:pause', TENANTCTL_FAULT_PAUSED_FILE: marker },
+      onSpawn: (p) => (pid = p),
+    });
+    run.catch(() => undefined);
+    await until(async () => existsSync(marker), 60_000, 50);
+    process.kill(pid, 'SIGKILL');
+    expect((await run).signal).toBe('SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+
+    // What the catalog says is what the application meets: no login.
+    const shown = (await ok(e, ['tenant', 'show', 'dk-s'])).tenant;
+    expect(shown).toMatchObject({ status: 'suspended', statusDetail: expect.stringMatching(/^access cut by tenant delete/) });
+    await expect(connect(url)).rejects.toMatchObject({ code: '28000' });
+
+    // Resume says it changed something, and the application is back.
+    const resumed = await ok(e, ['tenant', 'resume', 'dk-s']);
+    expect(resumed).toMatchObject({ changed: true, tenant: { status: 'active' } });
+    expect((await ok(e, ['tenant', 'show', 'dk-s'])).tenant.statusDetail).toBeNull();
+    const back = await connect(url);
+    try {
+      expect(await readWrite(back, key)).toEqual(['w']);
+    } finally {
+      await back.end();
+    }
+    // And a delete run again finishes, with its final backup.
+    const del = await ok(e, ['tenant', 'delete', 'dk-s', '--yes']);
+    expect(del.finalBackup).toBeTruthy();
+    expect(await e.db.selectFrom('tenants').select('slug').where('slug', '=', 'dk-s').execute()).toEqual([]);
+  }, 120_000);
 });
 
 describe('a suspended tenant that moves', () => {

@@ -5,6 +5,7 @@ import { databaseUrl } from '../../src/fleet/connection-url.js';
 import { tenantRoleName } from '../../src/placement/naming.js';
 import { untilCopying } from '../helpers/move-ops.js';
 import { latestMove } from '../../src/move/record.js';
+import { sweepFleet } from '../../src/operations/sweep.js';
 
 /**
  * Crash safety of a move (issue 10): SIGKILL once each phase is recorded done, then the move is
@@ -136,6 +137,13 @@ describe('SIGKILL in each phase of a move', () => {
             `t_${slug.replace(/-/g, '_')}%`,
           ]);
           expect(dbs).toEqual([]);
+          // The record says what is true: no copy left, so the sweep (doctor's check) finds nothing.
+          // (It used to be written back from the row read before the cleanup: "copy still there".)
+          const rec = await latestMove(e.db, slug);
+          expect(rec?.status).toBe('rolled back');
+          expect(rec?.progress.targetCreated ?? false).toBe(false);
+          const { found } = await sweepFleet({ config: e.config, db: e.db, fleet: e.fleet, command: 'test' }, { dryRun: true });
+          expect(found.filter((f) => f.tenant === slug).map((f) => f.what)).toEqual([]);
         }
         expect(await digests(e, slug)).toEqual(before);
         await appWrites(e, slug);
