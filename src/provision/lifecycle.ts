@@ -81,19 +81,21 @@ export async function deleteTenant(
     // meets), not `active` with its access cut; a re-run finishes the delete, `tenant resume`
     // gives the access back to a tenant one gave up deleting.
     const access = t.status === 'active';
-    if (access) {
-      await updateTenant(deps.db, slug, { status: 'suspended', status_detail: SUSPENDED_FOR_DELETE });
-      await drivers[t.model].setSuspended(deps.fleet, deps.config, t, true);
-    }
+    // Nothing deleted (the cut or the final backup failed): the access back, then the catalog.
+    const giveBack = async () => {
+      await drivers[t.model].setSuspended(deps.fleet, deps.config, t, false);
+      await updateTenant(deps.db, slug, { status: 'active', status_detail: null });
+    };
     // A final backup first (unless --skip-backup): if it fails, nothing is deleted.
     let finalBackup: string | undefined;
     try {
+      if (access) {
+        await updateTenant(deps.db, slug, { status: 'suspended', status_detail: SUSPENDED_FOR_DELETE });
+        await drivers[t.model].setSuspended(deps.fleet, deps.config, t, true);
+      }
       finalBackup = opts.skipBackup ? undefined : await takeFinalBackup(deps, t);
     } catch (err) {
-      if (access) {
-        await drivers[t.model].setSuspended(deps.fleet, deps.config, t, false);
-        await updateTenant(deps.db, slug, { status: 'active', status_detail: null });
-      }
+      if (access) await giveBack();
       throw err;
     }
     if (finalBackup) run.did(`final backup ${finalBackup} written`);

@@ -284,8 +284,8 @@ describe('tenant suspend', () => {
   }, 180_000);
 });
 
-describe('a tenant delete killed during its final backup', () => {
-  it('leaves the tenant suspended in the catalog, as its application finds it; resume gives the access back; delete again finishes', async () => {
+describe('a tenant delete whose final backup fails, or is killed', () => {
+  it('failed: access and status given back; killed: the tenant suspended in the catalog, as its application finds it; resume gives the access back; delete again finishes', async () => {
     const e = await env('delk');
     await createViaFile(e, [{ slug: 'dk-s', model: 'schema', shard: 'us1' }]);
     const password = (await ok(e, ['tenant', 'credentials', 'dk-s'])).password;
@@ -294,6 +294,18 @@ describe('a tenant delete killed during its final backup', () => {
     const app = await connect(url);
     expect(await readWrite(app, key)).toEqual(['w']);
     await app.end();
+
+    // A final backup that fails deletes nothing and gives everything back: the access and `active`.
+    const failed = await e.cli(['tenant', 'delete', 'dk-s', '--yes', '--json'], { env: { TENANTCTL_FAULT: 'backup.copy:fail' } });
+    expect(failed.code, failed.stdout).toBe(1);
+    expect(json(failed).error).toMatchObject({ code: 'BACKUP_FAILED', message: expect.stringMatching(/nothing was deleted/) });
+    expect((await ok(e, ['tenant', 'show', 'dk-s'])).tenant).toMatchObject({ status: 'active', statusDetail: null });
+    const still = await connect(url);
+    try {
+      expect(await readWrite(still, key)).toEqual(['w']);
+    } finally {
+      await still.end();
+    }
 
     // Paused in the final backup's copy (after the access was cut), then SIGKILLed.
     const dir = await mkdtemp(join(tmpdir(), 'tenantctl-delk-'));
