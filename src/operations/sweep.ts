@@ -89,11 +89,21 @@ export async function sweepFleet(
 export async function sweepCheck(deps: SweepDeps): Promise<{ check: string; ok: boolean; detail: string }> {
   const { found } = await sweepFleet(deps, { dryRun: true });
   const tenants = [...new Set(found.map((f) => f.tenant))];
+  // A restore killed before it registered its new tenant: no backup or move of that slug can run,
+  // only the same restore again cleans it.
+  const known = tenants.length
+    ? new Set((await deps.db.selectFrom('tenants').select('slug').where('slug', 'in', tenants).execute()).map((r) => r.slug))
+    : new Set<string>();
+  const notYet = tenants.filter((t) => !known.has(t));
   return {
     check: 'killed operations',
     ok: found.length === 0,
     detail: found.length
-      ? `${found.map((f) => `${f.tenant}: ${f.what}`).join('; ')} (the next command of ${tenants.length === 1 ? 'that tenant' : 'each tenant'} cleans them: any backup, restore or move of it)`
+      ? `${found.map((f) => `${f.tenant}: ${f.what}`).join('; ')} (the next command of ${tenants.length === 1 ? 'that tenant' : 'each tenant'} cleans them: any backup, restore or move of it${
+          notYet.length
+            ? `; ${notYet.join(', ')} ${notYet.length === 1 ? 'is' : 'are'} not a tenant yet: run ${notYet.length === 1 ? 'its' : 'each'} killed restore again (the same tenantctl restore <backup> --as <slug>)`
+            : ''
+        })`
       : 'nothing left by killed backups, restores or moves',
   };
 }

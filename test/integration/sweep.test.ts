@@ -95,6 +95,8 @@ describe('one sweep for every killed operation', () => {
       expect(before.detail).toContain(bPartial);
       expect(before.detail).toMatch(/sw-b: backup \d+ still running/);
       expect(before.detail).toContain(`sw-r2: restore ${rOp.id} still running`);
+      // sw-r2 was never registered: no backup or move of it can run, only its restore again.
+      expect(before.detail).toContain('sw-r2 is not a tenant yet: run its killed restore again');
       expect(before.detail).toContain(`sw-m: move ${mOp.id} still running`);
       expect(before.detail, "a live operation's files are not leftovers").not.toContain('sw-n');
 
