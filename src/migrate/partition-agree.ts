@@ -56,8 +56,7 @@ export async function partitionPlan(
   const { partition } = choice;
   const selector = selectorText(choice.selector ?? {});
   const key = splitKey(choice, selector);
-  let loads: number[] | undefined;
-  const compute = async () => {
+  const compute = async (): Promise<Computed> => {
     const costs = await targetCosts(
       db,
       plan.targets.map((t) => t.id),
@@ -66,8 +65,7 @@ export async function partitionPlan(
     const fallback = known.length > 0 ? known[Math.floor(known.length / 2)] : 1;
     const costed = plan.targets.map((t) => ({ id: t.id, shard: t.shard, cost: Math.max(1, costs.get(t.id) ?? fallback) }));
     const slices = splitByCost(costed, partition.count);
-    loads = sliceLoads(costed, slices, partition.count);
-    return { slices };
+    return { slices, loads: sliceLoads(costed, slices, partition.count) };
   };
   const recorded = await agreedSplit(db, { key, selector }, partition.count, compute, choice.dryRun ?? false);
   const mine = (id: string) => {
@@ -81,9 +79,15 @@ export async function partitionPlan(
       count: partition.count,
       split: recorded.recorded ? 'recorded' : 'computed',
       key: choice.key ?? null,
-      ...(loads ? { loads } : {}),
+      ...(recorded.loads ? { loads: recorded.loads } : {}),
     },
   };
+}
+
+/** A split this job dealt out itself, with each slice's expected cost. */
+interface Computed {
+  slices: Map<string, number>;
+  loads: number[];
 }
 
 /**
@@ -163,9 +167,9 @@ async function agreedSplit(
   db: CatalogDb,
   rec: { key: string; selector: string },
   count: number,
-  compute: () => Promise<{ slices: Map<string, number> }>,
+  compute: () => Promise<Computed>,
   dryRun: boolean,
-): Promise<{ slices: Map<string, number>; recorded: boolean }> {
+): Promise<Partial<Computed> & { slices: Map<string, number>; recorded: boolean }> {
   return db.transaction().execute(async (tx) => {
     await sql`select pg_advisory_xact_lock(${PARTITION_LOCK_CLASSID}::int, hashtext(${rec.key}))`.execute(tx);
     const rows = await tx
@@ -185,15 +189,16 @@ async function agreedSplit(
       }
       return { slices: new Map(rows.map((r) => [r.target, r.slice])), recorded: true };
     }
-    const { slices } = await compute();
-    if (dryRun || slices.size === 0) return { slices, recorded: false };
+    const computed = await compute();
+    const { slices } = computed;
+    if (dryRun || slices.size === 0) return { ...computed, recorded: false };
     await sql`delete from migrate_partitions where created_at < now() - make_interval(days => ${KEEP_DAYS})`.execute(tx);
     await sql`
       insert into migrate_partitions (key, slice_count, target, slice, selector)
       select ${rec.key}, ${count}, t, s, ${rec.selector} from unnest(${[...slices.keys()]}::text[], ${[...slices.values()]}::int[]) as x(t, s)`.execute(
       tx,
     );
-    return { slices, recorded: true };
+    return { ...computed, recorded: true };
   });
 }
 
