@@ -5,6 +5,7 @@ import type { ResultDocument, TenantResult } from '../fanout/result.js';
 import { tenantRole } from '../placement/placement.js';
 import { escapeControl } from './escape.js';
 import type { Output } from './output.js';
+import type { KilledOperation } from '../operations/killed-of-tenant.js';
 import { printPaged } from './pager.js';
 import { isNotRun, renderResultDocument } from './results.js';
 import { renderTable } from './table.js';
@@ -61,10 +62,10 @@ export async function renderTenantList(out: Output, ts: TenantRow[]): Promise<vo
   await printPaged(out, renderTable(out, ['slug', 'model', 'tier', 'region', 'shard', 'status', 'version'], rows));
 }
 
-/** `tenant show`: the tenant's fields and its recent events. */
-export function renderTenantShow(out: Output, t: TenantRow, events: EventRow[]): void {
+/** `tenant show`: the tenant's fields, what killed operations of it left, and its recent events. */
+export function renderTenantShow(out: Output, t: TenantRow, events: EventRow[], killed: KilledOperation[] = []): void {
   if (out.json) {
-    out.document({ command: 'tenant show', ok: true, tenant: publicTenant(t), events });
+    out.document({ command: 'tenant show', ok: true, tenant: publicTenant(t), killedOperations: killed, events });
     return;
   }
   const fields: [string, unknown][] = [
@@ -83,6 +84,8 @@ export function renderTenantShow(out: Output, t: TenantRow, events: EventRow[]):
     ['created', t.created_at.toISOString()],
   ];
   out.print(fields.map(([k, v]) => `${k.padEnd(10)} ${escapeControl(String(v))}`).join('\n'));
+  // The status alone does not say it: a killed replace leaves the tenant `active` and its writes refused.
+  for (const k of killed) out.print(out.color.yellow(`${'killed'.padEnd(10)} ${k.what} (started ${k.startedAt.toISOString()})`));
   out.print('\nrecent events:');
   out.print(
     renderTable(

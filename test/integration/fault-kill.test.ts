@@ -329,6 +329,20 @@ describe.concurrent('SIGKILL at every fault point, then the command again', () =
       const key = (await tenant(e, slug))?.key;
       const args = row.command(slug, backup);
       await killAt(point, args);
+      // `tenant show` names what the kill left, and a replace's fence, which the tenant's status does not say.
+      if (!creating && (await tenant(e, slug))) {
+        const shown = json(await e.cli(['tenant', 'show', slug, '--json']));
+        const killed = shown.killedOperations as { kind: string; writesRefused: boolean; what: string }[];
+        if (/^(backup|delete)\./.test(point) || row.keeps === 'backup-only')
+          expect(
+            killed.map((k) => k.kind),
+            `${slug}'s killed operations`,
+          ).toContain(point.split('.')[0]);
+        expect(
+          killed.some((k) => k.writesRefused),
+          killed.map((k) => k.what).join('; '),
+        ).toBe(point === 'restore.fenced');
+      }
       // The tenant keeps writing a moment after the kill, and while the command runs again.
       await sleep(500);
       const again = await e.cli([...(row.finish?.(slug) ?? args), '--json']);
