@@ -6,7 +6,7 @@ import { clusterOsUser } from '../dev/os-user.js';
 import { findPgbackrest, PGBACKREST_PACKAGE } from '../pitr/pgbackrest.js';
 import { pitrRepo } from '../pitr/repo.js';
 import { scratchRecords } from '../pitr/sweep.js';
-import { shardWindow, windowText } from '../pitr/window.js';
+import { shardWindow, windowText, type ShardWindow } from '../pitr/window.js';
 import type { Check } from './types.js';
 
 /**
@@ -36,14 +36,28 @@ export async function pitrChecks(config: Config, fleet: Fleet): Promise<Check[]>
       out.push({ check: `pitr window on ${shard.name}`, ok: !required, detail: `not set up: tenantctl pitr setup --shard ${shard.name}` });
       continue;
     }
-    const w = await shardWindow(fleet, repo, user, shard);
-    out.push({
-      check: `pitr window on ${shard.name}`,
-      ok: !required || (w.healthy && w.window !== null),
-      detail: `${windowText(w)}; archiving ${w.healthy ? 'healthy' : 'not healthy'}`,
-    });
+    out.push(windowCheck(shard, required, await shardWindow(fleet, repo, user, shard)));
   }
   return out;
+}
+
+/**
+ * One shard's window as a check: a failure when the config asks for point-in-time restore there;
+ * otherwise archiving that is not healthy (a shard unreachable, archive_command failing) is a
+ * warning, never a bare "ok" beside "not healthy".
+ */
+export function windowCheck(shard: { name: string; region: string }, required: boolean, w: ShardWindow): Check {
+  const usable = w.healthy && w.window !== null;
+  // Not asked for, archiving that works with no base backup yet is information (a fresh dev fleet); archiving that fails is not.
+  const notAsked = !required && !w.healthy;
+  return {
+    check: `pitr window on ${shard.name}`,
+    ok: !required || usable,
+    ...(notAsked ? { warning: true } : {}),
+    detail: `${windowText(w)}; archiving ${w.healthy ? 'healthy' : 'not healthy'}${
+      notAsked ? ` (regions.${shard.region}.pitr is not set, so doctor does not fail on it)` : ''
+    }`,
+  };
 }
 
 /** Scratch clusters of restores to a point in time: running ones, and killed ones the next pitr command removes. */

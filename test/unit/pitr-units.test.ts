@@ -5,6 +5,8 @@ import { assertRoom, human } from '../../src/pitr/disk.js';
 import { configText, pitrRepo, stanzaOf, archiveCommand } from '../../src/pitr/repo.js';
 import { invalidPageDatabases, parseRecovery } from '../../src/pitr/scratch.js';
 import { pgbackrestTime } from '../../src/pitr/recover.js';
+import { emptyWindow } from '../../src/pitr/window.js';
+import { windowCheck } from '../../src/doctor/pitr.js';
 
 const CONFIG = `
 catalog:
@@ -81,5 +83,32 @@ describe('point-in-time restore: pure parts', () => {
       expect((err as Error).message).toBe('the scratch restore needs about 3.0 GB and /tmp has 512.0 MB free');
     }
     expect(human(1536)).toBe('1.5 kB');
+  });
+});
+
+describe("doctor's pitr window check", () => {
+  const shard = { name: 'us1', region: 'us-east', url: 'postgres://x@h/postgres' } as unknown as Parameters<typeof emptyWindow>[0];
+  const unreachable = emptyWindow(shard, 'shard us1 unreachable');
+  const good = {
+    ...emptyWindow(shard),
+    stanza: 'ok' as const,
+    healthy: true,
+    window: { from: '2026-12-05T07:00:03.000Z', to: '2026-12-05T07:41:10.512Z' },
+  };
+
+  it('archiving not healthy where the config does not ask for it is a warning, not a bare ok', () => {
+    const c = windowCheck(shard, false, unreachable);
+    expect(c).toMatchObject({ ok: true, warning: true });
+    expect(c.detail).toMatch(/archiving not healthy \(regions\.us-east\.pitr is not set, so doctor does not fail on it\)$/);
+  });
+
+  it('asked for by the config, it is a failure; a usable window is plainly ok', () => {
+    expect(windowCheck(shard, true, unreachable)).toMatchObject({ ok: false });
+    expect(windowCheck(shard, true, unreachable).warning).toBeUndefined();
+    // Archiving that works, no base backup yet (a fresh dev fleet): information.
+    const noBackupYet = windowCheck(shard, false, { ...good, window: null });
+    expect([noBackupYet.ok, noBackupYet.warning]).toEqual([true, undefined]);
+    const fine = windowCheck(shard, false, good);
+    expect(fine).toEqual({ check: 'pitr window on us1', ok: true, detail: `${good.window.from} → ${good.window.to}; archiving healthy` });
   });
 });
