@@ -1,3 +1,4 @@
+import { refuseRepeatedValues } from './repeated-options.js';
 import './node-navigator.js';
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
@@ -57,6 +58,7 @@ export function buildProgram(): Command {
   registerCompletionCommands(program, packageVersion);
   registerCatalogCommands(program);
   registerPitrCommands(program);
+  refuseRepeatedValues(program);
   return program;
 }
 

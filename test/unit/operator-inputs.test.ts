@@ -1,8 +1,10 @@
-import { InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { LATEST_CATALOG_MIGRATION } from '../../src/catalog/migrations.js';
 import { assertLoadableSchema, OLDEST_RESTORABLE_CATALOG } from '../../src/catalog-backup/restore.js';
-import { selectorList } from '../../src/cli/options.js';
+import { addSelectorOptions, selectorList } from '../../src/cli/options.js';
+import { refuseRepeatedValues } from '../../src/cli/repeated-options.js';
+import { cli } from '../helpers/cli.js';
 import { UsageError } from '../../src/errors.js';
 import { unreachable } from '../../src/fleet/shard-connections.js';
 import { checkPartitionKey, MAX_PARTITION_KEY, selectorText, splitKey } from '../../src/migrate/partition-agree.js';
@@ -93,5 +95,31 @@ describe('a shard that refuses the login', () => {
     );
     expect(down.hint).toMatch(/check that shard us1 is running/);
     for (const e of [refused, down]) expect(`${e.message} ${e.hint}`).not.toContain('s3cret');
+  });
+});
+
+describe('a value flag given twice', () => {
+  const program = () => {
+    const p = new Command('t').exitOverride().configureOutput({ writeErr: () => undefined });
+    addSelectorOptions(p.command('run').option('--partition <i/n>').option('--yes').exitOverride()).action(() => undefined);
+    refuseRepeatedValues(p);
+    return p;
+  };
+
+  it('is refused, naming both values, where commander would keep the last one silently', () => {
+    expect(() => program().parse(['run', '--partition', '1/2', '--partition', '2/2'], { from: 'user' })).toThrow(
+      /option '--partition <i\/n>' was given 2 times \("1\/2", "2\/2"\); it takes one value: give --partition once/,
+    );
+  });
+
+  it('a selector adds up and a switch may repeat', () => {
+    const p = program();
+    p.parse(['run', '--tenant', 'a', '--tenant', 'b,c', '--yes', '--yes', '--partition', '1/2'], { from: 'user' });
+    expect(p.commands[0].opts()).toEqual({ tenant: ['a', 'b', 'c'], yes: true, partition: '1/2' });
+  });
+
+  it('the CLI exits 2 before it reads any config', async () => {
+    const r = await cli(['tenant', 'create', 'x', '--name', 'a', '--name', 'b', '--config', '/nonexistent.yaml']);
+    expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(/option '--name <name>' was given 2 times/)]);
   });
 });
