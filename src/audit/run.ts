@@ -1,3 +1,4 @@
+import { counted } from '../report/count.js';
 import type { Config } from '../config/types.js';
 import type { CatalogDb } from '../catalog/open.js';
 import { selectTenants, type TenantSelector } from '../catalog/tenants.js';
@@ -83,7 +84,7 @@ export async function runAudit(deps: AuditDeps, opts: AuditOptions): Promise<Aud
       const found = [...res.findings, ...(res.poolProbe ? await res.poolProbe() : [])];
       findings.push(...found);
       return {
-        tenant: u.tenants.length === 1 ? u.tenants[0].slug : `${u.tenants.length} tenants`,
+        tenant: u.tenants.length === 1 ? u.tenants[0].slug : counted(u.tenants.length, 'tenant'),
         target: u.id,
         shard: u.shard,
         status: 'succeeded',
@@ -91,9 +92,9 @@ export async function runAudit(deps: AuditDeps, opts: AuditOptions): Promise<Aud
         findings: found.length,
       };
     },
-    (u, reason) => ({ tenant: `${u.tenants.length} tenants`, target: u.id, shard: u.shard, status: 'skipped', reason }),
+    (u, reason) => ({ tenant: counted(u.tenants.length, 'tenant'), target: u.id, shard: u.shard, status: 'skipped', reason }),
     (u, err) => ({
-      tenant: `${u.tenants.length} tenants`,
+      tenant: counted(u.tenants.length, 'tenant'),
       target: u.id,
       shard: u.shard,
       status: 'failed',

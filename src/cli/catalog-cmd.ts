@@ -1,3 +1,4 @@
+import { counted } from '../report/count.js';
 import type { Command } from 'commander';
 import { confirmDestructive } from './confirm.js';
 import { action } from './run.js';
@@ -21,7 +22,7 @@ export function registerCatalogCommands(program: Command): void {
         if (ctx.out.json) ctx.out.document({ command: ctx.command, ok: true, ...r });
         else
           ctx.out.print(
-            `catalog backed up as ${r.backup} in ${r.storage}: ${r.rows.tenants} tenants, ${r.rows.events} events, ${r.rows.operations} operations, ${r.rows.backup_keys} backup keys`,
+            `catalog backed up as ${r.backup} in ${r.storage}: ${counted(r.rows.tenants, 'tenant')}, ${counted(r.rows.events, 'event')}, ${counted(r.rows.operations, 'operation')}, ${counted(r.rows.backup_keys, 'backup key')}`,
           );
       }),
     );
@@ -46,7 +47,7 @@ export function registerCatalogCommands(program: Command): void {
         if (ctx.out.json) ctx.out.document({ command: ctx.command, ok: true, ...r });
         else
           ctx.out.print(
-            `catalog restored from ${r.backup} (region ${r.region}): ${r.rows.tenants} tenants, ${r.rows.events} events, ${r.rows.operations} operations, ${r.rows.backup_keys} backup keys`,
+            `catalog restored from ${r.backup} (region ${r.region}): ${counted(r.rows.tenants, 'tenant')}, ${counted(r.rows.events, 'event')}, ${counted(r.rows.operations, 'operation')}, ${counted(r.rows.backup_keys, 'backup key')}`,
           );
       }),
     );

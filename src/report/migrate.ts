@@ -1,3 +1,4 @@
+import { counted } from './count.js';
 import type { RepairDocument } from '../migrate/repair.js';
 import type { MigrateStatusDocument } from '../migrate/status.js';
 import type { MigrateRow, MigrateUpDocument } from '../migrate/up.js';
@@ -36,8 +37,8 @@ export function renderMigrateUp(out: Output, doc: MigrateUpDocument): void {
   const reasons = countBy(skipped.map((r) => r.reason ?? ''));
   const head = doc.head ? ` to ${doc.head}` : '';
   const line = doc.dryRun
-    ? `migrate up --dry-run: ${t.migrated} of ${t.total} targets (${s.total} tenants) would be migrated${head}, ${t.upToDate} up to date, ${t.failed} refused; nothing was changed`
-    : `migrate up${doc.run !== null ? ` (run ${doc.run})` : ''}: ${s.total} tenants in ${t.total} targets: ${t.migrated} migrated${head}, ${t.upToDate} up to date, ${t.failed} failed, ${t.notRun} not run` +
+    ? `migrate up --dry-run: ${t.migrated} of ${counted(t.total, 'target')} (${counted(s.total, 'tenant')}) would be migrated${head}, ${t.upToDate} up to date, ${t.failed} refused; nothing was changed`
+    : `migrate up${doc.run !== null ? ` (run ${doc.run})` : ''}: ${counted(s.total, 'tenant')} in ${counted(t.total, 'target')}: ${t.migrated} migrated${head}, ${t.upToDate} up to date, ${t.failed} failed, ${t.notRun} not run` +
       `${t.unreachable ? ` (${t.unreachable} unreachable)` : ''}` +
       `${skipped.length ? `; ${skipped.length} skipped (${reasons})` : ''}${retried}${doc.interrupted ? '; interrupted' : ''}${stoppedText(doc)} in ${(s.durationMs / 1000).toFixed(1)}s`;
   out.print(doc.ok ? out.color.green(line) : out.color.red(line));
@@ -101,7 +102,7 @@ export function renderMigrateStatus(out: Output, doc: MigrateStatusDocument): vo
   const s = doc.summary;
   if (s.targets === 0) {
     out.print(
-      `migrate status: no targets selected (head ${doc.head ?? '(no migration files)'})${s.skipped ? `; ${s.skipped} tenants skipped (${countBy(doc.skipped.map((x) => x.reason))})` : ''}`,
+      `migrate status: no targets selected (head ${doc.head ?? '(no migration files)'})${s.skipped ? `; ${counted(s.skipped, 'tenant')} skipped (${countBy(doc.skipped.map((x) => x.reason))})` : ''}`,
     );
     return;
   }
@@ -132,7 +133,7 @@ export function renderMigrateStatus(out: Output, doc: MigrateStatusDocument): vo
     if (problems.length > shown.length) out.print(`… and ${problems.length - shown.length} more (see --json)`);
   }
   const line =
-    `migrate status: ${s.tenants} tenants in ${s.targets} targets, head ${doc.head ?? '(no migration files)'}: ` +
+    `migrate status: ${counted(s.tenants, 'tenant')} in ${counted(s.targets, 'target')}, head ${doc.head ?? '(no migration files)'}: ` +
     doc.groups.map((g) => g.label).join(', ') +
     (s.skipped ? `; ${s.skipped} skipped (${countBy(doc.skipped.map((x) => x.reason))})` : '') +
     (s.unknown ? `; ${s.unknown} target(s) with unknown migrations` : '');

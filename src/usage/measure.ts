@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { counted } from '../report/count.js';
 import type { Config } from '../config/types.js';
 import type { TenantRow } from '../catalog/tables.js';
 import type { Fleet } from '../fleet/fleet.js';
@@ -113,9 +114,9 @@ export async function measureUsage(deps: { config: Config; fleet: Fleet }, tenan
     async (u): Promise<TenantResult> => {
       if (!(await fromEarlyPass(u, opts.early, m)))
         await deps.fleet.withClient(u.shard, u.database, (c) => measureUnit(c, deps.config, u, opts, m));
-      return { tenant: `${u.tenants.length} tenants`, target: u.id, shard: u.shard, status: 'succeeded' };
+      return { tenant: counted(u.tenants.length, 'tenant'), target: u.id, shard: u.shard, status: 'succeeded' };
     },
-    (u, reason) => ({ tenant: `${u.tenants.length} tenants`, target: u.id, shard: u.shard, status: 'skipped', reason }),
+    (u, reason) => ({ tenant: counted(u.tenants.length, 'tenant'), target: u.id, shard: u.shard, status: 'skipped', reason }),
   );
   await settleEarlyPasses(opts.early);
   const measured = tenants.flatMap((t) => {
