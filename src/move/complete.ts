@@ -76,8 +76,10 @@ export async function completeMove(deps: RecoverDeps & CompleteOptions, slug: st
       });
     }
     await removeEnd(deps, plan.tenant, plan.key, plan.from, plan.to);
-    // The source's rows are gone: its fence goes with them (a pool keeps taking other tenants' writes).
-    await liftSwitchFence(deps, rec);
+    // The source's rows are gone. A schema or database source went with its fence; a pool's key
+    // stays fenced (a row, no table lock: other tenants write on), so an application not yet
+    // pointed at the new placement is refused, not writing rows nobody reads.
+    if (rec.progress.switchFence?.kind !== 'key') await liftSwitchFence(deps, rec);
     await deps.db.transaction().execute(async (tx) => {
       await rec.update({ phase: 'completed', sourceRemovedAt: new Date().toISOString() }, 'succeeded', tx);
       await recordEvent(tx, {

@@ -132,7 +132,7 @@ async function sharedTargetReady(
   keyRowsEarly: Settled<KeyRows[]>,
 ): Promise<string[]> {
   const { config, fleet } = deps;
-  const targetMigrated = await poolTargetAtVersion(deps, plan.to, atVersion, appliedIds);
+  const targetMigrated = await poolTargetAtVersion(deps, plan.to, plan.key, atVersion, appliedIds);
   // Counted before the migrations; counted again after any (a migration may write rows).
   const found = targetMigrated.length ? await poolKeyRows(fleet, config, poolScope(plan)) : unsettle(keyRowsEarly);
   if (found.length) {
@@ -182,9 +182,16 @@ async function tablesWithoutPk(c: Q, schema: string, tables: string[]): Promise<
 }
 
 /** Prepare the pool target and bring it to the source's version; refuse one that is ahead. */
-async function poolTargetAtVersion(deps: Deps, to: MoveEnd, atVersion: MigrationFile[], appliedIds: Set<string>): Promise<string[]> {
+async function poolTargetAtVersion(
+  deps: Deps,
+  to: MoveEnd,
+  key: string,
+  atVersion: MigrationFile[],
+  appliedIds: Set<string>,
+): Promise<string[]> {
   const { fleet, config } = deps;
-  const placed = { slug: '', key: '', model: to.model, shard: to.shard, database_name: to.database, schema_name: to.schema };
+  // With the key: a fence an earlier tenant of it left in the target pool is lifted (pool driver's prepare).
+  const placed = { slug: '', key, model: to.model, shard: to.shard, database_name: to.database, schema_name: to.schema };
   await drivers[to.model].prepare(fleet, config, placed);
   const have = await fleet.withClient(to.shard, to.database, (c) => readApplied(c, [to.schema]));
   const ahead = have.map((h) => h.name).filter((n) => !appliedIds.has(n));

@@ -110,7 +110,7 @@ interface DriverBase {
    * pool's deletes wait for a lock another session holds on the shared tables (default
    * LOAD_LOCK_WAIT_MS); past it the remove stops, names the holder and deletes nothing.
    */
-  remove(fleet: Fleet, config: Config, t: PlacedTenant, opts?: { lockWaitMs?: number }): Promise<void>;
+  remove(fleet: Fleet, config: Config, t: PlacedTenant, opts?: { lockWaitMs?: number; deleted?: boolean }): Promise<void>;
   /**
    * `remove`, but the tenant's own role stays: another placement of the tenant on the same
    * cluster still uses it (roles are cluster-wide), e.g. the other end of a schema ↔ database

@@ -102,7 +102,8 @@ export async function deleteTenant(
     await run.step('backed-up');
     // From here it finishes: a tenant marked deleting is only ever deleted (a re-run does it).
     await updateTenant(deps.db, slug, { status: 'deleting' });
-    await drivers[t.model].remove(deps.fleet, deps.config, t);
+    // `deleted`: a pool keeps refusing the key's writes (its application may still be connected).
+    await drivers[t.model].remove(deps.fleet, deps.config, t, { deleted: true });
     await faultPoint('delete.removed');
     await deps.db.transaction().execute(async (tx) => {
       await tx.deleteFrom('tenants').where('slug', '=', slug).execute();

@@ -275,6 +275,11 @@ describe('tenant suspend', () => {
       // A deleted suspended tenant's key, re-used by a new tenant, starts active.
       await ok(e, ['tenant', 'suspend', 'su-a']);
       await ok(e, ['tenant', 'delete', 'su-a', '--yes', '--skip-backup']);
+      // Its application, still connected with the key, is refused writes: they would be rows no tenant owns.
+      await expect(
+        apps['su-a'].query(`insert into users (tenant_id, email, display_name) values ($1, 'gone@x.io', 'g')`, [keys['su-a']]),
+      ).rejects.toMatchObject({ code: '25006', message: 'su-a was deleted: this pool no longer takes writes of its key' });
+      await others();
       await ok(e, ['tenant', 'create', 'su-c', '--model', 'pool', '--shard', 'us1', '--key', keys['su-a']]);
       expect(await readWrite(apps['su-a'], keys['su-a'])).toEqual(['w']);
       await others();

@@ -15,7 +15,7 @@ import { keyCondition } from '../key-filter.js';
 import { POOL_SCHEMA } from '../naming.js';
 import { assertPoolCopyAllowed } from './visibility.js';
 import { ensurePoolFence } from './fence.js';
-import { ensurePoolSwitchFence } from './switch-fence.js';
+import { ensurePoolSwitchFence, fenceDeletedKey, unfenceSwitchedKey } from './switch-fence.js';
 import { withPoolPolicyTransaction } from './policy-transaction.js';
 
 export const pool: SharedTablesDriver = {
@@ -44,6 +44,9 @@ export const pool: SharedTablesDriver = {
       await ensureServingRole(c, config);
       await inTransaction(c, () => grantConnect(c, t.database_name, config.servingRole.name));
       await ensureSchema(c, t.schema_name);
+      // The key arrives here (a create, a restore, a move in): a fence its earlier tenant left in
+      // this pool (deleted, or moved away and completed) no longer applies. A row, not DDL.
+      if (t.key) await unfenceSwitchedKey(c, config, t.key);
     });
   },
   async finish() {
@@ -70,6 +73,8 @@ export const pool: SharedTablesDriver = {
         // Proof, in the same transaction: nothing with the key is left anywhere.
         const left = await rowsWithKey(c, tables, t.schema_name, t.key, config);
         if (left.length === 0) await forgetPoolSuspension(c, config, t.key);
+        // A deleted tenant's application may still be connected with the key: its writes stay refused.
+        if (left.length === 0 && opts?.deleted) await fenceDeletedKey(c, t.schema_name, config, t.key, t.slug);
         if (left.length > 0) {
           throw new TenantctlError(
             'DELETE_INCOMPLETE',

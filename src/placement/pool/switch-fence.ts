@@ -58,9 +58,13 @@ export async function ensurePoolSwitchFence(c: Queryable, schema: string, config
       if k is null then return true; end if;
       select tenant, lives_at into s from ${table} where key = k;
       if not found then return true; end if;
+      if s.lives_at = '' then
+        raise exception '% was deleted: this pool no longer takes writes of its key', s.tenant
+          using errcode = '${FENCE_SQLSTATE}', hint = 'the tenant is gone from the catalog; its final backup (tenantctl backup list) has its rows';
+      end if;
       raise exception '% has moved: it lives at % now; this placement no longer takes its writes', s.tenant, s.lives_at
         using errcode = '${FENCE_SQLSTATE}',
-              hint = format('connect with what tenantctl resolve %s prints; reads here work until tenantctl move complete removes this copy', s.tenant);
+              hint = format('connect with what tenantctl resolve %s prints', s.tenant);
     end $fn$`);
   return ensureKeyWritePolicies(c, schema, config, SWITCH_POLICIES, qualified(FENCE_SCHEMA, 'check_not_switched'));
 }
@@ -91,6 +95,16 @@ export async function fenceSwitchedKey(
        on conflict (key) do update set tenant = excluded.tenant, lives_at = excluded.lives_at, since = now()`,
     [f.key, f.tenant, f.livesAt],
   );
+}
+
+/**
+ * A deleted pool tenant's key stays refused in its pool (`lives_at` empty: "was deleted"): its
+ * application, still connected with the key, would otherwise write rows no tenant owns, missing
+ * from the final backup. The pool's next tenant of that key (a create with `--key`, a restore of
+ * the final backup, a move in) lifts it (`unfenceSwitchedKey` in the pool driver's prepare).
+ */
+export async function fenceDeletedKey(c: Queryable, schema: string, config: FenceConfig, key: string, tenant: string): Promise<void> {
+  await fenceSwitchedKey(c, schema, config, { key, tenant, livesAt: '' });
 }
 
 /** Lift a pool tenant's switch fence (idempotent; a pool that never had one is fine). */
