@@ -142,7 +142,9 @@ describe('the source is fenced from the switch until complete or rollback', () =
     expect((await e.q('us1', `pool_${e.name}`, 'select count(*)::int as n from app.tasks where tenant_id = $1', [key]))[0].n).toBe(0);
     // The key stays fenced at the source: an application not yet pointed at the new placement is refused, not writing rows nobody reads.
     expect(await e.q('us1', `pool_${e.name}`, 'select key from tenantctl_fence.switched')).toEqual([{ key }]);
-    await expect(old.c.query(`insert into app.notes (tenant_id, body) values ($1, 'after complete')`, [key])).rejects.toMatchObject(refused);
+    await expect(old.c.query(`insert into app.notes (tenant_id, body) values ($1, 'after complete')`, [key])).rejects.toMatchObject(
+      refused,
+    );
     expect((await next.c.query('select count(*)::int as n from app.notes')).rows[0].n).toBe(1);
     // Moved back, the key is at home in us1's pool again: its fence there is lifted and the old URL writes.
     await moveOk(e, ['fp', '--to-shard', 'us1']);
