@@ -34,7 +34,7 @@ it('pool → schema on another shard and back: hashes equal, shared parents chec
     expect(await tenantDigests(e, 'own-a')).toEqual(before);
     const t = await row('own-a');
     expect([t.shard, t.model]).toEqual([shard, model]);
-    // The identity column goes on past the copied ids.
+    // The identity column, and the ticket sequence its default calls, go on past the copied values (a unique ticket per company).
     await e.q(t.shard, t.database_name, `insert into ${t.schema_name}.campaigns (company_id, title) values ($1, 'after')`, [t.key]);
     await e.q(t.shard, t.database_name, `delete from ${t.schema_name}.campaigns where title = 'after'`);
   }
