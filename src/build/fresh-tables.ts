@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { deferIndexes } from '../copy/deferred-indexes.js';
 import { emptiedForFreeze } from '../copy/freeze.js';
 import type { ConstraintState } from '../copy/not-valid-constraints.js';
+import { userTriggersOff } from '../copy/user-triggers.js';
 
 /**
  * Rows into a fresh placement nobody reads yet (a restore's, a move's target), in the caller's
@@ -9,7 +10,8 @@ import type { ConstraintState } from '../copy/not-valid-constraints.js';
  * source's NOT VALID constraints come back NOT VALID), its still-empty plain tables truncated so
  * that they load frozen (COPY FREEZE). `load` gets the tables that may load frozen, and `built`,
  * which builds the indexes and keys back (a caller that verifies after them calls it itself;
- * otherwise it runs once the load returns).
+ * otherwise it runs once the load returns). The placement's user triggers do not fire for the
+ * copied rows (user-triggers.ts); they are on again before the transaction commits.
  */
 export async function intoFreshTables<T>(
   c: pg.ClientBase,
@@ -29,7 +31,9 @@ export async function intoFreshTables<T>(
     schema,
     source.tables.map((t) => t.table),
   );
+  const triggersOn = await userTriggersOff(c, schema);
   const out = await load(frozen, built);
   await built();
+  await triggersOn();
   return out;
 }

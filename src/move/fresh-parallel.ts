@@ -6,6 +6,7 @@ import { exportSnapshot, joinSnapshot } from '../copy/snapshot.js';
 import { emptiedForFreeze } from '../copy/freeze.js';
 import { holdForFreshLoad } from '../copy/not-valid-constraints.js';
 import { advanceSequences } from '../copy/sequences.js';
+import { userTriggersOff } from '../copy/user-triggers.js';
 import { recordDigest } from '../copy/record-digest.js';
 import { faultPoint } from '../operations/fault-points.js';
 import { copyTable, type CopyRun, type Streamed } from './copy-stream.js';
@@ -39,9 +40,11 @@ export const COPY_JOBS = 4;
 export async function loadFreshInParallel(run: CopyRun, fleet: Fleet, t: ShardClient): Promise<TableCheck[]> {
   const { plan, tables } = run;
   const schema = plan.to.schema;
-  const { putBack, deferred, path, plain } = await inTransaction(t, async () => ({
+  const { putBack, deferred, path, plain, triggersOn } = await inTransaction(t, async () => ({
     // The constraints NOT VALID at the source go first (holdForFreshLoad), then every key and index.
     putBack: await holdForFreshLoad(t, schema, run.constraints),
+    // The user triggers off for the copy, committed with the drops: each table loads in its own transaction (user-triggers.ts).
+    triggersOn: await userTriggersOff(t, schema),
     deferred: await dropDeferred(t, schema),
     // The definitions name tables as this connection's search path sees them: the builders use it too.
     path: (await t.query<{ p: string }>(`select current_setting('search_path') as p`)).rows[0].p,
@@ -74,6 +77,7 @@ export async function loadFreshInParallel(run: CopyRun, fleet: Fleet, t: ShardCl
         for (const r of checked) if (r.status === 'rejected') throw r.reason;
         await inTransaction(t, async () => {
           await putBack();
+          await triggersOn();
           await advanceSequences(
             t,
             schema,

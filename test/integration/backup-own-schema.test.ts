@@ -48,6 +48,10 @@ it('pool and schema tenants: backup, clone into the other model, same hashes; id
     const t = await row(clone);
     expect(t.model).toBe(model);
     await e.q(t.shard, t.database_name, `insert into ${t.schema_name}.campaigns (company_id, title) values ($1, 'after')`, [t.key]);
+    // The application's trigger did not fire for the restored campaigns (the digests above), and fires for a new one.
+    expect(
+      await e.q(t.shard, t.database_name, `select n::int from ${t.schema_name}.campaign_counts where company_id = $1`, [t.key]),
+    ).toEqual([{ n: 31 }]);
     await e.q(
       t.shard,
       t.database_name,

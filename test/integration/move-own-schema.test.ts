@@ -6,7 +6,8 @@ import { seedOwnSchema } from '../helpers/seed.js';
 /**
  * A move with the user's own schema (test/fixtures/own-schema): a bigint key named company_id,
  * a root table keyed by its own id, shared reference data without the key that tenant rows
- * reference, an identity column and a partitioned table. Least-privileged shard role.
+ * reference, an identity column, a sequence a default calls, a trigger of the application's and a
+ * partitioned table. Least-privileged shard role.
  */
 const { env } = ownMigrateFleet();
 const FIXTURES = fileURLToPath(new URL('../fixtures/own-schema', import.meta.url));
@@ -36,7 +37,11 @@ it('pool → schema on another shard and back: hashes equal, shared parents chec
     expect([t.shard, t.model]).toEqual([shard, model]);
     // The identity column, and the ticket sequence its default calls, go on past the copied values (a unique ticket per company).
     await e.q(t.shard, t.database_name, `insert into ${t.schema_name}.campaigns (company_id, title) values ($1, 'after')`, [t.key]);
+    // The application's trigger did not fire for the copied campaigns (the digests above), and fires for a new one.
+    const counted = `select n::int from ${t.schema_name}.campaign_counts where company_id = $1`;
+    expect(await e.q(t.shard, t.database_name, counted, [t.key])).toEqual([{ n: 31 }]);
     await e.q(t.shard, t.database_name, `delete from ${t.schema_name}.campaigns where title = 'after'`);
+    await e.q(t.shard, t.database_name, `update ${t.schema_name}.campaign_counts set n = n - 1 where company_id = $1`, [t.key]);
   }
   expect(await tenantDigests(e, 'own-b')).toEqual(other);
 });

@@ -282,7 +282,8 @@ describe('usage', () => {
         t.shard,
         t.database_name,
         `select (select count(*) from ${t.schema_name}.companies) + (select count(*) from ${t.schema_name}.campaigns)
-              + (select count(*) from ${t.schema_name}.clicks) + (select count(*) from ${t.schema_name}.plans) as n`,
+              + (select count(*) from ${t.schema_name}.clicks) + (select count(*) from ${t.schema_name}.plans)
+              + (select count(*) from ${t.schema_name}.campaign_counts) as n`,
       );
       expect(by[slug].bytes).toBe(Number(size.b));
       expect(by[slug].rows).toBe(Number(rows.n));
@@ -295,7 +296,8 @@ describe('usage', () => {
       `select k::text as key, sum(n)::int as n from (
          select id as k, count(*) as n from app.companies group by 1
          union all select company_id, count(*) from app.campaigns group by 1
-         union all select company_id, count(*) from app.clicks group by 1) x group by 1`,
+         union all select company_id, count(*) from app.clicks group by 1
+         union all select company_id, count(*) from app.campaign_counts group by 1) x group by 1`,
     );
     for (const slug of ['use-p1', 'use-p2']) {
       const key = (await tenant(e, slug))!.key;
@@ -305,7 +307,7 @@ describe('usage', () => {
       'us1',
       p.database_name,
       `select sum(pg_total_relation_size(relid))::bigint::text as b from (select relid from pg_partition_tree('app.clicks')
-         union all select 'app.companies'::regclass union all select 'app.campaigns'::regclass) x`,
+         union all select 'app.companies'::regclass union all select 'app.campaigns'::regclass union all select 'app.campaign_counts'::regclass) x`,
     );
     expect(Math.abs(by['use-p1'].bytes + by['use-p2'].bytes - Number(poolSize.b))).toBeLessThanOrEqual(3);
     // The tight tier's rows quota (10): over, and per-shard totals count it.
