@@ -1,3 +1,4 @@
+import { userTriggersOff } from '../../copy/user-triggers.js';
 import type pg from 'pg';
 import type { Config } from '../../config/types.js';
 import type { Fleet } from '../../fleet/fleet.js';
@@ -6,6 +7,7 @@ import type { CopyTable } from '../../copy/tables.js';
 import type { MoveEnd } from '../plan.js';
 import { type CaptureRecord, changeTable } from './install.js';
 import { drivers } from '../../placement/drivers.js';
+import { MODEL_TRAITS } from '../../placement/placement.js';
 
 type Q = Pick<pg.ClientBase, 'query'>;
 
@@ -89,11 +91,15 @@ export class Replayer {
         const snap = (await s.query<{ s: string }>('select pg_current_snapshot()::text as s')).rows[0].s;
         await this.fleet.withTransaction(this.to.shard, this.to.database, async (t) => {
           await t.query('savepoint tenantctl_replica');
+          let triggersOn: (() => Promise<void>) | undefined;
           try {
             await t.query('set local session_replication_role = replica');
             await t.query('release savepoint tenantctl_replica');
           } catch {
             await t.query('rollback to savepoint tenantctl_replica');
+            // Without the grant, a new placement's user triggers are switched off for the round
+            // instead (nobody else reaches it before the switch); a pool's fire (shared tables).
+            if (!MODEL_TRAITS[this.to.model].sharedTables) triggersOn = await userTriggersOff(t, this.to.schema);
           }
           let last = 0;
           for (;;) {
@@ -116,6 +122,7 @@ export class Replayer {
             last = Number(rows.at(-1)!.seq);
             if (rows.length < PAGE) break;
           }
+          await triggersOn?.();
         });
         await o.atSnapshot?.(s);
         await s.query('commit');
