@@ -132,7 +132,7 @@ async function sharedTargetReady(
   keyRowsEarly: Settled<KeyRows[]>,
 ): Promise<string[]> {
   const { config, fleet } = deps;
-  const targetMigrated = await poolTargetAtVersion(deps, plan.to, plan.key, atVersion, appliedIds);
+  const targetMigrated = await poolTargetAtVersion(deps, plan.to, { key: plan.key, slug: plan.tenant }, atVersion, appliedIds);
   // Counted before the migrations; counted again after any (a migration may write rows).
   const found = targetMigrated.length ? await poolKeyRows(fleet, config, poolScope(plan)) : unsettle(keyRowsEarly);
   if (found.length) {
@@ -185,13 +185,13 @@ async function tablesWithoutPk(c: Q, schema: string, tables: string[]): Promise<
 async function poolTargetAtVersion(
   deps: Deps,
   to: MoveEnd,
-  key: string,
+  tenant: { key: string; slug: string },
   atVersion: MigrationFile[],
   appliedIds: Set<string>,
 ): Promise<string[]> {
   const { fleet, config } = deps;
   // With the key: a fence an earlier tenant of it left in the target pool is lifted (pool driver's prepare).
-  const placed = { slug: '', key, model: to.model, shard: to.shard, database_name: to.database, schema_name: to.schema };
+  const placed = { slug: '', key: tenant.key, model: to.model, shard: to.shard, database_name: to.database, schema_name: to.schema };
   await drivers[to.model].prepare(fleet, config, placed);
   const have = await fleet.withClient(to.shard, to.database, (c) => readApplied(c, [to.schema]));
   const ahead = have.map((h) => h.name).filter((n) => !appliedIds.has(n));
@@ -199,7 +199,7 @@ async function poolTargetAtVersion(
     throw new UsageError(
       'MIGRATION_FAILED',
       `the pool target ${to.target} is at a newer migration version than the tenant (it has ${ahead.join(', ')}); nothing was changed`,
-      'migrate the tenant first (tenantctl migrate up --tenant <slug>), then move it',
+      `migrate the tenant first (tenantctl migrate up --tenant ${tenant.slug}), then move it`,
     );
   }
   if (have.length === atVersion.length) return [];
