@@ -42,11 +42,13 @@ export function bothSides(fleet: Fleet, config: Config, plan: MovePlan) {
   const srcScope: CopyScope = { model: plan.from.model, schema: plan.from.schema, key: plan.key };
   const dstScope: CopyScope = { model: plan.to.model, schema: plan.to.schema, key: plan.key };
   const limit = pLimit(VERIFY_CONCURRENCY);
+  // The caller's one source client takes one query at a time (pg would queue the rest, deprecated): its tables in turn, the target's still at once.
+  const onSource = pLimit(1);
   return (tb: CopyTable, o: { source?: Q; only?: DigestRows } = {}): Promise<TableCheck> =>
     limit(async () => {
       const [s, d] = await Promise.all([
         o.source
-          ? sqlDigest(o.source, tb, srcScope, config, o.only)
+          ? onSource(() => sqlDigest(o.source!, tb, srcScope, config, o.only))
           : fleet.withClient(plan.from.shard, plan.from.database, (c) => sqlDigest(c, tb, srcScope, config, o.only)),
         fleet.withClient(plan.to.shard, plan.to.database, (c) => sqlDigest(c, tb, dstScope, config, o.only)),
       ]);
