@@ -26,6 +26,8 @@ export interface SetTierResult {
   to: string;
   /** Limits changed on the tenant's role and database (none for a pool tenant: see resolve). */
   changes: Omit<LimitChange, 'sql'>[];
+  /** Where the tenant's limits live now: its own role and database, or (a pool tenant) the URL resolve prints. */
+  limitsOn?: 'role' | 'url';
   /** The tier's model differs: where the tenant would go (or went, with --move). */
   movePlan?: { from: MovePlan['from']; to: MovePlan['to']; command: string };
   move?: MoveResult;
@@ -99,6 +101,14 @@ export async function setTier(deps: SetTierDeps, slug: string, tier: string, opt
         },
       });
     });
-    return { tenant: slug, from: t0.tier, to: tier, changes: shown, ...(movePlan ? { movePlan } : {}), ...(move ? { move } : {}) };
+    return {
+      tenant: slug,
+      from: t0.tier,
+      to: tier,
+      changes: shown,
+      limitsOn: changes === 'no-role' ? 'url' : 'role',
+      ...(movePlan ? { movePlan } : {}),
+      ...(move ? { move } : {}),
+    };
   });
 }

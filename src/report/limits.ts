@@ -39,7 +39,10 @@ export function renderSetTier(out: Output, command: string, r: SetTierResult): v
         r.changes.map((c) => [c.what, shown(c.from), shown(c.to)]),
       ),
     );
-  else out.print('limits: nothing to change on the role (a pool tenant gets its limits from its URL: tenantctl resolve)');
+  else if (r.limitsOn === 'url')
+    out.print('limits: nothing to change on a role (a pool tenant gets its limits from its URL: tenantctl resolve)');
+  // A move to the tier's model applies the tier's limits at the new placement itself.
+  else out.print(`limits: the role and database already have tier ${r.to}'s`);
   if (r.move) out.print(`moved to ${r.move.to?.target} (${r.move.status}); tenantctl move complete ${r.tenant} drops the old placement`);
   else if (r.movePlan)
     out.print(

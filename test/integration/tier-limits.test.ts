@@ -211,6 +211,8 @@ describe('tier limits where PostgreSQL enforces them', () => {
     expect((await tenant(e, 'limmv-a'))!.model).toBe('schema');
     const moved = await ok(e, ['tenant', 'set-tier', 'limmv-a', 'big', '--move', '--yes']);
     expect(moved.move.status).toBe('switched');
+    // The limits live on its new role and database (the move applied them), not on a pool URL.
+    expect(moved.limitsOn).toBe('role');
     const t = (await tenant(e, 'limmv-a'))!;
     expect(t.model).toBe('database');
     expect(await tenantDigests(e, 'limmv-a')).toEqual(before);
