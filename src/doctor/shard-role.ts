@@ -1,3 +1,4 @@
+import { poolKeyTypeMismatch } from '../placement/pool/key-type.js';
 import type { Config, Shard } from '../config/types.js';
 import type { Fleet } from '../fleet/fleet.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
@@ -57,6 +58,13 @@ async function poolTablesCheck(config: Config, fleet: Fleet, shard: Shard): Prom
     const owners = [...new Set(states.map((s) => s.owner))];
     const unprotected = states.filter((s) => !tableIsProtected(s, config) || s.widening.length > 0).map((s) => s.table);
     const doors = await findSideDoors(c, POOL_SCHEMA, config);
+    const keyTypes = await poolKeyTypeMismatch(c, POOL_SCHEMA, config);
+    if (keyTypes.length)
+      return {
+        check,
+        ok: false,
+        detail: `tenantKey.type is ${config.tenantKey.type}, but ${keyTypes.join(', ')}: put tenantKey.type back to the type the fleet was made with (a config edit does not retype the tables)`,
+      };
     const problems = [
       unprotected.length && `not under tenantctl's row-level security: ${unprotected.join(', ')}`,
       doors.length && `open to the serving role past row-level security: ${doors.map((d) => `${d.kind} ${d.object}`).join(', ')}`,

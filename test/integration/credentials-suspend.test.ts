@@ -1,11 +1,13 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { parseDocument } from 'yaml';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { createViaFile } from '../helpers/create-file.js';
 import { json, ownMigrateFleet, until, type MigrateEnv } from '../helpers/migrate-env.js';
+import { cli } from '../helpers/cli.js';
 
 /**
  * Issue 16, items 4 and 5, tested through what the application connects with: the URL `resolve`
@@ -385,4 +387,35 @@ describe('a suspended tenant that moves', () => {
       await app.end();
     }
   }, 240_000);
+});
+
+describe('a config whose tenantKey.type changed after the pool was made', () => {
+  it('is named by create, backup and doctor (exit 2, nothing made), not met as "operator does not exist"', async () => {
+    const e = await env('ktype');
+    await ok(e, ['tenant', 'create', 'kt-a', '--model', 'pool', '--shard', 'us1']);
+    const doc = parseDocument(await readFile(e.configFile, 'utf8'));
+    doc.setIn(['tenantKey', 'type'], 'bigint');
+    const edited = join(dirname(e.configFile), 'edited-key-type.yaml');
+    await writeFile(edited, doc.toString());
+    const named = {
+      code: 'CONFIG_INVALID',
+      message: expect.stringMatching(/^tenantKey\.type is bigint, but the pool us1\/.+ was made with another: .*tenant_id is uuid/),
+    };
+    const create = await cli(['tenant', 'create', 'kt-b', '--model', 'pool', '--shard', 'us1', '--json'], { config: edited });
+    expect(create.code, create.stdout + create.stderr).toBe(2);
+    expect(json(create).error).toMatchObject(named);
+    expect(await e.db.selectFrom('tenants').select('slug').where('slug', '=', 'kt-b').execute()).toEqual([]);
+    const backup = await cli(['backup', 'create', 'kt-a', '--json'], { config: edited });
+    expect(json(backup).results[0].error).toMatchObject({
+      code: 'CONFIG_INVALID',
+      message: expect.stringMatching(/^tenantKey\.type is bigint/),
+    });
+    const doctor = json(await cli(['doctor', '--json'], { config: edited }));
+    expect(doctor.checks.find((c: { check: string }) => c.check === 'pool tables on us1')).toMatchObject({
+      ok: false,
+      detail: expect.stringMatching(/^tenantKey\.type is bigint, but .*tenant_id is uuid.*: put tenantKey\.type back/),
+    });
+    // The config as the fleet was made: the same commands work.
+    await ok(e, ['backup', 'create', 'kt-a']);
+  });
 });

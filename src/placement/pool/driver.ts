@@ -17,6 +17,7 @@ import { assertPoolCopyAllowed } from './visibility.js';
 import { ensurePoolFence } from './fence.js';
 import { ensurePoolSwitchFence, fenceDeletedKey, unfenceSwitchedKey } from './switch-fence.js';
 import { withPoolPolicyTransaction } from './policy-transaction.js';
+import { assertPoolKeyType } from './key-type.js';
 
 export const pool: SharedTablesDriver = {
   model: 'pool',
@@ -26,6 +27,7 @@ export const pool: SharedTablesDriver = {
   names: (_slug, dbs) => ({ database: dbs.poolDatabase, schema: POOL_SCHEMA }),
   createAtVersion: (fleet, config, t, steps) => createAtVersion(pool, fleet, config, t, steps),
   async assertCopyAllowed(c, schema, config, mode) {
+    await assertPoolKeyType(c, schema, schema, config);
     await assertPoolCopyAllowed(c, schema, config, mode);
   },
   async prepareFence(fleet, config, at, lockTimeoutMs) {
@@ -44,6 +46,8 @@ export const pool: SharedTablesDriver = {
       await ensureServingRole(c, config);
       await inTransaction(c, () => grantConnect(c, t.database_name, config.servingRole.name));
       await ensureSchema(c, t.schema_name);
+      // A config whose key type changed after the pool was made: named, before anything is made.
+      await assertPoolKeyType(c, `${t.shard}/${t.database_name}/${t.schema_name}`, t.schema_name, config);
       // The key arrives here (a create, a restore, a move in): a fence its earlier tenant left in
       // this pool (deleted, or moved away and completed) no longer applies. A row, not DDL.
       if (t.key) await unfenceSwitchedKey(c, config, t.key);

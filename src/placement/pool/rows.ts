@@ -1,3 +1,4 @@
+import { assertPoolKeyType } from './key-type.js';
 import { jobPool } from '../../fanout/job-pool.js';
 import type { Config } from '../../config/types.js';
 import type { Fleet } from '../../fleet/fleet.js';
@@ -70,6 +71,8 @@ export async function rowsWithKey(
 export async function poolKeyRows(fleet: Fleet, config: PoolConfig, p: PoolScope, o: { atOnce?: number } = {}): Promise<KeyRows[]> {
   if (!(await databaseExists(fleet, p.shard, p.database_name))) return [];
   return fleet.withTransaction(p.shard, p.database_name, async (c) => {
+    // The first look at a pool for a create or a move in: a config whose key type changed is named here, not met as a type error.
+    await assertPoolKeyType(c, `${p.shard}/${p.database_name}/${p.schema_name}`, p.schema_name, config);
     const { repaired } = await ensureAdminSeesAll(c, p.schema_name, config);
     const tables = await scopedTablesInOrder(c, p.schema_name, config);
     const spare = repaired || tables.length < 2 ? 0 : Math.min((o.atOnce ?? 1) - 1, tables.length - 1);
