@@ -36,17 +36,22 @@ export interface MovePlan {
  * goes. Refuses (exit 2) an unknown shard, region or model, a shard whose residency is not the
  * tenant's (fail closed: a tenant with a residency never goes to a shard without one), and a
  * move to where the tenant already is. `--to-region` picks the region's shard with the fewest
- * tenants (`counts`), by name on a tie, preferring not to stay on the current shard.
+ * tenants (`counts`), by name on a tie, preferring not to stay on the current shard. `--to-model`
+ * alone changes the model on the tenant's shard.
  *
  * @example
  *   planMove(config, acme, { toRegion: 'eu-west', toModel: 'database' }).to.target // 'eu1/t_acme/app'
  */
 export function planMove(config: Config, t: TenantRow, req: MoveRequest, counts: Map<string, number> = new Map()): MovePlan {
+  // `--to-model` alone changes the model where the tenant is: its own shard.
+  if (req.toModel && !req.toShard && !req.toRegion) req = { ...req, toShard: t.shard };
   if (Boolean(req.toShard) === Boolean(req.toRegion)) {
     throw new UsageError(
       'USAGE',
-      'say where to move: exactly one of --to-shard or --to-region',
-      'e.g. tenantctl move acme --to-shard eu1, or --to-region eu-west',
+      req.toShard
+        ? 'say where to move: --to-shard or --to-region, not both'
+        : 'say where to move: --to-shard, --to-region, or --to-model alone (the model changes on its shard)',
+      'e.g. tenantctl move acme --to-shard eu1, --to-region eu-west, or --to-model database',
     );
   }
   const model = (req.toModel ?? t.model) as Model;

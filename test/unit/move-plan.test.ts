@@ -76,8 +76,11 @@ describe('planMove (where a moving tenant goes)', () => {
 
   it('refuses what is not a move, and bad flags, each naming the fix', () => {
     expect(() => planMove(config, row(), { toShard: 'us1' })).toThrow(/already a pool tenant on us1/);
-    expect(() => planMove(config, row(), {})).toThrow(/exactly one of --to-shard or --to-region/);
-    expect(() => planMove(config, row(), { toShard: 'eu1', toRegion: 'eu-west' })).toThrow(/exactly one/);
+    expect(() => planMove(config, row(), {})).toThrow(/--to-shard, --to-region, or --to-model alone/);
+    expect(() => planMove(config, row(), { toShard: 'eu1', toRegion: 'eu-west' })).toThrow(/--to-shard or --to-region, not both/);
+    // The model alone: changed where the tenant is.
+    expect(planMove(config, row(), { toModel: 'schema' }).to).toMatchObject({ shard: 'us1', model: 'schema' });
+    expect(() => planMove(config, row(), { toModel: 'pool' })).toThrow(/already a pool tenant on us1/);
     expect(() => planMove(config, row(), { toShard: 'nope' })).toThrow(/unknown shard "nope"/);
     expect(() => planMove(config, row(), { toRegion: 'mars' })).toThrow(/unknown region "mars"/);
     expect(() => planMove(config, row(), { toShard: 'eu1', toModel: 'cluster' })).toThrow(/unknown model "cluster"/);
