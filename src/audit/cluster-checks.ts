@@ -85,7 +85,11 @@ export async function clusterChecks(c: ShardClient, unit: AuditUnit, env: AuditE
       );
     }
     if (!ours) {
-      if (/^t_[a-z0-9_]+$/.test(d.datname) && !env.allTenants.some((t) => t.shard === unit.shard && t.database_name === d.datname)) {
+      if (
+        /^t_[a-z0-9_]+$/.test(d.datname) &&
+        !env.allTenants.some((t) => t.shard === unit.shard && t.database_name === d.datname) &&
+        !env.kept.some((k) => k.shard === unit.shard && k.database === d.datname)
+      ) {
         out.push(
           finding('catalog.orphan-placement', {
             ...at,
@@ -158,7 +162,7 @@ export async function clusterChecks(c: ShardClient, unit: AuditUnit, env: AuditE
     }
   }
   for (const r of existingRoles) {
-    if (r === config.servingRole.name || roleToSlug.has(r)) continue;
+    if (r === config.servingRole.name || roleToSlug.has(r) || env.kept.some((k) => k.shard === unit.shard && k.role === r)) continue;
     out.push(
       finding('catalog.orphan-role', {
         ...at,

@@ -1,3 +1,4 @@
+import { keptByMoves } from './kept-placements.js';
 import { counted } from '../report/count.js';
 import type { Config } from '../config/types.js';
 import type { CatalogDb } from '../catalog/open.js';
@@ -59,7 +60,7 @@ export async function runAudit(deps: AuditDeps, opts: AuditOptions): Promise<Aud
   const started = Date.now();
   const allTenants = await selectTenants(deps.db);
   const selected = await selectTenants(deps.db, opts.selector ?? {});
-  const env: AuditEnv = { config: deps.config, fleet: deps.fleet, allTenants };
+  const env: AuditEnv = { config: deps.config, fleet: deps.fleet, allTenants, kept: await keptByMoves(deps.db) };
   const units = planUnits(deps.config, selected, opts.chunk ?? 200);
   // A tenant half made or half removed is stuck at once when no live command holds its lock.
   const busy = new Set<string>();

@@ -1,3 +1,4 @@
+import type { KeptPlacement } from './kept-placements.js';
 import type { Config } from '../config/types.js';
 import type { TenantRow } from '../catalog/tables.js';
 import type { Fleet } from '../fleet/fleet.js';
@@ -37,6 +38,8 @@ export interface AuditEnv {
   fleet: Fleet;
   /** Every tenant in the catalog (not only the selected ones): orphans are judged against all. */
   allTenants: TenantRow[];
+  /** Placements unfinished moves keep (kept-placements.ts): never orphans. */
+  kept: KeptPlacement[];
 }
 
 /** One unit of work of the audit, run by the bounded runner against one (shard, database). */

@@ -233,9 +233,10 @@ async function schemaPlacements(c: ShardClient, unit: AuditUnit, env: AuditEnv):
   const present = new Set(
     (await c.query<{ n: string }>(`select nspname as n from pg_namespace where nspname like 't\\_%'`)).rows.map((r) => r.n),
   );
-  const known = new Set(
-    env.allTenants.filter((t) => t.shard === unit.shard && t.database_name === unit.database).map((t) => t.schema_name),
-  );
+  const known = new Set([
+    ...env.allTenants.filter((t) => t.shard === unit.shard && t.database_name === unit.database).map((t) => t.schema_name),
+    ...env.kept.filter((k) => k.shard === unit.shard && k.database === unit.database).map((k) => k.schema),
+  ]);
   const out: Finding[] = [];
   const selected = neighbours(unit, env).filter((t) => t.database_name === unit.database && placed(t));
   const chosen = new Set(unit.selectedInDatabase ?? []);

@@ -5,7 +5,7 @@ import type { Fleet } from '../fleet/fleet.js';
 import { RESTORE_FENCE } from '../placement/fence-reasons.js';
 import type { CatalogPlacement } from '../placement/placement.js';
 import { ensurePoolFence, releasePoolFence, takePoolFence } from '../placement/pool/fence.js';
-import { withPoolPolicyTransaction } from '../placement/pool/policy-transaction.js';
+import { withPolicyDdl } from '../placement/pool/policy-transaction.js';
 import { databaseExists } from '../placement/pool/rows.js';
 import { fenceTables, unfenceTables } from '../placement/table-fence.js';
 import { drivers } from '../placement/drivers.js';
@@ -49,9 +49,9 @@ export async function fenceForReplace(fleet: Fleet, config: Config, rec: Replace
       // The pool's fence policies (idempotent; CREATE POLICY locks the shared tables, so never
       // queue the pool behind a long transaction for it). First, what would refuse the load
       // (a table of another owner with FORCE ROW LEVEL SECURITY), named as such.
-      await withPoolPolicyTransaction(fleet, rec.shard, rec.database, async (c) => {
+      const at = { shard: rec.shard, database: rec.database, schema: rec.schema };
+      await withPolicyDdl(fleet, at, `installing the pool's fence policies on ${rec.shard}`, FENCE_WAIT_MS, async (c) => {
         await assertPoolCopyAllowed(c, rec.schema, config, 'load');
-        await c.query(`set local lock_timeout = ${FENCE_WAIT_MS}`);
         await ensurePoolFence(c, rec.schema, config);
       });
       const conns = fleet.connections(rec.shard);

@@ -34,10 +34,11 @@ export function isLockTimeout(err: unknown): boolean {
 export async function lockWaitError(
   err: unknown,
   c: Q,
-  at: { schema: string; shard: string; ms: number; code: ErrorCode; what: string; longer?: string },
+  at: { schema: string; shard: string; ms: number; code: ErrorCode; what: string; longer?: string; anyLock?: boolean },
 ): Promise<unknown> {
   if (!isLockTimeout(err)) return err;
-  const holders = await tableLockHolders(c, at.schema, BLOCKS_INSERTS);
+  // DDL (CREATE POLICY) waits for every lock on the table, a reader's too; inserts only for SHARE and stronger.
+  const holders = await tableLockHolders(c, at.schema, at.anyLock ? undefined : BLOCKS_INSERTS);
   return new TenantctlError(
     at.code,
     `${at.what} waited ${at.ms / 1000} s for a lock on ${at.shard}'s pool tables (${at.schema}) that another session holds${holders || ' (a row lock, or a session tenantctl may not see)'}, and stopped there`,

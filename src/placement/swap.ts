@@ -1,3 +1,4 @@
+import { xactLockInReach } from '../operations/lock-holder.js';
 import type { Fleet } from '../fleet/fleet.js';
 import { inTransaction } from '../fleet/fleet.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
@@ -143,7 +144,7 @@ async function swapDatabase(fleet: Fleet, t: CatalogPlacement, fresh: PlacementN
 async function setConnect(c: ShardClient, database: string, role: string, on: boolean): Promise<void> {
   if (on) return inTransaction(c, () => grantConnect(c, database, role));
   await inTransaction(c, async () => {
-    await c.query('select pg_advisory_xact_lock($1, hashtext($2))', [DATABASE_ACL_LOCK_CLASSID, database]);
+    await xactLockInReach(c, DATABASE_ACL_LOCK_CLASSID, database, `the grants of database ${database}`);
     await c.query(`revoke connect on database ${ident(database)} from ${ident(role)}`);
   });
 }

@@ -9,7 +9,7 @@ import { newPassword, rolePasswordState, setRolePassword } from '../placement/cr
 import { ADMIN_DATABASE } from '../placement/databases.js';
 import { tenantRole } from '../placement/placement.js';
 import { resolveTenant, type Resolved } from '../placement/resolve.js';
-import { setRoleSearchPath } from '../placement/roles.js';
+import { endRoleSessions, setRoleLogin, setRoleSearchPath } from '../placement/roles.js';
 import type { LifecycleDeps } from '../operations/command-deps.js';
 
 export interface NewCredentials {
@@ -19,6 +19,8 @@ export interface NewCredentials {
   password: string;
   /** A password tenantctl had set before was replaced (--rotate). */
   rotated: boolean;
+  /** Sessions of the role a rotation ended (opened with the old password). */
+  sessionsEnded: number;
   /** What resolve prints for the tenant (URL with *** where the password goes). */
   resolved: Resolved;
 }
@@ -73,17 +75,36 @@ export async function setTenantCredentials(deps: LifecycleDeps, slug: string, op
       }
       const password = newPassword();
       registerSecret(password);
+      // A rotation ends what the old password let in: a session opened with it would keep its
+      // access, and could even set a password of its own (any role may) over the new one. LOGIN
+      // off first, so nothing logs in with the old one between the end and the change; back on
+      // after, unless the tenant is suspended (its LOGIN stays off).
+      const ended = state.hasPassword ? await endSessionsForRotation(c, role) : 0;
       await setRolePassword(c, role, password);
       await setRoleSearchPath(c, role, t.database_name, t.schema_name);
-      return { password, replaced: state.hasPassword };
+      if (state.hasPassword && t.status === 'active') await setRoleLogin(c, role, true);
+      return { password, replaced: state.hasPassword, ended };
     });
     await recordEvent(deps.db, {
       command: deps.command,
       action: rotated.replaced ? 'credentials rotated' : 'credentials set',
       result: 'ok',
       tenant: slug,
-      details: { role },
+      details: { role, sessionsEnded: rotated.ended },
     });
-    return { tenant: t, role, password: rotated.password, rotated: rotated.replaced, resolved: resolveTenant(deps.config, t) };
+    return {
+      tenant: t,
+      role,
+      password: rotated.password,
+      rotated: rotated.replaced,
+      sessionsEnded: rotated.ended,
+      resolved: resolveTenant(deps.config, t),
+    };
   });
+}
+
+/** LOGIN off, then every session of the role ended: nothing the old password let in outlives the rotation. */
+async function endSessionsForRotation(c: Parameters<typeof endRoleSessions>[0], role: string): Promise<number> {
+  await setRoleLogin(c, role, false);
+  return endRoleSessions(c, role);
 }

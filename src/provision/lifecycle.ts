@@ -1,3 +1,4 @@
+import { FENCE_WAIT_MS } from '../move/fence.js';
 import type { LifecycleDeps } from '../operations/command-deps.js';
 import { updateTenant } from '../catalog/tenants.js';
 import type { TenantRow } from '../catalog/tables.js';
@@ -86,6 +87,11 @@ export async function deleteTenant(
       await drivers[t.model].setSuspended(deps.fleet, deps.config, t, false);
       await updateTenant(deps.db, slug, { status: 'active', status_detail: null });
     };
+    // The pool's fence policies before anything changes (DDL on the shared tables, serialised and
+    // retried on its own; a long transaction on them fails the delete here, nothing changed): the
+    // removal then fences the deleted key with a row in its transaction.
+    const at = { shard: t.shard, database: t.database_name, schema: t.schema_name };
+    await drivers[t.model].prepareFence(deps.fleet, deps.config, at, FENCE_WAIT_MS);
     // A final backup first (unless --skip-backup): if it fails, nothing is deleted.
     let finalBackup: string | undefined;
     try {

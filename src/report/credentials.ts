@@ -16,6 +16,7 @@ export function renderCredentials(out: Output, command: string, c: NewCredential
       ok: true,
       tenant: c.tenant.slug,
       rotated: c.rotated,
+      sessionsEnded: c.sessionsEnded,
       username: c.role,
       host: r.host,
       port: r.port,
@@ -29,5 +30,8 @@ export function renderCredentials(out: Output, command: string, c: NewCredential
   out.info(`${c.rotated ? 'new password' : 'password'} for ${c.role} (${c.tenant.slug}); shown once, tenantctl keeps no copy:`);
   out.reveal(c.password, c.password);
   out.info(`url: ${r.url}  (the password goes where *** is)`);
-  if (c.rotated) out.info('the old password no longer works: update the application now');
+  if (c.rotated)
+    out.info(
+      `the old password no longer works${c.sessionsEnded ? ` and ${c.sessionsEnded === 1 ? 'the session it opened was' : `the ${c.sessionsEnded} sessions it opened were`} ended` : ''}: update the application now`,
+    );
 }

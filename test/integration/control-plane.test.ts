@@ -2,7 +2,7 @@ import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { openCatalog } from '../../src/catalog/open.js';
 import { databaseUrl } from '../../src/fleet/connection-url.js';
-import { DATABASE_ACL_LOCK_CLASSID, MIGRATION_LOCK_CLASSID } from '../../src/operations/lock-ids.js';
+import { DATABASE_ACL_LOCK_CLASSID, MIGRATION_LOCK_CLASSID, POOL_SUSPEND_LOCK_CLASSID } from '../../src/operations/lock-ids.js';
 import { createViaFile } from '../helpers/create-file.js';
 import { json, ownMigrateFleet, withPg, type MigrateEnv } from '../helpers/migrate-env.js';
 import { superuserUrl } from '../helpers/test-fleet.js';
@@ -182,6 +182,37 @@ describe("tenantctl's locks where tenants connect", () => {
     } finally {
       await holder.close();
     }
+  });
+
+  it("a pool tenant holding the pool's policy lock fails a neighbour's suspend and delete at once, naming its role and pid", async () => {
+    const e = await env('cpq');
+    await createViaFile(e, [
+      { slug: 'cpq-a', model: 'pool', shard: 'us1' },
+      { slug: 'cpq-b', model: 'pool', shard: 'us1' },
+    ]);
+    const serving = e.config.servingRole;
+    // What any pool tenant can run through its URL: the lock that serialises the pool's write policies.
+    const holder = await session(urlAs(e, `pool_${e.name}`, serving.name, serving.password ?? ''));
+    try {
+      await holder.query('select pg_advisory_lock($1::int, 0)', [POOL_SUSPEND_LOCK_CLASSID]);
+      const pid = (await holder.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0].pid;
+      for (const args of [
+        ['tenant', 'suspend', 'cpq-b'],
+        ['tenant', 'delete', 'cpq-b', '--yes', '--skip-backup'],
+      ]) {
+        // Had it waited for the holder (as it did), the test would time out.
+        const r = await e.cli([...args, '--json']);
+        expect(r.code, args.join(' ')).toBe(3);
+        expect(json(r).error.message).toContain(`locked by role ${serving.name} (pid ${pid}), not by tenantctl`);
+      }
+      // Nothing changed: the neighbour is active, with its access.
+      expect((await e.db.selectFrom('tenants').select('status').where('slug', '=', 'cpq-b').executeTakeFirstOrThrow()).status).toBe(
+        'active',
+      );
+    } finally {
+      await holder.close();
+    }
+    await ok(e, ['tenant', 'suspend', 'cpq-b']);
   });
 
   it("a tenant holding the shared database's grant lock fails tenant create at once, naming its role and pid", async () => {

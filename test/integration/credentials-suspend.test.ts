@@ -122,11 +122,16 @@ describe('tenant credentials', () => {
     expect(json(again).error).toMatchObject({ code: 'CREDENTIALS_EXIST' });
     expect(json(again).error.message).toMatch(/role tenant_cr_s already has a password .*cannot print it again/);
     expect(json(again).error.hint).toMatch(/--rotate/);
-    await (await connect(withPassword(printed['cr-s'], passwords[0]))).end();
+    // A session opened with the old password (a leaked one, say) before the rotation.
+    const leaked = await connect(withPassword(printed['cr-s'], passwords[0]));
 
     // --rotate: a new password (plain output: the password alone on stdout), the old one refused at once.
     const rot = await e.cli(['tenant', 'credentials', 'cr-s', '--rotate']);
     expect(rot.code, rot.stderr).toBe(0);
+    // ... and what it let in is ended: it can neither read on nor set a password of its own over the new one.
+    expect(rot.stderr).toMatch(/the old password no longer works and the session it opened was ended/);
+    await expect(leaked.query(`alter role current_user password 'attacker-kept'`)).rejects.toThrow();
+    await leaked.end().catch(() => undefined);
     const fresh = rot.stdout.trim();
     expect(fresh).toMatch(/^[A-Za-z0-9_-]{32}$/);
     expect(fresh).not.toBe(passwords[0]);

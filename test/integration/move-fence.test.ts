@@ -202,6 +202,13 @@ describe('the source is fenced from the switch until complete or rollback', () =
       message: expect.stringMatching(/fd has moved: it lives at shard eu1, database t_fd, schema app/),
     });
     await old.c.end();
+    // The kept source (database t_fd and role tenant_fd on us1) is what rollback needs: audit names no orphan of it.
+    const audit = json(await e.cli(['audit', '--json']));
+    expect(
+      audit.findings.filter(
+        (f: { check: string; object: string }) => f.check.startsWith('catalog.orphan') && /t_fd|tenant_fd/.test(f.object),
+      ),
+    ).toEqual([]);
     // The fence does not stop the shard role dropping it: a delete by hand is a change too.
     await e.q('us1', 't_fd', `alter table app.comments disable trigger tenantctl_switched`);
     await e.q('us1', 't_fd', `delete from app.comments where ctid = (select ctid from app.comments limit 1)`);

@@ -16,8 +16,12 @@ import { POOL_SCHEMA } from '../naming.js';
 import { assertPoolCopyAllowed } from './visibility.js';
 import { ensurePoolFence } from './fence.js';
 import { ensurePoolSwitchFence, fenceDeletedKey, unfenceSwitchedKey } from './switch-fence.js';
-import { withPoolPolicyTransaction } from './policy-transaction.js';
+import { withPolicyDdl } from './policy-transaction.js';
+
 import { assertPoolKeyType } from './key-type.js';
+
+/** How long a suspend or resume tries to install the pool's suspension policy before it stops (LOCKED). */
+const SUSPEND_POLICY_WAIT_MS = 30_000;
 
 export const pool: SharedTablesDriver = {
   model: 'pool',
@@ -33,9 +37,8 @@ export const pool: SharedTablesDriver = {
   async prepareFence(fleet, config, at, lockTimeoutMs) {
     // The move's fence and the switch fence, once per pool (idempotent): the DDL on the shared
     // tables happens here, before the tenant's writes are blocked, never while they are.
-    await withPoolPolicyTransaction(fleet, at.shard, at.database, async (c) => {
-      // CREATE POLICY locks the shared table: never queue every tenant behind a long transaction for it.
-      await c.query(`set local lock_timeout = '${lockTimeoutMs}ms'`);
+    // CREATE POLICY locks the shared table: never queue every tenant behind a long transaction for it.
+    await withPolicyDdl(fleet, at, `installing the pool's fence policies on ${at.shard}`, lockTimeoutMs, async (c) => {
       await ensurePoolFence(c, at.schema, config);
       await ensurePoolSwitchFence(c, at.schema, config);
     });
@@ -78,7 +81,7 @@ export const pool: SharedTablesDriver = {
         const left = await rowsWithKey(c, tables, t.schema_name, t.key, config);
         if (left.length === 0) await forgetPoolSuspension(c, config, t.key);
         // A deleted tenant's application may still be connected with the key: its writes stay refused.
-        if (left.length === 0 && opts?.deleted) await fenceDeletedKey(c, t.schema_name, config, t.key, t.slug);
+        if (left.length === 0 && opts?.deleted) await fenceDeletedKey(c, config, t.key, t.slug);
         if (left.length > 0) {
           throw new TenantctlError(
             'DELETE_INCOMPLETE',
@@ -108,7 +111,10 @@ export const pool: SharedTablesDriver = {
     // The serving role is shared by every pool tenant: a pool tenant's access is its key.
   },
   async setSuspended(fleet, config, t, suspended) {
-    await withPoolPolicyTransaction(fleet, t.shard, t.database_name, (c) => setPoolSuspended(c, t.schema_name, config, t.key, suspended));
+    // The first suspension of a pool installs its policy on every shared table (DDL): bounded like the fences'.
+    const at = { shard: t.shard, database: t.database_name, schema: t.schema_name };
+    const what = `${suspended ? 'suspending' : 'resuming'} ${t.slug || t.key} (the suspension's policy on the pool's tables)`;
+    await withPolicyDdl(fleet, at, what, SUSPEND_POLICY_WAIT_MS, (c) => setPoolSuspended(c, t.schema_name, config, t.key, suspended));
     return null;
   },
   async existing() {

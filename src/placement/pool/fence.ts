@@ -1,3 +1,4 @@
+import { xactLockInReach } from '../../operations/lock-holder.js';
 import type pg from 'pg';
 import { POOL_SUSPEND_LOCK_CLASSID } from '../../operations/lock-ids.js';
 import type { Config } from '../../config/types.js';
@@ -49,7 +50,7 @@ export async function ensurePoolFence(
   // (suspend.ts takes the same key; the caller's transaction holds it): operations on different
   // tenants of one pool (a move, a restore --replace, a delete that suspends first) each install
   // policies on the shared tables, and in different orders PostgreSQL saw deadlocks.
-  await c.query('select pg_advisory_xact_lock($1, 0)', [POOL_SUSPEND_LOCK_CLASSID]);
+  await xactLockInReach(c, POOL_SUSPEND_LOCK_CLASSID, null, "the pool's write policies");
   await c.query(`create schema if not exists ${ident(FENCE_SCHEMA)}`);
   await c.query(`grant usage on schema ${ident(FENCE_SCHEMA)} to public`);
   await c.query(`

@@ -20,6 +20,7 @@
  *
  * @module
  */
+import { xactLockInReach } from '../../operations/lock-holder.js';
 import type pg from 'pg';
 import type { Config } from '../../config/types.js';
 import { POOL_SUSPEND_LOCK_CLASSID } from '../../operations/lock-ids.js';
@@ -90,7 +91,8 @@ export async function poolSuspendNeedsApply(c: Queryable, schema: string, config
  * Returns the tables that got the policy.
  */
 export async function ensurePoolSuspend(c: Queryable, schema: string, config: SuspendConfig): Promise<string[]> {
-  await c.query('select pg_advisory_xact_lock($1, 0)', [POOL_SUSPEND_LOCK_CLASSID]);
+  // Never waited on while a tenant's session holds it (tenants can take any advisory lock in the pool database): LOCKED at once, naming it.
+  await xactLockInReach(c, POOL_SUSPEND_LOCK_CLASSID, null, "the pool's write policies");
   const s = ident(SUSPEND_SCHEMA);
   const table = qualified(SUSPEND_SCHEMA, SUSPEND_TABLE);
   if (!(await poolSuspendInstalled(c))) {

@@ -102,9 +102,16 @@ export async function fenceSwitchedKey(
  * application, still connected with the key, would otherwise write rows no tenant owns, missing
  * from the final backup. The pool's next tenant of that key (a create with `--key`, a restore of
  * the final backup, a move in) lifts it (`unfenceSwitchedKey` in the pool driver's prepare).
+ * Call `prepareFence` for the pool first.
  */
-export async function fenceDeletedKey(c: Queryable, schema: string, config: FenceConfig, key: string, tenant: string): Promise<void> {
-  await fenceSwitchedKey(c, schema, config, { key, tenant, livesAt: '' });
+export async function fenceDeletedKey(c: Queryable, config: FenceConfig, key: string, tenant: string): Promise<void> {
+  // The table and its policies were made before the delete (the pool driver's prepareFence, serialised and
+  // retried on deadlock): here only a row is written, inside the delete's transaction, no DDL.
+  await c.query(
+    `insert into ${qualified(FENCE_SCHEMA, SWITCHED_TABLE)} (key, tenant, lives_at) values ($1::${config.tenantKey.type}::text, $2, '')
+       on conflict (key) do update set tenant = excluded.tenant, lives_at = excluded.lives_at, since = now()`,
+    [key, tenant],
+  );
 }
 
 /** Lift a pool tenant's switch fence (idempotent; a pool that never had one is fine). */
