@@ -169,6 +169,14 @@ export class LockedError extends TenantctlError {
 }
 
 export function errorMessage(err: unknown): string {
-  if (err instanceof Error) return err.message;
+  if (err instanceof Error) {
+    // PostgreSQL's words for a lock wait that ran out say nothing of whose lock or what to do.
+    if ((err as { code?: string }).code === '55P03' && /lock timeout/.test(err.message)) return `${err.message}${LOCK_TIMEOUT_WORDS}`;
+    return err.message;
+  }
   return String(err);
 }
+
+/** What a bounded lock wait (a session's lock_timeout, fleet/shard-connections.ts) means for the operator. */
+const LOCK_TIMEOUT_WORDS =
+  ": another session held a lock on what tenantctl needed past its wait (a tenant's or an application's open transaction on its tables?); pg_locks and pg_stat_activity name it; run the command again once it has ended";

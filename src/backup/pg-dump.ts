@@ -1,3 +1,4 @@
+import { SESSION_LOCK_WAIT_MS } from '../fleet/shard-connections.js';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Shard } from '../config/types.js';
@@ -91,7 +92,8 @@ export interface DumpTarget {
 /** Run pg_dump -Fc and stream its output into `out`. */
 export async function runPgDump(t: DumpTarget, out: Writable): Promise<void> {
   const { $ } = await import('zx');
-  const args = ['-Fc', '--no-password', '-d', t.database];
+  // Its LOCK TABLE … IN ACCESS SHARE MODE waits for a tenant's lock no longer than tenantctl's own statements do.
+  const args = ['-Fc', '--no-password', `--lock-wait-timeout=${SESSION_LOCK_WAIT_MS}`, '-d', t.database];
   if (t.schema) args.push('-n', t.schema);
   if (t.snapshot) args.push(`--snapshot=${t.snapshot}`);
   if (t.compress !== undefined) args.push(`--compress=${t.compress ? 1 : 0}`);

@@ -268,6 +268,10 @@ export class ShardConnections {
       connectionString: databaseUrl(this.shard.url, database),
       connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
       application_name: 'tenantctl',
+      // A tenant may lock its own tables (its role may UPDATE them) and keep the transaction open:
+      // no statement of tenantctl's waits for that without end. Each step that waits on purpose
+      // sets its own bound (migrations' lockTimeout, fences, loads); this is the rest's.
+      lock_timeout: SESSION_LOCK_WAIT_MS,
     }) as ShardClient;
     client.tenantctlDatabase = database;
     // A connection that dies (server stopped or restarted), idle or in use, must not crash the
@@ -286,6 +290,9 @@ export class ShardConnections {
     }
   }
 }
+
+/** How long any statement of tenantctl waits for a lock no step bounded itself (the session's lock_timeout). */
+export const SESSION_LOCK_WAIT_MS = 60_000;
 
 /**
  * The error of a wait that can never end: the process holds every connection of the shard and

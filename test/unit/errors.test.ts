@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ERROR_CODES, EXIT, exitFor, hintFor, LockedError, TenantctlError, UsageError } from '../../src/errors.js';
+import { ERROR_CODES, errorMessage, EXIT, exitFor, hintFor, LockedError, TenantctlError, UsageError } from '../../src/errors.js';
 
 describe('the error vocabulary', () => {
   it('gives every code an exit code from EXIT and a hint', () => {
@@ -20,5 +20,13 @@ describe('the error vocabulary', () => {
     expect(new LockedError('x').exitCode).toBe(EXIT.locked);
     expect(exitFor('LOCKED')).toBe(EXIT.locked);
     expect(hintFor('NEEDS_YES')).toMatch(/--yes/);
+  });
+});
+
+describe('errorMessage', () => {
+  it("says what a lock wait that ran out means, which PostgreSQL's words do not", () => {
+    const pgErr = Object.assign(new Error('canceling statement due to lock timeout'), { code: '55P03' });
+    expect(errorMessage(pgErr)).toMatch(/^canceling statement due to lock timeout: another session held a lock .* run the command again/);
+    expect(errorMessage(new Error('other'))).toBe('other');
   });
 });
