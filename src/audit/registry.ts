@@ -77,6 +77,11 @@ export const CHECKS = {
     fixable: true,
     title: "serving role is a member of tenantctl's shard role or of an owner of tenant tables",
   },
+  'role.serving-settings': {
+    severity: 'high',
+    fixable: true,
+    title: 'serving role with role-level settings (a pool tenant may set them for every tenant of the pool)',
+  },
   'role.limits-differ': {
     severity: 'medium',
     fixable: false,

@@ -57,3 +57,32 @@ export async function roleChecks(c: ShardClient, unit: AuditUnit, roles: Map<str
   }
   return out;
 }
+
+/**
+ * The serving role's role-level settings (`ALTER ROLE … SET`, in any database). tenantctl sets
+ * none: a pool tenant's limits travel in its URL. But any role may set its own, and the serving
+ * role is every pool tenant's: one tenant's `alter role current_user set
+ * default_transaction_read_only = on` makes every pool tenant of the shard read-only from its next
+ * connection. (Its password too may be set by any tenant through it; a CREATEROLE role cannot read
+ * pg_authid to see that, so only the symptom, failed logins, shows.)
+ */
+export async function servingRoleSettings(c: ShardClient, unit: AuditUnit, serving: string): Promise<Finding[]> {
+  const { rows } = await c.query<{ db: string | null; settings: string[] }>(
+    `select d.datname as db, s.setconfig as settings
+       from pg_db_role_setting s join pg_roles r on r.oid = s.setrole
+       left join pg_database d on d.oid = s.setdatabase
+      where r.rolname = $1 and s.setconfig is not null
+      order by 1 nulls first`,
+    [serving],
+  );
+  return rows.map((r) =>
+    finding('role.serving-settings', {
+      shard: unit.shard,
+      database: unit.database,
+      tenant: null,
+      object: `role ${serving}${r.db ? ` in database ${r.db}` : ''}`,
+      message: `the serving role ${serving} has role-level settings${r.db ? ` in database ${r.db}` : ''} (${r.settings.join(', ')}): every pool tenant's next session runs with them; tenantctl sets none (a pool tenant's limits are in its URL), so a tenant set them through its own session`,
+      fix: `alter role ${ident(serving)}${r.db ? ` in database ${ident(r.db)}` : ''} reset all;`,
+    }),
+  );
+}

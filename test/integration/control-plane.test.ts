@@ -215,6 +215,40 @@ describe("tenantctl's locks where tenants connect", () => {
     await ok(e, ['tenant', 'suspend', 'cpq-b']);
   });
 
+  it("a pool tenant's setting on the serving role (every pool tenant's) is found by audit and undone by --fix", async () => {
+    const e = await env('cpr');
+    await createViaFile(e, [
+      { slug: 'cpr-a', model: 'pool', shard: 'us1' },
+      { slug: 'cpr-b', model: 'pool', shard: 'us1' },
+    ]);
+    const serving = e.config.servingRole;
+    const url = urlAs(e, `pool_${e.name}`, serving.name, serving.password ?? '');
+    // What any pool tenant can run through its URL: every pool tenant's next session is read-only.
+    const a = await session(url);
+    await a.query('alter role current_user set default_transaction_read_only = on');
+    await a.close();
+    const b = await session(url);
+    await expect(b.query('create temp table t (x int)')).rejects.toMatchObject({ code: '25006' });
+    await b.close();
+    try {
+      const r = await e.cli(['audit', '--json']);
+      const found = json(r).findings.filter((f: { check: string }) => f.check === 'role.serving-settings');
+      expect(found).toHaveLength(1);
+      expect(found[0]).toMatchObject({
+        severity: 'high',
+        fixable: true,
+        message: expect.stringMatching(/default_transaction_read_only=on/),
+      });
+      const fixed = await e.cli(['audit', '--fix', '--yes', '--json']);
+      expect(fixed.stdout).toContain('role.serving-settings');
+      const c = await session(url);
+      expect((await c.query<{ ro: string }>(`select current_setting('default_transaction_read_only') as ro`)).rows[0].ro).toBe('off');
+      await c.close();
+    } finally {
+      await asSuperuser(e, `pool_${e.name}`, (su) => su.query(`alter role ${serving.name} reset all`)).catch(() => undefined);
+    }
+  });
+
   it("a tenant holding the shared database's grant lock fails tenant create at once, naming its role and pid", async () => {
     const e = await env('cpg');
     await ok(e, ['tenant', 'create', 'cpg-a', '--model', 'schema', '--shard', 'us1']);
