@@ -1,6 +1,8 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { json, ownMigrateFleet, type MigrateEnv, tenantDigests, until } from '../helpers/migrate-env.js';
+import { json, ownMigrateFleet, type MigrateEnv, tenantDigests, until, withPg } from '../helpers/migrate-env.js';
+import { superuserUrl } from '../helpers/test-fleet.js';
+import { databaseUrl } from '../../src/fleet/connection-url.js';
 import { latestMove } from '../../src/move/record.js';
 import { seed, tenant } from '../helpers/seed.js';
 
@@ -254,5 +256,24 @@ describe('the source is fenced from the switch until complete or rollback', () =
     expect(rb.code, rb.stdout + rb.stderr).toBe(0);
     expect(json(rb).cleaned.join('; ')).toMatch(/lifted the switch fence at us1\/schemas_mf\/t_fk/);
     expect((await app.c.query('update tasks set title = title')).rowCount).toBe(40);
+  });
+
+  it('a tenant whose role owns large objects is refused before anything changes (a move copies tables only)', async () => {
+    await e.create([{ slug: 'flo', model: 'database', shard: 'us1' }]);
+    const t = (await tenant(e, 'flo'))!;
+    const su = superuserUrl(databaseUrl(e.config.shards.find((x) => x.name === 'us1')!.url, t.database_name));
+    await withPg(su, async (c) => {
+      const { rows } = await c.query<{ oid: number }>(`select lo_from_bytea(0, 'a file') as oid`);
+      await c.query(`alter large object ${rows[0].oid} owner to tenant_flo`);
+    });
+    const r = await e.cli(['move', 'flo', '--to-shard', 'eu1', '--yes', '--json']);
+    expect(r.code, r.stdout + r.stderr).toBe(2);
+    expect(json(r).error).toMatchObject({
+      code: 'MOVE_FAILED',
+      message: expect.stringMatching(
+        new RegExp(`role tenant_flo owns 1 large object in us1/${t.database_name}; a move copies tables only`),
+      ),
+    });
+    expect((await tenant(e, 'flo'))!).toMatchObject({ shard: 'us1', status: 'active' });
   });
 });
