@@ -1,5 +1,5 @@
-import { refuseRepeatedValues } from './repeated-options.js';
 import './node-navigator.js';
+import { refuseRepeatedValues } from './repeated-options.js';
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { EXIT, TenantctlError } from '../errors.js';
