@@ -1,5 +1,6 @@
 import type { CatalogDb } from '../catalog/open.js';
 import { unlockedTenants } from './unlocked-tenants.js';
+import { RECORD_ONLY_KINDS } from './sweep/killed-records.js';
 
 /** A `running` record of the tenant that no command holds: what a killed operation left, as `tenant show` names it. */
 export interface KilledOperation {
@@ -11,8 +12,18 @@ export interface KilledOperation {
   what: string;
 }
 
-/** The sweep that cleans a killed operation runs first in every backup, restore and move of the tenant (sweep.ts). */
-const CLEANED_BY = 'the next backup, restore or move of the tenant finishes or undoes it';
+/**
+ * What ends a killed operation of each kind: the one sweep runs first in every backup, restore and
+ * move of the tenant (sweep.ts); a move is resumed or rolled back by its own commands; the
+ * record-only kinds (sweep/killed-records.ts) are finished by running them again.
+ */
+function whatEnds(kind: string, slug: string): string {
+  if (kind === 'move') return `run the move again to resume it, or tenantctl move rollback ${slug}`;
+  if ((RECORD_ONLY_KINDS as readonly string[]).includes(kind))
+    return `run the ${kind} again to finish it (the tenant's next command closes its record)`;
+  if (kind === 'backup') return 'the next backup, restore or move of the tenant removes its partial archive';
+  return 'the next backup, restore or move of the tenant finishes or undoes it';
+}
 
 /**
  * The tenant's killed operations, read from the catalog only (no shard is asked): its `running`
@@ -38,7 +49,7 @@ export async function killedOperationsOf(db: CatalogDb, slug: string): Promise<K
       kind: r.kind,
       startedAt: r.started_at,
       writesRefused: fenced,
-      what: `${label} was killed${fenced ? ": its write fence stays up (the tenant's writes are refused, SQLSTATE 25006)" : ''}; ${CLEANED_BY}`,
+      what: `${label} was killed${fenced ? ": its write fence stays up (the tenant's writes are refused, SQLSTATE 25006)" : ''}; ${whatEnds(r.kind, slug)}`,
     };
   });
 }
