@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { createViaFile } from '../helpers/create-file.js';
 import { json, ownMigrateFleet, until, type MigrateEnv } from '../helpers/migrate-env.js';
 import { cli } from '../helpers/cli.js';
+import { insertOperation } from '../../src/operations/operation-record.js';
 
 /**
  * Issue 16, items 4 and 5, tested through what the application connects with: the URL `resolve`
@@ -142,6 +143,22 @@ describe('tenant credentials', () => {
     expect((await rotated.query('select count(*)::int as n from workspaces')).rows[0].n).toBe(1);
     await rotated.end();
     passwords.push(fresh);
+
+    // A rotation killed after it took LOGIN away (its record left running, the role NOLOGIN): the
+    // tenant's next command (a backup here, which touches no login itself) closes the record and gives the login back.
+    const t = (await e.db.selectFrom('tenants').selectAll().where('slug', '=', 'cr-s').executeTakeFirstOrThrow())!;
+    await e.q(t.shard, 'postgres', 'alter role tenant_cr_s nologin');
+    await insertOperation(e.db, { kind: 'credentials', tenant: 'cr-s', holder: 'a killed tenantctl' });
+    await expect(connect(withPassword(printed['cr-s'], fresh))).rejects.toMatchObject({ code: '28000' });
+    const backup = await e.cli(['backup', 'create', 'cr-s', '--json']);
+    expect(backup.code, backup.stdout + backup.stderr).toBe(0);
+    expect(json(backup).results[0].warnings.join('; ')).toMatch(
+      /credentials \d+ of cr-s was killed; closed; its role tenant_cr_s may log in again/,
+    );
+    await (await connect(withPassword(printed['cr-s'], fresh))).end();
+    expect(
+      await e.db.selectFrom('operations').select('id').where('tenant_slug', '=', 'cr-s').where('status', '=', 'running').execute(),
+    ).toEqual([]);
 
     // A pool tenant: exit 2, naming the serving role and where its password is.
     const pool = await e.cli(['tenant', 'credentials', 'cr-p', '--json']);

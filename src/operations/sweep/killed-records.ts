@@ -1,6 +1,10 @@
 import { closeKilledOperation } from '../operation-record.js';
 import { runningRecords } from './records.js';
-import type { Cleaner, Leftover } from './types.js';
+import type { Cleaner, Leftover, SweepDeps } from './types.js';
+import { findTenant } from '../../catalog/tenants.js';
+import { tenantRole } from '../../placement/placement.js';
+import { ADMIN_DATABASE } from '../../placement/databases.js';
+import { setRoleLogin } from '../../placement/roles.js';
 
 /**
  * Operations that make nothing a crash could leave half-made outside their tenant's placement
@@ -25,10 +29,21 @@ export const killedRecordCleaner: Cleaner = {
     const cleaned: Leftover[] = [];
     for (const op of await runningRecords(deps.db, RECORD_ONLY_KINDS, slug)) {
       if (Number(op.id) === except) continue;
-      const note = `${op.kind} ${op.id} of ${slug} was killed; closed`;
+      let note = `${op.kind} ${op.id} of ${slug} was killed; closed`;
+      // A rotation takes LOGIN off while it ends the old password's sessions (provision/credentials.ts).
+      if (op.kind === 'credentials') note += await loginBack(deps, slug);
       await closeKilledOperation(deps.db, Number(op.id), note);
       cleaned.push({ tenant: slug, kind: op.kind, operation: Number(op.id), what: note });
     }
     return cleaned;
   },
 };
+
+/** After a killed rotation: an active tenant's role may log in again (a suspended one's stays off). */
+async function loginBack(deps: SweepDeps, slug: string): Promise<string> {
+  const t = await findTenant(deps.db, slug);
+  const role = t ? tenantRole(t) : null;
+  if (!t || !role || t.status !== 'active') return '';
+  await deps.fleet.withClient(t.shard, ADMIN_DATABASE, (c) => setRoleLogin(c, role, true));
+  return `; its role ${role} may log in again`;
+}
