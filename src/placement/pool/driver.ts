@@ -17,7 +17,6 @@ import { assertPoolCopyAllowed } from './visibility.js';
 import { ensurePoolFence } from './fence.js';
 import { ensurePoolSwitchFence, fenceDeletedKey, unfenceSwitchedKey } from './switch-fence.js';
 import { withPolicyDdl } from './policy-transaction.js';
-
 import { assertPoolKeyType } from './key-type.js';
 
 /** How long a suspend or resume tries to install the pool's suspension policy before it stops (LOCKED). */
