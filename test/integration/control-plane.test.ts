@@ -48,6 +48,17 @@ async function connectError(url: string): Promise<string> {
   return withPg(url, async () => 'connected').catch((err: Error) => err.message);
 }
 
+/** An env with two pool tenants on us1 (`<name>-a`, `<name>-b`) and the serving role's URL to their pool: what any pool tenant connects with. */
+async function twoPoolTenants(name: string) {
+  const e = await env(name);
+  await createViaFile(e, [
+    { slug: `${name}-a`, model: 'pool', shard: 'us1' },
+    { slug: `${name}-b`, model: 'pool', shard: 'us1' },
+  ]);
+  const serving = e.config.servingRole;
+  return { e, serving, url: urlAs(e, `pool_${e.name}`, serving.name, serving.password ?? '') };
+}
+
 function asSuperuser<T>(e: MigrateEnv, database: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
   return withPg(superuserUrl(shardUrl(e, database)), fn);
 }
@@ -185,14 +196,9 @@ describe("tenantctl's locks where tenants connect", () => {
   });
 
   it("a pool tenant holding the pool's policy lock fails a neighbour's suspend and delete at once, naming its role and pid", async () => {
-    const e = await env('cpq');
-    await createViaFile(e, [
-      { slug: 'cpq-a', model: 'pool', shard: 'us1' },
-      { slug: 'cpq-b', model: 'pool', shard: 'us1' },
-    ]);
-    const serving = e.config.servingRole;
+    const { e, serving, url } = await twoPoolTenants('cpq');
     // What any pool tenant can run through its URL: the lock that serialises the pool's write policies.
-    const holder = await session(urlAs(e, `pool_${e.name}`, serving.name, serving.password ?? ''));
+    const holder = await session(url);
     try {
       await holder.query('select pg_advisory_lock($1::int, 0)', [POOL_SUSPEND_LOCK_CLASSID]);
       const pid = (await holder.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0].pid;
@@ -216,13 +222,7 @@ describe("tenantctl's locks where tenants connect", () => {
   });
 
   it("a pool tenant's setting on the serving role (every pool tenant's) is found by audit and undone by --fix", async () => {
-    const e = await env('cpr');
-    await createViaFile(e, [
-      { slug: 'cpr-a', model: 'pool', shard: 'us1' },
-      { slug: 'cpr-b', model: 'pool', shard: 'us1' },
-    ]);
-    const serving = e.config.servingRole;
-    const url = urlAs(e, `pool_${e.name}`, serving.name, serving.password ?? '');
+    const { e, serving, url } = await twoPoolTenants('cpr');
     // What any pool tenant can run through its URL: every pool tenant's next session is read-only.
     const a = await session(url);
     await a.query('alter role current_user set default_transaction_read_only = on');

@@ -30,6 +30,7 @@ export const pool: SharedTablesDriver = {
   names: (_slug, dbs) => ({ database: dbs.poolDatabase, schema: POOL_SCHEMA }),
   createAtVersion: (fleet, config, t, steps) => createAtVersion(pool, fleet, config, t, steps),
   async assertCopyAllowed(c, schema, config, mode) {
+    // A config whose key type changed after the pool was made (a create, a restore and a move in meet it earlier, in poolKeyRows).
     await assertPoolKeyType(c, schema, schema, config);
     await assertPoolCopyAllowed(c, schema, config, mode);
   },
@@ -48,8 +49,6 @@ export const pool: SharedTablesDriver = {
       await ensureServingRole(c, config);
       await inTransaction(c, () => grantConnect(c, t.database_name, config.servingRole.name));
       await ensureSchema(c, t.schema_name);
-      // A config whose key type changed after the pool was made: named, before anything is made.
-      await assertPoolKeyType(c, `${t.shard}/${t.database_name}/${t.schema_name}`, t.schema_name, config);
       // The key arrives here (a create, a restore, a move in): a fence its earlier tenant left in
       // this pool (deleted, or moved away and completed) no longer applies. A row, not DDL.
       if (t.key) await unfenceSwitchedKey(c, config, t.key);

@@ -90,6 +90,11 @@ export async function fenceSwitchedKey(
   f: { key: string; tenant: string; livesAt: string },
 ): Promise<void> {
   await ensurePoolSwitchFence(c, schema, config);
+  await writeSwitchedRow(c, config, f);
+}
+
+/** The fenced key's row (the table and its policies exist): a row, never DDL on the shared tables. */
+async function writeSwitchedRow(c: Queryable, config: FenceConfig, f: { key: string; tenant: string; livesAt: string }): Promise<void> {
   await c.query(
     `insert into ${qualified(FENCE_SCHEMA, SWITCHED_TABLE)} (key, tenant, lives_at) values ($1::${config.tenantKey.type}::text, $2, $3)
        on conflict (key) do update set tenant = excluded.tenant, lives_at = excluded.lives_at, since = now()`,
@@ -107,11 +112,7 @@ export async function fenceSwitchedKey(
 export async function fenceDeletedKey(c: Queryable, config: FenceConfig, key: string, tenant: string): Promise<void> {
   // The table and its policies were made before the delete (the pool driver's prepareFence, serialised and
   // retried on deadlock): here only a row is written, inside the delete's transaction, no DDL.
-  await c.query(
-    `insert into ${qualified(FENCE_SCHEMA, SWITCHED_TABLE)} (key, tenant, lives_at) values ($1::${config.tenantKey.type}::text, $2, '')
-       on conflict (key) do update set tenant = excluded.tenant, lives_at = excluded.lives_at, since = now()`,
-    [key, tenant],
-  );
+  await writeSwitchedRow(c, config, { key, tenant, livesAt: '' });
 }
 
 /** Lift a pool tenant's switch fence (idempotent; a pool that never had one is fine). */
