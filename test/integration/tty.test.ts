@@ -6,11 +6,16 @@ import { cli } from '../helpers/cli.js';
 const config = inject('fleetConfigFile');
 const BIN = fileURLToPath(new URL('../../bin/tenantctl', import.meta.url));
 
+/** A key sequence typed once the output (so far) matches `after`: the prompt has drawn, or answered. */
+type Keystroke = { after: RegExp; keys: string };
+
 /**
- * Run the CLI in a pseudo-terminal (util-linux `script`), typing `keys` after `delayMs`, as an
- * operator at a terminal would.
+ * Run the CLI in a pseudo-terminal (util-linux `script`), typing each keystroke once the screen
+ * shows what it answers, as an operator at a terminal would. Waiting on the output, not on a
+ * clock, keeps a slow start (a loaded CI machine) from typing before the prompt exists. A run
+ * still going after `limitMs` is killed, so a prompt that never came fails with its screen.
  */
-function inTerminal(args: string[], keys: string | string[] = '', delayMs = 1500): Promise<{ code: number | null; output: string }> {
+function inTerminal(args: string[], strokes: Keystroke[] = [], limitMs = 15_000): Promise<{ code: number | null; output: string }> {
   const command = [process.execPath, BIN, '--config', config, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
   return new Promise((resolve, reject) => {
     const child = spawn('script', ['-qec', command, '/dev/null'], {
@@ -18,14 +23,28 @@ function inTerminal(args: string[], keys: string | string[] = '', delayMs = 1500
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let output = '';
-    child.stdout.on('data', (d) => (output += d));
-    child.stderr.on('data', (d) => (output += d));
+    let typedAt = 0; // how much of the output the last keystroke had seen: the next one needs new output
+    const pending = [...strokes];
+    const typeWhenDue = () => {
+      const next = pending[0];
+      if (next && next.after.test(output.slice(typedAt))) {
+        pending.shift();
+        typedAt = output.length;
+        child.stdin.write(next.keys);
+      }
+    };
+    const onData = (d: Buffer) => {
+      output += d;
+      typeWhenDue();
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
     child.on('error', reject);
     // A run that ended before its keys were due closes the pipe: not the test's failure.
     child.stdin.on('error', () => undefined);
-    // Each key sequence after its own pause, so the prompt has drawn and validated in between.
-    (Array.isArray(keys) ? keys : [keys]).forEach((k, i) => setTimeout(() => child.stdin.write(k), delayMs * (i + 1)));
+    const limit = setTimeout(() => child.kill('SIGKILL'), limitMs);
     child.on('close', (code) => {
+      clearTimeout(limit);
       child.stdin.destroy();
       resolve({ code, output });
     });
@@ -45,21 +64,27 @@ describe('the CLI at a terminal', () => {
 
   it('asks before deleting; answering no changes nothing (exit 2), yes deletes', async () => {
     await cli(['tenant', 'create', 'tty-del', '--tier', 'standard'], { config });
-    const no = await inTerminal(['tenant', 'delete', 'tty-del'], 'n\r');
+    const no = await inTerminal(['tenant', 'delete', 'tty-del'], [{ after: /delete tenant tty-del/, keys: 'n\r' }]);
     expect(no.output).toMatch(/delete tenant tty-del and all its data/);
     expect(no.code).toBe(2);
     expect((await cli(['tenant', 'show', 'tty-del'], { config })).code).toBe(0);
-    const yes = await inTerminal(['tenant', 'delete', 'tty-del'], 'y\r');
+    const yes = await inTerminal(['tenant', 'delete', 'tty-del'], [{ after: /delete tenant tty-del/, keys: 'y\r' }]);
     expect(yes.code, yes.output).toBe(0);
     expect((await cli(['tenant', 'show', 'tty-del'], { config })).code).toBe(2);
   });
 
   it('asks for the slug when it is left out, and validates it as typed', async () => {
     // A bad slug first (rejected in place), then a good one, then defaults for tier and region.
-    const r = await inTerminal(['tenant', 'create', '--model', 'schema', '--shard', 'us1'], ['Bad\r', '\x15tty-asked\r'], 1200);
+    const r = await inTerminal(
+      ['tenant', 'create', '--model', 'schema', '--shard', 'us1'],
+      [
+        { after: /Tenant slug/, keys: 'Bad\r' },
+        { after: /upper case/, keys: '\x15tty-asked\r' },
+      ],
+    );
     expect(r.output).toMatch(/Tenant slug/);
     expect(r.output).toMatch(/upper case/);
     expect(r.code, r.output).toBe(0);
     expect(r.output).toMatch(/created tty-asked: schema on us1/);
-  }, 20_000);
+  }, 30_000);
 });
