@@ -27,7 +27,7 @@ function inTerminal(args: string[], strokes: Keystroke[] = [], limitMs = 15_000)
     const pending = [...strokes];
     const typeWhenDue = () => {
       const next = pending[0];
-      if (next && next.after.test(output.slice(typedAt))) {
+      if (next?.after.test(output.slice(typedAt))) {
         pending.shift();
         typedAt = output.length;
         child.stdin.write(next.keys);
