@@ -3,21 +3,29 @@
  * in a database of their own): bytes are pg_total_relation_size (heap, indexes, TOAST) of every
  * table and materialized view of the schema; rows a count(*) per table (or a TABLESAMPLE when
  * estimating). Many schemas of one database are measured on one connection: sizes in one query,
- * counts in statements of up to COUNT_BATCH tables.
+ * counts in statements of up to COUNT_BATCH tables. A schema whose tables a session holds in
+ * ACCESS EXCLUSIVE mode (its tenant's own lock, or a migration's) is not waited for past
+ * USAGE_LOCK_WAIT_MS per statement: it comes back `unmeasured`, naming the holder, and the
+ * other schemas of the database are measured all the same.
  *
  * The `usage` of the own-placement kind (driver-kinds.ts).
  *
  * @module
  */
 import type pg from 'pg';
+import { isLockTimeout } from '../copy/load-lock-wait.js';
 import { literal, qualified } from '../sql.js';
+import { exclusiveLockHolders, heldReason, withUsageLockWait } from './usage-lock-wait.js';
 import { emptyUsage, sampled, type DataUsage, type MeasureOptions } from './usage-types.js';
 
 const COUNT_BATCH = 100;
 
+/** Tries of the whole batch before it falls back to one schema at a time. */
+const BATCH_TRIES = 3;
+
 /**
  * Measure the schemas (on a connection to their database). Returns usage per schema; a schema
- * that does not exist is absent.
+ * that does not exist is absent; one whose tables stayed locked has `unmeasured` set.
  *
  * @example
  *   (await ownPlacementUsage(c, ['t_acme'], {})).get('t_acme')?.bytes
@@ -27,6 +35,43 @@ export async function ownPlacementUsage(
   schemas: string[],
   opts: MeasureOptions,
 ): Promise<Map<string, DataUsage>> {
+  return withUsageLockWait(c, async () => {
+    const held = new Map<string, string>();
+    let rest = schemas;
+    // The whole batch on one connection, as long as no lock is in the way. A lock wait running
+    // out: the schemas held now are set aside and the rest tried again (a lock that was a
+    // migration's moment is gone by then); after that, one schema at a time.
+    for (let attempt = 1; attempt <= BATCH_TRIES; attempt++) {
+      try {
+        return withHeld(await measureSchemas(c, rest, opts), held);
+      } catch (err) {
+        if (!isLockTimeout(err)) throw err;
+      }
+      for (const [s, holders] of await exclusiveLockHolders(c, rest)) held.set(s, holders);
+      rest = rest.filter((s) => !held.has(s));
+    }
+    const out = new Map<string, DataUsage>();
+    for (const s of rest) {
+      try {
+        for (const [k, v] of await measureSchemas(c, [s], opts)) out.set(k, v);
+      } catch (err) {
+        if (!isLockTimeout(err)) throw err;
+        held.set(s, (await exclusiveLockHolders(c, [s])).get(s) ?? '');
+      }
+    }
+    return withHeld(out, held);
+  });
+}
+
+/** The measured schemas, and the held ones as unmeasured (zero, with the reason). */
+function withHeld(measured: Map<string, DataUsage>, held: Map<string, string>): Map<string, DataUsage> {
+  for (const [s, holders] of held) measured.set(s, { ...emptyUsage(), unmeasured: heldReason(holders) });
+  return measured;
+}
+
+/** Sizes in one query, counts in batches: the statements each wait at most the session's lock_timeout. */
+async function measureSchemas(c: Pick<pg.ClientBase, 'query'>, schemas: string[], opts: MeasureOptions): Promise<Map<string, DataUsage>> {
+  if (schemas.length === 0) return new Map();
   const { rows: tables } = await c.query<{ schema: string; table: string; bytes: string; countable: boolean }>(
     `select n.nspname as schema, c.relname as table, pg_total_relation_size(c.oid)::text as bytes,
             c.relkind in ('r', 'm') as countable

@@ -12,9 +12,12 @@
  */
 import type pg from 'pg';
 import type { Config } from '../config/types.js';
+import { isLockTimeout } from '../copy/load-lock-wait.js';
+import { TenantctlError } from '../errors.js';
 import { tenantScopedTables } from './pool/rls.js';
 import { ident, qualified } from '../sql.js';
 import { emptyUsage, sampled, type DataUsage, type MeasureOptions } from './usage-types.js';
+import { exclusiveLockHolders, heldReason, withUsageLockWait } from './usage-lock-wait.js';
 
 /**
  * Measure every key in the shared tables of `schema` (on a connection to their database, as
@@ -25,6 +28,23 @@ import { emptyUsage, sampled, type DataUsage, type MeasureOptions } from './usag
  *   byKey.get(acme.key)?.rows
  */
 export async function sharedTablesUsage(
+  c: Pick<pg.ClientBase, 'query'>,
+  config: Pick<Config, 'tenantKey' | 'rls' | 'servingRole'>,
+  schema: string,
+  opts: MeasureOptions,
+): Promise<Map<string, DataUsage>> {
+  try {
+    return await withUsageLockWait(c, () => perKeyUsage(c, config, schema, opts));
+  } catch (err) {
+    if (!isLockTimeout(err)) throw err;
+    // One table is every tenant's: a tenant holding it leaves the whole pool unmeasured, said so.
+    throw new TenantctlError('LOCKED', heldReason((await exclusiveLockHolders(c, [schema])).get(schema) ?? ''), undefined, undefined, {
+      cause: err,
+    });
+  }
+}
+
+async function perKeyUsage(
   c: Pick<pg.ClientBase, 'query'>,
   config: Pick<Config, 'tenantKey' | 'rls' | 'servingRole'>,
   schema: string,

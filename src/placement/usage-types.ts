@@ -5,6 +5,8 @@ export interface DataUsage {
   rows: number;
   /** The largest table's rows (against a per-table row quota). */
   maxTableRows: number;
+  /** Why this tenant could not be measured (its tables held by another session): then the numbers are zero and mean nothing. */
+  unmeasured?: string;
 }
 
 /** How a measurement reads the rows: every row, or a TABLESAMPLE of `percent` scaled up. */

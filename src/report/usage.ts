@@ -74,7 +74,7 @@ export function renderUsage(out: Output, doc: UsageDocument, top?: number): void
   );
   for (const s of doc.shards) if (s.statements) out.info(`calls/exec absent on ${s.shard}: ${s.statements}`);
   if (doc.estimate) out.info(doc.estimate.note);
-  for (const f of doc.failures) out.error(`not measured: ${f.target}: ${errorText(f)}`);
+  for (const f of doc.failures) out.error(`not measured: ${f.tenant} (${f.target}): ${errorText(f)}`);
   const line = `usage: ${doc.tenants.length} tenant(s), ${doc.overQuota} over quota, in ${(doc.durationMs / 1000).toFixed(1)}s`;
   out.print(doc.overQuota || !doc.ok ? out.color.red(line) : line);
 }

@@ -10,13 +10,18 @@
  */
 import type { TenantSelector } from '../catalog/tenants.js';
 import type { Config, Model } from '../config/types.js';
+import { TenantctlError } from '../errors.js';
 import type { Fleet } from '../fleet/fleet.js';
 import { drivers } from '../placement/drivers.js';
 import { sharedTablesUsage } from '../placement/shared-tables-usage.js';
 import type { DataUsage, MeasureOptions } from '../placement/usage-types.js';
 
-/** Per usage unit id (`shard/database/schema`): its pass; undefined when it failed (the unit then measures itself). */
-export type EarlyPasses = Map<string, Promise<Map<string, DataUsage> | undefined>>;
+/**
+ * Per usage unit id (`shard/database/schema`): its pass; undefined when it failed (the unit then
+ * measures itself), or the pass's LOCKED error (a session held the tables past the wait: the unit
+ * reports it rather than wait as long again).
+ */
+export type EarlyPasses = Map<string, Promise<Map<string, DataUsage> | TenantctlError | undefined>>;
 
 /**
  * Where the selection may hold tenants of shared tables: one group per shard and shared-tables
@@ -49,7 +54,7 @@ export function startEarlyPasses(deps: { config: Config; fleet: Fleet }, s: Tena
     // A shard down or a pool database not made yet: the unit, if there is one, reports it itself.
     out.set(
       g.id,
-      pass.catch(() => undefined),
+      pass.catch((err) => (err instanceof TenantctlError && err.code === 'LOCKED' ? err : undefined)),
     );
   }
   return out;

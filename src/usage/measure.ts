@@ -121,23 +121,45 @@ export async function measureUsage(deps: { config: Config; fleet: Fleet }, tenan
   await settleEarlyPasses(opts.early);
   const measured = tenants.flatMap((t) => {
     const d = m.data.get(t.slug);
-    if (!d || !m.sessions.has(t.shard)) return [];
+    if (!d || d.unmeasured || !m.sessions.has(t.shard)) return [];
     return [tenantUsage(deps.config, t, d, m.sessions.get(t.shard)!, m.statements.get(t.shard))];
   });
   return {
     tenants: measured,
     shards: shardTotals(deps.config, measured, m.statements, opts.top ?? 5),
     ...(opts.estimate ? { estimate: estimateNote(opts.estimate.percent) } : {}),
-    failures: results.filter((r) => r.status !== 'succeeded'),
+    failures: [...results.filter((r) => r.status !== 'succeeded'), ...unmeasured(tenants, m.data)],
     connections: peakConnections(deps.fleet, units),
     durationMs: Date.now() - started,
   };
+}
+
+/**
+ * One failure per tenant whose own tables were held past the measurement's lock wait: never a
+ * quiet zero (a tenant could hide from --fail-on-quota by locking its tables), and never the
+ * whole database's tenants for one.
+ */
+function unmeasured(tenants: TenantRow[], data: Map<string, DataUsage>): TenantResult[] {
+  return tenants.flatMap((t) => {
+    const reason = data.get(t.slug)?.unmeasured;
+    if (!reason) return [];
+    return [
+      {
+        tenant: t.slug,
+        target: `${t.shard}/${t.database_name}/${t.schema_name}`,
+        shard: t.shard,
+        status: 'failed' as const,
+        error: { code: 'LOCKED', message: reason },
+      },
+    ];
+  });
 }
 
 /** A data unit whose pass already ran: its tenants' usage from it, no connection of its own. */
 async function fromEarlyPass(u: Unit, early: EarlyPasses | undefined, m: Measured): Promise<boolean> {
   const ofPass = drivers[u.tenants[0].model].usageOfPass;
   const byKey = u.kind === 'data' && ofPass ? await early?.get(u.id) : undefined;
+  if (byKey instanceof Error) throw byKey;
   if (!byKey || !ofPass) return false;
   for (const [slug, d] of ofPass(u.tenants, byKey)) m.data.set(slug, d);
   return true;

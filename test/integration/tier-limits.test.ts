@@ -352,5 +352,45 @@ describe('usage', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+
+    // A tenant holding its own table in ACCESS EXCLUSIVE mode through its URL: usage names it as
+    // not measured (exit 1, not a quiet zero under its quota) and measures its neighbours all the
+    // same, without waiting on it for the session's 60 s. A pool tenant holding a pool table: the
+    // pool's tenants are not measured, the holder named by its application (its slug).
+    await ok(e, ['tenant', 'create', 'use-s2', '--tier', 'tight', '--shard', 'us1']);
+    const held = await connect(await appUrl(e, 'use-s', (await ok(e, ['tenant', 'credentials', 'use-s'])).password as string));
+    const pool = await connect(withPassword((await ok(e, ['resolve', 'use-p2'])).url, e.config.servingRole.password ?? ''));
+    try {
+      await held.query('begin');
+      await held.query('lock table companies in access exclusive mode');
+      const locked = await e.cli(['usage', '--tenant', 'use-s,use-s2,use-d', '--json']);
+      expect(locked.code, locked.stderr).toBe(1);
+      const doc = JSON.parse(locked.stdout);
+      expect(doc.tenants.map((t: { tenant: string }) => t.tenant).sort()).toEqual(['use-d', 'use-s2']);
+      expect(doc.failures).toEqual([
+        expect.objectContaining({
+          tenant: 'use-s',
+          status: 'failed',
+          error: expect.objectContaining({
+            code: 'LOCKED',
+            message: expect.stringMatching(/pid \d+ tenant_use_s holds AccessExclusiveLock on t_use_s\.companies.*run usage again/),
+          }),
+        }),
+      ]);
+      await held.query('rollback');
+
+      await pool.query('begin');
+      await pool.query('lock table companies in access exclusive mode');
+      const poolLocked = await e.cli(['usage']);
+      expect(poolLocked.code).toBe(1);
+      expect(poolLocked.stdout).toMatch(/^use-s2\t/m);
+      expect(poolLocked.stdout).not.toMatch(/^use-p\d\t/m);
+      expect(poolLocked.stderr).toMatch(
+        /not measured: 2 tenants \(us1\/[^)]+\/app\): LOCKED: a session holds its tables in ACCESS EXCLUSIVE mode \(pid \d+ app_user holds AccessExclusiveLock on app\.companies \(application use-p2\)\)/,
+      );
+    } finally {
+      await held.end();
+      await pool.end();
+    }
   });
 });
