@@ -236,7 +236,8 @@ describe('tenant suspend', () => {
       // Pool: the open connection (the serving role) is refused reads and writes, with a reason.
       await expect(apps['su-a'].query('select name from workspaces')).rejects.toMatchObject({
         code: '42501',
-        message: expect.stringMatching(/tenant .* is suspended/),
+        message: `tenant su-a (key ${keys['su-a']}) is suspended: its rows cannot be read or written`,
+        hint: 'tenantctl tenant resume su-a lets it back in',
       });
       await expect(
         apps['su-a'].query(`insert into users (tenant_id, email, display_name) values ($1, 'n@x.io', 'n')`, [keys['su-a']]),

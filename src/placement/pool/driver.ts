@@ -112,7 +112,7 @@ export const pool: SharedTablesDriver = {
     // The first suspension of a pool installs its policy on every shared table (DDL): bounded like the fences'.
     const at = { shard: t.shard, database: t.database_name, schema: t.schema_name };
     const what = `${suspended ? 'suspending' : 'resuming'} ${t.slug || t.key} (the suspension's policy on the pool's tables)`;
-    await withPolicyDdl(fleet, at, what, SUSPEND_POLICY_WAIT_MS, (c) => setPoolSuspended(c, t.schema_name, config, t.key, suspended));
+    await withPolicyDdl(fleet, at, what, SUSPEND_POLICY_WAIT_MS, (c) => setPoolSuspended(c, t.schema_name, config, t, suspended));
     return null;
   },
   async existing() {

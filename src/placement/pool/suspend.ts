@@ -4,7 +4,7 @@
  * database keeps the suspended keys in `tenantctl_suspend.suspended`, and every tenant-scoped
  * table and partition gets one RESTRICTIVE policy, `tenantctl_suspended`, whose expression is
  * `(select tenantctl_suspend.check_active())`: an InitPlan, evaluated once per statement, that
- * reads the session's tenant setting and raises (SQLSTATE 42501, "tenant … is suspended") when
+ * reads the session's tenant setting and raises (SQLSTATE 42501, "tenant acme (key 42) is suspended") when
  * that key is suspended. So a suspended tenant's reads and writes are refused with a message,
  * other tenants pay one index lookup per statement, and tenantctl's own work (no setting, or the
  * tables' owner, which RLS skips) is untouched.
@@ -16,7 +16,7 @@
  * suspend, so a fleet that never suspends pays nothing.
  *
  * @example
- *   await inTransaction(c, () => setPoolSuspended(c, 'app', config, key, true));
+ *   await inTransaction(c, () => setPoolSuspended(c, 'app', config, { key, slug: 'acme' }, true));
  *
  * @module
  */
@@ -49,13 +49,17 @@ function storedKey(config: SuspendConfig): string {
   return `($1::${config.tenantKey.type})::text`;
 }
 
+// The message names the tenant by its slug (what operators and `tenant resume` know it by), the
+// key beside it; a row suspended before the slug was kept says the key alone.
 function checkFunctionBody(config: SuspendConfig): string {
   return `
-declare k text := ${settingKey(config)};
+declare k text := ${settingKey(config)}; sl text;
 begin
-  if k is null or not exists (select 1 from ${qualified(SUSPEND_SCHEMA, SUSPEND_TABLE)} s where s.key = k) then return true; end if;
-  raise exception 'tenant % is suspended: its rows cannot be read or written', k
-    using errcode = '${SUSPEND_SQLSTATE}', hint = 'tenantctl tenant resume lets it back in';
+  if k is null then return true; end if;
+  select s.slug into sl from ${qualified(SUSPEND_SCHEMA, SUSPEND_TABLE)} s where s.key = k;
+  if not found then return true; end if;
+  raise exception 'tenant % is suspended: its rows cannot be read or written', coalesce(sl || ' (key ' || k || ')', k)
+    using errcode = '${SUSPEND_SQLSTATE}', hint = 'tenantctl tenant resume ' || coalesce(sl, '<slug>') || ' lets it back in';
 end`;
 }
 
@@ -98,11 +102,17 @@ export async function ensurePoolSuspend(c: Queryable, schema: string, config: Su
   if (!(await poolSuspendInstalled(c))) {
     await c.query(`create schema if not exists ${s}`);
     await c.query(`grant usage on schema ${s} to public`);
-    await c.query(`create table ${table} (key text primary key, since timestamptz not null default now())`);
+    await c.query(`create table ${table} (key text primary key, since timestamptz not null default now(), slug text)`);
     await c.query(`alter table ${table} enable row level security`);
     await c.query(`create policy own_key on ${table} for select to public using (key = ${settingKey(config)})`);
     await c.query(`grant select on ${table} to public`);
   }
+  // Pools suspended before the slug was kept: the column once (the catalog says whether it is there).
+  const slugColumn = await c.query(
+    `select 1 from pg_attribute where attrelid = to_regclass($1) and attname = 'slug' and not attisdropped`,
+    [`${SUSPEND_SCHEMA}.${SUSPEND_TABLE}`],
+  );
+  if (slugColumn.rowCount === 0) await c.query(`alter table ${table} add column slug text`);
   const body = checkFunctionBody(config);
   const fn = await c.query<{ src: string }>(
     `select p.prosrc as src from pg_proc p join pg_namespace n on n.oid = p.pronamespace where n.nspname = $1 and p.proname = 'check_active'`,
@@ -125,18 +135,23 @@ export async function ensurePoolSuspend(c: Queryable, schema: string, config: Su
   return missing;
 }
 
-/** Suspend (or resume) a pool tenant's key. Idempotent; run inside a transaction. */
+/** Suspend (or resume) a pool tenant's key; `slug` names it in the refusal. Idempotent; run inside a transaction. */
 export async function setPoolSuspended(
   c: Queryable,
   schema: string,
   config: SuspendConfig,
-  key: string,
+  tenant: { key: string; slug: string },
   suspended: boolean,
 ): Promise<void> {
+  const { key, slug } = tenant;
   if (!suspended && !(await poolSuspendInstalled(c))) return;
   await ensurePoolSuspend(c, schema, config);
   const table = qualified(SUSPEND_SCHEMA, SUSPEND_TABLE);
-  if (suspended) await c.query(`insert into ${table} (key) values (${storedKey(config)}) on conflict (key) do nothing`, [key]);
+  if (suspended)
+    await c.query(
+      `insert into ${table} (key, slug) values (${storedKey(config)}, nullif($2, '')) on conflict (key) do update set slug = excluded.slug`,
+      [key, slug],
+    );
   else await c.query(`delete from ${table} where key = ${storedKey(config)}`, [key]);
 }
 
