@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
-import { json, ownMigrateFleet, tenantDigests } from '../helpers/migrate-env.js';
+import { json, ownMigrateFleet, tenantDigests, until, withPg } from '../helpers/migrate-env.js';
 import { seedOwnSchema } from '../helpers/seed.js';
 
 /**
@@ -44,4 +44,46 @@ it('pool → schema on another shard and back: hashes equal, shared parents chec
     await e.q(t.shard, t.database_name, `update ${t.schema_name}.campaign_counts set n = n - 1 where company_id = $1`, [t.key]);
   }
   expect(await tenantDigests(e, 'own-b')).toEqual(other);
+
+  // Online (captured by triggers: the role may not create subscriptions), with the application
+  // inserting into and updating a table whose id is GENERATED ALWAYS AS IDENTITY through the URL
+  // resolve prints: the replay writes the source's ids (OVERRIDING SYSTEM VALUE) and never SETs
+  // them; every write the application saw committed is at the new placement.
+  const printed = json(await e.cli(['resolve', 'own-b', '--json'])).url as string;
+  const appUrl = printed.replace(':***@', `:${encodeURIComponent(e.config.servingRole.password ?? '')}@`);
+  const b = await row('own-b');
+  const inserted: string[] = [];
+  const updated: string[] = [];
+  let stop = false;
+  const writer = withPg(appUrl, async (c) => {
+    for (let i = 0; !stop; i++) {
+      try {
+        await c.query(`insert into campaigns (company_id, title) values ($1, $2)`, [b.key, `live-${i}`]);
+        inserted.push(`live-${i}`);
+        await c.query(`update campaigns set state = 'off' where company_id = $1 and title = $2`, [b.key, `live-${i}`]);
+        updated.push(`live-${i}`);
+      } catch (err) {
+        // Refused while fenced, and at the old placement after the switch: the write did not commit.
+        if ((err as { code?: string }).code !== '25006') throw err;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+  });
+  await until(async () => inserted.length >= 3);
+  const online = await e.cli(['move', 'own-b', '--to-shard', 'eu1', '--online', '--yes', '--json']);
+  stop = true;
+  await writer;
+  expect(online.code, online.stdout + online.stderr).toBe(0);
+  const moved = await row('own-b');
+  expect(moved.shard).toBe('eu1');
+  const there = await e.q(
+    moved.shard,
+    moved.database_name,
+    `select title, state from ${moved.schema_name}.campaigns where company_id = $1`,
+    [moved.key],
+  );
+  const state = new Map(there.map((r) => [r.title as string, r.state as string]));
+  expect(inserted.filter((t) => !state.has(t))).toEqual([]);
+  expect(updated.filter((t) => state.get(t) !== 'off')).toEqual([]);
+  expect(inserted.length).toBeGreaterThan(3);
 });

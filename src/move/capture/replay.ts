@@ -20,19 +20,35 @@ export interface ReplayTable {
   keyColumn: string;
   columns: string[];
   pk: string[];
+  /** `GENERATED ALWAYS AS IDENTITY` columns: written with OVERRIDING SYSTEM VALUE, never in an upsert's SET. */
+  alwaysIdentity: string[];
 }
 
-/** The tables' primary-key columns, read at the source (preflight has proved every table has one). */
+/** The tables' primary-key and always-identity columns, read at the source (preflight has proved every table has a key). */
 export async function replayTables(c: Q, schema: string, tables: CopyTable[]): Promise<ReplayTable[]> {
+  const names = tables.map((t) => t.table);
   const { rows } = await c.query<{ table: string; cols: string[] }>(
     `select c.relname as table, array_agg(a.attname::text order by array_position(i.indkey::int2[], a.attnum)) as cols
        from pg_index i join pg_class c on c.oid = i.indrelid join pg_namespace n on n.oid = c.relnamespace
        join pg_attribute a on a.attrelid = c.oid and a.attnum = any(i.indkey)
       where n.nspname = $1 and c.relname = any($2) and i.indisprimary group by c.relname`,
-    [schema, tables.map((t) => t.table)],
+    [schema, names],
+  );
+  const { rows: identity } = await c.query<{ table: string; cols: string[] }>(
+    `select c.relname as table, array_agg(a.attname::text) as cols
+       from pg_attribute a join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace
+      where n.nspname = $1 and c.relname = any($2) and a.attidentity = 'a' and not a.attisdropped group by c.relname`,
+    [schema, names],
   );
   const pk = new Map(rows.map((r) => [r.table, r.cols]));
-  return tables.map((t) => ({ table: t.table, keyColumn: t.keyColumn, columns: t.columns, pk: pk.get(t.table) ?? [] }));
+  const always = new Map(identity.map((r) => [r.table, r.cols]));
+  return tables.map((t) => ({
+    table: t.table,
+    keyColumn: t.keyColumn,
+    columns: t.columns,
+    pk: pk.get(t.table) ?? [],
+    alwaysIdentity: always.get(t.table) ?? [],
+  }));
 }
 
 export interface RoundResult {
@@ -157,12 +173,16 @@ function statements(schema: string, t: ReplayTable, mine: (alias: string) => str
   const rec = (json: string) => `jsonb_populate_record(null::${target}, ${literal(json)}::jsonb)`;
   const cols = t.columns.map(ident).join(', ');
   const same = (a: string, b: string) => t.pk.map((c) => `${a}.${ident(c)} = ${b}.${ident(c)}`).join(' and ');
-  const rest = t.columns.filter((c) => !t.pk.includes(c));
+  // An always-identity column takes the source's value only through OVERRIDING SYSTEM VALUE, and
+  // may not be SET by an update (PostgreSQL: "can only be updated to DEFAULT"); its value at the
+  // source changes only to a new DEFAULT, which the final digests would then tell apart.
+  const rest = t.columns.filter((c) => !t.pk.includes(c) && !t.alwaysIdentity.includes(c));
   const onConflict = rest.length ? `do update set ${rest.map((c) => `${ident(c)} = excluded.${ident(c)}`).join(', ')}` : 'do nothing';
   const pk = t.pk.map(ident).join(', ');
+  const overriding = t.alwaysIdentity.length ? ' overriding system value' : '';
   return {
     upsert: (row: string) =>
-      `insert into ${target} (${cols}) select ${cols} from ${rec(row)} n where ${mine('n')} on conflict (${pk}) ${onConflict}`,
+      `insert into ${target} (${cols})${overriding} select ${cols} from ${rec(row)} n where ${mine('n')} on conflict (${pk}) ${onConflict}`,
     delete: (row: string) => `delete from ${target} x using ${rec(row)} o where ${same('x', 'o')}`,
     /** An update whose row changed its primary key, or left the tenant: the old row goes. */
     deleteMoved: (old: string, row: string) =>
