@@ -4,6 +4,7 @@ import { redactUrl } from '../config/redact.js';
 import { databaseUrl, shardEndpoint } from '../fleet/connection-url.js';
 import { rowTargetId, tenantRoleName } from './naming.js';
 import { sessionOptions } from '../limits/settings.js';
+import { literal } from '../sql.js';
 
 export interface Resolved {
   tenant: string;
@@ -53,6 +54,14 @@ export function applicationNames(
 }
 
 /**
+ * A value inside libpq's `options`, which splits its arguments at white space: a backslash keeps
+ * a space (or a backslash) in the value, so a text key `Acme Corp` stays one setting.
+ */
+function optionValue(v: string): string {
+  return v.replace(/[\\\s]/g, (ch) => `\\${ch}`);
+}
+
+/**
  * Where a tenant lives and what its application connects with, from the catalog and the config.
  * Never tenantctl's own (admin) role unless asked: a superuser or table owner skips row-level
  * security, so handing its URL to an application would show it every tenant.
@@ -84,11 +93,15 @@ export function resolveTenant(config: Config, t: TenantRow, opts: { admin?: bool
   // the connection too, and application_name = its slug lets `usage` count its sessions
   // (issue 19; a tenant role has them on the role, src/placement/limits.ts).
   const limits = pool ? sessionOptions(config.tiers[t.tier] ?? {}) : [];
-  const options = [...(pool ? [`-c ${config.rls.setting}=${t.key}`] : []), `-c search_path=${t.schema_name}`, ...limits].join(' ');
+  const options = [
+    ...(pool ? [`-c ${config.rls.setting}=${optionValue(t.key)}`] : []),
+    `-c search_path=${optionValue(t.schema_name)}`,
+    ...limits,
+  ].join(' ');
   // %20, not '+': libpq decodes only percent-escapes in a URI.
   app.search = `?options=${encodeURIComponent(options)}${pool ? `&application_name=${encodeURIComponent(t.slug)}` : ''}`;
   const scope = pool
-    ? `per transaction: select set_config('${config.rls.setting}', '${t.key}', true) (row-level security on ${t.schema_name}.*)`
+    ? `per transaction: select set_config(${literal(config.rls.setting)}, ${literal(t.key)}, true) (row-level security on ${t.schema_name}.*)`
     : `search_path = ${t.schema_name} (set in the URL and on the role)`;
   return {
     tenant: t.slug,

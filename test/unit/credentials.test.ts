@@ -65,6 +65,15 @@ describe('resolve URLs run unqualified queries as printed', () => {
     expect(database.url).toMatch(/^postgres:\/\/tenant_acme:\*\*\*@/);
   });
 
+  it("a text key with spaces and quotes stays one setting in the URL's options and one literal in the scope", () => {
+    const key = "Acme Corp's #1\\x";
+    const r = resolveTenant(config, { ...row('pool', 'tenant_pool', 'app'), key });
+    const options = new URL(r.url).searchParams.get('options') ?? '';
+    // libpq splits options at white space; a backslash keeps a space (or a backslash) in the value.
+    expect(options.startsWith(`-c ${config.rls.setting}=Acme\\ Corp's\\ #1\\\\x -c search_path=app`)).toBe(true);
+    expect(r.scope).toContain(`set_config('${config.rls.setting}', 'Acme Corp''s #1\\x', true)`);
+  });
+
   it('credentialsNote says where the password comes from, or what to run when there is none', () => {
     const schema = row('schema', 'tenant_schemas', 't_acme');
     expect(credentialsNote(config, schema, { hasPassword: false, setAt: null })).toBe(
