@@ -21,8 +21,11 @@ async function audit(ctx: CommandContext, flags: AuditFlags): Promise<number> {
     import('../report/audit.js'),
   ]);
   const deps = { config: ctx.config, db: await ctx.catalog(), fleet: await ctx.fleet() };
+  const selector = selectorFrom(flags);
+  // A selector that names nothing is exit 2 (a typo must not read as a clean audit of no tenants).
+  await (await import('./selectors.js')).checkSelector(ctx.config, deps.db, selector);
   const opts = {
-    selector: selectorFrom(flags),
+    selector,
     concurrency: concurrencyFrom(flags.concurrency, ctx.config.defaults.concurrency),
     probes: flags.probes,
   };

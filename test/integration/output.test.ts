@@ -113,6 +113,11 @@ describe('selectors', () => {
       [['migrate', 'status', '--shard', 'us9'], /no such shard/],
       [['migrate', 'up', '--tier', 'nope'], /no such tier/],
       [['migrate', 'up', '--tenant', 'out-never-made'], /no tenant "out-never-made"/],
+      // A cron backup or audit with a typo backs up or audits nothing: exit 2, never "0 of 0", exit 0.
+      [['backup', 'create', '--all', '--tier', 'nope'], /--tier nope: no such tier/],
+      [['backup', 'create', '--all', '--model', 'pools'], /--model pools: no such model/],
+      [['audit', '--shard', 'us9'], /--shard us9: no such shard/],
+      [['audit', '--tenant', 'out-never-made'], /no tenant "out-never-made"/],
     ];
     for (const [args, message] of cases) {
       const r = await cli(args, { config });

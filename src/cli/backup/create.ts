@@ -25,10 +25,15 @@ export function registerBackupCreate(backup: Command): void {
       const started = Date.now();
       const { backupTenants } = await import('../../backup/create-many.js');
       const { progressLine } = await import('../../report/backup.js');
+      const { checkSelector } = await import('../selectors.js');
       const live = progressLine(ctx.out);
+      const deps = await operationDeps(ctx, { wait: Boolean(flags.wait) });
+      const selector = selectorFrom(flags);
+      // A selector that names nothing (`--tier nope` in a cron line) is exit 2, not a night of no backups.
+      await checkSelector(ctx.config, deps.db, selector);
       const results = await backupTenants(
-        { ...(await operationDeps(ctx, { wait: Boolean(flags.wait) })), onProgress: live },
-        { slugs, all: Boolean(flags.all), selector: selectorFrom(flags) },
+        { ...deps, onProgress: live },
+        { slugs, all: Boolean(flags.all), selector },
         {
           concurrency: concurrencyFrom(flags.concurrency as number | undefined, ctx.config.defaults.concurrency),
           // One line per tenant as it ends (stderr), for long --all runs.
