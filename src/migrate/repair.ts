@@ -105,8 +105,10 @@ export async function migrateRepair(deps: RepairDeps, o: RepairOptions): Promise
     await lock.use((s) => markCrashed(s));
     run = await openRepair(deps.db, m, o, work.length);
     for (const w of work) rows.push(...(await repairOne(deps, run, m, o, w.t, w.applied)));
-    const failed = rows.filter((r) => r.status === 'failed').length;
-    const repaired = rows.filter((r) => r.status === 'succeeded').length;
+    // Counted in targets, as `targets` is (a pool's target holds many tenants, each a row).
+    const targetsWith = (status: string) => new Set(rows.filter((r) => r.status === status).map((r) => r.target)).size;
+    const failed = targetsWith('failed');
+    const repaired = targetsWith('succeeded');
     await deps.db
       .updateTable('operations')
       .set({

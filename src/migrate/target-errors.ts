@@ -92,7 +92,7 @@ export function driftError(drift: Drift[]): TargetError {
     message: `applied migration(s) changed since they ran: ${drift.map((d) => d.migration).join(', ')}`,
     migration: drift[0]?.migration,
     drift,
-    hint: 'restore the original file(s) and put the change in a new migration (tenantctl migrate create <name>)',
+    hint: `restore the original file(s) and put the change in a new migration (tenantctl migrate create <name>); or, if the edited file is to stand, record it where it ran: tenantctl migrate repair ${drift[0]?.migration ?? '<migration>'} --rebaseline (or --reapply to run it again) --yes`,
   };
 }
 

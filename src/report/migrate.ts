@@ -42,9 +42,14 @@ export function renderMigrateUp(out: Output, doc: MigrateUpDocument): void {
       `${t.unreachable ? ` (${t.unreachable} unreachable)` : ''}` +
       `${skipped.length ? `; ${skipped.length} skipped (${reasons})` : ''}${retried}${doc.interrupted ? '; interrupted' : ''}${stoppedText(doc)} in ${(s.durationMs / 1000).toFixed(1)}s`;
   out.print(doc.ok ? out.color.green(line) : out.color.red(line));
-  if (!doc.dryRun && doc.run !== null && (t.failed > 0 || t.notRun > 0)) {
+  // What the failures say to do (a drifted file: restore it or repair; not a retry, which fails the same way).
+  const said = [...new Set(failed.map((r) => r.error?.hint).filter((h): h is string => typeof h === 'string'))];
+  for (const h of said.slice(0, 3)) out.print(`hint: ${h}`);
+  if (said.length > 3) out.print(`… and ${said.length - 3} more hints (see --json)`);
+  const retryable = failed.some((r) => r.error?.code !== 'DRIFT');
+  if (!doc.dryRun && doc.run !== null && (retryable || t.notRun > 0)) {
     const hints = [];
-    if (t.failed > 0) hints.push(`retry the failures: tenantctl migrate up --only-failed ${doc.run}`);
+    if (retryable) hints.push(`retry the failures: tenantctl migrate up --only-failed ${doc.run}`);
     hints.push(`finish the run (failures and targets not run): tenantctl migrate up --resume ${doc.run}`);
     out.print(hints.join('\n'));
   }

@@ -145,6 +145,12 @@ describe('an edited migration file', () => {
     expect(json(await e.cli(['migrate', 'repair', '0004', '--rebaseline', '--yes', '--json'])).error.code).toBe('USAGE');
 
     await appendFile(join(e.migrationsDir, FILE), '-- a comment: the same change\n');
+    // migrate up on the edited file: each target's DRIFT says what to do, and no retry is offered (it would fail the same way).
+    const drifted = await e.cli(['migrate', 'up']);
+    expect(drifted.code).not.toBe(0);
+    expect(drifted.stdout).toMatch(/DRIFT: applied migration\(s\) changed since they ran: 0004_flag/);
+    expect(drifted.stdout).toMatch(/^hint: restore the original file\(s\) .*tenantctl migrate repair 0004_flag --rebaseline/m);
+    expect(drifted.stdout).not.toMatch(/retry the failures/);
     const r = await e.cli(['migrate', 'repair', '0004', '--tenant', 'rp-a,rp-b,rp-c,rp-p', '--rebaseline', '--yes', '--json']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     const doc = json(r);
