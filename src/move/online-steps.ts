@@ -15,7 +15,7 @@ import { MoveVerifyError, type TableCheck } from './copy.js';
 import { isInterrupt } from './interrupt.js';
 import type { MoveRun } from './start.js';
 import { fenceRecordFor, takeFence, type HeldFence } from './fence.js';
-import { ONLINE_PHASES, PHASES, type MoveResult } from './types.js';
+import { ONLINE_PHASES, PHASES, type MoveResult, type PhaseName } from './types.js';
 import { faultPoint } from '../operations/fault-points.js';
 import { keepSuspended } from './keep-suspended.js';
 import { liftSwitchFence, placeSwitchFence } from './switch-fence.js';
@@ -179,6 +179,8 @@ export async function failedResult(
         await updateTenant(tx, plan.tenant, { status: run.prevStatus as never, status_detail: run.prevDetail });
         await rec.update(
           {
+            // The phase it failed in (the first not done), not the last one done: what `move status` shows.
+            phase: failedPhase(run),
             error: message,
             targetCreated: o.targetLeft,
             ...(o.fence ? { fence: { ...o.fence.record, liftedAt: new Date().toISOString() } } : {}),
@@ -222,10 +224,14 @@ export async function failedResult(
   };
 }
 
+/** The phase a move failed in: the first not done. */
+function failedPhase(run: OnlineRun): PhaseName {
+  return (run.rec.args.online ? ONLINE_PHASES : PHASES).find((p) => !run.clock.phases.some((x) => x.phase === p)) ?? 'unfence';
+}
+
 /** Report the failed phase (the first not done). */
 export function reportFailedPhase(run: OnlineRun, err: unknown): void {
-  const current = (run.rec.args.online ? ONLINE_PHASES : PHASES).find((p) => !run.clock.phases.some((x) => x.phase === p)) ?? 'unfence';
-  run.deps.onPhase?.({ phase: current, state: 'failed', detail: errorMessage(err) });
+  run.deps.onPhase?.({ phase: failedPhase(run), state: 'failed', detail: errorMessage(err) });
 }
 
 /** The tests' tampered copy: one target row's text column changed before verification. */

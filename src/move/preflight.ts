@@ -211,7 +211,7 @@ async function poolTargetAtVersion(
   if (out.status === 'failed') {
     throw new UsageError(
       'MIGRATION_FAILED',
-      `the pool target ${to.target} is behind the tenant and migrating it failed: ${out.error?.message ?? out.reason ?? 'unknown'}; the tenant was not moved`,
+      `the pool target ${to.target} is behind the tenant and migrating it failed: ${(out.error?.message ?? out.reason ?? 'unknown').replace(/\.$/, '')}; the tenant was not moved`,
       out.error?.hint ?? `fix the target (tenantctl migrate up --shard ${to.shard}), then move`,
     );
   }

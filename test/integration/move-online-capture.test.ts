@@ -262,6 +262,8 @@ describe('online moves by trigger capture (least-privileged role)', () => {
     const r = await e.cli(['move', 'cs-f', '--to-shard', 'eu1', '--online', '--json'], { env: { TENANTCTL_FAULT: 'move.verify:tamper' } });
     expect(r.code, r.stdout + r.stderr).toBe(1);
     expect(json(r).error.code).toBe('MOVE_VERIFY');
+    // move status names the phase it failed in (the proof before the fence is the copy phase's end), not the last one done.
+    expect(json(await e.cli(['move', 'status', 'cs-f', '--json'])).move).toMatchObject({ status: 'failed', phase: 'copy' });
     expect(await leftovers(e)).toEqual([]);
     expect((await e.q('eu1', `schemas_${e.name}`, `select 1 from pg_namespace where nspname = 't_cs_f'`)).length).toBe(0);
     const t = (await tenant(e, 'cs-f'))!;
