@@ -16,7 +16,16 @@ import { assertManifestMac } from './manifest-mac.js';
 import { filesAtVersion, restoreDestination } from './restore-plan.js';
 import { placementRecord } from './restore-record.js';
 import { poolLoadPlan } from './restore-pool-version.js';
-import { hangAfterCommit, load, undoFresh, type LoadHow, type RestoreDeps, type RestoreOptions, type RestoreResult } from './restore.js';
+import {
+  hangAfterCommit,
+  load,
+  removeLoaded,
+  undoFresh,
+  type LoadHow,
+  type RestoreDeps,
+  type RestoreOptions,
+  type RestoreResult,
+} from './restore.js';
 import { applyLimitsTo } from '../limits/apply.js';
 import { failed } from './restore-failed.js';
 import { replaceTenant } from './restore-replace.js';
@@ -123,8 +132,12 @@ async function restoreNew(
     target: targetId({ shard: dest.shard, database: placed.database_name, schema: placed.schema_name }),
     backup: a.id,
   };
+  // Whether the load has committed: after that, a failure (Ctrl-C at the register step, a limit
+  // refused, the catalog write) has a whole placement, or the key's rows in a pool, to remove.
+  let committed = false;
   try {
     const loaded = await load(deps, a, how, placed, false, op);
+    committed = true;
     await hangAfterCommit(op);
     // Its tier's limits before it is registered, as a created tenant gets them.
     await applyLimitsTo(deps, placed, m.tenant.tier);
@@ -141,11 +154,13 @@ async function restoreNew(
       durationMs: Date.now() - started,
     };
   } catch (err) {
-    // One transaction: nothing committed at the placement, except a database model's database
-    // and role, made before it (CREATE DATABASE cannot run in a transaction). Step by step: the
-    // placement, committed piece by piece. Removed here; if that fails, the next restore does it.
-    const left = await undoFresh(deps, placed, how, { keepRole: false });
-    return failed(run, base, started, err, left, `nothing was registered and what was loaded was removed; ${slug} does not exist`);
+    // One transaction, not committed: nothing at the placement, except a database model's
+    // database and role, made before it (CREATE DATABASE cannot run in a transaction). Step by
+    // step, or committed: the placement (a pool: the key's rows) goes whole. Removed here; if that
+    // fails, the message says so and the next restore of the tenant does it (the sweep).
+    const left = committed ? await removeLoaded(deps, placed) : await undoFresh(deps, placed, how, { keepRole: false });
+    const said = left ? 'nothing was registered' : `nothing was registered and what was loaded was removed; ${slug} does not exist`;
+    return failed(run, base, started, err, left, said);
   }
 }
 

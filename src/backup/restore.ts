@@ -3,7 +3,7 @@ import { errorMessage } from '../errors.js';
 import type { TenantResult } from '../fanout/result.js';
 import type { OperationRecord } from '../operations/operation-record.js';
 import type { PlacedTenant } from '../placement/drivers.js';
-import { undoBuild } from '../placement/leftovers.js';
+import { removeLeftover, undoBuild } from '../placement/leftovers.js';
 import type { ForeignKeyCheck } from '../copy/pool-load.js';
 import type { ForeignKeyPath } from '../copy/pool-load-path.js';
 import { faultAction, faultPoint } from '../operations/fault-points.js';
@@ -60,6 +60,23 @@ export async function undoFresh(deps: RestoreDeps, p: PlacedTenant, how: LoadHow
   const { fleet, config } = deps;
   try {
     await undoBuild(fleet, config, p, { oneTransaction: how.oneTransaction, keepRole: o.keepRole });
+    return undefined;
+  } catch (err) {
+    return redactText(errorMessage(err));
+  }
+}
+
+/**
+ * After a failure once the load has committed (Ctrl-C at the register step, the catalog write):
+ * the new tenant's placement goes whole, or in a pool its key's rows, unless that key has become
+ * another tenant's (whose rows are never touched). Returns why it could not be removed, or undefined.
+ */
+export async function removeLoaded(deps: RestoreDeps, p: PlacedTenant): Promise<string | undefined> {
+  try {
+    await removeLeftover(deps.fleet, deps.config, p, {
+      tenantLives: false,
+      keyOwner: async () => (await deps.db.selectFrom('tenants').select('slug').where('key', '=', p.key).executeTakeFirst())?.slug ?? null,
+    });
     return undefined;
   } catch (err) {
     return redactText(errorMessage(err));

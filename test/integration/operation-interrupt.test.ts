@@ -132,6 +132,39 @@ describe('Ctrl-C in restore --replace', () => {
   }
 });
 
+describe('Ctrl-C in restore --as, once the load has committed', () => {
+  for (const model of ['schema', 'pool'] as const) {
+    it(`${model}: exit 130, what was loaded is removed as the message says (a pool: the new key's rows); the printed command restores it`, async () => {
+      const e = await env(`ia${model[0]}`);
+      const slug = `ia-${model[0]}`;
+      const as = `${slug}-copy`;
+      await e.create([{ slug, model, shard: 'us1' }]);
+      await seed(e, slug, 40, 'a');
+      const id = json(await e.cli(['backup', 'create', slug, '--json'])).results[0].backup;
+      const t = (await tenant(e, slug))!;
+      const keysAtPool = async () =>
+        (await e.q('us1', t.database_name, `select distinct tenant_id::text as k from "${t.schema_name}".tasks`)).map((r) => r.k).sort();
+      const before = model === 'pool' ? await keysAtPool() : [];
+
+      const args = ['restore', id, '--as', as];
+      const r = await interruptAt(e, args, 'restore.committed', atPhase(e, 'restore', as, 'committed'));
+      expect(r.code, r.stdout + r.stderr).toBe(130);
+      expect(r.stderr).toContain(`nothing was registered and what was loaded was removed; ${as} does not exist`);
+      expect(await tenant(e, as)).toBeUndefined();
+      if (model === 'schema') {
+        const left = await e.q('us1', t.database_name, `select nspname from pg_namespace where nspname like 't_ia_s_copy%'`);
+        expect(left).toEqual([]);
+        expect(await e.q('us1', 'postgres', `select rolname from pg_roles where rolname like 'tenant_ia_s_copy%'`)).toEqual([]);
+      } else expect(await keysAtPool()).toEqual(before);
+
+      const again = await e.cli(args.concat('--json'));
+      expect(again.code, again.stderr + again.stdout).toBe(0);
+      expect((await tenant(e, as))?.status).toBe('active');
+      if (model === 'pool') expect((await keysAtPool()).length).toBe(before.length + 1);
+    }, 300_000);
+  }
+});
+
 describe('Ctrl-C in a bulk create', () => {
   it('the tenant being created finishes, no new one starts, exit 130 with the command that finishes; re-running creates the rest', async () => {
     const e = await env('ic');
