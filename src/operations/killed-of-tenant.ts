@@ -7,7 +7,7 @@ export interface KilledOperation {
   id: number;
   kind: string;
   startedAt: Date;
-  /** The tenant's application is refused writes until the sweep runs (a killed `restore --replace`'s fence). */
+  /** The tenant's application is refused writes until the sweep runs, or the move is resumed or rolled back (a killed `restore --replace`'s or move's trigger fence). */
   writesRefused: boolean;
   what: string;
 }
@@ -42,7 +42,7 @@ export async function killedOperationsOf(db: CatalogDb, slug: string): Promise<K
     .execute();
   if (rows.length === 0 || !(await unlockedTenants(db, [slug])).has(slug)) return [];
   return rows.map((r) => {
-    const fenced = replaceFenceUp(r.kind, r.args, r.progress);
+    const fenced = replaceFenceUp(r.kind, r.args, r.progress) || moveFenceUp(r.kind, r.progress);
     const label = `${r.kind} ${r.id}${r.kind === 'restore' && (r.args as { replace?: boolean })?.replace ? ' --replace' : ''}`;
     return {
       id: Number(r.id),
@@ -65,4 +65,16 @@ function replaceFenceUp(kind: string, args: unknown, progress: unknown): boolean
   const a = args as { replace?: boolean; fence?: { kind?: string } } | null;
   const phase = (progress as { phase?: string } | null)?.phase;
   return Boolean(a?.replace && a.fence?.kind === 'trigger' && phase !== 'switch' && phase !== 'switched');
+}
+
+/**
+ * A killed move whose fence was recorded and not lifted: a schema or database tenant's fence is
+ * statement triggers on the source (move/fence.ts), which outlive the process; a pool's is a lock
+ * of the killed session (advisory), gone with it. Recorded before the triggers are made, so a
+ * kill in between says "up" where nothing was made yet: the resume or rollback ends either.
+ */
+function moveFenceUp(kind: string, progress: unknown): boolean {
+  if (kind !== 'move') return false;
+  const f = (progress as { fence?: { kind?: string; at?: string; liftedAt?: string } } | null)?.fence;
+  return Boolean(f?.at && !f.liftedAt && f.kind === 'trigger');
 }

@@ -8,6 +8,7 @@ import { storageFor } from '../../src/backup/regions.js';
 import type { Model } from '../../src/config/types.js';
 import { replicationName } from '../../src/move/replication.js';
 import { FAULT_POINTS, type FaultPointName } from '../../src/operations/fault-points.js';
+import { FENCE_TRIGGER } from '../../src/placement/table-fence.js';
 import { sweepFleet } from '../../src/operations/sweep.js';
 import { appUrl } from '../helpers/app-url.js';
 import { json, migrateEnv, sleep, until, type MigrateEnv } from '../helpers/migrate-env.js';
@@ -330,7 +331,22 @@ describe.concurrent('SIGKILL at every fault point, then the command again', () =
       const args = row.command(slug, backup);
       await killAt(point, args);
       // `tenant show` names what the kill left, and a replace's fence, which the tenant's status does not say.
-      if (!creating && (await tenant(e, slug))) {
+      const atKill = creating ? undefined : await tenant(e, slug);
+      if (atKill) {
+        // Up after the kill: a replace's fence, or a move's trigger fence left on its source (a
+        // schema or database tenant's; a pool's was the killed session's lock, gone with it).
+        const fenceUp =
+          point === 'restore.fenced' ||
+          (point.startsWith('move.') &&
+            (
+              await e.q(
+                atKill.shard,
+                atKill.database_name,
+                `select 1 from pg_trigger g join pg_class c on c.oid = g.tgrelid join pg_namespace n on n.oid = c.relnamespace
+                  where n.nspname = $1 and g.tgname = $2`,
+                [atKill.schema_name, FENCE_TRIGGER],
+              )
+            ).length > 0);
         const shown = json(await e.cli(['tenant', 'show', slug, '--json']));
         const killed = shown.killedOperations as { kind: string; writesRefused: boolean; what: string }[];
         if (/^(backup|delete)\./.test(point) || row.keeps === 'backup-only')
@@ -341,7 +357,7 @@ describe.concurrent('SIGKILL at every fault point, then the command again', () =
         expect(
           killed.some((k) => k.writesRefused),
           killed.map((k) => k.what).join('; '),
-        ).toBe(point === 'restore.fenced');
+        ).toBe(fenceUp);
       }
       // The tenant keeps writing a moment after the kill, and while the command runs again.
       await sleep(500);
