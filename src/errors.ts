@@ -60,6 +60,10 @@ export const ERROR_CODES = {
     hint: 'add the tenant key to the table in a migration, or declare it in tenantKey.shared (then it is not copied)',
   },
   KEY_IN_USE: { exit: EXIT.usage, hint: 'pick another --key, or remove the rows first' },
+  LARGE_OBJECTS: {
+    exit: EXIT.usage,
+    hint: 'move their contents into a bytea column of a tenant table (or object storage) in a migration, remove the large objects (lo_unlink), then run the command again',
+  },
   DELETE_INCOMPLETE: { exit: EXIT.failed, hint: 'check the row-level security of the tables named, then run the delete again' },
   BAD_ARCHIVE: { exit: EXIT.usage, hint: 'use another backup (tenantctl backup list), or tenantctl backup verify to see what is wrong' },
   BACKUP_NOT_FOUND: { exit: EXIT.usage, hint: 'see tenantctl backup list for the ids' },

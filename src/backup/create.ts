@@ -1,5 +1,6 @@
 import { pipeline } from 'node:stream/promises';
 import { tenantIdentity } from '../catalog/tenant-doc.js';
+import { refuseLargeObjects } from '../placement/large-objects.js';
 import type { TenantRow } from '../catalog/tables.js';
 import { recordEvent } from '../catalog/events.js';
 import type { TenantResult } from '../fanout/result.js';
@@ -150,6 +151,7 @@ async function writeArchive(
       const sharedTables = await sharedTablesNotCopied(c, t.schema_name, config, `backup of ${t.slug}`);
       if (tables.length === 0) throw new TenantctlError('BACKUP_FAILED', `no tenant-scoped tables in ${t.database_name}.${t.schema_name}`);
       await drivers[t.model].assertCopyAllowed(c, t.schema_name, config, 'read');
+      await refuseLargeObjects(c, { slug: t.slug, model: t.model, shard: t.shard, database: t.database_name }, 'backup', 'LARGE_OBJECTS');
       let bytes = 0;
       const files: TableFile[] = tables.map(
         (tb, i) =>

@@ -1,3 +1,4 @@
+import { refuseLargeObjects } from '../placement/large-objects.js';
 import type pg from 'pg';
 import type { Config } from '../config/types.js';
 import type { Fleet } from '../fleet/fleet.js';
@@ -7,8 +8,7 @@ import { migratePlacement } from '../migrate/apply-target.js';
 import { readApplied } from '../migrate/tracking.js';
 import { drivers } from '../placement/drivers.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
-import { MODEL_TRAITS, roleCarriesOver, scopeWhere, tenantRole } from '../placement/placement.js';
-import { tenantRoleName } from '../placement/naming.js';
+import { roleCarriesOver, scopeWhere, tenantRole } from '../placement/placement.js';
 import { poolKeyRows, type KeyRows } from '../placement/pool/rows.js';
 import { assertPoolCopyAllowed } from '../placement/pool/visibility.js';
 import { copyTables, type CopyTable } from '../copy/tables.js';
@@ -79,7 +79,12 @@ export async function preflight(deps: Deps, plan: MovePlan, o: { warm?: boolean 
     onSource(async (c) => {
       const shared = await sharedTablesNotCopied(c, plan.from.schema, config, `move of ${plan.from.target}`);
       await drivers[plan.from.model].assertCopyAllowed(c, plan.from.schema, config, 'read');
-      await refuseLargeObjects(c, plan);
+      await refuseLargeObjects(
+        c,
+        { slug: plan.tenant, model: plan.from.model, shard: plan.from.shard, database: plan.from.database },
+        'move',
+        'MOVE_FAILED',
+      );
       return shared;
     }),
   ]);
@@ -314,26 +319,4 @@ async function assertNothingAt(deps: Deps, plan: MovePlan): Promise<void> {
       'inspect and drop it yourself if it is a leftover, or move the tenant elsewhere',
     );
   }
-}
-
-/**
- * Large objects live outside every table (pg_largeobject), so a move copies none of them: the
- * tenant's would be dropped with the source at `move complete`, and one written to the source
- * after the switch is not refused by the fence (it guards tables). A tenant role's own large
- * objects refuse the move, named, before anything changes. (A pool tenant's are the serving
- * role's, shared: audit's pool.large-objects says to keep files elsewhere.)
- */
-async function refuseLargeObjects(c: pg.ClientBase, plan: MovePlan): Promise<void> {
-  if (!MODEL_TRAITS[plan.from.model].ownRole) return;
-  const role = tenantRoleName(plan.tenant);
-  const { rows } = await c.query<{ n: number }>(
-    `select count(*)::int as n from pg_largeobject_metadata where lomowner = (select oid from pg_roles where rolname = $1)`,
-    [role],
-  );
-  if (rows[0].n === 0) return;
-  throw new UsageError(
-    'MOVE_FAILED',
-    `${plan.tenant}'s role ${role} owns ${rows[0].n} large object${rows[0].n === 1 ? '' : 's'} in ${plan.from.shard}/${plan.from.database}; a move copies tables only, so they would be lost; nothing was changed`,
-    'move their contents into a bytea column of a tenant table (or object storage) in a migration, remove the large objects (lo_unlink), then move',
-  );
 }

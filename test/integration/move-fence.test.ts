@@ -275,5 +275,20 @@ describe('the source is fenced from the switch until complete or rollback', () =
       ),
     });
     expect((await tenant(e, 'flo'))!).toMatchObject({ shard: 'us1', status: 'active' });
+
+    // A backup would leave them out (exit 2, no archive), and so would a delete's final backup:
+    // the delete stops there and gives the tenant back, its large object kept.
+    const b = await e.cli(['backup', 'create', 'flo', '--json']);
+    expect(b.code, b.stdout + b.stderr).toBe(2);
+    expect(json(b).results[0]).toMatchObject({
+      status: 'failed',
+      error: { code: 'LARGE_OBJECTS', message: expect.stringMatching(/owns 1 large object .*a backup holds tables only/) },
+    });
+    expect(json(await e.cli(['backup', 'list', 'flo', '--json'])).backups).toEqual([]);
+    const d = await e.cli(['tenant', 'delete', 'flo', '--yes', '--json']);
+    expect(d.code, d.stdout + d.stderr).not.toBe(0);
+    expect(d.stdout + d.stderr).toMatch(/large object/);
+    expect((await tenant(e, 'flo'))!).toMatchObject({ status: 'active' });
+    expect(await e.q('us1', t.database_name, `select 1 from pg_largeobject_metadata`)).toHaveLength(1);
   });
 });
