@@ -27,7 +27,7 @@ export async function auditAndFix(
   const fixable = report.findings.filter((f) => f.fixable);
   if (fixable.length === 0) return { report, fixes: [] };
   await fix.confirm(`apply ${fixable.length} fix(es) to the fleet`);
-  const fixes = await applyFixes(deps.fleet, fixable);
+  const fixes = await applyFixes(deps.fleet, fixable, deps.config);
   fix.onApplied?.(fixes.filter((f) => f.status === 'applied').length);
   return { report: await runAudit(deps, opts), fixes, before: report };
 }

@@ -3,6 +3,8 @@ import { inTransaction } from '../fleet/fleet.js';
 import { redactText } from '../config/redact.js';
 import { errorMessage } from '../errors.js';
 import type { Finding } from './types.js';
+import type { Config } from '../config/types.js';
+import { resetServingPassword } from '../placement/pool/serving-login.js';
 
 export interface FixResult {
   check: string;
@@ -18,7 +20,7 @@ export interface FixResult {
  * each fix in its own transaction, so one that fails (e.g. an object tenantctl does not own)
  * leaves the others applied. Databases one at a time per shard: fixes are few and take locks.
  */
-export async function applyFixes(fleet: Fleet, findings: Finding[]): Promise<FixResult[]> {
+export async function applyFixes(fleet: Fleet, findings: Finding[], config?: Pick<Config, 'servingRole'>): Promise<FixResult[]> {
   const groups = new Map<string, Finding[]>();
   for (const f of findings.filter((x) => x.fixable && x.fix)) {
     const key = `${f.shard}\0${f.database}`;
@@ -34,7 +36,11 @@ export async function applyFixes(fleet: Fleet, findings: Finding[]): Promise<Fix
         if (seen.has(`${shard}\0${database}\0${f.fix}`)) continue;
         seen.add(`${shard}\0${database}\0${f.fix}`);
         try {
-          await inTransaction(c, () => c.query(f.fix!));
+          // Its fix as shown names no secret ('***'): the password comes from the config here.
+          if (f.check === 'role.serving-password') {
+            if (!config) throw new Error('the config is needed to set the serving role password');
+            await resetServingPassword(c, config);
+          } else await inTransaction(c, () => c.query(f.fix!));
           out.push({ check: f.check, shard, database, object: f.object, status: 'applied' });
         } catch (err) {
           out.push({ check: f.check, shard, database, object: f.object, status: 'failed', error: redactText(errorMessage(err)) });

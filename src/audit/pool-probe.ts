@@ -45,7 +45,7 @@ export async function poolProbes(
   const type = config.tenantKey.type;
   const setting = config.rls.setting;
   const out: Finding[] = [];
-  await withServingConnection(fleet, config, unit, async (c, asServing) => {
+  const refused = await withServingConnection(fleet, config, unit, async (c, asServing) => {
     // No setting at all: a fresh transaction on this connection.
     await rolledBack(c, () =>
       asServing(async () => {
@@ -153,22 +153,34 @@ export async function poolProbes(
       );
     }
   });
+  if (refused) {
+    // The applications cannot log in either: that is the finding, and the probes wait for the fix.
+    return [
+      finding('role.serving-password', {
+        ...at,
+        object: `role ${config.servingRole.name}`,
+        message: `the serving role ${config.servingRole.name} refuses servingRole.password on ${unit.shard}: every pool tenant's application there is locked out. Any pool tenant can set the shared role's password through its own session (alter role current_user password …), and tenantctl cannot read it back; the live probes of ${schema} were skipped`,
+        fix: `alter role ${ident(config.servingRole.name)} password '***'; -- servingRole.password of the config (tenantctl audit --fix sets it)`,
+      }),
+    ];
+  }
   return out;
 }
 
 type AsServing = <T>(fn: () => Promise<T>) => Promise<T>;
 
+/** Runs `fn` as the serving role; returns true (without running it) when the role refuses servingRole.password. */
 async function withServingConnection(
   fleet: Fleet,
   config: Config,
   unit: AuditUnit,
   fn: (c: ShardClient, asServing: AsServing) => Promise<void>,
-): Promise<void> {
-  await fleet.withClient(unit.shard, unit.database, async (slot) => {
+): Promise<boolean> {
+  return fleet.withClient(unit.shard, unit.database, async (slot) => {
     const password = config.servingRole.password;
     if (!password) {
       await fn(slot, (f) => asRole(slot, config.servingRole.name, f));
-      return;
+      return false;
     }
     // Hand this slot's connection over to a serving-role login: close it and count the new one
     // in its place (the slot is released as broken, so it is not reused).
@@ -184,12 +196,19 @@ async function withServingConnection(
     }) as ShardClient;
     c.tenantctlDatabase = unit.database;
     watchConnection(c, shardPlace(unit.shard, fleet.shard(unit.shard).url, unit.database));
-    await c.connect();
+    try {
+      await c.connect();
+    } catch (err) {
+      await c.end().catch(() => undefined);
+      if ((err as { code?: string }).code === '28P01') return true;
+      throw err;
+    }
     try {
       await fn(c, (f) => f());
     } finally {
       await c.end().catch(() => undefined);
     }
+    return false;
   });
 }
 

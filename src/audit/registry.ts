@@ -77,6 +77,11 @@ export const CHECKS = {
     fixable: true,
     title: "serving role is a member of tenantctl's shard role or of an owner of tenant tables",
   },
+  'role.serving-password': {
+    severity: 'critical',
+    fixable: true,
+    title: "serving role refuses servingRole.password (a pool tenant may set the shared role's password: every pool tenant is locked out)",
+  },
   'role.serving-settings': {
     severity: 'high',
     fixable: true,

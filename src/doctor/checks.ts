@@ -5,6 +5,7 @@ import type { Config } from '../config/types.js';
 import { redactText } from '../config/redact.js';
 import { errorMessage } from '../errors.js';
 import type { Fleet } from '../fleet/fleet.js';
+import { servingPasswordRefused } from '../placement/pool/serving-login.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
 import { openCatalog } from '../catalog/open.js';
 import { catalogMigrations } from '../catalog/migrations.js';
@@ -89,11 +90,17 @@ async function shardChecks(config: Config, fleet: Fleet, s: Config['shards'][num
     checks.push(await onlineMoveCheck(fleet, s));
     checks.push(await poolLoadsCheck(fleet, s));
     checks.push(await maintenanceReachCheck(fleet, s));
+    // Present, and still taking the configured password (a pool tenant can change the shared role's).
+    const refused = row.serving ? await servingPasswordRefused(s.url, ADMIN_DATABASE, config) : false;
     checks.push({
       check: `role ${config.servingRole.name} on ${s.name}`,
       // Not an error: it is created with the shard's first pool tenant.
-      ok: true,
-      detail: row.serving ? 'present' : 'not created yet (made with the first pool tenant on this shard)',
+      ok: !refused,
+      detail: refused
+        ? `present, but it refuses servingRole.password: every pool tenant's application on ${s.name} is locked out (a pool tenant can set the shared role's password through its own session); tenantctl audit --fix --yes sets it back`
+        : row.serving
+          ? 'present'
+          : 'not created yet (made with the first pool tenant on this shard)',
     });
   } catch (err) {
     checks.push({ check: `shard ${s.name}`, ok: false, detail: redactText(errorMessage(err)) });

@@ -249,6 +249,41 @@ describe("tenantctl's locks where tenants connect", () => {
     }
   });
 
+  it("a pool tenant's new password on the serving role (every pool tenant's) fails doctor, is found by audit and set back by --fix", async () => {
+    const { e, serving, url } = await twoPoolTenants('cpw');
+    const a = await session(url);
+    await a.query(`alter role current_user password 'pwned-by-a'`);
+    await a.close();
+    try {
+      // The neighbour's application is locked out.
+      expect(await connectError(url)).toMatch(/password authentication failed/);
+      const doctor = await e.cli(['doctor', '--json']);
+      expect(doctor.code).toBe(1);
+      expect(json(doctor).checks.find((c: { check: string }) => c.check === `role ${serving.name} on us1`)).toMatchObject({
+        ok: false,
+        detail: expect.stringMatching(/refuses servingRole\.password: every pool tenant's application on us1 is locked out/),
+      });
+      const r = await e.cli(['audit', '--json']);
+      expect(r.code).toBe(1);
+      const found = json(r).findings.filter((f: { check: string }) => f.check === 'role.serving-password');
+      expect(found).toEqual([
+        expect.objectContaining({ severity: 'critical', fixable: true, fix: expect.stringContaining("password '***'") }),
+      ]);
+      // No secret in what audit prints.
+      expect(r.stdout + r.stderr).not.toContain(serving.password ?? '-');
+      const fixed = await e.cli(['audit', '--fix', '--yes', '--json']);
+      expect(fixed.stdout).toContain('role.serving-password');
+      expect(fixed.stdout + fixed.stderr).not.toContain(serving.password ?? '-');
+      expect(await connectError(url)).toBe('connected');
+      expect(json(fixed).findings.filter((f: { check: string }) => f.check === 'role.serving-password')).toEqual([]);
+      expect((await e.cli(['doctor'])).code).toBe(0);
+    } finally {
+      await asSuperuser(e, 'postgres', (su) => su.query(`alter role ${serving.name} password '${serving.password}'`)).catch(
+        () => undefined,
+      );
+    }
+  });
+
   it("a tenant holding the shared database's grant lock fails tenant create at once, naming its role and pid", async () => {
     const e = await env('cpg');
     await ok(e, ['tenant', 'create', 'cpg-a', '--model', 'schema', '--shard', 'us1']);
