@@ -5,6 +5,7 @@ import type { Config } from '../config/types.js';
 import { redactText } from '../config/redact.js';
 import { errorMessage } from '../errors.js';
 import type { Fleet } from '../fleet/fleet.js';
+import { connectionHeadroomCheck } from './connection-headroom.js';
 import { servingPasswordRefused } from '../placement/pool/serving-login.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
 import { openCatalog } from '../catalog/open.js';
@@ -87,6 +88,7 @@ async function shardChecks(config: Config, fleet: Fleet, s: Config['shards'][num
     majors.push(Math.floor(row.n / 10000));
     checks.push({ check: `shard ${s.name}`, ok: true, detail: `reachable, PostgreSQL ${row.v}` });
     checks.push(...(await shardRoleChecks(config, fleet, s)));
+    checks.push(await connectionHeadroomCheck(config, fleet, s));
     checks.push(await onlineMoveCheck(fleet, s));
     checks.push(await poolLoadsCheck(fleet, s));
     checks.push(await maintenanceReachCheck(fleet, s));

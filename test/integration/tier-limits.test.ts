@@ -251,6 +251,35 @@ describe('tier limits where PostgreSQL enforces them', () => {
   });
 });
 
+describe('connection headroom', () => {
+  it("doctor fails a tier whose connectionLimit lets one tenant take a shard's every connection, and warns of one with none", async () => {
+    const e = await env('hdr');
+    const headroom = async () => {
+      const r = await e.cli(['doctor', '--json']);
+      return { code: r.code, us1: json(r).checks.find((c: { check: string }) => c.check === 'connection headroom on us1') };
+    };
+    expect(await headroom()).toMatchObject({
+      code: 0,
+      us1: { ok: true, detail: expect.stringMatching(/^max_connections \d+, \d+ reserved/) },
+    });
+    await setTiers(e, { ...TIERS, huge: { model: 'database', connectionLimit: 100_000 } }, 'free');
+    expect(await headroom()).toMatchObject({
+      code: 1,
+      us1: {
+        ok: false,
+        detail: expect.stringMatching(
+          /^tier huge's connectionLimit 100000 lets one tenant take every connection of us1 \(max_connections \d+/,
+        ),
+      },
+    });
+    await setTiers(e, { ...TIERS, open: { model: 'schema' } }, 'free');
+    expect(await headroom()).toMatchObject({
+      code: 0,
+      us1: { ok: true, warning: true, detail: expect.stringMatching(/^tier open sets no connectionLimit/) },
+    });
+  });
+});
+
 describe('usage', () => {
   it('matches pg_total_relation_size, count(*) by key and the catalog for each model; over-quota exit; textfile replaced atomically', async () => {
     const e = await env('use');
