@@ -45,9 +45,27 @@ export function loadConfig(opts: LoadOptions = {}): Config {
       'pass --config FILE, set TENANTCTL_CONFIG, or run from a folder with tenants.config.yaml',
     );
   }
+  const st = statSync(file);
+  if (!st.isFile()) {
+    throw new UsageError(
+      'CONFIG_NOT_FOUND',
+      `config ${file} is ${st.isDirectory() ? 'a directory' : 'not a regular file'}, not a config file`,
+      'pass --config with the file itself (e.g. --config ./tenants.config.yaml), or set TENANTCTL_CONFIG to it',
+    );
+  }
   // Before reading it: a huge file is refused without holding it in memory.
-  assertConfigSize(statSync(file).size, file);
-  return parseConfig(readFileSync(file, 'utf8'), file, env);
+  assertConfigSize(st.size, file);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(
+      'CONFIG_NOT_FOUND',
+      `config ${file} cannot be read: ${(err as Error).message}`,
+      'check the file is readable by this user (or pass another with --config)',
+    );
+  }
+  return parseConfig(text, file, env);
 }
 
 export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Config {

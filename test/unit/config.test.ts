@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../../src/config/load.js';
+import { tmpdir } from 'node:os';
+import { loadConfig, parseConfig } from '../../src/config/load.js';
 import { redactText, redactUrl } from '../../src/config/redact.js';
 import { TenantctlError } from '../../src/errors.js';
 
@@ -130,6 +131,18 @@ describe('parseConfig', () => {
       expect(message).not.toContain(HOSTILE);
       expect(message).not.toContain(HOSTILE_ENCODED);
       expect(message).not.toContain('rd%');
+    }
+  });
+});
+
+describe('loadConfig', () => {
+  it('refuses a directory as the config with CONFIG_NOT_FOUND (exit 2), naming it, not an unexpected EISDIR', () => {
+    try {
+      loadConfig({ file: tmpdir() });
+      expect.unreachable('a directory was read as a config');
+    } catch (err) {
+      expect(err).toBeInstanceOf(TenantctlError);
+      expect(err).toMatchObject({ code: 'CONFIG_NOT_FOUND', exitCode: 2, message: `config ${tmpdir()} is a directory, not a config file` });
     }
   });
 });
