@@ -80,7 +80,19 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = EXIT.ok;
     } else if (e.code === 'commander.help' && e.exitCode !== 0) {
       // No command (`tenantctl`, `tenantctl backup`): commander printed the help on stderr; a
-      // script that forgot its verb must not pass, so it is a usage error.
+      // script that forgot its verb must not pass, so it is a usage error (under --json, one
+      // document on stdout says so, as every other usage error does).
+      if (json) {
+        const path = argvErrorDocument(program, argv.slice(2), 'USAGE', '').command;
+        printJson(
+          argvErrorDocument(
+            program,
+            argv.slice(2),
+            'USAGE',
+            `${path === 'tenantctl' ? 'a command' : `a subcommand of ${path}`} is missing`,
+          ),
+        );
+      }
       process.exitCode = EXIT.usage;
     } else if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') {
       process.stdout.write(held);

@@ -71,6 +71,9 @@ describe('JSON documents (piped, as CI runs the CLI)', () => {
       [['tenant', 'create', 'out-x', '--concurrency', 'zero'], 'tenant create', /positive whole number/],
       [['tenant', 'lst'], 'tenant', /unknown command 'lst'/],
       [['frobnicate'], 'tenantctl', /unknown command 'frobnicate'/],
+      // The verb left out: the help goes to stderr, and stdout still holds the one document.
+      [[], 'tenantctl', /^a command is missing$/],
+      [['backup'], 'backup', /^a subcommand of backup is missing$/],
     ];
     for (const [args, command, message] of cases) {
       for (const argv of [
