@@ -1,7 +1,7 @@
 import type { TenantSelector } from '../catalog/tenants.js';
 import { selectTenants } from '../catalog/tenants.js';
 import { fanout } from '../fanout/run.js';
-import { UsageError } from '../errors.js';
+import { TenantctlError, UsageError } from '../errors.js';
 import { onInterrupt } from '../operations/interrupt.js';
 import { storageFor, encryptsBackups } from './regions.js';
 import { masterKey } from './crypto.js';
@@ -46,7 +46,26 @@ export async function backupTenants(
       // Ctrl-C: no new tenant starts; the running ones stop at their next clean point.
       signal: deps.signal ?? onInterrupt('interrupted: no new backups start; the running ones stop and remove their partial archives'),
     },
-    (t) => backupTenant(deps, t.slug),
+    async (t) => {
+      // A tenant the selectors matched and a `tenant delete` removed before its turn: nothing to
+      // back up, not a failure of the cron run (migrate up skips it the same way). Named, it stays a failure.
+      const gone = (code: unknown) => which.slugs.length === 0 && code === 'TENANT_NOT_FOUND';
+      const skipped: BackupResult = {
+        tenant: t.slug,
+        model: t.model,
+        region: t.region,
+        shard: t.shard,
+        status: 'skipped',
+        reason: 'gone: the tenant was deleted during the run',
+      };
+      try {
+        const r = await backupTenant(deps, t.slug);
+        return r.status === 'failed' && gone(r.error?.code) ? skipped : r;
+      } catch (err) {
+        if (err instanceof TenantctlError && gone(err.code)) return skipped;
+        throw err;
+      }
+    },
     (t, reason) => ({ tenant: t.slug, model: t.model, region: t.region, shard: t.shard, status: 'skipped', reason }),
   );
 }

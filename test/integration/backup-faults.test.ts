@@ -71,6 +71,38 @@ describe('a busy tenant', () => {
       if (!released) await lock.release();
     }
   });
+
+  it('backup create --all: a tenant deleted during the run is skipped as gone, not a failure of the run (exit 0)', async () => {
+    const e = await env('gone');
+    await e.create([
+      { slug: 'gone-a', model: 'schema', shard: 'us1' },
+      { slug: 'gone-b', model: 'pool', shard: 'us1' },
+    ]);
+    // gone-a is held, so the run (one at a time) waits on it while gone-b is deleted, then goes on.
+    const lock = await lockTenant(e.db, 'gone-a', { command: 'move' });
+    let saidWaiting: () => void = () => undefined;
+    const said = new Promise<void>((resolve) => (saidWaiting = resolve));
+    const run = e.cli(['backup', 'create', '--all', '--tenant', 'gone-a,gone-b', '--concurrency', '1', '--wait', '--json'], {
+      onStderr: (soFar) => {
+        if (/waiting for the tenant lock/.test(soFar)) saidWaiting();
+      },
+    });
+    try {
+      await said;
+      const d = await e.cli(['tenant', 'delete', 'gone-b', '--yes', '--skip-backup']);
+      expect(d.code, d.stderr).toBe(0);
+    } finally {
+      await lock.release();
+    }
+    const r = await run;
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    const rows = json(r).results;
+    expect(rows.find((x: any) => x.tenant === 'gone-a').status).toBe('succeeded');
+    expect(rows.find((x: any) => x.tenant === 'gone-b')).toMatchObject({
+      status: 'skipped',
+      reason: 'gone: the tenant was deleted during the run',
+    });
+  });
 });
 
 describe('forged manifests', () => {
