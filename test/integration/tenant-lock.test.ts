@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { json, ownMigrateFleet, tenantCount, until, type MigrateEnv } from '../helpers/migrate-env.js';
 import type { CliRun } from '../helpers/cli.js';
 import { closeGate, gateSql } from '../helpers/sql-gate.js';
+import { lockTenant } from '../../src/operations/tenant-lock.js';
 
 /**
  * One operation per tenant at a time (issue 7): the per-tenant lock, never acting on a tenant
@@ -172,6 +173,26 @@ describe('never act on a tenant that is gone, never adopt', () => {
       await e.q('us1', 'postgres', 'drop database if exists t_adopt_d');
       await e.q('us1', 'postgres', 'drop role if exists tenant_adopt_r');
     }
+  });
+});
+
+describe('a busy tenant in a migrate up', () => {
+  it('every failure a lock conflict: exit 3 (busy, run again), as for any command on a busy tenant', async () => {
+    const e = await env('mbusy');
+    await e.create([{ slug: 'mbusy-a', model: 'schema', shard: 'us1' }]);
+    await e.addMigration('0100_more.sql', 'alter table workspaces add column more int;\n');
+    const lock = await lockTenant(e.db, 'mbusy-a', { command: 'backup create' });
+    try {
+      const r = await e.cli(['migrate', 'up', '--tenant', 'mbusy-a', '--json']);
+      expect(r.code, r.stdout + r.stderr).toBe(3);
+      expect(json(r).results[0]).toMatchObject({
+        status: 'failed',
+        error: { code: 'LOCKED', message: expect.stringMatching(/tenant "mbusy-a" is locked by backup create by /) },
+      });
+    } finally {
+      await lock.release();
+    }
+    expect((await e.cli(['migrate', 'up', '--tenant', 'mbusy-a'])).code).toBe(0);
   });
 });
 

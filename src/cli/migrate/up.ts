@@ -100,6 +100,10 @@ async function up(ctx: CommandContext, flags: UpFlags): Promise<number> {
     renderMigrateUp(ctx.out, doc);
     recordOutcomes(ctx, (await import('../../metrics/outcomes.js')).fromResults(doc));
     if (doc.interrupted) return EXIT.interrupted;
+    // Every failure a lock conflict (a tenant or target busy with another command): exit 3, as
+    // for every command on a busy tenant, so a CI step sees "busy, run again", not "broken".
+    const failed = doc.results.filter((r) => r.status === 'failed');
+    if (failed.length > 0 && failed.every((r) => r.error?.code === 'LOCKED')) return EXIT.locked;
     return doc.ok ? EXIT.ok : EXIT.failed;
   } finally {
     await progress?.close();
