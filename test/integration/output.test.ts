@@ -121,6 +121,8 @@ describe('selectors', () => {
       [['backup', 'create', '--all', '--model', 'pools'], /--model pools: no such model/],
       [['audit', '--shard', 'us9'], /--shard us9: no such shard/],
       [['audit', '--tenant', 'out-never-made'], /no tenant "out-never-made"/],
+      [['backup', 'prune', '--keep-last', '2', '--tenant', 'out-never-made'], /no tenant "out-never-made" and no backups of it/],
+      [['backup', 'prune', '--keep-last', '2', '--tenant', 'Bad_Slug'], /tenant slug "Bad_Slug"/],
     ];
     for (const [args, message] of cases) {
       const r = await cli(args, { config });

@@ -1,4 +1,5 @@
 import { Option, type Command } from 'commander';
+import { UsageError } from '../../errors.js';
 import { positiveInt } from '../options.js';
 import { METRICS_FILE_OPTION, meteredAction, recordOutcomes } from '../metrics-flag.js';
 
@@ -17,6 +18,8 @@ export function registerBackupPrune(backup: Command): void {
       meteredAction('backup prune', async (ctx, flags: { keepLast?: number; keepDays?: number; tenant?: string; dryRun?: boolean }) => {
         const { pruneBackups } = await import('../../backup/prune.js');
         const { renderPrune } = await import('../../report/backup.js');
+        // A cron line's typo must not read as "nothing to prune": a bad slug is exit 2 before anything is read.
+        if (flags.tenant !== undefined) (await import('../../placement/slug.js')).assertSlug(flags.tenant);
         const rows = await pruneBackups(
           ctx.config,
           {
@@ -27,6 +30,18 @@ export function registerBackupPrune(backup: Command): void {
           },
           () => ctx.catalog(),
         );
+        // No archive of that slug and no such tenant: a typo, not a tenant with nothing to prune
+        // (a deleted tenant's final backups are found by its slug, so those still prune).
+        if (flags.tenant !== undefined && rows.length === 0) {
+          const db = await ctx.catalog();
+          const known = await db.selectFrom('tenants').select('slug').where('slug', '=', flags.tenant).executeTakeFirst();
+          if (!known)
+            throw new UsageError(
+              'TENANT_NOT_FOUND',
+              `no tenant "${flags.tenant}" and no backups of it`,
+              'see tenantctl tenant list and tenantctl backup list',
+            );
+        }
         renderPrune(ctx.out, ctx.command, rows, Boolean(flags.dryRun));
         recordOutcomes(ctx, (await import('../../metrics/outcomes.js')).fromPrune(rows));
       }),
