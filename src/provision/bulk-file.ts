@@ -64,6 +64,9 @@ export function parseTenantFile(file: string): { rows: BulkRow[]; problems: Bulk
   const ext = extname(file).toLowerCase();
   let records: Record<string, unknown>[];
   let lineOf = (i: number) => `item ${i + 1}`;
+  const unknownOf = (rec: Record<string, unknown>) => Object.keys(rec).filter((k) => !(COLUMNS as readonly string[]).includes(k));
+  // A CSV's columns are its header's: an unknown one is line 1's problem, said once, not every row's.
+  let headerProblem: string | null = null;
   try {
     if (ext === '.csv') {
       const parsed = parseCsv(text, { columns: true, skip_empty_lines: true, trim: true, bom: true, info: true }) as {
@@ -72,6 +75,8 @@ export function parseTenantFile(file: string): { rows: BulkRow[]; problems: Bulk
       }[];
       records = parsed.map((r) => r.record);
       lineOf = (i) => `line ${parsed[i].info.lines}`;
+      const header = records[0] ? unknownOf(records[0]) : [];
+      if (header.length) headerProblem = `line 1 (the header): unknown column(s) ${header.join(', ')} (allowed: ${COLUMNS.join(', ')})`;
     } else if (ext === '.yaml' || ext === '.yml') {
       const doc = parseYaml(text) as unknown;
       const list = Array.isArray(doc) ? doc : (doc as { tenants?: unknown })?.tenants;
@@ -104,7 +109,7 @@ export function parseTenantFile(file: string): { rows: BulkRow[]; problems: Bulk
       out.push({ input: { slug }, where });
       return;
     }
-    const unknown = Object.keys(rec).filter((k) => !(COLUMNS as readonly string[]).includes(k));
+    const unknown = ext === '.csv' ? [] : unknownOf(rec);
     if (unknown.length) problem(`unknown column(s) ${unknown.join(', ')} (allowed: ${COLUMNS.join(', ')})`);
     const p = slugProblem(slug);
     if (p) problem(`slug ${JSON.stringify(slug)} ${p}`);
@@ -119,6 +124,7 @@ export function parseTenantFile(file: string): { rows: BulkRow[]; problems: Bulk
     }
     out.push({ input, where });
   });
+  if (headerProblem) problems.unshift({ row: 0, text: headerProblem });
   if (records.length === 0) problems.push({ row: 0, text: 'no tenants in the file' });
   return { rows: out, problems };
 }

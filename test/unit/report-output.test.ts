@@ -176,6 +176,16 @@ describe('tenant names', () => {
     expect(e.message).toMatch(/line 3 \(too-long\): name is 201 characters long; the limit is 200/);
     expect(e.message).not.toContain('y'.repeat(201));
   });
+
+  it("a CSV header's unknown column is line 1's problem, said once, not every row's", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tenantctl-header-'));
+    const file = join(dir, 'header.csv');
+    writeFileSync(file, 'slug,nme\nzz1,A\nzz2,B\n');
+    const e = thrown(() => readTenantFile(file));
+    expect(e.exitCode).toBe(2);
+    expect(e.message).toMatch(/line 1 \(the header\): unknown column\(s\) nme \(allowed: slug, name,/);
+    expect(e.message).not.toMatch(/line [23] .*unknown column/);
+  });
 });
 
 describe('a restore into a pool', () => {
