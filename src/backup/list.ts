@@ -43,7 +43,14 @@ export async function listBackups(config: Config, slug?: string): Promise<Backup
           encrypted: Boolean(m.encryption),
         });
       } catch (err) {
-        out.push({ id, tenant, region, problem: errorMessage(err) });
+        // A folder without its manifest (deleted by hand, a copy cut short): said as such, not as a raw ENOENT with a path.
+        const missing = (err as { code?: string }).code === 'ENOENT';
+        out.push({
+          id,
+          tenant,
+          region,
+          problem: missing ? `${MANIFEST_FILE} is missing: not a whole archive (restore refuses it; remove the folder)` : errorMessage(err),
+        });
       }
     }
   }

@@ -72,6 +72,16 @@ describe('a busy tenant', () => {
     }
   });
 
+  it('backup list names an archive folder without its manifest as such, not as a raw ENOENT', async () => {
+    const e = await env('nomf');
+    await e.create([{ slug: 'nomf-a', model: 'pool', shard: 'us1' }]);
+    const id = await backupOf(e, 'nomf-a');
+    await rename(join(await archiveDir(e, id), 'manifest.json'), join(await archiveDir(e, id), 'manifest.json.away'));
+    const r = await e.cli(['backup', 'list', 'nomf-a', '--json']);
+    const row = json(r).backups.find((b: { id: string }) => b.id === id);
+    expect(row.problem).toBe('manifest.json is missing: not a whole archive (restore refuses it; remove the folder)');
+  });
+
   it('backup create --all: a tenant deleted during the run is skipped as gone, not a failure of the run (exit 0)', async () => {
     const e = await env('gone');
     await e.create([
