@@ -157,10 +157,12 @@ export function renderMove(out: Output, command: string, r: MoveResult): void {
 }
 
 /** The names the application uses now, and whether they are the ones it used before. */
-function namesLine(slug: string, n: NamesAfter): string {
+function namesLine(slug: string, n: NamesAfter, back = false): string {
   const names = `database ${n.database}, schema ${n.schema}, role ${n.role} on shard ${n.shard}`;
-  return n.unchanged
-    ? `the application keeps its names: ${names} (only the host differs: tenantctl resolve ${slug})`
+  if (n.unchanged) return `the application keeps its names: ${names} (only the host differs: tenantctl resolve ${slug})`;
+  // After a rollback these are the names from before the move, not new ones.
+  return back
+    ? `the application goes back to its names from before the move: ${names} (tenantctl resolve ${slug})`
     : `the application connects with new names: ${names} (tenantctl resolve ${slug})`;
 }
 
@@ -208,5 +210,5 @@ export function renderRollback(out: Output, command: string, r: RollbackResult):
   out.print(
     `move ${r.move} of ${r.tenant} rolled back: it lives at ${r.at.target} again; removed the copy at ${r.removed.target}${r.cleaned.length ? ` (${r.cleaned.join('; ')})` : ''}`,
   );
-  out.print(namesLine(r.tenant, r.names));
+  out.print(namesLine(r.tenant, r.names, true));
 }

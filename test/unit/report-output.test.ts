@@ -18,6 +18,8 @@ import { nameProblem } from '../../src/provision/name.js';
 import { readTenantFile } from '../../src/provision/bulk-file.js';
 import { TenantctlError } from '../../src/errors.js';
 import { renderRestore } from '../../src/report/backup.js';
+import { renderRollback } from '../../src/report/move.js';
+import type { RollbackResult } from '../../src/move/rollback.js';
 import { foreignKeyPath } from '../../src/copy/pool-load-path.js';
 
 const SHIPPED_FILE = fileURLToPath(new URL('../../tenants.config.yaml', import.meta.url));
@@ -211,5 +213,27 @@ describe('a restore into a pool', () => {
     printed.length = 0;
     renderRestore(out, 'restore', { ...base, foreignKeys: 'once per table' } as never);
     expect(printed).toHaveLength(1);
+  });
+});
+
+describe('a move rolled back across models', () => {
+  it('says the application goes back to its names from before the move, not to new ones', () => {
+    const printed: string[] = [];
+    const out = { ...fakeOut(false), print: (l: string) => void printed.push(l) };
+    const at = { shard: 'us1', model: 'schema', database: 'tenant_schemas', schema: 't_sc', target: 'us1/tenant_schemas/t_sc' };
+    const r = {
+      tenant: 'sc',
+      move: 7,
+      at,
+      removed: { shard: 'us2', model: 'database', database: 't_sc', schema: 'app', target: 'us2/t_sc/app' },
+      wasSwitched: true,
+      cleaned: [],
+      names: { shard: 'us1', database: 'tenant_schemas', schema: 't_sc', role: 'tenant_sc', unchanged: false },
+    } as unknown as RollbackResult;
+    renderRollback(out, 'move rollback', r);
+    expect(printed.join('\n')).toContain(
+      'the application goes back to its names from before the move: database tenant_schemas, schema t_sc, role tenant_sc on shard us1',
+    );
+    expect(printed.join('\n')).not.toContain('new names');
   });
 });
