@@ -3,7 +3,9 @@ import type { Fleet } from '../fleet/fleet.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
 import { TenantctlError } from '../errors.js';
 import { databaseExists } from '../placement/pool/rows.js';
-import { releasePoolFence, takePoolFence } from '../placement/pool/fence.js';
+import { poolFenceHolders, releasePoolFence, takePoolFence } from '../placement/pool/fence.js';
+import { isLockTimeout } from '../copy/load-lock-wait.js';
+import { tableLockHolders } from '../migrate/table-lock-holders.js';
 import { fenceTables, unfenceTables } from '../placement/table-fence.js';
 import type { MoveEnd } from './plan.js';
 import { drivers } from '../placement/drivers.js';
@@ -51,14 +53,16 @@ export async function preparePoolFence(fleet: Fleet, config: Config, end: MoveEn
  * on, other tenants are untouched (see src/placement/pool/fence.ts and table-fence.ts).
  */
 export async function takeFence(fleet: Fleet, rec: FenceRecord): Promise<HeldFence> {
-  const fail = (err: unknown): never => {
+  const fail = (err: unknown, holders = ''): never => {
     const lockTimeout = (err as { code?: string }).code === '55P03';
     throw new TenantctlError(
       'MOVE_FAILED',
       lockTimeout
-        ? `the tenant's writes did not finish within ${FENCE_WAIT_MS / 1000} s, so its writes could not be fenced; nothing was changed`
+        ? `the tenant's writes did not finish within ${FENCE_WAIT_MS / 1000} s${holders}, so its writes could not be fenced; nothing was changed`
         : `fencing the tenant's writes at ${rec.shard}/${rec.database}/${rec.schema} failed: ${(err as Error).message}`,
-      lockTimeout ? 'a long transaction of the tenant is open; try again when it has ended' : undefined,
+      lockTimeout
+        ? `a long transaction is open on the tenant's data${holders ? ' (the sessions named; a pool session names its application, which may be another tenant)' : ''}: end it (pg_terminate_backend(pid) as its owner), then run the move again`
+        : undefined,
     );
   };
   if (rec.kind === 'advisory') {
@@ -67,9 +71,11 @@ export async function takeFence(fleet: Fleet, rec: FenceRecord): Promise<HeldFen
     try {
       await takePoolFence(c, rec.key, FENCE_WAIT_MS);
     } catch (err) {
+      // Who held the tenant's write lock, read on this session before it is let go.
+      const holders = isLockTimeout(err) ? await poolFenceHolders(c, rec.key) : '';
       c.tenantctlBroken = true;
       conns.release(c);
-      fail(err);
+      fail(err, holders);
     }
     let lifted = false;
     return {
@@ -91,7 +97,10 @@ export async function takeFence(fleet: Fleet, rec: FenceRecord): Promise<HeldFen
   try {
     await fleet.withTransaction(rec.shard, rec.database, (c) => fenceTables(c, rec.schema, FENCE_WAIT_MS));
   } catch (err) {
-    fail(err);
+    const holders = isLockTimeout(err)
+      ? await fleet.withClient(rec.shard, rec.database, (c) => tableLockHolders(c, rec.schema)).catch(() => '')
+      : '';
+    fail(err, holders);
   }
   let lifted = false;
   return {

@@ -6,6 +6,7 @@ import { DATABASE_ACL_LOCK_CLASSID, MIGRATION_LOCK_CLASSID, POOL_SUSPEND_LOCK_CL
 import { createViaFile } from '../helpers/create-file.js';
 import { json, ownMigrateFleet, withPg, type MigrateEnv } from '../helpers/migrate-env.js';
 import { superuserUrl } from '../helpers/test-fleet.js';
+import { FENCE_LOCK_CLASSID, poolFenceHolders } from '../../src/placement/pool/fence.js';
 
 /**
  * The control plane out of tenants' reach (issue 17), tried as an attacker would: a tenant role
@@ -282,6 +283,22 @@ describe("tenantctl's locks where tenants connect", () => {
         () => undefined,
       );
     }
+  });
+
+  it("a neighbour holding a pool tenant's write lock is what a move's fence names when it gives up (pid, role, the application it says it is)", async () => {
+    const { e, serving, url } = await twoPoolTenants('cpf');
+    const key = (await e.db.selectFrom('tenants').select('key').where('slug', '=', 'cpf-b').executeTakeFirstOrThrow()).key;
+    // cpf-a's session, as its URL would name it, holds cpf-b's write lock (what a write of cpf-b takes, shared).
+    const holder = await session(`${url}?application_name=cpf-a`);
+    try {
+      await holder.query('select pg_advisory_lock_shared($1, hashtext($2))', [FENCE_LOCK_CLASSID, key]);
+      const pid = (await holder.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0].pid;
+      const said = await withPg(shardUrl(e, `pool_${e.name}`), (c) => poolFenceHolders(c, key));
+      expect(said).toBe(` (held by pid ${pid} ${serving.name}, application cpf-a)`);
+    } finally {
+      await holder.close();
+    }
+    expect(await withPg(shardUrl(e, `pool_${e.name}`), (c) => poolFenceHolders(c, key))).toBe('');
   });
 
   it("a tenant holding the shared database's grant lock fails tenant create at once, naming its role and pid", async () => {

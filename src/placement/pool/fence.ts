@@ -87,6 +87,29 @@ export async function releasePoolFence(c: Queryable, key: string, reason: FenceR
   if (reason.kind === 'restore') await c.query('select pg_advisory_unlock($1, hashtext($2))', [RESTORE_FENCE_LOCK_CLASSID, key]);
 }
 
+/**
+ * The sessions holding the tenant's write lock (its writes' shared lock, or another fence), as
+ * ` (pid 123 app_user, application acme; …)`: what a fence that waited in vain names. The
+ * application_name is what the session said it is (a pool tenant's URL sets its slug). '' when none.
+ */
+export async function poolFenceHolders(c: Queryable, key: string): Promise<string> {
+  try {
+    const { rows } = await c.query<{ pid: number; usename: string | null; app: string | null; mode: string }>(
+      `select l.pid, a.usename, nullif(a.application_name, '') as app, l.mode
+         from pg_locks l left join pg_stat_activity a on a.pid = l.pid
+        where l.locktype = 'advisory' and l.classid = $1::int::oid and l.objid = hashtext($2)::oid and l.granted
+          and l.pid <> pg_backend_pid() and l.database = (select oid from pg_database where datname = current_database())
+        order by l.pid limit 4`,
+      [FENCE_LOCK_CLASSID, key],
+    );
+    if (rows.length === 0) return '';
+    const shown = rows.slice(0, 3).map((r) => `pid ${r.pid}${r.usename ? ` ${r.usename}` : ''}${r.app ? `, application ${r.app}` : ''}`);
+    return ` (held by ${shown.join('; ')}${rows.length > 3 ? '; …' : ''})`;
+  } catch {
+    return '';
+  }
+}
+
 /** Is the pool tenant fenced right now (by any session)? */
 export async function poolFenceHeld(c: Queryable, key: string): Promise<boolean> {
   const r = await c.query<{ held: boolean }>(
