@@ -145,12 +145,17 @@ async function loadAndSwitch(r: Replace, progress: { committed: boolean; switche
   await run.step('safety-backup', { safetyBackup: r.safetyBackup });
   const loaded = await load(deps, r.a, r.how, placed, true, op);
   progress.committed = true;
+  // A tenant in shared tables had its rows swapped in the load's own transaction: that commit was
+  // its switch, so nothing can be undone from here (its old rows are in the safety backup only),
+  // and the restore finishes; a Ctrl-C now does not stop it.
+  if (!away) progress.switched = true;
   await hangAfterCommit(op);
   // The tier's limits on the fresh placement before it takes the tenant's names (a database
   // tenant's fresh database has none of the live one's); a refusal removes it, nothing switched.
   await applyLimitsTo(deps, placed, live.tier);
-  // The last clean point: from the switch on, the restore finishes.
-  await run.step('switch');
+  // The last clean point of a placement of its own: from the switch on, the restore finishes.
+  if (away) await run.step('switch');
+  else await op.phase('switch');
   const sw = await switchToFresh(deps, live, placed, away);
   progress.switched = true;
   const writesRefusedMs = Date.now() - held.since;

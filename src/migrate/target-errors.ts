@@ -70,6 +70,17 @@ export function toTargetError(err: unknown, m: MigrationFile | undefined, ctx: E
       hint: 'raise migrations.targetTimeout, or split the migration; run migrate up again to continue',
     };
   }
+  if (code === '57014' && /statement timeout/.test(message)) {
+    // Not the target's deadline: one statement ran past migrations.statementTimeout. Said by its
+    // name, so the fix (raise it, or batch the statement) is not a guess.
+    return {
+      code: 'TIMEOUT',
+      message: `${message} (a statement of ${m?.id ?? 'the migration'} ran longer than migrations.statementTimeout)`,
+      migration: m?.id,
+      pgCode: code,
+      hint: `raise migrations.statementTimeout, or split the statement into batches; ${m?.transactional === false ? `${m.id} runs outside a transaction and may be partly applied` : `${m?.id ?? 'it'} was rolled back`}; run migrate up again to continue`,
+    };
+  }
   return {
     code: 'MIGRATION_FAILED',
     message,

@@ -387,10 +387,14 @@ describe('migrateTarget', () => {
     const out = await migrateTarget(c, schemaTarget(db, 't_ldl'), migrations, { config: cfg, targetTimeoutMs: 1500 });
     const took = Date.now() - t0;
     await blocker.query('rollback');
-    expect(out.error).toMatchObject({ code: 'TIMEOUT', migration: '0002_archive', pgCode: '55P03' });
-    expect(out.error!.message).toMatch(
-      /ran out of migrations\.targetTimeout waiting for a lock for 0002_archive in \d+ attempts of at most 300ms/,
-    );
+    expect(out.error).toMatchObject({ code: 'TIMEOUT', migration: '0002_archive' });
+    // On a loaded machine the last attempt may be cut by the target's own deadline (57014) rather
+    // than by its lock wait (55P03): either way it is the budget that stopped it, said as such.
+    if (out.error!.pgCode === '55P03')
+      expect(out.error!.message).toMatch(
+        /ran out of migrations\.targetTimeout waiting for a lock for 0002_archive in \d+ attempts of at most 300ms/,
+      );
+    else expect(out.error).toMatchObject({ pgCode: '57014', message: expect.stringMatching(/migrations\.targetTimeout/) });
     expect(out.attempts).toBeGreaterThan(1);
     expect(out.attempts).toBeLessThan(6);
     expect(took).toBeLessThan(1500 + 500);

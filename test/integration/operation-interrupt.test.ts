@@ -132,6 +132,25 @@ describe('Ctrl-C in restore --replace', () => {
   }
 });
 
+describe('Ctrl-C in a pool restore --replace, once its load has committed', () => {
+  it("the commit swapped the pool tenant's rows: the restore finishes (the data is the backup's, as it says), never 'keeps its data'", async () => {
+    const e = await env('irp');
+    const slug = 'irp-a';
+    await e.create([{ slug, model: 'pool', shard: 'us1' }]);
+    await seed(e, slug, 40, 'r');
+    const id = json(await e.cli(['backup', 'create', slug, '--json'])).results[0].backup;
+    const t = (await tenant(e, slug))!;
+    await e.q('us1', t.database_name, `update "${t.schema_name}".tasks set title = 'changed' where tenant_id = $1`, [t.key]);
+    expect(await titled(e, slug, 'changed')).toBeGreaterThan(0);
+    const r = await interruptAt(e, ['restore', id, '--replace', '--yes'], 'restore.committed', atPhase(e, 'restore', slug, 'committed'));
+    expect(r.stdout + r.stderr).not.toContain('keeps its data as it was');
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`restored ${id.replace(/\./g, '\\.')} in place of ${slug}`));
+    expect(await titled(e, slug, 'changed')).toBe(0);
+    expect((await latestOp(e, 'restore', slug))?.status).toBe('succeeded');
+  }, 300_000);
+});
+
 describe('Ctrl-C in restore --as, once the load has committed', () => {
   for (const model of ['schema', 'pool'] as const) {
     it(`${model}: exit 130, what was loaded is removed as the message says (a pool: the new key's rows); the printed command restores it`, async () => {

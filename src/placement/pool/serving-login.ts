@@ -2,6 +2,7 @@ import pg from 'pg';
 import { CONNECT_TIMEOUT_MS } from '../../config/connection-limits.js';
 import type { Config } from '../../config/types.js';
 import { databaseUrl } from '../../fleet/connection-url.js';
+import { endPromptly } from '../../fleet/end-promptly.js';
 import { ident, literal } from '../../sql.js';
 
 type Q = Pick<pg.ClientBase, 'query'>;
@@ -37,7 +38,7 @@ export async function servingPasswordRefused(
     // Any other refusal (no CONNECT on that database, the role missing) is not about the password.
     return false;
   } finally {
-    await c.end().catch(() => undefined);
+    await endPromptly(c);
   }
 }
 
