@@ -48,9 +48,13 @@ export function planPrune(
   for (const list of byTenant.values()) {
     // Newest first: ids end with the UTC time, so the id order is the time order.
     const sorted = [...list].sort((a, b) => b.id.localeCompare(a.id));
-    sorted.forEach((e, i) => {
+    // The newest N are counted among the archives that can be restored: a damaged one is kept
+    // (never deleted unread) but never takes the place of a good one.
+    let i = -1;
+    sorted.forEach((e) => {
       const base = { id: e.id, tenant: e.tenant, region: e.region, createdAt: e.createdAt };
       if (e.problem || !e.createdAt) return out.push({ ...base, action: 'kept', reason: `unreadable manifest: ${e.problem ?? 'no date'}` });
+      i++;
       const ageDays = (now - Date.parse(e.createdAt)) / 86_400_000;
       if (o.keepLast !== undefined && i < o.keepLast)
         return out.push({ ...base, action: 'kept', reason: `one of the newest ${o.keepLast}` });

@@ -222,4 +222,10 @@ describe('backup ids and prune', () => {
       ),
     ).not.toContain('a.20200101T000000000Z');
   });
+  it('a damaged newest archive does not take one of the newest N places of a good one', () => {
+    const damaged = { id: 'a.20260131T000000000Z', tenant: 'a', region: 'us-east', problem: 'manifest.json is not valid JSON' } as never;
+    // keep-last 1: the newest good archive (day 30) stays, besides the damaged one.
+    expect(gone(planPrune([...entries, damaged], { keepLast: 1 }))).toEqual([entries[0].id, entries[1].id, entries[2].id]);
+    expect(gone(planPrune([...entries, damaged], { keepLast: 2 }))).toEqual([entries[0].id, entries[1].id]);
+  });
 });
