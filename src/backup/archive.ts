@@ -1,11 +1,11 @@
 import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Config } from '../config/types.js';
-import { UsageError } from '../errors.js';
+import { errorMessage, UsageError } from '../errors.js';
 import { MANIFEST_FILE, compressionOf, parseManifest, type Manifest, type ManifestTable } from './manifest.js';
 import { decompressStream } from './compression.js';
 import { findBackup } from './regions.js';
-import type { BackupStorage } from './storage.js';
+import { slugOfBackupId, type BackupStorage } from './storage.js';
 import { decryptStream } from './crypto.js';
 import { ByteTap } from './byte-tap.js';
 
@@ -32,16 +32,28 @@ export async function openArchive(config: Config, id: string): Promise<OpenArchi
   let text: string;
   try {
     text = await storage.readText(id, MANIFEST_FILE);
-  } catch {
+  } catch (err) {
+    const missing = (err as { code?: string }).code === 'ENOENT' || (err instanceof UsageError && err.code === 'BAD_ARCHIVE');
     throw new UsageError(
       'BAD_ARCHIVE',
-      `backup ${id} has no manifest.json (incomplete or damaged)`,
+      missing
+        ? `backup ${id} has no manifest.json (incomplete or damaged)`
+        : `backup ${id}: its manifest.json cannot be read (${errorMessage(err)})`,
       'use another backup (tenantctl backup list)',
     );
   }
   const manifest = parseManifest(text, `backup ${id}`);
   if (manifest.id !== id)
     throw new UsageError('BAD_ARCHIVE', `backup ${id}: its manifest names another backup (${manifest.id})`, 'archives must not be renamed');
+  // The id (and so the folder) names the tenant: an archive of one tenant filed, and its id
+  // edited, under another's is refused, never restored over the tenant its manifest names.
+  const filedUnder = slugOfBackupId(id);
+  if (filedUnder !== manifest.tenant.slug)
+    throw new UsageError(
+      'BAD_ARCHIVE',
+      `backup ${id} is filed under tenant ${filedUnder ?? '(none)'} but its manifest is of tenant ${manifest.tenant.slug}`,
+      'archives must not be moved or renamed; use another backup (tenantctl backup list)',
+    );
   // Residency: a region's backups are written only to its own storage, and read only from it.
   if (manifest.tenant.region !== region)
     throw new UsageError(

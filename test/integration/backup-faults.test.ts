@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseDocument } from 'yaml';
@@ -116,6 +116,34 @@ describe('a busy tenant', () => {
 });
 
 describe('forged manifests', () => {
+  it("an archive of one tenant filed, id edited and re-checksummed, under another's is refused (never restored over the tenant it names)", async () => {
+    const e = await env('misfiled');
+    await e.create([
+      { slug: 'mf-a', model: 'pool', shard: 'us1' },
+      { slug: 'mf-s', model: 'schema', shard: 'us1' },
+    ]);
+    await seed(e, 'mf-s', 20, 's');
+    const id = await backupOf(e, 'mf-s');
+    const forged = `mf-a${id.slice(id.indexOf('.'))}`;
+    const from = await archiveDir(e, id);
+    const to = await archiveDir(e, forged);
+    await cp(from, to, { recursive: true });
+    const { checksum: _c, ...body } = JSON.parse(await readFile(join(to, 'manifest.json'), 'utf8'));
+    body.id = forged;
+    await writeFile(join(to, 'manifest.json'), JSON.stringify(sealManifest(body), null, 2));
+    for (const args of [
+      ['backup', 'verify', forged, '--json'],
+      ['restore', forged, '--replace', '--yes', '--json'],
+    ]) {
+      const r = await e.cli(args);
+      expect(r.code, r.stdout + r.stderr).toBe(2);
+      expect(json(r).error).toMatchObject({
+        code: 'BAD_ARCHIVE',
+        message: `backup ${forged} is filed under tenant mf-a but its manifest is of tenant mf-s`,
+      });
+    }
+  });
+
   it('a file name outside the archive folder (.., absolute) is refused by verify and restore, naming the entry', async () => {
     const e = await env('forge');
     await e.create([{ slug: 'forge-t', model: 'schema', shard: 'us1' }]);
