@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { CommandContext } from './context.js';
 import { confirmDestructive } from './confirm.js';
 import { action } from './run.js';
+import { ERROR_CODES, EXIT } from '../errors.js';
 import { flagDuration, lockWaitOption } from './options.js';
 import { operationDeps } from './operation-deps.js';
 import { registerBackupCreate } from './backup/create.js';
@@ -68,7 +69,9 @@ export function registerRestoreCommand(program: Command): void {
           );
           if (ctx.out.tty && !ctx.out.quiet) process.stderr.write('\r\x1b[K');
           renderRestore(ctx.out, ctx.command, r);
-          return r.status === 'succeeded' ? 0 : 1;
+          if (r.status === 'succeeded') return EXIT.ok;
+          // A refusal found while loading (the archive's data does not match it) is exit 2, as verify's.
+          return ERROR_CODES[r.error?.code as keyof typeof ERROR_CODES]?.exit === EXIT.usage ? EXIT.usage : EXIT.failed;
         },
       ),
     );

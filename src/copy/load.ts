@@ -51,8 +51,9 @@ export async function loadTable(
   }
   const d = tap.digest();
   if (d.rows !== expected.rows || (sha256 && d.sha256 !== expected.sha256)) {
+    // The archive is at fault, not the fleet: refused input (exit 2), as verify says of it.
     throw new TenantctlError(
-      'RESTORE_FAILED',
+      'BAD_ARCHIVE',
       `${expected.table}: the data read (${d.rows} rows) does not match its checksum in the manifest (${expected.rows} rows); nothing was switched`,
     );
   }

@@ -214,6 +214,19 @@ describe('bad input: exit 2, nothing changed', () => {
     const alt = await e.cli(['restore', id, '--as', 'bad-copy', '--json']);
     expect(alt.code).toBe(2);
     expect(json(alt).error.message).toMatch(/manifest.json was altered/);
+    // Altered and re-checksummed (a plain archive allows it): the data read does not match; exit 2 as verify's.
+    {
+      const { sealManifest } = await import('../../src/backup/manifest.js');
+      const { checksum: _c, ...body } = JSON.parse(text);
+      body.tables.find((t: any) => t.table === 'users').rows += 1;
+      await writeFile(join(dir, 'manifest.json'), JSON.stringify(sealManifest(body), null, 2));
+      const resealed = await e.cli(['restore', id, '--as', 'bad-copy', '--json']);
+      expect(resealed.code, resealed.stdout + resealed.stderr).toBe(2);
+      expect(json(resealed).result?.error ?? json(resealed).error).toMatchObject({
+        code: 'BAD_ARCHIVE',
+        message: expect.stringMatching(/^users: the data read \(\d+ rows\) does not match its checksum in the manifest/),
+      });
+    }
     await writeFile(join(dir, 'manifest.json'), text.replace('"format": 5', '"format": 6'));
     const fmt = await e.cli(['backup', 'verify', id, '--json']);
     expect(fmt.code).toBe(2);
