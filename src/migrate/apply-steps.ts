@@ -1,8 +1,8 @@
 import { redactText } from '../config/redact.js';
 import { errorMessage } from '../errors.js';
-import { ensureSchema } from '../sql.js';
+import { ensureSchema, qualified } from '../sql.js';
 import { MIGRATION_LOCK_CLASSID } from '../operations/lock-ids.js';
-import { waitsWithoutBlocking } from './concurrent-ddl.js';
+import { builtIfMissing, waitsWithoutBlocking } from './concurrent-ddl.js';
 import { importMigration, type MigrationFile } from './files.js';
 import { kyselyOnClient } from './kysely-on-client.js';
 import { splitStatements } from './split.js';
@@ -80,6 +80,46 @@ export async function applyStepByStep(s: TargetSession, migrations: MigrationFil
       ...(before ? { version: versionOf([...before, ...s.applied]) } : {}),
     });
   }
+}
+
+/**
+ * A concurrent build that failed (a duplicate, a timeout) leaves its index INVALID: not used, and
+ * for a unique one not enforced. Its `if not exists` would then skip it on the retry the error's
+ * hint asks for, and the migration would be recorded applied without the index. So before the
+ * statement runs, an INVALID index of that name in the target's schema (only an earlier failed
+ * build makes one) is dropped, concurrently, and the statement builds it again.
+ */
+async function dropInvalidLeftover(s: TargetSession, name: string | null): Promise<void> {
+  if (!name) return;
+  const schema = s.target.schema;
+  const { rows } = await s.client.query(
+    `select 1 from pg_index i join pg_class c on c.oid = i.indexrelid join pg_namespace n on n.oid = c.relnamespace
+      where n.nspname = $1 and c.relname = $2 and not i.indisvalid`,
+    [schema, name],
+  );
+  if (rows.length) await s.client.query(`drop index concurrently if exists ${qualified(schema, name)}`);
+}
+
+/**
+ * After a file that runs outside a transaction: no index of the target's schema may be INVALID
+ * (a concurrent build the file made that failed without failing the file, or one an earlier
+ * failed run left under another form). Recorded applied, it would never be built; so the target
+ * fails, naming them and the fix.
+ */
+async function refuseInvalidIndexes(s: TargetSession, m: MigrationFile): Promise<void> {
+  const { rows } = await s.client.query<{ name: string }>(
+    `select c.relname as name from pg_index i join pg_class c on c.oid = i.indexrelid join pg_namespace n on n.oid = c.relnamespace
+      where n.nspname = $1 and not i.indisvalid order by 1`,
+    [s.target.schema],
+  );
+  if (rows.length === 0) return;
+  const names = rows.map((r) => `${s.target.schema}.${r.name}`);
+  throw new Stop({
+    code: 'MIGRATION_FAILED',
+    message: `${m.id} left ${names.length === 1 ? 'an INVALID index' : 'INVALID indexes'} (${names.join(', ')}): a concurrent build that failed; it is not used, nor enforced if unique`,
+    migration: m.id,
+    hint: `drop ${names.length === 1 ? 'it' : 'them'} (drop index concurrently ${names.join(', ')}), fix what made the build fail (duplicates, a long transaction), then run migrate up again; write the build as create index concurrently if not exists, and a retry rebuilds it`,
+  });
 }
 
 /** begin, the transaction's settings, and the target's applied rows, in one round trip. */
@@ -183,10 +223,12 @@ async function applyOutsideTransaction(
         const unbounded = waitsWithoutBlocking(st.sql);
         // Its own round trips: CREATE INDEX CONCURRENTLY refuses to share a query string.
         if (unbounded) await client.query(s.lockTimeoutSql(false));
+        await dropInvalidLeftover(s, builtIfMissing(st.sql));
         await s.withRetry(m, () => s.execSql(st.sql, st.line));
         if (unbounded) await client.query(s.lockTimeoutSql(true));
       }
     }
+    await refuseInvalidIndexes(s, m);
   } finally {
     await client.query('reset search_path; reset lock_timeout; reset statement_timeout').catch(() => s.markBroken());
   }

@@ -15,3 +15,17 @@ export function waitsWithoutBlocking(statement: string): boolean {
 /** Leading comments are already dropped by splitStatements. */
 const CONCURRENT =
   /^\s*(create\s+(unique\s+)?index\s+concurrently|drop\s+index\s+concurrently|reindex\s+(\([^)]*\)\s*)?(index|table|schema|database|system)\s+concurrently)\b/i;
+
+/**
+ * The index a `create [unique] index concurrently if not exists <name>` builds, when unqualified
+ * (it lands in the target's schema): the name its earlier failed build may have left INVALID.
+ * null for any other statement.
+ *
+ * @example builtIfMissing('create unique index concurrently if not exists users_email on users (email)') // 'users_email'
+ */
+export function builtIfMissing(statement: string): string | null {
+  const m = /^\s*create\s+(?:unique\s+)?index\s+concurrently\s+if\s+not\s+exists\s+("(?:[^"]|"")+"|[a-z_][\w$]*)\s+on\b/i.exec(statement);
+  if (!m) return null;
+  const name = m[1];
+  return name.startsWith('"') ? name.slice(1, -1).replace(/""/g, '"') : name.toLowerCase();
+}
