@@ -4,6 +4,7 @@ import { basename, extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Kysely } from 'kysely';
 import { UsageError, errorMessage } from '../errors.js';
+import { transactionControl } from './transaction-control.js';
 import { unknownPlaceholders, PLACEHOLDERS } from './template.js';
 
 /**
@@ -166,6 +167,12 @@ async function readMigration(
       .replace(/^\uFEFF/, '')
       .split(/\r?\n/, 1)[0]
       .trim();
+    const control = firstLine !== NO_TRANSACTION_MARKER ? transactionControl(sql) : null;
+    if (control) {
+      problems.push(
+        `${entry} line ${control.line}: ${control.statement} would end the transaction tenantctl runs the file in (what came before it committed, the rest run without the file's settings); remove BEGIN/COMMIT (each file is one transaction already), or start the file with ${NO_TRANSACTION_MARKER} to run its statements one by one`,
+      );
+    }
     return {
       id,
       number: f.number,

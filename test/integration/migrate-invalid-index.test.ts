@@ -65,3 +65,26 @@ describe('a concurrent index build that failed', () => {
     ).rejects.toThrow(/duplicate key/);
   });
 });
+
+describe('a transactional file with BEGIN/COMMIT of its own', () => {
+  it('is refused before anything runs (exit 2, naming the line), never half-committed', async () => {
+    const e = await migrateEnv(sharedFleet(), 'txctl');
+    envs.push(e);
+    await e.create([{ slug: 'tc-a', model: 'schema', shard: 'us1' }]);
+    await e.addMigration('0004_c37.sql', 'begin;\nalter table tasks add column c37 int;\ncommit;\nalter table users add column c38 int;\n');
+    const r = await e.cli(['migrate', 'up', '--json']);
+    expect(r.code, r.stdout + r.stderr).toBe(2);
+    expect(json(r).error).toMatchObject({
+      code: 'MIGRATION_FILES',
+      message: expect.stringMatching(/0004_c37\.sql line 1: BEGIN would end the transaction tenantctl runs the file in/),
+    });
+    const t = (await tenant(e, 'tc-a'))!;
+    const cols = await e.q(
+      t.shard,
+      t.database_name,
+      `select column_name from information_schema.columns where table_schema = $1 and column_name in ('c37', 'c38')`,
+      [t.schema_name],
+    );
+    expect(cols).toEqual([]);
+  });
+});
