@@ -1,6 +1,8 @@
 import type { Config } from '../config/types.js';
 import type { CatalogDb } from '../catalog/open.js';
 import { ARCHIVE_KEY_FILE } from './archive-key.js';
+import { MANIFEST_FILE } from './manifest.js';
+import type { BackupStorage } from './storage.js';
 import { forgetKeys } from './keys.js';
 import { backupRegions, storageFor } from './regions.js';
 import { scrubCatalogBackups } from '../catalog-backup/scrub-keys.js';
@@ -12,6 +14,8 @@ export interface ForgetResult {
   archiveCopiesErased: number;
   /** Catalog backups whose copy of the tenant's keys was erased. */
   catalogBackupsScrubbed: number;
+  /** Archives of the tenant written without encryption (before its region encrypted): no key erases them; they stay readable. */
+  plainArchives: string[];
 }
 
 /**
@@ -29,10 +33,14 @@ export interface ForgetResult {
 export async function forgetTenantKeys(config: Config, db: CatalogDb, slug: string): Promise<ForgetResult> {
   const keysDestroyed = await forgetKeys(db, slug);
   let archiveCopiesErased = 0;
+  const plainArchives: string[] = [];
   for (const region of backupRegions(config)) {
     const storage = storageFor(config, region);
     for (const id of await storage.list(slug)) {
-      if ((await storage.size(id, ARCHIVE_KEY_FILE)) === null) continue;
+      if ((await storage.size(id, ARCHIVE_KEY_FILE)) === null) {
+        if (await isPlain(storage, id)) plainArchives.push(id);
+        continue;
+      }
       await storage.removeFile(id, ARCHIVE_KEY_FILE);
       archiveCopiesErased++;
     }
@@ -42,5 +50,14 @@ export async function forgetTenantKeys(config: Config, db: CatalogDb, slug: stri
     }
   }
   const catalogBackupsScrubbed = await scrubCatalogBackups(config, slug);
-  return { keysDestroyed, archiveCopiesErased, catalogBackupsScrubbed };
+  return { keysDestroyed, archiveCopiesErased, catalogBackupsScrubbed, plainArchives: plainArchives.sort() };
+}
+
+/** An archive whose manifest names no encryption (an unreadable manifest is not said to be plain). */
+async function isPlain(storage: BackupStorage, id: string): Promise<boolean> {
+  try {
+    return !(JSON.parse(await storage.readText(id, MANIFEST_FILE)) as { encryption?: unknown }).encryption;
+  } catch {
+    return false;
+  }
 }

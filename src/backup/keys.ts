@@ -25,6 +25,11 @@ export async function tenantDataKey(db: CatalogDb, slug: string): Promise<DataKe
       .where('wrapped', 'is not', null)
       .executeTakeFirst();
     if (row?.wrapped) return { keyId: row.key_id, key: unwrapKey(master, row.wrapped) };
+    // A first key is wrapped with the master key the catalog's other keys were wrapped with, or
+    // not at all: a wrong TENANTCTL_BACKUP_KEY would otherwise be taken for this tenant, and the
+    // catalog would hold keys under two master keys, half of them unreadable with either.
+    const other = await db.selectFrom('backup_keys').select('wrapped').where('wrapped', 'is not', null).limit(1).executeTakeFirst();
+    if (other?.wrapped) unwrapKey(master, other.wrapped);
     const key = randomBytes(32);
     const keyId = randomUUID();
     // Two first backups at once: the unique index on live keys lets one win; the other reads it.

@@ -583,6 +583,16 @@ describe('encryption', () => {
     });
     expect(wrong.code).toBe(2);
     expect(json(wrong).error.message).toMatch(/not the master key/);
+    // A tenant's first backup under another master key than the catalog's other data keys: refused
+    // (no archive, no key wrapped by it), never a catalog of keys under two master keys.
+    await e.create([{ slug: 'enc-c', model: 'schema', shard: 'us1' }]);
+    const other = await e.cli(['backup', 'create', 'enc-c', '--json'], {
+      env: { TENANTCTL_BACKUP_KEY: Buffer.alloc(32, 9).toString('base64') },
+    });
+    expect(other.code, other.stdout + other.stderr).toBe(2);
+    expect(json(other).results[0].error).toMatchObject({ code: 'BACKUP_KEY', message: expect.stringMatching(/not the master key/) });
+    expect(await e.db.selectFrom('backup_keys').select('key_id').where('slug', '=', 'enc-c').execute()).toEqual([]);
+    expect(json(await e.cli(['backup', 'list', 'enc-c', '--json'])).backups).toEqual([]);
     const before = await digests(e, 'enc-a');
     const r = await e.cli(['restore', ia, '--as', 'enc-a2', '--json'], { env: K });
     expect(r.code, r.stderr + r.stdout).toBe(0);
@@ -602,6 +612,15 @@ describe('encryption', () => {
       expect(json(x).error.message).toMatch(/data key of tenant "enc-a" was destroyed/);
     }
     expect((await e.cli(['backup', 'verify', ib, '--json'], { env: K })).code).toBe(0);
+
+    // An archive written before the region encrypted: no key erases it, and forget-key says so.
+    doc.setIn(['regions', 'us-east', 'backup', 'encrypt'], false);
+    await writeFile(e.configFile, doc.toString());
+    const plain = json(await e.cli(['backup', 'create', 'enc-c', '--json'])).results[0].backup as string;
+    const fc = await e.cli(['backup', 'forget-key', 'enc-c', '--yes']);
+    expect(fc.code, fc.stderr).toBe(0);
+    expect(fc.stderr).toContain(`warning: 1 archive of enc-c was written without encryption and stays readable: ${plain}`);
+    expect(json(await e.cli(['backup', 'forget-key', 'enc-c', '--yes', '--json'])).plainArchives).toEqual([plain]);
   });
 });
 

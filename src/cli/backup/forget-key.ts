@@ -40,6 +40,11 @@ export function registerBackupForgetKey(backup: Command): void {
                 : `${slug} had no live backup data key`
             }; erased the key copies of ${r.archiveCopiesErased} archive${r.archiveCopiesErased === 1 ? '' : 's'} and ${r.catalogBackupsScrubbed} catalog backup${r.catalogBackupsScrubbed === 1 ? '' : 's'}`,
           );
+        // No key erases an archive written without one: said, so nobody takes it for erased.
+        if (r.plainArchives.length)
+          ctx.out.error(
+            `warning: ${r.plainArchives.length} archive${r.plainArchives.length === 1 ? '' : 's'} of ${slug} ${r.plainArchives.length === 1 ? 'was' : 'were'} written without encryption and ${r.plainArchives.length === 1 ? 'stays' : 'stay'} readable: ${r.plainArchives.join(', ')}; delete ${r.plainArchives.length === 1 ? 'it' : 'them'} from the backup storage to erase ${r.plainArchives.length === 1 ? 'it' : 'them'} too`,
+          );
       }),
     );
 }
