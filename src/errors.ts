@@ -130,7 +130,10 @@ export const ERROR_CODES = {
 export type ErrorCode = keyof typeof ERROR_CODES;
 
 /** The codes a migration target's outcome may carry (src/migrate/ adopts this one). */
-export type TargetErrorCode = Extract<ErrorCode, 'MIGRATION_FAILED' | 'DRIFT' | 'LOCKED' | 'TIMEOUT' | 'UNREACHABLE' | 'INTERRUPTED'>;
+export type TargetErrorCode = Extract<
+  ErrorCode,
+  'MIGRATION_FAILED' | 'RLS_UNSAFE' | 'DRIFT' | 'LOCKED' | 'TIMEOUT' | 'UNREACHABLE' | 'INTERRUPTED'
+>;
 
 /** The default exit code of an error code. */
 export function exitFor(code: ErrorCode): ExitCode {

@@ -82,7 +82,8 @@ export function toTargetError(err: unknown, m: MigrationFile | undefined, ctx: E
     };
   }
   return {
-    code: 'MIGRATION_FAILED',
+    // What the pool's protection refused (a table it cannot make safe) keeps its own code, as documented.
+    code: (err as { code?: string }).code === 'RLS_UNSAFE' && !code ? 'RLS_UNSAFE' : 'MIGRATION_FAILED',
     message,
     migration: m?.id,
     pgCode: code,

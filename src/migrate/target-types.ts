@@ -15,7 +15,7 @@ export interface MigrationTarget {
 }
 
 export type TargetStatus = 'succeeded' | 'failed' | 'skipped';
-export type TargetErrorCode = 'MIGRATION_FAILED' | 'DRIFT' | 'LOCKED' | 'TIMEOUT' | 'UNREACHABLE' | 'INTERRUPTED';
+export type TargetErrorCode = 'MIGRATION_FAILED' | 'RLS_UNSAFE' | 'DRIFT' | 'LOCKED' | 'TIMEOUT' | 'UNREACHABLE' | 'INTERRUPTED';
 
 export interface TargetError {
   code: TargetErrorCode;

@@ -320,6 +320,7 @@ describe('declared sharing (issue 17): every table of the pool carries the key o
     expect(bad.code).toBe(1);
     const poolRow = json(bad).results.find((r: any) => r.tenant === 'sh-a');
     expect(poolRow.status).toBe('failed');
+    expect(poolRow.error.code).toBe('RLS_UNSAFE');
     expect(poolRow.error.message).toMatch(/app\.attachment_blobs has no tenant-key column company_id/);
     expect(`${poolRow.error.message} ${poolRow.error.hint}`).toMatch(/tenantKey\.shared: \[attachment_blobs\]/);
     const left = await asSuperuser(e, `pool_${e.name}`, (c) => c.query(`select to_regclass('app.attachment_blobs') as t`));
