@@ -306,6 +306,16 @@ export class TargetSession implements ErrorContext {
     const attempt = (this.attemptsOf.get(key) ?? 0) + 1;
     this.attemptsOf.set(key, attempt);
     const code = pgCode(err);
+    // Ctrl-C between attempts of a busy migration: the file is not at fault, the run was stopped.
+    if (code !== undefined && RETRYABLE.has(code) && this.opts.signal?.aborted) {
+      throw new Stop({
+        code: 'INTERRUPTED',
+        message: `interrupted while ${m?.id ?? 'the upkeep'} waited for a lock (${attempt} attempt${attempt === 1 ? '' : 's'}); nothing of it was applied${m?.transactional === false ? ' beyond the statements before that one' : ''}`,
+        migration: m?.id,
+        pgCode: code,
+        hint: 'run migrate up again to continue',
+      });
+    }
     if (code === undefined || !RETRYABLE.has(code) || this.opts.signal?.aborted) throw this.stopFor(err, m, attempt);
     const next = nextRetry(attempt, this.retryPlan, Date.now(), this.deadline);
     if (!next.retry) throw await this.gaveUp(err, m, attempt, next.why);

@@ -379,6 +379,22 @@ describe('migrateTarget', () => {
     expect(out.attempts).toBe(3);
   });
 
+  it('Ctrl-C while a migration waits between lock attempts is INTERRUPTED (run again), not a failed file to fix', async () => {
+    const { c, db, blocker, migrations } = await busyArchive('intr', 't_intr');
+    const cfg: Config = { ...config, migrations: { ...config.migrations, lockTimeout: '100ms', retries: 50 } };
+    const ctl = new AbortController();
+    const out = await migrateTarget(c, schemaTarget(db, 't_intr'), migrations, {
+      config: cfg,
+      retryBaseMs: 50,
+      signal: ctl.signal,
+      onEvent: (e) => (e.type === 'retry' && e.attempt >= 2 ? ctl.abort() : undefined),
+    });
+    await blocker.query('rollback');
+    expect(out.error).toMatchObject({ code: 'INTERRUPTED', migration: '0002_archive', hint: 'run migrate up again to continue' });
+    expect(out.error!.message).toMatch(/^interrupted while 0002_archive waited for a lock \(\d+ attempts\); nothing of it was applied/);
+    expect(await readApplied(c, ['t_intr'])).toHaveLength(1);
+  });
+
   it("stops retrying with TIMEOUT when the next attempt would pass the target's time budget", async () => {
     const { c, db, blocker, migrations } = await busyArchive('lockdeadline', 't_ldl');
     // Retries to spare, but 1.5s of time: attempts of 300ms fit a few times, never 51.
