@@ -4,11 +4,11 @@ import pg from 'pg';
 import type { Config } from '../config/types.js';
 import type { Fleet } from '../fleet/fleet.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
-import { databaseUrl } from '../fleet/connection-url.js';
 import { CONNECT_TIMEOUT_MS } from '../config/connection-limits.js';
 import { ident, qualified } from '../sql.js';
 import { asRole, attempt, rolledBack } from './as-role.js';
 import { finding } from './registry.js';
+import { servingRoleUrl } from '../placement/pool/serving-login.js';
 import type { AuditUnit, Finding } from './types.js';
 
 export interface ProbeTable {
@@ -186,11 +186,8 @@ async function withServingConnection(
     // in its place (the slot is released as broken, so it is not reused).
     slot.tenantctlBroken = true;
     await slot.end().catch(() => undefined);
-    const u = new URL(databaseUrl(fleet.shard(unit.shard).url, unit.database));
-    u.username = encodeURIComponent(config.servingRole.name);
-    u.password = encodeURIComponent(password);
     const c = new pg.Client({
-      connectionString: u.toString(),
+      connectionString: servingRoleUrl(fleet.shard(unit.shard).url, unit.database, config),
       connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
       application_name: 'tenantctl-audit',
     }) as ShardClient;

@@ -1,3 +1,4 @@
+import { keyOwner } from '../catalog/tenants.js';
 import { redactText } from '../config/redact.js';
 import { errorMessage } from '../errors.js';
 import type { TenantResult } from '../fanout/result.js';
@@ -75,7 +76,7 @@ export async function removeLoaded(deps: RestoreDeps, p: PlacedTenant): Promise<
   try {
     await removeLeftover(deps.fleet, deps.config, p, {
       tenantLives: false,
-      keyOwner: async () => (await deps.db.selectFrom('tenants').select('slug').where('key', '=', p.key).executeTakeFirst())?.slug ?? null,
+      keyOwner: () => keyOwner(deps.db, p.key),
     });
     return undefined;
   } catch (err) {

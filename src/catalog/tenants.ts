@@ -70,6 +70,11 @@ export async function findTenant(db: CatalogDb, slug: string): Promise<TenantRow
   return db.selectFrom('tenants').selectAll().where('slug', '=', slug).executeTakeFirst();
 }
 
+/** The slug of the tenant whose key this is, or null: rows under a key nobody has are leftovers. */
+export async function keyOwner(db: CatalogDb, key: string): Promise<string | null> {
+  return (await db.selectFrom('tenants').select('slug').where('key', '=', key).executeTakeFirst())?.slug ?? null;
+}
+
 /** The tenant, or a usage error naming the slug and how to find the right one. */
 export async function getTenant(db: CatalogDb, slug: string): Promise<TenantRow> {
   const t = await findTenant(db, slug);

@@ -1,5 +1,6 @@
 import type { Duplex } from 'node:stream';
 import { liveClients } from '../connection-loss.js';
+import { finishedWriting } from '../fleet/end-promptly.js';
 
 /**
  * A command's end should not wait for each server to hang up. pg's `end()` writes Terminate,
@@ -22,12 +23,4 @@ export async function closePromptly(close: () => Promise<unknown>): Promise<void
     for (const socket of sockets) (socket as Duplex & { unref?: () => void }).unref?.();
   });
   await Promise.race([closing, finished]);
-}
-
-function finishedWriting(socket: Duplex): Promise<void> {
-  if (socket.writableFinished || socket.destroyed) return Promise.resolve();
-  return new Promise((resolve) => {
-    socket.once('finish', resolve);
-    socket.once('close', resolve);
-  });
 }

@@ -111,17 +111,23 @@ export async function addForeignKeys(
   // loaded in this transaction (no statistics) is planned as a nested loop, seconds per key at
   // a million rows instead of a fraction of one. ANALYZE sees the transaction's own rows.
   for (const [t, rel] of fkTables) if (!o.analyzed?.has(rel)) await client.query(`analyze ${t}`);
+  // PostgreSQL refuses NOT VALID on a partitioned table's foreign key: that one is checked as it
+  // is added (its anti-join now, not later); validateSteps' VALIDATE of it is then a no-op.
+  const partitioned = o.notValid ? await partitionedOf(client, [...new Set(fks.map((k) => k.tbl))]) : new Set<string>();
   for (const k of fks) {
-    // PostgreSQL refuses NOT VALID on a partitioned table's foreign key: that one is checked as it
-    // is added (its anti-join now, not later); validateSteps' VALIDATE of it is then a no-op.
-    const notValid = o.notValid && !(await isPartitioned(client, k.tbl));
+    const notValid = o.notValid && !partitioned.has(k.tbl);
     await client.query(`alter table ${k.tbl} add constraint ${ident(k.name)} ${k.def}${notValid ? ' not valid' : ''}`);
   }
 }
 
-async function isPartitioned(client: Queryable, table: string): Promise<boolean> {
-  const { rows } = await client.query<{ p: boolean }>(`select relkind = 'p' as p from pg_class where oid = $1::regclass`, [table]);
-  return rows[0]?.p ?? false;
+/** Of these tables (as written in the constraints), the partitioned ones, in one query. */
+async function partitionedOf(client: Queryable, tables: string[]): Promise<Set<string>> {
+  if (tables.length === 0) return new Set();
+  const { rows } = await client.query<{ t: string }>(
+    `select t from unnest($1::text[]) t join pg_class c on c.oid = t::regclass where c.relkind = 'p'`,
+    [tables],
+  );
+  return new Set(rows.map((r) => r.t));
 }
 
 /**

@@ -12,12 +12,14 @@ export async function endPromptly(c: pg.Client): Promise<void> {
   const ending = c.end().catch(() => undefined);
   const socket = (c as unknown as { connection?: { stream?: Duplex } }).connection?.stream;
   if (!socket) return void (await ending);
-  const written =
-    socket.writableFinished || socket.destroyed
-      ? Promise.resolve()
-      : new Promise<void>((resolve) => {
-          socket.once('finish', resolve);
-          socket.once('close', resolve);
-        });
-  await Promise.race([ending, written.then(() => (socket as Duplex & { unref?: () => void }).unref?.())]);
+  await Promise.race([ending, finishedWriting(socket).then(() => (socket as Duplex & { unref?: () => void }).unref?.())]);
+}
+
+/** Resolves once our side of the socket is written and closed ('finish'), or the socket is gone. */
+export function finishedWriting(socket: Duplex): Promise<void> {
+  if (socket.writableFinished || socket.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    socket.once('finish', resolve);
+    socket.once('close', resolve);
+  });
 }

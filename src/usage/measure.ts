@@ -18,6 +18,7 @@ import type { ShardClient } from '../fleet/shard-connections.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
 import { drivers } from '../placement/drivers.js';
 import { tenantRole } from '../placement/placement.js';
+import { rowTargetId } from '../placement/naming.js';
 import type { DataUsage, MeasureOptions } from '../placement/usage-types.js';
 import { settleEarlyPasses, type EarlyPasses } from './early-passes.js';
 import { sessionCounts, statementStats, type SessionCount, type StatementStats } from './activity.js';
@@ -146,7 +147,7 @@ function unmeasured(tenants: TenantRow[], data: Map<string, DataUsage>): TenantR
     return [
       {
         tenant: t.slug,
-        target: `${t.shard}/${t.database_name}/${t.schema_name}`,
+        target: rowTargetId(t),
         shard: t.shard,
         status: 'failed' as const,
         error: { code: 'LOCKED', message: reason },

@@ -33,9 +33,8 @@ export function registerBackupPrune(backup: Command): void {
         // No archive of that slug and no such tenant: a typo, not a tenant with nothing to prune
         // (a deleted tenant's final backups are found by its slug, so those still prune).
         if (flags.tenant !== undefined && rows.length === 0) {
-          const db = await ctx.catalog();
-          const known = await db.selectFrom('tenants').select('slug').where('slug', '=', flags.tenant).executeTakeFirst();
-          if (!known)
+          const { findTenant } = await import('../../catalog/tenants.js');
+          if (!(await findTenant(await ctx.catalog(), flags.tenant)))
             throw new UsageError(
               'TENANT_NOT_FOUND',
               `no tenant "${flags.tenant}" and no backups of it`,

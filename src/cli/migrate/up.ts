@@ -1,5 +1,6 @@
 import { Option, type Command } from 'commander';
 import { EXIT, UsageError } from '../../errors.js';
+import { exitCodeForRefusals } from '../../fanout/result.js';
 import type { CommandContext } from '../context.js';
 import { addSelectorOptions, concurrencyFrom, positiveInt, selectorFrom } from '../options.js';
 import { METRICS_FILE_OPTION, meteredAction, recordOutcomes } from '../metrics-flag.js';
@@ -100,11 +101,9 @@ async function up(ctx: CommandContext, flags: UpFlags): Promise<number> {
     renderMigrateUp(ctx.out, doc);
     recordOutcomes(ctx, (await import('../../metrics/outcomes.js')).fromResults(doc));
     if (doc.interrupted) return EXIT.interrupted;
-    // Every failure a lock conflict (a tenant or target busy with another command): exit 3, as
-    // for every command on a busy tenant, so a CI step sees "busy, run again", not "broken".
-    const failed = doc.results.filter((r) => r.status === 'failed');
-    if (failed.length > 0 && failed.every((r) => r.error?.code === 'LOCKED')) return EXIT.locked;
-    return doc.ok ? EXIT.ok : EXIT.failed;
+    // The fan-outs' one rule: every failure a lock conflict (a tenant or target busy with another
+    // command) is exit 3, so a CI step sees "busy, run again"; migrate has no refusal rows (exit 2 is thrown).
+    return exitCodeForRefusals(doc, () => false);
   } finally {
     await progress?.close();
   }

@@ -1,4 +1,4 @@
-import { findTenant } from '../../catalog/tenants.js';
+import { findTenant, keyOwner } from '../../catalog/tenants.js';
 import { redactText } from '../../config/redact.js';
 import { isConnectionLoss } from '../../connection-loss.js';
 import { errorMessage, EXIT, TenantctlError } from '../../errors.js';
@@ -91,7 +91,7 @@ async function removeLeftover(deps: SweepDeps, slug: string, p: RestorePlacement
     {
       tenantLives: live !== undefined,
       // Rows under a key that no tenant has are the killed load's; a tenant's own are never touched.
-      keyOwner: async () => (await db.selectFrom('tenants').select('slug').where('key', '=', p.key).executeTakeFirst())?.slug ?? null,
+      keyOwner: () => keyOwner(db, p.key),
     },
   );
   if ('keptFor' in out) return `key ${p.key} belongs to tenant "${out.keptFor}": its rows in ${where} kept`;

@@ -23,12 +23,12 @@ export async function servingPasswordRefused(
   database: string,
   config: Pick<Config, 'servingRole'>,
 ): Promise<boolean | undefined> {
-  const password = config.servingRole.password;
-  if (!password) return undefined;
-  const u = new URL(databaseUrl(shardUrl, database));
-  u.username = encodeURIComponent(config.servingRole.name);
-  u.password = encodeURIComponent(password);
-  const c = new pg.Client({ connectionString: u.toString(), connectionTimeoutMillis: CONNECT_TIMEOUT_MS, application_name: 'tenantctl' });
+  if (!config.servingRole.password) return undefined;
+  const c = new pg.Client({
+    connectionString: servingRoleUrl(shardUrl, database, config),
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    application_name: 'tenantctl',
+  });
   c.on('error', () => undefined);
   try {
     await c.connect();
@@ -40,6 +40,14 @@ export async function servingPasswordRefused(
   } finally {
     await endPromptly(c);
   }
+}
+
+/** The serving role's login to `database` of the shard, with servingRole.password (as the applications log in). */
+export function servingRoleUrl(shardUrl: string, database: string, config: Pick<Config, 'servingRole'>): string {
+  const u = new URL(databaseUrl(shardUrl, database));
+  u.username = encodeURIComponent(config.servingRole.name);
+  u.password = encodeURIComponent(config.servingRole.password ?? '');
+  return u.toString();
 }
 
 /** Set the serving role's password back to servingRole.password (a CREATEROLE role may, the serving role being NOSUPERUSER). */
