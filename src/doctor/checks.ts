@@ -7,6 +7,7 @@ import { errorMessage } from '../errors.js';
 import type { Fleet } from '../fleet/fleet.js';
 import { connectionHeadroomCheck } from './connection-headroom.js';
 import { servingPasswordRefused } from '../placement/pool/serving-login.js';
+import { unlockedTenants } from '../operations/unlocked-tenants.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
 import { openCatalog } from '../catalog/open.js';
 import { catalogMigrations } from '../catalog/migrations.js';
@@ -149,12 +150,19 @@ async function migrationsCheck(config: Config): Promise<Check> {
 
 /** Tenants a command left half-way: each needs its command run again (or deleted). */
 async function stuckTenantsCheck(db: CatalogDb): Promise<Check> {
-  const stuck = await db
+  const halfway = await db
     .selectFrom('tenants')
     .select(['slug', 'status', 'status_detail'])
     .where('status', 'in', ['provisioning', 'failed', 'deleting', 'moving'])
     .orderBy('slug')
     .execute();
+  // A tenant whose lock a live command holds is in its command's hands, not stuck (a create or a
+  // move running now is `provisioning` or `moving` for as long as it runs).
+  const free = await unlockedTenants(
+    db,
+    halfway.map((t) => t.slug),
+  );
+  const stuck = halfway.filter((t) => free.has(t.slug));
   const fix: Record<string, string> = {
     provisioning: 'tenant create again to finish',
     failed: 'tenant create again to retry',

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { databaseUrl } from '../../src/fleet/connection-url.js';
 import { json, ownMigrateFleet, withPg, type MigrateEnv } from '../helpers/migrate-env.js';
 import { superuserUrl } from '../helpers/test-fleet.js';
+import { lockTenant } from '../../src/operations/tenant-lock.js';
 
 /**
  * Isolation with the user's own schema (a bigint key named company_id, a root table keyed by
@@ -284,6 +285,13 @@ describe('doctor', () => {
       ok: false,
       detail: expect.stringMatching(/doc-p failed \(run tenant create again to retry; boom\)/),
     });
+    // Half-way while a live command holds it (a create or move running now): in its hands, not stuck.
+    const lock = await lockTenant(e.db, 'doc-p', { command: 'move' });
+    try {
+      expect(json(await e.cli(['doctor', '--json'])).checks.find((c: any) => c.check === 'stuck tenants')).toMatchObject({ ok: true });
+    } finally {
+      await lock.release();
+    }
     await e.db.updateTable('tenants').set({ status: 'active', status_detail: null }).where('slug', '=', 'doc-p').execute();
 
     const su = json(await e.cli(['doctor', '--json']));
