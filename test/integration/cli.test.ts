@@ -54,8 +54,11 @@ describe('the CLI as CI runs it (no TTY)', () => {
     for (const args of runs) {
       const r = await cli(args, { config });
       expectNoSecret(r.stdout + r.stderr);
-      // Every run but the unknown tenant (exit 2) succeeds, so the check covers real output.
-      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(args.includes('no-such-tenant') ? 2 : 0);
+      // Every run but the unknown tenant (exit 2) succeeds, so the check covers real output. doctor
+      // reads the shared fleet, where another file's work in progress (a role it plants and
+      // removes, a tenant it is creating) may fail a check (exit 1): that says nothing of secrets.
+      if (args[0] === 'doctor') expect([0, 1], `${args.join(' ')}: ${r.stdout}${r.stderr}`).toContain(r.code);
+      else expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(args.includes('no-such-tenant') ? 2 : 0);
       if (args.includes('--json')) expect(() => JSON.parse(r.stdout), args.join(' ')).not.toThrow();
     }
     // Errors that quote connection details: an unreachable shard, named, without the password.
