@@ -82,6 +82,12 @@ export const CHECKS = {
     fixable: true,
     title: "serving role refuses servingRole.password (a pool tenant may set the shared role's password: every pool tenant is locked out)",
   },
+  'role.serving-connection-limit': {
+    severity: 'high',
+    fixable: true,
+    title:
+      "serving role's connection limit is not servingRole.connectionLimit (the pool tenants together may take every connection of the shard)",
+  },
   'role.serving-settings': {
     severity: 'high',
     fixable: true,

@@ -1,3 +1,4 @@
+import type { Config } from '../config/types.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
 import { ident } from '../sql.js';
 import { finding } from './registry.js';
@@ -85,4 +86,30 @@ export async function servingRoleSettings(c: ShardClient, unit: AuditUnit, servi
       fix: `alter role ${ident(serving)}${r.db ? ` in database ${ident(r.db)}` : ''} reset all;`,
     }),
   );
+}
+
+/**
+ * The serving role's CONNECTION LIMIT against servingRole.connectionLimit. Every pool tenant's
+ * application logs in as that one role: without the limit, the pool tenants of a shard can
+ * together take every connection of it, so tenantctl cannot suspend or delete one of them and
+ * the other models' tenants cannot log in. Only a CREATEROLE role or a superuser can change it,
+ * never a tenant, so a difference is an operator's (or an older tenantctl's) doing.
+ */
+export async function servingConnectionLimit(c: ShardClient, unit: AuditUnit, config: Pick<Config, 'servingRole'>): Promise<Finding[]> {
+  const want = config.servingRole.connectionLimit;
+  if (want === undefined) return [];
+  const serving = config.servingRole.name;
+  const { rows } = await c.query<{ limit: number }>('select rolconnlimit as limit from pg_roles where rolname = $1', [serving]);
+  if (!rows[0] || rows[0].limit === want) return [];
+  const has = rows[0].limit < 0 ? 'no connection limit' : `connection limit ${rows[0].limit}`;
+  return [
+    finding('role.serving-connection-limit', {
+      shard: unit.shard,
+      database: unit.database,
+      tenant: null,
+      object: `role ${serving}`,
+      message: `the serving role ${serving} has ${has} on ${unit.shard}, where servingRole.connectionLimit is ${want}: ${rows[0].limit < 0 || rows[0].limit > want ? "the pool tenants together may take more of the shard's connections than the config leaves them" : 'the pool tenants get fewer connections than the config gives them'}`,
+      fix: `alter role ${ident(serving)} connection limit ${want};`,
+    }),
+  ];
 }

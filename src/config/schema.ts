@@ -195,7 +195,17 @@ export const configSchema = z
     rls: z._default(z.strictObject({ setting: z.string().check(z.regex(/^[a-z_]+\.[a-z_]+$/, 'must look like app.tenant_id')) }), {
       setting: 'app.tenant_id',
     }),
-    servingRole: z._default(z.strictObject({ name: identifier, password: z.optional(z.string()) }), { name: 'app_user' }),
+    servingRole: z._default(
+      z.strictObject({
+        name: identifier,
+        password: z.optional(z.string()),
+        // The role every pool tenant's application shares: its CONNECTION LIMIT bounds the pool
+        // tenants together, so they cannot take every connection of a shard from tenantctl and
+        // the other models' tenants (doctor: connection headroom).
+        connectionLimit: z.optional(wholeNumber(1, 100_000)),
+      }),
+      { name: 'app_user' },
+    ),
     migrations: z._default(
       z.strictObject({
         dir: z._default(z.string(), 'migrations'),

@@ -17,7 +17,11 @@ export function shownConfig(c: Config) {
     tiers: c.tiers,
     tenantKey: c.tenantKey,
     rls: c.rls,
-    servingRole: { name: c.servingRole.name, password: c.servingRole.password ? '***' : undefined },
+    servingRole: {
+      name: c.servingRole.name,
+      password: c.servingRole.password ? '***' : undefined,
+      connectionLimit: c.servingRole.connectionLimit,
+    },
     migrations: c.migrations,
     dev: c.dev,
     regions: Object.fromEntries(

@@ -62,7 +62,15 @@ export function resultDocument<R extends TenantResult>(
     skipped: results.filter((r) => r.status === 'skipped').length,
     durationMs: Date.now() - startedAt,
   };
-  return { command, ok: summary.failed === 0, summary, results, ...extra };
+  // Ctrl-C stopped it (a tenant interrupted at its clean point, or never started): a script
+  // reading --json learns that from the document, as from the exit code (130).
+  const interrupted = results.some(stoppedByInterrupt);
+  return { command, ok: summary.failed === 0 && !interrupted, summary, results, ...(interrupted ? { interrupted: true } : {}), ...extra };
+}
+
+/** A tenant result of a fan-out Ctrl-C stopped: interrupted in its operation, or never started. */
+function stoppedByInterrupt(r: TenantResult): boolean {
+  return (r.status === 'skipped' && r.reason === 'interrupted') || (r.status === 'failed' && r.error?.code === 'INTERRUPTED');
 }
 
 export function exitCodeFor(doc: { ok: boolean }): number {
@@ -79,8 +87,7 @@ export function exitCodeFor(doc: { ok: boolean }): number {
 export function exitCodeForRefusals(doc: ResultDocument, usage: (code: string) => boolean): number {
   const failed = doc.results.filter((r) => r.status === 'failed');
   // Ctrl-C: 130, as for a single command (each interrupted row says what it left and how to finish).
-  const stopped = doc.results.some((r) => r.status === 'skipped' && r.reason === 'interrupted');
-  if (stopped || failed.some((r) => r.error?.code === 'INTERRUPTED')) return EXIT.interrupted;
+  if (doc.results.some(stoppedByInterrupt)) return EXIT.interrupted;
   if (failed.length > 0 && failed.every((r) => r.error?.code === 'LOCKED')) return EXIT.locked;
   if (doc.summary.succeeded === 0 && failed.length > 0 && failed.every((r) => r.error && usage(r.error.code))) return EXIT.usage;
   return exitCodeFor(doc);

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { Config } from '../config/types.js';
 import { ensurePoolSuspend, poolSuspendInstalled, poolSuspendNeedsApply } from './pool/suspend.js';
 import { ensureSwitchFenceIfUsed } from './pool/switch-fence.js';
-import { ensureServingRole, repairRlsPolicies, rlsNeedsApply, tenantScopedTables } from './pool/rls.js';
+import { ensureServingRole, repairRlsPolicies, rlsNeedsApply, servingRoleNeedsApply, tenantScopedTables } from './pool/rls.js';
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
 type HookConfig = Pick<Config, 'tenantKey' | 'rls' | 'servingRole'>;
@@ -44,7 +44,10 @@ export const poolMigration: MigrationHooks = {
   // The serving role is ensured outside a transaction, and each migration's tables are secured
   // between the migration and its commit.
   canFuse: false,
-  needsUpkeep: async (c, schema, config) => (await rlsNeedsApply(c, schema, config)) || (await poolSuspendNeedsApply(c, schema, config)),
+  needsUpkeep: async (c, schema, config) =>
+    (await rlsNeedsApply(c, schema, config)) ||
+    (await poolSuspendNeedsApply(c, schema, config)) ||
+    (await servingRoleNeedsApply(c, config)),
   async beforeMigrate(c, config) {
     const role = await ensureServingRole(c, config);
     return role.bypassesRls

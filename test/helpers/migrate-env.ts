@@ -72,6 +72,8 @@ export interface EnvOptions {
   superuser?: boolean;
   /** Another tenant key (the user's own schema). */
   tenantKey?: Config['tenantKey'];
+  /** Another serving role (its own name keeps a file's role settings off every other file's pools). */
+  servingRole?: Partial<Config['servingRole']>;
   /** Copy these migration files instead of the repository's migrations/ (only the named files when `files` is given). */
   migrationsFrom?: string;
   files?: string[];
@@ -91,6 +93,7 @@ export async function migrateEnv(fleet: TestFleet, name: string, opts: EnvOption
   doc.setIn(['migrations', 'dir'], migrationsDir);
   for (const [k, v] of Object.entries(opts.migrations ?? {})) doc.setIn(['migrations', k], v);
   if (opts.tenantKey) doc.set('tenantKey', doc.createNode(opts.tenantKey));
+  for (const [k, v] of Object.entries(opts.servingRole ?? {})) doc.setIn(['servingRole', k], v);
   for (const s of fleet.config.shards) {
     doc.setIn(['regions', s.region, 'shards', s.name, 'poolDatabase'], `pool_${name}`);
     doc.setIn(['regions', s.region, 'shards', s.name, 'tenantDatabase'], `schemas_${name}`);

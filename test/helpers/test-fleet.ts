@@ -199,6 +199,9 @@ async function fleetConfigText(dir: string, count: number): Promise<string> {
   doc.setIn(['defaults', 'region'], 'us-east');
   doc.setIn(['migrations', 'dir'], join(REPO, 'migrations'));
   doc.setIn(['dev', 'dataDir'], join(dir, 'clusters'));
+  // Test clusters allow 200 connections (src/dev/cluster.ts), and test files run side by side:
+  // the serving role's bound is raised with them (doctor's connection headroom still holds).
+  doc.setIn(['servingRole', 'connectionLimit'], 150);
   // The shipped tiers without their limits (issue 19): timeouts on application connections are
   // not what the other tests are about; test/integration/tier-limits.test.ts sets tiers of its own.
   const tiers = doc.get('tiers') as { items: { key: unknown; value: { get(k: string): unknown } }[] };

@@ -285,6 +285,48 @@ describe("tenantctl's locks where tenants connect", () => {
     }
   });
 
+  it("the pool tenants together cannot take a shard's every connection: the serving role's limit holds them, tenantctl still suspends one; a changed limit is found and set back", async () => {
+    // A serving role of this test's own, with a small limit (roles are cluster-wide).
+    const e = await env('ccl', { servingRole: { name: 'app_ccl', connectionLimit: 3 } });
+    await createViaFile(e, [
+      { slug: 'ccl-a', model: 'pool', shard: 'us1' },
+      { slug: 'ccl-b', model: 'pool', shard: 'us1' },
+    ]);
+    const url = urlAs(e, `pool_${e.name}`, 'app_ccl', e.config.servingRole.password ?? '');
+    const held = [await session(url), await session(url), await session(url)];
+    try {
+      // ccl-a's application opens what the role allows; the next login is refused by PostgreSQL.
+      expect(await connectError(url)).toMatch(/too many connections for role "app_ccl"/);
+      // A tenant cannot lift the limit through its own session.
+      await expect(held[0].query('alter role current_user connection limit -1')).rejects.toThrow(/permission denied/);
+      // tenantctl's own connections are not the serving role's: it still works on the shard.
+      await ok(e, ['tenant', 'suspend', 'ccl-b']);
+      await ok(e, ['tenant', 'resume', 'ccl-b']);
+    } finally {
+      await Promise.all(held.map((c) => c.close()));
+    }
+    // An operator (or an older tenantctl) left the role without its limit: audit finds it, --fix sets it.
+    await e.q('us1', 'postgres', 'alter role app_ccl connection limit -1');
+    const r = await e.cli(['audit', '--json']);
+    expect(r.code).toBe(1);
+    expect(json(r).findings.filter((f: { check: string }) => f.check === 'role.serving-connection-limit')).toEqual([
+      expect.objectContaining({
+        severity: 'high',
+        fixable: true,
+        object: 'role app_ccl',
+        fix: 'alter role "app_ccl" connection limit 3;',
+        message: expect.stringMatching(/has no connection limit on us1, where servingRole\.connectionLimit is 3/),
+      }),
+    ]);
+    const fixed = await e.cli(['audit', '--fix', '--yes', '--json']);
+    expect(json(fixed).findings.filter((f: { check: string }) => f.check === 'role.serving-connection-limit')).toEqual([]);
+    expect((await e.q('us1', 'postgres', `select rolconnlimit from pg_roles where rolname = 'app_ccl'`))[0].rolconnlimit).toBe(3);
+    // And a migration of the pool sets it too (the config is the truth).
+    await e.q('us1', 'postgres', 'alter role app_ccl connection limit 1');
+    await ok(e, ['migrate', 'up']);
+    expect((await e.q('us1', 'postgres', `select rolconnlimit from pg_roles where rolname = 'app_ccl'`))[0].rolconnlimit).toBe(3);
+  });
+
   it("a neighbour holding a pool tenant's write lock is what a move's fence names when it gives up (pid, role, the application it says it is)", async () => {
     const { e, serving, url } = await twoPoolTenants('cpf');
     const key = (await e.db.selectFrom('tenants').select('key').where('slug', '=', 'cpf-b').executeTakeFirstOrThrow()).key;

@@ -288,23 +288,30 @@ export interface ServingRoleState {
 
 /**
  * Create the serving role on this shard if missing: LOGIN, NOSUPERUSER NOBYPASSRLS NOCREATEDB
- * NOCREATEROLE, with servingRole.password when set. Roles are cluster-wide, so call it once per
- * shard; it is idempotent and tolerates a concurrent creation. Run it outside a transaction
- * (a lost race is an error PostgreSQL reports, caught here, which would abort one).
+ * NOCREATEROLE, with servingRole.password and servingRole.connectionLimit when set. An existing
+ * role gets the configured connection limit when it has another (the config is the truth; a
+ * tenant cannot change it through its own session, only tenantctl or a superuser can); its
+ * password is left alone (audit's role.serving-password checks it). Roles are cluster-wide, so
+ * call it once per shard; it is idempotent and tolerates a concurrent creation. Run it outside a
+ * transaction (a lost race is an error PostgreSQL reports, caught here, which would abort one).
  */
 export async function ensureServingRole(client: Queryable, config: Pick<Config, 'servingRole'>): Promise<ServingRoleState> {
   const name = config.servingRole.name;
-  const existing = await client.query<{ rolsuper: boolean; rolbypassrls: boolean }>(
-    'select rolsuper, rolbypassrls from pg_roles where rolname = $1',
+  const limit = config.servingRole.connectionLimit;
+  const existing = await client.query<{ rolsuper: boolean; rolbypassrls: boolean; rolconnlimit: number }>(
+    'select rolsuper, rolbypassrls, rolconnlimit from pg_roles where rolname = $1',
     [name],
   );
   if (existing.rows[0]) {
-    return { created: false, bypassesRls: existing.rows[0].rolsuper || existing.rows[0].rolbypassrls };
+    const r = existing.rows[0];
+    if (limit !== undefined && r.rolconnlimit !== limit) await setServingConnectionLimit(client, config);
+    return { created: false, bypassesRls: r.rolsuper || r.rolbypassrls };
   }
   const password = config.servingRole.password;
   try {
     await client.query(
       `create role ${ident(name)} login nosuperuser nobypassrls nocreatedb nocreaterole` +
+        (limit !== undefined ? ` connection limit ${limit}` : '') +
         (password ? ` password ${literal(password)}` : ''),
     );
     return { created: true, bypassesRls: false };
@@ -313,4 +320,23 @@ export async function ensureServingRole(client: Queryable, config: Pick<Config, 
     if (isAlreadyExists(err)) return { created: false, bypassesRls: false };
     throw err;
   }
+}
+
+/**
+ * Whether ensureServingRole has work on this shard: the role missing, or its connection limit not
+ * servingRole.connectionLimit (so a pool migration with nothing pending still sets it).
+ */
+export async function servingRoleNeedsApply(client: Queryable, config: Pick<Config, 'servingRole'>): Promise<boolean> {
+  const { rows } = await client.query<{ limit: number }>('select rolconnlimit as limit from pg_roles where rolname = $1', [
+    config.servingRole.name,
+  ]);
+  if (!rows[0]) return true;
+  return config.servingRole.connectionLimit !== undefined && rows[0].limit !== config.servingRole.connectionLimit;
+}
+
+/** `alter role <serving> connection limit <servingRole.connectionLimit>` (a CREATEROLE role may: the serving role is NOSUPERUSER). */
+export async function setServingConnectionLimit(client: Queryable, config: Pick<Config, 'servingRole'>): Promise<void> {
+  const limit = config.servingRole.connectionLimit;
+  if (limit === undefined) throw new Error('servingRole.connectionLimit is not set in the config: nothing to set the serving role to');
+  await client.query(`alter role ${ident(config.servingRole.name)} connection limit ${limit}`);
 }
