@@ -7,6 +7,8 @@ import type { Fleet } from '../fleet/fleet.js';
 import type { OsUser } from '../dev/os-user.js';
 import { ADMIN_DATABASE } from '../placement/databases.js';
 import { assertSlug } from '../placement/slug.js';
+import { encryptsBackups } from '../backup/regions.js';
+import { tenantDataKey } from '../backup/keys.js';
 import { requirePgbackrest } from './pgbackrest.js';
 import { requirePitrRepo, stanzaOf, writePitrConfig, type PitrRepo } from './repo.js';
 import { shardWindow, windowText, type ShardWindow } from './window.js';
@@ -28,7 +30,8 @@ export interface Preflight {
 
 /**
  * Every check of restore --at that needs no scratch cluster, refused (exit 2) before anything is
- * made: the flags, pgBackRest installed, the tenant live and living where it lived at `at`, the
+ * made: the flags, pgBackRest installed, the tenant live (and for --replace in a region that
+ * encrypts, the master key its safety backup needs) and living where it lived at `at`, the
  * shard's window holding `at`, room for the scratch restore. The independent reads run at once
  * (pgBackRest's `info` is the slow one).
  */
@@ -37,6 +40,9 @@ export async function preflight(deps: RestoreAtDeps, o: RestoreAtOptions): Promi
   assertFlags(o);
   await requirePgbackrest();
   const live = await liveTenant(db, o.slug);
+  // --replace writes a safety backup first: in a region that encrypts, its data key must unwrap
+  // with TENANTCTL_BACKUP_KEY now, not after the whole recovery has run.
+  if (o.replace && encryptsBackups(config, live.region)) await tenantDataKey(db, live.slug);
   const shard = fleet.shard(live.shard);
   const repo = requirePitrRepo(config, shard.region);
   stanzaOf(config, shard);

@@ -227,6 +227,26 @@ describe.skipIf(!pgbackrest)(`restore <slug> --at <time> with pgBackRest${SKIP}`
     expect(await scratchOf('acme-old')).toEqual([]);
   });
 
+  it('--replace in a region that encrypts backups, without the master key, is refused before any recovery; nothing is made', async () => {
+    const doc = parseDocument(await readFile(e.configFile, 'utf8'));
+    doc.setIn(['regions', e.config.shards[0].region, 'backup', 'encrypt'], true);
+    const file = join(dirname(e.configFile), 'encrypting.config.yaml');
+    await writeFile(file, doc.toString());
+    const before = (await scratchOf('acme')).length;
+    // A time inside the window: everything else about the restore would go ahead.
+    const t = await timeT();
+    // A commit after T, archived: the window reaches past T.
+    await withPg(superuserUrl(fleet.config.shards[0].url), (c) => c.query('select txid_current()'));
+    await archiveNow();
+    const r = await cli(['restore', 'acme', '--at', t, '--replace', '--yes', '--json'], {
+      config: file,
+      env: { TENANTCTL_BACKUP_KEY: '' },
+    });
+    expect(r.code, r.stderr + r.stdout).toBe(2);
+    expect(json(r).error).toMatchObject({ code: 'BACKUP_KEY', message: expect.stringMatching(/TENANTCTL_BACKUP_KEY is not set/) });
+    expect((await scratchOf('acme')).length).toBe(before);
+  });
+
   it('a restore killed during recovery leaves its scratch cluster; the next command removes it', async () => {
     const t = await timeT();
     await archiveNow();
