@@ -12,6 +12,7 @@ import type { OpenArchive } from './archive.js';
 import { backupLocked } from './create.js';
 import { placementRecord } from './restore-record.js';
 import { fenceForReplace, replaceFenceFor, type HeldReplaceFence } from './replace-fence.js';
+import { raiseSequences, sequenceValues } from '../copy/sequences.js';
 import { dropReplaced, dropWarning, replaceNames, switchCommitted, switchToFresh } from './replace-switch.js';
 import { faultAction, faultPoint } from '../operations/fault-points.js';
 import { hangAfterCommit, load, undoFresh, type Loaded, type LoadHow, type RestoreDeps, type RestoreResult } from './restore.js';
@@ -153,6 +154,9 @@ async function loadAndSwitch(r: Replace, progress: { committed: boolean; switche
   // The tier's limits on the fresh placement before it takes the tenant's names (a database
   // tenant's fresh database has none of the live one's); a refusal removes it, nothing switched.
   await applyLimitsTo(deps, placed, live.tier);
+  // The ids the application was given since the backup (its rows are in the safety backup) are
+  // not given again: the fresh placement's sequences past the replaced one's (fenced: final).
+  if (away) await carrySequences(deps.fleet, live, placed);
   // The last clean point of a placement of its own: from the switch on, the restore finishes.
   if (away) await run.step('switch');
   else await op.phase('switch');
@@ -206,4 +210,10 @@ async function recordReplaced(r: Replace, loaded: Loaded, times: Record<string, 
       },
     });
   });
+}
+
+/** The fresh placement's sequences past what the live one handed out (src/copy/sequences.ts). */
+async function carrySequences(fleet: RestoreDeps['fleet'], live: TenantRow, fresh: PlacedTenant): Promise<void> {
+  const handedOut = await fleet.withClient(live.shard, live.database_name, (c) => sequenceValues(c, live.schema_name));
+  await fleet.withClient(fresh.shard, fresh.database_name, (c) => raiseSequences(c, fresh.schema_name, handedOut));
 }

@@ -44,3 +44,48 @@ export async function advanceSequences(client: Pick<pg.ClientBase, 'query'>, sch
   }
   return rows.map((r) => r.seq);
 }
+
+/** The last value each sequence of a schema has handed out, by its name (see sequenceValues). */
+export type SequenceValues = Map<string, string>;
+
+/**
+ * The last value each ascending sequence of `schema` has handed out, by name: those never read
+ * (or that tenantctl's role may not read) are left out. A placement's sequences are usually past
+ * its highest ids (rows deleted, inserts rolled back): what the copy alone does not show.
+ */
+export async function sequenceValues(client: Pick<pg.ClientBase, 'query'>, schema: string): Promise<SequenceValues> {
+  const { rows } = await client.query<{ name: string; v: string }>(
+    `select sequencename as name, last_value::text as v from pg_sequences
+      where schemaname = $1 and last_value is not null and increment_by > 0`,
+    [schema],
+  );
+  return new Map(rows.map((r) => [r.name, r.v]));
+}
+
+/**
+ * Move each sequence of `schema` past the value its namesake handed out where the tenant was (a
+ * move's source, the placement a restore replaces), never backwards: an id the application was
+ * given there (of a row deleted since, or never committed) is not given again. A value the
+ * sequence here cannot take (another type's maximum) is left. Returns the sequences it moved.
+ */
+export async function raiseSequences(client: Pick<pg.ClientBase, 'query'>, schema: string, values: SequenceValues): Promise<string[]> {
+  if (values.size === 0) return [];
+  const { rows } = await client.query<{ name: string; seq: string; inc: string }>(
+    `select sequencename as name, format('%I.%I', schemaname, sequencename) as seq, increment_by::text as inc
+       from pg_sequences where schemaname = $1 and sequencename = any($2::text[]) and increment_by > 0`,
+    [schema, [...values.keys()]],
+  );
+  const moved: string[] = [];
+  for (const r of rows) {
+    const v = values.get(r.name)!;
+    // The last value handed out here (is_called false: the next one is last_value itself).
+    const res = await client.query(
+      `select setval($1::regclass, $2::bigint, true) from ${r.seq} s, pg_sequences p
+        where p.schemaname = $3 and p.sequencename = $4 and $2::bigint <= p.max_value
+          and (case when s.is_called then s.last_value else s.last_value - $5::bigint end) < $2::bigint`,
+      [r.seq, v, schema, r.name, r.inc],
+    );
+    if (res.rowCount) moved.push(r.seq);
+  }
+  return moved;
+}

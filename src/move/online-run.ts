@@ -2,7 +2,7 @@ import { redactText } from '../config/redact.js';
 import { lostConnectionError } from '../connection-loss.js';
 import { errorMessage } from '../errors.js';
 import { buildTarget } from './build-target.js';
-import { advanceSequences } from '../copy/sequences.js';
+import { advanceSequences, raiseSequences, sequenceValues } from '../copy/sequences.js';
 import type { HeldFence } from './fence.js';
 import type { TableCheck } from './copy.js';
 import { stopIfInterrupted } from './interrupt.js';
@@ -216,14 +216,17 @@ async function verifyUnderFence(run: OnlineRun, repl: ReplicationRecord, slot: P
   // switch. It is dropped, with the slot and the publication, once writes flow again.
   await stopSubscription(fleet, repl);
   assertSame(checks);
-  // Logical replication does not carry sequences: past the copied ids, before anyone writes there.
-  await fleet.withClient(plan.to.shard, plan.to.database, (c) =>
-    advanceSequences(
+  // Logical replication does not carry sequences: past the copied ids and what the source handed
+  // out (its writes are fenced), before anyone writes there.
+  const handedOut = await fleet.withClient(plan.from.shard, plan.from.database, (c) => sequenceValues(c, plan.from.schema));
+  await fleet.withClient(plan.to.shard, plan.to.database, async (c) => {
+    await advanceSequences(
       c,
       plan.to.schema,
       tables.map((t) => t.table),
-    ),
-  );
+    );
+    await raiseSequences(c, plan.to.schema, handedOut);
+  });
   const verifiedUnderFence = { tables: checks.map((c) => c.table), rows: checks.reduce((n, c) => n + c.rows, 0) };
   await rec.update({ verifiedUnderFence });
   await done('verify', rec, `${verifiedUnderFence.rows} rows changed since the proof compared`);

@@ -3,7 +3,7 @@ import { inTransaction, type Fleet } from '../fleet/fleet.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
 import { boundLockWait } from '../copy/load-lock-wait.js';
 import { exportSnapshot, joinSnapshot } from '../copy/snapshot.js';
-import { advanceSequences } from '../copy/sequences.js';
+import { advanceSequences, raiseSequences, sequenceValues } from '../copy/sequences.js';
 import { poolLoadRole } from '../copy/pool-load-path.js';
 import { checksByIndex } from '../copy/pool-load.js';
 import { mayLoadInParts, partsPerTable } from '../copy/pool-load-split.js';
@@ -93,13 +93,15 @@ async function loadAndVerifyParts(
       await hooks.afterTable?.(tb.table);
     }
     await hooks.loaded?.();
-    await inTransaction(t, () =>
-      advanceSequences(
+    const handedOut = await sequenceValues(run.source, run.plan.from.schema);
+    await inTransaction(t, async () => {
+      await advanceSequences(
         t,
         schema,
         tables.map((x) => x.table),
-      ),
-    );
+      );
+      await raiseSequences(t, schema, handedOut);
+    });
     await hooks.beforeVerify?.(t, schema, tables);
     // Every part committed: only the target's side is left, measured on every load connection at once.
     const checks = await early.verify(lanes.dst, streamed, 'row by row');

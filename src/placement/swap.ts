@@ -1,3 +1,4 @@
+import { retargetFunctionPaths } from './function-paths.js';
 import { xactLockInReach } from '../operations/lock-holder.js';
 import type { Fleet } from '../fleet/fleet.js';
 import { inTransaction } from '../fleet/fleet.js';
@@ -75,6 +76,8 @@ async function swapSchema(fleet: Fleet, t: CatalogPlacement, fresh: PlacementNam
     await c.query(`set local lock_timeout = ${SWAP_LOCK_TIMEOUT_MS}`);
     await c.query(`alter schema ${ident(t.schema_name)} rename to ${ident(away.schema_name)}`);
     await c.query(`alter schema ${ident(fresh.schema_name)} rename to ${ident(t.schema_name)}`);
+    // Its functions' frozen search_path named the schema it was built under.
+    await retargetFunctionPaths(c, t.schema_name, fresh.schema_name, t.schema_name);
     // The migration records follow their schemas (keyed by name). Two statements: one would
     // collide with the unique key half-way.
     const track = `update tenantctl.schema_migrations set target_schema = $2 where target_schema = $1`;

@@ -59,4 +59,26 @@ it('pool and schema tenants: backup, clone into the other model, same hashes; id
       [t.key],
     );
   }
+
+  // restore --replace: the ids the application was given after the backup (rows deleted since,
+  // or kept only in the safety backup) are not given again.
+  const s = await row('own-s');
+  const b = await e.cli(['backup', 'create', 'own-s', '--json']);
+  expect(b.code, b.stdout + b.stderr).toBe(0);
+  // As the application does: its trigger's tables by the placement's search_path.
+  const campaign = (title: string) =>
+    e.q(
+      s.shard,
+      s.database_name,
+      `with _ as (select set_config('search_path', $3, true)) insert into ${s.schema_name}.campaigns (company_id, title) select $1, $2 from _ returning id::int`,
+      [s.key, title, s.schema_name],
+    );
+  const given = (await campaign('given'))[0].id;
+  await campaign('given');
+  const last = (await campaign('given'))[0].id;
+  expect(last).toBe(given + 2);
+  await e.q(s.shard, s.database_name, `delete from ${s.schema_name}.campaigns where title = 'given'`);
+  const r = await e.cli(['restore', json(b).results[0].backup, '--replace', '--yes', '--json']);
+  expect(r.code, r.stdout + r.stderr).toBe(0);
+  expect((await campaign('after the replace'))[0].id).toBeGreaterThan(last);
 });

@@ -21,6 +21,17 @@ it('pool → schema on another shard and back: hashes equal, shared parents chec
   ]);
   const row = async (slug: string) => e.db.selectFrom('tenants').selectAll().where('slug', '=', slug).executeTakeFirstOrThrow();
   for (const slug of ['own-a', 'own-b']) await seedOwnSchema(e, slug);
+  // An id the application was given whose row is gone (deleted, or never committed) is not given
+  // again after a move: the target's sequences go past what the source's handed out.
+  const a = await row('own-a');
+  const gone = await e.q(
+    a.shard,
+    a.database_name,
+    `insert into ${a.schema_name}.campaigns (company_id, title) values ($1, 'gone') returning id::int`,
+    [a.key],
+  );
+  await e.q(a.shard, a.database_name, `delete from ${a.schema_name}.campaigns where title = 'gone'`);
+  await e.q(a.shard, a.database_name, `update ${a.schema_name}.campaign_counts set n = n - 1 where company_id = $1`, [a.key]);
   const before = await tenantDigests(e, 'own-a');
   const other = await tenantDigests(e, 'own-b');
   for (const [shard, model] of [
@@ -36,7 +47,13 @@ it('pool → schema on another shard and back: hashes equal, shared parents chec
     const t = await row('own-a');
     expect([t.shard, t.model]).toEqual([shard, model]);
     // The identity column, and the ticket sequence its default calls, go on past the copied values (a unique ticket per company).
-    await e.q(t.shard, t.database_name, `insert into ${t.schema_name}.campaigns (company_id, title) values ($1, 'after')`, [t.key]);
+    const after = await e.q(
+      t.shard,
+      t.database_name,
+      `insert into ${t.schema_name}.campaigns (company_id, title) values ($1, 'after') returning id::int`,
+      [t.key],
+    );
+    expect(after[0].id).toBeGreaterThan(gone[0].id);
     // The application's trigger did not fire for the copied campaigns (the digests above), and fires for a new one.
     const counted = `select n::int from ${t.schema_name}.campaign_counts where company_id = $1`;
     expect(await e.q(t.shard, t.database_name, counted, [t.key])).toEqual([{ n: 31 }]);
