@@ -68,6 +68,15 @@ export async function restoreArchive(deps: RestoreDeps, a: OpenArchive, o: Omit<
       'drop them, or restore as a new tenant with --as',
     );
   }
+  // An in-place restore puts a tenant back as its backup had it; another tenant's backup over it
+  // would hand it someone else's data (and skip the residency a new placement is checked for).
+  if (o.replace && o.as && o.as !== m.tenant.slug) {
+    throw new UsageError(
+      'USAGE',
+      `backup ${a.id} is of tenant "${m.tenant.slug}": --replace restores a backup over its own tenant only, not over "${o.as}"`,
+      `restore a backup of "${o.as}" with --replace, or this one beside its tenant as a new one: --as <new-slug>`,
+    );
+  }
   if (m.keyType !== deps.config.tenantKey.type) {
     throw new UsageError(
       'BAD_ARCHIVE',
@@ -92,7 +101,9 @@ export async function restoreArchive(deps: RestoreDeps, a: OpenArchive, o: Omit<
       throw new UsageError(
         'TENANT_EXISTS',
         `tenant "${slug}" exists (${live.status}, ${live.model} on ${live.shard}); restoring over it needs --replace --yes`,
-        `pass --replace --yes to swap its data for the backup's (a safety backup is taken first), or --as <new-slug> to restore beside it`,
+        o.as && o.as !== m.tenant.slug
+          ? `backup ${a.id} is of tenant "${m.tenant.slug}": restore it as a tenant that does not exist yet (--as <new-slug>)`
+          : `pass --replace --yes to swap its data for the backup's (a safety backup is taken first), or --as <new-slug> to restore beside it`,
       );
     }
     if (!live && o.replace)

@@ -142,6 +142,21 @@ describe('forged manifests', () => {
         message: `backup ${forged} is filed under tenant mf-a but its manifest is of tenant mf-s`,
       });
     }
+    // mf-s's backup over another tenant by --as: refused, mf-a's data untouched; the hint of a
+    // plain --as onto it does not offer --replace.
+    const before = await e.q('us1', (await tenant(e, 'mf-a'))!.database_name, 'select count(*)::int as n from app.tasks');
+    const over = await e.cli(['restore', id, '--as', 'mf-a', '--replace', '--yes', '--json']);
+    expect(over.code, over.stdout + over.stderr).toBe(2);
+    expect(json(over).error).toMatchObject({
+      code: 'USAGE',
+      message: `backup ${id} is of tenant "mf-s": --replace restores a backup over its own tenant only, not over "mf-a"`,
+    });
+    const beside = await e.cli(['restore', id, '--as', 'mf-a', '--json']);
+    expect(beside.code).toBe(2);
+    expect(json(beside).error.hint).not.toMatch(/--replace/);
+    expect(await e.q('us1', (await tenant(e, 'mf-a'))!.database_name, 'select count(*)::int as n from app.tasks')).toEqual(before);
+    // No safety backup was taken: only the forged folder is filed under mf-a.
+    expect(json(await e.cli(['backup', 'list', 'mf-a', '--json'])).backups.map((b: { id: string }) => b.id)).toEqual([forged]);
   });
 
   it('a file name outside the archive folder (.., absolute) is refused by verify and restore, naming the entry', async () => {
