@@ -50,7 +50,10 @@ export async function dropRoleEverywhere(fleet: Fleet, shard: string, role: stri
   for (const database of await fleet.withClient(shard, ADMIN_DATABASE, (c) => databasesHolding(c, role))) {
     if (database === ADMIN_DATABASE) continue; // done below, with the drop
     try {
-      await fleet.withClient(shard, database, (c) => c.query(`drop owned by ${ident(role)}`));
+      await fleet.withClient(shard, database, async (c) => {
+        await revokeLargeObjectGrantsOfOthers(c, role);
+        await c.query(`drop owned by ${ident(role)}`);
+      });
     } catch (err) {
       problems.push(`database ${database}: ${redactText(errorMessage(err))}`);
     }
@@ -118,6 +121,36 @@ async function databasesHolding(c: ShardClient, role: string): Promise<string[]>
   return rows.map((r) => r.datname);
 }
 
+/**
+ * Privileges on large objects another role granted to this one: any role that can log in may
+ * create a large object and `grant select on large object … to tenant_<neighbour>`, and DROP
+ * OWNED revokes only what tenantctl's own role granted, so the neighbour's role could never be
+ * dropped (its delete and its move's completion stuck for good). Revoked here as their grantor,
+ * tenantctl acting for it (a tenant role or the serving role; a superuser's grant is left, and
+ * named by the error).
+ */
+async function revokeLargeObjectGrantsOfOthers(c: ShardClient, role: string): Promise<void> {
+  const { rows } = await c.query<{ lo: string; grantor: string }>(
+    `select distinct m.oid::text as lo, g.rolname as grantor
+       from pg_largeobject_metadata m, aclexplode(m.lomacl) a join pg_roles g on g.oid = a.grantor
+      where a.grantee = (select oid from pg_roles where rolname = $1) and g.rolname <> current_user and not g.rolsuper
+      order by 1, 2`,
+    [role],
+  );
+  for (const r of rows) {
+    if (!(await actForRole(c, r.grantor))) continue;
+    await c.query('begin');
+    try {
+      await c.query(`set local role ${ident(r.grantor)}`);
+      await c.query(`revoke all on large object ${Number(r.lo)} from ${ident(role)}`);
+      await c.query('commit');
+    } catch (err) {
+      await c.query('rollback').catch(() => undefined);
+      throw err;
+    }
+  }
+}
+
 /** `large object 16390 in database tenantctl_catalog (owner)` for what still depends on the role. */
 async function whatStillBlocks(fleet: Fleet, shard: string, role: string): Promise<string[]> {
   const out: string[] = [];
@@ -131,7 +164,12 @@ async function whatStillBlocks(fleet: Fleet, shard: string, role: string): Promi
           (
             await c.query<{ what: string; kind: string }>(
               `select pg_describe_object(s.classid, s.objid, s.objsubid) as what,
-                    case s.deptype when 'o' then 'its owner' when 'a' then 'privileges granted to it' when 'r' then 'a policy names it'
+                    case s.deptype when 'o' then 'its owner'
+                         when 'a' then 'privileges granted to it' || coalesce(' by ' || (
+                           select string_agg(distinct g.rolname, ', ') from pg_largeobject_metadata m, aclexplode(m.lomacl) x
+                             join pg_roles g on g.oid = x.grantor
+                            where s.classid = 'pg_largeobject'::regclass and m.oid = s.objid and x.grantee = s.refobjid), '')
+                         when 'r' then 'a policy names it'
                          else 'depends on it' end as kind
                from pg_shdepend s
               where s.refclassid = 'pg_authid'::regclass and s.refobjid = (select oid from pg_roles where rolname = $1)

@@ -401,6 +401,44 @@ describe('deletes always finish', () => {
     expect(await e.db.selectFrom('tenants').select('slug').where('slug', 'like', 'cpd-%').execute()).toEqual([]);
   });
 
+  it("a neighbour's grant on its own large object to a tenant's role (schema tenant, and the serving role) does not keep that tenant from being deleted or moved", async () => {
+    const e = await env('cpg2');
+    await createViaFile(e, [
+      { slug: 'cpg2-evil', model: 'schema', shard: 'us1' },
+      { slug: 'cpg2-p', model: 'pool', shard: 'us1' },
+      { slug: 'cpg2-vs', model: 'schema', shard: 'us1' },
+      { slug: 'cpg2-vd', model: 'database', shard: 'us1' },
+      { slug: 'cpg2-vm', model: 'schema', shard: 'us1' },
+    ]);
+    const evil = await loginAs(e, 'cpg2-evil');
+    const serving = e.config.servingRole;
+    // Roles are cluster-wide: the grants name every model's victim, from the schemas database and the pool's.
+    await withPg(urlAs(e, `schemas_${e.name}`, evil, PASSWORD), async (c) => {
+      const lo = (await c.query<{ lo: number }>(`select lo_from_bytea(0, 'x') as lo`)).rows[0].lo;
+      for (const victim of ['tenant_cpg2_vs', 'tenant_cpg2_vd', 'tenant_cpg2_vm'])
+        await c.query(`grant select on large object ${lo} to ${victim}`);
+    });
+    await withPg(urlAs(e, `pool_${e.name}`, serving.name, serving.password ?? ''), async (c) => {
+      const lo = (await c.query<{ lo: number }>(`select lo_from_bytea(0, 'y') as lo`)).rows[0].lo;
+      await c.query(`grant update on large object ${lo} to tenant_cpg2_vd`);
+    });
+    await ok(e, ['tenant', 'delete', 'cpg2-vs', '--yes', '--skip-backup']);
+    await ok(e, ['tenant', 'delete', 'cpg2-vd', '--yes', '--skip-backup']);
+    await ok(e, ['move', 'cpg2-vm', '--to-shard', 'eu1', '--yes']);
+    await ok(e, ['move', 'complete', 'cpg2-vm', '--yes']);
+    expect(
+      await e.q('us1', 'postgres', `select rolname from pg_roles where rolname in ('tenant_cpg2_vs', 'tenant_cpg2_vd', 'tenant_cpg2_vm')`),
+    ).toEqual([]);
+    // The attacker's objects stay its own (its role keeps them until its own delete).
+    expect(
+      (
+        await asSuperuser(e, `schemas_${e.name}`, (c) =>
+          c.query(`select count(*)::int as n from pg_largeobject_metadata where lomowner::regrole::text = $1`, [evil]),
+        )
+      ).rows[0].n,
+    ).toBe(1);
+  });
+
   it('what tenantctl cannot drop is named with its database; the role cannot log in meanwhile; running again finishes', async () => {
     const e = await env('cpx');
     await ok(e, ['tenant', 'create', 'cpx-a', '--model', 'schema', '--shard', 'us1']);
