@@ -10,6 +10,7 @@ import type { MigrationFile } from './files.js';
 import { nextRetry, RETRY_BASE_MS, RETRY_CAP_MS, type RetryPlan } from './retry-schedule.js';
 import { tableLockHolders } from './table-lock-holders.js';
 import { rendered, templateVars, type TemplateVars } from './template.js';
+import { mentionsReadOnlyShared, readOnlySharedSql } from '../placement/shared-read-only.js';
 import { pgCode, RETRYABLE, Stop, toTargetError, type ErrorContext } from './target-errors.js';
 import type { MigrateTargetOptions, MigrationClient, MigrationTarget, TargetError, TargetOutcome, TargetStatus } from './target-types.js';
 import { TRACKING } from './tracking.js';
@@ -96,9 +97,15 @@ export class TargetSession implements ErrorContext {
     this.client.tenantctlBroken = true;
   }
 
-  /** A migration's SQL with the placeholders filled in. */
+  /**
+   * A migration's SQL with the placeholders filled in. In a placement of its own, a transactional
+   * file that may make a read-only shared table ends by taking the writes on those tables back
+   * from the tenant's role (src/placement/shared-read-only.ts), in the file's transaction.
+   */
   sqlOf(m: MigrationFile): string {
-    return rendered(m, this.vars);
+    const sql = rendered(m, this.vars);
+    if (this.hooks.shared || !m.transactional || !mentionsReadOnlyShared(sql, this.opts.config)) return sql;
+    return `${sql}\n;\n${readOnlySharedSql(this.target.schema, this.opts.config)}`;
   }
 
   outcome(status: TargetStatus, extra: Partial<TargetOutcome>): TargetOutcome {

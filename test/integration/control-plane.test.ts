@@ -1,3 +1,6 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { openCatalog } from '../../src/catalog/open.js';
@@ -14,6 +17,7 @@ import { FENCE_LOCK_CLASSID, poolFenceHolders } from '../../src/placement/pool/f
  * the serving role. tenantctl runs as the least-privileged shard role throughout.
  */
 const { env } = ownMigrateFleet();
+const REPO_MIGRATIONS = fileURLToPath(new URL('../../migrations', import.meta.url));
 
 const PASSWORD = 'tenant-Pw-17';
 
@@ -76,6 +80,18 @@ describe('the catalog and maintenance databases are closed to tenants', () => {
     await ok(e, ['tenant', 'create', 'cpc-a', '--model', 'schema', '--shard', 'us1']);
     const role = await loginAs(e, 'cpc-a');
     expect(await connectError(urlAs(e, `schemas_${e.name}`, role, PASSWORD))).toBe('connected');
+    // Its copy of the shared reference data (tenantKey.shared, read only) it reads and cannot
+    // change: backups and moves do not copy it, so a change would be lost by the next one.
+    await withPg(urlAs(e, `schemas_${e.name}`, role, PASSWORD), async (c) => {
+      expect((await c.query('select count(*)::int as n from task_statuses')).rows[0].n).toBeGreaterThan(0);
+      for (const write of [
+        `insert into task_statuses (code, label, sort_order, is_closed) values ('review', 'In review', 25, false)`,
+        `update task_statuses set label = 'EVIL'`,
+        'delete from task_statuses',
+        'truncate task_statuses cascade',
+      ])
+        await expect(c.query(write), write).rejects.toThrow(/permission denied for table task_statuses/);
+    });
     for (const database of [`cat_${e.name}`, 'postgres', 'template1']) {
       expect(await connectError(urlAs(e, database, role, PASSWORD)), database).toMatch(/permission denied for database/);
     }
@@ -86,6 +102,30 @@ describe('the catalog and maintenance databases are closed to tenants', () => {
     // tenantctl's role still connects to both (postgres is its url's database: granted by name).
     expect(await e.q('us1', 'postgres', 'select 1 as x')).toEqual([{ x: 1 }]);
     expect(await e.q('us1', `cat_${e.name}`, 'select 1 as x')).toEqual([{ x: 1 }]);
+  });
+
+  it('a read-only shared table a later migration makes is read only to the schema and database tenants it reaches', async () => {
+    const e = await env('cpm', { files: ['0001_workspaces_and_users.sql'] });
+    await createViaFile(e, [
+      { slug: 'cpm-s', model: 'schema', shard: 'us1' },
+      { slug: 'cpm-d', model: 'database', shard: 'us1' },
+    ]);
+    await e.addMigration('0002_projects_and_tasks.sql', await readFile(join(REPO_MIGRATIONS, '0002_projects_and_tasks.sql'), 'utf8'));
+    await ok(e, ['migrate', 'up']);
+    for (const slug of ['cpm-s', 'cpm-d']) {
+      const { database_name: database } = await e.db
+        .selectFrom('tenants')
+        .select('database_name')
+        .where('slug', '=', slug)
+        .executeTakeFirstOrThrow();
+      const role = await loginAs(e, slug);
+      await withPg(urlAs(e, database, role, PASSWORD), async (c) => {
+        expect((await c.query('select count(*)::int as n from task_statuses')).rows[0].n, slug).toBeGreaterThan(0);
+        await expect(c.query(`update task_statuses set label = 'EVIL'`), slug).rejects.toThrow(/permission denied for table task_statuses/);
+        // Its own tables it still writes.
+        await c.query(`insert into workspaces (id, name) values (gen_random_uuid(), 'w')`);
+      });
+    }
   });
 
   it('an existing catalog open to PUBLIC is closed when opened; doctor names what is still open and the fix', async () => {

@@ -3,11 +3,12 @@ import { ensureSchema } from '../../sql.js';
 import { ADMIN_DATABASE, dropDatabase, ensureDatabase } from '../databases.js';
 import { DATABASE_SCHEMA, tenantDatabaseName, tenantRoleName } from '../naming.js';
 import { closeRoleReach, dropRoleEverywhere } from '../role-drop.js';
-import { ensureTenantRole, grantConnect, grantSchemaToRole, setRoleSearchPath } from '../roles.js';
+import { grantPlacementToRole } from '../shared-read-only.js';
+import { ensureTenantRole, grantConnect, setRoleSearchPath } from '../roles.js';
 import { inTransaction } from '../../fleet/fleet.js';
 import { existingDatabasePlacement } from '../existing.js';
 import { exclusiveMigration } from '../migration-hooks.js';
-import { currentUser, setTenantLogin, suspendTenantRole } from '../own-role.js';
+import { setTenantLogin, suspendTenantRole } from '../own-role.js';
 import type { OwnPlacementDriver, PlacedTenant } from '../types.js';
 import { createAtVersion, ownPlacementKind } from '../driver-kinds.js';
 
@@ -33,12 +34,12 @@ export const database: OwnPlacementDriver = {
     await prepareTenantDatabase(fleet, t);
     await fleet.withClient(t.shard, t.database_name, (c) => ensureSchema(c, t.schema_name));
   },
-  async finish(fleet, _config, t) {
+  async finish(fleet, config, t) {
     await fleet.withTransaction(t.shard, t.database_name, async (c) =>
-      grantSchemaToRole(c, t.schema_name, tenantRoleName(t.slug), await currentUser(c)),
+      grantPlacementToRole(c, config, t.schema_name, tenantRoleName(t.slug)),
     );
   },
-  async createInOneTransaction(fleet, _config, t, steps) {
+  async createInOneTransaction(fleet, config, t, steps) {
     // CREATE DATABASE cannot run in a transaction, so the database, the role and its CONNECT (as
     // in prepare, from the maintenance database) come first; a crash after them leaves an empty
     // database and a role, which undo and resume handle. Inside the database, everything else is
@@ -49,7 +50,7 @@ export const database: OwnPlacementDriver = {
       await inTransaction(c, async () => {
         await ensureSchema(c, t.schema_name);
         await steps.inside(c);
-        await grantSchemaToRole(c, t.schema_name, tenantRoleName(t.slug), await currentUser(c));
+        await grantPlacementToRole(c, config, t.schema_name, tenantRoleName(t.slug));
       });
     });
   },

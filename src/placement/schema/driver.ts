@@ -4,12 +4,13 @@ import { ensureSchema, ident } from '../../sql.js';
 import { ensureDatabase } from '../databases.js';
 import { tenantRoleName, tenantSchemaName } from '../naming.js';
 import { closeRoleReach, dropRoleEverywhere } from '../role-drop.js';
-import { ensureTenantRole, grantConnect, grantSchemaToRole, setRoleSearchPath } from '../roles.js';
+import { grantPlacementToRole } from '../shared-read-only.js';
+import { ensureTenantRole, grantConnect, setRoleSearchPath } from '../roles.js';
 import { inTransaction } from '../../fleet/fleet.js';
 import { databaseExists } from '../pool/rows.js';
 import { existingSchemaPlacement } from '../existing.js';
 import { exclusiveMigration } from '../migration-hooks.js';
-import { currentUser, setTenantLogin, suspendTenantRole } from '../own-role.js';
+import { setTenantLogin, suspendTenantRole } from '../own-role.js';
 import type { OwnPlacementDriver, PlacedTenant } from '../types.js';
 import { createAtVersion, ownPlacementKind } from '../driver-kinds.js';
 
@@ -31,12 +32,12 @@ export const schema: OwnPlacementDriver = {
       await grantConnect(c, t.database_name, role);
     });
   },
-  async finish(fleet, _config, t) {
+  async finish(fleet, config, t) {
     await fleet.withTransaction(t.shard, t.database_name, async (c) =>
-      grantSchemaToRole(c, t.schema_name, tenantRoleName(t.slug), await currentUser(c)),
+      grantPlacementToRole(c, config, t.schema_name, tenantRoleName(t.slug)),
     );
   },
-  async createInOneTransaction(fleet, _config, t, steps) {
+  async createInOneTransaction(fleet, config, t, steps) {
     await ensureDatabase(fleet, t.shard, t.database_name);
     const role = tenantRoleName(t.slug);
     await fleet.withClient(t.shard, t.database_name, async (c) => {
@@ -49,7 +50,7 @@ export const schema: OwnPlacementDriver = {
         await setSchemaSearchPath(c, t);
         await c.query(`revoke all on schema ${ident(t.schema_name)} from public`);
         await steps.inside(c);
-        await grantSchemaToRole(c, t.schema_name, role, await currentUser(c));
+        await grantPlacementToRole(c, config, t.schema_name, role);
         // Last: grantConnect's advisory lock (which serialises GRANTs on this shared database)
         // is then held only until the commit, not for the whole provisioning, so bulk
         // onboarding is not serialised by it.
