@@ -29,8 +29,8 @@ export async function fenceTables(c: Queryable, schema: string, timeoutMs: numbe
         using errcode = '${FENCE_SQLSTATE}', hint = coalesce(tg_argv[1], ${literal(MOVE_FENCE.hint)});
     end `,
   );
-  await c.query(`set local lock_timeout = ${Math.max(1, Math.floor(timeoutMs))}`);
   const tables = await schemaTables(c, schema);
+  await lockForFence(c, schema, tables, timeoutMs);
   for (const t of tables) {
     await c.query(`drop trigger if exists ${ident(FENCE_TRIGGER)} on ${qualified(schema, t)}`);
     await c.query(
@@ -39,6 +39,42 @@ export async function fenceTables(c: Queryable, schema: string, timeoutMs: numbe
     );
   }
   return tables;
+}
+
+/** One attempt's longest wait for a table's lock: well under deadlock_timeout (1 s by default). */
+const FENCE_LOCK_ATTEMPT_MS = 200;
+
+/**
+ * Every table's SHARE ROW EXCLUSIVE lock (what CREATE TRIGGER takes), waiting for the tenant's
+ * in-flight writes up to `timeoutMs`. Taken table by table while holding the earlier ones, a
+ * long wait would deadlock with an application transaction that wrote one table and goes on to
+ * another (PostgreSQL then kills one of the two: the application's, or the fence's). So each
+ * attempt waits at most FENCE_LOCK_ATTEMPT_MS per table, which gives up before any deadlock is
+ * detected, releases what it took (its savepoint) and tries again after a short pause; the
+ * application is never the one stopped. At `timeoutMs` the last attempt's lock timeout (55P03)
+ * is thrown, as one long wait's was.
+ */
+export async function lockForFence(c: Queryable, schema: string, tables: string[], timeoutMs: number): Promise<void> {
+  if (tables.length === 0) return;
+  const deadline = Date.now() + Math.max(1, timeoutMs);
+  const list = tables.map((t) => qualified(schema, t)).join(', ');
+  for (let attempt = 1; ; attempt++) {
+    const left = deadline - Date.now();
+    await c.query(`set local lock_timeout = ${Math.max(1, Math.min(FENCE_LOCK_ATTEMPT_MS, Math.floor(left)))}`);
+    await c.query('savepoint tenantctl_fence_lock');
+    try {
+      await c.query(`lock table ${list} in share row exclusive mode`);
+      await c.query('release savepoint tenantctl_fence_lock');
+      break;
+    } catch (err) {
+      await c.query('rollback to savepoint tenantctl_fence_lock');
+      const code = (err as { code?: string }).code;
+      if ((code !== '55P03' && code !== '40P01') || Date.now() >= deadline) throw err;
+      await new Promise((r) => setTimeout(r, Math.min(20 * attempt, 100)));
+    }
+  }
+  // The triggers' own statements find the locks held; a wait past this point is a bug, not a fence.
+  await c.query(`set local lock_timeout = ${Math.max(1, Math.floor(timeoutMs))}`);
 }
 
 /** Lift the fence: drop the trigger (or `trigger`, another fence's) wherever it is (idempotent; a missing schema is fine). */

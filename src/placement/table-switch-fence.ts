@@ -2,7 +2,10 @@ import type pg from 'pg';
 import { ident, literal, qualified } from '../sql.js';
 import { FENCE_SCHEMA, FENCE_SQLSTATE } from './pool/fence.js';
 import { ensureFenceFunction } from './fence-function.js';
-import { schemaTables, unfenceTables } from './table-fence.js';
+import { lockForFence, schemaTables, unfenceTables } from './table-fence.js';
+
+/** How long the switch fence waits for the locks of its tables (nothing writes there: the move's fence is up). */
+const SWITCH_FENCE_WAIT_MS = 30_000;
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
 
@@ -29,6 +32,7 @@ export async function fenceSwitchedTables(c: Queryable, schema: string, message:
     end `,
   );
   const tables = await schemaTables(c, schema);
+  await lockForFence(c, schema, tables, SWITCH_FENCE_WAIT_MS);
   for (const t of tables) {
     await c.query(`drop trigger if exists ${ident(SWITCH_TRIGGER)} on ${qualified(schema, t)}`);
     await c.query(

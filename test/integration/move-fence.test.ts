@@ -292,3 +292,24 @@ describe('the source is fenced from the switch until complete or rollback', () =
     expect(await e.q('us1', t.database_name, `select 1 from pg_largeobject_metadata`)).toHaveLength(1);
   });
 });
+
+describe('the write fence and the application', () => {
+  it('an application transaction that wrote one table and goes on to another while the fence is taken is not killed (no deadlock), and the move goes on', async () => {
+    await e.create([{ slug: 'fdl', model: 'schema', shard: 'us1' }]);
+    await seed(e, 'fdl', 5, 'fdl');
+    const { c, schema } = await connectApp(e, 'fdl');
+    const t = (await tenant(e, 'fdl'))!;
+    // users first: the fence takes the tables in name order (comments, projects, …, users), so
+    // it would hold projects while it waits for users, and the application then waits for projects.
+    await c.query('begin');
+    await c.query(`update "${schema}".users set email = email where false`);
+    const move = e.cli(['move', 'fdl', '--to-shard', 'eu1', '--yes', '--json']);
+    const waiting = `select 1 from pg_locks l where not l.granted and l.relation = '"${schema}".users'::regclass`;
+    await until(async () => (await e.q('us1', t.database_name, waiting)).length > 0, 60_000, 10);
+    await c.query(`update "${schema}".projects set name = name where false`);
+    await c.query('commit');
+    const r = await move;
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(json(r).status).toBe('switched');
+  });
+});
