@@ -1,4 +1,5 @@
 import { FENCE_WAIT_MS } from '../move/fence.js';
+import { openMove } from '../move/record.js';
 import type { LifecycleDeps } from '../operations/command-deps.js';
 import { updateTenant } from '../catalog/tenants.js';
 import type { TenantRow } from '../catalog/tables.js';
@@ -76,6 +77,16 @@ export async function deleteTenant(
     const swept = run.swept;
     // A shard that cannot be reached: exit 2 with nothing changed (not a tenant stuck `deleting`).
     await deps.fleet.assertReachable(t.shard, ADMIN_DATABASE);
+    // A move switched and not completed keeps the tenant's old placement, with its data, to roll
+    // back to: the delete would leave it behind, unrecorded. Settled first, nothing changed.
+    const open = await openMove(deps.db, slug);
+    if (open?.status === 'switched') {
+      throw new UsageError(
+        'TENANT_STATE',
+        `tenant "${slug}" has a move switched but not completed (move ${open.id}): its old placement on shard ${open.args.plan.from.shard} still holds its data, which a delete would leave behind`,
+        `tenantctl move complete ${slug} --yes (drops the old placement), or tenantctl move rollback ${slug} --yes; then delete it`,
+      );
+    }
     // The application's access is cut first (the driver's suspend), so no write it sees
     // committed lands after the final backup's snapshot and is deleted unsaved. The catalog says
     // so first: a delete killed from here leaves the tenant `suspended` (what its application

@@ -311,5 +311,15 @@ describe('the write fence and the application', () => {
     const r = await move;
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(json(r).status).toBe('switched');
+    // Switched, not completed: its old placement still holds its data, so a delete is refused
+    // (it would leave that behind) until the move is settled.
+    const refused = await e.cli(['tenant', 'delete', 'fdl', '--yes', '--skip-backup', '--json']);
+    expect(refused.code, refused.stdout + refused.stderr).toBe(2);
+    expect(json(refused).error).toMatchObject({ code: 'TENANT_STATE', hint: expect.stringContaining('tenantctl move complete fdl --yes') });
+    expect((await tenant(e, 'fdl'))!.status).toBe('active');
+    expect(json(await e.cli(['move', 'complete', 'fdl', '--yes', '--json'])).ok).toBe(true);
+    const deleted = await e.cli(['tenant', 'delete', 'fdl', '--yes', '--skip-backup']);
+    expect(deleted.code, deleted.stdout + deleted.stderr).toBe(0);
+    expect(await e.q('us1', t.database_name, 'select nspname from pg_namespace where nspname = $1', [t.schema_name])).toEqual([]);
   });
 });
