@@ -10,7 +10,8 @@ import { recoverMove, type RecoverDeps } from './recover.js';
 import { sweepTenant } from '../operations/sweep.js';
 import { removeEnd } from './remove.js';
 import { namesAfter, type NamesAfter } from './names.js';
-import { liftSwitchFence } from './switch-fence.js';
+import { liftSwitchFence, switchFenceRecordFor } from './switch-fence.js';
+import { fenceSwitchedKey } from '../placement/pool/switch-fence.js';
 import { tablesAtSwitch } from './tables-at-switch.js';
 import { changedSinceSwitch, describeChanges } from './unchanged.js';
 import { faultPoint } from '../operations/fault-points.js';
@@ -147,6 +148,15 @@ async function rollbackSwitched(deps: RecoverDeps, open: MoveRow): Promise<Rollb
         details: { move: open.id, at: plan.from.target, removed: plan.to.target, switched: true },
       });
     });
+    // A pool target keeps refusing the key, as a source does after `move complete`: an
+    // application that resolved during the switch would otherwise write rows there nobody reads
+    // (and that refuse the next move in). Its next tenant of the key lifts it (the pool's prepare).
+    if (plan.to.model === 'pool') {
+      const back = switchFenceRecordFor({ ...plan, from: plan.to, to: plan.from });
+      await deps.fleet.withTransaction(plan.to.shard, plan.to.database, (c) =>
+        fenceSwitchedKey(c, plan.to.schema, deps.config, { key: plan.key, tenant: slug, livesAt: back.livesAt }),
+      );
+    }
   } finally {
     await fence.lift();
     await rec.update({ fence: { ...fence.record, liftedAt: new Date().toISOString() } }).catch(() => undefined);

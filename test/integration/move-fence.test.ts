@@ -240,6 +240,26 @@ describe('the source is fenced from the switch until complete or rollback', () =
     expect(await e.q('us1', `pool_${e.name}`, 'select key from tenantctl_fence.switched')).toEqual([]);
   });
 
+  it('pool → pool rolled back: the abandoned target pool refuses the key (an application that resolved meanwhile), and a later move there lifts it', async () => {
+    await e.create([{ slug: 'frb', model: 'pool', shard: 'us1' }]);
+    await seed(e, 'frb', 10, 'frb');
+    await moveOk(e, ['frb', '--to-shard', 'eu1']);
+    const there = await connectApp(e, 'frb');
+    expect(there.doc.shard).toBe('eu1');
+    const rb = await e.cli(['move', 'rollback', 'frb', '--yes', '--json']);
+    expect(rb.code, rb.stdout + rb.stderr).toBe(0);
+    const key = (await tenant(e, 'frb'))!.key;
+    await expect(
+      there.c.query(`insert into app.workspaces (id, name) values ($1, 'stray') on conflict do nothing`, [key]),
+    ).rejects.toMatchObject({
+      code: '25006',
+      message: expect.stringMatching(/frb has moved: it lives at shard us1/),
+    });
+    // Moved there again: the pool's prepare lifts the fence, and the tenant writes there.
+    await moveOk(e, ['frb', '--to-shard', 'eu1']);
+    expect((await there.c.query(`update app.tasks set title = title`)).rowCount).toBe(10);
+  });
+
   it('killed with the switch fence up but the catalog not switched: the next move command lifts it, the old URL writes again', async () => {
     const app = await connectApp(e, 'fk');
     let pid = 0;
