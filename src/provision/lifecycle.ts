@@ -2,7 +2,7 @@ import { FENCE_WAIT_MS } from '../move/fence.js';
 import { openMove } from '../move/record.js';
 import type { LifecycleDeps } from '../operations/command-deps.js';
 import { updateTenant } from '../catalog/tenants.js';
-import type { TenantRow } from '../catalog/tables.js';
+import type { TenantRow, TenantStatus } from '../catalog/tables.js';
 import { recordEvent } from '../catalog/events.js';
 import { TenantctlError, UsageError } from '../errors.js';
 import { drivers } from '../placement/drivers.js';
@@ -40,7 +40,7 @@ export async function setSuspended(deps: LifecycleDeps, slug: string, suspend: b
       throw new UsageError(
         'TENANT_STATE',
         `tenant "${slug}" is ${t.status}, not active or suspended`,
-        `only active or suspended tenants can be ${suspend ? 'suspended' : 'resumed'}`,
+        `${settleFirst(slug, t.status)}; then ${suspend ? 'suspend' : 'resume'} it`,
       );
     }
     const sessionsEnded = await drivers[t.model].setSuspended(deps.fleet, deps.config, t, suspend);
@@ -58,6 +58,21 @@ export async function setSuspended(deps: LifecycleDeps, slug: string, suspend: b
     });
     return { tenant: { ...t, status: to }, changed: true, sessionsEnded };
   });
+}
+
+/** What settles a tenant caught between states (a command killed half-way), so that it can be suspended or resumed. */
+function settleFirst(slug: string, status: TenantStatus): string {
+  switch (status) {
+    case 'moving':
+      return `a move of it did not finish (tenantctl move status ${slug} says where it stopped): run that move again to finish it, or tenantctl move rollback ${slug} --yes to undo it`;
+    case 'provisioning':
+    case 'failed':
+      return `its create did not finish: run tenantctl tenant create ${slug} again, or tenantctl tenant delete ${slug} --yes`;
+    case 'deleting':
+      return `it is being deleted: run tenantctl tenant delete ${slug} --yes again to finish`;
+    default:
+      return 'only active or suspended tenants can be suspended or resumed';
+  }
 }
 
 /**

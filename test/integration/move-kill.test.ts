@@ -124,6 +124,12 @@ describe('SIGKILL in each phase of a move', () => {
           const t = (await tenant(e, slug))!;
           expect([t.shard, t.model, t.status]).toEqual(['eu1', c.toModel, 'active']);
         } else {
+          if (now.status === 'moving') {
+            // Not suspendable half-way: the refusal says how to settle it first.
+            const s = await e.cli(['tenant', 'suspend', slug, '--json']);
+            expect(s.code, s.stdout + s.stderr).toBe(2);
+            expect(json(s).error.hint).toContain(`tenantctl move rollback ${slug} --yes`);
+          }
           const r = await e.cli(['move', 'rollback', slug, '--yes', '--json']);
           expect(r.code, r.stdout + r.stderr).toBe(0);
           const t = (await tenant(e, slug))!;
