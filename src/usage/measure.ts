@@ -129,7 +129,7 @@ export async function measureUsage(deps: { config: Config; fleet: Fleet }, tenan
     tenants: measured,
     shards: shardTotals(deps.config, measured, m.statements, opts.top ?? 5),
     ...(opts.estimate ? { estimate: estimateNote(opts.estimate.percent) } : {}),
-    failures: [...results.filter((r) => r.status !== 'succeeded'), ...unmeasured(tenants, m.data)],
+    failures: [...results.filter((r) => r.status !== 'succeeded'), ...unmeasured(tenants, m.data), ...notPlaced(tenants)],
     connections: peakConnections(deps.fleet, units),
     durationMs: Date.now() - started,
   };
@@ -154,6 +154,29 @@ function unmeasured(tenants: TenantRow[], data: Map<string, DataUsage>): TenantR
       },
     ];
   });
+}
+
+function measurable(t: TenantRow): boolean {
+  return t.status === 'active' || t.status === 'suspended' || t.status === 'moving';
+}
+
+/**
+ * One failure per selected tenant that has no whole placement (a create, or a delete, that did
+ * not finish): not measured is never left out silently, nor counted as zero.
+ */
+function notPlaced(tenants: TenantRow[]): TenantResult[] {
+  return tenants
+    .filter((t) => !measurable(t))
+    .map((t) => ({
+      tenant: t.slug,
+      target: rowTargetId(t),
+      shard: t.shard,
+      status: 'failed' as const,
+      error: {
+        code: 'TENANT_STATE',
+        message: `${t.slug} is ${t.status}: it has no whole placement to measure (tenantctl tenant show ${t.slug} says what was left)`,
+      },
+    }));
 }
 
 /** A data unit whose pass already ran: its tenants' usage from it, no connection of its own. */
@@ -196,8 +219,9 @@ function peakConnections(fleet: Fleet, units: Unit[]): UsageReport['connections'
 export function planUsageUnits(tenants: TenantRow[]): Unit[] {
   const units = new Map<string, Unit>();
   for (const t of tenants) {
-    // A tenant half made or half removed has no whole placement to measure.
-    if (t.status !== 'active' && t.status !== 'suspended') continue;
+    // A tenant half made or half removed has no whole placement to measure (notPlaced names it);
+    // a moving one is measured where the catalog says it lives (whole until the switch, and after).
+    if (!measurable(t)) continue;
     const d = drivers[t.model];
     // Keyed by the driver's kind too, so two kinds' groups never share a unit.
     for (const [by, id, database, kind] of [
