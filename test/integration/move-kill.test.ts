@@ -131,7 +131,10 @@ describe('SIGKILL in each phase of a move', () => {
             expect(json(s).error.hint).toContain(`tenantctl move rollback ${slug} --yes`);
             // Measured where the catalog says it lives, never left out of usage.
             const u = await e.cli(['usage', '--tenant', slug, '--json']);
-            expect(json(u).tenants.map((x: { tenant: string }) => x.tenant), u.stdout + u.stderr).toEqual([slug]);
+            expect(
+              json(u).tenants.map((x: { tenant: string }) => x.tenant),
+              u.stdout + u.stderr,
+            ).toEqual([slug]);
           }
           const r = await e.cli(['move', 'rollback', slug, '--yes', '--json']);
           expect(r.code, r.stdout + r.stderr).toBe(0);
