@@ -86,16 +86,36 @@ export async function refuseTwoVersions(
     if (wouldGet.length === 0) continue;
     throw twoVersionsError(m, old, wouldGet);
   }
+  // No target would get the edited file, but selected ones ran the old one: each would only fail
+  // on it (DRIFT) after the run started. Refused the same way, before anything runs.
+  for (const m of deps.migrations) {
+    const old = (ranOld.get(m.id) ?? []).filter((t) => plannedIds.has(t.id));
+    if (old.length > 0) throw editedError(m, old);
+  }
 }
 
 const NAMED = 10;
 
-function twoVersionsError(m: MigrationFile, old: PlannedTarget[], wouldGet: PlannedTarget[]): UsageError {
-  const names = (ts: PlannedTarget[]) =>
+function editedError(m: MigrationFile, old: PlannedTarget[]): UsageError {
+  const slugs = old.map((t) => t.tenants[0].slug);
+  return new UsageError(
+    'DRIFT',
+    `${basename(m.file)} was edited after it was applied: ${old.length} selected target(s) ran the old version (${targetNames(old)}); nothing was applied`,
+    `put the file back as it was and make the change in a new migration; or make those targets match the file: tenantctl migrate repair ${m.id} --tenant ${slugs.slice(0, 50).join(',')}${slugs.length > 50 ? ',…' : ''} --reapply --yes (runs the edited file there again) or --rebaseline --yes (records its checksum without running it)`,
+  );
+}
+
+function targetNames(ts: PlannedTarget[]): string {
+  return (
     ts
       .slice(0, NAMED)
       .map((t) => `${t.id} (${t.tenants.map((x) => x.slug).join(', ')})`)
-      .join(', ') + (ts.length > NAMED ? ` and ${ts.length - NAMED} more` : '');
+      .join(', ') + (ts.length > NAMED ? ` and ${ts.length - NAMED} more` : '')
+  );
+}
+
+function twoVersionsError(m: MigrationFile, old: PlannedTarget[], wouldGet: PlannedTarget[]): UsageError {
+  const names = targetNames;
   const slugs = old.map((t) => t.tenants[0].slug);
   const tenants = slugs.slice(0, 50).join(',');
   return new UsageError(

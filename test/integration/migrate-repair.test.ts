@@ -145,12 +145,15 @@ describe('an edited migration file', () => {
     expect(json(await e.cli(['migrate', 'repair', '0004', '--rebaseline', '--yes', '--json'])).error.code).toBe('USAGE');
 
     await appendFile(join(e.migrationsDir, FILE), '-- a comment: the same change\n');
-    // migrate up on the edited file: each target's DRIFT says what to do, and no retry is offered (it would fail the same way).
+    // migrate up on the edited file, which every selected target ran: refused before anything
+    // runs (exit 2, no run recorded), naming the targets and the repair; no retry is offered.
+    const runsBefore = (await e.runs()).length;
     const drifted = await e.cli(['migrate', 'up']);
-    expect(drifted.code).not.toBe(0);
-    expect(drifted.stdout).toMatch(/DRIFT: applied migration\(s\) changed since they ran: 0004_flag/);
-    expect(drifted.stdout).toMatch(/^hint: restore the original file\(s\) .*tenantctl migrate repair 0004_flag --rebaseline/m);
-    expect(drifted.stdout).not.toMatch(/retry the failures/);
+    expect(drifted.code, drifted.stdout + drifted.stderr).toBe(2);
+    expect(drifted.stderr).toMatch(/0004_flag\.sql was edited after it was applied: 4 selected target\(s\) ran the old version/);
+    expect(drifted.stderr).toMatch(/tenantctl migrate repair 0004_flag --tenant \S+ --reapply --yes .*--rebaseline --yes/);
+    expect(drifted.stdout + drifted.stderr).not.toMatch(/retry the failures/);
+    expect((await e.runs()).length).toBe(runsBefore);
     const r = await e.cli(['migrate', 'repair', '0004', '--tenant', 'rp-a,rp-b,rp-c,rp-p', '--rebaseline', '--yes', '--json']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     const doc = json(r);
