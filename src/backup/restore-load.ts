@@ -1,4 +1,5 @@
 import { boundLockWait, LOAD_LOCK_WAIT_MS, lockWaitError } from '../copy/load-lock-wait.js';
+import { InterruptedError } from '../operations/interrupt.js';
 import { faultPoint } from '../operations/fault-points.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
 import { inTransaction } from '../fleet/fleet.js';
@@ -26,7 +27,11 @@ import type { BackupDeps } from './create.js';
 import { planPoolLoad, poolLoadPlan, type PoolLoadPlan } from './restore-pool-version.js';
 
 /** What a restore's load uses of its deps. */
-export type LoadDeps = Pick<BackupDeps, 'config' | 'fleet' | 'onProgress'> & { migrations: MigrationFile[] };
+export type LoadDeps = Pick<BackupDeps, 'config' | 'fleet' | 'onProgress'> & {
+  migrations: MigrationFile[];
+  /** A replace's interrupt: checked once more before the load commits. */
+  signal?: AbortSignal;
+};
 
 /** How the archive is loaded: the files at the backup's version, its data key, and whether every migration runs in one transaction. */
 export interface LoadHow {
@@ -119,6 +124,9 @@ export async function load(
   const hang = async () => {
     await op.phase('loaded', { rows: done, total });
     await faultPoint('restore.loaded');
+    // The last clean point before the load commits (for a pool, the commit is the switch): a
+    // Ctrl-C by now rolls the load back rather than letting it commit.
+    if (deps.signal?.aborted) throw new InterruptedError('stopped before the load committed');
   };
   // Shared tables are loaded among the other tenants' rows; a placement of its own is built fresh.
   return LOADERS[drivers[p.model].kind]({ deps, a, how, p, replacing, op, loadAll, hang, done: () => done });

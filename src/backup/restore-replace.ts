@@ -144,7 +144,7 @@ interface Replace {
 async function loadAndSwitch(r: Replace, progress: { committed: boolean; switched: boolean }): Promise<RestoreResult> {
   const { deps, run, op, live, placed, away, held, base } = r;
   await run.step('safety-backup', { safetyBackup: r.safetyBackup });
-  const loaded = await load(deps, r.a, r.how, placed, true, op);
+  const loaded = await load({ ...deps, signal: run.signal }, r.a, r.how, placed, true, op);
   progress.committed = true;
   // A tenant in shared tables had its rows swapped in the load's own transaction: that commit was
   // its switch, so nothing can be undone from here (its old rows are in the safety backup only),

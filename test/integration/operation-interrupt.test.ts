@@ -132,6 +132,28 @@ describe('Ctrl-C in restore --replace', () => {
   }
 });
 
+describe('Ctrl-C in a pool restore --replace, before its load commits', () => {
+  it('at restore.loaded (rows in, not committed): the load is rolled back, exit 130, the tenant keeps its data and takes writes', async () => {
+    const e = await env('irpl');
+    const slug = 'irpl-p';
+    await e.create([{ slug, model: 'pool', shard: 'us1' }]);
+    await seed(e, slug, 40, 'r');
+    const id = json(await e.cli(['backup', 'create', slug, '--json'])).results[0].backup;
+    const t = (await tenant(e, slug))!;
+    await e.q('us1', t.database_name, `update "${t.schema_name}".tasks set title = 'changed' where tenant_id = $1`, [t.key]);
+    const changed = await titled(e, slug, 'changed');
+    expect(changed).toBeGreaterThan(0);
+    const r = await interruptAt(e, ['restore', id, '--replace', '--yes'], 'restore.loaded', atPhase(e, 'restore', slug, 'loaded'));
+    expect(r.code, r.stdout + r.stderr).toBe(130);
+    expect(r.stderr).toContain(`the fence was lifted: ${slug} keeps its data as it was`);
+    expect(await titled(e, slug, 'changed')).toBe(changed);
+    expect((await latestOp(e, 'restore', slug))?.status).toBe('interrupted');
+    // Its application writes again.
+    const app = json(await e.cli(['resolve', slug, '--json']));
+    await e.q('us1', app.database, `update "${app.schema}".tasks set title = 'after' where tenant_id = $1 and title = 'changed'`, [t.key]);
+  }, 300_000);
+});
+
 describe('Ctrl-C in a pool restore --replace, once its load has committed', () => {
   it("the commit swapped the pool tenant's rows: the restore finishes (the data is the backup's, as it says), never 'keeps its data'", async () => {
     const e = await env('irp');
