@@ -109,17 +109,27 @@ export function renderTenantChanged(out: Output, command: string, t: TenantRow, 
 export function renderSuspended(
   out: Output,
   command: string,
-  r: { tenant: TenantRow; changed: boolean; sessionsEnded: number | null },
+  r: { tenant: TenantRow; changed: boolean; sessionsEnded: number | null; writesRefusedBy?: string[] },
 ): void {
   const t = r.tenant;
+  // A killed operation's write fence outlives a resume: the application reads, its writes stay refused.
+  const fenced = t.status === 'active' && r.writesRefusedBy?.length ? r.writesRefusedBy : [];
   const what =
     t.status === 'suspended'
       ? tenantRole(t) === null
         ? 'its rows are refused to the serving role'
         : `its role cannot log in${r.sessionsEnded ? `; ${r.sessionsEnded} open session${r.sessionsEnded === 1 ? '' : 's'} ended` : ''}`
-      : 'its application has access again';
-  const line = r.changed ? `${t.slug} is ${t.status}: ${what}` : `${t.slug} is already ${t.status}; nothing to do`;
-  renderTenantChanged(out, command, t, line, { changed: r.changed, sessionsEnded: r.sessionsEnded });
+      : fenced.length
+        ? `its application has access again, but its writes stay refused: ${fenced.join('; ')}`
+        : 'its application has access again';
+  const line = r.changed
+    ? `${t.slug} is ${t.status}: ${what}`
+    : `${t.slug} is already ${t.status}; nothing to do${fenced.length ? `, but its writes stay refused: ${fenced.join('; ')}` : ''}`;
+  renderTenantChanged(out, command, t, line, {
+    changed: r.changed,
+    sessionsEnded: r.sessionsEnded,
+    ...(fenced.length ? { writesRefusedBy: fenced } : {}),
+  });
 }
 
 /** `tenant delete`: the tenant as it was, and the final backup's id when one was taken. */

@@ -240,6 +240,10 @@ describe('killed mid-replace', () => {
       expect((await run).signal).toBe('SIGKILL');
       if (fault === 'restore.committed') {
         await expect(withPg(app.url, (c) => c.query(insertTask(app.schema), ['after-kill']))).rejects.toThrow(RESTORE_MESSAGE);
+        // A resume lets nobody write past that fence, and says so rather than "access again".
+        const resumed = await e.cli(['tenant', 'resume', slug, '--json']);
+        expect(resumed.code, resumed.stdout + resumed.stderr).toBe(0);
+        expect(json(resumed).writesRefusedBy).toEqual([expect.stringContaining('its write fence stays up')]);
       }
       // The next restore sweeps it: the fence lifted, the leftover removed, and it converges.
       const again = await e.cli(['restore', id, '--replace', '--yes', '--json']);

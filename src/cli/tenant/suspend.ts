@@ -19,8 +19,12 @@ export function registerTenantSuspendResume(tenant: Command): void {
       .action(
         action(`tenant ${verb}`, async (ctx, slug: string, opts: { wait?: boolean }) => {
           const { setSuspended } = await import('../../provision/lifecycle.js');
-          const r = await setSuspended(await operationDeps(ctx, { wait: opts.wait }), slug, verb === 'suspend');
-          renderSuspended(ctx.out, ctx.command, r);
+          const deps = await operationDeps(ctx, { wait: opts.wait });
+          const r = await setSuspended(deps, slug, verb === 'suspend');
+          // What a killed operation left up (tenant show's `killed`): a resume does not lift a write fence.
+          const { killedOperationsOf } = await import('../../operations/killed-of-tenant.js');
+          const writesRefusedBy = (await killedOperationsOf(deps.db, slug)).filter((k) => k.writesRefused).map((k) => k.what);
+          renderSuspended(ctx.out, ctx.command, { ...r, writesRefusedBy });
         }),
       );
   }
