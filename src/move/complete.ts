@@ -102,7 +102,7 @@ export async function completeMove(deps: RecoverDeps & CompleteOptions, slug: st
       at: plan.to,
       cleaned,
       sourceUnchanged,
-      names: namesAfter(deps.config, slug, plan.to, plan.from),
+      names: namesAfter(deps.config, slug, plan.to, plan.from, { movedTo: true }),
     };
   });
 }

@@ -7,6 +7,12 @@ export interface NamesAfter extends ApplicationNames {
   shard: string;
   /** Database, schema and role are those the application used before (a move that kept the model). */
   unchanged: boolean;
+  /**
+   * The tenant's own role was made new on another cluster by the move: it has no password there
+   * (a password does not carry over between clusters, and tenantctl keeps none), so the
+   * application cannot log in until `tenant credentials` gives it one.
+   */
+  passwordNeeded?: true;
 }
 
 /**
@@ -17,8 +23,17 @@ export interface NamesAfter extends ApplicationNames {
  * @example
  *   namesAfter(config, 'acme', plan.to, plan.from) // { shard: 'eu1', database: 'tenant_schemas', schema: 't_acme', role: 'tenant_acme', unchanged: true }
  */
-export function namesAfter(config: Pick<Config, 'servingRole'>, slug: string, now: MoveEnd, before: MoveEnd): NamesAfter {
+export function namesAfter(
+  config: Pick<Config, 'servingRole'>,
+  slug: string,
+  now: MoveEnd,
+  before: MoveEnd,
+  o: { movedTo?: boolean } = {},
+): NamesAfter {
   const a = applicationNames(config, slug, now);
   const b = applicationNames(config, slug, before);
-  return { shard: now.shard, ...a, unchanged: a.database === b.database && a.schema === b.schema && a.role === b.role };
+  const unchanged = a.database === b.database && a.schema === b.schema && a.role === b.role;
+  // Only where the move made the role (a rollback goes back to the role it had, password and all).
+  const passwordNeeded = o.movedTo === true && now.model !== 'pool' && now.shard !== before.shard;
+  return { shard: now.shard, ...a, unchanged, ...(passwordNeeded ? { passwordNeeded: true as const } : {}) };
 }

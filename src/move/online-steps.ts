@@ -146,7 +146,7 @@ export function switchedResult(
     targetMigrated: pre.targetMigrated,
     sharedNotCopied: pre.sharedNotCopied,
     resumed: run.resumed,
-    names: namesAfter(run.deps.config, plan.tenant, plan.to, plan.from),
+    names: namesAfter(run.deps.config, plan.tenant, plan.to, plan.from, { movedTo: true }),
     ...(warning ? { warning } : {}),
     durationMs: Date.now() - run.started,
   };

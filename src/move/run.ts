@@ -84,7 +84,7 @@ export async function moveTenant(deps: MoveDeps, slug: string, o: MoveOptions): 
         bytes: p.bytes,
         writeBlockedMs: p.writeBlockedMs,
         resumed,
-        names: namesAfter(deps.config, slug, open.args.plan.to, open.args.plan.from),
+        names: namesAfter(deps.config, slug, open.args.plan.to, open.args.plan.from, { movedTo: true }),
         durationMs: Date.now() - started,
       };
     }

@@ -158,6 +158,13 @@ export function renderMove(out: Output, command: string, r: MoveResult): void {
 
 /** The names the application uses now, and whether they are the ones it used before. */
 function namesLine(slug: string, n: NamesAfter, back = false): string {
+  const line = namesOnly(slug, n, back);
+  return n.passwordNeeded
+    ? `${line}\nrole ${n.role} is new on shard ${n.shard} and has no password there (it does not carry over between clusters): its application cannot log in until tenantctl tenant credentials ${slug} gives it one`
+    : line;
+}
+
+function namesOnly(slug: string, n: NamesAfter, back: boolean): string {
   const names = `database ${n.database}, schema ${n.schema}, role ${n.role} on shard ${n.shard}`;
   if (n.unchanged) return `the application keeps its names: ${names} (only the host differs: tenantctl resolve ${slug})`;
   // After a rollback these are the names from before the move, not new ones.

@@ -159,7 +159,14 @@ describe('the source is fenced from the switch until complete or rollback', () =
     const old = await connectApp(e, 'fs');
     const s = old.schema;
     const doc = await moveOk(e, ['fs', '--to-shard', 'eu1']);
-    expect(doc.names).toEqual({ shard: 'eu1', database: `schemas_${e.name}`, schema: 't_fs', role: 'tenant_fs', unchanged: true });
+    expect(doc.names).toEqual({
+      shard: 'eu1',
+      database: `schemas_${e.name}`,
+      schema: 't_fs',
+      role: 'tenant_fs',
+      unchanged: true,
+      passwordNeeded: true,
+    });
     const now = await connectApp(e, 'fs');
     expect([now.doc.database, now.doc.schema, now.doc.role]).toEqual([old.doc.database, old.doc.schema, old.doc.role]);
     // Unqualified, as the URL's search_path says.
@@ -222,13 +229,21 @@ describe('the source is fenced from the switch until complete or rollback', () =
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toMatch(/writes made at the source after the switch were discarded/);
     expect(r.stdout).toMatch(/keeps its names: database t_fd, schema app, role tenant_fd on shard eu1/);
+    expect(r.stdout).toMatch(/role tenant_fd is new on shard eu1 and has no password there .*tenantctl tenant credentials fd gives it one/);
     expect(await e.q('us1', 'postgres', `select 1 from pg_database where datname = 't_fd'`)).toEqual([]);
   });
 
   it('pool → schema: names change and the report says so; rollback lifts the pool fence and the old URL writes again', async () => {
     const old = await connectApp(e, 'fp-rb');
     const doc = await moveOk(e, ['fp-rb', '--to-shard', 'eu1', '--to-model', 'schema']);
-    expect(doc.names).toEqual({ shard: 'eu1', database: `schemas_${e.name}`, schema: 't_fp_rb', role: 'tenant_fp_rb', unchanged: false });
+    expect(doc.names).toEqual({
+      shard: 'eu1',
+      database: `schemas_${e.name}`,
+      schema: 't_fp_rb',
+      role: 'tenant_fp_rb',
+      unchanged: false,
+      passwordNeeded: true,
+    });
     await expect(old.c.query(`update app.tasks set title = 'x'`)).rejects.toMatchObject({
       code: '25006',
       message: expect.stringMatching(moved),
