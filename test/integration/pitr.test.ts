@@ -249,6 +249,8 @@ describe.skipIf(!pgbackrest)(`restore <slug> --at <time> with pgBackRest${SKIP}`
 
   it('a restore killed during recovery leaves its scratch cluster; the next command removes it', async () => {
     const t = await timeT();
+    // A commit after T, archived: the window reaches past T whatever the tests before did.
+    await withPg(superuserUrl(fleet.config.shards[0].url), (c) => c.query('select txid_current()'));
     await archiveNow();
     let pid = 0;
     const run = e.cli(['restore', 'globex', '--at', t, '--as', 'globex-k'], {
