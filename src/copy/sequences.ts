@@ -8,9 +8,15 @@ import { ident, qualified } from '../sql.js';
  * calls (`default nextval('ticket_no_seq')`, a sequence made on its own and maybe shared by
  * several columns). A default that computes with the value (`nextval(..) * 10`) moves it past the
  * column's maximum too: a gap, never a repeat. Only integer columns (a text default built from
- * the sequence cannot be compared). Returns the sequences it moved.
+ * the sequence cannot be compared). With `handedOut` (sequenceValues of a move's source), also
+ * past what those sequences handed out there (raiseSequences). Returns the sequences it moved.
  */
-export async function advanceSequences(client: Pick<pg.ClientBase, 'query'>, schema: string, tables: string[]): Promise<string[]> {
+export async function advanceSequences(
+  client: Pick<pg.ClientBase, 'query'>,
+  schema: string,
+  tables: string[],
+  handedOut?: SequenceValues,
+): Promise<string[]> {
   if (tables.length === 0) return [];
   const { rows } = await client.query<{ table: string; column: string; seq: string }>(
     `select c.relname as table, a.attname as column, s.oid::regclass::text as seq
@@ -42,6 +48,8 @@ export async function advanceSequences(client: Pick<pg.ClientBase, 'query'>, sch
       [r.seq],
     );
   }
+  // And past what the source handed out (a move's), when given.
+  if (handedOut) await raiseSequences(client, schema, handedOut);
   return rows.map((r) => r.seq);
 }
 

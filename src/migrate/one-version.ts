@@ -115,12 +115,11 @@ function targetNames(ts: PlannedTarget[]): string {
 }
 
 function twoVersionsError(m: MigrationFile, old: PlannedTarget[], wouldGet: PlannedTarget[]): UsageError {
-  const names = targetNames;
   const slugs = old.map((t) => t.tenants[0].slug);
   const tenants = slugs.slice(0, 50).join(',');
   return new UsageError(
     'DRIFT',
-    `${basename(m.file)} was edited after it was applied: ${old.length} target(s) ran the old version (${names(old)}), and this run would apply the edited one to ${wouldGet.length} other target(s) (${names(wouldGet)}), leaving two versions of ${m.id} in the fleet; nothing was applied`,
+    `${basename(m.file)} was edited after it was applied: ${old.length} target(s) ran the old version (${targetNames(old)}), and this run would apply the edited one to ${wouldGet.length} other target(s) (${targetNames(wouldGet)}), leaving two versions of ${m.id} in the fleet; nothing was applied`,
     `make the targets that ran the old version match the file first: tenantctl migrate repair ${m.id} --tenant ${tenants}${slugs.length > 50 ? ',…' : ''} --reapply --yes (runs the edited file there again) or --rebaseline --yes (records its checksum without running it, when the edit changes nothing there); or put the file back as it was`,
   );
 }

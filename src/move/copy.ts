@@ -6,7 +6,7 @@ import { inTransaction } from '../fleet/fleet.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
 import { needsKeyRewrite } from '../placement/placement.js';
 import { drivers } from '../placement/drivers.js';
-import { advanceSequences, raiseSequences, sequenceValues } from '../copy/sequences.js';
+import { advanceSequences, sequenceValues } from '../copy/sequences.js';
 import { intoFreshTables } from '../build/fresh-tables.js';
 import { assertPoolCopyAllowed } from '../placement/pool/visibility.js';
 import type { CopyScope, CopyTable } from '../copy/tables.js';
@@ -160,8 +160,7 @@ async function loadAndVerify(
   // a new placement's deferred indexes and keys built: verified as they end.
   await restoreForeignKeys(t, schema, held);
   await o.afterLoad?.();
-  await advanceSequences(t, schema, names);
-  await raiseSequences(t, schema, await sequenceValues(run.source, run.plan.from.schema));
+  await advanceSequences(t, schema, names, await sequenceValues(run.source, run.plan.from.schema));
   await hooks.beforeVerify?.(t, schema, tables);
   const checks = await verifyBothSides(run, t, streamed, foreignKeys);
   // Tests of the FOR KEY SHARE promise: everything checked, the target's transaction still open.

@@ -5,7 +5,7 @@ import { addForeignKeys, buildKeys, dropDeferred, REBUILD_WORK_MEM, validateStep
 import { exportSnapshot, joinSnapshot } from '../copy/snapshot.js';
 import { emptiedForFreeze } from '../copy/freeze.js';
 import { holdForFreshLoad } from '../copy/not-valid-constraints.js';
-import { advanceSequences, raiseSequences, sequenceValues } from '../copy/sequences.js';
+import { advanceSequences, sequenceValues } from '../copy/sequences.js';
 import { userTriggersOff } from '../copy/user-triggers.js';
 import { recordDigest } from '../copy/record-digest.js';
 import { faultPoint } from '../operations/fault-points.js';
@@ -82,8 +82,8 @@ export async function loadFreshInParallel(run: CopyRun, fleet: Fleet, t: ShardCl
             t,
             schema,
             tables.map((x) => x.table),
+            await sequenceValues(run.source, run.plan.from.schema),
           );
-          await raiseSequences(t, schema, await sequenceValues(run.source, run.plan.from.schema));
         });
         await run.hooks.beforeVerify?.(t, schema, tables, { measured: true });
         // What no job measured (a partitioned table), measured now.

@@ -2,7 +2,7 @@ import { redactText } from '../config/redact.js';
 import { copyProgress } from './copy-progress.js';
 import { lostConnectionError } from '../connection-loss.js';
 import { TenantctlError, errorMessage } from '../errors.js';
-import { advanceSequences, raiseSequences, sequenceValues } from '../copy/sequences.js';
+import { advanceSequences, sequenceValues } from '../copy/sequences.js';
 import type { HeldFence } from './fence.js';
 import { buildTarget } from './build-target.js';
 import { copyAndVerify, type TableCheck } from './copy.js';
@@ -256,13 +256,13 @@ async function lastRoundAndDelta(
   // Replayed rows carry their own ids: the target's sequences past them and past what the source
   // handed out (its writes are fenced), before anyone writes there.
   const handedOut = await fleet.withClient(plan.from.shard, plan.from.database, (c) => sequenceValues(c, plan.from.schema));
-  await fleet.withClient(plan.to.shard, plan.to.database, async (c) => {
-    await advanceSequences(
+  await fleet.withClient(plan.to.shard, plan.to.database, (c) =>
+    advanceSequences(
       c,
       plan.to.schema,
       pre.tables.map((t) => t.table),
-    );
-    await raiseSequences(c, plan.to.schema, handedOut);
-  });
+      handedOut,
+    ),
+  );
   await done('verify', rec, `${delta.reduce((n, c) => n + c.rows, 0)} changed rows compared`);
 }

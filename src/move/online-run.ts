@@ -2,7 +2,7 @@ import { redactText } from '../config/redact.js';
 import { lostConnectionError } from '../connection-loss.js';
 import { errorMessage } from '../errors.js';
 import { buildTarget } from './build-target.js';
-import { advanceSequences, raiseSequences, sequenceValues } from '../copy/sequences.js';
+import { advanceSequences, sequenceValues } from '../copy/sequences.js';
 import type { HeldFence } from './fence.js';
 import type { TableCheck } from './copy.js';
 import { stopIfInterrupted } from './interrupt.js';
@@ -219,14 +219,14 @@ async function verifyUnderFence(run: OnlineRun, repl: ReplicationRecord, slot: P
   // Logical replication does not carry sequences: past the copied ids and what the source handed
   // out (its writes are fenced), before anyone writes there.
   const handedOut = await fleet.withClient(plan.from.shard, plan.from.database, (c) => sequenceValues(c, plan.from.schema));
-  await fleet.withClient(plan.to.shard, plan.to.database, async (c) => {
-    await advanceSequences(
+  await fleet.withClient(plan.to.shard, plan.to.database, (c) =>
+    advanceSequences(
       c,
       plan.to.schema,
       tables.map((t) => t.table),
-    );
-    await raiseSequences(c, plan.to.schema, handedOut);
-  });
+      handedOut,
+    ),
+  );
   const verifiedUnderFence = { tables: checks.map((c) => c.table), rows: checks.reduce((n, c) => n + c.rows, 0) };
   await rec.update({ verifiedUnderFence });
   await done('verify', rec, `${verifiedUnderFence.rows} rows changed since the proof compared`);

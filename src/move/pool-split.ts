@@ -3,7 +3,7 @@ import { inTransaction, type Fleet } from '../fleet/fleet.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
 import { boundLockWait } from '../copy/load-lock-wait.js';
 import { exportSnapshot, joinSnapshot } from '../copy/snapshot.js';
-import { advanceSequences, raiseSequences, sequenceValues } from '../copy/sequences.js';
+import { advanceSequences, sequenceValues } from '../copy/sequences.js';
 import { poolLoadRole } from '../copy/pool-load-path.js';
 import { checksByIndex } from '../copy/pool-load.js';
 import { mayLoadInParts, partsPerTable } from '../copy/pool-load-split.js';
@@ -94,14 +94,14 @@ async function loadAndVerifyParts(
     }
     await hooks.loaded?.();
     const handedOut = await sequenceValues(run.source, run.plan.from.schema);
-    await inTransaction(t, async () => {
-      await advanceSequences(
+    await inTransaction(t, () =>
+      advanceSequences(
         t,
         schema,
         tables.map((x) => x.table),
-      );
-      await raiseSequences(t, schema, handedOut);
-    });
+        handedOut,
+      ),
+    );
     await hooks.beforeVerify?.(t, schema, tables);
     // Every part committed: only the target's side is left, measured on every load connection at once.
     const checks = await early.verify(lanes.dst, streamed, 'row by row');

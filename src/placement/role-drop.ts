@@ -1,6 +1,6 @@
 import { redactText } from '../config/redact.js';
 import { errorMessage, EXIT, TenantctlError } from '../errors.js';
-import type { Fleet } from '../fleet/fleet.js';
+import { inTransaction, type Fleet } from '../fleet/fleet.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
 import { ident } from '../sql.js';
 import { ADMIN_DATABASE } from './databases.js';
@@ -139,15 +139,10 @@ async function revokeLargeObjectGrantsOfOthers(c: ShardClient, role: string): Pr
   );
   for (const r of rows) {
     if (!(await actForRole(c, r.grantor))) continue;
-    await c.query('begin');
-    try {
+    await inTransaction(c, async () => {
       await c.query(`set local role ${ident(r.grantor)}`);
       await c.query(`revoke all on large object ${Number(r.lo)} from ${ident(role)}`);
-      await c.query('commit');
-    } catch (err) {
-      await c.query('rollback').catch(() => undefined);
-      throw err;
-    }
+    });
   }
 }
 

@@ -34,10 +34,10 @@ end $tenantctl_shared$`;
 
 /** Whether a migration's SQL may make one of the read-only shared tables (its name appears as a word). */
 export function mentionsReadOnlyShared(sql: string, config: Pick<Config, 'tenantKey'>): boolean {
+  // Table names in the config are lowercase identifiers ([a-z0-9_]): nothing to escape.
   const low = sql.toLowerCase();
   return Object.entries(config.tenantKey.shared ?? {}).some(
-    ([name, mode]) =>
-      mode === 'read' && new RegExp(`(^|[^a-z0-9_$])${name.toLowerCase().replace(/[^a-z0-9_]/g, '\\$&')}($|[^a-z0-9_$])`).test(low),
+    ([name, mode]) => mode === 'read' && new RegExp(`(^|[^a-z0-9_$])${name}($|[^a-z0-9_$])`).test(low),
   );
 }
 
