@@ -125,6 +125,12 @@ export const CHECKS = {
   },
   'schema.default-privileges': { severity: 'high', fixable: true, title: 'default privileges granting to PUBLIC or to another tenant' },
   'schema.writable-search-path': { severity: 'high', fixable: false, title: 'search_path includes a schema others can write' },
+  // schema and database tenants
+  'placement.shared-writable': {
+    severity: 'high',
+    fixable: true,
+    title: "a schema or database tenant's copy of a read-only shared table that its role (or another) may write",
+  },
   // database tenants
   'database.public-connect': { severity: 'high', fixable: true, title: 'CONNECT granted to PUBLIC on a tenantctl database' },
   'database.control-plane-open': {

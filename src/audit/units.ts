@@ -7,6 +7,7 @@ import { asRole, attempt, rolledBack } from './as-role.js';
 import { clusterChecks, placed } from './cluster-checks.js';
 import { functionChecks } from './function-checks.js';
 import { limitChecks } from './limit-checks.js';
+import { placementSharedWritable } from './placement-shared-checks.js';
 import { poolChecks, roleExists, scopedTables } from './pool-checks.js';
 import { poolProbes, probeKey, probeRows } from './pool-probe.js';
 import { finding } from './registry.js';
@@ -100,13 +101,8 @@ async function sharedDatabaseUnit(
       ...(await schemaPlacements(c, unit, env)),
     );
   }
-  findings.push(
-    ...(await crossTenantAcl(
-      c,
-      at,
-      owned.filter((o) => mine.has(o.schema)),
-    )),
-  );
+  const chunk = owned.filter((o) => mine.has(o.schema));
+  findings.push(...(await crossTenantAcl(c, at, chunk)), ...(await placementSharedWritable(c, at, chunk, env.config)));
   if (probes) findings.push(...(await schemaProbes(c, unit, owned)));
   return { findings };
 }
@@ -131,6 +127,7 @@ async function ownDatabaseUnit(c: ShardClient, unit: AuditUnit, env: AuditEnv, s
             }),
           ]),
       ...(await crossTenantAcl(c, at, owned)),
+      ...(await placementSharedWritable(c, at, owned, env.config)),
       ...(await defaultPrivilegeChecks(c, at, owned)),
       ...(await searchPathChecks(c, at, new Map([[tenantRole(t)!, t.slug]]), env.config.servingRole.name)),
       ...(await functionChecks(c, unit, serving, () => t.slug)),

@@ -126,6 +126,36 @@ describe('the catalog and maintenance databases are closed to tenants', () => {
         await c.query(`insert into workspaces (id, name) values (gen_random_uuid(), 'w')`);
       });
     }
+    // A copy left writable (a tenant made before tenantctl took the writes back, or a grant by
+    // hand) is what audit finds, and --fix takes the writes back.
+    const placed = Object.fromEntries(
+      (
+        await e.db.selectFrom('tenants').select(['slug', 'database_name', 'schema_name']).where('slug', 'in', ['cpm-s', 'cpm-d']).execute()
+      ).map((t) => [t.slug, t]),
+    );
+    const statuses = (slug: string) => `${placed[slug].schema_name}.task_statuses`;
+    await e.q('us1', placed['cpm-s'].database_name, `grant insert, update on ${statuses('cpm-s')} to tenant_cpm_s`);
+    await e.q('us1', placed['cpm-d'].database_name, `grant delete on ${statuses('cpm-d')} to tenant_cpm_d, public`);
+    const found = json(await e.cli(['audit', '--json'])).findings.filter((f: { check: string }) => f.check === 'placement.shared-writable');
+    expect(found.map((f: { tenant: string; object: string }) => [f.tenant, f.object]).sort()).toEqual([
+      ['cpm-d', statuses('cpm-d')],
+      ['cpm-s', statuses('cpm-s')],
+    ]);
+    expect(found.find((f: { tenant: string }) => f.tenant === 'cpm-d')).toMatchObject({
+      severity: 'high',
+      fixable: true,
+      message: expect.stringMatching(/PUBLIC, tenant_cpm_d may write it/),
+    });
+    const fixed = await e.cli(['audit', '--fix', '--yes', '--json']);
+    expect(fixed.stdout).toContain('placement.shared-writable');
+    for (const slug of ['cpm-s', 'cpm-d'])
+      await withPg(urlAs(e, placed[slug].database_name, `tenant_${slug.replace('-', '_')}`, PASSWORD), async (c) => {
+        await expect(c.query('delete from task_statuses'), slug).rejects.toThrow(/permission denied for table task_statuses/);
+        await expect(c.query(`update task_statuses set label = 'EVIL'`), slug).rejects.toThrow(/permission denied for table task_statuses/);
+      });
+    expect(
+      json(await e.cli(['audit', '--json'])).findings.filter((f: { check: string }) => f.check === 'placement.shared-writable'),
+    ).toEqual([]);
   });
 
   it('an existing catalog open to PUBLIC is closed when opened; doctor names what is still open and the fix', async () => {
