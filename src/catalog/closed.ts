@@ -35,7 +35,22 @@ export async function closeCatalogToPublic(db: Kysely<CatalogDatabase>): Promise
   return !rows[0].open;
 }
 
-/** The same on a plain client connected to the maintenance database, right after CREATE DATABASE. */
-export async function closeNewDatabaseToPublic(c: Pick<pg.ClientBase, 'query'>, database: string): Promise<void> {
+/**
+ * Create a database that PUBLIC never may connect to: made with connections off, closed to
+ * PUBLIC, then opened. A new database grants CONNECT to PUBLIC, so revoking it after a plain
+ * CREATE DATABASE left a window in which any role with a login (another tenant's) could connect
+ * and keep its session. Run on a client of the maintenance database, as the role that will own it.
+ */
+export async function createClosedDatabase(c: Pick<pg.ClientBase, 'query'>, database: string): Promise<void> {
+  await c.query(`create database ${ident(database)} with allow_connections = false`);
+  await openClosedDatabase(c, database);
+}
+
+/**
+ * Close to PUBLIC, then allow connections: the second half of createClosedDatabase, also what
+ * finishes a database a killed create left unconnectable (`datallowconn` false). Its owner runs it.
+ */
+export async function openClosedDatabase(c: Pick<pg.ClientBase, 'query'>, database: string): Promise<void> {
   await c.query(closeToPublicSql(database));
+  await c.query(`alter database ${ident(database)} with allow_connections = true`);
 }

@@ -3,9 +3,9 @@ import pg from 'pg';
 import type { Config } from '../config/types.js';
 import { redactText } from '../config/redact.js';
 import { EXIT, hintFor, TenantctlError } from '../errors.js';
-import { ident, isAlreadyExists, isLoginRefused } from '../sql.js';
+import { isAlreadyExists, isLoginRefused } from '../sql.js';
 import { CATALOG_POOL_SIZE, CONNECT_TIMEOUT_MS } from '../config/connection-limits.js';
-import { closeCatalogToPublic, closeNewDatabaseToPublic, PUBLIC_REACH_SQL } from './closed.js';
+import { closeCatalogToPublic, createClosedDatabase, openClosedDatabase, PUBLIC_REACH_SQL } from './closed.js';
 import { watchConnection } from '../connection-loss.js';
 import { catalogMigrations, LATEST_CATALOG_MIGRATION } from './migrations.js';
 import type { CatalogDatabase } from './tables.js';
@@ -114,12 +114,14 @@ async function ensureCatalogDatabase(config: Config): Promise<void> {
   watchConnection(admin, catalogPlace(config));
   try {
     await admin.connect();
-    await admin.query(`create database ${ident(dbName)}`);
-    // tenantctl's alone from the start: tenants must not connect to it (src/catalog/closed.ts).
-    await closeNewDatabaseToPublic(admin, dbName);
+    // tenantctl's alone from the start: tenants must never connect to it (src/catalog/closed.ts).
+    await createClosedDatabase(admin, dbName);
   } catch (err) {
     // Two first runs at once: the other one created it.
     if (!isAlreadyExists(err)) throw catalogError(config, 'could not be created', err);
+    // Or a first run killed between creating it and opening it: finish that (its owner may).
+    const { rows } = await admin.query<{ open: boolean }>('select datallowconn as open from pg_database where datname = $1', [dbName]);
+    if (rows[0] && !rows[0].open) await openClosedDatabase(admin, dbName).catch(() => undefined);
   } finally {
     await admin.end().catch(() => undefined);
   }

@@ -1,4 +1,5 @@
 import type { Fleet } from '../fleet/fleet.js';
+import { createClosedDatabase, openClosedDatabase } from '../catalog/closed.js';
 import { ident, isAlreadyExists } from '../sql.js';
 
 /** The maintenance database every PostgreSQL cluster has; DDL on databases runs from there. */
@@ -14,23 +15,26 @@ export const MAINTENANCE_DATABASES = [ADMIN_DATABASE, 'template1'] as const;
 
 /**
  * Create a database on a shard if it is missing. Safe when two processes race (the loser sees
- * duplicate_database and carries on). CONNECT is revoked from PUBLIC so that only roles granted it
- * can connect.
+ * duplicate_database and carries on). PUBLIC never may connect (createClosedDatabase), so only
+ * roles granted CONNECT can.
  */
 export async function ensureDatabase(fleet: Fleet, shard: string, database: string): Promise<boolean> {
   const known = `${shard}/${database}`;
   if (fleet.knownDatabases.has(known)) return false;
   const created = await fleet.withClient(shard, ADMIN_DATABASE, async (c) => {
-    const exists = await c.query('select 1 from pg_database where datname = $1', [database]);
-    if (exists.rowCount) return false;
+    const exists = await c.query<{ open: boolean }>('select datallowconn as open from pg_database where datname = $1', [database]);
+    if (exists.rows[0]) {
+      // A create killed between making it and opening it: finish it (tenantctl's role owns it).
+      if (!exists.rows[0].open) await openClosedDatabase(c, database);
+      return false;
+    }
     try {
-      await c.query(`create database ${ident(database)}`);
+      await createClosedDatabase(c, database);
     } catch (err) {
       // Someone else created it first (42P04, or 23505 when both got past the check at once).
       if (isAlreadyExists(err)) return false;
       throw err;
     }
-    await c.query(`revoke connect, temporary on database ${ident(database)} from public`);
     return true;
   });
   fleet.knownDatabases.add(known);

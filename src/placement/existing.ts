@@ -29,7 +29,8 @@ export async function existingSchemaPlacement(fleet: Fleet, t: NewPlacement): Pr
     return found;
   }
   const r = await maintenanceProbe(fleet, t);
-  if (r.db) {
+  // One a killed create left with connections off holds no schema yet; the create opens it.
+  if (r.db && r.open) {
     fleet.knownDatabases.add(known);
     const s = await fleet.withClient(t.shard, t.database, (c) => c.query('select 1 from pg_namespace where nspname = $1', [t.schema]));
     if (s.rowCount) found.push(`schema ${t.schema} in database ${t.database}`);
@@ -47,10 +48,11 @@ export async function existingDatabasePlacement(fleet: Fleet, t: NewPlacement): 
   return found;
 }
 
-async function maintenanceProbe(fleet: Fleet, t: NewPlacement): Promise<{ role: boolean; db: boolean }> {
+async function maintenanceProbe(fleet: Fleet, t: NewPlacement): Promise<{ role: boolean; db: boolean; open: boolean }> {
   const r = await fleet.withClient(t.shard, ADMIN_DATABASE, (c) =>
-    c.query<{ role: boolean; db: boolean }>(
-      'select exists (select 1 from pg_roles where rolname = $1) as role, exists (select 1 from pg_database where datname = $2) as db',
+    c.query<{ role: boolean; db: boolean; open: boolean }>(
+      `select exists (select 1 from pg_roles where rolname = $1) as role, exists (select 1 from pg_database where datname = $2) as db,
+              exists (select 1 from pg_database where datname = $2 and datallowconn) as open`,
       [t.role, t.database],
     ),
   );

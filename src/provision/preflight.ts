@@ -28,10 +28,11 @@ export async function assertNoDrift(
 ): Promise<void> {
   const todo = [...new Set(databases)].filter((d) => !checked.has(`${shard}/${d}`));
   if (todo.length === 0) return;
+  // One a killed create left with connections off has no migration applied yet; the create opens it.
   const existing = await fleet.withClient(shard, ADMIN_DATABASE, async (c) =>
-    (await c.query<{ datname: string }>('select datname from pg_database where datname = any($1::text[])', [todo])).rows.map(
-      (r) => r.datname,
-    ),
+    (
+      await c.query<{ datname: string }>('select datname from pg_database where datname = any($1::text[]) and datallowconn', [todo])
+    ).rows.map((r) => r.datname),
   );
   const files = new Map(migrations.map((m) => [m.id, m]));
   const drifted = new Map<string, string[]>();

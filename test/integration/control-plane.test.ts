@@ -104,6 +104,27 @@ describe('the catalog and maintenance databases are closed to tenants', () => {
     expect(await e.q('us1', `cat_${e.name}`, 'select 1 as x')).toEqual([{ x: 1 }]);
   });
 
+  it('a database tenantctl makes is never open to PUBLIC; one a killed create left unconnectable is finished by the next create', async () => {
+    const e = await env('cpo');
+    // What a create killed between CREATE DATABASE and opening it leaves (connections off).
+    await e.q('us1', 'postgres', `create database schemas_${e.name} with allow_connections = false`);
+    await createViaFile(e, [
+      { slug: 'cpo-s', model: 'schema', shard: 'us1' },
+      { slug: 'cpo-d', model: 'database', shard: 'us1' },
+    ]);
+    const databases = (await e.db.selectFrom('tenants').select('database_name').execute()).map((t) => t.database_name);
+    expect(databases).toContain(`schemas_${e.name}`);
+    const rows = await e.q(
+      'us1',
+      'postgres',
+      `select datname, datallowconn, has_database_privilege('public', datname, 'CONNECT') as public_connect
+         from pg_database where datname = any($1::text[]) order by 1`,
+      [databases],
+    );
+    expect(rows).toHaveLength(2);
+    for (const r of rows) expect(r, r.datname).toMatchObject({ datallowconn: true, public_connect: false });
+  });
+
   it('a read-only shared table a later migration makes is read only to the schema and database tenants it reaches', async () => {
     const e = await env('cpm', { files: ['0001_workspaces_and_users.sql'] });
     await createViaFile(e, [
