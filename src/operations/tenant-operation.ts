@@ -4,7 +4,7 @@ import type { OperationDeps } from './command-deps.js';
 import { findTenant, getTenant } from '../catalog/tenants.js';
 import { recordEvent } from '../catalog/events.js';
 import { redactText } from '../config/redact.js';
-import { errorMessage, type ErrorCode } from '../errors.js';
+import { errorMessage, type ErrorCode, UsageError } from '../errors.js';
 import { resultError } from './failure.js';
 import { FAULT_POINTS, faultPoint, type FaultPointName } from './fault-points.js';
 import { commandLine, InterruptedError, interruptSignal, isInterrupt, onInterrupt } from './interrupt.js';
@@ -221,7 +221,10 @@ async function closeFailed(
   const interrupted = isInterrupt(err);
   const message = redactText(errorMessage(err));
   if (op && !op.over && !op.keep) await op.finish(interrupted ? 'interrupted' : 'failed', { error: message }).catch(() => undefined);
-  if (!alreadyRecorded.has(err as object)) await failedEvent(deps, spec, op, { phase: at.phase, error: message }, interrupted);
+  // Refused before it started anything (bad input, e.g. `tenant create` of an existing slug): the
+  // tenant's history is what happened to it, and nothing did; the command's output says why.
+  const refused = !op && err instanceof UsageError;
+  if (!alreadyRecorded.has(err as object) && !refused) await failedEvent(deps, spec, op, { phase: at.phase, error: message }, interrupted);
   if (!interrupted) return err;
   const where = at.phase === 'start' ? '' : ` in ${at.phase}`;
   const done = at.done.length ? ` done: ${at.done.join('; ')};` : '';

@@ -246,6 +246,9 @@ describe('bad input and failures', () => {
   it('refuses an existing slug', async () => {
     await createTenant(deps, { slug: 'pv-dup', model: 'pool', shard: 'us1' });
     await expect(createTenant(deps, { slug: 'pv-dup', model: 'pool' })).rejects.toMatchObject({ code: 'TENANT_EXISTS' });
+    // Nothing happened to pv-dup: its history says it was provisioned, not that a create failed.
+    const events = await deps.db.selectFrom('events').select(['action']).where('tenant_slug', '=', 'pv-dup').orderBy('id').execute();
+    expect(events.map((e) => e.action)).toEqual(['provisioned']);
   });
 
   it.each(['schema', 'database'] as const)(
