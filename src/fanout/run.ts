@@ -107,7 +107,12 @@ function thrownResult<R extends TenantResult>(base: R, err: unknown): R {
     status: 'failed',
     reason: undefined,
     // A typed error keeps its code (a refusal is not an internal error).
-    error: { code: err instanceof TenantctlError ? err.code : 'INTERNAL', message: redactText(errorMessage(err)) },
+    error: {
+      code: err instanceof TenantctlError ? err.code : 'INTERNAL',
+      message: redactText(errorMessage(err)),
+      // What to do about it (LOCKED: --wait), printed under the table as a single run prints it.
+      ...(err instanceof TenantctlError && err.hint ? { hint: redactText(err.hint) } : {}),
+    },
   };
 }
 

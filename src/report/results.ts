@@ -23,6 +23,10 @@ export function renderResultDocument(out: Output, doc: ResultDocument): void {
       ),
     );
   }
+  // What the failures say to do (LOCKED: wait for it, or --wait), each said once.
+  const said = [...new Set(failed.map((r) => r.error?.hint).filter((h): h is string => typeof h === 'string'))];
+  for (const h of said.slice(0, 3)) out.print(`hint: ${escapeControl(h)}`);
+  if (said.length > 3) out.print(`… and ${said.length - 3} more hints (see --json)`);
   // What a row's command also did or found (a killed operation's leftovers it cleaned, one it
   // could not): in the JSON as each row's `warnings`, here on stderr as restore prints its own.
   for (const r of doc.results) {

@@ -1,6 +1,10 @@
+import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import { LockedError } from '../../src/errors.js';
 import { fanout } from '../../src/fanout/run.js';
-import type { TenantResult } from '../../src/fanout/result.js';
+import { resultDocument, type TenantResult } from '../../src/fanout/result.js';
+import { createOutput } from '../../src/report/output.js';
+import { renderResultDocument } from '../../src/report/results.js';
 
 interface Item {
   id: number;
@@ -126,6 +130,33 @@ describe('fanout', () => {
     expect(thrown[0]).toMatchObject({ status: 'failed', error: { code: 'INTERNAL' } });
     expect(thrown[0].error!.message).not.toContain('secret');
     expect(await fanout([], { concurrency: 1, shardOf: () => 'a', shardBudget: () => 1 }, tracker().fn, notRun)).toEqual([]);
+  });
+
+  it("a thrown error's hint is kept in its row and printed once under the table (LOCKED: --wait)", async () => {
+    const results = await fanout(
+      [
+        { id: 1, shard: 'a' },
+        { id: 2, shard: 'a' },
+      ],
+      { concurrency: 2, shardOf: () => 'a', shardBudget: () => 2, onError: 'continue' },
+      async (i) => {
+        throw new LockedError(`tenant "${i.id}" is locked by another tenantctl process`);
+      },
+      notRun,
+    );
+    expect(results[0].error).toMatchObject({ code: 'LOCKED', hint: 'wait for it to finish, or pass --wait' });
+    let text = '';
+    const stdout = new Writable({
+      write(chunk, _enc, done) {
+        text += String(chunk);
+        done();
+      },
+    });
+    renderResultDocument(
+      createOutput({ stdout: stdout as never, stderr: stdout as never, env: {} }),
+      resultDocument('backup create', results, Date.now()),
+    );
+    expect(text.match(/^hint: wait for it to finish, or pass --wait$/gm)).toHaveLength(1);
   });
 
   it('a callback that throws rejects the fan-out instead of hanging', async () => {
