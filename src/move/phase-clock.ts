@@ -15,7 +15,7 @@ export function phaseClock(deps: Pick<MoveDeps, 'onPhase' | 'signal'>, started =
   const phases: { phase: PhaseName; ms: number }[] = [];
   let mark = started;
   const begin = (phase: PhaseName) => {
-    if (phase !== 'unfence') stopIfInterrupted(deps.signal);
+    if (phase !== 'unfence') stopIfInterrupted(deps.signal, phase);
     deps.onPhase?.({ phase, state: 'start' });
   };
   const done = async (phase: PhaseName, rec?: MoveRecord, detail?: string) => {

@@ -1,3 +1,7 @@
+import { existsSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { json, ownMigrateFleet, until, withPg, type MigrateEnv, tenantDigests } from '../helpers/migrate-env.js';
 import { superuserUrl } from '../helpers/test-fleet.js';
@@ -187,6 +191,30 @@ describe('Ctrl-C during a move', () => {
     expect(await e.q('eu1', 'postgres', 'select 1 from pg_database where datname = $1', ['t_int_copy'])).toEqual([]);
     const st = json(await e.cli(['move', 'status', slug, '--json']));
     expect(st.move.status).toBe('interrupted');
+  });
+});
+
+describe('Ctrl-C before a move built anything', () => {
+  it('SIGINT after preflight: exit 130, and it says nothing was fenced (not "the write fence was lifted")', async () => {
+    const slug = 'int-pre';
+    await e.create([{ slug, model: 'schema', shard: 'us1' }]);
+    const marker = join(await mkdtemp(join(tmpdir(), 'int-pre-')), 'paused');
+    let pid = 0;
+    const run = e.cli(['move', slug, '--to-shard', 'eu1', '--to-model', 'database', '--yes', '--json'], {
+      env: { TENANTCTL_FAULT: 'move.after-preflight:pause', TENANTCTL_FAULT_PAUSED_FILE: marker },
+      onSpawn: (p) => (pid = p),
+    });
+    await until(async () => existsSync(marker) || null, 60_000);
+    process.kill(pid, 'SIGINT');
+    const r = await run;
+    expect(r.code, r.stdout + r.stderr).toBe(130);
+    const message = json(r).error.message as string;
+    expect(message).toMatch(
+      /stopped before the target was built: what was made at the target was removed; the tenant stays where it was and its writes never stopped/,
+    );
+    expect(message).not.toMatch(/fence was lifted/);
+    expect((await tenant(e, slug))!.status).toBe('active');
+    await appWrites(e, slug);
   });
 });
 
