@@ -108,16 +108,9 @@ async function rollbackSwitched(deps: RecoverDeps, open: MoveRow): Promise<Rollb
   const plan = open.args.plan;
   const slug = plan.tenant;
   const { cleaned, row } = await recoverMove(deps, open);
-  // Switched: fence the target while we check it is as verified and switch back.
-  await preparePoolFence(deps.fleet, deps.config, plan.to);
   const rec = MoveRecord.of(deps.db, row);
-  // Recorded first, as the move's fence: a rollback killed while it holds it is lifted by the next command.
-  const frec = fenceRecordFor(plan.to, plan.key);
-  await rec.update({ fence: frec });
-  const fence = await takeFence(deps.fleet, frec);
-  await rec.update({ fence: fence.record });
-  try {
-    const atSwitch = await tablesAtSwitch(deps, rec, plan, open.progress);
+  const atSwitch = await tablesAtSwitch(deps, rec, plan, open.progress);
+  const refuseIfWritten = async () => {
     const changed = await changedSinceSwitch(deps, plan.to, plan.key, atSwitch, 'target', { anyNewTable: true });
     if (changed.length) {
       throw new UsageError(
@@ -126,6 +119,19 @@ async function rollbackSwitched(deps: RecoverDeps, open: MoveRow): Promise<Rollb
         `move it back instead (tenantctl move ${slug} --to-shard ${plan.from.shard} --to-model ${plan.from.model}) after tenantctl move complete ${slug}`,
       );
     }
+  };
+  // A tenant that wrote since the switch is refused before its writes are fenced: a refused
+  // rollback must not block the application it refuses to disturb.
+  await refuseIfWritten();
+  // Then fence the target while we check again (a write may have come since) and switch back.
+  await preparePoolFence(deps.fleet, deps.config, plan.to);
+  // Recorded first, as the move's fence: a rollback killed while it holds it is lifted by the next command.
+  const frec = fenceRecordFor(plan.to, plan.key);
+  await rec.update({ fence: frec });
+  const fence = await takeFence(deps.fleet, frec);
+  await rec.update({ fence: fence.record });
+  try {
+    await refuseIfWritten();
     // The source takes writes again before the catalog points there: a kill in between leaves
     // a source that `move complete` finds changed (and refuses), never writes that get dropped.
     await liftSwitchFence(deps, rec);

@@ -214,9 +214,17 @@ describe('model pairs, across shards and within one, hashes equal before and aft
       `update app.tasks set title = 'changed at target' where tenant_id = $1 and ctid = (select ctid from app.tasks where tenant_id = $1 limit 1)`,
       [t.key],
     );
-    const r = await e.cli(['move', 'rollback', 'p-two', '--yes', '--json']);
-    expect(r.code).toBe(2);
-    expect(json(r).error.message).toMatch(/written at .* since the switch/);
+    // The application is in the middle of another write (its transaction open): the refusal
+    // comes without fencing it first (a fence would wait on that transaction, then fail LOCKED).
+    const app = await appUrl(e, 'p-two');
+    await withPg(app.url, async (c) => {
+      await c.query('begin');
+      await c.query(`update tasks set title = 'in flight' where ctid = (select ctid from tasks limit 1)`);
+      const r = await e.cli(['move', 'rollback', 'p-two', '--yes', '--json']);
+      expect(r.code, r.stdout + r.stderr).toBe(2);
+      expect(json(r).error.message).toMatch(/written at .* since the switch/);
+      await c.query('commit');
+    });
     expect((await tenant(e, 'p-two'))!.shard).toBe('eu1');
   });
 });
