@@ -103,7 +103,8 @@ async function startOffline(
 async function copyInSnapshot(run: MoveRun, load: LoadOptions): Promise<TableCheck[]> {
   const { deps, plan, pre, rec, clock } = run;
   clock.begin('copy');
-  await rec.update({ targetCreated: true, rows: 0, bytes: 0 });
+  // The phase it is in, for `move status` (phaseDone records the last one done: it said fence while copying).
+  await rec.update({ targetCreated: true, rows: 0, bytes: 0, phase: 'copy' });
   const total = { rows: 0, bytes: 0 };
   const checks = await deps.fleet.withClient(plan.from.shard, plan.from.database, async (src) => {
     await src.query('begin isolation level repeatable read read only');

@@ -180,6 +180,7 @@ describe('Ctrl-C during a move', () => {
       onSpawn: (p) => (pid = p),
     });
     await untilCopying(e.db, slug, 60_000);
+    expect(json(await e.cli(['move', 'status', slug, '--json'])).move).toMatchObject({ status: 'running', phase: 'copy', live: true });
     process.kill(pid, 'SIGINT');
     const r = await run;
     expect(r.code, r.stdout + r.stderr).toBe(130);
