@@ -125,6 +125,11 @@ export const CHECKS = {
   },
   'schema.default-privileges': { severity: 'high', fixable: true, title: 'default privileges granting to PUBLIC or to another tenant' },
   'schema.writable-search-path': { severity: 'high', fixable: false, title: 'search_path includes a schema others can write' },
+  'schema.large-object-shared': {
+    severity: 'high',
+    fixable: false,
+    title: "a large object in the schema tenants' database granted to PUBLIC or to another tenant's role",
+  },
   // schema and database tenants
   'placement.shared-writable': {
     severity: 'high',

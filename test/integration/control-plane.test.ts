@@ -513,6 +513,22 @@ describe('deletes always finish', () => {
       const lo = (await c.query<{ lo: number }>(`select lo_from_bytea(0, 'y') as lo`)).rows[0].lo;
       await c.query(`grant update on large object ${lo} to tenant_cpg2_vd`);
     });
+    // audit names the door the attacker opened in the schemas database (its object, readable by neighbours).
+    const doors = json(await e.cli(['audit', '--json'])).findings.filter(
+      (f: { check: string }) => f.check === 'schema.large-object-shared',
+    );
+    expect(doors).toHaveLength(1);
+    expect(doors[0]).toMatchObject({
+      tenant: 'cpg2-evil',
+      database: `schemas_${e.name}`,
+      severity: 'high',
+      fixable: false,
+      // The database tenant's role cannot connect to this database: not a door here, not named.
+      message: expect.stringMatching(
+        /granted SELECT to tenant cpg2-vm \(tenant_cpg2_vm\), tenant cpg2-vs \(tenant_cpg2_vs\): another tenant can read it/,
+      ),
+      fix: expect.stringMatching(/^-- as tenant_cpg2_evil .*revoke all on large object \d+ from "tenant_cpg2_vm", "tenant_cpg2_vs";$/),
+    });
     await ok(e, ['tenant', 'delete', 'cpg2-vs', '--yes', '--skip-backup']);
     await ok(e, ['tenant', 'delete', 'cpg2-vd', '--yes', '--skip-backup']);
     await ok(e, ['move', 'cpg2-vm', '--to-shard', 'eu1', '--yes']);
