@@ -7,6 +7,7 @@ import { isAlreadyExists, isLoginRefused } from '../sql.js';
 import { CATALOG_POOL_SIZE, CONNECT_TIMEOUT_MS } from '../config/connection-limits.js';
 import { closeCatalogToPublic, createClosedDatabase, openClosedDatabase, PUBLIC_REACH_SQL } from './closed.js';
 import { watchConnection } from '../connection-loss.js';
+import { registerLostSessions } from './lost-sessions.js';
 import { catalogMigrations, LATEST_CATALOG_MIGRATION } from './migrations.js';
 import type { CatalogDatabase } from './tables.js';
 
@@ -96,8 +97,17 @@ function newCatalogDb(config: Config): CatalogDb {
   // event of the pool (idle clients) or of a checked-out client (the pinned lock session).
   const where = catalogPlace(config);
   pool.on('error', () => undefined);
-  pool.on('connect', (client) => watchConnection(client, where));
-  return new Kysely<CatalogDatabase>({ dialect: new PostgresDialect({ pool }) });
+  // Sessions seen lost, by backend pid: the lock session's locks died with its connection.
+  const lost = new Set<number>();
+  pool.on('connect', (client) =>
+    watchConnection(client, where, () => {
+      const pid = (client as unknown as { processID?: number }).processID;
+      if (pid) lost.add(pid);
+    }),
+  );
+  const db = new Kysely<CatalogDatabase>({ dialect: new PostgresDialect({ pool }) });
+  registerLostSessions(db, lost);
+  return db;
 }
 
 /** `the catalog (on shard us1, 127.0.0.1:5432/tenantctl_catalog)` */

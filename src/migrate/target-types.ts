@@ -15,7 +15,15 @@ export interface MigrationTarget {
 }
 
 export type TargetStatus = 'succeeded' | 'failed' | 'skipped';
-export type TargetErrorCode = 'MIGRATION_FAILED' | 'RLS_UNSAFE' | 'DRIFT' | 'LOCKED' | 'TIMEOUT' | 'UNREACHABLE' | 'INTERRUPTED';
+export type TargetErrorCode =
+  | 'MIGRATION_FAILED'
+  | 'RLS_UNSAFE'
+  | 'DRIFT'
+  | 'LOCKED'
+  | 'TIMEOUT'
+  | 'UNREACHABLE'
+  | 'INTERRUPTED'
+  | 'SHARD_LOST';
 
 export interface TargetError {
   code: TargetErrorCode;

@@ -2,6 +2,7 @@ import type { TenantRow } from '../catalog/tables.js';
 import { durationMs } from '../config/load.js';
 import { LockedError } from '../errors.js';
 import type { TenantLockBatch } from '../operations/tenant-lock-batch.js';
+import { locksLostError } from '../operations/lock-session.js';
 import { migrationHooks } from '../placement/drivers.js';
 import { fitsOneMessage } from './apply-one-round-trip.js';
 import { migrateTarget } from './apply-target.js';
@@ -60,6 +61,16 @@ export function targetRunner(ctx: RunState, states: Map<string, TargetState>, lo
     const held = shared ? { release: undefined } : await takeTenant(locks, t, t0);
     if ('status' in held) return held;
     try {
+      const r = await migrateAt(t, known, shared, t0);
+      return shared ? r : lockKept(locks, t, r);
+    } finally {
+      // Sent with the next batch of lock statements; the run waits for it before it ends.
+      void held.release?.();
+    }
+  }
+
+  async function migrateAt(t: PlannedTarget, known: TargetState | undefined, shared: boolean, t0: number): Promise<TargetDone> {
+    try {
       const base = shared ? targetOpts : lockedOpts;
       const read = knownState(known);
       const { batcher } = ctx;
@@ -82,9 +93,6 @@ export function targetRunner(ctx: RunState, states: Map<string, TargetState>, lo
     } catch (err) {
       if (!isUnreachable(err)) throw err;
       return failed(t, health.failure(t.shard, err), t0);
-    } finally {
-      // Sent with the next batch of lock statements; the run waits for it before it ends.
-      void held.release?.();
     }
   }
 
@@ -96,6 +104,20 @@ export function targetRunner(ctx: RunState, states: Map<string, TargetState>, lo
   }
 
   return { runOne, finished };
+}
+
+/**
+ * A target migrated under its tenant's lock, found after it ended that the lock session was lost
+ * meanwhile (the catalog's connection gone): another command may have moved or changed the
+ * tenant while this one migrated it, so it is not reported migrated. Running migrate up again
+ * migrates the tenant where the catalog says it lives (up to date where nothing happened).
+ */
+function lockKept(locks: TenantLockBatch, t: PlannedTarget, r: TargetDone): TargetDone {
+  if (!locks.lost() || r.status === 'failed') return r;
+  const lost = locksLostError();
+  const error = { code: 'SHARD_LOST' as const, message: `${lost.message} (it was migrating ${t.id})`, hint: lost.hint };
+  // What it applied stays said (it did, there); the row and the run are failed.
+  return { ...r, status: 'failed', error, outcome: r.outcome && { ...r.outcome, status: 'failed', error } };
 }
 
 /**

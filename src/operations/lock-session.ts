@@ -3,6 +3,8 @@ import type { CatalogDb } from '../catalog/open.js';
 import type { CatalogDatabase } from '../catalog/tables.js';
 import { redactText } from '../config/redact.js';
 import { errorMessage, EXIT, TenantctlError } from '../errors.js';
+import { isCatalogSessionLost } from '../catalog/lost-sessions.js';
+import { isConnectionLoss } from '../connection-loss.js';
 
 /**
  * The process's lock session: ONE catalog connection, pinned while any lock is held, on which
@@ -38,11 +40,28 @@ export class LockSession {
 
   private constructor(private readonly db: CatalogDb) {}
 
+  /**
+   * Whether the pinned session's connection was lost (the catalog server gone, or the session
+   * terminated): its session-level locks died with it, and another command may hold them now.
+   * No round trip: the connection's watcher recorded it (src/catalog/lost-sessions.ts).
+   */
+  lost(): boolean {
+    return this.pid !== undefined && isCatalogSessionLost(this.db, this.pid);
+  }
+
+  private pid: number | undefined;
+
   /** Keep the session pinned until the handle is released. Throws UNREACHABLE if the catalog is. */
   async acquire(): Promise<LockSessionHandle> {
+    // A lost session stays pinned until its holders release it: nothing new is locked on it.
+    if (this.pinned && this.lost()) throw locksLostError();
     this.refs++;
     if (!this.pinned) {
-      const p = pin(this.db);
+      this.pid = undefined;
+      const p = pin(this.db).then((x) => {
+        if (this.pinned === p) this.pid = x.pid;
+        return x;
+      });
       this.pinned = p;
       p.catch(() => {
         if (this.pinned === p) this.pinned = null;
@@ -58,6 +77,7 @@ export class LockSession {
     let released = false;
     return {
       use: <T>(fn: (s: Kysely<CatalogDatabase>) => Promise<T>) => this.serial(pinned, fn),
+      lost: () => this.lost(),
       release: async () => {
         if (released) return;
         released = true;
@@ -71,21 +91,50 @@ export class LockSession {
   }
 
   private serial<T>(pinned: Promise<Pinned>, fn: (s: Kysely<CatalogDatabase>) => Promise<T>): Promise<T> {
-    const next = this.chain.catch(() => undefined).then(async () => fn((await pinned).session));
+    const next = this.chain
+      .catch(() => undefined)
+      .then(async () => {
+        if (this.lost()) throw locksLostError();
+        try {
+          return await fn((await pinned).session);
+        } catch (err) {
+          // "Client has encountered a connection error and is not queryable" says nothing of the locks.
+          if (this.lost() || isConnectionLoss(err)) throw locksLostError(err);
+          throw err;
+        }
+      });
     this.chain = next.catch(() => undefined);
     return next;
   }
 }
 
+/**
+ * The one error once the lock session's connection is gone: the tenant locks of this command went
+ * with it, so another command may be working on those tenants now and this one does no more.
+ */
+export function locksLostError(cause?: unknown): TenantctlError {
+  return new TenantctlError(
+    'SHARD_LOST',
+    `lost the catalog connection that held this command's tenant locks${cause ? ` (${redactText(errorMessage(cause)).split('\n')[0]})` : ''}: another command may have taken them since, so this one stops where it is`,
+    'run the same command again once the catalog answers: it finishes or undoes what was left (tenantctl doctor lists what a stopped command left)',
+    EXIT.failed,
+    cause === undefined ? undefined : { cause },
+  );
+}
+
 export interface LockSessionHandle {
   /** Run fn on the pinned session, after every earlier statement on it finished. */
   use<T>(fn: (s: Kysely<CatalogDatabase>) => Promise<T>): Promise<T>;
+  /** Whether the session (and every lock taken on it) was lost. */
+  lost(): boolean;
   /** This holder is done (its own locks already released); the last one unpins. */
   release(): Promise<void>;
 }
 
 interface Pinned {
   session: Kysely<CatalogDatabase>;
+  /** Its backend pid: how its loss is recognised. */
+  pid: number;
   unpin(): Promise<void>;
 }
 
@@ -95,9 +144,11 @@ function pin(db: CatalogDb): Promise<Pinned> {
     const freed = new Promise<void>((r) => (free = r));
     let settled = false;
     const held = db.connection().execute(async (session) => {
+      const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(session);
       settled = true;
       resolve({
         session,
+        pid: rows[0].pid,
         async unpin() {
           free();
           await held.catch(() => undefined);

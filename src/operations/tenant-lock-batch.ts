@@ -113,6 +113,11 @@ export class TenantLockBatch {
     this.kick();
   }
 
+  /** Whether the lock session was lost: every lock of the batch went with it (lock-session.ts). */
+  lost(): boolean {
+    return this.handle.lost();
+  }
+
   /** Every release sent and done, locks taken ahead and never claimed released; the lock session handed back. */
   async close(): Promise<void> {
     this.closing = true;
@@ -280,6 +285,7 @@ export class TenantLockBatch {
     let released = false;
     return {
       slug,
+      lost: () => this.handle.lost(),
       release: async () => {
         if (released) return;
         released = true;

@@ -19,6 +19,8 @@ import { LockSession, type LockSessionHandle } from './lock-session.js';
  */
 export interface TenantLock {
   readonly slug: string;
+  /** Whether the lock went with its lost catalog session (lock-session.ts): another command may hold it now. */
+  lost(): boolean;
   release(): Promise<void>;
 }
 
@@ -61,14 +63,18 @@ export async function lockTenant(db: CatalogDb, slug: string, opts: TenantLockOp
   let released = false;
   return {
     slug,
+    lost: () => handle.lost(),
     async release() {
       if (released) return;
       released = true;
       try {
-        await handle.use((s) =>
-          sql`with d as (delete from tenant_locks where slug = ${slug} and backend_pid = pg_backend_pid())
+        // A lost session's locks went with it: nothing to release, and the work done under the
+        // lock is not undone by saying so (the command's next step found the loss, if it had one).
+        if (!handle.lost())
+          await handle.use((s) =>
+            sql`with d as (delete from tenant_locks where slug = ${slug} and backend_pid = pg_backend_pid())
               select pg_advisory_unlock(${TENANT_LOCK_CLASSID}::int, hashtext(${slug}))`.execute(s),
-        );
+          );
       } finally {
         await handle.release();
       }

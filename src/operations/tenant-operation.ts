@@ -10,6 +10,7 @@ import { FAULT_POINTS, faultPoint, type FaultPointName } from './fault-points.js
 import { commandLine, InterruptedError, interruptSignal, isInterrupt, onInterrupt } from './interrupt.js';
 import { startOperation, type OperationProgress, type OperationRecord } from './operation-record.js';
 import { lockTenant, type TenantLock } from './tenant-lock.js';
+import { locksLostError } from './lock-session.js';
 
 /** What every per-tenant operation runs with: built once per command (src/cli/operation-deps.ts). */
 export type { OperationDeps } from './command-deps.js';
@@ -163,6 +164,8 @@ export async function runTenantOperation<R, P extends OperationProgress = Operat
       },
       async step(next, progress) {
         if (signal.aborted) throw new InterruptedError(`stopped before ${next}`);
+        // The tenant's lock went with a lost catalog session: another command may act on it now.
+        if (lock?.lost()) throw locksLostError();
         phase = next;
         await op?.phase(next, progress);
         const point = `${spec.kind}.${next}`;

@@ -45,6 +45,7 @@ export class BulkRun {
     // locked that moment longer; close() sends what is left.
     const lock: TenantLock = {
       slug,
+      lost: () => batched.lost(),
       release: async () => void batched.release(),
     };
     try {

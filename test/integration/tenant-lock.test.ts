@@ -5,6 +5,7 @@ import { json, ownMigrateFleet, tenantCount, until, type MigrateEnv } from '../h
 import type { CliRun } from '../helpers/cli.js';
 import { closeGate, gateSql } from '../helpers/sql-gate.js';
 import { lockTenant } from '../../src/operations/tenant-lock.js';
+import { TENANT_LOCK_CLASSID } from '../../src/operations/lock-ids.js';
 
 /**
  * One operation per tenant at a time (issue 7): the per-tenant lock, never acting on a tenant
@@ -173,6 +174,45 @@ describe('never act on a tenant that is gone, never adopt', () => {
       await e.q('us1', 'postgres', 'drop database if exists t_adopt_d');
       await e.q('us1', 'postgres', 'drop role if exists tenant_adopt_r');
     }
+  });
+});
+
+describe("the catalog session holding a run's tenant locks is lost", () => {
+  it('the target it was migrating is reported failed (SHARD_LOST), not migrated, though a move took the tenant meanwhile; migrate up again migrates it where it lives', async () => {
+    const e = await env('lost');
+    await e.create([{ slug: 'lost-a', model: 'schema', shard: 'us1' }]);
+    const gate = await closeGate(e, 'us1', 'tl-lost');
+    await e.addMigration('0100_lost.sql', `${gateSql('tl-lost')}alter table projects add column lost_marker int;\n`);
+    const run = e.cli(['migrate', 'up', '--tenant', 'lost-a', '--json']);
+    run.catch(() => undefined);
+    await gate.reached();
+    // The session that holds the tenant's lock goes (an administrator, a failover): the lock with it.
+    const ended = await e.q(
+      'us1',
+      `cat_${e.name}`,
+      `select pg_terminate_backend(pid) as ok from pg_locks where locktype = 'advisory' and granted and classid = $1::int::oid`,
+      [TENANT_LOCK_CLASSID],
+    );
+    expect(ended).toEqual([{ ok: true }]);
+    const moved = await e.cli(['move', 'lost-a', '--to-shard', 'eu1', '--yes', '--json']);
+    expect(moved.code, moved.stdout + moved.stderr).toBe(0);
+    await gate.open();
+    const r = await run;
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    const row = json(r).results.find((x: { tenant: string }) => x.tenant === 'lost-a');
+    expect(row).toMatchObject({ status: 'failed', error: { code: 'SHARD_LOST' } });
+    expect(row.error.message).toMatch(/lost the catalog connection that held this command's tenant locks/);
+    const again = await e.cli(['migrate', 'up', '--json']);
+    expect(again.code, again.stdout + again.stderr).toBe(0);
+    const t = (await tenantRow(e, 'lost-a'))!;
+    expect(t.shard).toBe('eu1');
+    const col = await e.q(
+      'eu1',
+      t.database_name,
+      `select 1 from information_schema.columns where table_schema = $1 and table_name = 'projects' and column_name = 'lost_marker'`,
+      [t.schema_name],
+    );
+    expect(col).toHaveLength(1);
   });
 });
 
