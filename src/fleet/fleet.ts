@@ -1,3 +1,4 @@
+import { isConnectionLoss } from '../connection-loss.js';
 import type { Config, Shard } from '../config/types.js';
 import { UsageError } from '../errors.js';
 import { asHolder, currentHolder, ShardConnections, type ShardClient } from './shard-connections.js';
@@ -158,12 +159,7 @@ export async function inTransaction<T, C extends Pick<ShardClient, 'query'> & { 
 }
 
 export function isConnectionError(err: unknown): boolean {
-  const code = (err as { code?: string })?.code ?? '';
-  return (
-    code.startsWith('08') ||
-    code === '57P01' ||
-    code === 'ECONNREFUSED' ||
-    code === 'ECONNRESET' ||
-    /Connection terminated|connection timeout/i.test((err as Error)?.message ?? '')
-  );
+  // One list of what means "the session is gone" (a terminated backend, a shard stopped mid-run,
+  // pg's "not queryable" for a client whose socket died): src/connection-loss.ts.
+  return isConnectionLoss(err);
 }

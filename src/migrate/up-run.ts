@@ -1,6 +1,9 @@
 import { resultDocument } from '../fanout/result.js';
 import { fanout, type FanoutOptions } from '../fanout/run.js';
-import { errorMessage } from '../errors.js';
+import { errorMessage, TenantctlError } from '../errors.js';
+import { redactText } from '../config/redact.js';
+import { isConnectionError } from '../fleet/fleet.js';
+import type { TargetError } from './target-types.js';
 import { TenantLockBatch } from '../operations/tenant-lock-batch.js';
 import { migrationHooks } from '../placement/drivers.js';
 import { CatalogWriter } from './catalog-writer.js';
@@ -217,7 +220,7 @@ async function pass(
     },
     runner.runOne,
     notRun,
-    (t, err) => failed(t, { code: 'MIGRATION_FAILED', message: errorMessage(err) }, Date.now()),
+    (t, err) => failed(t, thrownTargetError(err), Date.now()),
   );
   // Targets never started (stopped by the failure policy or Ctrl-C) come back only here.
   items.forEach((t, i) => {
@@ -271,4 +274,17 @@ async function finish(ctx: RunState): Promise<MigrateUpDocument> {
   // Interrupted or not fully recorded: the run did not do all it was asked to.
   if (warnings.length || interrupted) doc.ok = false;
   return doc;
+}
+
+/**
+ * A target whose run threw (not a migration's failure, which migrateTarget returns): the lock
+ * session lost (SHARD_LOST, naming the catalog and the locks) or a shard's connection gone
+ * (UNREACHABLE) keep their codes, so the row says what happened and the run is not stopped by
+ * a shard's outage; anything else is the target's failure.
+ */
+function thrownTargetError(err: unknown): TargetError {
+  if (err instanceof TenantctlError && err.code === 'SHARD_LOST') return { code: 'SHARD_LOST', message: err.message, hint: err.hint };
+  if (isConnectionError(err))
+    return { code: 'UNREACHABLE', message: redactText(errorMessage(err)), hint: 'check the shard, then run migrate up again' };
+  return { code: 'MIGRATION_FAILED', message: redactText(errorMessage(err)) };
 }
