@@ -15,6 +15,8 @@ export function redactUrl(url: string): string {
   try {
     const parsed = new URL(url);
     if (parsed.password) parsed.password = '***';
+    // libpq's other place for it (validation refuses it in the config; free text may still carry one).
+    if (parsed.searchParams.has('password')) parsed.searchParams.set('password', '***');
     return parsed.toString();
   } catch {
     // Not a URL we can parse: hide all of it rather than guess where the secret is.
@@ -41,6 +43,7 @@ export function registerUrlSecret(url: string): void {
   try {
     const parsed = new URL(url);
     registerSecret(parsed.password);
+    registerSecret(parsed.searchParams.get('password') ?? undefined);
   } catch {
     /* unparseable URLs are reported by validation */
   }

@@ -13,16 +13,28 @@ import { s3BackupSchema, sharedBucketProblems } from './s3-config.js';
 const identifier = z.string().check(z.regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lowercase SQL identifier (letters, digits, underscore)'));
 const name = z.string().check(z.regex(/^[a-z][a-z0-9-]{0,39}$/, 'must be lowercase letters, digits and hyphens, starting with a letter'));
 const duration = z.string().check(z.regex(DURATION, 'must be a duration such as 500ms, 5s or 2min'));
+const parsedUrl = (v: string): URL | null => {
+  try {
+    return new URL(v);
+  } catch {
+    return null;
+  }
+};
 const url = z.string().check(
   z.minLength(1, 'required'),
+  // `postgresql:/user:pw@host/db` (one slash) parses, with no host: pg would then connect to
+  // localhost:5432, another cluster than the one meant. Two slashes and a host, or refused.
   z.refine((v) => {
-    try {
-      const u = new URL(v);
-      return u.protocol === 'postgres:' || u.protocol === 'postgresql:';
-    } catch {
-      return false;
-    }
-  }, 'must be a postgres:// URL'),
+    const u = parsedUrl(v);
+    return (
+      u !== null && (u.protocol === 'postgres:' || u.protocol === 'postgresql:') && /^postgres(?:ql)?:\/\//i.test(v) && u.hostname !== ''
+    );
+  }, 'must be a postgres:// URL with a host: two slashes, then user:password@host:port/database'),
+  // pg does not read ?password= (logins fail), and the value would print as is: one place for it.
+  z.refine(
+    (v) => !parsedUrl(v)?.searchParams.has('password'),
+    'the password goes in the user part of the URL (user:password@host), not in ?password=',
+  ),
 );
 
 /**

@@ -106,6 +106,21 @@ describe('parseConfig', () => {
     expect(err.message).toContain('regions.eu-west.shards.eu1.url: required');
   });
 
+  it('refuses a url with one slash (no host: pg would connect to localhost:5432) or a ?password= (pg does not read it), never printing the password', () => {
+    const oneSlash = parseError(configText({ url: 'postgresql:/tenantctl:Eu1Secr3tPW@127.0.0.1:55431/postgres' }));
+    expect(oneSlash.message).toContain(
+      'regions.us-east.shards.us1.url: must be a postgres:// URL with a host: two slashes, then user:password@host:port/database',
+    );
+    const query = parseError(configText({ url: 'postgres://tenantctl@127.0.0.1:55431/postgres?password=Eu1Secr3tPW' }));
+    expect(query.message).toContain(
+      'regions.us-east.shards.us1.url: the password goes in the user part of the URL (user:password@host), not in ?password=',
+    );
+    for (const m of [oneSlash.message, query.message]) expect(m).not.toContain('Eu1Secr3tPW');
+    expect(redactText('at postgres://u@h:5432/db?sslmode=require&password=Eu1Secr3tPW now')).toBe(
+      'at postgres://u@h:5432/db?sslmode=require&password=*** now',
+    );
+  });
+
   it('gives CONFIG_YAML for malformed YAML', () => {
     const err = parseError('catalog:\n  shard: us1\n regions: [\n');
     expect(err.code).toBe('CONFIG_YAML');
