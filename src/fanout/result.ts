@@ -89,6 +89,9 @@ export function exitCodeForRefusals(doc: ResultDocument, usage: (code: string) =
   // Ctrl-C: 130, as for a single command (each interrupted row says what it left and how to finish).
   if (doc.results.some(stoppedByInterrupt)) return EXIT.interrupted;
   if (failed.length > 0 && failed.every((r) => r.error?.code === 'LOCKED')) return EXIT.locked;
-  if (doc.summary.succeeded === 0 && failed.length > 0 && failed.every((r) => r.error && usage(r.error.code))) return EXIT.usage;
+  // A shard that does not answer failed those tenants: not bad input (a cron backup of a region
+  // whose shard is down is exit 1, as migrate up and usage say it), whatever a single command says.
+  const refused = (code: string) => code !== 'UNREACHABLE' && code !== 'SHARD_LOST' && usage(code);
+  if (doc.summary.succeeded === 0 && failed.length > 0 && failed.every((r) => r.error && refused(r.error.code))) return EXIT.usage;
   return exitCodeFor(doc);
 }

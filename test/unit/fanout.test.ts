@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { LockedError } from '../../src/errors.js';
 import { fanout } from '../../src/fanout/run.js';
-import { resultDocument, type TenantResult } from '../../src/fanout/result.js';
+import { exitCodeForRefusals, resultDocument, type TenantResult } from '../../src/fanout/result.js';
 import { createOutput } from '../../src/report/output.js';
 import { renderResultDocument } from '../../src/report/results.js';
 
@@ -157,6 +157,14 @@ describe('fanout', () => {
       resultDocument('backup create', results, Date.now()),
     );
     expect(text.match(/^hint: wait for it to finish, or pass --wait$/gm)).toHaveLength(1);
+  });
+
+  it('every tenant on a shard that does not answer is exit 1 (failed), not 2 (refused input); every tenant refused is 2', () => {
+    const doc = (code: string) =>
+      resultDocument('backup create', [{ tenant: 'a', status: 'failed', error: { code, message: 'x' } }] as TenantResult[], Date.now());
+    const usage = (code: string) => ['UNREACHABLE', 'UNDECLARED_TABLE'].includes(code);
+    expect(exitCodeForRefusals(doc('UNREACHABLE'), usage)).toBe(1);
+    expect(exitCodeForRefusals(doc('UNDECLARED_TABLE'), usage)).toBe(2);
   });
 
   it('a callback that throws rejects the fan-out instead of hanging', async () => {
