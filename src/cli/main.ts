@@ -121,10 +121,15 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   throw err;
 });
 
-process.on('SIGINT', () => {
-  // Commands that run fan-outs install their own handler to stop scheduling; elsewhere a Ctrl-C
-  // means stop now.
-  if (process.listenerCount('SIGINT') === 1) process.exit(EXIT.interrupted);
-});
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    // Commands that change things install their own handler (src/operations/interrupt.ts) and stop
+    // at a clean point; elsewhere (reads: audit, usage, status, list; one-transaction writes) a
+    // Ctrl-C or a job's SIGTERM means stop now: said on stderr, exit 130 for both (not 143, silent).
+    if (process.listenerCount(signal) > 1) return;
+    process.stderr.write(`interrupted (${signal}): stopped before it finished; run the same command again for all of it\n`);
+    process.exit(EXIT.interrupted);
+  });
+}
 
 await main(process.argv);

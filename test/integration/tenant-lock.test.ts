@@ -1,7 +1,8 @@
 import { appendFile, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { json, ownMigrateFleet, tenantCount, until, type MigrateEnv } from '../helpers/migrate-env.js';
+import { json, ownMigrateFleet, tenantCount, until, withPg, type MigrateEnv } from '../helpers/migrate-env.js';
+import { databaseUrl } from '../../src/fleet/connection-url.js';
 import type { CliRun } from '../helpers/cli.js';
 import { closeGate, gateSql } from '../helpers/sql-gate.js';
 import { lockTenant } from '../../src/operations/tenant-lock.js';
@@ -213,6 +214,38 @@ describe("the catalog session holding a run's tenant locks is lost", () => {
       [t.schema_name],
     );
     expect(col).toHaveLength(1);
+  });
+});
+
+describe('a read-only command stopped by a signal', () => {
+  it('SIGTERM (a job runner) and SIGINT exit 130 and say so on stderr, not 143 or nothing', async () => {
+    const e = await env('sigr');
+    await e.create([{ slug: 'sigr-a', model: 'schema', shard: 'us1' }]);
+    const url = databaseUrl(e.config.shards.find((s) => s.name === 'us1')!.url, `schemas_${e.name}`);
+    // A session holding the tracking table: migrate status waits on it until the signal comes.
+    await withPg(url, async (holder) => {
+      await holder.query('begin; lock table tenantctl.schema_migrations in access exclusive mode');
+      const waiting = async () =>
+        (
+          await e.q(
+            'us1',
+            `schemas_${e.name}`,
+            `select count(*)::int as n from pg_locks where not granted and relation = 'tenantctl.schema_migrations'::regclass`,
+          )
+        )[0].n as number;
+      for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+        // The killed run's backend still waits (it notices its client gone only once it runs): count.
+        const before = await waiting();
+        let pid = 0;
+        const run = e.cli(['migrate', 'status', '--json'], { onSpawn: (p) => (pid = p) });
+        await until(async () => (await waiting()) > before || null, 60_000);
+        process.kill(pid, signal);
+        const r = await run;
+        expect(r.code, `${signal}: ${r.stderr}`).toBe(130);
+        expect(r.stderr).toContain(`interrupted (${signal}): stopped before it finished; run the same command again`);
+      }
+      await holder.query('rollback');
+    });
   });
 });
 
