@@ -39,8 +39,8 @@ export interface PartitionInfo {
  * job of the matrix records the split in the catalog (under a transaction lock on the key) and
  * every other job reads it, so the union of the N jobs is exactly one run even when they start
  * one after another (each job's run rewrites the costs the split is dealt by) or a tenant comes
- * or goes between their starts; targets the record does not know (created since) fall to the
- * stable hash of their id. The key is the matrix's (`--partition-key`, or the CI pipeline's id);
+ * or goes between their starts; a target the record does not know (a tenant made or moved
+ * since) is taken by the first job that sees it, recorded (a dry run: the stable hash of its id). The key is the matrix's (`--partition-key`, or the CI pipeline's id);
  * without one, the migrations' head and the selectors, which every job of one matrix shares. A
  * job whose selectors differ from the recording job's is refused (exit 2): it would read a split
  * of other targets and leave tenants out.
@@ -67,7 +67,13 @@ export async function partitionPlan(
     const slices = splitByCost(costed, partition.count);
     return { slices, loads: sliceLoads(costed, slices, partition.count) };
   };
-  const recorded = await agreedSplit(db, { key, selector }, partition.count, compute, choice.dryRun ?? false);
+  const recorded = await agreedSplit(
+    db,
+    { key, selector },
+    { count: partition.count, index: partition.index, ids: plan.targets.map((t) => t.id) },
+    compute,
+    choice.dryRun ?? false,
+  );
   const mine = (id: string) => {
     const s = recorded.slices.get(id);
     return s === undefined ? inPartition(id, partition) : s === partition.index;
@@ -166,10 +172,11 @@ export async function targetCosts(db: CatalogDb, ids: string[]): Promise<Map<str
 async function agreedSplit(
   db: CatalogDb,
   rec: { key: string; selector: string },
-  count: number,
+  job: { count: number; index: number; ids: string[] },
   compute: () => Promise<Computed>,
   dryRun: boolean,
 ): Promise<Partial<Computed> & { slices: Map<string, number>; recorded: boolean }> {
+  const { count } = job;
   return db.transaction().execute(async (tx) => {
     await sql`select pg_advisory_xact_lock(${PARTITION_LOCK_CLASSID}::int, hashtext(${rec.key}))`.execute(tx);
     const rows = await tx
@@ -187,7 +194,19 @@ async function agreedSplit(
           'pass the same selectors in every job of the matrix, or another --partition-key for another selection',
         );
       }
-      return { slices: new Map(rows.map((r) => [r.target, r.slice])), recorded: true };
+      const slices = new Map(rows.map((r) => [r.target, r.slice]));
+      // A target the split does not know (a tenant moved or made since it was dealt out): the
+      // first job to see it takes it, recorded under the same lock, so no slice leaves it out
+      // (by hash it could fall to a job that already ran) and no two run it.
+      const late = job.ids.filter((id) => !slices.has(id));
+      if (late.length > 0 && !dryRun) {
+        await sql`
+          insert into migrate_partitions (key, slice_count, target, slice, selector)
+          select ${rec.key}, ${count}, t, ${job.index}, ${rec.selector} from unnest(${late}::text[]) as t
+          on conflict do nothing`.execute(tx);
+        for (const id of late) slices.set(id, job.index);
+      }
+      return { slices, recorded: true };
     }
     const computed = await compute();
     const { slices } = computed;

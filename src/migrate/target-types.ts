@@ -23,7 +23,8 @@ export type TargetErrorCode =
   | 'TIMEOUT'
   | 'UNREACHABLE'
   | 'INTERRUPTED'
-  | 'SHARD_LOST';
+  | 'SHARD_LOST'
+  | 'TENANT_MOVED';
 
 export interface TargetError {
   code: TargetErrorCode;

@@ -131,6 +131,17 @@ async function takeTenant(locks: TenantLockBatch, t: PlannedTarget, t0: number):
     const why = goneReason(t, now);
     if (!why) return { release };
     void release();
+    // Moved since the plan (a move took it before this run did): it lives on, not migrated.
+    if (now && why.startsWith('gone: the tenant moved'))
+      return failed(
+        t,
+        {
+          code: 'TENANT_MOVED',
+          message: `${t.tenants[0].slug} moved to ${now.shard}/${now.database_name}/${now.schema_name} during the run, before its migration here: it was not migrated`,
+          hint: 'run migrate up again (or with --only-failed <run>): it migrates the tenant where it lives now',
+        },
+        t0,
+      );
     return { ...targetResult(t), status: 'skipped', reason: why, durationMs: Date.now() - t0 };
   } catch (err) {
     if (!(err instanceof LockedError)) throw err;

@@ -1,5 +1,6 @@
 import type { CatalogDb } from '../catalog/open.js';
 import { selectPlannable } from '../catalog/tenants.js';
+import { rowTargetId } from '../placement/naming.js';
 import { resultDocument } from '../fanout/result.js';
 import { acquireRunLock } from '../operations/run-lock.js';
 import { refuseTwoVersions } from './one-version.js';
@@ -81,7 +82,10 @@ async function loadPlan(db: CatalogDb, opts: MigrateUpOptions, head: string | nu
   }
   const partition = opts.partition ?? previous?.args.partition ?? undefined;
   const selector = fromRun !== undefined ? {} : (opts.selector ?? {});
-  let plan = planTargets(await selectPlannable(db, selector), { only });
+  const tenants = await selectPlannable(db, selector);
+  // A tenant of the earlier run that moved since lives at another target now: that one is resumed.
+  const moved = only ? movedTargets(tenants, recorded, only) : new Set<string>();
+  let plan = planTargets(tenants, { only });
   // A slice of N is dealt out by cost over the whole plan, agreed through the catalog by the
   // matrix's jobs (partition-agree.ts). A resumed run already has its own targets.
   if (partition && fromRun === undefined) {
@@ -89,8 +93,32 @@ async function loadPlan(db: CatalogDb, opts: MigrateUpOptions, head: string | nu
   }
   // Targets of the earlier run that are no longer migratable (deleted, or now failed/deleting).
   const planned = new Set(plan.targets.map((t) => t.id));
-  const gone = only ? [...only].filter((id) => !planned.has(id)).map((id) => ({ id, tenants: recorded.get(id) ?? [] })) : [];
+  const gone = only
+    ? [...only].filter((id) => !planned.has(id) && !moved.has(id)).map((id) => ({ id, tenants: recorded.get(id) ?? [] }))
+    : [];
   return { plan, previous, partition, gone };
+}
+
+/**
+ * The targets of an earlier run whose tenants live elsewhere now (moved since): each tenant's
+ * target now is added to `only`; returns the old ids, which are not "no longer migratable".
+ */
+function movedTargets(
+  tenants: readonly { slug: string; shard: string; database_name: string; schema_name: string }[],
+  recorded: Map<string, string[]>,
+  only: Set<string>,
+): Set<string> {
+  const now = new Map(tenants.map((t) => [t.slug, rowTargetId(t)]));
+  const movedFrom = new Set<string>();
+  for (const [id, slugs] of recorded) {
+    for (const slug of slugs) {
+      const at = now.get(slug);
+      if (at === undefined || at === id) continue;
+      only.add(at);
+      movedFrom.add(id);
+    }
+  }
+  return movedFrom;
 }
 
 async function dryRun(

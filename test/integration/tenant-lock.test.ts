@@ -112,6 +112,38 @@ describe('never act on a tenant that is gone, never adopt', () => {
     expect(await tenantRow(e, 'gone-b')).toBeUndefined();
   });
 
+  it('a tenant moved during a migrate up, before its turn, is failed TENANT_MOVED (exit 1), and --only-failed migrates it where it lives now', async () => {
+    const e = await env('mvd');
+    await e.create([
+      { slug: 'mvd-a', model: 'schema', shard: 'us1' },
+      { slug: 'mvd-b', model: 'schema', shard: 'us1' },
+    ]);
+    const gate = await closeGate(e, 'us1', 'tl-mvd');
+    await e.addMigration('0100_mvd.sql', `${gateSql('tl-mvd')}alter table projects add column mvd_marker int;\n`);
+    const run = e.cli(['migrate', 'up', '--json', '--concurrency', '1']);
+    run.catch(() => undefined);
+    // mvd-a migrates first (slug order) and waits at the gate; mvd-b moves meanwhile.
+    await gate.reached();
+    const mv = await e.cli(['move', 'mvd-b', '--to-shard', 'eu1', '--yes']);
+    expect(mv.code, mv.stdout + mv.stderr).toBe(0);
+    await gate.open();
+    const r = await run;
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    const doc = json(r);
+    expect(doc.results.find((x: any) => x.tenant === 'mvd-b')).toMatchObject({
+      status: 'failed',
+      error: {
+        code: 'TENANT_MOVED',
+        message: expect.stringMatching(/^mvd-b moved to eu1\/.* during the run, before its migration here: it was not migrated$/),
+      },
+    });
+    const again = await e.cli(['migrate', 'up', '--only-failed', String(doc.run), '--json']);
+    expect(again.code, again.stdout + again.stderr).toBe(0);
+    expect(json(again).results).toEqual([
+      expect.objectContaining({ tenant: 'mvd-b', shard: 'eu1', status: 'succeeded', applied: ['0100_mvd'] }),
+    ]);
+  });
+
   it('a pool tenant deleted while its shared pool target migrates is reported gone, the others migrated', async () => {
     const e = await env('gonep');
     await e.create([
