@@ -73,8 +73,12 @@ export class RowTap extends Transform {
   private a3 = 0;
   private rows = 0;
   private bytes = 0;
-  /** The start of a row cut by the chunk boundary, carried to the next chunk. */
-  private rest: Buffer | null = null;
+  /**
+   * The start of a row cut by the chunk boundary, carried to the next chunk: kept as the chunks
+   * came and joined once its end arrives, so a value of many megabytes (64 KB chunks) is copied
+   * once, not once per chunk (that was quadratic: 8 MB took 17 s to back up, 32 MB minutes).
+   */
+  private rest: Buffer[] = [];
   private readonly newKey?: Buffer;
 
   constructor(private readonly opts: RowTapOptions) {
@@ -90,10 +94,15 @@ export class RowTap extends Transform {
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.sha?.update(chunk);
     this.bytes += chunk.length;
+    // Still inside the carried row: nothing ends here, nothing to pass on yet.
+    if (this.rest.length > 0 && chunk.indexOf(NL) < 0) {
+      this.rest.push(chunk);
+      return cb();
+    }
     let buf = chunk;
-    if (this.rest) {
-      buf = Buffer.concat([this.rest, chunk]);
-      this.rest = null;
+    if (this.rest.length > 0) {
+      buf = Buffer.concat([...this.rest, chunk]);
+      this.rest = [];
     }
     const key = this.opts.keyIndex;
     const rewrite = this.newKey;
@@ -147,7 +156,7 @@ export class RowTap extends Transform {
       if (rewrite) pieces.push(buf.subarray(s, ks), rewrite, buf.subarray(ke, e + 1));
       s = e + 1;
     }
-    if (s < buf.length) this.rest = Buffer.from(buf.subarray(s));
+    if (s < buf.length) this.rest = [Buffer.from(buf.subarray(s))];
     if (rewrite) {
       if (pieces.length) this.push(Buffer.concat(pieces));
     } else if (s > 0) {
@@ -158,7 +167,7 @@ export class RowTap extends Transform {
   }
 
   override _flush(cb: TransformCallback): void {
-    if (this.rest?.length) {
+    if (this.rest.some((b) => b.length > 0)) {
       cb(new Error('COPY data ends in the middle of a row (truncated archive?)'));
       return;
     }
