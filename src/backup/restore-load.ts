@@ -296,10 +296,7 @@ async function loadStaged(
     `${p.database_name}.${p.schema_name}`,
   );
   const loaded = await loadIntoPool(c, intoPool, async () => {
-    for (const t of staged) {
-      const cols = t.columns.map(ident).join(', ');
-      await c.query(`insert into ${qualified(p.schema_name, t.table)} (${cols}) select ${cols} from ${qualified(staging, t.table)}`);
-    }
+    for (const t of staged) await c.query(await stagedInsert(c, { staging, pool: p.schema_name }, t.table, t.columns));
   });
   await c.query(`drop schema ${ident(staging)} cascade`);
   await c.query('delete from tenantctl.schema_migrations where target_schema = $1', [staging]);
@@ -309,4 +306,30 @@ async function loadStaged(
     staged.map((s) => s.table),
   );
   return loaded;
+}
+
+/**
+ * The statement that moves a staged table's rows into the pool's. The staging schema was built by
+ * the migrations, so a type they create (an enum, a domain, a composite, and the arrays of them) is
+ * the staging schema's own: such a column goes through its text form into the pool's type of the
+ * same name. A GENERATED ALWAYS identity column keeps the backup's values (OVERRIDING SYSTEM VALUE),
+ * as every other load does; the sequences are moved past them after.
+ */
+async function stagedInsert(c: ShardClient, schemas: { staging: string; pool: string }, table: string, columns: string[]): Promise<string> {
+  const { rows } = await c.query<{ name: string; type: string; differs: boolean; always: boolean }>(
+    `select pa.attname as name, quote_ident(tn.nspname) || '.' || quote_ident(t.typname) as type,
+            sa.atttypid <> pa.atttypid as differs, pa.attidentity = 'a' as always
+       from pg_attribute pa
+       join pg_type t on t.oid = pa.atttypid join pg_namespace tn on tn.oid = t.typnamespace
+       join pg_attribute sa on sa.attname = pa.attname and sa.attrelid = to_regclass(quote_ident($1) || '.' || quote_ident($3))
+      where pa.attrelid = to_regclass(quote_ident($2) || '.' || quote_ident($3)) and pa.attnum > 0 and not pa.attisdropped`,
+    [schemas.staging, schemas.pool, table],
+  );
+  const byName = new Map(rows.map((r) => [r.name, r]));
+  const select = columns.map((col) => {
+    const r = byName.get(col);
+    return r?.differs ? `${ident(col)}::text::${r.type}` : ident(col);
+  });
+  const overriding = columns.some((col) => byName.get(col)?.always) ? ' overriding system value' : '';
+  return `insert into ${qualified(schemas.pool, table)} (${columns.map(ident).join(', ')})${overriding} select ${select.join(', ')} from ${qualified(schemas.staging, table)}`;
 }

@@ -120,3 +120,35 @@ describe('pool restore at the pool version', () => {
     expect(await poolApplied(e)).toEqual(afterUp);
   });
 });
+
+describe('an older backup staged up to the pool, with types of its own', () => {
+  it('an enum (and an array of it) and a GENERATED ALWAYS identity come back as they were (staging has its own enum type; identity values are kept)', async () => {
+    const e = await env('rpve');
+    await e.addMigration(
+      '0004_labels.sql',
+      `create type label_kind as enum ('bug', 'feature');
+create table labels ({{tenant_key_column}} {{tenant_key_type}} not null, id bigint generated always as identity,
+  kind label_kind not null, also label_kind[], primary key ({{tenant_key_column}}, id));\n`,
+    );
+    await e.create([{ slug: 'pe-a', model: 'pool', shard: 'us1' }]);
+    await seed(e, 'pe-a', 10, 'a');
+    const key = (await tenant(e, 'pe-a'))!.key;
+    await e.q(
+      'us1',
+      `pool_${e.name}`,
+      `begin; select set_config('app.tenant_id', '${key}', true);
+       insert into app.labels (tenant_id, kind, also) values ('${key}', 'bug', '{feature,bug}'), ('${key}', 'feature', null); commit;`,
+    );
+    const old = await backupOf(e, 'pe-a');
+    const labels = (k: string) =>
+      e.q('us1', `pool_${e.name}`, `select id, kind::text, also::text from app.labels where tenant_id = $1 order by id`, [k]);
+    const before = await labels(key);
+    expect(before).toHaveLength(2);
+    // The pool moves on: the backup is older than the pool, so its rows are staged and migrated up.
+    await e.addMigration('0005_more.sql', 'alter table tasks add column more_at timestamptz;\n');
+    expect((await e.cli(['migrate', 'up'])).code).toBe(0);
+    const r = await e.cli(['restore', old, '--as', 'pe-old', '--json']);
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    expect(await labels((await tenant(e, 'pe-old'))!.key)).toEqual(before);
+  });
+});
