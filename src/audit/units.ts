@@ -200,7 +200,11 @@ async function orphanPoolRows(
   env: AuditEnv,
   readable: (t: { table: string }) => boolean,
 ): Promise<Finding[]> {
-  const keys = neighbours(unit, env).map((t) => t.key);
+  // A switched move's source keeps its rows (fenced) until move complete or rollback: not orphans.
+  const keptKeys = env.kept
+    .filter((k) => k.shard === unit.shard && k.database === unit.database)
+    .flatMap((k) => env.allTenants.filter((t) => t.slug === k.tenant).map((t) => t.key));
+  const keys = [...neighbours(unit, env).map((t) => t.key), ...keptKeys];
   const tables = (await scopedTables(c, POOL_SCHEMA, env, null)).filter((t) => !t.partition && readable(t));
   const out: Finding[] = [];
   for (const t of tables) {
