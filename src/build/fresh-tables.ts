@@ -3,6 +3,7 @@ import { deferIndexes } from '../copy/deferred-indexes.js';
 import { emptiedForFreeze } from '../copy/freeze.js';
 import type { ConstraintState } from '../copy/not-valid-constraints.js';
 import { userTriggersOff } from '../copy/user-triggers.js';
+import { refreshMaterializedViews } from './matviews.js';
 
 /**
  * Rows into a fresh placement nobody reads yet (a restore's, a move's target), in the caller's
@@ -11,7 +12,8 @@ import { userTriggersOff } from '../copy/user-triggers.js';
  * that they load frozen (COPY FREEZE). `load` gets the tables that may load frozen, and `built`,
  * which builds the indexes and keys back (a caller that verifies after them calls it itself;
  * otherwise it runs once the load returns). The placement's user triggers do not fire for the
- * copied rows (user-triggers.ts); they are on again before the transaction commits.
+ * copied rows (user-triggers.ts); they are on again before the transaction commits, and its
+ * materialized views are refreshed over the loaded rows (matviews.ts).
  */
 export async function intoFreshTables<T>(
   c: pg.ClientBase,
@@ -35,5 +37,6 @@ export async function intoFreshTables<T>(
   const out = await load(frozen, built);
   await built();
   await triggersOn();
+  await refreshMaterializedViews(c, schema);
   return out;
 }

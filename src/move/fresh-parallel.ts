@@ -1,3 +1,4 @@
+import { refreshMaterializedViews } from '../build/matviews.js';
 import type pg from 'pg';
 import { inTransaction, type Fleet } from '../fleet/fleet.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
@@ -78,6 +79,7 @@ export async function loadFreshInParallel(run: CopyRun, fleet: Fleet, t: ShardCl
         await inTransaction(t, async () => {
           await putBack();
           await triggersOn();
+          await refreshMaterializedViews(t, schema);
           await advanceSequences(
             t,
             schema,

@@ -1,3 +1,4 @@
+import { refreshMaterializedViews } from '../build/matviews.js';
 import { redactText } from '../config/redact.js';
 import { copyProgress } from './copy-progress.js';
 import { lostConnectionError } from '../connection-loss.js';
@@ -256,13 +257,16 @@ async function lastRoundAndDelta(
   // Replayed rows carry their own ids: the target's sequences past them and past what the source
   // handed out (its writes are fenced), before anyone writes there.
   const handedOut = await fleet.withClient(plan.from.shard, plan.from.database, (c) => sequenceValues(c, plan.from.schema));
-  await fleet.withClient(plan.to.shard, plan.to.database, (c) =>
-    advanceSequences(
+  await fleet.withClient(plan.to.shard, plan.to.database, async (c) => {
+    await advanceSequences(
       c,
       plan.to.schema,
       pre.tables.map((t) => t.table),
       handedOut,
-    ),
-  );
+    );
+    // Its own placement's materialized views were made empty by the build: over the rows now (a
+    // pool's are every tenant's, not this move's to refresh).
+    if (plan.to.model !== 'pool') await refreshMaterializedViews(c, plan.to.schema);
+  });
   await done('verify', rec, `${delta.reduce((n, c) => n + c.rows, 0)} changed rows compared`);
 }

@@ -1,3 +1,4 @@
+import { refreshMaterializedViews } from '../build/matviews.js';
 import { redactText } from '../config/redact.js';
 import { lostConnectionError } from '../connection-loss.js';
 import { errorMessage } from '../errors.js';
@@ -219,14 +220,17 @@ async function verifyUnderFence(run: OnlineRun, repl: ReplicationRecord, slot: P
   // Logical replication does not carry sequences: past the copied ids and what the source handed
   // out (its writes are fenced), before anyone writes there.
   const handedOut = await fleet.withClient(plan.from.shard, plan.from.database, (c) => sequenceValues(c, plan.from.schema));
-  await fleet.withClient(plan.to.shard, plan.to.database, (c) =>
-    advanceSequences(
+  await fleet.withClient(plan.to.shard, plan.to.database, async (c) => {
+    await advanceSequences(
       c,
       plan.to.schema,
       tables.map((t) => t.table),
       handedOut,
-    ),
-  );
+    );
+    // Its own placement's materialized views were made empty by the build: over the rows now (a
+    // pool's are every tenant's, not this move's to refresh).
+    if (plan.to.model !== 'pool') await refreshMaterializedViews(c, plan.to.schema);
+  });
   const verifiedUnderFence = { tables: checks.map((c) => c.table), rows: checks.reduce((n, c) => n + c.rows, 0) };
   await rec.update({ verifiedUnderFence });
   await done('verify', rec, `${verifiedUnderFence.rows} rows changed since the proof compared`);
