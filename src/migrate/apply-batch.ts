@@ -48,7 +48,7 @@ export async function applyBatch(client: MigrationClient, members: BatchMember[]
     return committedOnly(client, members, t0);
   }
   // Each member's share of the message's time (they ran one after the other).
-  const ms = (Date.now() - t0) / members.length;
+  const ms = Math.round((Date.now() - t0) / members.length);
   return members.map((m) => succeeded(m, ms));
 }
 
