@@ -153,9 +153,13 @@ export function renderCreated(out: Output, doc: ResultDocument, r: TenantResult)
  * left: `finish` is the command that re-runs the same file (existing tenants are skipped).
  */
 export function renderBulkCreate(out: Output, doc: ResultDocument, interrupted: boolean, finish: string): void {
-  renderResultDocument(out, doc);
   const unfinished = doc.results.filter((r) => r.status === 'failed' || isNotRun(r)).length;
-  if (out.json || (!interrupted && unfinished === 0)) return;
+  const todo = interrupted || unfinished > 0;
+  // The command that finishes the job is in the document too (`finish`): a CI step reads the JSON.
+  renderResultDocument(out, todo ? { ...doc, finish } : doc);
+  if (!todo) return;
   const failed = doc.results.some((r) => r.status === 'failed');
-  out.print(`${interrupted || !failed ? 'to finish' : 'fix the failures, then finish'}: ${finish}`);
+  const line = `${interrupted || !failed ? 'to finish' : 'fix the failures, then finish'}: ${finish}`;
+  if (out.json) out.error(line);
+  else out.print(line);
 }

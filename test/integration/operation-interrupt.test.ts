@@ -225,9 +225,13 @@ describe('Ctrl-C in a bulk create', () => {
     expect((await tenant(e, 'ic-a'))?.status).toBe('active');
     expect(await tenant(e, 'ic-c')).toBeUndefined();
     expect(json(r)).toMatchObject({ interrupted: true, ok: false });
+    // The command that finishes it, in the document (a CI step reads it) and on stderr.
+    expect(json(r).finish).toMatch(/^tenantctl .*tenant create --from-file \S+ic\.csv --concurrency 1$/);
+    expect(r.stderr).toContain(`to finish: ${json(r).finish}`);
 
     const again = await e.cli(['tenant', 'create', '--from-file', file, '--json']);
     expect(again.code, again.stderr).toBe(0);
+    expect(json(again).finish).toBeUndefined();
     for (const s of ['ic-a', 'ic-b', 'ic-c']) expect((await tenant(e, s))?.status).toBe('active');
   }, 300_000);
 });
