@@ -11,11 +11,15 @@ import type { MoveDeps, PhaseName } from './types.js';
  * preflight), so whatever runs between two phases is inside the next one and the phases add up to
  * the move's duration: no time sits outside a reported phase.
  */
-export function phaseClock(deps: Pick<MoveDeps, 'onPhase' | 'signal'>, started = Date.now()) {
+export function phaseClock(deps: Pick<MoveDeps, 'onPhase' | 'signal' | 'assertLocked'>, started = Date.now()) {
   const phases: { phase: PhaseName; ms: number }[] = [];
   let mark = started;
   const begin = (phase: PhaseName) => {
-    if (phase !== 'unfence') stopIfInterrupted(deps.signal, phase);
+    if (phase !== 'unfence') {
+      stopIfInterrupted(deps.signal, phase);
+      // The tenant's lock went with a lost catalog session: no further phase (the switch above all).
+      deps.assertLocked?.();
+    }
     deps.onPhase?.({ phase, state: 'start' });
   };
   const done = async (phase: PhaseName, rec?: MoveRecord, detail?: string) => {

@@ -48,7 +48,7 @@ export async function moveTenant(deps: MoveDeps, slug: string, o: MoveOptions): 
   // The sweep runs in the body (not the engine's default): what it cleaned is the move it resumes.
   return runTenantOperation(deps, { kind: 'move', slug, sweep: false }, async (run) => {
     // Ctrl-C stops the move at its next clean point before the switch (interrupt.ts).
-    deps = { ...deps, signal: run.signal };
+    deps = { ...deps, signal: run.signal, assertLocked: run.assertLocked };
     // What killed operations of the tenant left goes first: a killed move is cleaned up (its
     // fence lifted, its copy removed, its status given back) and this one resumes it.
     const resumed = resumedFrom(await sweepTenant(deps, { slug }));

@@ -43,6 +43,8 @@ export interface MoveDeps {
   onProgress?: (p: { table: string; rows: number; bytes: number; totalRows?: number }) => void;
   /** Ctrl-C: stop cleanly before the switch (interrupt.ts). */
   signal?: AbortSignal;
+  /** Throws when the tenant's lock went with a lost catalog session (the engine's run.assertLocked). */
+  assertLocked?: () => void;
 }
 
 export type PhaseName = 'preflight' | 'build' | 'fence' | 'copy' | 'rebuild' | 'catch-up' | 'verify' | 'switch' | 'unfence';

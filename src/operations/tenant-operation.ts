@@ -89,6 +89,8 @@ export interface OperationRun<P extends OperationProgress = OperationProgress> {
    * `phase` and passes the fault point `<kind>.<phase>` when the registry names one.
    */
   step(phase: string, progress?: Partial<P>): Promise<void>;
+  /** Throws SHARD_LOST when the tenant's lock went with a lost catalog session (step() checks it too). */
+  readonly assertLocked: () => void;
   /** Note a step done, for the message of an interrupt (`what was done`). */
   did(what: string): void;
   /**
@@ -165,13 +167,16 @@ export async function runTenantOperation<R, P extends OperationProgress = Operat
       async step(next, progress) {
         if (signal.aborted) throw new InterruptedError(`stopped before ${next}`);
         // The tenant's lock went with a lost catalog session: another command may act on it now.
-        if (lock?.lost()) throw locksLostError();
+        run.assertLocked();
         phase = next;
         await op?.phase(next, progress);
         const point = `${spec.kind}.${next}`;
         if (point in FAULT_POINTS) await faultPoint(point as FaultPointName, { signal });
         // Paused there by a test and interrupted: stop at this point.
         if (signal.aborted) throw new InterruptedError(`stopped at ${next}`);
+      },
+      assertLocked() {
+        if (lock?.lost()) throw locksLostError();
       },
       did(what) {
         done.push(what);

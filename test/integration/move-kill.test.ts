@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -10,6 +10,7 @@ import { tenantRoleName } from '../../src/placement/naming.js';
 import { untilCopying } from '../helpers/move-ops.js';
 import { latestMove } from '../../src/move/record.js';
 import { sweepFleet } from '../../src/operations/sweep.js';
+import { TENANT_LOCK_CLASSID } from '../../src/operations/lock-ids.js';
 
 /**
  * Crash safety of a move (issue 10): SIGKILL once each phase is recorded done, then the move is
@@ -216,6 +217,40 @@ describe('Ctrl-C before a move built anything', () => {
     expect(message).not.toMatch(/fence was lifted/);
     expect((await tenant(e, slug))!.status).toBe('active');
     await appWrites(e, slug);
+  });
+});
+
+describe("the catalog session holding a move's lock is lost", () => {
+  it('the move stops before its next phase (SHARD_LOST, exit 1): fence lifted, copy removed, tenant where it was', async () => {
+    const slug = 'lost-mv';
+    await e.create([{ slug, model: 'schema', shard: 'us1' }]);
+    await seed(e, slug, 20);
+    const before = await digests(e, slug);
+    const resume = join(await mkdtemp(join(tmpdir(), 'lost-mv-')), 'go');
+    const run = e.cli(['move', slug, '--to-shard', 'eu1', '--to-model', 'database', '--yes', '--json'], {
+      env: { TENANTCTL_FAULT: 'move.after-copy:resume', TENANTCTL_FAULT_RESUME_FILE: resume },
+    });
+    run.catch(() => undefined);
+    await until(async () => (await latestMove(e.db, slug))?.progress.phases?.copy !== undefined || null, 60_000);
+    const ended = await e.q(
+      'us1',
+      `cat_${e.name}`,
+      `select pg_terminate_backend(pid) as ok from pg_locks where locktype = 'advisory' and granted and classid = $1::int::oid`,
+      [TENANT_LOCK_CLASSID],
+    );
+    expect(ended).toEqual([{ ok: true }]);
+    await writeFile(resume, 'go');
+    const r = await run;
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(json(r).error).toMatchObject({
+      code: 'SHARD_LOST',
+      message: expect.stringMatching(/lost the catalog connection that held this command's tenant locks/),
+    });
+    const t = (await tenant(e, slug))!;
+    expect([t.shard, t.model, t.status]).toEqual(['us1', 'schema', 'active']);
+    expect(await digests(e, slug)).toEqual(before);
+    await appWrites(e, slug);
+    expect(await e.q('eu1', 'postgres', 'select 1 from pg_database where datname = $1', ['t_lost_mv'])).toEqual([]);
   });
 });
 
