@@ -235,7 +235,9 @@ describe("the catalog session holding a move's lock is lost", () => {
     const ended = await e.q(
       'us1',
       `cat_${e.name}`,
-      `select pg_terminate_backend(pid) as ok from pg_locks where locktype = 'advisory' and granted and classid = $1::int::oid`,
+      `select pg_terminate_backend(pid) as ok from pg_locks
+        where locktype = 'advisory' and granted and classid = $1::int::oid
+          and database = (select oid from pg_database where datname = current_database())`,
       [TENANT_LOCK_CLASSID],
     );
     expect(ended).toEqual([{ ok: true }]);

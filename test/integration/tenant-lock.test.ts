@@ -223,7 +223,9 @@ describe("the catalog session holding a run's tenant locks is lost", () => {
     const ended = await e.q(
       'us1',
       `cat_${e.name}`,
-      `select pg_terminate_backend(pid) as ok from pg_locks where locktype = 'advisory' and granted and classid = $1::int::oid`,
+      `select pg_terminate_backend(pid) as ok from pg_locks
+        where locktype = 'advisory' and granted and classid = $1::int::oid
+          and database = (select oid from pg_database where datname = current_database())`,
       [TENANT_LOCK_CLASSID],
     );
     expect(ended).toEqual([{ ok: true }]);
@@ -262,7 +264,7 @@ describe('a read-only command stopped by a signal', () => {
           await e.q(
             'us1',
             `schemas_${e.name}`,
-            `select count(*)::int as n from pg_locks where not granted and relation = 'tenantctl.schema_migrations'::regclass`,
+            `select count(*)::int as n from pg_locks where not granted and relation = 'tenantctl.schema_migrations'::regclass and database = (select oid from pg_database where datname = current_database())`,
           )
         )[0].n as number;
       for (const signal of ['SIGTERM', 'SIGINT'] as const) {
