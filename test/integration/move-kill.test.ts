@@ -10,7 +10,7 @@ import { tenantRoleName } from '../../src/placement/naming.js';
 import { untilCopying } from '../helpers/move-ops.js';
 import { latestMove } from '../../src/move/record.js';
 import { sweepFleet } from '../../src/operations/sweep.js';
-import { TENANT_LOCK_CLASSID } from '../../src/operations/lock-ids.js';
+import { endLockSession } from '../helpers/lock-session.js';
 
 /**
  * Crash safety of a move (issue 10): SIGKILL once each phase is recorded done, then the move is
@@ -232,15 +232,7 @@ describe("the catalog session holding a move's lock is lost", () => {
     });
     run.catch(() => undefined);
     await until(async () => (await latestMove(e.db, slug))?.progress.phases?.copy !== undefined || null, 60_000);
-    const ended = await e.q(
-      'us1',
-      `cat_${e.name}`,
-      `select pg_terminate_backend(pid) as ok from pg_locks
-        where locktype = 'advisory' and granted and classid = $1::int::oid
-          and database = (select oid from pg_database where datname = current_database())`,
-      [TENANT_LOCK_CLASSID],
-    );
-    expect(ended).toEqual([{ ok: true }]);
+    expect(await endLockSession(e)).toEqual([{ ok: true }]);
     await writeFile(resume, 'go');
     const r = await run;
     expect(r.code, r.stdout + r.stderr).toBe(1);

@@ -6,7 +6,7 @@ import { databaseUrl } from '../../src/fleet/connection-url.js';
 import type { CliRun } from '../helpers/cli.js';
 import { closeGate, gateSql } from '../helpers/sql-gate.js';
 import { lockTenant } from '../../src/operations/tenant-lock.js';
-import { TENANT_LOCK_CLASSID } from '../../src/operations/lock-ids.js';
+import { endLockSession } from '../helpers/lock-session.js';
 
 /**
  * One operation per tenant at a time (issue 7): the per-tenant lock, never acting on a tenant
@@ -220,15 +220,7 @@ describe("the catalog session holding a run's tenant locks is lost", () => {
     run.catch(() => undefined);
     await gate.reached();
     // The session that holds the tenant's lock goes (an administrator, a failover): the lock with it.
-    const ended = await e.q(
-      'us1',
-      `cat_${e.name}`,
-      `select pg_terminate_backend(pid) as ok from pg_locks
-        where locktype = 'advisory' and granted and classid = $1::int::oid
-          and database = (select oid from pg_database where datname = current_database())`,
-      [TENANT_LOCK_CLASSID],
-    );
-    expect(ended).toEqual([{ ok: true }]);
+    expect(await endLockSession(e)).toEqual([{ ok: true }]);
     const moved = await e.cli(['move', 'lost-a', '--to-shard', 'eu1', '--yes', '--json']);
     expect(moved.code, moved.stdout + moved.stderr).toBe(0);
     await gate.open();
