@@ -51,6 +51,17 @@ export async function createClosedDatabase(c: Pick<pg.ClientBase, 'query'>, data
  * finishes a database a killed create left unconnectable (`datallowconn` false). Its owner runs it.
  */
 export async function openClosedDatabase(c: Pick<pg.ClientBase, 'query'>, database: string): Promise<void> {
-  await c.query(closeToPublicSql(database));
-  await c.query(`alter database ${ident(database)} with allow_connections = true`);
+  // Two creates of one shared database at once (a bulk run's rows): the one that did not make it
+  // may finish it too, and PostgreSQL refuses two updates of one pg_database row at the same
+  // moment ("tuple concurrently updated"); both statements are idempotent, so try again.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await c.query(closeToPublicSql(database));
+      await c.query(`alter database ${ident(database)} with allow_connections = true`);
+      return;
+    } catch (err) {
+      if (attempt >= 20 || !/tuple concurrently updated/.test(String((err as Error)?.message))) throw err;
+      await new Promise((r) => setTimeout(r, 25 * attempt));
+    }
+  }
 }

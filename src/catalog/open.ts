@@ -106,7 +106,7 @@ function newCatalogDb(config: Config): CatalogDb {
     }),
   );
   const db = new Kysely<CatalogDatabase>({ dialect: new PostgresDialect({ pool }) });
-  registerLostSessions(db, lost);
+  registerLostSessions(db, lost, where);
   return db;
 }
 

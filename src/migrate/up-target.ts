@@ -62,7 +62,7 @@ export function targetRunner(ctx: RunState, states: Map<string, TargetState>, lo
     if ('status' in held) return held;
     try {
       const r = await migrateAt(t, known, shared, t0);
-      return shared ? r : lockKept(locks, t, r);
+      return shared ? r : lockKept(locks, t, r, deps.db);
     } finally {
       // Sent with the next batch of lock statements; the run waits for it before it ends.
       void held.release?.();
@@ -112,9 +112,9 @@ export function targetRunner(ctx: RunState, states: Map<string, TargetState>, lo
  * tenant while this one migrated it, so it is not reported migrated. Running migrate up again
  * migrates the tenant where the catalog says it lives (up to date where nothing happened).
  */
-function lockKept(locks: TenantLockBatch, t: PlannedTarget, r: TargetDone): TargetDone {
+function lockKept(locks: TenantLockBatch, t: PlannedTarget, r: TargetDone, db: object): TargetDone {
   if (!locks.lost() || r.status === 'failed') return r;
-  const lost = locksLostError();
+  const lost = locksLostError(db);
   const error = { code: 'SHARD_LOST' as const, message: `${lost.message} (it was migrating ${t.id})`, hint: lost.hint };
   // What it applied stays said (it did, there); the row and the run are failed.
   return { ...r, status: 'failed', error, outcome: r.outcome && { ...r.outcome, status: 'failed', error } };

@@ -3,7 +3,7 @@ import type { CatalogDb } from '../catalog/open.js';
 import type { CatalogDatabase } from '../catalog/tables.js';
 import { redactText } from '../config/redact.js';
 import { errorMessage, EXIT, TenantctlError } from '../errors.js';
-import { isCatalogSessionLost } from '../catalog/lost-sessions.js';
+import { catalogPlaceOf, isCatalogSessionLost } from '../catalog/lost-sessions.js';
 import { isConnectionLoss } from '../connection-loss.js';
 
 /**
@@ -54,7 +54,7 @@ export class LockSession {
   /** Keep the session pinned until the handle is released. Throws UNREACHABLE if the catalog is. */
   async acquire(): Promise<LockSessionHandle> {
     // A lost session stays pinned until its holders release it: nothing new is locked on it.
-    if (this.pinned && this.lost()) throw locksLostError();
+    if (this.pinned && this.lost()) throw locksLostError(this.db);
     this.refs++;
     if (!this.pinned) {
       this.pid = undefined;
@@ -94,12 +94,12 @@ export class LockSession {
     const next = this.chain
       .catch(() => undefined)
       .then(async () => {
-        if (this.lost()) throw locksLostError();
+        if (this.lost()) throw locksLostError(this.db);
         try {
           return await fn((await pinned).session);
         } catch (err) {
           // "Client has encountered a connection error and is not queryable" says nothing of the locks.
-          if (this.lost() || isConnectionLoss(err)) throw locksLostError(err);
+          if (this.lost() || isConnectionLoss(err)) throw locksLostError(this.db, err);
           throw err;
         }
       });
@@ -112,10 +112,10 @@ export class LockSession {
  * The one error once the lock session's connection is gone: the tenant locks of this command went
  * with it, so another command may be working on those tenants now and this one does no more.
  */
-export function locksLostError(cause?: unknown): TenantctlError {
+export function locksLostError(db?: object, cause?: unknown): TenantctlError {
   return new TenantctlError(
     'SHARD_LOST',
-    `lost the catalog connection that held this command's tenant locks${cause ? ` (${redactText(errorMessage(cause)).split('\n')[0]})` : ''}: another command may have taken them since, so this one stops where it is`,
+    `lost the catalog connection that held this command's tenant locks, to ${catalogPlaceOf(db)}${cause ? ` (${redactText(errorMessage(cause)).split('\n')[0]})` : ''}: another command may have taken them since, so this one stops where it is`,
     'run the same command again once the catalog answers: it finishes or undoes what was left (tenantctl doctor lists what a stopped command left)',
     EXIT.failed,
     cause === undefined ? undefined : { cause },

@@ -176,7 +176,7 @@ export async function runTenantOperation<R, P extends OperationProgress = Operat
         if (signal.aborted) throw new InterruptedError(`stopped at ${next}`);
       },
       assertLocked() {
-        if (lock?.lost()) throw locksLostError();
+        if (lock?.lost()) throw locksLostError(deps.db);
       },
       did(what) {
         done.push(what);

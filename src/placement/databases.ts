@@ -24,16 +24,20 @@ export async function ensureDatabase(fleet: Fleet, shard: string, database: stri
   const created = await fleet.withClient(shard, ADMIN_DATABASE, async (c) => {
     const exists = await c.query<{ open: boolean }>('select datallowconn as open from pg_database where datname = $1', [database]);
     if (exists.rows[0]) {
-      // A create killed between making it and opening it: finish it (tenantctl's role owns it).
-      if (!exists.rows[0].open) await openClosedDatabase(c, database);
+      // Not open yet: another create finishing it (wait a moment), or one killed between making
+      // it and opening it: finish it (tenantctl's role owns it; idempotent either way).
+      if (!exists.rows[0].open && !(await opened(c, database))) await openClosedDatabase(c, database);
       return false;
     }
     try {
       await createClosedDatabase(c, database);
     } catch (err) {
-      // Someone else created it first (42P04, or 23505 when both got past the check at once).
-      if (isAlreadyExists(err)) return false;
-      throw err;
+      // Someone else created it first (42P04, or 23505 when both got past the check at once):
+      // wait until it opened it (its ACL is then final: a GRANT CONNECT meanwhile would race its
+      // updates of the same pg_database row, "tuple concurrently updated"), or open it.
+      if (!isAlreadyExists(err)) throw err;
+      if (!(await opened(c, database))) await openClosedDatabase(c, database);
+      return false;
     }
     return true;
   });
@@ -48,3 +52,15 @@ export async function dropDatabase(fleet: Fleet, shard: string, database: string
   fleet.knownDatabases.delete(`${shard}/${database}`);
   await fleet.withClient(shard, ADMIN_DATABASE, (c) => c.query(`drop database if exists ${ident(database)} with (force)`));
 }
+
+/** Whether another create opens the database within a few seconds (it is between its statements). */
+async function opened(c: { query: ShardClientQuery }, database: string): Promise<boolean> {
+  for (let i = 0; i < 40; i++) {
+    const r = await c.query('select datallowconn as open from pg_database where datname = $1', [database]);
+    if ((r.rows[0] as { open?: boolean } | undefined)?.open) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return false;
+}
+
+type ShardClientQuery = (sql: string, params?: unknown[]) => Promise<{ rows: unknown[] }>;
