@@ -1,6 +1,9 @@
 import type { Fleet } from '../fleet/fleet.js';
+import type { ShardClient } from '../fleet/shard-connections.js';
 import { createClosedDatabase, openClosedDatabase } from '../catalog/closed.js';
+import { TenantctlError } from '../errors.js';
 import { ident, isAlreadyExists } from '../sql.js';
+import { describeSessions, endSessions } from './sessions.js';
 
 /** The maintenance database every PostgreSQL cluster has; DDL on databases runs from there. */
 import { ADMIN_DATABASE } from '../config/database-names.js';
@@ -50,17 +53,50 @@ export async function dropDatabase(fleet: Fleet, shard: string, database: string
   // Our own idle connections to it would block the drop.
   await fleet.connections(shard).closeIdle(database);
   fleet.knownDatabases.delete(`${shard}/${database}`);
-  await fleet.withClient(shard, ADMIN_DATABASE, (c) => c.query(`drop database if exists ${ident(database)} with (force)`));
+  await fleet.withClient(shard, ADMIN_DATABASE, async (c) => {
+    try {
+      await c.query(`drop database if exists ${ident(database)} with (force)`);
+    } catch (err) {
+      // WITH (FORCE) refuses, for a role that is not a superuser, any process it may not signal,
+      // and an autovacuum worker has no role: one analyzing a freshly loaded copy failed a move
+      // rollback ("must be a member of the role whose process is being terminated"). A plain DROP
+      // DATABASE stops autovacuum workers itself, so end the sessions we may end and drop without.
+      if ((err as { code?: string }).code !== '42501') throw err;
+      await dropAfterEndingSessions(c, database);
+    }
+  });
+}
+
+/** How many times a plain drop is tried when a session came back between its end and the drop. */
+const PLAIN_DROP_TRIES = 5;
+
+async function dropAfterEndingSessions(c: ShardClient, database: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    const { stuck } = await endSessions(c, { database });
+    if (stuck.length > 0) {
+      throw new TenantctlError(
+        'INTERNAL',
+        `cannot drop database ${database}: sessions tenantctl's role may not end are connected to it: ${describeSessions(stuck)}`,
+        'end them (pg_terminate_backend as their role or a superuser), then run the command again',
+      );
+    }
+    try {
+      await c.query(`drop database if exists ${ident(database)}`);
+      return;
+    } catch (err) {
+      // 55006: "database … is being accessed by other users": a session connected meanwhile.
+      if ((err as { code?: string }).code !== '55006' || attempt >= PLAIN_DROP_TRIES) throw err;
+      await new Promise((r) => setTimeout(r, 200 * attempt));
+    }
+  }
 }
 
 /** Whether another create opens the database within a few seconds (it is between its statements). */
-async function opened(c: { query: ShardClientQuery }, database: string): Promise<boolean> {
+async function opened(c: ShardClient, database: string): Promise<boolean> {
   for (let i = 0; i < 40; i++) {
-    const r = await c.query('select datallowconn as open from pg_database where datname = $1', [database]);
-    if ((r.rows[0] as { open?: boolean } | undefined)?.open) return true;
+    const r = await c.query<{ open: boolean }>('select datallowconn as open from pg_database where datname = $1', [database]);
+    if (r.rows[0]?.open) return true;
     await new Promise((r) => setTimeout(r, 50));
   }
   return false;
 }
-
-type ShardClientQuery = (sql: string, params?: unknown[]) => Promise<{ rows: unknown[] }>;
