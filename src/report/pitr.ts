@@ -53,6 +53,13 @@ export function renderPitrStatus(out: Output, command: string, rows: ShardWindow
       ]),
     ),
   );
+  // Exit 1 with no window is the usual state of a new fleet: say what opens one.
+  const noBackup = rows.filter((r) => r.healthy && !r.window).map((r) => r.shard);
+  if (noBackup.length) {
+    out.info(
+      `no recoverable window on ${noBackup.join(', ')}: take a base backup (tenantctl pitr backup --type full); the window starts at its end`,
+    );
+  }
 }
 
 /** A phase line on stderr (a live view on a TTY, plain lines elsewhere; with --json too: stdout keeps its one document), never with --quiet. */

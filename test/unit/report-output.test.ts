@@ -21,6 +21,8 @@ import { renderRestore } from '../../src/report/backup.js';
 import { renderRollback } from '../../src/report/move.js';
 import type { RollbackResult } from '../../src/move/rollback.js';
 import { foreignKeyPath } from '../../src/copy/pool-load-path.js';
+import { renderPitrStatus } from '../../src/report/pitr.js';
+import type { ShardWindow } from '../../src/pitr/window.js';
 
 const SHIPPED_FILE = fileURLToPath(new URL('../../tenants.config.yaml', import.meta.url));
 const shipped = parseConfig(readFileSync(SHIPPED_FILE, 'utf8'), SHIPPED_FILE, {});
@@ -235,5 +237,31 @@ describe('a move rolled back across models', () => {
       'the application goes back to its names from before the move: database tenant_schemas, schema t_sc, role tenant_sc on shard us1',
     );
     expect(printed.join('\n')).not.toContain('new names');
+  });
+});
+
+describe('pitr status', () => {
+  const shard = (name: string, window: boolean): ShardWindow => ({
+    shard: name,
+    region: 'us-east',
+    stanza: 'ok',
+    archiveMode: 'on',
+    archiveCommand: 'pgbackrest … archive-push %p',
+    backups: [],
+    lastArchived: { wal: '000000010000000000000004', at: '2026-12-07T07:34:50.348Z' },
+    lastFailed: { wal: null, at: null },
+    healthy: true,
+    window: window ? { from: '2026-12-07T07:00:00Z', to: '2026-12-07T07:34:50Z' } : null,
+  });
+
+  it('names the shards without a window and the command that opens one (a new fleet exits 1 with it)', () => {
+    const notes: string[] = [];
+    renderPitrStatus({ ...fakeOut(false), info: (t) => notes.push(t) }, 'pitr status', [shard('us1', false), shard('eu1', true)]);
+    expect(notes).toEqual([
+      'no recoverable window on us1: take a base backup (tenantctl pitr backup --type full); the window starts at its end',
+    ]);
+    notes.length = 0;
+    renderPitrStatus({ ...fakeOut(false), info: (t) => notes.push(t) }, 'pitr status', [shard('us1', true)]);
+    expect(notes).toEqual([]);
   });
 });

@@ -126,7 +126,7 @@ export function registerTenantCreate(tenant: Command): void {
     .option('--name <name>', 'display name, at most 200 characters (default: the slug)')
     .option('--key <key>', 'tenant key value (default: a fresh one)')
     .option('--residency <label>', 'refuse regions without this residency label (e.g. eu)')
-    .option('--from-file <file>', 'CSV (header row) or YAML list with slug,name,model,tier,region,shard,key')
+    .option('--from-file <file>', 'CSV (header row) or YAML list with slug,name,model,tier,region,shard,key,residency')
     .option('--concurrency <n>', 'tenants created at once with --from-file', positiveInt('--concurrency'))
     .option('--wait', WAIT_HELP)
     .action(action('tenant create', create));
