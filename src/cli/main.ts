@@ -107,7 +107,12 @@ export async function main(argv: string[]): Promise<void> {
       process.stderr.write(`error: ${redactText(err.message)}${err.hint ? `\nhint: ${redactText(err.hint)}` : ''}\n`);
       process.exitCode = err.exitCode;
     } else if (typeof e.exitCode === 'number') {
-      // Commander already printed the usage problem; usage errors are exit 2.
+      // Commander already printed the usage problem; usage errors are exit 2, and say where the
+      // flags are listed (as the JSON document's hint does) unless commander suggested a flag.
+      if (e.exitCode !== 0 && !/\(Did you mean /.test(e.message ?? '')) {
+        const path = argvErrorDocument(program, argv.slice(2), 'USAGE', '').command;
+        process.stderr.write(`hint: see ${path === 'tenantctl' ? '' : 'tenantctl '}${path} --help\n`);
+      }
       process.exitCode = e.exitCode === 0 ? EXIT.ok : EXIT.usage;
     } else {
       throw err;

@@ -89,6 +89,14 @@ describe('JSON documents (piped, as CI runs the CLI)', () => {
         expect(d.error.message).toMatch(message);
         expect(d.error.hint).toMatch(/--help/);
       }
+      // Without --json, commander's line on stderr and where the flags are listed.
+      if (args.length < 2 || args[0] === 'backup') continue;
+      const text = await cli(args, { config });
+      expect(text.code).toBe(2);
+      expect(text.stderr).toMatch(message);
+      // Commander's own suggestion ("Did you mean list?") is the hint when it has one.
+      if (!text.stderr.includes('Did you mean'))
+        expect(text.stderr).toContain(`hint: see ${command === 'tenantctl' ? '' : 'tenantctl '}${command} --help`);
     }
   });
 
