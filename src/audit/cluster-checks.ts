@@ -7,7 +7,7 @@ import { tenantRoleMemberships } from './acl-checks.js';
 import { finding } from './registry.js';
 import { MAINTENANCE_DATABASES } from '../placement/databases.js';
 import { ownershipChecks } from './ownership-checks.js';
-import { roleChecks, servingConnectionLimit, servingRoleSettings } from './role-checks.js';
+import { roleChecks, servingConnectionLimit, servingRoleSettings, suspendedRoleLogin } from './role-checks.js';
 import type { AuditEnv, AuditUnit, Finding } from './types.js';
 
 /** Tenants whose placement should exist (not mid-provisioning, failed or being deleted). */
@@ -48,6 +48,13 @@ export async function clusterChecks(c: ShardClient, unit: AuditUnit, env: AuditE
     if (role && existingRoles.has(role)) checkRoles.set(role, t.slug);
   }
   out.push(...(await roleChecks(c, unit, checkRoles)));
+  const suspendedRoles = new Map(
+    selected.flatMap((t) => {
+      const role = tenantRole(t);
+      return role && t.status === 'suspended' && existingRoles.has(role) ? [[role, t.slug] as const] : [];
+    }),
+  );
+  out.push(...(await suspendedRoleLogin(c, unit, suspendedRoles)));
   if (existingRoles.has(config.servingRole.name)) {
     out.push(...(await servingRoleSettings(c, unit, config.servingRole.name)));
     out.push(...(await servingConnectionLimit(c, unit, config)));

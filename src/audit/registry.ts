@@ -103,6 +103,11 @@ export const CHECKS = {
     fixable: false,
     title: 'tenant role owning objects outside its placement (another database of the shard)',
   },
+  'role.login-while-suspended': {
+    severity: 'high',
+    fixable: true,
+    title: "suspended tenant's role can still log in",
+  },
   'role.bypasses-rls': {
     severity: 'critical',
     fixable: false,

@@ -113,3 +113,27 @@ export async function servingConnectionLimit(c: ShardClient, unit: AuditUnit, co
     }),
   ];
 }
+
+/**
+ * A tenant the catalog says is suspended whose own role may still log in: what an interrupted
+ * suspend or delete leaves (LOGIN off failed, the status already written), or a role someone
+ * changed by hand. Its application is not kept out. The fix turns LOGIN off; the sessions already
+ * open end with `tenant suspend` run again.
+ */
+export async function suspendedRoleLogin(c: ShardClient, unit: AuditUnit, suspended: Map<string, string>): Promise<Finding[]> {
+  if (suspended.size === 0) return [];
+  const { rows } = await c.query<{ role: string }>(
+    'select rolname as role from pg_roles where rolcanlogin and rolname = any($1::text[]) order by 1',
+    [[...suspended.keys()]],
+  );
+  return rows.map((r) =>
+    finding('role.login-while-suspended', {
+      shard: unit.shard,
+      database: unit.database,
+      tenant: suspended.get(r.role)!,
+      object: `role ${r.role}`,
+      message: `tenant ${suspended.get(r.role)} is suspended in the catalog, but its role ${r.role} may log in: its application is not kept out (then run tenantctl tenant suspend ${suspended.get(r.role)} again to end the sessions already open)`,
+      fix: `alter role ${ident(r.role)} nologin;`,
+    }),
+  );
+}

@@ -3,7 +3,7 @@ import type { Fleet } from '../fleet/fleet.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
 import { ADMIN_DATABASE } from './databases.js';
 import { tenantRoleName } from './naming.js';
-import { endRoleSessions, setRoleLogin } from './roles.js';
+import { cutRoleLogin, endRoleSessions, setRoleLogin } from './roles.js';
 import type { PlacedTenant } from './types.js';
 
 // What the models that give a tenant a placement and a role of its own (schema, database) share.
@@ -18,13 +18,16 @@ export async function setTenantLogin(fleet: Fleet, t: PlacedTenant, login: boole
 }
 
 /**
- * Suspend: LOGIN off first (no new session), then the open ones ended; resume: LOGIN on. From
- * the maintenance database (roles are cluster-wide).
+ * Suspend: LOGIN off (cutRoleLogin: even while the role holds itself locked), then the open
+ * sessions ended; resume: LOGIN on. From the maintenance database (roles are cluster-wide).
  */
 export async function suspendTenantRole(fleet: Fleet, _config: Config, t: PlacedTenant, suspended: boolean): Promise<number | null> {
   return fleet.withClient(t.shard, ADMIN_DATABASE, async (c) => {
     const role = tenantRoleName(t.slug);
-    await setRoleLogin(c, role, !suspended);
-    return suspended ? endRoleSessions(c, role) : 0;
+    if (!suspended) {
+      await setRoleLogin(c, role, true);
+      return 0;
+    }
+    return (await cutRoleLogin(c, role)) + (await endRoleSessions(c, role));
   });
 }

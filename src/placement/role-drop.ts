@@ -4,7 +4,7 @@ import { inTransaction, type Fleet } from '../fleet/fleet.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
 import { ident } from '../sql.js';
 import { ADMIN_DATABASE } from './databases.js';
-import { actForRole, endRoleSessions, setRoleLogin } from './roles.js';
+import { actForRole, cutRoleLogin, endRoleSessions } from './roles.js';
 import { DATABASE_ACL_LOCK_CLASSID } from '../operations/lock-ids.js';
 import { xactLockInReach } from '../operations/lock-holder.js';
 
@@ -29,7 +29,7 @@ import { xactLockInReach } from '../operations/lock-holder.js';
 export async function closeRoleReach(fleet: Fleet, shard: string, role: string): Promise<boolean> {
   return fleet.withClient(shard, ADMIN_DATABASE, async (c) => {
     if (!(await actForRole(c, role))) return false;
-    await setRoleLogin(c, role, false);
+    await cutRoleLogin(c, role);
     // Waits for each session to end: its temporary objects go with it (roles.ts, shared with suspend).
     await endRoleSessions(c, role);
     return true;

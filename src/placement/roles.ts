@@ -121,9 +121,48 @@ async function endOne(c: ShardClient, role: string, pid: number): Promise<boolea
   }
 }
 
+/** How long LOGIN off waits for the role's pg_authid row before its sessions are ended again. */
+const LOGIN_LOCK_WAIT_MS = 2_000;
+/** How many times LOGIN off is tried, the role's sessions ended before each. */
+const LOGIN_OFF_TRIES = 3;
+
 /**
- * Turn a tenant role's LOGIN off (suspend; later the fence of a move) or on again. Idempotent.
- * Run on the maintenance database: roles are cluster-wide.
+ * LOGIN off for good (suspend, password rotation, delete), even against the role itself: any role
+ * may ALTER ROLE itself (its password) in a transaction it leaves open, which holds its pg_authid
+ * row, and LOGIN off queued behind it until lock_timeout while the tenant stayed in (a hostile
+ * tenant made itself impossible to suspend, rotate or delete). Its sessions, which every caller
+ * ends next anyway, are ended first; a lock wait still met (a new session took the row meanwhile)
+ * is given up after LOGIN_LOCK_WAIT_MS, the sessions ended again and LOGIN off tried again.
+ * Returns how many sessions were ended. Run on the maintenance database, outside a transaction.
+ */
+export async function cutRoleLogin(c: ShardClient, role: string): Promise<number> {
+  let ended = 0;
+  for (let attempt = 1; ; attempt++) {
+    ended += await endRoleSessions(c, role);
+    try {
+      await c.query('begin');
+      await c.query(`set local lock_timeout = ${LOGIN_LOCK_WAIT_MS}`);
+      await setRoleLogin(c, role, false);
+      await c.query('commit');
+      return ended;
+    } catch (err) {
+      await c.query('rollback').catch(() => undefined);
+      if ((err as { code?: string }).code !== '55P03') throw err;
+      if (attempt >= LOGIN_OFF_TRIES) {
+        throw new TenantctlError(
+          'LOCKED',
+          `could not turn LOGIN off for role ${role}: a transaction holds the role locked again each time its sessions are ended (${LOGIN_OFF_TRIES} tries)`,
+          `find it (select pid, usename, xact_start from pg_stat_activity where xact_start is not null), end it, then run the command again`,
+          1,
+        );
+      }
+    }
+  }
+}
+
+/**
+ * Turn a tenant role's LOGIN off (the fence of a move) or on again. Idempotent. Run on the
+ * maintenance database: roles are cluster-wide. Suspend, rotation and delete use cutRoleLogin.
  */
 export async function setRoleLogin(c: ShardClient, role: string, login: boolean): Promise<void> {
   await c.query(`alter role ${ident(role)} ${login ? 'login' : 'nologin'}`);

@@ -9,7 +9,7 @@ import { newPassword, rolePasswordState, setRolePassword } from '../placement/cr
 import { ADMIN_DATABASE } from '../placement/databases.js';
 import { tenantRole } from '../placement/placement.js';
 import { resolveTenant, type Resolved } from '../placement/resolve.js';
-import { endRoleSessions, setRoleLogin, setRoleSearchPath } from '../placement/roles.js';
+import { cutRoleLogin, endRoleSessions, setRoleLogin, setRoleSearchPath } from '../placement/roles.js';
 import type { LifecycleDeps } from '../operations/command-deps.js';
 
 export interface NewCredentials {
@@ -105,6 +105,5 @@ export async function setTenantCredentials(deps: LifecycleDeps, slug: string, op
 
 /** LOGIN off, then every session of the role ended: nothing the old password let in outlives the rotation. */
 async function endSessionsForRotation(c: Parameters<typeof endRoleSessions>[0], role: string): Promise<number> {
-  await setRoleLogin(c, role, false);
-  return endRoleSessions(c, role);
+  return (await cutRoleLogin(c, role)) + (await endRoleSessions(c, role));
 }

@@ -442,3 +442,59 @@ describe('a config whose tenantKey.type changed after the pool was made', () => 
     await ok(e, ['backup', 'create', 'kt-a']);
   });
 });
+
+describe('a tenant that holds its own role locked', () => {
+  it('(ALTER ROLE itself in a transaction left open) is still suspended, rotated and deleted: its sessions are ended first', async () => {
+    const e = await env('selflock');
+    await createViaFile(e, [{ slug: 'sl-s', model: 'schema', shard: 'us1' }]);
+    const role = 'tenant_sl_s';
+    const canLogin = async () => (await e.q('us1', 'postgres', 'select rolcanlogin as ok from pg_roles where rolname = $1', [role]))[0].ok;
+    /** The tenant's own session: its pg_authid row locked by an ALTER ROLE of itself, never committed. */
+    const hold = async (password: string) => {
+      const c = await connect(await appUrl(e, 'sl-s', password));
+      await c.query('set idle_in_transaction_session_timeout = 0');
+      await c.query('begin');
+      await c.query(`alter role current_user password '${password.replace(/'/g, "''")}'`);
+      return c;
+    };
+    let password = (await ok(e, ['tenant', 'credentials', 'sl-s'])).password as string;
+
+    let held = await hold(password);
+    let t0 = Date.now();
+    const suspended = await e.cli(['tenant', 'suspend', 'sl-s']);
+    expect(suspended.code, suspended.stdout + suspended.stderr).toBe(0);
+    // Within the lock's first wait, not after lock_timeout.
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    expect(await canLogin()).toBe(false);
+    await expect(held.query('select 1')).rejects.toThrow();
+    // LOGIN back by hand while the catalog says suspended (what an interrupted delete leaves): audit names it, --fix takes it away.
+    await e.q('us1', 'postgres', `alter role ${role} login`);
+    const found = json(await e.cli(['audit', '--shard', 'us1', '--json'])).findings.filter(
+      (f: { check: string }) => f.check === 'role.login-while-suspended',
+    );
+    expect(found).toMatchObject([{ tenant: 'sl-s', object: `role ${role}`, fixable: true }]);
+    await e.cli(['audit', '--shard', 'us1', '--fix', '--yes']);
+    expect(await canLogin()).toBe(false);
+    await ok(e, ['tenant', 'resume', 'sl-s']);
+
+    held = await hold(password);
+    t0 = Date.now();
+    const rotated = await ok(e, ['tenant', 'credentials', 'sl-s', '--rotate']);
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    expect(rotated.sessionsEnded).toBeGreaterThanOrEqual(1);
+    await expect(held.query('select 1')).rejects.toThrow();
+    // The new password is the one that works; the one the tenant was setting is not.
+    await expect(connect(await appUrl(e, 'sl-s', password))).rejects.toThrow(/password authentication failed/);
+    password = rotated.password;
+    const app = await connect(await appUrl(e, 'sl-s', password));
+    await app.end();
+
+    held = await hold(password);
+    t0 = Date.now();
+    const deleted = await e.cli(['tenant', 'delete', 'sl-s', '--yes', '--skip-backup']);
+    expect(deleted.code, deleted.stdout + deleted.stderr).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(30_000);
+    expect(await e.q('us1', 'postgres', 'select 1 from pg_roles where rolname = $1', [role])).toHaveLength(0);
+    await held.end().catch(() => undefined);
+  });
+});
