@@ -28,8 +28,11 @@ export function tenantDatabaseName(slug: string): string {
 }
 
 /** The role a schema or database tenant gets; ask src/placement/placement.ts `tenantRole` outside src/placement/. */
+/** Every tenant's own role starts so (audit and the lock-holder ends tell them by it). */
+export const TENANT_ROLE_PREFIX = 'tenant_';
+
 export function tenantRoleName(slug: string): string {
-  return `tenant_${slugIdent(slug)}`;
+  return `${TENANT_ROLE_PREFIX}${slugIdent(slug)}`;
 }
 
 /**

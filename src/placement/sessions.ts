@@ -1,4 +1,7 @@
 import type pg from 'pg';
+import type { ShardClient } from '../fleet/shard-connections.js';
+import { TENANT_ROLE_PREFIX } from './naming.js';
+import { actForRole } from './roles.js';
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
 
@@ -100,4 +103,39 @@ export async function openSessions(c: Queryable, where: { database: string; role
 /** `pid 123 (postgres, psql): must be a superuser …`, for errors naming what would not end. */
 export function describeSessions(s: OpenSession[]): string {
   return s.map((x) => `pid ${x.pid} (role ${x.role}${x.application ? `, ${x.application}` : ''})${x.why ? `: ${x.why}` : ''}`).join('; ');
+}
+
+/**
+ * End the sessions, anywhere on the cluster, of tenant roles that hold a lock on `database` itself
+ * without being connected to it: `ALTER ROLE … IN DATABASE d SET …` takes one, any role may run it
+ * for itself on any database, and in a transaction left open a neighbour tenant held a database
+ * tenant's DROP or RENAME until lock_timeout, for as long as it liked. Only tenant roles are ended
+ * (tenantctl makes itself a member of one first, as for its own sessions); any other holder is
+ * returned, for the error that names it. Run outside a transaction.
+ */
+export async function endDatabaseLockHolders(c: ShardClient, database: string): Promise<OpenSession[]> {
+  const { rows } = await c.query<{ pid: number; role: string | null; application: string | null }>(
+    `select distinct l.pid, a.usename as role, a.application_name as application
+       from pg_locks l
+       join pg_database d on d.oid = l.objid
+       left join pg_stat_activity a on a.pid = l.pid
+      where l.locktype = 'object' and l.database = 0 and l.classid = 'pg_database'::regclass
+        and d.datname = $1 and l.granted and l.pid <> pg_backend_pid()
+      order by l.pid`,
+    [database],
+  );
+  const left: OpenSession[] = [];
+  for (const r of rows) {
+    const s: OpenSession = { pid: r.pid, role: r.role ?? '?', database, application: r.application ?? '' };
+    if (!r.role?.startsWith(TENANT_ROLE_PREFIX) || !(await actForRole(c, r.role))) {
+      left.push(s);
+      continue;
+    }
+    try {
+      await c.query('select pg_terminate_backend($1, $2)', [r.pid, END_SESSION_WAIT_MS]);
+    } catch (err) {
+      left.push({ ...s, why: (err as Error).message });
+    }
+  }
+  return left;
 }

@@ -11,7 +11,7 @@ import { tenantRoleName } from './naming.js';
 import { MODEL_TRAITS, type CatalogPlacement } from './placement.js';
 import { databaseExists } from './pool/rows.js';
 import { actForRole, grantConnect } from './roles.js';
-import { describeSessions, endSessions, type OpenSession } from './sessions.js';
+import { describeSessions, endDatabaseLockHolders, endSessions, type OpenSession } from './sessions.js';
 
 /** A placement's names beside the tenant's own (its database and schema). */
 export interface PlacementNames {
@@ -119,7 +119,9 @@ async function swapDatabase(fleet: Fleet, t: CatalogPlacement, fresh: PlacementN
         const old = await endSessions(c, { database: t.database_name });
         const built = await endSessions(c, { database: fresh.database_name });
         ended += old.ended;
-        const stuck = [...old.stuck, ...built.stuck];
+        // And a neighbour's lock on either database, taken from elsewhere (sessions.ts).
+        const holding = [...(await endDatabaseLockHolders(c, t.database_name)), ...(await endDatabaseLockHolders(c, fresh.database_name))];
+        const stuck = [...old.stuck, ...built.stuck, ...holding];
         if (stuck.length) throw sessionsOpen(t, stuck);
         try {
           await inTransaction(c, async () => {

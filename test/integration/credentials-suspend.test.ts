@@ -497,4 +497,25 @@ describe('a tenant that holds its own role locked', () => {
     expect(await e.q('us1', 'postgres', 'select 1 from pg_roles where rolname = $1', [role])).toHaveLength(0);
     await held.end().catch(() => undefined);
   });
+
+  it("a neighbour's lock on a database tenant's database (ALTER ROLE itself IN DATABASE, never committed) no longer blocks its delete", async () => {
+    const e = await env('dblock');
+    await createViaFile(e, [
+      { slug: 'dl-s', model: 'schema', shard: 'us1' },
+      { slug: 'dl-d', model: 'database', shard: 'us1' },
+    ]);
+    const password = (await ok(e, ['tenant', 'credentials', 'dl-s'])).password as string;
+    const neighbour = await connect(await appUrl(e, 'dl-s', password));
+    await neighbour.query('set idle_in_transaction_session_timeout = 0');
+    await neighbour.query('begin');
+    // Any role may do this for itself, on a database it cannot even connect to.
+    await neighbour.query(`alter role current_user in database t_dl_d set work_mem = '2MB'`);
+    const t0 = Date.now();
+    const deleted = await e.cli(['tenant', 'delete', 'dl-d', '--yes', '--skip-backup']);
+    expect(deleted.code, deleted.stdout + deleted.stderr).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(30_000);
+    expect(await e.q('us1', 'postgres', `select 1 from pg_database where datname = 't_dl_d'`)).toHaveLength(0);
+    // The neighbour's session was ended (its setting never committed).
+    await expect(neighbour.query('select 1')).rejects.toThrow();
+  });
 });
