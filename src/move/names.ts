@@ -33,7 +33,8 @@ export function namesAfter(
   const a = applicationNames(config, slug, now);
   const b = applicationNames(config, slug, before);
   const unchanged = a.database === b.database && a.schema === b.schema && a.role === b.role;
-  // Only where the move made the role (a rollback goes back to the role it had, password and all).
-  const passwordNeeded = o.movedTo === true && now.model !== 'pool' && now.shard !== before.shard;
+  // Only where the move made the role (a rollback goes back to the role it had, password and all):
+  // on another cluster, or out of a pool on the same one (a pool tenant has no role of its own).
+  const passwordNeeded = o.movedTo === true && now.model !== 'pool' && (now.shard !== before.shard || before.model === 'pool');
   return { shard: now.shard, ...a, unchanged, ...(passwordNeeded ? { passwordNeeded: true as const } : {}) };
 }

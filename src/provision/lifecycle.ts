@@ -43,7 +43,18 @@ export async function setSuspended(deps: LifecycleDeps, slug: string, suspend: b
         `${settleFirst(slug, t.status)}; then ${suspend ? 'suspend' : 'resume'} it`,
       );
     }
-    const sessionsEnded = await drivers[t.model].setSuspended(deps.fleet, deps.config, t, suspend);
+    let sessionsEnded = await drivers[t.model].setSuspended(deps.fleet, deps.config, t, suspend);
+    // A move switched and not completed keeps the old placement, readable through its URL and
+    // where a rollback returns: it follows the tenant's access too. Left out, a suspended tenant's
+    // old role kept LOGIN, and a resumed one's application on its old URL was refused as
+    // "suspended" (not told it had moved) until move complete.
+    const open = await openMove(deps.db, slug);
+    if (open?.status === 'switched') {
+      const from = open.args.plan.from;
+      const source = { slug, key: t.key, model: from.model, shard: from.shard, database_name: from.database, schema_name: from.schema };
+      const ended = await drivers[from.model].setSuspended(deps.fleet, deps.config, source, suspend);
+      if (ended !== null) sessionsEnded = (sessionsEnded ?? 0) + ended;
+    }
     if (t.status === to) return { tenant: t, changed: false, sessionsEnded };
     await deps.db.transaction().execute(async (tx) => {
       // A resume also ends a killed delete's suspension (SUSPENDED_FOR_DELETE): its detail goes.

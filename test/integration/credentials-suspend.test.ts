@@ -383,9 +383,12 @@ describe('a suspended tenant that moves', () => {
     const pw: Record<string, string> = { 'sm-p': e.config.servingRole.password ?? '' };
     pw['sm-s'] = (await ok(e, ['tenant', 'credentials', 'sm-s'])).password;
     const keys: Record<string, string> = {};
+    // The URLs from before the move (us1): the old placements stay until move complete.
+    const oldUrls: Record<string, string> = {};
     for (const slug of Object.keys(pw)) {
       keys[slug] = await keyOf(e, slug);
-      const app = await connect(await appUrl(e, slug, pw[slug]));
+      oldUrls[slug] = await appUrl(e, slug, pw[slug]);
+      const app = await connect(oldUrls[slug]);
       await readWrite(app, keys[slug]);
       await app.end();
       await ok(e, ['tenant', 'suspend', slug]);
@@ -408,7 +411,18 @@ describe('a suspended tenant that moves', () => {
       const app = await connect(urls[slug]);
       expect(await readWrite(app, keys[slug]), slug).toEqual(['w']);
       await app.end();
+      // The application still on its old URL is told where the tenant lives now, not that it is
+      // suspended (nor, for the schema tenant, refused its login).
+      const old = await connect(oldUrls[slug]);
+      await expect(readWrite(old, keys[slug]), slug).rejects.toThrow(/has moved: it lives at/);
+      await old.end();
     }
+    // Suspended again before move complete: the old placement, still readable, is cut off too.
+    for (const slug of Object.keys(pw)) await ok(e, ['tenant', 'suspend', slug]);
+    const oldPool = await connect(oldUrls['sm-p']);
+    await expect(oldPool.query('select name from workspaces')).rejects.toMatchObject({ code: '42501' });
+    await oldPool.end();
+    await expect(connect(oldUrls['sm-s'])).rejects.toMatchObject({ code: '28000' });
   }, 240_000);
 });
 

@@ -141,6 +141,18 @@ describe('the names an application uses after a move (issue 16, item 2)', () => 
   it('a model change says the names changed', () => {
     expect(names({}, { toShard: 'eu1', toModel: 'schema' })).toMatchObject({ schema: 't_acme', role: 'tenant_acme', unchanged: false });
   });
+  it('a new role needs a password: on another cluster, or out of a pool on the same one; not a schema tenant becoming a database one', () => {
+    const moved = (o: Partial<TenantRow>, req: { toShard: string; toModel?: string }) => {
+      const p = planMove(config, row(o), req);
+      return namesAfter(config, 'acme', p.to, p.from, { movedTo: true }).passwordNeeded;
+    };
+    expect(moved({}, { toShard: 'us1', toModel: 'schema' })).toBe(true);
+    expect(moved({}, { toShard: 'us1', toModel: 'database' })).toBe(true);
+    const schema = { model: 'schema' as const, database_name: 'tenant_schemas', schema_name: 't_acme' };
+    expect(moved(schema, { toShard: 'us1', toModel: 'database' })).toBeUndefined();
+    expect(moved(schema, { toShard: 'eu1' })).toBe(true);
+    expect(moved({}, { toShard: 'eu1' })).toBeUndefined();
+  });
   it('the switch fence of a pool source is a key row, of an exclusive source triggers, naming the target', () => {
     expect(switchFenceRecordFor(planMove(config, row(), { toShard: 'eu1' }))).toMatchObject({
       kind: 'key',
