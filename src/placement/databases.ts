@@ -105,7 +105,7 @@ async function opened(c: ShardClient, database: string): Promise<boolean> {
 }
 
 /** A lock on the database itself held by a session tenantctl may not end (not a tenant role's). */
-export function lockedBy(database: string, what: string, holders: OpenSession[]): TenantctlError {
+function lockedBy(database: string, what: string, holders: OpenSession[]): TenantctlError {
   return new TenantctlError(
     'LOCKED',
     `database ${database} cannot be ${what}: sessions tenantctl may not end hold a lock on it: ${describeSessions(holders)}`,

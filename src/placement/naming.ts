@@ -27,10 +27,10 @@ export function tenantDatabaseName(slug: string): string {
   return `${TENANT_DATABASE_PREFIX}${slugIdent(slug)}`;
 }
 
-/** The role a schema or database tenant gets; ask src/placement/placement.ts `tenantRole` outside src/placement/. */
-/** Every tenant's own role starts so (audit and the lock-holder ends tell them by it). */
+/** Every tenant's own role starts so (the lock-holder ends of sessions.ts tell them by it). */
 export const TENANT_ROLE_PREFIX = 'tenant_';
 
+/** The role a schema or database tenant gets; ask src/placement/placement.ts `tenantRole` outside src/placement/. */
 export function tenantRoleName(slug: string): string {
   return `${TENANT_ROLE_PREFIX}${slugIdent(slug)}`;
 }

@@ -103,7 +103,7 @@ export async function setTenantCredentials(deps: LifecycleDeps, slug: string, op
   });
 }
 
-/** LOGIN off, then every session of the role ended: nothing the old password let in outlives the rotation. */
+/** Its sessions ended, LOGIN off (cutRoleLogin), its sessions ended again: nothing the old password let in outlives the rotation. */
 async function endSessionsForRotation(c: Parameters<typeof endRoleSessions>[0], role: string): Promise<number> {
   return (await cutRoleLogin(c, role)) + (await endRoleSessions(c, role));
 }
