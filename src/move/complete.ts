@@ -6,7 +6,8 @@ import type { MoveEnd } from './plan.js';
 import { MoveRecord, openMove } from './record.js';
 import { recoverMove, type RecoverDeps } from './recover.js';
 import { removeEnd } from './remove.js';
-import { namesAfter, type NamesAfter } from './names.js';
+import type { NamesAfter } from './names.js';
+import { namesNow } from './names-now.js';
 import { liftSwitchFence } from './switch-fence.js';
 import { tablesAtSwitch } from './tables-at-switch.js';
 import { changedSinceSwitch, describeChanges } from './unchanged.js';
@@ -102,7 +103,7 @@ export async function completeMove(deps: RecoverDeps & CompleteOptions, slug: st
       at: plan.to,
       cleaned,
       sourceUnchanged,
-      names: namesAfter(deps.config, slug, plan.to, plan.from, { movedTo: true }),
+      names: await namesNow(deps, slug, plan.to, plan.from),
     };
   });
 }

@@ -8,9 +8,10 @@ export interface NamesAfter extends ApplicationNames {
   /** Database, schema and role are those the application used before (a move that kept the model). */
   unchanged: boolean;
   /**
-   * The tenant's own role was made new on another cluster by the move: it has no password there
-   * (a password does not carry over between clusters, and tenantctl keeps none), so the
-   * application cannot log in until `tenant credentials` gives it one.
+   * The tenant's own role was made new by the move (on another cluster, or out of a pool): it has
+   * no password there (a password does not carry over between clusters, a pool tenant had no role,
+   * and tenantctl keeps none), so the application cannot log in until `tenant credentials` gives
+   * it one.
    */
   passwordNeeded?: true;
 }

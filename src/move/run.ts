@@ -10,7 +10,7 @@ import { openMove } from './record.js';
 import { sweepTenant, type Leftover } from '../operations/sweep.js';
 import { onlinePreflight } from './online-preflight.js';
 import { runOnline } from './online-start.js';
-import { namesAfter } from './names.js';
+import { namesNow } from './names-now.js';
 
 /**
  * Move a tenant offline: plan and preflight (nothing changed on refusal, exit 2), build the
@@ -84,8 +84,10 @@ export async function moveTenant(deps: MoveDeps, slug: string, o: MoveOptions): 
         bytes: p.bytes,
         writeBlockedMs: p.writeBlockedMs,
         resumed,
-        names: namesAfter(deps.config, slug, open.args.plan.to, open.args.plan.from, { movedTo: true }),
-        durationMs: Date.now() - started,
+        names: await namesNow(deps, slug, open.args.plan.to, open.args.plan.from),
+        // The switched move's own time (its phases), which writesBlockedMs is part of; not this
+        // run's, which only read the record ("writes blocked 727 ms of 144 ms").
+        durationMs: Object.values(p.phases ?? {}).reduce((a, b) => a + b, 0) || Date.now() - started,
       };
     }
     // Read once under the lock, again only when a killed move was cleaned up (that restored its status).

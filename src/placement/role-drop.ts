@@ -4,6 +4,7 @@ import { inTransaction, type Fleet } from '../fleet/fleet.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
 import { ident } from '../sql.js';
 import { ADMIN_DATABASE } from './databases.js';
+import { TENANT_ROLE_PREFIX } from './naming.js';
 import { actForRole, cutRoleLogin, endRoleSessions } from './roles.js';
 import { DATABASE_ACL_LOCK_CLASSID } from '../operations/lock-ids.js';
 import { xactLockInReach } from '../operations/lock-holder.js';
@@ -139,11 +140,35 @@ async function revokeLargeObjectGrantsOfOthers(c: ShardClient, role: string): Pr
   );
   for (const r of rows) {
     if (!(await actForRole(c, r.grantor))) continue;
-    await inTransaction(c, async () => {
-      await c.query(`set local role ${ident(r.grantor)}`);
-      await c.query(`revoke all on large object ${Number(r.lo)} from ${ident(role)}`);
-    });
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await inTransaction(c, async () => {
+          await c.query(`set local lock_timeout = ${GRANT_LOCK_WAIT_MS}`);
+          await c.query(`set local role ${ident(r.grantor)}`);
+          await c.query(`revoke all on large object ${Number(r.lo)} from ${ident(role)}`);
+        });
+        break;
+      } catch (err) {
+        // The grantor's own transaction holds the object (another GRANT on it, never committed):
+        // a tenant kept its neighbour's delete waiting for as long as it liked. A tenant role's
+        // sessions in a transaction are ended and the revoke tried again; anyone else is waited for.
+        if ((err as { code?: string }).code !== '55P03' || attempt >= 3 || !r.grantor.startsWith(TENANT_ROLE_PREFIX)) throw err;
+        await endSessionsInTransaction(c, r.grantor);
+      }
+    }
   }
+}
+
+/** How long a revoke waits for a large object before the grantor's open transactions are ended. */
+const GRANT_LOCK_WAIT_MS = 2_000;
+
+/** End every session of `role` that is in a transaction (tenantctl acts for it: actForRole first). */
+async function endSessionsInTransaction(c: ShardClient, role: string): Promise<void> {
+  await c.query(
+    `select pg_terminate_backend(pid, 5000) from pg_stat_activity
+      where usename = $1 and xact_start is not null and pid <> pg_backend_pid()`,
+    [role],
+  );
 }
 
 /** `large object 16390 in database tenantctl_catalog (owner)` for what still depends on the role. */

@@ -160,7 +160,7 @@ export function renderMove(out: Output, command: string, r: MoveResult): void {
 function namesLine(slug: string, n: NamesAfter, back = false): string {
   const line = namesOnly(slug, n, back);
   return n.passwordNeeded
-    ? `${line}\nrole ${n.role} is new on shard ${n.shard} and has no password there (it does not carry over between clusters): its application cannot log in until tenantctl tenant credentials ${slug} gives it one`
+    ? `${line}\nrole ${n.role} on shard ${n.shard} was made by the move and has no password (none carries over between clusters, and a pool tenant had no role): its application cannot log in until tenantctl tenant credentials ${slug} gives it one`
     : line;
 }
 

@@ -532,4 +532,25 @@ describe('a tenant that holds its own role locked', () => {
     // The neighbour's session was ended (its setting never committed).
     await expect(neighbour.query('select 1')).rejects.toThrow();
   });
+
+  it("a neighbour's GRANT on its own large object, left uncommitted, no longer blocks the grantee's delete", async () => {
+    const e = await env('lolock');
+    await createViaFile(e, [
+      { slug: 'lo-a', model: 'schema', shard: 'us1' },
+      { slug: 'lo-b', model: 'schema', shard: 'us1' },
+    ]);
+    const password = (await ok(e, ['tenant', 'credentials', 'lo-a'])).password as string;
+    const grantor = await connect(await appUrl(e, 'lo-a', password));
+    const lo = (await grantor.query<{ lo: number }>(`select lo_from_bytea(0, 'x') as lo`)).rows[0].lo;
+    await grantor.query(`grant select on large object ${lo} to tenant_lo_b`);
+    await grantor.query('set idle_in_transaction_session_timeout = 0');
+    await grantor.query('begin');
+    await grantor.query(`grant update on large object ${lo} to tenant_lo_b`);
+    const t0 = Date.now();
+    const deleted = await e.cli(['tenant', 'delete', 'lo-b', '--yes', '--skip-backup']);
+    expect(deleted.code, deleted.stdout + deleted.stderr).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(30_000);
+    expect(await e.q('us1', 'postgres', `select 1 from pg_roles where rolname = 'tenant_lo_b'`)).toHaveLength(0);
+    await expect(grantor.query('select 1')).rejects.toThrow();
+  });
 });

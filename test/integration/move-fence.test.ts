@@ -167,6 +167,14 @@ describe('the source is fenced from the switch until complete or rollback', () =
       unchanged: true,
       passwordNeeded: true,
     });
+    // Once the new role has a password, the move run again (it reports its switch) no longer says it needs one.
+    const cred = await e.cli(['tenant', 'credentials', 'fs', '--json']);
+    expect(cred.code, cred.stdout + cred.stderr).toBe(0);
+    const again = await moveOk(e, ['fs', '--to-shard', 'eu1']);
+    expect(again.names).not.toHaveProperty('passwordNeeded');
+    // Its times are the switched move's: the write block is part of its duration.
+    expect(again.durationMs).toBeGreaterThanOrEqual(again.writeBlockedMs);
+    expect(again.writeBlockedMs).toBe(doc.writeBlockedMs);
     const now = await connectApp(e, 'fs');
     expect([now.doc.database, now.doc.schema, now.doc.role]).toEqual([old.doc.database, old.doc.schema, old.doc.role]);
     // Unqualified, as the URL's search_path says.
@@ -229,7 +237,9 @@ describe('the source is fenced from the switch until complete or rollback', () =
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toMatch(/writes made at the source after the switch were discarded/);
     expect(r.stdout).toMatch(/keeps its names: database t_fd, schema app, role tenant_fd on shard eu1/);
-    expect(r.stdout).toMatch(/role tenant_fd is new on shard eu1 and has no password there .*tenantctl tenant credentials fd gives it one/);
+    expect(r.stdout).toMatch(
+      /role tenant_fd on shard eu1 was made by the move and has no password .*tenantctl tenant credentials fd gives it one/,
+    );
     expect(await e.q('us1', 'postgres', `select 1 from pg_database where datname = 't_fd'`)).toEqual([]);
   });
 
