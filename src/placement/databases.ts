@@ -3,7 +3,7 @@ import type { ShardClient } from '../fleet/shard-connections.js';
 import { createClosedDatabase, openClosedDatabase } from '../catalog/closed.js';
 import { TenantctlError } from '../errors.js';
 import { ident, isAlreadyExists } from '../sql.js';
-import { describeSessions, endDatabaseLockHolders, endSessions, type OpenSession } from './sessions.js';
+import { describeSessions, endDatabaseLockHolders, endSessions } from './sessions.js';
 
 /** The maintenance database every PostgreSQL cluster has; DDL on databases runs from there. */
 import { ADMIN_DATABASE } from '../config/database-names.js';
@@ -55,8 +55,8 @@ export async function dropDatabase(fleet: Fleet, shard: string, database: string
   fleet.knownDatabases.delete(`${shard}/${database}`);
   await fleet.withClient(shard, ADMIN_DATABASE, async (c) => {
     // WITH (FORCE) ends the sessions connected to it, not a neighbour's lock on it from elsewhere.
-    const holders = await endDatabaseLockHolders(c, database);
-    if (holders.length) throw lockedBy(database, 'dropped', holders);
+    // Another holder (a concurrent tenantctl command, an administrator) is waited for, as before.
+    await endDatabaseLockHolders(c, database);
     try {
       await c.query(`drop database if exists ${ident(database)} with (force)`);
     } catch (err) {
@@ -102,14 +102,4 @@ async function opened(c: ShardClient, database: string): Promise<boolean> {
     await new Promise((r) => setTimeout(r, 50));
   }
   return false;
-}
-
-/** A lock on the database itself held by a session tenantctl may not end (not a tenant role's). */
-function lockedBy(database: string, what: string, holders: OpenSession[]): TenantctlError {
-  return new TenantctlError(
-    'LOCKED',
-    `database ${database} cannot be ${what}: sessions tenantctl may not end hold a lock on it: ${describeSessions(holders)}`,
-    'end them (pg_terminate_backend as their role or a superuser), then run the command again',
-    1,
-  );
 }

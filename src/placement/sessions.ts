@@ -110,8 +110,9 @@ export function describeSessions(s: OpenSession[]): string {
  * without being connected to it: `ALTER ROLE … IN DATABASE d SET …` takes one, any role may run it
  * for itself on any database, and in a transaction left open a neighbour tenant held a database
  * tenant's DROP or RENAME until lock_timeout, for as long as it liked. Only tenant roles are ended
- * (tenantctl makes itself a member of one first, as for its own sessions); any other holder is
- * returned, for the error that names it. Run outside a transaction.
+ * (tenantctl makes itself a member of one first, as for its own sessions); any other holder (a
+ * concurrent tenantctl command, an administrator) is returned and left to the caller's lock wait.
+ * Run outside a transaction.
  */
 export async function endDatabaseLockHolders(c: ShardClient, database: string): Promise<OpenSession[]> {
   const { rows } = await c.query<{ pid: number; role: string | null; application: string | null }>(
@@ -121,6 +122,9 @@ export async function endDatabaseLockHolders(c: ShardClient, database: string): 
        left join pg_stat_activity a on a.pid = l.pid
       where l.locktype = 'object' and l.database = 0 and l.classid = 'pg_database'::regclass
         and d.datname = $1 and l.granted and l.pid <> pg_backend_pid()
+        -- Every session connected to a database holds a lock on it too (autovacuum workers
+        -- included): those are the callers' to end (WITH (FORCE), endSessions), not these.
+        and a.datname is distinct from d.datname
       order by l.pid`,
     [database],
   );

@@ -119,9 +119,11 @@ async function swapDatabase(fleet: Fleet, t: CatalogPlacement, fresh: PlacementN
         const old = await endSessions(c, { database: t.database_name });
         const built = await endSessions(c, { database: fresh.database_name });
         ended += old.ended;
-        // And a neighbour's lock on either database, taken from elsewhere (sessions.ts).
-        const holding = [...(await endDatabaseLockHolders(c, t.database_name)), ...(await endDatabaseLockHolders(c, fresh.database_name))];
-        const stuck = [...old.stuck, ...built.stuck, ...holding];
+        // And a tenant's lock on either database, taken from elsewhere (sessions.ts); another
+        // holder is waited for by the rename, as before.
+        await endDatabaseLockHolders(c, t.database_name);
+        await endDatabaseLockHolders(c, fresh.database_name);
+        const stuck = [...old.stuck, ...built.stuck];
         if (stuck.length) throw sessionsOpen(t, stuck);
         try {
           await inTransaction(c, async () => {
