@@ -140,10 +140,12 @@ async function revokeLargeObjectGrantsOfOthers(c: ShardClient, role: string): Pr
   );
   for (const r of rows) {
     if (!(await actForRole(c, r.grantor))) continue;
+    const tenant = r.grantor.startsWith(TENANT_ROLE_PREFIX);
     for (let attempt = 1; ; attempt++) {
       try {
         await inTransaction(c, async () => {
-          await c.query(`set local lock_timeout = ${GRANT_LOCK_WAIT_MS}`);
+          // A tenant grantor is given a short wait (then its open transactions end); others the connection's lock_timeout.
+          if (tenant) await c.query(`set local lock_timeout = ${GRANT_LOCK_WAIT_MS}`);
           await c.query(`set local role ${ident(r.grantor)}`);
           await c.query(`revoke all on large object ${Number(r.lo)} from ${ident(role)}`);
         });
@@ -152,7 +154,7 @@ async function revokeLargeObjectGrantsOfOthers(c: ShardClient, role: string): Pr
         // The grantor's own transaction holds the object (another GRANT on it, never committed):
         // a tenant kept its neighbour's delete waiting for as long as it liked. A tenant role's
         // sessions in a transaction are ended and the revoke tried again; anyone else is waited for.
-        if ((err as { code?: string }).code !== '55P03' || attempt >= 3 || !r.grantor.startsWith(TENANT_ROLE_PREFIX)) throw err;
+        if ((err as { code?: string }).code !== '55P03' || attempt >= 3 || !tenant) throw err;
         await endSessionsInTransaction(c, r.grantor);
       }
     }
