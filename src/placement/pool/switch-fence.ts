@@ -39,6 +39,10 @@ export const SWITCH_POLICIES = {
 export async function ensurePoolSwitchFence(c: Queryable, schema: string, config: FenceConfig): Promise<string[]> {
   const table = qualified(FENCE_SCHEMA, SWITCHED_TABLE);
   const ownKey = `nullif(current_setting(${literal(config.rls.setting)}, true), '')::${config.tenantKey.type}::text`;
+  // VOLATILE (below): its query takes a snapshot of its own. STABLE read the switched table with the
+  // statement's snapshot, so an INSERT that began before the switch committed, checked after the
+  // move's write fence lifted (tenantctl_fence_* is checked first: restrictive policies go by name),
+  // passed both and landed at the source after the switch (fault-kill, fresh90).
   // Made once: DDL on the table would lock out every fenced check (each pool write of a tenant reads it).
   const made = await c.query<{ t: string | null }>('select to_regclass($1) as t', [`${FENCE_SCHEMA}.${SWITCHED_TABLE}`]);
   if (!made.rows[0].t) {
@@ -52,7 +56,7 @@ export async function ensurePoolSwitchFence(c: Queryable, schema: string, config
   }
   await c.query(`
     create or replace function ${qualified(FENCE_SCHEMA, 'check_not_switched')}(k text) returns boolean
-      language plpgsql stable set search_path = pg_catalog as $fn$
+      language plpgsql volatile set search_path = pg_catalog as $fn$
     declare s record;
     begin
       if k is null then return true; end if;
