@@ -5,6 +5,8 @@ import { superuserUrl } from '../helpers/test-fleet.js';
 import { databaseUrl } from '../../src/fleet/connection-url.js';
 import { latestMove } from '../../src/move/record.js';
 import { seed, tenant } from '../helpers/seed.js';
+import { ensurePoolFence } from '../../src/placement/pool/fence.js';
+import { ensurePoolSwitchFence } from '../../src/placement/pool/switch-fence.js';
 
 /**
  * Issue 16, defect 1: after a move switches, the application's old URL (what `resolve` printed
@@ -339,6 +341,51 @@ describe('the source is fenced from the switch until complete or rollback', () =
 });
 
 describe('the write fence and the application', () => {
+  it('an insert whose statement began before the switch and is checked after the write fence lifted is refused (the switch fence reads with a snapshot of its own)', async () => {
+    // fresh90: with check_not_switched STABLE, such an insert read the switched table with its
+    // statement's snapshot (from before the switch) and landed at the source after the switch.
+    // Held here deterministically: a restrictive policy of the test's own, named to be checked
+    // before tenantctl's two (restrictive policies are checked in name order), waits on an
+    // advisory lock the test holds until the move has switched and released its write fence.
+    await e.create([{ slug: 'frc', model: 'pool', shard: 'us1' }]);
+    await seed(e, 'frc', 5, 'frc');
+    const pool = databaseUrl(e.config.shards[0].url, `pool_${e.name}`);
+    await withPg(pool, async (c) => {
+      await c.query('begin');
+      await ensurePoolFence(c, 'app', e.config);
+      await ensurePoolSwitchFence(c, 'app', e.config);
+      await c.query(`create function app.test_hold() returns boolean language plpgsql volatile as
+        $fn$ begin perform pg_advisory_xact_lock_shared(4242, 4242); return true; end $fn$`);
+      await c.query('grant execute on function app.test_hold() to public');
+      await c.query('create policy a_test_hold on app.projects as restrictive for insert to public with check (app.test_hold())');
+      await c.query('commit');
+    });
+    const holder = new pg.Client({ connectionString: pool });
+    await holder.connect();
+    try {
+      await holder.query('select pg_advisory_lock(4242, 4242)');
+      const app = await connectApp(e, 'frc');
+      // The statement's snapshot is taken now; its check waits at the test's policy.
+      const insert = app.c.query(`insert into app.projects (tenant_id, name) values ($1, 'raced')`, [app.doc.setting.value]).then(
+        () => 'landed',
+        (err) => err,
+      );
+      const waiting = `select 1 from pg_locks where locktype = 'advisory' and classid = 4242 and objid = 4242 and not granted`;
+      await until(async () => (await holder.query(waiting)).rowCount! > 0, 60_000, 10);
+      await moveOk(e, ['frc', '--to-shard', 'eu1']);
+      await holder.query('select pg_advisory_unlock(4242, 4242)');
+      expect(await insert).toMatchObject({ code: '25006', message: expect.stringMatching(moved) });
+    } finally {
+      await holder
+        .query('drop policy if exists a_test_hold on app.projects; drop function if exists app.test_hold()')
+        .catch(() => undefined);
+      await holder.end();
+    }
+    // Nothing landed at the source after the switch: complete finds it unchanged.
+    const done = await complete(e, 'frc');
+    expect(done.code, done.stdout + done.stderr).toBe(0);
+  });
+
   it('an application transaction that wrote one table and goes on to another while the fence is taken is not killed (no deadlock), and the move goes on', async () => {
     await e.create([{ slug: 'fdl', model: 'schema', shard: 'us1' }]);
     await seed(e, 'fdl', 5, 'fdl');
