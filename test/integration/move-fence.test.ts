@@ -340,6 +340,18 @@ describe('the source is fenced from the switch until complete or rollback', () =
   });
 });
 
+/** The us1 pool's fence policies made beforehand (the first move of a pool makes them, and waits for open transactions on its tables). */
+async function poolFencesMade(e: MigrateEnv): Promise<string> {
+  const pool = databaseUrl(e.config.shards[0].url, `pool_${e.name}`);
+  await withPg(pool, async (c) => {
+    await c.query('begin');
+    await ensurePoolFence(c, 'app', e.config);
+    await ensurePoolSwitchFence(c, 'app', e.config);
+    await c.query('commit');
+  });
+  return pool;
+}
+
 describe('the write fence and the application', () => {
   it('an insert whose statement began before the switch and is checked after the write fence lifted is refused (the switch fence reads with a snapshot of its own)', async () => {
     // fresh90: with check_not_switched STABLE, such an insert read the switched table with its
@@ -349,11 +361,9 @@ describe('the write fence and the application', () => {
     // advisory lock the test holds until the move has switched and released its write fence.
     await e.create([{ slug: 'frc', model: 'pool', shard: 'us1' }]);
     await seed(e, 'frc', 5, 'frc');
-    const pool = databaseUrl(e.config.shards[0].url, `pool_${e.name}`);
+    const pool = await poolFencesMade(e);
     await withPg(pool, async (c) => {
       await c.query('begin');
-      await ensurePoolFence(c, 'app', e.config);
-      await ensurePoolSwitchFence(c, 'app', e.config);
       await c.query(`create function app.test_hold() returns boolean language plpgsql volatile as
         $fn$ begin perform pg_advisory_xact_lock_shared(4242, 4242); return true; end $fn$`);
       await c.query('grant execute on function app.test_hold() to public');
@@ -383,6 +393,44 @@ describe('the write fence and the application', () => {
     }
     // Nothing landed at the source after the switch: complete finds it unchanged.
     const done = await complete(e, 'frc');
+    expect(done.code, done.stdout + done.stderr).toBe(0);
+  });
+
+  it('a REPEATABLE READ transaction that read before the switch and writes after it is told to retry (40001), not let in at the source; its retry is refused as moved; a neighbour retries and writes', async () => {
+    // Its snapshot predates the switch, so the switched row is invisible to it however the check is
+    // written; the move's write fence did not wait for it (it had only read).
+    await e.create([
+      { slug: 'frr', model: 'pool', shard: 'us1' },
+      { slug: 'frr-n', model: 'pool', shard: 'us1' },
+    ]);
+    for (const s of ['frr', 'frr-n']) await seed(e, s, 5, s);
+    await poolFencesMade(e);
+    const mover = await connectApp(e, 'frr');
+    const neighbour = await connectApp(e, 'frr-n');
+    const insert = (a: typeof mover) =>
+      a.c.query(`insert into app.projects (tenant_id, name) values ($1, 'rr')`, [a.doc.setting.value]).then(
+        () => 'landed',
+        (err) => err,
+      );
+    for (const a of [mover, neighbour]) {
+      await a.c.query('begin isolation level repeatable read');
+      await a.c.query('select count(*) from app.projects');
+    }
+    await moveOk(e, ['frr', '--to-shard', 'eu1']);
+    const retry = { code: '40001', message: expect.stringMatching(/moved after this transaction took its snapshot: retry/) };
+    for (const a of [mover, neighbour]) {
+      expect(await insert(a)).toMatchObject(retry);
+      await a.c.query('rollback');
+      await a.c.query('begin isolation level repeatable read');
+    }
+    expect(await insert(mover)).toMatchObject({ code: '25006', message: expect.stringMatching(moved) });
+    expect(await insert(neighbour)).toBe('landed');
+    for (const a of [mover, neighbour]) await a.c.query('rollback');
+    // A transaction begun after the switch is not asked to retry (the neighbour writes at once).
+    await neighbour.c.query('begin isolation level serializable');
+    expect(await insert(neighbour)).toBe('landed');
+    await neighbour.c.query('commit');
+    const done = await complete(e, 'frr');
     expect(done.code, done.stdout + done.stderr).toBe(0);
   });
 

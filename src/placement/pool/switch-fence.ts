@@ -9,6 +9,14 @@ type FenceConfig = Pick<Config, 'tenantKey' | 'rls' | 'servingRole'>;
 
 /** The table of pool tenants that live somewhere else now: one row per fenced key. */
 export const SWITCHED_TABLE = 'switched';
+/**
+ * The transaction id of the pool's latest switch (a sequence: setval is not transactional, so
+ * every snapshot reads its current value): what a REPEATABLE READ or SERIALIZABLE transaction
+ * that cannot see the switched table's newest rows compares its snapshot with.
+ */
+export const SWITCH_XID_SEQUENCE = 'switch_xid';
+/** SQLSTATE for a write whose transaction's snapshot predates the pool's latest switch: retry it. */
+export const SWITCH_RETRY_SQLSTATE = '40001';
 /** Restrictive policies per pool table, one per write command (reads are never fenced). */
 export const SWITCH_POLICIES = {
   insert: 'tenantctl_switched_insert',
@@ -54,14 +62,31 @@ export async function ensurePoolSwitchFence(c: Queryable, schema: string, config
     await c.query(`create policy tenantctl_own_key on ${table} for select to public using (key = ${ownKey})`);
     await c.query(`grant select on ${table} to public`);
   }
+  await ensureSwitchXidSequence(c);
+  const seq = qualified(FENCE_SCHEMA, SWITCH_XID_SEQUENCE);
+  // A REPEATABLE READ or SERIALIZABLE transaction reads the table with its transaction's snapshot,
+  // VOLATILE or not: one that began before a switch (having only read, so the move's write fence
+  // did not wait for it) would write at the source after it. When the latest switch committed
+  // unseen by this snapshot, the write is refused with a serialization failure, which such
+  // transactions retry; the retry's snapshot sees the switched row if it is this tenant's.
   await c.query(`
     create or replace function ${qualified(FENCE_SCHEMA, 'check_not_switched')}(k text) returns boolean
       language plpgsql volatile set search_path = pg_catalog as $fn$
-    declare s record;
+    declare s record; x xid8;
     begin
       if k is null then return true; end if;
       select tenant, lives_at into s from ${table} where key = k;
-      if not found then return true; end if;
+      if not found then
+        if current_setting('transaction_isolation') <> 'read committed' then
+          x := pg_sequence_last_value(${literal(seq)}::regclass)::text::xid8;
+          if x is not null and pg_xact_status(x) = 'committed' and not pg_visible_in_snapshot(x, pg_current_snapshot()) then
+            raise exception 'a tenant of this pool moved after this transaction took its snapshot: retry the transaction'
+              using errcode = '${SWITCH_RETRY_SQLSTATE}',
+                    hint = 'a transaction begun again sees where its tenant lives now';
+          end if;
+        end if;
+        return true;
+      end if;
       if s.lives_at = '' then
         raise exception '% was deleted: this pool no longer takes writes of its key', s.tenant
           using errcode = '${FENCE_SQLSTATE}', hint = 'the tenant is gone from the catalog; its final backup (tenantctl backup list) has its rows';
@@ -97,8 +122,25 @@ export async function fenceSwitchedKey(
   await writeSwitchedRow(c, config, f);
 }
 
-/** The fenced key's row (the table and its policies exist): a row, never DDL on the shared tables. */
+/** The sequence holding the latest switch's transaction id (made once; a new object, no lock on the shared tables). */
+async function ensureSwitchXidSequence(c: Queryable): Promise<void> {
+  const r = await c.query<{ t: string | null }>('select to_regclass($1) as t', [`${FENCE_SCHEMA}.${SWITCH_XID_SEQUENCE}`]);
+  if (r.rows[0].t) return;
+  const seq = qualified(FENCE_SCHEMA, SWITCH_XID_SEQUENCE);
+  await c.query(`create sequence if not exists ${seq} minvalue 0 start 0`);
+  // Read by every tenant's check (its value says only that some switch happened); set only by tenantctl.
+  await c.query(`grant select on sequence ${seq} to public`);
+}
+
+/**
+ * The fenced key's row (the table and its policies exist): a row, never DDL on the shared tables.
+ * Inside the switch's transaction: switches of one pool are serialised (a lock on the switched
+ * table that only tenantctl's writes take; a tenant may read it, which does not conflict) and
+ * each records its transaction id, so a snapshot that sees the latest switch sees every earlier one.
+ */
 async function writeSwitchedRow(c: Queryable, config: FenceConfig, f: { key: string; tenant: string; livesAt: string }): Promise<void> {
+  await c.query(`lock table ${qualified(FENCE_SCHEMA, SWITCHED_TABLE)} in share row exclusive mode`);
+  await c.query(`select setval($1::regclass, pg_current_xact_id()::text::bigint)`, [`${FENCE_SCHEMA}.${SWITCH_XID_SEQUENCE}`]);
   await c.query(
     `insert into ${qualified(FENCE_SCHEMA, SWITCHED_TABLE)} (key, tenant, lives_at) values ($1::${config.tenantKey.type}::text, $2, $3)
        on conflict (key) do update set tenant = excluded.tenant, lives_at = excluded.lives_at, since = now()`,
