@@ -11,6 +11,7 @@ import { tenantRole } from '../placement/placement.js';
 import { resolveTenant, type Resolved } from '../placement/resolve.js';
 import { cutRoleLogin, endRoleSessions, setRoleLogin, setRoleSearchPath } from '../placement/roles.js';
 import type { LifecycleDeps } from '../operations/command-deps.js';
+import { openMove } from '../move/record.js';
 
 export interface NewCredentials {
   tenant: TenantRow;
@@ -23,6 +24,12 @@ export interface NewCredentials {
   sessionsEnded: number;
   /** What resolve prints for the tenant (URL with *** where the password goes). */
   resolved: Resolved;
+  /**
+   * The old placement a switched, not completed move keeps on another shard (its role is another
+   * cluster's): it got the same password, so that a rollback finds the application's password
+   * working there and a rotated one no longer does.
+   */
+  keptSource?: { shard: string; role: string; sessionsEnded: number };
 }
 
 /**
@@ -85,12 +92,13 @@ export async function setTenantCredentials(deps: LifecycleDeps, slug: string, op
       if (state.hasPassword && t.status === 'active') await setRoleLogin(c, role, true);
       return { password, replaced: state.hasPassword, ended };
     });
+    const keptSource = await keptSourceCredentials(deps, t, rotated.password, opts.rotate === true);
     await recordEvent(deps.db, {
       command: deps.command,
       action: rotated.replaced ? 'credentials rotated' : 'credentials set',
       result: 'ok',
       tenant: slug,
-      details: { role, sessionsEnded: rotated.ended },
+      details: { role, sessionsEnded: rotated.ended, ...(keptSource ? { keptSource } : {}) },
     });
     return {
       tenant: t,
@@ -99,7 +107,37 @@ export async function setTenantCredentials(deps: LifecycleDeps, slug: string, op
       rotated: rotated.replaced,
       sessionsEnded: rotated.ended,
       resolved: resolveTenant(deps.config, t),
+      ...(keptSource ? { keptSource } : {}),
     };
+  });
+}
+
+/**
+ * The kept old placement of a switched move on another shard: the same password on its role (a
+ * role of that cluster; on the same shard it is the role just changed). Left out, a rotated
+ * password kept reading the tenant's data there until move complete, and after a rollback the
+ * application's new password was refused there. With --rotate its sessions are ended as at the
+ * tenant's placement; without, open sessions stay (their writes are refused by the switch fence).
+ */
+async function keptSourceCredentials(
+  deps: LifecycleDeps,
+  t: TenantRow,
+  password: string,
+  rotate: boolean,
+): Promise<NewCredentials['keptSource']> {
+  const open = await openMove(deps.db, t.slug);
+  if (open?.status !== 'switched') return undefined;
+  const from = open.args.plan.from;
+  const role = tenantRole({ slug: t.slug, model: from.model });
+  if (role === null || from.shard === t.shard) return undefined;
+  return deps.fleet.withClient(from.shard, ADMIN_DATABASE, async (c) => {
+    const state = await rolePasswordState(c, role);
+    if (!state.exists) return undefined;
+    const ended = rotate && state.hasPassword ? await endSessionsForRotation(c, role) : 0;
+    await setRolePassword(c, role, password);
+    // LOGIN follows the tenant's status (a suspended tenant's stays off), as at its placement.
+    if (rotate && state.hasPassword) await setRoleLogin(c, role, t.status === 'active');
+    return { shard: from.shard, role, sessionsEnded: ended };
   });
 }
 

@@ -23,6 +23,7 @@ export function renderCredentials(out: Output, command: string, c: NewCredential
       database: r.database,
       schema: r.schema,
       url: r.url,
+      ...(c.keptSource ? { keptSource: c.keptSource } : {}),
     });
     out.reveal(JSON.stringify({ ...doc, password: c.password }, null, 2), c.password);
     return;
@@ -30,6 +31,10 @@ export function renderCredentials(out: Output, command: string, c: NewCredential
   out.info(`${c.rotated ? 'new password' : 'password'} for ${c.role} (${c.tenant.slug}); shown once, tenantctl keeps no copy:`);
   out.reveal(c.password, c.password);
   out.info(`url: ${r.url}  (the password goes where *** is)`);
+  if (c.keptSource)
+    out.info(
+      `also set on ${c.keptSource.role} at shard ${c.keptSource.shard}, the old placement its move keeps until tenantctl move complete ${c.tenant.slug} (a rollback finds it working there)`,
+    );
   if (c.rotated)
     out.info(
       `the old password no longer works${c.sessionsEnded ? ` and ${c.sessionsEnded === 1 ? 'the session it opened was' : `the ${c.sessionsEnded} sessions it opened were`} ended` : ''}: update the application now`,

@@ -426,6 +426,38 @@ describe('a suspended tenant that moves', () => {
   }, 240_000);
 });
 
+describe('credentials of a tenant whose move to another shard is switched, not completed', () => {
+  it('reach the old placement too: the first password works there (a rollback finds it), a rotation ends and refuses the old one there as well', async () => {
+    const e = await env('cmove');
+    await createViaFile(e, [{ slug: 'cm-s', model: 'schema', shard: 'us1' }]);
+    const key = await keyOf(e, 'cm-s');
+    const first = (await ok(e, ['tenant', 'credentials', 'cm-s'])).password;
+    const oldUrl = await appUrl(e, 'cm-s', first);
+    const moved = await e.cli(['move', 'cm-s', '--to-shard', 'eu1', '--yes', '--json']);
+    expect(moved.code, moved.stdout + moved.stderr).toBe(0);
+    // The role on eu1 was made by the move: its first password is set there and at us1.
+    const second = await ok(e, ['tenant', 'credentials', 'cm-s']);
+    expect(second.keptSource).toEqual({ shard: 'us1', role: second.username, sessionsEnded: 0 });
+    const atOld = oldUrl.replace(`:${encodeURIComponent(first)}@`, `:${encodeURIComponent(second.password)}@`);
+    const reader = await connect(atOld);
+    expect((await reader.query('select count(*)::int as n from workspaces')).rows[0].n).toBeGreaterThanOrEqual(0);
+    await expect(connect(oldUrl)).rejects.toMatchObject({ code: '28P01' });
+    // Rotated: the password from before no longer reads the old placement, and its session there is ended.
+    const third = await ok(e, ['tenant', 'credentials', 'cm-s', '--rotate']);
+    expect(third.keptSource).toMatchObject({ shard: 'us1', sessionsEnded: 1 });
+    await expect(reader.query('select 1')).rejects.toThrow();
+    await expect(connect(atOld)).rejects.toMatchObject({ code: '28P01' });
+    const atOldNow = oldUrl.replace(`:${encodeURIComponent(first)}@`, `:${encodeURIComponent(third.password)}@`);
+    // Rolled back: the application's current password works at the old placement, which serves again.
+    const back = await e.cli(['move', 'rollback', 'cm-s', '--yes', '--json']);
+    expect(back.code, back.stdout + back.stderr).toBe(0);
+    expect(atOldNow).toBe(await appUrl(e, 'cm-s', third.password));
+    const app = await connect(atOldNow);
+    expect(await readWrite(app, key)).toEqual(['w']);
+    await app.end();
+  }, 240_000);
+});
+
 describe('a config whose tenantKey.type changed after the pool was made', () => {
   it('is named by create, backup and doctor (exit 2, nothing made), not met as "operator does not exist"', async () => {
     const e = await env('ktype');
