@@ -11,11 +11,13 @@ export default defineConfig({
   test: {
     // vitest's default is one file at a time on a 2-core machine (cores - 1). Integration files
     // spend much of their time waiting on PostgreSQL and on child processes, and each one keeps
-    // to its own catalog, databases and slugs (test/helpers/migrate-env.ts), so two run at once.
-    // Three took 903 s against 1,015 s for the whole suite on a fresh clone of this 2-core machine,
-    // but one of four such runs failed a timing-bound kill test (bench/README.md, "the test
-    // suite's wall"): TENANTCTL_TEST_WORKERS=3 for speed, =1 to tell a race from a bug.
-    maxWorkers: Number(process.env.TENANTCTL_TEST_WORKERS ?? 2),
+    // to its own catalog, databases and slugs (test/helpers/migrate-env.ts), so three run at once:
+    // 850-952 s against 923-1,053 s with two for the whole suite on a fresh clone of this 2-core
+    // machine (bench/README.md, "the test suite's wall"). The one failure three had that two did
+    // not was a real fault (an autovacuum worker in a database dropped WITH (FORCE), fixed in
+    // databases.ts), which more files at once only made likelier. TENANTCTL_TEST_WORKERS=2 for a
+    // quieter machine, =1 to tell a race from a bug.
+    maxWorkers: Number(process.env.TENANTCTL_TEST_WORKERS ?? 3),
     // Each worker process runs file after file instead of one new process per file: a new
     // process costs about half a CPU-second (start, then importing src/, pg and kysely again), and
     // the run is CPU-bound (35 small integration files: 17-21 CPU-s and 7-10% of wall less; see
