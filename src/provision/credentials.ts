@@ -26,10 +26,10 @@ export interface NewCredentials {
   resolved: Resolved;
   /**
    * The old placement a switched, not completed move keeps on another shard (its role is another
-   * cluster's): it got the same password, so that a rollback finds the application's password
-   * working there and a rotated one no longer does.
+   * cluster's), when it got the same password: on --rotate (the old one no longer reads the
+   * tenant's rows there, and a rollback finds the new one working), or when it had none.
    */
-  keptSource?: { shard: string; role: string; sessionsEnded: number };
+  keptSource?: { shard: string; role: string; sessionsEnded: number; error?: string };
 }
 
 /**
@@ -115,9 +115,8 @@ export async function setTenantCredentials(deps: LifecycleDeps, slug: string, op
 /**
  * The kept old placement of a switched move on another shard: the same password on its role (a
  * role of that cluster; on the same shard it is the role just changed). Left out, a rotated
- * password kept reading the tenant's data there until move complete, and after a rollback the
- * application's new password was refused there. With --rotate its sessions are ended as at the
- * tenant's placement; without, open sessions stay (their writes are refused by the switch fence).
+ * password kept reading the tenant's data there until move complete. With --rotate its sessions
+ * are ended as at the tenant's placement; without, it gets the password only if it has none.
  */
 async function keptSourceCredentials(
   deps: LifecycleDeps,
@@ -130,15 +129,22 @@ async function keptSourceCredentials(
   const from = open.args.plan.from;
   const role = tenantRole({ slug: t.slug, model: from.model });
   if (role === null || from.shard === t.shard) return undefined;
-  return deps.fleet.withClient(from.shard, ADMIN_DATABASE, async (c) => {
-    const state = await rolePasswordState(c, role);
-    if (!state.exists) return undefined;
-    const ended = rotate && state.hasPassword ? await endSessionsForRotation(c, role) : 0;
-    await setRolePassword(c, role, password);
-    // LOGIN follows the tenant's status (a suspended tenant's stays off), as at its placement.
-    if (rotate && state.hasPassword) await setRoleLogin(c, role, t.status === 'active');
-    return { shard: from.shard, role, sessionsEnded: ended };
-  });
+  try {
+    return await deps.fleet.withClient(from.shard, ADMIN_DATABASE, async (c) => {
+      const state = await rolePasswordState(c, role);
+      // Without --rotate a password is never replaced (the application still on the old URL keeps
+      // logging in there, and is told on a write where the tenant lives now).
+      if (!state.exists || (state.hasPassword && !rotate)) return undefined;
+      const ended = rotate && state.hasPassword ? await endSessionsForRotation(c, role) : 0;
+      await setRolePassword(c, role, password);
+      // LOGIN follows the tenant's status (a suspended tenant's stays off), as at its placement.
+      if (rotate && state.hasPassword) await setRoleLogin(c, role, t.status === 'active');
+      return { shard: from.shard, role, sessionsEnded: ended };
+    });
+  } catch (err) {
+    // The tenant's own role has the new password already: it is printed whatever happens here.
+    return { shard: from.shard, role, sessionsEnded: 0, error: err instanceof Error ? err.message : String(err) };
+  }
 }
 
 /** Its sessions ended, LOGIN off (cutRoleLogin), its sessions ended again: nothing the old password let in outlives the rotation. */

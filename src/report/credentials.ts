@@ -31,9 +31,16 @@ export function renderCredentials(out: Output, command: string, c: NewCredential
   out.info(`${c.rotated ? 'new password' : 'password'} for ${c.role} (${c.tenant.slug}); shown once, tenantctl keeps no copy:`);
   out.reveal(c.password, c.password);
   out.info(`url: ${r.url}  (the password goes where *** is)`);
-  if (c.keptSource)
+  const kept = c.keptSource;
+  if (kept?.error)
+    out.error(
+      out.color.yellow(
+        `warning: not set on ${kept.role} at shard ${kept.shard}, the old placement its move keeps (${kept.error}): it keeps its old password there until tenantctl move complete ${c.tenant.slug}; run tenantctl tenant credentials ${c.tenant.slug} --rotate once shard ${kept.shard} answers`,
+      ),
+    );
+  else if (kept)
     out.info(
-      `also set on ${c.keptSource.role} at shard ${c.keptSource.shard}, the old placement its move keeps until tenantctl move complete ${c.tenant.slug} (a rollback finds it working there)`,
+      `also set on ${kept.role} at shard ${kept.shard}, the old placement its move keeps until tenantctl move complete ${c.tenant.slug} (a rollback finds it working there)`,
     );
   if (c.rotated)
     out.info(

@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { createViaFile } from '../helpers/create-file.js';
 import { json, ownMigrateFleet, until, type MigrateEnv } from '../helpers/migrate-env.js';
 import { cli } from '../helpers/cli.js';
+import { superuserUrl } from '../helpers/test-fleet.js';
 import { insertOperation } from '../../src/operations/operation-record.js';
 
 /**
@@ -427,34 +428,60 @@ describe('a suspended tenant that moves', () => {
 });
 
 describe('credentials of a tenant whose move to another shard is switched, not completed', () => {
-  it('reach the old placement too: the first password works there (a rollback finds it), a rotation ends and refuses the old one there as well', async () => {
+  it('--rotate reaches the old placement too: the old password neither reads there nor outlives it, and a rollback finds the new one working; without --rotate its password stays', async () => {
     const e = await env('cmove');
     await createViaFile(e, [{ slug: 'cm-s', model: 'schema', shard: 'us1' }]);
     const key = await keyOf(e, 'cm-s');
     const first = (await ok(e, ['tenant', 'credentials', 'cm-s'])).password;
     const oldUrl = await appUrl(e, 'cm-s', first);
+    const withPw = (pw: string) => oldUrl.replace(`:${encodeURIComponent(first)}@`, `:${encodeURIComponent(pw)}@`);
     const moved = await e.cli(['move', 'cm-s', '--to-shard', 'eu1', '--yes', '--json']);
     expect(moved.code, moved.stdout + moved.stderr).toBe(0);
-    // The role on eu1 was made by the move: its first password is set there and at us1.
+    // The role on eu1 was made by the move: its first password. us1's role keeps its own.
     const second = await ok(e, ['tenant', 'credentials', 'cm-s']);
-    expect(second.keptSource).toEqual({ shard: 'us1', role: second.username, sessionsEnded: 0 });
-    const atOld = oldUrl.replace(`:${encodeURIComponent(first)}@`, `:${encodeURIComponent(second.password)}@`);
-    const reader = await connect(atOld);
-    expect((await reader.query('select count(*)::int as n from workspaces')).rows[0].n).toBeGreaterThanOrEqual(0);
-    await expect(connect(oldUrl)).rejects.toMatchObject({ code: '28P01' });
-    // Rotated: the password from before no longer reads the old placement, and its session there is ended.
+    expect(second.keptSource).toBeUndefined();
+    const reader = await connect(oldUrl);
+    expect((await reader.query('select count(*)::int as n from workspaces')).rows[0].n).toBe(0);
+    await expect(readWrite(reader, key)).rejects.toThrow(/has moved: it lives at/);
+    // Rotated: the password from before neither reads the old placement nor keeps its session there.
     const third = await ok(e, ['tenant', 'credentials', 'cm-s', '--rotate']);
-    expect(third.keptSource).toMatchObject({ shard: 'us1', sessionsEnded: 1 });
+    expect(third.keptSource).toEqual({ shard: 'us1', role: third.username, sessionsEnded: 1 });
     await expect(reader.query('select 1')).rejects.toThrow();
-    await expect(connect(atOld)).rejects.toMatchObject({ code: '28P01' });
-    const atOldNow = oldUrl.replace(`:${encodeURIComponent(first)}@`, `:${encodeURIComponent(third.password)}@`);
+    await expect(connect(oldUrl)).rejects.toMatchObject({ code: '28P01' });
+    await expect(connect(withPw(second.password))).rejects.toMatchObject({ code: '28P01' });
     // Rolled back: the application's current password works at the old placement, which serves again.
     const back = await e.cli(['move', 'rollback', 'cm-s', '--yes', '--json']);
     expect(back.code, back.stdout + back.stderr).toBe(0);
-    expect(atOldNow).toBe(await appUrl(e, 'cm-s', third.password));
-    const app = await connect(atOldNow);
+    expect(withPw(third.password)).toBe(await appUrl(e, 'cm-s', third.password));
+    const app = await connect(withPw(third.password));
     expect(await readWrite(app, key)).toEqual(['w']);
     await app.end();
+  }, 240_000);
+
+  it('a kept placement that cannot be changed now: the password is still printed, with a warning naming what to run', async () => {
+    const e = await env('cmheld');
+    await createViaFile(e, [{ slug: 'cm-h', model: 'schema', shard: 'us1' }]);
+    await ok(e, ['tenant', 'credentials', 'cm-h']);
+    const moved = await e.cli(['move', 'cm-h', '--to-shard', 'eu1', '--yes', '--json']);
+    expect(moved.code, moved.stdout + moved.stderr).toBe(0);
+    await ok(e, ['tenant', 'credentials', 'cm-h']);
+    // An administrator's transaction left open on us1 holds the old placement's role.
+    const admin = await connect(superuserUrl(e.config.shards.find((s) => s.name === 'us1')!.url));
+    await admin.query(`begin; alter role tenant_cm_h valid until 'infinity'`);
+    try {
+      const r = await e.cli(['tenant', 'credentials', 'cm-h', '--rotate']);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      expect(r.stderr).toMatch(
+        /warning: not set on tenant_cm_h at shard us1, the old placement its move keeps \(.+\): .*tenantctl tenant credentials cm-h --rotate once shard us1 answers/,
+      );
+      const app = await connect(await appUrl(e, 'cm-h', r.stdout.trim()));
+      await app.query('select 1');
+      await app.end();
+    } finally {
+      await admin.query('rollback');
+      await admin.end();
+    }
+    expect((await ok(e, ['tenant', 'credentials', 'cm-h', '--rotate'])).keptSource).toMatchObject({ shard: 'us1', sessionsEnded: 0 });
   }, 240_000);
 });
 
