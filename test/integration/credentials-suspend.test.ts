@@ -427,6 +427,46 @@ describe('a suspended tenant that moves', () => {
   }, 240_000);
 });
 
+describe('a pool suspend and REPEATABLE READ transactions begun before it', () => {
+  it('the suspended tenant is told to retry (40001), then refused as suspended; a neighbour retries once and reads on', async () => {
+    const e = await env('srr');
+    await createViaFile(e, [
+      { slug: 'sr-a', model: 'pool', shard: 'us1' },
+      { slug: 'sr-b', model: 'pool', shard: 'us1' },
+    ]);
+    // The pool's suspension policies are made by its first suspend (DDL, which open transactions would hold up).
+    await ok(e, ['tenant', 'suspend', 'sr-b']);
+    await ok(e, ['tenant', 'resume', 'sr-b']);
+    const pw = e.config.servingRole.password ?? '';
+    const apps = { a: await connect(await appUrl(e, 'sr-a', pw)), b: await connect(await appUrl(e, 'sr-b', pw)) };
+    const read = (c: pg.Client) =>
+      c.query('select count(*)::int as n from workspaces').then(
+        (r) => r.rows[0].n as number,
+        (err) => err,
+      );
+    // A row each: a statement that finds no row of the tenant never evaluates the policy's check.
+    await readWrite(apps.a, await keyOf(e, 'sr-a'));
+    await readWrite(apps.b, await keyOf(e, 'sr-b'));
+    for (const c of Object.values(apps)) {
+      await c.query('begin isolation level repeatable read');
+      expect(await read(c)).toBe(1);
+    }
+    await ok(e, ['tenant', 'suspend', 'sr-a']);
+    const retry = { code: '40001', message: expect.stringMatching(/was suspended after this transaction took its snapshot: retry/) };
+    for (const c of Object.values(apps)) {
+      expect(await read(c)).toMatchObject(retry);
+      await c.query('rollback');
+      await c.query('begin isolation level repeatable read');
+    }
+    expect(await read(apps.a)).toMatchObject({ code: '42501', message: expect.stringMatching(/tenant sr-a .*is suspended/) });
+    expect(await read(apps.b)).toBe(1);
+    for (const c of Object.values(apps)) {
+      await c.query('rollback');
+      await c.end();
+    }
+  }, 120_000);
+});
+
 describe('credentials of a tenant whose move to another shard is switched, not completed', () => {
   it('--rotate reaches the old placement too: the old password neither reads there nor outlives it, and a rollback finds the new one working; without --rotate its password stays', async () => {
     const e = await env('cmove');

@@ -26,6 +26,7 @@ import type { Config } from '../../config/types.js';
 import { POOL_SUSPEND_LOCK_CLASSID } from '../../operations/lock-ids.js';
 import { ident, literal, qualified } from '../../sql.js';
 import { rlsState } from './rls.js';
+import { ensureEpoch, recordEpoch, staleSnapshotCheck } from './snapshot-epoch.js';
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
 type SuspendConfig = Pick<Config, 'tenantKey' | 'rls' | 'servingRole'>;
@@ -38,6 +39,8 @@ export const SUSPEND_POLICY = 'tenantctl_suspended';
 export const SUSPEND_SQLSTATE = '42501';
 
 const CHECK_FN = qualified(SUSPEND_SCHEMA, 'check_active');
+/** The kind of fence change REPEATABLE READ and SERIALIZABLE transactions are told about (snapshot-epoch.ts). */
+const SUSPEND_EPOCH = 'suspend';
 
 /** The session setting as the key column's type, back to text: one spelling per key (a uuid in capitals is the same tenant). */
 function settingKey(config: SuspendConfig): string {
@@ -53,11 +56,13 @@ function storedKey(config: SuspendConfig): string {
 // key beside it; a row suspended before the slug was kept says the key alone.
 function checkFunctionBody(config: SuspendConfig): string {
   return `
-declare k text := ${settingKey(config)}; sl text;
+declare k text := ${settingKey(config)}; sl text; x xid8;
 begin
   if k is null then return true; end if;
   select s.slug into sl from ${qualified(SUSPEND_SCHEMA, SUSPEND_TABLE)} s where s.key = k;
-  if not found then return true; end if;
+  if not found then${staleSnapshotCheck(SUSPEND_SCHEMA, SUSPEND_EPOCH, 'a tenant of this pool was suspended')}
+    return true;
+  end if;
   raise exception 'tenant % is suspended: its rows cannot be read or written', coalesce(sl || ' (key ' || k || ')', k)
     using errcode = '${SUSPEND_SQLSTATE}', hint = 'tenantctl tenant resume ' || coalesce(sl, '<slug>') || ' lets it back in';
 end`;
@@ -113,6 +118,7 @@ export async function ensurePoolSuspend(c: Queryable, schema: string, config: Su
     [`${SUSPEND_SCHEMA}.${SUSPEND_TABLE}`],
   );
   if (slugColumn.rowCount === 0) await c.query(`alter table ${table} add column slug text`);
+  await ensureEpoch(c, SUSPEND_SCHEMA, SUSPEND_EPOCH);
   const body = checkFunctionBody(config);
   const fn = await c.query<{ src: string }>(
     `select p.prosrc as src from pg_proc p join pg_namespace n on n.oid = p.pronamespace where n.nspname = $1 and p.proname = 'check_active'`,
@@ -147,12 +153,17 @@ export async function setPoolSuspended(
   if (!suspended && !(await poolSuspendInstalled(c))) return;
   await ensurePoolSuspend(c, schema, config);
   const table = qualified(SUSPEND_SCHEMA, SUSPEND_TABLE);
-  if (suspended)
+  if (suspended) {
+    // A REPEATABLE READ or SERIALIZABLE transaction of the tenant begun before this commit would
+    // read on past it with its old snapshot: told to retry (snapshot-epoch.ts). Suspensions of one
+    // pool are serialised (tenants may only read the table: their lock does not conflict).
+    await c.query(`lock table ${table} in share row exclusive mode`);
+    await recordEpoch(c, SUSPEND_SCHEMA, SUSPEND_EPOCH);
     await c.query(
       `insert into ${table} (key, slug) values (${storedKey(config)}, nullif($2, '')) on conflict (key) do update set slug = excluded.slug`,
       [key, slug],
     );
-  else await c.query(`delete from ${table} where key = ${storedKey(config)}`, [key]);
+  } else await c.query(`delete from ${table} where key = ${storedKey(config)}`, [key]);
 }
 
 /** Forget a deleted tenant's suspension, so that its key, re-used, starts active. Inside the delete's transaction. */

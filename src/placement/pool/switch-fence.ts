@@ -3,20 +3,15 @@ import type { Config } from '../../config/types.js';
 import { ident, literal, qualified } from '../../sql.js';
 import { FENCE_SCHEMA, FENCE_SQLSTATE } from './fence.js';
 import { ensureKeyWritePolicies } from './key-write-policies.js';
+import { ensureEpoch, recordEpoch, staleSnapshotCheck } from './snapshot-epoch.js';
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
 type FenceConfig = Pick<Config, 'tenantKey' | 'rls' | 'servingRole'>;
 
 /** The table of pool tenants that live somewhere else now: one row per fenced key. */
 export const SWITCHED_TABLE = 'switched';
-/**
- * The transaction id of the pool's latest switch (a sequence: setval is not transactional, so
- * every snapshot reads its current value): what a REPEATABLE READ or SERIALIZABLE transaction
- * that cannot see the switched table's newest rows compares its snapshot with.
- */
-export const SWITCH_XID_SEQUENCE = 'switch_xid';
-/** SQLSTATE for a write whose transaction's snapshot predates the pool's latest switch: retry it. */
-export const SWITCH_RETRY_SQLSTATE = '40001';
+/** The kind of fence change REPEATABLE READ and SERIALIZABLE transactions are told about (snapshot-epoch.ts). */
+export const SWITCH_EPOCH = 'switch';
 /** Restrictive policies per pool table, one per write command (reads are never fenced). */
 export const SWITCH_POLICIES = {
   insert: 'tenantctl_switched_insert',
@@ -62,29 +57,16 @@ export async function ensurePoolSwitchFence(c: Queryable, schema: string, config
     await c.query(`create policy tenantctl_own_key on ${table} for select to public using (key = ${ownKey})`);
     await c.query(`grant select on ${table} to public`);
   }
-  await ensureSwitchXidSequence(c);
-  const seq = qualified(FENCE_SCHEMA, SWITCH_XID_SEQUENCE);
+  await ensureEpoch(c, FENCE_SCHEMA, SWITCH_EPOCH);
   // A REPEATABLE READ or SERIALIZABLE transaction reads the table with its transaction's snapshot,
   // VOLATILE or not: one that began before a switch (having only read, so the move's write fence
-  // did not wait for it) would write at the source after it. When the latest switch committed
-  // unseen by this snapshot, the write is refused with a serialization failure, which such
-  // transactions retry; the retry's snapshot sees the switched row if it is this tenant's.
-  await c.query(`
-    create or replace function ${qualified(FENCE_SCHEMA, 'check_not_switched')}(k text) returns boolean
-      language plpgsql volatile set search_path = pg_catalog as $fn$
+  // did not wait for it) would write at the source after it (snapshot-epoch.ts).
+  const body = `
     declare s record; x xid8;
     begin
       if k is null then return true; end if;
       select tenant, lives_at into s from ${table} where key = k;
-      if not found then
-        if current_setting('transaction_isolation') <> 'read committed' then
-          x := pg_sequence_last_value(${literal(seq)}::regclass)::text::xid8;
-          if x is not null and pg_xact_status(x) = 'committed' and not pg_visible_in_snapshot(x, pg_current_snapshot()) then
-            raise exception 'a tenant of this pool moved after this transaction took its snapshot: retry the transaction'
-              using errcode = '${SWITCH_RETRY_SQLSTATE}',
-                    hint = 'a transaction begun again sees where its tenant lives now';
-          end if;
-        end if;
+      if not found then${staleSnapshotCheck(FENCE_SCHEMA, SWITCH_EPOCH, 'a tenant of this pool moved or was deleted')}
         return true;
       end if;
       if s.lives_at = '' then
@@ -94,7 +76,19 @@ export async function ensurePoolSwitchFence(c: Queryable, schema: string, config
       raise exception '% has moved: it lives at % now; this placement no longer takes its writes', s.tenant, s.lives_at
         using errcode = '${FENCE_SQLSTATE}',
               hint = format('connect with what tenantctl resolve %s prints', s.tenant);
-    end $fn$`);
+    end`;
+  // Replaced only when it differs: two switches of one pool at once both replaced it, and one
+  // failed "tuple concurrently updated" (two moves of one pool's tenants at once).
+  const fn = await c.query<{ src: string; volatile: string }>(
+    `select p.prosrc as src, p.provolatile as volatile from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+      where n.nspname = $1 and p.proname = 'check_not_switched'`,
+    [FENCE_SCHEMA],
+  );
+  if (fn.rows[0]?.src !== body || fn.rows[0]?.volatile !== 'v') {
+    await c.query(`
+      create or replace function ${qualified(FENCE_SCHEMA, 'check_not_switched')}(k text) returns boolean
+        language plpgsql volatile set search_path = pg_catalog as ${literal(body)}`);
+  }
   return ensureKeyWritePolicies(c, schema, config, SWITCH_POLICIES, qualified(FENCE_SCHEMA, 'check_not_switched'));
 }
 
@@ -122,16 +116,6 @@ export async function fenceSwitchedKey(
   await writeSwitchedRow(c, config, f);
 }
 
-/** The sequence holding the latest switch's transaction id (made once; a new object, no lock on the shared tables). */
-async function ensureSwitchXidSequence(c: Queryable): Promise<void> {
-  const r = await c.query<{ t: string | null }>('select to_regclass($1) as t', [`${FENCE_SCHEMA}.${SWITCH_XID_SEQUENCE}`]);
-  if (r.rows[0].t) return;
-  const seq = qualified(FENCE_SCHEMA, SWITCH_XID_SEQUENCE);
-  await c.query(`create sequence if not exists ${seq} minvalue 0 start 0`);
-  // Read by every tenant's check (its value says only that some switch happened); set only by tenantctl.
-  await c.query(`grant select on sequence ${seq} to public`);
-}
-
 /**
  * The fenced key's row (the table and its policies exist): a row, never DDL on the shared tables.
  * Inside the switch's transaction: switches of one pool are serialised (a lock on the switched
@@ -140,7 +124,7 @@ async function ensureSwitchXidSequence(c: Queryable): Promise<void> {
  */
 async function writeSwitchedRow(c: Queryable, config: FenceConfig, f: { key: string; tenant: string; livesAt: string }): Promise<void> {
   await c.query(`lock table ${qualified(FENCE_SCHEMA, SWITCHED_TABLE)} in share row exclusive mode`);
-  await c.query(`select setval($1::regclass, pg_current_xact_id()::text::bigint)`, [`${FENCE_SCHEMA}.${SWITCH_XID_SEQUENCE}`]);
+  await recordEpoch(c, FENCE_SCHEMA, SWITCH_EPOCH);
   await c.query(
     `insert into ${qualified(FENCE_SCHEMA, SWITCHED_TABLE)} (key, tenant, lives_at) values ($1::${config.tenantKey.type}::text, $2, $3)
        on conflict (key) do update set tenant = excluded.tenant, lives_at = excluded.lives_at, since = now()`,
