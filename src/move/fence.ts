@@ -28,8 +28,8 @@ export interface FenceRecord {
 
 export interface HeldFence {
   record: FenceRecord;
-  /** Lift it (idempotent). */
-  lift(): Promise<void>;
+  /** Lift it (idempotent); `lockWaitMs` bounds the wait for the tables' locks (a trigger fence's DROP TRIGGER). */
+  lift(opts?: { lockWaitMs?: number }): Promise<void>;
 }
 
 /** How long taking a fence may wait for the tenant's in-flight writes. */
@@ -105,9 +105,9 @@ export async function takeFence(fleet: Fleet, rec: FenceRecord): Promise<HeldFen
   let lifted = false;
   return {
     record: { ...rec, at: new Date().toISOString() },
-    async lift() {
+    async lift(opts) {
       if (lifted) return;
-      await liftRecordedFence(fleet, rec);
+      await liftRecordedFence(fleet, rec, opts);
       lifted = true;
     },
   };
@@ -117,8 +117,11 @@ export async function takeFence(fleet: Fleet, rec: FenceRecord): Promise<HeldFen
  * Lift a fence a move recorded, whoever took it: a `trigger` fence is dropped; an `advisory`
  * fence of a dead process is already gone with its session. Safe when the placement is gone.
  */
-export async function liftRecordedFence(fleet: Fleet, rec: FenceRecord): Promise<void> {
+export async function liftRecordedFence(fleet: Fleet, rec: FenceRecord, opts: { lockWaitMs?: number } = {}): Promise<void> {
   if (rec.kind === 'advisory') return;
   if (!(await databaseExists(fleet, rec.shard, rec.database))) return;
-  await fleet.withTransaction(rec.shard, rec.database, (c) => unfenceTables(c, rec.schema));
+  await fleet.withTransaction(rec.shard, rec.database, async (c) => {
+    if (opts.lockWaitMs !== undefined) await c.query(`set local lock_timeout = ${Math.max(1, Math.floor(opts.lockWaitMs))}`);
+    await unfenceTables(c, rec.schema);
+  });
 }

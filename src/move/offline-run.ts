@@ -50,9 +50,9 @@ export async function runMove(
     switched = true;
     await clock.done('switch', rec);
     clock.begin('unfence');
-    const writeBlockedMs = await liftAfterSwitch(run, fence);
-    await clock.done('unfence', rec);
-    return switchedResult(run, checks, writeBlockedMs, undefined, { targetBuild, foreignKeyCheck });
+    const { writeBlockedMs, warning } = await liftAfterSwitch(run, fence);
+    await clock.done('unfence', rec, warning);
+    return switchedResult(run, checks, writeBlockedMs, warning, { targetBuild, foreignKeyCheck });
   } catch (caught) {
     // A shard or the catalog gone mid-move: one error naming it (the next move or rollback cleans up).
     const err = lostConnectionError(caught, `the move of ${plan.tenant}`) ?? caught;

@@ -74,15 +74,16 @@ export async function runCaptureMove(run: OnlineRun): Promise<MoveResult> {
     await done('switch', rec);
 
     begin('unfence');
-    const writeBlockedMs = await liftAfterSwitch(run, fence);
+    const lifted = await liftAfterSwitch(run, fence);
+    const writeBlockedMs = lifted.writeBlockedMs;
     // Outside the write block: a table that stays locked now leaves the triggers recorded for the
     // tenant's next command's sweep (src/operations/sweep/moves.ts); the move itself has succeeded.
-    let warning: string | undefined;
+    let warning = lifted.warning;
     try {
       await removeCapture(fleet, capture);
       await rec.update({ capture: { ...capture, removedAt: new Date().toISOString() } });
     } catch (e) {
-      warning = redactText(errorMessage(e));
+      warning = [warning, redactText(errorMessage(e))].filter(Boolean).join('; ');
     }
     // The move has switched: a source that cannot be measured now leaves `tablesPending` for
     // `move complete` or `move rollback` to measure, not a failed move.

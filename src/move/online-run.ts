@@ -94,15 +94,16 @@ export async function runOnlineMove(run: OnlineRun): Promise<MoveResult> {
     await done('switch', rec);
 
     begin('unfence');
-    const writeBlockedMs = await liftAfterSwitch(run, checks.fence);
+    const lifted = await liftAfterSwitch(run, checks.fence);
+    const writeBlockedMs = lifted.writeBlockedMs;
     // Outside the write block. A shard that does not answer now leaves them recorded for the
     // tenant's next command's sweep (src/operations/sweep/moves.ts); the move itself has succeeded.
-    let warning: string | undefined;
+    let warning = lifted.warning;
     try {
       await dropReplication(fleet, repl);
       await noteRepl({ droppedAt: new Date().toISOString() });
     } catch (e) {
-      warning = redactText(errorMessage(e));
+      warning = [warning, redactText(errorMessage(e))].filter(Boolean).join('; ');
     }
     // The move has switched: a source that cannot be measured now leaves `tablesPending` for
     // `move complete` or `move rollback` to measure (tables-at-switch.ts), not a failed move.

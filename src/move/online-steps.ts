@@ -17,6 +17,8 @@ import type { MoveRun } from './start.js';
 import { fenceRecordFor, takeFence, type HeldFence } from './fence.js';
 import { ONLINE_PHASES, PHASES, type MoveResult, type PhaseName } from './types.js';
 import { faultPoint } from '../operations/fault-points.js';
+import { isLockTimeout } from '../copy/load-lock-wait.js';
+import { tableLockHolders } from '../migrate/table-lock-holders.js';
 import { keepSuspended } from './keep-suspended.js';
 import { liftSwitchFence, placeSwitchFence } from './switch-fence.js';
 import { namesAfter } from './names.js';
@@ -112,12 +114,35 @@ export async function fenceStep(run: MoveRun, held: { fence?: HeldFence }): Prom
   return fence;
 }
 
-/** The fence lifted after the switch: how long writes were blocked, recorded. */
-export async function liftAfterSwitch(run: OnlineRun, fence: HeldFence): Promise<number> {
-  await fence.lift();
+/** How long lifting the source's fence after the switch may wait for its tables' locks. */
+export const UNFENCE_AFTER_SWITCH_WAIT_MS = 2_000;
+
+/**
+ * The fence lifted after the switch: how long writes were blocked, recorded. A trigger fence is
+ * dropped with DROP TRIGGER, which waits for every transaction on the source's tables, readers
+ * too (an application still on the old URL in a long read): it waits UNFENCE_AFTER_SWITCH_WAIT_MS,
+ * then leaves the fence recorded, unlifted, with a warning. The move has switched (the tenant
+ * writes at the target); the source refuses writes either way (its switch fence), and the sweep
+ * of the tenant's next command, `move complete` or `move rollback` lifts it. It used to wait the
+ * connection's lock_timeout and fail the switched move.
+ */
+export async function liftAfterSwitch(run: OnlineRun, fence: HeldFence): Promise<{ writeBlockedMs: number; warning?: string }> {
+  try {
+    await fence.lift({ lockWaitMs: UNFENCE_AFTER_SWITCH_WAIT_MS });
+  } catch (err) {
+    if (!isLockTimeout(err) || fence.record.kind !== 'trigger') throw err;
+    const writeBlockedMs = Date.now() - Date.parse(fence.record.at!);
+    await run.rec.update({ writeBlockedMs });
+    const { shard, database, schema } = fence.record;
+    const holders = await run.deps.fleet.withClient(shard, database, (c) => tableLockHolders(c, schema)).catch(() => '');
+    return {
+      writeBlockedMs,
+      warning: `the write fence at the old placement ${shard}/${database}/${schema} stays: a transaction there holds its tables${holders}; its writes are refused either way, and the tenant's next tenantctl command (or move complete) lifts it`,
+    };
+  }
   const writeBlockedMs = Date.now() - Date.parse(fence.record.at!);
   await run.rec.update({ fence: { ...fence.record, liftedAt: new Date().toISOString() }, writeBlockedMs });
-  return writeBlockedMs;
+  return { writeBlockedMs };
 }
 
 /** The result of a switched move. */

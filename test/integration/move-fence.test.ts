@@ -5,8 +5,9 @@ import { superuserUrl } from '../helpers/test-fleet.js';
 import { databaseUrl } from '../../src/fleet/connection-url.js';
 import { latestMove } from '../../src/move/record.js';
 import { seed, tenant } from '../helpers/seed.js';
-import { ensurePoolFence } from '../../src/placement/pool/fence.js';
-import { ensurePoolSwitchFence } from '../../src/placement/pool/switch-fence.js';
+import { ensurePoolFence, FENCE_SCHEMA } from '../../src/placement/pool/fence.js';
+import { ensurePoolSwitchFence, SWITCH_EPOCH } from '../../src/placement/pool/switch-fence.js';
+import { recordEpoch } from '../../src/placement/pool/snapshot-epoch.js';
 
 /**
  * Issue 16, defect 1: after a move switches, the application's old URL (what `resolve` printed
@@ -417,7 +418,15 @@ describe('the write fence and the application', () => {
       await a.c.query('select count(*) from app.projects');
     }
     await moveOk(e, ['frr', '--to-shard', 'eu1']);
-    const retry = { code: '40001', message: expect.stringMatching(/moved after this transaction took its snapshot: retry/) };
+    const retry = { code: '40001', message: expect.stringMatching(/moved or was deleted after this transaction took its snapshot: retry/) };
+    // Another change of the pool's fences after the switch that never committed (a tenantctl
+    // killed in it): the switch is still known to have happened. The old code kept one id, which
+    // that change overwrote, and let the stale write in.
+    await withPg(await poolFencesMade(e), async (c) => {
+      await c.query('begin');
+      await recordEpoch(c, FENCE_SCHEMA, SWITCH_EPOCH);
+      await c.query('rollback');
+    });
     for (const a of [mover, neighbour]) {
       expect(await insert(a)).toMatchObject(retry);
       await a.c.query('rollback');
@@ -432,6 +441,28 @@ describe('the write fence and the application', () => {
     await neighbour.c.query('commit');
     const done = await complete(e, 'frr');
     expect(done.code, done.stdout + done.stderr).toBe(0);
+  });
+
+  it('a reader at the source holding its tables past the switch: the move succeeds, warns that the source keeps its write fence, and move complete removes it', async () => {
+    // DROP TRIGGER waits for readers too: the lift after the switch used to wait the connection's
+    // lock_timeout and fail the switched move (exit 1, the catalog already at the target).
+    await e.create([{ slug: 'frd', model: 'schema', shard: 'us1' }]);
+    await seed(e, 'frd', 5, 'frd');
+    const { c, schema } = await connectApp(e, 'frd');
+    await c.query('begin isolation level repeatable read');
+    expect((await c.query(`select count(*)::int as n from "${schema}".tasks`)).rows[0].n).toBe(5);
+    const r = await e.cli(['move', 'frd', '--to-shard', 'eu1', '--yes', '--json']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const doc = json(r);
+    expect(doc.status).toBe('switched');
+    expect(doc.warning).toMatch(/the write fence at the old placement us1\/.+ stays: a transaction there holds its tables .*pid \d+/);
+    // The reader still reads; its writes are refused at the old placement.
+    expect((await c.query(`select count(*)::int as n from "${schema}".tasks`)).rows[0].n).toBe(5);
+    await expect(c.query(`update "${schema}".tasks set title = title`)).rejects.toMatchObject({ code: '25006' });
+    await c.query('rollback').catch(() => undefined);
+    const done = await complete(e, 'frd');
+    expect(done.code, done.stdout + done.stderr).toBe(0);
+    expect((await tenant(e, 'frd'))!.shard).toBe('eu1');
   });
 
   it('an application transaction that wrote one table and goes on to another while the fence is taken is not killed (no deadlock), and the move goes on', async () => {
