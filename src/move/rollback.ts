@@ -15,6 +15,9 @@ import { fenceSwitchedKey } from '../placement/pool/switch-fence.js';
 import { tablesAtSwitch } from './tables-at-switch.js';
 import { changedSinceSwitch, describeChanges } from './unchanged.js';
 import { faultPoint } from '../operations/fault-points.js';
+import { tenantRole } from '../placement/placement.js';
+import { ADMIN_DATABASE } from '../placement/databases.js';
+import { endRoleSessions } from '../placement/roles.js';
 
 export interface RollbackResult {
   tenant: string;
@@ -163,6 +166,12 @@ async function rollbackSwitched(deps: RecoverDeps, open: MoveRow): Promise<Rollb
         fenceSwitchedKey(c, plan.to.schema, deps.config, { key: plan.key, tenant: slug, livesAt: back.livesAt }),
       );
     }
+    // The tenant lives at the source again: its own role's sessions in the abandoned target end
+    // (as move complete ends them at a source). A reader left there held the target's tables, so
+    // lifting its fence and removing it waited lock_timeout and failed the rollback after the
+    // catalog had switched back.
+    const role = tenantRole({ slug, model: plan.to.model });
+    if (role) await deps.fleet.withClient(plan.to.shard, ADMIN_DATABASE, (c) => endRoleSessions(c, role, plan.to.database));
   } finally {
     await fence.lift();
     await rec.update({ fence: { ...fence.record, liftedAt: new Date().toISOString() } }).catch(() => undefined);

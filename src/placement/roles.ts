@@ -78,16 +78,17 @@ export async function setRoleSearchPath(c: ShardClient, role: string, database: 
  * open ones). pg_terminate_backend needs the role's privileges ("must be a member of the role
  * whose process is being terminated"), so a CREATEROLE shard role makes itself a member first;
  * each call waits up to 5 s for the backend to be gone. Returns how many sessions were ended.
- * Run on the maintenance database.
+ * Run on the maintenance database. With `database`, only the sessions connected to it.
  */
-export async function endRoleSessions(c: ShardClient, role: string): Promise<number> {
+export async function endRoleSessions(c: ShardClient, role: string, database?: string): Promise<number> {
   if (!(await actForRole(c, role))) return 0;
   let ended = 0;
   // A session that authenticated just before LOGIN went off shows up a moment later: look again.
   for (let round = 0; round < 3; round++) {
-    const { rows } = await c.query<{ pid: number }>(`select pid from pg_stat_activity where usename = $1 and pid <> pg_backend_pid()`, [
-      role,
-    ]);
+    const { rows } = await c.query<{ pid: number }>(
+      `select pid from pg_stat_activity where usename = $1 and pid <> pg_backend_pid() and ($2::text is null or datname = $2)`,
+      [role, database ?? null],
+    );
     if (rows.length === 0 && round > 0) break;
     for (const r of rows) if (await endOne(c, role, r.pid)) ended++;
     await new Promise((resolve) => setTimeout(resolve, 50));

@@ -465,6 +465,24 @@ describe('the write fence and the application', () => {
     expect((await tenant(e, 'frd'))!.shard).toBe('eu1');
   });
 
+  it('a reader at the target holding its tables: move rollback ends its session there and finishes', async () => {
+    // The tenant's own role's sessions in the abandoned target: their open read held the target's
+    // tables against the fence's lift and the removal, and the rollback failed (exit 1) after the
+    // catalog had switched back.
+    await e.create([{ slug: 'frt', model: 'schema', shard: 'us1' }]);
+    await seed(e, 'frt', 5, 'frt');
+    await moveOk(e, ['frt', '--to-shard', 'eu1']);
+    const { c, schema } = await connectApp(e, 'frt');
+    await c.query('begin isolation level repeatable read');
+    expect((await c.query(`select count(*)::int as n from "${schema}".tasks`)).rows[0].n).toBe(5);
+    const r = await e.cli(['move', 'rollback', 'frt', '--yes', '--json']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    await expect(c.query('select 1')).rejects.toThrow();
+    const t = (await tenant(e, 'frt'))!;
+    expect(t.shard).toBe('us1');
+    expect(await e.q('eu1', t.database_name, 'select 1 from pg_namespace where nspname = $1', [schema])).toEqual([]);
+  });
+
   it('an application transaction that wrote one table and goes on to another while the fence is taken is not killed (no deadlock), and the move goes on', async () => {
     await e.create([{ slug: 'fdl', model: 'schema', shard: 'us1' }]);
     await seed(e, 'fdl', 5, 'fdl');
