@@ -21,6 +21,7 @@ import { isLockTimeout } from '../copy/load-lock-wait.js';
 import { tableLockHolders } from '../migrate/table-lock-holders.js';
 import { keepSuspended } from './keep-suspended.js';
 import { liftSwitchFence, placeSwitchFence } from './switch-fence.js';
+import { unfenceSwitchedKey } from '../placement/pool/switch-fence.js';
 import { namesAfter } from './names.js';
 import { recordSwitch } from './switch-catalog.js';
 import type { ForeignKeyPath } from '../copy/pool-load-path.js';
@@ -84,6 +85,11 @@ export async function switchCatalog(run: OnlineRun, checks: TableCheck[], foreig
   await keepSuspended(run.deps.fleet, run.deps.config, plan, prevStatus);
   // The source refuses the application's writes from here until complete or rollback.
   await placeSwitchFence(run.deps, rec, plan, run.pre.tables);
+  // A pool target lifts the fence an earlier life of the key left there (its rows go nowhere
+  // else from now on); kept until here, a failed move never opened the pool to a stale URL.
+  if (plan.to.model === 'pool') {
+    await run.deps.fleet.withTransaction(plan.to.shard, plan.to.database, (c) => unfenceSwitchedKey(c, run.deps.config, plan.key));
+  }
   await faultPoint('move.switch-fence', { signal: run.deps.signal });
   await recordSwitch(
     run.deps.db,

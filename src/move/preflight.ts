@@ -197,8 +197,10 @@ async function poolTargetAtVersion(
   appliedIds: Set<string>,
 ): Promise<string[]> {
   const { fleet, config } = deps;
-  // With the key: a fence an earlier tenant of it left in the target pool is lifted (pool driver's prepare).
-  const placed = { slug: '', key: tenant.key, model: to.model, shard: to.shard, database_name: to.database, schema_name: to.schema };
+  // Without the key: a switch fence an earlier life of it left in the target pool (moved away, or
+  // deleted) stays until this move switches (switchCatalog lifts it). Lifted here, a move that then
+  // failed left the pool taking the key's writes from a stale URL, rows the next move in removed.
+  const placed = { slug: '', key: '', model: to.model, shard: to.shard, database_name: to.database, schema_name: to.schema };
   await drivers[to.model].prepare(fleet, config, placed);
   const have = await fleet.withClient(to.shard, to.database, (c) => readApplied(c, [to.schema]));
   const ahead = have.map((h) => h.name).filter((n) => !appliedIds.has(n));

@@ -1,3 +1,6 @@
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { json, ownMigrateFleet, type MigrateEnv, tenantDigests, until, withPg } from '../helpers/migrate-env.js';
@@ -481,6 +484,37 @@ describe('the write fence and the application', () => {
     const t = (await tenant(e, 'frt'))!;
     expect(t.shard).toBe('us1');
     expect(await e.q('eu1', t.database_name, 'select 1 from pg_namespace where nspname = $1', [schema])).toEqual([]);
+  });
+
+  it('a move back into a pool keeps the key refused there until it switches: an application on the stale URL cannot write while it runs (or after it fails)', async () => {
+    // The pool driver's prepare lifted the fence at the move's preflight: a move that then failed
+    // left the pool taking the key's writes from an application that never re-resolved.
+    await e.create([{ slug: 'fback', model: 'pool', shard: 'us1' }]);
+    await seed(e, 'fback', 5, 'fback');
+    const stale = await connectApp(e, 'fback');
+    await moveOk(e, ['fback', '--to-shard', 'eu1']);
+    expect((await complete(e, 'fback')).code).toBe(0);
+    const write = () =>
+      stale.c.query(`insert into app.projects (tenant_id, name) values ($1, 'stale')`, [stale.doc.setting.value]).then(
+        () => 'landed',
+        (err) => err,
+      );
+    expect(await write()).toMatchObject({ code: '25006', message: expect.stringMatching(moved) });
+    // Back to us1, paused past its preflight (the target pool prepared), then killed.
+    const paused = join(mkdtempSync(join(tmpdir(), 'tenantctl-mf-')), 'paused');
+    let pid = 0;
+    const run = e.cli(['move', 'fback', '--to-shard', 'us1', '--yes', '--json'], {
+      env: { TENANTCTL_FAULT: 'move.after-preflight', TENANTCTL_FAULT_PAUSED_FILE: paused },
+      onSpawn: (p) => (pid = p),
+    });
+    await until(async () => existsSync(paused) && readFileSync(paused, 'utf8').trim() === 'move.after-preflight', 60_000);
+    expect(await write()).toMatchObject({ code: '25006', message: expect.stringMatching(moved) });
+    process.kill(pid, 'SIGKILL');
+    await run;
+    expect(await write()).toMatchObject({ code: '25006', message: expect.stringMatching(moved) });
+    // Run again, it switches: the key writes at us1 again, where it lives.
+    await moveOk(e, ['fback', '--to-shard', 'us1']);
+    expect(await write()).toBe('landed');
   });
 
   it('an application transaction that wrote one table and goes on to another while the fence is taken is not killed (no deadlock), and the move goes on', async () => {
