@@ -171,7 +171,8 @@ async function rollbackSwitched(deps: RecoverDeps, open: MoveRow): Promise<Rollb
     // lifting its fence and removing it waited lock_timeout and failed the rollback after the
     // catalog had switched back.
     const role = tenantRole({ slug, model: plan.to.model });
-    if (role) await deps.fleet.withClient(plan.to.shard, ADMIN_DATABASE, (c) => endRoleSessions(c, role, plan.to.database));
+    // Best effort: one not ended is waited for by the lift and the removal, as before.
+    if (role) await deps.fleet.withClient(plan.to.shard, ADMIN_DATABASE, (c) => endRoleSessions(c, role, plan.to.database)).catch(() => 0);
   } finally {
     await fence.lift();
     await rec.update({ fence: { ...fence.record, liftedAt: new Date().toISOString() } }).catch(() => undefined);
