@@ -133,22 +133,19 @@ export const UNFENCE_AFTER_SWITCH_WAIT_MS = 2_000;
  * connection's lock_timeout and fail the switched move.
  */
 export async function liftAfterSwitch(run: OnlineRun, fence: HeldFence): Promise<{ writeBlockedMs: number; warning?: string }> {
+  let warning: string | undefined;
   try {
     await fence.lift({ lockWaitMs: UNFENCE_AFTER_SWITCH_WAIT_MS });
   } catch (err) {
     if (!isLockTimeout(err) || fence.record.kind !== 'trigger') throw err;
-    const writeBlockedMs = Date.now() - Date.parse(fence.record.at!);
-    await run.rec.update({ writeBlockedMs });
     const { shard, database, schema } = fence.record;
     const holders = await run.deps.fleet.withClient(shard, database, (c) => tableLockHolders(c, schema)).catch(() => '');
-    return {
-      writeBlockedMs,
-      warning: `the write fence at the old placement ${shard}/${database}/${schema} stays: a transaction there holds its tables${holders}; its writes are refused either way, and the tenant's next tenantctl command (or move complete) lifts it`,
-    };
+    warning = `the write fence at the old placement ${shard}/${database}/${schema} stays: a transaction there holds its tables${holders}; its writes are refused either way, and the tenant's next tenantctl command (or move complete) lifts it`;
   }
   const writeBlockedMs = Date.now() - Date.parse(fence.record.at!);
-  await run.rec.update({ fence: { ...fence.record, liftedAt: new Date().toISOString() }, writeBlockedMs });
-  return { writeBlockedMs };
+  // Left up, the fence stays recorded unlifted: the sweep finds it.
+  await run.rec.update(warning ? { writeBlockedMs } : { fence: { ...fence.record, liftedAt: new Date().toISOString() }, writeBlockedMs });
+  return { writeBlockedMs, ...(warning ? { warning } : {}) };
 }
 
 /** The result of a switched move. */

@@ -82,14 +82,11 @@ export async function setTenantCredentials(deps: LifecycleDeps, slug: string, op
       }
       const password = newPassword();
       registerSecret(password);
-      // A rotation ends what the old password let in: a session opened with it would keep its
-      // access, and could even set a password of its own (any role may) over the new one. LOGIN
-      // off first, so nothing logs in with the old one between the end and the change; back on
-      // after, unless the tenant is suspended (its LOGIN stays off).
-      const ended = state.hasPassword ? await endSessionsForRotation(c, role) : 0;
-      await setRolePassword(c, role, password);
-      await setRoleSearchPath(c, role, t.database_name, t.schema_name);
-      if (state.hasPassword && t.status === 'active') await setRoleLogin(c, role, true);
+      const ended = await putPassword(c, role, password, {
+        replacing: state.hasPassword,
+        active: t.status === 'active',
+        searchPath: { database: t.database_name, schema: t.schema_name },
+      });
       return { password, replaced: state.hasPassword, ended };
     });
     const keptSource = await keptSourceCredentials(deps, t, rotated.password, opts.rotate === true);
@@ -135,10 +132,7 @@ async function keptSourceCredentials(
       // Without --rotate a password is never replaced (the application still on the old URL keeps
       // logging in there, and is told on a write where the tenant lives now).
       if (!state.exists || (state.hasPassword && !rotate)) return undefined;
-      const ended = rotate && state.hasPassword ? await endSessionsForRotation(c, role) : 0;
-      await setRolePassword(c, role, password);
-      // LOGIN follows the tenant's status (a suspended tenant's stays off), as at its placement.
-      if (rotate && state.hasPassword) await setRoleLogin(c, role, t.status === 'active');
+      const ended = await putPassword(c, role, password, { replacing: state.hasPassword, active: t.status === 'active' });
       return { shard: from.shard, role, sessionsEnded: ended };
     });
   } catch (err) {
@@ -147,7 +141,22 @@ async function keptSourceCredentials(
   }
 }
 
-/** Its sessions ended, LOGIN off (cutRoleLogin), its sessions ended again: nothing the old password let in outlives the rotation. */
-async function endSessionsForRotation(c: Parameters<typeof endRoleSessions>[0], role: string): Promise<number> {
-  return (await cutRoleLogin(c, role)) + (await endRoleSessions(c, role));
+/**
+ * The password on `role`; returns the sessions ended. Replacing one ends what the old password let
+ * in: a session opened with it would keep its access, and could even set a password of its own
+ * (any role may) over the new one. Its sessions ended, LOGIN off (cutRoleLogin), its sessions
+ * ended again, so nothing logs in with the old one between the end and the change; LOGIN back on
+ * after, unless the tenant is suspended (its LOGIN stays off).
+ */
+async function putPassword(
+  c: Parameters<typeof endRoleSessions>[0],
+  role: string,
+  password: string,
+  o: { replacing: boolean; active: boolean; searchPath?: { database: string; schema: string } },
+): Promise<number> {
+  const ended = o.replacing ? (await cutRoleLogin(c, role)) + (await endRoleSessions(c, role)) : 0;
+  await setRolePassword(c, role, password);
+  if (o.searchPath) await setRoleSearchPath(c, role, o.searchPath.database, o.searchPath.schema);
+  if (o.replacing && o.active) await setRoleLogin(c, role, true);
+  return ended;
 }

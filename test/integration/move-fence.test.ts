@@ -427,7 +427,7 @@ describe('the write fence and the application', () => {
     // that change overwrote, and let the stale write in.
     await withPg(await poolFencesMade(e), async (c) => {
       await c.query('begin');
-      await recordEpoch(c, FENCE_SCHEMA, SWITCH_EPOCH);
+      await recordEpoch(c, FENCE_SCHEMA, SWITCH_EPOCH, `${FENCE_SCHEMA}.switched`);
       await c.query('rollback');
     });
     for (const a of [mover, neighbour]) {

@@ -8,8 +8,8 @@
  * so every snapshot reads them current): `<kind>_xid`, the transaction id of the latest change
  * (set inside it, so in progress until it commits, and left behind by one that aborted), and
  * `<kind>_done`, the latest before it that committed. Changes of one kind in one pool are
- * serialised by the caller (a lock held to commit), so a snapshot that sees the latest committed
- * change sees every earlier one. The check refuses with 40001 (a serialization failure, which
+ * serialised (a lock held to commit), so a snapshot that sees the latest committed change sees
+ * every earlier one. The check refuses with 40001 (a serialization failure, which
  * such transactions retry) when either committed unseen by the snapshot; the retry's snapshot
  * sees the fence. A change still in progress needs no refusal: until it commits its own lock
  * refuses the tenant's writes (a move's write fence) or its table row is what is being written.
@@ -18,7 +18,7 @@
  *
  * @example
  *   await ensureEpoch(c, 'tenantctl_fence', 'switch');      // made once per pool
- *   await recordEpoch(c, 'tenantctl_fence', 'switch');      // inside the change, under its lock
+ *   await recordEpoch(c, 'tenantctl_fence', 'switch', 'tenantctl_fence.switched'); // inside the change
  *   staleSnapshotCheck('tenantctl_fence', 'switch', 'a tenant of this pool moved') // plpgsql
  */
 import type pg from 'pg';
@@ -47,10 +47,13 @@ export async function ensureEpoch(c: Queryable, schema: string, kind: string): P
 }
 
 /**
- * Inside the change's transaction, under the lock that serialises changes of this kind in the
- * pool: the previous change, if it committed, becomes `done`; this one's id becomes the latest.
+ * Inside the change's transaction: changes of this kind in the pool serialised by a SHARE ROW
+ * EXCLUSIVE lock on `table` (the fence's own table, held to commit; a tenant, with SELECT only,
+ * cannot take a lock that conflicts), then the previous change, if it committed, becomes `done`
+ * and this one's id the latest.
  */
-export async function recordEpoch(c: Queryable, schema: string, kind: string): Promise<void> {
+export async function recordEpoch(c: Queryable, schema: string, kind: string, table: string): Promise<void> {
+  await c.query(`lock table ${table} in share row exclusive mode`);
   const n = names(schema, kind);
   await c.query(
     `select setval($2::regclass, x) from (select pg_sequence_last_value($1::regclass) as x) last

@@ -157,8 +157,7 @@ export async function setPoolSuspended(
     // A REPEATABLE READ or SERIALIZABLE transaction of the tenant begun before this commit would
     // read on past it with its old snapshot: told to retry (snapshot-epoch.ts). Suspensions of one
     // pool are serialised (tenants may only read the table: their lock does not conflict).
-    await c.query(`lock table ${table} in share row exclusive mode`);
-    await recordEpoch(c, SUSPEND_SCHEMA, SUSPEND_EPOCH);
+    await recordEpoch(c, SUSPEND_SCHEMA, SUSPEND_EPOCH, table);
     await c.query(
       `insert into ${table} (key, slug) values (${storedKey(config)}, nullif($2, '')) on conflict (key) do update set slug = excluded.slug`,
       [key, slug],

@@ -4,6 +4,7 @@ import { ident, literal, qualified } from '../../sql.js';
 import { FENCE_SCHEMA, FENCE_SQLSTATE } from './fence.js';
 import { ensureKeyWritePolicies } from './key-write-policies.js';
 import { ensureEpoch, recordEpoch, staleSnapshotCheck } from './snapshot-epoch.js';
+import { ensureFenceFunction } from '../fence-function.js';
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
 type FenceConfig = Pick<Config, 'tenantKey' | 'rls' | 'servingRole'>;
@@ -79,16 +80,7 @@ export async function ensurePoolSwitchFence(c: Queryable, schema: string, config
     end`;
   // Replaced only when it differs: two switches of one pool at once both replaced it, and one
   // failed "tuple concurrently updated" (two moves of one pool's tenants at once).
-  const fn = await c.query<{ src: string; volatile: string }>(
-    `select p.prosrc as src, p.provolatile as volatile from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-      where n.nspname = $1 and p.proname = 'check_not_switched'`,
-    [FENCE_SCHEMA],
-  );
-  if (fn.rows[0]?.src !== body || fn.rows[0]?.volatile !== 'v') {
-    await c.query(`
-      create or replace function ${qualified(FENCE_SCHEMA, 'check_not_switched')}(k text) returns boolean
-        language plpgsql volatile set search_path = pg_catalog as ${literal(body)}`);
-  }
+  await ensureFenceFunction(c, 'check_not_switched', body, { args: 'k text', returns: 'boolean', volatile: true });
   return ensureKeyWritePolicies(c, schema, config, SWITCH_POLICIES, qualified(FENCE_SCHEMA, 'check_not_switched'));
 }
 
@@ -123,8 +115,7 @@ export async function fenceSwitchedKey(
  * each records its transaction id, so a snapshot that sees the latest switch sees every earlier one.
  */
 async function writeSwitchedRow(c: Queryable, config: FenceConfig, f: { key: string; tenant: string; livesAt: string }): Promise<void> {
-  await c.query(`lock table ${qualified(FENCE_SCHEMA, SWITCHED_TABLE)} in share row exclusive mode`);
-  await recordEpoch(c, FENCE_SCHEMA, SWITCH_EPOCH);
+  await recordEpoch(c, FENCE_SCHEMA, SWITCH_EPOCH, qualified(FENCE_SCHEMA, SWITCHED_TABLE));
   await c.query(
     `insert into ${qualified(FENCE_SCHEMA, SWITCHED_TABLE)} (key, tenant, lives_at) values ($1::${config.tenantKey.type}::text, $2, $3)
        on conflict (key) do update set tenant = excluded.tenant, lives_at = excluded.lives_at, since = now()`,
