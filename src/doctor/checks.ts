@@ -1,6 +1,6 @@
 import type { Check } from './types.js';
 import { Migrator } from 'kysely';
-import { $ } from 'zx';
+import { $ } from 'zx/core';
 import type { Config } from '../config/types.js';
 import { redactText } from '../config/redact.js';
 import { errorMessage } from '../errors.js';

@@ -24,7 +24,7 @@ export function cli(
 ): Promise<CliRun> {
   const full = opts.config ? ['--config', opts.config, ...args] : args;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...full], {
+    const child = spawn(process.execPath, [...profileFlags(), BIN, ...full], {
       env: { ...process.env, NO_COLOR: undefined, FORCE_COLOR: undefined, ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -39,17 +39,27 @@ export function cli(
     if (child.pid) opts.onSpawn?.(child.pid);
     const started = Date.now();
     child.on('close', (code, signal) => {
-      logRun(args, Date.now() - started);
+      logRun(args, Date.now() - started, child.pid);
       resolve({ code, signal, stdout, stderr });
     });
   });
 }
 
 /**
- * TENANTCTL_TEST_CLI_LOG=<file>: one JSON line per CLI run (test file, test, command, wall ms), to
- * count where a file's time goes (CLI runs are most of it). Off unless set.
+ * TENANTCTL_TEST_CLI_PROF=<folder>: each CLI run writes a V8 CPU profile there (node's `--cpu-prof`,
+ * which NODE_OPTIONS does not take), named by its pid, to see where the runs' CPU goes.
  */
-function logRun(args: string[], ms: number): void {
+function profileFlags(): string[] {
+  const dir = process.env.TENANTCTL_TEST_CLI_PROF;
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
+}
+
+/**
+ * TENANTCTL_TEST_CLI_LOG=<file>: one JSON line per CLI run (test file, test, command, wall ms, pid), to
+ * count where a file's time goes (CLI runs are most of it; the pid joins a run to its CPU in process
+ * accounting or to its `--cpu-prof` profile). Off unless set.
+ */
+function logRun(args: string[], ms: number, pid: number | undefined): void {
   const log = process.env.TENANTCTL_TEST_CLI_LOG;
   if (!log) return;
   const { testPath, currentTestName } = expect.getState();
@@ -57,5 +67,5 @@ function logRun(args: string[], ms: number): void {
     .filter((a) => !a.startsWith('-'))
     .slice(0, 2)
     .join(' ');
-  appendFileSync(log, `${JSON.stringify({ file: testPath, test: currentTestName, command, ms })}\n`);
+  appendFileSync(log, `${JSON.stringify({ file: testPath, test: currentTestName, command, ms, pid })}\n`);
 }
