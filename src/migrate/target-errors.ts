@@ -10,6 +10,20 @@ import type { Drift } from './tracking.js';
 /** SQLSTATEs worth another attempt: lock timeout, deadlock, serialization failure. */
 export const RETRYABLE = new Set(['55P03', '40P01', '40001']);
 
+/**
+ * Whether a failed attempt gets another: a RETRYABLE code, or two targets' `create … if not
+ * exists` of one database-wide object at once (`create extension if not exists btree_gist` in
+ * every tenant schema's migration, run in parallel): the later insert into the system catalog
+ * meets the earlier's uncommitted row and fails with a unique violation on a `pg_…_index` once it
+ * commits; the next attempt sees the object and skips it.
+ */
+export function isRetryable(err: unknown): boolean {
+  const code = pgCode(err);
+  if (code !== undefined && RETRYABLE.has(code)) return true;
+  const constraint = (err as { constraint?: unknown })?.constraint;
+  return code === '23505' && typeof constraint === 'string' && /^pg_[a-z_]+_index$/.test(constraint);
+}
+
 /** Thrown inside a target's run to end it with a given error; converted to an outcome at the top. */
 export class Stop extends Error {
   constructor(readonly error: TargetError) {

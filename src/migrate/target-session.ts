@@ -11,7 +11,7 @@ import { nextRetry, RETRY_BASE_MS, RETRY_CAP_MS, type RetryPlan } from './retry-
 import { tableLockHolders } from './table-lock-holders.js';
 import { rendered, templateVars, type TemplateVars } from './template.js';
 import { mentionsReadOnlyShared, readOnlySharedSql } from '../placement/shared-read-only.js';
-import { pgCode, RETRYABLE, Stop, toTargetError, type ErrorContext } from './target-errors.js';
+import { isRetryable, pgCode, Stop, toTargetError, type ErrorContext } from './target-errors.js';
 import type { MigrateTargetOptions, MigrationClient, MigrationTarget, TargetError, TargetOutcome, TargetStatus } from './target-types.js';
 import { TRACKING } from './tracking.js';
 
@@ -314,7 +314,7 @@ export class TargetSession implements ErrorContext {
     this.attemptsOf.set(key, attempt);
     const code = pgCode(err);
     // Ctrl-C between attempts of a busy migration: the file is not at fault, the run was stopped.
-    if (code !== undefined && RETRYABLE.has(code) && this.opts.signal?.aborted) {
+    if (code !== undefined && isRetryable(err) && this.opts.signal?.aborted) {
       throw new Stop({
         code: 'INTERRUPTED',
         message: `interrupted while ${m?.id ?? 'the upkeep'} waited for a lock (${attempt} attempt${attempt === 1 ? '' : 's'}); nothing of it was applied${m?.transactional === false ? ' beyond the statements before that one' : ''}`,
@@ -323,7 +323,7 @@ export class TargetSession implements ErrorContext {
         hint: 'run migrate up again to continue',
       });
     }
-    if (code === undefined || !RETRYABLE.has(code) || this.opts.signal?.aborted) throw this.stopFor(err, m, attempt);
+    if (code === undefined || !isRetryable(err) || this.opts.signal?.aborted) throw this.stopFor(err, m, attempt);
     const next = nextRetry(attempt, this.retryPlan, Date.now(), this.deadline);
     if (!next.retry) throw await this.gaveUp(err, m, attempt, next.why);
     this.retried++;

@@ -24,6 +24,7 @@ import { liftSwitchFence, placeSwitchFence } from './switch-fence.js';
 import { unfenceSwitchedKey } from '../placement/pool/switch-fence.js';
 import { namesAfter } from './names.js';
 import { recordSwitch } from './switch-catalog.js';
+import { withPoolVersionsHeld } from './versions-at-switch.js';
 import type { ForeignKeyPath } from '../copy/pool-load-path.js';
 import { drivers } from '../placement/drivers.js';
 import { recordedFailure } from '../operations/tenant-operation.js';
@@ -78,8 +79,16 @@ export function assertSame(checks: TableCheck[]): void {
   }
 }
 
-/** The source's switch fence placed, then the catalog points at the target, with the event `moved`, in one transaction. */
+/**
+ * The source's switch fence placed, then the catalog points at the target, with the event `moved`,
+ * in one transaction; a pool end's migrations held from the check that its version did not move
+ * to the commit (versions-at-switch.ts).
+ */
 export async function switchCatalog(run: OnlineRun, checks: TableCheck[], foreignKeyCheck?: ForeignKeyPath): Promise<void> {
+  await withPoolVersionsHeld(run, () => switchHeld(run, checks, foreignKeyCheck));
+}
+
+async function switchHeld(run: OnlineRun, checks: TableCheck[], foreignKeyCheck?: ForeignKeyPath): Promise<void> {
   const { plan, rec, prevStatus, prevDetail } = run;
   // A suspended tenant stays suspended at its new placement (keep-suspended.ts).
   await keepSuspended(run.deps.fleet, run.deps.config, plan, prevStatus);

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -544,5 +544,51 @@ describe('the write fence and the application', () => {
     const deleted = await e.cli(['tenant', 'delete', 'fdl', '--yes', '--skip-backup']);
     expect(deleted.code, deleted.stdout + deleted.stderr).toBe(0);
     expect(await e.q('us1', t.database_name, 'select nspname from pg_namespace where nspname = $1', [t.schema_name])).toEqual([]);
+  });
+});
+
+describe('a pool migrated while one of its tenants moves (migrate up skips only the moving tenant)', () => {
+  it('the move fails at the switch and leaves the tenant at the source, at the pool version; run again, it carries the new column and its values', async () => {
+    const v = await env('mvv');
+    await v.create([
+      { slug: 'vv', model: 'pool', shard: 'us1' },
+      { slug: 'vv-nb', model: 'pool', shard: 'us1' },
+    ]);
+    for (const s of ['vv', 'vv-nb']) await seed(v, s, 20, s);
+    const dir = mkdtempSync(join(tmpdir(), 'tenantctl-mvv-'));
+    const resume = join(dir, 'resume');
+    const run = v.cli(['move', 'vv', '--to-shard', 'eu1', '--yes', '--json'], {
+      env: { TENANTCTL_FAULT: 'move.after-verify:resume', TENANTCTL_FAULT_RESUME_FILE: resume },
+    });
+    await until(async () => {
+      const op = await latestMove(v.db, 'vv');
+      return op?.status === 'running' && (op.progress as { phases?: Record<string, number> }).phases?.verify !== undefined;
+    }, 60_000);
+    // A column and a data migration, applied to the source pool for its other tenant, rows of the moving one included.
+    await v.addMigration('0004_tag.sql', `alter table tasks add column tag text; update tasks set tag = 'migrated';`);
+    const up = await v.cli(['migrate', 'up', '--json']);
+    expect(up.code, up.stdout + up.stderr).toBe(0);
+    expect(json(up).results.filter((x: { status: string }) => x.status === 'skipped')).toMatchObject([{ tenant: 'vv', reason: 'moving' }]);
+    writeFileSync(resume, '');
+    const r = await run;
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(json(r).error).toMatchObject({
+      code: 'MOVE_FAILED',
+      message: expect.stringMatching(
+        /the source pool us1\/pool_mvv\/app was migrated while vv moved \(now at 0004_tag; the copy was made at 0003_comments\): nothing was switched/,
+      ),
+    });
+    // At the source, at the version its rows are at; nothing of it left at eu1.
+    expect((await tenant(v, 'vv'))!).toMatchObject({ shard: 'us1', status: 'active', schema_version: '0004_tag' });
+    const key = (await tenant(v, 'vv'))!.key;
+    const left = await v.q('eu1', 'postgres', `select count(*)::int as n from pg_database where datname = 'pool_mvv'`);
+    if (left[0].n)
+      expect((await v.q('eu1', 'pool_mvv', 'select count(*)::int as n from app.tasks where tenant_id = $1', [key]))[0].n).toBe(0);
+
+    // Again: the target pool is brought to 0004 first, and the column comes with its values.
+    const again = await v.cli(['move', 'vv', '--to-shard', 'eu1', '--yes', '--json']);
+    expect(again.code, again.stdout + again.stderr).toBe(0);
+    const tags = await v.q('eu1', 'pool_mvv', 'select tag, count(*)::int as n from app.tasks where tenant_id = $1 group by tag', [key]);
+    expect(tags).toEqual([{ tag: 'migrated', n: 20 }]);
   });
 });

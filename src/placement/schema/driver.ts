@@ -1,6 +1,7 @@
 import type { Fleet } from '../../fleet/fleet.js';
 import type { ShardClient } from '../../fleet/shard-connections.js';
 import { ensureSchema, ident } from '../../sql.js';
+import { TenantctlError } from '../../errors.js';
 import { ensureDatabase } from '../databases.js';
 import { tenantRoleName, tenantSchemaName } from '../naming.js';
 import { closeRoleReach, dropRoleEverywhere } from '../role-drop.js';
@@ -99,12 +100,62 @@ async function setSchemaSearchPath(c: ShardClient, t: PlacedTenant): Promise<voi
 }
 
 /**
+ * Extensions a migration created in this tenant's schema (`create extension` runs with the
+ * tenant's search_path, so the first tenant migrated gets it; the other tenants' objects then use
+ * it from there: an exclusion constraint's operator class, a column's type). The schema's CASCADE
+ * drop would drop the extension and, with it, those objects of every other tenant of the
+ * database, silently. Moved to `public` first where PostgreSQL lets tenantctl's role (it must own
+ * the extension's objects, which a trusted extension's are not); else, when objects outside the
+ * schema use it, the drop stops, naming them, with nothing changed. Used by none, it goes with
+ * the schema.
+ */
+async function keepExtensionsOf(c: ShardClient, t: PlacedTenant): Promise<void> {
+  const { rows } = await c.query<{ oid: number; name: string }>(
+    `select e.oid, e.extname as name from pg_extension e join pg_namespace n on n.oid = e.extnamespace where n.nspname = $1 order by 2`,
+    [t.schema_name],
+  );
+  for (const e of rows) {
+    await c.query('savepoint keep_extension');
+    try {
+      await c.query(`alter extension ${ident(e.name)} set schema public`);
+      await c.query('release savepoint keep_extension');
+      continue;
+    } catch {
+      await c.query('rollback to savepoint keep_extension');
+    }
+    const users = await usersOutside(c, e.oid, t.schema_name);
+    if (users.length === 0) continue;
+    throw new TenantctlError(
+      'DELETE_INCOMPLETE',
+      `extension ${e.name} lives in ${t.schema_name}, the schema of tenant ${t.slug}, and ${users.join(', ')} use${users.length === 1 ? 's' : ''} it: dropping the schema would drop them too; nothing was dropped`,
+      `as a superuser: alter extension ${e.name} set schema public; then run the command again`,
+    );
+  }
+}
+
+/** Tables, indexes, constraints, types and functions outside `schema` that use a member of the extension (its operator classes, types, functions). */
+async function usersOutside(c: ShardClient, ext: number, schema: string): Promise<string[]> {
+  const { rows } = await c.query<{ name: string }>(
+    `with members as (select classid, objid from pg_depend where refclassid = 'pg_extension'::regclass and refobjid = $1 and deptype = 'e'),
+          users as (select distinct d.classid, d.objid from pg_depend d join members m on d.refclassid = m.classid and d.refobjid = m.objid where d.deptype = 'n')
+     select format('%I.%I', n.nspname, r.relname) as name from users u join pg_class r on u.classid = 'pg_class'::regclass and r.oid = u.objid join pg_namespace n on n.oid = r.relnamespace where n.nspname <> $2
+     union select format('%I.%I', n.nspname, k.conname) from users u join pg_constraint k on u.classid = 'pg_constraint'::regclass and k.oid = u.objid join pg_namespace n on n.oid = k.connamespace where n.nspname <> $2
+     union select format('%I.%I', n.nspname, y.typname) from users u join pg_type y on u.classid = 'pg_type'::regclass and y.oid = u.objid join pg_namespace n on n.oid = y.typnamespace where n.nspname <> $2
+     union select format('%I.%I', n.nspname, p.proname) from users u join pg_proc p on u.classid = 'pg_proc'::regclass and p.oid = u.objid join pg_namespace n on n.oid = p.pronamespace where n.nspname <> $2
+     order by 1 limit 10`,
+    [ext, schema],
+  );
+  return rows.map((r) => r.name);
+}
+
+/**
  * Drop a schema tenant's schema and its migration records (then `also`, in the same
  * transaction); false when its database is not there (nothing to drop).
  */
 async function dropTenantSchema(fleet: Fleet, t: PlacedTenant, also?: (c: ShardClient) => Promise<void>): Promise<boolean> {
   if (!(await databaseExists(fleet, t.shard, t.database_name))) return false;
   await fleet.withTransaction(t.shard, t.database_name, async (c) => {
+    await keepExtensionsOf(c, t);
     await c.query(`drop schema if exists ${ident(t.schema_name)} cascade`);
     const tracked = await c.query(`select to_regclass('tenantctl.schema_migrations') as t`);
     if (tracked.rows[0].t) await c.query('delete from tenantctl.schema_migrations where target_schema = $1', [t.schema_name]);
