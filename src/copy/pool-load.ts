@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { ErrorCode } from '../errors.js';
+import { checkDeferredUniques } from './deferred-unique-check.js';
 import { checkForeignKeysOnce, type FkCheckReport } from './fk-check.js';
 import { holdForSharedLoad, type ConstraintState } from './not-valid-constraints.js';
 import type { CopyTable } from './tables.js';
@@ -111,5 +112,7 @@ export async function loadIntoPool<T>(
   if (!off) return { result, foreignKeys: 'row by row', held: hold.held };
   await triggersOn(c);
   const check = await checkForeignKeysOnce(c, scope.schema, scope.tables, scope.key, scope.keyType, scope.code, hold.unchecked);
+  // The recheck triggers of deferrable unique and exclusion constraints did not fire either.
+  await checkDeferredUniques(c, scope.schema, scope.tables, scope.key, scope.keyType, scope.code);
   return { result, foreignKeys: 'once per tenant', check, held: hold.held };
 }

@@ -8,6 +8,7 @@ import { PART_MIN_ROWS } from '../../src/copy/pool-load-split.js';
 import { databaseUrl } from '../../src/fleet/connection-url.js';
 import { latestMove } from '../../src/move/record.js';
 import { appUrl } from '../helpers/app-url.js';
+import { seed as seedRows } from '../helpers/seed.js';
 
 /**
  * Loads into a live pool (moves and restores) with foreign keys checked once per tenant: the
@@ -311,6 +312,44 @@ describe('with the grant: foreign keys checked once per tenant', () => {
     const doc = await moveOk(e, 'mv-race');
     expect(doc.tables.every((x: any) => x.foreignKeys === 'once per tenant')).toBe(true);
     expect(await tasksOf(e, 'eu1', t.key)).toBe(40);
+  });
+
+  it("a deferrable unique constraint (its recheck is a trigger the fast path skips) is checked after the load: a conflict with another tenant's row is refused, nothing loaded", async () => {
+    const d = await env('pdu');
+    await d.create([
+      { slug: 'du-a', model: 'pool', shard: 'us1' },
+      { slug: 'du-b', model: 'pool', shard: 'eu1' },
+    ]);
+    await d.addMigration(
+      '0004_ext_ref.sql',
+      'alter table projects add column ext_ref bigint; alter table projects add constraint projects_ext_ref_uniq unique (ext_ref) deferrable initially deferred;',
+    );
+    const up = await d.cli(['migrate', 'up', '--json']);
+    expect(up.code, up.stdout + up.stderr).toBe(0);
+    for (const slug of ['du-a', 'du-b']) await seedRows(d, slug, 5, slug);
+    const ref = async (slug: string, v: number) => {
+      const t = (await tenant(d, slug))!;
+      await d.q(
+        t.shard,
+        pool(d),
+        'update app.projects set ext_ref = $2 where id = (select id from app.projects where tenant_id = $1 order by id limit 1)',
+        [t.key, v],
+      );
+      return t.key;
+    };
+    const a = await ref('du-a', 42);
+    await ref('du-b', 42);
+    const r = await move(d, 'du-a');
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(json(r).error.message).toMatch(
+      /projects: the tenant's rows conflict with another row of app\.projects on the deferrable constraint projects_ext_ref_uniq \(ext_ref\) = \(42\); nothing was loaded/,
+    );
+    expect(await d.q('eu1', pool(d), 'select count(*)::int as n from app.projects where ext_ref = 42')).toEqual([{ n: 1 }]);
+    expect(await d.q('eu1', pool(d), 'select count(*)::int as n from app.projects where tenant_id = $1', [a])).toEqual([{ n: 0 }]);
+    expect((await tenant(d, 'du-a'))!).toMatchObject({ shard: 'us1', status: 'active' });
+    await ref('du-a', 43);
+    const ok = await moveOk(d, 'du-a');
+    expect(ok.tables.every((x: any) => x.foreignKeys === 'once per tenant')).toBe(true);
   });
 });
 
