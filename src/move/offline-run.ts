@@ -4,9 +4,10 @@ import { lostConnectionError } from '../connection-loss.js';
 import { errorMessage } from '../errors.js';
 import type { MovePlan } from './plan.js';
 import type { HeldFence } from './fence.js';
-import { copyAndVerify, type TableCheck } from './copy.js';
+import { copyAndVerify, MoveVerifyError, type TableCheck } from './copy.js';
 import { buildTarget } from './build-target.js';
-import { movedForeignKeys, targetLoadRole } from './load-path.js';
+import { firedTriggersNote, movedForeignKeys, targetLoadRole } from './load-path.js';
+import type { PoolLoadRole } from '../copy/pool-load-path.js';
 import { phaseClock } from './phase-clock.js';
 import { tamperCopy } from './tamper.js';
 import { MoveRecord } from './record.js';
@@ -36,11 +37,12 @@ export async function runMove(
   const { rec, pre, clock } = run;
   const held: { fence?: HeldFence } = {};
   let switched = false;
+  let loadRole: PoolLoadRole | undefined;
   try {
     // The target first, made and migrated at the source's version while the tenant still writes.
     clock.begin('build');
     const targetBuild = await buildTarget(deps, plan, pre.atVersion, rec);
-    const loadRole = await targetLoadRole(deps, plan);
+    loadRole = await targetLoadRole(deps, plan);
     await clock.done('build', rec, targetBuild);
     const fence = await fenceStep(run, held);
     const checks = await copyInSnapshot(run, load);
@@ -64,7 +66,16 @@ export async function runMove(
         targetLeft = true;
       });
     }
-    return failedResult(run, err, redactText(errorMessage(err)), { fence: held.fence, switched, targetLeft });
+    const note =
+      err instanceof MoveVerifyError
+        ? await firedTriggersNote(
+            deps,
+            plan,
+            loadRole,
+            pre.tables.map((t) => t.table),
+          ).catch(() => '')
+        : '';
+    return failedResult(run, err, redactText(errorMessage(err)) + note, { fence: held.fence, switched, targetLeft });
   }
 }
 

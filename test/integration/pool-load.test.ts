@@ -389,6 +389,29 @@ describe('without the grant: row by row', () => {
     }
     expect(await doctorSays(e, 'us1')).toMatch(/^pool loads check foreign keys once per tenant: role tenantctl may set /);
   });
+
+  it("a trigger of the pool's that changes each copied row: verification refuses the copy and names the trigger and the grant", async () => {
+    await e.create([{ slug: 'mv-trg', model: 'pool', shard: 'us1' }]);
+    await seed(e, 'mv-trg', 10);
+    await e.q(
+      'eu1',
+      pool(e),
+      `create function trig.touch() returns trigger language plpgsql as $$ begin new.body := new.body || ' (touched)'; return new; end $$`,
+    );
+    await e.q('eu1', pool(e), 'create trigger touch_comments before insert on app.comments for each row execute function trig.touch()');
+    for (const shard of ['us1', 'eu1']) await su(e, shard, 'revoke set on parameter session_replication_role from tenantctl');
+    try {
+      const r = await move(e, 'mv-trg');
+      expect(r.code, r.stdout + r.stderr).toBe(1);
+      expect(json(r).error.message).toMatch(
+        /verification failed: comments: .*the pool's own triggers fired for each copied row \(log_tasks on tasks, touch_comments on comments\).*GRANT SET ON PARAMETER session_replication_role TO tenantctl to load without them/,
+      );
+      expect((await tenant(e, 'mv-trg'))!).toMatchObject({ shard: 'us1', status: 'active' });
+    } finally {
+      for (const shard of ['us1', 'eu1']) await su(e, shard, 'grant set on parameter session_replication_role to tenantctl');
+      await e.q('eu1', pool(e), 'drop trigger touch_comments on app.comments');
+    }
+  });
 });
 
 describe('without the grant: big tables loaded in parts on two connections', () => {
