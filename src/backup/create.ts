@@ -16,6 +16,7 @@ import { sqlDigest } from '../copy/sql-digest.js';
 import { pgDumpTarget } from '../placement/placement.js';
 import { sharedTablesNotCopied } from '../placement/pool/shared-tables.js';
 import { MANIFEST_FILE, MANIFEST_FORMAT, sealManifest, toolVersion, type Manifest } from './manifest.js';
+import { sequenceValues } from '../copy/sequences.js';
 import { manifestMac } from './manifest-mac.js';
 import { newBackupId, type ArchiveWriter } from './storage.js';
 import { backupCompression, encryptsBackups, storageFor } from './regions.js';
@@ -197,6 +198,8 @@ async function writeArchive(
         encryption: dataKey ? { algorithm: 'aes-256-gcm', keyId: dataKey.keyId, keyFile: ARCHIVE_KEY_FILE } : null,
         // In the same snapshot: which constraints are NOT VALID and how many of these rows break them.
         constraints: await sourceConstraints(c, scope, tables, config.tenantKey.type),
+        // Values a column does not show (a text default built from nextval): a restore goes past them (format 6).
+        sequences: Object.fromEntries(await sequenceValues(c, t.schema_name)),
       };
       // An encrypted archive's manifest is authenticated with the tenant's data key (format 4).
       return sealManifest(dataKey ? { ...body, mac: manifestMac(body, dataKey.key) } : body);

@@ -24,17 +24,20 @@ import { isPlainFileName } from './storage.js';
  * reads all four. Format 5 adds `encryption.keyFile` to an encrypted archive's manifest: the
  * archive carries a copy of its data key wrapped by the master key in that file
  * (src/backup/archive-key.ts), so it restores without the catalog; `backup forget-key` erases the
- * file. This tenantctl writes format 5 and reads all five. Every format's file names are confined
- * to the archive's own folder.
+ * file. Format 6 adds `sequences`: the last value each sequence of the placement had handed out,
+ * read in the archive's snapshot, so a restore as a new tenant moves its sequences past them even
+ * where no integer column shows it (`default 'R-' || nextval('ref_seq')`: the loaded rows hold
+ * `R-1` … and the next insert would be given `R-1` again). This tenantctl writes format 6 and
+ * reads all six. Every format's file names are confined to the archive's own folder.
  */
-export const MANIFEST_FORMAT = 5;
-const READS = [1, 2, 3, 4, MANIFEST_FORMAT] as const;
+export const MANIFEST_FORMAT = 6;
+const READS = [1, 2, 3, 4, 5, MANIFEST_FORMAT] as const;
 export const MANIFEST_FILE = 'manifest.json';
 
 const stored = z.strictObject({ bytes: z.number().int().nonnegative(), sha256: z.string().regex(/^[0-9a-f]{64}$/) });
 
 const manifestSchema = z.strictObject({
-  format: z.union([z.literal(1), z.literal(2), z.literal(3), z.literal(4), z.literal(MANIFEST_FORMAT)]),
+  format: z.union([z.literal(1), z.literal(2), z.literal(3), z.literal(4), z.literal(5), z.literal(MANIFEST_FORMAT)]),
   /** From format 2 (format 1 is gzip). */
   compression: z.enum(COMPRESSIONS).optional(),
   id: z.string(),
@@ -94,6 +97,8 @@ const manifestSchema = z.strictObject({
       }),
     )
     .optional(),
+  /** From format 6: sequence name → the last value it had handed out at the snapshot (ascending sequences the role may read). */
+  sequences: z.record(z.string(), z.string().regex(/^-?\d+$/)).optional(),
   /** From format 4, encrypted archives only: HMAC-SHA256 of manifestBody with the data key's manifest key. */
   mac: z
     .string()

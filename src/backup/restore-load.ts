@@ -16,7 +16,7 @@ import { ident, qualified } from '../sql.js';
 import { assertPoolCopyAllowed } from '../placement/pool/visibility.js';
 import { copyTables } from '../copy/tables.js';
 import { assertSameShape, loadTable } from '../copy/load.js';
-import { advanceSequences } from '../copy/sequences.js';
+import { advanceSequences, raiseSequences } from '../copy/sequences.js';
 import { loadIntoPool, type ForeignKeyCheck } from '../copy/pool-load.js';
 import { foreignKeyPath, poolLoadRole, type ForeignKeyPath } from '../copy/pool-load-path.js';
 import { buildPlacement } from '../build/at-files.js';
@@ -120,6 +120,8 @@ export async function load(
       schema,
       m.tables.map((t) => t.table),
     );
+    // And past what they had handed out at the backup (format 6), which no integer column may show.
+    if (m.sequences) await raiseSequences(c, schema, new Map(Object.entries(m.sequences)));
   };
   const hang = async () => {
     await op.phase('loaded', { rows: done, total });
@@ -305,6 +307,7 @@ async function loadStaged(
     p.schema_name,
     staged.map((s) => s.table),
   );
+  if (m.sequences) await raiseSequences(c, p.schema_name, new Map(Object.entries(m.sequences)));
   return loaded;
 }
 

@@ -202,7 +202,7 @@ describe('forged manifests', () => {
     const file = join(await archiveDir(e, id), 'manifest.json');
     const text = await readFile(file, 'utf8');
     const m = JSON.parse(text);
-    expect(m.format).toBe(5);
+    expect(m.format).toBe(6);
     expect(m.mac).toMatch(/^[0-9a-f]{64}$/);
     const { checksum: _c, ...body } = m;
     await writeFile(file, JSON.stringify(sealManifest({ ...body, tenant: { ...body.tenant, name: 'Forged Inc' } }), null, 2));
@@ -214,12 +214,12 @@ describe('forged manifests', () => {
       expect(r.code, r.stdout + r.stderr).toBe(2);
       expect(json(r).error.message).toMatch(/manifest.json was altered \(its MAC does not match/);
     }
-    // Dropping the mac of a format-5 encrypted manifest is refused too.
+    // Dropping the mac of a format-6 encrypted manifest is refused too.
     const { mac: _m, ...noMac } = body;
     await writeFile(file, JSON.stringify(sealManifest(noMac), null, 2));
     const bare = await e.cli(['backup', 'verify', id, '--json'], { env: K });
     expect(bare.code).toBe(2);
-    expect(json(bare).error.message).toMatch(/malformed at mac: an encrypted format 5 manifest has no mac/);
+    expect(json(bare).error.message).toMatch(/malformed at mac: an encrypted format 6 manifest has no mac/);
     await writeFile(file, text);
     const ok = await e.cli(['backup', 'verify', id, '--json'], { env: K });
     expect(ok.code, ok.stdout + ok.stderr).toBe(0);

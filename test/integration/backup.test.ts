@@ -645,20 +645,20 @@ describe('compression', () => {
       return { dir, m, first: await readFile(join(dir, m.tables.find((t: any) => t.table === 'tasks').file)) };
     };
     const brotli = await stored(await backupOf(e, 'cmp-a'));
-    expect(brotli.m).toMatchObject({ format: 5, compression: 'brotli' });
+    expect(brotli.m).toMatchObject({ format: 6, compression: 'brotli' });
     expect(brotli.m.tables.every((t: any) => t.file.endsWith('.copy.br'))).toBe(true);
     // The rows' digest is PostgreSQL's (src/build/digest.ts), taken in the backup's snapshot.
     expect(brotli.m.tables.every((t: any) => /^\d+:-?\d+:-?\d+$/.test(t.hash))).toBe(true);
 
     await setCompression('gzip');
     const gz = await stored(await backupOf(e, 'cmp-a'));
-    expect(gz.m).toMatchObject({ format: 5, compression: 'gzip' });
+    expect(gz.m).toMatchObject({ format: 6, compression: 'gzip' });
     expect(gz.first.subarray(0, 2).toString('hex')).toBe('1f8b');
 
     await setCompression('none');
     const idNone = await backupOf(e, 'cmp-b');
     const none = await stored(idNone);
-    expect(none.m).toMatchObject({ format: 5, compression: 'none' });
+    expect(none.m).toMatchObject({ format: 6, compression: 'none' });
     expect(none.first.toString('utf8')).toContain('\tTask 1 ünï\t');
     // A schema tenant's files then come from an uncompressed pg_dump.
     const idNoneSchema = await backupOf(e, 'cmp-a');
@@ -714,6 +714,26 @@ describe("pg_dump's stream", () => {
 });
 
 describe('sequences and row-level security', () => {
+  it('a sequence only a text default shows (`R-` || nextval) ends past what it had handed out at the backup: the restored tenant inserts without a duplicate', async () => {
+    const e = await env('seqtx');
+    await e.addMigration(
+      '0004_refs.sql',
+      `create sequence ref_seq;
+       create table refs (tenant_id uuid not null references workspaces (id) on delete cascade, id bigserial,
+         ref text not null default 'R-' || nextval('ref_seq'), primary key (tenant_id, id), unique (tenant_id, ref));`,
+    );
+    await e.create([{ slug: 'sqt', model: 'schema', shard: 'us1' }]);
+    await seed(e, 'sqt', 5, 'sqt');
+    const t = (await tenant(e, 'sqt'))!;
+    await e.q('us1', t.database_name, `insert into "${t.schema_name}".refs (tenant_id) select $1 from generate_series(1, 3)`, [t.key]);
+    const id = await backupOf(e, 'sqt');
+    const r = await e.cli(['restore', id, '--as', 'sqt2', '--json']);
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    const c = (await tenant(e, 'sqt2'))!;
+    const [row] = await e.q('us1', c.database_name, `insert into "${c.schema_name}".refs (tenant_id) values ($1) returning ref`, [c.key]);
+    expect(row.ref).toBe('R-4');
+  });
+
   it('identity and serial columns end past the restored ids (schema clone and pool clone)', async () => {
     const e = await env('seq');
     await e.addMigration(
