@@ -9,6 +9,9 @@ type Queryable = Pick<pg.ClientBase, 'query'>;
 /** The statement-level trigger that refuses writes on every table of a fenced schema or database tenant. */
 export const FENCE_TRIGGER = 'tenantctl_fence';
 
+/** The statement trigger that refuses writes on every table of a schema or database tenant's old placement (table-switch-fence.ts). */
+export const SWITCH_TRIGGER = 'tenantctl_switched';
+
 /**
  * Fence a schema or database tenant: a BEFORE INSERT/UPDATE/DELETE/TRUNCATE statement trigger on
  * every table of its schema raising SQLSTATE 25006 with the reason's message and hint (trigger
@@ -23,8 +26,15 @@ export async function fenceTables(c: Queryable, schema: string, timeoutMs: numbe
   await ensureFenceFunction(
     c,
     'refuse_write',
+    // Where the switch fence is up too (a move killed after its switch, or one whose lift gave
+    // up), it speaks: "has moved: it lives at …" tells the application to resolve again, "paused"
+    // would have it retry here for ever. Statement triggers fire in name order, this one first;
+    // its NULL lets the next one raise.
     `
     begin
+      if exists (select 1 from pg_catalog.pg_trigger where tgrelid = tg_relid and tgname = ${literal(SWITCH_TRIGGER)} and tgenabled <> 'D') then
+        return null;
+      end if;
       raise exception '%', coalesce(tg_argv[0], ${literal(MOVE_FENCE.message)})
         using errcode = '${FENCE_SQLSTATE}', hint = coalesce(tg_argv[1], ${literal(MOVE_FENCE.hint)});
     end `,

@@ -2,15 +2,12 @@ import type pg from 'pg';
 import { ident, literal, qualified } from '../sql.js';
 import { FENCE_SCHEMA, FENCE_SQLSTATE } from './pool/fence.js';
 import { ensureFenceFunction } from './fence-function.js';
-import { lockForFence, schemaTables, unfenceTables } from './table-fence.js';
+import { lockForFence, SWITCH_TRIGGER, schemaTables, unfenceTables } from './table-fence.js';
 
 /** How long the switch fence waits for the locks of its tables (nothing writes there: the move's fence is up). */
 const SWITCH_FENCE_WAIT_MS = 30_000;
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
-
-/** The statement trigger that refuses writes on every table of a schema or database tenant's old placement. */
-export const SWITCH_TRIGGER = 'tenantctl_switched';
 
 /**
  * Fence an exclusive placement (a schema or database tenant's) that a move has switched away

@@ -227,10 +227,10 @@ describe('bad input: exit 2, nothing changed', () => {
         message: expect.stringMatching(/^users: the data read \(\d+ rows\) does not match its checksum in the manifest/),
       });
     }
-    await writeFile(join(dir, 'manifest.json'), text.replace('"format": 5', '"format": 6'));
+    await writeFile(join(dir, 'manifest.json'), text.replace('"format": 6', '"format": 7'));
     const fmt = await e.cli(['backup', 'verify', id, '--json']);
     expect(fmt.code).toBe(2);
-    expect(json(fmt).error.message).toMatch(/manifest format 6 is unknown to this tenantctl \(it reads formats 1, 2, 3, 4 and 5\)/);
+    expect(json(fmt).error.message).toMatch(/manifest format 7 is unknown to this tenantctl \(it reads formats 1, 2, 3, 4, 5 and 6\)/);
     await writeFile(join(dir, 'manifest.json'), text);
 
     expect(await tenantCount(e)).toBe(n);

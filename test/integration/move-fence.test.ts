@@ -309,6 +309,28 @@ describe('the source is fenced from the switch until complete or rollback', () =
     expect((await app.c.query('update tasks set title = title')).rowCount).toBe(40);
   });
 
+  it('killed after the switch with the write fence still up: the old URL is told where the tenant lives now, not "paused"', async () => {
+    await e.create([{ slug: 'fk2', model: 'schema', shard: 'us1' }]);
+    await seed(e, 'fk2', 10, 'fk2');
+    const app = await connectApp(e, 'fk2');
+    const marker = join(mkdtempSync(join(tmpdir(), 'tenantctl-fk2-')), 'paused');
+    let pid = 0;
+    const run = e.cli(['move', 'fk2', '--to-shard', 'eu1', '--yes', '--json'], {
+      env: { TENANTCTL_FAULT: 'move.after-switch', TENANTCTL_FAULT_PAUSED_FILE: marker },
+      onSpawn: (p) => (pid = p),
+    });
+    await until(async () => existsSync(marker), 60_000);
+    process.kill(pid, 'SIGKILL');
+    expect((await run).signal).toBe('SIGKILL');
+    expect((await tenant(e, 'fk2'))!.shard).toBe('eu1');
+    await expect(app.c.query('update tasks set title = title')).rejects.toMatchObject({
+      code: '25006',
+      message: expect.stringMatching(/fk2 has moved: it lives at shard eu1/),
+    });
+    const done = await complete(e, 'fk2');
+    expect(done.code, done.stdout + done.stderr).toBe(0);
+  });
+
   it('a tenant whose role owns large objects is refused before anything changes (a move copies tables only)', async () => {
     await e.create([{ slug: 'flo', model: 'database', shard: 'us1' }]);
     const t = (await tenant(e, 'flo'))!;
