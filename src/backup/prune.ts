@@ -4,6 +4,7 @@ import { listBackups } from './list.js';
 import { backupRegions, findBackup, storageFor } from './regions.js';
 import type { CatalogDb } from '../catalog/open.js';
 import { slugOfPartial, unlockedTenants } from '../operations/unlocked-tenants.js';
+import { removeUnlessInUse } from './archive-in-use.js';
 
 export interface PruneOptions {
   keepLast?: number;
@@ -78,10 +79,16 @@ export function planPrune(
 export async function pruneBackups(config: Config, o: PruneOptions, catalog?: () => Promise<CatalogDb>): Promise<PruneEntry[]> {
   const plan = planPrune(await listBackups(config, o.slug), o);
   if (!o.dryRun) {
+    const db = catalog ? await catalog() : undefined;
     for (const e of plan) {
       if (e.action !== 'deleted') continue;
       const { storage } = await findBackup(config, e.id);
-      await storage.remove(e.id);
+      const remove = () => storage.remove(e.id);
+      // An archive a restore is reading is kept, this time (archive-in-use.ts).
+      if (db && !(await removeUnlessInUse(db, e.id, remove))) {
+        e.action = 'kept';
+        e.reason = 'in use: a restore is reading it (the next prune deletes it)';
+      } else if (!db) await remove();
     }
   }
   return catalog ? [...plan, ...(await prunePartials(config, await catalog(), o))] : plan;

@@ -1,3 +1,4 @@
+import { withArchiveInUse } from './archive-in-use.js';
 import { randomBytes } from 'node:crypto';
 import { insertTenant } from '../catalog/tenants.js';
 import { recordEvent } from '../catalog/events.js';
@@ -50,7 +51,8 @@ import { replaceTenant } from './restore-replace.js';
  *   await restoreBackup(deps, { backup: 'acme.20261126T225317123Z', as: 'acme-copy', model: 'pool' })
  */
 export async function restoreBackup(deps: RestoreDeps, o: RestoreOptions): Promise<RestoreResult> {
-  return restoreArchive(deps, await openArchive(deps.config, o.backup), o);
+  // The archive stays whole while it is read: `backup prune` keeps it (archive-in-use.ts).
+  return withArchiveInUse(deps.db, o.backup, async () => restoreArchive(deps, await openArchive(deps.config, o.backup), o));
 }
 
 /**

@@ -8,6 +8,8 @@
  *   RUN    'tnrn'  one migrate run, keyed by its id (held while it runs: a free one means crashed)
  *   TENANT 'tntn'  one tenant's operation lock, keyed by hashtext(slug)
  *   PARTITION 'tnpt' a CI matrix's recorded split, keyed by hashtext(partition key), per transaction
+ *   ARCHIVE 'tarc' one backup archive in use, keyed by hashtext(backup id): shared by each restore
+ *     reading it, exclusive while `backup prune` deletes it (src/backup/archive-in-use.ts)
  * Each target database:
  *   MIGRATION 'tnct'  one migration target, keyed by hashtext(schema)
  *   DATABASE_ACL 'tacl' serialises GRANTs on one database (taken in src/placement/roles.ts)
@@ -23,6 +25,7 @@ export const FLEET_LOCK_CLASSID = 0x746e666c;
 export const RUN_LOCK_CLASSID = 0x746e726e;
 export const TENANT_LOCK_CLASSID = 0x746e746e;
 export const PARTITION_LOCK_CLASSID = 0x746e7074;
+export const ARCHIVE_LOCK_CLASSID = 0x74617263;
 export const MIGRATION_LOCK_CLASSID = 0x746e6374;
 export const DATABASE_ACL_LOCK_CLASSID = 0x7461636c;
 export const POOL_SUSPEND_LOCK_CLASSID = 0x74737573;

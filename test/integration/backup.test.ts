@@ -1,4 +1,5 @@
-import { readFile, readdir, truncate, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, truncate, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseDocument } from 'yaml';
 import { describe, expect, it } from 'vitest';
@@ -515,6 +516,31 @@ describe('a restore --replace killed after the catalog switched', () => {
 });
 
 describe('list, prune, final backup on delete', () => {
+  it('prune keeps an archive a restore is reading (and deletes it at the next prune); the restore completes', async () => {
+    const e = await env('prunr');
+    await e.create([{ slug: 'pu-a', model: 'schema', shard: 'us1' }]);
+    await seed(e, 'pu-a', 5, 'a');
+    const [old, newer] = [await backupOf(e, 'pu-a'), await backupOf(e, 'pu-a')];
+    const dir = await mkdtemp(join(tmpdir(), 'tenantctl-prunr-'));
+    const go = join(dir, 'go');
+    const run = e.cli(['restore', old, '--as', 'pu-b', '--json'], {
+      env: { TENANTCTL_FAULT: 'restore.loaded:resume', TENANTCTL_FAULT_RESUME_FILE: go },
+    });
+    await untilRestorePhase(e.db, 'pu-b', ['loaded']);
+    const p = await e.cli(['backup', 'prune', '--keep-last', '1', '--tenant', 'pu-a', '--json']);
+    expect(p.code, p.stdout + p.stderr).toBe(0);
+    expect(json(p).backups.find((b: any) => b.id === old)).toMatchObject({
+      action: 'kept',
+      reason: expect.stringMatching(/^in use: a restore is reading it/),
+    });
+    await writeFile(go, '');
+    const r = await run;
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const again = await e.cli(['backup', 'prune', '--keep-last', '1', '--tenant', 'pu-a', '--json']);
+    expect(json(again).backups.find((b: any) => b.id === old)).toMatchObject({ action: 'deleted' });
+    expect(json(await e.cli(['backup', 'list', 'pu-a', '--json'])).backups.map((x: any) => x.id)).toEqual([newer]);
+  });
+
   it('prune keeps the newest N per tenant, --dry-run deletes nothing; tenant delete leaves a final backup', async () => {
     const e = await env('prune');
     await e.create([
