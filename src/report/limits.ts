@@ -4,6 +4,7 @@ import type { SetTierResult } from '../limits/set-tier.js';
 import type { Output } from './output.js';
 import { renderResultDocument } from './results.js';
 import { renderTable } from './table.js';
+import { passwordNeededLine } from './move.js';
 
 const shown = (v: string | null) => v ?? '(none)';
 
@@ -30,7 +31,7 @@ export function renderSetTier(out: Output, command: string, r: SetTierResult): v
     );
     return;
   }
-  out.print(`${r.tenant}: tier ${r.from} → ${r.to}`);
+  out.print(r.from === r.to ? `${r.tenant}: tier ${r.to} already` : `${r.tenant}: tier ${r.from} → ${r.to}`);
   if (r.changes.length)
     out.print(
       renderTable(
@@ -43,8 +44,11 @@ export function renderSetTier(out: Output, command: string, r: SetTierResult): v
     out.print('limits: nothing to change on a role (a pool tenant gets its limits from its URL: tenantctl resolve)');
   // A move to the tier's model applies the tier's limits at the new placement itself.
   else out.print(`limits: the role and database already have tier ${r.to}'s`);
-  if (r.move) out.print(`moved to ${r.move.to?.target} (${r.move.status}); tenantctl move complete ${r.tenant} drops the old placement`);
-  else if (r.movePlan)
+  if (r.move) {
+    out.print(`moved to ${r.move.to?.target} (${r.move.status}); tenantctl move complete ${r.tenant} drops the old placement`);
+    // As `move` says it: the application's first login fails otherwise, with nothing here to say why.
+    if (r.move.names?.passwordNeeded) out.print(passwordNeededLine(r.tenant, r.move.names));
+  } else if (r.movePlan)
     out.print(
       `tier ${r.to} is the ${r.movePlan.to.model} model; ${r.tenant} is still ${r.movePlan.from.model} on ${r.movePlan.from.shard}.\n` +
         `planned move: ${r.movePlan.from.target} → ${r.movePlan.to.target} (offline: the model changes)\n` +

@@ -159,9 +159,12 @@ export function renderMove(out: Output, command: string, r: MoveResult): void {
 /** The names the application uses now, and whether they are the ones it used before. */
 function namesLine(slug: string, n: NamesAfter, back = false): string {
   const line = namesOnly(slug, n, back);
-  return n.passwordNeeded
-    ? `${line}\nrole ${n.role} on shard ${n.shard} was made by the move and has no password (none carries over between clusters, and a pool tenant had no role): its application cannot log in until tenantctl tenant credentials ${slug} gives it one`
-    : line;
+  return n.passwordNeeded ? `${line}\n${passwordNeededLine(slug, n)}` : line;
+}
+
+/** The role a move made has no password yet: what the application meets, and the command that ends it. */
+export function passwordNeededLine(slug: string, n: Pick<NamesAfter, 'role' | 'shard'>): string {
+  return `role ${n.role} on shard ${n.shard} was made by the move and has no password (none carries over between clusters, and a pool tenant had no role): its application cannot log in until tenantctl tenant credentials ${slug} gives it one`;
 }
 
 function namesOnly(slug: string, n: NamesAfter, back: boolean): string {

@@ -224,6 +224,18 @@ describe('tier limits where PostgreSQL enforces them', () => {
     expect((await e.db.selectFrom('tenants').select('tier').where('slug', '=', 'limmv-a').executeTakeFirstOrThrow()).tier).toBe('big');
   });
 
+  it('set-tier --move out of a pool says, as move does, that the new role has no password yet; the same tier again says so', async () => {
+    const e = await env('limpw');
+    await ok(e, ['tenant', 'create', 'limpw-a', '--tier', 'free', '--shard', 'us1']);
+    const moved = await e.cli(['tenant', 'set-tier', 'limpw-a', 'tight', '--move', '--yes']);
+    expect(moved.code, moved.stdout + moved.stderr).toBe(0);
+    expect(moved.stdout).toMatch(/role tenant_limpw_a on shard us\d was made by the move and has no password/);
+    expect(moved.stdout).toContain('tenantctl tenant credentials limpw-a gives it one');
+    const same = await e.cli(['tenant', 'set-tier', 'limpw-a', 'tight']);
+    expect(same.code, same.stdout + same.stderr).toBe(0);
+    expect(same.stdout).toContain('limpw-a: tier tight already');
+  });
+
   it('a pool tenant: resolve carries its timeouts and slug; its sessions are counted under it', async () => {
     const e = await env('limp');
     await ok(e, ['tenant', 'create', 'limp-a', '--tier', 'free', '--shard', 'us1']);
