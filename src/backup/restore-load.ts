@@ -211,9 +211,10 @@ async function loadShared(x: LoadRun): Promise<Loaded> {
         constraints: m.constraints,
       };
       // A pool at a later version than the backup is loaded through a staging schema.
-      ({ foreignKeys } = pool.staged
-        ? await loadStaged(c, x, intoPool, pool)
-        : await loadIntoPool(c, intoPool, () => loadAll(c, p.schema_name, new Set())));
+      ({ foreignKeys } = await collisionsNamed(
+        pool.staged ? loadStaged(c, x, intoPool, pool) : loadIntoPool(c, intoPool, () => loadAll(c, p.schema_name, new Set())),
+        p,
+      ));
       // The role asked after the load: the path is what the load did; the role's name and version say why.
       foreignKeyCheck = foreignKeyPath(foreignKeys, { intoPool: true, role: await poolLoadRole(c) });
       await hang();
@@ -335,4 +336,23 @@ async function stagedInsert(c: ShardClient, schemas: { staging: string; pool: st
   });
   const overriding = columns.some((col) => byName.get(col)?.always) ? ' overriding system value' : '';
   return `insert into ${qualified(schemas.pool, table)} (${columns.map(ident).join(', ')})${overriding} select ${select.join(', ')} from ${qualified(schemas.staging, table)}`;
+}
+
+/**
+ * A unique key of a pool table that leaves out the tenant key (a surrogate `id` primary key) is
+ * shared by every tenant of the pool: a backup's rows whose values another tenant's rows already
+ * have cannot go in. PostgreSQL's bare "duplicate key value violates unique constraint" said
+ * neither that nor what to do (a move says it at preflight); nothing was loaded either way.
+ */
+async function collisionsNamed<T>(load: Promise<T>, p: { slug: string; schema_name: string }): Promise<T> {
+  try {
+    return await load;
+  } catch (err) {
+    const e = err as { code?: string; constraint?: string; table?: string; detail?: string };
+    if (e.code !== '23505') throw err;
+    throw new TenantctlError(
+      'RESTORE_FAILED',
+      `rows of the backup collide with rows already in the pool: ${e.detail ?? 'a duplicate key'} (${p.schema_name}.${e.table ?? '?'}, constraint ${e.constraint ?? '?'}, a unique key without the tenant key, shared by every tenant of the pool); nothing was loaded: restore it into its own placement (--model schema or --model database), or add the tenant key to that key in a migration`,
+    );
+  }
 }
