@@ -62,7 +62,7 @@ export function sharingProblems(schema: string, tables: SchemaTable[], config: S
         table: t.table,
         kind: 'undeclared-keyless',
         message: `table ${schema}.${t.table} has no tenant-key column ${config.tenantKey.tables?.[t.table] ?? column}: in a pool every tenant would read and write all of its rows`,
-        fix: `add the key to it in a migration (${column} ${config.tenantKey.type} not null), or declare it shared reference data in tenants.config.yaml (tenantKey.shared: [${t.table}])`,
+        fix: `if the table keeps the tenant key under another name (a renamed column), map it in tenants.config.yaml (tenantKey.tables: { ${t.table}: <column> }); otherwise add the key to it in a migration (${column} ${config.tenantKey.type} not null), or, only for reference data every tenant may read, declare it shared (tenantKey.shared: [${t.table}])`,
       });
     } else if (t.keyed && t.shared !== null) {
       out.push({
