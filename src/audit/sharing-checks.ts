@@ -92,7 +92,9 @@ async function tenantReferences(c: ShardClient, at: At, env: AuditEnv, schema: s
     finding('pool.key-renamed', {
       ...at,
       object: `${schema}.${r.child}.${r.col}`,
-      message: `${schema}.${r.child}.${r.col} points at a tenant (${r.name} references ${r.parent}'s key) but is not the tenant key${r.keyed ? '' : ` and ${r.child} has no key column`}: row-level security does not filter on it, so every tenant reads every row of ${r.child}`,
+      message: r.keyed
+        ? `${schema}.${r.child}.${r.col} points at a tenant (${r.name} references ${r.parent}'s key) but is not the tenant key of ${r.child}: row-level security filters on the key column, not on it, so a row whose ${r.col} names another tenant than its key is that key's tenant's to read, and moves, backups and deletes follow the key`
+        : `${schema}.${r.child}.${r.col} points at a tenant (${r.name} references ${r.parent}'s key) but is not the tenant key and ${r.child} has no key column: row-level security does not filter on it, so every tenant reads every row of ${r.child}`,
       fix: `-- rename ${r.col} to the key column ${env.config.tenantKey.column} (or add the key and keep it equal), or map it in tenantKey.tables: { ${r.child}: ${r.col} }`,
     }),
   );
