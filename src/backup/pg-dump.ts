@@ -8,9 +8,9 @@ import { redactText } from '../config/redact.js';
 
 /**
  * A `pg_dump -Fc` of a schema or database placement, for full fidelity beside the portable COPY
- * data. Run with zx (`zx/core`: the `$` alone; the package's main entry also loads its 700 KB vendor
- * bundle, about 0.2 CPU-s on every backup for nothing we use); the password goes in PGPASSWORD in the child's environment, never on its
- * command line (visible to every user in `ps`). Taken from the backup's exported snapshot, so
+ * data. Run with zx (`zx/core`: the `$` alone; the package's main entry also loads its 700 KB
+ * vendor bundle, about 0.2 CPU-s on every backup for nothing used here); the password goes in
+ * PGPASSWORD in the child's environment, never on its command line (visible to every user in `ps`). Taken from the backup's exported snapshot, so
  * both describe the same moment.
  */
 
