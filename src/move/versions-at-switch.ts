@@ -45,7 +45,7 @@ async function lockMigrations(c: ShardClient, end: MoveEnd): Promise<void> {
     c,
     MIGRATION_LOCK_CLASSID,
     end.schema,
-    `the migrations of pool ${end.target} (nothing was switched)`,
+    `pool ${end.target}, which migrate up is migrating (the move did not switch: run it again once that is done),`,
     SWITCH_MIGRATION_WAIT_MS,
   );
 }

@@ -11,6 +11,7 @@ import { seed, tenant } from '../helpers/seed.js';
 import { ensurePoolFence, FENCE_SCHEMA } from '../../src/placement/pool/fence.js';
 import { ensurePoolSwitchFence, SWITCH_EPOCH } from '../../src/placement/pool/switch-fence.js';
 import { recordEpoch } from '../../src/placement/pool/snapshot-epoch.js';
+import { MIGRATION_LOCK_CLASSID } from '../../src/operations/lock-ids.js';
 
 /**
  * Issue 16, defect 1: after a move switches, the application's old URL (what `resolve` printed
@@ -606,6 +607,22 @@ describe('a pool migrated while one of its tenants moves (migrate up skips only 
     const left = await v.q('eu1', 'postgres', `select count(*)::int as n from pg_database where datname = 'pool_mvv'`);
     if (left[0].n)
       expect((await v.q('eu1', 'pool_mvv', 'select count(*)::int as n from app.tasks where tenant_id = $1', [key]))[0].n).toBe(0);
+
+    // While another tenantctl session holds the source pool's migration lock (a migrate up there),
+    // the switch waits 5 s for it, then the move stops (exit 3), nothing switched.
+    const holder = new pg.Client({ connectionString: databaseUrl(v.config.shards.find((x) => x.name === 'us1')!.url, 'pool_mvv') });
+    await holder.connect();
+    try {
+      await holder.query(`select pg_advisory_lock(${MIGRATION_LOCK_CLASSID}, hashtext('app'))`);
+      const locked = await v.cli(['move', 'vv', '--to-shard', 'eu1', '--yes', '--json']);
+      expect(locked.code, locked.stdout + locked.stderr).toBe(3);
+      expect(json(locked).error.message).toMatch(
+        /^pool us1\/pool_mvv\/app, which migrate up is migrating \(the move did not switch: run it again once that is done\), is locked by another tenantctl session/,
+      );
+      expect((await tenant(v, 'vv'))!).toMatchObject({ shard: 'us1', status: 'active' });
+    } finally {
+      await holder.end();
+    }
 
     // Again: the target pool is brought to 0004 first, and the column comes with its values.
     const again = await v.cli(['move', 'vv', '--to-shard', 'eu1', '--yes', '--json']);
