@@ -18,7 +18,7 @@ import { copyTables } from '../copy/tables.js';
 import { assertSameShape, loadTable } from '../copy/load.js';
 import { advanceSequences, raiseSequences } from '../copy/sequences.js';
 import { loadIntoPool, type ForeignKeyCheck } from '../copy/pool-load.js';
-import { foreignKeyPath, poolLoadRole, type ForeignKeyPath } from '../copy/pool-load-path.js';
+import { foreignKeyPath, poolLoadRole, poolTriggersNote, type ForeignKeyPath } from '../copy/pool-load-path.js';
 import { buildPlacement } from '../build/at-files.js';
 import { verifyLoaded } from '../build/digest.js';
 import { intoFreshTables } from '../build/fresh-tables.js';
@@ -219,7 +219,7 @@ async function loadShared(x: LoadRun): Promise<Loaded> {
       foreignKeyCheck = foreignKeyPath(foreignKeys, { intoPool: true, role: await poolLoadRole(c) });
       await hang();
     }).catch(async (err) => {
-      throw await lockWaitError(err, c, at);
+      throw await withTriggersNote(deps, p, await lockWaitError(err, c, at));
     });
   });
   return { rows: x.done(), role, foreignKeys, foreignKeyCheck, version: pool?.version ?? null };
@@ -355,4 +355,21 @@ async function collisionsNamed<T>(load: Promise<T>, p: { slug: string; schema_na
       `rows of the backup collide with rows already in the pool: ${e.detail ?? 'a duplicate key'} (${p.schema_name}.${e.table ?? '?'}, constraint ${e.constraint ?? '?'}, a unique key without the tenant key, shared by every tenant of the pool); nothing was loaded: restore it into its own placement (--model schema or --model database), or add the tenant key to that key in a migration`,
     );
   }
+}
+
+/** A pool load refused by verification: the pool's own triggers that fired for each row, if any (poolTriggersNote). */
+async function withTriggersNote(deps: LoadDeps, p: PlacedTenant, err: unknown): Promise<unknown> {
+  if (!(err instanceof TenantctlError) || err.code !== 'RESTORE_FAILED' || !err.message.startsWith('after loading, ')) return err;
+  const note = await deps.fleet
+    .withClient(p.shard, p.database_name, async (c) =>
+      poolTriggersNote(
+        c,
+        p.schema_name,
+        (await copyTables(c, p.schema_name, deps.config)).map((t) => t.table),
+        await poolLoadRole(c),
+        'restore',
+      ),
+    )
+    .catch(() => '');
+  return note ? new TenantctlError(err.code, err.message + note, err.hint, err.exitCode) : err;
 }

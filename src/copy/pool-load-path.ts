@@ -60,3 +60,23 @@ export function foreignKeyPath(path: ForeignKeyCheck, o: { intoPool: boolean; ro
   const role = o.role ?? { role: 'the shard role', may: path === 'once per tenant' };
   return { path, why: poolLoadWhy({ ...role, may: path === 'once per tenant' }) };
 }
+
+/**
+ * A row-by-row load into a pool fires the application's own triggers on the pool's tables for
+ * every copied row (only `session_replication_role = replica` skips them, and only with the
+ * grant). One that writes a copied table (an audit log) or changes the row (`updated_at`) makes
+ * the copy differ from its source, and verification refuses it: the refusal then names them and
+ * the way out, which the row counts alone do not say. Empty when the role may load without them or
+ * no such trigger is on the loaded tables.
+ */
+export async function poolTriggersNote(c: Q, schema: string, tables: string[], role: PoolLoadRole, what: string): Promise<string> {
+  if (role.may) return '';
+  const { rows } = await c.query<{ t: string }>(
+    `select format('%s on %s', t.tgname, cl.relname) as t from pg_trigger t join pg_class cl on cl.oid = t.tgrelid
+       join pg_namespace n on n.oid = cl.relnamespace
+      where n.nspname = $1 and cl.relname = any($2) and not t.tgisinternal and t.tgenabled in ('O', 'A') order by 1`,
+    [schema, tables],
+  );
+  if (!rows.length) return '';
+  return `; the pool's own triggers fired for each copied row (${rows.map((r) => r.t).join(', ')}), as they do when role ${role.role} may not set session_replication_role: one that writes a copied table or changes the row makes the copy differ. As a superuser, GRANT SET ON PARAMETER session_replication_role TO ${role.role} to load without them, then run the ${what} again`;
+}

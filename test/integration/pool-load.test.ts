@@ -407,6 +407,14 @@ describe('without the grant: row by row', () => {
         /verification failed: comments: .*the pool's own triggers fired for each copied row \(log_tasks on tasks, touch_comments on comments\).*GRANT SET ON PARAMETER session_replication_role TO tenantctl to load without them/,
       );
       expect((await tenant(e, 'mv-trg'))!).toMatchObject({ shard: 'us1', status: 'active' });
+      // A restore into that pool says the same.
+      const id = await backupOf(e, 'mv-trg');
+      const rr = await e.cli(['restore', id, '--as', 'mv-trg2', '--shard', 'eu1', '--model', 'pool', '--json']);
+      expect(rr.code, rr.stdout + rr.stderr).toBe(1);
+      expect((json(rr).result?.error ?? json(rr).error).message).toMatch(
+        /^after loading, comments: the rows differ from the backup's \(hash\); nothing was switched; the pool's own triggers fired for each copied row \(log_tasks on tasks, touch_comments on comments\).*then run the restore again$/,
+      );
+      expect(await tenant(e, 'mv-trg2')).toBeUndefined();
     } finally {
       for (const shard of ['us1', 'eu1']) await su(e, shard, 'grant set on parameter session_replication_role to tenantctl');
       await e.q('eu1', pool(e), 'drop trigger touch_comments on app.comments');
