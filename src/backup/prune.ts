@@ -78,20 +78,21 @@ export function planPrune(
  */
 export async function pruneBackups(config: Config, o: PruneOptions, catalog?: () => Promise<CatalogDb>): Promise<PruneEntry[]> {
   const plan = planPrune(await listBackups(config, o.slug), o);
+  const db = catalog ? await catalog() : undefined;
   if (!o.dryRun) {
-    const db = catalog ? await catalog() : undefined;
     for (const e of plan) {
       if (e.action !== 'deleted') continue;
       const { storage } = await findBackup(config, e.id);
       const remove = () => storage.remove(e.id);
       // An archive a restore is reading is kept, this time (archive-in-use.ts).
-      if (db && !(await removeUnlessInUse(db, e.id, remove))) {
+      const removed = db ? await removeUnlessInUse(db, e.id, remove) : (await remove(), true);
+      if (!removed) {
         e.action = 'kept';
         e.reason = 'in use: a restore is reading it (the next prune deletes it)';
-      } else if (!db) await remove();
+      }
     }
   }
-  return catalog ? [...plan, ...(await prunePartials(config, await catalog(), o))] : plan;
+  return db ? [...plan, ...(await prunePartials(config, db, o))] : plan;
 }
 
 async function prunePartials(config: Config, db: CatalogDb, o: PruneOptions): Promise<PruneEntry[]> {

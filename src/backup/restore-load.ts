@@ -219,7 +219,7 @@ async function loadShared(x: LoadRun): Promise<Loaded> {
       foreignKeyCheck = foreignKeyPath(foreignKeys, { intoPool: true, role: await poolLoadRole(c) });
       await hang();
     }).catch(async (err) => {
-      throw await withTriggersNote(deps, p, await lockWaitError(err, c, at));
+      throw await withTriggersNote(deps, p, m.tables, await lockWaitError(err, c, at));
     });
   });
   return { rows: x.done(), role, foreignKeys, foreignKeyCheck, version: pool?.version ?? null };
@@ -358,14 +358,14 @@ async function collisionsNamed<T>(load: Promise<T>, p: { slug: string; schema_na
 }
 
 /** A pool load refused by verification: the pool's own triggers that fired for each row, if any (poolTriggersNote). */
-async function withTriggersNote(deps: LoadDeps, p: PlacedTenant, err: unknown): Promise<unknown> {
+async function withTriggersNote(deps: LoadDeps, p: PlacedTenant, loaded: { table: string }[], err: unknown): Promise<unknown> {
   if (!(err instanceof TenantctlError) || err.code !== 'RESTORE_FAILED' || !err.message.startsWith('after loading, ')) return err;
   const note = await deps.fleet
     .withClient(p.shard, p.database_name, async (c) =>
       poolTriggersNote(
         c,
         p.schema_name,
-        (await copyTables(c, p.schema_name, deps.config)).map((t) => t.table),
+        loaded.map((t) => t.table),
         await poolLoadRole(c),
         'restore',
       ),

@@ -30,9 +30,8 @@ export async function checkDeferredUniques(
   key: string,
   keyType: string,
   code: ErrorCode,
-): Promise<number> {
+): Promise<void> {
   const byTable = new Map(tables.map((t) => [t.table, t]));
-  let checked = 0;
   for (const d of await deferredOf(c, schema, [...byTable.keys()])) {
     const t = byTable.get(d.table)!;
     const same = d.parts.map((p) => `b.${ident(p.column)} ${p.op} a.${ident(p.column)}`).join(' and ');
@@ -44,7 +43,6 @@ export async function checkDeferredUniques(
         limit 1`,
       [key],
     );
-    checked++;
     if (rows.length) {
       throw new TenantctlError(
         code,
@@ -53,7 +51,6 @@ export async function checkDeferredUniques(
       );
     }
   }
-  return checked;
 }
 
 /** The loaded tables' deferrable unique, primary-key and exclusion constraints, with their columns and operators. */
