@@ -3,7 +3,7 @@ import { getTenant } from '../catalog/tenants.js';
 import { describeTenantHolder } from '../operations/tenant-lock.js';
 import { assertSlug } from '../placement/slug.js';
 import type { MoveEnd } from './plan.js';
-import { latestMove, type MoveStatus } from './record.js';
+import { latestMove, type MoveProgress, type MoveStatus } from './record.js';
 import type { FenceRecord } from './fence.js';
 import type { Fleet } from '../fleet/fleet.js';
 import { countFenceTriggers } from '../placement/table-fence.js';
@@ -66,7 +66,7 @@ export async function moveStatus(db: CatalogDb, slug: string, fleet?: Fleet): Pr
   const holder = m.status === 'running' ? await describeTenantHolder(db, slug) : null;
   const live = m.status === 'running' ? holder !== null : null;
   const p = m.progress;
-  const blocked = p.writeBlockedMs ?? (p.fence?.at && !p.fence.liftedAt && live ? Date.now() - Date.parse(p.fence.at) : null);
+  const blocked = p.writeBlockedMs ?? fencedFor(m.status, p, live);
   const fenceUp = p.fence ? await isFenceUp(p.fence, live === true, fleet) : null;
   const next =
     m.status === 'switched'
@@ -115,6 +115,18 @@ export async function moveStatus(db: CatalogDb, slug: string, fleet?: Fleet): Pr
       next,
     },
   };
+}
+
+/**
+ * How long writes were blocked where the move did not record it: while its process runs, since the
+ * fence; switched by a process killed before it lifted the fence, from the fence to the switch (the
+ * application writes at the target since; the switch fence is set in the switch's transaction).
+ */
+function fencedFor(status: string, p: MoveProgress, live: boolean | null): number | null {
+  if (!p.fence?.at || p.fence.liftedAt) return null;
+  if (status === 'running' && live) return Date.now() - Date.parse(p.fence.at);
+  if (status === 'switched' && p.switchFence?.at) return Math.max(0, Date.parse(p.switchFence.at) - Date.parse(p.fence.at));
+  return null;
 }
 
 /**

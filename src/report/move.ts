@@ -177,8 +177,11 @@ function namesOnly(slug: string, n: NamesAfter, back: boolean): string {
 }
 
 /** What the status line says of a fence not recorded lifted: up, gone with its process, or unknown. */
-function fenceNote(f: { at?: string; liftedAt?: string; up: boolean | null } | null): string {
+function fenceNote(f: { at?: string; liftedAt?: string; up: boolean | null } | null, status: string): string {
   if (!f || f.liftedAt || !f.at) return '';
+  // Switched: the application writes at the target; the source's fence is lifted with its copy.
+  if (f.up === true && status === 'switched')
+    return ' (until the switch; the source keeps its write fence until move complete or rollback)';
   if (f.up === true) return ' (fence still up)';
   if (f.up === false) return ' (the fence went with its process: writes go through)';
   return ' (fence state unknown: its shard does not answer)';
@@ -198,7 +201,9 @@ export function renderMoveStatus(out: Output, command: string, s: MoveStatusResu
   if (!m) return out.print('no move recorded');
   out.print(`move ${m.id}${m.online ? ' (online)' : ''}: ${m.status}${m.live === false ? ' (its process is gone)' : ''}, phase ${m.phase}`);
   out.print(`  ${m.from.model} ${m.from.target} → ${m.to.model} ${m.to.target}`);
-  out.print(`  ${copyLine(m)}; writes blocked ${m.writeBlockedMs === null ? 'not yet' : `${m.writeBlockedMs} ms`}${fenceNote(m.fence)}`);
+  out.print(
+    `  ${copyLine(m)}; writes blocked ${m.writeBlockedMs === null ? 'not yet' : `${m.writeBlockedMs} ms`}${fenceNote(m.fence, m.status)}`,
+  );
   const done = (m.online ? ONLINE_PHASES : PHASES).filter((p) => m.phases[p] !== undefined);
   if (done.length) out.print(`  phases: ${done.map((p) => `${p} ${m.phases[p]} ms`).join(', ')}`);
   if (m.foreignKeyCheck) out.print(`  ${foreignKeysLine(m.foreignKeyCheck)}`);

@@ -6,6 +6,7 @@ import { tenantRole } from '../placement/placement.js';
 import { escapeControl } from './escape.js';
 import type { Output } from './output.js';
 import type { KilledOperation } from '../operations/killed-of-tenant.js';
+import type { SwitchedMove } from '../move/switched-of-tenant.js';
 import { printPaged } from './pager.js';
 import { isNotRun, renderResultDocument } from './results.js';
 import { renderTable } from './table.js';
@@ -63,9 +64,15 @@ export async function renderTenantList(out: Output, ts: TenantRow[]): Promise<vo
 }
 
 /** `tenant show`: the tenant's fields, what killed operations of it left, and its recent events. */
-export function renderTenantShow(out: Output, t: TenantRow, events: EventRow[], killed: KilledOperation[] = []): void {
+export function renderTenantShow(
+  out: Output,
+  t: TenantRow,
+  events: EventRow[],
+  killed: KilledOperation[] = [],
+  switchedMove: SwitchedMove | null = null,
+): void {
   if (out.json) {
-    out.document({ command: 'tenant show', ok: true, tenant: publicTenant(t), killedOperations: killed, events });
+    out.document({ command: 'tenant show', ok: true, tenant: publicTenant(t), killedOperations: killed, switchedMove, events });
     return;
   }
   const fields: [string, unknown][] = [
@@ -86,6 +93,7 @@ export function renderTenantShow(out: Output, t: TenantRow, events: EventRow[], 
   out.print(fields.map(([k, v]) => `${k.padEnd(10)} ${escapeControl(String(v))}`).join('\n'));
   // The status alone does not say it: a killed replace leaves the tenant `active` and its writes refused.
   for (const k of killed) out.print(out.color.yellow(`${'killed'.padEnd(10)} ${k.what} (started ${k.startedAt.toISOString()})`));
+  if (switchedMove) out.print(out.color.yellow(`${'unfinished'.padEnd(10)} ${switchedMove.what}`));
   out.print('\nrecent events:');
   out.print(
     renderTable(

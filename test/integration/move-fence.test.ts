@@ -328,8 +328,20 @@ describe('the source is fenced from the switch until complete or rollback', () =
       code: '25006',
       message: expect.stringMatching(/fk2 has moved: it lives at shard eu1/),
     });
+    // tenant show names the kept source and what ends it; move status says how long writes were
+    // blocked (fence to switch), not "not yet".
+    const show = json(await e.cli(['tenant', 'show', 'fk2', '--json']));
+    expect(show.switchedMove).toMatchObject({
+      from: expect.stringMatching(/^schema us1\//),
+      what: expect.stringMatching(
+        /switched from schema us1\/.*until tenantctl move complete fk2 drops it \(or tenantctl move rollback fk2/,
+      ),
+    });
+    const st = json(await e.cli(['move', 'status', 'fk2', '--json']));
+    expect(st.move.writeBlockedMs).toBeGreaterThanOrEqual(0);
     const done = await complete(e, 'fk2');
     expect(done.code, done.stdout + done.stderr).toBe(0);
+    expect(json(await e.cli(['tenant', 'show', 'fk2', '--json'])).switchedMove).toBeNull();
   });
 
   it('a tenant whose role owns large objects is refused before anything changes (a move copies tables only)', async () => {
