@@ -1,5 +1,6 @@
 import { recordEvent } from '../catalog/events.js';
-import { updateTenant } from '../catalog/tenants.js';
+import { getTenant, updateTenant } from '../catalog/tenants.js';
+import { readApplied, versionOf } from '../migrate/tracking.js';
 import { TenantctlError, UsageError } from '../errors.js';
 import { runTenantOperation } from '../operations/tenant-operation.js';
 import { assertSlug } from '../placement/slug.js';
@@ -31,6 +32,12 @@ export interface RollbackResult {
   cleaned: string[];
   /** What the application connects with again (the source's names). */
   names: NamesAfter;
+  /**
+   * Switched back to a source whose migrations differ from the version the catalog had for the
+   * tenant (the target was migrated after the switch): the catalog now says the source's, and
+   * `migrate up` brings it forward.
+   */
+  versions?: { source: string | null; before: string | null };
 }
 
 /**
@@ -113,8 +120,17 @@ async function rollbackSwitched(deps: RecoverDeps, open: MoveRow): Promise<Rollb
   const { cleaned, row } = await recoverMove(deps, open);
   const rec = MoveRecord.of(deps.db, row);
   const atSwitch = await tablesAtSwitch(deps, rec, plan, open.progress);
+  // The catalog's version follows the target (migrate up migrates it, not the source).
+  const before = (await getTenant(deps.db, slug)).schema_version;
+  const sourceVersion = await versionAt(deps, plan.from);
   const refuseIfWritten = async () => {
-    const changed = await changedSinceSwitch(deps, plan.to, plan.key, atSwitch, 'target', { anyNewTable: true });
+    // As move complete measures the source: over the columns the move copied, so a column a
+    // migration added at the target since is not a write; a new table is one unless a migration
+    // since the switch may have made it (then only its rows are).
+    const changed = await changedSinceSwitch(deps, plan.to, plan.key, atSwitch, 'target', {
+      columns: open.progress.sourceColumns,
+      anyNewTable: sourceVersion === before,
+    });
     if (changed.length) {
       throw new UsageError(
         'TENANT_STATE',
@@ -145,6 +161,7 @@ async function rollbackSwitched(deps: RecoverDeps, open: MoveRow): Promise<Rollb
         region: plan.from.region,
         database_name: plan.from.database,
         schema_name: plan.from.schema,
+        schema_version: sourceVersion,
       });
       // The copy at the target is recorded as still there until it is removed: a rollback
       // killed before that leaves it for the next command's sweep (src/operations/sweep/moves.ts).
@@ -196,5 +213,18 @@ async function rollbackSwitched(deps: RecoverDeps, open: MoveRow): Promise<Rollb
     wasSwitched: true,
     cleaned,
     names: namesAfter(deps.config, slug, plan.from, plan.to),
+    ...(sourceVersion !== before ? { versions: { source: sourceVersion, before } } : {}),
   };
+}
+
+/**
+ * The version the source is at: `migrate up` migrates the target, which the catalog names after
+ * the switch, and not the source it left (a pool source only with the pool's other tenants). A
+ * rollback that kept the catalog's version said the tenant was at a version its placement is not
+ * (found: 0004 in `tenant show`, `migrate status` reading 0003 pending, the application back on
+ * the older tables); the catalog says what the source has, and the report how to catch up.
+ */
+async function versionAt(deps: RecoverDeps, end: MoveEnd): Promise<string | null> {
+  const applied = await deps.fleet.withClient(end.shard, end.database, (c) => readApplied(c, [end.schema]));
+  return versionOf(applied.map((a) => a.name));
 }

@@ -226,4 +226,10 @@ export function renderRollback(out: Output, command: string, r: RollbackResult):
     `move ${r.move} of ${r.tenant} rolled back: it lives at ${r.at.target} again; removed the copy at ${r.removed.target}${r.cleaned.length ? ` (${r.cleaned.join('; ')})` : ''}`,
   );
   out.print(namesLine(r.tenant, r.names, true));
+  if (r.versions)
+    out.print(
+      out.color.yellow(
+        `the source is at ${r.versions.source ?? 'no migration'}, not ${r.versions.before ?? 'no migration'} (the copy was migrated after the switch): tenantctl migrate up --tenant ${r.tenant} brings it forward`,
+      ),
+    );
 }

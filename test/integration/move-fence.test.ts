@@ -583,8 +583,9 @@ describe('the write fence and the application', () => {
 });
 
 describe('a pool migrated while one of its tenants moves (migrate up skips only the moving tenant)', () => {
+  let v: MigrateEnv;
   it('the move fails at the switch and leaves the tenant at the source, at the pool version; run again, it carries the new column and its values', async () => {
-    const v = await env('mvv');
+    v = await env('mvv');
     await v.create([
       { slug: 'vv', model: 'pool', shard: 'us1' },
       { slug: 'vv-nb', model: 'pool', shard: 'us1' },
@@ -641,5 +642,30 @@ describe('a pool migrated while one of its tenants moves (migrate up skips only 
     expect(again.code, again.stdout + again.stderr).toBe(0);
     const tags = await v.q('eu1', 'pool_mvv', 'select tag, count(*)::int as n from app.tasks where tenant_id = $1 group by tag', [key]);
     expect(tags).toEqual([{ tag: 'migrated', n: 20 }]);
+  });
+
+  it('a switched move whose target was migrated is rolled back to a source at the older version: the catalog names the source version, and migrate up brings it forward', async () => {
+    await v.create([{ slug: 'vr', model: 'schema', shard: 'us1' }]);
+    await seed(v, 'vr', 5, 'vr');
+    const moved = await v.cli(['move', 'vr', '--to-shard', 'eu1', '--yes', '--json']);
+    expect(moved.code, moved.stdout + moved.stderr).toBe(0);
+    await v.addMigration('0005_tag2.sql', 'alter table tasks add column tag2 text;');
+    expect((await v.cli(['migrate', 'up', '--tenant', 'vr'])).code).toBe(0);
+    expect((await tenant(v, 'vr'))!.schema_version).toBe('0005_tag2');
+    const rb = await v.cli(['move', 'rollback', 'vr', '--yes']);
+    expect(rb.code, rb.stdout + rb.stderr).toBe(0);
+    expect(rb.stdout).toMatch(
+      /the source is at 0004_tag, not 0005_tag2 \(the copy was migrated after the switch\): tenantctl migrate up --tenant vr brings it forward/,
+    );
+    expect((await tenant(v, 'vr'))!).toMatchObject({ shard: 'us1', schema_version: '0004_tag' });
+    const up = await v.cli(['migrate', 'up', '--tenant', 'vr', '--json']);
+    expect(json(up).results).toMatchObject([{ tenant: 'vr', status: 'succeeded' }]);
+    const cols = await v.q(
+      'us1',
+      `schemas_mvv`,
+      `select 1 from information_schema.columns where table_schema = 't_vr' and column_name = 'tag2'`,
+    );
+    expect(cols).toHaveLength(1);
+    expect((await tenant(v, 'vr'))!.schema_version).toBe('0005_tag2');
   });
 });
