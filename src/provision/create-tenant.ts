@@ -37,6 +37,8 @@ export interface ProvisionDeps {
    * fault point (create.prepared, create.migrated); the CLI's tests use TENANTCTL_FAULT instead.
    */
   failAfter?: string;
+  /** What stops the create at its next clean point (default: the process's Ctrl-C and SIGTERM). */
+  signal?: AbortSignal;
   /** Tests only: leave what a failure left behind (no undo), to check what it left. */
   skipUndo?: boolean;
   /** Tenants per shard for least-loaded placement; bulk runs pass one map and it is kept current. */

@@ -121,9 +121,13 @@ export async function migrateEnv(fleet: TestFleet, name: string, opts: EnvOption
       const migrations = await loadMigrations(migrationsDir);
       // A fleet of its own, closed at once: idle connections must not count in later samples.
       const f = new Fleet(config);
-      const results = await createTenants({ config, db, fleet: f, migrations, command: 'test' }, tenants, { concurrency: 8 }).finally(() =>
-        f.close(),
-      );
+      // A signal of its own: without one the operation installs the CLI's SIGINT/SIGTERM handler
+      // in the test worker, which then printed "interrupted: the create of …" when vitest stopped it.
+      const signal = new AbortController().signal;
+      const results = await createTenants({ config, db, fleet: f, migrations, command: 'test', signal }, tenants, {
+        concurrency: 8,
+        signal,
+      }).finally(() => f.close());
       const bad = results.filter((r) => r.status !== 'succeeded');
       if (bad.length) throw new Error(`could not create tenants: ${JSON.stringify(bad.slice(0, 3))}`);
       return results;
