@@ -1,3 +1,4 @@
+import { OWN_DEFINER_FUNCTION_SQL } from '../placement/pool/fence-schema.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
 import { ident } from '../sql.js';
 import { finding } from './registry.js';
@@ -35,6 +36,7 @@ export async function functionChecks(
         and (p.prosecdef or p.proleakproof or (p.prokind in ('f', 'p') and n.nspname <> 'tenantctl' and n.nspname not like 'tenantctl\\_%'
              and not exists (select 1 from unnest(p.proconfig) cfg where cfg like 'search\\_path=%')))
         and not exists (select 1 from pg_depend d where d.classid = 'pg_proc'::regclass and d.objid = p.oid and d.deptype = 'e')
+        and not ${OWN_DEFINER_FUNCTION_SQL}
       order by 1`,
     [serving],
   );

@@ -4,6 +4,8 @@ import { redactText } from '../config/redact.js';
 import { ident, isAlreadyExists, literal } from '../sql.js';
 import { MAINTENANCE_DATABASES } from '../placement/databases.js';
 import { DEV_SUPERUSER, type ClusterSpec } from './cluster.js';
+import { closeAdvisoryLocksSql } from '../placement/advisory-locks.js';
+import { FENCE_SCHEMA } from '../placement/pool/fence.js';
 
 /**
  * Give an embedded cluster the least-privileged role its shard url names: LOGIN CREATEDB
@@ -35,6 +37,7 @@ export async function ensureShardRole(spec: ClusterSpec): Promise<void> {
     }
     await grantReplicationRole(client, spec.user);
     await closeMaintenanceDatabases(client, spec.user);
+    await closeAdvisoryLocks(client, spec);
   } catch (err) {
     throw new TenantctlError(
       'DEV_FAILED',
@@ -72,5 +75,33 @@ async function closeMaintenanceDatabases(client: pg.Client, role: string): Promi
   for (const database of MAINTENANCE_DATABASES) {
     await client.query(`grant connect, temporary on database ${ident(database)} to ${ident(role)}`);
     await client.query(`revoke connect, temporary on database ${ident(database)} from public`);
+  }
+}
+
+/**
+ * Advisory locks for the shard role only, in every database of the cluster (function privileges
+ * are per database; template1's go to each new one): a tenant session could otherwise fill the
+ * cluster's lock table (src/placement/advisory-locks.ts). A pool made by an older tenantctl gets
+ * its write-fence function as SECURITY DEFINER first, or its tenants' writes would be refused.
+ * Idempotent; on real clusters `tenantctl doctor` names the statements.
+ */
+async function closeAdvisoryLocks(client: pg.Client, spec: ClusterSpec): Promise<void> {
+  const { rows } = await client.query<{ d: string }>(`select datname as d from pg_database where datallowconn order by datname`);
+  for (const { d } of rows) {
+    const c = new pg.Client({ host: spec.host, port: spec.port, user: DEV_SUPERUSER, password: spec.password, database: d });
+    c.on('error', () => undefined);
+    await c.connect();
+    try {
+      await c.query(
+        `do $$ begin
+           if to_regprocedure('${FENCE_SCHEMA}.check_writable(text)') is not null then
+             alter function ${FENCE_SCHEMA}.check_writable(text) security definer;
+           end if;
+         end $$`,
+      );
+      await c.query(closeAdvisoryLocksSql(spec.user));
+    } finally {
+      await c.end().catch(() => undefined);
+    }
   }
 }

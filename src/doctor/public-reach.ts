@@ -5,6 +5,7 @@ import { closeToPublicSql, PUBLIC_REACH_SQL } from '../catalog/closed.js';
 import type { Fleet } from '../fleet/fleet.js';
 import { ADMIN_DATABASE, MAINTENANCE_DATABASES } from '../placement/databases.js';
 import { ident } from '../sql.js';
+import { closeAdvisoryLocksSql, PUBLIC_ADVISORY_SQL } from '../placement/advisory-locks.js';
 import type { Check } from './types.js';
 
 /**
@@ -55,5 +56,28 @@ export async function maintenanceReachCheck(fleet: Fleet, shard: Shard): Promise
     detail: open.length
       ? `PUBLIC can connect to ${open.join(' and ')}: tenant roles do not need them and can own objects there that block their deletion; as a superuser run: ${fix}`
       : `${MAINTENANCE_DATABASES.join(' and ')} are closed to PUBLIC (tenantctl's role is granted CONNECT)`,
+  };
+}
+
+/**
+ * Whether PUBLIC may run the advisory-lock functions, read in the shard's `postgres` database: one
+ * tenant session could fill the cluster's lock table (advisory-locks.ts). Not template1, though
+ * every new database copies its privileges: a session there, even a moment's, makes a concurrent
+ * CREATE DATABASE (a tenant create) fail, "source database template1 is being accessed by other
+ * users"; the fix names it. A warning, not a failure: it is PostgreSQL's default, and taking it
+ * away is a superuser's decision (an application that uses advisory locks then needs a grant).
+ */
+export async function advisoryLocksCheck(fleet: Fleet, shard: Shard): Promise<Check> {
+  const { open, me } = await fleet.withClient(shard.name, ADMIN_DATABASE, async (c) => {
+    const { rows } = await c.query<{ open: string[]; me: string }>(`select current_user as me, (${PUBLIC_ADVISORY_SQL}) as open`);
+    return rows[0];
+  });
+  return {
+    check: `advisory locks on ${shard.name}`,
+    ok: true,
+    warning: open.length > 0,
+    detail: open.length
+      ? `PUBLIC may take advisory locks (in ${ADMIN_DATABASE}): one tenant session can take enough to fill ${shard.name}'s lock table, and every new connection, tenantctl's and a superuser's included, then fails with "out of shared memory"; as a superuser, in template1 and in each database of ${shard.name} (function privileges are per database), run: ${closeAdvisoryLocksSql(me)} (an application that uses advisory locks needs that grant to its own role)`
+      : `only roles granted them may take advisory locks (read in ${ADMIN_DATABASE}; template1 and each database have their own privileges)`,
   };
 }

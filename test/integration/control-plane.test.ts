@@ -10,6 +10,7 @@ import { createViaFile } from '../helpers/create-file.js';
 import { json, ownMigrateFleet, withPg, type MigrateEnv } from '../helpers/migrate-env.js';
 import { superuserUrl } from '../helpers/test-fleet.js';
 import { FENCE_LOCK_CLASSID, poolFenceHolders } from '../../src/placement/pool/fence.js';
+import { ADVISORY_LOCK_FUNCTIONS } from '../../src/placement/advisory-locks.js';
 
 /**
  * The control plane out of tenants' reach (issue 17), tried as an attacker would: a tenant role
@@ -66,6 +67,15 @@ async function twoPoolTenants(name: string) {
 
 function asSuperuser<T>(e: MigrateEnv, database: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
   return withPg(superuserUrl(shardUrl(e, database)), fn);
+}
+
+/**
+ * As on a cluster whose operator let `role` take advisory locks (an application that uses them;
+ * doctor names the risk): dev clusters take them from PUBLIC (src/placement/advisory-locks.ts), so
+ * the tests of how tenantctl names such a holder grant them first.
+ */
+async function advisoryLocksFor(e: MigrateEnv, database: string, role: string): Promise<void> {
+  await asSuperuser(e, database, (c) => c.query(`grant execute on function ${ADVISORY_LOCK_FUNCTIONS.join(', ')} to ${role}`));
 }
 
 async function ok(e: MigrateEnv, args: string[]) {
@@ -229,6 +239,56 @@ describe('the catalog and maintenance databases are closed to tenants', () => {
 });
 
 describe("tenantctl's locks where tenants connect", () => {
+  it('a tenant may not take advisory locks (one session filled the lock table and refused every connection to the shard); pool writes and their fence still work; doctor warns where PUBLIC may', async () => {
+    const e = await env('cpa');
+    await createViaFile(e, [
+      { slug: 'cpa-s', model: 'schema', shard: 'us1' },
+      { slug: 'cpa-p', model: 'pool', shard: 'us1' },
+    ]);
+    const role = await loginAs(e, 'cpa-s');
+    const serving = e.config.servingRole;
+    const key = (await e.db.selectFrom('tenants').select('key').where('slug', '=', 'cpa-p').executeTakeFirstOrThrow()).key;
+    const flood = 'select count(pg_try_advisory_lock(1, i)) from generate_series(1, 100000) i';
+    for (const url of [urlAs(e, `schemas_${e.name}`, role, PASSWORD), urlAs(e, `pool_${e.name}`, serving.name, serving.password ?? '')]) {
+      const s = await session(url);
+      try {
+        await expect(s.query(flood)).rejects.toThrow(/permission denied for function pg_try_advisory_lock/);
+        await expect(s.query('select pg_advisory_lock_shared($1, hashtext($2))', [FENCE_LOCK_CLASSID, key])).rejects.toThrow(
+          /permission denied for function pg_advisory_lock_shared/,
+        );
+      } finally {
+        await s.close();
+      }
+    }
+    // The pool's writes go through its write policies, whose fence function takes the lock as the shard role.
+    const app = await session(
+      `${urlAs(e, `pool_${e.name}`, serving.name, serving.password ?? '')}?options=${encodeURIComponent(`-c app.tenant_id=${key}`)}`,
+    );
+    try {
+      await app.query(`insert into app.workspaces (id, name) values ($1, 'w')`, [key]);
+      await app.query(`insert into app.projects (tenant_id, name) values ($1, 'p')`, [key]);
+      expect((await app.query('select count(*)::int as n from app.projects')).rows[0].n).toBe(1);
+    } finally {
+      await app.close();
+    }
+    const checks = (await ok(e, ['doctor'])).checks as { check: string; warning?: boolean; detail: string }[];
+    expect(checks.find((c) => c.check === 'advisory locks on us1')).toMatchObject({ warning: false });
+    // Open again (PostgreSQL's default): doctor warns, naming the statements. Not in template1: a
+    // session there fails the CREATE DATABASE of the test files running beside this one.
+    await asSuperuser(e, 'postgres', (c) => c.query(`grant execute on function ${ADVISORY_LOCK_FUNCTIONS.join(', ')} to public`));
+    try {
+      const again = (await ok(e, ['doctor'])).checks as { check: string; warning?: boolean; detail: string }[];
+      expect(again.find((c) => c.check === 'advisory locks on us1')).toMatchObject({
+        warning: true,
+        detail: expect.stringMatching(
+          /PUBLIC may take advisory locks \(in postgres\).*revoke execute on function pg_catalog.pg_advisory_lock\(bigint\)/,
+        ),
+      });
+    } finally {
+      await asSuperuser(e, 'postgres', (c) => c.query(`revoke execute on function ${ADVISORY_LOCK_FUNCTIONS.join(', ')} from public`));
+    }
+  });
+
   it('a tenant holding the migration locks of its neighbour and itself blocks neither migrate up nor its own suspension', async () => {
     // A lock timeout longer than the test's own (120 s): had migrate up waited for the tenant's
     // locks, the test would time out; no clock reading that a loaded machine could break.
@@ -238,6 +298,7 @@ describe("tenantctl's locks where tenants connect", () => {
       { slug: 'cpl-b', model: 'schema', shard: 'us1' },
     ]);
     const role = await loginAs(e, 'cpl-a');
+    await advisoryLocksFor(e, `schemas_${e.name}`, role);
     const attacker = await session(urlAs(e, `schemas_${e.name}`, role, PASSWORD));
     try {
       for (const schema of ['t_cpl_a', 't_cpl_b']) {
@@ -272,6 +333,7 @@ describe("tenantctl's locks where tenants connect", () => {
     const e = await env('cps', { migrations: { lockTimeout: '10min' } });
     await ok(e, ['tenant', 'create', 'cps-p', '--model', 'pool', '--shard', 'us1']);
     const serving = e.config.servingRole;
+    await advisoryLocksFor(e, `pool_${e.name}`, serving.name);
     const holder = await session(urlAs(e, `pool_${e.name}`, serving.name, serving.password ?? ''));
     try {
       await holder.query('select pg_advisory_lock($1::int, hashtext($2))', [MIGRATION_LOCK_CLASSID, 'app']);
@@ -289,7 +351,8 @@ describe("tenantctl's locks where tenants connect", () => {
 
   it("a pool tenant holding the pool's policy lock fails a neighbour's suspend and delete at once, naming its role and pid", async () => {
     const { e, serving, url } = await twoPoolTenants('cpq');
-    // What any pool tenant can run through its URL: the lock that serialises the pool's write policies.
+    // What any pool tenant can run through its URL where advisory locks are open: the lock that serialises the pool's write policies.
+    await advisoryLocksFor(e, `pool_${e.name}`, serving.name);
     const holder = await session(url);
     try {
       await holder.query('select pg_advisory_lock($1::int, 0)', [POOL_SUSPEND_LOCK_CLASSID]);
@@ -422,6 +485,7 @@ describe("tenantctl's locks where tenants connect", () => {
     const { e, serving, url } = await twoPoolTenants('cpf');
     const key = (await e.db.selectFrom('tenants').select('key').where('slug', '=', 'cpf-b').executeTakeFirstOrThrow()).key;
     // cpf-a's session, as its URL would name it, holds cpf-b's write lock (what a write of cpf-b takes, shared).
+    await advisoryLocksFor(e, `pool_${e.name}`, serving.name);
     const holder = await session(`${url}?application_name=cpf-a`);
     try {
       await holder.query('select pg_advisory_lock_shared($1, hashtext($2))', [FENCE_LOCK_CLASSID, key]);
@@ -438,6 +502,7 @@ describe("tenantctl's locks where tenants connect", () => {
     const e = await env('cpg');
     await ok(e, ['tenant', 'create', 'cpg-a', '--model', 'schema', '--shard', 'us1']);
     const role = await loginAs(e, 'cpg-a');
+    await advisoryLocksFor(e, `schemas_${e.name}`, role);
     const holder = await session(urlAs(e, `schemas_${e.name}`, role, PASSWORD));
     try {
       await holder.query('select pg_advisory_lock($1::int, hashtext($2))', [DATABASE_ACL_LOCK_CLASSID, `schemas_${e.name}`]);

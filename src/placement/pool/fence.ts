@@ -5,11 +5,11 @@ import type { Config } from '../../config/types.js';
 import { ident, literal, qualified } from '../../sql.js';
 import { MOVE_FENCE, RESTORE_FENCE, type FenceReason } from '../fence-reasons.js';
 import { ensureKeyWritePolicies } from './key-write-policies.js';
+import { FENCE_SCHEMA } from './fence-schema.js';
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
 
-/** Schema holding the write-fence function, in every pool database and fenced tenant database. */
-export const FENCE_SCHEMA = 'tenantctl_fence';
+export { FENCE_SCHEMA };
 /** First key of the advisory lock a pool tenant's fence holds ('tfnc'); the second is hashtext(key). */
 export const FENCE_LOCK_CLASSID = 0x74666e63;
 /**
@@ -53,9 +53,11 @@ export async function ensurePoolFence(
   await xactLockInReach(c, POOL_SUSPEND_LOCK_CLASSID, null, "the pool's write policies");
   await c.query(`create schema if not exists ${ident(FENCE_SCHEMA)}`);
   await c.query(`grant usage on schema ${ident(FENCE_SCHEMA)} to public`);
+  // SECURITY DEFINER: the serving role's writes take the lock as its owner, the shard role, so a
+  // cluster may take the advisory-lock functions away from PUBLIC (advisory-locks.ts).
   await c.query(`
     create or replace function ${qualified(FENCE_SCHEMA, 'check_writable')}(k text) returns boolean
-      language plpgsql volatile set search_path = pg_catalog as $fn$
+      language plpgsql volatile security definer set search_path = pg_catalog as $fn$
     begin
       if k is null or pg_try_advisory_xact_lock_shared(${FENCE_LOCK_CLASSID}, hashtext(k)) then return true; end if;
       -- Refused: only now is it asked why (a restore holds its own lock too), off the writes' path.
@@ -64,6 +66,8 @@ export async function ensurePoolFence(
       end if;
       raise exception ${literal(MOVE_FENCE.message)} using errcode = '${FENCE_SQLSTATE}', hint = ${literal(MOVE_FENCE.hint)};
     end $fn$`);
+  // Every write of the pool calls it, as the serving role; it only takes this pool's fence locks.
+  await c.query(`grant execute on function ${qualified(FENCE_SCHEMA, 'check_writable')}(text) to public`);
   return ensureKeyWritePolicies(c, schema, config, FENCE_POLICIES, qualified(FENCE_SCHEMA, 'check_writable'));
 }
 

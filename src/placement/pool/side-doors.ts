@@ -19,6 +19,7 @@ import type { Config } from '../../config/types.js';
 import { TenantctlError } from '../../errors.js';
 import { ident, qualified } from '../../sql.js';
 import { scopedKeyColumn } from '../scoped-rule.js';
+import { OWN_DEFINER_FUNCTION_SQL } from './fence-schema.js';
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
 type DoorConfig = Pick<Config, 'tenantKey' | 'servingRole'>;
@@ -97,7 +98,7 @@ export async function findSideDoors(client: Queryable, schema: string, config: D
     // Schema-qualified whatever the search_path, with PostgreSQL's own quoting of names and types.
     `select quote_ident(n.nspname) || '.' || quote_ident(p.proname) || '(' || pg_get_function_identity_arguments(p.oid) || ')' as signature
        from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-      where p.prosecdef and ${USER_SCHEMAS}
+      where p.prosecdef and ${USER_SCHEMAS} and not ${OWN_DEFINER_FUNCTION_SQL}
         and not exists (select 1 from pg_depend d where d.classid = 'pg_proc'::regclass and d.objid = p.oid and d.deptype = 'e')
         and exists (select 1 from pg_roles where rolname = $1)
         and has_function_privilege($1, p.oid, 'execute')
