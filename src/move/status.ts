@@ -66,8 +66,9 @@ export async function moveStatus(db: CatalogDb, slug: string, fleet?: Fleet): Pr
   const holder = m.status === 'running' ? await describeTenantHolder(db, slug) : null;
   const live = m.status === 'running' ? holder !== null : null;
   const p = m.progress;
-  const blocked = p.writeBlockedMs ?? fencedFor(m.status, p, live);
   const fenceUp = p.fence ? await isFenceUp(p.fence, live === true, fleet) : null;
+  const switchUp = Boolean(p.switchFence?.at && !p.switchFence.liftedAt);
+  const blocked = p.writeBlockedMs ?? fencedFor(m.status, p, live === true || fenceUp === true || switchUp);
   const next =
     m.status === 'switched'
       ? `tenantctl move complete ${slug} (drops the source) or tenantctl move rollback ${slug}`
@@ -118,13 +119,14 @@ export async function moveStatus(db: CatalogDb, slug: string, fleet?: Fleet): Pr
 }
 
 /**
- * How long writes were blocked where the move did not record it: while its process runs, since the
- * fence; switched by a process killed before it lifted the fence, from the fence to the switch (the
- * application writes at the target since; the switch fence is set in the switch's transaction).
+ * How long writes were blocked where the move did not record it: while its process runs, or a
+ * fence of a killed one still refuses them (its trigger fence, or its switch fence placed before
+ * the catalog switched), since the fence; switched by a process killed before it lifted the
+ * fence, from the fence to the switch (the application writes at the target since).
  */
-function fencedFor(status: string, p: MoveProgress, live: boolean | null): number | null {
+function fencedFor(status: string, p: MoveProgress, refusing: boolean): number | null {
   if (!p.fence?.at || p.fence.liftedAt) return null;
-  if (status === 'running' && live) return Date.now() - Date.parse(p.fence.at);
+  if (status === 'running' && refusing) return Date.now() - Date.parse(p.fence.at);
   if (status === 'switched' && p.switchFence?.at) return Math.max(0, Date.parse(p.switchFence.at) - Date.parse(p.fence.at));
   return null;
 }

@@ -42,14 +42,21 @@ export async function killedOperationsOf(db: CatalogDb, slug: string): Promise<K
     .execute();
   if (rows.length === 0 || !(await unlockedTenants(db, [slug])).has(slug)) return [];
   return rows.map((r) => {
-    const fenced = replaceFenceUp(r.kind, r.args, r.progress) || moveFenceUp(r.kind, r.progress);
+    const switchUp = moveSwitchFenceUp(r.kind, r.progress);
+    const fenced = replaceFenceUp(r.kind, r.args, r.progress) || moveFenceUp(r.kind, r.progress) || switchUp !== null;
     const label = `${r.kind} ${r.id}${r.kind === 'restore' && (r.args as { replace?: boolean })?.replace ? ' --replace' : ''}`;
     return {
       id: Number(r.id),
       kind: r.kind,
       startedAt: r.started_at,
       writesRefused: fenced,
-      what: `${label} was killed${fenced ? ": its write fence stays up (the tenant's writes are refused, SQLSTATE 25006)" : ''}; ${whatEnds(r.kind, slug)}`,
+      what: `${label} was killed${
+        switchUp !== null
+          ? `: its switch fence stays up (the tenant's writes are refused, SQLSTATE 25006, telling the application it has moved to ${switchUp}, which the catalog does not say yet)`
+          : fenced
+            ? ": its write fence stays up (the tenant's writes are refused, SQLSTATE 25006)"
+            : ''
+      }; ${whatEnds(r.kind, slug)}`,
     };
   });
 }
@@ -77,4 +84,15 @@ function moveFenceUp(kind: string, progress: unknown): boolean {
   if (kind !== 'move') return false;
   const f = (progress as { fence?: { kind?: string; at?: string; liftedAt?: string } } | null)?.fence;
   return Boolean(f?.at && !f.liftedAt && f.kind === 'trigger');
+}
+
+/**
+ * A move killed after its switch fence was placed at the source and before the catalog switched:
+ * that fence (a row of the pool's switched table, or statement triggers) outlives the process, and
+ * says the tenant lives at the target. Where it says, or null.
+ */
+function moveSwitchFenceUp(kind: string, progress: unknown): string | null {
+  if (kind !== 'move') return null;
+  const f = (progress as { switchFence?: { at?: string; liftedAt?: string; livesAt?: string } } | null)?.switchFence;
+  return f?.at && !f.liftedAt ? (f.livesAt ?? 'the target') : null;
 }

@@ -177,8 +177,10 @@ function namesOnly(slug: string, n: NamesAfter, back: boolean): string {
 }
 
 /** What the status line says of a fence not recorded lifted: up, gone with its process, or unknown. */
-function fenceNote(f: { at?: string; liftedAt?: string; up: boolean | null } | null, status: string): string {
+function fenceNote(f: { at?: string; liftedAt?: string; up: boolean | null } | null, status: string, switchUp: boolean): string {
   if (!f || f.liftedAt || !f.at) return '';
+  // The switch fence outlives the process whatever the write fence did (a pool's went with it).
+  if (f.up === false && switchUp) return ' (the write fence went with its process; the switch fence below still refuses writes)';
   // Switched: the application writes at the target; the source's fence is lifted with its copy.
   if (f.up === true && status === 'switched')
     return ' (until the switch; the source keeps its write fence until move complete or rollback)';
@@ -199,15 +201,23 @@ export function renderMoveStatus(out: Output, command: string, s: MoveStatusResu
   out.print(`${s.tenant}: ${s.tenantStatus} at ${s.at}`);
   const m = s.move;
   if (!m) return out.print('no move recorded');
+  const switchUp = Boolean(m.switchFence?.at && !m.switchFence.liftedAt);
   out.print(`move ${m.id}${m.online ? ' (online)' : ''}: ${m.status}${m.live === false ? ' (its process is gone)' : ''}, phase ${m.phase}`);
   out.print(`  ${m.from.model} ${m.from.target} → ${m.to.model} ${m.to.target}`);
   out.print(
-    `  ${copyLine(m)}; writes blocked ${m.writeBlockedMs === null ? 'not yet' : `${m.writeBlockedMs} ms`}${fenceNote(m.fence, m.status)}`,
+    `  ${copyLine(m)}; writes blocked ${m.writeBlockedMs === null ? 'not yet' : `${m.writeBlockedMs} ms`}${fenceNote(m.fence, m.status, switchUp)}`,
   );
   const done = (m.online ? ONLINE_PHASES : PHASES).filter((p) => m.phases[p] !== undefined);
   if (done.length) out.print(`  phases: ${done.map((p) => `${p} ${m.phases[p]} ms`).join(', ')}`);
   if (m.foreignKeyCheck) out.print(`  ${foreignKeysLine(m.foreignKeyCheck)}`);
-  if (m.switchFence?.at && !m.switchFence.liftedAt) out.print(`  the source ${m.from.target} refuses writes since ${m.switchFence.at}`);
+  if (switchUp)
+    out.print(
+      `  the source ${m.from.target} refuses writes since ${m.switchFence!.at}${
+        m.status === 'running' && m.live === false
+          ? `, telling the application it has moved to ${m.to.target}, which the catalog does not say yet (killed before the catalog switched)`
+          : ''
+      }`,
+    );
   if (m.error) out.print(out.color.red(`  error: ${escapeControl(m.error)}`));
   out.print(`  next: ${m.next}`);
 }

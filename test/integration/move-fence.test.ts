@@ -304,6 +304,20 @@ describe('the source is fenced from the switch until complete or rollback', () =
     expect((await run).signal).toBe('SIGKILL');
     expect((await tenant(e, 'fk'))!.shard).toBe('us1');
     await expect(app.c.query('update tasks set title = title')).rejects.toMatchObject({ code: '25006' });
+    // What the operator is told: the application is refused and told a place the catalog does not name.
+    const show = json(await e.cli(['tenant', 'show', 'fk', '--json']));
+    expect(show.killedOperations).toMatchObject([
+      {
+        kind: 'move',
+        writesRefused: true,
+        what: expect.stringMatching(/its switch fence stays up .*it has moved to shard eu1, .*which the catalog does not say yet/),
+      },
+    ]);
+    const st = await e.cli(['move', 'status', 'fk']);
+    expect(st.stdout).toMatch(
+      /refuses writes since .*telling the application it has moved to eu1\/\S+, which the catalog does not say yet/,
+    );
+    expect(st.stdout).not.toMatch(/writes blocked not yet/);
     const rb = await e.cli(['move', 'rollback', 'fk', '--yes', '--json']);
     expect(rb.code, rb.stdout + rb.stderr).toBe(0);
     expect(json(rb).cleaned.join('; ')).toMatch(/lifted the switch fence at us1\/schemas_mf\/t_fk/);

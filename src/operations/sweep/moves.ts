@@ -35,7 +35,14 @@ function leftRecords(deps: SweepDeps, slug?: string) {
 function describe(r: { id: number | string; status: string; progress: unknown; args: unknown }): string {
   const p = r.progress as Progress;
   const to = (r.args as MoveArgs).plan.to.target;
-  if (r.status === 'running') return `move ${r.id} still running (its copy at ${to}, fence, replication or capture)`;
+  if (r.status === 'running') {
+    const sw = (p as { switchFence?: { at?: string; liftedAt?: string; livesAt?: string } }).switchFence;
+    // Killed between its switch fence and the catalog switch: the application is refused, told the
+    // tenant lives where the catalog does not say it does (found by a helper: it re-resolved in a loop).
+    if (sw?.at && !sw.liftedAt)
+      return `move ${r.id} still running: its switch fence refuses the tenant's writes at the source, telling the application it lives at ${sw.livesAt ?? to}, which the catalog does not say yet (its copy at ${to} too)`;
+    return `move ${r.id} still running (its copy at ${to}, fence, replication or capture)`;
+  }
   if (r.status === 'switched') return `move ${r.id}'s write fence still up`;
   const parts = [
     ...(p.replication && !p.replication.droppedAt ? ['replication objects'] : []),
