@@ -143,8 +143,9 @@ export async function deleteTenant(
     }
     if (finalBackup) run.did(`final backup ${finalBackup} written`);
     await run.step('backed-up');
-    // From here it finishes: a tenant marked deleting is only ever deleted (a re-run does it).
-    await updateTenant(deps.db, slug, { status: 'deleting' });
+    // From here it finishes: a tenant marked deleting is only ever deleted (a re-run does it). The
+    // detail the cut left ("before its final backup … or tenant resume") is no longer true.
+    await updateTenant(deps.db, slug, { status: 'deleting', status_detail: deletingDetail(slug, finalBackup) });
     // `deleted`: a pool keeps refusing the key's writes (its application may still be connected).
     await drivers[t.model].remove(deps.fleet, deps.config, t, { deleted: true });
     await faultPoint('delete.removed');
@@ -169,6 +170,11 @@ export async function deleteTenant(
     });
     return { ...t, finalBackup, ...(swept.length ? { swept } : {}) };
   });
+}
+
+/** What `tenant show` says of a tenant past its delete's point of no return. */
+function deletingDetail(slug: string, finalBackup: string | undefined): string {
+  return `${finalBackup ? `final backup ${finalBackup} written` : 'no final backup (--skip-backup, or nothing to back up)'}; only a delete finishes it: tenantctl tenant delete ${slug} --yes`;
 }
 
 /** The backup `tenant delete` takes before deleting (under the lock it holds); its id, or none for a tenant with no data yet. */

@@ -371,6 +371,31 @@ describe('a tenant delete whose final backup fails, or is killed', () => {
     const del = await ok(e, ['tenant', 'delete', 'dk-s', '--yes']);
     expect(del.finalBackup).toBeTruthy();
     expect(await e.db.selectFrom('tenants').select('slug').where('slug', '=', 'dk-s').execute()).toEqual([]);
+
+    // Killed past the point of no return (its placement removed, the catalog row not yet): what
+    // show and doctor say is what works, a delete again; not "before its final backup … or resume".
+    await createViaFile(e, [{ slug: 'dk-r', model: 'schema', shard: 'us1' }]);
+    const dir2 = await mkdtemp(join(tmpdir(), 'tenantctl-delr-'));
+    const marker2 = join(dir2, 'paused');
+    const run2 = e.cli(['tenant', 'delete', 'dk-r', '--yes', '--skip-backup'], {
+      env: { TENANTCTL_FAULT: 'delete.removed:pause', TENANTCTL_FAULT_PAUSED_FILE: marker2 },
+      onSpawn: (p) => (pid = p),
+    });
+    run2.catch(() => undefined);
+    await until(async () => existsSync(marker2), 60_000, 50);
+    process.kill(pid, 'SIGKILL');
+    expect((await run2).signal).toBe('SIGKILL');
+    await rm(dir2, { recursive: true, force: true });
+    expect((await ok(e, ['tenant', 'show', 'dk-r'])).tenant).toMatchObject({
+      status: 'deleting',
+      statusDetail: 'no final backup (--skip-backup, or nothing to back up); only a delete finishes it: tenantctl tenant delete dk-r --yes',
+    });
+    const checks = json(await e.cli(['doctor', '--json'])).checks as { check: string; detail: string }[];
+    expect(checks.find((c) => c.check === 'killed operations')!.detail).toMatch(
+      /dk-r: delete \d+ still running \(run the delete again to finish it\)/,
+    );
+    await ok(e, ['tenant', 'delete', 'dk-r', '--yes']);
+    expect(await e.db.selectFrom('tenants').select('slug').where('slug', '=', 'dk-r').execute()).toEqual([]);
   }, 120_000);
 });
 

@@ -22,7 +22,9 @@ export const killedRecordCleaner: Cleaner = {
       tenant: op.tenant_slug ?? '',
       kind: op.kind,
       operation: Number(op.id),
-      what: `${op.kind} ${op.id} still running`,
+      // Not the generic "any backup, restore or move cleans it": a deleting tenant is backed up by
+      // nobody, and these finish only by being run again.
+      what: `${op.kind} ${op.id} still running (run the ${op.kind} again to finish it)`,
     }));
   },
   async clean(deps, slug, except) {

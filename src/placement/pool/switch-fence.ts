@@ -72,7 +72,8 @@ export async function ensurePoolSwitchFence(c: Queryable, schema: string, config
       end if;
       if s.lives_at = '' then
         raise exception '% was deleted: this pool no longer takes writes of its key', s.tenant
-          using errcode = '${FENCE_SQLSTATE}', hint = 'the tenant is gone from the catalog; its final backup (tenantctl backup list) has its rows';
+          using errcode = '${FENCE_SQLSTATE}',
+                hint = format('the tenant is gone from the catalog; tenantctl backup list %s shows its final backup, unless it was deleted with --skip-backup', s.tenant);
       end if;
       raise exception '% has moved: it lives at % now; this placement no longer takes its writes', s.tenant, s.lives_at
         using errcode = '${FENCE_SQLSTATE}',
