@@ -69,6 +69,8 @@ export async function moveStatus(db: CatalogDb, slug: string, fleet?: Fleet): Pr
   const fenceUp = p.fence ? await isFenceUp(p.fence, live === true, fleet) : null;
   const switchUp = Boolean(p.switchFence?.at && !p.switchFence.liftedAt);
   const blocked = p.writeBlockedMs ?? fencedFor(m.status, p, live === true || fenceUp === true || switchUp);
+  // A rollback killed before it removed the copy, or a failed move that could not: recorded as still there.
+  const copyLeft = m.status !== 'running' && m.status !== 'switched' && m.status !== 'succeeded' && Boolean(p.targetCreated);
   const next =
     m.status === 'switched'
       ? `tenantctl move complete ${slug} (drops the source) or tenantctl move rollback ${slug}`
@@ -76,16 +78,20 @@ export async function moveStatus(db: CatalogDb, slug: string, fleet?: Fleet): Pr
         ? `killed: run the move again to resume, or tenantctl move rollback ${slug}`
         : m.status === 'running'
           ? 'running'
-          : 'nothing';
+          : copyLeft
+            ? `nothing for the tenant; its copy at ${m.args.plan.to.target} is left (a killed rollback, or a cleanup that could not finish): the tenant's next backup, restore or move removes it`
+            : 'nothing';
   // What is true after the sweep: a copy a failed, interrupted or rolled-back move removed holds no rows.
   const copy =
     m.status === 'running'
       ? live
         ? 'copying'
         : 'left'
-      : m.status === 'switched' || m.status === 'succeeded' || p.targetCreated
+      : m.status === 'switched' || m.status === 'succeeded'
         ? 'kept'
-        : 'removed';
+        : copyLeft
+          ? 'left'
+          : 'removed';
   const gone = copy === 'removed' || copy === 'left';
   return {
     tenant: slug,

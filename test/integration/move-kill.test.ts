@@ -269,6 +269,13 @@ describe('a move rollback killed after switching back', () => {
     expect([t.shard, t.model]).toEqual(['us1', 'schema']);
     const copy = () => e.q('eu1', 'postgres', 'select 1 from pg_database where datname = $1', ['t_rb_kill']);
     expect(await copy()).toHaveLength(1);
+    // move status says the copy is there and what removes it (it said "copied …, next: nothing").
+    const st = json(await e.cli(['move', 'status', slug, '--json']));
+    expect(st.move).toMatchObject({
+      status: 'rolled back',
+      copy: 'left',
+      next: expect.stringMatching(/its copy at eu1\/t_rb_kill\/app is left .*the tenant's next backup, restore or move removes it/),
+    });
     const again = await e.cli(['move', 'rollback', slug, '--yes', '--json']);
     expect(again.code, again.stdout + again.stderr).toBe(0);
     expect(json(again).cleaned.join(' ')).toContain('that a killed move rollback left');
