@@ -178,11 +178,15 @@ export class LockedError extends TenantctlError {
 export function errorMessage(err: unknown): string {
   if (err instanceof Error) {
     // PostgreSQL's words for a lock wait that ran out say nothing of whose lock or what to do.
-    if ((err as { code?: string }).code === '55P03' && /lock timeout/.test(err.message)) return `${err.message}${LOCK_TIMEOUT_WORDS}`;
+    if ((err as { code?: string }).code === '55P03' && /lock timeout/.test(err.message))
+      return `${err.message}${/\bpid \d+/.test(err.message) ? LOCK_TIMEOUT_NAMED : LOCK_TIMEOUT_WORDS}`;
     return err.message;
   }
   return String(err);
 }
+
+/** The same, when the message names the sessions (fleet/lock-timeout-holders.ts). */
+const LOCK_TIMEOUT_NAMED = ': another session held a lock on what tenantctl needed past its wait; run the command again once it has ended';
 
 /** What a bounded lock wait (a session's lock_timeout, fleet/shard-connections.ts) means for the operator. */
 const LOCK_TIMEOUT_WORDS =

@@ -11,6 +11,7 @@ import { json, ownMigrateFleet, withPg, type MigrateEnv } from '../helpers/migra
 import { superuserUrl } from '../helpers/test-fleet.js';
 import { FENCE_LOCK_CLASSID, poolFenceHolders } from '../../src/placement/pool/fence.js';
 import { ADVISORY_LOCK_FUNCTIONS } from '../../src/placement/advisory-locks.js';
+import { errorMessage } from '../../src/errors.js';
 
 /**
  * The control plane out of tenants' reach (issue 17), tried as an attacker would: a tenant role
@@ -479,6 +480,39 @@ describe("tenantctl's locks where tenants connect", () => {
     await e.q('us1', 'postgres', 'alter role app_ccl connection limit 1');
     await ok(e, ['migrate', 'up']);
     expect((await e.q('us1', 'postgres', `select rolconnlimit from pg_roles where rolname = 'app_ccl'`))[0].rolconnlimit).toBe(3);
+  });
+
+  it('a statement that waits out its lock timeout names the sessions that held the lock (a tenant holding a pool table; PostgreSQL says neither whose nor what)', async () => {
+    const { e, serving, url } = await twoPoolTenants('cpz');
+    const holder = await session(`${url}?application_name=cpz-a`);
+    try {
+      await holder.query('begin');
+      await holder.query('lock table app.workspaces in access exclusive mode');
+      const pid = (await holder.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0].pid;
+      // Held a second before the wait ends (the holders named are those of transactions that old).
+      await new Promise((r) => setTimeout(r, 1100));
+      const err = await e.fleet
+        .withClient('us1', `pool_${e.name}`, async (c) => {
+          await c.query(`set lock_timeout = '1s'`);
+          try {
+            return await c.query('select count(*) from app.workspaces');
+          } finally {
+            await c.query('reset lock_timeout');
+          }
+        })
+        .then(
+          () => null,
+          (x: Error) => x,
+        );
+      expect(err?.message).toMatch(
+        new RegExp(
+          `lock timeout \\(held past the wait, likely by: pid ${pid} ${serving.name} holds AccessExclusiveLock on app\\.workspaces \\(application cpz-a\\b`,
+        ),
+      );
+      expect(errorMessage(err)).toMatch(/likely by: .*; run the command again once it has ended$/);
+    } finally {
+      await holder.close();
+    }
   });
 
   it("a neighbour holding a pool tenant's write lock is what a move's fence names when it gives up (pid, role, the application it says it is)", async () => {
