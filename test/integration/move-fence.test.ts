@@ -417,8 +417,9 @@ describe('the write fence and the application', () => {
     const pool = await poolFencesMade(e);
     await withPg(pool, async (c) => {
       await c.query('begin');
-      await c.query(`create function app.test_hold() returns boolean language plpgsql volatile as
-        $fn$ begin perform pg_advisory_xact_lock_shared(4242, 4242); return true; end $fn$`);
+      // SECURITY DEFINER: the serving role may not take advisory locks itself (advisory-locks.ts).
+      await c.query(`create function app.test_hold() returns boolean language plpgsql volatile security definer
+        set search_path = pg_catalog as $fn$ begin perform pg_advisory_xact_lock_shared(4242, 4242); return true; end $fn$`);
       await c.query('grant execute on function app.test_hold() to public');
       await c.query('create policy a_test_hold on app.projects as restrictive for insert to public with check (app.test_hold())');
       await c.query('commit');

@@ -43,7 +43,13 @@ function describe(r: { id: number | string; status: string; progress: unknown; a
       return `move ${r.id} still running: its switch fence refuses the tenant's writes at the source, telling the application it lives at ${sw.livesAt ?? to}, which the catalog does not say yet (its copy at ${to} too)`;
     return `move ${r.id} still running (its copy at ${to}, fence, replication or capture)`;
   }
-  if (r.status === 'switched') return `move ${r.id}'s write fence still up`;
+  if (r.status === 'switched') {
+    // A pool's write fence is a lock of the killed session, gone with it (move status says so too).
+    const kind = (p as { fence?: { kind?: string } }).fence?.kind;
+    return kind === 'trigger'
+      ? `move ${r.id}'s write fence still up at the source (the switch fence refuses its writes anyway)`
+      : `move ${r.id}'s write fence recorded as up (its lock went with the killed process)`;
+  }
   const parts = [
     ...(p.replication && !p.replication.droppedAt ? ['replication objects'] : []),
     ...(p.capture && !p.capture.removedAt ? ['capture triggers and change table'] : []),
