@@ -4,7 +4,7 @@ import { redactText } from '../config/redact.js';
 import { ident, isAlreadyExists, literal } from '../sql.js';
 import { MAINTENANCE_DATABASES } from '../placement/databases.js';
 import { DEV_SUPERUSER, type ClusterSpec } from './cluster.js';
-import { closeAdvisoryLocksSql } from '../placement/advisory-locks.js';
+import { CLOSED_FUNCTIONS, closeFunctionsSql } from '../placement/closed-functions.js';
 import { FENCE_SCHEMA } from '../placement/pool/fence.js';
 
 /**
@@ -37,7 +37,7 @@ export async function ensureShardRole(spec: ClusterSpec): Promise<void> {
     }
     await grantReplicationRole(client, spec.user);
     await closeMaintenanceDatabases(client, spec.user);
-    await closeAdvisoryLocks(client, spec);
+    await closeFunctions(client, spec);
   } catch (err) {
     throw new TenantctlError(
       'DEV_FAILED',
@@ -79,13 +79,14 @@ async function closeMaintenanceDatabases(client: pg.Client, role: string): Promi
 }
 
 /**
- * Advisory locks for the shard role only, in every database of the cluster (function privileges
- * are per database; template1's go to each new one): a tenant session could otherwise fill the
- * cluster's lock table (src/placement/advisory-locks.ts). A pool made by an older tenantctl gets
- * its write-fence function as SECURITY DEFINER first, or its tenants' writes would be refused.
- * Idempotent; on real clusters `tenantctl doctor` names the statements.
+ * Advisory locks and making large objects for the shard role only, in every database of the
+ * cluster (function privileges are per database; template1's go to each new one): one tenant
+ * session could otherwise fill the cluster's lock table, or own large objects that usage cannot
+ * measure and that refuse its backups (src/placement/closed-functions.ts). A pool made by an older
+ * tenantctl gets its write-fence function as SECURITY DEFINER first, or its tenants' writes would
+ * be refused. Idempotent; on real clusters `tenantctl doctor` names the statements.
  */
-async function closeAdvisoryLocks(client: pg.Client, spec: ClusterSpec): Promise<void> {
+async function closeFunctions(client: pg.Client, spec: ClusterSpec): Promise<void> {
   const { rows } = await client.query<{ d: string }>(`select datname as d from pg_database where datallowconn order by datname`);
   for (const { d } of rows) {
     const c = new pg.Client({ host: spec.host, port: spec.port, user: DEV_SUPERUSER, password: spec.password, database: d });
@@ -99,7 +100,7 @@ async function closeAdvisoryLocks(client: pg.Client, spec: ClusterSpec): Promise
            end if;
          end $$`,
       );
-      await c.query(closeAdvisoryLocksSql(spec.user));
+      for (const group of CLOSED_FUNCTIONS) await c.query(closeFunctionsSql(group, spec.user));
     } finally {
       await c.end().catch(() => undefined);
     }

@@ -19,7 +19,7 @@ import { onlineMoveCheck } from './online-move.js';
 import { poolLoadsCheck } from './pool-loads.js';
 import { catalogBackupCheck } from './catalog-backup-age.js';
 import { sweepCheck } from '../operations/sweep.js';
-import { advisoryLocksCheck, catalogReachCheck, maintenanceReachCheck } from './public-reach.js';
+import { catalogReachCheck, closedFunctionsChecks, maintenanceReachCheck } from './public-reach.js';
 import { pitrChecks, pitrScratchCheck } from './pitr.js';
 
 /**
@@ -93,7 +93,7 @@ async function shardChecks(config: Config, fleet: Fleet, s: Config['shards'][num
     checks.push(await onlineMoveCheck(fleet, s));
     checks.push(await poolLoadsCheck(fleet, s));
     checks.push(await maintenanceReachCheck(fleet, s));
-    checks.push(await advisoryLocksCheck(fleet, s));
+    checks.push(...(await closedFunctionsChecks(fleet, s)));
     // Present, and still taking the configured password (a pool tenant can change the shared role's).
     const refused = row.serving ? await servingPasswordRefused(s.url, ADMIN_DATABASE, config) : false;
     checks.push({

@@ -5,7 +5,7 @@ import { closeToPublicSql, PUBLIC_REACH_SQL } from '../catalog/closed.js';
 import type { Fleet } from '../fleet/fleet.js';
 import { ADMIN_DATABASE, MAINTENANCE_DATABASES } from '../placement/databases.js';
 import { ident } from '../sql.js';
-import { closeAdvisoryLocksSql, PUBLIC_ADVISORY_SQL } from '../placement/advisory-locks.js';
+import { CLOSED_FUNCTIONS, closeFunctionsSql, publicFunctionsSql } from '../placement/closed-functions.js';
 import type { Check } from './types.js';
 
 /**
@@ -60,24 +60,28 @@ export async function maintenanceReachCheck(fleet: Fleet, shard: Shard): Promise
 }
 
 /**
- * Whether PUBLIC may run the advisory-lock functions, read in the shard's `postgres` database: one
- * tenant session could fill the cluster's lock table (advisory-locks.ts). Not template1, though
- * every new database copies its privileges: a session there, even a moment's, makes a concurrent
- * CREATE DATABASE (a tenant create) fail, "source database template1 is being accessed by other
- * users"; the fix names it. A warning, not a failure: it is PostgreSQL's default, and taking it
- * away is a superuser's decision (an application that uses advisory locks then needs a grant).
+ * Whether PUBLIC may run functions tenants need none of (closed-functions.ts: advisory locks,
+ * making large objects), read in the shard's `postgres` database. Not template1, though every new
+ * database copies its privileges: a session there, even a moment's, makes a concurrent CREATE
+ * DATABASE (a tenant create) fail, "source database template1 is being accessed by other users";
+ * the fix names it. A warning, not a failure: it is PostgreSQL's default, and taking it away is a
+ * superuser's decision (an application that uses them then needs a grant to its own role).
  */
-export async function advisoryLocksCheck(fleet: Fleet, shard: Shard): Promise<Check> {
-  const { open, me } = await fleet.withClient(shard.name, ADMIN_DATABASE, async (c) => {
-    const { rows } = await c.query<{ open: string[]; me: string }>(`select current_user as me, (${PUBLIC_ADVISORY_SQL}) as open`);
-    return rows[0];
+export async function closedFunctionsChecks(fleet: Fleet, shard: Shard): Promise<Check[]> {
+  return fleet.withClient(shard.name, ADMIN_DATABASE, async (c) => {
+    const me = (await c.query<{ me: string }>('select current_user as me')).rows[0].me;
+    const out: Check[] = [];
+    for (const group of CLOSED_FUNCTIONS) {
+      const { open } = (await c.query<{ open: string[] }>(publicFunctionsSql(group))).rows[0];
+      out.push({
+        check: `${group.what} on ${shard.name}`,
+        ok: true,
+        warning: open.length > 0,
+        detail: open.length
+          ? `PUBLIC may run ${open.join(', ')} (read in ${ADMIN_DATABASE}): ${group.harm}; as a superuser, in template1 and in each database of ${shard.name} (function privileges are per database), run: ${closeFunctionsSql(group, me)} (an application that needs them then needs that grant to its own role)`
+          : `only roles granted them may run the ${group.what} functions (read in ${ADMIN_DATABASE}; template1 and each database have their own privileges)`,
+      });
+    }
+    return out;
   });
-  return {
-    check: `advisory locks on ${shard.name}`,
-    ok: true,
-    warning: open.length > 0,
-    detail: open.length
-      ? `PUBLIC may take advisory locks (in ${ADMIN_DATABASE}): one tenant session can take enough to fill ${shard.name}'s lock table, and every new connection, tenantctl's and a superuser's included, then fails with "out of shared memory"; as a superuser, in template1 and in each database of ${shard.name} (function privileges are per database), run: ${closeAdvisoryLocksSql(me)} (an application that uses advisory locks needs that grant to its own role)`
-      : `only roles granted them may take advisory locks (read in ${ADMIN_DATABASE}; template1 and each database have their own privileges)`,
-  };
 }

@@ -474,10 +474,21 @@ const cases: Case[] = [
   },
   {
     name: 'a tenant role owning a large object outside its placement',
-    plant: [['postgres', `set role tenant_au_s1; select lo_from_bytea(0, 'kept'); reset role`]],
+    // As on a cluster that lets tenants make large objects (dev clusters do not: closed-functions.ts).
+    plant: [
+      [
+        'postgres',
+        `grant execute on function lo_from_bytea(oid, bytea) to tenant_au_s1; set role tenant_au_s1; select lo_from_bytea(0, 'kept'); reset role`,
+      ],
+    ],
     expect: [{ check: 'role.tenant-owns-elsewhere', object: 'role tenant_au_s1' }],
     fixable: false,
-    cleanup: [['postgres', 'select lo_unlink(oid) from pg_largeobject_metadata']],
+    cleanup: [
+      [
+        'postgres',
+        'select lo_unlink(oid) from pg_largeobject_metadata; revoke execute on function lo_from_bytea(oid, bytea) from tenant_au_s1',
+      ],
+    ],
   },
   {
     name: 'a function that takes search_path from its caller',

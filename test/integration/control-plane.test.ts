@@ -10,7 +10,7 @@ import { createViaFile } from '../helpers/create-file.js';
 import { json, ownMigrateFleet, withPg, type MigrateEnv } from '../helpers/migrate-env.js';
 import { superuserUrl } from '../helpers/test-fleet.js';
 import { FENCE_LOCK_CLASSID, poolFenceHolders } from '../../src/placement/pool/fence.js';
-import { ADVISORY_LOCK_FUNCTIONS } from '../../src/placement/advisory-locks.js';
+import { ADVISORY_LOCKS, LARGE_OBJECTS } from '../../src/placement/closed-functions.js';
 import { errorMessage } from '../../src/errors.js';
 
 /**
@@ -72,11 +72,25 @@ function asSuperuser<T>(e: MigrateEnv, database: string, fn: (c: pg.Client) => P
 
 /**
  * As on a cluster whose operator let `role` take advisory locks (an application that uses them;
- * doctor names the risk): dev clusters take them from PUBLIC (src/placement/advisory-locks.ts), so
+ * doctor names the risk): dev clusters take them from PUBLIC (src/placement/closed-functions.ts), so
  * the tests of how tenantctl names such a holder grant them first.
  */
 async function advisoryLocksFor(e: MigrateEnv, database: string, role: string): Promise<void> {
-  await asSuperuser(e, database, (c) => c.query(`grant execute on function ${ADVISORY_LOCK_FUNCTIONS.join(', ')} to ${role}`));
+  await asSuperuser(e, database, (c) => c.query(`grant execute on function ${ADVISORY_LOCKS.functions.join(', ')} to ${role}`));
+}
+
+/**
+ * `role` makes its large objects in `database` as on a cluster that lets tenants (dev clusters do
+ * not: closed-functions.ts); the grant is taken back after, or the role's delete would name it.
+ */
+async function largeObjectsAs<T>(e: MigrateEnv, database: string, role: string, fn: () => Promise<T>): Promise<T> {
+  const fns = LARGE_OBJECTS.functions.join(', ');
+  await asSuperuser(e, database, (c) => c.query(`grant execute on function ${fns} to ${role}`));
+  try {
+    return await fn();
+  } finally {
+    await asSuperuser(e, database, (c) => c.query(`revoke execute on function ${fns} from ${role}`));
+  }
 }
 
 async function ok(e: MigrateEnv, args: string[]) {
@@ -240,7 +254,7 @@ describe('the catalog and maintenance databases are closed to tenants', () => {
 });
 
 describe("tenantctl's locks where tenants connect", () => {
-  it('a tenant may not take advisory locks (one session filled the lock table and refused every connection to the shard); pool writes and their fence still work; doctor warns where PUBLIC may', async () => {
+  it('a tenant may not take advisory locks (one session filled the lock table and refused every connection to the shard) nor make large objects; pool writes and their fence still work; doctor warns where PUBLIC may', async () => {
     const e = await env('cpa');
     await createViaFile(e, [
       { slug: 'cpa-s', model: 'schema', shard: 'us1' },
@@ -254,6 +268,8 @@ describe("tenantctl's locks where tenants connect", () => {
       const s = await session(url);
       try {
         await expect(s.query(flood)).rejects.toThrow(/permission denied for function pg_try_advisory_lock/);
+        // Nor make large objects: usage cannot measure them, and they refuse the tenant's backups and moves.
+        await expect(s.query(`select lo_from_bytea(0, 'x')`)).rejects.toThrow(/permission denied for function lo_from_bytea/);
         await expect(s.query('select pg_advisory_lock_shared($1, hashtext($2))', [FENCE_LOCK_CLASSID, key])).rejects.toThrow(
           /permission denied for function pg_advisory_lock_shared/,
         );
@@ -274,19 +290,20 @@ describe("tenantctl's locks where tenants connect", () => {
     }
     const checks = (await ok(e, ['doctor'])).checks as { check: string; warning?: boolean; detail: string }[];
     expect(checks.find((c) => c.check === 'advisory locks on us1')).toMatchObject({ warning: false });
+    expect(checks.find((c) => c.check === 'large objects on us1')).toMatchObject({ warning: false });
     // Open again (PostgreSQL's default): doctor warns, naming the statements. Not in template1: a
     // session there fails the CREATE DATABASE of the test files running beside this one.
-    await asSuperuser(e, 'postgres', (c) => c.query(`grant execute on function ${ADVISORY_LOCK_FUNCTIONS.join(', ')} to public`));
+    await asSuperuser(e, 'postgres', (c) => c.query(`grant execute on function ${ADVISORY_LOCKS.functions.join(', ')} to public`));
     try {
       const again = (await ok(e, ['doctor'])).checks as { check: string; warning?: boolean; detail: string }[];
       expect(again.find((c) => c.check === 'advisory locks on us1')).toMatchObject({
         warning: true,
         detail: expect.stringMatching(
-          /PUBLIC may take advisory locks \(in postgres\).*revoke execute on function pg_catalog.pg_advisory_lock\(bigint\)/,
+          /PUBLIC may run pg_advisory_lock\(bigint\), .*\(read in postgres\): one tenant session .*revoke execute on function pg_catalog.pg_advisory_lock\(bigint\)/,
         ),
       });
     } finally {
-      await asSuperuser(e, 'postgres', (c) => c.query(`revoke execute on function ${ADVISORY_LOCK_FUNCTIONS.join(', ')} from public`));
+      await asSuperuser(e, 'postgres', (c) => c.query(`revoke execute on function ${ADVISORY_LOCKS.functions.join(', ')} from public`));
     }
   });
 
@@ -571,7 +588,9 @@ describe('deletes always finish', () => {
       for (const slug of ['cpd-a', 'cpd-b']) {
         const role = await loginAs(e, slug);
         for (const database of [cat, 'postgres']) {
-          await withPg(urlAs(e, database, role, PASSWORD), (c) => c.query(`select lo_from_bytea(0, 'x')`));
+          await largeObjectsAs(e, database, role, () =>
+            withPg(urlAs(e, database, role, PASSWORD), (c) => c.query(`select lo_from_bytea(0, 'x')`)),
+          );
         }
       }
     } finally {
@@ -603,15 +622,19 @@ describe('deletes always finish', () => {
     const evil = await loginAs(e, 'cpg2-evil');
     const serving = e.config.servingRole;
     // Roles are cluster-wide: the grants name every model's victim, from the schemas database and the pool's.
-    await withPg(urlAs(e, `schemas_${e.name}`, evil, PASSWORD), async (c) => {
-      const lo = (await c.query<{ lo: number }>(`select lo_from_bytea(0, 'x') as lo`)).rows[0].lo;
-      for (const victim of ['tenant_cpg2_vs', 'tenant_cpg2_vd', 'tenant_cpg2_vm'])
-        await c.query(`grant select on large object ${lo} to ${victim}`);
-    });
-    await withPg(urlAs(e, `pool_${e.name}`, serving.name, serving.password ?? ''), async (c) => {
-      const lo = (await c.query<{ lo: number }>(`select lo_from_bytea(0, 'y') as lo`)).rows[0].lo;
-      await c.query(`grant update on large object ${lo} to tenant_cpg2_vd`);
-    });
+    await largeObjectsAs(e, `schemas_${e.name}`, evil, () =>
+      withPg(urlAs(e, `schemas_${e.name}`, evil, PASSWORD), async (c) => {
+        const lo = (await c.query<{ lo: number }>(`select lo_from_bytea(0, 'x') as lo`)).rows[0].lo;
+        for (const victim of ['tenant_cpg2_vs', 'tenant_cpg2_vd', 'tenant_cpg2_vm'])
+          await c.query(`grant select on large object ${lo} to ${victim}`);
+      }),
+    );
+    await largeObjectsAs(e, `pool_${e.name}`, serving.name, () =>
+      withPg(urlAs(e, `pool_${e.name}`, serving.name, serving.password ?? ''), async (c) => {
+        const lo = (await c.query<{ lo: number }>(`select lo_from_bytea(0, 'y') as lo`)).rows[0].lo;
+        await c.query(`grant update on large object ${lo} to tenant_cpg2_vd`);
+      }),
+    );
     // audit names the door the attacker opened in the schemas database (its object, readable by neighbours).
     const doors = json(await e.cli(['audit', '--json'])).findings.filter(
       (f: { check: string }) => f.check === 'schema.large-object-shared',
@@ -658,9 +681,8 @@ describe('deletes always finish', () => {
       await c.query(`grant connect on database ${other} to ${role}`);
     });
     try {
-      const oid = await withPg(
-        urlAs(e, other, role, PASSWORD),
-        async (c) => (await c.query(`select lo_from_bytea(0, 'x')::int as o`)).rows[0].o,
+      const oid = await largeObjectsAs(e, other, role, () =>
+        withPg(urlAs(e, other, role, PASSWORD), async (c) => (await c.query(`select lo_from_bytea(0, 'x')::int as o`)).rows[0].o),
       );
       const r = await e.cli(['tenant', 'delete', 'cpx-a', '--yes', '--json']);
       expect(r.code).toBe(1);

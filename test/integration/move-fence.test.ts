@@ -417,7 +417,7 @@ describe('the write fence and the application', () => {
     const pool = await poolFencesMade(e);
     await withPg(pool, async (c) => {
       await c.query('begin');
-      // SECURITY DEFINER: the serving role may not take advisory locks itself (advisory-locks.ts).
+      // SECURITY DEFINER: the serving role may not take advisory locks itself (closed-functions.ts).
       await c.query(`create function app.test_hold() returns boolean language plpgsql volatile security definer
         set search_path = pg_catalog as $fn$ begin perform pg_advisory_xact_lock_shared(4242, 4242); return true; end $fn$`);
       await c.query('grant execute on function app.test_hold() to public');

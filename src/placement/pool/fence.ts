@@ -54,7 +54,7 @@ export async function ensurePoolFence(
   await c.query(`create schema if not exists ${ident(FENCE_SCHEMA)}`);
   await c.query(`grant usage on schema ${ident(FENCE_SCHEMA)} to public`);
   // SECURITY DEFINER: the serving role's writes take the lock as its owner, the shard role, so a
-  // cluster may take the advisory-lock functions away from PUBLIC (advisory-locks.ts).
+  // cluster may take the advisory-lock functions away from PUBLIC (closed-functions.ts).
   await c.query(`
     create or replace function ${qualified(FENCE_SCHEMA, 'check_writable')}(k text) returns boolean
       language plpgsql volatile security definer set search_path = pg_catalog as $fn$
