@@ -1,7 +1,7 @@
 import type { CatalogDb } from '../catalog/open.js';
 import type { Config } from '../config/types.js';
 import { TenantctlError } from '../errors.js';
-import { planTenant } from './plan.js';
+import { keyAsStored, planTenant } from './plan.js';
 import { resumeConflicts } from './resume-check.js';
 import { slugProblem } from '../placement/slug.js';
 import { throwBulkProblems, type BulkProblem, type BulkRow } from './bulk-file.js';
@@ -50,9 +50,11 @@ export async function bulkProblems(deps: { config: Config; db: CatalogDb }, rows
   const keyRows = new Map<string, number>();
   inputs.forEach((input, i) => {
     if (input.key === undefined) return;
-    const first = keyRows.get(input.key);
+    // As stored: `007` and `7` are one bigint key.
+    const key = keyAsStored(config, input.key);
+    const first = keyRows.get(key);
     if (first !== undefined) problem(i, `key ${input.key} is also the key of ${rows[first].where}`);
-    else keyRows.set(input.key, i);
+    else keyRows.set(key, i);
   });
   const keys = [...keyRows.keys()];
   if (keys.length > 0) {

@@ -95,7 +95,7 @@ export function planTenant(
     );
   }
   const s = config.shards.find((x) => x.name === shard)!;
-  if (input.key !== undefined) validateKey(config, input.key);
+  const key = input.key === undefined ? undefined : canonicalKey(config, input.key);
   return {
     slug,
     name: input.name ?? slug,
@@ -104,13 +104,36 @@ export function planTenant(
     region,
     shard,
     residency: residency ?? regionCfg.residency ?? null,
-    key: input.key,
+    key,
     placement: placementFor(slug, model, shard, s),
   };
 }
 
+/**
+ * A --key (or a file's `key`) as PostgreSQL prints it back: the catalog's unique key is text, the
+ * pool compares the key column as its type. Found: `--key 007` and `--key 7` on a bigint fleet (or
+ * one uuid in upper and in lower case) were two tenants of one key: each read the other's rows, and
+ * deleting one fenced and removed the other's. Refused as bad input when it is not of the type.
+ */
+export function canonicalKey(config: Config, key: string): string {
+  validateKey(config, key);
+  const type = config.tenantKey.type;
+  if (type === 'uuid') return key.toLowerCase();
+  if (type === 'bigint') return BigInt(key).toString();
+  return key;
+}
+
+/** canonicalKey where the key is valid; as given where it is not (its own check says so). */
+export function keyAsStored(config: Config, key: string): string {
+  try {
+    return canonicalKey(config, key);
+  } catch {
+    return key;
+  }
+}
+
 /** A --key must parse as the configured key type. */
-export function validateKey(config: Config, key: string): void {
+function validateKey(config: Config, key: string): void {
   const type = config.tenantKey.type;
   const ok =
     type === 'uuid'

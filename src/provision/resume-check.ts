@@ -1,7 +1,7 @@
 import type { Config } from '../config/types.js';
 import type { TenantRow } from '../catalog/tables.js';
 import { UsageError } from '../errors.js';
-import type { CreateTenantInput } from './plan.js';
+import { keyAsStored, type CreateTenantInput } from './plan.js';
 
 /**
  * A re-run of `tenant create` for a tenant left `provisioning` or `failed` finishes it where the
@@ -30,7 +30,7 @@ export function resumeConflicts(config: Config, row: TenantRow, input: CreateTen
       `--residency ${input.residency} (recorded region ${row.region} has residency ${config.regions[row.region]?.residency ?? 'unset'})`,
     );
   }
-  differs('key', input.key, row.key);
+  differs('key', input.key === undefined ? undefined : keyAsStored(config, input.key), row.key);
   differs('name', input.name, row.name);
   return out;
 }

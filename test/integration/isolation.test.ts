@@ -173,6 +173,10 @@ for (const mode of ['least-privilege', 'superuser'] as const) {
       expect(await e.db.selectFrom('tenants').select('slug').where('slug', '=', `del-c-${sfx}`).execute()).toEqual([]);
       await asSuperuser(e, `pool_${e.name}`, (c) => c.query('delete from app.companies where id = 201'));
       await ok(e, ['tenant', 'create', `del-c-${sfx}`, '--model', 'pool', '--shard', 'us1', '--key', '201']);
+      // The same bigint written another way is the same key (it was a second tenant reading del-c's rows).
+      const same = await e.cli(['tenant', 'create', `del-d-${sfx}`, '--model', 'pool', '--shard', 'us1', '--key', '0201', '--json']);
+      expect(same.code, same.stdout + same.stderr).toBe(2);
+      expect(json(same).error.message).toMatch(/or its key already exists/);
       await asServing(e, '201', async (c) => {
         expect((await c.query('select * from app.campaigns')).rows).toEqual([]);
         expect((await c.query('select * from app.companies')).rows).toEqual([]);

@@ -52,6 +52,17 @@ describe('planTenant (where a new tenant goes)', () => {
     expect(() => planTenant(config, { slug: 'x', model: 'cluster' }, none)).toThrow(/unknown model "cluster"/);
     expect(() => planTenant(config, { slug: 'x', key: 'not-a-uuid' }, none)).toThrow(/not a valid uuid/);
   });
+
+  it('stores a given key as PostgreSQL prints it back, so one key is never two tenants (007 and 7; a uuid in upper case)', () => {
+    const upper = '0B0C0D0E-0000-4000-8000-00000000000A';
+    expect(planTenant(config, { slug: 'x', key: upper }, none).key).toBe(upper.toLowerCase());
+    const big = { ...config, tenantKey: { ...config.tenantKey, type: 'bigint' as const } };
+    expect(planTenant(big, { slug: 'x', key: '007' }, none).key).toBe('7');
+    expect(planTenant(big, { slug: 'x', key: '-0' }, none).key).toBe('0');
+    expect(planTenant(big, { slug: 'x', key: '123456789012345678' }, none).key).toBe('123456789012345678');
+    const text = { ...config, tenantKey: { ...config.tenantKey, type: 'text' as const } };
+    expect(planTenant(text, { slug: 'x', key: 'Acme' }, none).key).toBe('Acme');
+  });
 });
 
 describe('slugs', () => {
