@@ -1,3 +1,4 @@
+import { searchPathSetting } from '../placement/target-search-path.js';
 import type pg from 'pg';
 import type { ErrorCode } from '../errors.js';
 import { checkDeferredUniques } from './deferred-unique-check.js';
@@ -99,6 +100,8 @@ export async function loadIntoPool<T>(
   scope: PoolLoadScope,
   load: () => Promise<T>,
 ): Promise<{ result: T; foreignKeys: ForeignKeyCheck; check?: FkCheckReport; held: string[] }> {
+  // The pool's own triggers fire on a load without the grant: with the path they were written for.
+  await c.query(`select ${searchPathSetting(scope.schema)}`);
   const off = await triggersOff(c);
   const names = scope.tables.map((t) => t.table);
   const hold = await holdForSharedLoad(c, scope.schema, names, scope.constraints, {

@@ -1,6 +1,6 @@
 import { literal } from '../sql.js';
 import type { MigrationFile } from './files.js';
-import { searchPathSetting } from './target-session.js';
+import { searchPathSetting } from '../placement/target-search-path.js';
 import { recordAppliedParts } from './tracking.js';
 
 /** The guard's error when the schema is gone since the caller's read (apply-one-round-trip.ts). */

@@ -1,9 +1,10 @@
+import { searchPathSetting } from '../placement/target-search-path.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { durationMs } from '../config/load.js';
 import { MIGRATION_LOCK_CLASSID } from '../operations/lock-ids.js';
 import { migrationHooks, type MigrationHooks } from '../placement/drivers.js';
 import { targetId } from '../placement/naming.js';
-import { ident, literal } from '../sql.js';
+import { ident } from '../sql.js';
 import { advisoryLockHolder, describeHolder, foreignHolderError, type LockHolder } from '../operations/lock-holder.js';
 import { targetLockSql } from './target-lock.js';
 import type { MigrationFile } from './files.js';
@@ -371,11 +372,6 @@ export class TargetSession implements ErrorContext {
   toError(err: unknown, m: MigrationFile | undefined): TargetError {
     return err instanceof Stop ? err.error : toTargetError(err, m, this);
   }
-}
-
-/** The transaction-local search_path of a target's schema, as a set_config call (settingsSelect). */
-export function searchPathSetting(schema: string): string {
-  return `set_config('search_path', ${literal(`${ident(schema)}, public`)}, true)`;
 }
 
 /** lock_timeout and statement_timeout as set_config calls, each after a comma (settingsSelect). */

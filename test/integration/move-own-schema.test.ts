@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
 import { json, ownMigrateFleet, tenantDigests, until, withPg } from '../helpers/migrate-env.js';
-import { seedOwnSchema } from '../helpers/seed.js';
+import { seed, seedOwnSchema } from '../helpers/seed.js';
 import { superuserUrl } from '../helpers/test-fleet.js';
 import { databaseUrl } from '../../src/fleet/connection-url.js';
 
@@ -154,4 +154,28 @@ it("an extension a migration created in the first schema tenant's schema outlive
   const book = `insert into ${schema}.bookings (tenant_id, room, during) values ($1, 'r1', tstzrange('2026-01-01', '2026-01-02'))`;
   await e.q('us1', db, book, [key]);
   await expect(e.q('us1', db, book, [key])).rejects.toMatchObject({ code: '23P01' });
+});
+
+it("a pool's own trigger that names tables unqualified (as migrations run) fires on tenantctl's deletes and loads with the path it was written for", async () => {
+  const e = await env('mvtrg');
+  // Unqualified, as the shipped migrations write names: migrations run with the pool's schema first on the path.
+  await e.addMigration(
+    '0004_touch.sql',
+    `create function touch_project() returns trigger language plpgsql as $fn$
+       begin perform 1 from projects where projects.tenant_id = old.tenant_id limit 1; return old; end $fn$;
+     create trigger touch_project after delete on tasks for each row execute function touch_project();`,
+  );
+  await e.create([
+    { slug: 'trg-a', model: 'pool', shard: 'us1' },
+    { slug: 'trg-b', model: 'pool', shard: 'us1' },
+  ]);
+  for (const slug of ['trg-a', 'trg-b']) await seed(e, slug, 5, slug);
+  // The source's rows go with move complete; the tenant's with delete (both failed: relation "projects" does not exist).
+  const moved = await e.cli(['move', 'trg-a', '--to-shard', 'eu1', '--yes', '--json']);
+  expect(moved.code, moved.stdout + moved.stderr).toBe(0);
+  const done = await e.cli(['move', 'complete', 'trg-a', '--yes', '--json']);
+  expect(done.code, done.stdout + done.stderr).toBe(0);
+  const del = await e.cli(['tenant', 'delete', 'trg-b', '--yes', '--skip-backup', '--json']);
+  expect(del.code, del.stdout + del.stderr).toBe(0);
+  expect(await e.q('us1', `pool_${e.name}`, 'select count(*)::int as n from app.tasks')).toEqual([{ n: 0 }]);
 });

@@ -1,3 +1,4 @@
+import { searchPathSetting } from '../target-search-path.js';
 import { boundLockWait, isLockTimeout, LOAD_LOCK_WAIT_MS, lockWaitError } from '../../copy/load-lock-wait.js';
 import { ensureSchema, qualified } from '../../sql.js';
 import { ensureDatabase } from '../databases.js';
@@ -64,6 +65,8 @@ export const pool: SharedTablesDriver = {
       .withTransaction(t.shard, t.database_name, async (c) => {
         // A neighbour's table lock must not hold a failed move's cleanup (or a delete) forever.
         await boundLockWait(c, ms);
+        // The pool's own triggers fire on these deletes: with the path they were written for.
+        await c.query(`select ${searchPathSetting(t.schema_name)}`);
         // tenantctl's role must see every row, or the delete would match nothing and "succeed".
         await ensureAdminSeesAll(c, t.schema_name, config);
         const tables = await scopedTablesInOrder(c, t.schema_name, config);
