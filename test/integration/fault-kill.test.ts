@@ -8,7 +8,9 @@ import { storageFor } from '../../src/backup/regions.js';
 import type { Model } from '../../src/config/types.js';
 import { replicationName } from '../../src/move/replication.js';
 import { FAULT_POINTS, type FaultPointName } from '../../src/operations/fault-points.js';
-import { FENCE_TRIGGER } from '../../src/placement/table-fence.js';
+import { FENCE_TRIGGER, SWITCH_TRIGGER } from '../../src/placement/table-fence.js';
+import { FENCE_SCHEMA } from '../../src/placement/pool/fence.js';
+import { SWITCHED_TABLE } from '../../src/placement/pool/switch-fence.js';
 import { sweepFleet } from '../../src/operations/sweep.js';
 import { appUrl } from '../helpers/app-url.js';
 import { json, migrateEnv, sleep, until, type MigrateEnv } from '../helpers/migrate-env.js';
@@ -334,19 +336,22 @@ describe.concurrent('SIGKILL at every fault point, then the command again', () =
       const atKill = creating ? undefined : await tenant(e, slug);
       if (atKill) {
         // Up after the kill: a replace's fence, or a move's trigger fence left on its source (a
-        // schema or database tenant's; a pool's was the killed session's lock, gone with it).
-        const fenceUp =
-          point === 'restore.fenced' ||
-          (point.startsWith('move.') &&
-            (
-              await e.q(
-                atKill.shard,
-                atKill.database_name,
-                `select 1 from pg_trigger g join pg_class c on c.oid = g.tgrelid join pg_namespace n on n.oid = c.relnamespace
-                  where n.nspname = $1 and g.tgname = $2`,
-                [atKill.schema_name, FENCE_TRIGGER],
-              )
-            ).length > 0);
+        // schema or database tenant's; a pool's was the killed session's lock, gone with it), or
+        // its switch fence placed before the catalog switched (a pool's: the key's row).
+        const triggers = await e.q(
+          atKill.shard,
+          atKill.database_name,
+          `select 1 from pg_trigger g join pg_class c on c.oid = g.tgrelid join pg_namespace n on n.oid = c.relnamespace
+            where n.nspname = $1 and g.tgname = any($2::text[])`,
+          [atKill.schema_name, [FENCE_TRIGGER, SWITCH_TRIGGER]],
+        );
+        const keyRow =
+          atKill.model === 'pool'
+            ? await e
+                .q(atKill.shard, atKill.database_name, `select 1 from ${FENCE_SCHEMA}.${SWITCHED_TABLE} where key = $1`, [atKill.key])
+                .catch(() => [])
+            : [];
+        const fenceUp = point === 'restore.fenced' || (point.startsWith('move.') && triggers.length + keyRow.length > 0);
         const shown = json(await e.cli(['tenant', 'show', slug, '--json']));
         const killed = shown.killedOperations as { kind: string; writesRefused: boolean; what: string }[];
         if (/^(backup|delete)\./.test(point) || row.keeps === 'backup-only')
