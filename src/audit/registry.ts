@@ -130,6 +130,11 @@ export const CHECKS = {
   },
   'schema.default-privileges': { severity: 'high', fixable: true, title: 'default privileges granting to PUBLIC or to another tenant' },
   'schema.writable-search-path': { severity: 'high', fixable: false, title: 'search_path includes a schema others can write' },
+  'schema.extension-in-tenant-schema': {
+    severity: 'medium',
+    fixable: false,
+    title: "an extension in one tenant's schema of the schema tenants' database, out of the others' reach",
+  },
   'schema.large-object-shared': {
     severity: 'high',
     fixable: false,

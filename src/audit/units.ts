@@ -7,6 +7,7 @@ import { asRole, attempt, rolledBack } from './as-role.js';
 import { clusterChecks, placed } from './cluster-checks.js';
 import { functionChecks } from './function-checks.js';
 import { sharedLargeObjects } from './large-object-checks.js';
+import { extensionsInTenantSchemas } from './extension-checks.js';
 import { limitChecks } from './limit-checks.js';
 import { placementSharedWritable } from './placement-shared-checks.js';
 import { poolChecks, roleExists, scopedTables } from './pool-checks.js';
@@ -101,6 +102,7 @@ async function sharedDatabaseUnit(
       ...(await functionChecks(c, unit, serving, tenantOf)),
       ...(await schemaPlacements(c, unit, env)),
       ...(await sharedLargeObjects(c, at, owned)),
+      ...(await extensionsInTenantSchemas(c, at, owned)),
     );
   }
   const chunk = owned.filter((o) => mine.has(o.schema));

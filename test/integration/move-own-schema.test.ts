@@ -131,6 +131,13 @@ it("an extension a migration created in the first schema tenant's schema outlive
   const other = holder === 't_ex_a' ? 'ex-b' : 'ex-a';
   const gone = holder === 't_ex_a' ? 'ex-a' : 'ex-b';
   const schema = `t_${other.replace('-', '_')}`;
+  // audit says where it lives and what the other tenants cannot reach.
+  const found = json(await e.cli(['audit', '--json'])).findings.filter(
+    (f: { check: string }) => f.check === 'schema.extension-in-tenant-schema',
+  );
+  expect(found).toMatchObject([
+    { tenant: gone, object: 'extension btree_gist', fix: expect.stringMatching(/alter extension "btree_gist" set schema public/) },
+  ]);
   // A trusted extension's objects belong to the superuser: tenantctl's role cannot move it, so
   // the delete stops before it drops anything, naming what would go with it and the statement.
   const del = await e.cli(['tenant', 'delete', gone, '--yes', '--skip-backup', '--json']);
