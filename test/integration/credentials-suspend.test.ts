@@ -239,7 +239,7 @@ describe('tenant suspend', () => {
       await expect(apps['su-a'].query('select name from workspaces')).rejects.toMatchObject({
         code: '42501',
         message: `tenant su-a (key ${keys['su-a']}) is suspended: its rows cannot be read or written`,
-        hint: 'tenantctl tenant resume su-a lets it back in',
+        hint: 'tenantctl tenant resume su-a lets it back in, unless it is being deleted (tenantctl tenant show su-a)',
       });
       await expect(
         apps['su-a'].query(`insert into users (tenant_id, email, display_name) values ($1, 'n@x.io', 'n')`, [keys['su-a']]),

@@ -64,7 +64,8 @@ begin
     return true;
   end if;
   raise exception 'tenant % is suspended: its rows cannot be read or written', coalesce(sl || ' (key ' || k || ')', k)
-    using errcode = '${SUSPEND_SQLSTATE}', hint = 'tenantctl tenant resume ' || coalesce(sl, '<slug>') || ' lets it back in';
+    using errcode = '${SUSPEND_SQLSTATE}',
+          hint = 'tenantctl tenant resume ' || coalesce(sl, '<slug>') || ' lets it back in, unless it is being deleted (tenantctl tenant show ' || coalesce(sl, '<slug>') || ')';
 end`;
 }
 
