@@ -1,7 +1,7 @@
 import type { CatalogDb } from '../catalog/open.js';
 import type { Config } from '../config/types.js';
 import { TenantctlError } from '../errors.js';
-import { keyAsStored, planTenant } from './plan.js';
+import { canonicalKey, keyAsStored, planTenant } from './plan.js';
 import { resumeConflicts } from './resume-check.js';
 import { slugProblem } from '../placement/slug.js';
 import { throwBulkProblems, type BulkProblem, type BulkRow } from './bulk-file.js';
@@ -40,11 +40,21 @@ export async function bulkProblems(deps: { config: Config; db: CatalogDb }, rows
   inputs.forEach((input, i) => {
     // A bad slug is the file's problem already (parseTenantFile); planning it would say it twice.
     if (slugProblem(input.slug)) return;
+    let said: string | undefined;
     try {
       planTenant(config, input, empty);
     } catch (err) {
       if (!(err instanceof TenantctlError)) throw err;
+      said = err.message;
       problem(i, err.message);
+    }
+    // Planning stops at a row's first problem; its key is checked on its own, so one list has both.
+    if (input.key === undefined) return;
+    try {
+      canonicalKey(config, input.key);
+    } catch (err) {
+      if (!(err instanceof TenantctlError)) throw err;
+      if (err.message !== said) problem(i, err.message);
     }
   });
   const keyRows = new Map<string, number>();

@@ -321,7 +321,7 @@ describe('bulk pre-check and re-runs', () => {
     const e = await env('bulk');
     await e.create([{ slug: 'bulk-old', model: 'pool', shard: 'us1' }]);
     const oldKey = (await tenantRow(e, 'bulk-old'))!.key;
-    const k1 = '11111111-1111-4111-8111-111111111111';
+    const k1 = 'aaaaaaaa-1111-4111-8111-11111111111b';
     const bad: [string, string][] = [
       ['unknown tier', 'bad-tier,,,nope,,,,'],
       ['unknown region', 'bad-region,,,,mars,,,'],
@@ -332,6 +332,10 @@ describe('bulk pre-check and re-runs', () => {
       ['key of another tenant', `bad-taken,,,,,,${oldKey},`],
       ['key twice in the file', `bad-twice,,,,,,${k1},`],
       ['shard of another region', 'bad-pair,,,,eu-west,us1,,'],
+      // Two problems on one row: both in the one list (planning stopped at the tier before).
+      ['unknown tier and key format', 'bad-both,,,nope,,,not-a-uuid,'],
+      // One key written two ways is one key.
+      ['key twice in the file, in capitals', `bad-caps,,,,,,${k1.toUpperCase()},`],
     ];
     const good = ['good-1,,pool,,,us1,,', 'good-2,,schema,,,us1,,', `good-3,,pool,,,us1,${k1},`];
     const before = await tenantCount(e);
@@ -341,6 +345,8 @@ describe('bulk pre-check and re-runs', () => {
       const r = await e.cli(['tenant', 'create', '--from-file', file, '--json']);
       expect(r.code, `${kind}: ${r.stdout}${r.stderr}`).toBe(2);
       expect(json(r).error.message, kind).toContain(`line 5 (${row.split(',')[0]})`);
+      if (kind.startsWith('unknown tier and'))
+        expect(json(r).error.message).toMatch(/unknown tier "nope".*"not-a-uuid" is not a valid uuid/s);
       expect(await tenantCount(e), kind).toBe(before);
     }
   });
