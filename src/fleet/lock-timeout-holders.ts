@@ -14,8 +14,8 @@ export function isLockTimeout(err: unknown): boolean {
  * suspend and delete named the pid. Read on a spare connection of the same database (none free:
  * the message stays as it was): sessions holding relation locks there (in a transaction open for a
  * second or more, where pg_stat_activity shows it: the holder held it the whole wait), strongest
- * lock and oldest transaction first. A message that names a
- * holder already (the migration's own, table-lock-holders.ts) is left alone.
+ * lock and oldest transaction first. A message that names a holder already (the migration's own,
+ * table-lock-holders.ts) is left alone.
  */
 export async function nameLockHolders(conns: ShardConnections, database: string, err: Error): Promise<void> {
   if (/\bpid \d+/.test(err.message)) return;
