@@ -179,10 +179,15 @@ export function errorMessage(err: unknown): string {
   if (err instanceof Error) {
     // PostgreSQL's words for a lock wait that ran out say nothing of whose lock or what to do.
     if ((err as { code?: string }).code === '55P03' && /lock timeout/.test(err.message))
-      return `${err.message}${/\bpid \d+/.test(err.message) ? LOCK_TIMEOUT_NAMED : LOCK_TIMEOUT_WORDS}`;
+      return `${err.message}${namesHolder(err.message) ? LOCK_TIMEOUT_NAMED : LOCK_TIMEOUT_WORDS}`;
     return err.message;
   }
   return String(err);
+}
+
+/** Whether a lock wait's message already names the session that held it (`… pid 123 …`). */
+export function namesHolder(message: string): boolean {
+  return /\bpid \d+/.test(message);
 }
 
 /** The same, when the message names the sessions (fleet/lock-timeout-holders.ts). */

@@ -3,7 +3,7 @@ import type { Config, Shard } from '../config/types.js';
 import { UsageError } from '../errors.js';
 import { asHolder, currentHolder, ShardConnections, type ShardClient } from './shard-connections.js';
 import { CATALOG_POOL_SIZE } from '../config/connection-limits.js';
-import { isLockTimeout, nameLockHolders } from './lock-timeout-holders.js';
+import { nameLockHolders, waitedOut } from './lock-timeout-holders.js';
 import { catalogShardName } from '../config/catalog-shard.js';
 
 /**
@@ -83,7 +83,7 @@ export class Fleet {
     } catch (err) {
       // A failed statement leaves the connection usable, but a lost connection does not.
       if (isConnectionError(err)) client.tenantctlBroken = true;
-      if (isLockTimeout(err)) await nameLockHolders(conns, database, err as Error);
+      if (waitedOut(err)) await nameLockHolders(conns, database, err as Error);
       throw err;
     } finally {
       conns.release(client);

@@ -1,9 +1,11 @@
 import type { ShardConnections } from './shard-connections.js';
 import { tableLockHolders } from '../migrate/table-lock-holders.js';
+import { isLockTimeout } from '../copy/load-lock-wait.js';
+import { namesHolder } from '../errors.js';
 
-/** PostgreSQL's error for a statement that waited its lock_timeout out. */
-export function isLockTimeout(err: unknown): boolean {
-  return (err as { code?: string })?.code === '55P03' && /lock timeout/.test(String((err as Error).message));
+/** A statement that waited its lock_timeout out (not a NOWAIT refusal, which shares the code). */
+export function waitedOut(err: unknown): boolean {
+  return isLockTimeout(err) && /lock timeout/.test(String((err as Error).message));
 }
 
 /**
@@ -18,7 +20,7 @@ export function isLockTimeout(err: unknown): boolean {
  * table-lock-holders.ts) is left alone.
  */
 export async function nameLockHolders(conns: ShardConnections, database: string, err: Error): Promise<void> {
-  if (/\bpid \d+/.test(err.message)) return;
+  if (namesHolder(err.message)) return;
   const c = await conns.tryAcquire(database).catch(() => undefined);
   if (!c) return;
   try {
