@@ -24,11 +24,21 @@ export type CatalogDb = Kysely<CatalogDatabase>;
  *   const tenants = await db.selectFrom('tenants').selectAll().execute();
  *   await db.destroy();
  */
-export function openCatalog(config: Config, opts: { migrate?: boolean } = {}): Promise<CatalogDb> {
+export function openCatalog(config: Config, opts: CatalogOpenOptions = {}): Promise<CatalogDb> {
   return open(config, opts, false);
 }
 
-async function open(config: Config, opts: { migrate?: boolean }, created: boolean): Promise<CatalogDb> {
+export interface CatalogOpenOptions {
+  /** false: a catalog behind this build is used as it is (doctor reads it; nothing migrates it). */
+  migrate?: boolean;
+  /**
+   * Told when this call created the catalog database (a new fleet's first command), with where:
+   * a command says so, because a wrong catalog.url would otherwise look like a fleet without tenants.
+   */
+  onCreate?: (place: string) => void;
+}
+
+async function open(config: Config, opts: CatalogOpenOptions, created: boolean): Promise<CatalogDb> {
   const db = newCatalogDb(config);
   // Every command starts here, so the usual case costs one connection and one query: the
   // catalog exists and has the newest migration. Otherwise the database is created if missing
@@ -49,7 +59,7 @@ async function open(config: Config, opts: { migrate?: boolean }, created: boolea
   if (state === 'missing-database') {
     await db.destroy();
     if (created) throw catalogError(config, 'is missing after it was created', new Error('database does not exist'));
-    await ensureCatalogDatabase(config);
+    if (await ensureCatalogDatabase(config)) opts.onCreate?.(catalogPlace(config));
     return open(config, opts, true);
   }
   if (opts.migrate === false) return db;
@@ -116,7 +126,8 @@ function catalogPlace(config: Config): string {
   return `the catalog (${config.catalog.shard ? `on shard ${config.catalog.shard}, ` : ''}${u.hostname}:${u.port || 5432}${u.pathname})`;
 }
 
-async function ensureCatalogDatabase(config: Config): Promise<void> {
+/** Create the catalog's database; true when this call made it (false: another first run did). */
+async function ensureCatalogDatabase(config: Config): Promise<boolean> {
   const url = new URL(config.catalogUrl);
   const dbName = decodeURIComponent(url.pathname.slice(1));
   url.pathname = '/postgres';
@@ -126,12 +137,14 @@ async function ensureCatalogDatabase(config: Config): Promise<void> {
     await admin.connect();
     // tenantctl's alone from the start: tenants must never connect to it (src/catalog/closed.ts).
     await createClosedDatabase(admin, dbName);
+    return true;
   } catch (err) {
     // Two first runs at once: the other one created it.
     if (!isAlreadyExists(err)) throw catalogError(config, 'could not be created', err);
     // Or a first run killed between creating it and opening it: finish that (its owner may).
     const { rows } = await admin.query<{ open: boolean }>('select datallowconn as open from pg_database where datname = $1', [dbName]);
     if (rows[0] && !rows[0].open) await openClosedDatabase(admin, dbName).catch(() => undefined);
+    return false;
   } finally {
     await admin.end().catch(() => undefined);
   }

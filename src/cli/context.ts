@@ -47,7 +47,12 @@ export class CommandContext {
   async catalog(): Promise<CatalogDb> {
     if (!this.db) {
       const { openCatalog } = await import('../catalog/open.js');
-      this.db = await openCatalog(this.config);
+      this.db = await openCatalog(this.config, {
+        onCreate: (place) =>
+          this.out.info(
+            `note: created ${place}, empty: this fleet's first command. If the fleet has tenants already, catalog.url (or catalog.shard and catalog.database) points elsewhere: see tenantctl config show`,
+          ),
+      });
     }
     return this.db;
   }

@@ -41,15 +41,18 @@ export async function runDoctor(config: Config, fleet: Fleet): Promise<Check[]> 
     }),
   );
   try {
-    const db = await openCatalog(config, { migrate: false });
+    let created: string | undefined;
+    const db = await openCatalog(config, { migrate: false, onCreate: (place) => (created = place) });
     try {
       const all = await new Migrator({ db, provider: catalogMigrations }).getMigrations();
       const pending = all.filter((m) => !m.executedAt).map((m) => m.name);
       // A fresh fleet's catalog is migrated by the first command that needs it: information, not a failure.
+      const state = pending.length ? `not migrated yet: ${pending.join(', ')} (the first command that needs it applies them)` : 'migrated';
       checks.push({
         check: 'catalog',
         ok: true,
-        detail: pending.length ? `not migrated yet: ${pending.join(', ')} (the first command that needs it applies them)` : 'migrated',
+        // Made by this run: right for a new fleet, and the sign of a wrong catalog.url for an old one.
+        detail: created ? `${state}; created now, empty (${created}): if this fleet has tenants, catalog.url points elsewhere` : state,
       });
       checks.push(await catalogReachCheck(db));
       if (pending.length === 0) {

@@ -90,3 +90,26 @@ describe('a hostile password given through ${VAR}', () => {
     expectNoSecret(r.stdout + r.stderr);
   });
 });
+
+describe('a catalog database that does not exist yet', () => {
+  it('is created by the first command, which says so and where, so a wrong catalog.url is not mistaken for an empty fleet', async () => {
+    const database = `cfgurl_new_${process.pid}`;
+    const file = configFile('new-catalog', `catalog:\n  shard: us1\n  database: ${database}`);
+    const fleet = new Fleet(loadConfig({ file, env }));
+    try {
+      const first = await cli(['tenant', 'list', '--json'], { config: file, env });
+      expect(first.code, first.stderr).toBe(0);
+      expect(JSON.parse(first.stdout).tenants).toEqual([]);
+      expect(first.stderr).toContain(`note: created the catalog (on shard us1, 127.0.0.1:${endpoint('us1').port}/${database}), empty`);
+      expect(first.stderr).toContain('catalog.url (or catalog.shard and catalog.database) points elsewhere');
+      expectNoSecret(first.stdout + first.stderr);
+      // Only the command that made it says so.
+      const second = await cli(['tenant', 'list'], { config: file, env });
+      expect(second.code, second.stderr).toBe(0);
+      expect(second.stderr).not.toContain('note: created');
+    } finally {
+      await fleet.withClient('us1', 'postgres', (c) => c.query(`drop database if exists ${database} with (force)`)).catch(() => undefined);
+      await fleet.close();
+    }
+  });
+});
