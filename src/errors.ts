@@ -59,6 +59,10 @@ export const ERROR_CODES = {
     exit: EXIT.usage,
     hint: 'add the tenant key to the table in a migration, or declare it in tenantKey.shared (then it is not copied)',
   },
+  TABLE_OUTSIDE_SCHEMA: {
+    exit: EXIT.usage,
+    hint: "keep a tenant's tables in its schema (a migration's unqualified names go there), then run the command again",
+  },
   KEY_IN_USE: { exit: EXIT.usage, hint: 'pick another --key, or remove the rows first' },
   LARGE_OBJECTS: {
     exit: EXIT.usage,

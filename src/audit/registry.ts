@@ -146,6 +146,12 @@ export const CHECKS = {
     fixable: true,
     title: "a schema or database tenant's copy of a read-only shared table that its role (or another) may write",
   },
+  // every model
+  'placement.table-outside-schema': {
+    severity: 'high',
+    fixable: false,
+    title: "a table holding tenants' rows outside the schema tenantctl copies (moves and backups refuse it)",
+  },
   // database tenants
   'database.public-connect': { severity: 'high', fixable: true, title: 'CONNECT granted to PUBLIC on a tenantctl database' },
   'database.control-plane-open': {

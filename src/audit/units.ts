@@ -10,6 +10,7 @@ import { sharedLargeObjects } from './large-object-checks.js';
 import { extensionsInTenantSchemas } from './extension-checks.js';
 import { limitChecks } from './limit-checks.js';
 import { placementSharedWritable } from './placement-shared-checks.js';
+import { tablesOutsideSchema } from './tables-outside-checks.js';
 import { poolChecks, roleExists, scopedTables } from './pool-checks.js';
 import { poolProbes, probeKey, probeRows } from './pool-probe.js';
 import { finding } from './registry.js';
@@ -64,6 +65,7 @@ async function sharedTablesUnit(
     ...(await guarded(at, 'row-level security', () => poolChecks(c, unit, env, POOL_SCHEMA))),
     ...(await guarded(at, 'functions', () => functionChecks(c, unit, serving, () => null))),
     ...(await guarded(at, 'orphan rows', () => orphanPoolRows(c, unit, env, seen))),
+    ...(await guarded(at, 'tables outside the schema', () => tablesOutsideSchema(c, at, POOL_SCHEMA, 'pool', env.config))),
   ];
   for (const f of SHARING_FAMILIES) findings.push(...(await guarded(at, f.name, () => f.run(c, at, env, POOL_SCHEMA, serving))));
   if (!probes || !serving) return { findings };
@@ -103,6 +105,7 @@ async function sharedDatabaseUnit(
       ...(await schemaPlacements(c, unit, env)),
       ...(await sharedLargeObjects(c, at, owned)),
       ...(await extensionsInTenantSchemas(c, at, owned)),
+      ...(await tablesOutsideSchema(c, at, owned[0]?.schema ?? '', 'schema', env.config)),
     );
   }
   const chunk = owned.filter((o) => mine.has(o.schema));
@@ -135,6 +138,7 @@ async function ownDatabaseUnit(c: ShardClient, unit: AuditUnit, env: AuditEnv, s
       ...(await defaultPrivilegeChecks(c, at, owned)),
       ...(await searchPathChecks(c, at, new Map([[tenantRole(t)!, t.slug]]), env.config.servingRole.name)),
       ...(await functionChecks(c, unit, serving, () => t.slug)),
+      ...(await tablesOutsideSchema(c, { ...at, tenant: t.slug }, t.schema_name, 'database', env.config)),
     ],
   };
 }

@@ -15,6 +15,7 @@ import { copyOut } from '../copy/streams.js';
 import { sqlDigest } from '../copy/sql-digest.js';
 import { pgDumpTarget } from '../placement/placement.js';
 import { sharedTablesNotCopied } from '../placement/pool/shared-tables.js';
+import { refuseTablesLeftBehind } from '../placement/tables-left-behind.js';
 import { MANIFEST_FILE, MANIFEST_FORMAT, sealManifest, toolVersion, type Manifest } from './manifest.js';
 import { sequenceValues } from '../copy/sequences.js';
 import { manifestMac } from './manifest-mac.js';
@@ -150,6 +151,7 @@ async function writeArchive(
       const applied = (await readApplied(c, [t.schema_name])).map((r) => ({ id: r.name, checksum: r.checksum }));
       const tables = await copyTables(c, t.schema_name, config);
       const sharedTables = await sharedTablesNotCopied(c, t.schema_name, config, `backup of ${t.slug}`);
+      await refuseTablesLeftBehind(c, t.schema_name, config, t.model, `backup of ${t.slug}`);
       if (tables.length === 0) throw new TenantctlError('BACKUP_FAILED', `no tenant-scoped tables in ${t.database_name}.${t.schema_name}`);
       await drivers[t.model].assertCopyAllowed(c, t.schema_name, config, 'read');
       await refuseLargeObjects(c, { slug: t.slug, model: t.model, shard: t.shard, database: t.database_name }, 'backup', 'LARGE_OBJECTS');

@@ -17,6 +17,7 @@ import { ident, qualified } from '../sql.js';
 import { pipeline } from 'node:stream/promises';
 import type { MoveEnd, MovePlan } from './plan.js';
 import { sharedTablesNotCopied } from '../placement/pool/shared-tables.js';
+import { refuseTablesLeftBehind } from '../placement/tables-left-behind.js';
 import { warmMoveConnections } from './warm.js';
 import { settled, unsettle, type Settled } from '../settled.js';
 import { LOAD_PARTS } from './pool-split.js';
@@ -78,6 +79,7 @@ export async function preflight(deps: Deps, plan: MovePlan, o: { warm?: boolean 
     }),
     onSource(async (c) => {
       const shared = await sharedTablesNotCopied(c, plan.from.schema, config, `move of ${plan.from.target}`);
+      await refuseTablesLeftBehind(c, plan.from.schema, config, plan.from.model, `move of ${plan.from.target}`);
       await drivers[plan.from.model].assertCopyAllowed(c, plan.from.schema, config, 'read');
       await refuseLargeObjects(
         c,

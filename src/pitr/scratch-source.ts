@@ -7,6 +7,7 @@ import { TenantctlError } from '../errors.js';
 import { readApplied, versionOf } from '../migrate/tracking.js';
 import { drivers } from '../placement/drivers.js';
 import { sharedTablesNotCopied } from '../placement/pool/shared-tables.js';
+import { refuseTablesLeftBehind } from '../placement/tables-left-behind.js';
 import { copyTables, type CopyTable } from '../copy/tables.js';
 import { copyOutSql } from '../copy/copy-sql.js';
 import { copyOut } from '../copy/streams.js';
@@ -116,6 +117,7 @@ async function sourceManifest(c: pg.Client, config: Config, t: TenantRow, id: st
   const scope = { model: t.model, schema: t.schema_name, key: t.key };
   const applied = (await readApplied(c, [t.schema_name])).map((r) => ({ id: r.name, checksum: r.checksum }));
   const sharedTables = await sharedTablesNotCopied(c, t.schema_name, config, `restore --at of ${t.slug}`);
+  await refuseTablesLeftBehind(c, t.schema_name, config, t.model, `restore --at of ${t.slug}`);
   const entries: Manifest['tables'] = tables.map(({ table, keyColumn, columns }) => ({
     table,
     keyColumn,

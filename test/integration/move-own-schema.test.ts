@@ -186,3 +186,61 @@ it("a pool's own trigger that names tables unqualified (as migrations run) fires
   expect(del.code, del.stdout + del.stderr).toBe(0);
   expect(await e.q('us1', `pool_${e.name}`, 'select count(*)::int as n from app.tasks')).toEqual([{ n: 0 }]);
 });
+
+it("a table a migration puts outside the tenant's schema: the pool's migration fails naming it; a move or backup that would leave its rows behind is refused, nothing changed", async () => {
+  const e = await env('mvout');
+  await e.create([
+    { slug: 'out-d', model: 'database', shard: 'us1' },
+    { slug: 'out-s', model: 'schema', shard: 'us1' },
+    { slug: 'out-p', model: 'pool', shard: 'us1' },
+  ]);
+  const row = async (slug: string) => e.db.selectFrom('tenants').selectAll().where('slug', '=', slug).executeTakeFirstOrThrow();
+  // Qualified, so it lands outside every target's schema; idempotent, as the schema tenants share one database.
+  await e.addMigration(
+    '0004_billing.sql',
+    `create schema if not exists billing;
+     create table if not exists billing.invoices (tenant_id uuid not null, amount int not null);`,
+  );
+  const up = await e.cli(['migrate', 'up', '--json']);
+  expect(up.code, up.stdout + up.stderr).toBe(1);
+  const poolRow = json(up).results.find((r: { tenant: string }) => r.tenant === 'out-p');
+  expect(poolRow.status).toBe('failed');
+  expect(poolRow.error.code).toBe('RLS_UNSAFE');
+  expect(poolRow.error.message).toContain('billing.invoices carries the tenant key tenant_id outside the pool schema app');
+  expect(poolRow.error.hint).toContain('alter table billing.invoices set schema app');
+  expect(await e.q('us1', `pool_${e.name}`, `select to_regclass('billing.invoices')::text as t`)).toEqual([{ t: null }]);
+  // The database and schema tenants got it: their rows there would stay behind a move, and out of a backup.
+  const d = await row('out-d');
+  const s = await row('out-s');
+  await e.q('us1', d.database_name, 'insert into billing.invoices values ($1, 10)', [d.key]);
+  const refusals: [string[], string][] = [
+    [['move', 'out-d', '--to-shard', 'eu1', '--yes', '--json'], "is in the tenant's own database, outside its schema app"],
+    [['backup', 'create', 'out-d', '--json'], "is in the tenant's own database, outside its schema app"],
+    [
+      ['move', 'out-s', '--to-shard', 'eu1', '--yes', '--json'],
+      `is outside the schema ${s.schema_name}, carrying the tenant key tenant_id`,
+    ],
+    [['backup', 'create', 'out-s', '--json'], `is outside the schema ${s.schema_name}, carrying the tenant key tenant_id`],
+  ];
+  for (const [args, where] of refusals) {
+    const r = await e.cli(args);
+    expect(r.code, `${args.join(' ')}: ${r.stdout}${r.stderr}`).toBe(2);
+    expect(r.stdout).toContain('TABLE_OUTSIDE_SCHEMA');
+    expect(r.stdout).toContain(`billing.invoices ${where}`);
+    expect(r.stdout).toContain('nothing was changed');
+  }
+  for (const t of [d, s]) expect(await row(t.slug)).toMatchObject({ shard: 'us1', status: 'active' });
+  expect(await e.q('us1', d.database_name, 'select count(*)::int as n from billing.invoices')).toEqual([{ n: 1 }]);
+  expect(json(await e.cli(['backup', 'list', '--json'])).backups).toEqual([]);
+  // audit names each before a nightly backup finds it.
+  const found = json(await e.cli(['audit', '--json']))
+    .findings.filter((f: { check: string }) => f.check === 'placement.table-outside-schema')
+    .map((f: { database: string; tenant: string | null; object: string }) => [f.database, f.tenant, f.object]);
+  expect(found).toEqual(
+    expect.arrayContaining([
+      [d.database_name, 'out-d', 'billing.invoices'],
+      [s.database_name, null, 'billing.invoices'],
+    ]),
+  );
+  expect(found).toHaveLength(2);
+});

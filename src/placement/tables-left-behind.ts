@@ -1,0 +1,66 @@
+import type pg from 'pg';
+import type { Config } from '../config/types.js';
+import type { TenantRow } from '../catalog/tables.js';
+import { UsageError } from '../errors.js';
+
+type Queryable = Pick<pg.ClientBase, 'query'>;
+
+/**
+ * Schemas that are never a tenant's tables: the system's, tenantctl's own (tracking, fences,
+ * capture, a restore's staging schema) and the schema tenants' own `t_<slug>` beside this one.
+ */
+const NOT_TENANT_TABLES = `n.nspname not in ('pg_catalog', 'information_schema', 'tenantctl')
+  and n.nspname not like 'pg\\_%' and n.nspname not like 'tenantctl\\_%' and n.nspname not like 't\\_%'`;
+
+/**
+ * The tables a copy of one placement (a move, a backup, a restore --at) would leave behind:
+ * tenantctl copies the placement's one schema. In a database tenant's own database every other
+ * user table is the tenant's; in the databases tenants share (the pool's, the schema tenants')
+ * a table that carries the tenant key holds tenants' rows, while a keyless one is reference data
+ * each target has its own copy of. Tables of an extension come with the extension. `schema.table`,
+ * sorted.
+ */
+export async function tablesLeftBehind(
+  c: Queryable,
+  schema: string,
+  config: Pick<Config, 'tenantKey'>,
+  model: TenantRow['model'],
+): Promise<string[]> {
+  const { rows } = await c.query<{ name: string }>(
+    `select n.nspname || '.' || c.relname as name
+       from pg_class c join pg_namespace n on n.oid = c.relnamespace
+      where c.relkind in ('r', 'p') and not c.relispartition and n.nspname <> $1 and ${NOT_TENANT_TABLES}
+        and not exists (select 1 from pg_depend d
+                         where d.classid = 'pg_class'::regclass and d.objid = c.oid and d.deptype = 'e')
+        and ($2 or exists (select 1 from pg_attribute a
+                            where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped and a.attname = $3))
+      order by 1`,
+    [schema, model === 'database', config.tenantKey.column],
+  );
+  return rows.map((r) => r.name);
+}
+
+/**
+ * Refuses (exit 2, nothing changed) a copy that would leave some of the tenant's rows behind:
+ * after `move complete` or a restore from that backup they would be gone from the application.
+ */
+export async function refuseTablesLeftBehind(
+  c: Queryable,
+  schema: string,
+  config: Pick<Config, 'tenantKey'>,
+  model: TenantRow['model'],
+  what: string,
+): Promise<void> {
+  const names = await tablesLeftBehind(c, schema, config, model);
+  if (names.length === 0) return;
+  const shown = names.length > 5 ? `${names.slice(0, 5).join(', ')} and ${names.length - 5} more` : names.join(', ');
+  const why =
+    model === 'database'
+      ? `in the tenant's own database, outside its schema ${schema}`
+      : `outside the schema ${schema}, carrying the tenant key ${config.tenantKey.column}`;
+  throw new UsageError(
+    'TABLE_OUTSIDE_SCHEMA',
+    `${what} refused: ${shown} ${names.length > 1 ? 'are' : 'is'} ${why}; tenantctl copies only ${schema}, so ${names.length > 1 ? 'their' : 'its'} rows would be left behind; nothing was changed`,
+    `keep a tenant's tables in its schema (a migration's unqualified names go there): a migration can move one, e.g. alter table ${names[0]} set schema ${schema}`,
+  );
+}
