@@ -211,7 +211,7 @@ export async function searchPathChecks(
             substr(cfg, length('search_path=') + 1) as path
        from pg_db_role_setting s, unnest(s.setconfig) cfg
       where (s.setdatabase = 0 or s.setdatabase = (select oid from pg_database where datname = current_database()))
-        and cfg like 'search\\_path=%'`,
+        and cfg like 'search\\_path=%' and octet_length(cfg) <= 65536`,
   );
   const relevant = settings.rows.filter((s) => s.role === null || s.role === serving || roleToSlug.has(s.role));
   if (relevant.length === 0) return [];

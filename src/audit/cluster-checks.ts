@@ -7,7 +7,7 @@ import { tenantRoleMemberships } from './acl-checks.js';
 import { finding } from './registry.js';
 import { MAINTENANCE_DATABASES } from '../placement/databases.js';
 import { ownershipChecks } from './ownership-checks.js';
-import { roleChecks, servingConnectionLimit, servingRoleSettings, suspendedRoleLogin } from './role-checks.js';
+import { oversizedRoleSettings, roleChecks, servingConnectionLimit, servingRoleSettings, suspendedRoleLogin } from './role-checks.js';
 import type { AuditEnv, AuditUnit, Finding } from './types.js';
 
 /** Tenants whose placement should exist (not mid-provisioning, failed or being deleted). */
@@ -47,7 +47,7 @@ export async function clusterChecks(c: ShardClient, unit: AuditUnit, env: AuditE
     const role = tenantRole(t);
     if (role && existingRoles.has(role)) checkRoles.set(role, t.slug);
   }
-  out.push(...(await roleChecks(c, unit, checkRoles)));
+  out.push(...(await roleChecks(c, unit, checkRoles)), ...(await oversizedRoleSettings(c, unit, checkRoles)));
   const suspendedRoles = new Map(
     selected.flatMap((t) => {
       const role = tenantRole(t);

@@ -93,6 +93,11 @@ export const CHECKS = {
     fixable: true,
     title: 'serving role with role-level settings (a pool tenant may set them for every tenant of the pool)',
   },
+  'role.oversized-settings': {
+    severity: 'medium',
+    fixable: true,
+    title: 'a tenant or serving role keeping data in a role setting (over 8 kB)',
+  },
   'role.limits-differ': {
     severity: 'medium',
     fixable: false,

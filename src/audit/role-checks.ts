@@ -68,8 +68,10 @@ export async function roleChecks(c: ShardClient, unit: AuditUnit, roles: Map<str
  * pg_authid to see that, so only the symptom, failed logins, shows.)
  */
 export async function servingRoleSettings(c: ShardClient, unit: AuditUnit, serving: string): Promise<Finding[]> {
+  // Each setting cut short: a tenant may store hundreds of MB in one (role.oversized-settings).
   const { rows } = await c.query<{ db: string | null; settings: string[] }>(
-    `select d.datname as db, s.setconfig as settings
+    `select d.datname as db, array(select case when length(cfg) > 200 then left(cfg, 200) || '…' else cfg end
+                                     from unnest(s.setconfig) cfg) as settings
        from pg_db_role_setting s join pg_roles r on r.oid = s.setrole
        left join pg_database d on d.oid = s.setdatabase
       where r.rolname = $1 and s.setconfig is not null
@@ -134,6 +136,34 @@ export async function suspendedRoleLogin(c: ShardClient, unit: AuditUnit, suspen
       object: `role ${r.role}`,
       message: `tenant ${suspended.get(r.role)} is suspended in the catalog, but its role ${r.role} may log in: its application is not kept out (then run tenantctl tenant suspend ${suspended.get(r.role)} again to end the sessions already open)`,
       fix: `alter role ${ident(r.role)} nologin;`,
+    }),
+  );
+}
+
+/**
+ * Role settings of a tenant role or the serving role larger than any real setting (8 kB). Any
+ * role may `alter role current_user set application_name = <hundreds of MB>`, in every database:
+ * stored outside every quota (`usage` adds them to a tenant's bytes), sent back to every login as
+ * a notice, and read by whoever lists role settings. Only the names and sizes are read here.
+ */
+export async function oversizedRoleSettings(c: ShardClient, unit: AuditUnit, roles: Map<string, string | null>): Promise<Finding[]> {
+  if (roles.size === 0) return [];
+  const { rows } = await c.query<{ role: string; db: string | null; name: string; bytes: string }>(
+    `select r.rolname as role, d.datname as db, split_part(cfg, '=', 1) as name, octet_length(cfg)::bigint as bytes
+       from pg_db_role_setting s join pg_roles r on r.oid = s.setrole
+       left join pg_database d on d.oid = s.setdatabase, unnest(s.setconfig) cfg
+      where r.rolname = any($1::text[]) and octet_length(cfg) > 8192
+      order by 4 desc, 1, 2 nulls first, 3`,
+    [[...roles.keys()]],
+  );
+  return rows.map((r) =>
+    finding('role.oversized-settings', {
+      shard: unit.shard,
+      database: unit.database,
+      tenant: roles.get(r.role) ?? null,
+      object: `role ${r.role}${r.db ? ` in database ${r.db}` : ''}`,
+      message: `role ${r.role} keeps ${Number(r.bytes).toLocaleString('en-US')} bytes in its setting ${r.name}${r.db ? ` in database ${r.db}` : ''}: data outside every table and quota, sent to each of its logins`,
+      fix: `alter role ${ident(r.role)}${r.db ? ` in database ${ident(r.db)}` : ''} reset ${ident(r.name)};`,
     }),
   );
 }

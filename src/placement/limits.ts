@@ -128,12 +128,16 @@ export async function readLimitStates(c: ShardClient, targets: LimitTarget[]): P
     role_wide: string[] | null;
   }>(
     `select x.slug, r.oid is not null as role_exists, r.rolconnlimit, d.datconnlimit,
-            (select setconfig from pg_db_role_setting s where s.setrole = r.oid and s.setdatabase = d.oid) as in_db,
-            (select setconfig from pg_db_role_setting s where s.setrole = r.oid and s.setdatabase = 0) as role_wide
+            (select array_agg(cfg) from pg_db_role_setting s, unnest(s.setconfig) cfg
+              where s.setrole = r.oid and s.setdatabase = d.oid and split_part(cfg, '=', 1) = any($4::text[])) as in_db,
+            (select array_agg(cfg) from pg_db_role_setting s, unnest(s.setconfig) cfg
+              where s.setrole = r.oid and s.setdatabase = 0 and split_part(cfg, '=', 1) = any($4::text[])) as role_wide
        from unnest($1::text[], $2::text[], $3::text[]) as x(slug, role, db)
        left join pg_roles r on r.rolname = x.role
        left join pg_database d on d.datname = x.db`,
-    [targets.map((t) => t.slug), targets.map((t) => t.role), targets.map((t) => t.database)],
+    // Only the settings tenantctl manages leave the server: a tenant may store hundreds of MB in
+    // a setting of its own (alter role current_user set application_name = …), more than a string holds.
+    [targets.map((t) => t.slug), targets.map((t) => t.role), targets.map((t) => t.database), [...LIMIT_SETTINGS]],
   );
   const out = new Map<string, LimitState>();
   for (const row of rows) {

@@ -422,6 +422,45 @@ describe("tenantctl's locks where tenants connect", () => {
     }
   });
 
+  it('a tenant keeping data in its role settings (outside every table and quota) is found by audit and reset by --fix; limits read only their own settings', async () => {
+    const e = await env('cpbig');
+    await e.create([{ slug: 'cpbig-s', model: 'schema', shard: 'us1' }]);
+    const role = await loginAs(e, 'cpbig-s');
+    const database = `schemas_${e.name}`;
+    // Any role may do this to itself, in every database; hundreds of MB made audit and limits apply
+    // fail outright (a string longer than node can hold). 300 kB shows the finding.
+    await withPg(urlAs(e, database, role, PASSWORD), async (c) => {
+      await c.query(`do $$ begin execute format('alter role current_user set application_name = %L', repeat('y', 300000)); end $$`);
+      await c.query(
+        `do $$ begin execute format('alter role current_user in database %I set application_name = %L', current_database(), repeat('z', 200000)); end $$`,
+      );
+    });
+    const found = json(await e.cli(['audit', '--json'])).findings.filter((f: { check: string }) => f.check === 'role.oversized-settings');
+    expect(found.map((f: { object: string; tenant: string }) => [f.object, f.tenant])).toEqual([
+      [`role ${role}`, 'cpbig-s'],
+      [`role ${role} in database ${database}`, 'cpbig-s'],
+    ]);
+    expect(found[0].message).toContain('keeps 300,017 bytes in its setting application_name');
+    // Only the settings tenantctl manages are read for the limits; the tier's are in place.
+    const limits = await e.cli(['tenant', 'limits', 'apply', '--dry-run', '--json']);
+    expect(limits.code, limits.stdout + limits.stderr).toBe(0);
+    expect(limits.stdout).not.toContain('yyyy');
+    const fixed = await e.cli(['audit', '--fix', '--yes', '--json']);
+    expect(fixed.code, fixed.stdout + fixed.stderr).toBe(0);
+    expect(json(await e.cli(['audit', '--json'])).findings.filter((f: { check: string }) => f.check === 'role.oversized-settings')).toEqual(
+      [],
+    );
+    expect(
+      await e.q(
+        'us1',
+        'postgres',
+        `select count(*)::int as n from pg_db_role_setting s join pg_roles r on r.oid = s.setrole, unnest(s.setconfig) cfg
+        where r.rolname = $1 and cfg like 'application\\_name=%'`,
+        [role],
+      ),
+    ).toEqual([{ n: 0 }]);
+  });
+
   it("a pool tenant's new password on the serving role (every pool tenant's) fails doctor, is found by audit and set back by --fix", async () => {
     const { e, serving, url } = await twoPoolTenants('cpw');
     const a = await session(url);
