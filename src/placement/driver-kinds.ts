@@ -4,6 +4,8 @@ import { keyCondition } from './key-filter.js';
 import { scopedTablesInOrder } from './scoped-tables.js';
 import { sharedTablesUsage } from './shared-tables-usage.js';
 import { ownPlacementUsage } from './own-placement-usage.js';
+import { roleSettingBytes } from './role-setting-bytes.js';
+import { tenantRoleName } from './naming.js';
 import { emptyUsage, type DataUsage } from './usage-types.js';
 import { ownPlacementMoveTarget, sharedTablesMoveTarget } from './move-target.js';
 import type { CreateAtVersionSteps, OwnPlacementDriver, PlacedTenant, PlacementDriver, SharedTablesDriver } from './types.js';
@@ -73,7 +75,18 @@ export const ownPlacementKind = {
       tenants.map((t) => t.schema_name),
       opts,
     );
-    return new Map(tenants.map((t) => [t.slug, bySchema.get(t.schema_name) ?? emptyUsage()]));
+    // What the tenant's role keeps in settings of its own is its storage too (role-setting-bytes.ts).
+    const kept = await roleSettingBytes(
+      c,
+      tenants.map((t) => tenantRoleName(t.slug)),
+    );
+    return new Map(
+      tenants.map((t) => {
+        const u = bySchema.get(t.schema_name) ?? emptyUsage();
+        const extra = kept.get(tenantRoleName(t.slug)) ?? 0;
+        return [t.slug, extra > 0 && !u.unmeasured ? { ...u, bytes: u.bytes + extra } : u];
+      }),
+    );
   },
   moveTarget: ownPlacementMoveTarget,
 } as const satisfies Partial<OwnPlacementDriver>;

@@ -441,6 +441,9 @@ describe("tenantctl's locks where tenants connect", () => {
       [`role ${role} in database ${database}`, 'cpbig-s'],
     ]);
     expect(found[0].message).toContain('keeps 300,017 bytes in its setting application_name');
+    // usage counts them against the tenant's storage (a 1 GB quota held 50 MB there unseen).
+    const bytes = async () => json(await e.cli(['usage', '--tenant', 'cpbig-s', '--json'])).tenants[0].bytes as number;
+    expect(await bytes()).toBeGreaterThan(500_034);
     // Only the settings tenantctl manages are read for the limits; the tier's are in place.
     const limits = await e.cli(['tenant', 'limits', 'apply', '--dry-run', '--json']);
     expect(limits.code, limits.stdout + limits.stderr).toBe(0);
@@ -450,6 +453,7 @@ describe("tenantctl's locks where tenants connect", () => {
     expect(json(await e.cli(['audit', '--json'])).findings.filter((f: { check: string }) => f.check === 'role.oversized-settings')).toEqual(
       [],
     );
+    expect(await bytes()).toBeLessThan(500_034);
     expect(
       await e.q(
         'us1',
