@@ -15,7 +15,7 @@ export async function tablesOutsideSchema(
   at: { shard: string; database: string; tenant?: string | null },
   schema: string,
   model: TenantRow['model'],
-  config: Pick<Config, 'tenantKey'>,
+  config: Pick<Config, 'tenantKey' | 'servingRole'>,
 ): Promise<Finding[]> {
   const names = await tablesLeftBehind(c, schema, config, model);
   const where =

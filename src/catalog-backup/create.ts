@@ -64,9 +64,14 @@ export async function backupCatalog(config: Config, db: CatalogDb, o: { region?:
         tables[t] = r.rows[0].j;
         rows[t] = r.rows[0].n;
       }
-      return { tables, rows: rows as CatalogManifest['rows'] };
+      // The last bigint key handed out: a restore goes on past it, so a deleted tenant's key
+      // (its pool still refuses that key's writes) is never a new tenant's.
+      const seq = await sql<{ v: string | null }>`select case when is_called then last_value::text end as v from tenant_key_seq`.execute(
+        trx,
+      );
+      return { tables, rows: rows as CatalogManifest['rows'], keySequence: seq.rows[0]?.v ?? null };
     });
-  const catalogText = `{"format":${CATALOG_BACKUP_FORMAT},"tables":{${CATALOG_TABLES.map((t) => `${JSON.stringify(t)}:${snapshot.tables[t]}`).join(',')}}}\n`;
+  const catalogText = `{"format":${CATALOG_BACKUP_FORMAT},"keySequence":${JSON.stringify(snapshot.keySequence)},"tables":{${CATALOG_TABLES.map((t) => `${JSON.stringify(t)}:${snapshot.tables[t]}`).join(',')}}}\n`;
   const manifest: CatalogManifest = {
     kind: 'tenantctl catalog backup',
     format: CATALOG_BACKUP_FORMAT,

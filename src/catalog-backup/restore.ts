@@ -55,7 +55,7 @@ export async function restoreCatalog(config: Config, db: CatalogDb, o: { from?: 
   const text = await b.storage.readText(b.id, CATALOG_FILE);
   if (Buffer.byteLength(text) !== manifest.catalog.bytes || createHash('sha256').update(text).digest('hex') !== manifest.catalog.sha256)
     throw bad('catalog.json does not match its SHA-256 in the manifest (truncated or altered)');
-  const catalog = JSON.parse(text) as { tables: Record<string, unknown[]> };
+  const catalog = JSON.parse(text) as { tables: Record<string, unknown[]>; keySequence?: string | null };
   let keys: unknown[];
   try {
     keys = (JSON.parse(await b.storage.readText(b.id, KEYS_FILE)) as { keys: unknown[] }).keys;
@@ -86,6 +86,14 @@ export async function restoreCatalog(config: Config, db: CatalogDb, o: { from?: 
       await sql`select setval(pg_get_serial_sequence(${t}, 'id'), coalesce(max(id), 1), max(id) is not null) from ${sql.table(t)}`.execute(
         trx,
       );
+    // Bigint keys go on past the last one handed out (backups before the field: past the largest
+    // a tenant has), never from 1 again: a deleted tenant's key would go to a new tenant, and an
+    // application still set up for the deleted one would read and write the new one's rows.
+    await sql`select setval('tenant_key_seq', greatest(${catalog.keySequence ?? null}::bigint,
+        (select max(key::numeric) from tenants where key ~ '^-?[0-9]{1,18}$')::bigint), true)
+      where greatest(${catalog.keySequence ?? null}::bigint, (select max(key::numeric) from tenants where key ~ '^-?[0-9]{1,18}$')::bigint) >= 1`.execute(
+      trx,
+    );
   });
   return { backup: b.id, region: b.region, rows: manifest.rows };
 }

@@ -104,7 +104,15 @@ export async function tenantCountsByShard(db: CatalogDb): Promise<Map<string, nu
   return new Map(rows.map((r) => [r.shard, r.n]));
 }
 
+/**
+ * The next bigint key no tenant has: the sequence, past any key chosen by hand (`--key 5`, which
+ * the sequence knows nothing of) and any a restored catalog holds. Without the skip, a create
+ * without --key failed on a key its operator never gave ("or its key already exists").
+ */
 export async function nextBigintKey(db: CatalogDb): Promise<string> {
-  const r = await sql<{ k: string }>`select nextval('tenant_key_seq')::text as k`.execute(db);
-  return r.rows[0].k;
+  for (;;) {
+    const r = await sql<{ k: string; taken: boolean }>`select k::text, exists (select 1 from tenants where key = k::text) as taken
+      from (select nextval('tenant_key_seq') as k) n`.execute(db);
+    if (!r.rows[0].taken) return r.rows[0].k;
+  }
 }

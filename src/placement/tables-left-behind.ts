@@ -15,15 +15,16 @@ const NOT_TENANT_TABLES = `n.nspname not in ('pg_catalog', 'information_schema',
 /**
  * The tables a copy of one placement (a move, a backup, a restore --at) would leave behind:
  * tenantctl copies the placement's one schema. In a database tenant's own database every other
- * user table is the tenant's; in the databases tenants share (the pool's, the schema tenants')
- * a table that carries the tenant key holds tenants' rows, while a keyless one is reference data
- * each target has its own copy of. Tables of an extension come with the extension. `schema.table`,
- * sorted.
+ * user table is the tenant's. In the databases tenants share (the pool's, the schema tenants'),
+ * a table that carries the tenant key and that tenants' applications may use (the serving role,
+ * a tenant role or PUBLIC holds a privilege on it) holds their rows; a keyless one is reference
+ * data each target has its own copy of, and one no tenant may touch is the operator's own.
+ * Tables of an extension come with the extension. `schema.table`, sorted.
  */
 export async function tablesLeftBehind(
   c: Queryable,
   schema: string,
-  config: Pick<Config, 'tenantKey'>,
+  config: Pick<Config, 'tenantKey' | 'servingRole'>,
   model: TenantRow['model'],
 ): Promise<string[]> {
   const { rows } = await c.query<{ name: string }>(
@@ -32,10 +33,13 @@ export async function tablesLeftBehind(
       where c.relkind in ('r', 'p') and not c.relispartition and n.nspname <> $1 and ${NOT_TENANT_TABLES}
         and not exists (select 1 from pg_depend d
                          where d.classid = 'pg_class'::regclass and d.objid = c.oid and d.deptype = 'e')
-        and ($2 or exists (select 1 from pg_attribute a
-                            where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped and a.attname = $3))
+        and ($2 or (exists (select 1 from pg_attribute a
+                             where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped and a.attname = $3)
+                    and exists (select 1 from pg_roles r
+                                 where (r.rolname = $4 or r.rolname like 'tenant\\_%')
+                                   and has_table_privilege(r.oid, c.oid, 'SELECT, INSERT, UPDATE, DELETE'))))
       order by 1`,
-    [schema, model === 'database', config.tenantKey.column],
+    [schema, model === 'database', config.tenantKey.column, config.servingRole.name],
   );
   return rows.map((r) => r.name);
 }
@@ -47,7 +51,7 @@ export async function tablesLeftBehind(
 export async function refuseTablesLeftBehind(
   c: Queryable,
   schema: string,
-  config: Pick<Config, 'tenantKey'>,
+  config: Pick<Config, 'tenantKey' | 'servingRole'>,
   model: TenantRow['model'],
   what: string,
 ): Promise<void> {
@@ -57,7 +61,7 @@ export async function refuseTablesLeftBehind(
   const why =
     model === 'database'
       ? `in the tenant's own database, outside its schema ${schema}`
-      : `outside the schema ${schema}, carrying the tenant key ${config.tenantKey.column}`;
+      : `outside the schema ${schema}, carrying the tenant key ${config.tenantKey.column} where tenants' applications reach it`;
   throw new UsageError(
     'TABLE_OUTSIDE_SCHEMA',
     `${what} refused: ${shown} ${names.length > 1 ? 'are' : 'is'} ${why}; tenantctl copies only ${schema}, so ${names.length > 1 ? 'their' : 'its'} rows would be left behind; nothing was changed`,

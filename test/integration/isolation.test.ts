@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { databaseUrl } from '../../src/fleet/connection-url.js';
 import { json, ownMigrateFleet, withPg, type MigrateEnv } from '../helpers/migrate-env.js';
 import { superuserUrl } from '../helpers/test-fleet.js';
+import { cli } from '../helpers/cli.js';
 import { lockTenant } from '../../src/operations/tenant-lock.js';
 
 /**
@@ -369,3 +370,32 @@ async function rmMigration(e: MigrateEnv, file: string) {
   const { rm } = await import('node:fs/promises');
   await rm(join(e.migrationsDir, file));
 }
+
+describe('bigint keys handed out by tenantctl', () => {
+  it('skip a key chosen by hand, and go on past every key handed out after a catalog restore (a deleted tenant’s key is never a new tenant’s)', async () => {
+    const e = await env('keyseq', { tenantKey: KEY, migrationsFrom: FIXTURES, files: ['0001_companies.sql'] });
+    const keyOf = async (db: MigrateEnv['db'], slug: string) =>
+      (await db.selectFrom('tenants').select('key').where('slug', '=', slug).executeTakeFirstOrThrow()).key;
+    await ok(e, ['tenant', 'create', 'ks-hand', '--model', 'pool', '--shard', 'us1', '--key', '2']);
+    await ok(e, ['tenant', 'create', 'ks-a', '--model', 'pool', '--shard', 'us1']);
+    // The sequence's next value is the hand-chosen 2: skipped, not "or its key already exists".
+    await ok(e, ['tenant', 'create', 'ks-b', '--model', 'pool', '--shard', 'us1']);
+    expect([await keyOf(e.db, 'ks-a'), await keyOf(e.db, 'ks-b')]).toEqual(['1', '3']);
+    await ok(e, ['tenant', 'delete', 'ks-b', '--yes', '--skip-backup']);
+    const cb = await e.cli(['catalog', 'backup', '--json']);
+    expect(cb.code, cb.stdout + cb.stderr).toBe(0);
+    // The catalog lost: a new catalog database, the backup restored into it.
+    const lost = join(dirname(e.configFile), `${e.name}.restored.yaml`);
+    const { parseDocument } = await import('yaml');
+    const { readFile } = await import('node:fs/promises');
+    const doc = parseDocument(await readFile(e.configFile, 'utf8'));
+    doc.setIn(['catalog', 'database'], `cat_${e.name}_restored`);
+    await writeFile(lost, doc.toString());
+    const restored = await cli(['catalog', 'restore', '--yes', '--json'], { config: lost });
+    expect(restored.code, restored.stdout + restored.stderr).toBe(0);
+    const made = await cli(['tenant', 'create', 'ks-c', '--model', 'pool', '--shard', 'us1', '--json'], { config: lost });
+    expect(made.code, made.stdout + made.stderr).toBe(0);
+    // Not 3 (ks-b's, whose pool still refuses its writes) nor anything below it.
+    expect(JSON.stringify(json(made))).toMatch(/"key": ?"4"/);
+  });
+});

@@ -199,7 +199,9 @@ it("a table a migration puts outside the tenant's schema: the pool's migration f
   await e.addMigration(
     '0004_billing.sql',
     `create schema if not exists billing;
-     create table if not exists billing.invoices (tenant_id uuid not null, amount int not null);`,
+     create table if not exists billing.invoices (tenant_id uuid not null, amount int not null);
+     grant usage on schema billing to public;
+     grant select, insert on billing.invoices to public;`,
   );
   const up = await e.cli(['migrate', 'up', '--json']);
   expect(up.code, up.stdout + up.stderr).toBe(1);
@@ -218,7 +220,7 @@ it("a table a migration puts outside the tenant's schema: the pool's migration f
     [['backup', 'create', 'out-d', '--json'], "is in the tenant's own database, outside its schema app"],
     [
       ['move', 'out-s', '--to-shard', 'eu1', '--yes', '--json'],
-      `is outside the schema ${s.schema_name}, carrying the tenant key tenant_id`,
+      `is outside the schema ${s.schema_name}, carrying the tenant key tenant_id where tenants' applications reach it`,
     ],
     [['backup', 'create', 'out-s', '--json'], `is outside the schema ${s.schema_name}, carrying the tenant key tenant_id`],
   ];
@@ -243,4 +245,10 @@ it("a table a migration puts outside the tenant's schema: the pool's migration f
     ]),
   );
   expect(found).toHaveLength(2);
+  // A keyed table no tenant may touch is the operator's own, in a database tenants share: not theirs to copy.
+  await e.q('us1', s.database_name, 'revoke all on billing.invoices from public');
+  const own = await e.cli(['backup', 'create', 'out-s', '--json']);
+  expect(own.code, own.stdout + own.stderr).toBe(0);
+  const still = await e.cli(['backup', 'create', 'out-d', '--json']);
+  expect(still.code, still.stdout + still.stderr).toBe(2);
 });
