@@ -38,7 +38,11 @@ export function registerCatalogCommands(program: Command): void {
     .option('--yes', 'confirm without asking')
     .action(
       action('catalog restore', async (ctx, flags: { from?: string; yes?: boolean }) => {
-        await confirmDestructive(ctx, flags.yes, `load ${flags.from ?? 'the newest catalog backup'} into the empty catalog`);
+        await confirmDestructive(
+          ctx,
+          flags.yes,
+          `load ${flags.from ?? 'the newest catalog backup'} into the catalog (which must be empty)`,
+        );
         const { restoreCatalog } = await import('../catalog-backup/restore.js');
         const { recordEvent } = await import('../catalog/events.js');
         const db = await ctx.catalog();

@@ -44,7 +44,7 @@ export function metered<A extends unknown[]>(
     const file = (args.at(-1) as { metricsFile?: string } | undefined)?.metricsFile;
     if (file === undefined) return (await body(ctx, ...args)) ?? EXIT.ok;
     const path = resolve(file);
-    await checkFolder(path);
+    await checkMetricsFolder(path);
     const startedAt = Date.now();
     let code: number;
     let error: string | undefined;
@@ -89,7 +89,8 @@ async function writeRunMetrics(path: string, run: import('../metrics/run-metrics
   await writeTextfile(path, runRegistry(run, previous));
 }
 
-async function checkFolder(path: string): Promise<void> {
+/** A --metrics-file whose folder is missing or not writable is exit 2 before the command does anything. */
+export async function checkMetricsFolder(path: string): Promise<void> {
   const dir = dirname(path);
   const isDir = await stat(dir).then(
     (s) => s.isDirectory(),

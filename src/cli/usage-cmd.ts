@@ -42,6 +42,8 @@ export function registerUsageCommand(program: Command): void {
     );
   addSelectorOptions(cmd).action(
     action('usage', async (ctx, flags: UsageFlags) => {
+      // Its folder checked first, as every --metrics-file is: not an unexpected error after the whole measurement.
+      if (flags.metricsFile) await (await import('./metrics-flag.js')).checkMetricsFolder(flags.metricsFile);
       const selector = selectorFrom(flags);
       const estimate = flags.estimate === undefined ? undefined : { percent: flags.estimate === true ? 1 : flags.estimate };
       // The shared tables' passes start first: they need only the config, and the server scans

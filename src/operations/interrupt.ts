@@ -16,7 +16,14 @@ export function interruptSignal(): AbortSignal {
     const c = new AbortController();
     controller = c;
     const onSignal = () => {
-      if (c.signal.aborted) process.exit(EXIT.interrupted);
+      if (c.signal.aborted) {
+        // Quit at once: what the step in hand leaves is what a kill leaves (a write fence may stay
+        // up, refusing the tenant's writes); unlike the clean stop, nothing else will say so.
+        process.stderr.write(
+          `quit at once: what this command was doing is left as a killed run leaves it (a tenant's writes may stay refused); tenantctl doctor names it, and running it again finishes or undoes it: ${commandLine()}\n`,
+        );
+        process.exit(EXIT.interrupted);
+      }
       c.abort();
       write(notice);
     };

@@ -78,8 +78,19 @@ export async function pgbackrest(
       stderr += b.toString('utf8');
       opts.onStderr?.(b.toString('utf8'));
     });
-    child.once('error', reject);
-    child.once('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr }));
+    // A Ctrl-C or a job's SIGTERM ends this process at once (src/cli/main.ts): pgBackRest goes
+    // with it, not on as an orphan holding its lock (the advised re-run failed on it, "is another
+    // pgBackRest process running?", and the orphan finished a backup said to have stopped).
+    const endChild = () => void child.kill('SIGTERM');
+    process.once('exit', endChild);
+    child.once('error', (err) => {
+      process.off('exit', endChild);
+      reject(err);
+    });
+    child.once('close', (code, signal) => {
+      process.off('exit', endChild);
+      resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
+    });
   });
 }
 

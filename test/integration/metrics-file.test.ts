@@ -131,5 +131,10 @@ describe('--metrics-file', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--metrics-file .*does not exist/);
     expect(r.stdout).not.toMatch(/met-a:/);
+    // usage's own textfile too (it was an unexpected error, exit 1, after the whole measurement).
+    const u = await cli(['usage', '--metrics-file', join(dir, 'missing', 'u.prom')], { config });
+    expect(u.code, u.stdout + u.stderr).toBe(2);
+    expect(u.stderr).toMatch(/--metrics-file .*missing\/u\.prom: the folder .* does not exist/);
+    expect(u.stderr).not.toMatch(/unexpected error/);
   });
 });
