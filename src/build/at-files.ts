@@ -59,7 +59,13 @@ export async function buildPlacement(t: PlacedTenant, o: BuildOptions): Promise<
   const fail =
     o.failure ??
     ((out: TargetOutcome) =>
-      new TenantctlError('PROVISION_FAILED', `migrating the new placement failed: ${out.error?.message ?? 'unknown error'}`));
+      // A schema the pool refuses (RLS_UNSAFE: a keyless table, a side door) keeps its code and its
+      // fixes: running the same command again fails the same way until the schema or config changes.
+      new TenantctlError(
+        out.error?.code === 'RLS_UNSAFE' ? 'RLS_UNSAFE' : 'PROVISION_FAILED',
+        `migrating the new placement failed: ${out.error?.message ?? 'unknown error'}`,
+        out.error?.code === 'RLS_UNSAFE' ? out.error.hint : undefined,
+      ));
   const migrate = async (c: ShardClient, files: MigrationFile[], withinTransaction: boolean) => {
     // A tenant's placement is made under its lock (create, move, restore): see tenantLocked.
     const out = await migrateTarget(c, target, files, { config, withinTransaction, tenantLocked: true });

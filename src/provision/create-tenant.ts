@@ -272,7 +272,10 @@ async function createFailed(
     error: {
       code: err instanceof TenantctlError ? err.code : 'PROVISION_FAILED',
       message,
-      hint: `run the same command again to retry; tenantctl tenant delete ${tenant.slug} --yes to give up`,
+      hint:
+        err instanceof TenantctlError && err.code === 'RLS_UNSAFE' && err.hint
+          ? `${redactText(err.hint)}; then run the same command again (or tenantctl tenant delete ${tenant.slug} --yes to give up)`
+          : `run the same command again to retry; tenantctl tenant delete ${tenant.slug} --yes to give up`,
     },
   };
 }

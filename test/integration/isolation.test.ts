@@ -338,6 +338,14 @@ describe('declared sharing (issue 17): every table of the pool carries the key o
     expect(`${poolRow.error.message} ${poolRow.error.hint}`).toMatch(/tenantKey\.shared: \[attachment_blobs\]/);
     const left = await asSuperuser(e, `pool_${e.name}`, (c) => c.query(`select to_regclass('app.attachment_blobs') as t`));
     expect(left.rows[0].t).toBeNull();
+    // A pool tenant made now fails the same way, with the same fixes (not "run the same command again").
+    const made = await e.cli(['tenant', 'create', 'sh-new', '--model', 'pool', '--shard', 'eu1', '--json']);
+    expect(made.code, made.stdout + made.stderr).toBe(1);
+    const madeError = json(made).results?.[0]?.error ?? json(made).error;
+    expect(madeError.code).toBe('RLS_UNSAFE');
+    expect(madeError.message).toMatch(/app\.attachment_blobs has no tenant-key column company_id/);
+    expect(madeError.hint).toMatch(/tenantKey\.shared: \[attachment_blobs\].*then run the same command again/);
+    await ok(e, ['tenant', 'delete', 'sh-new', '--yes', '--skip-backup']);
     // The schema tenant got the table (its own placement): its backup now refuses, exit 2, naming it.
     const refused = await e.cli(['backup', 'create', 'sh-s', '--json']);
     expect(refused.code, refused.stdout + refused.stderr).toBe(2);
