@@ -52,6 +52,6 @@ export function renderSetTier(out: Output, command: string, r: SetTierResult): v
     out.print(
       `tier ${r.to} is the ${r.movePlan.to.model} model; ${r.tenant} is still ${r.movePlan.from.model} on ${r.movePlan.from.shard}.\n` +
         `planned move: ${r.movePlan.from.target} → ${r.movePlan.to.target} (offline: the model changes)\n` +
-        `run it: tenantctl tenant set-tier ${r.tenant} ${r.to} --move   (or ${r.movePlan.command})`,
+        `run it: tenantctl tenant set-tier ${r.tenant} ${r.to} --move --yes   (or ${r.movePlan.command})`,
     );
 }
