@@ -31,7 +31,7 @@ export async function loadTable(
   source: Readable[],
   newKey: string | undefined,
   onRows?: (rows: number) => void,
-  opts: { freeze?: boolean; sha256?: boolean } = {},
+  opts: { freeze?: boolean; sha256?: boolean; signal?: AbortSignal } = {},
 ): Promise<TableDigest> {
   const t: CopyTable = {
     table: expected.table,
@@ -45,7 +45,9 @@ export async function loadTable(
   let last = 0;
   const timer = onRows ? setInterval(() => tap.rowCount !== last && onRows((last = tap.rowCount)), 500) : undefined;
   try {
-    await pipeline([...source, tap, copyIn(client, copyInSql(t, schema, opts))] as never);
+    // An abort (Ctrl-C) ends the COPY at once: the copy stream's destroy sends CopyFail, and the
+    // caller's transaction rolls the table back, instead of loading every row first.
+    await pipeline([...source, tap, copyIn(client, copyInSql(t, schema, opts))] as never, opts.signal ? { signal: opts.signal } : {});
   } finally {
     if (timer) clearInterval(timer);
   }
