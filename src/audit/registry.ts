@@ -153,9 +153,9 @@ export const CHECKS = {
   },
   // every model
   'placement.table-outside-schema': {
-    severity: 'high',
+    severity: 'medium',
     fixable: false,
-    title: "a table holding tenants' rows outside the schema tenantctl copies (moves and backups refuse it)",
+    title: "a table holding tenants' rows outside the schema tenantctl copies (moves and backups do not carry it)",
   },
   // database tenants
   'database.public-connect': { severity: 'high', fixable: true, title: 'CONNECT granted to PUBLIC on a tenantctl database' },

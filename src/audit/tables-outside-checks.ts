@@ -7,8 +7,9 @@ import type { Finding } from './types.js';
 
 /**
  * Tables holding tenants' rows outside the schema tenantctl copies (placement/tables-left-behind.ts):
- * row-level security does not cover them in a pool, and every move, backup and restore --at of the
- * tenants there is refused while they exist, which a nightly backup finds too late.
+ * a database tenant's moves, backups and restore --at are refused while one is there (a nightly
+ * backup would find it too late); in the shared databases moves and deletes leave its rows where
+ * they are, and in a pool row-level security does not cover it.
  */
 export async function tablesOutsideSchema(
   c: ShardClient,
@@ -27,7 +28,10 @@ export async function tablesOutsideSchema(
       ...at,
       tenant: at.tenant ?? null,
       object: name,
-      message: `${name} is ${where}: tenantctl copies only ${model === 'schema' ? "each tenant's schema" : schema}, so moves, backups and restore --at of ${model === 'database' ? 'this tenant' : 'the tenants here'} are refused while it holds their rows${model === 'pool' ? ', and row-level security does not protect it' : ''}`,
+      message:
+        model === 'database'
+          ? `${name} is ${where}: tenantctl copies only ${schema}, so its moves, backups and restore --at are refused while it is there (move complete would drop it with the source database)`
+          : `${name} is ${where}: tenantctl copies only ${model === 'schema' ? "each tenant's schema" : schema}, so moves, backups and deletes of the tenants here leave its rows where they are${model === 'pool' ? ', and row-level security does not protect it' : ''}`,
       fix: `-- move it into the tenant schema in a migration (alter table ${name} set schema ${model === 'schema' ? '<tenant schema>' : schema}), with its rows`,
     }),
   );

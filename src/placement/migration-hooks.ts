@@ -2,27 +2,10 @@ import type pg from 'pg';
 import type { Config } from '../config/types.js';
 import { ensurePoolSuspend, poolSuspendInstalled, poolSuspendNeedsApply } from './pool/suspend.js';
 import { ensureSwitchFenceIfUsed } from './pool/switch-fence.js';
-import { TenantctlError } from '../errors.js';
-import { tablesLeftBehind } from './tables-left-behind.js';
 import { ensureServingRole, repairRlsPolicies, rlsNeedsApply, servingRoleNeedsApply, tenantScopedTables } from './pool/rls.js';
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
 
-/**
- * A pool migration that leaves a tenant-keyed table outside the pool schema fails: row-level
- * security, moves, backups and deletes see the pool schema only, so that table's rows would be
- * open to every tenant granted it and left behind by every move (tables-left-behind.ts).
- */
-async function refuseKeyedTablesOutside(c: Queryable, schema: string, config: HookConfig): Promise<void> {
-  const outside = await tablesLeftBehind(c, schema, config, 'pool');
-  if (outside.length === 0) return;
-  const names = outside.join(', ');
-  throw new TenantctlError(
-    'RLS_UNSAFE',
-    `${names} ${outside.length > 1 ? 'carry' : 'carries'} the tenant key ${config.tenantKey.column} outside the pool schema ${schema}: row-level security protects, and moves, backups and deletes copy or remove, only ${schema}'s tables`,
-    `create tenant tables in ${schema} (a migration's unqualified names go there), or move one in a migration: alter table ${outside[0]} set schema ${schema}`,
-  );
-}
 type HookConfig = Pick<Config, 'tenantKey' | 'rls' | 'servingRole'>;
 
 /**
@@ -73,7 +56,6 @@ export const poolMigration: MigrationHooks = {
       : [];
   },
   async afterMigrate(c, schema, config) {
-    await refuseKeyedTablesOutside(c, schema, config);
     const { secured } = await repairRlsPolicies(c, schema, config);
     // A pool that has had a suspension keeps it on the tables this migration made (pool-suspend.ts).
     if (await poolSuspendInstalled(c)) await ensurePoolSuspend(c, schema, config);

@@ -45,8 +45,11 @@ export async function tablesLeftBehind(
 }
 
 /**
- * Refuses (exit 2, nothing changed) a copy that would leave some of the tenant's rows behind:
- * after `move complete` or a restore from that backup they would be gone from the application.
+ * A database tenant's copy (move, backup, restore --at) that would leave some of its rows behind
+ * is refused (exit 2, nothing changed): `move complete` drops the source database, and with it
+ * every table outside the schema the move copied. In the databases tenants share such a table
+ * outlives a move or a delete where it is (an audit log its triggers write, say), so nothing is
+ * lost by the copy: `audit` names it (placement.table-outside-schema) and the copy goes on.
  */
 export async function refuseTablesLeftBehind(
   c: Queryable,
@@ -55,16 +58,13 @@ export async function refuseTablesLeftBehind(
   model: TenantRow['model'],
   what: string,
 ): Promise<void> {
+  if (model !== 'database') return;
   const names = await tablesLeftBehind(c, schema, config, model);
   if (names.length === 0) return;
   const shown = names.length > 5 ? `${names.slice(0, 5).join(', ')} and ${names.length - 5} more` : names.join(', ');
-  const why =
-    model === 'database'
-      ? `in the tenant's own database, outside its schema ${schema}`
-      : `outside the schema ${schema}, carrying the tenant key ${config.tenantKey.column} where tenants' applications reach it`;
   throw new UsageError(
     'TABLE_OUTSIDE_SCHEMA',
-    `${what} refused: ${shown} ${names.length > 1 ? 'are' : 'is'} ${why}; tenantctl copies only ${schema}, so ${names.length > 1 ? 'their' : 'its'} rows would be left behind; nothing was changed`,
+    `${what} refused: ${shown} ${names.length > 1 ? 'are' : 'is'} in the tenant's own database, outside its schema ${schema}; tenantctl copies only ${schema}, so ${names.length > 1 ? 'their' : 'its'} rows would be left behind (and dropped with the source database); nothing was changed`,
     `keep a tenant's tables in its schema (a migration's unqualified names go there): a migration can move one, e.g. alter table ${names[0]} set schema ${schema}`,
   );
 }
