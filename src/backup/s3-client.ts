@@ -63,7 +63,7 @@ const DOWN = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'E
  * What the object store said, as a tenantctl error naming the bucket and the fix. The SDK's own
  * message is not passed on for credential errors (it can quote the request); only its error name.
  */
-export function s3Error(err: unknown, where: { bucket: string; location: string; doing: string }): Error {
+export function s3Error(err: unknown, where: { bucket: string; location: string; doing: string; region?: string }): Error {
   if (err instanceof TenantctlError) return err;
   const e = err as { name?: string; code?: string; Code?: string; message?: string; $metadata?: { httpStatusCode?: number } };
   const name = e?.name ?? e?.Code ?? '';
@@ -74,7 +74,7 @@ export function s3Error(err: unknown, where: { bucket: string; location: string;
     return new UsageError(
       'BACKUP_STORAGE',
       `${what}: bucket "${where.bucket}" does not exist`,
-      `create the bucket, or fix regions.<region>.backup.s3.bucket in the config`,
+      `create the bucket, or fix regions.${where.region ?? '<region>'}.backup.s3.bucket in the config`,
     );
   if (CREDENTIAL.has(name) || (name === 'Error' && /credential/i.test(e?.message ?? '')))
     return new UsageError(

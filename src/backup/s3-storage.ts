@@ -27,7 +27,11 @@ export class S3Storage implements BackupStorage {
   private readonly base: string;
   private loaded?: Promise<S3Sdk>;
 
-  constructor(readonly config: S3BackupConfig) {
+  constructor(
+    readonly config: S3BackupConfig,
+    /** The region whose `backup.s3` this is, for the config path errors name. */
+    readonly region?: string,
+  ) {
     this.base = config.prefix ? `${config.prefix}/` : '';
     const path = config.prefix ? `s3://${config.bucket}/${config.prefix}` : `s3://${config.bucket}`;
     this.location = config.endpoint ? `${path} at ${config.endpoint}` : path;
@@ -41,7 +45,7 @@ export class S3Storage implements BackupStorage {
 
   /** @internal what the store said, as a tenantctl error naming the bucket (src/backup/s3-client.ts). */
   fail(err: unknown, doing: string): Error {
-    return s3Error(err, { bucket: this.config.bucket, location: this.location, doing });
+    return s3Error(err, { bucket: this.config.bucket, location: this.location, doing, region: this.region });
   }
 
   private prefixOf(id: string): string {

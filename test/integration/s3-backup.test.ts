@@ -173,6 +173,7 @@ describe('backup and restore through an S3 bucket', () => {
     const missing = await e.cli(['backup', 'create', 's3-cred', '--json']);
     expect(missing.code).toBe(2);
     expect(json(missing).results[0].error.message).toMatch(/bucket "no-such-bucket" does not exist/);
+    expect(missing.stdout + missing.stderr).toContain('regions.us-east.backup.s3.bucket');
     await writeFile(e.configFile, text.replace(server().endpoint, 'http://127.0.0.1:9'));
     const down = await e.cli(['backup', 'create', 's3-cred', '--json']);
     expect(down.code, down.stdout + down.stderr).toBe(1);
