@@ -126,13 +126,23 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   throw err;
 });
 
+// bin/tenantctl's handler for the time the modules load gives way to this one.
+const early = (globalThis as { __tenantctlEarlySignal?: (signal: NodeJS.Signals) => void }).__tenantctlEarlySignal;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  if (early) process.off(signal, early);
   process.on(signal, () => {
     // Commands that change things install their own handler (src/operations/interrupt.ts) and stop
     // at a clean point; elsewhere (reads: audit, usage, status, list; one-transaction writes) a
-    // Ctrl-C or a job's SIGTERM means stop now: said on stderr, exit 130 for both (not 143, silent).
+    // Ctrl-C or a job's SIGTERM means stop now: said on stderr, exit 130 for both (not 143, silent),
+    // and with --json the one document says so too.
     if (process.listenerCount(signal) > 1) return;
-    process.stderr.write(`interrupted (${signal}): stopped before it finished; run the same command again for all of it\n`);
+    const message = `interrupted (${signal}): stopped before it finished`;
+    const args = process.argv.slice(2);
+    if (wantsJson(args))
+      process.stdout.write(
+        `${JSON.stringify(argvErrorDocument(buildProgram(), args, 'INTERRUPTED', message, 'run the same command again for all of it'), null, 2)}\n`,
+      );
+    process.stderr.write(`${message}; run the same command again for all of it\n`);
     process.exit(EXIT.interrupted);
   });
 }
