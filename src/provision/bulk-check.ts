@@ -1,7 +1,7 @@
 import type { CatalogDb } from '../catalog/open.js';
 import type { Config } from '../config/types.js';
 import { TenantctlError } from '../errors.js';
-import { canonicalKey, keyAsStored, planTenant } from './plan.js';
+import { canonicalKey, keyAsStored, planTenant, unknownNames } from './plan.js';
 import { resumeConflicts } from './resume-check.js';
 import { slugProblem } from '../placement/slug.js';
 import { throwBulkProblems, type BulkProblem, type BulkRow } from './bulk-file.js';
@@ -47,6 +47,8 @@ export async function bulkProblems(deps: { config: Config; db: CatalogDb }, rows
       if (!(err instanceof TenantctlError)) throw err;
       said = err.message;
       problem(i, err.message);
+      // The other names of the row that name nothing, in the same list.
+      for (const text of unknownNames(config, input)) if (text !== said) problem(i, text);
     }
     // Planning stops at a row's first problem; its key is checked on its own, so one list has both.
     if (input.key === undefined) return;

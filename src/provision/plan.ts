@@ -30,6 +30,19 @@ export interface TenantPlan {
 }
 
 /**
+ * Each named value of a create that names nothing in the config, in planTenant's words: a file's
+ * row lists all of them at once (planning stops at the first).
+ */
+export function unknownNames(config: Config, input: CreateTenantInput): string[] {
+  const out: string[] = [];
+  if (input.tier !== undefined && !config.tiers[input.tier]) out.push(`unknown tier "${input.tier}"`);
+  if (input.model !== undefined && !(MODELS as readonly string[]).includes(input.model)) out.push(`unknown model "${input.model}"`);
+  if (input.region !== undefined && !config.regions[input.region]) out.push(`unknown region "${input.region}"`);
+  if (input.shard !== undefined && !config.shards.some((s) => s.name === input.shard)) out.push(`unknown shard "${input.shard}"`);
+  return out;
+}
+
+/**
  * Decide where a new tenant goes (pure): tier decides the model unless --model is given; region
  * from --region or the default; shard is the least-loaded of the region unless --shard is given;
  * a region that breaks the residency is refused.

@@ -55,12 +55,16 @@ describe('bulk files', () => {
   it("a file's problems, its own and the config's and catalog's, come in one list in file order with the file's line numbers", async () => {
     const e = await env('bulk1');
     const file = join(e.migrationsDir, '..', 'bulk-one-pass.csv');
-    // line 2: a bad slug (the file's problem); line 4: an unknown tier, line 5: an unknown region (the config's).
-    await writeFile(file, 'slug,tier,region\nBad Slug,free,us-east\n\nok-tier,platinum,us-east\nok-fine,free,mars\n');
+    // line 2: a bad slug (the file's problem); line 4: an unknown tier, line 5: an unknown region (the config's);
+    // line 6: an unknown model, region and shard, each named (planning stops at the first).
+    await writeFile(
+      file,
+      'slug,tier,region,model,shard\nBad Slug,free,us-east,,\n\nok-tier,platinum,us-east,,\nok-fine,free,mars,,\nok-three,,mars,flat,us9\n',
+    );
     const r = await e.cli(['tenant', 'create', '--from-file', file, '--json']);
     expect(r.code, r.stdout + r.stderr).toBe(2);
     const msg: string = json(r).error.message;
-    expect(msg).toMatch(/has 3 problem\(s\)/);
+    expect(msg).toMatch(/has 6 problem\(s\)/);
     const lines = msg
       .split('\n')
       .slice(1)
@@ -68,6 +72,13 @@ describe('bulk files', () => {
     expect(lines[0]).toMatch(/^line 2 \(Bad Slug\): slug "Bad Slug"/);
     expect(lines[1]).toMatch(/^line 4 \(ok-tier\): .*platinum/);
     expect(lines[2]).toMatch(/^line 5 \(ok-fine\): .*mars/);
+    expect(lines.slice(3).sort()).toEqual(
+      [
+        'line 6 (ok-three): unknown model "flat"',
+        'line 6 (ok-three): unknown region "mars"',
+        'line 6 (ok-three): unknown shard "us9"',
+      ].sort(),
+    );
     expect(msg).not.toMatch(/\brow \d|item \d/);
   });
 });
