@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { access, constants } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { TenantctlError, UsageError } from '../errors.js';
@@ -49,6 +49,17 @@ export interface PgbackrestRun {
 }
 
 /**
+ * pgBackRest processes this process started and that still run. A Ctrl-C or a job's SIGTERM ends
+ * this process at once (src/cli/main.ts): they end with it, not on as orphans holding their lock
+ * (the advised re-run failed on it, "is another pgBackRest process running?", and the orphan
+ * finished a backup said to have stopped). One exit listener for all of them.
+ */
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGTERM');
+});
+
+/**
  * Run one pgBackRest command with the region's config as the OS user PostgreSQL runs as (it
  * reads the data directory and writes the repository as that user). Never throws for its exit
  * code: callers read it.
@@ -78,17 +89,13 @@ export async function pgbackrest(
       stderr += b.toString('utf8');
       opts.onStderr?.(b.toString('utf8'));
     });
-    // A Ctrl-C or a job's SIGTERM ends this process at once (src/cli/main.ts): pgBackRest goes
-    // with it, not on as an orphan holding its lock (the advised re-run failed on it, "is another
-    // pgBackRest process running?", and the orphan finished a backup said to have stopped).
-    const endChild = () => void child.kill('SIGTERM');
-    process.once('exit', endChild);
+    running.add(child);
     child.once('error', (err) => {
-      process.off('exit', endChild);
+      running.delete(child);
       reject(err);
     });
     child.once('close', (code, signal) => {
-      process.off('exit', endChild);
+      running.delete(child);
       resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
     });
   });
