@@ -48,6 +48,8 @@ export function registerMoveCommands(program: Command): void {
           const { UsageError } = await import('../errors.js');
           if (!slug)
             throw new UsageError('USAGE', 'which tenant? tenantctl move <slug> --to-shard S | --to-region R', 'see tenantctl move --help');
+          // No destination is the first thing to say, before any --yes question.
+          (await import('../move/plan.js')).assertMoveDestination(flags);
           const lockWaitMs = flagDuration('--lock-wait', flags.lockWait);
           // The move's code loads while the config, the migrations and the catalog's connection are read.
           const [{ moveTenant }, { moveView, renderMove }, deps] = await Promise.all([

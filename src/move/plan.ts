@@ -32,6 +32,26 @@ export interface MovePlan {
 }
 
 /**
+ * A move names one destination: --to-shard or --to-region (either with --to-model), or --to-model
+ * alone (its own shard). Checked before anything else, the confirmation included (`move acme`
+ * without a destination is not a question of --yes).
+ */
+export function assertMoveDestination(req: Pick<MoveRequest, 'toShard' | 'toRegion' | 'toModel'>): void {
+  if (req.toShard && req.toRegion)
+    throw new UsageError(
+      'USAGE',
+      'say where to move: --to-shard or --to-region, not both',
+      'e.g. tenantctl move acme --to-shard eu1, --to-region eu-west, or --to-model database',
+    );
+  if (!req.toShard && !req.toRegion && !req.toModel)
+    throw new UsageError(
+      'USAGE',
+      'say where to move: --to-shard, --to-region, or --to-model alone (the model changes on its shard)',
+      'e.g. tenantctl move acme --to-shard eu1, --to-region eu-west, or --to-model database',
+    );
+}
+
+/**
  * The pure half of `move`: from the tenant's catalog row, the config and the flags to where it
  * goes. Refuses (exit 2) an unknown shard, region or model, a shard whose residency is not the
  * tenant's (fail closed: a tenant with a residency never goes to a shard without one), and a
@@ -43,17 +63,9 @@ export interface MovePlan {
  *   planMove(config, acme, { toRegion: 'eu-west', toModel: 'database' }).to.target // 'eu1/t_acme/app'
  */
 export function planMove(config: Config, t: TenantRow, req: MoveRequest, counts: Map<string, number> = new Map()): MovePlan {
+  assertMoveDestination(req);
   // `--to-model` alone changes the model where the tenant is: its own shard.
   if (req.toModel && !req.toShard && !req.toRegion) req = { ...req, toShard: t.shard };
-  if (Boolean(req.toShard) === Boolean(req.toRegion)) {
-    throw new UsageError(
-      'USAGE',
-      req.toShard
-        ? 'say where to move: --to-shard or --to-region, not both'
-        : 'say where to move: --to-shard, --to-region, or --to-model alone (the model changes on its shard)',
-      'e.g. tenantctl move acme --to-shard eu1, --to-region eu-west, or --to-model database',
-    );
-  }
   const model = (req.toModel ?? t.model) as Model;
   if (!(MODELS as readonly string[]).includes(model)) {
     throw new UsageError('UNKNOWN_MODEL', `unknown model "${req.toModel}"`, `use one of: ${MODELS.join(', ')}`);

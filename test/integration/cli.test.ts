@@ -121,6 +121,15 @@ describe('the CLI as CI runs it (no TTY)', () => {
     expect(r.stderr).toMatch(/tenant create <slug>/);
   });
 
+  it('a move without a destination says so first, not that it needs --yes', async () => {
+    const r = await cli(['move', 'cli-nowhere', '--json'], { config });
+    expect(r.code, r.stdout + r.stderr).toBe(2);
+    expect(JSON.parse(r.stdout).error).toMatchObject({
+      code: 'USAGE',
+      message: expect.stringMatching(/^say where to move: --to-shard, --to-region/),
+    });
+  });
+
   it('delete without --yes off a TTY is exit 2 and deletes nothing', async () => {
     await cli(['tenant', 'create', 'cli-keep', '--tier', 'standard'], { config });
     const r = await cli(['tenant', 'delete', 'cli-keep'], { config });
