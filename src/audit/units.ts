@@ -105,7 +105,8 @@ async function sharedDatabaseUnit(
       ...(await schemaPlacements(c, unit, env)),
       ...(await sharedLargeObjects(c, at, owned)),
       ...(await extensionsInTenantSchemas(c, at, owned)),
-      ...(await tablesOutsideSchema(c, at, owned[0]?.schema ?? '', 'schema', env.config)),
+      // Every t_* schema is left out by tablesLeftBehind itself: no one tenant's schema to name.
+      ...(await tablesOutsideSchema(c, at, '', 'schema', env.config)),
     );
   }
   const chunk = owned.filter((o) => mine.has(o.schema));

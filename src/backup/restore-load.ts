@@ -107,17 +107,16 @@ export async function load(
       };
       // A Ctrl-C stops the load where it is (the COPY under way ends, and the load's transaction
       // with it), not after every row: a job's grace period before SIGKILL is seconds, not a tenant's size.
-      if (deps.signal?.aborted) throw new InterruptedError('stopped while loading, before the load committed');
-      try {
-        await loadTable(c, schema, t, tableText(a, t, dataKey), newKey, onRows, {
-          freeze: frozen.has(t.table),
-          sha256: !a.live,
-          signal: deps.signal,
-        });
-      } catch (err) {
-        if (deps.signal?.aborted) throw new InterruptedError('stopped while loading, before the load committed');
-        throw err;
-      }
+      const stopped = () => deps.signal?.aborted && new InterruptedError('stopped while loading, before the load committed');
+      const before = stopped();
+      if (before) throw before;
+      await loadTable(c, schema, t, tableText(a, t, dataKey), newKey, onRows, {
+        freeze: frozen.has(t.table),
+        sha256: !a.live,
+        signal: deps.signal,
+      }).catch((err) => {
+        throw stopped() || err;
+      });
       done += t.rows;
     }
     await op.phase('verify', { rows: done, total });

@@ -89,11 +89,10 @@ export async function restoreCatalog(config: Config, db: CatalogDb, o: { from?: 
     // Bigint keys go on past the last one handed out (backups before the field: past the largest
     // a tenant has), never from 1 again: a deleted tenant's key would go to a new tenant, and an
     // application still set up for the deleted one would read and write the new one's rows.
-    await sql`select setval('tenant_key_seq', greatest(${catalog.keySequence ?? null}::bigint,
-        (select max(key::numeric) from tenants where key ~ '^-?[0-9]{1,18}$')::bigint), true)
-      where greatest(${catalog.keySequence ?? null}::bigint, (select max(key::numeric) from tenants where key ~ '^-?[0-9]{1,18}$')::bigint) >= 1`.execute(
-      trx,
-    );
+    await sql`select setval('tenant_key_seq', k, true)
+       from (select greatest(${catalog.keySequence ?? null}::bigint,
+                             (select max(key::numeric) from tenants where key ~ '^-?[0-9]{1,18}$')::bigint) as k) last
+      where k >= 1`.execute(trx);
   });
   return { backup: b.id, region: b.region, rows: manifest.rows };
 }

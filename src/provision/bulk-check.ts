@@ -48,7 +48,7 @@ export async function bulkProblems(deps: { config: Config; db: CatalogDb }, rows
       said = err.message;
       problem(i, err.message);
       // The other names of the row that name nothing, in the same list.
-      for (const text of unknownNames(config, input)) if (text !== said) problem(i, text);
+      for (const e of unknownNames(config, input)) if (e.message !== said) problem(i, e.message);
     }
     // Planning stops at a row's first problem; its key is checked on its own, so one list has both.
     if (input.key === undefined) return;

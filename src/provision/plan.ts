@@ -30,15 +30,21 @@ export interface TenantPlan {
 }
 
 /**
- * Each named value of a create that names nothing in the config, in planTenant's words: a file's
- * row lists all of them at once (planning stops at the first).
+ * Each value a create names that names nothing in the config, in the order planTenant checks
+ * them: planning throws the first, a file's row lists them all (bulk-check.ts). Values the create
+ * leaves out come from the config (the tier's model, the default region) and are valid there.
  */
-export function unknownNames(config: Config, input: CreateTenantInput): string[] {
-  const out: string[] = [];
-  if (input.tier !== undefined && !config.tiers[input.tier]) out.push(`unknown tier "${input.tier}"`);
-  if (input.model !== undefined && !(MODELS as readonly string[]).includes(input.model)) out.push(`unknown model "${input.model}"`);
-  if (input.region !== undefined && !config.regions[input.region]) out.push(`unknown region "${input.region}"`);
-  if (input.shard !== undefined && !config.shards.some((s) => s.name === input.shard)) out.push(`unknown shard "${input.shard}"`);
+export function unknownNames(config: Config, input: CreateTenantInput): UsageError[] {
+  const out: UsageError[] = [];
+  const oneOf = (names: string[]) => `use one of: ${names.join(', ')}`;
+  if (input.tier !== undefined && !config.tiers[input.tier])
+    out.push(new UsageError('UNKNOWN_TIER', `unknown tier "${input.tier}"`, oneOf(Object.keys(config.tiers))));
+  if (input.model !== undefined && !(MODELS as readonly string[]).includes(input.model))
+    out.push(new UsageError('UNKNOWN_MODEL', `unknown model "${input.model}"`, oneOf([...MODELS])));
+  if (input.shard && !config.shards.some((s) => s.name === input.shard))
+    out.push(new UsageError('UNKNOWN_SHARD', `unknown shard "${input.shard}"`, oneOf(config.shards.map((s) => s.name))));
+  if (input.region !== undefined && !config.regions[input.region])
+    out.push(new UsageError('UNKNOWN_REGION', `unknown region "${input.region}"`, oneOf(Object.keys(config.regions))));
   return out;
 }
 
@@ -58,23 +64,13 @@ export function planTenant(
   down: ReadonlySet<string> = new Set(),
 ): TenantPlan {
   const slug = assertSlug(input.slug);
+  const [unknown] = unknownNames(config, input);
+  if (unknown) throw unknown;
   const tier = input.tier ?? config.defaultTier;
-  if (!config.tiers[tier]) {
-    throw new UsageError('UNKNOWN_TIER', `unknown tier "${tier}"`, `use one of: ${Object.keys(config.tiers).join(', ')}`);
-  }
   const model = (input.model ?? config.tiers[tier].model) as Model;
-  if (!(MODELS as readonly string[]).includes(model)) {
-    throw new UsageError('UNKNOWN_MODEL', `unknown model "${model}"`, `use one of: ${MODELS.join(', ')}`);
-  }
   const shardGiven = input.shard ? config.shards.find((s) => s.name === input.shard) : undefined;
-  if (input.shard && !shardGiven) {
-    throw new UsageError('UNKNOWN_SHARD', `unknown shard "${input.shard}"`, `use one of: ${config.shards.map((s) => s.name).join(', ')}`);
-  }
   const region = input.region ?? shardGiven?.region ?? config.defaultRegion;
   const regionCfg = config.regions[region];
-  if (!regionCfg) {
-    throw new UsageError('UNKNOWN_REGION', `unknown region "${region}"`, `use one of: ${Object.keys(config.regions).join(', ')}`);
-  }
   if (shardGiven && shardGiven.region !== region) {
     throw new UsageError(
       'UNKNOWN_SHARD',
