@@ -43,10 +43,21 @@ export async function applyFixes(fleet: Fleet, findings: Finding[], config?: Pic
           } else await inTransaction(c, () => c.query(f.fix!));
           out.push({ check: f.check, shard, database, object: f.object, status: 'applied' });
         } catch (err) {
-          out.push({ check: f.check, shard, database, object: f.object, status: 'failed', error: redactText(errorMessage(err)) });
+          out.push({ check: f.check, shard, database, object: f.object, status: 'failed', error: redactText(fixFailure(err, f.fix!)) });
         }
       }
     });
   }
   return out;
+}
+
+/**
+ * Why a fix failed, and who can apply it: an object tenantctl's role does not own (a view or
+ * table a migration run by someone else made, a superuser's grant) is PostgreSQL's "must be
+ * owner"; the statement is given for its owner to run.
+ */
+function fixFailure(err: unknown, fix: string): string {
+  const message = errorMessage(err);
+  if ((err as { code?: string }).code !== '42501') return message;
+  return `${message}: the role tenantctl connects as may not change it; its owner (or a superuser) can run: ${fix}`;
 }

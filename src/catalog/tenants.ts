@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import { UsageError } from '../errors.js';
+import { slugProblem } from '../placement/slug.js';
 import type { CatalogDb } from './open.js';
 import type { NewTenant, TenantRow, TenantStatus, TenantUpdate } from './tables.js';
 
@@ -78,7 +79,20 @@ export async function keyOwner(db: CatalogDb, key: string): Promise<string | nul
 /** The tenant, or a usage error naming the slug and how to find the right one. */
 export async function getTenant(db: CatalogDb, slug: string): Promise<TenantRow> {
   const t = await findTenant(db, slug);
-  if (!t) throw new UsageError('TENANT_NOT_FOUND', `no tenant "${slug}"`, 'see tenantctl tenant list');
+  if (!t) {
+    // A name no tenant can have (a typo's capital, an underscore) says why, so it is not looked for twice.
+    const bad = slugProblem(slug);
+    if (bad) {
+      const lower = slug.toLowerCase().replace(/_/g, '-');
+      const near = lower !== slug && !slugProblem(lower) ? await findTenant(db, lower) : undefined;
+      throw new UsageError(
+        'TENANT_NOT_FOUND',
+        `no tenant ${JSON.stringify(slug)}: a tenant slug ${bad}`,
+        near ? `did you mean ${lower}? (see tenantctl tenant list)` : 'see tenantctl tenant list',
+      );
+    }
+    throw new UsageError('TENANT_NOT_FOUND', `no tenant "${slug}"`, 'see tenantctl tenant list');
+  }
   return t;
 }
 

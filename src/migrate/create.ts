@@ -35,6 +35,18 @@ export async function createMigrationFile(dir: string, name: string, opts: Creat
   }
   await mkdir(dir, { recursive: true });
   const existing = await loadMigrations(dir);
+  // Two files of one name apply in number order but read as one change in every report and hint
+  // (`migrate create` run twice by mistake, or a copy-paste): the second is refused.
+  const same = existing.find((m) => m.name === name);
+  if (same) {
+    throw new UsageError(
+      'MIGRATION_FILES',
+      `${dir} already has a migration named ${name}: ${same.file}; nothing was written`,
+      same.number === existing.at(-1)?.number
+        ? `edit ${same.file} if it is applied nowhere yet, or pick another name`
+        : `pick another name (e.g. ${name}_2)`,
+    );
+  }
   const next = (existing.at(-1)?.number ?? 0) + 1;
   if (next > 9999) throw new UsageError('MIGRATION_FILES', `${dir} already has migration 9999`, 'migration numbers have four digits');
   const id = `${String(next).padStart(4, '0')}_${name}`;

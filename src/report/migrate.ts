@@ -36,9 +36,13 @@ export function renderMigrateUp(out: Output, doc: MigrateUpDocument): void {
   const skipped = doc.results.filter((r) => r.status === 'skipped' && !r.reason?.startsWith('not run'));
   const reasons = countBy(skipped.map((r) => r.reason ?? ''));
   const head = doc.head ? ` to ${doc.head}` : '';
+  // A target Ctrl-C stopped between two files is counted not run, but its first files are
+  // committed: the line says so, not only its JSON row ("not run: interrupted after applying …").
+  const partly = byTarget(doc.results.filter((r) => r.reason?.startsWith('not run: interrupted after applying'))).length;
+  const notRun = `${t.notRun} not run${partly ? ` (${partly} of them after applying some of their files)` : ''}`;
   const line = doc.dryRun
     ? `migrate up --dry-run: ${t.migrated} of ${counted(t.total, 'target')} (${counted(s.total, 'tenant')}) would be migrated${head}, ${t.upToDate} up to date, ${t.failed} refused; nothing was changed`
-    : `migrate up${doc.run !== null ? ` (run ${doc.run})` : ''}: ${counted(s.total, 'tenant')} in ${counted(t.total, 'target')}: ${t.migrated} migrated${head}, ${t.upToDate} up to date, ${t.failed} failed, ${t.notRun} not run` +
+    : `migrate up${doc.run !== null ? ` (run ${doc.run})` : ''}: ${counted(s.total, 'tenant')} in ${counted(t.total, 'target')}: ${t.migrated} migrated${head}, ${t.upToDate} up to date, ${t.failed} failed, ${notRun}` +
       `${t.unreachable ? ` (${t.unreachable} unreachable)` : ''}` +
       `${skipped.length ? `; ${skipped.length} skipped (${reasons})` : ''}${retried}${doc.interrupted ? '; interrupted' : ''}${stoppedText(doc)} in ${(s.durationMs / 1000).toFixed(1)}s`;
   out.print(doc.ok ? out.color.green(line) : out.color.red(line));

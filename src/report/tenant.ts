@@ -142,7 +142,10 @@ export function renderSuspended(
 
 /** `tenant delete`: the tenant as it was, and the final backup's id when one was taken. */
 export function renderTenantDeleted(out: Output, command: string, t: TenantRow, finalBackup: string | undefined): void {
-  if (out.json) out.document({ command, ok: true, tenant: publicTenant(t), finalBackup: finalBackup ?? null });
+  // The row as it was read under the delete's lock, with the status it has now: gone from the
+  // catalog (a script reading `status` must not see the `active` it had before).
+  const tenant = { ...publicTenant(t), status: 'deleted', statusDetail: null };
+  if (out.json) out.document({ command, ok: true, tenant, finalBackup: finalBackup ?? null });
   else out.print(`deleted ${t.slug}${finalBackup ? ` (final backup ${finalBackup})` : ''}`);
 }
 

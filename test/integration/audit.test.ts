@@ -550,6 +550,23 @@ describe('each check finds its planted flaw; --fix removes what tenantctl manage
       expect(summary((await audit()).findings)).toEqual([]);
     });
   }
+
+  it('a fix on an object tenantctl does not own fails naming who can run it and the statement', async () => {
+    // The superuser's view: the shard role may not alter it ("must be owner").
+    await af.su('us1', P, 'create view app.su_users as select * from app.users; grant select on app.su_users to app_user');
+    try {
+      const found = (await audit()).findings.filter((f) => f.check === 'pool.view-owner-rights');
+      expect(found.map((f) => f.object)).toEqual(['app.su_users']);
+      const [fix] = await applyFixes(af.conns, found);
+      expect(fix).toMatchObject({ status: 'failed', object: 'app.su_users' });
+      expect(fix.error).toMatch(
+        /must be owner .*: the role tenantctl connects as may not change it; its owner \(or a superuser\) can run: /,
+      );
+      expect(fix.error).toContain(found[0].fix);
+    } finally {
+      await af.su('us1', P, 'drop view app.su_users');
+    }
+  });
 });
 
 describe('catalog states and the command line', () => {

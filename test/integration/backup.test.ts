@@ -89,6 +89,8 @@ describe('round trip per model', () => {
 
       const del = await e.cli(['tenant', 'delete', slug, '--yes', '--skip-backup', '--json']);
       expect(del.code, del.stderr).toBe(0);
+      // The document says what is true now: gone, not the `active` it was read as before the delete.
+      expect(json(del).tenant).toMatchObject({ slug, model, status: 'deleted' });
       const r = await e.cli(['restore', id, '--json']);
       expect(r.code, r.stderr + r.stdout).toBe(0);
       expect(json(r).result).toMatchObject({

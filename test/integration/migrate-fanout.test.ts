@@ -593,6 +593,10 @@ describe('bad input', () => {
       expect(r.code, bad).toBe(2);
       expect(r.stderr).toMatch(/not lower_snake_case/);
     }
+    // A name already taken is refused, nothing written (two files of one name read as one change).
+    r = await e.cli(['migrate', 'create', 'add_archived_at']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/already has a migration named add_archived_at: .*0004_add_archived_at\.sql; nothing was written/);
     // The new files are valid migrations: status sees them as pending (exit 1: not every target
     // is at head), in order, for the tenant made before them.
     r = await e.cli(['migrate', 'status', '--json']);

@@ -131,6 +131,8 @@ describe('selectors', () => {
       [['audit', '--tenant', 'out-never-made'], /no tenant "out-never-made"/],
       [['backup', 'prune', '--keep-last', '2', '--tenant', 'out-never-made'], /no tenant "out-never-made" and no backups of it/],
       [['backup', 'prune', '--keep-last', '2', '--tenant', 'Bad_Slug'], /tenant slug "Bad_Slug"/],
+      // A name no tenant can have says why (not only "no tenant"): here a capital letter.
+      [['tenant', 'show', 'Out_Never'], /no tenant "Out_Never": a tenant slug has upper case letters; use lowercase/],
     ];
     for (const [args, message] of cases) {
       const r = await cli(args, { config });

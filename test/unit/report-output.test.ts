@@ -22,6 +22,8 @@ import { renderRollback } from '../../src/report/move.js';
 import type { RollbackResult } from '../../src/move/rollback.js';
 import { foreignKeyPath } from '../../src/copy/pool-load-path.js';
 import { renderPitrStatus } from '../../src/report/pitr.js';
+import { renderMigrateUp } from '../../src/report/migrate.js';
+import type { MigrateUpDocument } from '../../src/migrate/up.js';
 import type { ShardWindow } from '../../src/pitr/window.js';
 
 const SHIPPED_FILE = fileURLToPath(new URL('../../tenants.config.yaml', import.meta.url));
@@ -263,5 +265,38 @@ describe('pitr status', () => {
     notes.length = 0;
     renderPitrStatus({ ...fakeOut(false), info: (t) => notes.push(t) }, 'pitr status', [shard('us1', true)]);
     expect(notes).toEqual([]);
+  });
+});
+
+describe('migrate up summary', () => {
+  it('says when a target counted not run had applied some of its files before Ctrl-C', () => {
+    const row = (tenant: string, target: string, reason: string) => ({
+      tenant,
+      model: 'pool',
+      region: 'us-east',
+      shard: 'us1',
+      target,
+      status: 'skipped' as const,
+      reason,
+    });
+    const doc: MigrateUpDocument = {
+      command: 'migrate up',
+      ok: false,
+      summary: { total: 3, succeeded: 0, failed: 0, skipped: 3, durationMs: 1200 },
+      results: [
+        row('a', 'us1/tenants/pool', 'not run: interrupted after applying 0004_x'),
+        row('b', 'us1/tenants/pool', 'not run: interrupted after applying 0004_x'),
+        row('c', 'us1/tenants/t_c', 'not run: interrupted'),
+      ],
+      run: 7,
+      dryRun: false,
+      head: '0005_y',
+      targets: { total: 2, upToDate: 0, migrated: 0, failed: 0, notRun: 2, unreachable: 0, gone: 0 },
+      interrupted: true,
+    };
+    const printed: string[] = [];
+    renderMigrateUp({ ...fakeOut(false), print: (t) => printed.push(t) }, doc);
+    expect(printed[0]).toContain('2 not run (1 of them after applying some of their files); interrupted');
+    expect(printed).toContain('finish the run (failures and targets not run): tenantctl migrate up --resume 7');
   });
 });

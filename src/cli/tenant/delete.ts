@@ -22,7 +22,7 @@ export function registerTenantDelete(tenant: Command): void {
         await confirmDestructive(ctx, opts.yes, `delete tenant ${slug} and all its data (${t.model} on ${t.shard})`);
         const { deleteTenant } = await import('../../provision/lifecycle.js');
         const gone = await deleteTenant(await operationDeps(ctx, { wait: opts.wait }), slug, { skipBackup: opts.skipBackup });
-        renderTenantDeleted(ctx.out, ctx.command, t, gone.finalBackup);
+        renderTenantDeleted(ctx.out, ctx.command, gone, gone.finalBackup);
       }),
     );
 }
