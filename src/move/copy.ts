@@ -3,6 +3,8 @@ import type pg from 'pg';
 import type { Config } from '../config/types.js';
 import type { Fleet } from '../fleet/fleet.js';
 import { inTransaction } from '../fleet/fleet.js';
+import { TenantctlError } from '../errors.js';
+import { ident, literal, qualified } from '../sql.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
 import { needsKeyRewrite } from '../placement/placement.js';
 import { drivers } from '../placement/drivers.js';
@@ -89,7 +91,7 @@ export async function copyAndVerify(
             (await inTransaction(t, () => intoPool(run, t, Boolean(opts.fastLoad))))
           );
         } catch (err) {
-          throw await named(t, err);
+          throw keyRewriteCollision(await named(t, err), run);
         }
       },
       // The exclusive target was built empty at the source's version before the fence
@@ -107,6 +109,26 @@ export async function copyAndVerify(
               ),
             ),
     }),
+  );
+}
+
+/**
+ * Into a pool, every key column is written as the tenant's key (rewriteKey). A schema or database
+ * tenant's rows that carried other keys (data merged or restored from elsewhere) can then collide
+ * on a unique key that includes the key column: PostgreSQL's bare "duplicate key value" named
+ * neither that nor the fix. The failed move is undone as any other.
+ */
+function keyRewriteCollision(err: unknown, run: CopyRun): unknown {
+  const e = err as { code?: string; constraint?: string; table?: string; detail?: string };
+  if (run.rewriteKey === undefined || e.code !== '23505') return err;
+  const keyOf = (table: string | undefined) => run.tables.find((t) => t.table === table)?.keyColumn ?? run.config.tenantKey.column;
+  const table = `${run.plan.from.schema}.${e.table ?? '?'}`;
+  return new TenantctlError(
+    'MOVE_FAILED',
+    `rows of ${table} at ${run.plan.from.target} carry ${keyOf(e.table)} values other than ${run.plan.tenant}'s key ${run.rewriteKey}: written as that key in the pool, they collide on ${e.constraint ?? 'a unique key'} (${e.detail ?? 'a duplicate key'}); the move was undone`,
+    `find them at the source (select * from ${qualified(run.plan.from.schema, e.table ?? '?')} where ${ident(keyOf(e.table))} <> ${literal(run.rewriteKey)}), give them the tenant's key or remove them, then move again`,
+    undefined,
+    { cause: err },
   );
 }
 

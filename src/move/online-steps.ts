@@ -257,7 +257,12 @@ export async function failedResult(
     tables: err instanceof MoveVerifyError ? err.checks : undefined,
     resumed: run.resumed,
     durationMs: Date.now() - run.started,
-    error: { code: err instanceof TenantctlError ? err.code : 'MOVE_FAILED', message },
+    // What to do about it travels with the failure (a failed result is not thrown, so main.ts prints no hint).
+    error: {
+      code: err instanceof TenantctlError ? err.code : 'MOVE_FAILED',
+      message,
+      ...(err instanceof TenantctlError && err.hint ? { hint: err.hint } : {}),
+    },
   };
 }
 

@@ -123,7 +123,7 @@ export interface MoveResult {
   durationMs: number;
   /** Succeeded, but something was left to clean up later (an online move's replication objects). */
   warning?: string;
-  error?: { code: string; message: string };
+  error?: { code: string; message: string; hint?: string };
 }
 
 /** The tables, and their rows, an online move compared under its fence. */

@@ -137,6 +137,7 @@ export function renderMove(out: Output, command: string, r: MoveResult): void {
   if (r.sharedNotCopied?.length) out.print(`shared, not copied (the target has its own): ${r.sharedNotCopied.join(', ')}`);
   if (!ok) {
     out.print(out.color.red(`move ${r.tenant} failed: ${r.error?.message ?? 'unknown error'}`));
+    if (r.error?.hint) out.print(`hint: ${r.error.hint}`);
     return;
   }
   out.print(

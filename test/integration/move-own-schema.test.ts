@@ -245,3 +245,32 @@ it("a table a migration puts outside the tenant's schema: a database tenant's mo
   );
   expect(after).toEqual([]);
 });
+
+it("a schema tenant's rows that carry another key, colliding once the key is written into a pool: the move says which and how to fix it, and is undone", async () => {
+  const e = await env('mvkey');
+  await e.create([{ slug: 'kx-s', model: 'schema', shard: 'us1' }]);
+  const t = await e.db.selectFrom('tenants').selectAll().where('slug', '=', 'kx-s').executeTakeFirstOrThrow();
+  // A second workspace (merged in from elsewhere): in the pool both would be the tenant's key.
+  const other = '00000000-0000-4000-8000-00000000abcd';
+  await e.q(t.shard, t.database_name, `insert into ${t.schema_name}.workspaces (id, name) values ($1, 'own'), ($2, 'merged')`, [
+    t.key,
+    other,
+  ]);
+  const before = await tenantDigests(e, 'kx-s');
+  const r = await e.cli(['move', 'kx-s', '--to-model', 'pool', '--yes', '--json']);
+  expect(r.code, r.stdout + r.stderr).toBe(1);
+  const err = json(r).error;
+  expect(err.code).toBe('MOVE_FAILED');
+  expect(err.message).toMatch(
+    new RegExp(
+      `rows of ${t.schema_name}\\.workspaces at .* carry id values other than kx-s's key ${t.key}: written as that key in the pool, they collide on workspaces_pkey`,
+    ),
+  );
+  expect(err.hint).toContain(`select * from "${t.schema_name}"."workspaces" where "id" <> '${t.key}'`);
+  // Undone: the tenant where it was, its rows as they were, nothing of its key in the pool.
+  const now = await e.db.selectFrom('tenants').selectAll().where('slug', '=', 'kx-s').executeTakeFirstOrThrow();
+  expect([now.model, now.shard, now.status]).toEqual(['schema', 'us1', 'active']);
+  expect(await tenantDigests(e, 'kx-s')).toEqual(before);
+  const pool = await e.q(t.shard, 'pool_mvkey', 'select count(*)::int as n from app.workspaces where id = $1', [t.key]);
+  expect(pool[0].n).toBe(0);
+});
