@@ -23,8 +23,10 @@ export interface MoveView {
 
 export function moveView(out: Output, slug: string, online = false): MoveView {
   const phases = online ? ONLINE_PHASES : PHASES;
-  if (out.quiet || out.json) return { onPhase() {}, onProgress() {}, close: async () => {} };
-  if (!out.tty) {
+  if (out.quiet) return { onPhase() {}, onProgress() {}, close: async () => {} };
+  // --json: the document on stdout, the phases as lines on stderr (as every fan-out's progress),
+  // never the live view, which would share the terminal with the document.
+  if (!out.tty || out.json) {
     let last = 0;
     return {
       onPhase(e) {

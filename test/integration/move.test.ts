@@ -42,6 +42,9 @@ async function moveOk(e: MigrateEnv, args: string[]) {
   const doc = json(r);
   expect(doc.ok).toBe(true);
   expect(doc.status).toBe('switched');
+  // The document on stdout, the phases as they end on stderr (README: progress on stderr).
+  expect(r.stderr).toContain(`move ${args[0]}: copy done (`);
+  expect(r.stderr).toContain(`move ${args[0]}: unfence done (`);
   return doc;
 }
 
