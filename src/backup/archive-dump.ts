@@ -28,6 +28,8 @@ export interface ArchiveDumpInput {
   writer: ArchiveWriter;
   dataKey: { key: Buffer } | null;
   compression: Compression;
+  /** Ends pg_dump at once (Ctrl-C, SIGTERM). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -74,6 +76,7 @@ export async function startArchiveDump(c: pg.ClientBase, o: ArchiveDumpInput): P
             snapshot,
             compress: o.compression !== 'none',
             ...(sameText ? { timeZone: v.tz, utf8: true } : {}),
+            signal: o.signal,
           },
           reader,
         ),

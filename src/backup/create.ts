@@ -180,6 +180,7 @@ async function writeArchive(
                 writer,
                 dataKey,
                 compression,
+                signal,
               }),
             )
           : { job: Promise.resolve(null), fromDump: null };

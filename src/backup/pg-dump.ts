@@ -5,6 +5,7 @@ import type { Shard } from '../config/types.js';
 import { shardEndpoint } from '../fleet/connection-url.js';
 import { TenantctlError, UsageError } from '../errors.js';
 import { redactText } from '../config/redact.js';
+import { InterruptedError } from '../operations/interrupt.js';
 
 /**
  * A `pg_dump -Fc` of a schema or database placement, for full fidelity beside the portable COPY
@@ -88,6 +89,8 @@ export interface DumpTarget {
    */
   timeZone?: string;
   utf8?: boolean;
+  /** Ctrl-C or SIGTERM: pg_dump is ended at once (a big table's stream is not waited for). */
+  signal?: AbortSignal;
 }
 
 /** Run pg_dump -Fc and stream its output into `out`. */
@@ -109,9 +112,12 @@ export async function runPgDump(t: DumpTarget, out: Writable): Promise<void> {
     env,
     quiet: true,
     nothrow: true,
+    ...(t.signal ? { signal: t.signal } : {}),
     store: { stdout: new Discard(), stdall: new Discard(), stderr } as never,
   })`pg_dump ${args}`;
   const [, result] = await Promise.all([pipeline(p.stdout, out), p]);
+  // Ended by the signal: an interrupt (the caller drops the archive), not pg_dump's failure.
+  if (t.signal?.aborted) throw new InterruptedError('stopped while pg_dump was reading the tables');
   if (result.exitCode !== 0) {
     throw new TenantctlError(
       'PG_DUMP',

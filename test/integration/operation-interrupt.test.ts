@@ -2,7 +2,9 @@ import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { storageFor } from '../../src/backup/regions.js';
-import { json, migrateEnv, until, type MigrateEnv } from '../helpers/migrate-env.js';
+import { json, migrateEnv, until, withPg, type MigrateEnv } from '../helpers/migrate-env.js';
+import { superuserUrl } from '../helpers/test-fleet.js';
+import { databaseUrl } from '../../src/fleet/connection-url.js';
 import { sharedFleet } from '../helpers/shared-fleet.js';
 import { seed, tenant } from '../helpers/seed.js';
 
@@ -81,6 +83,47 @@ describe('Ctrl-C in a backup', () => {
     expect(again.code, again.stderr).toBe(0);
     expect(json(again).results[0]).toMatchObject({ status: 'succeeded', rows: expect.any(Number) });
     expect(json(again).results[0].warnings).toBeUndefined();
+  }, 300_000);
+});
+
+describe('Ctrl-C while pg_dump reads a schema tenant', () => {
+  it('ends pg_dump at once (it does not wait for its tables): exit 130, no partial archive, nothing left reading', async () => {
+    const e = await env('ibd');
+    const slug = 'ibd-s';
+    await e.create([{ slug, model: 'schema', shard: 'us1' }]);
+    await seed(e, slug, 10, 'b');
+    const t = (await tenant(e, slug))!;
+    const url = databaseUrl(superuserUrl(e.config.shards.find((s) => s.name === t.shard)!.url), t.database_name);
+    // A session holding the tenant's table: pg_dump's LOCK TABLE waits for it (up to a minute).
+    await withPg(url, async (holder) => {
+      await holder.query('begin');
+      await holder.query(`lock table "${t.schema_name}".users in access exclusive mode`);
+      // Asked on another session: in the holder's transaction pg_stat_activity is read once.
+      const dumping = async () =>
+        (
+          await e.q(
+            t.shard,
+            t.database_name,
+            "select count(*)::int as n from pg_stat_activity where application_name = 'tenantctl backup' and wait_event_type = 'Lock'",
+          )
+        )[0].n > 0;
+      let pid = 0;
+      const run = e.cli(['backup', 'create', slug], { onSpawn: (p) => (pid = p) });
+      await until(dumping, 120_000);
+      expect(pid).toBeGreaterThan(0);
+      process.kill(pid, 'SIGINT');
+      // pg_dump is ended while the lock is still held, not left waiting for it (its lock wait is a
+      // minute: the old code's pg_dump stayed until then, and the backup with it).
+      await until(async () => !(await dumping()), 30_000);
+      const r = await run;
+      expect(r.code, r.stdout + r.stderr).toBe(130);
+      expect(r.stderr).toContain(`the backup of ${slug} was interrupted`);
+      expect(r.stderr).toMatch(/the partial archive ibd-s\.\S+ was removed/);
+      await holder.query('rollback');
+    });
+    const dir = join(storageFor(e.config, 'us-east').location, slug);
+    expect((await readdir(dir).catch(() => [])).filter((n) => n.startsWith('.'))).toEqual([]);
+    expect((await latestOp(e, 'backup', slug))?.status).toBe('interrupted');
   }, 300_000);
 });
 
