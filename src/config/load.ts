@@ -8,6 +8,9 @@ import { assertConfigSize, readYaml } from './read-yaml.js';
 import { registerSecret, registerUrlSecret, redactText } from './redact.js';
 import { configSchema } from './schema.js';
 import type { Config, Shard } from './types.js';
+
+/** A pgBackRest option whose value is a secret (not `repo1-s3-key-type`, whose value is a word). */
+const PGBACKREST_SECRET = /-(pass|key|key-secret|secret|token)$/;
 import { urlFromParts } from './url-from-parts.js';
 
 /** Enough to fix a config; a hostile file must not produce a message of megabytes. */
@@ -124,6 +127,10 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   }
   if (catalog.url) registerUrlSecret(catalog.url);
   registerSecret(raw.servingRole.password);
+  // pgBackRest's own secrets, written among its options (repo1-cipher-pass, repo1-s3-key,
+  // repo1-s3-key-secret, repo1-azure-key, repo1-s3-token): scrubbed from every output, `config show` too.
+  for (const r of Object.values(raw.regions))
+    for (const [name, value] of Object.entries(r.pitr?.options ?? {})) if (PGBACKREST_SECRET.test(name)) registerSecret(String(value));
   const baseDir = dirname(file);
   let catalogUrl = catalog.url;
   if (!catalogUrl) {

@@ -11,7 +11,8 @@
  *
  * @module
  */
-import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { scramVerifier } from './scram.js';
 import { type Fleet, inTransaction, isConnectionError } from '../fleet/fleet.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
 import { ident, literal } from '../sql.js';
@@ -19,25 +20,14 @@ import { ADMIN_DATABASE } from './databases.js';
 import { type CatalogPlacement, tenantRole } from './placement.js';
 import type { RolePassword } from './resolve.js';
 
+export { scramVerifier } from './scram.js';
+
 /** The comment tenantctl puts on a role whose password it set, followed by when. */
 export const PASSWORD_MARKER = 'tenantctl: password set ';
-const SCRAM_ITERATIONS = 4096;
 
 /** 32 characters of base64url from 24 random bytes (192 bits): no character needs escaping in a URL or a shell. */
 export function newPassword(): string {
   return randomBytes(24).toString('base64url');
-}
-
-/**
- * The SCRAM-SHA-256 verifier PostgreSQL stores for a password (RFC 5802/7677, as libpq's
- * PQencryptPasswordConn makes it). ALTER ROLE … PASSWORD with a verifier stores it as is.
- */
-export function scramVerifier(password: string, salt: Buffer = randomBytes(16), iterations = SCRAM_ITERATIONS): string {
-  const salted = pbkdf2Sync(password.normalize('NFKC'), salt, iterations, 32, 'sha256');
-  const clientKey = createHmac('sha256', salted).update('Client Key').digest();
-  const storedKey = createHash('sha256').update(clientKey).digest();
-  const serverKey = createHmac('sha256', salted).update('Server Key').digest();
-  return `SCRAM-SHA-256$${iterations}:${salt.toString('base64')}$${storedKey.toString('base64')}:${serverKey.toString('base64')}`;
 }
 
 /** When tenantctl set the role's password (null: not by tenantctl, or never), and whether the role exists. */

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { configAsYaml, shownConfig } from '../../src/config/show.js';
 import { TenantctlError } from '../../src/errors.js';
+import { redactText } from '../../src/config/redact.js';
 
 /**
  * Config values beyond the shape: `${VAR}` in URLs (encoded where it lands), connections given as
@@ -276,5 +277,37 @@ describe('connection budgets', () => {
       {},
     );
     expect(c.shards[1].maxConnections).toBe(3);
+  });
+});
+
+describe("pgBackRest's secrets among a region's pitr options", () => {
+  it('are hidden by config show (YAML and JSON) and in free text; option values that are words stay', () => {
+    const text = `catalog:
+  shard: us1
+regions:
+  us-east:
+    pitr:
+      repo: /var/lib/pgbackrest
+      options:
+        repo1-type: s3
+        repo1-s3-key-type: shared
+        repo1-cipher-type: aes-256-cbc
+        repo1-cipher-pass: TopSecretCipher123
+        repo1-s3-key: AKIAEXAMPLEKEY
+        repo1-s3-key-secret: SuperS3Secret
+        repo1-azure-key: AzureKeyValue99
+        repo1-s3-token: SessionToken77
+    shards:
+      us1:
+        url: postgres://app:pw@us1.internal:5432/postgres
+`;
+    const c = parseConfig(text, FILE, {});
+    const secrets = ['TopSecretCipher123', 'AKIAEXAMPLEKEY', 'SuperS3Secret', 'AzureKeyValue99', 'SessionToken77'];
+    for (const shown of [configAsYaml(c), JSON.stringify(shownConfig(c))]) {
+      for (const s of secrets) expect(shown).not.toContain(s);
+      expect(shown).toContain('shared');
+      expect(shown).toContain('aes-256-cbc');
+    }
+    expect(redactText('pgbackrest said: cipher TopSecretCipher123 refused')).toBe('pgbackrest said: cipher *** refused');
   });
 });

@@ -23,6 +23,7 @@ import type pg from 'pg';
 import type { Config } from '../../config/types.js';
 import { TenantctlError } from '../../errors.js';
 import { ident, isAlreadyExists, literal, qualified } from '../../sql.js';
+import { scramVerifier } from '../scram.js';
 import { assertDeclaredSharing, grantServingRole, schemaTables, sharingProblems, writableReadOnlyTables } from './shared-tables.js';
 import { closeSideDoors, findSideDoors } from './side-doors.js';
 import { scopedKeyColumn, scopedRuleParams } from '../scoped-rule.js';
@@ -312,7 +313,8 @@ export async function ensureServingRole(client: Queryable, config: Pick<Config, 
     await client.query(
       `create role ${ident(name)} login nosuperuser nobypassrls nocreatedb nocreaterole` +
         (limit !== undefined ? ` connection limit ${limit}` : '') +
-        (password ? ` password ${literal(password)}` : ''),
+        // Its verifier, never the plain text: a statement can end up in the server's log.
+        (password ? ` password ${literal(scramVerifier(password))}` : ''),
     );
     return { created: true, bypassesRls: false };
   } catch (err) {

@@ -4,6 +4,7 @@ import type { Config } from '../../config/types.js';
 import { databaseUrl } from '../../fleet/connection-url.js';
 import { endPromptly } from '../../fleet/end-promptly.js';
 import { ident, literal } from '../../sql.js';
+import { scramVerifier } from '../scram.js';
 
 type Q = Pick<pg.ClientBase, 'query'>;
 
@@ -54,5 +55,6 @@ export function servingRoleUrl(shardUrl: string, database: string, config: Pick<
 export async function resetServingPassword(c: Q, config: Pick<Config, 'servingRole'>): Promise<void> {
   const password = config.servingRole.password;
   if (!password) throw new Error('servingRole.password is not set in the config: nothing to set the serving role back to');
-  await c.query(`alter role ${ident(config.servingRole.name)} password ${literal(password)}`);
+  // Its verifier, never the plain text: a statement can end up in the server's log.
+  await c.query(`alter role ${ident(config.servingRole.name)} password ${literal(scramVerifier(password))}`);
 }
