@@ -2,6 +2,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
+import { UsageError } from '../errors.js';
 import { archiveSlug, assertArchiveFile, slugOfBackupId, type ArchiveWriter, type BackupStorage } from './storage.js';
 
 /**
@@ -10,7 +11,27 @@ import { archiveSlug, assertArchiveFile, slugOfBackupId, type ArchiveWriter, typ
  * atomic), so `list` never sees a half-written archive.
  */
 export class FsStorage implements BackupStorage {
-  constructor(readonly location: string) {}
+  /** `setting`: the config key that names the folder (`regions.<r>.backup.dir`), for errors. */
+  constructor(
+    readonly location: string,
+    readonly setting = 'backup.dir',
+  ) {}
+
+  /** A file where a folder must be (the setting itself, or a tenant's folder in it): a config error, not an internal one. */
+  private notAFolder(err: unknown): never {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR' || code === 'EEXIST')
+      throw new UsageError(
+        'CONFIG_INVALID',
+        `${this.setting} ${this.location}: ${(err as NodeJS.ErrnoException).path ?? this.location} is a file, not a folder`,
+        `point ${this.setting} at a folder (or move that file away)`,
+      );
+    throw err;
+  }
+
+  private names(dir: string): Promise<string[]> {
+    return names(dir).catch((err) => this.notAFolder(err));
+  }
 
   private dir(id: string): string {
     const slug = archiveSlug(id);
@@ -21,7 +42,7 @@ export class FsStorage implements BackupStorage {
     const final = this.dir(id);
     const temp = join(final, '..', `.${id}.partial`);
     await rm(temp, { recursive: true, force: true });
-    await mkdir(temp, { recursive: true, mode: 0o700 });
+    await mkdir(temp, { recursive: true, mode: 0o700 }).catch((err) => this.notAFolder(err));
     return {
       write: (file: string): Writable => createWriteStream(join(temp, file), { mode: 0o600 }),
       writeText: (file: string, text: string) => writeFile(join(temp, file), text, { mode: 0o600 }),
@@ -32,10 +53,10 @@ export class FsStorage implements BackupStorage {
   }
 
   async list(slug?: string): Promise<string[]> {
-    const slugs = slug ? [slug] : await names(this.location);
+    const slugs = slug ? [slug] : await this.names(this.location);
     const out: string[] = [];
     for (const s of slugs) {
-      for (const id of await names(join(this.location, s))) {
+      for (const id of await this.names(join(this.location, s))) {
         if (!id.startsWith('.') && slugOfBackupId(id) === s) out.push(id);
       }
     }
@@ -78,8 +99,8 @@ export class FsStorage implements BackupStorage {
 
   async partials(slug?: string): Promise<string[]> {
     const out: string[] = [];
-    for (const s of slug ? [slug] : await names(this.location))
-      for (const n of await names(join(this.location, s))) if (isUnpublished(n, s)) out.push(join(s, n));
+    for (const s of slug ? [slug] : await this.names(this.location))
+      for (const n of await this.names(join(this.location, s))) if (isUnpublished(n, s)) out.push(join(s, n));
     return out.sort();
   }
 

@@ -25,7 +25,7 @@ export function storageFor(config: Config, region: string, area?: '_catalog'): B
   const s3 = r.backup.s3;
   if (s3) return new S3Storage(area ? { ...s3, prefix: s3.prefix ? `${s3.prefix}/${area}` : area } : s3, region);
   const dir = isAbsolute(r.backup.dir!) ? r.backup.dir! : resolve(config.baseDir, r.backup.dir!);
-  return new FsStorage(area ? join(dir, area) : dir);
+  return new FsStorage(area ? join(dir, area) : dir, `regions.${region}.backup.dir`);
 }
 
 export function encryptsBackups(config: Config, region: string): boolean {

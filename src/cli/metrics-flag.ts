@@ -108,4 +108,16 @@ export async function checkMetricsFolder(path: string): Promise<void> {
       `--metrics-file ${path}: the folder ${dir} ${isDir ? 'is not writable' : 'does not exist'}`,
       "point --metrics-file into an existing folder you can write (node_exporter's --collector.textfile.directory)",
     );
+  // The file is replaced by a rename at the end: a folder of that name would fail it after the work.
+  if (
+    await stat(path).then(
+      (s) => s.isDirectory(),
+      () => false,
+    )
+  )
+    throw new UsageError(
+      'BAD_INPUT',
+      `--metrics-file ${path} is a folder, not a file`,
+      `name a file in it, e.g. --metrics-file ${path.replace(/\/+$/, '')}/tenantctl.prom`,
+    );
 }

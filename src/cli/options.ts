@@ -44,15 +44,24 @@ export function selectorFrom(opts: Record<string, unknown>): TenantSelector {
  * exits 2 (see main.ts); for environment variables the same check throws a UsageError.
  */
 export function positiveInt(flag: string) {
+  const max = FLAG_MAX[flag] ?? Number.MAX_SAFE_INTEGER;
   return (v: string): number => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < 1) {
       if (flag.startsWith('--')) throw new InvalidArgumentError(`must be a positive whole number, e.g. ${flag} 8`);
       throw new UsageError('USAGE', `${flag} must be a positive whole number, got ${JSON.stringify(v)}`, `e.g. ${flag}=8`);
     }
+    // 1e20 is a whole number to JavaScript, and out of range for the catalog's bigint run ids.
+    if (n > max) {
+      if (flag.startsWith('--')) throw new InvalidArgumentError(`must be at most ${max}, got ${v}`);
+      throw new UsageError('USAGE', `${flag} must be at most ${max}, got ${JSON.stringify(v)}`, `e.g. ${flag}=8`);
+    }
     return n;
   };
 }
+
+/** Upper bounds: concurrency as the config's `defaults.concurrency` allows; days as dates can count. */
+const FLAG_MAX: Record<string, number> = { '--concurrency': 256, TENANTCTL_CONCURRENCY: 256, '--keep-days': 36_500 };
 
 /** Flags, then TENANTCTL_* environment variables, then the config, then defaults. */
 export function concurrencyFrom(flag: number | undefined, configDefault: number, env = process.env): number {

@@ -136,5 +136,10 @@ describe('--metrics-file', () => {
     expect(u.code, u.stdout + u.stderr).toBe(2);
     expect(u.stderr).toMatch(/--metrics-file .*missing\/u\.prom: the folder .* does not exist/);
     expect(u.stderr).not.toMatch(/unexpected error/);
+    // A folder where the file goes: exit 2 before the backup (it was taken, then the rename failed).
+    const f = await cli(['backup', 'create', 'met-a', '--metrics-file', dir], { config });
+    expect(f.code, f.stdout + f.stderr).toBe(2);
+    expect(f.stderr).toMatch(/--metrics-file .* is a folder, not a file/);
+    expect(f.stdout).not.toMatch(/met-a:/);
   });
 });

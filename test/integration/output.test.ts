@@ -69,6 +69,9 @@ describe('JSON documents (piped, as CI runs the CLI)', () => {
       [['tenant', 'show'], 'tenant show', /missing required argument 'slug'/],
       [['migrate', 'up', '--on-error', 'sometimes'], 'migrate up', /argument 'sometimes' is invalid.*stop, continue/],
       [['tenant', 'create', 'out-x', '--concurrency', 'zero'], 'tenant create', /positive whole number/],
+      // A whole number to JavaScript, out of the catalog's bigint range: exit 2, not "unexpected error".
+      [['migrate', 'up', '--resume', '99999999999999999999'], 'migrate up', /--resume.*must be at most 9007199254740991/],
+      [['migrate', 'up', '--concurrency', '100000'], 'migrate up', /--concurrency.*must be at most 256/],
       [['tenant', 'lst'], 'tenant', /unknown command 'lst'/],
       [['frobnicate'], 'tenantctl', /unknown command 'frobnicate'/],
       // The verb left out: the help goes to stderr, and stdout still holds the one document.
@@ -109,6 +112,21 @@ describe('JSON documents (piped, as CI runs the CLI)', () => {
   });
 });
 
+describe('a backup.dir that is a file', () => {
+  it('is a config error naming the setting (exit 2 for a list; the backup row says it), never "unexpected error"', async () => {
+    const doc = parseDocument(readFileSync(config, 'utf8'));
+    const file = join(tmp, 'not-a-folder');
+    writeFileSync(file, 'x');
+    doc.setIn(['regions', 'us-east', 'backup', 'dir'], file);
+    const fileConfig = join(tmp, 'backup-file.yaml');
+    writeFileSync(fileConfig, doc.toString());
+    const list = await cli(['backup', 'list'], { config: fileConfig });
+    expect(list.code, list.stderr).toBe(2);
+    expect(list.stderr).toContain(`regions.us-east.backup.dir ${file}: ${file} is a file, not a folder`);
+    expect(list.stderr).not.toMatch(/unexpected error/);
+  });
+});
+
 describe('selectors', () => {
   it('values that name no model, tier, region, shard, status or tenant are exit 2 listing the valid ones', async () => {
     const cases: [string[], RegExp][] = [
@@ -131,6 +149,8 @@ describe('selectors', () => {
       [['audit', '--tenant', 'out-never-made'], /no tenant "out-never-made"/],
       [['backup', 'prune', '--keep-last', '2', '--tenant', 'out-never-made'], /no tenant "out-never-made" and no backups of it/],
       [['backup', 'prune', '--keep-last', '2', '--tenant', 'Bad_Slug'], /tenant slug "Bad_Slug"/],
+      // An unset variable's empty name is refused, as rename refuses it; nothing is created.
+      [['tenant', 'create', 'out-empty-name', '--name', ''], /--name is empty/],
       // A name no tenant can have says why (not only "no tenant"): here a capital letter.
       [['tenant', 'show', 'Out_Never'], /no tenant "Out_Never": a tenant slug has upper case letters; use lowercase/],
     ];

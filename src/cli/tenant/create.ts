@@ -28,6 +28,13 @@ async function create(ctx: CommandContext, slugArg: string | undefined, flags: C
   // Checked here, not in commander's parser: its error message would quote the whole value.
   const nameIssue = flags.name !== undefined ? nameProblem(flags.name) : null;
   if (nameIssue) throw new UsageError('BAD_INPUT', `--name ${nameIssue}`, 'give a shorter display name (the slug is the identifier)');
+  // As rename refuses it: an empty --name is an unset variable, not a name (leave it out for the slug).
+  if (flags.name !== undefined && !flags.name.trim())
+    throw new UsageError(
+      'BAD_INPUT',
+      '--name is empty',
+      'give the display name, e.g. --name "Acme Corporation", or leave --name out to use the slug',
+    );
   if (flags.fromFile) {
     if (slugArg)
       throw new UsageError('USAGE', 'give either a slug or --from-file, not both', 'tenantctl tenant create --from-file tenants.csv');
