@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { DURATION } from './duration.js';
+import { DURATION, parseDurationMs } from './duration.js';
 import * as z from 'zod/mini';
 import { preprocess } from './zod.js';
 import { tierLimitKeys } from './tier-limits.js';
@@ -13,6 +13,15 @@ import { s3BackupSchema, sharedBucketProblems } from './s3-config.js';
 const identifier = z.string().check(z.regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lowercase SQL identifier (letters, digits, underscore)'));
 const name = z.string().check(z.regex(/^[a-z][a-z0-9-]{0,39}$/, 'must be lowercase letters, digits and hyphens, starting with a letter'));
 const duration = z.string().check(z.regex(DURATION, 'must be a duration such as 500ms, 5s or 2min'));
+/**
+ * A limit PostgreSQL holds as a setting (lock_timeout, statement_timeout) or tenantctl as a timer:
+ * 0 there means no limit at all, which a config would give without meaning to (a DDL waiting
+ * for its lock forever, every application query queued behind it).
+ */
+const limit = duration.check(
+  z.refine((v) => (parseDurationMs(v) ?? 1) >= 1, 'must be above 0 (0 would mean no limit at all); leave it out for the default'),
+  z.refine((v) => (parseDurationMs(v) ?? 0) <= 2_147_483_647, 'must be at most 2147483647ms (about 24 days)'),
+);
 const parsedUrl = (v: string): URL | null => {
   try {
     return new URL(v);
@@ -223,12 +232,12 @@ export const configSchema = z
         dir: z._default(z.string(), 'migrations'),
         // While a migration's DDL waits for its lock, every later query on the table queues
         // behind it: short waits, retried with gaps between them (src/migrate/retry-schedule.ts).
-        lockTimeout: z._default(duration, '1s'),
+        lockTimeout: z._default(limit, '1s'),
         // How long a target waits for another tenantctl session migrating it (its advisory lock):
         // that wait holds up no application query, unlike a DDL's lock wait (lockTimeout).
         lockWait: z._default(duration, '30s'),
-        statementTimeout: z._default(duration, '5min'),
-        targetTimeout: z._default(duration, '30min'),
+        statementTimeout: z._default(limit, '5min'),
+        targetTimeout: z._default(limit, '30min'),
         retries: z._default(wholeNumber(0, 100), 10),
       }),
       { dir: 'migrations', lockTimeout: '1s', lockWait: '30s', statementTimeout: '5min', targetTimeout: '30min', retries: 10 },

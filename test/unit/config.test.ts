@@ -96,6 +96,16 @@ describe('parseConfig', () => {
     expect(err.message).toContain('has 2 problem(s)');
   });
 
+  it("refuses 0 for migrate up's limits (0 is PostgreSQL's 'no limit': a DDL waiting forever for its lock)", () => {
+    const err = parseError(configText({ extra: 'migrations:\n  lockTimeout: 0s\n  statementTimeout: 0ms\n  lockWait: 0s' }));
+    expect(err.code).toBe('CONFIG_INVALID');
+    expect(err.message).toMatch(/migrations\.lockTimeout: must be above 0 \(0 would mean no limit at all\)/);
+    expect(err.message).toMatch(/migrations\.statementTimeout: must be above 0/);
+    // lockWait is tenantctl's own wait for another session: 0 is "do not wait", allowed.
+    expect(err.message).not.toMatch(/lockWait/);
+    expect(err.message).toContain('has 2 problem(s)');
+  });
+
   it('reports an unknown key inside a shard', () => {
     const err = parseError(configText({ eu1: '        url: postgres://postgres:pw@127.0.0.1:55433/postgres\n        maxConnection: 5' }));
     expect(err.message).toContain('regions.eu-west.shards.eu1: unknown key(s) "maxConnection"');
