@@ -164,6 +164,11 @@ export const CHECKS = {
     fixable: false,
     title: 'CONNECT to PUBLIC on the catalog database or a maintenance database (postgres, template1)',
   },
+  'database.orphan-default-privileges': {
+    severity: 'high',
+    fixable: false,
+    title: 'a default-privileges entry for a schema that no longer exists: pg_dump of the database fails',
+  },
   'database.cross-tenant-connect': { severity: 'critical', fixable: true, title: "a tenant role can connect to another tenant's database" },
   // catalog against reality
   'catalog.placement-missing': {

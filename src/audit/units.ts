@@ -7,6 +7,7 @@ import { asRole, attempt, rolledBack } from './as-role.js';
 import { clusterChecks, placed } from './cluster-checks.js';
 import { functionChecks } from './function-checks.js';
 import { sharedLargeObjects } from './large-object-checks.js';
+import { orphanDefaultPrivileges } from './orphan-acl-checks.js';
 import { extensionsInTenantSchemas } from './extension-checks.js';
 import { limitChecks } from './limit-checks.js';
 import { placementSharedWritable } from './placement-shared-checks.js';
@@ -100,6 +101,7 @@ async function sharedDatabaseUnit(
     findings.push(
       ...(await publicCreateCheck(c, at)),
       ...(await defaultPrivilegeChecks(c, at, owned)),
+      ...(await orphanDefaultPrivileges(c, at, roleToSlug)),
       ...(await searchPathChecks(c, at, roleToSlug, env.config.servingRole.name)),
       ...(await functionChecks(c, unit, serving, tenantOf)),
       ...(await schemaPlacements(c, unit, env)),
@@ -137,6 +139,7 @@ async function ownDatabaseUnit(c: ShardClient, unit: AuditUnit, env: AuditEnv, s
       ...(await crossTenantAcl(c, at, owned)),
       ...(await placementSharedWritable(c, at, owned, env.config)),
       ...(await defaultPrivilegeChecks(c, at, owned)),
+      ...(await orphanDefaultPrivileges(c, at, new Map([[tenantRole(t)!, t.slug]]))),
       ...(await searchPathChecks(c, at, new Map([[tenantRole(t)!, t.slug]]), env.config.servingRole.name)),
       ...(await functionChecks(c, unit, serving, () => t.slug)),
       ...(await tablesOutsideSchema(c, { ...at, tenant: t.slug }, t.schema_name, 'database', env.config)),

@@ -26,6 +26,7 @@ import { masterKey, wrapKey } from './crypto.js';
 import { ARCHIVE_KEY_FILE, writeArchiveKey } from './archive-key.js';
 import { TableFile } from './table-file.js';
 import { startArchiveDump, type ArchiveDump } from './archive-dump.js';
+import { orphanDefaultAclFix, orphanDefaultAcls, orphanDefaultAclText } from '../placement/orphan-default-acls.js';
 import { pgDumpMajor } from './pg-dump.js';
 import type { ShardClient } from '../fleet/shard-connections.js';
 import { drivers } from '../placement/drivers.js';
@@ -82,14 +83,24 @@ async function backupBody(deps: BackupDeps, run: OperationRun, givenId?: string)
   const id = givenId ?? newBackupId(t.slug);
   const op = await run.record({ backup: id, storage: storage.location });
   let writer: ArchiveWriter | undefined;
+  const warnings = [...run.swept];
   try {
     const dataKey = encryptsBackups(deps.config, t.region) ? await tenantDataKey(deps.db, t.slug) : null;
     writer = await storage.begin(id);
     await run.step('copy', { rows: 0, bytes: 0 });
-    const manifest = await writeArchive(deps, t, id, writer, dataKey, run.signal, (p) => {
-      deps.onProgress?.({ tenant: t.slug, ...p });
-      void op.heartbeat({ rows: p.rows, bytes: p.bytes }).catch(() => undefined);
-    });
+    const manifest = await writeArchive(
+      deps,
+      t,
+      id,
+      writer,
+      dataKey,
+      run.signal,
+      (p) => {
+        deps.onProgress?.({ tenant: t.slug, ...p });
+        void op.heartbeat({ rows: p.rows, bytes: p.bytes }).catch(() => undefined);
+      },
+      (w) => warnings.push(w),
+    );
     if (dataKey) await writeArchiveKey(writer, { keyId: dataKey.keyId, slug: t.slug, wrapped: wrapKey(masterKey(), dataKey.key) });
     await run.step('written');
     await writer.writeText(MANIFEST_FILE, `${JSON.stringify(manifest, null, 2)}\n`);
@@ -113,7 +124,7 @@ async function backupBody(deps: BackupDeps, run: OperationRun, givenId?: string)
       tables: manifest.tables.length,
       sharedNotCopied: manifest.sharedTables ?? [],
       encrypted: Boolean(dataKey),
-      ...(run.swept.length ? { warnings: run.swept } : {}),
+      ...(warnings.length ? { warnings } : {}),
       durationMs: Date.now() - started,
     };
   } catch (err) {
@@ -140,14 +151,24 @@ async function writeArchive(
   dataKey: { keyId: string; key: Buffer } | null,
   signal: AbortSignal,
   progress: Progress,
+  warn: (w: string) => void,
 ): Promise<Manifest> {
   const { config, fleet } = deps;
-  const target = pgDumpTarget({ model: t.model, database: t.database_name, schema: t.schema_name });
-  const pgDump = target ? await pgDumpMajor() : null;
+  const dumpTarget = pgDumpTarget({ model: t.model, database: t.database_name, schema: t.schema_name });
+  const pgDump = dumpTarget ? await pgDumpMajor() : null;
   const compression = backupCompression(config, t.region);
   return fleet.withClient(t.shard, t.database_name, async (c) => {
     await c.query('begin isolation level repeatable read read only');
     try {
+      // A default-privileges entry left pointing at a dropped schema (a tenant's session can make
+      // one) fails pg_dump of the whole database: the tables are read with COPY then, as for a
+      // pool tenant (restores read only those), and the backup says so, naming the entry.
+      const orphans = dumpTarget ? await orphanDefaultAcls(c) : [];
+      if (orphans.length)
+        warn(
+          `no pg_dump file in this backup: pg_dump cannot read database ${t.database_name} while ${orphanDefaultAclText(orphans)} holds default privileges for a schema that no longer exists; its tables were read with COPY (what a restore reads). ${orphanDefaultAclFix(orphans)}`,
+        );
+      const target = orphans.length ? null : dumpTarget;
       const applied = (await readApplied(c, [t.schema_name])).map((r) => ({ id: r.name, checksum: r.checksum }));
       const tables = await copyTables(c, t.schema_name, config);
       const sharedTables = await sharedTablesNotCopied(c, t.schema_name, config, `backup of ${t.slug}`);

@@ -115,9 +115,14 @@ export async function runPgDump(t: DumpTarget, out: Writable): Promise<void> {
     ...(t.signal ? { signal: t.signal } : {}),
     store: { stdout: new Discard(), stdall: new Discard(), stderr } as never,
   })`pg_dump ${args}`;
-  const [, result] = await Promise.all([pipeline(p.stdout, out), p]);
+  // Both settled before either is judged: when pg_dump fails, the reader's "ended in the middle of
+  // the archive" would otherwise hide pg_dump's own words (what failed, and why).
+  const [piped, ended] = await Promise.allSettled([pipeline(p.stdout, out), p]);
   // Ended by the signal: an interrupt (the caller drops the archive), not pg_dump's failure.
   if (t.signal?.aborted) throw new InterruptedError('stopped while pg_dump was reading the tables');
+  if (ended.status === 'rejected') throw ended.reason;
+  const result = ended.value;
+  if (result.exitCode === 0 && piped.status === 'rejected') throw piped.reason;
   if (result.exitCode !== 0) {
     throw new TenantctlError(
       'PG_DUMP',

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { json, ownMigrateFleet, sleep, until, type MigrateEnv } from '../helpers/migrate-env.js';
 import { shardDbUrl } from '../helpers/deps.js';
+import { superuserUrl } from '../helpers/test-fleet.js';
 import { loadConfig } from '../../src/config/load.js';
 import { storageFor } from '../../src/backup/regions.js';
 import { sealManifest } from '../../src/backup/manifest.js';
@@ -292,5 +293,66 @@ describe('a killed backup', () => {
     expect(json(again).results[0].warnings.join('\n')).toMatch(/backup \d+ of bkill-p was killed; closed/);
     expect((await readdir(tenantDir)).filter((n) => n.startsWith('.'))).toEqual([]);
     expect(await running()).toEqual([]);
+  });
+});
+
+describe('a default-privileges entry left pointing at a dropped schema', () => {
+  it('backups of the database go on without their pg_dump file and say why; audit names it and the fix; after the fix pg_dump is back', async () => {
+    const e = await env('orphanacl');
+    await e.create([
+      { slug: 'oa-s', model: 'schema', shard: 'us1' },
+      { slug: 'oa-t', model: 'schema', shard: 'us1' },
+    ]);
+    await seed(e, 'oa-s', 5, 'oa');
+    const t = (await tenant(e, 'oa-s'))!;
+    const su = superuserUrl(shardDbUrl(e.config, t.shard, t.database_name));
+    // What a tenant's session does (any role may, for itself, in any schema by name, taking no lock
+    // on it): its entry left open while a schema is dropped, then committed.
+    const a = new pg.Client({ connectionString: su });
+    const b = new pg.Client({ connectionString: su });
+    await a.connect();
+    await b.connect();
+    try {
+      await b.query('create schema oa_doomed');
+      await a.query('begin');
+      await a.query('alter default privileges for role tenant_oa_t in schema oa_doomed grant select on tables to tenant_oa_t');
+      await b.query('drop schema oa_doomed');
+      await a.query('commit');
+    } finally {
+      await a.end();
+      await b.end();
+    }
+    const r = await e.cli(['backup', 'create', 'oa-s', '--json']);
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    const row = json(r).results[0];
+    expect(row.status).toBe('succeeded');
+    expect(row.warnings.join('\n')).toMatch(
+      /no pg_dump file in this backup: pg_dump cannot read database .* while role tenant_oa_t \(entry \d+, schema oid \d+\) holds default privileges for a schema that no longer exists/,
+    );
+    const manifest = JSON.parse(await readFile(join(await archiveDir(e, row.backup), 'manifest.json'), 'utf8'));
+    expect(manifest.dump).toBeNull();
+    expect(new Set(manifest.tables.map((x: any) => x.from))).toEqual(new Set(['copy']));
+    // Restorable as ever (a restore reads the tables' files only).
+    const v = await e.cli(['backup', 'verify', row.backup, '--json']);
+    expect(v.code, v.stderr + v.stdout).toBe(0);
+
+    const audit = json(await e.cli(['audit', '--json']));
+    const found = audit.findings.filter((f: any) => f.check === 'database.orphan-default-privileges');
+    expect(found).toHaveLength(1);
+    expect(found[0]).toMatchObject({ severity: 'high', tenant: 'oa-t', fixable: false });
+    expect(found[0].message).toMatch(/pg_dump of .* fails/);
+    // The named fix, run as a superuser: pg_dump reads the database again.
+    const fix = new pg.Client({ connectionString: su });
+    await fix.connect();
+    try {
+      await fix.query(found[0].fix.replace(/^-- [^:]*: /, ''));
+    } finally {
+      await fix.end();
+    }
+    const again = json(await e.cli(['backup', 'create', 'oa-s', '--json'])).results[0];
+    expect(again.status).toBe('succeeded');
+    expect(again.warnings).toBeUndefined();
+    const m2 = JSON.parse(await readFile(join(await archiveDir(e, again.backup), 'manifest.json'), 'utf8'));
+    expect(m2.dump).not.toBeNull();
   });
 });
