@@ -3,7 +3,8 @@ import type { ShardClient } from '../fleet/shard-connections.js';
 import { createClosedDatabase, openClosedDatabase } from '../catalog/closed.js';
 import { TenantctlError } from '../errors.js';
 import { ident, isAlreadyExists } from '../sql.js';
-import { describeSessions, endDatabaseLockHolders, endSessions } from './sessions.js';
+import { describeSessions, endDatabaseLockHolders, endSessions, sharedObjectLockHolders } from './sessions.js';
+import { SESSION_LOCK_WAIT_MS } from '../fleet/shard-connections.js';
 
 /** The maintenance database every PostgreSQL cluster has; DDL on databases runs from there. */
 import { ADMIN_DATABASE } from '../config/database-names.js';
@@ -54,11 +55,8 @@ export async function dropDatabase(fleet: Fleet, shard: string, database: string
   await fleet.connections(shard).closeIdle(database);
   fleet.knownDatabases.delete(`${shard}/${database}`);
   await fleet.withClient(shard, ADMIN_DATABASE, async (c) => {
-    // WITH (FORCE) ends the sessions connected to it, not a neighbour's lock on it from elsewhere.
-    // Another holder (a concurrent tenantctl command, an administrator) is waited for, as before.
-    await endDatabaseLockHolders(c, database);
     try {
-      await c.query(`drop database if exists ${ident(database)} with (force)`);
+      await dropWhenUnlocked(c, database);
     } catch (err) {
       // WITH (FORCE) refuses, for a role that is not a superuser, any process it may not signal,
       // and an autovacuum worker has no role: one analyzing a freshly loaded copy failed a move
@@ -69,6 +67,42 @@ export async function dropDatabase(fleet: Fleet, shard: string, database: string
     }
   });
 }
+
+/**
+ * WITH (FORCE) ends the sessions connected to it, not a lock on it taken from elsewhere
+ * (`ALTER ROLE … IN DATABASE d SET …` in a transaction left open). Tenant roles' holders are ended
+ * before each try, and each try waits a few seconds: a tenant whose next session takes the lock
+ * again the moment the last one ended is ended again, rather than holding the drop for a minute.
+ * Another holder (a concurrent tenantctl command, an administrator, the serving role's session)
+ * is waited for, and named when it outlasts the tries.
+ */
+async function dropWhenUnlocked(c: ShardClient, database: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    await endDatabaseLockHolders(c, database);
+    await c.query(`set lock_timeout = ${DROP_LOCK_WAIT_MS}`);
+    try {
+      await c.query(`drop database if exists ${ident(database)} with (force)`);
+      return;
+    } catch (err) {
+      if ((err as { code?: string }).code !== '55P03') throw err;
+      if (attempt >= DROP_TRIES) {
+        const holders = await sharedObjectLockHolders(c, 'pg_database', database);
+        throw new TenantctlError(
+          'LOCKED',
+          `database ${database} could not be dropped: ${holders.length ? `${describeSessions(holders.map((h) => ({ ...h, database })))} hold${holders.length === 1 ? 's' : ''} a lock on it` : 'another session holds a lock on it'} (from another database: ALTER ROLE … IN DATABASE ${database}, or a GRANT on it, in a transaction left open)`,
+          'end that session (pg_terminate_backend(pid) as its role or a superuser), then run the same command again: it finishes what was begun',
+          undefined,
+          { cause: err },
+        );
+      }
+    } finally {
+      await c.query(`set lock_timeout = ${SESSION_LOCK_WAIT_MS}`).catch(() => undefined);
+    }
+  }
+}
+
+const DROP_TRIES = 6;
+const DROP_LOCK_WAIT_MS = 5_000;
 
 /** How many times a plain drop is tried when a session came back between its end and the drop. */
 const PLAIN_DROP_TRIES = 5;

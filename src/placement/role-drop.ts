@@ -6,6 +6,7 @@ import { ident } from '../sql.js';
 import { ADMIN_DATABASE } from './databases.js';
 import { TENANT_ROLE_PREFIX } from './naming.js';
 import { actForRole, cutRoleLogin, endRoleSessions } from './roles.js';
+import { endRoleLockHolders, sharedObjectLockHolders } from './sessions.js';
 import { DATABASE_ACL_LOCK_CLASSID } from '../operations/lock-ids.js';
 import { xactLockInReach } from '../operations/lock-holder.js';
 
@@ -59,6 +60,9 @@ export async function dropRoleEverywhere(fleet: Fleet, shard: string, role: stri
       problems.push(`database ${database}: ${redactText(errorMessage(err))}`);
     }
   }
+  // A neighbour's lock on the role (ALTER DEFAULT PRIVILEGES … TO it, left open) would hold the
+  // drop until lock_timeout: a tenant role's such session is ended first (sessions.ts).
+  await fleet.withClient(shard, ADMIN_DATABASE, (c) => endRoleLockHolders(c, role));
   try {
     await concurrentCatalogRetry(() =>
       fleet.withTransaction(shard, ADMIN_DATABASE, async (c) => {
@@ -68,7 +72,14 @@ export async function dropRoleEverywhere(fleet: Fleet, shard: string, role: stri
       }),
     );
   } catch (err) {
-    const left = await whatStillBlocks(fleet, shard, role);
+    const holders = await fleet.withClient(shard, ADMIN_DATABASE, (c) => sharedObjectLockHolders(c, 'pg_authid', role)).catch(() => []);
+    const left = [
+      ...(await whatStillBlocks(fleet, shard, role)),
+      ...holders.map(
+        (h) =>
+          `a lock on the role held by pid ${h.pid} (role ${h.role}${h.application ? `, ${h.application}` : ''}: a GRANT or ALTER DEFAULT PRIVILEGES … TO ${role} in a transaction left open; end it with pg_terminate_backend(${h.pid}))`,
+      ),
+    ];
     throw new TenantctlError(
       'DELETE_INCOMPLETE',
       `role ${role} on shard ${shard} cannot be dropped: ${left.length ? `${left.join('; ')} (PostgreSQL: ${redactText(errorMessage(err))})` : redactText(errorMessage(err))}${

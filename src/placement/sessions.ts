@@ -115,21 +115,51 @@ export function describeSessions(s: OpenSession[]): string {
  * Run outside a transaction.
  */
 export async function endDatabaseLockHolders(c: ShardClient, database: string): Promise<void> {
-  const { rows } = await c.query<{ pid: number; role: string }>(
-    `select distinct l.pid, a.usename as role
-       from pg_locks l
-       join pg_database d on d.oid = l.objid
-       join pg_stat_activity a on a.pid = l.pid
-      where l.locktype = 'object' and l.database = 0 and l.classid = 'pg_database'::regclass
-        and d.datname = $1 and l.granted and l.pid <> pg_backend_pid()
-        -- Every session connected to a database holds a lock on it too (autovacuum workers
-        -- included): those are the callers' to end (WITH (FORCE), endSessions), not these.
-        and a.datname is distinct from d.datname
-        and starts_with(a.usename, $2)
+  await endTenantHolders(c, await sharedObjectLockHolders(c, 'pg_database', database));
+}
+
+/**
+ * The same for a lock on a role: `ALTER DEFAULT PRIVILEGES … GRANT … TO tenant_<neighbour>` (any
+ * role may run it for itself) takes a lock on the grantee, and left open it held that tenant's
+ * DROP ROLE until lock_timeout, leaving the tenant `deleting`.
+ */
+export async function endRoleLockHolders(c: ShardClient, role: string): Promise<void> {
+  await endTenantHolders(c, await sharedObjectLockHolders(c, 'pg_authid', role));
+}
+
+/**
+ * Sessions (other than this one) holding a lock on a database or a role, with their roles. A
+ * session connected to a database holds a lock on it too (autovacuum workers included): those are
+ * the callers' to end (WITH (FORCE), endSessions), not these.
+ */
+export async function sharedObjectLockHolders(
+  c: Queryable,
+  catalog: 'pg_database' | 'pg_authid',
+  name: string,
+): Promise<{ pid: number; role: string; application: string }[]> {
+  const target =
+    catalog === 'pg_database'
+      ? `l.classid = 'pg_database'::regclass and l.objid = (select oid from pg_database where datname = $1) and a.datname is distinct from $1`
+      : `l.classid = 'pg_authid'::regclass and l.objid = (select oid from pg_roles where rolname = $1)`;
+  const { rows } = await c.query<{ pid: number; role: string | null; application: string | null }>(
+    `select distinct l.pid, a.usename as role, a.application_name as application
+       from pg_locks l join pg_stat_activity a on a.pid = l.pid
+      where l.locktype = 'object' and l.database = 0 and l.granted and l.pid <> pg_backend_pid() and ${target}
       order by l.pid`,
-    [database, TENANT_ROLE_PREFIX],
+    [name],
   );
-  for (const r of rows) {
+  return rows.map((r) => ({ pid: r.pid, role: r.role ?? '?', application: r.application ?? '' }));
+}
+
+/**
+ * End the holders that are tenant roles (tenantctl makes itself a member of one first, as for its
+ * own sessions); any other holder (a concurrent tenantctl command, an administrator, the serving
+ * role, of which tenantctl never makes itself a member: its policies would then apply to
+ * tenantctl) is left to the caller's lock wait, which names it.
+ */
+async function endTenantHolders(c: ShardClient, holders: { pid: number; role: string }[]): Promise<void> {
+  for (const r of holders) {
+    if (!r.role.startsWith(TENANT_ROLE_PREFIX)) continue;
     // One that cannot be ended is left to the caller's lock wait, which names the failure.
     if (await actForRole(c, r.role)) {
       await c.query('select pg_terminate_backend($1, $2)', [r.pid, END_SESSION_WAIT_MS]).catch(() => undefined);

@@ -657,6 +657,22 @@ describe('a tenant that holds its own role locked', () => {
     await expect(neighbour.query('select 1')).rejects.toThrow();
   });
 
+  it("a neighbour's lock on a tenant's role (ALTER DEFAULT PRIVILEGES … TO it, never committed) no longer blocks its delete", async () => {
+    const e = await env('rolelock');
+    await createViaFile(e, [
+      { slug: 'rl-a', model: 'schema', shard: 'us1' },
+      { slug: 'rl-b', model: 'schema', shard: 'us1' },
+    ]);
+    const password = (await ok(e, ['tenant', 'credentials', 'rl-a'])).password as string;
+    const neighbour = await beginLeftOpen(await connect(await appUrl(e, 'rl-a', password)));
+    // Any role may, for itself: it locks the grantee role until the transaction ends.
+    await neighbour.query('alter default privileges for role current_user grant select on tables to tenant_rl_b');
+    await deletesAnyway(e, 'rl-b');
+    expect(await e.q('us1', 'postgres', `select 1 from pg_roles where rolname = 'tenant_rl_b'`)).toHaveLength(0);
+    // The neighbour's session was ended (its default privileges never committed).
+    await expect(neighbour.query('select 1')).rejects.toThrow();
+  });
+
   it("a neighbour's GRANT on its own large object, left uncommitted, no longer blocks the grantee's delete", async () => {
     const e = await env('lolock');
     await createViaFile(e, [
