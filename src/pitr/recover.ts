@@ -39,22 +39,26 @@ export async function recoverScratch(
   made(scratch);
   clock.mark('pgBackRest restore', `shard ${t.shard}, database ${t.database_name}, about ${human(p.need)}`);
   await op.phase('pgbackrest restore');
-  await pgbackrestOk(
-    p.repo,
-    p.user,
-    [
-      `--stanza=${t.shard}`,
-      `--pg1-path=${scratch.pgdata}`,
-      `--process-max=${Math.min(4, availableParallelism())}`,
-      '--type=time',
-      `--target=${pgbackrestTime(at)}`,
-      '--target-action=pause',
-      '--archive-mode=off',
-      `--db-include=${t.database_name}`,
-      'restore',
-    ],
-    'restore',
-  );
+  const args = [
+    `--stanza=${t.shard}`,
+    `--pg1-path=${scratch.pgdata}`,
+    `--process-max=${Math.min(4, availableParallelism())}`,
+    '--type=time',
+    `--target=${pgbackrestTime(at)}`,
+    '--target-action=pause',
+    '--archive-mode=off',
+  ];
+  try {
+    await pgbackrestOk(p.repo, p.user, [...args, `--db-include=${t.database_name}`, 'restore'], 'restore');
+  } catch (err) {
+    // A database made after the base backup pgBackRest picked (a new database tenant, a restored
+    // one, the first schema tenant of a shard) is not in its manifest: --db-include refuses it
+    // ("database to include … does not exist"), though the WAL to `at` holds it whole. The whole
+    // shard then, over what the first try left (--delta).
+    if (!(err instanceof TenantctlError) || !/database to include .* does not exist/.test(err.message)) throw err;
+    clock.mark('pgBackRest restore', `shard ${t.shard} whole: ${t.database_name} was made after the base backup`);
+    await pgbackrestOk(p.repo, p.user, [...args, '--delta', 'restore'], 'restore');
+  }
   const restoredBytes = await folderBytes(scratch.pgdata);
   clock.mark('recovery', `restored ${human(restoredBytes)}; replaying WAL to ${at.toISOString()}`);
   await op.phase('recovery', { restoredBytes });

@@ -213,6 +213,20 @@ describe.skipIf(!pgbackrest)(`restore <slug> --at <time> with pgBackRest${SKIP}`
     }
   }, 300_000);
 
+  it("a database tenant made after the shard's base backup: its database is not in the backup's manifest, and the whole shard is restored instead", async () => {
+    await e.create([{ slug: 'newco', model: 'database', shard: 'us1' }]);
+    await seed(e, 'newco', 50, 'newco');
+    const t = await timeT();
+    const before = await content('newco');
+    const app = await appUrl(e, 'newco');
+    await withPg(app.url, (c) => c.query(`delete from "${app.schema}".comments`));
+    await archiveNow();
+    const r = await e.cli(['restore', 'newco', '--at', t, '--as', 'newco-then', '--json']);
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    expect(json(r).result).toMatchObject({ status: 'succeeded', tenant: 'newco-then' });
+    expect(await content('newco-then')).toEqual(before);
+  }, 300_000);
+
   it('a time outside the window is refused (exit 2) naming the window; nothing is made', async () => {
     const early = await e.cli(['restore', 'acme', '--at', '2020-01-01T00:00:00Z', '--as', 'acme-old']);
     expect(early.code, early.stderr).toBe(2);
