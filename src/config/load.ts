@@ -8,10 +8,10 @@ import { assertConfigSize, readYaml } from './read-yaml.js';
 import { registerSecret, registerUrlSecret, redactText } from './redact.js';
 import { configSchema } from './schema.js';
 import type { Config, Shard } from './types.js';
+import { urlFromParts } from './url-from-parts.js';
 
 /** A pgBackRest option whose value is a secret (not `repo1-s3-key-type`, whose value is a word). */
 const PGBACKREST_SECRET = /-(pass|key|key-secret|secret|token)$/;
-import { urlFromParts } from './url-from-parts.js';
 
 /** Enough to fix a config; a hostile file must not produce a message of megabytes. */
 const MAX_LISTED_PROBLEMS = 30;
