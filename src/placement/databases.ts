@@ -5,6 +5,7 @@ import { TenantctlError } from '../errors.js';
 import { ident, isAlreadyExists } from '../sql.js';
 import { describeSessions, endDatabaseLockHolders, endSessions, sharedObjectLockHolders } from './sessions.js';
 import { SESSION_LOCK_WAIT_MS } from '../fleet/shard-connections.js';
+import { whileSweeping } from './sweep-holders.js';
 
 /** The maintenance database every PostgreSQL cluster has; DDL on databases runs from there. */
 import { ADMIN_DATABASE } from '../config/database-names.js';
@@ -81,7 +82,13 @@ async function dropWhenUnlocked(c: ShardClient, database: string): Promise<void>
     await endDatabaseLockHolders(c, database);
     await c.query(`set lock_timeout = ${DROP_LOCK_WAIT_MS}`);
     try {
-      await c.query(`drop database if exists ${ident(database)} with (force)`);
+      // Holders ended again and again while the drop waits (sweep-holders.ts): one that
+      // reconnects and takes the lock again then queues behind the drop.
+      await whileSweeping(
+        c,
+        () => c.query(`drop database if exists ${ident(database)} with (force)`),
+        (s) => endDatabaseLockHolders(s, database),
+      );
       return;
     } catch (err) {
       if ((err as { code?: string }).code !== '55P03') throw err;

@@ -7,6 +7,7 @@ import { ADMIN_DATABASE } from './databases.js';
 import { TENANT_ROLE_PREFIX } from './naming.js';
 import { actForRole, cutRoleLogin, endRoleSessions } from './roles.js';
 import { endRoleLockHolders, sharedObjectLockHolders } from './sessions.js';
+import { whileSweeping } from './sweep-holders.js';
 import { DATABASE_ACL_LOCK_CLASSID } from '../operations/lock-ids.js';
 import { xactLockInReach } from '../operations/lock-holder.js';
 
@@ -65,11 +66,18 @@ export async function dropRoleEverywhere(fleet: Fleet, shard: string, role: stri
   await fleet.withClient(shard, ADMIN_DATABASE, (c) => endRoleLockHolders(c, role));
   try {
     await concurrentCatalogRetry(() =>
-      fleet.withTransaction(shard, ADMIN_DATABASE, async (c) => {
-        // Here too: privileges on shared objects (databases) are revoked from any database.
-        await c.query(`drop owned by ${ident(role)}`);
-        await c.query(`drop role if exists ${ident(role)}`);
-      }),
+      fleet.withTransaction(shard, ADMIN_DATABASE, (c) =>
+        // A neighbour reconnecting to lock the role again waits behind the drop (sweep-holders.ts).
+        whileSweeping(
+          c,
+          async () => {
+            // Here too: privileges on shared objects (databases) are revoked from any database.
+            await c.query(`drop owned by ${ident(role)}`);
+            await c.query(`drop role if exists ${ident(role)}`);
+          },
+          (s) => endRoleLockHolders(s, role),
+        ),
+      ),
     );
   } catch (err) {
     const holders = await fleet.withClient(shard, ADMIN_DATABASE, (c) => sharedObjectLockHolders(c, 'pg_authid', role)).catch(() => []);

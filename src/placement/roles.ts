@@ -2,6 +2,7 @@ import type { ShardClient } from '../fleet/shard-connections.js';
 import { ident, isAlreadyExists } from '../sql.js';
 import { TenantctlError } from '../errors.js';
 import { DATABASE_ACL_LOCK_CLASSID } from '../operations/lock-ids.js';
+import { whileSweeping } from './sweep-holders.js';
 import { xactLockInReach } from '../operations/lock-holder.js';
 
 /**
@@ -123,7 +124,7 @@ async function endOne(c: ShardClient, role: string, pid: number): Promise<boolea
 }
 
 /** How long LOGIN off waits for the role's pg_authid row before its sessions are ended again. */
-const LOGIN_LOCK_WAIT_MS = 2_000;
+const LOGIN_LOCK_WAIT_MS = 5_000;
 /** How many times LOGIN off is tried, the role's sessions ended before each. */
 const LOGIN_OFF_TRIES = 3;
 
@@ -141,10 +142,18 @@ export async function cutRoleLogin(c: ShardClient, role: string): Promise<number
   for (let attempt = 1; ; attempt++) {
     ended += await endRoleSessions(c, role);
     try {
-      await c.query('begin');
-      await c.query(`set local lock_timeout = ${LOGIN_LOCK_WAIT_MS}`);
-      await setRoleLogin(c, role, false);
-      await c.query('commit');
+      // Its sessions ended again and again while the statement waits: a tenant reconnecting in a
+      // loop to hold its own role locked then waits behind it (sweep-holders.ts).
+      await whileSweeping(
+        c,
+        async () => {
+          await c.query('begin');
+          await c.query(`set local lock_timeout = ${LOGIN_LOCK_WAIT_MS}`);
+          await setRoleLogin(c, role, false);
+          await c.query('commit');
+        },
+        (s) => endRoleSessions(s, role),
+      );
       return ended;
     } catch (err) {
       await c.query('rollback').catch(() => undefined);

@@ -641,6 +641,72 @@ describe('a tenant that holds its own role locked', () => {
     await held.end().catch(() => undefined);
   });
 
+  it("reconnecting in a loop to hold its own role, or a neighbour's database or role, locked: still suspended, and the neighbours still deleted", async () => {
+    const e = await env('relock');
+    await createViaFile(e, [
+      { slug: 'rk-s', model: 'schema', shard: 'us1' },
+      { slug: 'rk-d', model: 'database', shard: 'us1' },
+      { slug: 'rk-x', model: 'schema', shard: 'us1' },
+    ]);
+    const password = (await ok(e, ['tenant', 'credentials', 'rk-s'])).password as string;
+    const url = await appUrl(e, 'rk-s', password);
+    let stop = false;
+    /** N sessions of the tenant, each taking `sql`'s lock in a transaction left open, reconnecting the moment it is ended. */
+    const loops = (n: number, sql: string) =>
+      Array.from({ length: n }, async () => {
+        while (!stop) {
+          try {
+            const c = await beginLeftOpen(await connect(url));
+            await c.query('set local lock_timeout = 0');
+            await c.query(sql);
+            while (
+              !stop &&
+              (await c.query('select 1').then(
+                () => true,
+                () => false,
+              ))
+            )
+              await new Promise((r) => setTimeout(r, 50));
+            await c.end().catch(() => undefined);
+          } catch {
+            await new Promise((r) => setTimeout(r, 10));
+          }
+        }
+      });
+    // A neighbour's database first: its drop used to lose to sessions taking the lock again.
+    let attackers = loops(6, `alter role current_user in database t_rk_d set work_mem = '2MB'`);
+    try {
+      await deletesAnyway(e, 'rk-d');
+      expect(await e.q('us1', 'postgres', `select 1 from pg_database where datname = 't_rk_d'`)).toHaveLength(0);
+    } finally {
+      stop = true;
+      await Promise.all(attackers);
+    }
+    // A neighbour's role (ALTER DEFAULT PRIVILEGES … TO it locks it): its DROP ROLE goes through.
+    stop = false;
+    attackers = loops(6, 'alter default privileges for role current_user grant select on tables to tenant_rk_x');
+    try {
+      await deletesAnyway(e, 'rk-x');
+      expect(await e.q('us1', 'postgres', `select 1 from pg_roles where rolname = 'tenant_rk_x'`)).toHaveLength(0);
+    } finally {
+      stop = true;
+      await Promise.all(attackers);
+    }
+    // Its own role: LOGIN off in spite of them, every session ended.
+    stop = false;
+    attackers = loops(6, `alter role current_user password '${password}'`);
+    try {
+      const r = await e.cli(['tenant', 'suspend', 'rk-s']);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      const role = await e.q('us1', 'postgres', `select rolcanlogin as ok from pg_roles where rolname = 'tenant_rk_s'`);
+      expect(role[0].ok).toBe(false);
+    } finally {
+      stop = true;
+      await Promise.all(attackers);
+    }
+    await expect(connect(url)).rejects.toThrow();
+  });
+
   it("a neighbour's lock on a database tenant's database (ALTER ROLE itself IN DATABASE, never committed) no longer blocks its delete", async () => {
     const e = await env('dblock');
     await createViaFile(e, [
