@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type { ShardClient } from '../fleet/shard-connections.js';
+import { CONNECT_TIMEOUT_MS } from '../config/connection-limits.js';
 
 /** How often the sweep runs while the statement waits. */
 const SWEEP_EVERY_MS = 100;
@@ -25,6 +26,7 @@ export async function whileSweeping<T>(c: pg.ClientBase, work: () => Promise<T>,
     database: p.database,
     ssl: p.ssl,
     application_name: 'tenantctl sweep',
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
   });
   s.on('error', () => undefined);
   let done = false;
@@ -50,7 +52,8 @@ export async function whileSweeping<T>(c: pg.ClientBase, work: () => Promise<T>,
   } finally {
     done = true;
     wake();
-    await loop;
+    // Ended first: a sweep still connecting, or mid-query, gives up at once instead of being waited for.
     await s.end().catch(() => undefined);
+    await loop;
   }
 }
