@@ -52,8 +52,10 @@ export async function whileSweeping<T>(c: pg.ClientBase, work: () => Promise<T>,
   } finally {
     done = true;
     wake();
-    // Ended first: a sweep still connecting, or mid-query, gives up at once instead of being waited for.
-    await s.end().catch(() => undefined);
+    // The loop first: a client ended while it connects never settles its connect (node-postgres
+    // calls no callback for an end it was asked for), and the loop would wait on it for good. Its
+    // connect is bounded by connectionTimeoutMillis, a sweep by its own statements' timeouts.
     await loop;
+    await s.end().catch(() => undefined);
   }
 }
