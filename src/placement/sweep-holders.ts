@@ -4,6 +4,8 @@ import { CONNECT_TIMEOUT_MS } from '../config/connection-limits.js';
 
 /** How often the sweep runs while the statement waits. */
 const SWEEP_EVERY_MS = 100;
+/** The longest one statement of the sweep may wait or run (ending a session waits up to 10 s for it). */
+const SWEEP_STATEMENT_MS = 15_000;
 
 /**
  * Run `work` (a statement on `c` that waits for a lock: ALTER ROLE … NOLOGIN, DROP ROLE, DROP
@@ -27,6 +29,9 @@ export async function whileSweeping<T>(c: pg.ClientBase, work: () => Promise<T>,
     ssl: p.ssl,
     application_name: 'tenantctl sweep',
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    // A sweep statement never waits long: the statement it serves must not wait for it.
+    lock_timeout: SWEEP_STATEMENT_MS,
+    statement_timeout: SWEEP_STATEMENT_MS,
   });
   s.on('error', () => undefined);
   let done = false;
