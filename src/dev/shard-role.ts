@@ -91,7 +91,13 @@ async function closeFunctions(client: pg.Client, spec: ClusterSpec): Promise<voi
   for (const { d } of rows) {
     const c = new pg.Client({ host: spec.host, port: spec.port, user: DEV_SUPERUSER, password: spec.password, database: d });
     c.on('error', () => undefined);
-    await c.connect();
+    try {
+      await c.connect();
+    } catch (err) {
+      // Dropped since it was listed (a tenant deleted, a move completed meanwhile): nothing to close there.
+      if ((err as { code?: string }).code === '3D000') continue;
+      throw err;
+    }
     try {
       await c.query(
         `do $$ begin
@@ -101,6 +107,10 @@ async function closeFunctions(client: pg.Client, spec: ClusterSpec): Promise<voi
          end $$`,
       );
       for (const group of CLOSED_FUNCTIONS) await c.query(closeFunctionsSql(group, spec.user));
+    } catch (err) {
+      // Its session ended by a DROP DATABASE … WITH (FORCE) while these ran: gone, nothing to close.
+      const gone = await client.query('select 1 from pg_database where datname = $1', [d]);
+      if (gone.rowCount) throw err;
     } finally {
       await c.end().catch(() => undefined);
     }
