@@ -650,10 +650,13 @@ describe('a tenant that holds its own role locked', () => {
     ]);
     const password = (await ok(e, ['tenant', 'credentials', 'rk-s'])).password as string;
     const url = await appUrl(e, 'rk-s', password);
-    let stop = false;
-    /** N sessions of the tenant, each taking `sql`'s lock in a transaction left open, reconnecting the moment it is ended. */
-    const loops = (n: number, sql: string) =>
-      Array.from({ length: n }, async () => {
+    /**
+     * `check` run while 6 sessions of the tenant each take `sql`'s lock in a transaction left open,
+     * reconnecting the moment they are ended; they stop when it is done.
+     */
+    const underAttack = async (sql: string, check: () => Promise<void>) => {
+      let stop = false;
+      const attackers = Array.from({ length: 6 }, async () => {
         while (!stop) {
           try {
             const c = await beginLeftOpen(await connect(url));
@@ -673,37 +676,30 @@ describe('a tenant that holds its own role locked', () => {
           }
         }
       });
+      try {
+        await check();
+      } finally {
+        stop = true;
+        await Promise.all(attackers);
+      }
+    };
     // A neighbour's database first: its drop used to lose to sessions taking the lock again.
-    let attackers = loops(6, `alter role current_user in database t_rk_d set work_mem = '2MB'`);
-    try {
+    await underAttack(`alter role current_user in database t_rk_d set work_mem = '2MB'`, async () => {
       await deletesAnyway(e, 'rk-d');
       expect(await e.q('us1', 'postgres', `select 1 from pg_database where datname = 't_rk_d'`)).toHaveLength(0);
-    } finally {
-      stop = true;
-      await Promise.all(attackers);
-    }
+    });
     // A neighbour's role (ALTER DEFAULT PRIVILEGES … TO it locks it): its DROP ROLE goes through.
-    stop = false;
-    attackers = loops(6, 'alter default privileges for role current_user grant select on tables to tenant_rk_x');
-    try {
+    await underAttack('alter default privileges for role current_user grant select on tables to tenant_rk_x', async () => {
       await deletesAnyway(e, 'rk-x');
       expect(await e.q('us1', 'postgres', `select 1 from pg_roles where rolname = 'tenant_rk_x'`)).toHaveLength(0);
-    } finally {
-      stop = true;
-      await Promise.all(attackers);
-    }
+    });
     // Its own role: LOGIN off in spite of them, every session ended.
-    stop = false;
-    attackers = loops(6, `alter role current_user password '${password}'`);
-    try {
+    await underAttack(`alter role current_user password '${password}'`, async () => {
       const r = await e.cli(['tenant', 'suspend', 'rk-s']);
       expect(r.code, r.stdout + r.stderr).toBe(0);
       const role = await e.q('us1', 'postgres', `select rolcanlogin as ok from pg_roles where rolname = 'tenant_rk_s'`);
       expect(role[0].ok).toBe(false);
-    } finally {
-      stop = true;
-      await Promise.all(attackers);
-    }
+    });
     await expect(connect(url)).rejects.toThrow();
   });
 
